@@ -1,0 +1,125 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync/atomic"
+)
+
+// ErrNoServer is returned by Pick when no real server may take a new
+// connection: all are unavailable or quiesced (weight 0), or there are none.
+var ErrNoServer = errors.New("scheduler: no real server available")
+
+// ErrUnknown is returned by New for a scheduler name it does not know.
+var ErrUnknown = errors.New("scheduler: unknown scheduler")
+
+// ErrBadOption is returned by New for an option that does not fit the
+// scheduler (for example a maglev table size that is not prime).
+var ErrBadOption = errors.New("scheduler: bad option")
+
+// Server is one real server in an immutable snapshot handed to New.
+// Schedulers refer to servers by their index in that snapshot.
+type Server struct {
+	Addr      netip.Addr
+	Weight    int  // 0 = quiesced: no new connections
+	Available bool // false = failed health check, unresolved MAC, removed
+}
+
+// usable reports whether s may take a new connection.
+func (s Server) usable() bool { return s.Available && s.Weight > 0 }
+
+// Flow is what a scheduler may look at to place a new connection.
+type Flow struct {
+	Proto   uint8 // IP protocol number (6 tcp, 17 udp)
+	Src     netip.Addr
+	SrcPort uint16
+	Dst     netip.Addr
+	DstPort uint16
+}
+
+// Load reports live connection counts by server index, as the connection
+// table sees them when Pick is called. lc, wlc, sed and nq read it; the other
+// schedulers ignore it (nil is allowed for them).
+type Load interface {
+	Conns(i int) (active, inactive uint32)
+}
+
+// Scheduler places new connections. Implementations are built once from a
+// snapshot and never change it: to change servers or weights, build a new
+// one and swap it in through a Handle. Pick is safe for concurrent use and
+// allocates nothing.
+type Scheduler interface {
+	// Name is the ipvsadm -s name: "rr", "wrr", ...
+	Name() string
+	// Pick returns the index in the snapshot of the server that gets the
+	// new connection f, or ErrNoServer.
+	Pick(f *Flow, load Load) (int, error)
+}
+
+// Options tune the hashing schedulers. The zero value is the IPVS default.
+type Options struct {
+	// HashPort includes the source port in sh/mh hashes (ipvsadm sh-port /
+	// mh-port).
+	HashPort bool
+	// Fallback makes sh/mh pick another server when the hashed one is
+	// unavailable or quiesced, instead of failing (sh-fallback / mh-fallback).
+	Fallback bool
+	// TableSize is the maglev lookup table size; it must be prime. 0 means
+	// DefaultTableSize.
+	TableSize int
+}
+
+// DefaultTableSize is the maglev lookup table size used when Options.TableSize is 0.
+const DefaultTableSize = 65537
+
+// constructor builds one algorithm from a snapshot.
+type constructor func(servers []Server, opts Options) (Scheduler, error)
+
+// algorithms maps ipvsadm -s names to constructors. It is never written
+// after package initialisation.
+var algorithms = map[string]constructor{}
+
+// Names lists the scheduler names New accepts, sorted.
+func Names() []string {
+	names := make([]string, 0, len(algorithms))
+	for n := range algorithms {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New builds the scheduler called name (as ipvsadm -s) over a copy of servers.
+func New(name string, servers []Server, opts Options) (Scheduler, error) {
+	c, ok := algorithms[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (valid: %s)", ErrUnknown, name, strings.Join(Names(), ", "))
+	}
+	snap := make([]Server, len(servers))
+	copy(snap, servers)
+	return c(snap, opts)
+}
+
+// Consistent reports whether the named scheduler is a pure function of
+// (snapshot, flow): sh and mh. The forwarder uses it to adopt a mid-flow TCP
+// packet that has no connection entry (after a director restart) instead of
+// dropping it.
+func Consistent(name string) bool { return name == "sh" || name == "mh" }
+
+// Handle holds the current scheduler of a virtual service. Pickers Load it
+// without locks while a rebuild Stores a new one.
+type Handle struct{ p atomic.Pointer[Scheduler] }
+
+// Load returns the current scheduler, or nil before the first Store.
+func (h *Handle) Load() Scheduler {
+	if p := h.p.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Store makes s the current scheduler.
+func (h *Handle) Store(s Scheduler) { h.p.Store(&s) }
