@@ -1,0 +1,56 @@
+package conntable
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// check verifies the table's structural invariants: the count matches the
+// occupied slots, at least one slot is empty, every entry is reachable from
+// its home slot without crossing an empty slot (what backward shift must
+// preserve), and no key appears twice.
+func (t *Table) check() error {
+	occupied := 0
+	seen := make(map[Key]int, t.n)
+	for j := range t.slots {
+		e := &t.slots[j]
+		if e.expires == expEmpty {
+			if e.Key != (Key{}) || e.Service != 0 || e.Real != 0 || e.State != 0 || e.Flags != 0 {
+				return fmt.Errorf("empty slot %d not zeroed: %+v", j, *e)
+			}
+			continue
+		}
+		occupied++
+		if prev, dup := seen[e.Key]; dup {
+			return fmt.Errorf("key %v in slots %d and %d", e.Key, prev, j)
+		}
+		seen[e.Key] = j
+		for i := t.home(hashKey(&e.Key, t.seed)); i != j; i = t.next(i) {
+			if t.slots[i].expires == expEmpty {
+				return fmt.Errorf("slot %d: empty slot %d between home and entry", j, i)
+			}
+		}
+	}
+	if occupied != t.n {
+		return fmt.Errorf("Len %d, occupied slots %d", t.n, occupied)
+	}
+	if occupied >= len(t.slots) {
+		return fmt.Errorf("no empty slot: %d of %d", occupied, len(t.slots))
+	}
+	if t.n > t.max {
+		return fmt.Errorf("Len %d > Max %d", t.n, t.max)
+	}
+	return nil
+}
+
+// testKey builds a distinct IPv4 TCP connection key from i.
+func testKey(i int) Key {
+	c := netip.AddrFrom4([4]byte{198, 18, byte(i >> 16), byte(i >> 8)})
+	return Key{
+		CIP:   c.As16(),
+		VIP:   netip.AddrFrom4([4]byte{198, 18, 0, 100}).As16(),
+		CPort: uint16(1024 + i&0xff),
+		VPort: 80,
+		Proto: 6,
+	}
+}

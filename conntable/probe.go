@@ -1,0 +1,129 @@
+package conntable
+
+import "math/bits"
+
+// home maps a hash to its slot with Lemire's multiply-shift range reduction:
+// the high word of h*nslots is uniform over [0, nslots) for uniform h, with
+// no division and no power-of-two slot count.
+func (t *Table) home(h uint64) int {
+	hi, _ := bits.Mul64(h, t.nslots)
+	return int(hi)
+}
+
+// next is the following slot of a linear probe, wrapping at the end.
+func (t *Table) next(i int) int {
+	i++
+	if i == len(t.slots) {
+		i = 0
+	}
+	return i
+}
+
+// Lookup returns the live entry for k, or nil if there is none. now is unix
+// nanoseconds. Expired entries met on k's probe run, k's own included, are
+// removed on the way (OnExpire is called for each), so the returned pointer
+// is valid only until the next Lookup, Insert, Delete or Sweep.
+func (t *Table) Lookup(k *Key, now int64) *Entry {
+	nowSec := nowSeconds(now)
+	i := t.home(hashKey(k, t.seed))
+	for {
+		e := &t.slots[i]
+		if e.expires == expEmpty {
+			return nil
+		}
+		if e.expiredAt(nowSec) {
+			// Slot i now holds the next entry of the run, or nothing.
+			t.remove(i)
+			continue
+		}
+		if e.Key == *k {
+			return e
+		}
+		i = t.next(i)
+	}
+}
+
+// Insert adds a new entry for k and returns it zeroed but for Key. The new
+// entry is already expired until the caller calls SetTimeout, which it must
+// do before any other call on the table; then it fills Service, Real, State
+// and Flags. If a live entry for k exists, Insert returns it with ErrExists.
+// If the table holds Max entries, Insert first reclaims expired entries on
+// k's probe run, then sweeps a few more slots, then fails with ErrFull; it
+// never evicts a live entry. The pointer is valid until the next mutation.
+func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
+	nowSec := nowSeconds(now)
+	start := t.home(hashKey(k, t.seed))
+	swept := false
+	for {
+		i := start
+		for {
+			e := &t.slots[i]
+			if e.expires == expEmpty {
+				break
+			}
+			if e.expiredAt(nowSec) {
+				t.remove(i)
+				continue
+			}
+			if e.Key == *k {
+				return e, ErrExists
+			}
+			i = t.next(i)
+		}
+		if t.n < t.max {
+			e := &t.slots[i]
+			*e = Entry{Key: *k, expires: expPending}
+			t.n++
+			return e, nil
+		}
+		// Full. A sweep may shift k's run, so probe it again afterwards.
+		if swept || t.Sweep(now, fullSweepBudget) == 0 {
+			return nil, ErrFull
+		}
+		swept = true
+	}
+}
+
+// Delete removes e from the table and calls OnExpire for it. e must come
+// from Lookup or Insert on this table with no mutation since; a nil pointer,
+// a foreign pointer or one to an already emptied slot is ignored.
+func (t *Table) Delete(e *Entry) {
+	i := t.index(e)
+	if i < 0 || t.slots[i].expires == expEmpty {
+		return
+	}
+	t.remove(i)
+}
+
+// remove empties occupied slot i, calling OnExpire first, and closes the gap
+// by backward shift: each following entry of the run that may legally sit
+// earlier (its home is not cyclically within (hole, j]) moves into the hole,
+// so no tombstones are needed and every run stays contiguous. Entries only
+// ever move into slots at or after i along the run: a scan that re-examines
+// slot i after remove skips nothing.
+func (t *Table) remove(i int) {
+	if t.onExpire != nil {
+		t.onExpire(&t.slots[i])
+	}
+	t.n--
+	hole := i
+	j := i
+	for {
+		j = t.next(j)
+		s := &t.slots[j]
+		if s.expires == expEmpty {
+			break
+		}
+		h := t.home(hashKey(&s.Key, t.seed))
+		if hole <= j {
+			if hole < h && h <= j {
+				continue
+			}
+		} else if hole < h || h <= j {
+			continue
+		}
+		t.slots[hole] = *s
+		hole = j
+	}
+	t.slots[hole] = Entry{}
+}

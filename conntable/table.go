@@ -1,0 +1,160 @@
+package conntable
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+)
+
+// ErrFull is returned by Insert when the table already holds Options.Max
+// entries and none on the new key's probe run (nor within a short extra
+// sweep) had expired. Live entries are never evicted to make room.
+var ErrFull = errors.New("conntable: table full")
+
+// ErrExists is returned by Insert when a live entry with the same key is
+// already in the table; Insert also returns that entry. Callers normally
+// Lookup first, so this signals a logic error or a race they lost.
+var ErrExists = errors.New("conntable: key exists")
+
+// ErrBadOptions is returned by New for options it cannot build a table from.
+var ErrBadOptions = errors.New("conntable: bad options")
+
+// MaxEntries is the largest Options.Max New accepts (about 17 GB of slots).
+const MaxEntries = 1 << 28
+
+// fullSweepBudget is how many extra slots Insert sweeps when the table is
+// full before giving up with ErrFull: enough to find stale entries a
+// lagging periodic Sweep left behind, small enough that a SYN flood against
+// a table full of live flows stays cheap per dropped packet.
+const fullSweepBudget = 32
+
+// Options configure a Table.
+type Options struct {
+	// Max is the most entries (connections plus templates) the table holds;
+	// Insert beyond it fails with ErrFull. The slot array is sized for it at
+	// New and never grows.
+	Max int
+	// Seed seeds the key hash. 0 is fine and deterministic: replay uses it
+	// for repeatable output. A random seed per director makes hash flooding
+	// harder for clients who choose their ports.
+	Seed uint64
+	// OnExpire, if set, is called exactly once for every entry that leaves
+	// the table, by expiry (Lookup, Insert probing, Sweep) or by Delete,
+	// just before its slot is reused. The entry is still intact. It must not
+	// call back into the Table nor keep the pointer.
+	OnExpire func(e *Entry)
+}
+
+// Table is a bounded open-addressing hash table of Entries. See the package
+// documentation for the layout and for how long returned pointers stay valid.
+type Table struct {
+	slots    []Entry
+	nslots   uint64 // len(slots), for the range reduction
+	seed     uint64 // seedMix(Options.Seed)
+	max      int
+	n        int // occupied slots, expired-but-unreclaimed included
+	hand     int // Sweep's clock hand
+	onExpire func(e *Entry)
+}
+
+// New returns an empty table for opts.Max entries. It allocates the whole
+// slot array up front (Slots()*48 bytes); nothing allocates afterwards.
+func New(opts Options) (*Table, error) {
+	if opts.Max <= 0 || opts.Max > MaxEntries {
+		return nil, fmt.Errorf("%w: Max = %d, want 1..%d", ErrBadOptions, opts.Max, MaxEntries)
+	}
+	return &Table{
+		slots:    make([]Entry, slotCount(opts.Max)),
+		nslots:   uint64(slotCount(opts.Max)),
+		seed:     seedMix(opts.Seed),
+		max:      opts.Max,
+		onExpire: opts.OnExpire,
+	}, nil
+}
+
+// slotCount sizes the slot array so that at max entries the load factor is
+// 0.75 (48-byte slots: 64 bytes per entry). Rounding down keeps the bytes
+// per entry at or under 64; at least one slot always stays empty so every
+// probe run ends.
+func slotCount(max int) int {
+	n := max + max/3
+	if n <= max {
+		n = max + 1
+	}
+	return n
+}
+
+// Len returns the number of entries in the table, including expired entries
+// not yet reclaimed (they still occupy a slot and count against Max).
+func (t *Table) Len() int { return t.n }
+
+// Cap returns Options.Max, the most entries the table holds.
+func (t *Table) Cap() int { return t.max }
+
+// Slots returns the size of the slot array (about Cap*4/3).
+func (t *Table) Slots() int { return len(t.slots) }
+
+// Bytes returns the memory the table occupies: slot array plus header.
+func (t *Table) Bytes() int {
+	return len(t.slots)*int(unsafe.Sizeof(Entry{})) + int(unsafe.Sizeof(*t))
+}
+
+// SetTimeout sets e to expire at ceil((now+d)/1s) unix seconds, now in unix
+// nanoseconds. d <= 0 still leaves e live until the next whole second. It
+// does nothing for a nil e or a pointer to a slot that has since been emptied.
+func (t *Table) SetTimeout(e *Entry, now int64, d time.Duration) {
+	if e == nil || e.expires == expEmpty {
+		return
+	}
+	e.expires = expirySeconds(now, d)
+}
+
+// Expires returns when e expires, in unix nanoseconds (a whole second).
+// It is 0 for nil or an emptied slot. An entry that was inserted but never
+// given a timeout reports 1s after the epoch: already expired.
+func (t *Table) Expires(e *Entry) int64 {
+	if e == nil {
+		return 0
+	}
+	return int64(e.expires) * int64(time.Second)
+}
+
+// Expired reports whether e has expired at now (unix nanoseconds): Lookup
+// would treat it as absent. Useful with Range, which yields expired entries
+// not yet reclaimed.
+func (t *Table) Expired(e *Entry, now int64) bool {
+	if e == nil || e.expires == expEmpty {
+		return true
+	}
+	return e.expiredAt(nowSeconds(now))
+}
+
+// Range calls fn for every entry in the table, in slot order, until fn
+// returns false. It yields expired entries not yet reclaimed too (see
+// Expired). For listings, not the hot path: fn must not mutate the table.
+func (t *Table) Range(fn func(e *Entry) bool) {
+	for i := range t.slots {
+		e := &t.slots[i]
+		if e.expires == expEmpty {
+			continue
+		}
+		if !fn(e) {
+			return
+		}
+	}
+}
+
+// index returns the slot number e points at, or -1 if e does not point at
+// the start of one of this table's slots.
+func (t *Table) index(e *Entry) int {
+	if e == nil || len(t.slots) == 0 {
+		return -1
+	}
+	const size = unsafe.Sizeof(Entry{})
+	off := uintptr(unsafe.Pointer(e)) - uintptr(unsafe.Pointer(&t.slots[0]))
+	if off%size != 0 || off/size >= uintptr(len(t.slots)) {
+		return -1
+	}
+	return int(off / size)
+}

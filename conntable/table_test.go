@@ -1,0 +1,349 @@
+package conntable
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// t0 is a realistic fake clock origin: 2025-01-01T00:00:00Z in unix ns.
+const t0 = int64(1735689600) * int64(time.Second)
+
+func TestSizes(t *testing.T) {
+	if got := unsafe.Sizeof(Entry{}); got != 48 {
+		t.Errorf("unsafe.Sizeof(Entry{}) = %d, want 48", got)
+	}
+	if got := unsafe.Sizeof(Key{}); got != 38 {
+		t.Errorf("unsafe.Sizeof(Key{}) = %d, want 38", got)
+	}
+}
+
+func TestNewBadOptions(t *testing.T) {
+	for _, max := range []int{0, -1, math.MinInt, MaxEntries + 1} {
+		if _, err := New(Options{Max: max}); !errors.Is(err, ErrBadOptions) {
+			t.Errorf("New(Max: %d) error = %v, want ErrBadOptions", max, err)
+		}
+	}
+}
+
+func TestSizing(t *testing.T) {
+	for _, tc := range []struct {
+		max, slots int
+	}{
+		{1, 2},
+		{2, 3},
+		{3, 4},
+		{4, 5},
+		{100, 133},
+		{1000000, 1333333},
+	} {
+		tb, err := New(Options{Max: tc.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tb.Slots() != tc.slots || tb.Cap() != tc.max {
+			t.Errorf("Max %d: Slots %d Cap %d, want %d %d", tc.max, tb.Slots(), tb.Cap(), tc.slots, tc.max)
+		}
+		// Rounding the slot count down keeps slot bytes per entry <= 64; the
+		// load factor at Max is then 0.75 give or take one slot.
+		if tc.max >= 3 {
+			if b := tb.Slots() * int(unsafe.Sizeof(Entry{})); b > 64*tc.max {
+				t.Errorf("Max %d: %d slot bytes > 64 per entry", tc.max, b)
+			}
+		}
+		if tc.max >= 100 {
+			if lf := float64(tc.max) / float64(tb.Slots()-1); lf > 0.76 {
+				t.Errorf("Max %d: load factor at Max %.4f > ~0.75", tc.max, lf)
+			}
+		}
+		if tc.max >= 1000000 {
+			if bpc := float64(tb.Bytes()) / float64(tc.max); bpc > 64.001 {
+				t.Errorf("Max %d: %.4f bytes/conn (header included) > 64", tc.max, bpc)
+			}
+		}
+	}
+}
+
+func TestExpirySeconds(t *testing.T) {
+	s := int64(time.Second)
+	for _, tc := range []struct {
+		name string
+		now  int64
+		d    time.Duration
+		want uint32
+	}{
+		{"whole", 10 * s, 5 * time.Second, 15},
+		{"round up", 10*s + 1, 5 * time.Second, 16},
+		{"round up d", 10 * s, 5*time.Second + 1, 16},
+		{"zero d", 10*s + 500, 0, 11},
+		{"zero d on second", 10 * s, 0, 10},
+		{"negative d", 10 * s, -20 * time.Second, expPending},
+		{"before epoch", -5 * s, time.Second, expPending},
+		{"epoch", 0, 0, expPending},
+		{"saturate", t0, time.Duration(math.MaxInt64), math.MaxUint32},
+		{"past 2106", int64(math.MaxUint32) * s, 10 * time.Second, math.MaxUint32},
+		{"min d", t0, time.Duration(math.MinInt64), expPending},
+	} {
+		if got := expirySeconds(tc.now, tc.d); got != tc.want {
+			t.Errorf("%s: expirySeconds(%d, %v) = %d, want %d", tc.name, tc.now, tc.d, got, tc.want)
+		}
+	}
+}
+
+// expireLog counts OnExpire calls per key.
+type expireLog map[Key]int
+
+func (l expireLog) fn(e *Entry) { l[e.Key]++ }
+
+func TestLifecycle(t *testing.T) {
+	sec := int64(time.Second)
+	k := testKey(1)
+	tmpl := k
+	tmpl.Kind = KindTemplate
+	tmpl.CPort = 0
+
+	type step struct {
+		op     string // insert, lookup, delete, sweep, refresh
+		key    Key
+		at     int64         // fake clock offset from t0
+		d      time.Duration // insert/refresh timeout
+		want   bool          // lookup: found; insert: succeeded
+		err    error         // insert error
+		expire int           // OnExpire count for key after the step
+		length int           // Len after the step
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"insert lookup expire by lookup", []step{
+			{op: "insert", key: k, d: 10 * time.Second, want: true, length: 1},
+			{op: "lookup", key: k, at: 9 * sec, want: true, length: 1},
+			{op: "lookup", key: k, at: 10*sec - 1, want: true, length: 1},
+			{op: "lookup", key: k, at: 10 * sec, want: false, expire: 1, length: 0},
+			{op: "lookup", key: k, at: 11 * sec, want: false, expire: 1, length: 0},
+		}},
+		{"exists then reinsert after expiry", []step{
+			{op: "insert", key: k, d: 5 * time.Second, want: true, length: 1},
+			{op: "insert", key: k, at: sec, d: 5 * time.Second, err: ErrExists, length: 1},
+			{op: "insert", key: k, at: 6 * sec, d: 5 * time.Second, want: true, expire: 1, length: 1},
+			{op: "lookup", key: k, at: 7 * sec, want: true, expire: 1, length: 1},
+		}},
+		{"refresh extends", []step{
+			{op: "insert", key: k, d: 5 * time.Second, want: true, length: 1},
+			{op: "refresh", key: k, at: 4 * sec, d: 5 * time.Second, want: true, length: 1},
+			{op: "lookup", key: k, at: 8 * sec, want: true, length: 1},
+			{op: "sweep", key: k, at: 9 * sec, expire: 1, length: 0},
+		}},
+		{"delete calls OnExpire once", []step{
+			{op: "insert", key: k, d: time.Hour, want: true, length: 1},
+			{op: "delete", key: k, expire: 1, length: 0},
+			{op: "lookup", key: k, want: false, expire: 1, length: 0},
+			{op: "sweep", key: k, at: 2 * time.Hour.Nanoseconds(), expire: 1, length: 0},
+		}},
+		{"template and conn are distinct", []step{
+			{op: "insert", key: k, d: time.Minute, want: true, length: 1},
+			{op: "insert", key: tmpl, d: time.Hour, want: true, length: 2},
+			{op: "lookup", key: k, at: 2 * time.Minute.Nanoseconds(), want: false, expire: 1, length: 1},
+			{op: "lookup", key: tmpl, at: 2 * time.Minute.Nanoseconds(), want: true, length: 1},
+		}},
+		{"pending insert is expired", []step{
+			{op: "insert", key: k, d: -1, want: true, length: 1},
+			{op: "lookup", key: k, want: false, expire: 1, length: 0},
+		}},
+		{"sweep leaves live", []step{
+			{op: "insert", key: k, d: time.Minute, want: true, length: 1},
+			{op: "sweep", key: k, at: 59 * sec, length: 1},
+			{op: "lookup", key: k, at: 59 * sec, want: true, length: 1},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := expireLog{}
+			tb, err := New(Options{Max: 8, OnExpire: log.fn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range tc.steps {
+				now := t0 + s.at
+				switch s.op {
+				case "insert":
+					e, err := tb.Insert(&s.key, now)
+					if !errors.Is(err, s.err) {
+						t.Fatalf("step %d: Insert error %v, want %v", i, err, s.err)
+					}
+					if (err == nil) != s.want {
+						t.Fatalf("step %d: Insert ok = %v, want %v", i, err == nil, s.want)
+					}
+					if err == nil && s.d >= 0 {
+						tb.SetTimeout(e, now, s.d)
+					}
+				case "lookup", "refresh":
+					e := tb.Lookup(&s.key, now)
+					if (e != nil) != s.want {
+						t.Fatalf("step %d: Lookup found = %v, want %v", i, e != nil, s.want)
+					}
+					if e != nil && e.Key != s.key {
+						t.Fatalf("step %d: Lookup returned key %v", i, e.Key)
+					}
+					if s.op == "refresh" && e != nil {
+						tb.SetTimeout(e, now, s.d)
+					}
+				case "delete":
+					tb.Delete(tb.Lookup(&s.key, now))
+				case "sweep":
+					tb.Sweep(now, tb.Slots())
+				}
+				if log[s.key] != s.expire {
+					t.Fatalf("step %d (%s): OnExpire count %d, want %d", i, s.op, log[s.key], s.expire)
+				}
+				if tb.Len() != s.length {
+					t.Fatalf("step %d (%s): Len %d, want %d", i, s.op, tb.Len(), s.length)
+				}
+				if err := tb.check(); err != nil {
+					t.Fatalf("step %d (%s): %v", i, s.op, err)
+				}
+			}
+		})
+	}
+}
+
+func TestDeleteIgnoresBadPointers(t *testing.T) {
+	log := expireLog{}
+	tb, _ := New(Options{Max: 4, OnExpire: log.fn})
+	other, _ := New(Options{Max: 4})
+	k := testKey(3)
+	e, _ := tb.Insert(&k, t0)
+	tb.SetTimeout(e, t0, time.Minute)
+	oe, _ := other.Insert(&k, t0)
+
+	tb.Delete(nil)
+	tb.Delete(&Entry{Key: k, expires: 99})
+	tb.Delete(oe)
+	// A pointer into the middle of a slot.
+	tb.Delete((*Entry)(unsafe.Add(unsafe.Pointer(e), 8)))
+	if tb.Len() != 1 || len(log) != 0 {
+		t.Fatalf("bad pointers removed something: Len %d, expired %v", tb.Len(), log)
+	}
+	tb.Delete(e)
+	tb.Delete(e) // stale: slot now empty
+	if tb.Len() != 0 || log[k] != 1 {
+		t.Fatalf("Len %d, OnExpire %d, want 0, 1", tb.Len(), log[k])
+	}
+	tb.SetTimeout(e, t0, time.Hour) // stale: must not resurrect the slot
+	if err := tb.check(); err != nil {
+		t.Fatal(err)
+	}
+	if tb.Expires(nil) != 0 || !tb.Expired(nil, t0) {
+		t.Fatal("nil entry: Expires != 0 or not Expired")
+	}
+}
+
+func TestFullTable(t *testing.T) {
+	const max = 50
+	log := expireLog{}
+	tb, _ := New(Options{Max: max, OnExpire: log.fn})
+	// Half the entries expire after 10s, half after an hour.
+	for i := range max {
+		k := testKey(i)
+		e, err := tb.Insert(&k, t0)
+		if err != nil {
+			t.Fatalf("Insert %d: %v", i, err)
+		}
+		d := time.Hour
+		if i%2 == 0 {
+			d = 10 * time.Second
+		}
+		tb.SetTimeout(e, t0, d)
+	}
+	extra := testKey(max)
+	if _, err := tb.Insert(&extra, t0); !errors.Is(err, ErrFull) {
+		t.Fatalf("Insert into full table: %v, want ErrFull", err)
+	}
+	if len(log) != 0 || tb.Len() != max {
+		t.Fatalf("full insert evicted live entries: %v", log)
+	}
+	// After the short ones expire, inserts succeed by reclaiming them, and
+	// exactly max/2 new keys fit.
+	now := t0 + 11*int64(time.Second)
+	added := 0
+	for i := max; i < 3*max; i++ {
+		k := testKey(i)
+		e, err := tb.Insert(&k, now)
+		if errors.Is(err, ErrFull) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Insert %d: %v", i, err)
+		}
+		tb.SetTimeout(e, now, time.Hour)
+		added++
+	}
+	// Some inserts may have failed before a sweep reached the stale entries;
+	// a full sweep then makes room for the rest.
+	tb.Sweep(now, tb.Slots())
+	for i := 3 * max; added < max/2; i++ {
+		k := testKey(i)
+		e, err := tb.Insert(&k, now)
+		if err != nil {
+			t.Fatalf("Insert %d after sweep: %v (added %d)", i, err, added)
+		}
+		tb.SetTimeout(e, now, time.Hour)
+		added++
+	}
+	k := testKey(10 * max)
+	if _, err := tb.Insert(&k, now); !errors.Is(err, ErrFull) {
+		t.Fatalf("Insert into refilled table: %v, want ErrFull", err)
+	}
+	for i := range max {
+		k := testKey(i)
+		want := 0
+		if i%2 == 0 {
+			want = 1
+		}
+		if log[k] != want {
+			t.Fatalf("key %d: OnExpire %d times, want %d", i, log[k], want)
+		}
+		if got := tb.Lookup(&k, now) != nil; got != (i%2 == 1) {
+			t.Fatalf("key %d: present %v after refill", i, got)
+		}
+	}
+	if err := tb.check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRange(t *testing.T) {
+	tb, _ := New(Options{Max: 10})
+	for i := range 5 {
+		k := testKey(i)
+		e, _ := tb.Insert(&k, t0)
+		tb.SetTimeout(e, t0, time.Duration(i+1)*time.Second)
+		e.Service = uint16(i)
+	}
+	sum, n := 0, 0
+	tb.Range(func(e *Entry) bool { sum += int(e.Service); n++; return true })
+	if n != 5 || sum != 0+1+2+3+4 {
+		t.Fatalf("Range saw %d entries, service sum %d", n, sum)
+	}
+	n = 0
+	tb.Range(func(e *Entry) bool { n++; return false })
+	if n != 1 {
+		t.Fatalf("Range did not stop: %d calls", n)
+	}
+	now := t0 + 3*int64(time.Second)
+	live := 0
+	tb.Range(func(e *Entry) bool {
+		if !tb.Expired(e, now) {
+			live++
+			if tb.Expires(e) <= now {
+				t.Errorf("live entry Expires %d <= now %d", tb.Expires(e), now)
+			}
+		}
+		return true
+	})
+	if live != 2 {
+		t.Fatalf("live at +3s = %d, want 2", live)
+	}
+}
