@@ -1,0 +1,69 @@
+package scheduler
+
+import (
+	"math"
+	"slices"
+)
+
+// maxWeight is the largest weight the schedulers honour (IPVS keeps weights
+// in an int). Clamping keeps every product and sum below in int64/uint64.
+const maxWeight = math.MaxInt32
+
+// weightOf returns s's weight clamped to [0, maxWeight].
+func weightOf(s Server) int64 {
+	switch {
+	case s.Weight <= 0:
+		return 0
+	case s.Weight > maxWeight:
+		return maxWeight
+	}
+	return int64(s.Weight)
+}
+
+// usableIndices returns the snapshot indices of the servers that may take a
+// new connection, in snapshot order. The snapshot is immutable, so Pick can
+// walk this list instead of re-testing every server.
+func usableIndices(servers []Server) []int32 {
+	var idx []int32
+	for i, s := range servers {
+		if s.usable() {
+			idx = append(idx, int32(i))
+		}
+	}
+	return idx
+}
+
+// weightedByAddr returns the indices of servers with a positive weight,
+// available or not, sorted by address (ties by snapshot index). The hashing
+// schedulers build their tables in this order so that the table depends on
+// the set of servers, not on the order they were listed in. Unavailable
+// servers keep their place in the table so that a health-check flap moves
+// only their own flows (through the fallback).
+func weightedByAddr(servers []Server) []int32 {
+	var idx []int32
+	for i, s := range servers {
+		if weightOf(s) > 0 {
+			idx = append(idx, int32(i))
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int {
+		return servers[a].Addr.Compare(servers[b].Addr)
+	})
+	return idx
+}
+
+// usableFlags returns, per snapshot index, whether the server is usable.
+func usableFlags(servers []Server) []bool {
+	u := make([]bool, len(servers))
+	for i, s := range servers {
+		u[i] = s.usable()
+	}
+	return u
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
