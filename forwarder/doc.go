@@ -1,0 +1,23 @@
+// Package forwarder is drlb's data path: one frame in, one verdict out.
+//
+// Packet flow through Process:
+//
+//	frame ──decode──▶ Ethernet [802.1Q] IPv4|IPv6 [frag] TCP|UDP|ICMP-error
+//	      ──match───▶ virtual service by (protocol, VIP, port), port 0 = every port
+//	      ──conn────▶ connection table (proto, CIP, CPORT, VIP, VPORT): existing entry,
+//	                  or persistence template, or the scheduler for a new connection
+//	      ──rewrite─▶ source MAC = director, destination MAC = real server;
+//	                  the IP packet stays byte-identical (a partial L4 checksum is
+//	                  completed when the caller says the frame carries one)
+//	      ──verdict─▶ Forward (write the frame back out), Pass (not ours: the
+//	                  kernel has its own copy), Drop (ours but refused, counted by reason)
+//
+// The package does no I/O and keeps no clock of its own: the caller passes
+// each frame's time, so the live director, `drlb replay` and the tests run
+// the very same pipeline and a replay is repeatable. Process allocates
+// nothing in steady state.
+//
+// Process is not safe for concurrent use (one goroutine owns the connection
+// table); the control methods (SetMAC, SetAvailable, SetWeight) and the
+// counters may be used from any goroutine.
+package forwarder

@@ -1,0 +1,500 @@
+package forwarder
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/scheduler"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+var (
+	clientMAC   = net.HardwareAddr{0x02, 0, 0, 0, 0x01, 0x01}
+	directorMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x02}
+	rsMACs      = []net.HardwareAddr{
+		{0x02, 0, 0, 0, 0, 0x11},
+		{0x02, 0, 0, 0, 0, 0x12},
+		{0x02, 0, 0, 0, 0, 0x13},
+	}
+	vip    = netip.MustParseAddr("198.18.0.100")
+	vip6   = netip.MustParseAddr("2001:2::100")
+	toDir  = framegen.L2{Src: clientMAC, Dst: directorMAC}
+	t0     = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano()
+	second = int64(time.Second)
+)
+
+func client(i int, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)}), port)
+}
+
+// testConfig returns one TCP service on VIP:80 (and UDP VIP:53, IPv6
+// VIP6:80) with n real servers of weight 1 and static MACs.
+func testConfig(sched string, n int) *config.Config {
+	reals := func(v6 bool) []config.RealServer {
+		var rs []config.RealServer
+		for i := 0; i < n; i++ {
+			a := netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)})
+			if v6 {
+				a = netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 15: byte(0x11 + i)})
+			}
+			rs = append(rs, config.RealServer{Address: a, Weight: 1, MAC: rsMACs[i]})
+		}
+		return rs
+	}
+	return &config.Config{
+		Timeouts: config.DefaultTimeouts,
+		MaxConns: 1024,
+		Services: []config.Service{
+			{VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: sched, RealServers: reals(false)},
+			{VIP: vip, Port: 53, Protocol: config.UDP, Scheduler: sched, RealServers: reals(false)},
+			{VIP: vip6, Port: 80, Protocol: config.TCP, Scheduler: sched, RealServers: reals(true)},
+		},
+	}
+}
+
+func newForwarder(t testing.TB, cfg *config.Config, opts Options) *Forwarder {
+	t.Helper()
+	f, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// process runs a copy of frame and checks the forwarding invariants.
+func process(t *testing.T, f *Forwarder, frame []byte, now int64) (Result, []byte) {
+	t.Helper()
+	out := append([]byte(nil), frame...)
+	res := f.Process(out, &Meta{Time: now})
+	if res.Verdict == Forward {
+		if !bytes.Equal(out[12:], frame[12:]) {
+			t.Fatalf("forwarded frame changed beyond the MACs")
+		}
+		if !bytes.Equal(out[6:12], frame[0:6]) {
+			t.Fatalf("source MAC %x, want the director's %x", out[6:12], frame[0:6])
+		}
+		want := rsMACs[res.Real]
+		if !bytes.Equal(out[0:6], want) {
+			t.Fatalf("destination MAC %x, want real server %d's %x", out[0:6], res.Real, want)
+		}
+	} else if !bytes.Equal(out, frame) {
+		t.Fatalf("%v frame was modified", res.Verdict)
+	}
+	return res, out
+}
+
+func expect(t *testing.T, res Result, v Verdict, r Reason) {
+	t.Helper()
+	if res.Verdict != v || res.Reason != r {
+		t.Fatalf("got %v/%v, want %v/%v", res.Verdict, res.Reason, v, r)
+	}
+}
+
+func syn(c netip.AddrPort) []byte { return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil) }
+func ack(c netip.AddrPort) []byte {
+	return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "A", 2, 1, []byte("GET / HTTP/1.0\r\n\r\n"))
+}
+func fin(c netip.AddrPort) []byte { return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "FA", 3, 1, nil) }
+
+func TestNewAndExistingConnections(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 3), Options{})
+	for i := 0; i < 6; i++ {
+		c := client(i, 40000)
+		res, _ := process(t, f, syn(c), t0)
+		expect(t, res, Forward, ReasonNew)
+		if res.Real != i%3 {
+			t.Fatalf("client %d went to %d, want %d (rr)", i, res.Real, i%3)
+		}
+		for j := 0; j < 3; j++ {
+			res2, _ := process(t, f, ack(c), t0+second)
+			expect(t, res2, Forward, ReasonExisting)
+			if res2.Real != res.Real {
+				t.Fatalf("packet %d of client %d moved from %d to %d", j, i, res.Real, res2.Real)
+			}
+		}
+	}
+	st := f.Stats()[0]
+	for i, r := range st.RealServers {
+		if r.Conns != 2 || r.Active != 2 || r.Inactive != 0 || r.Packets != 8 {
+			t.Errorf("real server %d: %+v, want 2 conns, 2 active, 8 packets", i, r)
+		}
+	}
+}
+
+func TestNotForUs(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 2), Options{MAC: directorMAC})
+	other := netip.MustParseAddr("198.18.0.50")
+	tests := []struct {
+		name   string
+		frame  []byte
+		v      Verdict
+		reason Reason
+	}{
+		{"arp", framegen.ARPRequest(toDir, client(0, 0).Addr(), vip), Pass, ReasonNotIP},
+		{"not vip", framegen.TCP(toDir, client(0, 1000), netip.AddrPortFrom(other, 80), "S", 1, 0, nil), Pass, ReasonNotVIP},
+		{"ping vip", framegen.ICMPEcho(toDir, client(0, 0).Addr(), vip, 1), Drop, ReasonUnsupported},
+		{"no service port", framegen.TCP(toDir, client(0, 1000), netip.AddrPortFrom(vip, 443), "S", 1, 0, nil), Drop, ReasonNoService},
+		{"own frame", framegen.TCP(framegen.L2{Src: directorMAC, Dst: directorMAC}, client(0, 1000), netip.AddrPortFrom(vip, 80), "S", 1, 0, nil), Drop, ReasonOwnFrame},
+		{"other mac", framegen.TCP(framegen.L2{Src: clientMAC, Dst: rsMACs[0]}, client(0, 1000), netip.AddrPortFrom(vip, 80), "S", 1, 0, nil), Pass, ReasonNotOurs},
+		{"truncated", syn(client(0, 1000))[:14+20+10], Drop, ReasonMalformed},
+		{"runt", []byte{1, 2, 3}, Drop, ReasonMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _ := process(t, f, tc.frame, t0)
+			expect(t, res, tc.v, tc.reason)
+		})
+	}
+	if f.Conns() != 0 {
+		t.Errorf("%d connection entries, want none", f.Conns())
+	}
+}
+
+func TestMidFlowWithoutEntry(t *testing.T) {
+	// rr cannot know where a mid-flow packet belonged: drop and count.
+	f := newForwarder(t, testConfig("rr", 3), Options{})
+	res, _ := process(t, f, ack(client(1, 5000)), t0)
+	expect(t, res, Drop, ReasonNoConn)
+	if f.Count(ReasonNoConn) != 1 {
+		t.Fatalf("no-conn counter %d, want 1", f.Count(ReasonNoConn))
+	}
+
+	// mh is a pure function of the flow: a restarted director (a fresh
+	// forwarder) sends mid-flow packets where the first one went.
+	cfg := testConfig("mh", 3)
+	before := newForwarder(t, cfg, Options{})
+	after := newForwarder(t, cfg, Options{})
+	for i := 0; i < 50; i++ {
+		c := client(i, uint16(30000+i))
+		r1, _ := process(t, before, syn(c), t0)
+		expect(t, r1, Forward, ReasonNew)
+		r2, _ := process(t, after, ack(c), t0+second)
+		expect(t, r2, Forward, ReasonAdopted)
+		if r1.Real != r2.Real {
+			t.Fatalf("client %d: restarted director moved it from %d to %d", i, r1.Real, r2.Real)
+		}
+		r3, _ := process(t, after, ack(c), t0+2*second)
+		expect(t, r3, Forward, ReasonExisting)
+	}
+	if a := after.Stats()[0]; a.RealServers[0].Active+a.RealServers[1].Active+a.RealServers[2].Active != 50 {
+		t.Fatalf("adopted connections should count as active: %+v", a.RealServers)
+	}
+}
+
+func TestPortReuseReschedules(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 2), Options{})
+	c := client(0, 40000)
+	res, _ := process(t, f, syn(c), t0)
+	first := res.Real
+	process(t, f, ack(c), t0)
+	process(t, f, fin(c), t0)
+	// The server that had it is quiesced; the reused ports must not stick
+	// to it (the IPVS conn_reuse_mode trap).
+	if err := f.SetWeight(0, first, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = process(t, f, syn(c), t0+second)
+	expect(t, res, Forward, ReasonReused)
+	if res.Real == first {
+		t.Fatalf("reused ports went back to quiesced server %d", first)
+	}
+}
+
+func TestDrainingAndFailure(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 2), Options{})
+	a, b := client(0, 1000), client(1, 1000)
+	ra, _ := process(t, f, syn(a), t0)
+	process(t, f, ack(a), t0)
+	if err := f.SetWeight(0, ra.Real, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Draining: the open connection continues, new ones go elsewhere.
+	res, _ := process(t, f, ack(a), t0+second)
+	expect(t, res, Forward, ReasonExisting)
+	for i := 0; i < 4; i++ {
+		res, _ = process(t, f, syn(client(10+i, 1000)), t0)
+		if res.Real == ra.Real {
+			t.Fatalf("new connection went to quiesced server %d", ra.Real)
+		}
+	}
+	// Failure: connections of a failed server expire on their next packet.
+	rb, _ := process(t, f, syn(b), t0)
+	process(t, f, ack(b), t0)
+	if err := f.SetAvailable(0, rb.Real, false); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = process(t, f, ack(b), t0+second)
+	expect(t, res, Drop, ReasonServerGone)
+	// Both servers now unusable: nothing to schedule.
+	res, _ = process(t, f, syn(client(20, 1)), t0)
+	expect(t, res, Drop, ReasonNoServer)
+	if err := f.SetAvailable(0, 9, true); !errors.Is(err, ErrUnknownServer) {
+		t.Fatalf("SetAvailable on a missing server: %v, want ErrUnknownServer", err)
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	cfg := testConfig("rr", 3)
+	cfg.Services[0].Persistence = 300 * time.Second
+	cfg.Services[0].PersistenceBits = 24
+	f := newForwarder(t, cfg, Options{})
+	res, _ := process(t, f, syn(client(0, 1000)), t0)
+	pinned := res.Real
+	for i := 1; i < 10; i++ {
+		// Other ports and other hosts of the same /24 stay on the server.
+		res, _ = process(t, f, syn(client(i, uint16(1000+i))), t0+int64(i)*second)
+		expect(t, res, Forward, ReasonPersistent)
+		if res.Real != pinned {
+			t.Fatalf("connection %d went to %d, want pinned %d", i, res.Real, pinned)
+		}
+	}
+	if p := f.Stats()[0].RealServers[pinned].Persistent; p != 1 {
+		t.Fatalf("%d templates, want 1", p)
+	}
+	// After the template expires the client is scheduled afresh.
+	res, _ = process(t, f, syn(client(0, 2000)), t0+400*second)
+	expect(t, res, Forward, ReasonNew)
+}
+
+func TestTimeoutsAndCounters(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 1), Options{})
+	c := client(0, 1000)
+	process(t, f, syn(c), t0)
+	rs := func() RealServerStats { return f.Stats()[0].RealServers[0] }
+	if r := rs(); r.Active != 0 || r.Inactive != 1 {
+		t.Fatalf("after SYN: %d active %d inactive, want 0/1", r.Active, r.Inactive)
+	}
+	process(t, f, ack(c), t0+second)
+	if r := rs(); r.Active != 1 || r.Inactive != 0 {
+		t.Fatalf("after ACK: %d active %d inactive, want 1/0", r.Active, r.Inactive)
+	}
+	process(t, f, fin(c), t0+2*second)
+	if r := rs(); r.Active != 0 || r.Inactive != 1 {
+		t.Fatalf("after FIN: %d active %d inactive, want 0/1", r.Active, r.Inactive)
+	}
+	// FIN_WAIT lasts 120s: a late ACK after that has no entry.
+	res, _ := process(t, f, ack(c), t0+200*second)
+	expect(t, res, Drop, ReasonNoConn)
+	if r := rs(); r.Active != 0 || r.Inactive != 0 || f.Conns() != 0 {
+		t.Fatalf("after expiry: %d active %d inactive %d entries, want 0", r.Active, r.Inactive, f.Conns())
+	}
+	// SYN_RECV lasts 60s.
+	process(t, f, syn(c), t0+300*second)
+	f.Tick(t0+361*second, 1<<20)
+	if f.Conns() != 0 {
+		t.Fatalf("SYN_RECV entry survived its timeout")
+	}
+}
+
+func TestTableFull(t *testing.T) {
+	cfg := testConfig("rr", 2)
+	cfg.MaxConns = 4
+	f := newForwarder(t, cfg, Options{})
+	for i := 0; i < 4; i++ {
+		res, _ := process(t, f, syn(client(i, 1)), t0)
+		expect(t, res, Forward, ReasonNew)
+	}
+	res, _ := process(t, f, syn(client(9, 1)), t0)
+	expect(t, res, Drop, ReasonTableFull)
+	// Existing connections keep working.
+	res, _ = process(t, f, ack(client(0, 1)), t0)
+	expect(t, res, Forward, ReasonExisting)
+}
+
+func TestUDPAndIPv6(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 2), Options{})
+	c := client(0, 5353)
+	q := framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("query"))
+	r1, _ := process(t, f, q, t0)
+	expect(t, r1, Forward, ReasonNew)
+	r2, _ := process(t, f, q, t0+second)
+	expect(t, r2, Forward, ReasonExisting)
+	if r1.Real != r2.Real || r1.Service != 1 {
+		t.Fatalf("udp flow: %+v then %+v", r1, r2)
+	}
+	c6 := netip.AddrPortFrom(netip.MustParseAddr("2001:2:0:1::10"), 40000)
+	s6 := framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil)
+	res, _ := process(t, f, s6, t0)
+	expect(t, res, Forward, ReasonNew)
+	if res.Service != 2 {
+		t.Fatalf("IPv6 SYN matched service %d, want 2", res.Service)
+	}
+}
+
+func TestVLANKept(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 2), Options{})
+	l2 := toDir
+	l2.VLAN = 42
+	frame := framegen.TCP(l2, client(0, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, nil)
+	res, out := process(t, f, frame, t0)
+	expect(t, res, Forward, ReasonNew)
+	pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+	if q, ok := pkt.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q); !ok || q.VLANIdentifier != 42 {
+		t.Fatalf("VLAN tag lost: %v", pkt)
+	}
+}
+
+func TestPartialChecksumCompleted(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 2), Options{})
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"tcp4", ack(client(0, 1))},
+		{"udp4", framegen.UDP(toDir, client(0, 1), netip.AddrPortFrom(vip, 53), []byte("odd-length"))},
+		{"tcp6", framegen.TCP(toDir, netip.MustParseAddrPort("[2001:2:0:1::10]:999"), netip.AddrPortFrom(vip6, 80), "S", 1, 0, []byte("x"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := append([]byte(nil), tc.frame...)
+			partial := append([]byte(nil), tc.frame...)
+			framegen.PartialChecksum(partial)
+			if bytes.Equal(partial, want) {
+				t.Fatal("PartialChecksum changed nothing")
+			}
+			if tc.name == "tcp4" {
+				process(t, f, syn(client(0, 1)), t0)
+			}
+			res := f.Process(partial, &Meta{Time: t0, CsumPartial: true})
+			if res.Verdict != Forward {
+				t.Fatalf("verdict %v/%v", res.Verdict, res.Reason)
+			}
+			if !bytes.Equal(partial[12:], want[12:]) {
+				t.Fatalf("checksum not completed:\n got %x\nwant %x", partial[12:], want[12:])
+			}
+		})
+	}
+}
+
+func TestICMPFragNeededGoesToOwner(t *testing.T) {
+	for _, sched := range []string{"rr", "mh"} {
+		t.Run(sched, func(t *testing.T) {
+			f := newForwarder(t, testConfig(sched, 3), Options{})
+			router := netip.MustParseAddr("198.18.1.1")
+			for i := 0; i < 6; i++ {
+				c := client(i, uint16(2000+i))
+				res, _ := process(t, f, syn(c), t0)
+				// The real server's too-big reply, VIP -> client, quoted by a router.
+				reply := framegen.TCP(framegen.L2{Src: rsMACs[0], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, make([]byte, 1400))
+				icmp := framegen.ICMPFragNeeded(toDir, router, vip, framegen.IPPacket(reply)[:28], 1400)
+				r2, _ := process(t, f, icmp, t0+second)
+				expect(t, r2, Forward, ReasonICMP)
+				if r2.Real != res.Real {
+					t.Fatalf("ICMP for client %d went to %d, its connection is on %d", i, r2.Real, res.Real)
+				}
+			}
+			// No connection: rr cannot know, mh can.
+			c := client(50, 1)
+			reply := framegen.TCP(framegen.L2{Src: rsMACs[0], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, nil)
+			icmp := framegen.ICMPFragNeeded(toDir, router, vip, framegen.IPPacket(reply)[:28], 1400)
+			res, _ := process(t, f, icmp, t0)
+			if sched == "rr" {
+				expect(t, res, Drop, ReasonICMPNoConn)
+			} else {
+				expect(t, res, Forward, ReasonICMP)
+			}
+		})
+	}
+}
+
+func TestFragments(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 200)
+	for _, sched := range []string{"rr", "sh"} {
+		t.Run(sched, func(t *testing.T) {
+			f := newForwarder(t, testConfig(sched, 3), Options{})
+			for i := 0; i < 5; i++ {
+				frags := framegen.IPv4Fragments(toDir, client(i, 7000), netip.AddrPortFrom(vip, 53), payload, 1480, uint16(100+i))
+				first, _ := process(t, f, frags[0], t0)
+				expect(t, first, Forward, ReasonNew)
+				for _, fr := range frags[1:] {
+					res, _ := process(t, f, fr, t0)
+					expect(t, res, Forward, ReasonFragment)
+					if res.Real != first.Real {
+						t.Fatalf("fragment went to %d, first fragment to %d", res.Real, first.Real)
+					}
+				}
+			}
+			// Out of order: the last fragment arrives before the first.
+			frags := framegen.IPv4Fragments(toDir, client(9, 7000), netip.AddrPortFrom(vip, 53), payload, 1480, 999)
+			last, _ := process(t, f, frags[len(frags)-1], t0)
+			first, _ := process(t, f, frags[0], t0)
+			if sched == "rr" {
+				expect(t, last, Drop, ReasonFragNoFirst)
+			} else {
+				expect(t, last, Forward, ReasonFragment)
+				if last.Real != first.Real {
+					t.Fatalf("out-of-order fragment went to %d, first to %d", last.Real, first.Real)
+				}
+			}
+		})
+	}
+}
+
+func TestSetMAC(t *testing.T) {
+	cfg := testConfig("rr", 2)
+	cfg.Services[0].RealServers[1].MAC = nil
+	f := newForwarder(t, cfg, Options{})
+	for i := 0; i < 4; i++ {
+		res, _ := process(t, f, syn(client(i, 1)), t0)
+		if res.Real != 0 {
+			t.Fatalf("unresolved real server 1 got a connection")
+		}
+	}
+	if err := f.SetMAC(netip.MustParseAddr("198.18.0.12"), rsMACs[1]); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i := 4; i < 8; i++ {
+		res, _ := process(t, f, syn(client(i, 1)), t0)
+		seen[res.Real] = true
+	}
+	if !seen[1] {
+		t.Fatal("real server 1 still unused after its MAC was learnt")
+	}
+	if err := f.SetMAC(netip.MustParseAddr("198.18.9.9"), rsMACs[1]); !errors.Is(err, ErrUnknownServer) {
+		t.Fatalf("SetMAC on unknown address: %v", err)
+	}
+}
+
+func TestNoAllocations(t *testing.T) {
+	f := newForwarder(t, testConfig("wrr", 3), Options{})
+	c := client(0, 1000)
+	frame := syn(c)
+	f.Process(append([]byte(nil), frame...), &Meta{Time: t0})
+	a := ack(c)
+	buf := make([]byte, len(a))
+	m := &Meta{Time: t0}
+	if n := testing.AllocsPerRun(1000, func() {
+		copy(buf, a)
+		f.Process(buf, m)
+	}); n != 0 {
+		t.Errorf("existing flow: %v allocs per frame", n)
+	}
+	port := uint16(0)
+	newFlow := syn(c)
+	if n := testing.AllocsPerRun(1000, func() {
+		copy(newFlow, frame)
+		port++
+		newFlow[14+20], newFlow[14+21] = byte(port>>8), byte(port) // source port; checksum is not checked
+		f.Process(newFlow, m)
+	}); n != 0 {
+		t.Errorf("new flow: %v allocs per frame", n)
+	}
+	for _, sched := range scheduler.Names() {
+		g := newForwarder(t, testConfig(sched, 3), Options{})
+		if n := testing.AllocsPerRun(500, func() {
+			copy(newFlow, frame)
+			port++
+			newFlow[14+20], newFlow[14+21] = byte(port>>8), byte(port)
+			g.Process(newFlow, m)
+		}); n != 0 {
+			t.Errorf("%s new flow: %v allocs per frame", sched, n)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package forwarder
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/scheduler"
+)
+
+// svcKey identifies a virtual service: (protocol, VIP, port); port 0 is
+// the service that takes every port of the VIP.
+type svcKey struct {
+	proto uint8
+	vip   netip.Addr
+	port  uint16
+}
+
+// realServer is one real server of a service. Its fields are written by
+// control goroutines (health checks, neighbor resolution) and read by the
+// data path, hence atomics.
+type realServer struct {
+	addr netip.Addr
+	// mac holds the MAC in its low 48 bits, bit 48 set when known.
+	mac       atomic.Uint64
+	weight    atomic.Int32
+	available atomic.Bool
+
+	active, inactive, persistent atomic.Int32
+	conns, packets, bytes        atomic.Uint64
+}
+
+const macKnown = 1 << 48
+
+func packMAC(m net.HardwareAddr) uint64 {
+	if len(m) != 6 {
+		return 0
+	}
+	return macKnown | uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 |
+		uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
+}
+
+func putMAC(dst []byte, v uint64) {
+	_ = dst[5]
+	dst[0], dst[1], dst[2] = byte(v>>40), byte(v>>32), byte(v>>24)
+	dst[3], dst[4], dst[5] = byte(v>>16), byte(v>>8), byte(v)
+}
+
+// service is one virtual service and its real servers. reals never changes
+// length, so conntable entries can name a real server by index.
+type service struct {
+	id         uint16
+	key        svcKey
+	cfg        config.Service
+	reals      []*realServer
+	sched      scheduler.Handle
+	consistent bool
+
+	conns, packets, bytes atomic.Uint64
+
+	rebuild sync.Mutex // serialises scheduler rebuilds
+}
+
+// Conns implements scheduler.Load over the live counters.
+func (s *service) Conns(i int) (active, inactive uint32) {
+	r := s.reals[i]
+	a, in := r.active.Load(), r.inactive.Load()
+	if a < 0 {
+		a = 0
+	}
+	if in < 0 {
+		in = 0
+	}
+	return uint32(a), uint32(in)
+}
+
+// usable reports whether r may own traffic: available and its MAC known.
+func (r *realServer) usable() bool { return r.available.Load() && r.mac.Load()&macKnown != 0 }
+
+// rebuildScheduler swaps in a scheduler built from the current weights and
+// availability. Pickers keep using the old one until the swap.
+func (s *service) rebuildScheduler() error {
+	s.rebuild.Lock()
+	defer s.rebuild.Unlock()
+	snap := make([]scheduler.Server, len(s.reals))
+	for i, r := range s.reals {
+		snap[i] = scheduler.Server{Addr: r.addr, Weight: int(r.weight.Load()), Available: r.usable()}
+	}
+	sc, err := scheduler.New(s.cfg.Scheduler, snap, s.cfg.SchedOptions)
+	if err != nil {
+		return err
+	}
+	s.sched.Store(sc)
+	return nil
+}

@@ -1,0 +1,80 @@
+package forwarder
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/drlb/drlb/config"
+)
+
+// Counters are totals since the forwarder started.
+type Counters struct {
+	Conns, Packets, Bytes uint64
+}
+
+// RealServerStats is a real server as `drlb ctl list` shows it.
+type RealServerStats struct {
+	Addr      netip.Addr
+	MAC       net.HardwareAddr // nil while unresolved
+	Weight    int
+	Available bool
+	// Active counts ESTABLISHED connections, Inactive the others,
+	// Persistent the persistence templates pointing at the server.
+	Active, Inactive, Persistent int
+	Counters
+}
+
+// ServiceStats is a virtual service with its real servers.
+type ServiceStats struct {
+	Protocol  config.Protocol
+	VIP       netip.Addr
+	Port      uint16
+	Scheduler string
+	Counters
+	RealServers []RealServerStats
+}
+
+// Stats returns a snapshot of every service's counters. It may be called
+// from any goroutine while Process runs.
+func (f *Forwarder) Stats() []ServiceStats {
+	out := make([]ServiceStats, 0, len(f.services))
+	for _, s := range f.services {
+		ss := ServiceStats{
+			Protocol:  config.Protocol(s.key.proto),
+			VIP:       s.key.vip,
+			Port:      s.key.port,
+			Scheduler: s.cfg.Scheduler,
+			Counters:  Counters{Conns: s.conns.Load(), Packets: s.packets.Load(), Bytes: s.bytes.Load()},
+		}
+		for _, r := range s.reals {
+			rs := RealServerStats{
+				Addr:       r.addr,
+				Weight:     int(r.weight.Load()),
+				Available:  r.available.Load(),
+				Active:     int(r.active.Load()),
+				Inactive:   int(r.inactive.Load()),
+				Persistent: int(r.persistent.Load()),
+				Counters:   Counters{Conns: r.conns.Load(), Packets: r.packets.Load(), Bytes: r.bytes.Load()},
+			}
+			if m := r.mac.Load(); m&macKnown != 0 {
+				rs.MAC = make(net.HardwareAddr, 6)
+				putMAC(rs.MAC, m)
+			}
+			ss.RealServers = append(ss.RealServers, rs)
+		}
+		out = append(out, ss)
+	}
+	return out
+}
+
+// Count returns how many frames got reason r.
+func (f *Forwarder) Count(r Reason) uint64 {
+	if r >= numReasons {
+		return 0
+	}
+	return f.counts[r].Load()
+}
+
+// Conns returns the number of entries in the connection table
+// (connections and persistence templates).
+func (f *Forwarder) Conns() int { return f.conns.Len() }

@@ -1,0 +1,68 @@
+package forwarder
+
+import (
+	"time"
+
+	"github.com/drlb/drlb/config"
+)
+
+// Connection states. A DR director sees only the client's half of a TCP
+// conversation, so states follow client packets only, as IPVS's input-only
+// table does.
+const (
+	stateNone uint8 = iota
+	stateSynRecv
+	stateEstablished
+	stateFinWait
+	stateClose
+	stateUDP
+	stateTemplate
+)
+
+var stateNames = [...]string{"NONE", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE", "UDP", "TEMPLATE"}
+
+// StateName names a connection state as ipvsadm -Lnc prints it.
+func StateName(s uint8) string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "?"
+}
+
+// tcpNext returns the state after a client packet with flags.
+func tcpNext(state, flags uint8) uint8 {
+	switch {
+	case flags&tcpRST != 0:
+		return stateClose
+	case flags&tcpFIN != 0:
+		return stateFinWait
+	case flags&tcpSYN != 0:
+		if state == stateEstablished {
+			return stateEstablished
+		}
+		return stateSynRecv
+	case flags&tcpACK != 0:
+		if state == stateSynRecv || state == stateNone {
+			return stateEstablished
+		}
+	}
+	return state
+}
+
+// closing reports whether a SYN in this state starts a new connection on
+// the same ports (port reuse), to be scheduled afresh.
+func closing(state uint8) bool { return state == stateFinWait || state == stateClose }
+
+// timeouts in the order of the state constants.
+type timeouts [stateTemplate + 1]time.Duration
+
+func newTimeouts(t config.Timeouts) timeouts {
+	var out timeouts
+	out[stateNone] = t.TCPClose
+	out[stateSynRecv] = t.TCPSynRecv
+	out[stateEstablished] = t.TCPEstablished
+	out[stateFinWait] = t.TCPFinWait
+	out[stateClose] = t.TCPClose
+	out[stateUDP] = t.UDP
+	return out
+}

@@ -1,0 +1,106 @@
+package forwarder
+
+// Verdict says what the caller does with a frame after Process.
+type Verdict uint8
+
+const (
+	// Pass: the frame is not for a virtual service. The director leaves
+	// it alone (with AF_PACKET the kernel has its own copy of it).
+	Pass Verdict = iota
+	// Forward: the frame was rewritten in place; write it out.
+	Forward
+	// Drop: the frame was for a virtual service but is refused; Reason says why.
+	Drop
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Pass:
+		return "pass"
+	case Forward:
+		return "forward"
+	case Drop:
+		return "drop"
+	}
+	return "verdict?"
+}
+
+// Reason explains a verdict. Every reason has its own counter.
+type Reason uint8
+
+const (
+	// Pass reasons.
+	ReasonNotIP   Reason = iota // not IPv4/IPv6 (ARP is handled elsewhere)
+	ReasonNotVIP                // IP, but not addressed to a VIP
+	ReasonNotOurs               // addressed to another MAC than the director's
+	// Forward reasons.
+	ReasonNew        // a new connection was scheduled
+	ReasonExisting   // an existing connection
+	ReasonPersistent // a new connection pinned by a persistence template
+	ReasonReused     // a SYN reusing a closing connection's ports, scheduled afresh
+	ReasonAdopted    // a mid-flow packet without entry, placed by a consistent hash
+	ReasonFragment   // a non-first fragment following its first fragment
+	ReasonICMP       // an ICMP error sent to the owner of the quoted connection
+	// Drop reasons.
+	ReasonMalformed   // could not be decoded
+	ReasonOwnFrame    // sent by the director itself
+	ReasonNoService   // VIP, but no service for this protocol and port
+	ReasonNoConn      // mid-flow TCP packet without entry, scheduler not consistent
+	ReasonNoServer    // no real server available
+	ReasonTableFull   // connection table full
+	ReasonFragNoFirst // non-first fragment whose first fragment was not seen
+	ReasonICMPNoConn  // ICMP error quoting no known connection
+	ReasonNoMAC       // chosen real server's MAC unknown
+	ReasonServerGone  // connection's real server removed or failed (expire_nodest_conn)
+	ReasonUnsupported // protocol not balanced (e.g. ping to a VIP)
+	numReasons        // keep last
+)
+
+var reasonNames = [numReasons]string{
+	ReasonNotIP:       "not-ip",
+	ReasonNotVIP:      "not-vip",
+	ReasonNotOurs:     "not-ours",
+	ReasonNew:         "new",
+	ReasonExisting:    "existing",
+	ReasonPersistent:  "persistent",
+	ReasonReused:      "reused",
+	ReasonAdopted:     "adopted",
+	ReasonFragment:    "fragment",
+	ReasonICMP:        "icmp",
+	ReasonMalformed:   "malformed",
+	ReasonOwnFrame:    "own-frame",
+	ReasonNoService:   "no-service",
+	ReasonNoConn:      "no-conn",
+	ReasonNoServer:    "no-server",
+	ReasonTableFull:   "table-full",
+	ReasonFragNoFirst: "frag-no-first",
+	ReasonICMPNoConn:  "icmp-no-conn",
+	ReasonNoMAC:       "no-mac",
+	ReasonServerGone:  "server-gone",
+	ReasonUnsupported: "unsupported",
+}
+
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "reason?"
+}
+
+// Reasons lists every reason, for counters and metrics.
+func Reasons() []Reason {
+	rs := make([]Reason, numReasons)
+	for i := range rs {
+		rs[i] = Reason(i)
+	}
+	return rs
+}
+
+// Result is the outcome of Process for one frame.
+type Result struct {
+	Verdict Verdict
+	Reason  Reason
+	// Service and Real index the config's Services and that service's
+	// RealServers; -1 when none applies.
+	Service, Real int
+}
