@@ -1,0 +1,26 @@
+package config
+
+import "time"
+
+// Defaults Parse fills in for what a file leaves out. Scheduler and weight
+// follow ipvsadm, checks follow keepalived's spirit with a faster interval
+// (keepalived's delay_loop is 6s; failing over in a few seconds matters more
+// here than a quieter real server).
+const (
+	DefaultWeight        = 1
+	DefaultPersistence   = 300 * time.Second // ipvsadm -p without a value
+	DefaultCheckInterval = 2 * time.Second
+	DefaultCheckTimeout  = 1 * time.Second
+	DefaultCheckRetries  = 3
+	DefaultCheckPath     = "/" // http and https checks
+	DefaultCheckStatus   = 200 // http and https checks
+)
+
+// fullBits is the persistence netmask length that keeps whole client
+// addresses apart: the default of ipvsadm -M.
+func fullBits(vip6 bool) int {
+	if vip6 {
+		return 128
+	}
+	return 32
+}

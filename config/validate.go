@@ -1,0 +1,269 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits that keep a config from asking for absurd resources.
+const (
+	maxMaxConns    = 1 << 30
+	maxPersistence = 31 * 24 * time.Hour // ipvsadm's MAX_TIMEOUT
+	minCheckPeriod = 10 * time.Millisecond
+	maxRetries     = 1000
+)
+
+// site is where a value was written, for messages: a YAML node or an
+// ipvsadm token.
+type site struct {
+	line, col int
+	field     string // the YAML field path, or the ipvsadm option
+	value     string // the text as written
+}
+
+// sites maps YAML-style field paths (services[0].realservers[1].weight) to
+// where the reader found them. Both readers fill it, so one validation
+// speaks in each format's own terms.
+type sites map[string]site
+
+// Validate checks a Config built in code the way Parse checks a file. The
+// first problem comes back as an *Error whose Field is the YAML field path
+// and whose Line is the Service or RealServer Line. Defaults are not
+// applied: every field must already hold its final value.
+func (c *Config) Validate() error { return validate(c, "", nil) }
+
+type validator struct {
+	file string
+	at   sites
+}
+
+// fail places a problem with path: at its own site, else at the nearest
+// enclosing one, else at line (from the struct) with value as formatted
+// from the struct.
+func (v *validator) fail(path string, line int, value string, format string, args ...any) error {
+	e := &Error{File: v.file, Line: line, Field: path, Value: value, Msg: fmt.Sprintf(format, args...)}
+	for p := path; p != ""; p = parentPath(p) {
+		s, ok := v.at[p]
+		if !ok {
+			continue
+		}
+		e.Line, e.Column = s.line, s.col
+		if p == path || s.field != p {
+			// The value's own site, or an ipvsadm token (which names
+			// the option the user wrote, not our path). A YAML
+			// mapping has no text of its own: keep the formatted one.
+			e.Field = s.field
+			if s.value != "" {
+				e.Value = s.value
+			}
+		}
+		break
+	}
+	return e
+}
+
+// parentPath strips the last component: a.b[1].c -> a.b[1] -> a.b -> a.
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+func validate(c *Config, file string, at sites) error {
+	v := &validator{file: file, at: at}
+	if c.Interface != "" && !validIfName(c.Interface) {
+		return v.fail("interface", 0, c.Interface, "not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
+	}
+	if c.MaxConns < 1 || c.MaxConns > maxMaxConns {
+		return v.fail("max_conns", 0, strconv.Itoa(c.MaxConns), "must be 1..%d", maxMaxConns)
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"tcp", c.Timeouts.TCPEstablished},
+		{"tcp_synrecv", c.Timeouts.TCPSynRecv},
+		{"tcp_fin", c.Timeouts.TCPFinWait},
+		{"tcp_close", c.Timeouts.TCPClose},
+		{"udp", c.Timeouts.UDP},
+	} {
+		if t.d <= 0 {
+			return v.fail("timeouts."+t.name, 0, t.d.String(), "must be more than 0")
+		}
+	}
+	if len(c.Services) == 0 {
+		return v.fail("services", 0, "", "no services defined")
+	}
+	seen := make(map[serviceKey]int, len(c.Services))
+	for i := range c.Services {
+		s := &c.Services[i]
+		path := "services[" + strconv.Itoa(i) + "]"
+		if err := v.service(s, path); err != nil {
+			return err
+		}
+		k := serviceKey{s.Protocol, s.VIP, s.Port}
+		if j, dup := seen[k]; dup {
+			return v.fail(path, s.Line, s.String(), "duplicate service: services[%d]%s is the same", j, lineNote(c.Services[j].Line))
+		}
+		seen[k] = i
+	}
+	return nil
+}
+
+type serviceKey struct {
+	proto Protocol
+	vip   netip.Addr
+	port  uint16
+}
+
+func (v *validator) service(s *Service, path string) error {
+	if msg := hostAddrProblem(s.VIP); msg != "" {
+		return v.fail(path+".vip", s.Line, addrText(s.VIP), "%s", msg)
+	}
+	if s.Protocol != TCP && s.Protocol != UDP {
+		return v.fail(path+".protocol", s.Line, s.Protocol.String(), "must be tcp or udp")
+	}
+	if s.Port == 0 && s.Persistence == 0 {
+		return v.fail(path+".port", s.Line, "0", "port 0 (every port of the VIP) needs persistence, as in ipvsadm")
+	}
+	if field, err := schedulerProblem(s); err != nil {
+		return v.fail(path+"."+field, s.Line, s.Scheduler, "%v", err)
+	}
+	switch {
+	case s.Persistence < 0 || s.Persistence > maxPersistence:
+		return v.fail(path+".persistence", s.Line, s.Persistence.String(), "must be 0s..%s", maxPersistence)
+	case s.Persistence%time.Second != 0:
+		return v.fail(path+".persistence", s.Line, s.Persistence.String(), "must be whole seconds, as ipvsadm -p")
+	}
+	full := 32
+	if s.VIP.Is6() {
+		full = 128
+	}
+	if s.PersistenceBits < 0 || s.PersistenceBits > full {
+		return v.fail(path+".persistence_netmask", s.Line, strconv.Itoa(s.PersistenceBits), "prefix length must be 0..%d for this VIP", full)
+	}
+	if s.PersistenceBits != full && s.Persistence == 0 {
+		return v.fail(path+".persistence_netmask", s.Line, strconv.Itoa(s.PersistenceBits), "a persistence netmask needs persistence")
+	}
+	seen := make(map[netip.Addr]int, len(s.RealServers))
+	for j := range s.RealServers {
+		r := &s.RealServers[j]
+		rpath := path + ".realservers[" + strconv.Itoa(j) + "]"
+		if err := v.realServer(s, r, rpath); err != nil {
+			return err
+		}
+		if k, dup := seen[r.Address]; dup {
+			return v.fail(rpath+".address", r.Line, r.Address.String(), "duplicate real server: realservers[%d]%s is the same", k, lineNote(s.RealServers[k].Line))
+		}
+		seen[r.Address] = j
+	}
+	return nil
+}
+
+func (v *validator) realServer(s *Service, r *RealServer, path string) error {
+	if msg := hostAddrProblem(r.Address); msg != "" {
+		return v.fail(path+".address", r.Line, addrText(r.Address), "%s", msg)
+	}
+	switch {
+	case r.Address.Is4() != s.VIP.Is4():
+		return v.fail(path+".address", r.Line, r.Address.String(), "address family differs from the VIP %s", s.VIP)
+	case r.Address == s.VIP:
+		return v.fail(path+".address", r.Line, r.Address.String(), "a real server cannot be the VIP itself")
+	case r.Weight < 0 || r.Weight > 65535:
+		return v.fail(path+".weight", r.Line, strconv.Itoa(r.Weight), "must be 0..65535")
+	}
+	if r.MAC != nil {
+		switch {
+		case len(r.MAC) != 6:
+			return v.fail(path+".mac", r.Line, r.MAC.String(), "must be a 6-byte MAC address")
+		case r.MAC[0]&1 != 0:
+			return v.fail(path+".mac", r.Line, r.MAC.String(), "must be a unicast MAC (this one is multicast or broadcast)")
+		case string(r.MAC) == string(make(net.HardwareAddr, 6)):
+			return v.fail(path+".mac", r.Line, r.MAC.String(), "must not be all zeros")
+		}
+	}
+	if r.Check != nil {
+		return v.check(s, r.Check, r.Line, path+".check")
+	}
+	return nil
+}
+
+func (v *validator) check(s *Service, c *Check, line int, path string) error {
+	web := c.Type == "http" || c.Type == "https"
+	switch {
+	case c.Type != "tcp" && !web:
+		return v.fail(path+".type", line, c.Type, "must be tcp, http or https")
+	case c.Port == 0 && s.Port == 0:
+		return v.fail(path+".port", line, "0", "a check needs a port when the service port is 0")
+	case web && !strings.HasPrefix(c.Path, "/"):
+		return v.fail(path+".path", line, c.Path, "must start with /")
+	case web && strings.ContainsAny(c.Path, " \t\r\n"):
+		return v.fail(path+".path", line, c.Path, "must not contain spaces or line breaks")
+	case web && (c.Status < 100 || c.Status > 599):
+		return v.fail(path+".status", line, strconv.Itoa(c.Status), "must be an HTTP status 100..599")
+	case !web && c.Path != "":
+		return v.fail(path+".path", line, c.Path, "only http and https checks have a path")
+	case !web && c.Status != 0:
+		return v.fail(path+".status", line, strconv.Itoa(c.Status), "only http and https checks have a status")
+	case c.Interval < minCheckPeriod:
+		return v.fail(path+".interval", line, c.Interval.String(), "must be at least %s", minCheckPeriod)
+	case c.Timeout < minCheckPeriod:
+		return v.fail(path+".timeout", line, c.Timeout.String(), "must be at least %s", minCheckPeriod)
+	case c.Retries < 1 || c.Retries > maxRetries:
+		return v.fail(path+".retries", line, strconv.Itoa(c.Retries), "must be 1..%d", maxRetries)
+	}
+	return nil
+}
+
+// hostAddrProblem says why a can be neither a VIP nor a real server, or "".
+func hostAddrProblem(a netip.Addr) string {
+	switch {
+	case !a.IsValid():
+		return "an address is required"
+	case a.Zone() != "":
+		return "an IPv6 zone is not allowed here"
+	case a.Is4In6():
+		return "IPv4-mapped IPv6 address: write it as " + a.Unmap().String()
+	case a.IsUnspecified():
+		return "the unspecified address is not a host"
+	case a.IsLoopback():
+		return "a loopback address never reaches the network"
+	case a.IsMulticast():
+		return "a multicast address is not a host"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "the broadcast address is not a host"
+	}
+	return ""
+}
+
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func lineNote(line int) string {
+	if line <= 0 {
+		return ""
+	}
+	return " (line " + strconv.Itoa(line) + ")"
+}
+
+// validIfName follows the kernel's dev_valid_name.
+func validIfName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsAny(s, "/: \t\r\n\v\f")
+}
+
+// errMissing is the message for a required field that is absent.
+var errMissing = errors.New("required")

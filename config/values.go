@@ -1,0 +1,147 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Value parsers shared by the YAML and ipvsadm readers. They check syntax
+// only; what a well-formed value may mean is validate's job, so both formats
+// and Validate agree on it.
+
+// parseAddr reads a numeric IPv4 or IPv6 address, refusing the forms that
+// make two spellings of one address (zones, IPv4-mapped IPv6).
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, errors.New("not a numeric IPv4 or IPv6 address")
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, errors.New("an IPv6 zone is not allowed here")
+	}
+	if a.Is4In6() {
+		return netip.Addr{}, fmt.Errorf("IPv4-mapped IPv6 address: write it as %s", a.Unmap())
+	}
+	return a, nil
+}
+
+// parseMAC reads a 6-byte MAC address (the forms net.ParseMAC knows).
+func parseMAC(s string) (net.HardwareAddr, error) {
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 {
+		return nil, errors.New("not a 6-byte MAC address like 02:00:00:00:00:11")
+	}
+	return m, nil
+}
+
+// parseDuration reads a Go duration ("900s", "5m"); "0" needs no unit.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("not a duration (write it with a unit, like 300s or 5m)")
+	}
+	return d, nil
+}
+
+// parseUint reads a decimal integer in 0..max.
+func parseUint(s string, max uint64, what string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > max {
+		return 0, fmt.Errorf("%s must be an integer 0..%d", what, max)
+	}
+	return n, nil
+}
+
+// parseNetmask reads a persistence netmask as ipvsadm -M takes it: a dotted
+// IPv4 mask (255.255.255.0) or a prefix length (24, /24; the only form for
+// IPv6). It returns the prefix length.
+func parseNetmask(s string, is6 bool) (int, error) {
+	max := 32
+	if is6 {
+		max = 128
+	}
+	if n, err := strconv.Atoi(strings.TrimPrefix(s, "/")); err == nil {
+		if n < 0 || n > max {
+			return 0, fmt.Errorf("prefix length must be 0..%d", max)
+		}
+		return n, nil
+	}
+	if is6 {
+		return 0, errors.New("an IPv6 netmask is a prefix length 0..128")
+	}
+	m, err := netip.ParseAddr(s)
+	if err != nil || !m.Is4() {
+		return 0, errors.New("not a netmask (255.255.255.0) or prefix length (24)")
+	}
+	b := m.As4()
+	mask := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	ones := 0
+	for ones < 32 && mask&(1<<(31-ones)) != 0 {
+		ones++
+	}
+	if ones < 32 && mask<<ones != 0 {
+		return 0, errors.New("netmask bits are not contiguous")
+	}
+	return ones, nil
+}
+
+// formatNetmask is parseNetmask's inverse in ipvsadm's style.
+func formatNetmask(bits int, is6 bool) string {
+	if is6 {
+		return strconv.Itoa(bits)
+	}
+	if bits < 0 || bits > 32 {
+		return strconv.Itoa(bits)
+	}
+	var mask [4]byte
+	for i := range bits {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom4(mask).String()
+}
+
+// portNames are the service names ipvsadm -S (without -n) may print for
+// common ports. Looking names up in /etc/services would make the result
+// depend on the machine, so only these are known; others need ipvsadm -Sn.
+var portNames = map[string]uint16{
+	"ftp": 21, "ssh": 22, "telnet": 23, "smtp": 25, "domain": 53,
+	"http": 80, "www": 80, "pop3": 110, "ntp": 123, "imap": 143, "imap2": 143,
+	"snmp": 161, "ldap": 389, "https": 443, "submissions": 465, "smtps": 465,
+	"submission": 587, "ldaps": 636, "imaps": 993, "pop3s": 995,
+	"mysql": 3306, "postgresql": 5432, "sip": 5060, "http-alt": 8080,
+}
+
+// parsePort reads a port number, or one of portNames when names is true.
+func parsePort(s string, names bool) (uint16, error) {
+	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
+		return uint16(n), nil
+	}
+	if names {
+		if p, ok := portNames[s]; ok {
+			return p, nil
+		}
+		if _, err := strconv.ParseUint(s, 10, 64); err != nil {
+			return 0, errors.New("not a port number (use ipvsadm -Sn for numeric output)")
+		}
+	}
+	return 0, errors.New("port must be an integer 0..65535")
+}
+
+// isPrime reports whether n is prime (trial division: n is a table size,
+// bounded by maxTableSize).
+func isPrime(n int) bool {
+	if n < 2 {
+		return false
+	}
+	for d := 2; d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
+}

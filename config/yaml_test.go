@@ -1,0 +1,213 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// head is the start of a one-service YAML config: lines 1-3.
+var head = lines(
+	"services:",
+	"  - vip: 198.18.0.100",
+	"    port: 80",
+)
+
+// oneRS is head plus a real server: lines 1-5.
+var oneRS = head + lines(
+	"    realservers:",
+	"      - address: 198.18.0.11",
+)
+
+func TestParseYAMLGood(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // lines (or pieces of lines) dump must contain
+	}{
+		{"defaults", oneRS, []string{
+			`interface ""`,
+			"max_conns 1048576",
+			"timeouts tcp=15m0s tcp_synrecv=1m0s tcp_fin=2m0s tcp_close=10s udp=5m0s",
+			"service tcp 198.18.0.100:80 line=2 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=0s bits=32",
+			`  realserver 198.18.0.11 line=5 weight=1 mac=""` + "\n",
+		}},
+		{"no real servers yet", head, []string{"service tcp 198.18.0.100:80 line=2"}},
+		{"empty realservers", head + "    realservers:\n", []string{"service tcp 198.18.0.100:80"}},
+		{"timeouts partly set", "timeouts: {tcp: 1h, udp: 30s}\n" + head,
+			[]string{"timeouts tcp=1h0m0s tcp_synrecv=1m0s tcp_fin=2m0s tcp_close=10s udp=30s"}},
+		{"http check defaults", oneRS + "        check: {type: http}\n",
+			[]string{`check=http port=0 path="/" status=200 interval=2s timeout=1s retries=3 inhibit=false`}},
+		{"https check set", oneRS + "        check: {type: https, port: 8443, path: /h, status: 204, interval: 5s, timeout: 2s, retries: 5, on_fail: inhibit}\n",
+			[]string{`check=https port=8443 path="/h" status=204 interval=5s timeout=2s retries=5 inhibit=true`}},
+		{"tcp check has no path or status", oneRS + "        check: {type: tcp}\n",
+			[]string{`check=tcp port=0 path="" status=0 interval=2s`}},
+		{"weight 0 and mac", oneRS + "        weight: 0\n        mac: 02:00:00:00:00:11\n",
+			[]string{`weight=0 mac="02:00:00:00:00:11"`}},
+		{"udp and upper-case protocol", head + "    protocol: UDP\n", []string{"service udp 198.18.0.100:80"}},
+		{"sh flags", head + "    scheduler: sh\n    flags: [sh-port, sh-fallback]\n", []string{"scheduler=sh hash_port=true fallback=true"}},
+		{"flags before scheduler", head + "    flags: [mh-fallback]\n    scheduler: mh\n    mh_table_size: 65537\n",
+			[]string{"scheduler=mh hash_port=false fallback=true table_size=65537"}},
+		{"port 0 with persistence and netmask length", lines(
+			"services:",
+			"  - vip: 198.18.0.100",
+			"    port: 0",
+			"    persistence: 5m",
+			"    persistence_netmask: 24",
+		), []string{"service tcp 198.18.0.100:0 line=2 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=5m0s bits=24"}},
+		{"dotted netmask", head + "    persistence: 300s\n    persistence_netmask: 255.255.240.0\n", []string{"bits=20"}},
+		{"ipv6", lines(
+			"services:",
+			"  - vip: 2001:db8::100",
+			"    port: 443",
+			"    persistence: 60s",
+			"    realservers: [{address: '2001:db8::11'}]",
+		), []string{"service tcp [2001:db8::100]:443", "bits=128", "realserver 2001:db8::11 line=5"}},
+		{"same VIP and port on tcp and udp", head + lines(
+			"  - vip: 198.18.0.100",
+			"    port: 80",
+			"    protocol: udp",
+		), []string{"service tcp 198.18.0.100:80", "service udp 198.18.0.100:80"}},
+		{"interface and max_conns", "interface: eth0.10\nmax_conns: 1000\n" + head, []string{`interface "eth0.10"`, "max_conns 1000"}},
+		{"anchor and alias", oneRS + lines(
+			"        check: &c {type: tcp, port: 22}",
+			"      - address: 198.18.0.12",
+			"        check: *c",
+		), []string{"realserver 198.18.0.12 line=7 weight=1 mac=\"\" check=tcp port=22"}},
+		{"byte order mark and document marker", "\ufeff---\n" + oneRS, []string{"service tcp 198.18.0.100:80 line=3"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("drlb.yaml", []byte(tc.in))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			got := dump(c)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("parsed config lacks %q; got:\n%s", w, got)
+				}
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate of a parsed config: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseYAMLBad(t *testing.T) {
+	rs := "services[0].realservers[0]"
+	tests := []badCase{
+		// Values out of range, found by validation, still placed.
+		{"weight negative", oneRS + "      - address: 198.18.0.12\n        weight: -1\n",
+			7, 17, "services[0].realservers[1].weight", "-1", "must be 0..65535"},
+		{"weight too big", oneRS + "        weight: 65536\n", 6, 17, rs + ".weight", "65536", "must be 0..65535"},
+		{"weight not a number", oneRS + "        weight: heavy\n", 6, 17, rs + ".weight", "heavy", "must be a whole number"},
+		{"weight a list", oneRS + "        weight: [1]\n", 6, 17, rs + ".weight", "", "must be a single value, not a list"},
+		// Field names.
+		{"misspelt field", oneRS + "        wieght: 2\n", 6, 9, rs + ".wieght", "", `did you mean "weight"?`},
+		{"unknown top-level field", "service: []\n", 1, 1, "service", "", `did you mean "services"?`},
+		{"unknown field far from any", head + "    colour: blue\n", 4, 5, "services[0].colour", "", "unknown field (valid: vip, port, protocol,"},
+		{"field twice", head + "    port: 81\n", 4, 5, "services[0].port", "", "field given twice (first at line 3)"},
+		{"merge key", head + "    <<: {protocol: udp}\n", 4, 5, "services[0].<<", "", "merge keys are not supported"},
+		{"vip missing", "services:\n  - port: 80\n", 2, 5, "services[0].vip", "", "required field missing"},
+		{"port missing", "services:\n  - vip: 198.18.0.100\n", 2, 5, "services[0].port", "", "required field missing"},
+		{"address missing", head + "    realservers:\n      - weight: 1\n", 5, 9, rs + ".address", "", "required field missing"},
+		{"check type missing", oneRS + "        check: {port: 80}\n", 6, 16, rs + ".check.type", "", "required field missing"},
+		{"null value", "services:\n  - vip:\n    port: 80\n", 2, 9, "services[0].vip", "", "a value is required"},
+		// Addresses.
+		{"vip not an address", "services:\n  - vip: www.example.com\n    port: 80\n", 2, 10, "services[0].vip", "www.example.com", "not a numeric IPv4 or IPv6 address"},
+		{"vip loopback", "services:\n  - vip: 127.0.0.2\n    port: 80\n", 2, 10, "services[0].vip", "127.0.0.2", "loopback"},
+		{"vip ipv6 loopback", "services:\n  - vip: ::1\n    port: 80\n", 2, 10, "services[0].vip", "::1", "loopback"},
+		{"vip multicast", "services:\n  - vip: 224.0.0.1\n    port: 80\n", 2, 10, "services[0].vip", "224.0.0.1", "multicast"},
+		{"vip unspecified", "services:\n  - vip: 0.0.0.0\n    port: 80\n", 2, 10, "services[0].vip", "0.0.0.0", "unspecified"},
+		{"vip broadcast", "services:\n  - vip: 255.255.255.255\n    port: 80\n", 2, 10, "services[0].vip", "255.255.255.255", "broadcast"},
+		{"vip zone", "services:\n  - vip: fe80::1%eth0\n    port: 80\n", 2, 10, "services[0].vip", "fe80::1%eth0", "zone"},
+		{"vip mapped", "services:\n  - vip: ::ffff:198.18.0.1\n    port: 80\n", 2, 10, "services[0].vip", "::ffff:198.18.0.1", "write it as 198.18.0.1"},
+		{"rs family", head + "    realservers:\n      - address: 2001:db8::11\n", 5, 18, rs + ".address", "2001:db8::11", "address family differs from the VIP 198.18.0.100"},
+		{"rs is the vip", head + "    realservers:\n      - address: 198.18.0.100\n", 5, 18, rs + ".address", "198.18.0.100", "cannot be the VIP"},
+		{"rs multicast", head + "    realservers:\n      - address: 239.1.1.1\n", 5, 18, rs + ".address", "239.1.1.1", "multicast"},
+		{"rs duplicate", oneRS + "      - address: 198.18.0.11\n", 6, 18, "services[0].realservers[1].address", "198.18.0.11", "duplicate real server: realservers[0] (line 5)"},
+		{"service duplicate", head + "  - vip: 198.18.0.100\n    port: 80\n    protocol: tcp\n", 4, 5, "services[1]", "tcp 198.18.0.100:80", "duplicate service: services[0] (line 2)"},
+		// MACs.
+		{"mac bad", oneRS + "        mac: 02:00:00:00:00\n", 6, 14, rs + ".mac", "02:00:00:00:00", "not a 6-byte MAC"},
+		{"mac eui64", oneRS + "        mac: 02:00:00:00:00:00:00:11\n", 6, 14, rs + ".mac", "02:00:00:00:00:00:00:11", "not a 6-byte MAC"},
+		{"mac multicast", oneRS + "        mac: 01:00:5e:00:00:01\n", 6, 14, rs + ".mac", "01:00:5e:00:00:01", "unicast"},
+		{"mac broadcast", oneRS + "        mac: ff:ff:ff:ff:ff:ff\n", 6, 14, rs + ".mac", "ff:ff:ff:ff:ff:ff", "unicast"},
+		{"mac zero", oneRS + "        mac: 00:00:00:00:00:00\n", 6, 14, rs + ".mac", "00:00:00:00:00:00", "all zeros"},
+		// Service fields.
+		{"port too big", "services:\n  - vip: 198.18.0.100\n    port: 65536\n", 3, 11, "services[0].port", "65536", "0..65535"},
+		{"port negative", "services:\n  - vip: 198.18.0.100\n    port: -1\n", 3, 11, "services[0].port", "-1", "0..65535"},
+		{"port 0 without persistence", "services:\n  - vip: 198.18.0.100\n    port: 0\n", 3, 11, "services[0].port", "0", "needs persistence"},
+		{"protocol sctp", head + "    protocol: sctp\n", 4, 15, "services[0].protocol", "sctp", "must be tcp or udp"},
+		{"scheduler unknown", head + "    scheduler: fastest\n", 4, 16, "services[0].scheduler", "fastest", "unknown scheduler (valid: lc, mh, nq, rr, sed, sh, wlc, wrr"},
+		{"flags for rr", head + "    scheduler: rr\n    flags: [sh-port]\n", 5, 12, "services[0].flags", "sh-port", "apply only to sh and mh, not rr"},
+		{"flags for the default", head + "    flags: [mh-port]\n", 4, 12, "services[0].flags", "mh-port", "apply only to sh and mh, not wlc"},
+		{"sh flag on mh", head + "    scheduler: mh\n    flags: [mh-port, sh-port]\n", 5, 22, "services[0].flags[1]", "sh-port", "sh-port is a flag of the sh scheduler, this service uses mh"},
+		{"flag unknown", head + "    scheduler: sh\n    flags: [sh-sticky]\n", 5, 13, "services[0].flags[0]", "sh-sticky", "unknown scheduler flag"},
+		{"flag-1 is ipvsadm only", head + "    scheduler: sh\n    flags: [flag-1]\n", 5, 13, "services[0].flags[0]", "flag-1", "unknown scheduler flag"},
+		{"flags not a list", head + "    scheduler: sh\n    flags: sh-port\n", 5, 12, "services[0].flags", "", "must be a list"},
+		{"table size not prime", head + "    scheduler: mh\n    mh_table_size: 65536\n", 5, 20, "services[0].mh_table_size", "65536", "must be a prime"},
+		{"table size too big", head + "    scheduler: mh\n    mh_table_size: 2147483647\n", 5, 20, "services[0].mh_table_size", "2147483647", "must be a prime number up to 1048573"},
+		{"table size for sh", head + "    scheduler: sh\n    mh_table_size: 251\n", 5, 20, "services[0].mh_table_size", "251", "only to the mh scheduler"},
+		{"persistence without unit", head + "    persistence: 300\n", 4, 18, "services[0].persistence", "300", "not a duration"},
+		{"persistence negative", head + "    persistence: -5s\n", 4, 18, "services[0].persistence", "-5s", "must be 0s..744h0m0s"},
+		{"persistence fraction", head + "    persistence: 1500ms\n", 4, 18, "services[0].persistence", "1500ms", "whole seconds"},
+		{"persistence too long", head + "    persistence: 745h\n", 4, 18, "services[0].persistence", "745h", "must be 0s..744h0m0s"},
+		{"netmask without persistence", head + "    persistence_netmask: 24\n", 4, 26, "services[0].persistence_netmask", "24", "needs persistence"},
+		{"netmask holes", head + "    persistence: 1s\n    persistence_netmask: 255.0.255.0\n", 5, 26, "services[0].persistence_netmask", "255.0.255.0", "not contiguous"},
+		{"netmask too long", head + "    persistence: 1s\n    persistence_netmask: 33\n", 5, 26, "services[0].persistence_netmask", "33", "prefix length must be 0..32"},
+		{"netmask dotted for ipv6", "services:\n  - vip: 2001:db8::1\n    port: 80\n    persistence: 1s\n    persistence_netmask: 255.255.0.0\n",
+			5, 26, "services[0].persistence_netmask", "255.255.0.0", "IPv6 netmask is a prefix length"},
+		{"realservers a mapping", head + "    realservers: {address: 198.18.0.11}\n", 4, 18, "services[0].realservers", "", "must be a list, not a mapping"},
+		{"services a string", "services: web\n", 1, 11, "services", "", "must be a list, not a single value"},
+		{"service a string", "services: [web]\n", 1, 12, "services[0]", "web", "services[0] must be a mapping with fields vip, port"},
+		// Checks.
+		{"check type", oneRS + "        check: {type: icmp}\n", 6, 23, rs + ".check.type", "icmp", "must be tcp, http or https"},
+		{"check path relative", oneRS + "        check: {type: http, path: healthz}\n", 6, 35, rs + ".check.path", "healthz", "must start with /"},
+		{"check path on tcp", oneRS + "        check: {type: tcp, path: /}\n", 6, 34, rs + ".check.path", "/", "only http and https"},
+		{"check status on tcp", oneRS + "        check: {type: tcp, status: 200}\n", 6, 36, rs + ".check.status", "200", "only http and https"},
+		{"check status range", oneRS + "        check: {type: http, status: 99}\n", 6, 37, rs + ".check.status", "99", "100..599"},
+		{"check interval tiny", oneRS + "        check: {type: tcp, interval: 1ms}\n", 6, 38, rs + ".check.interval", "1ms", "at least 10ms"},
+		{"check timeout zero", oneRS + "        check: {type: tcp, timeout: 0s}\n", 6, 37, rs + ".check.timeout", "0s", "at least 10ms"},
+		{"check retries zero", oneRS + "        check: {type: tcp, retries: 0}\n", 6, 37, rs + ".check.retries", "0", "must be 1..1000"},
+		{"check on_fail", oneRS + "        check: {type: tcp, on_fail: drop}\n", 6, 37, rs + ".check.on_fail", "drop", "must be remove"},
+		{"check port needed", lines(
+			"services:",
+			"  - vip: 198.18.0.100",
+			"    port: 0",
+			"    persistence: 60s",
+			"    realservers:",
+			"      - address: 198.18.0.11",
+			"        check: {type: tcp}",
+		), 7, 16, rs + ".check.port", "0", "needs a port when the service port is 0"},
+		{"check a string", oneRS + "        check: tcp\n", 6, 16, rs + ".check", "tcp", "must be a mapping"},
+		// Top level.
+		{"timeout zero", "timeouts: {tcp: 0s}\n" + head, 1, 17, "timeouts.tcp", "0s", "must be more than 0"},
+		{"timeout typo", "timeouts: {tcp_syn: 10s}\n" + head, 1, 12, "timeouts.tcp_syn", "", `did you mean "tcp_fin"?`},
+		{"max_conns zero", "max_conns: 0\n" + head, 1, 12, "max_conns", "0", "must be 1..1073741824"},
+		{"interface with slash", "interface: eth/0\n" + head, 1, 12, "interface", "eth/0", "not a Linux interface name"},
+		{"interface too long", "interface: abcdefghijklmnop\n" + head, 1, 12, "interface", "abcdefghijklmnop", "not a Linux interface name"},
+		{"no services", "interface: eth0\n", 0, 0, "services", "", "no services defined"},
+		{"empty services", "services: []\n", 1, 11, "services", "", "no services defined"},
+		{"empty file", "", 0, 0, "", "", "empty configuration"},
+		{"only comments", "# nothing\n\n", 0, 0, "", "", "empty configuration"},
+		{"root a list", "- vip: 198.18.0.100\n", 1, 1, "", "", "the configuration must be a mapping"},
+		{"root a scalar", "hello\n", 1, 1, "", "hello", "the configuration must be a mapping"},
+		{"syntax error", "services: [\n", 1, 0, "", "", "YAML: did not find expected node content"},
+		{"tab indentation", "services:\n\t- vip: 198.18.0.100\n", 2, 0, "", "", "YAML: found character that cannot start any token"},
+		{"second document", head + "---\ninterface: eth0\n", 4, 1, "", "", "a second YAML document"},
+		{"unknown anchor", "services: *nope\n", 0, 0, "", "", "unknown anchor 'nope'"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { checkBad(t, "drlb.yaml", tc) })
+	}
+}
+
+func TestErrorMessageShape(t *testing.T) {
+	in := oneRS + "      - address: 198.18.0.12\n        weight: -1\n"
+	_, err := Parse("drlb.yaml", []byte(in))
+	want := `drlb.yaml:7:17: services[0].realservers[1].weight: "-1": must be 0..65535`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v\nwant    %s", err, want)
+	}
+}
