@@ -193,7 +193,7 @@ func TestLifecycle(t *testing.T) {
 				case "delete":
 					tb.Delete(tb.Lookup(&s.key, now))
 				case "sweep":
-					tb.Sweep(now, tb.Slots())
+					tb.Sweep(now, 2*tb.Slots())
 				}
 				if log[s.key] != s.expire {
 					t.Fatalf("step %d (%s): OnExpire count %d, want %d", i, s.op, log[s.key], s.expire)
@@ -282,7 +282,7 @@ func TestFullTable(t *testing.T) {
 	}
 	// Some inserts may have failed before a sweep reached the stale entries;
 	// a full sweep then makes room for the rest.
-	tb.Sweep(now, tb.Slots())
+	tb.Sweep(now, 2*tb.Slots())
 	for i := 3 * max; added < max/2; i++ {
 		k := testKey(i)
 		e, err := tb.Insert(&k, now)

@@ -1,0 +1,60 @@
+package conntable
+
+import (
+	"testing"
+	"time"
+)
+
+// TestZeroAllocs proves the hot-path calls allocate nothing, with an
+// OnExpire callback installed and entries expiring along the way.
+func TestZeroAllocs(t *testing.T) {
+	expired := 0
+	tb, err := New(Options{Max: 1000, OnExpire: func(*Entry) { expired++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 {
+		k := testKey(i)
+		e, _ := tb.Insert(&k, t0)
+		tb.SetTimeout(e, t0, time.Duration(i%10)*time.Second)
+	}
+	now := t0
+	i := 0
+	for _, tc := range []struct {
+		name string
+		fn   func()
+	}{
+		{"Lookup", func() {
+			k := testKey(i % 700)
+			tb.Lookup(&k, now)
+			i++
+		}},
+		{"Insert+SetTimeout+Delete", func() {
+			k := testKey(1000 + i%100)
+			if e, err := tb.Insert(&k, now); err == nil {
+				tb.SetTimeout(e, now, time.Second)
+				tb.Delete(e)
+			}
+			i++
+		}},
+		{"Insert+SetTimeout expiring", func() {
+			k := testKey(2000 + i)
+			if e, err := tb.Insert(&k, now); err == nil {
+				tb.SetTimeout(e, now, 3*time.Second)
+			}
+			now += int64(time.Second) / 4
+			i++
+		}},
+		{"Sweep", func() {
+			tb.Sweep(now, 16)
+			now += int64(time.Second)
+		}},
+	} {
+		if a := testing.AllocsPerRun(1000, tc.fn); a != 0 {
+			t.Errorf("%s: %v allocs/op, want 0", tc.name, a)
+		}
+	}
+	if expired == 0 {
+		t.Error("nothing expired: the test did not exercise removal")
+	}
+}
