@@ -1,0 +1,286 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// mmsghdr is struct mmsghdr (Go pads it to the kernel's size).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+const (
+	// slotLen is one receive buffer: VLAN headroom, then room for MaxFrame.
+	slotLen = vlanHeadroom + MaxFrame
+	// ctrlLen holds the PACKET_AUXDATA cmsg (CMSG_SPACE(20) = 40 on 64-bit).
+	ctrlLen = 64
+	// maxRxEINVAL bounds how many frames in a row may be dropped as
+	// unrepresentable before ReadBatch gives up and reports EINVAL.
+	maxRxEINVAL = 1 << 16
+)
+
+// rxRing holds the preallocated recvmmsg arrays: per slot one mmsghdr, two
+// iovecs (virtio-net header, frame), a control buffer and a frame buffer.
+type rxRing struct {
+	msgs []mmsghdr
+	iovs []unix.Iovec
+	hdrs []byte
+	ctrl []byte
+	bufs []byte
+
+	fn    func(fd uintptr) bool // r.recv, bound once
+	vlen  int                   // in: slots to fill
+	n     int                   // out: slots filled
+	errno unix.Errno            // out
+}
+
+func (r *rxRing) init(batch int) {
+	r.msgs = make([]mmsghdr, batch)
+	r.iovs = make([]unix.Iovec, 2*batch)
+	r.hdrs = make([]byte, vnetHdrLen*batch)
+	r.ctrl = make([]byte, ctrlLen*batch)
+	r.bufs = make([]byte, slotLen*batch)
+	for i := range batch {
+		r.iovs[2*i].Base = &r.hdrs[i*vnetHdrLen]
+		r.iovs[2*i].SetLen(vnetHdrLen)
+		r.iovs[2*i+1].Base = &r.bufs[i*slotLen+vlanHeadroom]
+		r.iovs[2*i+1].SetLen(MaxFrame)
+		h := &r.msgs[i].hdr
+		h.Iov = &r.iovs[2*i]
+		h.SetIovlen(2)
+		h.Control = &r.ctrl[i*ctrlLen]
+	}
+}
+
+// recv is the syscall.RawConn.Read callback: false asks the poller to wait.
+func (r *rxRing) recv(fd uintptr) bool {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(r.vlen), 0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		r.n, r.errno = int(n), e
+		return true
+	}
+}
+
+// ReadBatch reads up to min(len(frames), Config.BatchSize) frames with one
+// recvmmsg, waiting in the runtime poller while none is queued.
+func (p *afpacket) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	p.watch.arm(ctx, p.conn)
+	r := &p.rx
+	vlen := min(len(frames), len(r.msgs))
+	invalid := 0
+	for {
+		for i := range vlen {
+			m := &r.msgs[i]
+			m.hdr.SetControllen(ctrlLen)
+			m.hdr.Flags = 0
+			m.n = 0
+		}
+		r.vlen = vlen
+		if err := p.rc.Read(r.fn); err != nil {
+			if p.closed.Load() {
+				return 0, ErrClosed
+			}
+			if cerr := ctx.Err(); cerr != nil {
+				return 0, cerr
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// A previous context's deadline: this one is still live.
+				_ = p.conn.SetReadDeadline(time.Time{})
+				continue
+			}
+			return 0, newError(p.ifname, "recvmmsg", err)
+		}
+		switch r.errno {
+		case 0:
+		case unix.EINVAL:
+			// packet_rcv_vnet could not describe a frame's offload state
+			// in a virtio-net header; the kernel dropped that frame and
+			// the socket is fine.
+			p.stats.unrepresentable.Add(1)
+			if invalid++; invalid > maxRxEINVAL {
+				return 0, newError(p.ifname, "recvmmsg", r.errno)
+			}
+			continue
+		default:
+			return 0, newError(p.ifname, "recvmmsg", r.errno)
+		}
+		if n := p.fill(frames, r.n); n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// fill turns the n filled slots into frames and returns how many it kept.
+func (p *afpacket) fill(frames []Frame, n int) int {
+	r := &p.rx
+	k := 0
+	for i := range n {
+		m := &r.msgs[i]
+		if m.hdr.Flags&unix.MSG_TRUNC != 0 || m.n < vnetHdrLen {
+			p.stats.truncated.Add(1)
+			continue
+		}
+		off, _ := decodeVnetHdr(r.hdrs[i*vnetHdrLen:])
+		fl := int(m.n) - vnetHdrLen
+		buf := r.bufs[i*slotLen : (i+1)*slotLen : (i+1)*slotLen]
+		data := buf[vlanHeadroom : vlanHeadroom+fl]
+		cl := min(int(m.hdr.Controllen), ctrlLen)
+		if aux, ok := parseAuxdata(r.ctrl[i*ctrlLen : i*ctrlLen+cl]); ok && aux.vlanValid() {
+			data = insertTag(buf, fl, aux.tpid, aux.tci)
+			off = off.shiftForTag()
+		}
+		frames[k] = Frame{Data: data, Offload: off}
+		k++
+	}
+	return k
+}
+
+// txRing holds the preallocated sendmmsg arrays.
+type txRing struct {
+	msgs []mmsghdr
+	iovs []unix.Iovec
+	hdrs []byte
+	idx  []int // index in the caller's frames of each message
+
+	fn      func(fd uintptr) bool // t.send, bound once
+	vlen    int                   // in: messages to send
+	off     int                   // progress, kept across poller waits
+	dropped int                   // out: frames refused with ENOBUFS
+	failed  int                   // out: frames refused otherwise
+	errIdx  int                   // out: first refused frame
+	errno   unix.Errno            // out: its error
+}
+
+func (t *txRing) init(batch int) {
+	t.msgs = make([]mmsghdr, batch)
+	t.iovs = make([]unix.Iovec, 2*batch)
+	t.hdrs = make([]byte, vnetHdrLen*batch)
+	t.idx = make([]int, batch)
+	for i := range batch {
+		t.iovs[2*i].Base = &t.hdrs[i*vnetHdrLen]
+		t.iovs[2*i].SetLen(vnetHdrLen)
+		h := &t.msgs[i].hdr
+		h.Iov = &t.iovs[2*i]
+		h.SetIovlen(2)
+	}
+}
+
+// send is the syscall.RawConn.Write callback. sendmmsg stops at the first
+// frame the kernel refuses; that frame is skipped (counted) and the rest go
+// on, so one bad frame does not cost the batch.
+func (t *txRing) send(fd uintptr) bool {
+	for t.off < t.vlen {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&t.msgs[t.off])), uintptr(t.vlen-t.off), 0, 0, 0)
+		switch e {
+		case 0:
+			t.off += int(n)
+			continue
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // send buffer full: wait until writable
+		case unix.ENOBUFS:
+			t.dropped++ // queue full: dropped like a NIC would
+		default:
+			if t.failed == 0 {
+				t.errIdx, t.errno = t.idx[t.off], e
+			}
+			t.failed++
+		}
+		t.off++
+	}
+	return true
+}
+
+// WriteBatch sends frames in order with sendmmsg, each behind a virtio-net
+// header built from its Offload. A frame the kernel refuses is skipped, not
+// retried: WriteBatch returns how many frames the kernel accepted and the
+// first error met. Frames dropped because a queue was full count in
+// Stats.TxDropped and are not errors.
+func (p *afpacket) WriteBatch(frames []Frame) (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	t := &p.tx
+	sent := 0
+	var first error
+	for i := 0; i < len(frames); {
+		k := 0
+		for ; i < len(frames) && k < len(t.msgs); i++ {
+			d := frames[i].Data
+			if len(d) < 14 || len(d) > MaxFrame {
+				if first == nil {
+					first = &Error{Interface: p.ifname, Op: fmt.Sprintf("write frame %d", i),
+						Err: fmt.Errorf("length %d outside 14..%d", len(d), MaxFrame), sentinel: ErrBadFrame}
+				}
+				continue
+			}
+			encodeVnetHdr(t.hdrs[k*vnetHdrLen:], frames[i].Offload)
+			t.iovs[2*k+1].Base = &d[0]
+			t.iovs[2*k+1].SetLen(len(d))
+			t.idx[k] = i
+			k++
+		}
+		if k == 0 {
+			continue
+		}
+		t.vlen, t.off, t.dropped, t.failed, t.errno = k, 0, 0, 0, 0
+		err := p.rc.Write(t.fn)
+		for j := range k {
+			t.iovs[2*j+1].Base = nil // do not keep the caller's buffers alive
+		}
+		p.stats.txDropped.Add(uint64(t.dropped))
+		if err != nil {
+			if p.closed.Load() {
+				return sent, ErrClosed
+			}
+			return sent, newError(p.ifname, "sendmmsg", err)
+		}
+		sent += k - t.dropped - t.failed
+		if t.failed > 0 && first == nil {
+			first = newError(p.ifname, fmt.Sprintf("sendmmsg frame %d", t.errIdx), t.errno)
+		}
+	}
+	return sent, first
+}
+
+// Stats returns the drop counters; RxDropped includes the kernel's
+// PACKET_STATISTICS drops up to now.
+func (p *afpacket) Stats() (Stats, error) {
+	if p.closed.Load() {
+		return p.stats.snapshot(), ErrClosed
+	}
+	ks, err := p.conn.Stats() // resets the kernel's counters: accumulate
+	if err != nil {
+		return p.stats.snapshot(), newError(p.ifname, "getsockopt PACKET_STATISTICS", err)
+	}
+	p.stats.rxDropped.Add(uint64(ks.Drops))
+	return p.stats.snapshot(), nil
+}

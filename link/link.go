@@ -1,0 +1,142 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"golang.org/x/net/bpf"
+)
+
+// MaxFrame is the largest frame a Port reads or writes: a 64 KiB IP packet
+// (a GSO/GRO super-frame, see DESIGN.md section 1) plus an Ethernet header
+// and one 802.1Q tag.
+const MaxFrame = 65535 + 14 + 4
+
+// vlanHeadroom is the room kept in front of every receive buffer so that an
+// 802.1Q tag the kernel stripped into auxdata can be put back without a copy
+// of the payload: only the 12 MAC bytes move.
+const vlanHeadroom = 4
+
+// Sentinel errors, checked with errors.Is.
+var (
+	// ErrClosed is returned by ReadBatch and WriteBatch after Close.
+	ErrClosed = errors.New("link: port closed")
+	// ErrNotPermitted wraps EPERM/EACCES from Open: the caller lacks
+	// CAP_NET_RAW (socket, bind) or CAP_NET_ADMIN (some options).
+	ErrNotPermitted = errors.New("link: operation not permitted (need CAP_NET_RAW/CAP_NET_ADMIN)")
+	// ErrNoInterface is returned by Open for an interface that does not exist
+	// in the caller's network namespace.
+	ErrNoInterface = errors.New("no such network interface")
+	// ErrBadConfig is returned by Open for a Config field out of range.
+	ErrBadConfig = errors.New("bad link configuration")
+	// ErrBadFrame is returned by WriteBatch for a frame it cannot send (too
+	// short or longer than MaxFrame); the other frames are still sent.
+	ErrBadFrame = errors.New("bad frame")
+)
+
+// Frame is one frame buffer with its receive metadata.
+type Frame struct {
+	// Data is the frame in wire format: destination MAC first, an 802.1Q tag
+	// that the kernel stripped into auxdata is re-inserted. After ReadBatch it
+	// is a slice into a buffer owned by the Port, valid until the next
+	// ReadBatch on that Port; its capacity is at least MaxFrame, so the caller
+	// may re-slice it to write a different frame of at most MaxFrame bytes.
+	Data []byte
+	// Offload comes from the virtio-net header (PACKET_VNET_HDR) and is
+	// written back unchanged with the frame, so the kernel completes
+	// checksums and segments super-frames on the way out.
+	Offload Offload
+}
+
+// GSO types of Offload.GSOType: the virtio-net values (linux/virtio_net.h).
+const (
+	GSONone  uint8 = 0    // not a super-frame
+	GSOTCPv4 uint8 = 1    // TCP over IPv4, segment into GSOSize payloads
+	GSOUDP   uint8 = 3    // UDP fragmentation offload (legacy UFO)
+	GSOTCPv6 uint8 = 4    // TCP over IPv6
+	GSOUDPL4 uint8 = 5    // UDP segmentation (USO, GSO_UDP_L4)
+	GSOECN   uint8 = 0x80 // flag: TCP segments carry ECN CWR
+)
+
+// Offload is the checksum and segmentation state of a frame, as the kernel
+// reports it in the virtio-net header.
+type Offload struct {
+	// CsumPartial means the L4 checksum is not complete
+	// (VIRTIO_NET_HDR_F_NEEDS_CSUM, TP_STATUS_CSUMNOTREADY): the kernel must
+	// finish it at CsumStart+CsumOffset on the way out.
+	CsumPartial bool
+	// CsumStart and CsumOffset are offsets in Data (adjusted for a
+	// re-inserted VLAN tag).
+	CsumStart, CsumOffset uint16
+	// GSOType is the virtio GSO type, one of the GSO constants, possibly
+	// with GSOECN set.
+	GSOType uint8
+	// GSOSize is the payload size of each segment; HdrLen the length of the
+	// headers the kernel copies in front of each segment (a hint).
+	GSOSize, HdrLen uint16
+}
+
+// IsSuperFrame reports whether the frame must be segmented on the way out.
+func (o Offload) IsSuperFrame() bool { return o.GSOType&^GSOECN != GSONone }
+
+// Port is a frame I/O backend: AF_PACKET (Open), in-memory (Pipe).
+type Port interface {
+	// ReadBatch blocks until at least one frame arrives, fills frames[:n] and
+	// returns n. It returns ErrClosed after Close, ctx.Err() when ctx ends.
+	// The frames' Data stays valid until the next ReadBatch.
+	ReadBatch(ctx context.Context, frames []Frame) (int, error)
+	// WriteBatch sends frames in order (offload info applied, so the kernel
+	// completes checksums and segments super-frames on the way out). It
+	// returns how many frames were sent.
+	WriteBatch(frames []Frame) (int, error)
+	// HardwareAddr is the MAC address of the port's interface.
+	HardwareAddr() net.HardwareAddr
+	// Close unblocks pending calls; they and later ones return ErrClosed.
+	Close() error
+}
+
+// Config holds the options of Open. The zero value is valid.
+type Config struct {
+	// BatchSize is the most frames one ReadBatch or WriteBatch system call
+	// moves (recvmmsg/sendmmsg vlen). 0 means DefaultBatchSize; at most
+	// MaxBatchSize. Each receive slot owns a MaxFrame buffer.
+	BatchSize int
+	// QdiscBypass sets PACKET_QDISC_BYPASS: frames go straight to the
+	// driver, skipping the interface's queueing discipline (faster, but no
+	// traffic shaping and a full driver queue drops the frame).
+	QdiscBypass bool
+	// FanoutGroup, when not 0, joins the socket to the PACKET_FANOUT group
+	// with this id in hash mode, so several Ports (one per core) share the
+	// interface's traffic with every flow on one Port.
+	FanoutGroup uint16
+	// Filter is a classic BPF socket filter (see VIPFilter), attached before
+	// the socket starts receiving: frames it rejects never reach user space.
+	Filter []bpf.RawInstruction
+	// ReadBuffer is the socket receive buffer in bytes (SO_RCVBUFFORCE,
+	// falling back to SO_RCVBUF). 0 means DefaultReadBuffer.
+	ReadBuffer int
+	// WriteBuffer is the socket send buffer in bytes; 0 keeps the kernel
+	// default.
+	WriteBuffer int
+}
+
+// Defaults and limits of Config.
+const (
+	DefaultBatchSize  = 64
+	MaxBatchSize      = 1024    // UIO_MAXIOV, the kernel's vlen limit
+	DefaultReadBuffer = 8 << 20 // room for a burst of 64 KiB super-frames
+)
+
+// NewFrames returns n frames, each with its own buffer of capacity MaxFrame
+// (Data has length 0), for Pipe and tests.
+func NewFrames(n int) []Frame {
+	if n <= 0 {
+		return nil
+	}
+	frames := make([]Frame, n)
+	for i := range frames {
+		frames[i].Data = make([]byte, 0, MaxFrame)
+	}
+	return frames
+}

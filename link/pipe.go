@@ -1,0 +1,164 @@
+package link
+
+import (
+	"context"
+	"net"
+	"sync"
+)
+
+// PipeCapacity is how many frames each direction of a Pipe queues; a
+// WriteBatch into a full queue drops the excess (counted in the reader's
+// Stats.RxDropped), as a real link would, so a test cannot deadlock on it.
+const PipeCapacity = 512
+
+// Pipe returns two connected in-memory Ports: frames written to one are
+// read from the other, with their Offload, in order. It is for tests of the
+// forwarding loop without root or sockets. Frames are copied once, on
+// WriteBatch, into buffers the reading Port owns; after warm-up neither
+// side allocates. The ends have the MAC addresses 02:00:00:00:00:01 and
+// 02:00:00:00:00:02.
+func Pipe() (Port, Port) {
+	ab, ba := newPipeQueue(), newPipeQueue()
+	closed := make(chan struct{})
+	sh := &pipeShared{closed: closed}
+	a := &pipeEnd{rx: ba, tx: ab, shared: sh, mac: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
+	b := &pipeEnd{rx: ab, tx: ba, shared: sh, mac: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	return a, b
+}
+
+// pipeShared is the state both ends see: closing either closes the pipe.
+type pipeShared struct {
+	once   sync.Once
+	closed chan struct{}
+}
+
+// pipeQueue is one direction: a ring of frame slots. Slots between held and
+// head were handed to the reader by its last ReadBatch and stay untouched
+// until its next one; slots between head and tail are queued.
+type pipeQueue struct {
+	mu    sync.Mutex
+	slots []pipeSlot
+	held  uint64 // oldest slot still owned by the reader
+	head  uint64 // next slot to read
+	tail  uint64 // next slot to write
+	ready chan struct{}
+	stats counters
+}
+
+type pipeSlot struct {
+	buf []byte // capacity MaxFrame, allocated on first use
+	off Offload
+}
+
+func newPipeQueue() *pipeQueue {
+	return &pipeQueue{slots: make([]pipeSlot, PipeCapacity), ready: make(chan struct{}, 1)}
+}
+
+// pipeEnd is one Port of a Pipe.
+type pipeEnd struct {
+	rx, tx *pipeQueue
+	shared *pipeShared
+	mac    net.HardwareAddr
+	rmu    sync.Mutex // one reader at a time
+}
+
+func (e *pipeEnd) isClosed() bool {
+	select {
+	case <-e.shared.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// ReadBatch returns queued frames; frames queued before Close are still
+// returned, then ErrClosed.
+func (e *pipeEnd) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	q := e.rx
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		q.mu.Lock()
+		q.held = q.head // the frames of the previous batch are released
+		n := int(min(uint64(len(frames)), q.tail-q.head))
+		for i := range n {
+			s := &q.slots[(q.head+uint64(i))%PipeCapacity]
+			frames[i] = Frame{Data: s.buf, Offload: s.off}
+		}
+		q.head += uint64(n)
+		q.mu.Unlock()
+		if n > 0 {
+			return n, nil
+		}
+		if e.isClosed() {
+			return 0, ErrClosed
+		}
+		select {
+		case <-q.ready:
+		case <-e.shared.closed:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// WriteBatch copies frames into the peer's queue. Frames that do not fit
+// are dropped and counted; frames longer than MaxFrame are an error.
+func (e *pipeEnd) WriteBatch(frames []Frame) (int, error) {
+	if e.isClosed() {
+		return 0, ErrClosed
+	}
+	q := e.tx
+	q.mu.Lock()
+	sent := 0
+	var err error
+	for i := range frames {
+		d := frames[i].Data
+		if len(d) > MaxFrame {
+			if err == nil {
+				err = &Error{Interface: "pipe", Op: "write frame", Err: errTooLong, sentinel: ErrBadFrame}
+			}
+			continue
+		}
+		if q.tail-q.held >= PipeCapacity {
+			q.stats.rxDropped.Add(1)
+			continue
+		}
+		s := &q.slots[q.tail%PipeCapacity]
+		if s.buf == nil {
+			s.buf = make([]byte, 0, MaxFrame)
+		}
+		s.buf = append(s.buf[:0], d...)
+		s.off = frames[i].Offload
+		q.tail++
+		sent++
+	}
+	q.mu.Unlock()
+	if sent > 0 {
+		select {
+		case q.ready <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	return sent, err
+}
+
+func (e *pipeEnd) HardwareAddr() net.HardwareAddr {
+	return append(net.HardwareAddr(nil), e.mac...)
+}
+
+// Close closes both ends: blocked reads wake up, writes fail with ErrClosed.
+func (e *pipeEnd) Close() error {
+	e.shared.once.Do(func() { close(e.shared.closed) })
+	return nil
+}
+
+// Stats reports the frames dropped because this end's queue was full.
+func (e *pipeEnd) Stats() (Stats, error) {
+	return e.rx.stats.snapshot(), nil
+}

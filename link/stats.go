@@ -1,0 +1,40 @@
+package link
+
+import "sync/atomic"
+
+// Stats counts frames a Port dropped instead of returning or sending them.
+// Ports from Open and Pipe implement StatsReporter.
+type Stats struct {
+	// Truncated: received frames larger than MaxFrame (BIG TCP beyond
+	// 64 KiB, for example), dropped because they cannot be forwarded whole.
+	Truncated uint64
+	// Unrepresentable: frames the kernel dropped because their offload
+	// state has no virtio-net header form (tunnel GSO, for example).
+	Unrepresentable uint64
+	// RxDropped: frames dropped before we read them (AF_PACKET: the
+	// socket's receive queue was full, PACKET_STATISTICS; Pipe: the peer
+	// wrote into a full queue).
+	RxDropped uint64
+	// TxDropped: frames dropped on the way out (AF_PACKET: the queueing
+	// discipline or driver queue was full, ENOBUFS).
+	TxDropped uint64
+}
+
+// StatsReporter is implemented by the Ports of this package.
+type StatsReporter interface {
+	Stats() (Stats, error)
+}
+
+// counters are the live, concurrently updated Stats.
+type counters struct {
+	truncated, unrepresentable, rxDropped, txDropped atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Truncated:       c.truncated.Load(),
+		Unrepresentable: c.unrepresentable.Load(),
+		RxDropped:       c.rxDropped.Load(),
+		TxDropped:       c.txDropped.Load(),
+	}
+}
