@@ -98,21 +98,22 @@ func BenchmarkLookupMiss(b *testing.B) {
 }
 
 // BenchmarkInsertDelete keeps 1M connections live: each op inserts a new
-// flow with its timeout and deletes the oldest one (a Lookup plus Delete).
+// flow with its timeout after deleting the oldest one (a Lookup plus Delete),
+// so the table stays full at Max.
 func BenchmarkInsertDelete(b *testing.B) {
 	tb := fill(b, benchN, nil)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		now := t0 + int64(i)
+		old := benchKey(i)
+		tb.Delete(tb.Lookup(&old, now))
 		k := benchKey(benchN + i)
 		e, err := tb.Insert(&k, now)
 		if err != nil {
 			b.Fatal(err)
 		}
 		tb.SetTimeout(e, now, 900*time.Second)
-		old := benchKey(i)
-		tb.Delete(tb.Lookup(&old, now))
 		i++
 	}
 	reportSize(b, tb)

@@ -57,3 +57,16 @@ func hashKey(k *Key, seed uint64) uint64 {
 	b := mum(w2^wyp2, w3^seed^wyp3)
 	return mum(a^w4^wyp4, b^wyp0)
 }
+
+// keyEqual compares keys word by word, branch-free; == on Key compiles to a
+// runtime.memequal call, which costs more than the compare itself.
+func keyEqual(a, b *Key) bool {
+	le := binary.LittleEndian
+	x := le.Uint64(a.CIP[0:8]) ^ le.Uint64(b.CIP[0:8])
+	x |= le.Uint64(a.CIP[8:16]) ^ le.Uint64(b.CIP[8:16])
+	x |= le.Uint64(a.VIP[0:8]) ^ le.Uint64(b.VIP[0:8])
+	x |= le.Uint64(a.VIP[8:16]) ^ le.Uint64(b.VIP[8:16])
+	x |= uint64(a.CPort^b.CPort) | uint64(a.VPort^b.VPort)<<16 |
+		uint64(a.Proto^b.Proto)<<32 | uint64(a.Kind^b.Kind)<<40
+	return x == 0
+}

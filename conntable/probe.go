@@ -36,7 +36,7 @@ func (t *Table) Lookup(k *Key, now int64) *Entry {
 			t.remove(i)
 			continue
 		}
-		if e.Key == *k {
+		if keyEqual(&e.Key, k) {
 			return e
 		}
 		i = t.next(i)
@@ -65,7 +65,7 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 				t.remove(i)
 				continue
 			}
-			if e.Key == *k {
+			if keyEqual(&e.Key, k) {
 				return e, ErrExists
 			}
 			i = t.next(i)
