@@ -23,10 +23,20 @@ const (
 // errUsage marks an error as a usage or configuration error (exit status 2).
 var errUsage = errors.New("usage")
 
-// usageError wraps a message so that main exits with status 2.
+// usageErr marks err as a usage or configuration error: main prints it as
+// it is and exits with status 2.
+type usageErr struct{ error }
+
+func (usageErr) Is(target error) bool { return target == errUsage }
+func (e usageErr) Unwrap() error      { return e.error }
+
+// usageError formats a usage error (exit status 2).
 func usageError(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+	return usageErr{fmt.Errorf(format, args...)}
 }
+
+// asUsage marks an existing error, such as a config error, as a usage error.
+func asUsage(err error) error { return usageErr{err} }
 
 // command is one subcommand. Each lives in its own file and registers
 // itself in commands.
@@ -110,7 +120,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return asUsage(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))

@@ -2,9 +2,136 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/replay"
 )
 
+// runReplay is `drlb replay -c CONFIG -in IN.pcap -out OUT.pcap [-v]`: the
+// live director's pipeline over a capture, for testing balancing decisions
+// offline.
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return usageError("not implemented yet")
+	fs := newFlagSet("replay", stderr)
+	cfgPath := fs.String("c", "", "config file (drlb YAML or ipvsadm-save rules); every real server needs a mac")
+	inPath := fs.String("in", "", "input capture (pcap or pcapng, Ethernet) taken on the director's LAN")
+	outPath := fs.String("out", "", "output pcap: the forwarded frames, in order, with their original timestamps")
+	verbose := fs.Bool("v", false, "print a verdict line per frame: number, verdict, reason, flow, real server")
+	macFlag := fs.String("mac", "", "the director's MAC (default: each frame's destination MAC)")
+	var rsMACs rsMACFlag
+	fs.Var(&rsMACs, "rs-mac", "ADDR=MAC: a real server's MAC, for configs without mac fields such as ipvsadm rules (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: drlb replay -c CONFIG -in IN.pcap -out OUT.pcap [-v] [-mac MAC]")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *cfgPath == "" || *inPath == "" || *outPath == "" {
+		return usageError("-c, -in and -out are required")
+	}
+	var mac net.HardwareAddr
+	if *macFlag != "" {
+		m, err := net.ParseMAC(*macFlag)
+		if err != nil || len(m) != 6 {
+			return usageError("-mac %q is not an Ethernet MAC address", *macFlag)
+		}
+		mac = m
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return asUsage(err)
+	}
+	if err := rsMACs.apply(cfg); err != nil {
+		return asUsage(err)
+	}
+	if err := replay.CheckMACs(cfg); err != nil {
+		return asUsage(fmt.Errorf("%s: %w", *cfgPath, err))
+	}
+	in, err := os.Open(*inPath)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	// Write next to the target and rename at the end, so a failed replay
+	// never leaves a half-written output behind.
+	tmp, err := os.CreateTemp(dirOf(*outPath), ".drlb-replay-*.pcap")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	opts := replay.Options{MAC: mac}
+	if *verbose {
+		opts.Listing = stdout
+	}
+	sum, err := replay.Run(cfg, in, tmp, opts)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if errors.Is(err, replay.ErrInput) {
+			return fmt.Errorf("%s: %w", *inPath, err)
+		}
+		return err
+	}
+	if err := os.Rename(tmp.Name(), *outPath); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %s -> %s\n", *inPath, sum, *outPath)
+	return nil
+}
+
+// rsMACFlag collects -rs-mac ADDR=MAC.
+type rsMACFlag map[netip.Addr]net.HardwareAddr
+
+func (f *rsMACFlag) String() string { return "" }
+
+func (f *rsMACFlag) Set(v string) error {
+	a, m, ok := strings.Cut(v, "=")
+	addr, err := netip.ParseAddr(a)
+	if !ok || err != nil {
+		return fmt.Errorf("%q is not ADDR=MAC", v)
+	}
+	mac, err := net.ParseMAC(m)
+	if err != nil || len(mac) != 6 {
+		return fmt.Errorf("%q: %q is not an Ethernet MAC address", v, m)
+	}
+	if *f == nil {
+		*f = rsMACFlag{}
+	}
+	(*f)[addr] = mac
+	return nil
+}
+
+// apply fills the MACs in; naming an address no service has is an error.
+func (f rsMACFlag) apply(cfg *config.Config) error {
+	for addr, mac := range f {
+		found := false
+		for i := range cfg.Services {
+			for j := range cfg.Services[i].RealServers {
+				if rs := &cfg.Services[i].RealServers[j]; rs.Address == addr {
+					rs.MAC, found = mac, true
+				}
+			}
+		}
+		if !found {
+			return fmt.Errorf("-rs-mac %s: no real server has that address", addr)
+		}
+	}
+	return nil
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[:i+1]
+		}
+	}
+	return "."
 }

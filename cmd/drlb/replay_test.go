@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReplayCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join("..", "..", "testdata", "replay", "services.yaml")
+	in := filepath.Join("..", "..", "testdata", "replay", "mixed.pcap")
+	out := filepath.Join(dir, "out.pcap")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"replay", "-c", cfg, "-in", in, "-out", out, "-v"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want, err := os.ReadFile(filepath.Join("..", "..", "testdata", "replay", "golden", "mixed.rr.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("drlb replay output differs from the rr golden pcap")
+	}
+	if !strings.Contains(stdout.String(), "1 pass not-ip arp who-has 198.18.0.100") || !strings.Contains(stdout.String(), "116 frames:") {
+		t.Errorf("listing or summary missing:\n%s", stdout.String())
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("services:\n  - vip: 198.18.0.100\n    port: 80\n    protocol: sctp\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nomac := filepath.Join(dir, "nomac.ipvsadm")
+	if err := os.WriteFile(nomac, []byte("-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no flags", []string{"replay"}, exitUsage, "-c, -in and -out are required"},
+		{"bad flag", []string{"replay", "-x"}, exitUsage, "not defined: -x"},
+		{"bad config", []string{"replay", "-c", bad, "-in", in, "-out", out}, exitUsage, "bad.yaml:4"},
+		{"no mac", []string{"replay", "-c", nomac, "-in", in, "-out", out}, exitUsage, "services[0].realservers[0] (198.18.0.11, line 2)"},
+		{"rs-mac unknown", []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.99=02:00:00:00:00:99"}, exitUsage, "no real server has that address"},
+		{"rs-mac bad", []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.11"}, exitUsage, "not ADDR=MAC"},
+		{"bad mac", []string{"replay", "-c", cfg, "-in", in, "-out", out, "-mac", "zz"}, exitUsage, `-mac "zz"`},
+		{"missing input", []string{"replay", "-c", cfg, "-in", filepath.Join(dir, "none.pcap"), "-out", out}, exitFailure, "none.pcap"},
+		{"not a pcap", []string{"replay", "-c", cfg, "-in", cfg, "-out", filepath.Join(dir, "never.pcap")}, exitFailure, "bad input capture"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			if code != tc.code || !strings.Contains(stderr.String(), tc.msg) {
+				t.Fatalf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr.String(), tc.code, tc.msg)
+			}
+		})
+	}
+	// ipvsadm rules plus -rs-mac replay like the YAML with mac fields.
+	stdout.Reset()
+	code = run(context.Background(), []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.11=02:00:00:00:00:11"}, &stdout, &stderr)
+	if code != exitOK || !strings.Contains(stdout.String(), "forwarded") {
+		t.Fatalf("ipvsadm rules with -rs-mac: exit %d %s %s", code, stdout.String(), stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "never.pcap")); !os.IsNotExist(err) {
+		t.Error("a failed replay left an output file behind")
+	}
+}

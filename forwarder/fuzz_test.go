@@ -1,0 +1,173 @@
+package forwarder
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// seedFrames is a spread of valid and broken frames for fuzz corpora.
+func seedFrames() [][]byte {
+	c := client(0, 1234)
+	v := toDir
+	v.VLAN = 7
+	reply := framegen.TCP(toDir, netip.AddrPortFrom(vip, 80), c, "PA", 1, 1, make([]byte, 64))
+	seeds := [][]byte{
+		syn(c), ack(c), fin(c),
+		framegen.TCP(v, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil),
+		framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("q")),
+		framegen.TCP(toDir, netip.MustParseAddrPort("[2001:2:0:1::10]:5"), netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil),
+		framegen.ICMPFragNeeded(toDir, netip.MustParseAddr("198.18.1.1"), vip, framegen.IPPacket(reply)[:28], 1400),
+		framegen.ICMPEcho(toDir, c.Addr(), vip, 1),
+		framegen.ARPRequest(toDir, c.Addr(), vip),
+		syn(c)[:40],
+	}
+	seeds = append(seeds, framegen.IPv4Fragments(toDir, c, netip.AddrPortFrom(vip, 53), make([]byte, 3000), 1480, 5)...)
+	return seeds
+}
+
+// FuzzProcess feeds arbitrary frames through a forwarder: it must never
+// panic, and whatever it forwards must differ from its input in the MACs
+// only, and go to a real server's MAC.
+func FuzzProcess(f *testing.F) {
+	for _, s := range seedFrames() {
+		f.Add(s, uint8(0))
+	}
+	fw := newForwarder(f, testConfig("mh", 3), Options{})
+	rr := newForwarder(f, testConfig("rr", 3), Options{})
+	f.Fuzz(func(t *testing.T, frame []byte, flags uint8) {
+		for _, g := range []*Forwarder{fw, rr} {
+			in := append([]byte(nil), frame...)
+			m := &Meta{Time: t0 + int64(flags)*second}
+			res := g.Process(in, m)
+			switch res.Verdict {
+			case Forward:
+				if !bytes.Equal(in[12:], frame[12:]) {
+					t.Fatalf("forwarded frame changed beyond the MACs")
+				}
+				if !bytes.Equal(in[0:6], rsMACs[res.Real]) {
+					t.Fatalf("forwarded to %x, not real server %d", in[0:6], res.Real)
+				}
+			default:
+				if !bytes.Equal(in, frame) {
+					t.Fatalf("%v/%v frame modified", res.Verdict, res.Reason)
+				}
+			}
+			// Also with a partial checksum flag and arbitrary offsets.
+			in = append(in[:0], frame...)
+			m.CsumPartial = true
+			m.CsumStart, m.CsumOffset = uint16(flags), uint16(flags>>3)
+			g.Process(in, m)
+		}
+	})
+}
+
+// FuzzDecode cross-checks the hand-written decoder against gopacket on
+// every frame both accept.
+func FuzzDecode(f *testing.F) {
+	for _, s := range seedFrames() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var p packet
+		if err := decode(frame, &p); err != nil || p.frag || p.icmpErr {
+			return
+		}
+		pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: false, NoCopy: true})
+		if pkt.ErrorLayer() != nil {
+			return
+		}
+		nl := pkt.NetworkLayer()
+		if nl == nil {
+			return
+		}
+		src, _ := netip.AddrFromSlice(nl.NetworkFlow().Src().Raw())
+		dst, _ := netip.AddrFromSlice(nl.NetworkFlow().Dst().Raw())
+		if src.Unmap() != p.src || dst.Unmap() != p.dst {
+			t.Fatalf("addresses: decode %v->%v, gopacket %v->%v", p.src, p.dst, src, dst)
+		}
+		switch l := pkt.TransportLayer().(type) {
+		case *layers.TCP:
+			if p.proto == protoTCP && (uint16(l.SrcPort) != p.srcPort || uint16(l.DstPort) != p.dstPort) {
+				t.Fatalf("tcp ports: decode %d->%d, gopacket %d->%d", p.srcPort, p.dstPort, l.SrcPort, l.DstPort)
+			}
+		case *layers.UDP:
+			if p.proto == protoUDP && (uint16(l.SrcPort) != p.srcPort || uint16(l.DstPort) != p.dstPort) {
+				t.Fatalf("udp ports: decode %d->%d, gopacket %d->%d", p.srcPort, p.dstPort, l.SrcPort, l.DstPort)
+			}
+		}
+	})
+}
+
+// populate opens n established connections from distinct clients.
+func populate(b *testing.B, f *Forwarder, n int) {
+	frame := syn(client(0, 1))
+	m := &Meta{Time: t0}
+	for i := 0; i < n; i++ {
+		binary.BigEndian.PutUint16(frame[14+12+2:], uint16(i>>16)) // client IP low half
+		binary.BigEndian.PutUint16(frame[14+20:], uint16(i))       // client port
+		if r := f.Process(frame, m); r.Verdict != Forward {
+			b.Fatalf("populate %d: %v/%v", i, r.Verdict, r.Reason)
+		}
+	}
+}
+
+func benchForwarder(b *testing.B, sched string) *Forwarder {
+	cfg := testConfig(sched, 3)
+	cfg.MaxConns = 1 << 21
+	f := newForwarder(b, cfg, Options{})
+	populate(b, f, 1_000_000)
+	return f
+}
+
+// BenchmarkExistingFlow: a packet of one of 1M live connections.
+func BenchmarkExistingFlow(b *testing.B) {
+	f := benchForwarder(b, "wrr")
+	frame := ack(client(0, 1))
+	buf := make([]byte, len(frame))
+	m := &Meta{Time: t0 + second}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		copy(buf, frame)
+		binary.BigEndian.PutUint16(buf[14+12+2:], uint16((i%1_000_000)>>16))
+		binary.BigEndian.PutUint16(buf[14+20:], uint16(i%1_000_000))
+		if r := f.Process(buf, m); r.Reason != ReasonExisting {
+			b.Fatalf("%v/%v", r.Verdict, r.Reason)
+		}
+	}
+}
+
+// BenchmarkNewFlow: a SYN of a new connection next to 1M live ones; the
+// table is kept at size by removing each connection with an RST after.
+func BenchmarkNewFlow(b *testing.B) {
+	for _, sched := range []string{"rr", "wlc", "mh"} {
+		b.Run(sched, func(b *testing.B) {
+			f := benchForwarder(b, sched)
+			s := syn(client(0, 1))
+			s[14+12] = 199 // clients outside the populated range
+			r := framegen.TCP(toDir, client(0, 1), netip.AddrPortFrom(vip, 80), "R", 2, 0, nil)
+			r[14+12] = 199
+			m := &Meta{Time: t0 + second}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				binary.BigEndian.PutUint16(s[14+20:], uint16(i))
+				binary.BigEndian.PutUint16(s[14+12+2:], uint16(i>>16))
+				if res := f.Process(s, m); res.Reason != ReasonNew {
+					b.Fatalf("%v/%v", res.Verdict, res.Reason)
+				}
+				binary.BigEndian.PutUint16(r[14+20:], uint16(i))
+				binary.BigEndian.PutUint16(r[14+12+2:], uint16(i>>16))
+				f.Process(r, m) // CLOSE state, expires in 10s
+				m.Time += int64(20e3)
+			}
+		})
+	}
+}
