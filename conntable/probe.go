@@ -24,6 +24,9 @@ func (t *Table) next(i int) int {
 // removed on the way (OnExpire is called for each), so the returned pointer
 // is valid only until the next Lookup, Insert, Delete or Sweep.
 func (t *Table) Lookup(k *Key, now int64) *Entry {
+	if k == nil || len(t.slots) == 0 {
+		return nil
+	}
 	nowSec := nowSeconds(now)
 	i := t.home(hashKey(k, t.seed))
 	for {
@@ -51,6 +54,12 @@ func (t *Table) Lookup(k *Key, now int64) *Entry {
 // k's probe run, then sweeps a few more slots, then fails with ErrFull; it
 // never evicts a live entry. The pointer is valid until the next mutation.
 func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
+	if k == nil {
+		return nil, ErrNilKey
+	}
+	if len(t.slots) == 0 { // a zero Table, not made by New
+		return nil, ErrFull
+	}
 	nowSec := nowSeconds(now)
 	start := t.home(hashKey(k, t.seed))
 	swept := false

@@ -14,6 +14,9 @@ package conntable
 // plus one re-examination per removal). Entries moved behind the hand by other calls between sweeps are
 // found on the next turn, or lazily by Lookup and Insert before that.
 func (t *Table) Sweep(now int64, budget int) (expired int) {
+	if len(t.slots) == 0 {
+		return 0
+	}
 	nowSec := nowSeconds(now)
 	for ; budget > 0; budget-- {
 		e := &t.slots[t.hand]

@@ -17,6 +17,9 @@ var ErrFull = errors.New("conntable: table full")
 // Lookup first, so this signals a logic error or a race they lost.
 var ErrExists = errors.New("conntable: key exists")
 
+// ErrNilKey is returned by Insert for a nil key.
+var ErrNilKey = errors.New("conntable: nil key")
+
 // ErrBadOptions is returned by New for options it cannot build a table from.
 var ErrBadOptions = errors.New("conntable: bad options")
 

@@ -240,6 +240,26 @@ func TestDeleteIgnoresBadPointers(t *testing.T) {
 	}
 }
 
+func TestNilAndZero(t *testing.T) {
+	tb, _ := New(Options{Max: 4})
+	if tb.Lookup(nil, t0) != nil {
+		t.Error("Lookup(nil) found something")
+	}
+	if _, err := tb.Insert(nil, t0); !errors.Is(err, ErrNilKey) {
+		t.Errorf("Insert(nil) error %v, want ErrNilKey", err)
+	}
+	var zero Table // not made by New: every call must be harmless
+	k := testKey(1)
+	if zero.Lookup(&k, t0) != nil || zero.Sweep(t0, 10) != 0 || zero.Len() != 0 {
+		t.Error("zero Table not empty")
+	}
+	if _, err := zero.Insert(&k, t0); !errors.Is(err, ErrFull) {
+		t.Errorf("zero Table Insert error %v, want ErrFull", err)
+	}
+	zero.Delete(&Entry{})
+	zero.Range(func(*Entry) bool { t.Error("zero Table Range yielded"); return true })
+}
+
 func TestFullTable(t *testing.T) {
 	const max = 50
 	log := expireLog{}
