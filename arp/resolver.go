@@ -371,7 +371,11 @@ func (r *Resolver) Tick(now time.Time) (next time.Time, err error) {
 				// claim check (verify) is broadcast instead, so the
 				// claimant can answer too.
 				unicast, e.verify = !e.verify, false
-				e.next = earliest(now.Add(r.refresh), e.confirmed.Add(r.cfg.Lifetime))
+				e.unanswered++
+				e.next = e.confirmed.Add(r.cfg.Lifetime)
+				if e.unanswered < r.cfg.MaxProbes {
+					e.next = earliest(now.Add(r.refresh), e.next)
+				}
 				if refreshAt := e.confirmed.Add(r.cfg.RefreshAfter); e.next.Before(refreshAt) {
 					e.next = refreshAt // a claim check keeps the refresh schedule
 				}
