@@ -99,4 +99,3 @@ var DefaultTimeouts = Timeouts{
 	TCPClose:       10 * time.Second,
 	UDP:            300 * time.Second,
 }
-

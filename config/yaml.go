@@ -20,6 +20,18 @@ import (
 type yamlReader struct {
 	file string
 	at   sites
+	// budget bounds the values visited: aliases can make a small file
+	// expand to a huge one (an alias of a service whose real servers are
+	// aliases...), and a config must not stall the director.
+	budget int
+}
+
+// spend counts one visited node.
+func (r *yamlReader) spend(n *yaml.Node) error {
+	if r.budget--; r.budget < 0 {
+		return r.errorf(n, "", "", "YAML aliases expand this file too much: write the values out")
+	}
+	return nil
 }
 
 // field is one key a mapping accepts.
@@ -30,7 +42,7 @@ type field struct {
 }
 
 func parseYAML(file string, data []byte) (*Config, sites, error) {
-	r := &yamlReader{file: file, at: sites{}}
+	r := &yamlReader{file: file, at: sites{}, budget: 1000 + 4*len(data)}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := decodeNode(dec, &doc); err != nil {
@@ -133,6 +145,9 @@ func join(path, name string) string {
 // mapping decodes a mapping node with the given fields, in file order.
 func (r *yamlReader) mapping(n *yaml.Node, path string, fields []field) error {
 	n, pos := deref(n)
+	if err := r.spend(pos); err != nil {
+		return err
+	}
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = f.name
@@ -194,6 +209,9 @@ func (r *yamlReader) mapping(n *yaml.Node, path string, fields []field) error {
 // scalar returns a single value's text, recording where it was.
 func (r *yamlReader) scalar(n *yaml.Node, path string) (string, error) {
 	t, pos := deref(n)
+	if err := r.spend(pos); err != nil {
+		return "", err
+	}
 	if t.Kind != yaml.ScalarNode {
 		return "", r.errorf(pos, path, "", "must be a single value, not a %s", kindName(t))
 	}
@@ -240,6 +258,9 @@ func (r *yamlReader) duration(n *yaml.Node, path string) (time.Duration, error) 
 // seq returns a list's items; an empty value is an empty list.
 func (r *yamlReader) seq(n *yaml.Node, path string) ([]*yaml.Node, error) {
 	t, pos := deref(n)
+	if err := r.spend(pos); err != nil {
+		return nil, err
+	}
 	if t.Kind == yaml.ScalarNode && t.ShortTag() == "!!null" {
 		return nil, nil
 	}
