@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"sort"
 	"strings"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/pktfmt"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -146,7 +146,7 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 		}
 		var flow string
 		if opts.Listing != nil {
-			flow = describe(frame)
+			flow = pktfmt.Describe(frame)
 		}
 		res := fw.Process(frame, &m)
 		sum.ByReason[res.Reason]++
@@ -183,67 +183,4 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 		}
 	}
 	return sum, nil
-}
-
-// describe summarises a frame for the listing: protocol and flow, TCP
-// flags, VLAN, fragment; only for humans, so it may be slow.
-func describe(frame []byte) string {
-	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{NoCopy: true})
-	var parts []string
-	if q, ok := pkt.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q); ok {
-		parts = append(parts, fmt.Sprintf("vlan %d", q.VLANIdentifier))
-	}
-	if a, ok := pkt.Layer(layers.LayerTypeARP).(*layers.ARP); ok {
-		s, _ := netip.AddrFromSlice(a.SourceProtAddress)
-		d, _ := netip.AddrFromSlice(a.DstProtAddress)
-		op := "reply"
-		if a.Operation == layers.ARPRequest {
-			op = "who-has"
-		}
-		return strings.Join(append(parts, fmt.Sprintf("arp %s %s tell %s", op, d, s)), " ")
-	}
-	if e := pkt.ErrorLayer(); e != nil {
-		return strings.Join(append(parts, "malformed: "+e.Error().Error()), " ")
-	}
-	nl := pkt.NetworkLayer()
-	if nl == nil {
-		return strings.Join(append(parts, "non-ip"), " ")
-	}
-	src, dst := nl.NetworkFlow().Src().String(), nl.NetworkFlow().Dst().String()
-	if ip4, ok := nl.(*layers.IPv4); ok && (ip4.Flags&layers.IPv4MoreFragments != 0 || ip4.FragOffset != 0) {
-		return strings.Join(append(parts, fmt.Sprintf("ip %s -> %s frag id %d offset %d", src, dst, ip4.Id, int(ip4.FragOffset)*8)), " ")
-	}
-	switch l := pkt.TransportLayer().(type) {
-	case *layers.TCP:
-		return strings.Join(append(parts, fmt.Sprintf("tcp %s -> %s %s", hostPort(src, uint16(l.SrcPort)), hostPort(dst, uint16(l.DstPort)), tcpFlags(l))), " ")
-	case *layers.UDP:
-		return strings.Join(append(parts, fmt.Sprintf("udp %s -> %s", hostPort(src, uint16(l.SrcPort)), hostPort(dst, uint16(l.DstPort)))), " ")
-	}
-	if ic, ok := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); ok {
-		return strings.Join(append(parts, fmt.Sprintf("icmp %s -> %s %s", src, dst, ic.TypeCode)), " ")
-	}
-	if ic, ok := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6); ok {
-		return strings.Join(append(parts, fmt.Sprintf("icmp6 %s -> %s %s", src, dst, ic.TypeCode)), " ")
-	}
-	return strings.Join(append(parts, fmt.Sprintf("ip %s -> %s", src, dst)), " ")
-}
-
-func hostPort(host string, port uint16) string {
-	if strings.Contains(host, ":") {
-		return fmt.Sprintf("[%s]:%d", host, port)
-	}
-	return fmt.Sprintf("%s:%d", host, port)
-}
-
-func tcpFlags(t *layers.TCP) string {
-	var b []byte
-	for _, f := range []struct {
-		on bool
-		c  byte
-	}{{t.SYN, 'S'}, {t.FIN, 'F'}, {t.RST, 'R'}, {t.PSH, 'P'}, {t.ACK, '.'}} {
-		if f.on {
-			b = append(b, f.c)
-		}
-	}
-	return "[" + string(b) + "]"
 }

@@ -50,6 +50,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"schedule": {"show how a scheduler places connections (for learning the algorithms)", runSchedule},
 		"replay":   {"run a pcap through the forwarding pipeline and write what it forwards", runReplay},
+		"run":      {"run the director on a LAN interface", runRun},
+		"doctor":   {"check a director or real server setup and print how to fix it", runDoctor},
 	}
 }
 

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/director"
+	"github.com/drlb/drlb/doctor"
+)
+
+// errChecksFailed makes `drlb doctor` exit 1 after printing its table.
+var errChecksFailed = errors.New("some checks failed (see the fix under each)")
+
+// runDoctor is `drlb doctor`: checks a director or a real server.
+func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("doctor", stderr)
+	role := fs.String("role", "director", "director or realserver")
+	cfgPath := fs.String("c", "", "config file: the VIPs (and the director's interface) to check")
+	iface := fs.String("iface", "", "the LAN interface (default: the config's interface for a director)")
+	var vips addrList
+	fs.Var(&vips, "vip", "a VIP to check (repeatable; default: the config's VIPs)")
+	dirAddr := fs.String("director", "", "realserver: the director's address, to check the default gateway is not it")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *cfgPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return asUsage(err)
+		}
+		if *iface == "" && *role == "director" {
+			*iface = cfg.Interface
+		}
+		if len(vips) == 0 {
+			vips = director.VIPs(cfg)
+		}
+	}
+	if *iface == "" {
+		return usageError("no interface: give -iface IF (or -c CONFIG with interface: for a director)")
+	}
+	if len(vips) == 0 {
+		return usageError("no VIP: give -vip VIP or -c CONFIG")
+	}
+	var report doctor.Report
+	switch *role {
+	case "director":
+		report = doctor.Director(doctor.System{}, *iface, vips)
+	case "realserver":
+		var d netip.Addr
+		if *dirAddr != "" {
+			a, err := netip.ParseAddr(*dirAddr)
+			if err != nil {
+				return usageError("-director %q is not an IP address", *dirAddr)
+			}
+			d = a
+		}
+		report = doctor.RealServer(doctor.System{}, *iface, vips, d)
+	default:
+		return usageError("-role %q: want director or realserver", *role)
+	}
+	fmt.Fprintf(stdout, "drlb doctor: %s on %s for %v\n\n", *role, *iface, []netip.Addr(vips))
+	report.Print(stdout)
+	if report.Failed() {
+		return errChecksFailed
+	}
+	return nil
+}
+
+// addrList collects repeated IP address flags.
+type addrList []netip.Addr
+
+func (a *addrList) String() string { return fmt.Sprint([]netip.Addr(*a)) }
+
+func (a *addrList) Set(v string) error {
+	ip, err := netip.ParseAddr(v)
+	if err != nil {
+		return fmt.Errorf("%q is not an IP address", v)
+	}
+	*a = append(*a, ip)
+	return nil
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/director"
+)
+
+// runRun is `drlb run`: the live director.
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	cfgPath := fs.String("c", "", "config file: drlb YAML or ipvsadm-save rules (ipvsadm -Sn)")
+	iface := fs.String("i", "", "the director's LAN interface (overrides the config's interface)")
+	tcpSvc := fs.String("t", "", "quick start without a file: a TCP service VIP:PORT")
+	udpSvc := fs.String("u", "", "quick start without a file: a UDP service VIP:PORT")
+	sched := fs.String("s", config.DefaultScheduler, "quick start: scheduler (rr wrr lc wlc sed nq sh mh)")
+	persist := fs.String("p", "", "quick start: persistence timeout, e.g. 300s (like ipvsadm -p)")
+	var reals realFlags
+	fs.Var(&reals, "r", "quick start: a real server ADDR[,weight=N][,mac=MAC] (repeatable)")
+	trace := fs.Bool("trace", false, "narrate each frame's path through the director (rate-limited)")
+	traceRate := fs.Int("trace-rate", 20, "most frames traced per second")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: drlb run -c CONFIG [-i IFACE] [-trace]")
+		fmt.Fprintln(stderr, "       drlb run -i IFACE -t VIP:PORT [-s SCHED] -r ADDR[,weight=N][,mac=MAC] ...")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError("-log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	cfg, err := runConfig(*cfgPath, *tcpSvc, *udpSvc, *sched, *persist, reals)
+	if err != nil {
+		return err
+	}
+	if *iface != "" {
+		cfg.Interface = *iface
+	}
+	if cfg.Interface == "" {
+		return usageError("no interface: give -i IFACE or interface: in the config")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts := director.Options{Logger: log}
+	if *trace {
+		opts.Trace = director.NewTracer(stdout, *traceRate)
+	}
+	return director.Run(ctx, cfg, opts)
+}
+
+// runConfig loads the file, or builds one service from the quick-start flags.
+func runConfig(path, tcpSvc, udpSvc, sched, persist string, reals realFlags) (*config.Config, error) {
+	quick := tcpSvc != "" || udpSvc != "" || len(reals) > 0
+	switch {
+	case path != "" && quick:
+		return nil, usageError("-c and the quick-start flags (-t/-u/-r) do not mix")
+	case path != "":
+		cfg, err := config.Load(path)
+		if err != nil {
+			return nil, asUsage(err)
+		}
+		return cfg, nil
+	case !quick:
+		return nil, usageError("give -c CONFIG, or -t/-u VIP:PORT with -r real servers")
+	case (tcpSvc == "") == (udpSvc == ""):
+		return nil, usageError("quick start takes exactly one of -t or -u")
+	case len(reals) == 0:
+		return nil, usageError("quick start needs at least one -r real server")
+	}
+	// Say it in ipvsadm's words and let the config package check it, so
+	// quick start and files give the same errors.
+	proto, svc := "-t", tcpSvc
+	if udpSvc != "" {
+		proto, svc = "-u", udpSvc
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "-A %s %s -s %s", proto, svc, sched)
+	if persist != "" {
+		fmt.Fprintf(&b, " -p %s", strings.TrimSuffix(persist, "s"))
+	}
+	b.WriteString("\n")
+	for _, r := range reals {
+		fmt.Fprintf(&b, "-a %s %s -r %s -g -w %d\n", proto, svc, hostOnly(r.addr), r.weight)
+	}
+	cfg, err := config.Parse("command line", []byte(b.String()))
+	if err != nil {
+		return nil, asUsage(err)
+	}
+	for i, r := range reals {
+		cfg.Services[0].RealServers[i].MAC = r.mac
+	}
+	return cfg, nil
+}
+
+func hostOnly(a netip.Addr) string {
+	if a.Is6() {
+		return "[" + a.String() + "]"
+	}
+	return a.String()
+}
+
+// realFlags collects -r ADDR[,weight=N][,mac=MAC].
+type realFlags []realFlag
+
+type realFlag struct {
+	addr   netip.Addr
+	weight int
+	mac    net.HardwareAddr
+}
+
+func (r *realFlags) String() string { return "" }
+
+func (r *realFlags) Set(v string) error {
+	parts := strings.Split(v, ",")
+	a, err := netip.ParseAddr(strings.Trim(parts[0], "[]"))
+	if err != nil {
+		return fmt.Errorf("real server %q: %q is not an IP address", v, parts[0])
+	}
+	rf := realFlag{addr: a, weight: config.DefaultWeight}
+	for _, p := range parts[1:] {
+		k, val, _ := strings.Cut(p, "=")
+		switch k {
+		case "weight", "w":
+			w, err := strconv.Atoi(val)
+			if err != nil || w < 0 || w > 65535 {
+				return fmt.Errorf("real server %q: weight %q must be 0..65535", v, val)
+			}
+			rf.weight = w
+		case "mac":
+			m, err := net.ParseMAC(val)
+			if err != nil || len(m) != 6 {
+				return fmt.Errorf("real server %q: %q is not an Ethernet MAC address", v, val)
+			}
+			rf.mac = m
+		default:
+			return fmt.Errorf("real server %q: unknown option %q (want weight=N or mac=MAC)", v, k)
+		}
+	}
+	*r = append(*r, rf)
+	return nil
+}

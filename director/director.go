@@ -1,0 +1,283 @@
+package director
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/drlb/drlb/arp"
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/link"
+)
+
+// Options tune a Director.
+type Options struct {
+	Logger *slog.Logger // default slog.Default()
+	// IPv4 and IPv6 are the director's own addresses on the LAN interface,
+	// the sources of its ARP requests and neighbor solicitations (zero:
+	// ARP probes from 0.0.0.0, solicitations from ::).
+	IPv4, IPv6 netip.Addr
+	// AnnounceCount and AnnounceInterval shape the gratuitous ARP sent for
+	// the VIPs at start (default 5, 1s apart, like keepalived).
+	AnnounceCount    int
+	AnnounceInterval time.Duration
+	// Trace, if set, narrates frames through the pipeline (rate-limited).
+	Trace *Tracer
+}
+
+// Director forwards VIP traffic read from a port to the real servers.
+type Director struct {
+	cfg  *config.Config
+	port link.Port
+	log  *slog.Logger
+	mac  arp.MAC
+
+	fw        *forwarder.Forwarder
+	responder *arp.Responder
+	resolver  *arp.Resolver
+	announcer *arp.Announcer
+	trace     *Tracer
+
+	sendMu  sync.Mutex
+	sendBuf []link.Frame
+}
+
+// New builds a Director for cfg on port. It does no I/O.
+func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
+	d := &Director{cfg: cfg, port: port, log: opts.Logger, trace: opts.Trace}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	hw := port.HardwareAddr()
+	mac, ok := arp.MACFrom(hw)
+	if !ok {
+		return nil, fmt.Errorf("director: interface MAC %v is not an Ethernet address", hw)
+	}
+	d.mac = mac
+	var seed [8]byte
+	_, _ = rand.Read(seed[:]) // a per-process seed keeps hash flooding off the connection table
+	fw, err := forwarder.New(cfg, forwarder.Options{MAC: hw, Seed: binary.LittleEndian.Uint64(seed[:])})
+	if err != nil {
+		return nil, err
+	}
+	d.fw = fw
+	d.sendBuf = link.NewFrames(1)
+
+	vips := VIPs(cfg)
+	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: vips, OnConflict: d.conflict})
+	if err != nil {
+		return nil, err
+	}
+	sender := arp.SenderFunc(d.send)
+	d.resolver, err = arp.NewResolver(arp.ResolverConfig{
+		MAC: mac, IPv4: opts.IPv4, IPv6: opts.IPv6, Sender: sender, OnEvent: d.neighborEvent,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.announcer, err = arp.NewAnnouncer(arp.AnnouncerConfig{
+		MAC: mac, Count: opts.AnnounceCount, Interval: opts.AnnounceInterval, Sender: sender,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range cfg.Services {
+		for _, r := range s.RealServers {
+			if r.MAC != nil {
+				m, _ := arp.MACFrom(r.MAC)
+				if err := d.resolver.Static(r.Address, m); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if err := d.resolver.Want(r.Address); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return d, nil
+}
+
+// VIPs lists the distinct VIPs of cfg, in config order.
+func VIPs(cfg *config.Config) []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, s := range cfg.Services {
+		if !seen[s.VIP] {
+			seen[s.VIP] = true
+			out = append(out, s.VIP)
+		}
+	}
+	return out
+}
+
+// Forwarder exposes the pipeline, for counters and control.
+func (d *Director) Forwarder() *forwarder.Forwarder { return d.fw }
+
+// send writes one control frame (ARP request, announcement).
+func (d *Director) send(frame []byte) error {
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
+	f := &d.sendBuf[0]
+	f.Data = append(f.Data[:0], frame...)
+	f.Offload = link.Offload{}
+	_, err := d.port.WriteBatch(d.sendBuf)
+	return err
+}
+
+func (d *Director) conflict(c arp.Conflict) {
+	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it",
+		"conflict", fmt.Sprintf("%+v", c))
+}
+
+func (d *Director) neighborEvent(e arp.Event) {
+	switch e.Kind {
+	case arp.EventResolved, arp.EventChanged:
+		if err := d.fw.SetMAC(e.Addr, net.HardwareAddr(e.MAC[:])); err != nil {
+			d.log.Error("neighbor", "addr", e.Addr, "err", err)
+			return
+		}
+		if e.Kind == arp.EventChanged {
+			d.log.Warn("real server MAC changed", "addr", e.Addr, "old", net.HardwareAddr(e.OldMAC[:]), "mac", net.HardwareAddr(e.MAC[:]))
+		} else {
+			d.log.Info("real server resolved", "addr", e.Addr, "mac", net.HardwareAddr(e.MAC[:]))
+		}
+	case arp.EventFailed:
+		_ = d.fw.SetMAC(e.Addr, nil)
+		d.log.Warn("real server does not answer ARP/NDP: not scheduled until it does (is it up, on this LAN segment?)", "addr", e.Addr)
+	}
+}
+
+// Serve runs the director until ctx ends or the port fails. It closes the
+// port when it returns.
+func (d *Director) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer d.port.Close()
+
+	for _, run := range []func(context.Context) error{d.resolver.Run, d.announcer.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error("neighbor loop stopped", "err", err)
+			}
+		}()
+	}
+	if err := d.announcer.Announce(VIPs(d.cfg)...); err != nil {
+		return err
+	}
+	// The port's ReadBatch returns on ctx; Close unblocks it for certain.
+	go func() {
+		<-ctx.Done()
+		d.port.Close()
+	}()
+	err := d.loop(ctx)
+	if ctx.Err() != nil && (errors.Is(err, link.ErrClosed) || errors.Is(err, context.Canceled)) {
+		return nil
+	}
+	return err
+}
+
+// loop is the data path: read a batch, decide, write a batch.
+func (d *Director) loop(ctx context.Context) error {
+	const batch = link.DefaultBatchSize
+	in := link.NewFrames(batch)
+	out := make([]link.Frame, 0, 2*batch)
+	replies := link.NewFrames(batch)
+	var meta forwarder.Meta
+	idle := time.Now()
+	for {
+		n, err := d.port.ReadBatch(ctx, in)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		meta.Time = now.UnixNano()
+		out = out[:0]
+		nr := 0
+		for i := 0; i < n; i++ {
+			f := &in[i]
+			if isNeighbor(f.Data) {
+				d.resolver.Handle(f.Data)
+				r := &replies[nr]
+				if k, ok := d.responder.Handle(f.Data, r.Data[:cap(r.Data)]); ok {
+					r.Data = r.Data[:k]
+					r.Offload = link.Offload{}
+					out = append(out, *r)
+					nr++
+				}
+				if !isNDP(f.Data) {
+					continue // ARP is never forwarded; ICMPv6 errors may be
+				}
+			}
+			desc := d.trace.step(f.Data)
+			res := d.fw.Process(f.Data, &meta)
+			if desc != "" {
+				svc, real := d.names(res)
+				d.trace.done(desc, f.Data, res, svc, real)
+			}
+			if res.Verdict == forwarder.Forward {
+				out = append(out, *f)
+			}
+		}
+		if len(out) > 0 {
+			if _, err := d.port.WriteBatch(out); err != nil {
+				d.log.Warn("write", "err", err)
+			}
+		}
+		// Between bursts, expire idle connections so the counters stay true.
+		if now.Sub(idle) > 100*time.Millisecond {
+			idle = now
+			d.fw.Tick(meta.Time, 4096)
+		}
+	}
+}
+
+// isNeighbor reports ARP frames and ICMPv6 frames (neighbor discovery is
+// ICMPv6), with or without one 802.1Q tag.
+func isNeighbor(b []byte) bool {
+	et, off := etherType(b)
+	switch et {
+	case 0x0806:
+		return true
+	case 0x86dd:
+		return len(b) >= off+40 && b[off+6] == 58
+	}
+	return false
+}
+
+func isNDP(b []byte) bool { et, _ := etherType(b); return et == 0x86dd }
+
+func etherType(b []byte) (uint16, int) {
+	if len(b) < 14 {
+		return 0, 0
+	}
+	et := binary.BigEndian.Uint16(b[12:])
+	if et == 0x8100 && len(b) >= 18 {
+		return binary.BigEndian.Uint16(b[16:]), 18
+	}
+	return et, 14
+}
+
+// names renders a result's service and real server for people.
+func (d *Director) names(res forwarder.Result) (svc, real string) {
+	if res.Service >= 0 && res.Service < len(d.cfg.Services) {
+		s := d.cfg.Services[res.Service]
+		svc = fmt.Sprintf("%s %s (%s)", s.Protocol, netip.AddrPortFrom(s.VIP, s.Port), s.Scheduler)
+		if res.Real >= 0 && res.Real < len(s.RealServers) {
+			real = s.RealServers[res.Real].Address.String()
+		}
+	}
+	return svc, real
+}

@@ -1,0 +1,61 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/doctor"
+	"github.com/drlb/drlb/link"
+)
+
+// ErrNotPermitted is returned by Run without the privileges a raw socket needs.
+var ErrNotPermitted = errors.New("director: need root or CAP_NET_RAW")
+
+// Run checks the host, opens the LAN interface cfg.Interface and serves
+// until ctx ends. It refuses to start, with the fix for each problem, when
+// the host would make DR misbehave.
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	if cfg.Interface == "" {
+		return errors.New("director: no interface: set interface: in the config or pass -i")
+	}
+	vips := VIPs(cfg)
+	report := doctor.Director(doctor.System{}, cfg.Interface, vips)
+	if err := report.Err(); err != nil {
+		return fmt.Errorf("director: refusing to start on %s: %w", cfg.Interface, err)
+	}
+	log := opts.Logger
+	for _, c := range report {
+		if c.Status == doctor.Warn && log != nil {
+			log.Warn(c.Name, "found", c.Detail, "fix", c.Fix)
+		}
+	}
+	if a, ok := ownAddress(cfg.Interface, true); ok && !opts.IPv4.IsValid() {
+		opts.IPv4 = a
+	}
+	if a, ok := ownAddress(cfg.Interface, false); ok && !opts.IPv6.IsValid() {
+		opts.IPv6 = a
+	}
+	filter, err := link.VIPFilter(vips)
+	if err != nil {
+		return err
+	}
+	port, err := link.Open(cfg.Interface, link.Config{Filter: filter})
+	if err != nil {
+		if errors.Is(err, link.ErrNotPermitted) {
+			return fmt.Errorf("%w: %v (run as root, or: setcap cap_net_raw,cap_net_admin+ep $(which drlb))", ErrNotPermitted, err)
+		}
+		return err
+	}
+	d, err := New(cfg, port, opts)
+	if err != nil {
+		port.Close()
+		return err
+	}
+	if log != nil {
+		log.Info("director up", "interface", cfg.Interface, "mac", port.HardwareAddr(), "vips", vips,
+			"services", len(cfg.Services), "ipv4", opts.IPv4)
+	}
+	return d.Serve(ctx)
+}

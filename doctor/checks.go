@@ -1,0 +1,225 @@
+package doctor
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// Director checks a host that will run drlb as the director on iface for
+// vips.
+func Director(h Host, iface string, vips []netip.Addr) Report {
+	var r Report
+	li, ok := checkLink(&r, h, iface)
+	if !ok {
+		return r
+	}
+	addrs, err := h.Addrs()
+	if err != nil {
+		r.add("addresses readable", Fail, err.Error(), "")
+		return r
+	}
+	for _, vip := range vips {
+		if a, found := findAddr(addrs, vip); found {
+			r.add("VIP "+vip.String()+" not on the director", Fail,
+				fmt.Sprintf("configured on %s: the kernel would answer VIP traffic itself (TCP resets, ICMP) and fight drlb over ARP", a.Iface),
+				fmt.Sprintf("ip addr del %s dev %s", a.Addr, a.Iface))
+		} else {
+			r.add("VIP "+vip.String()+" not on the director", Pass, "not configured; drlb answers ARP/NDP for it", "")
+		}
+	}
+	has4, has6 := families(vips)
+	if has4 {
+		checkForwarding(&r, h, "ipv4", iface)
+	}
+	if has6 {
+		checkForwarding(&r, h, "ipv6", iface)
+	}
+	if has4 {
+		for _, scope := range []string{"all", iface} {
+			key := "net/ipv4/conf/" + scope + "/send_redirects"
+			if v, err := h.Sysctl(key); err == nil && v != "0" {
+				r.add("send_redirects off ("+scope+")", Warn,
+					"on: a director that ever forwards would tell clients to bypass it",
+					"sysctl -w "+dotted(key)+"=0")
+			} else if err == nil {
+				r.add("send_redirects off ("+scope+")", Pass, "0", "")
+			}
+		}
+		var own []string
+		for _, a := range addrs {
+			if a.Iface == iface && a.Addr.Addr().Is4() {
+				own = append(own, a.Addr.String())
+			}
+		}
+		if len(own) == 0 {
+			r.add("director address on "+iface, Warn, "no IPv4 address: real servers are resolved with ARP probes from 0.0.0.0", "ip addr add ADDR/LEN dev "+iface)
+		} else {
+			r.add("director address on "+iface, Pass, strings.Join(own, ", "), "")
+		}
+	}
+	r.add("interface MTU", Pass, fmt.Sprintf("%d (real servers' LAN MTU must be the same)", li.MTU), "")
+	checkOffloads(&r, h, iface)
+	return r
+}
+
+// RealServer checks a host that serves vips behind a DR director, on its
+// LAN interface iface. director, if valid, is the director's address: the
+// real server's default gateway must not be it.
+func RealServer(h Host, iface string, vips []netip.Addr, director netip.Addr) Report {
+	var r Report
+	if _, ok := checkLink(&r, h, iface); !ok {
+		return r
+	}
+	addrs, err := h.Addrs()
+	if err != nil {
+		r.add("addresses readable", Fail, err.Error(), "")
+		return r
+	}
+	for _, vip := range vips {
+		bits := 32
+		if vip.Is6() {
+			bits = 128
+		}
+		a, found := findAddr(addrs, vip)
+		switch {
+		case !found:
+			r.add("VIP "+vip.String()+" on lo", Fail, "not configured: the real server would drop the director's frames",
+				fmt.Sprintf("ip addr add %s/%d dev lo   (or: drlb realserver up --vip %s)", vip, bits, vip))
+		case a.Iface != "lo":
+			r.add("VIP "+vip.String()+" on lo", Fail, "configured on "+a.Iface+": it would answer ARP for the VIP and steal traffic from the director",
+				fmt.Sprintf("ip addr del %s dev %s; ip addr add %s/%d dev lo", a.Addr, a.Iface, vip, bits))
+		default:
+			r.add("VIP "+vip.String()+" on lo", Pass, a.Addr.String(), "")
+		}
+	}
+	if has4, _ := families(vips); has4 {
+		checkMaxSysctl(&r, h, "arp_ignore", iface, 1, "replying to ARP for the VIP (on lo) would steal the VIP from the director (ARP flux)")
+		checkMaxSysctl(&r, h, "arp_announce", iface, 2, "ARP requests sourced from the VIP would poison neighbours' caches")
+	}
+	if director.IsValid() {
+		gws, err := h.DefaultGateways()
+		switch {
+		case err != nil:
+			r.add("default gateway not the director", Fail, err.Error(), "")
+		case containsAddr(gws, director):
+			r.add("default gateway not the director", Fail,
+				"the default route points at the director, but DR replies must go straight to the client via the router",
+				"ip route replace default via ROUTER")
+		default:
+			r.add("default gateway not the director", Pass, fmt.Sprint(gws), "")
+		}
+	}
+	return r
+}
+
+func checkLink(r *Report, h Host, iface string) (LinkInfo, bool) {
+	li, err := h.Link(iface)
+	switch {
+	case errors.Is(err, ErrNoInterface):
+		r.add("interface "+iface, Fail, "does not exist", "ip link show   (and pick the LAN interface)")
+		return li, false
+	case err != nil:
+		r.add("interface "+iface, Fail, err.Error(), "")
+		return li, false
+	case !li.Up:
+		r.add("interface "+iface, Fail, "down", "ip link set "+iface+" up")
+		return li, false
+	}
+	r.add("interface "+iface, Pass, fmt.Sprintf("up, MAC %s", li.MAC), "")
+	return li, true
+}
+
+func checkForwarding(r *Report, h Host, fam, iface string) {
+	key := "net/" + fam + "/conf/" + iface + "/forwarding"
+	v, err := h.Sysctl(key)
+	name := fam + " forwarding off on " + iface
+	switch {
+	case err != nil:
+		r.add(name, Warn, err.Error(), "")
+	case v != "0":
+		fix := "sysctl -w " + dotted(key) + "=0"
+		if fam == "ipv4" {
+			fix = "sysctl -w net.ipv4.ip_forward=0   (or at least " + dotted(key) + "=0)"
+		}
+		r.add(name, Fail, "on: the kernel would route its own copy of every VIP frame to the real servers, so they would get each packet twice", fix)
+	default:
+		r.add(name, Pass, "0", "")
+	}
+}
+
+// checkMaxSysctl checks net.ipv4.conf.{all,iface}.key: the kernel uses
+// the larger of the two, which must be at least want.
+func checkMaxSysctl(r *Report, h Host, key, iface string, want int, why string) {
+	best := -1
+	for _, scope := range []string{"all", iface} {
+		if v, err := h.Sysctl("net/ipv4/conf/" + scope + "/" + key); err == nil {
+			var n int
+			if _, err := fmt.Sscan(v, &n); err == nil && n > best {
+				best = n
+			}
+		}
+	}
+	name := fmt.Sprintf("%s >= %d", key, want)
+	if best >= want {
+		r.add(name, Pass, fmt.Sprint(best), "")
+		return
+	}
+	r.add(name, Fail, fmt.Sprintf("%d: %s", best, why),
+		fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d net.ipv4.conf.%s.%s=%d   (or: drlb realserver up)", key, want, iface, key, want))
+}
+
+func checkOffloads(r *Report, h Host, iface string) {
+	off, err := h.Offloads(iface)
+	if err != nil || len(off) == 0 {
+		return
+	}
+	names := make([]string, 0, len(off))
+	for n := range off {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		st := "off"
+		if off[n] {
+			st = "on"
+		}
+		parts = append(parts, n+" "+st)
+	}
+	r.add("offloads", Pass, strings.Join(parts, ", ")+
+		" (drlb reads frames with their virtio-net header: merged super-frames and partial checksums are segmented and completed by the kernel on the way out; nothing to change)", "")
+}
+
+func findAddr(addrs []IfAddr, a netip.Addr) (IfAddr, bool) {
+	for _, x := range addrs {
+		if x.Addr.Addr() == a.Unmap() {
+			return x, true
+		}
+	}
+	return IfAddr{}, false
+}
+
+func containsAddr(list []netip.Addr, a netip.Addr) bool {
+	for _, x := range list {
+		if x == a.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+func families(vips []netip.Addr) (has4, has6 bool) {
+	for _, v := range vips {
+		if v.Unmap().Is4() {
+			has4 = true
+		} else {
+			has6 = true
+		}
+	}
+	return
+}
+
+func dotted(key string) string { return strings.ReplaceAll(key, "/", ".") }
