@@ -176,7 +176,7 @@ func (a *Announcer) Tick(now time.Time) (next time.Time, err error) {
 // until ctx is done. Send errors are counted (Errors), not fatal: a
 // missed announcement is repeated by the next one.
 func (a *Announcer) Run(ctx context.Context) error {
-	for {
+	for ctx.Err() == nil {
 		now := a.cfg.Clock.Now()
 		next, _ := a.Tick(now)
 		var timer <-chan time.Time
@@ -190,6 +190,7 @@ func (a *Announcer) Run(ctx context.Context) error {
 		case <-a.wake:
 		}
 	}
+	return ctx.Err()
 }
 
 func earliest(a, b time.Time) time.Time {

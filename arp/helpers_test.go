@@ -35,7 +35,7 @@ var (
 )
 
 func hw(m MAC) net.HardwareAddr { return m.HardwareAddr() }
-func ip(a netip.Addr) net.IP     { return net.IP(a.AsSlice()) }
+func ip(a netip.Addr) net.IP    { return net.IP(a.AsSlice()) }
 
 // gpVLAN is an optional tag for the gopacket builders: nil = untagged.
 type gpVLAN *layers.Dot1Q

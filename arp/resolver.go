@@ -567,7 +567,7 @@ func (r *Resolver) Handle(frame []byte) bool {
 // claim needs checking), until ctx is done. Send errors are counted
 // (Stats), not fatal: the next retry tries again.
 func (r *Resolver) Run(ctx context.Context) error {
-	for {
+	for ctx.Err() == nil {
 		now := r.cfg.Clock.Now()
 		next, _ := r.Tick(now)
 		var timer <-chan time.Time
@@ -581,4 +581,5 @@ func (r *Resolver) Run(ctx context.Context) error {
 		case <-r.wake:
 		}
 	}
+	return ctx.Err()
 }

@@ -432,7 +432,9 @@ func TestResolverPoisoning(t *testing.T) {
 		{"unsolicited advertisement", resolved, func(t testing.TB) []byte { return ndpAnswer(t, evilMAC, rs1IP6, dirIP6, nil) }, rs1IP6},
 		{"reply before any request", wanted, func(t testing.TB) []byte { return arpAnswer(t, evilMAC, rs1IP, dirIP, nil) }, rs1IP},
 		{"reply to another station's MAC", asking,
-			func(t testing.TB) []byte { return gpARP(t, nil, broadcast, OpReply, evilMAC, rs1IP, otherStation, dirIP) }, rs1IP},
+			func(t testing.TB) []byte {
+				return gpARP(t, nil, broadcast, OpReply, evilMAC, rs1IP, otherStation, dirIP)
+			}, rs1IP},
 		{"reply to another IP", asking,
 			func(t testing.TB) []byte { return gpARP(t, nil, dirMAC, OpReply, evilMAC, rs1IP, dirMAC, otherIP) }, rs1IP},
 		{"reply whose Ethernet source is not its sender", asking, func(t testing.TB) []byte {

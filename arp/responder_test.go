@@ -148,7 +148,9 @@ func TestResponderNDP(t *testing.T) {
 			want{reply: true, ethDst: routerMAC, ipDst: routerIP6, flags: FlagSolicited | FlagOverride, stats: ResponderStats{Requests: 1, Replies: 1}}},
 		{"DAD for VIP is answered to all-nodes", gpNDP(t, with(ns, func(s *ndpSpec) { s.sip, s.ll = zero6, nil })),
 			want{reply: true, ethDst: multicastMAC(allNodes), ipDst: allNodes, flags: FlagOverride, stats: ResponderStats{Requests: 1, Probes: 1, Replies: 1}}},
-		{"solicitation for another address", gpNDP(t, with(ns, func(s *ndpSpec) { s.target, s.dip, s.dst = other6, solicitedNode(other6), multicastMAC(solicitedNode(other6)) })),
+		{"solicitation for another address", gpNDP(t, with(ns, func(s *ndpSpec) {
+			s.target, s.dip, s.dst = other6, solicitedNode(other6), multicastMAC(solicitedNode(other6))
+		})),
 			want{}},
 		{"solicitation to another group", gpNDP(t, with(ns, func(s *ndpSpec) { s.dip, s.dst = solicitedNode(other6), multicastMAC(solicitedNode(other6)) })),
 			want{}},
@@ -158,7 +160,9 @@ func TestResponderNDP(t *testing.T) {
 			want{}},
 		{"hop limit 64", gpNDP(t, with(ns, func(s *ndpSpec) { s.hop = 64 })),
 			want{stats: ResponderStats{Malformed: 1}}},
-		{"solicitation from our VIP by another station", gpNDP(t, with(ns, func(s *ndpSpec) { s.src, s.ll, s.sip, s.target, s.dip, s.dst = evilMAC, macp(evilMAC), vip6, other6, solicitedNode(other6), multicastMAC(solicitedNode(other6)) })),
+		{"solicitation from our VIP by another station", gpNDP(t, with(ns, func(s *ndpSpec) {
+			s.src, s.ll, s.sip, s.target, s.dip, s.dst = evilMAC, macp(evilMAC), vip6, other6, solicitedNode(other6), multicastMAC(solicitedNode(other6))
+		})),
 			want{conflict: true, stats: ResponderStats{Conflicts: 1}}},
 		{"unsolicited advertisement for VIP from another station", gpNDP(t, ndpSpec{dst: multicastMAC(allNodes), src: evilMAC, sip: vip6, dip: allNodes,
 			typ: TypeNeighborAdvertisement, flags: FlagOverride, target: vip6, ll: macp(evilMAC)}),
