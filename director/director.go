@@ -146,9 +146,9 @@ func (d *Director) neighborEvent(e arp.Event) {
 			return
 		}
 		if e.Kind == arp.EventChanged {
-			d.log.Warn("real server MAC changed", "addr", e.Addr, "old", net.HardwareAddr(e.OldMAC[:]), "mac", net.HardwareAddr(e.MAC[:]))
+			d.log.Warn("real server MAC changed", "addr", e.Addr, "old", net.HardwareAddr(e.OldMAC[:]), "mac", net.HardwareAddr(e.MAC[:]).String())
 		} else {
-			d.log.Info("real server resolved", "addr", e.Addr, "mac", net.HardwareAddr(e.MAC[:]))
+			d.log.Info("real server resolved", "addr", e.Addr, "mac", net.HardwareAddr(e.MAC[:]).String())
 		}
 	case arp.EventFailed:
 		_ = d.fw.SetMAC(e.Addr, nil)
