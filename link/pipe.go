@@ -14,8 +14,8 @@ const PipeCapacity = 512
 // Pipe returns two connected in-memory Ports: frames written to one are
 // read from the other, with their Offload, in order. It is for tests of the
 // forwarding loop without root or sockets. Frames are copied once, on
-// WriteBatch, into buffers the reading Port owns; after warm-up neither
-// side allocates. The ends have the MAC addresses 02:00:00:00:00:01 and
+// WriteBatch, into buffers the reading Port owns; buffers are recycled, so
+// after warm-up neither side allocates and memory follows the queue depth. The ends have the MAC addresses 02:00:00:00:00:01 and
 // 02:00:00:00:00:02.
 func Pipe() (Port, Port) {
 	ab, ba := newPipeQueue(), newPipeQueue()
@@ -38,20 +38,45 @@ type pipeShared struct {
 type pipeQueue struct {
 	mu    sync.Mutex
 	slots []pipeSlot
-	held  uint64 // oldest slot still owned by the reader
-	head  uint64 // next slot to read
-	tail  uint64 // next slot to write
+	held  uint64   // oldest slot still owned by the reader
+	head  uint64   // next slot to read
+	tail  uint64   // next slot to write
+	free  [][]byte // buffers of released slots, reused before allocating
 	ready chan struct{}
 	stats counters
 }
 
 type pipeSlot struct {
-	buf []byte // capacity MaxFrame, allocated on first use
+	buf []byte // capacity MaxFrame; nil while the slot is free
 	off Offload
 }
 
 func newPipeQueue() *pipeQueue {
-	return &pipeQueue{slots: make([]pipeSlot, PipeCapacity), ready: make(chan struct{}, 1)}
+	return &pipeQueue{
+		slots: make([]pipeSlot, PipeCapacity),
+		free:  make([][]byte, 0, PipeCapacity),
+		ready: make(chan struct{}, 1),
+	}
+}
+
+// release returns the buffers of the slots the reader held to the free
+// list, so memory follows the queue's peak depth, not its capacity.
+func (q *pipeQueue) release() {
+	for ; q.held < q.head; q.held++ {
+		s := &q.slots[q.held%PipeCapacity]
+		q.free = append(q.free, s.buf[:0])
+		s.buf = nil
+	}
+}
+
+// buffer returns a free buffer of capacity MaxFrame.
+func (q *pipeQueue) buffer() []byte {
+	if n := len(q.free); n > 0 {
+		b := q.free[n-1]
+		q.free = q.free[:n-1]
+		return b
+	}
+	return make([]byte, 0, MaxFrame)
 }
 
 // pipeEnd is one Port of a Pipe.
@@ -85,7 +110,7 @@ func (e *pipeEnd) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 			return 0, err
 		}
 		q.mu.Lock()
-		q.held = q.head // the frames of the previous batch are released
+		q.release() // the frames of the previous batch are the reader's no more
 		n := int(min(uint64(len(frames)), q.tail-q.head))
 		for i := range n {
 			s := &q.slots[(q.head+uint64(i))%PipeCapacity]
@@ -130,10 +155,7 @@ func (e *pipeEnd) WriteBatch(frames []Frame) (int, error) {
 			continue
 		}
 		s := &q.slots[q.tail%PipeCapacity]
-		if s.buf == nil {
-			s.buf = make([]byte, 0, MaxFrame)
-		}
-		s.buf = append(s.buf[:0], d...)
+		s.buf = append(q.buffer(), d...)
 		s.off = frames[i].Offload
 		q.tail++
 		sent++

@@ -1,0 +1,596 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	macA0 = net.HardwareAddr(testSrc) // client side of the pair
+	macD0 = net.HardwareAddr(testDst) // director side
+	macD1 = net.HardwareAddr{0x02, 0, 0, 0, 0, 0xd1}
+	macB0 = net.HardwareAddr{0x02, 0, 0, 0, 0, 0xb0}
+	ipA0  = netip.MustParseAddr("198.18.0.1")
+	ipD0  = netip.MustParseAddr("198.18.0.2")
+)
+
+// pairLab is two namespaces joined by a veth: a0 (198.18.0.1) in nsA,
+// d0 (198.18.0.2) in nsD; offloads at the veth defaults.
+type pairLab struct{ nsA, nsD netns.NsHandle }
+
+func newPairLab(t testing.TB) pairLab {
+	t.Helper()
+	needRoot(t)
+	l := pairLab{nsA: newNS(t), nsD: newNS(t)}
+	veth(t, l.nsA, "a0", macA0, netip.PrefixFrom(ipA0, 24), l.nsD, "d0", macD0, netip.PrefixFrom(ipD0, 24))
+	return l
+}
+
+// udpFrame is a UDP frame a0 -> d0 addressed to dst carrying marker.
+func udpFrame(tci int, dst netip.Addr, marker string) []byte {
+	udp := make([]byte, 8, 8+len(marker))
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], 9)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(marker)))
+	udp = append(udp, marker...)
+	return ether(tci, etherTypeIPv4, ipv4(17, ipA0, dst, udp))
+}
+
+func hasMarker(m string) func(Frame) bool {
+	return func(f Frame) bool { return bytes.Contains(f.Data, []byte(m)) }
+}
+
+// readUntil reads p until a frame matches, calling seen for the frames
+// before it, and returns a copy of the match. The timeout only guards
+// against a hang.
+func readUntil(t testing.TB, p Port, match func(Frame) bool, seen func(Frame)) Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fs := make([]Frame, 16)
+	for {
+		n, err := p.ReadBatch(ctx, fs)
+		if err != nil {
+			t.Fatalf("ReadBatch before the expected frame arrived: %v", err)
+		}
+		for _, f := range fs[:n] {
+			if match(f) {
+				return Frame{Data: bytes.Clone(f.Data), Offload: f.Offload}
+			}
+			if seen != nil {
+				seen(f)
+			}
+		}
+	}
+}
+
+func write(t testing.TB, p Port, frames ...Frame) {
+	t.Helper()
+	if n, err := p.WriteBatch(frames); n != len(frames) || err != nil {
+		t.Fatalf("WriteBatch = %d, %v; want %d", n, err, len(frames))
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	_, err := Open("drlb-nosuch0", Config{})
+	if !errors.Is(err, ErrNoInterface) || err.Error() != "link: drlb-nosuch0: no such network interface" {
+		t.Fatalf("missing interface: %v", err)
+	}
+	_, err = Open("lo", Config{BatchSize: MaxBatchSize + 1})
+	if !errors.Is(err, ErrBadConfig) || err.Error() != "link: lo: Config.BatchSize 1025: must be 0 (default 64) to 1024" {
+		t.Fatalf("bad batch size: %v", err)
+	}
+	if _, err = Open("lo", Config{ReadBuffer: -1}); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("negative buffer: %v", err)
+	}
+}
+
+func TestPortReadsMetadata(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openIn(t, l.nsD, "d0", Config{})
+
+	t.Run("plain frame arrives byte-identical", func(t *testing.T) {
+		f := Frame{Data: udpFrame(-1, vip4, "plain")}
+		write(t, pa, f)
+		got := readUntil(t, pd, hasMarker("plain"), nil)
+		if !bytes.Equal(got.Data, f.Data) || got.Offload != (Offload{}) {
+			t.Fatalf("got % x %+v\nwant % x", got.Data, got.Offload, f.Data)
+		}
+	})
+	t.Run("partial checksum crosses the veth", func(t *testing.T) {
+		f := Frame{Data: udpFrame(-1, vip4, "partial"), Offload: Offload{CsumPartial: true, CsumStart: 34, CsumOffset: 6}}
+		write(t, pa, f)
+		got := readUntil(t, pd, hasMarker("partial"), nil)
+		if got.Offload != f.Offload {
+			t.Fatalf("offload %+v, want %+v", got.Offload, f.Offload)
+		}
+	})
+	t.Run("local UDP sender leaves the checksum to offload", func(t *testing.T) {
+		// DESIGN.md section 1, finding (1): TP_STATUS_CSUMNOTREADY.
+		err := inNS(l.nsA, func() error {
+			c, err := net.Dial("udp4", "198.18.0.2:9")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("kernel-udp"))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readUntil(t, pd, hasMarker("kernel-udp"), nil)
+		t.Logf("kernel UDP frame: %d bytes, offload %+v", len(got.Data), got.Offload)
+		want := Offload{CsumPartial: true, CsumStart: 14 + 20, CsumOffset: 6}
+		if got.Offload != want {
+			t.Fatalf("offload %+v, want %+v", got.Offload, want)
+		}
+	})
+}
+
+func TestPortIgnoresOwnFrames(t *testing.T) {
+	for _, cfg := range []Config{{}, {QdiscBypass: true}, {BatchSize: 1}} {
+		t.Run(fmt.Sprintf("%+v", cfg), func(t *testing.T) {
+			l := newPairLab(t)
+			pa := openIn(t, l.nsA, "a0", Config{})
+			pd := openIn(t, l.nsD, "d0", cfg)
+			write(t, pd, Frame{Data: udpFrame(-1, vip4, "outbound")})
+			readUntil(t, pa, hasMarker("outbound"), nil) // it was sent
+			write(t, pa, Frame{Data: udpFrame(-1, vip4, "inbound")})
+			readUntil(t, pd, hasMarker("inbound"), func(f Frame) {
+				if hasMarker("outbound")(f) {
+					t.Fatal("the port read its own transmission")
+				}
+			})
+		})
+	}
+}
+
+func TestPortVLAN(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openIn(t, l.nsD, "d0", Config{})
+
+	check := func(t *testing.T, from, to Port, f Frame, marker string) {
+		t.Helper()
+		write(t, from, f)
+		got := readUntil(t, to, hasMarker(marker), nil)
+		if !bytes.Equal(got.Data, f.Data) {
+			t.Fatalf("tagged frame changed:\n got % x\nwant % x", got.Data, f.Data)
+		}
+		if got.Offload != f.Offload {
+			t.Fatalf("offload %+v, want %+v", got.Offload, f.Offload)
+		}
+	}
+	t.Run("tag stripped by the kernel is re-inserted", func(t *testing.T) {
+		check(t, pa, pd, Frame{Data: udpFrame(0x6064, vip4, "tag100")}, "tag100")
+	})
+	t.Run("checksum offsets follow the re-inserted tag", func(t *testing.T) {
+		f := Frame{Data: udpFrame(0x0064, vip4, "tagcsum"), Offload: Offload{CsumPartial: true, CsumStart: 38, CsumOffset: 6}}
+		check(t, pa, pd, f, "tagcsum")
+	})
+	t.Run("written tagged frame leaves tagged", func(t *testing.T) {
+		check(t, pd, pa, Frame{Data: udpFrame(0x0fff, vip4, "tagout")}, "tagout")
+	})
+	t.Run("with a VLAN device on the interface", func(t *testing.T) {
+		h := nsHandle(t, l.nsD)
+		d0, err := h.LinkByName("d0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		la := netlink.NewLinkAttrs()
+		la.Name, la.ParentIndex = "d0.100", d0.Attrs().Index
+		vl := &netlink.Vlan{LinkAttrs: la, VlanId: 100}
+		if err := h.LinkAdd(vl); errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skipf("this kernel has no 802.1Q devices: %v", err)
+		} else if err != nil {
+			t.Fatalf("add vlan: %v", err)
+		}
+		if err := h.LinkSetUp(vl); err != nil {
+			t.Fatal(err)
+		}
+		check(t, pa, pd, Frame{Data: udpFrame(100, vip4, "vlandev")}, "vlandev")
+	})
+}
+
+func TestPortFilter(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter([]netip.Addr{vip4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := openIn(t, l.nsD, "d0", Config{Filter: filter})
+	arp := ether(-1, etherTypeARP, arpRequest(ipA0, vip4))
+	write(t, pa,
+		Frame{Data: udpFrame(-1, ipD0, "not-a-vip")},
+		Frame{Data: udpFrame(7, netip.MustParseAddr("198.18.0.99"), "tagged-not-a-vip")},
+		Frame{Data: arp},
+		Frame{Data: udpFrame(-1, vip4, "to-the-vip")})
+	sawARP := false
+	readUntil(t, pd, hasMarker("to-the-vip"), func(f Frame) {
+		if hasMarker("not-a-vip")(f) {
+			t.Fatalf("the filter let a non-VIP frame through: % x", f.Data)
+		}
+		sawARP = sawARP || bytes.Equal(f.Data, arp)
+	})
+	if !sawARP {
+		t.Fatal("the ARP request written before the VIP frame did not arrive")
+	}
+}
+
+func TestPortCloseAndContext(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openIn(t, l.nsD, "d0", Config{})
+	fs := make([]Frame, 4)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := pd.ReadBatch(ctx, fs); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("ReadBatch after cancel: %v", err)
+	}
+	// A new context after a cancelled one must not inherit its deadline.
+	write(t, pa, Frame{Data: udpFrame(-1, vip4, "after-cancel")})
+	readUntil(t, pd, hasMarker("after-cancel"), nil)
+
+	go func() {
+		for {
+			if _, err := pd.ReadBatch(context.Background(), fs); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	if err := pd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadBatch after Close: %v", err)
+	}
+	if _, err := pd.WriteBatch(fs[:1]); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WriteBatch after Close: %v", err)
+	}
+}
+
+func TestPortWriteBadFrames(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openIn(t, l.nsD, "d0", Config{})
+	frames := []Frame{
+		{Data: []byte{1, 2, 3}},
+		{Data: udpFrame(-1, vip4, "good-1")},
+		// NEEDS_CSUM pointing past the frame: the kernel refuses it.
+		{Data: udpFrame(-1, vip4, "refused"), Offload: Offload{CsumPartial: true, CsumStart: 4000, CsumOffset: 6}},
+		{Data: udpFrame(-1, vip4, "good-2")},
+	}
+	n, err := pd.WriteBatch(frames)
+	t.Logf("WriteBatch = %d, %v", n, err)
+	if n != 2 || !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("WriteBatch = %d, %v; want 2 frames sent and ErrBadFrame first", n, err)
+	}
+	readUntil(t, pa, hasMarker("good-2"), func(f Frame) {
+		if hasMarker("refused")(f) {
+			t.Fatal("a refused frame arrived")
+		}
+	})
+}
+
+func TestPortFanout(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter([]netip.Addr{vip4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := []Port{
+		openIn(t, l.nsD, "d0", Config{FanoutGroup: 7, Filter: filter}),
+		openIn(t, l.nsD, "d0", Config{FanoutGroup: 7, Filter: filter}),
+	}
+	const flows = 64
+	out := make([]Frame, flows)
+	for i := range out {
+		out[i].Data = udpFrame(-1, vip4, fmt.Sprintf("fanout-%02d", i))
+		binary.BigEndian.PutUint16(out[i].Data[14+20:], uint16(30000+i)) // one flow each
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	counts := make([]int, len(members))
+	total := make(chan int, 2*flows)
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fs := make([]Frame, 16)
+			for {
+				n, err := m.ReadBatch(ctx, fs)
+				if err != nil {
+					return
+				}
+				for _, f := range fs[:n] {
+					if hasMarker("fanout-")(f) {
+						counts[i]++
+						total <- 1
+					}
+				}
+			}
+		}()
+	}
+	write(t, pa, out...)
+	for range flows {
+		select {
+		case <-total:
+		case <-ctx.Done():
+			t.Fatal("not every frame reached the fanout group")
+		}
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("fanout split %d flows as %v", flows, counts)
+	if counts[0]+counts[1] != flows {
+		t.Fatalf("group read %v frames, want %d in all (each once)", counts, flows)
+	}
+}
+
+// tcpPayload returns the TCP payload length of an untagged IPv4 frame sent
+// to port.
+func tcpPayload(f []byte, port int) (int, bool) {
+	if len(f) < 14+20+20 || binary.BigEndian.Uint16(f[12:]) != etherTypeIPv4 || f[14+9] != 6 {
+		return 0, false
+	}
+	ihl := int(f[14]&0xf) * 4
+	tcp := f[14+ihl:]
+	if len(tcp) < 20 || int(binary.BigEndian.Uint16(tcp[2:])) != port {
+		return 0, false
+	}
+	tot := int(binary.BigEndian.Uint16(f[16:]))
+	return min(tot, len(f)-14) - ihl - int(tcp[12]>>4)*4, true
+}
+
+// TestPortSuperFrames is DESIGN.md section 1, finding (2): bulk TCP crosses
+// the socket as super-frames with GSO info, and written back with that info
+// they leave segmented.
+func TestPortSuperFrames(t *testing.T) {
+	l := newPairLab(t)
+	nsB := newNS(t)
+	veth(t, l.nsD, "d1", macD1, netip.Prefix{}, nsB, "b0", macB0, netip.Prefix{})
+	// d1 must segment in software: every super-frame is above its GSO limit.
+	hd := nsHandle(t, l.nsD)
+	d1, err := hd.LinkByName("d1")
+	if err == nil {
+		err = hd.LinkSetGSOMaxSize(d1, 1514)
+	}
+	if err != nil {
+		t.Fatalf("d1 gso_max_size: %v", err)
+	}
+	filter, err := VIPFilter([]netip.Addr{ipD0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd0 := openIn(t, l.nsD, "d0", Config{Filter: filter})
+	pd1 := openIn(t, l.nsD, "d1", Config{})
+	pb0 := openIn(t, nsB, "b0", Config{Filter: filter})
+
+	var ln net.Listener
+	if err := inNS(l.nsD, func() (err error) { ln, err = net.Listen("tcp4", "198.18.0.2:0"); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	var conn net.Conn
+	if err := inNS(l.nsA, func() (err error) { conn, err = net.Dial("tcp4", ln.Addr().String()); return }); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var sender sync.WaitGroup
+	sender.Add(1)
+	go func() {
+		defer sender.Done()
+		buf := make([]byte, 256<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			conn.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := conn.Write(buf); err != nil && !errors.Is(err, context.DeadlineExceeded) && !isTimeout(err) {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); conn.Close(); sender.Wait() })
+
+	// Collect data frames of the stream as the director's socket sees them.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var got []Frame
+	supers, largest := 0, 0
+	fs := make([]Frame, 64)
+	for len(got) < 4000 && !(supers >= 16 && len(got) >= 64) {
+		n, err := pd0.ReadBatch(ctx, fs)
+		if err != nil {
+			t.Fatalf("ReadBatch after %d frames (%d super-frames): %v", len(got), supers, err)
+		}
+		for _, f := range fs[:n] {
+			if pl, ok := tcpPayload(f.Data, port); !ok || pl == 0 {
+				continue
+			}
+			got = append(got, Frame{Data: bytes.Clone(f.Data), Offload: f.Offload})
+			if len(f.Data) <= 1514 {
+				continue
+			}
+			supers++
+			largest = max(largest, len(f.Data))
+			o := f.Offload
+			if o.GSOType&^GSOECN != GSOTCPv4 || o.GSOSize == 0 || !o.CsumPartial || o.CsumStart != 34 || o.CsumOffset != 16 {
+				t.Fatalf("super-frame of %d bytes with offload %+v, want TCPv4 GSO and a partial checksum at 34+16", len(f.Data), o)
+			}
+			if supers == 1 {
+				t.Logf("first super-frame: %d bytes, offload %+v", len(f.Data), o)
+			}
+		}
+	}
+	if supers == 0 {
+		t.Fatalf("%d TCP data frames and none larger than 1514 bytes: no super-frames on veth", len(got))
+	}
+
+	// Forward them out of d1 (MACs rewritten, IP packet untouched).
+	want := 0
+	for _, f := range got {
+		copy(f.Data[0:6], macB0)
+		copy(f.Data[6:12], macD1)
+		pl, _ := tcpPayload(f.Data, port)
+		want += pl
+	}
+	write(t, pd1, got...)
+	segs, bytesIn := 0, 0
+	for bytesIn < want {
+		n, err := pb0.ReadBatch(ctx, fs)
+		if err != nil {
+			t.Fatalf("b0 got %d of %d payload bytes in %d segments: %v", bytesIn, want, segs, err)
+		}
+		for _, f := range fs[:n] {
+			pl, ok := tcpPayload(f.Data, port)
+			if !ok {
+				continue
+			}
+			if len(f.Data) > 1514 || f.Offload.IsSuperFrame() {
+				t.Fatalf("b0 got a %d-byte frame, offload %+v: not segmented", len(f.Data), f.Offload)
+			}
+			segs++
+			bytesIn += pl
+		}
+	}
+	t.Logf("read %d data frames, %d super-frames (largest %d bytes); written out of d1 they arrived as %d segments, %d payload bytes",
+		len(got), supers, largest, segs, bytesIn)
+	if bytesIn != want {
+		t.Fatalf("b0 got %d payload bytes, want %d", bytesIn, want)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestPortZeroAlloc proves the forwarding steady state allocates nothing:
+// read a batch, write it back, with a cancellable context.
+func TestPortZeroAlloc(t *testing.T) {
+	l := newPairLab(t)
+	filter, err := VIPFilter([]netip.Addr{vip4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := openIn(t, l.nsA, "a0", Config{Filter: filter})
+	pd := openIn(t, l.nsD, "d0", Config{Filter: filter})
+	out := []Frame{{Data: udpFrame(-1, vip4, "alloc"), Offload: Offload{CsumPartial: true, CsumStart: 34, CsumOffset: 6}}}
+	in, back := make([]Frame, 8), make([]Frame, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	step := func() {
+		if _, err := pa.WriteBatch(out); err != nil {
+			t.Fatal(err)
+		}
+		n, err := pd.ReadBatch(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pd.WriteBatch(in[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pa.ReadBatch(ctx, back); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		step()
+	}
+	if allocs := testing.AllocsPerRun(500, step); allocs != 0 {
+		t.Fatalf("%v allocations per read+write batch, want 0", allocs)
+	}
+}
+
+// BenchmarkAFPacketForward: a0 sends batches of 64-byte frames, the port on
+// d0 reads and writes them back, a0 reads them. frames/s counts frames
+// through the director port (each read once and written once).
+func BenchmarkAFPacketForward(b *testing.B) {
+	for _, cfg := range []Config{{}, {QdiscBypass: true}} {
+		b.Run(fmt.Sprintf("bypass=%v", cfg.QdiscBypass), func(b *testing.B) {
+			l := newPairLab(b)
+			filter, err := VIPFilter([]netip.Addr{vip4})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg.Filter = filter
+			pa := openIn(b, l.nsA, "a0", Config{Filter: filter})
+			pd := openIn(b, l.nsD, "d0", cfg)
+			const batch = 64
+			out := make([]Frame, batch)
+			for i := range out {
+				out[i].Data = udpFrame(-1, vip4, "0123456789abcdef12")[:64]
+			}
+			in, back := make([]Frame, batch), make([]Frame, batch)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := pa.WriteBatch(out); err != nil {
+					b.Fatal(err)
+				}
+				for got := 0; got < batch; {
+					n, err := pd.ReadBatch(ctx, in)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := pd.WriteBatch(in[:n]); err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+				for got := 0; got < batch; {
+					n, err := pa.ReadBatch(ctx, back)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "frames/s")
+		})
+	}
+}
