@@ -273,7 +273,7 @@ func (r *ipvsReader) addService(cmd token, toks []token) error {
 	}
 	if o, ok := opts["p"]; ok {
 		s.Persistence = DefaultPersistence
-		r.mark(path+".persistence", o.name, o.name.text)
+		r.at[path+".persistence"] = site{r.line, o.name.col, o.name.text, ""}
 		if o.has {
 			n, err := parseUint(o.value.text, uint64(maxPersistence/time.Second), "persistence timeout (seconds)")
 			if err != nil || n == 0 {

@@ -16,19 +16,6 @@ const DefaultScheduler = "wlc"
 // allocate an absurd maglev table (the largest prime below 2^20).
 const maxTableSize = 1048573
 
-// designedSchedulers are the ipvsadm -s names drlb implements (DESIGN.md
-// section 4). They are accepted even before the scheduler package registers
-// them, so a config does not fail to parse while an algorithm is being
-// written; scheduler.New still refuses to build an unregistered one.
-var designedSchedulers = []string{"lc", "mh", "nq", "rr", "sed", "sh", "wlc", "wrr"}
-
-// schedulerNames lists the accepted scheduler names, sorted.
-func schedulerNames() []string {
-	names := append(scheduler.Names(), designedSchedulers...)
-	slices.Sort(names)
-	return slices.Compact(names)
-}
-
 // hashing reports whether sched takes the port/fallback flags.
 func hashing(sched string) bool { return sched == "sh" || sched == "mh" }
 
@@ -81,7 +68,7 @@ func formatFlags(sched string, o scheduler.Options) string {
 // returns the field (relative to the service) and message of the first
 // problem, or "" and nil.
 func schedulerProblem(s *Service) (field string, err error) {
-	names := schedulerNames()
+	names := scheduler.Names()
 	if !slices.Contains(names, s.Scheduler) {
 		return "scheduler", fmt.Errorf("unknown scheduler (valid: %s)", strings.Join(names, ", "))
 	}
@@ -97,12 +84,10 @@ func schedulerProblem(s *Service) (field string, err error) {
 			return "mh_table_size", fmt.Errorf("must be a prime number up to %d (like 65537)", maxTableSize)
 		}
 	}
-	if slices.Contains(scheduler.Names(), s.Scheduler) {
-		// Let the algorithm judge its own options; no servers are needed
-		// to do that.
-		if _, err := scheduler.New(s.Scheduler, nil, o); err != nil {
-			return "scheduler", err
-		}
+	// Let the algorithm judge its own options too; no servers are needed
+	// to do that.
+	if _, err := scheduler.New(s.Scheduler, nil, o); err != nil {
+		return "scheduler", err
 	}
 	return "", nil
 }

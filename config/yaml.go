@@ -38,6 +38,7 @@ func (r *yamlReader) spend(n *yaml.Node) error {
 type field struct {
 	name     string
 	required bool
+	hidden   bool // not listed as valid: a field named only to explain why it is wrong
 	set      func(n *yaml.Node, path string) error
 }
 
@@ -148,9 +149,11 @@ func (r *yamlReader) mapping(n *yaml.Node, path string, fields []field) error {
 	if err := r.spend(pos); err != nil {
 		return err
 	}
-	names := make([]string, len(fields))
-	for i, f := range fields {
-		names[i] = f.name
+	names := make([]string, 0, len(fields))
+	for _, f := range fields {
+		if !f.hidden {
+			names = append(names, f.name)
+		}
 	}
 	what := path
 	if what == "" {
@@ -428,6 +431,11 @@ func (r *yamlReader) realServers(n *yaml.Node, path string) ([]RealServer, error
 			{name: "check", set: func(n *yaml.Node, p string) (err error) {
 				rs.Check, err = r.check(n, p)
 				return err
+			}},
+			{name: "port", hidden: true, set: func(n *yaml.Node, p string) error {
+				// A natural thing to write, coming from NAT setups or
+				// keepalived: say why it cannot be.
+				return r.errorf(n, p, n.Value, "a real server has no port of its own: direct routing keeps the service port (set a health check port with check.port)")
 			}},
 		})
 		if err != nil {

@@ -107,6 +107,8 @@ func TestParseYAMLBad(t *testing.T) {
 		{"misspelt field", oneRS + "        wieght: 2\n", 6, 9, rs + ".wieght", "", `did you mean "weight"?`},
 		{"unknown top-level field", "service: []\n", 1, 1, "service", "", `did you mean "services"?`},
 		{"unknown field far from any", head + "    colour: blue\n", 4, 5, "services[0].colour", "", "unknown field (valid: vip, port, protocol,"},
+		{"real server field list", oneRS + "        colour: red\n", 6, 9, rs + ".colour", "", "unknown field (valid: address, weight, mac, check)"},
+		{"real server port", oneRS + "        port: 8080\n", 6, 15, rs + ".port", "8080", "direct routing keeps the service port"},
 		{"field twice", head + "    port: 81\n", 4, 5, "services[0].port", "", "field given twice (first at line 3)"},
 		{"merge key", head + "    <<: {protocol: udp}\n", 4, 5, "services[0].<<", "", "merge keys are not supported"},
 		{"vip missing", "services:\n  - port: 80\n", 2, 5, "services[0].vip", "", "required field missing"},
@@ -221,5 +223,18 @@ func TestYAMLAliasExpansion(t *testing.T) {
 	t.Logf("%d bytes", len(in))
 	if err == nil || !strings.Contains(err.Error(), "aliases expand this file too much") {
 		t.Fatalf("Parse = %v, want the alias expansion error", err)
+	}
+}
+
+// TestEverySchedulerName: each ipvsadm scheduler drlb implements (DESIGN.md
+// section 4) is accepted by name in both formats.
+func TestEverySchedulerName(t *testing.T) {
+	for _, name := range []string{"rr", "wrr", "lc", "wlc", "sh", "mh", "sed", "nq"} {
+		if _, err := Parse("drlb.yaml", []byte(head+"    scheduler: "+name+"\n")); err != nil {
+			t.Errorf("YAML scheduler %s: %v", name, err)
+		}
+		if _, err := Parse("rules", []byte("-A -t 198.18.0.100:80 -s "+name+"\n")); err != nil {
+			t.Errorf("ipvsadm scheduler %s: %v", name, err)
+		}
 	}
 }
