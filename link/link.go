@@ -81,6 +81,9 @@ type Offload struct {
 func (o Offload) IsSuperFrame() bool { return o.GSOType&^GSOECN != GSONone }
 
 // Port is a frame I/O backend: AF_PACKET (Open), in-memory (Pipe).
+// WriteBatch may be called from several goroutines and concurrently with
+// ReadBatch (an ARP responder next to the forwarding loop); ReadBatch calls
+// are serialized, since a batch's buffers are reused by the next one.
 type Port interface {
 	// ReadBatch blocks until at least one frame arrives, fills frames[:n] and
 	// returns n. It returns ErrClosed after Close, ctx.Err() when ctx ends.

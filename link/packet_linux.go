@@ -57,11 +57,11 @@ func Open(ifname string, cfg Config) (Port, error) {
 	// option (and the filter, attached by packet.Listen) is in place.
 	c, err := packet.Listen(ifi, packet.Raw, 0, &packet.Config{Filter: cfg.Filter})
 	if err != nil {
-		op := "socket"
-		if len(cfg.Filter) > 0 {
-			op = ""
+		e := newError(ifname, "", err)
+		if e.Op == "setsockopt" { // the only one in Listen: the filter
+			e.Op = "setsockopt SO_ATTACH_FILTER"
 		}
-		return nil, newError(ifname, op, err)
+		return nil, e
 	}
 	p := &afpacket{ifname: ifname, conn: c, mac: ifi.HardwareAddr}
 	if err := p.setup(ifi.Index, cfg, batch); err != nil {
