@@ -37,4 +37,3 @@ func (s *services) stop() error {
 	s.wg.Wait()
 	return errors.Join(errs...)
 }
-
