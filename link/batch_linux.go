@@ -76,7 +76,9 @@ func (r *rxRing) recv(fd uintptr) bool {
 }
 
 // ReadBatch reads up to min(len(frames), Config.BatchSize) frames with one
-// recvmmsg, waiting in the runtime poller while none is queued.
+// recvmmsg, waiting in the runtime poller while none is queued. Besides
+// ErrClosed and ctx.Err(), it reports socket errors once each, the Port
+// staying usable: ErrLinkDown when the interface went down.
 func (p *afpacket) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil

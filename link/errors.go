@@ -45,8 +45,11 @@ func newError(ifname, op string, err error) *Error {
 		err = se.Err
 	}
 	e := &Error{Interface: ifname, Op: op, Err: err}
-	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+	switch {
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES):
 		e.sentinel = ErrNotPermitted
+	case errors.Is(err, syscall.ENETDOWN):
+		e.sentinel = ErrLinkDown
 	}
 	return e
 }

@@ -28,6 +28,7 @@ const (
 	etherTypeIPv6 = 0x86dd
 	protoICMPv6   = 58
 	icmpv6NS      = 135 // neighbor solicitation
+	icmpv6NA      = 136 // neighbor advertisement
 )
 
 // VIPFilter builds a classic BPF socket filter (for Config.Filter) that
@@ -96,23 +97,20 @@ func VIPFilter(vips []netip.Addr) ([]bpf.RawInstruction, error) {
 		blk6 = append(blk6, accept)
 	}
 	if len(v6) > 0 {
-		// Each compare skips to the final reject, 12-pos instructions on.
-		nd := []struct {
-			load bpf.Instruction
-			want uint32
-		}{
-			{bpf.LoadIndirect{Off: 6, Size: 1}, protoICMPv6}, // next header
-			{bpf.LoadIndirect{Off: 24, Size: 4}, 0xff020000}, // dst ff02:0000:
-			{bpf.LoadIndirect{Off: 28, Size: 4}, 0},          // 0000:0000:
-			{bpf.LoadIndirect{Off: 32, Size: 4}, 1},          // 0000:0001:
-			{bpf.LoadIndirect{Off: 36, Size: 1}, 0xff},       // ffXX:XXXX
-			{bpf.LoadIndirect{Off: 40, Size: 1}, icmpv6NS},   // ICMPv6 type
-		}
-		for j, c := range nd {
-			pos := 2*j + 1
-			blk6 = append(blk6, c.load, bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: c.want, SkipTrue: uint8(12 - pos)})
-		}
-		blk6 = append(blk6, accept)
+		// Neighbor discovery: solicitations for a VIP (to its
+		// solicited-node group, or unicast when a neighbour re-checks
+		// it) and the real servers' advertisements answering the
+		// director's own solicitations (unicast to the director).
+		// Both are ICMPv6 right after the fixed header, as RFC 4861
+		// frames always are.
+		blk6 = append(blk6,
+			bpf.LoadIndirect{Off: 6, Size: 1},                                 // next header
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 4}, // -> reject
+			bpf.LoadIndirect{Off: 40, Size: 1},                                // ICMPv6 type
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpv6NS, SkipTrue: 1},       // -> accept
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpv6NA, SkipTrue: 1},    // -> reject
+			accept,
+		)
 	}
 	blk6 = append(blk6, reject)
 

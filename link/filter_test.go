@@ -72,7 +72,11 @@ func TestVIPFilter(t *testing.T) {
 		{"mld to solicited-node", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(protoICMPv6, cip6, solicitedNode(vip6), mld)), false},
 		{"mld report", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(protoICMPv6, cip6, netip.MustParseAddr("ff02::16"), mld)), false},
 		{"udp to solicited-node", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(17, cip6, solicitedNode(vip6), icmpNS)), false},
-		{"ns to all-nodes", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(protoICMPv6, cip6, netip.MustParseAddr("ff02::1"), icmpNS)), false},
+		{"ns to all-nodes", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(protoICMPv6, cip6, netip.MustParseAddr("ff02::1"), icmpNS)), true},
+		{"ns unicast (neighbour re-checking the vip)", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(protoICMPv6, cip6, other6, icmpNS)), true},
+		{"na from a real server to the director", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(protoICMPv6, other6, cip6, append([]byte{136}, icmpNS[1:]...))), true},
+		{"na tagged", []netip.Addr{vip6}, ether(3, etherTypeIPv6, ipv6(protoICMPv6, other6, cip6, append([]byte{136}, icmpNS[1:]...))), true},
+		{"icmpv6 echo to non-vip", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(protoICMPv6, cip6, other6, append([]byte{128}, icmpNS[1:]...))), false},
 		{"ns truncated", []netip.Addr{vip6}, ether(-1, etherTypeIPv6, ipv6(protoICMPv6, cip6, solicitedNode(vip6), nil)), false},
 		{"lldp", []netip.Addr{vip4}, ether(-1, 0x88cc, make([]byte, 40)), false},
 		{"qinq outer tag", []netip.Addr{vip4}, ether(-1, 0x88a8, append([]byte{0, 1, 8, 0}, ipv4(6, cip4, vip4, tcp)...)), false},
@@ -178,8 +182,9 @@ func reference(f []byte, vips []netip.Addr) bool {
 				return true
 			}
 		}
-		sn := [13]byte{0xff, 0x02, 11: 1, 12: 0xff}
-		return has6 && ip[6] == protoICMPv6 && [13]byte(ip[24:37]) == sn && len(ip) > 40 && ip[40] == icmpv6NS
+		// Neighbor solicitations and advertisements, whatever their
+		// destination: the responder and the resolver sort them out.
+		return has6 && ip[6] == protoICMPv6 && len(ip) > 40 && (ip[40] == icmpv6NS || ip[40] == icmpv6NA)
 	}
 	return false
 }

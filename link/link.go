@@ -30,6 +30,10 @@ var (
 	ErrNoInterface = errors.New("no such network interface")
 	// ErrBadConfig is returned by Open for a Config field out of range.
 	ErrBadConfig = errors.New("bad link configuration")
+	// ErrLinkDown wraps ENETDOWN: the interface went down. The Port stays
+	// open and resumes when the interface comes back up, so a forwarding
+	// loop should count the error and keep reading.
+	ErrLinkDown = errors.New("link: interface down")
 	// ErrBadFrame is returned by WriteBatch for a frame it cannot send (too
 	// short or longer than MaxFrame); the other frames are still sent.
 	ErrBadFrame = errors.New("bad frame")

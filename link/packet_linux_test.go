@@ -77,6 +77,27 @@ func readUntil(t testing.TB, p Port, match func(Frame) bool, seen func(Frame)) F
 	}
 }
 
+// readN reads p until n frames matched and returns copies of them.
+func readN(t testing.TB, p Port, match func(Frame) bool, n int) []Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []Frame
+	fs := make([]Frame, 16)
+	for len(got) < n {
+		m, err := p.ReadBatch(ctx, fs)
+		if err != nil {
+			t.Fatalf("ReadBatch after %d of %d frames: %v", len(got), n, err)
+		}
+		for _, f := range fs[:m] {
+			if match(f) {
+				got = append(got, Frame{Data: bytes.Clone(f.Data), Offload: f.Offload})
+			}
+		}
+	}
+	return got
+}
+
 func write(t testing.TB, p Port, frames ...Frame) {
 	t.Helper()
 	if n, err := p.WriteBatch(frames); n != len(frames) || err != nil {
@@ -143,8 +164,12 @@ func TestPortReadsMetadata(t *testing.T) {
 }
 
 func TestPortIgnoresOwnFrames(t *testing.T) {
-	for _, cfg := range []Config{{}, {QdiscBypass: true}, {BatchSize: 1}} {
-		t.Run(fmt.Sprintf("%+v", cfg), func(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{{"default", Config{}}, {"qdisc bypass", Config{QdiscBypass: true}}, {"batch of 1", Config{BatchSize: 1}}} {
+		cfg := c.cfg
+		t.Run(c.name, func(t *testing.T) {
 			l := newPairLab(t)
 			pa := openIn(t, l.nsA, "a0", Config{})
 			pd := openIn(t, l.nsD, "d0", cfg)
@@ -276,6 +301,37 @@ func TestPortCloseAndContext(t *testing.T) {
 	}
 }
 
+func TestPortLinkFlap(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openIn(t, l.nsD, "d0", Config{})
+	h := nsHandle(t, l.nsD)
+	d0, err := h.LinkByName("d0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetDown(d0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = pd.ReadBatch(ctx, make([]Frame, 4))
+	if !errors.Is(err, ErrLinkDown) {
+		t.Fatalf("ReadBatch on a downed interface: %v, want ErrLinkDown", err)
+	}
+	t.Logf("interface down: %v", err)
+	if _, err := pd.WriteBatch([]Frame{{Data: udpFrame(-1, vip4, "while-down")}}); !errors.Is(err, ErrLinkDown) {
+		t.Fatalf("WriteBatch on a downed interface: %v, want ErrLinkDown", err)
+	}
+	if err := h.LinkSetUp(d0); err != nil {
+		t.Fatal(err)
+	}
+	waitOperUp(t, h, "d0")
+	waitOperUp(t, nsHandle(t, l.nsA), "a0")
+	write(t, pa, Frame{Data: udpFrame(-1, vip4, "after-flap")})
+	readUntil(t, pd, hasMarker("after-flap"), nil)
+}
+
 func TestPortWriteBadFrames(t *testing.T) {
 	l := newPairLab(t)
 	pa := openIn(t, l.nsA, "a0", Config{})
@@ -356,6 +412,96 @@ func TestPortFanout(t *testing.T) {
 	}
 }
 
+// newForwardLab adds to a pairLab a second veth d1 (in nsD) <-> b0 (in a
+// third namespace), where d1 segments every super-frame in software: its
+// GSO size limit is below any super-frame.
+func newForwardLab(t testing.TB) (pairLab, netns.NsHandle) {
+	t.Helper()
+	l := newPairLab(t)
+	nsB := newNS(t)
+	veth(t, l.nsD, "d1", macD1, netip.Prefix{}, nsB, "b0", macB0, netip.Prefix{})
+	hd := nsHandle(t, l.nsD)
+	d1, err := hd.LinkByName("d1")
+	if err == nil {
+		err = hd.LinkSetGSOMaxSize(d1, 1514)
+	}
+	if err != nil {
+		t.Fatalf("d1 gso_max_size: %v", err)
+	}
+	return l, nsB
+}
+
+// tcpSuperFrame builds a TCP/IPv4 super-frame a0 -> d0 with segs segments
+// of mss payload bytes, its checksum left to offload, optionally tagged.
+func tcpSuperFrame(tci int, segs, mss int) Frame {
+	payload := bytes.Repeat([]byte("s"), segs*mss)
+	tcp := make([]byte, 20, 20+len(payload))
+	binary.BigEndian.PutUint16(tcp[0:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], 7777)
+	binary.BigEndian.PutUint32(tcp[4:], 1)
+	tcp[12], tcp[13] = 5<<4, 0x18 // data offset 5, PSH|ACK
+	binary.BigEndian.PutUint16(tcp[14:], 65535)
+	tcp = append(tcp, payload...)
+	ip := ipv4(6, ipA0, vip4, tcp)
+	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip[:20]))
+	l2 := 14
+	if tci >= 0 {
+		l2 = 18
+	}
+	return Frame{
+		Data: ether(tci, etherTypeIPv4, ip),
+		Offload: Offload{CsumPartial: true, CsumStart: uint16(l2 + 20), CsumOffset: 16,
+			GSOType: GSOTCPv4, GSOSize: uint16(mss), HdrLen: uint16(l2 + 40)},
+	}
+}
+
+func ipChecksum(h []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(h); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(h[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
+}
+
+// TestPortVLANSuperFrame: a tagged super-frame is read with its tag and
+// offsets that count the tag, and written out it is segmented into tagged
+// frames.
+func TestPortVLANSuperFrame(t *testing.T) {
+	l, nsB := newForwardLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd0 := openIn(t, l.nsD, "d0", Config{})
+	pd1 := openIn(t, l.nsD, "d1", Config{})
+	pb0 := openIn(t, nsB, "b0", Config{})
+	const segs, mss = 3, 1000
+	sent := tcpSuperFrame(0x0064, segs, mss)
+	write(t, pa, sent)
+	isOurs := func(f Frame) bool {
+		return len(f.Data) > 18+20+4 && binary.BigEndian.Uint16(f.Data[12:]) == etherTypeVLAN &&
+			binary.BigEndian.Uint16(f.Data[18+20+2:]) == 7777
+	}
+	got := readUntil(t, pd0, isOurs, nil)
+	// HdrLen is the kernel's linear length (a hint): here the whole frame.
+	want := sent.Offload
+	want.HdrLen = got.Offload.HdrLen
+	if !bytes.Equal(got.Data, sent.Data) || got.Offload != want {
+		t.Fatalf("tagged super-frame read as %d bytes %+v, want %d bytes %+v", len(got.Data), got.Offload, len(sent.Data), sent.Offload)
+	}
+	copy(got.Data[0:6], macB0)
+	copy(got.Data[6:12], macD1)
+	write(t, pd1, got)
+	for i, seg := range readN(t, pb0, isOurs, segs) {
+		if len(seg.Data) != 18+20+20+mss || seg.Offload.IsSuperFrame() {
+			t.Fatalf("segment %d: %d bytes, offload %+v; want %d bytes, no GSO", i, len(seg.Data), seg.Offload, 18+20+20+mss)
+		}
+		if tci := binary.BigEndian.Uint16(seg.Data[14:]); tci != 0x0064 {
+			t.Fatalf("segment %d: TCI %#x, want 0x0064", i, tci)
+		}
+	}
+}
+
 // tcpPayload returns the TCP payload length of an untagged IPv4 frame sent
 // to port.
 func tcpPayload(f []byte, port int) (int, bool) {
@@ -375,18 +521,7 @@ func tcpPayload(f []byte, port int) (int, bool) {
 // the socket as super-frames with GSO info, and written back with that info
 // they leave segmented.
 func TestPortSuperFrames(t *testing.T) {
-	l := newPairLab(t)
-	nsB := newNS(t)
-	veth(t, l.nsD, "d1", macD1, netip.Prefix{}, nsB, "b0", macB0, netip.Prefix{})
-	// d1 must segment in software: every super-frame is above its GSO limit.
-	hd := nsHandle(t, l.nsD)
-	d1, err := hd.LinkByName("d1")
-	if err == nil {
-		err = hd.LinkSetGSOMaxSize(d1, 1514)
-	}
-	if err != nil {
-		t.Fatalf("d1 gso_max_size: %v", err)
-	}
+	l, nsB := newForwardLab(t)
 	filter, err := VIPFilter([]netip.Addr{ipD0})
 	if err != nil {
 		t.Fatal(err)
