@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -805,5 +806,26 @@ func TestOpenNotPermitted(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestOpenBadFilter(t *testing.T) {
+	l := newPairLab(t)
+	// A jump past the end: the kernel's checker refuses the program.
+	bad := []bpf.RawInstruction{{Op: 0x05, K: 10}, {Op: 0x06, K: 0}}
+	err := inNS(l.nsD, func() error {
+		p, err := Open("d0", Config{Filter: bad})
+		if err == nil {
+			p.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, unix.EINVAL) || err.Error() != "link: d0: setsockopt SO_ATTACH_FILTER: invalid argument" {
+		t.Fatalf("Open with a broken filter: %v", err)
+	}
+	p := openIn(t, l.nsD, "d0", Config{ReadBuffer: 1 << 20, WriteBuffer: 1 << 20, BatchSize: MaxBatchSize})
+	st, err := p.(StatsReporter).Stats()
+	if err != nil || st != (Stats{}) {
+		t.Fatalf("Stats of a fresh port = %+v, %v", st, err)
 	}
 }
