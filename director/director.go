@@ -31,6 +31,8 @@ type Options struct {
 	AnnounceInterval time.Duration
 	// Trace, if set, narrates frames through the pipeline (rate-limited).
 	Trace *Tracer
+	// Reload, if set, delivers new configurations to apply live (SIGHUP).
+	Reload <-chan *config.Config
 }
 
 // Director forwards VIP traffic read from a port to the real servers.
@@ -45,6 +47,7 @@ type Director struct {
 	resolver  *arp.Resolver
 	announcer *arp.Announcer
 	trace     *Tracer
+	reload    <-chan *config.Config
 
 	sendMu  sync.Mutex
 	sendBuf []link.Frame
@@ -52,7 +55,7 @@ type Director struct {
 
 // New builds a Director for cfg on port. It does no I/O.
 func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
-	d := &Director{cfg: cfg, port: port, log: opts.Logger, trace: opts.Trace}
+	d := &Director{cfg: cfg, port: port, log: opts.Logger, trace: opts.Trace, reload: opts.Reload}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -171,6 +174,24 @@ func (d *Director) Serve(ctx context.Context) error {
 			defer wg.Done()
 			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				d.log.Error("neighbor loop stopped", "err", err)
+			}
+		}()
+	}
+	if d.reload != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case cfg := <-d.reload:
+					if err := d.Reload(cfg); err != nil {
+						d.log.Error("reload refused, nothing changed", "err", err)
+					} else {
+						d.log.Info("configuration reloaded")
+					}
+				}
 			}
 		}()
 	}

@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	if log != nil {
-		log.Info("director up", "interface", cfg.Interface, "mac", port.HardwareAddr(), "vips", vips,
+		log.Info("director up", "interface", cfg.Interface, "mac", port.HardwareAddr().String(), "vips", vips,
 			"services", len(cfg.Services), "ipv4", opts.IPv4)
 	}
 	return d.Serve(ctx)

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/director"
@@ -55,7 +58,42 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *trace {
 		opts.Trace = director.NewTracer(stdout, *traceRate)
 	}
+	if *cfgPath != "" {
+		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log)
+	}
 	return director.Run(ctx, cfg, opts)
+}
+
+// reloadOnHUP re-reads the config file on SIGHUP, as keepalived does. A
+// file that does not parse is logged and ignored: the running config stays.
+func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger) <-chan *config.Config {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	out := make(chan *config.Config)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				cfg, err := config.Load(path)
+				if err != nil {
+					log.Error("reload: config not applied", "err", err)
+					continue
+				}
+				if iface != "" {
+					cfg.Interface = iface
+				}
+				select {
+				case out <- cfg:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // runConfig loads the file, or builds one service from the quick-start flags.

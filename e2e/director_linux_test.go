@@ -1,0 +1,366 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/lab"
+	"github.com/vishvananda/netlink"
+)
+
+// get fetches url from h; close asks for a new connection per request.
+func get(t *testing.T, c *http.Client, url string, close bool) (server, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Close = close
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d, %v", url, resp.StatusCode, err)
+	}
+	return resp.Header.Get(lab.ServerHeader), string(b)
+}
+
+// distribution makes n new connections from h to the VIP and counts the
+// answers per real server, checking each answer names its server.
+func distribution(t *testing.T, l *lab.Lab, h *lab.Host, n int) map[string]int {
+	t.Helper()
+	c := l.HTTPClient(h)
+	defer c.CloseIdleConnections()
+	url := fmt.Sprintf("http://%s/", l.VIP)
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		server, body := get(t, c, url, true)
+		if body != server+"\n" {
+			t.Fatalf("request %d: body %q from %q", i, body, server)
+		}
+		got[server]++
+	}
+	return got
+}
+
+func TestDirector(t *testing.T) {
+	needRoot(t)
+	l := newLab(t, lab.Options{RealServers: 3, LANClient: true})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "drlb.yaml")
+
+	t.Run("rr spreads 300 connections evenly and replies bypass the director", func(t *testing.T) {
+		writeConfig(t, l, cfg, "rr", nil)
+		// Captures: on the director, every frame of the VIP both ways; on
+		// the router, every ARP reply about the VIP.
+		var in, out, srcVIP int
+		dcap := startCapture(t, l, l.Director, l.Director.Iface, func(f []byte) {
+			src, dst, ok := ipv4Addrs(f)
+			if !ok {
+				return
+			}
+			switch {
+			case src == l.VIP:
+				srcVIP++
+			case dst == l.VIP && bytes.Equal(f[6:12], l.Director.MAC):
+				out++
+			case dst == l.VIP && bytes.Equal(f[0:6], l.Director.MAC):
+				in++
+			}
+		})
+		var vipAnswers, foreignAnswers int
+		rcap := startCapture(t, l, l.Router, l.Router.Iface, func(f []byte) {
+			if len(f) < 42 || f[12] != 0x08 || f[13] != 0x06 || f[21] != 2 {
+				return // ARP replies only
+			}
+			if netip.AddrFrom4([4]byte(f[28:32])) == l.VIP {
+				if bytes.Equal(f[22:28], l.Director.MAC) {
+					vipAnswers++
+				} else {
+					foreignAnswers++
+				}
+			}
+		})
+		// Make the router forget the VIP so it asks again during the test.
+		flushNeighbors(t, l, l.Router)
+		startDirector(t, l, "run", "-c", cfg)
+
+		got := distribution(t, l, l.Client, 300)
+		for _, rs := range l.RealServers {
+			if got[rs.Name] != 100 {
+				t.Errorf("rr: %s answered %d of 300, want 100 (%v)", rs.Name, got[rs.Name], got)
+			}
+		}
+		unlock := dcap.settle()
+		if srcVIP != 0 {
+			t.Errorf("%d frames with source VIP crossed the director: replies must go straight to the client", srcVIP)
+		}
+		if in == 0 || out != in {
+			t.Errorf("director received %d VIP frames and sent %d: it must send exactly what it receives", in, out)
+		}
+		unlock()
+		unlock = rcap.settle()
+		if vipAnswers == 0 || foreignAnswers != 0 {
+			t.Errorf("router saw %d ARP answers for the VIP from the director and %d from others (real servers must stay silent)", vipAnswers, foreignAnswers)
+		}
+		unlock()
+		if mac := neighborMAC(t, l, l.Router, l.VIP); !bytes.Equal(mac, l.Director.MAC) {
+			t.Errorf("router's neighbor entry for the VIP is %v, want the director's %v", mac, l.Director.MAC)
+		}
+		t.Logf("rr: %v; director in %d / out %d VIP frames; router saw %d VIP ARP answers, all from the director", got, in, out, vipAnswers)
+	})
+
+	t.Run("wrr 3:2:1 gives 150/100/50", func(t *testing.T) {
+		writeConfig(t, l, cfg, "wrr", []int{3, 2, 1})
+		startDirector(t, l, "run", "-c", cfg)
+		got := distribution(t, l, l.Client, 300)
+		for i, want := range []int{150, 100, 50} {
+			if n := got[l.RealServers[i].Name]; n != want {
+				t.Errorf("wrr: %s answered %d, want %d (%v)", l.RealServers[i].Name, n, want, got)
+			}
+		}
+	})
+
+	t.Run("uploads, downloads, UDP, keep-alive, LAN client, IPv6, curl", func(t *testing.T) {
+		writeConfig(t, l, cfg, "rr", nil)
+		startDirector(t, l, "run", "-c", cfg)
+		c := l.HTTPClient(l.Client)
+		defer c.CloseIdleConnections()
+
+		// 1 MB up and down through each real server (rr: three in a row).
+		for i := 0; i < 3; i++ {
+			upload(t, c, fmt.Sprintf("http://%s/upload", l.VIP), 1<<20)
+			download(t, c, fmt.Sprintf("http://%s/bytes?n=%d", l.VIP, 1<<20), 1<<20)
+		}
+
+		// 1000 UDP datagrams, each echoed.
+		conn, err := l.DialUDP(l.Client, netip.AddrPortFrom(l.VIP, lab.EchoPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		buf := make([]byte, 2048)
+		echoed := 0
+		for i := 0; i < 1000; i++ {
+			msg := fmt.Sprintf("datagram %d", i)
+			if _, err := conn.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("datagram %d: no echo: %v", i, err)
+			}
+			if strings.HasSuffix(string(buf[:n]), ": "+msg) {
+				echoed++
+			}
+		}
+		if echoed != 1000 {
+			t.Errorf("%d of 1000 datagrams echoed", echoed)
+		}
+
+		// One keep-alive connection making 100 requests stays on one server.
+		c = l.HTTPClient(l.Client) // a fresh pool: one new connection
+		defer c.CloseIdleConnections()
+		servers := map[string]int{}
+		conns := 0
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+			if !i.Reused {
+				conns++
+			}
+		}}
+		for i := 0; i < 100; i++ {
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, fmt.Sprintf("http://%s/", l.VIP), nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("keep-alive request %d: %v", i, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			servers[resp.Header.Get(lab.ServerHeader)]++
+		}
+		if len(servers) != 1 || conns != 1 {
+			t.Errorf("keep-alive: %d connections, servers %v; want one connection on one server", conns, servers)
+		}
+
+		// A client on the LAN itself, and an IPv6 client.
+		if got := distribution(t, l, l.LANClient, 30); len(got) != 3 {
+			t.Errorf("LAN client reached %v, want all three real servers", got)
+		}
+		c6 := l.HTTPClient(l.Client)
+		defer c6.CloseIdleConnections()
+		seen6 := map[string]bool{}
+		for i := 0; i < 6; i++ {
+			server, _ := get(t, c6, fmt.Sprintf("http://[%s]/", l.VIP6), true)
+			seen6[server] = true
+		}
+		if len(seen6) != 3 {
+			t.Errorf("IPv6 VIP reached %v, want all three real servers", seen6)
+		}
+
+		// curl, when installed, as a second real client.
+		if curl, err := exec.LookPath("curl"); err == nil {
+			var out []byte
+			err := l.Do(l.Client, func() error {
+				var err error
+				out, err = exec.Command(curl, "-sS", "--max-time", "5", fmt.Sprintf("http://%s/", l.VIP)).CombinedOutput()
+				return err
+			})
+			if err != nil || !strings.HasPrefix(string(out), "rs") {
+				t.Errorf("curl through the VIP: %v: %s", err, out)
+			}
+		} else {
+			t.Log("curl not installed: the Go client alone was used")
+		}
+	})
+
+	t.Run("mh: a restarted director keeps open connections", func(t *testing.T) {
+		writeConfig(t, l, cfg, "mh", nil)
+		p := startDirector(t, l, "run", "-c", cfg)
+		type session struct {
+			client *http.Client
+			server string
+		}
+		var sessions []session
+		for i := 0; i < 6; i++ {
+			// Each client has its own transport, so its own connection.
+			c := l.HTTPClient(l.Client)
+			defer c.CloseIdleConnections()
+			server, _ := get(t, c, fmt.Sprintf("http://%s/", l.VIP), false)
+			sessions = append(sessions, session{c, server})
+		}
+		p.stop()
+		startDirector(t, l, "run", "-c", cfg)
+		for i, s := range sessions {
+			for j := 0; j < 5; j++ {
+				reused := false
+				trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }}
+				req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, fmt.Sprintf("http://%s/", l.VIP), nil)
+				resp, err := s.client.Do(req)
+				if err != nil {
+					t.Fatalf("session %d after restart: %v", i, err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if got := resp.Header.Get(lab.ServerHeader); got != s.server || !reused {
+					t.Fatalf("session %d after restart: answered by %s on a reused connection=%v, want %s on the same connection", i, got, reused, s.server)
+				}
+			}
+		}
+	})
+
+	t.Run("weight 0 drains: no new connections, the open one continues", func(t *testing.T) {
+		writeConfig(t, l, cfg, "rr", nil)
+		p := startDirector(t, l, "run", "-c", cfg)
+		keep := l.HTTPClient(l.Client)
+		defer keep.CloseIdleConnections()
+		drained, _ := get(t, keep, fmt.Sprintf("http://%s/", l.VIP), false)
+		weights := []int{1, 1, 1}
+		for i, rs := range l.RealServers {
+			if rs.Name == drained {
+				weights[i] = 0
+			}
+		}
+		writeConfig(t, l, cfg, "rr", weights)
+		p.signal(syscall.SIGHUP)
+		p.waitLog("weight changed", 3, 5*time.Second) // one per service
+		got := distribution(t, l, l.Client, 20)
+		if got[drained] != 0 {
+			t.Errorf("quiesced %s got %d new connections: %v", drained, got[drained], got)
+		}
+		for i := 0; i < 5; i++ {
+			if server, _ := get(t, keep, fmt.Sprintf("http://%s/", l.VIP), false); server != drained {
+				t.Fatalf("open connection moved from %s to %s while draining", drained, server)
+			}
+		}
+	})
+}
+
+func upload(t *testing.T, c *http.Client, url string, n int) {
+	t.Helper()
+	body := make([]byte, n)
+	_, _ = rand.Read(body)
+	sum := sha256.Sum256(body)
+	resp, err := c.Post(url, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("upload %d bytes: %v", n, err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if strings.TrimSpace(string(got)) != hex.EncodeToString(sum[:]) {
+		t.Fatalf("upload of %d bytes to %s arrived damaged: digest %q", n, resp.Header.Get(lab.ServerHeader), got)
+	}
+}
+
+func download(t *testing.T, c *http.Client, url string, n int64) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	defer resp.Body.Close()
+	got, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || got != n {
+		t.Fatalf("download from %s: %d of %d bytes, %v", resp.Header.Get(lab.ServerHeader), got, n, err)
+	}
+}
+
+// neighborMAC returns h's neighbor entry for addr on its LAN interface.
+func neighborMAC(t *testing.T, l *lab.Lab, h *lab.Host, addr netip.Addr) net.HardwareAddr {
+	t.Helper()
+	nh, err := netlink.NewHandleAt(h.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nh.Close()
+	link, err := nh.LinkByName(h.Iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	neighs, err := nh.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range neighs {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == addr {
+			return n.HardwareAddr
+		}
+	}
+	return nil
+}
+
+// flushNeighbors empties h's neighbor table on its LAN interface.
+func flushNeighbors(t *testing.T, l *lab.Lab, h *lab.Host) {
+	t.Helper()
+	nh, err := netlink.NewHandleAt(h.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nh.Close()
+	link, err := nh.LinkByName(h.Iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	neighs, _ := nh.NeighList(link.Attrs().Index, netlink.FAMILY_ALL)
+	for i := range neighs {
+		_ = nh.NeighDel(&neighs[i])
+	}
+}

@@ -1,0 +1,274 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/lab"
+	"github.com/mdlayher/packet"
+)
+
+// drlbBinary is built once per test run by TestMain (empty when not root).
+var drlbBinary string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Geteuid() == 0 {
+			dir, err := os.MkdirTemp("", "drlb-e2e-")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			drlbBinary = filepath.Join(dir, "drlb")
+			build := exec.Command("go", "build", "-o", drlbBinary, "github.com/drlb/drlb/cmd/drlb")
+			build.Stdout, build.Stderr = os.Stderr, os.Stderr
+			if err := build.Run(); err != nil {
+				fmt.Fprintln(os.Stderr, "building drlb:", err)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// needRoot skips without root, except in CI where it fails: a skipped
+// end-to-end test must never pass for a working director.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("end-to-end tests need root and network namespaces, and CI=true: refusing to skip")
+	}
+	t.Skip("end-to-end tests need root (network namespaces); run as root to include them")
+}
+
+// newLab builds a lab that is torn down when the test ends, however it ends.
+func newLab(t *testing.T, opts lab.Options) *lab.Lab {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := lab.New(ctx, opts)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := l.Close(); err != nil {
+			t.Errorf("lab teardown: %v", err)
+		}
+	})
+	if err := l.StartServices(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// syncBuffer collects a process's output for waiting and for failure reports.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// directorProc is a running `drlb run` in the lab's director namespace.
+type directorProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// writeConfig writes a director config for the lab: TCP VIP:80 and
+// [VIP6]:80, UDP VIP:7, with the given scheduler and weights (one per real
+// server; nil = all 1). MACs are left out: drlb resolves them by ARP/NDP.
+func writeConfig(t *testing.T, l *lab.Lab, path, sched string, weights []int) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "interface: %s\nservices:\n", l.Director.Iface)
+	for _, svc := range []struct {
+		vip   netip.Addr
+		port  int
+		proto string
+	}{{l.VIP, lab.HTTPPort, "tcp"}, {l.VIP, lab.EchoPort, "udp"}, {l.VIP6, lab.HTTPPort, "tcp"}} {
+		fmt.Fprintf(&b, "  - vip: %q\n    port: %d\n    protocol: %s\n    scheduler: %s\n    realservers:\n", svc.vip, svc.port, svc.proto, sched)
+		for i, rs := range l.RealServers {
+			w := 1
+			if weights != nil {
+				w = weights[i]
+			}
+			addr := rs.IPv4
+			if svc.vip.Is6() {
+				addr = rs.IPv6
+			}
+			fmt.Fprintf(&b, "      - {address: %q, weight: %d}\n", addr, w)
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startDirector runs drlb with args inside the director's namespace (the
+// child inherits the namespace of the thread that forks it) and waits
+// until it has resolved every real server.
+func startDirector(t *testing.T, l *lab.Lab, args ...string) *directorProc {
+	t.Helper()
+	p := &directorProc{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(drlbBinary, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := l.Do(l.Director, p.cmd.Start); err != nil {
+		t.Fatalf("starting drlb: %v", err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("drlb output:\n%s", p.logs.String())
+		}
+	})
+	// Each real server is resolved once per address family.
+	p.waitLog("real server resolved", 2*len(l.RealServers), 10*time.Second)
+	return p
+}
+
+// waitLog waits until the output holds n lines containing s.
+func (p *directorProc) waitLog(s string, n int, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(p.logs.String(), s) < n {
+		select {
+		case <-p.done:
+			p.t.Fatalf("drlb exited (%v) before logging %q %d times:\n%s", p.err, s, n, p.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("drlb did not log %q %d times within %v:\n%s", s, n, timeout, p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// signal sends sig to drlb.
+func (p *directorProc) signal(sig os.Signal) {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal drlb: %v", err)
+	}
+}
+
+// stop ends drlb with SIGTERM and checks it stopped cleanly.
+func (p *directorProc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		if p.err != nil {
+			p.t.Errorf("drlb did not exit cleanly on SIGTERM: %v", p.err)
+		}
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p.t.Error("drlb did not stop within 5s of SIGTERM; killed")
+	}
+}
+
+// capture counts frames on one interface of one host.
+type capture struct {
+	conn *packet.Conn
+	mu   sync.Mutex
+	fn   func(frame []byte)
+	done chan struct{}
+}
+
+// startCapture opens a raw socket on h's interface and calls fn with every
+// frame (both directions) until the test ends.
+func startCapture(t *testing.T, l *lab.Lab, h *lab.Host, iface string, fn func(frame []byte)) *capture {
+	t.Helper()
+	c := &capture{fn: fn, done: make(chan struct{})}
+	err := l.Do(h, func() error {
+		ifi, err := net.InterfaceByName(iface)
+		if err != nil {
+			return err
+		}
+		c.conn, err = packet.Listen(ifi, packet.Raw, 0x0003 /* ETH_P_ALL */, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("capture on %s %s: %v", h.Name, iface, err)
+	}
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, _, err := c.conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.fn(buf[:n])
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(c.close)
+	return c
+}
+
+// settle lets frames in flight reach the capture, then returns with the
+// capture's lock held until unlock is called.
+func (c *capture) settle() (unlock func()) {
+	time.Sleep(200 * time.Millisecond)
+	c.mu.Lock()
+	return c.mu.Unlock
+}
+
+func (c *capture) close() {
+	c.conn.Close()
+	<-c.done
+}
+
+// ipv4Addrs returns a frame's IPv4 source and destination, if it is IPv4.
+func ipv4Addrs(f []byte) (src, dst netip.Addr, ok bool) {
+	off := 14
+	et := binary.BigEndian.Uint16(f[12:])
+	if et == 0x8100 && len(f) >= 18 {
+		et, off = binary.BigEndian.Uint16(f[16:]), 18
+	}
+	if et != 0x0800 || len(f) < off+20 {
+		return src, dst, false
+	}
+	return netip.AddrFrom4([4]byte(f[off+12 : off+16])), netip.AddrFrom4([4]byte(f[off+16 : off+20])), true
+}
