@@ -27,8 +27,12 @@ func perm(i int) int { return int(uint64(i) * 2654435761 % benchN) }
 
 // fill builds a table of max entries holding benchN live connections.
 func fill(b *testing.B, max int, onExpire func(*Entry)) *Table {
+	return fillOpts(b, Options{Max: max, OnExpire: onExpire})
+}
+
+func fillOpts(b *testing.B, opts Options) *Table {
 	b.Helper()
-	tb, err := New(Options{Max: max, OnExpire: onExpire})
+	tb, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,7 +70,12 @@ func (t *Table) meanProbe() float64 {
 }
 
 func BenchmarkLookupHit(b *testing.B) {
-	tb := fill(b, benchN, nil)
+	b.Run("hugepages", func(b *testing.B) { benchLookupHit(b, false) })
+	b.Run("4k", func(b *testing.B) { benchLookupHit(b, true) })
+}
+
+func benchLookupHit(b *testing.B, noHuge bool) {
+	tb := fillOpts(b, Options{Max: benchN, NoHugePages: noHuge})
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

@@ -22,6 +22,9 @@
 // multiply-shift range reduction. The slot count is Max*4/3, so at Max live
 // entries the load factor is 0.75 and the table costs 64 bytes per connection.
 // An empty slot is one whose internal expiry word is 0; no side array needed.
+// At 1M connections a lookup is one random memory access (about 2.5 adjacent
+// slots), so on Linux the slot array is advised onto transparent huge pages
+// to spare the TLB miss that would otherwise come with it.
 //
 // Pointer lifetime: an *Entry returned by Lookup or Insert points into the
 // slot array. It stays valid only until the next call that may mutate the
