@@ -1,0 +1,254 @@
+package realserver
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// Config says which VIP to serve and where.
+type Config struct {
+	// VIP is the virtual address, IPv4 or IPv6.
+	VIP netip.Addr
+	// Iface is the LAN interface facing the director; optional. Without it
+	// only the "all" sysctls are set, which is enough on its own since the
+	// kernel takes the larger of "all" and the interface's value.
+	Iface string
+	// StateFile defaults to DefaultStatePath(VIP).
+	StateFile string
+}
+
+// Step is one thing Up or Down did or found already so, written as the
+// command an operator would type.
+type Step struct {
+	// Command is like "ip addr add 198.18.0.100/32 dev lo"; empty for a comment.
+	Command string
+	// Skipped says why the command was not needed ("already set"), or is empty.
+	Skipped string
+	// Comment is an explanation printed as "# ...".
+	Comment string
+}
+
+func (s Step) String() string {
+	switch {
+	case s.Command == "":
+		return "# " + s.Comment
+	case s.Skipped != "":
+		return s.Command + " (" + s.Skipped + ")"
+	default:
+		return s.Command
+	}
+}
+
+// Wanted sysctl values on a real server.
+const (
+	arpIgnore   = "1"
+	arpAnnounce = "2"
+)
+
+// check validates c and fills in defaults.
+func (c Config) check(sys System) (Config, error) {
+	v := c.VIP
+	switch {
+	case !v.IsValid():
+		return c, fmt.Errorf("%w: --vip is missing", ErrConfig)
+	case v.Zone() != "":
+		return c, fmt.Errorf("%w: VIP %s has a zone; use a global address", ErrConfig, v)
+	case v.Is4In6():
+		return c, fmt.Errorf("%w: VIP %s is IPv4-mapped; write it as %s", ErrConfig, v, v.Unmap())
+	case v.IsUnspecified() || v.IsLoopback() || v.IsMulticast() || v.IsLinkLocalUnicast() || v == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return c, fmt.Errorf("%w: VIP %s is not a unicast service address", ErrConfig, v)
+	}
+	if c.Iface != "" {
+		if err := checkDevName(c.Iface); err != nil {
+			return c, fmt.Errorf("%w: --iface: %v", ErrConfig, err)
+		}
+		if c.Iface == "lo" {
+			return c, fmt.Errorf("%w: --iface lo: give the LAN interface facing the director; the VIP goes on lo by itself", ErrConfig)
+		}
+		ok, err := sys.LinkExists(c.Iface)
+		if err != nil {
+			return c, err
+		}
+		if !ok {
+			return c, fmt.Errorf("%w: --iface %s: no such interface", ErrConfig, c.Iface)
+		}
+	}
+	if c.StateFile == "" {
+		c.StateFile = DefaultStatePath(v)
+	}
+	return c, nil
+}
+
+// checkDevName accepts Linux interface names (1..15 bytes, no '/', ':' or
+// white space, not "." or "..") other than the sysctl directories "all"
+// and "default".
+func checkDevName(dev string) error {
+	if dev == "" || len(dev) > 15 || dev == "." || dev == ".." || dev == "all" || dev == "default" ||
+		strings.ContainsAny(dev, "/: \t\n") {
+		return fmt.Errorf("%q is not an interface name", dev)
+	}
+	return nil
+}
+
+// vipPrefix is the VIP as a host route: /32 or /128.
+func vipPrefix(v netip.Addr) netip.Prefix { return netip.PrefixFrom(v, v.BitLen()) }
+
+func addrCmd(verb string, p netip.Prefix) string {
+	return fmt.Sprintf("ip addr %s %s dev lo", verb, p)
+}
+
+func sysctlCmd(path, value string) string {
+	return fmt.Sprintf("sysctl -w %s=%s", SysctlName(path), value)
+}
+
+// setting is a sysctl and the value Up wants.
+type setting struct{ Path, Value string }
+
+// wanted lists the sysctls Up sets for c, in order.
+func (c Config) wanted() []setting {
+	if !c.VIP.Is4() {
+		return nil
+	}
+	devs := []string{"all"}
+	if c.Iface != "" {
+		devs = append(devs, c.Iface)
+	}
+	var s []setting
+	for _, d := range devs {
+		s = append(s,
+			setting{"net/ipv4/conf/" + d + "/arp_ignore", arpIgnore},
+			setting{"net/ipv4/conf/" + d + "/arp_announce", arpAnnounce})
+	}
+	return s
+}
+
+// Up makes the host a real server for c.VIP. It is idempotent: run twice,
+// it changes nothing the second time and keeps the first run's record of
+// how things were. It returns the steps taken so far even on error.
+func Up(sys System, c Config) ([]Step, error) {
+	c, err := c.check(sys)
+	if err != nil {
+		return nil, err
+	}
+	st, err := loadState(c.StateFile)
+	if err != nil {
+		return nil, err
+	}
+	p := vipPrefix(c.VIP)
+	has, err := sys.HasAddr("lo", p)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		st = &State{VIP: c.VIP, AddedAddr: !has}
+	} else if st.VIP != c.VIP {
+		return nil, fmt.Errorf("%w: %s belongs to VIP %s, not %s", ErrState, c.StateFile, st.VIP, c.VIP)
+	}
+	// Record how things were before touching anything.
+	want := c.wanted()
+	current := make([]string, len(want))
+	for i, w := range want {
+		if current[i], err = sys.ReadSysctl(w.Path); err != nil {
+			return nil, err
+		}
+		if _, ok := st.previous(w.Path); !ok {
+			st.Sysctls = append(st.Sysctls, SavedSysctl{Path: w.Path, Previous: current[i]})
+		}
+	}
+	if err := saveState(c.StateFile, st); err != nil {
+		return nil, err
+	}
+
+	var steps []Step
+	if has {
+		steps = append(steps, Step{Command: addrCmd("add", p), Skipped: "already set"})
+	} else {
+		if err := sys.AddAddr("lo", p); err != nil {
+			return steps, fmt.Errorf("%s: %w", addrCmd("add", p), err)
+		}
+		steps = append(steps, Step{Command: addrCmd("add", p)})
+	}
+	for i, w := range want {
+		cmd := sysctlCmd(w.Path, w.Value)
+		if current[i] == w.Value {
+			steps = append(steps, Step{Command: cmd, Skipped: "already set"})
+			continue
+		}
+		if err := sys.WriteSysctl(w.Path, w.Value); err != nil {
+			return steps, fmt.Errorf("%s: %w", cmd, err)
+		}
+		steps = append(steps, Step{Command: cmd})
+	}
+	if !c.VIP.Is4() {
+		steps = append(steps, Step{Comment: "IPv6: no sysctl needed, the kernel answers neighbour solicitations only for addresses on the receiving interface"})
+	}
+	return steps, nil
+}
+
+// Down undoes Up using its state file: sysctls go back to their previous
+// values and the VIP leaves lo only if Up put it there. Without a state
+// file it removes the VIP from lo and leaves the sysctls alone. The state
+// file is removed at the end.
+func Down(sys System, c Config) ([]Step, error) {
+	// Down acts on the interfaces the state file names, whatever --iface says.
+	c.Iface = ""
+	c, err := c.check(sys)
+	if err != nil {
+		return nil, err
+	}
+	st, err := loadState(c.StateFile)
+	if err != nil {
+		return nil, err
+	}
+	p := vipPrefix(c.VIP)
+	var steps []Step
+	if st == nil {
+		steps = append(steps, Step{Comment: fmt.Sprintf("no state file %s: sysctls left as they are", c.StateFile)})
+		st = &State{VIP: c.VIP, AddedAddr: true}
+	} else if st.VIP != c.VIP {
+		return nil, fmt.Errorf("%w: %s belongs to VIP %s, not %s", ErrState, c.StateFile, st.VIP, c.VIP)
+	}
+	// Interfaces first, then "all", the reverse of Up.
+	for i := len(st.Sysctls) - 1; i >= 0; i-- {
+		s := st.Sysctls[i]
+		cmd := sysctlCmd(s.Path, s.Previous)
+		cur, err := sys.ReadSysctl(s.Path)
+		if errors.Is(err, ErrNoSysctl) {
+			steps = append(steps, Step{Command: cmd, Skipped: "interface gone"})
+			continue
+		}
+		if err != nil {
+			return steps, err
+		}
+		if cur == s.Previous {
+			steps = append(steps, Step{Command: cmd, Skipped: "already set"})
+			continue
+		}
+		if err := sys.WriteSysctl(s.Path, s.Previous); err != nil {
+			return steps, fmt.Errorf("%s: %w", cmd, err)
+		}
+		steps = append(steps, Step{Command: cmd})
+	}
+	has, err := sys.HasAddr("lo", p)
+	if err != nil {
+		return steps, err
+	}
+	switch {
+	case !st.AddedAddr:
+		steps = append(steps, Step{Comment: fmt.Sprintf("%s was on lo before up: left in place", p)})
+	case !has:
+		steps = append(steps, Step{Command: addrCmd("del", p), Skipped: "already absent"})
+	default:
+		if err := sys.DelAddr("lo", p); err != nil {
+			return steps, fmt.Errorf("%s: %w", addrCmd("del", p), err)
+		}
+		steps = append(steps, Step{Command: addrCmd("del", p)})
+	}
+	if err := os.Remove(c.StateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return steps, fmt.Errorf("removing state file: %w", err)
+	}
+	return steps, nil
+}

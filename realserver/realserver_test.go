@@ -1,0 +1,284 @@
+package realserver
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func stepStrings(steps []Step) []string {
+	var s []string
+	for _, st := range steps {
+		s = append(s, st.String())
+	}
+	return s
+}
+
+func TestUpDownRestoresEverything(t *testing.T) {
+	f := newFake(t, "eth0")
+	f.set(t, "net/ipv4/conf/all/arp_announce", "1") // an odd prior value to restore
+	state := filepath.Join(t.TempDir(), "sub", "rs.json")
+	c := Config{VIP: netip.MustParseAddr("198.18.0.100"), Iface: "eth0", StateFile: state}
+
+	steps, err := Up(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"ip addr add 198.18.0.100/32 dev lo",
+		"sysctl -w net.ipv4.conf.all.arp_ignore=1",
+		"sysctl -w net.ipv4.conf.all.arp_announce=2",
+		"sysctl -w net.ipv4.conf.eth0.arp_ignore=1",
+		"sysctl -w net.ipv4.conf.eth0.arp_announce=2",
+	}
+	if got := stepStrings(steps); !slices.Equal(got, want) {
+		t.Errorf("first Up:\n got %q\nwant %q", got, want)
+	}
+	if f.get(t, "net/ipv4/conf/eth0/arp_ignore") != "1" || !f.links["lo"][netip.MustParsePrefix("198.18.0.100/32")] {
+		t.Error("Up did not configure the host")
+	}
+
+	// Second Up: nothing to do, and the record of the original values survives.
+	f.calls = nil
+	steps, err = Up(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if s.Skipped != "already set" {
+			t.Errorf("second Up step %q not marked already set", s)
+		}
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("second Up changed things: %q", f.calls)
+	}
+
+	steps, err = Down(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{
+		"sysctl -w net.ipv4.conf.eth0.arp_announce=0",
+		"sysctl -w net.ipv4.conf.eth0.arp_ignore=0",
+		"sysctl -w net.ipv4.conf.all.arp_announce=1",
+		"sysctl -w net.ipv4.conf.all.arp_ignore=0",
+		"ip addr del 198.18.0.100/32 dev lo",
+	}
+	if got := stepStrings(steps); !slices.Equal(got, want) {
+		t.Errorf("Down:\n got %q\nwant %q", got, want)
+	}
+	if f.get(t, "net/ipv4/conf/all/arp_announce") != "1" || len(f.links["lo"]) != 0 {
+		t.Error("Down did not restore the host")
+	}
+	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file left behind: %v", err)
+	}
+}
+
+func TestUpKeepsPreexistingAddress(t *testing.T) {
+	f := newFake(t)
+	vip := netip.MustParseAddr("198.18.0.100")
+	f.links["lo"][netip.PrefixFrom(vip, 32)] = true
+	f.set(t, "net/ipv4/conf/all/arp_ignore", "1")
+	c := Config{VIP: vip, StateFile: filepath.Join(t.TempDir(), "s.json")}
+	steps, err := Up(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"ip addr add 198.18.0.100/32 dev lo (already set)",
+		"sysctl -w net.ipv4.conf.all.arp_ignore=1 (already set)",
+		"sysctl -w net.ipv4.conf.all.arp_announce=2",
+	}
+	if got := stepStrings(steps); !slices.Equal(got, want) {
+		t.Errorf("Up:\n got %q\nwant %q", got, want)
+	}
+	steps, err = Down(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{
+		"sysctl -w net.ipv4.conf.all.arp_announce=0",
+		"sysctl -w net.ipv4.conf.all.arp_ignore=1 (already set)",
+		"# 198.18.0.100/32 was on lo before up: left in place",
+	}
+	if got := stepStrings(steps); !slices.Equal(got, want) {
+		t.Errorf("Down:\n got %q\nwant %q", got, want)
+	}
+	if !f.links["lo"][netip.PrefixFrom(vip, 32)] {
+		t.Error("Down removed an address it did not add")
+	}
+}
+
+func TestIPv6(t *testing.T) {
+	f := newFake(t, "eth0")
+	c := Config{VIP: netip.MustParseAddr("2001:2::100"), Iface: "eth0", StateFile: filepath.Join(t.TempDir(), "s.json")}
+	steps, err := Up(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stepStrings(steps); len(got) != 2 || got[0] != "ip addr add 2001:2::100/128 dev lo" || !strings.HasPrefix(got[1], "# IPv6") {
+		t.Errorf("Up = %q", got)
+	}
+	if f.get(t, "net/ipv4/conf/all/arp_ignore") != "0" {
+		t.Error("IPv6 Up touched IPv4 sysctls")
+	}
+	steps, err = Down(f, c)
+	if err != nil || len(steps) != 1 || steps[0].String() != "ip addr del 2001:2::100/128 dev lo" {
+		t.Errorf("Down = %q, %v", stepStrings(steps), err)
+	}
+}
+
+func TestDownWithoutState(t *testing.T) {
+	f := newFake(t)
+	vip := netip.MustParseAddr("198.18.0.100")
+	f.links["lo"][netip.PrefixFrom(vip, 32)] = true
+	state := filepath.Join(t.TempDir(), "none.json")
+	steps, err := Down(f, Config{VIP: vip, StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"# no state file " + state + ": sysctls left as they are", "ip addr del 198.18.0.100/32 dev lo"}
+	if got := stepStrings(steps); !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	steps, err = Down(f, Config{VIP: vip, StateFile: state})
+	if err != nil || steps[len(steps)-1].String() != "ip addr del 198.18.0.100/32 dev lo (already absent)" {
+		t.Errorf("second Down = %q, %v", stepStrings(steps), err)
+	}
+}
+
+func TestVLANInterfaceSysctlName(t *testing.T) {
+	f := newFake(t, "eth0.100")
+	c := Config{VIP: netip.MustParseAddr("198.18.0.100"), Iface: "eth0.100", StateFile: filepath.Join(t.TempDir(), "s.json")}
+	steps, err := Up(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := steps[3].String(); got != "sysctl -w net.ipv4.conf.eth0/100.arp_ignore=1" {
+		t.Errorf("VLAN step = %q", got)
+	}
+	if f.get(t, "net/ipv4/conf/eth0.100/arp_ignore") != "1" {
+		t.Error("VLAN interface sysctl not set")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other.json")
+	if err := os.WriteFile(other, []byte(`{"vip":"198.18.0.99"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.json")
+	if err := os.WriteFile(garbage, []byte(`{"vip":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := netip.MustParseAddr("198.18.0.100")
+	tests := []struct {
+		name    string
+		c       Config
+		wantErr error
+		wantMsg string
+	}{
+		{"no VIP", Config{}, ErrConfig, "--vip is missing"},
+		{"unspecified", Config{VIP: netip.IPv4Unspecified()}, ErrConfig, "not a unicast"},
+		{"loopback", Config{VIP: netip.MustParseAddr("127.0.0.1")}, ErrConfig, "not a unicast"},
+		{"multicast", Config{VIP: netip.MustParseAddr("ff02::1")}, ErrConfig, "not a unicast"},
+		{"broadcast", Config{VIP: netip.MustParseAddr("255.255.255.255")}, ErrConfig, "not a unicast"},
+		{"mapped", Config{VIP: netip.MustParseAddr("::ffff:198.18.0.100")}, ErrConfig, "write it as 198.18.0.100"},
+		{"zone", Config{VIP: netip.MustParseAddr("fe80::1%eth0")}, ErrConfig, "has a zone"},
+		{"missing iface", Config{VIP: v, Iface: "eth9"}, ErrConfig, "--iface eth9: no such interface"},
+		{"iface lo", Config{VIP: v, Iface: "lo"}, ErrConfig, "--iface lo"},
+		{"iface all", Config{VIP: v, Iface: "all"}, ErrConfig, `"all" is not an interface name`},
+		{"iface slash", Config{VIP: v, Iface: "a/b"}, ErrConfig, `"a/b" is not an interface name`},
+		{"iface too long", Config{VIP: v, Iface: "abcdefghijklmnop"}, ErrConfig, "not an interface name"},
+		{"state of another VIP", Config{VIP: v, StateFile: other}, ErrState, "belongs to VIP 198.18.0.99"},
+		{"broken state", Config{VIP: v, StateFile: garbage}, ErrState, garbage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t)
+			for _, op := range []func(System, Config) ([]Step, error){Up, Down} {
+				if tt.c.Iface != "" && !errors.Is(tt.wantErr, ErrConfig) {
+					continue
+				}
+				_, err := op(f, tt.c)
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Errorf("err = %v, want %v containing %q", err, tt.wantErr, tt.wantMsg)
+				}
+				if tt.c.Iface != "" {
+					break // Down ignores --iface
+				}
+			}
+			if len(f.calls) != 0 {
+				t.Errorf("a failed call changed the host: %q", f.calls)
+			}
+		})
+	}
+}
+
+func TestMissingSysctl(t *testing.T) {
+	f := newFake(t, "eth0")
+	os.Remove(filepath.Join(string(f.ProcSys), "net/ipv4/conf/eth0/arp_announce"))
+	_, err := Up(f, Config{VIP: netip.MustParseAddr("198.18.0.100"), Iface: "eth0", StateFile: filepath.Join(t.TempDir(), "s.json")})
+	if !errors.Is(err, ErrNoSysctl) || !strings.Contains(err.Error(), "net.ipv4.conf.eth0.arp_announce") {
+		t.Errorf("err = %v, want ErrNoSysctl naming the setting", err)
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("Up changed the host before failing: %q", f.calls)
+	}
+}
+
+func TestSysctlName(t *testing.T) {
+	for in, want := range map[string]string{
+		"net/ipv4/conf/all/arp_ignore":      "net.ipv4.conf.all.arp_ignore",
+		"net/ipv4/conf/eth0.100/arp_ignore": "net.ipv4.conf.eth0/100.arp_ignore",
+		"net/ipv4/ip_forward":               "net.ipv4.ip_forward",
+	} {
+		if got := SysctlName(in); got != want {
+			t.Errorf("SysctlName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseState(t *testing.T) {
+	tests := []struct {
+		in, wantMsg string
+	}{
+		{`{"vip":"198.18.0.100","added_addr":true,"sysctls":[{"path":"net/ipv4/conf/all/arp_ignore","previous":"0"}]}`, ""},
+		{`{"vip":"198.18.0.100","sysctls":[{"path":"net/ipv4/conf/eth0.5/arp_announce","previous":"2"}]}`, ""},
+		{`{}`, `missing field "vip"`},
+		{`{"vip":"nope"}`, "s.json"},
+		{`{"vip":"198.18.0.100","sysctls":[{"path":"kernel/core_pattern","previous":"x"}]}`, "sysctls[0].path"},
+		{`{"vip":"198.18.0.100","sysctls":[{"path":"net/ipv4/conf/../../../kernel/arp_ignore","previous":"x"}]}`, "sysctls[0].path"},
+		{`{"vip":"198.18.0.100","sysctls":[{"path":"net/ipv4/conf/a/b/arp_ignore","previous":"x"}]}`, "sysctls[0].path"},
+	}
+	for _, tt := range tests {
+		_, err := ParseState("s.json", []byte(tt.in))
+		if tt.wantMsg == "" && err != nil || tt.wantMsg != "" && (!errors.Is(err, ErrState) || !strings.Contains(err.Error(), tt.wantMsg)) {
+			t.Errorf("ParseState(%s) = %v, want %q", tt.in, err, tt.wantMsg)
+		}
+	}
+}
+
+func FuzzParseState(f *testing.F) {
+	f.Add([]byte(`{"vip":"198.18.0.100","added_addr":true,"sysctls":[{"path":"net/ipv4/conf/all/arp_ignore","previous":"0"}]}`))
+	f.Add([]byte(`{"vip":"2001:2::100"}`))
+	f.Add([]byte(`{"vip":"198.18.0.100","sysctls":[{"path":"../x","previous":""}]}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseState("fuzz", data)
+		if err != nil {
+			return
+		}
+		for _, ss := range s.Sysctls {
+			if !strings.HasPrefix(ss.Path, "net/ipv4/conf/") || strings.Contains(ss.Path, "..") {
+				t.Fatalf("accepted path %q", ss.Path)
+			}
+		}
+	})
+}
