@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drlb/drlb/arp"
@@ -48,6 +49,8 @@ type Director struct {
 	announcer *arp.Announcer
 	trace     *Tracer
 	reload    <-chan *config.Config
+
+	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
 	sendMu  sync.Mutex
 	sendBuf []link.Frame
@@ -122,6 +125,21 @@ func VIPs(cfg *config.Config) []netip.Addr {
 	return out
 }
 
+// RealServerAddrs lists the distinct real server addresses of cfg.
+func RealServerAddrs(cfg *config.Config) []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, s := range cfg.Services {
+		for _, r := range s.RealServers {
+			if !seen[r.Address] {
+				seen[r.Address] = true
+				out = append(out, r.Address)
+			}
+		}
+	}
+	return out
+}
+
 // Forwarder exposes the pipeline, for counters and control.
 func (d *Director) Forwarder() *forwarder.Forwarder { return d.fw }
 
@@ -136,10 +154,26 @@ func (d *Director) send(frame []byte) error {
 	return err
 }
 
+// conflict runs on the receive path when another station claims a VIP:
+// log it and defend the VIP with a fresh round of gratuitous ARP, at most
+// once per conflictHoldoff so two claimants cannot make us flood the LAN.
 func (d *Director) conflict(c arp.Conflict) {
-	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it",
+	now := time.Now().UnixNano()
+	last := d.lastConflict.Load()
+	if now-last < int64(conflictHoldoff) || !d.lastConflict.CompareAndSwap(last, now) {
+		return
+	}
+	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
 		"conflict", fmt.Sprintf("%+v", c))
+	go func() {
+		if err := d.announcer.Announce(VIPs(d.cfg)...); err != nil {
+			d.log.Error("re-announce", "err", err)
+		}
+	}()
 }
+
+// conflictHoldoff spaces re-announcements after VIP conflicts.
+const conflictHoldoff = 10 * time.Second
 
 func (d *Director) neighborEvent(e arp.Event) {
 	switch e.Kind {
@@ -220,6 +254,11 @@ func (d *Director) loop(ctx context.Context) error {
 	idle := time.Now()
 	for {
 		n, err := d.port.ReadBatch(ctx, in)
+		if errors.Is(err, link.ErrLinkDown) {
+			// The socket resumes by itself when the link comes back.
+			d.log.Warn("interface went down; waiting for it to come back")
+			continue
+		}
 		if err != nil {
 			return err
 		}

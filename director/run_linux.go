@@ -21,7 +21,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return errors.New("director: no interface: set interface: in the config or pass -i")
 	}
 	vips := VIPs(cfg)
-	report := doctor.Director(doctor.System{}, cfg.Interface, vips)
+	report := doctor.Director(doctor.System{}, cfg.Interface, vips, RealServerAddrs(cfg)...)
 	if err := report.Err(); err != nil {
 		return fmt.Errorf("director: refusing to start on %s: %w", cfg.Interface, err)
 	}

@@ -10,7 +10,10 @@ import (
 
 // Director checks a host that will run drlb as the director on iface for
 // vips.
-func Director(h Host, iface string, vips []netip.Addr) Report {
+//
+// reals, if given, are the real servers: each must be on a subnet of iface
+// (the same L2 segment), because DR only rewrites MAC addresses.
+func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Report {
 	var r Report
 	li, ok := checkLink(&r, h, iface)
 	if !ok {
@@ -60,6 +63,7 @@ func Director(h Host, iface string, vips []netip.Addr) Report {
 			r.add("director address on "+iface, Pass, strings.Join(own, ", "), "")
 		}
 	}
+	checkOnLink(&r, addrs, iface, reals)
 	r.add("interface MTU", Pass, fmt.Sprintf("%d (real servers' LAN MTU must be the same)", li.MTU), "")
 	checkOffloads(&r, h, iface)
 	return r
@@ -223,3 +227,24 @@ func families(vips []netip.Addr) (has4, has6 bool) {
 }
 
 func dotted(key string) string { return strings.ReplaceAll(key, "/", ".") }
+
+// checkOnLink checks that each real server is inside a prefix configured on
+// iface: DR reaches real servers by MAC, so they must share the segment.
+func checkOnLink(r *Report, addrs []IfAddr, iface string, reals []netip.Addr) {
+	for _, rs := range reals {
+		onLink := false
+		for _, a := range addrs {
+			if a.Iface == iface && a.Addr.Masked().Contains(rs.Unmap()) && a.Addr.Bits() < a.Addr.Addr().BitLen() {
+				onLink = true
+			}
+		}
+		name := "real server " + rs.String() + " on the LAN of " + iface
+		if onLink {
+			r.add(name, Pass, "inside a subnet of "+iface, "")
+			continue
+		}
+		r.add(name, Warn,
+			"not inside any subnet configured on "+iface+": DR only rewrites MACs, so the real server must be on this L2 segment (it will be found by ARP if it is)",
+			"put the real server on the director's LAN, or add its subnet to "+iface)
+	}
+}

@@ -98,6 +98,23 @@ func TestDirector(t *testing.T) {
 	}
 }
 
+func TestDirectorRealServerOnLink(t *testing.T) {
+	h := goodDirector()
+	r := Director(h, "eth0", []netip.Addr{vip}, netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.19.5.5"))
+	var on, off bool
+	for _, c := range r {
+		if strings.Contains(c.Name, "198.18.0.11") {
+			on = c.Status == Pass
+		}
+		if strings.Contains(c.Name, "198.19.5.5") {
+			off = c.Status == Warn && strings.Contains(c.Detail, "L2 segment")
+		}
+	}
+	if !on || !off {
+		t.Fatalf("on-link checks wrong: %+v", r)
+	}
+}
+
 func TestRealServer(t *testing.T) {
 	dir := netip.MustParseAddr("198.18.0.2")
 	tests := []struct {

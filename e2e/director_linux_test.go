@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -363,4 +364,76 @@ func flushNeighbors(t *testing.T, l *lab.Lab, h *lab.Host) {
 	for i := range neighs {
 		_ = nh.NeighDel(&neighs[i])
 	}
+}
+
+// TestDirectorRefusesBadSetup: a director that would misbehave refuses to
+// start and says what to change; quick-start flags work without a file.
+func TestDirectorRefusesBadSetup(t *testing.T) {
+	needRoot(t)
+	l := newLab(t, lab.Options{RealServers: 1})
+	quick := []string{"run", "-i", l.Director.Iface, "-t", netip.AddrPortFrom(l.VIP, lab.HTTPPort).String(), "-s", "rr",
+		"-r", l.RealServers[0].IPv4.String()}
+
+	refuse := func(t *testing.T, want ...string) {
+		t.Helper()
+		var out []byte
+		err := l.Do(l.Director, func() error {
+			var err error
+			out, err = exec.Command(drlbBinary, quick...).CombinedOutput()
+			return err
+		})
+		if err == nil {
+			t.Fatalf("drlb started on a bad setup:\n%s", out)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				t.Fatalf("refusal does not mention %q:\n%s", w, out)
+			}
+		}
+	}
+	setSysctl := func(t *testing.T, key, val string) {
+		t.Helper()
+		if err := l.Do(l.Director, func() error {
+			return os.WriteFile("/proc/sys/"+key, []byte(val), 0o644)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("VIP bound on the director", func(t *testing.T) {
+		nh, err := netlink.NewHandleAt(l.Director.NS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nh.Close()
+		lo, err := nh.LinkByName("lo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := netlink.ParseAddr(l.VIP.String() + "/32")
+		if err := nh.AddrAdd(lo, addr); err != nil {
+			t.Fatal(err)
+		}
+		defer nh.AddrDel(lo, addr)
+		refuse(t, "refusing to start", "configured on lo", "ip addr del "+l.VIP.String()+"/32 dev lo")
+	})
+	t.Run("forwarding on", func(t *testing.T) {
+		setSysctl(t, "net/ipv4/conf/"+l.Director.Iface+"/forwarding", "1")
+		defer setSysctl(t, "net/ipv4/conf/"+l.Director.Iface+"/forwarding", "0")
+		refuse(t, "refusing to start", "forwarding", "net.ipv4.ip_forward=0")
+	})
+	t.Run("missing interface", func(t *testing.T) {
+		saved := quick[2]
+		quick[2] = "nosuch0"
+		defer func() { quick[2] = saved }()
+		refuse(t, "nosuch0", "does not exist")
+	})
+	t.Run("quick start flags serve the VIP", func(t *testing.T) {
+		startDirectorN(t, l, 1, quick...)
+		c := l.HTTPClient(l.Client)
+		defer c.CloseIdleConnections()
+		if server, _ := get(t, c, fmt.Sprintf("http://%s/", l.VIP), true); server != l.RealServers[0].Name {
+			t.Fatalf("answered by %q", server)
+		}
+	})
 }

@@ -138,8 +138,14 @@ func writeConfig(t *testing.T, l *lab.Lab, path, sched string, weights []int) {
 
 // startDirector runs drlb with args inside the director's namespace (the
 // child inherits the namespace of the thread that forks it) and waits
-// until it has resolved every real server.
+// until it has resolved every real server in both address families.
 func startDirector(t *testing.T, l *lab.Lab, args ...string) *directorProc {
+	t.Helper()
+	return startDirectorN(t, l, 2*len(l.RealServers), args...)
+}
+
+// startDirectorN starts drlb and waits for n resolved real servers.
+func startDirectorN(t *testing.T, l *lab.Lab, n int, args ...string) *directorProc {
 	t.Helper()
 	p := &directorProc{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(drlbBinary, args...)
@@ -157,8 +163,7 @@ func startDirector(t *testing.T, l *lab.Lab, args ...string) *directorProc {
 			t.Logf("drlb output:\n%s", p.logs.String())
 		}
 	})
-	// Each real server is resolved once per address family.
-	p.waitLog("real server resolved", 2*len(l.RealServers), 10*time.Second)
+	p.waitLog("real server resolved", n, 10*time.Second)
 	return p
 }
 

@@ -27,6 +27,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	var reals []netip.Addr
 	if *cfgPath != "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
@@ -38,6 +39,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(vips) == 0 {
 			vips = director.VIPs(cfg)
 		}
+		reals = director.RealServerAddrs(cfg)
 	}
 	if *iface == "" {
 		return usageError("no interface: give -iface IF (or -c CONFIG with interface: for a director)")
@@ -48,7 +50,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var report doctor.Report
 	switch *role {
 	case "director":
-		report = doctor.Director(doctor.System{}, *iface, vips)
+		report = doctor.Director(doctor.System{}, *iface, vips, reals...)
 	case "realserver":
 		var d netip.Addr
 		if *dirAddr != "" {

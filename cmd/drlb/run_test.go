@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestRunConfigQuickStart(t *testing.T) {
+	var reals realFlags
+	for _, r := range []string{"198.18.0.11,weight=3", "198.18.0.12,mac=02:00:00:00:00:12", "198.18.0.13,w=0"} {
+		if err := reals.Set(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := runConfig("", "198.18.0.100:80", "", "wrr", "300s", reals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Services[0]
+	if s.Scheduler != "wrr" || s.Port != 80 || s.Persistence.Seconds() != 300 || len(s.RealServers) != 3 {
+		t.Fatalf("service %+v", s)
+	}
+	if w := []int{s.RealServers[0].Weight, s.RealServers[1].Weight, s.RealServers[2].Weight}; w[0] != 3 || w[1] != 1 || w[2] != 0 {
+		t.Fatalf("weights %v", w)
+	}
+	if s.RealServers[1].MAC.String() != "02:00:00:00:00:12" {
+		t.Fatalf("mac %v", s.RealServers[1].MAC)
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"run"}, "give -c CONFIG"},
+		{[]string{"run", "-t", "198.18.0.100:80"}, "at least one -r"},
+		{[]string{"run", "-t", "198.18.0.100:80", "-u", "198.18.0.100:53", "-r", "198.18.0.11"}, "exactly one of -t or -u"},
+		{[]string{"run", "-c", "x.yaml", "-t", "198.18.0.100:80"}, "do not mix"},
+		{[]string{"run", "-t", "198.18.0.100:80", "-r", "nonsense"}, `"nonsense" is not an IP address`},
+		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11,weight=70000"}, "must be 0..65535"},
+		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11,colour=red"}, "unknown option"},
+		{[]string{"run", "-t", "198.18.0.100:80", "-s", "fastest", "-r", "198.18.0.11"}, "fastest"},
+		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11"}, "no interface"},
+		{[]string{"run", "-i", "eth0", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-log-level", "loud"}, "-log-level"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), tc.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 mentioning %q", tc.args, code, stderr.String(), tc.msg)
+		}
+	}
+}
+
+func TestUsageErrIs(t *testing.T) {
+	err := asUsage(errors.New("x"))
+	if !errors.Is(err, errUsage) || err.Error() != "x" {
+		t.Fatalf("asUsage: %v", err)
+	}
+}
