@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -22,9 +21,6 @@ func Cleanup(prefix string) error {
 	}
 	return cleanupMatching(func(name string) bool { return strings.HasPrefix(name, prefix) })
 }
-
-// defaultNameRE matches namespaces of labs with a default name: drlb<pid>x<n>-<host>.
-var defaultNameRE = regexp.MustCompile(`^drlb([0-9]+)x[0-9]+-`)
 
 // CleanupStale removes the namespaces of default-named labs whose process
 // no longer exists (a test binary killed mid-run). Labs of running

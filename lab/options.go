@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"sync/atomic"
 )
 
@@ -39,6 +40,9 @@ type Options struct {
 // pid it makes them unique on the machine. It is the package's only mutable
 // state, and it is atomic.
 var nameCounter atomic.Uint64
+
+// defaultNameRE matches namespaces of labs with a default name: drlb<pid>x<n>-<host>.
+var defaultNameRE = regexp.MustCompile(`^drlb([0-9]+)x[0-9]+-`)
 
 // defaultName returns a fresh unique lab name.
 func defaultName() string {
