@@ -70,12 +70,7 @@ func (t *Table) meanProbe() float64 {
 }
 
 func BenchmarkLookupHit(b *testing.B) {
-	b.Run("hugepages", func(b *testing.B) { benchLookupHit(b, false) })
-	b.Run("4k", func(b *testing.B) { benchLookupHit(b, true) })
-}
-
-func benchLookupHit(b *testing.B, noHuge bool) {
-	tb := fillOpts(b, Options{Max: benchN, NoHugePages: noHuge})
+	tb := fill(b, benchN, nil)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

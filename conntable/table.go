@@ -47,11 +47,6 @@ type Options struct {
 	// just before its slot is reused. The entry is still intact. It must not
 	// call back into the Table nor keep the pointer.
 	OnExpire func(e *Entry)
-	// NoHugePages skips asking the kernel for transparent huge pages for
-	// the slot array (Linux, THP mode "madvise"). Huge pages save a TLB
-	// miss on most lookups of a large table; leave them on unless memory
-	// fragmentation is a concern.
-	NoHugePages bool
 }
 
 // Table is a bounded open-addressing hash table of Entries. See the package
@@ -73,9 +68,6 @@ func New(opts Options) (*Table, error) {
 		return nil, fmt.Errorf("%w: Max = %d, want 1..%d", ErrBadOptions, opts.Max, MaxEntries)
 	}
 	slots := make([]Entry, slotCount(opts.Max))
-	if !opts.NoHugePages {
-		adviseHugePages(slots)
-	}
 	return &Table{
 		slots:    slots,
 		nslots:   uint64(len(slots)),
