@@ -27,12 +27,8 @@ func perm(i int) int { return int(uint64(i) * 2654435761 % benchN) }
 
 // fill builds a table of max entries holding benchN live connections.
 func fill(b *testing.B, max int, onExpire func(*Entry)) *Table {
-	return fillOpts(b, Options{Max: max, OnExpire: onExpire})
-}
-
-func fillOpts(b *testing.B, opts Options) *Table {
 	b.Helper()
-	tb, err := New(opts)
+	tb, err := New(Options{Max: max, OnExpire: onExpire})
 	if err != nil {
 		b.Fatal(err)
 	}
