@@ -23,6 +23,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 func TestLab(t *testing.T) {
@@ -137,6 +138,23 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("no neighbour advertisement for VIP6", func(t *testing.T) {
+		// IPv6 has no arp_ignore: the kernel answers solicitations only for
+		// addresses on the receiving interface, so VIP6 on lo stays silent.
+		err := l.Do(l.Router, func() error {
+			if !ping6(l.RealServers[0].IPv6, 3*time.Second) {
+				return fmt.Errorf("no ICMPv6 echo reply from %s", l.RealServers[0].IPv6)
+			}
+			if ping6(l.VIP6, 500*time.Millisecond) {
+				return fmt.Errorf("a real server answered for VIP6 %s; want silence (no drlb runs)", l.VIP6)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+
 	t.Run("VIP on each real server's lo, not on the director", func(t *testing.T) {
 		for _, h := range append([]*Host{l.Director}, l.RealServers...) {
 			got := loAddrs(t, h)
@@ -215,6 +233,33 @@ func ping(src, dst netip.Addr) error {
 		}
 	}
 	return fmt.Errorf("ping %s: no echo reply among 10 packets", dst)
+}
+
+// ping6 reports whether dst answers one ICMPv6 echo within wait.
+func ping6(dst netip.Addr, wait time.Duration) bool {
+	c, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	msg := icmp.Message{Type: ipv6.ICMPTypeEchoRequest, Body: &icmp.Echo{ID: 0x1d1b, Seq: 1, Data: []byte("drlb-lab")}}
+	b, _ := msg.Marshal(nil)
+	if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return false
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 1500)
+	for range 20 {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return false
+		}
+		m, err := icmp.ParseMessage(58, buf[:n])
+		if err == nil && m.Type == ipv6.ICMPTypeEchoReply && from.String() == dst.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // loAddrs lists the addresses on h's lo.

@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -32,4 +34,14 @@ func newTestLab(t *testing.T, opts Options) *Lab {
 		}
 	})
 	return l
+}
+
+func TestNewWithoutRoot(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: the not-root path cannot be seen")
+	}
+	_, err := New(t.Context(), Options{})
+	if !errors.Is(err, ErrNotRoot) || !strings.Contains(err.Error(), "root") {
+		t.Errorf("New as non-root = %v, want ErrNotRoot saying root is needed", err)
+	}
 }
