@@ -437,3 +437,53 @@ func TestDirectorRefusesBadSetup(t *testing.T) {
 		}
 	})
 }
+
+// TestDoctorInLab: on a correct lab, drlb doctor passes for the director
+// and for every real server; on a real server that answers ARP for the VIP
+// it fails with the fix, and drlb realserver up repairs it.
+func TestDoctorInLab(t *testing.T) {
+	needRoot(t)
+	l := newLab(t, lab.Options{RealServers: 2})
+	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
+	writeConfig(t, l, cfg, "rr", nil)
+	drlb := func(h *lab.Host, args ...string) (string, error) {
+		var out []byte
+		err := l.Do(h, func() error {
+			var err error
+			out, err = exec.Command(drlbBinary, args...).CombinedOutput()
+			return err
+		})
+		return string(out), err
+	}
+	if out, err := drlb(l.Director, "doctor", "-c", cfg); err != nil {
+		t.Fatalf("doctor on the director: %v\n%s", err, out)
+	}
+	rs := l.RealServers[0]
+	args := []string{"doctor", "-role", "realserver", "-iface", rs.Iface, "-vip", l.VIP.String(), "-director", l.Director.IPv4.String()}
+	if out, err := drlb(rs, args...); err != nil {
+		t.Fatalf("doctor on %s: %v\n%s", rs.Name, err, out)
+	}
+	// Break ARP suppression, as a forgotten sysctl on a new server would.
+	// The kernel uses the larger of all and eth0, so both must go.
+	if err := l.Do(rs, func() error {
+		for _, scope := range []string{"all", rs.Iface} {
+			if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+scope+"/arp_ignore", []byte("0"), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := drlb(rs, args...)
+	if err == nil || !strings.Contains(out, "FAIL") || !strings.Contains(out, "arp_ignore") {
+		t.Fatalf("doctor missed arp_ignore=0: %v\n%s", err, out)
+	}
+	state := filepath.Join(t.TempDir(), "rs.json")
+	if out, err := drlb(rs, "realserver", "up", "--vip", l.VIP.String(), "--iface", rs.Iface, "--state", state); err != nil {
+		t.Fatalf("realserver up: %v\n%s", err, out)
+	}
+	if out, err := drlb(rs, args...); err != nil {
+		t.Fatalf("doctor after realserver up: %v\n%s", err, out)
+	}
+}

@@ -48,10 +48,11 @@ type command struct {
 // commands lists the subcommands that work today; `drlb help` prints them.
 func commands() map[string]command {
 	return map[string]command{
-		"schedule": {"show how a scheduler places connections (for learning the algorithms)", runSchedule},
-		"replay":   {"run a pcap through the forwarding pipeline and write what it forwards", runReplay},
-		"run":      {"run the director on a LAN interface", runRun},
-		"doctor":   {"check a director or real server setup and print how to fix it", runDoctor},
+		"schedule":   {"show how a scheduler places connections (for learning the algorithms)", runSchedule},
+		"replay":     {"run a pcap through the forwarding pipeline and write what it forwards", runReplay},
+		"run":        {"run the director on a LAN interface", runRun},
+		"doctor":     {"check a director or real server setup and print how to fix it", runDoctor},
+		"realserver": {"put the VIP on lo with ARP suppressed on a real server (up), or undo it (down)", runRealserver},
 	}
 }
 
@@ -102,7 +103,7 @@ func printHelp(w io.Writer, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "run 'drlb <command> -h' for a command's flags")
