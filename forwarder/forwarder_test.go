@@ -97,11 +97,15 @@ func expect(t *testing.T, res Result, v Verdict, r Reason) {
 	}
 }
 
-func syn(c netip.AddrPort) []byte { return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil) }
+func syn(c netip.AddrPort) []byte {
+	return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil)
+}
 func ack(c netip.AddrPort) []byte {
 	return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "A", 2, 1, []byte("GET / HTTP/1.0\r\n\r\n"))
 }
-func fin(c netip.AddrPort) []byte { return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "FA", 3, 1, nil) }
+func fin(c netip.AddrPort) []byte {
+	return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "FA", 3, 1, nil)
+}
 
 func TestNewAndExistingConnections(t *testing.T) {
 	f := newForwarder(t, testConfig("rr", 3), Options{})
