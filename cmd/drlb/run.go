@@ -31,6 +31,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	trace := fs.Bool("trace", false, "narrate each frame's path through the director (rate-limited)")
 	traceRate := fs.Int("trace-rate", 20, "most frames traced per second")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	useQdisc := fs.Bool("use-qdisc", false, "send through the interface's queueing discipline (tc shaping) instead of bypassing it")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: drlb run -c CONFIG [-i IFACE] [-trace]")
 		fmt.Fprintln(stderr, "       drlb run -i IFACE -t VIP:PORT [-s SCHED] -r ADDR[,weight=N][,mac=MAC] ...")
@@ -54,7 +55,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError("no interface: give -i IFACE or interface: in the config")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	opts := director.Options{Logger: log}
+	opts := director.Options{Logger: log, UseQdisc: *useQdisc}
 	if *trace {
 		opts.Trace = director.NewTracer(stdout, *traceRate)
 	}

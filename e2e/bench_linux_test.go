@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/lab"
+	"github.com/drlb/drlb/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/bpf"
+)
+
+// Forwarding-rate benchmark (DESIGN.md section 7): a generator on the LAN
+// blasts 64-byte UDP frames at the VIP; what reaches the real servers per
+// second is the director's forwarding rate. drlb and an in-kernel
+// forwarder (nftables netdev ingress, `ether daddr set jhash ... fwd`) are
+// measured side by side in the same lab, so the ratio is what counts.
+
+const (
+	benchFlows    = 256
+	benchDuration = 3 * time.Second
+	benchMaxSent  = 5_000_000 // bound on frames per measurement
+	benchPort     = 9         // discard: no listener, the frames are only counted
+)
+
+func BenchmarkForwardingRate(b *testing.B) {
+	if !rootOK(b) {
+		return
+	}
+	l, err := lab.New(context.Background(), lab.Options{RealServers: 3, LANClient: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+
+	rates := map[string]float64{}
+	for _, mode := range []string{"in-kernel", "drlb"} {
+		var stop func()
+		switch mode {
+		case "in-kernel":
+			stop = startNftForwarder(b, l)
+		case "drlb":
+			stop = startDrlbForBench(b, l)
+		}
+		rate, sent := blast(b, l)
+		stop()
+		rates[mode] = rate
+		b.Logf("%-9s %8.0f frames/s reached the real servers (generator sent %d in %v)", mode, rate, sent, benchDuration)
+	}
+	b.ReportMetric(rates["in-kernel"], "kernel-fps")
+	b.ReportMetric(rates["drlb"], "drlb-fps")
+	if rates["in-kernel"] > 0 {
+		b.ReportMetric(rates["drlb"]/rates["in-kernel"], "drlb/kernel")
+	}
+}
+
+// rootOK skips a benchmark without root (never in CI, where it fails).
+func rootOK(b *testing.B) bool {
+	if drlbBinary != "" {
+		return true
+	}
+	b.Skip("the forwarding benchmark needs root (network namespaces)")
+	return false
+}
+
+// startDrlbForBench runs drlb with a UDP service on the discard port.
+func startDrlbForBench(b *testing.B, l *lab.Lab) func() {
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: udp, scheduler: sh, realservers: [", l.Director.Iface, l.VIP, benchPort)
+	for i, rs := range l.RealServers {
+		if i > 0 {
+			cfg.WriteString(", ")
+		}
+		fmt.Fprintf(&cfg, "{address: %q}", rs.IPv4)
+	}
+	cfg.WriteString("]}\n")
+	path := filepath.Join(b.TempDir(), "bench.yaml")
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(drlbBinary, "run", "-c", path, "-log-level", "warn")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := l.Do(l.Director, cmd.Start); err != nil {
+		b.Fatal(err)
+	}
+	// Wait until every real server's MAC is known: one probe datagram
+	// per flow reaches a real server only then.
+	time.Sleep(500 * time.Millisecond)
+	return func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if strings.Contains(logs.String(), "level=ERROR") {
+			b.Logf("drlb: %s", logs.String())
+		}
+	}
+}
+
+// startNftForwarder installs the in-kernel equivalent in the director's
+// namespace: at netdev ingress, VIP frames get a real server's MAC by a
+// flow hash and are sent straight back out.
+func startNftForwarder(b *testing.B, l *lab.Lab) func() {
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		b.Skip("nft not installed (apt-get install nftables): no in-kernel baseline")
+	}
+	var m []string
+	for i, rs := range l.RealServers {
+		m = append(m, fmt.Sprintf("%d : %s", i, rs.MAC))
+	}
+	rules := fmt.Sprintf(`table netdev drlbbench {
+	chain ingress {
+		type filter hook ingress device %s priority 0;
+		ip daddr %s udp dport %d ether daddr set jhash ip saddr . udp sport mod %d map { %s } fwd to %s
+	}
+}
+`, l.Director.Iface, l.VIP, benchPort, len(l.RealServers), strings.Join(m, ", "), l.Director.Iface)
+	run := func(args ...string) {
+		err := l.Do(l.Director, func() error {
+			cmd := exec.Command(nft, args...)
+			if args[0] == "-f" {
+				cmd.Stdin = strings.NewReader(rules)
+			}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("nft %v: %v: %s", args, err, out)
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	run("-f", "-")
+	// The router must know the VIP for nothing; the generator addresses
+	// the director's MAC directly, as a router that resolved the VIP would.
+	return func() { run("delete", "table", "netdev", "drlbbench") }
+}
+
+// blast sends 64-byte UDP frames from the LAN client to the VIP (at the
+// director's MAC) for benchDuration and returns the rate at which frames
+// reached the real servers.
+func blast(b *testing.B, l *lab.Lab) (float64, int) {
+	var port link.Port
+	err := l.Do(l.LANClient, func() error {
+		var err error
+		port, err = link.Open(l.LANClient.Iface, link.Config{QdiscBypass: true, Filter: rejectAll})
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer port.Close()
+	frames := link.NewFrames(64)
+	l2 := framegen.L2{Src: l.LANClient.MAC, Dst: l.Director.MAC}
+	for i := range frames {
+		src := netip.AddrPortFrom(l.LANClient.IPv4, uint16(10000+i%benchFlows))
+		f := framegen.UDP(l2, src, netip.AddrPortFrom(l.VIP, benchPort), make([]byte, 18)) // 60-byte frame + FCS = 64 on a wire
+		frames[i].Data = append(frames[i].Data[:0], f...)
+	}
+	// Warm up: every flow once, so connection entries and neighbors exist.
+	for i := 0; i < benchFlows/len(frames)+1; i++ {
+		_, _ = port.WriteBatch(frames)
+		rotate(frames)
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	before := rxPackets(b, l)
+	start := time.Now()
+	sent := 0
+	for time.Since(start) < benchDuration && sent < benchMaxSent {
+		n, _ := port.WriteBatch(frames)
+		sent += n
+		rotate(frames)
+	}
+	elapsed := time.Since(start)
+	time.Sleep(100 * time.Millisecond) // let queues drain into the counters
+	got := rxPackets(b, l) - before
+	return float64(got) / elapsed.Seconds(), sent
+}
+
+// rotate shifts every frame's source port, so the batch walks all flows.
+func rotate(frames []link.Frame) {
+	for i := range frames {
+		d := frames[i].Data
+		p := uint16(d[34])<<8 | uint16(d[35])
+		p = 10000 + (p-10000+uint16(len(frames)))%benchFlows
+		d[34], d[35] = byte(p>>8), byte(p)
+		d[40], d[41] = 0, 0 // UDP checksum optional in IPv4: none
+	}
+}
+
+// rxPackets sums the real servers' received frames.
+func rxPackets(b *testing.B, l *lab.Lab) uint64 {
+	var total uint64
+	for _, rs := range l.RealServers {
+		nh, err := netlink.NewHandleAt(rs.NS)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lk, err := nh.LinkByName(rs.Iface)
+		nh.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += lk.Attrs().Statistics.RxPackets
+	}
+	return total
+}
+
+// rejectAll is a socket filter that accepts nothing: the generator only sends.
+var rejectAll = []bpf.RawInstruction{{Op: 0x06, K: 0}}
