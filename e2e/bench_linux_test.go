@@ -86,7 +86,11 @@ func startDrlbForBench(b *testing.B, l *lab.Lab) func() {
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(drlbBinary, "run", "-c", path, "-log-level", "warn")
+	args := []string{"run", "-c", path, "-log-level", "warn"}
+	if prof := os.Getenv("DRLB_BENCH_CPUPROFILE"); prof != "" {
+		args = append(args, "-cpuprofile", prof)
+	}
+	cmd := exec.Command(drlbBinary, args...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := l.Do(l.Director, cmd.Start); err != nil {
@@ -96,7 +100,7 @@ func startDrlbForBench(b *testing.B, l *lab.Lab) func() {
 	// per flow reaches a real server only then.
 	time.Sleep(500 * time.Millisecond)
 	return func() {
-		_ = cmd.Process.Kill()
+		_ = cmd.Process.Signal(os.Interrupt) // a clean stop writes the profile
 		_ = cmd.Wait()
 		if strings.Contains(logs.String(), "level=ERROR") {
 			b.Logf("drlb: %s", logs.String())

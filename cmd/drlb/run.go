@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +32,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	trace := fs.Bool("trace", false, "narrate each frame's path through the director (rate-limited)")
 	traceRate := fs.Int("trace-rate", 20, "most frames traced per second")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until drlb stops")
 	useQdisc := fs.Bool("use-qdisc", false, "send through the interface's queueing discipline (tc shaping) instead of bypassing it")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: drlb run -c CONFIG [-i IFACE] [-trace]")
@@ -61,6 +63,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *cfgPath != "" {
 		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return director.Run(ctx, cfg, opts)
 }
