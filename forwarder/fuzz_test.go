@@ -5,14 +5,40 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// seedFrames is a spread of valid and broken frames for fuzz corpora.
+// scenarioFrames returns the frames of the replay golden scenario, the
+// richest seed corpus there is (nil if it is missing).
+func scenarioFrames() [][]byte {
+	f, err := os.Open(filepath.Join("..", "testdata", "replay", "mixed.pcap"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		return nil
+	}
+	var out [][]byte
+	for {
+		d, _, err := r.ReadPacketData()
+		if err != nil {
+			return out
+		}
+		out = append(out, append([]byte(nil), d...))
+	}
+}
+
+// seedFrames is a spread of valid and broken frames for fuzz corpora:
+// built here, plus every frame of the replay scenarios.
 func seedFrames() [][]byte {
 	c := client(0, 1234)
 	v := toDir
@@ -29,7 +55,7 @@ func seedFrames() [][]byte {
 		syn(c)[:40],
 	}
 	seeds = append(seeds, framegen.IPv4Fragments(toDir, c, netip.AddrPortFrom(vip, 53), make([]byte, 3000), 1480, 5)...)
-	return seeds
+	return append(seeds, scenarioFrames()...)
 }
 
 // FuzzProcess feeds arbitrary frames through a forwarder: it must never
