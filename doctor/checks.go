@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Director checks a host that will run drlb as the director on iface for
@@ -247,4 +248,44 @@ func checkOnLink(r *Report, addrs []IfAddr, iface string, reals []netip.Addr) {
 			"not inside any subnet configured on "+iface+": DR only rewrites MACs, so the real server must be on this L2 segment (it will be found by ARP if it is)",
 			"put the real server on the director's LAN, or add its subnet to "+iface)
 	}
+}
+
+// Reachability pings each real server from the director, first with a
+// small packet (is it on this LAN and up?), then with a packet of the
+// interface's full MTU and don't-fragment set: a real server that answers
+// the first but not the second has a smaller MTU, and full-size frames the
+// director forwards to it would be lost without a trace.
+func Reachability(h Host, iface string, reals []netip.Addr, timeout time.Duration) Report {
+	var r Report
+	li, err := h.Link(iface)
+	if err != nil {
+		r.add("interface "+iface, Fail, err.Error(), "")
+		return r
+	}
+	for _, rs := range reals {
+		name := "real server " + rs.String() + " reachable"
+		ok, err := h.Ping(rs, 64, timeout)
+		switch {
+		case err != nil:
+			r.add(name, Warn, "cannot ping: "+err.Error(), "")
+			continue
+		case !ok:
+			r.add(name, Fail, "no answer to ping: down, not on the director's LAN segment, or ICMP filtered",
+				fmt.Sprintf("check the real server is up and on the same L2 segment as %s (ip neigh show %s)", iface, rs))
+			continue
+		}
+		r.add(name, Pass, "answers ping", "")
+		name = fmt.Sprintf("real server %s MTU %d", rs, li.MTU)
+		ok, err = h.Ping(rs, li.MTU, timeout)
+		switch {
+		case err != nil:
+			r.add(name, Warn, "cannot send a full-size ping: "+err.Error(), "")
+		case !ok:
+			r.add(name, Fail, fmt.Sprintf("answers small pings but not %d-byte ones: its MTU is smaller than the director's, so full-size frames forwarded to it are lost", li.MTU),
+				fmt.Sprintf("ip link set dev IFACE mtu %d   (on the real server; one MTU on the whole segment)", li.MTU))
+		default:
+			r.add(name, Pass, "full-size frames get through", "")
+		}
+	}
+	return r
 }

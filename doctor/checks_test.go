@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeHost is a Host made of maps.
@@ -15,6 +16,7 @@ type fakeHost struct {
 	links    map[string]LinkInfo
 	addrs    []IfAddr
 	gateways []netip.Addr
+	pingMax  map[netip.Addr]int
 }
 
 func (f *fakeHost) Sysctl(p string) (string, error) {
@@ -34,6 +36,11 @@ func (f *fakeHost) Addrs() ([]IfAddr, error)               { return f.addrs, nil
 func (f *fakeHost) DefaultGateways() ([]netip.Addr, error) { return f.gateways, nil }
 func (f *fakeHost) Offloads(string) (map[string]bool, error) {
 	return map[string]bool{"generic-receive-offload": true}, nil
+}
+
+// Ping answers according to pingMax: the largest packet each address answers (0 = none).
+func (f *fakeHost) Ping(a netip.Addr, size int, _ time.Duration) (bool, error) {
+	return size <= f.pingMax[a], nil
 }
 
 var (
@@ -112,6 +119,18 @@ func TestDirectorRealServerOnLink(t *testing.T) {
 	}
 	if !on || !off {
 		t.Fatalf("on-link checks wrong: %+v", r)
+	}
+}
+
+func TestReachability(t *testing.T) {
+	h := goodDirector()
+	ok, small, gone := netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")
+	h.pingMax = map[netip.Addr]int{ok: 1500, small: 1400}
+	r := Reachability(h, "eth0", []netip.Addr{ok, small, gone}, time.Second)
+	err := r.Err()
+	if err == nil || !strings.Contains(err.Error(), "198.18.0.12 MTU 1500: answers small pings but not 1500-byte ones") ||
+		!strings.Contains(err.Error(), "198.18.0.13 reachable: no answer") || strings.Contains(err.Error(), "198.18.0.11") {
+		t.Fatalf("got %v", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -25,6 +26,9 @@ type Host interface {
 	DefaultGateways() ([]netip.Addr, error)
 	// Offloads reports the interface's offload features (name -> on).
 	Offloads(name string) (map[string]bool, error)
+	// Ping sends one echo of size bytes (IP packet, don't fragment) and
+	// reports whether it was answered within timeout.
+	Ping(addr netip.Addr, size int, timeout time.Duration) (bool, error)
 }
 
 // LinkInfo is an interface's state.

@@ -455,8 +455,31 @@ func TestDoctorInLab(t *testing.T) {
 		})
 		return string(out), err
 	}
-	if out, err := drlb(l.Director, "doctor", "-c", cfg); err != nil {
+	out, err := drlb(l.Director, "doctor", "-c", cfg)
+	if err != nil || !strings.Contains(out, "full-size frames get through") {
 		t.Fatalf("doctor on the director: %v\n%s", err, out)
+	}
+	// A real server with a smaller MTU: small pings pass, full-size ones
+	// are lost, and doctor says so.
+	setMTU := func(h *lab.Host, mtu int) {
+		nh, err := netlink.NewHandleAt(h.NS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nh.Close()
+		lk, err := nh.LinkByName(h.Iface)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nh.LinkSetMTU(lk, mtu); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setMTU(l.RealServers[1], 1400)
+	out, err = drlb(l.Director, "doctor", "-c", cfg)
+	setMTU(l.RealServers[1], l.MTU)
+	if err == nil || !strings.Contains(out, "its MTU is smaller than the director's") || !strings.Contains(out, l.RealServers[1].IPv4.String()) {
+		t.Fatalf("doctor missed rs2's MTU 1400: %v\n%s", err, out)
 	}
 	rs := l.RealServers[0]
 	args := []string{"doctor", "-role", "realserver", "-iface", rs.Iface, "-vip", l.VIP.String(), "-director", l.Director.IPv4.String()}
@@ -475,7 +498,7 @@ func TestDoctorInLab(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := drlb(rs, args...)
+	out, err = drlb(rs, args...)
 	if err == nil || !strings.Contains(out, "FAIL") || !strings.Contains(out, "arp_ignore") {
 		t.Fatalf("doctor missed arp_ignore=0: %v\n%s", err, out)
 	}

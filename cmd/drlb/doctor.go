@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"time"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/director"
@@ -51,6 +52,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch *role {
 	case "director":
 		report = doctor.Director(doctor.System{}, *iface, vips, reals...)
+		report = append(report, doctor.Reachability(doctor.System{}, *iface, reals, time.Second)...)
 	case "realserver":
 		var d netip.Addr
 		if *dirAddr != "" {
