@@ -105,4 +105,3 @@ func BenchmarkServe(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(frames), "ns/frame")
 }
-

@@ -32,6 +32,11 @@ type Options struct {
 	AnnounceInterval time.Duration
 	// Trace, if set, narrates frames through the pipeline (rate-limited).
 	Trace *Tracer
+	// MTU of the LAN interface: frames that exceed it (and are not
+	// super-frames the kernel segments) are answered with ICMP
+	// fragmentation-needed / packet-too-big when they forbid
+	// fragmentation, as IPVS does. 0 disables the check.
+	MTU int
 	// UseQdisc sends forwarded frames through the interface's queueing
 	// discipline (for traffic shaping on the director). By default they
 	// bypass it (PACKET_QDISC_BYPASS), which forwards ~25% more frames/s.
@@ -74,7 +79,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d.mac = mac
 	var seed [8]byte
 	_, _ = rand.Read(seed[:]) // a per-process seed keeps hash flooding off the connection table
-	fw, err := forwarder.New(cfg, forwarder.Options{MAC: hw, Seed: binary.LittleEndian.Uint64(seed[:])})
+	fw, err := forwarder.New(cfg, forwarder.Options{MAC: hw, Seed: binary.LittleEndian.Uint64(seed[:]), MTU: opts.MTU})
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +279,9 @@ func (d *Director) loop(ctx context.Context) error {
 			f := &in[i]
 			if isNeighbor(f.Data) {
 				d.resolver.Handle(f.Data)
+				if nr == len(replies) {
+					continue
+				}
 				r := &replies[nr]
 				if k, ok := d.responder.Handle(f.Data, r.Data[:cap(r.Data)]); ok {
 					r.Data = r.Data[:k]
@@ -286,13 +294,23 @@ func (d *Director) loop(ctx context.Context) error {
 				}
 			}
 			desc := d.trace.step(f.Data)
+			meta.Super = f.Offload.IsSuperFrame()
 			res := d.fw.Process(f.Data, &meta)
 			if desc != "" {
 				svc, real := d.names(res)
 				d.trace.done(desc, f.Data, res, svc, real)
 			}
-			if res.Verdict == forwarder.Forward {
+			switch {
+			case res.Verdict == forwarder.Forward:
 				out = append(out, *f)
+			case res.Reason == forwarder.ReasonTooBig && nr < len(replies):
+				r := &replies[nr]
+				if k := d.fw.TooBig(f.Data, r.Data[:cap(r.Data)]); k > 0 {
+					r.Data = r.Data[:k]
+					r.Offload = link.Offload{}
+					out = append(out, *r)
+					nr++
+				}
 			}
 		}
 		if len(out) > 0 {

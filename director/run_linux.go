@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
@@ -36,6 +37,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	if a, ok := ownAddress(cfg.Interface, false); ok && !opts.IPv6.IsValid() {
 		opts.IPv6 = a
+	}
+	if opts.MTU == 0 {
+		if ifi, err := net.InterfaceByName(cfg.Interface); err == nil {
+			opts.MTU = ifi.MTU
+		}
 	}
 	filter, err := link.VIPFilter(vips)
 	if err != nil {

@@ -27,6 +27,10 @@ type Meta struct {
 	// summed area, and of the field within it); zero means derive them
 	// from the TCP or UDP header.
 	CsumStart, CsumOffset uint16
+	// Super says the frame is a GSO super-frame (merged by GRO or sent
+	// with TSO) that the kernel segments on the way out: it may exceed
+	// the MTU by design.
+	Super bool
 }
 
 // Options tune a Forwarder.
@@ -39,6 +43,11 @@ type Options struct {
 	// SweepBudget is how many connection table slots each Process call
 	// examines for expiry (default 8; Tick sweeps more when traffic is idle).
 	SweepBudget int
+	// MTU is the LAN's MTU. A frame to forward whose IP packet is larger
+	// (and is not a super-frame) is dropped: with don't-fragment set the
+	// result is ReasonTooBig and the caller answers with TooBig, as IPVS
+	// does; otherwise ReasonTooBigNoDF. 0 disables the check (replay).
+	MTU int
 }
 
 // ErrUnknownServer is returned by the control methods for an index or
@@ -55,6 +64,7 @@ type Forwarder struct {
 	frags    fragTable
 	timeouts timeouts
 	sweep    int
+	mtu      int
 
 	counts [numReasons]atomic.Uint64
 
@@ -73,6 +83,7 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 		vips:     make(map[netip.Addr]struct{}),
 		timeouts: newTimeouts(cfg.Timeouts),
 		sweep:    opts.SweepBudget,
+		mtu:      opts.MTU,
 	}
 	if f.sweep == 0 {
 		f.sweep = 8
@@ -219,6 +230,12 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 		return res
 	}
 
+	if f.mtu > 0 && !m.Super && p.l3End-p.l3 > f.mtu {
+		if p.family == 6 || frame[p.l3+6]&0x40 != 0 {
+			return f.result(Drop, ReasonTooBig, res.Service, res.Real)
+		}
+		return f.result(Drop, ReasonTooBigNoDF, res.Service, res.Real)
+	}
 	s := f.services[res.Service]
 	r := s.reals[res.Real]
 	mac := r.mac.Load()

@@ -65,13 +65,19 @@ func FuzzProcess(f *testing.F) {
 	for _, s := range seedFrames() {
 		f.Add(s, uint8(0))
 	}
-	fw := newForwarder(f, testConfig("mh", 3), Options{})
+	fw := newForwarder(f, testConfig("mh", 3), Options{MTU: 576})
 	rr := newForwarder(f, testConfig("rr", 3), Options{})
 	f.Fuzz(func(t *testing.T, frame []byte, flags uint8) {
 		for _, g := range []*Forwarder{fw, rr} {
 			in := append([]byte(nil), frame...)
 			m := &Meta{Time: t0 + int64(flags)*second}
 			res := g.Process(in, m)
+			if res.Reason == ReasonTooBig {
+				out := make([]byte, TooBigMaxLen)
+				if n := g.TooBig(in, out); n == 0 {
+					t.Fatalf("no ICMP error built for a too-big frame")
+				}
+			}
 			switch res.Verdict {
 			case Forward:
 				if !bytes.Equal(in[12:], frame[12:]) {

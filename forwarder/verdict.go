@@ -53,6 +53,8 @@ const (
 	ReasonNoMAC       // chosen real server's MAC unknown
 	ReasonServerGone  // connection's real server removed or failed (expire_nodest_conn)
 	ReasonUnsupported // protocol not balanced (e.g. ping to a VIP)
+	ReasonTooBig      // larger than the MTU with don't-fragment: answer with TooBig
+	ReasonTooBigNoDF  // larger than the MTU, fragmentation allowed: dropped, counted
 	numReasons        // keep last
 )
 
@@ -78,6 +80,8 @@ var reasonNames = [numReasons]string{
 	ReasonNoMAC:       "no-mac",
 	ReasonServerGone:  "server-gone",
 	ReasonUnsupported: "unsupported",
+	ReasonTooBig:      "too-big",
+	ReasonTooBigNoDF:  "too-big-no-df",
 }
 
 func (r Reason) String() string {

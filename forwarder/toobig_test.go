@@ -1,0 +1,102 @@
+package forwarder
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+func TestTooBig(t *testing.T) {
+	cfg := testConfig("rr", 2)
+	f := newForwarder(t, cfg, Options{MTU: 1400})
+	c6 := netip.MustParseAddrPort("[2001:2:0:1::10]:4000")
+	tagged := toDir
+	tagged.VLAN = 12
+	big := make([]byte, 1460)
+	noDF := framegen.TCP(toDir, client(2, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big)
+	noDF[14+6] &^= 0x40
+	for _, tc := range []struct {
+		name   string
+		frame  []byte
+		super  bool
+		reason Reason
+	}{
+		{"ipv4 DF", framegen.TCP(toDir, client(0, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), false, ReasonTooBig},
+		{"ipv4 DF tagged", framegen.TCP(tagged, client(1, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), false, ReasonTooBig},
+		{"ipv4 no DF", noDF, false, ReasonTooBigNoDF},
+		{"ipv6", framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, big), false, ReasonTooBig},
+		{"super-frame", framegen.TCP(toDir, client(3, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), true, ReasonNew},
+		{"fits", framegen.TCP(toDir, client(4, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big[:1300]), false, ReasonNew},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := append([]byte(nil), tc.frame...)
+			res := f.Process(in, &Meta{Time: t0, Super: tc.super})
+			if res.Reason != tc.reason {
+				t.Fatalf("reason %v, want %v", res.Reason, tc.reason)
+			}
+			if tc.reason != ReasonTooBig {
+				return
+			}
+			if !bytes.Equal(in, tc.frame) {
+				t.Fatal("refused frame was modified")
+			}
+			out := make([]byte, TooBigMaxLen)
+			n := f.TooBig(in, out)
+			if n == 0 {
+				t.Fatal("TooBig wrote nothing")
+			}
+			checkTooBig(t, tc.frame, out[:n])
+		})
+	}
+	if n := f.TooBig([]byte{1, 2, 3}, make([]byte, TooBigMaxLen)); n != 0 {
+		t.Fatalf("TooBig on garbage wrote %d bytes", n)
+	}
+}
+
+func checkTooBig(t *testing.T, orig, reply []byte) {
+	t.Helper()
+	if !bytes.Equal(reply[0:6], orig[6:12]) || !bytes.Equal(reply[6:12], orig[0:6]) {
+		t.Fatal("Ethernet addresses not turned around")
+	}
+	pkt := gopacket.NewPacket(reply, layers.LayerTypeEthernet, gopacket.Default)
+	if e := pkt.ErrorLayer(); e != nil {
+		t.Fatalf("reply does not decode: %v", e.Error())
+	}
+	origPkt := gopacket.NewPacket(orig, layers.LayerTypeEthernet, gopacket.Default)
+	if (pkt.Layer(layers.LayerTypeDot1Q) == nil) != (origPkt.Layer(layers.LayerTypeDot1Q) == nil) {
+		t.Fatal("VLAN tag not kept")
+	}
+	nl, onl := pkt.NetworkLayer().NetworkFlow(), origPkt.NetworkLayer().NetworkFlow()
+	if nl.Src() != onl.Dst() || nl.Dst() != onl.Src() {
+		t.Fatalf("addresses %v, want from the VIP to the client (%v)", nl, onl.Reverse())
+	}
+	l3 := len(reply) - len(pkt.NetworkLayer().LayerPayload()) - len(pkt.NetworkLayer().LayerContents())
+	ip := reply[l3:]
+	if ic, ok := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); ok {
+		if ic.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || ic.Seq != 1400 {
+			t.Fatalf("ICMP %v mtu %d, want frag-needed 1400", ic.TypeCode, ic.Seq)
+		}
+		if fold(sumBytes(ip[:20], 0)) != 0xffff || fold(sumBytes(ip[20:], 0)) != 0xffff {
+			t.Fatal("bad IPv4 or ICMP checksum")
+		}
+		if !bytes.Equal(ic.Payload, framegen.IPPacket(orig)[:len(ic.Payload)]) || len(ic.Payload) < 28 {
+			t.Fatal("quoted packet is not the original's start")
+		}
+		return
+	}
+	ic, ok := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+	if !ok || ic.TypeCode != layers.CreateICMPv6TypeCode(2, 0) {
+		t.Fatalf("not an ICMPv6 packet too big: %v", pkt)
+	}
+	plen := len(ip) - 40
+	if fold(sumBytes(ip[8:40], 0)+uint64(plen)+protoICMPv6+sumBytes(ip[40:], 0)) != 0xffff {
+		t.Fatal("bad ICMPv6 checksum")
+	}
+	if len(ip) > 1280 {
+		t.Fatalf("ICMPv6 error of %d bytes exceeds the minimum MTU", len(ip))
+	}
+}
