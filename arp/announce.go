@@ -176,21 +176,7 @@ func (a *Announcer) Tick(now time.Time) (next time.Time, err error) {
 // until ctx is done. Send errors are counted (Errors), not fatal: a
 // missed announcement is repeated by the next one.
 func (a *Announcer) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		now := a.cfg.Clock.Now()
-		next, _ := a.Tick(now)
-		var timer <-chan time.Time
-		if !next.IsZero() {
-			timer = a.cfg.Clock.After(next.Sub(now))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer:
-		case <-a.wake:
-		}
-	}
-	return ctx.Err()
+	return runTicks(ctx, a.cfg.Clock, a.wake, a.Tick)
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -1,6 +1,9 @@
 package arp
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Clock is the time source of the Announcer and the Resolver. Tests inject
 // a fake one so schedules run instantly and deterministically.
@@ -27,3 +30,25 @@ type Sender interface {
 type SenderFunc func(frame []byte) error
 
 func (f SenderFunc) Send(frame []byte) error { return f(frame) }
+
+// runTicks calls tick whenever it asked to be called again (the time it
+// returns; zero means only when woken) or wake fires, until ctx is done.
+// tick's errors are the caller's to count: a missed send is repeated by a
+// later tick, so they never stop the loop.
+func runTicks(ctx context.Context, clock Clock, wake <-chan struct{}, tick func(time.Time) (time.Time, error)) error {
+	for ctx.Err() == nil {
+		now := clock.Now()
+		next, _ := tick(now)
+		var timer <-chan time.Time
+		if !next.IsZero() {
+			timer = clock.After(next.Sub(now))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer:
+		case <-wake:
+		}
+	}
+	return ctx.Err()
+}

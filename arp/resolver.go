@@ -567,19 +567,5 @@ func (r *Resolver) Handle(frame []byte) bool {
 // claim needs checking), until ctx is done. Send errors are counted
 // (Stats), not fatal: the next retry tries again.
 func (r *Resolver) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		now := r.cfg.Clock.Now()
-		next, _ := r.Tick(now)
-		var timer <-chan time.Time
-		if !next.IsZero() {
-			timer = r.cfg.Clock.After(next.Sub(now))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer:
-		case <-r.wake:
-		}
-	}
-	return ctx.Err()
+	return runTicks(ctx, r.cfg.Clock, r.wake, r.Tick)
 }

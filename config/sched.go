@@ -80,7 +80,7 @@ func schedulerProblem(s *Service) (field string, err error) {
 		if s.Scheduler != "mh" {
 			return "mh_table_size", fmt.Errorf("applies only to the mh scheduler, not %s", s.Scheduler)
 		}
-		if o.TableSize < 0 || o.TableSize > maxTableSize || !isPrime(o.TableSize) {
+		if o.TableSize < 0 || o.TableSize > maxTableSize || !scheduler.IsPrime(o.TableSize) {
 			return "mh_table_size", fmt.Errorf("must be a prime number up to %d (like 65537)", maxTableSize)
 		}
 	}

@@ -131,17 +131,3 @@ func parsePort(s string, names bool) (uint16, error) {
 	}
 	return 0, errors.New("port must be an integer 0..65535")
 }
-
-// isPrime reports whether n is prime (trial division: n is a table size,
-// bounded by maxTableSize).
-func isPrime(n int) bool {
-	if n < 2 {
-		return false
-	}
-	for d := 2; d*d <= n; d++ {
-		if n%d == 0 {
-			return false
-		}
-	}
-	return true
-}

@@ -47,7 +47,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	port, err := link.Open(cfg.Interface, link.Config{Filter: filter, QdiscBypass: !opts.UseQdisc})
+	port, err := link.Open(cfg.Interface, link.Config{Filter: filter, QdiscBypass: opts.QdiscBypass})
 	if err != nil {
 		if errors.Is(err, link.ErrNotPermitted) {
 			return fmt.Errorf("%w: %v (run as root, or: setcap cap_net_raw,cap_net_admin+ep $(which drlb))", ErrNotPermitted, err)

@@ -14,7 +14,6 @@ import (
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/lab"
 	"github.com/drlb/drlb/link"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
 )
 
@@ -42,23 +41,27 @@ func BenchmarkForwardingRate(b *testing.B) {
 	defer l.Close()
 
 	rates := map[string]float64{}
-	for _, mode := range []string{"in-kernel", "drlb"} {
+	for _, mode := range []string{"in-kernel", "drlb", "drlb-bypass"} {
 		var stop func()
 		switch mode {
 		case "in-kernel":
 			stop = startNftForwarder(b, l)
 		case "drlb":
 			stop = startDrlbForBench(b, l)
+		case "drlb-bypass":
+			stop = startDrlbForBench(b, l, "-qdisc-bypass")
 		}
 		rate, sent := blast(b, l)
 		stop()
 		rates[mode] = rate
-		b.Logf("%-9s %8.0f frames/s reached the real servers (generator sent %d in %v)", mode, rate, sent, benchDuration)
+		b.Logf("%-11s %8.0f frames/s reached the real servers (generator sent %d in %v)", mode, rate, sent, benchDuration)
 	}
 	b.ReportMetric(rates["in-kernel"], "kernel-fps")
 	b.ReportMetric(rates["drlb"], "drlb-fps")
+	b.ReportMetric(rates["drlb-bypass"], "bypass-fps")
 	if rates["in-kernel"] > 0 {
 		b.ReportMetric(rates["drlb"]/rates["in-kernel"], "drlb/kernel")
+		b.ReportMetric(rates["drlb-bypass"]/rates["in-kernel"], "bypass/kernel")
 	}
 }
 
@@ -72,7 +75,7 @@ func rootOK(b *testing.B) bool {
 }
 
 // startDrlbForBench runs drlb with a UDP service on the discard port.
-func startDrlbForBench(b *testing.B, l *lab.Lab) func() {
+func startDrlbForBench(b *testing.B, l *lab.Lab, extra ...string) func() {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: udp, scheduler: sh, realservers: [", l.Director.Iface, l.VIP, benchPort)
 	for i, rs := range l.RealServers {
@@ -86,7 +89,7 @@ func startDrlbForBench(b *testing.B, l *lab.Lab) func() {
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"run", "-c", path, "-log-level", "warn"}
+	args := append([]string{"run", "-c", path, "-log-level", "warn"}, extra...)
 	if prof := os.Getenv("DRLB_BENCH_CPUPROFILE"); prof != "" {
 		args = append(args, "-cpuprofile", prof)
 	}
@@ -206,15 +209,7 @@ func rotate(frames []link.Frame) {
 func rxPackets(b *testing.B, l *lab.Lab) uint64 {
 	var total uint64
 	for _, rs := range l.RealServers {
-		nh, err := netlink.NewHandleAt(rs.NS)
-		if err != nil {
-			b.Fatal(err)
-		}
-		lk, err := nh.LinkByName(rs.Iface)
-		nh.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
+		_, lk := lanLink(b, rs)
 		total += lk.Attrs().Statistics.RxPackets
 	}
 	return total

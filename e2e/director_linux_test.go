@@ -327,15 +327,7 @@ func download(t *testing.T, c *http.Client, url string, n int64) {
 // neighborMAC returns h's neighbor entry for addr on its LAN interface.
 func neighborMAC(t *testing.T, l *lab.Lab, h *lab.Host, addr netip.Addr) net.HardwareAddr {
 	t.Helper()
-	nh, err := netlink.NewHandleAt(h.NS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nh, link := lanLink(t, h)
 	neighs, err := nh.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatal(err)
@@ -351,15 +343,7 @@ func neighborMAC(t *testing.T, l *lab.Lab, h *lab.Host, addr netip.Addr) net.Har
 // flushNeighbors empties h's neighbor table on its LAN interface.
 func flushNeighbors(t *testing.T, l *lab.Lab, h *lab.Host) {
 	t.Helper()
-	nh, err := netlink.NewHandleAt(h.NS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nh, link := lanLink(t, h)
 	neighs, _ := nh.NeighList(link.Attrs().Index, netlink.FAMILY_ALL)
 	for i := range neighs {
 		_ = nh.NeighDel(&neighs[i])
@@ -462,15 +446,7 @@ func TestDoctorInLab(t *testing.T) {
 	// A real server with a smaller MTU: small pings pass, full-size ones
 	// are lost, and doctor says so.
 	setMTU := func(h *lab.Host, mtu int) {
-		nh, err := netlink.NewHandleAt(h.NS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nh.Close()
-		lk, err := nh.LinkByName(h.Iface)
-		if err != nil {
-			t.Fatal(err)
-		}
+		nh, lk := lanLink(t, h)
 		if err := nh.LinkSetMTU(lk, mtu); err != nil {
 			t.Fatal(err)
 		}

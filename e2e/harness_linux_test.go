@@ -18,6 +18,7 @@ import (
 
 	"github.com/drlb/drlb/lab"
 	"github.com/mdlayher/packet"
+	"github.com/vishvananda/netlink"
 )
 
 // drlbBinary is built once per test run by TestMain (empty when not root).
@@ -276,4 +277,20 @@ func ipv4Addrs(f []byte) (src, dst netip.Addr, ok bool) {
 		return src, dst, false
 	}
 	return netip.AddrFrom4([4]byte(f[off+12 : off+16])), netip.AddrFrom4([4]byte(f[off+16 : off+20])), true
+}
+
+// lanLink opens a netlink handle in h's namespace and finds h's LAN
+// interface; the handle is closed when the test ends.
+func lanLink(tb testing.TB, h *lab.Host) (*netlink.Handle, netlink.Link) {
+	tb.Helper()
+	nh, err := netlink.NewHandleAt(h.NS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nh.Close)
+	lk, err := nh.LinkByName(h.Iface)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return nh, lk
 }

@@ -35,7 +35,7 @@ func newMH(servers []Server, opts Options) (Scheduler, error) {
 	if m == 0 {
 		m = DefaultTableSize
 	}
-	if m < 2 || m > mhMaxTableSize || !isPrime(m) {
+	if m < 2 || m > mhMaxTableSize || !IsPrime(m) {
 		return nil, fmt.Errorf("%w: mh table size %d must be a prime between 2 and %d", ErrBadOption, opts.TableSize, mhMaxTableSize)
 	}
 	order := weightedByAddr(servers)
@@ -103,7 +103,9 @@ func populate(servers []Server, order []int32, m int) []int32 {
 	}
 }
 
-func isPrime(n int) bool {
+// IsPrime reports whether n is prime, as a maglev table size must be
+// (trial division: table sizes are at most about a million).
+func IsPrime(n int) bool {
 	if n < 2 {
 		return false
 	}

@@ -33,7 +33,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	traceRate := fs.Int("trace-rate", 20, "most frames traced per second")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until drlb stops")
-	useQdisc := fs.Bool("use-qdisc", false, "send through the interface's queueing discipline (tc shaping) instead of bypassing it")
+	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: drlb run -c CONFIG [-i IFACE] [-trace]")
 		fmt.Fprintln(stderr, "       drlb run -i IFACE -t VIP:PORT [-s SCHED] -r ADDR[,weight=N][,mac=MAC] ...")
@@ -57,7 +57,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError("no interface: give -i IFACE or interface: in the config")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	opts := director.Options{Logger: log, UseQdisc: *useQdisc}
+	opts := director.Options{Logger: log, QdiscBypass: *bypass}
 	if *trace {
 		opts.Trace = director.NewTracer(stdout, *traceRate)
 	}
