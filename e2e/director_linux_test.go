@@ -412,13 +412,16 @@ func TestDirectorRefusesBadSetup(t *testing.T) {
 		defer func() { quick[2] = saved }()
 		refuse(t, "nosuch0", "does not exist")
 	})
-	t.Run("quick start flags serve the VIP", func(t *testing.T) {
-		startDirectorN(t, l, 1, quick...)
+	t.Run("quick start flags serve the VIP, -trace narrates", func(t *testing.T) {
+		p := startDirectorN(t, l, 1, append(quick, "-trace")...)
 		c := l.HTTPClient(l.Client)
 		defer c.CloseIdleConnections()
 		if server, _ := get(t, c, fmt.Sprintf("http://%s/", l.VIP), true); server != l.RealServers[0].Name {
 			t.Fatalf("answered by %q", server)
 		}
+		rs := l.RealServers[0]
+		p.waitLog(fmt.Sprintf("| matched tcp %s:80 (rr) | new -> real server %s | rewritten dst %s src %s, IP packet unchanged | sent",
+			l.VIP, rs.IPv4, rs.MAC, l.Director.MAC), 1, 5*time.Second)
 	})
 }
 
