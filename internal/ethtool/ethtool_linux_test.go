@@ -1,0 +1,109 @@
+package ethtool
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// TestGetLoopback reads every feature of lo, which needs no privilege and
+// changes nothing.
+func TestGetLoopback(t *testing.T) {
+	for _, f := range Features {
+		if _, err := Get("lo", f); err != nil && !errors.Is(err, ErrNotSupported) {
+			t.Errorf("Get(lo, %v): %v", f, err)
+		}
+	}
+}
+
+func TestNoSuchInterface(t *testing.T) {
+	_, err := Get("drlbnosuch0", GRO)
+	var e *Error
+	if !errors.Is(err, ErrNoInterface) || !errors.As(err, &e) || e.Interface != "drlbnosuch0" || e.Feature != GRO {
+		t.Errorf("Get on a missing interface: %v; want an *Error naming it, wrapping ErrNoInterface", err)
+	}
+}
+
+// inFreshNamespace runs fn on a thread inside a new, unnamed network
+// namespace holding a veth pair ve0/ve1. The thread is never unlocked, so it
+// exits with its goroutine, and the namespace, with the veths, goes with it:
+// nothing is left behind and nothing is configured outside it.
+func inFreshNamespace(t *testing.T, fn func() error) error {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root to create a network namespace, and CI=true: refusing to skip")
+		}
+		t.Skip("needs root to create a network namespace")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err := netns.New()
+		if err != nil {
+			errc <- fmt.Errorf("new namespace: %w", err)
+			return
+		}
+		defer ns.Close()
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ve0"}, PeerName: "ve1"}
+		if err := netlink.LinkAdd(veth); err != nil {
+			errc <- fmt.Errorf("veth: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+func TestSetVeth(t *testing.T) {
+	err := inFreshNamespace(t, func() error {
+		// Each feature both ways, and back to where it was.
+		for _, f := range []Feature{GRO, GSO, TSO, TxChecksum, RxChecksum} {
+			was, err := Get("ve0", f)
+			if err != nil {
+				return err
+			}
+			for _, on := range []bool{!was, was} {
+				if err := Set("ve0", f, on); err != nil {
+					return err
+				}
+				if got, err := Get("ve0", f); err != nil || got != on {
+					return fmt.Errorf("after Set(ve0, %v, %v): Get = %v, %v", f, on, got, err)
+				}
+			}
+		}
+		// The peer is untouched by ve0's settings.
+		if err := Set("ve0", GRO, true); err != nil {
+			return err
+		}
+		if on, err := Get("ve1", GRO); err != nil || on {
+			return fmt.Errorf("ve1 GRO = %v, %v after setting it on ve0 only; want off (the veth default)", on, err)
+		}
+		// TSO needs tx-checksumming: with it off the kernel keeps TSO off,
+		// and Set says so.
+		if err := Set("ve0", TxChecksum, false); err != nil {
+			return err
+		}
+		if on, err := Get("ve0", TSO); err != nil || on {
+			return fmt.Errorf("TSO = %v, %v with tx-checksumming off; want off", on, err)
+		}
+		if err := Set("ve0", TSO, true); !errors.Is(err, ErrKept) {
+			return fmt.Errorf("Set(TSO on) with tx-checksumming off: %v; want ErrKept", err)
+		}
+		if err := Set("ve0", TxChecksum, true); err != nil {
+			return err
+		}
+		if on, err := Get("ve0", TSO); err != nil || !on {
+			return fmt.Errorf("TSO = %v, %v once tx-checksumming is back on; want on again", on, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
