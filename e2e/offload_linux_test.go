@@ -70,12 +70,11 @@ func setOffload(t testing.TB, l *lab.Lab, h *lab.Host, iface string, f ethtool.F
 	}
 }
 
-// setWire makes the switch's port towards the director a wire (see
-// offloadCase) or restores veth's defaults. Order matters: TSO depends on
-// tx-checksumming.
-func setWire(t testing.TB, l *lab.Lab, wire, fullCsum bool) {
+// setWire makes the switch's port towards h a wire (see offloadCase) or
+// restores veth's defaults. Order matters: TSO depends on tx-checksumming.
+func setWire(t testing.TB, l *lab.Lab, h *lab.Host, wire, fullCsum bool) {
 	t.Helper()
-	port := l.Director.BridgePort
+	port := h.BridgePort
 	setOffload(t, l, l.Switch, port, ethtool.TxChecksum, !fullCsum)
 	setOffload(t, l, l.Switch, port, ethtool.TSO, !wire)
 }
@@ -94,7 +93,7 @@ func TestOffloads(t *testing.T) {
 	for _, oc := range offloadCases {
 		t.Run(oc.name, func(t *testing.T) {
 			setOffload(t, l, l.Director, l.Director.Iface, ethtool.GRO, oc.directorGRO)
-			setWire(t, l, oc.wire, oc.fullCsum)
+			setWire(t, l, l.Director, oc.wire, oc.fullCsum)
 			var frames frameStats
 			dcap := startCapture(t, l, l.Director, l.Director.Iface, func(f []byte) {
 				frames.add(l, f)

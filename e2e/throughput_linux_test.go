@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/internal/ethtool"
+	"github.com/drlb/drlb/lab"
+)
+
+// Upload throughput (bulk TCP from the client to a real server, 64 MB per
+// measurement): through the VIP with drlb forwarding under several offload
+// settings (see offloadCase), and for each the same upload straight to rs1's
+// own address over equivalent links, which never touches the director. One
+// run measures all of them on the same lab, so the ratios
+// through-director/direct are what to compare across machines. Every upload
+// is also checked by digest. Run with -benchtime 1x.
+
+// throughputBytes bounds each measurement.
+const throughputBytes = 64 << 20
+
+func BenchmarkUploadThroughput(b *testing.B) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			b.Fatal("the throughput benchmark needs root (network namespaces), and CI=true: refusing to skip")
+		}
+		b.Skip("the throughput benchmark needs root (network namespaces)")
+	}
+	l, err := lab.New(context.Background(), lab.Options{RealServers: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := l.StartServices(ctx); err != nil {
+		b.Fatal(err)
+	}
+	cfg := filepath.Join(b.TempDir(), "drlb.yaml")
+	writeBenchConfig(b, l, cfg)
+	body := make([]byte, throughputBytes)
+	_, _ = rand.Read(body)
+	sum := sha256.Sum256(body)
+	digest := hex.EncodeToString(sum[:])
+
+	rs1 := "http://" + netip.AddrPortFrom(l.RealServers[0].IPv4, lab.HTTPPort).String() + "/upload"
+	vip := "http://" + netip.AddrPortFrom(l.VIP, lab.HTTPPort).String() + "/upload"
+	// Each mode through the director has a direct twin with the same
+	// links: "wire" modes segment the client's frames at a switch port in
+	// both (the director's port, or rs1's), so the ratio isolates drlb.
+	rs := l.RealServers[0]
+	modes := []struct {
+		metric string
+		url    string
+		oc     offloadCase
+		direct bool // straight to rs1, oc applied to rs1's port and GRO
+	}{
+		{"direct", rs1, offloadCases[0], true},
+		{"veth", vip, offloadCases[0], false},
+		{"direct-gro-off", rs1, offloadCases[4], true},
+		{"gro-off", vip, offloadCases[4], false},
+		{"direct-gro-on", rs1, offloadCases[5], true},
+		{"gro-on", vip, offloadCases[5], false},
+	}
+	rates := map[string]float64{}
+	for _, m := range modes {
+		var rate float64
+		if m.direct {
+			setOffload(b, l, rs, rs.Iface, ethtool.GRO, m.oc.directorGRO)
+			setWire(b, l, rs, m.oc.wire, m.oc.fullCsum)
+			rate = timedUpload(b, l, m.url, body, digest)
+			setOffload(b, l, rs, rs.Iface, ethtool.GRO, false)
+			setWire(b, l, rs, false, false)
+		} else {
+			setOffload(b, l, l.Director, l.Director.Iface, ethtool.GRO, m.oc.directorGRO)
+			setWire(b, l, l.Director, m.oc.wire, m.oc.fullCsum)
+			stop := runDirector(b, l, cfg)
+			rate = timedUpload(b, l, m.url, body, digest)
+			stop()
+		}
+		rates[m.metric] = rate
+		where := "through the VIP"
+		if m.direct {
+			where = "straight to rs1"
+		}
+		b.Logf("%-14s %7.1f MB/s  %s: %s", m.metric, rate, where, m.oc.name)
+	}
+	for _, m := range modes {
+		b.ReportMetric(rates[m.metric], m.metric+"-MB/s")
+	}
+	for _, r := range [][2]string{{"veth", "direct"}, {"gro-off", "direct-gro-off"}, {"gro-on", "direct-gro-on"}} {
+		if rates[r[1]] > 0 {
+			b.ReportMetric(rates[r[0]]/rates[r[1]], r[0]+"/direct")
+		}
+	}
+}
+
+// writeBenchConfig is writeConfig for a *testing.B: TCP VIP:80, rr.
+func writeBenchConfig(b *testing.B, l *lab.Lab, path string) {
+	var s strings.Builder
+	fmt.Fprintf(&s, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: tcp, scheduler: rr, realservers: [", l.Director.Iface, l.VIP, lab.HTTPPort)
+	for i, rs := range l.RealServers {
+		if i > 0 {
+			s.WriteString(", ")
+		}
+		fmt.Fprintf(&s, "{address: %q}", rs.IPv4)
+	}
+	s.WriteString("]}\n")
+	if err := os.WriteFile(path, []byte(s.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// runDirector starts drlb in the director's namespace, waits (bounded)
+// until it has resolved every real server, and returns a stop function.
+func runDirector(b *testing.B, l *lab.Lab, cfg string) (stop func()) {
+	cmd := exec.Command(drlbBinary, "run", "-c", cfg)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := l.Do(l.Director, cmd.Start); err != nil {
+		b.Fatal(err)
+	}
+	stop = func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("drlb: %v\n%s", err, logs.String())
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(logs.String(), "real server resolved") < len(l.RealServers) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			b.Fatalf("drlb did not resolve the real servers within 10s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return stop
+}
+
+// timedUpload POSTs body from the client to url on a new connection and
+// returns MB/s (10^6 bytes) from the first byte sent to the digest received.
+func timedUpload(b *testing.B, l *lab.Lab, url string, body []byte, digest string) float64 {
+	c := l.HTTPClient(l.Client)
+	defer c.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Close = true
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Fatalf("upload to %s: %v", url, err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	elapsed := time.Since(start)
+	if err != nil || strings.TrimSpace(string(got)) != digest {
+		b.Fatalf("upload to %s (%s) arrived damaged: digest %q, %v", url, resp.Header.Get(lab.ServerHeader), got, err)
+	}
+	return float64(len(body)) / 1e6 / elapsed.Seconds()
+}
