@@ -53,6 +53,7 @@ func commands() map[string]command {
 		"run":        {"run the director on a LAN interface", runRun},
 		"doctor":     {"check a director or real server setup and print how to fix it", runDoctor},
 		"realserver": {"put the VIP on lo with ARP suppressed on a real server (up), or undo it (down)", runRealserver},
+		"lab":        {"build a DR lab in network namespaces, run drlb on it and walk a request hop by hop", runLab},
 	}
 }
 
