@@ -56,27 +56,31 @@ func (r *runner) walk(t *traffic) {
 	}
 }
 
-// narration shows the director's own -trace lines for the walked request.
+// narration shows the director's own -trace lines for the walked request:
+// the SYN in full, the connection's later packets one line each.
 func (r *runner) narration(client netip.AddrPort) {
 	w := r.w
 	key := client.String() + " "
-	fmt.Fprintf(w, "The director's own narration of this request (drlb run -trace, in %s):\n\n", filepath.Base(r.logPath))
+	fmt.Fprintf(w, "\nThe director's own narration of this request (drlb run -trace, in %s):\n\n", filepath.Base(r.logPath))
 	n := 0
 	for _, line := range strings.Split(r.dproc.logs(), "\n") {
 		if !strings.HasPrefix(line, "trace: ") || !strings.Contains(line, key) {
 			continue
 		}
-		n++
 		parts := strings.Split(strings.TrimPrefix(line, "trace: "), " | ")
-		fmt.Fprintf(w, "  %s\n", parts[0])
-		for _, p := range parts[1:] {
-			fmt.Fprintf(w, "      | %s\n", p)
+		n++
+		if n == 1 {
+			fmt.Fprintf(w, "  %s\n", parts[0])
+			for _, p := range parts[1:] {
+				fmt.Fprintf(w, "      | %s\n", p)
+			}
+			continue
 		}
+		fmt.Fprintf(w, "  %s | %s\n", strings.TrimPrefix(parts[0], "decoded "), strings.Join(parts[2:min(3, len(parts))], ""))
 	}
 	if n == 0 {
-		fmt.Fprintln(w, "  (no trace lines for it: see the log)")
+		fmt.Fprintf(w, "  (no trace lines for it: see %s)\n", r.logPath)
 	}
-	fmt.Fprintln(w)
 }
 
 // summary is section 8: the pcaps and the verdicts.

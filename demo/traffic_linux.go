@@ -67,7 +67,7 @@ func (r *runner) traffic(ctx context.Context) (*traffic, error) {
 		t.caps = append(t.caps, c)
 		names = append(names, p.h.Name+" "+p.iface)
 	}
-	fmt.Fprintf(w, "Capturing every frame (like tcpdump -i IFACE) on: %s.\n\n", strings.Join(names, ", "))
+	fmt.Fprintf(w, "Capturing every frame (like tcpdump -i IFACE) on:\n  %s.\n\n", strings.Join(names, ", "))
 
 	r.logPath = filepath.Join(r.dir, "director.log")
 	args := "run -c " + r.cfgPath
@@ -134,7 +134,7 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 	defer c.CloseIdleConnections()
 	c.Timeout = 5 * time.Second
 	url := fmt.Sprintf("http://%s/", l.VIP)
-	fmt.Fprintf(w, "From the client, each a new TCP connection (like curl %s):\n\n", url)
+	fmt.Fprintf(w, "From the client %s, each request on a new TCP connection (like curl %s).\nBy the client's source port, the real server that answered:\n\n", l.Client.IPv4, url)
 	for i := 0; i < r.o.Requests; i++ {
 		var local netip.AddrPort
 		trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
@@ -170,12 +170,13 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 // printAnswers lists who answered each request, several per line.
 func (r *runner) printAnswers(t *traffic) {
 	const perLine = 4
+	var line strings.Builder
 	for i := range t.servers {
-		sep := "   "
+		fmt.Fprintf(&line, "  #%-3d :%-5d -> %-4s ", i+1, t.ports[i], t.servers[i])
 		if (i+1)%perLine == 0 || i == len(t.servers)-1 {
-			sep = "\n"
+			fmt.Fprintln(r.w, strings.TrimRight(line.String(), " "))
+			line.Reset()
 		}
-		fmt.Fprintf(r.w, "  #%-3d %s:%-5d -> %-4s%s", i+1, r.l.Client.IPv4, t.ports[i], t.servers[i], sep)
 	}
 	fmt.Fprintln(r.w)
 }

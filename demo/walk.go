@@ -68,7 +68,7 @@ func (in *walkInput) walkARP(w io.Writer, cs *checks) {
 	if req == nil {
 		fmt.Fprintf(w, "  (no ARP request for %s seen on the router's LAN interface)\n", vip)
 	} else {
-		fmt.Fprintf(w, "  router eth0  ->  who-has %s tell %s   from %s to ff:ff:ff:ff:ff:ff\n", vip, req.arpSenderIP, in.label(req.src))
+		fmt.Fprintf(w, "  router    asks     who-has %s tell %s   (%s -> broadcast)\n", vip, req.arpSenderIP, req.src)
 	}
 	var director, foreign int
 	var foreignBy string
@@ -79,7 +79,7 @@ func (in *walkInput) walkARP(w io.Writer, cs *checks) {
 		}
 		if bytes.Equal(f.arpSenderMAC, in.directorMAC) {
 			if director == 0 {
-				fmt.Fprintf(w, "  director     ->  %s is-at %s   (drlb answered, not a kernel)\n", vip, in.label(f.arpSenderMAC))
+				fmt.Fprintf(w, "  director  answers  %s is-at %s   (drlb, not a kernel)\n", vip, f.arpSenderMAC)
 			}
 			director++
 		} else {
@@ -105,14 +105,15 @@ func (in *walkInput) walkARP(w io.Writer, cs *checks) {
 			silent++
 		}
 		foreign += said
-		fmt.Fprintf(w, "  %-12s heard %d who-has %s, answered %d   (arp_ignore=1: the VIP is on lo, not eth0)\n", name, heard, vip, said)
+		fmt.Fprintf(w, "  %-9s heard the question %d time(s), answered %d\n", name, heard, said)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The real servers hold the VIP on lo; arp_ignore=1 keeps them from answering for it on eth0.")
 	fmt.Fprintln(w, "Why it matters: if a real server answered too (\"ARP flux\"), the router would send")
 	fmt.Fprintln(w, "clients straight to that server, bypassing the balancer, and flip between answers.")
 	fmt.Fprintln(w)
 	cs.add("ARP for the VIP answered by the director only", director > 0 && foreign == 0,
-		"%d answer(s) from the director, %d from others; %d/%d real servers silent", director, foreign, silent, len(in.order))
+		"director %d, others %d; %d/%d real servers silent", director, foreign, silent, len(in.order))
 }
 
 // hop is one step of the walked request's first exchange (SYN, SYN-ACK).
@@ -162,8 +163,8 @@ func (in *walkInput) walkHops(w io.Writer, cs *checks) {
 		return
 	}
 	got := hops[2].f
-	cs.add("director sent the walked request to the server that answered", bytes.Equal(got.dst, in.rsMAC),
-		"frame to %s, HTTP answer from %s", in.label(got.dst), in.rsName)
+	cs.add("walked request went to the server that answered", bytes.Equal(got.dst, in.rsMAC),
+		"frame to %s, answer from %s", in.names[got.dst.String()], in.rsName)
 
 	in2, out3, at4 := hops[1].f, hops[2].f, hops[3].f
 	same := bytes.Equal(in2.ip, out3.ip) && bytes.Equal(out3.ip, at4.ip)
@@ -198,7 +199,7 @@ func (in *walkInput) walkHops(w io.Writer, cs *checks) {
 		identical = bytes.Equal(ins[i], outs[i])
 	}
 	cs.add("IP packet unchanged by the director", same && identical,
-		"SYN %s; %d of this connection's packets in, %d out, all identical: %v", verdict, len(ins), len(outs), identical)
+		"SYN %s; connection: %d in, %d out, all identical: %v", verdict, len(ins), len(outs), identical)
 }
 
 // walkBypass proves the replies never crossed the director.
@@ -225,13 +226,13 @@ func (in *walkInput) walkBypass(w io.Writer, cs *checks) {
 		}
 	}
 	fmt.Fprintf(w, "Proof that replies bypass the director (from the captures):\n")
-	fmt.Fprintf(w, "  %s sent %d frames from %s to %s for this request; the director saw %d of them.\n", in.rsName, replies, in.vip, in.client, seen)
+	fmt.Fprintf(w, "  This request: %s sent %d frames from %s to %s;\n", in.rsName, replies, in.vip, in.client)
+	fmt.Fprintf(w, "                the director saw %d of them.\n", seen)
 	fmt.Fprintf(w, "  Over the whole run, frames with source %s on the director's eth0: %d.\n", vip, fromVIP)
 	fmt.Fprintf(w, "  Frames to %s the director received: %d; forwarded: %d.\n", vip, vipIn, vipOut)
 	fmt.Fprintln(w, "Why it matters: replies are usually far bigger than requests; the director only ever")
 	fmt.Fprintln(w, "handles the small inbound half, which is how one DR director fronts many servers.")
-	fmt.Fprintln(w)
 	cs.add("replies never crossed the director", replies > 0 && fromVIP == 0,
-		"%d frames from the VIP on the director (%d replies sent by %s)", fromVIP, replies, in.rsName)
+		"%d frames from the VIP on the director", fromVIP)
 	cs.add("director forwarded every VIP frame once", vipIn > 0 && vipIn == vipOut, "%d in, %d out", vipIn, vipOut)
 }

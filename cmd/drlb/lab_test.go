@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/demo"
+	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/vishvananda/netns"
+)
+
+// asDrlb makes this test binary behave as drlb when set in the
+// environment: `drlb lab` runs its own executable as the director, and in
+// a test that executable is this binary.
+const asDrlb = "DRLB_TEST_AS_DRLB"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asDrlb) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// drlbCmd runs this binary as `drlb args...` and returns its combined
+// output and exit status.
+func drlbCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), asDrlb+"=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	default:
+		t.Fatalf("drlb %v: %v\n%s", args, err, out)
+		return "", -1
+	}
+}
+
+// needLabRoot skips without root, except in CI where it fails.
+func needLabRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("drlb lab tests need root (network namespaces), and CI=true: refusing to skip")
+	}
+	t.Skip("drlb lab tests need root (network namespaces)")
+}
+
+// labName is unique per test run, so parallel runs do not collide.
+func labName(t *testing.T, tag string) string {
+	return fmt.Sprintf("lt%s%d", tag, os.Getpid())
+}
+
+// namespacesOf lists the lab's namespaces still present.
+func namespacesOf(t *testing.T, name string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/var/run/netns")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), name+"-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func TestLabNeedsRoot(t *testing.T) {
+	notRoot := func() int { return 1000 }
+	for _, args := range [][]string{nil, {"--requests", "3"}, {"down"}, {"down", "--name", "x"}} {
+		var stdout, stderr bytes.Buffer
+		err := labCmd(context.Background(), args, &stdout, &stderr, notRoot)
+		if !errors.Is(err, demo.ErrNotRoot) {
+			t.Fatalf("lab %v as non-root: %v, want ErrNotRoot", args, err)
+		}
+		if errors.Is(err, errUsage) {
+			t.Fatalf("lab %v as non-root is a usage error (exit 2), want exit 1", args)
+		}
+		if want := "drlb lab needs root (network namespaces): run it with sudo"; err.Error() != want {
+			t.Fatalf("message %q, want %q", err, want)
+		}
+	}
+}
+
+func TestLabBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scheduler", "lc"}, "--scheduler"},
+		{[]string{"--realservers", "500"}, "--realservers"},
+		{[]string{"--requests", "-1"}, "--requests"},
+		{[]string{"--nosuch"}, "nosuch"},
+		{[]string{"serve"}, "-name"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := labCmd(context.Background(), tc.args, &stdout, &stderr, func() int { return 0 })
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error()+stderr.String(), tc.want) {
+			t.Errorf("lab %v: %v (stderr %q), want a usage error naming %s", tc.args, err, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestLabRun runs `drlb lab` end to end, as a newcomer would.
+func TestLabRun(t *testing.T) {
+	needLabRoot(t)
+	name := labName(t, "r")
+	dir := t.TempDir()
+	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
+	out, code := drlbCmd(t, "lab", "--name", name, "--pcap-dir", dir, "--trace", "--requests", "12")
+	if code != 0 {
+		t.Fatalf("drlb lab exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"== 1. The network", "+- director", "sysctl -w net.ipv4.ip_forward=0",
+		"-A -t 198.18.0.100:80 -s wrr", "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3",
+		"ip addr add 198.18.0.100/32 dev lo", "drlb doctor", "rs1=6 rs2=4 rs3=2",
+		"who-has 198.18.0.100 tell 198.18.0.1", "is-at 02:00:c6:12:00:02",
+		"byte-identical", "the director saw 0 of them", "frames with source 198.18.0.100 on the director's eth0: 0",
+		"new -> real server", "All 11 checks passed.", "torn down",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "FAIL") {
+		t.Errorf("output has a FAIL")
+	}
+	for _, f := range []string{"client-eth0", "router-eth1", "router-eth0", "director-eth0", "rs1-eth0", "rs2-eth0", "rs3-eth0"} {
+		if n := pcapFrames(t, filepath.Join(dir, f+".pcap")); n == 0 {
+			t.Errorf("%s.pcap has no frames", f)
+		}
+	}
+	if left := namespacesOf(t, name); len(left) > 0 {
+		t.Errorf("namespaces left after drlb lab: %v", left)
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
+	}
+}
+
+// pcapFrames reads a pcap file and counts its frames.
+func pcapFrames(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if lt := r.LinkType(); lt.String() != "Ethernet" {
+		t.Errorf("%s: link type %v", path, lt)
+	}
+	n := 0
+	for {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("%s: frame %d: %v", path, n+1, err)
+		}
+		if len(data) < 14 || ci.Timestamp.IsZero() {
+			t.Fatalf("%s: frame %d: %d bytes at %v", path, n+1, len(data), ci.Timestamp)
+		}
+		n++
+	}
+}
+
+// TestLabKeepAndDown: --keep leaves a working lab that refuses a twin,
+// and `drlb lab down` removes it with its processes.
+func TestLabKeepAndDown(t *testing.T) {
+	needLabRoot(t)
+	name := labName(t, "k")
+	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
+	out, code := drlbCmd(t, "lab", "--keep", "--name", name, "--pcap-dir", t.TempDir(), "--realservers", "2", "--scheduler", "rr", "--requests", "4")
+	if code != 0 || !strings.Contains(out, "drlb lab down --name "+name) || !strings.Contains(out, "ip netns exec "+name+"-client") {
+		t.Fatalf("drlb lab --keep exited %d:\n%s", code, out)
+	}
+	if got := len(namespacesOf(t, name)); got != 6 {
+		t.Fatalf("kept lab has %d namespaces, want 6", got)
+	}
+	// The director and the web servers outlived drlb lab.
+	for i := 0; i < 4; i++ {
+		if server := getIn(t, name+"-client", "http://198.18.0.100/"); server != fmt.Sprintf("rs%d", i%2+1) && server != fmt.Sprintf("rs%d", (i+1)%2+1) {
+			t.Fatalf("kept lab answered by %q", server)
+		}
+	}
+	out, code = drlbCmd(t, "lab", "--name", name)
+	if code != exitUsage || !strings.Contains(out, "already up") || !strings.Contains(out, "drlb lab down --name "+name) {
+		t.Fatalf("a second lab %s: exit %d, want 2 with a message:\n%s", name, code, out)
+	}
+	out, code = drlbCmd(t, "lab", "down", "--name", name)
+	if code != 0 || !strings.Contains(out, "removed") {
+		t.Fatalf("drlb lab down exited %d:\n%s", code, out)
+	}
+	if left := namespacesOf(t, name); len(left) > 0 {
+		t.Fatalf("namespaces left after drlb lab down: %v", left)
+	}
+	out, code = drlbCmd(t, "lab", "down", "--name", name)
+	if code != 0 || !strings.Contains(out, "nothing to remove") {
+		t.Fatalf("drlb lab down twice: exit %d:\n%s", code, out)
+	}
+}
+
+// getIn makes one HTTP request from inside the named namespace and returns
+// the real server that answered.
+func getIn(t *testing.T, ns, url string) string {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		type res struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan res, 1)
+		go func() {
+			// Enter the namespace on this thread only, dial (the socket
+			// stays in the namespace), and come back before unlocking.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			orig, err := netns.Get()
+			if err != nil {
+				ch <- res{nil, err}
+				return
+			}
+			defer orig.Close()
+			if err := netns.Set(h); err != nil {
+				ch <- res{nil, err}
+				return
+			}
+			c, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+			if serr := netns.Set(orig); serr != nil {
+				panic("cannot return to the original network namespace: " + serr.Error())
+			}
+			ch <- res{c, err}
+		}()
+		r := <-ch
+		return r.c, r.err
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s in %s: %v", url, ns, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Header.Get("X-Real-Server")
+}
