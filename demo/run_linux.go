@@ -42,7 +42,12 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 		return err
 	}
 	r := &runner{w: w, o: opts, dir: dir}
-	return r.run(ctx)
+	err = r.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Whatever broke first, the cause is the interruption.
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return err
 }
 
 // runner is one run of the lab.

@@ -170,10 +170,15 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 // printAnswers lists who answered each request, several per line.
 func (r *runner) printAnswers(t *traffic) {
 	const perLine = 4
+	const shown = 16 // a long run lists the first ones; the table counts all
 	var line strings.Builder
 	for i := range t.servers {
+		if i == shown {
+			fmt.Fprintf(r.w, "  ... and %d more\n", len(t.servers)-shown)
+			break
+		}
 		fmt.Fprintf(&line, "  #%-3d :%-5d -> %-4s ", i+1, t.ports[i], t.servers[i])
-		if (i+1)%perLine == 0 || i == len(t.servers)-1 {
+		if (i+1)%perLine == 0 || i == len(t.servers)-1 || i == shown-1 {
 			fmt.Fprintln(r.w, strings.TrimRight(line.String(), " "))
 			line.Reset()
 		}
