@@ -118,7 +118,7 @@ func Down(name string, w io.Writer) error {
 	}
 	waitGone(pids, 5*time.Second)
 	for _, pid := range pids {
-		if syscall.Kill(pid, 0) == nil {
+		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
 			fmt.Fprintf(w, "kill -KILL %d    # did not stop within 5s\n", pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}

@@ -10,7 +10,7 @@ import (
 // Sentinel errors; check them with errors.Is.
 var (
 	// ErrNotRoot: a lab needs root (network namespaces).
-	ErrNotRoot = errors.New("drlb lab needs root (network namespaces): run it with sudo")
+	ErrNotRoot = errors.New("needs root (network namespaces): run it with sudo")
 	// ErrChecksFailed: the lab ran, but one of its own checks failed.
 	ErrChecksFailed = errors.New("some lab checks failed (see the table above)")
 	// ErrExists: a lab with the requested name is already up.

@@ -122,9 +122,10 @@ func (r *runner) keepInstructions() {
 		fmt.Fprintf(w, "  ip netns exec %-20s bash\n", h.NSName)
 	}
 	fmt.Fprintf(w, "\nTry, for example:\n\n")
-	cmdLine(w, fmt.Sprintf("ip netns exec %s curl -s http://%s/", l.Client.NSName, l.VIP), "a request through the VIP")
-	cmdLine(w, fmt.Sprintf("ip netns exec %s tcpdump -nn -e -i %s", l.Director.NSName, l.Director.Iface), "watch the director")
-	cmdLine(w, "tail -f "+r.logPath, "the director's log")
+	fmt.Fprintf(w, "  # a request through the VIP, and the director's view of it:\n")
+	fmt.Fprintf(w, "  ip netns exec %s curl -s http://%s/\n", l.Client.NSName, l.VIP)
+	fmt.Fprintf(w, "  ip netns exec %s tcpdump -nn -e -i %s\n", l.Director.NSName, l.Director.Iface)
+	fmt.Fprintf(w, "  tail -f %s\n", r.logPath)
 	fmt.Fprintf(w, "\nRemove it (stops the director and the web servers, deletes the namespaces):\n\n")
-	cmdLine(w, "drlb lab down --name "+l.Name, "")
+	fmt.Fprintf(w, "  drlb lab down --name %s\n", l.Name)
 }

@@ -107,8 +107,56 @@ func TestLabNeedsRoot(t *testing.T) {
 		if errors.Is(err, errUsage) {
 			t.Fatalf("lab %v as non-root is a usage error (exit 2), want exit 1", args)
 		}
-		if want := "drlb lab needs root (network namespaces): run it with sudo"; err.Error() != want {
+		if want := "needs root (network namespaces): run it with sudo"; err.Error() != want {
 			t.Fatalf("message %q, want %q", err, want)
+		}
+	}
+}
+
+// TestLabAsNobody runs drlb lab as an unprivileged user, for real: exit
+// status 1 and a plain message.
+func TestLabAsNobody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"lab"}, &stdout, &stderr); code != exitFailure {
+			t.Fatalf("exit %d, want %d", code, exitFailure)
+		}
+		if want := "drlb lab: needs root (network namespaces): run it with sudo\n"; stderr.String() != want {
+			t.Fatalf("stderr %q, want %q", stderr.String(), want)
+		}
+		return
+	}
+	// As root: copy this binary where nobody may run it, and run it as nobody.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // both made by the test, 0700
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "drlb")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"lab"}, {"lab", "down"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), asDrlb+"=1")
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitFailure {
+			t.Fatalf("drlb %v as nobody: %v, want exit status 1:\n%s", args, err, out)
+		}
+		if want := "drlb lab: needs root (network namespaces): run it with sudo\n"; string(out) != want {
+			t.Fatalf("drlb %v as nobody printed %q, want %q", args, out, want)
 		}
 	}
 }
