@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/drlb/drlb/config"
@@ -169,11 +170,23 @@ func (r *runner) doctor() error {
 	return nil
 }
 
-// printReport prints a doctor table indented.
+// printReport prints a doctor table indented, like Report.Print, with
+// long findings cut so the table stays readable in a terminal.
 func printReport(w io.Writer, rep doctor.Report) {
-	var b strings.Builder
-	rep.Print(&b)
-	indent(w, "  ", b.String())
+	const maxDetail = 60
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STATUS\tCHECK\tFOUND")
+	for _, c := range rep {
+		d := c.Detail
+		if r := []rune(d); len(r) > maxDetail {
+			d = string(r[:maxDetail-3]) + "..."
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Status, c.Name, d)
+		if c.Status != doctor.Pass && c.Fix != "" {
+			fmt.Fprintf(tw, "  \t  fix:\t%s\n", c.Fix)
+		}
+	}
+	tw.Flush()
 }
 
 // reportSummary counts a report's outcomes.

@@ -176,7 +176,7 @@ func (in *walkInput) walkHops(w io.Writer, cs *checks) {
 		verdict = "DIFFERENT"
 	}
 	fmt.Fprintf(w, "  IP packet: %d bytes received, %d sent, %d arrived at %s: %s.\n", len(in2.ip), len(out3.ip), len(at4.ip), in.rsName, verdict)
-	fmt.Fprintf(w, "  (Between hops 1 and 2 only the TTL, %d -> %d, and the header checksum change: the router routes.)\n",
+	fmt.Fprintf(w, "  (Hops 1 -> 2 changed only the TTL, %d -> %d, and its checksum: the router routes.)\n",
 		hops[0].f.ttl, in2.ttl)
 	fmt.Fprintf(w, "The real server accepts a packet addressed to %s because the VIP is on its lo,\n", in.vip.Addr())
 	fmt.Fprintf(w, "and answers FROM the VIP straight to its gateway, the router (hop 5): not to the director.\n\n")
@@ -198,8 +198,11 @@ func (in *walkInput) walkHops(w io.Writer, cs *checks) {
 	for i := 0; identical && i < len(ins); i++ {
 		identical = bytes.Equal(ins[i], outs[i])
 	}
-	cs.add("IP packet unchanged by the director", same && identical,
-		"SYN %s; connection: %d in, %d out, all identical: %v", verdict, len(ins), len(outs), identical)
+	detail := fmt.Sprintf("the SYN and all %d packets of the connection byte-identical", len(ins))
+	if !same || !identical {
+		detail = fmt.Sprintf("SYN %s; connection: %d in, %d out, all identical: %v", verdict, len(ins), len(outs), identical)
+	}
+	cs.add("IP packet unchanged by the director", same && identical, "%s", detail)
 }
 
 // walkBypass proves the replies never crossed the director.
