@@ -3,8 +3,11 @@ package demo
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/drlb/drlb/lab"
+	"github.com/drlb/drlb/scheduler"
 )
 
 // Sentinel errors; check them with errors.Is.
@@ -38,7 +41,8 @@ const (
 type Options struct {
 	// RealServers is how many real servers to build; 0 means DefaultRealServers.
 	RealServers int
-	// Scheduler is "wrr" (weights N..1) or "rr" (all 1); "" means wrr.
+	// Scheduler is any ipvsadm -s name; weighted ones (wrr, wlc, sed)
+	// get weights N..1, the others 1; "" means wrr.
 	Scheduler string
 	// Requests is how many HTTP requests the client sends; 0 means DefaultRequests.
 	Requests int
@@ -78,8 +82,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: --realservers %d: want 1..%d", ErrOptions, o.RealServers, lab.MaxRealServers)
 	case o.Requests < 1 || o.Requests > MaxRequests:
 		return o, fmt.Errorf("%w: --requests %d: want 1..%d", ErrOptions, o.Requests, MaxRequests)
-	case o.Scheduler != "rr" && o.Scheduler != "wrr":
-		return o, fmt.Errorf("%w: --scheduler %q: the lab shows rr or wrr", ErrOptions, o.Scheduler)
+	case !slices.Contains(scheduler.Names(), o.Scheduler):
+		return o, fmt.Errorf("%w: --scheduler %q: want one of %s", ErrOptions, o.Scheduler, strings.Join(scheduler.Names(), ", "))
 	case o.Executable == "":
 		return o, fmt.Errorf("%w: no drlb executable to run as the director", ErrOptions)
 	}
@@ -92,9 +96,13 @@ func (o Options) weights() []int {
 	w := make([]int, o.RealServers)
 	for i := range w {
 		w[i] = 1
-		if o.Scheduler == "wrr" {
+		if weighted(o.Scheduler) {
 			w[i] = o.RealServers - i
 		}
 	}
 	return w
 }
+
+// weighted reports schedulers whose lab demo uses unequal weights, so the
+// distribution visibly follows them.
+func weighted(sched string) bool { return sched == "wrr" || sched == "wlc" || sched == "sed" }

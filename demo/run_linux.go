@@ -108,7 +108,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	r.svc = service{
 		iface: l.Director.Iface, vip: l.VIP, port: lab.HTTPPort, scheduler: r.o.Scheduler,
-		weights: r.o.weights(),
+		weights: r.o.weights(), client: l.Client.IPv4,
 	}
 	for _, rs := range l.RealServers {
 		r.svc.reals = append(r.svc.reals, rs.IPv4)

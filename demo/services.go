@@ -17,6 +17,7 @@ type service struct {
 	scheduler string
 	reals     []netip.Addr
 	weights   []int
+	client    netip.Addr // the lab's (only) client: sh and mh hash it
 }
 
 // yaml renders the service as the director's config file.
@@ -31,10 +32,14 @@ func (s service) yaml() string {
 	return b.String()
 }
 
-// noLoad is the connection count of an idle service: rr and wrr ignore it.
-type noLoad struct{}
+// closedLoad is the connection count the director sees at each new
+// connection of the lab: the requests run one after another and the client
+// closes each before opening the next, so every earlier connection is in
+// FIN_WAIT (inactive, IPVS-style) and none is active. lc, wlc, sed and nq
+// read it; the other schedulers ignore it.
+type closedLoad []uint32
 
-func (noLoad) Conns(int) (active, inactive uint32) { return 0, 0 }
+func (l closedLoad) Conns(i int) (active, inactive uint32) { return 0, l[i] }
 
 // expected returns how many of n new connections each real server should
 // get, by running the same scheduler the director runs from the same
@@ -49,13 +54,15 @@ func (s service) expected(n int) ([]int, error) {
 		return nil, err
 	}
 	counts := make([]int, len(s.reals))
-	f := scheduler.Flow{Proto: 6, Dst: s.vip, DstPort: s.port}
+	load := make(closedLoad, len(s.reals))
+	f := scheduler.Flow{Proto: 6, Src: s.client, Dst: s.vip, DstPort: s.port}
 	for i := 0; i < n; i++ {
-		k, err := sc.Pick(&f, noLoad{})
+		k, err := sc.Pick(&f, load)
 		if err != nil {
 			return nil, err
 		}
 		counts[k]++
+		load[k]++
 	}
 	return counts, nil
 }

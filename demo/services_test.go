@@ -28,10 +28,25 @@ func TestExpected(t *testing.T) {
 		{testService("wrr", 3, 2, 1), 1, []int{1, 0, 0}},
 		{testService("wrr", 4, 3, 2), 9, []int{4, 3, 2}},
 		{testService("rr", 1, 1, 1), 7, []int{3, 2, 2}},
+		// Closed connections count as inactive: lc rotates, wlc follows the
+		// weights, sed and nq look at active connections only (none).
+		{testService("lc", 1, 1, 1), 6, []int{2, 2, 2}},
+		{testService("wlc", 3, 2, 1), 12, []int{6, 4, 2}},
+		{testService("sed", 3, 2, 1), 12, []int{12, 0, 0}},
+		{testService("nq", 1, 1, 1), 5, []int{5, 0, 0}},
 	} {
 		got, err := tc.s.expected(tc.n)
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("%s %v over %d: %v, %v; want %v", tc.s.scheduler, tc.s.weights, tc.n, got, err, tc.want)
+		}
+	}
+	// One client: sh and mh put every connection on one server.
+	for _, sched := range []string{"sh", "mh"} {
+		s := testService(sched, 1, 1, 1)
+		s.client = netip.MustParseAddr("198.18.1.10")
+		got, err := s.expected(12)
+		if err != nil || slices.Max(got) != 12 {
+			t.Errorf("%s: %v, %v; want all 12 on one server", sched, got, err)
 		}
 	}
 	if _, err := testService("nosuch", 1).expected(1); err == nil {
@@ -80,7 +95,7 @@ func TestOptions(t *testing.T) {
 		{Options{Executable: "x", RealServers: -1}, "--realservers -1"},
 		{Options{Executable: "x", RealServers: 90}, "--realservers 90"},
 		{Options{Executable: "x", Requests: MaxRequests + 1}, "--requests"},
-		{Options{Executable: "x", Scheduler: "sh"}, `--scheduler "sh"`},
+		{Options{Executable: "x", Scheduler: "fastest"}, `--scheduler "fastest": want one of lc, mh, nq, rr, sed, sh, wlc, wrr`},
 		{Options{}, "executable"},
 	} {
 		_, err := tc.o.withDefaults()

@@ -162,6 +162,13 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 		}
 		t.ports = append(t.ports, local.Port())
 		t.servers = append(t.servers, server)
+		if countsConnections(r.o.Scheduler) {
+			// The transport closes a Connection: close connection on
+			// its own goroutine; let the client's FIN reach the
+			// director (the connection goes inactive) before the
+			// next SYN, so the expected distribution is exact.
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	r.printAnswers(t)
 	return r.distribution(t)
@@ -211,6 +218,14 @@ func (r *runner) distribution(t *traffic) error {
 	tw.Flush()
 	fmt.Fprintf(w, "\n%s with weights %s over %d new connections: the expected column is what the\n", r.o.Scheduler, weightList(r.svc.weights), total)
 	fmt.Fprintln(w, "scheduler itself computes from a fresh start; the director must match it exactly.")
+	switch r.o.Scheduler {
+	case "sh", "mh":
+		fmt.Fprintf(w, "%s hashes the client's address: one client always reaches the same real server,\n", r.o.Scheduler)
+		fmt.Fprintln(w, "on every director and after a restart, with no state shared (session affinity).")
+	case "lc", "wlc", "sed", "nq":
+		fmt.Fprintf(w, "%s counts connections: each request's connection is closed (FIN_WAIT, inactive)\n", r.o.Scheduler)
+		fmt.Fprintln(w, "before the next one opens, so the least loaded server rotates.")
+	}
 	r.checks.add("distribution follows the scheduler", ok, "%s %s: %v", r.o.Scheduler, weightList(r.svc.weights), distString(l, got))
 	r.checks.add("every request answered", total == r.o.Requests, "%d of %d", total, r.o.Requests)
 	return nil
@@ -223,4 +238,13 @@ func distString(l *lab.Lab, got map[string]int) string {
 		s = append(s, fmt.Sprintf("%s=%d", rs.Name, got[rs.Name]))
 	}
 	return strings.Join(s, " ")
+}
+
+// countsConnections reports the schedulers that read connection counts.
+func countsConnections(sched string) bool {
+	switch sched {
+	case "lc", "wlc", "sed", "nq":
+		return true
+	}
+	return false
 }
