@@ -166,7 +166,7 @@ func TestLabBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--scheduler", "lc"}, "--scheduler"},
+		{[]string{"--scheduler", "fastest"}, "--scheduler"},
 		{[]string{"--realservers", "500"}, "--realservers"},
 		{[]string{"--requests", "-1"}, "--requests"},
 		{[]string{"--nosuch"}, "nosuch"},
