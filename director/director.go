@@ -16,6 +16,7 @@ import (
 	"github.com/drlb/drlb/arp"
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/health"
 	"github.com/drlb/drlb/link"
 )
 
@@ -59,6 +60,7 @@ type Director struct {
 	announcer *arp.Announcer
 	trace     *Tracer
 	reload    <-chan *config.Config
+	checks    []health.Target
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
@@ -86,6 +88,9 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	}
 	d.fw = fw
 	d.sendBuf = link.NewFrames(1)
+	if d.checks, err = health.Targets(cfg); err != nil {
+		return nil, err
+	}
 
 	vips := VIPs(cfg)
 	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: vips, OnConflict: d.conflict})
@@ -219,6 +224,13 @@ func (d *Director) Serve(ctx context.Context) error {
 			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				d.log.Error("neighbor loop stopped", "err", err)
 			}
+		}()
+	}
+	if len(d.checks) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			health.Run(ctx, d.checks, d.fw, d.log)
 		}()
 	}
 	if d.reload != nil {

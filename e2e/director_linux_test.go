@@ -489,3 +489,48 @@ func TestDoctorInLab(t *testing.T) {
 		t.Fatalf("doctor after realserver up: %v\n%s", err, out)
 	}
 }
+
+// TestHealthChecks: keepalived-style checks mark real servers down and up.
+// The checks probe a port (8080) that only some real servers listen on.
+func TestHealthChecks(t *testing.T) {
+	needRoot(t)
+	l := newLab(t, lab.Options{RealServers: 3})
+	listen := func(rs *lab.Host) net.Listener {
+		ln, err := l.Listen(context.Background(), rs, "tcp", netip.AddrPortFrom(rs.IPv4, 8080).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "interface: %s\nservices:\n  - vip: %s\n    port: 80\n    scheduler: rr\n    realservers:\n", l.Director.Iface, l.VIP)
+	for _, rs := range l.RealServers {
+		fmt.Fprintf(&b, "      - {address: %s, check: {type: tcp, port: 8080, interval: 100ms, timeout: 200ms, retries: 2}}\n", rs.IPv4)
+	}
+	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen(l.RealServers[0])
+	p := startDirectorN(t, l, len(l.RealServers), "run", "-c", cfg)
+	p.waitLog("real server down", 2, 5*time.Second) // rs2 and rs3 fail their checks
+	if got := distribution(t, l, l.Client, 9); got[l.RealServers[0].Name] != 9 {
+		t.Fatalf("with rs2 and rs3 down, connections went to %v; want all on rs1", got)
+	}
+	listen(l.RealServers[1])
+	p.waitLog("real server up again", 1, 5*time.Second)
+	got := distribution(t, l, l.Client, 10)
+	if got[l.RealServers[0].Name] == 0 || got[l.RealServers[1].Name] == 0 || got[l.RealServers[2].Name] != 0 {
+		t.Fatalf("after rs2 came back: %v; want rs1 and rs2 only", got)
+	}
+}
