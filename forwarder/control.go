@@ -77,3 +77,18 @@ func (f *Forwarder) SetWeight(svc, real, weight int) error {
 	}
 	return nil
 }
+
+// SetInhibited quiesces a real server of a service, or lifts that, without
+// touching its configured weight: a health check with on_fail: inhibit
+// uses it, so a configuration reload that changes weights cannot bring a
+// failing server back by accident.
+func (f *Forwarder) SetInhibited(svc, real int, inhibited bool) error {
+	s, r, err := f.real(svc, real)
+	if err != nil {
+		return err
+	}
+	if r.inhibited.Swap(inhibited) != inhibited {
+		return s.rebuildScheduler()
+	}
+	return nil
+}

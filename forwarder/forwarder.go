@@ -380,7 +380,7 @@ func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
 			real := int(t.Real)
 			// Like IPVS with expire_quiescent_template=1: a template
 			// never pins a client to a quiesced or failed server.
-			if int(t.Service) == int(s.id) && real < len(s.reals) && s.reals[real].usable() && s.reals[real].weight.Load() > 0 {
+			if int(t.Service) == int(s.id) && real < len(s.reals) && s.reals[real].usable() && s.reals[real].effectiveWeight() > 0 {
 				f.conns.SetTimeout(t, now, s.cfg.Persistence)
 				return real, ReasonPersistent
 			}

@@ -502,3 +502,41 @@ func TestNoAllocations(t *testing.T) {
 		}
 	}
 }
+
+func TestInhibitSurvivesWeightChange(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 2), Options{})
+	c := client(0, 1)
+	res, _ := process(t, f, syn(c), t0)
+	process(t, f, ack(c), t0)
+	if err := f.SetInhibited(0, res.Real, true); err != nil {
+		t.Fatal(err)
+	}
+	// A reload sets the configured weight again: still inhibited.
+	if err := f.SetWeight(0, res.Real, 5); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 6; i++ {
+		if r, _ := process(t, f, syn(client(i, 1)), t0); r.Real == res.Real {
+			t.Fatalf("inhibited server %d got a new connection", res.Real)
+		}
+	}
+	// Its open connection continues, and lifting the inhibition restores it.
+	if r, _ := process(t, f, ack(c), t0); r.Reason != ReasonExisting || r.Real != res.Real {
+		t.Fatalf("open connection: %+v", r)
+	}
+	if st := f.Stats()[0].RealServers[res.Real]; !st.Inhibited || st.Weight != 5 {
+		t.Fatalf("stats %+v, want inhibited with weight 5", st)
+	}
+	if err := f.SetInhibited(0, res.Real, false); err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	for i := 10; i < 20; i++ {
+		if r, _ := process(t, f, syn(client(i, 1)), t0); r.Real == res.Real {
+			seen = true
+		}
+	}
+	if !seen {
+		t.Fatal("server not back after the inhibition was lifted")
+	}
+}

@@ -27,6 +27,10 @@ type realServer struct {
 	mac       atomic.Uint64
 	weight    atomic.Int32
 	available atomic.Bool
+	// inhibited is a failed health check with on_fail: inhibit: the
+	// server takes no new connections whatever its configured weight
+	// (which a reload may change meanwhile), open ones continue.
+	inhibited atomic.Bool
 
 	active, inactive, persistent atomic.Int32
 	conns, packets, bytes        atomic.Uint64
@@ -76,6 +80,14 @@ func (s *service) Conns(i int) (active, inactive uint32) {
 	return uint32(a), uint32(in)
 }
 
+// effectiveWeight is the weight new connections see: 0 while inhibited.
+func (r *realServer) effectiveWeight() int {
+	if r.inhibited.Load() {
+		return 0
+	}
+	return int(r.weight.Load())
+}
+
 // usable reports whether r may own traffic: available and its MAC known.
 func (r *realServer) usable() bool { return r.available.Load() && r.mac.Load()&macKnown != 0 }
 
@@ -86,7 +98,7 @@ func (s *service) rebuildScheduler() error {
 	defer s.rebuild.Unlock()
 	snap := make([]scheduler.Server, len(s.reals))
 	for i, r := range s.reals {
-		snap[i] = scheduler.Server{Addr: r.addr, Weight: int(r.weight.Load()), Available: r.usable()}
+		snap[i] = scheduler.Server{Addr: r.addr, Weight: r.effectiveWeight(), Available: r.usable()}
 	}
 	sc, err := scheduler.New(s.cfg.Scheduler, snap, s.cfg.SchedOptions)
 	if err != nil {

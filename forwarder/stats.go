@@ -18,6 +18,7 @@ type RealServerStats struct {
 	MAC       net.HardwareAddr // nil while unresolved
 	Weight    int
 	Available bool
+	Inhibited bool // weight 0 by a failed health check (on_fail: inhibit)
 	// Active counts ESTABLISHED connections, Inactive the others,
 	// Persistent the persistence templates pointing at the server.
 	Active, Inactive, Persistent int
@@ -51,6 +52,7 @@ func (f *Forwarder) Stats() []ServiceStats {
 				Addr:       r.addr,
 				Weight:     int(r.weight.Load()),
 				Available:  r.available.Load(),
+				Inhibited:  r.inhibited.Load(),
 				Active:     int(r.active.Load()),
 				Inactive:   int(r.inactive.Load()),
 				Persistent: int(r.persistent.Load()),

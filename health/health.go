@@ -20,13 +20,14 @@ type Target struct {
 	Name          string         // for logs: "tcp 198.18.0.100:80 -> 198.18.0.11"
 	Addr          netip.AddrPort // where the probe goes: the real server's own address
 	Check         config.Check
-	Weight        int // the configured weight, restored when an inhibited server comes back
 }
 
 // Marker applies a verdict; forwarder.Forwarder implements it.
 type Marker interface {
 	SetAvailable(svc, real int, up bool) error
-	SetWeight(svc, real, weight int) error
+	// SetInhibited quiesces a server (weight 0) without forgetting its
+	// configured weight.
+	SetInhibited(svc, real int, inhibited bool) error
 }
 
 // Targets lists the checks of cfg. A check without a port probes the
@@ -46,7 +47,7 @@ func Targets(cfg *config.Config) ([]Target, error) {
 				return nil, fmt.Errorf("health: %s real server %s: a service on every port needs check.port", svcName(s), r.Address)
 			}
 			out = append(out, Target{
-				Service: i, Real: j, Weight: r.Weight, Check: *r.Check,
+				Service: i, Real: j, Check: *r.Check,
 				Name: fmt.Sprintf("%s -> %s", svcName(s), r.Address),
 				Addr: netip.AddrPortFrom(r.Address, port),
 			})
@@ -156,11 +157,7 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 
 func mark(m Marker, t Target, up bool) error {
 	if t.Check.Inhibit {
-		w := 0
-		if up {
-			w = t.Weight
-		}
-		return m.SetWeight(t.Service, t.Real, w)
+		return m.SetInhibited(t.Service, t.Real, !up)
 	}
 	return m.SetAvailable(t.Service, t.Real, up)
 }

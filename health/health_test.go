@@ -33,10 +33,14 @@ func (m *marker) SetAvailable(svc, real int, up bool) error {
 	return nil
 }
 
-func (m *marker) SetWeight(svc, real, w int) error {
+func (m *marker) SetInhibited(svc, real int, inhibited bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.events = append(m.events, "weight "+string(rune('0'+w)))
+	if inhibited {
+		m.events = append(m.events, "inhibited")
+	} else {
+		m.events = append(m.events, "restored")
+	}
 	return nil
 }
 
@@ -60,12 +64,12 @@ func TestWatch(t *testing.T) {
 		{"healthy", false, "oooo", nil},
 		{"short blip", false, "oxxooo", nil},
 		{"down and back", false, "oxxxxo", []string{"down", "up"}},
-		{"inhibit", true, "xxxoo", []string{"weight 0", "weight 3"}},
+		{"inhibit", true, "xxxoo", []string{"inhibited", "restored"}},
 		{"flaps", false, "xxxoxxx", []string{"down", "up", "down"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &marker{}
-			target := Target{Weight: 3, Check: config.Check{Type: "tcp", Interval: time.Microsecond, Timeout: time.Second, Retries: 3, Inhibit: tc.inhibit}}
+			target := Target{Check: config.Check{Type: "tcp", Interval: time.Microsecond, Timeout: time.Second, Retries: 3, Inhibit: tc.inhibit}}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			i := 0
@@ -147,7 +151,7 @@ func TestTargets(t *testing.T) {
 		}},
 	}}
 	ts, err := Targets(cfg)
-	if err != nil || len(ts) != 1 || ts[0].Addr.String() != "198.18.0.11:80" || ts[0].Weight != 2 {
+	if err != nil || len(ts) != 1 || ts[0].Addr.String() != "198.18.0.11:80" {
 		t.Fatalf("Targets = %+v, %v", ts, err)
 	}
 	cfg.Services[0].Port = 0
