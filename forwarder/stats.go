@@ -78,5 +78,6 @@ func (f *Forwarder) Count(r Reason) uint64 {
 }
 
 // Conns returns the number of entries in the connection table
-// (connections and persistence templates).
+// (connections and persistence templates). Unlike Stats and Count it reads
+// the table itself, so call it only from the goroutine that runs Process.
 func (f *Forwarder) Conns() int { return f.conns.Len() }
