@@ -540,3 +540,34 @@ func TestInhibitSurvivesWeightChange(t *testing.T) {
 		t.Fatal("server not back after the inhibition was lifted")
 	}
 }
+
+func TestIPv6Fragments(t *testing.T) {
+	cfg := testConfig("rr", 3)
+	cfg.Services = append(cfg.Services, config.Service{VIP: vip6, Port: 53, Protocol: config.UDP, Scheduler: "rr", RealServers: cfg.Services[2].RealServers})
+	f := newForwarder(t, cfg, Options{})
+	payload := bytes.Repeat([]byte("v6 fragment "), 300)
+	for i := 0; i < 4; i++ {
+		c := netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0, 0, 0, 1, 15: byte(0x10 + i)}), 5353)
+		frags := framegen.IPv6Fragments(toDir, c, netip.AddrPortFrom(vip6, 53), payload, 1232, uint32(7000+i))
+		if len(frags) < 3 {
+			t.Fatalf("%d fragments, want at least 3", len(frags))
+		}
+		first, _ := process(t, f, frags[0], t0)
+		expect(t, first, Forward, ReasonNew)
+		if first.Service != 3 {
+			t.Fatalf("first fragment matched service %d, want 3 (udp [VIP6]:53)", first.Service)
+		}
+		for _, fr := range frags[1:] {
+			res, _ := process(t, f, fr, t0)
+			expect(t, res, Forward, ReasonFragment)
+			if res.Real != first.Real {
+				t.Fatalf("fragment went to %d, first to %d", res.Real, first.Real)
+			}
+		}
+	}
+	// The last fragment before the first: rr cannot place it.
+	c := netip.MustParseAddrPort("[2001:2:0:1::99]:5353")
+	frags := framegen.IPv6Fragments(toDir, c, netip.AddrPortFrom(vip6, 53), payload, 1232, 9)
+	res, _ := process(t, f, frags[len(frags)-1], t0)
+	expect(t, res, Drop, ReasonFragNoFirst)
+}

@@ -55,6 +55,7 @@ func seedFrames() [][]byte {
 		syn(c)[:40],
 	}
 	seeds = append(seeds, framegen.IPv4Fragments(toDir, c, netip.AddrPortFrom(vip, 53), make([]byte, 3000), 1480, 5)...)
+	seeds = append(seeds, framegen.IPv6Fragments(toDir, netip.MustParseAddrPort("[2001:2:0:1::10]:5"), netip.AddrPortFrom(vip6, 53), make([]byte, 3000), 1232, 5)...)
 	return append(seeds, scenarioFrames()...)
 }
 

@@ -201,3 +201,34 @@ func ICMPEcho(l2 L2, src, dst netip.Addr, seq uint16) []byte {
 	l3, _, et := ip(src, dst, layers.IPProtocolICMPv4, seq)
 	return serialize(append(ethernet(l2, et), l3, ic, gopacket.Payload("ping"))...)
 }
+
+// IPv6Fragments splits a UDP datagram src->dst into IPv6 fragments (a
+// fragment extension header each) whose fragmentable parts are at most
+// size bytes (a multiple of 8), in order.
+func IPv6Fragments(l2 L2, src, dst netip.AddrPort, payload []byte, size int, id uint32) [][]byte {
+	u := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
+	pseudo := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
+	_ = u.SetNetworkLayerForChecksum(pseudo)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, opts, u, gopacket.Payload(payload)); err != nil {
+		panic("framegen: " + err.Error())
+	}
+	whole := buf.Bytes()
+	var frames [][]byte
+	for off := 0; off < len(whole); off += size {
+		end := min(off+size, len(whole))
+		frag := make([]byte, 8, 8+end-off)
+		frag[0] = byte(layers.IPProtocolUDP)
+		fo := uint16(off/8) << 3
+		if end < len(whole) {
+			fo |= 1 // more fragments
+		}
+		binary.BigEndian.PutUint16(frag[2:], fo)
+		binary.BigEndian.PutUint32(frag[4:], id)
+		frag = append(frag, whole[off:end]...)
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolIPv6Fragment,
+			SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
+		frames = append(frames, serialize(append(ethernet(l2, layers.EthernetTypeIPv6), ip, gopacket.Payload(frag))...))
+	}
+	return frames
+}
