@@ -45,6 +45,12 @@ type Options struct {
 	// shaping, and packet captures on the director (tcpdump) no longer
 	// see what drlb sends, since the kernel's taps are skipped too.
 	QdiscBypass bool
+	// BlackholeVIPs lets the director run on a host that forwards (a
+	// container host): instead of refusing to start, Run installs a
+	// blackhole route per VIP so the kernel drops its copy of VIP frames
+	// rather than routing a duplicate to the real servers, and removes the
+	// routes on exit.
+	BlackholeVIPs bool
 	// Reload, if set, delivers new configurations to apply live (SIGHUP).
 	Reload <-chan *config.Config
 }

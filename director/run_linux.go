@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 
 	"github.com/drlb/drlb/config"
@@ -22,11 +23,30 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return errors.New("director: no interface: set interface: in the config or pass -i")
 	}
 	vips := VIPs(cfg)
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	report := doctor.Director(doctor.System{}, cfg.Interface, vips, RealServerAddrs(cfg)...)
+	forwarding := false
+	for i, c := range report {
+		if c.Status == doctor.Fail && c.ID == doctor.IDForwarding && opts.BlackholeVIPs {
+			report[i].Status = doctor.Warn
+			report[i].Detail = "on: handled with blackhole routes for the VIPs (-blackhole-vip)"
+			report[i].Fix = ""
+			forwarding = true
+		}
+	}
 	if err := report.Err(); err != nil {
 		return fmt.Errorf("director: refusing to start on %s: %w", cfg.Interface, err)
 	}
-	log := opts.Logger
+	if forwarding {
+		remove, err := blackholeVIPs(vips, log)
+		if err != nil {
+			return err
+		}
+		defer remove()
+	}
 	for _, c := range report {
 		if c.Status == doctor.Warn && log != nil {
 			log.Warn(c.Name, "found", c.Detail, "fix", c.Fix)

@@ -28,6 +28,8 @@ type Check struct {
 	Status Status
 	Detail string // what was found
 	Fix    string // the command that fixes a failure, for an operator
+	// ID names checks a program may act on ("forwarding"); empty for most.
+	ID string
 }
 
 // Report is a list of checks.

@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// IDForwarding marks the forwarding checks: drlb run -blackhole-vip
+// handles a failure of theirs by other means.
+const IDForwarding = "forwarding"
+
 // Director checks a host that will run drlb as the director on iface for
 // vips.
 //
@@ -149,7 +153,9 @@ func checkForwarding(r *Report, h Host, fam, iface string) {
 		if fam == "ipv4" {
 			fix = "sysctl -w net.ipv4.ip_forward=0   (or at least " + dotted(key) + "=0)"
 		}
+		fix += "; or, on a host that must forward, drlb run -blackhole-vip"
 		r.add(name, Fail, "on: the kernel would route its own copy of every VIP frame to the real servers, so they would get each packet twice", fix)
+		(*r)[len(*r)-1].ID = IDForwarding
 	default:
 		r.add(name, Pass, "0", "")
 	}

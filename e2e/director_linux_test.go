@@ -22,6 +22,7 @@ import (
 
 	"github.com/drlb/drlb/lab"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // get fetches url from h; close asks for a new connection per request.
@@ -405,6 +406,61 @@ func TestDirectorRefusesBadSetup(t *testing.T) {
 		setSysctl(t, "net/ipv4/conf/"+l.Director.Iface+"/forwarding", "1")
 		defer setSysctl(t, "net/ipv4/conf/"+l.Director.Iface+"/forwarding", "0")
 		refuse(t, "refusing to start", "forwarding", "net.ipv4.ip_forward=0")
+	})
+	t.Run("forwarding on with -blackhole-vip: no duplicates, route removed on exit", func(t *testing.T) {
+		key := "net/ipv4/conf/" + l.Director.Iface + "/forwarding"
+		setSysctl(t, key, "1")
+		defer setSysctl(t, key, "0")
+		rs := l.RealServers[0]
+		var syns int
+		startCapture(t, l, rs, rs.Iface, func(f []byte) {
+			src, dst, ok := ipv4Addrs(f)
+			// TCP SYN (flags byte 13 of the TCP header, no ACK) from the client to the VIP.
+			if ok && src == l.Client.IPv4 && dst == l.VIP && len(f) > 14+20+14 && f[14+9] == 6 && f[14+20+13]&0x12 == 0x02 {
+				syns++
+			}
+		})
+		// Give the director's kernel a next hop for the VIP (here a
+		// neighbor entry VIP -> rs1; in the field a route, or a VIP
+		// outside the LAN routed back by the router): now its own copy of
+		// each VIP frame would be forwarded to rs1 as a duplicate.
+		nh, lk := lanLink(t, l.Director)
+		neigh := &netlink.Neigh{LinkIndex: lk.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+			IP: l.VIP.AsSlice(), HardwareAddr: rs.MAC}
+		if err := nh.NeighSet(neigh); err != nil {
+			t.Fatal(err)
+		}
+		defer nh.NeighDel(neigh)
+		p := startDirectorN(t, l, 1, append(quick, "-blackhole-vip")...)
+		p.waitLog("installed a blackhole route", 1, 5*time.Second)
+		hasRoute := func() bool {
+			routes, err := nh.RouteList(nil, netlink.FAMILY_V4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range routes {
+				if r.Type == unix.RTN_BLACKHOLE && r.Dst != nil && r.Dst.IP.Equal(l.VIP.AsSlice()) {
+					return true
+				}
+			}
+			return false
+		}
+		if !hasRoute() {
+			t.Fatal("no blackhole route for the VIP while drlb runs")
+		}
+		c := l.HTTPClient(l.Client)
+		defer c.CloseIdleConnections()
+		for i := 0; i < 5; i++ {
+			get(t, c, fmt.Sprintf("http://%s/", l.VIP), true)
+		}
+		time.Sleep(200 * time.Millisecond)
+		p.stop()
+		if syns != 5 {
+			t.Errorf("the real server saw %d SYNs for 5 connections: the kernel's copy was forwarded too", syns)
+		}
+		if hasRoute() {
+			t.Error("the blackhole route outlived drlb")
+		}
 	})
 	t.Run("missing interface", func(t *testing.T) {
 		saved := quick[2]
