@@ -15,6 +15,7 @@ import (
 
 	"github.com/drlb/drlb/arp"
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/health"
 	"github.com/drlb/drlb/link"
@@ -51,6 +52,11 @@ type Options struct {
 	// rather than routing a duplicate to the real servers, and removes the
 	// routes on exit.
 	BlackholeVIPs bool
+	// ControlSocket is the Unix socket `drlb ctl` and Prometheus read
+	// (control.DefaultSocket from the CLI; "" = none). MetricsAddr, if
+	// set, also serves /metrics on TCP for a Prometheus scraper.
+	ControlSocket string
+	MetricsAddr   string
 	// Reload, if set, delivers new configurations to apply live (SIGHUP).
 	Reload <-chan *config.Config
 }
@@ -161,6 +167,15 @@ func RealServerAddrs(cfg *config.Config) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// Snapshot is the director's state for `drlb ctl` and /metrics.
+func (d *Director) Snapshot() control.Snapshot {
+	persist := map[int]time.Duration{}
+	for i, s := range d.cfg.Services {
+		persist[i] = s.Persistence
+	}
+	return control.Take(d.fw, d.cfg.MaxConns, persist)
 }
 
 // Forwarder exposes the pipeline, for counters and control.

@@ -79,6 +79,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		port.Close()
 		return err
 	}
+	if err := serveControl(ctx, d, opts, log); err != nil {
+		port.Close()
+		return err
+	}
 	if log != nil {
 		log.Info("director up", "interface", cfg.Interface, "mac", port.HardwareAddr().String(), "vips", vips,
 			"services", len(cfg.Services), "ipv4", opts.IPv4)

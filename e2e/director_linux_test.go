@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/lab"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -589,4 +591,78 @@ func TestHealthChecks(t *testing.T) {
 	if got[l.RealServers[0].Name] == 0 || got[l.RealServers[1].Name] == 0 || got[l.RealServers[2].Name] != 0 {
 		t.Fatalf("after rs2 came back: %v; want rs1 and rs2 only", got)
 	}
+}
+
+// TestCtl: drlb ctl reads the running director's table over its socket,
+// like ipvsadm -Ln, and /metrics serves the same counters.
+func TestCtl(t *testing.T) {
+	needRoot(t)
+	l := newLab(t, lab.Options{RealServers: 2})
+	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
+	writeConfig(t, l, cfg, "rr", []int{2, 1})
+	sock := filepath.Join(t.TempDir(), "drlb.sock")
+	startDirector(t, l, "run", "-c", cfg, "-ctl", sock)
+	// Two keep-alive connections stay ESTABLISHED: ActiveConn 1 on each.
+	for i := 0; i < 2; i++ {
+		c := l.HTTPClient(l.Client)
+		defer c.CloseIdleConnections()
+		get(t, c, fmt.Sprintf("http://%s/", l.VIP), false)
+	}
+	ctl := func(args ...string) string {
+		out, err := exec.Command(drlbBinary, append([]string{"ctl", "list", "-s", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("drlb ctl list %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	list := ctl()
+	for _, want := range []string{
+		"TCP  198.18.0.100:80 rr",
+		fmt.Sprintf("-> %s:80", l.RealServers[0].IPv4),
+		"UDP  198.18.0.100:7 rr",
+		"TCP  [2001:2::100]:80 rr",
+	} {
+		if !strings.Contains(list, want) {
+			t.Errorf("drlb ctl list lacks %q:\n%s", want, list)
+		}
+	}
+	if got := fieldsOf(list, fmt.Sprintf("  -> %s:80", l.RealServers[0].IPv4)); got != fmt.Sprintf("-> %s:80 Route 2 1 0", l.RealServers[0].IPv4) {
+		t.Errorf("rs1 row %q, want weight 2, 1 active, 0 inactive:\n%s", got, list)
+	}
+	if stats := ctl("-stats"); !strings.Contains(fieldsOf(stats, "TCP  198.18.0.100:80"), "TCP 198.18.0.100:80 2 ") {
+		t.Errorf("stats: want 2 connections on the service:\n%s", stats)
+	}
+	var snap struct {
+		Services []struct {
+			RealServers []struct {
+				State string `json:"state"`
+				MAC   string `json:"mac"`
+			} `json:"realservers"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(ctl("-o", "json")), &snap); err != nil || len(snap.Services) != 3 {
+		t.Fatalf("json: %v %+v", err, snap)
+	}
+	if rs := snap.Services[0].RealServers[0]; rs.State != "up" || rs.MAC != l.RealServers[0].MAC.String() {
+		t.Errorf("json real server %+v, want up with MAC %s", rs, l.RealServers[0].MAC)
+	}
+	resp, err := control.Client(sock).Get("http://drlb/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `drlb_service_connections_total{port="80",protocol="tcp",vip="198.18.0.100"} 2`) {
+		t.Errorf("metrics:\n%s", body)
+	}
+}
+
+// fieldsOf returns the first line starting with prefix, spaces folded.
+func fieldsOf(text, prefix string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return strings.Join(strings.Fields(l), " ")
+		}
+	}
+	return ""
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/director"
 )
 
@@ -33,6 +34,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	traceRate := fs.Int("trace-rate", 20, "most frames traced per second")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until drlb stops")
+	ctlSocket := fs.String("ctl", control.DefaultSocket, "control socket for drlb ctl and /metrics (\"\" to disable)")
+	metrics := fs.String("metrics", "", "also serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9469")
 	blackhole := fs.Bool("blackhole-vip", false, "on a host that must forward: add a blackhole route per VIP (removed on exit) instead of refusing to start")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
@@ -58,7 +61,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError("no interface: give -i IFACE or interface: in the config")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole}
+	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole,
+		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
 		opts.Trace = director.NewTracer(stdout, *traceRate)
 	}

@@ -1,0 +1,160 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/framegen"
+)
+
+var (
+	dirMAC = net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	vip    = netip.MustParseAddr("198.18.0.100")
+)
+
+// busyForwarder is a forwarder that has seen a few connections.
+func busyForwarder(t *testing.T) *forwarder.Forwarder {
+	t.Helper()
+	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 4096, Services: []config.Service{{
+		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr", Persistence: 300 * time.Second, PersistenceBits: 32,
+		RealServers: []config.RealServer{
+			{Address: netip.MustParseAddr("198.18.0.11"), Weight: 3, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x11}},
+			{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1},
+		},
+	}}}
+	f, err := forwarder.New(cfg, forwarder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: dirMAC}
+	now := time.Now().UnixNano()
+	for i := 0; i < 3; i++ {
+		c := netip.AddrPortFrom(netip.MustParseAddr("198.18.1.10"), uint16(40000+i))
+		f.Process(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil), &forwarder.Meta{Time: now})
+		f.Process(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 2, 1, nil), &forwarder.Meta{Time: now})
+	}
+	f.Process(framegen.ARPRequest(l2, netip.MustParseAddr("198.18.1.1"), vip), &forwarder.Meta{Time: now})
+	return f
+}
+
+func snapshot(t *testing.T) Snapshot {
+	return Take(busyForwarder(t), 4096, map[int]time.Duration{0: 300 * time.Second})
+}
+
+func TestWriteList(t *testing.T) {
+	var b bytes.Buffer
+	WriteList(&b, snapshot(t))
+	want := `IP Virtual Server version drlb (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.100:80 rr persistent 300
+  -> 198.18.0.11:80               Route   3      3          0
+  -> 198.18.0.12:80               Route   1      0          0          (unresolved)
+`
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestWriteStatsAndRate(t *testing.T) {
+	s := snapshot(t)
+	var b bytes.Buffer
+	WriteStats(&b, s)
+	if got := fieldsOf(b.String(), "TCP"); got != "TCP 198.18.0.100:80 3 6 0 240 0" {
+		t.Fatalf("stats line %q:\n%s", got, b.String())
+	}
+	later := s
+	later.Time = s.Time.Add(2 * time.Second)
+	later.Services = append([]Service(nil), s.Services...)
+	later.Services[0].Conns += 10
+	b.Reset()
+	WriteRate(&b, s, later)
+	if got := fieldsOf(b.String(), "TCP"); got != "TCP 198.18.0.100:80 5 0 0 0 0" {
+		t.Fatalf("rate line %q (10 connections in 2 s = 5 CPS):\n%s", got, b.String())
+	}
+	if human(123456) != "123K" || human(99) != "99" {
+		t.Fatal("human")
+	}
+}
+
+func TestSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "drlb.sock")
+	f := busyForwarder(t)
+	take := func() Snapshot { return Take(f, 4096, nil) }
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, %v; want 0600", st.Mode().Perm(), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, Handler(take)) }()
+
+	s, err := Get(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Services) != 1 || s.Services[0].RealServers[0].Active != 3 || s.Frames["new"] != 1 || s.Frames["persistent"] != 2 || s.Frames["not-ip"] != 1 {
+		t.Fatalf("snapshot over the socket: %+v", s)
+	}
+	// A second director on the same socket is refused, not hijacked.
+	if _, err := Listen(path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Listen: %v, want ErrInUse", err)
+	}
+	resp, err := Client(path).Get("http://drlb/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`drlb_realserver_active_connections{port="80",protocol="tcp",realserver="198.18.0.11",vip="198.18.0.100"} 3`,
+		`drlb_realserver_up{port="80",protocol="tcp",realserver="198.18.0.12",vip="198.18.0.100"} 0`,
+		`drlb_frames_total{reason="persistent"} 2`,
+		`drlb_service_connections_total{port="80",protocol="tcp",vip="198.18.0.100"} 3`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatal(resp.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A stale socket (its director gone) is replaced.
+	ln2, err := Listen(path)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	ln2.Close()
+	if _, err := Get(context.Background(), filepath.Join(t.TempDir(), "none.sock")); err == nil || !strings.Contains(err.Error(), "is drlb run running") {
+		t.Fatalf("Get without a director: %v", err)
+	}
+}
+
+// fieldsOf returns the first line starting with prefix, spaces folded.
+func fieldsOf(text, prefix string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return strings.Join(strings.Fields(l), " ")
+		}
+	}
+	return ""
+}

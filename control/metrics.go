@@ -1,0 +1,67 @@
+package control
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector turns a Snapshot taken at scrape time into Prometheus metrics.
+type collector struct{ take func() Snapshot }
+
+var (
+	svcLabels  = []string{"protocol", "vip", "port"}
+	realLabels = []string{"protocol", "vip", "port", "realserver"}
+
+	descSvcConns    = prometheus.NewDesc("drlb_service_connections_total", "Connections scheduled for the virtual service.", svcLabels, nil)
+	descSvcPackets  = prometheus.NewDesc("drlb_service_packets_total", "Packets forwarded for the virtual service.", svcLabels, nil)
+	descSvcBytes    = prometheus.NewDesc("drlb_service_bytes_total", "IP bytes forwarded for the virtual service.", svcLabels, nil)
+	descRealConns   = prometheus.NewDesc("drlb_realserver_connections_total", "Connections scheduled to the real server.", realLabels, nil)
+	descRealPackets = prometheus.NewDesc("drlb_realserver_packets_total", "Packets forwarded to the real server.", realLabels, nil)
+	descRealBytes   = prometheus.NewDesc("drlb_realserver_bytes_total", "IP bytes forwarded to the real server.", realLabels, nil)
+	descActive      = prometheus.NewDesc("drlb_realserver_active_connections", "ESTABLISHED connections (ipvsadm ActiveConn).", realLabels, nil)
+	descInactive    = prometheus.NewDesc("drlb_realserver_inactive_connections", "Other connections (ipvsadm InActConn).", realLabels, nil)
+	descWeight      = prometheus.NewDesc("drlb_realserver_weight", "Configured weight.", realLabels, nil)
+	descUp          = prometheus.NewDesc("drlb_realserver_up", "1 if the real server takes new connections (available, resolved, not inhibited).", realLabels, nil)
+	descFrames      = prometheus.NewDesc("drlb_frames_total", "Frames by verdict reason (forwarded, passed to the kernel, dropped).", []string{"reason"}, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.take()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, svc := range s.Services {
+		l := []string{svc.Protocol, svc.VIP.String(), strconv.Itoa(int(svc.Port))}
+		counter(descSvcConns, svc.Conns, l...)
+		counter(descSvcPackets, svc.InPackets, l...)
+		counter(descSvcBytes, svc.InBytes, l...)
+		for _, r := range svc.RealServers {
+			rl := append(append([]string(nil), l...), r.Address.String())
+			counter(descRealConns, r.Conns, rl...)
+			counter(descRealPackets, r.InPackets, rl...)
+			counter(descRealBytes, r.InBytes, rl...)
+			gauge(descActive, float64(r.Active), rl...)
+			gauge(descInactive, float64(r.Inactive), rl...)
+			gauge(descWeight, float64(r.Weight), rl...)
+			up := 0.0
+			if r.State == "up" && r.Weight > 0 {
+				up = 1
+			}
+			gauge(descUp, up, rl...)
+		}
+	}
+	for reason, n := range s.Frames {
+		counter(descFrames, n, reason)
+	}
+}

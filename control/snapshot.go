@@ -1,0 +1,93 @@
+package control
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/drlb/drlb/forwarder"
+)
+
+// Source is what a Snapshot is taken from; *forwarder.Forwarder is one.
+type Source interface {
+	Stats() []forwarder.ServiceStats
+	Count(r forwarder.Reason) uint64
+}
+
+// Snapshot is the director's state at one moment, as `drlb ctl` shows it.
+type Snapshot struct {
+	Time     time.Time         `json:"time"`
+	MaxConns int               `json:"max_conns"`
+	Services []Service         `json:"services"`
+	Frames   map[string]uint64 `json:"frames"` // by verdict reason, non-zero only
+}
+
+// Service is one virtual service with its real servers.
+type Service struct {
+	Protocol    string     `json:"protocol"`
+	VIP         netip.Addr `json:"vip"`
+	Port        uint16     `json:"port"`
+	Scheduler   string     `json:"scheduler"`
+	Persistence string     `json:"persistence,omitempty"`
+	Conns       uint64     `json:"conns"`
+	InPackets   uint64     `json:"in_packets"`
+	InBytes     uint64     `json:"in_bytes"`
+	RealServers []Real     `json:"realservers"`
+}
+
+// Real is one real server of a service.
+type Real struct {
+	Address    netip.Addr `json:"address"`
+	MAC        string     `json:"mac,omitempty"` // empty while unresolved
+	Weight     int        `json:"weight"`
+	State      string     `json:"state"` // up, down, inhibited, unresolved
+	Active     int        `json:"active_conns"`
+	Inactive   int        `json:"inactive_conns"`
+	Persistent int        `json:"persistent"`
+	Conns      uint64     `json:"conns"`
+	InPackets  uint64     `json:"in_packets"`
+	InBytes    uint64     `json:"in_bytes"`
+}
+
+// Take reads src now.
+func Take(src Source, maxConns int, persistence map[int]time.Duration) Snapshot {
+	s := Snapshot{Time: time.Now(), MaxConns: maxConns, Frames: map[string]uint64{}}
+	for i, st := range src.Stats() {
+		svc := Service{
+			Protocol: st.Protocol.String(), VIP: st.VIP, Port: st.Port, Scheduler: st.Scheduler,
+			Conns: st.Conns, InPackets: st.Packets, InBytes: st.Bytes,
+		}
+		if p := persistence[i]; p > 0 {
+			svc.Persistence = p.String()
+		}
+		for _, r := range st.RealServers {
+			rs := Real{
+				Address: r.Addr, Weight: r.Weight, State: state(r),
+				Active: r.Active, Inactive: r.Inactive, Persistent: r.Persistent,
+				Conns: r.Conns, InPackets: r.Packets, InBytes: r.Bytes,
+			}
+			if r.MAC != nil {
+				rs.MAC = r.MAC.String()
+			}
+			svc.RealServers = append(svc.RealServers, rs)
+		}
+		s.Services = append(s.Services, svc)
+	}
+	for _, r := range forwarder.Reasons() {
+		if n := src.Count(r); n > 0 {
+			s.Frames[r.String()] = n
+		}
+	}
+	return s
+}
+
+func state(r forwarder.RealServerStats) string {
+	switch {
+	case !r.Available:
+		return "down"
+	case r.MAC == nil:
+		return "unresolved"
+	case r.Inhibited:
+		return "inhibited"
+	}
+	return "up"
+}

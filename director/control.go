@@ -1,0 +1,47 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/drlb/drlb/control"
+)
+
+// serveControl opens the control socket (and the metrics port) and serves
+// them until ctx ends. Another live drlb on the same socket is not fatal:
+// this one runs without a socket and says so.
+func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logger) error {
+	h := control.Handler(d.Snapshot)
+	if opts.ControlSocket != "" {
+		ln, err := control.Listen(opts.ControlSocket)
+		switch {
+		case errors.Is(err, control.ErrInUse):
+			log.Warn("control socket taken: drlb ctl will not see this director", "err", err)
+		case err != nil:
+			return err
+		default:
+			log.Info("control socket", "path", opts.ControlSocket)
+			go func() {
+				if err := control.Serve(ctx, ln, h); err != nil {
+					log.Error("control socket", "err", err)
+				}
+			}()
+		}
+	}
+	if opts.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", opts.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("director: metrics: %w", err)
+		}
+		log.Info("Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+		go func() {
+			if err := control.Serve(ctx, ln, h); err != nil {
+				log.Error("metrics", "err", err)
+			}
+		}()
+	}
+	return nil
+}
