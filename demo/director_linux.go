@@ -30,7 +30,9 @@ func startDirector(l *lab.Lab, exe, cfgPath, logPath string, trace, detach bool)
 		return nil, err
 	}
 	defer logf.Close() // the child has its own copy
-	args := []string{"run", "-c", cfgPath}
+	// The label lets drlb lab down find the director even if the lab's
+	// namespaces were removed under it.
+	args := []string{"run", "-c", cfgPath, "-label", directorLabel(l.Name)}
 	if trace {
 		args = append(args, "-trace")
 	}

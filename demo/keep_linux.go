@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,7 +50,7 @@ func labNamespaces(name string) ([]string, error) {
 // address.
 func startServers(ctx context.Context, l *lab.Lab, exe, dir string) error {
 	for _, rs := range l.RealServers {
-		args := []string{"lab", "serve", "-name", rs.Name}
+		args := []string{"lab", "serve", "-name", rs.Name, "-lab", l.Name}
 		for _, a := range []netip.Addr{l.VIP, l.VIP6, rs.IPv4, rs.IPv6} {
 			args = append(args, "-addr", a.String())
 		}
@@ -100,17 +101,22 @@ func Down(name string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(nss) == 0 {
-		fmt.Fprintf(w, "no lab named %q is up (no namespace %s-* under %s): nothing to remove\n", name, name, netnsDir)
-		return nil
-	}
-	var pids []int
+	// The lab's processes: those in its namespaces, and those tagged with
+	// its name on their command line (found even if the namespaces were
+	// removed under them).
+	pids := taggedPIDs(name)
 	for _, ns := range nss {
 		p, err := pidsIn(ns)
 		if err != nil {
 			return err
 		}
 		pids = append(pids, p...)
+	}
+	slices.Sort(pids)
+	pids = slices.Compact(pids)
+	if len(nss) == 0 && len(pids) == 0 {
+		fmt.Fprintf(w, "no lab named %q is up (no namespace %s-* under %s): nothing to remove\n", name, name, netnsDir)
+		return nil
 	}
 	for _, pid := range pids {
 		fmt.Fprintf(w, "kill -TERM %d    # %s\n", pid, cmdline(pid))
@@ -131,6 +137,37 @@ func Down(name string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "lab %q removed\n", name)
 	return nil
+}
+
+// directorLabel is the -label drlb lab gives its director.
+func directorLabel(lab string) string { return "drlb-lab:" + lab }
+
+// taggedPIDs lists processes started for the lab named name: a director
+// run with -label drlb-lab:NAME, or `drlb lab serve ... -lab NAME`.
+func taggedPIDs(name string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		for i := 0; i+1 < len(args); i++ {
+			if (args[i] == "-label" && args[i+1] == directorLabel(name)) || (args[i] == "-lab" && args[i+1] == name) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
 }
 
 // pidsIn lists the processes whose network namespace is the named one, as

@@ -85,6 +85,7 @@ func labServe(ctx context.Context, args []string, stderr io.Writer) error {
 	name := fs.String("name", "", "the real server's name, sent in every answer")
 	var addrs addrList
 	fs.Var(&addrs, "addr", "an address to serve on (repeatable)")
+	fs.String("lab", "", "the lab this server belongs to (lets drlb lab down find it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

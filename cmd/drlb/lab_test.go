@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/demo"
+	"github.com/drlb/drlb/lab"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/vishvananda/netns"
 )
@@ -332,4 +333,41 @@ func getIn(t *testing.T, ns, url string) string {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.Header.Get("X-Real-Server")
+}
+
+// TestLabDownFindsOrphans: if a kept lab's namespaces are removed by
+// something else, drlb lab down still finds and stops its processes (they
+// carry the lab's name on their command line).
+func TestLabDownFindsOrphans(t *testing.T) {
+	needLabRoot(t)
+	name := labName(t, "o")
+	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
+	out, code := drlbCmd(t, "lab", "--keep", "--name", name, "--pcap-dir", t.TempDir(), "--realservers", "2", "--scheduler", "rr", "--requests", "2")
+	if code != 0 {
+		t.Fatalf("drlb lab --keep exited %d:\n%s", code, out)
+	}
+	tagged := func() []string {
+		var found []string
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err == nil && (strings.Contains(string(b), "\x00-lab\x00"+name+"\x00") || strings.Contains(string(b), "drlb-lab:"+name+"\x00")) {
+				found = append(found, strings.ReplaceAll(string(b), "\x00", " "))
+			}
+		}
+		return found
+	}
+	if got := tagged(); len(got) != 3 { // the director and two web servers
+		t.Fatalf("kept lab processes: %q, want 3", got)
+	}
+	if err := lab.Cleanup(name + "-"); err != nil {
+		t.Fatal(err)
+	}
+	out, code = drlbCmd(t, "lab", "down", "--name", name)
+	if code != 0 || !strings.Contains(out, "kill -TERM") {
+		t.Fatalf("drlb lab down exited %d:\n%s", code, out)
+	}
+	if left := tagged(); len(left) > 0 {
+		t.Fatalf("processes left after drlb lab down: %q", left)
+	}
 }

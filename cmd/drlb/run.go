@@ -36,6 +36,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until drlb stops")
 	ctlSocket := fs.String("ctl", control.DefaultSocket, "control socket for drlb ctl and /metrics (\"\" to disable)")
 	metrics := fs.String("metrics", "", "also serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9469")
+	label := fs.String("label", "", "a label for this director, logged with every line (drlb lab tags its directors)")
 	blackhole := fs.Bool("blackhole-vip", false, "on a host that must forward: add a blackhole route per VIP (removed on exit) instead of refusing to start")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
@@ -61,6 +62,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError("no interface: give -i IFACE or interface: in the config")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if *label != "" {
+		log = log.With("label", *label)
+	}
 	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
