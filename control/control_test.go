@@ -92,7 +92,13 @@ func TestWriteStatsAndRate(t *testing.T) {
 func TestSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run", "drlb.sock")
 	f := busyForwarder(t)
-	take := func() Snapshot { return Take(f, 4096, nil) }
+	take := func(conns bool) Snapshot {
+		s := Take(f, 4096, nil)
+		if conns {
+			f.Connections(time.Now().UnixNano(), func(c forwarder.Conn) bool { s.Conns = append(s.Conns, ConnOf(c)); return true })
+		}
+		return s
+	}
 	ln, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
@@ -104,12 +110,21 @@ func TestSocket(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, ln, Handler(take)) }()
 
-	s, err := Get(context.Background(), path)
+	s, err := Get(context.Background(), path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(s.Services) != 1 || s.Services[0].RealServers[0].Active != 3 || s.Frames["new"] != 1 || s.Frames["persistent"] != 2 || s.Frames["not-ip"] != 1 {
 		t.Fatalf("snapshot over the socket: %+v", s)
+	}
+	withConns, err := Get(context.Background(), path, true)
+	if err != nil || len(withConns.Conns) != 4 { // 3 connections and the persistence template
+		t.Fatalf("conns: %v %+v", err, withConns.Conns)
+	}
+	var b bytes.Buffer
+	WriteConns(&b, withConns)
+	if !strings.Contains(b.String(), "ESTABLISHED 198.18.1.10:40000") || !strings.Contains(b.String(), "198.18.0.11:80") {
+		t.Errorf("WriteConns:\n%s", b.String())
 	}
 	// A second director on the same socket is refused, not hijacked.
 	if _, err := Listen(path); !errors.Is(err, ErrInUse) {
@@ -144,7 +159,7 @@ func TestSocket(t *testing.T) {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	ln2.Close()
-	if _, err := Get(context.Background(), filepath.Join(t.TempDir(), "none.sock")); err == nil || !strings.Contains(err.Error(), "is drlb run running") {
+	if _, err := Get(context.Background(), filepath.Join(t.TempDir(), "none.sock"), false); err == nil || !strings.Contains(err.Error(), "is drlb run running") {
 		t.Fatalf("Get without a director: %v", err)
 	}
 }

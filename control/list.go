@@ -98,3 +98,17 @@ func human(n uint64) string {
 	}
 	return fmt.Sprint(n)
 }
+
+// WriteConns prints the connection table like `ipvsadm -Lnc`.
+func WriteConns(w io.Writer, s Snapshot) {
+	fmt.Fprintln(w, "IPVS connection entries")
+	fmt.Fprintf(w, "%-4s %-6s %-11s %-40s %-40s %s\n", "pro", "expire", "state", "source", "virtual", "destination")
+	for _, c := range s.Conns {
+		exp := int(c.Expires + 0.5)
+		fmt.Fprintf(w, "%-4s %02d:%02d  %-11s %-40s %-40s %s\n", strings.ToUpper(c.Protocol), exp/60, exp%60, c.State,
+			c.Client, c.Virtual, netip.AddrPortFrom(c.Real, c.Virtual.Port()))
+	}
+	if s.ConnsOmitted > 0 {
+		fmt.Fprintf(w, "(%d more entries not listed)\n", s.ConnsOmitted)
+	}
+}

@@ -22,14 +22,15 @@ const DefaultSocket = "/run/drlb/drlb.sock"
 // the socket.
 var ErrInUse = errors.New("control: socket in use by another drlb")
 
-// Handler serves /v1/list (a JSON Snapshot) and /metrics (Prometheus).
-func Handler(take func() Snapshot) http.Handler {
+// Handler serves /v1/list (a JSON Snapshot; ?conns=1 adds the
+// connection table) and /metrics (Prometheus).
+func Handler(take func(conns bool) Snapshot) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{take: take})
+	reg.MustRegister(collector{take: func() Snapshot { return take(false) }})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/list", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(take())
+		_ = json.NewEncoder(w).Encode(take(r.URL.Query().Get("conns") == "1"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
@@ -82,10 +83,15 @@ func Client(path string) *http.Client {
 	}
 }
 
-// Get fetches a Snapshot from the director listening on path.
-func Get(ctx context.Context, path string) (Snapshot, error) {
+// Get fetches a Snapshot from the director listening on path; conns asks
+// for the connection table too.
+func Get(ctx context.Context, path string, conns bool) (Snapshot, error) {
 	var s Snapshot
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://drlb/v1/list", nil)
+	url := "http://drlb/v1/list"
+	if conns {
+		url += "?conns=1"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return s, err
 	}

@@ -19,6 +19,26 @@ type Snapshot struct {
 	MaxConns int               `json:"max_conns"`
 	Services []Service         `json:"services"`
 	Frames   map[string]uint64 `json:"frames"` // by verdict reason, non-zero only
+	// Conns is the connection table, when asked for (ctl list -conns);
+	// ConnsOmitted counts entries left out beyond the listing's bound.
+	Conns        []Conn `json:"conns,omitempty"`
+	ConnsOmitted int    `json:"conns_omitted,omitempty"`
+}
+
+// Conn is one connection table entry, as ipvsadm -Lnc lists it.
+type Conn struct {
+	Protocol string         `json:"protocol"`
+	Client   netip.AddrPort `json:"client"`
+	Virtual  netip.AddrPort `json:"virtual"`
+	Real     netip.Addr     `json:"real"`
+	State    string         `json:"state"`
+	Expires  float64        `json:"expires_seconds"`
+}
+
+// ConnOf converts a forwarder entry.
+func ConnOf(c forwarder.Conn) Conn {
+	return Conn{Protocol: c.Protocol.String(), Client: c.Client, Virtual: c.Virtual, Real: c.Real,
+		State: c.State, Expires: c.Expires.Seconds()}
 }
 
 // Service is one virtual service with its real servers.

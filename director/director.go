@@ -78,6 +78,11 @@ type Director struct {
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
+	// fwMu guards the forwarder's connection table: the loop holds it
+	// for each batch (uncontended, once per batch), the idle sweeper and
+	// connection listings take it between batches.
+	fwMu sync.Mutex
+
 	sendMu  sync.Mutex
 	sendBuf []link.Frame
 }
@@ -169,14 +174,66 @@ func RealServerAddrs(cfg *config.Config) []netip.Addr {
 	return out
 }
 
-// Snapshot is the director's state for `drlb ctl` and /metrics.
-func (d *Director) Snapshot() control.Snapshot {
+// sweepIdle expires connections while no frames flow (Process sweeps a
+// few slots per frame otherwise), so that the active/inactive counts
+// `drlb ctl` shows fall back when traffic stops, as IPVS's timers do.
+//
+// It walks the whole table about every idlePass, in chunks of idleChunk
+// slots with the lock released in between, so the data path never waits
+// for more than one chunk (tens of microseconds).
+func (d *Director) sweepIdle(ctx context.Context) {
+	const ticks = 8
+	t := time.NewTicker(idlePass / ticks)
+	defer t.Stop()
+	perTick := d.fw.TableSlots()/ticks + 1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for done := 0; done < perTick; done += idleChunk {
+				d.fwMu.Lock()
+				d.fw.Tick(now.UnixNano(), idleChunk)
+				d.fwMu.Unlock()
+			}
+		}
+	}
+}
+
+// An expired entry leaves the table within idlePass even when no frames
+// flow (IPVS's per-connection timers are exact; this is close enough for
+// the counters people read).
+const (
+	idlePass  = 4 * time.Second
+	idleChunk = 1 << 12
+)
+
+// Snapshot is the director's state for `drlb ctl` and /metrics; with
+// conns it lists the connection table too (at most maxListedConns).
+func (d *Director) Snapshot(conns bool) control.Snapshot {
 	persist := map[int]time.Duration{}
 	for i, s := range d.cfg.Services {
 		persist[i] = s.Persistence
 	}
-	return control.Take(d.fw, d.cfg.MaxConns, persist)
+	snap := control.Take(d.fw, d.cfg.MaxConns, persist)
+	if conns {
+		now := time.Now().UnixNano()
+		d.fwMu.Lock()
+		d.fw.Connections(now, func(c forwarder.Conn) bool {
+			if len(snap.Conns) == maxListedConns {
+				snap.ConnsOmitted++
+				return true
+			}
+			snap.Conns = append(snap.Conns, control.ConnOf(c))
+			return true
+		})
+		d.fwMu.Unlock()
+	}
+	return snap
 }
+
+// maxListedConns bounds a connection listing (the table may hold millions).
+const maxListedConns = 100_000
 
 // Forwarder exposes the pipeline, for counters and control.
 func (d *Director) Forwarder() *forwarder.Forwarder { return d.fw }
@@ -249,6 +306,11 @@ func (d *Director) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.sweepIdle(ctx)
+	}()
 	if len(d.checks) > 0 {
 		wg.Add(1)
 		go func() {
@@ -296,7 +358,6 @@ func (d *Director) loop(ctx context.Context) error {
 	out := make([]link.Frame, 0, 2*batch)
 	replies := link.NewFrames(batch)
 	var meta forwarder.Meta
-	idle := time.Now()
 	for {
 		n, err := d.port.ReadBatch(ctx, in)
 		if errors.Is(err, link.ErrLinkDown) {
@@ -310,6 +371,7 @@ func (d *Director) loop(ctx context.Context) error {
 		now := time.Now()
 		meta.Time = now.UnixNano()
 		out = out[:0]
+		d.fwMu.Lock()
 		nr := 0
 		for i := 0; i < n; i++ {
 			f := &in[i]
@@ -349,15 +411,11 @@ func (d *Director) loop(ctx context.Context) error {
 				}
 			}
 		}
+		d.fwMu.Unlock()
 		if len(out) > 0 {
 			if _, err := d.port.WriteBatch(out); err != nil {
 				d.log.Warn("write", "err", err)
 			}
-		}
-		// Between bursts, expire idle connections so the counters stay true.
-		if now.Sub(idle) > 100*time.Millisecond {
-			idle = now
-			d.fw.Tick(meta.Time, 4096)
 		}
 	}
 }

@@ -600,13 +600,22 @@ func TestCtl(t *testing.T) {
 	l := newLab(t, lab.Options{RealServers: 2})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", []int{2, 1})
+	// Short closing timeouts, so idle expiry can be seen within the test.
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, "timeouts: {tcp_fin: 1s, tcp_close: 1s}")
+	f.Close()
 	sock := filepath.Join(t.TempDir(), "drlb.sock")
 	startDirector(t, l, "run", "-c", cfg, "-ctl", sock)
 	// Two keep-alive connections stay ESTABLISHED: ActiveConn 1 on each.
+	var clients []*http.Client
 	for i := 0; i < 2; i++ {
 		c := l.HTTPClient(l.Client)
 		defer c.CloseIdleConnections()
 		get(t, c, fmt.Sprintf("http://%s/", l.VIP), false)
+		clients = append(clients, c)
 	}
 	ctl := func(args ...string) string {
 		out, err := exec.Command(drlbBinary, append([]string{"ctl", "list", "-s", sock}, args...)...).CombinedOutput()
@@ -654,6 +663,27 @@ func TestCtl(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `drlb_service_connections_total{port="80",protocol="tcp",vip="198.18.0.100"} 2`) {
 		t.Errorf("metrics:\n%s", body)
+	}
+	// ipvsadm -Lnc: both connections, ESTABLISHED, each to its server.
+	conns := ctl("-conns")
+	if strings.Count(conns, "ESTABLISHED") != 2 || !strings.Contains(conns, l.Client.IPv4.String()) {
+		t.Errorf("drlb ctl list -conns:\n%s", conns)
+	}
+	// The clients close; with no more traffic, the idle sweeper expires the
+	// entries (FIN_WAIT, 1 s here) and the table empties.
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
+	deadline := time.Now().Add(10 * time.Second) // 1 s FIN_WAIT + one sweep pass (4 s) + slack
+	for {
+		row := fieldsOf(ctl(), fmt.Sprintf("  -> %s:80", l.RealServers[0].IPv4))
+		if row == fmt.Sprintf("-> %s:80 Route 2 0 0", l.RealServers[0].IPv4) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle entries never expired: rs1 row %q\n%s", row, ctl("-conns"))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -571,3 +571,37 @@ func TestIPv6Fragments(t *testing.T) {
 	res, _ := process(t, f, frags[len(frags)-1], t0)
 	expect(t, res, Drop, ReasonFragNoFirst)
 }
+
+func TestConnections(t *testing.T) {
+	cfg := testConfig("rr", 2)
+	cfg.Services[0].Persistence = 60 * time.Second
+	f := newForwarder(t, cfg, Options{})
+	c := client(0, 1234)
+	process(t, f, syn(c), t0)
+	process(t, f, ack(c), t0+second)
+	var got []Conn
+	f.Connections(t0+2*second, func(c Conn) bool { got = append(got, c); return true })
+	if len(got) != 2 {
+		t.Fatalf("%d entries, want the connection and its template: %+v", len(got), got)
+	}
+	var conn, tmpl Conn
+	for _, c := range got {
+		if c.State == "TEMPLATE" {
+			tmpl = c
+		} else {
+			conn = c
+		}
+	}
+	if conn.State != "ESTABLISHED" || conn.Client != c || conn.Virtual != netip.AddrPortFrom(vip, 80) ||
+		conn.Real != netip.MustParseAddr("198.18.0.11") || conn.Expires != 899*time.Second {
+		t.Fatalf("connection %+v", conn)
+	}
+	if tmpl.Client.Port() != 0 || tmpl.Expires != 58*time.Second {
+		t.Fatalf("template %+v", tmpl)
+	}
+	n := 0
+	f.Connections(t0+2*second, func(Conn) bool { n++; return false })
+	if n != 1 {
+		t.Fatalf("fn returning false should stop the walk: %d calls", n)
+	}
+}

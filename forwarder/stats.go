@@ -81,3 +81,7 @@ func (f *Forwarder) Count(r Reason) uint64 {
 // (connections and persistence templates). Unlike Stats and Count it reads
 // the table itself, so call it only from the goroutine that runs Process.
 func (f *Forwarder) Conns() int { return f.conns.Len() }
+
+// TableSlots is the connection table's slot count: a full expiry pass
+// (Tick) examines this many slots.
+func (f *Forwarder) TableSlots() int { return f.conns.Slots() }

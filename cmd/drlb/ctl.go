@@ -18,6 +18,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	socket := fs.String("s", control.DefaultSocket, "the director's control socket (drlb run -ctl)")
 	stats := fs.Bool("stats", false, "counters, like ipvsadm -Ln --stats")
 	rate := fs.Bool("rate", false, "rates per second, like ipvsadm -Ln --rate")
+	conns := fs.Bool("conns", false, "the connection table, like ipvsadm -Lnc")
 	interval := fs.Duration("interval", time.Second, "-rate: time between the two samples")
 	output := fs.String("o", "text", "text or json")
 	if err := parseFlags(fs, args[1:]); err != nil {
@@ -26,13 +27,13 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *output != "text" && *output != "json" {
 		return usageError("-o %q: want text or json", *output)
 	}
-	if *stats && *rate {
-		return usageError("-stats and -rate do not mix")
+	if (*stats && *rate) || (*conns && (*stats || *rate)) {
+		return usageError("-stats, -rate and -conns do not mix")
 	}
 	if *interval <= 0 {
 		return usageError("-interval %v: must be positive", *interval)
 	}
-	snap, err := control.Get(ctx, *socket)
+	snap, err := control.Get(ctx, *socket, *conns)
 	if err != nil {
 		return err
 	}
@@ -48,7 +49,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return ctx.Err()
 		case <-time.After(*interval):
 		}
-		after, err := control.Get(ctx, *socket)
+		after, err := control.Get(ctx, *socket, false)
 		if err != nil {
 			return err
 		}
@@ -60,6 +61,8 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		control.WriteRate(stdout, snap, after)
 	case *stats:
 		control.WriteStats(stdout, snap)
+	case *conns:
+		control.WriteConns(stdout, snap)
 	default:
 		control.WriteList(stdout, snap)
 	}
