@@ -94,6 +94,9 @@ func TestSocket(t *testing.T) {
 	f := busyForwarder(t)
 	take := func(conns bool) Snapshot {
 		s := Take(f, 4096, nil)
+		s.Link = map[string]uint64{"rx": 7}
+		s.ARP = map[string]uint64{"replies": 2}
+		s.Neighbors = map[string]uint64{"accepted": 1}
 		if conns {
 			f.Connections(time.Now().UnixNano(), func(c forwarder.Conn) bool { s.Conns = append(s.Conns, ConnOf(c)); return true })
 		}
@@ -140,6 +143,9 @@ func TestSocket(t *testing.T) {
 		`drlb_realserver_active_connections{port="80",protocol="tcp",realserver="198.18.0.11",vip="198.18.0.100"} 3`,
 		`drlb_realserver_up{port="80",protocol="tcp",realserver="198.18.0.12",vip="198.18.0.100"} 0`,
 		`drlb_frames_total{reason="persistent"} 2`,
+		`drlb_link_dropped_frames_total{kind="rx"} 7`,
+		`drlb_arp_events_total{event="replies"} 2`,
+		`drlb_neighbor_events_total{event="accepted"} 1`,
 		`drlb_service_connections_total{port="80",protocol="tcp",vip="198.18.0.100"} 3`,
 	} {
 		if !strings.Contains(string(body), want) {

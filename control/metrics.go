@@ -24,11 +24,14 @@ var (
 	descWeight      = prometheus.NewDesc("drlb_realserver_weight", "Configured weight.", realLabels, nil)
 	descUp          = prometheus.NewDesc("drlb_realserver_up", "1 if the real server takes new connections (available, resolved, not inhibited).", realLabels, nil)
 	descFrames      = prometheus.NewDesc("drlb_frames_total", "Frames by verdict reason (forwarded, passed to the kernel, dropped).", []string{"reason"}, nil)
+	descLinkDrops   = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the socket dropped: rx (receive queue full), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
+	descARP         = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
+	descNeighbors   = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames} {
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descLinkDrops, descARP, descNeighbors} {
 		ch <- d
 	}
 }
@@ -63,5 +66,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for reason, n := range s.Frames {
 		counter(descFrames, n, reason)
+	}
+	for kind, n := range s.Link {
+		counter(descLinkDrops, n, kind)
+	}
+	for ev, n := range s.ARP {
+		counter(descARP, n, ev)
+	}
+	for ev, n := range s.Neighbors {
+		counter(descNeighbors, n, ev)
 	}
 }

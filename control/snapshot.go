@@ -23,6 +23,13 @@ type Snapshot struct {
 	// ConnsOmitted counts entries left out beyond the listing's bound.
 	Conns        []Conn `json:"conns,omitempty"`
 	ConnsOmitted int    `json:"conns_omitted,omitempty"`
+	// Link counts frames the socket dropped (rx, tx, truncated,
+	// unrepresentable); ARP the VIP responder's events (requests,
+	// probes, replies, conflicts, malformed); Neighbors the real-server
+	// resolver's (requests, send_errors, accepted, rejected).
+	Link      map[string]uint64 `json:"link,omitempty"`
+	ARP       map[string]uint64 `json:"arp,omitempty"`
+	Neighbors map[string]uint64 `json:"neighbors,omitempty"`
 }
 
 // Conn is one connection table entry, as ipvsadm -Lnc lists it.

@@ -216,6 +216,15 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		persist[i] = s.Persistence
 	}
 	snap := control.Take(d.fw, d.cfg.MaxConns, persist)
+	if sr, ok := d.port.(link.StatsReporter); ok {
+		if ls, err := sr.Stats(); err == nil {
+			snap.Link = map[string]uint64{"rx": ls.RxDropped, "tx": ls.TxDropped, "truncated": ls.Truncated, "unrepresentable": ls.Unrepresentable}
+		}
+	}
+	rs := d.responder.Stats()
+	snap.ARP = map[string]uint64{"requests": rs.Requests, "probes": rs.Probes, "replies": rs.Replies, "conflicts": rs.Conflicts, "malformed": rs.Malformed}
+	ns := d.resolver.Stats()
+	snap.Neighbors = map[string]uint64{"requests": ns.Requests, "send_errors": ns.SendErrors, "accepted": ns.Accepted, "rejected": ns.Rejected}
 	if conns {
 		now := time.Now().UnixNano()
 		d.fwMu.Lock()

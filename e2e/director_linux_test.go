@@ -661,8 +661,15 @@ func TestCtl(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), `drlb_service_connections_total{port="80",protocol="tcp",vip="198.18.0.100"} 2`) {
-		t.Errorf("metrics:\n%s", body)
+	for _, want := range []string{
+		`drlb_service_connections_total{port="80",protocol="tcp",vip="198.18.0.100"} 2`,
+		`drlb_link_dropped_frames_total{kind="rx"} 0`,
+		`drlb_neighbor_events_total{event="accepted"}`,
+		`drlb_arp_events_total{event="replies"}`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s:\n%s", want, body)
+		}
 	}
 	// ipvsadm -Lnc: both connections, ESTABLISHED, each to its server.
 	conns := ctl("-conns")
