@@ -459,7 +459,7 @@ func etherType(b []byte) (uint16, int) {
 func (d *Director) names(res forwarder.Result) (svc, real string) {
 	if res.Service >= 0 && res.Service < len(d.cfg.Services) {
 		s := d.cfg.Services[res.Service]
-		svc = fmt.Sprintf("%s %s (%s)", s.Protocol, netip.AddrPortFrom(s.VIP, s.Port), s.Scheduler)
+		svc = fmt.Sprintf("%s (%s)", s.String(), s.Scheduler)
 		if res.Real >= 0 && res.Real < len(s.RealServers) {
 			real = s.RealServers[res.Real].Address.String()
 		}

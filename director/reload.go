@@ -3,7 +3,6 @@ package director
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/drlb/drlb/config"
 )
@@ -26,16 +25,12 @@ func (d *Director) Reload(cfg *config.Config) error {
 				return err
 			}
 			if d.cfg.Services[i].RealServers[j].Weight != r.Weight {
-				d.log.Info("weight changed", "service", svcName(s), "real", r.Address, "from", d.cfg.Services[i].RealServers[j].Weight, "to", r.Weight)
+				d.log.Info("weight changed", "service", s.String(), "real", r.Address, "from", d.cfg.Services[i].RealServers[j].Weight, "to", r.Weight)
 				d.cfg.Services[i].RealServers[j].Weight = r.Weight
 			}
 		}
 	}
 	return nil
-}
-
-func svcName(s config.Service) string {
-	return fmt.Sprintf("%s %s", s.Protocol, netip.AddrPortFrom(s.VIP, s.Port))
 }
 
 func sameShape(old, cur *config.Config) error {
@@ -45,14 +40,14 @@ func sameShape(old, cur *config.Config) error {
 	for i := range cur.Services {
 		o, c := old.Services[i], cur.Services[i]
 		if o.VIP != c.VIP || o.Port != c.Port || o.Protocol != c.Protocol || o.Scheduler != c.Scheduler || o.Persistence != c.Persistence {
-			return fmt.Errorf("%w: service %d changed from %s to %s (only weights change live)", ErrRestartNeeded, i, svcName(o), svcName(c))
+			return fmt.Errorf("%w: service %d changed from %s to %s (only weights change live)", ErrRestartNeeded, i, o.String(), c.String())
 		}
 		if len(o.RealServers) != len(c.RealServers) {
-			return fmt.Errorf("%w: service %s: real servers added or removed (only weights change live)", ErrRestartNeeded, svcName(c))
+			return fmt.Errorf("%w: service %s: real servers added or removed (only weights change live)", ErrRestartNeeded, c.String())
 		}
 		for j := range c.RealServers {
 			if o.RealServers[j].Address != c.RealServers[j].Address {
-				return fmt.Errorf("%w: service %s: real server %s replaced by %s (only weights change live)", ErrRestartNeeded, svcName(c), o.RealServers[j].Address, c.RealServers[j].Address)
+				return fmt.Errorf("%w: service %s: real server %s replaced by %s (only weights change live)", ErrRestartNeeded, c.String(), o.RealServers[j].Address, c.RealServers[j].Address)
 			}
 		}
 	}

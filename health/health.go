@@ -44,20 +44,16 @@ func Targets(cfg *config.Config) ([]Target, error) {
 				port = s.Port
 			}
 			if port == 0 {
-				return nil, fmt.Errorf("health: %s real server %s: a service on every port needs check.port", svcName(s), r.Address)
+				return nil, fmt.Errorf("health: %s real server %s: a service on every port needs check.port", s.String(), r.Address)
 			}
 			out = append(out, Target{
 				Service: i, Real: j, Check: *r.Check,
-				Name: fmt.Sprintf("%s -> %s", svcName(s), r.Address),
+				Name: fmt.Sprintf("%s -> %s", s.String(), r.Address),
 				Addr: netip.AddrPortFrom(r.Address, port),
 			})
 		}
 	}
 	return out, nil
-}
-
-func svcName(s config.Service) string {
-	return fmt.Sprintf("%s %s", s.Protocol, netip.AddrPortFrom(s.VIP, s.Port))
 }
 
 // Probe runs one check against t and returns nil if it passed.
