@@ -11,8 +11,25 @@ func completeChecksum(frame []byte, start, off, end int, udp bool) bool {
 	if start < 0 || end > len(frame) || start+off+2 > end || off < 0 {
 		return false
 	}
-	var sum uint64
-	b := frame[start:end]
+	binary.BigEndian.PutUint16(frame[start+off:], checksumOf(frame[start:end], udp))
+	return true
+}
+
+// checksumOf is the Internet checksum of b (which holds the pseudo-header
+// sum in its checksum field, as CHECKSUM_PARTIAL leaves it); udp sends a
+// zero result as 0xffff.
+func checksumOf(b []byte, udp bool) uint16 {
+	cs := ^uint16(fold(sumBytes(b, 0)))
+	if cs == 0 && udp {
+		cs = 0xffff
+	}
+	return cs
+}
+
+// sumBytes adds b to sum as big-endian 16-bit words (an odd last byte is
+// padded with zero): the one's-complement sum, not yet folded. It adds
+// 32-bit words where it can; folding makes that the same sum.
+func sumBytes(b []byte, sum uint64) uint64 {
 	for len(b) >= 8 {
 		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
 		b = b[8:]
@@ -24,15 +41,15 @@ func completeChecksum(frame []byte, start, off, end int, udp bool) bool {
 	if len(b) == 1 {
 		sum += uint64(b[0]) << 8
 	}
+	return sum
+}
+
+// fold reduces a one's-complement sum to 16 bits.
+func fold(sum uint64) uint64 {
 	for sum>>16 != 0 {
 		sum = sum&0xffff + sum>>16
 	}
-	cs := ^uint16(sum)
-	if cs == 0 && udp {
-		cs = 0xffff
-	}
-	binary.BigEndian.PutUint16(frame[start+off:], cs)
-	return true
+	return sum
 }
 
 // HasPartialChecksum reports whether frame's TCP or UDP checksum field
@@ -55,31 +72,17 @@ func HasPartialChecksum(frame []byte) bool {
 	default:
 		return false
 	}
-	var sum uint64
-	if p.family == 4 {
-		sum = sum16(frame[p.l3+12 : p.l3+20])
-	} else {
-		sum = sum16(frame[p.l3+8 : p.l3+40])
+	addrs := frame[p.l3+12 : p.l3+20]
+	if p.family == 6 {
+		addrs = frame[p.l3+8 : p.l3+40]
 	}
-	sum += uint64(p.proto) + uint64(p.l3End-p.l4)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
+	pseudo := fold(sumBytes(addrs, uint64(p.proto)+uint64(p.l3End-p.l4)))
 	got := binary.BigEndian.Uint16(frame[field:])
-	if got != uint16(sum) {
+	if got != uint16(pseudo) {
 		return false
 	}
 	// A correct checksum can equal the pseudo-header sum only when the
-	// segment's own bytes sum to that same value; make sure it is wrong.
-	full := append([]byte(nil), frame[:p.l3End]...)
-	completeChecksum(full, p.l4, field-p.l4, p.l3End, p.proto == protoUDP)
-	return binary.BigEndian.Uint16(full[field:]) != got
-}
-
-func sum16(b []byte) uint64 {
-	var s uint64
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint64(binary.BigEndian.Uint16(b[i:]))
-	}
-	return s
+	// segment's own bytes sum to that same value; make sure it is wrong:
+	// completing it must change it.
+	return checksumOf(frame[p.l4:p.l3End], p.proto == protoUDP) != got
 }

@@ -61,21 +61,3 @@ func (f *Forwarder) TooBig(frame, out []byte) int {
 	binary.BigEndian.PutUint16(icmp[2:], ^uint16(fold(sumBytes(icmp[:plen], sum))))
 	return p.l3 + 40 + plen
 }
-
-func sumBytes(b []byte, sum uint64) uint64 {
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	return sum
-}
-
-func fold(sum uint64) uint64 {
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return sum
-}
