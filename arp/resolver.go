@@ -471,7 +471,11 @@ func (r *Resolver) emit(events ...Event) {
 // It returns true if the frame was accepted. Any other ARP/NDP frame that
 // claims a different MAC for a wanted address is rejected and triggers a
 // fresh request (see Resolver). Handle does not allocate.
-func (r *Resolver) Handle(frame []byte) bool {
+func (r *Resolver) Handle(frame []byte) bool { return r.HandleAt(frame, r.cfg.Clock.Now()) }
+
+// HandleAt is Handle for a frame received at now: the director's step
+// passes the batch's time, so the data path reads no clock of its own.
+func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 	var eth Ethernet
 	etype, _, f := parseEthernet(frame, &eth)
 	if !f.ok() || eth.Src == r.cfg.MAC {
@@ -527,7 +531,6 @@ func (r *Resolver) Handle(frame []byte) bool {
 		r.mu.Unlock()
 		return false
 	}
-	now := r.cfg.Clock.Now()
 	if !isAnswer || !e.outstanding {
 		if mac != e.mac || !e.usable() {
 			r.rejected.Add(1)

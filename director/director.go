@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/health"
 	"github.com/drlb/drlb/link"
+	"github.com/drlb/drlb/step"
 )
 
 // Options tune a Director.
@@ -32,8 +32,9 @@ type Options struct {
 	// the VIPs at start (default 5, 1s apart, like keepalived).
 	AnnounceCount    int
 	AnnounceInterval time.Duration
-	// Trace, if set, narrates frames through the pipeline (rate-limited).
-	Trace *Tracer
+	// Trace, if set, watches every frame through the step: the
+	// step.Narrator behind `drlb run -trace`.
+	Trace step.Observer
 	// MTU of the LAN interface: frames that exceed it (and are not
 	// super-frames the kernel segments) are answered with ICMP
 	// fragmentation-needed / packet-too-big when they forbid
@@ -69,10 +70,11 @@ type Director struct {
 	mac  arp.MAC
 
 	fw        *forwarder.Forwarder
+	step      *step.Step
 	responder *arp.Responder
 	resolver  *arp.Resolver
 	announcer *arp.Announcer
-	trace     *Tracer
+	neighbors *neighborQueue
 	reload    <-chan *config.Config
 	checks    []health.Target
 
@@ -80,7 +82,8 @@ type Director struct {
 
 	// fwMu guards the forwarder's connection table: the loop holds it
 	// for each batch (uncontended, once per batch), the idle sweeper and
-	// connection listings take it between batches.
+	// connection listings take it between batches, briefly. Nothing
+	// slow runs under it: resolver events are queued (neighborQueue).
 	fwMu sync.Mutex
 
 	sendMu  sync.Mutex
@@ -89,7 +92,7 @@ type Director struct {
 
 // New builds a Director for cfg on port. It does no I/O.
 func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
-	d := &Director{cfg: cfg, port: port, log: opts.Logger, trace: opts.Trace, reload: opts.Reload}
+	d := &Director{cfg: cfg, port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue()}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -118,7 +121,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	}
 	sender := arp.SenderFunc(d.send)
 	d.resolver, err = arp.NewResolver(arp.ResolverConfig{
-		MAC: mac, IPv4: opts.IPv4, IPv6: opts.IPv6, Sender: sender, OnEvent: d.neighborEvent,
+		MAC: mac, IPv4: opts.IPv4, IPv6: opts.IPv6, Sender: sender, OnEvent: d.neighbors.push,
 	})
 	if err != nil {
 		return nil, err
@@ -126,6 +129,10 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d.announcer, err = arp.NewAnnouncer(arp.AnnouncerConfig{
 		MAC: mac, Count: opts.AnnounceCount, Interval: opts.AnnounceInterval, Sender: sender,
 	})
+	if err != nil {
+		return nil, err
+	}
+	d.step, err = step.New(step.Config{Forwarder: fw, Responder: d.responder, Resolver: d.resolver, Observer: opts.Trace})
 	if err != nil {
 		return nil, err
 	}
@@ -279,24 +286,6 @@ func (d *Director) conflict(c arp.Conflict) {
 // conflictHoldoff spaces re-announcements after VIP conflicts.
 const conflictHoldoff = 10 * time.Second
 
-func (d *Director) neighborEvent(e arp.Event) {
-	switch e.Kind {
-	case arp.EventResolved, arp.EventChanged:
-		if err := d.fw.SetMAC(e.Addr, net.HardwareAddr(e.MAC[:])); err != nil {
-			d.log.Error("neighbor", "addr", e.Addr, "err", err)
-			return
-		}
-		if e.Kind == arp.EventChanged {
-			d.log.Warn("real server MAC changed", "addr", e.Addr, "old", net.HardwareAddr(e.OldMAC[:]), "mac", net.HardwareAddr(e.MAC[:]).String())
-		} else {
-			d.log.Info("real server resolved", "addr", e.Addr, "mac", net.HardwareAddr(e.MAC[:]).String())
-		}
-	case arp.EventFailed:
-		_ = d.fw.SetMAC(e.Addr, nil)
-		d.log.Warn("real server does not answer ARP/NDP: not scheduled until it does (is it up, on this LAN segment?)", "addr", e.Addr)
-	}
-}
-
 // Serve runs the director until ctx ends or the port fails. It closes the
 // port when it returns.
 func (d *Director) Serve(ctx context.Context) error {
@@ -319,6 +308,11 @@ func (d *Director) Serve(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		d.sweepIdle(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.neighbors.run(ctx, d.applyNeighbor)
 	}()
 	if len(d.checks) > 0 {
 		wg.Add(1)
@@ -360,13 +354,10 @@ func (d *Director) Serve(ctx context.Context) error {
 	return err
 }
 
-// loop is the data path: read a batch, decide, write a batch.
+// loop is the data path: read a batch, step, write a batch.
 func (d *Director) loop(ctx context.Context) error {
-	const batch = link.DefaultBatchSize
-	in := link.NewFrames(batch)
-	out := make([]link.Frame, 0, 2*batch)
-	replies := link.NewFrames(batch)
-	var meta forwarder.Meta
+	in := link.NewFrames(link.DefaultBatchSize)
+	out := make([]link.Frame, 0, 2*link.DefaultBatchSize)
 	for {
 		n, err := d.port.ReadBatch(ctx, in)
 		if errors.Is(err, link.ErrLinkDown) {
@@ -377,49 +368,9 @@ func (d *Director) loop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		now := time.Now()
-		meta.Time = now.UnixNano()
-		out = out[:0]
+		now := time.Now().UnixNano()
 		d.fwMu.Lock()
-		nr := 0
-		for i := 0; i < n; i++ {
-			f := &in[i]
-			if isNeighbor(f.Data) {
-				d.resolver.Handle(f.Data)
-				if nr == len(replies) {
-					continue
-				}
-				r := &replies[nr]
-				if k, ok := d.responder.Handle(f.Data, r.Data[:cap(r.Data)]); ok {
-					r.Data = r.Data[:k]
-					r.Offload = link.Offload{}
-					out = append(out, *r)
-					nr++
-				}
-				if !isNDP(f.Data) {
-					continue // ARP is never forwarded; ICMPv6 errors may be
-				}
-			}
-			desc := d.trace.step(f.Data)
-			meta.Super = f.Offload.IsSuperFrame()
-			res := d.fw.Process(f.Data, &meta)
-			if desc != "" {
-				svc, real := d.names(res)
-				d.trace.done(desc, f.Data, res, svc, real)
-			}
-			switch {
-			case res.Verdict == forwarder.Forward:
-				out = append(out, *f)
-			case res.Reason == forwarder.ReasonTooBig && nr < len(replies):
-				r := &replies[nr]
-				if k := d.fw.TooBig(f.Data, r.Data[:cap(r.Data)]); k > 0 {
-					r.Data = r.Data[:k]
-					r.Offload = link.Offload{}
-					out = append(out, *r)
-					nr++
-				}
-			}
-		}
+		out = d.step.Handle(now, in[:n], out[:0])
 		d.fwMu.Unlock()
 		if len(out) > 0 {
 			if _, err := d.port.WriteBatch(out); err != nil {
@@ -427,42 +378,4 @@ func (d *Director) loop(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// isNeighbor reports ARP frames and ICMPv6 frames (neighbor discovery is
-// ICMPv6), with or without one 802.1Q tag.
-func isNeighbor(b []byte) bool {
-	et, off := etherType(b)
-	switch et {
-	case 0x0806:
-		return true
-	case 0x86dd:
-		return len(b) >= off+40 && b[off+6] == 58
-	}
-	return false
-}
-
-func isNDP(b []byte) bool { et, _ := etherType(b); return et == 0x86dd }
-
-func etherType(b []byte) (uint16, int) {
-	if len(b) < 14 {
-		return 0, 0
-	}
-	et := binary.BigEndian.Uint16(b[12:])
-	if et == 0x8100 && len(b) >= 18 {
-		return binary.BigEndian.Uint16(b[16:]), 18
-	}
-	return et, 14
-}
-
-// names renders a result's service and real server for people.
-func (d *Director) names(res forwarder.Result) (svc, real string) {
-	if res.Service >= 0 && res.Service < len(d.cfg.Services) {
-		s := d.cfg.Services[res.Service]
-		svc = fmt.Sprintf("%s (%s)", s.String(), s.Scheduler)
-		if res.Real >= 0 && res.Real < len(s.RealServers) {
-			real = s.RealServers[res.Real].Address.String()
-		}
-	}
-	return svc, real
 }

@@ -38,6 +38,10 @@ type Options struct {
 	// MAC is the director's MAC address. Nil means "the destination MAC of
 	// each frame", as `drlb replay` does by default.
 	MAC net.HardwareAddr
+	// OwnMAC, with a nil MAC, is the director's MAC all the same: frames
+	// from it are its own (ReasonOwnFrame), as they are live. A replay
+	// that takes the director's MAC per frame learns it from the capture.
+	OwnMAC net.HardwareAddr
 	// Seed seeds the connection table hash (0 gives repeatable replays).
 	Seed uint64
 	// SweepBudget is how many connection table slots each Process call
@@ -57,6 +61,7 @@ var ErrUnknownServer = errors.New("forwarder: no such real server")
 // Forwarder is the DR data path for one configuration.
 type Forwarder struct {
 	mac      uint64 // packed director MAC, 0 = per frame
+	own      uint64 // packed director MAC for the own-frame check, 0 = none
 	services []*service
 	byKey    map[svcKey]*service
 	vips     map[netip.Addr]struct{}
@@ -93,6 +98,12 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 			return nil, fmt.Errorf("forwarder: director MAC %v is not a 6-byte Ethernet address", opts.MAC)
 		}
 		f.mac = packMAC(opts.MAC)
+		f.own = f.mac
+	} else if opts.OwnMAC != nil {
+		if len(opts.OwnMAC) != 6 {
+			return nil, fmt.Errorf("forwarder: director MAC %v is not a 6-byte Ethernet address", opts.OwnMAC)
+		}
+		f.own = packMAC(opts.OwnMAC)
 	}
 	if len(cfg.Services) > 1<<16 {
 		return nil, fmt.Errorf("forwarder: %d services, at most 65536", len(cfg.Services))
@@ -206,13 +217,11 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	}
 
 	dirMAC := macAt(frame[0:6])
-	if f.mac != 0 {
-		if macAt(frame[6:12]) == f.mac {
-			return f.result(Drop, ReasonOwnFrame, -1, -1)
-		}
-		if dirMAC != f.mac {
-			return f.result(Pass, ReasonNotOurs, -1, -1)
-		}
+	if f.own != 0 && macAt(frame[6:12]) == f.own {
+		return f.result(Drop, ReasonOwnFrame, -1, -1)
+	}
+	if f.mac != 0 && dirMAC != f.mac {
+		return f.result(Pass, ReasonNotOurs, -1, -1)
 	}
 
 	var res Result

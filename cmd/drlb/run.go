@@ -17,6 +17,7 @@ import (
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/director"
+	"github.com/drlb/drlb/step"
 )
 
 // runRun is `drlb run`: the live director.
@@ -68,7 +69,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
-		opts.Trace = director.NewTracer(stdout, *traceRate)
+		rate := *traceRate
+		if rate <= 0 {
+			rate = 20
+		}
+		opts.Trace = step.NewNarrator(stdout, cfg, step.NarratorOptions{PerSecond: rate, Prefix: "trace: "})
 	}
 	if *cfgPath != "" {
 		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log)

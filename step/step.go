@@ -1,0 +1,143 @@
+package step
+
+import (
+	"errors"
+	"time"
+
+	"github.com/drlb/drlb/arp"
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/pktfmt"
+	"github.com/drlb/drlb/link"
+)
+
+// ErrNoForwarder is returned by New without a Forwarder.
+var ErrNoForwarder = errors.New("step: a Forwarder is required")
+
+// Config wires a Step. Only Forwarder is required.
+type Config struct {
+	Forwarder *forwarder.Forwarder
+	// Responder answers ARP requests and neighbor solicitations for the
+	// VIPs; nil answers nothing.
+	Responder *arp.Responder
+	// Resolver learns real servers' MACs from their answers; nil learns
+	// nothing (a replay takes them from the config). Its events must not
+	// do slow work on the data path: the director queues them.
+	Resolver *arp.Resolver
+	// Observer, if set, sees every frame (trace, replay listing).
+	Observer Observer
+	// CompleteChecksums completes partial checksums (Offload.CsumPartial)
+	// in forwarded frames and clears their offload state: for output that
+	// has no offload header to carry them, a pcap. The live director
+	// leaves it off: the kernel completes them from the virtio-net header.
+	CompleteChecksums bool
+	// Batch is the most frames one Handle call takes (default
+	// link.DefaultBatchSize); it sizes the reply buffers.
+	Batch int
+}
+
+// Step is one director's per-batch work. It is not safe for concurrent
+// use: one goroutine (the director's loop, or a replay) drives it.
+type Step struct {
+	cfg     Config
+	replies []link.Frame // the director's own frames, reused every call
+	meta    forwarder.Meta
+	ev      Event
+}
+
+// replyLen fits every frame the director builds itself.
+const replyLen = max(arp.MaxFrameLen, forwarder.TooBigMaxLen)
+
+// New builds a Step.
+func New(cfg Config) (*Step, error) {
+	if cfg.Forwarder == nil {
+		return nil, ErrNoForwarder
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = link.DefaultBatchSize
+	}
+	s := &Step{cfg: cfg, replies: make([]link.Frame, cfg.Batch)}
+	for i := range s.replies {
+		s.replies[i].Data = make([]byte, 0, replyLen)
+	}
+	return s, nil
+}
+
+// Forwarder is the step's forwarder.
+func (s *Step) Forwarder() *forwarder.Forwarder { return s.cfg.Forwarder }
+
+// Handle processes the frames of in, received at now (unix nanoseconds),
+// in order, and appends to out every frame the director sends for them,
+// in order: forwarded frames (in's own buffers, rewritten in place, with
+// their offload header) and the director's answers (buffers of the Step,
+// valid until the next Handle). It returns out. Frames beyond Batch are
+// still processed, but only Batch answers are made per call. Handle does
+// not allocate unless the Observer asks for descriptions.
+func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame {
+	s.meta.Time = now
+	nr := 0
+	for i := range in {
+		f := &in[i]
+		ev := &s.ev
+		*ev = Event{Time: now, Result: passNotIP}
+		watch := s.cfg.Observer != nil && s.cfg.Observer.Wants(now)
+		if watch {
+			ev.Desc = pktfmt.Describe(f.Data)
+		}
+		class := classify(f.Data)
+		if class != other {
+			if s.cfg.Resolver != nil {
+				s.cfg.Resolver.HandleAt(f.Data, time.Unix(0, now))
+			}
+			if s.cfg.Responder != nil && nr < len(s.replies) {
+				r := &s.replies[nr]
+				if k, ok := s.cfg.Responder.Handle(f.Data, r.Data[:cap(r.Data)]); ok {
+					r.Data, r.Offload = r.Data[:k], link.Offload{}
+					out = append(out, *r)
+					nr++
+					ev.Action, ev.Sent = Answer, r.Data
+					ev.Kind = ARPReply
+					if class == icmp6 {
+						ev.Kind = NeighborAdvert
+					}
+				}
+			}
+		}
+		if class != arpFrame {
+			s.meta.Super = f.Offload.IsSuperFrame()
+			if s.cfg.CompleteChecksums {
+				s.meta.CsumPartial = f.Offload.CsumPartial
+				s.meta.CsumStart, s.meta.CsumOffset = f.Offload.CsumStart, f.Offload.CsumOffset
+			}
+			res := s.cfg.Forwarder.Process(f.Data, &s.meta)
+			if ev.Action != Answer {
+				ev.Result = res
+				switch {
+				case res.Verdict == forwarder.Forward:
+					if s.meta.CsumPartial {
+						f.Offload = link.Offload{}
+						ev.CsumCompleted = true
+					}
+					out = append(out, *f)
+					ev.Action, ev.Kind, ev.Sent = Forward, Forwarded, f.Data
+				case res.Reason == forwarder.ReasonTooBig && nr < len(s.replies):
+					ev.Action = Drop
+					r := &s.replies[nr]
+					if k := s.cfg.Forwarder.TooBig(f.Data, r.Data[:cap(r.Data)]); k > 0 {
+						r.Data, r.Offload = r.Data[:k], link.Offload{}
+						out = append(out, *r)
+						nr++
+						ev.Action, ev.Kind, ev.Sent = Answer, TooBig, r.Data
+					}
+				case res.Verdict == forwarder.Drop:
+					ev.Action = Drop
+				}
+			}
+		}
+		if watch {
+			s.cfg.Observer.Observe(ev)
+		}
+	}
+	return out
+}
+
+var passNotIP = forwarder.Result{Verdict: forwarder.Pass, Reason: forwarder.ReasonNotIP, Service: -1, Real: -1}
