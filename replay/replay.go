@@ -10,9 +10,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/drlb/drlb/arp"
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
-	"github.com/drlb/drlb/internal/pktfmt"
+	"github.com/drlb/drlb/link"
+	"github.com/drlb/drlb/step"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -28,24 +30,40 @@ var ErrNoMAC = errors.New("replay: real server without mac")
 
 // Options tune a replay.
 type Options struct {
-	// MAC is the director's MAC; nil means each frame's destination MAC.
+	// MAC is the director's MAC; nil means each frame's destination MAC
+	// (what was sent to the director), while the director's own frames
+	// and its answers use the MAC learnt from the capture (DirectorMAC).
 	MAC net.HardwareAddr
-	// Listing, when set, receives one line per input frame: number,
-	// verdict, reason, flow and chosen real server.
+	// MTU of the LAN: larger frames that may not be fragmented are
+	// answered with ICMP fragmentation-needed / packet-too-big, as live.
+	// 0 checks nothing.
+	MTU int
+	// ForwardedOnly writes only the forwarded frames, not the director's
+	// own answers.
+	ForwardedOnly bool
+	// Listing, when set, receives one line per input frame (numbered):
+	// what the director did and why, the flow, the real server, what was
+	// sent; the same lines `drlb run -trace` prints.
 	Listing io.Writer
 }
 
 // Summary counts what happened to the input frames.
 type Summary struct {
-	Frames, Forwarded, Passed, Dropped int
+	// Frames = Forwarded + Answered + Passed + Dropped.
+	Frames, Forwarded, Answered, Passed, Dropped int
+	// Answers counts the director's own frames by kind.
+	Answers map[step.Kind]int
 	// ChecksumsCompleted counts frames whose partial checksum was completed.
 	ChecksumsCompleted int
 	ByReason           map[forwarder.Reason]int
+	// DirectorMAC is the MAC the replay answered ARP/NDP with: Options.MAC,
+	// else learnt from the capture (nil when it holds no frame to a VIP).
+	DirectorMAC net.HardwareAddr
 }
 
 func (s Summary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d frames: %d forwarded, %d passed, %d dropped", s.Frames, s.Forwarded, s.Passed, s.Dropped)
+	fmt.Fprintf(&b, "%d frames: %d forwarded, %d answered, %d passed, %d dropped", s.Frames, s.Forwarded, s.Answered, s.Passed, s.Dropped)
 	reasons := make([]forwarder.Reason, 0, len(s.ByReason))
 	for r := range s.ByReason {
 		reasons = append(reasons, r)
@@ -60,6 +78,14 @@ func (s Summary) String() string {
 		fmt.Fprintf(&b, "%s %d", r, s.ByReason[r])
 		if i == len(reasons)-1 {
 			b.WriteString(")")
+		}
+	}
+	if s.Answered > 0 {
+		b.WriteString("; answers:")
+		for k := step.Kind(0); k < step.TooBig+1; k++ {
+			if n := s.Answers[k]; n > 0 {
+				fmt.Fprintf(&b, " %s %d", k, n)
+			}
 		}
 	}
 	if s.ChecksumsCompleted > 0 {
@@ -111,18 +137,35 @@ func open(in io.Reader) (packetSource, error) {
 	return src, nil
 }
 
-// Run replays every frame of in through a forwarder built from cfg and
-// writes the forwarded frames to out as a pcap file.
+// Run replays every frame of in through a director step built from cfg
+// and writes what the director sends to out as a pcap file.
 func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary, error) {
-	sum := Summary{ByReason: map[forwarder.Reason]int{}}
+	sum := Summary{ByReason: map[forwarder.Reason]int{}, Answers: map[step.Kind]int{}}
 	if err := CheckMACs(cfg); err != nil {
 		return sum, err
 	}
-	fw, err := forwarder.New(cfg, forwarder.Options{MAC: opts.MAC})
+	if opts.MTU < 0 {
+		return sum, fmt.Errorf("replay: MTU %d is negative", opts.MTU)
+	}
+	rs, err := rewindable(in)
 	if err != nil {
 		return sum, err
 	}
-	src, err := open(in)
+	sum.DirectorMAC = opts.MAC
+	if sum.DirectorMAC == nil {
+		if sum.DirectorMAC, err = learnDirectorMAC(cfg, rs); err != nil {
+			return sum, err
+		}
+		if _, err := rs.Seek(0, io.SeekStart); err != nil {
+			return sum, err
+		}
+	}
+	c := &counter{sum: &sum}
+	st, err := newStep(cfg, opts, c)
+	if err != nil {
+		return sum, err
+	}
+	src, err := open(rs)
 	if err != nil {
 		return sum, err
 	}
@@ -130,6 +173,8 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
 		return sum, err
 	}
+	frames := make([]link.Frame, 1)
+	var sent []link.Frame
 	for {
 		data, ci, err := src.ReadPacketData()
 		if err == io.EOF {
@@ -139,48 +184,90 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 			return sum, fmt.Errorf("%w: frame %d: %v", ErrInput, sum.Frames+1, err)
 		}
 		sum.Frames++
-		frame := append([]byte(nil), data...)
-		m := forwarder.Meta{Time: ci.Timestamp.UnixNano()}
-		if forwarder.HasPartialChecksum(frame) {
-			m.CsumPartial = true
-		}
-		var flow string
-		if opts.Listing != nil {
-			flow = pktfmt.Describe(frame)
-		}
-		res := fw.Process(frame, &m)
-		sum.ByReason[res.Reason]++
-		switch res.Verdict {
-		case forwarder.Forward:
-			sum.Forwarded++
-			if m.CsumPartial {
-				sum.ChecksumsCompleted++
+		f := &frames[0]
+		f.Data = append(f.Data[:0], data...)
+		// A capture keeps a partial checksum as the sender left it; the
+		// output has no offload header to carry it, so complete it.
+		f.Offload = link.Offload{CsumPartial: forwarder.HasPartialChecksum(f.Data)}
+		sent = st.Handle(ci.Timestamp.UnixNano(), frames, sent[:0])
+		for _, o := range sent {
+			if opts.ForwardedOnly && c.last != step.Forward {
+				continue // with a batch of one frame, only it can be forwarded
 			}
-			ci.CaptureLength = len(frame)
-			if ci.Length < len(frame) {
-				ci.Length = len(frame)
-			}
-			if err := w.WritePacket(ci, frame); err != nil {
+			oci := ci
+			oci.CaptureLength, oci.Length = len(o.Data), len(o.Data)
+			if err := w.WritePacket(oci, o.Data); err != nil {
 				return sum, err
 			}
-		case forwarder.Pass:
-			sum.Passed++
-		case forwarder.Drop:
-			sum.Dropped++
 		}
-		if opts.Listing != nil {
-			line := fmt.Sprintf("%d %s %s %s", sum.Frames, res.Verdict, res.Reason, flow)
-			if res.Verdict == forwarder.Forward {
-				rs := cfg.Services[res.Service].RealServers[res.Real]
-				line += fmt.Sprintf(" => %s %s", rs.Address, rs.MAC)
-				if m.CsumPartial {
-					line += " (checksum completed)"
-				}
-			}
-			if _, err := fmt.Fprintln(opts.Listing, line); err != nil {
-				return sum, err
-			}
+		if c.err != nil {
+			return sum, c.err
 		}
 	}
 	return sum, nil
+}
+
+// newStep builds the director's step for a replay: the forwarder, a
+// responder for the VIPs answering with the director's MAC, no resolver
+// (real servers' MACs come from the config), and an observer that counts
+// and, with a listing, narrates.
+func newStep(cfg *config.Config, opts Options, c *counter) (*step.Step, error) {
+	sum := c.sum
+	fw, err := forwarder.New(cfg, forwarder.Options{MAC: opts.MAC, OwnMAC: sum.DirectorMAC, MTU: opts.MTU})
+	if err != nil {
+		return nil, err
+	}
+	sc := step.Config{Forwarder: fw, CompleteChecksums: true, Batch: 1, Observer: c}
+	if sum.DirectorMAC != nil {
+		mac, _ := arp.MACFrom(sum.DirectorMAC)
+		if sc.Responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: vips(cfg)}); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Listing != nil {
+		c.narrator = step.NewNarrator(opts.Listing, cfg, step.NarratorOptions{Numbered: true})
+	}
+	return step.New(sc)
+}
+
+// counter is the replay's Observer: it keeps the Summary and passes
+// events on to the listing.
+type counter struct {
+	sum      *Summary
+	narrator *step.Narrator
+	last     step.Action // of the frame just handled
+	err      error       // writing the listing
+}
+
+func (c *counter) Wants(now int64) bool {
+	if c.narrator != nil {
+		return c.narrator.Wants(now)
+	}
+	return true
+}
+
+func (c *counter) Observe(e *step.Event) {
+	s := c.sum
+	c.last = e.Action
+	s.ByReason[e.Result.Reason]++
+	switch e.Action {
+	case step.Forward:
+		s.Forwarded++
+		if e.CsumCompleted {
+			s.ChecksumsCompleted++
+		}
+	case step.Answer:
+		s.Answered++
+		s.Answers[e.Kind]++
+	case step.Pass:
+		s.Passed++
+	case step.Drop:
+		s.Dropped++
+	}
+	if c.narrator != nil {
+		c.narrator.Observe(e)
+		if c.err == nil {
+			c.err = c.narrator.Err()
+		}
+	}
 }

@@ -12,11 +12,18 @@ import (
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/step"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 var update = flag.Bool("update", false, "regenerate the scenario pcaps and golden outputs under testdata/")
 
 var goldenSchedulers = []string{"rr", "wrr", "wlc", "sh", "mh"}
+
+// goldenMTU makes the scenarios' oversized frames draw too-big replies.
+const goldenMTU = 1500
 
 func loadConfig(t *testing.T, sched string) *config.Config {
 	t.Helper()
@@ -45,7 +52,7 @@ func TestGolden(t *testing.T) {
 		for _, sched := range goldenSchedulers {
 			t.Run(name+"/"+sched, func(t *testing.T) {
 				var out, listing bytes.Buffer
-				sum, err := Run(loadConfig(t, sched), bytes.NewReader(input), &out, Options{Listing: &listing})
+				sum, err := Run(loadConfig(t, sched), bytes.NewReader(input), &out, Options{Listing: &listing, MTU: goldenMTU})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -85,7 +92,9 @@ func golden(t *testing.T, path string, got []byte) {
 // checkInvariants holds for every replay: only the MACs change (plus a
 // completed checksum where the listing says so), every forwarded frame goes
 // to a real server of its service, one flow goes to one real server, and
-// nothing the listing does not forward is in the output.
+// the output holds exactly the forwarded frames and the director's own
+// answers the listing names (ARP replies, neighbor advertisements, too-big
+// replies), each checked for what it must say, in order.
 func checkInvariants(t *testing.T, input, output []byte, listing string) {
 	t.Helper()
 	in, out := readPcap(t, input), readPcap(t, output)
@@ -101,14 +110,19 @@ func checkInvariants(t *testing.T, input, output []byte, listing string) {
 		if !strings.HasPrefix(line, fmt.Sprintf("%d ", i+1)) {
 			t.Fatalf("listing line %d: %q", i+1, line)
 		}
-		if !strings.Contains(line, " forward ") {
+		action := strings.Fields(line)[1]
+		if action != "forward" && action != "answer" {
 			continue
 		}
 		if o >= len(out) {
-			t.Fatalf("frame %d forwarded but missing from the output", i+1)
+			t.Fatalf("frame %d: %s but nothing in the output", i+1, action)
 		}
 		got, orig := out[o], in[i]
 		o++
+		if action == "answer" {
+			checkAnswer(t, i+1, strings.Fields(line)[2], orig, got)
+			continue
+		}
 		if len(got) != len(orig) {
 			t.Fatalf("frame %d: length %d, input %d", i+1, len(got), len(orig))
 		}
@@ -130,7 +144,56 @@ func checkInvariants(t *testing.T, input, output []byte, listing string) {
 		}
 	}
 	if o != len(out) {
-		t.Errorf("output has %d frames, listing forwards %d", len(out), o)
+		t.Errorf("output has %d frames, the listing forwards or answers %d", len(out), o)
+	}
+}
+
+// checkAnswer checks one of the director's own frames against the frame
+// it answers: back to the asker's MAC from the director's, saying the
+// right thing.
+func checkAnswer(t *testing.T, n int, kind string, asked, got []byte) {
+	t.Helper()
+	if !bytes.Equal(got[0:6], asked[6:12]) || !bytes.Equal(got[6:12], directorMAC) {
+		t.Errorf("frame %d: %s from %x to %x, want from the director %x to the asker %x", n, kind, got[6:12], got[0:6], directorMAC, asked[6:12])
+	}
+	pkt := gopacket.NewPacket(got, layers.LayerTypeEthernet, gopacket.Default)
+	if el := pkt.ErrorLayer(); el != nil {
+		t.Fatalf("frame %d: %s does not decode: %v", n, kind, el.Error())
+	}
+	q := gopacket.NewPacket(asked, layers.LayerTypeEthernet, gopacket.Default)
+	switch kind {
+	case "arp-reply":
+		a, ok := pkt.Layer(layers.LayerTypeARP).(*layers.ARP)
+		req, _ := q.Layer(layers.LayerTypeARP).(*layers.ARP)
+		if !ok || req == nil || a.Operation != layers.ARPReply || !bytes.Equal(a.SourceHwAddress, directorMAC) ||
+			!bytes.Equal(a.SourceProtAddress, req.DstProtAddress) || !bytes.Equal(a.DstProtAddress, req.SourceProtAddress) {
+			t.Errorf("frame %d: not an ARP reply for the asked VIP with the director's MAC: %v", n, pkt)
+		}
+	case "neighbor-advert":
+		na, ok := pkt.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+		ns, _ := q.Layer(layers.LayerTypeICMPv6NeighborSolicitation).(*layers.ICMPv6NeighborSolicitation)
+		if !ok || ns == nil || !na.TargetAddress.Equal(ns.TargetAddress) || !na.Solicited() {
+			t.Errorf("frame %d: not a solicited advertisement for the asked VIP: %v", n, pkt)
+		}
+	case "too-big":
+		nl, qnl := pkt.NetworkLayer(), q.NetworkLayer()
+		if nl == nil || qnl == nil || nl.NetworkFlow() != qnl.NetworkFlow().Reverse() {
+			t.Fatalf("frame %d: too-big reply not from the VIP back to the sender: %v", n, pkt)
+		}
+		var quoted []byte
+		if ic, ok := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); ok && ic.TypeCode == layers.CreateICMPv4TypeCode(3, 4) {
+			quoted = ic.Payload
+		} else if ic, ok := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6); ok && ic.TypeCode.Type() == layers.ICMPv6TypePacketTooBig {
+			quoted = ic.Payload[4:]
+		} else {
+			t.Fatalf("frame %d: neither fragmentation-needed nor packet-too-big: %v", n, pkt)
+		}
+		ipIn := framegen.IPPacket(asked)
+		if len(quoted) < 28 || !bytes.Equal(quoted, ipIn[:len(quoted)]) {
+			t.Errorf("frame %d: too-big reply does not quote the refused packet", n)
+		}
+	default:
+		t.Errorf("frame %d: unknown answer %q", n, kind)
 	}
 }
 
@@ -180,16 +243,28 @@ func TestSummaryCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sched := range goldenSchedulers {
-		sum, err := Run(loadConfig(t, sched), bytes.NewReader(input), &bytes.Buffer{}, Options{})
+		sum, err := Run(loadConfig(t, sched), bytes.NewReader(input), &bytes.Buffer{}, Options{MTU: goldenMTU})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sum.Forwarded+sum.Passed+sum.Dropped != sum.Frames {
+		if sum.Forwarded+sum.Answered+sum.Passed+sum.Dropped != sum.Frames {
 			t.Fatalf("%s: %+v does not add up", sched, sum)
+		}
+		for _, k := range []step.Kind{step.ARPReply, step.NeighborAdvert} {
+			if sum.Answers[k] != 1 {
+				t.Errorf("%s: %d %s, want 1: %v", sched, sum.Answers[k], k, sum)
+			}
+		}
+		if sum.Answers[step.TooBig] != 2 {
+			t.Errorf("%s: %d too-big replies, want 2 (IPv4 and IPv6): %v", sched, sum.Answers[step.TooBig], sum)
+		}
+		if !bytes.Equal(sum.DirectorMAC, directorMAC) {
+			t.Errorf("%s: learnt director MAC %v, want %v", sched, sum.DirectorMAC, directorMAC)
 		}
 		must := []forwarder.Reason{forwarder.ReasonNew, forwarder.ReasonExisting, forwarder.ReasonICMP,
 			forwarder.ReasonFragment, forwarder.ReasonReused, forwarder.ReasonNotIP, forwarder.ReasonNotVIP,
-			forwarder.ReasonMalformed, forwarder.ReasonNoService, forwarder.ReasonUnsupported}
+			forwarder.ReasonMalformed, forwarder.ReasonNoService, forwarder.ReasonUnsupported,
+			forwarder.ReasonOwnFrame, forwarder.ReasonTooBig}
 		if forwarder.Reason(0) == 0 && (sched == "sh" || sched == "mh") {
 			must = append(must, forwarder.ReasonAdopted)
 		} else {

@@ -23,6 +23,7 @@ var (
 	vip         = netip.MustParseAddr("198.18.0.100")
 	vip6        = netip.MustParseAddr("2001:2::100")
 	router      = netip.MustParseAddr("198.18.0.1")
+	router6     = netip.MustParseAddr("2001:2::1")
 	director    = netip.MustParseAddr("198.18.0.2")
 	start       = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 )
@@ -90,6 +91,10 @@ func mixedScenario() *scenario {
 	// The router asks for the VIP; the director's own traffic is not ours.
 	s.add(0, framegen.ARPRequest(framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, router, vip))
 	s.add(1*ms, framegen.TCP(toDirector, netip.AddrPortFrom(router, 5555), netip.AddrPortFrom(director, 22), framegen.SYN, 1, 0, nil))
+	// The router asks for the IPv6 VIP too; another address is not ours to answer.
+	allRouters := framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0x33, 0x33, 0xff, 0, 0x01, 0x00}}
+	s.add(2*ms, framegen.NeighborSolicitation(allRouters, router6, vip6))
+	s.add(3*ms, framegen.ARPRequest(framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, router, director))
 	// Twelve clients' HTTP sessions, interleaved.
 	for i := 0; i < 12; i++ {
 		tcpSession(s, toDirector, clientAt(i, uint16(40000+i)), web, 10*ms+time.Duration(i)*ms)
@@ -118,6 +123,11 @@ func mixedScenario() *scenario {
 	s.add(401*ms, framegen.TCP(toDirector, live, web, framegen.ACK, 2, 1, nil))
 	reply := framegen.TCP(framegen.L2{Src: routerMAC, Dst: routerMAC}, web, live, framegen.PSHACK, 1, 2, make([]byte, 1460))
 	s.add(402*ms, framegen.ICMPFragNeeded(toDirector, router, vip, framegen.IPPacket(reply)[:28], 1400))
+	// The client sends more than the LAN's MTU with don't-fragment: the
+	// director answers fragmentation-needed (replayed with MTU 1500).
+	s.add(403*ms, framegen.TCP(toDirector, live, web, framegen.PSHACK, 2, 1, make([]byte, 1600)))
+	// The director's own forwarded copy, seen in the capture: never again.
+	s.add(404*ms, framegen.TCP(framegen.L2{Src: directorMAC, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 0x11}}, live, web, framegen.ACK, 2, 1, nil))
 	// Fragmented UDP: in order, then last fragment first.
 	big := bytes.Repeat([]byte("fragment"), 500)
 	s.add(500*ms, framegen.IPv4Fragments(toDirector, clientAt(33, 6000), netip.AddrPortFrom(vip, 53), big, 1480, 77)...)
@@ -128,6 +138,10 @@ func mixedScenario() *scenario {
 		c := netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0, 0, 0, 1, 15: byte(0x10 + i)}), uint16(44000+i))
 		tcpSession(s, toDirector, c, netip.AddrPortFrom(vip6, 80), 600*ms+time.Duration(i)*ms)
 	}
+	// An IPv6 client's segment over the MTU: packet-too-big.
+	big6 := netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0, 0, 0, 1, 15: 0x20}), 44100)
+	s.add(650*ms, framegen.TCP(toDirector, big6, netip.AddrPortFrom(vip6, 80), framegen.SYN, 1, 0, nil))
+	s.add(651*ms, framegen.TCP(toDirector, big6, netip.AddrPortFrom(vip6, 80), framegen.PSHACK, 2, 1, make([]byte, 1500)))
 	// Refused: ping to the VIP, a port without service, broken frames.
 	s.add(700*ms, framegen.ICMPEcho(toDirector, clientAt(35, 0).Addr(), vip, 1))
 	s.add(701*ms, framegen.TCP(toDirector, clientAt(35, 1000), netip.AddrPortFrom(vip, 443), framegen.SYN, 1, 0, nil))

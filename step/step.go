@@ -109,8 +109,8 @@ func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame
 				s.meta.CsumStart, s.meta.CsumOffset = f.Offload.CsumStart, f.Offload.CsumOffset
 			}
 			res := s.cfg.Forwarder.Process(f.Data, &s.meta)
+			ev.Result = res
 			if ev.Action != Answer {
-				ev.Result = res
 				switch {
 				case res.Verdict == forwarder.Forward:
 					if s.meta.CsumPartial {

@@ -15,19 +15,21 @@ import (
 )
 
 // runReplay is `drlb replay -c CONFIG -in IN.pcap -out OUT.pcap [-v]`: the
-// live director's pipeline over a capture, for testing balancing decisions
-// offline.
+// live director's step over a capture, for testing balancing decisions
+// offline: OUT holds every frame the director would send.
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay", stderr)
 	cfgPath := fs.String("c", "", "config file (drlb YAML or ipvsadm-save rules); every real server needs a mac")
 	inPath := fs.String("in", "", "input capture (pcap or pcapng, Ethernet) taken on the director's LAN")
-	outPath := fs.String("out", "", "output pcap: the forwarded frames, in order, with their original timestamps")
-	verbose := fs.Bool("v", false, "print a verdict line per frame: number, verdict, reason, flow, real server")
-	macFlag := fs.String("mac", "", "the director's MAC (default: each frame's destination MAC)")
+	outPath := fs.String("out", "", "output pcap: every frame the director would send (forwarded frames, its ARP/NDP answers, too-big replies), in order, with the timestamps of the frames that caused them")
+	verbose := fs.Bool("v", false, "print a line per frame: number, what the director did (forward, answer, pass, drop) and why, flow, real server, what it sent")
+	macFlag := fs.String("mac", "", "the director's MAC (default: each frame's destination MAC; answers and own frames use the MAC learnt from the capture)")
+	mtu := fs.Int("mtu", 0, "the LAN's MTU: larger packets that may not be fragmented get ICMP fragmentation-needed / packet-too-big, as live (default 0: no check)")
+	forwardedOnly := fs.Bool("forwarded-only", false, "write only the forwarded frames, not the director's own answers")
 	var rsMACs rsMACFlag
 	fs.Var(&rsMACs, "rs-mac", "ADDR=MAC: a real server's MAC, for configs without mac fields such as ipvsadm rules (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: drlb replay -c CONFIG -in IN.pcap -out OUT.pcap [-v] [-mac MAC]")
+		fmt.Fprintln(stderr, "usage: drlb replay -c CONFIG -in IN.pcap -out OUT.pcap [-v] [-mac MAC] [-mtu N] [-forwarded-only]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -35,6 +37,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *cfgPath == "" || *inPath == "" || *outPath == "" {
 		return usageError("-c, -in and -out are required")
+	}
+	if *mtu < 0 || *mtu > 65535 {
+		return usageError("-mtu %d: want 0 (no check) or an MTU up to 65535", *mtu)
 	}
 	var mac net.HardwareAddr
 	if *macFlag != "" {
@@ -66,7 +71,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	opts := replay.Options{MAC: mac}
+	opts := replay.Options{MAC: mac, MTU: *mtu, ForwardedOnly: *forwardedOnly}
 	if *verbose {
 		opts.Listing = stdout
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gopacket/gopacket/pcapgo"
 )
 
 func TestReplayCommand(t *testing.T) {
@@ -15,7 +17,7 @@ func TestReplayCommand(t *testing.T) {
 	in := filepath.Join("..", "..", "testdata", "replay", "mixed.pcap")
 	out := filepath.Join(dir, "out.pcap")
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"replay", "-c", cfg, "-in", in, "-out", out, "-v"}, &stdout, &stderr)
+	code := run(context.Background(), []string{"replay", "-c", cfg, "-in", in, "-out", out, "-v", "-mtu", "1500"}, &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -30,8 +32,20 @@ func TestReplayCommand(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Error("drlb replay output differs from the rr golden pcap")
 	}
-	if !strings.Contains(stdout.String(), "1 pass not-ip arp who-has 198.18.0.100") || !strings.Contains(stdout.String(), "116 frames:") {
-		t.Errorf("listing or summary missing:\n%s", stdout.String())
+	for _, want := range []string{"1 answer arp-reply arp who-has 198.18.0.100 tell 198.18.0.1 | sent 198.18.0.100 is-at 02:00:00:00:00:02",
+		"answer too-big tcp", "drop own-frame", "122 frames:"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("listing or summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	// -forwarded-only writes what older releases wrote: forwarded frames only.
+	only := filepath.Join(dir, "only.pcap")
+	stdout.Reset()
+	if code := run(context.Background(), []string{"replay", "-c", cfg, "-in", in, "-out", only, "-mtu", "1500", "-forwarded-only"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("-forwarded-only: exit %d: %s", code, stderr.String())
+	}
+	if n, f := countPcap(t, only), countPcap(t, out); n != 107 || f != 107+4 {
+		t.Errorf("-forwarded-only wrote %d frames, the full output %d; want 107 and 111 (4 answers)", n, f)
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
@@ -54,6 +68,7 @@ func TestReplayCommand(t *testing.T) {
 		{"no mac", []string{"replay", "-c", nomac, "-in", in, "-out", out}, exitUsage, "services[0].realservers[0] (198.18.0.11, line 2)"},
 		{"rs-mac unknown", []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.99=02:00:00:00:00:99"}, exitUsage, "no real server has that address"},
 		{"rs-mac bad", []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.11"}, exitUsage, "not ADDR=MAC"},
+		{"bad mtu", []string{"replay", "-c", cfg, "-in", in, "-out", out, "-mtu", "-1"}, exitUsage, "-mtu -1"},
 		{"bad mac", []string{"replay", "-c", cfg, "-in", in, "-out", out, "-mac", "zz"}, exitUsage, `-mac "zz"`},
 		{"missing input", []string{"replay", "-c", cfg, "-in", filepath.Join(dir, "none.pcap"), "-out", out}, exitFailure, "none.pcap"},
 		{"not a pcap", []string{"replay", "-c", cfg, "-in", cfg, "-out", filepath.Join(dir, "never.pcap")}, exitFailure, "bad input capture"},
@@ -74,5 +89,25 @@ func TestReplayCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "never.pcap")); !os.IsNotExist(err) {
 		t.Error("a failed replay left an output file behind")
+	}
+}
+
+func countPcap(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		if _, _, err := r.ReadPacketData(); err != nil {
+			return n
+		}
+		n++
 	}
 }

@@ -232,3 +232,17 @@ func IPv6Fragments(l2 L2, src, dst netip.AddrPort, payload []byte, size int, id 
 	}
 	return frames
 }
+
+// NeighborSolicitation builds an ICMPv6 neighbor solicitation for target
+// from src (with a source link-layer option), sent to target's
+// solicited-node group, hop limit 255 as RFC 4861 requires.
+func NeighborSolicitation(l2 L2, src, target netip.Addr) []byte {
+	t := target.As16()
+	group := netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 11: 0x01, 12: 0xff, 13: t[13], 14: t[14], 15: t[15]})
+	ns := &layers.ICMPv6NeighborSolicitation{TargetAddress: target.AsSlice(),
+		Options: layers.ICMPv6Options{{Type: layers.ICMPv6OptSourceAddress, Data: l2.Src}}}
+	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborSolicitation, 0)}
+	l3 := &layers.IPv6{Version: 6, HopLimit: 255, NextHeader: layers.IPProtocolICMPv6, SrcIP: src.AsSlice(), DstIP: group.AsSlice()}
+	_ = ic.SetNetworkLayerForChecksum(l3)
+	return serialize(append(ethernet(l2, layers.EthernetTypeIPv6), l3, ic, ns)...)
+}
