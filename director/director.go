@@ -60,6 +60,10 @@ type Options struct {
 	MetricsAddr   string
 	// Reload, if set, delivers new configurations to apply live (SIGHUP).
 	Reload <-chan *config.Config
+	// Clock stamps each batch and drives idle expiry (default time.Now).
+	// Tests replaying a capture through the live loop set it to the
+	// capture's time, so that timeouts run as in `drlb replay`.
+	Clock func() time.Time
 }
 
 // Director forwards VIP traffic read from a port to the real servers.
@@ -77,6 +81,7 @@ type Director struct {
 	neighbors *neighborQueue
 	reload    <-chan *config.Config
 	checks    []health.Target
+	clock     func() time.Time
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
@@ -92,9 +97,12 @@ type Director struct {
 
 // New builds a Director for cfg on port. It does no I/O.
 func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
-	d := &Director{cfg: cfg, port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue()}
+	d := &Director{cfg: cfg, port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue(), clock: opts.Clock}
 	if d.log == nil {
 		d.log = slog.Default()
+	}
+	if d.clock == nil {
+		d.clock = time.Now
 	}
 	hw := port.HardwareAddr()
 	mac, ok := arp.MACFrom(hw)
@@ -197,7 +205,8 @@ func (d *Director) sweepIdle(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case <-t.C:
+			now := d.clock()
 			for done := 0; done < perTick; done += idleChunk {
 				d.fwMu.Lock()
 				d.fw.Tick(now.UnixNano(), idleChunk)
@@ -233,7 +242,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	ns := d.resolver.Stats()
 	snap.Neighbors = map[string]uint64{"requests": ns.Requests, "send_errors": ns.SendErrors, "accepted": ns.Accepted, "rejected": ns.Rejected}
 	if conns {
-		now := time.Now().UnixNano()
+		now := d.clock().UnixNano()
 		d.fwMu.Lock()
 		d.fw.Connections(now, func(c forwarder.Conn) bool {
 			if len(snap.Conns) == maxListedConns {
@@ -368,7 +377,7 @@ func (d *Director) loop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		now := time.Now().UnixNano()
+		now := d.clock().UnixNano()
 		d.fwMu.Lock()
 		out = d.step.Handle(now, in[:n], out[:0])
 		d.fwMu.Unlock()
