@@ -1,0 +1,45 @@
+package testutil
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/vishvananda/netns"
+)
+
+// Do runs fn on an OS thread inside ns and returns fn's error. Sockets that
+// fn opens stay in ns for their whole life; goroutines that fn starts do
+// not run in ns. The thread is thrown away afterwards, so the namespace
+// switch never leaks to the rest of the test. A panic in fn is raised
+// again in the caller, so the test's cleanups still run.
+//
+// fn runs on another goroutine: it must report with an error (or
+// t.Error), not t.Fatal.
+func Do(ns netns.NsHandle, fn func() error) error {
+	type result struct {
+		err      error
+		panicked bool
+		value    any
+		stack    []byte
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with us
+		defer func() {
+			if p := recover(); p != nil {
+				ch <- result{panicked: true, value: p, stack: debug.Stack()}
+			}
+		}()
+		if err := netns.Set(ns); err != nil {
+			ch <- result{err: fmt.Errorf("testutil: entering network namespace %v: %w", ns, err)}
+			return
+		}
+		ch <- result{err: fn()}
+	}()
+	r := <-ch
+	if r.panicked {
+		panic(fmt.Sprintf("testutil: panic in Do(%v): %v\n%s", ns, r.value, r.stack))
+	}
+	return r.err
+}
