@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"fmt"
-	"runtime"
 	"runtime/debug"
 
 	"github.com/vishvananda/netns"
@@ -23,21 +22,19 @@ func Do(ns netns.NsHandle, fn func() error) error {
 		value    any
 		stack    []byte
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with us
+	var r result
+	onSpareThread(func() {
 		defer func() {
 			if p := recover(); p != nil {
-				ch <- result{panicked: true, value: p, stack: debug.Stack()}
+				r = result{panicked: true, value: p, stack: debug.Stack()}
 			}
 		}()
 		if err := netns.Set(ns); err != nil {
-			ch <- result{err: fmt.Errorf("testutil: entering network namespace %v: %w", ns, err)}
+			r.err = fmt.Errorf("testutil: entering network namespace %v: %w", ns, err)
 			return
 		}
-		ch <- result{err: fn()}
-	}()
-	r := <-ch
+		r.err = fn()
+	})
 	if r.panicked {
 		panic(fmt.Sprintf("testutil: panic in Do(%v): %v\n%s", ns, r.value, r.stack))
 	}

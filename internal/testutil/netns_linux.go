@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -19,16 +18,8 @@ func NewNS(t testing.TB) netns.NsHandle {
 	NeedRoot(t)
 	var ns netns.NsHandle
 	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Never unlocked: netns.New moves this thread into the new
-		// namespace, so the thread must exit with this goroutine rather
-		// than go back to the scheduler carrying it.
-		runtime.LockOSThread()
-		ns, err = netns.New()
-	}()
-	<-done
+	// netns.New moves the thread into the new namespace: a spare one.
+	onSpareThread(func() { ns, err = netns.New() })
 	if err != nil {
 		t.Fatalf("testutil: new network namespace: %v", err)
 	}

@@ -140,3 +140,28 @@ func TestDo(t *testing.T) {
 	}()
 	Do(ns, func() error { panic("boom") })
 }
+
+// TestMainThreadStaysHome: Do and NewNS never move the main thread, which
+// Go cannot throw away, so the process as a whole (/proc/self/ns/net)
+// stays in the host's namespace however often the tests switch threads.
+func TestMainThreadStaysHome(t *testing.T) {
+	ns := NewNS(t)
+	for range 200 {
+		err := Do(ns, func() error {
+			if unix.Gettid() == unix.Getpid() {
+				return errors.New("fn ran on the main thread")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Dev != hostNS[0].Dev || st.Ino != hostNS[0].Ino {
+		t.Fatal("the main thread is no longer in the host's network namespace")
+	}
+}
