@@ -20,7 +20,6 @@ import (
 	"github.com/drlb/drlb/demo"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/vishvananda/netns"
 )
 
@@ -210,32 +209,13 @@ func TestLabRun(t *testing.T) {
 // pcapFrames reads a pcap file and counts its frames.
 func pcapFrames(t *testing.T, path string) int {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if lt := r.LinkType(); lt.String() != "Ethernet" {
-		t.Errorf("%s: link type %v", path, lt)
-	}
-	n := 0
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return n
+	frames := testutil.ReadPcap(t, path)
+	for i, p := range frames {
+		if len(p.Data) < 14 || p.Time.IsZero() {
+			t.Fatalf("%s: frame %d: %d bytes at %v", path, i+1, len(p.Data), p.Time)
 		}
-		if err != nil {
-			t.Fatalf("%s: frame %d: %v", path, n+1, err)
-		}
-		if len(data) < 14 || ci.Timestamp.IsZero() {
-			t.Fatalf("%s: frame %d: %d bytes at %v", path, n+1, len(data), ci.Timestamp)
-		}
-		n++
 	}
+	return len(frames)
 }
 
 // TestLabKeepAndDown: --keep leaves a working lab that refuses a twin,
