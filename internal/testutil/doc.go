@@ -1,7 +1,8 @@
 // Package testutil holds the helpers that drlb's tests used to copy from
 // package to package: the decision whether a root-only test runs, skips or
-// fails (NeedRoot), and network namespace builders for tests that need a
-// private network (NewNS, Veth, Do, NetlinkHandle, WaitOperUp).
+// fails (NeedRoot), network namespace builders for tests that need a
+// private network (NewNS, Veth, Do, NetlinkHandle, WaitOperUp), and a
+// reader for the pcap files tests capture (ReadPcap).
 //
 // The rules the helpers enforce, so that a test cannot get them wrong:
 //
