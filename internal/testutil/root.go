@@ -58,6 +58,6 @@ func needRoot(t testing.TB, missing string, ci bool) {
 	case fail:
 		t.Fatalf("CI=true: this test needs root and network namespaces, refusing to skip: %s", missing)
 	case skip:
-		t.Skipf("needs root and network namespaces: %s (run as root to include it; CI=true makes this a failure)", missing)
+		t.Skipf("needs root and network namespaces: %s (under CI=true this fails instead)", missing)
 	}
 }
