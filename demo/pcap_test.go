@@ -2,16 +2,12 @@ package demo
 
 import (
 	"bytes"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/drlb/drlb/internal/framegen"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/drlb/drlb/internal/testutil"
 )
 
 func TestWritePcap(t *testing.T) {
@@ -24,31 +20,13 @@ func TestWritePcap(t *testing.T) {
 	if err := writePcap(path, frames); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	got := testutil.ReadPcap(t, path)
+	if len(got) != len(frames) {
+		t.Fatalf("%d frames read back, want %d", len(got), len(frames))
 	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.LinkType() != layers.LinkTypeEthernet {
-		t.Errorf("link type %v", r.LinkType())
-	}
-	for i := 0; ; i++ {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			if i != len(frames) {
-				t.Fatalf("%d frames read back, want %d", i, len(frames))
-			}
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(data, frames[i].data) || !ci.Timestamp.Equal(frames[i].at) {
-			t.Errorf("frame %d differs (%v vs %v)", i, ci.Timestamp, frames[i].at)
+	for i, p := range got {
+		if !bytes.Equal(p.Data, frames[i].data) || !p.Time.Equal(frames[i].at) {
+			t.Errorf("frame %d differs (%v vs %v)", i, p.Time, frames[i].at)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
 	"github.com/drlb/drlb/link"
 	"golang.org/x/net/bpf"
@@ -32,9 +33,7 @@ const (
 )
 
 func BenchmarkForwardingRate(b *testing.B) {
-	if !rootOK(b) {
-		return
-	}
+	testutil.NeedRoot(b)
 	l, err := lab.New(context.Background(), lab.Options{RealServers: 3, LANClient: true})
 	if err != nil {
 		b.Fatal(err)
@@ -68,15 +67,6 @@ func BenchmarkForwardingRate(b *testing.B) {
 		b.ReportMetric(rates["drlb"]/rates["in-kernel"], "drlb/kernel")
 		b.ReportMetric(rates["drlb-bypass"]/rates["in-kernel"], "bypass/kernel")
 	}
-}
-
-// rootOK skips a benchmark without root (never in CI, where it fails).
-func rootOK(b *testing.B) bool {
-	if drlbBinary != "" {
-		return true
-	}
-	b.Skip("the forwarding benchmark needs root (network namespaces)")
-	return false
 }
 
 // startDrlbForBench runs drlb with a UDP service on the discard port.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -66,7 +67,7 @@ func distribution(t *testing.T, l *lab.Lab, h *lab.Host, n int) map[string]int {
 }
 
 func TestDirector(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t)
 	l := newLab(t, lab.Options{RealServers: 3, LANClient: true})
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "drlb.yaml")
@@ -356,7 +357,7 @@ func flushNeighbors(t *testing.T, l *lab.Lab, h *lab.Host) {
 // TestDirectorRefusesBadSetup: a director that would misbehave refuses to
 // start and says what to change; quick-start flags work without a file.
 func TestDirectorRefusesBadSetup(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t)
 	l := newLab(t, lab.Options{RealServers: 1})
 	quick := []string{"run", "-i", l.Director.Iface, "-t", netip.AddrPortFrom(l.VIP, lab.HTTPPort).String(), "-s", "rr",
 		"-r", l.RealServers[0].IPv4.String()}
@@ -388,11 +389,7 @@ func TestDirectorRefusesBadSetup(t *testing.T) {
 	}
 
 	t.Run("VIP bound on the director", func(t *testing.T) {
-		nh, err := netlink.NewHandleAt(l.Director.NS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nh.Close()
+		nh := testutil.NetlinkHandle(t, l.Director.NS)
 		lo, err := nh.LinkByName("lo")
 		if err != nil {
 			t.Fatal(err)
@@ -487,7 +484,7 @@ func TestDirectorRefusesBadSetup(t *testing.T) {
 // and for every real server; on a real server that answers ARP for the VIP
 // it fails with the fix, and drlb realserver up repairs it.
 func TestDoctorInLab(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t)
 	l := newLab(t, lab.Options{RealServers: 2})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", nil)
@@ -551,7 +548,7 @@ func TestDoctorInLab(t *testing.T) {
 // TestHealthChecks: keepalived-style checks mark real servers down and up.
 // The checks probe a port (8080) that only some real servers listen on.
 func TestHealthChecks(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t)
 	l := newLab(t, lab.Options{RealServers: 3})
 	listen := func(rs *lab.Host) net.Listener {
 		ln, err := l.Listen(context.Background(), rs, "tcp", netip.AddrPortFrom(rs.IPv4, 8080).String())
@@ -596,7 +593,7 @@ func TestHealthChecks(t *testing.T) {
 // TestCtl: drlb ctl reads the running director's table over its socket,
 // like ipvsadm -Ln, and /metrics serves the same counters.
 func TestCtl(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t)
 	l := newLab(t, lab.Options{RealServers: 2})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", []int{2, 1})

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
 	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
@@ -44,19 +45,6 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
-}
-
-// needRoot skips without root, except in CI where it fails: a skipped
-// end-to-end test must never pass for a working director.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("end-to-end tests need root and network namespaces, and CI=true: refusing to skip")
-	}
-	t.Skip("end-to-end tests need root (network namespaces); run as root to include them")
 }
 
 // newLab builds a lab that is torn down when the test ends, however it ends.
@@ -283,11 +271,7 @@ func ipv4Addrs(f []byte) (src, dst netip.Addr, ok bool) {
 // interface; the handle is closed when the test ends.
 func lanLink(tb testing.TB, h *lab.Host) (*netlink.Handle, netlink.Link) {
 	tb.Helper()
-	nh, err := netlink.NewHandleAt(h.NS)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nh.Close)
+	nh := testutil.NetlinkHandle(tb, h.NS)
 	lk, err := nh.LinkByName(h.Iface)
 	if err != nil {
 		tb.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/internal/ethtool"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
 )
 
@@ -80,7 +81,7 @@ func setWire(t testing.TB, l *lab.Lab, h *lab.Host, wire, fullCsum bool) {
 }
 
 func TestOffloads(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t)
 	l := newLab(t, lab.Options{RealServers: 3})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", nil)

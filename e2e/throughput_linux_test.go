@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/internal/ethtool"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
 )
 
@@ -33,12 +34,7 @@ import (
 const throughputBytes = 64 << 20
 
 func BenchmarkUploadThroughput(b *testing.B) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			b.Fatal("the throughput benchmark needs root (network namespaces), and CI=true: refusing to skip")
-		}
-		b.Skip("the throughput benchmark needs root (network namespaces)")
-	}
+	testutil.NeedRoot(b)
 	l, err := lab.New(context.Background(), lab.Options{RealServers: 3})
 	if err != nil {
 		b.Fatal(err)

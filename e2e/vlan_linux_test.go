@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
 	"github.com/drlb/drlb/link"
 	"github.com/gopacket/gopacket"
@@ -31,7 +32,7 @@ import (
 const vlanTCI = 5<<13 | 10
 
 func TestVLANTaggedFrames(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t)
 	l := newLab(t, lab.Options{RealServers: 3, LANClient: true})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", nil)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/mdlayher/arp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/icmp"
@@ -265,11 +266,7 @@ func ping6(dst netip.Addr, wait time.Duration) bool {
 // loAddrs lists the addresses on h's lo.
 func loAddrs(t *testing.T, h *Host) map[netip.Addr]bool {
 	t.Helper()
-	nh, err := netlink.NewHandleAt(h.NS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
+	nh := testutil.NetlinkHandle(t, h.NS)
 	lo, err := nh.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +285,7 @@ func loAddrs(t *testing.T, h *Host) map[netip.Addr]bool {
 }
 
 func TestCloseLeavesNothing(t *testing.T) {
-	requireRoot(t)
+	testutil.NeedRoot(t)
 	l, err := New(t.Context(), Options{RealServers: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +343,7 @@ func assertGone(t *testing.T, name string) {
 }
 
 func TestTwoLabsAtOnce(t *testing.T) {
-	requireRoot(t)
+	testutil.NeedRoot(t)
 	var labs [2]*Lab
 	var errs [2]error
 	var wg sync.WaitGroup
@@ -378,7 +375,7 @@ func TestTwoLabsAtOnce(t *testing.T) {
 }
 
 func TestCleanupRemovesLeftovers(t *testing.T) {
-	requireRoot(t)
+	testutil.NeedRoot(t)
 	name := fmt.Sprintf("drlbtest%dc", os.Getpid())
 	l := newTestLab(t, Options{RealServers: 1, Name: name})
 	// Pretend the process died: remove by name, as a later run would.
@@ -399,7 +396,7 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 }
 
 func TestNewFailsCleanly(t *testing.T) {
-	requireRoot(t)
+	testutil.NeedRoot(t)
 	name := fmt.Sprintf("drlbtest%dd", os.Getpid())
 	// A namespace already holding the router's name makes New fail midway.
 	blocker, err := createNamedNS(name + "-router")

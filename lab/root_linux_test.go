@@ -5,25 +5,14 @@ import (
 	"os"
 	"strings"
 	"testing"
-)
 
-// requireRoot skips a test that needs root, but fails it under CI=true,
-// where every test must really run.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces) and CI=true: it must run")
-	}
-	t.Skip("needs root to build network namespaces")
-}
+	"github.com/drlb/drlb/internal/testutil"
+)
 
 // newTestLab builds a lab that is torn down when the test ends, failed or not.
 func newTestLab(t *testing.T, opts Options) *Lab {
 	t.Helper()
-	requireRoot(t)
+	testutil.NeedRoot(t)
 	l, err := New(t.Context(), opts)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", opts, err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/bpf"
@@ -34,10 +35,28 @@ type pairLab struct{ nsA, nsD netns.NsHandle }
 
 func newPairLab(t testing.TB) pairLab {
 	t.Helper()
-	needRoot(t)
-	l := pairLab{nsA: newNS(t), nsD: newNS(t)}
-	veth(t, l.nsA, "a0", macA0, netip.PrefixFrom(ipA0, 24), l.nsD, "d0", macD0, netip.PrefixFrom(ipD0, 24))
+	testutil.NeedRoot(t)
+	l := pairLab{nsA: testutil.NewNS(t), nsD: testutil.NewNS(t)}
+	testutil.Veth(t,
+		testutil.End{NS: l.nsA, Name: "a0", MAC: macA0, Addr: netip.PrefixFrom(ipA0, 24)},
+		testutil.End{NS: l.nsD, Name: "d0", MAC: macD0, Addr: netip.PrefixFrom(ipD0, 24)})
 	return l
+}
+
+// openIn opens a Port on ifname inside ns, closed at cleanup.
+func openIn(t testing.TB, ns netns.NsHandle, ifname string, cfg Config) Port {
+	t.Helper()
+	var p Port
+	err := testutil.Do(ns, func() error {
+		var err error
+		p, err = Open(ifname, cfg)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Open %s: %v", ifname, err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // udpFrame is a UDP frame a0 -> d0 addressed to dst carrying marker.
@@ -143,7 +162,7 @@ func TestPortReadsMetadata(t *testing.T) {
 	})
 	t.Run("local UDP sender leaves the checksum to offload", func(t *testing.T) {
 		// DESIGN.md section 1, finding (1): TP_STATUS_CSUMNOTREADY.
-		err := inNS(l.nsA, func() error {
+		err := testutil.Do(l.nsA, func() error {
 			c, err := net.Dial("udp4", "198.18.0.2:9")
 			if err != nil {
 				return err
@@ -213,7 +232,7 @@ func TestPortVLAN(t *testing.T) {
 		check(t, pd, pa, Frame{Data: udpFrame(0x0fff, vip4, "tagout")}, "tagout")
 	})
 	t.Run("with a VLAN device on the interface", func(t *testing.T) {
-		h := nsHandle(t, l.nsD)
+		h := testutil.NetlinkHandle(t, l.nsD)
 		d0, err := h.LinkByName("d0")
 		if err != nil {
 			t.Fatal(err)
@@ -306,7 +325,7 @@ func TestPortLinkFlap(t *testing.T) {
 	l := newPairLab(t)
 	pa := openIn(t, l.nsA, "a0", Config{})
 	pd := openIn(t, l.nsD, "d0", Config{})
-	h := nsHandle(t, l.nsD)
+	h := testutil.NetlinkHandle(t, l.nsD)
 	d0, err := h.LinkByName("d0")
 	if err != nil {
 		t.Fatal(err)
@@ -327,8 +346,8 @@ func TestPortLinkFlap(t *testing.T) {
 	if err := h.LinkSetUp(d0); err != nil {
 		t.Fatal(err)
 	}
-	waitOperUp(t, h, "d0")
-	waitOperUp(t, nsHandle(t, l.nsA), "a0")
+	testutil.WaitOperUp(t, h, "d0")
+	testutil.WaitOperUp(t, testutil.NetlinkHandle(t, l.nsA), "a0")
 	write(t, pa, Frame{Data: udpFrame(-1, vip4, "after-flap")})
 	readUntil(t, pd, hasMarker("after-flap"), nil)
 }
@@ -419,9 +438,9 @@ func TestPortFanout(t *testing.T) {
 func newForwardLab(t testing.TB) (pairLab, netns.NsHandle) {
 	t.Helper()
 	l := newPairLab(t)
-	nsB := newNS(t)
-	veth(t, l.nsD, "d1", macD1, netip.Prefix{}, nsB, "b0", macB0, netip.Prefix{})
-	hd := nsHandle(t, l.nsD)
+	nsB := testutil.NewNS(t)
+	testutil.Veth(t, testutil.End{NS: l.nsD, Name: "d1", MAC: macD1}, testutil.End{NS: nsB, Name: "b0", MAC: macB0})
+	hd := testutil.NetlinkHandle(t, l.nsD)
 	d1, err := hd.LinkByName("d1")
 	if err == nil {
 		err = hd.LinkSetGSOMaxSize(d1, 1514)
@@ -532,7 +551,7 @@ func TestPortSuperFrames(t *testing.T) {
 	pb0 := openIn(t, nsB, "b0", Config{Filter: filter})
 
 	var ln net.Listener
-	if err := inNS(l.nsD, func() (err error) { ln, err = net.Listen("tcp4", "198.18.0.2:0"); return }); err != nil {
+	if err := testutil.Do(l.nsD, func() (err error) { ln, err = net.Listen("tcp4", "198.18.0.2:0"); return }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
@@ -547,7 +566,7 @@ func TestPortSuperFrames(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	var conn net.Conn
-	if err := inNS(l.nsA, func() (err error) { conn, err = net.Dial("tcp4", ln.Addr().String()); return }); err != nil {
+	if err := testutil.Do(l.nsA, func() (err error) { conn, err = net.Dial("tcp4", ln.Addr().String()); return }); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
@@ -785,7 +804,7 @@ func BenchmarkAFPacketThroughput(b *testing.B) {
 // that Open says what failed and maps EPERM to ErrNotPermitted.
 func TestOpenNotPermitted(t *testing.T) {
 	l := newPairLab(t)
-	err := inNS(l.nsD, func() error {
+	err := testutil.Do(l.nsD, func() error {
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 		var data [2]unix.CapUserData
 		if err := unix.Capget(&hdr, &data[0]); err != nil {
@@ -813,7 +832,7 @@ func TestOpenBadFilter(t *testing.T) {
 	l := newPairLab(t)
 	// A jump past the end: the kernel's checker refuses the program.
 	bad := []bpf.RawInstruction{{Op: 0x05, K: 10}, {Op: 0x06, K: 0}}
-	err := inNS(l.nsD, func() error {
+	err := testutil.Do(l.nsD, func() error {
 		p, err := Open("d0", Config{Filter: bad})
 		if err == nil {
 			p.Close()

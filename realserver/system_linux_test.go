@@ -1,53 +1,29 @@
 package realserver
 
 import (
+	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
-// inNewNetns runs fn on a thread moved into a fresh, unnamed network
-// namespace. The thread is never unlocked, so it dies with its goroutine
-// and the namespace (with everything fn made in it) vanishes with it:
-// nothing to tear down, nothing that can touch the root namespace.
-func inNewNetns(t *testing.T, fn func()) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs root (network namespaces) and CI=true: it must run")
-		}
-		t.Skip("needs root to create a network namespace")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		if _, err := netns.New(); err != nil {
-			t.Errorf("new network namespace: %v", err)
-			return
-		}
-		fn()
-	}()
-	<-done
-}
-
+// TestLiveUpDown runs on a thread inside a fresh namespace of the test's
+// own, gone when the test ends: nothing it makes can touch the root
+// namespace.
 func TestLiveUpDown(t *testing.T) {
-	inNewNetns(t, func() {
+	ns := testutil.NewNS(t)
+	err := testutil.Do(ns, func() error {
 		h, err := netlink.NewHandle()
 		if err != nil {
-			t.Error(err)
-			return
+			return err
 		}
 		defer h.Close()
 		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
-			t.Errorf("adding veth eth0: %v", err)
-			return
+			return fmt.Errorf("adding veth eth0: %v", err)
 		}
 		lo, _ := h.LinkByName("lo")
 		h.LinkSetUp(lo)
@@ -55,8 +31,7 @@ func TestLiveUpDown(t *testing.T) {
 		// A new namespace inherits IPv4 conf from the root one: start from 0.
 		for _, p := range []string{"net/ipv4/conf/all/arp_ignore", "net/ipv4/conf/all/arp_announce", "net/ipv4/conf/eth0/arp_ignore", "net/ipv4/conf/eth0/arp_announce"} {
 			if err := sys.WriteSysctl(p, "0"); err != nil {
-				t.Error(err)
-				return
+				return err
 			}
 		}
 		state := filepath.Join(t.TempDir(), "rs.json")
@@ -64,8 +39,7 @@ func TestLiveUpDown(t *testing.T) {
 			c := Config{VIP: netip.MustParseAddr(vip), Iface: "eth0", StateFile: state}
 			p := vipPrefix(c.VIP)
 			if _, err := Up(sys, c); err != nil {
-				t.Errorf("Up %s: %v", vip, err)
-				return
+				return fmt.Errorf("Up %s: %v", vip, err)
 			}
 			steps, err := Up(sys, c)
 			if err != nil || !slices.ContainsFunc(steps, func(s Step) bool { return s.Skipped == "already set" }) {
@@ -91,5 +65,9 @@ func TestLiveUpDown(t *testing.T) {
 				t.Errorf("arp_ignore = %q after Down, want 0", v)
 			}
 		}
+		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -12,15 +12,14 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/drlb/drlb/demo"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/vishvananda/netns"
 )
 
@@ -62,18 +61,6 @@ func drlbCmd(t *testing.T, args ...string) (string, int) {
 		t.Fatalf("drlb %v: %v\n%s", args, err, out)
 		return "", -1
 	}
-}
-
-// needLabRoot skips without root, except in CI where it fails.
-func needLabRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("drlb lab tests need root (network namespaces), and CI=true: refusing to skip")
-	}
-	t.Skip("drlb lab tests need root (network namespaces)")
 }
 
 // labName is unique per test run, so parallel runs do not collide.
@@ -183,7 +170,7 @@ func TestLabBadFlags(t *testing.T) {
 
 // TestLabRun runs `drlb lab` end to end, as a newcomer would.
 func TestLabRun(t *testing.T) {
-	needLabRoot(t)
+	testutil.NeedRoot(t)
 	name := labName(t, "r")
 	dir := t.TempDir()
 	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
@@ -222,38 +209,19 @@ func TestLabRun(t *testing.T) {
 // pcapFrames reads a pcap file and counts its frames.
 func pcapFrames(t *testing.T, path string) int {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if lt := r.LinkType(); lt.String() != "Ethernet" {
-		t.Errorf("%s: link type %v", path, lt)
-	}
-	n := 0
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return n
+	frames := testutil.ReadPcap(t, path)
+	for i, p := range frames {
+		if len(p.Data) < 14 || p.Time.IsZero() {
+			t.Fatalf("%s: frame %d: %d bytes at %v", path, i+1, len(p.Data), p.Time)
 		}
-		if err != nil {
-			t.Fatalf("%s: frame %d: %v", path, n+1, err)
-		}
-		if len(data) < 14 || ci.Timestamp.IsZero() {
-			t.Fatalf("%s: frame %d: %d bytes at %v", path, n+1, len(data), ci.Timestamp)
-		}
-		n++
 	}
+	return len(frames)
 }
 
 // TestLabKeepAndDown: --keep leaves a working lab that refuses a twin,
 // and `drlb lab down` removes it with its processes.
 func TestLabKeepAndDown(t *testing.T) {
-	needLabRoot(t)
+	testutil.NeedRoot(t)
 	name := labName(t, "k")
 	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
 	out, code := drlbCmd(t, "lab", "--keep", "--name", name, "--pcap-dir", t.TempDir(), "--realservers", "2", "--scheduler", "rr", "--requests", "4")
@@ -296,34 +264,13 @@ func getIn(t *testing.T, ns, url string) string {
 	}
 	defer h.Close()
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type res struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan res, 1)
-		go func() {
-			// Enter the namespace on this thread only, dial (the socket
-			// stays in the namespace), and come back before unlocking.
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			orig, err := netns.Get()
-			if err != nil {
-				ch <- res{nil, err}
-				return
-			}
-			defer orig.Close()
-			if err := netns.Set(h); err != nil {
-				ch <- res{nil, err}
-				return
-			}
-			c, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
-			if serr := netns.Set(orig); serr != nil {
-				panic("cannot return to the original network namespace: " + serr.Error())
-			}
-			ch <- res{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
+		// Dialled inside the namespace, the socket stays there.
+		var c net.Conn
+		err := testutil.Do(h, func() (err error) {
+			c, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
 	}
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
 	resp, err := c.Get(url)
@@ -339,7 +286,7 @@ func getIn(t *testing.T, ns, url string) string {
 // something else, drlb lab down still finds and stops its processes (they
 // carry the lab's name on their command line).
 func TestLabDownFindsOrphans(t *testing.T) {
-	needLabRoot(t)
+	testutil.NeedRoot(t)
 	name := labName(t, "o")
 	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
 	out, code := drlbCmd(t, "lab", "--keep", "--name", name, "--pcap-dir", t.TempDir(), "--realservers", "2", "--scheduler", "rr", "--requests", "2")

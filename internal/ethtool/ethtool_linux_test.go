@@ -3,12 +3,9 @@ package ethtool
 import (
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	"github.com/drlb/drlb/internal/testutil"
 )
 
 // TestGetLoopback reads every feature of lo, which needs no privilege and
@@ -29,39 +26,13 @@ func TestNoSuchInterface(t *testing.T) {
 	}
 }
 
-// inFreshNamespace runs fn on a thread inside a new, unnamed network
-// namespace holding a veth pair ve0/ve1. The thread is never unlocked, so it
-// exits with its goroutine, and the namespace, with the veths, goes with it:
-// nothing is left behind and nothing is configured outside it.
-func inFreshNamespace(t *testing.T, fn func() error) error {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to create a network namespace, and CI=true: refusing to skip")
-		}
-		t.Skip("needs root to create a network namespace")
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		ns, err := netns.New()
-		if err != nil {
-			errc <- fmt.Errorf("new namespace: %w", err)
-			return
-		}
-		defer ns.Close()
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ve0"}, PeerName: "ve1"}
-		if err := netlink.LinkAdd(veth); err != nil {
-			errc <- fmt.Errorf("veth: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
+// TestSetVeth works on a veth pair ve0/ve1 inside a new network namespace
+// of the test's own: both go when the test ends, and nothing is configured
+// outside it.
 func TestSetVeth(t *testing.T) {
-	err := inFreshNamespace(t, func() error {
+	ns := testutil.NewNS(t)
+	testutil.Veth(t, testutil.End{NS: ns, Name: "ve0"}, testutil.End{NS: ns, Name: "ve1"})
+	err := testutil.Do(ns, func() error {
 		// Each feature both ways, and back to where it was.
 		for _, f := range []Feature{GRO, GSO, TSO, TxChecksum, RxChecksum} {
 			was, err := Get("ve0", f)

@@ -1,0 +1,19 @@
+// Package testutil holds the helpers that drlb's tests used to copy from
+// package to package: the decision whether a root-only test runs, skips or
+// fails (NeedRoot), network namespace builders for tests that need a
+// private network (NewNS, Veth, Do, NetlinkHandle, WaitOperUp), and a
+// reader for the pcap files tests capture (ReadPcap).
+//
+// The rules the helpers enforce, so that a test cannot get them wrong:
+//
+//   - A test that needs root skips on a laptop, with the reason, but fails
+//     under CI=true: there, a skip would let a broken director pass.
+//   - Everything is built in namespaces the test owns and is torn down by
+//     t.Cleanup, also when the test fails or panics. The root network
+//     namespace is never configured.
+//   - Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking) only.
+//
+// For a whole client-router-director-real-server topology, use package lab;
+// this package builds the small ad-hoc topologies of unit tests. It imports
+// nothing from drlb, so any package's tests, lab's included, can use it.
+package testutil

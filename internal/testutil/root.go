@@ -1,0 +1,63 @@
+package testutil
+
+import (
+	"os"
+	"testing"
+)
+
+// verdict is what NeedRoot does with a test.
+type verdict int
+
+const (
+	run  verdict = iota // everything needed is there
+	skip                // something is missing, and this is not CI
+	fail                // something is missing, and CI=true forbids skipping
+)
+
+func (v verdict) String() string {
+	switch v {
+	case run:
+		return "run"
+	case skip:
+		return "skip"
+	case fail:
+		return "fail"
+	}
+	return "verdict(?)"
+}
+
+// decide is NeedRoot's rule. missing says what the test lacks ("" when it
+// lacks nothing); ci is whether it runs under CI=true.
+func decide(missing string, ci bool) verdict {
+	switch {
+	case missing == "":
+		return run
+	case ci:
+		return fail
+	default:
+		return skip
+	}
+}
+
+// inCI reports whether the environment says CI=true: exactly "true", as
+// .ci/run sets it.
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// NeedRoot lets the test go on only with root and what root-only tests use:
+// CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN, and network namespaces.
+// Without them it skips the test saying what is missing, except under
+// CI=true, where it fails it instead: in CI every test must really run.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	needRoot(t, missing(), inCI())
+}
+
+func needRoot(t testing.TB, missing string, ci bool) {
+	t.Helper()
+	switch decide(missing, ci) {
+	case fail:
+		t.Fatalf("CI=true: this test needs root and network namespaces, refusing to skip: %s", missing)
+	case skip:
+		t.Skipf("needs root and network namespaces: %s (under CI=true this fails instead)", missing)
+	}
+}
