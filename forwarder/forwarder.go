@@ -107,11 +107,13 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	}
 	f.conns = t
 	for i, sc := range cfg.Services {
+		// An unknown scheduler name fails in rebuildScheduler below.
+		traits, _ := scheduler.TraitsOf(sc.Scheduler)
 		s := &service{
 			id:         uint16(i),
 			key:        svcKey{proto: uint8(sc.Protocol), vip: sc.VIP.Unmap(), port: sc.Port},
 			cfg:        sc,
-			consistent: scheduler.Consistent(sc.Scheduler),
+			consistent: traits.Consistent,
 		}
 		if len(sc.RealServers) > 1<<16 {
 			return nil, fmt.Errorf("forwarder: service %s: %d real servers, at most 65536", s.name(), len(sc.RealServers))
