@@ -15,22 +15,22 @@ func TestSnapshotJSON(t *testing.T) {
 		MaxConns: 4096,
 		Services: []Service{{
 			Protocol: "tcp", VIP: netip.MustParseAddr("198.18.0.100"), Port: 80, Scheduler: "wrr",
-			Persistence: "5m0s", Conns: 7, InPackets: 70, InBytes: 7000,
+			Persistence: "5m0s", Connections: 7, InPackets: 70, InBytes: 7000,
 			RealServers: []Real{{
 				Address: netip.MustParseAddr("198.18.0.11"), MAC: "02:00:00:00:00:11", Weight: 3, State: "up",
-				Active: 1, Inactive: 2, Persistent: 1, Conns: 7, InPackets: 70, InBytes: 7000,
+				Active: 1, Inactive: 2, Persistent: 1, Connections: 7, InPackets: 70, InBytes: 7000,
 			}},
 		}},
 		Frames: map[string]uint64{"new": 7},
-		Conns: []Conn{{
+		ConnEntries: []ConnEntry{{
 			Protocol: "tcp", Client: netip.MustParseAddrPort("198.18.1.10:40000"),
 			Virtual: netip.MustParseAddrPort("198.18.0.100:80"), Real: netip.MustParseAddr("198.18.0.11"),
 			State: "ESTABLISHED", Expires: 899,
 		}},
-		ConnsOmitted: 2,
-		Link:         map[string]uint64{"rx_dropped": 1},
-		ARP:          map[string]uint64{"replies": 1},
-		Neighbors:    map[string]uint64{"accepted": 1},
+		ConnEntriesOmitted: 2,
+		Link:               map[string]uint64{"rx_dropped": 1},
+		ARP:                map[string]uint64{"replies": 1},
+		Neighbors:          map[string]uint64{"accepted": 1},
 	}
 	got, err := json.Marshal(s)
 	if err != nil {

@@ -60,7 +60,7 @@ type Forwarder struct {
 	services []*service
 	byKey    map[svcKey]*service
 	vips     map[netip.Addr]struct{}
-	conns    *conntable.Table
+	table    *conntable.Table // the connection table
 	frags    fragTable
 	timeouts timeouts
 	sweep    int
@@ -105,7 +105,7 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
-	f.conns = t
+	f.table = t
 	for i, sc := range cfg.Services {
 		// An unknown scheduler name fails in rebuildScheduler below.
 		traits, _ := scheduler.TraitsOf(sc.Scheduler)
@@ -170,7 +170,7 @@ func (f *Forwarder) setState(e *conntable.Entry, state uint8, now int64) {
 		f.account(e.Service, e.Real, state, +1)
 		e.State = state
 	}
-	f.conns.SetTimeout(e, now, f.timeouts[state])
+	f.table.SetTimeout(e, now, f.timeouts[state])
 }
 
 func (f *Forwarder) result(v Verdict, r Reason, svc, real int) Result {
@@ -178,7 +178,7 @@ func (f *Forwarder) result(v Verdict, r Reason, svc, real int) Result {
 }
 
 // Tick expires idle connections; call it now and then when no frames flow.
-func (f *Forwarder) Tick(now int64, budget int) int { return f.conns.Sweep(now, budget) }
+func (f *Forwarder) Tick(now int64, budget int) int { return f.table.Sweep(now, budget) }
 
 // Process decides what happens to one frame and, for Forward, rewrites its
 // MAC addresses in place. It never panics and allocates nothing.
@@ -190,7 +190,7 @@ func (f *Forwarder) Process(frame []byte, m *Meta) Result {
 
 func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	now := m.Time
-	f.conns.Sweep(now, f.sweep)
+	f.table.Sweep(now, f.sweep)
 
 	var p packet
 	err := decode(frame, &p)
@@ -314,18 +314,18 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 
 	f.setKey(&f.key, &p.flow)
 	reason := ReasonNew
-	if e := f.conns.Lookup(&f.key, now); e != nil {
+	if e := f.table.Lookup(&f.key, now); e != nil {
 		real := int(e.Real)
 		switch {
 		case int(e.Service) != int(s.id) || real >= len(s.reals):
-			f.conns.Delete(e) // from an older configuration
+			f.table.Delete(e) // from an older configuration
 		case syn && closing(e.State):
-			f.conns.Delete(e)
+			f.table.Delete(e)
 			reason = ReasonReused
 		case !s.reals[real].usable():
 			// expire_nodest_conn: the server is gone, so the client
 			// should learn fast; a new SYN is scheduled elsewhere.
-			f.conns.Delete(e)
+			f.table.Delete(e)
 			if !syn {
 				return f.result(Drop, ReasonServerGone, int(s.id), real)
 			}
@@ -359,15 +359,15 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 	if how == ReasonPersistent && reason == ReasonNew {
 		reason = ReasonPersistent
 	}
-	e, err := f.conns.Insert(&f.key, now)
+	e, err := f.table.Insert(&f.key, now)
 	if err != nil {
 		return f.result(Drop, ReasonTableFull, int(s.id), real)
 	}
 	e.Service, e.Real, e.State = s.id, uint16(real), state
 	f.account(s.id, uint16(real), state, +1)
-	f.conns.SetTimeout(e, now, f.timeouts[state])
-	s.conns.Add(1)
-	s.reals[real].conns.Add(1)
+	f.table.SetTimeout(e, now, f.timeouts[state])
+	s.connections.Add(1)
+	s.reals[real].connections.Add(1)
 	return f.result(Forward, reason, int(s.id), real)
 }
 
@@ -378,15 +378,15 @@ func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
 	persist := s.cfg.Persistence > 0
 	if persist {
 		f.templateKey(s, fl)
-		if t := f.conns.Lookup(&f.tkey, now); t != nil {
+		if t := f.table.Lookup(&f.tkey, now); t != nil {
 			real := int(t.Real)
 			// Like IPVS with expire_quiescent_template=1: a template
 			// never pins a client to a quiesced or failed server.
 			if int(t.Service) == int(s.id) && real < len(s.reals) && s.reals[real].usable() && s.reals[real].effectiveWeight() > 0 {
-				f.conns.SetTimeout(t, now, s.cfg.Persistence)
+				f.table.SetTimeout(t, now, s.cfg.Persistence)
 				return real, ReasonPersistent
 			}
-			f.conns.Delete(t)
+			f.table.Delete(t)
 		}
 	}
 	real, ok := f.schedule(s, fl)
@@ -394,10 +394,10 @@ func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
 		return -1, ReasonNoServer
 	}
 	if persist {
-		if t, err := f.conns.Insert(&f.tkey, now); err == nil {
+		if t, err := f.table.Insert(&f.tkey, now); err == nil {
 			t.Service, t.Real, t.State = s.id, uint16(real), stateTemplate
 			f.account(s.id, uint16(real), stateTemplate, +1)
-			f.conns.SetTimeout(t, now, s.cfg.Persistence)
+			f.table.SetTimeout(t, now, s.cfg.Persistence)
 		}
 	}
 	return real, ReasonNew
@@ -476,7 +476,7 @@ func (f *Forwarder) icmpError(p *packet, now int64) Result {
 		return f.result(Drop, ReasonNoService, -1, -1)
 	}
 	f.setKey(&f.key, in)
-	if e := f.conns.Lookup(&f.key, now); e != nil && int(e.Service) == int(s.id) && int(e.Real) < len(s.reals) {
+	if e := f.table.Lookup(&f.key, now); e != nil && int(e.Service) == int(s.id) && int(e.Real) < len(s.reals) {
 		if s.reals[e.Real].usable() {
 			return f.result(Forward, ReasonICMP, int(s.id), int(e.Real))
 		}
