@@ -16,8 +16,12 @@ const DefaultScheduler = "wlc"
 // allocate an absurd maglev table (the largest prime below 2^20).
 const maxTableSize = 1048573
 
-// hashing reports whether sched takes the port/fallback flags.
-func hashing(sched string) bool { return sched == "sh" || sched == "mh" }
+// hashing reports whether sched takes the port/fallback flags: the
+// consistent schedulers, which hash the flow (sh and mh).
+func hashing(sched string) bool {
+	t, err := scheduler.TraitsOf(sched)
+	return err == nil && t.Consistent
+}
 
 // applyFlag sets the option one scheduler flag names. generic allows
 // ipvsadm's flag-1/flag-2 spellings (what ipvsadm -S prints for a scheduler
@@ -38,7 +42,7 @@ func applyFlag(opts *scheduler.Options, sched, flag string, generic bool) error 
 		}
 		prefix = sched
 	}
-	if !ok || (prefix != "sh" && prefix != "mh") || (opt != "port" && opt != "fallback") {
+	if !ok || !hashing(prefix) || (opt != "port" && opt != "fallback") {
 		return errors.New("unknown scheduler flag (valid: sh-port, sh-fallback, mh-port, mh-fallback)")
 	}
 	if hashing(sched) && prefix != sched {

@@ -78,7 +78,7 @@ func TestWriteStatsAndRate(t *testing.T) {
 	later := s
 	later.Time = s.Time.Add(2 * time.Second)
 	later.Services = append([]Service(nil), s.Services...)
-	later.Services[0].Conns += 10
+	later.Services[0].Connections += 10
 	b.Reset()
 	WriteRate(&b, s, later)
 	if got := fieldsOf(b.String(), "TCP"); got != "TCP 198.18.0.100:80 5 0 0 0 0" {
@@ -98,7 +98,7 @@ func TestSocket(t *testing.T) {
 		s.ARP = map[string]uint64{"replies": 2}
 		s.Neighbors = map[string]uint64{"accepted": 1}
 		if conns {
-			f.Connections(time.Now().UnixNano(), func(c forwarder.Conn) bool { s.Conns = append(s.Conns, ConnOf(c)); return true })
+			f.RangeConnEntries(time.Now().UnixNano(), func(c forwarder.ConnEntry) bool { s.ConnEntries = append(s.ConnEntries, ConnEntryOf(c)); return true })
 		}
 		return s
 	}
@@ -121,13 +121,13 @@ func TestSocket(t *testing.T) {
 		t.Fatalf("snapshot over the socket: %+v", s)
 	}
 	withConns, err := Get(context.Background(), path, true)
-	if err != nil || len(withConns.Conns) != 4 { // 3 connections and the persistence template
-		t.Fatalf("conns: %v %+v", err, withConns.Conns)
+	if err != nil || len(withConns.ConnEntries) != 4 { // 3 connections and the persistence template
+		t.Fatalf("conns: %v %+v", err, withConns.ConnEntries)
 	}
 	var b bytes.Buffer
-	WriteConns(&b, withConns)
+	WriteConnEntries(&b, withConns)
 	if !strings.Contains(b.String(), "ESTABLISHED 198.18.1.10:40000") || !strings.Contains(b.String(), "198.18.0.11:80") {
-		t.Errorf("WriteConns:\n%s", b.String())
+		t.Errorf("WriteConnEntries:\n%s", b.String())
 	}
 	// A second director on the same socket is refused, not hijacked.
 	if _, err := Listen(path); !errors.Is(err, ErrInUse) {

@@ -44,10 +44,10 @@ func WriteStats(w io.Writer, s Snapshot) {
 	fmt.Fprintln(w, "  -> RemoteAddress:Port")
 	for _, svc := range s.Services {
 		fmt.Fprintf(w, "%-4s %-28s %8s %8s %8s %8s %8s\n", strings.ToUpper(svc.Protocol), hostPort(svc.VIP, svc.Port),
-			human(svc.Conns), human(svc.InPackets), "0", human(svc.InBytes), "0")
+			human(svc.Connections), human(svc.InPackets), "0", human(svc.InBytes), "0")
 		for _, r := range svc.RealServers {
 			fmt.Fprintf(w, "  -> %-28s %8s %8s %8s %8s %8s\n", hostPort(r.Address, svc.Port),
-				human(r.Conns), human(r.InPackets), "0", human(r.InBytes), "0")
+				human(r.Connections), human(r.InPackets), "0", human(r.InBytes), "0")
 		}
 	}
 }
@@ -74,14 +74,14 @@ func WriteRate(w io.Writer, before, after Snapshot) {
 		}
 		b := before.Services[i]
 		fmt.Fprintf(w, "%-4s %-28s %8s %8s %8s %8s %8s\n", strings.ToUpper(svc.Protocol), hostPort(svc.VIP, svc.Port),
-			rate(b.Conns, svc.Conns), rate(b.InPackets, svc.InPackets), "0", rate(b.InBytes, svc.InBytes), "0")
+			rate(b.Connections, svc.Connections), rate(b.InPackets, svc.InPackets), "0", rate(b.InBytes, svc.InBytes), "0")
 		for j, r := range svc.RealServers {
 			if j >= len(b.RealServers) {
 				break
 			}
 			br := b.RealServers[j]
 			fmt.Fprintf(w, "  -> %-28s %8s %8s %8s %8s %8s\n", hostPort(r.Address, svc.Port),
-				rate(br.Conns, r.Conns), rate(br.InPackets, r.InPackets), "0", rate(br.InBytes, r.InBytes), "0")
+				rate(br.Connections, r.Connections), rate(br.InPackets, r.InPackets), "0", rate(br.InBytes, r.InBytes), "0")
 		}
 	}
 }
@@ -99,16 +99,16 @@ func human(n uint64) string {
 	return fmt.Sprint(n)
 }
 
-// WriteConns prints the connection table like `ipvsadm -Lnc`.
-func WriteConns(w io.Writer, s Snapshot) {
+// WriteConnEntries prints the connection table like `ipvsadm -Lnc`.
+func WriteConnEntries(w io.Writer, s Snapshot) {
 	fmt.Fprintln(w, "IPVS connection entries")
 	fmt.Fprintf(w, "%-4s %-6s %-11s %-40s %-40s %s\n", "pro", "expire", "state", "source", "virtual", "destination")
-	for _, c := range s.Conns {
+	for _, c := range s.ConnEntries {
 		exp := int(c.Expires + 0.5)
 		fmt.Fprintf(w, "%-4s %02d:%02d  %-11s %-40s %-40s %s\n", strings.ToUpper(c.Protocol), exp/60, exp%60, c.State,
 			c.Client, c.Virtual, netip.AddrPortFrom(c.Real, c.Virtual.Port()))
 	}
-	if s.ConnsOmitted > 0 {
-		fmt.Fprintf(w, "(%d more entries not listed)\n", s.ConnsOmitted)
+	if s.ConnEntriesOmitted > 0 {
+		fmt.Fprintf(w, "(%d more entries not listed)\n", s.ConnEntriesOmitted)
 	}
 }

@@ -46,12 +46,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, svc := range s.Services {
 		l := []string{svc.Protocol, svc.VIP.String(), strconv.Itoa(int(svc.Port))}
-		counter(descSvcConns, svc.Conns, l...)
+		counter(descSvcConns, svc.Connections, l...)
 		counter(descSvcPackets, svc.InPackets, l...)
 		counter(descSvcBytes, svc.InBytes, l...)
 		for _, r := range svc.RealServers {
 			rl := append(append([]string(nil), l...), r.Address.String())
-			counter(descRealConns, r.Conns, rl...)
+			counter(descRealConns, r.Connections, rl...)
 			counter(descRealPackets, r.InPackets, rl...)
 			counter(descRealBytes, r.InBytes, rl...)
 			gauge(descActive, float64(r.Active), rl...)

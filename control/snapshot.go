@@ -19,10 +19,11 @@ type Snapshot struct {
 	MaxConns int               `json:"max_conns"`
 	Services []Service         `json:"services"`
 	Frames   map[string]uint64 `json:"frames"` // by verdict reason, non-zero only
-	// Conns is the connection table, when asked for (ctl list -conns);
-	// ConnsOmitted counts entries left out beyond the listing's bound.
-	Conns        []Conn `json:"conns,omitempty"`
-	ConnsOmitted int    `json:"conns_omitted,omitempty"`
+	// ConnEntries is the connection table, when asked for (ctl list
+	// -conns); ConnEntriesOmitted counts entries left out beyond the
+	// listing's bound.
+	ConnEntries        []ConnEntry `json:"conns,omitempty"`
+	ConnEntriesOmitted int         `json:"conns_omitted,omitempty"`
 	// Link counts frames the socket dropped (rx, tx, truncated,
 	// unrepresentable); ARP the VIP responder's events (requests,
 	// probes, replies, conflicts, malformed); Neighbors the real-server
@@ -32,8 +33,9 @@ type Snapshot struct {
 	Neighbors map[string]uint64 `json:"neighbors,omitempty"`
 }
 
-// Conn is one connection table entry, as ipvsadm -Lnc lists it.
-type Conn struct {
+// ConnEntry is one connection table entry (a connection or a persistence
+// template), as ipvsadm -Lnc lists it.
+type ConnEntry struct {
 	Protocol string         `json:"protocol"`
 	Client   netip.AddrPort `json:"client"`
 	Virtual  netip.AddrPort `json:"virtual"`
@@ -42,9 +44,9 @@ type Conn struct {
 	Expires  float64        `json:"expires_seconds"`
 }
 
-// ConnOf converts a forwarder entry.
-func ConnOf(c forwarder.Conn) Conn {
-	return Conn{Protocol: c.Protocol.String(), Client: c.Client, Virtual: c.Virtual, Real: c.Real,
+// ConnEntryOf converts a forwarder entry.
+func ConnEntryOf(c forwarder.ConnEntry) ConnEntry {
+	return ConnEntry{Protocol: c.Protocol.String(), Client: c.Client, Virtual: c.Virtual, Real: c.Real,
 		State: c.State, Expires: c.Expires.Seconds()}
 }
 
@@ -55,7 +57,7 @@ type Service struct {
 	Port        uint16     `json:"port"`
 	Scheduler   string     `json:"scheduler"`
 	Persistence string     `json:"persistence,omitempty"`
-	Conns       uint64     `json:"conns"`
+	Connections uint64     `json:"conns"` // scheduled, like ipvsadm's Conns
 	InPackets   uint64     `json:"in_packets"`
 	InBytes     uint64     `json:"in_bytes"`
 	RealServers []Real     `json:"realservers"`
@@ -63,16 +65,16 @@ type Service struct {
 
 // Real is one real server of a service.
 type Real struct {
-	Address    netip.Addr `json:"address"`
-	MAC        string     `json:"mac,omitempty"` // empty while unresolved
-	Weight     int        `json:"weight"`
-	State      string     `json:"state"` // up, down, inhibited, unresolved
-	Active     int        `json:"active_conns"`
-	Inactive   int        `json:"inactive_conns"`
-	Persistent int        `json:"persistent"`
-	Conns      uint64     `json:"conns"`
-	InPackets  uint64     `json:"in_packets"`
-	InBytes    uint64     `json:"in_bytes"`
+	Address     netip.Addr `json:"address"`
+	MAC         string     `json:"mac,omitempty"` // empty while unresolved
+	Weight      int        `json:"weight"`
+	State       string     `json:"state"` // up, down, inhibited, unresolved
+	Active      int        `json:"active_conns"`
+	Inactive    int        `json:"inactive_conns"`
+	Persistent  int        `json:"persistent"`
+	Connections uint64     `json:"conns"` // scheduled, like ipvsadm's Conns
+	InPackets   uint64     `json:"in_packets"`
+	InBytes     uint64     `json:"in_bytes"`
 }
 
 // Take reads src now.
@@ -81,7 +83,7 @@ func Take(src Source, maxConns int, persistence map[int]time.Duration) Snapshot 
 	for i, st := range src.Stats() {
 		svc := Service{
 			Protocol: st.Protocol.String(), VIP: st.VIP, Port: st.Port, Scheduler: st.Scheduler,
-			Conns: st.Conns, InPackets: st.Packets, InBytes: st.Bytes,
+			Connections: st.Connections, InPackets: st.Packets, InBytes: st.Bytes,
 		}
 		if p := persistence[i]; p > 0 {
 			svc.Persistence = p.String()
@@ -90,7 +92,7 @@ func Take(src Source, maxConns int, persistence map[int]time.Duration) Snapshot 
 			rs := Real{
 				Address: r.Addr, Weight: r.Weight, State: state(r),
 				Active: r.Active, Inactive: r.Inactive, Persistent: r.Persistent,
-				Conns: r.Conns, InPackets: r.Packets, InBytes: r.Bytes,
+				Connections: r.Connections, InPackets: r.Packets, InBytes: r.Bytes,
 			}
 			if r.MAC != nil {
 				rs.MAC = r.MAC.String()

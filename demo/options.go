@@ -41,8 +41,9 @@ const (
 type Options struct {
 	// RealServers is how many real servers to build; 0 means DefaultRealServers.
 	RealServers int
-	// Scheduler is any ipvsadm -s name; weighted ones (wrr, wlc, sed)
-	// get weights N..1, the others 1; "" means wrr.
+	// Scheduler is any ipvsadm -s name; weighted ones that do not hash
+	// the client (wrr, wlc, sed, nq) get weights N..1, the others 1; ""
+	// means wrr.
 	Scheduler string
 	// Requests is how many HTTP requests the client sends; 0 means DefaultRequests.
 	Requests int
@@ -90,19 +91,25 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// weights returns the real servers' weights: N, N-1, ..., 1 for wrr (so
-// the distribution visibly follows them), all 1 for rr.
+// weights returns the real servers' weights: N, N-1, ..., 1 for a weighted
+// scheduler (so the distribution visibly follows them), all 1 for the
+// others (rr, lc) and for sh and mh, which send the lab's one client to one
+// server whatever the weights.
 func (o Options) weights() []int {
+	t := schedTraits(o.Scheduler)
 	w := make([]int, o.RealServers)
 	for i := range w {
 		w[i] = 1
-		if weighted(o.Scheduler) {
+		if t.Weighted && !t.Consistent {
 			w[i] = o.RealServers - i
 		}
 	}
 	return w
 }
 
-// weighted reports schedulers whose lab demo uses unequal weights, so the
-// distribution visibly follows them.
-func weighted(sched string) bool { return sched == "wrr" || sched == "wlc" || sched == "sed" }
+// schedTraits returns the traits of a scheduler withDefaults accepted (the
+// zero Traits for a name it did not).
+func schedTraits(sched string) scheduler.Traits {
+	t, _ := scheduler.TraitsOf(sched)
+	return t
+}

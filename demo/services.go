@@ -35,8 +35,8 @@ func (s service) yaml() string {
 // closedLoad is the connection count the director sees at each new
 // connection of the lab: the requests run one after another and the client
 // closes each before opening the next, so every earlier connection is in
-// FIN_WAIT (inactive, IPVS-style) and none is active. lc, wlc, sed and nq
-// read it; the other schedulers ignore it.
+// FIN_WAIT (inactive, IPVS-style) and none is active. The load-based
+// schedulers (lc, wlc, sed, nq) read it; the others ignore it.
 type closedLoad []uint32
 
 func (l closedLoad) Conns(i int) (active, inactive uint32) { return 0, l[i] }

@@ -67,9 +67,16 @@ func (r *runner) directorSetup() error {
 	fmt.Fprintf(w, "\nThe same as ipvsadm rules (-g: direct routing; drlb run -c also reads this form):\n\n")
 	indent(w, "    ", config.FormatIPVSADM(cfg))
 	fmt.Fprintf(w, "\nScheduler %s, weights %s: ", r.o.Scheduler, weightList(r.svc.weights))
-	if r.o.Scheduler == "wrr" {
+	switch t := schedTraits(r.o.Scheduler); {
+	case t.Consistent:
+		fmt.Fprintln(w, "new connections go to the real server the client's address hashes to.")
+	case t.LoadBased && t.Weighted:
+		fmt.Fprintln(w, "new connections go to the least loaded real server for its weight.")
+	case t.LoadBased:
+		fmt.Fprintln(w, "new connections go to the real server with the fewest connections.")
+	case t.Weighted:
 		fmt.Fprintln(w, "new connections go to each real server in proportion to its weight.")
-	} else {
+	default:
 		fmt.Fprintln(w, "new connections go to each real server in turn.")
 	}
 	return nil

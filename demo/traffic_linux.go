@@ -162,7 +162,7 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 		}
 		t.ports = append(t.ports, local.Port())
 		t.servers = append(t.servers, server)
-		if countsConnections(r.o.Scheduler) {
+		if schedTraits(r.o.Scheduler).LoadBased {
 			// The transport closes a Connection: close connection on
 			// its own goroutine; let the client's FIN reach the
 			// director (the connection goes inactive) before the
@@ -218,11 +218,11 @@ func (r *runner) distribution(t *traffic) error {
 	tw.Flush()
 	fmt.Fprintf(w, "\n%s with weights %s over %d new connections: the expected column is what the\n", r.o.Scheduler, weightList(r.svc.weights), total)
 	fmt.Fprintln(w, "scheduler itself computes from a fresh start; the director must match it exactly.")
-	switch r.o.Scheduler {
-	case "sh", "mh":
+	switch t := schedTraits(r.o.Scheduler); {
+	case t.Consistent:
 		fmt.Fprintf(w, "%s hashes the client's address: one client always reaches the same real server,\n", r.o.Scheduler)
 		fmt.Fprintln(w, "on every director and after a restart, with no state shared (session affinity).")
-	case "lc", "wlc", "sed", "nq":
+	case t.LoadBased:
 		fmt.Fprintf(w, "%s counts connections: each request's connection is closed (FIN_WAIT, inactive)\n", r.o.Scheduler)
 		fmt.Fprintln(w, "before the next one opens, so the least loaded server rotates.")
 	}
@@ -238,13 +238,4 @@ func distString(l *lab.Lab, got map[string]int) string {
 		s = append(s, fmt.Sprintf("%s=%d", rs.Name, got[rs.Name]))
 	}
 	return strings.Join(s, " ")
-}
-
-// countsConnections reports the schedulers that read connection counts.
-func countsConnections(sched string) bool {
-	switch sched {
-	case "lc", "wlc", "sed", "nq":
-		return true
-	}
-	return false
 }

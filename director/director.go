@@ -244,12 +244,12 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	if conns {
 		now := d.clock().UnixNano()
 		d.fwMu.Lock()
-		d.fw.Connections(now, func(c forwarder.Conn) bool {
-			if len(snap.Conns) == maxListedConns {
-				snap.ConnsOmitted++
+		d.fw.RangeConnEntries(now, func(c forwarder.ConnEntry) bool {
+			if len(snap.ConnEntries) == maxListedConns {
+				snap.ConnEntriesOmitted++
 				return true
 			}
-			snap.Conns = append(snap.Conns, control.ConnOf(c))
+			snap.ConnEntries = append(snap.ConnEntries, control.ConnEntryOf(c))
 			return true
 		})
 		d.fwMu.Unlock()

@@ -8,8 +8,9 @@ import (
 	"github.com/drlb/drlb/conntable"
 )
 
-// Conn is one entry of the connection table, as `ipvsadm -Lnc` lists it.
-type Conn struct {
+// ConnEntry is one entry of the connection table, as `ipvsadm -Lnc` lists
+// it: a connection or a persistence template.
+type ConnEntry struct {
 	Protocol config.Protocol
 	Client   netip.AddrPort // for a persistence template, the masked client and port 0
 	Virtual  netip.AddrPort
@@ -18,25 +19,26 @@ type Conn struct {
 	Expires  time.Duration // from now
 }
 
-// Connections calls fn for each live entry (connections and persistence
-// templates) until fn returns false. Like Process it reads the table, so
-// call it only where Process cannot run at the same time.
-func (f *Forwarder) Connections(now int64, fn func(Conn) bool) {
-	f.conns.Range(func(e *conntable.Entry) bool {
-		if f.conns.Expired(e, now) || int(e.Service) >= len(f.services) {
+// RangeConnEntries calls fn for each live entry of the connection table
+// (connections and persistence templates) until fn returns false. Like
+// Process it reads the table, so call it only where Process cannot run at
+// the same time.
+func (f *Forwarder) RangeConnEntries(now int64, fn func(ConnEntry) bool) {
+	f.table.Range(func(e *conntable.Entry) bool {
+		if f.table.Expired(e, now) || int(e.Service) >= len(f.services) {
 			return true
 		}
 		s := f.services[e.Service]
 		if int(e.Real) >= len(s.reals) {
 			return true
 		}
-		c := Conn{
+		c := ConnEntry{
 			Protocol: config.Protocol(e.Key.Proto),
 			Client:   netip.AddrPortFrom(netip.AddrFrom16(e.Key.CIP).Unmap(), e.Key.CPort),
 			Virtual:  netip.AddrPortFrom(netip.AddrFrom16(e.Key.VIP).Unmap(), e.Key.VPort),
 			Real:     s.reals[e.Real].addr,
 			State:    StateName(e.State),
-			Expires:  time.Duration(f.conns.Expires(e) - now),
+			Expires:  time.Duration(f.table.Expires(e) - now),
 		}
 		return fn(c)
 	})

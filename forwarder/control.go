@@ -39,20 +39,23 @@ func (f *Forwarder) SetMAC(addr netip.Addr, mac net.HardwareAddr) error {
 	return nil
 }
 
-func (f *Forwarder) real(svc, real int) (*service, *realServer, error) {
-	if svc < 0 || svc >= len(f.services) || real < 0 || real >= len(f.services[svc].reals) {
-		return nil, nil, fmt.Errorf("%w: service %d real server %d", ErrUnknownServer, svc, real)
+// realAt returns service svc and its real server ri: indexes into the
+// configuration's Services and that service's RealServers, as in the
+// control methods below.
+func (f *Forwarder) realAt(svc, ri int) (*service, *realServer, error) {
+	if svc < 0 || svc >= len(f.services) || ri < 0 || ri >= len(f.services[svc].reals) {
+		return nil, nil, fmt.Errorf("%w: service %d real server %d", ErrUnknownServer, svc, ri)
 	}
 	s := f.services[svc]
-	return s, s.reals[real], nil
+	return s, s.reals[ri], nil
 }
 
 // SetAvailable marks a real server of a service up or down (health checks
 // with on_fail: remove). A server that is down takes no new connections and
 // its existing ones expire on their next packet, as IPVS's
 // expire_nodest_conn does, so clients fail fast instead of hanging.
-func (f *Forwarder) SetAvailable(svc, real int, up bool) error {
-	s, r, err := f.real(svc, real)
+func (f *Forwarder) SetAvailable(svc, ri int, up bool) error {
+	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
 	}
@@ -64,8 +67,8 @@ func (f *Forwarder) SetAvailable(svc, real int, up bool) error {
 
 // SetWeight changes a real server's weight. Weight 0 quiesces it: no new
 // connections, existing ones continue until they end (draining).
-func (f *Forwarder) SetWeight(svc, real, weight int) error {
-	s, r, err := f.real(svc, real)
+func (f *Forwarder) SetWeight(svc, ri, weight int) error {
+	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
 	}
@@ -82,8 +85,8 @@ func (f *Forwarder) SetWeight(svc, real, weight int) error {
 // touching its configured weight: a health check with on_fail: inhibit
 // uses it, so a configuration reload that changes weights cannot bring a
 // failing server back by accident.
-func (f *Forwarder) SetInhibited(svc, real int, inhibited bool) error {
-	s, r, err := f.real(svc, real)
+func (f *Forwarder) SetInhibited(svc, ri int, inhibited bool) error {
+	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
 	}

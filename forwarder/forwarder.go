@@ -65,7 +65,7 @@ type Forwarder struct {
 	services []*service
 	byKey    map[svcKey]*service
 	vips     map[netip.Addr]struct{}
-	conns    *conntable.Table
+	table    *conntable.Table // the connection table
 	frags    fragTable
 	timeouts timeouts
 	sweep    int
@@ -116,13 +116,15 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
-	f.conns = t
+	f.table = t
 	for i, sc := range cfg.Services {
+		// An unknown scheduler name fails in rebuildScheduler below.
+		traits, _ := scheduler.TraitsOf(sc.Scheduler)
 		s := &service{
 			id:         uint16(i),
 			key:        svcKey{proto: uint8(sc.Protocol), vip: sc.VIP.Unmap(), port: sc.Port},
 			cfg:        sc,
-			consistent: scheduler.Consistent(sc.Scheduler),
+			consistent: traits.Consistent,
 		}
 		if len(sc.RealServers) > 1<<16 {
 			return nil, fmt.Errorf("forwarder: service %s: %d real servers, at most 65536", s.name(), len(sc.RealServers))
@@ -157,11 +159,11 @@ func (f *Forwarder) onExpire(e *conntable.Entry) {
 	f.account(e.Service, e.Real, e.State, -1)
 }
 
-func (f *Forwarder) account(svc, real uint16, state uint8, delta int32) {
-	if int(svc) >= len(f.services) || int(real) >= len(f.services[svc].reals) {
+func (f *Forwarder) account(svc, ri uint16, state uint8, delta int32) {
+	if int(svc) >= len(f.services) || int(ri) >= len(f.services[svc].reals) {
 		return
 	}
-	r := f.services[svc].reals[real]
+	r := f.services[svc].reals[ri]
 	switch state {
 	case stateEstablished:
 		r.active.Add(delta)
@@ -179,15 +181,15 @@ func (f *Forwarder) setState(e *conntable.Entry, state uint8, now int64) {
 		f.account(e.Service, e.Real, state, +1)
 		e.State = state
 	}
-	f.conns.SetTimeout(e, now, f.timeouts[state])
+	f.table.SetTimeout(e, now, f.timeouts[state])
 }
 
-func (f *Forwarder) result(v Verdict, r Reason, svc, real int) Result {
-	return Result{Verdict: v, Reason: r, Service: svc, Real: real}
+func (f *Forwarder) result(v Verdict, r Reason, svc, ri int) Result {
+	return Result{Verdict: v, Reason: r, Service: svc, Real: ri}
 }
 
 // Tick expires idle connections; call it now and then when no frames flow.
-func (f *Forwarder) Tick(now int64, budget int) int { return f.conns.Sweep(now, budget) }
+func (f *Forwarder) Tick(now int64, budget int) int { return f.table.Sweep(now, budget) }
 
 // Process decides what happens to one frame and, for Forward, rewrites its
 // MAC addresses in place. It never panics and allocates nothing.
@@ -199,7 +201,7 @@ func (f *Forwarder) Process(frame []byte, m *Meta) Result {
 
 func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	now := m.Time
-	f.conns.Sweep(now, f.sweep)
+	f.table.Sweep(now, f.sweep)
 
 	var p packet
 	err := decode(frame, &p)
@@ -321,20 +323,20 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 
 	f.setKey(&f.key, &p.flow)
 	reason := ReasonNew
-	if e := f.conns.Lookup(&f.key, now); e != nil {
-		real := int(e.Real)
+	if e := f.table.Lookup(&f.key, now); e != nil {
+		ri := int(e.Real)
 		switch {
-		case int(e.Service) != int(s.id) || real >= len(s.reals):
-			f.conns.Delete(e) // from an older configuration
+		case int(e.Service) != int(s.id) || ri >= len(s.reals):
+			f.table.Delete(e) // from an older configuration
 		case syn && closing(e.State):
-			f.conns.Delete(e)
+			f.table.Delete(e)
 			reason = ReasonReused
-		case !s.reals[real].usable():
+		case !s.reals[ri].usable():
 			// expire_nodest_conn: the server is gone, so the client
 			// should learn fast; a new SYN is scheduled elsewhere.
-			f.conns.Delete(e)
+			f.table.Delete(e)
 			if !syn {
-				return f.result(Drop, ReasonServerGone, int(s.id), real)
+				return f.result(Drop, ReasonServerGone, int(s.id), ri)
 			}
 		default:
 			state := stateUDP
@@ -342,7 +344,7 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 				state = tcpNext(e.State, p.tcpFlags)
 			}
 			f.setState(e, state, now)
-			return f.result(Forward, ReasonExisting, int(s.id), real)
+			return f.result(Forward, ReasonExisting, int(s.id), ri)
 		}
 	}
 
@@ -359,23 +361,23 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 			state = stateEstablished // mid-flow data after a director restart
 		}
 	}
-	real, how := f.pick(s, &p.flow, now)
-	if real < 0 {
+	ri, how := f.pick(s, &p.flow, now)
+	if ri < 0 {
 		return f.result(Drop, how, int(s.id), -1)
 	}
 	if how == ReasonPersistent && reason == ReasonNew {
 		reason = ReasonPersistent
 	}
-	e, err := f.conns.Insert(&f.key, now)
+	e, err := f.table.Insert(&f.key, now)
 	if err != nil {
-		return f.result(Drop, ReasonTableFull, int(s.id), real)
+		return f.result(Drop, ReasonTableFull, int(s.id), ri)
 	}
-	e.Service, e.Real, e.State = s.id, uint16(real), state
-	f.account(s.id, uint16(real), state, +1)
-	f.conns.SetTimeout(e, now, f.timeouts[state])
-	s.conns.Add(1)
-	s.reals[real].conns.Add(1)
-	return f.result(Forward, reason, int(s.id), real)
+	e.Service, e.Real, e.State = s.id, uint16(ri), state
+	f.account(s.id, uint16(ri), state, +1)
+	f.table.SetTimeout(e, now, f.timeouts[state])
+	s.connections.Add(1)
+	s.reals[ri].connections.Add(1)
+	return f.result(Forward, reason, int(s.id), ri)
 }
 
 // pick chooses a real server for a new connection: a live persistence
@@ -385,29 +387,29 @@ func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
 	persist := s.cfg.Persistence > 0
 	if persist {
 		f.templateKey(s, fl)
-		if t := f.conns.Lookup(&f.tkey, now); t != nil {
-			real := int(t.Real)
+		if t := f.table.Lookup(&f.tkey, now); t != nil {
+			ri := int(t.Real)
 			// Like IPVS with expire_quiescent_template=1: a template
 			// never pins a client to a quiesced or failed server.
-			if int(t.Service) == int(s.id) && real < len(s.reals) && s.reals[real].usable() && s.reals[real].effectiveWeight() > 0 {
-				f.conns.SetTimeout(t, now, s.cfg.Persistence)
-				return real, ReasonPersistent
+			if int(t.Service) == int(s.id) && ri < len(s.reals) && s.reals[ri].usable() && s.reals[ri].effectiveWeight() > 0 {
+				f.table.SetTimeout(t, now, s.cfg.Persistence)
+				return ri, ReasonPersistent
 			}
-			f.conns.Delete(t)
+			f.table.Delete(t)
 		}
 	}
-	real, ok := f.schedule(s, fl)
+	ri, ok := f.schedule(s, fl)
 	if !ok {
 		return -1, ReasonNoServer
 	}
 	if persist {
-		if t, err := f.conns.Insert(&f.tkey, now); err == nil {
-			t.Service, t.Real, t.State = s.id, uint16(real), stateTemplate
-			f.account(s.id, uint16(real), stateTemplate, +1)
-			f.conns.SetTimeout(t, now, s.cfg.Persistence)
+		if t, err := f.table.Insert(&f.tkey, now); err == nil {
+			t.Service, t.Real, t.State = s.id, uint16(ri), stateTemplate
+			f.account(s.id, uint16(ri), stateTemplate, +1)
+			f.table.SetTimeout(t, now, s.cfg.Persistence)
 		}
 	}
-	return real, ReasonNew
+	return ri, ReasonNew
 }
 
 // schedule asks the service's scheduler; it never returns a server that is
@@ -418,11 +420,11 @@ func (f *Forwarder) schedule(s *service, fl *flow) (int, bool) {
 		return -1, false
 	}
 	f.flow = scheduler.Flow{Proto: fl.proto, Src: fl.src, SrcPort: fl.srcPort, Dst: fl.dst, DstPort: fl.dstPort}
-	real, err := sc.Pick(&f.flow, s)
-	if err != nil || real < 0 || real >= len(s.reals) || !s.reals[real].usable() {
+	ri, err := sc.Pick(&f.flow, s)
+	if err != nil || ri < 0 || ri >= len(s.reals) || !s.reals[ri].usable() {
 		return -1, false
 	}
-	return real, true
+	return ri, true
 }
 
 func (f *Forwarder) templateKey(s *service, fl *flow) {
@@ -442,10 +444,10 @@ func (f *Forwarder) templateKey(s *service, fl *flow) {
 // fragment forwards a non-first fragment to where its first fragment went.
 func (f *Forwarder) fragment(p *packet, now int64) Result {
 	k := fragKeyOf(p)
-	if svc, real, ok := f.frags.get(&k, now); ok && int(svc) < len(f.services) {
+	if svc, ri, ok := f.frags.get(&k, now); ok && int(svc) < len(f.services) {
 		s := f.services[svc]
-		if int(real) < len(s.reals) && s.reals[real].usable() {
-			return f.result(Forward, ReasonFragment, int(svc), int(real))
+		if int(ri) < len(s.reals) && s.reals[ri].usable() {
+			return f.result(Forward, ReasonFragment, int(svc), int(ri))
 		}
 	}
 	// The first fragment has not been seen (reordered or lost). A source
@@ -463,11 +465,11 @@ func (f *Forwarder) fragment(p *packet, now int64) Result {
 	if only == nil || !only.consistent || only.cfg.SchedOptions.HashPort || only.cfg.Persistence > 0 {
 		return f.result(Drop, ReasonFragNoFirst, -1, -1)
 	}
-	real, ok := f.schedule(only, &p.flow)
+	ri, ok := f.schedule(only, &p.flow)
 	if !ok {
 		return f.result(Drop, ReasonFragNoFirst, int(only.id), -1)
 	}
-	return f.result(Forward, ReasonFragment, int(only.id), real)
+	return f.result(Forward, ReasonFragment, int(only.id), ri)
 }
 
 // icmpError forwards an ICMP error about a connection (fragmentation
@@ -483,15 +485,15 @@ func (f *Forwarder) icmpError(p *packet, now int64) Result {
 		return f.result(Drop, ReasonNoService, -1, -1)
 	}
 	f.setKey(&f.key, in)
-	if e := f.conns.Lookup(&f.key, now); e != nil && int(e.Service) == int(s.id) && int(e.Real) < len(s.reals) {
+	if e := f.table.Lookup(&f.key, now); e != nil && int(e.Service) == int(s.id) && int(e.Real) < len(s.reals) {
 		if s.reals[e.Real].usable() {
 			return f.result(Forward, ReasonICMP, int(s.id), int(e.Real))
 		}
 		return f.result(Drop, ReasonServerGone, int(s.id), int(e.Real))
 	}
 	if s.consistent && s.cfg.Persistence == 0 {
-		if real, ok := f.schedule(s, in); ok {
-			return f.result(Forward, ReasonICMP, int(s.id), real)
+		if ri, ok := f.schedule(s, in); ok {
+			return f.result(Forward, ReasonICMP, int(s.id), ri)
 		}
 	}
 	return f.result(Drop, ReasonICMPNoConn, int(s.id), -1)

@@ -126,7 +126,7 @@ func TestNewAndExistingConnections(t *testing.T) {
 	}
 	st := f.Stats()[0]
 	for i, r := range st.RealServers {
-		if r.Conns != 2 || r.Active != 2 || r.Inactive != 0 || r.Packets != 8 {
+		if r.Connections != 2 || r.Active != 2 || r.Inactive != 0 || r.Packets != 8 {
 			t.Errorf("real server %d: %+v, want 2 conns, 2 active, 8 packets", i, r)
 		}
 	}
@@ -156,8 +156,8 @@ func TestNotForUs(t *testing.T) {
 			expect(t, res, tc.v, tc.reason)
 		})
 	}
-	if f.Conns() != 0 {
-		t.Errorf("%d connection entries, want none", f.Conns())
+	if f.TableLen() != 0 {
+		t.Errorf("%d connection entries, want none", f.TableLen())
 	}
 }
 
@@ -286,13 +286,13 @@ func TestTimeoutsAndCounters(t *testing.T) {
 	// FIN_WAIT lasts 120s: a late ACK after that has no entry.
 	res, _ := process(t, f, ack(c), t0+200*second)
 	expect(t, res, Drop, ReasonNoConn)
-	if r := rs(); r.Active != 0 || r.Inactive != 0 || f.Conns() != 0 {
-		t.Fatalf("after expiry: %d active %d inactive %d entries, want 0", r.Active, r.Inactive, f.Conns())
+	if r := rs(); r.Active != 0 || r.Inactive != 0 || f.TableLen() != 0 {
+		t.Fatalf("after expiry: %d active %d inactive %d entries, want 0", r.Active, r.Inactive, f.TableLen())
 	}
 	// SYN_RECV lasts 60s.
 	process(t, f, syn(c), t0+300*second)
 	f.Tick(t0+361*second, 1<<20)
-	if f.Conns() != 0 {
+	if f.TableLen() != 0 {
 		t.Fatalf("SYN_RECV entry survived its timeout")
 	}
 }
@@ -572,19 +572,19 @@ func TestIPv6Fragments(t *testing.T) {
 	expect(t, res, Drop, ReasonFragNoFirst)
 }
 
-func TestConnections(t *testing.T) {
+func TestRangeConnEntries(t *testing.T) {
 	cfg := testConfig("rr", 2)
 	cfg.Services[0].Persistence = 60 * time.Second
 	f := newForwarder(t, cfg, Options{})
 	c := client(0, 1234)
 	process(t, f, syn(c), t0)
 	process(t, f, ack(c), t0+second)
-	var got []Conn
-	f.Connections(t0+2*second, func(c Conn) bool { got = append(got, c); return true })
+	var got []ConnEntry
+	f.RangeConnEntries(t0+2*second, func(c ConnEntry) bool { got = append(got, c); return true })
 	if len(got) != 2 {
 		t.Fatalf("%d entries, want the connection and its template: %+v", len(got), got)
 	}
-	var conn, tmpl Conn
+	var conn, tmpl ConnEntry
 	for _, c := range got {
 		if c.State == "TEMPLATE" {
 			tmpl = c
@@ -600,7 +600,7 @@ func TestConnections(t *testing.T) {
 		t.Fatalf("template %+v", tmpl)
 	}
 	n := 0
-	f.Connections(t0+2*second, func(Conn) bool { n++; return false })
+	f.RangeConnEntries(t0+2*second, func(ConnEntry) bool { n++; return false })
 	if n != 1 {
 		t.Fatalf("fn returning false should stop the walk: %d calls", n)
 	}

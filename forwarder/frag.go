@@ -20,7 +20,7 @@ type fragEntry struct {
 	key     fragKey
 	expires int64
 	svc     uint16
-	real    uint16
+	ri      uint16
 	used    bool
 }
 
@@ -51,15 +51,15 @@ func le64(b []byte) uint64 {
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
-func (t *fragTable) put(k *fragKey, svc, real uint16, now int64) {
+func (t *fragTable) put(k *fragKey, svc, ri uint16, now int64) {
 	e := &t.slots[k.slot()]
-	*e = fragEntry{key: *k, expires: now + int64(fragTimeout), svc: svc, real: real, used: true}
+	*e = fragEntry{key: *k, expires: now + int64(fragTimeout), svc: svc, ri: ri, used: true}
 }
 
-func (t *fragTable) get(k *fragKey, now int64) (svc, real uint16, ok bool) {
+func (t *fragTable) get(k *fragKey, now int64) (svc, ri uint16, ok bool) {
 	e := &t.slots[k.slot()]
 	if !e.used || e.key != *k || now > e.expires {
 		return 0, 0, false
 	}
-	return e.svc, e.real, true
+	return e.svc, e.ri, true
 }

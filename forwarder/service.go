@@ -33,7 +33,7 @@ type realServer struct {
 	inhibited atomic.Bool
 
 	active, inactive, persistent atomic.Int32
-	conns, packets, bytes        atomic.Uint64
+	connections, packets, bytes  atomic.Uint64
 }
 
 const macKnown = 1 << 48
@@ -62,7 +62,7 @@ type service struct {
 	sched      scheduler.Handle
 	consistent bool
 
-	conns, packets, bytes atomic.Uint64
+	connections, packets, bytes atomic.Uint64
 
 	rebuild sync.Mutex // serialises scheduler rebuilds
 }

@@ -9,7 +9,10 @@ import (
 
 // Counters are totals since the forwarder started.
 type Counters struct {
-	Conns, Packets, Bytes uint64
+	// Connections counts the connections scheduled (persistence templates
+	// aside), like ipvsadm's Conns column.
+	Connections    uint64
+	Packets, Bytes uint64
 }
 
 // RealServerStats is a real server as `drlb ctl list` shows it.
@@ -45,7 +48,7 @@ func (f *Forwarder) Stats() []ServiceStats {
 			VIP:       s.key.vip,
 			Port:      s.key.port,
 			Scheduler: s.cfg.Scheduler,
-			Counters:  Counters{Conns: s.conns.Load(), Packets: s.packets.Load(), Bytes: s.bytes.Load()},
+			Counters:  Counters{Connections: s.connections.Load(), Packets: s.packets.Load(), Bytes: s.bytes.Load()},
 		}
 		for _, r := range s.reals {
 			rs := RealServerStats{
@@ -56,7 +59,7 @@ func (f *Forwarder) Stats() []ServiceStats {
 				Active:     int(r.active.Load()),
 				Inactive:   int(r.inactive.Load()),
 				Persistent: int(r.persistent.Load()),
-				Counters:   Counters{Conns: r.conns.Load(), Packets: r.packets.Load(), Bytes: r.bytes.Load()},
+				Counters:   Counters{Connections: r.connections.Load(), Packets: r.packets.Load(), Bytes: r.bytes.Load()},
 			}
 			if m := r.mac.Load(); m&macKnown != 0 {
 				rs.MAC = make(net.HardwareAddr, 6)
@@ -77,11 +80,11 @@ func (f *Forwarder) Count(r Reason) uint64 {
 	return f.counts[r].Load()
 }
 
-// Conns returns the number of entries in the connection table
+// TableLen returns the number of entries in the connection table
 // (connections and persistence templates). Unlike Stats and Count it reads
 // the table itself, so call it only from the goroutine that runs Process.
-func (f *Forwarder) Conns() int { return f.conns.Len() }
+func (f *Forwarder) TableLen() int { return f.table.Len() }
 
 // TableSlots is the connection table's slot count: a full expiry pass
 // (Tick) examines this many slots.
-func (f *Forwarder) TableSlots() int { return f.conns.Slots() }
+func (f *Forwarder) TableSlots() int { return f.table.Slots() }

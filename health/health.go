@@ -22,12 +22,13 @@ type Target struct {
 	Check         config.Check
 }
 
-// Marker applies a verdict; forwarder.Forwarder implements it.
+// Marker applies a verdict to real server ri of service svc (indexes, as in
+// Target); forwarder.Forwarder implements it.
 type Marker interface {
-	SetAvailable(svc, real int, up bool) error
+	SetAvailable(svc, ri int, up bool) error
 	// SetInhibited quiesces a server (weight 0) without forgetting its
 	// configured weight.
-	SetInhibited(svc, real int, inhibited bool) error
+	SetInhibited(svc, ri int, inhibited bool) error
 }
 
 // Targets lists the checks of cfg. A check without a port probes the

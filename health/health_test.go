@@ -22,7 +22,7 @@ type marker struct {
 	events []string
 }
 
-func (m *marker) SetAvailable(svc, real int, up bool) error {
+func (m *marker) SetAvailable(svc, ri int, up bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if up {
@@ -33,7 +33,7 @@ func (m *marker) SetAvailable(svc, real int, up bool) error {
 	return nil
 }
 
-func (m *marker) SetInhibited(svc, real int, inhibited bool) error {
+func (m *marker) SetInhibited(svc, ri int, inhibited bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if inhibited {

@@ -16,7 +16,7 @@
 // lc, wlc, sed and nq read live counts through Load, and sh and mh look the
 // flow's hash up in a table built once.
 //
-// sh and mh are consistent (see Consistent): their pick is a pure function
+// sh and mh are consistent (see Traits): their pick is a pure function
 // of the snapshot (addresses, weights, availability) and the flow. Hashes use
 // fixed seeds and tables are built from servers sorted by address, so
 // several directors behind ECMP, or a restarted director, pick the same

@@ -1,6 +1,7 @@
 package scheduler_test
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -56,8 +57,30 @@ func Example_consistent() {
 	f := scheduler.Flow{Proto: 6, Src: netip.MustParseAddr("198.18.1.10"), SrcPort: 40000}
 	i, _ := one.Pick(&f, nil)
 	j, _ := two.Pick(&f, nil)
-	fmt.Println(a[i].Addr == b[j].Addr, scheduler.Consistent("mh"))
+	t, _ := scheduler.TraitsOf("mh")
+	fmt.Println(a[i].Addr == b[j].Addr, t.Consistent)
 	// Output: true true
+}
+
+// ExampleTraitsOf asks what a scheduler's picks depend on instead of
+// comparing its name.
+func ExampleTraitsOf() {
+	for _, name := range scheduler.Names() {
+		t, _ := scheduler.TraitsOf(name)
+		fmt.Printf("%-3s weighted=%-5t consistent=%-5t load-based=%t\n", name, t.Weighted, t.Consistent, t.LoadBased)
+	}
+	_, err := scheduler.TraitsOf("fifo")
+	fmt.Println(errors.Is(err, scheduler.ErrUnknown))
+	// Output:
+	// lc  weighted=false consistent=false load-based=true
+	// mh  weighted=true  consistent=true  load-based=false
+	// nq  weighted=true  consistent=false load-based=true
+	// rr  weighted=false consistent=false load-based=false
+	// sed weighted=true  consistent=false load-based=true
+	// sh  weighted=true  consistent=true  load-based=false
+	// wlc weighted=true  consistent=false load-based=true
+	// wrr weighted=true  consistent=false load-based=false
+	// true
 }
 
 // ExampleHandle swaps in a rebuilt scheduler while pickers keep going.

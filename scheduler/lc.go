@@ -1,6 +1,7 @@
 package scheduler
 
-func init() { algorithms["lc"] = newLC }
+// lc reads the load but, as in IPVS, not the weights.
+func init() { register("lc", Traits{LoadBased: true}, newLC) }
 
 // lc is least connection: the usable server with the least overhead
 // (active*256 + inactive) wins; the first in snapshot order wins a tie.

@@ -2,7 +2,7 @@ package scheduler
 
 import "fmt"
 
-func init() { algorithms["mh"] = newMH }
+func init() { register("mh", Traits{Weighted: true, Consistent: true}, newMH) }
 
 // mhMaxTableSize bounds Options.TableSize (4 MiB of table).
 const mhMaxTableSize = 1 << 20

@@ -1,6 +1,7 @@
 package scheduler
 
-func init() { algorithms["nq"] = newNQ }
+// nq weighs servers as sed does once none is idle.
+func init() { register("nq", Traits{Weighted: true, LoadBased: true}, newNQ) }
 
 // nq is never queue: a usable server with no active connection gets the new
 // one straight away (the first such in snapshot order), so no connection

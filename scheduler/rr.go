@@ -2,7 +2,8 @@ package scheduler
 
 import "sync/atomic"
 
-func init() { algorithms["rr"] = newRR }
+// rr has no traits: weights only quiesce (0), load and flow are ignored.
+func init() { register("rr", Traits{}, newRR) }
 
 // rr is round robin: each new connection goes to the next usable server in
 // snapshot order. The usable servers are listed once at construction, so a

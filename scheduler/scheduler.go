@@ -41,8 +41,8 @@ type Flow struct {
 }
 
 // Load reports live connection counts by server index, as the connection
-// table sees them when Pick is called. lc, wlc, sed and nq read it; the other
-// schedulers ignore it (nil is allowed for them).
+// table sees them when Pick is called. The LoadBased schedulers (lc, wlc,
+// sed, nq) read it; the others ignore it (nil is allowed for them).
 type Load interface {
 	Conns(i int) (active, inactive uint32)
 }
@@ -78,9 +78,43 @@ const DefaultTableSize = 65537
 // constructor builds one algorithm from a snapshot.
 type constructor func(servers []Server, opts Options) (Scheduler, error)
 
-// algorithms maps ipvsadm -s names to constructors. It is never written
-// after package initialisation.
-var algorithms = map[string]constructor{}
+// Traits say what an algorithm's picks depend on, so that callers (config
+// validation, the forwarder, drlb schedule, drlb lab) ask the scheduler
+// package instead of comparing names. Every algorithm skips unavailable
+// and quiesced (weight 0) servers; the traits are about the rest.
+type Traits struct {
+	// Weighted: the servers' weights shape where new connections go (wrr,
+	// wlc, sed, nq, sh, mh). rr and lc treat every usable server alike.
+	Weighted bool
+	// Consistent: Pick is a pure function of the snapshot (addresses,
+	// weights, availability) and the flow: sh and mh. Directors behind
+	// ECMP, or a restarted one, pick the same server for the same flow, so
+	// the forwarder may adopt a mid-flow TCP packet that has no connection
+	// entry instead of dropping it.
+	Consistent bool
+	// LoadBased: Pick reads live connection counts through Load (lc, wlc,
+	// sed, nq); the other algorithms accept a nil Load.
+	LoadBased bool
+}
+
+// algorithm is one registered scheduler: how to build it and its traits.
+type algorithm struct {
+	traits Traits
+	build  constructor
+}
+
+// algorithms maps ipvsadm -s names to algorithms. It is written only by
+// register, during package initialisation.
+var algorithms = map[string]algorithm{}
+
+// register adds the algorithm called name (as ipvsadm -s); each algorithm's
+// file calls it from init, next to its constructor.
+func register(name string, t Traits, c constructor) {
+	if _, dup := algorithms[name]; dup {
+		panic("scheduler: " + name + " registered twice")
+	}
+	algorithms[name] = algorithm{traits: t, build: c}
+}
 
 // Names lists the scheduler names New accepts, sorted.
 func Names() []string {
@@ -92,22 +126,31 @@ func Names() []string {
 	return names
 }
 
+// unknown is the error New and TraitsOf return for a name they do not know.
+func unknown(name string) error {
+	return fmt.Errorf("%w %q (valid: %s)", ErrUnknown, name, strings.Join(Names(), ", "))
+}
+
+// TraitsOf returns the traits of the scheduler called name (as ipvsadm -s),
+// or an error wrapping ErrUnknown.
+func TraitsOf(name string) (Traits, error) {
+	a, ok := algorithms[name]
+	if !ok {
+		return Traits{}, unknown(name)
+	}
+	return a.traits, nil
+}
+
 // New builds the scheduler called name (as ipvsadm -s) over a copy of servers.
 func New(name string, servers []Server, opts Options) (Scheduler, error) {
-	c, ok := algorithms[name]
+	a, ok := algorithms[name]
 	if !ok {
-		return nil, fmt.Errorf("%w %q (valid: %s)", ErrUnknown, name, strings.Join(Names(), ", "))
+		return nil, unknown(name)
 	}
 	snap := make([]Server, len(servers))
 	copy(snap, servers)
-	return c(snap, opts)
+	return a.build(snap, opts)
 }
-
-// Consistent reports whether the named scheduler is a pure function of
-// (snapshot, flow): sh and mh. The forwarder uses it to adopt a mid-flow TCP
-// packet that has no connection entry (after a director restart) instead of
-// dropping it.
-func Consistent(name string) bool { return name == "sh" || name == "mh" }
 
 // Handle holds the current scheduler of a virtual service. Pickers Load it
 // without locks while a rebuild Stores a new one.

@@ -1,6 +1,6 @@
 package scheduler
 
-func init() { algorithms["sed"] = newSED }
+func init() { register("sed", Traits{Weighted: true, LoadBased: true}, newSED) }
 
 // sed is shortest expected delay: the least (active+1)/weight wins, the
 // delay the new connection would see if the server served its active

@@ -2,7 +2,7 @@ package scheduler
 
 import "slices"
 
-func init() { algorithms["sh"] = newSH }
+func init() { register("sh", Traits{Weighted: true, Consistent: true}, newSH) }
 
 // shMinBuckets is the IPVS bucket count. drlb grows the table with the
 // number of servers (up to shMaxBuckets) so that every server's share stays

@@ -1,6 +1,6 @@
 package scheduler
 
-func init() { algorithms["wlc"] = newWLC }
+func init() { register("wlc", Traits{Weighted: true, LoadBased: true}, newWLC) }
 
 // wlc is weighted least connection: the least overhead/weight wins, where
 // overhead is lc's active*256 + inactive. Ratios are compared by

@@ -2,7 +2,7 @@ package scheduler
 
 import "sync/atomic"
 
-func init() { algorithms["wrr"] = newWRR }
+func init() { register("wrr", Traits{Weighted: true}, newWRR) }
 
 // wrrTableMax bounds the precomputed wrr sequence (entries per period).
 // Longer periods (large, coprime weights) walk the IPVS state machine

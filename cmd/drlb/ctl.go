@@ -62,7 +62,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case *stats:
 		control.WriteStats(stdout, snap)
 	case *conns:
-		control.WriteConns(stdout, snap)
+		control.WriteConnEntries(stdout, snap)
 	default:
 		control.WriteList(stdout, snap)
 	}

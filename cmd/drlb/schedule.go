@@ -85,6 +85,7 @@ func (n *nameFlags) Set(v string) error { *n = append(*n, v); return nil }
 // scheduleOpts is the parsed command line.
 type scheduleOpts struct {
 	alg     string
+	traits  scheduler.Traits // of alg
 	servers serverFlags
 	n       int
 	nSet    bool
@@ -139,9 +140,11 @@ func parseScheduleFlags(args []string, stderr io.Writer) (*scheduleOpts, error) 
 	}
 	fs.Visit(func(f *flag.Flag) { o.nSet = o.nSet || f.Name == "n" })
 
-	if !slices.Contains(scheduler.Names(), o.alg) {
+	traits, err := scheduler.TraitsOf(o.alg)
+	if err != nil {
 		return nil, usageError("unknown scheduler %q (valid: %s)", o.alg, strings.Join(scheduler.Names(), ", "))
 	}
+	o.traits = traits
 	if len(o.servers) == 0 {
 		return nil, usageError("no real servers: give at least one -r NAME[:WEIGHT]")
 	}
@@ -151,8 +154,7 @@ func parseScheduleFlags(args []string, stderr io.Writer) (*scheduleOpts, error) 
 	if o.clients < 0 {
 		return nil, usageError("--clients %d: the number of clients cannot be negative", o.clients)
 	}
-	hashing := scheduler.Consistent(o.alg)
-	if o.clients > 0 && !hashing {
+	if o.clients > 0 && !o.traits.Consistent {
 		return nil, usageError("--clients works with sh and mh, not %q (the others ignore the client)", o.alg)
 	}
 	if o.remove != "" {
@@ -242,8 +244,6 @@ func (l simLoad) Conns(i int) (uint32, uint32) { return l[i], 0 }
 func (o *scheduleOpts) sequence(ctx context.Context, stdout io.Writer, s scheduler.Scheduler, snap []scheduler.Server) error {
 	o.describe(stdout)
 	load := make(simLoad, len(snap))
-	usesLoad := slices.Contains([]string{"lc", "wlc", "sed", "nq"}, o.alg)
-	hashing := scheduler.Consistent(o.alg)
 	cl := newClients()
 	tally := make([]int, len(snap))
 	var failed int
@@ -268,10 +268,10 @@ func (o *scheduleOpts) sequence(ctx context.Context, stdout io.Writer, s schedul
 		}
 		picks = append(picks, name)
 		fmt.Fprintf(tw, "%d\t%s", k, name)
-		if hashing {
+		if o.traits.Consistent {
 			fmt.Fprintf(tw, "\tclient %s:%d", f.Src, f.SrcPort)
 		}
-		if usesLoad {
+		if o.traits.LoadBased {
 			fmt.Fprintf(tw, "\tactive now")
 			for j := range snap {
 				fmt.Fprintf(tw, " %s=%d", o.nameOf(snap, j), load[j])
