@@ -76,7 +76,8 @@ func (r *runner) narration(client netip.AddrPort) {
 			}
 			continue
 		}
-		fmt.Fprintf(w, "  %s | %s\n", strings.TrimPrefix(parts[0], "decoded "), strings.Join(parts[2:min(3, len(parts))], ""))
+		// "forward existing tcp ... [.] | real server ..."
+		fmt.Fprintf(w, "  %s | %s\n", parts[0], strings.Join(parts[2:min(3, len(parts))], ""))
 	}
 	if n == 0 {
 		fmt.Fprintf(w, "  (no trace lines for it: see %s)\n", r.logPath)

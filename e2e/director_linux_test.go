@@ -475,8 +475,9 @@ func TestDirectorRefusesBadSetup(t *testing.T) {
 			t.Fatalf("answered by %q", server)
 		}
 		rs := l.RealServers[0]
-		p.waitLog(fmt.Sprintf("| matched tcp %s:80 (rr) | new -> real server %s | rewritten dst %s src %s, IP packet unchanged | sent",
-			l.VIP, rs.IPv4, rs.MAC, l.Director.MAC), 1, 5*time.Second)
+		p.waitLog(fmt.Sprintf(" -> %s:80 [S] | service tcp %s:80 (rr) | real server %s | sent dst %s src %s, IP packet unchanged",
+			l.VIP, l.VIP, rs.IPv4, rs.MAC, l.Director.MAC), 1, 5*time.Second)
+		p.waitLog("trace: forward new tcp ", 1, time.Second)
 	})
 }
 

@@ -184,7 +184,7 @@ func TestLabRun(t *testing.T) {
 		"ip addr add 198.18.0.100/32 dev lo", "drlb doctor", "rs1=6 rs2=4 rs3=2",
 		"who-has 198.18.0.100 tell 198.18.0.1", "is-at 02:00:c6:12:00:02",
 		"byte-identical", "the director saw 0 of them", "frames with source 198.18.0.100 on the director's eth0: 0",
-		"new -> real server", "All 11 checks passed.", "torn down",
+		"forward new tcp 198.18.1.10:", "| real server 198.18.0.1", "All 11 checks passed.", "torn down",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
