@@ -203,7 +203,7 @@ func TestHandleNoAllocations(t *testing.T) {
 
 type declining struct{}
 
-func (declining) Wants(int64) bool   { return false }
+func (declining) Wants(int64) bool    { return false }
 func (declining) Observe(*step.Event) { panic("Observe after Wants said no") }
 
 func TestNarratorRateLimit(t *testing.T) {
