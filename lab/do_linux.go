@@ -6,10 +6,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"runtime/debug"
 	"time"
 
+	"github.com/drlb/drlb/internal/osthread"
 	"github.com/vishvananda/netns"
 )
 
@@ -27,9 +27,8 @@ func (l *Lab) Do(h *Host, fn func() error) error {
 		stack    []byte
 	}
 	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked: the thread leaves the pool with this goroutine.
+	osthread.Run(func() {
+		// A thread of its own, never the main one, thrown away after.
 		defer func() {
 			if p := recover(); p != nil {
 				ch <- result{panicked: true, value: p, stack: debug.Stack()}
@@ -48,7 +47,7 @@ func (l *Lab) Do(h *Host, fn func() error) error {
 			return
 		}
 		ch <- result{err: fn()}
-	}()
+	})
 	r := <-ch
 	if r.panicked {
 		panic(fmt.Sprintf("lab: panic in Do(%s): %v\n%s", h.Name, r.value, r.stack))

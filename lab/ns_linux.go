@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
+	"github.com/drlb/drlb/internal/osthread"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -22,14 +22,12 @@ func createNamedNS(name string) (netns.NsHandle, error) {
 		err error
 	}
 	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked: netns.NewNamed moves this thread into the new
-		// namespace, so the thread must die with this goroutine rather
-		// than go back to the scheduler carrying a foreign namespace.
+	// netns.NewNamed moves its thread into the new namespace: a thread of
+	// its own, never the main one, that dies afterwards.
+	osthread.Run(func() {
 		ns, err := netns.NewNamed(name)
 		ch <- result{ns, err}
-	}()
+	})
 	r := <-ch
 	switch {
 	case r.err == nil:
