@@ -15,7 +15,7 @@ import (
 	"syscall"
 )
 
-// Exit statuses, as the README says (0 ok, 1 runtime failure, 2 usage).
+// Exit statuses, as ARCHITECTURE.md#commands-and-conventions says.
 const (
 	exitOK      = 0
 	exitFailure = 1
