@@ -11,7 +11,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-// Lab addresses (DESIGN.md section 5) and documentation IPv6 addresses.
+// Lab addresses (ARCHITECTURE.md#lab-addresses) and documentation IPv6 addresses.
 var (
 	dirMAC    = MAC{0x02, 0, 0, 0, 0, 0x02}
 	routerMAC = MAC{0x02, 0, 0, 0, 0, 0x01}

@@ -226,8 +226,8 @@ func TestYAMLAliasExpansion(t *testing.T) {
 	}
 }
 
-// TestEverySchedulerName: each ipvsadm scheduler drlb implements (DESIGN.md
-// section 4) is accepted by name in both formats.
+// TestEverySchedulerName: each ipvsadm scheduler drlb implements
+// (ARCHITECTURE.md#schedulers) is accepted by name in both formats.
 func TestEverySchedulerName(t *testing.T) {
 	for _, name := range []string{"rr", "wrr", "lc", "wlc", "sh", "mh", "sed", "nq"} {
 		if _, err := Parse("drlb.yaml", []byte(head+"    scheduler: "+name+"\n")); err != nil {

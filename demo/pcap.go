@@ -10,7 +10,7 @@ import (
 )
 
 // snapLen is the largest frame a capture keeps: veth and GRO hand the
-// raw socket super-frames far beyond the MTU (DESIGN.md section 1).
+// raw socket super-frames far beyond the MTU (ARCHITECTURE.md#super-frames).
 const snapLen = 1 << 16
 
 // writePcap saves frames to path as a classic pcap file (Ethernet link

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// Forwarding-rate benchmark (DESIGN.md section 7): a generator on the LAN
+// Forwarding-rate benchmark (ARCHITECTURE.md#performance): a generator on the LAN
 // blasts 64-byte UDP frames at the VIP; what reaches the real servers per
 // second is the director's forwarding rate. drlb and an in-kernel
 // forwarder (nftables netdev ingress, `ether daddr set jhash ... fwd`) are
@@ -149,9 +149,10 @@ func startNftForwarder(b *testing.B, l *lab.Lab) func() {
 
 // blast sends 64-byte UDP frames from the LAN client to the VIP (at the
 // director's MAC) for benchDuration and returns the rate at which frames
-// reached the real servers. It uses trafgen (netsniff-ng, as DESIGN.md's
-// measurements did: it spends far less CPU than a Go loop, which matters on
-// 2 cores shared with the director) when installed, else a Go generator.
+// reached the real servers. It uses trafgen (netsniff-ng, as the measurements
+// in ARCHITECTURE.md#performance did: it spends far less CPU than a Go loop,
+// which matters on 2 cores shared with the director) when installed, else a
+// Go generator.
 func blast(b *testing.B, l *lab.Lab) (float64, int) {
 	if tg, err := exec.LookPath("trafgen"); err == nil && os.Getenv("DRLB_BENCH_GEN") != "go" {
 		return blastTrafgen(b, l, tg)

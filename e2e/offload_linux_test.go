@@ -21,7 +21,7 @@ import (
 	"github.com/drlb/drlb/lab"
 )
 
-// Offloads (DESIGN.md section 1): what the director's raw socket reads
+// Offloads (ARCHITECTURE.md#kernel-pitfalls): what the director's raw socket reads
 // depends on the offload switches, and a director that works with one
 // combination can stall bulk uploads with another. Each case below sets the
 // switches first and starts drlb afterwards, then moves 1 MB and 10 MB up

@@ -16,8 +16,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-// VLAN tags on a live kernel (DESIGN.md section 1: the kernel strips the
-// 802.1Q tag into auxdata; a tagged frame must leave with its tag).
+// VLAN tags on a live kernel (ARCHITECTURE.md#vlan-tags-in-auxdata: the kernel
+// strips the 802.1Q tag into auxdata; a tagged frame must leave with its tag).
 //
 // The lab's kernel has no 8021q (CONFIG_VLAN_8021Q, hence no
 // BRIDGE_VLAN_FILTERING and no act_vlan), so no host's TCP stack can send or

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 )
 
-// The lab's address plan (DESIGN.md section 5). Prefix lengths: /24 and /64.
+// The lab's address plan (ARCHITECTURE.md#lab-addresses). Prefix lengths: /24 and /64.
 var (
 	vip4 = netip.MustParseAddr("198.18.0.100")
 	vip6 = netip.MustParseAddr("2001:2::100")

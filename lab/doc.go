@@ -1,7 +1,7 @@
 // Package lab builds a throw-away LVS-DR test network out of Linux network
 // namespaces, shared by `drlb lab`, the end-to-end tests and the benchmarks.
 //
-// Topology (DESIGN.md section 5; IPv6 from the 2001:2::/48 benchmarking range):
+// Topology (ARCHITECTURE.md#lab-addresses; IPv6 from the 2001:2::/48 benchmarking range):
 //
 //	client  198.18.1.10  2001:2:0:1::10
 //	   |  (veth, routed link 198.18.1.0/24, 2001:2:0:1::/64)

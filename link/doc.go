@@ -11,7 +11,7 @@
 //
 // # The packet path through the AF_PACKET socket
 //
-// DESIGN.md section 1 measured that the raw socket does not see wire frames:
+// ARCHITECTURE.md#kernel-pitfalls: the raw socket does not see wire frames:
 // frames from a local sender (veth, containers) carry a partial TCP/UDP
 // checksum (TP_STATUS_CSUMNOTREADY), and bulk TCP arrives as super-frames
 // far larger than the MTU (veth carries the sender's TSO segments end to
@@ -49,7 +49,7 @@
 //
 // # Costs
 //
-// DESIGN.md section 7: batching is worth about 40% over one system call per
+// ARCHITECTURE.md#performance: batching is worth about 40% over one system call per
 // frame. ReadBatch and WriteBatch use one recvmmsg/sendmmsg per batch on
 // preallocated arrays and allocate nothing in steady state (tested with
 // testing.AllocsPerRun on a veth pair). A Port holds BatchSize receive

@@ -9,7 +9,7 @@ import (
 )
 
 // MaxFrame is the largest frame a Port reads or writes: a 64 KiB IP packet
-// (a GSO/GRO super-frame, see DESIGN.md section 1) plus an Ethernet header
+// (a GSO/GRO super-frame, see ARCHITECTURE.md#super-frames) plus an Ethernet header
 // and one 802.1Q tag.
 const MaxFrame = 65535 + 14 + 4
 

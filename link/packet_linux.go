@@ -133,7 +133,7 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 		// The stripped 802.1Q tag and TP_STATUS_CSUMNOTREADY.
 		{unix.SOL_PACKET, unix.PACKET_AUXDATA, "PACKET_AUXDATA", 1},
 		// Checksum and GSO state of each frame, so super-frames and partial
-		// checksums go back out correctly (DESIGN.md section 1).
+		// checksums go back out correctly (ARCHITECTURE.md#kernel-pitfalls).
 		{unix.SOL_PACKET, unix.PACKET_VNET_HDR, "PACKET_VNET_HDR", 1},
 	}
 	if cfg.QdiscBypass {

@@ -161,7 +161,7 @@ func TestPortReadsMetadata(t *testing.T) {
 		}
 	})
 	t.Run("local UDP sender leaves the checksum to offload", func(t *testing.T) {
-		// DESIGN.md section 1, finding (1): TP_STATUS_CSUMNOTREADY.
+		// ARCHITECTURE.md#partial-checksums-and-virtio-net-headers: TP_STATUS_CSUMNOTREADY.
 		err := testutil.Do(l.nsA, func() error {
 			c, err := net.Dial("udp4", "198.18.0.2:9")
 			if err != nil {
@@ -537,7 +537,7 @@ func tcpPayload(f []byte, port int) (int, bool) {
 	return min(tot, len(f)-14) - ihl - int(tcp[12]>>4)*4, true
 }
 
-// TestPortSuperFrames is DESIGN.md section 1, finding (2): bulk TCP crosses
+// TestPortSuperFrames is ARCHITECTURE.md#super-frames: bulk TCP crosses
 // the socket as super-frames with GSO info, and written back with that info
 // they leave segmented.
 func TestPortSuperFrames(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 
 // Fixed seeds. They must never come from the process (time, maphash,
 // map order): directors behind ECMP compute the same hashes independently
-// (DESIGN.md 4b). Changing them moves every sh/mh flow on upgrade.
+// (ARCHITECTURE.md#many-directors). Changing them moves every sh/mh flow on upgrade.
 const (
 	seedFlow     = 0x6472_6c62_5f73_6863 // "drlb_shc"
 	seedFlowPort = 0x6472_6c62_5f73_6870 // "drlb_shp"

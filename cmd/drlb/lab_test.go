@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,6 +105,9 @@ func TestLabNeedsRoot(t *testing.T) {
 // TestLabAsNobody runs drlb lab as an unprivileged user, for real: exit
 // status 1 and a plain message.
 func TestLabAsNobody(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("drlb lab needs Linux: elsewhere it refuses before anything else (TestNeedsLinux)")
+	}
 	if os.Geteuid() != 0 {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{"lab"}, &stdout, &stderr); code != exitFailure {

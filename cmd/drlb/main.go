@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
+	"strings"
 	"syscall"
 )
 
-// Exit statuses, as DESIGN.md section 3 says.
+// Exit statuses, as ARCHITECTURE.md#commands-and-conventions says.
 const (
 	exitOK      = 0
 	exitFailure = 1
@@ -43,18 +45,21 @@ func asUsage(err error) error { return usageErr{err} }
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// linux names what the command needs that only Linux has; "" for a
+	// command that runs anywhere (replay, schedule, ctl build for macOS too).
+	linux string
 }
 
 // commands lists the subcommands that work today; `drlb help` prints them.
 func commands() map[string]command {
 	return map[string]command{
-		"schedule":   {"show how a scheduler places connections (for learning the algorithms)", runSchedule},
-		"replay":     {"run a pcap through the forwarding pipeline and write what it forwards", runReplay},
-		"run":        {"run the director on a LAN interface", runRun},
-		"ctl":        {"show a running director's table and counters (like ipvsadm -Ln)", runCtl},
-		"doctor":     {"check a director or real server setup and print how to fix it", runDoctor},
-		"realserver": {"put the VIP on lo with ARP suppressed on a real server (up), or undo it (down)", runRealserver},
-		"lab":        {"build a DR lab in network namespaces, run drlb on it and walk a request hop by hop", runLab},
+		"schedule":   {"show how a scheduler places connections (for learning the algorithms)", runSchedule, ""},
+		"replay":     {"run a pcap through the forwarding pipeline and write what it forwards", runReplay, ""},
+		"run":        {"run the director on a LAN interface", runRun, "AF_PACKET"},
+		"ctl":        {"show a running director's table and counters (like ipvsadm -Ln)", runCtl, ""},
+		"doctor":     {"check a director or real server setup and print how to fix it", runDoctor, "netlink, /proc/sys"},
+		"realserver": {"put the VIP on lo with ARP suppressed on a real server (up), or undo it (down)", runRealserver, "netlink, /proc/sys"},
+		"lab":        {"build a DR lab in network namespaces, run drlb on it and walk a request hop by hop", runLab, "network namespaces, AF_PACKET"},
 	}
 }
 
@@ -80,7 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printHelp(stderr, cmds)
 		return exitUsage
 	}
-	err := c.run(ctx, args[1:], stdout, stderr)
+	err := needsLinux(cmds, args[0], runtime.GOOS)
+	if err == nil {
+		err = c.run(ctx, args[1:], stdout, stderr)
+	}
 	switch {
 	case err == nil:
 		return exitOK
@@ -95,6 +103,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// needsLinux refuses a Linux-only command (name) on another system (goos)
+// before it parses a flag, so a macOS user gets one clear line and exit
+// status 1 instead of a failure halfway through.
+func needsLinux(cmds map[string]command, name, goos string) error {
+	c := cmds[name]
+	if c.linux == "" || goos == "linux" {
+		return nil
+	}
+	var anywhere []string
+	for n, c := range cmds {
+		if c.linux == "" {
+			anywhere = append(anywhere, n)
+		}
+	}
+	sort.Strings(anywhere)
+	return fmt.Errorf("needs Linux (%s); on %s drlb runs %s", c.linux, goos, strings.Join(anywhere, ", "))
+}
+
 func printHelp(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "usage: drlb <command> [flags]")
 	fmt.Fprintln(w)
@@ -105,7 +131,11 @@ func printHelp(w io.Writer, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)
+		summary := cmds[n].summary
+		if needsLinux(cmds, n, runtime.GOOS) != nil {
+			summary += " (Linux only)"
+		}
+		fmt.Fprintf(w, "  %-11s %s\n", n, summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "run 'drlb <command> -h' for a command's flags")

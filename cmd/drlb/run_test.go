@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -32,6 +33,9 @@ func TestRunConfigQuickStart(t *testing.T) {
 }
 
 func TestRunUsageErrors(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("drlb run needs Linux: elsewhere it refuses before parsing flags (TestNeedsLinux)")
+	}
 	for _, tc := range []struct {
 		args []string
 		msg  string

@@ -1,0 +1,20 @@
+//go:build !linux
+
+package director
+
+import (
+	"context"
+	"errors"
+
+	"github.com/drlb/drlb/config"
+)
+
+// ErrUnsupported is returned by Run where the director cannot run: it needs
+// Linux's AF_PACKET sockets. New and Serve, on any Port (link.Pipe), work
+// everywhere.
+var ErrUnsupported = errors.New("director: needs Linux (AF_PACKET)")
+
+// Run needs Linux; elsewhere it reports ErrUnsupported.
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	return ErrUnsupported
+}
