@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -80,7 +81,7 @@ func checkTooBig(t *testing.T, orig, reply []byte) {
 		if ic.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || ic.Seq != 1400 {
 			t.Fatalf("ICMP %v mtu %d, want frag-needed 1400", ic.TypeCode, ic.Seq)
 		}
-		if fold(sumBytes(ip[:20], 0)) != 0xffff || fold(sumBytes(ip[20:], 0)) != 0xffff {
+		if wire.Fold(wire.Sum(ip[:20], 0)) != 0 || wire.Fold(wire.Sum(ip[20:], 0)) != 0 {
 			t.Fatal("bad IPv4 or ICMP checksum")
 		}
 		if !bytes.Equal(ic.Payload, framegen.IPPacket(orig)[:len(ic.Payload)]) || len(ic.Payload) < 28 {
@@ -93,7 +94,8 @@ func checkTooBig(t *testing.T, orig, reply []byte) {
 		t.Fatalf("not an ICMPv6 packet too big: %v", pkt)
 	}
 	plen := len(ip) - 40
-	if fold(sumBytes(ip[8:40], 0)+uint64(plen)+protoICMPv6+sumBytes(ip[40:], 0)) != 0xffff {
+	// The pseudo-header from the packet's own address bytes.
+	if wire.Fold(wire.Sum(ip[40:], wire.Sum(ip[8:40], uint32(plen)+protoICMPv6))) != 0 {
 		t.Fatal("bad ICMPv6 checksum")
 	}
 	if len(ip) > 1280 {
