@@ -3,6 +3,7 @@ package forwarder
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/drlb/drlb/internal/framegen"
@@ -17,6 +18,8 @@ func TestTooBig(t *testing.T) {
 	c6 := netip.MustParseAddrPort("[2001:2:0:1::10]:4000")
 	tagged := toDir
 	tagged.VLAN = 12
+	qinq := tagged
+	qinq.Outer = 300
 	big := make([]byte, 1460)
 	noDF := framegen.TCP(toDir, client(2, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big)
 	noDF[14+6] &^= 0x40
@@ -30,6 +33,8 @@ func TestTooBig(t *testing.T) {
 		{"ipv4 DF tagged", framegen.TCP(tagged, client(1, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), false, ReasonTooBig},
 		{"ipv4 no DF", noDF, false, ReasonTooBigNoDF},
 		{"ipv6", framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, big), false, ReasonTooBig},
+		{"ipv6 qinq", framegen.TCP(qinq, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, append(big, big...)), false, ReasonTooBig},
+		{"ipv4 DF qinq", framegen.TCP(qinq, client(5, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), false, ReasonTooBig},
 		{"super-frame", framegen.TCP(toDir, client(3, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), true, ReasonNew},
 		{"fits", framegen.TCP(toDir, client(4, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big[:1300]), false, ReasonNew},
 	} {
@@ -70,6 +75,9 @@ func checkTooBig(t *testing.T, orig, reply []byte) {
 	origPkt := gopacket.NewPacket(orig, layers.LayerTypeEthernet, gopacket.Default)
 	if (pkt.Layer(layers.LayerTypeDot1Q) == nil) != (origPkt.Layer(layers.LayerTypeDot1Q) == nil) {
 		t.Fatal("VLAN tag not kept")
+	}
+	if got, want := dot1qVIDs(reply), dot1qVIDs(orig); !slices.Equal(got, want) || !bytes.Equal(reply[12:12+4*len(want)], orig[12:12+4*len(want)]) {
+		t.Fatalf("tags %v, want the original's %v", got, want)
 	}
 	nl, onl := pkt.NetworkLayer().NetworkFlow(), origPkt.NetworkLayer().NetworkFlow()
 	if nl.Src() != onl.Dst() || nl.Dst() != onl.Src() {
