@@ -12,3 +12,10 @@
 // Everything here works on byte slices in place and allocates nothing,
 // because the forwarder and the responder call it for every frame.
 package wire
+
+import "errors"
+
+// ErrTruncated: a header runs past the end of the packet or frame.
+// WalkIPv6 returns it, and decoders built on this package return it for
+// their own headers too, so that drlb has one truncation error.
+var ErrTruncated = errors.New("wire: truncated")

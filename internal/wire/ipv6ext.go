@@ -1,12 +1,6 @@
 package wire
 
-import (
-	"encoding/binary"
-	"errors"
-)
-
-// ErrTruncated: an IPv6 extension header runs past the end of the packet.
-var ErrTruncated = errors.New("wire: truncated")
+import "encoding/binary"
 
 // IPv6 next-header values of the extension headers WalkIPv6 skips.
 const (
