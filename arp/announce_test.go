@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket/layers"
 )
 
@@ -21,13 +22,13 @@ func TestGratuitous(t *testing.T) {
 		{"IPv4", vip4, NoVLAN, MaxFrameLen, MinFrameLen},
 		{"IPv4 tagged", vip4, VLANID(300), MaxFrameLen, MinFrameLen},
 		{"IPv4-mapped", netip.AddrFrom16(vip4.As16()), NoVLAN, MaxFrameLen, MinFrameLen},
-		{"IPv6", vip6, NoVLAN, MaxFrameLen, etherLen + ipv6Len + ndpLen + optLLLen},
-		{"IPv6 tagged", vip6, VLAN{Tagged: true, TCI: 0x2001}, MaxFrameLen, MaxFrameLen},
+		{"IPv6", vip6, NoVLAN, MaxFrameLen, wire.EthernetLen + ipv6Len + ndpLen + optLLLen},
+		{"IPv6 tagged", vip6, VLAN{Tagged: true, TCI: 0x2001}, MaxFrameLen, wire.EthernetLen + wire.TagLen + ipv6Len + ndpLen + optLLLen},
 		{"invalid", netip.Addr{}, NoVLAN, MaxFrameLen, 0},
 		{"unspecified", zero4, NoVLAN, MaxFrameLen, 0},
 		{"multicast", allNodes, NoVLAN, MaxFrameLen, 0},
 		{"short buffer IPv4", vip4, NoVLAN, MinFrameLen - 1, 0},
-		{"short buffer IPv6", vip6, NoVLAN, etherLen + ipv6Len + ndpLen, 0},
+		{"short buffer IPv6", vip6, NoVLAN, wire.EthernetLen + ipv6Len + ndpLen, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,9 +1,10 @@
 // Package arp is the director's neighbor layer: it answers ARP and IPv6
 // neighbor discovery for the VIPs, announces the VIPs, and learns the MAC
 // addresses of the real servers. It does no I/O of its own: it reads raw
-// Ethernet frames (untagged or with one 802.1Q tag) and writes frames into
-// caller buffers or through a Sender, so it runs the same under tests, in
-// replay and in the live director (which wires it to an AF_PACKET port).
+// Ethernet frames (untagged, 802.1Q-tagged or double-tagged QinQ, read by
+// internal/wire as everywhere in drlb) and writes frames into caller
+// buffers or through a Sender, so it runs the same under tests, in replay
+// and in the live director (which wires it to an AF_PACKET port).
 //
 // Packet flow on the LAN shared by router, director and real servers:
 //

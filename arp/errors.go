@@ -16,8 +16,8 @@ var (
 	// advertisement (another ethertype, protocol or ICMPv6 type).
 	ErrNotNDP = errors.New("not a neighbor solicitation or advertisement")
 	// ErrUnsupported: a well-formed frame this package does not handle:
-	// ARP for other hardware/protocol types or operations, stacked VLAN
-	// tags, IPv6 extension headers.
+	// ARP for other hardware/protocol types or operations, more than two
+	// VLAN tags, IPv6 extension headers.
 	ErrUnsupported = errors.New("unsupported")
 	// ErrBadHopLimit: an NDP message whose hop limit is not 255, so it may
 	// have crossed a router (RFC 4861 section 7.1).

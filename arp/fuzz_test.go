@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/drlb/drlb/internal/wire"
 )
 
 func sentinel(err error) bool {
@@ -41,6 +43,9 @@ func seedFrames(t testing.TB) [][]byte {
 		gpNDP(t, taggedNS),
 		ndpAnswer(t, rs1MAC, rs1IP6, dirIP6, nil),
 		ndpAnswer(t, rs2MAC, rs1IP6, dirIP6, tag(42, 0)),
+		withOuter(gpARP(t, tag(42, 5), broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4), wire.EtherTypeQinQ, 100),
+		withOuter(gpNDP(t, taggedNS), wire.EtherTypeVLAN, 100),
+		withOuter(gpNDP(t, ns), wire.EtherTypeQinQ, 100),
 		append([]byte(nil), gna[:n]...),
 		{},
 		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0, 1, 0x86},
@@ -123,7 +128,7 @@ func FuzzResponderHandle(f *testing.F) {
 		parseEthernet(data, &eth)
 		if a, err := ParseARP(out[:n]); err == nil {
 			if a.Op != OpReply || a.SenderMAC != dirMAC || a.SenderIP != vip4 || a.Ethernet.Src != dirMAC ||
-				!a.TargetMAC.IsUnicast() || a.Ethernet.VLAN != eth.VLAN {
+				!a.TargetMAC.IsUnicast() || a.Ethernet.VLAN != eth.VLAN || a.Ethernet.Outer != eth.Outer {
 				t.Fatalf("bad ARP reply %+v to %x", a, data)
 			}
 			return
@@ -133,7 +138,7 @@ func FuzzResponderHandle(f *testing.F) {
 			t.Fatalf("reply is neither ARP nor NDP: %v", err)
 		}
 		if p.Type != TypeNeighborAdvertisement || p.Target != vip6 || p.Src != vip6 || !p.HasTargetLL || p.TargetLL != dirMAC ||
-			p.Ethernet.Src != dirMAC || p.Ethernet.VLAN != eth.VLAN || p.Flags&FlagOverride == 0 {
+			p.Ethernet.Src != dirMAC || p.Ethernet.VLAN != eth.VLAN || p.Ethernet.Outer != eth.Outer || p.Flags&FlagOverride == 0 {
 			t.Fatalf("bad NDP reply %+v to %x", p, data)
 		}
 	})

@@ -1,12 +1,15 @@
 package arp
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -163,17 +166,65 @@ func llOption(opts layers.ICMPv6Options, typ layers.ICMPv6Opt) (MAC, bool) {
 // fixChecksum recomputes the ICMPv6 checksum of an untagged or tagged
 // IPv6 frame after a test mutated it.
 func fixChecksum(frame []byte) {
-	off := etherLen
-	if frame[12] == 0x81 && frame[13] == 0 {
-		off += vlanLen
-	}
+	_, off, _ := wire.EtherType(frame)
 	src := netip.AddrFrom16([16]byte(frame[off+8 : off+24]))
 	dst := netip.AddrFrom16([16]byte(frame[off+24 : off+40]))
 	plen := int(frame[off+4])<<8 | int(frame[off+5])
 	msg := frame[off+ipv6Len : off+ipv6Len+plen]
 	msg[2], msg[3] = 0, 0
-	c := checksum(&src, &dst, msg)
+	c := ndpChecksum(src, dst, msg)
 	msg[2], msg[3] = byte(c>>8), byte(c)
+}
+
+// withOuter returns a copy of frame with an outer tag inserted in front of
+// its EtherType or 802.1Q tag, as a provider bridge makes a QinQ frame.
+func withOuter(frame []byte, tpid, tci uint16) []byte {
+	b := append([]byte(nil), frame[:12]...)
+	b = binary.BigEndian.AppendUint16(b, tpid)
+	b = binary.BigEndian.AppendUint16(b, tci)
+	return append(b, frame[12:]...)
+}
+
+// gpTags lists a frame's VLAN tags as gopacket decodes them, outermost
+// first, each with the TPID that announced it.
+func gpTags(frame []byte) []wire.Tag {
+	var tags []wire.Tag
+	var tpid layers.EthernetType
+	for _, l := range gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default).Layers() {
+		switch l := l.(type) {
+		case *layers.Ethernet:
+			tpid = l.EthernetType
+		case *layers.Dot1Q:
+			tci := uint16(l.Priority)<<13 | l.VLANIdentifier
+			if l.DropEligible {
+				tci |= 1 << 12
+			}
+			tags = append(tags, wire.Tag{TPID: uint16(tpid), TCI: tci})
+			tpid = l.Type
+		}
+	}
+	return tags
+}
+
+// ethTags lists the tags of a parsed link header, outermost first.
+func ethTags(e Ethernet) []wire.Tag {
+	var tags []wire.Tag
+	if e.Outer.TPID != 0 {
+		tags = append(tags, e.Outer)
+	}
+	if e.VLAN.Tagged {
+		tags = append(tags, wire.Tag{TPID: wire.EtherTypeVLAN, TCI: e.VLAN.TCI})
+	}
+	return tags
+}
+
+// sameTags checks that reply carries request's tags, all of them, in
+// order, with priority and DEI bits, as gopacket reads both frames.
+func sameTags(t testing.TB, request, reply []byte) {
+	t.Helper()
+	if got, want := gpTags(reply), gpTags(request); !slices.Equal(got, want) {
+		t.Fatalf("reply tags %+v, request tags %+v", got, want)
+	}
 }
 
 // fakeClock is a manual clock. After channels fire on Advance; added

@@ -3,9 +3,12 @@ package arp
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/drlb/drlb/internal/wire"
 )
 
-// ParseARP decodes an Ethernet frame (untagged or with one 802.1Q tag)
+// ParseARP decodes an Ethernet frame (untagged, with one 802.1Q or 802.1ad
+// tag, or with an outer and an inner tag as wire.EtherType reads them)
 // carrying an IPv4-over-Ethernet ARP message (htype 1, ptype 0x0800, hlen 6,
 // plen 4, operation request or reply). Bytes after the 28-byte ARP body
 // (Ethernet padding) are ignored. Errors wrap ErrTruncated, ErrNotARP or
@@ -16,7 +19,7 @@ func ParseARP(frame []byte) (ARPPacket, error) {
 	return p, f.toError("arp")
 }
 
-// ParseNDP decodes an Ethernet frame (untagged or with one 802.1Q tag)
+// ParseNDP decodes an Ethernet frame (untagged, or with tags as for ParseARP)
 // carrying an IPv6 packet whose payload is an ICMPv6 neighbor solicitation
 // or advertisement, and validates it as RFC 4861 section 7.1.1/7.1.2 asks:
 // hop limit 255, code 0, correct checksum, target not multicast, options
@@ -32,24 +35,27 @@ func ParseNDP(frame []byte) (NDPPacket, error) {
 // parseEthernet reads the link header and returns the ethertype of the
 // payload and where it starts.
 func parseEthernet(frame []byte, e *Ethernet) (etype uint16, off int, f fault) {
-	if len(frame) < etherLen {
+	if len(frame) < wire.EthernetLen {
 		return 0, 0, fault{ErrTruncated, "frame length", 0, uint64(len(frame))}
 	}
 	copy(e.Dst[:], frame[0:6])
 	copy(e.Src[:], frame[6:12])
-	etype = binary.BigEndian.Uint16(frame[12:14])
-	off = etherLen
-	e.VLAN = VLAN{}
-	if etype == etherTypeVLAN {
-		if len(frame) < etherLen+vlanLen {
-			return 0, 0, fault{ErrTruncated, "frame length", 0, uint64(len(frame))}
-		}
-		e.VLAN = VLAN{Tagged: true, TCI: binary.BigEndian.Uint16(frame[14:16])}
-		etype = binary.BigEndian.Uint16(frame[16:18])
-		off += vlanLen
-		if etype == etherTypeVLAN || etype == 0x88a8 {
-			return 0, 0, fault{ErrUnsupported, "inner ethertype (stacked VLAN tags)", 16, uint64(etype)}
-		}
+	etype, off, ok := wire.EtherType(frame)
+	if !ok {
+		return 0, 0, fault{ErrTruncated, "frame length", 0, uint64(len(frame))}
+	}
+	e.VLAN, e.Outer = VLAN{}, wire.Tag{}
+	switch tags, n := wire.Tags(frame); {
+	case n == 2:
+		e.Outer, e.VLAN = tags[0], VLAN{Tagged: true, TCI: tags[1].TCI}
+	case n == 1 && tags[0].TPID == wire.EtherTypeVLAN:
+		e.VLAN = VLAN{Tagged: true, TCI: tags[0].TCI}
+	case n == 1:
+		e.Outer = tags[0] // an 802.1ad tag alone
+	}
+	if etype == wire.EtherTypeVLAN || etype == wire.EtherTypeQinQ {
+		// A third tag, or an S-tag inside a C-tag: nothing we answer.
+		return 0, 0, fault{ErrUnsupported, "inner ethertype (stacked VLAN tags)", off - 2, uint64(etype)}
 	}
 	return etype, off, fault{}
 }
@@ -59,7 +65,7 @@ func parseARP(frame []byte, p *ARPPacket) fault {
 	if !f.ok() {
 		return f
 	}
-	if etype != etherTypeARP {
+	if etype != wire.EtherTypeARP {
 		return fault{ErrNotARP, "ethertype", off - 2, uint64(etype)}
 	}
 	if len(frame)-off < arpLen {
@@ -89,21 +95,12 @@ func parseARP(frame []byte, p *ARPPacket) fault {
 	return fault{}
 }
 
-// IPv6 next-header values that are extension headers (RFC 8200, 7045).
-func isExtensionHeader(nh uint8) bool {
-	switch nh {
-	case 0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254:
-		return true
-	}
-	return false
-}
-
 func parseNDP(frame []byte, p *NDPPacket) fault {
 	etype, off, f := parseEthernet(frame, &p.Ethernet)
 	if !f.ok() {
 		return f
 	}
-	if etype != etherTypeIPv6 {
+	if etype != wire.EtherTypeIPv6 {
 		return fault{ErrNotNDP, "ethertype", off - 2, uint64(etype)}
 	}
 	if len(frame)-off < ipv6Len {
@@ -118,8 +115,10 @@ func parseNDP(frame []byte, p *NDPPacket) fault {
 	p.HopLimit = ip[7]
 	p.Src = netip.AddrFrom16([16]byte(ip[8:24]))
 	p.Dst = netip.AddrFrom16([16]byte(ip[24:40]))
-	if nh != 58 {
-		if isExtensionHeader(nh) {
+	if nh != protoICMPv6 {
+		// NDP messages carry no extension headers in practice; one in
+		// front of ICMPv6 is a frame we do not handle, not another protocol.
+		if wire.IsIPv6Extension(nh) {
 			return fault{ErrUnsupported, "IPv6 extension header", off + 6, uint64(nh)}
 		}
 		return fault{ErrNotNDP, "IPv6 next header", off + 6, uint64(nh)}
@@ -145,7 +144,7 @@ func parseNDP(frame []byte, p *NDPPacket) fault {
 	if msg[1] != 0 {
 		return fault{ErrInvalid, "ICMPv6 code", off + 1, uint64(msg[1])}
 	}
-	if sum := checksum(&p.Src, &p.Dst, msg); sum != 0 {
+	if ndpChecksum(p.Src, p.Dst, msg) != 0 {
 		return fault{ErrBadChecksum, "ICMPv6 checksum", off + 2, uint64(binary.BigEndian.Uint16(msg[2:4]))}
 	}
 	p.Flags = 0
@@ -210,27 +209,9 @@ func parseNDP(frame []byte, p *NDPPacket) fault {
 	return fault{}
 }
 
-// checksum is the ICMPv6 checksum over the IPv6 pseudo-header and msg.
+// ndpChecksum is the ICMPv6 checksum over the IPv6 pseudo-header and msg.
 // Over a message with its checksum field filled in, it returns 0 when the
 // checksum is right; over one with a zero field, the value to store.
-func checksum(src, dst *netip.Addr, msg []byte) uint16 {
-	var sum uint32
-	s, d := src.As16(), dst.As16()
-	for i := 0; i < 16; i += 2 {
-		sum += uint32(s[i])<<8 | uint32(s[i+1])
-		sum += uint32(d[i])<<8 | uint32(d[i+1])
-	}
-	sum += uint32(len(msg)>>16) + uint32(len(msg)&0xffff)
-	sum += 58
-	n := len(msg) &^ 1
-	for i := 0; i < n; i += 2 {
-		sum += uint32(msg[i])<<8 | uint32(msg[i+1])
-	}
-	if len(msg)&1 != 0 {
-		sum += uint32(msg[n]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
+func ndpChecksum(src, dst netip.Addr, msg []byte) uint16 {
+	return wire.Fold(wire.Sum(msg, wire.PseudoHeaderSum(src, dst, protoICMPv6, len(msg))))
 }

@@ -3,9 +3,11 @@ package arp
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket/layers"
 )
 
@@ -44,7 +46,19 @@ func TestParseARP(t *testing.T) {
 		{name: "tagged body cut", frame: tagged[:45], err: ErrTruncated, errText: "ARP body length"},
 		{name: "IPv4 ethertype", frame: mut(req, func(b []byte) { b[12], b[13] = 0x08, 0x00 }), err: ErrNotARP, errText: "ethertype"},
 		{name: "tagged IPv6", frame: mut(tagged, func(b []byte) { b[16], b[17] = 0x86, 0xdd }), err: ErrNotARP},
-		{name: "stacked tags", frame: mut(tagged, func(b []byte) { b[16], b[17] = 0x81, 0x00 }), err: ErrUnsupported, errText: "stacked"},
+		{name: "QinQ request", frame: withOuter(tagged, wire.EtherTypeQinQ, 0x2064), want: ARPPacket{
+			Ethernet: Ethernet{Dst: broadcast, Src: routerMAC, VLAN: VLAN{Tagged: true, TCI: 5<<13 | 42}, Outer: wire.Tag{TPID: wire.EtherTypeQinQ, TCI: 0x2064}},
+			Op:       OpRequest, SenderMAC: routerMAC, SenderIP: routerIP, TargetIP: vip4}},
+		{name: "802.1Q in 802.1Q request", frame: withOuter(tagged, wire.EtherTypeVLAN, 100), want: ARPPacket{
+			Ethernet: Ethernet{Dst: broadcast, Src: routerMAC, VLAN: VLAN{Tagged: true, TCI: 5<<13 | 42}, Outer: wire.Tag{TPID: wire.EtherTypeVLAN, TCI: 100}},
+			Op:       OpRequest, SenderMAC: routerMAC, SenderIP: routerIP, TargetIP: vip4}},
+		{name: "802.1ad tag alone", frame: withOuter(req, wire.EtherTypeQinQ, 100), want: ARPPacket{
+			Ethernet: Ethernet{Dst: broadcast, Src: routerMAC, Outer: wire.Tag{TPID: wire.EtherTypeQinQ, TCI: 100}},
+			Op:       OpRequest, SenderMAC: routerMAC, SenderIP: routerIP, TargetIP: vip4}},
+		{name: "QinQ inner tag cut", frame: withOuter(tagged, wire.EtherTypeQinQ, 100)[:21], err: ErrTruncated, errText: "frame length"},
+		{name: "QinQ body cut", frame: withOuter(tagged, wire.EtherTypeQinQ, 100)[:49], err: ErrTruncated, errText: "ARP body length"},
+		{name: "stacked tags", frame: mut(withOuter(tagged, wire.EtherTypeQinQ, 100), func(b []byte) { b[20], b[21] = 0x81, 0x00 }), err: ErrUnsupported, errText: "stacked"},
+		{name: "S-tag inside a C-tag", frame: mut(tagged, func(b []byte) { b[16], b[17] = 0x88, 0xa8 }), err: ErrUnsupported, errText: "stacked"},
 		{name: "htype 6", frame: mut(req, func(b []byte) { b[15] = 6 }), err: ErrUnsupported, errText: "hardware type"},
 		{name: "ptype IPv6", frame: mut(req, func(b []byte) { b[16], b[17] = 0x86, 0xdd }), err: ErrUnsupported, errText: "protocol type"},
 		{name: "hlen 8", frame: mut(req, func(b []byte) { b[18] = 8 }), err: ErrUnsupported, errText: "hardware address length"},
@@ -102,10 +116,7 @@ func TestARPPredicates(t *testing.T) {
 func ndpFrame(t *testing.T, s ndpSpec, keepSum bool, fn func(b []byte, off int)) []byte {
 	b := gpNDP(t, s)
 	if fn != nil {
-		off := etherLen
-		if s.v != nil {
-			off += vlanLen
-		}
+		_, off, _ := wire.EtherType(b)
 		fn(b, off)
 		if !keepSum {
 			fixChecksum(b)
@@ -136,6 +147,9 @@ func TestParseNDP(t *testing.T) {
 		{name: "tagged solicitation", frame: gpNDP(t, withV(ns)), want: &NDPPacket{
 			Ethernet: Ethernet{Dst: multicastMAC(sn), Src: routerMAC, VLAN: VLANID(7)}, Src: routerIP6, Dst: sn, HopLimit: 255,
 			Type: TypeNeighborSolicitation, Target: vip6, SourceLL: routerMAC, HasSourceLL: true}},
+		{name: "QinQ solicitation", frame: withOuter(gpNDP(t, withV(ns)), wire.EtherTypeQinQ, 0xe123), want: &NDPPacket{
+			Ethernet: Ethernet{Dst: multicastMAC(sn), Src: routerMAC, VLAN: VLANID(7), Outer: wire.Tag{TPID: wire.EtherTypeQinQ, TCI: 0xe123}},
+			Src:      routerIP6, Dst: sn, HopLimit: 255, Type: TypeNeighborSolicitation, Target: vip6, SourceLL: routerMAC, HasSourceLL: true}},
 		{name: "DAD", frame: gpNDP(t, dad), want: &NDPPacket{
 			Ethernet: Ethernet{Dst: multicastMAC(sn), Src: routerMAC}, Src: zero6, Dst: sn, HopLimit: 255,
 			Type: TypeNeighborSolicitation, Target: vip6}},
@@ -206,6 +220,8 @@ func TestEncodeCrossCheck(t *testing.T) {
 	arps := []ARPPacket{
 		{Ethernet: Ethernet{Dst: routerMAC, Src: dirMAC}, Op: OpReply, SenderMAC: dirMAC, SenderIP: vip4, TargetMAC: routerMAC, TargetIP: routerIP},
 		{Ethernet: Ethernet{Dst: broadcast, Src: dirMAC, VLAN: VLAN{Tagged: true, TCI: 0xe00f}}, Op: OpRequest, SenderMAC: dirMAC, SenderIP: dirIP, TargetIP: rs1IP},
+		{Ethernet: Ethernet{Dst: broadcast, Src: dirMAC, VLAN: VLAN{Tagged: true, TCI: 0xe00f}, Outer: wire.Tag{TPID: wire.EtherTypeQinQ, TCI: 0x3fff}},
+			Op: OpRequest, SenderMAC: dirMAC, SenderIP: dirIP, TargetIP: rs1IP},
 	}
 	for i, p := range arps {
 		var buf [MaxFrameLen]byte
@@ -219,8 +235,8 @@ func TestEncodeCrossCheck(t *testing.T) {
 			[4]byte(d.arp.DstProtAddress) != p.TargetIP.As4() {
 			t.Fatalf("arp %d: gopacket sees %+v", i, d.arp)
 		}
-		if (d.vlan != nil) != p.Ethernet.VLAN.Tagged || (d.vlan != nil && d.vlan.VLANIdentifier != p.Ethernet.VLAN.ID()) {
-			t.Fatalf("arp %d: vlan %+v", i, d.vlan)
+		if got, want := gpTags(buf[:n]), ethTags(p.Ethernet); !slices.Equal(got, want) {
+			t.Fatalf("arp %d: tags %+v, want %+v", i, got, want)
 		}
 		if back, err := ParseARP(buf[:n]); err != nil || back != p {
 			t.Fatalf("arp %d: round trip %+v, %v", i, back, err)
@@ -233,6 +249,8 @@ func TestEncodeCrossCheck(t *testing.T) {
 			HopLimit: 255, Type: TypeNeighborSolicitation, Target: rs1IP6, SourceLL: dirMAC, HasSourceLL: true},
 		{Ethernet: Ethernet{Dst: multicastMAC(solicitedNode(rs1IP6)), Src: dirMAC}, Src: zero6, Dst: solicitedNode(rs1IP6),
 			HopLimit: 255, Type: TypeNeighborSolicitation, Target: rs1IP6},
+		{Ethernet: Ethernet{Dst: routerMAC, Src: dirMAC, VLAN: VLANID(4094), Outer: wire.Tag{TPID: wire.EtherTypeVLAN, TCI: 1}}, Src: vip6, Dst: routerIP6,
+			HopLimit: 255, Type: TypeNeighborAdvertisement, Flags: FlagOverride, Target: vip6, TargetLL: dirMAC, HasTargetLL: true},
 	}
 	for i, p := range ndps {
 		var buf [MaxFrameLen]byte
@@ -241,6 +259,9 @@ func TestEncodeCrossCheck(t *testing.T) {
 			t.Fatalf("ndp %d: not encoded", i)
 		}
 		d := gpDecode(t, buf[:n])
+		if got, want := gpTags(buf[:n]), ethTags(p.Ethernet); !slices.Equal(got, want) {
+			t.Fatalf("ndp %d: tags %+v, want %+v", i, got, want)
+		}
 		if d.ip6 == nil || d.ip6.HopLimit != 255 || !d.ip6.SrcIP.Equal(ip(p.Src)) || !d.ip6.DstIP.Equal(ip(p.Dst)) {
 			t.Fatalf("ndp %d: ip6 %+v", i, d.ip6)
 		}
@@ -273,12 +294,30 @@ func TestEncodeRejects(t *testing.T) {
 		t.Errorf("ARP with IPv6 target: %d", n)
 	}
 	nd := NDPPacket{Src: dirIP6, Dst: rs1IP6, Type: TypeNeighborAdvertisement, Target: rs1IP6, HasTargetLL: true, Ethernet: Ethernet{VLAN: VLANID(1)}}
-	if n := nd.Encode(buf[:MaxFrameLen-1]); n != 0 {
+	if n := nd.Encode(buf[:MaxFrameLen-wire.TagLen-1]); n != 0 {
 		t.Errorf("tagged NA with option into short buffer: %d", n)
 	}
-	if n := nd.Encode(buf[:]); n != MaxFrameLen {
-		t.Errorf("tagged NA with option: %d, want MaxFrameLen %d", n, MaxFrameLen)
+	if n := nd.Encode(buf[:]); n != MaxFrameLen-wire.TagLen {
+		t.Errorf("tagged NA with option: %d, want MaxFrameLen-TagLen %d", n, MaxFrameLen-wire.TagLen)
 	}
+	nd.Ethernet.Outer = wire.Tag{TPID: wire.EtherTypeQinQ, TCI: 2}
+	if n := nd.Encode(buf[:MaxFrameLen-1]); n != 0 {
+		t.Errorf("QinQ NA with option into short buffer: %d", n)
+	}
+	if n := nd.Encode(buf[:]); n != MaxFrameLen {
+		t.Errorf("QinQ NA with option: %d, want MaxFrameLen %d", n, MaxFrameLen)
+	}
+	for _, tpid := range []uint16{wire.EtherTypeIPv4, 0x9100} {
+		nd.Ethernet.Outer.TPID = tpid
+		if n := nd.Encode(buf[:]); n != 0 {
+			t.Errorf("NA with outer TPID %#04x: %d", tpid, n)
+		}
+		a := ARPPacket{Op: OpRequest, SenderIP: dirIP, TargetIP: rs1IP, Ethernet: nd.Ethernet}
+		if n := a.Encode(buf[:]); n != 0 {
+			t.Errorf("ARP with outer TPID %#04x: %d", tpid, n)
+		}
+	}
+	nd.Ethernet.Outer = wire.Tag{}
 	nd.Src = dirIP
 	if n := nd.Encode(buf[:]); n != 0 {
 		t.Errorf("NDP from IPv4: %d", n)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/drlb/drlb/internal/wire"
 )
 
 // State is the state of a neighbor entry.
@@ -487,7 +489,7 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 		isAnswer bool
 	)
 	switch etype {
-	case etherTypeARP:
+	case wire.EtherTypeARP:
 		var p ARPPacket
 		if !parseARP(frame, &p).ok() || p.SenderMAC == r.cfg.MAC {
 			return false
@@ -495,7 +497,7 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 		addr, mac = p.SenderIP, p.SenderMAC
 		isAnswer = p.Op == OpReply && p.TargetMAC == r.cfg.MAC && p.TargetIP == r.sip4 &&
 			(eth.Dst == r.cfg.MAC || eth.Dst == broadcast) && eth.Src == p.SenderMAC
-	case etherTypeIPv6:
+	case wire.EtherTypeIPv6:
 		var p NDPPacket
 		if !parseNDP(frame, &p).ok() {
 			return false

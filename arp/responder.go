@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/drlb/drlb/internal/wire"
 )
 
 // ResponderConfig configures a Responder.
@@ -24,9 +26,10 @@ type ResponderConfig struct {
 // an ARP message or solicitation sent from the VIP, or an advertisement
 // for it, from a MAC that is not ours.
 type Conflict struct {
-	VIP  netip.Addr
-	MAC  MAC // the other station
-	VLAN VLAN
+	VIP   netip.Addr
+	MAC   MAC // the other station
+	VLAN  VLAN
+	Outer wire.Tag // the outer tag of a QinQ frame, as in Ethernet
 }
 
 // ResponderStats are the Responder's counters since it was built.
@@ -117,7 +120,7 @@ func (r *Responder) Stats() ResponderStats {
 
 // Handle looks at one received frame. If it is an ARP request for a VIP
 // (probes included) or a neighbor solicitation for a VIP, Handle writes
-// the reply into out (with the request's VLAN tag) and returns its length
+// the reply into out (with the request's VLAN tags) and returns its length
 // and true. Everything else returns false: other traffic, our own frames,
 // gratuitous announcements by others (counted as conflicts, never
 // answered), malformed frames. out should hold MaxFrameLen bytes; a
@@ -129,9 +132,9 @@ func (r *Responder) Handle(frame []byte, out []byte) (n int, ok bool) {
 		return 0, false
 	}
 	switch etype {
-	case etherTypeARP:
+	case wire.EtherTypeARP:
 		return r.handleARP(frame, out)
-	case etherTypeIPv6:
+	case wire.EtherTypeIPv6:
 		return r.handleNDP(frame, out)
 	}
 	return 0, false
@@ -150,7 +153,7 @@ func (r *Responder) handleARP(frame, out []byte) (int, bool) {
 	if set.has(p.SenderIP) {
 		// Whatever the operation, the sender says "VIP is at my MAC":
 		// that is someone else claiming our address (RFC 5227 2.4).
-		r.conflict(p.SenderIP, p.SenderMAC, p.Ethernet.VLAN)
+		r.conflict(p.SenderIP, p.SenderMAC, &p.Ethernet)
 	}
 	if p.Op != OpRequest || !set.has(p.TargetIP) || p.IsGratuitous() {
 		// Replies are not for us to answer, and a gratuitous request is
@@ -170,7 +173,7 @@ func (r *Responder) handleARP(frame, out []byte) (int, bool) {
 		return 0, false // nowhere sane to send the reply
 	}
 	rep := ARPPacket{
-		Ethernet:  Ethernet{Dst: p.SenderMAC, Src: r.mac, VLAN: p.Ethernet.VLAN},
+		Ethernet:  Ethernet{Dst: p.SenderMAC, Src: r.mac, VLAN: p.Ethernet.VLAN, Outer: p.Ethernet.Outer},
 		Op:        OpReply,
 		SenderMAC: r.mac,
 		SenderIP:  p.TargetIP,
@@ -188,7 +191,7 @@ func (r *Responder) handleARP(frame, out []byte) (int, bool) {
 func (r *Responder) handleNDP(frame, out []byte) (int, bool) {
 	var p NDPPacket
 	if f := parseNDP(frame, &p); !f.ok() {
-		if f.err != ErrNotNDP {
+		if !errors.Is(f.err, ErrNotNDP) {
 			r.malformed.Add(1)
 		}
 		return 0, false
@@ -200,7 +203,7 @@ func (r *Responder) handleNDP(frame, out []byte) (int, bool) {
 			mac = p.TargetLL
 		}
 		if set.has(p.Target) && mac != r.mac {
-			r.conflict(p.Target, mac, p.Ethernet.VLAN)
+			r.conflict(p.Target, mac, &p.Ethernet)
 		}
 		return 0, false
 	}
@@ -212,7 +215,7 @@ func (r *Responder) handleNDP(frame, out []byte) (int, bool) {
 		return 0, false
 	}
 	if set.has(p.Src) {
-		r.conflict(p.Src, srcMAC, p.Ethernet.VLAN)
+		r.conflict(p.Src, srcMAC, &p.Ethernet)
 	}
 	if !set.has(p.Target) {
 		return 0, false
@@ -223,7 +226,7 @@ func (r *Responder) handleNDP(frame, out []byte) (int, bool) {
 	}
 	r.requests.Add(1)
 	rep := NDPPacket{
-		Ethernet:    Ethernet{Src: r.mac, VLAN: p.Ethernet.VLAN},
+		Ethernet:    Ethernet{Src: r.mac, VLAN: p.Ethernet.VLAN, Outer: p.Ethernet.Outer},
 		Src:         p.Target,
 		HopLimit:    255,
 		Type:        TypeNeighborAdvertisement,
@@ -250,9 +253,9 @@ func (r *Responder) handleNDP(frame, out []byte) (int, bool) {
 	return n, true
 }
 
-func (r *Responder) conflict(vip netip.Addr, mac MAC, vlan VLAN) {
+func (r *Responder) conflict(vip netip.Addr, mac MAC, e *Ethernet) {
 	r.conflicts.Add(1)
 	if r.onConflict != nil {
-		r.onConflict(Conflict{VIP: vip, MAC: mac, VLAN: vlan})
+		r.onConflict(Conflict{VIP: vip, MAC: mac, VLAN: e.VLAN, Outer: e.Outer})
 	}
 }

@@ -3,8 +3,10 @@ package arp
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket/layers"
 )
 
@@ -40,6 +42,18 @@ func TestResponderARP(t *testing.T) {
 		{"tagged request",
 			gpARP(t, tag(42, 3), broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4),
 			want{reply: true, dst: routerMAC, tip: routerIP, stats: ResponderStats{Requests: 1, Replies: 1}}},
+		{"QinQ request (802.1ad outer tag, 802.1Q inner tag)",
+			withOuter(gpARP(t, tag(42, 3), broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4), wire.EtherTypeQinQ, 0x3064),
+			want{reply: true, dst: routerMAC, tip: routerIP, stats: ResponderStats{Requests: 1, Replies: 1}}},
+		{"802.1Q in 802.1Q request",
+			withOuter(gpARP(t, tag(42, 0), broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4), wire.EtherTypeVLAN, 100),
+			want{reply: true, dst: routerMAC, tip: routerIP, stats: ResponderStats{Requests: 1, Replies: 1}}},
+		{"802.1ad tag alone",
+			withOuter(gpARP(t, nil, broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4), wire.EtherTypeQinQ, 7),
+			want{reply: true, dst: routerMAC, tip: routerIP, stats: ResponderStats{Requests: 1, Replies: 1}}},
+		{"three tags are not answered",
+			withOuter(withOuter(gpARP(t, tag(42, 0), broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4), wire.EtherTypeVLAN, 100), wire.EtherTypeQinQ, 200),
+			want{}},
 		{"unicast refresh to our MAC",
 			gpARP(t, nil, dirMAC, OpRequest, routerMAC, routerIP, dirMAC, vip4),
 			want{reply: true, dst: routerMAC, tip: routerIP, stats: ResponderStats{Requests: 1, Replies: 1}}},
@@ -66,6 +80,9 @@ func TestResponderARP(t *testing.T) {
 			want{}},
 		{"gratuitous request for VIP from another station",
 			gpARP(t, nil, broadcast, OpRequest, evilMAC, vip4, MAC{}, vip4),
+			want{conflict: true, stats: ResponderStats{Conflicts: 1}}},
+		{"QinQ gratuitous request for VIP from another station",
+			withOuter(gpARP(t, tag(42, 0), broadcast, OpRequest, evilMAC, vip4, MAC{}, vip4), wire.EtherTypeQinQ, 5),
 			want{conflict: true, stats: ResponderStats{Conflicts: 1}}},
 		{"gratuitous reply for VIP from another station",
 			gpARP(t, nil, broadcast, OpReply, evilMAC, vip4, broadcast, vip4),
@@ -100,6 +117,9 @@ func TestResponderARP(t *testing.T) {
 			if tt.want.conflict && (conflicts[0].VIP != vip4 || conflicts[0].MAC != evilMAC) {
 				t.Fatalf("conflict %+v", conflicts[0])
 			}
+			if c := conflicts; len(c) == 1 && !slices.Equal(ethTags(Ethernet{VLAN: c[0].VLAN, Outer: c[0].Outer}), gpTags(tt.frame)) {
+				t.Fatalf("conflict tags %+v, frame's %+v", c[0], gpTags(tt.frame))
+			}
 			if !ok {
 				return
 			}
@@ -113,11 +133,11 @@ func TestResponderARP(t *testing.T) {
 				[4]byte(d.arp.DstProtAddress) != tt.want.tip.As4() {
 				t.Errorf("reply %+v", d.arp)
 			}
-			if req.Ethernet.VLAN.Tagged != (d.vlan != nil) {
-				t.Fatalf("request tag %+v, reply tag %+v", req.Ethernet.VLAN, d.vlan)
-			}
-			if d.vlan != nil && (d.vlan.VLANIdentifier != req.Ethernet.VLAN.ID() || d.vlan.Priority != uint8(req.Ethernet.VLAN.TCI>>13)) {
-				t.Errorf("reply tag %+v, request %+v", d.vlan, req.Ethernet.VLAN)
+			// Every tag of the request, priority bits included, and
+			// as the parser saw them.
+			sameTags(t, tt.frame, out[:n])
+			if got, want := gpTags(out[:n]), ethTags(req.Ethernet); !slices.Equal(got, want) {
+				t.Fatalf("reply tags %+v, parsed request %+v", got, req.Ethernet)
 			}
 		})
 	}
@@ -143,6 +163,12 @@ func TestResponderNDP(t *testing.T) {
 		{"router solicits VIP", gpNDP(t, ns),
 			want{reply: true, ethDst: routerMAC, ipDst: routerIP6, flags: FlagSolicited | FlagOverride, stats: ResponderStats{Requests: 1, Replies: 1}}},
 		{"tagged solicitation", gpNDP(t, with(ns, func(s *ndpSpec) { s.v = tag(100, 6) })),
+			want{reply: true, ethDst: routerMAC, ipDst: routerIP6, flags: FlagSolicited | FlagOverride, stats: ResponderStats{Requests: 1, Replies: 1}}},
+		{"QinQ solicitation", withOuter(gpNDP(t, with(ns, func(s *ndpSpec) { s.v = tag(100, 6) })), wire.EtherTypeQinQ, 0x1fff),
+			want{reply: true, ethDst: routerMAC, ipDst: routerIP6, flags: FlagSolicited | FlagOverride, stats: ResponderStats{Requests: 1, Replies: 1}}},
+		{"802.1Q in 802.1Q DAD", withOuter(gpNDP(t, with(ns, func(s *ndpSpec) { s.v, s.sip, s.ll = tag(100, 0), zero6, nil })), wire.EtherTypeVLAN, 9),
+			want{reply: true, ethDst: multicastMAC(allNodes), ipDst: allNodes, flags: FlagOverride, stats: ResponderStats{Requests: 1, Probes: 1, Replies: 1}}},
+		{"802.1ad-tagged solicitation", withOuter(gpNDP(t, ns), wire.EtherTypeQinQ, 33),
 			want{reply: true, ethDst: routerMAC, ipDst: routerIP6, flags: FlagSolicited | FlagOverride, stats: ResponderStats{Requests: 1, Replies: 1}}},
 		{"unicast solicitation (NUD) without option", gpNDP(t, with(ns, func(s *ndpSpec) { s.dst, s.dip, s.ll = dirMAC, vip6, nil })),
 			want{reply: true, ethDst: routerMAC, ipDst: routerIP6, flags: FlagSolicited | FlagOverride, stats: ResponderStats{Requests: 1, Replies: 1}}},
@@ -189,6 +215,9 @@ func TestResponderNDP(t *testing.T) {
 			if tt.want.conflict && (conflicts[0].VIP != vip6 || conflicts[0].MAC != evilMAC) {
 				t.Fatalf("conflict %+v", conflicts[0])
 			}
+			if c := conflicts; len(c) == 1 && !slices.Equal(ethTags(Ethernet{VLAN: c[0].VLAN, Outer: c[0].Outer}), gpTags(tt.frame)) {
+				t.Fatalf("conflict tags %+v, frame's %+v", c[0], gpTags(tt.frame))
+			}
 			if !ok {
 				return
 			}
@@ -206,8 +235,9 @@ func TestResponderNDP(t *testing.T) {
 			if ll, ok := llOption(d.na.Options, layers.ICMPv6OptTargetAddress); !ok || ll != dirMAC {
 				t.Errorf("target link-layer option %v %v", ll, ok)
 			}
-			if req.Ethernet.VLAN.Tagged != (d.vlan != nil) || (d.vlan != nil && d.vlan.VLANIdentifier != req.Ethernet.VLAN.ID()) {
-				t.Errorf("request tag %+v, reply tag %+v", req.Ethernet.VLAN, d.vlan)
+			sameTags(t, tt.frame, out[:n])
+			if got, want := gpTags(out[:n]), ethTags(req.Ethernet); !slices.Equal(got, want) {
+				t.Fatalf("reply tags %+v, parsed request %+v", got, req.Ethernet)
 			}
 			// The reply must be acceptable to ourselves as a parser.
 			if _, err := ParseNDP(out[:n]); err != nil {
@@ -273,7 +303,8 @@ func TestResponderAllocs(t *testing.T) {
 	}
 	sn := solicitedNode(vip6)
 	frames := map[string][]byte{
-		"arp request": gpARP(t, tag(5, 0), broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4),
+		"arp request":      gpARP(t, tag(5, 0), broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4),
+		"qinq arp request": withOuter(gpARP(t, tag(5, 0), broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4), wire.EtherTypeQinQ, 6),
 		"solicitation": gpNDP(t, ndpSpec{dst: multicastMAC(sn), src: routerMAC, sip: routerIP6, dip: sn,
 			typ: TypeNeighborSolicitation, target: vip6, ll: macp(routerMAC)}),
 		"conflict":  gpARP(t, nil, broadcast, OpRequest, evilMAC, vip4, MAC{}, vip4),

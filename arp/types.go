@@ -3,6 +3,8 @@ package arp
 import (
 	"net"
 	"net/netip"
+
+	"github.com/drlb/drlb/internal/wire"
 )
 
 // MAC is an Ethernet address. It is a value type (not net.HardwareAddr, a
@@ -41,7 +43,8 @@ func (m MAC) IsUnicast() bool { return !m.IsZero() && !m.IsMulticast() }
 
 func (m MAC) String() string { return net.HardwareAddr(m[:]).String() }
 
-// VLAN is the 802.1Q tag of a frame. Tagged false means an untagged frame.
+// VLAN is the 802.1Q tag of a frame (the inner one of a double-tagged
+// frame). Tagged false means no such tag.
 // TCI keeps priority and DEI bits as well as the VLAN ID, so a reply carries
 // the very tag of its request.
 type VLAN struct {
@@ -61,26 +64,29 @@ func (v VLAN) ID() uint16 { return v.TCI & 0x0fff }
 // Ethernet is the link header of a frame.
 type Ethernet struct {
 	Dst, Src MAC
-	VLAN     VLAN
+	// VLAN is the frame's 802.1Q tag: the only tag of a single-tagged
+	// frame, the inner (customer) tag of a double-tagged one.
+	VLAN VLAN
+	// Outer is the outer tag of a QinQ frame, in front of VLAN: an
+	// 802.1ad service tag (TPID wire.EtherTypeQinQ, possibly alone) or a
+	// stacked 802.1Q tag (wire.EtherTypeVLAN); TPID 0 means none. Replies
+	// copy Outer with VLAN, so they go back through the very provider
+	// and customer VLANs their request came in on.
+	Outer wire.Tag
 }
 
-// Ethertypes and sizes used on the wire.
+// Sizes and numbers used on the wire.
 const (
-	etherTypeARP  = 0x0806
-	etherTypeIPv6 = 0x86dd
-	etherTypeVLAN = 0x8100
-
-	etherLen = 14
-	vlanLen  = 4
-	arpLen   = 28
-	ipv6Len  = 40
+	arpLen      = 28
+	ipv6Len     = 40
+	protoICMPv6 = 58
 	// MinFrameLen is the shortest Ethernet frame without FCS; shorter
 	// replies are zero-padded to it.
 	MinFrameLen = 60
-	// MaxFrameLen is the largest frame this package builds: a VLAN-tagged
-	// neighbor advertisement with a link-layer address option. An out
-	// buffer of this size is always big enough.
-	MaxFrameLen = etherLen + vlanLen + ipv6Len + ndpLen + optLLLen
+	// MaxFrameLen is the largest frame this package builds: a
+	// double-tagged (QinQ) neighbor advertisement with a link-layer
+	// address option. An out buffer of this size is always big enough.
+	MaxFrameLen = wire.MaxEthernetLen + ipv6Len + ndpLen + optLLLen
 )
 
 // ARP operations.

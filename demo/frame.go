@@ -5,14 +5,13 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/drlb/drlb/internal/wire"
 )
 
-// Ethernet types and protocol numbers the walkthrough reads.
+// Protocol numbers the walkthrough reads.
 const (
-	etherTypeIPv4 = 0x0800
-	etherTypeARP  = 0x0806
-	etherTypeVLAN = 0x8100
-	protoTCP      = 6
+	protoTCP = 6
 
 	arpRequest = 1
 	arpReply   = 2
@@ -33,14 +32,14 @@ type frame struct {
 	data []byte
 
 	dst, src  net.HardwareAddr
-	etherType uint16
+	etherType uint16 // behind any VLAN tags, as the director reads it
 
-	// ARP (etherType == etherTypeARP).
+	// ARP (etherType == wire.EtherTypeARP).
 	arpOp                    uint16
 	arpSenderMAC             net.HardwareAddr
 	arpSenderIP, arpTargetIP netip.Addr
 
-	// IPv4 (etherType == etherTypeIPv4).
+	// IPv4 (etherType == wire.EtherTypeIPv4).
 	ip             []byte // the IP packet, without Ethernet header or padding
 	ipSrc, ipDst   netip.Addr
 	ttl, proto     uint8
@@ -57,23 +56,25 @@ func parseFrame(at time.Time, b []byte) frame {
 		return f
 	}
 	f.dst, f.src = net.HardwareAddr(b[0:6]), net.HardwareAddr(b[6:12])
-	f.etherType = binary.BigEndian.Uint16(b[12:14])
-	off := 14
-	if f.etherType == etherTypeVLAN && len(b) >= 18 {
-		f.etherType, off = binary.BigEndian.Uint16(b[16:18]), 18
+	et, off, ok := wire.EtherType(b)
+	if !ok {
+		// A tag cut short: show the type the frame announces, decode nothing.
+		f.etherType = binary.BigEndian.Uint16(b[12:14])
+		return f
 	}
+	f.etherType = et
 	p := b[off:]
 	switch f.etherType {
-	case etherTypeARP:
+	case wire.EtherTypeARP:
 		// Ethernet/IPv4 ARP only: htype 1, ptype 0x0800, hlen 6, plen 4.
-		if len(p) < 28 || binary.BigEndian.Uint16(p[0:2]) != 1 || binary.BigEndian.Uint16(p[2:4]) != etherTypeIPv4 || p[4] != 6 || p[5] != 4 {
+		if len(p) < 28 || binary.BigEndian.Uint16(p[0:2]) != 1 || binary.BigEndian.Uint16(p[2:4]) != wire.EtherTypeIPv4 || p[4] != 6 || p[5] != 4 {
 			return f
 		}
 		f.arpOp = binary.BigEndian.Uint16(p[6:8])
 		f.arpSenderMAC = net.HardwareAddr(p[8:14])
 		f.arpSenderIP = netip.AddrFrom4([4]byte(p[14:18]))
 		f.arpTargetIP = netip.AddrFrom4([4]byte(p[24:28]))
-	case etherTypeIPv4:
+	case wire.EtherTypeIPv4:
 		if len(p) < 20 || p[0]>>4 != 4 {
 			return f
 		}

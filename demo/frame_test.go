@@ -13,6 +13,8 @@ func TestParseFrame(t *testing.T) {
 	l2 := framegen.L2{Src: macRouter, Dst: macDirector}
 	syn := framegen.TCP(l2, testClient, testVIP, framegen.SYN, 1, 0, []byte("hello"))
 	tagged := framegen.TCP(framegen.L2{Src: macRouter, Dst: macDirector, VLAN: 7}, testClient, testVIP, "SA", 1, 2, nil)
+	qinq := framegen.TCP(framegen.L2{Src: macRouter, Dst: macDirector, Outer: 100, VLAN: 7}, testClient, testVIP, "SA", 1, 2, nil)
+	stacked := framegen.ARPRequest(framegen.L2{Src: macRouter, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Outer: 100, OuterTPID: 0x8100, VLAN: 7}, testRouter, testVIP.Addr())
 	who := framegen.ARPRequest(framegen.L2{Src: macRouter, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, testRouter, testVIP.Addr())
 	for _, tc := range []struct {
 		name  string
@@ -26,6 +28,21 @@ func TestParseFrame(t *testing.T) {
 		}},
 		{"tagged syn-ack", tagged, func(t *testing.T, f frame) {
 			if !f.isTCP(testClient, testVIP) || !f.isSYNACK() {
+				t.Errorf("%+v", f)
+			}
+		}},
+		{"QinQ syn-ack", qinq, func(t *testing.T, f frame) {
+			if !f.isTCP(testClient, testVIP) || !f.isSYNACK() || len(f.ip) != 40 {
+				t.Errorf("%+v", f)
+			}
+		}},
+		{"802.1Q in 802.1Q arp who-has", stacked, func(t *testing.T, f frame) {
+			if f.arpOp != arpRequest || f.arpTargetIP != testVIP.Addr() || f.arpSenderIP != testRouter {
+				t.Errorf("%+v", f)
+			}
+		}},
+		{"QinQ inner tag cut", qinq[:20], func(t *testing.T, f frame) {
+			if f.etherType != 0x88a8 || f.ip != nil {
 				t.Errorf("%+v", f)
 			}
 		}},
@@ -63,6 +80,7 @@ func FuzzParseFrame(f *testing.F) {
 	l2 := framegen.L2{Src: macRouter, Dst: macDirector}
 	f.Add(framegen.TCP(l2, testClient, testVIP, framegen.SYN, 1, 0, nil))
 	f.Add(framegen.TCP(framegen.L2{Src: macRouter, Dst: macDirector, VLAN: 9}, testClient, testVIP, "FA", 1, 0, []byte("x")))
+	f.Add(framegen.TCP(framegen.L2{Src: macRouter, Dst: macDirector, Outer: 8, VLAN: 9}, testClient, testVIP, "FA", 1, 0, []byte("x")))
 	f.Add(framegen.ARPRequest(l2, testRouter, testVIP.Addr()))
 	f.Add(framegen.UDP(l2, testClient, netip.MustParseAddrPort("198.18.0.100:7"), []byte("echo")))
 	f.Add([]byte{})

@@ -1,6 +1,10 @@
 package forwarder
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/drlb/drlb/internal/wire"
+)
 
 // completeChecksum finishes an L4 checksum left partial by a sender that
 // relied on offload (Linux CHECKSUM_PARTIAL): the field at start+off holds
@@ -19,37 +23,11 @@ func completeChecksum(frame []byte, start, off, end int, udp bool) bool {
 // sum in its checksum field, as CHECKSUM_PARTIAL leaves it); udp sends a
 // zero result as 0xffff.
 func checksumOf(b []byte, udp bool) uint16 {
-	cs := ^uint16(fold(sumBytes(b, 0)))
+	cs := wire.Fold(wire.Sum(b, 0))
 	if cs == 0 && udp {
 		cs = 0xffff
 	}
 	return cs
-}
-
-// sumBytes adds b to sum as big-endian 16-bit words (an odd last byte is
-// padded with zero): the one's-complement sum, not yet folded. It adds
-// 32-bit words where it can; folding makes that the same sum.
-func sumBytes(b []byte, sum uint64) uint64 {
-	for len(b) >= 8 {
-		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	return sum
-}
-
-// fold reduces a one's-complement sum to 16 bits.
-func fold(sum uint64) uint64 {
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return sum
 }
 
 // HasPartialChecksum reports whether frame's TCP or UDP checksum field
@@ -72,13 +50,10 @@ func HasPartialChecksum(frame []byte) bool {
 	default:
 		return false
 	}
-	addrs := frame[p.l3+12 : p.l3+20]
-	if p.family == 6 {
-		addrs = frame[p.l3+8 : p.l3+40]
-	}
-	pseudo := fold(sumBytes(addrs, uint64(p.proto)+uint64(p.l3End-p.l4)))
+	// The partial value is the folded sum itself, not its complement.
+	pseudo := ^wire.Fold(wire.PseudoHeaderSum(p.src, p.dst, p.proto, p.l3End-p.l4))
 	got := binary.BigEndian.Uint16(frame[field:])
-	if got != uint16(pseudo) {
+	if got != pseudo {
 		return false
 	}
 	// A correct checksum can equal the pseudo-header sum only when the

@@ -4,24 +4,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+
+	"github.com/drlb/drlb/internal/wire"
 )
 
-// Ethernet types and IP protocol numbers the decoder knows.
+// IP protocol numbers the decoder knows.
 const (
-	etherTypeIPv4 = 0x0800
-	etherTypeIPv6 = 0x86dd
-	etherTypeVLAN = 0x8100
-
 	protoICMP   = 1
 	protoTCP    = 6
 	protoUDP    = 17
+	protoAH     = 51
 	protoICMPv6 = 58
-
-	ipv6HopByHop = 0
-	ipv6Routing  = 43
-	ipv6Fragment = 44
-	ipv6DestOpts = 60
-	ipv6NoNext   = 59
 )
 
 // TCP flag bits in byte 13 of the TCP header.
@@ -32,11 +25,9 @@ const (
 	tcpACK = 0x10
 )
 
-// Decode errors. A frame that fails to decode is malformed.
-var (
-	errTruncated = errors.New("truncated")
-	errBadHeader = errors.New("bad header")
-)
+// Decode errors. A frame that fails to decode is malformed: wire.ErrTruncated
+// (a header runs past the frame or packet) or errBadHeader.
+var errBadHeader = errors.New("bad header")
 
 // flow is the 5-tuple of a packet, client side first.
 type flow struct {
@@ -49,8 +40,7 @@ type flow struct {
 
 // packet is what decode learns about a frame. Offsets index the frame.
 type packet struct {
-	vlan   bool
-	l3     int // offset of the IP header
+	l3     int // offset of the IP header, behind any VLAN tags
 	l3End  int // end of the IP packet (Ethernet padding excluded)
 	family uint8
 
@@ -74,25 +64,16 @@ type packet struct {
 // director: the frame is simply not IP) or a malformed-frame error.
 func decode(frame []byte, p *packet) error {
 	*p = packet{}
-	if len(frame) < 14 {
-		return errTruncated
-	}
-	et := binary.BigEndian.Uint16(frame[12:14])
-	off := 14
-	if et == etherTypeVLAN {
-		if len(frame) < 18 {
-			return errTruncated
-		}
-		p.vlan = true
-		et = binary.BigEndian.Uint16(frame[16:18])
-		off = 18
+	et, off, ok := wire.EtherType(frame)
+	if !ok {
+		return wire.ErrTruncated
 	}
 	p.l3 = off
 	switch et {
-	case etherTypeIPv4:
+	case wire.EtherTypeIPv4:
 		p.family = 4
 		return decodeIPv4(frame, off, p)
-	case etherTypeIPv6:
+	case wire.EtherTypeIPv6:
 		p.family = 6
 		return decodeIPv6(frame, off, p)
 	}
@@ -104,7 +85,7 @@ var errNotIP = errors.New("not IP")
 func decodeIPv4(frame []byte, off int, p *packet) error {
 	b := frame[off:]
 	if len(b) < 20 {
-		return errTruncated
+		return wire.ErrTruncated
 	}
 	if b[0]>>4 != 4 {
 		return errBadHeader
@@ -115,7 +96,7 @@ func decodeIPv4(frame []byte, off int, p *packet) error {
 		return errBadHeader
 	}
 	if total > len(b) {
-		return errTruncated
+		return wire.ErrTruncated
 	}
 	p.l3End = off + total
 	p.proto = b[9]
@@ -138,60 +119,40 @@ func decodeIPv4(frame []byte, off int, p *packet) error {
 func decodeIPv6(frame []byte, off int, p *packet) error {
 	b := frame[off:]
 	if len(b) < 40 {
-		return errTruncated
+		return wire.ErrTruncated
 	}
 	if b[0]>>4 != 6 {
 		return errBadHeader
 	}
 	plen := int(binary.BigEndian.Uint16(b[4:6]))
 	if 40+plen > len(b) {
-		return errTruncated
+		return wire.ErrTruncated
 	}
 	p.l3End = off + 40 + plen
 	p.src = netip.AddrFrom16([16]byte(b[8:24]))
 	p.dst = netip.AddrFrom16([16]byte(b[24:40]))
-	next := b[6]
-	pos := off + 40
-	// Walk extension headers. The chain is bounded by the packet length,
-	// and each step advances at least 8 bytes, so the loop ends.
-	for {
-		switch next {
-		case ipv6HopByHop, ipv6Routing, ipv6DestOpts:
-			if pos+8 > p.l3End {
-				return errTruncated
-			}
-			next = frame[pos]
-			pos += (int(frame[pos+1]) + 1) * 8
-			if pos > p.l3End {
-				return errTruncated
-			}
-			continue
-		case ipv6Fragment:
-			if pos+8 > p.l3End {
-				return errTruncated
-			}
-			fo := binary.BigEndian.Uint16(frame[pos+2 : pos+4])
-			p.frag = true
-			p.fragFirst = fo>>3 == 0
-			p.fragID = binary.BigEndian.Uint32(frame[pos+4 : pos+8])
-			next = frame[pos]
-			pos += 8
-			if !p.fragFirst {
-				p.proto = next
-				return nil
-			}
-			if fo&1 == 0 && fo>>3 == 0 {
-				// An atomic fragment (offset 0, no more fragments,
-				// RFC 6946): a whole packet, not part of a train.
-				p.frag = false
-				p.fragFirst = false
-			}
-			continue
-		}
-		break
+	w, err := wire.WalkIPv6(frame[:p.l3End], b[6], off+40)
+	if w.AH != 0 {
+		// The forwarder does not look behind AH (nor at AH in IPv4):
+		// such packets stay unsupported, whatever follows the AH.
+		p.proto, p.l4 = protoAH, w.AH
+		return nil
 	}
-	p.proto = next
-	return decodeL4(frame, pos, p)
+	if err != nil {
+		return err
+	}
+	if w.Fragment {
+		p.fragID = w.FragID
+		// An atomic fragment (offset 0, no more fragments, RFC 6946) is
+		// a whole packet, not part of a train.
+		p.frag = w.IsFragment()
+		p.fragFirst = p.frag && w.FragOffset == 0
+	}
+	p.proto = w.Proto
+	if p.frag && !p.fragFirst {
+		return nil // no L4 header in this fragment
+	}
+	return decodeL4(frame, w.Offset, p)
 }
 
 // decodeL4 reads ports and flags, or the quoted packet of an ICMP error.
@@ -200,7 +161,7 @@ func decodeL4(frame []byte, off int, p *packet) error {
 	switch p.proto {
 	case protoTCP:
 		if off+20 > end {
-			return errTruncated
+			return wire.ErrTruncated
 		}
 		if int(frame[off+12]>>4)*4 < 20 {
 			return errBadHeader
@@ -211,14 +172,14 @@ func decodeL4(frame []byte, off int, p *packet) error {
 		p.tcpFlags = frame[off+13]
 	case protoUDP:
 		if off+8 > end {
-			return errTruncated
+			return wire.ErrTruncated
 		}
 		p.l4 = off
 		p.srcPort = binary.BigEndian.Uint16(frame[off:])
 		p.dstPort = binary.BigEndian.Uint16(frame[off+2:])
 	case protoICMP:
 		if off+8 > end {
-			return errTruncated
+			return wire.ErrTruncated
 		}
 		p.l4 = off
 		switch frame[off] {
@@ -227,7 +188,7 @@ func decodeL4(frame []byte, off int, p *packet) error {
 		}
 	case protoICMPv6:
 		if off+8 > end {
-			return errTruncated
+			return wire.ErrTruncated
 		}
 		p.l4 = off
 		switch frame[off] {
@@ -265,32 +226,12 @@ func decodeQuotedIPv6(b []byte, f *flow) bool {
 	}
 	f.dst = netip.AddrFrom16([16]byte(b[8:24]))
 	f.src = netip.AddrFrom16([16]byte(b[24:40]))
-	next := b[6]
-	pos := 40
-	for {
-		switch next {
-		case ipv6HopByHop, ipv6Routing, ipv6DestOpts, ipv6Fragment:
-			if pos+8 > len(b) {
-				return false
-			}
-			if next == ipv6Fragment && binary.BigEndian.Uint16(b[pos+2:pos+4])>>3 != 0 {
-				return false
-			}
-			n := 8
-			if next != ipv6Fragment {
-				n = (int(b[pos+1]) + 1) * 8
-			}
-			next = b[pos]
-			pos += n
-			continue
-		}
-		break
+	w, err := wire.WalkIPv6(b, b[6], 40)
+	if err != nil || w.AH != 0 || w.FragOffset != 0 {
+		return false // cut short, behind AH, or a non-first fragment: no ports
 	}
-	if pos > len(b) {
-		return false
-	}
-	f.proto = next
-	return quotedPorts(b[pos:], f)
+	f.proto = w.Proto
+	return quotedPorts(b[w.Offset:], f)
 }
 
 func quotedPorts(l4 []byte, f *flow) bool {

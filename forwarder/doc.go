@@ -2,7 +2,7 @@
 //
 // Packet flow through Process:
 //
-//	frame ──decode──▶ Ethernet [802.1Q] IPv4|IPv6 [frag] TCP|UDP|ICMP-error
+//	frame ──decode──▶ Ethernet [802.1ad|802.1Q [802.1Q]] IPv4|IPv6 [frag] TCP|UDP|ICMP-error
 //	      ──match───▶ virtual service by (protocol, VIP, port), port 0 = every port
 //	      ──conn────▶ connection table (proto, CIP, CPORT, VIP, VPORT): existing entry,
 //	                  or persistence template, or the scheduler for a new connection

@@ -205,7 +205,7 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 
 	var p packet
 	err := decode(frame, &p)
-	if err == errNotIP {
+	if errors.Is(err, errNotIP) {
 		return f.result(Pass, ReasonNotIP, -1, -1)
 	}
 	if !p.dst.IsValid() {

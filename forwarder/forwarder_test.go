@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -345,6 +346,66 @@ func TestVLANKept(t *testing.T) {
 	}
 }
 
+// TestDoubleTagKept: QinQ frames (an 802.1ad or 802.1Q outer tag, then an
+// 802.1Q tag) are forwarded with both tags and the IP packet unchanged
+// (process checks the bytes after the MACs); a third tag is not IP.
+func TestDoubleTagKept(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 2), Options{})
+	c6 := netip.MustParseAddrPort("[2001:2:0:1::10]:4000")
+	for i, tc := range []struct {
+		name string
+		l2   framegen.L2
+		vids []uint16
+	}{
+		{"802.1ad outer, 802.1Q inner", framegen.L2{Outer: 100, VLAN: 42}, []uint16{100, 42}},
+		{"802.1Q in 802.1Q", framegen.L2{Outer: 100, OuterTPID: 0x8100, VLAN: 42}, []uint16{100, 42}},
+		{"802.1ad alone", framegen.L2{Outer: 100}, []uint16{100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l2 := tc.l2
+			l2.Src, l2.Dst = toDir.Src, toDir.Dst
+			c := client(i, 1)
+			for _, step := range []struct {
+				frame  []byte
+				reason Reason
+			}{
+				{framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil), ReasonNew},
+				{framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 2, 1, []byte("GET /")), ReasonExisting},
+				{framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil), ReasonNew},
+				{framegen.UDP(l2, c, netip.AddrPortFrom(vip, 53), []byte("q")), ReasonNew},
+			} {
+				res, out := process(t, f, step.frame, t0)
+				expect(t, res, Forward, step.reason)
+				if got := dot1qVIDs(out); !slices.Equal(got, tc.vids) {
+					t.Fatalf("tags %v, want %v", got, tc.vids)
+				}
+			}
+			c6 = netip.AddrPortFrom(c6.Addr().Next(), c6.Port())
+		})
+	}
+	qinq := toDir
+	qinq.Outer, qinq.VLAN = 100, 42
+	frame := framegen.TCP(qinq, client(9, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, nil)
+	// A third tag: 802.1Q in the inner tag's place of the EtherType.
+	triple := append(append(append([]byte(nil), frame[:20]...), 0x81, 0x00, 0x00, 0x07), frame[20:]...)
+	res, _ := process(t, f, triple, t0)
+	expect(t, res, Pass, ReasonNotIP)
+	// An outer tag whose inner tag is cut off is malformed, not IP-less.
+	res, _ = process(t, f, frame[:20], t0)
+	expect(t, res, Drop, ReasonMalformed)
+}
+
+// dot1qVIDs lists a frame's VLAN IDs as gopacket decodes them, outermost first.
+func dot1qVIDs(frame []byte) []uint16 {
+	var vids []uint16
+	for _, l := range gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default).Layers() {
+		if q, ok := l.(*layers.Dot1Q); ok {
+			vids = append(vids, q.VLANIdentifier)
+		}
+	}
+	return vids
+}
+
 func TestPartialChecksumCompleted(t *testing.T) {
 	f := newForwarder(t, testConfig("rr", 2), Options{})
 	for _, tc := range []struct {
@@ -354,6 +415,8 @@ func TestPartialChecksumCompleted(t *testing.T) {
 		{"tcp4", ack(client(0, 1))},
 		{"udp4", framegen.UDP(toDir, client(0, 1), netip.AddrPortFrom(vip, 53), []byte("odd-length"))},
 		{"tcp6", framegen.TCP(toDir, netip.MustParseAddrPort("[2001:2:0:1::10]:999"), netip.AddrPortFrom(vip6, 80), "S", 1, 0, []byte("x"))},
+		{"udp4 qinq", framegen.UDP(framegen.L2{Src: clientMAC, Dst: directorMAC, Outer: 5, VLAN: 6}, client(0, 1), netip.AddrPortFrom(vip, 53), []byte("odd"))},
+		{"tcp6 qinq", framegen.TCP(framegen.L2{Src: clientMAC, Dst: directorMAC, Outer: 5, VLAN: 6}, netip.MustParseAddrPort("[2001:2:0:1::10]:998"), netip.AddrPortFrom(vip6, 80), "S", 1, 0, []byte("x"))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := append([]byte(nil), tc.frame...)

@@ -1,16 +1,20 @@
 package forwarder
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/drlb/drlb/internal/wire"
+)
 
 // TooBigMaxLen is the largest frame TooBig writes: an IPv6 packet of the
-// IPv6 minimum MTU behind Ethernet and one VLAN tag.
-const TooBigMaxLen = 18 + 1280
+// IPv6 minimum MTU behind Ethernet and two VLAN tags (QinQ).
+const TooBigMaxLen = wire.MaxEthernetLen + 1280
 
 // TooBig writes into out the ICMP error that tells the sender of frame (a
 // packet Process refused with ReasonTooBig) to use smaller packets:
 // "fragmentation needed" with the next-hop MTU for IPv4, "packet too big"
 // for IPv6, sent from the VIP the packet was addressed to, back to the MAC
-// it came from, with the frame's VLAN tag. It returns the frame's length,
+// it came from, with the frame's VLAN tags. It returns the frame's length,
 // or 0 if frame is not such a packet or out is too short.
 func (f *Forwarder) TooBig(frame, out []byte) int {
 	var p packet
@@ -20,7 +24,7 @@ func (f *Forwarder) TooBig(frame, out []byte) int {
 	// Ethernet: back where it came from, from the MAC it was sent to.
 	copy(out[0:6], frame[6:12])
 	copy(out[6:12], frame[0:6])
-	copy(out[12:p.l3], frame[12:p.l3]) // ethertype, and the VLAN tag if any
+	copy(out[12:p.l3], frame[12:p.l3]) // the VLAN tags, if any, and the ethertype
 	ip := out[p.l3:]
 	orig := frame[p.l3:p.l3End]
 	if p.family == 4 {
@@ -34,13 +38,13 @@ func (f *Forwarder) TooBig(frame, out []byte) int {
 		ip[10], ip[11] = 0, 0
 		copy(ip[12:16], orig[16:20]) // from the VIP
 		copy(ip[16:20], orig[12:16]) // to the client
-		binary.BigEndian.PutUint16(ip[10:], ^uint16(fold(sumBytes(ip[:20], 0))))
+		binary.BigEndian.PutUint16(ip[10:], wire.Fold(wire.Sum(ip[:20], 0)))
 		icmp := ip[20:]
 		icmp[0], icmp[1] = 3, 4 // destination unreachable, fragmentation needed
 		binary.BigEndian.PutUint32(icmp[2:], 0)
 		binary.BigEndian.PutUint16(icmp[6:], uint16(f.mtu))
 		copy(icmp[8:], orig[:quote])
-		binary.BigEndian.PutUint16(icmp[2:], ^uint16(fold(sumBytes(icmp[:8+quote], 0))))
+		binary.BigEndian.PutUint16(icmp[2:], wire.Fold(wire.Sum(icmp[:8+quote], 0)))
 		return p.l3 + total
 	}
 	// IPv6: the whole error must fit in the minimum MTU, 1280.
@@ -56,8 +60,8 @@ func (f *Forwarder) TooBig(frame, out []byte) int {
 	binary.BigEndian.PutUint16(icmp[2:], 0)
 	binary.BigEndian.PutUint32(icmp[4:], uint32(f.mtu))
 	copy(icmp[8:], orig[:quote])
-	// Checksum over the pseudo-header (addresses, length, next header) and the message.
-	sum := sumBytes(ip[8:40], 0) + uint64(plen) + protoICMPv6
-	binary.BigEndian.PutUint16(icmp[2:], ^uint16(fold(sumBytes(icmp[:plen], sum))))
+	// Checksum over the pseudo-header (from the VIP to the client) and the message.
+	sum := wire.PseudoHeaderSum(p.dst, p.src, protoICMPv6, plen)
+	binary.BigEndian.PutUint16(icmp[2:], wire.Fold(wire.Sum(icmp[:plen], sum)))
 	return p.l3 + 40 + plen
 }

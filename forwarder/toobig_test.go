@@ -3,9 +3,11 @@ package forwarder
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -16,6 +18,8 @@ func TestTooBig(t *testing.T) {
 	c6 := netip.MustParseAddrPort("[2001:2:0:1::10]:4000")
 	tagged := toDir
 	tagged.VLAN = 12
+	qinq := tagged
+	qinq.Outer = 300
 	big := make([]byte, 1460)
 	noDF := framegen.TCP(toDir, client(2, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big)
 	noDF[14+6] &^= 0x40
@@ -29,6 +33,8 @@ func TestTooBig(t *testing.T) {
 		{"ipv4 DF tagged", framegen.TCP(tagged, client(1, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), false, ReasonTooBig},
 		{"ipv4 no DF", noDF, false, ReasonTooBigNoDF},
 		{"ipv6", framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, big), false, ReasonTooBig},
+		{"ipv6 qinq", framegen.TCP(qinq, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, append(big, big...)), false, ReasonTooBig},
+		{"ipv4 DF qinq", framegen.TCP(qinq, client(5, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), false, ReasonTooBig},
 		{"super-frame", framegen.TCP(toDir, client(3, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big), true, ReasonNew},
 		{"fits", framegen.TCP(toDir, client(4, 1), netip.AddrPortFrom(vip, 80), "S", 1, 0, big[:1300]), false, ReasonNew},
 	} {
@@ -70,6 +76,9 @@ func checkTooBig(t *testing.T, orig, reply []byte) {
 	if (pkt.Layer(layers.LayerTypeDot1Q) == nil) != (origPkt.Layer(layers.LayerTypeDot1Q) == nil) {
 		t.Fatal("VLAN tag not kept")
 	}
+	if got, want := dot1qVIDs(reply), dot1qVIDs(orig); !slices.Equal(got, want) || !bytes.Equal(reply[12:12+4*len(want)], orig[12:12+4*len(want)]) {
+		t.Fatalf("tags %v, want the original's %v", got, want)
+	}
 	nl, onl := pkt.NetworkLayer().NetworkFlow(), origPkt.NetworkLayer().NetworkFlow()
 	if nl.Src() != onl.Dst() || nl.Dst() != onl.Src() {
 		t.Fatalf("addresses %v, want from the VIP to the client (%v)", nl, onl.Reverse())
@@ -80,7 +89,7 @@ func checkTooBig(t *testing.T, orig, reply []byte) {
 		if ic.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || ic.Seq != 1400 {
 			t.Fatalf("ICMP %v mtu %d, want frag-needed 1400", ic.TypeCode, ic.Seq)
 		}
-		if fold(sumBytes(ip[:20], 0)) != 0xffff || fold(sumBytes(ip[20:], 0)) != 0xffff {
+		if wire.Fold(wire.Sum(ip[:20], 0)) != 0 || wire.Fold(wire.Sum(ip[20:], 0)) != 0 {
 			t.Fatal("bad IPv4 or ICMP checksum")
 		}
 		if !bytes.Equal(ic.Payload, framegen.IPPacket(orig)[:len(ic.Payload)]) || len(ic.Payload) < 28 {
@@ -93,7 +102,8 @@ func checkTooBig(t *testing.T, orig, reply []byte) {
 		t.Fatalf("not an ICMPv6 packet too big: %v", pkt)
 	}
 	plen := len(ip) - 40
-	if fold(sumBytes(ip[8:40], 0)+uint64(plen)+protoICMPv6+sumBytes(ip[40:], 0)) != 0xffff {
+	// The pseudo-header from the packet's own address bytes.
+	if wire.Fold(wire.Sum(ip[40:], wire.Sum(ip[8:40], uint32(plen)+protoICMPv6))) != 0 {
 		t.Fatal("bad ICMPv6 checksum")
 	}
 	if len(ip) > 1280 {

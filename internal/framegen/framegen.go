@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -17,6 +18,11 @@ import (
 type L2 struct {
 	Src, Dst net.HardwareAddr
 	VLAN     uint16 // 802.1Q VLAN ID; 0 = untagged
+	// Outer is the VLAN ID of an outer (service) tag in front of VLAN,
+	// for QinQ frames; 0 = none. OuterTPID is its TPID, 0 meaning
+	// wire.EtherTypeQinQ (802.1ad); wire.EtherTypeVLAN stacks 802.1Q.
+	Outer     uint16
+	OuterTPID uint16
 }
 
 // TCP flag sets, as tcpdump prints them.
@@ -40,13 +46,25 @@ func serialize(ls ...gopacket.SerializableLayer) []byte {
 }
 
 func ethernet(l2 L2, et layers.EthernetType) []gopacket.SerializableLayer {
-	if l2.VLAN == 0 {
-		return []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: l2.Src, DstMAC: l2.Dst, EthernetType: et}}
+	eth := &layers.Ethernet{SrcMAC: l2.Src, DstMAC: l2.Dst, EthernetType: et}
+	ls := []gopacket.SerializableLayer{eth}
+	// Each tag's layer carries the type of what follows it.
+	next := &eth.EthernetType
+	if l2.Outer != 0 {
+		tpid := layers.EthernetType(l2.OuterTPID)
+		if tpid == 0 {
+			tpid = wire.EtherTypeQinQ
+		}
+		q := &layers.Dot1Q{VLANIdentifier: l2.Outer, Type: et}
+		*next, next = tpid, &q.Type
+		ls = append(ls, q)
 	}
-	return []gopacket.SerializableLayer{
-		&layers.Ethernet{SrcMAC: l2.Src, DstMAC: l2.Dst, EthernetType: layers.EthernetTypeDot1Q},
-		&layers.Dot1Q{VLANIdentifier: l2.VLAN, Type: et},
+	if l2.VLAN != 0 {
+		q := &layers.Dot1Q{VLANIdentifier: l2.VLAN, Type: et}
+		*next = wire.EtherTypeVLAN
+		ls = append(ls, q)
 	}
+	return ls
 }
 
 // ip returns the network layer for src->dst with protocol proto.
@@ -99,11 +117,8 @@ func UDP(l2 L2, src, dst netip.AddrPort, payload []byte) []byte {
 // folded pseudo-header sum, not complemented (Linux CHECKSUM_PARTIAL).
 // It returns the checksum's start and the field's offset within it.
 func PartialChecksum(frame []byte) (start, off int) {
-	l3 := 14
-	if binary.BigEndian.Uint16(frame[12:]) == 0x8100 {
-		l3 = 18
-	}
-	var sum uint32
+	_, l3, _ := wire.EtherType(frame)
+	var src, dst netip.Addr
 	var proto byte
 	var l4, l4len int
 	if frame[l3]>>4 == 4 {
@@ -111,30 +126,19 @@ func PartialChecksum(frame []byte) (start, off int) {
 		total := int(binary.BigEndian.Uint16(frame[l3+2:]))
 		proto = frame[l3+9]
 		l4, l4len = l3+ihl, total-ihl
-		sum = sum16(frame[l3+12 : l3+20])
+		src, dst = netip.AddrFrom4([4]byte(frame[l3+12:])), netip.AddrFrom4([4]byte(frame[l3+16:]))
 	} else {
 		proto = frame[l3+6]
 		l4, l4len = l3+40, int(binary.BigEndian.Uint16(frame[l3+4:]))
-		sum = sum16(frame[l3+8 : l3+40])
-	}
-	sum += uint32(proto) + uint32(l4len)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
+		src, dst = netip.AddrFrom16([16]byte(frame[l3+8:])), netip.AddrFrom16([16]byte(frame[l3+24:]))
 	}
 	off = 16
 	if proto == 17 {
 		off = 6
 	}
-	binary.BigEndian.PutUint16(frame[l4+off:], uint16(sum))
+	// The partial value is the folded sum itself, not its complement.
+	binary.BigEndian.PutUint16(frame[l4+off:], ^wire.Fold(wire.PseudoHeaderSum(src, dst, proto, l4len)))
 	return l4, off
-}
-
-func sum16(b []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	return s
 }
 
 // ICMPFragNeeded builds the ICMP "fragmentation needed" a router sends to
@@ -154,12 +158,10 @@ func ICMPFragNeeded(l2 L2, router, vip netip.Addr, quoted []byte, mtu uint16) []
 	return serialize(append(ethernet(l2, et), l3, ic, gopacket.Payload(append(mtuField, quoted...)))...)
 }
 
-// IPPacket strips the Ethernet (and VLAN) header off a frame: the IP packet.
+// IPPacket strips the Ethernet header and VLAN tags off a frame: the IP packet.
 func IPPacket(frame []byte) []byte {
-	if binary.BigEndian.Uint16(frame[12:]) == 0x8100 {
-		return frame[18:]
-	}
-	return frame[14:]
+	_, l3, _ := wire.EtherType(frame)
+	return frame[l3:]
 }
 
 // IPv4Fragments splits a UDP datagram src->dst into IPv4 fragments whose

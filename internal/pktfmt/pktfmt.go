@@ -1,6 +1,8 @@
 // Package pktfmt describes frames in one line for people: replay listings
-// and the director's trace. It uses gopacket and allocates freely, so it is
-// never on the forwarding path.
+// and the director's trace. It reads VLAN tags with internal/wire, as the
+// forwarder does, so a frame is described the way drlb treated it, and the
+// rest with gopacket; it allocates freely, so it is never on the
+// forwarding path.
 package pktfmt
 
 import (
@@ -8,18 +10,30 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
 
 // Describe summarises a frame for the listing: protocol and flow, TCP
-// flags, VLAN, fragment; only for humans, so it may be slow.
+// flags, VLAN tags (an 802.1ad service tag as "svlan"), fragment; only for
+// humans, so it may be slow.
 func Describe(frame []byte) string {
-	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{NoCopy: true})
 	var parts []string
-	if q, ok := pkt.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q); ok {
-		parts = append(parts, fmt.Sprintf("vlan %d", q.VLANIdentifier))
+	tags, n := wire.Tags(frame)
+	for _, t := range tags[:n] {
+		name := "vlan"
+		if t.TPID == wire.EtherTypeQinQ {
+			name = "svlan"
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", name, t.VID()))
 	}
+	if et, _, ok := wire.EtherType(frame); ok && (et == wire.EtherTypeVLAN || et == wire.EtherTypeQinQ) {
+		// gopacket would read on through any number of tags; drlb reads
+		// two, so to it this frame is not IP.
+		return strings.Join(append(parts, "non-ip (more than two vlan tags)"), " ")
+	}
+	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{NoCopy: true})
 	if a, ok := pkt.Layer(layers.LayerTypeARP).(*layers.ARP); ok {
 		s, _ := netip.AddrFromSlice(a.SourceProtAddress)
 		d, _ := netip.AddrFromSlice(a.DstProtAddress)
