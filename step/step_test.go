@@ -102,6 +102,19 @@ func TestHandle(t *testing.T) {
 					t.Errorf("reply %x -> %x", b[6:12], b[0:6])
 				}
 			}},
+		{"802.1ad double-tagged who-has VIP is answered with both tags", framegen.ARPRequest(framegen.L2{Src: routerMAC, Dst: broadcast, Outer: 100, VLAN: 10}, router, vip),
+			step.Answer, step.ARPReply, "sent 198.18.0.100 is-at 02:00:00:00:00:02",
+			func(t *testing.T, b []byte) {
+				if !bytes.Equal(b[12:20], []byte{0x88, 0xa8, 0, 100, 0x81, 0, 0, 10}) {
+					t.Errorf("tags % x, want 802.1ad 100 then 802.1Q 10", b[12:20])
+				}
+			}},
+		{"802.1ad double-tagged SYN is forwarded with both tags", framegen.TCP(framegen.L2{Src: routerMAC, Dst: directorMAC, Outer: 100, VLAN: 10}, client, web, framegen.SYN, 1, 0, nil),
+			step.Forward, step.Forwarded, "forward new", func(t *testing.T, b []byte) {
+				if !bytes.Equal(b[12:20], []byte{0x88, 0xa8, 0, 100, 0x81, 0, 0, 10}) {
+					t.Errorf("tags % x, want 802.1ad 100 then 802.1Q 10", b[12:20])
+				}
+			}},
 		{"who-has another address is left to the kernel", framegen.ARPRequest(framegen.L2{Src: routerMAC, Dst: broadcast}, router, netip.MustParseAddr("198.18.0.2")),
 			step.Pass, 0, "pass not-ip arp who-has 198.18.0.2", nil},
 		{"solicitation for the IPv6 VIP is answered", framegen.NeighborSolicitation(framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0x33, 0x33, 0xff, 0, 1, 0}}, router6, vip6),
