@@ -14,8 +14,8 @@ import (
 
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
-	"github.com/drlb/drlb/lab"
 	"github.com/drlb/drlb/link"
+	"github.com/drlb/drlb/testbed"
 	"golang.org/x/net/bpf"
 )
 
@@ -34,7 +34,7 @@ const (
 
 func BenchmarkForwardingRate(b *testing.B) {
 	testutil.NeedRoot(b)
-	l, err := lab.New(context.Background(), lab.Options{RealServers: 3, LANClient: true})
+	l, err := testbed.New(context.Background(), testbed.Options{RealServers: 3, LANClient: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func BenchmarkForwardingRate(b *testing.B) {
 }
 
 // startDrlbForBench runs drlb with a UDP service on the discard port.
-func startDrlbForBench(b *testing.B, l *lab.Lab, extra ...string) func() {
+func startDrlbForBench(b *testing.B, l *testbed.Lab, extra ...string) func() {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: udp, scheduler: sh, realservers: [", l.Director.Iface, l.VIP, benchPort)
 	for i, rs := range l.RealServers {
@@ -109,7 +109,7 @@ func startDrlbForBench(b *testing.B, l *lab.Lab, extra ...string) func() {
 // startNftForwarder installs the in-kernel equivalent in the director's
 // namespace: at netdev ingress, VIP frames get a real server's MAC by a
 // flow hash and are sent straight back out.
-func startNftForwarder(b *testing.B, l *lab.Lab) func() {
+func startNftForwarder(b *testing.B, l *testbed.Lab) func() {
 	nft, err := exec.LookPath("nft")
 	if err != nil {
 		b.Skip("nft not installed (apt-get install nftables): no in-kernel baseline")
@@ -153,7 +153,7 @@ func startNftForwarder(b *testing.B, l *lab.Lab) func() {
 // in ARCHITECTURE.md#performance did: it spends far less CPU than a Go loop,
 // which matters on 2 cores shared with the director) when installed, else a
 // Go generator.
-func blast(b *testing.B, l *lab.Lab) (float64, int) {
+func blast(b *testing.B, l *testbed.Lab) (float64, int) {
 	if tg, err := exec.LookPath("trafgen"); err == nil && os.Getenv("DRLB_BENCH_GEN") != "go" {
 		return blastTrafgen(b, l, tg)
 	}
@@ -161,7 +161,7 @@ func blast(b *testing.B, l *lab.Lab) (float64, int) {
 }
 
 // blastTrafgen runs trafgen in the LAN client's namespace on one CPU.
-func blastTrafgen(b *testing.B, l *lab.Lab, trafgen string) (float64, int) {
+func blastTrafgen(b *testing.B, l *testbed.Lab, trafgen string) (float64, int) {
 	conf := fmt.Sprintf(`{
 	eth(da=%s, sa=%s, type=0x0800),
 	ipv4(saddr=%s, daddr=%s, ttl=64, df),
@@ -212,7 +212,7 @@ func blastTrafgen(b *testing.B, l *lab.Lab, trafgen string) (float64, int) {
 }
 
 // blastGo is the generator without trafgen: link.Port batches of 64.
-func blastGo(b *testing.B, l *lab.Lab) (float64, int) {
+func blastGo(b *testing.B, l *testbed.Lab) (float64, int) {
 	var port link.Port
 	err := l.Do(l.LANClient, func() error {
 		var err error
@@ -263,7 +263,7 @@ func rotate(frames []link.Frame) {
 }
 
 // rxPackets sums the real servers' received frames.
-func rxPackets(b *testing.B, l *lab.Lab) uint64 {
+func rxPackets(b *testing.B, l *testbed.Lab) uint64 {
 	var total uint64
 	for _, rs := range l.RealServers {
 		_, lk := lanLink(b, rs)

@@ -23,7 +23,7 @@ import (
 
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/testutil"
-	"github.com/drlb/drlb/lab"
+	"github.com/drlb/drlb/testbed"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -45,12 +45,12 @@ func get(t *testing.T, c *http.Client, url string, close bool) (server, body str
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: status %d, %v", url, resp.StatusCode, err)
 	}
-	return resp.Header.Get(lab.ServerHeader), string(b)
+	return resp.Header.Get(testbed.ServerHeader), string(b)
 }
 
 // distribution makes n new connections from h to the VIP and counts the
 // answers per real server, checking each answer names its server.
-func distribution(t *testing.T, l *lab.Lab, h *lab.Host, n int) map[string]int {
+func distribution(t *testing.T, l *testbed.Lab, h *testbed.Host, n int) map[string]int {
 	t.Helper()
 	c := l.HTTPClient(h)
 	defer c.CloseIdleConnections()
@@ -68,7 +68,7 @@ func distribution(t *testing.T, l *lab.Lab, h *lab.Host, n int) map[string]int {
 
 func TestDirector(t *testing.T) {
 	testutil.NeedRoot(t)
-	l := newLab(t, lab.Options{RealServers: 3, LANClient: true})
+	l := newLab(t, testbed.Options{RealServers: 3, LANClient: true})
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "drlb.yaml")
 
@@ -157,7 +157,7 @@ func TestDirector(t *testing.T) {
 		}
 
 		// 1000 UDP datagrams, each echoed.
-		conn, err := l.DialUDP(l.Client, netip.AddrPortFrom(l.VIP, lab.EchoPort))
+		conn, err := l.DialUDP(l.Client, netip.AddrPortFrom(l.VIP, testbed.EchoPort))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +200,7 @@ func TestDirector(t *testing.T) {
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			servers[resp.Header.Get(lab.ServerHeader)]++
+			servers[resp.Header.Get(testbed.ServerHeader)]++
 		}
 		if len(servers) != 1 || conns != 1 {
 			t.Errorf("keep-alive: %d connections, servers %v; want one connection on one server", conns, servers)
@@ -265,7 +265,7 @@ func TestDirector(t *testing.T) {
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if got := resp.Header.Get(lab.ServerHeader); got != s.server || !reused {
+				if got := resp.Header.Get(testbed.ServerHeader); got != s.server || !reused {
 					t.Fatalf("session %d after restart: answered by %s on a reused connection=%v, want %s on the same connection", i, got, reused, s.server)
 				}
 			}
@@ -311,7 +311,7 @@ func upload(t *testing.T, c *http.Client, url string, n int) {
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(resp.Body)
 	if strings.TrimSpace(string(got)) != hex.EncodeToString(sum[:]) {
-		t.Fatalf("upload of %d bytes to %s arrived damaged: digest %q", n, resp.Header.Get(lab.ServerHeader), got)
+		t.Fatalf("upload of %d bytes to %s arrived damaged: digest %q", n, resp.Header.Get(testbed.ServerHeader), got)
 	}
 }
 
@@ -324,12 +324,12 @@ func download(t *testing.T, c *http.Client, url string, n int64) {
 	defer resp.Body.Close()
 	got, err := io.Copy(io.Discard, resp.Body)
 	if err != nil || got != n {
-		t.Fatalf("download from %s: %d of %d bytes, %v", resp.Header.Get(lab.ServerHeader), got, n, err)
+		t.Fatalf("download from %s: %d of %d bytes, %v", resp.Header.Get(testbed.ServerHeader), got, n, err)
 	}
 }
 
 // neighborMAC returns h's neighbor entry for addr on its LAN interface.
-func neighborMAC(t *testing.T, l *lab.Lab, h *lab.Host, addr netip.Addr) net.HardwareAddr {
+func neighborMAC(t *testing.T, l *testbed.Lab, h *testbed.Host, addr netip.Addr) net.HardwareAddr {
 	t.Helper()
 	nh, link := lanLink(t, h)
 	neighs, err := nh.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
@@ -345,7 +345,7 @@ func neighborMAC(t *testing.T, l *lab.Lab, h *lab.Host, addr netip.Addr) net.Har
 }
 
 // flushNeighbors empties h's neighbor table on its LAN interface.
-func flushNeighbors(t *testing.T, l *lab.Lab, h *lab.Host) {
+func flushNeighbors(t *testing.T, l *testbed.Lab, h *testbed.Host) {
 	t.Helper()
 	nh, link := lanLink(t, h)
 	neighs, _ := nh.NeighList(link.Attrs().Index, netlink.FAMILY_ALL)
@@ -358,8 +358,8 @@ func flushNeighbors(t *testing.T, l *lab.Lab, h *lab.Host) {
 // start and says what to change; quick-start flags work without a file.
 func TestDirectorRefusesBadSetup(t *testing.T) {
 	testutil.NeedRoot(t)
-	l := newLab(t, lab.Options{RealServers: 1})
-	quick := []string{"run", "-i", l.Director.Iface, "-t", netip.AddrPortFrom(l.VIP, lab.HTTPPort).String(), "-s", "rr",
+	l := newLab(t, testbed.Options{RealServers: 1})
+	quick := []string{"run", "-i", l.Director.Iface, "-t", netip.AddrPortFrom(l.VIP, testbed.HTTPPort).String(), "-s", "rr",
 		"-r", l.RealServers[0].IPv4.String()}
 
 	refuse := func(t *testing.T, want ...string) {
@@ -486,10 +486,10 @@ func TestDirectorRefusesBadSetup(t *testing.T) {
 // it fails with the fix, and drlb realserver up repairs it.
 func TestDoctorInLab(t *testing.T) {
 	testutil.NeedRoot(t)
-	l := newLab(t, lab.Options{RealServers: 2})
+	l := newLab(t, testbed.Options{RealServers: 2})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", nil)
-	drlb := func(h *lab.Host, args ...string) (string, error) {
+	drlb := func(h *testbed.Host, args ...string) (string, error) {
 		var out []byte
 		err := l.Do(h, func() error {
 			var err error
@@ -504,7 +504,7 @@ func TestDoctorInLab(t *testing.T) {
 	}
 	// A real server with a smaller MTU: small pings pass, full-size ones
 	// are lost, and doctor says so.
-	setMTU := func(h *lab.Host, mtu int) {
+	setMTU := func(h *testbed.Host, mtu int) {
 		nh, lk := lanLink(t, h)
 		if err := nh.LinkSetMTU(lk, mtu); err != nil {
 			t.Fatal(err)
@@ -550,8 +550,8 @@ func TestDoctorInLab(t *testing.T) {
 // The checks probe a port (8080) that only some real servers listen on.
 func TestHealthChecks(t *testing.T) {
 	testutil.NeedRoot(t)
-	l := newLab(t, lab.Options{RealServers: 3})
-	listen := func(rs *lab.Host) net.Listener {
+	l := newLab(t, testbed.Options{RealServers: 3})
+	listen := func(rs *testbed.Host) net.Listener {
 		ln, err := l.Listen(context.Background(), rs, "tcp", netip.AddrPortFrom(rs.IPv4, 8080).String())
 		if err != nil {
 			t.Fatal(err)
@@ -595,7 +595,7 @@ func TestHealthChecks(t *testing.T) {
 // like ipvsadm -Ln, and /metrics serves the same counters.
 func TestCtl(t *testing.T) {
 	testutil.NeedRoot(t)
-	l := newLab(t, lab.Options{RealServers: 2})
+	l := newLab(t, testbed.Options{RealServers: 2})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", []int{2, 1})
 	// Short closing timeouts, so idle expiry can be seen within the test.

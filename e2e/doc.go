@@ -1,5 +1,5 @@
 // Package e2e holds drlb's end-to-end tests: a real lab of network
-// namespaces (package lab), the real drlb binary running as the director
+// namespaces (package testbed), the real drlb binary running as the director
 // inside it, real clients (Go's net/http, curl when installed) and packet
 // captures that check DR holds on the wire: replies bypass the director,
 // only the director answers ARP for the VIP, flows stick to their real

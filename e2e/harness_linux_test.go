@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/internal/testutil"
-	"github.com/drlb/drlb/lab"
+	"github.com/drlb/drlb/testbed"
 	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 )
@@ -48,10 +48,10 @@ func TestMain(m *testing.M) {
 }
 
 // newLab builds a lab that is torn down when the test ends, however it ends.
-func newLab(t *testing.T, opts lab.Options) *lab.Lab {
+func newLab(t *testing.T, opts testbed.Options) *testbed.Lab {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l, err := lab.New(ctx, opts)
+	l, err := testbed.New(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -98,7 +98,7 @@ type directorProc struct {
 // writeConfig writes a director config for the lab: TCP VIP:80 and
 // [VIP6]:80, UDP VIP:7, with the given scheduler and weights (one per real
 // server; nil = all 1). MACs are left out: drlb resolves them by ARP/NDP.
-func writeConfig(t *testing.T, l *lab.Lab, path, sched string, weights []int) {
+func writeConfig(t *testing.T, l *testbed.Lab, path, sched string, weights []int) {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "interface: %s\nservices:\n", l.Director.Iface)
@@ -106,7 +106,7 @@ func writeConfig(t *testing.T, l *lab.Lab, path, sched string, weights []int) {
 		vip   netip.Addr
 		port  int
 		proto string
-	}{{l.VIP, lab.HTTPPort, "tcp"}, {l.VIP, lab.EchoPort, "udp"}, {l.VIP6, lab.HTTPPort, "tcp"}} {
+	}{{l.VIP, testbed.HTTPPort, "tcp"}, {l.VIP, testbed.EchoPort, "udp"}, {l.VIP6, testbed.HTTPPort, "tcp"}} {
 		fmt.Fprintf(&b, "  - vip: %q\n    port: %d\n    protocol: %s\n    scheduler: %s\n    realservers:\n", svc.vip, svc.port, svc.proto, sched)
 		for i, rs := range l.RealServers {
 			w := 1
@@ -128,13 +128,13 @@ func writeConfig(t *testing.T, l *lab.Lab, path, sched string, weights []int) {
 // startDirector runs drlb with args inside the director's namespace (the
 // child inherits the namespace of the thread that forks it) and waits
 // until it has resolved every real server in both address families.
-func startDirector(t *testing.T, l *lab.Lab, args ...string) *directorProc {
+func startDirector(t *testing.T, l *testbed.Lab, args ...string) *directorProc {
 	t.Helper()
 	return startDirectorN(t, l, 2*len(l.RealServers), args...)
 }
 
 // startDirectorN starts drlb and waits for n resolved real servers.
-func startDirectorN(t *testing.T, l *lab.Lab, n int, args ...string) *directorProc {
+func startDirectorN(t *testing.T, l *testbed.Lab, n int, args ...string) *directorProc {
 	t.Helper()
 	p := &directorProc{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(drlbBinary, args...)
@@ -210,7 +210,7 @@ type capture struct {
 
 // startCapture opens a raw socket on h's interface and calls fn with every
 // frame (both directions) until the test ends.
-func startCapture(t *testing.T, l *lab.Lab, h *lab.Host, iface string, fn func(frame []byte)) *capture {
+func startCapture(t *testing.T, l *testbed.Lab, h *testbed.Host, iface string, fn func(frame []byte)) *capture {
 	t.Helper()
 	c := &capture{fn: fn, done: make(chan struct{})}
 	err := l.Do(h, func() error {
@@ -269,7 +269,7 @@ func ipv4Addrs(f []byte) (src, dst netip.Addr, ok bool) {
 
 // lanLink opens a netlink handle in h's namespace and finds h's LAN
 // interface; the handle is closed when the test ends.
-func lanLink(tb testing.TB, h *lab.Host) (*netlink.Handle, netlink.Link) {
+func lanLink(tb testing.TB, h *testbed.Host) (*netlink.Handle, netlink.Link) {
 	tb.Helper()
 	nh := testutil.NetlinkHandle(tb, h.NS)
 	lk, err := nh.LinkByName(h.Iface)

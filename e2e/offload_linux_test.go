@@ -18,7 +18,7 @@ import (
 
 	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/drlb/drlb/internal/testutil"
-	"github.com/drlb/drlb/lab"
+	"github.com/drlb/drlb/testbed"
 )
 
 // Offloads (ARCHITECTURE.md#kernel-pitfalls): what the director's raw socket reads
@@ -64,7 +64,7 @@ var offloadCases = []offloadCase{
 var offloadSizes = []int{1 << 20, 10 << 20}
 
 // setOffload switches feature f of iface inside h's namespace.
-func setOffload(t testing.TB, l *lab.Lab, h *lab.Host, iface string, f ethtool.Feature, on bool) {
+func setOffload(t testing.TB, l *testbed.Lab, h *testbed.Host, iface string, f ethtool.Feature, on bool) {
 	t.Helper()
 	if err := l.Do(h, func() error { return ethtool.Set(iface, f, on) }); err != nil {
 		t.Fatalf("%s: %v", h.Name, err)
@@ -73,7 +73,7 @@ func setOffload(t testing.TB, l *lab.Lab, h *lab.Host, iface string, f ethtool.F
 
 // setWire makes the switch's port towards h a wire (see offloadCase) or
 // restores veth's defaults. Order matters: TSO depends on tx-checksumming.
-func setWire(t testing.TB, l *lab.Lab, h *lab.Host, wire, fullCsum bool) {
+func setWire(t testing.TB, l *testbed.Lab, h *testbed.Host, wire, fullCsum bool) {
 	t.Helper()
 	port := h.BridgePort
 	setOffload(t, l, l.Switch, port, ethtool.TxChecksum, !fullCsum)
@@ -82,7 +82,7 @@ func setWire(t testing.TB, l *lab.Lab, h *lab.Host, wire, fullCsum bool) {
 
 func TestOffloads(t *testing.T) {
 	testutil.NeedRoot(t)
-	l := newLab(t, lab.Options{RealServers: 3})
+	l := newLab(t, testbed.Options{RealServers: 3})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", nil)
 	bodies := map[int][]byte{}
@@ -104,7 +104,7 @@ func TestOffloads(t *testing.T) {
 			c := l.HTTPClient(l.Client)
 			defer c.CloseIdleConnections()
 			for _, vip := range []netip.Addr{l.VIP, l.VIP6} {
-				base := "http://" + netip.AddrPortFrom(vip, lab.HTTPPort).String()
+				base := "http://" + netip.AddrPortFrom(vip, testbed.HTTPPort).String()
 				for _, n := range offloadSizes {
 					up, down := map[string]int{}, map[string]int{}
 					for range len(l.RealServers) {
@@ -161,7 +161,7 @@ func uploadDigest(t *testing.T, c *http.Client, url string, body []byte) string 
 	defer resp.Body.Close()
 	got, err := io.ReadAll(resp.Body)
 	sum := sha256.Sum256(body)
-	server := resp.Header.Get(lab.ServerHeader)
+	server := resp.Header.Get(testbed.ServerHeader)
 	if err != nil || resp.StatusCode != http.StatusOK || strings.TrimSpace(string(got)) != hex.EncodeToString(sum[:]) {
 		t.Fatalf("upload of %d bytes to %s via %s arrived damaged: status %d, digest %q, %v", len(body), server, url, resp.StatusCode, got, err)
 	}
@@ -185,7 +185,7 @@ func downloadAll(t *testing.T, c *http.Client, url string, n int) string {
 	}
 	defer resp.Body.Close()
 	got, err := io.Copy(io.Discard, resp.Body)
-	server := resp.Header.Get(lab.ServerHeader)
+	server := resp.Header.Get(testbed.ServerHeader)
 	if err != nil || resp.StatusCode != http.StatusOK || got != int64(n) {
 		t.Fatalf("download %s from %s: status %d, %d of %d bytes, %v", url, server, resp.StatusCode, got, n, err)
 	}
@@ -217,7 +217,7 @@ func (d *dirStats) add(n int) {
 
 // add counts f if it is addressed to the VIP or VIP6. The capture reads at
 // most 64 KiB per frame, so a 64 KiB super-frame counts as 65536 bytes.
-func (s *frameStats) add(l *lab.Lab, f []byte) {
+func (s *frameStats) add(l *testbed.Lab, f []byte) {
 	if len(f) < 14 {
 		return
 	}

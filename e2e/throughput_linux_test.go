@@ -19,7 +19,7 @@ import (
 
 	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/drlb/drlb/internal/testutil"
-	"github.com/drlb/drlb/lab"
+	"github.com/drlb/drlb/testbed"
 )
 
 // Upload throughput (bulk TCP from the client to a real server, 64 MB per
@@ -35,7 +35,7 @@ const throughputBytes = 64 << 20
 
 func BenchmarkUploadThroughput(b *testing.B) {
 	testutil.NeedRoot(b)
-	l, err := lab.New(context.Background(), lab.Options{RealServers: 3})
+	l, err := testbed.New(context.Background(), testbed.Options{RealServers: 3})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,8 +52,8 @@ func BenchmarkUploadThroughput(b *testing.B) {
 	sum := sha256.Sum256(body)
 	digest := hex.EncodeToString(sum[:])
 
-	rs1 := "http://" + netip.AddrPortFrom(l.RealServers[0].IPv4, lab.HTTPPort).String() + "/upload"
-	vip := "http://" + netip.AddrPortFrom(l.VIP, lab.HTTPPort).String() + "/upload"
+	rs1 := "http://" + netip.AddrPortFrom(l.RealServers[0].IPv4, testbed.HTTPPort).String() + "/upload"
+	vip := "http://" + netip.AddrPortFrom(l.VIP, testbed.HTTPPort).String() + "/upload"
 	// Each mode through the director has a direct twin with the same
 	// links: "wire" modes segment the client's frames at a switch port in
 	// both (the director's port, or rs1's), so the ratio isolates drlb.
@@ -105,9 +105,9 @@ func BenchmarkUploadThroughput(b *testing.B) {
 }
 
 // writeBenchConfig is writeConfig for a *testing.B: TCP VIP:80, rr.
-func writeBenchConfig(b *testing.B, l *lab.Lab, path string) {
+func writeBenchConfig(b *testing.B, l *testbed.Lab, path string) {
 	var s strings.Builder
-	fmt.Fprintf(&s, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: tcp, scheduler: rr, realservers: [", l.Director.Iface, l.VIP, lab.HTTPPort)
+	fmt.Fprintf(&s, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: tcp, scheduler: rr, realservers: [", l.Director.Iface, l.VIP, testbed.HTTPPort)
 	for i, rs := range l.RealServers {
 		if i > 0 {
 			s.WriteString(", ")
@@ -122,7 +122,7 @@ func writeBenchConfig(b *testing.B, l *lab.Lab, path string) {
 
 // runDirector starts drlb in the director's namespace, waits (bounded)
 // until it has resolved every real server, and returns a stop function.
-func runDirector(b *testing.B, l *lab.Lab, cfg string) (stop func()) {
+func runDirector(b *testing.B, l *testbed.Lab, cfg string) (stop func()) {
 	cmd := exec.Command(drlbBinary, "run", "-c", cfg)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -149,7 +149,7 @@ func runDirector(b *testing.B, l *lab.Lab, cfg string) (stop func()) {
 
 // timedUpload POSTs body from the client to url on a new connection and
 // returns MB/s (10^6 bytes) from the first byte sent to the digest received.
-func timedUpload(b *testing.B, l *lab.Lab, url string, body []byte, digest string) float64 {
+func timedUpload(b *testing.B, l *testbed.Lab, url string, body []byte, digest string) float64 {
 	c := l.HTTPClient(l.Client)
 	defer c.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -168,7 +168,7 @@ func timedUpload(b *testing.B, l *lab.Lab, url string, body []byte, digest strin
 	resp.Body.Close()
 	elapsed := time.Since(start)
 	if err != nil || strings.TrimSpace(string(got)) != digest {
-		b.Fatalf("upload to %s (%s) arrived damaged: digest %q, %v", url, resp.Header.Get(lab.ServerHeader), got, err)
+		b.Fatalf("upload to %s (%s) arrived damaged: digest %q, %v", url, resp.Header.Get(testbed.ServerHeader), got, err)
 	}
 	return float64(len(body)) / 1e6 / elapsed.Seconds()
 }

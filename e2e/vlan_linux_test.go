@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/internal/testutil"
-	"github.com/drlb/drlb/lab"
 	"github.com/drlb/drlb/link"
+	"github.com/drlb/drlb/testbed"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -33,7 +33,7 @@ const vlanTCI = 5<<13 | 10
 
 func TestVLANTaggedFrames(t *testing.T) {
 	testutil.NeedRoot(t)
-	l := newLab(t, lab.Options{RealServers: 3, LANClient: true})
+	l := newLab(t, testbed.Options{RealServers: 3, LANClient: true})
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 	writeConfig(t, l, cfg, "rr", nil)
 	startDirector(t, l, "run", "-c", cfg)
@@ -45,7 +45,7 @@ func TestVLANTaggedFrames(t *testing.T) {
 		data []byte
 	}
 	frames := make(chan seen, 1024)
-	watch := func(h *lab.Host) link.Port {
+	watch := func(h *testbed.Host) link.Port {
 		var p link.Port
 		if err := l.Do(h, func() (err error) { p, err = link.Open(h.Iface, link.Config{}); return err }); err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestVLANTaggedFrames(t *testing.T) {
 			Operation: layers.ARPRequest, SourceHwAddress: c.MAC, SourceProtAddress: c.IPv4.AsSlice(),
 			DstHwAddress: make([]byte, 6), DstProtAddress: l.VIP.AsSlice()})
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: c.IPv4.AsSlice(), DstIP: l.VIP.AsSlice()}
-	tcp := &layers.TCP{SrcPort: 40000, DstPort: lab.HTTPPort, SYN: true, Seq: 1, Window: 1000}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: testbed.HTTPPort, SYN: true, Seq: 1, Window: 1000}
 	_ = tcp.SetNetworkLayerForChecksum(ip)
 	syn := serializeFrame(t,
 		&layers.Ethernet{SrcMAC: c.MAC, DstMAC: l.Director.MAC, EthernetType: layers.EthernetTypeDot1Q},

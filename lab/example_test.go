@@ -3,34 +3,16 @@ package lab_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
+	"os"
 
 	"github.com/drlb/drlb/lab"
 )
 
-// Build a lab, start the real servers' services and fetch a page from rs1
-// through the router, as an end-to-end test would (needs root).
-func Example() {
-	ctx := context.Background()
-	l, err := lab.New(ctx, lab.Options{RealServers: 2})
+// Run is what `drlb lab` does; the director is the drlb binary itself.
+func ExampleRun() {
+	exe, _ := os.Executable() // must be drlb: it is run as `drlb run -c CONFIG`
+	err := lab.Run(context.Background(), lab.Options{Scheduler: "wrr", Requests: 12, Executable: exe}, os.Stdout)
 	if err != nil {
-		log.Fatal(err) // wraps lab.ErrNotRoot when not root
+		fmt.Println(err) // without root: needs root (network namespaces): run it with sudo
 	}
-	defer l.Close()              // also on panic
-	stop := l.CloseOnSignal(ctx) // and on Ctrl-C
-	defer stop()
-
-	if err := l.StartServices(ctx); err != nil {
-		log.Fatal(err)
-	}
-	c := l.HTTPClient(l.Client)
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("http://" + l.RealServers[0].IPv4.String() + "/")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	name, _ := io.ReadAll(resp.Body)
-	fmt.Printf("%s", name) // "rs1\n"
 }

@@ -1,91 +1,115 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
-	"os"
-	"regexp"
-	"sync/atomic"
+	"slices"
+	"strings"
+
+	"github.com/drlb/drlb/scheduler"
+	"github.com/drlb/drlb/testbed"
 )
 
-// Limits on Options.
+// Sentinel errors; check them with errors.Is.
+var (
+	// ErrNotRoot: a lab needs root (network namespaces).
+	ErrNotRoot = errors.New("needs root (network namespaces): run it with sudo")
+	// ErrChecksFailed: the lab ran, but one of its own checks failed.
+	ErrChecksFailed = errors.New("some lab checks failed (see the table above)")
+	// ErrExists: a lab with the requested name is already up.
+	ErrExists = errors.New("a lab with this name is already up")
+	// ErrOptions: an option is out of range.
+	ErrOptions = errors.New("invalid lab option")
+	// ErrUnsupported: labs exist only on Linux.
+	ErrUnsupported = errors.New("drlb lab needs Linux (network namespaces)")
+)
+
+// Defaults.
 const (
-	// DefaultRealServers is used when Options.RealServers is 0.
 	DefaultRealServers = 3
-	// MaxRealServers keeps real-server addresses in 198.18.0.11-.99, below the VIP.
-	MaxRealServers = 89
-	// DefaultMTU is used when Options.MTU is 0.
-	DefaultMTU = 1500
-	// maxNameLen keeps "<name>-lanclient" a comfortable file name.
-	maxNameLen = 32
+	DefaultRequests    = 12
+	DefaultScheduler   = "wrr"
+	// KeepName names a kept lab when Options.Name is empty: it must be
+	// known so that `drlb lab down` can find it.
+	KeepName = "drlblab"
+	// MaxRequests bounds the request loop.
+	MaxRequests = 10000
 )
 
-// Options shapes a lab. The zero value is a good lab: 3 real servers, MTU
-// 1500, a unique name, no LAN client.
+// Options shapes a lab run. The zero value (plus Executable) is the
+// default lab: 3 real servers, wrr 3:2:1, 12 requests.
 type Options struct {
-	// RealServers is how many real servers (rs1, rs2, ...) to build; 0 means
-	// DefaultRealServers, at most MaxRealServers.
+	// RealServers is how many real servers to build; 0 means DefaultRealServers.
 	RealServers int
-	// Name prefixes every namespace ("<Name>-client", ...). Empty means a
-	// unique "drlb<pid>x<counter>", which CleanupStale recognises. Letters,
-	// digits, '_' and '.' only, at most 32 characters.
+	// Scheduler is any ipvsadm -s name; weighted ones that do not hash
+	// the client (wrr, wlc, sed, nq) get weights N..1, the others 1; ""
+	// means wrr.
+	Scheduler string
+	// Requests is how many HTTP requests the client sends; 0 means DefaultRequests.
+	Requests int
+	// Keep leaves the lab, the director and the real servers' services
+	// running after Run returns; `drlb lab down` removes them.
+	Keep bool
+	// Name of the lab (namespace prefix). Empty: unique per run, or
+	// KeepName with Keep.
 	Name string
-	// LANClient adds a client on the LAN itself (198.18.0.50, 2001:2::50),
-	// which ARPs for the VIP directly instead of going through the router.
-	LANClient bool
-	// MTU of every link and of the bridge; 0 means DefaultMTU. 576..65535.
-	MTU int
+	// Dir receives the pcaps, the director's config and its log. Empty: a
+	// new temporary directory.
+	Dir string
+	// Trace runs the director with -trace and shows its narration of the
+	// walked request.
+	Trace bool
+	// Executable is the drlb binary run as the director (and, with Keep,
+	// as the real servers' services). Required.
+	Executable string
 }
 
-// nameCounter makes default names unique within a process; together with the
-// pid it makes them unique on the machine. It is the package's only mutable
-// state, and it is atomic.
-var nameCounter atomic.Uint64
-
-// defaultNameRE matches namespaces of labs with a default name: drlb<pid>x<n>-<host>.
-var defaultNameRE = regexp.MustCompile(`^drlb([0-9]+)x[0-9]+-`)
-
-// defaultName returns a fresh unique lab name.
-func defaultName() string {
-	return fmt.Sprintf("drlb%dx%d", os.Getpid(), nameCounter.Add(1))
-}
-
-// withDefaults validates o and fills in its defaults.
+// withDefaults fills in defaults and validates.
 func (o Options) withDefaults() (Options, error) {
 	if o.RealServers == 0 {
 		o.RealServers = DefaultRealServers
 	}
-	if o.RealServers < 1 || o.RealServers > MaxRealServers {
-		return o, fmt.Errorf("%w: RealServers = %d, want 1..%d", ErrOptions, o.RealServers, MaxRealServers)
+	if o.Requests == 0 {
+		o.Requests = DefaultRequests
 	}
-	if o.MTU == 0 {
-		o.MTU = DefaultMTU
+	if o.Scheduler == "" {
+		o.Scheduler = DefaultScheduler
 	}
-	if o.MTU < 576 || o.MTU > 65535 {
-		return o, fmt.Errorf("%w: MTU = %d, want 576..65535", ErrOptions, o.MTU)
+	if o.Name == "" && o.Keep {
+		o.Name = KeepName
 	}
-	if o.Name == "" {
-		o.Name = defaultName()
-	}
-	if err := checkName(o.Name); err != nil {
-		return o, err
+	switch {
+	case o.RealServers < 1 || o.RealServers > testbed.MaxRealServers:
+		return o, fmt.Errorf("%w: --realservers %d: want 1..%d", ErrOptions, o.RealServers, testbed.MaxRealServers)
+	case o.Requests < 1 || o.Requests > MaxRequests:
+		return o, fmt.Errorf("%w: --requests %d: want 1..%d", ErrOptions, o.Requests, MaxRequests)
+	case !slices.Contains(scheduler.Names(), o.Scheduler):
+		return o, fmt.Errorf("%w: --scheduler %q: want one of %s", ErrOptions, o.Scheduler, strings.Join(scheduler.Names(), ", "))
+	case o.Executable == "":
+		return o, fmt.Errorf("%w: no drlb executable to run as the director", ErrOptions)
 	}
 	return o, nil
 }
 
-// checkName accepts names that are safe as file names and in `ip netns` use.
-func checkName(name string) error {
-	if name == "" || len(name) > maxNameLen {
-		return fmt.Errorf("%w: Name %q must be 1..%d characters", ErrOptions, name, maxNameLen)
-	}
-	if name[0] == '.' {
-		return fmt.Errorf("%w: Name %q must not start with '.'", ErrOptions, name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.'
-		if !ok {
-			return fmt.Errorf("%w: Name %q has %q at offset %d; use letters, digits, '_' or '.'", ErrOptions, name, c, i)
+// weights returns the real servers' weights: N, N-1, ..., 1 for a weighted
+// scheduler (so the distribution visibly follows them), all 1 for the
+// others (rr, lc) and for sh and mh, which send the lab's one client to one
+// server whatever the weights.
+func (o Options) weights() []int {
+	t := schedTraits(o.Scheduler)
+	w := make([]int, o.RealServers)
+	for i := range w {
+		w[i] = 1
+		if t.Weighted && !t.Consistent {
+			w[i] = o.RealServers - i
 		}
 	}
-	return nil
+	return w
+}
+
+// schedTraits returns the traits of a scheduler withDefaults accepted (the
+// zero Traits for a name it did not).
+func schedTraits(sched string) scheduler.Traits {
+	t, _ := scheduler.TraitsOf(sched)
+	return t
 }

@@ -1,121 +1,106 @@
 package lab
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"net"
-	"net/http"
-	"net/http/httptest"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/drlb/drlb/config"
 )
 
-func TestHandler(t *testing.T) {
-	body := strings.Repeat("x", 100000)
-	sum := sha256.Sum256([]byte(body))
-	tests := []struct {
-		method, target, body string
-		wantCode             int
-		wantBody             string // prefix
-		wantLen              int    // -1: not checked
+func testService(sched string, weights ...int) service {
+	s := service{iface: "eth0", vip: netip.MustParseAddr("198.18.0.100"), port: 80, scheduler: sched, weights: weights}
+	for i := range weights {
+		s.reals = append(s.reals, netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)}))
+	}
+	return s
+}
+
+func TestExpected(t *testing.T) {
+	for _, tc := range []struct {
+		s    service
+		n    int
+		want []int
 	}{
-		{"GET", "/", "", 200, "rs7\n", -1},
-		{"GET", "/healthz", "", 200, "ok\n", -1},
-		{"GET", "/bytes?n=0", "", 200, "", 0},
-		{"GET", "/bytes?n=70000", "", 200, "\x00\x00", 70000},
-		{"HEAD", "/bytes?n=5", "", 200, "", 0},
-		{"GET", "/bytes", "", 400, "bad byte count: missing n", -1},
-		{"GET", "/bytes?n=-1", "", 400, `bad byte count: n="-1"`, -1},
-		{"GET", "/bytes?n=1e3", "", 400, `bad byte count: n="1e3"`, -1},
-		{"POST", "/upload", body, 200, hex.EncodeToString(sum[:]) + "\n", -1},
-		{"PUT", "/anything", "", 200, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n", -1},
-		{"DELETE", "/", "", 405, "method DELETE not allowed", -1},
-		{"GET", "/nope", "", 404, `no such path "/nope"`, -1},
+		{testService("wrr", 3, 2, 1), 12, []int{6, 4, 2}},
+		{testService("wrr", 3, 2, 1), 1, []int{1, 0, 0}},
+		{testService("wrr", 4, 3, 2), 9, []int{4, 3, 2}},
+		{testService("rr", 1, 1, 1), 7, []int{3, 2, 2}},
+		// Closed connections count as inactive: lc rotates, wlc follows the
+		// weights, sed and nq look at active connections only (none).
+		{testService("lc", 1, 1, 1), 6, []int{2, 2, 2}},
+		{testService("wlc", 3, 2, 1), 12, []int{6, 4, 2}},
+		{testService("sed", 3, 2, 1), 12, []int{12, 0, 0}},
+		{testService("nq", 1, 1, 1), 5, []int{5, 0, 0}},
+	} {
+		got, err := tc.s.expected(tc.n)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s %v over %d: %v, %v; want %v", tc.s.scheduler, tc.s.weights, tc.n, got, err, tc.want)
+		}
 	}
-	h := NewHandler("rs7")
-	for _, tt := range tests {
-		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body)))
-			got := rec.Body.String()
-			if rec.Code != tt.wantCode || !strings.HasPrefix(got, tt.wantBody) {
-				t.Errorf("got %d %.80q, want %d %q...", rec.Code, got, tt.wantCode, tt.wantBody)
-			}
-			if tt.wantLen >= 0 && len(got) != tt.wantLen {
-				t.Errorf("body is %d bytes, want %d", len(got), tt.wantLen)
-			}
-			if rec.Header().Get(ServerHeader) != "rs7" {
-				t.Errorf("%s = %q, want rs7", ServerHeader, rec.Header().Get(ServerHeader))
-			}
-		})
+	// One client: sh and mh put every connection on one server.
+	for _, sched := range []string{"sh", "mh"} {
+		s := testService(sched, 1, 1, 1)
+		s.client = netip.MustParseAddr("198.18.1.10")
+		got, err := s.expected(12)
+		if err != nil || slices.Max(got) != 12 {
+			t.Errorf("%s: %v, %v; want all 12 on one server", sched, got, err)
+		}
+	}
+	if _, err := testService("nosuch", 1).expected(1); err == nil {
+		t.Error("unknown scheduler accepted")
 	}
 }
 
-func TestParseByteCount(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
+// TestServiceYAML: the config the lab writes is one drlb accepts, and its
+// ipvsadm form is what the walkthrough prints.
+func TestServiceYAML(t *testing.T) {
+	s := testService("wrr", 3, 2, 1)
+	cfg, err := config.Parse("lab", []byte(s.yaml()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s.yaml())
+	}
+	want := "-A -t 198.18.0.100:80 -s wrr\n" +
+		"-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3\n" +
+		"-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 2\n" +
+		"-a -t 198.18.0.100:80 -r 198.18.0.13:80 -g -w 1\n"
+	if got := config.FormatIPVSADM(cfg); got != want {
+		t.Errorf("ipvsadm form:\n%s\nwant:\n%s", got, want)
+	}
+	if cfg.Interface != "eth0" {
+		t.Errorf("interface %q", cfg.Interface)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	o, err := Options{Executable: "drlb"}.withDefaults()
+	if err != nil || o.RealServers != 3 || o.Requests != 12 || o.Scheduler != "wrr" || o.Name != "" {
+		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	if w := o.weights(); !slices.Equal(w, []int{3, 2, 1}) {
+		t.Errorf("wrr weights %v", w)
+	}
+	if o, _ := (Options{Executable: "drlb", Keep: true}).withDefaults(); o.Name != KeepName {
+		t.Errorf("kept lab named %q, want %q", o.Name, KeepName)
+	}
+	if w := (Options{RealServers: 2, Scheduler: "rr"}).weights(); !slices.Equal(w, []int{1, 1}) {
+		t.Errorf("rr weights %v", w)
+	}
+	for _, tc := range []struct {
+		o    Options
+		want string
 	}{
-		{"0", 0, true}, {"1", 1, true}, {"1073741824", MaxDownload, true},
-		{"", 0, false}, {"-1", 0, false}, {"1073741825", 0, false}, {"abc", 0, false},
-		{"99999999999999999999", 0, false}, {" 1", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseByteCount(tt.in)
-		if tt.ok != (err == nil) || got != tt.want {
-			t.Errorf("ParseByteCount(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-		if err != nil && !errors.Is(err, ErrByteCount) {
-			t.Errorf("ParseByteCount(%q) error %v does not wrap ErrByteCount", tt.in, err)
+		{Options{Executable: "x", RealServers: -1}, "--realservers -1"},
+		{Options{Executable: "x", RealServers: 90}, "--realservers 90"},
+		{Options{Executable: "x", Requests: MaxRequests + 1}, "--requests"},
+		{Options{Executable: "x", Scheduler: "fastest"}, `--scheduler "fastest": want one of lc, mh, nq, rr, sed, sh, wlc, wrr`},
+		{Options{}, "executable"},
+	} {
+		_, err := tc.o.withDefaults()
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want ErrOptions naming %s", tc.o, err, tc.want)
 		}
 	}
 }
-
-func FuzzParseByteCount(f *testing.F) {
-	for _, s := range []string{"0", "100", "-5", "", "1073741824", "1e9", "0x10", "+3"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		n, err := ParseByteCount(s)
-		if err == nil && (n < 0 || n > MaxDownload) {
-			t.Fatalf("ParseByteCount(%q) = %d outside 0..%d", s, n, MaxDownload)
-		}
-	})
-}
-
-func TestServeEcho(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Skipf("no loopback UDP: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- ServeEcho(pc, "rs3") }()
-	c, err := net.Dial("udp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	for _, msg := range []string{"hello", "", strings.Repeat("z", 60000)} {
-		if _, err := c.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 70000)
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := string(EchoReply("rs3", []byte(msg))); string(buf[:n]) != want {
-			t.Errorf("echo of %d bytes = %.40q (%d bytes), want %.40q", len(msg), buf[:n], n, want)
-		}
-	}
-	pc.Close()
-	if err := <-done; err != nil {
-		t.Errorf("ServeEcho after Close = %v, want nil", err)
-	}
-}
-
-var _ http.Handler = NewHandler("x")

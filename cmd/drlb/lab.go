@@ -8,11 +8,11 @@ import (
 	"net/netip"
 	"os"
 
-	"github.com/drlb/drlb/demo"
+	"github.com/drlb/drlb/lab"
 )
 
 const labUsage = `usage: drlb lab [flags]            build a DR lab in namespaces, run drlb on it, walk a request
-       drlb lab down [--name NAME]  remove a lab kept with --keep (default name ` + demo.KeepName + `)
+       drlb lab down [--name NAME]  remove a lab kept with --keep (default name ` + lab.KeepName + `)
 
 Needs root (network namespaces). Nothing outside the lab's own namespaces is touched.
 It exits 1 if any of its own checks failed, so it doubles as a self-test.`
@@ -34,12 +34,12 @@ func labCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geteui
 		}
 	}
 	fs := newFlagSet("lab", stderr)
-	var o demo.Options
-	fs.StringVar(&o.Scheduler, "scheduler", demo.DefaultScheduler, "rr, or wrr with weights N..1 (3:2:1 for 3 real servers)")
-	fs.IntVar(&o.RealServers, "realservers", demo.DefaultRealServers, "number of real servers")
-	fs.IntVar(&o.Requests, "requests", demo.DefaultRequests, "HTTP requests to send through the VIP")
+	var o lab.Options
+	fs.StringVar(&o.Scheduler, "scheduler", lab.DefaultScheduler, "rr, or wrr with weights N..1 (3:2:1 for 3 real servers)")
+	fs.IntVar(&o.RealServers, "realservers", lab.DefaultRealServers, "number of real servers")
+	fs.IntVar(&o.Requests, "requests", lab.DefaultRequests, "HTTP requests to send through the VIP")
 	fs.BoolVar(&o.Keep, "keep", false, "leave the lab, the director and the web servers running (remove with drlb lab down)")
-	fs.StringVar(&o.Name, "name", "", "lab name, the namespaces' prefix (default: unique per run, "+demo.KeepName+" with --keep)")
+	fs.StringVar(&o.Name, "name", "", "lab name, the namespaces' prefix (default: unique per run, "+lab.KeepName+" with --keep)")
 	fs.StringVar(&o.Dir, "pcap-dir", "", "where to save the pcaps, the director's config and log (default: a new temporary directory)")
 	fs.BoolVar(&o.Trace, "trace", false, "run the director with -trace and show its narration of the walked request")
 	fs.Usage = func() {
@@ -51,15 +51,15 @@ func labCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geteui
 		return err
 	}
 	if geteuid() != 0 {
-		return demo.ErrNotRoot
+		return lab.ErrNotRoot
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding the drlb executable to run as the director: %w", err)
 	}
 	o.Executable = exe
-	err = demo.Run(ctx, o, stdout)
-	if errors.Is(err, demo.ErrOptions) || errors.Is(err, demo.ErrExists) {
+	err = lab.Run(ctx, o, stdout)
+	if errors.Is(err, lab.ErrOptions) || errors.Is(err, lab.ErrExists) {
 		return asUsage(err)
 	}
 	return err
@@ -68,14 +68,14 @@ func labCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geteui
 // labDown is `drlb lab down`.
 func labDown(args []string, stdout, stderr io.Writer, geteuid func() int) error {
 	fs := newFlagSet("lab down", stderr)
-	name := fs.String("name", demo.KeepName, "the lab to remove")
+	name := fs.String("name", lab.KeepName, "the lab to remove")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if geteuid() != 0 {
-		return demo.ErrNotRoot
+		return lab.ErrNotRoot
 	}
-	return demo.Down(*name, stdout)
+	return lab.Down(*name, stdout)
 }
 
 // labServe is `drlb lab serve`: a kept lab's web server and UDP echo, run
@@ -92,5 +92,5 @@ func labServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if *name == "" || len(addrs) == 0 {
 		return usageError("serve needs -name and at least one -addr")
 	}
-	return demo.Serve(ctx, *name, []netip.Addr(addrs))
+	return lab.Serve(ctx, *name, []netip.Addr(addrs))
 }

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drlb/drlb/demo"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/lab"
+	"github.com/drlb/drlb/testbed"
 	"github.com/vishvananda/netns"
 )
 
@@ -90,7 +90,7 @@ func TestLabNeedsRoot(t *testing.T) {
 	for _, args := range [][]string{nil, {"--requests", "3"}, {"down"}, {"down", "--name", "x"}} {
 		var stdout, stderr bytes.Buffer
 		err := labCmd(context.Background(), args, &stdout, &stderr, notRoot)
-		if !errors.Is(err, demo.ErrNotRoot) {
+		if !errors.Is(err, lab.ErrNotRoot) {
 			t.Fatalf("lab %v as non-root: %v, want ErrNotRoot", args, err)
 		}
 		if errors.Is(err, errUsage) {
@@ -177,7 +177,7 @@ func TestLabRun(t *testing.T) {
 	testutil.NeedRoot(t)
 	name := labName(t, "r")
 	dir := t.TempDir()
-	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
+	t.Cleanup(func() { _ = lab.Down(name, io.Discard) })
 	out, code := drlbCmd(t, "lab", "--name", name, "--pcap-dir", dir, "--trace", "--requests", "12")
 	if code != 0 {
 		t.Fatalf("drlb lab exited %d:\n%s", code, out)
@@ -227,7 +227,7 @@ func pcapFrames(t *testing.T, path string) int {
 func TestLabKeepAndDown(t *testing.T) {
 	testutil.NeedRoot(t)
 	name := labName(t, "k")
-	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
+	t.Cleanup(func() { _ = lab.Down(name, io.Discard) })
 	out, code := drlbCmd(t, "lab", "--keep", "--name", name, "--pcap-dir", t.TempDir(), "--realservers", "2", "--scheduler", "rr", "--requests", "4")
 	if code != 0 || !strings.Contains(out, "drlb lab down --name "+name) || !strings.Contains(out, "ip netns exec "+name+"-client") {
 		t.Fatalf("drlb lab --keep exited %d:\n%s", code, out)
@@ -292,7 +292,7 @@ func getIn(t *testing.T, ns, url string) string {
 func TestLabDownFindsOrphans(t *testing.T) {
 	testutil.NeedRoot(t)
 	name := labName(t, "o")
-	t.Cleanup(func() { _ = demo.Down(name, io.Discard) })
+	t.Cleanup(func() { _ = lab.Down(name, io.Discard) })
 	out, code := drlbCmd(t, "lab", "--keep", "--name", name, "--pcap-dir", t.TempDir(), "--realservers", "2", "--scheduler", "rr", "--requests", "2")
 	if code != 0 {
 		t.Fatalf("drlb lab --keep exited %d:\n%s", code, out)
@@ -311,7 +311,7 @@ func TestLabDownFindsOrphans(t *testing.T) {
 	if got := tagged(); len(got) != 3 { // the director and two web servers
 		t.Fatalf("kept lab processes: %q, want 3", got)
 	}
-	if err := lab.Cleanup(name + "-"); err != nil {
+	if err := testbed.Cleanup(name + "-"); err != nil {
 		t.Fatal(err)
 	}
 	out, code = drlbCmd(t, "lab", "down", "--name", name)

@@ -13,7 +13,7 @@
 //     namespace is never configured.
 //   - Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking) only.
 //
-// For a whole client-router-director-real-server topology, use package lab;
+// For a whole client-router-director-real-server topology, use package testbed;
 // this package builds the small ad-hoc topologies of unit tests. It imports
 // nothing from drlb, so any package's tests, lab's included, can use it.
 package testutil

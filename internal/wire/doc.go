@@ -4,7 +4,7 @@
 // checksum (RFC 1071) with its IPv4/IPv6 pseudo-headers, and the walk over
 // IPv6 extension headers to the upper-layer protocol.
 //
-// The forwarder, the ARP/NDP responder, the demo walkthrough and the frame
+// The forwarder, the ARP/NDP responder, the lab walkthrough and the frame
 // describers all call these functions, so a frame is read the same way
 // everywhere: a double-tagged frame the forwarder forwards is one the
 // responder answers and the listings describe.

@@ -1,0 +1,237 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/drlb/drlb/testbed"
+)
+
+// netnsDir is where named namespaces live (as made by `ip netns add`).
+const netnsDir = "/var/run/netns"
+
+// labExists reports whether a lab named name has namespaces.
+func labExists(name string) bool {
+	_, err := os.Stat(filepath.Join(netnsDir, name+"-director"))
+	return err == nil
+}
+
+// labNamespaces lists the namespaces of the lab named name.
+func labNamespaces(name string) ([]string, error) {
+	entries, err := os.ReadDir(netnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), name+"-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// startServers runs `drlb lab serve` detached in each real server's
+// namespace, for a kept lab, and waits until each answers on its own
+// address.
+func startServers(ctx context.Context, l *testbed.Lab, exe, dir string) error {
+	for _, rs := range l.RealServers {
+		args := []string{"lab", "serve", "-name", rs.Name, "-lab", l.Name}
+		for _, a := range []netip.Addr{l.VIP, l.VIP6, rs.IPv4, rs.IPv6} {
+			args = append(args, "-addr", a.String())
+		}
+		logf, err := os.OpenFile(filepath.Join(dir, rs.Name+"-serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(exe, args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		err = l.Do(rs, cmd.Start)
+		logf.Close()
+		if err != nil {
+			return fmt.Errorf("starting the services of %s: %w", rs.Name, err)
+		}
+		go func() { _ = cmd.Wait() }() // reap it if it dies while we run
+	}
+	for _, rs := range l.RealServers {
+		addr := netip.AddrPortFrom(rs.IPv4, testbed.HTTPPort).String()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c, err := l.Dial(ctx, l.Router, "tcp", addr)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the services of %s do not answer on %s: %w", rs.Name, addr, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// Down removes a kept lab: it stops every process still running in its
+// namespaces (the director, the real servers' services, shells an operator
+// opened with ip netns exec), then removes the namespaces. A lab that is
+// not there is not an error.
+func Down(name string, w io.Writer) error {
+	if os.Geteuid() != 0 {
+		return ErrNotRoot
+	}
+	if name == "" {
+		name = KeepName
+	}
+	nss, err := labNamespaces(name)
+	if err != nil {
+		return err
+	}
+	// The lab's processes: those in its namespaces, and those tagged with
+	// its name on their command line (found even if the namespaces were
+	// removed under them).
+	pids := taggedPIDs(name)
+	for _, ns := range nss {
+		p, err := pidsIn(ns)
+		if err != nil {
+			return err
+		}
+		pids = append(pids, p...)
+	}
+	slices.Sort(pids)
+	pids = slices.Compact(pids)
+	if len(nss) == 0 && len(pids) == 0 {
+		fmt.Fprintf(w, "no lab named %q is up (no namespace %s-* under %s): nothing to remove\n", name, name, netnsDir)
+		return nil
+	}
+	for _, pid := range pids {
+		fmt.Fprintf(w, "kill -TERM %d    # %s\n", pid, cmdline(pid))
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	waitGone(pids, 5*time.Second)
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+			fmt.Fprintf(w, "kill -KILL %d    # did not stop within 5s\n", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	for _, ns := range nss {
+		fmt.Fprintf(w, "ip netns delete %s\n", ns)
+	}
+	if err := testbed.Cleanup(name + "-"); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "lab %q removed\n", name)
+	return nil
+}
+
+// directorLabel is the -label drlb lab gives its director.
+func directorLabel(lab string) string { return "drlb-lab:" + lab }
+
+// taggedPIDs lists processes started for the lab named name: a director
+// run with -label drlb-lab:NAME, or `drlb lab serve ... -lab NAME`.
+func taggedPIDs(name string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		for i := 0; i+1 < len(args); i++ {
+			if (args[i] == "-label" && args[i+1] == directorLabel(name)) || (args[i] == "-lab" && args[i+1] == name) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// pidsIn lists the processes whose network namespace is the named one, as
+// `ip netns pids` does: same device and inode as the bind mount.
+func pidsIn(ns string) ([]int, error) {
+	var want syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(netnsDir, ns), &want); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
+			continue // gone, or a kernel thread
+		}
+		if st.Dev == want.Dev && st.Ino == want.Ino {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// waitGone waits until none of pids exists, at most timeout.
+func waitGone(pids []int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		alive := false
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+				alive = true
+			}
+		}
+		if !alive {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// zombie reports a process that has exited but was not reaped (its parent,
+// a `drlb lab --keep`, may be gone: then init reaps it soon).
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// cmdline is a process's command line, for messages.
+func cmdline(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+}

@@ -1,0 +1,241 @@
+package lab
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// walkInput is what the hop-by-hop walk of one request reads: the frames
+// captured on each interface and who is who.
+type walkInput struct {
+	vip    netip.AddrPort // VIP:80
+	client netip.AddrPort // the walked request's client address and port
+	// names labels MACs for people: "router eth0", "rs2", ...
+	names map[string]string
+
+	clientMAC, routerLANMAC, directorMAC, rsMAC net.HardwareAddr
+	rsName                                      string
+	// flushed is when the router's neighbour cache was emptied: ARP after
+	// it belongs to the walked request.
+	flushed time.Time
+
+	clientCap, routerLAN, director, rs []frame
+	// reals holds every real server's capture, for ARP silence.
+	reals map[string][]frame
+	// order lists reals' keys in lab order.
+	order []string
+}
+
+// label names a MAC: "02:00:c6:12:00:02 (director)".
+func (in *walkInput) label(mac net.HardwareAddr) string {
+	if n, ok := in.names[mac.String()]; ok {
+		return fmt.Sprintf("%s (%s)", mac, n)
+	}
+	return mac.String()
+}
+
+// first returns the first frame matching ok, or nil.
+func first(frames []frame, ok func(*frame) bool) *frame {
+	for i := range frames {
+		if ok(&frames[i]) {
+			return &frames[i]
+		}
+	}
+	return nil
+}
+
+// walk prints the walked request hop by hop and returns its verdicts.
+func walk(w io.Writer, in *walkInput) checks {
+	var cs checks
+	in.walkARP(w, &cs)
+	in.walkHops(w, &cs)
+	in.walkBypass(w, &cs)
+	return cs
+}
+
+// walkARP shows who asked for the VIP's MAC and who answered.
+func (in *walkInput) walkARP(w io.Writer, cs *checks) {
+	vip := in.vip.Addr()
+	fmt.Fprintf(w, "ARP: before the router can send the client's packet onto the LAN it needs\n")
+	fmt.Fprintf(w, "the MAC address that owns %s. Its cache was flushed, so it asks (broadcast):\n\n", vip)
+	req := first(in.routerLAN, func(f *frame) bool {
+		return f.arpOp == arpRequest && f.arpTargetIP == vip && bytes.Equal(f.src, in.routerLANMAC) && !f.at.Before(in.flushed)
+	})
+	if req == nil {
+		fmt.Fprintf(w, "  (no ARP request for %s seen on the router's LAN interface)\n", vip)
+	} else {
+		fmt.Fprintf(w, "  router    asks     who-has %s tell %s   (%s -> broadcast)\n", vip, req.arpSenderIP, req.src)
+	}
+	var director, foreign int
+	var foreignBy string
+	for i := range in.routerLAN {
+		f := &in.routerLAN[i]
+		if f.arpOp != arpReply || f.arpSenderIP != vip || f.at.Before(in.flushed) {
+			continue
+		}
+		if bytes.Equal(f.arpSenderMAC, in.directorMAC) {
+			if director == 0 {
+				fmt.Fprintf(w, "  director  answers  %s is-at %s   (drlb, not a kernel)\n", vip, f.arpSenderMAC)
+			}
+			director++
+		} else {
+			foreign++
+			foreignBy = in.label(f.arpSenderMAC)
+			fmt.Fprintf(w, "  !! %s ALSO answered: %s is-at %s\n", foreignBy, vip, f.arpSenderMAC)
+		}
+	}
+	// The broadcast reached every real server too: they must stay silent.
+	silent := 0
+	for _, name := range in.order {
+		heard, said := 0, 0
+		for i := range in.reals[name] {
+			f := &in.reals[name][i]
+			switch {
+			case f.arpOp == arpRequest && f.arpTargetIP == vip && !f.at.Before(in.flushed):
+				heard++
+			case f.arpOp == arpReply && f.arpSenderIP == vip:
+				said++
+			}
+		}
+		if said == 0 {
+			silent++
+		}
+		foreign += said
+		fmt.Fprintf(w, "  %-9s heard the question %d time(s), answered %d\n", name, heard, said)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The real servers hold the VIP on lo; arp_ignore=1 keeps them from answering for it on eth0.")
+	fmt.Fprintln(w, "Why it matters: if a real server answered too (\"ARP flux\"), the router would send")
+	fmt.Fprintln(w, "clients straight to that server, bypassing the balancer, and flip between answers.")
+	fmt.Fprintln(w)
+	cs.add("ARP for the VIP answered by the director only", director > 0 && foreign == 0,
+		"director %d, others %d; %d/%d real servers silent", director, foreign, silent, len(in.order))
+}
+
+// hop is one step of the walked request's first exchange (SYN, SYN-ACK).
+type hop struct {
+	title, where string
+	f            *frame
+}
+
+// walkHops follows the SYN to the real server and the SYN-ACK back.
+func (in *walkInput) walkHops(w io.Writer, cs *checks) {
+	toVIP := func(src net.HardwareAddr, dst net.HardwareAddr) func(*frame) bool {
+		return func(f *frame) bool {
+			return f.isTCP(in.client, in.vip) && f.isSYN() &&
+				(src == nil || bytes.Equal(f.src, src)) && (dst == nil || bytes.Equal(f.dst, dst))
+		}
+	}
+	back := func(src net.HardwareAddr) func(*frame) bool {
+		return func(f *frame) bool {
+			return f.isTCP(in.vip, in.client) && f.isSYNACK() && (src == nil || bytes.Equal(f.src, src))
+		}
+	}
+	hops := []hop{
+		{"client -> router", "captured on client eth0", first(in.clientCap, toVIP(in.clientMAC, nil))},
+		{"router -> director", "captured on director eth0, received", first(in.director, toVIP(nil, in.directorMAC))},
+		{"director -> " + in.rsName, "captured on director eth0, sent by drlb", first(in.director, toVIP(in.directorMAC, nil))},
+		{"arrives at " + in.rsName, "captured on " + in.rsName + " eth0", first(in.rs, toVIP(nil, in.rsMAC))},
+		{in.rsName + " -> router (the reply)", "captured on " + in.rsName + " eth0, sent", first(in.rs, back(in.rsMAC))},
+		{"arrives at the router", "captured on router eth0", first(in.routerLAN, back(in.rsMAC))},
+		{"router -> client", "captured on client eth0", first(in.clientCap, back(nil))},
+	}
+	fmt.Fprintf(w, "The connection's first packet (SYN) and its answer (SYN-ACK), hop by hop:\n\n")
+	all := true
+	for i, h := range hops {
+		fmt.Fprintf(w, "  %d. %-28s %s\n", i+1, h.title, h.where)
+		if h.f == nil {
+			fmt.Fprintf(w, "     (not captured)\n")
+			all = false
+			continue
+		}
+		fmt.Fprintf(w, "     eth %s -> %s\n", in.label(h.f.src), in.label(h.f.dst))
+		fmt.Fprintf(w, "     ip  %s -> %s  tcp %s  ttl %d\n",
+			netip.AddrPortFrom(h.f.ipSrc, h.f.sport), netip.AddrPortFrom(h.f.ipDst, h.f.dport), flagNames(h.f.tcpFlags), h.f.ttl)
+	}
+	fmt.Fprintln(w)
+	cs.add("every hop of the walked request captured", all, "%d hops", len(hops))
+	if !all {
+		return
+	}
+	got := hops[2].f
+	cs.add("walked request went to the server that answered", bytes.Equal(got.dst, in.rsMAC),
+		"frame to %s, answer from %s", in.names[got.dst.String()], in.rsName)
+
+	in2, out3, at4 := hops[1].f, hops[2].f, hops[3].f
+	same := bytes.Equal(in2.ip, out3.ip) && bytes.Equal(out3.ip, at4.ip)
+	fmt.Fprintf(w, "Hop 2 -> hop 3 is all drlb does. Ethernet header:\n")
+	fmt.Fprintf(w, "  received  dst %s  src %s\n", in2.dst, in2.src)
+	fmt.Fprintf(w, "  sent      dst %s  src %s\n", out3.dst, out3.src)
+	verdict := "byte-identical"
+	if !same {
+		verdict = "DIFFERENT"
+	}
+	fmt.Fprintf(w, "  IP packet: %d bytes received, %d sent, %d arrived at %s: %s.\n", len(in2.ip), len(out3.ip), len(at4.ip), in.rsName, verdict)
+	fmt.Fprintf(w, "  (Hops 1 -> 2 changed only the TTL, %d -> %d, and its checksum: the router routes.)\n",
+		hops[0].f.ttl, in2.ttl)
+	fmt.Fprintf(w, "The real server accepts a packet addressed to %s because the VIP is on its lo,\n", in.vip.Addr())
+	fmt.Fprintf(w, "and answers FROM the VIP straight to its gateway, the router (hop 5): not to the director.\n\n")
+	// Every client packet of this connection, not just the SYN.
+	var ins, outs [][]byte
+	for i := range in.director {
+		f := &in.director[i]
+		if !f.isTCP(in.client, in.vip) {
+			continue
+		}
+		switch {
+		case bytes.Equal(f.dst, in.directorMAC):
+			ins = append(ins, f.ip)
+		case bytes.Equal(f.src, in.directorMAC):
+			outs = append(outs, f.ip)
+		}
+	}
+	identical := len(ins) > 0 && len(ins) == len(outs)
+	for i := 0; identical && i < len(ins); i++ {
+		identical = bytes.Equal(ins[i], outs[i])
+	}
+	detail := fmt.Sprintf("the SYN and all %d packets of the connection byte-identical", len(ins))
+	if !same || !identical {
+		detail = fmt.Sprintf("SYN %s; connection: %d in, %d out, all identical: %v", verdict, len(ins), len(outs), identical)
+	}
+	cs.add("IP packet unchanged by the director", same && identical, "%s", detail)
+}
+
+// walkBypass proves the replies never crossed the director.
+func (in *walkInput) walkBypass(w io.Writer, cs *checks) {
+	vip := in.vip.Addr()
+	var replies, seen, vipIn, vipOut, fromVIP int
+	for i := range in.rs {
+		if f := &in.rs[i]; f.isTCP(in.vip, in.client) && bytes.Equal(f.src, in.rsMAC) {
+			replies++
+		}
+	}
+	for i := range in.director {
+		f := &in.director[i]
+		switch {
+		case f.ipSrc == vip:
+			fromVIP++
+			if f.isTCP(in.vip, in.client) {
+				seen++
+			}
+		case f.ipDst == vip && bytes.Equal(f.dst, in.directorMAC):
+			vipIn++
+		case f.ipDst == vip && bytes.Equal(f.src, in.directorMAC):
+			vipOut++
+		}
+	}
+	fmt.Fprintf(w, "Proof that replies bypass the director (from the captures):\n")
+	fmt.Fprintf(w, "  This request: %s sent %d frames from %s to %s;\n", in.rsName, replies, in.vip, in.client)
+	fmt.Fprintf(w, "                the director saw %d of them.\n", seen)
+	fmt.Fprintf(w, "  Over the whole run, frames with source %s on the director's eth0: %d.\n", vip, fromVIP)
+	fmt.Fprintf(w, "  Frames to %s the director received: %d; forwarded: %d.\n", vip, vipIn, vipOut)
+	fmt.Fprintln(w, "Why it matters: replies are usually far bigger than requests; the director only ever")
+	fmt.Fprintln(w, "handles the small inbound half, which is how one DR director fronts many servers.")
+	cs.add("replies never crossed the director", replies > 0 && fromVIP == 0,
+		"%d frames from the VIP on the director", fromVIP)
+	cs.add("director forwarded every VIP frame once", vipIn > 0 && vipIn == vipOut, "%d in, %d out", vipIn, vipOut)
+}

@@ -1,0 +1,124 @@
+package lab
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/internal/framegen"
+)
+
+var (
+	macClient   = net.HardwareAddr{2, 0, 0, 0, 1, 10}
+	macUplink   = net.HardwareAddr{2, 1, 0, 0, 1, 1}
+	macRouter   = net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	macDirector = net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	macRS1      = net.HardwareAddr{2, 0, 0, 0, 0, 11}
+	macRS2      = net.HardwareAddr{2, 0, 0, 0, 0, 12}
+	testVIP     = netip.MustParseAddrPort("198.18.0.100:80")
+	testClient  = netip.MustParseAddrPort("198.18.1.10:40000")
+	testRouter  = netip.MustParseAddr("198.18.0.1")
+)
+
+// makeARPReply builds "ip is-at mac" from mac to dst.
+func makeARPReply(mac, dst net.HardwareAddr, ip, target netip.Addr) []byte {
+	f := framegen.ARPRequest(framegen.L2{Src: mac, Dst: dst}, ip, target)
+	f[20], f[21] = 0, arpReply
+	copy(f[32:38], dst)
+	return f
+}
+
+// scenario is a correct DR exchange as the captures would hold it, with
+// hooks to break it.
+type scenario struct {
+	foreignARP  bool // rs2 answers ARP for the VIP
+	changeIP    bool // the director alters the IP packet
+	replyViaDir bool // a reply crosses the director
+}
+
+func (s scenario) input(t *testing.T) *walkInput {
+	t.Helper()
+	flushed := time.Unix(1000, 0)
+	at := flushed.Add(time.Millisecond)
+	fr := func(b []byte) frame { return parseFrame(at, b) }
+	syn := func(src, dst net.HardwareAddr) []byte {
+		return framegen.TCP(framegen.L2{Src: src, Dst: dst}, testClient, testVIP, framegen.SYN, 1, 0, nil)
+	}
+	synack := func(src, dst net.HardwareAddr) []byte {
+		return framegen.TCP(framegen.L2{Src: src, Dst: dst}, testVIP, testClient, "SA", 7, 2, nil)
+	}
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	who := framegen.ARPRequest(framegen.L2{Src: macRouter, Dst: bcast}, testRouter, testVIP.Addr())
+	out := syn(macDirector, macRS1)
+	if s.changeIP {
+		out[14+1] ^= 0xff // the TOS byte: inside the IP packet, unlike padding
+	}
+	in := &walkInput{
+		vip: testVIP, client: testClient,
+		names:     map[string]string{macDirector.String(): "director", macRS1.String(): "rs1", macRS2.String(): "rs2"},
+		clientMAC: macClient, routerLANMAC: macRouter, directorMAC: macDirector, rsMAC: macRS1, rsName: "rs1",
+		flushed:   flushed,
+		clientCap: []frame{fr(syn(macClient, macUplink)), fr(synack(macUplink, macClient))},
+		routerLAN: []frame{fr(who), fr(makeARPReply(macDirector, macRouter, testVIP.Addr(), testRouter)), fr(synack(macRS1, macRouter))},
+		director:  []frame{fr(who), fr(syn(macRouter, macDirector)), fr(out)},
+		rs:        []frame{fr(who), fr(syn(macDirector, macRS1)), fr(synack(macRS1, macRouter))},
+		order:     []string{"rs1", "rs2"},
+	}
+	in.reals = map[string][]frame{"rs1": in.rs, "rs2": {fr(who)}}
+	if s.foreignARP {
+		r := fr(makeARPReply(macRS2, macRouter, testVIP.Addr(), testRouter))
+		in.routerLAN = append(in.routerLAN, r)
+		in.reals["rs2"] = append(in.reals["rs2"], r)
+	}
+	if s.replyViaDir {
+		in.director = append(in.director, fr(synack(macRS1, macDirector)))
+	}
+	return in
+}
+
+func TestWalk(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    scenario
+		fail []string // checks that must fail; all others pass
+	}{
+		{"correct DR", scenario{}, nil},
+		{"a real server answers ARP", scenario{foreignARP: true}, []string{"ARP for the VIP answered by the director only"}},
+		{"the director changes the IP packet", scenario{changeIP: true}, []string{"IP packet unchanged by the director"}},
+		{"a reply crosses the director", scenario{replyViaDir: true}, []string{"replies never crossed the director"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			cs := walk(&out, tc.s.input(t))
+			for _, c := range cs {
+				want := true
+				for _, f := range tc.fail {
+					if c.name == f {
+						want = false
+					}
+				}
+				if c.ok != want {
+					t.Errorf("check %q: ok=%v (%s), want %v\n%s", c.name, c.ok, c.detail, want, out.String())
+				}
+			}
+			for _, s := range []string{"who-has 198.18.0.100 tell 198.18.0.1", "is-at " + macDirector.String(), "7. router -> client"} {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("walk output lacks %q:\n%s", s, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestWalkMissingHops(t *testing.T) {
+	in := scenario{}.input(t)
+	in.rs = nil
+	var out bytes.Buffer
+	cs := walk(&out, in)
+	if !cs.failed() || !strings.Contains(out.String(), "(not captured)") {
+		t.Fatalf("missing hops not reported:\n%s", out.String())
+	}
+}
