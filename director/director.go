@@ -122,7 +122,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 		return nil, err
 	}
 
-	vips := VIPs(cfg)
+	vips := cfg.VIPs()
 	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: vips, OnConflict: d.conflict})
 	if err != nil {
 		return nil, err
@@ -159,34 +159,6 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 		}
 	}
 	return d, nil
-}
-
-// VIPs lists the distinct VIPs of cfg, in config order.
-func VIPs(cfg *config.Config) []netip.Addr {
-	var out []netip.Addr
-	seen := map[netip.Addr]bool{}
-	for _, s := range cfg.Services {
-		if !seen[s.VIP] {
-			seen[s.VIP] = true
-			out = append(out, s.VIP)
-		}
-	}
-	return out
-}
-
-// RealServerAddrs lists the distinct real server addresses of cfg.
-func RealServerAddrs(cfg *config.Config) []netip.Addr {
-	var out []netip.Addr
-	seen := map[netip.Addr]bool{}
-	for _, s := range cfg.Services {
-		for _, r := range s.RealServers {
-			if !seen[r.Address] {
-				seen[r.Address] = true
-				out = append(out, r.Address)
-			}
-		}
-	}
-	return out
 }
 
 // sweepIdle expires connections while no frames flow (Process sweeps a
@@ -286,7 +258,7 @@ func (d *Director) conflict(c arp.Conflict) {
 	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
 		"conflict", fmt.Sprintf("%+v", c))
 	go func() {
-		if err := d.announcer.Announce(VIPs(d.cfg)...); err != nil {
+		if err := d.announcer.Announce(d.cfg.VIPs()...); err != nil {
 			d.log.Error("re-announce", "err", err)
 		}
 	}()
@@ -348,7 +320,7 @@ func (d *Director) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	if err := d.announcer.Announce(VIPs(d.cfg)...); err != nil {
+	if err := d.announcer.Announce(d.cfg.VIPs()...); err != nil {
 		return err
 	}
 	// The port's ReadBatch returns on ctx; Close unblocks it for certain.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/drlb/drlb/internal/wire"
 	"github.com/drlb/drlb/link"
 	"github.com/drlb/drlb/replay"
 	"github.com/drlb/drlb/step"
@@ -40,7 +42,7 @@ func TestLiveMatchesReplay(t *testing.T) {
 			if _, err := replay.Run(cfg, bytes.NewReader(capture), &out, replay.Options{MAC: dirPort.HardwareAddr(), MTU: mtu}); err != nil {
 				t.Fatal(err)
 			}
-			want := pcapFrames(t, out.Bytes())
+			want := testutil.PcapFrames(t, out.Bytes())
 
 			// Live: one frame at a time, the clock at its capture time.
 			var clock atomic.Int64
@@ -135,22 +137,6 @@ func loadReplayConfig(t *testing.T, path, sched string) *config.Config {
 	return cfg
 }
 
-func pcapFrames(t *testing.T, b []byte) [][]byte {
-	t.Helper()
-	r, err := pcapgo.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for {
-		d, _, err := r.ReadPacketData()
-		if err != nil {
-			return out
-		}
-		out = append(out, append([]byte(nil), d...))
-	}
-}
-
 // isAnnouncement reports a gratuitous ARP (sender IP = target IP) or an
 // unsolicited neighbor advertisement to all nodes: the announcer's frames.
 func isAnnouncement(b []byte) bool {
@@ -179,16 +165,6 @@ func completeOffloadedChecksum(t *testing.T, f link.Frame) []byte {
 		t.Fatalf("offload header points past the frame: %+v", f.Offload)
 	}
 	// The field holds the folded pseudo-header sum; sum it with the rest.
-	var sum uint32
-	for i := start; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if (len(b)-start)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(b[at:], ^uint16(sum))
+	binary.BigEndian.PutUint16(b[at:], wire.Fold(wire.Sum(b[start:], 0)))
 	return b
 }

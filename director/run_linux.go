@@ -22,12 +22,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if cfg.Interface == "" {
 		return errors.New("director: no interface: set interface: in the config or pass -i")
 	}
-	vips := VIPs(cfg)
+	vips := cfg.VIPs()
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	report := doctor.Director(doctor.System{}, cfg.Interface, vips, RealServerAddrs(cfg)...)
+	report := doctor.Director(doctor.System{}, cfg.Interface, vips, cfg.RealServerAddrs()...)
 	forwarding := false
 	for i, c := range report {
 		if c.Status == doctor.Fail && c.ID == doctor.IDForwarding && opts.BlackholeVIPs {

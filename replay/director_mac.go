@@ -37,7 +37,7 @@ func learnDirectorMAC(cfg *config.Config, in io.Reader) (net.HardwareAddr, error
 		return nil, err
 	}
 	vipSet := map[netip.Addr]bool{}
-	for _, v := range vips(cfg) {
+	for _, v := range cfg.VIPs() {
 		vipSet[v.Unmap()] = true
 	}
 	rsMACs := map[string]bool{}
@@ -82,17 +82,4 @@ func ipDst(b []byte) (netip.Addr, bool) {
 		return netip.AddrFrom16([16]byte(b[off+24 : off+40])), true
 	}
 	return netip.Addr{}, false
-}
-
-// vips lists the distinct VIPs of cfg.
-func vips(cfg *config.Config) []netip.Addr {
-	var out []netip.Addr
-	seen := map[netip.Addr]bool{}
-	for _, s := range cfg.Services {
-		if !seen[s.VIP] {
-			seen[s.VIP] = true
-			out = append(out, s.VIP)
-		}
-	}
-	return out
 }

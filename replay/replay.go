@@ -220,7 +220,7 @@ func newStep(cfg *config.Config, opts Options, c *counter) (*step.Step, error) {
 	sc := step.Config{Forwarder: fw, CompleteChecksums: true, Batch: 1, Observer: c}
 	if sum.DirectorMAC != nil {
 		mac, _ := arp.MACFrom(sum.DirectorMAC)
-		if sc.Responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: vips(cfg)}); err != nil {
+		if sc.Responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: cfg.VIPs()}); err != nil {
 			return nil, err
 		}
 	}

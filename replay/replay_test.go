@@ -13,6 +13,7 @@ import (
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/step"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -97,7 +98,7 @@ func golden(t *testing.T, path string, got []byte) {
 // replies), each checked for what it must say, in order.
 func checkInvariants(t *testing.T, input, output []byte, listing string) {
 	t.Helper()
-	in, out := readPcap(t, input), readPcap(t, output)
+	in, out := testutil.PcapFrames(t, input), testutil.PcapFrames(t, output)
 	lines := strings.Split(strings.TrimSpace(listing), "\n")
 	lines = lines[:len(lines)-1] // the summary
 	if len(lines) != len(in) {

@@ -176,23 +176,6 @@ func flowKey(data []byte) (string, bool) {
 	return nl.NetworkFlow().String() + " " + tl.TransportFlow().String(), true
 }
 
-func readPcap(t *testing.T, data []byte) [][]byte {
-	t.Helper()
-	r, err := pcapgo.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for {
-		d, _, err := r.ReadPacketData()
-		if err != nil {
-			break
-		}
-		out = append(out, append([]byte(nil), d...))
-	}
-	return out
-}
-
 func u16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
 
 func scenarioPath(name string) string { return filepath.Join("..", "testdata", "replay", name+".pcap") }

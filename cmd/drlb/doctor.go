@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/config"
-	"github.com/drlb/drlb/director"
 	"github.com/drlb/drlb/doctor"
 )
 
@@ -38,9 +37,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			*iface = cfg.Interface
 		}
 		if len(vips) == 0 {
-			vips = director.VIPs(cfg)
+			vips = cfg.VIPs()
 		}
-		reals = director.RealServerAddrs(cfg)
+		reals = cfg.RealServerAddrs()
 	}
 	if *iface == "" {
 		return usageError("no interface: give -iface IF (or -c CONFIG with interface: for a director)")

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -26,12 +27,29 @@ func ReadPcap(t testing.TB, path string) []Packet {
 		t.Fatalf("testutil: %v", err)
 	}
 	defer f.Close()
-	r, err := pcapgo.NewReader(f)
+	return readPcap(t, f, path)
+}
+
+// PcapFrames reads every frame of a pcap file held in memory (a replay's
+// output, a golden file) and returns their bytes, with the same checks as
+// ReadPcap.
+func PcapFrames(t testing.TB, pcap []byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, p := range readPcap(t, bytes.NewReader(pcap), "pcap") {
+		out = append(out, p.Data)
+	}
+	return out
+}
+
+func readPcap(t testing.TB, in io.Reader, name string) []Packet {
+	t.Helper()
+	r, err := pcapgo.NewReader(in)
 	if err != nil {
-		t.Fatalf("testutil: %s: %v", path, err)
+		t.Fatalf("testutil: %s: %v", name, err)
 	}
 	if lt := r.LinkType(); lt != layers.LinkTypeEthernet {
-		t.Fatalf("testutil: %s: link type %v, want Ethernet", path, lt)
+		t.Fatalf("testutil: %s: link type %v, want Ethernet", name, lt)
 	}
 	var out []Packet
 	for {
@@ -40,8 +58,8 @@ func ReadPcap(t testing.TB, path string) []Packet {
 			return out
 		}
 		if err != nil {
-			t.Fatalf("testutil: %s: frame %d: %v", path, len(out)+1, err)
+			t.Fatalf("testutil: %s: frame %d: %v", name, len(out)+1, err)
 		}
-		out = append(out, Packet{Data: data, Time: ci.Timestamp})
+		out = append(out, Packet{Data: append([]byte(nil), data...), Time: ci.Timestamp})
 	}
 }
