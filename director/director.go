@@ -60,6 +60,11 @@ type Options struct {
 	MetricsAddr   string
 	// Reload, if set, delivers new configurations to apply live (SIGHUP).
 	Reload <-chan *config.Config
+	// Ready, if set, is called once the director answers ARP for the
+	// VIPs and forwards (systemd's READY=1). Reloaded, if set, is called
+	// after each configuration from Reload was applied or refused.
+	Ready    func()
+	Reloaded func(error)
 	// Clock stamps each batch and drives idle expiry (default time.Now).
 	// Tests replaying a capture through the live loop set it to the
 	// capture's time, so that timeouts run as in `drlb replay`.
@@ -82,6 +87,8 @@ type Director struct {
 	reload    <-chan *config.Config
 	checks    []health.Target
 	clock     func() time.Time
+	ready     func()
+	reloaded  func(error)
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
@@ -97,7 +104,8 @@ type Director struct {
 
 // New builds a Director for cfg on port. It does no I/O.
 func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
-	d := &Director{cfg: cfg, port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue(), clock: opts.Clock}
+	d := &Director{cfg: cfg, port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue(), clock: opts.Clock,
+		ready: opts.Ready, reloaded: opts.Reloaded}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -311,10 +319,14 @@ func (d *Director) Serve(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case cfg := <-d.reload:
-					if err := d.Reload(cfg); err != nil {
+					err := d.Reload(cfg)
+					if err != nil {
 						d.log.Error("reload refused, nothing changed", "err", err)
 					} else {
 						d.log.Info("configuration reloaded")
+					}
+					if d.reloaded != nil {
+						d.reloaded(err)
 					}
 				}
 			}
@@ -328,6 +340,9 @@ func (d *Director) Serve(ctx context.Context) error {
 		<-ctx.Done()
 		d.port.Close()
 	}()
+	if d.ready != nil {
+		d.ready() // the VIPs are announced; the loop starts reading now
+	}
 	err := d.loop(ctx)
 	if ctx.Err() != nil && (errors.Is(err, link.ErrClosed) || errors.Is(err, context.Canceled)) {
 		return nil

@@ -136,8 +136,17 @@ func startDirector(t *testing.T, l *testbed.Lab, args ...string) *directorProc {
 // startDirectorN starts drlb and waits for n resolved real servers.
 func startDirectorN(t *testing.T, l *testbed.Lab, n int, args ...string) *directorProc {
 	t.Helper()
+	return startDirectorEnv(t, l, n, nil, args...)
+}
+
+// startDirectorEnv is startDirectorN with extra environment variables.
+func startDirectorEnv(t *testing.T, l *testbed.Lab, n int, env []string, args ...string) *directorProc {
+	t.Helper()
 	p := &directorProc{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(drlbBinary, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := l.Do(l.Director, p.cmd.Start); err != nil {
 		t.Fatalf("starting drlb: %v", err)

@@ -62,7 +62,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Interface == "" {
 		return usageError("no interface: give -i IFACE or interface: in the config")
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	hopts := &slog.HandlerOptions{Level: level}
+	if underJournald() {
+		// journald stamps each line; a second time stamp is noise there.
+		hopts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, hopts))
 	if *label != "" {
 		log = log.With("label", *label)
 	}
@@ -75,8 +85,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		opts.Trace = step.NewNarrator(stdout, cfg, step.NarratorOptions{PerSecond: rate, Prefix: "trace: "})
 	}
+	sd := sdNotifier{log: log}
+	opts.Ready, opts.Reloaded = sd.ready, sd.reloaded
+	go func() { <-ctx.Done(); sd.stopping() }()
 	if *cfgPath != "" {
-		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log)
+		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log, sd)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -94,7 +107,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // reloadOnHUP re-reads the config file on SIGHUP, as keepalived does. A
 // file that does not parse is logged and ignored: the running config stays.
-func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger) <-chan *config.Config {
+func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger, sd sdNotifier) <-chan *config.Config {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	out := make(chan *config.Config)
@@ -105,9 +118,11 @@ func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger) <-ch
 			case <-ctx.Done():
 				return
 			case <-hup:
+				sd.reloading()
 				cfg, err := config.Load(path)
 				if err != nil {
 					log.Error("reload: config not applied", "err", err)
+					sd.reloaded(err)
 					continue
 				}
 				if iface != "" {
