@@ -14,6 +14,11 @@ import (
 type Config struct {
 	// Interface is the director's LAN interface ("" in a file used only for replay).
 	Interface string
+	// VLAN, on a trunk port, is the 802.1Q VLAN ID (1..4094) the
+	// director's own frames carry: announcements and its ARP/NDP requests
+	// for real servers (answers and forwarded frames keep the tag of the
+	// frame they answer or forward). 0 = untagged.
+	VLAN int
 	Services  []Service
 	Timeouts  Timeouts
 	// MaxConns bounds the connection table (default DefaultMaxConns).

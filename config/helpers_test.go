@@ -17,6 +17,9 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 func dump(c *Config) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "interface %q\nmax_conns %d\n", c.Interface, c.MaxConns)
+	if c.VLAN != 0 {
+		fmt.Fprintf(&b, "vlan %d\n", c.VLAN)
+	}
 	t := c.Timeouts
 	fmt.Fprintf(&b, "timeouts tcp=%s tcp_synrecv=%s tcp_fin=%s tcp_close=%s udp=%s\n",
 		t.TCPEstablished, t.TCPSynRecv, t.TCPFinWait, t.TCPClose, t.UDP)

@@ -81,6 +81,9 @@ func validate(c *Config, file string, at sites) error {
 	if c.Interface != "" && !validIfName(c.Interface) {
 		return v.fail("interface", 0, c.Interface, "not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
 	}
+	if c.VLAN < 0 || c.VLAN > 4094 {
+		return v.fail("vlan", 0, strconv.Itoa(c.VLAN), "must be a VLAN ID 1..4094 (0 or absent: untagged)")
+	}
 	if c.MaxConns < 1 || c.MaxConns > maxMaxConns {
 		return v.fail("max_conns", 0, strconv.Itoa(c.MaxConns), "must be 1..%d", maxMaxConns)
 	}

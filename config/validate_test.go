@@ -40,6 +40,7 @@ func TestValidate(t *testing.T) {
 		{"no services", func(c *Config) { c.Services = nil }, "services: no services defined"},
 		{"zero timeouts", func(c *Config) { c.Timeouts = Timeouts{} }, `timeouts.tcp: "0s": must be more than 0`},
 		{"zero max conns", func(c *Config) { c.MaxConns = 0 }, `max_conns: "0": must be 1..1073741824`},
+		{"vlan 4095", func(c *Config) { c.VLAN = 4095 }, `vlan: "4095": must be a VLAN ID 1..4094 (0 or absent: untagged)`},
 		{"missing vip", func(c *Config) { c.Services[0].VIP = netip.Addr{} }, "3: services[0].vip: an address is required"},
 		{"zone vip", func(c *Config) { c.Services[0].VIP = netip.MustParseAddr("fe80::1%eth0") }, `3: services[0].vip: "fe80::1%eth0": an IPv6 zone is not allowed here`},
 		{"protocol", func(c *Config) { c.Services[0].Protocol = 1 }, `3: services[0].protocol: "proto(1)": must be tcp or udp`},

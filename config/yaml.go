@@ -69,6 +69,10 @@ func parseYAML(file string, data []byte) (*Config, sites, error) {
 			c.Interface, err = r.str(n, p)
 			return err
 		}},
+		{name: "vlan", set: func(n *yaml.Node, p string) (err error) {
+			c.VLAN, err = r.integer(n, p)
+			return err
+		}},
 		{name: "max_conns", set: func(n *yaml.Node, p string) (err error) {
 			c.MaxConns, err = r.integer(n, p)
 			return err

@@ -68,6 +68,7 @@ func TestParseYAMLGood(t *testing.T) {
 			"    protocol: udp",
 		), []string{"service tcp 198.18.0.100:80", "service udp 198.18.0.100:80"}},
 		{"interface and max_conns", "interface: eth0.10\nmax_conns: 1000\n" + head, []string{`interface "eth0.10"`, "max_conns 1000"}},
+		{"a trunk port's VLAN", "interface: eth0\nvlan: 10\n" + head, []string{"vlan 10"}},
 		{"anchor and alias", oneRS + lines(
 			"        check: &c {type: tcp, port: 22}",
 			"      - address: 198.18.0.12",

@@ -137,13 +137,13 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	}
 	sender := arp.SenderFunc(d.send)
 	d.resolver, err = arp.NewResolver(arp.ResolverConfig{
-		MAC: mac, IPv4: opts.IPv4, IPv6: opts.IPv6, Sender: sender, OnEvent: d.neighbors.push,
+		MAC: mac, IPv4: opts.IPv4, IPv6: opts.IPv6, Sender: sender, OnEvent: d.neighbors.push, VLAN: vlanOf(cfg),
 	})
 	if err != nil {
 		return nil, err
 	}
 	d.announcer, err = arp.NewAnnouncer(arp.AnnouncerConfig{
-		MAC: mac, Count: opts.AnnounceCount, Interval: opts.AnnounceInterval, Sender: sender,
+		MAC: mac, Count: opts.AnnounceCount, Interval: opts.AnnounceInterval, Sender: sender, VLAN: vlanOf(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -167,6 +167,14 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 		}
 	}
 	return d, nil
+}
+
+// vlanOf is the tag of the director's own frames on a trunk (config vlan:).
+func vlanOf(cfg *config.Config) arp.VLAN {
+	if cfg.VLAN == 0 {
+		return arp.NoVLAN
+	}
+	return arp.VLANID(uint16(cfg.VLAN))
 }
 
 // sweepIdle expires connections while no frames flow (Process sweeps a
