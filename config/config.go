@@ -18,9 +18,9 @@ type Config struct {
 	// director's own frames carry: announcements and its ARP/NDP requests
 	// for real servers (answers and forwarded frames keep the tag of the
 	// frame they answer or forward). 0 = untagged.
-	VLAN int
-	Services  []Service
-	Timeouts  Timeouts
+	VLAN     int
+	Services []Service
+	Timeouts Timeouts
 	// MaxConns bounds the connection table (default DefaultMaxConns).
 	MaxConns int
 }

@@ -60,4 +60,3 @@ func addTag(frame []byte, vid uint16) []byte {
 	out = append(out, 0x81, 0x00, byte(vid>>8), byte(vid))
 	return append(out, frame[12:]...)
 }
-
