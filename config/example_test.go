@@ -47,6 +47,6 @@ func ExampleParse_ipvsadm() {
 		fmt.Println(e.Line, e.Field, errors.Is(err, config.ErrInvalid))
 	}
 	// Output:
-	// rules:2:41: -m: drlb does direct routing (-g) only: masquerading (-m) and tunneling (-i) are not supported
+	// rules:2:41: -m: drlb does direct routing only (-g): masquerading (-m) and tunneling (-i) are not supported
 	// 2 -m true
 }
