@@ -184,7 +184,11 @@ func (r *ipvsReader) options(cmd token, toks []token, kind byte) (map[string]opt
 			return nil, r.errorf(t, name, "", "this option belongs to -%c rules, not %s", spec.cmd, cmd.text)
 		}
 		if prev, dup := opts[spec.canon]; dup {
-			return nil, r.errorf(t, name, "", "option given twice on one rule (first as %s at column %d)", prev.name.text, prev.name.col)
+			where := "" // the command line has no columns
+			if prev.name.col > 0 {
+				where = fmt.Sprintf(" at column %d", prev.name.col)
+			}
+			return nil, r.errorf(t, name, "", "option given twice on one rule (first as %s%s)", prev.name.text, where)
 		}
 		o := opt{name: token{name, t.col}}
 		switch {
