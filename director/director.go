@@ -60,6 +60,10 @@ type Options struct {
 	MetricsAddr   string
 	// Reload, if set, delivers new configurations to apply live (SIGHUP).
 	Reload <-chan *config.Config
+	// ReloadConfig, if set, re-reads the configuration file: `drlb ctl
+	// --reload` applies what it returns, as SIGHUP does (nil: no file,
+	// and --reload is refused).
+	ReloadConfig func() (*config.Config, error)
 	// Clock stamps each batch and drives idle expiry (default time.Now).
 	// Tests replaying a capture through the live loop set it to the
 	// capture's time, so that timeouts run as in `drlb replay`.
