@@ -77,6 +77,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *cfgPath != "" {
 		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log)
+		opts.ReloadConfig = func() (*config.Config, error) { return loadForReload(*cfgPath, *iface) }
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -105,13 +106,10 @@ func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger) <-ch
 			case <-ctx.Done():
 				return
 			case <-hup:
-				cfg, err := config.Load(path)
+				cfg, err := loadForReload(path, iface)
 				if err != nil {
 					log.Error("reload: config not applied", "err", err)
 					continue
-				}
-				if iface != "" {
-					cfg.Interface = iface
 				}
 				select {
 				case out <- cfg:
@@ -122,6 +120,19 @@ func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger) <-ch
 		}
 	}()
 	return out
+}
+
+// loadForReload re-reads the config file as SIGHUP and drlb ctl --reload
+// do: -i, if given, still overrides its interface.
+func loadForReload(path, iface string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if iface != "" {
+		cfg.Interface = iface
+	}
+	return cfg, nil
 }
 
 // runConfig loads the file, or builds one service from the quick-start flags.
