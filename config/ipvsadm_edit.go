@@ -389,7 +389,12 @@ func parseEdit(args []string) (*edit, error) {
 	case "-D":
 		return e, only(cmd, opts, "t", "u")
 	case "-d":
-		if err := only(cmd, opts, "t", "u", "r"); err != nil {
+		if err := r.unsupportedServer(opts); err != nil {
+			return nil, err
+		}
+		// -g is harmless (the only method), so it is taken; ipvsadm
+		// refuses a weight or threshold here, and so does drlb.
+		if err := only(cmd, opts, "t", "u", "r", "g"); err != nil {
 			return nil, err
 		}
 		a, ro, err := r.serverAddr(cmd, e.key.port, opts)

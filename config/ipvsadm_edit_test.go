@@ -81,6 +81,7 @@ func TestEditIpvsadm(t *testing.T) {
 			"-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1\n" + svc53},
 		{"-d", "-d -t 198.18.0.100:80 -r 198.18.0.11", "-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1\n" + svc53},
 		{"-d the last server", "-d -u 198.18.0.101:53 -r 198.18.0.11:53", svc80 + "-A -u 198.18.0.101:53 -s mh -p 60\n"},
+		{"-d -g", "-d -t 198.18.0.100:80 -r 198.18.0.11 -g", "-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1\n" + svc53},
 		{"-C", "-C", ""},
 		{"--clear", "--clear", ""},
 	}
@@ -203,6 +204,7 @@ func TestEditIpvsadmRefused(t *testing.T) {
 		{"service option on -a", "-a -t 198.18.0.100:80 -r 198.18.0.13 -s rr", "-s", "", "belongs to -A", ""},
 		{"-D takes no scheduler", "-D -t 198.18.0.100:80 -s rr", "-s", "rr", "not an option of -D", ""},
 		{"-d takes no weight", "-d -t 198.18.0.100:80 -r 198.18.0.11 -w 1", "-w", "1", "not an option of -d", ""},
+		{"-d -m", "-d -t 198.18.0.100:80 -r 198.18.0.11 -m", "-m", "", "drlb does direct routing only", ""},
 		{"listing option on a change", "-A -t 198.18.0.102:80 -n", "-n", "", "not an option of -A", ""},
 		{"-C takes nothing", "-C -t 198.18.0.100:80", "-C", "-t", "-C takes no options", ""},
 		{"unknown option", "-A -t 198.18.0.102:80 --frobnicate", "", "--frobnicate", "unknown or unsupported", ""},
