@@ -47,6 +47,63 @@ func ExampleParse_ipvsadm() {
 		fmt.Println(e.Line, e.Field, errors.Is(err, config.ErrInvalid))
 	}
 	// Output:
-	// rules:2:41: -m: drlb does direct routing (-g) only: masquerading (-m) and tunneling (-i) are not supported
+	// rules:2:41: -m: drlb does direct routing only (-g): masquerading (-m) and tunneling (-i) are not supported
 	// 2 -m true
+}
+
+func ExampleEditIpvsadm() {
+	c, err := config.Parse("rules", []byte("-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.11 -w 3\n"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// One command at a time, exactly as it would be given to ipvsadm.
+	for _, cmd := range [][]string{
+		{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.12", "-g", "-w", "2"},
+		{"-e", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-w", "0"},
+		{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.13", "-m"},
+		{"-A", "-t", "198.18.0.100:80"},
+	} {
+		next, err := config.EditIpvsadm(c, cmd)
+		if err != nil {
+			fmt.Println("refused:", err)
+			continue
+		}
+		c = next
+	}
+	fmt.Print(config.SaveIpvsadm(c, true))
+	// Output:
+	// refused: -m: drlb does direct routing only (-g): masquerading (-m) and tunneling (-i) are not supported
+	// refused: -t: "198.18.0.100:80": Service already exists
+	// -A -t 198.18.0.100:80 -s wrr
+	// -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 0
+	// -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 2
+}
+
+func ExampleSaveIpvsadm() {
+	c, err := config.Parse("rules", []byte(`-A -u 198.18.0.101:53 -s rr
+-a -u 198.18.0.101:53 -r 198.18.0.12
+-a -u 198.18.0.101:53 -r 198.18.0.11
+-A -t 198.18.0.100:443 -s sh -b sh-port -p 600 -M 255.255.255.0
+-a -t 198.18.0.100:443 -r 198.18.0.11 -w 2
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Print(config.SaveIpvsadm(c, true)) // ipvsadm -S -n: sorted as ipvsadm sorts
+	fmt.Println("--")
+	fmt.Print(config.SaveIpvsadm(c, false)) // ipvsadm -S: well-known ports by name
+	// Output:
+	// -A -t 198.18.0.100:443 -s sh -b sh-port -p 600 -M 255.255.255.0
+	// -a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 2
+	// -A -u 198.18.0.101:53 -s rr
+	// -a -u 198.18.0.101:53 -r 198.18.0.11:53 -g -w 1
+	// -a -u 198.18.0.101:53 -r 198.18.0.12:53 -g -w 1
+	// --
+	// -A -t 198.18.0.100:https -s sh -b sh-port -p 600 -M 255.255.255.0
+	// -a -t 198.18.0.100:https -r 198.18.0.11:https -g -w 2
+	// -A -u 198.18.0.101:domain -s rr
+	// -a -u 198.18.0.101:domain -r 198.18.0.11:domain -g -w 1
+	// -a -u 198.18.0.101:domain -r 198.18.0.12:domain -g -w 1
 }

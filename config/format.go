@@ -1,7 +1,9 @@
 package config
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,15 +14,59 @@ import (
 // text can be fed to ipvsadm-restore or back to Parse. What ipvsadm rules
 // cannot say is left out: the interface, timeouts, connection limit, static
 // MACs, health checks and mh_table_size.
-func FormatIPVSADM(c *Config) string {
+func FormatIPVSADM(c *Config) string { return formatRules(c.Services, true) }
+
+// SaveIpvsadm prints c as `ipvsadm -S` (ipvsadm-save) prints the kernel's
+// table, byte for byte: services in ipvsadm's order (IPv4 before IPv6, TCP
+// before UDP, then by address and port), each one's real servers by
+// address, and what FormatIPVSADM leaves out left out too:
+//
+//	-A -t 198.18.0.100:80 -s wrr
+//	-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3
+//
+// numeric is -n: ports as numbers. Without it ports are named as ipvsadm
+// names them (http, https, domain), from a fixed table of well-known
+// services so the text is the same on every machine, and addresses stay
+// numeric (drlb asks no DNS server). Parse reads either back.
+func SaveIpvsadm(c *Config, numeric bool) string {
+	return formatRules(sortedServices(c.Services), numeric)
+}
+
+// sortedServices returns copies of services, and of their real servers,
+// in the order ipvsadm lists them (see SaveIpvsadm).
+func sortedServices(services []Service) []Service {
+	out := slices.Clone(services)
+	slices.SortStableFunc(out, func(a, b Service) int {
+		return cmp.Or(
+			cmp.Compare(boolInt(a.VIP.Is6()), boolInt(b.VIP.Is6())),
+			cmp.Compare(a.Protocol, b.Protocol),
+			a.VIP.Compare(b.VIP),
+			cmp.Compare(a.Port, b.Port))
+	})
+	for i := range out {
+		out[i].RealServers = slices.Clone(out[i].RealServers)
+		slices.SortStableFunc(out[i].RealServers, func(a, b RealServer) int { return a.Address.Compare(b.Address) })
+	}
+	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// formatRules prints services as -A and -a rules; numeric is ipvsadm's -n.
+func formatRules(services []Service, numeric bool) string {
 	var b strings.Builder
-	for i := range c.Services {
-		s := &c.Services[i]
+	for i := range services {
+		s := &services[i]
 		svc := "-t "
 		if s.Protocol == UDP {
 			svc = "-u "
 		}
-		svc += netip.AddrPortFrom(s.VIP, s.Port).String()
+		svc += FormatAddrPort(s.VIP, s.Port, numeric)
 		b.WriteString("-A " + svc + " -s " + s.Scheduler)
 		if f := formatFlags(s.Scheduler, s.SchedOptions); f != "" {
 			b.WriteString(" -b " + f)
@@ -33,9 +79,33 @@ func FormatIPVSADM(c *Config) string {
 		}
 		b.WriteByte('\n')
 		for _, r := range s.RealServers {
-			b.WriteString("-a " + svc + " -r " + netip.AddrPortFrom(r.Address, s.Port).String() +
+			b.WriteString("-a " + svc + " -r " + FormatAddrPort(r.Address, s.Port, numeric) +
 				" -g -w " + strconv.Itoa(r.Weight) + "\n")
 		}
 	}
 	return b.String()
+}
+
+// FormatAddrPort prints an address and port as ipvsadm does: 198.18.0.100:80,
+// [2001:2::100]:80; without numeric a well-known port by its name
+// (198.18.0.100:http), as ipvsadm without -n (addresses stay numeric).
+func FormatAddrPort(a netip.Addr, port uint16, numeric bool) string {
+	if numeric {
+		return netip.AddrPortFrom(a, port).String()
+	}
+	host := a.String()
+	if a.Is6() {
+		host = "[" + host + "]"
+	}
+	return host + ":" + PortName(port)
+}
+
+// PortName is the name ipvsadm prints for a port without -n: the service
+// name of a well-known port (80 is http), the number otherwise. The table
+// is fixed (not /etc/services), and Parse reads every name in it.
+func PortName(port uint16) string {
+	if n, ok := portNameOf[port]; ok {
+		return n
+	}
+	return strconv.Itoa(int(port))
 }

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -51,6 +53,66 @@ func FuzzParse(f *testing.F) {
 		}
 		if !equalServices(ipvsadmView(c), ipvsadmView(back)) {
 			t.Fatalf("round trip changed the services:\n%s\nthen:\n%s", dump(c), dump(back))
+		}
+	})
+}
+
+// FuzzEditIpvsadm: no command line panics; an edit never changes its
+// input; what it returns validates (an empty table allowed), and survives
+// SaveIpvsadm and Parse unchanged; a refused edit is an *Error.
+func FuzzEditIpvsadm(f *testing.F) {
+	for _, s := range []string{
+		"-A -t 198.18.0.102:80 -s rr",
+		"-A -t 198.18.0.102:0 -s sh -b sh-port,sh-fallback -p 120 -M 255.255.255.0",
+		"-At 198.18.0.102:80 -p",
+		"-E -t 198.18.0.100:80 -s mh -b mh-port",
+		"-D -u 198.18.0.101:53",
+		"-a -t 198.18.0.100:80 -r 198.18.0.13 -w5",
+		"-e -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 0",
+		"-d -t 198.18.0.100:80 -r 198.18.0.12",
+		"-a -t 198.18.0.100:80 -r 198.18.0.13 -m",
+		"-A -u [2001:2::100]:53 -p 10 -M 64",
+		"--add-server --udp-service=198.18.0.101:53 --real-server 198.18.0.12 --weight=4",
+		"-C",
+		"-Lnc",
+		"-A -f 1",
+	} {
+		f.Add(s)
+	}
+	base, err := Parse("base.yaml", []byte(editBase))
+	if err != nil {
+		f.Fatal(err)
+	}
+	before := dump(base)
+	f.Fuzz(func(t *testing.T, line string) {
+		got, err := EditIpvsadm(base, strings.Fields(line))
+		if dump(base) != before {
+			t.Fatalf("EditIpvsadm(%q) changed its input", line)
+		}
+		if err != nil {
+			var e *Error
+			if got != nil || !errors.As(err, &e) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("EditIpvsadm(%q): %v (config %v), want an *Error and no config", line, err, got != nil)
+			}
+			_ = err.Error()
+			return
+		}
+		if err := validateConfig(got, "", nil, true); err != nil {
+			t.Fatalf("EditIpvsadm(%q) returned a config that does not validate: %v", line, err)
+		}
+		if len(got.Services) == 0 {
+			return
+		}
+		for _, numeric := range []bool{true, false} {
+			text := SaveIpvsadm(got, numeric)
+			back, err := Parse("saved", []byte(text))
+			if err != nil {
+				t.Fatalf("Parse(SaveIpvsadm) after %q: %v\n%s", line, err, text)
+			}
+			sorted := &Config{Services: sortedServices(got.Services)}
+			if !equalServices(ipvsadmView(sorted), ipvsadmView(back)) {
+				t.Fatalf("save round trip after %q changed the services:\n%s\nthen:\n%s", line, dump(sorted), dump(back))
+			}
 		}
 	})
 }

@@ -184,7 +184,11 @@ func (r *ipvsReader) options(cmd token, toks []token, kind byte) (map[string]opt
 			return nil, r.errorf(t, name, "", "this option belongs to -%c rules, not %s", spec.cmd, cmd.text)
 		}
 		if prev, dup := opts[spec.canon]; dup {
-			return nil, r.errorf(t, name, "", "option given twice on one rule (first as %s at column %d)", prev.name.text, prev.name.col)
+			where := "" // the command line has no columns
+			if prev.name.col > 0 {
+				where = fmt.Sprintf(" at column %d", prev.name.col)
+			}
+			return nil, r.errorf(t, name, "", "option given twice on one rule (first as %s%s)", prev.name.text, where)
 		}
 		o := opt{name: token{name, t.col}}
 		switch {
@@ -249,17 +253,37 @@ func (r *ipvsReader) addService(cmd token, toks []token) error {
 	if err != nil {
 		return err
 	}
+	if err := r.unsupportedService(opts); err != nil {
+		return err
+	}
+	if j, dup := r.byKey[key]; dup {
+		return r.errorf(addr.value, addr.name.text, addr.value.text, "service already defined at line %d", r.c.Services[j].Line)
+	}
+	i := len(r.c.Services)
+	s, err := r.service(index("services", i), key, addr, opts)
+	if err != nil {
+		return err
+	}
+	r.byKey[key] = i
+	r.c.Services = append(r.c.Services, s)
+	return nil
+}
+
+// unsupportedService refuses the -A options drlb has no equivalent for.
+func (r *ipvsReader) unsupportedService(opts map[string]opt) error {
 	if o, ok := opts["o"]; ok {
 		return r.errorf(o.name, o.name.text, "", "one-packet scheduling (-o) is not supported")
 	}
 	if o, ok := opts["pe"]; ok {
 		return r.errorf(o.name, o.name.text, o.value.text, "persistence engines are not supported")
 	}
-	if j, dup := r.byKey[key]; dup {
-		return r.errorf(addr.value, addr.name.text, addr.value.text, "service already defined at line %d", r.c.Services[j].Line)
-	}
-	i := len(r.c.Services)
-	path := index("services", i)
+	return nil
+}
+
+// service builds the service key names from -A options (-E's too), with
+// ipvsadm's defaults for what they leave out, and marks where each value
+// came from under path.
+func (r *ipvsReader) service(path string, key serviceKey, addr opt, opts map[string]opt) (Service, error) {
 	s := Service{
 		VIP: key.vip, Port: key.port, Protocol: key.proto,
 		Scheduler:       DefaultScheduler,
@@ -277,7 +301,7 @@ func (r *ipvsReader) addService(cmd token, toks []token) error {
 		if o.has {
 			n, err := parseUint(o.value.text, uint64(maxPersistence/time.Second), "persistence timeout (seconds)")
 			if err != nil || n == 0 {
-				return r.errorf(o.value, o.name.text, o.value.text, "persistence timeout must be 1..%d seconds", maxPersistence/time.Second)
+				return s, r.errorf(o.value, o.name.text, o.value.text, "persistence timeout must be 1..%d seconds", maxPersistence/time.Second)
 			}
 			s.Persistence = time.Duration(n) * time.Second
 			r.mark(path+".persistence", o.value, o.name.text)
@@ -286,7 +310,7 @@ func (r *ipvsReader) addService(cmd token, toks []token) error {
 	if o, ok := opts["M"]; ok {
 		bits, err := parseNetmask(o.value.text, key.vip.Is6())
 		if err != nil {
-			return r.errorf(o.value, o.name.text, o.value.text, "%v", err)
+			return s, r.errorf(o.value, o.name.text, o.value.text, "%v", err)
 		}
 		s.PersistenceBits = bits
 		r.mark(path+".persistence_netmask", o.value, o.name.text)
@@ -294,14 +318,12 @@ func (r *ipvsReader) addService(cmd token, toks []token) error {
 	if o, ok := opts["b"]; ok {
 		for _, f := range strings.Split(o.value.text, ",") {
 			if err := applyFlag(&s.SchedOptions, s.Scheduler, f, true); err != nil {
-				return r.errorf(o.value, o.name.text, f, "%v", err)
+				return s, r.errorf(o.value, o.name.text, f, "%v", err)
 			}
 		}
 		r.mark(path+".flags", o.value, o.name.text)
 	}
-	r.byKey[key] = i
-	r.c.Services = append(r.c.Services, s)
-	return nil
+	return s, nil
 }
 
 func (r *ipvsReader) addServer(cmd token, toks []token) error {
@@ -318,9 +340,23 @@ func (r *ipvsReader) addServer(cmd token, toks []token) error {
 		return r.errorf(addr.value, addr.name.text, addr.value.text, "no such service: define it with -A on an earlier line")
 	}
 	s := &r.c.Services[i]
+	if err := r.unsupportedServer(opts); err != nil {
+		return err
+	}
+	rs, err := r.server(cmd, s.Port, index(index("services", i)+".realservers", len(s.RealServers)), opts)
+	if err != nil {
+		return err
+	}
+	s.RealServers = append(s.RealServers, rs)
+	return nil
+}
+
+// unsupportedServer refuses the -a options of forwarding methods and
+// features drlb does not have.
+func (r *ipvsReader) unsupportedServer(opts map[string]opt) error {
 	for _, m := range []string{"m", "i", "tun"} {
 		if o, ok := opts[m]; ok {
-			return r.errorf(o.name, o.name.text, "", "drlb does direct routing (-g) only: masquerading (-m) and tunneling (-i) are not supported")
+			return r.errorf(o.name, o.name.text, "", "drlb does direct routing only (-g): masquerading (-m) and tunneling (-i) are not supported")
 		}
 	}
 	for _, m := range []string{"x", "y"} {
@@ -328,31 +364,45 @@ func (r *ipvsReader) addServer(cmd token, toks []token) error {
 			return r.errorf(o.name, o.name.text, o.value.text, "connection thresholds (-x, -y) are not supported")
 		}
 	}
-	ro, ok := opts["r"]
-	if !ok {
-		return r.errorf(cmd, cmd.text, "", "needs a real server: -r RIP[:PORT]")
-	}
-	a, port, hasPort, err := splitHostPort(ro.value.text)
+	return nil
+}
+
+// server builds the real server -r names for a service on port, with the
+// weight of -w (default 1), and marks where each value came from under
+// path.
+func (r *ipvsReader) server(cmd token, port uint16, path string, opts map[string]opt) (RealServer, error) {
+	a, ro, err := r.serverAddr(cmd, port, opts)
 	if err != nil {
-		return r.errorf(ro.value, ro.name.text, ro.value.text, "%v", err)
+		return RealServer{}, err
 	}
-	if hasPort && port != 0 && port != s.Port {
-		return r.errorf(ro.value, ro.name.text, ro.value.text, "direct routing cannot change the port: the real server port must be the service port %d, 0 or left out", s.Port)
-	}
-	j := len(s.RealServers)
-	path := index(index("services", i)+".realservers", j)
 	rs := RealServer{Address: a, Weight: DefaultWeight, Line: r.line}
 	r.mark(path, ro.value, ro.name.text, ".address")
 	if o, ok := opts["w"]; ok {
 		w, err := strconv.Atoi(o.value.text)
 		if err != nil {
-			return r.errorf(o.value, o.name.text, o.value.text, "weight must be an integer 0..65535")
+			return rs, r.errorf(o.value, o.name.text, o.value.text, "weight must be an integer 0..65535")
 		}
 		rs.Weight = w
 		r.mark(path+".weight", o.value, o.name.text)
 	}
-	s.RealServers = append(s.RealServers, rs)
-	return nil
+	return rs, nil
+}
+
+// serverAddr reads -r RIP[:PORT] for a service on port: direct routing
+// keeps the port, so another one is refused.
+func (r *ipvsReader) serverAddr(cmd token, port uint16, opts map[string]opt) (netip.Addr, opt, error) {
+	ro, ok := opts["r"]
+	if !ok {
+		return netip.Addr{}, ro, r.errorf(cmd, cmd.text, "", "needs a real server: -r RIP[:PORT]")
+	}
+	a, p, hasPort, err := splitHostPort(ro.value.text)
+	if err != nil {
+		return a, ro, r.errorf(ro.value, ro.name.text, ro.value.text, "%v", err)
+	}
+	if hasPort && p != 0 && p != port {
+		return a, ro, r.errorf(ro.value, ro.name.text, ro.value.text, "direct routing cannot change the port: the real server port must be the service port %d, 0 or left out", port)
+	}
+	return a, ro, nil
 }
 
 // mark records that path (and path+suffix for each suffix) came from t.

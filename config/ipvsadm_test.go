@@ -70,9 +70,9 @@ func TestParseIPVSADMBad(t *testing.T) {
 	const A = "-A -t 198.18.0.100:80\n" // line 1
 	tests := []badCase{
 		// Forwarding methods and features drlb does not have.
-		{"masquerading", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -m -w 1\n", 2, 41, "-m", "", "direct routing (-g) only"},
-		{"tunneling", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i\n", 2, 41, "-i", "", "direct routing (-g) only"},
-		{"tunnel type", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 --tun-type gue\n", 2, 41, "--tun-type", "", "direct routing (-g) only"},
+		{"masquerading", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -m -w 1\n", 2, 41, "-m", "", "direct routing only (-g)"},
+		{"tunneling", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i\n", 2, 41, "-i", "", "direct routing only (-g)"},
+		{"tunnel type", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 --tun-type gue\n", 2, 41, "--tun-type", "", "direct routing only (-g)"},
 		{"fwmark", "-A -f 1 -s rr\n", 1, 4, "-f", "1", "firewall-mark services are not supported"},
 		{"sctp", "-A --sctp-service 198.18.0.100:80\n", 1, 4, "--sctp-service", "198.18.0.100:80", "SCTP services are not supported"},
 		{"upper threshold", A + "-a -t 198.18.0.100:80 -r 198.18.0.11 -x 100\n", 2, 38, "-x", "100", "thresholds (-x, -y) are not supported"},

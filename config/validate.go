@@ -76,7 +76,11 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
-func validate(c *Config, file string, at sites) error {
+func validate(c *Config, file string, at sites) error { return validateConfig(c, file, at, false) }
+
+// validateConfig is validate; emptyOK accepts a table without services,
+// which a file may not be but an edit may leave (ipvsadm -C, the last -D).
+func validateConfig(c *Config, file string, at sites, emptyOK bool) error {
 	v := &validator{file: file, at: at}
 	if c.Interface != "" && !validIfName(c.Interface) {
 		return v.fail("interface", 0, c.Interface, "not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
@@ -101,7 +105,7 @@ func validate(c *Config, file string, at sites) error {
 			return v.fail("timeouts."+t.name, 0, t.d.String(), "must be more than 0")
 		}
 	}
-	if len(c.Services) == 0 {
+	if len(c.Services) == 0 && !emptyOK {
 		return v.fail("services", 0, "", "no services defined")
 	}
 	seen := make(map[serviceKey]int, len(c.Services))

@@ -116,6 +116,16 @@ var portNames = map[string]uint16{
 	"mysql": 3306, "postgresql": 5432, "sip": 5060, "http-alt": 8080,
 }
 
+// portNameOf is the name each port of portNames is printed with: the first
+// name /etc/services gives it on Debian, as getservbyport returns it.
+var portNameOf = map[uint16]string{
+	21: "ftp", 22: "ssh", 23: "telnet", 25: "smtp", 53: "domain",
+	80: "http", 110: "pop3", 123: "ntp", 143: "imap2",
+	161: "snmp", 389: "ldap", 443: "https", 465: "submissions",
+	587: "submission", 636: "ldaps", 993: "imaps", 995: "pop3s",
+	3306: "mysql", 5432: "postgresql", 5060: "sip", 8080: "http-alt",
+}
+
 // parsePort reads a port number, or one of portNames when names is true.
 func parsePort(s string, names bool) (uint16, error) {
 	if n, err := strconv.ParseUint(s, 10, 16); err == nil {

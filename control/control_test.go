@@ -111,7 +111,7 @@ func TestSocket(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, Handler(take)) }()
+	go func() { done <- Serve(ctx, ln, Handler(take, nil, nil)) }()
 
 	s, err := Get(context.Background(), path, false)
 	if err != nil {

@@ -8,23 +8,84 @@ import (
 	"time"
 )
 
+// The listings of `drlb ctl list` and of `drlb ctl -L` (ipvsadm's
+// syntax) share their rows: ipvsadm's columns, filled by the helpers
+// below. `drlb ctl list` adds why a real server takes no traffic and
+// abbreviates counters from 100000 on; `drlb ctl -L` is ipvsadm's output
+// byte for byte (ipvsadm.go).
+
 // hostPort prints an address the way ipvsadm -n does: [v6]:port.
 func hostPort(a netip.Addr, port uint16) string { return netip.AddrPortFrom(a, port).String() }
+
+// The column titles ipvsadm prints.
+const (
+	titleList = "Prot LocalAddress:Port Scheduler Flags\n" +
+		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+	titleRemote = "  -> RemoteAddress:Port\n"
+)
+
+// counterTitle is the title of the --stats and --rate layouts.
+func counterTitle(cols ...string) string {
+	return fmt.Sprintf("%-33s %8s %8s %8s %8s %8s\n", append([]any{"Prot LocalAddress:Port"}, toAny(cols)...)...) + titleRemote
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+var (
+	statsTitle = counterTitle("Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
+	rateTitle  = counterTitle("CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")
+)
+
+// serviceName is the first column of a service line: "TCP  198.18.0.100:80".
+func serviceName(protocol, addr string) string { return strings.ToUpper(protocol) + "  " + addr }
+
+// realLine is a real server's line in the default layout, columns padded
+// as ipvsadm pads them.
+func realLine(addr string, weight, active, inactive int) string {
+	return fmt.Sprintf("  -> %-28s %-7s %-6d %-10d %-10d", addr, "Route", weight, active, inactive)
+}
+
+// counterLine is a service's line in the --stats and --rate layouts: each
+// column comes formatted, 9 characters wide.
+func counterLine(name string, cols ...string) string {
+	return fmt.Sprintf("%-33s%s\n", name, strings.Join(cols, ""))
+}
+
+// realCounterLine is a real server's line in the --stats and --rate layouts.
+func realCounterLine(addr string, cols ...string) string {
+	return fmt.Sprintf("  -> %-28s%s\n", addr, strings.Join(cols, ""))
+}
+
+// short is a counter column of drlb ctl list: abbreviated by human.
+func short(n uint64) string { return fmt.Sprintf(" %8s", human(n)) }
+
+// persistenceSeconds reads a Service's Persistence ("5m0s"), 0 when off.
+func persistenceSeconds(p string) int {
+	if p == "" {
+		return 0
+	}
+	d, _ := time.ParseDuration(p)
+	return int(d.Seconds())
+}
 
 // WriteList prints s like `ipvsadm -Ln`: the same header and columns, the
 // real servers' forwarding method is always Route (direct routing). A real
 // server that takes no traffic says why after the columns.
 func WriteList(w io.Writer, s Snapshot) {
 	fmt.Fprintf(w, "IP Virtual Server version drlb (size=%d)\n", s.MaxConns)
-	fmt.Fprintln(w, "Prot LocalAddress:Port Scheduler Flags")
-	fmt.Fprintln(w, "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn")
+	io.WriteString(w, titleList)
 	for _, svc := range s.Services {
 		flags := ""
-		if svc.Persistence != "" {
-			d, _ := time.ParseDuration(svc.Persistence)
-			flags = fmt.Sprintf(" persistent %d", int(d.Seconds()))
+		if p := persistenceSeconds(svc.Persistence); p > 0 {
+			flags = fmt.Sprintf(" persistent %d", p)
 		}
-		fmt.Fprintf(w, "%-4s %s %s%s\n", strings.ToUpper(svc.Protocol), hostPort(svc.VIP, svc.Port), svc.Scheduler, flags)
+		fmt.Fprintf(w, "%s %s%s\n", serviceName(svc.Protocol, hostPort(svc.VIP, svc.Port)), svc.Scheduler, flags)
 		for _, r := range svc.RealServers {
 			note := ""
 			if r.State != "up" {
@@ -39,49 +100,55 @@ func WriteList(w io.Writer, s Snapshot) {
 // WriteStats prints s like `ipvsadm -Ln --stats`. Out columns are 0: in
 // direct routing replies never pass the director.
 func WriteStats(w io.Writer, s Snapshot) {
-	fmt.Fprintln(w, "IP Virtual Server version drlb")
-	fmt.Fprintf(w, "%-33s %8s %8s %8s %8s %8s\n", "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
-	fmt.Fprintln(w, "  -> RemoteAddress:Port")
+	io.WriteString(w, "IP Virtual Server version drlb\n"+statsTitle)
 	for _, svc := range s.Services {
-		fmt.Fprintf(w, "%-4s %-28s %8s %8s %8s %8s %8s\n", strings.ToUpper(svc.Protocol), hostPort(svc.VIP, svc.Port),
-			human(svc.Connections), human(svc.InPackets), "0", human(svc.InBytes), "0")
+		io.WriteString(w, counterLine(serviceName(svc.Protocol, hostPort(svc.VIP, svc.Port)),
+			short(svc.Connections), short(svc.InPackets), short(0), short(svc.InBytes), short(0)))
 		for _, r := range svc.RealServers {
-			fmt.Fprintf(w, "  -> %-28s %8s %8s %8s %8s %8s\n", hostPort(r.Address, svc.Port),
-				human(r.Connections), human(r.InPackets), "0", human(r.InBytes), "0")
+			io.WriteString(w, realCounterLine(hostPort(r.Address, svc.Port),
+				short(r.Connections), short(r.InPackets), short(0), short(r.InBytes), short(0)))
 		}
 	}
+}
+
+// perSecond is the rate of a counter between two snapshots dt seconds
+// apart, rounded (0 if the counter went back, as after ipvsadm -Z).
+func perSecond(before, after uint64, dt float64) uint64 {
+	if after < before {
+		return 0
+	}
+	return uint64(float64(after-before)/dt + 0.5)
+}
+
+// interval is the time between two snapshots in seconds (1 if they are
+// not in order).
+func interval(before, after Snapshot) float64 {
+	if dt := after.Time.Sub(before.Time).Seconds(); dt > 0 {
+		return dt
+	}
+	return 1
 }
 
 // WriteRate prints the per-second rates between two snapshots, like
 // `ipvsadm -Ln --rate`.
 func WriteRate(w io.Writer, before, after Snapshot) {
-	dt := after.Time.Sub(before.Time).Seconds()
-	if dt <= 0 {
-		dt = 1
-	}
-	rate := func(a, b uint64) string {
-		if b < a {
-			return "0"
-		}
-		return human(uint64(float64(b-a)/dt + 0.5))
-	}
-	fmt.Fprintln(w, "IP Virtual Server version drlb")
-	fmt.Fprintf(w, "%-33s %8s %8s %8s %8s %8s\n", "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")
-	fmt.Fprintln(w, "  -> RemoteAddress:Port")
+	dt := interval(before, after)
+	rate := func(a, b uint64) string { return short(perSecond(a, b, dt)) }
+	io.WriteString(w, "IP Virtual Server version drlb\n"+rateTitle)
 	for i, svc := range after.Services {
 		if i >= len(before.Services) {
 			break
 		}
 		b := before.Services[i]
-		fmt.Fprintf(w, "%-4s %-28s %8s %8s %8s %8s %8s\n", strings.ToUpper(svc.Protocol), hostPort(svc.VIP, svc.Port),
-			rate(b.Connections, svc.Connections), rate(b.InPackets, svc.InPackets), "0", rate(b.InBytes, svc.InBytes), "0")
+		io.WriteString(w, counterLine(serviceName(svc.Protocol, hostPort(svc.VIP, svc.Port)),
+			rate(b.Connections, svc.Connections), rate(b.InPackets, svc.InPackets), short(0), rate(b.InBytes, svc.InBytes), short(0)))
 		for j, r := range svc.RealServers {
 			if j >= len(b.RealServers) {
 				break
 			}
 			br := b.RealServers[j]
-			fmt.Fprintf(w, "  -> %-28s %8s %8s %8s %8s %8s\n", hostPort(r.Address, svc.Port),
-				rate(br.Connections, r.Connections), rate(br.InPackets, r.InPackets), "0", rate(br.InBytes, r.InBytes), "0")
+			io.WriteString(w, realCounterLine(hostPort(r.Address, svc.Port),
+				rate(br.Connections, r.Connections), rate(br.InPackets, r.InPackets), short(0), rate(br.InBytes, r.InBytes), short(0)))
 		}
 	}
 }
@@ -99,13 +166,18 @@ func human(n uint64) string {
 	return fmt.Sprint(n)
 }
 
+// expires prints a connection's remaining time as ipvsadm -c does: mm:ss.
+func expires(seconds float64) string {
+	exp := int(seconds + 0.5)
+	return fmt.Sprintf("%02d:%02d", exp/60, exp%60)
+}
+
 // WriteConnEntries prints the connection table like `ipvsadm -Lnc`.
 func WriteConnEntries(w io.Writer, s Snapshot) {
 	fmt.Fprintln(w, "IPVS connection entries")
 	fmt.Fprintf(w, "%-4s %-6s %-11s %-40s %-40s %s\n", "pro", "expire", "state", "source", "virtual", "destination")
 	for _, c := range s.ConnEntries {
-		exp := int(c.Expires + 0.5)
-		fmt.Fprintf(w, "%-4s %02d:%02d  %-11s %-40s %-40s %s\n", strings.ToUpper(c.Protocol), exp/60, exp%60, c.State,
+		fmt.Fprintf(w, "%-4s %-6s %-11s %-40s %-40s %s\n", strings.ToUpper(c.Protocol), expires(c.Expires), c.State,
 			c.Client, c.Virtual, netip.AddrPortFrom(c.Real, c.Virtual.Port()))
 	}
 	if s.ConnEntriesOmitted > 0 {

@@ -1,14 +1,19 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,18 +27,72 @@ const DefaultSocket = "/run/drlb/drlb.sock"
 // the socket.
 var ErrInUse = errors.New("control: socket in use by another drlb")
 
-// Handler serves /v1/list (a JSON Snapshot; ?conns=1 adds the
-// connection table) and /metrics (Prometheus).
-func Handler(take func(conns bool) Snapshot) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{take: func() Snapshot { return take(false) }})
+// Handler serves the control socket:
+//
+//	GET  /v1/list      a JSON Snapshot (?conns=1 adds the connection table)
+//	GET  /metrics      Prometheus
+//	POST /v1/ipvsadm   {"args": [...]}: an ipvsadm command line, run against ed -> Result
+//	POST /v1/reload    re-read the config file and apply it (reload), as SIGHUP -> Result
+//
+// With ed nil the ipvsadm commands can only list; with reload nil --reload
+// is refused. Serve it on the root-only socket only: for a TCP port, use
+// MetricsHandler.
+func Handler(take func(conns bool) Snapshot, ed Editor, reload func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/list", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(take(r.URL.Query().Get("conns") == "1"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metrics(take))
+	x := &ipvsadmRunner{take: take, ed: ed, rateInterval: rateInterval}
+	mux.HandleFunc("POST /v1/ipvsadm", func(w http.ResponseWriter, r *http.Request) {
+		var req ipvsadmRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil || len(req.Args) > maxArgs {
+			http.Error(w, "want {\"args\": [...]} with at most 1000 arguments", http.StatusBadRequest)
+			return
+		}
+		writeResult(w, x.run(r.Context(), req.Args))
+	})
+	var reloadMu sync.Mutex
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		writeResult(w, reloadResult(reload))
+	})
 	return mux
+}
+
+// MetricsHandler serves /metrics alone: what a TCP port may show (drlb run
+// -metrics). The table, the connections and every change stay on the
+// root-only socket.
+func MetricsHandler(take func(conns bool) Snapshot) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics(take))
+	return mux
+}
+
+func metrics(take func(conns bool) Snapshot) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{take: func() Snapshot { return take(false) }})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// rateInterval is the time between the two samples of -L --rate.
+var rateInterval = time.Second
+
+// Bounds on a request to /v1/ipvsadm.
+const (
+	maxRequest = 64 << 10
+	maxArgs    = 1000
+)
+
+type ipvsadmRequest struct {
+	Args []string `json:"args"`
+}
+
+func writeResult(w http.ResponseWriter, res Result) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(res)
 }
 
 // Listen opens the Unix socket at path, readable and writable by its
@@ -55,12 +114,21 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	// The umask made it 0600 from the start; say so explicitly too, for
+	// systems whose bind ignores the umask.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	return ln, nil
 }
 
-// Serve answers h on ln until ctx ends, then removes the socket.
+// Serve answers h on ln until ctx ends, then removes the socket. On a
+// Unix socket it answers only root and its own user, asking the kernel who
+// connected (SO_PEERCRED), so a socket whose mode was loosened still shows
+// and changes nothing to anyone else.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: onlyRoot(h), ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
@@ -83,6 +151,87 @@ func Client(path string) *http.Client {
 	}
 }
 
+// peerKey holds the connecting user's uid in a request's context, where
+// the kernel told it.
+type peerKey struct{}
+
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	if uid, ok := peerUID(c); ok {
+		return context.WithValue(ctx, peerKey{}, uid)
+	}
+	return ctx
+}
+
+// onlyRoot refuses a request from a user who is neither root nor the one
+// drlb runs as.
+func onlyRoot(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if uid, ok := r.Context().Value(peerKey{}).(int); ok && uid != 0 && uid != os.Geteuid() {
+			http.Error(w, fmt.Sprintf("permission denied: the control socket is root's only (uid %d may not use it)", uid), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// dialError explains why no director answered on path.
+func dialError(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("control: permission denied on %s: the control socket is root's only (mode 0600): run drlb ctl as root", path)
+	}
+	return fmt.Errorf("control: no director answers on %s (is drlb run running? as root?): %w", path, err)
+}
+
+// statusError is the error for an answer other than 200 OK.
+func statusError(path string, resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	msg := strings.TrimSpace(string(body))
+	if resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("control: %s: %s", path, msg)
+	}
+	if msg != "" {
+		return fmt.Errorf("control: %s: %s: %s", path, resp.Status, msg)
+	}
+	return fmt.Errorf("control: %s: %s", path, resp.Status)
+}
+
+// Ipvsadm runs one ipvsadm command line on the director listening on
+// path, as `drlb ctl -L -n` does, and returns its Result.
+func Ipvsadm(ctx context.Context, path string, args []string) (Result, error) {
+	return post(ctx, path, "/v1/ipvsadm", ipvsadmRequest{Args: args})
+}
+
+// Reload makes the director listening on path re-read its config file and
+// apply it, as SIGHUP does (drlb ctl --reload).
+func Reload(ctx context.Context, path string) (Result, error) {
+	return post(ctx, path, "/v1/reload", struct{}{})
+}
+
+func post(ctx context.Context, path, endpoint string, body any) (Result, error) {
+	var res Result
+	data, err := json.Marshal(body)
+	if err != nil {
+		return res, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://drlb"+endpoint, bytes.NewReader(data))
+	if err != nil {
+		return res, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := Client(path).Do(req)
+	if err != nil {
+		return res, dialError(path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return res, statusError(path, resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return res, fmt.Errorf("control: %s: %w", path, err)
+	}
+	return res, nil
+}
+
 // Get fetches a Snapshot from the director listening on path; conns asks
 // for the connection table too.
 func Get(ctx context.Context, path string, conns bool) (Snapshot, error) {
@@ -97,11 +246,11 @@ func Get(ctx context.Context, path string, conns bool) (Snapshot, error) {
 	}
 	resp, err := Client(path).Do(req)
 	if err != nil {
-		return s, fmt.Errorf("control: no director answers on %s (is drlb run running? as root?): %w", path, err)
+		return s, dialError(path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("control: %s: %s", path, resp.Status)
+		return s, statusError(path, resp)
 	}
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/control"
 )
 
@@ -14,7 +15,7 @@ import (
 // them until ctx ends. Another live drlb on the same socket is not fatal:
 // this one runs without a socket and says so.
 func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logger) error {
-	h := control.Handler(d.Snapshot)
+	h := control.Handler(d.Snapshot, d, reloadFunc(d, opts.ReloadConfig))
 	if opts.ControlSocket != "" {
 		ln, err := control.Listen(opts.ControlSocket)
 		switch {
@@ -38,10 +39,29 @@ func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logg
 		}
 		log.Info("Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 		go func() {
-			if err := control.Serve(ctx, ln, h); err != nil {
+			if err := control.Serve(ctx, ln, control.MetricsHandler(d.Snapshot)); err != nil {
 				log.Error("metrics", "err", err)
 			}
 		}()
 	}
 	return nil
+}
+
+// reloadFunc is what `drlb ctl --reload` runs: re-read the config file, as
+// SIGHUP does, and apply it whole or not at all (nil without a file).
+func reloadFunc(d *Director, load func() (*config.Config, error)) func() error {
+	if load == nil {
+		return nil
+	}
+	return func() error {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		if err := d.Apply(cfg); err != nil {
+			return err
+		}
+		d.log.Info("configuration reloaded (drlb ctl --reload)")
+		return nil
+	}
 }

@@ -65,6 +65,10 @@ type Options struct {
 	// after each configuration from Reload was applied or refused.
 	Ready    func()
 	Reloaded func(error)
+	// ReloadConfig, if set, re-reads the configuration file: `drlb ctl
+	// --reload` applies what it returns, as SIGHUP does (nil: no file,
+	// and --reload is refused).
+	ReloadConfig func() (*config.Config, error)
 	// Clock stamps each batch and drives idle expiry (default time.Now).
 	// Tests replaying a capture through the live loop set it to the
 	// capture's time, so that timeouts run as in `drlb replay`.

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
@@ -673,6 +674,28 @@ func TestCtl(t *testing.T) {
 	conns := ctl("-conns")
 	if strings.Count(conns, "ESTABLISHED") != 2 || !strings.Contains(conns, l.Client.IPv4.String()) {
 		t.Errorf("drlb ctl list -conns:\n%s", conns)
+	}
+	// The same through ipvsadm's own command line: -Ln, -Lnc, and -Sn,
+	// which drlb run -c reads back.
+	ipvsadm := func(args ...string) string {
+		out, err := exec.Command(drlbBinary, append([]string{"ctl", "-s", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("drlb ctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	ln := ipvsadm("-Ln")
+	if !strings.HasPrefix(ln, "IP Virtual Server version 1.2.1 (size=") ||
+		fieldsOf(ln, fmt.Sprintf("  -> %s:80", l.RealServers[0].IPv4)) != fmt.Sprintf("-> %s:80 Route 2 1 0", l.RealServers[0].IPv4) {
+		t.Errorf("drlb ctl -Ln:\n%s", ln)
+	}
+	if lnc := ipvsadm("-Lnc"); strings.Count(lnc, "ESTABLISHED") != 2 {
+		t.Errorf("drlb ctl -Lnc:\n%s", lnc)
+	}
+	saved := ipvsadm("-Sn")
+	if back, err := config.Parse("saved", []byte(saved)); err != nil || len(back.Services) != 3 ||
+		back.Services[0].RealServers[0].Weight != 2 || back.Services[0].RealServers[1].Weight != 1 {
+		t.Errorf("drlb ctl -Sn does not read back: %v\n%s", err, saved)
 	}
 	// The clients close; with no more traffic, the idle sweeper expires the
 	// entries (FIN_WAIT, 1 s here) and the table empties.

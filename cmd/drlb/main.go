@@ -56,7 +56,7 @@ func commands() map[string]command {
 		"schedule":   {"show how a scheduler places connections (for learning the algorithms)", runSchedule, ""},
 		"replay":     {"run a pcap through the forwarding pipeline and write what it forwards", runReplay, ""},
 		"run":        {"run the director on a LAN interface", runRun, "AF_PACKET"},
-		"ctl":        {"show a running director's table and counters (like ipvsadm -Ln)", runCtl, ""},
+		"ctl":        {"ipvsadm's own commands against a running director (-L -n, -A, -a, -e, -S -n, ...); ctl list", runCtl, ""},
 		"doctor":     {"check a director or real server setup and print how to fix it", runDoctor, "netlink, /proc/sys"},
 		"realserver": {"put the VIP on lo with ARP suppressed on a real server (up), or undo it (down)", runRealserver, "netlink, /proc/sys"},
 		"lab":        {"build a DR lab in network namespaces, run drlb on it and walk a request hop by hop", runLab, "network namespaces, AF_PACKET"},

@@ -90,6 +90,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	go func() { <-ctx.Done(); sd.stopping() }()
 	if *cfgPath != "" {
 		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log, sd)
+		opts.ReloadConfig = func() (*config.Config, error) { return loadForReload(*cfgPath, *iface) }
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -119,14 +120,11 @@ func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger, sd s
 				return
 			case <-hup:
 				sd.reloading()
-				cfg, err := config.Load(path)
+				cfg, err := loadForReload(path, iface)
 				if err != nil {
 					log.Error("reload: config not applied", "err", err)
 					sd.reloaded(err)
 					continue
-				}
-				if iface != "" {
-					cfg.Interface = iface
 				}
 				select {
 				case out <- cfg:
@@ -137,6 +135,19 @@ func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger, sd s
 		}
 	}()
 	return out
+}
+
+// loadForReload re-reads the config file as SIGHUP and drlb ctl --reload
+// do: -i, if given, still overrides its interface.
+func loadForReload(path, iface string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if iface != "" {
+		cfg.Interface = iface
+	}
+	return cfg, nil
 }
 
 // runConfig loads the file, or builds one service from the quick-start flags.
