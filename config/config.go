@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,6 +61,9 @@ type Service struct {
 	Persistence     time.Duration
 	PersistenceBits int
 	RealServers     []RealServer
+	// SorryServer, if set, takes the service's new connections while none
+	// of its real servers is usable (keepalived's sorry_server); nil = none.
+	SorryServer *SorryServer
 	// Line is where the service is defined in its file, for messages.
 	Line int
 }
@@ -73,17 +78,104 @@ type RealServer struct {
 	Line  int
 }
 
+// SorryServer is where a service sends new connections while no real
+// server can take them (all down, inhibited, weight 0 or unresolved), as
+// keepalived's sorry_server does. It is reached by direct routing like a
+// real server, so it must hold the VIP on its loopback too.
+type SorryServer struct {
+	Address netip.Addr
+	// MAC is a static neighbor entry; nil means resolve by ARP/NDP.
+	MAC net.HardwareAddr
+	// Inhibit keeps the sorry server's connections when a real server
+	// comes back (keepalived's sorry_server_inhibit); without it they end
+	// on their next packet, as when keepalived removes the sorry server.
+	Inhibit bool
+	Line    int
+}
+
 // Check is a keepalived-style health check.
 type Check struct {
-	Type     string // "tcp", "http" or "https"
-	Port     uint16 // 0 = the service port
-	Path     string // http(s): default "/"
-	Status   int    // http(s): expected status, default 200
-	Interval time.Duration
-	Timeout  time.Duration
-	Retries  int // consecutive failures before marking down
+	Type string // "tcp", "http", "https" or "udp"
+	Port uint16 // 0 = the service port
+	// URLs are the pages an http or https check gets, in order; every one
+	// must pass (keepalived's url blocks). Parse gives an http(s) check
+	// one URL, DefaultCheckPath expecting DefaultCheckStatus, when the
+	// file names none.
+	URLs []URL
+	// Host is the Host header of http(s) checks (keepalived's
+	// virtualhost); "" = the real server's address and port.
+	Host string
+	// UDP checks (keepalived's UDP_CHECK): Payload is the datagram sent
+	// (nil: 32 random bytes, as keepalived). The check fails on an ICMP
+	// error (port or host unreachable); with RequireReply it also fails
+	// when no answer comes within Timeout. Reply, if set, is what the
+	// answer must start with (compared over the shorter of the two),
+	// ignoring the bits set in ReplyMask (keepalived's x digits, nil =
+	// none), and the answer's length must be ReplyMin..ReplyMax.
+	Payload            []byte
+	RequireReply       bool
+	Reply, ReplyMask   []byte
+	ReplyMin, ReplyMax int
+	Interval           time.Duration
+	Timeout            time.Duration
+	Retries            int // consecutive failures before marking down
+	// RetryDelay is the wait before the next probe after a failure while
+	// the server is still up (keepalived's delay_before_retry); Interval
+	// otherwise.
+	RetryDelay time.Duration
 	// Inhibit sets weight 0 when down instead of removing the server.
 	Inhibit bool
+}
+
+// Clone returns a deep copy of c (nil for nil): a Check holds slices, so
+// a plain copy would share them.
+func (c *Check) Clone() *Check {
+	if c == nil {
+		return nil
+	}
+	k := *c
+	k.URLs = slices.Clone(c.URLs)
+	for i := range k.URLs {
+		k.URLs[i].Status = slices.Clone(k.URLs[i].Status)
+	}
+	k.Payload = bytes.Clone(c.Payload)
+	k.Reply = bytes.Clone(c.Reply)
+	k.ReplyMask = bytes.Clone(c.ReplyMask)
+	return &k
+}
+
+// Clone returns a deep copy of s (nil for nil).
+func (s *SorryServer) Clone() *SorryServer {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.MAC = slices.Clone(s.MAC)
+	return &c
+}
+
+// URL is one page an http or https check gets.
+type URL struct {
+	Path string
+	// Status lists the accepted status codes (keepalived's status_code
+	// 200-299 404 is {200 299} {404 404}).
+	Status []StatusRange
+	// Digest is the MD5 of the body as lower-case hex, as keepalived's
+	// genhash prints it; "" = the body is not checked.
+	Digest string
+}
+
+// StatusRange is a range of HTTP status codes, both ends included.
+type StatusRange struct{ Min, Max int }
+
+// Accepts reports whether status is in one of the ranges.
+func (u *URL) Accepts(status int) bool {
+	for _, r := range u.Status {
+		if status >= r.Min && status <= r.Max {
+			return true
+		}
+	}
+	return false
 }
 
 // Timeouts are connection entry lifetimes per state (ipvsadm --set and the

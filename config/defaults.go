@@ -14,6 +14,10 @@ const (
 	DefaultCheckRetries  = 3
 	DefaultCheckPath     = "/" // http and https checks
 	DefaultCheckStatus   = 200 // http and https checks
+	// DefaultUDPReplyMax is the longest answer a udp check with an
+	// expected reply accepts unless told otherwise (keepalived's
+	// max_reply_length default).
+	DefaultUDPReplyMax = 255
 )
 
 // fullBits is the persistence netmask length that keeps whole client

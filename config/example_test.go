@@ -26,7 +26,7 @@ services:
 	}
 	s := c.Services[0]
 	fmt.Println(s.String(), s.Scheduler, "weights", s.RealServers[0].Weight, s.RealServers[1].Weight)
-	fmt.Println("check", s.RealServers[0].Check.Type, s.RealServers[0].Check.Path, s.RealServers[0].Check.Interval)
+	fmt.Println("check", s.RealServers[0].Check.Type, s.RealServers[0].Check.URLs[0].Path, s.RealServers[0].Check.Interval)
 	fmt.Print(config.FormatIPVSADM(c))
 	// Output:
 	// tcp 198.18.0.100:80 wrr weights 4 1

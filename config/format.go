@@ -13,7 +13,7 @@ import (
 // service followed by an -a rule per real server, in config order, so the
 // text can be fed to ipvsadm-restore or back to Parse. What ipvsadm rules
 // cannot say is left out: the interface, timeouts, connection limit, static
-// MACs, health checks and mh_table_size.
+// MACs, health checks, sorry servers and mh_table_size.
 func FormatIPVSADM(c *Config) string { return formatRules(c.Services, true) }
 
 // SaveIpvsadm prints c as `ipvsadm -S` (ipvsadm-save) prints the kernel's

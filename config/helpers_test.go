@@ -30,10 +30,27 @@ func dump(c *Config) string {
 		for _, r := range s.RealServers {
 			fmt.Fprintf(&b, "  realserver %s line=%d weight=%d mac=%q", r.Address, r.Line, r.Weight, r.MAC.String())
 			if k := r.Check; k != nil {
-				fmt.Fprintf(&b, " check=%s port=%d path=%q status=%d interval=%s timeout=%s retries=%d inhibit=%t",
-					k.Type, k.Port, k.Path, k.Status, k.Interval, k.Timeout, k.Retries, k.Inhibit)
+				fmt.Fprintf(&b, " check=%s port=%d", k.Type, k.Port)
+				for _, u := range k.URLs {
+					fmt.Fprintf(&b, " path=%q status=%s", u.Path, FormatStatus(u.Status))
+					if u.Digest != "" {
+						fmt.Fprintf(&b, " digest=%s", u.Digest)
+					}
+				}
+				if k.Host != "" {
+					fmt.Fprintf(&b, " host=%q", k.Host)
+				}
+				fmt.Fprintf(&b, " interval=%s timeout=%s retries=%d inhibit=%t retry_delay=%s",
+					k.Interval, k.Timeout, k.Retries, k.Inhibit, k.RetryDelay)
+				if k.Type == "udp" || k.Payload != nil || k.RequireReply || k.Reply != nil {
+					fmt.Fprintf(&b, " payload=%q require_reply=%t reply=%q reply_length=%d-%d",
+						FormatHex(k.Payload, nil), k.RequireReply, FormatHex(k.Reply, k.ReplyMask), k.ReplyMin, k.ReplyMax)
+				}
 			}
 			b.WriteByte('\n')
+		}
+		if ss := s.SorryServer; ss != nil {
+			fmt.Fprintf(&b, "  sorry_server %s line=%d mac=%q inhibit=%t\n", ss.Address, ss.Line, ss.MAC.String(), ss.Inhibit)
 		}
 	}
 	return b.String()

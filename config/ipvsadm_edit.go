@@ -515,13 +515,11 @@ func cloneConfig(c *Config) *Config {
 	for i := range out.Services {
 		s := &out.Services[i]
 		s.RealServers = slices.Clone(s.RealServers)
+		s.SorryServer = s.SorryServer.Clone()
 		for j := range s.RealServers {
 			r := &s.RealServers[j]
 			r.MAC = slices.Clone(r.MAC)
-			if r.Check != nil {
-				k := *r.Check
-				r.Check = &k
-			}
+			r.Check = r.Check.Clone()
 		}
 	}
 	return &out

@@ -121,12 +121,12 @@ func TestEditIpvsadmKeeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := got.Services[0].RealServers[0]
-	if rs.Weight != 9 || rs.MAC.String() != "02:00:00:00:00:11" || rs.Check == nil || rs.Check.Path != "/healthz" {
+	if rs.Weight != 9 || rs.MAC.String() != "02:00:00:00:00:11" || rs.Check == nil || rs.Check.URLs[0].Path != "/healthz" {
 		t.Fatalf("-e kept %+v, want weight 9 with its MAC and check", rs)
 	}
 	rs.MAC[5] = 0x99
-	rs.Check.Path = "/changed"
-	if b := base.Services[0].RealServers[0]; b.MAC[5] != 0x11 || b.Check.Path != "/healthz" {
+	rs.Check.URLs[0].Path = "/changed"
+	if b := base.Services[0].RealServers[0]; b.MAC[5] != 0x11 || b.Check.URLs[0].Path != "/healthz" {
 		t.Fatal("the edited config shares memory with its input")
 	}
 	got, err = EditIpvsadm(base, []string{"-E", "-u", "198.18.0.101:53", "-s", "mh", "-p", "60"})

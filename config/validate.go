@@ -16,6 +16,8 @@ const (
 	maxPersistence = 31 * 24 * time.Hour // ipvsadm's MAX_TIMEOUT
 	minCheckPeriod = 10 * time.Millisecond
 	maxRetries     = 1000
+	maxURLs        = 64
+	maxUDPPayload  = 65507 // the largest UDP payload over IPv4
 )
 
 // site is where a value was written, for messages: a YAML node or an
@@ -171,6 +173,36 @@ func (v *validator) service(s *Service, path string) error {
 		}
 		seen[r.Address] = j
 	}
+	if ss := s.SorryServer; ss != nil {
+		return v.sorryServer(s, ss, path+".sorry_server")
+	}
+	return nil
+}
+
+func (v *validator) sorryServer(s *Service, ss *SorryServer, path string) error {
+	if msg := hostAddrProblem(ss.Address); msg != "" {
+		return v.fail(path+".address", ss.Line, addrText(ss.Address), "%s", msg)
+	}
+	switch {
+	case ss.Address.Is4() != s.VIP.Is4():
+		return v.fail(path+".address", ss.Line, ss.Address.String(), "address family differs from the VIP %s", s.VIP)
+	case ss.Address == s.VIP:
+		return v.fail(path+".address", ss.Line, ss.Address.String(), "the sorry server cannot be the VIP itself")
+	}
+	return v.mac(ss.MAC, ss.Line, path+".mac")
+}
+
+// mac checks a static neighbor entry (nil = none).
+func (v *validator) mac(m net.HardwareAddr, line int, path string) error {
+	switch {
+	case m == nil:
+	case len(m) != 6:
+		return v.fail(path, line, m.String(), "must be a 6-byte MAC address")
+	case m[0]&1 != 0:
+		return v.fail(path, line, m.String(), "must be a unicast MAC (this one is multicast or broadcast)")
+	case string(m) == string(make(net.HardwareAddr, 6)):
+		return v.fail(path, line, m.String(), "must not be all zeros")
+	}
 	return nil
 }
 
@@ -186,15 +218,8 @@ func (v *validator) realServer(s *Service, r *RealServer, path string) error {
 	case r.Weight < 0 || r.Weight > 65535:
 		return v.fail(path+".weight", r.Line, strconv.Itoa(r.Weight), "must be 0..65535")
 	}
-	if r.MAC != nil {
-		switch {
-		case len(r.MAC) != 6:
-			return v.fail(path+".mac", r.Line, r.MAC.String(), "must be a 6-byte MAC address")
-		case r.MAC[0]&1 != 0:
-			return v.fail(path+".mac", r.Line, r.MAC.String(), "must be a unicast MAC (this one is multicast or broadcast)")
-		case string(r.MAC) == string(make(net.HardwareAddr, 6)):
-			return v.fail(path+".mac", r.Line, r.MAC.String(), "must not be all zeros")
-		}
+	if err := v.mac(r.MAC, r.Line, path+".mac"); err != nil {
+		return err
 	}
 	if r.Check != nil {
 		return v.check(s, r.Check, r.Line, path+".check")
@@ -204,27 +229,81 @@ func (v *validator) realServer(s *Service, r *RealServer, path string) error {
 
 func (v *validator) check(s *Service, c *Check, line int, path string) error {
 	web := c.Type == "http" || c.Type == "https"
+	udp := c.Type == "udp"
 	switch {
-	case c.Type != "tcp" && !web:
-		return v.fail(path+".type", line, c.Type, "must be tcp, http or https")
+	case c.Type != "tcp" && c.Type != "udp" && !web:
+		return v.fail(path+".type", line, c.Type, "must be tcp, http, https or udp")
 	case c.Port == 0 && s.Port == 0:
 		return v.fail(path+".port", line, "0", "a check needs a port when the service port is 0")
-	case web && !strings.HasPrefix(c.Path, "/"):
-		return v.fail(path+".path", line, c.Path, "must start with /")
-	case web && strings.ContainsAny(c.Path, " \t\r\n"):
-		return v.fail(path+".path", line, c.Path, "must not contain spaces or line breaks")
-	case web && (c.Status < 100 || c.Status > 599):
-		return v.fail(path+".status", line, strconv.Itoa(c.Status), "must be an HTTP status 100..599")
-	case !web && c.Path != "":
-		return v.fail(path+".path", line, c.Path, "only http and https checks have a path")
-	case !web && c.Status != 0:
-		return v.fail(path+".status", line, strconv.Itoa(c.Status), "only http and https checks have a status")
+	case web && len(c.URLs) == 0:
+		return v.fail(path+".path", line, "", "an %s check needs a URL path", c.Type)
+	case web && len(c.URLs) > maxURLs:
+		return v.fail(path+".urls", line, strconv.Itoa(len(c.URLs)), "at most %d URLs", maxURLs)
+	case !web && len(c.URLs) > 0:
+		f := v.written(path, ".path", ".status", ".digest", ".urls")
+		return v.fail(path+f, line, c.URLs[0].Path, "only http and https checks have a%s", strings.ReplaceAll(f, ".", " "))
+	case !web && c.Host != "":
+		return v.fail(path+".host", line, c.Host, "only http and https checks have a host")
+	case web && strings.ContainsAny(c.Host, " \t\r\n"):
+		return v.fail(path+".host", line, c.Host, "must not contain spaces or line breaks")
+	case !udp && (c.Payload != nil || c.RequireReply || c.Reply != nil || c.ReplyMask != nil || c.ReplyMin != 0 || c.ReplyMax != 0):
+		f := v.written(path, ".payload", ".require_reply", ".reply", ".reply_min_length", ".reply_max_length")
+		return v.fail(path+f, line, "", "only udp checks send a payload or expect a reply")
+	case udp && len(c.Payload) > maxUDPPayload:
+		return v.fail(path+".payload", line, strconv.Itoa(len(c.Payload))+" bytes", "at most %d bytes", maxUDPPayload)
+	case udp && c.ReplyMask != nil && len(c.ReplyMask) != len(c.Reply):
+		return v.fail(path+".reply", line, "", "the reply mask must be as long as the reply")
+	case udp && c.Reply != nil && !c.RequireReply:
+		return v.fail(path+".reply", line, hexText(c.Reply), "an expected reply needs require_reply")
+	case udp && (c.ReplyMin < 0 || c.ReplyMax < c.ReplyMin || c.ReplyMax > 65535):
+		return v.fail(path+".reply_max_length", line, strconv.Itoa(c.ReplyMax), "reply lengths must be 0 <= min (%d) <= max <= 65535", c.ReplyMin)
 	case c.Interval < minCheckPeriod:
 		return v.fail(path+".interval", line, c.Interval.String(), "must be at least %s", minCheckPeriod)
 	case c.Timeout < minCheckPeriod:
 		return v.fail(path+".timeout", line, c.Timeout.String(), "must be at least %s", minCheckPeriod)
+	case c.RetryDelay < minCheckPeriod:
+		return v.fail(path+".retry_delay", line, c.RetryDelay.String(), "must be at least %s", minCheckPeriod)
 	case c.Retries < 1 || c.Retries > maxRetries:
 		return v.fail(path+".retries", line, strconv.Itoa(c.Retries), "must be 1..%d", maxRetries)
+	}
+	for i, u := range c.URLs {
+		p := path
+		if len(c.URLs) > 1 {
+			p = path + ".urls[" + strconv.Itoa(i) + "]"
+		}
+		if err := v.url(&u, line, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// written returns the first of the fields (suffixes of path) the file
+// set, or the first one when it set none of them.
+func (v *validator) written(path string, fields ...string) string {
+	for _, f := range fields {
+		if _, ok := v.at[path+f]; ok {
+			return f
+		}
+	}
+	return fields[0]
+}
+
+func (v *validator) url(u *URL, line int, path string) error {
+	switch {
+	case !strings.HasPrefix(u.Path, "/"):
+		return v.fail(path+".path", line, u.Path, "must start with /")
+	case strings.ContainsAny(u.Path, " \t\r\n"):
+		return v.fail(path+".path", line, u.Path, "must not contain spaces or line breaks")
+	case len(u.Status) == 0:
+		return v.fail(path+".status", line, "", "no accepted status")
+	case u.Digest != "" && !isMD5Hex(u.Digest):
+		return v.fail(path+".digest", line, u.Digest, "must be an MD5 digest: 32 lower-case hex digits")
+	}
+	for _, r := range u.Status {
+		if r.Min < 100 || r.Max > 599 || r.Min > r.Max {
+			return v.fail(path+".status", line, FormatStatus(u.Status), "must be HTTP statuses 100..599 (ranges low-high)")
+		}
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func validConfig() *Config {
 			RealServers: []RealServer{
 				{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1, Line: 7},
 				{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, Line: 8,
-					Check: &Check{Type: "http", Path: "/", Status: 200, Interval: time.Second, Timeout: time.Second, Retries: 3}},
+					Check: &Check{Type: "http", URLs: []URL{{Path: "/", Status: []StatusRange{{200, 200}}}}, Interval: time.Second, Timeout: time.Second, RetryDelay: time.Second, Retries: 3}},
 			},
 		}},
 	}
@@ -48,7 +48,7 @@ func TestValidate(t *testing.T) {
 		{"bits", func(c *Config) { c.Services[0].PersistenceBits = 0 }, `3: services[0].persistence_netmask: "0": a persistence netmask needs persistence`},
 		{"weight", func(c *Config) { c.Services[0].RealServers[1].Weight = -3 }, `8: services[0].realservers[1].weight: "-3": must be 0..65535`},
 		{"mac length", func(c *Config) { c.Services[0].RealServers[0].MAC = net.HardwareAddr{2, 0, 0, 0} }, `7: services[0].realservers[0].mac: "02:00:00:00": must be a 6-byte MAC address`},
-		{"check type", func(c *Config) { c.Services[0].RealServers[1].Check.Type = "" }, "8: services[0].realservers[1].check.type: must be tcp, http or https"},
+		{"check type", func(c *Config) { c.Services[0].RealServers[1].Check.Type = "" }, "8: services[0].realservers[1].check.type: must be tcp, http, https or udp"},
 		{"duplicate", func(c *Config) { c.Services = append(c.Services, c.Services[0]) }, `3: services[1]: "tcp 198.18.0.100:80": duplicate service: services[0] (line 3) is the same`},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -140,4 +141,133 @@ func parsePort(s string, names bool) (uint16, error) {
 		}
 	}
 	return 0, errors.New("port must be an integer 0..65535")
+}
+
+// parseStatus reads accepted HTTP statuses as keepalived's status_code
+// writes them: codes and low-high ranges separated by blanks
+// ("200-299 404"). Whether they are valid HTTP statuses is validate's job.
+func parseStatus(s string) ([]StatusRange, error) {
+	var out []StatusRange
+	for _, f := range strings.Fields(s) {
+		lo, hi, isRange := strings.Cut(f, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := a, error(nil)
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a < 0 || b < 0 {
+			return nil, fmt.Errorf("%q is not a status code or range (like 200, or 200-299)", f)
+		}
+		out = append(out, StatusRange{a, b})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no status code (like 200, or 200-299 404)")
+	}
+	return out, nil
+}
+
+// FormatStatus is parseStatus's inverse: "200-299 404".
+func FormatStatus(rs []StatusRange) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.Itoa(r.Min)
+		if r.Max != r.Min {
+			parts[i] += "-" + strconv.Itoa(r.Max)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// parseHex reads bytes written as keepalived's UDP_CHECK hex strings:
+// blank-separated groups of hex digits, read in pairs from the start of
+// each group, a lone last digit making a byte of its own ("Ab12f 3" is
+// AB 12 0F 03). With masks, an x digit matches anything: its bits are set
+// in the mask (nil when no digit is x).
+func parseHex(s string, masks bool) (data, mask []byte, err error) {
+	nibble := func(c byte) (v, m byte, ok bool) {
+		switch {
+		case c >= '0' && c <= '9':
+			return c - '0', 0, true
+		case c >= 'a' && c <= 'f':
+			return c - 'a' + 10, 0, true
+		case c >= 'A' && c <= 'F':
+			return c - 'A' + 10, 0, true
+		case masks && (c == 'x' || c == 'X'):
+			return 0, 0xf, true
+		}
+		return 0, 0, false
+	}
+	anyMask := false
+	for _, g := range strings.Fields(s) {
+		for i := 0; i < len(g); i += 2 {
+			hi, hm, ok := nibble(g[i])
+			if !ok {
+				return nil, nil, fmt.Errorf("%q is not a hex digit", g[i])
+			}
+			b, m := hi, hm
+			if i+1 < len(g) {
+				lo, lm, ok := nibble(g[i+1])
+				if !ok {
+					return nil, nil, fmt.Errorf("%q is not a hex digit", g[i+1])
+				}
+				b, m = hi<<4|lo, hm<<4|lm
+			}
+			data = append(data, b)
+			mask = append(mask, m)
+			anyMask = anyMask || m != 0
+		}
+	}
+	if len(data) == 0 {
+		return nil, nil, errors.New("no hex digits")
+	}
+	if !anyMask {
+		mask = nil
+	}
+	return data, mask, nil
+}
+
+// hexText prints bytes for messages: "0a1b2c".
+func hexText(b []byte) string { return hex.EncodeToString(b) }
+
+// FormatHex prints data as parseHex reads it, with an x for each masked
+// digit: "0a1bx2".
+func FormatHex(data, mask []byte) string {
+	const digits = "0123456789abcdef"
+	var b strings.Builder
+	for i, v := range data {
+		var m byte
+		if i < len(mask) {
+			m = mask[i]
+		}
+		for _, sh := range []uint{4, 0} {
+			if m>>sh&0xf != 0 {
+				b.WriteByte('x')
+			} else {
+				b.WriteByte(digits[v>>sh&0xf])
+			}
+		}
+	}
+	return b.String()
+}
+
+// isMD5Hex reports whether s is 32 lower-case hex digits.
+func isMD5Hex(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseDigest reads an MD5 digest in hex, either case, as lower case.
+func parseDigest(s string) (string, error) {
+	d := strings.ToLower(s)
+	if !isMD5Hex(d) {
+		return "", errors.New("not an MD5 digest: 32 hex digits, as genhash prints")
+	}
+	return d, nil
 }

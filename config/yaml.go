@@ -347,6 +347,10 @@ func (r *yamlReader) service(n *yaml.Node, path string) (Service, error) {
 		}},
 		{name: "persistence_netmask", set: func(n *yaml.Node, p string) error { mask = n; return nil }},
 		{name: "realservers", set: func(n *yaml.Node, p string) error { rs = n; return nil }},
+		{name: "sorry_server", set: func(n *yaml.Node, p string) (err error) {
+			s.SorryServer, err = r.sorryServer(n, p)
+			return err
+		}},
 	})
 	if err != nil {
 		return s, err
@@ -452,7 +456,9 @@ func (r *yamlReader) realServers(n *yaml.Node, path string) ([]RealServer, error
 
 func (r *yamlReader) check(n *yaml.Node, path string) (*Check, error) {
 	c := &Check{Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Retries: DefaultCheckRetries}
-	var hasPath, hasStatus bool
+	var one URL // path, status and digest: the single-URL form
+	var hasPath, hasStatus, hasDigest, hasRetryDelay, hasReplyMax bool
+	var urls, urlsAt, requireAt *yaml.Node
 	err := r.mapping(n, path, []field{
 		{name: "type", required: true, set: func(n *yaml.Node, p string) (err error) {
 			c.Type, err = r.str(n, p)
@@ -464,12 +470,56 @@ func (r *yamlReader) check(n *yaml.Node, path string) (*Check, error) {
 		}},
 		{name: "path", set: func(n *yaml.Node, p string) (err error) {
 			hasPath = true
-			c.Path, err = r.str(n, p)
+			one.Path, err = r.str(n, p)
 			return err
 		}},
 		{name: "status", set: func(n *yaml.Node, p string) (err error) {
 			hasStatus = true
-			c.Status, err = r.integer(n, p)
+			one.Status, err = value(r, n, p, parseStatus)
+			return err
+		}},
+		{name: "digest", set: func(n *yaml.Node, p string) (err error) {
+			hasDigest = true
+			one.Digest, err = value(r, n, p, parseDigest)
+			return err
+		}},
+		{name: "urls", set: func(n *yaml.Node, p string) error {
+			urls, urlsAt = n, n
+			return nil
+		}},
+		{name: "host", set: func(n *yaml.Node, p string) (err error) {
+			c.Host, err = r.str(n, p)
+			return err
+		}},
+		{name: "payload", set: func(n *yaml.Node, p string) (err error) {
+			c.Payload, err = value(r, n, p, func(v string) ([]byte, error) {
+				d, _, err := parseHex(v, false)
+				return d, err
+			})
+			return err
+		}},
+		{name: "require_reply", set: func(n *yaml.Node, p string) (err error) {
+			requireAt = n
+			c.RequireReply, err = value(r, n, p, parseBool)
+			return err
+		}},
+		{name: "reply", set: func(n *yaml.Node, p string) error {
+			s, err := r.scalar(n, p)
+			if err != nil {
+				return err
+			}
+			if c.Reply, c.ReplyMask, err = parseHex(s, true); err != nil {
+				return r.errorf(n, p, s, "%v (x matches any digit)", err)
+			}
+			return nil
+		}},
+		{name: "reply_min_length", set: func(n *yaml.Node, p string) (err error) {
+			c.ReplyMin, err = r.integer(n, p)
+			return err
+		}},
+		{name: "reply_max_length", set: func(n *yaml.Node, p string) (err error) {
+			hasReplyMax = true
+			c.ReplyMax, err = r.integer(n, p)
 			return err
 		}},
 		{name: "interval", set: func(n *yaml.Node, p string) (err error) {
@@ -482,6 +532,11 @@ func (r *yamlReader) check(n *yaml.Node, path string) (*Check, error) {
 		}},
 		{name: "retries", set: func(n *yaml.Node, p string) (err error) {
 			c.Retries, err = r.integer(n, p)
+			return err
+		}},
+		{name: "retry_delay", set: func(n *yaml.Node, p string) (err error) {
+			hasRetryDelay = true
+			c.RetryDelay, err = r.duration(n, p)
 			return err
 		}},
 		{name: "on_fail", set: func(n *yaml.Node, p string) error {
@@ -502,15 +557,112 @@ func (r *yamlReader) check(n *yaml.Node, path string) (*Check, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.Type == "http" || c.Type == "https" {
+	if !hasRetryDelay {
+		c.RetryDelay = c.Interval
+	}
+	if c.Reply != nil {
+		if requireAt != nil && !c.RequireReply {
+			return nil, r.errorf(requireAt, path+".require_reply", "false", "an expected reply (reply) needs an answer: remove require_reply: false")
+		}
+		c.RequireReply = true
+	}
+	if c.Type == "udp" && !hasReplyMax {
+		c.ReplyMax = DefaultUDPReplyMax
+	}
+	if urls != nil {
+		if hasPath || hasStatus || hasDigest {
+			return nil, r.errorf(urlsAt, path+".urls", "", "give either urls or path/status/digest, not both")
+		}
+		if c.URLs, err = r.urls(urls, path+".urls"); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	if hasPath || hasStatus || hasDigest || c.Type == "http" || c.Type == "https" {
 		if !hasPath {
-			c.Path = DefaultCheckPath
+			one.Path = DefaultCheckPath
 		}
 		if !hasStatus {
-			c.Status = DefaultCheckStatus
+			one.Status = []StatusRange{{DefaultCheckStatus, DefaultCheckStatus}}
 		}
+		c.URLs = []URL{one}
 	}
 	return c, nil
+}
+
+// urls reads a check's list of URLs: {path, status, digest} each.
+func (r *yamlReader) urls(n *yaml.Node, path string) ([]URL, error) {
+	items, err := r.seq(n, path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]URL, 0, len(items))
+	for i, item := range items {
+		u := URL{Path: DefaultCheckPath, Status: []StatusRange{{DefaultCheckStatus, DefaultCheckStatus}}}
+		err := r.mapping(item, index(path, i), []field{
+			{name: "path", set: func(n *yaml.Node, p string) (err error) {
+				u.Path, err = r.str(n, p)
+				return err
+			}},
+			{name: "status", set: func(n *yaml.Node, p string) (err error) {
+				u.Status, err = value(r, n, p, parseStatus)
+				return err
+			}},
+			{name: "digest", set: func(n *yaml.Node, p string) (err error) {
+				u.Digest, err = value(r, n, p, parseDigest)
+				return err
+			}},
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// sorryServer reads sorry_server: an address, or {address, mac, inhibit}.
+func (r *yamlReader) sorryServer(n *yaml.Node, path string) (*SorryServer, error) {
+	t, pos := deref(n)
+	ss := &SorryServer{Line: pos.Line}
+	if t.Kind == yaml.ScalarNode {
+		a, err := value(r, n, path+".address", parseAddr)
+		if err != nil {
+			return nil, err
+		}
+		r.at[path] = r.at[path+".address"]
+		ss.Address = a
+		return ss, nil
+	}
+	err := r.mapping(n, path, []field{
+		{name: "address", required: true, set: func(n *yaml.Node, p string) (err error) {
+			ss.Address, err = value(r, n, p, parseAddr)
+			return err
+		}},
+		{name: "mac", set: func(n *yaml.Node, p string) (err error) {
+			ss.MAC, err = value(r, n, p, parseMAC)
+			return err
+		}},
+		{name: "inhibit", set: func(n *yaml.Node, p string) (err error) {
+			ss.Inhibit, err = value(r, n, p, parseBool)
+			return err
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
+
+// parseBool reads true or false.
+func parseBool(s string) (bool, error) {
+	switch s {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, errors.New("must be true or false")
 }
 
 // suggest returns the name closest to a mistyped key, if it is close.

@@ -3,10 +3,15 @@
 //
 // Flow: one goroutine per (service, real server) with a check probes the
 // real server's own address (not the VIP) from the director every
-// interval: a TCP connect, or an HTTP/HTTPS GET expecting a status. After
-// `retries` consecutive failures the server goes down: removed (no new
-// connections, its connections end on their next packet, so clients fail
-// fast) or, with inhibit, weight 0 (no new connections, open ones
-// continue). One success brings it back, as keepalived does. Servers start
-// up, so a director serves at once.
+// interval: a TCP connect; an HTTP/HTTPS GET of each URL expecting one of
+// its statuses and, with a digest, the MD5 of the body (keepalived's
+// HTTP_GET and SSL_GET; redirects are not followed); or a UDP datagram
+// that must draw no ICMP error and, if required, an answer matching the
+// expected reply (UDP_CHECK). A failure while the server is up is retried
+// after retry_delay (keepalived's delay_before_retry); after `retries`
+// consecutive failures the server goes down: removed (no new connections,
+// its connections end on their next packet, so clients fail fast) or,
+// with inhibit, weight 0 (no new connections, open ones continue). One
+// success brings it back, as keepalived does. Servers start up, so a
+// director serves at once.
 package health

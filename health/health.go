@@ -2,8 +2,13 @@ package health
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,12 +62,13 @@ func Targets(cfg *config.Config) ([]Target, error) {
 	return out, nil
 }
 
-// Probe runs one check against t and returns nil if it passed.
+// Probe runs one check against t and returns nil if it passed. Each
+// connection (each URL of an http check) has the check's timeout.
 func Probe(ctx context.Context, t Target) error {
-	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
-	defer cancel()
 	switch t.Check.Type {
 	case "tcp":
+		ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
+		defer cancel()
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", t.Addr.String())
 		if err != nil {
@@ -70,30 +76,139 @@ func Probe(ctx context.Context, t Target) error {
 		}
 		return c.Close()
 	case "http", "https":
-		url := fmt.Sprintf("%s://%s%s", t.Check.Type, t.Addr, t.Check.Path)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		tr := &http.Transport{
-			// Like keepalived's SSL_GET: the real server's certificate
-			// is for the VIP's name, not its own address.
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
-			DisableKeepAlives: true,
-			Proxy:             nil,
-		}
-		defer tr.CloseIdleConnections()
-		resp, err := (&http.Client{Transport: tr}).Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != t.Check.Status {
-			return fmt.Errorf("GET %s: status %d, want %d", url, resp.StatusCode, t.Check.Status)
-		}
-		return nil
+		return probeWeb(ctx, t)
+	case "udp":
+		return probeUDP(ctx, t)
 	}
 	return fmt.Errorf("health: unknown check type %q", t.Check.Type)
+}
+
+// probeWeb gets each URL in turn, as keepalived's HTTP_GET and SSL_GET
+// do: the status must be one the URL accepts and, with a digest, the MD5
+// of the body must match. Redirects are not followed (a 301 is a 301).
+func probeWeb(ctx context.Context, t Target) error {
+	tr := &http.Transport{
+		// Like keepalived's SSL_GET: the real server's certificate
+		// is for the VIP's name, not its own address.
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		DisableKeepAlives: true,
+		// keepalived asks for no encoding, so its digest is of the
+		// plain body.
+		DisableCompression: true,
+		Proxy:              nil,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	for i := range t.Check.URLs {
+		if err := getURL(ctx, client, t, &t.Check.URLs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func getURL(ctx context.Context, client *http.Client, t Target, u *config.URL) error {
+	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
+	defer cancel()
+	url := fmt.Sprintf("%s://%s%s", t.Check.Type, t.Addr, u.Path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if t.Check.Host != "" {
+		req.Host = t.Check.Host
+	}
+	req.Header.Set("User-Agent", "drlb-health")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if !u.Accepts(resp.StatusCode) {
+		return fmt.Errorf("GET %s: status %d, want %s", url, resp.StatusCode, config.FormatStatus(u.Status))
+	}
+	if u.Digest == "" {
+		return nil
+	}
+	h := md5.New()
+	if _, err := io.Copy(h, resp.Body); err != nil {
+		return fmt.Errorf("GET %s: reading the body: %w", url, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != u.Digest {
+		return fmt.Errorf("GET %s: body digest %s, want %s", url, got, u.Digest)
+	}
+	return nil
+}
+
+// udpRandomPayload is how much a udp check without a payload sends, as
+// keepalived does: arbitrary bytes, only the answer or its absence matters.
+const udpRandomPayload = 32
+
+// probeUDP sends the payload from a connected UDP socket and waits up to
+// the timeout, as keepalived's UDP_CHECK: an ICMP error (port or host
+// unreachable) fails the check; an answer passes it, if it matches the
+// expected reply; silence passes it unless a reply is required.
+func probeUDP(parent context.Context, t Target) error {
+	ctx, cancel := context.WithTimeout(parent, t.Check.Timeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", t.Addr.String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	// The deadline ends the wait; cancelling parent ends it too.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	if deadline, ok := ctx.Deadline(); ok {
+		c.SetDeadline(deadline)
+	}
+	payload := t.Check.Payload
+	if payload == nil {
+		payload = make([]byte, udpRandomPayload)
+		rand.Read(payload)
+	}
+	if _, err := c.Write(payload); err != nil {
+		return err
+	}
+	buf := make([]byte, 65536)
+	n, err := c.Read(buf)
+	var ne net.Error
+	switch {
+	case err != nil && parent.Err() != nil:
+		return parent.Err() // the caller gave up, not the server
+	case err != nil && errors.As(err, &ne) && ne.Timeout():
+		if t.Check.RequireReply {
+			return fmt.Errorf("udp %s: no answer within %s", t.Addr, t.Check.Timeout)
+		}
+		return nil // silence, and no ICMP error: up, as keepalived sees it
+	case err != nil:
+		return err // ECONNREFUSED: port unreachable; EHOSTUNREACH...
+	}
+	return matchReply(t.Check, buf[:n])
+}
+
+// matchReply checks an answer against the expected reply, as keepalived:
+// only when one is configured, length first, then the bytes both have.
+func matchReply(c config.Check, got []byte) error {
+	if c.Reply == nil {
+		return nil
+	}
+	if len(got) < c.ReplyMin || len(got) > c.ReplyMax {
+		return fmt.Errorf("udp: answer of %d bytes, want %d..%d", len(got), c.ReplyMin, c.ReplyMax)
+	}
+	for i := 0; i < len(got) && i < len(c.Reply); i++ {
+		var ignore byte
+		if i < len(c.ReplyMask) {
+			ignore = c.ReplyMask[i]
+		}
+		if (got[i]^c.Reply[i])&^ignore != 0 {
+			return fmt.Errorf("udp: answer %s does not match %s", hex.EncodeToString(got), config.FormatHex(c.Reply, c.ReplyMask))
+		}
+	}
+	return nil
 }
 
 // Run checks every target until ctx ends, marking servers through m and
@@ -113,8 +228,8 @@ func Run(ctx context.Context, targets []Target, m Marker, log *slog.Logger) {
 // watch is one target's loop; probe is injectable for tests.
 func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func(context.Context, Target) error) {
 	up, failures := true, 0
-	tick := time.NewTicker(t.Check.Interval)
-	defer tick.Stop()
+	timer := time.NewTimer(t.Check.Interval)
+	defer timer.Stop()
 	for {
 		err := probe(ctx, t)
 		if ctx.Err() != nil {
@@ -144,10 +259,17 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 					"failures", failures, "err", err)
 			}
 		}
+		// Like keepalived: while a failing server is still up, the next
+		// try comes after the retry delay; otherwise after the interval.
+		wait := t.Check.Interval
+		if up && failures > 0 && t.Check.RetryDelay > 0 {
+			wait = t.Check.RetryDelay
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
 }

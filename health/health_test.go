@@ -2,6 +2,8 @@ package health
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,35 +105,59 @@ func TestWatch(t *testing.T) {
 // TestProbe checks real probes against servers on loopback.
 func TestProbe(t *testing.T) {
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		switch r.URL.Path {
+		case "/healthz":
 			w.Write([]byte("ok"))
-			return
+		case "/host":
+			w.Write([]byte(r.Host))
+		case "/moved":
+			http.Redirect(w, r, "/healthz", http.StatusMovedPermanently)
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
 		}
-		http.NotFound(w, r)
 	}))
 	defer ok.Close()
-	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	defer tlsSrv.Close()
 	closed, _ := net.Listen("tcp", "127.0.0.1:0")
 	closedAddr := netip.MustParseAddrPort(closed.Addr().String())
 	closed.Close()
 	addr := func(url string) netip.AddrPort { return netip.MustParseAddrPort(url[len("http://"):]) }
 	addrTLS := func(url string) netip.AddrPort { return netip.MustParseAddrPort(url[len("https://"):]) }
-	check := func(typ, path string, status int) config.Check {
-		return config.Check{Type: typ, Path: path, Status: status, Timeout: 2 * time.Second}
+	status := func(lo, hi int) []config.StatusRange { return []config.StatusRange{{Min: lo, Max: hi}} }
+	check := func(typ string, urls ...config.URL) config.Check {
+		return config.Check{Type: typ, URLs: urls, Timeout: 2 * time.Second}
 	}
+	url := func(path string, want int) config.URL { return config.URL{Path: path, Status: status(want, want)} }
+	md5ok := "444bcb3a3fcf8389296c49467f27e1d6" // MD5("ok"), as genhash prints it
+	// /host answers with the Host header: the digest tells which was sent.
+	hostCheck := check("http", config.URL{Path: "/host", Status: status(200, 200), Digest: md5hex("www.example")})
+	hostCheck.Host = "www.example"
+	noHost := check("http", config.URL{Path: "/host", Status: status(200, 200), Digest: md5hex("www.example")})
 	for _, tc := range []struct {
 		name string
 		t    Target
 		ok   bool
 	}{
-		{"tcp open", Target{Addr: addr(ok.URL), Check: check("tcp", "", 0)}, true},
-		{"tcp refused", Target{Addr: closedAddr, Check: check("tcp", "", 0)}, false},
-		{"http 200", Target{Addr: addr(ok.URL), Check: check("http", "/healthz", 200)}, true},
-		{"http 404", Target{Addr: addr(ok.URL), Check: check("http", "/missing", 200)}, false},
-		{"http expects 404", Target{Addr: addr(ok.URL), Check: check("http", "/missing", 404)}, true},
-		{"https self-signed", Target{Addr: addrTLS(tlsSrv.URL), Check: check("https", "/", 200)}, true},
-		{"unknown type", Target{Addr: addr(ok.URL), Check: check("icmp", "", 0)}, false},
+		{"tcp open", Target{Addr: addr(ok.URL), Check: check("tcp")}, true},
+		{"tcp refused", Target{Addr: closedAddr, Check: check("tcp")}, false},
+		{"http 200", Target{Addr: addr(ok.URL), Check: check("http", url("/healthz", 200))}, true},
+		{"http 404", Target{Addr: addr(ok.URL), Check: check("http", url("/missing", 200))}, false},
+		{"http expects 404", Target{Addr: addr(ok.URL), Check: check("http", url("/missing", 404))}, true},
+		{"http range 200-299 takes 204", Target{Addr: addr(ok.URL), Check: check("http", config.URL{Path: "/nocontent", Status: status(200, 299)})}, true},
+		{"http redirect not followed", Target{Addr: addr(ok.URL), Check: check("http", url("/moved", 200))}, false},
+		{"http redirect expected", Target{Addr: addr(ok.URL), Check: check("http", url("/moved", 301))}, true},
+		{"http digest matches", Target{Addr: addr(ok.URL), Check: check("http", config.URL{Path: "/healthz", Status: status(200, 200), Digest: md5ok})}, true},
+		{"http digest differs", Target{Addr: addr(ok.URL), Check: check("http", config.URL{Path: "/healthz", Status: status(200, 200), Digest: "640205b7b0fc66c1ea91c463fac6334d"})}, false},
+		{"http every url must pass", Target{Addr: addr(ok.URL), Check: check("http", url("/healthz", 200), url("/missing", 200))}, false},
+		{"http all urls pass", Target{Addr: addr(ok.URL), Check: check("http", url("/healthz", 200), url("/missing", 404))}, true},
+		{"http host header", Target{Addr: addr(ok.URL), Check: hostCheck}, true},
+		{"http without host header", Target{Addr: addr(ok.URL), Check: noHost}, false},
+		{"https self-signed", Target{Addr: addrTLS(tlsSrv.URL), Check: check("https", url("/", 200))}, true},
+		{"https digest", Target{Addr: addrTLS(tlsSrv.URL), Check: check("https", config.URL{Path: "/", Status: status(200, 200), Digest: md5ok})}, true},
+		{"unknown type", Target{Addr: addr(ok.URL), Check: check("icmp")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Probe(context.Background(), tc.t)
@@ -138,6 +165,120 @@ func TestProbe(t *testing.T) {
 				t.Fatalf("Probe = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// udpServer answers each datagram on 127.0.0.1 with answer(datagram), or
+// not at all when answer returns nil.
+func udpServer(t *testing.T, answer func([]byte) []byte) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if a := answer(buf[:n]); a != nil {
+				c.WriteTo(a, from)
+			}
+		}
+	}()
+	return netip.MustParseAddrPort(c.LocalAddr().String())
+}
+
+// TestProbeUDP runs udp checks against a local echo, a silent server and
+// a closed port, as keepalived's UDP_CHECK judges them.
+func TestProbeUDP(t *testing.T) {
+	echo := udpServer(t, func(b []byte) []byte { return append([]byte(nil), b...) })
+	silent := udpServer(t, func([]byte) []byte { return nil })
+	long := udpServer(t, func([]byte) []byte { return make([]byte, 300) })
+	closedConn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := netip.MustParseAddrPort(closedConn.LocalAddr().String())
+	closedConn.Close()
+	udp := func(payload []byte, require bool, reply, mask []byte) config.Check {
+		return config.Check{Type: "udp", Payload: payload, RequireReply: require, Reply: reply, ReplyMask: mask,
+			ReplyMax: config.DefaultUDPReplyMax, Timeout: 300 * time.Millisecond}
+	}
+	for _, tc := range []struct {
+		name  string
+		addr  netip.AddrPort
+		check config.Check
+		ok    bool
+	}{
+		{"echo answers", echo, udp(nil, false, nil, nil), true},
+		{"echo answers, reply required", echo, udp([]byte{1, 2, 3}, true, nil, nil), true},
+		{"echo matches the reply", echo, udp([]byte{0xab, 0x12, 0x0f}, true, []byte{0xab, 0x12}, nil), true},
+		{"echo does not match", echo, udp([]byte{0xab, 0x12}, true, []byte{0xab, 0x13}, nil), false},
+		{"x digits ignored", echo, udp([]byte{0xab, 0x12}, true, []byte{0xa0, 0x10}, []byte{0x0f, 0x0f}), true},
+		{"reply longer than the answer compares the answer", echo, udp([]byte{0xab}, true, []byte{0xab, 0xcd}, nil), true},
+		{"answer too long", long, udp(nil, true, []byte{0}, nil), false},
+		{"silence without require_reply passes", silent, udp(nil, false, nil, nil), true},
+		{"silence with require_reply fails", silent, udp(nil, true, nil, nil), false},
+		{"closed port: ICMP port unreachable", closed, udp(nil, false, nil, nil), false},
+		{"closed port, reply required", closed, udp(nil, true, nil, nil), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Probe(context.Background(), Target{Addr: tc.addr, Check: tc.check})
+			if (err == nil) != tc.ok {
+				t.Fatalf("Probe = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		c := udp(nil, false, nil, nil)
+		c.Timeout = 5 * time.Second
+		if err := Probe(ctx, Target{Addr: silent, Check: c}); err == nil {
+			t.Fatal("a cancelled probe passed")
+		}
+	})
+}
+
+// TestWatchRetryDelay: after a failure, while the server is still up, the
+// next probe comes after RetryDelay, not Interval (keepalived's
+// delay_before_retry); once down, after Interval again.
+func TestWatchRetryDelay(t *testing.T) {
+	target := Target{Check: config.Check{Type: "tcp", Interval: time.Hour, RetryDelay: time.Millisecond, Timeout: time.Second, Retries: 3}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := &marker{}
+	var probes atomic.Int32
+	probe := func(context.Context, Target) error {
+		probes.Add(1)
+		return errors.New("refused")
+	}
+	done := make(chan struct{})
+	go func() {
+		watch(ctx, target, m, quiet, probe)
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(m.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // a fourth probe would come now with the retry delay
+	cancel()
+	<-done
+	if got := m.got(); len(got) != 1 || got[0] != "down" {
+		t.Fatalf("events %v, want [down] within 5s (retries 1ms apart, not 1h)", got)
+	}
+	if n := probes.Load(); n != 3 {
+		t.Fatalf("%d probes, want 3: down after 3 failures, then the 1h interval", n)
 	}
 }
 
