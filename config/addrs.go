@@ -16,18 +16,24 @@ func (c *Config) VIPs() []netip.Addr {
 	return out
 }
 
-// RealServerAddrs lists the distinct real server addresses of c, in config
-// order: what the director resolves (neighbor resolution is per address,
-// whatever services share a server).
+// RealServerAddrs lists the distinct real server addresses of c, sorry
+// servers included, in config order: what the director resolves (neighbor
+// resolution is per address, whatever services share a server).
 func (c *Config) RealServerAddrs() []netip.Addr {
 	var out []netip.Addr
 	seen := map[netip.Addr]bool{}
+	add := func(a netip.Addr) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
 	for _, s := range c.Services {
 		for _, r := range s.RealServers {
-			if !seen[r.Address] {
-				seen[r.Address] = true
-				out = append(out, r.Address)
-			}
+			add(r.Address)
+		}
+		if s.SorryServer != nil {
+			add(s.SorryServer.Address)
 		}
 	}
 	return out

@@ -170,6 +170,9 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 			}
 		}
 	}
+	if err := d.resolveSorryServers(cfg); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -179,6 +182,28 @@ func vlanOf(cfg *config.Config) arp.VLAN {
 		return arp.NoVLAN
 	}
 	return arp.VLANID(uint16(cfg.VLAN))
+}
+
+// resolveSorryServers has the resolver find the sorry servers' MACs like
+// the real servers': forwarder.SetMAC, fed by the resolver's events,
+// updates them by address.
+func (d *Director) resolveSorryServers(cfg *config.Config) error {
+	for _, s := range cfg.Services {
+		ss := s.SorryServer
+		switch {
+		case ss == nil:
+		case ss.MAC != nil:
+			m, _ := arp.MACFrom(ss.MAC)
+			if err := d.resolver.Static(ss.Address, m); err != nil {
+				return err
+			}
+		default:
+			if err := d.resolver.Want(ss.Address); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // sweepIdle expires connections while no frames flow (Process sweeps a

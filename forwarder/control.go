@@ -7,7 +7,8 @@ import (
 )
 
 // SetMAC records the MAC address of the real server at addr in every
-// service that has it (neighbor resolution is per address). A nil mac
+// service that has it, as a real or a sorry server (neighbor resolution is
+// per address). A nil mac
 // marks it unknown, which stops new and existing traffic to it. It returns
 // ErrUnknownServer when no service has addr.
 func (f *Forwarder) SetMAC(addr netip.Addr, mac net.HardwareAddr) error {
@@ -43,7 +44,7 @@ func (f *Forwarder) SetMAC(addr netip.Addr, mac net.HardwareAddr) error {
 // configuration's Services and that service's RealServers, as in the
 // control methods below.
 func (f *Forwarder) realAt(svc, ri int) (*service, *realServer, error) {
-	if svc < 0 || svc >= len(f.services) || ri < 0 || ri >= len(f.services[svc].reals) {
+	if svc < 0 || svc >= len(f.services) || ri < 0 || ri >= f.services[svc].nreal {
 		return nil, nil, fmt.Errorf("%w: service %d real server %d", ErrUnknownServer, svc, ri)
 	}
 	s := f.services[svc]

@@ -136,6 +136,15 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 			r.mac.Store(packMAC(rc.MAC))
 			s.reals = append(s.reals, r)
 		}
+		s.nreal, s.sorry = len(s.reals), -1
+		if ss := sc.SorryServer; ss != nil {
+			r := &realServer{addr: ss.Address.Unmap()}
+			r.weight.Store(1)
+			r.available.Store(true)
+			r.mac.Store(packMAC(ss.MAC))
+			s.sorry = len(s.reals)
+			s.reals = append(s.reals, r)
+		}
 		if _, dup := f.byKey[s.key]; dup {
 			return nil, fmt.Errorf("forwarder: service %s defined twice", s.name())
 		}
@@ -331,7 +340,7 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 		case syn && closing(e.State):
 			f.table.Delete(e)
 			reason = ReasonReused
-		case !s.reals[ri].usable():
+		case !s.reals[ri].usable() || s.sorryGone(ri) && !s.cfg.SorryServer.Inhibit:
 			// expire_nodest_conn: the server is gone, so the client
 			// should learn fast; a new SYN is scheduled elsewhere.
 			f.table.Delete(e)
@@ -365,8 +374,8 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 	if ri < 0 {
 		return f.result(Drop, how, int(s.id), -1)
 	}
-	if how == ReasonPersistent && reason == ReasonNew {
-		reason = ReasonPersistent
+	if (how == ReasonPersistent || how == ReasonSorry) && reason == ReasonNew {
+		reason = how
 	}
 	e, err := f.table.Insert(&f.key, now)
 	if err != nil {
@@ -381,7 +390,8 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 }
 
 // pick chooses a real server for a new connection: a live persistence
-// template first, then the scheduler. It returns -1 and a drop reason when
+// template first, then the scheduler, then, while no real server can take
+// connections, the sorry server. It returns -1 and a drop reason when
 // nothing can take it.
 func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
 	persist := s.cfg.Persistence > 0
@@ -391,16 +401,23 @@ func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
 			ri := int(t.Real)
 			// Like IPVS with expire_quiescent_template=1: a template
 			// never pins a client to a quiesced or failed server.
-			if int(t.Service) == int(s.id) && ri < len(s.reals) && s.reals[ri].usable() && s.reals[ri].effectiveWeight() > 0 {
+			if int(t.Service) == int(s.id) && ri < len(s.reals) && s.reals[ri].usable() && s.reals[ri].effectiveWeight() > 0 && !s.sorryGone(ri) {
 				f.table.SetTimeout(t, now, s.cfg.Persistence)
 				return ri, ReasonPersistent
 			}
 			f.table.Delete(t)
 		}
 	}
+	how := ReasonNew
 	ri, ok := f.schedule(s, fl)
 	if !ok {
-		return -1, ReasonNoServer
+		// Like keepalived's quorum of 1: the sorry server stands in
+		// only while no real server can take connections at all (a
+		// hash bucket whose server is down still drops, as in IPVS).
+		if s.sorry < 0 || s.live.Load() || !s.reals[s.sorry].usable() {
+			return -1, ReasonNoServer
+		}
+		ri, how = s.sorry, ReasonSorry
 	}
 	if persist {
 		if t, err := f.table.Insert(&f.tkey, now); err == nil {
@@ -409,7 +426,7 @@ func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
 			f.table.SetTimeout(t, now, s.cfg.Persistence)
 		}
 	}
-	return ri, ReasonNew
+	return ri, how
 }
 
 // schedule asks the service's scheduler; it never returns a server that is

@@ -55,10 +55,20 @@ func putMAC(dst []byte, v uint64) {
 // service is one virtual service and its real servers. reals never changes
 // length, so conntable entries can name a real server by index.
 type service struct {
-	id         uint16
-	key        svcKey
-	cfg        config.Service
-	reals      []*realServer
+	id    uint16
+	key   svcKey
+	cfg   config.Service
+	reals []*realServer
+	// nreal is how many of reals are the configured real servers; a
+	// sorry server follows them at index sorry (-1 = none), so the
+	// connection table, MACs and counters treat it as one more server
+	// while the scheduler never sees it.
+	nreal int
+	sorry int
+	// live says a real server can take new connections (usable, weight
+	// above 0): while none can, new connections go to the sorry server.
+	// Set with each scheduler rebuild, which every change goes through.
+	live       atomic.Bool
 	sched      scheduler.Handle
 	consistent bool
 
@@ -96,14 +106,25 @@ func (r *realServer) usable() bool { return r.available.Load() && r.mac.Load()&m
 func (s *service) rebuildScheduler() error {
 	s.rebuild.Lock()
 	defer s.rebuild.Unlock()
-	snap := make([]scheduler.Server, len(s.reals))
-	for i, r := range s.reals {
+	snap := make([]scheduler.Server, s.nreal)
+	live := false
+	for i, r := range s.reals[:s.nreal] {
 		snap[i] = scheduler.Server{Addr: r.addr, Weight: r.effectiveWeight(), Available: r.usable()}
+		live = live || snap[i].Available && snap[i].Weight > 0
 	}
 	sc, err := scheduler.New(s.cfg.Scheduler, snap, s.cfg.SchedOptions)
 	if err != nil {
 		return err
 	}
 	s.sched.Store(sc)
+	s.live.Store(live)
 	return nil
+}
+
+// sorryGone reports whether ri is the sorry server while a real server
+// can take connections again: keepalived then removes the sorry server
+// (unless sorry_server_inhibit), so its connections end and new ones go
+// to the real servers.
+func (s *service) sorryGone(ri int) bool {
+	return ri == s.sorry && s.live.Load()
 }

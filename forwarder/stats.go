@@ -36,6 +36,9 @@ type ServiceStats struct {
 	Scheduler string
 	Counters
 	RealServers []RealServerStats
+	// Sorry is the sorry server, nil when the service has none. Its
+	// Available is whether it is standing in for the real servers now.
+	Sorry *RealServerStats
 }
 
 // Stats returns a snapshot of every service's counters. It may be called
@@ -50,7 +53,7 @@ func (f *Forwarder) Stats() []ServiceStats {
 			Scheduler: s.cfg.Scheduler,
 			Counters:  Counters{Connections: s.connections.Load(), Packets: s.packets.Load(), Bytes: s.bytes.Load()},
 		}
-		for _, r := range s.reals {
+		for i, r := range s.reals {
 			rs := RealServerStats{
 				Addr:       r.addr,
 				Weight:     int(r.weight.Load()),
@@ -64,6 +67,11 @@ func (f *Forwarder) Stats() []ServiceStats {
 			if m := r.mac.Load(); m&macKnown != 0 {
 				rs.MAC = make(net.HardwareAddr, 6)
 				putMAC(rs.MAC, m)
+			}
+			if i == s.sorry {
+				rs.Available = !s.live.Load()
+				ss.Sorry = &rs
+				continue
 			}
 			ss.RealServers = append(ss.RealServers, rs)
 		}

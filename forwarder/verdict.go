@@ -55,7 +55,9 @@ const (
 	ReasonUnsupported // protocol not balanced (e.g. ping to a VIP)
 	ReasonTooBig      // larger than the MTU with don't-fragment: answer with TooBig
 	ReasonTooBigNoDF  // larger than the MTU, fragmentation allowed: dropped, counted
-	numReasons        // keep last
+	// Forward reason, numbered after the others so theirs stay put.
+	ReasonSorry // a new connection sent to the sorry server: no real server can take it
+	numReasons  // keep last
 )
 
 var reasonNames = [numReasons]string{
@@ -82,6 +84,7 @@ var reasonNames = [numReasons]string{
 	ReasonUnsupported: "unsupported",
 	ReasonTooBig:      "too-big",
 	ReasonTooBigNoDF:  "too-big-no-df",
+	ReasonSorry:       "sorry",
 }
 
 func (r Reason) String() string {
@@ -105,6 +108,7 @@ type Result struct {
 	Verdict Verdict
 	Reason  Reason
 	// Service and Real index the config's Services and that service's
-	// RealServers; -1 when none applies.
+	// RealServers; -1 when none applies. Real == len(RealServers) is the
+	// service's sorry server.
 	Service, Real int
 }

@@ -45,6 +45,9 @@ func learnDirectorMAC(cfg *config.Config, in io.Reader) (net.HardwareAddr, error
 		for _, r := range s.RealServers {
 			rsMACs[string(r.MAC)] = true
 		}
+		if s.SorryServer != nil {
+			rsMACs[string(s.SorryServer.MAC)] = true
+		}
 	}
 	count := map[string]int{}
 	var best string

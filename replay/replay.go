@@ -94,7 +94,8 @@ func (s Summary) String() string {
 	return b.String()
 }
 
-// CheckMACs returns an error naming every real server without a mac.
+// CheckMACs returns an error naming every real server (and sorry server)
+// without a mac.
 func CheckMACs(cfg *config.Config) error {
 	var missing []string
 	for i, s := range cfg.Services {
@@ -102,6 +103,9 @@ func CheckMACs(cfg *config.Config) error {
 			if r.MAC == nil {
 				missing = append(missing, fmt.Sprintf("services[%d].realservers[%d] (%s, line %d)", i, j, r.Address, r.Line))
 			}
+		}
+		if ss := s.SorryServer; ss != nil && ss.MAC == nil {
+			missing = append(missing, fmt.Sprintf("services[%d].sorry_server (%s, line %d)", i, ss.Address, ss.Line))
 		}
 	}
 	if len(missing) > 0 {

@@ -143,6 +143,8 @@ func (n *Narrator) names(res forwarder.Result) (svc, rs string) {
 	svc = fmt.Sprintf("%s (%s)", s.String(), s.Scheduler)
 	if res.Real >= 0 && res.Real < len(s.RealServers) {
 		rs = s.RealServers[res.Real].Address.String()
+	} else if res.Real == len(s.RealServers) && s.SorryServer != nil {
+		rs = s.SorryServer.Address.String() + " (sorry server)"
 	}
 	return svc, rs
 }

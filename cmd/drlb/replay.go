@@ -27,7 +27,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	mtu := fs.Int("mtu", 0, "the LAN's MTU: larger packets that may not be fragmented get ICMP fragmentation-needed / packet-too-big, as live (default 0: no check)")
 	forwardedOnly := fs.Bool("forwarded-only", false, "write only the forwarded frames, not the director's own answers")
 	var rsMACs rsMACFlag
-	fs.Var(&rsMACs, "rs-mac", "ADDR=MAC: a real server's MAC, for configs without mac fields such as ipvsadm rules (repeatable)")
+	fs.Var(&rsMACs, "rs-mac", "ADDR=MAC: a real (or sorry) server's MAC, for configs without mac fields such as ipvsadm rules or keepalived.conf (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: drlb replay -c CONFIG -in IN.pcap -out OUT.pcap [-v] [-mac MAC] [-mtu N] [-forwarded-only]")
 		fs.PrintDefaults()
@@ -123,6 +123,9 @@ func (f rsMACFlag) apply(cfg *config.Config) error {
 				if rs := &cfg.Services[i].RealServers[j]; rs.Address == addr {
 					rs.MAC, found = mac, true
 				}
+			}
+			if ss := cfg.Services[i].SorryServer; ss != nil && ss.Address == addr {
+				ss.MAC, found = mac, true
 			}
 		}
 		if !found {
