@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/drlb/drlb/config"
 )
@@ -106,4 +107,53 @@ func ExampleSaveIpvsadm() {
 	// -A -u 198.18.0.101:domain -s rr
 	// -a -u 198.18.0.101:domain -r 198.18.0.11:domain -g -w 1
 	// -a -u 198.18.0.101:domain -r 198.18.0.12:domain -g -w 1
+}
+
+func ExampleParseWithWarnings() {
+	conf := `global_defs {
+    router_id director1
+}
+virtual_server 198.18.0.100 80 {
+    delay_loop 6
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    sorry_server 198.18.0.99 80
+    real_server 198.18.0.11 80 {
+        weight 3
+        inhibit_on_failure
+        HTTP_GET {
+            url {
+                path /healthz
+                digest 640205b7b0fc66c1ea91c463fac6334d
+            }
+            connect_timeout 3
+            retry 2
+        }
+        notify_down /usr/local/bin/page-me.sh
+    }
+}
+`
+	c, warnings, err := config.ParseWithWarnings("keepalived.conf", []byte(conf))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, w := range warnings {
+		fmt.Println(w)
+	}
+	s := c.Services[0]
+	rs := s.RealServers[0]
+	fmt.Println(s.String(), s.Scheduler, "sorry server", s.SorryServer.Address)
+	fmt.Println(rs.Address, "weight", rs.Weight, "check", rs.Check.Type, rs.Check.URLs[0].Path, config.FormatStatus(rs.Check.URLs[0].Status),
+		"every", rs.Check.Interval, "down after", rs.Check.Retries, "failures", "inhibit", rs.Check.Inhibit)
+
+	_, _, err = config.ParseWithWarnings("keepalived.conf", []byte(strings.Replace(conf, "lb_kind DR", "lb_kind NAT", 1)))
+	fmt.Println(err)
+	// Output:
+	// keepalived.conf:2: warning: keyword "router_id" ignored (a keepalived global setting drlb has no use for)
+	// keepalived.conf:21: warning: keyword "notify_down" ignored (notify scripts are not run: drlb logs every change of a real server's state)
+	// tcp 198.18.0.100:80 wrr sorry server 198.18.0.99
+	// 198.18.0.11 weight 3 check http /healthz 200-299 every 6s down after 3 failures inhibit true
+	// keepalived.conf:7:13: lb_kind: "NAT": drlb does direct routing (DR) only: NAT and tunneling (TUN) are not supported
 }

@@ -13,7 +13,7 @@ import (
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
 	for _, name := range files {
-		if filepath.Ext(name) == ".golden" {
+		if fi, err := os.Stat(name); filepath.Ext(name) == ".golden" || err == nil && fi.IsDir() {
 			continue
 		}
 		data, err := os.ReadFile(name)
@@ -113,6 +113,53 @@ func FuzzEditIpvsadm(f *testing.F) {
 			if !equalServices(ipvsadmView(sorted), ipvsadmView(back)) {
 				t.Fatalf("save round trip after %q changed the services:\n%s\nthen:\n%s", line, dump(sorted), dump(back))
 			}
+		}
+	})
+}
+
+// FuzzKeepalived: no keepalived.conf panics the reader; a refusal is an
+// ErrInvalid *Error without a config; what parses validates. Includes are
+// read from a small in-memory file system.
+func FuzzKeepalived(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "keepalived", "*.conf"))
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		kaService,
+		"include inc/*.conf\n",
+		"include {inc/a,inc/b}.conf\n",
+		"virtual_server_group g {\n 198.18.0.1-3 80\n 2001:2::1-f 80\n}\nvirtual_server group g {\n lb_kind DR\n protocol UDP\n}\n",
+		"virtual_server [2001:2::1]:53 {\n lb_kind DR\n protocol UDP\n real_server 2001:2::2 53 {\n  UDP_CHECK {\n   payload 01 02\n   require_reply 0x\n  }\n }\n}\n",
+		"a \"b\\x41\" 'c' { d { e } } }\n",
+		"@x y\n",
+	} {
+		f.Add([]byte(s))
+	}
+	fsys := mapFS{
+		"inc/a.conf": kaService,
+		"inc/b.conf": "include a.conf\nglobal_defs {\n lvs_timeouts tcp 10\n}\n",
+		"inc/c.conf": "include c.conf\n",
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, _, err := parse(fsys, "fuzz.conf", data)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("a config with the error %v", err)
+			}
+			var e *Error
+			if !errors.Is(err, ErrInvalid) || !errors.As(err, &e) {
+				t.Fatalf("error %T %v is not an ErrInvalid *Error", err, err)
+			}
+			_ = err.Error()
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted a config that does not validate: %v\n%s", err, data)
 		}
 	})
 }

@@ -297,7 +297,7 @@ func (r *ipvsReader) service(path string, key serviceKey, addr opt, opts map[str
 	}
 	if o, ok := opts["p"]; ok {
 		s.Persistence = DefaultPersistence
-		r.at[path+".persistence"] = site{r.line, o.name.col, o.name.text, ""}
+		r.at[path+".persistence"] = site{line: r.line, col: o.name.col, field: o.name.text, value: ""}
 		if o.has {
 			n, err := parseUint(o.value.text, uint64(maxPersistence/time.Second), "persistence timeout (seconds)")
 			if err != nil || n == 0 {
@@ -407,7 +407,7 @@ func (r *ipvsReader) serverAddr(cmd token, port uint16, opts map[string]opt) (ne
 
 // mark records that path (and path+suffix for each suffix) came from t.
 func (r *ipvsReader) mark(path string, t token, option string, suffixes ...string) {
-	st := site{r.line, t.col, option, t.text}
+	st := site{line: r.line, col: t.col, field: option, value: t.text}
 	r.at[path] = st
 	for _, s := range suffixes {
 		r.at[path+s] = st

@@ -10,34 +10,69 @@ import (
 // Load reads the file at path and parses it (see Parse). A file that cannot
 // be read gives the *os.PathError, not an ErrInvalid.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(path, data)
+	c, _, err := LoadWithWarnings(path)
+	return c, err
 }
 
-// Parse reads a configuration named name (used in messages) in either
-// format: ipvsadm-save text when its first line that is neither blank nor a
-// comment is an ipvsadm rule (-A ..., -a ...), YAML otherwise. It applies
-// the defaults and validates the result: it returns a complete, valid
-// *Config, or nil and an *Error (wrapping ErrInvalid) for the first problem.
-//
-// ipvsadm text has no interface, timeouts or connection limit: Interface is
-// "" (the caller supplies it) and the others take their defaults.
-func Parse(name string, data []byte) (*Config, error) {
-	read := parseYAML
-	if isIPVSADM(data) {
-		read = parseIPVSADM
-	}
-	c, at, err := read(name, data)
+// LoadWithWarnings is Load that also returns the warnings (see
+// ParseWithWarnings).
+func LoadWithWarnings(path string) (*Config, []Warning, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	return ParseWithWarnings(path, data)
+}
+
+// Parse reads a configuration named name (used in messages) in any of the
+// three formats: keepalived.conf when the name ends in .conf or the first
+// word is one only keepalived.conf starts with (global_defs, vrrp_...,
+// virtual_server, virtual_server_group, include); ipvsadm-save text when
+// its first line that is neither blank nor a comment is an ipvsadm rule
+// (-A ..., -a ...); YAML otherwise. It applies the defaults and validates
+// the result: it returns a complete, valid *Config, or nil and an *Error
+// (wrapping ErrInvalid) for the first problem. Warnings are dropped; see
+// ParseWithWarnings.
+//
+// ipvsadm text and keepalived.conf have no interface or connection limit
+// (and ipvsadm text no timeouts): Interface is "" (the caller supplies it)
+// and the others take their defaults. A keepalived.conf's includes are
+// read from the file system, relative to name's directory.
+func Parse(name string, data []byte) (*Config, error) {
+	c, _, err := ParseWithWarnings(name, data)
+	return c, err
+}
+
+// ParseWithWarnings is Parse that also returns what the file says that
+// drlb accepts without acting on it: keepalived.conf keywords it ignores,
+// each with its file and line. YAML and ipvsadm text give none. The
+// warnings found before an error come back with it.
+func ParseWithWarnings(name string, data []byte) (*Config, []Warning, error) {
+	return parse(osFS{}, name, data)
+}
+
+func parse(fsys kaFS, name string, data []byte) (*Config, []Warning, error) {
+	var (
+		c     *Config
+		at    sites
+		warns []Warning
+		err   error
+	)
+	switch {
+	case isKeepalived(name, data):
+		c, at, warns, err = parseKeepalived(fsys, name, data)
+	case isIPVSADM(data):
+		c, at, err = parseIPVSADM(name, data)
+	default:
+		c, at, err = parseYAML(name, data)
+	}
+	if err != nil {
+		return nil, warns, err
 	}
 	if err := validate(c, name, at); err != nil {
-		return nil, err
+		return nil, warns, err
 	}
-	return c, nil
+	return c, warns, nil
 }
 
 // isIPVSADM reports whether data's first significant line is an ipvsadm

@@ -26,6 +26,9 @@ type site struct {
 	line, col int
 	field     string // the YAML field path, or the ipvsadm option
 	value     string // the text as written
+	// file is where the value was written when it is not the file
+	// named in messages otherwise (a keepalived.conf include).
+	file string
 }
 
 // sites maps YAML-style field paths (services[0].realservers[1].weight) to
@@ -55,6 +58,9 @@ func (v *validator) fail(path string, line int, value string, format string, arg
 			continue
 		}
 		e.Line, e.Column = s.line, s.col
+		if s.file != "" {
+			e.File = s.file
+		}
 		if p == path || s.field != p {
 			// The value's own site, or an ipvsadm token (which names
 			// the option the user wrote, not our path). A YAML

@@ -171,7 +171,7 @@ func (r *yamlReader) mapping(n *yaml.Node, path string, fields []field) error {
 		return r.errorf(pos, path, value, "%s must be a mapping with fields %s, not a %s", what, strings.Join(names, ", "), kindName(n))
 	}
 	if path != "" {
-		r.at[path] = site{pos.Line, pos.Column, path, ""}
+		r.at[path] = site{line: pos.Line, col: pos.Column, field: path, value: ""}
 	}
 	seen := make(map[string]*yaml.Node, len(fields))
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -225,7 +225,7 @@ func (r *yamlReader) scalar(n *yaml.Node, path string) (string, error) {
 	if t.ShortTag() == "!!null" {
 		return "", r.errorf(pos, path, t.Value, "a value is required")
 	}
-	r.at[path] = site{pos.Line, pos.Column, path, t.Value}
+	r.at[path] = site{line: pos.Line, col: pos.Column, field: path, value: t.Value}
 	return t.Value, nil
 }
 
@@ -274,7 +274,7 @@ func (r *yamlReader) seq(n *yaml.Node, path string) ([]*yaml.Node, error) {
 	if t.Kind != yaml.SequenceNode {
 		return nil, r.errorf(pos, path, "", "must be a list, not a %s", kindName(t))
 	}
-	r.at[path] = site{pos.Line, pos.Column, path, ""}
+	r.at[path] = site{line: pos.Line, col: pos.Column, field: path, value: ""}
 	return t.Content, nil
 }
 

@@ -1,0 +1,1298 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drlb/drlb/scheduler"
+)
+
+// keepalived.conf: the LVS half of keepalived's configuration, read as
+// keepalived + IPVS would run it in direct-routing mode.
+//
+//	virtual_server 198.18.0.100 80 {
+//	    delay_loop 6
+//	    lb_algo wrr
+//	    lb_kind DR
+//	    protocol TCP
+//	    real_server 198.18.0.11 80 {
+//	        weight 3
+//	        HTTP_GET { url { path /healthz status_code 200 } connect_timeout 3 }
+//	    }
+//	}
+//
+// What is read: virtual_server (IP [PORT], [IPv6]:PORT or group NAME),
+// virtual_server_group (addresses, ranges, prefixes), lb_algo / lvs_sched,
+// lb_kind / lvs_method DR, protocol, persistence_timeout,
+// persistence_granularity, the scheduler flags, sorry_server and
+// sorry_server_inhibit, real_server with weight and inhibit_on_failure,
+// the checkers TCP_CHECK, HTTP_GET, SSL_GET and UDP_CHECK with their
+// timing (delay_loop, connect_timeout, retry / nb_get_retry,
+// delay_before_retry, inherited from the virtual and real server as
+// keepalived does), connect_port, virtualhost, global_defs' lvs_timeouts,
+// and include.
+//
+// What would make drlb forward differently from keepalived + IPVS is an
+// error naming the file, line, keyword and value: NAT or tunnel forwarding
+// (keepalived's default is NAT, so lb_kind DR must be said), fwmark and
+// SCTP services, schedulers drlb lacks, one-packet scheduling, persistence
+// engines, connection thresholds, a quorum above 1 with a sorry server.
+// Everything else keepalived knows (global_defs, notification and SMTP
+// settings, vrrp_*, MISC_CHECK and the other checkers, notify scripts...)
+// is accepted with one Warning per ignored keyword.
+
+// Keepalived's defaults, where they differ from drlb's YAML ones.
+const (
+	kaDelayLoop          = 60 * time.Second
+	kaConnectTimeout     = 5 * time.Second
+	kaRetry              = 1 // retries after the first failure
+	kaWebRetryDelay      = 3 * time.Second
+	kaRetryDelay         = 1 * time.Second
+	kaPersistenceTimeout = 360 * time.Second // IPVS_SVC_PERSISTENT_TIMEOUT
+	kaMaxGroupAddrs      = 4096
+)
+
+// kaSchedulers maps lb_algo names to drlb's schedulers (the same names).
+var kaSchedulers = []string{"rr", "wrr", "lc", "wlc", "sh", "mh", "sed", "nq"}
+
+// kaOpt is a setting that may be given, with where it was.
+type kaOpt[T any] struct {
+	v   T
+	set bool
+	tok kaToken // the value (or the keyword, for a value-less one)
+}
+
+// or is o when set, else p.
+func (o kaOpt[T]) or(p kaOpt[T]) kaOpt[T] {
+	if o.set {
+		return o
+	}
+	return p
+}
+
+func (o kaOpt[T]) get(def T) T {
+	if o.set {
+		return o.v
+	}
+	return def
+}
+
+// kaTiming is what a virtual server passes to its real servers and a real
+// server to its checkers.
+type kaTiming struct {
+	delayLoop, connectTimeout, retryDelay kaOpt[time.Duration]
+	retry                                 kaOpt[int]
+	host                                  kaOpt[string]
+}
+
+func (t kaTiming) under(p kaTiming) kaTiming {
+	return kaTiming{
+		delayLoop:      t.delayLoop.or(p.delayLoop),
+		connectTimeout: t.connectTimeout.or(p.connectTimeout),
+		retryDelay:     t.retryDelay.or(p.retryDelay),
+		retry:          t.retry.or(p.retry),
+		host:           t.host.or(p.host),
+	}
+}
+
+// kaVIP is one address and port a virtual server serves.
+type kaVIP struct {
+	addr    netip.Addr
+	port    uint16
+	hasPort bool
+	tok     kaToken
+}
+
+type kaGroup struct {
+	name kaToken
+	vips []kaVIP
+}
+
+type kaVS struct {
+	key     kaToken
+	vips    []kaVIP
+	sched   kaOpt[string]
+	flags   []kaToken
+	kind    kaOpt[string]
+	proto   kaOpt[Protocol]
+	persist kaOpt[time.Duration]
+	gran    kaOpt[string]
+	weight  kaOpt[int]
+	quorum  kaOpt[int]
+	inhibit kaOpt[bool]
+	timing  kaTiming
+	sorry   *kaSorry
+	reals   []*kaRS
+}
+
+type kaSorry struct {
+	key     kaToken
+	addr    kaToken
+	ip      netip.Addr
+	inhibit bool
+	method  kaOpt[string]
+}
+
+type kaRS struct {
+	key     kaToken
+	addrTok kaToken
+	ip      netip.Addr
+	port    kaOpt[uint16]
+	weight  kaOpt[int]
+	method  kaOpt[string]
+	inhibit kaOpt[bool]
+	timing  kaTiming
+	check   *kaChecker
+}
+
+type kaChecker struct {
+	key      kaToken
+	typ      string // tcp, http, https, udp
+	port     kaOpt[uint16]
+	timing   kaTiming
+	urls     []kaURL
+	payload  kaOpt[[]byte]
+	require  kaOpt[bool]
+	reply    kaOpt[[]byte]
+	mask     []byte
+	replyMin kaOpt[int]
+	replyMax kaOpt[int]
+}
+
+type kaURL struct {
+	key    kaToken
+	path   kaOpt[string]
+	status kaOpt[[]StatusRange]
+	digest kaOpt[string]
+}
+
+// kaReader turns the statement tree into a Config.
+type kaReader struct {
+	file   string
+	c      *Config
+	at     sites
+	warns  []Warning
+	groups map[string]*kaGroup
+	// seen finds the virtual_server that defined a service first.
+	seen map[serviceKey]kaToken
+}
+
+func parseKeepalived(fsys kaFS, file string, data []byte) (*Config, sites, []Warning, error) {
+	r := &kaReader{
+		file:   file,
+		c:      &Config{Timeouts: DefaultTimeouts, MaxConns: DefaultMaxConns},
+		at:     sites{},
+		groups: map[string]*kaGroup{},
+		seen:   map[serviceKey]kaToken{},
+	}
+	toks, err := lexKeepalived(fsys, file, data, r.warn)
+	if err != nil {
+		return nil, nil, r.warns, err
+	}
+	nodes, err := parseKATree(toks)
+	if err != nil {
+		return nil, nil, r.warns, err
+	}
+	if err := r.top(nodes); err != nil {
+		return nil, nil, r.warns, err
+	}
+	if len(r.c.Services) == 0 {
+		return nil, nil, r.warns, &Error{File: file, Field: "virtual_server", Msg: "no virtual_server with real servers: nothing to balance"}
+	}
+	return r.c, r.at, r.warns, nil
+}
+
+// warn records a warning once: a virtual_server over a group would
+// repeat its real servers' warnings for every address.
+func (r *kaReader) warn(w Warning) {
+	if !slices.Contains(r.warns, w) {
+		r.warns = append(r.warns, w)
+	}
+}
+
+// ignore warns that n's keyword is ignored, and why.
+func (r *kaReader) ignore(n *kaNode, why string) {
+	r.warn(Warning{File: n.key.file, Line: n.key.line, Keyword: n.key.text, Msg: why})
+}
+
+// note warns about something that is not an ignored keyword.
+func (r *kaReader) note(t kaToken, format string, a ...any) {
+	r.warn(Warning{File: t.file, Line: t.line, Msg: fmt.Sprintf(format, a...)})
+}
+
+func kaErr(t kaToken, field, value, format string, a ...any) error {
+	return &Error{File: t.file, Line: t.line, Column: t.col, Field: field, Value: value, Msg: fmt.Sprintf(format, a...)}
+}
+
+// mark records that the config's path came from t, written as keyword.
+func (r *kaReader) mark(path string, t kaToken, keyword string) {
+	value := t.text
+	if t.kind != kaWord || t.text == keyword {
+		value = ""
+	}
+	r.at[path] = site{line: t.line, col: t.col, field: keyword, value: value, file: t.file}
+}
+
+// unknown warns about a keyword keepalived does not know either.
+func (r *kaReader) unknown(n *kaNode, where string, known []string) {
+	msg := "not a keepalived keyword " + where
+	if s := suggest(n.key.text, known); s != "" {
+		msg += fmt.Sprintf(", did you mean %q?", s)
+	}
+	r.ignore(n, msg)
+}
+
+// Node shape checks.
+
+func noBlock(n *kaNode) error {
+	if n.hasBlock {
+		return kaErr(n.key, n.key.text, "", "takes no block")
+	}
+	return nil
+}
+
+func needBlock(n *kaNode) error {
+	if !n.hasBlock {
+		return kaErr(n.key, n.key.text, "", "needs a block: %s ... { ... }", n.key.text)
+	}
+	return nil
+}
+
+// one returns n's single value.
+func one(n *kaNode) (kaToken, error) {
+	if err := noBlock(n); err != nil {
+		return kaToken{}, err
+	}
+	switch len(n.args) {
+	case 0:
+		return kaToken{}, kaErr(n.key, n.key.text, "", "needs a value")
+	case 1:
+		return n.args[0], nil
+	}
+	return kaToken{}, kaErr(n.args[1], n.key.text, n.args[1].text, "takes one value")
+}
+
+// kaTimer reads a keepalived <TIMER>: seconds, fractions allowed.
+func kaTimer(n *kaNode) (kaOpt[time.Duration], error) {
+	t, err := one(n)
+	if err != nil {
+		return kaOpt[time.Duration]{}, err
+	}
+	f, err := strconv.ParseFloat(t.text, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || f > 365*24*3600 {
+		return kaOpt[time.Duration]{}, kaErr(t, n.key.text, t.text, "not a time in seconds (like 3 or 2.5)")
+	}
+	return kaOpt[time.Duration]{v: time.Duration(math.Round(f*1e6)) * time.Microsecond, set: true, tok: t}, nil
+}
+
+// kaInt reads an integer in lo..hi.
+func kaInt(n *kaNode, lo, hi int) (kaOpt[int], error) {
+	t, err := one(n)
+	if err != nil {
+		return kaOpt[int]{}, err
+	}
+	v, err := strconv.Atoi(t.text)
+	if err != nil || v < lo || v > hi {
+		return kaOpt[int]{}, kaErr(t, n.key.text, t.text, "must be an integer %d..%d", lo, hi)
+	}
+	return kaOpt[int]{v: v, set: true, tok: t}, nil
+}
+
+// kaBool reads an optional <BOOL> (absent means true).
+func kaBool(n *kaNode) (kaOpt[bool], error) {
+	if err := noBlock(n); err != nil {
+		return kaOpt[bool]{}, err
+	}
+	switch len(n.args) {
+	case 0:
+		return kaOpt[bool]{v: true, set: true, tok: n.key}, nil
+	case 1:
+	default:
+		return kaOpt[bool]{}, kaErr(n.args[1], n.key.text, n.args[1].text, "takes at most one value")
+	}
+	t := n.args[0]
+	switch strings.ToLower(t.text) {
+	case "on", "true", "yes":
+		return kaOpt[bool]{v: true, set: true, tok: t}, nil
+	case "off", "false", "no":
+		return kaOpt[bool]{v: false, set: true, tok: t}, nil
+	}
+	return kaOpt[bool]{}, kaErr(t, n.key.text, t.text, "must be on, off, true, false, yes or no")
+}
+
+// kaString reads the rest of the line as one string (virtualhost).
+func kaString(n *kaNode) (kaOpt[string], error) {
+	if err := noBlock(n); err != nil {
+		return kaOpt[string]{}, err
+	}
+	if len(n.args) == 0 {
+		return kaOpt[string]{}, kaErr(n.key, n.key.text, "", "needs a value")
+	}
+	parts := make([]string, len(n.args))
+	for i, a := range n.args {
+		parts[i] = a.text
+	}
+	return kaOpt[string]{v: strings.Join(parts, " "), set: true, tok: n.args[0]}, nil
+}
+
+// top reads the top-level statements: groups first, as keepalived looks
+// them up only once the whole file is read.
+func (r *kaReader) top(nodes []*kaNode) error {
+	for _, n := range nodes {
+		if n.key.text == "virtual_server_group" {
+			if err := r.group(n); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range nodes {
+		var err error
+		switch k := n.key.text; {
+		case k == "virtual_server_group":
+		case k == "virtual_server":
+			err = r.virtualServer(n)
+		case k == "global_defs":
+			err = r.globalDefs(n)
+		case strings.HasPrefix(k, "vrrp_") || k == "track_file" || k == "track_process" || k == "garp_group":
+			r.ignore(n, "VRRP is not read: drlb does not run VRRP, keep the VIP's failover apart")
+		case k == "static_ipaddress" || k == "static_routes" || k == "static_rules" ||
+			k == "linkbeat_interfaces" || k == "interface_up_down_delays":
+			r.ignore(n, "addresses, routes and links are the host's business, not drlb's")
+		case k == "bfd_instance":
+			r.ignore(n, "BFD is not supported")
+		case k == "SSL":
+			r.ignore(n, "SSL_GET checks connect without a client certificate and accept any server certificate")
+		case k == "net_namespace" || k == "net_namespace_ipvs" || k == "namespace_with_ipsets" || k == "instance" ||
+			k == "use_pid_dir" || k == "linkbeat_use_polling" || k == "child_wait_time":
+			r.ignore(n, "keepalived's own process settings")
+		default:
+			r.unknown(n, "at the top level", []string{"global_defs", "virtual_server", "virtual_server_group", "vrrp_instance", "include"})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// globalDefs reads lvs_timeouts; every other global setting is
+// keepalived's own.
+func (r *kaReader) globalDefs(n *kaNode) error {
+	if err := needBlock(n); err != nil {
+		return err
+	}
+	for _, k := range n.block {
+		name := k.key.text
+		switch {
+		case name == "lvs_timeouts":
+			if err := r.lvsTimeouts(k); err != nil {
+				return err
+			}
+		case strings.HasPrefix(name, "notification_email") || strings.HasPrefix(name, "smtp_") || name == "no_email_faults" ||
+			strings.HasSuffix(name, "_notify_fifo") || name == "notify_fifo" || strings.HasPrefix(name, "notify_fifo"):
+			r.ignore(k, "notifications are not sent: drlb logs every change of a real server's state")
+		case strings.HasPrefix(name, "vrrp_") || strings.HasPrefix(name, "garp_") || strings.HasPrefix(name, "gna_") ||
+			strings.HasSuffix(name, "_prio_no_advert") || strings.HasSuffix(name, "_prio_send_advert"):
+			r.ignore(k, "VRRP settings: drlb does not run VRRP")
+		case name == "lvs_sync_daemon":
+			r.ignore(k, "connections are not synchronised between directors: after a failover, sh and mh keep flows on their real server, other schedulers place them afresh")
+		case strings.HasPrefix(name, "lvs_flush"):
+			r.ignore(k, "drlb keeps no kernel IPVS table to flush")
+		default:
+			r.ignore(k, "a keepalived global setting drlb has no use for")
+		}
+	}
+	return nil
+}
+
+// lvsTimeouts reads lvs_timeouts [tcp SECS] [tcpfin SECS] [udp SECS].
+func (r *kaReader) lvsTimeouts(n *kaNode) error {
+	if err := noBlock(n); err != nil {
+		return err
+	}
+	if len(n.args) == 0 || len(n.args)%2 != 0 {
+		return kaErr(n.key, n.key.text, "", "takes pairs: tcp SECS, tcpfin SECS, udp SECS")
+	}
+	for i := 0; i < len(n.args); i += 2 {
+		name, val := n.args[i], n.args[i+1]
+		var d *time.Duration
+		var path string
+		switch name.text {
+		case "tcp":
+			d, path = &r.c.Timeouts.TCPEstablished, "timeouts.tcp"
+		case "tcpfin":
+			d, path = &r.c.Timeouts.TCPFinWait, "timeouts.tcp_fin"
+		case "udp":
+			d, path = &r.c.Timeouts.UDP, "timeouts.udp"
+		default:
+			return kaErr(name, n.key.text, name.text, "unknown timeout (valid: tcp, tcpfin, udp)")
+		}
+		secs, err := strconv.ParseUint(val.text, 10, 32)
+		if err != nil || secs == 0 {
+			return kaErr(val, n.key.text, val.text, "%s timeout must be a whole number of seconds above 0", name.text)
+		}
+		*d = time.Duration(secs) * time.Second
+		r.mark(path, val, n.key.text)
+	}
+	return nil
+}
+
+// group reads a virtual_server_group.
+func (r *kaReader) group(n *kaNode) error {
+	if len(n.args) != 1 {
+		return kaErr(n.key, n.key.text, "", "needs a name: virtual_server_group NAME { ... }")
+	}
+	if err := needBlock(n); err != nil {
+		return err
+	}
+	name := n.args[0]
+	if prev, dup := r.groups[name.text]; dup {
+		return kaErr(name, n.key.text, name.text, "group defined twice (first at %s:%d)", prev.name.file, prev.name.line)
+	}
+	g := &kaGroup{name: name}
+	total := 0
+	for _, e := range n.block {
+		if e.key.text == "fwmark" {
+			return kaErr(e.key, "fwmark", strings.Join(tokTexts(e.args), " "), "firewall-mark services are not supported: drlb matches protocol, VIP and port")
+		}
+		if err := noBlock(e); err != nil {
+			return err
+		}
+		if len(e.args) > 1 {
+			return kaErr(e.args[1], "virtual_server_group", e.args[1].text, "an entry is ADDRESS[-RANGE] [PORT]")
+		}
+		addrs, err := kaAddrRange(e.key.text)
+		if err != nil {
+			return kaErr(e.key, "virtual_server_group", e.key.text, "%v", err)
+		}
+		if total += len(addrs); total > kaMaxGroupAddrs {
+			return kaErr(e.key, "virtual_server_group", e.key.text, "the group holds more than %d addresses", kaMaxGroupAddrs)
+		}
+		v := kaVIP{tok: e.key}
+		if len(e.args) == 1 {
+			p, err := parsePort(e.args[0].text, false)
+			if err != nil {
+				return kaErr(e.args[0], "virtual_server_group", e.args[0].text, "%v", err)
+			}
+			v.port, v.hasPort = p, true
+		}
+		for _, a := range addrs {
+			v.addr = a
+			g.vips = append(g.vips, v)
+		}
+	}
+	r.groups[name.text] = g
+	return nil
+}
+
+func tokTexts(ts []kaToken) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.text
+	}
+	return out
+}
+
+// kaAddrRange reads a group address: ADDR, ADDR-LAST (the last byte of an
+// IPv4 address in decimal, the last 16 bits of an IPv6 one in hex),
+// ADDR-ADDR, or a prefix ADDR/LEN (every address in it).
+func kaAddrRange(s string) ([]netip.Addr, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, errors.New("not an address prefix like 198.18.0.8/29")
+		}
+		if p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return nil, errors.New("write the prefix as plain IPv4 or IPv6, without a zone")
+		}
+		p = p.Masked()
+		if p.Addr().BitLen()-p.Bits() > 12 {
+			return nil, fmt.Errorf("the prefix holds more than %d addresses", kaMaxGroupAddrs)
+		}
+		var out []netip.Addr
+		for a := p.Addr(); a.IsValid() && p.Contains(a); a = a.Next() {
+			out = append(out, a)
+		}
+		return out, nil
+	}
+	first, last, isRange := strings.Cut(s, "-")
+	a, err := parseAddr(first)
+	if err != nil {
+		return nil, err
+	}
+	if !isRange {
+		return []netip.Addr{a}, nil
+	}
+	var b netip.Addr
+	if strings.ContainsAny(last, ".:") {
+		if b, err = parseAddr(last); err != nil {
+			return nil, fmt.Errorf("range end: %v", err)
+		}
+	} else if a.Is4() {
+		n, err := strconv.ParseUint(last, 10, 8)
+		if err != nil {
+			return nil, errors.New("an IPv4 range ends in a number 0..255 (198.18.0.3-10)")
+		}
+		b4 := a.As4()
+		b4[3] = byte(n)
+		b = netip.AddrFrom4(b4)
+	} else {
+		n, err := strconv.ParseUint(last, 16, 16)
+		if err != nil {
+			return nil, errors.New("an IPv6 range ends in hex 0..ffff (2001:2::2-9)")
+		}
+		b16 := a.As16()
+		b16[14], b16[15] = byte(n>>8), byte(n)
+		b = netip.AddrFrom16(b16)
+	}
+	if b.Is4() != a.Is4() || b.Less(a) {
+		return nil, errors.New("the range ends before it starts")
+	}
+	var out []netip.Addr
+	for x := a; ; x = x.Next() {
+		out = append(out, x)
+		if x == b {
+			return out, nil
+		}
+		if len(out) >= kaMaxGroupAddrs {
+			return nil, fmt.Errorf("the range holds more than %d addresses", kaMaxGroupAddrs)
+		}
+	}
+}
+
+// kaHostPort reads IP [PORT], [IPv6] [PORT], [IPv6]:PORT or IPv4:PORT.
+func kaHostPort(kw kaToken, args []kaToken) (netip.Addr, uint16, bool, error) {
+	if len(args) == 0 {
+		return netip.Addr{}, 0, false, kaErr(kw, kw.text, "", "needs an address: %s IP [PORT]", kw.text)
+	}
+	if len(args) > 2 {
+		return netip.Addr{}, 0, false, kaErr(args[2], kw.text, args[2].text, "takes an address and a port, no more")
+	}
+	t := args[0]
+	text := t.text
+	var a netip.Addr
+	var port uint16
+	hasPort := false
+	var err error
+	if strings.HasPrefix(text, "[") || strings.Count(text, ":") == 1 {
+		a, port, hasPort, err = splitHostPort(text)
+	} else {
+		a, err = parseAddr(text)
+	}
+	if err != nil {
+		return netip.Addr{}, 0, false, kaErr(t, kw.text, text, "%v", err)
+	}
+	if len(args) == 2 {
+		p := args[1]
+		if hasPort {
+			return netip.Addr{}, 0, false, kaErr(p, kw.text, p.text, "the port is given twice")
+		}
+		if port, err = parsePort(p.text, false); err != nil {
+			return netip.Addr{}, 0, false, kaErr(p, kw.text, p.text, "%v", err)
+		}
+		hasPort = true
+	}
+	return a, port, hasPort, nil
+}
+
+// virtualServer reads one virtual_server block into a service per address.
+func (r *kaReader) virtualServer(n *kaNode) error {
+	if err := needBlock(n); err != nil {
+		return err
+	}
+	vs := &kaVS{key: n.key}
+	switch {
+	case len(n.args) > 0 && n.args[0].text == "fwmark":
+		return kaErr(n.args[0], "virtual_server", strings.Join(tokTexts(n.args), " "), "firewall-mark services are not supported: drlb matches protocol, VIP and port")
+	case len(n.args) > 0 && n.args[0].text == "group":
+		if len(n.args) != 2 {
+			return kaErr(n.key, "virtual_server", "", "virtual_server group takes a group name")
+		}
+		g, ok := r.groups[n.args[1].text]
+		if !ok {
+			return kaErr(n.args[1], "virtual_server group", n.args[1].text, "no virtual_server_group of that name (defined: %s)", strings.Join(r.sortedGroupNames(), ", "))
+		}
+		vs.vips = g.vips
+	default:
+		a, port, hasPort, err := kaHostPort(n.key, n.args)
+		if err != nil {
+			return err
+		}
+		vs.vips = []kaVIP{{addr: a, port: port, hasPort: hasPort, tok: n.args[0]}}
+	}
+	for _, k := range n.block {
+		if err := r.vsKeyword(vs, k); err != nil {
+			return err
+		}
+	}
+	return r.services(vs)
+}
+
+func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
+	var err error
+	switch name := k.key.text; name {
+	case "lb_algo", "lvs_sched":
+		var t kaToken
+		if t, err = one(k); err == nil {
+			if !slices.Contains(kaSchedulers, t.text) {
+				return kaErr(t, name, t.text, "drlb has no such scheduler (supported: %s)", strings.Join(kaSchedulers, ", "))
+			}
+			vs.sched = kaOpt[string]{v: t.text, set: true, tok: t}
+		}
+	case "lb_kind", "lvs_method":
+		vs.kind, err = kaMethod(k)
+	case "protocol":
+		var t kaToken
+		if t, err = one(k); err == nil {
+			switch strings.ToUpper(t.text) {
+			case "TCP":
+				vs.proto = kaOpt[Protocol]{v: TCP, set: true, tok: t}
+			case "UDP":
+				vs.proto = kaOpt[Protocol]{v: UDP, set: true, tok: t}
+			case "SCTP":
+				return kaErr(t, name, t.text, "SCTP services are not supported: only TCP and UDP")
+			default:
+				return kaErr(t, name, t.text, "must be TCP or UDP")
+			}
+		}
+	case "persistence_timeout":
+		if err = noBlock(k); err != nil {
+			return err
+		}
+		switch len(k.args) {
+		case 0:
+			vs.persist = kaOpt[time.Duration]{v: kaPersistenceTimeout, set: true, tok: k.key}
+		case 1:
+			t := k.args[0]
+			secs, perr := strconv.ParseUint(t.text, 10, 32)
+			if perr != nil {
+				return kaErr(t, name, t.text, "must be a whole number of seconds")
+			}
+			vs.persist = kaOpt[time.Duration]{v: time.Duration(secs) * time.Second, set: true, tok: t}
+		default:
+			return kaErr(k.args[1], name, k.args[1].text, "takes one value")
+		}
+	case "persistence_granularity":
+		var t kaToken
+		if t, err = one(k); err == nil {
+			vs.gran = kaOpt[string]{v: t.text, set: true, tok: t}
+		}
+	case "persistence_engine":
+		var t kaToken
+		t, err = one(k)
+		if err == nil {
+			err = kaErr(t, name, t.text, "persistence engines are not supported")
+		}
+	case "ops":
+		err = kaErr(k.key, name, "", "one-packet scheduling is not supported")
+	case "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback":
+		if err = noBlock(k); err == nil {
+			vs.flags = append(vs.flags, k.key)
+		}
+	case "hashed":
+		r.ignore(k, "an IPVS internal flag with no effect on scheduling")
+	case "weight":
+		vs.weight, err = kaInt(k, 0, 65535)
+	case "quorum":
+		vs.quorum, err = kaInt(k, 0, math.MaxInt32)
+	case "inhibit_on_failure":
+		vs.inhibit, err = kaBool(k)
+	case "sorry_server":
+		err = r.sorryServer(vs, k)
+	case "sorry_server_inhibit":
+		if err = noBlock(k); err == nil {
+			if vs.sorry == nil {
+				vs.sorry = &kaSorry{}
+			}
+			vs.sorry.inhibit = true
+		}
+	case "sorry_server_lvs_method":
+		if vs.sorry == nil {
+			vs.sorry = &kaSorry{}
+		}
+		vs.sorry.method, err = kaMethod(k)
+	case "real_server":
+		var rs *kaRS
+		if rs, err = r.realServer(k); err == nil {
+			vs.reals = append(vs.reals, rs)
+		}
+	case "alpha":
+		r.ignore(k, "drlb starts real servers up and checks them at once")
+	case "omega", "quorum_up", "quorum_down":
+		r.ignore(k, "quorum scripts are not run: drlb logs every change of a real server's state")
+	case "hysteresis":
+		r.ignore(k, "only a quorum above 1 would use it, and drlb's is 1")
+	case "ha_suspend":
+		r.ignore(k, "drlb never holds the VIP, so checks always run")
+	case "smtp_alert", "snmp_name":
+		r.ignore(k, "notifications and SNMP are not supported")
+	case "warmup":
+		r.ignore(k, "checks start at once")
+	case "ip_family":
+		r.ignore(k, "only fwmark services use it")
+	default:
+		if ok, err := r.timingKeyword(&vs.timing, k, true); ok || err != nil {
+			return err
+		}
+		r.unknown(k, "in virtual_server", []string{"lb_algo", "lb_kind", "protocol", "persistence_timeout",
+			"persistence_granularity", "delay_loop", "sorry_server", "real_server", "connect_timeout", "retry",
+			"delay_before_retry", "inhibit_on_failure", "virtualhost", "quorum"})
+	}
+	return err
+}
+
+// kaMethod reads lb_kind / lvs_method: DR, NAT or TUN [...].
+func kaMethod(n *kaNode) (kaOpt[string], error) {
+	if err := noBlock(n); err != nil {
+		return kaOpt[string]{}, err
+	}
+	if len(n.args) == 0 {
+		return kaOpt[string]{}, kaErr(n.key, n.key.text, "", "needs a value: DR")
+	}
+	t := n.args[0]
+	m := strings.ToUpper(t.text)
+	switch m {
+	case "DR":
+		if len(n.args) > 1 {
+			return kaOpt[string]{}, kaErr(n.args[1], n.key.text, n.args[1].text, "DR takes no options")
+		}
+	case "NAT", "TUN":
+	default:
+		return kaOpt[string]{}, kaErr(t, n.key.text, t.text, "must be DR, NAT or TUN")
+	}
+	return kaOpt[string]{v: m, set: true, tok: t}, nil
+}
+
+// timingKeyword reads what virtual servers, real servers and checkers
+// share; it reports whether k was one.
+func (r *kaReader) timingKeyword(t *kaTiming, k *kaNode, hostOK bool) (bool, error) {
+	var err error
+	switch k.key.text {
+	case "delay_loop":
+		t.delayLoop, err = kaTimer(k)
+	case "connect_timeout":
+		t.connectTimeout, err = kaTimer(k)
+	case "delay_before_retry":
+		t.retryDelay, err = kaTimer(k)
+	case "retry", "nb_get_retry":
+		t.retry, err = kaInt(k, 0, maxRetries-1)
+	case "virtualhost":
+		if !hostOK {
+			return false, nil
+		}
+		t.host, err = kaString(k)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+func (r *kaReader) sorryServer(vs *kaVS, k *kaNode) error {
+	a, port, hasPort, err := kaHostPort(k.key, k.args)
+	if err != nil {
+		return err
+	}
+	if err := noBlock(k); err != nil {
+		return err
+	}
+	if vs.sorry == nil {
+		vs.sorry = &kaSorry{}
+	}
+	if vs.sorry.addr.text != "" {
+		return kaErr(k.key, k.key.text, k.args[0].text, "a virtual_server has one sorry server (the first is at line %d)", vs.sorry.key.line)
+	}
+	vs.sorry.key, vs.sorry.addr, vs.sorry.ip = k.key, k.args[0], a
+	if hasPort {
+		for _, v := range vs.vips {
+			if v.port != port {
+				r.note(k.key, "sorry_server port %d differs from the service port %d: direct routing keeps the service port, as keepalived resets it", port, v.port)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
+	if err := needBlock(k); err != nil {
+		return nil, err
+	}
+	a, port, hasPort, err := kaHostPort(k.key, k.args)
+	if err != nil {
+		return nil, err
+	}
+	rs := &kaRS{key: k.key, addrTok: k.args[0], ip: a}
+	if hasPort {
+		rs.port = kaOpt[uint16]{v: port, set: true, tok: k.args[len(k.args)-1]}
+	}
+	for _, c := range k.block {
+		var err error
+		switch name := c.key.text; name {
+		case "weight":
+			rs.weight, err = kaInt(c, 0, 65535)
+		case "lvs_method":
+			rs.method, err = kaMethod(c)
+		case "inhibit_on_failure":
+			rs.inhibit, err = kaBool(c)
+		case "uthreshold", "lthreshold":
+			var v kaOpt[int]
+			if v, err = kaInt(c, 0, math.MaxInt32); err == nil && v.v != 0 {
+				err = kaErr(v.tok, name, v.tok.text, "connection thresholds are not supported")
+			}
+		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "UDP_CHECK":
+			var ck *kaChecker
+			if ck, err = r.checker(c); err == nil && ck != nil {
+				if rs.check != nil {
+					r.ignore(c, fmt.Sprintf("drlb runs one check per real server: the %s at line %d is used", rs.check.key.text, rs.check.key.line))
+				} else {
+					rs.check = ck
+				}
+			}
+		case "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK", "PING_CHECK", "FILE_CHECK", "BFD_CHECK":
+			r.ignore(c, "drlb runs TCP_CHECK, HTTP_GET, SSL_GET and UDP_CHECK only: this check does not judge the real server")
+		case "notify_up", "notify_down":
+			r.ignore(c, "notify scripts are not run: drlb logs every change of a real server's state")
+		case "alpha":
+			r.ignore(c, "drlb starts real servers up and checks them at once")
+		case "warmup":
+			r.ignore(c, "checks start at once")
+		case "smtp_alert", "snmp_name":
+			r.ignore(c, "notifications and SNMP are not supported")
+		default:
+			var ok bool
+			if ok, err = r.timingKeyword(&rs.timing, c, true); !ok && err == nil {
+				r.unknown(c, "in real_server", []string{"weight", "inhibit_on_failure", "lvs_method", "TCP_CHECK", "HTTP_GET",
+					"SSL_GET", "UDP_CHECK", "connect_timeout", "retry", "delay_before_retry", "delay_loop", "virtualhost"})
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rs, nil
+}
+
+// checker reads a TCP_CHECK, HTTP_GET, SSL_GET or UDP_CHECK block; nil
+// when keepalived would drop it (an HTTP_GET without a URL).
+func (r *kaReader) checker(k *kaNode) (*kaChecker, error) {
+	if err := needBlock(k); err != nil {
+		return nil, err
+	}
+	if len(k.args) > 0 {
+		return nil, kaErr(k.args[0], k.key.text, k.args[0].text, "takes no value before its block")
+	}
+	ck := &kaChecker{key: k.key, typ: map[string]string{"TCP_CHECK": "tcp", "HTTP_GET": "http", "SSL_GET": "https", "UDP_CHECK": "udp"}[k.key.text]}
+	web := ck.typ == "http" || ck.typ == "https"
+	for _, c := range k.block {
+		var err error
+		switch name := c.key.text; {
+		case name == "connect_port":
+			var t kaToken
+			if t, err = one(c); err == nil {
+				p, perr := parsePort(t.text, false)
+				if perr != nil || p == 0 {
+					return nil, kaErr(t, name, t.text, "must be a port 1..65535")
+				}
+				ck.port = kaOpt[uint16]{v: p, set: true, tok: t}
+			}
+		case name == "connect_ip":
+			r.ignore(c, "drlb checks the real server's own address")
+		case name == "bindto" || name == "bind_if" || name == "bind_port" || name == "fwmark":
+			r.ignore(c, "checks leave from the director's own address, unmarked")
+		case name == "warmup":
+			r.ignore(c, "checks start at once")
+		case name == "alpha":
+			r.ignore(c, "drlb starts real servers up and checks them at once")
+		case name == "log_all_failures":
+			r.ignore(c, "drlb logs changes of state")
+		case web && name == "url":
+			var u kaURL
+			if u, err = r.url(c); err == nil {
+				if !u.path.set {
+					r.ignore(c, "a url without a path is dropped, as keepalived does")
+				} else {
+					ck.urls = append(ck.urls, u)
+				}
+			}
+		case web && (name == "http_protocol" || name == "enable_sni" || name == "sni_name" || name == "fast_recovery" || name == "tls_compliant"):
+			r.ignore(c, "drlb's checks speak HTTP/1.1 without SNI and check every URL each time")
+		case ck.typ == "udp" && name == "payload":
+			s, serr := kaString(c)
+			if serr != nil {
+				return nil, serr
+			}
+			d, _, herr := parseHex(s.v, false)
+			if herr != nil {
+				return nil, kaErr(s.tok, name, s.v, "%v", herr)
+			}
+			ck.payload = kaOpt[[]byte]{v: d, set: true, tok: s.tok}
+		case ck.typ == "udp" && name == "require_reply":
+			if err = noBlock(c); err != nil {
+				return nil, err
+			}
+			ck.require = kaOpt[bool]{v: true, set: true, tok: c.key}
+			if len(c.args) > 0 {
+				s, _ := kaString(c)
+				d, m, herr := parseHex(s.v, true)
+				if herr != nil {
+					return nil, kaErr(s.tok, name, s.v, "%v (x matches any digit)", herr)
+				}
+				ck.reply, ck.mask = kaOpt[[]byte]{v: d, set: true, tok: s.tok}, m
+			}
+		case ck.typ == "udp" && name == "min_reply_length":
+			ck.replyMin, err = kaInt(c, 0, 65535)
+		case ck.typ == "udp" && name == "max_reply_length":
+			ck.replyMax, err = kaInt(c, 0, 65535)
+		default:
+			var ok bool
+			if ok, err = r.timingKeyword(&ck.timing, c, web); !ok && err == nil {
+				r.unknown(c, "in "+k.key.text, []string{"connect_port", "connect_timeout", "retry", "delay_before_retry",
+					"delay_loop", "url", "virtualhost", "payload", "require_reply"})
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if web && len(ck.urls) == 0 {
+		r.ignore(k, "it has no url with a path, and keepalived drops such a checker")
+		return nil, nil
+	}
+	return ck, nil
+}
+
+func (r *kaReader) url(k *kaNode) (kaURL, error) {
+	u := kaURL{key: k.key}
+	if err := needBlock(k); err != nil {
+		return u, err
+	}
+	for _, c := range k.block {
+		var err error
+		switch name := c.key.text; name {
+		case "path":
+			var t kaToken
+			if t, err = one(c); err == nil {
+				u.path = kaOpt[string]{v: t.text, set: true, tok: t}
+			}
+		case "digest":
+			var t kaToken
+			if t, err = one(c); err == nil {
+				d, derr := parseDigest(t.text)
+				if derr != nil {
+					return u, kaErr(t, name, t.text, "%v", derr)
+				}
+				u.digest = kaOpt[string]{v: d, set: true, tok: t}
+			}
+		case "status_code":
+			var s kaOpt[string]
+			if s, err = kaString(c); err == nil {
+				st, serr := parseStatus(s.v)
+				if serr != nil {
+					return u, kaErr(s.tok, name, s.v, "%v", serr)
+				}
+				if u.status.set { // several status_code lines add up
+					st = append(u.status.v, st...)
+				}
+				u.status = kaOpt[[]StatusRange]{v: st, set: true, tok: s.tok}
+			}
+		case "virtualhost":
+			r.ignore(c, "a virtualhost per url is not supported: set it on the checker, real or virtual server")
+		case "regex", "regex_no_match", "regex_options", "regex_stack", "regex_min_offset", "regex_max_offset":
+			r.ignore(c, "drlb does not match the body against a regex: the status (and a digest) decide")
+		case "tls_compliant":
+			r.ignore(c, "drlb's checks end TLS as Go does")
+		default:
+			r.unknown(c, "in url", []string{"path", "digest", "status_code", "virtualhost"})
+		}
+		if err != nil {
+			return u, err
+		}
+	}
+	return u, nil
+}
+
+// services turns a virtual server into one service per address.
+func (r *kaReader) services(vs *kaVS) error {
+	if len(vs.reals) == 0 {
+		r.note(vs.key, "virtual_server without a real_server: ignored, as keepalived ignores it")
+		return nil
+	}
+	if !vs.proto.set {
+		return kaErr(vs.key, "protocol", "", "missing: keepalived's default differs between versions (UDP in 2.x): write protocol TCP or protocol UDP")
+	}
+	sched := vs.sched.get(DefaultScheduler)
+	var opts scheduler.Options
+	for _, f := range vs.flags {
+		r.kaFlag(&opts, sched, f)
+	}
+	if vs.sorry != nil && vs.sorry.addr.text == "" {
+		t := vs.sorry.method.tok
+		if t.text == "" {
+			t = vs.key
+		}
+		r.note(t, "sorry_server_inhibit or sorry_server_lvs_method without a sorry_server: ignored")
+		vs.sorry = nil
+	}
+	if vs.quorum.set && vs.quorum.v > 1 && vs.sorry != nil {
+		return kaErr(vs.quorum.tok, "quorum", vs.quorum.tok.text, "a quorum above 1 with a sorry server is not supported: drlb's sorry server stands in only when no real server can take connections (quorum 1)")
+	}
+	if vs.quorum.set && (vs.quorum.v > 1 || vs.sorry == nil) {
+		r.warn(Warning{File: vs.quorum.tok.file, Line: vs.quorum.tok.line, Keyword: "quorum", Msg: "it matters only with a sorry server, and drlb's quorum is 1"})
+	}
+	// Forwarding methods: keepalived's default is NAT.
+	method := func(own kaOpt[string]) error {
+		m := own.or(vs.kind)
+		switch {
+		case !m.set:
+			return kaErr(vs.key, "lb_kind", "", "missing: keepalived's default is NAT, and drlb does direct routing only: add lb_kind DR")
+		case m.v != "DR":
+			return kaErr(m.tok, "lb_kind", m.tok.text, "drlb does direct routing (DR) only: NAT and tunneling (TUN) are not supported")
+		}
+		return nil
+	}
+	var reals []*kaRS
+	for _, rs := range vs.reals {
+		if err := method(rs.method); err != nil {
+			return err
+		}
+		dup := false
+		for _, o := range reals {
+			if o.ip == rs.ip {
+				r.note(rs.key, "real_server %s is given twice (first at line %d): the second is dropped, as keepalived does", rs.ip, o.key.line)
+				dup = true
+			}
+		}
+		if !dup {
+			reals = append(reals, rs)
+		}
+	}
+	if vs.sorry != nil {
+		if err := method(vs.sorry.method); err != nil {
+			return err
+		}
+	}
+	for _, v := range vs.vips {
+		if err := r.service(vs, v, sched, opts, reals); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kaFlag applies one scheduler flag keyword as IPVS does: sh-x and mh-x
+// are the same bits (flag-1 fallback, flag-2 port), so they mean what the
+// scheduler in use makes of them; a flag no scheduler reads does nothing.
+func (r *kaReader) kaFlag(o *scheduler.Options, sched string, f kaToken) {
+	bit := map[string]int{"flag-1": 1, "sh-fallback": 1, "mh-fallback": 1, "flag-2": 2, "sh-port": 2, "mh-port": 2, "flag-3": 3}[f.text]
+	switch {
+	case !hashing(sched):
+		r.ignore(&kaNode{key: f}, fmt.Sprintf("only sh and mh read scheduler flags, this service uses %s", sched))
+	case bit == 3:
+		r.ignore(&kaNode{key: f}, "neither sh nor mh reads flag-3")
+	case bit == 1:
+		o.Fallback = true
+	default:
+		o.HashPort = true
+	}
+}
+
+// service adds the service for one address of a virtual server.
+func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options, reals []*kaRS) error {
+	i := len(r.c.Services)
+	path := index("services", i)
+	s := Service{
+		VIP: v.addr, Port: v.port, Protocol: vs.proto.v, Scheduler: sched, SchedOptions: so,
+		PersistenceBits: fullBits(v.addr.Is6()), Line: vs.key.line,
+	}
+	k := serviceKey{s.Protocol, s.VIP, s.Port}
+	if prev, dup := r.seen[k]; dup {
+		return kaErr(v.tok, "virtual_server", v.tok.text, "the same service (%s) as the virtual_server at %s:%d", s.String(), prev.file, prev.line)
+	}
+	r.seen[k] = vs.key
+	r.mark(path, vs.key, "virtual_server")
+	r.mark(path+".vip", v.tok, "virtual_server")
+	r.mark(path+".port", v.tok, "virtual_server")
+	r.mark(path+".protocol", vs.proto.tok, "protocol")
+	if vs.sched.set {
+		r.mark(path+".scheduler", vs.sched.tok, "lb_algo")
+	}
+	if len(vs.flags) > 0 {
+		r.mark(path+".flags", vs.flags[0], vs.flags[0].text)
+	}
+	if vs.persist.set && vs.persist.v > 0 {
+		s.Persistence = vs.persist.v
+		r.mark(path+".persistence", vs.persist.tok, "persistence_timeout")
+	}
+	if s.Port == 0 && s.Persistence == 0 {
+		s.Persistence = kaPersistenceTimeout
+		r.note(v.tok, "service %s has no port: persistence_timeout %d, as keepalived sets it", s.String(), int(kaPersistenceTimeout/time.Second))
+	}
+	if vs.gran.set {
+		if s.Persistence == 0 {
+			r.warn(Warning{File: vs.gran.tok.file, Line: vs.gran.tok.line, Keyword: "persistence_granularity", Msg: "without persistence_timeout, IPVS does not use it"})
+		} else {
+			bits, err := parseNetmask(vs.gran.v, v.addr.Is6())
+			if err != nil {
+				return kaErr(vs.gran.tok, "persistence_granularity", vs.gran.v, "%v", err)
+			}
+			s.PersistenceBits = bits
+			r.mark(path+".persistence_netmask", vs.gran.tok, "persistence_granularity")
+		}
+	}
+	for j, rs := range reals {
+		rpath := path + ".realservers[" + strconv.Itoa(j) + "]"
+		real := RealServer{Address: rs.ip, Weight: rs.weight.or(vs.weight).get(DefaultWeight), Line: rs.key.line}
+		r.mark(rpath, rs.key, "real_server")
+		r.mark(rpath+".address", rs.addrTok, "real_server")
+		if w := rs.weight.or(vs.weight); w.set {
+			r.mark(rpath+".weight", w.tok, "weight")
+		}
+		if rs.port.set && rs.port.v != v.port && v.port != 0 {
+			r.note(rs.port.tok, "real_server port %d differs from the service port %d: direct routing keeps the service port (%d is used for health checks only), as keepalived resets it", rs.port.v, v.port, rs.port.v)
+		}
+		if rs.check != nil {
+			c, err := r.check(vs, rs, v, rpath+".check")
+			if err != nil {
+				return err
+			}
+			real.Check = c
+		}
+		s.RealServers = append(s.RealServers, real)
+	}
+	if ss := vs.sorry; ss != nil {
+		s.SorryServer = &SorryServer{Address: ss.ip, Inhibit: ss.inhibit, Line: ss.key.line}
+		r.mark(path+".sorry_server", ss.key, "sorry_server")
+		r.mark(path+".sorry_server.address", ss.addr, "sorry_server")
+	}
+	r.c.Services = append(r.c.Services, s)
+	return nil
+}
+
+// check builds a real server's check for the service at v.
+func (r *kaReader) check(vs *kaVS, rs *kaRS, v kaVIP, path string) (*Check, error) {
+	ck := rs.check
+	t := ck.timing.under(rs.timing).under(vs.timing)
+	web := ck.typ == "http" || ck.typ == "https"
+	retryDelay := kaRetryDelay
+	if web {
+		retryDelay = kaWebRetryDelay
+	}
+	c := &Check{
+		Type:       ck.typ,
+		Interval:   t.delayLoop.get(kaDelayLoop),
+		Timeout:    t.connectTimeout.get(kaConnectTimeout),
+		Retries:    t.retry.get(kaRetry) + 1,
+		RetryDelay: t.retryDelay.get(retryDelay),
+		Inhibit:    rs.inhibit.or(vs.inhibit).get(false),
+	}
+	r.mark(path, ck.key, ck.key.text)
+	r.mark(path+".type", ck.key, ck.key.text)
+	for _, m := range []struct {
+		field, kw string
+		tok       kaToken
+		set       bool
+	}{
+		{".interval", "delay_loop", t.delayLoop.tok, t.delayLoop.set},
+		{".timeout", "connect_timeout", t.connectTimeout.tok, t.connectTimeout.set},
+		{".retries", "retry", t.retry.tok, t.retry.set},
+		{".retry_delay", "delay_before_retry", t.retryDelay.tok, t.retryDelay.set},
+	} {
+		if m.set {
+			r.mark(path+m.field, m.tok, m.kw)
+		}
+	}
+	// keepalived probes the real server's port as written; drlb's check
+	// port 0 means the service port.
+	switch {
+	case ck.port.set:
+		c.Port = ck.port.v
+		r.mark(path+".port", ck.port.tok, "connect_port")
+	case rs.port.set && rs.port.v != v.port:
+		c.Port = rs.port.v
+		r.mark(path+".port", rs.port.tok, "real_server")
+	}
+	if web {
+		if t.host.set {
+			c.Host = t.host.v
+			r.mark(path+".host", t.host.tok, "virtualhost")
+		}
+		for k, u := range ck.urls {
+			url := URL{Path: u.path.v, Status: u.status.get([]StatusRange{{200, 299}}), Digest: u.digest.v}
+			upath := path
+			if len(ck.urls) > 1 {
+				upath = path + ".urls[" + strconv.Itoa(k) + "]"
+			}
+			r.mark(upath+".path", u.path.tok, "path")
+			if u.status.set {
+				r.mark(upath+".status", u.status.tok, "status_code")
+			}
+			if u.digest.set {
+				r.mark(upath+".digest", u.digest.tok, "digest")
+			}
+			c.URLs = append(c.URLs, url)
+		}
+	}
+	if ck.typ == "udp" {
+		c.Payload = ck.payload.v
+		c.RequireReply = ck.require.v
+		c.Reply, c.ReplyMask = ck.reply.v, ck.mask
+		c.ReplyMin, c.ReplyMax = ck.replyMin.get(0), ck.replyMax.get(DefaultUDPReplyMax)
+		for _, m := range []struct {
+			field, kw string
+			tok       kaToken
+			set       bool
+		}{
+			{".payload", "payload", ck.payload.tok, ck.payload.set},
+			{".reply", "require_reply", ck.reply.tok, ck.reply.set},
+			{".reply_min_length", "min_reply_length", ck.replyMin.tok, ck.replyMin.set},
+			{".reply_max_length", "max_reply_length", ck.replyMax.tok, ck.replyMax.set},
+		} {
+			if m.set {
+				r.mark(path+m.field, m.tok, m.kw)
+			}
+		}
+	}
+	return c, nil
+}
+
+// isKeepalived tells a keepalived.conf: a name ending in .conf, or a first
+// word that only keepalived starts a file with.
+func isKeepalived(name string, data []byte) bool {
+	if strings.HasSuffix(name, ".conf") {
+		return true
+	}
+	for _, line := range strings.Split(strings.TrimPrefix(string(data[:min(len(data), 1<<16)]), "\ufeff"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		word := line
+		if i := strings.IndexAny(line, " \t{"); i >= 0 {
+			word = line[:i]
+		}
+		switch {
+		case word == "global_defs", word == "virtual_server", word == "virtual_server_group",
+			strings.HasPrefix(word, "vrrp_"), isIncludeWord(word):
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// sortedGroupNames is for messages listing the groups.
+func (r *kaReader) sortedGroupNames() []string {
+	names := make([]string, 0, len(r.groups))
+	for n := range r.groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
