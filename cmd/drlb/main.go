@@ -55,6 +55,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"schedule":   {"show how a scheduler places connections (for learning the algorithms)", runSchedule, ""},
 		"replay":     {"run a pcap through the forwarding pipeline and write what it forwards", runReplay, ""},
+		"check":      {"check a config file (YAML, ipvsadm rules, keepalived.conf) and print what it would run", runCheck, ""},
 		"run":        {"run the director on a LAN interface", runRun, "AF_PACKET"},
 		"ctl":        {"ipvsadm's own commands against a running director (-L -n, -A, -a, -e, -S -n, ...); ctl list", runCtl, ""},
 		"doctor":     {"check a director or real server setup and print how to fix it", runDoctor, "netlink, /proc/sys"},

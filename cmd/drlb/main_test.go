@@ -24,7 +24,7 @@ func TestNeedsLinux(t *testing.T) {
 		}
 	}
 	err := needsLinux(cmds, "run", "darwin")
-	if want := "needs Linux (AF_PACKET); on darwin drlb runs ctl, replay, schedule"; err.Error() != want {
+	if want := "needs Linux (AF_PACKET); on darwin drlb runs check, ctl, replay, schedule"; err.Error() != want {
 		t.Errorf("message %q, want %q", err, want)
 	}
 }

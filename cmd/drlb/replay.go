@@ -19,7 +19,7 @@ import (
 // offline: OUT holds every frame the director would send.
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay", stderr)
-	cfgPath := fs.String("c", "", "config file (drlb YAML or ipvsadm-save rules); every real server needs a mac")
+	cfgPath := fs.String("c", "", "config file (drlb YAML, ipvsadm-save rules or keepalived.conf); every real server needs a mac")
 	inPath := fs.String("in", "", "input capture (pcap or pcapng, Ethernet) taken on the director's LAN")
 	outPath := fs.String("out", "", "output pcap: every frame the director would send (forwarded frames, its ARP/NDP answers, too-big replies), in order, with the timestamps of the frames that caused them")
 	verbose := fs.Bool("v", false, "print a line per frame: number, what the director did (forward, answer, pass, drop) and why, flow, real server, what it sent")
@@ -49,9 +49,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		mac = m
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, _, err := loadConfig(*cfgPath, stderr)
 	if err != nil {
-		return asUsage(err)
+		return err
 	}
 	if err := rsMACs.apply(cfg); err != nil {
 		return asUsage(err)

@@ -23,7 +23,7 @@ import (
 // runRun is `drlb run`: the live director.
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", stderr)
-	cfgPath := fs.String("c", "", "config file: drlb YAML or ipvsadm-save rules (ipvsadm -Sn)")
+	cfgPath := fs.String("c", "", "config file: drlb YAML, ipvsadm-save rules (ipvsadm -Sn) or keepalived.conf")
 	iface := fs.String("i", "", "the director's LAN interface (overrides the config's interface)")
 	tcpSvc := fs.String("t", "", "quick start without a file: a TCP service VIP:PORT")
 	udpSvc := fs.String("u", "", "quick start without a file: a UDP service VIP:PORT")
@@ -52,7 +52,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError("-log-level %q: want debug, info, warn or error", *logLevel)
 	}
-	cfg, err := runConfig(*cfgPath, *tcpSvc, *udpSvc, *sched, *persist, reals)
+	cfg, err := runConfig(*cfgPath, *tcpSvc, *udpSvc, *sched, *persist, reals, stderr)
 	if err != nil {
 		return err
 	}
@@ -151,17 +151,15 @@ func loadForReload(path, iface string) (*config.Config, error) {
 }
 
 // runConfig loads the file, or builds one service from the quick-start flags.
-func runConfig(path, tcpSvc, udpSvc, sched, persist string, reals realFlags) (*config.Config, error) {
+// Warnings about the file go to stderr.
+func runConfig(path, tcpSvc, udpSvc, sched, persist string, reals realFlags, stderr io.Writer) (*config.Config, error) {
 	quick := tcpSvc != "" || udpSvc != "" || len(reals) > 0
 	switch {
 	case path != "" && quick:
 		return nil, usageError("-c and the quick-start flags (-t/-u/-r) do not mix")
 	case path != "":
-		cfg, err := config.Load(path)
-		if err != nil {
-			return nil, asUsage(err)
-		}
-		return cfg, nil
+		cfg, _, err := loadConfig(path, stderr)
+		return cfg, err
 	case !quick:
 		return nil, usageError("give -c CONFIG, or -t/-u VIP:PORT with -r real servers")
 	case (tcpSvc == "") == (udpSvc == ""):

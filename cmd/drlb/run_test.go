@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ func TestRunConfigQuickStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := runConfig("", "198.18.0.100:80", "", "wrr", "300s", reals)
+	cfg, err := runConfig("", "198.18.0.100:80", "", "wrr", "300s", reals, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
