@@ -95,7 +95,7 @@ type SorryServer struct {
 
 // Check is a keepalived-style health check.
 type Check struct {
-	Type string // "tcp", "http", "https" or "udp"
+	Type string // "tcp", "http", "https", "udp" or "dns"
 	Port uint16 // 0 = the service port
 	// URLs are the pages an http or https check gets, in order; every one
 	// must pass (keepalived's url blocks). Parse gives an http(s) check
@@ -116,9 +116,16 @@ type Check struct {
 	RequireReply       bool
 	Reply, ReplyMask   []byte
 	ReplyMin, ReplyMax int
-	Interval           time.Duration
-	Timeout            time.Duration
-	Retries            int // consecutive failures before marking down
+	// DNS checks (keepalived's DNS_CHECK) send one query over UDP,
+	// whatever the service's protocol: DNSName is the name asked for,
+	// always absolute (a trailing dot is implied: "example.org" is
+	// "example.org."; "." is the root), DNSType the record type, upper
+	// case, one of DNSTypes. Parse gives a dns check DefaultDNSName and
+	// DefaultDNSType when the file names none.
+	DNSName, DNSType string
+	Interval         time.Duration
+	Timeout          time.Duration
+	Retries          int // consecutive failures before marking down
 	// RetryDelay is the wait before the next probe after a failure while
 	// the server is still up (keepalived's delay_before_retry); Interval
 	// otherwise.

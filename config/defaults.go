@@ -18,6 +18,11 @@ const (
 	// expected reply accepts unless told otherwise (keepalived's
 	// max_reply_length default).
 	DefaultUDPReplyMax = 255
+	// DefaultDNSName and DefaultDNSType are what a dns check asks for
+	// unless told otherwise: the root's SOA record, as keepalived's
+	// DNS_CHECK.
+	DefaultDNSName = "."
+	DefaultDNSType = "SOA"
 )
 
 // fullBits is the persistence netmask length that keeps whole client

@@ -46,6 +46,9 @@ func dump(c *Config) string {
 					fmt.Fprintf(&b, " payload=%q require_reply=%t reply=%q reply_length=%d-%d",
 						FormatHex(k.Payload, nil), k.RequireReply, FormatHex(k.Reply, k.ReplyMask), k.ReplyMin, k.ReplyMax)
 				}
+				if k.Type == "dns" || k.DNSName != "" || k.DNSType != "" {
+					fmt.Fprintf(&b, " name=%q record=%s", k.DNSName, k.DNSType)
+				}
 			}
 			b.WriteByte('\n')
 		}

@@ -236,9 +236,10 @@ func (v *validator) realServer(s *Service, r *RealServer, path string) error {
 func (v *validator) check(s *Service, c *Check, line int, path string) error {
 	web := c.Type == "http" || c.Type == "https"
 	udp := c.Type == "udp"
+	dns := c.Type == "dns"
 	switch {
-	case c.Type != "tcp" && c.Type != "udp" && !web:
-		return v.fail(path+".type", line, c.Type, "must be tcp, http, https or udp")
+	case c.Type != "tcp" && !udp && !web && !dns:
+		return v.fail(path+".type", line, c.Type, "must be tcp, http, https, udp or dns")
 	case c.Port == 0 && s.Port == 0:
 		return v.fail(path+".port", line, "0", "a check needs a port when the service port is 0")
 	case web && len(c.URLs) == 0:
@@ -263,6 +264,16 @@ func (v *validator) check(s *Service, c *Check, line int, path string) error {
 		return v.fail(path+".reply", line, hexText(c.Reply), "an expected reply needs require_reply")
 	case udp && (c.ReplyMin < 0 || c.ReplyMax < c.ReplyMin || c.ReplyMax > 65535):
 		return v.fail(path+".reply_max_length", line, strconv.Itoa(c.ReplyMax), "reply lengths must be 0 <= min (%d) <= max <= 65535", c.ReplyMin)
+	case !dns && (c.DNSName != "" || c.DNSType != "" || v.has(path+".name") || v.has(path+".record")):
+		f, value := ".name", c.DNSName
+		if c.DNSName == "" && !v.has(path+".name") {
+			f, value = ".record", c.DNSType
+		}
+		return v.fail(path+f, line, value, "only dns checks ask for a name or a record type")
+	case dns && dnsNameProblem(c.DNSName) != "":
+		return v.fail(path+".name", line, c.DNSName, "not a domain name to ask for: %s", dnsNameProblem(c.DNSName))
+	case dns && !knownDNSType(c.DNSType):
+		return v.fail(path+".record", line, c.DNSType, "must be a record type drlb asks for: %s", dnsTypeNames())
 	case c.Interval < minCheckPeriod:
 		return v.fail(path+".interval", line, c.Interval.String(), "must be at least %s", minCheckPeriod)
 	case c.Timeout < minCheckPeriod:
@@ -282,6 +293,12 @@ func (v *validator) check(s *Service, c *Check, line int, path string) error {
 		}
 	}
 	return nil
+}
+
+// has reports whether the file set the field at path.
+func (v *validator) has(path string) bool {
+	_, ok := v.at[path]
+	return ok
 }
 
 // written returns the first of the fields (suffixes of path) the file

@@ -26,11 +26,24 @@ func validConfig() *Config {
 	}
 }
 
+func dnsCheck(name, typ string) Check {
+	return Check{Type: "dns", DNSName: name, DNSType: typ, Interval: time.Second, Timeout: time.Second, RetryDelay: time.Second, Retries: 3}
+}
+
 // TestValidate covers Config.Validate for configs built in code: the Field
 // is the YAML path and the Line comes from the struct.
 func TestValidate(t *testing.T) {
 	if err := validConfig().Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
+	}
+	for _, name := range []string{".", "example.org", "example.org.", "_dns._udp.example.org", strings.Repeat("a", 63) + ".org"} {
+		for _, typ := range DNSTypes {
+			c := validConfig()
+			*c.Services[0].RealServers[1].Check = dnsCheck(name, typ.Name)
+			if err := c.Validate(); err != nil {
+				t.Errorf("dns check %q %s: %v", name, typ.Name, err)
+			}
+		}
 	}
 	tests := []struct {
 		name   string
@@ -48,7 +61,27 @@ func TestValidate(t *testing.T) {
 		{"bits", func(c *Config) { c.Services[0].PersistenceBits = 0 }, `3: services[0].persistence_netmask: "0": a persistence netmask needs persistence`},
 		{"weight", func(c *Config) { c.Services[0].RealServers[1].Weight = -3 }, `8: services[0].realservers[1].weight: "-3": must be 0..65535`},
 		{"mac length", func(c *Config) { c.Services[0].RealServers[0].MAC = net.HardwareAddr{2, 0, 0, 0} }, `7: services[0].realservers[0].mac: "02:00:00:00": must be a 6-byte MAC address`},
-		{"check type", func(c *Config) { c.Services[0].RealServers[1].Check.Type = "" }, "8: services[0].realservers[1].check.type: must be tcp, http, https or udp"},
+		{"check type", func(c *Config) { c.Services[0].RealServers[1].Check.Type = "" }, "8: services[0].realservers[1].check.type: must be tcp, http, https, udp or dns"},
+		{"dns name", func(c *Config) { *c.Services[0].RealServers[1].Check = dnsCheck("a..b", "A") },
+			`8: services[0].realservers[1].check.name: "a..b": not a domain name to ask for: an empty label`},
+		{"dns type lower case", func(c *Config) { *c.Services[0].RealServers[1].Check = dnsCheck("example.org", "a") },
+			`8: services[0].realservers[1].check.record: "a": must be a record type drlb asks for`},
+		{"dns type missing", func(c *Config) { *c.Services[0].RealServers[1].Check = dnsCheck("example.org", "") },
+			`8: services[0].realservers[1].check.record: must be a record type drlb asks for`},
+		{"dns name on an http check", func(c *Config) { c.Services[0].RealServers[1].Check.DNSName = "." },
+			`8: services[0].realservers[1].check.name: ".": only dns checks ask for a name or a record type`},
+		{"dns type on an http check", func(c *Config) { c.Services[0].RealServers[1].Check.DNSType = "SOA" },
+			`8: services[0].realservers[1].check.record: "SOA": only dns checks ask for a name or a record type`},
+		{"dns check with a url", func(c *Config) {
+			k := dnsCheck(".", "SOA")
+			k.URLs = c.Services[0].RealServers[1].Check.URLs
+			*c.Services[0].RealServers[1].Check = k
+		}, `8: services[0].realservers[1].check.path: "/": only http and https checks have a path`},
+		{"dns check with a payload", func(c *Config) {
+			k := dnsCheck(".", "SOA")
+			k.Payload = []byte{0}
+			*c.Services[0].RealServers[1].Check = k
+		}, `8: services[0].realservers[1].check.payload: only udp checks send a payload or expect a reply`},
 		{"duplicate", func(c *Config) { c.Services = append(c.Services, c.Services[0]) }, `3: services[1]: "tcp 198.18.0.100:80": duplicate service: services[0] (line 3) is the same`},
 	}
 	for _, tc := range tests {
@@ -97,4 +130,25 @@ func repeat(s string, n int) string {
 		out += s
 	}
 	return out
+}
+
+// TestCheckClone: a clone shares nothing its original can change.
+func TestCheckClone(t *testing.T) {
+	k := dnsCheck("example.org", "A")
+	k.URLs = []URL{{Path: "/", Status: []StatusRange{{200, 200}}}}
+	k.Payload, k.Reply, k.ReplyMask = []byte{1}, []byte{2}, []byte{3}
+	c := k.Clone()
+	c.DNSName, c.DNSType = "example.net", "MX"
+	c.URLs[0].Status[0].Min = 500
+	c.Payload[0], c.Reply[0], c.ReplyMask[0] = 9, 9, 9
+	if k.DNSName != "example.org" || k.DNSType != "A" || k.URLs[0].Status[0].Min != 200 ||
+		k.Payload[0] != 1 || k.Reply[0] != 2 || k.ReplyMask[0] != 3 {
+		t.Fatalf("changing the clone changed the original: %+v", k)
+	}
+	if back := c.Clone(); back.DNSName != "example.net" || back.DNSType != "MX" {
+		t.Fatalf("Clone lost the dns fields: %+v", back)
+	}
+	if (*Check)(nil).Clone() != nil {
+		t.Fatal("Clone of nil is not nil")
+	}
 }

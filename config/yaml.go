@@ -457,7 +457,7 @@ func (r *yamlReader) realServers(n *yaml.Node, path string) ([]RealServer, error
 func (r *yamlReader) check(n *yaml.Node, path string) (*Check, error) {
 	c := &Check{Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Retries: DefaultCheckRetries}
 	var one URL // path, status and digest: the single-URL form
-	var hasPath, hasStatus, hasDigest, hasRetryDelay, hasReplyMax bool
+	var hasPath, hasStatus, hasDigest, hasRetryDelay, hasReplyMax, hasName, hasRecord bool
 	var urls, urlsAt, requireAt *yaml.Node
 	err := r.mapping(n, path, []field{
 		{name: "type", required: true, set: func(n *yaml.Node, p string) (err error) {
@@ -522,6 +522,17 @@ func (r *yamlReader) check(n *yaml.Node, path string) (*Check, error) {
 			c.ReplyMax, err = r.integer(n, p)
 			return err
 		}},
+		{name: "name", set: func(n *yaml.Node, p string) (err error) {
+			hasName = true
+			c.DNSName, err = r.str(n, p)
+			return err
+		}},
+		{name: "record", set: func(n *yaml.Node, p string) (err error) {
+			hasRecord = true
+			c.DNSType, err = r.str(n, p)
+			c.DNSType = strings.ToUpper(c.DNSType) // a, Aaaa: as keepalived
+			return err
+		}},
 		{name: "interval", set: func(n *yaml.Node, p string) (err error) {
 			c.Interval, err = r.duration(n, p)
 			return err
@@ -568,6 +579,12 @@ func (r *yamlReader) check(n *yaml.Node, path string) (*Check, error) {
 	}
 	if c.Type == "udp" && !hasReplyMax {
 		c.ReplyMax = DefaultUDPReplyMax
+	}
+	if c.Type == "dns" && !hasName {
+		c.DNSName = DefaultDNSName
+	}
+	if c.Type == "dns" && !hasRecord {
+		c.DNSType = DefaultDNSType
 	}
 	if urls != nil {
 		if hasPath || hasStatus || hasDigest {
