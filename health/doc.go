@@ -5,9 +5,14 @@
 // real server's own address (not the VIP) from the director every
 // interval: a TCP connect; an HTTP/HTTPS GET of each URL expecting one of
 // its statuses and, with a digest, the MD5 of the body (keepalived's
-// HTTP_GET and SSL_GET; redirects are not followed); or a UDP datagram
+// HTTP_GET and SSL_GET; redirects are not followed); a UDP datagram
 // that must draw no ICMP error and, if required, an answer matching the
-// expected reply (UDP_CHECK). A failure while the server is up is retried
+// expected reply (UDP_CHECK); or a DNS query over UDP (DNS_CHECK: a random
+// ID, recursion desired, one question) whose answer must come within the
+// timeout with the same ID, QR set, RCODE NOERROR, the question echoed
+// and at least one answer record (keepalived passes on NOERROR alone;
+// answers with another ID or without QR are ignored, as keepalived
+// ignores them, and the probe waits on). A failure while the server is up is retried
 // after retry_delay (keepalived's delay_before_retry); after `retries`
 // consecutive failures the server goes down: removed (no new connections,
 // its connections end on their next packet, so clients fail fast) or,

@@ -79,6 +79,8 @@ func Probe(ctx context.Context, t Target) error {
 		return probeWeb(ctx, t)
 	case "udp":
 		return probeUDP(ctx, t)
+	case "dns":
+		return probeDNS(ctx, t)
 	}
 	return fmt.Errorf("health: unknown check type %q", t.Check.Type)
 }
