@@ -33,8 +33,8 @@ import (
 // lb_kind / lvs_method DR, protocol, persistence_timeout,
 // persistence_granularity, the scheduler flags, sorry_server and
 // sorry_server_inhibit, real_server with weight and inhibit_on_failure,
-// the checkers TCP_CHECK, HTTP_GET, SSL_GET and UDP_CHECK with their
-// timing (delay_loop, connect_timeout, retry / nb_get_retry,
+// the checkers TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK and DNS_CHECK
+// (type, name) with their timing (delay_loop, connect_timeout, retry / nb_get_retry,
 // delay_before_retry, inherited from the virtual and real server as
 // keepalived does), connect_port, virtualhost, global_defs' lvs_timeouts,
 // and include.
@@ -55,6 +55,7 @@ const (
 	kaRetry              = 1 // retries after the first failure
 	kaWebRetryDelay      = 3 * time.Second
 	kaRetryDelay         = 1 * time.Second
+	kaDNSRetry           = 3                 // DNS_CHECK's own; its delay_before_retry defaults to delay_loop
 	kaPersistenceTimeout = 360 * time.Second // IPVS_SVC_PERSISTENT_TIMEOUT
 	kaMaxGroupAddrs      = 4096
 )
@@ -164,7 +165,12 @@ type kaChecker struct {
 	mask     []byte
 	replyMin kaOpt[int]
 	replyMax kaOpt[int]
+	dnsName  kaOpt[string]
+	dnsType  kaOpt[string]
 }
+
+// kaDNSTypes are the DNS_CHECK types keepalived knows (any case).
+var kaDNSTypes = []string{"A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY"}
 
 type kaURL struct {
 	key    kaToken
@@ -846,7 +852,7 @@ func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
 			if v, err = kaInt(c, 0, math.MaxInt32); err == nil && v.v != 0 {
 				err = kaErr(v.tok, name, v.tok.text, "connection thresholds are not supported")
 			}
-		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "UDP_CHECK":
+		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "UDP_CHECK", "DNS_CHECK":
 			var ck *kaChecker
 			if ck, err = r.checker(c); err == nil && ck != nil {
 				if rs.check != nil {
@@ -855,8 +861,8 @@ func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
 					rs.check = ck
 				}
 			}
-		case "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK", "PING_CHECK", "FILE_CHECK", "BFD_CHECK":
-			r.ignore(c, "drlb runs TCP_CHECK, HTTP_GET, SSL_GET and UDP_CHECK only: this check does not judge the real server")
+		case "MISC_CHECK", "SMTP_CHECK", "PING_CHECK", "FILE_CHECK", "BFD_CHECK":
+			r.ignore(c, "drlb runs TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK and DNS_CHECK only: this check does not judge the real server")
 		case "notify_up", "notify_down":
 			r.ignore(c, "notify scripts are not run: drlb logs every change of a real server's state")
 		case "alpha":
@@ -869,7 +875,7 @@ func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
 			var ok bool
 			if ok, err = r.timingKeyword(&rs.timing, c, true); !ok && err == nil {
 				r.unknown(c, "in real_server", []string{"weight", "inhibit_on_failure", "lvs_method", "TCP_CHECK", "HTTP_GET",
-					"SSL_GET", "UDP_CHECK", "connect_timeout", "retry", "delay_before_retry", "delay_loop", "virtualhost"})
+					"SSL_GET", "UDP_CHECK", "DNS_CHECK", "connect_timeout", "retry", "delay_before_retry", "delay_loop", "virtualhost"})
 			}
 		}
 		if err != nil {
@@ -879,8 +885,8 @@ func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
 	return rs, nil
 }
 
-// checker reads a TCP_CHECK, HTTP_GET, SSL_GET or UDP_CHECK block; nil
-// when keepalived would drop it (an HTTP_GET without a URL).
+// checker reads a TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK or DNS_CHECK
+// block; nil when keepalived would drop it (an HTTP_GET without a URL).
 func (r *kaReader) checker(k *kaNode) (*kaChecker, error) {
 	if err := needBlock(k); err != nil {
 		return nil, err
@@ -888,7 +894,7 @@ func (r *kaReader) checker(k *kaNode) (*kaChecker, error) {
 	if len(k.args) > 0 {
 		return nil, kaErr(k.args[0], k.key.text, k.args[0].text, "takes no value before its block")
 	}
-	ck := &kaChecker{key: k.key, typ: map[string]string{"TCP_CHECK": "tcp", "HTTP_GET": "http", "SSL_GET": "https", "UDP_CHECK": "udp"}[k.key.text]}
+	ck := &kaChecker{key: k.key, typ: map[string]string{"TCP_CHECK": "tcp", "HTTP_GET": "http", "SSL_GET": "https", "UDP_CHECK": "udp", "DNS_CHECK": "dns"}[k.key.text]}
 	web := ck.typ == "http" || ck.typ == "https"
 	for _, c := range k.block {
 		var err error
@@ -950,11 +956,33 @@ func (r *kaReader) checker(k *kaNode) (*kaChecker, error) {
 			ck.replyMin, err = kaInt(c, 0, 65535)
 		case ck.typ == "udp" && name == "max_reply_length":
 			ck.replyMax, err = kaInt(c, 0, 65535)
+		case ck.typ == "dns" && name == "type":
+			var t kaToken
+			if t, err = one(c); err == nil {
+				if up := strings.ToUpper(t.text); slices.Contains(kaDNSTypes, up) {
+					ck.dnsType = kaOpt[string]{v: up, set: true, tok: t}
+				} else {
+					r.ignore(c, fmt.Sprintf("keepalived knows no DNS_CHECK type %q, only %s: it asks for %s, as drlb does",
+						t.text, strings.Join(kaDNSTypes, ", "), ck.dnsType.get(DefaultDNSType)))
+				}
+			}
+		case ck.typ == "dns" && name == "name":
+			var t kaToken
+			if t, err = one(c); err == nil {
+				switch {
+				case ck.dnsName.set:
+					r.ignore(c, fmt.Sprintf("the name is given twice: keepalived keeps the first, on line %d", ck.dnsName.tok.line))
+				case t.text != "." && (strings.HasPrefix(t.text, ".") || strings.Contains(t.text, "..")):
+					r.ignore(c, fmt.Sprintf("the name %q has an empty label: keepalived ignores it and asks for %q", t.text, DefaultDNSName))
+				default:
+					ck.dnsName = kaOpt[string]{v: t.text, set: true, tok: t}
+				}
+			}
 		default:
 			var ok bool
 			if ok, err = r.timingKeyword(&ck.timing, c, web); !ok && err == nil {
 				r.unknown(c, "in "+k.key.text, []string{"connect_port", "connect_timeout", "retry", "delay_before_retry",
-					"delay_loop", "url", "virtualhost", "payload", "require_reply"})
+					"delay_loop", "url", "virtualhost", "payload", "require_reply", "type", "name"})
 			}
 		}
 		if err != nil {
@@ -1180,15 +1208,19 @@ func (r *kaReader) check(vs *kaVS, rs *kaRS, v kaVIP, path string) (*Check, erro
 	ck := rs.check
 	t := ck.timing.under(rs.timing).under(vs.timing)
 	web := ck.typ == "http" || ck.typ == "https"
-	retryDelay := kaRetryDelay
-	if web {
+	interval := t.delayLoop.get(kaDelayLoop)
+	retry, retryDelay := kaRetry, kaRetryDelay
+	switch {
+	case web:
 		retryDelay = kaWebRetryDelay
+	case ck.typ == "dns":
+		retry, retryDelay = kaDNSRetry, interval
 	}
 	c := &Check{
 		Type:       ck.typ,
-		Interval:   t.delayLoop.get(kaDelayLoop),
+		Interval:   interval,
 		Timeout:    t.connectTimeout.get(kaConnectTimeout),
-		Retries:    t.retry.get(kaRetry) + 1,
+		Retries:    t.retry.get(retry) + 1,
 		RetryDelay: t.retryDelay.get(retryDelay),
 		Inhibit:    rs.inhibit.or(vs.inhibit).get(false),
 	}
@@ -1257,6 +1289,15 @@ func (r *kaReader) check(vs *kaVS, rs *kaRS, v kaVIP, path string) (*Check, erro
 			if m.set {
 				r.mark(path+m.field, m.tok, m.kw)
 			}
+		}
+	}
+	if ck.typ == "dns" {
+		c.DNSName, c.DNSType = ck.dnsName.get(DefaultDNSName), ck.dnsType.get(DefaultDNSType)
+		if ck.dnsName.set {
+			r.mark(path+".name", ck.dnsName.tok, "name")
+		}
+		if ck.dnsType.set {
+			r.mark(path+".record", ck.dnsType.tok, "type")
 		}
 	}
 	return c, nil

@@ -22,6 +22,7 @@ func TestCheckCommand(t *testing.T) {
 		return p
 	}
 	ka := filepath.Join("..", "..", "config", "testdata", "keepalived", "full.conf")
+	dnsConf := filepath.Join("..", "..", "config", "testdata", "keepalived", "dns_check.conf")
 	nat := write("nat.conf", "virtual_server 198.18.0.100 80 {\n    lb_kind NAT\n    protocol TCP\n    real_server 198.18.0.11 80 {\n    }\n}\n")
 	fwmark := write("fwmark.conf", "virtual_server fwmark 1 {\n    lb_kind DR\n}\n")
 	badYAML := write("bad.yaml", "services:\n  - vip: 198.18.0.100\n    port: 80\n    realservers:\n      - {address: 198.18.0.11, weight: -1}\n")
@@ -40,8 +41,11 @@ func TestCheckCommand(t *testing.T) {
 			"full.conf: ok: 6 services on 6 VIPs, 7 real servers, 13 health checks (3 http, 1 https, 7 tcp, 2 udp), 1 sorry server; 12 warnings\n",
 			[]string{
 				ka + `:6: warning: keyword "router_id" ignored (a keepalived global setting drlb has no use for)` + "\n",
-				ka + `:55: warning: keyword "MISC_CHECK" ignored (drlb runs TCP_CHECK, HTTP_GET, SSL_GET and UDP_CHECK only: this check does not judge the real server)` + "\n",
+				ka + `:55: warning: keyword "MISC_CHECK" ignored (drlb runs TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK and DNS_CHECK only: this check does not judge the real server)` + "\n",
 			}},
+		{"keepalived.conf with DNS_CHECK", []string{"check", "-c", dnsConf}, exitOK,
+			"dns_check.conf: ok: 2 services on 1 VIP, 3 real servers, 4 health checks (4 dns); 3 warnings\n",
+			[]string{dnsConf + `:39: warning: keyword "type" ignored (keepalived knows no DNS_CHECK type "PTR"`}},
 		{"NAT", []string{"check", "-c", nat}, exitUsage, "",
 			[]string{"drlb check: " + nat + `:2:13: lb_kind: "NAT": drlb does direct routing (DR) only: NAT and tunneling (TUN) are not supported` + "\n"}},
 		{"fwmark", []string{"check", "-c", fwmark}, exitUsage, "", []string{fwmark + `:1:16: virtual_server: "fwmark 1": firewall-mark services are not supported`}},
