@@ -19,90 +19,91 @@ import (
 
 // traffic is what section 5 and 6 produced: the captures and the answers.
 type traffic struct {
-	caps    []*capture
-	frames  map[*capture][]frame
+	*captures
 	flushed time.Time
 	// ports[i] is request i's client port, servers[i] who answered it.
 	ports   []uint16
 	servers []string
 }
 
-// byHost returns the capture of h's iface.
-func (t *traffic) byHost(h *testbed.Host, iface string) []frame {
-	for _, c := range t.caps {
-		if c.host == h && c.iface == iface {
-			return t.frames[c]
-		}
-	}
-	return nil
-}
-
 // traffic starts the captures and the director, then sends the requests.
 func (r *runner) traffic(ctx context.Context) (*traffic, error) {
 	w, l := r.w, r.l
-	heading(w, 5, "Start the director")
-	t := &traffic{frames: map[*capture][]frame{}}
-	type port struct {
-		h     *testbed.Host
-		iface string
-	}
-	ports := []port{{l.Client, l.Client.Iface}, {l.Router, l.RouterUplink.Iface}, {l.Router, l.Router.Iface}, {l.Director, l.Director.Iface}}
-	for _, rs := range l.RealServers {
-		ports = append(ports, port{rs, rs.Iface})
-	}
-	defer func() {
-		// Captures end before the lab does, on every path.
-		for _, c := range t.caps {
-			if _, done := t.frames[c]; !done {
-				t.frames[c] = c.stop()
-			}
-		}
-	}()
-	var names []string
-	for _, p := range ports {
-		c, err := startCapture(l, p.h, p.iface)
-		if err != nil {
-			return nil, fmt.Errorf("capturing on %s %s: %w", p.h.Name, p.iface, err)
-		}
-		t.caps = append(t.caps, c)
-		names = append(names, p.h.Name+" "+p.iface)
-	}
-	fmt.Fprintf(w, "Capturing every frame (like tcpdump -i IFACE) on:\n  %s.\n\n", strings.Join(names, ", "))
-
-	r.logPath = filepath.Join(r.dir, "director.log")
-	args := "run -c " + r.cfgPath
-	if r.o.Trace {
-		args += " -trace"
-	}
-	cmdLine(w, fmt.Sprintf("ip netns exec %s drlb %s", l.Director.NSName, args), "")
-	p, err := startDirector(l, r.o.Executable, r.cfgPath, r.logPath, r.o.Trace, r.o.Keep)
+	r.section("Start the director")
+	cs, err := startCaptures(l)
 	if err != nil {
 		return nil, err
 	}
-	r.dproc = p
-	fmt.Fprintf(w, "  log: %s\n", r.logPath)
-	if err := p.waitLog("real server resolved", len(l.RealServers), 10*time.Second); err != nil {
+	t := &traffic{captures: cs}
+	defer cs.stop() // captures end before the lab does, on every path
+	fmt.Fprintf(w, "Capturing every frame (like tcpdump -i IFACE) on:\n  %s.\n\n", cs.names())
+
+	var extra []string
+	if r.o.Trace {
+		extra = append(extra, "-trace")
+	}
+	if err := r.startDirector("director.log", r.o.Keep, extra...); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(w, "  drlb is up: it announced the VIP with gratuitous ARP and resolved the real servers' MACs.\n\n")
 
 	// Make the router forget every neighbour, the VIP included, so that the
 	// first request has to ask who has the VIP while we capture.
-	if err := flushNeighbors(l.Router); err != nil {
+	if err := r.flushRouter(); err != nil {
 		return nil, err
 	}
 	t.flushed = time.Now()
-	cmdLine(w, fmt.Sprintf("ip -n %s neigh flush dev %s", l.Router.NSName, l.Router.Iface), "the router forgets who has the VIP")
 
-	heading(w, 6, fmt.Sprintf("%d requests through the VIP", r.o.Requests))
+	r.section(fmt.Sprintf("%d requests through the VIP", r.o.Requests))
 	if err := r.requests(ctx, t); err != nil {
 		return nil, err
 	}
-	time.Sleep(200 * time.Millisecond) // frames in flight reach the captures
-	for _, c := range t.caps {
-		t.frames[c] = c.stop()
-	}
+	cs.settle()
 	return t, nil
+}
+
+// startDirector runs `drlb run -c r.cfgPath extra...` in the director's
+// namespace, logging to logName in the run's directory, shows the command
+// and waits until it has resolved every real server. The director is
+// r.dproc until stopDirector; teardown stops it too.
+func (r *runner) startDirector(logName string, detach bool, extra ...string) error {
+	w, l := r.w, r.l
+	if r.dproc != nil {
+		return fmt.Errorf("a director is already running (pid %d)", r.dproc.cmd.Process.Pid)
+	}
+	r.logPath = filepath.Join(r.dir, logName)
+	args := "run -c " + r.cfgPath
+	for _, a := range extra {
+		args += " " + a
+	}
+	cmdLine(w, fmt.Sprintf("ip netns exec %s drlb %s", l.Director.NSName, args), "")
+	p, err := startDirector(l, r.o.Executable, r.cfgPath, r.logPath, detach, extra...)
+	if err != nil {
+		return err
+	}
+	r.dproc = p
+	fmt.Fprintf(w, "  log: %s\n", r.logPath)
+	return p.waitLog("real server resolved", len(l.RealServers), 10*time.Second)
+}
+
+// stopDirector stops the running director, if any.
+func (r *runner) stopDirector() error {
+	if r.dproc == nil {
+		return nil
+	}
+	err := r.dproc.stop()
+	r.dproc = nil
+	return err
+}
+
+// flushRouter empties the router's neighbour cache, so the next request
+// must ask who has the VIP, and says so.
+func (r *runner) flushRouter() error {
+	if err := flushNeighbors(r.l.Router); err != nil {
+		return err
+	}
+	cmdLine(r.w, fmt.Sprintf("ip -n %s neigh flush dev %s", r.l.Router.NSName, r.l.Router.Iface), "the router forgets who has the VIP")
+	return nil
 }
 
 // flushNeighbors empties h's neighbour table on its LAN interface.
