@@ -23,10 +23,11 @@ type directorProc struct {
 // the director's namespace, so the child lives there. Its output goes
 // straight to logPath (a file, not a pipe through this process), so a
 // detached director of a kept lab keeps logging after this process exits.
-// detach puts it in its own session: Ctrl-C in this terminal no longer
-// reaches it.
+// The file is emptied first: a new director, a new log (waitLog counts
+// lines in it). detach puts it in its own session: Ctrl-C in this
+// terminal no longer reaches it.
 func startDirector(l *testbed.Lab, exe, cfgPath, logPath string, detach bool, extra ...string) (*directorProc, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -17,27 +17,12 @@ type Scenario struct {
 }
 
 // scenarios lists every scenario in the order --list-scenarios shows
-// them. Each one's run is in its own file, scenario_<name>_linux.go.
+// them. Each one's run is in its own file, scenario_<name, no dash>_linux.go.
 var scenarios = []Scenario{
 	{
 		Name: "arp-flux", Title: "ARP flux: a real server answers ARP for the VIP",
 		Shows:       "rs1 without arp_ignore/arp_announce steals the VIP: the router's cache, requests bypassing the director, drlb doctor naming rs1, drlb realserver up fixing it",
 		RealServers: 3, Scheduler: "rr",
-	},
-	{
-		Name: "forwarding-on", Title: "IP forwarding on the director: every packet twice",
-		Shows:       "the director's kernel routes its own copy of each VIP frame: the real server gets every packet twice; drlb run refuses, -blackhole-vip fixes it",
-		RealServers: 1, Scheduler: "rr",
-	},
-	{
-		Name: "restart", Title: "The director restarts under keep-alive connections",
-		Shows:       "with rr every open connection breaks (the new director cannot place it), with mh every one survives on its server",
-		RealServers: 3, Scheduler: "rr",
-	},
-	{
-		Name: "mtu", Title: "A real server with a smaller MTU",
-		Shows:       "rs1 at MTU 1400 on a 1500 LAN: TCP is saved by the MSS, full-size UDP uploads vanish without an ICMP; drlb doctor names rs1, one MTU fixes it",
-		RealServers: 2, Scheduler: "rr",
 	},
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
 	"github.com/drlb/drlb/realserver"
+	"github.com/drlb/drlb/testbed"
 	"io"
 )
 
@@ -117,16 +118,9 @@ func (r *runner) realServerSetup() error {
 	fmt.Fprintln(w, "arp_announce=2 (never put the VIP in our own ARP requests). Its default gateway is")
 	fmt.Fprintf(w, "the router, never the director: replies go straight back to the client.\n\n")
 	for i, rs := range l.RealServers {
-		var steps []realserver.Step
-		err := l.Do(rs, func() error {
-			var err error
-			steps, err = realserver.Up(realserver.NewSystem("", nil), realserver.Config{
-				VIP: l.VIP, Iface: rs.Iface, StateFile: filepath.Join(r.dir, rs.Name+"-realserver.json"),
-			})
-			return err
-		})
+		steps, err := r.realserverUp(rs)
 		if err != nil {
-			return fmt.Errorf("%s: drlb realserver up: %w", rs.Name, err)
+			return err
 		}
 		changed := 0
 		for _, s := range steps {
@@ -148,17 +142,57 @@ func (r *runner) realServerSetup() error {
 	return nil
 }
 
+// realserverUp runs `drlb realserver up` for the VIP in rs and returns
+// its steps.
+func (r *runner) realserverUp(rs *testbed.Host) ([]realserver.Step, error) {
+	var steps []realserver.Step
+	err := r.l.Do(rs, func() error {
+		var err error
+		steps, err = realserver.Up(realserver.NewSystem("", nil), realserver.Config{
+			VIP: r.l.VIP, Iface: rs.Iface, StateFile: filepath.Join(r.dir, rs.Name+"-realserver.json"),
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: drlb realserver up: %w", rs.Name, err)
+	}
+	return steps, nil
+}
+
+// doctorDirector makes drlb doctor's checks in the director's namespace,
+// reachability and MTU of every real server included.
+func (r *runner) doctorDirector() (doctor.Report, error) {
+	l := r.l
+	var rep doctor.Report
+	err := l.Do(l.Director, func() error {
+		rep = doctor.Director(doctor.System{}, l.Director.Iface, []netip.Addr{l.VIP}, r.svc.reals...)
+		rep = append(rep, doctor.Reachability(doctor.System{}, l.Director.Iface, r.svc.reals, time.Second)...)
+		return nil
+	})
+	return rep, err
+}
+
+// doctorRealServer makes drlb doctor -role realserver's checks in rs.
+func (r *runner) doctorRealServer(rs *testbed.Host) (doctor.Report, error) {
+	l := r.l
+	var rep doctor.Report
+	err := l.Do(rs, func() error {
+		rep = doctor.RealServer(doctor.System{}, rs.Iface, []netip.Addr{l.VIP}, l.Director.IPv4)
+		return nil
+	})
+	return rep, err
+}
+
+// doctorRSCommand is the command line doctorRealServer stands for.
+func (r *runner) doctorRSCommand(rs *testbed.Host) string {
+	return fmt.Sprintf("drlb doctor -role realserver -iface %s -vip %s -director %s", rs.Iface, r.l.VIP, r.l.Director.IPv4)
+}
+
 // doctor is section 4: the same checks `drlb doctor` makes, in each host.
 func (r *runner) doctor() error {
 	w, l := r.w, r.l
 	r.section("drlb doctor")
-	vips := []netip.Addr{l.VIP}
-	var rep doctor.Report
-	err := l.Do(l.Director, func() error {
-		rep = doctor.Director(doctor.System{}, l.Director.Iface, vips, r.svc.reals...)
-		rep = append(rep, doctor.Reachability(doctor.System{}, l.Director.Iface, r.svc.reals, time.Second)...)
-		return nil
-	})
+	rep, err := r.doctorDirector()
 	if err != nil {
 		return err
 	}
@@ -167,18 +201,15 @@ func (r *runner) doctor() error {
 	r.checks.add("doctor: director", !rep.Failed(), "%s", reportSummary(rep))
 	failed := 0
 	for i, rs := range l.RealServers {
-		var rep doctor.Report
-		if err := l.Do(rs, func() error {
-			rep = doctor.RealServer(doctor.System{}, rs.Iface, vips, l.Director.IPv4)
-			return nil
-		}); err != nil {
+		rep, err := r.doctorRealServer(rs)
+		if err != nil {
 			return err
 		}
 		if rep.Failed() {
 			failed++
 		}
 		if i == 0 || rep.Failed() {
-			fmt.Fprintf(w, "\nOn %s: drlb doctor -role realserver -iface %s -vip %s -director %s\n\n", rs.Name, rs.Iface, l.VIP, l.Director.IPv4)
+			fmt.Fprintf(w, "\nOn %s: %s\n\n", rs.Name, r.doctorRSCommand(rs))
 			printReport(w, rep)
 		} else {
 			fmt.Fprintf(w, "On %s: %s\n", rs.Name, reportSummary(rep))

@@ -40,7 +40,7 @@ func prefix24(a netip.Addr) string {
 
 // Topology drawing geometry.
 const (
-	topoBoxW   = 190
+	topoBoxW   = 204
 	topoBoxH   = 100
 	topoGap    = 26
 	topoMargin = 20

@@ -137,29 +137,9 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 	url := fmt.Sprintf("http://%s/", l.VIP)
 	fmt.Fprintf(w, "From the client %s, each request on a new TCP connection (like curl %s).\nBy the client's source port, the real server that answered:\n\n", l.Client.IPv4, url)
 	for i := 0; i < r.o.Requests; i++ {
-		var local netip.AddrPort
-		trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-			if a, ok := info.Conn.LocalAddr().(*net.TCPAddr); ok {
-				local = a.AddrPort()
-			}
-		}}
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, url, nil)
+		server, local, err := get(ctx, c, url)
 		if err != nil {
-			return err
-		}
-		req.Close = true
-		resp, err := c.Do(req)
-		if err != nil {
-			return fmt.Errorf("request %d to %s: %w (director log: %s)", i+1, url, err, r.logPath)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("request %d: %w", i+1, err)
-		}
-		server := resp.Header.Get(testbed.ServerHeader)
-		if strings.TrimSpace(string(body)) != server {
-			return fmt.Errorf("request %d: body %q does not name the server %q", i+1, body, server)
+			return fmt.Errorf("request %d: %w (director log: %s)", i+1, err, r.logPath)
 		}
 		t.ports = append(t.ports, local.Port())
 		t.servers = append(t.servers, server)
@@ -173,6 +153,35 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 	}
 	r.printAnswers(t)
 	return r.distribution(t)
+}
+
+// get makes one GET request to url on a new connection (like curl) and
+// returns the real server that answered and the client's address.
+func get(ctx context.Context, c *http.Client, url string) (server string, local netip.AddrPort, err error) {
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if a, ok := info.Conn.LocalAddr().(*net.TCPAddr); ok {
+			local = a.AddrPort()
+		}
+	}}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, url, nil)
+	if err != nil {
+		return "", local, err
+	}
+	req.Close = true
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", local, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	resp.Body.Close()
+	if err != nil {
+		return "", local, fmt.Errorf("reading the answer: %w", err)
+	}
+	server = resp.Header.Get(testbed.ServerHeader)
+	if strings.TrimSpace(string(body)) != server {
+		return "", local, fmt.Errorf("body %q does not name the server %q", body, server)
+	}
+	return server, local, nil
 }
 
 // printAnswers lists who answered each request, several per line.

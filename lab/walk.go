@@ -264,8 +264,7 @@ func (in *walkInput) diagram(lanes []seqLane) *seqDiagram {
 			return
 		}
 		f := in.hops[i].f
-		d.msg(from, to, kind, fmt.Sprintf("%s %s → %s  ttl %d%s", flagWord(f.tcpFlags),
-			netip.AddrPortFrom(f.ipSrc, f.sport), netip.AddrPortFrom(f.ipDst, f.dport), f.ttl, what), ethLine(f))
+		d.msg(from, to, kind, synLabel(f, what), ethLine(f))
 	}
 	hop(0, client, router, kindReq, "")
 	if q := in.arpAsk; q != nil {
@@ -285,6 +284,21 @@ func (in *walkInput) diagram(lanes []seqLane) *seqDiagram {
 	hop(4, rs, router, kindReply, ": not via the director")
 	hop(6, router, client, kindReply, "")
 	return d
+}
+
+// synLabel names a TCP segment for drawings: "SYN 198.18.1.10:40000 →
+// 198.18.0.100:80  ttl 63" and what.
+func synLabel(f *frame, what string) string {
+	return fmt.Sprintf("%s %s → %s  ttl %d%s", flagWord(f.tcpFlags),
+		netip.AddrPortFrom(f.ipSrc, f.sport), netip.AddrPortFrom(f.ipDst, f.dport), f.ttl, what)
+}
+
+// ordinal spells 1 as "first", 2 as "second", ...
+func ordinal(n int) string {
+	if n >= 1 && n <= 3 {
+		return [...]string{"first", "second", "third"}[n-1]
+	}
+	return fmt.Sprintf("#%d", n)
 }
 
 // ethLine is a frame's Ethernet addresses, for drawings.
