@@ -24,6 +24,11 @@ var scenarios = []Scenario{
 		Shows:       "rs1 without arp_ignore/arp_announce steals the VIP: the router's cache, requests bypassing the director, drlb doctor naming rs1, drlb realserver up fixing it",
 		RealServers: 3, Scheduler: "rr",
 	},
+	{
+		Name: "forwarding-on", Title: "IP forwarding on the director: every packet twice",
+		Shows:       "the director's kernel routes its own copy of each VIP frame: the real server gets every packet twice; drlb run refuses, -blackhole-vip fixes it",
+		RealServers: 1, Scheduler: "rr",
+	},
 }
 
 // Scenarios returns every scenario, in order.

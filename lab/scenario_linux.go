@@ -21,7 +21,8 @@ import (
 // scenarios has one (TestScenarioRuns). Each run is in its own file and
 // ends with r.finish(): the pcaps and the check table.
 var scenarioRuns = map[string]func(*runner, context.Context) error{
-	"arp-flux": (*runner).arpFlux,
+	"arp-flux":      (*runner).arpFlux,
+	"forwarding-on": (*runner).forwardingOn,
 }
 
 // ctlPath is a scenario director's control socket, private to the run

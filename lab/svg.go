@@ -116,8 +116,9 @@ type seqRow struct {
 	// broadcast draws the frame to every lane from from to to, dashed.
 	broadcast bool
 	// lost ends the arrow with an X before it reaches to: the frame was
-	// dropped there.
-	lost bool
+	// dropped there. stub ends it with an X just after from: the frame
+	// never left from.
+	lost, stub bool
 }
 
 // Sequence diagram geometry.
@@ -180,7 +181,10 @@ func (d *seqDiagram) svg() string {
 			dir = -1
 		}
 		end := x2
-		if r.lost {
+		switch {
+		case r.stub:
+			end = x1 + dir*60
+		case r.lost:
 			end = x2 - dir*28
 		}
 		s.arrow(x1, end, ay, r.kind, r.broadcast)
@@ -192,13 +196,16 @@ func (d *seqDiagram) svg() string {
 				}
 			}
 		}
-		if r.lost {
+		if r.lost || r.stub {
 			s.cross(end+dir*8, ay)
 		}
-		mid := (x1 + x2) / 2
-		s.text(mid, ay-7, "label-"+r.kind, "middle", r.label)
+		at, anchor := (x1+x2)/2, "middle"
+		if r.stub { // the label starts at the host, towards the arrow
+			at, anchor = x1+dir*10, map[int]string{1: "start", -1: "end"}[dir]
+		}
+		s.text(at, ay-7, "label-"+r.kind, anchor, r.label)
 		if r.detail != "" {
-			s.text(mid, ay+15, "mono", "middle", r.detail)
+			s.text(at, ay+15, "mono", anchor, r.detail)
 		}
 		y += seqRowH
 	}

@@ -66,7 +66,8 @@ func topologySVG(l *testbed.Lab, marks map[string]string) string {
 		}
 		lan = append(lan, box{h: rs, role: "VIP/32 on lo"})
 	}
-	width := max(2*topoMargin+len(lan)*topoBoxW+(len(lan)-1)*topoGap, 2*topoMargin+2*topoBoxW+200)
+	vip := fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the director; every real server holds it on lo and stays silent.", l.VIP, testbed.HTTPPort)
+	width := max(2*topoMargin+len(lan)*topoBoxW+(len(lan)-1)*topoGap, 2*topoMargin+2*topoBoxW+200, 2*topoMargin+len(vip)*7)
 	busY := topoMargin + topoBoxH + 56
 	row2 := busY + 44
 	s := newSVG(width, row2+topoBoxH+44)
@@ -121,8 +122,7 @@ func topologySVG(l *testbed.Lab, marks map[string]string) string {
 		s.line(x+topoBoxW/2, busY, x+topoBoxW/2, row2, "wire")
 		draw(x, row2, b)
 	}
-	s.text(topoMargin, row2+topoBoxH+28, "", "start",
-		fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the director; every real server holds it on lo and stays silent.", l.VIP, testbed.HTTPPort))
+	s.text(topoMargin, row2+topoBoxH+28, "", "start", vip)
 	return s.String()
 }
 
