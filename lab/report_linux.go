@@ -141,8 +141,8 @@ func (r *runner) finish() {
 		}
 	}
 	r.checks.add("pcaps saved", len(r.pcaps) == r.pcapsWanted, "%d of %d in %s", len(r.pcaps), r.pcapsWanted, r.dir)
-	if r.logPath != "" {
-		fmt.Fprintf(w, "  %-22s the director's log", filepath.Base(r.logPath))
+	for _, log := range r.logs {
+		fmt.Fprintf(w, "  %-22s the director's log", filepath.Base(log))
 		if r.o.Trace {
 			fmt.Fprint(w, " and -trace narration")
 		}

@@ -59,7 +59,9 @@ type runner struct {
 	l       *testbed.Lab
 	svc     service
 	cfgPath string
+	// logPath is the running (or last) director's log, logs every one's.
 	logPath string
+	logs    []string
 	dproc   *directorProc
 	checks  checks
 	// sections numbers the headings as they are printed.

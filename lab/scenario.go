@@ -29,6 +29,11 @@ var scenarios = []Scenario{
 		Shows:       "the director's kernel routes its own copy of each VIP frame: the real server gets every packet twice; drlb run refuses, -blackhole-vip fixes it",
 		RealServers: 1, Scheduler: "rr",
 	},
+	{
+		Name: "restart", Title: "The director restarts under keep-alive connections",
+		Shows:       "with rr every open connection breaks (the new director cannot place it), with mh every one survives on its server",
+		RealServers: 3, Scheduler: "rr",
+	},
 }
 
 // Scenarios returns every scenario, in order.

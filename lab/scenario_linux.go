@@ -23,6 +23,7 @@ import (
 var scenarioRuns = map[string]func(*runner, context.Context) error{
 	"arp-flux":      (*runner).arpFlux,
 	"forwarding-on": (*runner).forwardingOn,
+	"restart":       (*runner).restart,
 }
 
 // ctlPath is a scenario director's control socket, private to the run

@@ -72,6 +72,7 @@ func (r *runner) startDirector(logName string, detach bool, extra ...string) err
 		return fmt.Errorf("a director is already running (pid %d)", r.dproc.cmd.Process.Pid)
 	}
 	r.logPath = filepath.Join(r.dir, logName)
+	r.logs = append(r.logs, r.logPath)
 	args := "run -c " + r.cfgPath
 	for _, a := range extra {
 		args += " " + a
