@@ -34,6 +34,11 @@ var scenarios = []Scenario{
 		Shows:       "with rr every open connection breaks (the new director cannot place it), with mh every one survives on its server",
 		RealServers: 3, Scheduler: "rr",
 	},
+	{
+		Name: "mtu", Title: "A real server with a smaller MTU",
+		Shows:       "rs1 at MTU 1400 on a 1500 LAN: TCP is saved by the MSS, full-size UDP uploads vanish without an ICMP; drlb doctor names rs1, one MTU fixes it",
+		RealServers: 2, Scheduler: "rr",
+	},
 }
 
 // Scenarios returns every scenario, in order.

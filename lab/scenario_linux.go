@@ -24,6 +24,7 @@ var scenarioRuns = map[string]func(*runner, context.Context) error{
 	"arp-flux":      (*runner).arpFlux,
 	"forwarding-on": (*runner).forwardingOn,
 	"restart":       (*runner).restart,
+	"mtu":           (*runner).mtu,
 }
 
 // ctlPath is a scenario director's control socket, private to the run

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -159,30 +160,41 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 // get makes one GET request to url on a new connection (like curl) and
 // returns the real server that answered and the client's address.
 func get(ctx context.Context, c *http.Client, url string) (server string, local netip.AddrPort, err error) {
+	server, body, local, err := roundTrip(ctx, c, http.MethodGet, url, nil)
+	if err == nil && strings.TrimSpace(body) != server {
+		err = fmt.Errorf("body %q does not name the server %q", body, server)
+	}
+	return server, local, err
+}
+
+// roundTrip makes one request on a new connection and returns the real
+// server that answered (its header), the start of the answer's body and
+// the client's address.
+func roundTrip(ctx context.Context, c *http.Client, method, url string, body []byte) (server, answer string, local netip.AddrPort, err error) {
 	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		if a, ok := info.Conn.LocalAddr().(*net.TCPAddr); ok {
 			local = a.AddrPort()
 		}
 	}}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, url, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), method, url, rd)
 	if err != nil {
-		return "", local, err
+		return "", "", local, err
 	}
 	req.Close = true
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", local, err
+		return "", "", local, err
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 	resp.Body.Close()
 	if err != nil {
-		return "", local, fmt.Errorf("reading the answer: %w", err)
+		return "", "", local, fmt.Errorf("reading the answer: %w", err)
 	}
-	server = resp.Header.Get(testbed.ServerHeader)
-	if strings.TrimSpace(string(body)) != server {
-		return "", local, fmt.Errorf("body %q does not name the server %q", body, server)
-	}
-	return server, local, nil
+	return resp.Header.Get(testbed.ServerHeader), string(b), local, nil
 }
 
 // printAnswers lists who answered each request, several per line.
