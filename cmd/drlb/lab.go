@@ -63,6 +63,15 @@ func labCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geteui
 		return nil
 	}
 	if o.Scenario != "" {
+		known := false
+		var names []string
+		for _, sc := range lab.Scenarios() {
+			known = known || sc.Name == o.Scenario
+			names = append(names, sc.Name)
+		}
+		if !known {
+			return usageError("--scenario %q: want one of %s (drlb lab --list-scenarios)", o.Scenario, strings.Join(names, ", "))
+		}
 		// A scenario builds the lab it needs.
 		var clash []string
 		fs.Visit(func(f *flag.Flag) {
