@@ -259,15 +259,11 @@ func ipID(f *frame) uint16 {
 // setNeighbor adds a permanent neighbour entry addr -> mac on h's LAN
 // interface.
 func setNeighbor(h *testbed.Host, addr netip.Addr, mac net.HardwareAddr) error {
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, link, err := lanLink(h)
 	if err != nil {
 		return err
 	}
 	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil {
-		return err
-	}
 	return nh.NeighSet(&netlink.Neigh{LinkIndex: link.Attrs().Index, Family: netlink.FAMILY_V4,
 		State: netlink.NUD_PERMANENT, IP: addr.AsSlice(), HardwareAddr: mac})
 }

@@ -60,30 +60,22 @@ func (r *runner) sysctl(h *testbed.Host, comment string, kv ...string) error {
 // setMTU sets the MTU of h's LAN interface and prints the command.
 func (r *runner) setMTU(h *testbed.Host, mtu int, comment string) error {
 	cmdLine(r.w, fmt.Sprintf("ip -n %s link set dev %s mtu %d", h.NSName, h.Iface, mtu), comment)
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, link, err := lanLink(h)
 	if err != nil {
 		return err
 	}
 	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil {
-		return err
-	}
 	return nh.LinkSetMTU(link, mtu)
 }
 
 // neighbor returns h's neighbour entry for addr on its LAN interface, as
 // `ip neigh show ADDR` prints it, and its MAC (nil if there is none).
 func neighbor(h *testbed.Host, addr netip.Addr) (net.HardwareAddr, string, error) {
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, link, err := lanLink(h)
 	if err != nil {
 		return nil, "", err
 	}
 	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil {
-		return nil, "", err
-	}
 	neighs, err := nh.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, "", err

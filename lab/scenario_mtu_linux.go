@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/testbed"
-	"github.com/vishvananda/netlink"
 )
 
 // Shape of the mtu scenario.
@@ -318,13 +317,12 @@ func (r *runner) echo(ctx context.Context, payload int) datagram {
 
 // rxDropped is h's LAN interface's receive-drop counter.
 func rxDropped(h *testbed.Host) uint64 {
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, link, err := lanLink(h)
 	if err != nil {
 		return 0
 	}
-	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil || link.Attrs().Statistics == nil {
+	nh.Close()
+	if link.Attrs().Statistics == nil {
 		return 0
 	}
 	return link.Attrs().Statistics.RxDropped
@@ -332,15 +330,11 @@ func rxDropped(h *testbed.Host) uint64 {
 
 // linkMTU is h's LAN interface's MTU, 0 if unreadable.
 func linkMTU(h *testbed.Host) int {
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, link, err := lanLink(h)
 	if err != nil {
 		return 0
 	}
-	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil {
-		return 0
-	}
+	nh.Close()
 	return link.Attrs().MTU
 }
 

@@ -42,7 +42,6 @@ func (r *runner) restart(ctx context.Context) error {
 	fmt.Fprintln(w, "next server in turn would reach one that never heard of the connection (and resets it),")
 	fmt.Fprintln(w, "so drlb drops the packet and counts it (no-conn). The client retransmits into the void;")
 	fmt.Fprintln(w, "the real servers still hold the connections. IPVS without connection sync does the same.")
-	r.checks.add("rr: every connection answered before the restart", rr.before == restartConns, "%d of %d; %s", rr.before, restartConns, rr.distBefore)
 	r.checks.add("rr: the restart breaks every open connection", rr.survived == 0 && rr.counters["no-conn"] >= uint64(restartConns),
 		"%d of %d answered within %v; no-conn drops %d", rr.survived, restartConns, restartWait, rr.counters["no-conn"])
 
@@ -55,7 +54,6 @@ func (r *runner) restart(ctx context.Context) error {
 	fmt.Fprintln(w, "for each packet of an unknown connection, adopts the connection and forwards it: nothing")
 	fmt.Fprintln(w, "was shared between the two processes. sh works the same way, and so do several directors")
 	fmt.Fprintln(w, "behind ECMP.")
-	r.checks.add("mh: every connection answered before the restart", mh.before == restartConns, "%d of %d; %s", mh.before, restartConns, mh.distBefore)
 	r.checks.add("mh: every connection survives, on its server", mh.same == restartConns && mh.counters["adopted"] >= uint64(restartConns),
 		"%d of %d answered by the same server; adopted %d", mh.same, restartConns, mh.counters["adopted"])
 	r.page.add("A director restart under keep-alive connections: rr, then mh", r.restartDiagram(rr, mh).svg(),
@@ -134,6 +132,7 @@ func (r *runner) restartPhase(ctx context.Context, sched string, flags []string)
 		}
 	}
 	res.distBefore = distString(l, got)
+	r.checks.add(sched+": every connection answered before the restart", res.before == restartConns, "%d of %d; %s", res.before, restartConns, res.distBefore)
 	for i, s := range res.servers {
 		fmt.Fprintf(w, "  #%d :%-5d -> %s\n", i+1, res.ports[i], orNone(s))
 	}

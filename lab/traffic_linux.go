@@ -108,17 +108,28 @@ func (r *runner) flushRouter() error {
 	return nil
 }
 
+// lanLink opens a netlink handle in h's namespace and finds h's LAN
+// interface with it; the caller closes the handle.
+func lanLink(h *testbed.Host) (*netlink.Handle, netlink.Link, error) {
+	nh, err := netlink.NewHandleAt(h.NS)
+	if err != nil {
+		return nil, nil, err
+	}
+	link, err := nh.LinkByName(h.Iface)
+	if err != nil {
+		nh.Close()
+		return nil, nil, fmt.Errorf("%s: %w", h.Name, err)
+	}
+	return nh, link, nil
+}
+
 // flushNeighbors empties h's neighbour table on its LAN interface.
 func flushNeighbors(h *testbed.Host) error {
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, link, err := lanLink(h)
 	if err != nil {
 		return err
 	}
 	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil {
-		return err
-	}
 	neighs, err := nh.NeighList(link.Attrs().Index, netlink.FAMILY_ALL)
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 func NeedTool(t testing.TB, names ...string) string {
 	t.Helper()
 	path, missing := findTool(exec.LookPath, names)
-	needTool(t, missing, inCI())
+	need(t, "a program (.ci/run installs it)", missing, inCI())
 	return path
 }
 
@@ -27,14 +27,4 @@ func findTool(look func(string) (string, error), names []string) (path, missing 
 		}
 	}
 	return "", "none of " + strings.Join(names, ", ") + " in $PATH"
-}
-
-func needTool(t testing.TB, missing string, ci bool) {
-	t.Helper()
-	switch decide(missing, ci) {
-	case fail:
-		t.Fatalf("CI=true: this test needs a tool, refusing to skip: %s (.ci/run installs it)", missing)
-	case skip:
-		t.Skipf("needs a tool: %s (under CI=true this fails instead)", missing)
-	}
 }
