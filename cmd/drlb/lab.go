@@ -81,7 +81,7 @@ func labCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geteui
 			}
 		})
 		if len(clash) > 0 {
-			return usageError("--scenario builds its own lab: %s do not apply", strings.Join(clash, ", "))
+			return usageError("--scenario builds its own lab: drop %s", strings.Join(clash, ", "))
 		}
 	}
 	if geteuid() != 0 {

@@ -165,7 +165,7 @@ func TestLabBadFlags(t *testing.T) {
 		{[]string{"--nosuch"}, "nosuch"},
 		{[]string{"serve"}, "-name"},
 		{[]string{"--scenario", "nosuch"}, "arp-flux"},
-		{[]string{"--scenario", "arp-flux", "--requests", "3", "--scheduler", "mh"}, "--requests, --scheduler do not apply"},
+		{[]string{"--scenario", "arp-flux", "--requests", "3", "--scheduler", "mh"}, "builds its own lab: drop --requests, --scheduler"},
 		{[]string{"--scenario", "mtu", "--keep"}, "--keep"},
 	} {
 		var stdout, stderr bytes.Buffer
