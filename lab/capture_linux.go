@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,3 +79,69 @@ func (c *capture) stop() []frame {
 
 // name is the capture's file name: "<host>-<iface>.pcap".
 func (c *capture) name() string { return c.host.Name + "-" + c.iface + ".pcap" }
+
+// captures is one capture on every interface of the lab, started and
+// stopped together: what a phase of a run saw.
+type captures struct {
+	caps   []*capture
+	frames map[*capture][]frame
+}
+
+// startCaptures starts capturing on every interface of the lab: the
+// client's, both of the router's, the director's and each real server's.
+// On error it stops those it started.
+func startCaptures(l *testbed.Lab) (*captures, error) {
+	type port struct {
+		h     *testbed.Host
+		iface string
+	}
+	ports := []port{{l.Client, l.Client.Iface}, {l.Router, l.RouterUplink.Iface}, {l.Router, l.Router.Iface}, {l.Director, l.Director.Iface}}
+	for _, rs := range l.RealServers {
+		ports = append(ports, port{rs, rs.Iface})
+	}
+	cs := &captures{frames: map[*capture][]frame{}}
+	for _, p := range ports {
+		c, err := startCapture(l, p.h, p.iface)
+		if err != nil {
+			cs.stop()
+			return nil, fmt.Errorf("capturing on %s %s: %w", p.h.Name, p.iface, err)
+		}
+		cs.caps = append(cs.caps, c)
+	}
+	return cs, nil
+}
+
+// stop ends every capture that is still running; calling it again does
+// nothing.
+func (cs *captures) stop() {
+	for _, c := range cs.caps {
+		if _, done := cs.frames[c]; !done {
+			cs.frames[c] = c.stop()
+		}
+	}
+}
+
+// settle waits for frames in flight to reach the captures, then stops them.
+func (cs *captures) settle() {
+	time.Sleep(200 * time.Millisecond)
+	cs.stop()
+}
+
+// of returns what was captured on h's iface (after stop).
+func (cs *captures) of(h *testbed.Host, iface string) []frame {
+	for _, c := range cs.caps {
+		if c.host == h && c.iface == iface {
+			return cs.frames[c]
+		}
+	}
+	return nil
+}
+
+// names lists the captured interfaces: "client eth0, router eth1, ...".
+func (cs *captures) names() string {
+	var s []string
+	for _, c := range cs.caps {
+		s = append(s, c.host.Name+" "+c.iface)
+	}
+	return strings.Join(s, ", ")
+}

@@ -19,23 +19,22 @@ type directorProc struct {
 	err  error
 }
 
-// startDirector forks drlb from a thread inside the director's namespace,
-// so the child lives there. Its output goes straight to logPath (a file,
-// not a pipe through this process), so a detached director of a kept lab
-// keeps logging after this process exits. detach puts it in its own
-// session: Ctrl-C in this terminal no longer reaches it.
-func startDirector(l *testbed.Lab, exe, cfgPath, logPath string, trace, detach bool) (*directorProc, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// startDirector forks `drlb run -c cfgPath extra...` from a thread inside
+// the director's namespace, so the child lives there. Its output goes
+// straight to logPath (a file, not a pipe through this process), so a
+// detached director of a kept lab keeps logging after this process exits.
+// The file is emptied first: a new director, a new log (waitLog counts
+// lines in it). detach puts it in its own session: Ctrl-C in this
+// terminal no longer reaches it.
+func startDirector(l *testbed.Lab, exe, cfgPath, logPath string, detach bool, extra ...string) (*directorProc, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close() // the child has its own copy
 	// The label lets drlb lab down find the director even if the lab's
 	// namespaces were removed under it.
-	args := []string{"run", "-c", cfgPath, "-label", directorLabel(l.Name)}
-	if trace {
-		args = append(args, "-trace")
-	}
+	args := append([]string{"run", "-c", cfgPath, "-label", directorLabel(l.Name)}, extra...)
 	p := &directorProc{cmd: exec.Command(exe, args...), log: logPath, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: detach}

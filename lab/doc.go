@@ -14,6 +14,16 @@
 //
 // Every interface's frames are saved as a pcap file for Wireshark.
 //
+// Scenarios (Options.Scenario, `drlb lab --scenario NAME`) break one point
+// of that flow at a time, each in its own lab and its own file
+// (scenario_<name>_linux.go), with the same runner, captures and checks:
+// arp-flux (a real server answers ARP for the VIP), forwarding-on (the
+// director's kernel routes its copy of each frame), restart (connections
+// through a director restart, rr against mh) and mtu (a real server with a
+// smaller MTU). Options.HTML writes the run as one self-contained page:
+// the topology and the walked request (or the scenario) as SVG drawings
+// made from the captures, and the check table.
+//
 // The director is the drlb binary itself (Options.Executable), started as
 // `drlb run -c CONFIG` in the director's namespace: a child process inherits
 // the network namespace of the thread that forks it (testbed.Lab.Do).

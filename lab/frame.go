@@ -11,7 +11,9 @@ import (
 
 // Protocol numbers the walkthrough reads.
 const (
-	protoTCP = 6
+	protoICMP = 1
+	protoTCP  = 6
+	protoUDP  = 17
 
 	arpRequest = 1
 	arpReply   = 2
@@ -43,9 +45,13 @@ type frame struct {
 	ip             []byte // the IP packet, without Ethernet header or padding
 	ipSrc, ipDst   netip.Addr
 	ttl, proto     uint8
-	sport, dport   uint16
+	sport, dport   uint16 // TCP or UDP
 	tcpFlags       uint8
 	tcpPayloadSize int
+	// mss is a SYN's maximum segment size option, 0 without one.
+	mss uint16
+	// df is the IPv4 don't-fragment bit.
+	df bool
 }
 
 // parseFrame decodes b (kept, not copied). Anything it does not understand
@@ -92,17 +98,45 @@ func parseFrame(at time.Time, b []byte) frame {
 		f.ipSrc = netip.AddrFrom4([4]byte(p[12:16]))
 		f.ipDst = netip.AddrFrom4([4]byte(p[16:20]))
 		fragment := binary.BigEndian.Uint16(p[6:8])&0x1fff != 0
-		if f.proto == protoTCP && !fragment && len(f.ip) >= ihl+20 {
+		f.df = p[6]&0x40 != 0
+		switch {
+		case f.proto == protoTCP && !fragment && len(f.ip) >= ihl+20:
 			t := f.ip[ihl:]
 			f.sport = binary.BigEndian.Uint16(t[0:2])
 			f.dport = binary.BigEndian.Uint16(t[2:4])
 			f.tcpFlags = t[13]
 			if doff := int(t[12]>>4) * 4; doff >= 20 && doff <= len(t) {
 				f.tcpPayloadSize = len(t) - doff
+				if f.tcpFlags&tcpSYN != 0 {
+					f.mss = mssOption(t[20:doff])
+				}
 			}
+		case f.proto == protoUDP && !fragment && len(f.ip) >= ihl+8:
+			f.sport = binary.BigEndian.Uint16(f.ip[ihl : ihl+2])
+			f.dport = binary.BigEndian.Uint16(f.ip[ihl+2 : ihl+4])
 		}
 	}
 	return f
+}
+
+// mssOption finds the MSS in TCP options (kind 2, length 4), or 0. The
+// walk is bounded by the options' length and stops at a malformed one.
+func mssOption(opts []byte) uint16 {
+	for i := 0; i < len(opts); {
+		switch kind := opts[i]; {
+		case kind == 0: // end of options
+			return 0
+		case kind == 1: // no-op
+			i++
+		case i+1 >= len(opts) || opts[i+1] < 2:
+			return 0
+		case kind == 2 && opts[i+1] == 4 && i+4 <= len(opts):
+			return binary.BigEndian.Uint16(opts[i+2 : i+4])
+		default:
+			i += int(opts[i+1])
+		}
+	}
+	return 0
 }
 
 // isTCP reports whether f is TCP from src to dst.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 func TestParseFrame(t *testing.T) {
@@ -97,6 +99,41 @@ func TestFlagNames(t *testing.T) {
 	for fl, want := range map[uint8]string{tcpSYN: "[S]", tcpSYN | tcpACK: "[S.]", tcpFIN | tcpACK: "[F.]", 0x18: "[P.]", 0: "[]"} {
 		if got := flagNames(fl); got != want {
 			t.Errorf("flagNames(%#x) = %q, want %q", fl, got, want)
+		}
+	}
+}
+
+func TestParseFrameMSSAndUDP(t *testing.T) {
+	eth := &layers.Ethernet{SrcMAC: macRS1, DstMAC: macRouter, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, Flags: layers.IPv4DontFragment,
+		SrcIP: testVIP.Addr().AsSlice(), DstIP: testClient.Addr().AsSlice()}
+	tcp := &layers.TCP{SrcPort: 80, DstPort: 40000, SYN: true, ACK: true, Window: 1000, Options: []layers.TCPOption{
+		{OptionType: layers.TCPOptionKindNop},
+		{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0x50}},
+		{OptionType: layers.TCPOptionKindSACKPermitted, OptionLength: 2},
+	}}
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp); err != nil {
+		t.Fatal(err)
+	}
+	f := parseFrame(time.Now(), buf.Bytes())
+	if !f.isSYNACK() || f.mss != 1360 || !f.df || f.sport != 80 {
+		t.Errorf("SYN-ACK with MSS 1360: %+v", f)
+	}
+	u := parseFrame(time.Now(), framegen.UDP(framegen.L2{Src: macRouter, Dst: macDirector}, testClient, netip.AddrPortFrom(testVIP.Addr(), 7), make([]byte, 100)))
+	if u.proto != protoUDP || u.sport != testClient.Port() || u.dport != 7 || u.mss != 0 || len(u.ip) != 128 {
+		t.Errorf("UDP: %+v", u)
+	}
+	for _, opts := range [][]byte{nil, {0}, {1, 1, 1}, {2}, {2, 4, 5}, {8, 0, 2, 4, 5, 0x50}, {3, 3, 7, 2, 4, 5, 0x50}} {
+		want := uint16(0)
+		if len(opts) == 7 {
+			want = 1360
+		}
+		if got := mssOption(opts); got != want {
+			t.Errorf("mssOption(%v) = %d, want %d", opts, got, want)
 		}
 	}
 }

@@ -62,6 +62,14 @@ type Options struct {
 	// Executable is the drlb binary run as the director (and, with Keep,
 	// as the real servers' services). Required.
 	Executable string
+	// Scenario, when set, runs that scenario (see Scenarios) instead of
+	// the walkthrough: it builds its own lab, so RealServers, Scheduler,
+	// Requests and Keep do not apply.
+	Scenario string
+	// HTML, when set, is where the run writes one self-contained page:
+	// the topology, the walked request (or the scenario) as drawings,
+	// and the check table.
+	HTML string
 }
 
 // withDefaults fills in defaults and validates.
@@ -87,6 +95,13 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: --scheduler %q: want one of %s", ErrOptions, o.Scheduler, strings.Join(scheduler.Names(), ", "))
 	case o.Executable == "":
 		return o, fmt.Errorf("%w: no drlb executable to run as the director", ErrOptions)
+	case o.Scenario != "" && scenarioNamed(o.Scenario) == nil:
+		return o, fmt.Errorf("%w: --scenario %q: want one of %s (drlb lab --list-scenarios)", ErrOptions, o.Scenario, strings.Join(scenarioNames(), ", "))
+	case o.Scenario != "" && o.Keep:
+		return o, fmt.Errorf("%w: --keep: a scenario's lab is always torn down", ErrOptions)
+	}
+	if sc := scenarioNamed(o.Scenario); sc != nil {
+		o.RealServers, o.Scheduler = sc.RealServers, sc.Scheduler
 	}
 	return o, nil
 }

@@ -3,14 +3,16 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // walk is section 7: the first request, hop by hop.
 func (r *runner) walk(t *traffic) {
 	w, l := r.w, r.l
-	heading(w, 7, "One request, hop by hop")
+	r.section("One request, hop by hop")
 	if len(t.ports) == 0 {
 		return
 	}
@@ -39,18 +41,22 @@ func (r *runner) walk(t *traffic) {
 		clientMAC: l.Client.MAC, routerLANMAC: l.Router.MAC, directorMAC: l.Director.MAC, rsMAC: rs.MAC,
 		rsName:    rs.Name,
 		flushed:   t.flushed,
-		clientCap: t.byHost(l.Client, l.Client.Iface),
-		routerLAN: t.byHost(l.Router, l.Router.Iface),
-		director:  t.byHost(l.Director, l.Director.Iface),
-		rs:        t.byHost(rs, rs.Iface),
+		clientCap: t.of(l.Client, l.Client.Iface),
+		routerLAN: t.of(l.Router, l.Router.Iface),
+		director:  t.of(l.Director, l.Director.Iface),
+		rs:        t.of(rs, rs.Iface),
 		reals:     map[string][]frame{},
 	}
 	for _, x := range l.RealServers {
 		in.names[x.MAC.String()] = x.Name
-		in.reals[x.Name] = t.byHost(x, x.Iface)
+		in.reals[x.Name] = t.of(x, x.Iface)
 		in.order = append(in.order, x.Name)
 	}
 	r.checks = append(r.checks, walk(w, in)...)
+	r.page.add("One request, hop by hop", in.diagram(lanes(l, l.Client, l.Router, l.Director, rs)).svg(),
+		fmt.Sprintf("Request #1, %s → %s:%d, from the packets captured on every interface: the router asks who has the VIP, "+
+			"drlb answers, rewrites only the MAC addresses and hands the frame to %s, which answers the client straight through the router.",
+			client, l.VIP, r.svc.port, rs.Name))
 	if r.o.Trace {
 		r.narration(client)
 	}
@@ -86,26 +92,63 @@ func (r *runner) narration(client netip.AddrPort) {
 
 // summary is section 8: the pcaps and the verdicts.
 func (r *runner) summary(t *traffic) {
-	w := r.w
-	heading(w, 8, "Captures and checks")
-	fmt.Fprintf(w, "One pcap per interface in %s (open them with Wireshark,\nor: tcpdump -nn -e -r FILE):\n\n", r.dir)
-	saved := 0
-	for _, c := range t.caps {
-		path := filepath.Join(r.dir, c.name())
-		frames := t.frames[c]
-		if err := writePcap(path, frames); err != nil {
-			fmt.Fprintf(w, "  %-22s NOT SAVED: %v\n", c.name(), err)
+	r.savePcaps(t.captures, "")
+	r.finish()
+}
+
+// savedPcap is one pcap file a run wrote.
+type savedPcap struct {
+	prefix, name string
+	frames       int
+}
+
+// savePcaps writes one pcap per captured interface into the run's
+// directory, each name prefixed with prefix (a scenario's phase).
+func (r *runner) savePcaps(cs *captures, prefix string) {
+	for _, c := range cs.caps {
+		r.pcapsWanted++
+		name := prefix + c.name()
+		frames := cs.frames[c]
+		if err := writePcap(filepath.Join(r.dir, name), frames); err != nil {
+			fmt.Fprintf(r.w, "  %s NOT SAVED: %v\n", name, err)
 			continue
 		}
-		saved++
-		fmt.Fprintf(w, "  %-22s %4d frames\n", c.name(), len(frames))
+		r.pcaps = append(r.pcaps, savedPcap{prefix: prefix, name: name, frames: len(frames)})
 	}
-	r.checks.add("pcaps saved", saved == len(t.caps), "%d of %d in %s", saved, len(t.caps), r.dir)
-	fmt.Fprintf(w, "  %-22s the director's log", filepath.Base(r.logPath))
-	if r.o.Trace {
-		fmt.Fprint(w, " and -trace narration")
+}
+
+// finish is the last section: where the pcaps are, and the check table.
+func (r *runner) finish() {
+	w := r.w
+	r.section("Captures and checks")
+	fmt.Fprintf(w, "One pcap per interface in %s (open them with Wireshark,\nor: tcpdump -nn -e -r FILE):\n\n", r.dir)
+	var prefixes []string
+	files, frames := map[string]int{}, map[string]int{}
+	for _, p := range r.pcaps {
+		if files[p.prefix] == 0 {
+			prefixes = append(prefixes, p.prefix)
+		}
+		files[p.prefix]++
+		frames[p.prefix] += p.frames
 	}
-	fmt.Fprintf(w, "\n  (locally sent TCP frames may show \"checksum incorrect\" in Wireshark: the\n   checksum is filled in later by the NIC, or here by the receiving veth)\n\n")
+	if len(prefixes) == 1 && prefixes[0] == "" {
+		for _, p := range r.pcaps {
+			fmt.Fprintf(w, "  %-22s %4d frames\n", p.name, p.frames)
+		}
+	} else {
+		for _, p := range prefixes {
+			fmt.Fprintf(w, "  %-22s %d files, %d frames\n", p+"*.pcap", files[p], frames[p])
+		}
+	}
+	r.checks.add("pcaps saved", len(r.pcaps) == r.pcapsWanted, "%d of %d in %s", len(r.pcaps), r.pcapsWanted, r.dir)
+	for _, log := range r.logs {
+		fmt.Fprintf(w, "  %-22s the director's log", filepath.Base(log))
+		if r.o.Trace {
+			fmt.Fprint(w, " and -trace narration")
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  (locally sent TCP frames may show \"checksum incorrect\" in Wireshark: the\n   checksum is filled in later by the NIC, or here by the receiving veth)\n\n")
 	r.checks.print(w)
 	if r.checks.failed() {
 		fmt.Fprintln(w, "\nSome checks FAILED: see above, and the director's log.")
@@ -114,10 +157,27 @@ func (r *runner) summary(t *traffic) {
 	}
 }
 
+// writeHTML writes the run's page (--html).
+func (r *runner) writeHTML() error {
+	f, err := os.Create(r.o.HTML)
+	if err != nil {
+		return err
+	}
+	if err := r.page.render(f, r.checks, pageFooter(time.Now(), r.dir)); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", r.o.HTML, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.w, "\nThe run as one page, with drawings (opens offline in any browser): %s\n", r.o.HTML)
+	return nil
+}
+
 // keepInstructions says how to look around a kept lab and remove it.
 func (r *runner) keepInstructions() {
 	w, l := r.w, r.l
-	heading(w, 9, "The lab stays up (--keep)")
+	r.section("The lab stays up (--keep)")
 	fmt.Fprintf(w, "The director (pid %d) and each real server's web server keep running. Enter a host:\n\n", r.dproc.cmd.Process.Pid)
 	for _, h := range l.Hosts() {
 		fmt.Fprintf(w, "  ip netns exec %-20s bash\n", h.NSName)

@@ -50,7 +50,7 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 	return err
 }
 
-// runner is one run of the lab.
+// runner is one run of the lab: the walkthrough or a scenario.
 type runner struct {
 	w   io.Writer
 	o   Options
@@ -59,17 +59,41 @@ type runner struct {
 	l       *testbed.Lab
 	svc     service
 	cfgPath string
+	// logPath is the running (or last) director's log, logs every one's.
 	logPath string
+	logs    []string
 	dproc   *directorProc
 	checks  checks
+	// sections numbers the headings as they are printed.
+	sections int
+	// pcaps lists the files saved so far, pcapsWanted how many should be.
+	pcaps       []savedPcap
+	pcapsWanted int
+	// page collects the HTML page's drawings as the run goes.
+	page page
+}
+
+// section starts the next numbered section of the output.
+func (r *runner) section(title string) {
+	r.sections++
+	heading(r.w, r.sections, title)
 }
 
 func (r *runner) run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := r.w
-	fmt.Fprintln(w, "drlb lab: a throw-away LVS-DR (direct routing) network in network namespaces,")
-	fmt.Fprintln(w, "the real drlb director on it, and one request followed packet by packet.")
+	sc := scenarioNamed(r.o.Scenario)
+	if sc == nil {
+		fmt.Fprintln(w, "drlb lab: a throw-away LVS-DR (direct routing) network in network namespaces,")
+		fmt.Fprintln(w, "the real drlb director on it, and one request followed packet by packet.")
+		r.page.title = "drlb lab: one request through an LVS-DR director"
+	} else {
+		fmt.Fprintf(w, "drlb lab --scenario %s: %s.\n", sc.Name, sc.Title)
+		fmt.Fprintln(w, "A throw-away LVS-DR network in network namespaces, the real drlb director on it,")
+		fmt.Fprintln(w, "the trap provoked, shown with captured packets, diagnosed and fixed.")
+		r.page.title = "drlb lab --scenario " + sc.Name + ": " + sc.Title
+	}
 
 	l, err := testbed.New(ctx, testbed.Options{RealServers: r.o.RealServers, Name: r.o.Name})
 	if errors.Is(err, testbed.ErrNotRoot) {
@@ -84,10 +108,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 		if kept {
 			return
 		}
-		if r.dproc != nil {
-			if derr := r.dproc.stop(); derr != nil {
-				fmt.Fprintf(w, "stopping the director: %v\n", derr)
-			}
+		if derr := r.stopDirector(); derr != nil {
+			fmt.Fprintf(w, "stopping the director: %v\n", derr)
 		}
 		if cerr := l.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("tearing down the lab: %w", cerr))
@@ -114,7 +136,33 @@ func (r *runner) run(ctx context.Context) (err error) {
 		r.svc.reals = append(r.svc.reals, rs.IPv4)
 	}
 
-	r.topology()
+	if sc == nil {
+		err = r.walkthrough(ctx)
+	} else {
+		err = scenarioRuns[sc.Name](r, ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if r.o.HTML != "" {
+		if err := r.writeHTML(); err != nil {
+			return err
+		}
+	}
+	if r.o.Keep {
+		kept = true
+		r.keepInstructions()
+	}
+	if r.checks.failed() {
+		return ErrChecksFailed
+	}
+	return nil
+}
+
+// walkthrough is the lab without a scenario: set up, explain, check, send
+// requests and walk one hop by hop.
+func (r *runner) walkthrough(ctx context.Context) error {
+	r.topology(nil)
 	if err := r.directorSetup(); err != nil {
 		return err
 	}
@@ -130,12 +178,5 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	r.walk(t)
 	r.summary(t)
-	if r.o.Keep {
-		kept = true
-		r.keepInstructions()
-	}
-	if r.checks.failed() {
-		return ErrChecksFailed
-	}
 	return nil
 }

@@ -18,6 +18,11 @@ type service struct {
 	reals     []netip.Addr
 	weights   []int
 	client    netip.Addr // the lab's (only) client: sh and mh hash it
+	// flags are the scheduler's flags (mh-port, ...), none by default.
+	flags []string
+	// udpPort, when not 0, adds a UDP service VIP:udpPort over the same
+	// real servers and scheduler (the real servers' echo).
+	udpPort uint16
 }
 
 // yaml renders the service as the director's config file.
@@ -25,11 +30,23 @@ func (s service) yaml() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "interface: %s          # the director's LAN interface\n", s.iface)
 	b.WriteString("services:\n")
-	fmt.Fprintf(&b, "  - vip: %s\n    port: %d\n    protocol: tcp\n    scheduler: %s\n    realservers:\n", s.vip, s.port, s.scheduler)
-	for i, r := range s.reals {
-		fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", r, s.weights[i])
+	s.service(&b, "tcp", s.port)
+	if s.udpPort != 0 {
+		s.service(&b, "udp", s.udpPort)
 	}
 	return b.String()
+}
+
+// service renders one entry of the services list.
+func (s service) service(b *strings.Builder, proto string, port uint16) {
+	fmt.Fprintf(b, "  - vip: %s\n    port: %d\n    protocol: %s\n    scheduler: %s\n", s.vip, port, proto, s.scheduler)
+	if len(s.flags) > 0 {
+		fmt.Fprintf(b, "    flags: [%s]\n", strings.Join(s.flags, ", "))
+	}
+	b.WriteString("    realservers:\n")
+	for i, r := range s.reals {
+		fmt.Fprintf(b, "      - {address: %s, weight: %d}\n", r, s.weights[i])
+	}
 }
 
 // closedLoad is the connection count the director sees at each new

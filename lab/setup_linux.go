@@ -12,23 +12,27 @@ import (
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
 	"github.com/drlb/drlb/realserver"
+	"github.com/drlb/drlb/testbed"
 	"io"
 )
 
-// topology is section 1: what was built.
-func (r *runner) topology() {
+// topology is section 1: what was built. marks names what a scenario
+// changes on a host, for the drawing.
+func (r *runner) topology(marks map[string]string) {
 	w, l := r.w, r.l
-	heading(w, 1, "The network")
+	r.section("The network")
 	fmt.Fprintf(w, "Built in %d network namespaces (nothing touches this machine's own network).\n", len(l.Hosts())+1)
 	fmt.Fprintf(w, "The client is routed, as on the Internet: the router asks the LAN who has the VIP.\n\n")
 	printTopology(w, l)
+	r.page.add("The network", topologySVG(l, marks),
+		fmt.Sprintf("Built in %d network namespaces (lab %s): the client is routed, as on the Internet, so the router asks the LAN who has the VIP.", len(l.Hosts())+1, l.Name))
 }
 
 // directorSetup is section 2: the director's host settings and the
 // service, with the commands an operator would type.
 func (r *runner) directorSetup() error {
 	w, l := r.w, r.l
-	heading(w, 2, "The director")
+	r.section("The director")
 	fmt.Fprintln(w, "In DR the director only rewrites MAC addresses. It must receive the frames for the")
 	fmt.Fprintln(w, "VIP, but its kernel must NOT own the VIP: it would answer TCP itself (with resets).")
 	fmt.Fprintln(w, "So drlb, not the kernel, answers ARP for the VIP, and the kernel must not route the")
@@ -53,17 +57,12 @@ func (r *runner) directorSetup() error {
 		cmdLine(w, "sysctl -w "+realserver.SysctlName(k)+"=0", "lab: "+vals[k])
 	}
 	fmt.Fprintln(w)
-	yml := r.svc.yaml()
-	r.cfgPath = filepath.Join(r.dir, "drlb.yaml")
-	if err := os.WriteFile(r.cfgPath, []byte(yml), 0o644); err != nil {
-		return err
-	}
-	cfg, err := config.Parse(r.cfgPath, []byte(yml))
+	cfg, err := r.writeConfig("drlb.yaml", r.svc)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "The virtual service, as drlb YAML (%s):\n\n", r.cfgPath)
-	indent(w, "    ", yml)
+	indent(w, "    ", r.svc.yaml())
 	fmt.Fprintf(w, "\nThe same as ipvsadm rules (-g: direct routing; drlb run -c also reads this form):\n\n")
 	indent(w, "    ", config.FormatIPVSADM(cfg))
 	fmt.Fprintf(w, "\nScheduler %s, weights %s: ", r.o.Scheduler, weightList(r.svc.weights))
@@ -82,6 +81,22 @@ func (r *runner) directorSetup() error {
 	return nil
 }
 
+// writeConfig saves svc as the director's config file name in the run's
+// directory, which becomes r.cfgPath, and parses it back as drlb run will.
+func (r *runner) writeConfig(name string, svc service) (*config.Config, error) {
+	yml := svc.yaml()
+	path := filepath.Join(r.dir, name)
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Parse(path, []byte(yml))
+	if err != nil {
+		return nil, err
+	}
+	r.cfgPath = path
+	return cfg, nil
+}
+
 // weightList spells weights as "3:2:1".
 func weightList(ws []int) string {
 	s := make([]string, len(ws))
@@ -95,7 +110,7 @@ func weightList(ws []int) string {
 // real server (the lab already did it, so every step says so).
 func (r *runner) realServerSetup() error {
 	w, l := r.w, r.l
-	heading(w, 3, "The real servers")
+	r.section("The real servers")
 	fmt.Fprintln(w, "The director hands each real server the client's packet unchanged: destination VIP.")
 	fmt.Fprintln(w, "A real server accepts it only if it holds the VIP itself, so the VIP goes on lo. It")
 	fmt.Fprintln(w, "must never answer ARP for the VIP, or it would steal the VIP from the director")
@@ -103,16 +118,9 @@ func (r *runner) realServerSetup() error {
 	fmt.Fprintln(w, "arp_announce=2 (never put the VIP in our own ARP requests). Its default gateway is")
 	fmt.Fprintf(w, "the router, never the director: replies go straight back to the client.\n\n")
 	for i, rs := range l.RealServers {
-		var steps []realserver.Step
-		err := l.Do(rs, func() error {
-			var err error
-			steps, err = realserver.Up(realserver.NewSystem("", nil), realserver.Config{
-				VIP: l.VIP, Iface: rs.Iface, StateFile: filepath.Join(r.dir, rs.Name+"-realserver.json"),
-			})
-			return err
-		})
+		steps, err := r.realserverUp(rs)
 		if err != nil {
-			return fmt.Errorf("%s: drlb realserver up: %w", rs.Name, err)
+			return err
 		}
 		changed := 0
 		for _, s := range steps {
@@ -134,17 +142,57 @@ func (r *runner) realServerSetup() error {
 	return nil
 }
 
-// doctor is section 4: the same checks `drlb doctor` makes, in each host.
-func (r *runner) doctor() error {
-	w, l := r.w, r.l
-	heading(w, 4, "drlb doctor")
-	vips := []netip.Addr{l.VIP}
+// realserverUp runs `drlb realserver up` for the VIP in rs and returns
+// its steps.
+func (r *runner) realserverUp(rs *testbed.Host) ([]realserver.Step, error) {
+	var steps []realserver.Step
+	err := r.l.Do(rs, func() error {
+		var err error
+		steps, err = realserver.Up(realserver.NewSystem("", nil), realserver.Config{
+			VIP: r.l.VIP, Iface: rs.Iface, StateFile: filepath.Join(r.dir, rs.Name+"-realserver.json"),
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: drlb realserver up: %w", rs.Name, err)
+	}
+	return steps, nil
+}
+
+// doctorDirector makes drlb doctor's checks in the director's namespace,
+// reachability and MTU of every real server included.
+func (r *runner) doctorDirector() (doctor.Report, error) {
+	l := r.l
 	var rep doctor.Report
 	err := l.Do(l.Director, func() error {
-		rep = doctor.Director(doctor.System{}, l.Director.Iface, vips, r.svc.reals...)
+		rep = doctor.Director(doctor.System{}, l.Director.Iface, []netip.Addr{l.VIP}, r.svc.reals...)
 		rep = append(rep, doctor.Reachability(doctor.System{}, l.Director.Iface, r.svc.reals, time.Second)...)
 		return nil
 	})
+	return rep, err
+}
+
+// doctorRealServer makes drlb doctor -role realserver's checks in rs.
+func (r *runner) doctorRealServer(rs *testbed.Host) (doctor.Report, error) {
+	l := r.l
+	var rep doctor.Report
+	err := l.Do(rs, func() error {
+		rep = doctor.RealServer(doctor.System{}, rs.Iface, []netip.Addr{l.VIP}, l.Director.IPv4)
+		return nil
+	})
+	return rep, err
+}
+
+// doctorRSCommand is the command line doctorRealServer stands for.
+func (r *runner) doctorRSCommand(rs *testbed.Host) string {
+	return fmt.Sprintf("drlb doctor -role realserver -iface %s -vip %s -director %s", rs.Iface, r.l.VIP, r.l.Director.IPv4)
+}
+
+// doctor is section 4: the same checks `drlb doctor` makes, in each host.
+func (r *runner) doctor() error {
+	w, l := r.w, r.l
+	r.section("drlb doctor")
+	rep, err := r.doctorDirector()
 	if err != nil {
 		return err
 	}
@@ -153,18 +201,15 @@ func (r *runner) doctor() error {
 	r.checks.add("doctor: director", !rep.Failed(), "%s", reportSummary(rep))
 	failed := 0
 	for i, rs := range l.RealServers {
-		var rep doctor.Report
-		if err := l.Do(rs, func() error {
-			rep = doctor.RealServer(doctor.System{}, rs.Iface, vips, l.Director.IPv4)
-			return nil
-		}); err != nil {
+		rep, err := r.doctorRealServer(rs)
+		if err != nil {
 			return err
 		}
 		if rep.Failed() {
 			failed++
 		}
 		if i == 0 || rep.Failed() {
-			fmt.Fprintf(w, "\nOn %s: drlb doctor -role realserver -iface %s -vip %s -director %s\n\n", rs.Name, rs.Iface, l.VIP, l.Director.IPv4)
+			fmt.Fprintf(w, "\nOn %s: %s\n\n", rs.Name, r.doctorRSCommand(rs))
 			printReport(w, rep)
 		} else {
 			fmt.Fprintf(w, "On %s: %s\n", rs.Name, reportSummary(rep))

@@ -37,3 +37,105 @@ func prefix24(a netip.Addr) string {
 	}
 	return p.String()
 }
+
+// Topology drawing geometry.
+const (
+	topoBoxW   = 204
+	topoBoxH   = 100
+	topoGap    = 26
+	topoMargin = 20
+	// topoMaxRS is how many real servers the drawing shows; more are
+	// summed up in one box.
+	topoMaxRS = 6
+)
+
+// topologySVG draws the lab: client and router on top, the LAN's bridge
+// as a bus, the director and the real servers under it. marks adds a red
+// line to the named hosts' boxes (what a scenario changed on them).
+func topologySVG(l *testbed.Lab, marks map[string]string) string {
+	type box struct {
+		h     *testbed.Host
+		lines []string
+		role  string
+	}
+	lan := []box{{h: l.Director, role: "drlb; the VIP is NOT on it"}}
+	for i, rs := range l.RealServers {
+		if i == topoMaxRS {
+			lan = append(lan, box{lines: []string{fmt.Sprintf("+ %d more", len(l.RealServers)-topoMaxRS), "real servers"}})
+			break
+		}
+		lan = append(lan, box{h: rs, role: "VIP/32 on lo"})
+	}
+	vip := fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the director; every real server holds it on lo and stays silent.", l.VIP, testbed.HTTPPort)
+	width := max(2*topoMargin+len(lan)*topoBoxW+(len(lan)-1)*topoGap, 2*topoMargin+2*topoBoxW+200, 2*topoMargin+len(vip)*7)
+	busY := topoMargin + topoBoxH + 56
+	row2 := busY + 44
+	s := newSVG(width, row2+topoBoxH+44)
+	draw := func(x, y int, b box) {
+		class := "box"
+		if b.h == l.Director {
+			class = "box-director"
+		}
+		mark := ""
+		if b.h != nil {
+			mark = marks[b.h.Name]
+		}
+		if mark != "" {
+			class = "box-marked"
+		}
+		s.rect(x, y, topoBoxW, topoBoxH, class)
+		lines := b.lines
+		if b.h != nil {
+			s.text(x+10, y+22, "name", "start", b.h.Name)
+			if b.h == l.Router {
+				lines = []string{l.RouterUplink.Iface + " " + l.RouterUplink.IPv4.String(), b.h.Iface + " " + b.h.IPv4.String(), b.h.MAC.String()}
+			} else {
+				lines = []string{b.h.Iface + " " + b.h.IPv4.String(), b.h.MAC.String()}
+			}
+		}
+		for i, line := range lines {
+			s.text(x+10, y+38+i*13, "mono", "start", line)
+		}
+		n := len(lines)
+		if b.role != "" {
+			s.text(x+10, y+38+n*13, "small", "start", b.role)
+			n++
+		}
+		if mark != "" {
+			s.text(x+10, y+38+n*13, "mark", "start", mark)
+		}
+	}
+	// Top row: the client, its link, the router.
+	cx, rx := topoMargin, topoMargin+topoBoxW+200
+	draw(cx, topoMargin, box{h: l.Client, role: "HTTP client"})
+	draw(rx, topoMargin, box{h: l.Router, role: "gateway, ip_forward=1"})
+	ly := topoMargin + topoBoxH/2
+	s.line(cx+topoBoxW, ly, rx, ly, "wire")
+	s.text((cx+topoBoxW+rx)/2, ly-8, "small", "middle", "routed link "+prefix24(l.Client.IPv4))
+	// The LAN: the bridge as a bus, every LAN host hanging from it.
+	s.line(topoMargin, busY, width-topoMargin, busY, "bus")
+	s.line(rx+topoBoxW/2, topoMargin+topoBoxH, rx+topoBoxW/2, busY, "wire")
+	s.text(topoMargin, busY-10, "small", "start",
+		fmt.Sprintf("LAN %s: bridge %s in namespace %s", prefix24(l.Router.IPv4), l.Switch.Iface, l.Switch.NSName))
+	for i, b := range lan {
+		x := topoMargin + i*(topoBoxW+topoGap)
+		s.line(x+topoBoxW/2, busY, x+topoBoxW/2, row2, "wire")
+		draw(x, row2, b)
+	}
+	s.text(topoMargin, row2+topoBoxH+28, "", "start", vip)
+	return s.String()
+}
+
+// lanes makes sequence-diagram lanes of hosts: each with its address and
+// the MAC of its LAN interface (the router: both addresses).
+func lanes(l *testbed.Lab, hosts ...*testbed.Host) []seqLane {
+	var ls []seqLane
+	for _, h := range hosts {
+		ip := h.IPv4.String()
+		if h == l.Router {
+			ip = l.RouterUplink.IPv4.String() + " | " + h.IPv4.String()
+		}
+		ls = append(ls, seqLane{name: h.Name, sub: []string{ip, h.MAC.String()}})
+	}
+	return ls
+}

@@ -9,14 +9,16 @@ import (
 	"github.com/drlb/drlb/testbed"
 )
 
-func TestPrintTopology(t *testing.T) {
+// testLab is a lab as testbed plans it, without namespaces: enough to
+// print and draw.
+func testLab() *testbed.Lab {
 	port := func(ip string, mac byte) testbed.Port {
 		return testbed.Port{Iface: "eth0", IPv4: netip.MustParseAddr(ip), MAC: []byte{2, 0, 0xc6, 0x12, 0, mac}}
 	}
 	host := func(name, ip string, mac byte) *testbed.Host {
 		return &testbed.Host{Name: name, NSName: "x-" + name, Port: port(ip, mac)}
 	}
-	l := &testbed.Lab{
+	return &testbed.Lab{
 		Name:         "x",
 		Client:       host("client", "198.18.1.10", 0x0a),
 		Router:       host("router", "198.18.0.1", 1),
@@ -26,6 +28,10 @@ func TestPrintTopology(t *testing.T) {
 		Switch:       &testbed.Host{Name: "switch", NSName: "x-switch", Port: testbed.Port{Iface: "br0"}},
 		VIP:          netip.MustParseAddr("198.18.0.100"),
 	}
+}
+
+func TestPrintTopology(t *testing.T) {
+	l := testLab()
 	var b bytes.Buffer
 	printTopology(&b, l)
 	out := b.String()

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,103 +20,116 @@ import (
 
 // traffic is what section 5 and 6 produced: the captures and the answers.
 type traffic struct {
-	caps    []*capture
-	frames  map[*capture][]frame
+	*captures
 	flushed time.Time
 	// ports[i] is request i's client port, servers[i] who answered it.
 	ports   []uint16
 	servers []string
 }
 
-// byHost returns the capture of h's iface.
-func (t *traffic) byHost(h *testbed.Host, iface string) []frame {
-	for _, c := range t.caps {
-		if c.host == h && c.iface == iface {
-			return t.frames[c]
-		}
-	}
-	return nil
-}
-
 // traffic starts the captures and the director, then sends the requests.
 func (r *runner) traffic(ctx context.Context) (*traffic, error) {
 	w, l := r.w, r.l
-	heading(w, 5, "Start the director")
-	t := &traffic{frames: map[*capture][]frame{}}
-	type port struct {
-		h     *testbed.Host
-		iface string
-	}
-	ports := []port{{l.Client, l.Client.Iface}, {l.Router, l.RouterUplink.Iface}, {l.Router, l.Router.Iface}, {l.Director, l.Director.Iface}}
-	for _, rs := range l.RealServers {
-		ports = append(ports, port{rs, rs.Iface})
-	}
-	defer func() {
-		// Captures end before the lab does, on every path.
-		for _, c := range t.caps {
-			if _, done := t.frames[c]; !done {
-				t.frames[c] = c.stop()
-			}
-		}
-	}()
-	var names []string
-	for _, p := range ports {
-		c, err := startCapture(l, p.h, p.iface)
-		if err != nil {
-			return nil, fmt.Errorf("capturing on %s %s: %w", p.h.Name, p.iface, err)
-		}
-		t.caps = append(t.caps, c)
-		names = append(names, p.h.Name+" "+p.iface)
-	}
-	fmt.Fprintf(w, "Capturing every frame (like tcpdump -i IFACE) on:\n  %s.\n\n", strings.Join(names, ", "))
-
-	r.logPath = filepath.Join(r.dir, "director.log")
-	args := "run -c " + r.cfgPath
-	if r.o.Trace {
-		args += " -trace"
-	}
-	cmdLine(w, fmt.Sprintf("ip netns exec %s drlb %s", l.Director.NSName, args), "")
-	p, err := startDirector(l, r.o.Executable, r.cfgPath, r.logPath, r.o.Trace, r.o.Keep)
+	r.section("Start the director")
+	cs, err := startCaptures(l)
 	if err != nil {
 		return nil, err
 	}
-	r.dproc = p
-	fmt.Fprintf(w, "  log: %s\n", r.logPath)
-	if err := p.waitLog("real server resolved", len(l.RealServers), 10*time.Second); err != nil {
+	t := &traffic{captures: cs}
+	defer cs.stop() // captures end before the lab does, on every path
+	fmt.Fprintf(w, "Capturing every frame (like tcpdump -i IFACE) on:\n  %s.\n\n", cs.names())
+
+	var extra []string
+	if r.o.Trace {
+		extra = append(extra, "-trace")
+	}
+	if err := r.startDirector("director.log", r.o.Keep, extra...); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(w, "  drlb is up: it announced the VIP with gratuitous ARP and resolved the real servers' MACs.\n\n")
 
 	// Make the router forget every neighbour, the VIP included, so that the
 	// first request has to ask who has the VIP while we capture.
-	if err := flushNeighbors(l.Router); err != nil {
+	if err := r.flushRouter(); err != nil {
 		return nil, err
 	}
 	t.flushed = time.Now()
-	cmdLine(w, fmt.Sprintf("ip -n %s neigh flush dev %s", l.Router.NSName, l.Router.Iface), "the router forgets who has the VIP")
 
-	heading(w, 6, fmt.Sprintf("%d requests through the VIP", r.o.Requests))
+	r.section(fmt.Sprintf("%d requests through the VIP", r.o.Requests))
 	if err := r.requests(ctx, t); err != nil {
 		return nil, err
 	}
-	time.Sleep(200 * time.Millisecond) // frames in flight reach the captures
-	for _, c := range t.caps {
-		t.frames[c] = c.stop()
-	}
+	cs.settle()
 	return t, nil
+}
+
+// startDirector runs `drlb run -c r.cfgPath extra...` in the director's
+// namespace, logging to logName in the run's directory, shows the command
+// and waits until it has resolved every real server. The director is
+// r.dproc until stopDirector; teardown stops it too.
+func (r *runner) startDirector(logName string, detach bool, extra ...string) error {
+	w, l := r.w, r.l
+	if r.dproc != nil {
+		return fmt.Errorf("a director is already running (pid %d)", r.dproc.cmd.Process.Pid)
+	}
+	r.logPath = filepath.Join(r.dir, logName)
+	r.logs = append(r.logs, r.logPath)
+	args := "run -c " + r.cfgPath
+	for _, a := range extra {
+		args += " " + a
+	}
+	cmdLine(w, fmt.Sprintf("ip netns exec %s drlb %s", l.Director.NSName, args), "")
+	p, err := startDirector(l, r.o.Executable, r.cfgPath, r.logPath, detach, extra...)
+	if err != nil {
+		return err
+	}
+	r.dproc = p
+	fmt.Fprintf(w, "  log: %s\n", r.logPath)
+	return p.waitLog("real server resolved", len(l.RealServers), 10*time.Second)
+}
+
+// stopDirector stops the running director, if any.
+func (r *runner) stopDirector() error {
+	if r.dproc == nil {
+		return nil
+	}
+	err := r.dproc.stop()
+	r.dproc = nil
+	return err
+}
+
+// flushRouter empties the router's neighbour cache, so the next request
+// must ask who has the VIP, and says so.
+func (r *runner) flushRouter() error {
+	if err := flushNeighbors(r.l.Router); err != nil {
+		return err
+	}
+	cmdLine(r.w, fmt.Sprintf("ip -n %s neigh flush dev %s", r.l.Router.NSName, r.l.Router.Iface), "the router forgets who has the VIP")
+	return nil
+}
+
+// lanLink opens a netlink handle in h's namespace and finds h's LAN
+// interface with it; the caller closes the handle.
+func lanLink(h *testbed.Host) (*netlink.Handle, netlink.Link, error) {
+	nh, err := netlink.NewHandleAt(h.NS)
+	if err != nil {
+		return nil, nil, err
+	}
+	link, err := nh.LinkByName(h.Iface)
+	if err != nil {
+		nh.Close()
+		return nil, nil, fmt.Errorf("%s: %w", h.Name, err)
+	}
+	return nh, link, nil
 }
 
 // flushNeighbors empties h's neighbour table on its LAN interface.
 func flushNeighbors(h *testbed.Host) error {
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, link, err := lanLink(h)
 	if err != nil {
 		return err
 	}
 	defer nh.Close()
-	link, err := nh.LinkByName(h.Iface)
-	if err != nil {
-		return err
-	}
 	neighs, err := nh.NeighList(link.Attrs().Index, netlink.FAMILY_ALL)
 	if err != nil {
 		return err
@@ -136,29 +150,9 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 	url := fmt.Sprintf("http://%s/", l.VIP)
 	fmt.Fprintf(w, "From the client %s, each request on a new TCP connection (like curl %s).\nBy the client's source port, the real server that answered:\n\n", l.Client.IPv4, url)
 	for i := 0; i < r.o.Requests; i++ {
-		var local netip.AddrPort
-		trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-			if a, ok := info.Conn.LocalAddr().(*net.TCPAddr); ok {
-				local = a.AddrPort()
-			}
-		}}
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, url, nil)
+		server, local, err := get(ctx, c, url)
 		if err != nil {
-			return err
-		}
-		req.Close = true
-		resp, err := c.Do(req)
-		if err != nil {
-			return fmt.Errorf("request %d to %s: %w (director log: %s)", i+1, url, err, r.logPath)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("request %d: %w", i+1, err)
-		}
-		server := resp.Header.Get(testbed.ServerHeader)
-		if strings.TrimSpace(string(body)) != server {
-			return fmt.Errorf("request %d: body %q does not name the server %q", i+1, body, server)
+			return fmt.Errorf("request %d: %w (director log: %s)", i+1, err, r.logPath)
 		}
 		t.ports = append(t.ports, local.Port())
 		t.servers = append(t.servers, server)
@@ -172,6 +166,46 @@ func (r *runner) requests(ctx context.Context, t *traffic) error {
 	}
 	r.printAnswers(t)
 	return r.distribution(t)
+}
+
+// get makes one GET request to url on a new connection (like curl) and
+// returns the real server that answered and the client's address.
+func get(ctx context.Context, c *http.Client, url string) (server string, local netip.AddrPort, err error) {
+	server, body, local, err := roundTrip(ctx, c, http.MethodGet, url, nil)
+	if err == nil && strings.TrimSpace(body) != server {
+		err = fmt.Errorf("body %q does not name the server %q", body, server)
+	}
+	return server, local, err
+}
+
+// roundTrip makes one request on a new connection and returns the real
+// server that answered (its header), the start of the answer's body and
+// the client's address.
+func roundTrip(ctx context.Context, c *http.Client, method, url string, body []byte) (server, answer string, local netip.AddrPort, err error) {
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if a, ok := info.Conn.LocalAddr().(*net.TCPAddr); ok {
+			local = a.AddrPort()
+		}
+	}}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), method, url, rd)
+	if err != nil {
+		return "", "", local, err
+	}
+	req.Close = true
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", "", local, err
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	resp.Body.Close()
+	if err != nil {
+		return "", "", local, fmt.Errorf("reading the answer: %w", err)
+	}
+	return resp.Header.Get(testbed.ServerHeader), string(b), local, nil
 }
 
 // printAnswers lists who answered each request, several per line.

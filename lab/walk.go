@@ -28,6 +28,12 @@ type walkInput struct {
 	reals map[string][]frame
 	// order lists reals' keys in lab order.
 	order []string
+
+	// What the walk found, for the drawing: the router's question, the
+	// director's answer, answers by anyone else, and the hops.
+	arpAsk, arpAnswer *frame
+	arpForeign        []*frame
+	hops              []hop
 }
 
 // label names a MAC: "02:00:c6:12:00:02 (director)".
@@ -65,6 +71,7 @@ func (in *walkInput) walkARP(w io.Writer, cs *checks) {
 	req := first(in.routerLAN, func(f *frame) bool {
 		return f.arpOp == arpRequest && f.arpTargetIP == vip && bytes.Equal(f.src, in.routerLANMAC) && !f.at.Before(in.flushed)
 	})
+	in.arpAsk = req
 	if req == nil {
 		fmt.Fprintf(w, "  (no ARP request for %s seen on the router's LAN interface)\n", vip)
 	} else {
@@ -80,9 +87,11 @@ func (in *walkInput) walkARP(w io.Writer, cs *checks) {
 		if bytes.Equal(f.arpSenderMAC, in.directorMAC) {
 			if director == 0 {
 				fmt.Fprintf(w, "  director  answers  %s is-at %s   (drlb, not a kernel)\n", vip, f.arpSenderMAC)
+				in.arpAnswer = f
 			}
 			director++
 		} else {
+			in.arpForeign = append(in.arpForeign, f)
 			foreign++
 			foreignBy = in.label(f.arpSenderMAC)
 			fmt.Fprintf(w, "  !! %s ALSO answered: %s is-at %s\n", foreignBy, vip, f.arpSenderMAC)
@@ -144,6 +153,7 @@ func (in *walkInput) walkHops(w io.Writer, cs *checks) {
 		{"arrives at the router", "captured on router eth0", first(in.routerLAN, back(in.rsMAC))},
 		{"router -> client", "captured on client eth0", first(in.clientCap, back(nil))},
 	}
+	in.hops = hops
 	fmt.Fprintf(w, "The connection's first packet (SYN) and its answer (SYN-ACK), hop by hop:\n\n")
 	all := true
 	for i, h := range hops {
@@ -238,4 +248,75 @@ func (in *walkInput) walkBypass(w io.Writer, cs *checks) {
 	cs.add("replies never crossed the director", replies > 0 && fromVIP == 0,
 		"%d frames from the VIP on the director", fromVIP)
 	cs.add("director forwarded every VIP frame once", vipIn > 0 && vipIn == vipOut, "%d in, %d out", vipIn, vipOut)
+}
+
+// diagram draws the walked request as a sequence diagram over four lanes:
+// client, router, director and the real server that answered.
+func (in *walkInput) diagram(lanes []seqLane) *seqDiagram {
+	const client, router, director, rs = 0, 1, 2, 3
+	d := &seqDiagram{lanes: lanes}
+	hop := func(i, from, to int, kind, what string) {
+		if i >= len(in.hops) {
+			return
+		}
+		if in.hops[i].f == nil {
+			d.note(fmt.Sprintf("hop %d (%s) was not captured", i+1, in.hops[i].title))
+			return
+		}
+		f := in.hops[i].f
+		d.msg(from, to, kind, synLabel(f, what), ethLine(f))
+	}
+	hop(0, client, router, kindReq, "")
+	if q := in.arpAsk; q != nil {
+		d.msg(router, rs, kindARP, fmt.Sprintf("ARP who-has %s? tell %s (broadcast)", q.arpTargetIP, q.arpSenderIP), ethLine(q)).broadcast = true
+	}
+	if a := in.arpAnswer; a != nil {
+		d.msg(director, router, kindARP, fmt.Sprintf("ARP %s is-at %s: drlb answers", a.arpSenderIP, a.arpSenderMAC), ethLine(a))
+	}
+	for _, a := range in.arpForeign {
+		d.msg(rs, router, kindBad, fmt.Sprintf("ARP %s is-at %s: %s answers too", a.arpSenderIP, a.arpSenderMAC, in.names[a.arpSenderMAC.String()]), ethLine(a))
+	}
+	if in.arpAsk != nil && len(in.arpForeign) == 0 {
+		d.note("The real servers heard the broadcast and stayed silent (arp_ignore=1): only drlb answered.")
+	}
+	hop(1, router, director, kindReq, "")
+	hop(2, director, rs, kindReq, ": only the MACs changed")
+	hop(4, rs, router, kindReply, ": not via the director")
+	hop(6, router, client, kindReply, "")
+	return d
+}
+
+// synLabel names a TCP segment for drawings: "SYN 198.18.1.10:40000 →
+// 198.18.0.100:80  ttl 63" and what.
+func synLabel(f *frame, what string) string {
+	return fmt.Sprintf("%s %s → %s  ttl %d%s", flagWord(f.tcpFlags),
+		netip.AddrPortFrom(f.ipSrc, f.sport), netip.AddrPortFrom(f.ipDst, f.dport), f.ttl, what)
+}
+
+// ordinal spells 1 as "first", 2 as "second", ...
+func ordinal(n int) string {
+	if n >= 1 && n <= 3 {
+		return [...]string{"first", "second", "third"}[n-1]
+	}
+	return fmt.Sprintf("#%d", n)
+}
+
+// ethLine is a frame's Ethernet addresses, for drawings.
+func ethLine(f *frame) string { return fmt.Sprintf("eth %s → %s", f.src, f.dst) }
+
+// flagWord names a TCP segment by its flags: SYN, SYN-ACK, ACK, ...
+func flagWord(fl uint8) string {
+	switch {
+	case fl&(tcpSYN|tcpACK) == tcpSYN:
+		return "SYN"
+	case fl&(tcpSYN|tcpACK) == tcpSYN|tcpACK:
+		return "SYN-ACK"
+	case fl&tcpRST != 0:
+		return "RST"
+	case fl&tcpFIN != 0:
+		return "FIN"
+	case fl&0x08 != 0:
+		return "PSH-ACK"
+	}
+	return "ACK"
 }

@@ -3,15 +3,20 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/drlb/drlb/lab"
 )
 
 const labUsage = `usage: drlb lab [flags]            build a DR lab in namespaces, run drlb on it, walk a request
+       drlb lab --scenario NAME     provoke one DR trap in a lab of its own, show it, fix it
+       drlb lab --list-scenarios    the scenarios
        drlb lab down [--name NAME]  remove a lab kept with --keep (default name ` + lab.KeepName + `)
 
 Needs root (network namespaces). Nothing outside the lab's own namespaces is touched.
@@ -42,6 +47,9 @@ func labCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geteui
 	fs.StringVar(&o.Name, "name", "", "lab name, the namespaces' prefix (default: unique per run, "+lab.KeepName+" with --keep)")
 	fs.StringVar(&o.Dir, "pcap-dir", "", "where to save the pcaps, the director's config and log (default: a new temporary directory)")
 	fs.BoolVar(&o.Trace, "trace", false, "run the director with -trace and show its narration of the walked request")
+	fs.StringVar(&o.Scenario, "scenario", "", "run one DR trap instead of the walkthrough (see --list-scenarios)")
+	list := fs.Bool("list-scenarios", false, "list the scenarios and exit")
+	fs.StringVar(&o.HTML, "html", "", "also write the run as one self-contained HTML page with drawings to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, labUsage)
 		fmt.Fprintln(stderr)
@@ -49,6 +57,32 @@ func labCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geteui
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *list {
+		listScenarios(stdout)
+		return nil
+	}
+	if o.Scenario != "" {
+		known := false
+		var names []string
+		for _, sc := range lab.Scenarios() {
+			known = known || sc.Name == o.Scenario
+			names = append(names, sc.Name)
+		}
+		if !known {
+			return usageError("--scenario %q: want one of %s (drlb lab --list-scenarios)", o.Scenario, strings.Join(names, ", "))
+		}
+		// A scenario builds the lab it needs.
+		var clash []string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "scheduler", "realservers", "requests", "keep", "trace":
+				clash = append(clash, "--"+f.Name)
+			}
+		})
+		if len(clash) > 0 {
+			return usageError("--scenario builds its own lab: drop %s", strings.Join(clash, ", "))
+		}
 	}
 	if geteuid() != 0 {
 		return lab.ErrNotRoot
@@ -63,6 +97,22 @@ func labCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geteui
 		return asUsage(err)
 	}
 	return err
+}
+
+// listScenarios is `drlb lab --list-scenarios`.
+func listScenarios(w io.Writer) {
+	fmt.Fprintln(w, "drlb lab --scenario NAME provokes one DR trap in a throw-away lab, shows it with")
+	fmt.Fprintln(w, "captured packets, diagnoses and fixes it; exit 0 when it showed what it claims.")
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, sc := range lab.Scenarios() {
+		fmt.Fprintf(tw, "  %s\t%s\n", sc.Name, sc.Title)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, sc := range lab.Scenarios() {
+		fmt.Fprintf(w, "%s: %s.\n", sc.Name, sc.Shows)
+	}
 }
 
 // labDown is `drlb lab down`.

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,6 +164,9 @@ func TestLabBadFlags(t *testing.T) {
 		{[]string{"--requests", "-1"}, "--requests"},
 		{[]string{"--nosuch"}, "nosuch"},
 		{[]string{"serve"}, "-name"},
+		{[]string{"--scenario", "nosuch"}, "arp-flux"},
+		{[]string{"--scenario", "arp-flux", "--requests", "3", "--scheduler", "mh"}, "builds its own lab: drop --requests, --scheduler"},
+		{[]string{"--scenario", "mtu", "--keep"}, "--keep"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := labCmd(context.Background(), tc.args, &stdout, &stderr, func() int { return 0 })
@@ -178,7 +182,8 @@ func TestLabRun(t *testing.T) {
 	name := labName(t, "r")
 	dir := t.TempDir()
 	t.Cleanup(func() { _ = lab.Down(name, io.Discard) })
-	out, code := drlbCmd(t, "lab", "--name", name, "--pcap-dir", dir, "--trace", "--requests", "12")
+	page := filepath.Join(dir, "lab.html")
+	out, code := drlbCmd(t, "lab", "--name", name, "--pcap-dir", dir, "--trace", "--requests", "12", "--html", page)
 	if code != 0 {
 		t.Fatalf("drlb lab exited %d:\n%s", code, out)
 	}
@@ -208,6 +213,13 @@ func TestLabRun(t *testing.T) {
 	if t.Failed() {
 		t.Logf("output:\n%s", out)
 	}
+	// The page: the topology and the walked request, drawn.
+	checkDrawings(t, page, 2, "client", "router", "director", "rs1")
+	if d := pageDrawings(t, page); len(d) > 1 && !slices.ContainsFunc(d[1], func(s string) bool { return strings.Contains(s, "drlb answers") }) {
+		t.Errorf("the walked request's drawing lacks drlb's ARP answer: %q", d[1])
+	}
+	docsDrawing(t, page, 1)
+	t.Run("renders in Chromium", func(t *testing.T) { renderPage(t, absPath(t, page)) })
 }
 
 // pcapFrames reads a pcap file and counts its frames.

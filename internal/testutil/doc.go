@@ -1,13 +1,15 @@
 // Package testutil holds the helpers that drlb's tests used to copy from
 // package to package: the decision whether a root-only test runs, skips or
-// fails (NeedRoot), network namespace builders for tests that need a
+// fails (NeedRoot), the same decision for a tool a test runs, such as
+// headless Chromium (NeedTool), network namespace builders for tests that need a
 // private network (NewNS, Veth, Do, NetlinkHandle, WaitOperUp), and a
 // reader for the pcap files tests capture (ReadPcap).
 //
 // The rules the helpers enforce, so that a test cannot get them wrong:
 //
-//   - A test that needs root skips on a laptop, with the reason, but fails
-//     under CI=true: there, a skip would let a broken director pass.
+//   - A test that needs root (or a tool) skips on a laptop, with the
+//     reason, but fails under CI=true: there, a skip would let a broken
+//     director pass.
 //   - Everything is built in namespaces the test owns and is torn down by
 //     t.Cleanup, also when the test fails or panics. The root network
 //     namespace is never configured.

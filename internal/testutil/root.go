@@ -54,10 +54,17 @@ func NeedRoot(t testing.TB) {
 
 func needRoot(t testing.TB, missing string, ci bool) {
 	t.Helper()
+	need(t, "root and network namespaces", missing, ci)
+}
+
+// need acts on decide's verdict for a test that needs what: it skips or
+// fails the test saying what is missing, or lets it go on.
+func need(t testing.TB, what, missing string, ci bool) {
+	t.Helper()
 	switch decide(missing, ci) {
 	case fail:
-		t.Fatalf("CI=true: this test needs root and network namespaces, refusing to skip: %s", missing)
+		t.Fatalf("CI=true: this test needs %s, refusing to skip: %s", what, missing)
 	case skip:
-		t.Skipf("needs root and network namespaces: %s (under CI=true this fails instead)", missing)
+		t.Skipf("needs %s: %s (under CI=true this fails instead)", what, missing)
 	}
 }

@@ -38,33 +38,41 @@ func TestInCI(t *testing.T) {
 	}
 }
 
-// TestNeedRootActs checks that each verdict reaches the test: the reason
-// is in the skip or failure message, and a test that may run goes on.
-func TestNeedRootActs(t *testing.T) {
-	const why = "not root (euid 1000)"
-	for _, tc := range []struct {
-		missing        string
-		ci             bool
-		skip, fail, on bool
-	}{
-		{"", false, false, false, true},
-		{"", true, false, false, true},
-		{why, false, true, false, false},
-		{why, true, false, true, false},
+// TestNeedActs checks that each verdict reaches the test, for root and
+// for a tool: the reason is in the skip or failure message, and a test
+// that may run goes on.
+func TestNeedActs(t *testing.T) {
+	for name, act := range map[string]func(testing.TB, string, bool){
+		"needRoot": needRoot,
+		"need(a program)": func(tb testing.TB, missing string, ci bool) {
+			need(tb, "a program", missing, ci)
+		},
 	} {
-		wentOn := false
-		f := runFake(t, func(tb testing.TB) {
-			needRoot(tb, tc.missing, tc.ci)
-			wentOn = true
-		})
-		if (f.skipped != "") != tc.skip || (f.failed != "") != tc.fail || wentOn != tc.on {
-			t.Errorf("needRoot(%q, ci=%v): skipped %q, failed %q, went on %v", tc.missing, tc.ci, f.skipped, f.failed, wentOn)
-		}
-		if msg := f.skipped + f.failed; tc.missing != "" && !strings.Contains(msg, tc.missing) {
-			t.Errorf("needRoot(%q, ci=%v) said %q, without the reason", tc.missing, tc.ci, msg)
-		}
-		if tc.fail && !strings.Contains(f.failed, "CI=true") {
-			t.Errorf("the failure %q does not say CI=true is why", f.failed)
+		const why = "not there"
+		for _, tc := range []struct {
+			missing        string
+			ci             bool
+			skip, fail, on bool
+		}{
+			{"", false, false, false, true},
+			{"", true, false, false, true},
+			{why, false, true, false, false},
+			{why, true, false, true, false},
+		} {
+			wentOn := false
+			f := runFake(t, func(tb testing.TB) {
+				act(tb, tc.missing, tc.ci)
+				wentOn = true
+			})
+			if (f.skipped != "") != tc.skip || (f.failed != "") != tc.fail || wentOn != tc.on {
+				t.Errorf("%s(%q, ci=%v): skipped %q, failed %q, went on %v", name, tc.missing, tc.ci, f.skipped, f.failed, wentOn)
+			}
+			if msg := f.skipped + f.failed; tc.missing != "" && !strings.Contains(msg, tc.missing) {
+				t.Errorf("%s(%q, ci=%v) said %q, without the reason", name, tc.missing, tc.ci, msg)
+			}
+			if tc.fail && !strings.Contains(f.failed, "CI=true") {
+				t.Errorf("%s: the failure %q does not say CI=true is why", name, f.failed)
+			}
 		}
 	}
 }

@@ -1,0 +1,64 @@
+package lab
+
+// Scenario is one of the DR traps `drlb lab --scenario NAME` provokes in a
+// lab of its own, shows with real packets, diagnoses and fixes, each step
+// checked.
+type Scenario struct {
+	// Name is what --scenario takes.
+	Name string
+	// Title is the scenario's heading.
+	Title string
+	// Shows is one line for --list-scenarios: the trap and what the run shows.
+	Shows string
+	// RealServers and Scheduler shape its lab (the --realservers and
+	// --scheduler of the walkthrough do not apply).
+	RealServers int
+	Scheduler   string
+}
+
+// scenarios lists every scenario in the order --list-scenarios shows
+// them. Each one's run is in its own file, scenario_<name, no dash>_linux.go.
+var scenarios = []Scenario{
+	{
+		Name: "arp-flux", Title: "ARP flux: a real server answers ARP for the VIP",
+		Shows:       "rs1 without arp_ignore/arp_announce steals the VIP: the router's cache, requests bypassing the director, drlb doctor naming rs1, drlb realserver up fixing it",
+		RealServers: 3, Scheduler: "rr",
+	},
+	{
+		Name: "forwarding-on", Title: "IP forwarding on the director: every packet twice",
+		Shows:       "the director's kernel routes its own copy of each VIP frame: the real server gets every packet twice; drlb run refuses, -blackhole-vip fixes it",
+		RealServers: 1, Scheduler: "rr",
+	},
+	{
+		Name: "restart", Title: "The director restarts under keep-alive connections",
+		Shows:       "with rr every open connection breaks (the new director cannot place it), with mh every one survives on its server",
+		RealServers: 3, Scheduler: "rr",
+	},
+	{
+		Name: "mtu", Title: "A real server with a smaller MTU",
+		Shows:       "rs1 at MTU 1400 on a 1500 LAN: TCP is saved by the MSS, full-size UDP uploads vanish without an ICMP; drlb doctor names rs1, one MTU fixes it",
+		RealServers: 2, Scheduler: "rr",
+	},
+}
+
+// Scenarios returns every scenario, in order.
+func Scenarios() []Scenario { return append([]Scenario(nil), scenarios...) }
+
+// scenarioNamed returns the scenario called name, or nil.
+func scenarioNamed(name string) *Scenario {
+	for i := range scenarios {
+		if scenarios[i].Name == name {
+			return &scenarios[i]
+		}
+	}
+	return nil
+}
+
+// scenarioNames lists the names, for messages.
+func scenarioNames() []string {
+	var s []string
+	for _, sc := range scenarios {
+		s = append(s, sc.Name)
+	}
+	return s
+}
