@@ -3,6 +3,7 @@ package forwarder
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/drlb/drlb/config"
 )
@@ -34,21 +35,26 @@ type ServiceStats struct {
 	VIP       netip.Addr
 	Port      uint16
 	Scheduler string
+	// Persistence is ipvsadm -p (0 = none).
+	Persistence time.Duration
 	Counters
 	RealServers []RealServerStats
 }
 
-// Stats returns a snapshot of every service's counters. It may be called
-// from any goroutine while Process runs.
+// Stats returns a snapshot of every service's counters, in the order of
+// the running configuration. It may be called from any goroutine while
+// Process or Apply runs: it reads one configuration whole.
 func (f *Forwarder) Stats() []ServiceStats {
-	out := make([]ServiceStats, 0, len(f.services))
-	for _, s := range f.services {
+	st := f.cur.Load()
+	out := make([]ServiceStats, 0, len(st.services))
+	for _, s := range st.services {
 		ss := ServiceStats{
-			Protocol:  config.Protocol(s.key.proto),
-			VIP:       s.key.vip,
-			Port:      s.key.port,
-			Scheduler: s.cfg.Scheduler,
-			Counters:  Counters{Connections: s.connections.Load(), Packets: s.packets.Load(), Bytes: s.bytes.Load()},
+			Protocol:    config.Protocol(s.key.proto),
+			VIP:         s.key.vip,
+			Port:        s.key.port,
+			Scheduler:   s.cfg.Scheduler,
+			Persistence: s.cfg.Persistence,
+			Counters:    Counters{Connections: s.ctr.connections.Load(), Packets: s.ctr.packets.Load(), Bytes: s.ctr.bytes.Load()},
 		}
 		for _, r := range s.reals {
 			rs := RealServerStats{
