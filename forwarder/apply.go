@@ -23,13 +23,13 @@ const maxSlots = 1 << 16
 type ChangeKind uint8
 
 const (
-	ServiceAdded   ChangeKind = iota // a new virtual service
-	ServiceRemoved                   // a service gone, with all its real servers
-	ServiceChanged                   // scheduler, flags, persistence or drain timeout (Detail)
-	RealAdded                        // a real server added to a service
-	RealRemoved                      // a real server removed from a service that stays
-	WeightChanged                    // a real server's weight (From, To)
-	TimeoutsChanged                  // connection timeouts (Detail)
+	ServiceAdded    ChangeKind = iota // a new virtual service
+	ServiceRemoved                    // a service gone, with all its real servers
+	ServiceChanged                    // scheduler, flags, persistence or drain timeout (Detail)
+	RealAdded                         // a real server added to a service
+	RealRemoved                       // a real server removed from a service that stays
+	WeightChanged                     // a real server's weight (From, To)
+	TimeoutsChanged                   // connection timeouts (Detail)
 )
 
 var changeNames = [...]string{

@@ -61,8 +61,8 @@ var ErrUnknownServer = errors.New("forwarder: no such real server")
 
 // Forwarder is the DR data path.
 type Forwarder struct {
-	mac   uint64 // packed director MAC, 0 = per frame
-	own   uint64 // packed director MAC for the own-frame check, 0 = none
+	mac   uint64           // packed director MAC, 0 = per frame
+	own   uint64           // packed director MAC for the own-frame check, 0 = none
 	table *conntable.Table // the connection table
 	frags fragTable
 	sweep int
