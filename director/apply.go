@@ -120,11 +120,11 @@ func (d *Director) Apply(cfg *config.Config) error {
 	for _, c := range changes {
 		switch c.Kind {
 		case forwarder.WeightChanged:
-			how := ""
+			args := []any{"service", c.Service, "real", c.Real, "from", c.From, "to", c.To}
 			if c.To == 0 {
-				how = "draining: no new connections, open ones continue"
+				args = append(args, "note", "draining: no new connections, open ones continue")
 			}
-			d.log.Info("weight changed", "service", c.Service, "real", c.Real, "from", c.From, "to", c.To, "note", how)
+			d.log.Info("weight changed", args...)
 		case forwarder.RealAdded:
 			d.log.Info("real server added", "service", c.Service, "real", c.Real, "weight", c.To)
 		case forwarder.RealRemoved:
