@@ -58,7 +58,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 		cfg.Interface = old.Interface
 	}
 	switch {
-	case cfg.Interface != old.Interface:
+	case old.Interface != "" && cfg.Interface != old.Interface: // "": an in-memory port, any name will do
 		return fmt.Errorf("%w: interface %s -> %s", ErrRestartNeeded, old.Interface, cfg.Interface)
 	case cfg.MaxConns != old.MaxConns:
 		return fmt.Errorf("%w: max_conns %d -> %d (the connection table is sized at start)", ErrRestartNeeded, old.MaxConns, cfg.MaxConns)

@@ -307,6 +307,11 @@ func TestApplyLive(t *testing.T) {
 	if err := r.d.Apply(other); !errors.Is(err, ErrRestartNeeded) {
 		t.Fatalf("Apply of another max_conns: %v, want ErrRestartNeeded", err)
 	}
+	other = before.Clone()
+	other.Interface = "lan1"
+	if err := r.d.Apply(other); !errors.Is(err, ErrRestartNeeded) {
+		t.Fatalf("Apply of another interface: %v, want ErrRestartNeeded", err)
+	}
 	if !reflect.DeepEqual(r.d.Config(), before) {
 		t.Fatal("a refused Apply changed the configuration")
 	}
