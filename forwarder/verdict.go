@@ -104,7 +104,8 @@ func Reasons() []Reason {
 type Result struct {
 	Verdict Verdict
 	Reason  Reason
-	// Service and Real index the config's Services and that service's
-	// RealServers; -1 when none applies.
+	// Service and Real index the running configuration's Services and
+	// that service's RealServers (Apply may move them for the next frame);
+	// -1 when none applies, or for a real server no longer configured.
 	Service, Real int
 }
