@@ -60,7 +60,12 @@ type Service struct {
 	// netmask length of -M (32 for IPv4, 128 for IPv6 unless set).
 	Persistence     time.Duration
 	PersistenceBits int
-	RealServers     []RealServer
+	// DrainTimeout bounds draining: once a real server's weight has been 0
+	// this long, its remaining connections end as a removed server's do
+	// (their next packet is refused). 0 = drain until they end by
+	// themselves, as IPVS does.
+	DrainTimeout time.Duration
+	RealServers  []RealServer
 	// SorryServer, if set, takes the service's new connections while none
 	// of its real servers is usable (keepalived's sorry_server); nil = none.
 	SorryServer *SorryServer

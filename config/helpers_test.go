@@ -27,6 +27,9 @@ func dump(c *Config) string {
 		o := s.SchedOptions
 		fmt.Fprintf(&b, "service %s line=%d scheduler=%s hash_port=%t fallback=%t table_size=%d persistence=%s bits=%d\n",
 			s.String(), s.Line, s.Scheduler, o.HashPort, o.Fallback, o.TableSize, s.Persistence, s.PersistenceBits)
+		if s.DrainTimeout != 0 { // printed only when set, so the goldens of files without it stay as they are
+			fmt.Fprintf(&b, "  drain_timeout %s\n", s.DrainTimeout)
+		}
 		for _, r := range s.RealServers {
 			fmt.Fprintf(&b, "  realserver %s line=%d weight=%d mac=%q", r.Address, r.Line, r.Weight, r.MAC.String())
 			if k := r.Check; k != nil {

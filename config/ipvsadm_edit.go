@@ -510,17 +510,5 @@ func cloneConfig(c *Config) *Config {
 	if c == nil {
 		return &Config{Timeouts: DefaultTimeouts, MaxConns: DefaultMaxConns}
 	}
-	out := *c
-	out.Services = slices.Clone(c.Services)
-	for i := range out.Services {
-		s := &out.Services[i]
-		s.RealServers = slices.Clone(s.RealServers)
-		s.SorryServer = s.SorryServer.Clone()
-		for j := range s.RealServers {
-			r := &s.RealServers[j]
-			r.MAC = slices.Clone(r.MAC)
-			r.Check = r.Check.Clone()
-		}
-	}
-	return &out
+	return c.Clone()
 }

@@ -14,10 +14,12 @@ import (
 const (
 	maxMaxConns    = 1 << 30
 	maxPersistence = 31 * 24 * time.Hour // ipvsadm's MAX_TIMEOUT
-	minCheckPeriod = 10 * time.Millisecond
-	maxRetries     = 1000
-	maxURLs        = 64
-	maxUDPPayload  = 65507 // the largest UDP payload over IPv4
+	// maxDrainTimeout matches: longer is "never", which 0 says.
+	maxDrainTimeout = maxPersistence
+	minCheckPeriod  = 10 * time.Millisecond
+	maxRetries      = 1000
+	maxURLs         = 64
+	maxUDPPayload   = 65507 // the largest UDP payload over IPv4
 )
 
 // site is where a value was written, for messages: a YAML node or an
@@ -156,6 +158,9 @@ func (v *validator) service(s *Service, path string) error {
 		return v.fail(path+".persistence", s.Line, s.Persistence.String(), "must be 0s..%s", maxPersistence)
 	case s.Persistence%time.Second != 0:
 		return v.fail(path+".persistence", s.Line, s.Persistence.String(), "must be whole seconds, as ipvsadm -p")
+	}
+	if s.DrainTimeout < 0 || s.DrainTimeout > maxDrainTimeout {
+		return v.fail(path+".drain_timeout", s.Line, s.DrainTimeout.String(), "must be 0s..%s", maxDrainTimeout)
 	}
 	full := 32
 	if s.VIP.Is6() {

@@ -64,6 +64,9 @@ func parseYAML(file string, data []byte) (*Config, sites, error) {
 		root = doc.Content[0]
 	}
 	c := &Config{Timeouts: DefaultTimeouts, MaxConns: DefaultMaxConns}
+	// drain_timeout at the top is every service's default; a service's
+	// own drain_timeout wins, whichever comes first in the file.
+	var drain *yaml.Node
 	err := r.mapping(root, "", []field{
 		{name: "interface", set: func(n *yaml.Node, p string) (err error) {
 			c.Interface, err = r.str(n, p)
@@ -78,6 +81,7 @@ func parseYAML(file string, data []byte) (*Config, sites, error) {
 			return err
 		}},
 		{name: "timeouts", set: func(n *yaml.Node, p string) error { return r.timeouts(n, p, &c.Timeouts) }},
+		{name: "drain_timeout", set: func(n *yaml.Node, p string) error { drain = n; return nil }},
 		{name: "services", set: func(n *yaml.Node, p string) (err error) {
 			c.Services, err = r.services(n, p)
 			return err
@@ -85,6 +89,20 @@ func parseYAML(file string, data []byte) (*Config, sites, error) {
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if drain != nil {
+		d, err := r.duration(drain, "drain_timeout")
+		if err != nil {
+			return nil, nil, err
+		}
+		if d < 0 || d > maxDrainTimeout {
+			return nil, nil, r.errorf(drain, "drain_timeout", drain.Value, "must be 0s..%s", maxDrainTimeout)
+		}
+		for i := range c.Services {
+			if _, own := r.at[index("services", i)+".drain_timeout"]; !own {
+				c.Services[i].DrainTimeout = d
+			}
+		}
 	}
 	return c, r.at, nil
 }
@@ -346,6 +364,10 @@ func (r *yamlReader) service(n *yaml.Node, path string) (Service, error) {
 			return err
 		}},
 		{name: "persistence_netmask", set: func(n *yaml.Node, p string) error { mask = n; return nil }},
+		{name: "drain_timeout", set: func(n *yaml.Node, p string) (err error) {
+			s.DrainTimeout, err = r.duration(n, p)
+			return err
+		}},
 		{name: "realservers", set: func(n *yaml.Node, p string) error { rs = n; return nil }},
 		{name: "sorry_server", set: func(n *yaml.Node, p string) (err error) {
 			s.SorryServer, err = r.sorryServer(n, p)

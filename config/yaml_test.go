@@ -93,6 +93,17 @@ func TestParseYAMLGood(t *testing.T) {
 		{"sorry server address", head + "    sorry_server: 198.18.0.99\n", []string{`  sorry_server 198.18.0.99 line=4 mac="" inhibit=false`}},
 		{"sorry server mapping", head + "    sorry_server: {address: 198.18.0.99, mac: 02:00:00:00:00:99, inhibit: true}\n",
 			[]string{`  sorry_server 198.18.0.99 line=4 mac="02:00:00:00:00:99" inhibit=true`}},
+		{"drain_timeout for every service, one overriding it", "drain_timeout: 30s\n" + oneRS + lines(
+			"  - vip: 198.18.0.100",
+			"    port: 443",
+			"    drain_timeout: 0s",
+			"  - vip: 198.18.0.100",
+			"    port: 8080",
+			"    drain_timeout: 5m",
+		), []string{"service tcp 198.18.0.100:80 line=3 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=0s bits=32\n  drain_timeout 30s\n",
+			"service tcp 198.18.0.100:443 line=7 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=0s bits=32\nservice tcp 198.18.0.100:8080",
+			"service tcp 198.18.0.100:8080 line=10 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=0s bits=32\n  drain_timeout 5m0s\n"}},
+		{"drain_timeout after the services", oneRS + "drain_timeout: 1m\n", []string{"drain_timeout 1m0s"}},
 		{"byte order mark and document marker", "\ufeff---\n" + oneRS, []string{"service tcp 198.18.0.100:80 line=3"}},
 	}
 	for _, tc := range tests {
@@ -174,6 +185,10 @@ func TestParseYAMLBad(t *testing.T) {
 		{"persistence without unit", head + "    persistence: 300\n", 4, 18, "services[0].persistence", "300", "not a duration"},
 		{"persistence negative", head + "    persistence: -5s\n", 4, 18, "services[0].persistence", "-5s", "must be 0s..744h0m0s"},
 		{"persistence fraction", head + "    persistence: 1500ms\n", 4, 18, "services[0].persistence", "1500ms", "whole seconds"},
+		{"drain_timeout negative", head + "    drain_timeout: -1s\n", 4, 20, "services[0].drain_timeout", "-1s", "must be 0s..744h0m0s"},
+		{"drain_timeout too long", head + "    drain_timeout: 745h\n", 4, 20, "services[0].drain_timeout", "745h", "must be 0s..744h0m0s"},
+		{"global drain_timeout negative", "drain_timeout: -5s\n" + head, 1, 16, "drain_timeout", "-5s", "must be 0s..744h0m0s"},
+		{"global drain_timeout without unit", "drain_timeout: 30\n" + head, 1, 16, "drain_timeout", "30", "not a duration"},
 		{"persistence too long", head + "    persistence: 745h\n", 4, 18, "services[0].persistence", "745h", "must be 0s..744h0m0s"},
 		{"netmask without persistence", head + "    persistence_netmask: 24\n", 4, 26, "services[0].persistence_netmask", "24", "needs persistence"},
 		{"netmask holes", head + "    persistence: 1s\n    persistence_netmask: 255.0.255.0\n", 5, 26, "services[0].persistence_netmask", "255.0.255.0", "not contiguous"},

@@ -11,24 +11,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// blackholeVIPs installs a blackhole route for each VIP, so that a kernel
-// that forwards (a container host) drops its own copy of every VIP frame
-// instead of routing a duplicate to the real servers; drlb's copy, read
-// from the raw socket, is unaffected. The returned function removes the
-// routes; everything is logged, since this changes the host's routing.
-func blackholeVIPs(vips []netip.Addr, log *slog.Logger) (remove func(), err error) {
-	var added []*netlink.Route
-	remove = func() {
-		for _, r := range added {
-			if err := netlink.RouteDel(r); err != nil {
-				log.Error("removing blackhole route: remove it by hand", "route", r.Dst.String(), "err", err,
-					"fix", "ip route del blackhole "+r.Dst.String())
-				continue
-			}
-			log.Info("blackhole route removed", "route", r.Dst.String())
-		}
+// blackholes are the blackhole routes drlb installed for its VIPs, so that
+// a kernel that forwards (a container host) drops its own copy of every VIP
+// frame instead of routing a duplicate to the real servers; drlb's copy,
+// read from the raw socket, is unaffected. Everything is logged, since
+// this changes the host's routing. A reload adds and removes routes as
+// VIPs come and go.
+type blackholes struct {
+	log    *slog.Logger
+	routes map[netip.Addr]*netlink.Route
+}
+
+// blackholeVIPs installs a blackhole route for each VIP; on error it
+// removes those it added and returns the error.
+func blackholeVIPs(vips []netip.Addr, log *slog.Logger) (*blackholes, error) {
+	b := &blackholes{log: log, routes: map[netip.Addr]*netlink.Route{}}
+	if err := b.add(vips); err != nil {
+		b.removeAll()
+		return nil, err
 	}
+	return b, nil
+}
+
+// add installs routes for vips (those it has already are skipped),
+// stopping at the first failure.
+func (b *blackholes) add(vips []netip.Addr) error {
 	for _, vip := range vips {
+		if _, ok := b.routes[vip]; ok {
+			continue
+		}
 		bits := 32
 		if vip.Is6() {
 			bits = 128
@@ -42,15 +53,40 @@ func blackholeVIPs(vips []netip.Addr, log *slog.Logger) (remove func(), err erro
 			// any other route for the VIP is the operator's: refuse
 			// rather than replace it (and delete it on exit).
 			if !errors.Is(err, unix.EEXIST) || !isBlackhole(r) {
-				remove()
-				return nil, fmt.Errorf("director: blackhole route for %s: %w (is there a route for the VIP already? ip route show %s)", vip, err, r.Dst)
+				return fmt.Errorf("director: blackhole route for %s: %w (is there a route for the VIP already? ip route show %s)", vip, err, r.Dst)
 			}
 		}
-		added = append(added, r)
-		log.Warn("kernel forwarding is on: installed a blackhole route so the kernel drops its copy of VIP frames; removed on exit",
+		b.routes[vip] = r
+		b.log.Warn("kernel forwarding is on: installed a blackhole route so the kernel drops its copy of VIP frames; removed on exit",
 			"route", "blackhole "+r.Dst.String())
 	}
-	return remove, nil
+	return nil
+}
+
+// remove deletes the routes of vips.
+func (b *blackholes) remove(vips []netip.Addr) {
+	for _, vip := range vips {
+		r, ok := b.routes[vip]
+		if !ok {
+			continue
+		}
+		delete(b.routes, vip)
+		if err := netlink.RouteDel(r); err != nil {
+			b.log.Error("removing blackhole route: remove it by hand", "route", r.Dst.String(), "err", err,
+				"fix", "ip route del blackhole "+r.Dst.String())
+			continue
+		}
+		b.log.Info("blackhole route removed", "route", r.Dst.String())
+	}
+}
+
+// removeAll deletes every route drlb installed.
+func (b *blackholes) removeAll() {
+	vips := make([]netip.Addr, 0, len(b.routes))
+	for vip := range b.routes {
+		vips = append(vips, vip)
+	}
+	b.remove(vips)
 }
 
 // isBlackhole reports whether the main table's route for r.Dst is a

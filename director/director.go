@@ -77,10 +77,23 @@ type Options struct {
 
 // Director forwards VIP traffic read from a port to the real servers.
 type Director struct {
-	cfg  *config.Config
+	// cur is the running configuration, the director's own copy: Apply
+	// swaps it together with the forwarder's; readers load it whole.
+	cur     atomic.Pointer[config.Config]
+	applyMu sync.Mutex // one Apply at a time
+	// swapHeld is how long the last Apply held fwMu (ns), for tests and
+	// the benchmark.
+	swapHeld atomic.Int64
+	// vipsChanged, if set (Run, with -blackhole-vip), follows VIPs that
+	// an Apply added or removed.
+	vipsChanged func(added, removed []netip.Addr)
+
 	port link.Port
 	log  *slog.Logger
 	mac  arp.MAC
+	// trace is Options.Trace; a narrator among them is given each new
+	// configuration, so it names services by the right indexes.
+	trace step.Observer
 
 	fw        *forwarder.Forwarder
 	step      *step.Step
@@ -89,7 +102,7 @@ type Director struct {
 	announcer *arp.Announcer
 	neighbors *neighborQueue
 	reload    <-chan *config.Config
-	checks    []health.Target
+	monitor   *health.Monitor
 	clock     func() time.Time
 	ready     func()
 	reloaded  func(error)
@@ -98,8 +111,10 @@ type Director struct {
 
 	// fwMu guards the forwarder's connection table: the loop holds it
 	// for each batch (uncontended, once per batch), the idle sweeper and
-	// connection listings take it between batches, briefly. Nothing
-	// slow runs under it: resolver events are queued (neighborQueue).
+	// connection listings take it between batches, briefly, and Apply
+	// for its swap (a pointer and the weights: no work per connection).
+	// Nothing slow runs under it: resolver events are queued
+	// (neighborQueue), Apply builds schedulers before taking it.
 	fwMu sync.Mutex
 
 	sendMu  sync.Mutex
@@ -108,8 +123,10 @@ type Director struct {
 
 // New builds a Director for cfg on port. It does no I/O.
 func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
-	d := &Director{cfg: cfg, port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue(), clock: opts.Clock,
+	d := &Director{port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue(), clock: opts.Clock, trace: opts.Trace,
 		ready: opts.Ready, reloaded: opts.Reloaded}
+	cfg = cfg.Clone()
+	d.cur.Store(cfg)
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -130,9 +147,12 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	}
 	d.fw = fw
 	d.sendBuf = link.NewFrames(1)
-	if d.checks, err = health.Targets(cfg); err != nil {
+	targets, err := health.Targets(cfg)
+	if err != nil {
 		return nil, err
 	}
+	d.monitor = health.NewMonitor(healthMarker{fw}, d.log)
+	d.monitor.Update(targets)
 
 	vips := cfg.VIPs()
 	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: vips, OnConflict: d.conflict})
@@ -244,11 +264,14 @@ const (
 // Snapshot is the director's state for `drlb ctl` and /metrics; with
 // conns it lists the connection table too (at most maxListedConns).
 func (d *Director) Snapshot(conns bool) control.Snapshot {
+	// One read of the services, so that persistence and counters come
+	// from the same configuration even while an Apply runs.
+	stats := d.fw.Stats()
 	persist := map[int]time.Duration{}
-	for i, s := range d.cfg.Services {
+	for i, s := range stats {
 		persist[i] = s.Persistence
 	}
-	snap := control.Take(d.fw, d.cfg.MaxConns, persist)
+	snap := control.Take(statsOnce{d.fw, stats}, d.cur.Load().MaxConns, persist)
 	if sr, ok := d.port.(link.StatsReporter); ok {
 		if ls, err := sr.Stats(); err == nil {
 			snap.Link = map[string]uint64{"rx": ls.RxDropped, "tx": ls.TxDropped, "truncated": ls.Truncated, "unrepresentable": ls.Unrepresentable}
@@ -273,6 +296,14 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	}
 	return snap
 }
+
+// statsOnce is the forwarder with its services read once.
+type statsOnce struct {
+	*forwarder.Forwarder
+	stats []forwarder.ServiceStats
+}
+
+func (s statsOnce) Stats() []forwarder.ServiceStats { return s.stats }
 
 // maxListedConns bounds a connection listing (the table may hold millions).
 const maxListedConns = 100_000
@@ -303,7 +334,7 @@ func (d *Director) conflict(c arp.Conflict) {
 	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
 		"conflict", fmt.Sprintf("%+v", c))
 	go func() {
-		if err := d.announcer.Announce(d.cfg.VIPs()...); err != nil {
+		if err := d.announcer.Announce(d.cur.Load().VIPs()...); err != nil {
 			d.log.Error("re-announce", "err", err)
 		}
 	}()
@@ -340,13 +371,12 @@ func (d *Director) Serve(ctx context.Context) error {
 		defer wg.Done()
 		d.neighbors.run(ctx, d.applyNeighbor)
 	}()
-	if len(d.checks) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			health.Run(ctx, d.checks, d.fw, d.log)
-		}()
-	}
+	// Always running, even without checks: a reload may add some.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.monitor.Run(ctx)
+	}()
 	if d.reload != nil {
 		wg.Add(1)
 		go func() {
@@ -356,9 +386,9 @@ func (d *Director) Serve(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case cfg := <-d.reload:
-					err := d.Reload(cfg)
+					err := d.Apply(cfg)
 					if err != nil {
-						d.log.Error("reload refused, nothing changed", "err", err)
+						d.log.Error("reload refused: the running configuration stays, nothing changed", "err", err)
 					} else {
 						d.log.Info("configuration reloaded")
 					}
@@ -369,7 +399,7 @@ func (d *Director) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	if err := d.announcer.Announce(d.cfg.VIPs()...); err != nil {
+	if err := d.announcer.Announce(d.cur.Load().VIPs()...); err != nil {
 		return err
 	}
 	// The port's ReadBatch returns on ctx; Close unblocks it for certain.

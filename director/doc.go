@@ -19,6 +19,12 @@
 // MACs and refreshes them), health checks, SIGHUP reloads and the control
 // socket. See ARCHITECTURE.md, "Data path".
 //
+// Apply changes the configuration live (SIGHUP uses it): the next
+// configuration is built beside the running loop, and the loop's lock is
+// taken only to swap it in, which costs the same with a million
+// connections as with none; connections to real servers that stay keep
+// going. See ARCHITECTURE.md, "Goroutines, state and clocks".
+//
 // Run adds what only a real host has: start-up checks that refuse a setup
 // that would misbehave (the VIP bound on the director, IP forwarding on,
 // interface down, no privileges) with a message that says what to change.

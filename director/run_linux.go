@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
@@ -40,12 +41,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err := report.Err(); err != nil {
 		return fmt.Errorf("director: refusing to start on %s: %w", cfg.Interface, err)
 	}
+	var holes *blackholes
 	if forwarding {
-		remove, err := blackholeVIPs(vips, log)
-		if err != nil {
+		var err error
+		if holes, err = blackholeVIPs(vips, log); err != nil {
 			return err
 		}
-		defer remove()
+		defer holes.removeAll()
 	}
 	for _, c := range report {
 		if c.Status == doctor.Warn && log != nil {
@@ -78,6 +80,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		port.Close()
 		return err
+	}
+	if holes != nil {
+		// VIPs a reload adds need their route too, before they are
+		// announced; removed ones lose theirs.
+		d.vipsChanged = func(added, removed []netip.Addr) {
+			if err := holes.add(added); err != nil {
+				log.Error("reload: a new VIP has no blackhole route: the kernel may forward duplicates of its frames", "err", err)
+			}
+			holes.remove(removed)
+		}
 	}
 	if err := serveControl(ctx, d, opts, log); err != nil {
 		port.Close()

@@ -24,19 +24,21 @@ type ConnEntry struct {
 // Process it reads the table, so call it only where Process cannot run at
 // the same time.
 func (f *Forwarder) RangeConnEntries(now int64, fn func(ConnEntry) bool) {
+	st := f.cur.Load()
 	f.table.Range(func(e *conntable.Entry) bool {
-		if f.table.Expired(e, now) || int(e.Service) >= len(f.services) {
+		if f.table.Expired(e, now) {
 			return true
 		}
-		s := f.services[e.Service]
-		if int(e.Real) >= len(s.reals) {
+		// A removed server's entries are listed too, until they end.
+		_, r := st.owner(e.Service, e.Real)
+		if r == nil {
 			return true
 		}
 		c := ConnEntry{
 			Protocol: config.Protocol(e.Key.Proto),
 			Client:   netip.AddrPortFrom(netip.AddrFrom16(e.Key.CIP).Unmap(), e.Key.CPort),
 			Virtual:  netip.AddrPortFrom(netip.AddrFrom16(e.Key.VIP).Unmap(), e.Key.VPort),
-			Real:     s.reals[e.Real].addr,
+			Real:     r.addr,
 			State:    StateName(e.State),
 			Expires:  time.Duration(f.table.Expires(e) - now),
 		}

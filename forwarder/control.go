@@ -4,23 +4,27 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
+
+	"github.com/drlb/drlb/config"
 )
 
 // SetMAC records the MAC address of the real server at addr in every
-// service that has it, as a real or a sorry server (neighbor resolution is
-// per address). A nil mac
+// service that has it (neighbor resolution is per address). A nil mac
 // marks it unknown, which stops new and existing traffic to it. It returns
 // ErrUnknownServer when no service has addr.
 func (f *Forwarder) SetMAC(addr netip.Addr, mac net.HardwareAddr) error {
 	if mac != nil && len(mac) != 6 {
 		return fmt.Errorf("forwarder: real server %s: MAC %v is not a 6-byte Ethernet address", addr, mac)
 	}
+	f.ctl.Lock()
+	defer f.ctl.Unlock()
 	addr = addr.Unmap()
 	found := false
-	for _, s := range f.services {
+	for _, s := range f.cur.Load().services {
 		changed := false
-		for _, r := range s.reals {
-			if r.addr == addr {
+		for _, r := range append(s.reals[:len(s.reals):len(s.reals)], s.sorry) {
+			if r != nil && r.addr == addr {
 				found = true
 				v := packMAC(mac)
 				if r.mac.Swap(v)&macKnown != v&macKnown {
@@ -41,13 +45,14 @@ func (f *Forwarder) SetMAC(addr netip.Addr, mac net.HardwareAddr) error {
 }
 
 // realAt returns service svc and its real server ri: indexes into the
-// configuration's Services and that service's RealServers, as in the
-// control methods below.
+// running configuration's Services and that service's RealServers, as in
+// the control methods below. Callers hold f.ctl.
 func (f *Forwarder) realAt(svc, ri int) (*service, *realServer, error) {
-	if svc < 0 || svc >= len(f.services) || ri < 0 || ri >= f.services[svc].nreal {
+	st := f.cur.Load()
+	if svc < 0 || svc >= len(st.services) || ri < 0 || ri >= len(st.services[svc].reals) {
 		return nil, nil, fmt.Errorf("%w: service %d real server %d", ErrUnknownServer, svc, ri)
 	}
-	s := f.services[svc]
+	s := st.services[svc]
 	return s, s.reals[ri], nil
 }
 
@@ -56,10 +61,16 @@ func (f *Forwarder) realAt(svc, ri int) (*service, *realServer, error) {
 // its existing ones expire on their next packet, as IPVS's
 // expire_nodest_conn does, so clients fail fast instead of hanging.
 func (f *Forwarder) SetAvailable(svc, ri int, up bool) error {
+	f.ctl.Lock()
+	defer f.ctl.Unlock()
 	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
 	}
+	return setAvailable(s, r, up)
+}
+
+func setAvailable(s *service, r *realServer, up bool) error {
 	if r.available.Swap(up) != up {
 		return s.rebuildScheduler()
 	}
@@ -67,14 +78,21 @@ func (f *Forwarder) SetAvailable(svc, ri int, up bool) error {
 }
 
 // SetWeight changes a real server's weight. Weight 0 quiesces it: no new
-// connections, existing ones continue until they end (draining).
+// connections, existing ones continue until they end (draining). Unlike
+// Apply it starts no drain timeout; a weight above 0 cancels one.
 func (f *Forwarder) SetWeight(svc, ri, weight int) error {
+	f.ctl.Lock()
+	defer f.ctl.Unlock()
 	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
 	}
 	if weight < 0 || weight > 65535 {
 		return fmt.Errorf("forwarder: weight %d out of range 0..65535", weight)
+	}
+	if weight > 0 {
+		r.drainSince = 0
+		r.drainDeadline.Store(0)
 	}
 	if r.weight.Swap(int32(weight)) != int32(weight) {
 		return s.rebuildScheduler()
@@ -87,12 +105,61 @@ func (f *Forwarder) SetWeight(svc, ri, weight int) error {
 // uses it, so a configuration reload that changes weights cannot bring a
 // failing server back by accident.
 func (f *Forwarder) SetInhibited(svc, ri int, inhibited bool) error {
+	f.ctl.Lock()
+	defer f.ctl.Unlock()
 	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
 	}
+	return setInhibited(s, r, inhibited)
+}
+
+func setInhibited(s *service, r *realServer, inhibited bool) error {
 	if r.inhibited.Swap(inhibited) != inhibited {
 		return s.rebuildScheduler()
 	}
 	return nil
+}
+
+// RealID names a real server of a virtual service by what stays true
+// across configurations, where indexes move.
+type RealID struct {
+	Protocol config.Protocol
+	VIP      netip.Addr
+	Port     uint16
+	Addr     netip.Addr
+}
+
+func (id RealID) String() string {
+	return fmt.Sprintf("%s %s -> %s", id.Protocol, netip.AddrPortFrom(id.VIP, id.Port), id.Addr)
+}
+
+// SetHealth applies a health check's verdict to the real server id names:
+// down takes it out (SetAvailable) or, with check.Inhibit, quiesces it
+// (SetInhibited); up brings it back. The verdict counts only if the
+// running configuration checks that server with exactly check: a verdict
+// from a check that a reload replaced or removed, arriving late, is
+// ignored with ErrUnknownServer (Apply brought the server up when its
+// check changed).
+func (f *Forwarder) SetHealth(id RealID, check config.Check, up bool) error {
+	f.ctl.Lock()
+	defer f.ctl.Unlock()
+	st := f.cur.Load()
+	s := st.byKey[svcKey{proto: uint8(id.Protocol), vip: id.VIP.Unmap(), port: id.Port}]
+	if s != nil {
+		addr := id.Addr.Unmap()
+		for i, r := range s.reals {
+			if r.addr != addr {
+				continue
+			}
+			if c := s.cfg.RealServers[i].Check; c == nil || !reflect.DeepEqual(*c, check) {
+				break
+			}
+			if check.Inhibit {
+				return setInhibited(s, r, !up)
+			}
+			return setAvailable(s, r, up)
+		}
+	}
+	return fmt.Errorf("%w: %s with this check", ErrUnknownServer, id)
 }

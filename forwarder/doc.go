@@ -18,6 +18,14 @@
 // nothing in steady state.
 //
 // Process is not safe for concurrent use (one goroutine owns the connection
-// table); the control methods (SetMAC, SetAvailable, SetWeight) and the
-// counters may be used from any goroutine.
+// table); the control methods (SetMAC, SetAvailable, SetWeight, SetHealth),
+// Apply and the counters may be used from any goroutine.
+//
+// Apply changes the configuration live. Connection entries name their
+// service and real server by slots that never move while an entry names
+// them, not by configuration index: what stays keeps its entries, counters
+// and state however the configuration around it moves, and the swap does
+// no work per entry, so a table of a million connections costs it
+// nothing. Process reads the running configuration through one atomic
+// pointer per frame.
 package forwarder

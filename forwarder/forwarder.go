@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 
 	"github.com/drlb/drlb/config"
@@ -58,18 +59,22 @@ type Options struct {
 // address that names no real server.
 var ErrUnknownServer = errors.New("forwarder: no such real server")
 
-// Forwarder is the DR data path for one configuration.
+// Forwarder is the DR data path.
 type Forwarder struct {
-	mac      uint64 // packed director MAC, 0 = per frame
-	own      uint64 // packed director MAC for the own-frame check, 0 = none
-	services []*service
-	byKey    map[svcKey]*service
-	vips     map[netip.Addr]struct{}
-	table    *conntable.Table // the connection table
-	frags    fragTable
-	timeouts timeouts
-	sweep    int
-	mtu      int
+	mac   uint64           // packed director MAC, 0 = per frame
+	own   uint64           // packed director MAC for the own-frame check, 0 = none
+	table *conntable.Table // the connection table
+	frags fragTable
+	sweep int
+	mtu   int
+
+	// cur is the running configuration. Process loads it once per frame;
+	// Apply swaps it (see Apply for who may run when).
+	cur atomic.Pointer[state]
+	// ctl serialises whatever changes real servers or schedulers (the
+	// control methods, Apply), so that Apply builds the next state from
+	// values nobody changes meanwhile. Process never takes it.
+	ctl sync.Mutex
 
 	counts [numReasons]atomic.Uint64
 
@@ -84,11 +89,8 @@ type Forwarder struct {
 // usable at once; the others wait for SetMAC.
 func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	f := &Forwarder{
-		byKey:    make(map[svcKey]*service, len(cfg.Services)),
-		vips:     make(map[netip.Addr]struct{}),
-		timeouts: newTimeouts(cfg.Timeouts),
-		sweep:    opts.SweepBudget,
-		mtu:      opts.MTU,
+		sweep: opts.SweepBudget,
+		mtu:   opts.MTU,
 	}
 	if f.sweep == 0 {
 		f.sweep = 8
@@ -105,9 +107,6 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 		}
 		f.own = packMAC(opts.OwnMAC)
 	}
-	if len(cfg.Services) > 1<<16 {
-		return nil, fmt.Errorf("forwarder: %d services, at most 65536", len(cfg.Services))
-	}
 	maxConns := cfg.MaxConns
 	if maxConns <= 0 {
 		maxConns = config.DefaultMaxConns
@@ -117,44 +116,12 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
 	f.table = t
-	for i, sc := range cfg.Services {
-		// An unknown scheduler name fails in rebuildScheduler below.
-		traits, _ := scheduler.TraitsOf(sc.Scheduler)
-		s := &service{
-			id:         uint16(i),
-			key:        svcKey{proto: uint8(sc.Protocol), vip: sc.VIP.Unmap(), port: sc.Port},
-			cfg:        sc,
-			consistent: traits.Consistent,
-		}
-		if len(sc.RealServers) > 1<<16 {
-			return nil, fmt.Errorf("forwarder: service %s: %d real servers, at most 65536", s.name(), len(sc.RealServers))
-		}
-		for _, rc := range sc.RealServers {
-			r := &realServer{addr: rc.Address.Unmap()}
-			r.weight.Store(int32(rc.Weight))
-			r.available.Store(true)
-			r.mac.Store(packMAC(rc.MAC))
-			s.reals = append(s.reals, r)
-		}
-		s.nreal, s.sorry = len(s.reals), -1
-		if ss := sc.SorryServer; ss != nil {
-			r := &realServer{addr: ss.Address.Unmap()}
-			r.weight.Store(1)
-			r.available.Store(true)
-			r.mac.Store(packMAC(ss.MAC))
-			s.sorry = len(s.reals)
-			s.reals = append(s.reals, r)
-		}
-		if _, dup := f.byKey[s.key]; dup {
-			return nil, fmt.Errorf("forwarder: service %s defined twice", s.name())
-		}
-		if err := s.rebuildScheduler(); err != nil {
-			return nil, fmt.Errorf("forwarder: service %s: %w", s.name(), err)
-		}
-		f.services = append(f.services, s)
-		f.byKey[s.key] = s
-		f.vips[s.key.vip] = struct{}{}
+	next, commit, _, err := f.prepare(&state{}, cfg, 0)
+	if err != nil {
+		return nil, err
 	}
+	commit()
+	f.cur.Store(next)
 	return f, nil
 }
 
@@ -168,11 +135,16 @@ func (f *Forwarder) onExpire(e *conntable.Entry) {
 	f.account(e.Service, e.Real, e.State, -1)
 }
 
+// account moves the counter of state of the real server an entry names by
+// delta. The entry's slots find the server even after it left the
+// configuration: Apply keeps a slot while entries name it.
 func (f *Forwarder) account(svc, ri uint16, state uint8, delta int32) {
-	if int(svc) >= len(f.services) || int(ri) >= len(f.services[svc].reals) {
-		return
+	if _, r := f.cur.Load().owner(svc, ri); r != nil {
+		r.count(state, delta)
 	}
-	r := f.services[svc].reals[ri]
+}
+
+func (r *realServer) count(state uint8, delta int32) {
 	switch state {
 	case stateEstablished:
 		r.active.Add(delta)
@@ -183,14 +155,14 @@ func (f *Forwarder) account(svc, ri uint16, state uint8, delta int32) {
 	}
 }
 
-// setState moves e to state and restarts its timeout.
-func (f *Forwarder) setState(e *conntable.Entry, state uint8, now int64) {
+// setState moves e (owned by r) to state and restarts its timeout.
+func (f *Forwarder) setState(st *state, e *conntable.Entry, r *realServer, state uint8, now int64) {
 	if e.State != state {
-		f.account(e.Service, e.Real, e.State, -1)
-		f.account(e.Service, e.Real, state, +1)
+		r.count(e.State, -1)
+		r.count(state, +1)
 		e.State = state
 	}
-	f.table.SetTimeout(e, now, f.timeouts[state])
+	f.table.SetTimeout(e, now, st.timeouts[state])
 }
 
 func (f *Forwarder) result(v Verdict, r Reason, svc, ri int) Result {
@@ -211,16 +183,17 @@ func (f *Forwarder) Process(frame []byte, m *Meta) Result {
 func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	now := m.Time
 	f.table.Sweep(now, f.sweep)
+	st := f.cur.Load()
 
 	var p packet
 	err := decode(frame, &p)
-	if errors.Is(err, errNotIP) {
+	if err == errNotIP {
 		return f.result(Pass, ReasonNotIP, -1, -1)
 	}
 	if !p.dst.IsValid() {
 		return f.result(Drop, ReasonMalformed, -1, -1)
 	}
-	if _, ok := f.vips[p.dst]; !ok {
+	if _, ok := st.vips[p.dst]; !ok {
 		return f.result(Pass, ReasonNotVIP, -1, -1)
 	}
 	if err != nil {
@@ -238,11 +211,11 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	var res Result
 	switch {
 	case p.frag && !p.fragFirst:
-		res = f.fragment(&p, now)
+		res = f.fragment(st, &p, now)
 	case p.icmpErr:
-		res = f.icmpError(&p, now)
+		res = f.icmpError(st, &p, now)
 	case p.proto == protoTCP || p.proto == protoUDP:
-		res = f.connection(&p, now)
+		res = f.connection(st, &p, now)
 	default:
 		return f.result(Drop, ReasonUnsupported, -1, -1)
 	}
@@ -256,8 +229,8 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 		}
 		return f.result(Drop, ReasonTooBigNoDF, res.Service, res.Real)
 	}
-	s := f.services[res.Service]
-	r := s.reals[res.Real]
+	s := st.services[res.Service]
+	r := s.server(res.Real)
 	mac := r.mac.Load()
 	if mac&macKnown == 0 {
 		return f.result(Drop, ReasonNoMAC, res.Service, res.Real)
@@ -269,13 +242,13 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	}
 	if p.frag && p.fragFirst {
 		k := fragKeyOf(&p)
-		f.frags.put(&k, uint16(res.Service), uint16(res.Real), now)
+		f.frags.put(&k, s.slot, r.slot, now)
 	}
 	n := uint64(p.l3End - p.l3)
 	r.packets.Add(1)
 	r.bytes.Add(n)
-	s.packets.Add(1)
-	s.bytes.Add(n)
+	s.ctr.packets.Add(1)
+	s.ctr.bytes.Add(n)
 	return res
 }
 
@@ -301,18 +274,6 @@ func (f *Forwarder) completeChecksum(frame []byte, p *packet, m *Meta) {
 	completeChecksum(frame, start, off, p.l3End, p.proto == protoUDP)
 }
 
-// lookupService finds the service for (proto, VIP, port), then the VIP's
-// every-port service.
-func (f *Forwarder) lookupService(proto uint8, vip netip.Addr, port uint16) *service {
-	if s, ok := f.byKey[svcKey{proto: proto, vip: vip, port: port}]; ok {
-		return s
-	}
-	if s, ok := f.byKey[svcKey{proto: proto, vip: vip}]; ok {
-		return s
-	}
-	return nil
-}
-
 func (f *Forwarder) setKey(k *conntable.Key, fl *flow) {
 	*k = conntable.Key{
 		CIP: fl.src.As16(), VIP: fl.dst.As16(),
@@ -322,8 +283,8 @@ func (f *Forwarder) setKey(k *conntable.Key, fl *flow) {
 }
 
 // connection handles a TCP or UDP packet with ports.
-func (f *Forwarder) connection(p *packet, now int64) Result {
-	s := f.lookupService(p.proto, p.dst, p.dstPort)
+func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
+	s := st.lookupService(p.proto, p.dst, p.dstPort)
 	if s == nil {
 		return f.result(Drop, ReasonNoService, -1, -1)
 	}
@@ -333,27 +294,32 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 	f.setKey(&f.key, &p.flow)
 	reason := ReasonNew
 	if e := f.table.Lookup(&f.key, now); e != nil {
-		ri := int(e.Real)
+		var ref realRef
+		if e.Service == s.slot {
+			ref = s.ref(e.Real)
+		}
 		switch {
-		case int(e.Service) != int(s.id) || ri >= len(s.reals):
-			f.table.Delete(e) // from an older configuration
+		case ref.r == nil:
+			f.table.Delete(e) // another service's: one since removed
 		case syn && closing(e.State):
 			f.table.Delete(e)
 			reason = ReasonReused
-		case !s.reals[ri].usable() || s.sorryGone(ri) && !s.cfg.SorryServer.Inhibit:
-			// expire_nodest_conn: the server is gone, so the client
-			// should learn fast; a new SYN is scheduled elsewhere.
+		case ref.idx < 0 || !ref.r.usable() || ref.r.drainOver(now) ||
+			s.sorryGone(ref.r) && !s.cfg.SorryServer.Inhibit:
+			// expire_nodest_conn: the server is gone (removed, failed,
+			// or quiesced past its drain timeout), so the client should
+			// learn fast; a new SYN is scheduled elsewhere.
 			f.table.Delete(e)
 			if !syn {
-				return f.result(Drop, ReasonServerGone, int(s.id), ri)
+				return f.result(Drop, ReasonServerGone, s.idx, int(ref.idx))
 			}
 		default:
 			state := stateUDP
 			if tcp {
 				state = tcpNext(e.State, p.tcpFlags)
 			}
-			f.setState(e, state, now)
-			return f.result(Forward, ReasonExisting, int(s.id), ri)
+			f.setState(st, e, ref.r, state, now)
+			return f.result(Forward, ReasonExisting, s.idx, int(ref.idx))
 		}
 	}
 
@@ -361,7 +327,7 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 	if tcp {
 		if !syn {
 			if !s.consistent {
-				return f.result(Drop, ReasonNoConn, int(s.id), -1)
+				return f.result(Drop, ReasonNoConn, s.idx, -1)
 			}
 			reason = ReasonAdopted
 		}
@@ -370,40 +336,44 @@ func (f *Forwarder) connection(p *packet, now int64) Result {
 			state = stateEstablished // mid-flow data after a director restart
 		}
 	}
-	ri, how := f.pick(s, &p.flow, now)
+	ri, how := f.pick(st, s, &p.flow, now)
 	if ri < 0 {
-		return f.result(Drop, how, int(s.id), -1)
+		return f.result(Drop, how, s.idx, -1)
 	}
 	if (how == ReasonPersistent || how == ReasonSorry) && reason == ReasonNew {
 		reason = how
 	}
 	e, err := f.table.Insert(&f.key, now)
 	if err != nil {
-		return f.result(Drop, ReasonTableFull, int(s.id), ri)
+		return f.result(Drop, ReasonTableFull, s.idx, ri)
 	}
-	e.Service, e.Real, e.State = s.id, uint16(ri), state
-	f.account(s.id, uint16(ri), state, +1)
-	f.table.SetTimeout(e, now, f.timeouts[state])
-	s.connections.Add(1)
-	s.reals[ri].connections.Add(1)
-	return f.result(Forward, reason, int(s.id), ri)
+	r := s.server(ri)
+	e.Service, e.Real, e.State = s.slot, r.slot, state
+	r.count(state, +1)
+	f.table.SetTimeout(e, now, st.timeouts[state])
+	s.ctr.connections.Add(1)
+	r.connections.Add(1)
+	return f.result(Forward, reason, s.idx, ri)
 }
 
 // pick chooses a real server for a new connection: a live persistence
 // template first, then the scheduler, then, while no real server can take
-// connections, the sorry server. It returns -1 and a drop reason when
-// nothing can take it.
-func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
+// connections, the sorry server (Result.Real == len(reals)). It returns -1
+// and a drop reason when nothing can take it.
+func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reason) {
 	persist := s.cfg.Persistence > 0
 	if persist {
 		f.templateKey(s, fl)
 		if t := f.table.Lookup(&f.tkey, now); t != nil {
-			ri := int(t.Real)
+			var ref realRef
+			if t.Service == s.slot {
+				ref = s.ref(t.Real)
+			}
 			// Like IPVS with expire_quiescent_template=1: a template
-			// never pins a client to a quiesced or failed server.
-			if int(t.Service) == int(s.id) && ri < len(s.reals) && s.reals[ri].usable() && s.reals[ri].effectiveWeight() > 0 && !s.sorryGone(ri) {
+			// never pins a client to a quiesced, failed or removed server.
+			if ref.r != nil && ref.idx >= 0 && ref.r.usable() && ref.r.effectiveWeight() > 0 && !s.sorryGone(ref.r) {
 				f.table.SetTimeout(t, now, s.cfg.Persistence)
-				return ri, ReasonPersistent
+				return int(ref.idx), ReasonPersistent
 			}
 			f.table.Delete(t)
 		}
@@ -414,15 +384,16 @@ func (f *Forwarder) pick(s *service, fl *flow, now int64) (int, Reason) {
 		// Like keepalived's quorum of 1: the sorry server stands in
 		// only while no real server can take connections at all (a
 		// hash bucket whose server is down still drops, as in IPVS).
-		if s.sorry < 0 || s.live.Load() || !s.reals[s.sorry].usable() {
+		if s.sorry == nil || s.live.Load() || !s.sorry.usable() {
 			return -1, ReasonNoServer
 		}
-		ri, how = s.sorry, ReasonSorry
+		ri, how = len(s.reals), ReasonSorry
 	}
 	if persist {
 		if t, err := f.table.Insert(&f.tkey, now); err == nil {
-			t.Service, t.Real, t.State = s.id, uint16(ri), stateTemplate
-			f.account(s.id, uint16(ri), stateTemplate, +1)
+			r := s.server(ri)
+			t.Service, t.Real, t.State = s.slot, r.slot, stateTemplate
+			r.count(stateTemplate, +1)
 			f.table.SetTimeout(t, now, s.cfg.Persistence)
 		}
 	}
@@ -459,19 +430,19 @@ func (f *Forwarder) templateKey(s *service, fl *flow) {
 }
 
 // fragment forwards a non-first fragment to where its first fragment went.
-func (f *Forwarder) fragment(p *packet, now int64) Result {
+func (f *Forwarder) fragment(st *state, p *packet, now int64) Result {
 	k := fragKeyOf(p)
-	if svc, ri, ok := f.frags.get(&k, now); ok && int(svc) < len(f.services) {
-		s := f.services[svc]
-		if int(ri) < len(s.reals) && s.reals[ri].usable() {
-			return f.result(Forward, ReasonFragment, int(svc), int(ri))
+	if svc, ri, ok := f.frags.get(&k, now); ok && int(svc) < len(st.slots) && st.slots[svc] != nil {
+		s := st.slots[svc]
+		if ref := s.ref(ri); s.idx >= 0 && ref.r != nil && ref.idx >= 0 && ref.r.usable() {
+			return f.result(Forward, ReasonFragment, s.idx, int(ref.idx))
 		}
 	}
 	// The first fragment has not been seen (reordered or lost). A source
 	// hash that ignores ports places it where the first one will go, so
 	// it can be forwarded at once; anything else must drop it.
 	var only *service
-	for _, s := range f.services {
+	for _, s := range st.services {
 		if s.key.proto == p.proto && s.key.vip == p.dst {
 			if only != nil {
 				return f.result(Drop, ReasonFragNoFirst, -1, -1)
@@ -484,34 +455,36 @@ func (f *Forwarder) fragment(p *packet, now int64) Result {
 	}
 	ri, ok := f.schedule(only, &p.flow)
 	if !ok {
-		return f.result(Drop, ReasonFragNoFirst, int(only.id), -1)
+		return f.result(Drop, ReasonFragNoFirst, only.idx, -1)
 	}
-	return f.result(Forward, ReasonFragment, int(only.id), ri)
+	return f.result(Forward, ReasonFragment, only.idx, ri)
 }
 
 // icmpError forwards an ICMP error about a connection (fragmentation
 // needed, unreachable, time exceeded) to the real server that owns it, so
 // path MTU discovery works through the director.
-func (f *Forwarder) icmpError(p *packet, now int64) Result {
+func (f *Forwarder) icmpError(st *state, p *packet, now int64) Result {
 	in := &p.inner
 	if in.dst != p.dst {
 		return f.result(Drop, ReasonICMPNoConn, -1, -1)
 	}
-	s := f.lookupService(in.proto, in.dst, in.dstPort)
+	s := st.lookupService(in.proto, in.dst, in.dstPort)
 	if s == nil {
 		return f.result(Drop, ReasonNoService, -1, -1)
 	}
 	f.setKey(&f.key, in)
-	if e := f.table.Lookup(&f.key, now); e != nil && int(e.Service) == int(s.id) && int(e.Real) < len(s.reals) {
-		if s.reals[e.Real].usable() {
-			return f.result(Forward, ReasonICMP, int(s.id), int(e.Real))
+	if e := f.table.Lookup(&f.key, now); e != nil && e.Service == s.slot {
+		if ref := s.ref(e.Real); ref.r != nil {
+			if ref.idx >= 0 && ref.r.usable() && !ref.r.drainOver(now) {
+				return f.result(Forward, ReasonICMP, s.idx, int(ref.idx))
+			}
+			return f.result(Drop, ReasonServerGone, s.idx, int(ref.idx))
 		}
-		return f.result(Drop, ReasonServerGone, int(s.id), int(e.Real))
 	}
 	if s.consistent && s.cfg.Persistence == 0 {
 		if ri, ok := f.schedule(s, in); ok {
-			return f.result(Forward, ReasonICMP, int(s.id), ri)
+			return f.result(Forward, ReasonICMP, s.idx, ri)
 		}
 	}
-	return f.result(Drop, ReasonICMPNoConn, int(s.id), -1)
+	return f.result(Drop, ReasonICMPNoConn, s.idx, -1)
 }

@@ -19,10 +19,19 @@ type svcKey struct {
 }
 
 // realServer is one real server of a service. Its fields are written by
-// control goroutines (health checks, neighbor resolution) and read by the
-// data path, hence atomics.
+// control goroutines (health checks, neighbor resolution, Apply) and read
+// by the data path, hence atomics.
+//
+// A realServer outlives configurations: an Apply that keeps it (same
+// service key, same address) keeps this very object, so its MAC, its
+// health, its counters and the connection entries that name it carry over
+// whatever moves around it.
 type realServer struct {
 	addr netip.Addr
+	// slot is what connection entries call it (conntable.Entry.Real): its
+	// place in the service's bySlot, which never changes while entries
+	// may name it. Config indexes move when others are added or removed.
+	slot uint16
 	// mac holds the MAC in its low 48 bits, bit 48 set when known.
 	mac       atomic.Uint64
 	weight    atomic.Int32
@@ -31,6 +40,13 @@ type realServer struct {
 	// server takes no new connections whatever its configured weight
 	// (which a reload may change meanwhile), open ones continue.
 	inhibited atomic.Bool
+	// drainDeadline, unix nanoseconds, is when a quiesced server's
+	// remaining connections end (Service.DrainTimeout after its weight
+	// went to 0); 0 = never. drainSince is when the weight went to 0 (0 =
+	// not draining, or since before the forwarder knew); only Apply reads
+	// and writes it, under Forwarder.ctl.
+	drainDeadline atomic.Int64
+	drainSince    int64
 
 	active, inactive, persistent atomic.Int32
 	connections, packets, bytes  atomic.Uint64
@@ -52,29 +68,80 @@ func putMAC(dst []byte, v uint64) {
 	dst[3], dst[4], dst[5] = byte(v>>16), byte(v>>8), byte(v)
 }
 
-// service is one virtual service and its real servers. reals never changes
-// length, so conntable entries can name a real server by index.
+// realRef is a real server as one configuration sees it.
+type realRef struct {
+	r *realServer // nil: a free slot
+	// idx is the server's index in the configuration's RealServers
+	// (Result.Real); -1: removed from the configuration, kept only while
+	// connection entries may still name it.
+	idx int32
+}
+
+// svcCounters are a service's totals, shared by every configuration the
+// service is part of.
+type svcCounters struct {
+	connections, packets, bytes atomic.Uint64
+}
+
+// service is one virtual service and its real servers, as one
+// configuration (one state) sees it. A service object is never changed
+// once its state is published but through atomics: Apply builds new ones
+// that share the realServer objects and counters of what stays.
 type service struct {
-	id    uint16
-	key   svcKey
-	cfg   config.Service
-	reals []*realServer
-	// nreal is how many of reals are the configured real servers; a
-	// sorry server follows them at index sorry (-1 = none), so the
-	// connection table, MACs and counters treat it as one more server
-	// while the scheduler never sees it.
-	nreal int
-	sorry int
+	// slot is what connection entries call the service
+	// (conntable.Entry.Service): stable while the service (its key) is
+	// configured, and kept after it is removed while entries name it.
+	slot uint16
+	// idx is the service's index in the configuration's Services
+	// (Result.Service); -1 once removed.
+	idx int
+	key svcKey
+	cfg config.Service
+	// reals are in configuration order: schedulers and Result.Real index
+	// them. bySlot finds a connection entry's server by its slot: the
+	// configured ones, and removed ones while entries may name them.
+	reals  []*realServer
+	bySlot []realRef
+	// sorry is the service's sorry server (nil: none): one more server
+	// for the connection table, MACs and counters (it has a slot, and
+	// Result.Real == len(reals) names it) that the scheduler never sees.
 	// live says a real server can take new connections (usable, weight
 	// above 0): while none can, new connections go to the sorry server.
-	// Set with each scheduler rebuild, which every change goes through.
+	// It is set with each scheduler build, which every change goes
+	// through.
+	sorry      *realServer
 	live       atomic.Bool
 	sched      scheduler.Handle
 	consistent bool
-
-	connections, packets, bytes atomic.Uint64
+	ctr        *svcCounters
 
 	rebuild sync.Mutex // serialises scheduler rebuilds
+}
+
+// ref returns the real server slot names and its configuration index; a
+// zero realRef for a slot that names nothing.
+func (s *service) ref(slot uint16) realRef {
+	if int(slot) < len(s.bySlot) {
+		return s.bySlot[slot]
+	}
+	return realRef{idx: -1}
+}
+
+// entries is how many connection entries and templates name a server of
+// s. For a service or server that is no longer configured it only goes
+// down: nothing schedules to it.
+func (s *service) entries() int64 {
+	var n int64
+	for _, ref := range s.bySlot {
+		if ref.r != nil {
+			n += ref.r.entries()
+		}
+	}
+	return n
+}
+
+func (r *realServer) entries() int64 {
+	return int64(r.active.Load()) + int64(r.inactive.Load()) + int64(r.persistent.Load())
 }
 
 // Conns implements scheduler.Load over the live counters.
@@ -101,30 +168,97 @@ func (r *realServer) effectiveWeight() int {
 // usable reports whether r may own traffic: available and its MAC known.
 func (r *realServer) usable() bool { return r.available.Load() && r.mac.Load()&macKnown != 0 }
 
+// drainOver reports whether r's drain deadline has passed at now: its
+// connections end as a removed server's do.
+func (r *realServer) drainOver(now int64) bool {
+	d := r.drainDeadline.Load()
+	return d != 0 && now >= d
+}
+
+// snapshot is what a scheduler is built from.
+func (s *service) snapshot() []scheduler.Server {
+	snap := make([]scheduler.Server, len(s.reals))
+	for i, r := range s.reals {
+		snap[i] = scheduler.Server{Addr: r.addr, Weight: r.effectiveWeight(), Available: r.usable()}
+	}
+	return snap
+}
+
+// anyLive reports whether a server of snap can take new connections.
+func anyLive(snap []scheduler.Server) bool {
+	for _, x := range snap {
+		if x.Available && x.Weight > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// server returns the server Result.Real index ri names: a configured real
+// server, or at len(reals) the sorry server.
+func (s *service) server(ri int) *realServer {
+	if ri == len(s.reals) && s.sorry != nil {
+		return s.sorry
+	}
+	return s.reals[ri]
+}
+
+// sorryGone reports whether r is the sorry server while a real server can
+// take connections again: keepalived then removes the sorry server (unless
+// sorry_server_inhibit), so its connections end and new ones go to the
+// real servers.
+func (s *service) sorryGone(r *realServer) bool {
+	return r != nil && r == s.sorry && s.live.Load()
+}
+
 // rebuildScheduler swaps in a scheduler built from the current weights and
 // availability. Pickers keep using the old one until the swap.
 func (s *service) rebuildScheduler() error {
 	s.rebuild.Lock()
 	defer s.rebuild.Unlock()
-	snap := make([]scheduler.Server, s.nreal)
-	live := false
-	for i, r := range s.reals[:s.nreal] {
-		snap[i] = scheduler.Server{Addr: r.addr, Weight: r.effectiveWeight(), Available: r.usable()}
-		live = live || snap[i].Available && snap[i].Weight > 0
-	}
+	snap := s.snapshot()
 	sc, err := scheduler.New(s.cfg.Scheduler, snap, s.cfg.SchedOptions)
 	if err != nil {
 		return err
 	}
 	s.sched.Store(sc)
-	s.live.Store(live)
+	s.live.Store(anyLive(snap))
 	return nil
 }
 
-// sorryGone reports whether ri is the sorry server while a real server
-// can take connections again: keepalived then removes the sorry server
-// (unless sorry_server_inhibit), so its connections end and new ones go
-// to the real servers.
-func (s *service) sorryGone(ri int) bool {
-	return ri == s.sorry && s.live.Load()
+// state is one configuration as the data path sees it. It is published
+// whole through Forwarder.cur and never changed afterwards (but through
+// the atomics of its services and real servers): Apply prepares the next
+// one beside the running data path and swaps the pointer.
+type state struct {
+	services []*service // configuration order: Result.Service indexes it
+	byKey    map[svcKey]*service
+	vips     map[netip.Addr]struct{}
+	// slots finds a connection entry's service by its slot: configured
+	// services, and removed ones while entries may name them (nil: free).
+	slots    []*service
+	timeouts timeouts
+}
+
+// lookupService finds the service for (proto, VIP, port), then the VIP's
+// every-port service.
+func (st *state) lookupService(proto uint8, vip netip.Addr, port uint16) *service {
+	if s, ok := st.byKey[svcKey{proto: proto, vip: vip, port: port}]; ok {
+		return s
+	}
+	if s, ok := st.byKey[svcKey{proto: proto, vip: vip}]; ok {
+		return s
+	}
+	return nil
+}
+
+// owner returns the real server a connection entry names, with its
+// service; nil when the slots name nothing (cannot happen for an entry
+// still in the table: slots are freed only once no entry names them).
+func (st *state) owner(svc, real uint16) (*service, *realServer) {
+	if int(svc) >= len(st.slots) || st.slots[svc] == nil {
+		return nil, nil
+	}
+	s := st.slots[svc]
+	return s, s.ref(real).r
 }

@@ -3,6 +3,7 @@ package forwarder
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/drlb/drlb/config"
 )
@@ -34,6 +35,8 @@ type ServiceStats struct {
 	VIP       netip.Addr
 	Port      uint16
 	Scheduler string
+	// Persistence is ipvsadm -p (0 = none).
+	Persistence time.Duration
 	Counters
 	RealServers []RealServerStats
 	// Sorry is the sorry server, nil when the service has none. Its
@@ -41,43 +44,50 @@ type ServiceStats struct {
 	Sorry *RealServerStats
 }
 
-// Stats returns a snapshot of every service's counters. It may be called
-// from any goroutine while Process runs.
+// Stats returns a snapshot of every service's counters, in the order of
+// the running configuration. It may be called from any goroutine while
+// Process or Apply runs: it reads one configuration whole.
 func (f *Forwarder) Stats() []ServiceStats {
-	out := make([]ServiceStats, 0, len(f.services))
-	for _, s := range f.services {
+	st := f.cur.Load()
+	out := make([]ServiceStats, 0, len(st.services))
+	for _, s := range st.services {
 		ss := ServiceStats{
-			Protocol:  config.Protocol(s.key.proto),
-			VIP:       s.key.vip,
-			Port:      s.key.port,
-			Scheduler: s.cfg.Scheduler,
-			Counters:  Counters{Connections: s.connections.Load(), Packets: s.packets.Load(), Bytes: s.bytes.Load()},
+			Protocol:    config.Protocol(s.key.proto),
+			VIP:         s.key.vip,
+			Port:        s.key.port,
+			Scheduler:   s.cfg.Scheduler,
+			Persistence: s.cfg.Persistence,
+			Counters:    Counters{Connections: s.ctr.connections.Load(), Packets: s.ctr.packets.Load(), Bytes: s.ctr.bytes.Load()},
 		}
-		for i, r := range s.reals {
-			rs := RealServerStats{
-				Addr:       r.addr,
-				Weight:     int(r.weight.Load()),
-				Available:  r.available.Load(),
-				Inhibited:  r.inhibited.Load(),
-				Active:     int(r.active.Load()),
-				Inactive:   int(r.inactive.Load()),
-				Persistent: int(r.persistent.Load()),
-				Counters:   Counters{Connections: r.connections.Load(), Packets: r.packets.Load(), Bytes: r.bytes.Load()},
-			}
-			if m := r.mac.Load(); m&macKnown != 0 {
-				rs.MAC = make(net.HardwareAddr, 6)
-				putMAC(rs.MAC, m)
-			}
-			if i == s.sorry {
-				rs.Available = !s.live.Load()
-				ss.Sorry = &rs
-				continue
-			}
-			ss.RealServers = append(ss.RealServers, rs)
+		for _, r := range s.reals {
+			ss.RealServers = append(ss.RealServers, realStats(r))
+		}
+		if s.sorry != nil {
+			rs := realStats(s.sorry)
+			rs.Available = !s.live.Load() // standing in for the real servers now
+			ss.Sorry = &rs
 		}
 		out = append(out, ss)
 	}
 	return out
+}
+
+func realStats(r *realServer) RealServerStats {
+	rs := RealServerStats{
+		Addr:       r.addr,
+		Weight:     int(r.weight.Load()),
+		Available:  r.available.Load(),
+		Inhibited:  r.inhibited.Load(),
+		Active:     int(r.active.Load()),
+		Inactive:   int(r.inactive.Load()),
+		Persistent: int(r.persistent.Load()),
+		Counters:   Counters{Connections: r.connections.Load(), Packets: r.packets.Load(), Bytes: r.bytes.Load()},
+	}
+	if m := r.mac.Load(); m&macKnown != 0 {
+		rs.MAC = make(net.HardwareAddr, 6)
+		putMAC(rs.MAC, m)
+	}
+	return rs
 }
 
 // Count returns how many frames got reason r.

@@ -80,11 +80,11 @@ var reasonNames = [numReasons]string{
 	ReasonFragNoFirst: "frag-no-first",
 	ReasonICMPNoConn:  "icmp-no-conn",
 	ReasonNoMAC:       "no-mac",
+	ReasonSorry:       "sorry",
 	ReasonServerGone:  "server-gone",
 	ReasonUnsupported: "unsupported",
 	ReasonTooBig:      "too-big",
 	ReasonTooBigNoDF:  "too-big-no-df",
-	ReasonSorry:       "sorry",
 }
 
 func (r Reason) String() string {
@@ -107,8 +107,9 @@ func Reasons() []Reason {
 type Result struct {
 	Verdict Verdict
 	Reason  Reason
-	// Service and Real index the config's Services and that service's
-	// RealServers; -1 when none applies. Real == len(RealServers) is the
-	// service's sorry server.
+	// Service and Real index the running configuration's Services and
+	// that service's RealServers (Apply may move them for the next frame);
+	// -1 when none applies, or for a real server no longer configured.
+	// Real == len(RealServers) is the service's sorry server.
 	Service, Real int
 }

@@ -19,4 +19,9 @@
 // with inhibit, weight 0 (no new connections, open ones continue). One
 // success brings it back, as keepalived does. Servers start up, so a
 // director serves at once.
+//
+// A Monitor follows configuration changes: Update starts the checks of new
+// servers, stops those of removed ones and leaves the others running with
+// their state. Targets name servers by protocol, VIP, port and address,
+// never by index, since a reload moves indexes.
 package health

@@ -19,29 +19,35 @@ import (
 	"github.com/drlb/drlb/config"
 )
 
-// Target is one real server of one service to check.
+// Target is one real server of one service to check. It names the
+// server by what stays true across configuration changes (protocol, VIP,
+// service port, address), never by index, so a check keeps marking the
+// right server however a reload moves the others.
 type Target struct {
-	Service, Real int
-	Name          string         // for logs: "tcp 198.18.0.100:80 -> 198.18.0.11"
-	Addr          netip.AddrPort // where the probe goes: the real server's own address
-	Check         config.Check
+	Protocol config.Protocol
+	VIP      netip.Addr
+	Port     uint16         // the service port (0: every port)
+	Real     netip.Addr     // the real server
+	Name     string         // for logs: "tcp 198.18.0.100:80 -> 198.18.0.11"
+	Addr     netip.AddrPort // where the probe goes: the real server's own address
+	Check    config.Check
 }
 
-// Marker applies a verdict to real server ri of service svc (indexes, as in
-// Target); forwarder.Forwarder implements it.
+// Marker applies a verdict to the real server t names: up, or down, which
+// is removed, or with t.Check.Inhibit quiesced (weight 0) without
+// forgetting its configured weight. The director's marker updates the
+// forwarder, and ignores a verdict from a check the running configuration
+// no longer has.
 type Marker interface {
-	SetAvailable(svc, ri int, up bool) error
-	// SetInhibited quiesces a server (weight 0) without forgetting its
-	// configured weight.
-	SetInhibited(svc, ri int, inhibited bool) error
+	Mark(t Target, up bool) error
 }
 
 // Targets lists the checks of cfg. A check without a port probes the
 // service port; a port-0 (every port) service needs check.port.
 func Targets(cfg *config.Config) ([]Target, error) {
 	var out []Target
-	for i, s := range cfg.Services {
-		for j, r := range s.RealServers {
+	for _, s := range cfg.Services {
+		for _, r := range s.RealServers {
 			if r.Check == nil {
 				continue
 			}
@@ -53,7 +59,7 @@ func Targets(cfg *config.Config) ([]Target, error) {
 				return nil, fmt.Errorf("health: %s real server %s: a service on every port needs check.port", s.String(), r.Address)
 			}
 			out = append(out, Target{
-				Service: i, Real: j, Check: *r.Check,
+				Protocol: s.Protocol, VIP: s.VIP, Port: s.Port, Real: r.Address, Check: *r.Check,
 				Name: fmt.Sprintf("%s -> %s", s.String(), r.Address),
 				Addr: netip.AddrPortFrom(r.Address, port),
 			})
@@ -213,18 +219,97 @@ func matchReply(c config.Check, got []byte) error {
 	return nil
 }
 
+// Monitor runs a set of checks and follows changes to it: Update starts
+// the checks that are new, stops those that are gone and leaves the others
+// running, with their state (up or down, consecutive failures), as
+// keepalived does on reload.
+type Monitor struct {
+	m     Marker
+	log   *slog.Logger
+	probe func(context.Context, Target) error // Probe; tests script it
+
+	mu      sync.Mutex
+	ctx     context.Context   // set by Run; nil before, Done after
+	running map[string]*check // by Target.key
+	wg      sync.WaitGroup
+}
+
+// check is a running (or, before Run, recorded) target.
+type check struct {
+	t      Target
+	cancel context.CancelFunc
+}
+
+// key identifies a target by every field, the check's slices included
+// (a Target holds slices, so it cannot be a map key itself).
+func (t Target) key() string { return fmt.Sprintf("%+v", t) }
+
+// NewMonitor returns a Monitor that marks servers through m.
+func NewMonitor(m Marker, log *slog.Logger) *Monitor {
+	return &Monitor{m: m, log: log, probe: Probe, running: map[string]*check{}}
+}
+
+// Update makes targets the checks to run. A target that is the same in
+// every field (the server and the check) keeps running; any other change
+// is a new check, which starts with the server up. It returns how many
+// checks it started and stopped; before Run it only records them.
+func (mo *Monitor) Update(targets []Target) (started, stopped int) {
+	mo.mu.Lock()
+	defer mo.mu.Unlock()
+	want := make(map[string]Target, len(targets))
+	for _, t := range targets {
+		want[t.key()] = t
+	}
+	for k, c := range mo.running {
+		if _, ok := want[k]; !ok {
+			if c.cancel != nil {
+				c.cancel()
+			}
+			delete(mo.running, k)
+			stopped++
+		}
+	}
+	for k, t := range want {
+		if _, ok := mo.running[k]; !ok {
+			mo.running[k] = &check{t: t, cancel: mo.start(t)}
+			started++
+		}
+	}
+	return started, stopped
+}
+
+// start starts t's loop if Run is running (mo.mu held).
+func (mo *Monitor) start(t Target) context.CancelFunc {
+	if mo.ctx == nil || mo.ctx.Err() != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(mo.ctx)
+	mo.wg.Add(1)
+	go func() {
+		defer mo.wg.Done()
+		watch(ctx, t, mo.m, mo.log, mo.probe)
+	}()
+	return cancel
+}
+
+// Run runs the checks, and those Update adds, until ctx ends.
+func (mo *Monitor) Run(ctx context.Context) {
+	mo.mu.Lock()
+	mo.ctx = ctx
+	for _, c := range mo.running {
+		c.cancel = mo.start(c.t)
+	}
+	mo.mu.Unlock()
+	<-ctx.Done()
+	mo.wg.Wait()
+}
+
 // Run checks every target until ctx ends, marking servers through m and
 // logging every change of state.
 func Run(ctx context.Context, targets []Target, m Marker, log *slog.Logger) {
-	var wg sync.WaitGroup
-	for _, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			watch(ctx, t, m, log, Probe)
-		}()
-	}
-	wg.Wait()
+	mo := NewMonitor(m, log)
+	mo.Update(targets)
+	mo.Run(ctx)
 }
 
 // watch is one target's loop; probe is injectable for tests.
@@ -240,7 +325,7 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 		switch {
 		case err == nil && !up:
 			up, failures = true, 0
-			if e := mark(m, t, true); e != nil {
+			if e := m.Mark(t, true); e != nil {
 				log.Error("health: marking up", "server", t.Name, "err", e)
 			}
 			log.Info("real server up again: check passed", "server", t.Name, "check", t.Check.Type, "addr", t.Addr)
@@ -250,7 +335,7 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 			failures++
 			if failures >= t.Check.Retries {
 				up = false
-				if e := mark(m, t, false); e != nil {
+				if e := m.Mark(t, false); e != nil {
 					log.Error("health: marking down", "server", t.Name, "err", e)
 				}
 				how := "removed: its connections end on their next packet"
@@ -274,11 +359,4 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 		case <-timer.C:
 		}
 	}
-}
-
-func mark(m Marker, t Target, up bool) error {
-	if t.Check.Inhibit {
-		return m.SetInhibited(t.Service, t.Real, !up)
-	}
-	return m.SetAvailable(t.Service, t.Real, up)
 }

@@ -25,24 +25,18 @@ type marker struct {
 	events []string
 }
 
-func (m *marker) SetAvailable(svc, ri int, up bool) error {
+func (m *marker) Mark(t Target, up bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if up {
-		m.events = append(m.events, "up")
-	} else {
-		m.events = append(m.events, "down")
-	}
-	return nil
-}
-
-func (m *marker) SetInhibited(svc, ri int, inhibited bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if inhibited {
-		m.events = append(m.events, "inhibited")
-	} else {
+	switch {
+	case t.Check.Inhibit && up:
 		m.events = append(m.events, "restored")
+	case t.Check.Inhibit:
+		m.events = append(m.events, "inhibited")
+	case up:
+		m.events = append(m.events, "up")
+	default:
+		m.events = append(m.events, "down")
 	}
 	return nil
 }
@@ -292,11 +286,89 @@ func TestTargets(t *testing.T) {
 		}},
 	}}
 	ts, err := Targets(cfg)
-	if err != nil || len(ts) != 1 || ts[0].Addr.String() != "198.18.0.11:80" {
+	if err != nil || len(ts) != 1 || ts[0].Addr.String() != "198.18.0.11:80" || ts[0].Real != ts[0].Addr.Addr() ||
+		ts[0].Protocol != config.TCP || ts[0].VIP != vip || ts[0].Port != 80 || ts[0].Name != "tcp 198.18.0.100:80 -> 198.18.0.11" {
 		t.Fatalf("Targets = %+v, %v", ts, err)
 	}
 	cfg.Services[0].Port = 0
 	if _, err := Targets(cfg); err == nil {
 		t.Fatal("every-port service without check.port accepted")
+	}
+}
+
+// TestMonitorUpdate: an Update stops the checks that are gone, starts the
+// new ones, and keeps those that stay running with their state.
+func TestMonitorUpdate(t *testing.T) {
+	check := config.Check{Type: "tcp", Interval: time.Millisecond, Timeout: time.Second, Retries: 3}
+	target := func(last byte) Target {
+		a := netip.AddrFrom4([4]byte{198, 18, 0, last})
+		return Target{Protocol: config.TCP, VIP: netip.MustParseAddr("198.18.0.100"), Port: 80, Real: a,
+			Addr: netip.AddrPortFrom(a, 80), Check: check, Name: a.String()}
+	}
+	a, b, c := target(11), target(12), target(13)
+	var mu sync.Mutex
+	probes := map[netip.Addr]int{}
+	gate := make(chan struct{}) // b's third probe waits for the Update
+	m := &marker{}
+	mo := NewMonitor(m, quiet)
+	mo.probe = func(ctx context.Context, t Target) error {
+		mu.Lock()
+		probes[t.Real]++
+		n := probes[t.Real]
+		mu.Unlock()
+		if t.Real == b.Real {
+			if n == 3 {
+				select {
+				case <-gate:
+				case <-ctx.Done():
+				}
+			}
+			if n <= 4 {
+				return errors.New("refused") // b fails 4 times: down at its third failure
+			}
+		}
+		return nil
+	}
+	if started, _ := mo.Update([]Target{a, b}); started != 2 {
+		t.Fatalf("started %d, want 2", started)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { mo.Run(ctx); close(done) }()
+	count := func(addr netip.Addr) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return probes[addr]
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("b's third probe", func() bool { return count(b.Real) >= 3 })
+	changed := b
+	changed.Check.Retries = 3 // the same check: b stays
+	if started, stopped := mo.Update([]Target{changed, c}); started != 1 || stopped != 1 {
+		t.Fatalf("Update started %d stopped %d, want 1 and 1", started, stopped)
+	}
+	close(gate)
+	waitFor("c's probes", func() bool { return count(c.Real) >= 3 })
+	waitFor("b down then up", func() bool { return len(m.got()) == 2 })
+	if got := m.got(); got[0] != "down" || got[1] != "up" {
+		t.Fatalf("events %v, want b down (its third failure, counted across the Update) then up", got)
+	}
+	stopped := count(a.Real)
+	time.Sleep(20 * time.Millisecond)
+	if n := count(a.Real); n != stopped {
+		t.Fatalf("a's check still runs after the Update: %d probes, then %d", stopped, n)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
 	}
 }

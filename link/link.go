@@ -103,6 +103,14 @@ type Port interface {
 	Close() error
 }
 
+// FilterSetter is a Port whose socket filter can be replaced while it
+// runs (AF_PACKET): a director whose VIPs change on a reload admits the new
+// ones without reopening the socket, so no frame is lost. The kernel swaps
+// filters atomically: each frame meets the old filter or the new one.
+type FilterSetter interface {
+	SetFilter(filter []bpf.RawInstruction) error
+}
+
 // Config holds the options of Open. The zero value is valid.
 type Config struct {
 	// BatchSize is the most frames one ReadBatch or WriteBatch system call

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -215,6 +216,20 @@ func htons(v uint16) uint16 {
 
 func (p *afpacket) HardwareAddr() net.HardwareAddr {
 	return append(net.HardwareAddr(nil), p.mac...)
+}
+
+// SetFilter replaces the socket filter (see FilterSetter and VIPFilter).
+func (p *afpacket) SetFilter(filter []bpf.RawInstruction) error {
+	if n := len(filter); n == 0 || n > maxFilterLen {
+		return &Error{Interface: p.ifname, Err: fmt.Errorf("filter of %d instructions: want 1..%d (BPF_MAXINSNS)", n, maxFilterLen), sentinel: ErrBadConfig}
+	}
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.conn.SetBPF(filter); err != nil {
+		return newError(p.ifname, "setsockopt SO_ATTACH_FILTER", err)
+	}
+	return nil
 }
 
 // Close closes the socket; blocked ReadBatch/WriteBatch calls return

@@ -278,6 +278,48 @@ func TestPortFilter(t *testing.T) {
 	}
 }
 
+// TestPortSetFilter: a running port admits a VIP added to its filter, and
+// no longer the one removed, without being reopened.
+func TestPortSetFilter(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	vipB := netip.MustParseAddr("198.18.0.101")
+	only := func(vips ...netip.Addr) []bpf.RawInstruction {
+		f, err := VIPFilter(vips)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	pd := openIn(t, l.nsD, "d0", Config{Filter: only(vip4)})
+	write(t, pa, Frame{Data: udpFrame(-1, vipB, "b-before")}, Frame{Data: udpFrame(-1, vip4, "a-before")})
+	readUntil(t, pd, hasMarker("a-before"), func(f Frame) {
+		if hasMarker("b-before")(f) {
+			t.Fatal("a VIP not yet in the filter got through")
+		}
+	})
+	fs, ok := pd.(FilterSetter)
+	if !ok {
+		t.Fatal("an AF_PACKET port is not a FilterSetter")
+	}
+	if err := fs.SetFilter(only(vipB)); err != nil {
+		t.Fatal(err)
+	}
+	write(t, pa, Frame{Data: udpFrame(-1, vip4, "a-after")}, Frame{Data: udpFrame(-1, vipB, "b-after")})
+	readUntil(t, pd, hasMarker("b-after"), func(f Frame) {
+		if hasMarker("a-after")(f) {
+			t.Fatal("a VIP removed from the filter still got through")
+		}
+	})
+	if err := fs.SetFilter(nil); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("SetFilter(nil) = %v, want ErrBadConfig", err)
+	}
+	pd.Close()
+	if err := fs.SetFilter(only(vip4)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SetFilter after Close = %v, want ErrClosed", err)
+	}
+}
+
 func TestPortCloseAndContext(t *testing.T) {
 	l := newPairLab(t)
 	pa := openIn(t, l.nsA, "a0", Config{})

@@ -10,6 +10,7 @@
 //	    └─ IP ───────────────▶ forwarder.Process (match service, schedule, rewrite MACs)
 //	                             Forward ─────────────────────────────────────────▶ out
 //	                             too big for the MTU, don't fragment ─▶ forwarder.TooBig ─▶ out
+//	                             TCP of a connection whose server is gone ─▶ forwarder.Reset ─▶ out
 //	                             Pass / Drop: nothing leaves
 //
 // Every frame is then shown to the Observer, if any: the one narrator behind

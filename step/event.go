@@ -39,10 +39,14 @@ const (
 	// TooBig is ICMP fragmentation-needed (IPv4) or packet-too-big
 	// (IPv6) for a packet larger than the MTU that may not be fragmented.
 	TooBig
+	// Reset is a TCP reset from the VIP for a packet of a connection
+	// whose real server is gone (removed, failed, drained past its
+	// timeout), so that the client fails fast.
+	Reset
 	numKinds
 )
 
-var kindNames = [numKinds]string{Forwarded: "forwarded", ARPReply: "arp-reply", NeighborAdvert: "neighbor-advert", TooBig: "too-big"}
+var kindNames = [numKinds]string{Forwarded: "forwarded", ARPReply: "arp-reply", NeighborAdvert: "neighbor-advert", TooBig: "too-big", Reset: "reset"}
 
 func (k Kind) String() string {
 	if k < numKinds {

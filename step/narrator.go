@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drlb/drlb/config"
@@ -35,8 +36,10 @@ type NarratorOptions struct {
 //	3 forward new tcp 198.18.1.10:40000 -> 198.18.0.100:80 [S] | service tcp 198.18.0.100:80 (rr) | real server 198.18.0.11 | sent dst 02:00:00:00:00:11 src 02:00:00:00:00:02, IP packet unchanged
 //	1 answer arp-reply arp who-has 198.18.0.100 tell 198.18.0.1 | sent 198.18.0.100 is-at 02:00:00:00:00:02
 type Narrator struct {
-	w    io.Writer
-	cfg  *config.Config
+	w io.Writer
+	// cfg names services and real servers by the indexes of a result: the
+	// running configuration, swapped by SetConfig when it changes.
+	cfg  atomic.Pointer[config.Config]
 	opts NarratorOptions
 
 	mu      sync.Mutex // a trace may be shared by several loops
@@ -49,8 +52,16 @@ type Narrator struct {
 
 // NewNarrator narrates to w; cfg names services and real servers.
 func NewNarrator(w io.Writer, cfg *config.Config, opts NarratorOptions) *Narrator {
-	return &Narrator{w: w, cfg: cfg, opts: opts}
+	n := &Narrator{w: w, opts: opts}
+	n.cfg.Store(cfg)
+	return n
 }
+
+// SetConfig names services and real servers after cfg from now on: the
+// director calls it where it swaps in a new configuration, so that the
+// indexes of every result narrated are read in the configuration that
+// produced them.
+func (n *Narrator) SetConfig(cfg *config.Config) { n.cfg.Store(cfg) }
 
 // Err is the first error writing to w, if any.
 func (n *Narrator) Err() error {
@@ -136,10 +147,11 @@ func (n *Narrator) Line(e *Event) string {
 
 // names renders a result's service and real server.
 func (n *Narrator) names(res forwarder.Result) (svc, rs string) {
-	if n.cfg == nil || res.Service < 0 || res.Service >= len(n.cfg.Services) {
+	cfg := n.cfg.Load()
+	if cfg == nil || res.Service < 0 || res.Service >= len(cfg.Services) {
 		return "", ""
 	}
-	s := n.cfg.Services[res.Service]
+	s := cfg.Services[res.Service]
 	svc = fmt.Sprintf("%s (%s)", s.String(), s.Scheduler)
 	if res.Real >= 0 && res.Real < len(s.RealServers) {
 		rs = s.RealServers[res.Real].Address.String()
@@ -169,6 +181,33 @@ func answerText(k Kind, b []byte) string {
 		dst, _ := netip.AddrFromSlice(b[off+24 : off+40])
 		mtu := int(b[off+44])<<24 | int(b[off+45])<<16 | int(b[off+46])<<8 | int(b[off+47])
 		return fmt.Sprintf("icmp6 packet-too-big mtu %d %s -> %s", mtu, src, dst)
+	case k == Reset:
+		if f, ok := tcpEnds(b, et, off); ok {
+			return "tcp reset " + f + " (its real server is gone)"
+		}
 	}
 	return k.String()
+}
+
+// tcpEnds renders a TCP segment's "src:port -> dst:port".
+func tcpEnds(b []byte, et uint16, off int) (string, bool) {
+	var src, dst netip.Addr
+	l4 := 0
+	switch {
+	case et == wire.EtherTypeIPv4 && len(b) >= off+20:
+		src, _ = netip.AddrFromSlice(b[off+12 : off+16])
+		dst, _ = netip.AddrFromSlice(b[off+16 : off+20])
+		l4 = off + int(b[off]&0x0f)*4
+	case et == wire.EtherTypeIPv6 && len(b) >= off+40:
+		src, _ = netip.AddrFromSlice(b[off+8 : off+24])
+		dst, _ = netip.AddrFromSlice(b[off+24 : off+40])
+		l4 = off + 40
+	default:
+		return "", false
+	}
+	if len(b) < l4+4 {
+		return "", false
+	}
+	sp, dp := uint16(b[l4])<<8|uint16(b[l4+1]), uint16(b[l4+2])<<8|uint16(b[l4+3])
+	return netip.AddrPortFrom(src, sp).String() + " -> " + netip.AddrPortFrom(dst, dp).String(), true
 }

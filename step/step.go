@@ -45,7 +45,7 @@ type Step struct {
 }
 
 // replyLen fits every frame the director builds itself.
-const replyLen = max(arp.MaxFrameLen, forwarder.TooBigMaxLen)
+const replyLen = max(arp.MaxFrameLen, forwarder.TooBigMaxLen, forwarder.ResetMaxLen)
 
 // New builds a Step.
 func New(cfg Config) (*Step, error) {
@@ -127,6 +127,15 @@ func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame
 						out = append(out, *r)
 						nr++
 						ev.Action, ev.Kind, ev.Sent = Answer, TooBig, r.Data
+					}
+				case res.Reason == forwarder.ReasonServerGone && nr < len(s.replies):
+					ev.Action = Drop
+					r := &s.replies[nr]
+					if k := s.cfg.Forwarder.Reset(f.Data, r.Data[:cap(r.Data)]); k > 0 {
+						r.Data, r.Offload = r.Data[:k], link.Offload{}
+						out = append(out, *r)
+						nr++
+						ev.Action, ev.Kind, ev.Sent = Answer, Reset, r.Data
 					}
 				case res.Verdict == forwarder.Drop:
 					ev.Action = Drop

@@ -243,3 +243,52 @@ func TestNewNeedsForwarder(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestHandleServerGoneResets: a packet of a connection whose real server
+// is gone is dropped and answered with a TCP reset from the VIP, so the
+// client fails fast; a reset is never answered, and the retransmission
+// (no connection any more) is dropped silently as before.
+func TestHandleServerGoneResets(t *testing.T) {
+	rec := &recorder{n: step.NewNarrator(nil, testConfig(), step.NarratorOptions{})}
+	s := newStep(t, rec)
+	s.Handle(t0, frames(framegen.TCP(toDirector, client, web, framegen.SYN, 1, 0, nil), framegen.TCP(toDirector, client, web, framegen.ACK, 2, 1, nil)), nil)
+	if err := s.Forwarder().SetAvailable(0, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	out := s.Handle(t0, frames(framegen.TCP(toDirector, client, web, framegen.ACK, 2, 1, []byte("GET"))), nil)
+	want := "answer reset tcp 198.18.1.10:40000 -> 198.18.0.100:80 [.] | service tcp 198.18.0.100:80 (rr) | sent tcp reset 198.18.0.100:80 -> 198.18.1.10:40000 (its real server is gone)"
+	if len(out) != 1 || rec.kinds[2] != step.Reset || !strings.HasPrefix(rec.lines[2], "answer reset tcp 198.18.1.10:40000 -> 198.18.0.100:80 ") ||
+		!strings.HasSuffix(rec.lines[2], "| service tcp 198.18.0.100:80 (rr) | sent tcp reset 198.18.0.100:80 -> 198.18.1.10:40000 (its real server is gone)") {
+		t.Fatalf("sent %d frames, line %q\nwant %q", len(out), rec.lines[2], want)
+	}
+	if b := out[0].Data; !bytes.Equal(b[0:6], routerMAC) || !bytes.Equal(b[6:12], directorMAC) || b[14+20+13] != 0x04 {
+		t.Fatalf("reset frame %x", b)
+	}
+	if n := s.Forwarder().Count(forwarder.ReasonServerGone); n != 1 {
+		t.Fatalf("server-gone counted %d times, want 1", n)
+	}
+	out = s.Handle(t0, frames(framegen.TCP(toDirector, client, web, framegen.ACK, 2, 1, []byte("GET")), framegen.TCP(toDirector, client, web, framegen.RST, 5, 0, nil)), nil)
+	if len(out) != 0 || rec.acts[3] != step.Drop || rec.acts[4] != step.Drop {
+		t.Fatalf("retransmission and reset: %d frames sent, actions %v", len(out), rec.acts[3:])
+	}
+}
+
+// TestNarratorSetConfig: after a configuration change the narrator names
+// results in the new configuration, whose indexes differ.
+func TestNarratorSetConfig(t *testing.T) {
+	rec := &recorder{n: step.NewNarrator(nil, testConfig(), step.NarratorOptions{})}
+	s := newStep(t, rec)
+	next := testConfig()
+	next.Services = append([]config.Service{{VIP: vip, Port: 443, Protocol: config.TCP, Scheduler: "wrr", PersistenceBits: 32,
+		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs1MAC}}}}, next.Services...)
+	for i := range next.Services {
+		next.Services[i].PersistenceBits = map[bool]int{true: 32, false: 128}[next.Services[i].VIP.Is4()]
+	}
+	if _, err := s.Forwarder().Apply(next, t0, func(swap func()) { swap(); rec.n.SetConfig(next) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Handle(t0, frames(framegen.TCP(toDirector, client, web, framegen.SYN, 1, 0, nil)), nil)
+	if !strings.Contains(rec.lines[0], "| service tcp 198.18.0.100:80 (rr) | real server 198.18.0.11 |") {
+		t.Fatalf("line %q names another service", rec.lines[0])
+	}
+}

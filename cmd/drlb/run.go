@@ -106,8 +106,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return director.Run(ctx, cfg, opts)
 }
 
-// reloadOnHUP re-reads the config file on SIGHUP, as keepalived does. A
-// file that does not parse is logged and ignored: the running config stays.
+// reloadOnHUP re-reads the config file on SIGHUP, as keepalived does, and
+// hands it to the director, which applies any change (director.Apply). A
+// file that does not parse is refused here with its file:line:column and
+// the running config stays.
 func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger, sd sdNotifier) <-chan *config.Config {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -122,7 +124,7 @@ func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger, sd s
 				sd.reloading()
 				cfg, err := loadForReload(path, iface)
 				if err != nil {
-					log.Error("reload: config not applied", "err", err)
+					log.Error("reload refused: the running configuration stays, nothing changed", "err", err)
 					sd.reloaded(err)
 					continue
 				}

@@ -1,0 +1,233 @@
+package director
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/drlb/drlb/arp"
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/health"
+	"github.com/drlb/drlb/link"
+	"golang.org/x/net/bpf"
+)
+
+// ErrRestartNeeded is returned by Apply for a change it cannot make live:
+// another interface, or another max_conns (the connection table is sized
+// at start). Nothing is applied then.
+var ErrRestartNeeded = errors.New("director: change needs a restart")
+
+// Config returns a deep copy of the configuration the director runs now.
+func (d *Director) Config() *config.Config { return d.cur.Load().Clone() }
+
+// Apply makes cfg the running configuration, structural changes included:
+// services and real servers added or removed, schedulers, weights,
+// persistence, drain and connection timeouts, health checks. It validates
+// cfg whole first (errors wrap config.ErrInvalid; an interface or
+// max_conns change wraps ErrRestartNeeded) and either applies everything
+// or nothing. An empty cfg.Interface keeps the running one (ipvsadm rules
+// name none). It is safe to call from any goroutine; Applies are
+// serialised.
+//
+// What stays keeps going (see forwarder.Apply): connections to a real
+// server that remains (same protocol, VIP, port and address) continue
+// whatever moves around it; a removed server's connections end on their
+// next packet, which is answered with a TCP reset; weight 0 drains, for
+// at most the service's drain_timeout. The data path keeps forwarding
+// while the new configuration is prepared: the loop's lock is held only
+// for the swap, which does no work per connection.
+//
+// Then the neighbor layer follows: the ARP/NDP responder answers for the
+// new VIPs, the socket filter admits them, new VIPs are announced with
+// gratuitous ARP, real servers added are resolved and removed ones
+// forgotten; health checks start for new servers, stop for removed ones
+// and keep their state for the others. Every change is logged.
+func (d *Director) Apply(cfg *config.Config) error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	old := d.cur.Load()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.Clone()
+	if cfg.Interface == "" {
+		cfg.Interface = old.Interface
+	}
+	switch {
+	case old.Interface != "" && cfg.Interface != old.Interface: // "": an in-memory port, any name will do
+		return fmt.Errorf("%w: interface %s -> %s", ErrRestartNeeded, old.Interface, cfg.Interface)
+	case cfg.MaxConns != old.MaxConns:
+		return fmt.Errorf("%w: max_conns %d -> %d (the connection table is sized at start)", ErrRestartNeeded, old.MaxConns, cfg.MaxConns)
+	}
+	// Everything that can fail is done before the swap.
+	targets, err := health.Targets(cfg)
+	if err != nil {
+		return err
+	}
+	oldVIPs, vips := old.VIPs(), cfg.VIPs()
+	var filter []bpf.RawInstruction
+	fs, refilter := d.port.(link.FilterSetter)
+	if refilter && !slices.Equal(oldVIPs, vips) {
+		if filter, err = link.VIPFilter(vips); err != nil {
+			return err
+		}
+	}
+
+	start := time.Now()
+	var held time.Duration
+	changes, err := d.fw.Apply(cfg, d.clock().UnixNano(), func(swap func()) {
+		d.fwMu.Lock()
+		t := time.Now()
+		swap()
+		d.cur.Store(cfg)
+		if n, ok := d.trace.(interface{ SetConfig(*config.Config) }); ok {
+			n.SetConfig(cfg) // results of the next batch are in cfg's indexes
+		}
+		held = time.Since(t)
+		d.fwMu.Unlock()
+	})
+	if err != nil {
+		return err
+	}
+	d.swapHeld.Store(int64(held))
+
+	added, removed := diffAddrs(oldVIPs, vips)
+	// Blackhole routes first: a new VIP's frames must not be routed by a
+	// forwarding kernel once the router learns the VIP is here.
+	if d.vipsChanged != nil && (len(added) > 0 || len(removed) > 0) {
+		d.vipsChanged(added, removed)
+	}
+	if err := d.responder.SetVIPs(vips); err != nil {
+		d.log.Error("apply: ARP responder keeps the old VIPs", "err", err)
+	}
+	if filter != nil {
+		if err := fs.SetFilter(filter); err != nil {
+			d.log.Error("apply: socket filter keeps the old VIPs: traffic to new VIPs does not reach drlb; restart it", "err", err)
+		}
+	}
+	d.followNeighbors(old, cfg)
+	started, stopped := d.monitor.Update(targets)
+	if len(added) > 0 {
+		if err := d.announcer.Announce(added...); err != nil {
+			d.log.Error("apply: announcing new VIPs", "err", err)
+		}
+	}
+
+	for _, c := range changes {
+		switch c.Kind {
+		case forwarder.WeightChanged:
+			args := []any{"service", c.Service, "real", c.Real, "from", c.From, "to", c.To}
+			if c.To == 0 {
+				args = append(args, "note", "draining: no new connections, open ones continue")
+			}
+			d.log.Info("weight changed", args...)
+		case forwarder.RealAdded:
+			d.log.Info("real server added", "service", c.Service, "real", c.Real, "weight", c.To)
+		case forwarder.RealRemoved:
+			d.log.Info("real server removed: its connections end on their next packet", "service", c.Service, "real", c.Real)
+		case forwarder.ServiceRemoved:
+			d.log.Info("service removed: its connections end", "service", c.Service)
+		default:
+			d.log.Info(c.Kind.String(), "service", c.Service, "detail", c.Detail)
+		}
+	}
+	d.log.Info("configuration applied", "changes", len(changes), "vips_added", len(added), "vips_removed", len(removed),
+		"checks_started", started, "checks_stopped", stopped, "took", time.Since(start).Round(time.Microsecond),
+		"data_path_paused", held.Round(time.Microsecond))
+	return nil
+}
+
+// ZeroCounters zeroes the connection, packet and byte totals of every
+// service and real server, as ipvsadm -Z does; the active and inactive
+// counts (what the connection table holds) stay.
+func (d *Director) ZeroCounters() { d.fw.ZeroCounters() }
+
+// followNeighbors makes the resolver want exactly cfg's real servers:
+// new ones resolved (or installed, with a static MAC), removed ones
+// forgotten, a MAC that became static or dynamic switched over.
+func (d *Director) followNeighbors(old, cfg *config.Config) {
+	before, after := neighborsOf(old), neighborsOf(cfg)
+	for addr := range before {
+		if _, ok := after[addr]; !ok {
+			d.resolver.Forget(addr)
+		}
+	}
+	for addr, mac := range after {
+		was, had := before[addr]
+		switch {
+		case had && (was == nil) == (mac == nil) && (was == nil || *was == *mac):
+			continue
+		case mac != nil:
+			if err := d.resolver.Static(addr, *mac); err != nil {
+				d.log.Error("apply: static neighbor", "addr", addr, "err", err)
+			}
+			continue
+		case had && was != nil:
+			d.resolver.Forget(addr) // static before: ask for it now
+		}
+		if err := d.resolver.Want(addr); err != nil {
+			d.log.Error("apply: resolving", "addr", addr, "err", err)
+		}
+		// An address resolved before (another service's server) is known
+		// already: the resolver announces nothing for it.
+		if m, ok := d.resolver.Lookup(addr); ok {
+			_ = d.fw.SetMAC(addr, net.HardwareAddr(m[:]))
+		}
+	}
+}
+
+// neighborsOf maps each real (and sorry) server address of cfg to its
+// static MAC, or nil for one resolved by ARP/NDP.
+func neighborsOf(cfg *config.Config) map[netip.Addr]*arp.MAC {
+	out := map[netip.Addr]*arp.MAC{}
+	add := func(addr netip.Addr, hw net.HardwareAddr) {
+		a := addr.Unmap()
+		if hw != nil {
+			m, _ := arp.MACFrom(hw)
+			out[a] = &m
+		} else if _, ok := out[a]; !ok {
+			out[a] = nil
+		}
+	}
+	for _, s := range cfg.Services {
+		for _, r := range s.RealServers {
+			add(r.Address, r.MAC)
+		}
+		if ss := s.SorryServer; ss != nil {
+			add(ss.Address, ss.MAC) // resolved like a real server
+		}
+	}
+	return out
+}
+
+// diffAddrs returns what next has that prev has not, and the reverse.
+func diffAddrs(prev, next []netip.Addr) (added, removed []netip.Addr) {
+	for _, a := range next {
+		if !slices.Contains(prev, a) {
+			added = append(added, a)
+		}
+	}
+	for _, a := range prev {
+		if !slices.Contains(next, a) {
+			removed = append(removed, a)
+		}
+	}
+	return added, removed
+}
+
+// healthMarker applies verdicts to the forwarder by identity: a check
+// keeps marking the right server however a reload moves the others, and
+// a verdict of a check a reload replaced is ignored.
+type healthMarker struct{ fw *forwarder.Forwarder }
+
+func (m healthMarker) Mark(t health.Target, up bool) error {
+	err := m.fw.SetHealth(forwarder.RealID{Protocol: t.Protocol, VIP: t.VIP, Port: t.Port, Addr: t.Real}, t.Check, up)
+	if errors.Is(err, forwarder.ErrUnknownServer) {
+		return nil // a check the running configuration no longer has, about to stop
+	}
+	return err
+}
