@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/conntable"
@@ -319,6 +320,10 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 				state = tcpNext(e.State, p.tcpFlags)
 			}
 			f.setState(st, e, ref.r, state, now)
+			if s.cfg.Persistence > 0 {
+				// e may move once the table is probed again: copy first.
+				f.holdTemplate(s, &p.flow, e.Service, e.Real, f.table.Expires(e), now)
+			}
 			return f.result(Forward, ReasonExisting, s.idx, int(ref.idx))
 		}
 	}
@@ -353,6 +358,9 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	f.table.SetTimeout(e, now, st.timeouts[state])
 	s.ctr.connections.Add(1)
 	r.connections.Add(1)
+	if s.cfg.Persistence > 0 {
+		f.holdTemplate(s, &p.flow, s.slot, r.slot, f.table.Expires(e), now)
+	}
 	return f.result(Forward, reason, s.idx, ri)
 }
 
@@ -398,6 +406,24 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 		}
 	}
 	return ri, how
+}
+
+// holdTemplate keeps the persistence template of a connection's client
+// alive at least as long as the connection (expires, unix nanoseconds):
+// IPVS does not expire a template while connections it controls exist
+// (n_control), so a client idle past the persistence timeout with an open
+// connection still gets the same server for its next one. A template that
+// is gone (or points elsewhere) is left alone: the connection keeps its
+// server, the client's next connection is scheduled afresh. Only the
+// maximum is kept, so a template may outlive its last connection by up
+// to that connection's last timeout (IPVS: the persistence timeout).
+func (f *Forwarder) holdTemplate(s *service, fl *flow, svc, real uint16, expires, now int64) {
+	f.templateKey(s, fl)
+	t := f.table.Lookup(&f.tkey, now)
+	if t == nil || t.Service != svc || t.Real != real || f.table.Expires(t) >= expires {
+		return
+	}
+	f.table.SetTimeout(t, now, time.Duration(expires-now))
 }
 
 // schedule asks the service's scheduler; it never returns a server that is

@@ -659,12 +659,39 @@ func TestRangeConnEntries(t *testing.T) {
 		conn.Real != netip.MustParseAddr("198.18.0.11") || conn.Expires != 899*time.Second {
 		t.Fatalf("connection %+v", conn)
 	}
-	if tmpl.Client.Port() != 0 || tmpl.Expires != 58*time.Second {
-		t.Fatalf("template %+v", tmpl)
+	// The open connection holds its template (IPVS n_control): the
+	// template lasts as long as the connection, not its 60 s.
+	if tmpl.Client.Port() != 0 || tmpl.Expires != 899*time.Second {
+		t.Fatalf("template %+v, want it held as long as its connection (899s)", tmpl)
 	}
 	n := 0
 	f.RangeConnEntries(t0+2*second, func(ConnEntry) bool { n++; return false })
 	if n != 1 {
 		t.Fatalf("fn returning false should stop the walk: %d calls", n)
 	}
+}
+
+// TestPersistenceHeldByOpenConnection: like IPVS's n_control, a template
+// lives while a connection it placed is open, however long the client is
+// idle: its next connection, after the persistence timeout, still goes to
+// the same server; once that connection has ended too, the template
+// expires and the client is scheduled afresh.
+func TestPersistenceHeldByOpenConnection(t *testing.T) {
+	cfg := testConfig("rr", 3)
+	cfg.Services[0].Persistence = 60 * time.Second
+	f := newForwarder(t, cfg, Options{})
+	c := client(0, 1000)
+	res, _ := process(t, f, syn(c), t0)
+	pinned := res.Real
+	process(t, f, ack(c), t0+second) // ESTABLISHED: 900 s of idle allowed
+	// Idle for longer than the persistence timeout, connection still open.
+	res, _ = process(t, f, syn(client(0, 1001)), t0+300*second)
+	expect(t, res, Forward, ReasonPersistent)
+	if res.Real != pinned {
+		t.Fatalf("new connection went to %d while the client's open connection holds the template to %d", res.Real, pinned)
+	}
+	// The first connection times out (900 s after its last packet), the
+	// second (SYN_RECV) long before: nothing holds the template then.
+	res, _ = process(t, f, syn(client(0, 1002)), t0+1000*second)
+	expect(t, res, Forward, ReasonNew)
 }
