@@ -73,6 +73,11 @@ type Options struct {
 	// Tests replaying a capture through the live loop set it to the
 	// capture's time, so that timeouts run as in `drlb replay`.
 	Clock func() time.Time
+	// Announcer, if set, is told which VIPs the director can serve, at
+	// start and every few hundred milliseconds (director/bgp.go).
+	Announcer VIPAnnouncer
+
+	bgp *bgpRun // set by Run for a config with bgp:
 }
 
 // Director forwards VIP traffic read from a port to the real servers.
@@ -93,6 +98,7 @@ type Director struct {
 	clock     func() time.Time
 	ready     func()
 	reloaded  func(error)
+	vipReport VIPAnnouncer
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
@@ -109,7 +115,7 @@ type Director struct {
 // New builds a Director for cfg on port. It does no I/O.
 func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d := &Director{cfg: cfg, port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue(), clock: opts.Clock,
-		ready: opts.Ready, reloaded: opts.Reloaded}
+		ready: opts.Ready, reloaded: opts.Reloaded, vipReport: opts.Announcer}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -134,8 +140,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 		return nil, err
 	}
 
-	vips := cfg.VIPs()
-	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: vips, OnConflict: d.conflict})
+	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: arpVIPs(cfg), OnConflict: d.conflict})
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +308,7 @@ func (d *Director) conflict(c arp.Conflict) {
 	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
 		"conflict", fmt.Sprintf("%+v", c))
 	go func() {
-		if err := d.announcer.Announce(d.cfg.VIPs()...); err != nil {
+		if err := d.announcer.Announce(arpVIPs(d.cfg)...); err != nil {
 			d.log.Error("re-announce", "err", err)
 		}
 	}()
@@ -369,7 +374,14 @@ func (d *Director) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	if err := d.announcer.Announce(d.cfg.VIPs()...); err != nil {
+	if d.vipReport != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.reportUsable(ctx, d.vipReport)
+		}()
+	}
+	if err := d.announcer.Announce(arpVIPs(d.cfg)...); err != nil {
 		return err
 	}
 	// The port's ReadBatch returns on ctx; Close unblocks it for certain.
