@@ -46,6 +46,10 @@ func TestGoBGPSession(t *testing.T) {
 	if err := router.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
 		Transport: &api.Transport{PassiveMode: true},
+		AfiSafis: []*api.AfiSafi{
+			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
+			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
+		},
 		Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 3, KeepaliveInterval: 1}},
 	}}); err != nil {
 		t.Fatal(err)
@@ -73,7 +77,11 @@ func TestGoBGPSession(t *testing.T) {
 	// What the router received from us (its adj-RIB-in).
 	routerHas := func(prefix string) (nh netip.Addr, asPath string) {
 		pfx := netip.MustParsePrefix(prefix)
-		_ = router.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: "127.0.0.1", Family: gbgp.RF_IPv4_UC},
+		family := gbgp.RF_IPv4_UC
+		if pfx.Addr().Is6() {
+			family = gbgp.RF_IPv6_UC
+		}
+		_ = router.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: "127.0.0.1", Family: family},
 			func(n gbgp.NLRI, paths []*apiutil.Path) {
 				if n.String() != pfx.String() {
 					return
@@ -83,6 +91,8 @@ func TestGoBGPSession(t *testing.T) {
 						switch a := a.(type) {
 						case *gbgp.PathAttributeNextHop:
 							nh = a.Value
+						case *gbgp.PathAttributeMpReachNLRI:
+							nh = a.Nexthop
 						case *gbgp.PathAttributeAsPath:
 							asPath = a.String()
 						}
@@ -91,16 +101,21 @@ func TestGoBGPSession(t *testing.T) {
 			})
 		return nh, asPath
 	}
-	a := NewAnnouncer(sp, AnnouncerConfig{NextHop4: netip.MustParseAddr("198.18.0.2"), Logger: quiet()})
-	a.Report(map[netip.Addr]int{vip: 1})
+	a := NewAnnouncer(sp, AnnouncerConfig{NextHop4: nh4, NextHop6: nh6, Logger: quiet()})
+	a.Report(map[netip.Addr]int{vip: 1, vip6: 1})
 	waitFor(t, ctx, "the router learns the VIP", func() bool {
 		nh, as := routerHas("198.18.2.100/32")
-		return nh == netip.MustParseAddr("198.18.0.2") && as == "{AsPath: 65001}"
+		return nh == nh4 && as == "{AsPath: 65001}"
+	})
+	waitFor(t, ctx, "the router learns the IPv6 VIP", func() bool {
+		nh, _ := routerHas("2001:2:0:2::100/128")
+		return nh == nh6
 	})
 	a.Report(map[netip.Addr]int{vip: 0})
-	waitFor(t, ctx, "the router drops the VIP", func() bool {
+	waitFor(t, ctx, "the router drops the VIPs", func() bool {
 		nh, _ := routerHas("198.18.2.100/32")
-		return !nh.IsValid()
+		nh6, _ := routerHas("2001:2:0:2::100/128")
+		return !nh.IsValid() && !nh6.IsValid()
 	})
 	n := 0
 	_ = sp.s.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: gbgp.RF_IPv4_UC},
