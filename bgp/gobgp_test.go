@@ -50,7 +50,7 @@ func TestGoBGPSession(t *testing.T) {
 			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
 			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
 		},
-		Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 3, KeepaliveInterval: 1}},
+		Timers: &api.Timers{Config: &api.TimersConfig{HoldTime: 3, KeepaliveInterval: 1}},
 	}}); err != nil {
 		t.Fatal(err)
 	}
