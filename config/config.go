@@ -25,6 +25,9 @@ type Config struct {
 	Timeouts Timeouts
 	// MaxConns bounds the connection table (default DefaultMaxConns).
 	MaxConns int
+	// BGP, if set, announces the VIPs to routers (see BGP); nil = the
+	// VIPs are on the LAN and the director answers ARP/NDP for them.
+	BGP *BGP
 }
 
 // DefaultMaxConns is the connection table bound when the config names none.

@@ -131,7 +131,7 @@ func validateConfig(c *Config, file string, at sites, emptyOK bool) error {
 		}
 		seen[k] = i
 	}
-	return nil
+	return v.bgp(c)
 }
 
 type serviceKey struct {

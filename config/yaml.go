@@ -86,6 +86,10 @@ func parseYAML(file string, data []byte) (*Config, sites, error) {
 			c.Services, err = r.services(n, p)
 			return err
 		}},
+		{name: "bgp", set: func(n *yaml.Node, p string) (err error) {
+			c.BGP, err = r.bgp(n, p)
+			return err
+		}},
 	})
 	if err != nil {
 		return nil, nil, err

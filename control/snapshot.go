@@ -31,6 +31,8 @@ type Snapshot struct {
 	Link      map[string]uint64 `json:"link,omitempty"`
 	ARP       map[string]uint64 `json:"arp,omitempty"`
 	Neighbors map[string]uint64 `json:"neighbors,omitempty"`
+	// BGP is the director's sessions and announcements (nil without bgp:).
+	BGP *BGPStatus `json:"bgp,omitempty"`
 }
 
 // ConnEntry is one connection table entry (a connection or a persistence

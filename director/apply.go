@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -62,6 +63,12 @@ func (d *Director) Apply(cfg *config.Config) error {
 		return fmt.Errorf("%w: interface %s -> %s", ErrRestartNeeded, old.Interface, cfg.Interface)
 	case cfg.MaxConns != old.MaxConns:
 		return fmt.Errorf("%w: max_conns %d -> %d (the connection table is sized at start)", ErrRestartNeeded, old.MaxConns, cfg.MaxConns)
+	case !reflect.DeepEqual(old.BGP, cfg.BGP):
+		// The speaker's sessions are set up at start; VIPs added or
+		// removed in the services are announced or withdrawn live.
+		return fmt.Errorf("%w: the bgp: block changed (asn, router_id, hold_time or peers)", ErrRestartNeeded)
+	case old.VLAN != cfg.VLAN:
+		return fmt.Errorf("%w: vlan %d -> %d (the neighbor layer tags its frames from the start)", ErrRestartNeeded, old.VLAN, cfg.VLAN)
 	}
 	// Everything that can fail is done before the swap.
 	targets, err := health.Targets(cfg)
@@ -101,7 +108,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 	if d.vipsChanged != nil && (len(added) > 0 || len(removed) > 0) {
 		d.vipsChanged(added, removed)
 	}
-	if err := d.responder.SetVIPs(vips); err != nil {
+	if err := d.responder.SetVIPs(arpVIPs(cfg)); err != nil {
 		d.log.Error("apply: ARP responder keeps the old VIPs", "err", err)
 	}
 	if filter != nil {
@@ -111,7 +118,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 	}
 	d.followNeighbors(old, cfg)
 	started, stopped := d.monitor.Update(targets)
-	if len(added) > 0 {
+	if len(added) > 0 && cfg.BGP == nil { // routed VIPs are announced by BGP, not ARP
 		if err := d.announcer.Announce(added...); err != nil {
 			d.log.Error("apply: announcing new VIPs", "err", err)
 		}

@@ -15,7 +15,11 @@ import (
 // them until ctx ends. Another live drlb on the same socket is not fatal:
 // this one runs without a socket and says so.
 func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logger) error {
-	h := control.Handler(d.Snapshot, d, reloadFunc(d, opts.ReloadConfig))
+	take := opts.bgp.snapshot(d.Snapshot)
+	h := control.Handler(take, d, reloadFunc(d, opts.ReloadConfig))
+	if opts.bgp != nil {
+		h = control.WithBGP(h, opts.bgp.an.Drain)
+	}
 	if opts.ControlSocket != "" {
 		ln, err := control.Listen(opts.ControlSocket)
 		switch {
@@ -39,7 +43,7 @@ func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logg
 		}
 		log.Info("Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 		go func() {
-			if err := control.Serve(ctx, ln, control.MetricsHandler(d.Snapshot)); err != nil {
+			if err := control.Serve(ctx, ln, control.MetricsHandler(take)); err != nil {
 				log.Error("metrics", "err", err)
 			}
 		}()

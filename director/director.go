@@ -73,6 +73,11 @@ type Options struct {
 	// Tests replaying a capture through the live loop set it to the
 	// capture's time, so that timeouts run as in `drlb replay`.
 	Clock func() time.Time
+	// Announcer, if set, is told which VIPs the director can serve, at
+	// start and every few hundred milliseconds (director/bgp.go).
+	Announcer VIPAnnouncer
+
+	bgp *bgpRun // set by Run for a config with bgp:
 }
 
 // Director forwards VIP traffic read from a port to the real servers.
@@ -106,6 +111,7 @@ type Director struct {
 	clock     func() time.Time
 	ready     func()
 	reloaded  func(error)
+	vipReport VIPAnnouncer
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
@@ -124,7 +130,7 @@ type Director struct {
 // New builds a Director for cfg on port. It does no I/O.
 func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d := &Director{port: port, log: opts.Logger, reload: opts.Reload, neighbors: newNeighborQueue(), clock: opts.Clock, trace: opts.Trace,
-		ready: opts.Ready, reloaded: opts.Reloaded}
+		ready: opts.Ready, reloaded: opts.Reloaded, vipReport: opts.Announcer}
 	cfg = cfg.Clone()
 	d.cur.Store(cfg)
 	if d.log == nil {
@@ -154,8 +160,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d.monitor = health.NewMonitor(healthMarker{fw}, d.log)
 	d.monitor.Update(targets)
 
-	vips := cfg.VIPs()
-	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: vips, OnConflict: d.conflict})
+	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: arpVIPs(cfg), OnConflict: d.conflict})
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +339,7 @@ func (d *Director) conflict(c arp.Conflict) {
 	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
 		"conflict", fmt.Sprintf("%+v", c))
 	go func() {
-		if err := d.announcer.Announce(d.cur.Load().VIPs()...); err != nil {
+		if err := d.announcer.Announce(arpVIPs(d.cur.Load())...); err != nil {
 			d.log.Error("re-announce", "err", err)
 		}
 	}()
@@ -399,7 +404,14 @@ func (d *Director) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	if err := d.announcer.Announce(d.cur.Load().VIPs()...); err != nil {
+	if d.vipReport != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.reportUsable(ctx, d.vipReport)
+		}()
+	}
+	if err := d.announcer.Announce(arpVIPs(d.cur.Load())...); err != nil {
 		return err
 	}
 	// The port's ReadBatch returns on ctx; Close unblocks it for certain.

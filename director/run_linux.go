@@ -65,12 +65,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			opts.MTU = ifi.MTU
 		}
 	}
+	b, err := startBGP(ctx, cfg, &opts, log)
+	if err != nil {
+		return err
+	}
 	filter, err := link.VIPFilter(vips)
 	if err != nil {
 		return err
 	}
 	port, err := link.Open(cfg.Interface, link.Config{Filter: filter, QdiscBypass: opts.QdiscBypass})
 	if err != nil {
+		b.stop()
 		if errors.Is(err, link.ErrNotPermitted) {
 			return fmt.Errorf("%w: %v (run as root, or: setcap cap_net_raw,cap_net_admin+ep $(which drlb))", ErrNotPermitted, err)
 		}
@@ -79,6 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	d, err := New(cfg, port, opts)
 	if err != nil {
 		port.Close()
+		b.stop()
 		return err
 	}
 	if holes != nil {
@@ -93,11 +99,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	if err := serveControl(ctx, d, opts, log); err != nil {
 		port.Close()
+		b.stop()
 		return err
 	}
 	if log != nil {
 		log.Info("director up", "interface", cfg.Interface, "mac", port.HardwareAddr().String(), "vips", vips,
 			"services", len(cfg.Services), "ipv4", opts.IPv4)
+	}
+	if b != nil {
+		return b.serve(ctx, d)
 	}
 	return d.Serve(ctx)
 }

@@ -222,7 +222,9 @@ func newStep(cfg *config.Config, opts Options, c *counter) (*step.Step, error) {
 		return nil, err
 	}
 	sc := step.Config{Forwarder: fw, CompleteChecksums: true, Batch: 1, Observer: c}
-	if sum.DirectorMAC != nil {
+	// A director announcing its VIPs by BGP answers no ARP/NDP for them
+	// (the router routes them), and neither does its replay.
+	if sum.DirectorMAC != nil && cfg.BGP == nil {
 		mac, _ := arp.MACFrom(sum.DirectorMAC)
 		if sc.Responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: cfg.VIPs()}); err != nil {
 			return nil, err

@@ -9,6 +9,9 @@ import (
 var (
 	vip4 = netip.MustParseAddr("198.18.0.100")
 	vip6 = netip.MustParseAddr("2001:2::100")
+	// routedVIP4 and routedVIP6 are off the LAN (Options.RoutedVIP).
+	routedVIP4 = netip.MustParseAddr("198.18.2.100")
+	routedVIP6 = netip.MustParseAddr("2001:2:0:2::100")
 )
 
 const (

@@ -151,7 +151,7 @@ func (l *Lab) roleSysctls(h *Host) []sysctl {
 	}
 	s := []sysctl{conf(h.Iface, "rp_filter", "0")}
 	switch {
-	case h == l.Director:
+	case l.isDirector(h):
 		// drlb sends frames back out of the interface they came in on;
 		// the kernel must not answer those with ICMP redirects.
 		s = append(s, conf("all", "send_redirects", "0"), conf("default", "send_redirects", "0"),
@@ -164,6 +164,15 @@ func (l *Lab) roleSysctls(h *Host) []sysctl {
 			conf("lo", "rp_filter", "0"))
 	}
 	return s
+}
+
+func (l *Lab) isDirector(h *Host) bool {
+	for _, d := range l.Directors {
+		if d == h {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Lab) isRealServer(h *Host) bool {

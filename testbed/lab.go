@@ -46,6 +46,8 @@ type Lab struct {
 	RouterUplink Port
 	// Director is where drlb runs; its LAN interface is eth0.
 	Director *Host
+	// Directors are every director, Director first (Options.Directors).
+	Directors []*Host
 	// LANClient is a client on the LAN itself, nil unless Options.LANClient.
 	LANClient *Host
 	// RealServers are rs1, rs2, ... in order.
@@ -70,7 +72,8 @@ type Lab struct {
 // Hosts returns every host with addresses: client, router, director, the
 // real servers and the LAN client if any (not the switch).
 func (l *Lab) Hosts() []*Host {
-	hs := []*Host{l.Client, l.Router, l.Director}
+	hs := []*Host{l.Client, l.Router}
+	hs = append(hs, l.Directors...)
 	hs = append(hs, l.RealServers...)
 	if l.LANClient != nil {
 		hs = append(hs, l.LANClient)

@@ -15,6 +15,8 @@ const (
 	MaxRealServers = 89
 	// DefaultMTU is used when Options.MTU is 0.
 	DefaultMTU = 1500
+	// MaxDirectors keeps directors at 198.18.0.2-.4.
+	MaxDirectors = 3
 	// maxNameLen keeps "<name>-lanclient" a comfortable file name.
 	maxNameLen = 32
 )
@@ -34,6 +36,15 @@ type Options struct {
 	LANClient bool
 	// MTU of every link and of the bridge; 0 means DefaultMTU. 576..65535.
 	MTU int
+	// Directors is how many directors share the LAN (director at
+	// 198.18.0.2, director2 at .3, director3 at .4); 0 means 1, at most
+	// MaxDirectors. Several active directors are for BGP and ECMP at the
+	// router (README, "Scale-out with BGP").
+	Directors int
+	// RoutedVIP puts the VIPs off the LAN (198.18.2.100, 2001:2:0:2::100),
+	// as a VIP announced by BGP is: the router reaches them only through
+	// routes to the directors, never by ARP/NDP.
+	RoutedVIP bool
 }
 
 // nameCounter makes default names unique within a process; together with the
@@ -59,6 +70,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MTU == 0 {
 		o.MTU = DefaultMTU
+	}
+	if o.Directors == 0 {
+		o.Directors = 1
+	}
+	if o.Directors < 1 || o.Directors > MaxDirectors {
+		return o, fmt.Errorf("%w: Directors = %d, want 1..%d", ErrOptions, o.Directors, MaxDirectors)
 	}
 	if o.MTU < 576 || o.MTU > 65535 {
 		return o, fmt.Errorf("%w: MTU = %d, want 576..65535", ErrOptions, o.MTU)

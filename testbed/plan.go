@@ -9,6 +9,9 @@ import (
 // so the address plan is testable anywhere.
 func plan(o Options) *Lab {
 	l := &Lab{Name: o.Name, VIP: vip4, VIP6: vip6, MTU: o.MTU}
+	if o.RoutedVIP {
+		l.VIP, l.VIP6 = routedVIP4, routedVIP6
+	}
 	lanHostAt := func(name string, n byte) *Host {
 		v4, v6 := lanHost(n)
 		return &Host{Name: name, NSName: o.Name + "-" + name, Port: Port{
@@ -17,6 +20,10 @@ func plan(o Options) *Lab {
 	}
 	l.Router = lanHostAt("router", 1)
 	l.Director = lanHostAt("director", 2)
+	l.Directors = []*Host{l.Director}
+	for i := 2; i <= o.Directors; i++ {
+		l.Directors = append(l.Directors, lanHostAt(fmt.Sprintf("director%d", i), byte(1+i)))
+	}
 	for i := 1; i <= o.RealServers; i++ {
 		l.RealServers = append(l.RealServers, lanHostAt(fmt.Sprintf("rs%d", i), byte(10+i)))
 	}
@@ -35,7 +42,8 @@ func plan(o Options) *Lab {
 
 // lanHosts are the hosts plugged into the bridge.
 func (l *Lab) lanHosts() []*Host {
-	hs := []*Host{l.Router, l.Director}
+	hs := []*Host{l.Router}
+	hs = append(hs, l.Directors...)
 	hs = append(hs, l.RealServers...)
 	if l.LANClient != nil {
 		hs = append(hs, l.LANClient)

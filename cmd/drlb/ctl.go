@@ -16,7 +16,8 @@ import (
 
 const ctlUsage = "usage: drlb ctl list [-stats | -rate | -conns] [-o json] [-s SOCKET]\n" +
 	"       drlb ctl [-s SOCKET] IPVSADM-ARGS...   (ipvsadm's own syntax: drlb ctl -L -n; drlb ctl -h lists it)\n" +
-	"       drlb ctl [-s SOCKET] --reload"
+	"       drlb ctl [-s SOCKET] --reload\n" +
+	"       drlb ctl [-s SOCKET] bgp [drain | undrain]"
 
 // runCtl is `drlb ctl`: the running director's table, like ipvsadm -Ln
 // (list), or ipvsadm's own command line run against it, or a reload.
@@ -31,6 +32,8 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	switch {
 	case len(args) > 0 && args[0] == "list":
 		return runCtlList(ctx, socket, args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "bgp":
+		return runCtlBGP(ctx, socket, args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "--reload":
 		if len(args) > 1 {
 			return usageError("--reload takes nothing more, not %q", args[1])
@@ -123,6 +126,10 @@ func runCtlList(ctx context.Context, socket string, args []string, stdout, stder
 		control.WriteConnEntries(stdout, snap)
 	default:
 		control.WriteList(stdout, snap)
+		if snap.BGP != nil {
+			io.WriteString(stdout, "\n")
+			control.WriteBGP(stdout, snap)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,137 @@
+package bgp
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+)
+
+// freePort finds a TCP port on 127.0.0.1 that is free right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestGoBGPSession runs the speaker against a second GoBGP playing the
+// router, over loopback (no root, no namespaces): the session comes up,
+// an announced VIP reaches the router with our next hop and AS, a
+// withdrawal removes it, and routes the router sends are not accepted.
+func TestGoBGPSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	port := freePort(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+
+	router := server.NewBgpServer()
+	go router.Serve()
+	defer router.Stop()
+	if err := router.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: 65000, RouterId: "198.18.0.1", ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := router.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
+		Transport: &api.Transport{PassiveMode: true},
+		AfiSafis: []*api.AfiSafi{
+			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
+			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
+		},
+		Timers: &api.Timers{Config: &api.TimersConfig{HoldTime: 3, KeepaliveInterval: 1}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// The router offers a route of its own: the director must ignore it.
+	offered, _ := path(netip.MustParsePrefix("198.18.9.0/24"), netip.MustParseAddr("198.18.0.1"))
+	if _, err := router.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{offered}}); err != nil {
+		t.Fatal(err)
+	}
+
+	sp, err := StartGoBGP(ctx, GoBGPConfig{
+		BGP: &config.BGP{ASN: 65001, HoldTime: 3 * time.Second, MinRealServers: 1,
+			Peers: []config.BGPPeer{{Address: lo, ASN: 65000, Port: uint16(port)}}},
+		RouterID: netip.MustParseAddr("198.18.0.2"), ConnectRetry: time.Second, Logger: quiet(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+	waitFor(t, ctx, "session established", func() bool {
+		p := sp.Peers()
+		return len(p) == 1 && p[0].Established() && p[0].HoldTime == 3*time.Second
+	})
+
+	// What the router received from us (its adj-RIB-in).
+	routerHas := func(prefix string) (nh netip.Addr, asPath string) {
+		pfx := netip.MustParsePrefix(prefix)
+		family := gbgp.RF_IPv4_UC
+		if pfx.Addr().Is6() {
+			family = gbgp.RF_IPv6_UC
+		}
+		_ = router.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: "127.0.0.1", Family: family},
+			func(n gbgp.NLRI, paths []*apiutil.Path) {
+				if n.String() != pfx.String() {
+					return
+				}
+				for _, p := range paths {
+					for _, a := range p.Attrs {
+						switch a := a.(type) {
+						case *gbgp.PathAttributeNextHop:
+							nh = a.Value
+						case *gbgp.PathAttributeMpReachNLRI:
+							nh = a.Nexthop
+						case *gbgp.PathAttributeAsPath:
+							asPath = a.String()
+						}
+					}
+				}
+			})
+		return nh, asPath
+	}
+	a := NewAnnouncer(sp, AnnouncerConfig{NextHop4: nh4, NextHop6: nh6, Logger: quiet()})
+	a.Report(map[netip.Addr]int{vip: 1, vip6: 1})
+	waitFor(t, ctx, "the router learns the VIP", func() bool {
+		nh, as := routerHas("198.18.2.100/32")
+		return nh == nh4 && as == "{AsPath: 65001}"
+	})
+	waitFor(t, ctx, "the router learns the IPv6 VIP", func() bool {
+		nh, _ := routerHas("2001:2:0:2::100/128")
+		return nh == nh6
+	})
+	a.Report(map[netip.Addr]int{vip: 0})
+	waitFor(t, ctx, "the router drops the VIPs", func() bool {
+		nh, _ := routerHas("198.18.2.100/32")
+		nh6, _ := routerHas("2001:2:0:2::100/128")
+		return !nh.IsValid() && !nh6.IsValid()
+	})
+	n := 0
+	_ = sp.s.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: gbgp.RF_IPv4_UC},
+		func(gbgp.NLRI, []*apiutil.Path) { n++ })
+	if n != 0 {
+		t.Errorf("the director's RIB holds %d prefixes: the router's route was accepted", n)
+	}
+}
+
+func waitFor(t *testing.T, ctx context.Context, what string, ok func() bool) {
+	t.Helper()
+	for !ok() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting: %s", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

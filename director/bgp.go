@@ -1,0 +1,161 @@
+package director
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/drlb/drlb/bgp"
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/forwarder"
+)
+
+// VIPAnnouncer is told which VIPs the director can serve: the hook of
+// Options.Announcer (bgp.Announcer is one). Report gets, for every VIP of
+// the running configuration, the fewest usable real servers among its
+// services; a VIP left out is no longer configured.
+type VIPAnnouncer interface {
+	Report(usable map[netip.Addr]int)
+}
+
+// bgpReportInterval is how often the director reports usability: a
+// health check or resolver change reaches the router within it.
+const bgpReportInterval = 200 * time.Millisecond
+
+// bgpShutdownGrace is how long a stopping director keeps forwarding after
+// withdrawing its VIPs, so the router moves the flows to the other
+// directors before this one stops reading.
+const bgpShutdownGrace = 1500 * time.Millisecond
+
+// usableByVIP counts, per VIP, the real servers that can take a new
+// connection (available, MAC resolved, weight above 0, not inhibited),
+// keeping the fewest among the VIP's services: a director announces a VIP
+// only if it can serve every port of it. A sorry server does not count.
+func usableByVIP(stats []forwarder.ServiceStats) map[netip.Addr]int {
+	out := make(map[netip.Addr]int, len(stats))
+	for _, s := range stats {
+		n := 0
+		for _, r := range s.RealServers {
+			if r.Available && r.MAC != nil && r.Weight > 0 && !r.Inhibited {
+				n++
+			}
+		}
+		if cur, ok := out[s.VIP]; !ok || n < cur {
+			out[s.VIP] = n
+		}
+	}
+	return out
+}
+
+// reportUsable feeds the announcer until ctx ends: at once, then every
+// bgpReportInterval (the announcer acts only on changes).
+func (d *Director) reportUsable(ctx context.Context, a VIPAnnouncer) {
+	t := time.NewTicker(bgpReportInterval)
+	defer t.Stop()
+	for {
+		a.Report(usableByVIP(d.Forwarder().Stats()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// arpVIPs are the VIPs the director answers ARP/NDP for and announces by
+// gratuitous ARP: none when they are routed to it by BGP, or the router
+// would ARP for the VIP instead of routing it over its ECMP next hops.
+func arpVIPs(cfg *config.Config) []netip.Addr {
+	if cfg.BGP != nil {
+		return nil
+	}
+	return cfg.VIPs()
+}
+
+// bgpRun is the BGP side of a live director: the speaker and the
+// announcer. nil when the config has no bgp: block.
+type bgpRun struct {
+	sp  *bgp.GoBGP
+	an  *bgp.Announcer
+	log *slog.Logger
+}
+
+// startBGP starts the speaker for cfg.BGP, with the interface addresses in
+// opts as next hops and (by default) router ID, and sets opts.Announcer.
+func startBGP(ctx context.Context, cfg *config.Config, opts *Options, log *slog.Logger) (*bgpRun, error) {
+	if cfg.BGP == nil {
+		return nil, nil
+	}
+	sp, err := bgp.StartGoBGP(ctx, bgp.GoBGPConfig{BGP: cfg.BGP, RouterID: opts.IPv4, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	b := &bgpRun{sp: sp, log: log, an: bgp.NewAnnouncer(sp, bgp.AnnouncerConfig{
+		NextHop4: opts.IPv4, NextHop6: opts.IPv6, MinRealServers: cfg.BGP.MinRealServers, Logger: log,
+	})}
+	opts.Announcer = b.an
+	opts.bgp = b
+	return b, nil
+}
+
+// serve runs d until ctx ends, then withdraws every VIP and keeps
+// forwarding for bgpShutdownGrace before stopping d and the speaker
+// (SIGTERM: the router moves the flows first, so none breaks).
+func (b *bgpRun) serve(ctx context.Context, d *Director) error {
+	inner, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-inner.Done():
+			return
+		case <-ctx.Done():
+		}
+		b.an.Shutdown()
+		b.log.Info("bgp: VIPs withdrawn; forwarding on while the router moves the flows", "grace", bgpShutdownGrace)
+		select {
+		case <-inner.Done():
+		case <-time.After(bgpShutdownGrace):
+		}
+		cancel()
+	}()
+	err := d.Serve(inner)
+	b.an.Shutdown()
+	b.sp.Stop()
+	return err
+}
+
+// status is the BGP side of a Snapshot.
+func (b *bgpRun) status() *control.BGPStatus {
+	st := b.an.Status()
+	out := &control.BGPStatus{Drained: st.Drained, Stopping: st.Stopping, MinRealServers: st.MinRealServers,
+		Peers: []control.BGPPeer{}, VIPs: []control.BGPVIP{}}
+	for _, p := range st.Peers {
+		out.Peers = append(out.Peers, control.BGPPeer{Address: p.Address, ASN: p.ASN, State: p.State, Since: p.Since,
+			HoldTime: p.HoldTime.Seconds()})
+	}
+	for _, v := range st.VIPs {
+		out.VIPs = append(out.VIPs, control.BGPVIP{VIP: v.VIP, NextHop: v.NextHop, Usable: v.Usable, Announced: v.Announced, Why: v.Why})
+	}
+	return out
+}
+
+// snapshot adds the BGP status to take's snapshots when b is set.
+func (b *bgpRun) snapshot(take func(bool) control.Snapshot) func(bool) control.Snapshot {
+	if b == nil {
+		return take
+	}
+	return func(conns bool) control.Snapshot {
+		s := take(conns)
+		s.BGP = b.status()
+		return s
+	}
+}
+
+// stop ends the speaker when the director could not start (nil-safe).
+func (b *bgpRun) stop() {
+	if b != nil {
+		b.sp.Stop()
+	}
+}
