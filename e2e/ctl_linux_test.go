@@ -409,21 +409,11 @@ func TestCtlLive(t *testing.T) {
 	// (t.TempDir's are root's, 0700); the socket is the director's own,
 	// 0600, then 0666 so that the director's own check of the peer is
 	// what refuses.
-	binDir := t.TempDir()
-	for _, d := range []string{filepath.Dir(binDir), binDir, dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bin := filepath.Join(binDir, "drlb")
-	b, err := os.ReadFile(drlbBinary)
-	if err != nil {
+	bin, _ := testutil.CopyForNobody(t, drlbBinary)
+	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	nobody := &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}
+	nobody := testutil.Nobody
 	saveBefore, statsBefore := ctl("-S", "-n"), stats()
 	refused := 0
 	for _, mode := range []os.FileMode{0o600, 0o666} {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/drlb/drlb/config"
 	"golang.org/x/net/dns/dnsmessage"
@@ -129,20 +128,11 @@ func probeDNS(parent context.Context, t Target) error {
 		return err
 	}
 	what := fmt.Sprintf("dns %s: %s %s", t.Addr, q.q.Name, t.Check.DNSType)
-	ctx, cancel := context.WithTimeout(parent, t.Check.Timeout)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", t.Addr.String())
+	c, done, err := dialUDP(parent, t)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	// The deadline ends the wait; cancelling parent ends it too.
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
-	defer stop()
-	if deadline, ok := ctx.Deadline(); ok {
-		c.SetDeadline(deadline)
-	}
+	defer done()
 	if _, err := c.Write(q.msg); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -150,6 +150,24 @@ func getURL(ctx context.Context, client *http.Client, t Target, u *config.URL) e
 	return nil
 }
 
+// dialUDP connects a UDP socket to t for one probe: its reads end at the
+// check's timeout, or when parent is cancelled. done releases it all.
+func dialUDP(parent context.Context, t Target) (c net.Conn, done func(), err error) {
+	ctx, cancel := context.WithTimeout(parent, t.Check.Timeout)
+	var d net.Dialer
+	c, err = d.DialContext(ctx, "udp", t.Addr.String())
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	// The deadline ends the wait; cancelling parent ends it too.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	if deadline, ok := ctx.Deadline(); ok {
+		c.SetDeadline(deadline)
+	}
+	return c, func() { stop(); c.Close(); cancel() }, nil
+}
+
 // udpRandomPayload is how much a udp check without a payload sends, as
 // keepalived does: arbitrary bytes, only the answer or its absence matters.
 const udpRandomPayload = 32
@@ -159,20 +177,11 @@ const udpRandomPayload = 32
 // unreachable) fails the check; an answer passes it, if it matches the
 // expected reply; silence passes it unless a reply is required.
 func probeUDP(parent context.Context, t Target) error {
-	ctx, cancel := context.WithTimeout(parent, t.Check.Timeout)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", t.Addr.String())
+	c, done, err := dialUDP(parent, t)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	// The deadline ends the wait; cancelling parent ends it too.
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
-	defer stop()
-	if deadline, ok := ctx.Deadline(); ok {
-		c.SetDeadline(deadline)
-	}
+	defer done()
 	payload := t.Check.Payload
 	if payload == nil {
 		payload = make([]byte, udpRandomPayload)
