@@ -17,11 +17,11 @@ import (
 type BGPStatus struct {
 	ASN            uint32     `json:"asn,omitempty"`
 	RouterID       netip.Addr `json:"router_id,omitzero"`
-	Drained        bool      `json:"drained"`
-	Stopping       bool      `json:"stopping,omitempty"`
-	MinRealServers int       `json:"min_realservers"`
-	Peers          []BGPPeer `json:"peers"`
-	VIPs           []BGPVIP  `json:"vips"`
+	Drained        bool       `json:"drained"`
+	Stopping       bool       `json:"stopping,omitempty"`
+	MinRealServers int        `json:"min_realservers"`
+	Peers          []BGPPeer  `json:"peers"`
+	VIPs           []BGPVIP   `json:"vips"`
 }
 
 // BGPPeer is one BGP session.
