@@ -240,7 +240,9 @@ func TestBGP(t *testing.T) {
 			"BGP peer 198.18.0.1 reachable", Pass, "answers ping", ""},
 		{"peer answers TCP only", func(h *fakeHost) { h.listen = map[netip.AddrPort]error{peer: nil} }, routed, peer,
 			"BGP peer 198.18.0.1 reachable", Pass, "accepts TCP on its BGP port 179", ""},
-		{"peer refuses", func(h *fakeHost) { h.listen = map[netip.AddrPort]error{peer: fmt.Errorf("dial: %w", syscall.ECONNREFUSED)} }, routed, peer,
+		{"peer refuses", func(h *fakeHost) {
+			h.listen = map[netip.AddrPort]error{peer: fmt.Errorf("dial: %w", syscall.ECONNREFUSED)}
+		}, routed, peer,
 			"BGP peer 198.18.0.1 reachable", Fail, "refuses TCP on port 179", "a BGP neighbor for this director's address on eth0"},
 		{"peer silent", func(*fakeHost) {}, routed, netip.MustParseAddrPort("198.18.0.1:1179"),
 			"BGP peer 198.18.0.1 reachable", Fail, "no answer to ping nor to TCP on port 1179", "ip neigh show 198.18.0.1"},
