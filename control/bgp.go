@@ -15,11 +15,13 @@ import (
 // BGPStatus is the director's BGP side, in a Snapshot when the config has
 // a bgp: block: each session and what is announced.
 type BGPStatus struct {
-	Drained        bool      `json:"drained"`
-	Stopping       bool      `json:"stopping,omitempty"`
-	MinRealServers int       `json:"min_realservers"`
-	Peers          []BGPPeer `json:"peers"`
-	VIPs           []BGPVIP  `json:"vips"`
+	ASN            uint32     `json:"asn,omitempty"`
+	RouterID       netip.Addr `json:"router_id,omitzero"`
+	Drained        bool       `json:"drained"`
+	Stopping       bool       `json:"stopping,omitempty"`
+	MinRealServers int        `json:"min_realservers"`
+	Peers          []BGPPeer  `json:"peers"`
+	VIPs           []BGPVIP   `json:"vips"`
 }
 
 // BGPPeer is one BGP session.

@@ -81,3 +81,50 @@ func TestBGPMetricsAndDrain(t *testing.T) {
 		t.Errorf("drain calls %v, want [true false]", drained)
 	}
 }
+
+// TestIpvsadmListBGP: with bgp:, -L ends its table with the BGP side
+// (testdata/ipvsadm-Ln-bgp.golden); the table above it, and the other
+// layouts, stay the goldens of a director without bgp: byte for byte.
+func TestIpvsadmListBGP(t *testing.T) {
+	cfg := fixtureConfig(t)
+	s := fixtureSnapshot()
+	st := bgpSnapshot().BGP
+	st.ASN, st.RouterID = 65001, netip.MustParseAddr("198.18.0.2")
+	st.Peers = append(st.Peers, BGPPeer{Address: netip.MustParseAddr("198.18.0.3"), ASN: 65000, State: "active", Since: fixtureTime.Add(-12 * time.Second)},
+		BGPPeer{Address: netip.MustParseAddr("2001:2::1"), ASN: 65000, State: "idle"})
+	st.Peers[0].Since = fixtureTime.Add(-5*time.Minute - 900*time.Millisecond)
+	st.VIPs[0].Usable = 1
+	st.VIPs = append(st.VIPs, BGPVIP{VIP: netip.MustParseAddr("2001:2:0:2::100"), NextHop: netip.MustParseAddr("2001:2::2"), Usable: 2, Announced: true})
+	s.BGP = st
+	list := func(args string, s Snapshot) string {
+		t.Helper()
+		c, err := parseCommand(strings.Fields(args))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := writeIpvsadmList(&b, s, nil, cfg, c.list); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	got := list("-L -n", s)
+	golden(t, "ipvsadm-Ln-bgp.golden", got)
+	table, section, ok := strings.Cut(got, "\n\n")
+	if !ok || !strings.HasPrefix(section, "BGP AS 65001 router-id 198.18.0.2\n") {
+		t.Fatalf("no BGP section after a blank line:\n%s", got)
+	}
+	without := list("-L -n", fixtureSnapshot())
+	if table+"\n" != without {
+		t.Errorf("the table above the BGP section differs from the one without bgp:\n%s\n--- without:\n%s", table, without)
+	}
+	for _, args := range []string{"-L -n --stats", "-L -n --thresholds", "-L -n -t 198.18.0.100:443"} {
+		if a, b := list(args, s), list(args, fixtureSnapshot()); a != b {
+			t.Errorf("%s: the BGP section leaked into this layout:\n%s", args, a)
+		}
+	}
+	st.Drained = true
+	if got := list("-L -n", s); !strings.Contains(got, "\nBGP AS 65001 router-id 198.18.0.2 drained (everything withdrawn: drlb ctl bgp undrain)\n") {
+		t.Errorf("drained: %s", got)
+	}
+}

@@ -488,7 +488,53 @@ func writeIpvsadmList(w io.Writer, s Snapshot, before *Snapshot, cfg *config.Con
 			}
 		}
 	}
+	if s.BGP != nil && o.service == nil && !o.stats && !o.rate && !o.thresholds && !o.persistConn {
+		writeIpvsadmBGP(w, s)
+	}
 	return nil
+}
+
+// writeIpvsadmBGP ends the table of -L with the BGP side, when the
+// director speaks BGP: a blank line, then the speaker, each session and
+// each VIP's announcement. Its lines match none of ipvsadm's (no "TCP",
+// "UDP" or "->"), and a director without bgp: prints none of them, so
+// its -L stays ipvsadm's byte for byte.
+func writeIpvsadmBGP(w io.Writer, s Snapshot) {
+	b := s.BGP
+	head := fmt.Sprintf("BGP AS %d", b.ASN)
+	if b.RouterID.IsValid() {
+		head += " router-id " + b.RouterID.String()
+	}
+	switch {
+	case b.Stopping:
+		head += " stopping (everything withdrawn)"
+	case b.Drained:
+		head += " drained (everything withdrawn: drlb ctl bgp undrain)"
+	}
+	fmt.Fprintf(w, "\n%s\n", head)
+	for _, p := range b.Peers {
+		line := fmt.Sprintf("  peer %s AS %d %s", p.Address, p.ASN, strings.ToUpper(p.State))
+		if !p.Since.IsZero() {
+			upDown := "down"
+			if p.State == "established" {
+				upDown = "up"
+			}
+			line += " " + upDown + " " + s.Time.Sub(p.Since).Truncate(time.Second).String()
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, v := range b.VIPs {
+		servers := fmt.Sprintf("%d usable real server", v.Usable)
+		if v.Usable != 1 {
+			servers += "s"
+		}
+		prefix := netip.PrefixFrom(v.VIP, v.VIP.BitLen())
+		if v.Announced {
+			fmt.Fprintf(w, "  announced %s via %s (%s)\n", prefix, v.NextHop, servers)
+		} else {
+			fmt.Fprintf(w, "  not announced %s (%s; %s, at least %d needed)\n", prefix, v.Why, servers, b.MinRealServers)
+		}
+	}
 }
 
 // ipvsadmState is a connection state as IPVS names it: a persistence
@@ -533,6 +579,7 @@ A change is checked whole and applied whole or not at all; a refused one exits 2
 names the option and value. Changes last until --reload, SIGHUP or a restart: keep them
 with drlb ctl -S -n > rules. Addresses are always printed as numbers (drlb asks no DNS
 server); without -n well-known ports are printed by name (http), as ipvsadm does.
+With a bgp: block, -L ends with the BGP sessions and what is announced (drlb ctl bgp).
 Refused: -m and -i (drlb does direct routing only), -f (firewall marks), -x/-y
 thresholds, -o, --pe, -R, --set and the sync daemon.
 `

@@ -77,9 +77,11 @@ func arpVIPs(cfg *config.Config) []netip.Addr {
 // bgpRun is the BGP side of a live director: the speaker and the
 // announcer. nil when the config has no bgp: block.
 type bgpRun struct {
-	sp  *bgp.GoBGP
-	an  *bgp.Announcer
-	log *slog.Logger
+	asn      uint32
+	routerID netip.Addr
+	sp       *bgp.GoBGP
+	an       *bgp.Announcer
+	log      *slog.Logger
 }
 
 // startBGP starts the speaker for cfg.BGP, with the interface addresses in
@@ -92,7 +94,11 @@ func startBGP(ctx context.Context, cfg *config.Config, opts *Options, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	b := &bgpRun{sp: sp, log: log, an: bgp.NewAnnouncer(sp, bgp.AnnouncerConfig{
+	rid := cfg.BGP.RouterID
+	if !rid.IsValid() {
+		rid = opts.IPv4
+	}
+	b := &bgpRun{asn: cfg.BGP.ASN, routerID: rid, sp: sp, log: log, an: bgp.NewAnnouncer(sp, bgp.AnnouncerConfig{
 		NextHop4: opts.IPv4, NextHop6: opts.IPv6, MinRealServers: cfg.BGP.MinRealServers, Logger: log,
 	})}
 	opts.Announcer = b.an
@@ -129,7 +135,7 @@ func (b *bgpRun) serve(ctx context.Context, d *Director) error {
 // status is the BGP side of a Snapshot.
 func (b *bgpRun) status() *control.BGPStatus {
 	st := b.an.Status()
-	out := &control.BGPStatus{Drained: st.Drained, Stopping: st.Stopping, MinRealServers: st.MinRealServers,
+	out := &control.BGPStatus{ASN: b.asn, RouterID: b.routerID, Drained: st.Drained, Stopping: st.Stopping, MinRealServers: st.MinRealServers,
 		Peers: []control.BGPPeer{}, VIPs: []control.BGPVIP{}}
 	for _, p := range st.Peers {
 		out.Peers = append(out.Peers, control.BGPPeer{Address: p.Address, ASN: p.ASN, State: p.State, Since: p.Since,

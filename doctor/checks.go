@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -35,7 +36,7 @@ func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Repo
 				fmt.Sprintf("configured on %s: the kernel would answer VIP traffic itself (TCP resets, ICMP) and fight drlb over ARP", a.Iface),
 				fmt.Sprintf("ip addr del %s dev %s", a.Addr, a.Iface))
 		} else {
-			r.add("VIP "+vip.String()+" not on the director", Pass, "not configured; drlb answers ARP/NDP for it", "")
+			r.add("VIP "+vip.String()+" not on the director", Pass, "not configured; drlb takes its traffic (answering ARP/NDP for it, or routed to it with bgp:)", "")
 		}
 	}
 	has4, has6 := families(vips)
@@ -74,10 +75,12 @@ func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Repo
 	return r
 }
 
-// RealServer checks a host that serves vips behind a DR director, on its
-// LAN interface iface. director, if valid, is the director's address: the
-// real server's default gateway must not be it.
-func RealServer(h Host, iface string, vips []netip.Addr, director netip.Addr) Report {
+// RealServer checks a host that serves vips behind DR directors, on its
+// LAN interface iface. It needs a default route (DR replies go straight
+// to the client, through the router: with BGP every client is off the
+// LAN), and its default gateway must be none of directors (the
+// directors' addresses, when given): the router, never a director.
+func RealServer(h Host, iface string, vips []netip.Addr, directors ...netip.Addr) Report {
 	var r Report
 	if _, ok := checkLink(&r, h, iface); !ok {
 		return r
@@ -108,20 +111,114 @@ func RealServer(h Host, iface string, vips []netip.Addr, director netip.Addr) Re
 		checkMaxSysctl(&r, h, "arp_ignore", iface, 1, "replying to ARP for the VIP (on lo) would steal the VIP from the director (ARP flux)")
 		checkMaxSysctl(&r, h, "arp_announce", iface, 2, "ARP requests sourced from the VIP would poison neighbours' caches")
 	}
-	if director.IsValid() {
-		gws, err := h.DefaultGateways()
-		switch {
-		case err != nil:
-			r.add("default gateway not the director", Fail, err.Error(), "")
-		case containsAddr(gws, director):
-			r.add("default gateway not the director", Fail,
-				"the default route points at the director, but DR replies must go straight to the client via the router",
-				"ip route replace default via ROUTER")
-		default:
-			r.add("default gateway not the director", Pass, fmt.Sprint(gws), "")
+	checkGateway(&r, h, directors)
+	return r
+}
+
+// checkGateway checks a real server's default route: there must be one
+// (replies to clients off the LAN leave through it; with BGP every client
+// is off the LAN), and it must lead to the router, none of the directors
+// (DR replies never pass a director).
+func checkGateway(r *Report, h Host, directors []netip.Addr) {
+	var ds []netip.Addr
+	for _, d := range directors {
+		if d.IsValid() {
+			ds = append(ds, d)
 		}
 	}
+	gws, err := h.DefaultGateways()
+	name := "default gateway the router"
+	if len(ds) > 0 {
+		name = "default gateway the router, not a director"
+	}
+	var bad []netip.Addr
+	for _, d := range ds {
+		if containsAddr(gws, d) {
+			bad = append(bad, d.Unmap())
+		}
+	}
+	switch {
+	case err != nil && len(ds) > 0:
+		r.add(name, Fail, err.Error(), "")
+	case err != nil:
+		r.add(name, Warn, err.Error(), "")
+	case len(bad) > 0:
+		r.add(name, Fail,
+			fmt.Sprintf("the default route points at director %v, but DR replies must go straight to the client via the router", bad),
+			"ip route replace default via ROUTER")
+	case len(gws) == 0:
+		r.add(name, Warn,
+			"no default route: replies reach clients on this LAN only (with bgp: every client is off the LAN)",
+			"ip route replace default via ROUTER")
+	case len(ds) == 0:
+		r.add(name, Pass, fmt.Sprint(gws)+" (give -director ADDR to check it is not a director)", "")
+	default:
+		r.add(name, Pass, fmt.Sprint(gws), "")
+	}
+}
+
+// BGP checks a director whose VIPs are routed to it by BGP (a config with
+// bgp:), on top of Director: each peer must be reachable from iface
+// (answering ping or, failing that, a TCP connection to its BGP port
+// within timeout), and on the LAN of iface, since the next hop announced
+// is the director's own address there; and each VIP must be off the LAN
+// subnets, or hosts of the LAN would ARP for it, and nothing answers ARP
+// for a routed VIP.
+func BGP(h Host, iface string, vips []netip.Addr, peers []netip.AddrPort, timeout time.Duration) Report {
+	var r Report
+	addrs, err := h.Addrs()
+	if err != nil {
+		r.add("addresses readable", Fail, err.Error(), "")
+		return r
+	}
+	for _, p := range peers {
+		a := p.Addr().Unmap()
+		name := "BGP peer " + a.String() + " on the LAN of " + iface
+		if subnet, ok := lanSubnet(addrs, iface, a); ok {
+			r.add(name, Pass, "inside "+subnet.String(), "")
+		} else {
+			r.add(name, Warn,
+				"not inside any subnet of "+iface+": the next hop drlb announces is its address on "+iface+", which the router must reach on this LAN (a multihop session to a route reflector is fine if the routers that forward are on it)",
+				"peer with the router's address on the LAN of "+iface)
+		}
+		name = "BGP peer " + a.String() + " reachable"
+		if ok, err := h.Ping(a, 64, timeout); err == nil && ok {
+			r.add(name, Pass, "answers ping", "")
+			continue
+		}
+		err := h.Connect(p, timeout)
+		switch {
+		case err == nil:
+			r.add(name, Pass, fmt.Sprintf("no answer to ping, but accepts TCP on its BGP port %d", p.Port()), "")
+		case errors.Is(err, syscall.ECONNREFUSED):
+			r.add(name, Fail, fmt.Sprintf("refuses TCP on port %d: no BGP there, or this director is not its neighbor", p.Port()),
+				fmt.Sprintf("on the router: a BGP neighbor for this director's address on %s, listening on port %d (the director connects, it does not listen)", iface, p.Port()))
+		default:
+			r.add(name, Fail, fmt.Sprintf("no answer to ping nor to TCP on port %d within %v: %v", p.Port(), timeout, err),
+				fmt.Sprintf("check the router is up and on the LAN of %s (ip neigh show %s), and that no firewall drops TCP port %d", iface, a, p.Port()))
+		}
+	}
+	for _, vip := range vips {
+		name := "VIP " + vip.String() + " off the LAN (routed by BGP)"
+		if subnet, ok := lanSubnet(addrs, iface, vip); ok {
+			r.add(name, Warn,
+				"inside "+subnet.String()+" of "+iface+": hosts on this LAN (and routers that prefer a connected route) ARP for it instead of routing it, and with bgp: nothing answers ARP for a VIP",
+				"take the VIPs from a block outside the LAN subnets (a /32 or /128 routed only by BGP), or drop bgp: to serve them on the LAN by ARP/NDP")
+			continue
+		}
+		r.add(name, Pass, "outside the subnets of "+iface+": reached through the router's BGP routes", "")
+	}
 	return r
+}
+
+// lanSubnet returns the subnet of iface (not a host address) holding a.
+func lanSubnet(addrs []IfAddr, iface string, a netip.Addr) (netip.Prefix, bool) {
+	for _, x := range addrs {
+		if x.Iface == iface && x.Addr.Bits() < x.Addr.Addr().BitLen() && x.Addr.Masked().Contains(a.Unmap()) {
+			return x.Addr.Masked(), true
+		}
+	}
+	return netip.Prefix{}, false
 }
 
 func checkLink(r *Report, h Host, iface string) (LinkInfo, bool) {

@@ -3,9 +3,11 @@ package doctor
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -17,6 +19,16 @@ type fakeHost struct {
 	addrs    []IfAddr
 	gateways []netip.Addr
 	pingMax  map[netip.Addr]int
+	// listen answers TCP connections: nil accepts, an error is returned
+	// (missing: a timeout, as from a host that is not there).
+	listen map[netip.AddrPort]error
+}
+
+func (f *fakeHost) Connect(a netip.AddrPort, timeout time.Duration) error {
+	if err, ok := f.listen[a]; ok {
+		return err
+	}
+	return fmt.Errorf("dial tcp %s: i/o timeout", a)
 }
 
 func (f *fakeHost) Sysctl(p string) (string, error) {
@@ -146,13 +158,13 @@ func TestRealServer(t *testing.T) {
 		{"vip on eth0", func(h *fakeHost) { h.addrs[1].Iface = "eth0" }, "configured on eth0"},
 		{"arp_ignore", func(h *fakeHost) { h.sysctl["net/ipv4/conf/all/arp_ignore"] = "0" }, "arp_ignore >= 1"},
 		{"arp_announce", func(h *fakeHost) { h.sysctl["net/ipv4/conf/eth0/arp_announce"] = "1" }, "arp_announce >= 2"},
-		{"gateway is director", func(h *fakeHost) { h.gateways = []netip.Addr{dir} }, "default route points at the director"},
+		{"gateway is director", func(h *fakeHost) { h.gateways = []netip.Addr{dir} }, "default route points at director [198.18.0.2]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := goodRealServer()
 			tc.edit(h)
-			r := RealServer(h, "eth0", []netip.Addr{vip}, dir)
+			r := RealServer(h, "eth0", []netip.Addr{vip}, netip.MustParseAddr("198.18.0.3"), dir)
 			err := r.Err()
 			if (tc.fails == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.fails)) {
 				t.Fatalf("got %v, want failure %q", err, tc.fails)
@@ -161,6 +173,106 @@ func TestRealServer(t *testing.T) {
 			r.Print(&buf)
 			if !strings.Contains(buf.String(), "STATUS") {
 				t.Fatal("no table header")
+			}
+		})
+	}
+}
+
+// TestRealServerGateway: the default route must exist and lead to the
+// router, never to a director; without -director the router is not known,
+// and any default route passes.
+func TestRealServerGateway(t *testing.T) {
+	router, d1, d2 := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	for _, tc := range []struct {
+		name      string
+		gateways  []netip.Addr
+		directors []netip.Addr
+		want      Status
+		detail    string
+	}{
+		{"router, directors known", []netip.Addr{router}, []netip.Addr{d1, d2}, Pass, "[198.18.0.1]"},
+		{"router, directors unknown", []netip.Addr{router}, nil, Pass, "give -director"},
+		{"second director", []netip.Addr{d2}, []netip.Addr{d1, d2}, Fail, "director [198.18.0.3]"},
+		{"director unknown to doctor", []netip.Addr{d1}, nil, Pass, "[198.18.0.2]"},
+		{"no default route", nil, []netip.Addr{d1}, Warn, "no default route"},
+		{"no default route, no directors", nil, nil, Warn, "no default route"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodRealServer()
+			h.gateways = tc.gateways
+			r := RealServer(h, "eth0", []netip.Addr{vip}, tc.directors...)
+			c := r[len(r)-1]
+			if !strings.HasPrefix(c.Name, "default gateway the router") || c.Status != tc.want || !strings.Contains(c.Detail, tc.detail) {
+				t.Fatalf("got %+v, want %v with %q", c, tc.want, tc.detail)
+			}
+			if c.Status != Pass && c.Fix != "ip route replace default via ROUTER" {
+				t.Errorf("fix %q", c.Fix)
+			}
+		})
+	}
+}
+
+// TestBGP: the checks of a director with bgp:, each outcome with its fix.
+func TestBGP(t *testing.T) {
+	routed := netip.MustParseAddr("198.18.2.100")
+	peer := netip.MustParseAddrPort("198.18.0.1:179")
+	find := func(r Report, name string) Check {
+		t.Helper()
+		for _, c := range r {
+			if c.Name == name {
+				return c
+			}
+		}
+		t.Fatalf("no check %q in %+v", name, r)
+		return Check{}
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(h *fakeHost)
+		vip    netip.Addr
+		peer   netip.AddrPort
+		check  string
+		want   Status
+		detail string
+		fix    string
+	}{
+		{"peer answers ping", func(h *fakeHost) { h.pingMax = map[netip.Addr]int{peer.Addr(): 1500} }, routed, peer,
+			"BGP peer 198.18.0.1 reachable", Pass, "answers ping", ""},
+		{"peer answers TCP only", func(h *fakeHost) { h.listen = map[netip.AddrPort]error{peer: nil} }, routed, peer,
+			"BGP peer 198.18.0.1 reachable", Pass, "accepts TCP on its BGP port 179", ""},
+		{"peer refuses", func(h *fakeHost) {
+			h.listen = map[netip.AddrPort]error{peer: fmt.Errorf("dial: %w", syscall.ECONNREFUSED)}
+		}, routed, peer,
+			"BGP peer 198.18.0.1 reachable", Fail, "refuses TCP on port 179", "a BGP neighbor for this director's address on eth0"},
+		{"peer silent", func(*fakeHost) {}, routed, netip.MustParseAddrPort("198.18.0.1:1179"),
+			"BGP peer 198.18.0.1 reachable", Fail, "no answer to ping nor to TCP on port 1179", "ip neigh show 198.18.0.1"},
+		{"peer on the LAN", func(*fakeHost) {}, routed, peer,
+			"BGP peer 198.18.0.1 on the LAN of eth0", Pass, "inside 198.18.0.0/24", ""},
+		{"peer off the LAN", func(*fakeHost) {}, routed, netip.MustParseAddrPort("198.19.9.1:179"),
+			"BGP peer 198.19.9.1 on the LAN of eth0", Warn, "not inside any subnet of eth0", "peer with the router's address on the LAN of eth0"},
+		{"VIP off the LAN", func(*fakeHost) {}, routed, peer,
+			"VIP 198.18.2.100 off the LAN (routed by BGP)", Pass, "reached through the router's BGP routes", ""},
+		{"VIP on the LAN", func(*fakeHost) {}, vip, peer,
+			"VIP 198.18.0.100 off the LAN (routed by BGP)", Warn, "inside 198.18.0.0/24 of eth0: hosts on this LAN", "take the VIPs from a block outside the LAN subnets"},
+		{"VIP on another interface's subnet", func(h *fakeHost) {
+			h.addrs = append(h.addrs, IfAddr{Iface: "eth1", Addr: netip.MustParsePrefix("198.18.2.1/24")})
+		}, routed, peer, "VIP 198.18.2.100 off the LAN (routed by BGP)", Pass, "outside the subnets of eth0", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodDirector()
+			tc.edit(h)
+			r := BGP(h, "eth0", []netip.Addr{tc.vip}, []netip.AddrPort{tc.peer}, time.Second)
+			c := find(r, tc.check)
+			if c.Status != tc.want || !strings.Contains(c.Detail, tc.detail) || !strings.Contains(c.Fix, tc.fix) || (tc.want == Pass) != (c.Fix == "") {
+				t.Fatalf("got %+v, want %v with %q, fix %q", c, tc.want, tc.detail, tc.fix)
+			}
+			if tc.want == Fail && !r.Failed() {
+				t.Error("Failed() = false")
+			}
+			var buf bytes.Buffer
+			r.Print(&buf)
+			if tc.want != Pass && !strings.Contains(buf.String(), "fix:") {
+				t.Errorf("no fix printed:\n%s", buf.String())
 			}
 		})
 	}

@@ -24,6 +24,9 @@ type Host interface {
 	// Ping sends one echo of size bytes (IP packet, don't fragment) and
 	// reports whether it was answered within timeout.
 	Ping(addr netip.Addr, size int, timeout time.Duration) (bool, error)
+	// Connect opens a TCP connection to addr within timeout and closes
+	// it at once: nil when it was accepted.
+	Connect(addr netip.AddrPort, timeout time.Duration) error
 }
 
 // LinkInfo is an interface's state.
@@ -50,3 +53,13 @@ var ErrUnsupported = errors.New("doctor: host checks need Linux (netlink, /proc/
 // System is the Host of the running machine (in the caller's network
 // namespace).
 type System struct{}
+
+// Connect opens and closes a TCP connection: it needs no privilege and
+// works everywhere.
+func (System) Connect(addr netip.AddrPort, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr.String(), timeout)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}

@@ -90,21 +90,27 @@ func startBIRD(t *testing.T, l *testbed.Lab) string {
 	return sock
 }
 
-// writeBGPConfig writes director h's config: the VIP by BGP, mh over the
-// real servers, listed in a different order on each director (sh and mh
-// do not depend on it).
-func writeBGPConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, reverse bool) {
+// writeBGPConfig writes director h's config: the VIP by BGP (or, given,
+// these VIPs: one service each), mh over the real servers, listed in a
+// different order on each director (sh and mh do not depend on it).
+func writeBGPConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, reverse bool, vips ...netip.Addr) {
 	t.Helper()
+	if len(vips) == 0 {
+		vips = []netip.Addr{l.VIP}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "interface: %s\nbgp:\n  asn: %d\n  hold_time: %s\n  peers:\n    - {address: %s, asn: %d}\n",
 		h.Iface, directorASN, bgpHold, l.Router.IPv4, routerASN)
-	fmt.Fprintf(&b, "services:\n  - vip: %s\n    port: %d\n    scheduler: mh\n    realservers:\n", l.VIP, testbed.HTTPPort)
-	for i := range l.RealServers {
-		rs := l.RealServers[i]
-		if reverse {
-			rs = l.RealServers[len(l.RealServers)-1-i]
+	b.WriteString("services:\n")
+	for _, vip := range vips {
+		fmt.Fprintf(&b, "  - vip: %s\n    port: %d\n    scheduler: mh\n    realservers:\n", vip, testbed.HTTPPort)
+		for i := range l.RealServers {
+			rs := l.RealServers[i]
+			if reverse {
+				rs = l.RealServers[len(l.RealServers)-1-i]
+			}
+			fmt.Fprintf(&b, "      - {address: %s}\n", rs.IPv4)
 		}
-		fmt.Fprintf(&b, "      - {address: %s}\n", rs.IPv4)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -354,6 +360,25 @@ func TestBGPECMP(t *testing.T) {
 	up := waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
 	t.Logf("router: 2 next hops for %s (%v) %v after the second director announced", l.VIP, nextHops(t, rnh, l.VIP), up.Round(time.Millisecond))
 
+	// drlb doctor passes on a director of this lab: the router answers on
+	// the LAN, the VIP is off it.
+	var doc []byte
+	err := l.Do(d1, func() error {
+		var err error
+		doc, err = exec.Command(drlbBinary, "doctor", "-role", "director", "-c", cfg1).CombinedOutput()
+		return err
+	})
+	for _, check := range []string{"BGP peer " + l.Router.IPv4.String() + " reachable", "BGP peer " + l.Router.IPv4.String() + " on the LAN of " + d1.Iface,
+		"VIP " + l.VIP.String() + " off the LAN (routed by BGP)"} {
+		if !passed(string(doc), check) {
+			err = fmt.Errorf("no PASS for %q", check)
+		}
+	}
+	if err != nil {
+		t.Errorf("drlb doctor -role director on director1: %v\n%s", err, doc)
+	}
+	t.Logf("drlb doctor -role director on director1:\n%s", doc)
+
 	load := startLoad(t, l, 16)
 	time.Sleep(2 * time.Second)
 	f1, f2 := forwarded(t, sock1), forwarded(t, sock2)
@@ -438,5 +463,139 @@ func TestBGPECMP(t *testing.T) {
 	}
 	if load.newOK.Load() < 500 || load.keptOK.Load() < 1000 {
 		t.Errorf("too little traffic to judge: %d new, %d keep-alive", load.newOK.Load(), load.keptOK.Load())
+	}
+}
+
+// passed reports whether drlb doctor's table has check with status PASS.
+func passed(table, check string) bool {
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "PASS" && strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(line, "PASS")), check+"  ") {
+			return true
+		}
+	}
+	return false
+}
+
+// ctl runs drlb ctl against the director behind sock and returns its
+// output; a failure fails the test.
+func ctl(t *testing.T, sock string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(drlbBinary, append([]string{"ctl", "-s", sock}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("drlb ctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestBGPDrainAndConfigDrop: the rest of issue 13's withdrawals, in the
+// lab of TestBGPECMP. `drlb ctl bgp drain` makes the router drop the
+// drained director's next hop while the client loop goes on through the
+// other with no failed request and no broken connection, and `undrain`
+// brings it back; a SIGHUP with a config that drops the VIP's service
+// withdraws the VIP (and announces the config's new one), and a SIGHUP
+// that adds it back announces it again. drlb ctl -L -n shows it all.
+func TestBGPDrainAndConfigDrop(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RoutedVIP: true, RealServers: 3})
+	if err := l.Do(l.Router, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	startBIRD(t, l)
+	rnh, _ := lanLink(t, l.Router)
+	dir := t.TempDir()
+	d1, d2 := l.Directors[0], l.Directors[1]
+	cfg1, cfg2 := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d2.yaml")
+	writeBGPConfig(t, l, d1, cfg1, false)
+	writeBGPConfig(t, l, d2, cfg2, true)
+	sock1, sock2 := filepath.Join(dir, "d1.sock"), filepath.Join(dir, "d2.sock")
+	n := len(l.RealServers)
+	p1 := startDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
+	startDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
+	waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
+	only := func(vip, want netip.Addr) {
+		t.Helper()
+		if got := nextHops(t, rnh, vip); len(got) != 1 || got[0] != want {
+			t.Errorf("router: next hops for %s = %v, want only %s", vip, got, want)
+		}
+	}
+
+	// drlb ctl -L -n: the ipvsadm table, then the BGP side.
+	list := ctl(t, sock2, "-L", "-n")
+	for _, want := range []string{
+		"\n\nBGP AS 65001 router-id " + d2.IPv4.String() + "\n",
+		fmt.Sprintf("\n  peer %s AS %d ESTABLISHED up ", l.Router.IPv4, routerASN),
+		fmt.Sprintf("\n  announced %s/32 via %s (%d usable real servers)\n", l.VIP, d2.IPv4, n),
+	} {
+		if !strings.Contains(list, want) {
+			t.Errorf("drlb ctl -L -n lacks %q:\n%s", want, list)
+		}
+	}
+	t.Logf("drlb ctl -L -n on director2:\n%s", list)
+
+	// Drain director2 under load: the router moves its flows to
+	// director1, which picks the same real servers (mh).
+	load := startLoad(t, l, 16)
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	ctl(t, sock2, "bgp", "drain")
+	waitNextHops(t, rnh, l.VIP, 1, 10*time.Second)
+	t.Logf("drain: router down to director1 alone %v after drlb ctl bgp drain was run", time.Since(start).Round(time.Millisecond))
+	only(l.VIP, d1.IPv4)
+	if list := ctl(t, sock2, "-L", "-n"); !strings.Contains(list, " drained (everything withdrawn: drlb ctl bgp undrain)\n") ||
+		!strings.Contains(list, "\n  not announced "+l.VIP.String()+"/32 (drained; ") {
+		t.Errorf("drlb ctl -L -n of a drained director:\n%s", list)
+	}
+	time.Sleep(time.Second) // what was in flight towards director2 lands
+	a1, a2 := forwarded(t, sock1), forwarded(t, sock2)
+	time.Sleep(2 * time.Second)
+	b1, b2 := forwarded(t, sock1), forwarded(t, sock2)
+	t.Logf("drained: director1 forwarded %d packets in 2s, director2 %d", b1-a1, b2-a2)
+	if b1 == a1 || b2 != a2 {
+		t.Errorf("drained: director1 forwarded %d packets in 2s, director2 %d; want traffic through director1 alone", b1-a1, b2-a2)
+	}
+	start = time.Now()
+	ctl(t, sock2, "bgp", "undrain")
+	waitNextHops(t, rnh, l.VIP, 2, 10*time.Second)
+	t.Logf("undrain: router back to 2 next hops %v after drlb ctl bgp undrain was run", time.Since(start).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	if c2 := forwarded(t, sock2); c2 == b2 {
+		t.Error("undrained director2 carries nothing")
+	}
+	load.finish()
+	t.Logf("client: %d new connections ok, %d failed; keep-alive requests %d ok, %d broken connections; slowest request %v",
+		load.newOK.Load(), load.newFailed.Load(), load.keptOK.Load(), load.keptBroken.Load(), time.Duration(load.maxLatency.Load()).Round(time.Millisecond))
+	if load.newFailed.Load() != 0 || load.keptBroken.Load() != 0 {
+		t.Errorf("client failures:\n%s", strings.Join(load.errs, "\n"))
+	}
+	if load.newOK.Load() < 250 || load.keptOK.Load() < 1000 {
+		t.Errorf("too little traffic to judge: %d new, %d keep-alive", load.newOK.Load(), load.keptOK.Load())
+	}
+
+	// A config that drops the VIP's service (and serves another VIP):
+	// SIGHUP withdraws the one and announces the other.
+	other := netip.MustParseAddr("198.18.2.101")
+	writeBGPConfig(t, l, d1, cfg1, false, other)
+	start = time.Now()
+	p1.signal(syscall.SIGHUP)
+	gone := waitNextHops(t, rnh, l.VIP, 1, 10*time.Second)
+	t.Logf("SIGHUP without the VIP: router dropped director1 for %s after %v", l.VIP, gone.Round(time.Millisecond))
+	only(l.VIP, d2.IPv4)
+	waitNextHops(t, rnh, other, 1, 10*time.Second)
+	only(other, d1.IPv4)
+	t.Logf("SIGHUP: router has director1 for %s after %v", other, time.Since(start).Round(time.Millisecond))
+	if list := ctl(t, sock1, "-L", "-n"); strings.Contains(list, l.VIP.String()) || !strings.Contains(list, "\n  announced "+other.String()+"/32 via "+d1.IPv4.String()) {
+		t.Errorf("drlb ctl -L -n after the VIP was dropped:\n%s", list)
+	}
+
+	// And back: the VIP announced again, the other withdrawn.
+	writeBGPConfig(t, l, d1, cfg1, false)
+	p1.signal(syscall.SIGHUP)
+	again := waitNextHops(t, rnh, l.VIP, 2, 10*time.Second)
+	waitNextHops(t, rnh, other, 0, 10*time.Second)
+	t.Logf("SIGHUP with the VIP again: router back to 2 next hops for %s after %v", l.VIP, again.Round(time.Millisecond))
+	if got := nextHops(t, rnh, l.VIP); len(got) != 2 {
+		t.Errorf("router: next hops for %s = %v, want both directors", l.VIP, got)
 	}
 }

@@ -23,11 +23,13 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	iface := fs.String("iface", "", "the LAN interface (default: the config's interface for a director)")
 	var vips addrList
 	fs.Var(&vips, "vip", "a VIP to check (repeatable; default: the config's VIPs)")
-	dirAddr := fs.String("director", "", "realserver: the director's address, to check the default gateway is not it")
+	var dirAddrs addrList
+	fs.Var(&dirAddrs, "director", "realserver: a director's address, to check the default gateway is not it (repeatable: several directors with BGP)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var reals []netip.Addr
+	var peers []netip.AddrPort // with bgp:, the routers the VIPs are announced to
 	if *cfgPath != "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
@@ -40,6 +42,15 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			vips = cfg.VIPs()
 		}
 		reals = cfg.RealServerAddrs()
+		if cfg.BGP != nil {
+			for _, p := range cfg.BGP.Peers {
+				port := p.Port
+				if port == 0 {
+					port = config.DefaultBGPPort
+				}
+				peers = append(peers, netip.AddrPortFrom(p.Address, port))
+			}
+		}
 	}
 	if *iface == "" {
 		return usageError("no interface: give -iface IF (or -c CONFIG with interface: for a director)")
@@ -52,16 +63,11 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "director":
 		report = doctor.Director(doctor.System{}, *iface, vips, reals...)
 		report = append(report, doctor.Reachability(doctor.System{}, *iface, reals, time.Second)...)
-	case "realserver":
-		var d netip.Addr
-		if *dirAddr != "" {
-			a, err := netip.ParseAddr(*dirAddr)
-			if err != nil {
-				return usageError("-director %q is not an IP address", *dirAddr)
-			}
-			d = a
+		if peers != nil {
+			report = append(report, doctor.BGP(doctor.System{}, *iface, vips, peers, time.Second)...)
 		}
-		report = doctor.RealServer(doctor.System{}, *iface, vips, d)
+	case "realserver":
+		report = doctor.RealServer(doctor.System{}, *iface, vips, dirAddrs...)
 	default:
 		return usageError("-role %q: want director or realserver", *role)
 	}
