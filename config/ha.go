@@ -47,7 +47,7 @@ type HASync struct {
 // HA defaults and limits.
 const (
 	DefaultAdvertInterval = time.Second
-	minAdvertInterval     = 10 * time.Millisecond  // 1 centisecond
+	minAdvertInterval     = 10 * time.Millisecond    // 1 centisecond
 	maxAdvertInterval     = 4095 * minAdvertInterval // 12 bits of centiseconds
 	maxPreemptDelay       = time.Hour
 	maxSyncPeers          = 64
