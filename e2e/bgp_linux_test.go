@@ -190,14 +190,15 @@ type clientLoad struct {
 	newOK, newFailed   atomic.Int64
 	keptOK, keptBroken atomic.Int64
 	maxLatency         atomic.Int64 // ns, of any request
-	// lastDone is when the last request succeeded (unix ns); maxGap the
-	// longest time between two successes since resetGap (ns): how long
-	// the client saw no answer at all.
-	lastDone, maxGap atomic.Int64
 	mu                 sync.Mutex
 	errs               []string
 	stop               chan struct{}
 	wg                 sync.WaitGroup
+
+	// lastDone is when the last request succeeded (unix ns); maxGap the
+	// longest time between two successes since resetGap (ns): how long
+	// the client saw no answer at all.
+	lastDone, maxGap atomic.Int64
 }
 
 func (c *clientLoad) fail(format string, args ...any) {
