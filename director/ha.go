@@ -24,6 +24,13 @@ const (
 	haGARPRepeat = 2 * time.Second
 )
 
+// haShutdownGrace is how long a director that stops keeps forwarding
+// after resigning (priority-0 advert): the backup takes over after its
+// skew time (under one advert interval) and moves the router with
+// gratuitous ARP; frames the router still sends here meanwhile are
+// forwarded, not lost.
+const haShutdownGrace = 500 * time.Millisecond
+
 // haRun is the VRRP side of a director with an ha: block: the runner
 // electing the master, and what the director does on a transition. Only
 // the MASTER answers ARP/NDP for the VIPs; both forward whatever reaches
@@ -42,6 +49,11 @@ type haRun struct {
 	master atomic.Bool
 	gen    atomic.Uint64
 	buf    [arp.MaxFrameLen]byte
+
+	// resign ends the election before the director stops (serve).
+	resign     chan struct{}
+	resignOnce sync.Once
+	resigned   chan struct{} // closed when the runner has stopped
 }
 
 // ErrSyncNotBuilt refuses a config with ha.sync: the keys are reserved,
@@ -76,7 +88,7 @@ func newHA(d *Director, cfg *config.Config, conn vrrp.Conn, self netip.Addr) (*h
 	if err != nil {
 		return nil, err
 	}
-	r := &haRun{d: d, cfg: *h, log: d.log}
+	r := &haRun{d: d, cfg: *h, log: d.log, resign: make(chan struct{}), resigned: make(chan struct{})}
 	r.runner, err = vrrp.NewRunner(vrrp.RunnerConfig{Machine: m, Conn: conn, Self: self, OnChange: r.changed, Logger: d.log})
 	if err != nil {
 		return nil, err
@@ -168,11 +180,53 @@ func (h *haRun) defend() {
 	}
 }
 
-// run runs the election until ctx ends (then resigns with priority 0).
+// run runs the election until ctx ends or serve resigns (then, if master,
+// it sends the priority-0 advert).
 func (h *haRun) run(ctx context.Context) {
+	defer close(h.resigned)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.resign:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := h.runner.Run(ctx); err != nil && ctx.Err() == nil {
 		h.log.Error("ha: VRRP stopped: this director no longer answers ARP for the VIPs", "err", err)
 	}
+}
+
+// serve runs d until ctx ends; then, if master, it resigns first (the
+// backup takes over after its skew time) and keeps forwarding for
+// haShutdownGrace before stopping d (SIGTERM breaks no flow).
+func (h *haRun) serve(ctx context.Context, d *Director) error {
+	inner, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-inner.Done():
+			return
+		case <-ctx.Done():
+		}
+		wasMaster := h.master.Load()
+		h.resignOnce.Do(func() { close(h.resign) })
+		select {
+		case <-h.resigned:
+		case <-inner.Done():
+			return
+		}
+		if wasMaster {
+			h.log.Info("ha: resigned (priority 0 sent); forwarding on while the backup takes over", "grace", haShutdownGrace)
+			select {
+			case <-inner.Done():
+			case <-time.After(haShutdownGrace):
+			}
+		}
+		cancel()
+	}()
+	return d.Serve(inner)
 }
 
 // status is the HA side of a Snapshot (nil-safe).

@@ -117,5 +117,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if b != nil {
 		return b.serve(ctx, d)
 	}
+	if d.ha != nil {
+		return d.ha.serve(ctx, d)
+	}
 	return d.Serve(ctx)
 }

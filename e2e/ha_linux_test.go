@@ -120,7 +120,8 @@ func arpReplies(t *testing.T, sock string) uint64 {
 // master. A client making a new connection every 20 ms and holding 4
 // keep-alive connections sees no failed request and no broken connection
 // when the master is killed (SIGKILL: no priority-0 advert, the backup
-// waits the master-down interval), and when it comes back and preempts.
+// waits the master-down interval), when it comes back and preempts, and
+// when it stops (SIGTERM: it resigns, the backup takes over at once).
 func TestHAFailover(t *testing.T) {
 	testutil.NeedRoot(t)
 	l := newLab(t, testbed.Options{Directors: 2, RealServers: 3})
@@ -173,7 +174,7 @@ func TestHAFailover(t *testing.T) {
 	// The master comes back and preempts.
 	load.resetGap()
 	back := time.Now()
-	runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
+	p1 = runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
 	waitHAState(t, sock1, "MASTER", 5*time.Second)
 	waitHAState(t, sock2, "BACKUP", time.Second)
 	waitRouterARP(t, l, d1.MAC, 2*time.Second)
@@ -181,10 +182,29 @@ func TestHAFailover(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	gapPreempt := load.gap()
 
+	// SIGTERM: the master resigns (priority 0) and forwards on for a
+	// moment; the backup takes over after its skew time.
+	load.resetGap()
+	stopped := time.Now()
+	p1.signal(syscall.SIGTERM)
+	resign := waitHAState(t, sock2, "MASTER", time.Second)
+	waitRouterARP(t, l, d2.MAC, time.Second)
+	t.Logf("SIGTERM: director2 MASTER %v after the signal, router's ARP entry moved %v after it", resign.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond))
+	select {
+	case <-p1.done:
+		if p1.err != nil {
+			t.Errorf("director exited with %v on SIGTERM", p1.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("director did not exit within 5s of SIGTERM")
+	}
+	time.Sleep(time.Second)
+	gapTerm := load.gap()
+
 	load.finish()
-	t.Logf("client: %d new connections ok, %d failed; keep-alive requests %d ok, %d broken connections; longest gap without an answer: %v at the kill, %v at the preemption; slowest request %v",
+	t.Logf("client: %d new connections ok, %d failed; keep-alive requests %d ok, %d broken connections; longest gap without an answer: %v at the kill, %v at the preemption, %v at SIGTERM; slowest request %v",
 		load.newOK.Load(), load.newFailed.Load(), load.keptOK.Load(), load.keptBroken.Load(),
-		gapKill.Round(time.Millisecond), gapPreempt.Round(time.Millisecond), time.Duration(load.maxLatency.Load()).Round(time.Millisecond))
+		gapKill.Round(time.Millisecond), gapPreempt.Round(time.Millisecond), gapTerm.Round(time.Millisecond), time.Duration(load.maxLatency.Load()).Round(time.Millisecond))
 	if load.newFailed.Load() != 0 || load.keptBroken.Load() != 0 {
 		t.Errorf("client failures:\n%s", strings.Join(load.errs, "\n"))
 	}
