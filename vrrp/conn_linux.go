@@ -90,7 +90,10 @@ func (c *rawConn) Recv(b []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return n, rerr
+	if rerr != nil {
+		return 0, rerr // n is -1 then
+	}
+	return n, nil
 }
 
 func (c *rawConn) Close() error { return c.f.Close() }

@@ -123,6 +123,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		for {
 			b := make([]byte, 1500)
 			n, err := r.cfg.Conn.Recv(b)
+			n = max(0, min(n, len(b)))
 			select {
 			case in <- packet{b[:n], err}:
 			case <-done:
