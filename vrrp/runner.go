@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -124,6 +125,16 @@ func (r *Runner) Run(ctx context.Context) error {
 			b := make([]byte, 1500)
 			n, err := r.cfg.Conn.Recv(b)
 			n = max(0, min(n, len(b)))
+			var errno syscall.Errno
+			if errors.As(err, &errno) && (errno.Temporary() || errno == syscall.ENOBUFS || errno == syscall.ENOMEM) {
+				// A passing shortage is no reason to leave the election.
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				continue
+			}
 			select {
 			case in <- packet{b[:n], err}:
 			case <-done:
