@@ -21,5 +21,19 @@ func (c *Config) Clone() *Config {
 			r.Check = r.Check.Clone()
 		}
 	}
+	if c.BGP != nil {
+		b := *c.BGP
+		b.Peers = slices.Clone(c.BGP.Peers)
+		out.BGP = &b
+	}
+	if c.HA != nil {
+		h := *c.HA
+		if h.Sync != nil {
+			s := *h.Sync
+			s.Peers = slices.Clone(h.Sync.Peers)
+			h.Sync = &s
+		}
+		out.HA = &h
+	}
 	return &out
 }

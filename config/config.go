@@ -28,6 +28,10 @@ type Config struct {
 	// BGP, if set, announces the VIPs to routers (see BGP); nil = the
 	// VIPs are on the LAN and the director answers ARP/NDP for them.
 	BGP *BGP
+	// HA, if set, shares the VIPs with other directors by VRRP: only the
+	// master answers ARP/NDP for them (see HA); nil = this director
+	// always answers.
+	HA *HA
 }
 
 // DefaultMaxConns is the connection table bound when the config names none.

@@ -367,7 +367,7 @@ func (r *kaReader) top(nodes []*kaNode) error {
 		case k == "global_defs":
 			err = r.globalDefs(n)
 		case strings.HasPrefix(k, "vrrp_") || k == "track_file" || k == "track_process" || k == "garp_group":
-			r.ignore(n, "VRRP is not read: drlb does not run VRRP, keep the VIP's failover apart")
+			r.ignore(n, "VRRP is not read from keepalived.conf: give drlb an ha: block in YAML")
 		case k == "static_ipaddress" || k == "static_routes" || k == "static_rules" ||
 			k == "linkbeat_interfaces" || k == "interface_up_down_delays":
 			r.ignore(n, "addresses, routes and links are the host's business, not drlb's")
@@ -406,7 +406,7 @@ func (r *kaReader) globalDefs(n *kaNode) error {
 			r.ignore(k, "notifications are not sent: drlb logs every change of a real server's state")
 		case strings.HasPrefix(name, "vrrp_") || strings.HasPrefix(name, "garp_") || strings.HasPrefix(name, "gna_") ||
 			strings.HasSuffix(name, "_prio_no_advert") || strings.HasSuffix(name, "_prio_send_advert"):
-			r.ignore(k, "VRRP settings: drlb does not run VRRP")
+			r.ignore(k, "VRRP settings are not read from keepalived.conf: drlb's VRRP is the ha: block in YAML")
 		case name == "lvs_sync_daemon":
 			r.ignore(k, "connections are not synchronised between directors: after a failover, sh and mh keep flows on their real server, other schedulers place them afresh")
 		case strings.HasPrefix(name, "lvs_flush"):

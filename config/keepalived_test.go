@@ -229,7 +229,7 @@ func TestParseKeepalivedGood(t *testing.T) {
 			[]string{"realserver 198.18.0.11 line=22 weight=1"},
 			[]string{
 				`keepalived.conf:2: warning: keyword "router_id" ignored (a keepalived global setting drlb has no use for)`,
-				`keepalived.conf:3: warning: keyword "vrrp_strict" ignored (VRRP settings: drlb does not run VRRP)`,
+				`keepalived.conf:3: warning: keyword "vrrp_strict" ignored (VRRP settings are not read from keepalived.conf: drlb's VRRP is the ha: block in YAML)`,
 				`keepalived.conf:4: warning: keyword "lvs_flush" ignored (drlb keeps no kernel IPVS table to flush)`,
 				`keepalived.conf:6: warning: keyword "vrrp_sync_group" ignored`,
 				`keepalived.conf:11: warning: keyword "static_routes" ignored`,

@@ -131,7 +131,10 @@ func validateConfig(c *Config, file string, at sites, emptyOK bool) error {
 		}
 		seen[k] = i
 	}
-	return v.bgp(c)
+	if err := v.bgp(c); err != nil {
+		return err
+	}
+	return v.ha(c)
 }
 
 type serviceKey struct {

@@ -90,6 +90,10 @@ func parseYAML(file string, data []byte) (*Config, sites, error) {
 			c.BGP, err = r.bgp(n, p)
 			return err
 		}},
+		{name: "ha", set: func(n *yaml.Node, p string) (err error) {
+			c.HA, err = r.ha(n, p)
+			return err
+		}},
 	})
 	if err != nil {
 		return nil, nil, err

@@ -288,6 +288,9 @@ func (x *ipvsadmRunner) list(ctx context.Context, o listOptions) Result {
 	if err := writeIpvsadmList(&b, s, before, cfg, o); err != nil {
 		return refused(err)
 	}
+	if o.service == nil && !o.stats && !o.rate && !o.thresholds && !o.persistConn {
+		WriteHA(&b, s) // nothing without ha:, so ipvsadm's output stays byte for byte
+	}
 	return Result{Output: b.String()}
 }
 

@@ -27,11 +27,19 @@ var (
 	descLinkDrops   = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the socket dropped: rx (receive queue full), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
 	descARP         = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
 	descNeighbors   = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
+
+	descHAState       = prometheus.NewDesc("drlb_ha_state", "1 for the VRRP state the director is in (INIT, BACKUP, MASTER), 0 for the others.", []string{"state"}, nil)
+	descHATransitions = prometheus.NewDesc("drlb_ha_transitions_total", "VRRP state transitions.", nil, nil)
+	descHAReceived    = prometheus.NewDesc("drlb_ha_adverts_received_total", "VRRP adverts for our virtual router taken into the election.", nil, nil)
+	descHASent        = prometheus.NewDesc("drlb_ha_adverts_sent_total", "VRRP adverts sent (send errors included).", nil, nil)
+	descHASendErrors  = prometheus.NewDesc("drlb_ha_advert_send_errors_total", "VRRP adverts the socket refused.", nil, nil)
+	descHAIgnored     = prometheus.NewDesc("drlb_ha_adverts_ignored_total", "VRRP packets ignored, by reason: ttl, version, vrid, checksum, malformed.", []string{"reason"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descLinkDrops, descARP, descNeighbors} {
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descLinkDrops, descARP, descNeighbors,
+		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored} {
 		ch <- d
 	}
 }
@@ -75,5 +83,21 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for ev, n := range s.Neighbors {
 		counter(descNeighbors, n, ev)
+	}
+	if h := s.HA; h != nil {
+		for _, st := range HAStates {
+			v := 0.0
+			if st == h.State {
+				v = 1
+			}
+			gauge(descHAState, v, st)
+		}
+		counter(descHATransitions, h.Transitions)
+		counter(descHAReceived, h.Received)
+		counter(descHASent, h.Sent)
+		counter(descHASendErrors, h.SendErrors)
+		for reason, n := range h.Ignored {
+			counter(descHAIgnored, n, reason)
+		}
 	}
 }

@@ -33,6 +33,8 @@ type Snapshot struct {
 	Neighbors map[string]uint64 `json:"neighbors,omitempty"`
 	// BGP is the director's sessions and announcements (nil without bgp:).
 	BGP *BGPStatus `json:"bgp,omitempty"`
+	// HA is the director's VRRP state and counters (nil without ha:).
+	HA *HAStatus `json:"ha,omitempty"`
 }
 
 // ConnEntry is one connection table entry (a connection or a persistence

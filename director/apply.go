@@ -67,6 +67,10 @@ func (d *Director) Apply(cfg *config.Config) error {
 		// The speaker's sessions are set up at start; VIPs added or
 		// removed in the services are announced or withdrawn live.
 		return fmt.Errorf("%w: the bgp: block changed (asn, router_id, hold_time or peers)", ErrRestartNeeded)
+	case !reflect.DeepEqual(old.HA, cfg.HA) && (old.HA == nil || cfg.HA == nil || d.ha == nil):
+		return fmt.Errorf("%w: the ha: block was added or removed", ErrRestartNeeded)
+	case !reflect.DeepEqual(old.HA, cfg.HA):
+		return fmt.Errorf("%w: the ha: block changed (vrid, priority, advert_interval, preempt or sync)", ErrRestartNeeded)
 	case old.VLAN != cfg.VLAN:
 		return fmt.Errorf("%w: vlan %d -> %d (the neighbor layer tags its frames from the start)", ErrRestartNeeded, old.VLAN, cfg.VLAN)
 	}
@@ -108,7 +112,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 	if d.vipsChanged != nil && (len(added) > 0 || len(removed) > 0) {
 		d.vipsChanged(added, removed)
 	}
-	if err := d.responder.SetVIPs(arpVIPs(cfg)); err != nil {
+	if err := d.setResponderVIPs(cfg); err != nil {
 		d.log.Error("apply: ARP responder keeps the old VIPs", "err", err)
 	}
 	if filter != nil {
@@ -118,7 +122,9 @@ func (d *Director) Apply(cfg *config.Config) error {
 	}
 	d.followNeighbors(old, cfg)
 	started, stopped := d.monitor.Update(targets)
-	if len(added) > 0 && cfg.BGP == nil { // routed VIPs are announced by BGP, not ARP
+	if d.ha != nil {
+		d.ha.vipsAdded(cfg, added) // announced only by the master
+	} else if len(added) > 0 && cfg.BGP == nil { // routed VIPs are announced by BGP, not ARP
 		if err := d.announcer.Announce(added...); err != nil {
 			d.log.Error("apply: announcing new VIPs", "err", err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/drlb/drlb/health"
 	"github.com/drlb/drlb/link"
 	"github.com/drlb/drlb/step"
+	"github.com/drlb/drlb/vrrp"
 )
 
 // Options tune a Director.
@@ -76,6 +77,9 @@ type Options struct {
 	// Announcer, if set, is told which VIPs the director can serve, at
 	// start and every few hundred milliseconds (director/bgp.go).
 	Announcer VIPAnnouncer
+	// VRRP carries the adverts of a config with ha: (Run opens it on the
+	// interface; tests pass an in-memory one). The director closes it.
+	VRRP vrrp.Conn
 
 	bgp *bgpRun // set by Run for a config with bgp:
 }
@@ -112,6 +116,7 @@ type Director struct {
 	ready     func()
 	reloaded  func(error)
 	vipReport VIPAnnouncer
+	ha        *haRun // nil without ha: (director/ha.go)
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
@@ -160,7 +165,12 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d.monitor = health.NewMonitor(healthMarker{fw}, d.log)
 	d.monitor.Update(targets)
 
-	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: arpVIPs(cfg), OnConflict: d.conflict})
+	if cfg.HA != nil {
+		if d.ha, err = newHA(d, cfg, opts.VRRP, opts.IPv4); err != nil {
+			return nil, err
+		}
+	}
+	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: d.ownedVIPs(cfg), OnConflict: d.conflict})
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +294,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	}
 	rs := d.responder.Stats()
 	snap.ARP = map[string]uint64{"requests": rs.Requests, "probes": rs.Probes, "replies": rs.Replies, "conflicts": rs.Conflicts, "malformed": rs.Malformed}
+	snap.HA = d.ha.status()
 	ns := d.resolver.Stats()
 	snap.Neighbors = map[string]uint64{"requests": ns.Requests, "send_errors": ns.SendErrors, "accepted": ns.Accepted, "rejected": ns.Rejected}
 	if conns {
@@ -338,8 +349,12 @@ func (d *Director) conflict(c arp.Conflict) {
 	}
 	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
 		"conflict", fmt.Sprintf("%+v", c))
+	if d.ha != nil {
+		d.ha.defend() // gratuitous ARP while master, never a schedule that outlives it
+		return
+	}
 	go func() {
-		if err := d.announcer.Announce(arpVIPs(d.cur.Load())...); err != nil {
+		if err := d.announcer.Announce(d.ownedVIPs(d.cur.Load())...); err != nil {
 			d.log.Error("re-announce", "err", err)
 		}
 	}()
@@ -411,8 +426,15 @@ func (d *Director) Serve(ctx context.Context) error {
 			d.reportUsable(ctx, d.vipReport)
 		}()
 	}
-	if err := d.announcer.Announce(arpVIPs(d.cur.Load())...); err != nil {
+	if err := d.announcer.Announce(d.ownedVIPs(d.cur.Load())...); err != nil {
 		return err
+	}
+	if d.ha != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.ha.run(ctx)
+		}()
 	}
 	// The port's ReadBatch returns on ctx; Close unblocks it for certain.
 	go func() {

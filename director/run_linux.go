@@ -81,8 +81,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		return err
 	}
+	if err := openHA(cfg, &opts); err != nil {
+		port.Close()
+		b.stop()
+		return err
+	}
 	d, err := New(cfg, port, opts)
 	if err != nil {
+		if opts.VRRP != nil {
+			opts.VRRP.Close()
+		}
 		port.Close()
 		b.stop()
 		return err
@@ -108,6 +116,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	if b != nil {
 		return b.serve(ctx, d)
+	}
+	if d.ha != nil {
+		return d.ha.serve(ctx, d)
 	}
 	return d.Serve(ctx)
 }

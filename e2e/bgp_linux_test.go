@@ -121,6 +121,15 @@ func writeBGPConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, 
 // resolved n real servers and announced the VIP.
 func startDirectorOn(t *testing.T, l *testbed.Lab, h *testbed.Host, n int, args ...string) *directorProc {
 	t.Helper()
+	p := runDirectorOn(t, l, h, n, args...)
+	p.waitLog("bgp: announced", 1, 15*time.Second)
+	return p
+}
+
+// runDirectorOn runs drlb in h's namespace and waits until it has
+// resolved n real servers.
+func runDirectorOn(t *testing.T, l *testbed.Lab, h *testbed.Host, n int, args ...string) *directorProc {
+	t.Helper()
 	p := &directorProc{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(drlbBinary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -138,7 +147,6 @@ func startDirectorOn(t *testing.T, l *testbed.Lab, h *testbed.Host, n int, args 
 		}
 	})
 	p.waitLog("real server resolved", n, 10*time.Second)
-	p.waitLog("bgp: announced", 1, 15*time.Second)
 	return p
 }
 
@@ -192,6 +200,11 @@ type clientLoad struct {
 	errs               []string
 	stop               chan struct{}
 	wg                 sync.WaitGroup
+
+	// lastDone is when the last request succeeded (unix ns); maxGap the
+	// longest time between two successes since resetGap (ns): how long
+	// the client saw no answer at all.
+	lastDone, maxGap atomic.Int64
 }
 
 func (c *clientLoad) fail(format string, args ...any) {
@@ -202,7 +215,18 @@ func (c *clientLoad) fail(format string, args ...any) {
 	}
 }
 
+// resetGap starts measuring the longest gap afresh.
+func (c *clientLoad) resetGap() { c.maxGap.Store(0) }
+
+// gap is the longest time without a successful answer since resetGap.
+func (c *clientLoad) gap() time.Duration { return time.Duration(c.maxGap.Load()) }
+
 func (c *clientLoad) latency(d time.Duration) {
+	now := time.Now().UnixNano()
+	if prev := c.lastDone.Swap(now); prev != 0 {
+		for g := c.maxGap.Load(); now-prev > g && !c.maxGap.CompareAndSwap(g, now-prev); g = c.maxGap.Load() {
+		}
+	}
 	for {
 		cur := c.maxLatency.Load()
 		if int64(d) <= cur || c.maxLatency.CompareAndSwap(cur, int64(d)) {

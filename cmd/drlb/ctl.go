@@ -126,6 +126,7 @@ func runCtlList(ctx context.Context, socket string, args []string, stdout, stder
 		control.WriteConnEntries(stdout, snap)
 	default:
 		control.WriteList(stdout, snap)
+		control.WriteHA(stdout, snap)
 		if snap.BGP != nil {
 			io.WriteString(stdout, "\n")
 			control.WriteBGP(stdout, snap)

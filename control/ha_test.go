@@ -1,0 +1,81 @@
+package control
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+)
+
+func haSnapshot() Snapshot {
+	s := fixtureSnapshot()
+	s.HA = &HAStatus{State: "BACKUP", VRID: 51, Priority: 150, Master: netip.MustParseAddr("198.18.0.3"), MasterPriority: 200,
+		AdvertInterval: 0.1, Since: s.Time.Add(-3 * time.Second), Transitions: 1, Received: 30, Sent: 0,
+		Ignored: map[string]uint64{"ttl": 1, "version": 0, "vrid": 2, "checksum": 0, "malformed": 0}}
+	return s
+}
+
+// TestIpvsadmListHA: -L -n gains one HA line with ha:, the other layouts
+// none; without ha: the listing is the golden one, byte for byte.
+func TestIpvsadmListHA(t *testing.T) {
+	cfg := fixtureConfig(t)
+	for _, tc := range []struct {
+		snap   Snapshot
+		args   string
+		suffix string
+	}{
+		{haSnapshot(), "-L -n", "\nHA BACKUP for 3s vrid 51 priority 150 master 198.18.0.3 (priority 200)\n"},
+		{haSnapshot(), "-L -n --stats", ""},
+		{haSnapshot(), "-L -n -t 198.18.0.100:443", ""},
+		{fixtureSnapshot(), "-L -n", ""},
+	} {
+		x := &ipvsadmRunner{take: func(bool) Snapshot { return tc.snap }, ed: fixedConfig{cfg}}
+		got := x.run(context.Background(), strings.Fields(tc.args))
+		c, _ := parseCommand(strings.Fields(tc.args))
+		var plain strings.Builder
+		if err := writeIpvsadmList(&plain, tc.snap, nil, cfg, c.list); err != nil {
+			t.Fatal(err)
+		}
+		want := plain.String() + strings.TrimPrefix(tc.suffix, "\n")
+		if got.Output != want {
+			t.Errorf("%s: got\n%s\nwant\n%s", tc.args, got.Output, want)
+		}
+	}
+}
+
+// fixedConfig is an Editor that only reads.
+type fixedConfig struct{ cfg *config.Config }
+
+func (f fixedConfig) Config() *config.Config     { return f.cfg }
+func (f fixedConfig) Apply(*config.Config) error { return nil }
+func (f fixedConfig) ZeroCounters()              {}
+
+func TestHAMetrics(t *testing.T) {
+	srv := httptest.NewServer(MetricsHandler(func(bool) Snapshot { return haSnapshot() }))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`drlb_ha_state{state="BACKUP"} 1`,
+		`drlb_ha_state{state="MASTER"} 0`,
+		"drlb_ha_transitions_total 1",
+		"drlb_ha_adverts_received_total 30",
+		"drlb_ha_adverts_sent_total 0",
+		`drlb_ha_adverts_ignored_total{reason="vrid"} 2`,
+		`drlb_ha_adverts_ignored_total{reason="ttl"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/link"
+	"github.com/drlb/drlb/vrrp"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// fakeVRRP is an in-memory vrrp.Conn: the test writes adverts into in
+// and reads what the director sent from out.
+type fakeVRRP struct {
+	in, out chan []byte
+	once    sync.Once
+	closed  chan struct{}
+}
+
+func newFakeVRRP() *fakeVRRP {
+	return &fakeVRRP{in: make(chan []byte, 64), out: make(chan []byte, 1024), closed: make(chan struct{})}
+}
+
+func (f *fakeVRRP) Send(p []byte) error {
+	select {
+	case f.out <- append([]byte(nil), p...):
+	default:
+	}
+	return nil
+}
+
+func (f *fakeVRRP) Recv(b []byte) (int, error) {
+	select {
+	case p := <-f.in:
+		return copy(b, p), nil
+	case <-f.closed:
+		return 0, errors.New("closed")
+	}
+}
+
+func (f *fakeVRRP) Close() error { f.once.Do(func() { close(f.closed) }); return nil }
+
+// noFrame fails if a frame match accepts arrives within d.
+func noFrame(t *testing.T, wire link.Port, d time.Duration, what string, match func(gopacket.Packet) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	frames := link.NewFrames(16)
+	for {
+		n, err := wire.ReadBatch(ctx, frames)
+		if err != nil {
+			return
+		}
+		for _, f := range frames[:n] {
+			if match(gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default)) {
+				t.Fatalf("unexpected %s", what)
+			}
+		}
+	}
+}
+
+// isGratuitous matches a gratuitous ARP for ip from mac.
+func isGratuitous(mac net.HardwareAddr, ip netip.Addr) func(gopacket.Packet) bool {
+	return func(p gopacket.Packet) bool {
+		a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP)
+		if !ok || a.Operation != layers.ARPRequest || net.HardwareAddr(a.SourceHwAddress).String() != mac.String() {
+			return false
+		}
+		s, _ := netip.AddrFromSlice(a.SourceProtAddress)
+		d, _ := netip.AddrFromSlice(a.DstProtAddress)
+		return s == ip && d == ip
+	}
+}
+
+// TestHAOnlyMasterAnswersARP: a director with ha: answers no ARP for the
+// VIP while another router is master, takes over when its adverts stop
+// (gratuitous ARP, answers), and gives the VIP up to a higher priority.
+func TestHAOnlyMasterAnswersARP(t *testing.T) {
+	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{{
+		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "mh",
+		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1, MAC: rs1MAC}},
+	}}, HA: &config.HA{VRID: 51, Priority: 150, AdvertInterval: 50 * time.Millisecond, Preempt: true}}
+	conn := newFakeVRRP()
+	dirPort, wire := link.Pipe()
+	self, peer := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	d, err := New(cfg, dirPort, Options{IPv4: self, VRRP: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	dirMAC := d.port.HardwareAddr()
+	advert, err := (&vrrp.Advert{VRID: 51, Priority: 200, Interval: 50 * time.Millisecond, Addrs: []netip.Addr{vip}}).AppendIPv4(nil, peer, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A higher-priority master advertises.
+	stop := make(chan struct{})
+	var feeding sync.WaitGroup
+	feed := func() {
+		stop = make(chan struct{})
+		feeding.Add(1)
+		go func(stop chan struct{}) {
+			defer feeding.Done()
+			for {
+				conn.in <- advert
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}(stop)
+	}
+	feed()
+	who := framegen.ARPRequest(framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, netip.MustParseAddr("198.18.0.1"), vip)
+	time.Sleep(100 * time.Millisecond)
+	send(t, wire, who)
+	noFrame(t, wire, 400*time.Millisecond, "ARP answer for the VIP as BACKUP", isARP(layers.ARPReply, vip))
+	if h := d.Snapshot(false).HA; h == nil || h.State != "BACKUP" || h.Master != peer || h.MasterPriority != 200 {
+		t.Fatalf("HA status %+v", h)
+	}
+
+	// It stops: this director takes over, announces and answers.
+	close(stop)
+	feeding.Wait()
+	took := time.Now()
+	expectFrame(t, wire, "gratuitous ARP for the VIP", isGratuitous(dirMAC, vip))
+	t.Logf("gratuitous ARP %v after the last advert", time.Since(took))
+	send(t, wire, who)
+	expectFrame(t, wire, "ARP answer for the VIP as MASTER", isARP(layers.ARPReply, vip))
+	snap := d.Snapshot(false)
+	if h := snap.HA; h.State != "MASTER" || h.Master != self || h.Sent == 0 || h.Transitions != 2 {
+		t.Fatalf("HA status %+v", h)
+	}
+	var line strings.Builder
+	control.WriteHA(&line, snap)
+	if !strings.HasPrefix(line.String(), "HA MASTER for 0s vrid 51 priority 150 master 198.18.0.2 (priority 150)") {
+		t.Errorf("HA line %q", line.String())
+	}
+	select {
+	case b := <-conn.out:
+		p, err := vrrp.ParseIPv4(b, nil)
+		if err != nil || p.Src != self || p.Priority != 150 || p.VRID != 51 || len(p.Addrs) != 1 || p.Addrs[0] != vip {
+			t.Fatalf("advert sent %+v, %v", p, err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no advert sent as MASTER")
+	}
+
+	// The higher priority comes back: BACKUP, no more answers.
+	feed()
+	deadline := time.Now().Add(2 * time.Second)
+	for d.Snapshot(false).HA.State != "BACKUP" {
+		if time.Now().After(deadline) {
+			t.Fatal("still MASTER")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	send(t, wire, who)
+	noFrame(t, wire, 300*time.Millisecond, "ARP answer for the VIP after yielding", isARP(layers.ARPReply, vip))
+	close(stop)
+	feeding.Wait()
+}
+
+func TestHASyncRefused(t *testing.T) {
+	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{{VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr"}},
+		HA: &config.HA{VRID: 1, Priority: 100, AdvertInterval: time.Second, Sync: &config.HASync{KeyFile: "k"}}}
+	p, _ := link.Pipe()
+	if _, err := New(cfg, p, Options{IPv4: netip.MustParseAddr("198.18.0.2"), VRRP: newFakeVRRP()}); !errors.Is(err, ErrSyncNotBuilt) {
+		t.Fatalf("err %v", err)
+	}
+}

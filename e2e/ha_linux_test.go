@@ -1,0 +1,387 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/drlb/drlb/testbed"
+)
+
+// The HA lab: directors share the VIP on the LAN by VRRPv3 (virtual router
+// 51, adverts every 100 ms): only the master answers ARP for it.
+const (
+	haVRID     = 51
+	haInterval = 100 * time.Millisecond
+)
+
+// writeHAConfig writes director h's config: the VIP on the LAN by ARP,
+// mh over the real servers (a flow lands on the same real server through
+// either director), and an ha: block with priority prio.
+func writeHAConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, prio int) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "interface: %s\nha:\n  vrid: %d\n  priority: %d\n  advert_interval: %s\n", h.Iface, haVRID, prio, haInterval)
+	fmt.Fprintf(&b, "services:\n  - vip: %s\n    port: %d\n    scheduler: mh\n    realservers:\n", l.VIP, testbed.HTTPPort)
+	for _, rs := range l.RealServers {
+		fmt.Fprintf(&b, "      - {address: %s}\n", rs.IPv4)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// haStatus reads the HA side of the director behind sock (nil if it does
+// not answer).
+func haStatus(sock string) *control.HAStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s, err := control.Get(ctx, sock, false)
+	if err != nil {
+		return nil
+	}
+	return s.HA
+}
+
+// waitHAState polls the director behind sock until it is in state, and
+// returns how long that took.
+func waitHAState(t *testing.T, sock, state string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		h := haStatus(sock)
+		if h != nil && h.State == state {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: HA state %+v after %v, want %s", sock, h, timeout, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitRouterARP waits until the router's neighbor entry for the VIP holds
+// mac, and returns how long that took.
+func waitRouterARP(t *testing.T, l *testbed.Lab, mac net.HardwareAddr, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := neighborMAC(t, l, l.Router, l.VIP)
+		if got.String() == mac.String() {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("router: VIP at %v after %v, want %v", got, timeout, mac)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// resolveVIP makes the router ARP for the VIP afresh: its entry is
+// flushed and a datagram sent to the VIP.
+func resolveVIP(t *testing.T, l *testbed.Lab) {
+	t.Helper()
+	flushNeighbors(t, l, l.Router)
+	c, err := l.DialUDP(l.Router, netip.AddrPortFrom(l.VIP, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("who has the VIP")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// arpReplies is how many ARP/NDP answers the director behind sock sent.
+func arpReplies(t *testing.T, sock string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := control.Get(ctx, sock, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.ARP["replies"]
+}
+
+// TestHAFailover is issue 12's failover: two drlb directors elect a master
+// by VRRP (100 ms adverts); the router's ARP entry for the VIP follows the
+// master. A client making a new connection every 20 ms and holding 4
+// keep-alive connections sees no failed request and no broken connection
+// when the master is killed (SIGKILL: no priority-0 advert, the backup
+// waits the master-down interval), when it comes back and preempts, and
+// when it stops (SIGTERM: it resigns, the backup takes over at once).
+func TestHAFailover(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 3})
+	dir := t.TempDir()
+	d1, d2 := l.Directors[0], l.Directors[1]
+	cfg1, cfg2 := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d2.yaml")
+	writeHAConfig(t, l, d1, cfg1, 150)
+	writeHAConfig(t, l, d2, cfg2, 100)
+	sock1, sock2 := filepath.Join(dir, "d1.sock"), filepath.Join(dir, "d2.sock")
+	n := len(l.RealServers)
+	p1 := runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
+	waitHAState(t, sock1, "MASTER", 5*time.Second)
+	runDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
+	waitHAState(t, sock2, "BACKUP", 5*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if h := haStatus(sock2); h == nil || h.State != "BACKUP" || h.Master != d1.IPv4 || h.MasterPriority != 150 || h.Received == 0 {
+		t.Fatalf("director2: %+v", h)
+	}
+	out, err := exec.Command(drlbBinary, "ctl", "-s", sock2, "-L", "-n").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "HA BACKUP") || !strings.Contains(string(out), "master "+d1.IPv4.String()+" (priority 150)") {
+		t.Errorf("drlb ctl -L -n on director2: %v\n%s", err, out)
+	}
+	t.Logf("drlb ctl -L -n on director2:\n%s", out)
+
+	load := startLoad(t, l, 4)
+	waitRouterARP(t, l, d1.MAC, 5*time.Second)
+	time.Sleep(2 * time.Second)
+	if f := forwarded(t, sock1); f == 0 {
+		t.Error("the master carries nothing")
+	}
+
+	// SIGKILL the master.
+	load.resetGap()
+	killed := time.Now()
+	if err := p1.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p1.done
+	takeover := waitHAState(t, sock2, "MASTER", 2*time.Second)
+	moved := waitRouterARP(t, l, d2.MAC, 2*time.Second)
+	t.Logf("SIGKILL: director2 MASTER %v after the kill, router's ARP entry moved %v after the kill (master-down interval %v)",
+		takeover.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), 3*haInterval+(256-100)*haInterval/256)
+	_ = moved
+	if takeover > time.Second {
+		t.Errorf("takeover took %v, want under 1s at %v adverts", takeover, haInterval)
+	}
+	time.Sleep(2 * time.Second)
+	gapKill := load.gap()
+
+	// The master comes back and preempts.
+	load.resetGap()
+	back := time.Now()
+	p1 = runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
+	waitHAState(t, sock1, "MASTER", 5*time.Second)
+	waitHAState(t, sock2, "BACKUP", time.Second)
+	waitRouterARP(t, l, d1.MAC, 2*time.Second)
+	t.Logf("restart: director MASTER again, router's ARP entry back %v after the start", time.Since(back).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	gapPreempt := load.gap()
+
+	// SIGTERM: the master resigns (priority 0) and forwards on for a
+	// moment; the backup takes over after its skew time.
+	load.resetGap()
+	stopped := time.Now()
+	p1.signal(syscall.SIGTERM)
+	resign := waitHAState(t, sock2, "MASTER", time.Second)
+	waitRouterARP(t, l, d2.MAC, time.Second)
+	t.Logf("SIGTERM: director2 MASTER %v after the signal, router's ARP entry moved %v after it", resign.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond))
+	select {
+	case <-p1.done:
+		if p1.err != nil {
+			t.Errorf("director exited with %v on SIGTERM", p1.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("director did not exit within 5s of SIGTERM")
+	}
+	time.Sleep(time.Second)
+	gapTerm := load.gap()
+
+	load.finish()
+	t.Logf("client: %d new connections ok, %d failed; keep-alive requests %d ok, %d broken connections; longest gap without an answer: %v at the kill, %v at the preemption, %v at SIGTERM; slowest request %v",
+		load.newOK.Load(), load.newFailed.Load(), load.keptOK.Load(), load.keptBroken.Load(),
+		gapKill.Round(time.Millisecond), gapPreempt.Round(time.Millisecond), gapTerm.Round(time.Millisecond), time.Duration(load.maxLatency.Load()).Round(time.Millisecond))
+	if load.newFailed.Load() != 0 || load.keptBroken.Load() != 0 {
+		t.Errorf("client failures:\n%s", strings.Join(load.errs, "\n"))
+	}
+	if load.newOK.Load() < 200 || load.keptOK.Load() < 200 {
+		t.Errorf("too little traffic to judge: %d new, %d keep-alive", load.newOK.Load(), load.keptOK.Load())
+	}
+}
+
+// keepalivedProc is keepalived's VRRP side running in a lab namespace.
+type keepalivedProc struct {
+	cmd     *exec.Cmd
+	done    chan struct{}
+	logs    *syncBuffer
+	vrrpPID string // the file holding the VRRP child's pid
+}
+
+// startKeepalived runs keepalived (VRRP only, vrrp_version 3, advert_int
+// 0.1, our virtual router id) in h's namespace with its own config and pid
+// files under a temporary directory, holding the VIP as a real keepalived
+// director would. It does not respawn its VRRP child, so killing that is
+// keepalived dying; both processes are stopped by pid when the test ends.
+func startKeepalived(t *testing.T, l *testbed.Lab, h *testbed.Host, prio int) *keepalivedProc {
+	t.Helper()
+	ka, err := exec.LookPath("keepalived")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("keepalived not installed")
+		}
+		t.Skip("keepalived not installed: apt-get install keepalived")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "keepalived.conf")
+	text := fmt.Sprintf(`global_defs {
+  router_id drlb-e2e
+  vrrp_version 3
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface %s
+  virtual_router_id %d
+  priority %d
+  advert_int %.1f
+  virtual_ipaddress {
+    %s/32
+  }
+}
+`, h.Iface, haVRID, prio, haInterval.Seconds(), l.VIP)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := &keepalivedProc{done: make(chan struct{}), logs: &syncBuffer{}, vrrpPID: filepath.Join(dir, "vrrp.pid")}
+	k.cmd = exec.Command(ka, "-n", "-l", "-D", "--dont-respawn", "--vrrp", "-f", conf,
+		"-p", filepath.Join(dir, "keepalived.pid"), "-r", k.vrrpPID)
+	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
+	if err := l.Do(h, k.cmd.Start); err != nil {
+		t.Fatalf("starting keepalived: %v", err)
+	}
+	go func() { _ = k.cmd.Wait(); close(k.done) }()
+	t.Cleanup(func() {
+		k.kill(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("keepalived output:\n%s", k.logs.String())
+		}
+	})
+	return k
+}
+
+// kill sends sig to the VRRP child, then stops the parent, by their pids.
+func (k *keepalivedProc) kill(sig syscall.Signal) {
+	if b, err := os.ReadFile(k.vrrpPID); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+	select {
+	case <-k.done:
+		return
+	case <-time.After(2 * time.Second):
+	}
+	_ = k.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-k.done:
+	case <-time.After(3 * time.Second):
+		_ = k.cmd.Process.Kill()
+		<-k.done
+	}
+}
+
+// waitKeepalived waits for a line of keepalived's output.
+func (k *keepalivedProc) waitLog(t *testing.T, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(k.logs.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("keepalived did not log %q within %v:\n%s", s, timeout, k.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHAKeepalivedInterop: drlb and keepalived 2.x on one virtual router,
+// both ways. keepalived (standing in for a second director, holding the
+// VIP on its interface as keepalived does) at a higher priority makes drlb
+// BACKUP: the router's ARP entry moves to it and drlb answers no ARP for
+// the VIP. When keepalived dies (VRRP process killed, link down), drlb is
+// MASTER within 1 s and answers. A keepalived at a lower priority stays
+// BACKUP under drlb.
+func TestHAKeepalivedInterop(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 1})
+	dir := t.TempDir()
+	d1, d2 := l.Directors[0], l.Directors[1]
+	cfg, sock := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d1.sock")
+	writeHAConfig(t, l, d1, cfg, 100)
+	runDirectorOn(t, l, d1, 1, "run", "-c", cfg, "-ctl", sock)
+	waitHAState(t, sock, "MASTER", 5*time.Second)
+	resolveVIP(t, l)
+	waitRouterARP(t, l, d1.MAC, 2*time.Second)
+
+	// keepalived at priority 200 preempts drlb.
+	k := startKeepalived(t, l, d2, 200)
+	k.waitLog(t, "Entering MASTER STATE", 5*time.Second)
+	yielded := waitHAState(t, sock, "BACKUP", 2*time.Second)
+	waitRouterARP(t, l, d2.MAC, 2*time.Second)
+	h := haStatus(sock)
+	if h.Master != d2.IPv4 || h.MasterPriority != 200 {
+		t.Errorf("drlb sees master %v (priority %d), want keepalived at %v (200)", h.Master, h.MasterPriority, d2.IPv4)
+	}
+	t.Logf("keepalived MASTER, drlb BACKUP (%v after keepalived's log), router's ARP entry at keepalived's MAC", yielded.Round(time.Millisecond))
+	before := arpReplies(t, sock)
+	resolveVIP(t, l)
+	waitRouterARP(t, l, d2.MAC, 2*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if after := arpReplies(t, sock); after != before {
+		t.Errorf("drlb answered ARP for the VIP as BACKUP (%d answers)", after-before)
+	}
+
+	// keepalived dies: its VRRP process is killed and its link goes down
+	// (the VIP it left on its interface reaches nobody).
+	swh := testutil.NetlinkHandle(t, l.Switch.NS)
+	bp, err := swh.LinkByName(d2.BridgePort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	died := time.Now()
+	k.kill(syscall.SIGKILL)
+	if err := swh.LinkSetDown(bp); err != nil {
+		t.Fatal(err)
+	}
+	took := waitHAState(t, sock, "MASTER", 2*time.Second)
+	waitRouterARP(t, l, d1.MAC, 2*time.Second)
+	moved := time.Since(died)
+	t.Logf("keepalived killed: drlb MASTER after %v, router's ARP entry back at drlb after %v", took.Round(time.Millisecond), moved.Round(time.Millisecond))
+	if moved > time.Second {
+		t.Errorf("takeover took %v, want under 1s", moved)
+	}
+	before = arpReplies(t, sock)
+	resolveVIP(t, l)
+	waitRouterARP(t, l, d1.MAC, 2*time.Second)
+	if after := arpReplies(t, sock); after == before {
+		t.Error("drlb MASTER did not answer the router's ARP request")
+	}
+
+	// keepalived at a lower priority comes up: it stays BACKUP.
+	if err := swh.LinkSetUp(bp); err != nil {
+		t.Fatal(err)
+	}
+	k = startKeepalived(t, l, d2, 50)
+	k.waitLog(t, "Entering BACKUP STATE", 5*time.Second)
+	time.Sleep(time.Second)
+	if strings.Contains(k.logs.String(), "Entering MASTER STATE") {
+		t.Errorf("keepalived at priority 50 became MASTER under drlb at 100:\n%s", k.logs.String())
+	}
+	if h := haStatus(sock); h.State != "MASTER" {
+		t.Errorf("drlb %+v, want MASTER", h)
+	}
+	if got := neighborMAC(t, l, l.Router, l.VIP); got.String() != d1.MAC.String() {
+		t.Errorf("router: VIP at %v, want drlb's %v", got, d1.MAC)
+	}
+}

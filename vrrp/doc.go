@@ -1,0 +1,30 @@
+// Package vrrp is VRRP version 3 (RFC 5798) for IPv4, as drlb needs it to
+// share VIPs between directors and to interoperate with keepalived: the
+// advert's wire format, the election state machine, and a thin runner that
+// moves adverts between the machine and a socket.
+//
+//	peer director / keepalived                         this director
+//	 224.0.0.18, TTL 255, proto 112 ──▶ Conn.Recv ──▶ Machine.Receive(now, packet)
+//	                                                   Machine.Tick(now) (timers)
+//	 224.0.0.18 ◀── Conn.Send ◀── Machine.Packet()  ◀─ Output.Send
+//	                                                   Output.Changed ─▶ the director:
+//	                                                     MASTER: answer ARP/NDP for the VIPs, gratuitous ARP
+//	                                                     BACKUP: answer nothing for them
+//
+// Machine does no I/O and reads no clock: the caller passes the time, as
+// with package step, so the election is tested with a fake clock. Runner is
+// the loop around it (a reader goroutine, one timer); Open (Linux) is the
+// Conn: a raw IPv4 socket for protocol 112 bound to the interface, joined
+// to 224.0.0.18 there, sending with its own IP header (IP_HDRINCL) from the
+// interface's address with TTL 255.
+//
+// The election follows RFC 5798 section 6.4: master-down interval =
+// 3 * the master's advert interval + skew, skew = ((256 - priority) *
+// interval) / 256; a backup with preemption ignores adverts of a lower
+// priority and so takes over after the master-down interval; a master
+// yields to a higher priority (or to an equal one from a higher address);
+// a master that stops sends priority 0 and the backups take over after
+// the skew. Adverts with a TTL other than 255, another version, another
+// virtual router id, a bad checksum or a bad length are ignored and
+// counted by reason.
+package vrrp

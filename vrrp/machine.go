@@ -1,0 +1,315 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// State is a VRRP router's state (RFC 5798 6.4).
+type State uint8
+
+const (
+	Init State = iota
+	Backup
+	Master
+)
+
+func (s State) String() string {
+	switch s {
+	case Init:
+		return "INIT"
+	case Backup:
+		return "BACKUP"
+	case Master:
+		return "MASTER"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Config is one virtual router.
+type Config struct {
+	VRID     uint8
+	Priority uint8 // 1..254: 255 (the address owner) is refused, as in DR
+	// Interval is this router's advert interval (whole centiseconds).
+	Interval time.Duration
+	// Preempt lets this router take over from a master of lower priority;
+	// not before PreemptDelay after Start.
+	Preempt      bool
+	PreemptDelay time.Duration
+	// Self is the router's own IPv4 address: the source of its adverts,
+	// and the tie-break between equal priorities.
+	Self netip.Addr
+	// Addrs are the virtual addresses the adverts carry (the IPv4 VIPs).
+	Addrs []netip.Addr
+}
+
+// ErrBadConfig wraps every problem NewMachine finds.
+var ErrBadConfig = errors.New("vrrp: bad config")
+
+// Output is what a call asks the caller to do.
+type Output struct {
+	// Send: send Machine.Advert now.
+	Send bool
+	// Changed: the state went From -> To, for Reason.
+	Changed  bool
+	From, To State
+	Reason   string
+}
+
+// Stats are the machine's counters and where the election stands.
+type Stats struct {
+	State          State
+	Since          time.Time // of the last transition
+	Priority       uint8
+	Master         netip.Addr // zero while unknown (no advert heard yet)
+	MasterPriority uint8
+	// MasterInterval is the master's advert interval (ours while master).
+	MasterInterval time.Duration
+	Transitions    uint64
+	Received       uint64            // adverts for our VRID, accepted for the election
+	Sent           uint64            // adverts asked for (Output.Send)
+	Ignored        map[string]uint64 // by Reason
+}
+
+// Machine is one VRRP virtual router: RFC 5798's state machine, driven by
+// the caller's clock. It is not safe for concurrent use.
+type Machine struct {
+	cfg   Config
+	state State
+	since time.Time
+	start time.Time
+
+	masterInterval time.Duration
+	master         netip.Addr
+	masterPrio     uint8
+	// downAt is the master-down timer (BACKUP), advertAt the advert timer
+	// (MASTER); zero when not running.
+	downAt, advertAt time.Time
+	stopping         bool
+
+	transitions, received, sent uint64
+	ignored                     map[string]uint64
+	addrs                       [MaxAddrs]netip.Addr // Receive's parse buffer
+}
+
+// NewMachine checks cfg; the machine starts in Init.
+func NewMachine(cfg Config) (*Machine, error) {
+	switch {
+	case cfg.VRID == 0:
+		return nil, fmt.Errorf("%w: virtual router id 0", ErrBadConfig)
+	case cfg.Priority == 0 || cfg.Priority == 255:
+		return nil, fmt.Errorf("%w: priority %d, want 1..254", ErrBadConfig, cfg.Priority)
+	case cfg.Interval < Centisecond || cfg.Interval > MaxInterval || cfg.Interval%Centisecond != 0:
+		return nil, fmt.Errorf("%w: advert interval %v", ErrBadConfig, cfg.Interval)
+	case !cfg.Self.Is4():
+		return nil, fmt.Errorf("%w: own address %v is not IPv4", ErrBadConfig, cfg.Self)
+	case len(cfg.Addrs) > MaxAddrs:
+		return nil, fmt.Errorf("%w: %d addresses, at most %d", ErrBadConfig, len(cfg.Addrs), MaxAddrs)
+	case cfg.PreemptDelay < 0:
+		return nil, fmt.Errorf("%w: negative preempt delay", ErrBadConfig)
+	}
+	for _, a := range cfg.Addrs {
+		if !a.Is4() {
+			return nil, fmt.Errorf("%w: address %v is not IPv4", ErrBadConfig, a)
+		}
+	}
+	cfg.Addrs = slices.Clone(cfg.Addrs)
+	return &Machine{cfg: cfg, masterInterval: cfg.Interval, ignored: map[string]uint64{}}, nil
+}
+
+// State is the current state.
+func (m *Machine) State() State { return m.state }
+
+// Advert is the advert to send when an Output says Send: priority 0 once
+// Stop was called.
+func (m *Machine) Advert() Advert {
+	a := Advert{VRID: m.cfg.VRID, Priority: m.cfg.Priority, Interval: m.cfg.Interval, Addrs: m.cfg.Addrs}
+	if m.stopping {
+		a.Priority = 0
+	}
+	return a
+}
+
+// SetAddrs changes the addresses the adverts carry (a reload changed the
+// VIPs); they go out with the next advert.
+func (m *Machine) SetAddrs(addrs []netip.Addr) error {
+	if len(addrs) > MaxAddrs {
+		return fmt.Errorf("%w: %d addresses, at most %d", ErrBadConfig, len(addrs), MaxAddrs)
+	}
+	for _, a := range addrs {
+		if !a.Is4() {
+			return fmt.Errorf("%w: address %v is not IPv4", ErrBadConfig, a)
+		}
+	}
+	m.cfg.Addrs = slices.Clone(addrs)
+	return nil
+}
+
+// skew is RFC 5798's Skew_Time for the master's interval.
+func (m *Machine) skew() time.Duration {
+	return time.Duration(256-int(m.cfg.Priority)) * m.masterInterval / 256
+}
+
+// MasterDownInterval is 3 * the master's advert interval + skew.
+func (m *Machine) MasterDownInterval() time.Duration { return 3*m.masterInterval + m.skew() }
+
+// Next is when Tick must be called next (zero: no timer runs).
+func (m *Machine) Next() time.Time {
+	switch m.state {
+	case Backup:
+		return m.downAt
+	case Master:
+		return m.advertAt
+	}
+	return time.Time{}
+}
+
+func (m *Machine) become(now time.Time, to State, reason string, out *Output) {
+	if m.state == to {
+		return
+	}
+	out.Changed, out.From, out.To, out.Reason = true, m.state, to, reason
+	m.state, m.since = to, now
+	m.transitions++
+	switch to {
+	case Master:
+		m.downAt = time.Time{}
+		m.advertAt = now.Add(m.cfg.Interval)
+		m.master, m.masterPrio, m.masterInterval = m.cfg.Self, m.cfg.Priority, m.cfg.Interval
+		m.send(out)
+	case Backup:
+		m.advertAt = time.Time{}
+		m.downAt = now.Add(m.MasterDownInterval())
+	case Init:
+		m.advertAt, m.downAt = time.Time{}, time.Time{}
+	}
+}
+
+func (m *Machine) send(out *Output) {
+	out.Send = true
+	m.sent++
+}
+
+// Start leaves Init for Backup (RFC 5798 6.4.1: only the address owner,
+// refused here, starts as master), with the master-down timer running.
+func (m *Machine) Start(now time.Time) Output {
+	var out Output
+	if m.state != Init {
+		return out
+	}
+	m.start = now
+	m.stopping = false
+	m.masterInterval = m.cfg.Interval
+	m.become(now, Backup, "start: waiting for a master's advert for the master-down interval ("+m.MasterDownInterval().String()+")", &out)
+	return out
+}
+
+// Stop is the shutdown event: a master sends one advert with priority 0
+// so the backups take over after their skew time, not the master-down
+// interval; every state goes back to Init.
+func (m *Machine) Stop(now time.Time) Output {
+	var out Output
+	if m.state == Master {
+		m.stopping = true
+		m.send(&out)
+	}
+	m.become(now, Init, "stop", &out)
+	return out
+}
+
+// Tick runs the timer due at now, if any.
+func (m *Machine) Tick(now time.Time) Output {
+	var out Output
+	switch {
+	case m.state == Backup && !m.downAt.IsZero() && !now.Before(m.downAt):
+		why := "no advert from a master for the master-down interval (" + m.MasterDownInterval().String() + ")"
+		if m.master.IsValid() {
+			why = fmt.Sprintf("no advert from master %v (priority %d) for the master-down interval (%v)", m.master, m.masterPrio, m.MasterDownInterval())
+		}
+		m.become(now, Master, why, &out)
+	case m.state == Master && !m.advertAt.IsZero() && !now.Before(m.advertAt):
+		m.send(&out)
+		m.advertAt = now.Add(m.cfg.Interval)
+	}
+	return out
+}
+
+// Receive handles one received IPv4 packet (header included, as a raw
+// socket returns it). Packets that are not a valid advert for this
+// virtual router are ignored and counted by reason.
+func (m *Machine) Receive(now time.Time, pkt []byte) Output {
+	var out Output
+	p, err := ParseIPv4(pkt, m.addrs[:0])
+	if err == nil && p.VRID != m.cfg.VRID {
+		err = ErrVRID
+	}
+	if err == nil && p.Src == m.cfg.Self {
+		return out // our own advert, looped back: not an event
+	}
+	if err != nil {
+		m.ignored[Reason(err)]++
+		return out
+	}
+	if m.state == Init {
+		return out
+	}
+	m.received++
+	a := p.Advert
+	switch m.state {
+	case Backup:
+		if a.Priority == 0 {
+			// The master resigned: take over after the skew time.
+			m.downAt = now.Add(m.skew())
+			return out
+		}
+		preempt := m.cfg.Preempt && !now.Before(m.start.Add(m.cfg.PreemptDelay))
+		if !preempt || a.Priority >= m.cfg.Priority {
+			if a.Interval > 0 {
+				m.masterInterval = a.Interval
+			}
+			m.master, m.masterPrio = p.Src, a.Priority
+			m.downAt = now.Add(m.MasterDownInterval())
+		}
+		// A lower priority with preemption: discarded, so the
+		// master-down timer runs out and this router takes over.
+	case Master:
+		switch {
+		case a.Priority == 0:
+			// Another master resigned: make sure the backups hear us.
+			m.send(&out)
+			m.advertAt = now.Add(m.cfg.Interval)
+		case a.Priority > m.cfg.Priority || a.Priority == m.cfg.Priority && p.Src.Compare(m.cfg.Self) > 0:
+			if a.Interval > 0 {
+				m.masterInterval = a.Interval
+			}
+			m.master, m.masterPrio = p.Src, a.Priority
+			why := fmt.Sprintf("advert from %v with priority %d, above ours (%d)", p.Src, a.Priority, m.cfg.Priority)
+			if a.Priority == m.cfg.Priority {
+				why = fmt.Sprintf("advert from %v with our priority (%d) and a higher address", p.Src, a.Priority)
+			}
+			m.become(now, Backup, why, &out)
+			m.master, m.masterPrio = p.Src, a.Priority
+		}
+		// Lower priority: discarded; our next advert makes it yield.
+	}
+	return out
+}
+
+// Stats returns the counters and where the election stands.
+func (m *Machine) Stats() Stats {
+	s := Stats{State: m.state, Since: m.since, Priority: m.cfg.Priority, MasterInterval: m.masterInterval,
+		Transitions: m.transitions, Received: m.received, Sent: m.sent, Ignored: make(map[string]uint64, len(Reasons))}
+	for _, r := range Reasons {
+		s.Ignored[r] = m.ignored[r]
+	}
+	switch m.state {
+	case Master:
+		s.Master, s.MasterPriority = m.cfg.Self, m.cfg.Priority
+	case Backup:
+		s.Master, s.MasterPriority = m.master, m.masterPrio
+	}
+	return s
+}

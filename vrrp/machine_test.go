@@ -1,0 +1,214 @@
+package vrrp
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// advertFrom is an advert packet from src as it arrives.
+func advertFrom(t *testing.T, src netip.Addr, vrid, prio uint8, interval time.Duration) []byte {
+	t.Helper()
+	a := Advert{VRID: vrid, Priority: prio, Interval: interval, Addrs: []netip.Addr{vip}}
+	b, err := a.AppendIPv4(nil, src, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// step is one event of a scenario at a time after t0.
+type step struct {
+	at   time.Duration
+	do   string // "start", "stop", "tick", "recv"
+	from netip.Addr
+	prio uint8
+	ivl  time.Duration // the sender's interval (default 100ms)
+	vrid uint8         // default 51
+	pkt  func([]byte) []byte
+	// what must follow
+	state State
+	send  bool
+	why   string // substring of the transition's reason ("" = no transition)
+}
+
+func TestMachine(t *testing.T) {
+	ms := time.Millisecond
+	cfg := Config{VRID: 51, Priority: 150, Interval: 100 * ms, Preempt: true, Self: self, Addrs: []netip.Addr{vip}}
+	// master-down interval at priority 150, 100 ms: 300 + 106*100/256 = 341.40625 ms.
+	down := 300*ms + 106*100*ms/256
+	tests := []struct {
+		name  string
+		cfg   func(*Config)
+		steps []step
+	}{
+		{"alone: backup, then master after the master-down interval", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: down - 1, do: "tick", state: Backup},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down interval (341.40625ms)"},
+			{at: down + 100*ms, do: "tick", state: Master, send: true},
+			{at: down + 150*ms, do: "tick", state: Master},
+			{at: down + 200*ms, do: "stop", state: Init, send: true, why: "stop"},
+		}},
+		{"a higher master keeps us backup", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 200 * ms, do: "recv", from: peer, prio: 200, state: Backup},
+			{at: 500 * ms, do: "recv", from: peer, prio: 200, state: Backup},
+			{at: 500*ms + down - 1, do: "tick", state: Backup},
+			// skew follows our priority, interval the master's
+			{at: 500*ms + down, do: "tick", state: Master, send: true, why: "no advert from master 198.18.0.3 (priority 200)"},
+		}},
+		{"the master's interval counts, not ours", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 10 * ms, do: "recv", from: peer, prio: 200, ivl: time.Second, state: Backup},
+			{at: 10*ms + down + 1, do: "tick", state: Backup},
+			{at: 10*ms + 3*time.Second + 106*time.Second/256, do: "tick", state: Master, send: true, why: "3.4140625s"},
+		}},
+		{"preempt: a lower master is ignored, we take over", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 100 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 200 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+			// as master, the lower one's adverts change nothing
+			{at: down + 10*ms, do: "recv", from: peer, prio: 100, state: Master},
+		}},
+		{"no preempt: a lower master stays master", func(c *Config) { c.Preempt = false }, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 100 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 400 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 400*ms + down - 1, do: "tick", state: Backup},
+		}},
+		{"preempt_delay: no preemption until it has passed", func(c *Config) { c.PreemptDelay = time.Second }, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 300 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 600 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 900 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 900*ms + down - 1, do: "tick", state: Backup},
+			{at: 1000 * ms, do: "recv", from: peer, prio: 100, state: Backup}, // discarded now
+			{at: 900*ms + down, do: "tick", state: Master, send: true, why: "master-down"},
+		}},
+		{"a master yields to a higher priority", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+			{at: down + 50*ms, do: "recv", from: peer, prio: 200, state: Backup, why: "priority 200, above ours (150)"},
+			{at: down + 50*ms + down - 1, do: "tick", state: Backup},
+		}},
+		{"equal priority: the higher address wins", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+			{at: down + 10*ms, do: "recv", from: netip.MustParseAddr("198.18.0.1"), prio: 150, state: Master},
+			{at: down + 20*ms, do: "recv", from: peer, prio: 150, state: Backup, why: "higher address"},
+		}},
+		{"priority 0: take over after the skew time", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 100 * ms, do: "recv", from: peer, prio: 200, state: Backup},
+			{at: 150 * ms, do: "recv", from: peer, prio: 0, state: Backup},
+			{at: 150*ms + 106*100*ms/256 - 1, do: "tick", state: Backup},
+			{at: 150*ms + 106*100*ms/256, do: "tick", state: Master, send: true, why: "master-down"},
+			// another master resigning: answer at once
+			{at: 300 * ms, do: "recv", from: peer, prio: 0, state: Master, send: true},
+		}},
+		{"wrong TTL, VRID, version, checksum: ignored", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 300 * ms, do: "recv", from: peer, prio: 200, pkt: func(b []byte) []byte { b[8] = 64; return b }, state: Backup},
+			{at: 301 * ms, do: "recv", from: peer, prio: 200, vrid: 52, state: Backup},
+			{at: 302 * ms, do: "recv", from: peer, prio: 200, pkt: func(b []byte) []byte { b[20] = 0x21; return b }, state: Backup},
+			{at: 303 * ms, do: "recv", from: peer, prio: 200, pkt: func(b []byte) []byte { b[27]++; return b }, state: Backup},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+		}},
+		{"our own advert looped back is no event", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 300 * ms, do: "recv", from: self, prio: 150, state: Backup},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			if tc.cfg != nil {
+				tc.cfg(&c)
+			}
+			m, err := NewMachine(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range tc.steps {
+				now := t0.Add(s.at)
+				var out Output
+				switch s.do {
+				case "start":
+					out = m.Start(now)
+				case "stop":
+					out = m.Stop(now)
+				case "tick":
+					out = m.Tick(now)
+				case "recv":
+					ivl, vrid := s.ivl, s.vrid
+					if ivl == 0 {
+						ivl = 100 * ms
+					}
+					if vrid == 0 {
+						vrid = 51
+					}
+					b := advertFrom(t, s.from, vrid, s.prio, ivl)
+					if s.pkt != nil {
+						b = s.pkt(b)
+					}
+					out = m.Receive(now, b)
+				}
+				if m.State() != s.state || out.Send != s.send || out.Changed != (s.why != "") ||
+					s.why != "" && (!strings.Contains(out.Reason, s.why) || out.To != s.state) {
+					t.Fatalf("step %d (%s at %v): state %v, output %+v; want %v send=%t why %q", i, s.do, s.at, m.State(), out, s.state, s.send, s.why)
+				}
+			}
+			if strings.HasPrefix(tc.name, "wrong TTL") {
+				st := m.Stats()
+				if st.Ignored["ttl"] != 1 || st.Ignored["vrid"] != 1 || st.Ignored["version"] != 1 || st.Ignored["checksum"] != 1 || st.Received != 0 {
+					t.Errorf("stats %+v", st)
+				}
+			}
+		})
+	}
+}
+
+func TestMachineStopAdvertHasPriorityZero(t *testing.T) {
+	m, err := NewMachine(Config{VRID: 1, Priority: 100, Interval: time.Second, Self: self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start(t0)
+	m.Tick(t0.Add(time.Hour))
+	if m.State() != Master || m.Advert().Priority != 100 {
+		t.Fatalf("state %v advert %+v", m.State(), m.Advert())
+	}
+	if out := m.Stop(t0.Add(2 * time.Hour)); !out.Send || m.Advert().Priority != 0 {
+		t.Fatalf("stop: %+v advert %+v", out, m.Advert())
+	}
+	st := m.Stats()
+	if st.Transitions != 3 || st.Sent != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestNewMachineRefuses(t *testing.T) {
+	good := Config{VRID: 1, Priority: 100, Interval: time.Second, Self: self}
+	for name, change := range map[string]func(*Config){
+		"vrid 0":        func(c *Config) { c.VRID = 0 },
+		"priority 255":  func(c *Config) { c.Priority = 255 },
+		"priority 0":    func(c *Config) { c.Priority = 0 },
+		"interval 5ms":  func(c *Config) { c.Interval = 5 * time.Millisecond },
+		"self IPv6":     func(c *Config) { c.Self = netip.MustParseAddr("2001:2::2") },
+		"IPv6 address":  func(c *Config) { c.Addrs = []netip.Addr{netip.MustParseAddr("2001:2::100")} },
+		"no self":       func(c *Config) { c.Self = netip.Addr{} },
+		"negative wait": func(c *Config) { c.PreemptDelay = -1 },
+	} {
+		c := good
+		change(&c)
+		if _, err := NewMachine(c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Conn moves adverts: whole IPv4 packets, header included, both ways.
+type Conn interface {
+	// Send writes one IPv4 packet (built by Advert.AppendIPv4).
+	Send(pkt []byte) error
+	// Recv reads one IPv4 packet into b; it returns an error once the
+	// Conn is closed.
+	Recv(b []byte) (int, error)
+	Close() error
+}
+
+// Transition is a state change, handed to RunnerConfig.OnChange.
+type Transition struct {
+	From, To State
+	Reason   string
+	At       time.Time
+}
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	Machine *Machine
+	Conn    Conn
+	// Self is the source address of the adverts (Config.Self).
+	Self netip.Addr
+	// OnChange is called, on the runner's goroutine, after every
+	// transition, before the advert that may go with it is sent: the
+	// director starts or stops answering ARP here.
+	OnChange func(Transition)
+	Clock    func() time.Time // default time.Now
+	Logger   *slog.Logger     // default slog.Default()
+}
+
+// Runner drives a Machine from a Conn and the clock until its context
+// ends; then it sends the priority-0 advert (if master) and closes the
+// Conn. Stats may be called from any goroutine.
+type Runner struct {
+	cfg     RunnerConfig
+	mu      sync.Mutex // guards the machine and the counters below
+	sendErr uint64
+	id      uint16
+	buf     []byte
+}
+
+// NewRunner checks cfg.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	if cfg.Machine == nil || cfg.Conn == nil {
+		return nil, errors.New("vrrp: a runner needs a Machine and a Conn")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Runner{cfg: cfg, buf: make([]byte, 0, ipv4Len+headerLen+4*MaxAddrs)}, nil
+}
+
+// RunnerStats are the machine's Stats and the Conn's send errors.
+type RunnerStats struct {
+	Stats
+	SendErrors uint64
+}
+
+// Stats reads the counters.
+func (r *Runner) Stats() RunnerStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return RunnerStats{Stats: r.cfg.Machine.Stats(), SendErrors: r.sendErr}
+}
+
+// SetAddrs changes the addresses the adverts carry.
+func (r *Runner) SetAddrs(addrs []netip.Addr) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg.Machine.SetAddrs(addrs)
+}
+
+// apply acts on one Output: with r.mu held.
+func (r *Runner) apply(out Output, now time.Time) {
+	if out.Changed {
+		r.cfg.Logger.Info("vrrp: "+out.From.String()+" -> "+out.To.String(), "reason", out.Reason,
+			"vrid", r.cfg.Machine.cfg.VRID, "priority", r.cfg.Machine.cfg.Priority)
+		if r.cfg.OnChange != nil {
+			r.cfg.OnChange(Transition{From: out.From, To: out.To, Reason: out.Reason, At: now})
+		}
+	}
+	if out.Send {
+		a := r.cfg.Machine.Advert()
+		r.id++
+		pkt, err := a.AppendIPv4(r.buf[:0], r.cfg.Self, r.id)
+		if err == nil {
+			err = r.cfg.Conn.Send(pkt)
+		}
+		if err != nil {
+			r.sendErr++
+			if r.sendErr == 1 || r.sendErr%100 == 0 {
+				r.cfg.Logger.Warn("vrrp: sending an advert failed", "err", err, "errors", r.sendErr)
+			}
+		}
+	}
+}
+
+// Run starts the machine and runs it until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	type packet struct {
+		b   []byte
+		err error
+	}
+	in := make(chan packet, 16)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			b := make([]byte, 1500)
+			n, err := r.cfg.Conn.Recv(b)
+			n = max(0, min(n, len(b)))
+			var errno syscall.Errno
+			if errors.As(err, &errno) && (errno.Temporary() || errno == syscall.ENOBUFS || errno == syscall.ENOMEM) {
+				// A passing shortage is no reason to leave the election.
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				continue
+			}
+			select {
+			case in <- packet{b[:n], err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	m := r.cfg.Machine
+	r.mu.Lock()
+	now := r.cfg.Clock()
+	r.apply(m.Start(now), now)
+	r.mu.Unlock()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		next := m.Next()
+		r.mu.Unlock()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(r.cfg.Clock()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			now := r.cfg.Clock()
+			r.apply(m.Stop(now), now)
+			r.mu.Unlock()
+			r.cfg.Conn.Close()
+			return nil
+		case p := <-in:
+			if p.err != nil {
+				r.mu.Lock()
+				now := r.cfg.Clock()
+				r.apply(m.Stop(now), now)
+				r.mu.Unlock()
+				r.cfg.Conn.Close()
+				return p.err
+			}
+			r.mu.Lock()
+			now := r.cfg.Clock()
+			r.apply(m.Receive(now, p.b), now)
+			r.mu.Unlock()
+		case <-timer.C:
+			r.mu.Lock()
+			now := r.cfg.Clock()
+			r.apply(m.Tick(now), now)
+			r.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hub is an in-memory LAN segment: what one conn sends, the others read.
+type hub struct {
+	mu    sync.Mutex
+	conns []*memConn
+}
+
+type memConn struct {
+	h      *hub
+	in     chan []byte
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (h *hub) conn() *memConn {
+	c := &memConn{h: h, in: make(chan []byte, 64), closed: make(chan struct{})}
+	h.mu.Lock()
+	h.conns = append(h.conns, c)
+	h.mu.Unlock()
+	return c
+}
+
+func (c *memConn) Send(pkt []byte) error {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	for _, o := range c.h.conns {
+		if o != c {
+			select {
+			case o.in <- append([]byte(nil), pkt...):
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+func (c *memConn) Recv(b []byte) (int, error) {
+	select {
+	case p := <-c.in:
+		return copy(b, p), nil
+	case <-c.closed:
+		return 0, errors.New("closed")
+	}
+}
+
+func (c *memConn) Close() error { c.once.Do(func() { close(c.closed) }); return nil }
+
+// TestRunnersElect: two runners on one segment elect the higher priority;
+// when it stops (priority 0), the other takes over within the skew time
+// plus scheduling, far below the master-down interval.
+func TestRunnersElect(t *testing.T) {
+	h := &hub{}
+	type director struct {
+		r      *Runner
+		cancel context.CancelFunc
+		done   chan struct{}
+		states chan Transition
+	}
+	start := func(self netip.Addr, prio uint8) *director {
+		m, err := NewMachine(Config{VRID: 51, Priority: prio, Interval: 20 * time.Millisecond, Preempt: true, Self: self, Addrs: []netip.Addr{vip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &director{done: make(chan struct{}), states: make(chan Transition, 16)}
+		d.r, err = NewRunner(RunnerConfig{Machine: m, Conn: h.conn(), Self: self, OnChange: func(tr Transition) { d.states <- tr }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		d.cancel = cancel
+		go func() { defer close(d.done); d.r.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-d.done })
+		return d
+	}
+	wait := func(d *director, want State, within time.Duration) time.Duration {
+		t.Helper()
+		t0 := time.Now()
+		deadline := time.After(within)
+		for {
+			select {
+			case tr := <-d.states:
+				if tr.To == want {
+					return time.Since(t0)
+				}
+			case <-deadline:
+				t.Fatalf("not %v within %v: %+v", want, within, d.r.Stats())
+			}
+		}
+	}
+	a := start(peer, 200)
+	wait(a, Master, time.Second)
+	b := start(self, 100)
+	wait(b, Backup, time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if st := b.r.Stats(); st.State != Backup || st.Master != peer || st.MasterPriority != 200 || st.Received == 0 {
+		t.Fatalf("b: %+v", st)
+	}
+	a.cancel()
+	<-a.done
+	took := wait(b, Master, time.Second)
+	t.Logf("takeover after the master's priority 0: %v", took)
+	// The master comes back and preempts.
+	a2 := start(peer, 200)
+	wait(a2, Master, time.Second)
+	wait(b, Backup, time.Second)
+}
