@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -20,74 +19,34 @@ import (
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
-	"github.com/vishvananda/netlink"
 )
 
-// The BGP lab: BIRD 2 in the router's namespace peers with every director
-// (AS 65000 against 65001) and installs the VIP with one next hop per
-// director that announces it (ECMP, L4 hash).
-const (
-	routerASN   = 65000
-	directorASN = 65001
-	bgpHold     = 3 * time.Second
-)
+// The BGP lab (testbed.StartBIRD): BIRD 2 in the router's namespace peers
+// with every director (AS testbed.RouterASN against testbed.DirectorASN)
+// and installs the VIP with one next hop per director that announces it
+// (ECMP, L4 hash).
+const bgpHold = 3 * time.Second
 
 // startBIRD runs BIRD in the router's namespace with its own config,
 // control socket and pid file under a temporary directory, peering
 // passively with each director. It is stopped by its pid when the test
-// ends, however it ends.
-func startBIRD(t *testing.T, l *testbed.Lab) string {
+// ends, however it ends (and by the lab's Close).
+func startBIRD(t *testing.T, l *testbed.Lab) *testbed.BIRD {
 	t.Helper()
-	bird, err := exec.LookPath("bird")
+	testutil.NeedTool(t, "bird")
+	b, err := l.StartBIRD(t.Context(), testbed.BIRDOptions{Dir: t.TempDir(), Hold: bgpHold})
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("bird (BIRD 2) not installed")
-		}
-		t.Skip("bird (BIRD 2) not installed: apt-get install bird2")
-	}
-	dir := t.TempDir()
-	var b strings.Builder
-	fmt.Fprintf(&b, "router id %s;\nlog stderr all;\n", l.Router.IPv4)
-	b.WriteString("protocol device { scan time 1; }\n")
-	// merge paths: one kernel route with a next hop per director.
-	b.WriteString("protocol kernel { ipv4 { import none; export all; }; merge paths on; learn off; }\n")
-	for i, d := range l.Directors {
-		fmt.Fprintf(&b, `protocol bgp director%d {
-	local %s as %d;
-	neighbor %s as %d;
-	passive on;
-	hold time %d; keepalive time 1;
-	error wait time 1, 2;
-	ipv4 { import all; export none; };
-}
-`, i+1, l.Router.IPv4, routerASN, d.IPv4, directorASN, int(bgpHold/time.Second))
-	}
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock, pidFile := filepath.Join(dir, "bird.ctl"), filepath.Join(dir, "bird.pid")
-	logs := &syncBuffer{}
-	cmd := exec.Command(bird, "-f", "-c", conf, "-s", sock, "-P", pidFile)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := l.Do(l.Router, cmd.Start); err != nil {
-		t.Fatalf("starting bird: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if err := b.Stop(); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("bird output:\n%s", logs.String())
+			t.Logf("bird output:\n%s", b.Output())
 		}
 	})
-	return sock
+	return b
 }
 
 // writeBGPConfig writes director h's config: the VIP by BGP, mh over the
@@ -97,7 +56,7 @@ func writeBGPConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, 
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "interface: %s\nbgp:\n  asn: %d\n  hold_time: %s\n  peers:\n    - {address: %s, asn: %d}\n",
-		h.Iface, directorASN, bgpHold, l.Router.IPv4, routerASN)
+		h.Iface, testbed.DirectorASN, bgpHold, l.Router.IPv4, testbed.RouterASN)
 	fmt.Fprintf(&b, "services:\n  - vip: %s\n    port: %d\n    scheduler: mh\n    realservers:\n", l.VIP, testbed.HTTPPort)
 	for i := range l.RealServers {
 		rs := l.RealServers[i]
@@ -138,41 +97,24 @@ func startDirectorOn(t *testing.T, l *testbed.Lab, h *testbed.Host, n int, args 
 
 // nextHops returns the router's next hops for the VIP, from its kernel
 // routing table (what BIRD installed).
-func nextHops(t *testing.T, nh *netlink.Handle, vip netip.Addr) []netip.Addr {
+func nextHops(t *testing.T, l *testbed.Lab) []netip.Addr {
 	t.Helper()
-	routes, err := nh.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: &net.IPNet{IP: vip.AsSlice(), Mask: net.CIDRMask(32, 32)}}, netlink.RT_FILTER_DST)
+	r, err := l.RouteTo(l.Router, l.VIP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []netip.Addr
-	for _, r := range routes {
-		if r.Gw != nil {
-			a, _ := netip.AddrFromSlice(r.Gw)
-			out = append(out, a.Unmap())
-		}
-		for _, p := range r.MultiPath {
-			a, _ := netip.AddrFromSlice(p.Gw)
-			out = append(out, a.Unmap())
-		}
-	}
-	return out
+	return r.NextHops
 }
 
 // waitNextHops waits until the router has exactly want next hops for the
 // VIP, and returns how long that took.
-func waitNextHops(t *testing.T, nh *netlink.Handle, vip netip.Addr, want int, timeout time.Duration) time.Duration {
+func waitNextHops(t *testing.T, l *testbed.Lab, want int, timeout time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		got := nextHops(t, nh, vip)
-		if len(got) == want {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("router: next hops for %s = %v after %v, want %d", vip, got, timeout, want)
-		}
-		time.Sleep(10 * time.Millisecond)
+	r, took, err := l.WaitNextHops(t.Context(), l.Router, l.VIP, want, timeout, 10*time.Millisecond)
+	if err != nil {
+		t.Fatalf("router: %v (%s)", err, r)
 	}
+	return took
 }
 
 // clientLoad is the client's traffic: a new connection every 20 ms, and
@@ -332,15 +274,9 @@ func forwarded(t *testing.T, sock string) uint64 {
 func TestBGPECMP(t *testing.T) {
 	testutil.NeedRoot(t)
 	l := newLab(t, testbed.Options{Directors: 2, RoutedVIP: true, RealServers: 3})
-	// L4 hashing, so flows spread over the next hops by port, not only
-	// by address (there is one client address).
-	if err := l.Do(l.Router, func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	// StartBIRD hashes by ports too, so flows spread over the next hops
+	// by port, not only by address (there is one client address).
 	startBIRD(t, l)
-	rnh, _ := lanLink(t, l.Router)
 
 	dir := t.TempDir()
 	d1, d2 := l.Directors[0], l.Directors[1]
@@ -351,8 +287,8 @@ func TestBGPECMP(t *testing.T) {
 	n := len(l.RealServers)
 	startDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
 	p2 := startDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
-	up := waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
-	t.Logf("router: 2 next hops for %s (%v) %v after the second director announced", l.VIP, nextHops(t, rnh, l.VIP), up.Round(time.Millisecond))
+	up := waitNextHops(t, l, 2, 20*time.Second)
+	t.Logf("router: 2 next hops for %s (%v) %v after the second director announced", l.VIP, nextHops(t, l), up.Round(time.Millisecond))
 
 	load := startLoad(t, l, 16)
 	time.Sleep(2 * time.Second)
@@ -370,7 +306,7 @@ func TestBGPECMP(t *testing.T) {
 	// Graceful stop: withdraw, forward on while the router moves the flows.
 	stopAt := time.Now()
 	p2.signal(syscall.SIGTERM)
-	gone := waitNextHops(t, rnh, l.VIP, 1, 10*time.Second)
+	gone := waitNextHops(t, l, 1, 10*time.Second)
 	select {
 	case <-p2.done:
 	case <-time.After(10 * time.Second):
@@ -382,7 +318,7 @@ func TestBGPECMP(t *testing.T) {
 	// Rejoin.
 	start := time.Now()
 	p2 = startDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
-	waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
+	waitNextHops(t, l, 2, 20*time.Second)
 	t.Logf("restart: router back to 2 next hops %v after starting director2", time.Since(start).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
 	if forwarded(t, sock2) == 0 {
@@ -396,7 +332,7 @@ func TestBGPECMP(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p2.done
-	killed := waitNextHops(t, rnh, l.VIP, 1, 3*bgpHold)
+	killed := waitNextHops(t, l, 1, 3*bgpHold)
 	t.Logf("SIGKILL: router dropped director2 after %v (the kernel closed its BGP session; hold time %v)", killed.Round(time.Millisecond), bgpHold)
 	if killed > bgpHold+time.Second {
 		t.Errorf("SIGKILL: router took %v, more than the hold time %v", killed, bgpHold)
@@ -406,7 +342,7 @@ func TestBGPECMP(t *testing.T) {
 	// Link down: the director cannot say anything either.
 	start = time.Now()
 	p2 = startDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
-	waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
+	waitNextHops(t, l, 2, 20*time.Second)
 	t.Logf("second restart: 2 next hops %v after starting director2", time.Since(start).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
 	swh, port := testutil.NetlinkHandle(t, l.Switch.NS), d2.BridgePort
@@ -417,7 +353,7 @@ func TestBGPECMP(t *testing.T) {
 	if err := swh.LinkSetDown(bp); err != nil {
 		t.Fatal(err)
 	}
-	down := waitNextHops(t, rnh, l.VIP, 1, 3*bgpHold)
+	down := waitNextHops(t, l, 1, 3*bgpHold)
 	t.Logf("link down: router dropped director2 after %v (hold time %v)", down.Round(time.Millisecond), bgpHold)
 	if down > bgpHold+time.Second {
 		t.Errorf("link down: router took %v, more than the hold time %v", down, bgpHold)
@@ -426,7 +362,7 @@ func TestBGPECMP(t *testing.T) {
 	if err := swh.LinkSetUp(bp); err != nil {
 		t.Fatal(err)
 	}
-	back := waitNextHops(t, rnh, l.VIP, 2, 30*time.Second)
+	back := waitNextHops(t, l, 2, 30*time.Second)
 	t.Logf("link up: router back to 2 next hops after %v", back.Round(time.Millisecond))
 	time.Sleep(time.Second)
 
