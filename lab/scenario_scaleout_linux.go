@@ -111,14 +111,14 @@ func (r *runner) scaleOut(ctx context.Context) error {
 			return err
 		}
 	}
-	both, _, err := l.WaitNextHops(ctx, l.Router, l.VIP, 2, 20*time.Second, 5*time.Millisecond)
+	var upAfter time.Duration
+	both, _, err := r.waitRoute(ctx, 2, 20*time.Second, 5*time.Millisecond, func(time.Duration) string {
+		upAfter = time.Since(started)
+		return fmt.Sprintf("\nBoth announced; %v after the first director started the router has two next hops:\n\n", upAfter.Round(time.Millisecond))
+	})
 	if err != nil {
 		return err
 	}
-	upAfter := time.Since(started)
-	fmt.Fprintf(w, "\nBoth announced; %v after the first director started the router has two next hops:\n\n", upAfter.Round(time.Millisecond))
-	cmdLine(w, fmt.Sprintf("ip -n %s route show %s", l.Router.NSName, l.VIP), "")
-	indent(w, "    ", both.String())
 	r.checks.add("BGP: the router has a next hop per director", len(both.NextHops) == 2 && slices.Contains(both.NextHops, d1.IPv4) && slices.Contains(both.NextHops, d2.IPv4),
 		"%s (proto %s), %v after the first director started", addrList(both.NextHops), both.Proto, upAfter.Round(100*time.Millisecond))
 
@@ -183,14 +183,13 @@ func (r *runner) scaleOut(ctx context.Context) error {
 	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	one, gone, err := l.WaitNextHops(ctx, l.Router, l.VIP, 1, 10*time.Second, time.Millisecond)
+	one, gone, err := r.waitRoute(ctx, 1, 10*time.Second, time.Millisecond, func(gone time.Duration) string {
+		return fmt.Sprintf("  %v later the router has one next hop:\n", gone.Round(time.Millisecond))
+	})
 	if err != nil {
 		return err
 	}
 	withdrawn := stopAt.Add(gone)
-	fmt.Fprintf(w, "  %v later the router has one next hop:\n", gone.Round(time.Millisecond))
-	cmdLine(w, fmt.Sprintf("ip -n %s route show %s", l.Router.NSName, l.VIP), "")
-	indent(w, "    ", one.String())
 
 	// The next request on every connection at once, each bounded.
 	var wg sync.WaitGroup
@@ -274,6 +273,21 @@ func (r *runner) scaleOut(ctx context.Context) error {
 			"computes the same real server with mh and adopts the connection.", d2.Name, d2.Name, d1.Name))
 	r.finish()
 	return nil
+}
+
+// waitRoute waits until the router's route to the VIP has n next hops,
+// polling every poll for at most timeout, then prints head(how long it
+// took) and the route as `ip route show VIP` shows it.
+func (r *runner) waitRoute(ctx context.Context, n int, timeout, poll time.Duration, head func(time.Duration) string) (testbed.Route, time.Duration, error) {
+	l := r.l
+	route, took, err := l.WaitNextHops(ctx, l.Router, l.VIP, n, timeout, poll)
+	if err != nil {
+		return route, took, err
+	}
+	fmt.Fprint(r.w, head(took))
+	cmdLine(r.w, fmt.Sprintf("ip -n %s route show %s", l.Router.NSName, l.VIP), "")
+	indent(r.w, "    ", route.String())
+	return route, took, nil
 }
 
 // scaleKeepAlive opens keep-alive connections with one request each,
