@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -20,74 +19,34 @@ import (
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
-	"github.com/vishvananda/netlink"
 )
 
-// The BGP lab: BIRD 2 in the router's namespace peers with every director
-// (AS 65000 against 65001) and installs the VIP with one next hop per
-// director that announces it (ECMP, L4 hash).
-const (
-	routerASN   = 65000
-	directorASN = 65001
-	bgpHold     = 3 * time.Second
-)
+// The BGP lab (testbed.StartBIRD): BIRD 2 in the router's namespace peers
+// with every director (AS testbed.RouterASN against testbed.DirectorASN)
+// and installs the VIP with one next hop per director that announces it
+// (ECMP, L4 hash).
+const bgpHold = 3 * time.Second
 
 // startBIRD runs BIRD in the router's namespace with its own config,
 // control socket and pid file under a temporary directory, peering
 // passively with each director. It is stopped by its pid when the test
-// ends, however it ends.
-func startBIRD(t *testing.T, l *testbed.Lab) string {
+// ends, however it ends (and by the lab's Close).
+func startBIRD(t *testing.T, l *testbed.Lab) *testbed.BIRD {
 	t.Helper()
-	bird, err := exec.LookPath("bird")
+	testutil.NeedTool(t, "bird")
+	b, err := l.StartBIRD(t.Context(), testbed.BIRDOptions{Dir: t.TempDir(), Hold: bgpHold})
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("bird (BIRD 2) not installed")
-		}
-		t.Skip("bird (BIRD 2) not installed: apt-get install bird2")
-	}
-	dir := t.TempDir()
-	var b strings.Builder
-	fmt.Fprintf(&b, "router id %s;\nlog stderr all;\n", l.Router.IPv4)
-	b.WriteString("protocol device { scan time 1; }\n")
-	// merge paths: one kernel route with a next hop per director.
-	b.WriteString("protocol kernel { ipv4 { import none; export all; }; merge paths on; learn off; }\n")
-	for i, d := range l.Directors {
-		fmt.Fprintf(&b, `protocol bgp director%d {
-	local %s as %d;
-	neighbor %s as %d;
-	passive on;
-	hold time %d; keepalive time 1;
-	error wait time 1, 2;
-	ipv4 { import all; export none; };
-}
-`, i+1, l.Router.IPv4, routerASN, d.IPv4, directorASN, int(bgpHold/time.Second))
-	}
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock, pidFile := filepath.Join(dir, "bird.ctl"), filepath.Join(dir, "bird.pid")
-	logs := &syncBuffer{}
-	cmd := exec.Command(bird, "-f", "-c", conf, "-s", sock, "-P", pidFile)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := l.Do(l.Router, cmd.Start); err != nil {
-		t.Fatalf("starting bird: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if err := b.Stop(); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("bird output:\n%s", logs.String())
+			t.Logf("bird output:\n%s", b.Output())
 		}
 	})
-	return sock
+	return b
 }
 
 // writeBGPConfig writes director h's config: the VIP by BGP (or, given,
@@ -100,7 +59,7 @@ func writeBGPConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, 
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "interface: %s\nbgp:\n  asn: %d\n  hold_time: %s\n  peers:\n    - {address: %s, asn: %d}\n",
-		h.Iface, directorASN, bgpHold, l.Router.IPv4, routerASN)
+		h.Iface, testbed.DirectorASN, bgpHold, l.Router.IPv4, testbed.RouterASN)
 	b.WriteString("services:\n")
 	for _, vip := range vips {
 		fmt.Fprintf(&b, "  - vip: %s\n    port: %d\n    scheduler: mh\n    realservers:\n", vip, testbed.HTTPPort)
@@ -150,43 +109,26 @@ func runDirectorOn(t *testing.T, l *testbed.Lab, h *testbed.Host, n int, args ..
 	return p
 }
 
-// nextHops returns the router's next hops for the VIP, from its kernel
+// nextHops returns the router's next hops for vip, from its kernel
 // routing table (what BIRD installed).
-func nextHops(t *testing.T, nh *netlink.Handle, vip netip.Addr) []netip.Addr {
+func nextHops(t *testing.T, l *testbed.Lab, vip netip.Addr) []netip.Addr {
 	t.Helper()
-	routes, err := nh.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: &net.IPNet{IP: vip.AsSlice(), Mask: net.CIDRMask(32, 32)}}, netlink.RT_FILTER_DST)
+	r, err := l.RouteTo(l.Router, vip)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []netip.Addr
-	for _, r := range routes {
-		if r.Gw != nil {
-			a, _ := netip.AddrFromSlice(r.Gw)
-			out = append(out, a.Unmap())
-		}
-		for _, p := range r.MultiPath {
-			a, _ := netip.AddrFromSlice(p.Gw)
-			out = append(out, a.Unmap())
-		}
-	}
-	return out
+	return r.NextHops
 }
 
-// waitNextHops waits until the router has exactly want next hops for the
-// VIP, and returns how long that took.
-func waitNextHops(t *testing.T, nh *netlink.Handle, vip netip.Addr, want int, timeout time.Duration) time.Duration {
+// waitNextHops waits until the router has exactly want next hops for
+// vip, and returns how long that took.
+func waitNextHops(t *testing.T, l *testbed.Lab, vip netip.Addr, want int, timeout time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		got := nextHops(t, nh, vip)
-		if len(got) == want {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("router: next hops for %s = %v after %v, want %d", vip, got, timeout, want)
-		}
-		time.Sleep(10 * time.Millisecond)
+	r, took, err := l.WaitNextHops(t.Context(), l.Router, vip, want, timeout, 10*time.Millisecond)
+	if err != nil {
+		t.Fatalf("router: %v (%s)", err, r)
 	}
+	return took
 }
 
 // clientLoad is the client's traffic: a new connection every 20 ms, and
@@ -362,15 +304,9 @@ func forwarded(t *testing.T, sock string) uint64 {
 func TestBGPECMP(t *testing.T) {
 	testutil.NeedRoot(t)
 	l := newLab(t, testbed.Options{Directors: 2, RoutedVIP: true, RealServers: 3})
-	// L4 hashing, so flows spread over the next hops by port, not only
-	// by address (there is one client address).
-	if err := l.Do(l.Router, func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	// StartBIRD hashes by ports too, so flows spread over the next hops
+	// by port, not only by address (there is one client address).
 	startBIRD(t, l)
-	rnh, _ := lanLink(t, l.Router)
 
 	dir := t.TempDir()
 	d1, d2 := l.Directors[0], l.Directors[1]
@@ -381,8 +317,8 @@ func TestBGPECMP(t *testing.T) {
 	n := len(l.RealServers)
 	startDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
 	p2 := startDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
-	up := waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
-	t.Logf("router: 2 next hops for %s (%v) %v after the second director announced", l.VIP, nextHops(t, rnh, l.VIP), up.Round(time.Millisecond))
+	up := waitNextHops(t, l, l.VIP, 2, 20*time.Second)
+	t.Logf("router: 2 next hops for %s (%v) %v after the second director announced", l.VIP, nextHops(t, l, l.VIP), up.Round(time.Millisecond))
 
 	// drlb doctor passes on a director of this lab: the router answers on
 	// the LAN, the VIP is off it.
@@ -419,7 +355,7 @@ func TestBGPECMP(t *testing.T) {
 	// Graceful stop: withdraw, forward on while the router moves the flows.
 	stopAt := time.Now()
 	p2.signal(syscall.SIGTERM)
-	gone := waitNextHops(t, rnh, l.VIP, 1, 10*time.Second)
+	gone := waitNextHops(t, l, l.VIP, 1, 10*time.Second)
 	select {
 	case <-p2.done:
 	case <-time.After(10 * time.Second):
@@ -431,7 +367,7 @@ func TestBGPECMP(t *testing.T) {
 	// Rejoin.
 	start := time.Now()
 	p2 = startDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
-	waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
+	waitNextHops(t, l, l.VIP, 2, 20*time.Second)
 	t.Logf("restart: router back to 2 next hops %v after starting director2", time.Since(start).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
 	if forwarded(t, sock2) == 0 {
@@ -445,7 +381,7 @@ func TestBGPECMP(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p2.done
-	killed := waitNextHops(t, rnh, l.VIP, 1, 3*bgpHold)
+	killed := waitNextHops(t, l, l.VIP, 1, 3*bgpHold)
 	t.Logf("SIGKILL: router dropped director2 after %v (the kernel closed its BGP session; hold time %v)", killed.Round(time.Millisecond), bgpHold)
 	if killed > bgpHold+time.Second {
 		t.Errorf("SIGKILL: router took %v, more than the hold time %v", killed, bgpHold)
@@ -455,7 +391,7 @@ func TestBGPECMP(t *testing.T) {
 	// Link down: the director cannot say anything either.
 	start = time.Now()
 	p2 = startDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
-	waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
+	waitNextHops(t, l, l.VIP, 2, 20*time.Second)
 	t.Logf("second restart: 2 next hops %v after starting director2", time.Since(start).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
 	swh, port := testutil.NetlinkHandle(t, l.Switch.NS), d2.BridgePort
@@ -466,7 +402,7 @@ func TestBGPECMP(t *testing.T) {
 	if err := swh.LinkSetDown(bp); err != nil {
 		t.Fatal(err)
 	}
-	down := waitNextHops(t, rnh, l.VIP, 1, 3*bgpHold)
+	down := waitNextHops(t, l, l.VIP, 1, 3*bgpHold)
 	t.Logf("link down: router dropped director2 after %v (hold time %v)", down.Round(time.Millisecond), bgpHold)
 	if down > bgpHold+time.Second {
 		t.Errorf("link down: router took %v, more than the hold time %v", down, bgpHold)
@@ -475,7 +411,7 @@ func TestBGPECMP(t *testing.T) {
 	if err := swh.LinkSetUp(bp); err != nil {
 		t.Fatal(err)
 	}
-	back := waitNextHops(t, rnh, l.VIP, 2, 30*time.Second)
+	back := waitNextHops(t, l, l.VIP, 2, 30*time.Second)
 	t.Logf("link up: router back to 2 next hops after %v", back.Round(time.Millisecond))
 	time.Sleep(time.Second)
 
@@ -521,13 +457,7 @@ func ctl(t *testing.T, sock string, args ...string) string {
 func TestBGPDrainAndConfigDrop(t *testing.T) {
 	testutil.NeedRoot(t)
 	l := newLab(t, testbed.Options{Directors: 2, RoutedVIP: true, RealServers: 3})
-	if err := l.Do(l.Router, func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	startBIRD(t, l)
-	rnh, _ := lanLink(t, l.Router)
+	startBIRD(t, l) // also hashes the router's multipath by ports
 	dir := t.TempDir()
 	d1, d2 := l.Directors[0], l.Directors[1]
 	cfg1, cfg2 := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d2.yaml")
@@ -537,10 +467,10 @@ func TestBGPDrainAndConfigDrop(t *testing.T) {
 	n := len(l.RealServers)
 	p1 := startDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
 	startDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
-	waitNextHops(t, rnh, l.VIP, 2, 20*time.Second)
+	waitNextHops(t, l, l.VIP, 2, 20*time.Second)
 	only := func(vip, want netip.Addr) {
 		t.Helper()
-		if got := nextHops(t, rnh, vip); len(got) != 1 || got[0] != want {
+		if got := nextHops(t, l, vip); len(got) != 1 || got[0] != want {
 			t.Errorf("router: next hops for %s = %v, want only %s", vip, got, want)
 		}
 	}
@@ -549,7 +479,7 @@ func TestBGPDrainAndConfigDrop(t *testing.T) {
 	list := ctl(t, sock2, "-L", "-n")
 	for _, want := range []string{
 		"\n\nBGP AS 65001 router-id " + d2.IPv4.String() + "\n",
-		fmt.Sprintf("\n  peer %s AS %d ESTABLISHED up ", l.Router.IPv4, routerASN),
+		fmt.Sprintf("\n  peer %s AS %d ESTABLISHED up ", l.Router.IPv4, testbed.RouterASN),
 		fmt.Sprintf("\n  announced %s/32 via %s (%d usable real servers)\n", l.VIP, d2.IPv4, n),
 	} {
 		if !strings.Contains(list, want) {
@@ -564,7 +494,7 @@ func TestBGPDrainAndConfigDrop(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	start := time.Now()
 	ctl(t, sock2, "bgp", "drain")
-	waitNextHops(t, rnh, l.VIP, 1, 10*time.Second)
+	waitNextHops(t, l, l.VIP, 1, 10*time.Second)
 	t.Logf("drain: router down to director1 alone %v after drlb ctl bgp drain was run", time.Since(start).Round(time.Millisecond))
 	only(l.VIP, d1.IPv4)
 	if list := ctl(t, sock2, "-L", "-n"); !strings.Contains(list, " drained (everything withdrawn: drlb ctl bgp undrain)\n") ||
@@ -581,7 +511,7 @@ func TestBGPDrainAndConfigDrop(t *testing.T) {
 	}
 	start = time.Now()
 	ctl(t, sock2, "bgp", "undrain")
-	waitNextHops(t, rnh, l.VIP, 2, 10*time.Second)
+	waitNextHops(t, l, l.VIP, 2, 10*time.Second)
 	t.Logf("undrain: router back to 2 next hops %v after drlb ctl bgp undrain was run", time.Since(start).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
 	if c2 := forwarded(t, sock2); c2 == b2 {
@@ -603,10 +533,10 @@ func TestBGPDrainAndConfigDrop(t *testing.T) {
 	writeBGPConfig(t, l, d1, cfg1, false, other)
 	start = time.Now()
 	p1.signal(syscall.SIGHUP)
-	gone := waitNextHops(t, rnh, l.VIP, 1, 10*time.Second)
+	gone := waitNextHops(t, l, l.VIP, 1, 10*time.Second)
 	t.Logf("SIGHUP without the VIP: router dropped director1 for %s after %v", l.VIP, gone.Round(time.Millisecond))
 	only(l.VIP, d2.IPv4)
-	waitNextHops(t, rnh, other, 1, 10*time.Second)
+	waitNextHops(t, l, other, 1, 10*time.Second)
 	only(other, d1.IPv4)
 	t.Logf("SIGHUP: router has director1 for %s after %v", other, time.Since(start).Round(time.Millisecond))
 	if list := ctl(t, sock1, "-L", "-n"); strings.Contains(list, l.VIP.String()) || !strings.Contains(list, "\n  announced "+other.String()+"/32 via "+d1.IPv4.String()) {
@@ -616,10 +546,10 @@ func TestBGPDrainAndConfigDrop(t *testing.T) {
 	// And back: the VIP announced again, the other withdrawn.
 	writeBGPConfig(t, l, d1, cfg1, false)
 	p1.signal(syscall.SIGHUP)
-	again := waitNextHops(t, rnh, l.VIP, 2, 10*time.Second)
-	waitNextHops(t, rnh, other, 0, 10*time.Second)
+	again := waitNextHops(t, l, l.VIP, 2, 10*time.Second)
+	waitNextHops(t, l, other, 0, 10*time.Second)
 	t.Logf("SIGHUP with the VIP again: router back to 2 next hops for %s after %v", l.VIP, again.Round(time.Millisecond))
-	if got := nextHops(t, rnh, l.VIP); len(got) != 2 {
+	if got := nextHops(t, l, l.VIP); len(got) != 2 {
 		t.Errorf("router: next hops for %s = %v, want both directors", l.VIP, got)
 	}
 }

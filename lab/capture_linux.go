@@ -68,6 +68,14 @@ func (c *capture) read() {
 	}
 }
 
+// sofar returns a copy of what was captured until now, while the capture
+// runs.
+func (c *capture) sofar() []frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]frame(nil), c.frames...)
+}
+
 // stop closes the socket and returns what was captured.
 func (c *capture) stop() []frame {
 	c.conn.Close()
@@ -88,14 +96,17 @@ type captures struct {
 }
 
 // startCaptures starts capturing on every interface of the lab: the
-// client's, both of the router's, the director's and each real server's.
+// client's, both of the router's, each director's and each real server's.
 // On error it stops those it started.
 func startCaptures(l *testbed.Lab) (*captures, error) {
 	type port struct {
 		h     *testbed.Host
 		iface string
 	}
-	ports := []port{{l.Client, l.Client.Iface}, {l.Router, l.RouterUplink.Iface}, {l.Router, l.Router.Iface}, {l.Director, l.Director.Iface}}
+	ports := []port{{l.Client, l.Client.Iface}, {l.Router, l.RouterUplink.Iface}, {l.Router, l.Router.Iface}}
+	for _, d := range l.Directors {
+		ports = append(ports, port{d, d.Iface})
+	}
 	for _, rs := range l.RealServers {
 		ports = append(ports, port{rs, rs.Iface})
 	}
@@ -132,6 +143,17 @@ func (cs *captures) of(h *testbed.Host, iface string) []frame {
 	for _, c := range cs.caps {
 		if c.host == h && c.iface == iface {
 			return cs.frames[c]
+		}
+	}
+	return nil
+}
+
+// sofar returns what was captured on h's iface until now, while the
+// captures run (a copy).
+func (cs *captures) sofar(h *testbed.Host, iface string) []frame {
+	for _, c := range cs.caps {
+		if c.host == h && c.iface == iface {
+			return c.sofar()
 		}
 	}
 	return nil

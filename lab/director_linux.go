@@ -20,13 +20,13 @@ type directorProc struct {
 }
 
 // startDirector forks `drlb run -c cfgPath extra...` from a thread inside
-// the director's namespace, so the child lives there. Its output goes
+// director h's namespace, so the child lives there. Its output goes
 // straight to logPath (a file, not a pipe through this process), so a
 // detached director of a kept lab keeps logging after this process exits.
 // The file is emptied first: a new director, a new log (waitLog counts
 // lines in it). detach puts it in its own session: Ctrl-C in this
 // terminal no longer reaches it.
-func startDirector(l *testbed.Lab, exe, cfgPath, logPath string, detach bool, extra ...string) (*directorProc, error) {
+func startDirector(l *testbed.Lab, h *testbed.Host, exe, cfgPath, logPath string, detach bool, extra ...string) (*directorProc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -38,8 +38,8 @@ func startDirector(l *testbed.Lab, exe, cfgPath, logPath string, detach bool, ex
 	p := &directorProc{cmd: exec.Command(exe, args...), log: logPath, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: detach}
-	if err := l.Do(l.Director, p.cmd.Start); err != nil {
-		return nil, fmt.Errorf("starting the director (%s): %w", exe, err)
+	if err := l.Do(h, p.cmd.Start); err != nil {
+		return nil, fmt.Errorf("starting %s (%s): %w", h.Name, exe, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()

@@ -19,8 +19,10 @@
 // (scenario_<name>_linux.go), with the same runner, captures and checks:
 // arp-flux (a real server answers ARP for the VIP), forwarding-on (the
 // director's kernel routes its copy of each frame), restart (connections
-// through a director restart, rr against mh) and mtu (a real server with a
-// smaller MTU). Options.HTML writes the run as one self-contained page:
+// through a director restart, rr against mh), mtu (a real server with a
+// smaller MTU) and scale-out (two directors announcing a routed VIP by BGP
+// to BIRD 2 on the router, ECMP over both, one withdrawing; it needs bird,
+// testbed.StartBIRD). Options.HTML writes the run as one self-contained page:
 // the topology and the walked request (or the scenario) as SVG drawings
 // made from the captures, and the check table.
 //

@@ -24,6 +24,11 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if sc := scenarioNamed(opts.Scenario); sc != nil && sc.BGP {
+		if _, err := testbed.FindBIRD(); err != nil {
+			return fmt.Errorf("--scenario %s: %w", sc.Name, err)
+		}
+	}
 	if opts.Name != "" && labExists(opts.Name) {
 		return fmt.Errorf("%w: %q (its namespaces %s-* exist).\n"+
 			"  look around:  ip netns exec %s-client bash\n"+
@@ -71,6 +76,10 @@ type runner struct {
 	pcapsWanted int
 	// page collects the HTML page's drawings as the run goes.
 	page page
+	// atEnd stops what a scenario started besides the director (another
+	// director, BIRD), last first, before the lab is torn down, whatever
+	// happened.
+	atEnd []func() error
 }
 
 // section starts the next numbered section of the output.
@@ -95,7 +104,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 		r.page.title = "drlb lab --scenario " + sc.Name + ": " + sc.Title
 	}
 
-	l, err := testbed.New(ctx, testbed.Options{RealServers: r.o.RealServers, Name: r.o.Name})
+	to := testbed.Options{RealServers: r.o.RealServers, Name: r.o.Name}
+	if sc != nil && sc.BGP {
+		to.Directors, to.RoutedVIP = 2, true
+	}
+	l, err := testbed.New(ctx, to)
 	if errors.Is(err, testbed.ErrNotRoot) {
 		return ErrNotRoot
 	}
@@ -110,6 +123,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 		if derr := r.stopDirector(); derr != nil {
 			fmt.Fprintf(w, "stopping the director: %v\n", derr)
+		}
+		for i := len(r.atEnd) - 1; i >= 0; i-- {
+			if aerr := r.atEnd[i](); aerr != nil {
+				fmt.Fprintf(w, "%v\n", aerr)
+			}
 		}
 		if cerr := l.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("tearing down the lab: %w", cerr))

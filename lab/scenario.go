@@ -14,6 +14,10 @@ type Scenario struct {
 	// --scheduler of the walkthrough do not apply).
 	RealServers int
 	Scheduler   string
+	// BGP builds a lab of two directors announcing a routed VIP by BGP to
+	// BIRD 2 on the router (testbed.Options.Directors, RoutedVIP); the
+	// scenario refuses to start without bird.
+	BGP bool
 }
 
 // scenarios lists every scenario in the order --list-scenarios shows
@@ -38,6 +42,11 @@ var scenarios = []Scenario{
 		Name: "mtu", Title: "A real server with a smaller MTU",
 		Shows:       "rs1 at MTU 1400 on a 1500 LAN: TCP is saved by the MSS, full-size UDP uploads vanish without an ICMP; drlb doctor names rs1, one MTU fixes it",
 		RealServers: 2, Scheduler: "rr",
+	},
+	{
+		Name: "scale-out", Title: "Two directors behind ECMP, announced by BGP; one withdraws",
+		Shows:       "two directors announce the VIP to BIRD, the router spreads new connections over both and mh picks the same server on either; one gets SIGTERM, the router drops it within ms and its open connections continue through the other on the same server",
+		RealServers: 3, Scheduler: "mh", BGP: true,
 	},
 }
 

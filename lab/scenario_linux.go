@@ -25,6 +25,7 @@ var scenarioRuns = map[string]func(*runner, context.Context) error{
 	"forwarding-on": (*runner).forwardingOn,
 	"restart":       (*runner).restart,
 	"mtu":           (*runner).mtu,
+	"scale-out":     (*runner).scaleOut,
 }
 
 // ctlPath is a scenario director's control socket, private to the run

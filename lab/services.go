@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/drlb/drlb/scheduler"
 )
@@ -23,12 +24,26 @@ type service struct {
 	// udpPort, when not 0, adds a UDP service VIP:udpPort over the same
 	// real servers and scheduler (the real servers' echo).
 	udpPort uint16
+	// bgp, when set, announces the VIP to this router by BGP.
+	bgp *bgpPeer
+}
+
+// bgpPeer is the router a director announces the VIPs to: its address,
+// AS numbers and the hold time.
+type bgpPeer struct {
+	router         netip.Addr
+	asn, routerASN int
+	holdTime       time.Duration
 }
 
 // yaml renders the service as the director's config file.
 func (s service) yaml() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "interface: %s          # the director's LAN interface\n", s.iface)
+	if p := s.bgp; p != nil {
+		fmt.Fprintf(&b, "bgp:                    # announce the VIP to the router while it can be served\n  asn: %d\n  hold_time: %s\n  peers:\n    - {address: %s, asn: %d}\n",
+			p.asn, p.holdTime, p.router, p.routerASN)
+	}
 	b.WriteString("services:\n")
 	s.service(&b, "tcp", s.port)
 	if s.udpPort != 0 {

@@ -22,10 +22,14 @@ func (r *runner) topology(marks map[string]string) {
 	w, l := r.w, r.l
 	r.section("The network")
 	fmt.Fprintf(w, "Built in %d network namespaces (nothing touches this machine's own network).\n", len(l.Hosts())+1)
-	fmt.Fprintf(w, "The client is routed, as on the Internet: the router asks the LAN who has the VIP.\n\n")
+	how := "the router asks the LAN who has the VIP"
+	if routedVIP(l) {
+		how = "the router reaches the VIP through the directors' BGP routes"
+	}
+	fmt.Fprintf(w, "The client is routed, as on the Internet: %s.\n\n", how)
 	printTopology(w, l)
 	r.page.add("The network", topologySVG(l, marks),
-		fmt.Sprintf("Built in %d network namespaces (lab %s): the client is routed, as on the Internet, so the router asks the LAN who has the VIP.", len(l.Hosts())+1, l.Name))
+		fmt.Sprintf("Built in %d network namespaces (lab %s): the client is routed, as on the Internet, so %s.", len(l.Hosts())+1, l.Name, how))
 }
 
 // directorSetup is section 2: the director's host settings and the

@@ -90,6 +90,9 @@ func (s *svgDoc) String() string {
 type seqDiagram struct {
 	lanes []seqLane
 	rows  []seqRow
+	// laneW is the distance between lanes; 0 means seqLaneW. Many lanes
+	// take less, so the drawing fits the page.
+	laneW int
 }
 
 // seqLane is a host: its name, and address lines under it.
@@ -130,7 +133,14 @@ const (
 	seqNoteH  = 38
 )
 
-func (d *seqDiagram) laneX(i int) int { return seqMargin + i*seqLaneW }
+func (d *seqDiagram) laneX(i int) int { return seqMargin + i*d.laneWidth() }
+
+func (d *seqDiagram) laneWidth() int {
+	if d.laneW > 0 {
+		return d.laneW
+	}
+	return seqLaneW
+}
 
 // msg adds a frame.
 func (d *seqDiagram) msg(from, to int, kind, label, detail string) *seqRow {
@@ -145,7 +155,7 @@ func (d *seqDiagram) note(text string) {
 
 // svg draws the diagram.
 func (d *seqDiagram) svg() string {
-	width := 2*seqMargin + (len(d.lanes)-1)*seqLaneW
+	width := 2*seqMargin + (len(d.lanes)-1)*d.laneWidth()
 	height := seqHeadH + 20
 	for _, r := range d.rows {
 		if r.kind == kindNote {
@@ -158,7 +168,7 @@ func (d *seqDiagram) svg() string {
 	// Lanes: a box with the host's name and addresses, a dashed life line.
 	for i, l := range d.lanes {
 		x := d.laneX(i)
-		bw := 196
+		bw := min(196, d.laneWidth()-12)
 		s.rect(x-bw/2, 8, bw, seqHeadH-14, "box")
 		s.text(x, 27, "name", "middle", l.name)
 		for j, sub := range l.sub {

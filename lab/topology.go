@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/drlb/drlb/testbed"
@@ -19,14 +20,49 @@ func printTopology(w io.Writer, l *testbed.Lab) {
 	fmt.Fprintf(w, "  %-12s %-5s %-12s %-18s %-20s %s\n", "HOST", "IFACE", "IPv4", "MAC", "NAMESPACE", "ROLE")
 	row("client", l.Client.Port, l.Client.NSName, "HTTP client")
 	fmt.Fprintf(w, "     |         routed link %s\n", prefix24(l.Client.IPv4))
-	row("router", l.RouterUplink, l.Router.NSName, "gateway, ip_forward=1")
+	row("router", l.RouterUplink, l.Router.NSName, routerRole(l))
 	row("", l.Router.Port, "", "")
 	fmt.Fprintf(w, "     |\n  ===+=== LAN %s: bridge %s in namespace %s ===\n     |\n", prefix24(l.Router.IPv4), l.Switch.Iface, l.Switch.NSName)
-	row("+- director", l.Director.Port, l.Director.NSName, "drlb; the VIP is NOT on it")
+	for _, d := range directors(l) {
+		row("+- "+d.Name, d.Port, d.NSName, directorRole(l))
+	}
 	for _, rs := range l.RealServers {
 		row("+- "+rs.Name, rs.Port, rs.NSName, "VIP/32 on lo")
 	}
+	if routedVIP(l) {
+		fmt.Fprintf(w, "\n  VIP %s, port %d: off the LAN; each director announces it to the router by BGP.\n", l.VIP, testbed.HTTPPort)
+		return
+	}
 	fmt.Fprintf(w, "\n  VIP %s, port %d: the address clients use; no host answers ARP for it but drlb.\n", l.VIP, testbed.HTTPPort)
+}
+
+// directors are the lab's directors, the first one at least.
+func directors(l *testbed.Lab) []*testbed.Host {
+	if len(l.Directors) == 0 {
+		return []*testbed.Host{l.Director}
+	}
+	return l.Directors
+}
+
+// routedVIP reports whether the VIP is off the LAN (announced by BGP).
+func routedVIP(l *testbed.Lab) bool {
+	lan, err := l.Router.IPv4.Prefix(24)
+	return err == nil && !lan.Contains(l.VIP)
+}
+
+// routerRole and directorRole say what the router and a director do in l.
+func routerRole(l *testbed.Lab) string {
+	if routedVIP(l) {
+		return "gateway; BIRD 2: BGP, ECMP"
+	}
+	return "gateway, ip_forward=1"
+}
+
+func directorRole(l *testbed.Lab) string {
+	if routedVIP(l) {
+		return "drlb; announces the VIP by BGP"
+	}
+	return "drlb; the VIP is NOT on it"
 }
 
 // prefix24 names the /24 an address is in.
@@ -58,7 +94,10 @@ func topologySVG(l *testbed.Lab, marks map[string]string) string {
 		lines []string
 		role  string
 	}
-	lan := []box{{h: l.Director, role: "drlb; the VIP is NOT on it"}}
+	var lan []box
+	for _, d := range directors(l) {
+		lan = append(lan, box{h: d, role: directorRole(l)})
+	}
 	for i, rs := range l.RealServers {
 		if i == topoMaxRS {
 			lan = append(lan, box{lines: []string{fmt.Sprintf("+ %d more", len(l.RealServers)-topoMaxRS), "real servers"}})
@@ -67,13 +106,16 @@ func topologySVG(l *testbed.Lab, marks map[string]string) string {
 		lan = append(lan, box{h: rs, role: "VIP/32 on lo"})
 	}
 	vip := fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the director; every real server holds it on lo and stays silent.", l.VIP, testbed.HTTPPort)
+	if routedVIP(l) {
+		vip = fmt.Sprintf("VIP %s:%d, off the LAN: each director announces it to the router by BGP; every real server holds it on lo.", l.VIP, testbed.HTTPPort)
+	}
 	width := max(2*topoMargin+len(lan)*topoBoxW+(len(lan)-1)*topoGap, 2*topoMargin+2*topoBoxW+200, 2*topoMargin+len(vip)*7)
 	busY := topoMargin + topoBoxH + 56
 	row2 := busY + 44
 	s := newSVG(width, row2+topoBoxH+44)
 	draw := func(x, y int, b box) {
 		class := "box"
-		if b.h == l.Director {
+		if slices.Contains(directors(l), b.h) {
 			class = "box-director"
 		}
 		mark := ""
@@ -108,7 +150,7 @@ func topologySVG(l *testbed.Lab, marks map[string]string) string {
 	// Top row: the client, its link, the router.
 	cx, rx := topoMargin, topoMargin+topoBoxW+200
 	draw(cx, topoMargin, box{h: l.Client, role: "HTTP client"})
-	draw(rx, topoMargin, box{h: l.Router, role: "gateway, ip_forward=1"})
+	draw(rx, topoMargin, box{h: l.Router, role: routerRole(l)})
 	ly := topoMargin + topoBoxH/2
 	s.line(cx+topoBoxW, ly, rx, ly, "wire")
 	s.text((cx+topoBoxW+rx)/2, ly-8, "small", "middle", "routed link "+prefix24(l.Client.IPv4))

@@ -79,7 +79,7 @@ func (r *runner) startDirector(logName string, detach bool, extra ...string) err
 		args += " " + a
 	}
 	cmdLine(w, fmt.Sprintf("ip netns exec %s drlb %s", l.Director.NSName, args), "")
-	p, err := startDirector(l, r.o.Executable, r.cfgPath, r.logPath, detach, extra...)
+	p, err := startDirector(l, l.Director, r.o.Executable, r.cfgPath, r.logPath, detach, extra...)
 	if err != nil {
 		return err
 	}

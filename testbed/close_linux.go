@@ -6,7 +6,7 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// Close stops the services, closes the namespace handles and removes every
+// Close stops the services and BIRD, closes the namespace handles and removes every
 // namespace the lab made; the links inside go with them (none was ever in
 // the root namespace). It is idempotent, safe to call concurrently and from
 // a signal-handling goroutine, and returns the first call's result.
@@ -20,6 +20,9 @@ func (l *Lab) Close() error {
 	var errs []error
 	if l.svc != nil {
 		errs = append(errs, l.svc.stop())
+	}
+	for _, b := range l.birds {
+		errs = append(errs, b.Stop())
 	}
 	for _, h := range l.allHosts() {
 		if h != nil && h.NS.IsOpen() {

@@ -67,6 +67,8 @@ type Lab struct {
 	created []string
 	// svc is the running services, if any.
 	svc *services
+	// birds are the BIRD processes StartBIRD ran (Linux), stopped by Close.
+	birds []*BIRD
 }
 
 // Hosts returns every host with addresses: client, router, director, the

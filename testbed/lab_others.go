@@ -51,3 +51,6 @@ func Cleanup(prefix string) error { return ErrUnsupported }
 
 // CleanupStale fails off Linux.
 func CleanupStale() error { return ErrUnsupported }
+
+// BIRD is BIRD 2 in the router's namespace: Linux only.
+type BIRD struct{}

@@ -48,9 +48,17 @@ func TestLabScenarios(t *testing.T) {
 			"rs1  MTU 1400  SYN-ACK MSS 1360", "rs2  MTU 1500  SYN-ACK MSS 1460", "-> rs1   NO ANSWER within",
 			"Captured: 0 ICMP frames", "FAIL    real server 198.18.0.11 MTU 1500", "ip link set dev IFACE mtu 1500",
 		},
+		"scale-out": {
+			"nexthop via 198.18.0.2 dev eth0 weight 1", "nexthop via 198.18.0.3 dev eth0 weight 1",
+			"198.18.2.100 via 198.18.0.2 dev eth0 proto bird", "16 of 16 flows: both configs' mh name the server that answered",
+			"was via director2", "(the same server)", "reached director2 after the router dropped it: 0.", "no-conn 0",
+		},
 	}
 	for _, sc := range lab.Scenarios() {
 		t.Run(sc.Name, func(t *testing.T) {
+			if sc.BGP {
+				testutil.NeedTool(t, "bird") // BIRD 2, the router's BGP speaker
+			}
 			name := labName(t, "s"+strings.ReplaceAll(sc.Name, "-", ""))
 			dir := t.TempDir()
 			page := filepath.Join(dir, sc.Name+".html")
@@ -79,5 +87,17 @@ func TestLabScenarios(t *testing.T) {
 				t.Run("renders in Chromium", func(t *testing.T) { renderPage(t, absPath(t, page)) })
 			}
 		})
+	}
+}
+
+// TestLabScenarioNeedsBIRD: without bird in $PATH, scale-out refuses
+// before building anything, in one line naming the package to install.
+func TestLabScenarioNeedsBIRD(t *testing.T) {
+	testutil.NeedRoot(t) // the root check comes first
+	t.Setenv("PATH", t.TempDir())
+	out, code := drlbCmd(t, "lab", "--scenario", "scale-out")
+	want := "drlb lab: --scenario scale-out: BIRD 2 is not installed (no bird in $PATH): apt-get install bird2\n"
+	if code != 1 || out != want {
+		t.Errorf("exit %d, output %q; want exit 1, %q", code, out, want)
 	}
 }
