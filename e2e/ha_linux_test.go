@@ -247,6 +247,11 @@ vrrp_instance VI_1 {
   virtual_router_id %d
   priority %d
   advert_int %.1f
+  # The second burst of gratuitous ARP 1 s after taking over (default 5 s):
+  # a router ignores ARP updates to an entry changed less than its
+  # locktime (1 s) ago, so the first burst can be lost when the entry was
+  # just refreshed, as it is right before keepalived preempts here.
+  garp_master_delay 1
   virtual_ipaddress {
     %s/32
   }
@@ -328,7 +333,7 @@ func TestHAKeepalivedInterop(t *testing.T) {
 	k := startKeepalived(t, l, d2, 200)
 	k.waitLog(t, "Entering MASTER STATE", 5*time.Second)
 	yielded := waitHAState(t, sock, "BACKUP", 2*time.Second)
-	waitRouterARP(t, l, d2.MAC, 2*time.Second)
+	waitRouterARP(t, l, d2.MAC, 3*time.Second) // keepalived's second burst comes after 1 s
 	h := haStatus(sock)
 	if h.Master != d2.IPv4 || h.MasterPriority != 200 {
 		t.Errorf("drlb sees master %v (priority %d), want keepalived at %v (200)", h.Master, h.MasterPriority, d2.IPv4)
