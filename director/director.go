@@ -177,7 +177,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.step, err = step.New(step.Config{Forwarder: fw, Responder: d.responder, Resolver: d.resolver, Observer: opts.Trace})
+	d.step, err = step.New(step.Config{Forwarder: fw, Responder: d.responder, Resolver: d.resolver, Observer: opts.Trace, Prefetch: true})
 	if err != nil {
 		return nil, err
 	}
