@@ -58,3 +58,32 @@ func TestZeroAllocs(t *testing.T) {
 		t.Error("nothing expired: the test did not exercise removal")
 	}
 }
+
+// TestPrefetchNoEffect: Prefetch allocates nothing and leaves every slot as
+// it was, keys present or absent, batches longer than PrefetchBatch too.
+func TestPrefetchNoEffect(t *testing.T) {
+	tb, err := New(Options{Max: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]Key, 3*PrefetchBatch+5)
+	for i := range keys {
+		keys[i] = testKey(i)
+		if i%2 == 0 {
+			e, _ := tb.Insert(&keys[i], t0)
+			tb.SetTimeout(e, t0, time.Second)
+		}
+	}
+	before := append([]Entry(nil), tb.slots...)
+	if a := testing.AllocsPerRun(100, func() { tb.Prefetch(keys) }); a != 0 {
+		t.Fatalf("Prefetch: %v allocs/op, want 0", a)
+	}
+	tb.Prefetch(nil)
+	for i := range before {
+		if before[i] != tb.slots[i] {
+			t.Fatalf("slot %d changed", i)
+		}
+	}
+	var zero Table
+	zero.Prefetch(keys) // no slots: nothing to load, no panic
+}

@@ -2,6 +2,7 @@ package conntable
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -196,4 +197,37 @@ func BenchmarkSweepExpired(b *testing.B) {
 		b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(removed), "ns/removed")
 	}
 	reportSize(b, tb)
+}
+
+// BenchmarkLookupBatch looks up 64 scattered keys per op, as the forwarder
+// does with a batch of frames, with and without Prefetch first; ns/key is
+// the figure to compare with BenchmarkLookupHit.
+func BenchmarkLookupBatch(b *testing.B) {
+	tb := fill(b, benchN, nil)
+	for _, pre := range []bool{false, true} {
+		b.Run(fmt.Sprintf("prefetch=%v", pre), func(b *testing.B) {
+			var keys [PrefetchBatch]Key
+			b.ReportAllocs()
+			i, keysDone := 0, 0
+			for b.Loop() {
+				for j := range keys {
+					keys[j] = benchKey(perm(i))
+					i++
+					if i == benchN {
+						i = 0
+					}
+				}
+				if pre {
+					tb.Prefetch(keys[:])
+				}
+				for j := range keys {
+					if tb.Lookup(&keys[j], t0) == nil {
+						b.Fatal("miss")
+					}
+				}
+				keysDone += len(keys)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(keysDone), "ns/key")
+		})
+	}
 }

@@ -59,6 +59,7 @@ type Table struct {
 	n        int // occupied slots, expired-but-unreclaimed included
 	hand     int // Sweep's clock hand
 	onExpire func(e *Entry)
+	sink     uint32 // what Prefetch loaded, kept so the loads are not elided
 }
 
 // New returns an empty table for opts.Max entries. It allocates the whole

@@ -115,6 +115,11 @@ func (d *Director) Apply(cfg *config.Config) error {
 	if err := d.setResponderVIPs(cfg); err != nil {
 		d.log.Error("apply: ARP responder keeps the old VIPs", "err", err)
 	}
+	if vs, ok := d.port.(link.VIPSetter); ok && !slices.Equal(oldVIPs, vips) {
+		if err := vs.SetVIPs(vips); err != nil {
+			d.log.Error("apply: XDP VIP map keeps the old VIPs: new VIPs go through AF_PACKET, removed ones still reach drlb", "err", err)
+		}
+	}
 	if filter != nil {
 		if err := fs.SetFilter(filter); err != nil {
 			d.log.Error("apply: socket filter keeps the old VIPs: traffic to new VIPs does not reach drlb; restart it", "err", err)

@@ -48,6 +48,11 @@ type Options struct {
 	// shaping, and packet captures on the director (tcpdump) no longer
 	// see what drlb sends, since the kernel's taps are skipped too.
 	QdiscBypass bool
+	// IO is the frame I/O backend Run opens: "afpacket" (the default, also
+	// for ""), "afxdp" (link.OpenXDP: an XDP program redirects VIP frames
+	// to an AF_XDP socket; ARP, NDP and what XDP cannot carry go through
+	// AF_PACKET), or "auto", which today picks afpacket and logs why.
+	IO string
 	// BlackholeVIPs lets the director run on a host that forwards (a
 	// container host): instead of refusing to start, Run installs a
 	// blackhole route per VIP so the kernel drops its copy of VIP frames
@@ -187,7 +192,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.step, err = step.New(step.Config{Forwarder: fw, Responder: d.responder, Resolver: d.resolver, Observer: opts.Trace})
+	d.step, err = step.New(step.Config{Forwarder: fw, Responder: d.responder, Resolver: d.resolver, Observer: opts.Trace, Prefetch: true})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
@@ -73,7 +74,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	port, err := link.Open(cfg.Interface, link.Config{Filter: filter, QdiscBypass: opts.QdiscBypass})
+	port, err := openPort(cfg.Interface, link.Config{Filter: filter, QdiscBypass: opts.QdiscBypass}, vips, opts.IO, log)
 	if err != nil {
 		b.stop()
 		if errors.Is(err, link.ErrNotPermitted) {
@@ -121,4 +122,44 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return d.ha.serve(ctx, d)
 	}
 	return d.Serve(ctx)
+}
+
+// IO backends of Options.IO.
+const (
+	IOAFPacket = "afpacket"
+	IOAFXDP    = "afxdp"
+	IOAuto     = "auto"
+)
+
+// openPort opens the LAN port with the backend io names.
+func openPort(ifname string, lc link.Config, vips []netip.Addr, io string, log *slog.Logger) (link.Port, error) {
+	switch io {
+	case "", IOAFPacket:
+		return link.Open(ifname, lc)
+	case IOAuto:
+		log.Info("io auto: afpacket", "why", autoWhy(ifname))
+		return link.Open(ifname, lc)
+	case IOAFXDP:
+		p, err := link.OpenXDP(ifname, lc, vips)
+		if err != nil {
+			return nil, err
+		}
+		mode := ""
+		if m, ok := p.(link.XDPMode); ok {
+			mode = m.XDPMode()
+		}
+		log.Info("io afxdp: VIP frames through AF_XDP (copy mode, queue 0); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
+			"xdp", mode, "interface", ifname)
+		return p, nil
+	}
+	return nil, fmt.Errorf("director: io %q: want afpacket, afxdp or auto", io)
+}
+
+// autoWhy says why auto picks AF_PACKET on ifname.
+func autoWhy(ifname string) string {
+	why := "AF_XDP stays opt-in (-io afxdp) until the side-by-side forwarding benchmark shows it faster"
+	if _, err := os.Stat("/sys/class/net/" + ifname + "/device"); err != nil {
+		why += "; " + ifname + " is a virtual interface (veth): local senders' partial checksums and GSO super-frames reach it, and XDP frames carry neither, so AF_XDP would forward them with unfinished checksums"
+	}
+	return why
 }

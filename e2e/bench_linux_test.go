@@ -41,7 +41,7 @@ func BenchmarkForwardingRate(b *testing.B) {
 	defer l.Close()
 
 	rates := map[string]float64{}
-	for _, mode := range []string{"in-kernel", "drlb", "drlb-bypass"} {
+	for _, mode := range []string{"in-kernel", "drlb", "drlb-bypass", "drlb-afxdp"} {
 		var stop func()
 		switch mode {
 		case "in-kernel":
@@ -50,6 +50,8 @@ func BenchmarkForwardingRate(b *testing.B) {
 			stop = startDrlbForBench(b, l)
 		case "drlb-bypass":
 			stop = startDrlbForBench(b, l, "-qdisc-bypass")
+		case "drlb-afxdp":
+			stop = startDrlbForBench(b, l, "-io", "afxdp")
 		}
 		rate, sent := blast(b, l)
 		stop()
@@ -63,9 +65,11 @@ func BenchmarkForwardingRate(b *testing.B) {
 	b.ReportMetric(rates["in-kernel"], "kernel-fps")
 	b.ReportMetric(rates["drlb"], "drlb-fps")
 	b.ReportMetric(rates["drlb-bypass"], "bypass-fps")
+	b.ReportMetric(rates["drlb-afxdp"], "afxdp-fps")
 	if rates["in-kernel"] > 0 {
 		b.ReportMetric(rates["drlb"]/rates["in-kernel"], "drlb/kernel")
 		b.ReportMetric(rates["drlb-bypass"]/rates["in-kernel"], "bypass/kernel")
+		b.ReportMetric(rates["drlb-afxdp"]/rates["in-kernel"], "afxdp/kernel")
 	}
 }
 

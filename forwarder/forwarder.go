@@ -84,14 +84,18 @@ type Forwarder struct {
 	key  conntable.Key
 	tkey conntable.Key
 	flow scheduler.Flow
+	pre  prefetchKeys
+	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
+	preMin int
 }
 
 // New builds a Forwarder for cfg. Real servers whose config has a MAC are
 // usable at once; the others wait for SetMAC.
 func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	f := &Forwarder{
-		sweep: opts.SweepBudget,
-		mtu:   opts.MTU,
+		sweep:  opts.SweepBudget,
+		mtu:    opts.MTU,
+		preMin: PrefetchMinConns,
 	}
 	if f.sweep == 0 {
 		f.sweep = 8

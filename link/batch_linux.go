@@ -286,3 +286,33 @@ func (p *afpacket) Stats() (Stats, error) {
 	p.stats.rxDropped.Add(uint64(ks.Drops))
 	return p.stats.snapshot(), nil
 }
+
+// tryRead is one recvmmsg that never waits: the AF_XDP port polls the
+// socket itself. It returns 0 when nothing is queued.
+func (p *afpacket) tryRead(frames []Frame) (int, error) {
+	r := &p.rx
+	vlen := min(len(frames), len(r.msgs))
+	for i := range vlen {
+		m := &r.msgs[i]
+		m.hdr.SetControllen(ctrlLen)
+		m.hdr.Flags = 0
+		m.n = 0
+	}
+	r.vlen, r.n, r.errno = vlen, 0, 0
+	p.tryGot = false
+	if err := p.rc.Control(p.tryFn); err != nil {
+		return 0, newError(p.ifname, "recvmmsg", err)
+	}
+	if !p.tryGot {
+		return 0, nil
+	}
+	switch r.errno {
+	case 0:
+	case unix.EINVAL:
+		p.stats.unrepresentable.Add(1)
+		return 0, nil
+	default:
+		return 0, newError(p.ifname, "recvmmsg", r.errno)
+	}
+	return p.fill(frames, r.n), nil
+}

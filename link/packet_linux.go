@@ -30,6 +30,9 @@ type afpacket struct {
 	tx  txRing
 
 	stats counters
+
+	tryFn  func(fd uintptr) // tryRead's callback, bound once
+	tryGot bool
 }
 
 // Open opens an AF_PACKET port on the interface ifname, in the network
@@ -193,6 +196,7 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 	p.tx.init(batch)
 	p.rx.fn = p.rx.recv // method values made once: the hot path allocates nothing
 	p.tx.fn = p.tx.send
+	p.tryFn = func(fd uintptr) { p.tryGot = p.rx.recv(fd) }
 	return nil
 }
 

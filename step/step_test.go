@@ -55,7 +55,7 @@ func newStep(t testing.TB, obs step.Observer) *step.Step {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := step.New(step.Config{Forwarder: fw, Responder: resp, Observer: obs, Batch: 4})
+	s, err := step.New(step.Config{Forwarder: fw, Responder: resp, Observer: obs, Batch: 4, Prefetch: true})
 	if err != nil {
 		t.Fatal(err)
 	}

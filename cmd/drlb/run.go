@@ -39,6 +39,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	metrics := fs.String("metrics", "", "also serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9469")
 	label := fs.String("label", "", "a label for this director, logged with every line (drlb lab tags its directors)")
 	blackhole := fs.Bool("blackhole-vip", false, "on a host that must forward: add a blackhole route per VIP (removed on exit) instead of refusing to start")
+	ioBackend := fs.String("io", "afpacket", "frame I/O: afpacket, afxdp (XDP redirects VIP frames to an AF_XDP socket) or auto (picks afpacket today, and logs why)")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: drlb run -c CONFIG [-i IFACE] [-trace]")
@@ -76,7 +77,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *label != "" {
 		log = log.With("label", *label)
 	}
-	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole,
+	switch *ioBackend {
+	case "afpacket", "afxdp", "auto":
+	default:
+		return usageError("-io %q: want afpacket, afxdp or auto", *ioBackend)
+	}
+	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
 		rate := *traceRate

@@ -1,0 +1,249 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	ebpflink "github.com/cilium/ebpf/link"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// xdpPort is the AF_XDP Port: an XDP program on the interface redirects
+// frames to the VIPs into an AF_XDP socket (copy mode) on queue 0, and an
+// AF_PACKET socket, as Open makes it, reads everything else drlb needs
+// (ARP, NDP, and VIP frames the XDP path does not take: 802.1Q-tagged
+// ones, and those arriving on other queues, which the program passes).
+// Frames go out through the AF_XDP socket when they carry no offload
+// state and fit a UMEM chunk, through the AF_PACKET socket otherwise.
+type xdpPort struct {
+	ifname string
+	ap     *afpacket
+	apfd   int
+	objs   *xdpObjects
+	attach ebpflink.Link
+	mode   string
+	x      *xsk
+	closed atomic.Bool
+	// Frames moved through the AF_XDP socket (the rest went through the
+	// AF_PACKET side), for tests and the start-up log.
+	rxXDP, txXDP atomic.Uint64
+
+	rmu  sync.Mutex
+	bufs []byte // receive slots for frames copied out of the UMEM
+	pfds [2]unix.PollFd
+
+	wmu  sync.Mutex
+	sent []bool
+	rest []Frame
+}
+
+// OpenXDP opens an AF_XDP port on ifname for the given VIPs, with cfg for
+// its AF_PACKET side (cfg.Filter: the VIPFilter for the same VIPs). It
+// attaches the XDP program (driver mode, else generic) through a BPF link,
+// so the program is detached when the port closes or the process dies.
+func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
+	pp, err := Open(ifname, cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1}
+	if err := p.setup(vips); err != nil {
+		p.teardown()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *xdpPort) setup(vips []netip.Addr) error {
+	ifi, err := interfaceByName(p.ifname)
+	if err != nil {
+		return err
+	}
+	if cerr := p.ap.rc.Control(func(fd uintptr) { p.apfd = int(fd) }); cerr != nil {
+		return newError(p.ifname, "syscall conn", cerr)
+	}
+	p.objs, err = loadXDP(1)
+	if err != nil {
+		return newError(p.ifname, "load XDP", err)
+	}
+	if err := p.objs.setVIPs(vips); err != nil {
+		return newError(p.ifname, "XDP VIPs", err)
+	}
+	p.x, err = newXSK(ifi.Index, 0)
+	if err != nil {
+		return newError(p.ifname, "AF_XDP", err)
+	}
+	if err := p.objs.xsks.Put(uint32(0), uint32(p.x.fd)); err != nil {
+		return newError(p.ifname, "XSKMAP", err)
+	}
+	p.attach, err = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: p.objs.prog, Interface: ifi.Index, Flags: ebpflink.XDPDriverMode})
+	p.mode = "driver"
+	if err != nil {
+		var gerr error
+		p.attach, gerr = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: p.objs.prog, Interface: ifi.Index, Flags: ebpflink.XDPGenericMode})
+		if gerr != nil {
+			return newError(p.ifname, "attach XDP", errors.Join(err, gerr))
+		}
+		p.mode = "generic"
+	}
+	batch := len(p.ap.rx.msgs)
+	p.bufs = make([]byte, slotLen*batch)
+	p.sent = make([]bool, batch)
+	p.rest = make([]Frame, 0, batch)
+	p.pfds = [2]unix.PollFd{{Fd: int32(p.x.fd), Events: unix.POLLIN}, {Fd: int32(p.apfd), Events: unix.POLLIN}}
+	return nil
+}
+
+// XDPMode reports "driver" or "generic".
+func (p *xdpPort) XDPMode() string { return p.mode }
+
+func (p *xdpPort) HardwareAddr() net.HardwareAddr { return p.ap.HardwareAddr() }
+
+// SetFilter replaces the AF_PACKET side's filter.
+func (p *xdpPort) SetFilter(filter []bpf.RawInstruction) error { return p.ap.SetFilter(filter) }
+
+// SetVIPs changes the VIPs the XDP program redirects.
+func (p *xdpPort) SetVIPs(vips []netip.Addr) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.objs.setVIPs(vips); err != nil {
+		return newError(p.ifname, "XDP VIPs", err)
+	}
+	return nil
+}
+
+// pollWait bounds each wait, so Close and a cancelled context are seen
+// within it even with no traffic.
+const pollWaitMillis = 50
+
+// ReadBatch returns frames from the AF_XDP socket first, then fills the
+// rest of the batch from the AF_PACKET socket without waiting, so neither
+// starves the other; with nothing on either it waits in poll(2).
+func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
+	frames = frames[:min(len(frames), len(p.sent))]
+	for {
+		if p.closed.Load() {
+			return 0, ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n := p.x.receive(frames, p.bufs)
+		if n > 0 {
+			p.rxXDP.Add(uint64(n))
+		}
+		if n < len(frames) {
+			k, err := p.ap.tryRead(frames[n:])
+			if err != nil && n == 0 {
+				return 0, err
+			}
+			n += k
+		}
+		if n > 0 {
+			return n, nil
+		}
+		for i := range p.pfds {
+			p.pfds[i].Revents = 0
+		}
+		if _, err := unix.Poll(p.pfds[:], pollWaitMillis); err != nil && err != unix.EINTR {
+			return 0, newError(p.ifname, "poll", err)
+		}
+	}
+}
+
+// WriteBatch sends what fits through the AF_XDP socket and the rest
+// (frames with offload state) through the AF_PACKET socket, each group in
+// order.
+func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	total := 0
+	var first error
+	for len(frames) > 0 {
+		chunk := frames[:min(len(frames), len(p.sent))]
+		frames = frames[len(chunk):]
+		k := p.x.send(chunk, p.sent)
+		p.txXDP.Add(uint64(k))
+		total += k
+		p.rest = p.rest[:0]
+		for i := range chunk {
+			if !p.sent[i] {
+				p.rest = append(p.rest, chunk[i])
+			}
+		}
+		if len(p.rest) > 0 {
+			n, err := p.ap.WriteBatch(p.rest)
+			total += n
+			if err != nil && first == nil {
+				first = err
+			}
+			clear(p.rest) // keep no reference to the caller's buffers
+		}
+	}
+	return total, first
+}
+
+// Stats adds the AF_XDP socket's drops (XDP_STATISTICS) to the AF_PACKET
+// side's counters.
+func (p *xdpPort) Stats() (Stats, error) {
+	s, err := p.ap.Stats()
+	if p.closed.Load() {
+		return s, ErrClosed
+	}
+	var xs unix.XDPStatistics
+	sz := uint32(unsafe.Sizeof(xs))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(p.x.fd), unix.SOL_XDP, unix.XDP_STATISTICS, uintptr(unsafe.Pointer(&xs)), uintptr(unsafe.Pointer(&sz)), 0); e == 0 {
+		s.RxDropped += xs.Rx_dropped + xs.Rx_ring_full
+	}
+	return s, err
+}
+
+// Close detaches the XDP program, then closes both sockets.
+func (p *xdpPort) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	p.rmu.Lock() // a reader sees closed within one poll wait
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	defer p.rmu.Unlock()
+	return p.teardown()
+}
+
+func (p *xdpPort) teardown() error {
+	var err error
+	if p.attach != nil {
+		if e := p.attach.Close(); e != nil {
+			err = fmt.Errorf("detach XDP from %s: %w", p.ifname, e)
+		}
+		p.attach = nil
+	}
+	if p.x != nil {
+		p.x.close()
+		p.x = nil
+	}
+	if p.objs != nil {
+		p.objs.close()
+		p.objs = nil
+	}
+	if e := p.ap.Close(); e != nil && err == nil {
+		err = e
+	}
+	return err
+}

@@ -1,0 +1,172 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/bpf"
+)
+
+// openXDPIn opens an AF_XDP port on ifname inside ns for vips.
+func openXDPIn(t testing.TB, ns netns.NsHandle, ifname string, vips []netip.Addr) *xdpPort {
+	t.Helper()
+	filter, err := VIPFilter(vips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Port
+	err = testutil.Do(ns, func() error {
+		var err error
+		p, err = OpenXDP(ifname, Config{Filter: filter}, vips)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("OpenXDP %s: %v", ifname, err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p.(*xdpPort)
+}
+
+// xdpAttached reports whether an XDP program is attached to ifname in ns.
+func xdpAttached(t testing.TB, ns netns.NsHandle, ifname string) bool {
+	t.Helper()
+	var attached bool
+	err := testutil.Do(ns, func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		attached = l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attached
+}
+
+// TestXDPPort: VIP frames arrive through the AF_XDP socket, ARP through
+// the AF_PACKET side, other frames not at all; frames written go out
+// through the AF_XDP socket; a VIP added by SetVIPs is redirected; Close
+// detaches the program.
+func TestXDPPort(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openXDPIn(t, l.nsD, "d0", []netip.Addr{vip4})
+	if !xdpAttached(t, l.nsD, "d0") {
+		t.Fatal("no XDP program on d0 after OpenXDP")
+	}
+	t.Logf("XDP attached in %s mode", pd.XDPMode())
+	arp := ether(-1, etherTypeARP, arpRequest(ipA0, vip4))
+	write(t, pa,
+		Frame{Data: udpFrame(-1, ipD0, "not-a-vip")},
+		Frame{Data: arp},
+		Frame{Data: udpFrame(-1, vip4, "to-the-vip")})
+	// The two may come in either order (AF_XDP frames first in a batch),
+	// so read until both have arrived.
+	var got Frame
+	sawARP := false
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fs := make([]Frame, 16)
+	for !sawARP || got.Data == nil {
+		n, err := pd.ReadBatch(ctx, fs)
+		if err != nil {
+			t.Fatalf("ReadBatch (ARP seen %v, VIP frame seen %v): %v", sawARP, got.Data != nil, err)
+		}
+		for _, f := range fs[:n] {
+			switch {
+			case hasMarker("not-a-vip")(f):
+				t.Fatalf("a non-VIP frame reached the port: % x", f.Data)
+			case hasMarker("to-the-vip")(f):
+				got = Frame{Data: bytes.Clone(f.Data), Offload: f.Offload}
+			case bytes.Equal(f.Data, arp):
+				sawARP = true
+			}
+		}
+	}
+	if pd.rxXDP.Load() == 0 {
+		t.Fatal("the VIP frame did not come through the AF_XDP socket")
+	}
+	if got.Offload != (Offload{}) {
+		t.Fatalf("offload %+v on an AF_XDP frame", got.Offload)
+	}
+
+	write(t, pd, Frame{Data: udpFrame(-1, ipA0, "sent-back")})
+	readUntil(t, pa, hasMarker("sent-back"), nil)
+	if pd.txXDP.Load() == 0 {
+		t.Fatal("the frame did not leave through the AF_XDP socket")
+	}
+
+	other := netip.MustParseAddr("198.18.0.101")
+	if err := pd.SetVIPs([]netip.Addr{other}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pd.SetFilter(mustFilter(t, other)); err != nil {
+		t.Fatal(err)
+	}
+	before := pd.rxXDP.Load()
+	write(t, pa, Frame{Data: udpFrame(-1, other, "new-vip")})
+	readUntil(t, pd, hasMarker("new-vip"), nil)
+	if pd.rxXDP.Load() == before {
+		t.Fatal("the new VIP's frame did not come through the AF_XDP socket")
+	}
+
+	if err := pd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if xdpAttached(t, l.nsD, "d0") {
+		t.Fatal("XDP program still attached to d0 after Close")
+	}
+	if _, err := pd.ReadBatch(ctx, make([]Frame, 4)); err != ErrClosed {
+		t.Fatalf("ReadBatch after Close: %v, want ErrClosed", err)
+	}
+}
+
+func mustFilter(t testing.TB, vips ...netip.Addr) []bpf.RawInstruction {
+	t.Helper()
+	f, err := VIPFilter(vips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestXDPPortZeroAlloc: read and write batches through the AF_XDP port
+// allocate nothing.
+func TestXDPPortZeroAlloc(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openXDPIn(t, l.nsD, "d0", []netip.Addr{vip4})
+	out := []Frame{{Data: udpFrame(-1, vip4, "alloc")}}
+	in, back := make([]Frame, 8), make([]Frame, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	step := func() {
+		if _, err := pa.WriteBatch(out); err != nil {
+			t.Fatal(err)
+		}
+		n, err := pd.ReadBatch(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pd.WriteBatch(in[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pa.ReadBatch(ctx, back); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		step()
+	}
+	if allocs := testing.AllocsPerRun(500, step); allocs != 0 {
+		t.Fatalf("%v allocations per read+write batch, want 0", allocs)
+	}
+}

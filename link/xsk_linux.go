@@ -1,0 +1,216 @@
+package link
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// AF_XDP socket geometry: one UMEM of xskFrames chunks of xskChunk bytes,
+// the first half lent to the kernel for receiving (fill ring), the second
+// half kept for transmitting. Rings hold xskRing entries (a power of two).
+const (
+	xskChunk  = 2048
+	xskFrames = 4096
+	xskRing   = 2048
+)
+
+// ring is one of the four AF_XDP rings, mapped from the socket. The
+// producer and consumer words are shared with the kernel: read and
+// written atomically, with our own side cached.
+type ring struct {
+	mem      []byte
+	producer *uint32
+	consumer *uint32
+	descs    unsafe.Pointer
+	mask     uint32
+}
+
+func (r *ring) addr(i uint32) *uint64 {
+	return (*uint64)(unsafe.Add(r.descs, uintptr(i&r.mask)*8))
+}
+
+func (r *ring) desc(i uint32) *unix.XDPDesc {
+	return (*unix.XDPDesc)(unsafe.Add(r.descs, uintptr(i&r.mask)*unsafe.Sizeof(unix.XDPDesc{})))
+}
+
+// xsk is one AF_XDP socket bound to one queue of an interface, in copy
+// mode, with its own UMEM.
+type xsk struct {
+	fd   int
+	umem []byte
+	fill ring // we produce free chunks for the kernel to receive into
+	comp ring // the kernel returns chunks it has sent
+	rx   ring // the kernel produces received frames
+	tx   ring // we produce frames to send
+	free []uint64
+}
+
+func newXSK(ifindex, queue int) (x *xsk, err error) {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket AF_XDP: %w", err)
+	}
+	x = &xsk{fd: fd}
+	defer func() {
+		if err != nil {
+			x.close()
+		}
+	}()
+	x.umem, err = unix.Mmap(-1, 0, xskChunk*xskFrames, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("mmap UMEM: %w", err)
+	}
+	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&x.umem[0]))), Len: uint64(len(x.umem)), Size: xskChunk}
+	if _, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG, uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0); e != 0 {
+		return nil, fmt.Errorf("setsockopt XDP_UMEM_REG: %w", e)
+	}
+	for _, o := range []int{unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_RX_RING, unix.XDP_TX_RING} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, o, xskRing); err != nil {
+			return nil, fmt.Errorf("setsockopt XDP ring %d: %w", o, err)
+		}
+	}
+	var off unix.XDPMmapOffsets
+	sz := uint32(unsafe.Sizeof(off))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS, uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
+		return nil, fmt.Errorf("getsockopt XDP_MMAP_OFFSETS: %w", e)
+	}
+	mapRing := func(r *ring, o unix.XDPRingOffset, pgoff int64, descSize uintptr) error {
+		n := int(o.Desc) + xskRing*int(descSize)
+		mem, err := unix.Mmap(fd, pgoff, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+		if err != nil {
+			return fmt.Errorf("mmap XDP ring at %#x: %w", pgoff, err)
+		}
+		r.mem = mem
+		r.producer = (*uint32)(unsafe.Pointer(&mem[o.Producer]))
+		r.consumer = (*uint32)(unsafe.Pointer(&mem[o.Consumer]))
+		r.descs = unsafe.Pointer(&mem[o.Desc])
+		r.mask = xskRing - 1
+		return nil
+	}
+	descSize := unsafe.Sizeof(unix.XDPDesc{})
+	if err := mapRing(&x.fill, off.Fr, unix.XDP_UMEM_PGOFF_FILL_RING, 8); err != nil {
+		return nil, err
+	}
+	if err := mapRing(&x.comp, off.Cr, unix.XDP_UMEM_PGOFF_COMPLETION_RING, 8); err != nil {
+		return nil, err
+	}
+	if err := mapRing(&x.rx, off.Rx, unix.XDP_PGOFF_RX_RING, descSize); err != nil {
+		return nil, err
+	}
+	if err := mapRing(&x.tx, off.Tx, unix.XDP_PGOFF_TX_RING, descSize); err != nil {
+		return nil, err
+	}
+	// Lend the first half of the UMEM to the kernel for receiving.
+	prod := atomic.LoadUint32(x.fill.producer)
+	for i := range xskFrames / 2 {
+		*x.fill.addr(prod) = uint64(i * xskChunk)
+		prod++
+	}
+	atomic.StoreUint32(x.fill.producer, prod)
+	x.free = make([]uint64, 0, xskFrames/2)
+	for i := xskFrames / 2; i < xskFrames; i++ {
+		x.free = append(x.free, uint64(i*xskChunk))
+	}
+	// Copy mode: veth and most virtual drivers have no zero-copy.
+	sa := &unix.SockaddrXDP{Flags: unix.XDP_COPY, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, fmt.Errorf("bind AF_XDP to queue %d: %w", queue, err)
+	}
+	return x, nil
+}
+
+func (x *xsk) close() {
+	for _, r := range []*ring{&x.fill, &x.comp, &x.rx, &x.tx} {
+		if r.mem != nil {
+			_ = unix.Munmap(r.mem)
+			r.mem = nil
+		}
+	}
+	if x.fd >= 0 {
+		_ = unix.Close(x.fd)
+		x.fd = -1
+	}
+	if x.umem != nil {
+		_ = unix.Munmap(x.umem)
+		x.umem = nil
+	}
+}
+
+// receive copies up to len(frames) received frames into the frames'
+// buffers (slots of bufs, slotLen apart) and hands their chunks straight
+// back to the fill ring. It never blocks.
+func (x *xsk) receive(frames []Frame, bufs []byte) int {
+	cons := atomic.LoadUint32(x.rx.consumer)
+	avail := atomic.LoadUint32(x.rx.producer) - cons
+	n := min(int(avail), len(frames))
+	if n == 0 {
+		return 0
+	}
+	fprod := atomic.LoadUint32(x.fill.producer)
+	for i := range n {
+		d := x.rx.desc(cons + uint32(i))
+		buf := bufs[i*slotLen : (i+1)*slotLen : (i+1)*slotLen]
+		l := min(int(d.Len), MaxFrame)
+		frames[i].Data = buf[vlanHeadroom : vlanHeadroom+copy(buf[vlanHeadroom:vlanHeadroom+l], x.umem[d.Addr:d.Addr+uint64(l)])]
+		frames[i].Offload = Offload{} // XDP carries no checksum or GSO state
+		*x.fill.addr(fprod) = d.Addr &^ (xskChunk - 1)
+		fprod++
+	}
+	atomic.StoreUint32(x.rx.consumer, cons+uint32(n))
+	atomic.StoreUint32(x.fill.producer, fprod)
+	return n
+}
+
+// reclaim takes back the chunks the kernel has finished sending.
+func (x *xsk) reclaim() {
+	cons := atomic.LoadUint32(x.comp.consumer)
+	prod := atomic.LoadUint32(x.comp.producer)
+	for ; cons != prod && len(x.free) < cap(x.free); cons++ {
+		x.free = append(x.free, *x.comp.addr(cons))
+	}
+	atomic.StoreUint32(x.comp.consumer, cons)
+}
+
+// fits reports whether f can leave through the AF_XDP socket: plain frames
+// of a chunk or less. Frames with offload state (partial checksums,
+// super-frames, from the AF_PACKET side) cannot: XDP has no way to carry it.
+func fits(f *Frame) bool {
+	return f.Offload == (Offload{}) && len(f.Data) >= 14 && len(f.Data) <= xskChunk
+}
+
+// send queues the frames that fit (marking each in sent) and kicks the
+// kernel once. It returns how many it queued; frames it did not take are
+// the caller's to send another way.
+func (x *xsk) send(frames []Frame, sent []bool) int {
+	x.reclaim()
+	prod := atomic.LoadUint32(x.tx.producer)
+	room := xskRing - (prod - atomic.LoadUint32(x.tx.consumer))
+	n := 0
+	for i := range frames {
+		sent[i] = false
+		f := &frames[i]
+		if !fits(f) || len(x.free) == 0 || uint32(n) >= room {
+			continue
+		}
+		a := x.free[len(x.free)-1]
+		x.free = x.free[:len(x.free)-1]
+		copy(x.umem[a:a+xskChunk], f.Data)
+		d := x.tx.desc(prod)
+		d.Addr, d.Len, d.Options = a, uint32(len(f.Data)), 0
+		prod++
+		n++
+		sent[i] = true
+	}
+	if n == 0 {
+		return 0
+	}
+	atomic.StoreUint32(x.tx.producer, prod)
+	// Copy mode sends from the sendto call; EAGAIN/EBUSY/ENOBUFS mean the
+	// kernel is busy and sends the rest on the next kick.
+	_, _, _ = unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	x.reclaim()
+	return n
+}
