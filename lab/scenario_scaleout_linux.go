@@ -1,11 +1,9 @@
 package lab
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -33,13 +31,11 @@ const (
 
 // scaleConn is one keep-alive connection of the scale-out scenario.
 type scaleConn struct {
-	ka   *keepAlive
-	port uint16
-	// via is the director its first request crossed; server who answered
-	// each request: before the withdraw, after it, after director2 exited.
-	via                        string
-	server, afterWd, afterExit string
-	errWd, errExit             error
+	*heldConn
+	// afterWd and afterExit are who answered the request after the
+	// withdraw, and after director2 exited.
+	afterWd, afterExit string
+	errWd, errExit     error
 	// viaAfter is the director the request after the withdraw crossed.
 	viaAfter string
 }
@@ -294,26 +290,15 @@ func (r *runner) waitRoute(ctx context.Context, n int, timeout, poll time.Durati
 // until scaleKeepEach crossed each director (at least scaleKeepMin, at most
 // scaleKeepMax), and prints them.
 func (r *runner) scaleKeepAlive(ctx context.Context, cs *captures, d1, d2 *testbed.Host) ([]*scaleConn, error) {
-	w, l := r.w, r.l
-	vip := netip.AddrPortFrom(l.VIP, r.svc.port).String()
-	fmt.Fprintf(w, "Keep-alive connections from the client, one request on each (the router hashes each\nto a director; more are opened until %d crossed each):\n\n", scaleKeepEach)
-	var conns []*scaleConn
-	count := map[string]int{}
-	for len(conns) < scaleKeepMax && (len(conns) < scaleKeepMin || count[d1.Name] < scaleKeepEach || count[d2.Name] < scaleKeepEach) {
-		c, err := l.Dial(ctx, l.Client, "tcp", vip)
-		if err != nil {
-			return conns, fmt.Errorf("connection %d to %s: %w", len(conns)+1, vip, err)
-		}
-		sc := &scaleConn{ka: &keepAlive{conn: c, br: bufio.NewReader(c)}, port: uint16(c.LocalAddr().(*net.TCPAddr).Port)}
-		conns = append(conns, sc)
-		if sc.server, err = sc.ka.get(l.VIP.String(), time.Now().Add(scaleWait)); err != nil {
-			return conns, fmt.Errorf("keep-alive connection %d (:%d): %w", len(conns), sc.port, err)
-		}
-		sc.via = r.waitVia(cs, sc.port, time.Time{})
-		count[sc.via]++
-		fmt.Fprintf(w, "  #%-2d :%-5d via %-9s -> %s\n", len(conns), sc.port, orNone(sc.via), sc.server)
+	fmt.Fprintf(r.w, "Keep-alive connections from the client, one request on each (the router hashes each\nto a director; more are opened until %d crossed each):\n\n", scaleKeepEach)
+	held, err := r.holdConns(ctx, cs, scaleKeepMax, scaleWait, func(n int, via map[string]int) bool {
+		return n < scaleKeepMin || via[d1.Name] < scaleKeepEach || via[d2.Name] < scaleKeepEach
+	})
+	conns := make([]*scaleConn, len(held))
+	for i, h := range held {
+		conns[i] = &scaleConn{heldConn: h}
 	}
-	return conns, nil
+	return conns, err
 }
 
 // waitVia returns the director that frames from the client's port to the
