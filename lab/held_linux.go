@@ -2,11 +2,14 @@ package lab
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/drlb/drlb/testbed"
 )
 
 // heldConn is one keep-alive connection a scenario holds open across an
@@ -44,4 +47,34 @@ func (r *runner) holdConns(ctx context.Context, cs *captures, limit int, wait ti
 		fmt.Fprintf(w, "  #%-2d :%-5d via %-9s -> %s\n", len(conns), hc.port, orNone(hc.via), hc.server)
 	}
 	return conns, nil
+}
+
+// drawRequest draws one request of held connection c from the captures,
+// the first whose frames in accepts (a time window): the router hands it
+// to director dir (what), dir forwards it to real server rs (how), rs
+// answers the router. lane maps host names to d's lanes.
+func (r *runner) drawRequest(d *seqDiagram, cs *captures, lane map[string]int, c *heldConn, dir, rs *testbed.Host, in func(*frame) bool, what, how string) {
+	l := r.l
+	router := lane[l.Router.Name]
+	match := func(f *frame) bool { return f.sport == c.port && f.tcpPayloadSize > 0 && in(f) }
+	req := first(cs.of(dir, dir.Iface), func(f *frame) bool { return match(f) && bytes.Equal(f.dst, dir.MAC) })
+	if req == nil {
+		d.note("the request was not captured at " + dir.Name)
+		return
+	}
+	d.msg(router, lane[dir.Name], kindReq, fmt.Sprintf("GET / (%d bytes) on :%d, %s", req.tcpPayloadSize, c.port, what), ethLine(req))
+	out := first(cs.of(rs, rs.Iface), func(f *frame) bool {
+		return match(f) && bytes.Equal(f.dst, rs.MAC) && bytes.Equal(f.src, dir.MAC)
+	})
+	if out == nil {
+		d.msg(lane[dir.Name], lane[rs.Name], kindBad, "not forwarded", "").stub = true
+		return
+	}
+	d.msg(lane[dir.Name], lane[rs.Name], kindReq, "forwarded: "+how, ethLine(out))
+	reply := first(cs.of(rs, rs.Iface), func(f *frame) bool {
+		return f.dport == c.port && f.ipSrc == l.VIP && f.tcpPayloadSize > 0 && bytes.Equal(f.src, rs.MAC) && f.at.After(out.at)
+	})
+	if reply != nil {
+		d.msg(lane[rs.Name], router, kindReply, fmt.Sprintf("HTTP 200 from %s, not via a director", rs.Name), ethLine(reply))
+	}
 }

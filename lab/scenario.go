@@ -51,6 +51,11 @@ var scenarios = []Scenario{
 		Shows:       "two directors announce the VIP to BIRD, the router spreads new connections over both and mh picks the same server on either; one gets SIGTERM, the router drops it within ms and its open connections continue through the other on the same server",
 		RealServers: 3, Scheduler: "mh", Directors: 2, BGP: true,
 	},
+	{
+		Name: "failover", Title: "Two directors, one VIP by VRRP: the master is killed",
+		Shows:       "the master's VRRP adverts, the router's ARP entry on its MAC, keep-alive connections through it; SIGKILL: the backup's takeover after the master-down interval, its gratuitous ARP, the router's entry moving, the connections going on through the new master on the same servers (mh)",
+		RealServers: 3, Scheduler: "mh", Directors: 2,
+	},
 }
 
 // Scenarios returns every scenario, in order.

@@ -89,20 +89,11 @@ func (r *runner) scaleOut(ctx context.Context) error {
 	if err := r.startDirector(d1.Name+".log", false, "-ctl", r.ctlPath()); err != nil {
 		return err
 	}
-	sock2 := filepath.Join(r.dir, d2.Name+".sock")
-	log2 := filepath.Join(r.dir, d2.Name+".log")
-	r.logs = append(r.logs, log2)
-	cmdLine(w, fmt.Sprintf("ip netns exec %s drlb run -c %s -ctl %s", d2.NSName, cfg2Path, sock2), "")
-	p2, err := startDirector(l, d2, r.o.Executable, cfg2Path, log2, false, "-ctl", sock2)
+	p2, _, err := r.startPeer(d2, cfg2Path)
 	if err != nil {
 		return err
 	}
-	r.atEnd = append(r.atEnd, p2.stop)
-	fmt.Fprintf(w, "  log: %s\n", log2)
 	for _, p := range []*directorProc{r.dproc, p2} {
-		if err := p.waitLog("real server resolved", len(l.RealServers), 10*time.Second); err != nil {
-			return err
-		}
 		if err := p.waitLog("bgp: announced", 1, 15*time.Second); err != nil {
 			return err
 		}
@@ -436,34 +427,11 @@ func (r *runner) scaleDiagram(cs *captures, conns []*scaleConn, both, one testbe
 	}
 	// The first request on the connection before the withdraw, and the
 	// first after it.
-	exchange := func(dir *testbed.Host, afterWd bool, what, how string) {
-		match := func(f *frame) bool {
-			return f.sport == c.port && f.tcpPayloadSize > 0 && f.at.After(withdrawn) == afterWd
-		}
-		in := first(cs.of(dir, dir.Iface), func(f *frame) bool { return match(f) && bytes.Equal(f.dst, dir.MAC) })
-		if in == nil {
-			d.note("the request was not captured at " + dir.Name)
-			return
-		}
-		d.msg(router, lane[dir.Name], kindReq, fmt.Sprintf("GET / (%d bytes) on :%d, %s", in.tcpPayloadSize, c.port, what), ethLine(in))
-		out := first(cs.of(rs, rs.Iface), func(f *frame) bool {
-			return match(f) && bytes.Equal(f.dst, rs.MAC) && bytes.Equal(f.src, dir.MAC)
-		})
-		if out == nil {
-			d.msg(lane[dir.Name], lane[rs.Name], kindBad, "not forwarded", "").stub = true
-			return
-		}
-		d.msg(lane[dir.Name], lane[rs.Name], kindReq, "forwarded: "+how, ethLine(out))
-		reply := first(cs.of(rs, rs.Iface), func(f *frame) bool {
-			return f.dport == c.port && f.ipSrc == l.VIP && f.tcpPayloadSize > 0 && bytes.Equal(f.src, rs.MAC) && f.at.After(out.at)
-		})
-		if reply != nil {
-			d.msg(lane[rs.Name], router, kindReply, fmt.Sprintf("HTTP 200 from %s, not via a director", rs.Name), ethLine(reply))
-		}
-	}
-	exchange(d2, false, "hashed to "+d2.Name, "mh picks "+rs.Name)
+	before := func(f *frame) bool { return !f.at.After(withdrawn) }
+	after := func(f *frame) bool { return f.at.After(withdrawn) }
+	r.drawRequest(d, cs, lane, c.heldConn, d2, rs, before, "hashed to "+d2.Name, "mh picks "+rs.Name)
 	d.note(fmt.Sprintf("SIGTERM %s: it withdraws the VIP; %v later the router has %s only.", d2.Name, gone.Round(time.Millisecond), addrList(one.NextHops)))
-	exchange(d1, true, "moved to "+d1.Name, "no entry, mh places it on "+rs.Name+" again: adopted")
+	r.drawRequest(d, cs, lane, c.heldConn, d1, rs, after, "moved to "+d1.Name, "no entry, mh places it on "+rs.Name+" again: adopted")
 	d.note(fmt.Sprintf("%s exited %v after SIGTERM; the connection goes on through %s.", d2.Name, exited.Round(time.Millisecond), d1.Name))
 	return d
 }
