@@ -293,15 +293,18 @@ func (r *runner) scaleKeepAlive(ctx context.Context, cs *captures, d1, d2 *testb
 }
 
 // waitVia returns the director that frames from the client's port to the
-// VIP crossed after after, from the running captures; it waits up to
-// 500 ms for the capture to catch up, "" if none did.
+// VIP crossed after after, from the running captures: a SYN or a frame
+// with data (a request), not a late ACK of an answer that may still go to
+// the director the flow left. It waits up to 500 ms for the capture to
+// catch up, "" if none did.
 func (r *runner) waitVia(cs *captures, port uint16, after time.Time) string {
 	l := r.l
 	deadline := time.Now().Add(500 * time.Millisecond)
 	for {
 		for _, d := range l.Directors {
 			for _, f := range cs.sofar(d, d.Iface) {
-				if f.ipDst == l.VIP && f.sport == port && f.proto == protoTCP && bytes.Equal(f.dst, d.MAC) && f.at.After(after) {
+				if f.ipDst == l.VIP && f.sport == port && f.proto == protoTCP && (f.isSYN() || f.tcpPayloadSize > 0) &&
+					bytes.Equal(f.dst, d.MAC) && f.at.After(after) {
 					return d.Name
 				}
 			}
