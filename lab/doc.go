@@ -22,7 +22,8 @@
 // through a director restart, rr against mh), mtu (a real server with a
 // smaller MTU) and scale-out (two directors announcing a routed VIP by BGP
 // to BIRD 2 on the router, ECMP over both, one withdrawing; it needs bird,
-// testbed.StartBIRD). Options.HTML writes the run as one self-contained page:
+// testbed.StartBIRD) and failover (two directors sharing the VIP by VRRP,
+// the master killed, the backup taking over). Options.HTML writes the run as one self-contained page:
 // the topology and the walked request (or the scenario) as SVG drawings
 // made from the captures, and the check table.
 //

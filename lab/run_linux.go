@@ -105,8 +105,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 
 	to := testbed.Options{RealServers: r.o.RealServers, Name: r.o.Name}
-	if sc != nil && sc.BGP {
-		to.Directors, to.RoutedVIP = 2, true
+	if sc != nil {
+		to.Directors, to.RoutedVIP = sc.Directors, sc.BGP
 	}
 	l, err := testbed.New(ctx, to)
 	if errors.Is(err, testbed.ErrNotRoot) {

@@ -14,9 +14,12 @@ type Scenario struct {
 	// --scheduler of the walkthrough do not apply).
 	RealServers int
 	Scheduler   string
-	// BGP builds a lab of two directors announcing a routed VIP by BGP to
-	// BIRD 2 on the router (testbed.Options.Directors, RoutedVIP); the
-	// scenario refuses to start without bird.
+	// Directors is how many directors its lab has (testbed.Options.Directors;
+	// 0 is one).
+	Directors int
+	// BGP puts the VIP off the LAN, announced by the directors by BGP to
+	// BIRD 2 on the router (testbed.Options.RoutedVIP); the scenario
+	// refuses to start without bird.
 	BGP bool
 }
 
@@ -46,7 +49,12 @@ var scenarios = []Scenario{
 	{
 		Name: "scale-out", Title: "Two directors behind ECMP, announced by BGP; one withdraws",
 		Shows:       "two directors announce the VIP to BIRD, the router spreads new connections over both and mh picks the same server on either; one gets SIGTERM, the router drops it within ms and its open connections continue through the other on the same server",
-		RealServers: 3, Scheduler: "mh", BGP: true,
+		RealServers: 3, Scheduler: "mh", Directors: 2, BGP: true,
+	},
+	{
+		Name: "failover", Title: "Two directors, one VIP by VRRP: the master is killed",
+		Shows:       "the master's VRRP adverts, the router's ARP entry on its MAC, keep-alive connections through it; SIGKILL: the backup's takeover after the master-down interval, its gratuitous ARP, the router's entry moving, the connections going on through the new master on the same servers (mh)",
+		RealServers: 3, Scheduler: "mh", Directors: 2,
 	},
 }
 

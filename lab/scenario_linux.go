@@ -26,6 +26,7 @@ var scenarioRuns = map[string]func(*runner, context.Context) error{
 	"restart":       (*runner).restart,
 	"mtu":           (*runner).mtu,
 	"scale-out":     (*runner).scaleOut,
+	"failover":      (*runner).failover,
 }
 
 // ctlPath is a scenario director's control socket, private to the run
@@ -35,7 +36,12 @@ func (r *runner) ctlPath() string { return filepath.Join(r.dir, "drlb.sock") }
 // counters reads the running director's frame counters by verdict reason
 // ("no-conn", "adopted", ...) from its control socket.
 func (r *runner) counters(ctx context.Context) (map[string]uint64, error) {
-	s, err := control.Get(ctx, r.ctlPath(), false)
+	return frameCounters(ctx, r.ctlPath())
+}
+
+// frameCounters reads the frame counters of the director behind sock.
+func frameCounters(ctx context.Context, sock string) (map[string]uint64, error) {
+	s, err := control.Get(ctx, sock, false)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,9 @@
 package lab
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -33,13 +31,11 @@ const (
 
 // scaleConn is one keep-alive connection of the scale-out scenario.
 type scaleConn struct {
-	ka   *keepAlive
-	port uint16
-	// via is the director its first request crossed; server who answered
-	// each request: before the withdraw, after it, after director2 exited.
-	via                        string
-	server, afterWd, afterExit string
-	errWd, errExit             error
+	*heldConn
+	// afterWd and afterExit are who answered the request after the
+	// withdraw, and after director2 exited.
+	afterWd, afterExit string
+	errWd, errExit     error
 	// viaAfter is the director the request after the withdraw crossed.
 	viaAfter string
 }
@@ -93,20 +89,11 @@ func (r *runner) scaleOut(ctx context.Context) error {
 	if err := r.startDirector(d1.Name+".log", false, "-ctl", r.ctlPath()); err != nil {
 		return err
 	}
-	sock2 := filepath.Join(r.dir, d2.Name+".sock")
-	log2 := filepath.Join(r.dir, d2.Name+".log")
-	r.logs = append(r.logs, log2)
-	cmdLine(w, fmt.Sprintf("ip netns exec %s drlb run -c %s -ctl %s", d2.NSName, cfg2Path, sock2), "")
-	p2, err := startDirector(l, d2, r.o.Executable, cfg2Path, log2, false, "-ctl", sock2)
+	p2, _, err := r.startPeer(d2, cfg2Path)
 	if err != nil {
 		return err
 	}
-	r.atEnd = append(r.atEnd, p2.stop)
-	fmt.Fprintf(w, "  log: %s\n", log2)
 	for _, p := range []*directorProc{r.dproc, p2} {
-		if err := p.waitLog("real server resolved", len(l.RealServers), 10*time.Second); err != nil {
-			return err
-		}
 		if err := p.waitLog("bgp: announced", 1, 15*time.Second); err != nil {
 			return err
 		}
@@ -294,38 +281,30 @@ func (r *runner) waitRoute(ctx context.Context, n int, timeout, poll time.Durati
 // until scaleKeepEach crossed each director (at least scaleKeepMin, at most
 // scaleKeepMax), and prints them.
 func (r *runner) scaleKeepAlive(ctx context.Context, cs *captures, d1, d2 *testbed.Host) ([]*scaleConn, error) {
-	w, l := r.w, r.l
-	vip := netip.AddrPortFrom(l.VIP, r.svc.port).String()
-	fmt.Fprintf(w, "Keep-alive connections from the client, one request on each (the router hashes each\nto a director; more are opened until %d crossed each):\n\n", scaleKeepEach)
-	var conns []*scaleConn
-	count := map[string]int{}
-	for len(conns) < scaleKeepMax && (len(conns) < scaleKeepMin || count[d1.Name] < scaleKeepEach || count[d2.Name] < scaleKeepEach) {
-		c, err := l.Dial(ctx, l.Client, "tcp", vip)
-		if err != nil {
-			return conns, fmt.Errorf("connection %d to %s: %w", len(conns)+1, vip, err)
-		}
-		sc := &scaleConn{ka: &keepAlive{conn: c, br: bufio.NewReader(c)}, port: uint16(c.LocalAddr().(*net.TCPAddr).Port)}
-		conns = append(conns, sc)
-		if sc.server, err = sc.ka.get(l.VIP.String(), time.Now().Add(scaleWait)); err != nil {
-			return conns, fmt.Errorf("keep-alive connection %d (:%d): %w", len(conns), sc.port, err)
-		}
-		sc.via = r.waitVia(cs, sc.port, time.Time{})
-		count[sc.via]++
-		fmt.Fprintf(w, "  #%-2d :%-5d via %-9s -> %s\n", len(conns), sc.port, orNone(sc.via), sc.server)
+	fmt.Fprintf(r.w, "Keep-alive connections from the client, one request on each (the router hashes each\nto a director; more are opened until %d crossed each):\n\n", scaleKeepEach)
+	held, err := r.holdConns(ctx, cs, scaleKeepMax, scaleWait, func(n int, via map[string]int) bool {
+		return n < scaleKeepMin || via[d1.Name] < scaleKeepEach || via[d2.Name] < scaleKeepEach
+	})
+	conns := make([]*scaleConn, len(held))
+	for i, h := range held {
+		conns[i] = &scaleConn{heldConn: h}
 	}
-	return conns, nil
+	return conns, err
 }
 
 // waitVia returns the director that frames from the client's port to the
-// VIP crossed after after, from the running captures; it waits up to
-// 500 ms for the capture to catch up, "" if none did.
+// VIP crossed after after, from the running captures: a SYN or a frame
+// with data (a request), not a late ACK of an answer that may still go to
+// the director the flow left. It waits up to 500 ms for the capture to
+// catch up, "" if none did.
 func (r *runner) waitVia(cs *captures, port uint16, after time.Time) string {
 	l := r.l
 	deadline := time.Now().Add(500 * time.Millisecond)
 	for {
 		for _, d := range l.Directors {
 			for _, f := range cs.sofar(d, d.Iface) {
-				if f.ipDst == l.VIP && f.sport == port && f.proto == protoTCP && bytes.Equal(f.dst, d.MAC) && f.at.After(after) {
+				if f.ipDst == l.VIP && f.sport == port && f.proto == protoTCP && (f.isSYN() || f.tcpPayloadSize > 0) &&
+					bytes.Equal(f.dst, d.MAC) && f.at.After(after) {
 					return d.Name
 				}
 			}
@@ -451,34 +430,11 @@ func (r *runner) scaleDiagram(cs *captures, conns []*scaleConn, both, one testbe
 	}
 	// The first request on the connection before the withdraw, and the
 	// first after it.
-	exchange := func(dir *testbed.Host, afterWd bool, what, how string) {
-		match := func(f *frame) bool {
-			return f.sport == c.port && f.tcpPayloadSize > 0 && f.at.After(withdrawn) == afterWd
-		}
-		in := first(cs.of(dir, dir.Iface), func(f *frame) bool { return match(f) && bytes.Equal(f.dst, dir.MAC) })
-		if in == nil {
-			d.note("the request was not captured at " + dir.Name)
-			return
-		}
-		d.msg(router, lane[dir.Name], kindReq, fmt.Sprintf("GET / (%d bytes) on :%d, %s", in.tcpPayloadSize, c.port, what), ethLine(in))
-		out := first(cs.of(rs, rs.Iface), func(f *frame) bool {
-			return match(f) && bytes.Equal(f.dst, rs.MAC) && bytes.Equal(f.src, dir.MAC)
-		})
-		if out == nil {
-			d.msg(lane[dir.Name], lane[rs.Name], kindBad, "not forwarded", "").stub = true
-			return
-		}
-		d.msg(lane[dir.Name], lane[rs.Name], kindReq, "forwarded: "+how, ethLine(out))
-		reply := first(cs.of(rs, rs.Iface), func(f *frame) bool {
-			return f.dport == c.port && f.ipSrc == l.VIP && f.tcpPayloadSize > 0 && bytes.Equal(f.src, rs.MAC) && f.at.After(out.at)
-		})
-		if reply != nil {
-			d.msg(lane[rs.Name], router, kindReply, fmt.Sprintf("HTTP 200 from %s, not via a director", rs.Name), ethLine(reply))
-		}
-	}
-	exchange(d2, false, "hashed to "+d2.Name, "mh picks "+rs.Name)
+	before := func(f *frame) bool { return !f.at.After(withdrawn) }
+	after := func(f *frame) bool { return f.at.After(withdrawn) }
+	r.drawRequest(d, cs, lane, c.heldConn, d2, rs, before, "hashed to "+d2.Name, "mh picks "+rs.Name)
 	d.note(fmt.Sprintf("SIGTERM %s: it withdraws the VIP; %v later the router has %s only.", d2.Name, gone.Round(time.Millisecond), addrList(one.NextHops)))
-	exchange(d1, true, "moved to "+d1.Name, "no entry, mh places it on "+rs.Name+" again: adopted")
+	r.drawRequest(d, cs, lane, c.heldConn, d1, rs, after, "moved to "+d1.Name, "no entry, mh places it on "+rs.Name+" again: adopted")
 	d.note(fmt.Sprintf("%s exited %v after SIGTERM; the connection goes on through %s.", d2.Name, exited.Round(time.Millisecond), d1.Name))
 	return d
 }

@@ -26,6 +26,16 @@ type service struct {
 	udpPort uint16
 	// bgp, when set, announces the VIP to this router by BGP.
 	bgp *bgpPeer
+	// ha, when set, shares the VIP with the other directors on the LAN by
+	// VRRP: only the master answers ARP for it.
+	ha *vrrpGroup
+}
+
+// vrrpGroup is a director's ha: block: the VRRP virtual router it is in,
+// its priority there and its advert interval.
+type vrrpGroup struct {
+	vrid, priority int
+	interval       time.Duration
 }
 
 // bgpPeer is the router a director announces the VIPs to: its address,
@@ -43,6 +53,10 @@ func (s service) yaml() string {
 	if p := s.bgp; p != nil {
 		fmt.Fprintf(&b, "bgp:                    # announce the VIP to the router while it can be served\n  asn: %d\n  hold_time: %s\n  peers:\n    - {address: %s, asn: %d}\n",
 			p.asn, p.holdTime, p.router, p.routerASN)
+	}
+	if h := s.ha; h != nil {
+		fmt.Fprintf(&b, "ha:                     # share the VIP by VRRP: only the master answers ARP for it\n  vrid: %d\n  priority: %d\n  advert_interval: %s\n",
+			h.vrid, h.priority, h.interval)
 	}
 	b.WriteString("services:\n")
 	s.service(&b, "tcp", s.port)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drlb/drlb/config"
 )
@@ -71,6 +72,17 @@ func TestServiceYAML(t *testing.T) {
 	}
 	if cfg.Interface != "eth0" {
 		t.Errorf("interface %q", cfg.Interface)
+	}
+	if cfg.HA != nil {
+		t.Errorf("ha: %+v without a VRRP group", cfg.HA)
+	}
+	s.ha = &vrrpGroup{vrid: 51, priority: 150, interval: 100 * time.Millisecond}
+	cfg, err = config.Parse("lab", []byte(s.yaml()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s.yaml())
+	}
+	if h := cfg.HA; h == nil || h.VRID != 51 || h.Priority != 150 || h.AdvertInterval != 100*time.Millisecond || !h.Preempt {
+		t.Errorf("ha: %+v\n%s", h, s.yaml())
 	}
 }
 

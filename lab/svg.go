@@ -33,10 +33,12 @@ text { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; font-size: 12px
 .arrow-reply { stroke: #2e7d32; fill: #2e7d32; }
 .arrow-arp { stroke: #7b1fa2; fill: #7b1fa2; }
 .arrow-bad { stroke: #c62828; fill: #c62828; }
+.arrow-vrrp { stroke: #e65100; fill: #e65100; }
 .label-req { fill: #1a56b0; }
 .label-reply { fill: #2e7d32; }
 .label-arp { fill: #7b1fa2; }
 .label-bad { fill: #c62828; }
+.label-vrrp { fill: #e65100; }
 `
 
 func newSVG(w, h int) *svgDoc { return &svgDoc{w: w, h: h} }
@@ -107,6 +109,7 @@ const (
 	kindReply = "reply" // server to client
 	kindARP   = "arp"   // ARP
 	kindBad   = "bad"   // the trap: a frame that should not be
+	kindVRRP  = "vrrp"  // a VRRP advert
 	kindNote  = "note"  // a note across every lane
 )
 

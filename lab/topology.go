@@ -33,7 +33,11 @@ func printTopology(w io.Writer, l *testbed.Lab) {
 		fmt.Fprintf(w, "\n  VIP %s, port %d: off the LAN; each director announces it to the router by BGP.\n", l.VIP, testbed.HTTPPort)
 		return
 	}
-	fmt.Fprintf(w, "\n  VIP %s, port %d: the address clients use; no host answers ARP for it but drlb.\n", l.VIP, testbed.HTTPPort)
+	by := "drlb"
+	if len(directors(l)) > 1 {
+		by = "drlb on the VRRP master"
+	}
+	fmt.Fprintf(w, "\n  VIP %s, port %d: the address clients use; no host answers ARP for it but %s.\n", l.VIP, testbed.HTTPPort, by)
 }
 
 // directors are the lab's directors, the first one at least.
@@ -61,6 +65,9 @@ func routerRole(l *testbed.Lab) string {
 func directorRole(l *testbed.Lab) string {
 	if routedVIP(l) {
 		return "drlb; announces the VIP by BGP"
+	}
+	if len(directors(l)) > 1 {
+		return "drlb, VRRP; VIP NOT on it"
 	}
 	return "drlb; the VIP is NOT on it"
 }
@@ -106,6 +113,9 @@ func topologySVG(l *testbed.Lab, marks map[string]string) string {
 		lan = append(lan, box{h: rs, role: "VIP/32 on lo"})
 	}
 	vip := fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the director; every real server holds it on lo and stays silent.", l.VIP, testbed.HTTPPort)
+	if len(directors(l)) > 1 {
+		vip = fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the VRRP master only; every real server holds it on lo and stays silent.", l.VIP, testbed.HTTPPort)
+	}
 	if routedVIP(l) {
 		vip = fmt.Sprintf("VIP %s:%d, off the LAN: each director announces it to the router by BGP; every real server holds it on lo.", l.VIP, testbed.HTTPPort)
 	}

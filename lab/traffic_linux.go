@@ -88,6 +88,24 @@ func (r *runner) startDirector(logName string, detach bool, extra ...string) err
 	return p.waitLog("real server resolved", len(l.RealServers), 10*time.Second)
 }
 
+// startPeer runs another director, h, with its own config, control socket
+// (returned) and log, shows the command and waits until it has resolved
+// every real server. Teardown stops it (r.atEnd).
+func (r *runner) startPeer(h *testbed.Host, cfgPath string) (*directorProc, string, error) {
+	w, l := r.w, r.l
+	sock := filepath.Join(r.dir, h.Name+".sock")
+	log := filepath.Join(r.dir, h.Name+".log")
+	r.logs = append(r.logs, log)
+	cmdLine(w, fmt.Sprintf("ip netns exec %s drlb run -c %s -ctl %s", h.NSName, cfgPath, sock), "")
+	p, err := startDirector(l, h, r.o.Executable, cfgPath, log, false, "-ctl", sock)
+	if err != nil {
+		return nil, "", err
+	}
+	r.atEnd = append(r.atEnd, p.stop)
+	fmt.Fprintf(w, "  log: %s\n", log)
+	return p, sock, p.waitLog("real server resolved", len(l.RealServers), 10*time.Second)
+}
+
 // stopDirector stops the running director, if any.
 func (r *runner) stopDirector() error {
 	if r.dproc == nil {

@@ -53,6 +53,12 @@ func TestLabScenarios(t *testing.T) {
 			"198.18.2.100 via 198.18.0.2 dev eth0 proto bird", "16 of 16 flows: both configs' mh name the server that answered",
 			"was via director2", "(the same server)", "reached director2 after the router dropped it: 0.", "no-conn 0",
 		},
+		"failover": {
+			"198.18.0.2 > 224.0.0.18  VRRPv3 advert vrid 51 prio 150 intvl 100ms ttl 255  addrs 198.18.0.100",
+			"from director2 (198.18.0.3): 0 (a backup sends none)", "lladdr 02:00:c6:12:00:02 REACHABLE   <- director\n", ", director2 0.",
+			`msg="vrrp: BACKUP -> MASTER"`, `reason="no advert from master 198.18.0.2 (priority 150)`, "5 at once, 198.18.0.100 is-at 02:00:c6:12:00:03",
+			"lladdr 02:00:c6:12:00:03 STALE   <- director2", "now via director2", "(the same server)", "adopted 6",
+		},
 	}
 	for _, sc := range lab.Scenarios() {
 		t.Run(sc.Name, func(t *testing.T) {
