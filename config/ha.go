@@ -35,9 +35,10 @@ type HA struct {
 	Line int
 }
 
-// HASync is the connection sync between directors: peers and a shared
-// key. drlb does not implement sync yet: a director refuses to start with
-// it (the keys are fixed here so that configs stay stable).
+// HASync is the connection sync between directors (director/sync.go):
+// the peers' LAN addresses (this director's own, if listed, is skipped,
+// so every director can share one list) and the file holding the shared
+// HMAC key; sync is refused without one.
 type HASync struct {
 	Peers   []netip.Addr
 	KeyFile string

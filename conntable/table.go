@@ -163,3 +163,25 @@ func (t *Table) index(e *Entry) int {
 	}
 	return int(off / size)
 }
+
+// RangeSlots calls fn for each occupied slot among n slots from slot
+// from, and returns the slot to continue from (-1 once the end of the
+// slot array is reached). It lets a caller walk the table in bounded
+// chunks, releasing its lock in between; entries that move across the
+// cursor between chunks (backward-shift deletion) may be missed or seen
+// twice. Expired entries not yet reclaimed are yielded too (see Expired).
+func (t *Table) RangeSlots(from, n int, fn func(e *Entry)) int {
+	if from < 0 {
+		from = 0
+	}
+	end := min(from+max(n, 0), len(t.slots))
+	for i := from; i < end; i++ {
+		if e := &t.slots[i]; e.expires != expEmpty {
+			fn(e)
+		}
+	}
+	if end >= len(t.slots) {
+		return -1
+	}
+	return end
+}

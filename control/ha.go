@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -26,7 +27,37 @@ type HAStatus struct {
 	// Ignored counts adverts ignored by reason: ttl, version, vrid,
 	// checksum, malformed.
 	Ignored map[string]uint64 `json:"adverts_ignored"`
+	// Sync is connection sync with the peers (nil without ha.sync).
+	Sync *SyncStatus `json:"sync,omitempty"`
 }
+
+// SyncStatus is the connection sync side of HAStatus.
+type SyncStatus struct {
+	Peers []netip.Addr `json:"peers"`
+	// Bulk says where the bulk copy of the table at start stands:
+	// "waiting", "done" (from BulkFrom, BulkEntries entries, BulkTook)
+	// or "timeout" (no peer answered; preemption allowed all the same).
+	Bulk        string     `json:"bulk"`
+	BulkFrom    netip.Addr `json:"bulk_from,omitzero"`
+	BulkEntries uint64     `json:"bulk_entries"`
+	BulkTook    float64    `json:"bulk_seconds"`
+	// Messages sent (and refused by the socket), received and accepted.
+	Sent       uint64 `json:"messages_sent"`
+	SendErrors uint64 `json:"send_errors"`
+	Received   uint64 `json:"messages_received"`
+	// Rejected counts dropped messages by reason: bad_mac, replay,
+	// unknown_peer, malformed.
+	Rejected map[string]uint64 `json:"messages_rejected"`
+	// Entries counts received entries by what became of them: applied,
+	// ended, unknown_service, unknown_server, invalid, table_full.
+	Entries map[string]uint64 `json:"entries"`
+	// Dropped counts events the data path could not hand to the sender
+	// (its queue was full).
+	Dropped uint64 `json:"events_dropped"`
+}
+
+// SyncRejectReasons are the reasons a sync message is dropped.
+var SyncRejectReasons = []string{"bad_mac", "replay", "unknown_peer", "malformed"}
 
 // HAStates are the states drlb_ha_state reports, one series each.
 var HAStates = []string{"INIT", "BACKUP", "MASTER"}
@@ -47,4 +78,20 @@ func WriteHA(w io.Writer, s Snapshot) {
 		since = fmt.Sprintf(" for %s", s.Time.Sub(h.Since).Truncate(time.Second))
 	}
 	fmt.Fprintf(w, "HA %s%s vrid %d priority %d master %s\n", h.State, since, h.VRID, h.Priority, master)
+	if y := h.Sync; y != nil {
+		peers := make([]string, len(y.Peers))
+		for i, p := range y.Peers {
+			peers[i] = p.String()
+		}
+		bulk := y.Bulk
+		if y.Bulk == "done" {
+			bulk = fmt.Sprintf("done (%s, %d entries, %s)", y.BulkFrom, y.BulkEntries, time.Duration(y.BulkTook*float64(time.Second)).Round(time.Millisecond))
+		}
+		var rejected uint64
+		for _, n := range y.Rejected {
+			rejected += n
+		}
+		fmt.Fprintf(w, "Sync peers %s bulk %s sent %d received %d rejected %d dropped %d\n",
+			strings.Join(peers, ","), bulk, y.Sent, y.Received, rejected, y.Dropped)
+	}
 }

@@ -34,12 +34,21 @@ var (
 	descHASent        = prometheus.NewDesc("drlb_ha_adverts_sent_total", "VRRP adverts sent (send errors included).", nil, nil)
 	descHASendErrors  = prometheus.NewDesc("drlb_ha_advert_send_errors_total", "VRRP adverts the socket refused.", nil, nil)
 	descHAIgnored     = prometheus.NewDesc("drlb_ha_adverts_ignored_total", "VRRP packets ignored, by reason: ttl, version, vrid, checksum, malformed.", []string{"reason"}, nil)
+
+	descSyncSent       = prometheus.NewDesc("drlb_ha_sync_messages_sent_total", "Connection sync messages sent to peers (send errors included).", nil, nil)
+	descSyncSendErrors = prometheus.NewDesc("drlb_ha_sync_send_errors_total", "Connection sync messages the socket refused.", nil, nil)
+	descSyncReceived   = prometheus.NewDesc("drlb_ha_sync_messages_received_total", "Connection sync messages accepted (MAC and replay checks passed).", nil, nil)
+	descSyncRejected   = prometheus.NewDesc("drlb_ha_sync_messages_rejected_total", "Connection sync messages dropped, by reason: bad_mac, replay, unknown_peer, malformed.", []string{"reason"}, nil)
+	descSyncEntries    = prometheus.NewDesc("drlb_ha_sync_entries_total", "Received sync entries by outcome: applied, ended, unknown_service, unknown_server, invalid, table_full.", []string{"outcome"}, nil)
+	descSyncDropped    = prometheus.NewDesc("drlb_ha_sync_events_dropped_total", "Table changes not sent because the sync queue was full.", nil, nil)
+	descSyncBulk       = prometheus.NewDesc("drlb_ha_sync_bulk_done", "1 once the bulk copy of a peer's table arrived (or its wait timed out).", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
 		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descLinkDrops, descARP, descNeighbors,
-		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored} {
+		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
+		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk} {
 		ch <- d
 	}
 }
@@ -98,6 +107,23 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descHASendErrors, h.SendErrors)
 		for reason, n := range h.Ignored {
 			counter(descHAIgnored, n, reason)
+		}
+		if y := h.Sync; y != nil {
+			counter(descSyncSent, y.Sent)
+			counter(descSyncSendErrors, y.SendErrors)
+			counter(descSyncReceived, y.Received)
+			for _, reason := range SyncRejectReasons {
+				counter(descSyncRejected, y.Rejected[reason], reason)
+			}
+			for outcome, n := range y.Entries {
+				counter(descSyncEntries, n, outcome)
+			}
+			counter(descSyncDropped, y.Dropped)
+			done := 0.0
+			if y.Bulk != "waiting" {
+				done = 1
+			}
+			gauge(descSyncBulk, done)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drlb/drlb/arp"
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/health"
@@ -85,6 +86,12 @@ type Options struct {
 	// VRRP carries the adverts of a config with ha: (Run opens it on the
 	// interface; tests pass an in-memory one). The director closes it.
 	VRRP vrrp.Conn
+	// Sync carries connection sync for a config with ha.sync (Run opens
+	// UDP on the interface address; tests pass an in-memory one), and
+	// SyncKey is the shared key (Run reads ha.sync.key_file). The
+	// director closes Sync.
+	Sync    connsync.Conn
+	SyncKey []byte
 
 	bgp *bgpRun // set by Run for a config with bgp:
 }
@@ -121,7 +128,8 @@ type Director struct {
 	ready     func()
 	reloaded  func(error)
 	vipReport VIPAnnouncer
-	ha        *haRun // nil without ha: (director/ha.go)
+	ha        *haRun   // nil without ha: (director/ha.go)
+	sync      *syncRun // nil without ha.sync (director/sync.go)
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
@@ -173,6 +181,16 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	if cfg.HA != nil {
 		if d.ha, err = newHA(d, cfg, opts.VRRP, opts.IPv4); err != nil {
 			return nil, err
+		}
+		if s := cfg.HA.Sync; s != nil {
+			if d.sync, err = newSync(d, s, opts.Sync, opts.SyncKey, opts.IPv4); err != nil {
+				return nil, err
+			}
+			fw.EnableSync(syncEventsPerBatch)
+			// Not before the table is copied from a peer: failing back
+			// must not break the flows the other director carries.
+			d.ha.runner.SetPreemptHold(true)
+			d.sync.onBulk = func() { d.ha.runner.SetPreemptHold(false) }
 		}
 	}
 	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: d.ownedVIPs(cfg), OnConflict: d.conflict})
@@ -434,6 +452,9 @@ func (d *Director) Serve(ctx context.Context) error {
 	if err := d.announcer.Announce(d.ownedVIPs(d.cur.Load())...); err != nil {
 		return err
 	}
+	if d.sync != nil {
+		d.sync.serve(ctx, &wg)
+	}
 	if d.ha != nil {
 		wg.Add(1)
 		go func() {
@@ -473,6 +494,10 @@ func (d *Director) loop(ctx context.Context) error {
 		now := d.clock().UnixNano()
 		d.fwMu.Lock()
 		out = d.step.Handle(now, in[:n], out[:0])
+		if d.sync != nil {
+			d.sync.push(d.fw.SyncEvents())
+			d.fw.ResetSyncEvents()
+		}
 		d.fwMu.Unlock()
 		if len(out) > 0 {
 			if _, err := d.port.WriteBatch(out); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drlb/drlb/arp"
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/vrrp"
 )
@@ -56,10 +57,6 @@ type haRun struct {
 	resigned   chan struct{} // closed when the runner has stopped
 }
 
-// ErrSyncNotBuilt refuses a config with ha.sync: the keys are reserved,
-// the sync is not written yet.
-var ErrSyncNotBuilt = errors.New("ha.sync: connection sync between directors is not built yet; remove the sync: block")
-
 // ipv4VIPs are the addresses a VRRP (IPv4) advert carries.
 func ipv4VIPs(cfg *config.Config) []netip.Addr {
 	var out []netip.Addr
@@ -74,9 +71,6 @@ func ipv4VIPs(cfg *config.Config) []netip.Addr {
 // newHA builds the VRRP side for cfg.HA on conn, adverts from self.
 func newHA(d *Director, cfg *config.Config, conn vrrp.Conn, self netip.Addr) (*haRun, error) {
 	h := cfg.HA
-	if h.Sync != nil {
-		return nil, ErrSyncNotBuilt
-	}
 	if conn == nil {
 		return nil, errors.New("director: ha: needs a VRRP connection (Options.VRRP)")
 	}
@@ -237,7 +231,8 @@ func (h *haRun) status() *control.HAStatus {
 	st := h.runner.Stats()
 	return &control.HAStatus{State: st.State.String(), VRID: h.cfg.VRID, Priority: int(st.Priority), Master: st.Master,
 		MasterPriority: int(st.MasterPriority), AdvertInterval: st.MasterInterval.Seconds(), Since: st.Since,
-		Transitions: st.Transitions, Received: st.Received, Sent: st.Sent, SendErrors: st.SendErrors, Ignored: st.Ignored}
+		Transitions: st.Transitions, Received: st.Received, Sent: st.Sent, SendErrors: st.SendErrors, Ignored: st.Ignored,
+		Sync: h.d.sync.status()}
 }
 
 // openHA opens the VRRP socket on the interface for a config with ha:
@@ -246,13 +241,41 @@ func openHA(cfg *config.Config, opts *Options) error {
 	if cfg.HA == nil || opts.VRRP != nil {
 		return nil
 	}
-	if cfg.HA.Sync != nil {
-		return ErrSyncNotBuilt
+	if s := cfg.HA.Sync; s != nil && opts.Sync == nil {
+		if err := openSync(s, opts); err != nil {
+			return err
+		}
 	}
 	conn, err := vrrp.Open(cfg.Interface, opts.IPv4)
 	if err != nil {
+		if opts.Sync != nil {
+			opts.Sync.Close()
+		}
 		return fmt.Errorf("director: ha: %w", err)
 	}
 	opts.VRRP = conn
+	return nil
+}
+
+// openSync reads the sync key and opens the sync socket on the
+// director's IPv4 address (Run).
+func openSync(s *config.HASync, opts *Options) error {
+	for _, p := range s.Peers {
+		if !p.Unmap().Is4() {
+			return fmt.Errorf("director: ha.sync.peers: %v: IPv6 peers are not supported yet (sync runs over the director's IPv4 address)", p)
+		}
+	}
+	if !opts.IPv4.IsValid() {
+		return errors.New("director: ha.sync: the interface needs an IPv4 address to sync from")
+	}
+	key, err := ReadSyncKey(s.KeyFile)
+	if err != nil {
+		return fmt.Errorf("director: %w", err)
+	}
+	conn, err := connsync.ListenUDP(opts.IPv4)
+	if err != nil {
+		return fmt.Errorf("director: ha.sync: %w", err)
+	}
+	opts.Sync, opts.SyncKey = conn, key
 	return nil
 }

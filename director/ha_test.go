@@ -179,12 +179,3 @@ func TestHAOnlyMasterAnswersARP(t *testing.T) {
 	close(stop)
 	feeding.Wait()
 }
-
-func TestHASyncRefused(t *testing.T) {
-	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{{VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr"}},
-		HA: &config.HA{VRID: 1, Priority: 100, AdvertInterval: time.Second, Sync: &config.HASync{KeyFile: "k"}}}
-	p, _ := link.Pipe()
-	if _, err := New(cfg, p, Options{IPv4: netip.MustParseAddr("198.18.0.2"), VRRP: newFakeVRRP()}); !errors.Is(err, ErrSyncNotBuilt) {
-		t.Fatalf("err %v", err)
-	}
-}

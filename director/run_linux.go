@@ -92,6 +92,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		if opts.VRRP != nil {
 			opts.VRRP.Close()
 		}
+		if opts.Sync != nil {
+			opts.Sync.Close()
+		}
 		port.Close()
 		b.stop()
 		return err

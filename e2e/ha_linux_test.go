@@ -31,9 +31,16 @@ const (
 // either director), and an ha: block with priority prio.
 func writeHAConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, prio int) {
 	t.Helper()
+	writeHAConfigWith(t, l, h, path, prio, "mh", "")
+}
+
+// writeHAConfigWith is writeHAConfig with scheduler sched and, unless
+// empty, extra lines inside the ha: block (a sync: block).
+func writeHAConfigWith(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, prio int, sched, haExtra string) {
+	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "interface: %s\nha:\n  vrid: %d\n  priority: %d\n  advert_interval: %s\n", h.Iface, haVRID, prio, haInterval)
-	fmt.Fprintf(&b, "services:\n  - vip: %s\n    port: %d\n    scheduler: mh\n    realservers:\n", l.VIP, testbed.HTTPPort)
+	fmt.Fprintf(&b, "interface: %s\nha:\n  vrid: %d\n  priority: %d\n  advert_interval: %s\n%s", h.Iface, haVRID, prio, haInterval, haExtra)
+	fmt.Fprintf(&b, "services:\n  - vip: %s\n    port: %d\n    scheduler: %s\n    realservers:\n", l.VIP, testbed.HTTPPort, sched)
 	for _, rs := range l.RealServers {
 		fmt.Fprintf(&b, "      - {address: %s}\n", rs.IPv4)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/conntable"
 	"github.com/drlb/drlb/scheduler"
 )
@@ -78,6 +79,9 @@ type Forwarder struct {
 	ctl sync.Mutex
 
 	counts [numReasons]atomic.Uint64
+
+	// sync records table changes for the peers (EnableSync; sync.go).
+	sync syncLog
 
 	// Scratch space reused by every Process call; interface calls would
 	// otherwise move these to the heap once per packet.
@@ -314,6 +318,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			// expire_nodest_conn: the server is gone (removed, failed,
 			// or quiesced past its drain timeout), so the client should
 			// learn fast; a new SYN is scheduled elsewhere.
+			f.record(connsync.OpEnd, e, s, ref.r, 0, now)
 			f.table.Delete(e)
 			if !syn {
 				return f.result(Drop, ReasonServerGone, s.idx, int(ref.idx))
@@ -323,7 +328,11 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			if tcp {
 				state = tcpNext(e.State, p.tcpFlags)
 			}
+			old := e.State
 			f.setState(st, e, ref.r, state, now)
+			if f.sync.events != nil && (old != state || syncDue(e.Flags, now, st.timeouts[state])) {
+				f.record(connsync.OpUpsert, e, s, ref.r, st.timeouts[state], now)
+			}
 			if s.cfg.Persistence > 0 {
 				// e may move once the table is probed again: copy first.
 				f.holdTemplate(s, &p.flow, e.Service, e.Real, f.table.Expires(e), now)
@@ -360,6 +369,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	e.Service, e.Real, e.State = s.slot, r.slot, state
 	r.count(state, +1)
 	f.table.SetTimeout(e, now, st.timeouts[state])
+	f.record(connsync.OpUpsert, e, s, r, st.timeouts[state], now)
 	s.ctr.connections.Add(1)
 	r.connections.Add(1)
 	if s.cfg.Persistence > 0 {
@@ -385,6 +395,9 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 			// never pins a client to a quiesced, failed or removed server.
 			if ref.r != nil && ref.idx >= 0 && ref.r.usable() && ref.r.effectiveWeight() > 0 && !s.sorryGone(ref.r) {
 				f.table.SetTimeout(t, now, s.cfg.Persistence)
+				if f.sync.events != nil && syncDue(t.Flags, now, s.cfg.Persistence) {
+					f.record(connsync.OpUpsert, t, s, ref.r, s.cfg.Persistence, now)
+				}
 				return int(ref.idx), ReasonPersistent
 			}
 			f.table.Delete(t)
@@ -407,6 +420,7 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 			t.Service, t.Real, t.State = s.slot, r.slot, stateTemplate
 			r.count(stateTemplate, +1)
 			f.table.SetTimeout(t, now, s.cfg.Persistence)
+			f.record(connsync.OpUpsert, t, s, r, s.cfg.Persistence, now)
 		}
 	}
 	return ri, how

@@ -89,6 +89,10 @@ type Machine struct {
 	// (MASTER); zero when not running.
 	downAt, advertAt time.Time
 	stopping         bool
+	// holdPreempt keeps this router from preempting a running master
+	// (SetPreemptHold): the director holds it until its connection table
+	// is synced from the peers.
+	holdPreempt bool
 
 	transitions, received, sent uint64
 	ignored                     map[string]uint64
@@ -147,6 +151,11 @@ func (m *Machine) SetAddrs(addrs []netip.Addr) error {
 	m.cfg.Addrs = slices.Clone(addrs)
 	return nil
 }
+
+// SetPreemptHold holds preemption back (hold) or lets it go: while held,
+// a backup follows a master of lower priority as if preempt were off. It
+// does not keep a backup from taking over when no master is heard.
+func (m *Machine) SetPreemptHold(hold bool) { m.holdPreempt = hold }
 
 // skew is RFC 5798's Skew_Time for the master's interval.
 func (m *Machine) skew() time.Duration {
@@ -265,7 +274,7 @@ func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 			m.downAt = now.Add(m.skew())
 			return out
 		}
-		preempt := m.cfg.Preempt && !now.Before(m.start.Add(m.cfg.PreemptDelay))
+		preempt := m.cfg.Preempt && !m.holdPreempt && !now.Before(m.start.Add(m.cfg.PreemptDelay))
 		if !preempt || a.Priority >= m.cfg.Priority {
 			if a.Interval > 0 {
 				m.masterInterval = a.Interval

@@ -90,6 +90,21 @@ func TestMachine(t *testing.T) {
 			{at: 1000 * ms, do: "recv", from: peer, prio: 100, state: Backup}, // discarded now
 			{at: 900*ms + down, do: "tick", state: Master, send: true, why: "master-down"},
 		}},
+		{"preempt held (sync not done): a lower master stays master until released", nil, []step{
+			{do: "hold", state: Init},
+			{do: "start", state: Backup, why: "start"},
+			{at: 100 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 400 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 400*ms + down - 1, do: "tick", state: Backup},
+			{at: 450 * ms, do: "release", state: Backup},
+			{at: 500 * ms, do: "recv", from: peer, prio: 100, state: Backup}, // discarded now
+			{at: 400*ms + down, do: "tick", state: Master, send: true, why: "master-down"},
+		}},
+		{"preempt held: with no master at all, still master after the master-down interval", nil, []step{
+			{do: "hold", state: Init},
+			{do: "start", state: Backup, why: "start"},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+		}},
 		{"a master yields to a higher priority", nil, []step{
 			{do: "start", state: Backup, why: "start"},
 			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
@@ -145,6 +160,8 @@ func TestMachine(t *testing.T) {
 					out = m.Stop(now)
 				case "tick":
 					out = m.Tick(now)
+				case "hold", "release":
+					m.SetPreemptHold(s.do == "hold")
 				case "recv":
 					ivl, vrid := s.ivl, s.vrid
 					if ivl == 0 {

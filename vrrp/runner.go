@@ -86,6 +86,15 @@ func (r *Runner) SetAddrs(addrs []netip.Addr) error {
 	return r.cfg.Machine.SetAddrs(addrs)
 }
 
+// SetPreemptHold holds preemption back or lets it go
+// (Machine.SetPreemptHold); a released hold takes effect with the next
+// advert of a lower-priority master.
+func (r *Runner) SetPreemptHold(hold bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cfg.Machine.SetPreemptHold(hold)
+}
+
 // apply acts on one Output: with r.mu held.
 func (r *Runner) apply(out Output, now time.Time) {
 	if out.Changed {

@@ -1,0 +1,199 @@
+package connsync
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"hash"
+	"net/netip"
+	"time"
+)
+
+// Port is the UDP port sync datagrams go to and come from (IPVS's sync
+// daemon uses it too, on multicast; drlb sends unicast to each peer).
+const Port = 8848
+
+// Version is the wire format version in every header.
+const Version = 1
+
+// Message types.
+const (
+	TypeUpdate      uint8 = 1 // live changes: new connections, state changes, ends
+	TypeBulkRequest uint8 = 2 // "send me your whole table" (a director that starts)
+	TypeBulk        uint8 = 3 // part of an answer to a bulk request
+	TypeBulkDone    uint8 = 4 // the answer is complete
+)
+
+// Entry operations.
+const (
+	OpUpsert uint8 = 1 // insert or update the entry
+	OpEnd    uint8 = 2 // the connection ended: delete it
+)
+
+// Sizes on the wire.
+const (
+	HeaderLen = 48
+	EntryLen  = 64
+	MACLen    = sha256.Size
+	// MaxDatagram keeps a datagram within one Ethernet frame with room for
+	// IP and UDP headers and a VLAN tag or tunnel.
+	MaxDatagram = 1400
+	// MaxEntries is how many entries fit in one datagram.
+	MaxEntries = (MaxDatagram - HeaderLen - MACLen) / EntryLen
+	// MinKeyLen is the shortest key accepted: 128 bits.
+	MinKeyLen = 16
+)
+
+var magic = [4]byte{'d', 'r', 's', 'y'}
+
+// Entry is one connection-table entry as sync carries it. The service is
+// named by its key (protocol, VIP, port) and the real server by address,
+// never by the sender's slots, which mean nothing to the receiver.
+type Entry struct {
+	Op    uint8
+	Proto uint8
+	Kind  uint8 // conntable.KindConn or KindTemplate
+	State uint8
+	// CIP, VIP, CPort and VPort are the connection table key.
+	CIP, VIP     netip.Addr
+	CPort, VPort uint16
+	// SvcPort is the service's port (0: the VIP's every-port service).
+	SvcPort uint16
+	Real    netip.Addr
+	// Timeout is the time left before the entry expires (whole
+	// milliseconds on the wire, up to about 49 days).
+	Timeout time.Duration
+}
+
+// Header is a message's header.
+type Header struct {
+	Type   uint8
+	Count  int        // entries that follow
+	Sender netip.Addr // the sender's own address; must be the datagram's source
+	// Epoch is when the sender started (unix ns): a restarted sender has
+	// a larger one and starts its sequence afresh.
+	Epoch uint64
+	Seq   uint64
+	Time  int64 // unix ns when the message was sealed
+}
+
+// Parse errors, by what the receiver counts.
+var (
+	ErrMalformed = errors.New("connsync: malformed message")
+	ErrVersion   = errors.New("connsync: unknown version")
+	ErrMAC       = errors.New("connsync: bad MAC")
+	ErrReplay    = errors.New("connsync: replayed or stale message")
+	ErrKey       = errors.New("connsync: key too short")
+)
+
+// Codec seals and opens messages with one key. It is not safe for
+// concurrent use (it keeps its HMAC state); give each goroutine its own.
+type Codec struct {
+	mac hash.Hash
+	sum [MACLen]byte
+}
+
+// NewCodec returns a Codec for key (at least MinKeyLen bytes).
+func NewCodec(key []byte) (*Codec, error) {
+	if len(key) < MinKeyLen {
+		return nil, ErrKey
+	}
+	return &Codec{mac: hmac.New(sha256.New, key)}, nil
+}
+
+// AppendHeader starts a message in b[:0]: the header, with Count 0.
+func AppendHeader(b []byte, h *Header) []byte {
+	b = append(b[:0], magic[:]...)
+	b = append(b, Version, h.Type, 0, 0)
+	a := h.Sender.As16()
+	b = append(b, a[:]...)
+	b = binary.BigEndian.AppendUint64(b, h.Epoch)
+	b = binary.BigEndian.AppendUint64(b, h.Seq)
+	return binary.BigEndian.AppendUint64(b, uint64(h.Time))
+}
+
+// AppendEntry adds e to the message in b and bumps its count. It reports
+// false (b unchanged) when the datagram is full.
+func AppendEntry(b []byte, e *Entry) ([]byte, bool) {
+	if len(b) < HeaderLen || len(b)+EntryLen+MACLen > MaxDatagram {
+		return b, false
+	}
+	b = append(b, e.Op, e.Proto, e.Kind, e.State)
+	b = binary.BigEndian.AppendUint16(b, e.CPort)
+	b = binary.BigEndian.AppendUint16(b, e.VPort)
+	c, v, r := e.CIP.As16(), e.VIP.As16(), e.Real.As16()
+	b = append(b, c[:]...)
+	b = append(b, v[:]...)
+	b = binary.BigEndian.AppendUint16(b, e.SvcPort)
+	b = append(b, r[:]...)
+	ms := e.Timeout.Milliseconds()
+	if ms < 0 {
+		ms = 0
+	}
+	if ms > 0xffffffff {
+		ms = 0xffffffff
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(ms))
+	b = append(b, 0, 0) // reserved
+	n := binary.BigEndian.Uint16(b[6:8])
+	binary.BigEndian.PutUint16(b[6:8], n+1)
+	return b, true
+}
+
+// Seal appends the MAC over the whole message.
+func (c *Codec) Seal(b []byte) []byte {
+	c.mac.Reset()
+	c.mac.Write(b)
+	return c.mac.Sum(b)
+}
+
+// Open checks the message in b (its length, magic, version, count and
+// MAC) and returns its header and its entries' bytes (Entries reads
+// them). It never panics, whatever b holds.
+func (c *Codec) Open(b []byte) (Header, []byte, error) {
+	var h Header
+	if len(b) < HeaderLen+MACLen || [4]byte(b[0:4]) != magic {
+		return h, nil, ErrMalformed
+	}
+	if b[4] != Version {
+		return h, nil, ErrVersion
+	}
+	body, sum := b[:len(b)-MACLen], b[len(b)-MACLen:]
+	c.mac.Reset()
+	c.mac.Write(body)
+	if !hmac.Equal(c.mac.Sum(c.sum[:0]), sum) {
+		return h, nil, ErrMAC
+	}
+	h.Type = b[5]
+	h.Count = int(binary.BigEndian.Uint16(b[6:8]))
+	h.Sender = netip.AddrFrom16([16]byte(b[8:24])).Unmap()
+	h.Epoch = binary.BigEndian.Uint64(b[24:32])
+	h.Seq = binary.BigEndian.Uint64(b[32:40])
+	h.Time = int64(binary.BigEndian.Uint64(b[40:48]))
+	payload := body[HeaderLen:]
+	if h.Type < TypeUpdate || h.Type > TypeBulkDone || len(payload) != h.Count*EntryLen {
+		return h, nil, ErrMalformed
+	}
+	return h, payload, nil
+}
+
+// EntryAt decodes the i-th entry of a payload Open returned; it reports
+// false for an entry that makes no sense (unknown op, zero addresses).
+func EntryAt(payload []byte, i int) (Entry, bool) {
+	var e Entry
+	if i < 0 || (i+1)*EntryLen > len(payload) {
+		return e, false
+	}
+	p := payload[i*EntryLen : (i+1)*EntryLen]
+	e.Op, e.Proto, e.Kind, e.State = p[0], p[1], p[2], p[3]
+	e.CPort = binary.BigEndian.Uint16(p[4:6])
+	e.VPort = binary.BigEndian.Uint16(p[6:8])
+	e.CIP = netip.AddrFrom16([16]byte(p[8:24])).Unmap()
+	e.VIP = netip.AddrFrom16([16]byte(p[24:40])).Unmap()
+	e.SvcPort = binary.BigEndian.Uint16(p[40:42])
+	e.Real = netip.AddrFrom16([16]byte(p[42:58])).Unmap()
+	e.Timeout = time.Duration(binary.BigEndian.Uint32(p[58:62])) * time.Millisecond
+	ok := (e.Op == OpUpsert || e.Op == OpEnd) && e.Kind <= 1 && !e.VIP.IsUnspecified() && !e.Real.IsUnspecified()
+	return e, ok
+}

@@ -1,0 +1,189 @@
+package connsync
+
+import (
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+func sampleEntry() Entry {
+	return Entry{Op: OpUpsert, Proto: 6, Kind: 0, State: 2,
+		CIP: netip.MustParseAddr("198.18.1.10"), VIP: netip.MustParseAddr("198.18.0.100"), CPort: 40000, VPort: 80,
+		SvcPort: 80, Real: netip.MustParseAddr("198.18.0.11"), Timeout: 900 * time.Second}
+}
+
+func sampleHeader() Header {
+	return Header{Type: TypeUpdate, Sender: netip.MustParseAddr("198.18.0.2"), Epoch: 1, Seq: 2, Time: 3}
+}
+
+func seal(t testing.TB, c *Codec, h Header, es ...Entry) []byte {
+	b := AppendHeader(make([]byte, 0, MaxDatagram), &h)
+	for i := range es {
+		var ok bool
+		if b, ok = AppendEntry(b, &es[i]); !ok {
+			t.Fatal("datagram full")
+		}
+	}
+	return c.Seal(b)
+}
+
+// The bytes on the wire, fixed: a change of the format must change
+// Version.
+func TestGolden(t *testing.T) {
+	c, _ := NewCodec(testKey)
+	b := seal(t, c, sampleHeader(), sampleEntry())
+	const want = "64727379" + "01" + "01" + "0001" + "00000000000000000000ffffc6120002" +
+		"0000000000000001" + "0000000000000002" + "0000000000000003" +
+		"01060002" + "9c40" + "0050" + "00000000000000000000ffffc612010a" + "00000000000000000000ffffc6120064" +
+		"0050" + "00000000000000000000ffffc612000b" + "000dbba0" + "0000"
+	got := hex.EncodeToString(b[:len(b)-MACLen])
+	if got != want {
+		t.Fatalf("wire bytes\n got %s\nwant %s", got, want)
+	}
+	if len(b) != HeaderLen+EntryLen+MACLen {
+		t.Fatalf("length %d", len(b))
+	}
+	const wantMAC = "491c3439b8decfa30e7d3cfcc9755ad2a4e7861d4c540d045b894a9919784566" // HMAC-SHA256(testKey, the bytes above)
+	if m := hex.EncodeToString(b[len(b)-MACLen:]); m != wantMAC {
+		t.Fatalf("MAC %s, want %s", m, wantMAC)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	c, _ := NewCodec(testKey)
+	e := sampleEntry()
+	e6 := e
+	e6.CIP, e6.VIP, e6.Real, e6.Op = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("2001:db8::11"), OpEnd
+	b := seal(t, c, sampleHeader(), e, e6)
+	h, p, err := c.Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sampleHeader()
+	want.Count = 2
+	if h != want {
+		t.Fatalf("header %+v, want %+v", h, want)
+	}
+	for i, w := range []Entry{e, e6} {
+		got, ok := EntryAt(p, i)
+		if !ok || got != w {
+			t.Fatalf("entry %d: %+v %v, want %+v", i, got, ok, w)
+		}
+	}
+}
+
+func TestFull(t *testing.T) {
+	h := sampleHeader()
+	b := AppendHeader(nil, &h)
+	e := sampleEntry()
+	n := 0
+	for ok := true; ok; n++ {
+		b, ok = AppendEntry(b, &e)
+	}
+	if n-1 != MaxEntries || MaxEntries < 20 {
+		t.Fatalf("%d entries fit, MaxEntries %d", n-1, MaxEntries)
+	}
+	c, _ := NewCodec(testKey)
+	if b = c.Seal(b); len(b) > MaxDatagram {
+		t.Fatalf("datagram of %d bytes", len(b))
+	}
+}
+
+// A message signed with another key is refused, as is any change to a
+// signed one.
+func TestOtherKey(t *testing.T) {
+	c, _ := NewCodec(testKey)
+	other, _ := NewCodec([]byte("another key, long enough for it"))
+	b := seal(t, other, sampleHeader(), sampleEntry())
+	if _, _, err := c.Open(b); !errors.Is(err, ErrMAC) {
+		t.Fatalf("other key: %v", err)
+	}
+	b = seal(t, c, sampleHeader(), sampleEntry())
+	for i := range b {
+		if i == 4 {
+			continue // version: ErrVersion
+		}
+		b[i] ^= 0x01
+		if _, _, err := c.Open(b); err == nil {
+			t.Fatalf("byte %d flipped: accepted", i)
+		}
+		b[i] ^= 0x01
+	}
+	if _, err := NewCodec([]byte("short")); !errors.Is(err, ErrKey) {
+		t.Fatalf("short key: %v", err)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	now := time.Now().UnixNano()
+	var w Window
+	h := Header{Epoch: 10, Seq: 100, Time: now}
+	check := func(epoch, seq uint64, at int64, want bool) {
+		t.Helper()
+		h.Epoch, h.Seq, h.Time = epoch, seq, at
+		if got := w.Check(&h, now); got != want {
+			t.Fatalf("epoch %d seq %d time %d: %v, want %v", epoch, seq, at-now, got, want)
+		}
+	}
+	check(10, 100, now, true)
+	check(10, 100, now, false) // duplicate
+	check(10, 102, now, true)
+	check(10, 101, now, true) // reordered, within the window
+	check(10, 101, now, false)
+	check(10, 102-windowBits+1, now, true)
+	check(10, 102-windowBits, now, false) // below the window
+	check(10, 500, now, true)
+	check(10, 499, now, true)
+	check(10, 102, now, false)
+	check(9, 1000, now, false)                // an older epoch: the sender restarted since
+	check(11, 1, now, true)                   // restarted: sequence afresh
+	check(11, 2, now-int64(2*MaxSkew), false) // stale
+	check(11, 3, now+int64(2*MaxSkew), false) // from the future
+	check(11, 4, now-int64(MaxSkew)/2, true)
+}
+
+func TestOpenAllocs(t *testing.T) {
+	c, _ := NewCodec(testKey)
+	b := seal(t, c, sampleHeader(), sampleEntry())
+	var w Window
+	n := testing.AllocsPerRun(100, func() {
+		h, p, err := c.Open(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Check(&h, 3)
+		_, _ = EntryAt(p, 0)
+	})
+	if n != 0 {
+		t.Fatalf("Open allocates %v times", n)
+	}
+}
+
+func FuzzOpen(f *testing.F) {
+	c, _ := NewCodec(testKey)
+	f.Add(seal(f, c, sampleHeader(), sampleEntry()))
+	f.Add([]byte("drsy"))
+	f.Add(make([]byte, HeaderLen+MACLen))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, p, err := c.Open(b)
+		if err != nil {
+			return
+		}
+		for i := 0; i < h.Count+1; i++ {
+			_, _ = EntryAt(p, i)
+		}
+	})
+}
+
+// FuzzEntries parses payloads that passed the MAC (the parser behind it
+// must hold for anything a key holder sends).
+func FuzzEntries(f *testing.F) {
+	f.Add(make([]byte, EntryLen), 0)
+	f.Fuzz(func(t *testing.T, p []byte, i int) {
+		_, _ = EntryAt(p, i)
+	})
+}

@@ -1,0 +1,439 @@
+package director
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/connsync"
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/forwarder"
+)
+
+// Connection sync between directors (issue 12; README "Two directors:
+// VRRP failover"). The data path records table changes into the
+// forwarder's buffer (forwarder/sync.go); after each batch the loop
+// copies them into syncRun.pending under a mutex held only for that copy
+// (full: dropped and counted, never waited for), and the sender goroutine
+// takes the whole buffer (double buffer), packs datagrams and sends them
+// to every peer. The receiver goroutine verifies each datagram (peer
+// address, HMAC, replay window) and applies its entries under fwMu, one
+// datagram per lock hold, as the idle sweeper does. At start a director
+// asks its peers for a bulk copy and holds VRRP preemption until one
+// arrives (or syncBulkTimeout passes).
+const (
+	// syncQueue is how many events wait for the sender at most.
+	syncQueue = 1 << 14
+	// syncEventsPerBatch bounds the forwarder's buffer: a batch of 64
+	// frames records at most 2 events per frame (a connection and its
+	// persistence template).
+	syncEventsPerBatch = 256
+	// A bulk request is repeated every syncBulkRetry until a peer
+	// answers, for syncBulkTimeout at most.
+	syncBulkRetry   = 300 * time.Millisecond
+	syncBulkTimeout = 3 * time.Second
+	// A bulk answer walks syncBulkChunk slots per lock hold and pauses
+	// syncBulkPause after every syncBulkBurst datagrams (about 8000
+	// datagrams, 160k entries, a second at most).
+	syncBulkChunk = 4096
+	syncBulkBurst = 16
+	syncBulkPause = 2 * time.Millisecond
+)
+
+// syncRun is the sync side of a director with ha.sync.
+type syncRun struct {
+	d     *Director
+	conn  connsync.Conn
+	key   []byte
+	self  netip.Addr
+	peers []netip.AddrPort // the configured peers, this director excluded
+	epoch uint64
+	seq   atomic.Uint64
+	log   *slog.Logger
+
+	// pending is the loop's hand-off (push) to the sender (run).
+	mu      sync.Mutex
+	pending []forwarder.SyncEvent
+	wake    chan struct{}
+
+	// bulk state: done is closed once a bulk copy arrived or timed out.
+	bulkMu      sync.Mutex
+	bulkState   string // waiting, done, timeout
+	bulkFrom    netip.Addr
+	bulkEntries uint64
+	bulkTook    time.Duration
+	bulkDone    chan struct{}
+	bulkStart   time.Time
+	serving     map[netip.Addr]bool // peers a bulk answer is being sent to
+	onBulk      func()              // releases the VRRP preempt hold
+
+	sent, sendErrors, received, dropped atomic.Uint64
+	rejected                            [4]atomic.Uint64 // by control.SyncRejectReasons
+	entries                             [len(forwarder.SyncResultNames)]atomic.Uint64
+	fromPeer                            map[netip.Addr]uint64 // bulk entries per peer (receiver only)
+}
+
+const (
+	rejBadMAC = iota
+	rejReplay
+	rejUnknownPeer
+	rejMalformed
+)
+
+// ReadSyncKey reads ha.sync.key_file: the shared secret, trailing
+// whitespace removed; at least connsync.MinKeyLen bytes.
+func ReadSyncKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ha.sync.key_file: %w (sync is refused without a key)", err)
+	}
+	b = bytes.TrimRight(b, " \t\r\n")
+	if len(b) < connsync.MinKeyLen {
+		return nil, fmt.Errorf("ha.sync.key_file %s: a key of %d bytes, need at least %d (head -c 32 /dev/urandom | base64 > %s)",
+			path, len(b), connsync.MinKeyLen, path)
+	}
+	return b, nil
+}
+
+// newSync builds the sync side for cfg.HA.Sync; self is the director's
+// own address (skipped in the peer list, so all directors can share one).
+func newSync(d *Director, s *config.HASync, conn connsync.Conn, key []byte, self netip.Addr) (*syncRun, error) {
+	if conn == nil {
+		return nil, errors.New("director: ha.sync: needs a sync socket (Options.Sync)")
+	}
+	if _, err := connsync.NewCodec(key); err != nil {
+		return nil, fmt.Errorf("director: ha.sync: %w: at least %d bytes", err, connsync.MinKeyLen)
+	}
+	r := &syncRun{d: d, conn: conn, key: slices.Clone(key), self: self, epoch: uint64(time.Now().UnixNano()), log: d.log,
+		pending: make([]forwarder.SyncEvent, 0, syncQueue), wake: make(chan struct{}, 1),
+		bulkState: "waiting", bulkDone: make(chan struct{}), serving: map[netip.Addr]bool{}, fromPeer: map[netip.Addr]uint64{}}
+	for _, p := range s.Peers {
+		if p.Unmap() != self {
+			r.peers = append(r.peers, netip.AddrPortFrom(p.Unmap(), connsync.Port))
+		}
+	}
+	if len(r.peers) == 0 {
+		return nil, errors.New("director: ha.sync.peers: no peer but this director itself")
+	}
+	return r, nil
+}
+
+// push hands the events of one batch to the sender; on the loop, never
+// blocking: what does not fit is dropped and counted.
+func (r *syncRun) push(evs []forwarder.SyncEvent) {
+	if len(evs) == 0 {
+		return
+	}
+	r.mu.Lock()
+	n := min(len(evs), cap(r.pending)-len(r.pending))
+	r.pending = append(r.pending, evs[:n]...)
+	r.mu.Unlock()
+	if n < len(evs) {
+		r.dropped.Add(uint64(len(evs) - n))
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// entryOf is an event as the wire carries it.
+func entryOf(ev *forwarder.SyncEvent) connsync.Entry {
+	return connsync.Entry{Op: ev.Op, Proto: ev.Key.Proto, Kind: ev.Key.Kind, State: ev.State,
+		CIP: netip.AddrFrom16(ev.Key.CIP).Unmap(), VIP: netip.AddrFrom16(ev.Key.VIP).Unmap(), CPort: ev.Key.CPort, VPort: ev.Key.VPort,
+		SvcPort: ev.SvcPort, Real: ev.Real, Timeout: ev.Timeout}
+}
+
+// packer builds and sends datagrams with its own codec (one per
+// goroutine).
+type packer struct {
+	r     *syncRun
+	codec *connsync.Codec
+	buf   []byte
+	typ   uint8
+	to    []netip.AddrPort
+	sent  int // datagrams, for pacing
+}
+
+func (r *syncRun) packer(typ uint8, to []netip.AddrPort) *packer {
+	c, _ := connsync.NewCodec(r.key) // checked in newSync
+	return &packer{r: r, codec: c, buf: make([]byte, 0, connsync.MaxDatagram+connsync.MACLen), typ: typ, to: to}
+}
+
+func (p *packer) start() {
+	h := connsync.Header{Type: p.typ, Sender: p.r.self, Epoch: p.r.epoch, Seq: p.r.seq.Add(1), Time: time.Now().UnixNano()}
+	p.buf = connsync.AppendHeader(p.buf, &h)
+}
+
+// add packs ev, sending the datagram first when it is full.
+func (p *packer) add(ev *forwarder.SyncEvent) {
+	if len(p.buf) == 0 {
+		p.start()
+	}
+	e := entryOf(ev)
+	var ok bool
+	if p.buf, ok = connsync.AppendEntry(p.buf, &e); !ok {
+		p.flush()
+		p.start()
+		p.buf, _ = connsync.AppendEntry(p.buf, &e)
+	}
+}
+
+// flush seals and sends what is packed (a message without entries too,
+// for a request or the end of a bulk copy).
+func (p *packer) flush() {
+	if len(p.buf) == 0 {
+		return
+	}
+	p.buf = p.codec.Seal(p.buf)
+	for _, to := range p.to {
+		p.r.sent.Add(1)
+		if err := p.r.conn.WriteTo(p.buf, to); err != nil {
+			if n := p.r.sendErrors.Add(1); n == 1 || n%1000 == 0 {
+				p.r.log.Warn("ha.sync: send", "peer", to.Addr(), "err", err, "errors", n)
+			}
+		}
+	}
+	p.buf = p.buf[:0]
+	p.sent++
+}
+
+// send sends one message of typ without entries to peers.
+func (r *syncRun) send(typ uint8, to []netip.AddrPort) {
+	p := r.packer(typ, to)
+	p.start()
+	p.flush()
+}
+
+// run sends queued events until ctx ends.
+func (r *syncRun) run(ctx context.Context) {
+	spare := make([]forwarder.SyncEvent, 0, syncQueue)
+	p := r.packer(connsync.TypeUpdate, r.peers)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		batch := r.pending
+		r.pending = spare[:0]
+		r.mu.Unlock()
+		for i := range batch {
+			p.add(&batch[i])
+		}
+		p.flush()
+		spare = batch
+	}
+}
+
+// requestBulk asks the peers for their tables until one answers or
+// syncBulkTimeout passes; then preemption is allowed.
+func (r *syncRun) requestBulk(ctx context.Context) {
+	r.bulkMu.Lock()
+	r.bulkStart = time.Now()
+	r.bulkMu.Unlock()
+	deadline := time.NewTimer(syncBulkTimeout)
+	defer deadline.Stop()
+	retry := time.NewTicker(syncBulkRetry)
+	defer retry.Stop()
+	for {
+		r.send(connsync.TypeBulkRequest, r.peers)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.bulkDone:
+			return
+		case <-deadline.C:
+			r.bulkMu.Lock()
+			if r.bulkState == "waiting" {
+				r.bulkState = "timeout"
+				close(r.bulkDone)
+				r.log.Warn("ha.sync: no peer sent its connection table: preemption allowed with the table as it is (first director up?)",
+					"waited", syncBulkTimeout, "peers", r.peers)
+				if r.onBulk != nil {
+					r.onBulk()
+				}
+			}
+			r.bulkMu.Unlock()
+			return
+		case <-retry.C:
+		}
+	}
+}
+
+// bulkFinished records a peer's completed bulk copy (the first one counts).
+func (r *syncRun) bulkFinished(from netip.Addr, entries uint64) {
+	r.bulkMu.Lock()
+	defer r.bulkMu.Unlock()
+	if r.bulkState != "waiting" {
+		return
+	}
+	r.bulkState, r.bulkFrom, r.bulkEntries, r.bulkTook = "done", from, entries, time.Since(r.bulkStart)
+	close(r.bulkDone)
+	r.log.Info("ha.sync: connection table copied from a peer: preemption allowed", "peer", from, "entries", entries,
+		"took", r.bulkTook.Round(time.Microsecond))
+	if r.onBulk != nil {
+		r.onBulk()
+	}
+}
+
+// serveBulk sends the whole table to peer, in chunks, paced.
+func (r *syncRun) serveBulk(ctx context.Context, peer netip.AddrPort) {
+	defer func() {
+		r.bulkMu.Lock()
+		delete(r.serving, peer.Addr())
+		r.bulkMu.Unlock()
+	}()
+	p := r.packer(connsync.TypeBulk, []netip.AddrPort{peer})
+	var evs []forwarder.SyncEvent
+	n := 0
+	for cursor := 0; cursor >= 0; {
+		evs = evs[:0]
+		now := r.d.clock().UnixNano()
+		r.d.fwMu.Lock()
+		cursor = r.d.fw.RangeSync(cursor, syncBulkChunk, now, func(ev *forwarder.SyncEvent) { evs = append(evs, *ev) })
+		r.d.fwMu.Unlock()
+		for i := range evs {
+			p.add(&evs[i])
+			if p.sent >= syncBulkBurst {
+				p.sent = 0
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(syncBulkPause):
+				}
+			}
+		}
+		n += len(evs)
+	}
+	p.flush()
+	r.send(connsync.TypeBulkDone, []netip.AddrPort{peer})
+	r.log.Info("ha.sync: connection table sent to a peer", "peer", peer.Addr(), "entries", n)
+}
+
+// receive reads, verifies and applies the peers' messages until the
+// socket closes.
+func (r *syncRun) receive(ctx context.Context) {
+	codec, _ := connsync.NewCodec(r.key)
+	windows := make(map[netip.Addr]*connsync.Window, len(r.peers))
+	for _, p := range r.peers {
+		windows[p.Addr()] = &connsync.Window{}
+	}
+	buf := make([]byte, 2048)
+	var entries [connsync.MaxEntries]connsync.Entry
+	for {
+		n, from, err := r.conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("ha.sync: receiving stopped", "err", err)
+			}
+			return
+		}
+		w := windows[from.Addr()]
+		if w == nil || from.Port() != connsync.Port {
+			r.reject(rejUnknownPeer, from, nil)
+			continue
+		}
+		h, payload, err := codec.Open(buf[:n])
+		switch {
+		case errors.Is(err, connsync.ErrMAC):
+			r.reject(rejBadMAC, from, err)
+			continue
+		case err != nil:
+			r.reject(rejMalformed, from, err)
+			continue
+		case h.Sender != from.Addr():
+			r.reject(rejUnknownPeer, from, fmt.Errorf("sender %v in the message", h.Sender))
+			continue
+		case h.Count > len(entries):
+			r.reject(rejMalformed, from, nil)
+			continue
+		}
+		if !w.Check(&h, time.Now().UnixNano()) {
+			r.reject(rejReplay, from, nil)
+			continue
+		}
+		r.received.Add(1)
+		switch h.Type {
+		case connsync.TypeUpdate, connsync.TypeBulk:
+			k := 0
+			for i := 0; i < h.Count; i++ {
+				if e, ok := connsync.EntryAt(payload, i); ok {
+					entries[k] = e
+					k++
+				} else {
+					r.entries[forwarder.SyncInvalid].Add(1)
+				}
+			}
+			now := r.d.clock().UnixNano()
+			r.d.fwMu.Lock()
+			for i := 0; i < k; i++ {
+				r.entries[r.d.fw.ApplySync(&entries[i], now)].Add(1)
+			}
+			r.d.fwMu.Unlock()
+			if h.Type == connsync.TypeBulk {
+				r.fromPeer[from.Addr()] += uint64(k)
+			}
+		case connsync.TypeBulkRequest:
+			r.bulkMu.Lock()
+			busy := r.serving[from.Addr()]
+			r.serving[from.Addr()] = true
+			r.bulkMu.Unlock()
+			if !busy {
+				go r.serveBulk(ctx, from)
+			}
+		case connsync.TypeBulkDone:
+			r.bulkFinished(from.Addr(), r.fromPeer[from.Addr()])
+			r.fromPeer[from.Addr()] = 0
+		}
+	}
+}
+
+// reject counts a dropped message (logging the first of each reason).
+func (r *syncRun) reject(reason int, from netip.AddrPort, err error) {
+	if r.rejected[reason].Add(1) == 1 {
+		r.log.Warn("ha.sync: message dropped", "reason", control.SyncRejectReasons[reason], "from", from, "err", err)
+	}
+}
+
+// serve runs the sender, the receiver and the bulk request until ctx
+// ends, then closes the socket.
+func (r *syncRun) serve(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Add(3)
+	go func() { defer wg.Done(); r.run(ctx) }()
+	go func() { defer wg.Done(); r.receive(ctx) }()
+	go func() { defer wg.Done(); r.requestBulk(ctx) }()
+	go func() { <-ctx.Done(); r.conn.Close() }()
+}
+
+// status is the sync side of the HA status (nil-safe).
+func (r *syncRun) status() *control.SyncStatus {
+	if r == nil {
+		return nil
+	}
+	s := &control.SyncStatus{Sent: r.sent.Load(), SendErrors: r.sendErrors.Load(), Received: r.received.Load(),
+		Dropped: r.dropped.Load() + r.d.fw.SyncDropped(), Rejected: map[string]uint64{}, Entries: map[string]uint64{}}
+	for _, p := range r.peers {
+		s.Peers = append(s.Peers, p.Addr())
+	}
+	for i, name := range control.SyncRejectReasons {
+		s.Rejected[name] = r.rejected[i].Load()
+	}
+	for i, name := range forwarder.SyncResultNames {
+		s.Entries[name] = r.entries[i].Load()
+	}
+	r.bulkMu.Lock()
+	s.Bulk, s.BulkFrom, s.BulkEntries, s.BulkTook = r.bulkState, r.bulkFrom, r.bulkEntries, r.bulkTook.Seconds()
+	r.bulkMu.Unlock()
+	return s
+}

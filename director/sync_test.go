@@ -1,0 +1,264 @@
+package director
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/connsync"
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/link"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+var syncKey = []byte("a shared secret of 32 bytes.....")
+
+// fakeNet carries sync datagrams between in-memory directors; it keeps
+// every datagram it delivered, for replays.
+type fakeNet struct {
+	mu    sync.Mutex
+	conns map[netip.Addr]*fakeSync
+	log   []datagram // what was sent, to: the destination
+}
+
+type datagram struct {
+	b        []byte
+	from, to netip.AddrPort
+}
+
+type fakeSync struct {
+	n      *fakeNet
+	self   netip.Addr
+	in     chan datagram
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (n *fakeNet) conn(self netip.Addr) *fakeSync {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conns == nil {
+		n.conns = map[netip.Addr]*fakeSync{}
+	}
+	c := &fakeSync{n: n, self: self, in: make(chan datagram, 4096), closed: make(chan struct{})}
+	n.conns[self] = c
+	return c
+}
+
+// inject delivers b to to as if from from.
+func (n *fakeNet) inject(b []byte, from netip.AddrPort, to netip.Addr) {
+	n.mu.Lock()
+	c := n.conns[to]
+	n.mu.Unlock()
+	if c != nil {
+		select {
+		case c.in <- datagram{b: bytes.Clone(b), from: from}:
+		default:
+		}
+	}
+}
+
+func (c *fakeSync) WriteTo(b []byte, to netip.AddrPort) error {
+	c.n.mu.Lock()
+	c.n.log = append(c.n.log, datagram{bytes.Clone(b), netip.AddrPortFrom(c.self, connsync.Port), to})
+	c.n.mu.Unlock()
+	c.n.inject(b, netip.AddrPortFrom(c.self, connsync.Port), to.Addr())
+	return nil
+}
+
+func (c *fakeSync) ReadFrom(b []byte) (int, netip.AddrPort, error) {
+	select {
+	case d := <-c.in:
+		return copy(b, d.b), d.from, nil
+	case <-c.closed:
+		return 0, netip.AddrPort{}, errors.New("closed")
+	}
+}
+
+func (c *fakeSync) Close() error { c.once.Do(func() { close(c.closed) }); return nil }
+
+func syncConfig(peers ...netip.Addr) *config.Config {
+	cfg := configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC), realAt(2, 1, rs2MAC), realAt(3, 1, rs3MAC)))
+	cfg.HA = &config.HA{VRID: 51, Priority: 100, AdvertInterval: 50 * time.Millisecond, Preempt: true,
+		Sync: &config.HASync{Peers: peers, KeyFile: "unused"}}
+	return cfg
+}
+
+// syncDirector runs a director with sync on n as self.
+func syncDirector(t *testing.T, n *fakeNet, self netip.Addr, peers ...netip.Addr) (*Director, link.Port) {
+	t.Helper()
+	dirPort, wire := link.Pipe()
+	d, err := New(syncConfig(peers...), dirPort, Options{IPv4: self, VRRP: newFakeVRRP(), Sync: n.conn(self), SyncKey: syncKey,
+		AnnounceCount: 1, AnnounceInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		wire.Close()
+	})
+	return d, wire
+}
+
+// forwardTo sends a client segment to director d and returns the MAC of
+// the real server it went to.
+func forwardTo(t *testing.T, d *Director, wire link.Port, c netip.AddrPort, flags string) net.HardwareAddr {
+	t.Helper()
+	f := framegen.TCP(framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}, c, netip.AddrPortFrom(vip, 80), flags, 1, 1, nil)
+	send(t, wire, f)
+	out := expectFrame(t, wire, "forwarded "+flags, func(p gopacket.Packet) bool {
+		tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		return ok && uint16(tcp.SrcPort) == c.Port()
+	})
+	return net.HardwareAddr(out[0:6])
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func conns(d *Director) int { return len(d.Snapshot(true).ConnEntries) }
+
+// TestSyncTwoDirectors: rr on two directors. Connections scheduled by
+// the first are carried mid-flow by the second, to the same real
+// servers: the second copied the first's table in bulk when it started,
+// and learned later ones live. Messages signed with another key,
+// replayed, or from an unknown address change nothing and are counted.
+func TestSyncTwoDirectors(t *testing.T) {
+	var n fakeNet
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	d1, w1 := syncDirector(t, &n, a1, a1, a2) // one peer list for both: each skips itself
+	var before []net.HardwareAddr
+	for i := 0; i < 3; i++ {
+		before = append(before, forwardTo(t, d1, w1, clientAt(i), "S"))
+	}
+	d2, w2 := syncDirector(t, &n, a2, a1, a2)
+	waitFor(t, "the bulk copy", func() bool { return d2.Snapshot(false).HA.Sync.Bulk == "done" })
+	st := d2.Snapshot(false).HA.Sync
+	if st.BulkFrom != a1 || st.BulkEntries != 3 || len(st.Peers) != 1 || st.Peers[0] != a1 {
+		t.Fatalf("sync status after the bulk copy %+v", st)
+	}
+	// Live: new connections on d1 reach d2 within milliseconds.
+	for i := 3; i < 6; i++ {
+		before = append(before, forwardTo(t, d1, w1, clientAt(i), "S"))
+	}
+	waitFor(t, "6 entries on director 2", func() bool { return conns(d2) == 6 })
+	// rr on d2 alone would start with the first server for every flow
+	// it never saw: it must follow d1's choices.
+	for i := range 6 {
+		if got := forwardTo(t, d2, w2, clientAt(i), "A"); got.String() != before[i].String() {
+			t.Errorf("flow %d: director 2 sent it to %v, director 1 to %v", i, got, before[i])
+		}
+	}
+	// d2's state changes (ESTABLISHED) go back to d1.
+	waitFor(t, "director 1 sees the flows established", func() bool {
+		est := 0
+		for _, c := range d1.Snapshot(true).ConnEntries {
+			if c.State == "ESTABLISHED" {
+				est++
+			}
+		}
+		return est == 6
+	})
+	snap := d2.Snapshot(false)
+	active := 0
+	for _, r := range snap.Services[0].RealServers {
+		active += r.Active
+	}
+	if active != 6 {
+		t.Errorf("director 2 counts %d active connections, want 6", active)
+	}
+
+	// Another key, a replay, an unknown sender: nothing changes, counted.
+	var replay []byte
+	n.mu.Lock()
+	for _, d := range n.log {
+		if d.from.Addr() == a1 && d.to.Addr() == a2 {
+			replay = d.b
+		}
+	}
+	n.mu.Unlock()
+	other, _ := connsync.NewCodec([]byte("not the key the directors share"))
+	h := connsync.Header{Type: connsync.TypeUpdate, Sender: a1, Epoch: uint64(time.Now().UnixNano()), Seq: 1, Time: time.Now().UnixNano()}
+	b := connsync.AppendHeader(nil, &h)
+	b, _ = connsync.AppendEntry(b, &connsync.Entry{Op: connsync.OpEnd, Proto: 6, CIP: clientAt(0).Addr(), VIP: vip, CPort: clientAt(0).Port(),
+		VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address})
+	forged := other.Seal(b)
+	n.inject(forged, netip.AddrPortFrom(a1, connsync.Port), a2)
+	n.inject(replay, netip.AddrPortFrom(a1, connsync.Port), a2)
+	n.inject(replay, netip.AddrPortFrom(netip.MustParseAddr("198.18.0.9"), connsync.Port), a2)
+	waitFor(t, "rejections counted", func() bool {
+		s := d2.Snapshot(false).HA.Sync.Rejected
+		return s["bad_mac"] == 1 && s["unknown_peer"] == 1 && s["replay"] == 1
+	})
+	if c := conns(d2); c != 6 {
+		t.Errorf("director 2 holds %d entries after the forged end, want 6", c)
+	}
+	var line strings.Builder
+	control.WriteHA(&line, d2.Snapshot(false))
+	if !strings.Contains(line.String(), "Sync peers 198.18.0.2 bulk done (198.18.0.2, 3 entries") || !strings.Contains(line.String(), "rejected") {
+		t.Errorf("ctl lines:\n%s", line.String())
+	}
+	t.Logf("director 2:\n%s", line.String())
+}
+
+// Sync is refused without a socket, a key long enough, or a peer.
+func TestSyncRefused(t *testing.T) {
+	self := netip.MustParseAddr("198.18.0.2")
+	p, _ := link.Pipe()
+	var n fakeNet
+	cases := map[string]struct {
+		opts  Options
+		peers []netip.Addr
+		want  string
+	}{
+		"no socket":      {Options{IPv4: self, VRRP: newFakeVRRP(), SyncKey: syncKey}, []netip.Addr{netip.MustParseAddr("198.18.0.3")}, "sync socket"},
+		"short key":      {Options{IPv4: self, VRRP: newFakeVRRP(), Sync: n.conn(self), SyncKey: []byte("short")}, []netip.Addr{netip.MustParseAddr("198.18.0.3")}, "key too short"},
+		"only ourselves": {Options{IPv4: self, VRRP: newFakeVRRP(), Sync: n.conn(self), SyncKey: syncKey}, []netip.Addr{self}, "no peer"},
+	}
+	for name, tc := range cases {
+		if _, err := New(syncConfig(tc.peers...), p, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{"empty": "", "short": "0123456789\n"} {
+		path := filepath.Join(dir, name)
+		_ = os.WriteFile(path, []byte(content), 0o600)
+		if _, err := ReadSyncKey(path); err == nil {
+			t.Errorf("key file %s accepted", name)
+		}
+	}
+	if _, err := ReadSyncKey(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing key file accepted")
+	}
+	path := filepath.Join(dir, "good")
+	_ = os.WriteFile(path, append(syncKey, '\n'), 0o600)
+	if k, err := ReadSyncKey(path); err != nil || !bytes.Equal(k, syncKey) {
+		t.Errorf("good key: %q %v", k, err)
+	}
+}

@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/connsync"
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/drlb/drlb/testbed"
+)
+
+// syncStatus reads the sync side of the director behind sock.
+func syncStatus(t *testing.T, sock string) *control.SyncStatus {
+	t.Helper()
+	h := haStatus(sock)
+	if h == nil || h.Sync == nil {
+		t.Fatalf("%s: no sync status (%+v)", sock, h)
+	}
+	return h.Sync
+}
+
+// TestHASyncFailover is issue 12's failover with connection sync: two
+// drlb directors, rr (which cannot adopt a flow it has not seen: only
+// sync makes the other director carry it), 100 ms adverts. A client
+// making a new connection every 20 ms and holding 4 keep-alive
+// connections sees no failed request and no broken connection when the
+// master is killed (SIGKILL), and again when it comes back, copies the
+// table from the other director and only then preempts. A sync message
+// signed with another key, sent from the dead master's address, changes
+// nothing and is counted.
+func TestHASyncFailover(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 3})
+	dir := t.TempDir()
+	d1, d2 := l.Directors[0], l.Directors[1]
+	key := filepath.Join(dir, "sync.key")
+	if err := os.WriteFile(key, []byte("e2e sync key, 32 bytes or so...\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syncBlock := fmt.Sprintf("  sync:\n    peers: [%s, %s]\n    key_file: %s\n", d1.IPv4, d2.IPv4, key)
+	cfg1, cfg2 := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d2.yaml")
+	writeHAConfigWith(t, l, d1, cfg1, 150, "rr", syncBlock)
+	writeHAConfigWith(t, l, d2, cfg2, 100, "rr", syncBlock)
+	sock1, sock2 := filepath.Join(dir, "d1.sock"), filepath.Join(dir, "d2.sock")
+	n := len(l.RealServers)
+	p1 := runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
+	waitHAState(t, sock1, "MASTER", 5*time.Second)
+	runDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
+	waitHAState(t, sock2, "BACKUP", 5*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for syncStatus(t, sock2).Bulk != "done" {
+		if time.Now().After(deadline) {
+			t.Fatalf("director2: no bulk copy from director1: %+v", syncStatus(t, sock2))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	load := startLoad(t, l, 4)
+	waitRouterARP(t, l, d1.MAC, 5*time.Second)
+	time.Sleep(2 * time.Second)
+	if f := forwarded(t, sock1); f == 0 {
+		t.Error("the master carries nothing")
+	}
+	out, err := execCtl(sock2)
+	if err != nil || !strings.Contains(out, "HA BACKUP") || !strings.Contains(out, "Sync peers "+d1.IPv4.String()+" bulk done") {
+		t.Errorf("drlb ctl -L -n on director2: %v\n%s", err, out)
+	}
+	t.Logf("drlb ctl -L -n on director2 (BACKUP, synced):\n%s", out)
+
+	// SIGKILL the master: the backup carries its flows, rr or not.
+	load.resetGap()
+	killed := time.Now()
+	if err := p1.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p1.done
+	takeover := waitHAState(t, sock2, "MASTER", 2*time.Second)
+	waitRouterARP(t, l, d2.MAC, 2*time.Second)
+	t.Logf("SIGKILL: director2 MASTER %v after the kill, router's ARP entry moved %v after the kill",
+		takeover.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	gapKill := load.gap()
+
+	// A message signed with another key, from the dead master's address
+	// and port, ending every connection director2 holds: nothing changes.
+	forged := forgeEnds(t, l, d1, d2, sock2)
+	time.Sleep(200 * time.Millisecond)
+	st := syncStatus(t, sock2)
+	if st.Rejected["bad_mac"] != 1 {
+		t.Errorf("director2 counted %d bad MACs, want 1 (%+v)", st.Rejected["bad_mac"], st)
+	}
+	if left := countConns(t, sock2, forged); left != len(forged) {
+		t.Errorf("after the forged message director2 holds %d of the %d connections it named", left, len(forged))
+	}
+
+	// The master comes back: it copies the table, then preempts.
+	load.resetGap()
+	back := time.Now()
+	p1 = runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
+	waitHAState(t, sock1, "MASTER", 5*time.Second)
+	waitHAState(t, sock2, "BACKUP", time.Second)
+	waitRouterARP(t, l, d1.MAC, 2*time.Second)
+	t.Logf("restart: director1 MASTER again, router's ARP entry back %v after the start", time.Since(back).Round(time.Millisecond))
+	st1 := syncStatus(t, sock1)
+	if st1.Bulk != "done" || st1.BulkFrom != d2.IPv4 || st1.BulkEntries == 0 {
+		t.Errorf("director1 after restart: %+v", st1)
+	}
+	logs := p1.logs.String()
+	copied, became := strings.Index(logs, "connection table copied"), strings.Index(logs, "BACKUP -> MASTER")
+	if copied < 0 || became < 0 || became < copied {
+		t.Errorf("director1 preempted before its bulk copy (copied at %d, MASTER at %d):\n%s", copied, became, logs)
+	}
+	t.Logf("director1's bulk copy: %d entries from %s in %.1f ms", st1.BulkEntries, st1.BulkFrom, st1.BulkTook*1000)
+	time.Sleep(2 * time.Second)
+	gapPreempt := load.gap()
+
+	load.finish()
+	out1, _ := execCtl(sock1)
+	t.Logf("drlb ctl -L -n on director1 (MASTER again):\n%s", out1)
+	t.Logf("client: %d new connections ok, %d failed; keep-alive requests %d ok, %d broken connections; longest gap without an answer: %v at the kill, %v at the preemption; slowest request %v",
+		load.newOK.Load(), load.newFailed.Load(), load.keptOK.Load(), load.keptBroken.Load(),
+		gapKill.Round(time.Millisecond), gapPreempt.Round(time.Millisecond), time.Duration(load.maxLatency.Load()).Round(time.Millisecond))
+	if load.newFailed.Load() != 0 || load.keptBroken.Load() != 0 {
+		t.Errorf("client failures:\n%s", strings.Join(load.errs, "\n"))
+	}
+	if load.newOK.Load() < 200 || load.keptOK.Load() < 200 {
+		t.Errorf("too little traffic to judge: %d new, %d keep-alive", load.newOK.Load(), load.keptOK.Load())
+	}
+	for _, s := range []string{sock1, sock2} {
+		if y := syncStatus(t, s); y.Dropped != 0 || y.Rejected["replay"] != 0 || y.Rejected["malformed"] != 0 || y.Rejected["unknown_peer"] != 0 {
+			t.Errorf("%s: sync %+v", s, y)
+		}
+	}
+}
+
+func execCtl(sock string) (string, error) {
+	out, err := exec.Command(drlbBinary, "ctl", "-s", sock, "-L", "-n").CombinedOutput()
+	return string(out), err
+}
+
+// forgeEnds sends director2, from director1's address and sync port, one
+// message ending up to connsync.MaxEntries of the connections it holds,
+// signed with a key that is not theirs; it returns the connections named.
+func forgeEnds(t *testing.T, l *testbed.Lab, from, to *testbed.Host, sock string) []control.ConnEntry {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := control.Get(ctx, sock, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var named []control.ConnEntry
+	other, _ := connsync.NewCodec([]byte("a key the directors do not share"))
+	h := connsync.Header{Type: connsync.TypeUpdate, Sender: from.IPv4, Epoch: uint64(time.Now().UnixNano()), Seq: 1, Time: time.Now().UnixNano()}
+	b := connsync.AppendHeader(nil, &h)
+	for _, c := range s.ConnEntries {
+		if c.State != "ESTABLISHED" || len(named) == connsync.MaxEntries {
+			continue
+		}
+		b, _ = connsync.AppendEntry(b, &connsync.Entry{Op: connsync.OpEnd, Proto: 6, State: 2, CIP: c.Client.Addr(), CPort: c.Client.Port(),
+			VIP: c.Virtual.Addr(), VPort: c.Virtual.Port(), SvcPort: c.Virtual.Port(), Real: c.Real})
+		named = append(named, c)
+	}
+	if len(named) == 0 {
+		t.Fatal("director2 holds no established connection to forge an end for")
+	}
+	b = other.Seal(b)
+	err = l.Do(from, func() error {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(from.IPv4, connsync.Port)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.WriteToUDPAddrPort(b, netip.AddrPortFrom(to.IPv4, connsync.Port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("sending the forged message: %v", err)
+	}
+	return named
+}
+
+// countConns is how many of conns the director behind sock still holds.
+func countConns(t *testing.T, sock string, conns []control.ConnEntry) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := control.Get(ctx, sock, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[netip.AddrPort]bool{}
+	for _, c := range s.ConnEntries {
+		have[c.Client] = true
+	}
+	n := 0
+	for _, c := range conns {
+		if have[c.Client] {
+			n++
+		}
+	}
+	return n
+}

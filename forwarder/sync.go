@@ -1,0 +1,172 @@
+package forwarder
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/drlb/drlb/connsync"
+	"github.com/drlb/drlb/conntable"
+)
+
+// SyncEvent is one change of the connection table for the peers
+// (connection sync, issue 12): a new connection or template, a state
+// change, a refresh, or an end. It names the service by its port (with
+// the key's protocol and VIP) and the real server by address, as
+// connsync.Entry carries them.
+type SyncEvent struct {
+	Key     conntable.Key
+	Op      uint8 // connsync.OpUpsert or OpEnd
+	State   uint8
+	SvcPort uint16
+	Real    netip.Addr
+	Timeout time.Duration
+}
+
+// syncLog is the data path's record of sync events: a buffer of fixed
+// capacity owned by whoever runs Process (the director's loop, under its
+// lock), emptied after each batch. When it is full, events are dropped
+// and counted: the data path never waits for the network.
+type syncLog struct {
+	events  []SyncEvent // nil: sync off
+	dropped atomic.Uint64
+}
+
+// EnableSync makes Process record sync events, at most capacity between
+// two TakeSyncEvents. Call it before the forwarder runs.
+func (f *Forwarder) EnableSync(capacity int) {
+	f.sync.events = make([]SyncEvent, 0, max(capacity, 1))
+}
+
+// SyncEvents returns the events recorded since the last ResetSyncEvents;
+// the slice is reused, so copy it before the next Process.
+func (f *Forwarder) SyncEvents() []SyncEvent { return f.sync.events }
+
+// ResetSyncEvents empties the event buffer.
+func (f *Forwarder) ResetSyncEvents() { f.sync.events = f.sync.events[:0] }
+
+// SyncDropped is how many events did not fit in the buffer.
+func (f *Forwarder) SyncDropped() uint64 { return f.sync.dropped.Load() }
+
+// syncUnit is the grain of Entry.Flags' sync stamp: when the entry was
+// last sent to (or received from) the peers, in 8-second units modulo 256.
+const syncUnit = 8 * time.Second
+
+func syncStamp(now int64) uint8 { return uint8(now / int64(syncUnit)) }
+
+// syncDue reports whether an entry whose state did not change should be
+// sent again, so that the peers' copy (which expires on its own timeout)
+// does not run out while it lives here: once half its timeout passed
+// since it was last sent (at most every 2040 s, the stamp's range).
+func syncDue(stamp uint8, now int64, timeout time.Duration) bool {
+	half := min(max(int64(timeout/2/syncUnit), 1), 255)
+	return int64(syncStamp(now)-stamp) >= half
+}
+
+// record adds an event for e (owned by r of s) with timeout from now.
+func (f *Forwarder) record(op uint8, e *conntable.Entry, s *service, r *realServer, timeout time.Duration, now int64) {
+	if f.sync.events == nil {
+		return
+	}
+	if len(f.sync.events) == cap(f.sync.events) {
+		f.sync.dropped.Add(1)
+		return
+	}
+	e.Flags = syncStamp(now)
+	f.sync.events = append(f.sync.events, SyncEvent{Key: e.Key, Op: op, State: e.State, SvcPort: s.key.port, Real: r.addr, Timeout: timeout})
+}
+
+// SyncResult is what ApplySync did with an entry.
+type SyncResult uint8
+
+const (
+	SyncApplied        SyncResult = iota // inserted or updated
+	SyncEnded                            // deleted (or already gone)
+	SyncUnknownService                   // no such service here
+	SyncUnknownServer                    // the service has no such real server here
+	SyncInvalid                          // a state that makes no sense for the kind
+	SyncTableFull                        // no room
+)
+
+// SyncResultNames name the results for counters.
+var SyncResultNames = [...]string{"applied", "ended", "unknown_service", "unknown_server", "invalid", "table_full"}
+
+// ApplySync makes a peer's entry count here: inserted or updated (same
+// key: the peer's real server, found by address in the service of the
+// same protocol, VIP and port; the peer's state and time left), or
+// deleted for an end. It counts in the real server's active/inactive
+// counters like a local entry, and is not recorded as a sync event (no
+// echo). Like Process it changes the table: call it where Process cannot
+// run at the same time.
+func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
+	st := f.cur.Load()
+	s := st.byKey[svcKey{proto: e.Proto, vip: e.VIP, port: e.SvcPort}]
+	if s == nil || s.idx < 0 {
+		return SyncUnknownService
+	}
+	var r *realServer
+	for _, x := range s.reals {
+		if x.addr == e.Real {
+			r = x
+			break
+		}
+	}
+	if r == nil && s.sorry != nil && s.sorry.addr == e.Real {
+		r = s.sorry
+	}
+	if r == nil {
+		return SyncUnknownServer
+	}
+	template := e.Kind == conntable.KindTemplate
+	if e.State == stateNone || e.State > stateTemplate || template != (e.State == stateTemplate) || e.Kind > conntable.KindTemplate {
+		return SyncInvalid
+	}
+	f.key = conntable.Key{CIP: e.CIP.As16(), VIP: e.VIP.As16(), CPort: e.CPort, VPort: e.VPort, Proto: e.Proto, Kind: e.Kind}
+	ex := f.table.Lookup(&f.key, now)
+	if e.Op == connsync.OpEnd {
+		if ex != nil {
+			f.table.Delete(ex)
+		}
+		return SyncEnded
+	}
+	if ex != nil && (ex.Service != s.slot || ex.Real != r.slot) {
+		f.table.Delete(ex) // the peer scheduled it elsewhere: the peer's is the flow's
+		ex = nil
+	}
+	if ex == nil {
+		var err error
+		if ex, err = f.table.Insert(&f.key, now); err != nil {
+			return SyncTableFull
+		}
+		ex.Service, ex.Real, ex.State = s.slot, r.slot, e.State
+		r.count(e.State, +1)
+	} else if ex.State != e.State {
+		r.count(ex.State, -1)
+		r.count(e.State, +1)
+		ex.State = e.State
+	}
+	f.table.SetTimeout(ex, now, e.Timeout)
+	ex.Flags = syncStamp(now)
+	return SyncApplied
+}
+
+// RangeSync walks n slots of the table from slot from, calling fn with
+// an event for each live entry (a bulk copy for a peer that starts), and
+// returns the slot to continue from, -1 at the end. Like Process, call it
+// where Process cannot run at the same time.
+func (f *Forwarder) RangeSync(from, n int, now int64, fn func(*SyncEvent)) int {
+	st := f.cur.Load()
+	var ev SyncEvent
+	return f.table.RangeSlots(from, n, func(e *conntable.Entry) {
+		if f.table.Expired(e, now) {
+			return
+		}
+		s, r := st.owner(e.Service, e.Real)
+		if s == nil || r == nil || s.idx < 0 {
+			return
+		}
+		ev = SyncEvent{Key: e.Key, Op: connsync.OpUpsert, State: e.State, SvcPort: s.key.port, Real: r.addr,
+			Timeout: time.Duration(f.table.Expires(e) - now)}
+		fn(&ev)
+	})
+}
