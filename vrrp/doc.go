@@ -1,10 +1,11 @@
-// Package vrrp is VRRP version 3 (RFC 5798) for IPv4, as drlb needs it to
+// Package vrrp is VRRP version 3 (RFC 5798) for IPv4 and IPv6, as drlb needs it to
 // share VIPs between directors and to interoperate with keepalived: the
 // advert's wire format, the election state machine, and a thin runner that
 // moves adverts between the machine and a socket.
 //
 //	peer director / keepalived                         this director
-//	 224.0.0.18, TTL 255, proto 112 ──▶ Conn.Recv ──▶ Machine.Receive(now, packet)
+//	 224.0.0.18 (ff02::12), TTL (hop limit) 255, proto 112
+//	                                 ──▶ Conn.Recv ──▶ Machine.Receive(now, packet)
 //	                                                   Machine.Tick(now) (timers)
 //	 224.0.0.18 ◀── Conn.Send ◀── Machine.Packet()  ◀─ Output.Send
 //	                                                   Output.Changed ─▶ the director:
@@ -17,6 +18,17 @@
 // Conn: a raw IPv4 socket for protocol 112 bound to the interface, joined
 // to 224.0.0.18 there, sending with its own IP header (IP_HDRINCL) from the
 // interface's address with TTL 255.
+//
+// IPv4 and IPv6 are separate virtual routers (RFC 5798 5.2.4), as in
+// keepalived (one vrrp_instance per family), even with the same VRID: a
+// Machine's family is its Self's. An IPv6 router sends from the
+// interface's link-local address to ff02::12 with hop limit 255 (RFC 5798
+// 5.1.2), the checksum over the IPv6 pseudo-header, the IPv6 VIPs as its
+// addresses (Advert.AppendIPv6, ParseIPv6). Raw IPv6 sockets carry no
+// header either way, so the IPv6 Conn strips the one AppendIPv6 built
+// (the socket sets source, hop limit and traffic class) and builds one for
+// what it reads from the source, IPV6_PKTINFO and IPV6_HOPLIMIT: a packet
+// whose hop limit the kernel did not give is ignored as a wrong TTL.
 //
 // The election follows RFC 5798 section 6.4: master-down interval =
 // 3 * the master's advert interval + skew, skew = ((256 - priority) *

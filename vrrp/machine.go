@@ -39,10 +39,13 @@ type Config struct {
 	// not before PreemptDelay after Start.
 	Preempt      bool
 	PreemptDelay time.Duration
-	// Self is the router's own IPv4 address: the source of its adverts,
-	// and the tie-break between equal priorities.
+	// Self is the router's own address: the source of its adverts, and
+	// the tie-break between equal priorities. Its family is the virtual
+	// router's: an IPv4 address, or the interface's IPv6 link-local
+	// address (RFC 5798 5.1.2.1) for an IPv6 virtual router.
 	Self netip.Addr
-	// Addrs are the virtual addresses the adverts carry (the IPv4 VIPs).
+	// Addrs are the virtual addresses the adverts carry (the VIPs of
+	// Self's family).
 	Addrs []netip.Addr
 }
 
@@ -108,17 +111,14 @@ func NewMachine(cfg Config) (*Machine, error) {
 		return nil, fmt.Errorf("%w: priority %d, want 1..254", ErrBadConfig, cfg.Priority)
 	case cfg.Interval < Centisecond || cfg.Interval > MaxInterval || cfg.Interval%Centisecond != 0:
 		return nil, fmt.Errorf("%w: advert interval %v", ErrBadConfig, cfg.Interval)
-	case !cfg.Self.Is4():
-		return nil, fmt.Errorf("%w: own address %v is not IPv4", ErrBadConfig, cfg.Self)
-	case len(cfg.Addrs) > MaxAddrs:
-		return nil, fmt.Errorf("%w: %d addresses, at most %d", ErrBadConfig, len(cfg.Addrs), MaxAddrs)
+	case !cfg.Self.Is4() && !(cfg.Self.Is6() && cfg.Self.IsLinkLocalUnicast()):
+		return nil, fmt.Errorf("%w: own address %v is neither IPv4 nor IPv6 link-local", ErrBadConfig, cfg.Self)
 	case cfg.PreemptDelay < 0:
 		return nil, fmt.Errorf("%w: negative preempt delay", ErrBadConfig)
 	}
-	for _, a := range cfg.Addrs {
-		if !a.Is4() {
-			return nil, fmt.Errorf("%w: address %v is not IPv4", ErrBadConfig, a)
-		}
+	cfg.Self = cfg.Self.WithZone("")
+	if err := checkAddrs(cfg.Self, cfg.Addrs); err != nil {
+		return nil, err
 	}
 	cfg.Addrs = slices.Clone(cfg.Addrs)
 	return &Machine{cfg: cfg, masterInterval: cfg.Interval, ignored: map[string]uint64{}}, nil
@@ -140,17 +140,28 @@ func (m *Machine) Advert() Advert {
 // SetAddrs changes the addresses the adverts carry (a reload changed the
 // VIPs); they go out with the next advert.
 func (m *Machine) SetAddrs(addrs []netip.Addr) error {
-	if len(addrs) > MaxAddrs {
-		return fmt.Errorf("%w: %d addresses, at most %d", ErrBadConfig, len(addrs), MaxAddrs)
-	}
-	for _, a := range addrs {
-		if !a.Is4() {
-			return fmt.Errorf("%w: address %v is not IPv4", ErrBadConfig, a)
-		}
+	if err := checkAddrs(m.cfg.Self, addrs); err != nil {
+		return err
 	}
 	m.cfg.Addrs = slices.Clone(addrs)
 	return nil
 }
+
+// checkAddrs refuses addresses an advert from self cannot carry.
+func checkAddrs(self netip.Addr, addrs []netip.Addr) error {
+	if len(addrs) > MaxAddrs {
+		return fmt.Errorf("%w: %d addresses, at most %d", ErrBadConfig, len(addrs), MaxAddrs)
+	}
+	for _, a := range addrs {
+		if a.Is4() != self.Is4() {
+			return fmt.Errorf("%w: address %v in the virtual router of %v: one address family per virtual router", ErrBadConfig, a, self)
+		}
+	}
+	return nil
+}
+
+// IPv6 says whether this is an IPv6 virtual router (Self is IPv6).
+func (m *Machine) IPv6() bool { return m.cfg.Self.Is6() }
 
 // SetPreemptHold holds preemption back (hold) or lets it go: while held,
 // a backup follows a master of lower priority as if preempt were off. It
@@ -246,12 +257,16 @@ func (m *Machine) Tick(now time.Time) Output {
 	return out
 }
 
-// Receive handles one received IPv4 packet (header included, as a raw
-// socket returns it). Packets that are not a valid advert for this
-// virtual router are ignored and counted by reason.
+// Receive handles one received packet of the machine's family, header
+// included (ParseIPv4, ParseIPv6). Packets that are not a valid advert for
+// this virtual router are ignored and counted by reason.
 func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 	var out Output
-	p, err := ParseIPv4(pkt, m.addrs[:0])
+	parse := ParseIPv4
+	if m.IPv6() {
+		parse = ParseIPv6
+	}
+	p, err := parse(pkt, m.addrs[:0])
 	if err == nil && p.VRID != m.cfg.VRID {
 		err = ErrVRID
 	}

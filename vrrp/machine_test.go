@@ -213,13 +213,16 @@ func TestMachineStopAdvertHasPriorityZero(t *testing.T) {
 func TestNewMachineRefuses(t *testing.T) {
 	good := Config{VRID: 1, Priority: 100, Interval: time.Second, Self: self}
 	for name, change := range map[string]func(*Config){
-		"vrid 0":        func(c *Config) { c.VRID = 0 },
-		"priority 255":  func(c *Config) { c.Priority = 255 },
-		"priority 0":    func(c *Config) { c.Priority = 0 },
-		"interval 5ms":  func(c *Config) { c.Interval = 5 * time.Millisecond },
-		"self IPv6":     func(c *Config) { c.Self = netip.MustParseAddr("2001:2::2") },
-		"IPv6 address":  func(c *Config) { c.Addrs = []netip.Addr{netip.MustParseAddr("2001:2::100")} },
-		"no self":       func(c *Config) { c.Self = netip.Addr{} },
+		"vrid 0":       func(c *Config) { c.VRID = 0 },
+		"priority 255": func(c *Config) { c.Priority = 255 },
+		"priority 0":   func(c *Config) { c.Priority = 0 },
+		"interval 5ms": func(c *Config) { c.Interval = 5 * time.Millisecond },
+		"self IPv6":    func(c *Config) { c.Self = netip.MustParseAddr("2001:2::2") },
+		"IPv6 address": func(c *Config) { c.Addrs = []netip.Addr{netip.MustParseAddr("2001:2::100")} },
+		"no self":      func(c *Config) { c.Self = netip.Addr{} },
+		"IPv6 self, IPv4 address": func(c *Config) {
+			c.Self, c.Addrs = netip.MustParseAddr("fe80::2"), []netip.Addr{netip.MustParseAddr("198.18.0.100")}
+		},
 		"negative wait": func(c *Config) { c.PreemptDelay = -1 },
 	} {
 		c := good
@@ -227,5 +230,61 @@ func TestNewMachineRefuses(t *testing.T) {
 		if _, err := NewMachine(c); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestMachineIPv6: an IPv6 virtual router (link-local self) elects on IPv6
+// adverts and ignores IPv4 ones (another protocol, even with the same
+// VRID), adverts with a hop limit other than 255, and checksums over
+// another pseudo-header; equal priorities go to the higher link-local
+// address.
+func TestMachineIPv6(t *testing.T) {
+	ms := time.Millisecond
+	m, err := NewMachine(Config{VRID: 51, Priority: 150, Interval: 100 * ms, Preempt: true, Self: self6, Addrs: []netip.Addr{vip6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adv6 := func(src netip.Addr, prio uint8) []byte {
+		b, err := (&Advert{VRID: 51, Priority: prio, Interval: 100 * ms, Addrs: []netip.Addr{vip6}}).AppendIPv6(nil, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	m.Start(t0)
+	down := m.MasterDownInterval()
+	// Ignored: an IPv4 advert of the same VRID, hop limit 64, a bad checksum.
+	m.Receive(t0.Add(10*ms), advertFrom(t, peer, 51, 200, 100*ms))
+	routed := adv6(peer6, 200)
+	routed[7] = 64
+	m.Receive(t0.Add(20*ms), routed)
+	bad := adv6(peer6, 200)
+	bad[len(bad)-1]++
+	m.Receive(t0.Add(30*ms), bad)
+	if st := m.Stats(); st.Received != 0 || st.Ignored["ttl"] != 1 || st.Ignored["malformed"] != 1 || st.Ignored["checksum"] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	out := m.Tick(t0.Add(down))
+	if m.State() != Master || !out.Send || !out.Changed {
+		t.Fatalf("after the master-down interval: %v %+v", m.State(), out)
+	}
+	if a := m.Advert(); len(a.Addrs) != 1 || a.Addrs[0] != vip6 {
+		t.Fatalf("advert %+v", a)
+	}
+	// Equal priority from a lower link-local address: we stay master.
+	m.Receive(t0.Add(down+10*ms), adv6(netip.MustParseAddr("fe80::1"), 150))
+	if m.State() != Master {
+		t.Fatalf("yielded to a lower address")
+	}
+	// Equal priority from a higher one: we yield.
+	out = m.Receive(t0.Add(down+20*ms), adv6(peer6, 150))
+	if m.State() != Backup || !strings.Contains(out.Reason, "higher address") {
+		t.Fatalf("%v %+v", m.State(), out)
+	}
+	if st := m.Stats(); st.Master != peer6 || st.MasterPriority != 150 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := m.SetAddrs([]netip.Addr{vip}); err == nil {
+		t.Error("SetAddrs took an IPv4 VIP")
 	}
 }

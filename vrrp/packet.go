@@ -22,14 +22,32 @@ const (
 	Centisecond = 10 * time.Millisecond
 	// MaxInterval is the largest advert interval (12 bits of centiseconds).
 	MaxInterval = 0xfff * Centisecond
-	headerLen   = 8
-	ipv4Len     = 20
+	// HopLimit is TTL's IPv6 name: adverts are sent and accepted with
+	// hop limit 255 only (RFC 5798 5.1.2.3).
+	HopLimit  = TTL
+	headerLen = 8
+	ipv4Len   = 20
+	ipv6Len   = 40
 )
 
-// Group is where IPv4 adverts go (RFC 5798 5.1.1.2).
-var Group = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+// Group is where IPv4 adverts go (RFC 5798 5.1.1.2), Group6 where IPv6
+// adverts go (5.1.2.2), from the interface's link-local address.
+var (
+	Group  = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+	Group6 = netip.MustParseAddr("ff02::12")
+)
 
-// Advert is a VRRPv3 advertisement (RFC 5798 5.2), IPv4 addresses only.
+// GroupOf is the group of adverts sent from src's address family.
+func GroupOf(src netip.Addr) netip.Addr {
+	if src.Is4() {
+		return Group
+	}
+	return Group6
+}
+
+// Advert is a VRRPv3 advertisement (RFC 5798 5.2). Its addresses are of
+// one family, the family of the IP packet carrying it: IPv4 and IPv6 are
+// separate virtual routers, even with the same VRID (RFC 5798 5.2.4).
 type Advert struct {
 	VRID     uint8
 	Priority uint8 // 0: the master stops; 255: the address owner
@@ -43,8 +61,9 @@ type Advert struct {
 var (
 	ErrShort    = errors.New("vrrp: packet too short")
 	ErrNotIPv4  = errors.New("vrrp: not an IPv4 packet with a valid header")
+	ErrNotIPv6  = errors.New("vrrp: not an IPv6 packet with a valid header")
 	ErrProtocol = errors.New("vrrp: not IP protocol 112")
-	ErrTTL      = errors.New("vrrp: TTL is not 255")
+	ErrTTL      = errors.New("vrrp: TTL (hop limit) is not 255")
 	ErrVersion  = errors.New("vrrp: not version 3")
 	ErrType     = errors.New("vrrp: not an advertisement")
 	ErrLength   = errors.New("vrrp: length does not match the address count")
@@ -71,13 +90,28 @@ func Reason(err error) string {
 // Reasons are every value Reason returns, for counters that list them all.
 var Reasons = []string{"ttl", "version", "vrid", "checksum", "malformed"}
 
+// addrLen is the length of one address in adverts from src's family.
+func addrLen(src netip.Addr) int {
+	if src.Is4() {
+		return 4
+	}
+	return 16
+}
+
 // Len is the length of a's VRRP message.
-func (a *Advert) Len() int { return headerLen + 4*len(a.Addrs) }
+func (a *Advert) Len() int {
+	n := 4
+	if len(a.Addrs) > 0 && !a.Addrs[0].Is4() {
+		n = 16
+	}
+	return headerLen + n*len(a.Addrs)
+}
 
 // Append appends a's VRRP message (no IP header) with its checksum over
-// the IPv4 pseudo-header of src and Group, as RFC 5798 5.2.8 says and
-// keepalived does. Addresses that are not IPv4 are an error, as are more
-// than MaxAddrs and an interval that is not whole centiseconds in range.
+// the pseudo-header of src and its group (IPv4: 224.0.0.18, IPv6:
+// ff02::12), as RFC 5798 5.2.8 says and keepalived does. The addresses
+// must be of src's family; more than MaxAddrs and an interval that is not
+// whole centiseconds in range are errors too.
 func (a *Advert) Append(b []byte, src netip.Addr) ([]byte, error) {
 	if len(a.Addrs) > MaxAddrs {
 		return b, fmt.Errorf("vrrp: %d addresses, at most %d", len(a.Addrs), MaxAddrs)
@@ -85,22 +119,27 @@ func (a *Advert) Append(b []byte, src netip.Addr) ([]byte, error) {
 	if a.Interval < Centisecond || a.Interval > MaxInterval || a.Interval%Centisecond != 0 {
 		return b, fmt.Errorf("vrrp: advert interval %v is not 1..4095 centiseconds", a.Interval)
 	}
-	if !src.Is4() {
-		return b, fmt.Errorf("vrrp: source %v is not an IPv4 address", src)
+	if !src.IsValid() {
+		return b, errors.New("vrrp: no source address")
 	}
 	start := len(b)
 	b = append(b, Version<<4|TypeAdvert, a.VRID, a.Priority, uint8(len(a.Addrs)))
 	b = binary.BigEndian.AppendUint16(b, uint16(a.Interval/Centisecond))
 	b = append(b, 0, 0)
 	for _, addr := range a.Addrs {
-		if !addr.Is4() {
-			return b[:start], fmt.Errorf("vrrp: address %v is not IPv4 (IPv6 needs its own VRRP instance)", addr)
+		switch {
+		case src.Is4() && addr.Is4():
+			v := addr.As4()
+			b = append(b, v[:]...)
+		case src.Is6() && addr.Is6():
+			v := addr.As16()
+			b = append(b, v[:]...)
+		default:
+			return b[:start], fmt.Errorf("vrrp: address %v in an advert from %v: each address family needs its own VRRP instance", addr, src)
 		}
-		v := addr.As4()
-		b = append(b, v[:]...)
 	}
 	msg := b[start:]
-	sum := wire.Fold(wire.Sum(msg, wire.PseudoHeaderSum(src, Group, IPProtocol, len(msg))))
+	sum := wire.Fold(wire.Sum(msg, wire.PseudoHeaderSum(src, GroupOf(src), IPProtocol, len(msg))))
 	binary.BigEndian.PutUint16(msg[6:], sum)
 	return b, nil
 }
@@ -115,6 +154,9 @@ func (a *Advert) AppendIPv4(b []byte, src netip.Addr, id uint16) ([]byte, error)
 	if err != nil {
 		return b[:start], err
 	}
+	if !src.Is4() {
+		return b[:start], fmt.Errorf("vrrp: source %v of an IPv4 advert is not IPv4", src)
+	}
 	h := b[start : start+ipv4Len]
 	h[0], h[1] = 0x45, 0xc0
 	binary.BigEndian.PutUint16(h[2:], uint16(len(b)-start))
@@ -127,7 +169,35 @@ func (a *Advert) AppendIPv4(b []byte, src netip.Addr, id uint16) ([]byte, error)
 	return b, nil
 }
 
-// Packet is an advert as received: the IPv4 source and TTL with it.
+// AppendIPv6 appends an IPv6 packet carrying a from src (the interface's
+// link-local address) to Group6: traffic class 0xc0 (as keepalived), no
+// flow label, next header 112, hop limit 255, no extension headers, the
+// VRRP checksum over the IPv6 pseudo-header (RFC 5798 5.1.2, 5.2.8). A
+// raw IPv6 socket sends the payload (the Conn strips the header and sets
+// the source and hop limit it names).
+func (a *Advert) AppendIPv6(b []byte, src netip.Addr) ([]byte, error) {
+	if !src.Is6() {
+		return b, fmt.Errorf("vrrp: source %v of an IPv6 advert is not IPv6", src)
+	}
+	start := len(b)
+	b = append(b, make([]byte, ipv6Len)...)
+	b, err := a.Append(b, src)
+	if err != nil {
+		return b[:start], err
+	}
+	h := b[start : start+ipv6Len]
+	// Version 6, traffic class 0xc0, flow label 0.
+	binary.BigEndian.PutUint32(h, 6<<28|0xc0<<20)
+	binary.BigEndian.PutUint16(h[4:], uint16(len(b)-start-ipv6Len))
+	h[6], h[7] = IPProtocol, HopLimit
+	s, d := src.As16(), Group6.As16()
+	copy(h[8:], s[:])
+	copy(h[24:], d[:])
+	return b, nil
+}
+
+// Packet is an advert as received: the IP source and TTL (hop limit)
+// with it.
 type Packet struct {
 	Src netip.Addr
 	TTL uint8
@@ -163,6 +233,36 @@ func ParseIPv4(b []byte, addrs []netip.Addr) (Packet, error) {
 	return p, err
 }
 
+// ParseIPv6 reads an IPv6 packet holding a VRRP advert: a header with
+// next header 112 (no extension headers) and the message; a raw IPv6
+// socket delivers the message alone, so its Conn puts a header built
+// from the source, destination and IPV6_HOPLIMIT in front. It checks the
+// header, the hop limit, then the message as ParseIPv4 does, the
+// checksum over the IPv6 pseudo-header. The addresses are appended to
+// addrs' storage when it has room.
+func ParseIPv6(b []byte, addrs []netip.Addr) (Packet, error) {
+	var p Packet
+	if len(b) < ipv6Len {
+		return p, ErrShort
+	}
+	plen := int(binary.BigEndian.Uint16(b[4:]))
+	if b[0]>>4 != 6 || ipv6Len+plen > len(b) {
+		return p, ErrNotIPv6
+	}
+	if b[6] != IPProtocol {
+		return p, ErrProtocol
+	}
+	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
+	dst := netip.AddrFrom16([16]byte(b[24:40]))
+	p.TTL = b[7]
+	if p.TTL != HopLimit {
+		return p, ErrTTL
+	}
+	a, err := parse(b[ipv6Len:ipv6Len+plen], p.Src, dst, addrs)
+	p.Advert = a
+	return p, err
+}
+
 // Parse reads a VRRP message (no IP header) sent from src to dst.
 func Parse(msg []byte, src, dst netip.Addr) (Advert, error) {
 	return parse(msg, src, dst, nil)
@@ -179,8 +279,8 @@ func parse(msg []byte, src, dst netip.Addr, addrs []netip.Addr) (Advert, error) 
 	if msg[0]&0x0f != TypeAdvert {
 		return a, ErrType
 	}
-	n := int(msg[3])
-	if len(msg) != headerLen+4*n {
+	n, alen := int(msg[3]), addrLen(src)
+	if len(msg) != headerLen+alen*n {
 		return a, ErrLength
 	}
 	if wire.Fold(wire.Sum(msg, wire.PseudoHeaderSum(src, dst, IPProtocol, len(msg)))) != 0 {
@@ -190,7 +290,11 @@ func parse(msg []byte, src, dst netip.Addr, addrs []netip.Addr) (Advert, error) 
 	a.Interval = time.Duration(binary.BigEndian.Uint16(msg[4:])&0x0fff) * Centisecond
 	a.Addrs = addrs[:0]
 	for i := range n {
-		a.Addrs = append(a.Addrs, netip.AddrFrom4([4]byte(msg[headerLen+4*i:])))
+		if alen == 4 {
+			a.Addrs = append(a.Addrs, netip.AddrFrom4([4]byte(msg[headerLen+4*i:])))
+		} else {
+			a.Addrs = append(a.Addrs, netip.AddrFrom16([16]byte(msg[headerLen+16*i:])))
+		}
 	}
 	return a, nil
 }

@@ -10,14 +10,25 @@ import (
 	"time"
 )
 
-// Conn moves adverts: whole IPv4 packets, header included, both ways.
+// Conn moves adverts: whole IP packets, header included, both ways (an
+// IPv6 Conn strips the header it is given and builds one for what it
+// reads, since raw IPv6 sockets carry no header).
 type Conn interface {
-	// Send writes one IPv4 packet (built by Advert.AppendIPv4).
+	// Send writes one packet (built by Advert.AppendIPv4 or AppendIPv6).
 	Send(pkt []byte) error
-	// Recv reads one IPv4 packet into b; it returns an error once the
-	// Conn is closed.
+	// Recv reads one packet into b; it returns an error once the Conn
+	// is closed.
 	Recv(b []byte) (int, error)
 	Close() error
+}
+
+// Family names the address family of a virtual router whose own address
+// is self: "ipv4" or "ipv6" (log and metric labels).
+func Family(self netip.Addr) string {
+	if self.Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
 }
 
 // Transition is a state change, handed to RunnerConfig.OnChange.
@@ -63,7 +74,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Runner{cfg: cfg, buf: make([]byte, 0, ipv4Len+headerLen+4*MaxAddrs)}, nil
+	return &Runner{cfg: cfg, buf: make([]byte, 0, ipv6Len+headerLen+16*MaxAddrs)}, nil
 }
 
 // RunnerStats are the machine's Stats and the Conn's send errors.
@@ -99,15 +110,21 @@ func (r *Runner) SetPreemptHold(hold bool) {
 func (r *Runner) apply(out Output, now time.Time) {
 	if out.Changed {
 		r.cfg.Logger.Info("vrrp: "+out.From.String()+" -> "+out.To.String(), "reason", out.Reason,
-			"vrid", r.cfg.Machine.cfg.VRID, "priority", r.cfg.Machine.cfg.Priority)
+			"family", Family(r.cfg.Self), "vrid", r.cfg.Machine.cfg.VRID, "priority", r.cfg.Machine.cfg.Priority)
 		if r.cfg.OnChange != nil {
 			r.cfg.OnChange(Transition{From: out.From, To: out.To, Reason: out.Reason, At: now})
 		}
 	}
 	if out.Send {
 		a := r.cfg.Machine.Advert()
-		r.id++
-		pkt, err := a.AppendIPv4(r.buf[:0], r.cfg.Self, r.id)
+		var pkt []byte
+		var err error
+		if r.cfg.Self.Is4() {
+			r.id++
+			pkt, err = a.AppendIPv4(r.buf[:0], r.cfg.Self, r.id)
+		} else {
+			pkt, err = a.AppendIPv6(r.buf[:0], r.cfg.Self.WithZone(""))
+		}
 		if err == nil {
 			err = r.cfg.Conn.Send(pkt)
 		}

@@ -57,8 +57,14 @@ func (c *memConn) Close() error { c.once.Do(func() { close(c.closed) }); return 
 
 // TestRunnersElect: two runners on one segment elect the higher priority;
 // when it stops (priority 0), the other takes over within the skew time
-// plus scheduling, far below the master-down interval.
+// plus scheduling, far below the master-down interval. IPv4 and IPv6
+// virtual routers alike.
 func TestRunnersElect(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) { testRunnersElect(t, self, peer, vip) })
+	t.Run("ipv6", func(t *testing.T) { testRunnersElect(t, self6, peer6, vip6) })
+}
+
+func testRunnersElect(t *testing.T, self, peer, vip netip.Addr) {
 	h := &hub{}
 	type director struct {
 		r      *Runner
