@@ -8,9 +8,12 @@ import (
 	"time"
 )
 
-// HAStatus is the director's VRRP side, in a Snapshot when the config has
-// an ha: block.
+// HAStatus is one VRRP virtual router of the director (one per address
+// family of the VIPs), in a Snapshot when the config has an ha: block.
 type HAStatus struct {
+	// Family is the virtual router's address family: "ipv4" or "ipv6"
+	// (IPv6 adverts go from the link-local address to ff02::12).
+	Family   string `json:"family"`
 	State    string `json:"state"` // INIT, BACKUP or MASTER
 	VRID     int    `json:"vrid"`
 	Priority int    `json:"priority"`
@@ -27,8 +30,21 @@ type HAStatus struct {
 	// Ignored counts adverts ignored by reason: ttl, version, vrid,
 	// checksum, malformed.
 	Ignored map[string]uint64 `json:"adverts_ignored"`
-	// Sync is connection sync with the peers (nil without ha.sync).
+	// Sync is connection sync with the peers (nil without ha.sync; in
+	// Snapshot.HA only).
 	Sync *SyncStatus `json:"sync,omitempty"`
+}
+
+// HAInstances are the snapshot's VRRP virtual routers: HA, then HA6 when
+// there are both (none without ha:).
+func (s Snapshot) HAInstances() []*HAStatus {
+	var out []*HAStatus
+	for _, h := range []*HAStatus{s.HA, s.HA6} {
+		if h != nil {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // SyncStatus is the connection sync side of HAStatus.
@@ -62,23 +78,31 @@ var SyncRejectReasons = []string{"bad_mac", "replay", "unknown_peer", "malformed
 // HAStates are the states drlb_ha_state reports, one series each.
 var HAStates = []string{"INIT", "BACKUP", "MASTER"}
 
-// WriteHA prints the one HA line of `drlb ctl -L -n` and `drlb ctl list`
-// (nothing without an ha: block).
+// WriteHA prints the HA lines of `drlb ctl -L -n` and `drlb ctl list`
+// (nothing without an ha: block): one per virtual router, named by its
+// family unless it is the IPv4 one alone (`HA MASTER ...`, as before IPv6
+// adverts), then the sync line.
 func WriteHA(w io.Writer, s Snapshot) {
-	h := s.HA
-	if h == nil {
+	insts := s.HAInstances()
+	if len(insts) == 0 {
 		return
 	}
-	master := "none heard"
-	if h.Master.IsValid() {
-		master = fmt.Sprintf("%s (priority %d)", h.Master, h.MasterPriority)
+	for _, h := range insts {
+		master := "none heard"
+		if h.Master.IsValid() {
+			master = fmt.Sprintf("%s (priority %d)", h.Master, h.MasterPriority)
+		}
+		since := ""
+		if !h.Since.IsZero() && !s.Time.IsZero() {
+			since = fmt.Sprintf(" for %s", s.Time.Sub(h.Since).Truncate(time.Second))
+		}
+		family := ""
+		if len(insts) > 1 || h.Family == "ipv6" {
+			family = h.Family + " "
+		}
+		fmt.Fprintf(w, "HA %s%s%s vrid %d priority %d master %s\n", family, h.State, since, h.VRID, h.Priority, master)
 	}
-	since := ""
-	if !h.Since.IsZero() && !s.Time.IsZero() {
-		since = fmt.Sprintf(" for %s", s.Time.Sub(h.Since).Truncate(time.Second))
-	}
-	fmt.Fprintf(w, "HA %s%s vrid %d priority %d master %s\n", h.State, since, h.VRID, h.Priority, master)
-	if y := h.Sync; y != nil {
+	if y := s.HA.Sync; y != nil {
 		peers := make([]string, len(y.Peers))
 		for i, p := range y.Peers {
 			peers[i] = p.String()

@@ -15,9 +15,24 @@ import (
 
 func haSnapshot() Snapshot {
 	s := fixtureSnapshot()
-	s.HA = &HAStatus{State: "BACKUP", VRID: 51, Priority: 150, Master: netip.MustParseAddr("198.18.0.3"), MasterPriority: 200,
+	s.HA = &HAStatus{Family: "ipv4", State: "BACKUP", VRID: 51, Priority: 150, Master: netip.MustParseAddr("198.18.0.3"), MasterPriority: 200,
 		AdvertInterval: 0.1, Since: s.Time.Add(-3 * time.Second), Transitions: 1, Received: 30, Sent: 0,
 		Ignored: map[string]uint64{"ttl": 1, "version": 0, "vrid": 2, "checksum": 0, "malformed": 0}}
+	return s
+}
+
+// haSnapshot6 has both virtual routers: IPv4 backup, IPv6 master.
+func haSnapshot6() Snapshot {
+	s := haSnapshot()
+	s.HA6 = &HAStatus{Family: "ipv6", State: "MASTER", VRID: 51, Priority: 150, Master: netip.MustParseAddr("fe80::2"), MasterPriority: 150,
+		AdvertInterval: 0.1, Since: s.Time.Add(-2 * time.Second), Transitions: 2, Sent: 12, Ignored: map[string]uint64{}}
+	return s
+}
+
+// haSnapshotOnly6 has the IPv6 virtual router alone (every VIP IPv6).
+func haSnapshotOnly6() Snapshot {
+	s := haSnapshot6()
+	s.HA, s.HA6 = s.HA6, nil
 	return s
 }
 
@@ -31,6 +46,9 @@ func TestIpvsadmListHA(t *testing.T) {
 		suffix string
 	}{
 		{haSnapshot(), "-L -n", "\nHA BACKUP for 3s vrid 51 priority 150 master 198.18.0.3 (priority 200)\n"},
+		{haSnapshot6(), "-L -n", "\nHA ipv4 BACKUP for 3s vrid 51 priority 150 master 198.18.0.3 (priority 200)\n" +
+			"HA ipv6 MASTER for 2s vrid 51 priority 150 master fe80::2 (priority 150)\n"},
+		{haSnapshotOnly6(), "-L -n", "\nHA ipv6 MASTER for 2s vrid 51 priority 150 master fe80::2 (priority 150)\n"},
 		{haSnapshot(), "-L -n --stats", ""},
 		{haSnapshot(), "-L -n -t 198.18.0.100:443", ""},
 		{fixtureSnapshot(), "-L -n", ""},
@@ -57,7 +75,7 @@ func (f fixedConfig) Apply(*config.Config) error { return nil }
 func (f fixedConfig) ZeroCounters()              {}
 
 func TestHAMetrics(t *testing.T) {
-	srv := httptest.NewServer(MetricsHandler(func(bool) Snapshot { return haSnapshot() }))
+	srv := httptest.NewServer(MetricsHandler(func(bool) Snapshot { return haSnapshot6() }))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
@@ -66,13 +84,15 @@ func TestHAMetrics(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`drlb_ha_state{state="BACKUP"} 1`,
-		`drlb_ha_state{state="MASTER"} 0`,
-		"drlb_ha_transitions_total 1",
-		"drlb_ha_adverts_received_total 30",
-		"drlb_ha_adverts_sent_total 0",
-		`drlb_ha_adverts_ignored_total{reason="vrid"} 2`,
-		`drlb_ha_adverts_ignored_total{reason="ttl"} 1`,
+		`drlb_ha_state{family="ipv4",state="BACKUP"} 1`,
+		`drlb_ha_state{family="ipv4",state="MASTER"} 0`,
+		`drlb_ha_transitions_total{family="ipv4"} 1`,
+		`drlb_ha_adverts_received_total{family="ipv4"} 30`,
+		`drlb_ha_adverts_sent_total{family="ipv4"} 0`,
+		`drlb_ha_adverts_ignored_total{family="ipv4",reason="vrid"} 2`,
+		`drlb_ha_adverts_ignored_total{family="ipv4",reason="ttl"} 1`,
+		`drlb_ha_state{family="ipv6",state="MASTER"} 1`,
+		`drlb_ha_adverts_sent_total{family="ipv6"} 12`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)

@@ -28,12 +28,12 @@ var (
 	descARP         = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
 	descNeighbors   = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
 
-	descHAState       = prometheus.NewDesc("drlb_ha_state", "1 for the VRRP state the director is in (INIT, BACKUP, MASTER), 0 for the others.", []string{"state"}, nil)
-	descHATransitions = prometheus.NewDesc("drlb_ha_transitions_total", "VRRP state transitions.", nil, nil)
-	descHAReceived    = prometheus.NewDesc("drlb_ha_adverts_received_total", "VRRP adverts for our virtual router taken into the election.", nil, nil)
-	descHASent        = prometheus.NewDesc("drlb_ha_adverts_sent_total", "VRRP adverts sent (send errors included).", nil, nil)
-	descHASendErrors  = prometheus.NewDesc("drlb_ha_advert_send_errors_total", "VRRP adverts the socket refused.", nil, nil)
-	descHAIgnored     = prometheus.NewDesc("drlb_ha_adverts_ignored_total", "VRRP packets ignored, by reason: ttl, version, vrid, checksum, malformed.", []string{"reason"}, nil)
+	descHAState       = prometheus.NewDesc("drlb_ha_state", "1 for the VRRP state the director is in (INIT, BACKUP, MASTER), 0 for the others.", []string{"family", "state"}, nil)
+	descHATransitions = prometheus.NewDesc("drlb_ha_transitions_total", "VRRP state transitions.", []string{"family"}, nil)
+	descHAReceived    = prometheus.NewDesc("drlb_ha_adverts_received_total", "VRRP adverts for our virtual router taken into the election.", []string{"family"}, nil)
+	descHASent        = prometheus.NewDesc("drlb_ha_adverts_sent_total", "VRRP adverts sent (send errors included).", []string{"family"}, nil)
+	descHASendErrors  = prometheus.NewDesc("drlb_ha_advert_send_errors_total", "VRRP adverts the socket refused.", []string{"family"}, nil)
+	descHAIgnored     = prometheus.NewDesc("drlb_ha_adverts_ignored_total", "VRRP packets ignored, by reason: ttl, version, vrid, checksum, malformed.", []string{"family", "reason"}, nil)
 
 	descSyncSent       = prometheus.NewDesc("drlb_ha_sync_messages_sent_total", "Connection sync messages sent to peers (send errors included).", nil, nil)
 	descSyncSendErrors = prometheus.NewDesc("drlb_ha_sync_send_errors_total", "Connection sync messages the socket refused.", nil, nil)
@@ -93,21 +93,24 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for ev, n := range s.Neighbors {
 		counter(descNeighbors, n, ev)
 	}
-	if h := s.HA; h != nil {
+	for _, h := range s.HAInstances() {
+		f := h.Family
 		for _, st := range HAStates {
 			v := 0.0
 			if st == h.State {
 				v = 1
 			}
-			gauge(descHAState, v, st)
+			gauge(descHAState, v, f, st)
 		}
-		counter(descHATransitions, h.Transitions)
-		counter(descHAReceived, h.Received)
-		counter(descHASent, h.Sent)
-		counter(descHASendErrors, h.SendErrors)
+		counter(descHATransitions, h.Transitions, f)
+		counter(descHAReceived, h.Received, f)
+		counter(descHASent, h.Sent, f)
+		counter(descHASendErrors, h.SendErrors, f)
 		for reason, n := range h.Ignored {
-			counter(descHAIgnored, n, reason)
+			counter(descHAIgnored, n, f, reason)
 		}
+	}
+	if h := s.HA; h != nil {
 		if y := h.Sync; y != nil {
 			counter(descSyncSent, y.Sent)
 			counter(descSyncSendErrors, y.SendErrors)

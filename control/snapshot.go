@@ -33,8 +33,12 @@ type Snapshot struct {
 	Neighbors map[string]uint64 `json:"neighbors,omitempty"`
 	// BGP is the director's sessions and announcements (nil without bgp:).
 	BGP *BGPStatus `json:"bgp,omitempty"`
-	// HA is the director's VRRP state and counters (nil without ha:).
-	HA *HAStatus `json:"ha,omitempty"`
+	// HA is the director's VRRP state and counters (nil without ha:):
+	// its IPv4 virtual router, or the IPv6 one when every VIP is IPv6.
+	// HA6 is the IPv6 virtual router when there are both (one per
+	// address family of the VIPs, as keepalived's vrrp_instances).
+	HA  *HAStatus `json:"ha,omitempty"`
+	HA6 *HAStatus `json:"ha_ipv6,omitempty"`
 }
 
 // ConnEntry is one connection table entry (a connection or a persistence

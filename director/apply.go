@@ -71,6 +71,9 @@ func (d *Director) Apply(cfg *config.Config) error {
 		return fmt.Errorf("%w: the ha: block was added or removed", ErrRestartNeeded)
 	case !reflect.DeepEqual(old.HA, cfg.HA):
 		return fmt.Errorf("%w: the ha: block changed (vrid, priority, advert_interval, preempt or sync)", ErrRestartNeeded)
+	case d.ha != nil && haNewFamily(d.ha, cfg):
+		v, _ := d.ha.newFamily(cfg)
+		return fmt.Errorf("%w: VIP %v is the first of its address family: its VRRP virtual router starts with the director", ErrRestartNeeded, v)
 	case old.VLAN != cfg.VLAN:
 		return fmt.Errorf("%w: vlan %d -> %d (the neighbor layer tags its frames from the start)", ErrRestartNeeded, old.VLAN, cfg.VLAN)
 	}
@@ -248,4 +251,9 @@ func (m healthMarker) Mark(t health.Target, up bool) error {
 		return nil // a check the running configuration no longer has, about to stop
 	}
 	return err
+}
+
+func haNewFamily(h *haRun, cfg *config.Config) bool {
+	_, ok := h.newFamily(cfg)
+	return ok
 }

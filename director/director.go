@@ -83,9 +83,10 @@ type Options struct {
 	// Announcer, if set, is told which VIPs the director can serve, at
 	// start and every few hundred milliseconds (director/bgp.go).
 	Announcer VIPAnnouncer
-	// VRRP carries the adverts of a config with ha: (Run opens it on the
-	// interface; tests pass an in-memory one). The director closes it.
-	VRRP vrrp.Conn
+	// VRRP carries the IPv4 adverts of a config with ha: and IPv4 VIPs,
+	// VRRP6 the IPv6 adverts of one with IPv6 VIPs (Run opens them on the
+	// interface; tests pass in-memory ones). The director closes them.
+	VRRP, VRRP6 vrrp.Conn
 	// Sync carries connection sync for a config with ha.sync (Run opens
 	// UDP on the interface address; tests pass an in-memory one), and
 	// SyncKey is the shared key (Run reads ha.sync.key_file). The
@@ -179,7 +180,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d.monitor.Update(targets)
 
 	if cfg.HA != nil {
-		if d.ha, err = newHA(d, cfg, opts.VRRP, opts.IPv4); err != nil {
+		if d.ha, err = newHA(d, cfg, &opts); err != nil {
 			return nil, err
 		}
 		if s := cfg.HA.Sync; s != nil {
@@ -189,8 +190,8 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 			fw.EnableSync(syncEventsPerBatch)
 			// Not before the table is copied from a peer: failing back
 			// must not break the flows the other director carries.
-			d.ha.runner.SetPreemptHold(true)
-			d.sync.onBulk = func() { d.ha.runner.SetPreemptHold(false) }
+			d.ha.setPreemptHold(true)
+			d.sync.onBulk = func() { d.ha.setPreemptHold(false) }
 		}
 	}
 	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: d.ownedVIPs(cfg), OnConflict: d.conflict})
@@ -317,7 +318,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	}
 	rs := d.responder.Stats()
 	snap.ARP = map[string]uint64{"requests": rs.Requests, "probes": rs.Probes, "replies": rs.Replies, "conflicts": rs.Conflicts, "malformed": rs.Malformed}
-	snap.HA = d.ha.status()
+	snap.HA, snap.HA6 = d.ha.status()
 	ns := d.resolver.Stats()
 	snap.Neighbors = map[string]uint64{"requests": ns.Requests, "send_errors": ns.SendErrors, "accepted": ns.Accepted, "rejected": ns.Rejected}
 	if conns {

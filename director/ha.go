@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -32,24 +33,23 @@ const (
 // forwarded, not lost.
 const haShutdownGrace = 500 * time.Millisecond
 
-// haRun is the VRRP side of a director with an ha: block: the runner
-// electing the master, and what the director does on a transition. Only
-// the MASTER answers ARP/NDP for the VIPs; both forward whatever reaches
-// them (a router's stale cache), since the director's kernel never holds
-// the VIPs anyway.
+// haRun is the VRRP side of a director with an ha: block: the runners
+// electing the master, one virtual router per address family of the VIPs
+// (keepalived's vrrp_instance per family; they share the VRID, being
+// separate protocols), and what the director does on a transition. Only
+// the MASTER of a family answers ARP (IPv4) or NDP (IPv6) for that
+// family's VIPs; both forward whatever reaches them (a router's stale
+// cache), since the director's kernel never holds the VIPs anyway.
 type haRun struct {
-	d      *Director
-	cfg    config.HA
-	runner *vrrp.Runner
-	log    *slog.Logger
+	d    *Director
+	cfg  config.HA
+	inst []*haInstance // IPv4 first; at least one
+	log  *slog.Logger
 
 	// mu orders transitions against Apply's change of the responder's
-	// VIPs; master and gen change under it. gen counts transitions, so a
-	// repeat burst scheduled as master is dropped once that is over.
-	mu     sync.Mutex
-	master atomic.Bool
-	gen    atomic.Uint64
-	buf    [arp.MaxFrameLen]byte
+	// VIPs; the instances' master and gen change under it.
+	mu  sync.Mutex
+	buf [arp.MaxFrameLen]byte
 
 	// resign ends the election before the director stops (serve).
 	resign     chan struct{}
@@ -57,46 +57,130 @@ type haRun struct {
 	resigned   chan struct{} // closed when the runner has stopped
 }
 
-// ipv4VIPs are the addresses a VRRP (IPv4) advert carries.
-func ipv4VIPs(cfg *config.Config) []netip.Addr {
+// haInstance is one virtual router: the VIPs of one address family.
+type haInstance struct {
+	v6     bool // IPv6: adverts from the link-local address to ff02::12
+	runner *vrrp.Runner
+	// master and gen change under haRun.mu. gen counts transitions, so a
+	// repeat burst scheduled as master is dropped once that is over.
+	master atomic.Bool
+	gen    atomic.Uint64
+}
+
+func (i *haInstance) family() string {
+	if i.v6 {
+		return "ipv6"
+	}
+	return "ipv4"
+}
+
+// familyVIPs are the VIPs of one family among vips.
+func familyVIPs(vips []netip.Addr, v6 bool) []netip.Addr {
 	var out []netip.Addr
-	for _, v := range cfg.VIPs() {
-		if v.Is4() {
-			out = append(out, v)
+	for _, v := range vips {
+		if v.Unmap().Is4() != v6 {
+			out = append(out, v.Unmap())
 		}
 	}
 	return out
 }
 
-// newHA builds the VRRP side for cfg.HA on conn, adverts from self.
-func newHA(d *Director, cfg *config.Config, conn vrrp.Conn, self netip.Addr) (*haRun, error) {
+// haFamilies are the address families of cfg's VIPs, IPv4 first: one
+// virtual router each (IPv4 alone when there is no VIP at all).
+func haFamilies(cfg *config.Config) (v4, v6 bool) {
+	vips := cfg.VIPs()
+	v4 = len(familyVIPs(vips, false)) > 0
+	v6 = len(familyVIPs(vips, true)) > 0
+	return v4 || !v6, v6
+}
+
+// newHA builds the VRRP side for cfg.HA: an IPv4 virtual router on
+// opts.VRRP, adverts from opts.IPv4, if there are IPv4 VIPs; an IPv6 one
+// on opts.VRRP6, adverts from the link-local opts.IPv6, if there are IPv6
+// VIPs.
+func newHA(d *Director, cfg *config.Config, opts *Options) (*haRun, error) {
 	h := cfg.HA
-	if conn == nil {
-		return nil, errors.New("director: ha: needs a VRRP connection (Options.VRRP)")
-	}
-	if !self.Is4() {
-		return nil, fmt.Errorf("director: ha: the interface needs an IPv4 address to send VRRP adverts from (have %v)", self)
-	}
-	m, err := vrrp.NewMachine(vrrp.Config{VRID: uint8(h.VRID), Priority: uint8(h.Priority), Interval: h.AdvertInterval,
-		Preempt: h.Preempt, PreemptDelay: h.PreemptDelay, Self: self, Addrs: ipv4VIPs(cfg)})
-	if err != nil {
-		return nil, err
-	}
 	r := &haRun{d: d, cfg: *h, log: d.log, resign: make(chan struct{}), resigned: make(chan struct{})}
-	r.runner, err = vrrp.NewRunner(vrrp.RunnerConfig{Machine: m, Conn: conn, Self: self, OnChange: r.changed, Logger: d.log})
-	if err != nil {
-		return nil, err
+	v4, v6 := haFamilies(cfg)
+	for _, fam := range []struct {
+		on   bool
+		v6   bool
+		conn vrrp.Conn
+		self netip.Addr
+	}{{v4, false, opts.VRRP, opts.IPv4}, {v6, true, opts.VRRP6, opts.IPv6}} {
+		if !fam.on {
+			continue
+		}
+		switch {
+		case fam.conn == nil && !fam.v6:
+			return nil, errors.New("director: ha: needs a VRRP connection (Options.VRRP)")
+		case fam.conn == nil:
+			return nil, errors.New("director: ha: IPv6 VIPs need an IPv6 VRRP connection (Options.VRRP6)")
+		case !fam.v6 && !fam.self.Is4():
+			return nil, fmt.Errorf("director: ha: the interface needs an IPv4 address to send VRRP adverts for the IPv4 VIPs from (have %v)", fam.self)
+		case fam.v6 && !(fam.self.Is6() && fam.self.IsLinkLocalUnicast()):
+			return nil, fmt.Errorf("director: ha: the interface needs an IPv6 link-local address to send VRRP adverts for the IPv6 VIPs from (have %v)", fam.self)
+		}
+		m, err := vrrp.NewMachine(vrrp.Config{VRID: uint8(h.VRID), Priority: uint8(h.Priority), Interval: h.AdvertInterval,
+			Preempt: h.Preempt, PreemptDelay: h.PreemptDelay, Self: fam.self, Addrs: familyVIPs(cfg.VIPs(), fam.v6)})
+		if err != nil {
+			return nil, err
+		}
+		inst := &haInstance{v6: fam.v6}
+		inst.runner, err = vrrp.NewRunner(vrrp.RunnerConfig{Machine: m, Conn: fam.conn, Self: fam.self,
+			OnChange: func(t vrrp.Transition) { r.changed(inst, t) }, Logger: d.log})
+		if err != nil {
+			return nil, err
+		}
+		r.inst = append(r.inst, inst)
 	}
 	return r, nil
 }
 
-// ownedVIPs are the VIPs the director answers ARP/NDP for and announces
-// now: none while an ha: director is not MASTER, none with bgp:.
-func (d *Director) ownedVIPs(cfg *config.Config) []netip.Addr {
-	if d.ha != nil && !d.ha.master.Load() {
-		return nil
+// instance is the virtual router of v's family (nil if none).
+func (h *haRun) instance(v netip.Addr) *haInstance {
+	for _, i := range h.inst {
+		if i.v6 != v.Unmap().Is4() {
+			return i
+		}
 	}
-	return arpVIPs(cfg)
+	return nil
+}
+
+// newFamily says which VIP of cfg has no virtual router of its family
+// (a reload added the first IPv6 or IPv4 VIP: a restart starts one).
+func (h *haRun) newFamily(cfg *config.Config) (netip.Addr, bool) {
+	for _, v := range cfg.VIPs() {
+		if h.instance(v) == nil {
+			return v, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// setPreemptHold holds every virtual router's preemption (sync's bulk
+// copy).
+func (h *haRun) setPreemptHold(hold bool) {
+	for _, i := range h.inst {
+		i.runner.SetPreemptHold(hold)
+	}
+}
+
+// ownedVIPs are the VIPs the director answers ARP/NDP for and announces
+// now: with ha:, those of the families whose virtual router is MASTER;
+// none with bgp:.
+func (d *Director) ownedVIPs(cfg *config.Config) []netip.Addr {
+	vips := arpVIPs(cfg)
+	if d.ha == nil {
+		return vips
+	}
+	var out []netip.Addr
+	for _, v := range vips {
+		if i := d.ha.instance(v); i != nil && i.master.Load() {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // setResponderVIPs gives the responder the VIPs the director owns now,
@@ -109,38 +193,47 @@ func (d *Director) setResponderVIPs(cfg *config.Config) error {
 	return d.responder.SetVIPs(d.ownedVIPs(cfg))
 }
 
-// changed is the runner's OnChange: take or give up the VIPs.
-func (h *haRun) changed(t vrrp.Transition) {
+// changed is inst's runner's OnChange: take or give up its family's VIPs.
+func (h *haRun) changed(inst *haInstance, t vrrp.Transition) {
 	h.mu.Lock()
-	gen := h.gen.Add(1)
+	gen := inst.gen.Add(1)
 	master := t.To == vrrp.Master
-	h.master.Store(master)
+	inst.master.Store(master)
 	cfg := h.d.cur.Load()
-	vips := h.d.ownedVIPs(cfg)
-	err := h.d.responder.SetVIPs(vips)
+	owned := h.d.ownedVIPs(cfg)
+	err := h.d.responder.SetVIPs(owned)
+	vips := familyVIPs(owned, inst.v6)
 	h.mu.Unlock()
+	what := "ARP"
+	if inst.v6 {
+		what = "NDP"
+	}
 	if err != nil {
-		h.log.Error("ha: the ARP responder kept its VIPs", "err", err)
+		h.log.Error("ha: the ARP responder kept its VIPs", "family", inst.family(), "err", err)
 	}
 	if !master {
-		h.log.Info("ha: not master: no ARP/NDP answers for the VIPs; frames that still reach this director are forwarded",
-			"state", t.To.String(), "reason", t.Reason)
+		h.log.Info("ha: not master: no "+what+" answers for the "+inst.family()+" VIPs; frames that still reach this director are forwarded",
+			"family", inst.family(), "state", t.To.String(), "reason", t.Reason)
 		return
 	}
-	h.burst(gen, vips)
-	h.log.Info("ha: master: answering ARP/NDP for the VIPs, gratuitous ARP sent", "vips", vips, "count", haGARPCount,
-		"again_in", haGARPRepeat, "reason", t.Reason)
-	time.AfterFunc(haGARPRepeat, func() { h.burst(gen, vips) })
+	h.burst(inst, gen, vips)
+	burst := "gratuitous ARP"
+	if inst.v6 {
+		burst = "unsolicited NA"
+	}
+	h.log.Info("ha: master: answering "+what+" for the "+inst.family()+" VIPs, "+burst+" sent", "family", inst.family(), "vips", vips,
+		"count", haGARPCount, "again_in", haGARPRepeat, "reason", t.Reason)
+	time.AfterFunc(haGARPRepeat, func() { h.burst(inst, gen, vips) })
 }
 
 // burst sends haGARPCount gratuitous ARP / unsolicited NA per VIP, unless
-// a transition happened since gen.
-func (h *haRun) burst(gen uint64, vips []netip.Addr) {
+// inst had a transition since gen.
+func (h *haRun) burst(inst *haInstance, gen uint64, vips []netip.Addr) {
 	vlan := vlanOf(h.d.cur.Load())
 	for range haGARPCount {
 		for _, v := range vips {
 			h.mu.Lock()
-			if h.gen.Load() != gen {
+			if inst.gen.Load() != gen {
 				h.mu.Unlock()
 				return
 			}
@@ -157,25 +250,41 @@ func (h *haRun) burst(gen uint64, vips []netip.Addr) {
 	}
 }
 
-// vipsAdded announces VIPs a reload added, if this director is master.
+// vipsAdded announces VIPs a reload added, for the families whose virtual
+// router is master.
 func (h *haRun) vipsAdded(cfg *config.Config, added []netip.Addr) {
-	if err := h.runner.SetAddrs(ipv4VIPs(cfg)); err != nil {
-		h.log.Error("ha: adverts keep the old VIPs", "err", err)
-	}
-	if len(added) > 0 && h.master.Load() {
-		h.burst(h.gen.Load(), added)
+	for _, i := range h.inst {
+		if err := i.runner.SetAddrs(familyVIPs(cfg.VIPs(), i.v6)); err != nil {
+			h.log.Error("ha: adverts keep the old VIPs", "family", i.family(), "err", err)
+		}
+		if add := familyVIPs(added, i.v6); len(add) > 0 && i.master.Load() {
+			h.burst(i, i.gen.Load(), add)
+		}
 	}
 }
 
 // defend answers another station's claim on a VIP while master.
 func (h *haRun) defend() {
-	if h.master.Load() {
-		go h.burst(h.gen.Load(), h.d.ownedVIPs(h.d.cur.Load()))
+	owned := h.d.ownedVIPs(h.d.cur.Load())
+	for _, i := range h.inst {
+		if i.master.Load() {
+			go h.burst(i, i.gen.Load(), familyVIPs(owned, i.v6))
+		}
 	}
 }
 
-// run runs the election until ctx ends or serve resigns (then, if master,
-// it sends the priority-0 advert).
+// isMaster says whether any virtual router is master.
+func (h *haRun) isMaster() bool {
+	for _, i := range h.inst {
+		if i.master.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// run runs the elections until ctx ends or serve resigns (then each
+// master sends its priority-0 advert).
 func (h *haRun) run(ctx context.Context) {
 	defer close(h.resigned)
 	ctx, cancel := context.WithCancel(ctx)
@@ -187,9 +296,18 @@ func (h *haRun) run(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}()
-	if err := h.runner.Run(ctx); err != nil && ctx.Err() == nil {
-		h.log.Error("ha: VRRP stopped: this director no longer answers ARP for the VIPs", "err", err)
+	var wg sync.WaitGroup
+	for _, i := range h.inst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := i.runner.Run(ctx); err != nil && ctx.Err() == nil {
+				h.log.Error("ha: VRRP stopped: this director no longer answers ARP/NDP for the "+i.family()+" VIPs",
+					"family", i.family(), "err", err)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // serve runs d until ctx ends; then, if master, it resigns first (the
@@ -204,7 +322,7 @@ func (h *haRun) serve(ctx context.Context, d *Director) error {
 			return
 		case <-ctx.Done():
 		}
-		wasMaster := h.master.Load()
+		wasMaster := h.isMaster()
 		h.resignOnce.Do(func() { close(h.resign) })
 		select {
 		case <-h.resigned:
@@ -223,22 +341,31 @@ func (h *haRun) serve(ctx context.Context, d *Director) error {
 	return d.Serve(inner)
 }
 
-// status is the HA side of a Snapshot (nil-safe).
-func (h *haRun) status() *control.HAStatus {
+// status is the HA side of a Snapshot (nil-safe): the first virtual
+// router, with sync, and the IPv6 one when there are two.
+func (h *haRun) status() (first, v6 *control.HAStatus) {
 	if h == nil {
-		return nil
+		return nil, nil
 	}
-	st := h.runner.Stats()
-	return &control.HAStatus{State: st.State.String(), VRID: h.cfg.VRID, Priority: int(st.Priority), Master: st.Master,
-		MasterPriority: int(st.MasterPriority), AdvertInterval: st.MasterInterval.Seconds(), Since: st.Since,
-		Transitions: st.Transitions, Received: st.Received, Sent: st.Sent, SendErrors: st.SendErrors, Ignored: st.Ignored,
-		Sync: h.d.sync.status()}
+	out := make([]*control.HAStatus, len(h.inst))
+	for n, i := range h.inst {
+		st := i.runner.Stats()
+		out[n] = &control.HAStatus{Family: i.family(), State: st.State.String(), VRID: h.cfg.VRID, Priority: int(st.Priority), Master: st.Master,
+			MasterPriority: int(st.MasterPriority), AdvertInterval: st.MasterInterval.Seconds(), Since: st.Since,
+			Transitions: st.Transitions, Received: st.Received, Sent: st.Sent, SendErrors: st.SendErrors, Ignored: st.Ignored}
+	}
+	out[0].Sync = h.d.sync.status()
+	if len(out) > 1 {
+		v6 = out[1]
+	}
+	return out[0], v6
 }
 
-// openHA opens the VRRP socket on the interface for a config with ha:
-// (Run; tests pass Options.VRRP themselves).
+// openHA opens the VRRP sockets on the interface for a config with ha:,
+// one per address family of the VIPs (Run; tests pass Options.VRRP and
+// VRRP6 themselves).
 func openHA(cfg *config.Config, opts *Options) error {
-	if cfg.HA == nil || opts.VRRP != nil {
+	if cfg.HA == nil || opts.VRRP != nil || opts.VRRP6 != nil {
 		return nil
 	}
 	if s := cfg.HA.Sync; s != nil && opts.Sync == nil {
@@ -246,14 +373,32 @@ func openHA(cfg *config.Config, opts *Options) error {
 			return err
 		}
 	}
-	conn, err := vrrp.Open(cfg.Interface, opts.IPv4)
-	if err != nil {
-		if opts.Sync != nil {
-			opts.Sync.Close()
+	fail := func(err error) error {
+		for _, c := range []io.Closer{opts.Sync, opts.VRRP, opts.VRRP6} {
+			if c != nil {
+				c.Close()
+			}
 		}
 		return fmt.Errorf("director: ha: %w", err)
 	}
-	opts.VRRP = conn
+	v4, v6 := haFamilies(cfg)
+	if v4 {
+		conn, err := vrrp.Open(cfg.Interface, opts.IPv4)
+		if err != nil {
+			return fail(err)
+		}
+		opts.VRRP = conn
+	}
+	if v6 {
+		if !opts.IPv6.IsValid() {
+			return fail(fmt.Errorf("%s has no IPv6 link-local address to send the IPv6 VIPs' adverts from", cfg.Interface))
+		}
+		conn, err := vrrp.Open(cfg.Interface, opts.IPv6)
+		if err != nil {
+			return fail(err)
+		}
+		opts.VRRP6 = conn
+	}
 	return nil
 }
 

@@ -179,3 +179,155 @@ func TestHAOnlyMasterAnswersARP(t *testing.T) {
 	close(stop)
 	feeding.Wait()
 }
+
+// isNA matches a neighbor advertisement for target from mac (an answer or
+// an unsolicited one).
+func isNA(mac net.HardwareAddr, target netip.Addr) func(gopacket.Packet) bool {
+	return func(p gopacket.Packet) bool {
+		na, ok := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		if !ok || eth == nil || eth.SrcMAC.String() != mac.String() {
+			return false
+		}
+		got, _ := netip.AddrFromSlice(na.TargetAddress)
+		return got == target
+	}
+}
+
+// TestHAOneVirtualRouterPerFamily: with IPv4 and IPv6 VIPs a director runs
+// two virtual routers on the same VRID, as keepalived does: each elects
+// for its own family's VIPs. Here another router is IPv6 master only: this
+// director becomes IPv4 MASTER (ARP for the IPv4 VIP) and stays IPv6
+// BACKUP (no NDP for the IPv6 VIP); when the IPv6 adverts stop it takes
+// the IPv6 VIP too (unsolicited NA, adverts from its link-local address to
+// ff02::12 carrying the IPv6 VIP alone).
+func TestHAOneVirtualRouterPerFamily(t *testing.T) {
+	vip6 := netip.MustParseAddr("2001:2::100")
+	rs := func(a string) []config.RealServer {
+		return []config.RealServer{{Address: netip.MustParseAddr(a), Weight: 1, MAC: rs1MAC}}
+	}
+	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{
+		{VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "mh", RealServers: rs("198.18.0.11")},
+		{VIP: vip6, Port: 80, Protocol: config.TCP, Scheduler: "mh", RealServers: rs("2001:2::11")},
+	}, HA: &config.HA{VRID: 51, Priority: 150, AdvertInterval: 50 * time.Millisecond, Preempt: true}}
+	conn4, conn6 := newFakeVRRP(), newFakeVRRP()
+	dirPort, wire := link.Pipe()
+	self, self6, peer6 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fe80::2"), netip.MustParseAddr("fe80::3")
+	if _, err := New(cfg, dirPort, Options{IPv4: self, VRRP: conn4}); err == nil {
+		t.Fatal("IPv6 VIPs without an IPv6 VRRP connection: accepted")
+	}
+	dirPort, wire = link.Pipe()
+	d, err := New(cfg, dirPort, Options{IPv4: self, IPv6: self6, VRRP: conn4, VRRP6: conn6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	dirMAC := d.port.HardwareAddr()
+	advert6, err := (&vrrp.Advert{VRID: 51, Priority: 200, Interval: 50 * time.Millisecond, Addrs: []netip.Addr{vip6}}).AppendIPv6(nil, peer6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		for {
+			conn6.in <- advert6
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	expectFrame(t, wire, "gratuitous ARP for the IPv4 VIP", isGratuitous(dirMAC, vip))
+	ns := framegen.NeighborSolicitation(framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0x33, 0x33, 0xff, 0, 1, 0}},
+		netip.MustParseAddr("2001:2::1"), vip6)
+	send(t, wire, ns)
+	noFrame(t, wire, 300*time.Millisecond, "NDP for the IPv6 VIP as IPv6 BACKUP", isNA(dirMAC, vip6))
+	snap := d.Snapshot(false)
+	if h := snap.HA; h == nil || h.Family != "ipv4" || h.State != "MASTER" {
+		t.Fatalf("IPv4 status %+v", h)
+	}
+	if h := snap.HA6; h == nil || h.Family != "ipv6" || h.State != "BACKUP" || h.Master != peer6 || h.MasterPriority != 200 {
+		t.Fatalf("IPv6 status %+v", h)
+	}
+	var lines strings.Builder
+	control.WriteHA(&lines, snap)
+	if got := lines.String(); !strings.Contains(got, "HA ipv4 MASTER for 0s vrid 51 priority 150 master 198.18.0.2 (priority 150)\n") ||
+		!strings.Contains(got, "HA ipv6 BACKUP for 0s vrid 51 priority 150 master fe80::3 (priority 200)\n") {
+		t.Errorf("HA lines %q", got)
+	}
+	for len(conn6.out) > 0 {
+		<-conn6.out
+	}
+
+	close(stop)
+	<-fed
+	expectFrame(t, wire, "unsolicited NA for the IPv6 VIP", isNA(dirMAC, vip6))
+	send(t, wire, ns)
+	expectFrame(t, wire, "NDP answer for the IPv6 VIP as IPv6 MASTER", isNA(dirMAC, vip6))
+	select {
+	case b := <-conn6.out:
+		p, err := vrrp.ParseIPv6(b, nil)
+		if err != nil || p.Src != self6 || p.Priority != 150 || p.VRID != 51 || len(p.Addrs) != 1 || p.Addrs[0] != vip6 {
+			t.Fatalf("IPv6 advert sent %+v, %v", p, err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no IPv6 advert sent as MASTER")
+	}
+	select {
+	case b := <-conn4.out:
+		p, err := vrrp.ParseIPv4(b, nil)
+		if err != nil || len(p.Addrs) != 1 || p.Addrs[0] != vip {
+			t.Fatalf("IPv4 advert sent %+v, %v", p, err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no IPv4 advert sent as MASTER")
+	}
+}
+
+// TestHAIPv6Only: a director with IPv6 VIPs alone and no IPv4 address
+// runs the IPv6 virtual router alone.
+func TestHAIPv6Only(t *testing.T) {
+	vip6 := netip.MustParseAddr("2001:2::100")
+	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{
+		{VIP: vip6, Port: 80, Protocol: config.TCP, Scheduler: "mh", PersistenceBits: 128,
+			RealServers: []config.RealServer{{Address: netip.MustParseAddr("2001:2::11"), Weight: 1, MAC: rs1MAC}}},
+	}, HA: &config.HA{VRID: 51, Priority: 150, AdvertInterval: 20 * time.Millisecond, Preempt: true}}
+	conn6 := newFakeVRRP()
+	dirPort, wire := link.Pipe()
+	d, err := New(cfg, dirPort, Options{IPv6: netip.MustParseAddr("fe80::2"), VRRP6: conn6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	expectFrame(t, wire, "unsolicited NA for the IPv6 VIP", isNA(d.port.HardwareAddr(), vip6))
+	snap := d.Snapshot(false)
+	if h := snap.HA; h == nil || h.Family != "ipv6" || h.State != "MASTER" || snap.HA6 != nil {
+		t.Fatalf("status %+v %+v", snap.HA, snap.HA6)
+	}
+	// A reload adding the first IPv4 VIP needs a restart (its virtual router).
+	next := cfg.Clone()
+	next.Services = append(next.Services, config.Service{VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "mh", PersistenceBits: 32,
+		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1, MAC: rs1MAC}}})
+	if err := d.Apply(next); !errors.Is(err, ErrRestartNeeded) {
+		t.Fatalf("Apply: %v, want ErrRestartNeeded", err)
+	}
+}

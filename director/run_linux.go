@@ -92,6 +92,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		if opts.VRRP != nil {
 			opts.VRRP.Close()
 		}
+		if opts.VRRP6 != nil {
+			opts.VRRP6.Close()
+		}
 		if opts.Sync != nil {
 			opts.Sync.Close()
 		}
@@ -116,7 +119,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	if log != nil {
 		log.Info("director up", "interface", cfg.Interface, "mac", port.HardwareAddr().String(), "vips", vips,
-			"services", len(cfg.Services), "ipv4", opts.IPv4)
+			"services", len(cfg.Services), "ipv4", opts.IPv4, "ipv6", opts.IPv6)
 	}
 	if b != nil {
 		return b.serve(ctx, d)
