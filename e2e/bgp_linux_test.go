@@ -184,8 +184,14 @@ const requestTimeout = 20 * time.Second
 
 func startLoad(t *testing.T, l *testbed.Lab, keepAlive int) *clientLoad {
 	t.Helper()
+	return startLoadTo(t, l, l.VIP, keepAlive)
+}
+
+// startLoadTo is startLoad through vip (l.VIP6 for IPv6).
+func startLoadTo(t *testing.T, l *testbed.Lab, vip netip.Addr, keepAlive int) *clientLoad {
+	t.Helper()
 	c := &clientLoad{stop: make(chan struct{})}
-	addr := netip.AddrPortFrom(l.VIP, testbed.HTTPPort).String()
+	addr := netip.AddrPortFrom(vip, testbed.HTTPPort).String()
 	hc := l.HTTPClient(l.Client)
 	hc.Timeout = requestTimeout
 	// New connections: one every 20 ms, each in its own goroutine so a

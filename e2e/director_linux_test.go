@@ -333,7 +333,11 @@ func download(t *testing.T, c *http.Client, url string, n int64) {
 func neighborMAC(t *testing.T, l *testbed.Lab, h *testbed.Host, addr netip.Addr) net.HardwareAddr {
 	t.Helper()
 	nh, link := lanLink(t, h)
-	neighs, err := nh.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
+	fam := netlink.FAMILY_V4
+	if !addr.Is4() {
+		fam = netlink.FAMILY_V6
+	}
+	neighs, err := nh.NeighList(link.Attrs().Index, fam)
 	if err != nil {
 		t.Fatal(err)
 	}
