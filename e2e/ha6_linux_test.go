@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,5 +161,74 @@ func TestHAFailoverIPv6(t *testing.T) {
 	}
 	if load.newOK.Load() < 100 || load.keptOK.Load() < 100 {
 		t.Errorf("too little traffic to judge: %d new, %d keep-alive", load.newOK.Load(), load.keptOK.Load())
+	}
+}
+
+// TestHAKeepalivedInteropIPv6: drlb and keepalived 2.x on one IPv6 virtual
+// router (keepalived: vrrp_version 3, an IPv6 virtual_ipaddress). drlb
+// with the IPv6 VIP alone runs the IPv6 virtual router alone. keepalived
+// at a higher priority makes drlb IPv6 BACKUP (the router's NDP entry
+// moves to keepalived); when keepalived dies (killed, link down) drlb is
+// MASTER within 1 s and the router's entry is back; a keepalived at a
+// lower priority stays BACKUP under drlb.
+func TestHAKeepalivedInteropIPv6(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 1})
+	dir := t.TempDir()
+	d1, d2 := l.Directors[0], l.Directors[1]
+	cfg, sock := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d1.sock")
+	text := fmt.Sprintf("interface: %s\nha:\n  vrid: %d\n  priority: 100\n  advert_interval: %s\nservices:\n  - vip: %s\n    port: %d\n    scheduler: mh\n    realservers:\n      - {address: %s}\n",
+		d1.Iface, haVRID, haInterval, l.VIP6, testbed.HTTPPort, l.RealServers[0].IPv6)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runDirectorOn(t, l, d1, 1, "run", "-c", cfg, "-ctl", sock)
+	waitHA6State(t, sock, "MASTER", 5*time.Second)
+	if h := haStatus(sock); h == nil || h.Family != "ipv6" {
+		t.Fatalf("IPv6 VIPs alone: first virtual router %+v, want the IPv6 one alone", h)
+	}
+	load := startLoadTo(t, l, l.VIP6, 0) // makes the router resolve VIP6
+	waitRouterNDP(t, l, d1.MAC, 2*time.Second)
+	load.finish()
+
+	k := startKeepalivedFor(t, l, d2, 200, l.VIP6)
+	k.waitLog(t, "Entering MASTER STATE", 5*time.Second)
+	yielded := waitHA6State(t, sock, "BACKUP", 2*time.Second)
+	waitRouterNDP(t, l, d2.MAC, 3*time.Second)
+	h := ha6Status(sock)
+	if !h.Master.IsLinkLocalUnicast() || h.MasterPriority != 200 || h.Ignored["ttl"] != 0 || h.Ignored["checksum"] != 0 {
+		t.Errorf("drlb sees %+v, want keepalived's link-local address at priority 200", h)
+	}
+	t.Logf("keepalived IPv6 MASTER (%v), drlb BACKUP %v after keepalived's log, router's NDP entry at keepalived's MAC", h.Master, yielded.Round(time.Millisecond))
+
+	swh := testutil.NetlinkHandle(t, l.Switch.NS)
+	bp, err := swh.LinkByName(d2.BridgePort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	died := time.Now()
+	k.kill(syscall.SIGKILL)
+	if err := swh.LinkSetDown(bp); err != nil {
+		t.Fatal(err)
+	}
+	took := waitHA6State(t, sock, "MASTER", 2*time.Second)
+	waitRouterNDP(t, l, d1.MAC, 2*time.Second)
+	moved := time.Since(died)
+	t.Logf("keepalived killed: drlb IPv6 MASTER after %v, router's NDP entry back at drlb after %v", took.Round(time.Millisecond), moved.Round(time.Millisecond))
+	if moved > time.Second {
+		t.Errorf("takeover took %v, want under 1s", moved)
+	}
+
+	if err := swh.LinkSetUp(bp); err != nil {
+		t.Fatal(err)
+	}
+	k = startKeepalivedFor(t, l, d2, 50, l.VIP6)
+	k.waitLog(t, "Entering BACKUP STATE", 5*time.Second)
+	time.Sleep(time.Second)
+	if strings.Contains(k.logs.String(), "Entering MASTER STATE") {
+		t.Errorf("keepalived at priority 50 became MASTER under drlb at 100:\n%s", k.logs.String())
+	}
+	if h := ha6Status(sock); h.State != "MASTER" {
+		t.Errorf("drlb %+v, want MASTER", h)
 	}
 }

@@ -235,6 +235,14 @@ type keepalivedProc struct {
 // keepalived dying; both processes are stopped by pid when the test ends.
 func startKeepalived(t *testing.T, l *testbed.Lab, h *testbed.Host, prio int) *keepalivedProc {
 	t.Helper()
+	return startKeepalivedFor(t, l, h, prio, l.VIP)
+}
+
+// startKeepalivedFor is startKeepalived with vip as the virtual address:
+// an IPv6 one makes it an IPv6 vrrp_instance (adverts from the link-local
+// address to ff02::12).
+func startKeepalivedFor(t *testing.T, l *testbed.Lab, h *testbed.Host, prio int, vip netip.Addr) *keepalivedProc {
+	t.Helper()
 	ka, err := exec.LookPath("keepalived")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -260,10 +268,10 @@ vrrp_instance VI_1 {
   # just refreshed, as it is right before keepalived preempts here.
   garp_master_delay 1
   virtual_ipaddress {
-    %s/32
+    %s
   }
 }
-`, h.Iface, haVRID, prio, haInterval.Seconds(), l.VIP)
+`, h.Iface, haVRID, prio, haInterval.Seconds(), netip.PrefixFrom(vip, vip.BitLen()))
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
