@@ -50,6 +50,10 @@ type haRun struct {
 	master atomic.Bool
 	gen    atomic.Uint64
 	buf    [arp.MaxFrameLen]byte
+	// reasserted is when the VIPs were last announced again for another
+	// master (UnixNano), so that one that keeps talking costs one burst
+	// per haGARPRepeat.
+	reasserted atomic.Int64
 
 	// resign ends the election before the director stops (serve).
 	resign     chan struct{}
@@ -83,7 +87,7 @@ func newHA(d *Director, cfg *config.Config, conn vrrp.Conn, self netip.Addr) (*h
 		return nil, err
 	}
 	r := &haRun{d: d, cfg: *h, log: d.log, resign: make(chan struct{}), resigned: make(chan struct{})}
-	r.runner, err = vrrp.NewRunner(vrrp.RunnerConfig{Machine: m, Conn: conn, Self: self, OnChange: r.changed, Logger: d.log})
+	r.runner, err = vrrp.NewRunner(vrrp.RunnerConfig{Machine: m, Conn: conn, Self: self, OnChange: r.changed, OnReassert: r.reassert, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +134,25 @@ func (h *haRun) changed(t vrrp.Transition) {
 	h.burst(gen, vips)
 	h.log.Info("ha: master: answering ARP/NDP for the VIPs, gratuitous ARP sent", "vips", vips, "count", haGARPCount,
 		"again_in", haGARPRepeat, "reason", t.Reason)
+	time.AfterFunc(haGARPRepeat, func() { h.burst(gen, vips) })
+}
+
+// reassert is the runner's OnReassert: as master, another master of a
+// lower priority was heard (a split brain ends: a link came back up). It
+// yields on our advert, but the router may have moved its ARP entry to
+// it meanwhile: announce the VIPs again, as on becoming master.
+func (h *haRun) reassert(reason string) {
+	now := time.Now().UnixNano()
+	if last := h.reasserted.Load(); last != 0 && now-last < int64(haGARPRepeat) {
+		return
+	}
+	h.reasserted.Store(now)
+	h.mu.Lock()
+	gen := h.gen.Load()
+	vips := h.d.ownedVIPs(h.d.cur.Load())
+	h.mu.Unlock()
+	h.burst(gen, vips)
+	h.log.Info("ha: master: gratuitous ARP sent again", "vips", vips, "count", haGARPCount, "again_in", haGARPRepeat, "reason", reason)
 	time.AfterFunc(haGARPRepeat, func() { h.burst(gen, vips) })
 }
 
