@@ -137,6 +137,7 @@ func FuzzKeepalived(f *testing.F) {
 		"virtual_server [2001:2::1]:53 {\n lb_kind DR\n protocol UDP\n real_server 2001:2::2 53 {\n  UDP_CHECK {\n   payload 01 02\n   require_reply 0x\n  }\n }\n}\n",
 		"a \"b\\x41\" 'c' { d { e } } }\n",
 		"@x y\n",
+		kaVRRP("global_defs {\n vrrp_version 3\n}\n", " state MASTER\n priority 150\n virtual_router_id 51\n advert_int 0.1\n nopreempt\n"),
 	} {
 		f.Add([]byte(s))
 	}

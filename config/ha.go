@@ -32,7 +32,12 @@ type HA struct {
 	PreemptDelay time.Duration
 	// Sync is connection sync between directors (nil = none).
 	Sync *HASync
-	Line int
+	// Interface is the interface a keepalived.conf's vrrp_instance names
+	// (it is Config.Interface too); "" from YAML, where VRRP runs on
+	// interface:. Both must match: drlb sends adverts where it answers
+	// ARP, so -i cannot move a keepalived.conf's VRRP elsewhere.
+	Interface string
+	Line      int
 }
 
 // HASync is the connection sync between directors (director/sync.go):
@@ -134,6 +139,8 @@ func (v *validator) ha(c *Config) error {
 		return v.fail(p+".preempt_delay", h.Line, h.PreemptDelay.String(), "must be 0s..%s", maxPreemptDelay)
 	case h.PreemptDelay > 0 && !h.Preempt:
 		return v.fail(p+".preempt_delay", h.Line, h.PreemptDelay.String(), "means nothing with preempt: false")
+	case h.Interface != "" && c.Interface != "" && h.Interface != c.Interface:
+		return v.fail(p+".interface", h.Line, h.Interface, "the vrrp_instance runs on %s, the director on %s: drlb sends adverts where it answers ARP", h.Interface, c.Interface)
 	}
 	if len(c.Services) > 0 && len(c.VIPs()) > 255 {
 		return v.fail("services", 0, strconv.Itoa(len(c.VIPs())), "at most 255 VIPs with ha: (a VRRP advert carries at most 255 addresses)")

@@ -14,8 +14,12 @@ func dumpHA(c *Config) string {
 		return "ha none\n"
 	}
 	var s strings.Builder
-	fmt.Fprintf(&s, "ha vrid=%d priority=%d advert_interval=%s preempt=%t preempt_delay=%s line=%d\n",
+	fmt.Fprintf(&s, "ha vrid=%d priority=%d advert_interval=%s preempt=%t preempt_delay=%s line=%d",
 		h.VRID, h.Priority, h.AdvertInterval, h.Preempt, h.PreemptDelay, h.Line)
+	if h.Interface != "" { // a keepalived.conf's vrrp_instance
+		fmt.Fprintf(&s, " interface=%q", h.Interface)
+	}
+	s.WriteByte('\n')
 	if h.Sync != nil {
 		fmt.Fprintf(&s, "  sync peers=%v key_file=%q line=%d\n", h.Sync.Peers, h.Sync.KeyFile, h.Sync.Line)
 	}

@@ -44,9 +44,10 @@ import (
 // (keepalived's default is NAT, so lb_kind DR must be said), fwmark and
 // SCTP services, schedulers drlb lacks, one-packet scheduling, persistence
 // engines, connection thresholds, a quorum above 1 with a sorry server.
-// Everything else keepalived knows (global_defs, notification and SMTP
-// settings, vrrp_*, MISC_CHECK and the other checkers, notify scripts...)
-// is accepted with one Warning per ignored keyword.
+// The vrrp_instance holding the VIPs becomes the ha: block
+// (keepalived_vrrp.go). Everything else keepalived knows (global_defs,
+// notification and SMTP settings, track and notify scripts, MISC_CHECK and
+// the other checkers...) is accepted with one Warning per ignored keyword.
 
 // Keepalived's defaults, where they differ from drlb's YAML ones.
 const (
@@ -188,6 +189,10 @@ type kaReader struct {
 	groups map[string]*kaGroup
 	// seen finds the virtual_server that defined a service first.
 	seen map[serviceKey]kaToken
+	// instances are the vrrp_instance blocks, mapped to ha: once the
+	// virtual servers are read; vrrpVersion is global_defs' vrrp_version.
+	instances   []*kaInstance
+	vrrpVersion kaOpt[int]
 }
 
 func parseKeepalived(fsys kaFS, file string, data []byte) (*Config, sites, []Warning, error) {
@@ -366,8 +371,14 @@ func (r *kaReader) top(nodes []*kaNode) error {
 			err = r.virtualServer(n)
 		case k == "global_defs":
 			err = r.globalDefs(n)
-		case strings.HasPrefix(k, "vrrp_") || k == "track_file" || k == "track_process" || k == "garp_group":
-			r.ignore(n, "VRRP is not read from keepalived.conf: give drlb an ha: block in YAML")
+		case k == "vrrp_instance":
+			err = r.vrrpInstance(n)
+		case k == "vrrp_sync_group":
+			r.ignore(n, "drlb runs one VRRP instance, the one holding the VIPs: there is nothing to keep in step")
+		case k == "vrrp_script" || k == "vrrp_track_process" || k == "vrrp_track_file" || k == "track_file" || k == "track_process":
+			r.ignore(n, "drlb's VRRP priority does not follow scripts, files or processes: it stays as configured")
+		case strings.HasPrefix(k, "vrrp_") || k == "garp_group":
+			r.ignore(n, "a keepalived VRRP setting drlb has no use for")
 		case k == "static_ipaddress" || k == "static_routes" || k == "static_rules" ||
 			k == "linkbeat_interfaces" || k == "interface_up_down_delays":
 			r.ignore(n, "addresses, routes and links are the host's business, not drlb's")
@@ -385,10 +396,10 @@ func (r *kaReader) top(nodes []*kaNode) error {
 			return err
 		}
 	}
-	return nil
+	return r.vrrpMap()
 }
 
-// globalDefs reads lvs_timeouts; every other global setting is
+// globalDefs reads lvs_timeouts and vrrp_version; every other global setting is
 // keepalived's own.
 func (r *kaReader) globalDefs(n *kaNode) error {
 	if err := needBlock(n); err != nil {
@@ -404,11 +415,17 @@ func (r *kaReader) globalDefs(n *kaNode) error {
 		case strings.HasPrefix(name, "notification_email") || strings.HasPrefix(name, "smtp_") || name == "no_email_faults" ||
 			strings.HasSuffix(name, "_notify_fifo") || name == "notify_fifo" || strings.HasPrefix(name, "notify_fifo"):
 			r.ignore(k, "notifications are not sent: drlb logs every change of a real server's state")
+		case name == "vrrp_version":
+			if err := r.kaVRRPVersion(k); err != nil {
+				return err
+			}
+		case strings.HasPrefix(name, "vrrp_garp_") || strings.HasPrefix(name, "garp_"):
+			r.ignore(k, "drlb's own timing: a new master sends 5 gratuitous ARP / unsolicited NA per VIP at once and 5 more 2 s later")
 		case strings.HasPrefix(name, "vrrp_") || strings.HasPrefix(name, "garp_") || strings.HasPrefix(name, "gna_") ||
 			strings.HasSuffix(name, "_prio_no_advert") || strings.HasSuffix(name, "_prio_send_advert"):
-			r.ignore(k, "VRRP settings are not read from keepalived.conf: drlb's VRRP is the ha: block in YAML")
+			r.ignore(k, "a keepalived VRRP setting drlb has no use for")
 		case name == "lvs_sync_daemon":
-			r.ignore(k, "connections are not synchronised between directors: after a failover, sh and mh keep flows on their real server, other schedulers place them afresh")
+			r.ignore(k, kaSyncWhy)
 		case strings.HasPrefix(name, "lvs_flush"):
 			r.ignore(k, "drlb keeps no kernel IPVS table to flush")
 		default:

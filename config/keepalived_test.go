@@ -97,7 +97,11 @@ func TestKeepalivedGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("keepalived", filepath.Base(name)+".golden"), dump(c)+"warnings:\n"+dumpWarnings(warns))
+			ha := ""
+			if c.HA != nil { // only a vrrp_instance holding the VIPs maps to ha:
+				ha = dumpHA(c)
+			}
+			golden(t, filepath.Join("keepalived", filepath.Base(name)+".golden"), dump(c)+ha+"warnings:\n"+dumpWarnings(warns))
 		})
 	}
 }
@@ -105,6 +109,11 @@ func TestKeepalivedGolden(t *testing.T) {
 // clearLines zeroes the Line fields, which differ between a
 // keepalived.conf and its YAML twin by nature.
 func clearLines(c *Config) {
+	if c.HA != nil {
+		// Where the interface came from: a vrrp_instance or, in YAML,
+		// interface: (Config.Interface, compared, holds it either way).
+		c.HA.Line, c.HA.Interface = 0, ""
+	}
 	for i := range c.Services {
 		s := &c.Services[i]
 		s.Line = 0
@@ -229,7 +238,7 @@ func TestParseKeepalivedGood(t *testing.T) {
 			[]string{"realserver 198.18.0.11 line=22 weight=1"},
 			[]string{
 				`keepalived.conf:2: warning: keyword "router_id" ignored (a keepalived global setting drlb has no use for)`,
-				`keepalived.conf:3: warning: keyword "vrrp_strict" ignored (VRRP settings are not read from keepalived.conf: drlb's VRRP is the ha: block in YAML)`,
+				`keepalived.conf:3: warning: keyword "vrrp_strict" ignored (a keepalived VRRP setting drlb has no use for)`,
 				`keepalived.conf:4: warning: keyword "lvs_flush" ignored (drlb keeps no kernel IPVS table to flush)`,
 				`keepalived.conf:6: warning: keyword "vrrp_sync_group" ignored`,
 				`keepalived.conf:11: warning: keyword "static_routes" ignored`,

@@ -65,6 +65,10 @@ type haInstance struct {
 	// repeat burst scheduled as master is dropped once that is over.
 	master atomic.Bool
 	gen    atomic.Uint64
+	// reasserted is when the VIPs were last announced again for another
+	// master (UnixNano), so that one that keeps talking costs one burst
+	// per haGARPRepeat.
+	reasserted atomic.Int64
 }
 
 func (i *haInstance) family() string {
@@ -128,7 +132,7 @@ func newHA(d *Director, cfg *config.Config, opts *Options) (*haRun, error) {
 		}
 		inst := &haInstance{v6: fam.v6}
 		inst.runner, err = vrrp.NewRunner(vrrp.RunnerConfig{Machine: m, Conn: fam.conn, Self: fam.self,
-			OnChange: func(t vrrp.Transition) { r.changed(inst, t) }, Logger: d.log})
+			OnChange: func(t vrrp.Transition) { r.changed(inst, t) }, OnReassert: func(reason string) { r.reassert(inst, reason) }, Logger: d.log})
 		if err != nil {
 			return nil, err
 		}
@@ -223,6 +227,25 @@ func (h *haRun) changed(inst *haInstance, t vrrp.Transition) {
 	}
 	h.log.Info("ha: master: answering "+what+" for the "+inst.family()+" VIPs, "+burst+" sent", "family", inst.family(), "vips", vips,
 		"count", haGARPCount, "again_in", haGARPRepeat, "reason", t.Reason)
+	time.AfterFunc(haGARPRepeat, func() { h.burst(inst, gen, vips) })
+}
+
+// reassert is the runner's OnReassert: as master, another master of a
+// lower priority was heard (a split brain ends: a link came back up). It
+// yields on our advert, but the router may have moved its ARP entry to
+// it meanwhile: announce the VIPs again, as on becoming master.
+func (h *haRun) reassert(inst *haInstance, reason string) {
+	now := time.Now().UnixNano()
+	if last := inst.reasserted.Load(); last != 0 && now-last < int64(haGARPRepeat) {
+		return
+	}
+	inst.reasserted.Store(now)
+	h.mu.Lock()
+	gen := inst.gen.Load()
+	vips := familyVIPs(h.d.ownedVIPs(h.d.cur.Load()), inst.v6)
+	h.mu.Unlock()
+	h.burst(inst, gen, vips)
+	h.log.Info("ha: master: VIPs announced again", "family", inst.family(), "vips", vips, "count", haGARPCount, "again_in", haGARPRepeat, "reason", reason)
 	time.AfterFunc(haGARPRepeat, func() { h.burst(inst, gen, vips) })
 }
 

@@ -28,16 +28,20 @@ func syncStatus(t *testing.T, sock string) *control.SyncStatus {
 	return h.Sync
 }
 
-// TestHASyncFailover is issue 12's failover with connection sync: two
-// drlb directors, rr (which cannot adopt a flow it has not seen: only
-// sync makes the other director carry it), 100 ms adverts. A client
-// making a new connection every 20 ms and holding 4 keep-alive
-// connections sees no failed request and no broken connection when the
-// master is killed (SIGKILL), and again when it comes back, copies the
-// table from the other director and only then preempts. A sync message
-// signed with another key, sent from the dead master's address, changes
-// nothing and is counted.
-func TestHASyncFailover(t *testing.T) {
+// haSyncPair is the sync lab: two drlb directors, rr, ha: with sync:
+// director1 (priority 150) MASTER, director2 (100) BACKUP with its bulk
+// copy done.
+type haSyncPair struct {
+	l            *testbed.Lab
+	d1, d2       *testbed.Host
+	cfg1         string
+	sock1, sock2 string
+	p1           *directorProc
+	n            int
+}
+
+func startHASyncPair(t *testing.T) *haSyncPair {
+	t.Helper()
 	testutil.NeedRoot(t)
 	l := newLab(t, testbed.Options{Directors: 2, RealServers: 3})
 	dir := t.TempDir()
@@ -63,7 +67,21 @@ func TestHASyncFailover(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return &haSyncPair{l: l, d1: d1, d2: d2, cfg1: cfg1, sock1: sock1, sock2: sock2, p1: p1, n: n}
+}
 
+// TestHASyncFailover is issue 12's failover with connection sync: two
+// drlb directors, rr (which cannot adopt a flow it has not seen: only
+// sync makes the other director carry it), 100 ms adverts. A client
+// making a new connection every 20 ms and holding 4 keep-alive
+// connections sees no failed request and no broken connection when the
+// master is killed (SIGKILL), and again when it comes back, copies the
+// table from the other director and only then preempts. A sync message
+// signed with another key, sent from the dead master's address, changes
+// nothing and is counted.
+func TestHASyncFailover(t *testing.T) {
+	h := startHASyncPair(t)
+	l, d1, d2, cfg1, sock1, sock2, p1, n := h.l, h.d1, h.d2, h.cfg1, h.sock1, h.sock2, h.p1, h.n
 	load := startLoad(t, l, 4)
 	waitRouterARP(t, l, d1.MAC, 5*time.Second)
 	time.Sleep(2 * time.Second)
@@ -139,6 +157,74 @@ func TestHASyncFailover(t *testing.T) {
 		if y := syncStatus(t, s); y.Dropped != 0 || y.Rejected["replay"] != 0 || y.Rejected["malformed"] != 0 || y.Rejected["unknown_peer"] != 0 {
 			t.Errorf("%s: sync %+v", s, y)
 		}
+	}
+}
+
+// TestHASyncLinkDown is issue 12's other way for a master to die: its LAN
+// link goes down (on the switch side) while drlb keeps running. The
+// backup hears no advert and takes over; when the link comes back the old
+// master, still MASTER on its side, hears the new master's adverts of a
+// lower priority and, preempting, makes it yield and takes the router's
+// ARP entry back. The client (rr, sync, a new connection every 20 ms, 4
+// keep-alive connections) sees no failed request and no broken connection
+// through both.
+func TestHASyncLinkDown(t *testing.T) {
+	h := startHASyncPair(t)
+	l, d1, d2, sock1, sock2 := h.l, h.d1, h.d2, h.sock1, h.sock2
+	load := startLoad(t, l, 4)
+	waitRouterARP(t, l, d1.MAC, 5*time.Second)
+	time.Sleep(2 * time.Second)
+
+	swh := testutil.NetlinkHandle(t, l.Switch.NS)
+	bp, err := swh.LinkByName(d1.BridgePort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer swh.LinkSetUp(bp) // whatever happens, the lab is torn down with its link up
+
+	// Link down: director1 is cut off and cannot resign.
+	load.resetGap()
+	cut := time.Now()
+	if err := swh.LinkSetDown(bp); err != nil {
+		t.Fatal(err)
+	}
+	takeover := waitHAState(t, sock2, "MASTER", 2*time.Second)
+	waitRouterARP(t, l, d2.MAC, 2*time.Second)
+	t.Logf("link down: director2 MASTER %v after the cut, router's ARP entry moved %v after it",
+		takeover.Round(time.Millisecond), time.Since(cut).Round(time.Millisecond))
+	if takeover > time.Second {
+		t.Errorf("takeover took %v, want under 1s at %v adverts", takeover, haInterval)
+	}
+	time.Sleep(2 * time.Second)
+	gapDown := load.gap()
+	if s := haStatus(sock1); s == nil || s.State != "MASTER" {
+		t.Logf("director1 while cut off: %+v", s)
+	}
+
+	// Link up: director1 (150) and director2 (100) are both MASTER until
+	// director2 hears the higher priority and yields.
+	load.resetGap()
+	up := time.Now()
+	if err := swh.LinkSetUp(bp); err != nil {
+		t.Fatal(err)
+	}
+	yielded := waitHAState(t, sock2, "BACKUP", 3*time.Second)
+	waitHAState(t, sock1, "MASTER", time.Second)
+	waitRouterARP(t, l, d1.MAC, 3*time.Second)
+	t.Logf("link up: director2 BACKUP %v after it, router's ARP entry back on director1 %v after it",
+		yielded.Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	gapUp := load.gap()
+
+	load.finish()
+	t.Logf("client: %d new connections ok, %d failed; keep-alive requests %d ok, %d broken connections; longest gap without an answer: %v at the link down, %v at the link up; slowest request %v",
+		load.newOK.Load(), load.newFailed.Load(), load.keptOK.Load(), load.keptBroken.Load(),
+		gapDown.Round(time.Millisecond), gapUp.Round(time.Millisecond), time.Duration(load.maxLatency.Load()).Round(time.Millisecond))
+	if load.newFailed.Load() != 0 || load.keptBroken.Load() != 0 {
+		t.Errorf("client failures:\n%s", strings.Join(load.errs, "\n"))
+	}
+	if load.newOK.Load() < 200 || load.keptOK.Load() < 200 {
+		t.Errorf("too little traffic to judge: %d new, %d keep-alive", load.newOK.Load(), load.keptOK.Load())
 	}
 }
 

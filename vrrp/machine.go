@@ -60,6 +60,12 @@ type Output struct {
 	Changed  bool
 	From, To State
 	Reason   string
+	// Reassert, while master, says why the VIPs must be announced again
+	// although the state did not change: another master of a lower
+	// priority was heard (a split brain ending, e.g. a link back up),
+	// and the router may have moved its ARP entry to it. keepalived
+	// does the same (its garp_lower_prio_repeat).
+	Reassert string
 }
 
 // Stats are the machine's counters and where the election stands.
@@ -316,8 +322,14 @@ func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 			}
 			m.become(now, Backup, why, &out)
 			m.master, m.masterPrio = p.Src, a.Priority
+		default:
+			// Another master of a lower priority: it yields on our
+			// advert, sent at once (as keepalived does); the VIPs are
+			// announced again, for the router may have followed it.
+			m.send(&out)
+			m.advertAt = now.Add(m.cfg.Interval)
+			out.Reassert = fmt.Sprintf("advert from %v with priority %d, below ours (%d): another master", p.Src, a.Priority, m.cfg.Priority)
 		}
-		// Lower priority: discarded; our next advert makes it yield.
 	}
 	return out
 }

@@ -33,6 +33,8 @@ type step struct {
 	state State
 	send  bool
 	why   string // substring of the transition's reason ("" = no transition)
+	// substring of Output.Reassert ("" = none)
+	reassert string
 }
 
 func TestMachine(t *testing.T) {
@@ -72,8 +74,9 @@ func TestMachine(t *testing.T) {
 			{at: 100 * ms, do: "recv", from: peer, prio: 100, state: Backup},
 			{at: 200 * ms, do: "recv", from: peer, prio: 100, state: Backup},
 			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
-			// as master, the lower one's adverts change nothing
-			{at: down + 10*ms, do: "recv", from: peer, prio: 100, state: Master},
+			// as master, a lower master's advert is answered at once,
+			// and the VIPs announced again
+			{at: down + 10*ms, do: "recv", from: peer, prio: 100, state: Master, send: true, reassert: "below ours (150): another master"},
 		}},
 		{"no preempt: a lower master stays master", func(c *Config) { c.Preempt = false }, []step{
 			{do: "start", state: Backup, why: "start"},
@@ -114,7 +117,7 @@ func TestMachine(t *testing.T) {
 		{"equal priority: the higher address wins", nil, []step{
 			{do: "start", state: Backup, why: "start"},
 			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
-			{at: down + 10*ms, do: "recv", from: netip.MustParseAddr("198.18.0.1"), prio: 150, state: Master},
+			{at: down + 10*ms, do: "recv", from: netip.MustParseAddr("198.18.0.1"), prio: 150, state: Master, send: true, reassert: "another master"},
 			{at: down + 20*ms, do: "recv", from: peer, prio: 150, state: Backup, why: "higher address"},
 		}},
 		{"priority 0: take over after the skew time", nil, []step{
@@ -177,6 +180,7 @@ func TestMachine(t *testing.T) {
 					out = m.Receive(now, b)
 				}
 				if m.State() != s.state || out.Send != s.send || out.Changed != (s.why != "") ||
+					(out.Reassert != "") != (s.reassert != "") || !strings.Contains(out.Reassert, s.reassert) ||
 					s.why != "" && (!strings.Contains(out.Reason, s.why) || out.To != s.state) {
 					t.Fatalf("step %d (%s at %v): state %v, output %+v; want %v send=%t why %q", i, s.do, s.at, m.State(), out, s.state, s.send, s.why)
 				}

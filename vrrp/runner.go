@@ -48,8 +48,11 @@ type RunnerConfig struct {
 	// transition, before the advert that may go with it is sent: the
 	// director starts or stops answering ARP here.
 	OnChange func(Transition)
-	Clock    func() time.Time // default time.Now
-	Logger   *slog.Logger     // default slog.Default()
+	// OnReassert is called, on the runner's goroutine, when a master must
+	// announce the VIPs again (Output.Reassert), with the reason.
+	OnReassert func(reason string)
+	Clock      func() time.Time // default time.Now
+	Logger     *slog.Logger     // default slog.Default()
 }
 
 // Runner drives a Machine from a Conn and the clock until its context
@@ -114,6 +117,9 @@ func (r *Runner) apply(out Output, now time.Time) {
 		if r.cfg.OnChange != nil {
 			r.cfg.OnChange(Transition{From: out.From, To: out.To, Reason: out.Reason, At: now})
 		}
+	}
+	if out.Reassert != "" && r.cfg.OnReassert != nil {
+		r.cfg.OnReassert(out.Reassert)
 	}
 	if out.Send {
 		a := r.cfg.Machine.Advert()

@@ -56,9 +56,11 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, []config.Warning
 	return cfg, warnings, nil
 }
 
-// checkSummary says in one line what a director would run:
+// checkSummary says in one line what a director would run, and in a
+// second its VRRP, if any:
 //
-//	keepalived.conf: ok: 3 services on 2 VIPs, 4 real servers, 3 health checks (2 http, 1 tcp), 1 sorry server; 5 warnings
+//	keepalived.conf: ok: 3 services on 2 VIPs, 4 real servers, 3 health checks (2 http, 1 tcp), 1 sorry server, interface eth0; 5 warnings
+//	keepalived.conf: ha: VRRPv3 vrid 51, priority 150, advert_interval 100ms, preempt
 func checkSummary(path string, cfg *config.Config, warnings int) string {
 	vips := map[netip.Addr]bool{}
 	reals := map[netip.Addr]bool{}
@@ -101,6 +103,9 @@ func checkSummary(path string, cfg *config.Config, warnings int) string {
 	}
 	if warnings > 0 {
 		b.WriteString("; " + plural(warnings, "warning"))
+	}
+	if cfg.HA != nil {
+		fmt.Fprintf(&b, "\n%s: ha: VRRPv3 %s", path, cfg.HA)
 	}
 	return b.String()
 }

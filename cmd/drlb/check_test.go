@@ -26,6 +26,9 @@ func TestCheckCommand(t *testing.T) {
 	nat := write("nat.conf", "virtual_server 198.18.0.100 80 {\n    lb_kind NAT\n    protocol TCP\n    real_server 198.18.0.11 80 {\n    }\n}\n")
 	fwmark := write("fwmark.conf", "virtual_server fwmark 1 {\n    lb_kind DR\n}\n")
 	badYAML := write("bad.yaml", "services:\n  - vip: 198.18.0.100\n    port: 80\n    realservers:\n      - {address: 198.18.0.11, weight: -1}\n")
+	vrrp := filepath.Join("..", "..", "config", "testdata", "keepalived", "sample_vrrp3.conf")
+	v2 := write("v2.conf", "vrrp_instance VI_1 {\n    virtual_router_id 51\n    virtual_ipaddress {\n        198.18.0.100\n    }\n}\n"+
+		"virtual_server 198.18.0.100 80 {\n    lb_kind DR\n    protocol TCP\n    real_server 198.18.0.11 80 {\n    }\n}\n")
 	rules := write("rules", "-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 2\n")
 	for _, tc := range []struct {
 		name   string
@@ -46,6 +49,14 @@ func TestCheckCommand(t *testing.T) {
 		{"keepalived.conf with DNS_CHECK", []string{"check", "-c", dnsConf}, exitOK,
 			"dns_check.conf: ok: 2 services on 1 VIP, 3 real servers, 4 health checks (4 dns); 3 warnings\n",
 			[]string{dnsConf + `:39: warning: keyword "type" ignored (keepalived knows no DNS_CHECK type "PTR"`}},
+		{"keepalived.conf with a vrrp_instance", []string{"check", "-c", vrrp}, exitOK,
+			"sample_vrrp3.conf: ok: 1 service on 1 VIP, 1 real server, 1 health check (1 http), 1 sorry server, interface eth0; 6 warnings\n" +
+				vrrp + ": ha: VRRPv3 vrid 50, priority 100, advert_interval 1s, no preempt\n",
+			[]string{vrrp + `:26: warning: 198.18.0.11 in vrrp_instance VI_1 is not the VIP of a virtual_server`}},
+		{"YAML with ha:", []string{"check", "-c", filepath.Join("..", "..", "config", "testdata", "ha.yaml")}, exitOK,
+			"ha.yaml: ha: VRRPv3 vrid 51, priority 150, advert_interval 100ms, preempt after 5s\n", nil},
+		{"VRRPv2", []string{"check", "-c", v2}, exitUsage, "",
+			[]string{"drlb check: " + v2 + ":1:1: version: keepalived runs this vrrp_instance as VRRPv2, its default: drlb speaks VRRPv3 only"}},
 		{"NAT", []string{"check", "-c", nat}, exitUsage, "",
 			[]string{"drlb check: " + nat + `:2:13: lb_kind: "NAT": drlb does direct routing (DR) only: NAT and tunneling (TUN) are not supported` + "\n"}},
 		{"fwmark", []string{"check", "-c", fwmark}, exitUsage, "", []string{fwmark + `:1:16: virtual_server: "fwmark 1": firewall-mark services are not supported`}},

@@ -57,8 +57,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if *iface != "" {
-		cfg.Interface = *iface
+	if err := setInterface(cfg, *iface, *cfgPath); err != nil {
+		return err
 	}
 	if cfg.Interface == "" {
 		return usageError("no interface: give -i IFACE or interface: in the config")
@@ -152,10 +152,24 @@ func loadForReload(path, iface string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if iface != "" {
-		cfg.Interface = iface
+	if err := setInterface(cfg, iface, path); err != nil {
+		return nil, err
 	}
 	return cfg, nil
+}
+
+// setInterface applies -i (when given) to cfg: it overrides a YAML
+// interface:, but not the interface of a keepalived.conf's vrrp_instance,
+// which must be the same: drlb sends its adverts where it answers ARP.
+func setInterface(cfg *config.Config, iface, path string) error {
+	if iface == "" {
+		return nil
+	}
+	if h := cfg.HA; h != nil && h.Interface != "" && h.Interface != iface {
+		return usageError("-i %s: %s:%d: the vrrp_instance runs on interface %s: give -i %s or leave -i out", iface, path, h.Line, h.Interface, h.Interface)
+	}
+	cfg.Interface = iface
+	return nil
 }
 
 // runConfig loads the file, or builds one service from the quick-start flags.

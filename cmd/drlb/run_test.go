@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -37,6 +38,7 @@ func TestRunUsageErrors(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("drlb run needs Linux: elsewhere it refuses before parsing flags (TestNeedsLinux)")
 	}
+	vrrpConf := filepath.Join("..", "..", "config", "testdata", "keepalived", "sample_vrrp3.conf")
 	for _, tc := range []struct {
 		args []string
 		msg  string
@@ -51,6 +53,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "-t", "198.18.0.100:80", "-s", "fastest", "-r", "198.18.0.11"}, "fastest"},
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11"}, "no interface"},
 		{[]string{"run", "-i", "eth0", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-log-level", "loud"}, "-log-level"},
+		{[]string{"run", "-i", "eth1", "-c", vrrpConf}, "-i eth1: " + vrrpConf + ":18: the vrrp_instance runs on interface eth0: give -i eth0 or leave -i out"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)

@@ -1,0 +1,319 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// keepalived.conf's VRRP half: the vrrp_instance whose virtual_ipaddress
+// holds the virtual_server VIPs becomes the ha: block.
+//
+//	global_defs { vrrp_version 3 }
+//	vrrp_instance VI_1 {
+//	    interface eth0           -> interface: eth0
+//	    virtual_router_id 51     -> ha.vrid
+//	    priority 150             -> ha.priority (state MASTER alone is 255: refused)
+//	    advert_int 0.1           -> ha.advert_interval: 100ms
+//	    nopreempt                -> ha.preempt: false
+//	    preempt_delay 5          -> ha.preempt_delay: 5s
+//	    virtual_ipaddress { 198.18.0.100 }
+//	}
+//
+// drlb speaks VRRPv3 over IPv4 multicast only: an instance keepalived
+// would run as VRRPv2 (its default), over unicast, to another multicast
+// group or over IPv6 is refused, naming the file and line. What drlb does
+// not do (track scripts, notify scripts, virtual MACs, its own gratuitous
+// ARP timing...) is warned about, keyword by keyword. Instances that hold
+// none of the VIPs are ignored with one warning each.
+
+// kaVRRPv3 is the only VRRP version drlb speaks.
+const kaVRRPv3 = 3
+
+// kaInstance is one vrrp_instance as read.
+type kaInstance struct {
+	n        *kaNode
+	name     string
+	addrs    []kaVIP // virtual_ipaddress
+	excluded []kaVIP // virtual_ipaddress_excluded
+}
+
+// holds reports the instance's addresses that are VIPs.
+func (in *kaInstance) holds(vips map[netip.Addr]bool) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range slices.Concat(in.addrs, in.excluded) {
+		if vips[a.addr] && !slices.Contains(out, a.addr) {
+			out = append(out, a.addr)
+		}
+	}
+	return out
+}
+
+// vrrpInstance reads the addresses of a vrrp_instance; the rest is read
+// only for the instance that is mapped (vrrpMap).
+func (r *kaReader) vrrpInstance(n *kaNode) error {
+	if err := needBlock(n); err != nil {
+		return err
+	}
+	in := &kaInstance{n: n}
+	if len(n.args) > 0 {
+		in.name = n.args[0].text
+	}
+	for _, k := range n.block {
+		var dst *[]kaVIP
+		switch k.key.text {
+		case "virtual_ipaddress":
+			dst = &in.addrs
+		case "virtual_ipaddress_excluded":
+			dst = &in.excluded
+		default:
+			continue
+		}
+		if err := needBlock(k); err != nil {
+			return err
+		}
+		for _, e := range k.block {
+			text := e.key.text
+			if p, err := netip.ParsePrefix(text); err == nil {
+				text = p.Addr().String()
+			}
+			a, err := parseAddr(text)
+			if err != nil {
+				return kaErr(e.key, k.key.text, e.key.text, "%v", err)
+			}
+			*dst = append(*dst, kaVIP{addr: a, tok: e.key})
+		}
+	}
+	r.instances = append(r.instances, in)
+	return nil
+}
+
+// vrrpMap turns the vrrp_instance holding the VIPs into c.HA, once the
+// whole file is read.
+func (r *kaReader) vrrpMap() error {
+	vips := map[netip.Addr]bool{}
+	for _, s := range r.c.Services {
+		vips[s.VIP] = true
+	}
+	var mapped *kaInstance
+	for _, in := range r.instances {
+		held := in.holds(vips)
+		if len(held) == 0 {
+			r.ignore(in.n, "it holds none of the virtual_server VIPs: drlb does not add addresses to interfaces, and answers ARP for the VIPs always")
+			continue
+		}
+		if mapped != nil {
+			return kaErr(in.n.key, "vrrp_instance", in.name, "holds the VIP %s, as vrrp_instance %s at %s:%d does: drlb runs one VRRP instance for all its VIPs",
+				held[0], mapped.name, mapped.n.key.file, mapped.n.key.line)
+		}
+		mapped = in
+	}
+	if mapped == nil {
+		return nil
+	}
+	return r.vrrpHA(mapped, vips)
+}
+
+// vrrpHA reads the mapped instance into c.HA.
+func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
+	n := in.n
+	h := &HA{AdvertInterval: DefaultAdvertInterval, Preempt: true, Line: n.key.line}
+	r.mark("ha", n.key, "vrrp_instance")
+	var (
+		state, prio, version, vrid kaOpt[int]
+		iface                      kaOpt[string]
+		delay                      kaOpt[time.Duration]
+		nopreempt                  kaToken
+		err                        error
+	)
+	version = r.vrrpVersion
+	for _, k := range n.block {
+		switch name := k.key.text; name {
+		case "virtual_ipaddress", "virtual_ipaddress_excluded":
+			// read by vrrpInstance
+		case "state":
+			var t kaToken
+			if t, err = one(k); err == nil {
+				switch strings.ToUpper(t.text) {
+				case "MASTER":
+					state = kaOpt[int]{v: 1, set: true, tok: t}
+				case "BACKUP":
+					state = kaOpt[int]{v: 0, set: true, tok: t}
+				default:
+					return kaErr(t, name, t.text, "must be MASTER or BACKUP")
+				}
+				r.ignore(k, "drlb elects by priority from the start, as keepalived does with preemption: the initial state does not matter")
+			}
+		case "interface":
+			var t kaToken
+			if t, err = one(k); err == nil {
+				iface = kaOpt[string]{v: t.text, set: true, tok: t}
+			}
+		case "virtual_router_id":
+			vrid, err = kaInt(k, 1, 255)
+		case "priority":
+			prio, err = kaInt(k, 1, 255)
+		case "advert_int":
+			var d kaOpt[time.Duration]
+			if d, err = kaTimer(k); err == nil {
+				h.AdvertInterval = d.v
+				r.mark("ha.advert_interval", d.tok, name)
+			}
+		case "nopreempt", "no_preempt":
+			if err = noBlock(k); err == nil {
+				nopreempt = k.key
+			}
+		case "preempt":
+			if err = noBlock(k); err == nil {
+				nopreempt = kaToken{}
+			}
+		case "preempt_delay":
+			if delay, err = kaTimer(k); err == nil && delay.v > 1000*time.Second {
+				return kaErr(delay.tok, name, delay.tok.text, "must be 0..1000 seconds, as keepalived takes it")
+			}
+		case "version":
+			version, err = kaInt(k, 2, 3)
+		case "unicast_peer":
+			if err = needBlock(k); err == nil && len(k.block) > 0 {
+				return kaErr(k.key, name, k.block[0].key.text, "drlb sends VRRP adverts by multicast to 224.0.0.18 only: directors in unicast mode would never hear it (drop unicast_peer on every director)")
+			}
+			r.ignore(k, "no peers: adverts go by multicast, as keepalived sends them")
+		case "mcast_dst_ip":
+			var t kaToken
+			if t, err = one(k); err == nil && t.text != "224.0.0.18" {
+				return kaErr(t, name, t.text, "drlb sends VRRP adverts to 224.0.0.18 only")
+			}
+		case "unicast_src_ip", "unicast_ttl", "unicast_fault_no_peer", "check_unicast_src", "old_unicast_checksum":
+			r.ignore(k, "drlb sends adverts by multicast only")
+		case "mcast_src_ip":
+			r.ignore(k, "drlb sends adverts from the interface's own IPv4 address")
+		case "track_script", "track_interface", "track_file", "track_process", "track_bfd", "track_src_ip":
+			r.ignore(k, "drlb's priority does not follow scripts, interfaces, files or processes: it stays as configured")
+		case "authentication":
+			r.ignore(k, "VRRPv3 has no authentication (RFC 5798)")
+		case "garp_master_delay", "garp_master_repeat", "garp_master_refresh", "garp_master_refresh_repeat",
+			"garp_lower_prio_delay", "garp_lower_prio_repeat", "garp_extra_if", "garp_extra_if_vmac":
+			r.ignore(k, "drlb's own timing: a new master sends 5 gratuitous ARP / unsolicited NA per VIP at once and 5 more 2 s later")
+		case "use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan":
+			r.ignore(k, "drlb answers ARP for the VIPs with its own MAC and moves them by gratuitous ARP")
+		case "lvs_sync_daemon":
+			r.ignore(k, kaSyncWhy)
+		case "virtual_routes", "virtual_rules":
+			r.ignore(k, "routes and rules are the host's business, not drlb's")
+		case "down_timer_adverts":
+			r.ignore(k, "drlb's master-down interval is RFC 5798's: 3 intervals and the skew")
+		case "smtp_alert", "notify_priority_changes":
+			r.ignore(k, "notifications are not sent: drlb logs every transition with its reason")
+		case "accept", "no_accept", "strict_mode", "skip_check_adv_addr", "lower_prio_no_advert", "higher_prio_send_advert",
+			"promote_secondaries", "dont_track_primary", "native_ipv6", "debug", "kernel_rx_buf_size", "linkbeat_use_polling", "vrf":
+			r.ignore(k, "a keepalived VRRP setting drlb has no use for")
+		default:
+			if strings.HasPrefix(name, "notify") {
+				r.ignore(k, "notify scripts are not run: drlb logs every transition with its reason")
+				break
+			}
+			r.unknown(k, "in vrrp_instance", []string{"state", "interface", "virtual_router_id", "priority", "advert_int",
+				"nopreempt", "preempt_delay", "version", "virtual_ipaddress", "virtual_ipaddress_excluded", "track_script"})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// keepalived runs an IPv6 instance as VRRPv3 whatever the version.
+	fam := in.addrs
+	if len(fam) > 0 && fam[0].addr.Is6() {
+		return kaErr(fam[0].tok, "virtual_ipaddress", fam[0].tok.text, "an IPv6 vrrp_instance sends adverts to ff02::12: drlb's VRRP runs over IPv4 only (its election moves the IPv6 VIPs too): put them in virtual_ipaddress_excluded of an IPv4 instance")
+	}
+	// The version: keepalived's default is 2.
+	if version.get(2) != kaVRRPv3 {
+		if version.set {
+			return kaErr(version.tok, "version", version.tok.text, "drlb speaks VRRPv3 only: write version 3 here or vrrp_version 3 in global_defs (on every director)")
+		}
+		return kaErr(n.key, "version", "", "keepalived runs this vrrp_instance as VRRPv2, its default: drlb speaks VRRPv3 only: write version 3 here or vrrp_version 3 in global_defs (on every director)")
+	}
+	if !vrid.set {
+		return kaErr(n.key, "virtual_router_id", "", "missing: a vrrp_instance needs a virtual_router_id 1..255")
+	}
+	h.VRID = vrid.v
+	r.mark("ha.vrid", vrid.tok, "virtual_router_id")
+	switch {
+	case prio.set:
+		h.Priority = prio.v
+		r.mark("ha.priority", prio.tok, "priority")
+	case state.set && state.v == 1:
+		return kaErr(state.tok, "state", state.tok.text, "without a priority keepalived gives a MASTER priority 255, VRRP's address owner: in DR no director owns the VIPs: write priority 1..254")
+	default:
+		h.Priority = 100 // keepalived's default
+	}
+	if nopreempt.text != "" {
+		h.Preempt = false
+		r.mark("ha.preempt", nopreempt, nopreempt.text)
+		if delay.set {
+			r.warn(Warning{File: delay.tok.file, Line: delay.tok.line, Keyword: "preempt_delay", Msg: "with nopreempt there is no preemption to delay, as keepalived ignores it"})
+			delay = kaOpt[time.Duration]{}
+		}
+	}
+	if delay.set {
+		h.PreemptDelay = delay.v
+		r.mark("ha.preempt_delay", delay.tok, "preempt_delay")
+	}
+	if iface.set {
+		r.c.Interface = iface.v
+		h.Interface = iface.v
+		r.mark("interface", iface.tok, "interface")
+		r.mark("ha.interface", iface.tok, "interface")
+	}
+	// Every VIP moves with the master: one the instance does not hold
+	// would be answered by keepalived's host always, by drlb's master only.
+	for _, s := range r.c.Services {
+		if !slices.ContainsFunc(slices.Concat(in.addrs, in.excluded), func(v kaVIP) bool { return v.addr == s.VIP }) {
+			return kaErr(n.key, "vrrp_instance", in.name, "does not hold the VIP %s of the virtual_server at line %d: drlb's VRRP master answers ARP for every VIP and a backup for none: add it to virtual_ipaddress (or virtual_ipaddress_excluded)", s.VIP, s.Line)
+		}
+	}
+	for _, a := range slices.Concat(in.addrs, in.excluded) {
+		if !vips[a.addr] {
+			r.note(a.tok, "%s in vrrp_instance %s is not the VIP of a virtual_server: ignored, drlb does not add addresses to interfaces", a.addr, in.name)
+		}
+	}
+	r.c.HA = h
+	return nil
+}
+
+// kaSyncWhy is why lvs_sync_daemon is ignored.
+const kaSyncWhy = "IPVS's sync daemon is not run: drlb's connection sync is ha: sync: in YAML, which needs a key file (keepalived's sync has none); without it, after a failover sh and mh keep flows on their real server, other schedulers place them afresh"
+
+// kaVRRPVersion reads global_defs' vrrp_version.
+func (r *kaReader) kaVRRPVersion(n *kaNode) error {
+	v, err := kaInt(n, 2, 3)
+	if err != nil {
+		return err
+	}
+	r.vrrpVersion = v
+	return nil
+}
+
+// String is the ha: block in words, as drlb check prints it.
+func (h *HA) String() string {
+	if h == nil {
+		return ""
+	}
+	s := "vrid " + strconv.Itoa(h.VRID) + ", priority " + strconv.Itoa(h.Priority) + ", advert_interval " + h.AdvertInterval.String()
+	if h.Preempt {
+		s += ", preempt"
+		if h.PreemptDelay > 0 {
+			s += " after " + h.PreemptDelay.String()
+		}
+	} else {
+		s += ", no preempt"
+	}
+	if h.Sync != nil {
+		s += fmt.Sprintf(", sync with %d peer", len(h.Sync.Peers))
+		if len(h.Sync.Peers) != 1 {
+			s += "s"
+		}
+	}
+	return s
+}

@@ -1,0 +1,124 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// kaVRRP is a vrrp_instance (lines 1-...) with body inside, before kaService
+// (whose VIP is 198.18.0.100).
+func kaVRRP(global, body string) string {
+	return global + "vrrp_instance VI_1 {\n" + body + " virtual_ipaddress {\n  198.18.0.100\n }\n}\n" + kaService
+}
+
+// TestKeepalivedVRRPGood: the vrrp_instance holding the VIPs becomes ha:,
+// and what drlb does not do is warned about, keyword by keyword.
+func TestKeepalivedVRRPGood(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		want  string   // dumpHA
+		iface string   // Config.Interface
+		warns []string // pieces of the warnings, in order
+	}{
+		{"version 3 in the instance, fractional advert_int, state, what is warned",
+			"vrrp_instance VI_1 {\n state MASTER\n interface eth0\n version 3\n virtual_router_id 51\n priority 150\n advert_int 0.1\n preempt_delay 2.5\n" +
+				" track_script {\n  chk\n }\n notify_master /bin/true\n authentication {\n  auth_type PASS\n }\n garp_master_delay 10\n garp_master_refresh 60\n" +
+				" use_vmac\n lvs_sync_daemon eth0\n unicast_peer {\n }\n frobnicate\n virtual_ipaddress {\n  198.18.0.100/24 dev eth0\n  198.18.0.50\n }\n}\n" + kaService,
+			"ha vrid=51 priority=150 advert_interval=100ms preempt=true preempt_delay=2.5s line=1 interface=\"eth0\"\n", "eth0",
+			[]string{
+				`keepalived.conf:2: warning: keyword "state" ignored (drlb elects by priority from the start, as keepalived does with preemption`,
+				`keepalived.conf:9: warning: keyword "track_script" ignored (drlb's priority does not follow scripts`,
+				`keepalived.conf:12: warning: keyword "notify_master" ignored (notify scripts are not run`,
+				`keepalived.conf:13: warning: keyword "authentication" ignored (VRRPv3 has no authentication (RFC 5798))`,
+				`keepalived.conf:16: warning: keyword "garp_master_delay" ignored (drlb's own timing: a new master sends 5 gratuitous ARP / unsolicited NA per VIP at once and 5 more 2 s later)`,
+				`keepalived.conf:17: warning: keyword "garp_master_refresh" ignored (drlb's own timing`,
+				`keepalived.conf:18: warning: keyword "use_vmac" ignored (drlb answers ARP for the VIPs with its own MAC`,
+				`keepalived.conf:19: warning: keyword "lvs_sync_daemon" ignored (IPVS's sync daemon is not run: drlb's connection sync is ha: sync: in YAML, which needs a key file`,
+				`keepalived.conf:20: warning: keyword "unicast_peer" ignored (no peers: adverts go by multicast`,
+				`keepalived.conf:22: warning: keyword "frobnicate" ignored (not a keepalived keyword in vrrp_instance`,
+				`keepalived.conf:25: warning: 198.18.0.50 in vrrp_instance VI_1 is not the VIP of a virtual_server: ignored, drlb does not add addresses to interfaces`,
+			}},
+		{"vrrp_version 3 in global_defs, keepalived's defaults", kaVRRP("global_defs {\n vrrp_version 3\n}\n", " virtual_router_id 7\n"),
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=4\n", "", nil},
+		{"global_defs after the instance, state BACKUP", kaVRRP("", " state BACKUP\n virtual_router_id 7\n") + "global_defs {\n vrrp_version 3\n}\n",
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1\n", "", []string{`keyword "state" ignored`}},
+		{"version 3 here overrides vrrp_version 2", kaVRRP("global_defs {\n vrrp_version 2\n}\n", " version 3\n virtual_router_id 7\n priority 254\n advert_int 40.95\n"),
+			"ha vrid=7 priority=254 advert_interval=40.95s preempt=true preempt_delay=0s line=4\n", "", nil},
+		{"nopreempt drops preempt_delay, as keepalived", kaVRRP("", " version 3\n virtual_router_id 7\n nopreempt\n preempt_delay 5\n"),
+			"ha vrid=7 priority=100 advert_interval=1s preempt=false preempt_delay=0s line=1\n", "",
+			[]string{`keepalived.conf:5: warning: keyword "preempt_delay" ignored (with nopreempt there is no preemption to delay, as keepalived ignores it)`}},
+		{"several instances: the one holding the VIPs", "vrrp_sync_group G {\n group {\n  VI_0\n  VI_1\n }\n}\n" +
+			"vrrp_instance VI_0 {\n virtual_router_id 9\n unicast_peer {\n  198.18.0.9\n }\n virtual_ipaddress {\n  198.18.0.9\n }\n}\n" +
+			kaVRRP("", " version 3\n virtual_router_id 7\n"),
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=16\n", "",
+			[]string{
+				`keepalived.conf:1: warning: keyword "vrrp_sync_group" ignored (drlb runs one VRRP instance, the one holding the VIPs`,
+				`keepalived.conf:7: warning: keyword "vrrp_instance" ignored (it holds none of the virtual_server VIPs: drlb does not add addresses to interfaces`,
+			}},
+		{"IPv6 VIP excluded from an IPv4 instance", "vrrp_instance VI_1 {\n version 3\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n  2001:2::100/64\n }\n}\n" +
+			kaService + "virtual_server [2001:2::100]:80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n",
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1\n", "", nil},
+		{"no instance holds a VIP: no ha", "vrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.7\n }\n}\n" + kaService,
+			"ha none\n", "", []string{`keepalived.conf:1: warning: keyword "vrrp_instance" ignored (it holds none of the virtual_server VIPs`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, warns, err := ParseWithWarnings("keepalived.conf", []byte(tc.in))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got := dumpHA(c); got != tc.want {
+				t.Errorf("ha:\n%swant:\n%s", got, tc.want)
+			}
+			if c.Interface != tc.iface {
+				t.Errorf("interface %q, want %q", c.Interface, tc.iface)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate of a parsed config: %v", err)
+			}
+			text := dumpWarnings(warns)
+			if len(tc.warns) != len(warns) {
+				t.Errorf("%d warnings, want %d:\n%s", len(warns), len(tc.warns), text)
+			}
+			for i, w := range tc.warns {
+				if i < len(warns) && !strings.Contains(warns[i].String(), w) {
+					t.Errorf("warning %d is %q, want it to contain %q", i, warns[i].String(), w)
+				}
+			}
+		})
+	}
+}
+
+// TestKeepalivedVRRPBad: what drlb's VRRP cannot do as keepalived would is
+// refused at its file, line and column.
+func TestKeepalivedVRRPBad(t *testing.T) {
+	v3 := "global_defs {\n vrrp_version 3\n}\n"
+	tests := []badCase{
+		{"VRRPv2, keepalived's default", kaVRRP("", " virtual_router_id 7\n"), 1, 1, "version", "", "as VRRPv2, its default: drlb speaks VRRPv3 only"},
+		{"vrrp_version 2", kaVRRP("global_defs {\n vrrp_version 2\n}\n", " virtual_router_id 7\n"), 2, 15, "version", "2", "drlb speaks VRRPv3 only"},
+		{"version 2", kaVRRP(v3, " version 2\n virtual_router_id 7\n"), 5, 10, "version", "2", "drlb speaks VRRPv3 only"},
+		{"vrrp_version 4", kaVRRP("global_defs {\n vrrp_version 4\n}\n", ""), 2, 15, "vrrp_version", "4", "must be an integer 2..3"},
+		{"priority 255", kaVRRP(v3, " virtual_router_id 7\n priority 255\n"), 6, 11, "priority", "255", "no address owner in DR"},
+		{"state MASTER alone is 255", kaVRRP(v3, " state MASTER\n virtual_router_id 7\n"), 5, 8, "state", "MASTER", "priority 255"},
+		{"state", kaVRRP(v3, " state FAULT\n"), 5, 8, "state", "FAULT", "must be MASTER or BACKUP"},
+		{"no virtual_router_id", kaVRRP(v3, ""), 4, 1, "virtual_router_id", "", "missing"},
+		{"virtual_router_id 0", kaVRRP(v3, " virtual_router_id 0\n"), 5, 20, "virtual_router_id", "0", "must be an integer 1..255"},
+		{"advert_int not whole centiseconds", kaVRRP(v3, " virtual_router_id 7\n advert_int 0.105\n"), 6, 13, "advert_int", "0.105", "whole centiseconds"},
+		{"advert_int too long", kaVRRP(v3, " virtual_router_id 7\n advert_int 50\n"), 6, 13, "advert_int", "50", "10ms..40.95s"},
+		{"preempt_delay over 1000", kaVRRP(v3, " virtual_router_id 7\n preempt_delay 1001\n"), 6, 16, "preempt_delay", "1001", "0..1000 seconds"},
+		{"unicast", kaVRRP(v3, " virtual_router_id 7\n unicast_peer {\n  198.18.0.3\n }\n"), 6, 2, "unicast_peer", "198.18.0.3", "by multicast to 224.0.0.18 only"},
+		{"another multicast group", kaVRRP(v3, " virtual_router_id 7\n mcast_dst_ip 224.0.0.19\n"), 6, 15, "mcast_dst_ip", "224.0.0.19", "224.0.0.18 only"},
+		{"bad address", kaVRRP(v3, " virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.300\n }\n"), 7, 3, "virtual_ipaddress", "198.18.0.300", ""},
+		{"two instances hold VIPs", kaVRRP(v3, " virtual_router_id 7\n") + "vrrp_instance VI_2 {\n virtual_router_id 8\n virtual_ipaddress {\n  198.18.0.100\n }\n}\n",
+			18, 1, "vrrp_instance", "VI_2", "as vrrp_instance VI_1 at keepalived.conf:4 does: drlb runs one VRRP instance"},
+		{"a VIP not held", kaVRRP(v3, " virtual_router_id 7\n") + "virtual_server 198.18.0.101 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
+			4, 1, "vrrp_instance", "VI_1", "does not hold the VIP 198.18.0.101 of the virtual_server at line 18"},
+		{"IPv6 instance", "vrrp_instance VI_6 {\n virtual_router_id 7\n virtual_ipaddress {\n  2001:2::100\n }\n}\n" +
+			"virtual_server [2001:2::100]:80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n",
+			4, 3, "virtual_ipaddress", "2001:2::100", "drlb's VRRP runs over IPv4 only"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { checkBad(t, "keepalived.conf", tc) })
+	}
+}
