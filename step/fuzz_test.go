@@ -44,5 +44,5 @@ func FuzzHandle(f *testing.F) {
 // parsing of what was sent is fuzzed too.
 type fuzzObserver struct{ n *step.Narrator }
 
-func (o *fuzzObserver) Wants(now int64) bool { return o.n.Wants(now) }
+func (o *fuzzObserver) Wants(now int64) bool  { return o.n.Wants(now) }
 func (o *fuzzObserver) Observe(e *step.Event) { o.n.Observe(e) }
