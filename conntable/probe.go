@@ -51,9 +51,9 @@ func (t *Table) Lookup(k *Key, now int64) *Entry {
 // do before any other call on the table; then it fills Service, Real, State
 // and Flags. If a live entry for k exists, Insert returns it with ErrExists.
 // If the table holds Max entries, Insert first reclaims expired entries on
-// k's probe run, then sweeps a few more slots, then, with
-// Options.Evictable, evicts one approved entry near the eviction hand (see
-// evict), then fails with ErrFull; it never evicts an entry Evictable
+// k's probe run, then sweeps a few more slots or, with Options.Evictable,
+// frees one slot near the eviction hand (an expired entry, else an
+// approved live one: see evict), then fails with ErrFull; it never evicts an entry Evictable
 // does not approve. The pointer is valid until the next mutation.
 func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 	if k == nil {
@@ -76,7 +76,9 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 				t.remove(i)
 				continue
 			}
-			if keyEqual(&e.Key, k) {
+			// Once k's run was probed in full, k is known absent: a
+			// removal moves entries but adds none.
+			if !swept && !evicted && keyEqual(&e.Key, k) {
 				return e, ErrExists
 			}
 			i = t.next(i)
@@ -89,12 +91,15 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 		}
 		// Full. A sweep or an eviction may shift k's run, so probe it
 		// again afterwards: at most three probes in all.
-		if !swept {
+		// With Evictable, evict removes an expired entry it meets first
+		// anyway: no separate sweep.
+		if !swept && t.evictOK == nil {
 			swept = true
 			if t.Sweep(now, fullSweepBudget) > 0 {
 				continue
 			}
 		}
+		swept = true
 		if evicted || !t.evict(nowSec) {
 			return nil, ErrFull
 		}
@@ -103,7 +108,8 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 }
 
 // evict frees one slot in a full table: it examines evictScan slots from
-// the eviction hand, which then moves past them, and removes the first
+// the eviction hand (more, up to evictScanMax, until one is evictable),
+// which then moves past them, and removes the first
 // expired entry it meets or else the entry Options.Evictable approves with
 // the earliest expiry (the first of equals). It reports whether it freed
 // a slot.
@@ -114,7 +120,8 @@ func (t *Table) evict(nowSec uint64) bool {
 	best := -1
 	var bestExp uint32
 	i := t.ehand
-	for range evictScan {
+	limit := min(evictScanMax, len(t.slots))
+	for n := 0; n < limit && (n < evictScan || best < 0); n++ {
 		e := &t.slots[i]
 		if e.expires != expEmpty {
 			if e.expiredAt(nowSec) {

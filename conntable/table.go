@@ -39,6 +39,11 @@ const fullSweepBudget = 32
 // eviction is bounded work and roughly oldest first.
 const evictScan = 32
 
+// evictScanMax bounds the eviction scan when the first evictScan slots
+// hold nothing to evict (a table mostly of entries Evictable refuses): it
+// goes on until it finds one, up to this many slots (12 KiB).
+const evictScanMax = 256
+
 // Options configure a Table.
 type Options struct {
 	// Max is the most entries (connections plus templates) the table holds;
