@@ -45,11 +45,23 @@ type model struct {
 	inserted int
 	expired  int
 	err      error // first failure seen inside OnExpire
+	// With evict, entries of an odd service are Evictable: Insert may
+	// remove them live (only Insert, only them), and Evicted counts them.
+	evict     bool
+	inserting bool
+	evicted   int
 }
 
+// evictable is the model's Options.Evictable.
+func evictable(e *Entry) bool { return e.Service%2 == 1 }
+
 func newModel(max int, seed uint64, nkeys int) (*model, error) {
-	m := &model{entries: map[Key]modelEntry{}, now: t0}
-	tb, err := New(Options{Max: max, Seed: seed, OnExpire: m.onExpire})
+	m := &model{entries: map[Key]modelEntry{}, now: t0, evict: seed%2 == 1}
+	opts := Options{Max: max, Seed: seed, OnExpire: m.onExpire}
+	if m.evict {
+		opts.Evictable = evictable
+	}
+	tb, err := New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +87,9 @@ func (m *model) onExpire(e *Entry) {
 	case !ok:
 		m.failf("OnExpire for %v: not in table (twice, or never inserted)", e.Key)
 	case m.deleting == nil || *m.deleting != e.Key:
-		if !e.expiredAt(nowSeconds(m.now)) {
+		if !e.expiredAt(nowSeconds(m.now)) && m.evict && m.inserting && evictable(e) {
+			m.evicted++
+		} else if !e.expiredAt(nowSeconds(m.now)) {
 			m.failf("OnExpire for live %v (expires %d, now %d): evicted", e.Key, e.expires, m.now)
 		}
 		if me.expires != e.expires || me.service != e.Service {
@@ -128,7 +142,12 @@ func (m *model) step(r *opReader) error {
 		}
 	case 2, 3: // insert with timeout; pending (no SetTimeout) sometimes
 		me, live := m.live(k)
+		m.inserting = true
 		e, err := m.tb.Insert(&k, m.now)
+		m.inserting = false
+		if uint64(m.evicted) != m.tb.Evicted() {
+			return fmt.Errorf("Insert %v: Evicted %d, model %d", k, m.tb.Evicted(), m.evicted)
+		}
 		switch {
 		case live:
 			if !errors.Is(err, ErrExists) || e == nil || e.Service != me.service {
@@ -188,8 +207,13 @@ func (m *model) step(r *opReader) error {
 	return m.tb.check()
 }
 
+// modelEvictions totals the evictions of every model run, so TestModel can
+// tell that eviction was exercised.
+var modelEvictions int
+
 // finish expires everything and checks each inserted entry left exactly once.
 func (m *model) finish() error {
+	modelEvictions += m.evicted
 	m.now += int64(time.Hour)
 	m.tb.Sweep(m.now, 2*m.tb.Slots())
 	if m.err != nil {
@@ -246,6 +270,10 @@ func TestModel(t *testing.T) {
 			t.Fatalf("seed %d: %v", s, err)
 		}
 	}
+	if modelEvictions == 0 {
+		t.Fatal("no model run evicted an entry: Evictable untested")
+	}
+	t.Logf("%d evictions", modelEvictions)
 }
 
 func FuzzModel(f *testing.F) {

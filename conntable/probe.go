@@ -51,8 +51,10 @@ func (t *Table) Lookup(k *Key, now int64) *Entry {
 // do before any other call on the table; then it fills Service, Real, State
 // and Flags. If a live entry for k exists, Insert returns it with ErrExists.
 // If the table holds Max entries, Insert first reclaims expired entries on
-// k's probe run, then sweeps a few more slots, then fails with ErrFull; it
-// never evicts a live entry. The pointer is valid until the next mutation.
+// k's probe run, then sweeps a few more slots or, with Options.Evictable,
+// frees one slot near the eviction hand (an expired entry, else an
+// approved live one: see evict), then fails with ErrFull; it never evicts an entry Evictable
+// does not approve. The pointer is valid until the next mutation.
 func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 	if k == nil {
 		return nil, ErrNilKey
@@ -62,7 +64,7 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 	}
 	nowSec := nowSeconds(now)
 	start := t.home(hashKey(k, t.seed))
-	swept := false
+	swept, evicted := false, false
 	for {
 		i := start
 		for {
@@ -74,7 +76,9 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 				t.remove(i)
 				continue
 			}
-			if keyEqual(&e.Key, k) {
+			// Once k's run was probed in full, k is known absent: a
+			// removal moves entries but adds none.
+			if !swept && !evicted && keyEqual(&e.Key, k) {
 				return e, ErrExists
 			}
 			i = t.next(i)
@@ -85,12 +89,59 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 			t.n++
 			return e, nil
 		}
-		// Full. A sweep may shift k's run, so probe it again afterwards.
-		if swept || t.Sweep(now, fullSweepBudget) == 0 {
-			return nil, ErrFull
+		// Full. A sweep or an eviction may shift k's run, so probe it
+		// again afterwards: at most three probes in all.
+		// With Evictable, evict removes an expired entry it meets first
+		// anyway: no separate sweep.
+		if !swept && t.evictOK == nil {
+			swept = true
+			if t.Sweep(now, fullSweepBudget) > 0 {
+				continue
+			}
 		}
 		swept = true
+		if evicted || !t.evict(nowSec) {
+			return nil, ErrFull
+		}
+		evicted = true
 	}
+}
+
+// evict frees one slot in a full table: it examines evictScan slots from
+// the eviction hand (more, up to evictScanMax, until one is evictable),
+// which then moves past them, and removes the first
+// expired entry it meets or else the entry Options.Evictable approves with
+// the earliest expiry (the first of equals). It reports whether it freed
+// a slot.
+func (t *Table) evict(nowSec uint64) bool {
+	if t.evictOK == nil {
+		return false
+	}
+	best := -1
+	var bestExp uint32
+	i := t.ehand
+	limit := min(evictScanMax, len(t.slots))
+	for n := 0; n < limit && (n < evictScan || best < 0); n++ {
+		e := &t.slots[i]
+		if e.expires != expEmpty {
+			if e.expiredAt(nowSec) {
+				t.remove(i)
+				t.ehand = i
+				return true
+			}
+			if (best < 0 || e.expires < bestExp) && t.evictOK(e) {
+				best, bestExp = i, e.expires
+			}
+		}
+		i = t.next(i)
+	}
+	t.ehand = i
+	if best < 0 {
+		return false
+	}
+	t.remove(best)
+	t.evicted++
+	return true
 }
 
 // Delete removes e from the table and calls OnExpire for it. e must come

@@ -8,8 +8,9 @@ import (
 )
 
 // ErrFull is returned by Insert when the table already holds Options.Max
-// entries and none on the new key's probe run (nor within a short extra
-// sweep) had expired. Live entries are never evicted to make room.
+// entries, none on the new key's probe run (nor within a short extra
+// sweep) had expired, and no entry near the eviction hand was one
+// Options.Evictable allows to evict. Other live entries are never evicted.
 var ErrFull = errors.New("conntable: table full")
 
 // ErrExists is returned by Insert when a live entry with the same key is
@@ -32,6 +33,17 @@ const MaxEntries = 1 << 28
 // a table full of live flows stays cheap per dropped packet.
 const fullSweepBudget = 32
 
+// evictScan is how many slots Insert examines from the eviction hand when
+// the table is full and nothing expired: it evicts the approved entry with
+// the earliest expiry among them (about evictScan*3/4 entries), so
+// eviction is bounded work and roughly oldest first.
+const evictScan = 32
+
+// evictScanMax bounds the eviction scan when the first evictScan slots
+// hold nothing to evict (a table mostly of entries Evictable refuses): it
+// goes on until it finds one, up to this many slots (12 KiB).
+const evictScanMax = 256
+
 // Options configure a Table.
 type Options struct {
 	// Max is the most entries (connections plus templates) the table holds;
@@ -47,6 +59,13 @@ type Options struct {
 	// just before its slot is reused. The entry is still intact. It must not
 	// call back into the Table nor keep the pointer.
 	OnExpire func(e *Entry)
+	// Evictable, if set, lets Insert make room in a full table (drop_entry
+	// in IPVS): it is asked about live entries near a rotating eviction
+	// hand, and Insert removes the approved one with the earliest expiry
+	// (OnExpire is called, and Evicted counts it). An entry it rejects is
+	// never evicted. It must not call back into the Table nor keep the
+	// pointer. Nil: a full table refuses new keys (ErrFull).
+	Evictable func(e *Entry) bool
 }
 
 // Table is a bounded open-addressing hash table of Entries. See the package
@@ -59,6 +78,9 @@ type Table struct {
 	n        int // occupied slots, expired-but-unreclaimed included
 	hand     int // Sweep's clock hand
 	onExpire func(e *Entry)
+	evictOK  func(e *Entry) bool
+	ehand    int    // the eviction hand
+	evicted  uint64 // entries evicted to make room
 	sink     uint32 // what Prefetch loaded, kept so the loads are not elided
 }
 
@@ -75,6 +97,7 @@ func New(opts Options) (*Table, error) {
 		seed:     seedMix(opts.Seed),
 		max:      opts.Max,
 		onExpire: opts.OnExpire,
+		evictOK:  opts.Evictable,
 	}, nil
 }
 
@@ -96,6 +119,10 @@ func (t *Table) Len() int { return t.n }
 
 // Cap returns Options.Max, the most entries the table holds.
 func (t *Table) Cap() int { return t.max }
+
+// Evicted returns how many live entries Insert evicted (Options.Evictable)
+// to make room since New.
+func (t *Table) Evicted() uint64 { return t.evicted }
 
 // Slots returns the size of the slot array (about Cap*4/3).
 func (t *Table) Slots() int { return len(t.slots) }

@@ -24,6 +24,9 @@ var (
 	descWeight      = prometheus.NewDesc("drlb_realserver_weight", "Configured weight.", realLabels, nil)
 	descUp          = prometheus.NewDesc("drlb_realserver_up", "1 if the real server takes new connections (available, resolved, not inhibited).", realLabels, nil)
 	descFrames      = prometheus.NewDesc("drlb_frames_total", "Frames by verdict reason (forwarded, passed to the kernel, dropped).", []string{"reason"}, nil)
+	descPressure    = prometheus.NewDesc("drlb_conntable_pressure", "1 while the connection table is past half full and SYN_RECV entries get the short timeout.", nil, nil)
+	descPressureOn  = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
+	descEvicted     = prometheus.NewDesc("drlb_conntable_evicted_total", "Entries evicted from a full connection table for a new connection, by state (only SYN_RECV is ever evicted).", []string{"state"}, nil)
 	descLinkDrops   = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the socket dropped: rx (receive queue full), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
 	descARP         = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
 	descNeighbors   = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
@@ -46,7 +49,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descLinkDrops, descARP, descNeighbors,
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descPressure, descPressureOn, descEvicted, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk} {
 		ch <- d
@@ -83,6 +86,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for reason, n := range s.Frames {
 		counter(descFrames, n, reason)
+	}
+	if o := s.Overload; o != nil {
+		p := 0.0
+		if o.Pressure {
+			p = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPressure, prometheus.GaugeValue, p)
+		counter(descPressureOn, o.PressureEpisodes)
+		counter(descEvicted, o.SynEvicted, "SYN_RECV")
 	}
 	for kind, n := range s.Link {
 		counter(descLinkDrops, n, kind)

@@ -19,6 +19,9 @@ type Snapshot struct {
 	MaxConns int               `json:"max_conns"`
 	Services []Service         `json:"services"`
 	Frames   map[string]uint64 `json:"frames"` // by verdict reason, non-zero only
+	// Overload is the connection table's pressure defence (short SYN_RECV
+	// timeouts, SYN_RECV eviction when full); nil when not read.
+	Overload *Overload `json:"overload,omitempty"`
 	// ConnEntries is the connection table, when asked for (ctl list
 	// -conns); ConnEntriesOmitted counts entries left out beyond the
 	// listing's bound.
@@ -39,6 +42,15 @@ type Snapshot struct {
 	// address family of the VIPs, as keepalived's vrrp_instances).
 	HA  *HAStatus `json:"ha,omitempty"`
 	HA6 *HAStatus `json:"ha_ipv6,omitempty"`
+}
+
+// Overload is forwarder.Overload: whether the table is under pressure
+// (SYN_RECV entries get the short timeout), how often pressure began, and
+// how many SYN_RECV connections a full table evicted.
+type Overload struct {
+	Pressure         bool   `json:"pressure"`
+	PressureEpisodes uint64 `json:"pressure_episodes"`
+	SynEvicted       uint64 `json:"syn_evicted"`
 }
 
 // ConnEntry is one connection table entry (a connection or a persistence

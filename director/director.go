@@ -316,6 +316,8 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			snap.Link = map[string]uint64{"rx": ls.RxDropped, "tx": ls.TxDropped, "truncated": ls.Truncated, "unrepresentable": ls.Unrepresentable}
 		}
 	}
+	o := d.fw.Overload()
+	snap.Overload = &control.Overload{Pressure: o.Pressure, PressureEpisodes: o.PressureEpisodes, SynEvicted: o.SynEvicted}
 	rs := d.responder.Stats()
 	snap.ARP = map[string]uint64{"requests": rs.Requests, "probes": rs.Probes, "replies": rs.Replies, "conflicts": rs.Conflicts, "malformed": rs.Malformed}
 	snap.HA, snap.HA6 = d.ha.status()

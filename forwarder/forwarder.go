@@ -80,6 +80,11 @@ type Forwarder struct {
 
 	counts [numReasons]atomic.Uint64
 
+	// Table pressure (pressure.go): written by Process, read by anyone.
+	pressure         atomic.Bool
+	pressureEpisodes atomic.Uint64
+	synEvicted       atomic.Uint64
+
 	// sync records table changes for the peers (EnableSync; sync.go).
 	sync syncLog
 
@@ -120,7 +125,7 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	if maxConns <= 0 {
 		maxConns = config.DefaultMaxConns
 	}
-	t, err := conntable.New(conntable.Options{Max: maxConns, Seed: opts.Seed, OnExpire: f.onExpire})
+	t, err := conntable.New(conntable.Options{Max: maxConns, Seed: opts.Seed, OnExpire: f.onExpire, Evictable: evictable})
 	if err != nil {
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
@@ -171,7 +176,7 @@ func (f *Forwarder) setState(st *state, e *conntable.Entry, r *realServer, state
 		r.count(state, +1)
 		e.State = state
 	}
-	f.table.SetTimeout(e, now, st.timeouts[state])
+	f.table.SetTimeout(e, now, f.timeout(st, state))
 }
 
 func (f *Forwarder) result(v Verdict, r Reason, svc, ri int) Result {
@@ -297,6 +302,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	if s == nil {
 		return f.result(Drop, ReasonNoService, -1, -1)
 	}
+	f.updatePressure()
 	tcp := p.proto == protoTCP
 	syn := tcp && p.tcpFlags&(tcpSYN|tcpACK|tcpRST|tcpFIN) == tcpSYN
 
@@ -330,8 +336,8 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			}
 			old := e.State
 			f.setState(st, e, ref.r, state, now)
-			if f.sync.events != nil && (old != state || syncDue(e.Flags, now, st.timeouts[state])) {
-				f.record(connsync.OpUpsert, e, s, ref.r, st.timeouts[state], now)
+			if f.sync.events != nil && (old != state || syncDue(e.Flags, now, f.timeout(st, state))) {
+				f.record(connsync.OpUpsert, e, s, ref.r, f.timeout(st, state), now)
 			}
 			if s.cfg.Persistence > 0 {
 				// e may move once the table is probed again: copy first.
@@ -362,14 +368,15 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 		reason = how
 	}
 	e, err := f.table.Insert(&f.key, now)
+	f.noteEvictions()
 	if err != nil {
 		return f.result(Drop, ReasonTableFull, s.idx, ri)
 	}
 	r := s.server(ri)
 	e.Service, e.Real, e.State = s.slot, r.slot, state
 	r.count(state, +1)
-	f.table.SetTimeout(e, now, st.timeouts[state])
-	f.record(connsync.OpUpsert, e, s, r, st.timeouts[state], now)
+	f.table.SetTimeout(e, now, f.timeout(st, state))
+	f.record(connsync.OpUpsert, e, s, r, f.timeout(st, state), now)
 	s.ctr.connections.Add(1)
 	r.connections.Add(1)
 	if s.cfg.Persistence > 0 {

@@ -302,9 +302,13 @@ func TestTableFull(t *testing.T) {
 	cfg := testConfig("rr", 2)
 	cfg.MaxConns = 4
 	f := newForwarder(t, cfg, Options{})
+	// A table full of ESTABLISHED connections (SYN_RECV ones would be
+	// evicted for the new one: TestSynFlood).
 	for i := 0; i < 4; i++ {
 		res, _ := process(t, f, syn(client(i, 1)), t0)
 		expect(t, res, Forward, ReasonNew)
+		res, _ = process(t, f, ack(client(i, 1)), t0)
+		expect(t, res, Forward, ReasonExisting)
 	}
 	res, _ := process(t, f, syn(client(9, 1)), t0)
 	expect(t, res, Drop, ReasonTableFull)

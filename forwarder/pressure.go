@@ -1,0 +1,82 @@
+package forwarder
+
+import (
+	"time"
+
+	"github.com/drlb/drlb/conntable"
+)
+
+// Table pressure (IPVS's secure_tcp and drop_entry, tied to the connection
+// table's fill instead of the host's memory). Under a SYN flood from
+// spoofed sources the table fills with entries that never leave SYN_RECV.
+// Once the table holds PressureOnPercent of max_conns, new and refreshed
+// SYN_RECV entries get SynRecvPressureTimeout instead of the configured
+// SYN_RECV timeout (if that is shorter it stays); below PressureOffPercent
+// the configured one applies again. A full table makes room by evicting a
+// SYN_RECV connection (roughly the oldest of those near a rotating hand,
+// see conntable.Options.Evictable); ESTABLISHED, FIN_WAIT, CLOSE and UDP
+// entries and persistence templates are never evicted, so a table full of
+// them still refuses new connections (ReasonTableFull).
+const (
+	PressureOnPercent      = 50
+	PressureOffPercent     = 40
+	SynRecvPressureTimeout = 3 * time.Second
+)
+
+// Overload is the state of the table pressure defence.
+type Overload struct {
+	// Pressure is whether SYN_RECV entries get the short timeout now.
+	Pressure bool
+	// PressureEpisodes counts how often pressure began.
+	PressureEpisodes uint64
+	// SynEvicted counts SYN_RECV connections evicted from a full table to
+	// make room for a new connection.
+	SynEvicted uint64
+}
+
+// Overload returns the table pressure state and its counters. It may be
+// called from any goroutine.
+func (f *Forwarder) Overload() Overload {
+	return Overload{
+		Pressure:         f.pressure.Load(),
+		PressureEpisodes: f.pressureEpisodes.Load(),
+		SynEvicted:       f.synEvicted.Load(),
+	}
+}
+
+// evictable is the connection table's Options.Evictable: connections that
+// never left SYN_RECV.
+func evictable(e *conntable.Entry) bool {
+	return e.Key.Kind == conntable.KindConn && e.State == stateSynRecv
+}
+
+// updatePressure turns pressure on or off from the table's fill, with
+// hysteresis.
+func (f *Forwarder) updatePressure() {
+	n, c := f.table.Len(), f.table.Cap()
+	on := f.pressure.Load()
+	switch {
+	case !on && n*100 >= c*PressureOnPercent:
+		f.pressure.Store(true)
+		f.pressureEpisodes.Add(1)
+	case on && n*100 < c*PressureOffPercent:
+		f.pressure.Store(false)
+	}
+}
+
+// timeout is the timeout of an entry in state: the configured one, or the
+// short SYN_RECV timeout under pressure.
+func (f *Forwarder) timeout(st *state, state uint8) time.Duration {
+	d := st.timeouts[state]
+	if state == stateSynRecv && f.pressure.Load() {
+		d = min(d, SynRecvPressureTimeout)
+	}
+	return d
+}
+
+// noteEvictions publishes the table's eviction count.
+func (f *Forwarder) noteEvictions() {
+	if n := f.table.Evicted(); n != f.synEvicted.Load() {
+		f.synEvicted.Store(n)
+	}
+}
