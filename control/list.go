@@ -95,6 +95,21 @@ func WriteList(w io.Writer, s Snapshot) {
 			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
 	}
+	writeOverload(w, s.Overload)
+}
+
+// writeOverload says, once the connection table has been under pressure,
+// what its SYN-flood defence did (nothing is printed before: the listing
+// stays ipvsadm's).
+func writeOverload(w io.Writer, o *Overload) {
+	if o == nil || (!o.Pressure && o.PressureEpisodes == 0 && o.SynEvicted == 0) {
+		return
+	}
+	state := "off"
+	if o.Pressure {
+		state = "ON (new SYN_RECV entries get a short timeout)"
+	}
+	fmt.Fprintf(w, "\nConnection table pressure %s; %d episodes, %d SYN_RECV entries evicted\n", state, o.PressureEpisodes, o.SynEvicted)
 }
 
 // WriteStats prints s like `ipvsadm -Ln --stats`. Out columns are 0: in
