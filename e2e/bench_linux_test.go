@@ -148,10 +148,10 @@ func startNftFor(b *testing.B, l *testbed.Lab, proto string, port int) func() {
 	rules := fmt.Sprintf(`table netdev drlbbench {
 	chain ingress {
 		type filter hook ingress device %s priority 0;
-		ip daddr %s %s dport %d ether daddr set jhash ip saddr . %s sport mod %d map { %s } fwd to %s
+		ip daddr %s %s dport %d ether saddr set %s ether daddr set jhash ip saddr . %s sport mod %d map { %s } fwd to %s
 	}
 }
-`, l.Director.Iface, l.VIP, proto, port, proto, len(l.RealServers), strings.Join(m, ", "), l.Director.Iface)
+`, l.Director.Iface, l.VIP, proto, port, l.Director.MAC, proto, len(l.RealServers), strings.Join(m, ", "), l.Director.Iface)
 	run := func(args ...string) {
 		err := l.Do(l.Director, func() error {
 			cmd := exec.Command(nft, args...)
