@@ -25,7 +25,7 @@ const (
 	cpuRate    = 30_000 // CPUCost: offered frames/s, below every forwarder's capacity
 	synConns   = 200    // SynFlood: new HTTP connections, one at a time
 	synTimeout = 2 * time.Second
-	synBudget  = 40 * time.Second // SynFlood: the client gives up after this
+	synBudget  = 20 * time.Second // SynFlood: the client gives up after this (bounded run)
 	synMaxConn = 4096             // SynFlood: drlb's max_conns
 )
 
