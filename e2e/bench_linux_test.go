@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,8 +76,15 @@ func BenchmarkForwardingRate(b *testing.B) {
 
 // startDrlbForBench runs drlb with a UDP service on the discard port.
 func startDrlbForBench(b *testing.B, l *testbed.Lab, extra ...string) func() {
+	_, stop := startDrlbWith(b, l, benchService(l, "udp", benchPort, "sh"), extra...)
+	return stop
+}
+
+// benchService is drlb's YAML for one service on the VIP with every real
+// server, with the interface line.
+func benchService(l *testbed.Lab, proto string, port int, sched string) string {
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: udp, scheduler: sh, realservers: [", l.Director.Iface, l.VIP, benchPort)
+	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: %s, scheduler: %s, realservers: [", l.Director.Iface, l.VIP, port, proto, sched)
 	for i, rs := range l.RealServers {
 		if i > 0 {
 			cfg.WriteString(", ")
@@ -84,11 +92,20 @@ func startDrlbForBench(b *testing.B, l *testbed.Lab, extra ...string) func() {
 		fmt.Fprintf(&cfg, "{address: %q}", rs.IPv4)
 	}
 	cfg.WriteString("]}\n")
-	path := filepath.Join(b.TempDir(), "bench.yaml")
-	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
+	return cfg.String()
+}
+
+// startDrlbWith runs drlb with the config text cfg in the director's
+// namespace, its control socket in a temporary directory (returned, for
+// control.Get), and returns a function that stops it.
+func startDrlbWith(b *testing.B, l *testbed.Lab, cfg string, extra ...string) (sock string, stop func()) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	args := append([]string{"run", "-c", path, "-log-level", "warn"}, extra...)
+	sock = filepath.Join(dir, "ctl.sock")
+	args := append([]string{"run", "-c", path, "-log-level", "warn", "-ctl", sock}, extra...)
 	if prof := os.Getenv("DRLB_BENCH_CPUPROFILE"); prof != "" {
 		args = append(args, "-cpuprofile", prof)
 	}
@@ -101,7 +118,7 @@ func startDrlbForBench(b *testing.B, l *testbed.Lab, extra ...string) func() {
 	// Wait until every real server's MAC is known: one probe datagram
 	// per flow reaches a real server only then.
 	time.Sleep(500 * time.Millisecond)
-	return func() {
+	return sock, func() {
 		_ = cmd.Process.Signal(os.Interrupt) // a clean stop writes the profile
 		_ = cmd.Wait()
 		if strings.Contains(logs.String(), "level=ERROR") {
@@ -114,6 +131,12 @@ func startDrlbForBench(b *testing.B, l *testbed.Lab, extra ...string) func() {
 // namespace: at netdev ingress, VIP frames get a real server's MAC by a
 // flow hash and are sent straight back out.
 func startNftForwarder(b *testing.B, l *testbed.Lab) func() {
+	return startNftFor(b, l, "udp", benchPort)
+}
+
+// startNftFor is startNftForwarder for VIP:port over proto (udp, tcp),
+// the real server picked by a hash of the client's address and port.
+func startNftFor(b *testing.B, l *testbed.Lab, proto string, port int) func() {
 	nft, err := exec.LookPath("nft")
 	if err != nil {
 		b.Skip("nft not installed (apt-get install nftables): no in-kernel baseline")
@@ -125,10 +148,10 @@ func startNftForwarder(b *testing.B, l *testbed.Lab) func() {
 	rules := fmt.Sprintf(`table netdev drlbbench {
 	chain ingress {
 		type filter hook ingress device %s priority 0;
-		ip daddr %s udp dport %d ether daddr set jhash ip saddr . udp sport mod %d map { %s } fwd to %s
+		ip daddr %s %s dport %d ether saddr set %s ether daddr set jhash ip saddr . %s sport mod %d map { %s } fwd to %s
 	}
 }
-`, l.Director.Iface, l.VIP, benchPort, len(l.RealServers), strings.Join(m, ", "), l.Director.Iface)
+`, l.Director.Iface, l.VIP, proto, port, l.Director.MAC, proto, len(l.RealServers), strings.Join(m, ", "), l.Director.Iface)
 	run := func(args ...string) {
 		err := l.Do(l.Director, func() error {
 			cmd := exec.Command(nft, args...)
@@ -166,53 +189,103 @@ func blast(b *testing.B, l *testbed.Lab) (float64, int) {
 
 // blastTrafgen runs trafgen in the LAN client's namespace on one CPU.
 func blastTrafgen(b *testing.B, l *testbed.Lab, trafgen string) (float64, int) {
-	conf := fmt.Sprintf(`{
+	return trafgenBlast(b, l, trafgen, udpFlood(l, benchPorts()), 4*benchFlows).rate(), -1
+}
+
+// benchPorts is the trafgen source-port field of blast's benchFlows flows.
+func benchPorts() string { return fmt.Sprintf("dinc(10000, %d)", 10000+benchFlows-1) }
+
+// udpFlood is blast's trafgen packet: a 64-byte UDP frame (60 bytes + FCS)
+// from the LAN client to VIP:benchPort, at the director's MAC. sport is
+// the source port's trafgen field value: dinc(...) for a fixed set of
+// flows, drnd() for random ones.
+func udpFlood(l *testbed.Lab, sport string) string {
+	return fmt.Sprintf(`{
 	eth(da=%s, sa=%s, type=0x0800),
 	ipv4(saddr=%s, daddr=%s, ttl=64, df),
-	udp(sport=dinc(10000, %d), dport=%d),
+	udp(sport=%s, dport=%d),
 	fill(0x00, 18)
 }
-`, l.Director.MAC, l.LANClient.MAC, l.LANClient.IPv4, l.VIP, 10000+benchFlows-1, benchPort)
+`, l.Director.MAC, l.LANClient.MAC, l.LANClient.IPv4, l.VIP, sport, benchPort)
+}
+
+// blastResult is one measurement window of a flood.
+type blastResult struct {
+	elapsed   time.Duration
+	offered   uint64        // frames the LAN client sent
+	delivered uint64        // frames the real servers received
+	busy      time.Duration // CPU time in every state but idle and iowait, all cores (/proc/stat)
+}
+
+// rate is the delivered frames per second.
+func (r blastResult) rate() float64 { return float64(r.delivered) / r.elapsed.Seconds() }
+
+// offeredRate is the sent frames per second.
+func (r blastResult) offeredRate() float64 { return float64(r.offered) / r.elapsed.Seconds() }
+
+// busyPer is the busy CPU microseconds per frame, for n frames.
+func (r blastResult) busyPer(n uint64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(r.busy.Microseconds()) / float64(n)
+}
+
+// trafgenBlast sends warm frames of the trafgen packet conf first (so
+// connection entries and neighbors exist), then floods with it for
+// benchDuration (at most benchMaxSent frames), with extra trafgen options
+// (--rate), and measures that window.
+func trafgenBlast(b *testing.B, l *testbed.Lab, trafgen, conf string, warm int, args ...string) blastResult {
+	path := writeTrafgenConf(b, conf)
+	if _, err := runTrafgen(context.Background(), l, trafgen, path, warm, 3*time.Second); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	sent, got, busy := txPackets(b, l.LANClient), rxPackets(b, l), cpuBusy(b)
+	elapsed, err := runTrafgen(context.Background(), l, trafgen, path, benchMaxSent, benchDuration, args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let queues drain into the counters
+	return blastResult{elapsed: elapsed, offered: txPackets(b, l.LANClient) - sent,
+		delivered: rxPackets(b, l) - got, busy: cpuBusy(b) - busy}
+}
+
+// writeTrafgenConf writes a trafgen packet configuration to a file.
+func writeTrafgenConf(b *testing.B, conf string) string {
 	path := filepath.Join(b.TempDir(), "flood.trafgen")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	run := func(n int, d time.Duration) (time.Duration, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, trafgen, "--dev", l.LANClient.Iface, "--conf", path, "--cpus", "1", "--num", fmt.Sprint(n),
-			"--no-sock-mem") // never touch the (global) socket memory sysctls
-		// trafgen finishes its burst before it heeds SIGINT, and sends
-		// from a forked worker: the whole process group is killed at the
-		// deadline (the receivers' counters are the measure).
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = time.Second
-		out := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		start := time.Now()
-		err := l.Do(l.LANClient, cmd.Start)
-		if err != nil {
-			return 0, err
-		}
-		err = cmd.Wait()
-		if err != nil && ctx.Err() == nil { // not our interrupt at the deadline
-			return 0, fmt.Errorf("trafgen: %v: %s", err, out.String())
-		}
-		return time.Since(start), nil
-	}
-	if _, err := run(4*benchFlows, 2*time.Second); err != nil { // warm up: every flow
-		b.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	before := rxPackets(b, l)
-	elapsed, err := run(benchMaxSent, benchDuration)
+	return path
+}
+
+// runTrafgen sends n frames of the configuration at path from the LAN
+// client on one CPU, for at most d or until ctx ends, with extra trafgen
+// options, and returns how long it ran.
+func runTrafgen(ctx context.Context, l *testbed.Lab, trafgen, path string, n int, d time.Duration, args ...string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, trafgen, append([]string{"--dev", l.LANClient.Iface, "--conf", path, "--cpus", "1", "--num", fmt.Sprint(n),
+		"--no-sock-mem"}, args...)...) // never touch the (global) socket memory sysctls
+	// trafgen finishes its burst before it heeds SIGINT, and sends
+	// from a forked worker: the whole process group is killed at the
+	// deadline (the receivers' counters are the measure).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err := l.Do(l.LANClient, cmd.Start)
 	if err != nil {
-		b.Fatal(err)
+		return 0, err
 	}
-	time.Sleep(100 * time.Millisecond)
-	got := rxPackets(b, l) - before
-	return float64(got) / elapsed.Seconds(), -1
+	err = cmd.Wait()
+	if err != nil && ctx.Err() == nil { // not our interrupt at the deadline
+		return 0, fmt.Errorf("trafgen: %v: %s", err, out.String())
+	}
+	return time.Since(start), nil
 }
 
 // blastGo is the generator without trafgen: link.Port batches of 64.
@@ -274,6 +347,36 @@ func rxPackets(b *testing.B, l *testbed.Lab) uint64 {
 		total += lk.Attrs().Statistics.RxPackets
 	}
 	return total
+}
+
+// txPackets is the frames h's LAN interface sent.
+func txPackets(b *testing.B, h *testbed.Host) uint64 {
+	_, lk := lanLink(b, h)
+	return lk.Attrs().Statistics.TxPackets
+}
+
+// cpuBusy is the CPU time the whole machine spent in every state but
+// idle and iowait, summed over its cores (the first line of /proc/stat,
+// in USER_HZ: 100 per second on Linux).
+func cpuBusy(b *testing.B) time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		b.Fatalf("/proc/stat: %q", line)
+	}
+	var ticks uint64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal (guest is in user)
+		n, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat: %q: %v", line, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // rejectAll is a socket filter that accepts nothing: the generator only sends.

@@ -56,13 +56,17 @@ func askOnce(c net.Conn, br *bufio.Reader, host string, close bool) (string, err
 }
 
 // askNew opens a connection from the lab's client to v:80, makes one
-// request on it (Connection: close) and returns who answered.
+// request on it (Connection: close) and returns who answered. A deadline
+// on ctx bounds the whole exchange, not only the dial.
 func askNew(ctx context.Context, l *testbed.Lab, v netip.Addr) (string, error) {
 	c, err := l.Dial(ctx, l.Client, "tcp", netip.AddrPortFrom(v, testbed.HTTPPort).String())
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
+	if _, ok := ctx.Deadline(); ok {
+		defer context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })()
+	}
 	return askOnce(c, bufio.NewReader(c), v.String(), true)
 }
 

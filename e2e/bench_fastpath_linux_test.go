@@ -1,0 +1,243 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/drlb/drlb/testbed"
+	"github.com/vishvananda/netlink"
+)
+
+// Issue 14's benchmarks (README.md#performance), side by side in one lab
+// with trafgen on the LAN client: the in-kernel anchor (nftables netdev
+// `fwd`, startNftFor), drlb with AF_PACKET and drlb with AF_XDP. Every
+// measurement is a few seconds; every frame stays in the lab (198.18.0.0/15).
+// Run with -benchtime 1x; the figures are read, never asserted.
+
+const (
+	manyFlows  = 65536  // Flows65536: random UDP source ports
+	cpuRate    = 30_000 // CPUCost: offered frames/s, below every forwarder's capacity
+	synConns   = 200    // SynFlood: new HTTP connections, one at a time
+	synTimeout = 2 * time.Second
+	synBudget  = 20 * time.Second // SynFlood: the client gives up after this (bounded run)
+	synMaxConn = 4096             // SynFlood: drlb's max_conns
+)
+
+// synFloodConf is a trafgen packet: a TCP SYN to VIP:80 from a random
+// source in 198.18.128.0/17 (the lab's addresses are in 198.18.0.0/15)
+// and a random port, at the director's MAC.
+func synFloodConf(l *testbed.Lab) string {
+	return fmt.Sprintf(`{
+	eth(da=%s, sa=%s, type=0x0800),
+	ipv4(saddr=198.18.128.0, saddr[2:2]=drnd(32768, 65535), daddr=%s, ttl=64, df),
+	tcp(sport=drnd(1024, 65535), dport=%d, seq=drnd(), syn, window=64240)
+}
+`, l.Director.MAC, l.LANClient.MAC, l.VIP, testbed.HTTPPort)
+}
+
+// udpForwarders are the three forwarders of VIP:benchPort, each started
+// by its function, which returns the one that stops it.
+func udpForwarders(b *testing.B, l *testbed.Lab) []struct {
+	name  string
+	start func() func()
+} {
+	return []struct {
+		name  string
+		start func() func()
+	}{
+		{"in-kernel", func() func() { return startNftForwarder(b, l) }},
+		{"drlb", func() func() { return startDrlbForBench(b, l) }},
+		{"drlb-afxdp", func() func() { return startDrlbForBench(b, l, "-io", "afxdp") }},
+	}
+}
+
+// BenchmarkFastPath is issue 14's measurements, each a sub-benchmark:
+//
+//	go test -run '^$' -bench FastPath -benchtime 1x -count 2 ./e2e/
+func BenchmarkFastPath(b *testing.B) {
+	testutil.NeedRoot(b)
+	tg, err := exec.LookPath("trafgen")
+	if err != nil {
+		b.Skip("trafgen not installed (apt-get install netsniff-ng)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := testbed.New(ctx, testbed.Options{RealServers: 3, LANClient: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.StartServices(ctx); err != nil {
+		b.Fatal(err)
+	}
+
+	// Forwarding rate at trafgen's top rate, 65536 flows.
+	b.Run("Flows65536", func(b *testing.B) {
+		rates := map[string]float64{}
+		conf := udpFlood(l, "drnd()")
+		for _, f := range udpForwarders(b, l) {
+			stop := f.start()
+			r := trafgenBlast(b, l, tg, conf, 2*manyFlows)
+			stop()
+			rates[f.name] = r.rate()
+			b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s, random source ports)", f.name, r.rate(), r.offeredRate())
+		}
+		b.ReportMetric(rates["in-kernel"], "kernel-fps")
+		b.ReportMetric(rates["drlb"], "drlb-fps")
+		b.ReportMetric(rates["drlb-afxdp"], "afxdp-fps")
+		if k := rates["in-kernel"]; k > 0 {
+			b.ReportMetric(rates["drlb"]/k, "drlb/kernel")
+			b.ReportMetric(rates["drlb-afxdp"]/k, "afxdp/kernel")
+		}
+	})
+
+	// Busy CPU per forwarded frame at cpuRate. "idle" is the generator
+	// alone, nothing forwarding (the director's kernel drops the frames):
+	// the part of each figure that is not the forwarder's.
+	b.Run("CPUCost", func(b *testing.B) {
+		conf := udpFlood(l, benchPorts())
+		rate := fmt.Sprintf("%dpps", cpuRate)
+		idle := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", rate)
+		b.Logf("%-10s busy %5.1f µs per offered frame (offered %.0f/s, delivered %.0f/s)", "idle", idle.busyPer(idle.offered), idle.offeredRate(), idle.rate())
+		b.ReportMetric(idle.busyPer(idle.offered), "idle-µs/frame")
+		cost := map[string]float64{}
+		for _, f := range udpForwarders(b, l) {
+			stop := f.start()
+			r := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", rate)
+			stop()
+			cost[f.name] = r.busyPer(r.delivered)
+			b.Logf("%-10s busy %5.1f µs per forwarded frame, %5.1f above idle (offered %.0f/s, delivered %.0f/s)",
+				f.name, cost[f.name], cost[f.name]-idle.busyPer(idle.offered), r.offeredRate(), r.rate())
+		}
+		b.ReportMetric(cost["in-kernel"], "kernel-µs/frame")
+		b.ReportMetric(cost["drlb"], "drlb-µs/frame")
+		b.ReportMetric(cost["drlb-afxdp"], "afxdp-µs/frame")
+		if k := cost["in-kernel"]; k > 0 {
+			b.ReportMetric(cost["drlb"]/k, "drlb/kernel")
+			b.ReportMetric(cost["drlb-afxdp"]/k, "afxdp/kernel")
+		}
+	})
+
+	// A spoofed SYN flood at trafgen's top rate toward VIP:80 while the
+	// routed client makes synConns new HTTP connections, one at a time.
+	b.Run("SynFlood", func(b *testing.B) {
+		// The router reaches the VIP at the director's MAC, as drlb's ARP
+		// answer would tell it; the in-kernel anchor answers no ARP.
+		nh, lk := lanLink(b, l.Router)
+		neigh := &netlink.Neigh{LinkIndex: lk.Attrs().Index, State: netlink.NUD_PERMANENT,
+			IP: l.VIP.AsSlice(), HardwareAddr: l.Director.MAC}
+		if err := nh.NeighSet(neigh); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = nh.NeighDel(neigh) }()
+		conf := writeTrafgenConf(b, synFloodConf(l))
+		for _, mode := range []string{"in-kernel", "drlb"} {
+			var sock string
+			var stop func()
+			if mode == "in-kernel" {
+				stop = startNftFor(b, l, "tcp", testbed.HTTPPort)
+			} else {
+				sock, stop = startDrlbWith(b, l, fmt.Sprintf("max_conns: %d\n", synMaxConn)+benchService(l, "tcp", testbed.HTTPPort, "rr"))
+			}
+			served, lat, tried, floodRate := synFloodRun(b, l, tg, conf)
+			p := func(q float64) time.Duration {
+				if len(lat) == 0 {
+					return 0
+				}
+				return lat[min(len(lat)-1, int(q*float64(len(lat))))]
+			}
+			b.Logf("%-10s served %d of %d new connections (%d tried) under %.0f SYN/s; served in p50 %v, p99 %v, max %v",
+				mode, served, synConns, tried, floodRate, p(0.5).Round(time.Microsecond), p(0.99).Round(time.Microsecond), p(1).Round(time.Microsecond))
+			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb"}[mode]
+			b.ReportMetric(float64(served), name+"-served")
+			b.ReportMetric(float64(p(0.99).Microseconds())/1000, name+"-p99-ms")
+			if sock != "" {
+				c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				s, err := control.Get(c, sock, false)
+				cancel()
+				if err != nil {
+					b.Errorf("drlb ctl: %v", err)
+				} else {
+					if o := s.Overload; o != nil {
+						b.Logf("drlb overload: pressure %v, pressure episodes %d, SYN_RECV evicted %d", o.Pressure, o.PressureEpisodes, o.SynEvicted)
+						b.ReportMetric(float64(o.SynEvicted), "drlb-syn-evicted")
+					}
+					b.Logf("drlb frames by reason: %v; link: %v", s.Frames, s.Link)
+				}
+			}
+			stop()
+		}
+	})
+
+	// Loss for drlb (AF_PACKET) at 50, 80 and 100% of the in-kernel
+	// anchor's top rate, measured first in the same run.
+	b.Run("Loss", func(b *testing.B) {
+		conf := udpFlood(l, benchPorts())
+		stop := startNftForwarder(b, l)
+		top := trafgenBlast(b, l, tg, conf, 4*benchFlows)
+		stop()
+		b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s)", "in-kernel", top.rate(), top.offeredRate())
+		b.ReportMetric(top.rate(), "kernel-fps")
+		stop = startDrlbForBench(b, l)
+		defer stop()
+		for _, pct := range []int{50, 80, 100} {
+			r := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", fmt.Sprintf("%.0fpps", top.rate()*float64(pct)/100))
+			loss := 0.0
+			if r.offered > 0 {
+				loss = 100 * (1 - float64(r.delivered)/float64(r.offered))
+			}
+			b.Logf("drlb at %3d%%: offered %8.0f/s, delivered %8.0f/s, loss %.1f%%", pct, r.offeredRate(), r.rate(), loss)
+			b.ReportMetric(loss, fmt.Sprintf("loss%d-%%", pct))
+		}
+	})
+}
+
+// synFloodRun floods with the trafgen configuration at path from the LAN
+// client while the routed client makes synConns new connections to VIP:80
+// (synTimeout each, synBudget in all), and returns how many were served,
+// their latencies (sorted), how many were tried and the flood's rate.
+func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string) (served int, lat []time.Duration, tried int, floodRate float64) {
+	c, stop := context.WithTimeout(context.Background(), synTimeout)
+	_, err := askNew(c, l, l.VIP)
+	stop()
+	if err != nil {
+		b.Fatalf("before the flood, a new connection to the VIP: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	floodErr := make(chan error, 1)
+	go func() {
+		_, err := runTrafgen(ctx, l, tg, path, 1<<30, synBudget+5*time.Second)
+		floodErr <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // trafgen starts, the flood fills the table
+	sent := txPackets(b, l.LANClient)
+	start := time.Now()
+	for tried < synConns && time.Since(start) < synBudget {
+		tried++
+		c, stop := context.WithTimeout(context.Background(), synTimeout)
+		t0 := time.Now()
+		_, err := askNew(c, l, l.VIP)
+		d := time.Since(t0)
+		stop()
+		if err == nil {
+			served++
+			lat = append(lat, d)
+		} else if tried-served == 1 {
+			b.Logf("first failed connection: %v", err)
+		}
+	}
+	floodRate = float64(txPackets(b, l.LANClient)-sent) / time.Since(start).Seconds()
+	cancel()
+	if err := <-floodErr; err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	return served, lat, tried, floodRate
+}
