@@ -106,16 +106,12 @@ func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame
 				s.cfg.Resolver.HandleAt(f.Data, time.Unix(0, now))
 			}
 			if s.cfg.Responder != nil && nr < len(s.replies) {
-				r := &s.replies[nr]
-				if k, ok := s.cfg.Responder.Handle(f.Data, r.Data[:cap(r.Data)]); ok {
-					r.Data, r.Offload = r.Data[:k], link.Offload{}
-					out = append(out, *r)
-					nr++
-					ev.Action, ev.Sent = Answer, r.Data
-					ev.Kind = ARPReply
+				if k, ok := s.cfg.Responder.Handle(f.Data, s.replyBuf(nr)); ok {
+					kind := ARPReply
 					if class == icmp6 {
-						ev.Kind = NeighborAdvert
+						kind = NeighborAdvert
 					}
+					out = s.answer(out, &nr, k, ev, kind)
 				}
 			}
 		}
@@ -138,22 +134,10 @@ func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame
 					ev.Action, ev.Kind, ev.Sent = Forward, Forwarded, f.Data
 				case res.Reason == forwarder.ReasonTooBig && nr < len(s.replies):
 					ev.Action = Drop
-					r := &s.replies[nr]
-					if k := s.cfg.Forwarder.TooBig(f.Data, r.Data[:cap(r.Data)]); k > 0 {
-						r.Data, r.Offload = r.Data[:k], link.Offload{}
-						out = append(out, *r)
-						nr++
-						ev.Action, ev.Kind, ev.Sent = Answer, TooBig, r.Data
-					}
+					out = s.answer(out, &nr, s.cfg.Forwarder.TooBig(f.Data, s.replyBuf(nr)), ev, TooBig)
 				case res.Reason == forwarder.ReasonServerGone && nr < len(s.replies):
 					ev.Action = Drop
-					r := &s.replies[nr]
-					if k := s.cfg.Forwarder.Reset(f.Data, r.Data[:cap(r.Data)]); k > 0 {
-						r.Data, r.Offload = r.Data[:k], link.Offload{}
-						out = append(out, *r)
-						nr++
-						ev.Action, ev.Kind, ev.Sent = Answer, Reset, r.Data
-					}
+					out = s.answer(out, &nr, s.cfg.Forwarder.Reset(f.Data, s.replyBuf(nr)), ev, Reset)
 				case res.Verdict == forwarder.Drop:
 					ev.Action = Drop
 				}
@@ -167,3 +151,23 @@ func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame
 }
 
 var passNotIP = forwarder.Result{Verdict: forwarder.Pass, Reason: forwarder.ReasonNotIP, Service: -1, Real: -1}
+
+// replyBuf is reply buffer nr, whole, for a builder to write into.
+func (s *Step) replyBuf(nr int) []byte {
+	r := &s.replies[nr]
+	return r.Data[:cap(r.Data)]
+}
+
+// answer sends the k bytes a builder wrote into reply buffer *nr (none
+// when k is 0: the builder declined) and records it in ev as an answer
+// of that kind.
+func (s *Step) answer(out []link.Frame, nr *int, k int, ev *Event, kind Kind) []link.Frame {
+	if k <= 0 {
+		return out
+	}
+	r := &s.replies[*nr]
+	r.Data, r.Offload = r.Data[:k], link.Offload{}
+	*nr++
+	ev.Action, ev.Kind, ev.Sent = Answer, kind, r.Data
+	return append(out, *r)
+}
