@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -61,34 +60,14 @@ func ha6Status(sock string) *control.HAStatus {
 
 func waitHA6State(t *testing.T, sock, state string, timeout time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		h := ha6Status(sock)
-		if h != nil && h.State == state {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: IPv6 HA state %+v after %v, want %s", sock, h, timeout, state)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return waitHAStateOf(t, sock, "IPv6 HA", ha6Status, state, timeout)
 }
 
 // waitRouterNDP waits until the router's neighbor entry for VIP6 holds
 // mac (read by netlink in the router's namespace).
 func waitRouterNDP(t *testing.T, l *testbed.Lab, mac net.HardwareAddr, timeout time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		got := neighborMAC(t, l, l.Router, l.VIP6)
-		if got.String() == mac.String() {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("router: VIP6 at %v after %v, want %v", got, timeout, mac)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return waitRouterNeighbor(t, l, l.VIP6, mac, timeout)
 }
 
 // TestHAFailoverIPv6 is issue 12's failover over IPv6 VRRP: two drlb
@@ -201,16 +180,7 @@ func TestHAKeepalivedInteropIPv6(t *testing.T) {
 	}
 	t.Logf("keepalived IPv6 MASTER (%v), drlb BACKUP %v after keepalived's log, router's NDP entry at keepalived's MAC", h.Master, yielded.Round(time.Millisecond))
 
-	swh := testutil.NetlinkHandle(t, l.Switch.NS)
-	bp, err := swh.LinkByName(d2.BridgePort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	died := time.Now()
-	k.kill(syscall.SIGKILL)
-	if err := swh.LinkSetDown(bp); err != nil {
-		t.Fatal(err)
-	}
+	died, linkUp := cutKeepalived(t, l, k, d2)
 	took := waitHA6State(t, sock, "MASTER", 2*time.Second)
 	waitRouterNDP(t, l, d1.MAC, 2*time.Second)
 	moved := time.Since(died)
@@ -219,15 +189,8 @@ func TestHAKeepalivedInteropIPv6(t *testing.T) {
 		t.Errorf("takeover took %v, want under 1s", moved)
 	}
 
-	if err := swh.LinkSetUp(bp); err != nil {
-		t.Fatal(err)
-	}
-	k = startKeepalivedFor(t, l, d2, 50, l.VIP6)
-	k.waitLog(t, "Entering BACKUP STATE", 5*time.Second)
-	time.Sleep(time.Second)
-	if strings.Contains(k.logs.String(), "Entering MASTER STATE") {
-		t.Errorf("keepalived at priority 50 became MASTER under drlb at 100:\n%s", k.logs.String())
-	}
+	linkUp()
+	staysBackup(t, startKeepalivedFor(t, l, d2, 50, l.VIP6))
 	if h := ha6Status(sock); h.State != "MASTER" {
 		t.Errorf("drlb %+v, want MASTER", h)
 	}

@@ -65,14 +65,21 @@ func haStatus(sock string) *control.HAStatus {
 // returns how long that took.
 func waitHAState(t *testing.T, sock, state string, timeout time.Duration) time.Duration {
 	t.Helper()
+	return waitHAStateOf(t, sock, "HA", haStatus, state, timeout)
+}
+
+// waitHAStateOf polls one of the director's VRRP instances, as status
+// reads it (what names it in a failure), until it is in state.
+func waitHAStateOf(t *testing.T, sock, what string, status func(sock string) *control.HAStatus, state string, timeout time.Duration) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for {
-		h := haStatus(sock)
+		h := status(sock)
 		if h != nil && h.State == state {
 			return time.Since(start)
 		}
 		if time.Since(start) > timeout {
-			t.Fatalf("%s: HA state %+v after %v, want %s", sock, h, timeout, state)
+			t.Fatalf("%s: %s state %+v after %v, want %s", sock, what, h, timeout, state)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -82,14 +89,21 @@ func waitHAState(t *testing.T, sock, state string, timeout time.Duration) time.D
 // mac, and returns how long that took.
 func waitRouterARP(t *testing.T, l *testbed.Lab, mac net.HardwareAddr, timeout time.Duration) time.Duration {
 	t.Helper()
+	return waitRouterNeighbor(t, l, l.VIP, mac, timeout)
+}
+
+// waitRouterNeighbor waits until the router's neighbor entry for vip (ARP
+// or NDP, read by netlink in its namespace) holds mac.
+func waitRouterNeighbor(t *testing.T, l *testbed.Lab, vip netip.Addr, mac net.HardwareAddr, timeout time.Duration) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for {
-		got := neighborMAC(t, l, l.Router, l.VIP)
+		got := neighborMAC(t, l, l.Router, vip)
 		if got.String() == mac.String() {
 			return time.Since(start)
 		}
 		if time.Since(start) > timeout {
-			t.Fatalf("router: VIP at %v after %v, want %v", got, timeout, mac)
+			t.Fatalf("router: %s at %v after %v, want %v", vip, got, timeout, mac)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -364,16 +378,7 @@ func TestHAKeepalivedInterop(t *testing.T) {
 
 	// keepalived dies: its VRRP process is killed and its link goes down
 	// (the VIP it left on its interface reaches nobody).
-	swh := testutil.NetlinkHandle(t, l.Switch.NS)
-	bp, err := swh.LinkByName(d2.BridgePort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	died := time.Now()
-	k.kill(syscall.SIGKILL)
-	if err := swh.LinkSetDown(bp); err != nil {
-		t.Fatal(err)
-	}
+	died, linkUp := cutKeepalived(t, l, k, d2)
 	took := waitHAState(t, sock, "MASTER", 2*time.Second)
 	waitRouterARP(t, l, d1.MAC, 2*time.Second)
 	moved := time.Since(died)
@@ -389,19 +394,46 @@ func TestHAKeepalivedInterop(t *testing.T) {
 	}
 
 	// keepalived at a lower priority comes up: it stays BACKUP.
-	if err := swh.LinkSetUp(bp); err != nil {
-		t.Fatal(err)
-	}
-	k = startKeepalived(t, l, d2, 50)
-	k.waitLog(t, "Entering BACKUP STATE", 5*time.Second)
-	time.Sleep(time.Second)
-	if strings.Contains(k.logs.String(), "Entering MASTER STATE") {
-		t.Errorf("keepalived at priority 50 became MASTER under drlb at 100:\n%s", k.logs.String())
-	}
+	linkUp()
+	staysBackup(t, startKeepalived(t, l, d2, 50))
 	if h := haStatus(sock); h.State != "MASTER" {
 		t.Errorf("drlb %+v, want MASTER", h)
 	}
 	if got := neighborMAC(t, l, l.Router, l.VIP); got.String() != d1.MAC.String() {
 		t.Errorf("router: VIP at %v, want drlb's %v", got, d1.MAC)
+	}
+}
+
+// cutKeepalived ends keepalived on h as a dying director ends: its VRRP
+// process killed and its link down, so the VIP it left on its interface
+// reaches nobody. It returns when, and how to bring the link back.
+func cutKeepalived(t *testing.T, l *testbed.Lab, k *keepalivedProc, h *testbed.Host) (died time.Time, linkUp func()) {
+	t.Helper()
+	swh := testutil.NetlinkHandle(t, l.Switch.NS)
+	bp, err := swh.LinkByName(h.BridgePort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	died = time.Now()
+	k.kill(syscall.SIGKILL)
+	if err := swh.LinkSetDown(bp); err != nil {
+		t.Fatal(err)
+	}
+	return died, func() {
+		t.Helper()
+		if err := swh.LinkSetUp(bp); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// staysBackup checks that keepalived k, started at a priority below
+// drlb's, enters BACKUP and does not become MASTER within a second.
+func staysBackup(t *testing.T, k *keepalivedProc) {
+	t.Helper()
+	k.waitLog(t, "Entering BACKUP STATE", 5*time.Second)
+	time.Sleep(time.Second)
+	if strings.Contains(k.logs.String(), "Entering MASTER STATE") {
+		t.Errorf("keepalived at a priority below drlb's became MASTER:\n%s", k.logs.String())
 	}
 }
