@@ -110,23 +110,11 @@ func startBGP(ctx context.Context, cfg *config.Config, opts *Options, log *slog.
 // forwarding for bgpShutdownGrace before stopping d and the speaker
 // (SIGTERM: the router moves the flows first, so none breaks).
 func (b *bgpRun) serve(ctx context.Context, d *Director) error {
-	inner, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-inner.Done():
-			return
-		case <-ctx.Done():
-		}
+	err := serveHandingOver(ctx, d, func(context.Context) time.Duration {
 		b.an.Shutdown()
 		b.log.Info("bgp: VIPs withdrawn; forwarding on while the router moves the flows", "grace", bgpShutdownGrace)
-		select {
-		case <-inner.Done():
-		case <-time.After(bgpShutdownGrace):
-		}
-		cancel()
-	}()
-	err := d.Serve(inner)
+		return bgpShutdownGrace
+	})
 	b.an.Shutdown()
 	b.sp.Stop()
 	return err

@@ -337,31 +337,20 @@ func (h *haRun) run(ctx context.Context) {
 // backup takes over after its skew time) and keeps forwarding for
 // haShutdownGrace before stopping d (SIGTERM breaks no flow).
 func (h *haRun) serve(ctx context.Context, d *Director) error {
-	inner, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-inner.Done():
-			return
-		case <-ctx.Done():
-		}
+	return serveHandingOver(ctx, d, func(running context.Context) time.Duration {
 		wasMaster := h.isMaster()
 		h.resignOnce.Do(func() { close(h.resign) })
 		select {
 		case <-h.resigned:
-		case <-inner.Done():
-			return
+		case <-running.Done():
+			return 0
 		}
-		if wasMaster {
-			h.log.Info("ha: resigned (priority 0 sent); forwarding on while the backup takes over", "grace", haShutdownGrace)
-			select {
-			case <-inner.Done():
-			case <-time.After(haShutdownGrace):
-			}
+		if !wasMaster {
+			return 0
 		}
-		cancel()
-	}()
-	return d.Serve(inner)
+		h.log.Info("ha: resigned (priority 0 sent); forwarding on while the backup takes over", "grace", haShutdownGrace)
+		return haShutdownGrace
+	})
 }
 
 // status is the HA side of a Snapshot (nil-safe): the first virtual
