@@ -110,8 +110,8 @@ func (f *Forwarder) Apply(cfg *config.Config, now int64, commit func(swap func()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.MaxConns != f.table.Cap() {
-		return nil, fmt.Errorf("%w: max_conns %d -> %d (the connection table is sized at start)", ErrRestartNeeded, f.table.Cap(), cfg.MaxConns)
+	if cfg.MaxConns != f.maxConns {
+		return nil, fmt.Errorf("%w: max_conns %d -> %d (the connection table is sized at start)", ErrRestartNeeded, f.maxConns, cfg.MaxConns)
 	}
 	cfg = cfg.Clone()
 	f.ctl.Lock()

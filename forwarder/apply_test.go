@@ -91,24 +91,26 @@ func checkCounts(t *testing.T, f *Forwarder) {
 		}
 	}
 	want := map[*realServer]*tally{}
-	f.table.Range(func(e *conntable.Entry) bool {
-		_, r := st.owner(e.Service, e.Real)
-		if r == nil {
-			t.Fatalf("entry %+v names service slot %d real slot %d: nothing there", e.Key, e.Service, e.Real)
-		}
-		if want[r] == nil {
-			want[r] = &tally{}
-		}
-		switch e.State {
-		case stateEstablished:
-			want[r].active++
-		case stateTemplate:
-			want[r].persistent++
-		default:
-			want[r].inactive++
-		}
-		return true
-	})
+	for _, w := range f.Workers() {
+		w.table.Range(func(e *conntable.Entry) bool {
+			_, r := st.owner(e.Service, e.Real)
+			if r == nil {
+				t.Fatalf("entry %+v names service slot %d real slot %d: nothing there", e.Key, e.Service, e.Real)
+			}
+			if want[r] == nil {
+				want[r] = &tally{}
+			}
+			switch e.State {
+			case stateEstablished:
+				want[r].active++
+			case stateTemplate:
+				want[r].persistent++
+			default:
+				want[r].inactive++
+			}
+			return true
+		})
+	}
 	for r, g := range got {
 		w := want[r]
 		if w == nil {

@@ -55,35 +55,35 @@ type Options struct {
 	// result is ReasonTooBig and the caller answers with TooBig, as IPVS
 	// does; otherwise ReasonTooBigNoDF. 0 disables the check (replay).
 	MTU int
+	// Workers is how many workers share the configuration (see Workers),
+	// each with a connection table of max_conns/Workers entries (rounded
+	// up). Default 1.
+	Workers int
 }
 
 // ErrUnknownServer is returned by the control methods for an index or
 // address that names no real server.
 var ErrUnknownServer = errors.New("forwarder: no such real server")
 
-// Forwarder is the DR data path.
+// Forwarder is the DR data path: one worker of it. Workers made together
+// (Options.Workers, see Workers) share the configuration, the real servers
+// with their counters and MACs, and the schedulers (core); each has its own
+// connection table, fragment table and scratch space, so that workers on
+// different cores process frames with no lock in common. The control
+// methods (Apply, SetMAC, SetHealth, Stats, ...) act on the shared core,
+// whichever worker they are called on; Process, Prefetch, Tick and the
+// table readers (RangeConnEntries, TableLen, sync) act on one worker's
+// table and belong to whoever runs that worker.
 type Forwarder struct {
-	mac   uint64           // packed director MAC, 0 = per frame
-	own   uint64           // packed director MAC for the own-frame check, 0 = none
-	table *conntable.Table // the connection table
+	*core
+	table *conntable.Table // this worker's connection table
 	frags fragTable
-	sweep int
-	mtu   int
 
-	// cur is the running configuration. Process loads it once per frame;
-	// Apply swaps it (see Apply for who may run when).
-	cur atomic.Pointer[state]
-	// ctl serialises whatever changes real servers or schedulers (the
-	// control methods, Apply), so that Apply builds the next state from
-	// values nobody changes meanwhile. Process never takes it.
-	ctl sync.Mutex
-
-	counts [numReasons]atomic.Uint64
+	counts [numReasons]atomic.Uint64 // this worker's; Count sums the workers'
 
 	// Table pressure (pressure.go): written by Process, read by anyone.
-	pressure         atomic.Bool
-	pressureEpisodes atomic.Uint64
-	synEvicted       atomic.Uint64
+	pressure   atomic.Bool
+	synEvicted atomic.Uint64
 
 	// sync records table changes for the peers (EnableSync; sync.go).
 	sync syncLog
@@ -94,42 +94,74 @@ type Forwarder struct {
 	tkey conntable.Key
 	flow scheduler.Flow
 	pre  prefetchKeys
+}
+
+// core is what the workers of one Forwarder share.
+type core struct {
+	mac      uint64 // packed director MAC, 0 = per frame
+	own      uint64 // packed director MAC for the own-frame check, 0 = none
+	sweep    int
+	mtu      int
+	maxConns int // config max_conns, split among the workers' tables
+
+	// cur is the running configuration. Process loads it once per frame;
+	// Apply swaps it (see Apply for who may run when).
+	cur atomic.Pointer[state]
+	// ctl serialises whatever changes real servers or schedulers (the
+	// control methods, Apply), so that Apply builds the next state from
+	// values nobody changes meanwhile. Process never takes it.
+	ctl sync.Mutex
+
+	pressureEpisodes atomic.Uint64
+
 	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
 	preMin int
+
+	workers []*Forwarder // every worker, the one New returned first
 }
 
 // New builds a Forwarder for cfg. Real servers whose config has a MAC are
 // usable at once; the others wait for SetMAC.
 func New(cfg *config.Config, opts Options) (*Forwarder, error) {
-	f := &Forwarder{
+	c := &core{
 		sweep:  opts.SweepBudget,
 		mtu:    opts.MTU,
 		preMin: PrefetchMinConns,
 	}
-	if f.sweep == 0 {
-		f.sweep = 8
+	if c.sweep == 0 {
+		c.sweep = 8
 	}
 	if opts.MAC != nil {
 		if len(opts.MAC) != 6 {
 			return nil, fmt.Errorf("forwarder: director MAC %v is not a 6-byte Ethernet address", opts.MAC)
 		}
-		f.mac = packMAC(opts.MAC)
-		f.own = f.mac
+		c.mac = packMAC(opts.MAC)
+		c.own = c.mac
 	} else if opts.OwnMAC != nil {
 		if len(opts.OwnMAC) != 6 {
 			return nil, fmt.Errorf("forwarder: director MAC %v is not a 6-byte Ethernet address", opts.OwnMAC)
 		}
-		f.own = packMAC(opts.OwnMAC)
+		c.own = packMAC(opts.OwnMAC)
 	}
-	maxConns := cfg.MaxConns
-	if maxConns <= 0 {
-		maxConns = config.DefaultMaxConns
+	c.maxConns = cfg.MaxConns
+	if c.maxConns <= 0 {
+		c.maxConns = config.DefaultMaxConns
 	}
-	t, err := conntable.New(conntable.Options{Max: maxConns, Seed: opts.Seed, OnExpire: f.onExpire, Evictable: evictable})
-	if err != nil {
-		return nil, fmt.Errorf("forwarder: %w", err)
+	n := max(opts.Workers, 1)
+	if n > MaxWorkers {
+		return nil, fmt.Errorf("forwarder: %d workers, at most %d", n, MaxWorkers)
 	}
-	f.table = t
+	perWorker := (c.maxConns + n - 1) / n
+	for i := range n {
+		f := &Forwarder{core: c}
+		t, err := conntable.New(conntable.Options{Max: perWorker, Seed: opts.Seed + uint64(i), OnExpire: f.onExpire, Evictable: evictable})
+		if err != nil {
+			return nil, fmt.Errorf("forwarder: %w", err)
+		}
+		f.table = t
+		c.workers = append(c.workers, f)
+	}
+	f := c.workers[0]
 	next, commit, _, err := f.prepare(&state{}, cfg, 0)
 	if err != nil {
 		return nil, err
@@ -138,6 +170,16 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	f.cur.Store(next)
 	return f, nil
 }
+
+// MaxWorkers bounds Options.Workers.
+const MaxWorkers = 64
+
+// Workers returns every worker of the Forwarder, the one New returned
+// first. Each is driven by one goroutine at a time (Process, Prefetch,
+// Tick and the table readers); the caller decides which frames each sees,
+// and must send every frame of a connection (and of a client, with
+// persistence) to the same worker, since a worker sees only its own table.
+func (f *Forwarder) Workers() []*Forwarder { return f.workers }
 
 func (s *service) name() string {
 	return fmt.Sprintf("%s %s", config.Protocol(s.key.proto), netip.AddrPortFrom(s.key.vip, s.key.port))

@@ -34,14 +34,15 @@ type Overload struct {
 	SynEvicted uint64
 }
 
-// Overload returns the table pressure state and its counters. It may be
-// called from any goroutine.
+// Overload returns the table pressure state and its counters, of all the
+// workers (pressure: any of them). It may be called from any goroutine.
 func (f *Forwarder) Overload() Overload {
-	return Overload{
-		Pressure:         f.pressure.Load(),
-		PressureEpisodes: f.pressureEpisodes.Load(),
-		SynEvicted:       f.synEvicted.Load(),
+	o := Overload{PressureEpisodes: f.pressureEpisodes.Load()}
+	for _, w := range f.workers {
+		o.Pressure = o.Pressure || w.pressure.Load()
+		o.SynEvicted += w.synEvicted.Load()
 	}
+	return o
 }
 
 // evictable is the connection table's Options.Evictable: connections that

@@ -90,19 +90,24 @@ func realStats(r *realServer) RealServerStats {
 	return rs
 }
 
-// Count returns how many frames got reason r.
+// Count returns how many frames got reason r, in all the workers.
 func (f *Forwarder) Count(r Reason) uint64 {
 	if r >= numReasons {
 		return 0
 	}
-	return f.counts[r].Load()
+	var n uint64
+	for _, w := range f.workers {
+		n += w.counts[r].Load()
+	}
+	return n
 }
 
-// TableLen returns the number of entries in the connection table
-// (connections and persistence templates). Unlike Stats and Count it reads
-// the table itself, so call it only from the goroutine that runs Process.
+// TableLen returns the number of entries in this worker's connection
+// table (connections and persistence templates). Unlike Stats and Count
+// it reads the table itself, so call it only from the goroutine that runs
+// this worker's Process.
 func (f *Forwarder) TableLen() int { return f.table.Len() }
 
-// TableSlots is the connection table's slot count: a full expiry pass
+// TableSlots is this worker's connection table's slot count: a full expiry pass
 // (Tick) examines this many slots.
 func (f *Forwarder) TableSlots() int { return f.table.Slots() }
