@@ -125,6 +125,11 @@ type Config struct {
 	// with this id in hash mode, so several Ports (one per core) share the
 	// interface's traffic with every flow on one Port.
 	FanoutGroup uint16
+	// FanoutHash, with FanoutGroup, sorts the group's frames by client
+	// address instead (PACKET_FANOUT_CBPF with ClientHash's program), so
+	// that every frame of a client, fragments and ICMP errors about it
+	// included, reaches the same Port. Every member should pass the same.
+	FanoutHash *ClientHash
 	// Filter is a classic BPF socket filter (see VIPFilter), attached before
 	// the socket starts receiving: frames it rejects never reach user space.
 	Filter []bpf.RawInstruction

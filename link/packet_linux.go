@@ -182,13 +182,8 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 	}
 
 	if cfg.FanoutGroup != 0 {
-		// Hash mode: the kernel's symmetric flow hash keeps each flow (both
-		// directions) on one socket. No PACKET_FANOUT_FLAG_DEFRAG: it would
-		// hand us reassembled datagrams, and frames must leave
-		// byte-identical.
-		v := int(cfg.FanoutGroup) | unix.PACKET_FANOUT_HASH<<16
-		if err := p.setsockopt(unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
-			return newError(p.ifname, fmt.Sprintf("setsockopt PACKET_FANOUT group %d", cfg.FanoutGroup), err)
+		if err := p.joinFanout(cfg); err != nil {
+			return err
 		}
 	}
 
@@ -197,6 +192,47 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 	p.rx.fn = p.rx.recv // method values made once: the hot path allocates nothing
 	p.tx.fn = p.tx.send
 	p.tryFn = func(fd uintptr) { p.tryGot = p.rx.recv(fd) }
+	return nil
+}
+
+// joinFanout joins the fanout group of cfg. In hash mode the kernel's
+// symmetric flow hash keeps each flow (both directions) on one socket; with
+// cfg.FanoutHash the group runs ClientHash's program instead (set on every
+// member: the last one set is the group's). No PACKET_FANOUT_FLAG_DEFRAG:
+// it would hand us reassembled datagrams, and frames must leave
+// byte-identical.
+func (p *afpacket) joinFanout(cfg Config) error {
+	mode := unix.PACKET_FANOUT_HASH
+	var prog []bpf.RawInstruction
+	if cfg.FanoutHash != nil {
+		var err error
+		if prog, err = cfg.FanoutHash.Program(); err != nil {
+			return &Error{Interface: p.ifname, Err: err, sentinel: ErrBadConfig}
+		}
+		mode = unix.PACKET_FANOUT_CBPF
+	}
+	v := int(cfg.FanoutGroup) | mode<<16
+	if err := p.setsockopt(unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
+		return newError(p.ifname, fmt.Sprintf("setsockopt PACKET_FANOUT group %d", cfg.FanoutGroup), err)
+	}
+	if prog == nil {
+		return nil
+	}
+	filter := make([]unix.SockFilter, len(prog))
+	for i, r := range prog {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	var serr error
+	err := p.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_PACKET, unix.PACKET_FANOUT_DATA,
+			&unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]})
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return newError(p.ifname, "setsockopt PACKET_FANOUT_DATA", err)
+	}
 	return nil
 }
 

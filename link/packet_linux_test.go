@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -418,26 +419,71 @@ func TestPortWriteBadFrames(t *testing.T) {
 }
 
 func TestPortFanout(t *testing.T) {
-	l := newPairLab(t)
-	pa := openIn(t, l.nsA, "a0", Config{})
-	filter, err := VIPFilter([]netip.Addr{vip4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	members := []Port{
-		openIn(t, l.nsD, "d0", Config{FanoutGroup: 7, Filter: filter}),
-		openIn(t, l.nsD, "d0", Config{FanoutGroup: 7, Filter: filter}),
-	}
 	const flows = 64
 	out := make([]Frame, flows)
 	for i := range out {
 		out[i].Data = udpFrame(-1, vip4, fmt.Sprintf("fanout-%02d", i))
 		binary.BigEndian.PutUint16(out[i].Data[14+20:], uint16(30000+i)) // one flow each
 	}
+	got := fanoutSplit(t, Config{FanoutGroup: 7}, out)
+	counts := make([]int, 2)
+	for _, m := range got {
+		counts[m]++
+	}
+	t.Logf("fanout split %d flows as %v", flows, counts)
+}
+
+// TestPortFanoutByClient: with ClientHash the kernel sorts frames by
+// client as ClientHash.Index says: a client's flows, its fragments and an
+// ICMP error about a packet to it all reach the same member.
+func TestPortFanoutByClient(t *testing.T) {
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	router := netip.MustParseAddr("198.18.0.1")
+	var out []Frame
+	var clients []netip.Addr
+	add := func(c netip.Addr, frame []byte) {
+		out = append(out, Frame{Data: append(frame, fmt.Sprintf("fanout-%03d", len(out))...)})
+		clients = append(clients, c)
+	}
+	for i := range 24 {
+		c := netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)})
+		add(c, framegen.TCP(l2, netip.AddrPortFrom(c, uint16(40000+i)), netip.AddrPortFrom(vip4, 80), "S", 1, 0, nil))
+		add(c, framegen.TCP(l2, netip.AddrPortFrom(c, uint16(50000+i)), netip.AddrPortFrom(vip4, 80), "S", 1, 0, nil))
+		reply := framegen.TCP(l2, netip.AddrPortFrom(vip4, 80), netip.AddrPortFrom(c, uint16(40000+i)), "SA", 1, 2, nil)
+		add(c, framegen.ICMPFragNeeded(l2, router, vip4, framegen.IPPacket(reply), 1400))
+		for _, fr := range framegen.IPv4Fragments(l2, netip.AddrPortFrom(c, 5000), netip.AddrPortFrom(vip4, 53), make([]byte, 2000), 1000, uint16(i)) {
+			add(c, fr)
+		}
+	}
+	h := ClientHash{}
+	got := fanoutSplit(t, Config{FanoutGroup: 8, FanoutHash: &h}, out)
+	counts := make([]int, 2)
+	for i, m := range got {
+		counts[m]++
+		if want := h.Index(clients[i], 2); m != want {
+			t.Errorf("frame %d (client %v) reached member %d, want %d", i, clients[i], m, want)
+		}
+	}
+	t.Logf("client hash split %d frames of 24 clients as %v", len(out), counts)
+}
+
+// fanoutSplit sends out (each frame ending in a unique marker) to a
+// two-member fanout group made with cfg and the VIP filter, and returns
+// which member read each frame.
+func fanoutSplit(t *testing.T, cfg Config, out []Frame) []int {
+	t.Helper()
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter([]netip.Addr{vip4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Filter = filter
+	members := []Port{openIn(t, l.nsD, "d0", cfg), openIn(t, l.nsD, "d0", cfg)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	counts := make([]int, len(members))
-	total := make(chan int, 2*flows)
+	type arrival struct{ frame, member int }
+	arrived := make(chan arrival, 2*len(out))
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Add(1)
@@ -450,28 +496,36 @@ func TestPortFanout(t *testing.T) {
 					return
 				}
 				for _, f := range fs[:n] {
-					if hasMarker("fanout-")(f) {
-						counts[i]++
-						total <- 1
+					d := f.Data
+					if k := bytes.LastIndex(d, []byte("fanout-")); k >= 0 {
+						var j int
+						if _, err := fmt.Sscanf(string(d[k+len("fanout-"):]), "%d", &j); err == nil {
+							arrived <- arrival{j, i}
+						}
 					}
 				}
 			}
 		}()
 	}
 	write(t, pa, out...)
-	for range flows {
+	got := make([]int, len(out))
+	for i := range got {
+		got[i] = -1
+	}
+	for range out {
 		select {
-		case <-total:
+		case a := <-arrived:
+			if a.frame >= len(got) || got[a.frame] >= 0 {
+				t.Fatalf("frame %d read twice or unknown", a.frame)
+			}
+			got[a.frame] = a.member
 		case <-ctx.Done():
-			t.Fatal("not every frame reached the fanout group")
+			t.Fatalf("not every frame reached the fanout group: %v", got)
 		}
 	}
 	cancel()
 	wg.Wait()
-	t.Logf("fanout split %d flows as %v", flows, counts)
-	if counts[0]+counts[1] != flows {
-		t.Fatalf("group read %v frames, want %d in all (each once)", counts, flows)
-	}
+	return got
 }
 
 // newForwardLab adds to a pairLab a second veth d1 (in nsD) <-> b0 (in a

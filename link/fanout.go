@@ -1,0 +1,263 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/net/bpf"
+)
+
+// ErrFanout is wrapped by the errors of ClientHash.
+var ErrFanout = errors.New("link: client hash fanout")
+
+// ClientHash spreads a fanout group's frames over its sockets by client
+// address, so that several workers (one per core, each with its own
+// connection table) share an interface and every frame of a client reaches
+// the same worker: its connections, its persistence template, all the
+// fragments of its datagrams, and the ICMP errors routers send about them
+// (which are sorted by the client the quoted packet was sent to, not by the
+// router that sent them). The kernel's own fanout hash cannot do that: it
+// hashes ports, which fragments and ICMP errors lack.
+//
+// Only the leading Bits4 bits of an IPv4 client address (Bits6 of IPv6)
+// count, so that clients sharing a persistence template (a persistence
+// netmask shorter than the address) also share a worker. 0 means the whole
+// address.
+//
+// Program is the classic BPF fanout program (PACKET_FANOUT_CBPF) the kernel
+// runs per frame; Sum computes the same hash in Go, for frames that come
+// from elsewhere (connection sync). A socket's index is Sum % members, in
+// the order the sockets joined the group.
+type ClientHash struct {
+	Bits4, Bits6 int
+}
+
+// Offsets the hash reads, from the network header.
+const (
+	ipv4Src       = 12
+	ipv4Proto     = 9
+	ipv6Src       = 8
+	ipv6Next      = 6
+	ipv6Len       = 40
+	icmpHeaderLen = 8
+	protoICMP     = 1
+)
+
+// skfNetOff is SKF_NET_OFF: a classic BPF load at skfNetOff+k reads byte k
+// of the network header. A fanout program runs before the packet socket
+// pushes the link-layer header back, so absolute offsets would depend on
+// the path the frame took; these do not.
+const skfNetOff = -0x100000
+
+// hashMul is the multiplier of the final mix (2^32 / golden ratio, odd).
+const hashMul = 0x9e3779b1
+
+func (h ClientHash) masks() (m4 uint32, m6 [4]uint32, err error) {
+	b4, b6 := h.Bits4, h.Bits6
+	if b4 == 0 {
+		b4 = 32
+	}
+	if b6 == 0 {
+		b6 = 128
+	}
+	if b4 < 0 || b4 > 32 || b6 < 0 || b6 > 128 {
+		return 0, m6, fmt.Errorf("%w: prefix lengths /%d and /%d, want 0..32 and 0..128", ErrFanout, h.Bits4, h.Bits6)
+	}
+	m4 = prefixMask(b4)
+	for i := range m6 {
+		m6[i] = prefixMask(min(max(b6-32*i, 0), 32))
+	}
+	return m4, m6, nil
+}
+
+func prefixMask(bits int) uint32 {
+	if bits == 0 {
+		return 0
+	}
+	return ^uint32(0) << (32 - bits)
+}
+
+// Sum is the hash Program computes for a frame from (or an ICMP error
+// about a packet to) client a. It panics on bad prefix lengths; Program
+// reports them.
+func (h ClientHash) Sum(a netip.Addr) uint32 {
+	m4, m6, err := h.masks()
+	if err != nil {
+		panic(err)
+	}
+	a = a.Unmap()
+	var x uint32
+	if a.Is4() {
+		b := a.As4()
+		x = binary.BigEndian.Uint32(b[:]) & m4
+	} else {
+		b := a.As16()
+		for i := range m6 {
+			x ^= binary.BigEndian.Uint32(b[4*i:]) & m6[i]
+		}
+	}
+	x *= hashMul
+	return x ^ x>>16
+}
+
+// Index is the member of an n-socket group that gets client a's frames.
+func (h ClientHash) Index(a netip.Addr, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return int(h.Sum(a) % uint32(n))
+}
+
+// Program is the classic BPF program for PACKET_FANOUT_DATA.
+func (h ClientHash) Program() ([]bpf.RawInstruction, error) {
+	return h.program(skfNetOff, bpf.LoadExtension{Num: bpf.ExtProto})
+}
+
+// program builds the hash program with network-header offsets from net and
+// the ethertype from loadProto (the kernel's SKF_NET_OFF and protocol
+// extension; a test's plain offsets for bpf.VM, which has neither).
+func (h ClientHash) program(net int, loadProto bpf.Instruction) ([]bpf.RawInstruction, error) {
+	m4, m6, err := h.masks()
+	if err != nil {
+		return nil, err
+	}
+	off := func(k int) uint32 { return uint32(int32(net + k)) }
+	var a cbpf
+	a.add(loadProto)
+	a.jeq(etherTypeIPv4, "v4", "")
+	a.jeq(etherTypeIPv6, "v6", "other")
+	a.label("other")
+	a.add(bpf.RetConstant{Val: 0})
+
+	// IPv4: an ICMP error (unreachable, time exceeded, parameter problem)
+	// is hashed by the destination of the packet it quotes: the client.
+	a.label("v4")
+	a.add(bpf.LoadAbsolute{Off: off(ipv4Proto), Size: 1})
+	a.jeq(protoICMP, "", "v4src")
+	a.add(bpf.LoadMemShift{Off: off(0)})
+	a.add(bpf.LoadIndirect{Off: off(0), Size: 1})
+	a.jeq(3, "v4inner", "")
+	a.jeq(11, "v4inner", "")
+	a.jeq(12, "v4inner", "v4src")
+	a.label("v4inner")
+	a.add(bpf.LoadIndirect{Off: off(icmpHeaderLen + 16), Size: 4})
+	a.jmp("v4mask")
+	a.label("v4src")
+	a.add(bpf.LoadAbsolute{Off: off(ipv4Src), Size: 4})
+	a.label("v4mask")
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m4})
+	a.jmp("mix")
+
+	// IPv6: ICMPv6 errors (types 1-4) right after the fixed header are
+	// hashed by the quoted destination, everything else by the source.
+	a.label("v6")
+	a.add(bpf.LoadAbsolute{Off: off(ipv6Next), Size: 1})
+	a.jeq(protoICMPv6, "", "v6src")
+	a.add(bpf.LoadAbsolute{Off: off(ipv6Len), Size: 1})
+	a.add(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 4})
+	a.jumps("v6src", "")
+	a.add(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: 1})
+	a.jumps("", "v6src")
+	a.words6(off(ipv6Len+icmpHeaderLen+24), m6)
+	a.jmp("mix")
+	a.label("v6src")
+	a.words6(off(ipv6Src), m6)
+
+	a.label("mix")
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpMul, Val: hashMul})
+	a.add(bpf.TAX{})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 16})
+	a.add(bpf.ALUOpX{Op: bpf.ALUOpXor})
+	a.add(bpf.RetA{})
+	return a.assemble()
+}
+
+// words6 leaves in A the masked words of the IPv6 address at off, xored.
+func (a *cbpf) words6(off uint32, m6 [4]uint32) {
+	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+	for i, m := range m6 {
+		if m == 0 {
+			continue
+		}
+		a.add(bpf.LoadAbsolute{Off: off + uint32(4*i), Size: 4})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
+		a.add(bpf.ALUOpX{Op: bpf.ALUOpXor})
+		a.add(bpf.TAX{})
+	}
+	a.add(bpf.TXA{})
+}
+
+// cbpf is a classic BPF assembler with labels, for forward jumps.
+type cbpf struct {
+	ins    []bpf.Instruction
+	labels map[string]int
+	fixups []fixup
+}
+
+type fixup struct {
+	at           int
+	jt, jf, jump string
+}
+
+func (a *cbpf) add(i bpf.Instruction) { a.ins = append(a.ins, i) }
+
+func (a *cbpf) label(name string) {
+	if a.labels == nil {
+		a.labels = map[string]int{}
+	}
+	a.labels[name] = len(a.ins)
+}
+
+// jeq compares A with v and goes to label jt or jf ("": the next one).
+func (a *cbpf) jeq(v uint32, jt, jf string) {
+	a.add(bpf.JumpIf{Cond: bpf.JumpEqual, Val: v})
+	a.jumps(jt, jf)
+}
+
+// jumps sets the targets of the conditional jump just added.
+func (a *cbpf) jumps(jt, jf string) {
+	a.fixups = append(a.fixups, fixup{at: len(a.ins) - 1, jt: jt, jf: jf})
+}
+
+func (a *cbpf) jmp(to string) {
+	a.add(bpf.Jump{})
+	a.fixups = append(a.fixups, fixup{at: len(a.ins) - 1, jump: to})
+}
+
+func (a *cbpf) assemble() ([]bpf.RawInstruction, error) {
+	skip := func(at int, to string) (uint32, error) {
+		if to == "" {
+			return 0, nil
+		}
+		t, ok := a.labels[to]
+		if !ok || t <= at || t-at-1 > 255 {
+			return 0, fmt.Errorf("%w: bad jump to %q", ErrFanout, to)
+		}
+		return uint32(t - at - 1), nil
+	}
+	for _, f := range a.fixups {
+		switch i := a.ins[f.at].(type) {
+		case bpf.Jump:
+			s, err := skip(f.at, f.jump)
+			if err != nil {
+				return nil, err
+			}
+			i.Skip = s
+			a.ins[f.at] = i
+		case bpf.JumpIf:
+			t, err := skip(f.at, f.jt)
+			if err != nil {
+				return nil, err
+			}
+			e, err := skip(f.at, f.jf)
+			if err != nil {
+				return nil, err
+			}
+			i.SkipTrue, i.SkipFalse = uint8(t), uint8(e)
+			a.ins[f.at] = i
+		}
+	}
+	return bpf.Assemble(a.ins)
+}
