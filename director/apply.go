@@ -76,6 +76,10 @@ func (d *Director) Apply(cfg *config.Config) error {
 		return fmt.Errorf("%w: VIP %v is the first of its address family: its VRRP virtual router starts with the director", ErrRestartNeeded, v)
 	case old.VLAN != cfg.VLAN:
 		return fmt.Errorf("%w: vlan %d -> %d (the neighbor layer tags its frames from the start)", ErrRestartNeeded, old.VLAN, cfg.VLAN)
+	case len(d.workers) > 1 && FanoutHash(cfg) != d.hash:
+		h := FanoutHash(cfg)
+		return fmt.Errorf("%w: the widest persistence netmask changes from /%d (IPv4) /%d (IPv6) to /%d /%d: the %d workers share clients by it (run with -workers 1 to change it live)",
+			ErrRestartNeeded, bitsOr(d.hash.Bits4, 32), bitsOr(d.hash.Bits6, 128), bitsOr(h.Bits4, 32), bitsOr(h.Bits6, 128), len(d.workers))
 	}
 	// Everything that can fail is done before the swap.
 	targets, err := health.Targets(cfg)
@@ -84,8 +88,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 	}
 	oldVIPs, vips := old.VIPs(), cfg.VIPs()
 	var filter []bpf.RawInstruction
-	fs, refilter := d.port.(link.FilterSetter)
-	if refilter && !slices.Equal(oldVIPs, vips) {
+	if !slices.Equal(oldVIPs, vips) {
 		if filter, err = link.VIPFilter(vips); err != nil {
 			return err
 		}
@@ -94,7 +97,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 	start := time.Now()
 	var held time.Duration
 	changes, err := d.fw.Apply(cfg, d.clock().UnixNano(), func(swap func()) {
-		d.fwMu.Lock()
+		unlock := d.lockWorkers()
 		t := time.Now()
 		swap()
 		d.cur.Store(cfg)
@@ -102,7 +105,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 			n.SetConfig(cfg) // results of the next batch are in cfg's indexes
 		}
 		held = time.Since(t)
-		d.fwMu.Unlock()
+		unlock()
 	})
 	if err != nil {
 		return err
@@ -118,14 +121,16 @@ func (d *Director) Apply(cfg *config.Config) error {
 	if err := d.setResponderVIPs(cfg); err != nil {
 		d.log.Error("apply: ARP responder keeps the old VIPs", "err", err)
 	}
-	if vs, ok := d.port.(link.VIPSetter); ok && !slices.Equal(oldVIPs, vips) {
-		if err := vs.SetVIPs(vips); err != nil {
-			d.log.Error("apply: XDP VIP map keeps the old VIPs: new VIPs go through AF_PACKET, removed ones still reach drlb", "err", err)
+	for _, w := range d.workers {
+		if vs, ok := w.port.(link.VIPSetter); ok && !slices.Equal(oldVIPs, vips) {
+			if err := vs.SetVIPs(vips); err != nil {
+				d.log.Error("apply: XDP VIP map keeps the old VIPs: new VIPs go through AF_PACKET, removed ones still reach drlb", "err", err)
+			}
 		}
-	}
-	if filter != nil {
-		if err := fs.SetFilter(filter); err != nil {
-			d.log.Error("apply: socket filter keeps the old VIPs: traffic to new VIPs does not reach drlb; restart it", "err", err)
+		if fs, ok := w.port.(link.FilterSetter); ok && filter != nil {
+			if err := fs.SetFilter(filter); err != nil {
+				d.log.Error("apply: socket filter keeps the old VIPs: traffic to new VIPs does not reach drlb; restart it", "err", err)
+			}
 		}
 	}
 	d.followNeighbors(old, cfg)
@@ -256,4 +261,12 @@ func (m healthMarker) Mark(t health.Target, up bool) error {
 func haNewFamily(h *haRun, cfg *config.Config) bool {
 	_, ok := h.newFamily(cfg)
 	return ok
+}
+
+// bitsOr is a prefix length, with 0 read as the whole address (all).
+func bitsOr(bits, all int) int {
+	if bits == 0 {
+		return all
+	}
+	return bits
 }

@@ -84,11 +84,12 @@ func BenchmarkApplyLockHold(b *testing.B) {
 		for i := range batch {
 			batch[i].Data = append(batch[i].Data[:0], orig[i]...)
 		}
-		d.fwMu.Lock()
+		w := d.workers[0]
+		w.mu.Lock()
 		t := time.Now()
-		out = d.step.Handle(time.Now().UnixNano(), batch, out[:0])
+		out = w.step.Handle(time.Now().UnixNano(), batch, out[:0])
 		holds = append(holds, time.Since(t))
-		d.fwMu.Unlock()
+		w.mu.Unlock()
 	}
 	if len(out) != len(batch) {
 		b.Fatalf("a batch forwarded %d of %d frames", len(out), len(batch))

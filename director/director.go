@@ -94,6 +94,13 @@ type Options struct {
 	Sync    connsync.Conn
 	SyncKey []byte
 
+	// ExtraPorts are further members of port's fanout group, opened with
+	// link.Config.FanoutHash = FanoutHash(cfg): each gets a worker of its
+	// own (a goroutine with its own connection table and step), so that
+	// the director forwards on several cores with no lock in common on
+	// the data path. The director closes them.
+	ExtraPorts []link.Port
+
 	bgp *bgpRun // set by Run for a config with bgp:
 }
 
@@ -110,15 +117,18 @@ type Director struct {
 	// an Apply added or removed.
 	vipsChanged func(added, removed []netip.Addr)
 
-	port link.Port
+	port    link.Port // the first worker's: the director's own frames leave here
+	workers []*worker
+	// hash sorts clients among the workers as the kernel's fanout program
+	// does (connection sync places a peer's entries with it).
+	hash link.ClientHash
 	log  *slog.Logger
 	mac  arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
 	// configuration, so it names services by the right indexes.
 	trace step.Observer
 
-	fw        *forwarder.Forwarder
-	step      *step.Step
+	fw        *forwarder.Forwarder // the first worker's; control methods act on all
 	responder *arp.Responder
 	resolver  *arp.Resolver
 	announcer *arp.Announcer
@@ -133,14 +143,6 @@ type Director struct {
 	sync      *syncRun // nil without ha.sync (director/sync.go)
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
-
-	// fwMu guards the forwarder's connection table: the loop holds it
-	// for each batch (uncontended, once per batch), the idle sweeper and
-	// connection listings take it between batches, briefly, and Apply
-	// for its swap (a pointer and the weights: no work per connection).
-	// Nothing slow runs under it: resolver events are queued
-	// (neighborQueue), Apply builds schedulers before taking it.
-	fwMu sync.Mutex
 
 	sendMu  sync.Mutex
 	sendBuf []link.Frame
@@ -166,11 +168,13 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d.mac = mac
 	var seed [8]byte
 	_, _ = rand.Read(seed[:]) // a per-process seed keeps hash flooding off the connection table
-	fw, err := forwarder.New(cfg, forwarder.Options{MAC: hw, Seed: binary.LittleEndian.Uint64(seed[:]), MTU: opts.MTU})
+	ports := append([]link.Port{port}, opts.ExtraPorts...)
+	fw, err := forwarder.New(cfg, forwarder.Options{MAC: hw, Seed: binary.LittleEndian.Uint64(seed[:]), MTU: opts.MTU, Workers: len(ports)})
 	if err != nil {
 		return nil, err
 	}
 	d.fw = fw
+	d.hash = FanoutHash(cfg)
 	d.sendBuf = link.NewFrames(1)
 	targets, err := health.Targets(cfg)
 	if err != nil {
@@ -187,7 +191,9 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 			if d.sync, err = newSync(d, s, opts.Sync, opts.SyncKey, opts.IPv4); err != nil {
 				return nil, err
 			}
-			fw.EnableSync(syncEventsPerBatch)
+			for _, w := range fw.Workers() {
+				w.EnableSync(syncEventsPerBatch)
+			}
 			// Not before the table is copied from a peer: failing back
 			// must not break the flows the other director carries.
 			d.ha.setPreemptHold(true)
@@ -211,9 +217,12 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.step, err = step.New(step.Config{Forwarder: fw, Responder: d.responder, Resolver: d.resolver, Observer: opts.Trace, Prefetch: true})
-	if err != nil {
-		return nil, err
+	for i, w := range fw.Workers() {
+		st, err := step.New(step.Config{Forwarder: w, Responder: d.responder, Resolver: d.resolver, Observer: opts.Trace, Prefetch: true})
+		if err != nil {
+			return nil, err
+		}
+		d.workers = append(d.workers, &worker{port: ports[i], fw: w, step: st})
 	}
 	for _, s := range cfg.Services {
 		for _, r := range s.RealServers {
@@ -283,10 +292,12 @@ func (d *Director) sweepIdle(ctx context.Context) {
 			return
 		case <-t.C:
 			now := d.clock()
-			for done := 0; done < perTick; done += idleChunk {
-				d.fwMu.Lock()
-				d.fw.Tick(now.UnixNano(), idleChunk)
-				d.fwMu.Unlock()
+			for _, w := range d.workers {
+				for done := 0; done < perTick; done += idleChunk {
+					w.mu.Lock()
+					w.fw.Tick(now.UnixNano(), idleChunk)
+					w.mu.Unlock()
+				}
 			}
 		}
 	}
@@ -311,9 +322,19 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		persist[i] = s.Persistence
 	}
 	snap := control.Take(statsOnce{d.fw, stats}, d.cur.Load().MaxConns, persist)
-	if sr, ok := d.port.(link.StatsReporter); ok {
+	for _, w := range d.workers {
+		sr, ok := w.port.(link.StatsReporter)
+		if !ok {
+			continue
+		}
 		if ls, err := sr.Stats(); err == nil {
-			snap.Link = map[string]uint64{"rx": ls.RxDropped, "tx": ls.TxDropped, "truncated": ls.Truncated, "unrepresentable": ls.Unrepresentable}
+			if snap.Link == nil {
+				snap.Link = map[string]uint64{}
+			}
+			snap.Link["rx"] += ls.RxDropped
+			snap.Link["tx"] += ls.TxDropped
+			snap.Link["truncated"] += ls.Truncated
+			snap.Link["unrepresentable"] += ls.Unrepresentable
 		}
 	}
 	o := d.fw.Overload()
@@ -325,16 +346,18 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	snap.Neighbors = map[string]uint64{"requests": ns.Requests, "send_errors": ns.SendErrors, "accepted": ns.Accepted, "rejected": ns.Rejected}
 	if conns {
 		now := d.clock().UnixNano()
-		d.fwMu.Lock()
-		d.fw.RangeConnEntries(now, func(c forwarder.ConnEntry) bool {
-			if len(snap.ConnEntries) == maxListedConns {
-				snap.ConnEntriesOmitted++
+		for _, w := range d.workers {
+			w.mu.Lock()
+			w.fw.RangeConnEntries(now, func(c forwarder.ConnEntry) bool {
+				if len(snap.ConnEntries) == maxListedConns {
+					snap.ConnEntriesOmitted++
+					return true
+				}
+				snap.ConnEntries = append(snap.ConnEntries, control.ConnEntryOf(c))
 				return true
-			}
-			snap.ConnEntries = append(snap.ConnEntries, control.ConnEntryOf(c))
-			return true
-		})
-		d.fwMu.Unlock()
+			})
+			w.mu.Unlock()
+		}
 	}
 	return snap
 }
@@ -396,7 +419,7 @@ func (d *Director) Serve(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer d.port.Close()
+	defer d.closePorts()
 
 	for _, run := range []func(context.Context) error{d.resolver.Run, d.announcer.Run} {
 		wg.Add(1)
@@ -468,44 +491,10 @@ func (d *Director) Serve(ctx context.Context) error {
 	// The port's ReadBatch returns on ctx; Close unblocks it for certain.
 	go func() {
 		<-ctx.Done()
-		d.port.Close()
+		d.closePorts()
 	}()
 	if d.ready != nil {
-		d.ready() // the VIPs are announced; the loop starts reading now
+		d.ready() // the VIPs are announced; the loops start reading now
 	}
-	err := d.loop(ctx)
-	if ctx.Err() != nil && (errors.Is(err, link.ErrClosed) || errors.Is(err, context.Canceled)) {
-		return nil
-	}
-	return err
-}
-
-// loop is the data path: read a batch, step, write a batch.
-func (d *Director) loop(ctx context.Context) error {
-	in := link.NewFrames(link.DefaultBatchSize)
-	out := make([]link.Frame, 0, 2*link.DefaultBatchSize)
-	for {
-		n, err := d.port.ReadBatch(ctx, in)
-		if errors.Is(err, link.ErrLinkDown) {
-			// The socket resumes by itself when the link comes back.
-			d.log.Warn("interface went down; waiting for it to come back")
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		now := d.clock().UnixNano()
-		d.fwMu.Lock()
-		out = d.step.Handle(now, in[:n], out[:0])
-		if d.sync != nil {
-			d.sync.push(d.fw.SyncEvents())
-			d.fw.ResetSyncEvents()
-		}
-		d.fwMu.Unlock()
-		if len(out) > 0 {
-			if _, err := d.port.WriteBatch(out); err != nil {
-				d.log.Warn("write", "err", err)
-			}
-		}
-	}
+	return d.runWorkers(ctx, cancel)
 }

@@ -26,8 +26,8 @@ import (
 // (full: dropped and counted, never waited for), and the sender goroutine
 // takes the whole buffer (double buffer), packs datagrams and sends them
 // to every peer. The receiver goroutine verifies each datagram (peer
-// address, HMAC, replay window) and applies its entries under fwMu, one
-// datagram per lock hold, as the idle sweeper does. At start a director
+// address, HMAC, replay window) and applies each entry under the lock of
+// the worker whose table holds its client (Director.workerOf). At start a director
 // asks its peers for a bulk copy and holds VRRP preemption until one
 // arrives (or syncBulkTimeout passes).
 const (
@@ -296,13 +296,17 @@ func (r *syncRun) serveBulk(ctx context.Context, peer netip.AddrPort) {
 	}()
 	p := r.packer(connsync.TypeBulk, []netip.AddrPort{peer})
 	var evs []forwarder.SyncEvent
-	n := 0
+	n, wi := 0, 0
 	for cursor := 0; cursor >= 0; {
 		evs = evs[:0]
 		now := r.d.clock().UnixNano()
-		r.d.fwMu.Lock()
-		cursor = r.d.fw.RangeSync(cursor, syncBulkChunk, now, func(ev *forwarder.SyncEvent) { evs = append(evs, *ev) })
-		r.d.fwMu.Unlock()
+		w := r.d.workers[wi]
+		w.mu.Lock()
+		cursor = w.fw.RangeSync(cursor, syncBulkChunk, now, func(ev *forwarder.SyncEvent) { evs = append(evs, *ev) })
+		w.mu.Unlock()
+		if cursor < 0 && wi+1 < len(r.d.workers) {
+			wi, cursor = wi+1, 0 // the next worker's table
+		}
 		for i := range evs {
 			p.add(&evs[i])
 			if p.sent >= syncBulkBurst {
@@ -376,11 +380,13 @@ func (r *syncRun) receive(ctx context.Context) {
 				}
 			}
 			now := r.d.clock().UnixNano()
-			r.d.fwMu.Lock()
 			for i := 0; i < k; i++ {
-				r.entries[r.d.fw.ApplySync(&entries[i], now)].Add(1)
+				w := r.d.workerOf(entries[i].CIP)
+				w.mu.Lock()
+				res := w.fw.ApplySync(&entries[i], now)
+				w.mu.Unlock()
+				r.entries[res].Add(1)
 			}
-			r.d.fwMu.Unlock()
 			if h.Type == connsync.TypeBulk {
 				r.fromPeer[from.Addr()] += uint64(k)
 			}

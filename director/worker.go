@@ -1,0 +1,139 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/link"
+	"github.com/drlb/drlb/step"
+)
+
+// worker is one data path: a port (a member of the fanout group), a
+// forwarder worker with its own connection table, and a step, driven by
+// one goroutine. The kernel sorts frames among the workers by client
+// (link.ClientHash), so a client's connections, persistence template,
+// fragments and ICMP errors all meet in one table.
+type worker struct {
+	port link.Port
+	fw   *forwarder.Forwarder
+	step *step.Step
+	// mu guards fw's connection table: the worker's loop holds it for
+	// each batch (uncontended, once per batch); the idle sweeper,
+	// connection listings and sync take it between batches, briefly, and
+	// Apply for its swap (a pointer and the weights: no work per
+	// connection). No other worker ever takes it, and nothing slow runs
+	// under it: resolver events are queued (neighborQueue), Apply builds
+	// schedulers before taking it.
+	mu sync.Mutex
+}
+
+// FanoutHash is how the director's workers share clients for cfg: by the
+// whole client address, or by the widest persistence netmask of its
+// services, so that the clients one persistence template covers share a
+// worker (and so the template).
+func FanoutHash(cfg *config.Config) link.ClientHash {
+	var h link.ClientHash
+	for _, s := range cfg.Services {
+		if s.Persistence <= 0 || s.PersistenceBits <= 0 {
+			continue
+		}
+		if s.VIP.Unmap().Is4() {
+			if h.Bits4 == 0 || s.PersistenceBits < h.Bits4 {
+				h.Bits4 = min(s.PersistenceBits, 32)
+			}
+		} else if h.Bits6 == 0 || s.PersistenceBits < h.Bits6 {
+			h.Bits6 = min(s.PersistenceBits, 128)
+		}
+	}
+	// The whole address is 0, whichever way it was reached: hashes compare
+	// equal when they sort clients alike.
+	if h.Bits4 == 32 {
+		h.Bits4 = 0
+	}
+	if h.Bits6 == 128 {
+		h.Bits6 = 0
+	}
+	return h
+}
+
+// runWorkers runs every worker's loop until ctx ends or one fails (which
+// stops the others through cancel).
+func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) error {
+	errs := make([]error, len(d.workers))
+	var wg sync.WaitGroup
+	for i, w := range d.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.loop(ctx, w)
+			cancel()
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if ctx.Err() != nil && (err == nil || errors.Is(err, link.ErrClosed) || errors.Is(err, context.Canceled)) {
+			continue
+		}
+		return err
+	}
+	return nil
+}
+
+// loop is one worker's data path: read a batch, step, write a batch.
+func (d *Director) loop(ctx context.Context, w *worker) error {
+	in := link.NewFrames(link.DefaultBatchSize)
+	out := make([]link.Frame, 0, 2*link.DefaultBatchSize)
+	for {
+		n, err := w.port.ReadBatch(ctx, in)
+		if errors.Is(err, link.ErrLinkDown) {
+			// The socket resumes by itself when the link comes back.
+			d.log.Warn("interface went down; waiting for it to come back")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		now := d.clock().UnixNano()
+		w.mu.Lock()
+		out = w.step.Handle(now, in[:n], out[:0])
+		if d.sync != nil {
+			d.sync.push(w.fw.SyncEvents())
+			w.fw.ResetSyncEvents()
+		}
+		w.mu.Unlock()
+		if len(out) > 0 {
+			if _, err := w.port.WriteBatch(out); err != nil {
+				d.log.Warn("write", "err", err)
+			}
+		}
+	}
+}
+
+// closePorts closes every worker's port (ReadBatch returns ErrClosed).
+func (d *Director) closePorts() {
+	for _, w := range d.workers {
+		w.port.Close()
+	}
+}
+
+// lockWorkers takes every worker's lock, in order (Apply's swap), and
+// returns the function that releases them.
+func (d *Director) lockWorkers() func() {
+	for _, w := range d.workers {
+		w.mu.Lock()
+	}
+	return func() {
+		for _, w := range d.workers {
+			w.mu.Unlock()
+		}
+	}
+}
+
+// workerOf is the worker whose table holds client c's connections.
+func (d *Director) workerOf(c netip.Addr) *worker {
+	return d.workers[d.hash.Index(c, len(d.workers))]
+}
