@@ -94,8 +94,13 @@ type Options struct {
 	Sync    connsync.Conn
 	SyncKey []byte
 
+	// Workers is how many data-path workers Run starts (0: one per CPU;
+	// AF_XDP: always 1, its socket serves queue 0). Each reads its own
+	// AF_PACKET socket of one fanout group that sorts frames by client
+	// (FanoutHash), with its own connection table of max_conns/Workers.
+	Workers int
 	// ExtraPorts are further members of port's fanout group, opened with
-	// link.Config.FanoutHash = FanoutHash(cfg): each gets a worker of its
+	// link.Fanout.Hash = FanoutHash(cfg): each gets a worker of its
 	// own (a goroutine with its own connection table and step), so that
 	// the director forwards on several cores with no lock in common on
 	// the data path. The director closes them.

@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
+	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/link"
 )
 
@@ -74,7 +76,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	port, err := openPort(cfg.Interface, link.Config{Filter: filter, QdiscBypass: opts.QdiscBypass}, vips, opts.IO, log)
+	port, err := openPorts(cfg, link.Config{Filter: filter, QdiscBypass: opts.QdiscBypass}, vips, &opts, log)
 	if err != nil {
 		b.stop()
 		if errors.Is(err, link.ErrNotPermitted) {
@@ -82,8 +84,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		return err
 	}
-	if err := openHA(cfg, &opts); err != nil {
+	closePorts := func() {
 		port.Close()
+		for _, p := range opts.ExtraPorts {
+			p.Close()
+		}
+	}
+	if err := openHA(cfg, &opts); err != nil {
+		closePorts()
 		b.stop()
 		return err
 	}
@@ -98,7 +106,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		if opts.Sync != nil {
 			opts.Sync.Close()
 		}
-		port.Close()
+		closePorts()
 		b.stop()
 		return err
 	}
@@ -113,7 +121,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	}
 	if err := serveControl(ctx, d, opts, log); err != nil {
-		port.Close()
+		closePorts()
 		b.stop()
 		return err
 	}
@@ -136,6 +144,56 @@ const (
 	IOAFXDP    = "afxdp"
 	IOAuto     = "auto"
 )
+
+// openPorts opens the LAN port with the backend opts.IO names and, for
+// more than one worker (opts.Workers; AF_PACKET only), the other members of
+// its fanout group into opts.ExtraPorts. The kernel sorts frames among them
+// by client (FanoutHash), so each worker's table sees whole clients.
+func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Options, log *slog.Logger) (link.Port, error) {
+	n := opts.Workers
+	if n <= 0 {
+		n = min(runtime.NumCPU(), forwarder.MaxWorkers)
+	}
+	if opts.IO == IOAFXDP && n > 1 {
+		log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
+		n = 1
+	}
+	if n == 1 {
+		return openPort(cfg.Interface, lc, vips, opts.IO, log)
+	}
+	h := FanoutHash(cfg)
+	lc.Fanout = &link.Fanout{New: true, Hash: &h}
+	first, err := openPort(cfg.Interface, lc, vips, opts.IO, log)
+	if err != nil {
+		return nil, err
+	}
+	fm, ok := first.(link.FanoutMember)
+	if !ok {
+		first.Close()
+		return nil, fmt.Errorf("director: %d workers need AF_PACKET fanout; the %s port has none", n, opts.IO)
+	}
+	id, err := fm.FanoutGroup()
+	if err != nil {
+		first.Close()
+		return nil, err
+	}
+	lc.Fanout = &link.Fanout{Group: id, Hash: &h}
+	for range n - 1 {
+		p, err := link.Open(cfg.Interface, lc)
+		if err != nil {
+			first.Close()
+			for _, p := range opts.ExtraPorts {
+				p.Close()
+			}
+			opts.ExtraPorts = nil
+			return nil, err
+		}
+		opts.ExtraPorts = append(opts.ExtraPorts, p)
+	}
+	log.Info("workers: one per port of a fanout group sorted by client address", "workers", n, "fanout group", id,
+		"ipv4 prefix", bitsOr(h.Bits4, 32), "ipv6 prefix", bitsOr(h.Bits6, 128))
+	return first, nil
+}
 
 // openPort opens the LAN port with the backend io names.
 func openPort(ifname string, lc link.Config, vips []netip.Addr, io string, log *slog.Logger) (link.Port, error) {

@@ -111,6 +111,32 @@ type FilterSetter interface {
 	SetFilter(filter []bpf.RawInstruction) error
 }
 
+// Fanout is the PACKET_FANOUT group a Port joins.
+type Fanout struct {
+	// Group is the id of the group to join (ids are per network
+	// namespace; a group of another process with the same id and mode
+	// would be joined too).
+	Group uint16
+	// New makes the socket the first member of a new group whose id the
+	// kernel picks among the unused ones (PACKET_FANOUT_FLAG_UNIQUEID;
+	// Group must be 0): no other process's group is joined by chance.
+	// The port's FanoutGroup method (FanoutMember) reports the id for the
+	// other members.
+	New bool
+	// Hash, if set, sorts the group's frames by client address
+	// (PACKET_FANOUT_CBPF with ClientHash's program), so that every frame
+	// of a client, fragments and ICMP errors about it included, reaches
+	// the same Port; every member should pass the same. Nil: the kernel's
+	// flow hash (PACKET_FANOUT_HASH), which keeps each flow on one Port.
+	Hash *ClientHash
+}
+
+// FanoutMember is a Port in a fanout group.
+type FanoutMember interface {
+	// FanoutGroup is the id of the port's fanout group.
+	FanoutGroup() (uint16, error)
+}
+
 // Config holds the options of Open. The zero value is valid.
 type Config struct {
 	// BatchSize is the most frames one ReadBatch or WriteBatch system call
@@ -121,15 +147,9 @@ type Config struct {
 	// driver, skipping the interface's queueing discipline (faster, but no
 	// traffic shaping and a full driver queue drops the frame).
 	QdiscBypass bool
-	// FanoutGroup, when not 0, joins the socket to the PACKET_FANOUT group
-	// with this id in hash mode, so several Ports (one per core) share the
-	// interface's traffic with every flow on one Port.
-	FanoutGroup uint16
-	// FanoutHash, with FanoutGroup, sorts the group's frames by client
-	// address instead (PACKET_FANOUT_CBPF with ClientHash's program), so
-	// that every frame of a client, fragments and ICMP errors about it
-	// included, reaches the same Port. Every member should pass the same.
-	FanoutHash *ClientHash
+	// Fanout, if set, joins the socket to a PACKET_FANOUT group, so that
+	// several Ports (one per core) share the interface's traffic.
+	Fanout *Fanout
 	// Filter is a classic BPF socket filter (see VIPFilter), attached before
 	// the socket starts receiving: frames it rejects never reach user space.
 	Filter []bpf.RawInstruction

@@ -181,8 +181,8 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 		return newError(p.ifname, "bind ETH_P_ALL", err)
 	}
 
-	if cfg.FanoutGroup != 0 {
-		if err := p.joinFanout(cfg); err != nil {
+	if cfg.Fanout != nil {
+		if err := p.joinFanout(*cfg.Fanout); err != nil {
 			return err
 		}
 	}
@@ -195,25 +195,31 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 	return nil
 }
 
-// joinFanout joins the fanout group of cfg. In hash mode the kernel's
+// joinFanout joins the fanout group fo. In hash mode the kernel's
 // symmetric flow hash keeps each flow (both directions) on one socket; with
-// cfg.FanoutHash the group runs ClientHash's program instead (set on every
+// fo.Hash the group runs ClientHash's program instead (set on every
 // member: the last one set is the group's). No PACKET_FANOUT_FLAG_DEFRAG:
 // it would hand us reassembled datagrams, and frames must leave
 // byte-identical.
-func (p *afpacket) joinFanout(cfg Config) error {
+func (p *afpacket) joinFanout(fo Fanout) error {
 	mode := unix.PACKET_FANOUT_HASH
 	var prog []bpf.RawInstruction
-	if cfg.FanoutHash != nil {
+	if fo.Hash != nil {
 		var err error
-		if prog, err = cfg.FanoutHash.Program(); err != nil {
+		if prog, err = fo.Hash.Program(); err != nil {
 			return &Error{Interface: p.ifname, Err: err, sentinel: ErrBadConfig}
 		}
 		mode = unix.PACKET_FANOUT_CBPF
 	}
-	v := int(cfg.FanoutGroup) | mode<<16
+	v := int(fo.Group) | mode<<16
+	if fo.New {
+		if fo.Group != 0 {
+			return &Error{Interface: p.ifname, Err: fmt.Errorf("a new fanout group with id %d: the kernel picks the id", fo.Group), sentinel: ErrBadConfig}
+		}
+		v |= unix.PACKET_FANOUT_FLAG_UNIQUEID << 16
+	}
 	if err := p.setsockopt(unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
-		return newError(p.ifname, fmt.Sprintf("setsockopt PACKET_FANOUT group %d", cfg.FanoutGroup), err)
+		return newError(p.ifname, fmt.Sprintf("setsockopt PACKET_FANOUT group %d", fo.Group), err)
 	}
 	if prog == nil {
 		return nil
@@ -234,6 +240,22 @@ func (p *afpacket) joinFanout(cfg Config) error {
 		return newError(p.ifname, "setsockopt PACKET_FANOUT_DATA", err)
 	}
 	return nil
+}
+
+// FanoutGroup reports the id of the socket's fanout group (FanoutMember).
+func (p *afpacket) FanoutGroup() (uint16, error) {
+	var v int
+	var serr error
+	err := p.rc.Control(func(fd uintptr) {
+		v, serr = unix.GetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_FANOUT)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return 0, newError(p.ifname, "getsockopt PACKET_FANOUT", err)
+	}
+	return uint16(v), nil
 }
 
 func (p *afpacket) setsockopt(level, name, value int) error {

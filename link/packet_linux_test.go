@@ -425,7 +425,7 @@ func TestPortFanout(t *testing.T) {
 		out[i].Data = udpFrame(-1, vip4, fmt.Sprintf("fanout-%02d", i))
 		binary.BigEndian.PutUint16(out[i].Data[14+20:], uint16(30000+i)) // one flow each
 	}
-	got := fanoutSplit(t, Config{FanoutGroup: 7}, out)
+	got := fanoutSplit(t, Config{Fanout: &Fanout{Group: 7}}, out)
 	counts := make([]int, 2)
 	for _, m := range got {
 		counts[m]++
@@ -456,7 +456,7 @@ func TestPortFanoutByClient(t *testing.T) {
 		}
 	}
 	h := ClientHash{}
-	got := fanoutSplit(t, Config{FanoutGroup: 8, FanoutHash: &h}, out)
+	got := fanoutSplit(t, Config{Fanout: &Fanout{New: true, Hash: &h}}, out)
 	counts := make([]int, 2)
 	for i, m := range got {
 		counts[m]++
@@ -479,7 +479,17 @@ func fanoutSplit(t *testing.T, cfg Config, out []Frame) []int {
 		t.Fatal(err)
 	}
 	cfg.Filter = filter
-	members := []Port{openIn(t, l.nsD, "d0", cfg), openIn(t, l.nsD, "d0", cfg)}
+	first := openIn(t, l.nsD, "d0", cfg)
+	if cfg.Fanout.New {
+		id, err := first.(FanoutMember).FanoutGroup()
+		if err != nil {
+			t.Fatalf("FanoutGroup of a new group: %v", err)
+		}
+		fo := *cfg.Fanout
+		fo.New, fo.Group = false, id
+		cfg.Fanout = &fo
+	}
+	members := []Port{first, openIn(t, l.nsD, "d0", cfg)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	type arrival struct{ frame, member int }

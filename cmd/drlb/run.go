@@ -17,6 +17,7 @@ import (
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/director"
+	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/step"
 )
 
@@ -40,6 +41,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	label := fs.String("label", "", "a label for this director, logged with every line (drlb lab tags its directors)")
 	blackhole := fs.Bool("blackhole-vip", false, "on a host that must forward: add a blackhole route per VIP (removed on exit) instead of refusing to start")
 	ioBackend := fs.String("io", "afpacket", "frame I/O: afpacket, afxdp (XDP redirects VIP frames to an AF_XDP socket) or auto (picks afpacket today, and logs why)")
+	workers := fs.Int("workers", 0, "data-path workers, each on its own core with its own connection table (0: one per CPU; afxdp: 1)")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: drlb run -c CONFIG [-i IFACE] [-trace]")
@@ -82,7 +84,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	default:
 		return usageError("-io %q: want afpacket, afxdp or auto", *ioBackend)
 	}
-	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend,
+	if *workers < 0 || *workers > forwarder.MaxWorkers {
+		return usageError("-workers %d: want 0 (one per CPU) to %d", *workers, forwarder.MaxWorkers)
+	}
+	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
 		rate := *traceRate
