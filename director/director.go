@@ -115,7 +115,7 @@ type Director struct {
 	// swaps it together with the forwarder's; readers load it whole.
 	cur     atomic.Pointer[config.Config]
 	applyMu sync.Mutex // one Apply at a time
-	// swapHeld is how long the last Apply held fwMu (ns), for tests and
+	// swapHeld is how long the last Apply held the workers' locks (ns), for tests and
 	// the benchmark.
 	swapHeld atomic.Int64
 	// vipsChanged, if set (Run, with -blackhole-vip), follows VIPs that

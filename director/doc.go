@@ -2,14 +2,19 @@
 // on the LAN interface) to the director's step and runs the control work
 // beside it.
 //
-// Packet flow in Serve, one batch at a time (the loop):
+// Packet flow in Serve, one batch at a time, in each worker's loop:
 //
-//	port.ReadBatch ─▶ step.Handle(now, batch) ─▶ port.WriteBatch
-//	                  (ARP/NDP answers, resolver input, forwarder.Process,
-//	                   too-big replies, trace; see package step)
+//	kernel fanout ─▶ port.ReadBatch ─▶ step.Handle(now, batch) ─▶ port.WriteBatch
+//	(by client:       (one socket      (ARP/NDP answers, resolver input,
+//	 link.ClientHash)  per worker)      forwarder.Process, too-big replies,
+//	                                    trace; see package step)
 //
-// The loop holds one mutex per batch, uncontended: the idle sweeper and
-// connection listings take it briefly between batches. Nothing slow runs
+// Each worker (one per CPU by default) has its own socket, step and
+// connection table, so the workers share no lock on the data path; the
+// kernel sorts frames among them by client address, so a client's
+// connections, template, fragments and ICMP errors meet in one table. A
+// worker's loop holds its own mutex per batch, uncontended: the idle
+// sweeper, connection listings and sync take it briefly between batches. Nothing slow runs
 // inside a batch: the resolver's events (a real server resolved, changed,
 // failed) are queued and applied by a goroutine beside the loop, because
 // applying one rebuilds schedulers (milliseconds for mh with 100 servers);
@@ -20,8 +25,8 @@
 // socket. See ARCHITECTURE.md, "Data path".
 //
 // Apply changes the configuration live (SIGHUP uses it): the next
-// configuration is built beside the running loop, and the loop's lock is
-// taken only to swap it in, which costs the same with a million
+// configuration is built beside the running loop, and the workers' locks
+// are taken only to swap it in, which costs the same with a million
 // connections as with none; connections to real servers that stay keep
 // going. See ARCHITECTURE.md, "Goroutines, state and clocks".
 //

@@ -53,6 +53,7 @@ func udpForwarders(b *testing.B, l *testbed.Lab) []struct {
 	}{
 		{"in-kernel", func() func() { return startNftForwarder(b, l) }},
 		{"drlb", func() func() { return startDrlbForBench(b, l) }},
+		{"drlb-1w", func() func() { return startDrlbForBench(b, l, "-workers", "1") }},
 		{"drlb-afxdp", func() func() { return startDrlbForBench(b, l, "-io", "afxdp") }},
 	}
 }
@@ -77,25 +78,33 @@ func BenchmarkFastPath(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	// Forwarding rate at trafgen's top rate, 65536 flows.
-	b.Run("Flows65536", func(b *testing.B) {
-		rates := map[string]float64{}
-		conf := udpFlood(l, "drnd()")
-		for _, f := range udpForwarders(b, l) {
-			stop := f.start()
-			r := trafgenBlast(b, l, tg, conf, 2*manyFlows)
-			stop()
-			rates[f.name] = r.rate()
-			b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s, random source ports)", f.name, r.rate(), r.offeredRate())
-		}
-		b.ReportMetric(rates["in-kernel"], "kernel-fps")
-		b.ReportMetric(rates["drlb"], "drlb-fps")
-		b.ReportMetric(rates["drlb-afxdp"], "afxdp-fps")
-		if k := rates["in-kernel"]; k > 0 {
-			b.ReportMetric(rates["drlb"]/k, "drlb/kernel")
-			b.ReportMetric(rates["drlb-afxdp"]/k, "afxdp/kernel")
-		}
-	})
+	// Forwarding rate at trafgen's top rate, 65536 flows: from one client
+	// (random source ports: every frame of it reaches one worker, since
+	// workers share clients by address), then from 32768 clients.
+	for _, flood := range []struct{ name, conf string }{
+		{"Flows65536", udpFlood(l, "drnd()")},
+		{"Flows65536Clients", udpFloodFrom(l, "198.18.128.0, saddr[2:2]=drnd(32768, 65535)", "drnd()")},
+	} {
+		b.Run(flood.name, func(b *testing.B) {
+			rates := map[string]float64{}
+			for _, f := range udpForwarders(b, l) {
+				stop := f.start()
+				r := trafgenBlast(b, l, tg, flood.conf, 2*manyFlows)
+				stop()
+				rates[f.name] = r.rate()
+				b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s)", f.name, r.rate(), r.offeredRate())
+			}
+			b.ReportMetric(rates["in-kernel"], "kernel-fps")
+			b.ReportMetric(rates["drlb"], "drlb-fps")
+			b.ReportMetric(rates["drlb-1w"], "drlb1w-fps")
+			b.ReportMetric(rates["drlb-afxdp"], "afxdp-fps")
+			if k := rates["in-kernel"]; k > 0 {
+				b.ReportMetric(rates["drlb"]/k, "drlb/kernel")
+				b.ReportMetric(rates["drlb-1w"]/k, "drlb1w/kernel")
+				b.ReportMetric(rates["drlb-afxdp"]/k, "afxdp/kernel")
+			}
+		})
+	}
 
 	// Busy CPU per forwarded frame at cpuRate. "idle" is the generator
 	// alone, nothing forwarding (the director's kernel drops the frames):
@@ -117,9 +126,11 @@ func BenchmarkFastPath(b *testing.B) {
 		}
 		b.ReportMetric(cost["in-kernel"], "kernel-µs/frame")
 		b.ReportMetric(cost["drlb"], "drlb-µs/frame")
+		b.ReportMetric(cost["drlb-1w"], "drlb1w-µs/frame")
 		b.ReportMetric(cost["drlb-afxdp"], "afxdp-µs/frame")
 		if k := cost["in-kernel"]; k > 0 {
 			b.ReportMetric(cost["drlb"]/k, "drlb/kernel")
+			b.ReportMetric(cost["drlb-1w"]/k, "drlb1w/kernel")
 			b.ReportMetric(cost["drlb-afxdp"]/k, "afxdp/kernel")
 		}
 	})

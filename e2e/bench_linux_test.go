@@ -200,13 +200,19 @@ func benchPorts() string { return fmt.Sprintf("dinc(10000, %d)", 10000+benchFlow
 // the source port's trafgen field value: dinc(...) for a fixed set of
 // flows, drnd() for random ones.
 func udpFlood(l *testbed.Lab, sport string) string {
+	return udpFloodFrom(l, l.LANClient.IPv4.String(), sport)
+}
+
+// udpFloodFrom is udpFlood from the trafgen source address expression
+// saddr (e.g. random addresses in the lab's 198.18.128.0/17).
+func udpFloodFrom(l *testbed.Lab, saddr, sport string) string {
 	return fmt.Sprintf(`{
 	eth(da=%s, sa=%s, type=0x0800),
 	ipv4(saddr=%s, daddr=%s, ttl=64, df),
 	udp(sport=%s, dport=%d),
 	fill(0x00, 18)
 }
-`, l.Director.MAC, l.LANClient.MAC, l.LANClient.IPv4, l.VIP, sport, benchPort)
+`, l.Director.MAC, l.LANClient.MAC, saddr, l.VIP, sport, benchPort)
 }
 
 // blastResult is one measurement window of a flood.

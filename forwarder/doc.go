@@ -19,7 +19,10 @@
 //
 // Process is not safe for concurrent use (one goroutine owns the connection
 // table); the control methods (SetMAC, SetAvailable, SetWeight, SetHealth),
-// Apply and the counters may be used from any goroutine.
+// Apply and the counters may be used from any goroutine. For several cores,
+// New makes Options.Workers workers (Workers) that share the configuration,
+// real servers and schedulers and each own a connection table: one
+// goroutine per worker runs Process with no lock in common.
 //
 // Apply changes the configuration live. Connection entries name their
 // service and real server by slots that never move while an entry names

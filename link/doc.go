@@ -45,7 +45,9 @@
 // filter (VIPFilter) keeps everything but ARP, NDP and VIP traffic in the
 // kernel. Options are set before the socket starts receiving, so no frame is
 // ever queued without them. Optional: PACKET_QDISC_BYPASS, PACKET_FANOUT
-// (hash mode) to spread flows over several Ports.
+// to spread frames over several Ports (Fanout): by the kernel's flow hash,
+// or by client address with ClientHash's classic BPF program, which keeps
+// a client's fragments and the ICMP errors about it with its connections.
 //
 // # Costs
 //
