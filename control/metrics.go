@@ -13,23 +13,25 @@ var (
 	svcLabels  = []string{"protocol", "vip", "port"}
 	realLabels = []string{"protocol", "vip", "port", "realserver"}
 
-	descSvcConns    = prometheus.NewDesc("drlb_service_connections_total", "Connections scheduled for the virtual service.", svcLabels, nil)
-	descSvcPackets  = prometheus.NewDesc("drlb_service_packets_total", "Packets forwarded for the virtual service.", svcLabels, nil)
-	descSvcBytes    = prometheus.NewDesc("drlb_service_bytes_total", "IP bytes forwarded for the virtual service.", svcLabels, nil)
-	descRealConns   = prometheus.NewDesc("drlb_realserver_connections_total", "Connections scheduled to the real server.", realLabels, nil)
-	descRealPackets = prometheus.NewDesc("drlb_realserver_packets_total", "Packets forwarded to the real server.", realLabels, nil)
-	descRealBytes   = prometheus.NewDesc("drlb_realserver_bytes_total", "IP bytes forwarded to the real server.", realLabels, nil)
-	descActive      = prometheus.NewDesc("drlb_realserver_active_connections", "ESTABLISHED connections (ipvsadm ActiveConn).", realLabels, nil)
-	descInactive    = prometheus.NewDesc("drlb_realserver_inactive_connections", "Other connections (ipvsadm InActConn).", realLabels, nil)
-	descWeight      = prometheus.NewDesc("drlb_realserver_weight", "Configured weight.", realLabels, nil)
-	descUp          = prometheus.NewDesc("drlb_realserver_up", "1 if the real server takes new connections (available, resolved, not inhibited).", realLabels, nil)
-	descFrames      = prometheus.NewDesc("drlb_frames_total", "Frames by verdict reason (forwarded, passed to the kernel, dropped).", []string{"reason"}, nil)
-	descPressure    = prometheus.NewDesc("drlb_conntable_pressure", "1 while the connection table is past half full and SYN_RECV entries get the short timeout.", nil, nil)
-	descPressureOn  = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
-	descEvicted     = prometheus.NewDesc("drlb_conntable_evicted_total", "Entries evicted from a full connection table for a new connection, by state (only SYN_RECV is ever evicted).", []string{"state"}, nil)
-	descLinkDrops   = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the socket dropped: rx (receive queue full), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
-	descARP         = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
-	descNeighbors   = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
+	descSvcConns      = prometheus.NewDesc("drlb_service_connections_total", "Connections scheduled for the virtual service.", svcLabels, nil)
+	descSvcPackets    = prometheus.NewDesc("drlb_service_packets_total", "Packets forwarded for the virtual service.", svcLabels, nil)
+	descSvcBytes      = prometheus.NewDesc("drlb_service_bytes_total", "IP bytes forwarded for the virtual service.", svcLabels, nil)
+	descRealConns     = prometheus.NewDesc("drlb_realserver_connections_total", "Connections scheduled to the real server.", realLabels, nil)
+	descRealPackets   = prometheus.NewDesc("drlb_realserver_packets_total", "Packets forwarded to the real server.", realLabels, nil)
+	descRealBytes     = prometheus.NewDesc("drlb_realserver_bytes_total", "IP bytes forwarded to the real server.", realLabels, nil)
+	descActive        = prometheus.NewDesc("drlb_realserver_active_connections", "ESTABLISHED connections (ipvsadm ActiveConn).", realLabels, nil)
+	descInactive      = prometheus.NewDesc("drlb_realserver_inactive_connections", "Other connections (ipvsadm InActConn).", realLabels, nil)
+	descWeight        = prometheus.NewDesc("drlb_realserver_weight", "Configured weight.", realLabels, nil)
+	descUp            = prometheus.NewDesc("drlb_realserver_up", "1 if the real server takes new connections (available, resolved, not inhibited).", realLabels, nil)
+	descFrames        = prometheus.NewDesc("drlb_frames_total", "Frames by verdict reason (forwarded, passed to the kernel, dropped).", []string{"reason"}, nil)
+	descPressure      = prometheus.NewDesc("drlb_conntable_pressure", "1 while the connection table is past half full and SYN_RECV entries get the short timeout.", nil, nil)
+	descPressureOn    = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
+	descWorkerFrames  = prometheus.NewDesc("drlb_worker_frames_total", "Frames each data-path worker processed (frames are sorted among workers by client address).", []string{"worker"}, nil)
+	descWorkerEntries = prometheus.NewDesc("drlb_worker_conntable_entries", "Entries in each data-path worker's connection table.", []string{"worker"}, nil)
+	descEvicted       = prometheus.NewDesc("drlb_conntable_evicted_total", "Entries evicted from a full connection table for a new connection, by state (only SYN_RECV is ever evicted).", []string{"state"}, nil)
+	descLinkDrops     = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the socket dropped: rx (receive queue full), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
+	descARP           = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
+	descNeighbors     = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
 
 	descHAState       = prometheus.NewDesc("drlb_ha_state", "1 for the VRRP state the director is in (INIT, BACKUP, MASTER), 0 for the others.", []string{"family", "state"}, nil)
 	descHATransitions = prometheus.NewDesc("drlb_ha_transitions_total", "VRRP state transitions.", []string{"family"}, nil)
@@ -49,7 +51,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descPressure, descPressureOn, descEvicted, descLinkDrops, descARP, descNeighbors,
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk} {
 		ch <- d
@@ -95,6 +97,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPressure, prometheus.GaugeValue, p)
 		counter(descPressureOn, o.PressureEpisodes)
 		counter(descEvicted, o.SynEvicted, "SYN_RECV")
+	}
+	for i, wk := range s.Workers {
+		counter(descWorkerFrames, wk.Frames, strconv.Itoa(i))
+		gauge(descWorkerEntries, float64(wk.Entries), strconv.Itoa(i))
 	}
 	for kind, n := range s.Link {
 		counter(descLinkDrops, n, kind)

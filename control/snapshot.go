@@ -22,6 +22,9 @@ type Snapshot struct {
 	// Overload is the connection table's pressure defence (short SYN_RECV
 	// timeouts, SYN_RECV eviction when full); nil when not read.
 	Overload *Overload `json:"overload,omitempty"`
+	// Workers is each data-path worker's share (nil with one worker):
+	// the frames it processed and the entries its connection table holds.
+	Workers []Worker `json:"workers,omitempty"`
 	// ConnEntries is the connection table, when asked for (ctl list
 	// -conns); ConnEntriesOmitted counts entries left out beyond the
 	// listing's bound.
@@ -51,6 +54,14 @@ type Overload struct {
 	Pressure         bool   `json:"pressure"`
 	PressureEpisodes uint64 `json:"pressure_episodes"`
 	SynEvicted       uint64 `json:"syn_evicted"`
+}
+
+// Worker is one data-path worker's share of the traffic: frames are
+// sorted among workers by client address, so a worker far busier than the
+// others carries a few heavy clients.
+type Worker struct {
+	Frames  uint64 `json:"frames"`
+	Entries int    `json:"entries"`
 }
 
 // ConnEntry is one connection table entry (a connection or a persistence

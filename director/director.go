@@ -342,6 +342,14 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			snap.Link["unrepresentable"] += ls.Unrepresentable
 		}
 	}
+	if len(d.workers) > 1 {
+		for _, w := range d.workers {
+			w.mu.Lock()
+			n := w.fw.TableLen()
+			w.mu.Unlock()
+			snap.Workers = append(snap.Workers, control.Worker{Frames: w.fw.Frames(), Entries: n})
+		}
+	}
 	o := d.fw.Overload()
 	snap.Overload = &control.Overload{Pressure: o.Pressure, PressureEpisodes: o.PressureEpisodes, SynEvicted: o.SynEvicted}
 	rs := d.responder.Stats()

@@ -76,12 +76,12 @@ func TestWorkers(t *testing.T) {
 	if len(snap.ConnEntries) != clients {
 		t.Fatalf("listing shows %d connections, want %d (both workers' tables)", len(snap.ConnEntries), clients)
 	}
-	for i, w := range d.workers {
-		w.mu.Lock()
-		n := w.fw.TableLen()
-		w.mu.Unlock()
-		if n != perWorker[i] {
-			t.Errorf("worker %d holds %d connections, want %d", i, n, perWorker[i])
+	if len(snap.Workers) != 2 {
+		t.Fatalf("snapshot shows %d workers, want 2", len(snap.Workers))
+	}
+	for i, w := range snap.Workers {
+		if w.Entries != perWorker[i] || w.Frames != uint64(perWorker[i]) {
+			t.Errorf("worker %d: %+v, want %d entries and frames", i, w, perWorker[i])
 		}
 	}
 

@@ -102,6 +102,15 @@ func (f *Forwarder) Count(r Reason) uint64 {
 	return n
 }
 
+// Frames returns how many frames this worker processed (every reason).
+func (f *Forwarder) Frames() uint64 {
+	var n uint64
+	for i := range f.counts {
+		n += f.counts[i].Load()
+	}
+	return n
+}
+
 // TableLen returns the number of entries in this worker's connection
 // table (connections and persistence templates). Unlike Stats and Count
 // it reads the table itself, so call it only from the goroutine that runs
