@@ -3,6 +3,7 @@ package link
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -168,5 +169,37 @@ func TestXDPPortZeroAlloc(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(500, step); allocs != 0 {
 		t.Fatalf("%v allocations per read+write batch, want 0", allocs)
+	}
+}
+
+// TestXDPPortWholeBatch: a batch larger than what one sendto sends in copy
+// mode (32 frames) leaves whole with that WriteBatch, not with the next.
+func TestXDPPortWholeBatch(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openXDPIn(t, l.nsD, "d0", []netip.Addr{vip4})
+	const n = 64
+	out := make([]Frame, n)
+	for i := range out {
+		out[i].Data = udpFrame(-1, ipA0, fmt.Sprintf("batch-%02d", i))
+	}
+	write(t, pd, out...)
+	if got := pd.txXDP.Load(); got != n {
+		t.Fatalf("%d of %d frames left through the AF_XDP socket", got, n)
+	}
+	seen := map[string]bool{}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	fs := make([]Frame, 16)
+	for len(seen) < n {
+		k, err := pa.ReadBatch(ctx, fs)
+		if err != nil {
+			t.Fatalf("%d of %d frames of one WriteBatch arrived: %v", len(seen), n, err)
+		}
+		for _, f := range fs[:k] {
+			if i := bytes.Index(f.Data, []byte("batch-")); i >= 0 {
+				seen[string(f.Data[i:])] = true
+			}
+		}
 	}
 }

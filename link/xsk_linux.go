@@ -208,9 +208,29 @@ func (x *xsk) send(frames []Frame, sent []bool) int {
 		return 0
 	}
 	atomic.StoreUint32(x.tx.producer, prod)
-	// Copy mode sends from the sendto call; EAGAIN/EBUSY/ENOBUFS mean the
-	// kernel is busy and sends the rest on the next kick.
-	_, _, _ = unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	x.kick(prod)
 	x.reclaim()
 	return n
 }
+
+// kick has the kernel send the TX ring up to prod. Copy mode sends from
+// the sendto call, at most xskKickBudget frames per call (the kernel's
+// TX_BATCH_SIZE) and then EAGAIN, so one call per batch would leave the
+// rest of a batch of 64 in the ring until the next batch: late at a
+// steady rate, and the ring fills under a burst. It calls again while the
+// kernel makes progress, a bounded number of times; EBUSY/ENOBUFS mean
+// the device is busy and the next kick sends the rest.
+func (x *xsk) kick(prod uint32) {
+	for range xskRing/xskKickBudget + 1 {
+		before := atomic.LoadUint32(x.tx.consumer)
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		after := atomic.LoadUint32(x.tx.consumer)
+		if after == prod || (e != 0 && e != unix.EAGAIN) || after == before {
+			return
+		}
+	}
+}
+
+// xskKickBudget is how many frames one sendto sends in copy mode
+// (TX_BATCH_SIZE in net/xdp/xsk.c).
+const xskKickBudget = 32
