@@ -210,7 +210,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			if slot == len(next.slots) {
 				next.slots = append(next.slots, nil)
 			}
-			s.slot, s.ctr = uint16(slot), &svcCounters{}
+			s.slot, s.ctr = uint16(slot), &svcCounters{totals: newWorkerTotals(len(f.workers))}
 			changes = append(changes, Change{Kind: ServiceAdded, Service: sc.String(), Detail: "scheduler " + sc.Scheduler})
 		}
 		next.slots[s.slot] = s
@@ -250,7 +250,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 					s.bySlot = append(s.bySlot, realRef{})
 				}
 				// Not shared with anything yet: set it up directly.
-				r = &realServer{addr: addr, slot: uint16(slot)}
+				r = &realServer{addr: addr, slot: uint16(slot), totals: newWorkerTotals(len(f.workers))}
 				r.weight.Store(int32(rc.Weight))
 				r.available.Store(true)
 				mac := packMAC(rc.MAC)
@@ -352,7 +352,7 @@ func (s *service) prepareSorry(o *service, sc *config.Service, old *state, chang
 		if slot == len(s.bySlot) {
 			s.bySlot = append(s.bySlot, realRef{})
 		}
-		r = &realServer{addr: addr, slot: uint16(slot)}
+		r = &realServer{addr: addr, slot: uint16(slot), totals: newWorkerTotals(len(s.ctr.totals))}
 		r.weight.Store(1)
 		r.available.Store(true)
 		mac := packMAC(ss.MAC)
@@ -459,14 +459,10 @@ func (f *Forwarder) ZeroCounters() {
 		if s == nil {
 			continue
 		}
-		s.ctr.connections.Store(0)
-		s.ctr.packets.Store(0)
-		s.ctr.bytes.Store(0)
+		s.ctr.totals.zero()
 		for _, ref := range s.bySlot {
 			if ref.r != nil {
-				ref.r.connections.Store(0)
-				ref.r.packets.Store(0)
-				ref.r.bytes.Store(0)
+				ref.r.totals.zero()
 			}
 		}
 	}

@@ -76,6 +76,7 @@ var ErrUnknownServer = errors.New("forwarder: no such real server")
 // table and belong to whoever runs that worker.
 type Forwarder struct {
 	*core
+	id    int              // this worker's index in Workers()
 	table *conntable.Table // this worker's connection table
 	frags fragTable
 
@@ -153,7 +154,7 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	}
 	perWorker := (c.maxConns + n - 1) / n
 	for i := range n {
-		f := &Forwarder{core: c}
+		f := &Forwarder{core: c, id: i}
 		t, err := conntable.New(conntable.Options{Max: perWorker, Seed: opts.Seed + uint64(i), OnExpire: f.onExpire, Evictable: evictable})
 		if err != nil {
 			return nil, fmt.Errorf("forwarder: %w", err)
@@ -301,10 +302,11 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 		f.frags.put(&k, s.slot, r.slot, now)
 	}
 	n := uint64(p.l3End - p.l3)
-	r.packets.Add(1)
-	r.bytes.Add(n)
-	s.ctr.packets.Add(1)
-	s.ctr.bytes.Add(n)
+	rt, sv := &r.totals[f.id], &s.ctr.totals[f.id]
+	rt.packets.Add(1)
+	rt.bytes.Add(n)
+	sv.packets.Add(1)
+	sv.bytes.Add(n)
 	return res
 }
 
@@ -419,8 +421,8 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	r.count(state, +1)
 	f.table.SetTimeout(e, now, f.timeout(st, state))
 	f.record(connsync.OpUpsert, e, s, r, f.timeout(st, state), now)
-	s.ctr.connections.Add(1)
-	r.connections.Add(1)
+	s.ctr.totals[f.id].connections.Add(1)
+	r.totals[f.id].connections.Add(1)
 	if s.cfg.Persistence > 0 {
 		f.holdTemplate(s, &p.flow, s.slot, r.slot, f.table.Expires(e), now)
 	}

@@ -49,7 +49,7 @@ type realServer struct {
 	drainSince    int64
 
 	active, inactive, persistent atomic.Int32
-	connections, packets, bytes  atomic.Uint64
+	totals                       workerTotals
 }
 
 const macKnown = 1 << 48
@@ -80,7 +80,41 @@ type realRef struct {
 // svcCounters are a service's totals, shared by every configuration the
 // service is part of.
 type svcCounters struct {
+	totals workerTotals
+}
+
+// totals are connections, packets and bytes counted by one worker, alone
+// on their cache line: workers on different cores counting into one line
+// would pass it back and forth on every packet.
+type totals struct {
 	connections, packets, bytes atomic.Uint64
+	_                           [64 - 24]byte
+}
+
+// workerTotals are a server's or a service's totals, one per worker;
+// readers add them up.
+type workerTotals []totals
+
+func newWorkerTotals(workers int) workerTotals { return make(workerTotals, max(workers, 1)) }
+
+// sum is the totals of every worker.
+func (w workerTotals) sum() Counters {
+	var c Counters
+	for i := range w {
+		c.Connections += w[i].connections.Load()
+		c.Packets += w[i].packets.Load()
+		c.Bytes += w[i].bytes.Load()
+	}
+	return c
+}
+
+// zero sets every worker's totals to 0 (ipvsadm -Z).
+func (w workerTotals) zero() {
+	for i := range w {
+		w[i].connections.Store(0)
+		w[i].packets.Store(0)
+		w[i].bytes.Store(0)
+	}
 }
 
 // service is one virtual service and its real servers, as one

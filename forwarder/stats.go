@@ -57,7 +57,7 @@ func (f *Forwarder) Stats() []ServiceStats {
 			Port:        s.key.port,
 			Scheduler:   s.cfg.Scheduler,
 			Persistence: s.cfg.Persistence,
-			Counters:    Counters{Connections: s.ctr.connections.Load(), Packets: s.ctr.packets.Load(), Bytes: s.ctr.bytes.Load()},
+			Counters:    s.ctr.totals.sum(),
 		}
 		for _, r := range s.reals {
 			ss.RealServers = append(ss.RealServers, realStats(r))
@@ -81,7 +81,7 @@ func realStats(r *realServer) RealServerStats {
 		Active:     int(r.active.Load()),
 		Inactive:   int(r.inactive.Load()),
 		Persistent: int(r.persistent.Load()),
-		Counters:   Counters{Connections: r.connections.Load(), Packets: r.packets.Load(), Bytes: r.bytes.Load()},
+		Counters:   r.totals.sum(),
 	}
 	if m := r.mac.Load(); m&macKnown != 0 {
 		rs.MAC = make(net.HardwareAddr, 6)

@@ -1,6 +1,8 @@
 package forwarder
 
 import (
+	"encoding/binary"
+	"fmt"
 	"github.com/drlb/drlb/config"
 	"sync"
 	"testing"
@@ -40,6 +42,10 @@ func TestWorkers(t *testing.T) {
 	}
 	if active != 2 {
 		t.Fatalf("%d active connections in Stats, want 2", active)
+	}
+	// Each worker counts its own totals; Stats adds them up.
+	if c := f.Stats()[0].Counters; c.Connections != 2 || c.Packets != 4 {
+		t.Fatalf("service totals %+v, want 2 connections and 4 packets from both workers", c)
 	}
 	// Apply on one worker is seen by both: weight 0 on every server but
 	// the third sends the next new connections of either worker there.
@@ -99,5 +105,46 @@ func TestWorkersConcurrent(t *testing.T) {
 func TestWorkersBounded(t *testing.T) {
 	if _, err := New(testConfig("rr", 1), Options{Workers: MaxWorkers + 1}); err == nil {
 		t.Fatal("New accepted more than MaxWorkers workers")
+	}
+}
+
+// BenchmarkWorkersParallel: each worker forwards packets of its own 10k
+// established connections on its own goroutine, all to the same three
+// real servers (the counters they share are the only memory they both
+// write). ns/op is per packet over all workers: with N cores free, N
+// workers should come near 1/N of one worker's.
+func BenchmarkWorkersParallel(b *testing.B) {
+	const conns = 10_000
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
+			cfg := testConfig("wrr", 3)
+			cfg.MaxConns = 4 * conns * n
+			f := newForwarder(b, cfg, Options{Workers: n})
+			for _, w := range f.Workers() {
+				populate(b, w, conns)
+			}
+			frame := ack(client(0, 1))
+			per := b.N/n + 1
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for _, w := range f.Workers() {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					buf := make([]byte, len(frame))
+					m := &Meta{Time: t0 + second}
+					for i := range per {
+						copy(buf, frame)
+						binary.BigEndian.PutUint16(buf[14+12+2:], uint16((i%conns)>>16))
+						binary.BigEndian.PutUint16(buf[14+20:], uint16(i%conns))
+						if r := w.Process(buf, m); r.Reason != ReasonExisting {
+							panic(fmt.Sprintf("%v/%v", r.Verdict, r.Reason))
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
 	}
 }
