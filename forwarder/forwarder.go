@@ -84,6 +84,7 @@ type Forwarder struct {
 	pressure         atomic.Bool
 	pressureEpisodes atomic.Uint64
 	synEvicted       atomic.Uint64
+	stateless        statelessState // stateless SYNs (stateless.go)
 
 	// sync records table changes for the peers (EnableSync; sync.go).
 	sync syncLog
@@ -96,6 +97,9 @@ type Forwarder struct {
 	pre  prefetchKeys
 	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
 	preMin int
+	// statefulSYN turns stateless SYNs off; tests set it to exercise the
+	// stateful defence (short SYN_RECV timeout, eviction) alone.
+	statefulSYN bool
 }
 
 // New builds a Forwarder for cfg. Real servers whose config has a MAC are
@@ -302,7 +306,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	if s == nil {
 		return f.result(Drop, ReasonNoService, -1, -1)
 	}
-	f.updatePressure()
+	f.updatePressure(now)
 	tcp := p.proto == protoTCP
 	syn := tcp && p.tcpFlags&(tcpSYN|tcpACK|tcpRST|tcpFIN) == tcpSYN
 
@@ -349,7 +353,14 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 
 	state := stateUDP
 	if tcp {
-		if !syn {
+		if syn {
+			if res, ok := f.synStateless(s, p, now); ok {
+				return res
+			}
+		} else {
+			if f.adoptable(s, now) {
+				return f.adoptStateless(st, s, p, now)
+			}
 			if !s.consistent {
 				return f.result(Drop, ReasonNoConn, s.idx, -1)
 			}

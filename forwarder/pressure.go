@@ -51,9 +51,10 @@ func evictable(e *conntable.Entry) bool {
 }
 
 // updatePressure turns pressure on or off from the table's fill, with
-// hysteresis.
-func (f *Forwarder) updatePressure() {
-	n, c := f.table.Len(), f.table.Cap()
+// hysteresis. The fill counts the SYN_RECV entries that recent stateless
+// SYNs would have made (stateless.go).
+func (f *Forwarder) updatePressure(now int64) {
+	n, c := f.table.Len()+f.stateless.shadow(now), f.table.Cap()
 	on := f.pressure.Load()
 	switch {
 	case !on && n*100 >= c*PressureOnPercent:

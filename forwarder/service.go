@@ -113,7 +113,10 @@ type service struct {
 	live       atomic.Bool
 	sched      scheduler.Handle
 	consistent bool
-	ctr        *svcCounters
+	// stateless places SYNs under table pressure when sched is not
+	// consistent (stateless.go); unset for persistent services.
+	stateless scheduler.Handle
+	ctr       *svcCounters
 
 	rebuild sync.Mutex // serialises scheduler rebuilds
 }
@@ -222,6 +225,7 @@ func (s *service) rebuildScheduler() error {
 		return err
 	}
 	s.sched.Store(sc)
+	s.buildStateless(snap)
 	s.live.Store(anyLive(snap))
 	return nil
 }
