@@ -220,12 +220,23 @@ func TestSynFloodNoAllocations(t *testing.T) {
 }
 
 // BenchmarkSynFlood: the table full (65536 entries, 4096 of them
-// established), spoofed SYNs (each evicting a SYN_RECV entry)
-// interleaved one for one with established flows' packets; ns per frame.
-// An established packet not forwarded as existing fails the benchmark.
+// established), spoofed SYNs interleaved one for one with established
+// flows' packets; ns per frame. stateful: each SYN evicts a SYN_RECV
+// entry; stateless: each SYN is placed by the hash, no entry
+// (stateless.go). An established packet not forwarded as existing fails
+// the benchmark.
 func BenchmarkSynFlood(b *testing.B) {
+	for _, stateful := range []bool{true, false} {
+		b.Run(map[bool]string{true: "stateful", false: "stateless"}[stateful], func(b *testing.B) {
+			benchSynFlood(b, stateful)
+		})
+	}
+}
+
+func benchSynFlood(b *testing.B, stateful bool) {
 	const max, established = 65536, 4096
 	f, frame, rng := floodForwarder(b, max, established)
+	f.statefulSYN = stateful
 	buf := make([]byte, len(frame))
 	acks := make([][]byte, established)
 	for i := range acks {
