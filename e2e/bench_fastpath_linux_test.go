@@ -177,7 +177,7 @@ func BenchmarkFastPath(b *testing.B) {
 					b.Errorf("drlb ctl: %v", err)
 				} else {
 					if o := s.Overload; o != nil {
-						b.Logf("drlb overload: pressure %v, pressure episodes %d, SYN_RECV evicted %d", o.Pressure, o.PressureEpisodes, o.SynEvicted)
+						b.Logf("drlb overload: pressure %v, pressure episodes %d, SYNs without entry %d, SYN_RECV evicted %d", o.Pressure, o.PressureEpisodes, o.SynStateless, o.SynEvicted)
 						b.ReportMetric(float64(o.SynEvicted), "drlb-syn-evicted")
 					}
 					var seen uint64

@@ -32,6 +32,9 @@ type Overload struct {
 	// SynEvicted counts SYN_RECV connections evicted from a full table to
 	// make room for a new connection.
 	SynEvicted uint64
+	// SynStateless counts SYNs forwarded without entry under pressure
+	// (ReasonSynStateless, stateless.go).
+	SynStateless uint64
 }
 
 // Overload returns the table pressure state and its counters. It may be
@@ -41,6 +44,7 @@ func (f *Forwarder) Overload() Overload {
 		Pressure:         f.pressure.Load(),
 		PressureEpisodes: f.pressureEpisodes.Load(),
 		SynEvicted:       f.synEvicted.Load(),
+		SynStateless:     f.counts[ReasonSynStateless].Load(),
 	}
 }
 
