@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/connsync"
+	"github.com/drlb/drlb/internal/framegen"
 )
 
 // TestStatelessSYN: under a spoofed SYN flood, once the table is under
@@ -278,5 +279,55 @@ func TestStatelessNoAllocations(t *testing.T) {
 	}
 	if f.Count(ReasonSynStateless) < 2000 || f.Count(ReasonPressureAdopted) < 2000 {
 		t.Errorf("syn-stateless %d, pressure-adopted %d; want 2000 or more each", f.Count(ReasonSynStateless), f.Count(ReasonPressureAdopted))
+	}
+}
+
+// TestStatelessServers: under pressure the hash follows health and
+// weights as the scheduler does: a quiesced or failed server gets no
+// stateless SYN (and its flows' ACKs follow their SYNs elsewhere); with
+// no real server left, SYNs take the stateful path to the sorry server.
+func TestStatelessServers(t *testing.T) {
+	cfg := sorryConfig("wlc", false)
+	cfg.MaxConns = 256
+	f := newForwarder(t, cfg, Options{})
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 128 {
+		process(t, f, syn(spoofed(rng)), t0)
+	}
+	for n, tc := range []struct {
+		name   string
+		change func() error
+		want   Reason
+		real   int // -1: either real server
+	}{
+		{"both up", func() error { return nil }, ReasonSynStateless, -1},
+		{"0 quiesced", func() error { return f.SetWeight(0, 0, 0) }, ReasonSynStateless, 1},
+		{"0 back, 1 down", func() error {
+			if err := f.SetWeight(0, 0, 1); err != nil {
+				return err
+			}
+			return f.SetAvailable(0, 1, false)
+		}, ReasonSynStateless, 0},
+		{"both down", func() error { return f.SetAvailable(0, 0, false) }, ReasonSorry, 2},
+	} {
+		if err := tc.change(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 50 {
+			c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}), uint16(3000+100*n+i))
+			res, _ := process(t, f, syn(c), t0)
+			expect(t, res, Forward, tc.want)
+			if tc.real >= 0 && res.Real != tc.real {
+				t.Fatalf("%s: SYN to real %d, want %d", tc.name, res.Real, tc.real)
+			}
+			if tc.want == ReasonSorry {
+				continue
+			}
+			a, _ := process(t, f, ack(c), t0)
+			if a.Reason != ReasonPressureAdopted && a.Reason != ReasonStatelessFull || a.Real != res.Real {
+				t.Fatalf("%s: ACK %v to real %d, SYN to %d", tc.name, a.Reason, a.Real, res.Real)
+			}
+			process(t, f, framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "R", 3, 0, nil), t0)
+		}
 	}
 }
