@@ -113,12 +113,13 @@ type service struct {
 	live       atomic.Bool
 	sched      scheduler.Handle
 	consistent bool
+	ctr        *svcCounters
+
+	rebuild sync.Mutex // serialises scheduler rebuilds
+
 	// stateless places SYNs under table pressure when sched is not
 	// consistent (stateless.go); unset for persistent services.
 	stateless scheduler.Handle
-	ctr       *svcCounters
-
-	rebuild sync.Mutex // serialises scheduler rebuilds
 }
 
 // ref returns the real server slot names and its configuration index; a
