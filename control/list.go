@@ -107,9 +107,10 @@ func writeOverload(w io.Writer, o *Overload) {
 	}
 	state := "off"
 	if o.Pressure {
-		state = "ON (new SYN_RECV entries get a short timeout)"
+		state = "ON (SYNs go through without entry, new SYN_RECV entries get a short timeout)"
 	}
-	fmt.Fprintf(w, "\nConnection table pressure %s; %d episodes, %d SYN_RECV entries evicted\n", state, o.PressureEpisodes, o.SynEvicted)
+	fmt.Fprintf(w, "\nConnection table pressure %s; %d episodes, %d SYNs forwarded without entry, %d SYN_RECV entries evicted\n",
+		state, o.PressureEpisodes, o.SynStateless, o.SynEvicted)
 }
 
 // WriteStats prints s like `ipvsadm -Ln --stats`. Out columns are 0: in

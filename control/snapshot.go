@@ -49,11 +49,13 @@ type Snapshot struct {
 
 // Overload is forwarder.Overload: whether the table is under pressure
 // (SYN_RECV entries get the short timeout), how often pressure began, and
-// how many SYN_RECV connections a full table evicted.
+// how many SYN_RECV connections a full table evicted, how many SYNs went
+// through without entry under pressure.
 type Overload struct {
 	Pressure         bool   `json:"pressure"`
 	PressureEpisodes uint64 `json:"pressure_episodes"`
 	SynEvicted       uint64 `json:"syn_evicted"`
+	SynStateless     uint64 `json:"syn_stateless"`
 }
 
 // Worker is one data-path worker's share of the traffic: frames are

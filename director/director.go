@@ -351,7 +351,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		}
 	}
 	o := d.fw.Overload()
-	snap.Overload = &control.Overload{Pressure: o.Pressure, PressureEpisodes: o.PressureEpisodes, SynEvicted: o.SynEvicted}
+	snap.Overload = &control.Overload{Pressure: o.Pressure, PressureEpisodes: o.PressureEpisodes, SynEvicted: o.SynEvicted, SynStateless: o.SynStateless}
 	rs := d.responder.Stats()
 	snap.ARP = map[string]uint64{"requests": rs.Requests, "probes": rs.Probes, "replies": rs.Replies, "conflicts": rs.Conflicts, "malformed": rs.Malformed}
 	snap.HA, snap.HA6 = d.ha.status()

@@ -296,6 +296,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			}
 			s.sched.Store(sched)
 		}
+		s.buildStateless(snap)
 		next.services = append(next.services, s)
 		next.byKey[key] = s
 		next.vips[key.vip] = struct{}{}

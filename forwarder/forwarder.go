@@ -85,6 +85,7 @@ type Forwarder struct {
 	// Table pressure (pressure.go): written by Process, read by anyone.
 	pressure   atomic.Bool
 	synEvicted atomic.Uint64
+	stateless  statelessState // stateless SYNs (stateless.go)
 
 	// sync records table changes for the peers (EnableSync; sync.go).
 	sync syncLog
@@ -117,6 +118,9 @@ type core struct {
 
 	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
 	preMin int
+	// statefulSYN turns stateless SYNs off; tests set it to exercise the
+	// stateful defence (short SYN_RECV timeout, eviction) alone.
+	statefulSYN bool
 
 	workers []*Forwarder // every worker, the one New returned first
 }
@@ -346,7 +350,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	if s == nil {
 		return f.result(Drop, ReasonNoService, -1, -1)
 	}
-	f.updatePressure()
+	f.updatePressure(now)
 	tcp := p.proto == protoTCP
 	syn := tcp && p.tcpFlags&(tcpSYN|tcpACK|tcpRST|tcpFIN) == tcpSYN
 
@@ -393,7 +397,14 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 
 	state := stateUDP
 	if tcp {
-		if !syn {
+		if syn {
+			if res, ok := f.synStateless(s, p, now); ok {
+				return res
+			}
+		} else {
+			if f.adoptable(s, now) {
+				return f.adoptStateless(st, s, p, now)
+			}
 			if !s.consistent {
 				return f.result(Drop, ReasonNoConn, s.idx, -1)
 			}

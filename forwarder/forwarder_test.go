@@ -302,6 +302,9 @@ func TestTableFull(t *testing.T) {
 	cfg := testConfig("rr", 2)
 	cfg.MaxConns = 4
 	f := newForwarder(t, cfg, Options{})
+	// Stateful SYNs: a stateless one is forwarded without entry
+	// (TestStatelessSYN).
+	f.statefulSYN = true
 	// A table full of ESTABLISHED connections (SYN_RECV ones would be
 	// evicted for the new one: TestSynFlood).
 	for i := 0; i < 4; i++ {

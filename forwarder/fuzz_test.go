@@ -77,8 +77,13 @@ func FuzzProcess(f *testing.F) {
 	}
 	fw := newForwarder(f, testConfig("mh", 3), Options{MTU: 576})
 	rr := newForwarder(f, testConfig("rr", 3), Options{})
+	// A table of 4: soon under pressure, so stateless SYNs and adoption
+	// (stateless.go) get fuzzed too.
+	small := testConfig("wlc", 3)
+	small.MaxConns = 4
+	tiny := newForwarder(f, small, Options{})
 	f.Fuzz(func(t *testing.T, frame []byte, flags uint8) {
-		for _, g := range []*Forwarder{fw, rr} {
+		for _, g := range []*Forwarder{fw, rr, tiny} {
 			in := append([]byte(nil), frame...)
 			m := &Meta{Time: t0 + int64(flags)*second}
 			res := g.Process(in, m)

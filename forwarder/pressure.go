@@ -32,12 +32,15 @@ type Overload struct {
 	// SynEvicted counts SYN_RECV connections evicted from a full table to
 	// make room for a new connection.
 	SynEvicted uint64
+	// SynStateless counts SYNs forwarded without entry under pressure
+	// (ReasonSynStateless, stateless.go).
+	SynStateless uint64
 }
 
 // Overload returns the table pressure state and its counters, of all the
 // workers (pressure: any of them). It may be called from any goroutine.
 func (f *Forwarder) Overload() Overload {
-	o := Overload{PressureEpisodes: f.pressureEpisodes.Load()}
+	o := Overload{PressureEpisodes: f.pressureEpisodes.Load(), SynStateless: f.Count(ReasonSynStateless)}
 	for _, w := range f.workers {
 		o.Pressure = o.Pressure || w.pressure.Load()
 		o.SynEvicted += w.synEvicted.Load()
@@ -52,9 +55,10 @@ func evictable(e *conntable.Entry) bool {
 }
 
 // updatePressure turns pressure on or off from the table's fill, with
-// hysteresis.
-func (f *Forwarder) updatePressure() {
-	n, c := f.table.Len(), f.table.Cap()
+// hysteresis. The fill counts the SYN_RECV entries that recent stateless
+// SYNs would have made (stateless.go).
+func (f *Forwarder) updatePressure(now int64) {
+	n, c := f.table.Len()+f.stateless.shadow(now), f.table.Cap()
 	on := f.pressure.Load()
 	switch {
 	case !on && n*100 >= c*PressureOnPercent:

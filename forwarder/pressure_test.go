@@ -24,6 +24,7 @@ func TestSynFlood(t *testing.T) {
 	cfg := testConfig("rr", 2)
 	cfg.MaxConns = 64
 	f := newForwarder(t, cfg, Options{})
+	f.statefulSYN = true // the stateful defence alone (stateless_test.go has the rest)
 	const established = 16
 	for i := range established {
 		process(t, f, syn(client(i, 1000)), t0)
@@ -83,6 +84,7 @@ func TestEstablishedNeverEvicted(t *testing.T) {
 	cfg := testConfig("rr", 2)
 	cfg.MaxConns = 32
 	f := newForwarder(t, cfg, Options{})
+	f.statefulSYN = true // the stateful defence alone (stateless_test.go has the rest)
 	for i := range 31 {
 		process(t, f, syn(client(i, 1000)), t0)
 		process(t, f, ack(client(i, 1000)), t0)
@@ -120,6 +122,7 @@ func TestPressureTimeouts(t *testing.T) {
 	cfg := testConfig("rr", 2)
 	cfg.MaxConns = 100
 	f := newForwarder(t, cfg, Options{})
+	f.statefulSYN = true // the stateful defence alone (stateless_test.go has the rest)
 	expires := func(c netip.AddrPort) time.Duration {
 		var d time.Duration = -1
 		f.RangeConnEntries(t0, func(e ConnEntry) bool {
@@ -179,6 +182,7 @@ func floodForwarder(t testing.TB, max, established int) (*Forwarder, []byte, *ra
 	cfg := testConfig("wlc", 3)
 	cfg.MaxConns = max
 	f := newForwarder(t, cfg, Options{})
+	f.statefulSYN = true // the stateful defence alone (stateless_test.go has the rest)
 	for i := range established {
 		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(2 + i>>8), byte(i)}), 1000)
 		f.Process(syn(c), &Meta{Time: t0})
@@ -216,12 +220,23 @@ func TestSynFloodNoAllocations(t *testing.T) {
 }
 
 // BenchmarkSynFlood: the table full (65536 entries, 4096 of them
-// established), spoofed SYNs (each evicting a SYN_RECV entry)
-// interleaved one for one with established flows' packets; ns per frame.
-// An established packet not forwarded as existing fails the benchmark.
+// established), spoofed SYNs interleaved one for one with established
+// flows' packets; ns per frame. stateful: each SYN evicts a SYN_RECV
+// entry; stateless: each SYN is placed by the hash, no entry
+// (stateless.go). An established packet not forwarded as existing fails
+// the benchmark.
 func BenchmarkSynFlood(b *testing.B) {
+	for _, stateful := range []bool{true, false} {
+		b.Run(map[bool]string{true: "stateful", false: "stateless"}[stateful], func(b *testing.B) {
+			benchSynFlood(b, stateful)
+		})
+	}
+}
+
+func benchSynFlood(b *testing.B, stateful bool) {
 	const max, established = 65536, 4096
 	f, frame, rng := floodForwarder(b, max, established)
+	f.statefulSYN = stateful
 	buf := make([]byte, len(frame))
 	acks := make([][]byte, established)
 	for i := range acks {

@@ -150,6 +150,10 @@ type service struct {
 	ctr        *svcCounters
 
 	rebuild sync.Mutex // serialises scheduler rebuilds
+
+	// stateless places SYNs under table pressure when sched is not
+	// consistent (stateless.go); unset for persistent services.
+	stateless scheduler.Handle
 }
 
 // ref returns the real server slot names and its configuration index; a
@@ -256,6 +260,7 @@ func (s *service) rebuildScheduler() error {
 		return err
 	}
 	s.sched.Store(sc)
+	s.buildStateless(snap)
 	s.live.Store(anyLive(snap))
 	return nil
 }

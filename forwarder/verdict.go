@@ -57,7 +57,11 @@ const (
 	ReasonTooBigNoDF  // larger than the MTU, fragmentation allowed: dropped, counted
 	// Forward reason, numbered after the others so theirs stay put.
 	ReasonSorry // a new connection sent to the sorry server: no real server can take it
-	numReasons  // keep last
+	// Table pressure (stateless.go), numbered after the others too.
+	ReasonSynStateless    // forward: a SYN under table pressure, placed by a flow hash, no entry inserted
+	ReasonPressureAdopted // forward: a non-SYN without entry after stateless SYNs, placed by the same hash, entry inserted
+	ReasonStatelessFull   // forward: as pressure-adopted, but the table was full: forwarded by the hash without entry
+	numReasons            // keep last
 )
 
 var reasonNames = [numReasons]string{
@@ -85,6 +89,10 @@ var reasonNames = [numReasons]string{
 	ReasonUnsupported: "unsupported",
 	ReasonTooBig:      "too-big",
 	ReasonTooBigNoDF:  "too-big-no-df",
+
+	ReasonSynStateless:    "syn-stateless",
+	ReasonPressureAdopted: "pressure-adopted",
+	ReasonStatelessFull:   "stateless-full",
 }
 
 func (r Reason) String() string {

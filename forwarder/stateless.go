@@ -1,0 +1,176 @@
+package forwarder
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/drlb/drlb/connsync"
+	"github.com/drlb/drlb/scheduler"
+)
+
+// Stateless SYNs under table pressure: SYN cookies' idea for a DR director.
+//
+// A director in DR mode never sees the real server's SYN-ACK, so it cannot
+// check a cookie in the client's ACK; but it does not need to: what the
+// entry of a half-open connection holds is only the real server it went
+// to, and a hash of the flow gives that again. So while the table is under
+// pressure (pressure.go) a TCP SYN that has no entry is placed by a
+// weighted hash of its flow over the usable servers (the service's own
+// scheduler when it is consistent, sh or mh; otherwise a source-hash
+// table with the ports and fallback built beside it from the same
+// snapshot) and forwarded with nothing inserted (ReasonSynStateless). A
+// spoofed SYN then costs no table space and no eviction. Within
+// StatelessWindow of the last such SYN, a non-SYN packet without entry is
+// placed by the same hash, which gives the server its SYN went to, and
+// inserted (as ESTABLISHED for an ACK; ReasonPressureAdopted), recorded
+// for connection sync like any new entry; if the table is full of entries
+// that may not be evicted it is forwarded all the same, without entry
+// (ReasonStatelessFull), so new connections go on while pressure lasts.
+//
+// The price: while under pressure, new connections of a service with a
+// load-based or round-robin scheduler (rr, wlc, ...) are spread by the
+// hash, in proportion to weight, not by the configured scheduler. Services
+// with persistence keep the stateful path (short SYN_RECV timeout,
+// SYN_RECV eviction): a connection must find or make its client's
+// template, which a hash of the flow does not give. UDP is unchanged.
+//
+// Pressure is the table's fill plus the SYN_RECV entries the stateless
+// SYNs of the last SynRecvPressureTimeout would have made (each would have
+// had that short timeout), so that it does not turn off merely because
+// the stateless SYNs stopped filling the table.
+
+// StatelessWindow is how long after the last stateless SYN a non-SYN
+// packet without entry is still placed by the hash: the short SYN_RECV
+// timeout, which a stateful half-open connection would have had.
+const StatelessWindow = SynRecvPressureTimeout
+
+// shadowSeconds is how many one-second buckets count recent stateless
+// SYNs: the current second and the whole seconds of the pressure timeout
+// before it, so shadow counts 3 to 4 s of them.
+const shadowSeconds = int64(SynRecvPressureTimeout/time.Second) + 1
+
+// statelessState is the Forwarder's record of stateless SYNs. Atomics:
+// written by Process, read by anyone (Overload).
+type statelessState struct {
+	// until is the end of the adoption window, unix nanoseconds.
+	until atomic.Int64
+	// sec and n count stateless SYNs per second (sec: unix second the
+	// bucket holds, n: how many).
+	sec [shadowSeconds]atomic.Int64
+	n   [shadowSeconds]atomic.Int64
+}
+
+// note counts a stateless SYN at now and opens the adoption window.
+func (s *statelessState) note(now int64) {
+	sec := now / int64(time.Second)
+	i := uint64(sec) % uint64(shadowSeconds)
+	if s.sec[i].Load() != sec {
+		s.sec[i].Store(sec)
+		s.n[i].Store(0)
+	}
+	s.n[i].Add(1)
+	s.until.Store(now + int64(StatelessWindow))
+}
+
+// shadow is how many SYN_RECV entries the stateless SYNs of the last
+// SynRecvPressureTimeout would hold.
+func (s *statelessState) shadow(now int64) int {
+	if now >= s.until.Load() {
+		return 0 // none within the window: skip the buckets
+	}
+	sec := now / int64(time.Second)
+	n := int64(0)
+	for i := range s.sec {
+		if d := sec - s.sec[i].Load(); d >= 0 && d < shadowSeconds {
+			n += s.n[i].Load()
+		}
+	}
+	return int(n)
+}
+
+// open reports whether now is within the adoption window.
+func (s *statelessState) open(now int64) bool { return now < s.until.Load() }
+
+// buildStateless builds the hash that places SYNs under pressure for a
+// service whose scheduler is not consistent (and has no persistence) from
+// the snapshot its scheduler is built from.
+func (s *service) buildStateless(snap []scheduler.Server) {
+	if s.consistent || s.cfg.Persistence > 0 {
+		return
+	}
+	sc, err := scheduler.New("sh", snap, scheduler.Options{HashPort: true, Fallback: true})
+	if err != nil {
+		return // sh builds from any snapshot; without it SYNs stay stateful
+	}
+	s.stateless.Store(sc)
+}
+
+// hashSchedule places a flow by the service's stateless hash; like
+// schedule it never returns a server that is not usable.
+func (f *Forwarder) hashSchedule(s *service, fl *flow) (int, bool) {
+	var sc scheduler.Scheduler
+	if s.consistent {
+		sc = s.sched.Load()
+	} else {
+		sc = s.stateless.Load()
+	}
+	if sc == nil {
+		return -1, false
+	}
+	f.flow = scheduler.Flow{Proto: fl.proto, Src: fl.src, SrcPort: fl.srcPort, Dst: fl.dst, DstPort: fl.dstPort}
+	ri, err := sc.Pick(&f.flow, s)
+	if err != nil || ri < 0 || ri >= len(s.reals) || !s.reals[ri].usable() {
+		return -1, false
+	}
+	return ri, true
+}
+
+// synStateless forwards a TCP SYN without entry by the hash while the table
+// is under pressure; ok is false when it does not apply (no pressure, a
+// persistent service, no usable server by the hash: the stateful path
+// decides then, sorry server included).
+func (f *Forwarder) synStateless(s *service, p *packet, now int64) (Result, bool) {
+	if !f.pressure.Load() || s.cfg.Persistence > 0 || f.statefulSYN {
+		return Result{}, false
+	}
+	ri, ok := f.hashSchedule(s, &p.flow)
+	if !ok {
+		return Result{}, false
+	}
+	f.stateless.note(now)
+	return f.result(Forward, ReasonSynStateless, s.idx, ri), true
+}
+
+// adoptable reports whether a non-SYN TCP packet without entry is placed
+// by the stateless hash: within the window after stateless SYNs, for a
+// service without persistence.
+func (f *Forwarder) adoptable(s *service, now int64) bool {
+	return s.cfg.Persistence == 0 && f.stateless.open(now)
+}
+
+// adoptStateless places a non-SYN TCP packet without entry by the hash
+// that placed its SYN and inserts its entry (key in f.key); a full table
+// still forwards it.
+func (f *Forwarder) adoptStateless(st *state, s *service, p *packet, now int64) Result {
+	ri, ok := f.hashSchedule(s, &p.flow)
+	if !ok {
+		return f.result(Drop, ReasonNoServer, s.idx, -1)
+	}
+	state := tcpNext(stateNone, p.tcpFlags)
+	if p.tcpFlags&(tcpSYN|tcpRST|tcpFIN) == 0 {
+		state = stateEstablished
+	}
+	e, err := f.table.Insert(&f.key, now)
+	f.noteEvictions()
+	if err != nil {
+		return f.result(Forward, ReasonStatelessFull, s.idx, ri)
+	}
+	r := s.reals[ri]
+	e.Service, e.Real, e.State = s.slot, r.slot, state
+	r.count(state, +1)
+	f.table.SetTimeout(e, now, f.timeout(st, state))
+	f.record(connsync.OpUpsert, e, s, r, f.timeout(st, state), now)
+	s.ctr.totals[f.id].connections.Add(1)
+	r.totals[f.id].connections.Add(1)
+	return f.result(Forward, ReasonPressureAdopted, s.idx, ri)
+}
