@@ -4,18 +4,28 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"slices"
 )
 
 // vipIndex finds a VIP's services for the data path. It answers what
 // state.vips and state.byKey do, but a Go map hashes a netip.Addr key
 // (24 bytes, its zone pointer included) with the generic AES hash, and
 // the two lookups every packet made cost about a fifth of a packet of an
-// existing connection. Here a VIP costs one multiply to hash and a few
-// compares. It is built once with the state and never changed.
+// existing connection. Here a few VIPs are compared in turn (three words
+// each), more are hashed with one multiply. It is built once with the
+// state and never changed.
 type vipIndex struct {
-	slots []vipSlot // a power of two, at most half full; empty: invalid vip
-	shift uint      // 64 - log2(len(slots)): the hash's top bits index
+	// slots are the VIPs in order when there are at most vipLinearMax
+	// (shift 0), else a hash table: a power of two, at most half full,
+	// an empty slot's vip invalid.
+	slots []vipSlot
+	shift uint // 64 - log2(len(slots)): the hash's top bits index
 }
+
+// vipLinearMax is the most VIPs find compares one by one: cheaper than
+// hashing the address (As16 and a multiply) while they fit a cache line
+// or two.
+const vipLinearMax = 4
 
 type vipSlot struct {
 	vip netip.Addr
@@ -33,6 +43,24 @@ func newVIPIndex(services []*service) vipIndex {
 	if len(services) == 0 {
 		return x
 	}
+	var vips []netip.Addr
+	for _, s := range services {
+		if !slices.Contains(vips, s.key.vip) {
+			vips = append(vips, s.key.vip)
+		}
+	}
+	if len(vips) <= vipLinearMax {
+		x.slots = make([]vipSlot, len(vips))
+		for i, vip := range vips {
+			x.slots[i].vip = vip
+		}
+		for _, s := range services {
+			v := &x.slots[slices.Index(vips, s.key.vip)]
+			v.svcs = append(v.svcs, s)
+		}
+		x.trim()
+		return x
+	}
 	n := 2
 	for n < 2*len(services) {
 		n *= 2
@@ -43,12 +71,17 @@ func newVIPIndex(services []*service) vipIndex {
 		v := x.insert(s.key.vip)
 		v.svcs = append(v.svcs, s)
 	}
+	x.trim()
+	return x
+}
+
+// trim drops the service lists too long to scan: byKey finds those.
+func (x *vipIndex) trim() {
 	for i := range x.slots {
 		if len(x.slots[i].svcs) > vipScanMax {
 			x.slots[i].svcs = nil
 		}
 	}
-	return x
 }
 
 // insert returns vip's slot, claiming an empty one for a new vip.
@@ -68,7 +101,12 @@ func (x *vipIndex) insert(vip netip.Addr) *vipSlot {
 
 // find returns vip's slot, nil if no service has that VIP.
 func (x *vipIndex) find(vip netip.Addr) *vipSlot {
-	if len(x.slots) == 0 {
+	if x.shift == 0 {
+		for i := range x.slots {
+			if x.slots[i].vip == vip {
+				return &x.slots[i]
+			}
+		}
 		return nil
 	}
 	mask := len(x.slots) - 1

@@ -9,8 +9,15 @@ import (
 // TestVIPIndexMatchesMaps checks the data path's VIP index against the
 // maps it stands in for, over VIPs with one, a few and many services
 // (the map fallback), both families, and addresses that differ only in
-// family (v4 and v4-mapped v6) or are no VIP at all.
+// family (v4 and v4-mapped v6) or are no VIP at all; with few VIPs (the
+// linear scan) and many (the hash table).
 func TestVIPIndexMatchesMaps(t *testing.T) {
+	for _, extra := range []int{0, 1, 40} {
+		t.Run(fmt.Sprintf("extra=%d", extra), func(t *testing.T) { testVIPIndex(t, extra) })
+	}
+}
+
+func testVIPIndex(t *testing.T, extra int) {
 	vips := []netip.Addr{
 		netip.MustParseAddr("198.18.0.100"),
 		netip.MustParseAddr("198.18.0.101"),
@@ -35,6 +42,17 @@ func TestVIPIndexMatchesMaps(t *testing.T) {
 		add(protoTCP, vips[3], 8000+p)
 	}
 	add(protoUDP, vips[3], 0)
+	for i := range extra {
+		vip := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		if i%2 == 1 {
+			vip = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)})
+		}
+		add(protoTCP, vip, 80)
+		vips = append(vips, vip)
+	}
+	if linear := len(st.vips) <= vipLinearMax; linear != (newVIPIndex(st.services).shift == 0) {
+		t.Fatalf("%d VIPs: linear scan %v, want %v", len(st.vips), !linear, linear)
+	}
 	st.vipx = newVIPIndex(st.services)
 
 	probes := append([]netip.Addr{
