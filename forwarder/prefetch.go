@@ -1,6 +1,11 @@
 package forwarder
 
-import "github.com/drlb/drlb/conntable"
+import (
+	"encoding/binary"
+
+	"github.com/drlb/drlb/conntable"
+	"github.com/drlb/drlb/internal/wire"
+)
 
 // Prefetch loads the connection-table slots the frames will look up into
 // the CPU cache, all at once, before they are processed one by one with
@@ -24,6 +29,14 @@ func (f *Forwarder) Prefetch(frames [][]byte) {
 	n := 0
 	var p packet
 	for _, frame := range frames {
+		if quickKey(frame, &f.pre[n]) {
+			n++
+			if n == len(f.pre) {
+				f.table.Prefetch(f.pre[:n])
+				n = 0
+			}
+			continue
+		}
 		if decode(frame, &p) != nil || !p.dst.IsValid() {
 			continue
 		}
@@ -54,3 +67,56 @@ const PrefetchMinConns = 1 << 16
 
 // prefetchKeys is the scratch space of Prefetch.
 type prefetchKeys = [conntable.PrefetchBatch]conntable.Key
+
+// quickKey builds the connection key of a plain TCP or UDP packet (IPv4
+// without options or fragmentation, IPv6 without extension headers: nearly
+// all traffic) straight from the frame's bytes, the key decode and setKey
+// would give; anything else reports false and goes through decode. A full
+// decode into a packet, netip addresses and all, cost Prefetch as much
+// again as the work it saved; a key it gets wrong would only be a useless
+// prefetch, and TestQuickKey checks it gets none wrong.
+func quickKey(frame []byte, k *conntable.Key) bool {
+	et, off, ok := wire.EtherType(frame)
+	if !ok {
+		return false
+	}
+	b := frame[off:]
+	var l4 []byte
+	switch et {
+	case wire.EtherTypeIPv4:
+		// Version 4, 20-byte header, neither MF nor a fragment offset.
+		if len(b) < 20 || b[0] != 0x45 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
+			return false
+		}
+		total := int(binary.BigEndian.Uint16(b[2:4]))
+		if total > len(b) || total < 20 {
+			return false
+		}
+		k.CIP = [16]byte{10: 0xff, 11: 0xff, 12: b[12], 13: b[13], 14: b[14], 15: b[15]}
+		k.VIP = [16]byte{10: 0xff, 11: 0xff, 12: b[16], 13: b[17], 14: b[18], 15: b[19]}
+		k.Proto = b[9]
+		l4 = b[20:total]
+	case wire.EtherTypeIPv6:
+		if len(b) < 40 || b[0]>>4 != 6 {
+			return false
+		}
+		end := 40 + int(binary.BigEndian.Uint16(b[4:6]))
+		if end > len(b) {
+			return false
+		}
+		k.CIP, k.VIP = [16]byte(b[8:24]), [16]byte(b[24:40])
+		k.Proto = b[6]
+		l4 = b[40:end]
+	default:
+		return false
+	}
+	switch {
+	case k.Proto == protoTCP && len(l4) >= 20 && l4[12]>>4 >= 5, k.Proto == protoUDP && len(l4) >= 8:
+	default:
+		return false
+	}
+	k.CPort = binary.BigEndian.Uint16(l4[0:2])
+	k.VPort = binary.BigEndian.Uint16(l4[2:4])
+	k.Kind = conntable.KindConn
+	return true
+}
