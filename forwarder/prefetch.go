@@ -92,8 +92,13 @@ func quickKey(frame []byte, k *conntable.Key) bool {
 		if total > len(b) || total < 20 {
 			return false
 		}
-		k.CIP = [16]byte{10: 0xff, 11: 0xff, 12: b[12], 13: b[13], 14: b[14], 15: b[15]}
-		k.VIP = [16]byte{10: 0xff, 11: 0xff, 12: b[16], 13: b[17], 14: b[18], 15: b[19]}
+		// v4-mapped (::ffff:a.b.c.d), as As16 gives it: two 8-byte
+		// stores each (a composite literal was built byte by byte).
+		le, be := binary.LittleEndian, binary.BigEndian
+		le.PutUint64(k.CIP[0:8], 0)
+		be.PutUint64(k.CIP[8:16], 0xffff<<32|uint64(be.Uint32(b[12:16])))
+		le.PutUint64(k.VIP[0:8], 0)
+		be.PutUint64(k.VIP[8:16], 0xffff<<32|uint64(be.Uint32(b[16:20])))
 		k.Proto = b[9]
 		l4 = b[20:total]
 	case wire.EtherTypeIPv6:
