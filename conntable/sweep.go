@@ -18,14 +18,39 @@ func (t *Table) Sweep(now int64, budget int) (expired int) {
 		return 0
 	}
 	nowSec := nowSeconds(now)
-	for ; budget > 0; budget-- {
-		e := &t.slots[t.hand]
-		if e.expires != expEmpty && e.expiredAt(nowSec) {
-			t.remove(t.hand)
-			expired++
+	for budget > 0 {
+		// Skip the live and empty slots up to the budget or the end of
+		// the array in one tight loop: this is the common case (most
+		// calls find nothing to expire), and one compare per slot that
+		// is almost never true predicts well, where testing "occupied"
+		// first mispredicted on every other slot of a table at 3/8 load.
+		run := t.slots[t.hand:min(t.hand+budget, len(t.slots))]
+		i := firstExpired(run, nowSec)
+		t.hand += i
+		budget -= i
+		if i == len(run) {
+			if t.hand == len(t.slots) {
+				t.hand = 0
+			}
 			continue
 		}
-		t.hand = t.next(t.hand)
+		// Slot t.hand expired: remove it and look at it again (it may
+		// now hold the next entry of its run).
+		t.remove(t.hand)
+		expired++
+		budget--
 	}
 	return expired
+}
+
+// firstExpired returns the index of the first occupied, expired entry of
+// run, or len(run). expires-1 wraps an empty slot (0) to the largest
+// value, so one unsigned compare tests "occupied and expired".
+func firstExpired(run []Entry, nowSec uint64) int {
+	for i := range run {
+		if uint64(run[i].expires)-1 < nowSec {
+			return i
+		}
+	}
+	return len(run)
 }

@@ -90,7 +90,7 @@ func New(opts Options) (*Table, error) {
 	if opts.Max <= 0 || opts.Max > MaxEntries {
 		return nil, fmt.Errorf("%w: Max = %d, want 1..%d", ErrBadOptions, opts.Max, MaxEntries)
 	}
-	slots := make([]Entry, slotCount(opts.Max))
+	slots := allocSlots(slotCount(opts.Max))
 	return &Table{
 		slots:    slots,
 		nslots:   uint64(len(slots)),

@@ -313,6 +313,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 	if len(old.services) > 0 && old.timeouts != next.timeouts {
 		changes = append(changes, Change{Kind: TimeoutsChanged, Detail: timeoutsDiff(old.timeouts, next.timeouts)})
 	}
+	next.vipx = newVIPIndex(next.services)
 	update := func() {
 		for i := range updates {
 			u := &updates[i]

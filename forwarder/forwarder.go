@@ -254,7 +254,7 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	if !p.dst.IsValid() {
 		return f.result(Drop, ReasonMalformed, -1, -1)
 	}
-	if _, ok := st.vips[p.dst]; !ok {
+	if st.vipx.find(p.dst) == nil { // st.vips, without the map's hash
 		return f.result(Pass, ReasonNotVIP, -1, -1)
 	}
 	if err != nil {
@@ -337,11 +337,11 @@ func (f *Forwarder) completeChecksum(frame []byte, p *packet, m *Meta) {
 }
 
 func (f *Forwarder) setKey(k *conntable.Key, fl *flow) {
-	*k = conntable.Key{
-		CIP: fl.src.As16(), VIP: fl.dst.As16(),
-		CPort: fl.srcPort, VPort: fl.dstPort,
-		Proto: fl.proto, Kind: conntable.KindConn,
-	}
+	// Field by field: a composite literal is built in a temporary and
+	// copied, which showed in profiles.
+	k.CIP, k.VIP = fl.src.As16(), fl.dst.As16()
+	k.CPort, k.VPort = fl.srcPort, fl.dstPort
+	k.Proto, k.Kind = fl.proto, conntable.KindConn
 }
 
 // connection handles a TCP or UDP packet with ports.

@@ -3,6 +3,8 @@ package forwarder
 import (
 	"bytes"
 	"testing"
+
+	"github.com/drlb/drlb/conntable"
 )
 
 // TestPrefetchChangesNothing runs every seed frame (the replay scenario's
@@ -53,4 +55,48 @@ func TestPrefetchZeroAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(100, func() { f.Prefetch(frames) }); a != 0 {
 		t.Fatalf("Prefetch: %v allocs/op, want 0", a)
 	}
+}
+
+// TestQuickKey checks Prefetch's shortcut against the full decode: for
+// every seed frame it takes, the key must be the one Process looks up.
+func TestQuickKey(t *testing.T) {
+	took := 0
+	for i, fr := range seedFrames() {
+		if checkQuickKey(t, fr) {
+			took++
+		} else if i < 3 {
+			t.Errorf("seed %d (a plain TCP packet): quickKey declined it", i)
+		}
+	}
+	if took == 0 {
+		t.Fatal("quickKey took no seed frame")
+	}
+}
+
+// checkQuickKey reports whether quickKey took frame, failing t if it made
+// a key decode and setKey would not.
+func checkQuickKey(t *testing.T, frame []byte) bool {
+	t.Helper()
+	var k conntable.Key
+	if !quickKey(frame, &k) {
+		return false
+	}
+	var p packet
+	if err := decode(frame, &p); err != nil || !p.dst.IsValid() || p.frag || p.icmpErr ||
+		p.proto != protoTCP && p.proto != protoUDP {
+		t.Fatalf("quickKey took % x, which decodes to err %v proto %d frag %v", frame, err, p.proto, p.frag)
+	}
+	var want conntable.Key
+	new(Forwarder).setKey(&want, &p.flow)
+	if k != want {
+		t.Fatalf("quickKey(% x) = %+v, decode gives %+v", frame, k, want)
+	}
+	return true
+}
+
+func FuzzQuickKey(f *testing.F) {
+	for _, fr := range seedFrames() {
+		f.Add(fr)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) { checkQuickKey(t, frame) })
 }

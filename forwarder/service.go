@@ -277,11 +277,38 @@ type state struct {
 	// services, and removed ones while entries may name them (nil: free).
 	slots    []*service
 	timeouts timeouts
+	// vipx answers vips and byKey for the data path without a map
+	// lookup (vipindex.go).
+	vipx vipIndex
 }
 
 // lookupService finds the service for (proto, VIP, port), then the VIP's
 // every-port service.
 func (st *state) lookupService(proto uint8, vip netip.Addr, port uint16) *service {
+	v := st.vipx.find(vip)
+	if v == nil {
+		return nil
+	}
+	if v.svcs == nil {
+		return st.lookupServiceMap(proto, vip, port)
+	}
+	var every *service
+	for _, s := range v.svcs {
+		if s.key.proto == proto {
+			if s.key.port == port {
+				return s
+			}
+			if s.key.port == 0 {
+				every = s
+			}
+		}
+	}
+	return every
+}
+
+// lookupServiceMap is lookupService by the map, for a VIP with many
+// services.
+func (st *state) lookupServiceMap(proto uint8, vip netip.Addr, port uint16) *service {
 	if s, ok := st.byKey[svcKey{proto: proto, vip: vip, port: port}]; ok {
 		return s
 	}
