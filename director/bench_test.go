@@ -81,9 +81,11 @@ func TestServeNoAllocations(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	perFrame := float64(after.Mallocs-before.Mallocs) / float64(rounds*len(in))
-	// Timers and the runtime may allocate a little on their own; a
-	// per-frame allocation would show as >= 1.
-	if perFrame > 0.01 {
+	// Timers, the control goroutines beside the loop and the runtime (more
+	// so under -race) allocate a little on their own: 0.010 was seen once
+	// under -race. A per-frame allocation would show as >= 1, one every ten
+	// frames as 0.1.
+	if perFrame > 0.05 {
 		t.Fatalf("%.3f allocations per forwarded frame, want 0", perFrame)
 	}
 	t.Logf("%.4f allocations per frame over %d frames", perFrame, rounds*len(in))
