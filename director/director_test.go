@@ -31,6 +31,14 @@ func lan(t *testing.T, cfg *config.Config) (link.Port, *Director) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serve(t, d, wire)
+	return wire, d
+}
+
+// serve runs d until the test ends, then checks it stopped cleanly and
+// closes the test's ends of the pipes.
+func serve(t *testing.T, d *Director, wires ...link.Port) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx) }()
@@ -44,9 +52,10 @@ func lan(t *testing.T, cfg *config.Config) (link.Port, *Director) {
 		case <-time.After(5 * time.Second):
 			t.Error("Serve did not stop")
 		}
-		wire.Close()
+		for _, w := range wires {
+			w.Close()
+		}
 	})
-	return wire, d
 }
 
 // expectFrame reads frames from the wire until match accepts one.

@@ -2,7 +2,6 @@ package director
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/netip"
 	"testing"
@@ -37,17 +36,7 @@ func TestWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		w0.Close()
-		w1.Close()
-	}()
+	serve(t, d, w0, w1)
 	if len(d.workers) != 2 {
 		t.Fatalf("%d workers, want 2", len(d.workers))
 	}

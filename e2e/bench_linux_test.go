@@ -83,8 +83,15 @@ func startDrlbForBench(b *testing.B, l *testbed.Lab, extra ...string) func() {
 // benchService is drlb's YAML for one service on the VIP with every real
 // server, with the interface line.
 func benchService(l *testbed.Lab, proto string, port int, sched string) string {
+	return serviceConfig(l, proto, port, sched, "")
+}
+
+// serviceConfig is drlb's YAML for one service on the VIP with every real
+// server and the interface line; extra adds service keys ("persistence:
+// 300s, ").
+func serviceConfig(l *testbed.Lab, proto string, port int, sched, extra string) string {
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: %s, scheduler: %s, realservers: [", l.Director.Iface, l.VIP, port, proto, sched)
+	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: %s, scheduler: %s, %srealservers: [", l.Director.Iface, l.VIP, port, proto, sched, extra)
 	for i, rs := range l.RealServers {
 		if i > 0 {
 			cfg.WriteString(", ")

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -106,16 +105,7 @@ func BenchmarkUploadThroughput(b *testing.B) {
 
 // writeBenchConfig is writeConfig for a *testing.B: TCP VIP:80, rr.
 func writeBenchConfig(b *testing.B, l *testbed.Lab, path string) {
-	var s strings.Builder
-	fmt.Fprintf(&s, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: tcp, scheduler: rr, realservers: [", l.Director.Iface, l.VIP, testbed.HTTPPort)
-	for i, rs := range l.RealServers {
-		if i > 0 {
-			s.WriteString(", ")
-		}
-		fmt.Fprintf(&s, "{address: %q}", rs.IPv4)
-	}
-	s.WriteString("]}\n")
-	if err := os.WriteFile(path, []byte(s.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(benchService(l, "tcp", testbed.HTTPPort, "rr")), 0o644); err != nil {
 		b.Fatal(err)
 	}
 }

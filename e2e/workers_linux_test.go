@@ -32,16 +32,7 @@ func TestWorkersShareClients(t *testing.T) {
 	l := newLab(t, testbed.Options{RealServers: 3})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drlb.yaml")
-	var b strings.Builder
-	fmt.Fprintf(&b, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: tcp, scheduler: rr, persistence: 300s, realservers: [", l.Director.Iface, l.VIP, testbed.HTTPPort)
-	for i, rs := range l.RealServers {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "{address: %q}", rs.IPv4)
-	}
-	b.WriteString("]}\n")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(serviceConfig(l, "tcp", testbed.HTTPPort, "rr", "persistence: 300s, ")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "drlb.sock")

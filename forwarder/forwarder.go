@@ -509,7 +509,12 @@ func (f *Forwarder) holdTemplate(s *service, fl *flow, svc, real uint16, expires
 // schedule asks the service's scheduler; it never returns a server that is
 // not usable, whatever the scheduler's snapshot says.
 func (f *Forwarder) schedule(s *service, fl *flow) (int, bool) {
-	sc := s.sched.Load()
+	return f.pickWith(s.sched.Load(), s, fl)
+}
+
+// pickWith asks sc (nil: none) for a server of s for fl; it never returns
+// a server that is not usable, whatever the scheduler's snapshot says.
+func (f *Forwarder) pickWith(sc scheduler.Scheduler, s *service, fl *flow) (int, bool) {
 	if sc == nil {
 		return -1, false
 	}

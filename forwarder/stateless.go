@@ -114,15 +114,7 @@ func (f *Forwarder) hashSchedule(s *service, fl *flow) (int, bool) {
 	} else {
 		sc = s.stateless.Load()
 	}
-	if sc == nil {
-		return -1, false
-	}
-	f.flow = scheduler.Flow{Proto: fl.proto, Src: fl.src, SrcPort: fl.srcPort, Dst: fl.dst, DstPort: fl.dstPort}
-	ri, err := sc.Pick(&f.flow, s)
-	if err != nil || ri < 0 || ri >= len(s.reals) || !s.reals[ri].usable() {
-		return -1, false
-	}
-	return ri, true
+	return f.pickWith(sc, s, fl)
 }
 
 // synStateless forwards a TCP SYN without entry by the hash while the table
