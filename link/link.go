@@ -129,6 +129,9 @@ type Fanout struct {
 	// the same Port; every member should pass the same. Nil: the kernel's
 	// flow hash (PACKET_FANOUT_HASH), which keeps each flow on one Port.
 	Hash *ClientHash
+	// split > 0: the group is OpenSplit's, of 2*split members, and runs
+	// Hash's split program.
+	split int
 }
 
 // FanoutMember is a Port in a fanout group.

@@ -206,7 +206,12 @@ func (p *afpacket) joinFanout(fo Fanout) error {
 	var prog []bpf.RawInstruction
 	if fo.Hash != nil {
 		var err error
-		if prog, err = fo.Hash.Program(); err != nil {
+		if fo.split > 0 {
+			prog, err = fo.Hash.splitProgram(fo.split)
+		} else {
+			prog, err = fo.Hash.Program()
+		}
+		if err != nil {
 			return &Error{Interface: p.ifname, Err: err, sentinel: ErrBadConfig}
 		}
 		mode = unix.PACKET_FANOUT_CBPF
