@@ -107,6 +107,9 @@ func (cfg *Config) validate(ifname string) (int, error) {
 	if cfg.WriteBuffer < 0 {
 		return 0, bad("WriteBuffer", cfg.WriteBuffer, "must not be negative")
 	}
+	if cfg.SYNReadBuffer < 0 {
+		return 0, bad("SYNReadBuffer", cfg.SYNReadBuffer, "must not be negative")
+	}
 	if n := len(cfg.Filter); n > 4096 {
 		return 0, bad("Filter length", n, "at most 4096 instructions (BPF_MAXINSNS)")
 	}

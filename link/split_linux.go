@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -42,13 +43,17 @@ type splitPort struct {
 // alone fills the batch. WriteBatch writes through the main socket. Stats
 // reports the SYN socket's receive drops apart (Stats.SYNRxDropped).
 //
-// cfg applies to every socket (cfg.Filter too); cfg.Fanout must be nil.
+// cfg applies to every socket (cfg.Filter too), but for the SYN sockets'
+// receive buffer (Config.SYNReadBuffer); cfg.Fanout must be nil.
 func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, err error) {
 	if n < 1 {
 		return nil, &Error{Interface: ifname, Err: fmt.Errorf("a split group of %d workers: want at least 1", n), sentinel: ErrBadConfig}
 	}
 	if cfg.Fanout != nil {
 		return nil, &Error{Interface: ifname, Err: fmt.Errorf("Config.Fanout set: OpenSplit makes the fanout group"), sentinel: ErrBadConfig}
+	}
+	if _, err := cfg.validate(ifname); err != nil {
+		return nil, err
 	}
 	var opened []*afpacket
 	defer func() {
@@ -66,8 +71,11 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 	// queue a frame on another socket; nobody reads them before OpenSplit
 	// returns, and only those first frames can be misplaced.
 	fo := Fanout{New: true, Hash: &h, split: n}
-	for range 2 * n {
+	for i := range 2 * n {
 		c := cfg
+		if i >= n {
+			c.ReadBuffer = cmp.Or(cfg.SYNReadBuffer, DefaultSYNReadBuffer)
+		}
 		f := fo
 		c.Fanout = &f
 		p, err := Open(ifname, c)

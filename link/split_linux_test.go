@@ -157,8 +157,10 @@ func TestOpenSplitErrors(t *testing.T) {
 	}{
 		{"no workers", Config{}, 0},
 		{"fanout set", Config{Fanout: &Fanout{Group: 3}}, 2},
+		{"negative SYN buffer", Config{SYNReadBuffer: -1}, 1},
 	} {
-		if _, err := OpenSplit("lo", tc.cfg, tc.n, ClientHash{}); !errors.Is(err, ErrBadConfig) {
+		// Refused before any socket is opened: the interface need not exist.
+		if _, err := OpenSplit("drlb-nosuch0", tc.cfg, tc.n, ClientHash{}); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: %v, want ErrBadConfig", tc.name, err)
 		}
 	}
