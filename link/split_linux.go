@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -112,8 +113,9 @@ func newSplitPort(ifname string, main, syn *afpacket) (*splitPort, error) {
 	return p, nil
 }
 
-// ReadBatch returns frames from the main socket first, at most 3/4 of the
-// batch, then fills the rest from the SYN socket, without waiting; with
+// ReadBatch reads the main socket first, at most 3/4 of the batch, then
+// fills the rest from the SYN socket, without waiting, and returns the
+// SYN socket's frames in front; with
 // nothing on either it waits in poll(2) on both, for at most pollWaitMillis
 // at a time so that Close and a cancelled context are seen. A batch of one
 // frame reads the SYN socket only when main is empty.
@@ -147,6 +149,17 @@ func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) 
 					return 0, err
 				}
 				p.pending = err
+			}
+			if k > 0 && n > 0 {
+				// The SYN socket's frames first: a SYN is older than
+				// any ACK of its handshake read with it (the two queues
+				// lost their order), and when the SYN reached the
+				// server by another path too (a kernel forwarding VIP
+				// frames, drlb lab's forwarding-on) the ACK would
+				// otherwise find no entry.
+				slices.Reverse(frames[:n])
+				slices.Reverse(frames[n : n+k])
+				slices.Reverse(frames[:n+k])
 			}
 			n += k
 		}

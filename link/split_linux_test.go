@@ -119,9 +119,11 @@ func TestSplitPortReadsBoth(t *testing.T) {
 			t.Fatalf("ReadBatch after %d SYNs and %d ACKs: %v", sum(syns), sum(acks), err)
 		}
 		s := 0
-		for _, f := range batch[:n] {
+		for i, f := range batch[:n] {
 			if f.Data[14+20+13]&0x12 == 0x02 {
-				s++
+				if s++; s != i+1 {
+					t.Errorf("a SYN after an ACK in a batch: the SYN socket's frames come first")
+				}
 			}
 		}
 		syns, acks = append(syns, s), append(acks, n-s)
