@@ -96,11 +96,12 @@ type Options struct {
 
 	// Workers is how many data-path workers Run starts (0: one per CPU;
 	// AF_XDP: always 1, its socket serves queue 0). Each reads its own
-	// AF_PACKET socket of one fanout group that sorts frames by client
-	// (FanoutHash), with its own connection table of max_conns/Workers.
+	// pair of AF_PACKET sockets (link.OpenSplit: bare SYNs apart) of one
+	// fanout group that sorts frames by client (FanoutHash), with its own
+	// connection table of max_conns/Workers.
 	Workers int
-	// ExtraPorts are further members of port's fanout group, opened with
-	// link.Fanout.Hash = FanoutHash(cfg): each gets a worker of its
+	// ExtraPorts are further workers' ports of port's fanout group
+	// (link.OpenSplit with FanoutHash(cfg)): each gets a worker of its
 	// own (a goroutine with its own connection table and step), so that
 	// the director forwards on several cores with no lock in common on
 	// the data path. The director closes them.
@@ -337,6 +338,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 				snap.Link = map[string]uint64{}
 			}
 			snap.Link["rx"] += ls.RxDropped
+			snap.Link["rx_syn"] += ls.SYNRxDropped
 			snap.Link["tx"] += ls.TxDropped
 			snap.Link["truncated"] += ls.Truncated
 			snap.Link["unrepresentable"] += ls.Unrepresentable

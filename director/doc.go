@@ -5,11 +5,13 @@
 // Packet flow in Serve, one batch at a time, in each worker's loop:
 //
 //	kernel fanout ─▶ port.ReadBatch ─▶ step.Handle(now, batch) ─▶ port.WriteBatch
-//	(by client:       (one socket      (ARP/NDP answers, resolver input,
-//	 link.ClientHash)  per worker)      forwarder.Process, too-big replies,
-//	                                    trace; see package step)
+//	(by client:       (two sockets     (ARP/NDP answers, resolver input,
+//	 link.ClientHash;  per worker:      forwarder.Process, too-big replies,
+//	 bare SYNs apart)  main first)      trace; see package step)
 //
-// Each worker (one per CPU by default) has its own socket, step and
+// Each worker (one per CPU by default) has its own pair of sockets
+// (link.OpenSplit: everything but bare TCP SYNs, read first, and bare
+// SYNs, so a SYN flood overflows only the SYN queue), step and
 // connection table, so the workers share no lock on the data path; the
 // kernel sorts frames among them by client address, so a client's
 // connections, template, fragments and ICMP errors meet in one table. A

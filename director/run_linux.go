@@ -146,77 +146,62 @@ const (
 )
 
 // openPorts opens the LAN port with the backend opts.IO names and, for
-// more than one worker (opts.Workers; AF_PACKET only), the other members of
-// its fanout group into opts.ExtraPorts. The kernel sorts frames among them
-// by client (FanoutHash), so each worker's table sees whole clients.
+// more than one worker (opts.Workers; AF_PACKET only), the other workers'
+// ports into opts.ExtraPorts. With AF_PACKET every worker, one included,
+// reads two sockets of one fanout group (link.OpenSplit): a main one and
+// one for bare TCP SYNs, so a SYN flood overflows only the SYN queue and
+// ACKs and established traffic keep flowing. The kernel sorts frames among
+// the workers by client (FanoutHash), so each worker's table sees whole
+// clients, the SYN of a handshake and its ACK included.
 func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Options, log *slog.Logger) (link.Port, error) {
 	n := opts.Workers
 	if n <= 0 {
 		n = min(runtime.NumCPU(), forwarder.MaxWorkers)
 	}
-	if opts.IO == IOAFXDP && n > 1 {
-		log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
-		n = 1
+	switch opts.IO {
+	case "", IOAFPacket, IOAuto:
+	case IOAFXDP:
+		if n > 1 {
+			log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
+		}
+		return openXDP(cfg.Interface, lc, vips, log)
+	default:
+		return nil, fmt.Errorf("director: io %q: want afpacket, afxdp or auto", opts.IO)
 	}
-	if n == 1 {
-		return openPort(cfg.Interface, lc, vips, opts.IO, log)
+	if opts.IO == IOAuto {
+		log.Info("io auto: afpacket", "why", autoWhy(cfg.Interface))
 	}
 	h := FanoutHash(cfg)
-	lc.Fanout = &link.Fanout{New: true, Hash: &h}
-	first, err := openPort(cfg.Interface, lc, vips, opts.IO, log)
+	ports, err := link.OpenSplit(cfg.Interface, lc, n, h)
 	if err != nil {
 		return nil, err
 	}
-	fm, ok := first.(link.FanoutMember)
-	if !ok {
-		first.Close()
-		return nil, fmt.Errorf("director: %d workers need AF_PACKET fanout; the %s port has none", n, opts.IO)
-	}
-	id, err := fm.FanoutGroup()
+	id, err := ports[0].(link.FanoutMember).FanoutGroup()
 	if err != nil {
-		first.Close()
-		return nil, err
-	}
-	lc.Fanout = &link.Fanout{Group: id, Hash: &h}
-	for range n - 1 {
-		p, err := link.Open(cfg.Interface, lc)
-		if err != nil {
-			first.Close()
-			for _, p := range opts.ExtraPorts {
-				p.Close()
-			}
-			opts.ExtraPorts = nil
-			return nil, err
+		for _, p := range ports {
+			p.Close()
 		}
-		opts.ExtraPorts = append(opts.ExtraPorts, p)
+		return nil, err
 	}
-	log.Info("workers: one per port of a fanout group sorted by client address", "workers", n, "fanout group", id,
+	opts.ExtraPorts = append(opts.ExtraPorts, ports[1:]...)
+	log.Info("workers: one per pair of sockets (all frames but bare SYNs, bare SYNs) of a fanout group sorted by client address", "workers", n, "fanout group", id,
 		"ipv4 prefix", bitsOr(h.Bits4, 32), "ipv6 prefix", bitsOr(h.Bits6, 128))
-	return first, nil
+	return ports[0], nil
 }
 
-// openPort opens the LAN port with the backend io names.
-func openPort(ifname string, lc link.Config, vips []netip.Addr, io string, log *slog.Logger) (link.Port, error) {
-	switch io {
-	case "", IOAFPacket:
-		return link.Open(ifname, lc)
-	case IOAuto:
-		log.Info("io auto: afpacket", "why", autoWhy(ifname))
-		return link.Open(ifname, lc)
-	case IOAFXDP:
-		p, err := link.OpenXDP(ifname, lc, vips)
-		if err != nil {
-			return nil, err
-		}
-		mode := ""
-		if m, ok := p.(link.XDPMode); ok {
-			mode = m.XDPMode()
-		}
-		log.Info("io afxdp: VIP frames through AF_XDP (copy mode, queue 0); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
-			"xdp", mode, "interface", ifname)
-		return p, nil
+// openXDP opens the AF_XDP LAN port (one worker).
+func openXDP(ifname string, lc link.Config, vips []netip.Addr, log *slog.Logger) (link.Port, error) {
+	p, err := link.OpenXDP(ifname, lc, vips)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("director: io %q: want afpacket, afxdp or auto", io)
+	mode := ""
+	if m, ok := p.(link.XDPMode); ok {
+		mode = m.XDPMode()
+	}
+	log.Info("io afxdp: VIP frames through AF_XDP (copy mode, queue 0); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
+		"xdp", mode, "interface", ifname)
+	return p, nil
 }
 
 // autoWhy says why auto picks AF_PACKET on ifname.

@@ -195,8 +195,14 @@ func BenchmarkFastPath(b *testing.B) {
 					for _, n := range s.Frames {
 						seen += n
 					}
-					b.Logf("drlb frames by reason: %v; link drops: %v (%.0f%% of the frames that reached the socket)",
-						s.Frames, s.Link, 100*float64(s.Link["rx"])/float64(max(seen+s.Link["rx"], 1)))
+					// rx: the main sockets' drops (ACKs, requests,
+					// established traffic); rx_syn: the SYN sockets' (bare
+					// SYNs only).
+					dropped := s.Link["rx"] + s.Link["rx_syn"]
+					b.Logf("drlb frames by reason: %v; link drops: %v (%.0f%% of the frames that reached the sockets; %d of them not bare SYNs)",
+						s.Frames, s.Link, 100*float64(dropped)/float64(max(seen+dropped, 1)), s.Link["rx"])
+					b.ReportMetric(float64(s.Link["rx"]), name+"-rx-drops")
+					b.ReportMetric(float64(s.Link["rx_syn"]), name+"-rx-syn-drops")
 				}
 			}
 			stop()

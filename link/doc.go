@@ -7,6 +7,10 @@
 //
 //   - Open: an AF_PACKET socket (github.com/mdlayher/packet) batched with
 //     recvmmsg/sendmmsg and driven by the Go runtime poller;
+//   - OpenSplit: per worker a Port over two AF_PACKET sockets of one
+//     fanout group, a main one and one for bare TCP SYNs, read main first,
+//     so a SYN flood overflows only the SYN queue (ARCHITECTURE.md, "The
+//     SYN socket");
 //   - Pipe: two connected in-memory Ports, for tests without root.
 //
 // # The packet path through the AF_PACKET socket
@@ -47,7 +51,8 @@
 // ever queued without them. Optional: PACKET_QDISC_BYPASS, PACKET_FANOUT
 // to spread frames over several Ports (Fanout): by the kernel's flow hash,
 // or by client address with ClientHash's classic BPF program, which keeps
-// a client's fragments and the ICMP errors about it with its connections.
+// a client's fragments and the ICMP errors about it with its connections
+// (OpenSplit's program also sends bare SYNs to a second member per worker).
 //
 // # Costs
 //

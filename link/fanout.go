@@ -43,6 +43,18 @@ const (
 	ipv6Len       = 40
 	icmpHeaderLen = 8
 	protoICMP     = 1
+	protoTCP      = 6
+	ipv4FragField = 6 // flags and fragment offset
+	tcpFlags      = 13
+)
+
+// The split's SYN test: a bare SYN has SYN set and ACK clear; any fragment
+// bit (MF or an offset) makes an IPv4 packet "not a bare SYN", so that all
+// of a datagram's fragments reach the same socket, in order.
+const (
+	tcpSYN       = 0x02
+	tcpACK       = 0x10
+	ipv4FragBits = 0x3fff
 )
 
 // skfNetOff is SKF_NET_OFF: a classic BPF load at skfNetOff+k reads byte k
@@ -112,19 +124,50 @@ func (h ClientHash) Index(a netip.Addr, n int) int {
 
 // Program is the classic BPF program for PACKET_FANOUT_DATA.
 func (h ClientHash) Program() ([]bpf.RawInstruction, error) {
-	return h.program(skfNetOff, bpf.LoadExtension{Num: bpf.ExtProto})
+	return h.program(skfNetOff, bpf.LoadExtension{Num: bpf.ExtProto}, 0)
+}
+
+// SplitIndex is the member of a split group of n workers (OpenSplit: 2n
+// members, the n main sockets first, then the n SYN sockets) that gets a
+// frame from client a: Index(a, n) for everything but a bare TCP SYN,
+// n + Index(a, n) for a bare SYN. Non-IP frames go to member 0.
+func (h ClientHash) SplitIndex(a netip.Addr, n int, bareSYN bool) int {
+	i := h.Index(a, n)
+	if bareSYN {
+		i += max(n, 1)
+	}
+	return i
+}
+
+// splitProgram is the fanout program of a split group of n workers
+// (SplitIndex).
+func (h ClientHash) splitProgram(n int) ([]bpf.RawInstruction, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("%w: a split group of %d workers", ErrFanout, n)
+	}
+	return h.program(skfNetOff, bpf.LoadExtension{Num: bpf.ExtProto}, n)
 }
 
 // program builds the hash program with network-header offsets from net and
 // the ethertype from loadProto (the kernel's SKF_NET_OFF and protocol
-// extension; a test's plain offsets for bpf.VM, which has neither).
-func (h ClientHash) program(net int, loadProto bpf.Instruction) ([]bpf.RawInstruction, error) {
+// extension; a test's plain offsets for bpf.VM, which has neither). With
+// split > 0 it returns SplitIndex's member instead of the hash: the hash
+// modulo split, plus split for a bare SYN (scratch word 0 holds 0 or
+// split; the kernel takes the result modulo the 2*split members, which
+// leaves it as it is).
+func (h ClientHash) program(net int, loadProto bpf.Instruction, split int) ([]bpf.RawInstruction, error) {
 	m4, m6, err := h.masks()
 	if err != nil {
 		return nil, err
 	}
 	off := func(k int) uint32 { return uint32(int32(net + k)) }
 	var a cbpf
+	if split > 0 {
+		// The kernel refuses a program that may read a scratch word
+		// never written.
+		a.add(bpf.LoadConstant{Dst: bpf.RegA, Val: 0})
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	}
 	a.add(loadProto)
 	a.jeq(etherTypeIPv4, "v4", "")
 	a.jeq(etherTypeIPv6, "v6", "other")
@@ -134,6 +177,20 @@ func (h ClientHash) program(net int, loadProto bpf.Instruction) ([]bpf.RawInstru
 	// IPv4: an ICMP error (unreachable, time exceeded, parameter problem)
 	// is hashed by the destination of the packet it quotes: the client.
 	a.label("v4")
+	if split > 0 {
+		a.add(bpf.LoadAbsolute{Off: off(ipv4Proto), Size: 1})
+		a.jeq(protoTCP, "", "v4hash")
+		a.add(bpf.LoadAbsolute{Off: off(ipv4FragField), Size: 2})
+		a.add(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: ipv4FragBits})
+		a.jumps("v4hash", "")
+		a.add(bpf.LoadMemShift{Off: off(0)})
+		a.add(bpf.LoadIndirect{Off: off(tcpFlags), Size: 1})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK})
+		a.jeq(tcpSYN, "", "v4hash")
+		a.add(bpf.LoadConstant{Dst: bpf.RegA, Val: uint32(split)})
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+		a.label("v4hash")
+	}
 	a.add(bpf.LoadAbsolute{Off: off(ipv4Proto), Size: 1})
 	a.jeq(protoICMP, "", "v4src")
 	a.add(bpf.LoadMemShift{Off: off(0)})
@@ -153,6 +210,18 @@ func (h ClientHash) program(net int, loadProto bpf.Instruction) ([]bpf.RawInstru
 	// IPv6: ICMPv6 errors (types 1-4) right after the fixed header are
 	// hashed by the quoted destination, everything else by the source.
 	a.label("v6")
+	if split > 0 {
+		// Only TCP right after the fixed header: a SYN behind extension
+		// headers (rare) is read from the main socket.
+		a.add(bpf.LoadAbsolute{Off: off(ipv6Next), Size: 1})
+		a.jeq(protoTCP, "", "v6hash")
+		a.add(bpf.LoadAbsolute{Off: off(ipv6Len + tcpFlags), Size: 1})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK})
+		a.jeq(tcpSYN, "", "v6hash")
+		a.add(bpf.LoadConstant{Dst: bpf.RegA, Val: uint32(split)})
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+		a.label("v6hash")
+	}
 	a.add(bpf.LoadAbsolute{Off: off(ipv6Next), Size: 1})
 	a.jeq(protoICMPv6, "", "v6src")
 	a.add(bpf.LoadAbsolute{Off: off(ipv6Len), Size: 1})
@@ -170,6 +239,11 @@ func (h ClientHash) program(net int, loadProto bpf.Instruction) ([]bpf.RawInstru
 	a.add(bpf.TAX{})
 	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 16})
 	a.add(bpf.ALUOpX{Op: bpf.ALUOpXor})
+	if split > 0 {
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpMod, Val: uint32(split)})
+		a.add(bpf.LoadScratch{Dst: bpf.RegX, N: 0})
+		a.add(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	}
 	a.add(bpf.RetA{})
 	return a.assemble()
 }

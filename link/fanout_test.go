@@ -1,6 +1,7 @@
 package link
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -14,7 +15,13 @@ import (
 // instructions but for the loads' bases.
 func vmProgram(t *testing.T, h ClientHash) *bpf.VM {
 	t.Helper()
-	raw, err := h.program(14, bpf.LoadAbsolute{Off: 12, Size: 2})
+	return vmSplitProgram(t, h, 0)
+}
+
+// vmSplitProgram is vmProgram for a split group of n workers (0: none).
+func vmSplitProgram(t *testing.T, h ClientHash, n int) *bpf.VM {
+	t.Helper()
+	raw, err := h.program(14, bpf.LoadAbsolute{Off: 12, Size: 2}, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,5 +119,140 @@ func TestClientHashPrefix(t *testing.T) {
 		if _, err := h.Program(); err == nil {
 			t.Errorf("%+v: Program accepted a bad prefix", h)
 		}
+	}
+}
+
+// splitCase is a frame and the member of a split group it must reach.
+type splitCase struct {
+	name    string
+	frame   []byte
+	client  netip.Addr // zero: not IP, member 0
+	bareSYN bool
+}
+
+// splitCases are the frames of the split tests: bare SYNs (IPv4 with and
+// without options, IPv6) and everything that must stay on the main
+// sockets, of the clients c.
+func splitCases(l2 framegen.L2, c4, c6 []netip.Addr) []splitCase {
+	vip4, vip6 := netip.MustParseAddr("198.18.0.100"), netip.MustParseAddr("2001:2::100")
+	router4 := netip.MustParseAddr("198.18.0.1")
+	var cases []splitCase
+	for i, c := range c4 {
+		from, to := netip.AddrPortFrom(c, uint16(40000+i)), netip.AddrPortFrom(vip4, 80)
+		syn := framegen.TCP(l2, from, to, "S", 1, 0, nil)
+		reply := framegen.TCP(l2, to, from, "SA", 1, 2, nil)
+		cases = append(cases,
+			splitCase{"syn " + c.String(), syn, c, true},
+			splitCase{"syn with IP options " + c.String(), withIPv4Options(syn), c, true},
+			splitCase{"syn fragment (MF) " + c.String(), withIPv4Flags(syn, 0x2000), c, false},
+			splitCase{"syn fin " + c.String(), framegen.TCP(l2, from, to, "SF", 1, 0, nil), c, true},
+			// The client's SYN-ACK (simultaneous open), ACK, data, FIN, RST.
+			splitCase{"syn-ack " + c.String(), framegen.TCP(l2, from, to, "SA", 1, 2, nil), c, false},
+			splitCase{"ack " + c.String(), framegen.TCP(l2, from, to, "A", 2, 2, nil), c, false},
+			splitCase{"data " + c.String(), framegen.TCP(l2, from, to, "PA", 2, 2, []byte("GET / HTTP/1.1\r\n\r\n")), c, false},
+			splitCase{"fin " + c.String(), framegen.TCP(l2, from, to, "FA", 2, 2, nil), c, false},
+			splitCase{"rst " + c.String(), framegen.TCP(l2, from, to, "R", 2, 0, nil), c, false},
+			splitCase{"udp " + c.String(), framegen.UDP(l2, netip.AddrPortFrom(c, 53), netip.AddrPortFrom(vip4, 53), []byte("x")), c, false},
+			splitCase{"echo " + c.String(), framegen.ICMPEcho(l2, c, vip4, 1), c, false},
+			splitCase{"frag-needed about " + c.String(), framegen.ICMPFragNeeded(l2, router4, vip4, framegen.IPPacket(reply), 1400), c, false},
+		)
+		for j, fr := range framegen.IPv4Fragments(l2, netip.AddrPortFrom(c, 5000), netip.AddrPortFrom(vip4, 53), make([]byte, 2000), 1000, uint16(i)) {
+			cases = append(cases, splitCase{"fragment " + string(rune('0'+j)) + " " + c.String(), fr, c, false})
+		}
+	}
+	for i, c := range c6 {
+		from, to := netip.AddrPortFrom(c, uint16(40000+i)), netip.AddrPortFrom(vip6, 80)
+		syn := framegen.TCP(l2, from, to, "S", 1, 0, nil)
+		cases = append(cases,
+			splitCase{"syn " + c.String(), syn, c, true},
+			splitCase{"syn behind hop-by-hop " + c.String(), withHopByHop(syn), c, false},
+			splitCase{"ack " + c.String(), framegen.TCP(l2, from, to, "A", 2, 2, nil), c, false},
+			splitCase{"data " + c.String(), framegen.TCP(l2, from, to, "PA", 2, 2, []byte("x")), c, false},
+			splitCase{"udp " + c.String(), framegen.UDP(l2, netip.AddrPortFrom(c, 53), netip.AddrPortFrom(vip6, 53), []byte("x")), c, false},
+		)
+	}
+	cases = append(cases,
+		splitCase{"arp", framegen.ARPRequest(l2, router4, vip4), netip.Addr{}, false},
+		splitCase{"ndp", framegen.NeighborSolicitation(l2, netip.MustParseAddr("2001:2::1"), vip6), netip.MustParseAddr("2001:2::1"), false},
+	)
+	return cases
+}
+
+// want is the member of a split group of n that c's frame must reach.
+func (c splitCase) want(h ClientHash, n int) int {
+	if !c.client.IsValid() {
+		return 0
+	}
+	return h.SplitIndex(c.client, n, c.bareSYN)
+}
+
+// withIPv4Options returns the IPv4 frame f with 4 bytes of NOP options.
+func withIPv4Options(f []byte) []byte {
+	g := make([]byte, 0, len(f)+4)
+	g = append(g, f[:14+20]...)
+	g = append(g, 1, 1, 1, 1)
+	g = append(g, f[14+20:]...)
+	g[14] = 0x46
+	binary.BigEndian.PutUint16(g[14+2:], binary.BigEndian.Uint16(g[14+2:])+4)
+	ipv4Sum(g[14 : 14+24])
+	return g
+}
+
+// withIPv4Flags returns the IPv4 frame f with the flags and fragment
+// offset field set to v.
+func withIPv4Flags(f []byte, v uint16) []byte {
+	g := append([]byte(nil), f...)
+	binary.BigEndian.PutUint16(g[14+6:], v)
+	ipv4Sum(g[14 : 14+20])
+	return g
+}
+
+func ipv4Sum(h []byte) {
+	h[10], h[11] = 0, 0
+	var s uint32
+	for i := 0; i < len(h); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(h[i:]))
+	}
+	for s > 0xffff {
+		s = s&0xffff + s>>16
+	}
+	binary.BigEndian.PutUint16(h[10:], ^uint16(s))
+}
+
+// withHopByHop returns the IPv6 frame f with an empty hop-by-hop options
+// header in front of its payload.
+func withHopByHop(f []byte) []byte {
+	g := make([]byte, 0, len(f)+8)
+	g = append(g, f[:14+40]...)
+	g = append(g, f[14+6], 0, 1, 4, 0, 0, 0, 0) // next header, length 0, PadN(4)
+	g = append(g, f[14+40:]...)
+	g[14+6] = 0
+	binary.BigEndian.PutUint16(g[14+4:], binary.BigEndian.Uint16(g[14+4:])+8)
+	return g
+}
+
+// TestClientHashSplitProgram: in a split group, bare SYNs reach their
+// client's SYN member and every other frame its main member (ARP: 0).
+func TestClientHashSplitProgram(t *testing.T) {
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	c4 := []netip.Addr{netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.18.1.11"), netip.MustParseAddr("198.19.200.7")}
+	c6 := []netip.Addr{netip.MustParseAddr("2001:2::1:10"), netip.MustParseAddr("2001:2:0:ff::7")}
+	cases := splitCases(l2, c4, c6)
+	for _, n := range []int{1, 2, 3, 8} {
+		for _, h := range []ClientHash{{}, {Bits4: 24, Bits6: 64}} {
+			vm := vmSplitProgram(t, h, n)
+			for _, c := range cases {
+				got, err := vm.Run(c.frame)
+				if err != nil {
+					t.Fatalf("n %d %+v %s: %v", n, h, c.name, err)
+				}
+				if want := c.want(h, n); got%(2*n) != want {
+					t.Errorf("n %d %+v %s: member %d, want %d", n, h, c.name, got%(2*n), want)
+				}
+			}
+		}
+	}
+	if _, err := (ClientHash{}).splitProgram(0); err == nil {
+		t.Error("splitProgram accepted 0 workers")
 	}
 }

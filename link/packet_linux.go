@@ -107,6 +107,9 @@ func (cfg *Config) validate(ifname string) (int, error) {
 	if cfg.WriteBuffer < 0 {
 		return 0, bad("WriteBuffer", cfg.WriteBuffer, "must not be negative")
 	}
+	if cfg.SYNReadBuffer < 0 {
+		return 0, bad("SYNReadBuffer", cfg.SYNReadBuffer, "must not be negative")
+	}
 	if n := len(cfg.Filter); n > 4096 {
 		return 0, bad("Filter length", n, "at most 4096 instructions (BPF_MAXINSNS)")
 	}
@@ -206,7 +209,12 @@ func (p *afpacket) joinFanout(fo Fanout) error {
 	var prog []bpf.RawInstruction
 	if fo.Hash != nil {
 		var err error
-		if prog, err = fo.Hash.Program(); err != nil {
+		if fo.split > 0 {
+			prog, err = fo.Hash.splitProgram(fo.split)
+		} else {
+			prog, err = fo.Hash.Program()
+		}
+		if err != nil {
 			return &Error{Interface: p.ifname, Err: err, sentinel: ErrBadConfig}
 		}
 		mode = unix.PACKET_FANOUT_CBPF

@@ -489,7 +489,13 @@ func fanoutSplit(t *testing.T, cfg Config, out []Frame) []int {
 		fo.New, fo.Group = false, id
 		cfg.Fanout = &fo
 	}
-	members := []Port{first, openIn(t, l.nsD, "d0", cfg)}
+	return whoRead(t, pa, []Port{first, openIn(t, l.nsD, "d0", cfg)}, out)
+}
+
+// whoRead writes out (each frame ending in a unique marker "fanout-N")
+// through pa and returns which of members read each frame.
+func whoRead(t *testing.T, pa Port, members []Port, out []Frame) []int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	type arrival struct{ frame, member int }

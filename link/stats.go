@@ -13,8 +13,13 @@ type Stats struct {
 	Unrepresentable uint64
 	// RxDropped: frames dropped before we read them (AF_PACKET: the
 	// socket's receive queue was full, PACKET_STATISTICS; Pipe: the peer
-	// wrote into a full queue).
+	// wrote into a full queue). On an OpenSplit Port: the main socket's
+	// drops, every kind of frame but bare TCP SYNs.
 	RxDropped uint64
+	// SYNRxDropped: on an OpenSplit Port, the bare TCP SYNs its SYN socket
+	// dropped because its receive queue was full (a SYN flood's cost;
+	// legitimate clients retransmit). Not included in RxDropped.
+	SYNRxDropped uint64
 	// TxDropped: frames dropped on the way out (AF_PACKET: the queueing
 	// discipline or driver queue was full, ENOBUFS).
 	TxDropped uint64

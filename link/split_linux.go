@@ -1,0 +1,223 @@
+package link
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// splitPort is one worker's Port of a split group (OpenSplit): a main
+// AF_PACKET socket for every frame but bare TCP SYNs, and a SYN socket for
+// bare SYNs only. Under a SYN flood the SYN socket's queue overflows and
+// the kernel drops SYNs there (a legitimate client retransmits its SYN
+// after a second), while ACKs, established connections' data, ARP and NDP
+// wait in the main socket's queue, which holds only them.
+type splitPort struct {
+	ifname    string
+	main, syn *afpacket
+	closed    atomic.Bool
+
+	rmu     sync.Mutex
+	pfds    [2]unix.PollFd
+	pending error // a socket error met after frames were read, reported next
+}
+
+// OpenSplit opens the Ports of n workers on ifname (n >= 1), each over two
+// AF_PACKET sockets of one fanout group of 2n members that h's program
+// sorts by client: worker i's main socket gets client c's frames when
+// h.Index(c, n) == i, except bare TCP SYNs (SYN set, ACK clear, not an
+// IPv4 fragment, IPv6 without extension headers), which go to worker i's
+// SYN socket (ClientHash.SplitIndex). So a client's SYN and the ACK that
+// completes its handshake reach the same worker, and a flood of SYNs
+// queues apart from everything else.
+//
+// ReadBatch reads the main socket first: when both sockets have frames, at
+// most 3/4 of a batch comes from main and the rest from the SYN socket, so
+// heavy established traffic does not starve new connections; either one
+// alone fills the batch. WriteBatch writes through the main socket. Stats
+// reports the SYN socket's receive drops apart (Stats.SYNRxDropped).
+//
+// cfg applies to every socket (cfg.Filter too), but for the SYN sockets'
+// receive buffer (Config.SYNReadBuffer); cfg.Fanout must be nil.
+func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, err error) {
+	if n < 1 {
+		return nil, &Error{Interface: ifname, Err: fmt.Errorf("a split group of %d workers: want at least 1", n), sentinel: ErrBadConfig}
+	}
+	if cfg.Fanout != nil {
+		return nil, &Error{Interface: ifname, Err: fmt.Errorf("Config.Fanout set: OpenSplit makes the fanout group"), sentinel: ErrBadConfig}
+	}
+	if _, err := cfg.validate(ifname); err != nil {
+		return nil, err
+	}
+	var opened []*afpacket
+	defer func() {
+		if err != nil {
+			for _, p := range opened {
+				p.Close()
+			}
+		}
+	}()
+	// The kernel numbers a group's members in the order they join (and
+	// only fills a leaver's place with the last member), so the n main
+	// sockets join first, then the n SYN sockets: member i is worker i's
+	// main socket, member n+i its SYN socket. Until the last one joins,
+	// the kernel takes the program's result modulo fewer members and may
+	// queue a frame on another socket; nobody reads them before OpenSplit
+	// returns, and only those first frames can be misplaced.
+	fo := Fanout{New: true, Hash: &h, split: n}
+	for i := range 2 * n {
+		c := cfg
+		if i >= n {
+			c.ReadBuffer = cmp.Or(cfg.SYNReadBuffer, DefaultSYNReadBuffer)
+		}
+		f := fo
+		c.Fanout = &f
+		p, err := Open(ifname, c)
+		if err != nil {
+			return nil, err
+		}
+		ap := p.(*afpacket)
+		opened = append(opened, ap)
+		if fo.New {
+			id, err := ap.FanoutGroup()
+			if err != nil {
+				return nil, err
+			}
+			fo.New, fo.Group = false, id
+		}
+	}
+	for i := range n {
+		p, err := newSplitPort(ifname, opened[i], opened[n+i])
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+func newSplitPort(ifname string, main, syn *afpacket) (*splitPort, error) {
+	p := &splitPort{ifname: ifname, main: main, syn: syn}
+	for i, ap := range []*afpacket{main, syn} {
+		if err := ap.rc.Control(func(fd uintptr) { p.pfds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN} }); err != nil {
+			return nil, newError(ifname, "syscall conn", err)
+		}
+	}
+	return p, nil
+}
+
+// ReadBatch reads the main socket first, at most 3/4 of the batch, then
+// fills the rest from the SYN socket, without waiting, and returns the
+// SYN socket's frames in front; with
+// nothing on either it waits in poll(2) on both, for at most pollWaitMillis
+// at a time so that Close and a cancelled context are seen. A batch of one
+// frame reads the SYN socket only when main is empty.
+func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
+	frames = frames[:min(len(frames), len(p.main.rx.msgs))]
+	share := len(frames) - len(frames)/4
+	for {
+		if p.closed.Load() {
+			return 0, ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if err := p.pending; err != nil {
+			p.pending = nil
+			return 0, err
+		}
+		n, err := p.main.tryRead(frames[:share])
+		if err != nil {
+			return 0, err
+		}
+		if n < len(frames) {
+			k, err := p.syn.tryRead(frames[n:])
+			if err != nil {
+				if n == 0 {
+					return 0, err
+				}
+				p.pending = err
+			}
+			if k > 0 && n > 0 {
+				// The SYN socket's frames first: a SYN is older than
+				// any ACK of its handshake read with it (the two queues
+				// lost their order), and when the SYN reached the
+				// server by another path too (a kernel forwarding VIP
+				// frames, drlb lab's forwarding-on) the ACK would
+				// otherwise find no entry.
+				slices.Reverse(frames[:n])
+				slices.Reverse(frames[n : n+k])
+				slices.Reverse(frames[:n+k])
+			}
+			n += k
+		}
+		if n > 0 {
+			return n, nil
+		}
+		for i := range p.pfds {
+			p.pfds[i].Revents = 0
+		}
+		if _, err := unix.Poll(p.pfds[:], pollWaitMillis); err != nil && err != unix.EINTR {
+			return 0, newError(p.ifname, "poll", err)
+		}
+	}
+}
+
+// WriteBatch writes through the main socket.
+func (p *splitPort) WriteBatch(frames []Frame) (int, error) { return p.main.WriteBatch(frames) }
+
+func (p *splitPort) HardwareAddr() net.HardwareAddr { return p.main.HardwareAddr() }
+
+// FanoutGroup is the id of the split group.
+func (p *splitPort) FanoutGroup() (uint16, error) { return p.main.FanoutGroup() }
+
+// SetFilter replaces both sockets' filter (a VIP change on reload).
+func (p *splitPort) SetFilter(filter []bpf.RawInstruction) error {
+	if err := p.main.SetFilter(filter); err != nil {
+		return err
+	}
+	return p.syn.SetFilter(filter)
+}
+
+// Stats adds both sockets' counters, but for the receive drops: the SYN
+// socket's are SYNRxDropped, the main socket's RxDropped, so that an
+// operator sees whether a flood cost anything but SYNs.
+func (p *splitPort) Stats() (Stats, error) {
+	s, err := p.main.Stats()
+	ss, serr := p.syn.Stats()
+	s.Truncated += ss.Truncated
+	s.Unrepresentable += ss.Unrepresentable
+	s.TxDropped += ss.TxDropped
+	s.SYNRxDropped = ss.RxDropped
+	if err == nil {
+		err = serr
+	}
+	return s, err
+}
+
+// Close closes both sockets; a reader sees ErrClosed within one poll wait.
+func (p *splitPort) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	// The reader polls the fds: they close only once it is out.
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
+	err := p.main.Close()
+	if e := p.syn.Close(); err == nil {
+		err = e
+	}
+	return err
+}

@@ -1,0 +1,213 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/vishvananda/netns"
+)
+
+// openSplitIn runs OpenSplit inside ns; the ports close at cleanup.
+func openSplitIn(t testing.TB, ns netns.NsHandle, ifname string, cfg Config, n int, h ClientHash) []Port {
+	t.Helper()
+	var ports []Port
+	if err := testutil.Do(ns, func() (err error) { ports, err = OpenSplit(ifname, cfg, n, h); return err }); err != nil {
+		t.Fatalf("OpenSplit %s: %v", ifname, err)
+	}
+	t.Cleanup(func() {
+		for _, p := range ports {
+			p.Close()
+		}
+	})
+	return ports
+}
+
+// splitVIPs are the VIPs of splitCases.
+var splitVIPs = []netip.Addr{netip.MustParseAddr("198.18.0.100"), netip.MustParseAddr("2001:2::100")}
+
+// TestOpenSplitSorts sends splitCases through a veth to a split group of
+// one and of two workers and checks, reading each socket on its own, that
+// bare SYNs reach their client's SYN socket and everything else
+// (SYN-ACK, ACK, data, fragments, ICMP, ARP, NDP) its main socket, both of
+// the same worker (ClientHash.SplitIndex).
+func TestOpenSplitSorts(t *testing.T) {
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	var c4, c6 []netip.Addr
+	for i := range 12 {
+		c4 = append(c4, netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)}))
+		c6 = append(c6, netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 15: byte(10 + i)}))
+	}
+	cases := splitCases(l2, c4, c6)
+	for _, tc := range []struct {
+		n int
+		h ClientHash
+	}{
+		{1, ClientHash{}},
+		{2, ClientHash{}},
+		{2, ClientHash{Bits4: 24, Bits6: 64}},
+		{3, ClientHash{}},
+	} {
+		t.Run(fmt.Sprintf("workers %d %+v", tc.n, tc.h), func(t *testing.T) {
+			l := newPairLab(t)
+			pa := openIn(t, l.nsA, "a0", Config{})
+			filter, err := VIPFilter(splitVIPs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ports := openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, tc.n, tc.h)
+			if len(ports) != tc.n {
+				t.Fatalf("OpenSplit made %d ports, want %d", len(ports), tc.n)
+			}
+			members := make([]Port, 2*tc.n)
+			for i, p := range ports {
+				sp := p.(*splitPort)
+				members[i], members[tc.n+i] = sp.main, sp.syn
+			}
+			out := make([]Frame, len(cases))
+			for i, c := range cases {
+				out[i].Data = append(append([]byte(nil), c.frame...), fmt.Sprintf("fanout-%03d", i)...)
+			}
+			got := whoRead(t, pa, members, out)
+			counts := make([]int, 2*tc.n)
+			for i, m := range got {
+				counts[m]++
+				if want := cases[i].want(tc.h, tc.n); m != want {
+					t.Errorf("%s reached member %d, want %d", cases[i].name, m, want)
+				}
+			}
+			t.Logf("%d frames by member (main sockets, then SYN sockets): %v", len(out), counts)
+		})
+	}
+}
+
+// TestSplitPortReadsBoth: a split Port returns the frames of both sockets;
+// with both backlogged a batch takes at most 3/4 from main, and the SYN
+// socket's share fills up when main runs dry.
+func TestSplitPortReadsBoth(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, 1, ClientHash{})[0]
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	c := netip.MustParseAddr("198.18.1.10")
+	const each = 32
+	var out []Frame
+	for i := range each {
+		from, to := netip.AddrPortFrom(c, uint16(40000+i)), netip.AddrPortFrom(splitVIPs[0], 80)
+		out = append(out,
+			Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)},
+			Frame{Data: framegen.TCP(l2, from, to, "A", 2, 2, nil)})
+	}
+	write(t, pa, out...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	batch := make([]Frame, 16)
+	var syns, acks []int // per ReadBatch
+	for sum(syns)+sum(acks) < 2*each {
+		n, err := pd.ReadBatch(ctx, batch)
+		if err != nil {
+			t.Fatalf("ReadBatch after %d SYNs and %d ACKs: %v", sum(syns), sum(acks), err)
+		}
+		s := 0
+		for i, f := range batch[:n] {
+			if f.Data[14+20+13]&0x12 == 0x02 {
+				if s++; s != i+1 {
+					t.Errorf("a SYN after an ACK in a batch: the SYN socket's frames come first")
+				}
+			}
+		}
+		syns, acks = append(syns, s), append(acks, n-s)
+	}
+	if sum(syns) != each || sum(acks) != each {
+		t.Fatalf("read %d SYNs and %d ACKs, want %d each", sum(syns), sum(acks), each)
+	}
+	// veth queues the frames in the writer's system call, so both queues
+	// are full at the first read: 12 ACKs (3/4 of 16) and 4 SYNs. Should
+	// the kernel ever deliver later, the first batch is not full and says
+	// nothing about the shares.
+	if acks[0]+syns[0] == len(batch) && (acks[0] != 12 || syns[0] != 4) {
+		t.Errorf("first batch: %d ACKs and %d SYNs, want 12 and 4 (per batch %v / %v)", acks[0], syns[0], acks, syns)
+	}
+	t.Logf("ACKs per batch %v, SYNs per batch %v", acks, syns)
+}
+
+func sum(xs []int) int {
+	s := 0
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+// TestOpenSplitErrors: bad worker counts and a caller's fanout are
+// configuration errors.
+func TestOpenSplitErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		n    int
+	}{
+		{"no workers", Config{}, 0},
+		{"fanout set", Config{Fanout: &Fanout{Group: 3}}, 2},
+		{"negative SYN buffer", Config{SYNReadBuffer: -1}, 1},
+	} {
+		// Refused before any socket is opened: the interface need not exist.
+		if _, err := OpenSplit("drlb-nosuch0", tc.cfg, tc.n, ClientHash{}); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: %v, want ErrBadConfig", tc.name, err)
+		}
+	}
+}
+
+// TestSplitPortZeroAlloc: the split Port's steady state (read both
+// sockets, write back) allocates nothing.
+func TestSplitPortZeroAlloc(t *testing.T) {
+	l := newPairLab(t)
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := openIn(t, l.nsA, "a0", Config{Filter: filter})
+	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, 1, ClientHash{})[0]
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	from, to := netip.AddrPortFrom(netip.MustParseAddr("198.18.1.10"), 40000), netip.AddrPortFrom(splitVIPs[0], 80)
+	out := []Frame{{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)}, {Data: framegen.TCP(l2, from, to, "A", 2, 2, nil)}}
+	in, back := make([]Frame, 8), make([]Frame, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	step := func() {
+		if _, err := pa.WriteBatch(out); err != nil {
+			t.Fatal(err)
+		}
+		n, err := pd.ReadBatch(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pd.WriteBatch(in[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pa.ReadBatch(ctx, back); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		step()
+	}
+	if allocs := testing.AllocsPerRun(500, step); allocs != 0 {
+		t.Fatalf("%v allocations per read+write batch, want 0", allocs)
+	}
+	st, err := pd.(StatsReporter).Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stats %+v", st)
+}
