@@ -52,7 +52,9 @@ type Options struct {
 	// IO is the frame I/O backend Run opens: "afpacket" (the default, also
 	// for ""), "afxdp" (link.OpenXDP: an XDP program redirects VIP frames
 	// to an AF_XDP socket; ARP, NDP and what XDP cannot carry go through
-	// AF_PACKET), or "auto", which today picks afpacket and logs why.
+	// AF_PACKET), or "auto": afxdp on a physical NIC with one receive
+	// queue (where it carries every frame), afpacket otherwise; it logs
+	// why (chooseIO).
 	IO string
 	// BlackholeVIPs lets the director run on a host that forwards (a
 	// container host): instead of refusing to start, Run installs a

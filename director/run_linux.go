@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/link"
+	"github.com/vishvananda/netlink"
 )
 
 // ErrNotPermitted is returned by Run without the privileges a raw socket needs.
@@ -138,13 +138,6 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	return d.Serve(ctx)
 }
 
-// IO backends of Options.IO.
-const (
-	IOAFPacket = "afpacket"
-	IOAFXDP    = "afxdp"
-	IOAuto     = "auto"
-)
-
 // openPorts opens the LAN port with the backend opts.IO names and, for
 // more than one worker (opts.Workers; AF_PACKET only), the other workers'
 // ports into opts.ExtraPorts. With AF_PACKET every worker, one included,
@@ -158,18 +151,25 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	if n <= 0 {
 		n = min(runtime.NumCPU(), forwarder.MaxWorkers)
 	}
-	switch opts.IO {
-	case "", IOAFPacket, IOAuto:
+	io := opts.IO
+	if io == IOAuto {
+		var why string
+		io, why = autoIO(cfg.Interface)
+		log.Info("io auto: "+io, "why", why)
+	}
+	switch io {
+	case "", IOAFPacket:
 	case IOAFXDP:
 		if n > 1 {
 			log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
 		}
-		return openXDP(cfg.Interface, lc, vips, log)
+		p, err := openXDP(cfg.Interface, lc, vips, log)
+		if err == nil || opts.IO != IOAuto {
+			return p, err
+		}
+		log.Warn("io auto: AF_XDP did not open; AF_PACKET instead", "err", err)
 	default:
 		return nil, fmt.Errorf("director: io %q: want afpacket, afxdp or auto", opts.IO)
-	}
-	if opts.IO == IOAuto {
-		log.Info("io auto: afpacket", "why", autoWhy(cfg.Interface))
 	}
 	h := FanoutHash(cfg)
 	ports, err := link.OpenSplit(cfg.Interface, lc, n, h)
@@ -204,11 +204,13 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, log *slog.Logger)
 	return p, nil
 }
 
-// autoWhy says why auto picks AF_PACKET on ifname.
-func autoWhy(ifname string) string {
-	why := "AF_XDP stays opt-in (-io afxdp) until the side-by-side forwarding benchmark shows it faster"
-	if _, err := os.Stat("/sys/class/net/" + ifname + "/device"); err != nil {
-		why += "; " + ifname + " is a virtual interface (veth): local senders' partial checksums and GSO super-frames reach it, and XDP frames carry neither, so AF_XDP would forward them with unfinished checksums"
+// autoIO picks the backend for -io auto on ifname, and says why. It asks
+// netlink in the caller's namespace: /sys/class/net shows the namespace
+// sysfs was mounted in, which in a container or lab is another's.
+func autoIO(ifname string) (io, why string) {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return IOAFPacket, fmt.Sprintf("cannot read %s's link type (%v)", ifname, err)
 	}
-	return why
+	return chooseIO(l.Type() != "device", l.Attrs().NumRxQueues)
 }

@@ -73,3 +73,26 @@ func TestAFXDP(t *testing.T) {
 	}
 	t.Logf("rr over AF_XDP: %v; %d ARP answers from the director", got, vipAnswers)
 }
+
+// TestIOAuto: -io auto on the lab's veth picks AF_PACKET and says why (a
+// virtual interface passes local senders' partial checksums, which XDP
+// cannot carry), and the director forwards.
+func TestIOAuto(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{RealServers: 2})
+	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
+	writeConfig(t, l, cfg, "rr", nil)
+	p := startDirector(t, l, "run", "-c", cfg, "-io", "auto")
+	if logs := p.logs.String(); !strings.Contains(logs, "io auto: afpacket") || !strings.Contains(logs, "virtual interface") {
+		t.Fatalf("drlb did not say it picked AF_PACKET for a virtual interface:\n%s", logs)
+	}
+	if xdpOn(t, l, l.Director) {
+		t.Fatal("an XDP program is attached with -io auto on veth")
+	}
+	got := distribution(t, l, l.Client, 20)
+	for _, rs := range l.RealServers {
+		if got[rs.Name] != 10 {
+			t.Errorf("rr with -io auto: %s answered %d of 20, want 10 (%v)", rs.Name, got[rs.Name], got)
+		}
+	}
+}

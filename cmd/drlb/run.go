@@ -40,7 +40,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	metrics := fs.String("metrics", "", "also serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9469")
 	label := fs.String("label", "", "a label for this director, logged with every line (drlb lab tags its directors)")
 	blackhole := fs.Bool("blackhole-vip", false, "on a host that must forward: add a blackhole route per VIP (removed on exit) instead of refusing to start")
-	ioBackend := fs.String("io", "afpacket", "frame I/O: afpacket, afxdp (XDP redirects VIP frames to an AF_XDP socket) or auto (picks afpacket today, and logs why)")
+	ioBackend := fs.String("io", "afpacket", "frame I/O: afpacket, afxdp (XDP redirects VIP frames to an AF_XDP socket) or auto (afxdp on a physical NIC with one receive queue, else afpacket; logs why)")
 	workers := fs.Int("workers", 0, "data-path workers, each on its own core with its own connection table (0: one per CPU; afxdp: 1)")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
