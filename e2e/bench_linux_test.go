@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/link"
 	"github.com/drlb/drlb/testbed"
@@ -76,8 +77,24 @@ func BenchmarkForwardingRate(b *testing.B) {
 
 // startDrlbForBench runs drlb with a UDP service on the discard port.
 func startDrlbForBench(b *testing.B, l *testbed.Lab, extra ...string) func() {
-	_, stop := startDrlbWith(b, l, benchService(l, "udp", benchPort, "sh"), extra...)
-	return stop
+	sock, stop := startDrlbWith(b, l, benchService(l, "udp", benchPort, "sh"), extra...)
+	return func() {
+		logDrlbCounters(b, sock, extra)
+		stop()
+	}
+}
+
+// logDrlbCounters logs what drlb counted (frames by reason, link drops):
+// where the frames a run lost went missing.
+func logDrlbCounters(b *testing.B, sock string, args []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := control.Get(ctx, sock, false)
+	if err != nil {
+		b.Logf("drlb %v: ctl: %v", args, err)
+		return
+	}
+	b.Logf("drlb %v: frames %v, link drops %v", args, s.Frames, s.Link)
 }
 
 // benchService is drlb's YAML for one service on the VIP with every real
