@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/link"
 	"github.com/drlb/drlb/testbed"
