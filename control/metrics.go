@@ -29,7 +29,7 @@ var (
 	descWorkerFrames  = prometheus.NewDesc("drlb_worker_frames_total", "Frames each data-path worker processed (frames are sorted among workers by client address).", []string{"worker"}, nil)
 	descWorkerEntries = prometheus.NewDesc("drlb_worker_conntable_entries", "Entries in each data-path worker's connection table.", []string{"worker"}, nil)
 	descEvicted       = prometheus.NewDesc("drlb_conntable_evicted_total", "Entries evicted from a full connection table for a new connection, by state (only SYN_RECV is ever evicted).", []string{"state"}, nil)
-	descLinkDrops     = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the sockets dropped: rx (receive queue full; every kind of frame but bare TCP SYNs), rx_syn (the SYN socket's receive queue full: bare TCP SYNs only, a SYN flood's cost), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
+	descLinkDrops     = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the sockets dropped: rx (receive queue full; every kind of frame but bare TCP SYNs), rx_syn (the SYN socket's receive queue full: bare TCP SYNs only, a SYN flood's cost), rx_xdp (with -io afxdp: the AF_XDP socket's receive ring full or out of fill chunks), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
 	descARP           = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
 	descNeighbors     = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
 

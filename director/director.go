@@ -341,6 +341,9 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			}
 			snap.Link["rx"] += ls.RxDropped
 			snap.Link["rx_syn"] += ls.SYNRxDropped
+			if ls.XDPRxDropped > 0 {
+				snap.Link["rx_xdp"] += ls.XDPRxDropped
+			}
 			snap.Link["tx"] += ls.TxDropped
 			snap.Link["truncated"] += ls.Truncated
 			snap.Link["unrepresentable"] += ls.Unrepresentable

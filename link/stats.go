@@ -20,6 +20,11 @@ type Stats struct {
 	// dropped because its receive queue was full (a SYN flood's cost;
 	// legitimate clients retransmit). Not included in RxDropped.
 	SYNRxDropped uint64
+	// XDPRxDropped: on an AF_XDP Port, frames the XDP program redirected
+	// that the AF_XDP socket dropped (XDP_STATISTICS: rx_dropped and
+	// rx_ring_full). Not included in
+	// RxDropped, which counts the AF_PACKET side.
+	XDPRxDropped uint64
 	// TxDropped: frames dropped on the way out (AF_PACKET: the queueing
 	// discipline or driver queue was full, ENOBUFS).
 	TxDropped uint64

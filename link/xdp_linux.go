@@ -199,8 +199,8 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 	return total, first
 }
 
-// Stats adds the AF_XDP socket's drops (XDP_STATISTICS) to the AF_PACKET
-// side's counters.
+// Stats is the AF_PACKET side's counters with the AF_XDP socket's drops
+// (XDP_STATISTICS) in XDPRxDropped.
 func (p *xdpPort) Stats() (Stats, error) {
 	s, err := p.ap.Stats()
 	if p.closed.Load() {
@@ -209,7 +209,7 @@ func (p *xdpPort) Stats() (Stats, error) {
 	var xs unix.XDPStatistics
 	sz := uint32(unsafe.Sizeof(xs))
 	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(p.x.fd), unix.SOL_XDP, unix.XDP_STATISTICS, uintptr(unsafe.Pointer(&xs)), uintptr(unsafe.Pointer(&sz)), 0); e == 0 {
-		s.RxDropped += xs.Rx_dropped + xs.Rx_ring_full
+		s.XDPRxDropped = xs.Rx_dropped + xs.Rx_ring_full
 	}
 	return s, err
 }
