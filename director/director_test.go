@@ -133,6 +133,12 @@ func TestServeAnswersARPAndForwards(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// SetMAC stores the MAC, then rebuilds the scheduler, under the
+	// forwarder's control lock: the same MAC again waits for that lock,
+	// so rr has rs1 once it returns.
+	if err := d.Forwarder().SetMAC(netip.MustParseAddr("198.18.0.11"), rs1MAC); err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]bool{}
 	for i := 0; i < 2; i++ {
 		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)}), 40000)

@@ -43,6 +43,11 @@ func TestServeOnATrunk(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The MAC is stored before the scheduler is rebuilt with the server:
+	// a second SetMAC waits for the first (see TestServeAnswersARPAndForwards).
+	if err := d.Forwarder().SetMAC(rs, rs1MAC); err != nil {
+		t.Fatal(err)
+	}
 	syn := framegen.TCP(framegen.L2{Src: routerMAC, Dst: dirMAC, VLAN: vid}, netip.MustParseAddrPort("198.18.1.10:40000"), netip.AddrPortFrom(vip, 80), "S", 1, 0, nil)
 	send(t, wire, syn)
 	out := expectFrame(t, wire, "forwarded tagged SYN", tagged(func(p gopacket.Packet) bool {
