@@ -22,7 +22,9 @@ import (
 // spoofed SYN then costs no table space and no eviction. Within
 // StatelessWindow of the last such SYN, a non-SYN packet without entry is
 // placed by the same hash, which gives the server its SYN went to, and
-// inserted (as ESTABLISHED for an ACK; ReasonPressureAdopted), recorded
+// inserted (as SYN_RECV for an ACK, ESTABLISHED with the client's next
+// packet, so spoofed ACKs only make evictable, short-lived entries;
+// ReasonPressureAdopted), recorded
 // for connection sync like any new entry; if the table is full of entries
 // that may not be evicted it is forwarded all the same, without entry
 // (ReasonStatelessFull), so new connections go on while pressure lasts.
@@ -141,16 +143,21 @@ func (f *Forwarder) adoptable(s *service, now int64) bool {
 }
 
 // adoptStateless places a non-SYN TCP packet without entry by the hash
-// that placed its SYN and inserts its entry (key in f.key); a full table
-// still forwards it.
+// that placed its SYN and inserts its entry (key in f.key), in SYN_RECV
+// until the client's next packet; a full table still forwards it.
 func (f *Forwarder) adoptStateless(st *state, s *service, p *packet, now int64) Result {
 	ri, ok := f.hashSchedule(s, &p.flow)
 	if !ok {
 		return f.result(Drop, ReasonNoServer, s.idx, -1)
 	}
+	// The handshake's ACK makes a SYN_RECV entry, which the client's
+	// next packet turns ESTABLISHED (tcpNext). Inserting it ESTABLISHED
+	// would let spoofed ACKs sent within the window fill the table with
+	// entries that are never evicted and live the full timeout; as
+	// SYN_RECV they get the short pressure timeout and are evicted first.
 	state := tcpNext(stateNone, p.tcpFlags)
 	if p.tcpFlags&(tcpSYN|tcpRST|tcpFIN) == 0 {
-		state = stateEstablished
+		state = stateSynRecv
 	}
 	e, err := f.table.Insert(&f.key, now)
 	f.noteEvictions()

@@ -124,7 +124,10 @@ func TestStatelessTableFull(t *testing.T) {
 	cfg.MaxConns = 32
 	f := newForwarder(t, cfg, Options{})
 	for i := range 32 {
+		// Past half full, SYNs are stateless and the ACK makes a
+		// SYN_RECV entry: the next packet makes it ESTABLISHED.
 		process(t, f, syn(client(i, 1000)), t0)
+		process(t, f, ack(client(i, 1000)), t0)
 		process(t, f, ack(client(i, 1000)), t0)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -202,7 +205,8 @@ func TestStatelessPressure(t *testing.T) {
 }
 
 // TestStatelessSync: a stateless SYN records no sync event (it has no
-// entry); the adopted ACK records its entry as ESTABLISHED for the peers.
+// entry); the adopted ACK records its entry as SYN_RECV for the peers, the
+// client's next packet as ESTABLISHED.
 func TestStatelessSync(t *testing.T) {
 	cfg := testConfig("rr", 2)
 	cfg.MaxConns = 16
@@ -222,9 +226,64 @@ func TestStatelessSync(t *testing.T) {
 	res, _ = process(t, f, ack(c), t0)
 	expect(t, res, Forward, ReasonPressureAdopted)
 	ev := f.SyncEvents()
-	if len(ev) != 1 || ev[0].Op != connsync.OpUpsert || ev[0].State != stateEstablished ||
+	if len(ev) != 1 || ev[0].Op != connsync.OpUpsert || ev[0].State != stateSynRecv ||
 		ev[0].Key.CPort != c.Port() || ev[0].Real != cfg.Services[0].RealServers[res.Real].Address {
 		t.Fatalf("sync events %+v", ev)
+	}
+	// The client's next packet makes it ESTABLISHED, for the peers too.
+	f.ResetSyncEvents()
+	next, _ := process(t, f, ack(c), t0)
+	expect(t, next, Forward, ReasonExisting)
+	if ev := f.SyncEvents(); len(ev) != 1 || ev[0].State != stateEstablished {
+		t.Fatalf("sync events after the next packet %+v", ev)
+	}
+}
+
+// TestStatelessSpoofedACKs: spoofed ACKs sent within the adoption window
+// make SYN_RECV entries, which expire after the short pressure timeout and
+// are evicted first: they cannot fill the table with ESTABLISHED entries
+// that would refuse real clients for the full timeout.
+func TestStatelessSpoofedACKs(t *testing.T) {
+	cfg := testConfig("rr", 2)
+	cfg.MaxConns = 64
+	f := newForwarder(t, cfg, Options{})
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 140 {
+		process(t, f, syn(spoofed(rng)), t0)
+	}
+	// The SYNs before pressure began made ordinary SYN_RECV entries
+	// (tcp_synrecv: 60 s); the rest made none.
+	before := f.TableLen()
+	for range 200 {
+		process(t, f, ack(spoofed(rng)), t0)
+	}
+	active := 0
+	for _, r := range f.Stats()[0].RealServers {
+		active += r.Active
+	}
+	if active != 0 {
+		t.Fatalf("%d ESTABLISHED entries from spoofed ACKs, want 0", active)
+	}
+	// A real client within the window: its SYN is stateless, its ACK
+	// takes the place of a spoofed one, its next packet is ESTABLISHED.
+	c := client(1, 3000)
+	expect(t, f.Process(syn(c), &Meta{Time: t0 + second}), Forward, ReasonSynStateless)
+	expect(t, f.Process(ack(c), &Meta{Time: t0 + second}), Forward, ReasonPressureAdopted)
+	expect(t, f.Process(ack(c), &Meta{Time: t0 + 2*second}), Forward, ReasonExisting)
+	// The spoofed ACKs' entries are gone after the pressure timeout: what
+	// is left is at most the SYN entries from before pressure, and the
+	// real client's.
+	// Two passes: entries shifted back across where a pass began are
+	// left for the next one.
+	f.Tick(t0+10*second, f.TableSlots())
+	f.Tick(t0+10*second, f.TableSlots())
+	if n := f.TableLen(); n > before+1 {
+		t.Fatalf("table holds %d entries after the pressure timeout, want at most %d (the SYNs' before pressure, and the real client's)", n, before+1)
+	}
+	f.Tick(t0+61*second, f.TableSlots())
+	f.Tick(t0+61*second, f.TableSlots())
+	if n := f.TableLen(); n != 1 {
+		t.Fatalf("table holds %d entries after tcp_synrecv, want the real client's 1", n)
 	}
 }
 
