@@ -428,7 +428,10 @@ func (r *syncRun) status() *control.SyncStatus {
 		return nil
 	}
 	s := &control.SyncStatus{Sent: r.sent.Load(), SendErrors: r.sendErrors.Load(), Received: r.received.Load(),
-		Dropped: r.dropped.Load() + r.d.fw.SyncDropped(), Rejected: map[string]uint64{}, Entries: map[string]uint64{}}
+		Dropped: r.dropped.Load(), Rejected: map[string]uint64{}, Entries: map[string]uint64{}}
+	for _, w := range r.d.workers {
+		s.Dropped += w.fw.SyncDropped() // each worker's event buffer
+	}
 	for _, p := range r.peers {
 		s.Peers = append(s.Peers, p.Addr())
 	}

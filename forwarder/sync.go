@@ -45,7 +45,7 @@ func (f *Forwarder) SyncEvents() []SyncEvent { return f.sync.events }
 // ResetSyncEvents empties the event buffer.
 func (f *Forwarder) ResetSyncEvents() { f.sync.events = f.sync.events[:0] }
 
-// SyncDropped is how many events did not fit in the buffer.
+// SyncDropped is how many events did not fit in this worker's buffer.
 func (f *Forwarder) SyncDropped() uint64 { return f.sync.dropped.Load() }
 
 // syncUnit is the grain of Entry.Flags' sync stamp: when the entry was

@@ -46,6 +46,9 @@ const (
 	protoTCP      = 6
 	ipv4FragField = 6 // flags and fragment offset
 	tcpFlags      = 13
+	ipv6HopByHop  = 0
+	ipv6Routing   = 43
+	ipv6DestOpts  = 60
 )
 
 // The split's SYN test: a bare SYN has SYN set and ACK clear; any fragment
@@ -196,6 +199,7 @@ func (h ClientHash) program(net int, loadProto bpf.Instruction, split int) ([]bp
 	a.add(bpf.LoadMemShift{Off: off(0)})
 	a.add(bpf.LoadIndirect{Off: off(0), Size: 1})
 	a.jeq(3, "v4inner", "")
+	a.jeq(4, "v4inner", "") // source quench: the forwarder takes it as an error too
 	a.jeq(11, "v4inner", "")
 	a.jeq(12, "v4inner", "v4src")
 	a.label("v4inner")
@@ -223,13 +227,36 @@ func (h ClientHash) program(net int, loadProto bpf.Instruction, split int) ([]bp
 		a.label("v6hash")
 	}
 	a.add(bpf.LoadAbsolute{Off: off(ipv6Next), Size: 1})
-	a.jeq(protoICMPv6, "", "v6src")
+	a.jeq(protoICMPv6, "", "v6ext")
 	a.add(bpf.LoadAbsolute{Off: off(ipv6Len), Size: 1})
 	a.add(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 4})
 	a.jumps("v6src", "")
 	a.add(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: 1})
 	a.jumps("", "v6src")
 	a.words6(off(ipv6Len+icmpHeaderLen+24), m6)
+	a.jmp("mix")
+	// An ICMPv6 error behind one hop-by-hop, routing or destination
+	// options header (the forwarder walks any number of them; one covers
+	// what routers send): the ICMPv6 header is (hdr ext len + 1) * 8
+	// bytes further.
+	a.label("v6ext")
+	a.jeq(ipv6HopByHop, "v6ext1", "")
+	a.jeq(ipv6Routing, "v6ext1", "")
+	a.jeq(ipv6DestOpts, "v6ext1", "v6src")
+	a.label("v6ext1")
+	a.add(bpf.LoadAbsolute{Off: off(ipv6Len), Size: 1})
+	a.jeq(protoICMPv6, "", "v6src")
+	a.add(bpf.LoadAbsolute{Off: off(ipv6Len + 1), Size: 1})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 3})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: ipv6Len})
+	a.add(bpf.TAX{})
+	a.add(bpf.LoadIndirect{Off: off(0), Size: 1})
+	a.add(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 4})
+	a.jumps("v6src", "")
+	a.add(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: 1})
+	a.jumps("", "v6src")
+	a.words6x(off(icmpHeaderLen+24), m6)
 	a.jmp("mix")
 	a.label("v6src")
 	a.words6(off(ipv6Src), m6)
@@ -261,6 +288,26 @@ func (a *cbpf) words6(off uint32, m6 [4]uint32) {
 		a.add(bpf.TAX{})
 	}
 	a.add(bpf.TXA{})
+}
+
+// words6x is words6 for the address at X+off: X holds the offset, so
+// the xor accumulates in scratch memory (M[1], the offset in M[2]).
+func (a *cbpf) words6x(off uint32, m6 [4]uint32) {
+	a.add(bpf.StoreScratch{Src: bpf.RegX, N: 2})
+	a.add(bpf.LoadConstant{Dst: bpf.RegA, Val: 0})
+	a.add(bpf.StoreScratch{Src: bpf.RegA, N: 1})
+	for i, m := range m6 {
+		if m == 0 {
+			continue
+		}
+		a.add(bpf.LoadScratch{Dst: bpf.RegX, N: 2})
+		a.add(bpf.LoadIndirect{Off: off + uint32(4*i), Size: 4})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
+		a.add(bpf.LoadScratch{Dst: bpf.RegX, N: 1})
+		a.add(bpf.ALUOpX{Op: bpf.ALUOpXor})
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: 1})
+	}
+	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: 1})
 }
 
 // cbpf is a classic BPF assembler with labels, for forward jumps.

@@ -60,6 +60,7 @@ func TestClientHashProgram(t *testing.T) {
 				tc{"tcp " + c.String(), tcp, c},
 				tc{"udp " + c.String(), framegen.UDP(l2, netip.AddrPortFrom(c, 53), netip.AddrPortFrom(vip4, 53), []byte("x")), c},
 				tc{"frag-needed about " + c.String(), framegen.ICMPFragNeeded(l2, router4, vip4, framegen.IPPacket(reply), 1400), c},
+				tc{"source quench about " + c.String(), sourceQuench(framegen.ICMPFragNeeded(l2, router4, vip4, framegen.IPPacket(reply), 1400)), c},
 				tc{"echo " + c.String(), framegen.ICMPEcho(l2, c, vip4, 1), c},
 			)
 			for i, fr := range framegen.IPv4Fragments(l2, netip.AddrPortFrom(c, 5000), netip.AddrPortFrom(vip4, 53), make([]byte, 3000), 1000, 7) {
@@ -71,6 +72,7 @@ func TestClientHashProgram(t *testing.T) {
 			cases = append(cases,
 				tc{"tcp " + c.String(), framegen.TCP(l2, netip.AddrPortFrom(c, 40000), netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil), c},
 				tc{"too-big about " + c.String(), framegen.ICMPFragNeeded(l2, router6, vip6, framegen.IPPacket(reply), 1400), c},
+				tc{"too-big behind hop-by-hop about " + c.String(), behindHopByHop(framegen.ICMPFragNeeded(l2, router6, vip6, framegen.IPPacket(reply), 1400)), c},
 			)
 		}
 		for _, c := range cases {
@@ -255,4 +257,25 @@ func TestClientHashSplitProgram(t *testing.T) {
 	if _, err := (ClientHash{}).splitProgram(0); err == nil {
 		t.Error("splitProgram accepted 0 workers")
 	}
+}
+
+// sourceQuench turns an ICMP error frame into a source quench (type 4),
+// which the forwarder also takes as an error about a connection.
+func sourceQuench(frame []byte) []byte {
+	f := append([]byte(nil), frame...)
+	f[14+20] = 4
+	return f
+}
+
+// behindHopByHop puts an 8-byte hop-by-hop options header between an IPv6
+// frame's fixed header and what followed it.
+func behindHopByHop(frame []byte) []byte {
+	const l3 = 14
+	next := frame[l3+6]
+	hbh := []byte{next, 0, 1, 4, 0, 0, 0, 0} // PadN filling the 6 option bytes
+	f := append([]byte(nil), frame[:l3+40]...)
+	f[l3+6] = 0
+	binary.BigEndian.PutUint16(f[l3+4:], binary.BigEndian.Uint16(frame[l3+4:])+8)
+	f = append(f, hbh...)
+	return append(f, frame[l3+40:]...)
 }
