@@ -428,16 +428,22 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 		return f.result(Drop, ReasonTableFull, s.idx, ri)
 	}
 	r := s.server(ri)
+	f.openEntry(st, s, r, e, state, now)
+	if s.cfg.Persistence > 0 {
+		f.holdTemplate(s, &p.flow, s.slot, r.slot, f.table.Expires(e), now)
+	}
+	return f.result(Forward, reason, s.idx, ri)
+}
+
+// openEntry fills a connection entry just inserted for r of s in state:
+// its slots, counts, timeout, sync record and the connection totals.
+func (f *Forwarder) openEntry(st *state, s *service, r *realServer, e *conntable.Entry, state uint8, now int64) {
 	e.Service, e.Real, e.State = s.slot, r.slot, state
 	r.count(state, +1)
 	f.table.SetTimeout(e, now, f.timeout(st, state))
 	f.record(connsync.OpUpsert, e, s, r, f.timeout(st, state), now)
 	s.ctr.totals[f.id].connections.Add(1)
 	r.totals[f.id].connections.Add(1)
-	if s.cfg.Persistence > 0 {
-		f.holdTemplate(s, &p.flow, s.slot, r.slot, f.table.Expires(e), now)
-	}
-	return f.result(Forward, reason, s.idx, ri)
 }
 
 // pick chooses a real server for a new connection: a live persistence

@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/scheduler"
 )
 
@@ -164,12 +163,6 @@ func (f *Forwarder) adoptStateless(st *state, s *service, p *packet, now int64) 
 	if err != nil {
 		return f.result(Forward, ReasonStatelessFull, s.idx, ri)
 	}
-	r := s.reals[ri]
-	e.Service, e.Real, e.State = s.slot, r.slot, state
-	r.count(state, +1)
-	f.table.SetTimeout(e, now, f.timeout(st, state))
-	f.record(connsync.OpUpsert, e, s, r, f.timeout(st, state), now)
-	s.ctr.totals[f.id].connections.Add(1)
-	r.totals[f.id].connections.Add(1)
+	f.openEntry(st, s, s.reals[ri], e, state, now)
 	return f.result(Forward, ReasonPressureAdopted, s.idx, ri)
 }
