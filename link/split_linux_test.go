@@ -118,15 +118,21 @@ func TestSplitPortReadsBoth(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ReadBatch after %d SYNs and %d ACKs: %v", sum(syns), sum(acks), err)
 		}
-		s := 0
-		for i, f := range batch[:n] {
-			if f.Data[14+20+13]&0x12 == 0x02 {
-				if s++; s != i+1 {
-					t.Errorf("a SYN after an ACK in a batch: the SYN socket's frames come first")
-				}
+		s, a := 0, 0
+		for _, f := range batch[:n] {
+			d := f.Data
+			if len(d) < 14+20+20 || d[12] != 0x08 || d[13] != 0x00 || d[14+9] != 6 || netip.AddrFrom4([4]byte(d[14+16:14+20])) != splitVIPs[0] {
+				continue // not the test's: NDP or ARP the kernel sends on its own
+			}
+			if d[14+20+13]&0x12 != 0x02 {
+				a++
+				continue
+			}
+			if s++; a > 0 {
+				t.Errorf("a SYN after an ACK in a batch: the SYN socket's frames come first")
 			}
 		}
-		syns, acks = append(syns, s), append(acks, n-s)
+		syns, acks = append(syns, s), append(acks, a)
 	}
 	if sum(syns) != each || sum(acks) != each {
 		t.Fatalf("read %d SYNs and %d ACKs, want %d each", sum(syns), sum(acks), each)
@@ -181,30 +187,7 @@ func TestSplitPortZeroAlloc(t *testing.T) {
 	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	from, to := netip.AddrPortFrom(netip.MustParseAddr("198.18.1.10"), 40000), netip.AddrPortFrom(splitVIPs[0], 80)
 	out := []Frame{{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)}, {Data: framegen.TCP(l2, from, to, "A", 2, 2, nil)}}
-	in, back := make([]Frame, 8), make([]Frame, 8)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	step := func() {
-		if _, err := pa.WriteBatch(out); err != nil {
-			t.Fatal(err)
-		}
-		n, err := pd.ReadBatch(ctx, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pd.WriteBatch(in[:n]); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pa.ReadBatch(ctx, back); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 10 {
-		step()
-	}
-	if allocs := testing.AllocsPerRun(500, step); allocs != 0 {
-		t.Fatalf("%v allocations per read+write batch, want 0", allocs)
-	}
+	expectZeroAllocRoundTrip(t, pa, pd, out)
 	st, err := pd.(StatsReporter).Stats()
 	if err != nil {
 		t.Fatal(err)
