@@ -166,11 +166,8 @@ func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) 
 		if n > 0 {
 			return n, nil
 		}
-		for i := range p.pfds {
-			p.pfds[i].Revents = 0
-		}
-		if _, err := unix.Poll(p.pfds[:], pollWaitMillis); err != nil && err != unix.EINTR {
-			return 0, newError(p.ifname, "poll", err)
+		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {
+			return 0, err
 		}
 	}
 }

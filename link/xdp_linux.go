@@ -120,6 +120,19 @@ func (p *xdpPort) SetVIPs(vips []netip.Addr) error {
 	return nil
 }
 
+// waitReadable waits in poll(2) until one of pfds is readable or
+// pollWaitMillis pass (EINTR counts as a pass): a Port that reads two
+// sockets without the Go netpoller.
+func waitReadable(ifname string, pfds []unix.PollFd) error {
+	for i := range pfds {
+		pfds[i].Revents = 0
+	}
+	if _, err := unix.Poll(pfds, pollWaitMillis); err != nil && err != unix.EINTR {
+		return newError(ifname, "poll", err)
+	}
+	return nil
+}
+
 // pollWait bounds each wait, so Close and a cancelled context are seen
 // within it even with no traffic.
 const pollWaitMillis = 50
@@ -155,11 +168,8 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		if n > 0 {
 			return n, nil
 		}
-		for i := range p.pfds {
-			p.pfds[i].Revents = 0
-		}
-		if _, err := unix.Poll(p.pfds[:], pollWaitMillis); err != nil && err != unix.EINTR {
-			return 0, newError(p.ifname, "poll", err)
+		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {
+			return 0, err
 		}
 	}
 }

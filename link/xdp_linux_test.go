@@ -146,30 +146,7 @@ func TestXDPPortZeroAlloc(t *testing.T) {
 	pa := openIn(t, l.nsA, "a0", Config{})
 	pd := openXDPIn(t, l.nsD, "d0", []netip.Addr{vip4})
 	out := []Frame{{Data: udpFrame(-1, vip4, "alloc")}}
-	in, back := make([]Frame, 8), make([]Frame, 8)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	step := func() {
-		if _, err := pa.WriteBatch(out); err != nil {
-			t.Fatal(err)
-		}
-		n, err := pd.ReadBatch(ctx, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pd.WriteBatch(in[:n]); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pa.ReadBatch(ctx, back); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 10 {
-		step()
-	}
-	if allocs := testing.AllocsPerRun(500, step); allocs != 0 {
-		t.Fatalf("%v allocations per read+write batch, want 0", allocs)
-	}
+	expectZeroAllocRoundTrip(t, pa, pd, out)
 }
 
 // TestXDPPortWholeBatch: a batch larger than what one sendto sends in copy
