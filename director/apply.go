@@ -58,6 +58,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 	if cfg.Interface == "" {
 		cfg.Interface = old.Interface
 	}
+	hash := FanoutHash(cfg)
 	switch {
 	case old.Interface != "" && cfg.Interface != old.Interface: // "": an in-memory port, any name will do
 		return fmt.Errorf("%w: interface %s -> %s", ErrRestartNeeded, old.Interface, cfg.Interface)
@@ -76,10 +77,9 @@ func (d *Director) Apply(cfg *config.Config) error {
 		return fmt.Errorf("%w: VIP %v is the first of its address family: its VRRP virtual router starts with the director", ErrRestartNeeded, v)
 	case old.VLAN != cfg.VLAN:
 		return fmt.Errorf("%w: vlan %d -> %d (the neighbor layer tags its frames from the start)", ErrRestartNeeded, old.VLAN, cfg.VLAN)
-	case len(d.workers) > 1 && FanoutHash(cfg) != d.hash:
-		h := FanoutHash(cfg)
+	case len(d.workers) > 1 && hash != d.hash:
 		return fmt.Errorf("%w: the widest persistence netmask changes from /%d (IPv4) /%d (IPv6) to /%d /%d: the %d workers share clients by it (run with -workers 1 to change it live)",
-			ErrRestartNeeded, bitsOr(d.hash.Bits4, 32), bitsOr(d.hash.Bits6, 128), bitsOr(h.Bits4, 32), bitsOr(h.Bits6, 128), len(d.workers))
+			ErrRestartNeeded, bitsOr(d.hash.Bits4, 32), bitsOr(d.hash.Bits6, 128), bitsOr(hash.Bits4, 32), bitsOr(hash.Bits6, 128), len(d.workers))
 	}
 	// Everything that can fail is done before the swap.
 	targets, err := health.Targets(cfg)

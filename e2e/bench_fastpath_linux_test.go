@@ -59,6 +59,21 @@ func udpForwarders(b *testing.B, l *testbed.Lab) []struct {
 	}
 }
 
+// reportBesideKernel reports each forwarder's figure of byName (keyed by
+// udpForwarders' names) in unit, and each drlb's ratio to the in-kernel
+// anchor's.
+func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
+	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}}
+	for _, f := range short {
+		b.ReportMetric(byName[f.name], f.metric+"-"+unit)
+	}
+	if k := byName["in-kernel"]; k > 0 {
+		for _, f := range short[1:] {
+			b.ReportMetric(byName[f.name]/k, f.metric+"/kernel")
+		}
+	}
+}
+
 // BenchmarkFastPath is issue 14's measurements, each a sub-benchmark:
 //
 //	go test -run '^$' -bench FastPath -benchtime 1x -count 2 ./e2e/
@@ -95,15 +110,7 @@ func BenchmarkFastPath(b *testing.B) {
 				rates[f.name] = r.rate()
 				b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s)", f.name, r.rate(), r.offeredRate())
 			}
-			b.ReportMetric(rates["in-kernel"], "kernel-fps")
-			b.ReportMetric(rates["drlb"], "drlb-fps")
-			b.ReportMetric(rates["drlb-1w"], "drlb1w-fps")
-			b.ReportMetric(rates["drlb-afxdp"], "afxdp-fps")
-			if k := rates["in-kernel"]; k > 0 {
-				b.ReportMetric(rates["drlb"]/k, "drlb/kernel")
-				b.ReportMetric(rates["drlb-1w"]/k, "drlb1w/kernel")
-				b.ReportMetric(rates["drlb-afxdp"]/k, "afxdp/kernel")
-			}
+			reportBesideKernel(b, rates, "fps")
 		})
 	}
 
@@ -125,15 +132,7 @@ func BenchmarkFastPath(b *testing.B) {
 			b.Logf("%-10s busy %5.1f µs per forwarded frame, %5.1f above idle (offered %.0f/s, delivered %.0f/s)",
 				f.name, cost[f.name], cost[f.name]-idle.busyPer(idle.offered), r.offeredRate(), r.rate())
 		}
-		b.ReportMetric(cost["in-kernel"], "kernel-µs/frame")
-		b.ReportMetric(cost["drlb"], "drlb-µs/frame")
-		b.ReportMetric(cost["drlb-1w"], "drlb1w-µs/frame")
-		b.ReportMetric(cost["drlb-afxdp"], "afxdp-µs/frame")
-		if k := cost["in-kernel"]; k > 0 {
-			b.ReportMetric(cost["drlb"]/k, "drlb/kernel")
-			b.ReportMetric(cost["drlb-1w"]/k, "drlb1w/kernel")
-			b.ReportMetric(cost["drlb-afxdp"]/k, "afxdp/kernel")
-		}
+		reportBesideKernel(b, cost, "µs/frame")
 	})
 
 	// A spoofed SYN flood at trafgen's top rate toward VIP:80 while the
