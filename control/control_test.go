@@ -68,10 +68,10 @@ TCP  198.18.0.100:80 rr persistent 300
 	}
 	// After a SYN flood the listing ends with what the table's defence did.
 	s := snapshot(t)
-	s.Overload = &Overload{Pressure: true, PressureEpisodes: 2, SynEvicted: 1234, SynStateless: 56789}
+	s.Overload = &Overload{Pressure: true, PressureEpisodes: 2, SynEvicted: 1234, SynStateless: 56789, TrustedClients: 7}
 	b.Reset()
 	WriteList(&b, s)
-	if tail := "\nConnection table pressure ON (SYNs go through without entry, new SYN_RECV entries get a short timeout); 2 episodes, 56789 SYNs forwarded without entry, 1234 SYN_RECV entries evicted\n"; b.String() != want+tail {
+	if tail := "\nConnection table pressure ON (SYNs go through without entry, new SYN_RECV entries get a short timeout); 2 episodes, 56789 SYNs forwarded without entry, 1234 SYN_RECV entries evicted; 7 clients trusted after a handshake\n"; b.String() != want+tail {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want+tail)
 	}
 	s.Overload = &Overload{} // never under pressure: ipvsadm's listing, nothing more

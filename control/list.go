@@ -109,8 +109,8 @@ func writeOverload(w io.Writer, o *Overload) {
 	if o.Pressure {
 		state = "ON (SYNs go through without entry, new SYN_RECV entries get a short timeout)"
 	}
-	fmt.Fprintf(w, "\nConnection table pressure %s; %d episodes, %d SYNs forwarded without entry, %d SYN_RECV entries evicted\n",
-		state, o.PressureEpisodes, o.SynStateless, o.SynEvicted)
+	fmt.Fprintf(w, "\nConnection table pressure %s; %d episodes, %d SYNs forwarded without entry, %d SYN_RECV entries evicted; %d clients trusted after a handshake\n",
+		state, o.PressureEpisodes, o.SynStateless, o.SynEvicted, o.TrustedClients)
 }
 
 // WriteStats prints s like `ipvsadm -Ln --stats`. Out columns are 0: in

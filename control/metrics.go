@@ -29,6 +29,7 @@ var (
 	descWorkerFrames  = prometheus.NewDesc("drlb_worker_frames_total", "Frames each data-path worker processed (frames are sorted among workers by client address).", []string{"worker"}, nil)
 	descWorkerEntries = prometheus.NewDesc("drlb_worker_conntable_entries", "Entries in each data-path worker's connection table.", []string{"worker"}, nil)
 	descEvicted       = prometheus.NewDesc("drlb_conntable_evicted_total", "Entries evicted from a full connection table for a new connection, by state (only SYN_RECV is ever evicted).", []string{"state"}, nil)
+	descTrusted       = prometheus.NewDesc("drlb_trusted_clients_total", "Clients put in the trusted lane after a completed TCP handshake: their bare SYNs reach the main socket, not the SYN socket a flood fills.", nil, nil)
 	descLinkDrops     = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the sockets dropped: rx (receive queue full; every kind of frame but bare TCP SYNs), rx_syn (the SYN socket's receive queue full: bare TCP SYNs only, a SYN flood's cost), rx_xdp (with -io afxdp: the AF_XDP socket's receive ring full or out of fill chunks), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
 	descARP           = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
 	descNeighbors     = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
@@ -97,6 +98,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPressure, prometheus.GaugeValue, p)
 		counter(descPressureOn, o.PressureEpisodes)
 		counter(descEvicted, o.SynEvicted, "SYN_RECV")
+		counter(descTrusted, o.TrustedClients)
 	}
 	for i, wk := range s.Workers {
 		counter(descWorkerFrames, wk.Frames, strconv.Itoa(i))

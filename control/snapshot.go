@@ -58,6 +58,9 @@ type Overload struct {
 	PressureEpisodes uint64 `json:"pressure_episodes"`
 	SynEvicted       uint64 `json:"syn_evicted"`
 	SynStateless     uint64 `json:"syn_stateless"`
+	// TrustedClients counts the clients put in the ports' trusted lane
+	// after a handshake (their SYNs skip a flooded SYN queue).
+	TrustedClients uint64 `json:"trusted_clients"`
 }
 
 // Worker is one data-path worker's share of the traffic: frames are

@@ -131,7 +131,9 @@ type Director struct {
 	// does (connection sync places a peer's entries with it).
 	hash link.ClientHash
 	log  *slog.Logger
-	mac  arp.MAC
+	// trustOff logs once that the ports have no trusted-client lane.
+	trustOff sync.Once
+	mac      arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
 	// configuration, so it names services by the right indexes.
 	trace step.Observer
@@ -358,7 +360,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		}
 	}
 	o := d.fw.Overload()
-	snap.Overload = &control.Overload{Pressure: o.Pressure, PressureEpisodes: o.PressureEpisodes, SynEvicted: o.SynEvicted, SynStateless: o.SynStateless}
+	snap.Overload = &control.Overload{Pressure: o.Pressure, PressureEpisodes: o.PressureEpisodes, SynEvicted: o.SynEvicted, SynStateless: o.SynStateless, TrustedClients: o.Handshakes}
 	rs := d.responder.Stats()
 	snap.ARP = map[string]uint64{"requests": rs.Requests, "probes": rs.Probes, "replies": rs.Replies, "conflicts": rs.Conflicts, "malformed": rs.Malformed}
 	snap.HA, snap.HA6 = d.ha.status()

@@ -87,6 +87,10 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 func (d *Director) loop(ctx context.Context, w *worker) error {
 	in := link.NewFrames(link.DefaultBatchSize)
 	out := make([]link.Frame, 0, 2*link.DefaultBatchSize)
+	// Clients that completed a handshake go to the port's trusted lane
+	// (OpenSplit's): under a SYN flood their SYNs skip the flooded queue.
+	truster, _ := w.port.(link.ClientTruster)
+	trusted := make([]netip.Addr, 0, forwarder.HandshakeBatch)
 	for {
 		n, err := w.port.ReadBatch(ctx, in)
 		if errors.Is(err, link.ErrLinkDown) {
@@ -104,7 +108,22 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			d.sync.push(w.fw.SyncEvents())
 			w.fw.ResetSyncEvents()
 		}
+		if truster != nil {
+			trusted = w.fw.TakeHandshakes(trusted[:0])
+		}
 		w.mu.Unlock()
+		if len(trusted) > 0 {
+			if err := truster.TrustClients(trusted); err != nil {
+				if errors.Is(err, link.ErrNoTrustLane) {
+					d.trustOff.Do(func() {
+						d.log.Warn("no trusted-client lane: under a SYN flood, known clients' SYNs queue with the flood's", "err", err)
+					})
+					truster = nil
+				} else if !errors.Is(err, link.ErrClosed) {
+					d.log.Warn("trusted clients", "err", err)
+				}
+			}
+		}
 		if len(out) > 0 {
 			if _, err := w.port.WriteBatch(out); err != nil {
 				d.log.Warn("write", "err", err)

@@ -89,6 +89,8 @@ type Forwarder struct {
 
 	// sync records table changes for the peers (EnableSync; sync.go).
 	sync syncLog
+	// hs collects clients that completed a handshake (handshakes.go).
+	hs handshakes
 
 	// Scratch space reused by every Process call; interface calls would
 	// otherwise move these to the heap once per packet.
@@ -384,6 +386,9 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			}
 			old := e.State
 			f.setState(st, e, ref.r, state, now)
+			if old == stateSynRecv && state == stateEstablished {
+				f.hs.note(p.flow.src)
+			}
 			if f.sync.events != nil && (old != state || syncDue(e.Flags, now, f.timeout(st, state))) {
 				f.record(connsync.OpUpsert, e, s, ref.r, f.timeout(st, state), now)
 			}

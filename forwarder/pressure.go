@@ -35,6 +35,10 @@ type Overload struct {
 	// SynStateless counts SYNs forwarded without entry under pressure
 	// (ReasonSynStateless, stateless.go).
 	SynStateless uint64
+	// Handshakes counts the clients TakeHandshakes reported (each once
+	// while it stays among a worker's last few thousand): those a
+	// director puts in its trusted lane.
+	Handshakes uint64
 }
 
 // Overload returns the table pressure state and its counters, of all the
@@ -44,6 +48,7 @@ func (f *Forwarder) Overload() Overload {
 	for _, w := range f.workers {
 		o.Pressure = o.Pressure || w.pressure.Load()
 		o.SynEvicted += w.synEvicted.Load()
+		o.Handshakes += w.hs.total.Load()
 	}
 	return o
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 
 	"golang.org/x/net/bpf"
 )
@@ -37,7 +38,19 @@ var (
 	// ErrBadFrame is returned by WriteBatch for a frame it cannot send (too
 	// short or longer than MaxFrame); the other frames are still sent.
 	ErrBadFrame = errors.New("bad frame")
+	// ErrNoTrustLane is returned by TrustClients of a split Port whose
+	// group runs the classic fanout program (the eBPF one, which holds the
+	// trusted clients, did not load; the error says why).
+	ErrNoTrustLane = errors.New("link: no trusted-client lane")
 )
+
+// ClientTruster is a Port whose bare SYNs from trusted clients skip the
+// SYN queue (OpenSplit's). A director calls TrustClients with the clients
+// that completed a TCP handshake through it: under a SYN flood, their new
+// connections are not dropped with the flood's SYNs.
+type ClientTruster interface {
+	TrustClients(addrs []netip.Addr) error
+}
 
 // Frame is one frame buffer with its receive metadata.
 type Frame struct {
@@ -130,8 +143,10 @@ type Fanout struct {
 	// flow hash (PACKET_FANOUT_HASH), which keeps each flow on one Port.
 	Hash *ClientHash
 	// split > 0: the group is OpenSplit's, of 2*split members, and runs
-	// Hash's split program.
-	split int
+	// Hash's split program, or, with progFD > 0, that eBPF program
+	// (PACKET_FANOUT_EBPF: the split program with its trusted clients).
+	split  int
+	progFD int
 }
 
 // FanoutMember is a Port in a fanout group.

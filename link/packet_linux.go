@@ -207,7 +207,9 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 func (p *afpacket) joinFanout(fo Fanout) error {
 	mode := unix.PACKET_FANOUT_HASH
 	var prog []bpf.RawInstruction
-	if fo.Hash != nil {
+	if fo.progFD > 0 {
+		mode = unix.PACKET_FANOUT_EBPF
+	} else if fo.Hash != nil {
 		var err error
 		if fo.split > 0 {
 			prog, err = fo.Hash.splitProgram(fo.split)
@@ -228,6 +230,12 @@ func (p *afpacket) joinFanout(fo Fanout) error {
 	}
 	if err := p.setsockopt(unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
 		return newError(p.ifname, fmt.Sprintf("setsockopt PACKET_FANOUT group %d", fo.Group), err)
+	}
+	if fo.progFD > 0 {
+		if err := p.setsockopt(unix.SOL_PACKET, unix.PACKET_FANOUT_DATA, fo.progFD); err != nil {
+			return newError(p.ifname, "setsockopt PACKET_FANOUT_DATA (eBPF)", err)
+		}
+		return nil
 	}
 	if prog == nil {
 		return nil

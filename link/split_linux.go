@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,9 @@ type splitPort struct {
 	ifname    string
 	main, syn *afpacket
 	closed    atomic.Bool
+
+	lane    *trustLane // shared by the group's ports; nil: laneErr says why
+	laneErr error
 
 	rmu     sync.Mutex
 	pfds    [2]unix.PollFd
@@ -71,7 +75,22 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 	// the kernel takes the program's result modulo fewer members and may
 	// queue a frame on another socket; nobody reads them before OpenSplit
 	// returns, and only those first frames can be misplaced.
+	// The eBPF split program adds the trusted-client lane; where it does
+	// not load (no CAP_BPF, an old kernel), the classic one splits alone.
+	lane, laneErr := loadTrustLane(h, n, DefaultTrustedClients)
+	defer func() {
+		if lane != nil {
+			lane.closeProgram()
+			if err != nil {
+				lane.refs.Store(1)
+				lane.release()
+			}
+		}
+	}()
 	fo := Fanout{New: true, Hash: &h, split: n}
+	if lane != nil {
+		fo.progFD = lane.prog.FD()
+	}
 	for i := range 2 * n {
 		c := cfg
 		if i >= n {
@@ -98,7 +117,11 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		if err != nil {
 			return nil, err
 		}
+		p.lane, p.laneErr = lane, laneErr
 		ports = append(ports, p)
+	}
+	if lane != nil {
+		lane.refs.Store(int32(n))
 	}
 	return ports, nil
 }
@@ -204,10 +227,30 @@ func (p *splitPort) Stats() (Stats, error) {
 	return s, err
 }
 
+// TrustClients puts addrs in the group's trusted-client map: from then
+// on their bare SYNs reach the main socket (the group's, whichever worker
+// the client belongs to). ErrNoTrustLane when the group runs the classic
+// program.
+func (p *splitPort) TrustClients(addrs []netip.Addr) error {
+	if p.lane == nil {
+		return &Error{Interface: p.ifname, Op: "trusted clients", Err: p.laneErr, sentinel: ErrNoTrustLane}
+	}
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.lane.trust(addrs); err != nil {
+		return &Error{Interface: p.ifname, Op: "trusted clients", Err: err}
+	}
+	return nil
+}
+
 // Close closes both sockets; a reader sees ErrClosed within one poll wait.
 func (p *splitPort) Close() error {
 	if p.closed.Swap(true) {
 		return nil
+	}
+	if p.lane != nil {
+		defer p.lane.release()
 	}
 	// The reader polls the fds: they close only once it is out.
 	p.rmu.Lock()

@@ -1,0 +1,149 @@
+package link
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// DefaultTrustedClients is the size of a split group's map of trusted
+// clients (an LRU map: when it is full, the client whose SYN was seen
+// least recently leaves first). About 5 MiB of kernel memory.
+const DefaultTrustedClients = 65536
+
+// trustLane is a split group's fanout program in eBPF with the map of the
+// clients it trusts: ClientHash's split program, translated, then one
+// step more. A bare SYN from a trusted client goes to its worker's main
+// socket instead of the SYN socket. Under a SYN flood from spoofed sources
+// the SYN socket's queue overflows and the kernel drops SYNs there at
+// random, the flood's and a legitimate client's alike; a client that has
+// completed a handshake through the director (TrustClients) is served
+// from the main socket, which the flood does not reach. A spoofed source
+// never completes a handshake, so it never gets in the map.
+type trustLane struct {
+	prog    *ebpf.Program
+	clients *ebpf.Map
+	refs    atomic.Int32 // ports sharing the lane; the last Close frees it
+	added   atomic.Uint64
+}
+
+// The trusted map's key: an address as four 32-bit words in host order
+// (the eBPF packet loads convert from network order), IPv4 mapped into
+// IPv6 (::ffff:a.b.c.d).
+type trustKey [4]uint32
+
+func newTrustKey(a netip.Addr) trustKey {
+	b := a.As16() // IPv4: ::ffff:a.b.c.d
+	var k trustKey
+	for i := range k {
+		k[i] = binary.BigEndian.Uint32(b[4*i:])
+	}
+	return k
+}
+
+// Stack offset of the key (below the 16 classic scratch words).
+const trustKeySlot = -80
+
+// loadTrustLane builds the map (size entries) and the eBPF split program
+// of n workers for h.
+func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
+	raw, err := h.splitProgram(n)
+	if err != nil {
+		return nil, err
+	}
+	insns, err := cbpfToEBPF(raw, "trust")
+	if err != nil {
+		return nil, err
+	}
+	clients, err := ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_trusted", Type: ebpf.LRUHash, KeySize: 16, ValueSize: 1, MaxEntries: uint32(size)})
+	if err != nil {
+		return nil, fmt.Errorf("trusted clients map: %w", err)
+	}
+	const (
+		member = asm.R9     // the classic program's result, kept across the lookup
+		ethV6  = 0x86dd     // protocol, in host order
+		mapped = 0x0000ffff // the third word of an IPv4-mapped address
+	)
+	// r0 is the member: main sockets below n, SYN sockets from n on (only
+	// bare SYNs of IPv4 or IPv6 get there).
+	insns = append(insns,
+		asm.JLT.Imm32(regA, int32(n), "out").WithSymbol("trust"),
+		asm.Mov.Reg(member, regA),
+		asm.LoadMem(regA, regCtx, skbProtocol, asm.Word),
+		asm.HostTo(asm.BE, regA, asm.Half),
+		asm.JEq.Imm32(regA, ethV6, "key6"),
+		asm.StoreImm(asm.RFP, trustKeySlot, 0, asm.Word),
+		asm.StoreImm(asm.RFP, trustKeySlot+4, 0, asm.Word),
+		asm.StoreImm(asm.RFP, trustKeySlot+8, mapped, asm.Word),
+		asm.LoadAbs(skfNetOff+ipv4Src, asm.Word),
+		asm.StoreMem(asm.RFP, trustKeySlot+12, regA, asm.Word),
+		asm.Ja.Label("lookup"),
+	)
+	for i := range 4 {
+		ld := asm.LoadAbs(int32(skfNetOff+ipv6Src+4*i), asm.Word)
+		if i == 0 {
+			ld = ld.WithSymbol("key6")
+		}
+		insns = append(insns, ld, asm.StoreMem(asm.RFP, int16(trustKeySlot+4*i), regA, asm.Word))
+	}
+	insns = append(insns,
+		asm.LoadMapPtr(asm.R1, clients.FD()).WithSymbol("lookup"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, trustKeySlot),
+		asm.FnMapLookupElem.Call(),
+		asm.Mov.Reg(asm.R1, asm.R0),
+		asm.Mov.Reg(regA, member),
+		asm.JEq.Imm(asm.R1, 0, "out"),
+		asm.Sub.Imm32(regA, int32(n)), // trusted: the same worker's main socket
+		asm.Return().WithSymbol("out"),
+	)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_fanout", Type: ebpf.SocketFilter, License: "MIT", Instructions: insns})
+	if err != nil {
+		_ = clients.Close()
+		return nil, fmt.Errorf("eBPF fanout program: %w", err)
+	}
+	return &trustLane{prog: prog, clients: clients}, nil
+}
+
+// trust puts addrs in the map (again: an LRU map keeps the ones put or
+// looked up lately).
+func (t *trustLane) trust(addrs []netip.Addr) error {
+	one := uint8(1)
+	for _, a := range addrs {
+		if !a.IsValid() {
+			continue
+		}
+		if err := t.clients.Put(newTrustKey(a), one); err != nil {
+			return fmt.Errorf("trusted clients map: %w", err)
+		}
+		t.added.Add(1)
+	}
+	return nil
+}
+
+// trusted reports whether a is in the map (tests).
+func (t *trustLane) trusted(a netip.Addr) bool {
+	var v uint8
+	return t.clients.Lookup(newTrustKey(a), &v) == nil
+}
+
+// closeProgram closes the program once every member has joined the group,
+// which holds it from then on.
+func (t *trustLane) closeProgram() {
+	if t.prog != nil {
+		_ = t.prog.Close()
+		t.prog = nil
+	}
+}
+
+// release drops one port's reference; the last frees the map.
+func (t *trustLane) release() {
+	if t.refs.Add(-1) == 0 {
+		t.closeProgram()
+		_ = t.clients.Close()
+	}
+}
