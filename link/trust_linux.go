@@ -1,7 +1,6 @@
 package link
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -31,19 +30,12 @@ type trustLane struct {
 	added   atomic.Uint64
 }
 
-// The trusted map's key: an address as four 32-bit words in host order
-// (the eBPF packet loads convert from network order), IPv4 mapped into
-// IPv6 (::ffff:a.b.c.d).
-type trustKey [4]uint32
+// The trusted map's key: the address's 16 bytes as on the wire, IPv4
+// mapped into IPv6 (::ffff:a.b.c.d), so that a program reading packet
+// memory directly (XDP) could build it with plain copies.
+type trustKey [16]byte
 
-func newTrustKey(a netip.Addr) trustKey {
-	b := a.As16() // IPv4: ::ffff:a.b.c.d
-	var k trustKey
-	for i := range k {
-		k[i] = binary.BigEndian.Uint32(b[4*i:])
-	}
-	return k
-}
+func newTrustKey(a netip.Addr) trustKey { return a.As16() }
 
 // Stack offset of the key (below the 16 classic scratch words).
 const trustKeySlot = -80
@@ -64,9 +56,9 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 		return nil, fmt.Errorf("trusted clients map: %w", err)
 	}
 	const (
-		member = asm.R9     // the classic program's result, kept across the lookup
-		ethV6  = 0x86dd     // protocol, in host order
-		mapped = 0x0000ffff // the third word of an IPv4-mapped address
+		member = asm.R9 // the classic program's result, kept across the lookup
+		ethV6  = 0x86dd // protocol, in host order
+		mapped = 0xffff // bytes 10 and 11 of an IPv4-mapped address
 	)
 	// r0 is the member: main sockets below n, SYN sockets from n on (only
 	// bare SYNs of IPv4 or IPv6 get there).
@@ -78,8 +70,10 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 		asm.JEq.Imm32(regA, ethV6, "key6"),
 		asm.StoreImm(asm.RFP, trustKeySlot, 0, asm.Word),
 		asm.StoreImm(asm.RFP, trustKeySlot+4, 0, asm.Word),
-		asm.StoreImm(asm.RFP, trustKeySlot+8, mapped, asm.Word),
+		asm.StoreImm(asm.RFP, trustKeySlot+8, 0, asm.Half),
+		asm.StoreImm(asm.RFP, trustKeySlot+10, mapped, asm.Half),
 		asm.LoadAbs(skfNetOff+ipv4Src, asm.Word),
+		asm.HostTo(asm.BE, regA, asm.Word), // back to wire order
 		asm.StoreMem(asm.RFP, trustKeySlot+12, regA, asm.Word),
 		asm.Ja.Label("lookup"),
 	)
@@ -88,7 +82,7 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 		if i == 0 {
 			ld = ld.WithSymbol("key6")
 		}
-		insns = append(insns, ld, asm.StoreMem(asm.RFP, int16(trustKeySlot+4*i), regA, asm.Word))
+		insns = append(insns, ld, asm.HostTo(asm.BE, regA, asm.Word), asm.StoreMem(asm.RFP, int16(trustKeySlot+4*i), regA, asm.Word))
 	}
 	insns = append(insns,
 		asm.LoadMapPtr(asm.R1, clients.FD()).WithSymbol("lookup"),
