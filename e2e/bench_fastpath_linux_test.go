@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Issue 14's benchmarks (README.md#performance), side by side in one lab
@@ -153,7 +156,11 @@ func BenchmarkFastPath(b *testing.B) {
 		// trafgen; drlb's work, the real servers' included, lands on
 		// the other core), to tell the table's defence from capacity.
 		var kernelRate float64
-		for _, mode := range []string{"in-kernel", "drlb", "drlb-paced", "drlb-afxdp"} {
+		// drlb-strangers: each new connection comes from an address
+		// never seen before (not in the trusted lane): its SYN queues
+		// with the flood's.
+		strangers := addClientAddrs(b, l, synConns)
+		for _, mode := range []string{"in-kernel", "drlb", "drlb-strangers", "drlb-paced", "drlb-afxdp"} {
 			var sock string
 			var stop func()
 			var args []string
@@ -177,7 +184,11 @@ func BenchmarkFastPath(b *testing.B) {
 			if mode == "drlb-paced" {
 				args = []string{"--rate", fmt.Sprintf("%.0fpps", kernelRate)}
 			}
-			served, lat, tried, floodRate := synFloodRun(b, l, tg, conf, args...)
+			var from []netip.Addr
+			if mode == "drlb-strangers" {
+				from = strangers
+			}
+			served, lat, tried, floodRate := synFloodRun(b, l, tg, conf, from, args...)
 			if mode == "in-kernel" {
 				kernelRate = floodRate
 			}
@@ -189,7 +200,7 @@ func BenchmarkFastPath(b *testing.B) {
 			}
 			b.Logf("%-10s served %d of %d new connections (%d tried) under %.0f SYN/s; served in p50 %v, p99 %v, max %v",
 				mode, served, synConns, tried, floodRate, p(0.5).Round(time.Microsecond), p(0.99).Round(time.Microsecond), p(1).Round(time.Microsecond))
-			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb", "drlb-paced": "paced", "drlb-afxdp": "afxdp"}[mode]
+			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb", "drlb-strangers": "strangers", "drlb-paced": "paced", "drlb-afxdp": "afxdp"}[mode]
 			b.ReportMetric(float64(served), name+"-served")
 			b.ReportMetric(float64(p(0.99).Microseconds())/1000, name+"-p99-ms")
 			if sock != "" {
@@ -249,7 +260,10 @@ func BenchmarkFastPath(b *testing.B) {
 // (synTimeout each, synBudget in all), with more trafgen args (--rate),
 // and returns how many were served,
 // their latencies (sorted), how many were tried and the flood's rate.
-func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, args ...string) (served int, lat []time.Duration, tried int, floodRate float64) {
+// Before the flood the client connects once from its own address, which
+// puts it in drlb's trusted lane; with from, connection i comes from
+// from[i] instead, an address drlb has never seen.
+func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Addr, args ...string) (served int, lat []time.Duration, tried int, floodRate float64) {
 	c, stop := context.WithTimeout(context.Background(), synTimeout)
 	_, err := askNew(c, l, l.VIP)
 	stop()
@@ -270,7 +284,12 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, args ...string) 
 		tried++
 		c, stop := context.WithTimeout(context.Background(), synTimeout)
 		t0 := time.Now()
-		_, err := askNew(c, l, l.VIP)
+		var err error
+		if from != nil {
+			_, err = askNewFrom(c, l, from[tried-1], l.VIP)
+		} else {
+			_, err = askNew(c, l, l.VIP)
+		}
 		d := time.Since(t0)
 		stop()
 		if err == nil {
@@ -287,4 +306,32 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, args ...string) 
 	}
 	slices.Sort(lat)
 	return served, lat, tried, floodRate
+}
+
+// addClientAddrs puts n more addresses on the routed client's link
+// (198.18.1.30 on, in its /24, which the router reaches there) and returns
+// them.
+func addClientAddrs(b *testing.B, l *testbed.Lab, n int) []netip.Addr {
+	if n > 220 {
+		b.Fatalf("%d client addresses: the client's /24 holds 220 more", n)
+	}
+	var addrs []netip.Addr
+	err := l.Do(l.Client, func() error {
+		lk, err := netlink.LinkByName(l.Client.Iface)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			a := netip.AddrFrom4([4]byte{198, 18, 1, byte(30 + i)})
+			if err := netlink.AddrAdd(lk, &netlink.Addr{IPNet: netlink.NewIPNet(a.AsSlice())}); err != nil && !errors.Is(err, unix.EEXIST) {
+				return err
+			}
+			addrs = append(addrs, a)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return addrs
 }

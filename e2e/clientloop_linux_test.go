@@ -59,7 +59,22 @@ func askOnce(c net.Conn, br *bufio.Reader, host string, close bool) (string, err
 // request on it (Connection: close) and returns who answered. A deadline
 // on ctx bounds the whole exchange, not only the dial.
 func askNew(ctx context.Context, l *testbed.Lab, v netip.Addr) (string, error) {
-	c, err := l.Dial(ctx, l.Client, "tcp", netip.AddrPortFrom(v, testbed.HTTPPort).String())
+	return askNewFrom(ctx, l, netip.Addr{}, v)
+}
+
+// askNewFrom is askNew from the client's address from (one of its
+// addresses; the zero Addr: the one the kernel picks).
+func askNewFrom(ctx context.Context, l *testbed.Lab, from, v netip.Addr) (string, error) {
+	var c net.Conn
+	err := l.Do(l.Client, func() error {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		if from.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))
+		}
+		var err error
+		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(v, testbed.HTTPPort).String())
+		return err
+	})
 	if err != nil {
 		return "", err
 	}

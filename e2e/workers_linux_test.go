@@ -105,6 +105,9 @@ func TestWorkersShareClients(t *testing.T) {
 			Frames  uint64 `json:"frames"`
 			Entries int    `json:"entries"`
 		} `json:"workers"`
+		Overload struct {
+			TrustedClients int `json:"trusted_clients"`
+		} `json:"overload"`
 	}
 	if err := json.Unmarshal(out, &snap); err != nil || len(snap.Workers) != 2 {
 		t.Fatalf("ctl list -o json: %v, workers %+v\n%s", err, snap.Workers, out)
@@ -119,5 +122,12 @@ func TestWorkersShareClients(t *testing.T) {
 			t.Errorf("worker %d has no clients by the hash but processed %d frames", i, w.Frames)
 		}
 	}
-	t.Logf("16 clients: %v by the hash; workers %+v", want, snap.Workers)
+	// Every client completed handshakes, so each is in the trusted lane
+	// (its next SYNs skip a flooded SYN queue): reported once, not once
+	// per connection (a worker's dedup set may rarely let one through
+	// twice).
+	if n := snap.Overload.TrustedClients; n < len(clients) || n >= 3*len(clients) {
+		t.Errorf("%d clients trusted after %d clients made 3 connections each, want %d", n, len(clients), len(clients))
+	}
+	t.Logf("16 clients: %v by the hash; workers %+v; %d trusted", want, snap.Workers, snap.Overload.TrustedClients)
 }
