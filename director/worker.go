@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
@@ -128,6 +129,9 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			if _, err := w.port.WriteBatch(out); err != nil {
 				d.log.Warn("write", "err", err)
 			}
+		}
+		if d.coalesce > 0 && n < len(in)/4 {
+			time.Sleep(d.coalesce)
 		}
 	}
 }

@@ -53,6 +53,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "-t", "198.18.0.100:80", "-s", "fastest", "-r", "198.18.0.11"}, "fastest"},
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11"}, "no interface"},
 		{[]string{"run", "-i", "eth0", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-log-level", "loud"}, "-log-level"},
+		{[]string{"run", "-i", "eth0", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-rx-coalesce", "1s"}, "-rx-coalesce 1s: want 0 to 10ms"},
+		{[]string{"run", "-i", "eth0", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-rx-coalesce", "-1us"}, "-rx-coalesce -1µs: want 0 to 10ms"},
 		{[]string{"run", "-i", "eth1", "-c", vrrpConf}, "-i eth1: " + vrrpConf + ":18: the vrrp_instance runs on interface eth0: give -i eth0 or leave -i out"},
 	} {
 		var stdout, stderr bytes.Buffer
