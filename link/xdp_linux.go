@@ -154,7 +154,7 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		n := p.x.receive(frames, p.bufs)
+		n := p.x.receive(&p.x.rx, frames, p.bufs)
 		if n > 0 {
 			p.rxXDP.Add(uint64(n))
 		}
