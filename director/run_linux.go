@@ -199,7 +199,7 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, log *slog.Logger)
 	if m, ok := p.(link.XDPMode); ok {
 		mode = m.XDPMode()
 	}
-	log.Info("io afxdp: VIP frames through AF_XDP (copy mode, queue 0); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
+	log.Info("io afxdp: VIP frames through AF_XDP (copy mode, queue 0; bare SYNs of clients not yet trusted through a second socket); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
 		"xdp", mode, "interface", ifname)
 	return p, nil
 }

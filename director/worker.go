@@ -89,7 +89,8 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 	in := link.NewFrames(link.DefaultBatchSize)
 	out := make([]link.Frame, 0, 2*link.DefaultBatchSize)
 	// Clients that completed a handshake go to the port's trusted lane
-	// (OpenSplit's): under a SYN flood their SYNs skip the flooded queue.
+	// (OpenSplit's, OpenXDP's): under a SYN flood their SYNs skip the
+	// flooded queue.
 	truster, _ := w.port.(link.ClientTruster)
 	trusted := make([]netip.Addr, 0, forwarder.HandshakeBatch)
 	for {

@@ -10,7 +10,13 @@
 //   - OpenSplit: per worker a Port over two AF_PACKET sockets of one
 //     fanout group, a main one and one for bare TCP SYNs, read main first,
 //     so a SYN flood overflows only the SYN queue (ARCHITECTURE.md, "The
-//     SYN socket");
+//     SYN socket"); a bare SYN from a client in the trusted map
+//     (TrustClients: clients that completed a handshake) goes to main;
+//   - OpenXDP: an XDP program redirects VIP frames into two AF_XDP
+//     sockets on queue 0 that share one UMEM, split as OpenSplit's pair
+//     (bare SYNs from untrusted clients into the SYN socket's small ring,
+//     the rest into the main ring), and an AF_PACKET socket reads what
+//     XDP passes (ARP, NDP, tagged frames);
 //   - Pipe: two connected in-memory Ports, for tests without root.
 //
 // # The packet path through the AF_PACKET socket

@@ -45,7 +45,7 @@ var (
 )
 
 // ClientTruster is a Port whose bare SYNs from trusted clients skip the
-// SYN queue (OpenSplit's). A director calls TrustClients with the clients
+// SYN queue (OpenSplit's and OpenXDP's). A director calls TrustClients with the clients
 // that completed a TCP handshake through it: under a SYN flood, their new
 // connections are not dropped with the flood's SYNs.
 type ClientTruster interface {

@@ -18,12 +18,15 @@ type Stats struct {
 	RxDropped uint64
 	// SYNRxDropped: on an OpenSplit Port, the bare TCP SYNs its SYN socket
 	// dropped because its receive queue was full (a SYN flood's cost;
-	// legitimate clients retransmit). Not included in RxDropped.
+	// legitimate clients retransmit); on an AF_XDP Port, those its AF_XDP
+	// SYN socket dropped (XDP_STATISTICS). Not included in RxDropped or
+	// XDPRxDropped.
 	SYNRxDropped uint64
 	// XDPRxDropped: on an AF_XDP Port, frames the XDP program redirected
-	// that the AF_XDP socket dropped (XDP_STATISTICS: rx_dropped and
-	// rx_ring_full). Not included in
-	// RxDropped, which counts the AF_PACKET side.
+	// that the main AF_XDP socket dropped (XDP_STATISTICS: rx_dropped and
+	// rx_ring_full): every kind of VIP frame but the bare SYNs of
+	// SYNRxDropped. Not included in RxDropped, which counts the AF_PACKET
+	// side.
 	XDPRxDropped uint64
 	// TxDropped: frames dropped on the way out (AF_PACKET: the queueing
 	// discipline or driver queue was full, ENOBUFS).

@@ -24,10 +24,27 @@ const DefaultTrustedClients = 65536
 // from the main socket, which the flood does not reach. A spoofed source
 // never completes a handshake, so it never gets in the map.
 type trustLane struct {
-	prog    *ebpf.Program
+	prog *ebpf.Program
+	*trustedClients
+	refs atomic.Int32 // ports sharing the lane; the last Close frees it
+}
+
+// trustedClients is the LRU map of trusted clients, as both lanes use it:
+// the split group's fanout program (trustLane) and the AF_XDP port's XDP
+// program look a bare SYN's source up in it, the director fills it
+// (TrustClients).
+type trustedClients struct {
 	clients *ebpf.Map
-	refs    atomic.Int32 // ports sharing the lane; the last Close frees it
 	added   atomic.Uint64
+}
+
+// newTrustedClients makes the map, of size entries.
+func newTrustedClients(size int) (*trustedClients, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_trusted", Type: ebpf.LRUHash, KeySize: 16, ValueSize: 1, MaxEntries: uint32(size)})
+	if err != nil {
+		return nil, fmt.Errorf("trusted clients map: %w", err)
+	}
+	return &trustedClients{clients: m}, nil
 }
 
 // The trusted map's key: the address's 16 bytes as on the wire, IPv4
@@ -51,9 +68,9 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 	if err != nil {
 		return nil, err
 	}
-	clients, err := ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_trusted", Type: ebpf.LRUHash, KeySize: 16, ValueSize: 1, MaxEntries: uint32(size)})
+	tc, err := newTrustedClients(size)
 	if err != nil {
-		return nil, fmt.Errorf("trusted clients map: %w", err)
+		return nil, err
 	}
 	const (
 		member = asm.R9 // the classic program's result, kept across the lookup
@@ -85,7 +102,7 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 		insns = append(insns, ld, asm.HostTo(asm.BE, regA, asm.Word), asm.StoreMem(asm.RFP, int16(trustKeySlot+4*i), regA, asm.Word))
 	}
 	insns = append(insns,
-		asm.LoadMapPtr(asm.R1, clients.FD()).WithSymbol("lookup"),
+		asm.LoadMapPtr(asm.R1, tc.clients.FD()).WithSymbol("lookup"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, trustKeySlot),
 		asm.FnMapLookupElem.Call(),
@@ -97,15 +114,15 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 	)
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_fanout", Type: ebpf.SocketFilter, License: "MIT", Instructions: insns})
 	if err != nil {
-		_ = clients.Close()
+		tc.close()
 		return nil, fmt.Errorf("eBPF fanout program: %w", err)
 	}
-	return &trustLane{prog: prog, clients: clients}, nil
+	return &trustLane{prog: prog, trustedClients: tc}, nil
 }
 
 // trust puts addrs in the map (again: an LRU map keeps the ones put or
 // looked up lately).
-func (t *trustLane) trust(addrs []netip.Addr) error {
+func (t *trustedClients) trust(addrs []netip.Addr) error {
 	one := uint8(1)
 	for _, a := range addrs {
 		if !a.IsValid() {
@@ -120,7 +137,7 @@ func (t *trustLane) trust(addrs []netip.Addr) error {
 }
 
 // trusted reports whether a is in the map (tests).
-func (t *trustLane) trusted(a netip.Addr) bool {
+func (t *trustedClients) trusted(a netip.Addr) bool {
 	var v uint8
 	return t.clients.Lookup(newTrustKey(a), &v) == nil
 }
@@ -138,6 +155,13 @@ func (t *trustLane) closeProgram() {
 func (t *trustLane) release() {
 	if t.refs.Add(-1) == 0 {
 		t.closeProgram()
+		t.close()
+	}
+}
+
+func (t *trustedClients) close() {
+	if t.clients != nil {
 		_ = t.clients.Close()
+		t.clients = nil
 	}
 }

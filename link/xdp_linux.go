@@ -16,12 +16,19 @@ import (
 )
 
 // xdpPort is the AF_XDP Port: an XDP program on the interface redirects
-// frames to the VIPs into an AF_XDP socket (copy mode) on queue 0, and an
-// AF_PACKET socket, as Open makes it, reads everything else drlb needs
+// frames to the VIPs into two AF_XDP sockets (copy mode) on queue 0, and
+// an AF_PACKET socket, as Open makes it, reads everything else drlb needs
 // (ARP, NDP, and VIP frames the XDP path does not take: 802.1Q-tagged
 // ones, and those arriving on other queues, which the program passes).
 // Frames go out through the AF_XDP socket when they carry no offload
 // state and fit a UMEM chunk, through the AF_PACKET socket otherwise.
+//
+// The two AF_XDP sockets are the SYN split of OpenSplit's ports: the SYN
+// socket (syn, sharing x's UMEM) gets the bare TCP SYNs of clients not in
+// the trusted map (TrustClients), the main one (x) every other VIP frame.
+// Under a SYN flood from spoofed sources only the SYN socket's small ring
+// overflows: ACKs, established traffic and trusted clients' SYNs wait in
+// the main ring, which the flood does not reach.
 type xdpPort struct {
 	ifname string
 	ap     *afpacket
@@ -30,18 +37,24 @@ type xdpPort struct {
 	attach ebpflink.Link
 	mode   string
 	x      *xsk
+	syn    *xskRX
 	closed atomic.Bool
-	// Frames moved through the AF_XDP socket (the rest went through the
-	// AF_PACKET side), for tests and the start-up log.
-	rxXDP, txXDP atomic.Uint64
+	// Frames moved through the AF_XDP sockets (the rest went through the
+	// AF_PACKET side; rxSYN: through the SYN socket, counted in rxXDP
+	// too), for tests and the start-up log.
+	rxXDP, rxSYN, txXDP atomic.Uint64
 
 	rmu  sync.Mutex
 	bufs []byte // receive slots for frames copied out of the UMEM
-	pfds [2]unix.PollFd
+	pfds [3]unix.PollFd
 
 	wmu  sync.Mutex
 	sent []bool
 	rest []Frame
+
+	// mmu keeps Close from freeing the maps and sockets under SetVIPs,
+	// TrustClients (the director's loop, after a batch) and Stats.
+	mmu sync.Mutex
 }
 
 // OpenXDP opens an AF_XDP port on ifname for the given VIPs, with cfg for
@@ -69,7 +82,7 @@ func (p *xdpPort) setup(vips []netip.Addr) error {
 	if cerr := p.ap.rc.Control(func(fd uintptr) { p.apfd = int(fd) }); cerr != nil {
 		return newError(p.ifname, "syscall conn", cerr)
 	}
-	p.objs, err = loadXDP(1)
+	p.objs, err = loadXDP(1, DefaultTrustedClients)
 	if err != nil {
 		return newError(p.ifname, "load XDP", err)
 	}
@@ -80,7 +93,14 @@ func (p *xdpPort) setup(vips []netip.Addr) error {
 	if err != nil {
 		return newError(p.ifname, "AF_XDP", err)
 	}
-	if err := p.objs.xsks.Put(uint32(0), uint32(p.x.fd)); err != nil {
+	p.syn, err = newSharedXSK(p.x, ifi.Index, 0, xskSYNRing)
+	if err != nil {
+		return newError(p.ifname, "AF_XDP SYN socket", err)
+	}
+	if err := p.objs.xsks.Put(xskSlot(0, xskLaneMain), uint32(p.x.fd)); err != nil {
+		return newError(p.ifname, "XSKMAP", err)
+	}
+	if err := p.objs.xsks.Put(xskSlot(0, xskLaneSYN), uint32(p.syn.fd)); err != nil {
 		return newError(p.ifname, "XSKMAP", err)
 	}
 	p.attach, err = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: p.objs.prog, Interface: ifi.Index, Flags: ebpflink.XDPDriverMode})
@@ -97,7 +117,7 @@ func (p *xdpPort) setup(vips []netip.Addr) error {
 	p.bufs = make([]byte, slotLen*batch)
 	p.sent = make([]bool, batch)
 	p.rest = make([]Frame, 0, batch)
-	p.pfds = [2]unix.PollFd{{Fd: int32(p.x.fd), Events: unix.POLLIN}, {Fd: int32(p.apfd), Events: unix.POLLIN}}
+	p.pfds = [3]unix.PollFd{{Fd: int32(p.x.fd), Events: unix.POLLIN}, {Fd: int32(p.syn.fd), Events: unix.POLLIN}, {Fd: int32(p.apfd), Events: unix.POLLIN}}
 	return nil
 }
 
@@ -111,6 +131,8 @@ func (p *xdpPort) SetFilter(filter []bpf.RawInstruction) error { return p.ap.Set
 
 // SetVIPs changes the VIPs the XDP program redirects.
 func (p *xdpPort) SetVIPs(vips []netip.Addr) error {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
 	if p.closed.Load() {
 		return ErrClosed
 	}
@@ -137,9 +159,17 @@ func waitReadable(ifname string, pfds []unix.PollFd) error {
 // within it even with no traffic.
 const pollWaitMillis = 50
 
-// ReadBatch returns frames from the AF_XDP socket first, then fills the
+// ReadBatch returns frames from the AF_XDP sockets first, then fills the
 // rest of the batch from the AF_PACKET socket without waiting, so neither
-// starves the other; with nothing on either it waits in poll(2).
+// starves the other; with nothing on any it waits in poll(2).
+//
+// The AF_XDP sockets share the batch as OpenSplit's ports do: when both
+// have frames waiting, at most 3/4 of the batch comes from the main
+// socket, so heavy established traffic does not starve new connections,
+// and the SYN socket's frames come first in the batch (a SYN is older than
+// any ACK of its handshake read with it). Unlike an AF_PACKET queue a ring
+// shows how much it holds, so each side also takes what the other leaves:
+// either one alone fills the batch.
 func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
@@ -147,6 +177,7 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	p.rmu.Lock()
 	defer p.rmu.Unlock()
 	frames = frames[:min(len(frames), len(p.sent))]
+	share := len(frames) - len(frames)/4
 	for {
 		if p.closed.Load() {
 			return 0, ErrClosed
@@ -154,16 +185,20 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		n := p.x.receive(frames, p.bufs)
+		mainWait, synWait := int(p.x.rx.avail()), int(p.syn.rx.avail())
+		k := min(synWait, len(frames)-min(mainWait, share))
+		k = p.x.receive(&p.syn.rx, frames[:k], p.bufs)
+		n := k + p.x.receive(&p.x.rx, frames[k:], p.bufs[k*slotLen:])
 		if n > 0 {
 			p.rxXDP.Add(uint64(n))
+			p.rxSYN.Add(uint64(k))
 		}
 		if n < len(frames) {
-			k, err := p.ap.tryRead(frames[n:])
+			m, err := p.ap.tryRead(frames[n:])
 			if err != nil && n == 0 {
 				return 0, err
 			}
-			n += k
+			n += m
 		}
 		if n > 0 {
 			return n, nil
@@ -209,28 +244,55 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 	return total, first
 }
 
-// Stats is the AF_PACKET side's counters with the AF_XDP socket's drops
-// (XDP_STATISTICS) in XDPRxDropped.
+// Stats is the AF_PACKET side's counters with the AF_XDP sockets' drops
+// (XDP_STATISTICS): the main socket's in XDPRxDropped, the SYN socket's in
+// SYNRxDropped (bare SYNs only, as on an OpenSplit port).
 func (p *xdpPort) Stats() (Stats, error) {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
 	s, err := p.ap.Stats()
 	if p.closed.Load() {
 		return s, ErrClosed
 	}
-	var xs unix.XDPStatistics
-	sz := uint32(unsafe.Sizeof(xs))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(p.x.fd), unix.SOL_XDP, unix.XDP_STATISTICS, uintptr(unsafe.Pointer(&xs)), uintptr(unsafe.Pointer(&sz)), 0); e == 0 {
-		s.XDPRxDropped = xs.Rx_dropped + xs.Rx_ring_full
-	}
+	s.XDPRxDropped = xskDrops(p.x.fd)
+	s.SYNRxDropped = xskDrops(p.syn.fd)
 	return s, err
 }
 
-// Close detaches the XDP program, then closes both sockets.
+// xskDrops is what AF_XDP socket fd dropped of the frames redirected to
+// it: rx_dropped (no fill chunk, or too long) and rx_ring_full.
+func xskDrops(fd int) uint64 {
+	var xs unix.XDPStatistics
+	sz := uint32(unsafe.Sizeof(xs))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_STATISTICS, uintptr(unsafe.Pointer(&xs)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
+		return 0
+	}
+	return xs.Rx_dropped + xs.Rx_ring_full
+}
+
+// TrustClients puts addrs in the XDP program's trusted-client map: from
+// then on their bare SYNs reach the main AF_XDP socket.
+func (p *xdpPort) TrustClients(addrs []netip.Addr) error {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.objs.trusted.trust(addrs); err != nil {
+		return &Error{Interface: p.ifname, Op: "trusted clients", Err: err}
+	}
+	return nil
+}
+
+// Close detaches the XDP program, then closes the sockets.
 func (p *xdpPort) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
 	p.rmu.Lock() // a reader sees closed within one poll wait
 	p.wmu.Lock()
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
 	defer p.wmu.Unlock()
 	defer p.rmu.Unlock()
 	return p.teardown()
@@ -243,6 +305,10 @@ func (p *xdpPort) teardown() error {
 			err = fmt.Errorf("detach XDP from %s: %w", p.ifname, e)
 		}
 		p.attach = nil
+	}
+	if p.syn != nil { // before the socket whose UMEM it shares
+		p.syn.close()
+		p.syn = nil
 	}
 	if p.x != nil {
 		p.x.close()

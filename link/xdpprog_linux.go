@@ -12,12 +12,13 @@ import (
 // director's configuration names.
 const maxXDPVIPs = 1024
 
-// xdpObjects are the XDP program and its maps: the VIP sets it matches and
-// the XSKMAP it redirects into.
+// xdpObjects are the XDP program and its maps: the VIP sets it matches,
+// the clients it trusts and the XSKMAP it redirects into.
 type xdpObjects struct {
 	prog       *ebpf.Program
 	vip4, vip6 *ebpf.Map
 	xsks       *ebpf.Map
+	trusted    *trustedClients
 }
 
 func (o *xdpObjects) close() {
@@ -29,21 +30,42 @@ func (o *xdpObjects) close() {
 			_ = m.Close()
 		}
 	}
+	if o.trusted != nil {
+		o.trusted.close()
+	}
 }
 
-// loadXDP builds the maps and the program. The program, in BPF assembly
-// (no C compiler):
+// The XSKMAP slots of receive queue q: xsksPerQueue*q + lane.
+const (
+	xskLaneMain  = 0
+	xskLaneSYN   = 1
+	xsksPerQueue = 2
+)
+
+// xskSlot is the XSKMAP slot of queue q's socket of the lane.
+func xskSlot(q, lane int) uint32 { return uint32(xsksPerQueue*q + lane) }
+
+// loadXDP builds the maps (trusted: the trusted clients' map size) and
+// the program. The program, in BPF assembly (no C compiler):
 //
-//	untagged IPv4 whose destination is in vip4  -> XSKMAP[rx queue]
-//	untagged IPv6 whose destination is in vip6  -> XSKMAP[rx queue]
+//	untagged IPv4 or IPv6 whose destination is in vip4 or vip6:
+//	    a bare TCP SYN from a client not in trusted  -> XSKMAP[2*rx queue+1] (SYN socket)
+//	    any other frame                              -> XSKMAP[2*rx queue]   (main socket)
 //	everything else (ARP, NDP, the host's own traffic, 802.1Q-tagged
 //	frames, frames too short to hold the address) -> XDP_PASS
+//
+// A bare SYN is what OpenSplit's fanout program sends to its SYN socket
+// (ClientHash.splitProgram): TCP with SYN set and ACK clear, for IPv4 not
+// a fragment (no MF, no offset; the flags are IHL*4 bytes into the
+// header), for IPv6 TCP right after the fixed header. A frame too short
+// to tell is not one. The trusted map is keyed as trustKey: the source's
+// 16 bytes, IPv4 mapped into IPv6.
 //
 // A queue with no socket in the XSKMAP passes the frame (the low bits of
 // bpf_redirect_map's flags). ARP and NDP stay with the kernel: the host
 // needs them for its own addresses, and drlb reads them on its AF_PACKET
 // socket, which sees every frame XDP passes.
-func loadXDP(queues int) (*xdpObjects, error) {
+func loadXDP(queues, trusted int) (*xdpObjects, error) {
 	o := &xdpObjects{}
 	var err error
 	mk := func(name string, t ebpf.MapType, k, v, n uint32) *ebpf.Map {
@@ -59,61 +81,137 @@ func loadXDP(queues int) (*xdpObjects, error) {
 	}
 	o.vip4 = mk("drlb_vip4", ebpf.Hash, 4, 1, maxXDPVIPs)
 	o.vip6 = mk("drlb_vip6", ebpf.Hash, 16, 1, maxXDPVIPs)
-	o.xsks = mk("drlb_xsks", ebpf.XSKMap, 4, 4, uint32(max(queues, 1)))
+	o.xsks = mk("drlb_xsks", ebpf.XSKMap, 4, 4, uint32(xsksPerQueue*max(queues, 1)))
+	if err == nil {
+		o.trusted, err = newTrustedClients(trusted)
+	}
 	if err != nil {
 		o.close()
 		return nil, err
 	}
-	const (
-		xdpPass = 2
-		ethIPv4 = 0x0008 // 0x0800 as a little-endian load of the wire bytes
-		ethIPv6 = 0xdd86 // 0x86dd
-	)
-	insns := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),                                  // r6 = ctx
-		asm.LoadMem(asm.R2, asm.R6, 0, asm.Word),                     // r2 = data
-		asm.LoadMem(asm.R3, asm.R6, 4, asm.Word),                     // r3 = data_end
-		asm.Mov.Reg(asm.R4, asm.R2),                                  //
-		asm.Add.Imm(asm.R4, 34),                                      // Ethernet + IPv4 through the destination
-		asm.JGT.Reg(asm.R4, asm.R3, "pass"),                          //
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),                    // ethertype
-		asm.JEq.Imm(asm.R5, ethIPv4, "ipv4"),                         //
-		asm.JEq.Imm(asm.R5, ethIPv6, "ipv6"),                         //
-		asm.Ja.Label("pass"),                                         //
-		asm.LoadMem(asm.R7, asm.R2, 30, asm.Word).WithSymbol("ipv4"), // IPv4 destination
-		asm.StoreMem(asm.RFP, -4, asm.R7, asm.Word),                  //
-		asm.LoadMapPtr(asm.R1, o.vip4.FD()),                          //
-		asm.Mov.Reg(asm.R2, asm.RFP),                                 //
-		asm.Add.Imm(asm.R2, -4),                                      //
-		asm.FnMapLookupElem.Call(),                                   //
-		asm.JEq.Imm(asm.R0, 0, "pass"),                               //
-		asm.Ja.Label("redirect"),                                     //
-		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv6"),               //
-		asm.Add.Imm(asm.R4, 54),                                      // Ethernet + IPv6 through the destination
-		asm.JGT.Reg(asm.R4, asm.R3, "pass"),                          //
-		asm.LoadMem(asm.R7, asm.R2, 38, asm.DWord),                   // IPv6 destination
-		asm.StoreMem(asm.RFP, -16, asm.R7, asm.DWord),                //
-		asm.LoadMem(asm.R7, asm.R2, 46, asm.DWord),                   //
-		asm.StoreMem(asm.RFP, -8, asm.R7, asm.DWord),                 //
-		asm.LoadMapPtr(asm.R1, o.vip6.FD()),                          //
-		asm.Mov.Reg(asm.R2, asm.RFP),                                 //
-		asm.Add.Imm(asm.R2, -16),                                     //
-		asm.FnMapLookupElem.Call(),                                   //
-		asm.JEq.Imm(asm.R0, 0, "pass"),                               //
-		asm.LoadMapPtr(asm.R1, o.xsks.FD()).WithSymbol("redirect"),   //
-		asm.LoadMem(asm.R2, asm.R6, 16, asm.Word),                    // ctx->rx_queue_index
-		asm.Mov.Imm(asm.R3, xdpPass),                                 // no socket on the queue: pass
-		asm.FnRedirectMap.Call(),                                     //
-		asm.Return(),                                                 //
-		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),              //
-		asm.Return(), //
-	}
-	o.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vips", Type: ebpf.XDP, License: "MIT", Instructions: insns})
+	o.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vips", Type: ebpf.XDP, License: "MIT", Instructions: o.instructions()})
 	if err != nil {
 		o.close()
 		return nil, fmt.Errorf("XDP program: %w", err)
 	}
 	return o, nil
+}
+
+// instructions is the program over o's maps.
+func (o *xdpObjects) instructions() asm.Instructions {
+	const (
+		xdpPass = 2
+		ethIPv4 = 0x0008 // 0x0800 as a little-endian load of the wire bytes
+		ethIPv6 = 0xdd86 // 0x86dd
+		eth     = 14
+		mapped  = 0xffff // bytes 10 and 11 of an IPv4-mapped address
+		// Registers kept across the map lookups (r1-r5 are not).
+		ctx  = asm.R6
+		lane = asm.R8
+		// Stack: the VIP keys at -4 and -16, the trusted key at keySlot.
+		keySlot = -32
+	)
+	// data and data_end again (a helper call leaves r2 and r3 unknown),
+	// with the bounds check the verifier wants for loads below n.
+	reload := func(n int32, fail string) asm.Instructions {
+		return asm.Instructions{
+			asm.LoadMem(asm.R2, ctx, 0, asm.Word),
+			asm.LoadMem(asm.R3, ctx, 4, asm.Word),
+			asm.Mov.Reg(asm.R4, asm.R2),
+			asm.Add.Imm(asm.R4, n),
+			asm.JGT.Reg(asm.R4, asm.R3, fail),
+		}
+	}
+	insns := asm.Instructions{
+		asm.Mov.Reg(ctx, asm.R1),                  //
+		asm.LoadMem(asm.R2, ctx, 0, asm.Word),     // r2 = data
+		asm.LoadMem(asm.R3, ctx, 4, asm.Word),     // r3 = data_end
+		asm.Mov.Reg(asm.R4, asm.R2),               //
+		asm.Add.Imm(asm.R4, eth+20),               // Ethernet + IPv4 through the destination
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),       //
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half), // ethertype
+		asm.JEq.Imm(asm.R5, ethIPv4, "ipv4"),      //
+		asm.JEq.Imm(asm.R5, ethIPv6, "ipv6"),      //
+		asm.Ja.Label("pass"),                      //
+
+		asm.LoadMem(asm.R7, asm.R2, eth+16, asm.Word).WithSymbol("ipv4"), // IPv4 destination
+		asm.StoreMem(asm.RFP, -4, asm.R7, asm.Word),                      //
+		asm.LoadMapPtr(asm.R1, o.vip4.FD()),                              //
+		asm.Mov.Reg(asm.R2, asm.RFP),                                     //
+		asm.Add.Imm(asm.R2, -4),                                          //
+		asm.FnMapLookupElem.Call(),                                       //
+		asm.JEq.Imm(asm.R0, 0, "pass"),                                   //
+		asm.Mov.Imm(lane, xskLaneMain),                                   // a VIP frame: main, unless a bare SYN
+	}
+	insns = append(insns, reload(eth+20, "redirect")...)
+	insns = append(insns,
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Proto, asm.Byte),     //
+		asm.JNE.Imm(asm.R4, protoTCP, "redirect"),                //
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv4FragField, asm.Half), //
+		asm.HostTo(asm.BE, asm.R4, asm.Half),                     //
+		asm.JSet.Imm(asm.R4, ipv4FragBits, "redirect"),           // a fragment
+		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte),               //
+		asm.And.Imm(asm.R4, 0xf),                                 // IHL: the mask bounds the offset for the verifier
+		asm.LSh.Imm(asm.R4, 2),                                   //
+		asm.Mov.Reg(asm.R5, asm.R2),                              //
+		asm.Add.Reg(asm.R5, asm.R4),                              // r5 = data + IHL*4
+		asm.Mov.Reg(asm.R4, asm.R5),                              //
+		asm.Add.Imm(asm.R4, eth+tcpFlags+1),                      //
+		asm.JGT.Reg(asm.R4, asm.R3, "redirect"),                  //
+		asm.LoadMem(asm.R4, asm.R5, eth+tcpFlags, asm.Byte),      //
+		asm.And.Imm(asm.R4, tcpSYN|tcpACK),                       //
+		asm.JNE.Imm(asm.R4, tcpSYN, "redirect"),                  //
+		asm.StoreImm(asm.RFP, keySlot, 0, asm.Word),              // ::ffff:a.b.c.d
+		asm.StoreImm(asm.RFP, keySlot+4, 0, asm.Word),            //
+		asm.StoreImm(asm.RFP, keySlot+8, 0, asm.Half),            //
+		asm.StoreImm(asm.RFP, keySlot+10, mapped, asm.Half),      //
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Src, asm.Word),       //
+		asm.StoreMem(asm.RFP, keySlot+12, asm.R4, asm.Word),      //
+		asm.Ja.Label("trusted"),                                  //
+
+		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv6"), //
+		asm.Add.Imm(asm.R4, eth+ipv6Len),               // Ethernet + IPv6 through the destination
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),            //
+		asm.LoadMem(asm.R7, asm.R2, eth+24, asm.DWord), // IPv6 destination
+		asm.StoreMem(asm.RFP, -16, asm.R7, asm.DWord),  //
+		asm.LoadMem(asm.R7, asm.R2, eth+32, asm.DWord), //
+		asm.StoreMem(asm.RFP, -8, asm.R7, asm.DWord),   //
+		asm.LoadMapPtr(asm.R1, o.vip6.FD()),            //
+		asm.Mov.Reg(asm.R2, asm.RFP),                   //
+		asm.Add.Imm(asm.R2, -16),                       //
+		asm.FnMapLookupElem.Call(),                     //
+		asm.JEq.Imm(asm.R0, 0, "pass"),                 //
+		asm.Mov.Imm(lane, xskLaneMain),                 //
+	)
+	insns = append(insns, reload(eth+ipv6Len+tcpFlags+1, "redirect")...)
+	insns = append(insns,
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Next, asm.Byte),                  // TCP right after the fixed header only
+		asm.JNE.Imm(asm.R4, protoTCP, "redirect"),                            //
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Len+tcpFlags, asm.Byte),          //
+		asm.And.Imm(asm.R4, tcpSYN|tcpACK),                                   //
+		asm.JNE.Imm(asm.R4, tcpSYN, "redirect"),                              //
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Src, asm.DWord),                  // the source, as it is
+		asm.StoreMem(asm.RFP, keySlot, asm.R4, asm.DWord),                    //
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Src+8, asm.DWord),                //
+		asm.StoreMem(asm.RFP, keySlot+8, asm.R4, asm.DWord),                  //
+		asm.LoadMapPtr(asm.R1, o.trusted.clients.FD()).WithSymbol("trusted"), // a bare SYN: trusted?
+		asm.Mov.Reg(asm.R2, asm.RFP),                                         //
+		asm.Add.Imm(asm.R2, keySlot),                                         //
+		asm.FnMapLookupElem.Call(),                                           //
+		asm.JNE.Imm(asm.R0, 0, "redirect"),                                   // trusted: main
+		asm.Mov.Imm(lane, xskLaneSYN),                                        //
+
+		asm.LoadMapPtr(asm.R1, o.xsks.FD()).WithSymbol("redirect"), //
+		asm.LoadMem(asm.R2, ctx, 16, asm.Word),                     // ctx->rx_queue_index
+		asm.LSh.Imm(asm.R2, 1),                                     // xskSlot: xsksPerQueue (2) per queue
+		asm.Add.Reg(asm.R2, lane),                                  //
+		asm.Mov.Imm(asm.R3, xdpPass),                               // no socket in the slot: pass
+		asm.FnRedirectMap.Call(),                                   //
+		asm.Return(),                                               //
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),            //
+		asm.Return(),                                               //
+	)
+	return insns
 }
 
 // setVIPs makes the VIP maps hold exactly vips.

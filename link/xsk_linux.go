@@ -8,17 +8,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// AF_XDP socket geometry: one UMEM of xskFrames chunks of xskChunk bytes
-// (32 MiB), the first half lent to the kernel for receiving (fill ring),
-// the second half kept for transmitting. Rings hold xskRing entries (a
-// power of two). The receive ring is all the buffering AF_XDP has (an
-// AF_PACKET socket has its whole receive buffer): with 2048 entries, the
-// director's pauses on a busy 2-core machine overflowed it at 30k
-// frames/s (3-6% dropped, XDPRxDropped); with 8192 none were.
+// AF_XDP socket geometry: one UMEM of xskFrames chunks of xskChunk bytes,
+// xskRxChunks of them lent to the kernel for receiving (fill ring), the
+// rest (xskRing) kept for transmitting. The main socket's rings hold
+// xskRing entries (a power of two). The receive ring is all the buffering
+// AF_XDP has (an AF_PACKET socket has its whole receive buffer): with 2048
+// entries, the director's pauses on a busy 2-core machine overflowed it at
+// 30k frames/s (3-6% dropped, XDPRxDropped); with 8192 none were.
+//
+// The SYN socket (xskRX) shares the UMEM and its fill ring, with a small
+// receive ring of its own (xskSYNRing): under a flood it stays full, so
+// its length is the delay of a legitimate SYN, as DefaultSYNReadBuffer's
+// is on the AF_PACKET path (1024 SYNs: about 20 ms at 50k SYN/s read).
+// Enough chunks are lent for both receive rings full at once, so a SYN
+// flood that fills its ring leaves the main ring all its 8192; the fill
+// ring is the next power of two that holds them all.
 const (
-	xskChunk  = 2048
-	xskFrames = 16384
-	xskRing   = 8192
+	xskChunk    = 2048
+	xskRing     = 8192
+	xskSYNRing  = 1024
+	xskRxChunks = xskRing + xskSYNRing
+	xskFillRing = 16384
+	xskFrames   = xskRxChunks + xskRing // 34 MiB
 )
 
 // ring is one of the four AF_XDP rings, mapped from the socket. The
@@ -71,51 +82,42 @@ func newXSK(ifindex, queue int) (x *xsk, err error) {
 	if _, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG, uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0); e != 0 {
 		return nil, fmt.Errorf("setsockopt XDP_UMEM_REG: %w", e)
 	}
-	for _, o := range []int{unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_RX_RING, unix.XDP_TX_RING} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, o, xskRing); err != nil {
-			return nil, fmt.Errorf("setsockopt XDP ring %d: %w", o, err)
+	rings := []struct {
+		r       *ring
+		opt     int
+		pgoff   int64
+		entries int
+		desc    uintptr
+	}{
+		{&x.fill, unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_PGOFF_FILL_RING, xskFillRing, 8},
+		{&x.comp, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_UMEM_PGOFF_COMPLETION_RING, xskRing, 8},
+		{&x.rx, unix.XDP_RX_RING, unix.XDP_PGOFF_RX_RING, xskRing, unsafe.Sizeof(unix.XDPDesc{})},
+		{&x.tx, unix.XDP_TX_RING, unix.XDP_PGOFF_TX_RING, xskRing, unsafe.Sizeof(unix.XDPDesc{})},
+	}
+	for _, r := range rings {
+		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, r.opt, r.entries); err != nil {
+			return nil, fmt.Errorf("setsockopt XDP ring %d: %w", r.opt, err)
 		}
 	}
-	var off unix.XDPMmapOffsets
-	sz := uint32(unsafe.Sizeof(off))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS, uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
-		return nil, fmt.Errorf("getsockopt XDP_MMAP_OFFSETS: %w", e)
+	off, err := mmapOffsets(fd)
+	if err != nil {
+		return nil, err
 	}
-	mapRing := func(r *ring, o unix.XDPRingOffset, pgoff int64, descSize uintptr) error {
-		n := int(o.Desc) + xskRing*int(descSize)
-		mem, err := unix.Mmap(fd, pgoff, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-		if err != nil {
-			return fmt.Errorf("mmap XDP ring at %#x: %w", pgoff, err)
+	for i, o := range []unix.XDPRingOffset{off.Fr, off.Cr, off.Rx, off.Tx} {
+		r := rings[i]
+		if err := r.r.mmap(fd, o, r.pgoff, r.entries, r.desc); err != nil {
+			return nil, err
 		}
-		r.mem = mem
-		r.producer = (*uint32)(unsafe.Pointer(&mem[o.Producer]))
-		r.consumer = (*uint32)(unsafe.Pointer(&mem[o.Consumer]))
-		r.descs = unsafe.Pointer(&mem[o.Desc])
-		r.mask = xskRing - 1
-		return nil
 	}
-	descSize := unsafe.Sizeof(unix.XDPDesc{})
-	if err := mapRing(&x.fill, off.Fr, unix.XDP_UMEM_PGOFF_FILL_RING, 8); err != nil {
-		return nil, err
-	}
-	if err := mapRing(&x.comp, off.Cr, unix.XDP_UMEM_PGOFF_COMPLETION_RING, 8); err != nil {
-		return nil, err
-	}
-	if err := mapRing(&x.rx, off.Rx, unix.XDP_PGOFF_RX_RING, descSize); err != nil {
-		return nil, err
-	}
-	if err := mapRing(&x.tx, off.Tx, unix.XDP_PGOFF_TX_RING, descSize); err != nil {
-		return nil, err
-	}
-	// Lend the first half of the UMEM to the kernel for receiving.
+	// Lend the receive chunks to the kernel.
 	prod := atomic.LoadUint32(x.fill.producer)
-	for i := range xskFrames / 2 {
+	for i := range xskRxChunks {
 		*x.fill.addr(prod) = uint64(i * xskChunk)
 		prod++
 	}
 	atomic.StoreUint32(x.fill.producer, prod)
-	x.free = make([]uint64, 0, xskFrames/2)
-	for i := xskFrames / 2; i < xskFrames; i++ {
+	x.free = make([]uint64, 0, xskFrames-xskRxChunks)
+	for i := xskRxChunks; i < xskFrames; i++ {
 		x.free = append(x.free, uint64(i*xskChunk))
 	}
 	// Copy mode: veth and most virtual drivers have no zero-copy.
@@ -126,12 +128,100 @@ func newXSK(ifindex, queue int) (x *xsk, err error) {
 	return x, nil
 }
 
+func mmapOffsets(fd int) (unix.XDPMmapOffsets, error) {
+	var off unix.XDPMmapOffsets
+	sz := uint32(unsafe.Sizeof(off))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS, uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
+		return off, fmt.Errorf("getsockopt XDP_MMAP_OFFSETS: %w", e)
+	}
+	return off, nil
+}
+
+// mmap maps the ring of socket fd at pgoff: entries descriptors of
+// descSize bytes, as the socket was told (setsockopt).
+func (r *ring) mmap(fd int, o unix.XDPRingOffset, pgoff int64, entries int, descSize uintptr) error {
+	n := int(o.Desc) + entries*int(descSize)
+	mem, err := unix.Mmap(fd, pgoff, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("mmap XDP ring at %#x: %w", pgoff, err)
+	}
+	r.mem = mem
+	r.producer = (*uint32)(unsafe.Pointer(&mem[o.Producer]))
+	r.consumer = (*uint32)(unsafe.Pointer(&mem[o.Consumer]))
+	r.descs = unsafe.Pointer(&mem[o.Desc])
+	r.mask = uint32(entries - 1)
+	return nil
+}
+
+func (r *ring) unmap() {
+	if r.mem != nil {
+		_ = unix.Munmap(r.mem)
+		r.mem = nil
+	}
+}
+
+// avail is how many descriptors the kernel has produced that we have not
+// consumed (an RX or completion ring).
+func (r *ring) avail() uint32 {
+	return atomic.LoadUint32(r.producer) - atomic.LoadUint32(r.consumer)
+}
+
+// xskRX is a second AF_XDP socket on an xsk's interface and queue that
+// shares its UMEM (XDP_SHARED_UMEM): a receive ring of its own (entries
+// long), no transmit ring, and the xsk's fill ring, into whose chunks the
+// kernel copies its frames and to which xsk.receive returns them. On the
+// same queue the kernel allows no fill or completion ring of its own: the
+// sockets share the UMEM's buffer pool (Documentation/networking/af_xdp.rst,
+// "XDP_SHARED_UMEM bind flag"). The XDP program picks the socket per frame
+// (its XSKMAP slot). In copy mode two CPUs may receive for the two
+// sockets at once; the kernel serializes the shared fill ring (its
+// rx_lock is the pool's since the fix for CVE-2025-37920, 2025; older
+// kernels without it may race there).
+type xskRX struct {
+	fd int
+	rx ring
+}
+
+func newSharedXSK(owner *xsk, ifindex, queue, entries int) (s *xskRX, err error) {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket AF_XDP: %w", err)
+	}
+	s = &xskRX{fd: fd}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_RX_RING, entries); err != nil {
+		return nil, fmt.Errorf("setsockopt XDP_RX_RING: %w", err)
+	}
+	off, err := mmapOffsets(fd)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rx.mmap(fd, off.Rx, unix.XDP_PGOFF_RX_RING, entries, unsafe.Sizeof(unix.XDPDesc{})); err != nil {
+		return nil, err
+	}
+	// No mode flags: a socket sharing a UMEM takes the owner's (copy).
+	sa := &unix.SockaddrXDP{Flags: unix.XDP_SHARED_UMEM, Ifindex: uint32(ifindex), QueueID: uint32(queue), SharedUmemFD: uint32(owner.fd)}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, fmt.Errorf("bind AF_XDP to queue %d sharing a UMEM: %w", queue, err)
+	}
+	return s, nil
+}
+
+func (s *xskRX) close() {
+	s.rx.unmap()
+	if s.fd >= 0 {
+		_ = unix.Close(s.fd)
+		s.fd = -1
+	}
+}
+
 func (x *xsk) close() {
 	for _, r := range []*ring{&x.fill, &x.comp, &x.rx, &x.tx} {
-		if r.mem != nil {
-			_ = unix.Munmap(r.mem)
-			r.mem = nil
-		}
+		r.unmap()
 	}
 	if x.fd >= 0 {
 		_ = unix.Close(x.fd)
@@ -143,19 +233,19 @@ func (x *xsk) close() {
 	}
 }
 
-// receive copies up to len(frames) received frames into the frames'
+// receive copies up to len(frames) received frames from rx (x's own
+// receive ring, or the ring of an xskRX sharing x's UMEM) into the frames'
 // buffers (slots of bufs, slotLen apart) and hands their chunks straight
-// back to the fill ring. It never blocks.
-func (x *xsk) receive(frames []Frame, bufs []byte) int {
-	cons := atomic.LoadUint32(x.rx.consumer)
-	avail := atomic.LoadUint32(x.rx.producer) - cons
-	n := min(int(avail), len(frames))
+// back to x's fill ring. It never blocks.
+func (x *xsk) receive(rx *ring, frames []Frame, bufs []byte) int {
+	cons := atomic.LoadUint32(rx.consumer)
+	n := min(int(atomic.LoadUint32(rx.producer)-cons), len(frames))
 	if n == 0 {
 		return 0
 	}
 	fprod := atomic.LoadUint32(x.fill.producer)
 	for i := range n {
-		d := x.rx.desc(cons + uint32(i))
+		d := rx.desc(cons + uint32(i))
 		buf := bufs[i*slotLen : (i+1)*slotLen : (i+1)*slotLen]
 		l := min(int(d.Len), MaxFrame)
 		frames[i].Data = buf[vlanHeadroom : vlanHeadroom+copy(buf[vlanHeadroom:vlanHeadroom+l], x.umem[d.Addr:d.Addr+uint64(l)])]
@@ -163,7 +253,7 @@ func (x *xsk) receive(frames []Frame, bufs []byte) int {
 		*x.fill.addr(fprod) = d.Addr &^ (xskChunk - 1)
 		fprod++
 	}
-	atomic.StoreUint32(x.rx.consumer, cons+uint32(n))
+	atomic.StoreUint32(rx.consumer, cons+uint32(n))
 	atomic.StoreUint32(x.fill.producer, fprod)
 	return n
 }

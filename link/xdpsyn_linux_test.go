@@ -1,0 +1,393 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// The lanes of a frame through the AF_XDP port: its AF_PACKET side (the
+// frames XDP passes), the main AF_XDP socket or the SYN socket.
+const (
+	lanePacket = "packet"
+	laneMain   = "main"
+	laneSYN    = "syn"
+)
+
+// xdpLane is the lane the XDP program must pick for frame f, with vips
+// and trusted clients: a frame to a VIP goes to an AF_XDP socket, the SYN
+// socket when the classic split program (vm, one worker) calls it a bare
+// SYN and its source is not trusted; everything else passes.
+func xdpLane(t *testing.T, f []byte, vm func([]byte) (int, error), vips []netip.Addr, trusted map[netip.Addr]bool) string {
+	t.Helper()
+	var dst, src netip.Addr
+	switch {
+	case len(f) >= 14+20 && f[12] == 0x08 && f[13] == 0x00:
+		dst, src = netip.AddrFrom4([4]byte(f[14+16:])), netip.AddrFrom4([4]byte(f[14+12:]))
+	case len(f) >= 14+40 && f[12] == 0x86 && f[13] == 0xdd:
+		dst, src = netip.AddrFrom16([16]byte(f[14+24:])), netip.AddrFrom16([16]byte(f[14+8:]))
+	}
+	if !slices.Contains(vips, dst) {
+		return lanePacket
+	}
+	m, err := vm(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m == 1 && !trusted[src] {
+		return laneSYN
+	}
+	return laneMain
+}
+
+// TestXDPProgramSplitsSYNs runs the XDP program in the kernel
+// (BPF_PROG_TEST_RUN) on splitCases and on thousands of truncated and
+// corrupted copies of them, and checks each lane it picks against the
+// classic split program's decision in bpf.VM (OpenSplit's definition of a
+// bare SYN): the same frames must reach the SYN socket on both paths, and
+// no bounds check may be missing or off by one. Then trusted clients'
+// bare SYNs move to the main socket and nothing else moves.
+func TestXDPProgramSplitsSYNs(t *testing.T) {
+	testutil.NeedRoot(t)
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	c4 := []netip.Addr{netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.19.200.7")}
+	c6 := []netip.Addr{netip.MustParseAddr("2001:2::1:10"), netip.MustParseAddr("2001:2:0:ff::7")}
+	cases := splitCases(l2, c4, c6)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var frames [][]byte
+	for _, c := range cases {
+		frames = append(frames, c.frame)
+		for range 60 {
+			f := append([]byte(nil), c.frame...)
+			op := rng.IntN(3)
+			if op != 0 { // a byte past the Ethernet header changed
+				f[14+rng.IntN(min(len(f)-14, 80))] = byte(rng.Uint32())
+			}
+			if op != 1 { // truncated (the test run wants an Ethernet header)
+				f = f[:14+rng.IntN(len(f)-14+1)]
+			}
+			frames = append(frames, f)
+		}
+	}
+	o, err := loadXDP(1, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	if err := o.setVIPs(splitVIPs); err != nil {
+		t.Fatal(err)
+	}
+	// An AF_XDP socket in one slot of the XSKMAP: bpf_redirect_map
+	// returns XDP_REDIRECT for that slot and its flags (XDP_PASS) for the
+	// empty one, so each run tells whether the program picked the slot.
+	// The test run redirects nothing: the socket need not be bound.
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	const xdpPass, xdpRedirect = 2, 4
+	lane := func(f []byte) string {
+		got := lanePacket
+		for _, l := range []struct {
+			slot int
+			name string
+		}{{xskLaneMain, laneMain}, {xskLaneSYN, laneSYN}} {
+			if err := o.xsks.Put(xskSlot(0, l.slot), uint32(fd)); err != nil {
+				t.Fatal(err)
+			}
+			ret, _, err := o.prog.Test(f)
+			if err != nil {
+				t.Fatalf("test run (%d bytes): %v", len(f), err)
+			}
+			if err := o.xsks.Delete(xskSlot(0, l.slot)); err != nil {
+				t.Fatal(err)
+			}
+			switch ret {
+			case xdpRedirect:
+				if got != lanePacket {
+					t.Fatalf("% x: both slots picked", f)
+				}
+				got = l.name
+			case xdpPass:
+			default:
+				t.Fatalf("% x: XDP action %d", f, ret)
+			}
+		}
+		return got
+	}
+	vm := vmSplitProgram(t, ClientHash{}, 1)
+	run := func(f []byte) (int, error) { return vm.Run(f) }
+	counts := map[string]int{}
+	for i, f := range frames {
+		want := xdpLane(t, f, run, splitVIPs, nil)
+		if got := lane(f); got != want {
+			t.Fatalf("frame %d (%d bytes) % x: lane %s, want %s", i, len(f), f, got, want)
+		}
+		counts[want]++
+	}
+	t.Logf("%d frames by lane: %v", len(frames), counts)
+	trusted := map[netip.Addr]bool{c4[1]: true, c6[0]: true}
+	if err := o.trusted.trust([]netip.Addr{c4[1], c6[0]}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		want := xdpLane(t, c.frame, run, splitVIPs, trusted)
+		if c.bareSYN && trusted[c.client] && want != laneMain {
+			t.Fatalf("%s: a trusted client's SYN wants lane %s", c.name, want)
+		}
+		if got := lane(c.frame); got != want {
+			t.Errorf("trusted %s: lane %s, want %s", c.name, got, want)
+		}
+	}
+}
+
+// xdpWhoRead writes out from pa and reads p's three lanes apart until
+// every frame of out (marked "xdplane-<i>" at its end) has arrived, and
+// returns the lane of each.
+func xdpWhoRead(t *testing.T, pa Port, p *xdpPort, out []Frame) []string {
+	t.Helper()
+	write(t, pa, out...)
+	got := make([]string, len(out))
+	seen := 0
+	fs := make([]Frame, 16)
+	mark := func(lane string, frames []Frame) {
+		for _, f := range frames {
+			k := bytes.LastIndex(f.Data, []byte("xdplane-"))
+			if k < 0 {
+				continue // the kernel's own NDP or ARP
+			}
+			var i int
+			if _, err := fmt.Sscanf(string(f.Data[k+len("xdplane-"):]), "%d", &i); err != nil || i >= len(got) || got[i] != "" {
+				t.Fatalf("frame %q read twice or unknown (%v)", f.Data[k:], err)
+			}
+			got[i] = lane
+			seen++
+		}
+	}
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
+	for deadline := time.Now().Add(30 * time.Second); seen < len(out); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d frames arrived: %v", seen, len(out), got)
+		}
+		n := p.x.receive(&p.x.rx, fs, p.bufs)
+		mark(laneMain, fs[:n])
+		n = p.x.receive(&p.syn.rx, fs, p.bufs)
+		mark(laneSYN, fs[:n])
+		n, err := p.ap.tryRead(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mark(lanePacket, fs[:n])
+		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got
+}
+
+// TestXDPPortSorts sends splitCases through a veth to an AF_XDP port and
+// checks, reading each of its sockets on its own, that bare SYNs to a VIP
+// reach the SYN socket, every other frame to a VIP the main AF_XDP socket
+// and the rest (ARP, NDP) the AF_PACKET side; with trust, the trusted
+// clients' bare SYNs reach the main socket.
+func TestXDPPortSorts(t *testing.T) {
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	var c4, c6 []netip.Addr
+	for i := range 4 {
+		c4 = append(c4, netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)}))
+		c6 = append(c6, netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 15: byte(10 + i)}))
+	}
+	cases := splitCases(l2, c4, c6)
+	vm := vmSplitProgram(t, ClientHash{}, 1)
+	run := func(f []byte) (int, error) { return vm.Run(f) }
+	for _, tc := range []struct {
+		name    string
+		trusted map[netip.Addr]bool
+	}{
+		{"no trusted clients", nil},
+		{"trusted clients", map[netip.Addr]bool{c4[0]: true, c4[3]: true, c6[1]: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newPairLab(t)
+			pa := openIn(t, l.nsA, "a0", Config{})
+			pd := openXDPIn(t, l.nsD, "d0", splitVIPs)
+			if len(tc.trusted) > 0 {
+				var addrs []netip.Addr
+				for a := range tc.trusted {
+					addrs = append(addrs, a)
+				}
+				if err := Port(pd).(ClientTruster).TrustClients(addrs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := make([]Frame, len(cases))
+			for i, c := range cases {
+				out[i].Data = append(append([]byte(nil), c.frame...), fmt.Sprintf("xdplane-%03d", i)...)
+			}
+			got := xdpWhoRead(t, pa, pd, out)
+			counts := map[string]int{}
+			for i, c := range cases {
+				want := xdpLane(t, c.frame, run, splitVIPs, tc.trusted)
+				if got[i] != want {
+					t.Errorf("%s reached lane %s, want %s", c.name, got[i], want)
+				}
+				counts[got[i]]++
+			}
+			if counts[laneSYN] == 0 || counts[laneMain] == 0 || counts[lanePacket] == 0 {
+				t.Errorf("a lane got nothing: %v", counts)
+			}
+			t.Logf("%d frames by lane: %v", len(out), counts)
+		})
+	}
+}
+
+// TestXDPPortReadsBoth: ReadBatch returns the frames of both AF_XDP
+// sockets, SYNs first in a batch; with both backlogged a batch takes at
+// most 3/4 from main, and either socket alone fills a batch.
+func TestXDPPortReadsBoth(t *testing.T) {
+	const batch = 16
+	for _, tc := range []struct {
+		syns, acks int
+		first      [2]int // SYNs and ACKs in the first batch
+	}{
+		{32, 32, [2]int{4, 12}},
+		{2, 32, [2]int{2, 14}},
+		{32, 2, [2]int{14, 2}},
+		{32, 0, [2]int{16, 0}},
+		{0, 32, [2]int{0, 16}},
+	} {
+		t.Run(fmt.Sprintf("%d SYNs %d ACKs", tc.syns, tc.acks), func(t *testing.T) {
+			l := newPairLab(t)
+			pa := openIn(t, l.nsA, "a0", Config{})
+			pd := openXDPIn(t, l.nsD, "d0", splitVIPs)
+			l2 := framegen.L2{Src: macA0, Dst: macD0}
+			c := netip.MustParseAddr("198.18.1.10")
+			var out []Frame
+			for i := range max(tc.syns, tc.acks) {
+				from, to := netip.AddrPortFrom(c, uint16(40000+i)), netip.AddrPortFrom(splitVIPs[0], 80)
+				if i < tc.syns {
+					out = append(out, Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)})
+				}
+				if i < tc.acks {
+					out = append(out, Frame{Data: framegen.TCP(l2, from, to, "A", 2, 2, nil)})
+				}
+			}
+			write(t, pa, out...)
+			// Until both rings hold what was sent, the first batch says
+			// nothing about the shares.
+			for deadline := time.Now().Add(10 * time.Second); int(pd.syn.rx.avail()) < tc.syns || int(pd.x.rx.avail()) < tc.acks; {
+				if time.Now().After(deadline) {
+					t.Fatalf("rings hold %d SYNs and %d ACKs, want %d and %d", pd.syn.rx.avail(), pd.x.rx.avail(), tc.syns, tc.acks)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			fs := make([]Frame, batch)
+			var syns, acks []int // per ReadBatch
+			for sum(syns)+sum(acks) < tc.syns+tc.acks {
+				n, err := pd.ReadBatch(ctx, fs)
+				if err != nil {
+					t.Fatalf("ReadBatch after %d SYNs and %d ACKs: %v", sum(syns), sum(acks), err)
+				}
+				s, a := 0, 0
+				for _, f := range fs[:n] {
+					d := f.Data
+					if len(d) < 14+20+20 || d[12] != 0x08 || d[13] != 0x00 || d[14+9] != 6 {
+						continue // not the test's: NDP or ARP the kernel sends on its own
+					}
+					if d[14+20+13]&0x12 != 0x02 {
+						a++
+						continue
+					}
+					if s++; a > 0 {
+						t.Errorf("a SYN after an ACK in a batch: the SYN socket's frames come first")
+					}
+				}
+				syns, acks = append(syns, s), append(acks, a)
+			}
+			if sum(syns) != tc.syns || sum(acks) != tc.acks {
+				t.Fatalf("read %d SYNs and %d ACKs, want %d and %d", sum(syns), sum(acks), tc.syns, tc.acks)
+			}
+			if syns[0] != tc.first[0] || acks[0] != tc.first[1] {
+				t.Errorf("first batch: %d SYNs and %d ACKs, want %d and %d (per batch %v / %v)", syns[0], acks[0], tc.first[0], tc.first[1], syns, acks)
+			}
+			if got := pd.rxSYN.Load(); got != uint64(tc.syns) {
+				t.Errorf("%d frames through the SYN socket, want %d", got, tc.syns)
+			}
+			t.Logf("SYNs per batch %v, ACKs per batch %v", syns, acks)
+		})
+	}
+}
+
+// TestXDPPortSYNFlood: more bare SYNs than the SYN socket's ring holds,
+// unread, overflow that ring only: the drops are SYNRxDropped, and the
+// ACKs sent after them all reach the main socket.
+func TestXDPPortSYNFlood(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openXDPIn(t, l.nsD, "d0", splitVIPs)
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	to := netip.AddrPortFrom(splitVIPs[0], 80)
+	const flood, acks = 2 * xskSYNRing, 256
+	var out []Frame
+	for i := range flood {
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
+		out = append(out, Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)})
+	}
+	for len(out) > 0 {
+		write(t, pa, out[:64]...)
+		out = out[64:]
+	}
+	c := netip.MustParseAddr("198.18.1.10")
+	for i := range acks {
+		out = append(out, Frame{Data: framegen.TCP(l2, netip.AddrPortFrom(c, uint16(40000+i)), to, "A", 2, 2, nil)})
+	}
+	for len(out) > 0 {
+		write(t, pa, out[:64]...)
+		out = out[64:]
+	}
+	isACK := func(f Frame) bool {
+		d := f.Data
+		return len(d) >= 14+20+20 && d[12] == 0x08 && d[13] == 0x00 && d[14+9] == 6 && d[14+20+13]&0x12 == 0x10
+	}
+	readN(t, pd, isACK, acks)
+	st, err := pd.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SYNRxDropped == 0 || st.SYNRxDropped > flood-xskSYNRing {
+		t.Errorf("SYNRxDropped %d, want 1..%d (%d SYNs into a ring of %d)", st.SYNRxDropped, flood-xskSYNRing, flood, xskSYNRing)
+	}
+	if st.XDPRxDropped != 0 {
+		t.Errorf("XDPRxDropped %d: the main socket lost frames to a SYN flood", st.XDPRxDropped)
+	}
+	t.Logf("stats %+v", st)
+}
+
+// TestXDPPortZeroAllocLanes: a round trip through both AF_XDP sockets
+// allocates nothing.
+func TestXDPPortZeroAllocLanes(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{Filter: mustFilter(t, splitVIPs...)})
+	pd := openXDPIn(t, l.nsD, "d0", splitVIPs)
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	from, to := netip.AddrPortFrom(netip.MustParseAddr("198.18.1.10"), 40000), netip.AddrPortFrom(splitVIPs[0], 80)
+	out := []Frame{{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)}, {Data: framegen.TCP(l2, from, to, "A", 2, 2, nil)}}
+	expectZeroAllocRoundTrip(t, pa, pd, out)
+	if pd.rxSYN.Load() == 0 {
+		t.Fatal("no frame came through the SYN socket")
+	}
+}
