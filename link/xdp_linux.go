@@ -45,8 +45,12 @@ type xdpPort struct {
 	rxXDP, rxSYN, txXDP atomic.Uint64
 
 	rmu  sync.Mutex
-	bufs []byte // receive slots for frames copied out of the UMEM
-	pfds [3]unix.PollFd
+	bufs []byte         // receive slots for frames copied out of the UMEM
+	pfds [3]unix.PollFd // main, SYN, AF_PACKET
+	// apReady: the last poll (or a full read) says the AF_PACKET socket
+	// has frames; sinceAP counts the batches since it was last read.
+	apReady bool
+	sinceAP int
 
 	wmu  sync.Mutex
 	sent []bool
@@ -159,9 +163,9 @@ func waitReadable(ifname string, pfds []unix.PollFd) error {
 // within it even with no traffic.
 const pollWaitMillis = 50
 
-// ReadBatch returns frames from the AF_XDP sockets first, then fills the
-// rest of the batch from the AF_PACKET socket without waiting, so neither
-// starves the other; with nothing on any it waits in poll(2).
+// ReadBatch returns frames from the AF_XDP sockets first, then from the
+// AF_PACKET socket, without waiting; with nothing on any it waits in
+// poll(2).
 //
 // The AF_XDP sockets share the batch as OpenSplit's ports do: when both
 // have frames waiting, at most 3/4 of the batch comes from the main
@@ -170,6 +174,13 @@ const pollWaitMillis = 50
 // any ACK of its handshake read with it). Unlike an AF_PACKET queue a ring
 // shows how much it holds, so each side also takes what the other leaves:
 // either one alone fills the batch.
+//
+// The AF_PACKET socket (ARP, NDP, tagged frames, the real servers'
+// neighbour replies) is read when the last poll said it has frames, and
+// at least every apEvery batches, with 1/8 of the batch kept for it then:
+// under a SYN flood the rings fill every batch, and the director must
+// still answer ARP for its VIPs. Reading it only then spares an empty
+// read (a system call) at each wake-up.
 func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
@@ -177,7 +188,6 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	p.rmu.Lock()
 	defer p.rmu.Unlock()
 	frames = frames[:min(len(frames), len(p.sent))]
-	share := len(frames) - len(frames)/4
 	for {
 		if p.closed.Load() {
 			return 0, ErrClosed
@@ -185,19 +195,28 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		p.sinceAP++
+		apDue := p.apReady || p.sinceAP >= apEvery
+		rings := frames
+		if apDue {
+			rings = frames[:len(frames)-len(frames)/8]
+		}
+		share := len(rings) - len(rings)/4
 		mainWait, synWait := int(p.x.rx.avail()), int(p.syn.rx.avail())
-		k := min(synWait, len(frames)-min(mainWait, share))
-		k = p.x.receive(&p.syn.rx, frames[:k], p.bufs)
-		n := k + p.x.receive(&p.x.rx, frames[k:], p.bufs[k*slotLen:])
+		k := min(synWait, len(rings)-min(mainWait, share))
+		k = p.x.receive(&p.syn.rx, rings[:k], p.bufs)
+		n := k + p.x.receive(&p.x.rx, rings[k:], p.bufs[k*slotLen:])
 		if n > 0 {
 			p.rxXDP.Add(uint64(n))
 			p.rxSYN.Add(uint64(k))
 		}
-		if n < len(frames) {
+		if apDue && n < len(frames) {
 			m, err := p.ap.tryRead(frames[n:])
 			if err != nil && n == 0 {
 				return 0, err
 			}
+			// A full read may have left more behind.
+			p.apReady, p.sinceAP = m == len(frames)-n, 0
 			n += m
 		}
 		if n > 0 {
@@ -206,8 +225,13 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {
 			return 0, err
 		}
+		p.apReady = p.pfds[2].Revents != 0
 	}
 }
+
+// apEvery bounds how many batches the AF_XDP port reads without looking
+// at its AF_PACKET socket.
+const apEvery = 8
 
 // WriteBatch sends what fits through the AF_XDP socket and the rest
 // (frames with offload state) through the AF_PACKET socket, each group in

@@ -391,3 +391,54 @@ func TestXDPPortZeroAllocLanes(t *testing.T) {
 		t.Fatal("no frame came through the SYN socket")
 	}
 }
+
+// TestXDPPortARPUnderFlood: while the SYN ring stays full (a flood), the
+// AF_PACKET side's frames (here ARP requests for the VIP, which the
+// director must answer) are still read within a few batches, not only
+// once the rings run dry.
+func TestXDPPortARPUnderFlood(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openXDPIn(t, l.nsD, "d0", splitVIPs)
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	to := netip.AddrPortFrom(splitVIPs[0], 80)
+	var out []Frame
+	for i := range 2 * xskSYNRing {
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
+		out = append(out, Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)})
+	}
+	for len(out) > 0 {
+		write(t, pa, out[:64]...)
+		out = out[64:]
+	}
+	const arps = 4
+	for range arps {
+		out = append(out, Frame{Data: framegen.ARPRequest(framegen.L2{Src: macA0, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, netip.MustParseAddr("198.18.0.1"), splitVIPs[0])})
+	}
+	write(t, pa, out...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	batch := NewFrames(64)
+	seen, batches, syns := 0, 0, 0
+	for seen < arps {
+		n, err := pd.ReadBatch(ctx, batch)
+		if err != nil {
+			t.Fatalf("after %d batches, %d ARP requests: %v", batches, seen, err)
+		}
+		batches++
+		for _, f := range batch[:n] {
+			if len(f.Data) > 13 && f.Data[12] == 0x08 && f.Data[13] == 0x06 {
+				seen++
+			} else {
+				syns++
+			}
+		}
+	}
+	// The SYN ring held 1024 SYNs, 16 batches' worth: the ARP requests
+	// must not wait for it to drain (apEvery is 8).
+	const most = 9
+	if batches > most {
+		t.Errorf("the ARP requests took %d batches (%d SYNs before them), want at most %d", batches, syns, most)
+	}
+	t.Logf("%d ARP requests read within %d batches, beside %d SYNs", seen, batches, syns)
+}
