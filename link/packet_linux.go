@@ -17,7 +17,7 @@ import (
 // recvmmsg/sendmmsg and driven by the runtime poller.
 type afpacket struct {
 	ifname string
-	conn   *packet.Conn
+	conn   packetConn
 	rc     syscall.RawConn
 	mac    net.HardwareAddr
 	closed atomic.Bool
@@ -26,8 +26,9 @@ type afpacket struct {
 	rx    rxRing
 	watch ctxWatch
 
-	wmu sync.Mutex // one writer at a time: the tx arrays are shared
-	tx  txRing
+	wmu  sync.Mutex // one writer at a time: the tx arrays are shared
+	tx   txRing
+	txfd int // the send-only socket (openTxSocket); Close closes it under wmu
 
 	stats counters
 
@@ -59,7 +60,12 @@ func Open(ifname string, cfg Config) (Port, error) {
 	// Protocol 0: the socket is bound to the interface but receives nothing
 	// until the second bind below, so no frame is queued before every
 	// option (and the filter, attached by packet.Listen) is in place.
-	c, err := packet.Listen(ifi, packet.Raw, 0, &packet.Config{Filter: cfg.Filter})
+	var c packetConn
+	if cfg.outsidePoller {
+		c, err = listenRaw(ifi.Index, cfg.Filter)
+	} else {
+		c, err = packet.Listen(ifi, packet.Raw, 0, &packet.Config{Filter: cfg.Filter})
+	}
 	if err != nil {
 		e := newError(ifname, "", err)
 		if e.Op == "setsockopt" { // the only one in Listen: the filter
@@ -67,9 +73,12 @@ func Open(ifname string, cfg Config) (Port, error) {
 		}
 		return nil, e
 	}
-	p := &afpacket{ifname: ifname, conn: c, mac: ifi.HardwareAddr}
+	p := &afpacket{ifname: ifname, conn: c, mac: ifi.HardwareAddr, txfd: -1}
 	if err := p.setup(ifi.Index, cfg, batch); err != nil {
 		_ = c.Close()
+		if p.txfd >= 0 {
+			_ = unix.Close(p.txfd)
+		}
 		return nil, err
 	}
 	return p, nil
@@ -190,10 +199,13 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 		}
 	}
 
+	if p.txfd, err = openTxSocket(ifindex, cfg); err != nil {
+		return newError(p.ifname, "send socket", err)
+	}
+
 	p.rx.init(batch)
 	p.tx.init(batch)
 	p.rx.fn = p.rx.recv // method values made once: the hot path allocates nothing
-	p.tx.fn = p.tx.send
 	p.tryFn = func(fd uintptr) { p.tryGot = p.rx.recv(fd) }
 	return nil
 }
@@ -221,7 +233,11 @@ func (p *afpacket) joinFanout(fo Fanout) error {
 		}
 		mode = unix.PACKET_FANOUT_CBPF
 	}
-	v := int(fo.Group) | mode<<16
+	// The group's hook, not each member's, is the one the kernel offers
+	// outgoing frames to: without the group flag, frames sent by a socket
+	// outside the group (the send-only socket, openTxSocket) come back
+	// through the fanout program to a member, as if received.
+	v := int(fo.Group) | (mode|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING)<<16
 	if fo.New {
 		if fo.Group != 0 {
 			return &Error{Interface: p.ifname, Err: fmt.Errorf("a new fanout group with id %d: the kernel picks the id", fo.Group), sentinel: ErrBadConfig}
@@ -317,8 +333,16 @@ func (p *afpacket) Close() error {
 		return nil
 	}
 	p.watch.disarm()
+	// A writer sees closed within one poll wait and lets go of txfd.
+	p.wmu.Lock()
+	terr := unix.Close(p.txfd)
+	p.txfd = -1
+	p.wmu.Unlock()
 	if err := p.conn.Close(); err != nil {
 		return newError(p.ifname, "close", err)
+	}
+	if terr != nil {
+		return newError(p.ifname, "close send socket", terr)
 	}
 	return nil
 }
