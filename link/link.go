@@ -182,6 +182,10 @@ type Config struct {
 	// purpose: under a flood the SYN queue stays full, and a legitimate
 	// SYN waits behind all of it.
 	SYNReadBuffer int
+
+	// outsidePoller opens the socket outside the Go runtime's poller
+	// (rawPacketConn): for ports that poll(2) themselves.
+	outsidePoller bool
 }
 
 // Defaults and limits of Config.

@@ -188,7 +188,13 @@ func TestPortIgnoresOwnFrames(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		cfg  Config
-	}{{"default", Config{}}, {"qdisc bypass", Config{QdiscBypass: true}}, {"batch of 1", Config{BatchSize: 1}}} {
+	}{{"default", Config{}}, {"qdisc bypass", Config{QdiscBypass: true}}, {"batch of 1", Config{BatchSize: 1}},
+		{"outside the poller", Config{outsidePoller: true}},
+		// The group's hook sees outgoing frames unless the group says
+		// otherwise; frames leave through the send-only socket, outside
+		// the group.
+		{"in a fanout group", Config{Fanout: &Fanout{New: true}}},
+		{"in a client-hash fanout group", Config{Fanout: &Fanout{New: true, Hash: &ClientHash{}}}}} {
 		cfg := c.cfg
 		t.Run(c.name, func(t *testing.T) {
 			l := newPairLab(t)
@@ -282,6 +288,12 @@ func TestPortFilter(t *testing.T) {
 // TestPortSetFilter: a running port admits a VIP added to its filter, and
 // no longer the one removed, without being reopened.
 func TestPortSetFilter(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("outside the poller %v", raw), func(t *testing.T) { testPortSetFilter(t, raw) })
+	}
+}
+
+func testPortSetFilter(t *testing.T, raw bool) {
 	l := newPairLab(t)
 	pa := openIn(t, l.nsA, "a0", Config{})
 	vipB := netip.MustParseAddr("198.18.0.101")
@@ -292,7 +304,7 @@ func TestPortSetFilter(t *testing.T) {
 		}
 		return f
 	}
-	pd := openIn(t, l.nsD, "d0", Config{Filter: only(vip4)})
+	pd := openIn(t, l.nsD, "d0", Config{Filter: only(vip4), outsidePoller: raw})
 	write(t, pa, Frame{Data: udpFrame(-1, vipB, "b-before")}, Frame{Data: udpFrame(-1, vip4, "a-before")})
 	readUntil(t, pd, hasMarker("a-before"), func(f Frame) {
 		if hasMarker("b-before")(f) {
@@ -321,10 +333,18 @@ func TestPortSetFilter(t *testing.T) {
 	}
 }
 
+// TestPortCloseAndContext, for a socket in the Go runtime's poller and
+// one outside it (rawPacketConn, whose ReadBatch waits in poll(2)).
 func TestPortCloseAndContext(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("outside the poller %v", raw), func(t *testing.T) { testPortCloseAndContext(t, raw) })
+	}
+}
+
+func testPortCloseAndContext(t *testing.T, raw bool) {
 	l := newPairLab(t)
 	pa := openIn(t, l.nsA, "a0", Config{})
-	pd := openIn(t, l.nsD, "d0", Config{})
+	pd := openIn(t, l.nsD, "d0", Config{outsidePoller: raw})
 	fs := make([]Frame, 4)
 
 	ctx, cancel := context.WithCancel(context.Background())

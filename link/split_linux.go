@@ -98,6 +98,7 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		}
 		f := fo
 		c.Fanout = &f
+		c.outsidePoller = true // ReadBatch polls the two sockets itself
 		p, err := Open(ifname, c)
 		if err != nil {
 			return nil, err

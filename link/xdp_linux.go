@@ -66,6 +66,7 @@ type xdpPort struct {
 // attaches the XDP program (driver mode, else generic) through a BPF link,
 // so the program is detached when the port closes or the process dies.
 func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
+	cfg.outsidePoller = true // ReadBatch polls all three sockets itself
 	pp, err := Open(ifname, cfg)
 	if err != nil {
 		return nil, err
