@@ -27,6 +27,7 @@ import (
 const (
 	manyFlows  = 65536  // Flows65536: random UDP source ports
 	cpuRate    = 30_000 // CPUCost: offered frames/s, below every forwarder's capacity
+	cpuGap     = "33us" // CPUCostSmooth: trafgen's gap between frames (about 18k/s here)
 	synConns   = 200    // SynFlood: new HTTP connections, one at a time
 	synTimeout = 2 * time.Second
 	synBudget  = 20 * time.Second // SynFlood: the client gives up after this (bounded run)
@@ -124,31 +125,18 @@ func BenchmarkFastPath(b *testing.B) {
 		})
 	}
 
-	// Busy CPU per forwarded frame at cpuRate. "idle" is the generator
-	// alone, nothing forwarding (the director's kernel drops the frames):
-	// the part of each figure that is not the forwarder's.
-	b.Run("CPUCost", func(b *testing.B) {
-		conf := udpFlood(l, benchPorts())
-		rate := fmt.Sprintf("%dpps", cpuRate)
-		idle := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", rate)
-		b.Logf("%-10s busy %5.1f µs per offered frame (offered %.0f/s, delivered %.0f/s)", "idle", idle.busyPer(idle.offered), idle.offeredRate(), idle.rate())
-		b.ReportMetric(idle.busyPer(idle.offered), "idle-µs/frame")
-		cost := map[string]float64{}
-		// drlb-coalesce: -rx-coalesce, the CPU it saves per frame and
-		// the delay it adds (below).
-		fwds := append(udpForwarders(b, l), benchForwarder{"drlb-coalesce", func() func() {
-			return startDrlbForBench(b, l, "-rx-coalesce", benchCoalesce.String())
-		}})
-		for _, f := range fwds {
-			stop := f.start()
-			r := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", rate)
-			stop()
-			cost[f.name] = r.busyPer(r.delivered)
-			b.Logf("%-10s busy %5.1f µs per forwarded frame, %5.1f above idle (offered %.0f/s, delivered %.0f/s)",
-				f.name, cost[f.name], cost[f.name]-idle.busyPer(idle.offered), r.offeredRate(), r.rate())
-		}
-		reportBesideKernel(b, cost, "µs/frame")
-	})
+	// Busy CPU per forwarded frame at cpuRate (trafgen --rate, which
+	// sends in bursts: drlb reads full batches) and with one frame every
+	// cpuGap (--gap: a smooth stream, a wake-up per frame unless
+	// -rx-coalesce groups them). "idle" is the generator alone, nothing
+	// forwarding (the director's kernel drops the frames): the part of
+	// each figure that is not the forwarder's.
+	for _, pace := range []struct{ name, flag, value string }{
+		{"CPUCost", "--rate", fmt.Sprintf("%dpps", cpuRate)},
+		{"CPUCostSmooth", "--gap", cpuGap},
+	} {
+		b.Run(pace.name, func(b *testing.B) { cpuCost(b, l, tg, pace.flag, pace.value) })
+	}
 
 	// A spoofed SYN flood at trafgen's top rate toward VIP:80 while the
 	// routed client makes synConns new HTTP connections, one at a time.
@@ -346,4 +334,27 @@ func addClientAddrs(b *testing.B, l *testbed.Lab, n int) []netip.Addr {
 		b.Fatal(err)
 	}
 	return addrs
+}
+
+// cpuCost measures busy CPU per forwarded frame for each forwarder, with
+// trafgen paced by flag (--rate or --gap) value, beside the generator
+// alone ("idle"); drlb-coalesce is drlb with -rx-coalesce benchCoalesce.
+func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
+	conf := udpFlood(l, benchPorts())
+	idle := trafgenBlast(b, l, tg, conf, 4*benchFlows, flag, value)
+	b.Logf("%-10s busy %5.1f µs per offered frame (offered %.0f/s, delivered %.0f/s)", "idle", idle.busyPer(idle.offered), idle.offeredRate(), idle.rate())
+	b.ReportMetric(idle.busyPer(idle.offered), "idle-µs/frame")
+	cost := map[string]float64{}
+	fwds := append(udpForwarders(b, l), benchForwarder{"drlb-coalesce", func() func() {
+		return startDrlbForBench(b, l, "-rx-coalesce", benchCoalesce.String())
+	}})
+	for _, f := range fwds {
+		stop := f.start()
+		r := trafgenBlast(b, l, tg, conf, 4*benchFlows, flag, value)
+		stop()
+		cost[f.name] = r.busyPer(r.delivered)
+		b.Logf("%-13s busy %5.1f µs per forwarded frame, %5.1f above idle (offered %.0f/s, delivered %.0f/s)",
+			f.name, cost[f.name], cost[f.name]-idle.busyPer(idle.offered), r.offeredRate(), r.rate())
+	}
+	reportBesideKernel(b, cost, "µs/frame")
 }
