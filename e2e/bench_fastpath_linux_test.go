@@ -203,6 +203,7 @@ func BenchmarkFastPath(b *testing.B) {
 			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb", "drlb-strangers": "strangers", "drlb-paced": "paced", "drlb-afxdp": "afxdp"}[mode]
 			b.ReportMetric(float64(served), name+"-served")
 			b.ReportMetric(float64(p(0.99).Microseconds())/1000, name+"-p99-ms")
+			b.ReportMetric(floodRate/1000, name+"-kSYN/s") // the log lines may be cut
 			if sock != "" {
 				c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				s, err := control.Get(c, sock, false)
