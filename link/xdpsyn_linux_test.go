@@ -442,3 +442,18 @@ func TestXDPPortARPUnderFlood(t *testing.T) {
 	}
 	t.Logf("%d ARP requests read within %d batches, beside %d SYNs", seen, batches, syns)
 }
+
+// TestXSKConstructorsFail: a failing step after the socket is open returns
+// the error and closes the socket (the cleanup used to run on the nil
+// result and panic).
+func TestXSKConstructorsFail(t *testing.T) {
+	testutil.NeedRoot(t)
+	// 3 entries: not a power of two, the kernel refuses the ring.
+	if s, err := newSharedXSK(nil, 1, 0, 3); err == nil || s != nil {
+		t.Fatalf("newSharedXSK with a 3-entry ring: %v, %v", s, err)
+	}
+	// No such interface: the bind fails after the UMEM and rings are set.
+	if x, err := newXSK(1<<30, 0); err == nil || x != nil {
+		t.Fatalf("newXSK on a missing interface: %v, %v", x, err)
+	}
+}

@@ -63,15 +63,15 @@ type xsk struct {
 	free []uint64
 }
 
-func newXSK(ifindex, queue int) (x *xsk, err error) {
+func newXSK(ifindex, queue int) (_ *xsk, err error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket AF_XDP: %w", err)
 	}
-	x = &xsk{fd: fd}
+	x := &xsk{fd: fd}
 	defer func() {
 		if err != nil {
-			x.close()
+			x.close() // x, not the result, which a failing return sets to nil
 		}
 	}()
 	x.umem, err = unix.Mmap(-1, 0, xskChunk*xskFrames, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
@@ -182,15 +182,15 @@ type xskRX struct {
 	rx ring
 }
 
-func newSharedXSK(owner *xsk, ifindex, queue, entries int) (s *xskRX, err error) {
+func newSharedXSK(owner *xsk, ifindex, queue, entries int) (_ *xskRX, err error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket AF_XDP: %w", err)
 	}
-	s = &xskRX{fd: fd}
+	s := &xskRX{fd: fd}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.close() // s, not the result, which a failing return sets to nil
 		}
 	}()
 	if err := unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_RX_RING, entries); err != nil {
