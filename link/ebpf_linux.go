@@ -118,6 +118,17 @@ func cbpfToEBPF(raw []bpf.RawInstruction, ret string) (asm.Instructions, error) 
 				return nil, err
 			}
 			seq = asm.Instructions{op.Reg32(regA, regX)}
+			if v.Op == bpf.ALUOpDiv || v.Op == bpf.ALUOpMod {
+				// Classic BPF ends the program with 0 on a division by
+				// a zero X; eBPF's would go on (A/0 is 0, A%0 is A), so
+				// test first, as the kernel's own conversion does.
+				seq = asm.Instructions{
+					asm.JNE.Imm32(regX, 0, label(i)+"div"),
+					asm.Mov.Imm32(regA, 0),
+					leave(),
+					op.Reg32(regA, regX).WithSymbol(label(i) + "div"),
+				}
+			}
 		case bpf.Jump:
 			seq = asm.Instructions{asm.Ja.Label(target(int(v.Skip)))}
 		case bpf.JumpIf:

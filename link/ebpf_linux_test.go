@@ -1,6 +1,7 @@
 package link
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -166,6 +167,11 @@ func TestCBPFToEBPF(t *testing.T) {
 			})
 	}
 	progs = append(progs,
+		func(net int) []bpf.Instruction { // division and modulo by X = b&1, 0 half the time: classic BPF returns 0
+			return []bpf.Instruction{ld(net), bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 1}, bpf.TAX{},
+				bpf.LoadConstant{Dst: bpf.RegA, Val: 77}, bpf.ALUOpX{Op: bpf.ALUOpDiv}, bpf.TAX{},
+				bpf.LoadConstant{Dst: bpf.RegA, Val: 78}, bpf.ALUOpX{Op: bpf.ALUOpMod}, bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 5}, bpf.RetA{}}
+		},
 		func(net int) []bpf.Instruction { // scratch, TXA
 			return []bpf.Instruction{ld(net), bpf.StoreScratch{Src: bpf.RegA, N: 3}, bpf.LoadConstant{Dst: bpf.RegA, Val: 7},
 				bpf.LoadScratch{Dst: bpf.RegX, N: 3}, bpf.TXA{}, bpf.RetA{}}
@@ -220,5 +226,34 @@ func TestCBPFToEBPF(t *testing.T) {
 			}
 		}
 		p.Close()
+	}
+}
+
+// TestTrustedClientsCloseRace: trusting clients while the map is closed
+// (a worker's TrustClients at its port's Close) returns ErrClosed, never
+// touches a freed map. Run with -race.
+func TestTrustedClientsCloseRace(t *testing.T) {
+	testutil.NeedRoot(t)
+	for range 20 {
+		tc, err := newTrustedClients(64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			for i := 0; ; i++ {
+				if err := tc.trust([]netip.Addr{netip.AddrFrom4([4]byte{198, 18, 1, byte(i)})}); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		tc.close()
+		if err := <-done; !errors.Is(err, ErrClosed) {
+			t.Fatalf("trust after close: %v, want ErrClosed", err)
+		}
+		if tc.trusted(netip.MustParseAddr("198.18.1.1")) {
+			t.Fatal("a closed map says a client is trusted")
+		}
 	}
 }

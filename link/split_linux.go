@@ -3,6 +3,7 @@ package link
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -251,6 +252,9 @@ func (p *splitPort) TrustClients(addrs []netip.Addr) error {
 		return ErrClosed
 	}
 	if err := p.lane.trust(addrs); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return ErrClosed
+		}
 		return &Error{Interface: p.ifname, Op: "trusted clients", Err: err}
 	}
 	return nil

@@ -3,6 +3,7 @@ package link
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
@@ -34,7 +35,10 @@ type trustLane struct {
 // program look a bare SYN's source up in it, the director fills it
 // (TrustClients).
 type trustedClients struct {
-	clients *ebpf.Map
+	// mu keeps close from freeing the map under trust or trusted (a
+	// worker's TrustClients racing its port's Close at shutdown).
+	mu      sync.RWMutex
+	clients *ebpf.Map // nil once closed
 	added   atomic.Uint64
 }
 
@@ -123,6 +127,11 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 // trust puts addrs in the map (again: an LRU map keeps the ones put or
 // looked up lately).
 func (t *trustedClients) trust(addrs []netip.Addr) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.clients == nil {
+		return ErrClosed
+	}
 	one := uint8(1)
 	for _, a := range addrs {
 		if !a.IsValid() {
@@ -138,6 +147,11 @@ func (t *trustedClients) trust(addrs []netip.Addr) error {
 
 // trusted reports whether a is in the map (tests).
 func (t *trustedClients) trusted(a netip.Addr) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.clients == nil {
+		return false
+	}
 	var v uint8
 	return t.clients.Lookup(newTrustKey(a), &v) == nil
 }
@@ -160,6 +174,8 @@ func (t *trustLane) release() {
 }
 
 func (t *trustedClients) close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.clients != nil {
 		_ = t.clients.Close()
 		t.clients = nil

@@ -200,7 +200,7 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		apDue := p.apReady || p.sinceAP >= apEvery
 		rings := frames
 		if apDue {
-			rings = frames[:len(frames)-len(frames)/8]
+			rings = frames[:len(frames)-max(len(frames)/8, 1)]
 		}
 		share := len(rings) - len(rings)/4
 		mainWait, synWait := int(p.x.rx.avail()), int(p.syn.rx.avail())
