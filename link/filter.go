@@ -133,9 +133,9 @@ func VIPFilter(vips []netip.Addr) ([]bpf.RawInstruction, error) {
 	}
 	prog = append(prog, blk4...)
 	prog = append(prog, blk6...)
-	if len(prog) > maxFilterLen {
-		return nil, fmt.Errorf("%w: %d IPv4 and %d IPv6 VIPs need %d instructions, more than the kernel's %d",
-			ErrFilter, len(v4), len(v6), len(prog), maxFilterLen)
+	if most := maxFilterLen - len(outgoingPrefix); len(prog) > most {
+		return nil, fmt.Errorf("%w: %d IPv4 and %d IPv6 VIPs need %d instructions, more than the kernel's %d less the %d drlb puts in front",
+			ErrFilter, len(v4), len(v6), len(prog), maxFilterLen, len(outgoingPrefix))
 	}
 	raw, err := bpf.Assemble(prog)
 	if err != nil {

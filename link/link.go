@@ -147,6 +147,9 @@ type Fanout struct {
 	// (PACKET_FANOUT_EBPF: the split program with its trusted clients).
 	split  int
 	progFD int
+	// noIgnoreOutgoing leaves PACKET_FANOUT_FLAG_IGNORE_OUTGOING off, as
+	// kernels before 6.2 do whatever drlb asks (tests).
+	noIgnoreOutgoing bool
 }
 
 // FanoutMember is a Port in a fanout group.

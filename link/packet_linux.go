@@ -62,9 +62,9 @@ func Open(ifname string, cfg Config) (Port, error) {
 	// option (and the filter, attached by packet.Listen) is in place.
 	var c packetConn
 	if cfg.outsidePoller {
-		c, err = listenRaw(ifi.Index, cfg.Filter)
+		c, err = listenRaw(ifi.Index, withoutOutgoing(cfg.Filter))
 	} else {
-		c, err = packet.Listen(ifi, packet.Raw, 0, &packet.Config{Filter: cfg.Filter})
+		c, err = packet.Listen(ifi, packet.Raw, 0, &packet.Config{Filter: withoutOutgoing(cfg.Filter)})
 	}
 	if err != nil {
 		e := newError(ifname, "", err)
@@ -119,8 +119,8 @@ func (cfg *Config) validate(ifname string) (int, error) {
 	if cfg.SYNReadBuffer < 0 {
 		return 0, bad("SYNReadBuffer", cfg.SYNReadBuffer, "must not be negative")
 	}
-	if n := len(cfg.Filter); n > 4096 {
-		return 0, bad("Filter length", n, "at most 4096 instructions (BPF_MAXINSNS)")
+	if n := len(cfg.Filter); n > maxFilterLen-len(outgoingPrefix) {
+		return 0, bad("Filter length", n, fmt.Sprintf("at most %d instructions (BPF_MAXINSNS, less %d of drlb's)", maxFilterLen-len(outgoingPrefix), len(outgoingPrefix)))
 	}
 	return batch, nil
 }
@@ -237,7 +237,10 @@ func (p *afpacket) joinFanout(fo Fanout) error {
 	// outgoing frames to: without the group flag, frames sent by a socket
 	// outside the group (the send-only socket, openTxSocket) come back
 	// through the fanout program to a member, as if received.
-	v := int(fo.Group) | (mode|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING)<<16
+	if !fo.noIgnoreOutgoing {
+		mode |= unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+	}
+	v := int(fo.Group) | mode<<16
 	if fo.New {
 		if fo.Group != 0 {
 			return &Error{Interface: p.ifname, Err: fmt.Errorf("a new fanout group with id %d: the kernel picks the id", fo.Group), sentinel: ErrBadConfig}
@@ -314,13 +317,13 @@ func (p *afpacket) HardwareAddr() net.HardwareAddr {
 
 // SetFilter replaces the socket filter (see FilterSetter and VIPFilter).
 func (p *afpacket) SetFilter(filter []bpf.RawInstruction) error {
-	if n := len(filter); n == 0 || n > maxFilterLen {
-		return &Error{Interface: p.ifname, Err: fmt.Errorf("filter of %d instructions: want 1..%d (BPF_MAXINSNS)", n, maxFilterLen), sentinel: ErrBadConfig}
+	if n := len(filter); n == 0 || n > maxFilterLen-len(outgoingPrefix) {
+		return &Error{Interface: p.ifname, Err: fmt.Errorf("filter of %d instructions: want 1..%d (BPF_MAXINSNS, less %d of drlb's)", n, maxFilterLen-len(outgoingPrefix), len(outgoingPrefix)), sentinel: ErrBadConfig}
 	}
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	if err := p.conn.SetBPF(filter); err != nil {
+	if err := p.conn.SetBPF(withoutOutgoing(filter)); err != nil {
 		return newError(p.ifname, "setsockopt SO_ATTACH_FILTER", err)
 	}
 	return nil
