@@ -32,7 +32,8 @@ type Snapshot struct {
 	ConnEntriesOmitted int         `json:"conns_omitted,omitempty"`
 	// Link counts frames the sockets dropped (rx: receive queue full,
 	// everything but bare TCP SYNs; rx_syn: the SYN sockets' receive
-	// queues (or AF_XDP ring) full, bare SYNs only; rx_xdp, with -io
+	// queues (or AF_XDP ring) full, bare SYNs only; rx_syn_trusted: the
+	// same for trusted clients' bare SYNs, queued apart; rx_xdp, with -io
 	// afxdp: the main AF_XDP socket's; tx, truncated, unrepresentable); ARP the VIP responder's events (requests,
 	// probes, replies, conflicts, malformed); Neighbors the real-server
 	// resolver's (requests, send_errors, accepted, rejected).

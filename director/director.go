@@ -364,6 +364,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			}
 			snap.Link["rx"] += ls.RxDropped
 			snap.Link["rx_syn"] += ls.SYNRxDropped
+			snap.Link["rx_syn_trusted"] += ls.TrustedSYNRxDropped
 			if ls.XDPRxDropped > 0 {
 				snap.Link["rx_xdp"] += ls.XDPRxDropped
 			}

@@ -24,14 +24,15 @@ import (
 type splitPort struct {
 	ifname    string
 	main, syn *afpacket
+	tsyn      *afpacket // the trusted-SYN socket, nil without the trusted lane
 	closed    atomic.Bool
 
 	lane    *trustLane // shared by the group's ports; nil: laneErr says why
 	laneErr error
 
 	rmu     sync.Mutex
-	pfds    [2]unix.PollFd
-	pending error // a socket error met after frames were read, reported next
+	pfds    []unix.PollFd // main, SYN, trusted SYN
+	pending error         // a socket error met after frames were read, reported next
 }
 
 // OpenSplit opens the Ports of n workers on ifname (n >= 1), each over two
@@ -92,14 +93,20 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 	if lane != nil {
 		fo.progFD = lane.prog.FD()
 	}
-	for i := range 2 * n {
+	// With the trusted lane, n trusted-SYN sockets join last (members
+	// 2n..3n-1); the classic program never returns them.
+	members := 2 * n
+	if lane != nil {
+		members = 3 * n
+	}
+	for i := range members {
 		c := cfg
 		if i >= n {
 			c.ReadBuffer = cmp.Or(cfg.SYNReadBuffer, DefaultSYNReadBuffer)
 		}
 		f := fo
 		c.Fanout = &f
-		c.outsidePoller = true // ReadBatch polls the two sockets itself
+		c.outsidePoller = true // ReadBatch polls the sockets itself
 		p, err := Open(ifname, c)
 		if err != nil {
 			return nil, err
@@ -115,7 +122,11 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		}
 	}
 	for i := range n {
-		p, err := newSplitPort(ifname, opened[i], opened[n+i])
+		var tsyn *afpacket
+		if lane != nil {
+			tsyn = opened[2*n+i]
+		}
+		p, err := newSplitPort(ifname, opened[i], opened[n+i], tsyn)
 		if err != nil {
 			return nil, err
 		}
@@ -128,25 +139,35 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 	return ports, nil
 }
 
-func newSplitPort(ifname string, main, syn *afpacket) (*splitPort, error) {
-	p := &splitPort{ifname: ifname, main: main, syn: syn}
-	for i, ap := range []*afpacket{main, syn} {
-		if err := ap.rc.Control(func(fd uintptr) { p.pfds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN} }); err != nil {
+func newSplitPort(ifname string, main, syn, tsyn *afpacket) (*splitPort, error) {
+	p := &splitPort{ifname: ifname, main: main, syn: syn, tsyn: tsyn}
+	for _, ap := range p.sockets() {
+		if err := ap.rc.Control(func(fd uintptr) { p.pfds = append(p.pfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}) }); err != nil {
 			return nil, newError(ifname, "syscall conn", err)
 		}
 	}
 	return p, nil
 }
 
+// sockets are the port's sockets: main, SYN, and the trusted-SYN one if
+// there is one.
+func (p *splitPort) sockets() []*afpacket {
+	if p.tsyn == nil {
+		return []*afpacket{p.main, p.syn}
+	}
+	return []*afpacket{p.main, p.syn, p.tsyn}
+}
+
 // ReadBatch asks poll(2) which sockets have frames, then reads main
-// first, at most 3/4 of the batch when the SYN socket has frames too (all
-// of it when not), then fills the rest from the SYN socket, and returns
-// the SYN socket's frames in front. Polling first costs one system call
-// per batch under load and saves two at every wake-up: a read of an
-// empty socket is a system call too, and at a moderate rate every batch
-// follows a wake-up. With nothing on either, poll waits at most
-// pollWaitMillis at a time, so that Close and a cancelled context are
-// seen.
+// first, at most 3/4 of the batch when a SYN socket has frames too (all of
+// it when not), then fills the rest from the trusted-SYN socket (at most
+// half of the rest when the SYN socket has frames too) and the SYN
+// socket, and returns the SYN sockets' frames in front. Polling first
+// costs one system call per batch under load and saves two at every
+// wake-up: a read of an empty socket is a system call too, and at a
+// moderate rate every batch follows a wake-up. With nothing on any, poll
+// waits at most pollWaitMillis at a time, so that Close and a cancelled
+// context are seen.
 func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
@@ -166,14 +187,15 @@ func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) 
 			p.pending = nil
 			return 0, err
 		}
-		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {
+		if err := waitReadable(p.ifname, p.pfds); err != nil {
 			return 0, err
 		}
 		mainReady, synReady := p.pfds[0].Revents != 0, p.pfds[1].Revents != 0
+		tsynReady := len(p.pfds) > 2 && p.pfds[2].Revents != 0
 		n := 0
 		if mainReady {
 			limit := len(frames)
-			if synReady {
+			if synReady || tsynReady {
 				limit = share
 			}
 			var err error
@@ -181,28 +203,43 @@ func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) 
 				return 0, err
 			}
 		}
-		if n < len(frames) && synReady {
-			k, err := p.syn.tryRead(frames[n:])
+		// The SYN sockets' frames go behind main's, then move in front.
+		k := 0
+		read := func(ap *afpacket, limit int) error {
+			got, err := ap.tryRead(frames[n+k : n+k+limit])
+			k += got
 			if err != nil {
-				if n == 0 {
-					return 0, err
+				if n+k == 0 {
+					return err
 				}
 				p.pending = err
 			}
-			if k > 0 && n > 0 {
-				// The SYN socket's frames first: a SYN is older than
-				// any ACK of its handshake read with it (the two queues
-				// lost their order), and when the SYN reached the
-				// server by another path too (a kernel forwarding VIP
-				// frames, drlb lab's forwarding-on) the ACK would
-				// otherwise find no entry.
-				slices.Reverse(frames[:n])
-				slices.Reverse(frames[n : n+k])
-				slices.Reverse(frames[:n+k])
-			}
-			n += k
+			return nil
 		}
-		if n > 0 {
+		if rest := len(frames) - n; rest > 0 && tsynReady {
+			if synReady {
+				rest = max(rest/2, 1)
+			}
+			if err := read(p.tsyn, rest); err != nil {
+				return 0, err
+			}
+		}
+		if rest := len(frames) - n - k; rest > 0 && synReady && p.pending == nil {
+			if err := read(p.syn, rest); err != nil {
+				return 0, err
+			}
+		}
+		if k > 0 && n > 0 {
+			// The SYN sockets' frames first: a SYN is older than any
+			// ACK of its handshake read with it (the queues lost their
+			// order), and when the SYN reached the server by another
+			// path too (a kernel forwarding VIP frames, drlb lab's
+			// forwarding-on) the ACK would otherwise find no entry.
+			slices.Reverse(frames[:n])
+			slices.Reverse(frames[n : n+k])
+			slices.Reverse(frames[:n+k])
+		}
+		if n += k; n > 0 {
 			return n, nil
 		}
 	}
@@ -218,31 +255,41 @@ func (p *splitPort) FanoutGroup() (uint16, error) { return p.main.FanoutGroup() 
 
 // SetFilter replaces both sockets' filter (a VIP change on reload).
 func (p *splitPort) SetFilter(filter []bpf.RawInstruction) error {
-	if err := p.main.SetFilter(filter); err != nil {
-		return err
+	for _, ap := range p.sockets() {
+		if err := ap.SetFilter(filter); err != nil {
+			return err
+		}
 	}
-	return p.syn.SetFilter(filter)
+	return nil
 }
 
-// Stats adds both sockets' counters, but for the receive drops: the SYN
-// socket's are SYNRxDropped, the main socket's RxDropped, so that an
-// operator sees whether a flood cost anything but SYNs.
+// Stats adds the sockets' counters, but for the receive drops: the SYN
+// socket's are SYNRxDropped, the trusted-SYN socket's
+// TrustedSYNRxDropped, the main socket's RxDropped, so that an operator
+// sees whether a flood cost anything but SYNs, and whether it reached the
+// trusted clients.
 func (p *splitPort) Stats() (Stats, error) {
 	s, err := p.main.Stats()
-	ss, serr := p.syn.Stats()
-	s.Truncated += ss.Truncated
-	s.Unrepresentable += ss.Unrepresentable
-	s.TxDropped += ss.TxDropped
-	s.SYNRxDropped = ss.RxDropped
-	if err == nil {
-		err = serr
+	for i, ap := range p.sockets()[1:] {
+		ss, serr := ap.Stats()
+		s.Truncated += ss.Truncated
+		s.Unrepresentable += ss.Unrepresentable
+		s.TxDropped += ss.TxDropped
+		if i == 0 {
+			s.SYNRxDropped = ss.RxDropped
+		} else {
+			s.TrustedSYNRxDropped = ss.RxDropped
+		}
+		if err == nil {
+			err = serr
+		}
 	}
 	return s, err
 }
 
 // TrustClients puts addrs in the group's trusted-client map: from then
-// on their bare SYNs reach the main socket (the group's, whichever worker
-// the client belongs to). ErrNoTrustLane when the group runs the classic
+// on their bare SYNs reach the trusted-SYN socket of their worker
+// (whichever port is told: the map is the group's). ErrNoTrustLane when the group runs the classic
 // program.
 func (p *splitPort) TrustClients(addrs []netip.Addr) error {
 	if p.lane == nil {
@@ -271,9 +318,11 @@ func (p *splitPort) Close() error {
 	// The reader polls the fds: they close only once it is out.
 	p.rmu.Lock()
 	defer p.rmu.Unlock()
-	err := p.main.Close()
-	if e := p.syn.Close(); err == nil {
-		err = e
+	var err error
+	for _, ap := range p.sockets() {
+		if e := ap.Close(); err == nil {
+			err = e
+		}
 	}
 	return err
 }

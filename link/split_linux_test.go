@@ -71,13 +71,13 @@ func TestOpenSplitSorts(t *testing.T) {
 			if len(ports) != tc.n {
 				t.Fatalf("OpenSplit made %d ports, want %d", len(ports), tc.n)
 			}
-			members := make([]Port, 2*tc.n)
+			members := make([]Port, 3*tc.n)
 			for i, p := range ports {
 				sp := p.(*splitPort)
-				members[i], members[tc.n+i] = sp.main, sp.syn
 				if sp.lane == nil {
 					t.Fatalf("the eBPF fanout program did not load: %v", sp.laneErr)
 				}
+				members[i], members[tc.n+i], members[2*tc.n+i] = sp.main, sp.syn, sp.tsyn
 			}
 			if tc.trust {
 				var addrs []netip.Addr
@@ -94,18 +94,18 @@ func TestOpenSplitSorts(t *testing.T) {
 				out[i].Data = append(append([]byte(nil), c.frame...), fmt.Sprintf("fanout-%03d", i)...)
 			}
 			got := whoRead(t, pa, members, out)
-			counts := make([]int, 2*tc.n)
+			counts := make([]int, 3*tc.n)
 			for i, m := range got {
 				counts[m]++
 				want := cases[i].want(tc.h, tc.n)
 				if tc.trust && cases[i].bareSYN && trusted[cases[i].client] {
-					want -= tc.n
+					want += tc.n // the worker's trusted-SYN socket
 				}
 				if m != want {
 					t.Errorf("%s reached member %d, want %d", cases[i].name, m, want)
 				}
 			}
-			t.Logf("%d frames by member (main sockets, then SYN sockets): %v", len(out), counts)
+			t.Logf("%d frames by member (main, SYN, then trusted-SYN sockets): %v", len(out), counts)
 		})
 	}
 }
@@ -216,4 +216,72 @@ func TestSplitPortZeroAlloc(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("stats %+v", st)
+}
+
+// TestSplitPortReadsTrusted: a trusted client's bare SYNs come through the
+// trusted-SYN socket, the others' through the SYN socket, and ReadBatch
+// returns all of them and the ACKs, the SYNs of each batch in front.
+func TestSplitPortReadsTrusted(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, 1, ClientHash{})[0]
+	known, stranger := netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.18.1.11")
+	if err := pd.(ClientTruster).TrustClients([]netip.Addr{known}); err != nil {
+		t.Fatal(err)
+	}
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	const each = 16
+	var out []Frame
+	for i := range each {
+		to := netip.AddrPortFrom(splitVIPs[0], 80)
+		for _, c := range []netip.Addr{known, stranger} {
+			from := netip.AddrPortFrom(c, uint16(40000+i))
+			out = append(out, Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)}, Frame{Data: framegen.TCP(l2, from, to, "A", 2, 2, nil)})
+		}
+	}
+	write(t, pa, out...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	batch := make([]Frame, 16)
+	got := map[string]int{}
+	for got["syn"]+got["ack"] < 4*each {
+		n, err := pd.ReadBatch(ctx, batch)
+		if err != nil {
+			t.Fatalf("ReadBatch after %v: %v", got, err)
+		}
+		acked := false
+		for _, f := range batch[:n] {
+			d := f.Data
+			if len(d) < 14+20+20 || d[12] != 0x08 || d[13] != 0x00 || d[14+9] != 6 {
+				continue
+			}
+			if d[14+20+13]&0x12 != 0x02 {
+				got["ack"]++
+				acked = true
+				continue
+			}
+			got["syn"]++
+			if netip.AddrFrom4([4]byte(d[14+12:14+16])) == known {
+				got["known"]++
+			}
+			if acked {
+				t.Error("a SYN after an ACK in a batch: the SYN sockets' frames come first")
+			}
+		}
+	}
+	if got["syn"] != 2*each || got["ack"] != 2*each || got["known"] != each {
+		t.Fatalf("read %v, want %d SYNs (%d known) and %d ACKs", got, 2*each, each, 2*each)
+	}
+	sp := pd.(*splitPort)
+	if st, err := sp.tsyn.Stats(); err != nil || st.RxDropped != 0 {
+		t.Fatalf("trusted-SYN socket stats %+v, %v", st, err)
+	}
+	st, err := pd.(StatsReporter).Stats()
+	if err != nil || st.TrustedSYNRxDropped != 0 || st.SYNRxDropped != 0 || st.RxDropped != 0 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
 }

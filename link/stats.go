@@ -22,6 +22,12 @@ type Stats struct {
 	// SYN socket dropped (XDP_STATISTICS). Not included in RxDropped or
 	// XDPRxDropped.
 	SYNRxDropped uint64
+	// TrustedSYNRxDropped: the bare SYNs from trusted clients (the
+	// trusted lane: they completed a handshake before) that their queue
+	// dropped: a flood from addresses that got trusted, or more new
+	// connections from known clients than the director reads. Not
+	// included in SYNRxDropped.
+	TrustedSYNRxDropped uint64
 	// XDPRxDropped: on an AF_XDP Port, frames the XDP program redirected
 	// that the main AF_XDP socket dropped (XDP_STATISTICS: rx_dropped and
 	// rx_ring_full): every kind of VIP frame but the bare SYNs of

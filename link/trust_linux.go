@@ -17,13 +17,17 @@ const DefaultTrustedClients = 65536
 
 // trustLane is a split group's fanout program in eBPF with the map of the
 // clients it trusts: ClientHash's split program, translated, then one
-// step more. A bare SYN from a trusted client goes to its worker's main
-// socket instead of the SYN socket. Under a SYN flood from spoofed sources
-// the SYN socket's queue overflows and the kernel drops SYNs there at
-// random, the flood's and a legitimate client's alike; a client that has
-// completed a handshake through the director (TrustClients) is served
-// from the main socket, which the flood does not reach. A spoofed source
-// never completes a handshake, so it never gets in the map.
+// step more. A bare SYN from a trusted client goes to its worker's
+// trusted-SYN socket (member 2n+i) instead of the SYN socket (n+i). Under
+// a SYN flood from spoofed sources the SYN socket's queue overflows and
+// the kernel drops SYNs there at random, the flood's and a legitimate
+// client's alike; a client that has completed a handshake through the
+// director (TrustClients) is served from a queue the flood does not
+// reach. A director in direct routing never sees the server's SYN-ACK, so
+// a blind attacker that sends an ACK after each spoofed SYN can get its
+// addresses trusted too; their SYNs then fill the trusted-SYN queue, never
+// the main one, so established traffic still does not queue behind a
+// flood.
 type trustLane struct {
 	prog *ebpf.Program
 	*trustedClients
@@ -82,7 +86,7 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 		mapped = 0xffff // bytes 10 and 11 of an IPv4-mapped address
 	)
 	// r0 is the member: main sockets below n, SYN sockets from n on (only
-	// bare SYNs of IPv4 or IPv6 get there).
+	// bare SYNs of IPv4 or IPv6 get there), trusted-SYN sockets from 2n.
 	insns = append(insns,
 		asm.JLT.Imm32(regA, int32(n), "out").WithSymbol("trust"),
 		asm.Mov.Reg(member, regA),
@@ -113,7 +117,7 @@ func loadTrustLane(h ClientHash, n, size int) (*trustLane, error) {
 		asm.Mov.Reg(asm.R1, asm.R0),
 		asm.Mov.Reg(regA, member),
 		asm.JEq.Imm(asm.R1, 0, "out"),
-		asm.Sub.Imm32(regA, int32(n)), // trusted: the same worker's main socket
+		asm.Add.Imm32(regA, int32(n)), // trusted: the same worker's trusted-SYN socket
 		asm.Return().WithSymbol("out"),
 	)
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_fanout", Type: ebpf.SocketFilter, License: "MIT", Instructions: insns})
