@@ -37,7 +37,8 @@ type xdpPort struct {
 	attach ebpflink.Link
 	mode   string
 	x      *xsk
-	syn    *xskRX
+	syn    *xskRX // untrusted bare SYNs
+	tsyn   *xskRX // trusted clients' bare SYNs
 	closed atomic.Bool
 	// Frames moved through the AF_XDP sockets (the rest went through the
 	// AF_PACKET side; rxSYN: through the SYN socket, counted in rxXDP
@@ -46,7 +47,7 @@ type xdpPort struct {
 
 	rmu  sync.Mutex
 	bufs []byte         // receive slots for frames copied out of the UMEM
-	pfds [3]unix.PollFd // main, SYN, AF_PACKET
+	pfds [4]unix.PollFd // main, SYN, trusted SYN, AF_PACKET
 	// apReady: the last poll (or a full read) says the AF_PACKET socket
 	// has frames; sinceAP counts the batches since it was last read.
 	apReady bool
@@ -108,6 +109,13 @@ func (p *xdpPort) setup(vips []netip.Addr) error {
 	if err := p.objs.xsks.Put(xskSlot(0, xskLaneSYN), uint32(p.syn.fd)); err != nil {
 		return newError(p.ifname, "XSKMAP", err)
 	}
+	p.tsyn, err = newSharedXSK(p.x, ifi.Index, 0, xskSYNRing)
+	if err != nil {
+		return newError(p.ifname, "AF_XDP trusted-SYN socket", err)
+	}
+	if err := p.objs.xsks.Put(xskSlot(0, xskLaneTrusted), uint32(p.tsyn.fd)); err != nil {
+		return newError(p.ifname, "XSKMAP", err)
+	}
 	p.attach, err = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: p.objs.prog, Interface: ifi.Index, Flags: ebpflink.XDPDriverMode})
 	p.mode = "driver"
 	if err != nil {
@@ -122,7 +130,8 @@ func (p *xdpPort) setup(vips []netip.Addr) error {
 	p.bufs = make([]byte, slotLen*batch)
 	p.sent = make([]bool, batch)
 	p.rest = make([]Frame, 0, batch)
-	p.pfds = [3]unix.PollFd{{Fd: int32(p.x.fd), Events: unix.POLLIN}, {Fd: int32(p.syn.fd), Events: unix.POLLIN}, {Fd: int32(p.apfd), Events: unix.POLLIN}}
+	p.pfds = [4]unix.PollFd{{Fd: int32(p.x.fd), Events: unix.POLLIN}, {Fd: int32(p.syn.fd), Events: unix.POLLIN},
+		{Fd: int32(p.tsyn.fd), Events: unix.POLLIN}, {Fd: int32(p.apfd), Events: unix.POLLIN}}
 	return nil
 }
 
@@ -203,9 +212,13 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 			rings = frames[:len(frames)-max(len(frames)/8, 1)]
 		}
 		share := len(rings) - len(rings)/4
-		mainWait, synWait := int(p.x.rx.avail()), int(p.syn.rx.avail())
-		k := min(synWait, len(rings)-min(mainWait, share))
-		k = p.x.receive(&p.syn.rx, rings[:k], p.bufs)
+		mainWait, synWait, tsynWait := int(p.x.rx.avail()), int(p.syn.rx.avail()), int(p.tsyn.rx.avail())
+		// The SYN rings' room; the trusted one takes it first, but
+		// leaves half to the other when both wait.
+		room := len(rings) - min(mainWait, share)
+		kt := min(tsynWait, room-min(synWait, room/2))
+		kt = p.x.receive(&p.tsyn.rx, rings[:kt], p.bufs)
+		k := kt + p.x.receive(&p.syn.rx, rings[kt:kt+min(synWait, room-kt)], p.bufs[kt*slotLen:])
 		n := k + p.x.receive(&p.x.rx, rings[k:], p.bufs[k*slotLen:])
 		if n > 0 {
 			p.rxXDP.Add(uint64(n))
@@ -226,7 +239,7 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {
 			return 0, err
 		}
-		p.apReady = p.pfds[2].Revents != 0
+		p.apReady = p.pfds[3].Revents != 0
 	}
 }
 
@@ -281,6 +294,7 @@ func (p *xdpPort) Stats() (Stats, error) {
 	}
 	s.XDPRxDropped = xskDrops(p.x.fd)
 	s.SYNRxDropped = xskDrops(p.syn.fd)
+	s.TrustedSYNRxDropped = xskDrops(p.tsyn.fd)
 	return s, err
 }
 
@@ -331,9 +345,11 @@ func (p *xdpPort) teardown() error {
 		}
 		p.attach = nil
 	}
-	if p.syn != nil { // before the socket whose UMEM it shares
-		p.syn.close()
-		p.syn = nil
+	for _, s := range []**xskRX{&p.syn, &p.tsyn} {
+		if *s != nil { // before the socket whose UMEM they share
+			(*s).close()
+			*s = nil
+		}
 	}
 	if p.x != nil {
 		p.x.close()

@@ -37,9 +37,10 @@ func (o *xdpObjects) close() {
 
 // The XSKMAP slots of receive queue q: xsksPerQueue*q + lane.
 const (
-	xskLaneMain  = 0
-	xskLaneSYN   = 1
-	xsksPerQueue = 2
+	xskLaneMain    = 0
+	xskLaneSYN     = 1 // bare SYNs from sources not trusted
+	xskLaneTrusted = 2 // bare SYNs from trusted clients
+	xsksPerQueue   = 3
 )
 
 // xskSlot is the XSKMAP slot of queue q's socket of the lane.
@@ -198,18 +199,20 @@ func (o *xdpObjects) instructions() asm.Instructions {
 		asm.Mov.Reg(asm.R2, asm.RFP),                                         //
 		asm.Add.Imm(asm.R2, keySlot),                                         //
 		asm.FnMapLookupElem.Call(),                                           //
-		asm.JNE.Imm(asm.R0, 0, "redirect"),                                   // trusted: main
-		asm.Mov.Imm(lane, xskLaneSYN),                                        //
+		asm.JEq.Imm(asm.R0, 0, "untrusted"),                                  //
+		asm.Mov.Imm(lane, xskLaneTrusted),                                    // trusted: a queue of their own
+		asm.Ja.Label("redirect"),                                             //
+		asm.Mov.Imm(lane, xskLaneSYN).WithSymbol("untrusted"),                //
 
 		asm.LoadMapPtr(asm.R1, o.xsks.FD()).WithSymbol("redirect"), //
 		asm.LoadMem(asm.R2, ctx, 16, asm.Word),                     // ctx->rx_queue_index
-		asm.LSh.Imm(asm.R2, 1),                                     // xskSlot: xsksPerQueue (2) per queue
+		asm.Mul.Imm(asm.R2, xsksPerQueue),                          // xskSlot
 		asm.Add.Reg(asm.R2, lane),                                  //
 		asm.Mov.Imm(asm.R3, xdpPass),                               // no socket in the slot: pass
 		asm.FnRedirectMap.Call(),                                   //
 		asm.Return(),                                               //
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),            //
-		asm.Return(),                                               //
+		asm.Return(), //
 	)
 	return insns
 }

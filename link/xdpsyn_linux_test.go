@@ -22,6 +22,7 @@ const (
 	lanePacket = "packet"
 	laneMain   = "main"
 	laneSYN    = "syn"
+	laneTrust  = "trusted"
 )
 
 // xdpLane is the lane the XDP program must pick for frame f, with vips
@@ -44,7 +45,10 @@ func xdpLane(t *testing.T, f []byte, vm func([]byte) (int, error), vips []netip.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m == 1 && !trusted[src] {
+	switch {
+	case m == 1 && trusted[src]:
+		return laneTrust
+	case m == 1:
 		return laneSYN
 	}
 	return laneMain
@@ -56,7 +60,7 @@ func xdpLane(t *testing.T, f []byte, vm func([]byte) (int, error), vips []netip.
 // classic split program's decision in bpf.VM (OpenSplit's definition of a
 // bare SYN): the same frames must reach the SYN socket on both paths, and
 // no bounds check may be missing or off by one. Then trusted clients'
-// bare SYNs move to the main socket and nothing else moves.
+// bare SYNs move to the trusted-SYN socket and nothing else moves.
 func TestXDPProgramSplitsSYNs(t *testing.T) {
 	testutil.NeedRoot(t)
 	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
@@ -102,7 +106,7 @@ func TestXDPProgramSplitsSYNs(t *testing.T) {
 		for _, l := range []struct {
 			slot int
 			name string
-		}{{xskLaneMain, laneMain}, {xskLaneSYN, laneSYN}} {
+		}{{xskLaneMain, laneMain}, {xskLaneSYN, laneSYN}, {xskLaneTrusted, laneTrust}} {
 			if err := o.xsks.Put(xskSlot(0, l.slot), uint32(fd)); err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +147,7 @@ func TestXDPProgramSplitsSYNs(t *testing.T) {
 	}
 	for _, c := range cases {
 		want := xdpLane(t, c.frame, run, splitVIPs, trusted)
-		if c.bareSYN && trusted[c.client] && want != laneMain {
+		if c.bareSYN && trusted[c.client] && want != laneTrust {
 			t.Fatalf("%s: a trusted client's SYN wants lane %s", c.name, want)
 		}
 		if got := lane(c.frame); got != want {
@@ -185,6 +189,8 @@ func xdpWhoRead(t *testing.T, pa Port, p *xdpPort, out []Frame) []string {
 		mark(laneMain, fs[:n])
 		n = p.x.receive(&p.syn.rx, fs, p.bufs)
 		mark(laneSYN, fs[:n])
+		n = p.x.receive(&p.tsyn.rx, fs, p.bufs)
+		mark(laneTrust, fs[:n])
 		n, err := p.ap.tryRead(fs)
 		if err != nil {
 			t.Fatal(err)
@@ -201,7 +207,7 @@ func xdpWhoRead(t *testing.T, pa Port, p *xdpPort, out []Frame) []string {
 // checks, reading each of its sockets on its own, that bare SYNs to a VIP
 // reach the SYN socket, every other frame to a VIP the main AF_XDP socket
 // and the rest (ARP, NDP) the AF_PACKET side; with trust, the trusted
-// clients' bare SYNs reach the main socket.
+// clients' bare SYNs reach the trusted-SYN socket.
 func TestXDPPortSorts(t *testing.T) {
 	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	var c4, c6 []netip.Addr
@@ -245,8 +251,8 @@ func TestXDPPortSorts(t *testing.T) {
 				}
 				counts[got[i]]++
 			}
-			if counts[laneSYN] == 0 || counts[laneMain] == 0 || counts[lanePacket] == 0 {
-				t.Errorf("a lane got nothing: %v", counts)
+			if counts[laneSYN] == 0 || counts[laneMain] == 0 || counts[lanePacket] == 0 || (len(tc.trusted) > 0) != (counts[laneTrust] > 0) {
+				t.Errorf("a lane got nothing, or trusted SYNs without trust: %v", counts)
 			}
 			t.Logf("%d frames by lane: %v", len(out), counts)
 		})

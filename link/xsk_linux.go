@@ -27,9 +27,9 @@ const (
 	xskChunk    = 2048
 	xskRing     = 8192
 	xskSYNRing  = 1024
-	xskRxChunks = xskRing + xskSYNRing
+	xskRxChunks = xskRing + 2*xskSYNRing // main, SYN and trusted-SYN rings full at once
 	xskFillRing = 16384
-	xskFrames   = xskRxChunks + xskRing // 34 MiB
+	xskFrames   = xskRxChunks + xskRing // 36 MiB
 )
 
 // ring is one of the four AF_XDP rings, mapped from the socket. The
