@@ -21,8 +21,10 @@ const (
 // ACK adopted under pressure) that a later client packet made
 // ESTABLISHED. A director hands them to its port's trusted lane
 // (link.ClientTruster), which keeps their next SYNs out of a flood's
-// queue. A flood of spoofed SYNs never gets here, since no packet of its
-// sources follows their SYN.
+// queue. A flood of spoofed SYNs alone never gets here, since no packet
+// of its sources follows their SYN; a blind attacker sending an ACK after
+// each SYN does (the director never sees the server's SYN-ACK), which is
+// why the trusted lane is a queue apart from established traffic's.
 type handshakes struct {
 	seen    [handshakeSeen]netip.Addr
 	pending [HandshakeBatch]netip.Addr
