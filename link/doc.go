@@ -7,16 +7,19 @@
 //
 //   - Open: an AF_PACKET socket (github.com/mdlayher/packet) batched with
 //     recvmmsg/sendmmsg and driven by the Go runtime poller;
-//   - OpenSplit: per worker a Port over two AF_PACKET sockets of one
-//     fanout group, a main one and one for bare TCP SYNs, read main first,
-//     so a SYN flood overflows only the SYN queue (ARCHITECTURE.md, "The
-//     SYN socket"); a bare SYN from a client in the trusted map
-//     (TrustClients: clients that completed a handshake) goes to main;
-//   - OpenXDP: an XDP program redirects VIP frames into two AF_XDP
-//     sockets on queue 0 that share one UMEM, split as OpenSplit's pair
-//     (bare SYNs from untrusted clients into the SYN socket's small ring,
-//     the rest into the main ring), and an AF_PACKET socket reads what
-//     XDP passes (ARP, NDP, tagged frames);
+//   - OpenSplit: per worker a Port over AF_PACKET sockets of one fanout
+//     group, a main one and one for bare TCP SYNs, read main first, so a
+//     SYN flood overflows only the SYN queue (ARCHITECTURE.md, "The SYN
+//     socket"), and with the eBPF fanout program a third one for bare SYNs
+//     from clients in the trusted map (TrustClients: clients that
+//     completed a handshake; ARCHITECTURE.md, "The trusted lane"). These
+//     sockets live outside the Go runtime's poller (the port polls them
+//     itself), and frames leave through a send-only socket;
+//   - OpenXDP: an XDP program redirects VIP frames into three AF_XDP
+//     sockets on queue 0 that share one UMEM, split as OpenSplit's
+//     (untrusted bare SYNs into the SYN socket's small ring, trusted ones
+//     into another, the rest into the main ring), and an AF_PACKET socket
+//     reads what XDP passes (ARP, NDP, tagged frames);
 //   - Pipe: two connected in-memory Ports, for tests without root.
 //
 // # The packet path through the AF_PACKET socket
