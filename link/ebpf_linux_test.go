@@ -22,35 +22,18 @@ import (
 // its main member and nothing else moves.
 func TestTrustLaneProgramMatchesClassic(t *testing.T) {
 	testutil.NeedRoot(t)
-	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
-	c4 := []netip.Addr{netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.19.200.7")}
-	c6 := []netip.Addr{netip.MustParseAddr("2001:2::1:10"), netip.MustParseAddr("2001:2:0:ff::7")}
-	cases := splitCases(l2, c4, c6)
-	rng := rand.New(rand.NewPCG(1, 2))
-	var frames [][]byte
-	for _, c := range cases {
-		frames = append(frames, c.frame)
-		// The test run refuses a frame shorter than its IP header says
-		// (20 bytes for IPv4, 40 for IPv6): truncate after it.
-		keep := 14
+	// The socket-filter test run refuses a frame shorter than its IP
+	// header says (20 bytes for IPv4, 40 for IPv6): truncate after it.
+	cases, frames := mutatedSplitCases(rand.New(rand.NewPCG(1, 2)), 40, func(f []byte) int {
 		switch {
-		case c.frame[12] == 0x08 && c.frame[13] == 0x00:
-			keep += 20
-		case c.frame[12] == 0x86 && c.frame[13] == 0xdd:
-			keep += 40
+		case f[12] == 0x08 && f[13] == 0x00:
+			return 14 + 20
+		case f[12] == 0x86 && f[13] == 0xdd:
+			return 14 + 40
 		}
-		for range 40 {
-			f := append([]byte(nil), c.frame...)
-			op := rng.IntN(3)
-			if op != 0 { // a byte past the Ethernet header changed
-				f[14+rng.IntN(min(len(f)-14, 80))] = byte(rng.Uint32())
-			}
-			if op != 1 { // truncated
-				f = f[:keep+rng.IntN(len(f)-keep+1)]
-			}
-			frames = append(frames, f)
-		}
-	}
+		return 14
+	})
+	c4, c6 := splitTestClients()
 	for _, n := range []int{1, 2, 3} {
 		for _, h := range []ClientHash{{}, {Bits4: 24, Bits6: 64}} {
 			lane, err := loadTrustLane(h, n, 64)
@@ -256,4 +239,37 @@ func TestTrustedClientsCloseRace(t *testing.T) {
 			t.Fatal("a closed map says a client is trusted")
 		}
 	}
+}
+
+// splitTestClients are the clients of the program tests' splitCases.
+func splitTestClients() (c4, c6 []netip.Addr) {
+	return []netip.Addr{netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.19.200.7")},
+		[]netip.Addr{netip.MustParseAddr("2001:2::1:10"), netip.MustParseAddr("2001:2:0:ff::7")}
+}
+
+// mutatedSplitCases returns splitCases of splitTestClients and the frames
+// the program tests run: each case's frame and per copies of it with a
+// byte past the Ethernet header changed, truncated to at least keep(frame)
+// bytes, or both.
+func mutatedSplitCases(rng *rand.Rand, per int, keep func([]byte) int) ([]splitCase, [][]byte) {
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	c4, c6 := splitTestClients()
+	cases := splitCases(l2, c4, c6)
+	var frames [][]byte
+	for _, c := range cases {
+		frames = append(frames, c.frame)
+		k := keep(c.frame)
+		for range per {
+			f := append([]byte(nil), c.frame...)
+			op := rng.IntN(3)
+			if op != 0 {
+				f[14+rng.IntN(min(len(f)-14, 80))] = byte(rng.Uint32())
+			}
+			if op != 1 {
+				f = f[:k+rng.IntN(len(f)-k+1)]
+			}
+			frames = append(frames, f)
+		}
+	}
+	return cases, frames
 }

@@ -63,26 +63,9 @@ func xdpLane(t *testing.T, f []byte, vm func([]byte) (int, error), vips []netip.
 // bare SYNs move to the trusted-SYN socket and nothing else moves.
 func TestXDPProgramSplitsSYNs(t *testing.T) {
 	testutil.NeedRoot(t)
-	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
-	c4 := []netip.Addr{netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.19.200.7")}
-	c6 := []netip.Addr{netip.MustParseAddr("2001:2::1:10"), netip.MustParseAddr("2001:2:0:ff::7")}
-	cases := splitCases(l2, c4, c6)
-	rng := rand.New(rand.NewPCG(3, 4))
-	var frames [][]byte
-	for _, c := range cases {
-		frames = append(frames, c.frame)
-		for range 60 {
-			f := append([]byte(nil), c.frame...)
-			op := rng.IntN(3)
-			if op != 0 { // a byte past the Ethernet header changed
-				f[14+rng.IntN(min(len(f)-14, 80))] = byte(rng.Uint32())
-			}
-			if op != 1 { // truncated (the test run wants an Ethernet header)
-				f = f[:14+rng.IntN(len(f)-14+1)]
-			}
-			frames = append(frames, f)
-		}
-	}
+	// The XDP test run wants an Ethernet header, nothing more.
+	cases, frames := mutatedSplitCases(rand.New(rand.NewPCG(3, 4)), 60, func([]byte) int { return 14 })
+	c4, c6 := splitTestClients()
 	o, err := loadXDP(1, 64)
 	if err != nil {
 		t.Fatal(err)
