@@ -123,6 +123,10 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 					truster = nil
 				} else if !errors.Is(err, link.ErrClosed) {
 					d.log.Warn("trusted clients", "err", err)
+					// Reported again at their next handshake.
+					w.mu.Lock()
+					w.fw.ForgetHandshakes(trusted)
+					w.mu.Unlock()
 				}
 			}
 		}

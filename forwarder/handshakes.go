@@ -55,6 +55,20 @@ func addrHash(a netip.Addr) uint64 {
 	return x ^ x>>31
 }
 
+// ForgetHandshakes undoes TakeHandshakes for addrs, which the caller
+// could not use (its trusted map refused them): they are reported again
+// at their next handshake and no longer counted. Same rules as
+// TakeHandshakes.
+func (f *Forwarder) ForgetHandshakes(addrs []netip.Addr) {
+	h := &f.hs
+	for _, a := range addrs {
+		if slot := &h.seen[addrHash(a)%handshakeSeen]; *slot == a {
+			*slot = netip.Addr{}
+			h.total.Add(^uint64(0))
+		}
+	}
+}
+
 // TakeHandshakes appends to dst the clients that completed a TCP
 // handshake through this worker since the last call, each once while it
 // stays among the last few thousand reported, and returns dst. It must be

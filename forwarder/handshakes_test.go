@@ -59,6 +59,17 @@ func TestTakeHandshakes(t *testing.T) {
 	if o := f.Overload(); o.Handshakes != 2 {
 		t.Errorf("Overload.Handshakes %d, want 2", o.Handshakes)
 	}
+	// A client the caller could not trust is reported again.
+	f.ForgetHandshakes([]netip.Addr{c.Addr()})
+	if o := f.Overload(); o.Handshakes != 1 {
+		t.Errorf("after ForgetHandshakes, Overload.Handshakes %d, want 1", o.Handshakes)
+	}
+	process(t, f, syn(client(3, 1001)), t0)
+	process(t, f, ack(client(3, 1001)), t0)
+	process(t, f, ack(client(3, 1001)), t0)
+	if got := take(); !slices.Equal(got, []netip.Addr{c.Addr()}) {
+		t.Fatalf("after ForgetHandshakes and a new handshake: %v, want client 3 again", got)
+	}
 	if n := testing.AllocsPerRun(100, func() { f.TakeHandshakes(buf[:0]) }); n != 0 {
 		t.Errorf("TakeHandshakes allocates %.1f times", n)
 	}
