@@ -133,6 +133,12 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 		f.table.Delete(ex) // the peer scheduled it elsewhere: the peer's is the flow's
 		ex = nil
 	}
+	// A connection the peer saw established: its client is trusted here
+	// too (handshakes.go), so that after a failover during a SYN flood
+	// the clients the old master knew keep their own SYN queue.
+	if e.Proto == protoTCP && e.State == stateEstablished && (ex == nil || ex.State != stateEstablished) {
+		f.hs.note(e.CIP)
+	}
 	if ex == nil {
 		var err error
 		if ex, err = f.table.Insert(&f.key, now); err != nil {

@@ -45,6 +45,9 @@ func TestSyncCarriesFlows(t *testing.T) {
 			t.Fatalf("apply: %v", SyncResultNames[r])
 		}
 	}
+	if got := b.TakeHandshakes(nil); len(got) != 0 {
+		t.Fatalf("b trusts %v after SYN_RECV entries", got)
+	}
 	// The ACKs go to b: each flow to its server.
 	for i := 0; i < 3; i++ {
 		res, _ := process(t, b, ack(client(i, 40000)), t0+second)
@@ -78,6 +81,11 @@ func TestSyncCarriesFlows(t *testing.T) {
 		if r.Active != 1 || r.Inactive != 0 {
 			t.Errorf("a's server %d: %d active %d inactive, want 1 and 0", i, r.Active, r.Inactive)
 		}
+	}
+	// b saw the handshakes complete; a, which saw only the SYNs, trusts
+	// the clients from b's established entries, once each.
+	if got := a.TakeHandshakes(nil); len(got) != 3 || got[0] != client(0, 0).Addr() {
+		t.Fatalf("a trusts %v after b's established entries, want the 3 clients", got)
 	}
 	e := toEntry(&back[0])
 	e.Op = connsync.OpEnd
