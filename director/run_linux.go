@@ -141,9 +141,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 // openPorts opens the LAN port with the backend opts.IO names and, for
 // more than one worker (opts.Workers; AF_PACKET only), the other workers'
 // ports into opts.ExtraPorts. With AF_PACKET every worker, one included,
-// reads two sockets of one fanout group (link.OpenSplit): a main one and
-// one for bare TCP SYNs, so a SYN flood overflows only the SYN queue and
-// ACKs and established traffic keep flowing. The kernel sorts frames among
+// reads the sockets of one fanout group (link.OpenSplit): a main one, one
+// for bare TCP SYNs and one for trusted clients' bare SYNs, so a SYN flood
+// overflows only a SYN queue and ACKs and established traffic keep
+// flowing. The kernel sorts frames among
 // the workers by client (FanoutHash), so each worker's table sees whole
 // clients, the SYN of a handshake and its ACK included.
 func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Options, log *slog.Logger) (link.Port, error) {
@@ -199,7 +200,7 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, log *slog.Logger)
 	if m, ok := p.(link.XDPMode); ok {
 		mode = m.XDPMode()
 	}
-	log.Info("io afxdp: VIP frames through AF_XDP (copy mode, queue 0; bare SYNs of clients not yet trusted through a second socket); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
+	log.Info("io afxdp: VIP frames through AF_XDP (copy mode, queue 0; bare SYNs through a second socket, trusted clients' through a third); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
 		"xdp", mode, "interface", ifname)
 	return p, nil
 }

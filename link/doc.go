@@ -61,7 +61,8 @@
 // to spread frames over several Ports (Fanout): by the kernel's flow hash,
 // or by client address with ClientHash's classic BPF program, which keeps
 // a client's fragments and the ICMP errors about it with its connections
-// (OpenSplit's program also sends bare SYNs to a second member per worker).
+// (OpenSplit's program also sends bare SYNs to a second member per worker,
+// and trusted clients' to a third).
 //
 // # Costs
 //

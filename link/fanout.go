@@ -130,10 +130,12 @@ func (h ClientHash) Program() ([]bpf.RawInstruction, error) {
 	return h.program(skfNetOff, bpf.LoadExtension{Num: bpf.ExtProto}, 0)
 }
 
-// SplitIndex is the member of a split group of n workers (OpenSplit: 2n
-// members, the n main sockets first, then the n SYN sockets) that gets a
-// frame from client a: Index(a, n) for everything but a bare TCP SYN,
-// n + Index(a, n) for a bare SYN. Non-IP frames go to member 0.
+// SplitIndex is the member of a split group of n workers (OpenSplit: the
+// n main sockets first, then the n SYN sockets, then with the trusted lane
+// the n trusted-SYN sockets) that the classic program gives a frame from
+// client a: Index(a, n) for everything but a bare TCP SYN, n + Index(a, n)
+// for a bare SYN (the eBPF program adds n more for a trusted client's).
+// Non-IP frames go to member 0.
 func (h ClientHash) SplitIndex(a netip.Addr, n int, bareSYN bool) int {
 	i := h.Index(a, n)
 	if bareSYN {
@@ -156,8 +158,8 @@ func (h ClientHash) splitProgram(n int) ([]bpf.RawInstruction, error) {
 // extension; a test's plain offsets for bpf.VM, which has neither). With
 // split > 0 it returns SplitIndex's member instead of the hash: the hash
 // modulo split, plus split for a bare SYN (scratch word 0 holds 0 or
-// split; the kernel takes the result modulo the 2*split members, which
-// leaves it as it is).
+// split; the kernel takes the result modulo the 2*split or 3*split
+// members, which leaves it as it is).
 func (h ClientHash) program(net int, loadProto bpf.Instruction, split int) ([]bpf.RawInstruction, error) {
 	m4, m6, err := h.masks()
 	if err != nil {

@@ -142,7 +142,7 @@ type Fanout struct {
 	// the same Port; every member should pass the same. Nil: the kernel's
 	// flow hash (PACKET_FANOUT_HASH), which keeps each flow on one Port.
 	Hash *ClientHash
-	// split > 0: the group is OpenSplit's, of 2*split members, and runs
+	// split > 0: the group is OpenSplit's, of 2*split or 3*split members, and runs
 	// Hash's split program, or, with progFD > 0, that eBPF program
 	// (PACKET_FANOUT_EBPF: the split program with its trusted clients).
 	split  int

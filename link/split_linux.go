@@ -16,11 +16,13 @@ import (
 )
 
 // splitPort is one worker's Port of a split group (OpenSplit): a main
-// AF_PACKET socket for every frame but bare TCP SYNs, and a SYN socket for
-// bare SYNs only. Under a SYN flood the SYN socket's queue overflows and
-// the kernel drops SYNs there (a legitimate client retransmits its SYN
-// after a second), while ACKs, established connections' data, ARP and NDP
-// wait in the main socket's queue, which holds only them.
+// AF_PACKET socket for every frame but bare TCP SYNs, a SYN socket for
+// bare SYNs, and with the trusted lane a trusted-SYN socket for the bare
+// SYNs of trusted clients. Under a SYN flood the SYN socket's queue
+// overflows and the kernel drops SYNs there (a legitimate client
+// retransmits its SYN after a second), while ACKs, established
+// connections' data, ARP and NDP wait in the main socket's queue, which
+// holds only them, and trusted clients' SYNs in their own.
 type splitPort struct {
 	ifname    string
 	main, syn *afpacket
@@ -33,22 +35,27 @@ type splitPort struct {
 	rmu     sync.Mutex
 	pfds    []unix.PollFd // main, SYN, trusted SYN
 	pending error         // a socket error met after frames were read, reported next
+	odd     bool          // who gets an odd SYN slot, in turn (ReadBatch)
 }
 
-// OpenSplit opens the Ports of n workers on ifname (n >= 1), each over two
-// AF_PACKET sockets of one fanout group of 2n members that h's program
-// sorts by client: worker i's main socket gets client c's frames when
-// h.Index(c, n) == i, except bare TCP SYNs (SYN set, ACK clear, not an
-// IPv4 fragment, IPv6 without extension headers), which go to worker i's
-// SYN socket (ClientHash.SplitIndex). So a client's SYN and the ACK that
-// completes its handshake reach the same worker, and a flood of SYNs
-// queues apart from everything else.
+// OpenSplit opens the Ports of n workers on ifname (n >= 1), each over
+// AF_PACKET sockets of one fanout group that h's program sorts by client:
+// worker i's main socket gets client c's frames when h.Index(c, n) == i,
+// except bare TCP SYNs (SYN set, ACK clear, not an IPv4 fragment, IPv6
+// without extension headers), which go to worker i's SYN socket
+// (ClientHash.SplitIndex), or, from a client in the trusted map
+// (TrustClients), to its trusted-SYN socket. So a client's SYN and the ACK
+// that completes its handshake reach the same worker, and a flood of SYNs
+// queues apart from everything else. The group has 3n members with the
+// trusted lane (an eBPF fanout program), 2n without (the classic program,
+// where eBPF does not load or 3n would pass the kernel's 256 members).
 //
-// ReadBatch reads the main socket first: when both sockets have frames, at
-// most 3/4 of a batch comes from main and the rest from the SYN socket, so
-// heavy established traffic does not starve new connections; either one
-// alone fills the batch. WriteBatch writes through the main socket. Stats
-// reports the SYN socket's receive drops apart (Stats.SYNRxDropped).
+// ReadBatch reads the main socket first: when a SYN socket has frames, at
+// most 3/4 of a batch comes from main and the rest from the SYN sockets,
+// so heavy established traffic does not starve new connections; main alone
+// fills the batch. WriteBatch writes through a send-only socket. Stats
+// reports the SYN sockets' receive drops apart (Stats.SYNRxDropped,
+// Stats.TrustedSYNRxDropped).
 //
 // cfg applies to every socket (cfg.Filter too), but for the SYN sockets'
 // receive buffer (Config.SYNReadBuffer); cfg.Fanout must be nil.
@@ -79,7 +86,13 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 	// returns, and only those first frames can be misplaced.
 	// The eBPF split program adds the trusted-client lane; where it does
 	// not load (no CAP_BPF, an old kernel), the classic one splits alone.
-	lane, laneErr := loadTrustLane(h, n, DefaultTrustedClients)
+	var lane *trustLane
+	var laneErr error
+	if 3*n > maxFanoutMembers {
+		laneErr = fmt.Errorf("%d workers need %d fanout members with a trusted-SYN socket each, more than the kernel's %d", n, 3*n, maxFanoutMembers)
+	} else {
+		lane, laneErr = loadTrustLane(h, n, DefaultTrustedClients)
+	}
 	defer func() {
 		if lane != nil {
 			lane.closeProgram()
@@ -218,10 +231,15 @@ func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) 
 		}
 		if rest := len(frames) - n; rest > 0 && tsynReady {
 			if synReady {
-				rest = max(rest/2, 1)
+				// Half each; an odd slot goes to each in turn, so that
+				// neither starves the other in small batches.
+				rest = rest/2 + rest%2*b2i(p.odd)
+				p.odd = !p.odd
 			}
-			if err := read(p.tsyn, rest); err != nil {
-				return 0, err
+			if rest > 0 {
+				if err := read(p.tsyn, rest); err != nil {
+					return 0, err
+				}
 			}
 		}
 		if rest := len(frames) - n - k; rest > 0 && synReady && p.pending == nil {
@@ -245,7 +263,19 @@ func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) 
 	}
 }
 
-// WriteBatch writes through the main socket.
+// maxFanoutMembers is the most sockets a fanout group takes when joined
+// without a PACKET_FANOUT_DATA size (PACKET_FANOUT_MAX, 256).
+const maxFanoutMembers = 256
+
+// b2i is 1 for true.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// WriteBatch writes through the main socket's Port (its send-only socket).
 func (p *splitPort) WriteBatch(frames []Frame) (int, error) { return p.main.WriteBatch(frames) }
 
 func (p *splitPort) HardwareAddr() net.HardwareAddr { return p.main.HardwareAddr() }
@@ -253,7 +283,7 @@ func (p *splitPort) HardwareAddr() net.HardwareAddr { return p.main.HardwareAddr
 // FanoutGroup is the id of the split group.
 func (p *splitPort) FanoutGroup() (uint16, error) { return p.main.FanoutGroup() }
 
-// SetFilter replaces both sockets' filter (a VIP change on reload).
+// SetFilter replaces every socket's filter (a VIP change on reload).
 func (p *splitPort) SetFilter(filter []bpf.RawInstruction) error {
 	for _, ap := range p.sockets() {
 		if err := ap.SetFilter(filter); err != nil {
@@ -307,7 +337,7 @@ func (p *splitPort) TrustClients(addrs []netip.Addr) error {
 	return nil
 }
 
-// Close closes both sockets; a reader sees ErrClosed within one poll wait.
+// Close closes the sockets; a reader sees ErrClosed within one poll wait.
 func (p *splitPort) Close() error {
 	if p.closed.Swap(true) {
 		return nil

@@ -285,3 +285,55 @@ func TestSplitPortReadsTrusted(t *testing.T) {
 		t.Fatalf("stats %+v, %v", st, err)
 	}
 }
+
+// TestSplitPortSmallBatchesShareSYNs: with main, SYN and trusted-SYN
+// sockets all backlogged and one SYN slot per batch (batches of 4), the
+// slot goes to each SYN socket in turn, so neither starves the other.
+func TestSplitPortSmallBatchesShareSYNs(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, 1, ClientHash{})[0]
+	known, stranger := netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.18.1.11")
+	if err := pd.(ClientTruster).TrustClients([]netip.Addr{known}); err != nil {
+		t.Fatal(err)
+	}
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	to := netip.AddrPortFrom(splitVIPs[0], 80)
+	var out []Frame
+	for i := range 32 {
+		out = append(out,
+			Frame{Data: framegen.TCP(l2, netip.AddrPortFrom(known, uint16(40000+i)), to, "S", 1, 0, nil)},
+			Frame{Data: framegen.TCP(l2, netip.AddrPortFrom(stranger, uint16(40000+i)), to, "S", 1, 0, nil)},
+			Frame{Data: framegen.TCP(l2, netip.AddrPortFrom(stranger, uint16(50000+i)), to, "A", 2, 2, nil)})
+	}
+	write(t, pa, out...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	batch := make([]Frame, 4) // 3 from main, one SYN slot
+	got := map[string]int{}
+	for range 8 {
+		n, err := pd.ReadBatch(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range batch[:n] {
+			d := f.Data
+			if len(d) < 14+20+20 || d[14+9] != 6 || d[14+20+13]&0x12 != 0x02 {
+				continue
+			}
+			if netip.AddrFrom4([4]byte(d[14+12:14+16])) == known {
+				got["trusted"]++
+			} else {
+				got["untrusted"]++
+			}
+		}
+	}
+	if got["trusted"] < 2 || got["untrusted"] < 2 {
+		t.Fatalf("SYNs read in 8 batches of 4: %v, want both kinds in turn", got)
+	}
+	t.Logf("SYNs read in 8 batches of 4: %v", got)
+}

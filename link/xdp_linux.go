@@ -16,19 +16,21 @@ import (
 )
 
 // xdpPort is the AF_XDP Port: an XDP program on the interface redirects
-// frames to the VIPs into two AF_XDP sockets (copy mode) on queue 0, and
+// frames to the VIPs into three AF_XDP sockets (copy mode) on queue 0, and
 // an AF_PACKET socket, as Open makes it, reads everything else drlb needs
 // (ARP, NDP, and VIP frames the XDP path does not take: 802.1Q-tagged
 // ones, and those arriving on other queues, which the program passes).
 // Frames go out through the AF_XDP socket when they carry no offload
 // state and fit a UMEM chunk, through the AF_PACKET socket otherwise.
 //
-// The two AF_XDP sockets are the SYN split of OpenSplit's ports: the SYN
+// The AF_XDP sockets are the SYN split of OpenSplit's ports: the SYN
 // socket (syn, sharing x's UMEM) gets the bare TCP SYNs of clients not in
-// the trusted map (TrustClients), the main one (x) every other VIP frame.
-// Under a SYN flood from spoofed sources only the SYN socket's small ring
-// overflows: ACKs, established traffic and trusted clients' SYNs wait in
-// the main ring, which the flood does not reach.
+// the trusted map (TrustClients), the trusted-SYN socket (tsyn, sharing
+// it too) those of trusted clients, the main one (x) every other VIP
+// frame. Under a SYN flood from spoofed sources only the SYN socket's
+// small ring overflows: ACKs and established traffic wait in the main
+// ring and trusted clients' SYNs in theirs, which the flood does not
+// reach.
 type xdpPort struct {
 	ifname string
 	ap     *afpacket
@@ -41,8 +43,8 @@ type xdpPort struct {
 	tsyn   *xskRX // trusted clients' bare SYNs
 	closed atomic.Bool
 	// Frames moved through the AF_XDP sockets (the rest went through the
-	// AF_PACKET side; rxSYN: through the SYN socket, counted in rxXDP
-	// too), for tests and the start-up log.
+	// AF_PACKET side; rxSYN: through the two SYN sockets, counted in
+	// rxXDP too), for tests and the start-up log.
 	rxXDP, rxSYN, txXDP atomic.Uint64
 
 	rmu  sync.Mutex
@@ -52,6 +54,7 @@ type xdpPort struct {
 	// has frames; sinceAP counts the batches since it was last read.
 	apReady bool
 	sinceAP int
+	odd     bool // who gets an odd SYN slot, in turn
 
 	wmu  sync.Mutex
 	sent []bool
@@ -177,13 +180,14 @@ const pollWaitMillis = 50
 // AF_PACKET socket, without waiting; with nothing on any it waits in
 // poll(2).
 //
-// The AF_XDP sockets share the batch as OpenSplit's ports do: when both
-// have frames waiting, at most 3/4 of the batch comes from the main
-// socket, so heavy established traffic does not starve new connections,
-// and the SYN socket's frames come first in the batch (a SYN is older than
-// any ACK of its handshake read with it). Unlike an AF_PACKET queue a ring
-// shows how much it holds, so each side also takes what the other leaves:
-// either one alone fills the batch.
+// The AF_XDP sockets share the batch as OpenSplit's ports do: when SYNs
+// wait, at most 3/4 of the batch comes from the main socket, so heavy
+// established traffic does not starve new connections; the two SYN
+// sockets share the rest (half each when both wait, an odd slot to each in
+// turn), and their frames come first in the batch (a SYN is older than any
+// ACK of its handshake read with it). Unlike an AF_PACKET queue a ring
+// shows how much it holds, so each takes what the others leave: any one
+// alone fills the batch.
 //
 // The AF_PACKET socket (ARP, NDP, tagged frames, the real servers'
 // neighbour replies) is read when the last poll said it has frames, and
@@ -214,9 +218,14 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		share := len(rings) - len(rings)/4
 		mainWait, synWait, tsynWait := int(p.x.rx.avail()), int(p.syn.rx.avail()), int(p.tsyn.rx.avail())
 		// The SYN rings' room; the trusted one takes it first, but
-		// leaves half to the other when both wait.
+		// leaves half to the other when both wait (an odd slot to each
+		// in turn).
 		room := len(rings) - min(mainWait, share)
-		kt := min(tsynWait, room-min(synWait, room/2))
+		half := room/2 + room%2*b2i(!p.odd)
+		if synWait > 0 && tsynWait > 0 {
+			p.odd = !p.odd
+		}
+		kt := min(tsynWait, room-min(synWait, half))
 		kt = p.x.receive(&p.tsyn.rx, rings[:kt], p.bufs)
 		k := kt + p.x.receive(&p.syn.rx, rings[kt:kt+min(synWait, room-kt)], p.bufs[kt*slotLen:])
 		n := k + p.x.receive(&p.x.rx, rings[k:], p.bufs[k*slotLen:])
@@ -229,8 +238,9 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 			if err != nil && n == 0 {
 				return 0, err
 			}
-			// A full read may have left more behind.
-			p.apReady, p.sinceAP = m == len(frames)-n, 0
+			// A full read may have left more behind; a one-frame batch
+			// looks again only after apEvery, or the rings would wait.
+			p.apReady, p.sinceAP = m == len(frames)-n && len(frames) > 1, 0
 			n += m
 		}
 		if n > 0 {
@@ -284,7 +294,8 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 
 // Stats is the AF_PACKET side's counters with the AF_XDP sockets' drops
 // (XDP_STATISTICS): the main socket's in XDPRxDropped, the SYN socket's in
-// SYNRxDropped (bare SYNs only, as on an OpenSplit port).
+// SYNRxDropped and the trusted-SYN socket's in TrustedSYNRxDropped (bare
+// SYNs only, as on an OpenSplit port).
 func (p *xdpPort) Stats() (Stats, error) {
 	p.mmu.Lock()
 	defer p.mmu.Unlock()
@@ -310,7 +321,7 @@ func xskDrops(fd int) uint64 {
 }
 
 // TrustClients puts addrs in the XDP program's trusted-client map: from
-// then on their bare SYNs reach the main AF_XDP socket.
+// then on their bare SYNs reach the trusted-SYN AF_XDP socket.
 func (p *xdpPort) TrustClients(addrs []netip.Addr) error {
 	p.mmu.Lock()
 	defer p.mmu.Unlock()

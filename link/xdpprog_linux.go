@@ -50,8 +50,9 @@ func xskSlot(q, lane int) uint32 { return uint32(xsksPerQueue*q + lane) }
 // the program. The program, in BPF assembly (no C compiler):
 //
 //	untagged IPv4 or IPv6 whose destination is in vip4 or vip6:
-//	    a bare TCP SYN from a client not in trusted  -> XSKMAP[2*rx queue+1] (SYN socket)
-//	    any other frame                              -> XSKMAP[2*rx queue]   (main socket)
+//	    a bare TCP SYN from a client not in trusted  -> XSKMAP[3*rx queue+1] (SYN socket)
+//	    a bare TCP SYN from a client in trusted      -> XSKMAP[3*rx queue+2] (trusted-SYN socket)
+//	    any other frame                              -> XSKMAP[3*rx queue]   (main socket)
 //	everything else (ARP, NDP, the host's own traffic, 802.1Q-tagged
 //	frames, frames too short to hold the address) -> XDP_PASS
 //

@@ -16,13 +16,14 @@ import (
 // entries, the director's pauses on a busy 2-core machine overflowed it at
 // 30k frames/s (3-6% dropped, XDPRxDropped); with 8192 none were.
 //
-// The SYN socket (xskRX) shares the UMEM and its fill ring, with a small
-// receive ring of its own (xskSYNRing): under a flood it stays full, so
-// its length is the delay of a legitimate SYN, as DefaultSYNReadBuffer's
-// is on the AF_PACKET path (1024 SYNs: about 20 ms at 50k SYN/s read).
-// Enough chunks are lent for both receive rings full at once, so a SYN
-// flood that fills its ring leaves the main ring all its 8192; the fill
-// ring is the next power of two that holds them all.
+// The SYN and trusted-SYN sockets (xskRX) share the UMEM and its fill
+// ring, each with a small receive ring of its own (xskSYNRing): under a
+// flood it stays full, so its length is the delay of a legitimate SYN, as
+// DefaultSYNReadBuffer's is on the AF_PACKET path (1024 SYNs: about 20 ms
+// at 50k SYN/s read). Enough chunks are lent for all three receive rings
+// full at once, so a SYN flood that fills its ring leaves the main ring
+// all its 8192; the fill ring is the next power of two that holds them
+// all.
 const (
 	xskChunk    = 2048
 	xskRing     = 8192
@@ -173,7 +174,7 @@ func (r *ring) avail() uint32 {
 // same queue the kernel allows no fill or completion ring of its own: the
 // sockets share the UMEM's buffer pool (Documentation/networking/af_xdp.rst,
 // "XDP_SHARED_UMEM bind flag"). The XDP program picks the socket per frame
-// (its XSKMAP slot). In copy mode two CPUs may receive for the two
+// (its XSKMAP slot). In copy mode several CPUs may receive for the
 // sockets at once; the kernel serializes the shared fill ring (its
 // rx_lock is the pool's since the fix for CVE-2025-37920, 2025; older
 // kernels without it may race there).
