@@ -70,7 +70,7 @@ type benchForwarder struct {
 // udpForwarders' names) in unit, and each drlb's ratio to the in-kernel
 // anchor's.
 func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
-	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}}
+	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}}
 	for i, f := range short {
 		if _, ok := byName[f.name]; !ok && i > 0 {
 			short = short[:i]
@@ -348,6 +348,8 @@ func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
 	cost := map[string]float64{}
 	fwds := append(udpForwarders(b, l), benchForwarder{"drlb-coalesce", func() func() {
 		return startDrlbForBench(b, l, "-rx-coalesce", benchCoalesce.String())
+	}}, benchForwarder{"afxdp-coalesce", func() func() {
+		return startDrlbForBench(b, l, "-io", "afxdp", "-rx-coalesce", benchCoalesce.String())
 	}})
 	for _, f := range fwds {
 		stop := f.start()
