@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
-	"time"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
@@ -136,7 +135,7 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			}
 		}
 		if d.coalesce > 0 && n < len(in)/4 {
-			time.Sleep(d.coalesce)
+			coalesceWait(d.coalesce)
 		}
 	}
 }

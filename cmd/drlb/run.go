@@ -42,7 +42,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	blackhole := fs.Bool("blackhole-vip", false, "on a host that must forward: add a blackhole route per VIP (removed on exit) instead of refusing to start")
 	ioBackend := fs.String("io", "afpacket", "frame I/O: afpacket, afxdp (XDP redirects VIP frames to an AF_XDP socket) or auto (afxdp on a physical NIC with one receive queue, else afpacket; logs why)")
 	workers := fs.Int("workers", 0, "data-path workers, each on its own core with its own connection table (0: one per CPU; afxdp: 1)")
-	coalesce := fs.Duration("rx-coalesce", 0, "after a small batch, wait this long before reading again (like ethtool -C rx-usecs): less CPU per frame at moderate rates, up to this much added delay; 0 reads at once, at most 10ms")
+	coalesce := fs.Duration("rx-coalesce", 0, "after a small batch, wait this long before reading again (like ethtool -C rx-usecs): less CPU per frame at moderate rates, up to this much added delay (plus the kernel's timer slack, ~70us); 0 reads at once, at most 10ms")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: drlb run -c CONFIG [-i IFACE] [-trace]")
