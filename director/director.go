@@ -464,6 +464,12 @@ func (d *Director) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer d.closePorts()
+	// What the run did, while the ports can still say what they dropped:
+	// the last word in the log when something went missing.
+	defer func() {
+		s := d.Snapshot(false)
+		d.log.Info("stopped", "frames", s.Frames, "link_drops", s.Link)
+	}()
 
 	for _, run := range []func(context.Context) error{d.resolver.Run, d.announcer.Run} {
 		wg.Add(1)

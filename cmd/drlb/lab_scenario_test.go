@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,7 +73,7 @@ func TestLabScenarios(t *testing.T) {
 			t.Cleanup(func() { _ = lab.Down(name, io.Discard) })
 			out, code := drlbCmd(t, "lab", "--scenario", sc.Name, "--name", name, "--pcap-dir", dir, "--html", page)
 			if code != 0 {
-				t.Fatalf("drlb lab --scenario %s exited %d:\n%s", sc.Name, code, out)
+				t.Fatalf("drlb lab --scenario %s exited %d:\n%s%s", sc.Name, code, out, directorLogs(dir))
 			}
 			want := append([]string{"drlb lab --scenario " + sc.Name, "== 1. The network", "checks passed.", "torn down"}, evidence[sc.Name]...)
 			if len(evidence[sc.Name]) == 0 {
@@ -106,4 +108,19 @@ func TestLabScenarioNeedsBIRD(t *testing.T) {
 	if code != 1 || out != want {
 		t.Errorf("exit %d, output %q; want exit 1, %q", code, out, want)
 	}
+}
+
+// directorLogs is the directors' logs a scenario left in dir (their last
+// line counts what each forwarded and dropped), for a failure's report.
+func directorLogs(dir string) string {
+	var b strings.Builder
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range logs {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "\n--- %s:\n%s", filepath.Base(f), data)
+	}
+	return b.String()
 }
