@@ -169,12 +169,13 @@ type txRing struct {
 	hdrs []byte
 	idx  []int // index in the caller's frames of each message
 
-	vlen    int        // in: messages to send
-	off     int        // progress, kept across poller waits
-	dropped int        // out: frames refused with ENOBUFS
-	failed  int        // out: frames refused otherwise
-	errIdx  int        // out: first refused frame
-	errno   unix.Errno // out: its error
+	vlen    int                   // in: messages to send
+	off     int                   // progress, kept across poller waits
+	dropped int                   // out: frames refused with ENOBUFS
+	failed  int                   // out: frames refused otherwise
+	errIdx  int                   // out: first refused frame
+	errno   unix.Errno            // out: its error
+	fn      func(fd uintptr) bool // t.send, bound once
 }
 
 func (t *txRing) init(batch int) {
@@ -191,7 +192,7 @@ func (t *txRing) init(batch int) {
 	}
 }
 
-// send is one round of sendmmsg on fd (sendAll). sendmmsg stops at the first
+// send is the send socket's syscall.RawConn.Write callback. sendmmsg stops at the first
 // frame the kernel refuses; that frame is skipped (counted) and the rest go
 // on, so one bad frame does not cost the batch.
 func (t *txRing) send(fd uintptr) bool {
@@ -253,7 +254,7 @@ func (p *afpacket) WriteBatch(frames []Frame) (int, error) {
 			continue
 		}
 		t.vlen, t.off, t.dropped, t.failed, t.errno = k, 0, 0, 0, 0
-		err := p.sendAll(t, p.txfd)
+		err := p.out.Write(t.fn)
 		for j := range k {
 			t.iovs[2*j+1].Base = nil // do not keep the caller's buffers alive
 		}

@@ -26,9 +26,9 @@ type afpacket struct {
 	rx    rxRing
 	watch ctxWatch
 
-	wmu  sync.Mutex // one writer at a time: the tx arrays are shared
-	tx   txRing
-	txfd int // the send-only socket (openTxSocket); Close closes it under wmu
+	wmu sync.Mutex // one writer at a time: the tx arrays are shared
+	tx  txRing
+	out *rawPacketConn // the send-only socket (openTxSocket)
 
 	stats counters
 
@@ -73,11 +73,11 @@ func Open(ifname string, cfg Config) (Port, error) {
 		}
 		return nil, e
 	}
-	p := &afpacket{ifname: ifname, conn: c, mac: ifi.HardwareAddr, txfd: -1}
+	p := &afpacket{ifname: ifname, conn: c, mac: ifi.HardwareAddr}
 	if err := p.setup(ifi.Index, cfg, batch); err != nil {
 		_ = c.Close()
-		if p.txfd >= 0 {
-			_ = unix.Close(p.txfd)
+		if p.out != nil {
+			_ = p.out.Close()
 		}
 		return nil, err
 	}
@@ -152,12 +152,8 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 		// checksums go back out correctly (ARCHITECTURE.md#kernel-pitfalls).
 		{unix.SOL_PACKET, unix.PACKET_VNET_HDR, "PACKET_VNET_HDR", 1},
 	}
-	if cfg.QdiscBypass {
-		opts = append(opts, sockopt{unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, "PACKET_QDISC_BYPASS", 1})
-	}
-	if cfg.WriteBuffer > 0 {
-		opts = append(opts, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, "SO_SNDBUF", cfg.WriteBuffer})
-	}
+	// Qdisc bypass and the send buffer are the send socket's
+	// (openTxSocket): this one sends nothing.
 	for _, o := range opts {
 		if err := p.setsockopt(o.level, o.name, o.value); err != nil {
 			return newError(p.ifname, "setsockopt "+o.label, err)
@@ -199,13 +195,14 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 		}
 	}
 
-	if p.txfd, err = openTxSocket(ifindex, cfg); err != nil {
+	if p.out, err = openTxSocket(ifindex, cfg); err != nil {
 		return newError(p.ifname, "send socket", err)
 	}
 
 	p.rx.init(batch)
 	p.tx.init(batch)
 	p.rx.fn = p.rx.recv // method values made once: the hot path allocates nothing
+	p.tx.fn = p.tx.send
 	p.tryFn = func(fd uintptr) { p.tryGot = p.rx.recv(fd) }
 	return nil
 }
@@ -336,11 +333,9 @@ func (p *afpacket) Close() error {
 		return nil
 	}
 	p.watch.disarm()
-	// A writer sees closed within one poll wait and lets go of txfd.
-	p.wmu.Lock()
-	terr := unix.Close(p.txfd)
-	p.txfd = -1
-	p.wmu.Unlock()
+	// The send socket's Close waits for a writer, which sees closed
+	// within one poll wait.
+	terr := p.out.Close()
 	if err := p.conn.Close(); err != nil {
 		return newError(p.ifname, "close", err)
 	}

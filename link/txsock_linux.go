@@ -1,62 +1,52 @@
 package link
 
 import (
+	"fmt"
+
 	"golang.org/x/sys/unix"
 )
 
-// openTxSocket opens the port's send-only socket: AF_PACKET, bound to the
-// interface with protocol 0, so it receives nothing, with the same
-// virtio-net header, qdisc bypass and send buffer as the receiving socket.
+// openTxSocket opens the port's send-only socket: an AF_PACKET socket
+// outside the Go runtime's poller (listenRaw, no filter), bound with
+// protocol 0 so it receives nothing, with the virtio-net header and the
+// Config's qdisc bypass and send buffer. The receiving socket sends
+// nothing, so those two options are set here only.
 //
 // Why a second socket: the receiving socket sits in the Go runtime's
-// epoll set (mdlayher/packet registers it), and every frame sent through
-// it, once freed by the driver, calls the socket's write-space callback,
-// which wakes whatever waits on the socket: the runtime's netpoller
-// thread, woken up (and put back to sleep) once per forwarded frame for
-// nothing. A profile at 30k frames/s put about a third of drlb's CPU in
-// those wake-ups (sock_def_write_space, runtime.netpoll,
-// finish_task_switch). This socket is in no epoll set, so nothing sleeps
-// on it and freeing its frames wakes nobody; WriteBatch waits in poll(2)
-// itself when its buffer is full.
-func openTxSocket(ifindex int, cfg Config) (int, error) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+// epoll set (mdlayher/packet registers it, unless Config.outsidePoller),
+// and every frame sent through it, once freed by the driver, calls the
+// socket's write-space callback, which wakes whatever waits on the
+// socket: the runtime's netpoller thread, woken up (and put back to
+// sleep) once per forwarded frame for nothing. A profile at 30k frames/s
+// put about a third of drlb's CPU in those wake-ups (sock_def_write_space,
+// runtime.netpoll, finish_task_switch). This socket is in no epoll set,
+// so nothing sleeps on it and freeing its frames wakes nobody; its Write
+// waits in poll(2) itself when the buffer is full.
+func openTxSocket(ifindex int, cfg Config) (*rawPacketConn, error) {
+	c, err := listenRaw(ifindex, nil)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
-	opts := []struct{ level, name, value int }{
-		{unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1},
+	opts := []sockopt{
+		// The frame's checksum and GSO state goes out in front of it.
+		{unix.SOL_PACKET, unix.PACKET_VNET_HDR, "PACKET_VNET_HDR", 1},
 	}
 	if cfg.QdiscBypass {
-		opts = append(opts, struct{ level, name, value int }{unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1})
+		opts = append(opts, sockopt{unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, "PACKET_QDISC_BYPASS", 1})
 	}
 	if cfg.WriteBuffer > 0 {
-		opts = append(opts, struct{ level, name, value int }{unix.SOL_SOCKET, unix.SO_SNDBUF, cfg.WriteBuffer})
+		opts = append(opts, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, "SO_SNDBUF", cfg.WriteBuffer})
 	}
 	for _, o := range opts {
-		if err := unix.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
-			unix.Close(fd)
-			return -1, err
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), o.level, o.name, o.value) })
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("setsockopt %s: %w", o.label, err)
 		}
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: ifindex}); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}
-
-// sendAll sends t's batch through the send-only socket fd, waiting in
-// poll(2) while its buffer is full, pollWaitMillis at a time so that
-// Close is seen.
-func (p *afpacket) sendAll(t *txRing, fd int) error {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	for !t.send(uintptr(fd)) {
-		if p.closed.Load() {
-			return ErrClosed
-		}
-		if _, err := unix.Poll(pfd, pollWaitMillis); err != nil && err != unix.EINTR {
-			return err
-		}
-	}
-	return nil
+	return c, nil
 }
