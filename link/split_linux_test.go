@@ -114,13 +114,7 @@ func TestOpenSplitSorts(t *testing.T) {
 // with both backlogged a batch takes at most 3/4 from main, and the SYN
 // socket's share fills up when main runs dry.
 func TestSplitPortReadsBoth(t *testing.T) {
-	l := newPairLab(t)
-	pa := openIn(t, l.nsA, "a0", Config{})
-	filter, err := VIPFilter(splitVIPs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, 1, ClientHash{})[0]
+	pa, pd := splitPair(t)
 	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	c := netip.MustParseAddr("198.18.1.10")
 	const each = 32
@@ -141,20 +135,7 @@ func TestSplitPortReadsBoth(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ReadBatch after %d SYNs and %d ACKs: %v", sum(syns), sum(acks), err)
 		}
-		s, a := 0, 0
-		for _, f := range batch[:n] {
-			d := f.Data
-			if len(d) < 14+20+20 || d[12] != 0x08 || d[13] != 0x00 || d[14+9] != 6 || netip.AddrFrom4([4]byte(d[14+16:14+20])) != splitVIPs[0] {
-				continue // not the test's: NDP or ARP the kernel sends on its own
-			}
-			if d[14+20+13]&0x12 != 0x02 {
-				a++
-				continue
-			}
-			if s++; a > 0 {
-				t.Errorf("a SYN after an ACK in a batch: the SYN socket's frames come first")
-			}
-		}
+		s, a := classifyBatch(t, batch[:n], nil)
 		syns, acks = append(syns, s), append(acks, a)
 	}
 	if sum(syns) != each || sum(acks) != each {
@@ -222,17 +203,8 @@ func TestSplitPortZeroAlloc(t *testing.T) {
 // trusted-SYN socket, the others' through the SYN socket, and ReadBatch
 // returns all of them and the ACKs, the SYNs of each batch in front.
 func TestSplitPortReadsTrusted(t *testing.T) {
-	l := newPairLab(t)
-	pa := openIn(t, l.nsA, "a0", Config{})
-	filter, err := VIPFilter(splitVIPs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, 1, ClientHash{})[0]
 	known, stranger := netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.18.1.11")
-	if err := pd.(ClientTruster).TrustClients([]netip.Addr{known}); err != nil {
-		t.Fatal(err)
-	}
+	pa, pd := splitPair(t, known)
 	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	const each = 16
 	var out []Frame
@@ -253,25 +225,13 @@ func TestSplitPortReadsTrusted(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ReadBatch after %v: %v", got, err)
 		}
-		acked := false
-		for _, f := range batch[:n] {
-			d := f.Data
-			if len(d) < 14+20+20 || d[12] != 0x08 || d[13] != 0x00 || d[14+9] != 6 {
-				continue
-			}
-			if d[14+20+13]&0x12 != 0x02 {
-				got["ack"]++
-				acked = true
-				continue
-			}
-			got["syn"]++
-			if netip.AddrFrom4([4]byte(d[14+12:14+16])) == known {
+		syns, acks := classifyBatch(t, batch[:n], func(src netip.Addr) {
+			if src == known {
 				got["known"]++
 			}
-			if acked {
-				t.Error("a SYN after an ACK in a batch: the SYN sockets' frames come first")
-			}
-		}
+		})
+		got["syn"] += syns
+		got["ack"] += acks
 	}
 	if got["syn"] != 2*each || got["ack"] != 2*each || got["known"] != each {
 		t.Fatalf("read %v, want %d SYNs (%d known) and %d ACKs", got, 2*each, each, 2*each)
@@ -290,17 +250,8 @@ func TestSplitPortReadsTrusted(t *testing.T) {
 // sockets all backlogged and one SYN slot per batch (batches of 4), the
 // slot goes to each SYN socket in turn, so neither starves the other.
 func TestSplitPortSmallBatchesShareSYNs(t *testing.T) {
-	l := newPairLab(t)
-	pa := openIn(t, l.nsA, "a0", Config{})
-	filter, err := VIPFilter(splitVIPs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, 1, ClientHash{})[0]
 	known, stranger := netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.18.1.11")
-	if err := pd.(ClientTruster).TrustClients([]netip.Addr{known}); err != nil {
-		t.Fatal(err)
-	}
+	pa, pd := splitPair(t, known)
 	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	to := netip.AddrPortFrom(splitVIPs[0], 80)
 	var out []Frame
@@ -320,20 +271,61 @@ func TestSplitPortSmallBatchesShareSYNs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range batch[:n] {
-			d := f.Data
-			if len(d) < 14+20+20 || d[14+9] != 6 || d[14+20+13]&0x12 != 0x02 {
-				continue
-			}
-			if netip.AddrFrom4([4]byte(d[14+12:14+16])) == known {
+		classifyBatch(t, batch[:n], func(src netip.Addr) {
+			if src == known {
 				got["trusted"]++
 			} else {
 				got["untrusted"]++
 			}
-		}
+		})
 	}
 	if got["trusted"] < 2 || got["untrusted"] < 2 {
 		t.Fatalf("SYNs read in 8 batches of 4: %v, want both kinds in turn", got)
 	}
 	t.Logf("SYNs read in 8 batches of 4: %v", got)
+}
+
+// splitPair opens a pair lab with a plain Port at a0 and a one-worker
+// split Port at d0 with splitVIPs' filter, whose trusted map holds
+// trusted.
+func splitPair(t *testing.T, trusted ...netip.Addr) (pa, pd Port) {
+	t.Helper()
+	l := newPairLab(t)
+	pa = openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd = openSplitIn(t, l.nsD, "d0", Config{Filter: filter}, 1, ClientHash{})[0]
+	if len(trusted) > 0 {
+		if err := pd.(ClientTruster).TrustClients(trusted); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pa, pd
+}
+
+// classifyBatch counts a read test's batch: its IPv4 TCP frames to
+// splitVIPs[0] (not the NDP or ARP the kernel sends on its own), bare
+// SYNs (passed to syn, if set, by source) and ACKs. A SYN after an ACK
+// fails t: a batch puts the SYN sockets' frames first.
+func classifyBatch(t *testing.T, batch []Frame, syn func(src netip.Addr)) (syns, acks int) {
+	t.Helper()
+	for _, f := range batch {
+		d := f.Data
+		if len(d) < 14+20+20 || d[12] != 0x08 || d[13] != 0x00 || d[14+9] != 6 || netip.AddrFrom4([4]byte(d[14+16:14+20])) != splitVIPs[0] {
+			continue
+		}
+		if d[14+20+13]&0x12 != 0x02 {
+			acks++
+			continue
+		}
+		if syns++; acks > 0 {
+			t.Errorf("a SYN after an ACK in a batch: the SYN sockets' frames come first")
+		}
+		if syn != nil {
+			syn(netip.AddrFrom4([4]byte(d[14+12 : 14+16])))
+		}
+	}
+	return syns, acks
 }

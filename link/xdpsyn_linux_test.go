@@ -291,20 +291,7 @@ func TestXDPPortReadsBoth(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ReadBatch after %d SYNs and %d ACKs: %v", sum(syns), sum(acks), err)
 				}
-				s, a := 0, 0
-				for _, f := range fs[:n] {
-					d := f.Data
-					if len(d) < 14+20+20 || d[12] != 0x08 || d[13] != 0x00 || d[14+9] != 6 {
-						continue // not the test's: NDP or ARP the kernel sends on its own
-					}
-					if d[14+20+13]&0x12 != 0x02 {
-						a++
-						continue
-					}
-					if s++; a > 0 {
-						t.Errorf("a SYN after an ACK in a batch: the SYN socket's frames come first")
-					}
-				}
+				s, a := classifyBatch(t, fs[:n], nil)
 				syns, acks = append(syns, s), append(acks, a)
 			}
 			if sum(syns) != tc.syns || sum(acks) != tc.acks {
@@ -332,14 +319,7 @@ func TestXDPPortSYNFlood(t *testing.T) {
 	to := netip.AddrPortFrom(splitVIPs[0], 80)
 	const flood, acks = 2 * xskSYNRing, 256
 	var out []Frame
-	for i := range flood {
-		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
-		out = append(out, Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)})
-	}
-	for len(out) > 0 {
-		write(t, pa, out[:64]...)
-		out = out[64:]
-	}
+	floodSYNs(t, pa, l2, flood)
 	c := netip.MustParseAddr("198.18.1.10")
 	for i := range acks {
 		out = append(out, Frame{Data: framegen.TCP(l2, netip.AddrPortFrom(c, uint16(40000+i)), to, "A", 2, 2, nil)})
@@ -390,16 +370,8 @@ func TestXDPPortARPUnderFlood(t *testing.T) {
 	pa := openIn(t, l.nsA, "a0", Config{})
 	pd := openXDPIn(t, l.nsD, "d0", splitVIPs)
 	l2 := framegen.L2{Src: macA0, Dst: macD0}
-	to := netip.AddrPortFrom(splitVIPs[0], 80)
 	var out []Frame
-	for i := range 2 * xskSYNRing {
-		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
-		out = append(out, Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)})
-	}
-	for len(out) > 0 {
-		write(t, pa, out[:64]...)
-		out = out[64:]
-	}
+	floodSYNs(t, pa, l2, 2*xskSYNRing)
 	const arps = 4
 	for range arps {
 		out = append(out, Frame{Data: framegen.ARPRequest(framegen.L2{Src: macA0, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, netip.MustParseAddr("198.18.0.1"), splitVIPs[0])})
@@ -444,5 +416,22 @@ func TestXSKConstructorsFail(t *testing.T) {
 	// No such interface: the bind fails after the UMEM and rings are set.
 	if x, err := newXSK(1<<30, 0); err == nil || x != nil {
 		t.Fatalf("newXSK on a missing interface: %v, %v", x, err)
+	}
+}
+
+// floodSYNs writes n bare SYNs to splitVIPs[0]:80 from pa, each from
+// another address in 198.19.0.0/16, 64 per write.
+func floodSYNs(t *testing.T, pa Port, l2 framegen.L2, n int) {
+	t.Helper()
+	to := netip.AddrPortFrom(splitVIPs[0], 80)
+	var out []Frame
+	for i := range n {
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
+		out = append(out, Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)})
+	}
+	for len(out) > 0 {
+		k := min(len(out), 64)
+		write(t, pa, out[:k]...)
+		out = out[k:]
 	}
 }
