@@ -114,20 +114,8 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		}
 		w.mu.Unlock()
 		if len(trusted) > 0 {
-			if err := truster.TrustClients(trusted); err != nil {
-				if errors.Is(err, link.ErrNoTrustLane) {
-					d.trustOff.Do(func() {
-						d.log.Warn("no trusted-client lane: under a SYN flood, known clients' SYNs queue with the flood's", "err", err)
-					})
-					truster = nil
-				} else if !errors.Is(err, link.ErrClosed) {
-					d.log.Warn("trusted clients", "err", err)
-					// Reported again at their next handshake.
-					w.mu.Lock()
-					w.fw.ForgetHandshakes(trusted)
-					w.mu.Unlock()
-				}
-			}
+			truster = d.trust(w, truster, trusted)
+			trusted = trusted[:0]
 		}
 		if len(out) > 0 {
 			if _, err := w.port.WriteBatch(out); err != nil {
@@ -138,6 +126,28 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			coalesceWait(d.coalesce)
 		}
 	}
+}
+
+// trust puts the clients w's forwarder reported in the port's trusted
+// lane, and returns the truster to use from then on: nil once the port
+// says it has no lane.
+func (d *Director) trust(w *worker, truster link.ClientTruster, clients []netip.Addr) link.ClientTruster {
+	err := truster.TrustClients(clients)
+	switch {
+	case err == nil, errors.Is(err, link.ErrClosed):
+	case errors.Is(err, link.ErrNoTrustLane):
+		d.trustOff.Do(func() {
+			d.log.Warn("no trusted-client lane: under a SYN flood, known clients' SYNs queue with the flood's", "err", err)
+		})
+		return nil
+	default:
+		d.log.Warn("trusted clients", "err", err)
+		// Reported again at their next handshake.
+		w.mu.Lock()
+		w.fw.ForgetHandshakes(clients)
+		w.mu.Unlock()
+	}
+	return truster
 }
 
 // closePorts closes every worker's port (ReadBatch returns ErrClosed).
