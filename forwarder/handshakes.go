@@ -43,16 +43,12 @@ func (h *handshakes) note(c netip.Addr) {
 	h.n++
 }
 
-// addrHash mixes an address's 16 bytes (IPv4 as IPv4-mapped).
+// addrHash mixes an address's 16 bytes (IPv4 as IPv4-mapped), as the
+// fragment table's slot does.
 func addrHash(a netip.Addr) uint64 {
 	b := a.As16()
-	var hi, lo uint64
-	for i := range 8 {
-		hi = hi<<8 | uint64(b[i])
-		lo = lo<<8 | uint64(b[8+i])
-	}
-	x := (hi ^ lo*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
-	return x ^ x>>31
+	x := le64(b[:8])*0xff51afd7ed558ccd ^ le64(b[8:])*0xc4ceb9fe1a85ec53
+	return (x ^ x>>29) * 0xbf58476d1ce4e5b9 >> 32
 }
 
 // ForgetHandshakes undoes TakeHandshakes for addrs, which the caller
