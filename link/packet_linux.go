@@ -291,8 +291,13 @@ func (p *afpacket) FanoutGroup() (uint16, error) {
 }
 
 func (p *afpacket) setsockopt(level, name, value int) error {
+	return setsockoptInt(p.rc, level, name, value)
+}
+
+// setsockoptInt sets an integer option on the socket rc controls.
+func setsockoptInt(rc syscall.RawConn, level, name, value int) error {
 	var serr error
-	err := p.rc.Control(func(fd uintptr) {
+	err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), level, name, value)
 	})
 	if err != nil {

@@ -38,12 +38,7 @@ func openTxSocket(ifindex int, cfg Config) (*rawPacketConn, error) {
 		opts = append(opts, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, "SO_SNDBUF", cfg.WriteBuffer})
 	}
 	for _, o := range opts {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), o.level, o.name, o.value) })
-		if err == nil {
-			err = serr
-		}
-		if err != nil {
+		if err := setsockoptInt(c, o.level, o.name, o.value); err != nil {
 			_ = c.Close()
 			return nil, fmt.Errorf("setsockopt %s: %w", o.label, err)
 		}
