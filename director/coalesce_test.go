@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/link"
 )
@@ -17,10 +16,7 @@ import (
 // every frame is still forwarded, those that arrived during the wait
 // included; out of range, New refuses it.
 func TestRxCoalesce(t *testing.T) {
-	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{{
-		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr",
-		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs2MAC}},
-	}}}
+	cfg := rs2Config()
 	for _, bad := range []time.Duration{-time.Microsecond, MaxRxCoalesce + time.Nanosecond} {
 		dirPort, wire := link.Pipe()
 		_, err := New(cfg, dirPort, Options{RxCoalesce: bad})

@@ -29,10 +29,7 @@ func (p *noLanePort) TrustClients([]netip.Addr) error {
 // once, and the director goes on forwarding without it (the loop kept
 // the last batch's clients and called a nil truster with them).
 func TestNoTrustLane(t *testing.T) {
-	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{{
-		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr",
-		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs2MAC}},
-	}}}
+	cfg := rs2Config()
 	dirPort, wire := link.Pipe()
 	port := &noLanePort{Port: dirPort}
 	d, err := New(cfg, port, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond})
@@ -70,4 +67,13 @@ func TestNoTrustLane(t *testing.T) {
 	if n := port.calls.Load(); n != 1 {
 		t.Errorf("TrustClients called %d times, want once", n)
 	}
+}
+
+// rs2Config is one TCP service on the VIP with one real server, rs2,
+// whose MAC is known: frames are forwarded without resolving anything.
+func rs2Config() *config.Config {
+	return &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{{
+		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr",
+		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs2MAC}},
+	}}}
 }
