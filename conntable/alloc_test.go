@@ -59,14 +59,14 @@ func TestZeroAllocs(t *testing.T) {
 	}
 }
 
-// TestPrefetchNoEffect: Prefetch allocates nothing and leaves every slot as
-// it was, keys present or absent, batches longer than PrefetchBatch too.
+// TestPrefetchNoEffect: PrefetchKey allocates nothing and leaves every slot
+// as it was, keys present or absent, and does nothing on a zero Table.
 func TestPrefetchNoEffect(t *testing.T) {
 	tb, err := New(Options{Max: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := make([]Key, 3*PrefetchBatch+5)
+	keys := make([]Key, 200)
 	for i := range keys {
 		keys[i] = testKey(i)
 		if i%2 == 0 {
@@ -75,15 +75,19 @@ func TestPrefetchNoEffect(t *testing.T) {
 		}
 	}
 	before := append([]Entry(nil), tb.slots...)
-	if a := testing.AllocsPerRun(100, func() { tb.Prefetch(keys) }); a != 0 {
-		t.Fatalf("Prefetch: %v allocs/op, want 0", a)
+	prefetchAll := func(tb *Table) {
+		for i := range keys {
+			tb.PrefetchKey(&keys[i])
+		}
 	}
-	tb.Prefetch(nil)
+	if a := testing.AllocsPerRun(100, func() { prefetchAll(tb) }); a != 0 {
+		t.Fatalf("PrefetchKey: %v allocs/op, want 0", a)
+	}
 	for i := range before {
 		if before[i] != tb.slots[i] {
 			t.Fatalf("slot %d changed", i)
 		}
 	}
 	var zero Table
-	zero.Prefetch(keys) // no slots: nothing to load, no panic
+	prefetchAll(&zero) // no slots: nothing to load, no panic
 }

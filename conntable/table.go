@@ -81,7 +81,6 @@ type Table struct {
 	evictOK  func(e *Entry) bool
 	ehand    int    // the eviction hand
 	evicted  uint64 // entries evicted to make room
-	sink     uint32 // what Prefetch loaded, kept so the loads are not elided
 }
 
 // New returns an empty table for opts.Max entries. It allocates the whole

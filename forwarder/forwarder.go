@@ -245,6 +245,7 @@ func (f *Forwarder) Process(frame []byte, m *Meta) Result {
 
 func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	now := m.Time
+	f.prefetchNext()
 	f.table.Sweep(now, f.sweep)
 	st := f.cur.Load()
 

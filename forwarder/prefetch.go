@@ -7,36 +7,37 @@ import (
 	"github.com/drlb/drlb/internal/wire"
 )
 
-// Prefetch loads the connection-table slots the frames will look up into
-// the CPU cache, all at once, before they are processed one by one with
-// Process; see conntable.Table.Prefetch. It changes no state, counts
-// nothing and has no effect on any verdict: a batch gives the same results
-// with or without it. Only the connection key of TCP and UDP packets (and
-// the quoted one of ICMP errors) is prefetched; persistence templates and
-// fragments are not. It allocates nothing. Like Process, it is for the
+// Prefetch prepares the connection-table lookups of a batch of frames
+// that Process will then handle one by one, in the same order: it builds
+// each frame's connection key and starts loading the table slot of the
+// first prefetchAhead of them; each later Process call starts loading the
+// slot of the frame prefetchAhead places further on. The CPU then waits
+// for no slot: each one is on its way while the frames before it are
+// processed. It changes no state the results depend on, counts nothing and
+// has no effect on any verdict: a batch gives the same results with or
+// without it, and in any order. Only the connection key of TCP and UDP
+// packets (and the quoted one of ICMP errors) is prefetched; persistence
+// templates and fragments are not, and frames beyond the first
+// PrefetchBatch are not. It allocates nothing. Like Process, it is for the
 // goroutine that owns the table.
 //
-// With a million connections a lookup waits for memory; a batch of frames
-// prefetched together overlaps those waits (BenchmarkExistingFlowBatch,
-// slot array on huge pages: ~450 ns per packet without, ~250 with, on the
-// 2-core VM). Plain TCP/UDP frames get their key from quickKey, the rest
-// from a full decode. With a table that fits in the CPU cache it would
-// only add a key and a hash per frame (still a loss at 10k connections
-// with quickKey), so it does nothing while the table holds fewer than
+// With a million connections a lookup is a random memory access (about
+// 220 ns on the 2-core VM); see BenchmarkExistingFlowBatch for what this
+// saves. Plain TCP/UDP frames get their key from quickKey, the rest from
+// a full decode. With a small table it would only add a key and a hash per
+// frame, so it does nothing while the table holds fewer than
 // PrefetchMinConns entries.
 func (f *Forwarder) Prefetch(frames [][]byte) {
+	pf := &f.pre
+	pf.n, pf.next = 0, 0
 	if f.table.Len() < f.preMin {
 		return
 	}
-	n := 0
 	var p packet
-	for _, frame := range frames {
-		if quickKey(frame, &f.pre[n]) {
-			n++
-			if n == len(f.pre) {
-				f.table.Prefetch(f.pre[:n])
-				n = 0
-			}
+	for _, frame := range frames[:min(len(frames), PrefetchBatch)] {
+		k := &pf.keys[pf.n]
+		if quickKey(frame, k) {
+			pf.n++
 			continue
 		}
 		if decode(frame, &p) != nil || !p.dst.IsValid() {
@@ -46,19 +47,25 @@ func (f *Forwarder) Prefetch(frames [][]byte) {
 		case p.frag && !p.fragFirst:
 			continue
 		case p.icmpErr:
-			f.setKey(&f.pre[n], &p.inner)
+			f.setKey(k, &p.inner)
 		case p.proto == protoTCP || p.proto == protoUDP:
-			f.setKey(&f.pre[n], &p.flow)
+			f.setKey(k, &p.flow)
 		default:
 			continue
 		}
-		n++
-		if n == len(f.pre) {
-			f.table.Prefetch(f.pre[:n])
-			n = 0
-		}
+		pf.n++
 	}
-	f.table.Prefetch(f.pre[:n])
+	for range prefetchAhead {
+		f.prefetchNext()
+	}
+}
+
+// prefetchNext starts loading the next prefetched key's slot, if any.
+func (f *Forwarder) prefetchNext() {
+	if pf := &f.pre; pf.next < pf.n {
+		f.table.PrefetchKey(&pf.keys[pf.next])
+		pf.next++
+	}
 }
 
 // PrefetchMinConns is the table size below which Prefetch does nothing:
@@ -67,8 +74,23 @@ func (f *Forwarder) Prefetch(frames [][]byte) {
 // gain) was not measured more finely.
 const PrefetchMinConns = 1 << 16
 
-// prefetchKeys is the scratch space of Prefetch.
-type prefetchKeys = [conntable.PrefetchBatch]conntable.Key
+// PrefetchBatch is the most frames of one Prefetch call whose slots are
+// prefetched.
+const PrefetchBatch = 64
+
+// prefetchAhead is how many frames ahead of the one being processed the
+// slot loads run. Each Process call does a few hundred nanoseconds of
+// work, longer than one miss, so a few in flight suffice; more would only
+// compete for the CPU's miss buffers (BenchmarkLookupBatch, where a
+// lookup does almost no work, still gains nothing beyond 8).
+const prefetchAhead = 8
+
+// prefetchKeys is the scratch space of Prefetch: the batch's keys and the
+// next one whose slot Process loads.
+type prefetchKeys struct {
+	keys    [PrefetchBatch]conntable.Key
+	n, next int
+}
 
 // quickKey builds the connection key of a plain TCP or UDP packet (IPv4
 // without options or fragmentation, IPv6 without extension headers: nearly

@@ -1,0 +1,7 @@
+//go:build !amd64 && !arm64
+
+package prefetch
+
+// Line does nothing on this architecture (no prefetch instruction is
+// wired up); see the amd64 and arm64 versions.
+func Line(addr uintptr) {}

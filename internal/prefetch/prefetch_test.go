@@ -1,0 +1,32 @@
+package prefetch_test
+
+import (
+	"testing"
+	"unsafe"
+
+	"github.com/drlb/drlb/internal/prefetch"
+)
+
+// TestLineChangesNothing: prefetching any address, inside a slice, far
+// past its end or 0, neither faults nor changes memory, and allocates
+// nothing.
+func TestLineChangesNothing(t *testing.T) {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	base := uintptr(unsafe.Pointer(&b[0]))
+	for i := range b {
+		prefetch.Line(base + uintptr(i))
+	}
+	prefetch.Line(base + 1<<40)
+	prefetch.Line(0)
+	for i := range b {
+		if b[i] != byte(i) {
+			t.Fatalf("b[%d] = %d after prefetch, want %d", i, b[i], i)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { prefetch.Line(base) }); a != 0 {
+		t.Fatalf("Line: %v allocs/op, want 0", a)
+	}
+}
