@@ -120,6 +120,10 @@ type core struct {
 
 	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
 	preMin int
+	// noFast turns fastExisting off, for the tests that hold it to the
+	// full path's results; fastHits counts the frames it took.
+	noFast   bool
+	fastHits uint64
 	// statefulSYN turns stateless SYNs off; tests set it to exercise the
 	// stateful defence (short SYN_RECV timeout, eviction) alone.
 	statefulSYN bool
@@ -248,6 +252,9 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	f.prefetchNext()
 	f.table.Sweep(now, f.sweep)
 	st := f.cur.Load()
+	if res, ok := f.fastExisting(st, frame, m, now); ok {
+		return res
+	}
 
 	var p packet
 	err := decode(frame, &p)

@@ -550,6 +550,9 @@ func TestNoAllocations(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("existing flow: %v allocs per frame", n)
 	}
+	if f.fastHits == 0 {
+		t.Error("existing flow: the fast path took no frame")
+	}
 	port := uint16(0)
 	newFlow := syn(c)
 	if n := testing.AllocsPerRun(1000, func() {

@@ -234,8 +234,11 @@ func BenchmarkNewFlow(b *testing.B) {
 }
 
 // BenchmarkExistingFlowBatch is BenchmarkExistingFlow in batches of 64
-// frames, as the director's step runs them, with and without Prefetch
-// before each batch (ns/packet compares with BenchmarkExistingFlow).
+// frames, as the director's step runs them, side by side: the full path
+// alone (noFast, no Prefetch: the pipeline before the fast path), the fast
+// path (fastpath.go) without Prefetch, and the fast path with Prefetch
+// before each batch, which is what the director runs. ns/packet compares
+// with BenchmarkExistingFlow; it includes writing the frames (~10 ns).
 func BenchmarkExistingFlowBatch(b *testing.B) {
 	for _, n := range []int{10_000, 1_000_000} {
 		f := benchForwarderN(b, "wrr", n)
@@ -246,8 +249,13 @@ func BenchmarkExistingFlowBatch(b *testing.B) {
 			bufs[j] = make([]byte, len(frame))
 		}
 		m := &Meta{Time: t0 + second}
-		for _, pre := range []bool{false, true} {
-			b.Run(fmt.Sprintf("conns=%d/prefetch=%v", n, pre), func(b *testing.B) {
+		for _, v := range []struct {
+			name      string
+			fast, pre bool
+		}{{"full", false, false}, {"fast", true, false}, {"fast+prefetch", true, true}} {
+			b.Run(fmt.Sprintf("conns=%d/%s", n, v.name), func(b *testing.B) {
+				f.noFast = !v.fast
+				defer func() { f.noFast = false }()
 				b.ReportAllocs()
 				i, packets := 0, 0
 				for b.Loop() {
@@ -257,7 +265,7 @@ func BenchmarkExistingFlowBatch(b *testing.B) {
 						binary.BigEndian.PutUint16(buf[14+20:], uint16(i%n))
 						i++
 					}
-					if pre {
+					if v.pre {
 						f.Prefetch(bufs)
 					}
 					for _, buf := range bufs {

@@ -100,21 +100,36 @@ type prefetchKeys struct {
 // again as the work it saved; a key it gets wrong would only be a useless
 // prefetch, and TestQuickKey checks it gets none wrong.
 func quickKey(frame []byte, k *conntable.Key) bool {
+	_, ok := quickParse(frame, k)
+	return ok
+}
+
+// plain is what quickParse learns about a plain TCP or UDP packet besides
+// its key: the offsets and flags decode would put in a packet.
+type plain struct {
+	l3, l3End, l4 int
+	tcpFlags      uint8
+	v4            bool
+}
+
+// quickParse is quickKey, also returning the packet's offsets and TCP
+// flags for the fast path (fastpath.go).
+func quickParse(frame []byte, k *conntable.Key) (plain, bool) {
 	et, off, ok := wire.EtherType(frame)
 	if !ok {
-		return false
+		return plain{}, false
 	}
 	b := frame[off:]
-	var l4 []byte
+	q := plain{l3: off}
 	switch et {
 	case wire.EtherTypeIPv4:
 		// Version 4, 20-byte header, neither MF nor a fragment offset.
 		if len(b) < 20 || b[0] != 0x45 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
-			return false
+			return plain{}, false
 		}
 		total := int(binary.BigEndian.Uint16(b[2:4]))
 		if total > len(b) || total < 20 {
-			return false
+			return plain{}, false
 		}
 		// v4-mapped (::ffff:a.b.c.d), as As16 gives it: two 8-byte
 		// stores each (a composite literal was built byte by byte).
@@ -124,28 +139,31 @@ func quickKey(frame []byte, k *conntable.Key) bool {
 		le.PutUint64(k.VIP[0:8], 0)
 		be.PutUint64(k.VIP[8:16], 0xffff<<32|uint64(be.Uint32(b[16:20])))
 		k.Proto = b[9]
-		l4 = b[20:total]
+		q.l3End, q.l4, q.v4 = off+total, off+20, true
 	case wire.EtherTypeIPv6:
 		if len(b) < 40 || b[0]>>4 != 6 {
-			return false
+			return plain{}, false
 		}
 		end := 40 + int(binary.BigEndian.Uint16(b[4:6]))
 		if end > len(b) {
-			return false
+			return plain{}, false
 		}
 		k.CIP, k.VIP = [16]byte(b[8:24]), [16]byte(b[24:40])
 		k.Proto = b[6]
-		l4 = b[40:end]
+		q.l3End, q.l4 = off+end, off+40
 	default:
-		return false
+		return plain{}, false
 	}
+	l4 := frame[q.l4:q.l3End]
 	switch {
-	case k.Proto == protoTCP && len(l4) >= 20 && l4[12]>>4 >= 5, k.Proto == protoUDP && len(l4) >= 8:
+	case k.Proto == protoTCP && len(l4) >= 20 && l4[12]>>4 >= 5:
+		q.tcpFlags = l4[13]
+	case k.Proto == protoUDP && len(l4) >= 8:
 	default:
-		return false
+		return plain{}, false
 	}
 	k.CPort = binary.BigEndian.Uint16(l4[0:2])
 	k.VPort = binary.BigEndian.Uint16(l4[2:4])
 	k.Kind = conntable.KindConn
-	return true
+	return q, true
 }

@@ -1,0 +1,331 @@
+package forwarder
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/conntable"
+	"github.com/drlb/drlb/internal/framegen"
+)
+
+// twin is two forwarders built alike, one with the fast path, one without:
+// whatever frames and events they are given, they must stay alike.
+type twin struct {
+	fast, full *Forwarder
+	now        int64
+	loose      bool // compare only verdicts and frames in step; call same
+}
+
+func newTwin(t testing.TB, cfg func() *twinConfig) *twin {
+	t.Helper()
+	a, b := cfg(), cfg()
+	tw := &twin{fast: newForwarder(t, a.cfg, a.opts), full: newForwarder(t, b.cfg, b.opts), now: t0}
+	tw.full.noFast = true
+	if a.sync {
+		tw.fast.EnableSync(1 << 16)
+		tw.full.EnableSync(1 << 16)
+	}
+	return tw
+}
+
+type twinConfig struct {
+	cfg  *config.Config
+	opts Options
+	sync bool
+}
+
+// step runs one frame through both and fails t at the first difference
+// in verdict, output frame, counters, sync records or table.
+func (tw *twin) step(t testing.TB, frame []byte, m Meta) Result {
+	t.Helper()
+	a, b := append([]byte(nil), frame...), append([]byte(nil), frame...)
+	ma, mb := m, m
+	ma.Time, mb.Time = tw.now, tw.now
+	ra := tw.fast.Process(a, &ma)
+	rb := tw.full.Process(b, &mb)
+	if ra != rb || !bytes.Equal(a, b) {
+		t.Fatalf("frame % x: fast path %+v, full path %+v (frames equal: %v)", frame, ra, rb, bytes.Equal(a, b))
+	}
+	if !tw.loose {
+		tw.same(t)
+	}
+	return ra
+}
+
+// same fails t if the two forwarders' visible state differs.
+func (tw *twin) same(t testing.TB) {
+	t.Helper()
+	for r := range numReasons {
+		if a, b := tw.fast.counts[r].Load(), tw.full.counts[r].Load(); a != b {
+			t.Fatalf("reason %v: %d with the fast path, %d without", Reason(r), a, b)
+		}
+	}
+	if a, b := tw.fast.Stats(), tw.full.Stats(); !reflect.DeepEqual(a, b) {
+		t.Fatalf("stats differ:\nfast %+v\nfull %+v", a, b)
+	}
+	if a, b := tw.fast.SyncEvents(), tw.full.SyncEvents(); !reflect.DeepEqual(a, b) {
+		t.Fatalf("sync records differ:\nfast %+v\nfull %+v", a, b)
+	}
+	if a, b := tableDump(tw.fast.table), tableDump(tw.full.table); !reflect.DeepEqual(a, b) {
+		t.Fatalf("tables differ:\nfast %v\nfull %v", a, b)
+	}
+	if a, b := tw.fast.pressure.Load(), tw.full.pressure.Load(); a != b {
+		t.Fatalf("pressure: %v with the fast path, %v without", a, b)
+	}
+	if a, b := tw.fast.pressureEpisodes.Load(), tw.full.pressureEpisodes.Load(); a != b {
+		t.Fatalf("pressure episodes: %d with the fast path, %d without", a, b)
+	}
+	if a, b := tw.fast.TakeHandshakes(nil), tw.full.TakeHandshakes(nil); !reflect.DeepEqual(a, b) {
+		t.Fatalf("handshakes: %v with the fast path, %v without", a, b)
+	}
+}
+
+// tableDump lists a table's entries with their expiry, in slot order.
+func tableDump(tb *conntable.Table) []slotDump {
+	var out []slotDump
+	tb.Range(func(e *conntable.Entry) bool {
+		out = append(out, slotDump{*e, tb.Expires(e)})
+		return true
+	})
+	return out
+}
+
+type slotDump struct {
+	Entry   conntable.Entry
+	Expires int64
+}
+
+// TestFastPathMatchesSlow holds fastExisting to the full path: the seed
+// frames (the replay scenario's included), then connections through
+// their life while servers fail, drain, hand over to a sorry server and
+// come back, frames arrive for other directors and the clock jumps past
+// timeouts, with sync on and off and with persistence. It also checks
+// that the fast path took the frames it is for.
+func TestFastPathMatchesSlow(t *testing.T) {
+	for _, tc := range []struct {
+		name                          string
+		sync, persist, drain, removed bool
+		sorry, inhibit                bool
+		ourMAC, ownMAC, pressure      bool
+	}{
+		{name: "plain"},
+		{name: "sync", sync: true},
+		{name: "persistence", persist: true},
+		{name: "drain", drain: true},
+		{name: "sorry", sorry: true},
+		{name: "sorry-inhibit", sorry: true, inhibit: true},
+		{name: "director-MAC", ourMAC: true},
+		{name: "own-MAC", ownMAC: true},
+		{name: "removed", removed: true},
+		{name: "pressure", pressure: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			build := func() *config.Config {
+				cfg := testConfig("wrr", 3)
+				if tc.sorry {
+					cfg = sorryConfig("rr", tc.inhibit)
+				}
+				if tc.persist {
+					cfg.Services[0].Persistence = 300 * time.Second
+				}
+				if tc.pressure {
+					cfg.MaxConns = 150
+				}
+				if tc.drain {
+					cfg.Services[0].DrainTimeout = 30 * time.Second
+				}
+				return cfg
+			}
+			tw := newTwin(t, func() *twinConfig {
+				opts := Options{MTU: 1500}
+				switch {
+				case tc.ourMAC:
+					opts.MAC = directorMAC
+				case tc.ownMAC:
+					opts.OwnMAC = ownMAC
+				}
+				return &twinConfig{cfg: build(), opts: opts, sync: tc.sync}
+			})
+			for _, fr := range seedFrames() {
+				tw.step(t, fr, Meta{})
+				tw.now += second / 10
+			}
+			const n = 40
+			clients := make([]netip.AddrPort, n)
+			for i := range clients {
+				clients[i] = client(i%5, uint16(2000+i))
+			}
+			data := func(c netip.AddrPort) []byte {
+				return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "PA", 2, 1, make([]byte, 100))
+			}
+			udp := func(c netip.AddrPort) []byte {
+				return framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("q"))
+			}
+			for _, c := range clients {
+				tw.step(t, syn(c), Meta{})
+				tw.step(t, ack(c), Meta{})
+				tw.step(t, udp(c), Meta{})
+			}
+			before := tw.fast.fastHits
+			for round := range 3 {
+				for _, c := range clients {
+					tw.step(t, data(c), Meta{})
+					tw.step(t, udp(c), Meta{})
+				}
+				tw.now += int64(round+1) * second
+			}
+			// With persistence only the UDP service is on the fast path.
+			want := uint64(6 * n)
+			if tc.persist {
+				want = 3 * n
+			}
+			// Under pressure some SYNs go statelessly and their
+			// connections are adopted later: fewer frames qualify.
+			if hits := tw.fast.fastHits - before; hits != want && !(tc.pressure && hits > want/2) {
+				t.Fatalf("the fast path took %d established frames, want %d", hits, want)
+			}
+			if tw.full.fastHits != 0 {
+				t.Fatalf("the forwarder without fast path took %d frames on it", tw.full.fastHits)
+			}
+			if tc.pressure {
+				// The UDP entries expire and the sweep reclaims them
+				// while only established TCP frames, all on the fast
+				// path, arrive: the pressure must end on the same frame.
+				if !tw.fast.pressure.Load() {
+					t.Fatal("no pressure with the table full to the half")
+				}
+				tw.now += int64(350 * time.Second)
+				for _, c := range clients {
+					tw.step(t, data(c), Meta{})
+				}
+				if tw.fast.pressure.Load() {
+					t.Fatalf("pressure still on with %d of %d entries", tw.fast.table.Len(), tw.fast.table.Cap())
+				}
+			}
+			// Servers fail or drain, frames come for other directors or
+			// from our own MAC, a big frame, a partial checksum, a
+			// super-frame, FINs and RSTs.
+			for _, f := range []*Forwarder{tw.fast, tw.full} {
+				switch {
+				case tc.sorry:
+					for ri := range 2 {
+						if err := f.SetAvailable(0, ri, false); err != nil {
+							t.Fatal(err)
+						}
+					}
+				case tc.drain:
+					cfg := build()
+					cfg.Services[0].RealServers[1].Weight = 0
+					apply(t, f, cfg, tw.now)
+				case tc.removed:
+					// Server 1 leaves service 0; service 1 (UDP) leaves
+					// and comes back with a new slot, its entries
+					// still naming the old one.
+					cfg := build()
+					cfg.Services[0].RealServers = slices.Delete(cfg.Services[0].RealServers, 1, 2)
+					udp := cfg.Services[1]
+					cfg.Services = slices.Delete(cfg.Services, 1, 2)
+					apply(t, f, cfg, tw.now)
+					cfg = build()
+					cfg.Services[0].RealServers = slices.Delete(cfg.Services[0].RealServers, 1, 2)
+					cfg.Services[1] = udp
+					apply(t, f, cfg, tw.now)
+				default:
+					if err := f.SetAvailable(0, 0, false); err != nil {
+						t.Fatal(err)
+					}
+					if err := f.SetWeight(0, 1, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			big := framegen.TCP(toDir, clients[1], netip.AddrPortFrom(vip, 80), "PA", 2, 1, make([]byte, 1600))
+			other := framegen.L2{Src: clientMAC, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 0xee}}
+			own := framegen.L2{Src: ownMAC, Dst: directorMAC}
+			if tc.ourMAC {
+				own.Src = directorMAC
+			}
+			for i, c := range clients {
+				tw.step(t, data(c), Meta{})
+				tw.step(t, udp(c), Meta{})
+				tw.step(t, framegen.TCP(other, c, netip.AddrPortFrom(vip, 80), "PA", 2, 1, nil), Meta{})
+				tw.step(t, framegen.TCP(own, c, netip.AddrPortFrom(vip, 80), "PA", 2, 1, nil), Meta{})
+				switch i % 5 {
+				case 0:
+					tw.step(t, big, Meta{})
+					tw.step(t, big, Meta{Super: true})
+				case 1:
+					tw.step(t, data(c), Meta{CsumPartial: true})
+				case 2:
+					tw.step(t, fin(c), Meta{})
+					tw.step(t, data(c), Meta{})
+				case 3:
+					tw.step(t, framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "R", 2, 0, nil), Meta{})
+					tw.step(t, syn(c), Meta{})
+				}
+			}
+			tw.now += int64(time.Minute) // past the drain timeout
+			for _, c := range clients {
+				tw.step(t, data(c), Meta{})
+			}
+			for _, f := range []*Forwarder{tw.fast, tw.full} {
+				if err := f.SetAvailable(0, 1, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, jump := range []time.Duration{0, time.Minute, 10 * time.Minute, time.Hour} {
+				tw.now += int64(jump)
+				for _, c := range clients {
+					tw.step(t, data(c), Meta{})
+					tw.step(t, udp(c), Meta{})
+				}
+			}
+		})
+	}
+}
+
+// FuzzFastPathMatchesSlow: after the seed frames set up connections in
+// both forwarders, any frame gives the same verdict, output and state
+// with and without the fast path.
+func FuzzFastPathMatchesSlow(f *testing.F) {
+	seeds := seedFrames()
+	for _, fr := range seeds {
+		f.Add(fr, false)
+	}
+	f.Add(ack(client(0, 1234)), true)
+	f.Fuzz(func(t *testing.T, frame []byte, super bool) {
+		tw := newTwin(t, func() *twinConfig {
+			return &twinConfig{cfg: testConfig("wrr", 3), opts: Options{MTU: 1500}}
+		})
+		tw.loose = true
+		for _, fr := range seeds {
+			tw.step(t, fr, Meta{})
+		}
+		tw.step(t, frame, Meta{Super: super})
+		tw.step(t, frame, Meta{Super: super})
+		tw.same(t)
+	})
+}
+
+// apply gives f cfg as a reload would, failing t if it is refused.
+func apply(t *testing.T, f *Forwarder, cfg *config.Config, now int64) {
+	t.Helper()
+	for i := range cfg.Services { // as the config loader sets them
+		if cfg.Services[i].PersistenceBits == 0 {
+			cfg.Services[i].PersistenceBits = cfg.Services[i].VIP.BitLen()
+		}
+	}
+	if _, err := f.Apply(cfg, now, func(swap func()) { swap() }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ownMAC is the director's own sending MAC in TestFastPathMatchesSlow.
+var ownMAC = net.HardwareAddr{2, 0, 0, 0, 0, 0xd1}
