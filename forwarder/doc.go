@@ -12,6 +12,12 @@
 //	      ──verdict─▶ Forward (write the frame back out), Pass (not ours: the
 //	                  kernel has its own copy), Drop (ours but refused, counted by reason)
 //
+// Nearly every frame is a plain TCP or UDP packet of a connection that
+// stays in its state: fastExisting (fastpath.go) forwards those from a key
+// read straight from the bytes, and hands anything else to the full path
+// above untouched. Prefetch, called before a batch, has each Process start
+// loading the connection slot of a frame a few places ahead.
+//
 // The package does no I/O and keeps no clock of its own: the caller passes
 // each frame's time, so the live director, `drlb replay` and the tests run
 // the very same pipeline and a replay is repeatable. Process allocates

@@ -30,10 +30,10 @@ type Config struct {
 	// has no offload header to carry them, a pcap. The live director
 	// leaves it off: the kernel completes them from the virtio-net header.
 	CompleteChecksums bool
-	// Prefetch has Handle load the connection-table slots of the whole
-	// batch before processing it (forwarder.Prefetch), so that with a
-	// large table the memory misses overlap. Results are the same with or
-	// without it.
+	// Prefetch has Handle prepare the batch's connection-table lookups
+	// before processing it (forwarder.Prefetch: each slot is loaded a few
+	// frames ahead of its own), so that with a large table the memory
+	// misses overlap the work. Results are the same with or without it.
 	Prefetch bool
 	// Batch is the most frames one Handle call takes (default
 	// link.DefaultBatchSize); it sizes the reply buffers.
