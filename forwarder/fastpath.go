@@ -14,20 +14,27 @@ import (
 // Anything else reports false having changed nothing a verdict depends
 // on, and process takes the frame from the start: a frame quickParse
 // declines, another director's or our own frame, no service, no entry, an
-// entry of a removed, failed, draining or sorry server, a state change (a
-// SYN, FIN or RST, the handshake's ACK), a sync record due, persistence
-// (the template is refreshed too), a frame over the MTU, a partial
-// checksum to complete, or an unknown MAC. It may have done what process
-// does first anyway: the pressure update and the connection lookup, which
-// lazily reclaims expired entries and gives the same answer when repeated.
+// entry of a removed, failed, draining or sorry server, a bare SYN, a
+// state change (a FIN or RST, the handshake's ACK), a sync record due, a frame over
+// the MTU, a partial checksum to complete, or an unknown MAC. It may have
+// done what process does first anyway: the pressure update and the
+// connection lookup, which lazily reclaims expired entries and gives the
+// same answer when repeated. When the lookup found nothing it says so in
+// f.absent, so that a new connection does not pay for a second lookup (a
+// random memory access with a large table): nothing changes the table
+// between here and the full path's lookup.
 // TestFastPathMatchesSlow and FuzzFastPathMatchesSlow hold the two paths
 // to the same results, frames, counters and table.
 func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (Result, bool) {
+	f.absent = false
 	if f.noFast || m.CsumPartial {
 		return Result{}, false
 	}
 	q, ok := quickParse(frame, &f.key)
-	if !ok {
+	if !ok || f.key.Proto == protoTCP && q.tcpFlags&(tcpSYN|tcpACK|tcpRST|tcpFIN) == tcpSYN {
+		// A bare SYN nearly always opens a connection: the full path
+		// is where it ends up, so it goes there at once (a SYN flood
+		// pays for the key only).
 		return Result{}, false
 	}
 	dirMAC := macAt(frame[0:6])
@@ -39,7 +46,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 		vip = vip.Unmap() // decode's netip.AddrFrom4
 	}
 	s := st.lookupService(f.key.Proto, vip, f.key.VPort)
-	if s == nil || s.cfg.Persistence > 0 {
+	if s == nil {
 		return Result{}, false
 	}
 	if f.mtu > 0 && !m.Super && q.l3End-q.l3 > f.mtu {
@@ -47,7 +54,11 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	}
 	f.updatePressure(now)
 	e := f.table.Lookup(&f.key, now)
-	if e == nil || e.Service != s.slot {
+	if e == nil {
+		f.absent = true
+		return Result{}, false
+	}
+	if e.Service != s.slot {
 		return Result{}, false
 	}
 	ref := s.ref(e.Real)
@@ -67,6 +78,14 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 		return Result{}, false
 	}
 	f.table.SetTimeout(e, now, f.timeout(st, state))
+	if s.cfg.Persistence > 0 {
+		// As the full path does, last: the template lookup may move e.
+		fl := flow{proto: f.key.Proto, src: netip.AddrFrom16(f.key.CIP), dst: vip, srcPort: f.key.CPort, dstPort: f.key.VPort}
+		if q.v4 {
+			fl.src = fl.src.Unmap()
+		}
+		f.holdTemplate(s, &fl, e.Service, e.Real, f.table.Expires(e), now)
+	}
 	putMAC(frame[6:12], dirMAC)
 	putMAC(frame[0:6], mac)
 	n := uint64(q.l3End - q.l3)

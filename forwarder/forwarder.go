@@ -124,6 +124,9 @@ type core struct {
 	// full path's results; fastHits counts the frames it took.
 	noFast   bool
 	fastHits uint64
+	// absent: fastExisting looked f.key up for this frame and found no
+	// entry; connection skips its own lookup then.
+	absent bool
 	// statefulSYN turns stateless SYNs off; tests set it to exercise the
 	// stateful defence (short SYN_RECV timeout, eviction) alone.
 	statefulSYN bool
@@ -366,7 +369,12 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 
 	f.setKey(&f.key, &p.flow)
 	reason := ReasonNew
-	if e := f.table.Lookup(&f.key, now); e != nil {
+	var e *conntable.Entry
+	if !f.absent {
+		e = f.table.Lookup(&f.key, now)
+	}
+	f.absent = false
+	if e != nil {
 		var ref realRef
 		if e.Service == s.slot {
 			ref = s.ref(e.Real)
