@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,14 +161,16 @@ func BenchmarkFastPath(b *testing.B) {
 		// never seen before (not in the trusted lane): its SYN queues
 		// with the flood's.
 		strangers := addClientAddrs(b, l, synConns)
-		for _, mode := range []string{"in-kernel", "drlb", "drlb-strangers", "drlb-paced", "drlb-afxdp"} {
+		// drlb-strangers-paced: strangers under the anchor's flood rate,
+		// the same offered load the anchor served.
+		for _, mode := range []string{"in-kernel", "drlb", "drlb-strangers", "drlb-paced", "drlb-strangers-paced", "drlb-afxdp", "drlb-afxdp-strangers"} {
 			var sock string
 			var stop func()
 			var args []string
 			switch mode {
 			case "in-kernel":
 				stop = startNftFor(b, l, "tcp", testbed.HTTPPort)
-			case "drlb-afxdp":
+			case "drlb-afxdp", "drlb-afxdp-strangers":
 				// XDP frames carry no partial-checksum state: the router
 				// completes its checksums, as frames off a wire are
 				// (TestAFXDP).
@@ -181,11 +184,13 @@ func BenchmarkFastPath(b *testing.B) {
 			default:
 				sock, stop = startDrlbWith(b, l, fmt.Sprintf("max_conns: %d\n", synMaxConn)+benchService(l, "tcp", testbed.HTTPPort, "rr"))
 			}
-			if mode == "drlb-paced" {
+			if mode == "drlb-paced" || mode == "drlb-strangers-paced" {
 				args = []string{"--rate", fmt.Sprintf("%.0fpps", kernelRate)}
 			}
 			var from []netip.Addr
-			if mode == "drlb-strangers" {
+			if strings.Contains(mode, "strangers") {
+				// The same addresses in each such mode: every drlb
+				// starts with an empty trusted map.
 				from = strangers
 			}
 			served, lat, tried, floodRate := synFloodRun(b, l, tg, conf, from, args...)
@@ -200,7 +205,8 @@ func BenchmarkFastPath(b *testing.B) {
 			}
 			b.Logf("%-10s served %d of %d new connections (%d tried) under %.0f SYN/s; served in p50 %v, p99 %v, max %v",
 				mode, served, synConns, tried, floodRate, p(0.5).Round(time.Microsecond), p(0.99).Round(time.Microsecond), p(1).Round(time.Microsecond))
-			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb", "drlb-strangers": "strangers", "drlb-paced": "paced", "drlb-afxdp": "afxdp"}[mode]
+			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb", "drlb-strangers": "strangers", "drlb-paced": "paced",
+				"drlb-strangers-paced": "strangers-paced", "drlb-afxdp": "afxdp", "drlb-afxdp-strangers": "afxdp-strangers"}[mode]
 			b.ReportMetric(float64(served), name+"-served")
 			b.ReportMetric(float64(p(0.99).Microseconds())/1000, name+"-p99-ms")
 			b.ReportMetric(floodRate/1000, name+"-kSYN/s") // the log lines may be cut
