@@ -8,10 +8,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 )
 
-// maxXDPVIPs bounds each VIP map (IPv4 and IPv6): far more than a
-// director's configuration names.
-const maxXDPVIPs = 1024
-
 // xdpObjects are the XDP program and its maps: the VIP sets it matches,
 // the clients it trusts and the XSKMAP it redirects into.
 type xdpObjects struct {
@@ -81,8 +77,9 @@ func loadXDP(queues, trusted int) (*xdpObjects, error) {
 		}
 		return m
 	}
-	o.vip4 = mk("drlb_vip4", ebpf.Hash, 4, 1, maxXDPVIPs)
-	o.vip6 = mk("drlb_vip6", ebpf.Hash, 16, 1, maxXDPVIPs)
+	if err == nil {
+		o.vip4, o.vip6, err = newVIPMaps()
+	}
 	o.xsks = mk("drlb_xsks", ebpf.XSKMap, 4, 4, uint32(xsksPerQueue*max(queues, 1)))
 	if err == nil {
 		o.trusted, err = newTrustedClients(trusted)
@@ -219,53 +216,4 @@ func (o *xdpObjects) instructions() asm.Instructions {
 }
 
 // setVIPs makes the VIP maps hold exactly vips.
-func (o *xdpObjects) setVIPs(vips []netip.Addr) error {
-	want4, want6 := map[[4]byte]bool{}, map[[16]byte]bool{}
-	for _, v := range vips {
-		if v.Unmap().Is4() {
-			want4[v.Unmap().As4()] = true
-		} else {
-			want6[v.As16()] = true
-		}
-	}
-	if len(want4) > maxXDPVIPs || len(want6) > maxXDPVIPs {
-		return fmt.Errorf("more than %d VIPs of one family", maxXDPVIPs)
-	}
-	one := uint8(1)
-	for k := range want4 {
-		if err := o.vip4.Put(k, one); err != nil {
-			return fmt.Errorf("VIP map: %w", err)
-		}
-	}
-	for k := range want6 {
-		if err := o.vip6.Put(k, one); err != nil {
-			return fmt.Errorf("VIP map: %w", err)
-		}
-	}
-	// Then remove what is no longer a VIP (collect first: deleting while
-	// iterating restarts the walk).
-	var k4, del4 [4]byte
-	var dels4 [][4]byte
-	it := o.vip4.Iterate()
-	var v uint8
-	for it.Next(&k4, &v) {
-		if !want4[k4] {
-			dels4 = append(dels4, k4)
-		}
-	}
-	for _, del4 = range dels4 {
-		_ = o.vip4.Delete(del4)
-	}
-	var k6 [16]byte
-	var dels6 [][16]byte
-	it = o.vip6.Iterate()
-	for it.Next(&k6, &v) {
-		if !want6[k6] {
-			dels6 = append(dels6, k6)
-		}
-	}
-	for _, d := range dels6 {
-		_ = o.vip6.Delete(d)
-	}
-	return nil
-}
+func (o *xdpObjects) setVIPs(vips []netip.Addr) error { return setVIPMaps(o.vip4, o.vip6, vips) }

@@ -1,0 +1,194 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	ebpflink "github.com/cilium/ebpf/link"
+)
+
+// VIPDrop drops the kernel's own copy of the frames the director handles,
+// at the interface's tc ingress hook, after drlb's packet sockets got
+// theirs.
+//
+// Why: an AF_PACKET socket bound to ETH_P_ALL receives a clone of each
+// frame; the frame itself goes on up the director's IP stack, which does
+// not own the VIP and throws it away only after a route lookup (with IP
+// forwarding off, a dst entry made and freed per frame). The in-kernel
+// forwarders (IPVS, an nftables netdev fwd) and the AF_XDP port never pay
+// that. The packet taps run before tc ingress (__netif_receive_skb_core
+// delivers to ptype_all, then runs tcx, then netfilter ingress, then
+// ip_rcv), so a tc program can drop the frame once the taps have it.
+// Measured in the lab (`CPUCost`, trafgen at 30k frames/s in bursts, an
+// nftables drop rule standing in): busy CPU per forwarded frame 18.0 /
+// 18.3 µs without, 16.7 / 16.2 with.
+//
+// What it drops: untagged IPv4 and IPv6 frames addressed to the director's
+// MAC and to a VIP: exactly the frames drlb forwards or drops itself (a
+// frame to a VIP at another MAC, for another director, is passed by drlb
+// and left to the kernel here too; the doctor refuses a VIP the host owns).
+// Everything else goes on (TCX_NEXT: other tc programs still run).
+type VIPDrop struct {
+	mu         sync.Mutex // SetVIPs against Close
+	prog       *ebpf.Program
+	vip4, vip6 *ebpf.Map
+	attach     ebpflink.Link
+}
+
+// ErrVIPDropClosed is returned by SetVIPs after Close.
+var ErrVIPDropClosed = errors.New("link: VIP drop closed")
+
+// AttachVIPDrop attaches the drop to the tc ingress of ifname (tcx: Linux
+// 6.6 or later) for frames to mac and vips. The caller logs a failure and
+// runs without it: only CPU is lost.
+func AttachVIPDrop(ifname string, mac net.HardwareAddr, vips []netip.Addr) (*VIPDrop, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, newError(ifname, "interface", err)
+	}
+	if len(mac) != 6 {
+		return nil, newError(ifname, "VIP drop", fmt.Errorf("MAC %v is not a 6-byte Ethernet address", mac))
+	}
+	d, err := loadVIPDrop(mac, vips)
+	if err != nil {
+		return nil, newError(ifname, "VIP drop", err)
+	}
+	d.attach, err = ebpflink.AttachTCX(ebpflink.TCXOptions{Interface: ifi.Index, Program: d.prog, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		d.close()
+		return nil, newError(ifname, "attach tc ingress", err)
+	}
+	return d, nil
+}
+
+// loadVIPDrop builds the maps and the program, not attached.
+func loadVIPDrop(mac net.HardwareAddr, vips []netip.Addr) (*VIPDrop, error) {
+	d := &VIPDrop{}
+	var err error
+	if d.vip4, d.vip6, err = newVIPMaps(); err != nil {
+		return nil, err
+	}
+	if err := setVIPMaps(d.vip4, d.vip6, vips); err != nil {
+		d.close()
+		return nil, err
+	}
+	d.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vipdrop", Type: ebpf.SchedCLS, License: "MIT",
+		Instructions: vipDropInstructions(mac, d.vip4, d.vip6)})
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("tc program: %w", err)
+	}
+	return d, nil
+}
+
+// SetVIPs changes the VIPs whose frames are dropped (a reload).
+func (d *VIPDrop) SetVIPs(vips []netip.Addr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.prog == nil {
+		return ErrVIPDropClosed
+	}
+	return setVIPMaps(d.vip4, d.vip6, vips)
+}
+
+// Close detaches the program: the kernel sees every frame again.
+func (d *VIPDrop) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var err error
+	if d.attach != nil {
+		err = d.attach.Close()
+	}
+	d.close()
+	return err
+}
+
+func (d *VIPDrop) close() {
+	if d.prog != nil {
+		_ = d.prog.Close()
+		d.prog = nil
+	}
+	for _, m := range []*ebpf.Map{d.vip4, d.vip6} {
+		if m != nil {
+			_ = m.Close()
+		}
+	}
+	d.vip4, d.vip6, d.attach = nil, nil, nil
+}
+
+// tcx verdicts (include/uapi/linux/bpf.h; the same numbers as
+// TC_ACT_UNSPEC and TC_ACT_SHOT for a cls_bpf in direct-action mode).
+const (
+	tcxNext = -1
+	tcxDrop = 2
+)
+
+// vipDropInstructions is the program, in BPF assembly (no C compiler):
+//
+//	a frame with a VLAN tag in skb metadata               -> next
+//	destination MAC != mac                                -> next
+//	IPv4 whose destination is in vip4 (14+20 bytes held)  -> drop
+//	IPv6 whose destination is in vip6 (14+40 bytes held)  -> drop
+//	anything else (ARP, NDP, tagged frames, short ones)   -> next
+func vipDropInstructions(mac net.HardwareAddr, vip4, vip6 *ebpf.Map) asm.Instructions {
+	const (
+		ethIPv4 = 0x0008 // 0x0800 as a little-endian load of the wire bytes
+		ethIPv6 = 0xdd86 // 0x86dd
+		eth     = 14
+		// struct __sk_buff offsets.
+		skbVLANPresent = 20
+		skbData        = 76
+		skbDataEnd     = 80
+	)
+	// The MAC's first 4 and last 2 bytes as little-endian loads of the
+	// wire bytes would give them.
+	mac4 := int32(binary.LittleEndian.Uint32(mac[0:4]))
+	mac2 := int32(binary.LittleEndian.Uint16(mac[4:6]))
+	return asm.Instructions{
+		asm.LoadMem(asm.R7, asm.R1, skbVLANPresent, asm.Word),
+		asm.JNE.Imm(asm.R7, 0, "next"),
+		asm.LoadMem(asm.R2, asm.R1, skbData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R1, skbDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, eth+20), // Ethernet + IPv4 through the destination
+		asm.JGT.Reg(asm.R4, asm.R3, "next"),
+		asm.LoadMem(asm.R5, asm.R2, 0, asm.Word),
+		asm.JNE.Imm32(asm.R5, mac4, "next"),
+		asm.LoadMem(asm.R5, asm.R2, 4, asm.Half),
+		asm.JNE.Imm(asm.R5, mac2, "next"),
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R5, ethIPv4, "ipv4"),
+		asm.JNE.Imm(asm.R5, ethIPv6, "next"),
+
+		asm.Mov.Reg(asm.R4, asm.R2), // IPv6
+		asm.Add.Imm(asm.R4, eth+40),
+		asm.JGT.Reg(asm.R4, asm.R3, "next"),
+		asm.LoadMem(asm.R7, asm.R2, eth+24, asm.DWord),
+		asm.StoreMem(asm.RFP, -16, asm.R7, asm.DWord),
+		asm.LoadMem(asm.R7, asm.R2, eth+32, asm.DWord),
+		asm.StoreMem(asm.RFP, -8, asm.R7, asm.DWord),
+		asm.LoadMapPtr(asm.R1, vip6.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -16),
+		asm.Ja.Label("lookup"),
+
+		asm.LoadMem(asm.R7, asm.R2, eth+16, asm.Word).WithSymbol("ipv4"),
+		asm.StoreMem(asm.RFP, -4, asm.R7, asm.Word),
+		asm.LoadMapPtr(asm.R1, vip4.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+
+		asm.FnMapLookupElem.Call().WithSymbol("lookup"),
+		asm.JEq.Imm(asm.R0, 0, "next"),
+		asm.Mov.Imm(asm.R0, tcxDrop),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"),
+		asm.Return(),
+	}
+}

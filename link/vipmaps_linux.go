@@ -1,0 +1,81 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+)
+
+// maxXDPVIPs bounds each VIP map (IPv4 and IPv6): far more than a
+// director's configuration names.
+const maxXDPVIPs = 1024
+
+// newVIPMaps makes the two VIP sets the kernel-side programs match (the
+// XDP program's and the tc drop's): hash maps keyed by the IPv4 address's
+// 4 wire bytes and the IPv6 address's 16, value unused.
+func newVIPMaps() (vip4, vip6 *ebpf.Map, err error) {
+	vip4, err = ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_vip4", Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: maxXDPVIPs})
+	if err != nil {
+		return nil, nil, fmt.Errorf("map drlb_vip4: %w", err)
+	}
+	vip6, err = ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_vip6", Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: maxXDPVIPs})
+	if err != nil {
+		_ = vip4.Close()
+		return nil, nil, fmt.Errorf("map drlb_vip6: %w", err)
+	}
+	return vip4, vip6, nil
+}
+
+// setVIPMaps makes vip4 and vip6 hold exactly vips: new VIPs first, then
+// the removal of those no longer configured.
+func setVIPMaps(vip4, vip6 *ebpf.Map, vips []netip.Addr) error {
+	want4, want6 := map[[4]byte]bool{}, map[[16]byte]bool{}
+	for _, v := range vips {
+		if v.Unmap().Is4() {
+			want4[v.Unmap().As4()] = true
+		} else {
+			want6[v.As16()] = true
+		}
+	}
+	if len(want4) > maxXDPVIPs || len(want6) > maxXDPVIPs {
+		return fmt.Errorf("more than %d VIPs of one family", maxXDPVIPs)
+	}
+	one := uint8(1)
+	for k := range want4 {
+		if err := vip4.Put(k, one); err != nil {
+			return fmt.Errorf("VIP map: %w", err)
+		}
+	}
+	for k := range want6 {
+		if err := vip6.Put(k, one); err != nil {
+			return fmt.Errorf("VIP map: %w", err)
+		}
+	}
+	// Then remove what is no longer a VIP (collect first: deleting while
+	// iterating restarts the walk).
+	return errors.Join(pruneVIPMap(vip4, want4), pruneVIPMap(vip6, want6))
+}
+
+// pruneVIPMap deletes from m the keys want does not hold.
+func pruneVIPMap[K comparable](m *ebpf.Map, want map[K]bool) error {
+	var k K
+	var v uint8
+	var dels []K
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if !want[k] {
+			dels = append(dels, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("VIP map: %w", err)
+	}
+	for _, d := range dels {
+		if err := m.Delete(d); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("VIP map: %w", err)
+		}
+	}
+	return nil
+}
