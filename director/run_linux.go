@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
@@ -110,16 +111,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		b.stop()
 		return err
 	}
-	if holes != nil {
-		// VIPs a reload adds need their route too, before they are
-		// announced; removed ones lose theirs.
-		d.vipsChanged = func(added, removed []netip.Addr) {
-			if err := holes.add(added); err != nil {
-				log.Error("reload: a new VIP has no blackhole route: the kernel may forward duplicates of its frames", "err", err)
-			}
-			holes.remove(removed)
-		}
+	drop := attachVIPDrop(cfg.Interface, port, vips, opts, log)
+	if drop != nil {
+		defer drop.Close()
 	}
+	// VIPs a reload adds need their blackhole route and kernel drop too,
+	// before they are announced; removed ones lose theirs.
+	d.vipsChanged = vipsFollower(holes, drop, vips, log)
 	if err := serveControl(ctx, d, opts, log); err != nil {
 		closePorts()
 		b.stop()
@@ -214,4 +212,50 @@ func autoIO(ifname string) (io, why string) {
 		return IOAFPacket, fmt.Sprintf("cannot read %s's link type (%v)", ifname, err)
 	}
 	return chooseIO(l.Type() != "device", l.Attrs().NumRxQueues)
+}
+
+// attachVIPDrop drops the kernel's copy of VIP frames at tc ingress
+// (link.VIPDrop) for an AF_PACKET port, unless opts.KeepKernelCopy. It
+// returns nil when it does not: for AF_XDP, or when the kernel refuses
+// (tcx needs Linux 6.6), which costs only CPU and is logged.
+func attachVIPDrop(ifname string, port link.Port, vips []netip.Addr, opts Options, log *slog.Logger) *link.VIPDrop {
+	if _, xdp := port.(link.XDPMode); xdp || opts.KeepKernelCopy {
+		return nil
+	}
+	drop, err := link.AttachVIPDrop(ifname, port.HardwareAddr(), vips)
+	if err != nil {
+		log.Warn("the kernel's copy of VIP frames is not dropped: its IP stack takes each one up to a route lookup (more CPU per frame)", "err", err)
+		return nil
+	}
+	log.Info("kernel copy of VIP frames dropped at tc ingress, after drlb's sockets read them", "vips", vips)
+	return drop
+}
+
+// vipsFollower is Director.vipsChanged for what Run put in the kernel per
+// VIP: blackhole routes (nil: none) and the tc drop (nil: none). It keeps
+// the running VIP set for the drop, which takes the whole set.
+func vipsFollower(holes *blackholes, drop *link.VIPDrop, vips []netip.Addr, log *slog.Logger) func(added, removed []netip.Addr) {
+	if holes == nil && drop == nil {
+		return nil
+	}
+	current := slices.Clone(vips)
+	return func(added, removed []netip.Addr) {
+		if holes != nil {
+			if err := holes.add(added); err != nil {
+				log.Error("reload: a new VIP has no blackhole route: the kernel may forward duplicates of its frames", "err", err)
+			}
+			holes.remove(removed)
+		}
+		current = slices.DeleteFunc(current, func(a netip.Addr) bool { return slices.Contains(removed, a) })
+		for _, a := range added {
+			if !slices.Contains(current, a) {
+				current = append(current, a)
+			}
+		}
+		if drop != nil {
+			if err := drop.SetVIPs(current); err != nil {
+				log.Error("reload: the kernel's copy of VIP frames keeps the old VIP set: new VIPs' frames also reach its IP stack", "err", err)
+			}
+		}
+	}
 }

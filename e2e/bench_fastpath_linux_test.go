@@ -352,7 +352,11 @@ func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
 	b.Logf("%-10s busy %5.1f µs per offered frame (offered %.0f/s, delivered %.0f/s)", "idle", idle.busyPer(idle.offered), idle.offeredRate(), idle.rate())
 	b.ReportMetric(idle.busyPer(idle.offered), "idle-µs/frame")
 	cost := map[string]float64{}
-	fwds := append(udpForwarders(b, l), benchForwarder{"drlb-coalesce", func() func() {
+	fwds := append(udpForwarders(b, l), benchForwarder{"drlb-keep-copy", func() func() {
+		// The kernel's copy of each VIP frame goes up its IP stack, as
+		// before the tc drop (link.VIPDrop).
+		return startDrlbForBench(b, l, "-keep-kernel-copy")
+	}}, benchForwarder{"drlb-coalesce", func() func() {
 		return startDrlbForBench(b, l, "-rx-coalesce", benchCoalesce.String())
 	}}, benchForwarder{"afxdp-coalesce", func() func() {
 		return startDrlbForBench(b, l, "-io", "afxdp", "-rx-coalesce", benchCoalesce.String())

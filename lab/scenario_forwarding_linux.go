@@ -22,8 +22,10 @@ const forwardingRequests = 4
 // forwardingOn is `drlb lab --scenario forwarding-on`: IP forwarding is
 // switched on under a running director whose kernel has a next hop for
 // the VIP, so the kernel routes its own copy of every VIP frame to the
-// real server: rs1 gets each packet twice. drlb run then refuses to
-// start; with -blackhole-vip each packet arrives once.
+// real server: rs1 gets each packet twice (the director runs with
+// -keep-kernel-copy, or its tc drop would keep the kernel from seeing the
+// frames). drlb run then refuses to start; with -blackhole-vip each packet
+// arrives once.
 func (r *runner) forwardingOn(ctx context.Context) error {
 	w, l := r.w, r.l
 	rs1 := l.RealServers[0]
@@ -33,10 +35,14 @@ func (r *runner) forwardingOn(ctx context.Context) error {
 	if _, err := r.writeConfig("drlb.yaml", r.svc); err != nil {
 		return err
 	}
-	if err := r.startDirector("director.log", false, "-ctl", r.ctlPath()); err != nil {
+	// -keep-kernel-copy: by default drlb drops the kernel's copy of VIP
+	// frames at tc ingress, which would hide the trap this shows.
+	if err := r.startDirector("director.log", false, "-ctl", r.ctlPath(), "-keep-kernel-copy"); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "  drlb checked the host as it started: IP forwarding was off, as DR needs.")
+	fmt.Fprintln(w, "  It runs with -keep-kernel-copy here: by default it drops the kernel's copy of each VIP")
+	fmt.Fprintln(w, "  frame at tc ingress once its socket has read the frame, which would hide this trap.")
 
 	r.section("The trap: the director's kernel forwards")
 	fmt.Fprintln(w, "The director's kernel receives its own copy of every frame sent to the VIP (the")
