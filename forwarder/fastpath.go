@@ -88,12 +88,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	}
 	putMAC(frame[6:12], dirMAC)
 	putMAC(frame[0:6], mac)
-	n := uint64(q.l3End - q.l3)
-	rt, sv := &r.totals[f.id], &s.ctr.totals[f.id]
-	rt.packets.Add(1)
-	rt.bytes.Add(n)
-	sv.packets.Add(1)
-	sv.bytes.Add(n)
+	f.countForwarded(s, r, q.l3End-q.l3)
 	f.fastHits++
 	return Result{Verdict: Forward, Reason: ReasonExisting, Service: s.idx, Real: int(ref.idx)}, true
 }

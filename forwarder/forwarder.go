@@ -318,13 +318,19 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 		k := fragKeyOf(&p)
 		f.frags.put(&k, s.slot, r.slot, now)
 	}
-	n := uint64(p.l3End - p.l3)
+	f.countForwarded(s, r, p.l3End-p.l3)
+	return res
+}
+
+// countForwarded adds a forwarded IP packet of size bytes to this worker's
+// totals of r and of its service s.
+func (f *Forwarder) countForwarded(s *service, r *realServer, size int) {
+	n := uint64(size)
 	rt, sv := &r.totals[f.id], &s.ctr.totals[f.id]
 	rt.packets.Add(1)
 	rt.bytes.Add(n)
 	sv.packets.Add(1)
 	sv.bytes.Add(n)
-	return res
 }
 
 func macAt(b []byte) uint64 {
