@@ -15,18 +15,20 @@ import (
 // on, and process takes the frame from the start: a frame quickParse
 // declines, another director's or our own frame, no service, no entry, an
 // entry of a removed, failed, draining or sorry server, a bare SYN, a
-// state change (a FIN or RST, the handshake's ACK), a sync record due, a frame over
-// the MTU, a partial checksum to complete, or an unknown MAC. It may have
-// done what process does first anyway: the pressure update and the
-// connection lookup, which lazily reclaims expired entries and gives the
-// same answer when repeated. When the lookup found nothing it says so in
-// f.absent, so that a new connection does not pay for a second lookup (a
-// random memory access with a large table): nothing changes the table
-// between here and the full path's lookup.
-// TestFastPathMatchesSlow and FuzzFastPathMatchesSlow hold the two paths
-// to the same results, frames, counters and table.
+// state change (a FIN or RST, the handshake's ACK), a sync record due, a
+// frame over the MTU, a partial checksum to complete, or an unknown MAC.
+// Before handing over it may have done two things the full path does for
+// such a frame, in the same order: the pressure update, and the lookup
+// (which lazily reclaims expired entries on the key's probe run). It
+// records them in f.fastDid so that connection does neither again: a
+// second pressure update after the reclaim could flip the pressure where
+// the full path alone would not, and a second lookup of a key found
+// absent would cost a random memory access with a large table for nothing
+// (nothing changes the table in between). TestFastPathMatchesSlow and
+// FuzzFastPathMatchesSlow hold the two paths to the same results, frames,
+// counters, pressure and table.
 func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (Result, bool) {
-	f.absent = false
+	f.fastDid = fastNothing
 	if f.noFast || m.CsumPartial {
 		return Result{}, false
 	}
@@ -53,9 +55,10 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 		return Result{}, false
 	}
 	f.updatePressure(now)
+	f.fastDid = fastPressured
 	e := f.table.Lookup(&f.key, now)
 	if e == nil {
-		f.absent = true
+		f.fastDid = fastFoundNothing
 		return Result{}, false
 	}
 	if e.Service != s.slot {
@@ -92,3 +95,13 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	f.fastHits++
 	return Result{Verdict: Forward, Reason: ReasonExisting, Service: s.idx, Real: int(ref.idx)}, true
 }
+
+// fastSteps is how far fastExisting went with a frame it handed to the
+// full path.
+type fastSteps uint8
+
+const (
+	fastNothing      fastSteps = iota // nothing the full path does
+	fastPressured                     // the pressure update, then a lookup that found the entry
+	fastFoundNothing                  // the pressure update, then a lookup that found no entry
+)

@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"reflect"
@@ -326,3 +327,65 @@ func apply(t *testing.T, f *Forwarder, cfg *config.Config, now int64) {
 
 // ownMAC is the director's own sending MAC in TestFastPathMatchesSlow.
 var ownMAC = net.HardwareAddr{2, 0, 0, 0, 0, 0xd1}
+
+// TestFastPathMatchesSlowChurn drives a small table (max_conns 100, one
+// slot swept per frame, so expired entries linger on probe runs until a
+// lookup reclaims them) with random clients opening, using, closing and
+// abandoning connections while the clock jumps, in busy and quiet phases:
+// the pressure turns on and off many times, with lookups reclaiming entries between the fast path's
+// pressure update and the full path's. Both forwarders must agree on
+// every frame.
+func TestFastPathMatchesSlowChurn(t *testing.T) {
+	tw := newTwin(t, func() *twinConfig {
+		cfg := testConfig("wrr", 3)
+		cfg.MaxConns = 100
+		cfg.Timeouts = config.Timeouts{TCPEstablished: 30 * time.Second, TCPSynRecv: 10 * time.Second,
+			TCPFinWait: 10 * time.Second, TCPClose: 5 * time.Second, UDP: 5 * time.Second}
+		return &twinConfig{cfg: cfg, opts: Options{SweepBudget: 1}}
+	})
+	rng := rand.New(rand.NewPCG(7, 8))
+	clients := make([]netip.AddrPort, 40)
+	for i := range clients {
+		clients[i] = client(i%7, uint16(3000+i))
+	}
+	flips, last := 0, false
+	for i := range 20000 {
+		if i%300 == 299 {
+			tw.now += int64(45 * time.Second) // everything expires, unreclaimed
+		}
+		// Busy phases use every client and fill the table past half;
+		// quiet ones send UDP from three clients and, now and then,
+		// from a new port, whose lookup reclaims the expired entries on
+		// its probe run: the table drains below 40% by lookups as well
+		// as by the sweep.
+		c := clients[rng.IntN(len(clients))]
+		kind, step := rng.IntN(6), rng.IntN(100)
+		if i/300%2 == 1 {
+			c, kind, step = clients[rng.IntN(3)], 3, rng.IntN(1000)
+			if rng.IntN(5) == 0 {
+				c = client(rng.IntN(7), uint16(10000+rng.IntN(50000)))
+			}
+		}
+		var fr []byte
+		switch kind {
+		case 0:
+			fr = syn(c)
+		case 1, 2:
+			fr = ack(c)
+		case 3:
+			fr = framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("q"))
+		case 4:
+			fr = fin(c)
+		default:
+			fr = framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "PA", 2, 1, make([]byte, 10))
+		}
+		tw.step(t, fr, Meta{})
+		tw.now += int64(step) * int64(time.Millisecond)
+		if p := tw.fast.pressure.Load(); p != last {
+			flips, last = flips+1, p
+		}
+	}
+	if flips < 4 || tw.fast.fastHits == 0 {
+		t.Fatalf("pressure changed %d times, %d frames on the fast path: the test did not exercise both", flips, tw.fast.fastHits)
+	}
+}

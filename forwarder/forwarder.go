@@ -98,6 +98,12 @@ type Forwarder struct {
 	tkey conntable.Key
 	flow scheduler.Flow
 	pre  prefetchKeys
+
+	// fastDid is what fastExisting did for the current frame before
+	// handing it to the full path, which must not do it again (fastpath.go).
+	fastDid fastSteps
+	// fastHits counts the frames fastExisting forwarded (tests read it).
+	fastHits uint64
 }
 
 // core is what the workers of one Forwarder share.
@@ -121,12 +127,8 @@ type core struct {
 	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
 	preMin int
 	// noFast turns fastExisting off, for the tests that hold it to the
-	// full path's results; fastHits counts the frames it took.
-	noFast   bool
-	fastHits uint64
-	// absent: fastExisting looked f.key up for this frame and found no
-	// entry; connection skips its own lookup then.
-	absent bool
+	// full path's results.
+	noFast bool
 	// statefulSYN turns stateless SYNs off; tests set it to exercise the
 	// stateful defence (short SYN_RECV timeout, eviction) alone.
 	statefulSYN bool
@@ -369,17 +371,20 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	if s == nil {
 		return f.result(Drop, ReasonNoService, -1, -1)
 	}
-	f.updatePressure(now)
+	did := f.fastDid
+	f.fastDid = fastNothing
+	if did == fastNothing {
+		f.updatePressure(now)
+	}
 	tcp := p.proto == protoTCP
 	syn := tcp && p.tcpFlags&(tcpSYN|tcpACK|tcpRST|tcpFIN) == tcpSYN
 
 	f.setKey(&f.key, &p.flow)
 	reason := ReasonNew
 	var e *conntable.Entry
-	if !f.absent {
+	if did != fastFoundNothing {
 		e = f.table.Lookup(&f.key, now)
 	}
-	f.absent = false
 	if e != nil {
 		var ref realRef
 		if e.Service == s.slot {
