@@ -66,8 +66,10 @@ type Options struct {
 	// reads on AF_PACKET to the host's IP stack, which throws each one
 	// away after a route lookup. By default Run drops that copy at the
 	// interface's tc ingress once drlb's sockets have theirs
-	// (link.VIPDrop): about 1.5 µs less CPU per frame in the lab. The
-	// AF_XDP port needs neither: its frames never reach the stack.
+	// (link.VIPDrop): about 1-2 µs less CPU per frame in the lab. The
+	// AF_XDP port needs no drop: the frames its XDP program redirects
+	// never reach the stack (tagged frames and other receive queues' do,
+	// ARCHITECTURE.md, "Kernel copy of VIP frames").
 	KeepKernelCopy bool
 	// ControlSocket is the Unix socket `drlb ctl` and Prometheus read
 	// (control.DefaultSocket from the CLI; "" = none). MetricsAddr, if
@@ -136,7 +138,7 @@ type Director struct {
 	// swapHeld is how long the last Apply held the workers' locks (ns), for tests and
 	// the benchmark.
 	swapHeld atomic.Int64
-	// vipsChanged, if set (Run, with -blackhole-vip), follows VIPs that
+	// vipsChanged, if set (Run: blackhole routes, the tc drop), follows VIPs that
 	// an Apply added or removed.
 	vipsChanged func(added, removed []netip.Addr)
 

@@ -81,7 +81,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		b.stop()
 		if errors.Is(err, link.ErrNotPermitted) {
-			return fmt.Errorf("%w: %v (run as root, or: setcap cap_net_raw,cap_net_admin+ep $(which drlb))", ErrNotPermitted, err)
+			return fmt.Errorf("%w: %v (run as root, or: setcap cap_net_raw,cap_net_admin,cap_bpf+ep $(which drlb))", ErrNotPermitted, err)
 		}
 		return err
 	}
@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		b.stop()
 		return err
 	}
-	drop := attachVIPDrop(cfg.Interface, port, vips, opts, log)
+	drop := attachVIPDrop(cfg, port, vips, opts, log)
 	if drop != nil {
 		defer drop.Close()
 	}
@@ -216,13 +216,20 @@ func autoIO(ifname string) (io, why string) {
 
 // attachVIPDrop drops the kernel's copy of VIP frames at tc ingress
 // (link.VIPDrop) for an AF_PACKET port, unless opts.KeepKernelCopy. It
-// returns nil when it does not: for AF_XDP, or when the kernel refuses
-// (tcx needs Linux 6.6), which costs only CPU and is logged.
-func attachVIPDrop(ifname string, port link.Port, vips []netip.Addr, opts Options, log *slog.Logger) *link.VIPDrop {
+// returns nil when it does not: for AF_XDP, on a VLAN trunk, or when the
+// kernel refuses (tcx needs Linux 6.6, and CAP_BPF), which costs only CPU
+// and is logged.
+func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts Options, log *slog.Logger) *link.VIPDrop {
 	if _, xdp := port.(link.XDPMode); xdp || opts.KeepKernelCopy {
 		return nil
 	}
-	drop, err := link.AttachVIPDrop(ifname, port.HardwareAddr(), vips)
+	if cfg.VLAN != 0 {
+		// On a trunk every VIP frame is tagged, and the drop takes
+		// untagged frames only.
+		log.Info("kernel copy of VIP frames not dropped: the drop takes untagged frames, and on a VLAN trunk they all are tagged", "vlan", cfg.VLAN)
+		return nil
+	}
+	drop, err := link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips)
 	if err != nil {
 		log.Warn("the kernel's copy of VIP frames is not dropped: its IP stack takes each one up to a route lookup (more CPU per frame)", "err", err)
 		return nil

@@ -72,16 +72,15 @@ type benchForwarder struct {
 // anchor's.
 func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
 	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}}
-	for i, f := range short {
-		if _, ok := byName[f.name]; !ok && i > 0 {
-			short = short[:i]
-			break
+	k := byName["in-kernel"]
+	for _, f := range short {
+		v, ok := byName[f.name]
+		if !ok { // a row this measurement does not have
+			continue
 		}
-		b.ReportMetric(byName[f.name], f.metric+"-"+unit)
-	}
-	if k := byName["in-kernel"]; k > 0 {
-		for _, f := range short[1:] {
-			b.ReportMetric(byName[f.name]/k, f.metric+"/kernel")
+		b.ReportMetric(v, f.metric+"-"+unit)
+		if k > 0 && f.name != "in-kernel" {
+			b.ReportMetric(v/k, f.metric+"/kernel")
 		}
 	}
 }

@@ -11,7 +11,9 @@ import (
 // that Process will then handle one by one, in the same order: it builds
 // each frame's connection key and starts loading the table slot of the
 // first prefetchAhead of them; each later Process call starts loading the
-// slot of the frame prefetchAhead places further on. The CPU then waits
+// slot of the key prefetchAhead places further on (about as many frames:
+// frames without a key are not counted, and a caller may skip Process for
+// some, as the step does for ARP). The CPU then waits
 // for no slot: each one is on its way while the frames before it are
 // processed. It changes no state the results depend on, counts nothing and
 // has no effect on any verdict: a batch gives the same results with or

@@ -32,7 +32,14 @@ func (r *runner) forwardingOn(ctx context.Context) error {
 	r.topology(map[string]string{l.Director.Name: "ip_forward=1"})
 
 	r.section("The director")
-	if _, err := r.writeConfig("drlb.yaml", r.svc); err != nil {
+	// sh, not the lab's wrr (one real server here, so the same choice):
+	// the kernel's routed copy of a SYN can reach rs1 before drlb has read
+	// its own from the SYN socket, and the client's ACK can then reach
+	// drlb first; wrr drops such an ACK (no connection), sh places it by
+	// its hash, so rs1 still gets both copies of every frame.
+	svc := r.svc
+	svc.scheduler = "sh"
+	if _, err := r.writeConfig("drlb.yaml", svc); err != nil {
 		return err
 	}
 	// -keep-kernel-copy: by default drlb drops the kernel's copy of VIP
@@ -90,7 +97,9 @@ func (r *runner) forwardingOn(ctx context.Context) error {
 	fmt.Fprintln(w, "forward, drlb run -blackhole-vip adds a blackhole route for each VIP, so the kernel")
 	fmt.Fprintln(w, "drops its copy (drlb reads its own from the raw socket), and removes it on exit:")
 	fmt.Fprintln(w)
-	if err := r.startDirector("director-blackhole.log", false, "-ctl", r.ctlPath(), "-blackhole-vip"); err != nil {
+	// -keep-kernel-copy again, so that the route, not the tc drop, is
+	// what keeps the kernel's copy from rs1.
+	if err := r.startDirector("director-blackhole.log", false, "-ctl", r.ctlPath(), "-blackhole-vip", "-keep-kernel-copy"); err != nil {
 		return err
 	}
 	route, err := blackholeRoute(l.Director, l.VIP)
