@@ -15,6 +15,7 @@ type xdpObjects struct {
 	vip4, vip6 *ebpf.Map
 	xsks       *ebpf.Map
 	trusted    *trustedClients
+	syn        synMaps // stateless SYNs forwarded by the program (xdpsyn_linux.go)
 }
 
 func (o *xdpObjects) close() {
@@ -26,6 +27,7 @@ func (o *xdpObjects) close() {
 			_ = m.Close()
 		}
 	}
+	o.syn.close()
 	if o.trusted != nil {
 		o.trusted.close()
 	}
@@ -83,6 +85,9 @@ func loadXDP(queues, trusted int) (*xdpObjects, error) {
 	o.xsks = mk("drlb_xsks", ebpf.XSKMap, 4, 4, uint32(xsksPerQueue*max(queues, 1)))
 	if err == nil {
 		o.trusted, err = newTrustedClients(trusted)
+	}
+	if err == nil {
+		err = o.syn.make()
 	}
 	if err != nil {
 		o.close()
@@ -160,6 +165,14 @@ func (o *xdpObjects) instructions() asm.Instructions {
 		asm.LoadMem(asm.R4, asm.R5, eth+tcpFlags, asm.Byte),      //
 		asm.And.Imm(asm.R4, tcpSYN|tcpACK),                       //
 		asm.JNE.Imm(asm.R4, tcpSYN, "redirect"),                  //
+	)
+	// Under table pressure the program may forward the SYN itself
+	// (XDP_TX); if not, it goes on at synlane, data reloaded.
+	insns = append(insns, o.syn.instructions(ctx)...)
+	synlane := reload(eth+20, "redirect")
+	synlane[0] = synlane[0].WithSymbol("synlane")
+	insns = append(insns, synlane...)
+	insns = append(insns,
 		asm.StoreImm(asm.RFP, keySlot, 0, asm.Word),              // ::ffff:a.b.c.d
 		asm.StoreImm(asm.RFP, keySlot+4, 0, asm.Word),            //
 		asm.StoreImm(asm.RFP, keySlot+8, 0, asm.Half),            //

@@ -1,0 +1,353 @@
+package link
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// SYNTable says where one service's bare TCP SYNs go while the director's
+// connection table is under pressure: the forwarder's stateless choice
+// (forwarder.StatelessSYNTable), for the XDP program to make it itself.
+// The bucket of an IPv4 client A (big-endian) and port P is
+// reduce(mix64(Seed ^ x)), x = A<<16 ^ P with HashPort, A without, over
+// len(MACs) buckets (scheduler.Placement); an all-zero MAC leaves the SYN
+// to drlb.
+type SYNTable struct {
+	VIP      netip.Addr
+	Port     uint16
+	Seed     uint64
+	HashPort bool
+	MACs     [][6]byte
+}
+
+// StatelessSYNPort is a Port whose kernel side can forward bare IPv4 SYNs
+// itself (the AF_XDP port's XDP program, XDP_TX) while the director's
+// table is under pressure.
+//
+// Why: under a SYN flood at the generator's top rate the SYNs queue for
+// drlb's one worker, and a never-seen client's SYN is dropped at random
+// with the flood's. Forwarded in the XDP hook, the flood costs a few
+// hundred nanoseconds per SYN in the softirq of whoever sent it, as it
+// does the in-kernel forwarders; the client's ACK reaches drlb, which
+// adopts the connection by the same hash (forwarder, stateless SYNs).
+type StatelessSYNPort interface {
+	// SetStatelessSYNs turns the forwarding on or off and sets the
+	// tables (with on false they are kept but unused).
+	SetStatelessSYNs(on bool, tables []SYNTable) error
+	// StatelessSYNsSent is how many SYNs the kernel side forwarded since
+	// the port opened.
+	StatelessSYNsSent() (uint64, error)
+}
+
+// maxSYNBuckets bounds the buckets of all tables together (8 bytes each:
+// 4 MiB); tables that do not fit are left to drlb.
+const maxSYNBuckets = 1 << 19
+
+// synMaps are the XDP program's maps for stateless SYNs.
+type synMaps struct {
+	cfg   *ebpf.Map // [0]: on (u32), director MAC (6 bytes at 4)
+	svc   *ebpf.Map // (VIP, port) -> seed u64, bucket offset u32, buckets u32, hash port u32
+	tab   *ebpf.Map // bucket -> MAC (6 bytes; 0: drlb decides)
+	count *ebpf.Map // per CPU: SYNs forwarded
+
+	last []SYNTable // what tab and svc hold
+}
+
+// synSvcKey and synSvcValue are the svc map's layout.
+type synSvcKey struct {
+	VIP  [4]byte
+	Port [2]byte // network order
+	_    [2]byte
+}
+
+type synSvcValue struct {
+	Seed     uint64
+	Off, N   uint32
+	HashPort uint32
+	_        uint32
+}
+
+func (m *synMaps) make() error {
+	var err error
+	mk := func(spec *ebpf.MapSpec) *ebpf.Map {
+		if err != nil {
+			return nil
+		}
+		var mp *ebpf.Map
+		if mp, err = ebpf.NewMap(spec); err != nil {
+			err = fmt.Errorf("map %s: %w", spec.Name, err)
+		}
+		return mp
+	}
+	m.cfg = mk(&ebpf.MapSpec{Name: "drlb_syncfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
+	m.svc = mk(&ebpf.MapSpec{Name: "drlb_synsvc", Type: ebpf.Hash, KeySize: 8, ValueSize: 24, MaxEntries: 256})
+	m.tab = mk(&ebpf.MapSpec{Name: "drlb_syntab", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: maxSYNBuckets})
+	m.count = mk(&ebpf.MapSpec{Name: "drlb_syncount", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	return err
+}
+
+func (m *synMaps) close() {
+	for _, mp := range []*ebpf.Map{m.cfg, m.svc, m.tab, m.count} {
+		if mp != nil {
+			_ = mp.Close()
+		}
+	}
+	*m = synMaps{}
+}
+
+// set writes tables (those of IPv4 VIPs that fit) and then the switch:
+// the program never sees a service whose buckets are not written yet.
+// Unchanged tables are not written again.
+func (m *synMaps) set(on bool, mac net.HardwareAddr, tables []SYNTable) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("stateless SYNs: MAC %v is not a 6-byte Ethernet address", mac)
+	}
+	if !sameSYNTables(m.last, tables) {
+		if err := m.writeTables(tables); err != nil {
+			return err
+		}
+	}
+	var v [16]byte
+	if on {
+		v[0] = 1
+	}
+	copy(v[4:10], mac)
+	return m.cfg.Put(uint32(0), v)
+}
+
+func (m *synMaps) writeTables(tables []SYNTable) error {
+	// Services first removed, then buckets rewritten, then services put
+	// back: while this runs the program sends those SYNs to drlb.
+	var k synSvcKey
+	var dels []synSvcKey
+	var v synSvcValue
+	it := m.svc.Iterate()
+	for it.Next(&k, &v) {
+		dels = append(dels, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("stateless SYN map: %w", err)
+	}
+	for _, d := range dels {
+		if err := m.svc.Delete(d); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("stateless SYN map: %w", err)
+		}
+	}
+	m.last = nil
+	off := 0
+	for _, t := range tables {
+		if !t.VIP.Unmap().Is4() || len(t.MACs) == 0 || off+len(t.MACs) > maxSYNBuckets {
+			continue
+		}
+		keys := make([]uint32, len(t.MACs))
+		vals := make([]uint64, len(t.MACs))
+		for i, mac := range t.MACs {
+			keys[i] = uint32(off + i)
+			var b [8]byte
+			copy(b[:6], mac[:])
+			vals[i] = binary.LittleEndian.Uint64(b[:]) // the bytes in memory order
+		}
+		if _, err := m.tab.BatchUpdate(keys, vals, nil); err != nil {
+			return fmt.Errorf("stateless SYN buckets: %w", err)
+		}
+		key := synSvcKey{VIP: t.VIP.Unmap().As4()}
+		binary.BigEndian.PutUint16(key.Port[:], t.Port)
+		val := synSvcValue{Seed: t.Seed, Off: uint32(off), N: uint32(len(t.MACs))}
+		if t.HashPort {
+			val.HashPort = 1
+		}
+		if err := m.svc.Put(key, val); err != nil {
+			return fmt.Errorf("stateless SYN map: %w", err)
+		}
+		off += len(t.MACs)
+	}
+	m.last = tables
+	return nil
+}
+
+// sameSYNTables reports whether a and b are the same tables.
+func sameSYNTables(a, b []SYNTable) bool {
+	if len(a) != len(b) || a == nil != (b == nil) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.VIP != y.VIP || x.Port != y.Port || x.Seed != y.Seed || x.HashPort != y.HashPort || len(x.MACs) != len(y.MACs) {
+			return false
+		}
+		for j := range x.MACs {
+			if !bytes.Equal(x.MACs[j][:], y.MACs[j][:]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sent sums the per-CPU counts.
+func (m *synMaps) sent() (uint64, error) {
+	var per []uint64
+	if err := m.count.Lookup(uint32(0), &per); err != nil {
+		return 0, fmt.Errorf("stateless SYN count: %w", err)
+	}
+	var n uint64
+	for _, c := range per {
+		n += c
+	}
+	return n, nil
+}
+
+// splitmix64's multipliers (scheduler/hash.go mix64); TestXDPStatelessSYNs
+// checks the program's buckets against the forwarder's choice.
+var mix64Mul1, mix64Mul2 uint64 = 0xbf58476d1ce4e5b9, 0x94d049bb133111eb
+
+// instructions is the program's stateless-SYN block, entered with a bare
+// IPv4 TCP SYN to a VIP: R2 data, R3 data_end, R5 data + IHL*4 (the TCP
+// header at R5+14, its first 14 bytes in bounds), R7 the destination as
+// loaded, ctx in the given register. It ends in XDP_TX, or jumps to
+// "synlane" (R2 and R3 clobbered).
+//
+//	off                       -> synlane
+//	(VIP, port) not in svc    -> synlane
+//	bucket's MAC all zero     -> synlane
+//	frame not to our MAC      -> synlane
+//	else: destination MAC = the bucket's, source = ours, count, XDP_TX
+func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
+	const (
+		eth     = 14
+		xdpTX   = 3
+		svcKey  = -40 // 8 bytes
+		xPort   = -48
+		xAddr   = -56
+		zeroKey = -64 // u32 0: cfg and count
+		tabKey  = -72 // u32
+		cfgPtr  = asm.R9
+	)
+	lookup := func(mp *ebpf.Map, key int16) asm.Instructions {
+		return asm.Instructions{
+			asm.LoadMapPtr(asm.R1, mp.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, int32(key)),
+			asm.FnMapLookupElem.Call(),
+		}
+	}
+	insns := asm.Instructions{
+		asm.LoadMem(asm.R4, asm.R5, eth+0, asm.Half), // source port
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word), // source address
+		asm.HostTo(asm.BE, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, xAddr, asm.R1, asm.DWord),
+		asm.LSh.Imm(asm.R1, 16),
+		asm.Xor.Reg(asm.R1, asm.R4),
+		asm.StoreMem(asm.RFP, xPort, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, svcKey, asm.R7, asm.Word), // (VIP, port, 0) as on the wire
+		asm.LoadMem(asm.R4, asm.R5, eth+2, asm.Half),
+		asm.StoreMem(asm.RFP, svcKey+4, asm.R4, asm.Half),
+		asm.StoreImm(asm.RFP, svcKey+6, 0, asm.Half),
+		asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word),
+	}
+	insns = append(insns, lookup(m.cfg, zeroKey)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "synlane"),
+		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
+		asm.JEq.Imm(asm.R4, 0, "synlane"),
+		asm.Mov.Reg(cfgPtr, asm.R0),
+	)
+	insns = append(insns, lookup(m.svc, svcKey)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "synlane"),
+		asm.LoadMem(asm.R4, asm.RFP, xAddr, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, 16, asm.Word), // hash port?
+		asm.JEq.Imm(asm.R1, 0, "synseed"),
+		asm.LoadMem(asm.R4, asm.RFP, xPort, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord).WithSymbol("synseed"),
+		asm.Xor.Reg(asm.R4, asm.R1),
+		// mix64
+		asm.Mov.Reg(asm.R1, asm.R4),
+		asm.RSh.Imm(asm.R1, 30),
+		asm.Xor.Reg(asm.R4, asm.R1),
+		asm.LoadImm(asm.R1, int64(mix64Mul1), asm.DWord),
+		asm.Mul.Reg(asm.R4, asm.R1),
+		asm.Mov.Reg(asm.R1, asm.R4),
+		asm.RSh.Imm(asm.R1, 27),
+		asm.Xor.Reg(asm.R4, asm.R1),
+		asm.LoadImm(asm.R1, int64(mix64Mul2), asm.DWord),
+		asm.Mul.Reg(asm.R4, asm.R1),
+		asm.Mov.Reg(asm.R1, asm.R4),
+		asm.RSh.Imm(asm.R1, 31),
+		asm.Xor.Reg(asm.R4, asm.R1),
+		// reduce: ((h >> 32) * n) >> 32, then the service's offset
+		asm.RSh.Imm(asm.R4, 32),
+		asm.LoadMem(asm.R1, asm.R0, 12, asm.Word),
+		asm.Mul.Reg(asm.R4, asm.R1),
+		asm.RSh.Imm(asm.R4, 32),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word),
+		asm.Add.Reg(asm.R4, asm.R1),
+		asm.StoreMem(asm.RFP, tabKey, asm.R4, asm.Word),
+	)
+	insns = append(insns, lookup(m.tab, tabKey)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "synlane"),
+		asm.LoadMem(asm.R4, asm.R0, 0, asm.DWord),
+		asm.JEq.Imm(asm.R4, 0, "synlane"),
+		asm.LoadMem(asm.R2, ctx, 0, asm.Word), // data again
+		asm.LoadMem(asm.R3, ctx, 4, asm.Word),
+		asm.Mov.Reg(asm.R1, asm.R2),
+		asm.Add.Imm(asm.R1, eth),
+		asm.JGT.Reg(asm.R1, asm.R3, "synlane"),
+		asm.LoadMem(asm.R1, asm.R2, 0, asm.Word), // to our MAC?
+		asm.LoadMem(asm.R4, cfgPtr, 4, asm.Word),
+		asm.JNE.Reg(asm.R1, asm.R4, "synlane"),
+		asm.LoadMem(asm.R1, asm.R2, 4, asm.Half),
+		asm.LoadMem(asm.R4, cfgPtr, 8, asm.Half),
+		asm.JNE.Reg(asm.R1, asm.R4, "synlane"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word), // destination: the real server
+		asm.StoreMem(asm.R2, 0, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R0, 4, asm.Half),
+		asm.StoreMem(asm.R2, 4, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, cfgPtr, 4, asm.Word), // source: us
+		asm.StoreMem(asm.R2, 6, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, cfgPtr, 8, asm.Half),
+		asm.StoreMem(asm.R2, 10, asm.R1, asm.Half),
+	)
+	insns = append(insns, lookup(m.count, zeroKey)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "syntx"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, xdpTX).WithSymbol("syntx"),
+		asm.Return(),
+	)
+	return insns
+}
+
+// SetStatelessSYNs implements StatelessSYNPort.
+func (p *xdpPort) SetStatelessSYNs(on bool, tables []SYNTable) error {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.objs.syn.set(on, p.ap.HardwareAddr(), tables); err != nil {
+		return newError(p.ifname, "XDP stateless SYNs", err)
+	}
+	return nil
+}
+
+// StatelessSYNsSent implements StatelessSYNPort.
+func (p *xdpPort) StatelessSYNsSent() (uint64, error) {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	return p.objs.syn.sent()
+}
