@@ -173,13 +173,13 @@ func (o *xdpObjects) instructions() asm.Instructions {
 	synlane[0] = synlane[0].WithSymbol("synlane")
 	insns = append(insns, synlane...)
 	insns = append(insns,
-		asm.StoreImm(asm.RFP, keySlot, 0, asm.Word),              // ::ffff:a.b.c.d
-		asm.StoreImm(asm.RFP, keySlot+4, 0, asm.Word),            //
-		asm.StoreImm(asm.RFP, keySlot+8, 0, asm.Half),            //
-		asm.StoreImm(asm.RFP, keySlot+10, mapped, asm.Half),      //
-		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Src, asm.Word),       //
-		asm.StoreMem(asm.RFP, keySlot+12, asm.R4, asm.Word),      //
-		asm.Ja.Label("trusted"),                                  //
+		asm.StoreImm(asm.RFP, keySlot, 0, asm.Word),         // ::ffff:a.b.c.d
+		asm.StoreImm(asm.RFP, keySlot+4, 0, asm.Word),       //
+		asm.StoreImm(asm.RFP, keySlot+8, 0, asm.Half),       //
+		asm.StoreImm(asm.RFP, keySlot+10, mapped, asm.Half), //
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Src, asm.Word),  //
+		asm.StoreMem(asm.RFP, keySlot+12, asm.R4, asm.Word), //
+		asm.Ja.Label("trusted"),                             //
 
 		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv6"), //
 		asm.Add.Imm(asm.R4, eth+ipv6Len),               // Ethernet + IPv6 through the destination
