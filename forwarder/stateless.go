@@ -62,14 +62,19 @@ type statelessState struct {
 }
 
 // note counts a stateless SYN at now and opens the adoption window.
-func (s *statelessState) note(now int64) {
+func (s *statelessState) note(now int64) { s.noteN(now, 1) }
+
+// noteN counts n stateless SYNs at now and opens the adoption window: as
+// n calls of note(now) for n > 0 (callers skip n == 0, which opens
+// nothing).
+func (s *statelessState) noteN(now int64, n uint64) {
 	sec := now / int64(time.Second)
 	i := uint64(sec) % uint64(shadowSeconds)
 	if s.sec[i].Load() != sec {
 		s.sec[i].Store(sec)
 		s.n[i].Store(0)
 	}
-	s.n[i].Add(1)
+	s.n[i].Add(int64(n))
 	s.until.Store(now + int64(StatelessWindow))
 }
 
