@@ -92,6 +92,12 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 	// flooded queue.
 	truster, _ := w.port.(link.ClientTruster)
 	trusted := make([]netip.Addr, 0, forwarder.HandshakeBatch)
+	// A port that forwards SYNs in the kernel under pressure (OpenXDP's)
+	// follows the forwarder's pressure (statelesssyn.go).
+	var syns *synLane
+	if p, ok := w.port.(link.StatelessSYNPort); ok {
+		syns = &synLane{port: p}
+	}
 	for {
 		n, err := w.port.ReadBatch(ctx, in)
 		if errors.Is(err, link.ErrLinkDown) {
@@ -116,6 +122,9 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		if len(trusted) > 0 {
 			truster = d.trust(w, truster, trusted)
 			trusted = trusted[:0]
+		}
+		if syns != nil && !d.statelessSYNs(w, syns, now) {
+			syns = nil
 		}
 		if len(out) > 0 {
 			if _, err := w.port.WriteBatch(out); err != nil {

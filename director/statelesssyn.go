@@ -1,0 +1,80 @@
+package director
+
+import (
+	"errors"
+	"time"
+
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/link"
+)
+
+// synEvery is how often a worker whose port forwards SYNs in the kernel
+// (link.StatelessSYNPort: the AF_XDP port's XDP program) reads the
+// kernel's count and turns the forwarding on or off with the table's
+// pressure; while on, the tables are rewritten at most every synTablesEvery
+// (a health or weight change reaches the kernel within that).
+const (
+	synEvery       = 50 * time.Millisecond
+	synTablesEvery = time.Second
+)
+
+// synLane is a worker's view of its port's kernel SYN forwarding.
+type synLane struct {
+	port     link.StatelessSYNPort
+	on       bool
+	sent     uint64 // the kernel's count when last read
+	at       int64  // last check
+	tablesAt int64  // last table write
+}
+
+// statelessSYNs follows w's forwarder in the port's kernel side: the
+// SYNs the kernel forwarded since the last call are noted in the
+// forwarder (they count as syn-stateless, and keep the adoption window
+// open and the pressure on, as if the forwarder had placed them), and the
+// forwarding is on exactly while the forwarder places SYNs without entry.
+// It returns false once the port has failed (logged): the worker stops
+// calling it, and SYNs go through drlb as before.
+func (d *Director) statelessSYNs(w *worker, l *synLane, now int64) bool {
+	if now-l.at < int64(synEvery) {
+		return true
+	}
+	l.at = now
+	sent, err := l.port.StatelessSYNsSent()
+	if err != nil {
+		return d.synLaneFailed(err)
+	}
+	if delta := sent - l.sent; delta > 0 {
+		l.sent = sent
+		w.mu.Lock()
+		w.fw.NoteStatelessSYNs(delta, now)
+		w.mu.Unlock()
+	}
+	on := w.fw.StatelessSYNsOn()
+	if on == l.on && (!on || now-l.tablesAt < int64(synTablesEvery)) {
+		return true
+	}
+	if err := l.port.SetStatelessSYNs(on, linkSYNTables(w.fw.StatelessSYNTables())); err != nil {
+		return d.synLaneFailed(err)
+	}
+	if on != l.on {
+		d.log.Info("SYNs forwarded in the kernel while the connection table is under pressure", "on", on)
+	}
+	l.on, l.tablesAt = on, now
+	return true
+}
+
+func (d *Director) synLaneFailed(err error) bool {
+	if !errors.Is(err, link.ErrClosed) {
+		d.log.Warn("kernel SYN forwarding off: SYNs go through drlb", "err", err)
+	}
+	return false
+}
+
+// linkSYNTables converts the forwarder's tables for the port.
+func linkSYNTables(ts []forwarder.StatelessSYNTable) []link.SYNTable {
+	out := make([]link.SYNTable, len(ts))
+	for i, t := range ts {
+		out[i] = link.SYNTable{VIP: t.VIP, Port: t.Port, Seed: t.Seed, HashPort: t.HashPort, MACs: t.MACs}
+	}
+	return out
+}

@@ -1,0 +1,103 @@
+package director
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/link"
+)
+
+// synPort is a Port whose kernel side forwards SYNs (a fake of the
+// AF_XDP port's XDP program): it records what the director sets and
+// reports the count the test sets.
+type synPort struct {
+	link.Port
+	sent   atomic.Uint64
+	mu     sync.Mutex
+	on     bool
+	tables []link.SYNTable
+	sets   int
+}
+
+func (p *synPort) SetStatelessSYNs(on bool, tables []link.SYNTable) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.on, p.tables, p.sets = on, tables, p.sets+1
+	return nil
+}
+
+func (p *synPort) StatelessSYNsSent() (uint64, error) { return p.sent.Load(), nil }
+
+func (p *synPort) state() (bool, []link.SYNTable) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.on, p.tables
+}
+
+// TestStatelessSYNsInTheKernel: once the table is under pressure the
+// director turns the port's SYN forwarding on with a table that sends
+// every bucket to the one real server; the SYNs the kernel reports are
+// counted as syn-stateless and keep the adoption window open, so a
+// client's ACK without entry is adopted; and the forwarding goes off
+// when the pressure ends.
+func TestStatelessSYNsInTheKernel(t *testing.T) {
+	cfg := rs2Config() // max_conns 64: pressure from 32 entries
+	dirPort, wire := link.Pipe()
+	port := &synPort{Port: dirPort}
+	now := time.Unix(1_800_000_000, 0)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	d, err := New(cfg, port, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond,
+		Clock: func() time.Time { return time.Unix(0, clock.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, d, wire)
+	l2 := framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}
+	fw := d.workers[0].fw
+	tick := func() { clock.Add(int64(100 * time.Millisecond)) }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			// A frame wakes the worker's loop, which checks the port.
+			tick()
+			send(t, wire, framegen.TCP(l2, netip.MustParseAddrPort("198.18.1.250:1"), netip.AddrPortFrom(vip, 80), "A", 1, 1, nil))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for i := range 40 { // SYN_RECV entries: 40 of 64
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}), 40000)
+		send(t, wire, framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil))
+	}
+	waitFor("the kernel forwarding on", func() bool { on, _ := port.state(); return on })
+	_, tables := port.state()
+	if len(tables) != 1 || tables[0].VIP != vip || tables[0].Port != 80 || len(tables[0].MACs) == 0 {
+		t.Fatalf("tables %+v, want one for %v:80", tables, vip)
+	}
+	for i, m := range tables[0].MACs {
+		if m != [6]byte(rs2MAC) {
+			t.Fatalf("bucket %d: MAC % x, want rs2's % x", i, m, rs2MAC)
+		}
+	}
+	before := fw.Count(forwarder.ReasonSynStateless)
+	port.sent.Store(1000)
+	waitFor("the kernel's SYNs counted", func() bool { return fw.Count(forwarder.ReasonSynStateless) >= before+1000 })
+	// An ACK for a SYN only the kernel saw is adopted.
+	adopted := fw.Count(forwarder.ReasonPressureAdopted)
+	c := netip.MustParseAddrPort("198.18.3.1:50000")
+	send(t, wire, framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 1, 1, nil))
+	waitFor("the ACK adopted", func() bool { return fw.Count(forwarder.ReasonPressureAdopted) > adopted })
+	// The SYN_RECV entries expire; with no more kernel SYNs the shadow
+	// empties and the pressure, and the forwarding, end.
+	clock.Add(int64(2 * time.Minute))
+	waitFor("the kernel forwarding off", func() bool { on, _ := port.state(); return !on })
+}
