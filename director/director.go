@@ -119,6 +119,18 @@ type Options struct {
 	// during the wait is forwarded up to RxCoalesce later. 0 (the
 	// default): read again at once. At most MaxRxCoalesce.
 	RxCoalesce time.Duration
+	// XDPSYNs lets an AF_XDP port's XDP program forward bare IPv4 SYNs
+	// itself (XDP_TX) while the connection table is under pressure, by
+	// the same hash the forwarder's stateless SYNs use (link.
+	// StatelessSYNPort): a SYN flood then costs the kernel's receive
+	// path, not drlb's queue. Off by default: XDP_TX must work on the
+	// interface (physical NICs with native XDP, any NIC in generic mode;
+	// a veth in native mode drops XDP_TX unless its peer has GRO on or an
+	// XDP program).
+	XDPSYNs bool
+	// XDPGeneric attaches the AF_XDP port's program in generic mode even
+	// where the driver has native XDP (link.Config.XDPGeneric).
+	XDPGeneric bool
 	// ExtraPorts are further workers' ports of port's fanout group
 	// (link.OpenSplit with FanoutHash(cfg)): each gets a worker of its
 	// own (a goroutine with its own connection table and step), so that
@@ -152,7 +164,9 @@ type Director struct {
 	trustOff sync.Once
 	// coalesce is Options.RxCoalesce.
 	coalesce time.Duration
-	mac      arp.MAC
+	// xdpSYNs is Options.XDPSYNs.
+	xdpSYNs bool
+	mac     arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
 	// configuration, so it names services by the right indexes.
 	trace step.Observer
@@ -192,6 +206,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 		return nil, fmt.Errorf("%w: rx coalesce %v, want 0 to %v", ErrBadOptions, opts.RxCoalesce, MaxRxCoalesce)
 	}
 	d.coalesce = opts.RxCoalesce
+	d.xdpSYNs = opts.XDPSYNs
 	cfg = cfg.Clone()
 	d.cur.Store(cfg)
 	if d.log == nil {

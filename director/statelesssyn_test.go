@@ -52,7 +52,7 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	var clock atomic.Int64
 	clock.Store(now.UnixNano())
-	d, err := New(cfg, port, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond,
+	d, err := New(cfg, port, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond, XDPSYNs: true,
 		Clock: func() time.Time { return time.Unix(0, clock.Load()) }})
 	if err != nil {
 		t.Fatal(err)
@@ -100,4 +100,34 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	// empties and the pressure, and the forwarding, end.
 	clock.Add(int64(2 * time.Minute))
 	waitFor("the kernel forwarding off", func() bool { on, _ := port.state(); return !on })
+}
+
+// TestStatelessSYNsOffByDefault: without Options.XDPSYNs the port's
+// kernel forwarding is never touched, pressure or not.
+func TestStatelessSYNsOffByDefault(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	port := &synPort{Port: dirPort}
+	d, err := New(rs2Config(), port, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, d, wire)
+	l2 := framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}
+	for i := range 60 {
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}), 40000)
+		send(t, wire, framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for d.workers[0].fw.Count(forwarder.ReasonSynStateless) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no pressure: the test did not exercise it")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	port.mu.Lock()
+	defer port.mu.Unlock()
+	if port.sets != 0 {
+		t.Fatalf("SetStatelessSYNs called %d times without XDPSYNs", port.sets)
+	}
 }

@@ -92,10 +92,11 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 	// flooded queue.
 	truster, _ := w.port.(link.ClientTruster)
 	trusted := make([]netip.Addr, 0, forwarder.HandshakeBatch)
-	// A port that forwards SYNs in the kernel under pressure (OpenXDP's)
-	// follows the forwarder's pressure (statelesssyn.go).
+	// A port that forwards SYNs in the kernel under pressure (OpenXDP's,
+	// with Options.XDPSYNs) follows the forwarder's pressure
+	// (statelesssyn.go).
 	var syns *synLane
-	if p, ok := w.port.(link.StatelessSYNPort); ok {
+	if p, ok := w.port.(link.StatelessSYNPort); ok && d.xdpSYNs {
 		syns = &synLane{port: p}
 	}
 	for {

@@ -186,6 +186,11 @@ type Config struct {
 	// SYN waits behind all of it.
 	SYNReadBuffer int
 
+	// XDPGeneric has OpenXDP attach its program in generic (SKB) mode
+	// even where the driver has native XDP: slower, but XDP_TX then goes
+	// through the ordinary transmit path, which a veth whose peer has no
+	// XDP program needs (native XDP_TX on such a veth is dropped).
+	XDPGeneric bool
 	// outsidePoller opens the socket outside the Go runtime's poller
 	// (rawPacketConn): for ports that poll(2) themselves.
 	outsidePoller bool

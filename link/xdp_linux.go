@@ -38,10 +38,12 @@ type xdpPort struct {
 	objs   *xdpObjects
 	attach ebpflink.Link
 	mode   string
-	x      *xsk
-	syn    *xskRX // untrusted bare SYNs
-	tsyn   *xskRX // trusted clients' bare SYNs
-	closed atomic.Bool
+	// generic: attach in generic mode only (Config.XDPGeneric).
+	generic bool
+	x       *xsk
+	syn     *xskRX // untrusted bare SYNs
+	tsyn    *xskRX // trusted clients' bare SYNs
+	closed  atomic.Bool
 	// Frames moved through the AF_XDP sockets (the rest went through the
 	// AF_PACKET side; rxSYN: through the two SYN sockets, counted in
 	// rxXDP too), for tests and the start-up log.
@@ -75,7 +77,7 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1}
+	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric}
 	if err := p.setup(vips); err != nil {
 		p.teardown()
 		return nil, err
@@ -119,8 +121,11 @@ func (p *xdpPort) setup(vips []netip.Addr) error {
 	if err := p.objs.xsks.Put(xskSlot(0, xskLaneTrusted), uint32(p.tsyn.fd)); err != nil {
 		return newError(p.ifname, "XSKMAP", err)
 	}
-	p.attach, err = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: p.objs.prog, Interface: ifi.Index, Flags: ebpflink.XDPDriverMode})
-	p.mode = "driver"
+	err = errors.New("generic mode asked for")
+	if !p.generic {
+		p.attach, err = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: p.objs.prog, Interface: ifi.Index, Flags: ebpflink.XDPDriverMode})
+		p.mode = "driver"
+	}
 	if err != nil {
 		var gerr error
 		p.attach, gerr = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: p.objs.prog, Interface: ifi.Index, Flags: ebpflink.XDPGenericMode})
