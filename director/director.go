@@ -125,8 +125,8 @@ type Options struct {
 	// StatelessSYNPort): a SYN flood then costs the kernel's receive
 	// path, not drlb's queue. Off by default: XDP_TX must work on the
 	// interface (physical NICs with native XDP, any NIC in generic mode;
-	// a veth in native mode drops XDP_TX unless its peer has GRO on or an
-	// XDP program).
+	// a veth in native mode drops XDP_TX unless its peer has an XDP
+	// program: XDPGeneric).
 	XDPSYNs bool
 	// XDPGeneric attaches the AF_XDP port's program in generic mode even
 	// where the driver has native XDP (link.Config.XDPGeneric).

@@ -111,6 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		b.stop()
 		return err
 	}
+	warnXDPSYNs(cfg.Interface, port, opts, log)
 	drop := attachVIPDrop(cfg, port, vips, opts, log)
 	if drop != nil {
 		defer drop.Close()
@@ -265,5 +266,22 @@ func vipsFollower(holes *blackholes, drop *link.VIPDrop, vips []netip.Addr, log 
 				log.Error("reload: the kernel's copy of VIP frames keeps the old VIP set: new VIPs' frames also reach its IP stack", "err", err)
 			}
 		}
+	}
+}
+
+// warnXDPSYNs says when -xdp-syn cannot work as asked: the port is not
+// AF_XDP (it has no XDP program), or it is a veth in native mode, where
+// XDP_TX is dropped unless the peer has an XDP program.
+func warnXDPSYNs(ifname string, port link.Port, opts Options, log *slog.Logger) {
+	if !opts.XDPSYNs {
+		return
+	}
+	m, ok := port.(link.XDPMode)
+	if !ok {
+		log.Warn("-xdp-syn has no effect: the port is not AF_XDP (-io afxdp)")
+		return
+	}
+	if lk, err := netlink.LinkByName(ifname); err == nil && lk.Type() == "veth" && m.XDPMode() == "driver" {
+		log.Warn("-xdp-syn on a veth in native XDP mode: its XDP_TX is dropped unless the peer has an XDP program; -xdp-generic avoids that", "interface", ifname)
 	}
 }

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -11,11 +12,12 @@ import (
 // synEvery is how often a worker whose port forwards SYNs in the kernel
 // (link.StatelessSYNPort: the AF_XDP port's XDP program) reads the
 // kernel's count and turns the forwarding on or off with the table's
-// pressure; while on, the tables are rewritten at most every synTablesEvery
-// (a health or weight change reaches the kernel within that).
+// pressure; while on, the tables are rewritten as soon as the forwarder's
+// servers change (StatelessSYNGeneration), and every synTablesEvery
+// anyway.
 const (
 	synEvery       = 50 * time.Millisecond
-	synTablesEvery = time.Second
+	synTablesEvery = 5 * time.Second
 )
 
 // synLane is a worker's view of its port's kernel SYN forwarding.
@@ -23,8 +25,27 @@ type synLane struct {
 	port     link.StatelessSYNPort
 	on       bool
 	sent     uint64 // the kernel's count when last read
-	at       int64  // last check
+	gen      uint64 // the forwarder's generation the tables were built from
 	tablesAt int64  // last table write
+}
+
+// followSYNs runs statelessSYNs every synEvery until ctx ends or the port
+// fails; on the way out the forwarding is turned off (best effort).
+func (d *Director) followSYNs(ctx context.Context, w *worker, port link.StatelessSYNPort) {
+	l := &synLane{port: port}
+	t := time.NewTicker(synEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !d.statelessSYNs(w, l, d.clock().UnixNano()) {
+			_ = port.SetStatelessSYNs(false, nil)
+			return
+		}
+	}
 }
 
 // statelessSYNs follows w's forwarder in the port's kernel side: the
@@ -32,13 +53,8 @@ type synLane struct {
 // forwarder (they count as syn-stateless, and keep the adoption window
 // open and the pressure on, as if the forwarder had placed them), and the
 // forwarding is on exactly while the forwarder places SYNs without entry.
-// It returns false once the port has failed (logged): the worker stops
-// calling it, and SYNs go through drlb as before.
+// It returns false once the port has failed (logged).
 func (d *Director) statelessSYNs(w *worker, l *synLane, now int64) bool {
-	if now-l.at < int64(synEvery) {
-		return true
-	}
-	l.at = now
 	sent, err := l.port.StatelessSYNsSent()
 	if err != nil {
 		return d.synLaneFailed(err)
@@ -50,7 +66,8 @@ func (d *Director) statelessSYNs(w *worker, l *synLane, now int64) bool {
 		w.mu.Unlock()
 	}
 	on := w.fw.StatelessSYNsOn()
-	if on == l.on && (!on || now-l.tablesAt < int64(synTablesEvery)) {
+	gen := w.fw.StatelessSYNGeneration()
+	if on == l.on && (!on || gen == l.gen && now-l.tablesAt < int64(synTablesEvery)) {
 		return true
 	}
 	if err := l.port.SetStatelessSYNs(on, linkSYNTables(w.fw.StatelessSYNTables())); err != nil {
@@ -59,7 +76,7 @@ func (d *Director) statelessSYNs(w *worker, l *synLane, now int64) bool {
 	if on != l.on {
 		d.log.Info("SYNs forwarded in the kernel while the connection table is under pressure", "on", on)
 	}
-	l.on, l.tablesAt = on, now
+	l.on, l.gen, l.tablesAt = on, gen, now
 	return true
 }
 

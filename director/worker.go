@@ -72,6 +72,17 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 			errs[i] = d.loop(ctx, w)
 			cancel()
 		}()
+		// A port that forwards SYNs in the kernel under pressure
+		// (OpenXDP's, with Options.XDPSYNs) follows the forwarder's
+		// pressure on a goroutine of its own (statelesssyn.go): the
+		// kernel's SYNs must be noted even while no frame reaches drlb.
+		if p, ok := w.port.(link.StatelessSYNPort); ok && d.xdpSYNs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.followSYNs(ctx, w, p)
+			}()
+		}
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -92,13 +103,6 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 	// flooded queue.
 	truster, _ := w.port.(link.ClientTruster)
 	trusted := make([]netip.Addr, 0, forwarder.HandshakeBatch)
-	// A port that forwards SYNs in the kernel under pressure (OpenXDP's,
-	// with Options.XDPSYNs) follows the forwarder's pressure
-	// (statelesssyn.go).
-	var syns *synLane
-	if p, ok := w.port.(link.StatelessSYNPort); ok && d.xdpSYNs {
-		syns = &synLane{port: p}
-	}
 	for {
 		n, err := w.port.ReadBatch(ctx, in)
 		if errors.Is(err, link.ErrLinkDown) {
@@ -123,9 +127,6 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		if len(trusted) > 0 {
 			truster = d.trust(w, truster, trusted)
 			trusted = trusted[:0]
-		}
-		if syns != nil && !d.statelessSYNs(w, syns, now) {
-			syns = nil
 		}
 		if len(out) > 0 {
 			if _, err := w.port.WriteBatch(out); err != nil {

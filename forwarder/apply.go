@@ -123,6 +123,7 @@ func (f *Forwarder) Apply(cfg *config.Config, now int64, commit func(swap func()
 	swap := func() {
 		update()
 		f.cur.Store(next)
+		f.synGen.Add(1)
 	}
 	if commit == nil {
 		swap()

@@ -27,8 +27,11 @@ func (f *Forwarder) SetMAC(addr netip.Addr, mac net.HardwareAddr) error {
 			if r != nil && r.addr == addr {
 				found = true
 				v := packMAC(mac)
-				if r.mac.Swap(v)&macKnown != v&macKnown {
+				old := r.mac.Swap(v)
+				if old&macKnown != v&macKnown {
 					changed = true
+				} else if old != v {
+					f.synGen.Add(1) // a new MAC for the SYN tables
 				}
 			}
 		}

@@ -123,6 +123,9 @@ type core struct {
 	ctl sync.Mutex
 
 	pressureEpisodes atomic.Uint64
+	// synGen counts configuration swaps and MAC changes
+	// (StatelessSYNGeneration).
+	synGen atomic.Uint64
 
 	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
 	preMin int

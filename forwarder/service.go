@@ -154,6 +154,8 @@ type service struct {
 	// stateless places SYNs under table pressure when sched is not
 	// consistent (stateless.go); unset for persistent services.
 	stateless scheduler.Handle
+	// gen counts scheduler builds (StatelessSYNGeneration).
+	gen atomic.Uint64
 }
 
 // ref returns the real server slot names and its configuration index; a
@@ -262,6 +264,7 @@ func (s *service) rebuildScheduler() error {
 	s.sched.Store(sc)
 	s.buildStateless(snap)
 	s.live.Store(anyLive(snap))
+	s.gen.Add(1)
 	return nil
 }
 

@@ -20,6 +20,8 @@ import (
 type StatelessSYNTable struct {
 	VIP netip.Addr
 	// Port is the service's port; 0 is the service that takes every port
+	// (the XDP program leaves that one's SYNs to drlb: it matches ports
+	// exactly)
 	// of the VIP that no other TCP service of it names.
 	Port     uint16
 	Seed     uint64 // scheduler.Placement.Seed
@@ -93,4 +95,18 @@ func (f *Forwarder) NoteStatelessSYNs(n uint64, now int64) {
 	}
 	f.counts[ReasonSynStateless].Add(n)
 	f.stateless.noteN(now, n)
+}
+
+// StatelessSYNGeneration changes whenever StatelessSYNTables may: a
+// configuration swap, a scheduler rebuild (availability, weight, a MAC
+// learned or lost), a real server's new MAC. A caller that keeps tables
+// in the kernel rewrites them when it changes. Any goroutine.
+func (f *Forwarder) StatelessSYNGeneration() uint64 {
+	// Swaps in the high half: a swap that drops a service (and its
+	// count) still changes the sum.
+	g := f.synGen.Load() << 32
+	for _, s := range f.cur.Load().services {
+		g += s.gen.Load()
+	}
+	return g
 }

@@ -12,8 +12,12 @@ import (
 )
 
 // maxSYNBuckets bounds the buckets of all tables together (8 bytes each:
-// 4 MiB); tables that do not fit are left to drlb.
-const maxSYNBuckets = 1 << 19
+// 4 MiB), maxSYNServices the tables; those that do not fit, IPv6 VIPs and
+// a VIP's every-port service (port 0) are left to drlb.
+const (
+	maxSYNBuckets  = 1 << 19
+	maxSYNServices = 256
+)
 
 // synMaps are the XDP program's maps for stateless SYNs.
 type synMaps struct {
@@ -52,7 +56,7 @@ func (m *synMaps) make() error {
 		return mp
 	}
 	m.cfg = mk(&ebpf.MapSpec{Name: "drlb_syncfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
-	m.svc = mk(&ebpf.MapSpec{Name: "drlb_synsvc", Type: ebpf.Hash, KeySize: 8, ValueSize: 24, MaxEntries: 256})
+	m.svc = mk(&ebpf.MapSpec{Name: "drlb_synsvc", Type: ebpf.Hash, KeySize: 8, ValueSize: 24, MaxEntries: maxSYNServices})
 	m.tab = mk(&ebpf.MapSpec{Name: "drlb_syntab", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: maxSYNBuckets})
 	m.count = mk(&ebpf.MapSpec{Name: "drlb_syncount", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
 	return err
@@ -76,6 +80,9 @@ func (m *synMaps) set(on bool, mac net.HardwareAddr, tables []SYNTable) error {
 	}
 	if !sameSYNTables(m.last, tables) {
 		if err := m.writeTables(tables); err != nil {
+			// Half-written tables must not stay on: off, best effort.
+			_ = m.cfg.Put(uint32(0), [16]byte{})
+			m.last = nil
 			return err
 		}
 	}
@@ -106,11 +113,12 @@ func (m *synMaps) writeTables(tables []SYNTable) error {
 		}
 	}
 	m.last = nil
-	off := 0
+	off, services := 0, 0
 	for _, t := range tables {
-		if !t.VIP.Unmap().Is4() || len(t.MACs) == 0 || off+len(t.MACs) > maxSYNBuckets {
-			continue
+		if !t.VIP.Unmap().Is4() || len(t.MACs) == 0 || t.Port == 0 || off+len(t.MACs) > maxSYNBuckets || services == maxSYNServices {
+			continue // left to drlb
 		}
+		services++
 		keys := make([]uint32, len(t.MACs))
 		vals := make([]uint64, len(t.MACs))
 		for i, mac := range t.MACs {
@@ -179,10 +187,11 @@ var mix64Mul1, mix64Mul2 uint64 = 0xbf58476d1ce4e5b9, 0x94d049bb133111eb
 // loaded, ctx in the given register. It ends in XDP_TX, or jumps to
 // "synlane" (R2 and R3 clobbered).
 //
+//	not version 4 with IHL >= 5 -> synlane
 //	off                       -> synlane
 //	(VIP, port) not in svc    -> synlane
 //	bucket's MAC all zero     -> synlane
-//	frame not to our MAC      -> synlane
+//	frame not to our MAC, or from it -> synlane
 //	else: destination MAC = the bucket's, source = ours, count, XDP_TX
 func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 	const (
@@ -204,6 +213,9 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		}
 	}
 	insns := asm.Instructions{
+		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte), // version 4, a header of 20 bytes or more, as the forwarder wants
+		asm.JLT.Imm(asm.R4, 0x45, "synlane"),
+		asm.JGT.Imm(asm.R4, 0x4f, "synlane"),
 		asm.LoadMem(asm.R4, asm.R5, eth+0, asm.Half), // source port
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word), // source address
@@ -273,7 +285,13 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R2, 4, asm.Half),
 		asm.LoadMem(asm.R4, cfgPtr, 8, asm.Half),
 		asm.JNE.Reg(asm.R1, asm.R4, "synlane"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word), // destination: the real server
+		asm.LoadMem(asm.R1, asm.R2, 6, asm.Word), // not from our MAC (drlb drops those)
+		asm.LoadMem(asm.R4, cfgPtr, 4, asm.Word),
+		asm.JNE.Reg(asm.R1, asm.R4, "synnotours"),
+		asm.LoadMem(asm.R1, asm.R2, 10, asm.Half),
+		asm.LoadMem(asm.R4, cfgPtr, 8, asm.Half),
+		asm.JEq.Reg(asm.R1, asm.R4, "synlane"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word).WithSymbol("synnotours"), // destination: the real server
 		asm.StoreMem(asm.R2, 0, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, asm.R0, 4, asm.Half),
 		asm.StoreMem(asm.R2, 4, asm.R1, asm.Half),
