@@ -1,7 +1,6 @@
 package forwarder
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -11,22 +10,9 @@ import (
 )
 
 // xdpBucket is a SYN's bucket in t as a program outside Go computes it
-// from the table alone (the formula of StatelessSYNTable's doc):
-// splitmix64's finalizer over the seed and the IPv4 client address (and
-// port), reduced onto the buckets by multiply-shift.
+// from the table alone (scheduler.BucketIPv4).
 func xdpBucket(t *StatelessSYNTable, c netip.AddrPort) int {
-	a4 := c.Addr().As4()
-	x := uint64(binary.BigEndian.Uint32(a4[:]))
-	if t.HashPort {
-		x = x<<16 ^ uint64(c.Port())
-	}
-	h := t.Seed ^ x
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return int(((h >> 32) * uint64(len(t.MACs))) >> 32)
+	return scheduler.BucketIPv4(t.Seed, t.HashPort, len(t.MACs), c.Addr().As4(), c.Port())
 }
 
 // pressured floods f with spoofed SYNs until it places them statelessly.

@@ -2,7 +2,6 @@ package link
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -10,22 +9,13 @@ import (
 
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
+	"github.com/drlb/drlb/scheduler"
 )
 
 // synBucket is SYNTable's bucket of an IPv4 client, by its definition
-// (scheduler.Placement: splitmix64, then Lemire's reduce).
+// (scheduler.BucketIPv4).
 func synBucket(t SYNTable, src netip.Addr, sport uint16) int {
-	x := uint64(binary.BigEndian.Uint32(src.AsSlice()))
-	if t.HashPort {
-		x = x<<16 ^ uint64(sport)
-	}
-	h := t.Seed ^ x
-	h ^= h >> 30
-	h *= mix64Mul1
-	h ^= h >> 27
-	h *= mix64Mul2
-	h ^= h >> 31
-	return int(((h >> 32) * uint64(len(t.MACs))) >> 32)
+	return scheduler.BucketIPv4(t.Seed, t.HashPort, len(t.MACs), src.As4(), sport)
 }
 
 // TestXDPStatelessSYNs runs the XDP program in the kernel on bare SYNs

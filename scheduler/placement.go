@@ -1,5 +1,7 @@
 package scheduler
 
+import "encoding/binary"
+
 // Placement is a consistent scheduler's choice (sh, mh) as a table, for a
 // program outside Go (drlb's XDP program) to make the very same choice:
 // for a flow f whose bucket entry is >= 0, Pick(f) returns exactly that
@@ -79,4 +81,16 @@ func PlacementOf(sc Scheduler) (Placement, bool) {
 		return p, true
 	}
 	return Placement{}, false
+}
+
+// BucketIPv4 is the bucket of an IPv4 client among n by the formula Seed
+// documents: the one definition the XDP program (link) and the tests of
+// every table built from a Placement are held to. TestPlacement checks it
+// against Bucket.
+func BucketIPv4(seed uint64, hashPort bool, n int, addr [4]byte, port uint16) int {
+	x := uint64(binary.BigEndian.Uint32(addr[:]))
+	if hashPort {
+		x = x<<16 ^ uint64(port)
+	}
+	return reduce(mix64(seed^x), n)
 }

@@ -10,27 +10,10 @@ import (
 	"github.com/drlb/drlb/scheduler"
 )
 
-// refMix64 is splitmix64's finalizer as Placement.Seed documents it, written
-// out again so that the test holds the documentation to the code.
-func refMix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
-
-// refBucket is an IPv4 flow's bucket by Placement.Seed's formula alone,
-// as a program outside Go computes it.
+// refBucket is an IPv4 flow's bucket by Placement.Seed's formula
+// (BucketIPv4), as a program outside Go computes it.
 func refBucket(p scheduler.Placement, f *scheduler.Flow) int {
-	a4 := f.Src.As4()
-	x := uint64(binary.BigEndian.Uint32(a4[:]))
-	if p.Port {
-		x = x<<16 ^ uint64(f.SrcPort)
-	}
-	h := refMix64(p.Seed() ^ x)
-	return int(((h >> 32) * uint64(len(p.Buckets))) >> 32)
+	return scheduler.BucketIPv4(p.Seed(), p.Port, len(p.Buckets), f.Src.As4(), f.SrcPort)
 }
 
 func placementServers(weights []int, down ...int) []scheduler.Server {
