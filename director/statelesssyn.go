@@ -91,7 +91,7 @@ func (d *Director) synLaneFailed(err error) bool {
 func linkSYNTables(ts []forwarder.StatelessSYNTable) []link.SYNTable {
 	out := make([]link.SYNTable, len(ts))
 	for i, t := range ts {
-		out[i] = link.SYNTable{VIP: t.VIP, Port: t.Port, Seed: t.Seed, HashPort: t.HashPort, MACs: t.MACs}
+		out[i] = link.SYNTable(t) // the same fields
 	}
 	return out
 }

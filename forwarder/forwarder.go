@@ -380,7 +380,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 		f.updatePressure(now)
 	}
 	tcp := p.proto == protoTCP
-	syn := tcp && p.tcpFlags&(tcpSYN|tcpACK|tcpRST|tcpFIN) == tcpSYN
+	syn := tcp && bareSYN(p.tcpFlags)
 
 	f.setKey(&f.key, &p.flow)
 	reason := ReasonNew

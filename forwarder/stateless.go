@@ -114,13 +114,17 @@ func (s *service) buildStateless(snap []scheduler.Server) {
 // hashSchedule places a flow by the service's stateless hash; like
 // schedule it never returns a server that is not usable.
 func (f *Forwarder) hashSchedule(s *service, fl *flow) (int, bool) {
-	var sc scheduler.Scheduler
+	return f.pickWith(s.statelessScheduler(), s, fl)
+}
+
+// statelessScheduler is the scheduler that places s's connections
+// without entry: its own when consistent, else the hash built beside it
+// (nil for none).
+func (s *service) statelessScheduler() scheduler.Scheduler {
 	if s.consistent {
-		sc = s.sched.Load()
-	} else {
-		sc = s.stateless.Load()
+		return s.sched.Load()
 	}
-	return f.pickWith(sc, s, fl)
+	return s.stateless.Load()
 }
 
 // synStateless forwards a TCP SYN without entry by the hash while the table

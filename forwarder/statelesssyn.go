@@ -20,9 +20,8 @@ import (
 type StatelessSYNTable struct {
 	VIP netip.Addr
 	// Port is the service's port; 0 is the service that takes every port
-	// (the XDP program leaves that one's SYNs to drlb: it matches ports
-	// exactly)
-	// of the VIP that no other TCP service of it names.
+	// of the VIP that no other TCP service of it names (the XDP program
+	// leaves that one's SYNs to drlb: it matches ports exactly).
 	Port     uint16
 	Seed     uint64 // scheduler.Placement.Seed
 	HashPort bool   // scheduler.Placement.Port
@@ -46,14 +45,7 @@ func (f *Forwarder) StatelessSYNTables() []StatelessSYNTable {
 		if s.key.proto != protoTCP || s.cfg.Persistence > 0 {
 			continue
 		}
-		// hashSchedule's scheduler.
-		var sc scheduler.Scheduler
-		if s.consistent {
-			sc = s.sched.Load()
-		} else {
-			sc = s.stateless.Load()
-		}
-		p, ok := scheduler.PlacementOf(sc)
+		p, ok := scheduler.PlacementOf(s.statelessScheduler())
 		if !ok {
 			continue // no stateless hash: SYNs stay stateful
 		}

@@ -53,6 +53,10 @@ func tcpNext(state, flags uint8) uint8 {
 // the same ports (port reuse), to be scheduled afresh.
 func closing(state uint8) bool { return state == stateFinWait || state == stateClose }
 
+// bareSYN reports whether TCP flags are a connection's opening SYN: SYN
+// without ACK, RST or FIN.
+func bareSYN(flags uint8) bool { return flags&(tcpSYN|tcpACK|tcpRST|tcpFIN) == tcpSYN }
+
 // timeouts in the order of the state constants.
 type timeouts [stateTemplate + 1]time.Duration
 

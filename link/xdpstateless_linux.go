@@ -1,11 +1,11 @@
 package link
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -152,13 +152,8 @@ func sameSYNTables(a, b []SYNTable) bool {
 	}
 	for i := range a {
 		x, y := &a[i], &b[i]
-		if x.VIP != y.VIP || x.Port != y.Port || x.Seed != y.Seed || x.HashPort != y.HashPort || len(x.MACs) != len(y.MACs) {
+		if x.VIP != y.VIP || x.Port != y.Port || x.Seed != y.Seed || x.HashPort != y.HashPort || !slices.Equal(x.MACs, y.MACs) {
 			return false
-		}
-		for j := range x.MACs {
-			if !bytes.Equal(x.MACs[j][:], y.MACs[j][:]) {
-				return false
-			}
 		}
 	}
 	return true
