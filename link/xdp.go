@@ -1,6 +1,9 @@
 package link
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // XDPMode is implemented by the AF_XDP port (OpenXDP): how its program is
 // attached, "driver" (native XDP) or "generic" (the kernel's SKB path, for
@@ -45,4 +48,57 @@ type StatelessSYNPort interface {
 	// StatelessSYNsSent is how many SYNs the kernel side forwarded since
 	// the port opened.
 	StatelessSYNsSent() (uint64, error)
+}
+
+// KernelFlow is an established IPv4 TCP connection, or a UDP flow, that
+// the XDP program forwards itself (FlowPort): a frame from Client to VIP
+// (Proto 6 or 17) that drlb's fast path would forward unchanged goes to
+// the server Server names, with its MACs rewritten, straight back out
+// (XDP_TX), except one frame every Refresh, which goes on to drlb as
+// before: drlb keeps the connection's timeout, sync records and
+// persistence template fresh from it, and stays the only one that
+// decides.
+type KernelFlow struct {
+	Client, VIP netip.AddrPort // IPv4
+	Proto       uint8
+	Server      uint32 // a KernelServer's ID
+	Refresh     time.Duration
+}
+
+// KernelFlowKey names a KernelFlow to remove.
+type KernelFlowKey struct {
+	Client, VIP netip.AddrPort
+	Proto       uint8
+}
+
+// KernelServer is a server the XDP program may forward flows to, and the
+// destination MAC its frames get. A flow whose server is not among them
+// goes to drlb.
+type KernelServer struct {
+	ID  uint32
+	MAC [6]byte
+}
+
+// KernelCount is what the XDP program forwarded to one server since the
+// port opened: frames, and their IP bytes (IPv4 total length).
+type KernelCount struct{ Packets, Bytes uint64 }
+
+// FlowPort is a Port whose kernel side can forward the frames of
+// established flows itself (the AF_XDP port's XDP program, XDP_TX).
+//
+// Why: with AF_XDP every frame still costs a wake-up, a copy into the
+// UMEM and a copy out to an skb for the frame drlb sends; in the XDP hook
+// a frame of an established flow costs a hash lookup and a MAC rewrite,
+// in the softirq of whoever sent it, as the in-kernel forwarders do.
+type FlowPort interface {
+	// SetKernelFlowServers turns the forwarding on or off and says which
+	// servers flows may go to, and the largest IPv4 packet (total length)
+	// forwarded (0: any; larger ones go to drlb, which answers them).
+	SetKernelFlowServers(on bool, mtu int, servers []KernelServer) error
+	// UpdateKernelFlows removes del, then adds (or replaces) add. A flow
+	// that does not fit the kernel's map is left to drlb.
+	UpdateKernelFlows(add []KernelFlow, del []KernelFlowKey) error
+	// KernelFlowCounts is what the kernel forwarded, per server ID, since
+	// the port opened.
+	KernelFlowCounts() (map[uint32]KernelCount, error)
 }
