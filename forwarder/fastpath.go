@@ -80,7 +80,8 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	if mac&macKnown == 0 {
 		return Result{}, false
 	}
-	f.table.SetTimeout(e, now, f.timeout(st, state))
+	timeout := f.timeout(st, state)
+	f.table.SetTimeout(e, now, timeout+f.handOut(&f.key, s, e.Real, state, timeout))
 	if s.cfg.Persistence > 0 {
 		// As the full path does, last: the template lookup may move e.
 		fl := flow{proto: f.key.Proto, src: netip.AddrFrom16(f.key.CIP), dst: vip, srcPort: f.key.CPort, dstPort: f.key.VPort}

@@ -104,6 +104,11 @@ type Forwarder struct {
 	fastDid fastSteps
 	// fastHits counts the frames fastExisting forwarded (tests read it).
 	fastHits uint64
+
+	// kf collects the flows handed to and taken back from the kernel
+	// (kernelflows.go); kernelFrames counts what the kernel forwarded.
+	kf           kernelFlows
+	kernelFrames atomic.Uint64
 }
 
 // core is what the workers of one Forwarder share.
@@ -207,6 +212,7 @@ func (s *service) name() string {
 // onExpire keeps the per-server connection counters right when an entry
 // leaves the table, however it leaves.
 func (f *Forwarder) onExpire(e *conntable.Entry) {
+	f.takeBack(e, e.State)
 	f.account(e.Service, e.Real, e.State, -1)
 }
 
@@ -415,6 +421,10 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 				state = tcpNext(e.State, p.tcpFlags)
 			}
 			old := e.State
+			// Whatever brought the frame here (a FIN or RST, a sync
+			// record due, a frame over the MTU), the kernel gives the
+			// flow back; fastExisting hands it out again.
+			f.takeBack(e, old)
 			f.setState(st, e, ref.r, state, now)
 			if old == stateSynRecv && state == stateEstablished {
 				f.hs.note(p.flow.src)

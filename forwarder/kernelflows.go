@@ -1,0 +1,215 @@
+package forwarder
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/drlb/drlb/conntable"
+)
+
+// Kernel flows: the frames of an established connection that a program
+// in the kernel forwards itself (the AF_XDP port's XDP program), as the
+// fast path would, so that they cost no wake-up and no copy through drlb.
+// drlb stays the only one that decides: the forwarder hands out a flow
+// only once fastExisting has forwarded one of its frames, the kernel sends
+// one frame of each flow every Refresh on to drlb anyway (which keeps the
+// entry's timeout, sync records and persistence template fresh, and hands
+// the flow out again), and anything unusual (a SYN, FIN or RST, a server
+// no longer in KernelServers, a frame over the MTU) goes to drlb, which
+// takes the flow back.
+//
+// The worker collects the changes while it processes a batch
+// (KernelFlowChanges) and its caller writes them to the kernel after the
+// batch; KernelServers says which servers the kernel may send to.
+
+// KernelFlow is a flow for the kernel to forward: its frames from Client
+// to VIP (Proto) go to the server KernelServers lists as Server, except
+// one every Refresh. Only IPv4 flows are handed out.
+type KernelFlow struct {
+	Client, VIP netip.AddrPort
+	Proto       uint8
+	Server      uint32
+	Refresh     time.Duration
+}
+
+// KernelFlowKey names a KernelFlow the kernel must no longer forward.
+type KernelFlowKey struct {
+	Client, VIP netip.AddrPort
+	Proto       uint8
+}
+
+// KernelServer is a server the kernel may forward flows to, by the MAC
+// its frames get.
+type KernelServer struct {
+	ID  uint32
+	MAC [6]byte
+}
+
+// kernelFlowBatch bounds the flows handed out per KernelFlowChanges call:
+// one frame per flow at most in a batch of frames, and the ones beyond
+// it are handed out with their next frame.
+const kernelFlowBatch = 256
+
+// kernelFlowRemovals bounds the removals collected between two
+// KernelFlowChanges calls. A sweep or a reload can end more entries than
+// that at once: then KernelFlowChanges says so (lost), and the caller
+// clears the kernel's flows.
+const kernelFlowRemovals = 4096
+
+// kernelFlowRefreshMax is the longest Refresh: the kernel sends a frame of
+// each flow to drlb at least this often, well within any timeout, and the
+// per-server counts drlb sees lag by no more.
+const kernelFlowRefreshMax = time.Second
+
+// kernelFlows is a worker's side of kernel flows (EnableKernelFlows).
+type kernelFlows struct {
+	on   bool
+	add  []KernelFlow
+	del  []KernelFlowKey
+	lost bool // removals beyond kernelFlowRemovals were dropped
+}
+
+// EnableKernelFlows makes this worker hand out flows (KernelFlowChanges).
+// For the goroutine that runs Process, before the first frame whose flow
+// the kernel could forward.
+func (f *Forwarder) EnableKernelFlows() {
+	if f.kf.on {
+		return
+	}
+	f.kf = kernelFlows{on: true, add: make([]KernelFlow, 0, kernelFlowBatch), del: make([]KernelFlowKey, 0, kernelFlowRemovals)}
+}
+
+// KernelFlowChanges returns the flows the kernel should stop forwarding
+// and those it may forward from now on, collected since the last call;
+// lost reports that removals were dropped, and then the caller must
+// remove every flow from the kernel (the rest are handed out again with
+// their next frame). The slices are the worker's own, valid until the
+// next Process call. For the goroutine that runs Process. It allocates
+// nothing.
+func (f *Forwarder) KernelFlowChanges() (add []KernelFlow, del []KernelFlowKey, lost bool) {
+	k := &f.kf
+	add, del, lost = k.add, k.del, k.lost
+	k.add, k.del, k.lost = k.add[:0], k.del[:0], false
+	return add, del, lost
+}
+
+// kernelServerID is the ID a KernelFlow names its server by: the entry's
+// service and real-server slots, which name the server for as long as
+// entries do.
+func kernelServerID(svc, real uint16) uint32 { return uint32(svc)<<16 | uint32(real) }
+
+// handOut hands the kernel the flow of key (forwarded by fastExisting to
+// the server in slot real of s, the entry in state), if the kernel can
+// take it: an IPv4 UDP flow or an established TCP connection. It returns
+// how much longer the entry must live than timeout: the flow's Refresh.
+// drlb sees one frame per Refresh, so the flow's last frame may have gone
+// through the kernel up to a Refresh after the last one drlb saw; with
+// the Refresh added the entry outlives the flow's last frame by timeout
+// or by up to a Refresh more, never less: a flow is never rescheduled
+// while frames still come within the timeout.
+func (f *Forwarder) handOut(k *conntable.Key, s *service, real uint16, state uint8, timeout time.Duration) time.Duration {
+	kf := &f.kf
+	if !kf.on || state != stateEstablished && state != stateUDP || !mapped4(&k.CIP) {
+		return 0
+	}
+	refresh := min(kernelFlowRefreshMax, max(timeout/4, time.Millisecond))
+	if len(kf.add) < cap(kf.add) {
+		kf.add = append(kf.add, KernelFlow{
+			Client:  netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),
+			VIP:     netip.AddrPortFrom(netip.AddrFrom16(k.VIP).Unmap(), k.VPort),
+			Proto:   k.Proto,
+			Server:  kernelServerID(s.slot, real),
+			Refresh: refresh,
+		})
+	}
+	// Also when the batch is full: the flow may be in the kernel from
+	// an earlier frame.
+	return refresh
+}
+
+// takeBack tells the kernel to stop forwarding e's flow, which it may
+// have been forwarding: the entry (in state before this frame or event)
+// is about to change or leave the table.
+func (f *Forwarder) takeBack(e *conntable.Entry, state uint8) {
+	kf := &f.kf
+	if !kf.on || e.Key.Kind != conntable.KindConn || state != stateEstablished && state != stateUDP || !mapped4(&e.Key.CIP) {
+		return
+	}
+	k := &e.Key
+	key := KernelFlowKey{
+		Client: netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),
+		VIP:    netip.AddrPortFrom(netip.AddrFrom16(k.VIP).Unmap(), k.VPort),
+		Proto:  k.Proto,
+	}
+	// The caller removes before it adds: a flow handed out earlier in
+	// this batch must not come back after this removal.
+	for i := 0; i < len(kf.add); {
+		if a := &kf.add[i]; a.Client == key.Client && a.VIP == key.VIP && a.Proto == key.Proto {
+			kf.add[i] = kf.add[len(kf.add)-1]
+			kf.add = kf.add[:len(kf.add)-1]
+			continue
+		}
+		i++
+	}
+	if len(kf.del) == cap(kf.del) {
+		kf.lost = true
+		return
+	}
+	kf.del = append(kf.del, key)
+}
+
+// mapped4 reports whether a is an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
+func mapped4(a *[16]byte) bool {
+	return *(*[12]byte)(a[:12]) == [12]byte{10: 0xff, 11: 0xff}
+}
+
+// KernelServers returns the servers the kernel may forward flows to now:
+// those of configured services that fastExisting would forward to (usable,
+// not drained, not a sorry server gone), with their MACs. Any goroutine.
+// A caller that keeps them in the kernel rewrites them when
+// StatelessSYNGeneration changes, and often enough anyway to follow drain
+// deadlines.
+func (f *Forwarder) KernelServers(now int64) []KernelServer {
+	var out []KernelServer
+	for _, s := range f.cur.Load().services {
+		for slot, ref := range s.bySlot {
+			if ref.r == nil || ref.idx < 0 || !ref.r.usable() || ref.r.drainOver(now) || s.sorryGone(ref.r) {
+				continue
+			}
+			m := ref.r.mac.Load()
+			if m&macKnown == 0 {
+				continue
+			}
+			ks := KernelServer{ID: kernelServerID(s.slot, uint16(slot))}
+			putMAC(ks.MAC[:], m)
+			out = append(out, ks)
+		}
+	}
+	return out
+}
+
+// NoteKernelForwarded adds what the kernel forwarded to the server ID names
+// (packets, and their IP bytes) to the server's and its service's totals
+// and to the frames forwarded for existing connections, as if this worker
+// had forwarded them. An ID that names no server any more is ignored. Any
+// goroutine.
+func (f *Forwarder) NoteKernelForwarded(id uint32, packets, bytes uint64) {
+	if packets == 0 && bytes == 0 {
+		return
+	}
+	s, r := f.cur.Load().owner(uint16(id>>16), uint16(id))
+	if s == nil || r == nil {
+		return
+	}
+	rt, sv := &r.totals[f.id], &s.ctr.totals[f.id]
+	rt.packets.Add(packets)
+	rt.bytes.Add(bytes)
+	sv.packets.Add(packets)
+	sv.bytes.Add(bytes)
+	f.counts[ReasonExisting].Add(packets)
+	f.kernelFrames.Add(packets)
+}
+
+// KernelForwarded is how many frames the kernel forwarded for this worker's
+// flows, as noted by NoteKernelForwarded. Any goroutine.
+func (f *Forwarder) KernelForwarded() uint64 { return f.kernelFrames.Load() }

@@ -1,0 +1,340 @@
+package forwarder
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/internal/framegen"
+)
+
+// kernelModel is what the XDP program does with kernel flows
+// (link/xdpflows_linux.go), in Go: a frame of a flow it holds, to a
+// server it may send to, without SYN, FIN or RST, is forwarded unless
+// its refresh is due, in which case it goes to drlb.
+type kernelModel struct {
+	flows   map[KernelFlowKey]*modelFlow
+	servers map[uint32][6]byte
+}
+
+type modelFlow struct {
+	server  uint32
+	refresh time.Duration
+	puntAt  int64
+}
+
+// apply writes the worker's changes as the director does: removals first.
+func (k *kernelModel) apply(t *testing.T, f *Forwarder, now int64) {
+	t.Helper()
+	add, del, lost := f.KernelFlowChanges()
+	if lost {
+		clear(k.flows)
+	}
+	for _, d := range del {
+		delete(k.flows, d)
+	}
+	for _, a := range add {
+		if !a.Client.Addr().Is4() || !a.VIP.Addr().Is4() || a.Refresh <= 0 || a.Refresh > time.Second {
+			t.Fatalf("handed out %+v", a)
+		}
+		k.flows[KernelFlowKey{a.Client, a.VIP, a.Proto}] = &modelFlow{server: a.Server, refresh: a.Refresh, puntAt: now + int64(a.Refresh)}
+	}
+	k.follow(f, now)
+}
+
+// follow rewrites the servers, as the director does every 50 ms and when
+// the servers change.
+func (k *kernelModel) follow(f *Forwarder, now int64) {
+	clear(k.servers)
+	for _, s := range f.KernelServers(now) {
+		k.servers[s.ID] = s.MAC
+	}
+}
+
+// forward returns the MAC the kernel forwards frame to, if it does.
+func (k *kernelModel) forward(frame []byte, now int64) ([6]byte, bool) {
+	var key KernelFlowKey
+	ip := frame[14:]
+	if binary.BigEndian.Uint16(frame[12:14]) != 0x0800 || ip[0] != 0x45 {
+		return [6]byte{}, false
+	}
+	l4 := ip[20:]
+	key.Proto = ip[9]
+	if key.Proto == protoTCP && l4[13]&(tcpSYN|tcpFIN|tcpRST) != 0 {
+		return [6]byte{}, false
+	}
+	key.Client = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip[12:16])), binary.BigEndian.Uint16(l4[0:2]))
+	key.VIP = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip[16:20])), binary.BigEndian.Uint16(l4[2:4]))
+	fl, ok := k.flows[key]
+	if !ok {
+		return [6]byte{}, false
+	}
+	if now >= fl.puntAt {
+		fl.puntAt = now + int64(fl.refresh)
+		return [6]byte{}, false
+	}
+	mac, ok := k.servers[fl.server]
+	return mac, ok
+}
+
+// TestKernelFlowsMatchDrlb runs traffic through a forwarder with kernel
+// flows and the model of the XDP program in front of it, next to a
+// forwarder without, which sees every frame: every frame the kernel
+// forwards, the plain forwarder forwards to the same server as an
+// existing connection's; every frame that reaches drlb gets the plain
+// forwarder's verdict and output; while connections open and close,
+// servers fail and come back, and the clock jumps past the timeouts.
+func TestKernelFlowsMatchDrlb(t *testing.T) {
+	mk := func() *Forwarder {
+		cfg := testConfig("wrr", 3)
+		// Timeouts far beyond the gaps between a flow's frames, but for
+		// the jumps: an entry outlives its flow's last frame by up to a
+		// Refresh more with kernel flows (TestKernelFlowsTimeout).
+		cfg.Timeouts = config.Timeouts{TCPEstablished: 10 * time.Minute, TCPSynRecv: 10 * time.Second,
+			TCPFinWait: 10 * time.Second, TCPClose: 5 * time.Second, UDP: 10 * time.Minute}
+		return newForwarder(t, cfg, Options{SweepBudget: 2})
+	}
+	kf, plain := mk(), mk()
+	kf.EnableKernelFlows()
+	k := &kernelModel{flows: map[KernelFlowKey]*modelFlow{}, servers: map[uint32][6]byte{}}
+	rng := rand.New(rand.NewPCG(3, 4))
+	clients := make([]netip.AddrPort, 30)
+	for i := range clients {
+		clients[i] = client(i%5, uint16(5000+i))
+	}
+	now := t0
+	inKernel, toDrlb := 0, 0
+
+	for i := range 30000 {
+		switch {
+		case i%2500 == 2499:
+			now += int64(15 * time.Minute) // everything expires
+		case i%700 == 350:
+			svc, ri, up := rng.IntN(2), rng.IntN(3), rng.IntN(2) == 0 // TCP or UDP service
+			for _, f := range []*Forwarder{kf, plain} {
+				if err := f.SetAvailable(svc, ri, up); err != nil {
+					t.Fatal(err)
+				}
+			}
+			k.follow(kf, now)
+		}
+		c := clients[rng.IntN(len(clients))]
+		var fr []byte
+		switch rng.IntN(10) {
+		case 0:
+			fr = syn(c)
+		case 1:
+			fr = fin(c)
+		case 2:
+			fr = framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "R", 3, 0, nil)
+		case 3, 4, 5:
+			fr = framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("q"))
+		default:
+			fr = ack(c)
+		}
+		want := append([]byte(nil), fr...)
+		rp := plain.Process(want, &Meta{Time: now})
+		if mac, ok := k.forward(fr, now); ok {
+			inKernel++
+			if rp.Verdict != Forward || rp.Reason != ReasonExisting || !bytes.Equal(want[0:6], mac[:]) {
+				t.Fatalf("frame %d (% x): the kernel forwarded it to %x; drlb alone: %+v to %x", i, fr[:54], mac, rp, want[0:6])
+			}
+		} else {
+			toDrlb++
+			got := append([]byte(nil), fr...)
+			if r := kf.Process(got, &Meta{Time: now}); r != rp || !bytes.Equal(got, want) {
+				t.Fatalf("frame %d (% x): with kernel flows %+v, drlb alone %+v (frames equal: %v)", i, fr[:54], r, rp, bytes.Equal(got, want))
+			}
+		}
+		if i%50 == 0 {
+			kf.Tick(now, 64)
+			plain.Tick(now, 64)
+		}
+		k.apply(t, kf, now)
+		// Mostly a frame per flow every few hundred milliseconds (a
+		// Refresh is a second here), now and then a pause.
+		step := rng.IntN(30)
+		if rng.IntN(100) == 0 {
+			step = 3000
+		}
+		now += int64(step) * int64(time.Millisecond)
+	}
+	t.Logf("%d frames forwarded in the kernel, %d by drlb", inKernel, toDrlb)
+	if inKernel < 3000 || toDrlb < 3000 {
+		t.Fatalf("%d frames forwarded in the kernel, %d by drlb: the test did not exercise both", inKernel, toDrlb)
+	}
+}
+
+// TestKernelFlowsHandOut: what is handed out and taken back, and when.
+func TestKernelFlowsHandOut(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 3), Options{})
+	c := client(0, 40000)
+	process(t, f, syn(c), t0)
+	process(t, f, ack(c), t0) // the handshake's: a state change, full path
+	if add, del, _ := f.KernelFlowChanges(); len(add)+len(del) != 0 {
+		t.Fatalf("kernel flows not enabled, changes %v %v", add, del)
+	}
+	f.EnableKernelFlows()
+	res, out := process(t, f, ack(c), t0+second)
+	expect(t, res, Forward, ReasonExisting)
+	add, del, lost := f.KernelFlowChanges()
+	if len(add) != 1 || len(del) != 0 || lost {
+		t.Fatalf("after an established frame: add %v del %v lost %v", add, del, lost)
+	}
+	a := add[0]
+	if a.Client != c || a.VIP != netip.AddrPortFrom(vip, 80) || a.Proto != protoTCP || a.Refresh != time.Second {
+		t.Fatalf("handed out %+v", a)
+	}
+	var mac [6]byte
+	for _, s := range f.KernelServers(t0) {
+		if s.ID == a.Server {
+			mac = s.MAC
+		}
+	}
+	if !bytes.Equal(mac[:], out[0:6]) {
+		t.Fatalf("server %#x has MAC %x in KernelServers, drlb forwarded to %x", a.Server, mac, out[0:6])
+	}
+	if add, del, _ := f.KernelFlowChanges(); len(add)+len(del) != 0 {
+		t.Fatalf("changes twice: %v %v", add, del)
+	}
+
+	// An ACK handed out and a FIN in one batch: the FIN takes it back,
+	// and the removal is not undone by the earlier add.
+	process(t, f, ack(c), t0+second)
+	process(t, f, fin(c), t0+second)
+	add, del, _ = f.KernelFlowChanges()
+	if len(add) != 0 || len(del) != 1 || del[0].Client != c {
+		t.Fatalf("ACK then FIN: add %v del %v", add, del)
+	}
+
+	// IPv6 stays with drlb; UDP is handed out from its second frame.
+	c6 := netip.AddrPortFrom(netip.MustParseAddr("2001:2::1:1"), 999)
+	process(t, f, framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil), t0)
+	for range 3 {
+		process(t, f, framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "A", 2, 1, nil), t0)
+	}
+	u := framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("q"))
+	process(t, f, u, t0)
+	if add, _, _ := f.KernelFlowChanges(); len(add) != 0 {
+		t.Fatalf("IPv6, and a UDP flow's first frame, handed out: %v", add)
+	}
+	process(t, f, u, t0)
+	if add, _, _ := f.KernelFlowChanges(); len(add) != 1 || add[0].Proto != protoUDP {
+		t.Fatalf("UDP's second frame: %v", add)
+	}
+	// The UDP entry expires: taken back.
+	f.Tick(t0+int64(time.Hour), 1<<20)
+	if _, del, _ := f.KernelFlowChanges(); len(del) != 1 || del[0].Proto != protoUDP {
+		t.Fatalf("expiry: del %v", del)
+	}
+}
+
+// TestKernelFlowsLost: more removals than fit between two calls are
+// reported lost, so that the caller clears the kernel's flows.
+func TestKernelFlowsLost(t *testing.T) {
+	cfg := testConfig("rr", 3)
+	cfg.MaxConns = 2 * kernelFlowRemovals
+	f := newForwarder(t, cfg, Options{})
+	f.EnableKernelFlows()
+	for i := range kernelFlowRemovals + 10 {
+		u := framegen.UDP(toDir, client(i%200, uint16(1000+i/200)), netip.AddrPortFrom(vip, 53), []byte("q"))
+		f.Process(u, &Meta{Time: t0})
+		f.Process(u, &Meta{Time: t0})
+		f.KernelFlowChanges()
+	}
+	f.Tick(t0+int64(time.Hour), 1<<20)
+	if _, del, lost := f.KernelFlowChanges(); len(del) != kernelFlowRemovals || !lost {
+		t.Fatalf("%d removals, lost %v; want %d and lost", len(del), lost, kernelFlowRemovals)
+	}
+	if _, del, lost := f.KernelFlowChanges(); len(del) != 0 || lost {
+		t.Fatalf("lost twice")
+	}
+}
+
+// TestKernelServers lists the servers the fast path forwards to, by MAC,
+// and counts what the kernel forwarded for them.
+func TestKernelServers(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 3), Options{})
+	if n := len(f.KernelServers(t0)); n != 9 {
+		t.Fatalf("%d servers, want 3 per service", n)
+	}
+	if err := f.SetAvailable(0, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	servers := f.KernelServers(t0)
+	if len(servers) != 8 {
+		t.Fatalf("%d servers with one down, want 8", len(servers))
+	}
+	for _, s := range servers {
+		if s.ID>>16 == 0 && s.MAC == [6]byte(rsMACs[1]) {
+			t.Fatalf("the failed server is listed: %+v", s)
+		}
+	}
+	id := servers[0].ID
+	f.NoteKernelForwarded(id, 5, 500)
+	f.NoteKernelForwarded(1<<31, 1, 1) // no such server
+	st := f.Stats()
+	var p, b uint64
+	for _, s := range st {
+		for _, r := range s.RealServers {
+			p, b = p+r.Packets, b+r.Bytes
+		}
+	}
+	if p != 5 || b != 500 || f.KernelForwarded() != 5 || f.Count(ReasonExisting) != 5 {
+		t.Fatalf("noted 5 frames, 500 bytes: stats %d/%d, kernel %d, existing %d", p, b, f.KernelForwarded(), f.Count(ReasonExisting))
+	}
+}
+
+// TestKernelFlowsNoAllocations: handing out and taking back allocate
+// nothing.
+func TestKernelFlowsNoAllocations(t *testing.T) {
+	f := newForwarder(t, testConfig("wrr", 3), Options{})
+	f.EnableKernelFlows()
+	c := client(0, 1000)
+	f.Process(syn(c), &Meta{Time: t0})
+	f.Process(ack(c), &Meta{Time: t0})
+	a, fn := ack(c), fin(c)
+	buf := make([]byte, len(a))
+	m := &Meta{Time: t0}
+	if n := testing.AllocsPerRun(1000, func() {
+		copy(buf, a)
+		f.Process(buf, m)
+		f.KernelFlowChanges()
+	}); n != 0 {
+		t.Errorf("handing out: %v allocs per frame", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		copy(buf, a)
+		f.Process(buf, m)
+		copy(buf, fn)
+		f.Process(buf, m)
+		f.KernelFlowChanges()
+	}); n != 0 {
+		t.Errorf("taking back: %v allocs per frame", n)
+	}
+}
+
+// TestKernelFlowsTimeout: an entry handed out lives a Refresh longer
+// than the timeout after the last frame drlb saw, since the flow's last
+// frame may have gone through the kernel up to a Refresh later.
+func TestKernelFlowsTimeout(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := testConfig("rr", 3)
+		cfg.Timeouts.UDP = 20 * time.Second
+		f := newForwarder(t, cfg, Options{})
+		if on {
+			f.EnableKernelFlows()
+		}
+		u := framegen.UDP(toDir, client(0, 7), netip.AddrPortFrom(vip, 53), []byte("q"))
+		process(t, f, u, t0)
+		process(t, f, u, t0) // handed out with kernel flows
+		res, _ := process(t, f, u, t0+int64(20500*time.Millisecond))
+		if want := map[bool]Reason{false: ReasonNew, true: ReasonExisting}[on]; res.Reason != want {
+			t.Fatalf("kernel flows %v: 20.5 s after the last frame %v, want %v", on, res.Reason, want)
+		}
+	}
+}
