@@ -128,6 +128,14 @@ type Options struct {
 	// a veth in native mode drops XDP_TX unless its peer has an XDP
 	// program: XDPGeneric).
 	XDPSYNs bool
+	// XDPFlows lets an AF_XDP port's XDP program forward the frames of
+	// established IPv4 flows itself (XDP_TX; link.FlowPort), the flows
+	// the forwarder hands out once its fast path forwarded one of their
+	// frames; one frame per flow and second, and anything that changes a
+	// connection's state, still go to drlb, which decides (forwarder,
+	// kernel flows). Off by default: XDP_TX must work on the interface,
+	// as for XDPSYNs.
+	XDPFlows bool
 	// XDPGeneric attaches the AF_XDP port's program in generic mode even
 	// where the driver has native XDP (link.Config.XDPGeneric).
 	XDPGeneric bool
@@ -164,8 +172,8 @@ type Director struct {
 	trustOff sync.Once
 	// coalesce is Options.RxCoalesce.
 	coalesce time.Duration
-	// xdpSYNs is Options.XDPSYNs.
-	xdpSYNs bool
+	// xdpSYNs is Options.XDPSYNs, xdpFlows Options.XDPFlows.
+	xdpSYNs, xdpFlows bool
 	mac     arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
 	// configuration, so it names services by the right indexes.
@@ -207,6 +215,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	}
 	d.coalesce = opts.RxCoalesce
 	d.xdpSYNs = opts.XDPSYNs
+	d.xdpFlows = opts.XDPFlows
 	cfg = cfg.Clone()
 	d.cur.Store(cfg)
 	if d.log == nil {

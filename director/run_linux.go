@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		b.stop()
 		return err
 	}
-	warnXDPSYNs(cfg.Interface, port, opts, log)
+	warnXDPTX(cfg.Interface, port, opts, log)
 	drop := attachVIPDrop(cfg, port, vips, opts, log)
 	if drop != nil {
 		defer drop.Close()
@@ -269,19 +269,25 @@ func vipsFollower(holes *blackholes, drop *link.VIPDrop, vips []netip.Addr, log 
 	}
 }
 
-// warnXDPSYNs says when -xdp-syn cannot work as asked: the port is not
-// AF_XDP (it has no XDP program), or it is a veth in native mode, where
-// XDP_TX is dropped unless the peer has an XDP program.
-func warnXDPSYNs(ifname string, port link.Port, opts Options, log *slog.Logger) {
-	if !opts.XDPSYNs {
-		return
-	}
-	m, ok := port.(link.XDPMode)
-	if !ok {
-		log.Warn("-xdp-syn has no effect: the port is not AF_XDP (-io afxdp)")
-		return
-	}
-	if lk, err := netlink.LinkByName(ifname); err == nil && lk.Type() == "veth" && m.XDPMode() == "driver" {
-		log.Warn("-xdp-syn on a veth in native XDP mode: its XDP_TX is dropped unless the peer has an XDP program; -xdp-generic avoids that", "interface", ifname)
+// warnXDPTX says when -xdp-syn or -xdp-flows cannot work as asked: the
+// port is not AF_XDP (it has no XDP program), or it is a veth in native
+// mode, where XDP_TX is dropped unless the peer takes it (an XDP program
+// or GRO on the peer, which gives it the NAPI context XDP_TX needs).
+func warnXDPTX(ifname string, port link.Port, opts Options, log *slog.Logger) {
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{{opts.XDPSYNs, "-xdp-syn"}, {opts.XDPFlows, "-xdp-flows"}} {
+		if !f.on {
+			continue
+		}
+		m, ok := port.(link.XDPMode)
+		if !ok {
+			log.Warn(f.flag + " has no effect: the port is not AF_XDP (-io afxdp)")
+			continue
+		}
+		if lk, err := netlink.LinkByName(ifname); err == nil && lk.Type() == "veth" && m.XDPMode() == "driver" {
+			log.Warn(f.flag+" on a veth in native XDP mode: its XDP_TX is dropped unless the peer has an XDP program or GRO on; -xdp-generic avoids that", "interface", ifname)
+		}
 	}
 }

@@ -29,6 +29,9 @@ type worker struct {
 	// under it: resolver events are queued (neighborQueue), Apply builds
 	// schedulers before taking it.
 	mu sync.Mutex
+	// kflows writes the flows fw hands to the port's kernel side
+	// (Options.XDPFlows; kernelflows.go); nil without.
+	kflows *kernelFlows
 }
 
 // FanoutHash is how the director's workers share clients for cfg: by the
@@ -66,6 +69,20 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 	errs := make([]error, len(d.workers))
 	var wg sync.WaitGroup
 	for i, w := range d.workers {
+		// A port that forwards established flows in the kernel
+		// (OpenXDP's, with Options.XDPFlows): the forwarder hands them
+		// out from its first frame on, and the servers, the idle
+		// sweep's removals and the kernel's counts are followed on a
+		// goroutine of their own (kernelflows.go).
+		if p, ok := w.port.(link.FlowPort); ok && d.xdpFlows {
+			w.kflows = &kernelFlows{port: p}
+			w.fw.EnableKernelFlows()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.followFlows(ctx, w, w.kflows)
+			}()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -122,6 +139,9 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		}
 		if truster != nil {
 			trusted = w.fw.TakeHandshakes(trusted[:0])
+		}
+		if w.kflows != nil {
+			d.flushKernelFlows(w, w.kflows)
 		}
 		w.mu.Unlock()
 		if len(trusted) > 0 {

@@ -213,3 +213,7 @@ func (f *Forwarder) NoteKernelForwarded(id uint32, packets, bytes uint64) {
 // KernelForwarded is how many frames the kernel forwarded for this worker's
 // flows, as noted by NoteKernelForwarded. Any goroutine.
 func (f *Forwarder) KernelForwarded() uint64 { return f.kernelFrames.Load() }
+
+// MTU is Options.MTU: the largest IP packet forwarded (0: any), for a
+// kernel side that must send larger ones to drlb.
+func (f *Forwarder) MTU() int { return f.mtu }

@@ -1,0 +1,144 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/link"
+)
+
+// Kernel flows (Options.XDPFlows): the AF_XDP port's XDP program forwards
+// the frames of established flows itself (link.FlowPort), the flows the
+// worker's forwarder hands out (forwarder.KernelFlowChanges). The worker
+// writes the changes after each batch; a goroutine of its own (followFlows)
+// writes the servers the kernel may send to, the changes an idle sweep
+// made, and notes what the kernel forwarded in the forwarder's counters.
+
+// flowsEvery is how often followFlows runs: a server that fails or drains
+// leaves the kernel's list within it (drlb's own next frame of such a
+// flow sees it at once), and the idle sweep's removals reach the kernel
+// within it. flowCountsEvery is how often the kernel's counts are read.
+const (
+	flowsEvery      = 50 * time.Millisecond
+	flowCountsEvery = 500 * time.Millisecond
+)
+
+// kernelFlows is a worker's writer of kernel flows. Its methods run with
+// the worker's mu held (the forwarder's slices are valid until the next
+// Process call).
+type kernelFlows struct {
+	port   link.FlowPort
+	failed bool // a write failed: the forwarding is off for good
+	add    []link.KernelFlow
+	del    []link.KernelFlowKey
+}
+
+// flush writes the flows w's forwarder handed out and took back since
+// the last call. A failed write turns the kernel's forwarding off (the
+// kernel may hold flows drlb took back) and logs why, once.
+func (d *Director) flushKernelFlows(w *worker, k *kernelFlows) {
+	add, del, lost := w.fw.KernelFlowChanges()
+	if k.failed || len(add)+len(del) == 0 && !lost {
+		return
+	}
+	var err error
+	if lost {
+		err = k.port.ClearKernelFlows()
+	}
+	if err == nil {
+		k.add, k.del = k.add[:0], k.del[:0]
+		for _, a := range add {
+			k.add = append(k.add, link.KernelFlow(a))
+		}
+		for _, r := range del {
+			k.del = append(k.del, link.KernelFlowKey(r))
+		}
+		err = k.port.UpdateKernelFlows(k.add, k.del)
+	}
+	if err != nil {
+		k.failed = true
+		_ = k.port.SetKernelFlowServers(false, 0, nil)
+		if !errors.Is(err, link.ErrClosed) {
+			d.log.Warn("kernel flows off: every frame goes through drlb", "err", err)
+		}
+	}
+}
+
+// followFlows runs every flowsEvery until ctx ends: the servers the
+// kernel may send to, the idle sweep's removals, and every
+// flowCountsEvery the kernel's counts. On the way out the forwarding is
+// turned off (best effort).
+func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
+	t := time.NewTicker(flowsEvery)
+	defer t.Stop()
+	var (
+		servers []link.KernelServer
+		wrote   bool
+		counts  = map[uint32]link.KernelCount{}
+		countAt time.Time
+	)
+	defer func() { _ = k.port.SetKernelFlowServers(false, 0, nil) }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := d.clock()
+		w.mu.Lock()
+		d.flushKernelFlows(w, k)
+		failed := k.failed
+		w.mu.Unlock()
+		if failed {
+			return
+		}
+		next := linkKernelServers(w.fw.KernelServers(now.UnixNano()))
+		if !wrote || !slices.Equal(next, servers) {
+			if err := k.port.SetKernelFlowServers(true, w.fw.MTU(), next); err != nil {
+				if !errors.Is(err, link.ErrClosed) {
+					d.log.Warn("kernel flows off: every frame goes through drlb", "err", err)
+				}
+				w.mu.Lock()
+				k.failed = true
+				w.mu.Unlock()
+				return
+			}
+			if !wrote {
+				d.log.Info("kernel flows on: the XDP program forwards established IPv4 flows itself", "servers", len(next))
+			}
+			servers, wrote = next, true
+		}
+		if now.Sub(countAt) >= flowCountsEvery {
+			countAt = now
+			d.noteKernelCounts(w, k, counts)
+		}
+	}
+}
+
+// noteKernelCounts adds what the kernel forwarded since the last call
+// (last: the counts then, updated) to w's forwarder.
+func (d *Director) noteKernelCounts(w *worker, k *kernelFlows, last map[uint32]link.KernelCount) {
+	now, err := k.port.KernelFlowCounts()
+	if err != nil {
+		return // counted at the next read
+	}
+	for id, c := range now {
+		l := last[id]
+		if c.Packets >= l.Packets && c.Bytes >= l.Bytes {
+			w.fw.NoteKernelForwarded(id, c.Packets-l.Packets, c.Bytes-l.Bytes)
+		}
+		last[id] = c
+	}
+}
+
+// linkKernelServers converts the forwarder's servers for the port.
+func linkKernelServers(ss []forwarder.KernelServer) []link.KernelServer {
+	out := make([]link.KernelServer, len(ss))
+	for i, s := range ss {
+		out[i] = link.KernelServer(s)
+	}
+	return out
+}
