@@ -26,6 +26,7 @@ var (
 	descFrames        = prometheus.NewDesc("drlb_frames_total", "Frames by verdict reason (forwarded, passed to the kernel, dropped).", []string{"reason"}, nil)
 	descPressure      = prometheus.NewDesc("drlb_conntable_pressure", "1 while the connection table is past half full and SYN_RECV entries get the short timeout.", nil, nil)
 	descPressureOn    = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
+	descKernelFwd     = prometheus.NewDesc("drlb_kernel_forwarded_frames_total", "Frames of established flows the XDP program forwarded itself (drlb run -xdp-flows); also counted in drlb_frames_total{reason=\"existing\"} and the real servers' packets.", nil, nil)
 	descWorkerFrames  = prometheus.NewDesc("drlb_worker_frames_total", "Frames each data-path worker processed (frames are sorted among workers by client address).", []string{"worker"}, nil)
 	descWorkerEntries = prometheus.NewDesc("drlb_worker_conntable_entries", "Entries in each data-path worker's connection table.", []string{"worker"}, nil)
 	descEvicted       = prometheus.NewDesc("drlb_conntable_evicted_total", "Entries evicted from a full connection table for a new connection, by state (only SYN_RECV is ever evicted).", []string{"state"}, nil)
@@ -52,7 +53,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descLinkDrops, descARP, descNeighbors,
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descKernelFwd, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk} {
 		ch <- d
@@ -89,6 +90,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for reason, n := range s.Frames {
 		counter(descFrames, n, reason)
+	}
+	if s.KernelForwarded > 0 {
+		counter(descKernelFwd, s.KernelForwarded)
 	}
 	if o := s.Overload; o != nil {
 		p := 0.0

@@ -19,6 +19,10 @@ type Snapshot struct {
 	MaxConns int               `json:"max_conns"`
 	Services []Service         `json:"services"`
 	Frames   map[string]uint64 `json:"frames"` // by verdict reason, non-zero only
+	// KernelForwarded counts the frames of established flows the XDP
+	// program forwarded itself (drlb run -xdp-flows); they are in Frames
+	// ("existing") and the services' and servers' packets too.
+	KernelForwarded uint64 `json:"kernel_forwarded,omitempty"`
 	// Overload is the connection table's pressure defence (short SYN_RECV
 	// timeouts, SYN_RECV eviction when full); nil when not read.
 	Overload *Overload `json:"overload,omitempty"`

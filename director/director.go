@@ -174,7 +174,7 @@ type Director struct {
 	coalesce time.Duration
 	// xdpSYNs is Options.XDPSYNs, xdpFlows Options.XDPFlows.
 	xdpSYNs, xdpFlows bool
-	mac     arp.MAC
+	mac               arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
 	// configuration, so it names services by the right indexes.
 	trace step.Observer
@@ -405,6 +405,9 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			snap.Link["truncated"] += ls.Truncated
 			snap.Link["unrepresentable"] += ls.Unrepresentable
 		}
+	}
+	for _, w := range d.workers {
+		snap.KernelForwarded += w.fw.KernelForwarded()
 	}
 	if len(d.workers) > 1 {
 		for _, w := range d.workers {
