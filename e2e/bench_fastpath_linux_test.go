@@ -57,6 +57,12 @@ func udpForwarders(b *testing.B, l *testbed.Lab) []benchForwarder {
 		{"drlb", func() func() { return startDrlbForBench(b, l) }},
 		{"drlb-1w", func() func() { return startDrlbForBench(b, l, "-workers", "1") }},
 		{"drlb-afxdp", func() func() { return startDrlbForBench(b, l, "-io", "afxdp") }},
+		// -xdp-flows: the XDP program forwards established flows
+		// itself; generic mode, since native XDP_TX on a veth is
+		// dropped unless its peer takes it.
+		{"afxdp-flows", func() func() {
+			return startDrlbForBench(b, l, "-io", "afxdp", "-xdp-flows", "-xdp-generic")
+		}},
 	}
 }
 
@@ -71,7 +77,7 @@ type benchForwarder struct {
 // udpForwarders' names) in unit, and each drlb's ratio to the in-kernel
 // anchor's.
 func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
-	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}}
+	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}, {"afxdp-flows", "afxdpflows"}}
 	k := byName["in-kernel"]
 	for _, f := range short {
 		v, ok := byName[f.name]
