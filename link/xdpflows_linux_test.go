@@ -384,3 +384,93 @@ func TestXDPKernelFlowsFull(t *testing.T) {
 		}
 	}
 }
+
+// TestXDPPortKernelFlows goes through a live AF_XDP port on a veth: the
+// ACKs of a flow installed with UpdateKernelFlows come straight back out
+// of the director's side (XDP_TX) to the server's MAC and are counted in
+// KernelFlowCounts; flows the map has no room for reach
+// Stats.KernelFlowsFull; bad arguments are refused, and a closed port
+// says ErrClosed.
+func TestXDPPortKernelFlows(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	// Generic mode: native XDP_TX on a veth whose peer has no XDP
+	// program is dropped.
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Port
+	if err := testutil.Do(l.nsD, func() (err error) {
+		p, err = OpenXDP("d0", Config{Filter: filter, XDPGeneric: true}, splitVIPs)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	pd := p.(*xdpPort)
+	var fp FlowPort = pd
+	server := KernelServer{ID: 5, MAC: [6]byte{0x02, 0x99, 0, 0, 0, 5}}
+	for _, mtu := range []int{-1, 65536} {
+		if err := fp.SetKernelFlowServers(true, mtu, []KernelServer{server}); err == nil {
+			t.Errorf("mtu %d accepted", mtu)
+		}
+	}
+	if err := fp.SetKernelFlowServers(true, 1500, []KernelServer{server}); err != nil {
+		t.Fatal(err)
+	}
+	c, web := netip.MustParseAddrPort("198.18.1.10:40000"), netip.AddrPortFrom(splitVIPs[0], 80)
+	if err := fp.UpdateKernelFlows([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: server.ID, Refresh: time.Hour}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	const n = 3
+	var out []Frame
+	for i := range n {
+		out = append(out, Frame{Data: framegen.TCP(l2, c, web, "A", uint32(i), 1, []byte("kflow"))})
+	}
+	write(t, pa, out...)
+	back := readN(t, pa, func(f Frame) bool {
+		return len(f.Data) > 14 && bytes.Equal(f.Data[0:6], server.MAC[:]) && bytes.Equal(f.Data[6:12], macD0) && bytes.Contains(f.Data, []byte("kflow"))
+	}, n)
+	for i, f := range back {
+		if want := out[i].Data[12:]; !bytes.Equal(f.Data[12:12+len(want)], want) {
+			t.Errorf("frame %d came back changed beyond its MACs", i)
+		}
+	}
+	counts, err := fp.KernelFlowCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := counts[server.ID], (KernelCount{Packets: n, Bytes: n * ipTotal(out[0].Data)}); got != want {
+		t.Errorf("counts %v, want %+v for server %d", counts, want, server.ID)
+	}
+	// A map of one flow stands in for a full one: the port counts what
+	// does not fit (the program still reads the real map).
+	real := pd.objs.flows.flows
+	small, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 16, ValueSize: 24, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd.objs.flows.flows = small
+	add := []KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: 5}, {Client: c, VIP: web, Proto: protoUDP, Server: 5}, {Client: c, VIP: netip.AddrPortFrom(splitVIPs[0], 443), Proto: protoTCP, Server: 5}}
+	err = fp.UpdateKernelFlows(add, nil)
+	pd.objs.flows.flows = real
+	small.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := pd.Stats(); err != nil || st.KernelFlowsFull != 2 {
+		t.Errorf("KernelFlowsFull %d (%v), want 2", st.KernelFlowsFull, err)
+	}
+	pd.Close()
+	if err := fp.SetKernelFlowServers(false, 0, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetKernelFlowServers after Close: %v", err)
+	}
+	if err := fp.UpdateKernelFlows(nil, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("UpdateKernelFlows after Close: %v", err)
+	}
+	if _, err := fp.KernelFlowCounts(); !errors.Is(err, ErrClosed) {
+		t.Errorf("KernelFlowCounts after Close: %v", err)
+	}
+}
