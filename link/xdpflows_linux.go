@@ -178,30 +178,39 @@ func kflowKeyOf(client, vip netip.AddrPort, proto uint8) (kflowKey, bool) {
 }
 
 // update removes del, then puts add (now: CLOCK_MONOTONIC), and returns
-// how many of add did not fit. Each group goes in batches; a batch stops
-// at the first element that fails, which is then tried on its own, and
-// the batch goes on after it, so one bad element costs only itself. Once
-// the map is full the rest go one by one (a batch would stop at each).
-// Flows the program cannot see are skipped: they stay with drlb. The
-// first other error is returned, after every element was tried.
+// how many of add did not fit. Each group goes in batches. A batch stops
+// at the first element that fails, and its error is that element's: a
+// key to remove that is not there is fine, and the batch goes on after
+// it; an element with no room is counted, and the rest go one by one (a
+// batch would stop at each); after any other error the rest go one by
+// one too, so one bad element costs only itself. Flows the program
+// cannot see are skipped: they stay with drlb. The first other error is
+// returned, after every element was tried.
 func (m *flowMaps) update(add []KernelFlow, del []KernelFlowKey, now time.Duration) (full int, err error) {
 	keep := func(e error) {
 		if err == nil {
 			err = e
 		}
 	}
+	// stopped moves i past the elements a batch did before it stopped.
+	stopped := func(i, n, total int) int { return i + min(max(n, 0), total-i) }
 	m.keys = m.keys[:0]
 	for _, d := range del {
 		if k, ok := kflowKeyOf(d.Client, d.VIP, d.Proto); ok {
 			m.keys = append(m.keys, k)
 		}
 	}
+	batch := true
 	for i := 0; i < len(m.keys); i++ {
-		if len(m.keys)-i > 1 {
+		if batch && len(m.keys)-i > 1 {
 			n, e := m.flows.BatchDelete(m.keys[i:], nil)
-			if i += min(max(n, 0), len(m.keys)-i); e == nil || i == len(m.keys) {
+			if i = stopped(i, n, len(m.keys)); e == nil || i == len(m.keys) {
 				break
 			}
+			if errors.Is(e, ebpf.ErrKeyNotExist) {
+				continue // keys[i] was not there
+			}
+			batch = false
 		}
 		if e := m.flows.Delete(&m.keys[i]); e != nil && !errors.Is(e, ebpf.ErrKeyNotExist) {
 			keep(fmt.Errorf("delete flow: %w", e))
@@ -217,11 +226,17 @@ func (m *flowMaps) update(add []KernelFlow, del []KernelFlowKey, now time.Durati
 		m.keys = append(m.keys, k)
 		m.vals = append(m.vals, kflowValue{Server: a.Server, Refresh: r, PuntAt: uint64(now) + r})
 	}
+	batch = true
 	for i := 0; i < len(m.keys); i++ {
-		if full == 0 && len(m.keys)-i > 1 {
+		if batch && len(m.keys)-i > 1 {
 			n, e := m.flows.BatchUpdate(m.keys[i:], m.vals[i:], nil)
-			if i += min(max(n, 0), len(m.keys)-i); e == nil || i == len(m.keys) {
+			if i = stopped(i, n, len(m.keys)); e == nil || i == len(m.keys) {
 				break
+			}
+			batch = false
+			if mapFull(e) {
+				full++ // keys[i] has no room
+				continue
 			}
 		}
 		switch e := m.flows.Put(&m.keys[i], &m.vals[i]); {
