@@ -99,8 +99,10 @@ func (m *flowMaps) close() {
 // setServers writes the servers (those no longer listed removed, the
 // others put, a count for each created the first time it is listed) and
 // then the switch, so the program never forwards to a server whose MAC is
-// not written yet. A failed write turns the forwarding off: a server put
-// only half would keep its old MAC.
+// not written yet; turning off writes the switch first, so that it takes
+// effect in one write, whatever the servers' writes do after it. A failed
+// write turns the forwarding off: a server put only half would keep its
+// old MAC. More than maxKernelServers servers is such a failure.
 //
 // Counts are never removed: KernelFlowCounts is cumulative since the port
 // opened, for servers that come and go too. Once maxKernelServers IDs
@@ -113,16 +115,24 @@ func (m *flowMaps) setServers(on bool, mac net.HardwareAddr, mtu int, servers []
 	if mtu < 0 || mtu > 65535 {
 		return fmt.Errorf("MTU %d is not 0..65535", mtu)
 	}
-	if err := m.writeServers(servers); err != nil {
-		_ = m.cfg.Put(uint32(0), [16]byte{})
-		return err
-	}
 	var v [16]byte
 	if on {
 		v[0] = 1
 	}
 	copy(v[4:10], mac)
 	binary.NativeEndian.PutUint32(v[12:], uint32(mtu))
+	if !on {
+		if err := m.cfg.Put(uint32(0), v); err != nil {
+			return err
+		}
+	}
+	if err := m.writeServers(servers); err != nil {
+		_ = m.cfg.Put(uint32(0), [16]byte{})
+		return err
+	}
+	if !on {
+		return nil
+	}
 	return m.cfg.Put(uint32(0), v)
 }
 

@@ -474,3 +474,41 @@ func TestXDPPortKernelFlows(t *testing.T) {
 		t.Errorf("KernelFlowCounts after Close: %v", err)
 	}
 }
+
+// TestXDPKernelFlowServersRefused: bad arguments are refused, and a
+// server list the map cannot hold turns the forwarding off (the flows go
+// to drlb) instead of leaving it on over half-written servers.
+func TestXDPKernelFlowServersRefused(t *testing.T) {
+	l := newKflowLab(t, 16)
+	srv := []KernelServer{{ID: 1, MAC: [6]byte{2, 0x99, 0, 0, 0, 1}}}
+	l.servers(true, 0, srv)
+	c, web := netip.MustParseAddrPort("198.18.1.10:40000"), netip.AddrPortFrom(splitVIPs[0], 80)
+	l.update([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: 1, Refresh: time.Hour}}, nil)
+	f := framegen.TCP(framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: l.ours}, c, web, "A", 1, 1, nil)
+	many := make([]KernelServer, maxKernelServers+1)
+	for i := range many {
+		many[i] = KernelServer{ID: uint32(i + 1), MAC: [6]byte{2, 0x99, 0, 0, byte(i >> 8), byte(i)}}
+	}
+	for _, tc := range []struct {
+		name    string
+		mac     net.HardwareAddr
+		mtu     int
+		servers []KernelServer
+		stillOn bool
+	}{
+		{"a 5-byte MAC", l.ours[:5], 0, srv, true},
+		{"mtu -1", l.ours, -1, srv, true},
+		{"mtu 65536", l.ours, 65536, srv, true},
+		{"more servers than the map holds", l.ours, 0, many, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l.t = t
+			if err := l.o.flows.setServers(true, tc.mac, tc.mtu, tc.servers); err == nil {
+				t.Fatal("accepted")
+			}
+			if ret, _ := l.run(f); (ret == kfTX) != tc.stillOn {
+				t.Errorf("action %d after the refusal; still on: %v", ret, tc.stillOn)
+			}
+		})
+	}
+}
