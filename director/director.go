@@ -401,6 +401,9 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			if ls.XDPRxDropped > 0 {
 				snap.Link["rx_xdp"] += ls.XDPRxDropped
 			}
+			if ls.KernelFlowsFull > 0 {
+				snap.Link["kernel_flows_full"] += ls.KernelFlowsFull
+			}
 			snap.Link["tx"] += ls.TxDropped
 			snap.Link["truncated"] += ls.Truncated
 			snap.Link["unrepresentable"] += ls.Unrepresentable

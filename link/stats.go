@@ -34,6 +34,10 @@ type Stats struct {
 	// SYNRxDropped. Not included in RxDropped, which counts the AF_PACKET
 	// side.
 	XDPRxDropped uint64
+	// KernelFlowsFull: on an AF_XDP Port, the kernel flows
+	// (FlowPort.UpdateKernelFlows) its XDP program's map had no room for:
+	// their frames go on through drlb. Not frames: flows.
+	KernelFlowsFull uint64
 	// TxDropped: frames dropped on the way out (AF_PACKET: the queueing
 	// discipline or driver queue was full, ENOBUFS).
 	TxDropped uint64

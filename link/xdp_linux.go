@@ -48,6 +48,9 @@ type xdpPort struct {
 	// AF_PACKET side; rxSYN: through the two SYN sockets, counted in
 	// rxXDP too), for tests and the start-up log.
 	rxXDP, rxSYN, txXDP atomic.Uint64
+	// kflowsFull: kernel flows left to drlb because the map was full
+	// (Stats.KernelFlowsFull).
+	kflowsFull atomic.Uint64
 
 	rmu  sync.Mutex
 	bufs []byte         // receive slots for frames copied out of the UMEM
@@ -300,7 +303,8 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 // Stats is the AF_PACKET side's counters with the AF_XDP sockets' drops
 // (XDP_STATISTICS): the main socket's in XDPRxDropped, the SYN socket's in
 // SYNRxDropped and the trusted-SYN socket's in TrustedSYNRxDropped (bare
-// SYNs only, as on an OpenSplit port).
+// SYNs only, as on an OpenSplit port), and the kernel flows that did not
+// fit the XDP program's map in KernelFlowsFull.
 func (p *xdpPort) Stats() (Stats, error) {
 	p.mmu.Lock()
 	defer p.mmu.Unlock()
@@ -311,6 +315,7 @@ func (p *xdpPort) Stats() (Stats, error) {
 	s.XDPRxDropped = xskDrops(p.x.fd)
 	s.SYNRxDropped = xskDrops(p.syn.fd)
 	s.TrustedSYNRxDropped = xskDrops(p.tsyn.fd)
+	s.KernelFlowsFull = p.kflowsFull.Load()
 	return s, err
 }
 

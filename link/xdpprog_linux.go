@@ -15,7 +15,8 @@ type xdpObjects struct {
 	vip4, vip6 *ebpf.Map
 	xsks       *ebpf.Map
 	trusted    *trustedClients
-	syn        synMaps // stateless SYNs forwarded by the program (xdpsyn_linux.go)
+	syn        synMaps  // stateless SYNs forwarded by the program (xdpstateless_linux.go)
+	flows      flowMaps // established flows forwarded by the program (xdpflows_linux.go)
 }
 
 func (o *xdpObjects) close() {
@@ -28,6 +29,7 @@ func (o *xdpObjects) close() {
 		}
 	}
 	o.syn.close()
+	o.flows.close()
 	if o.trusted != nil {
 		o.trusted.close()
 	}
@@ -48,6 +50,7 @@ func xskSlot(q, lane int) uint32 { return uint32(xsksPerQueue*q + lane) }
 // the program. The program, in BPF assembly (no C compiler):
 //
 //	untagged IPv4 or IPv6 whose destination is in vip4 or vip6:
+//	    IPv4 of a kernel flow (flowMaps.instructions)  -> XDP_TX to its server
 //	    a bare TCP SYN from a client not in trusted  -> XSKMAP[3*rx queue+1] (SYN socket)
 //	    a bare TCP SYN from a client in trusted      -> XSKMAP[3*rx queue+2] (trusted-SYN socket)
 //	    any other frame                              -> XSKMAP[3*rx queue]   (main socket)
@@ -66,6 +69,12 @@ func xskSlot(q, lane int) uint32 { return uint32(xsksPerQueue*q + lane) }
 // needs them for its own addresses, and drlb reads them on its AF_PACKET
 // socket, which sees every frame XDP passes.
 func loadXDP(queues, trusted int) (*xdpObjects, error) {
+	return loadXDPFlows(queues, trusted, maxKernelFlows)
+}
+
+// loadXDPFlows is loadXDP with room for flows kernel flows (tests fill a
+// small map).
+func loadXDPFlows(queues, trusted, flows int) (*xdpObjects, error) {
 	o := &xdpObjects{}
 	var err error
 	mk := func(name string, t ebpf.MapType, k, v, n uint32) *ebpf.Map {
@@ -88,6 +97,9 @@ func loadXDP(queues, trusted int) (*xdpObjects, error) {
 	}
 	if err == nil {
 		err = o.syn.make()
+	}
+	if err == nil {
+		err = o.flows.make(flows)
 	}
 	if err != nil {
 		o.close()
@@ -147,7 +159,13 @@ func (o *xdpObjects) instructions() asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "pass"),                                   //
 		asm.Mov.Imm(lane, xskLaneMain),                                   // a VIP frame: main, unless a bare SYN
 	}
-	insns = append(insns, reload(eth+20, "redirect")...)
+	// A frame of a kernel flow leaves here (XDP_TX); any other goes on
+	// at kflowdone, data and the destination reloaded, as before.
+	insns = append(insns, o.flows.instructions(ctx)...)
+	kflowdone := reload(eth+20, "redirect")
+	kflowdone[0] = kflowdone[0].WithSymbol("kflowdone")
+	insns = append(insns, kflowdone...)
+	insns = append(insns, asm.LoadMem(asm.R7, asm.R2, eth+16, asm.Word))
 	insns = append(insns,
 		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Proto, asm.Byte),     //
 		asm.JNE.Imm(asm.R4, protoTCP, "redirect"),                //

@@ -1,0 +1,497 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+)
+
+// maxKernelFlows bounds the flows the XDP program forwards itself
+// (preallocated: 40 bytes and the kernel's per-element overhead each, some
+// 24 MiB); maxKernelServers the servers they go to. The flows that do not
+// fit stay with drlb, counted in Stats.KernelFlowsFull.
+const (
+	maxKernelFlows   = 1 << 18
+	maxKernelServers = 4096
+	protoUDP         = 17
+)
+
+var _ FlowPort = (*xdpPort)(nil)
+
+// flowMaps are the XDP program's maps for kernel flows (FlowPort).
+type flowMaps struct {
+	cfg     *ebpf.Map // [0]: on (u32), director MAC (6 bytes at 4), mtu (u32 at 12, 0: any)
+	flows   *ebpf.Map // kflowKey -> kflowValue
+	servers *ebpf.Map // server ID (u32) -> MAC (6 of 8 bytes)
+	counts  *ebpf.Map // per CPU: server ID (u32) -> kflowCount
+
+	// Scratch for update, reused from call to call (the port's mmu, or
+	// the test, keeps calls apart).
+	keys []kflowKey
+	vals []kflowValue
+	zero []kflowCount // one per possible CPU
+}
+
+// kflowKey, kflowValue and kflowCount are the maps' layouts. The key's
+// addresses and ports are in wire order, as the program copies them from
+// the frame.
+type kflowKey struct {
+	Saddr, Daddr [4]byte
+	Sport, Dport [2]byte
+	Proto        uint8
+	_            [3]byte
+}
+
+type kflowValue struct {
+	Server uint32
+	_      uint32
+	// Refresh is how long the program forwards the flow between two
+	// frames it leaves to drlb, PuntAt (CLOCK_MONOTONIC, bpf_ktime_get_ns)
+	// when the next one goes there.
+	Refresh, PuntAt uint64
+}
+
+type kflowCount struct{ Packets, Bytes uint64 }
+
+// make creates the maps, the flows map with room for maxFlows
+// (maxKernelFlows; tests make it small).
+func (m *flowMaps) make(maxFlows int) error {
+	var err error
+	mk := func(spec *ebpf.MapSpec) *ebpf.Map {
+		if err != nil {
+			return nil
+		}
+		var mp *ebpf.Map
+		if mp, err = ebpf.NewMap(spec); err != nil {
+			err = fmt.Errorf("map %s: %w", spec.Name, err)
+		}
+		return mp
+	}
+	m.cfg = mk(&ebpf.MapSpec{Name: "drlb_kfcfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
+	m.flows = mk(&ebpf.MapSpec{Name: "drlb_kflows", Type: ebpf.Hash, KeySize: 16, ValueSize: 24, MaxEntries: uint32(maxFlows)})
+	m.servers = mk(&ebpf.MapSpec{Name: "drlb_kfservers", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: maxKernelServers})
+	m.counts = mk(&ebpf.MapSpec{Name: "drlb_kfcounts", Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 16, MaxEntries: maxKernelServers})
+	if err == nil {
+		var n int
+		if n, err = ebpf.PossibleCPU(); err == nil {
+			m.zero = make([]kflowCount, n)
+		}
+	}
+	return err
+}
+
+func (m *flowMaps) close() {
+	for _, mp := range []*ebpf.Map{m.cfg, m.flows, m.servers, m.counts} {
+		if mp != nil {
+			_ = mp.Close()
+		}
+	}
+	*m = flowMaps{}
+}
+
+// setServers writes the servers (those no longer listed removed, the
+// others put, a count for each created the first time it is listed) and
+// then the switch, so the program never forwards to a server whose MAC is
+// not written yet; turning off writes the switch first, so that it takes
+// effect in one write, whatever the servers' writes do after it. A failed
+// write turns the forwarding off: a server put only half would keep its
+// old MAC. More than maxKernelServers servers is such a failure.
+//
+// Counts are never removed: KernelFlowCounts is cumulative since the port
+// opened, for servers that come and go too. Once maxKernelServers IDs
+// have been listed the ones after have no count; their flows are still
+// forwarded, only not counted.
+func (m *flowMaps) setServers(on bool, mac net.HardwareAddr, mtu int, servers []KernelServer) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("MAC %v is not a 6-byte Ethernet address", mac)
+	}
+	if mtu < 0 || mtu > 65535 {
+		return fmt.Errorf("MTU %d is not 0..65535", mtu)
+	}
+	var v [16]byte
+	if on {
+		v[0] = 1
+	}
+	copy(v[4:10], mac)
+	binary.NativeEndian.PutUint32(v[12:], uint32(mtu))
+	if !on {
+		if err := m.cfg.Put(uint32(0), v); err != nil {
+			return err
+		}
+	}
+	if err := m.writeServers(servers); err != nil {
+		_ = m.cfg.Put(uint32(0), [16]byte{})
+		return err
+	}
+	if !on {
+		return nil
+	}
+	return m.cfg.Put(uint32(0), v)
+}
+
+func (m *flowMaps) writeServers(servers []KernelServer) error {
+	listed := make(map[uint32]bool, len(servers))
+	for _, s := range servers {
+		listed[s.ID] = true
+	}
+	var id uint32
+	var mac [8]byte
+	var gone []uint32
+	it := m.servers.Iterate()
+	for it.Next(&id, &mac) {
+		if !listed[id] {
+			gone = append(gone, id)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("servers: %w", err)
+	}
+	for _, id := range gone {
+		if err := m.servers.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("servers: %w", err)
+		}
+	}
+	for _, s := range servers {
+		copy(mac[:6], s.MAC[:])
+		if err := m.servers.Put(s.ID, mac); err != nil {
+			return fmt.Errorf("server %d: %w", s.ID, err)
+		}
+		err := m.counts.Update(s.ID, m.zero, ebpf.UpdateNoExist)
+		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) && !mapFull(err) {
+			return fmt.Errorf("server %d count: %w", s.ID, err)
+		}
+	}
+	return nil
+}
+
+// mapFull reports whether a map update failed for want of room.
+func mapFull(err error) bool { return errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) }
+
+// kflowKeyOf is the map key of a flow, false for one the program cannot
+// see (not IPv4 on both ends, neither TCP nor UDP).
+func kflowKeyOf(client, vip netip.AddrPort, proto uint8) (kflowKey, bool) {
+	c, v := client.Addr().Unmap(), vip.Addr().Unmap()
+	if !c.Is4() || !v.Is4() || proto != protoTCP && proto != protoUDP {
+		return kflowKey{}, false
+	}
+	k := kflowKey{Saddr: c.As4(), Daddr: v.As4(), Proto: proto}
+	k.Sport = [2]byte{byte(client.Port() >> 8), byte(client.Port())}
+	k.Dport = [2]byte{byte(vip.Port() >> 8), byte(vip.Port())}
+	return k, true
+}
+
+// update removes del, then puts add (now: CLOCK_MONOTONIC), and returns
+// how many of add did not fit. Each group goes in batches. A batch stops
+// at the first element that fails, and its error is that element's: a
+// key to remove that is not there is fine, and the batch goes on after
+// it; an element with no room is counted, and the rest go one by one (a
+// batch would stop at each); after any other error the rest go one by
+// one too, so one bad element costs only itself. Flows the program
+// cannot see are skipped: they stay with drlb. The first other error is
+// returned, after every element was tried.
+func (m *flowMaps) update(add []KernelFlow, del []KernelFlowKey, now time.Duration) (full int, err error) {
+	keep := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	// stopped moves i past the elements a batch did before it stopped.
+	stopped := func(i, n, total int) int { return i + min(max(n, 0), total-i) }
+	m.keys = m.keys[:0]
+	for _, d := range del {
+		if k, ok := kflowKeyOf(d.Client, d.VIP, d.Proto); ok {
+			m.keys = append(m.keys, k)
+		}
+	}
+	batch := true
+	for i := 0; i < len(m.keys); i++ {
+		if batch && len(m.keys)-i > 1 {
+			n, e := m.flows.BatchDelete(m.keys[i:], nil)
+			if i = stopped(i, n, len(m.keys)); e == nil || i == len(m.keys) {
+				break
+			}
+			if errors.Is(e, ebpf.ErrKeyNotExist) {
+				continue // keys[i] was not there
+			}
+			batch = false
+		}
+		if e := m.flows.Delete(&m.keys[i]); e != nil && !errors.Is(e, ebpf.ErrKeyNotExist) {
+			keep(fmt.Errorf("delete flow: %w", e))
+		}
+	}
+	m.keys, m.vals = m.keys[:0], m.vals[:0]
+	for _, a := range add {
+		k, ok := kflowKeyOf(a.Client, a.VIP, a.Proto)
+		if !ok {
+			continue
+		}
+		r := uint64(max(a.Refresh, time.Millisecond))
+		m.keys = append(m.keys, k)
+		m.vals = append(m.vals, kflowValue{Server: a.Server, Refresh: r, PuntAt: uint64(now) + r})
+	}
+	batch = true
+	for i := 0; i < len(m.keys); i++ {
+		if batch && len(m.keys)-i > 1 {
+			n, e := m.flows.BatchUpdate(m.keys[i:], m.vals[i:], nil)
+			if i = stopped(i, n, len(m.keys)); e == nil || i == len(m.keys) {
+				break
+			}
+			batch = false
+			if mapFull(e) {
+				full++ // keys[i] has no room
+				continue
+			}
+		}
+		switch e := m.flows.Put(&m.keys[i], &m.vals[i]); {
+		case e == nil:
+		case mapFull(e):
+			full++
+		default:
+			keep(fmt.Errorf("put flow: %w", e))
+		}
+	}
+	return full, err
+}
+
+// counted sums the per-CPU counts per server.
+func (m *flowMaps) counted() (map[uint32]KernelCount, error) {
+	out := map[uint32]KernelCount{}
+	var id uint32
+	var per []kflowCount
+	it := m.counts.Iterate()
+	for it.Next(&id, &per) {
+		var c KernelCount
+		for _, p := range per {
+			c.Packets += p.Packets
+			c.Bytes += p.Bytes
+		}
+		out[id] = c
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("counts: %w", err)
+	}
+	return out, nil
+}
+
+// monotonicNow is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+func monotonicNow() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, err
+	}
+	return time.Duration(ts.Nano()), nil
+}
+
+// instructions is the program's kernel-flow block, entered with any IPv4
+// frame to a VIP, ctx in the given register. It ends in XDP_TX, or jumps
+// to "kflowdone" with R2, R3, R7 (and R0-R5, R9) clobbered; the caller
+// reloads what it needs there. Everything it does not forward goes on as
+// if it were not there.
+//
+//	off                                     -> kflowdone
+//	IPv4 options (first byte not 0x45), a fragment (MF or an offset),
+//	  the packet (total length) beyond the frame, or over mtu (if set) -> kflowdone
+//	not TCP with a 20-byte header (data offset >= 5) and no SYN, FIN or RST,
+//	  nor UDP with an 8-byte header, inside the packet -> kflowdone
+//	not to our MAC, or from it              -> kflowdone
+//	(source, VIP, ports, protocol) not in flows -> kflowdone
+//	the flow's punt time reached: the next one set a refresh ahead -> kflowdone
+//	the flow's server not in servers        -> kflowdone
+//	else: destination MAC = the server's, source = ours, count, XDP_TX
+//
+// The punt is how drlb keeps seeing one frame of the flow per refresh:
+// it keeps the connection's timeout and sync records fresh from it. A
+// server with no count entry (more IDs than maxKernelServers since the
+// port opened) is forwarded to all the same, uncounted.
+func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
+	const (
+		eth      = 14
+		xdpTX    = 3
+		flowKey  = -96  // 16 bytes
+		zeroKey  = -100 // u32 0: cfg
+		srvKey   = -104 // u32: the flow's server
+		totalLen = -112 // u64: the IPv4 total length
+		cfgPtr   = asm.R9
+		valPtr   = asm.R7
+		tcpDoff  = 12
+		tcpBad   = 0x07 // FIN, SYN, RST
+	)
+	lookup := func(mp *ebpf.Map, key int16) asm.Instructions {
+		return asm.Instructions{
+			asm.LoadMapPtr(asm.R1, mp.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, int32(key)),
+			asm.FnMapLookupElem.Call(),
+		}
+	}
+	bounds := func(n int32) asm.Instructions {
+		return asm.Instructions{
+			asm.Mov.Reg(asm.R1, asm.R2),
+			asm.Add.Imm(asm.R1, n),
+			asm.JGT.Reg(asm.R1, asm.R3, "kflowdone"),
+		}
+	}
+	insns := asm.Instructions{asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word)}
+	insns = append(insns, lookup(m.cfg, zeroKey)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
+		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
+		asm.JEq.Imm(asm.R4, 0, "kflowdone"), // off
+		asm.Mov.Reg(cfgPtr, asm.R0),
+		asm.LoadMem(asm.R2, ctx, 0, asm.Word), // data again
+		asm.LoadMem(asm.R3, ctx, 4, asm.Word),
+	)
+	insns = append(insns, bounds(eth+20)...)
+	insns = append(insns,
+		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte), // version 4, no options
+		asm.JNE.Imm(asm.R4, 0x45, "kflowdone"),
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv4FragField, asm.Half),
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.JSet.Imm(asm.R4, ipv4FragBits, "kflowdone"), // a fragment
+		asm.LoadMem(asm.R5, asm.R2, eth+2, asm.Half),    // total length
+		asm.HostTo(asm.BE, asm.R5, asm.Half),
+		asm.And.Imm(asm.R5, 0xffff), // bounds it for the verifier
+		asm.StoreMem(asm.RFP, totalLen, asm.R5, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R2), // the packet within the frame (padding after it is fine)
+		asm.Add.Imm(asm.R1, eth),
+		asm.Add.Reg(asm.R1, asm.R5),
+		asm.JGT.Reg(asm.R1, asm.R3, "kflowdone"),
+		asm.LoadMem(asm.R4, cfgPtr, 12, asm.Word), // mtu, 0: any
+		asm.JEq.Imm(asm.R4, 0, "kflowmtu"),
+		asm.JGT.Reg(asm.R5, asm.R4, "kflowdone"),
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Proto, asm.Byte).WithSymbol("kflowmtu"),
+		asm.JEq.Imm(asm.R4, protoUDP, "kflowudp"),
+		asm.JNE.Imm(asm.R4, protoTCP, "kflowdone"),
+		asm.JLT.Imm(asm.R5, 20+20, "kflowdone"), // the TCP header inside the packet
+	)
+	insns = append(insns, bounds(eth+20+20)...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.R2, eth+20+tcpDoff, asm.Byte),
+		asm.JLT.Imm(asm.R1, 5<<4, "kflowdone"), // data offset < 5
+		asm.LoadMem(asm.R1, asm.R2, eth+20+tcpFlags, asm.Byte),
+		asm.JSet.Imm(asm.R1, tcpBad, "kflowdone"),
+		asm.Ja.Label("kflowmac"),
+		asm.JLT.Imm(asm.R5, 20+8, "kflowdone").WithSymbol("kflowudp"), // the UDP header inside the packet
+	)
+	insns = append(insns, bounds(eth+20+8)...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.R2, 0, asm.Word).WithSymbol("kflowmac"), // to our MAC?
+		asm.LoadMem(asm.R5, cfgPtr, 4, asm.Word),
+		asm.JNE.Reg(asm.R1, asm.R5, "kflowdone"),
+		asm.LoadMem(asm.R1, asm.R2, 4, asm.Half),
+		asm.LoadMem(asm.R5, cfgPtr, 8, asm.Half),
+		asm.JNE.Reg(asm.R1, asm.R5, "kflowdone"),
+		asm.LoadMem(asm.R1, asm.R2, 6, asm.Word), // not from it (drlb drops those)
+		asm.LoadMem(asm.R5, cfgPtr, 4, asm.Word),
+		asm.JNE.Reg(asm.R1, asm.R5, "kflowkey"),
+		asm.LoadMem(asm.R1, asm.R2, 10, asm.Half),
+		asm.LoadMem(asm.R5, cfgPtr, 8, asm.Half),
+		asm.JEq.Reg(asm.R1, asm.R5, "kflowdone"),
+		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word).WithSymbol("kflowkey"), // as on the wire
+		asm.StoreMem(asm.RFP, flowKey, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src+4, asm.Word),
+		asm.StoreMem(asm.RFP, flowKey+4, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R2, eth+20, asm.Word), // both ports
+		asm.StoreMem(asm.RFP, flowKey+8, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, flowKey+12, asm.R4, asm.Word), // the protocol, then 3 zero bytes (little-endian)
+	)
+	insns = append(insns, lookup(m.flows, flowKey)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
+		asm.Mov.Reg(valPtr, asm.R0),
+		asm.FnKtimeGetNs.Call(),
+		asm.LoadMem(asm.R1, valPtr, 16, asm.DWord), // punt time
+		asm.JLT.Reg(asm.R0, asm.R1, "kflowserver"),
+		asm.LoadMem(asm.R1, valPtr, 8, asm.DWord), // this one to drlb, the next a refresh on
+		asm.Add.Reg(asm.R0, asm.R1),
+		asm.StoreMem(valPtr, 16, asm.R0, asm.DWord),
+		asm.Ja.Label("kflowdone"),
+		asm.LoadMem(asm.R1, valPtr, 0, asm.Word).WithSymbol("kflowserver"),
+		asm.StoreMem(asm.RFP, srvKey, asm.R1, asm.Word),
+	)
+	insns = append(insns, lookup(m.servers, srvKey)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
+		asm.LoadMem(asm.R2, ctx, 0, asm.Word), // data again
+		asm.LoadMem(asm.R3, ctx, 4, asm.Word),
+	)
+	insns = append(insns, bounds(eth)...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word), // destination: the server
+		asm.StoreMem(asm.R2, 0, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R0, 4, asm.Half),
+		asm.StoreMem(asm.R2, 4, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, cfgPtr, 4, asm.Word), // source: us
+		asm.StoreMem(asm.R2, 6, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, cfgPtr, 8, asm.Half),
+		asm.StoreMem(asm.R2, 10, asm.R1, asm.Half),
+	)
+	insns = append(insns, lookup(m.counts, srvKey)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "kflowtx"), // no count: forwarded all the same
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
+		asm.LoadMem(asm.R2, asm.RFP, totalLen, asm.DWord),
+		asm.Add.Reg(asm.R1, asm.R2),
+		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, xdpTX).WithSymbol("kflowtx"),
+		asm.Return(),
+	)
+	return insns
+}
+
+// SetKernelFlowServers implements FlowPort.
+func (p *xdpPort) SetKernelFlowServers(on bool, mtu int, servers []KernelServer) error {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.objs.flows.setServers(on, p.ap.HardwareAddr(), mtu, servers); err != nil {
+		return newError(p.ifname, "XDP kernel flows", err)
+	}
+	return nil
+}
+
+// UpdateKernelFlows implements FlowPort. The flows that do not fit the
+// map are left to drlb and counted in Stats.KernelFlowsFull.
+func (p *xdpPort) UpdateKernelFlows(add []KernelFlow, del []KernelFlowKey) error {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	now, err := monotonicNow()
+	if err != nil {
+		return newError(p.ifname, "XDP kernel flows", err)
+	}
+	full, err := p.objs.flows.update(add, del, now)
+	p.kflowsFull.Add(uint64(full))
+	if err != nil {
+		return newError(p.ifname, "XDP kernel flows", err)
+	}
+	return nil
+}
+
+// KernelFlowCounts implements FlowPort.
+func (p *xdpPort) KernelFlowCounts() (map[uint32]KernelCount, error) {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	c, err := p.objs.flows.counted()
+	if err != nil {
+		return nil, newError(p.ifname, "XDP kernel flows", err)
+	}
+	return c, nil
+}
