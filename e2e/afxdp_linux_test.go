@@ -118,6 +118,7 @@ func TestAFXDPKernelFlows(t *testing.T) {
 	p := startDirector(t, l, "run", "-c", cfg, "-io", "afxdp", "-xdp-flows", "-xdp-generic", "-ctl", sock)
 	p.waitLog("kernel flows on", 1, 10*time.Second)
 	c := l.HTTPClient(l.Client)
+	c.Timeout = 30 * time.Second // frames the kernel loses fail the test, not the package's timeout
 	const size = 8 << 20
 	upload(t, c, fmt.Sprintf("http://%s/upload", l.VIP), size)
 	c.CloseIdleConnections()

@@ -77,7 +77,7 @@ type benchForwarder struct {
 // udpForwarders' names) in unit, and each drlb's ratio to the in-kernel
 // anchor's.
 func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
-	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}, {"afxdp-flows", "afxdpflows"}}
+	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}, {"afxdp-flows", "afxdpflows"}, {"afxdp-generic", "afxdpgeneric"}}
 	k := byName["in-kernel"]
 	for _, f := range short {
 		v, ok := byName[f.name]
@@ -388,6 +388,10 @@ func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
 		return startDrlbForBench(b, l, "-keep-kernel-copy")
 	}}, benchForwarder{"drlb-coalesce", func() func() {
 		return startDrlbForBench(b, l, "-rx-coalesce", benchCoalesce.String())
+	}}, benchForwarder{"afxdp-generic", func() func() {
+		// AF_XDP with the program in generic mode, as afxdp-flows: the
+		// part of afxdp-flows' figure that is generic mode's.
+		return startDrlbForBench(b, l, "-io", "afxdp", "-xdp-generic")
 	}}, benchForwarder{"afxdp-coalesce", func() func() {
 		return startDrlbForBench(b, l, "-io", "afxdp", "-rx-coalesce", benchCoalesce.String())
 	}})
