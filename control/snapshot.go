@@ -38,7 +38,9 @@ type Snapshot struct {
 	// everything but bare TCP SYNs; rx_syn: the SYN sockets' receive
 	// queues (or AF_XDP ring) full, bare SYNs only; rx_syn_trusted: the
 	// same for trusted clients' bare SYNs, queued apart; rx_xdp, with -io
-	// afxdp: the main AF_XDP socket's; tx, truncated, unrepresentable); ARP the VIP responder's events (requests,
+	// afxdp: the main AF_XDP socket's; tx, truncated, unrepresentable;
+	// kernel_flows_full, with -xdp-flows: flows the XDP program's map had
+	// no room for, which stay with drlb); ARP the VIP responder's events (requests,
 	// probes, replies, conflicts, malformed); Neighbors the real-server
 	// resolver's (requests, send_errors, accepted, rejected).
 	Link      map[string]uint64 `json:"link,omitempty"`
