@@ -114,11 +114,7 @@ func (d *VIPDrop) close() {
 		_ = d.prog.Close()
 		d.prog = nil
 	}
-	for _, m := range []*ebpf.Map{d.vip4, d.vip6} {
-		if m != nil {
-			_ = m.Close()
-		}
-	}
+	closeMaps(d.vip4, d.vip6)
 	d.vip4, d.vip6, d.attach = nil, nil, nil
 }
 

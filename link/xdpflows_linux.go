@@ -63,36 +63,23 @@ type kflowCount struct{ Packets, Bytes uint64 }
 // make creates the maps, the flows map with room for maxFlows
 // (maxKernelFlows; tests make it small).
 func (m *flowMaps) make(maxFlows int) error {
-	var err error
-	mk := func(spec *ebpf.MapSpec) *ebpf.Map {
-		if err != nil {
-			return nil
-		}
-		var mp *ebpf.Map
-		if mp, err = ebpf.NewMap(spec); err != nil {
-			err = fmt.Errorf("map %s: %w", spec.Name, err)
-		}
-		return mp
+	var mk mapMaker
+	m.cfg = mk.make(&ebpf.MapSpec{Name: "drlb_kfcfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
+	m.flows = mk.make(&ebpf.MapSpec{Name: "drlb_kflows", Type: ebpf.Hash, KeySize: 16, ValueSize: 24, MaxEntries: uint32(maxFlows)})
+	m.servers = mk.make(&ebpf.MapSpec{Name: "drlb_kfservers", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: maxKernelServers})
+	m.counts = mk.make(&ebpf.MapSpec{Name: "drlb_kfcounts", Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 16, MaxEntries: maxKernelServers})
+	if mk.err != nil {
+		return mk.err
 	}
-	m.cfg = mk(&ebpf.MapSpec{Name: "drlb_kfcfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
-	m.flows = mk(&ebpf.MapSpec{Name: "drlb_kflows", Type: ebpf.Hash, KeySize: 16, ValueSize: 24, MaxEntries: uint32(maxFlows)})
-	m.servers = mk(&ebpf.MapSpec{Name: "drlb_kfservers", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: maxKernelServers})
-	m.counts = mk(&ebpf.MapSpec{Name: "drlb_kfcounts", Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 16, MaxEntries: maxKernelServers})
+	n, err := ebpf.PossibleCPU()
 	if err == nil {
-		var n int
-		if n, err = ebpf.PossibleCPU(); err == nil {
-			m.zero = make([]kflowCount, n)
-		}
+		m.zero = make([]kflowCount, n)
 	}
 	return err
 }
 
 func (m *flowMaps) close() {
-	for _, mp := range []*ebpf.Map{m.cfg, m.flows, m.servers, m.counts} {
-		if mp != nil {
-			_ = mp.Close()
-		}
-	}
+	closeMaps(m.cfg, m.flows, m.servers, m.counts)
 	*m = flowMaps{}
 }
 

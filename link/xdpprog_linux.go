@@ -23,11 +23,7 @@ func (o *xdpObjects) close() {
 	if o.prog != nil {
 		_ = o.prog.Close()
 	}
-	for _, m := range []*ebpf.Map{o.vip4, o.vip6, o.xsks} {
-		if m != nil {
-			_ = m.Close()
-		}
-	}
+	closeMaps(o.vip4, o.vip6, o.xsks)
 	o.syn.close()
 	o.flows.close()
 	if o.trusted != nil {
@@ -74,24 +70,14 @@ func loadXDP(queues, trusted int) (*xdpObjects, error) {
 
 // loadXDPFlows is loadXDP with room for flows kernel flows (tests fill a
 // small map).
-func loadXDPFlows(queues, trusted, flows int) (*xdpObjects, error) {
-	o := &xdpObjects{}
-	var err error
-	mk := func(name string, t ebpf.MapType, k, v, n uint32) *ebpf.Map {
-		if err != nil {
-			return nil
-		}
-		var m *ebpf.Map
-		m, err = ebpf.NewMap(&ebpf.MapSpec{Name: name, Type: t, KeySize: k, ValueSize: v, MaxEntries: n})
-		if err != nil {
-			err = fmt.Errorf("map %s: %w", name, err)
-		}
-		return m
-	}
+func loadXDPFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
+	o = &xdpObjects{}
+	o.vip4, o.vip6, err = newVIPMaps()
 	if err == nil {
-		o.vip4, o.vip6, err = newVIPMaps()
+		var mk mapMaker
+		o.xsks = mk.make(&ebpf.MapSpec{Name: "drlb_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(xsksPerQueue * max(queues, 1))})
+		err = mk.err
 	}
-	o.xsks = mk("drlb_xsks", ebpf.XSKMap, 4, 4, uint32(xsksPerQueue*max(queues, 1)))
 	if err == nil {
 		o.trusted, err = newTrustedClients(trusted)
 	}

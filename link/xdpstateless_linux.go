@@ -44,30 +44,16 @@ type synSvcValue struct {
 }
 
 func (m *synMaps) make() error {
-	var err error
-	mk := func(spec *ebpf.MapSpec) *ebpf.Map {
-		if err != nil {
-			return nil
-		}
-		var mp *ebpf.Map
-		if mp, err = ebpf.NewMap(spec); err != nil {
-			err = fmt.Errorf("map %s: %w", spec.Name, err)
-		}
-		return mp
-	}
-	m.cfg = mk(&ebpf.MapSpec{Name: "drlb_syncfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
-	m.svc = mk(&ebpf.MapSpec{Name: "drlb_synsvc", Type: ebpf.Hash, KeySize: 8, ValueSize: 24, MaxEntries: maxSYNServices})
-	m.tab = mk(&ebpf.MapSpec{Name: "drlb_syntab", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: maxSYNBuckets})
-	m.count = mk(&ebpf.MapSpec{Name: "drlb_syncount", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
-	return err
+	var mk mapMaker
+	m.cfg = mk.make(&ebpf.MapSpec{Name: "drlb_syncfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
+	m.svc = mk.make(&ebpf.MapSpec{Name: "drlb_synsvc", Type: ebpf.Hash, KeySize: 8, ValueSize: 24, MaxEntries: maxSYNServices})
+	m.tab = mk.make(&ebpf.MapSpec{Name: "drlb_syntab", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: maxSYNBuckets})
+	m.count = mk.make(&ebpf.MapSpec{Name: "drlb_syncount", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	return mk.err
 }
 
 func (m *synMaps) close() {
-	for _, mp := range []*ebpf.Map{m.cfg, m.svc, m.tab, m.count} {
-		if mp != nil {
-			_ = mp.Close()
-		}
-	}
+	closeMaps(m.cfg, m.svc, m.tab, m.count)
 	*m = synMaps{}
 }
 
