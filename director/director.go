@@ -131,7 +131,7 @@ type Options struct {
 	// XDPFlows lets an AF_XDP port's XDP program forward the frames of
 	// established IPv4 flows itself (XDP_TX; link.FlowPort), the flows
 	// the forwarder hands out once its fast path forwarded one of their
-	// frames; one frame per flow and second, and anything that changes a
+	// frames; one frame per flow every 5 s, and anything that changes a
 	// connection's state, still go to drlb, which decides (forwarder,
 	// kernel flows). Off by default: XDP_TX must work on the interface,
 	// as for XDPSYNs.

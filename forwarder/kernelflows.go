@@ -57,9 +57,11 @@ const kernelFlowBatch = 256
 const kernelFlowRemovals = 4096
 
 // kernelFlowRefreshMax is the longest Refresh: the kernel sends a frame of
-// each flow to drlb at least this often, well within any timeout, and the
-// per-server counts drlb sees lag by no more.
-const kernelFlowRefreshMax = time.Second
+// each flow to drlb at least this often, well within any timeout (a
+// Refresh is at most a quarter of it). Each such frame costs drlb a
+// wake-up and a map write; the servers' counts come from the kernel and
+// do not wait for it.
+const kernelFlowRefreshMax = 5 * time.Second
 
 // kernelFlows is a worker's side of kernel flows (EnableKernelFlows).
 type kernelFlows struct {

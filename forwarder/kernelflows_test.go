@@ -38,7 +38,7 @@ func (k *kernelModel) apply(t *testing.T, f *Forwarder, now int64) {
 		delete(k.flows, d)
 	}
 	for _, a := range add {
-		if !a.Client.Addr().Is4() || !a.VIP.Addr().Is4() || a.Refresh <= 0 || a.Refresh > time.Second {
+		if !a.Client.Addr().Is4() || !a.VIP.Addr().Is4() || a.Refresh <= 0 || a.Refresh > kernelFlowRefreshMax {
 			t.Fatalf("handed out %+v", a)
 		}
 		k.flows[KernelFlowKey{a.Client, a.VIP, a.Proto}] = &modelFlow{server: a.Server, refresh: a.Refresh, puntAt: now + int64(a.Refresh)}
@@ -156,7 +156,7 @@ func TestKernelFlowsMatchDrlb(t *testing.T) {
 		}
 		k.apply(t, kf, now)
 		// Mostly a frame per flow every few hundred milliseconds (a
-		// Refresh is a second here), now and then a pause.
+		// Refresh is kernelFlowRefreshMax here), now and then a pause.
 		step := rng.IntN(30)
 		if rng.IntN(100) == 0 {
 			step = 3000
@@ -186,7 +186,7 @@ func TestKernelFlowsHandOut(t *testing.T) {
 		t.Fatalf("after an established frame: add %v del %v lost %v", add, del, lost)
 	}
 	a := add[0]
-	if a.Client != c || a.VIP != netip.AddrPortFrom(vip, 80) || a.Proto != protoTCP || a.Refresh != time.Second {
+	if a.Client != c || a.VIP != netip.AddrPortFrom(vip, 80) || a.Proto != protoTCP || a.Refresh != kernelFlowRefreshMax {
 		t.Fatalf("handed out %+v", a)
 	}
 	var mac [6]byte
