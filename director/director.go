@@ -360,6 +360,11 @@ func (d *Director) sweepIdle(ctx context.Context) {
 				for done := 0; done < perTick; done += idleChunk {
 					w.mu.Lock()
 					w.fw.Tick(now.UnixNano(), idleChunk)
+					if w.kflows != nil {
+						// A chunk ends at most idleChunk entries:
+						// their flows leave the kernel before the next.
+						d.flushKernelFlows(w, w.kflows)
+					}
 					w.mu.Unlock()
 				}
 			}

@@ -26,6 +26,10 @@ const (
 	flowCountsEvery = 500 * time.Millisecond
 )
 
+// errLostRemovals: the forwarder ended more handed-out flows between two
+// writes than it keeps (forwarder.KernelFlowChanges' lost).
+var errLostRemovals = errors.New("more flows ended at once than drlb keeps for the kernel")
+
 // kernelFlows is a worker's writer of kernel flows. Its methods run with
 // the worker's mu held (the forwarder's slices are valid until the next
 // Process call).
@@ -46,9 +50,8 @@ func (d *Director) flushKernelFlows(w *worker, k *kernelFlows) {
 	}
 	var err error
 	if lost {
-		err = k.port.ClearKernelFlows()
-	}
-	if err == nil {
+		err = errLostRemovals
+	} else {
 		k.add, k.del = k.add[:0], k.del[:0]
 		for _, a := range add {
 			k.add = append(k.add, link.KernelFlow(a))

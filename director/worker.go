@@ -75,8 +75,10 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 		// sweep's removals and the kernel's counts are followed on a
 		// goroutine of their own (kernelflows.go).
 		if p, ok := w.port.(link.FlowPort); ok && d.xdpFlows {
+			w.mu.Lock() // the idle sweeper and sync may already run
 			w.kflows = &kernelFlows{port: p}
 			w.fw.EnableKernelFlows()
+			w.mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -81,7 +81,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 		return Result{}, false
 	}
 	timeout := f.timeout(st, state)
-	f.table.SetTimeout(e, now, timeout+f.handOut(&f.key, s, e.Real, state, timeout))
+	f.table.SetTimeout(e, now, timeout+f.handOut(e, s, state, timeout))
 	if s.cfg.Persistence > 0 {
 		// As the full path does, last: the template lookup may move e.
 		fl := flow{proto: f.key.Proto, src: netip.AddrFrom16(f.key.CIP), dst: vip, srcPort: f.key.CPort, dstPort: f.key.VPort}

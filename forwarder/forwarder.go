@@ -212,7 +212,7 @@ func (s *service) name() string {
 // onExpire keeps the per-server connection counters right when an entry
 // leaves the table, however it leaves.
 func (f *Forwarder) onExpire(e *conntable.Entry) {
-	f.takeBack(e, e.State)
+	f.takeBack(e)
 	f.account(e.Service, e.Real, e.State, -1)
 }
 
@@ -424,7 +424,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			// Whatever brought the frame here (a FIN or RST, a sync
 			// record due, a frame over the MTU), the kernel gives the
 			// flow back; fastExisting hands it out again.
-			f.takeBack(e, old)
+			f.takeBack(e)
 			f.setState(st, e, ref.r, state, now)
 			if old == stateSynRecv && state == stateEstablished {
 				f.hs.note(p.flow.src)

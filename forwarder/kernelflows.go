@@ -51,10 +51,12 @@ type KernelServer struct {
 const kernelFlowBatch = 256
 
 // kernelFlowRemovals bounds the removals collected between two
-// KernelFlowChanges calls. A sweep or a reload can end more entries than
-// that at once: then KernelFlowChanges says so (lost), and the caller
-// clears the kernel's flows.
-const kernelFlowRemovals = 4096
+// KernelFlowChanges calls: the caller takes them after each batch of
+// frames (whose sweeps and lookups end a few hundred entries at most) and
+// after each chunk of an idle sweep (4096 slots). Beyond it they are
+// dropped and KernelFlowChanges says so (lost): the caller must then
+// turn the kernel's forwarding off, since it may hold flows drlb ended.
+const kernelFlowRemovals = 8192
 
 // kernelFlowRefreshMax is the longest Refresh: the kernel sends a frame of
 // each flow to drlb at least this often, well within any timeout (a
@@ -83,9 +85,8 @@ func (f *Forwarder) EnableKernelFlows() {
 
 // KernelFlowChanges returns the flows the kernel should stop forwarding
 // and those it may forward from now on, collected since the last call;
-// lost reports that removals were dropped, and then the caller must
-// remove every flow from the kernel (the rest are handed out again with
-// their next frame). The slices are the worker's own, valid until the
+// lost reports that removals were dropped, and then the caller must turn
+// the kernel's forwarding off: it may hold flows drlb ended. The slices are the worker's own, valid until the
 // next Process call. For the goroutine that runs Process. It allocates
 // nothing.
 func (f *Forwarder) KernelFlowChanges() (add []KernelFlow, del []KernelFlowKey, lost bool) {
@@ -100,43 +101,52 @@ func (f *Forwarder) KernelFlowChanges() (add []KernelFlow, del []KernelFlowKey, 
 // entries do.
 func kernelServerID(svc, real uint16) uint32 { return uint32(svc)<<16 | uint32(real) }
 
-// handOut hands the kernel the flow of key (forwarded by fastExisting to
-// the server in slot real of s, the entry in state), if the kernel can
-// take it: an IPv4 UDP flow or an established TCP connection. It returns
-// how much longer the entry must live than timeout: the flow's Refresh.
-// drlb sees one frame per Refresh, so the flow's last frame may have gone
-// through the kernel up to a Refresh after the last one drlb saw; with
-// the Refresh added the entry outlives the flow's last frame by timeout
-// or by up to a Refresh more, never less: a flow is never rescheduled
-// while frames still come within the timeout.
-func (f *Forwarder) handOut(k *conntable.Key, s *service, real uint16, state uint8, timeout time.Duration) time.Duration {
+// flagKernel, in Entry.Flags (beside the sync stamp), says that the
+// entry's flow was handed to the kernel and not taken back since: it is
+// handed out once, and only such a flow is taken back (a flow that never
+// reached the kernel costs no removal).
+const flagKernel = 0x80
+
+// handOut hands the kernel the flow of e (forwarded by fastExisting to
+// the server in slot e.Real of s, in state), if the kernel can take it
+// (an IPv4 UDP flow or an established TCP connection) and does not hold
+// it already. It returns how much longer the entry must live than
+// timeout: the flow's Refresh. drlb sees one frame per Refresh, so the
+// flow's last frame may have gone through the kernel up to a Refresh
+// after the last one drlb saw; with the Refresh added the entry outlives
+// the flow's last frame by timeout or by up to a Refresh more, never
+// less: a flow is never rescheduled while frames still come within the
+// timeout.
+func (f *Forwarder) handOut(e *conntable.Entry, s *service, state uint8, timeout time.Duration) time.Duration {
 	kf := &f.kf
+	k := &e.Key
 	if !kf.on || state != stateEstablished && state != stateUDP || !mapped4(&k.CIP) {
 		return 0
 	}
 	refresh := min(kernelFlowRefreshMax, max(timeout/4, time.Millisecond))
-	if len(kf.add) < cap(kf.add) {
+	if e.Flags&flagKernel == 0 && len(kf.add) < cap(kf.add) {
 		kf.add = append(kf.add, KernelFlow{
 			Client:  netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),
 			VIP:     netip.AddrPortFrom(netip.AddrFrom16(k.VIP).Unmap(), k.VPort),
 			Proto:   k.Proto,
-			Server:  kernelServerID(s.slot, real),
+			Server:  kernelServerID(s.slot, e.Real),
 			Refresh: refresh,
 		})
+		e.Flags |= flagKernel
 	}
 	// Also when the batch is full: the flow may be in the kernel from
 	// an earlier frame.
 	return refresh
 }
 
-// takeBack tells the kernel to stop forwarding e's flow, which it may
-// have been forwarding: the entry (in state before this frame or event)
-// is about to change or leave the table.
-func (f *Forwarder) takeBack(e *conntable.Entry, state uint8) {
+// takeBack tells the kernel to stop forwarding e's flow, if it was handed
+// out: the entry is about to change or leave the table.
+func (f *Forwarder) takeBack(e *conntable.Entry) {
 	kf := &f.kf
-	if !kf.on || e.Key.Kind != conntable.KindConn || state != stateEstablished && state != stateUDP || !mapped4(&e.Key.CIP) {
+	if e.Flags&flagKernel == 0 {
 		return
 	}
+	e.Flags &^= flagKernel
 	k := &e.Key
 	key := KernelFlowKey{
 		Client: netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),

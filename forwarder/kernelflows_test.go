@@ -234,7 +234,7 @@ func TestKernelFlowsHandOut(t *testing.T) {
 }
 
 // TestKernelFlowsLost: more removals than fit between two calls are
-// reported lost, so that the caller clears the kernel's flows.
+// reported lost, so that the caller turns the kernel's forwarding off.
 func TestKernelFlowsLost(t *testing.T) {
 	cfg := testConfig("rr", 3)
 	cfg.MaxConns = 2 * kernelFlowRemovals
@@ -336,5 +336,56 @@ func TestKernelFlowsTimeout(t *testing.T) {
 		if want := map[bool]Reason{false: ReasonNew, true: ReasonExisting}[on]; res.Reason != want {
 			t.Fatalf("kernel flows %v: 20.5 s after the last frame %v, want %v", on, res.Reason, want)
 		}
+	}
+}
+
+// TestKernelFlowsTakenBack: a flow handed out is taken back when a
+// peer's sync record moves its entry on (the kernel must not keep
+// forwarding a connection the peer saw close); a flow never handed out
+// costs no removal when its entry expires.
+func TestKernelFlowsTakenBack(t *testing.T) {
+	a := newForwarder(t, testConfig("rr", 3), Options{})
+	b := newForwarder(t, testConfig("rr", 3), Options{})
+	a.EnableSync(64)
+	b.EnableSync(64)
+	a.EnableKernelFlows()
+	c := client(0, 40000)
+	for _, fr := range [][]byte{syn(c), ack(c), ack(c)} {
+		process(t, a, fr, t0)
+		process(t, b, fr, t0)
+	}
+	if add, _, _ := a.KernelFlowChanges(); len(add) != 1 {
+		t.Fatalf("handed out %v, want the one flow", add)
+	}
+	take(a)
+	take(b)
+	process(t, b, fin(c), t0+second) // b sees the FIN
+	evs := take(b)
+	if len(evs) != 1 {
+		t.Fatalf("b's events after the FIN: %+v", evs)
+	}
+	e := toEntry(&evs[0])
+	if r := a.ApplySync(&e, t0+second); r != SyncApplied {
+		t.Fatalf("apply: %v", SyncResultNames[r])
+	}
+	if _, del, _ := a.KernelFlowChanges(); len(del) != 1 || del[0].Client != c {
+		t.Fatalf("after the peer's FIN_WAIT: del %v, want the flow", del)
+	}
+	// Expiry now costs nothing more: the flow was taken back.
+	a.Tick(t0+int64(time.Hour), 1<<20)
+	if _, del, _ := a.KernelFlowChanges(); len(del) != 0 {
+		t.Fatalf("expiry after the take-back: del %v", del)
+	}
+
+	// Never handed out (a connection that never got past its handshake,
+	// a one-frame UDP exchange): no removal when it expires.
+	g := newForwarder(t, testConfig("rr", 3), Options{})
+	g.EnableKernelFlows()
+	process(t, g, syn(client(1, 1)), t0)
+	process(t, g, ack(client(1, 1)), t0)
+	process(t, g, framegen.UDP(toDir, client(2, 2), netip.AddrPortFrom(vip, 53), []byte("q")), t0)
+	g.Tick(t0+int64(time.Hour), 1<<20)
+	if add, del, _ := g.KernelFlowChanges(); len(add)+len(del) != 0 {
+		t.Fatalf("flows never handed out: add %v del %v", add, del)
 	}
 }

@@ -49,18 +49,26 @@ func (f *Forwarder) ResetSyncEvents() { f.sync.events = f.sync.events[:0] }
 func (f *Forwarder) SyncDropped() uint64 { return f.sync.dropped.Load() }
 
 // syncUnit is the grain of Entry.Flags' sync stamp: when the entry was
-// last sent to (or received from) the peers, in 8-second units modulo 256.
-const syncUnit = 8 * time.Second
+// last sent to (or received from) the peers, in 16-second units modulo
+// 128, in the low 7 bits (stampBits); the high bit says the entry's flow
+// was handed to the kernel (flagKernel, kernelflows.go).
+const syncUnit = 16 * time.Second
 
-func syncStamp(now int64) uint8 { return uint8(now / int64(syncUnit)) }
+// stampBits are the bits of Entry.Flags that hold the sync stamp.
+const stampBits = 0x7f
+
+func syncStamp(now int64) uint8 { return uint8(now/int64(syncUnit)) & stampBits }
+
+// stampSync records in e's flags that it was sent or received at now.
+func stampSync(e *conntable.Entry, now int64) { e.Flags = e.Flags&^stampBits | syncStamp(now) }
 
 // syncDue reports whether an entry whose state did not change should be
 // sent again, so that the peers' copy (which expires on its own timeout)
 // does not run out while it lives here: once half its timeout passed
-// since it was last sent (at most every 2040 s, the stamp's range).
-func syncDue(stamp uint8, now int64, timeout time.Duration) bool {
-	half := min(max(int64(timeout/2/syncUnit), 1), 255)
-	return int64(syncStamp(now)-stamp) >= half
+// since it was last sent (at most every 2032 s, the stamp's range).
+func syncDue(flags uint8, now int64, timeout time.Duration) bool {
+	half := min(max(int64(timeout/2/syncUnit), 1), stampBits)
+	return int64((syncStamp(now)-flags)&stampBits) >= half
 }
 
 // record adds an event for e (owned by r of s) with timeout from now.
@@ -72,7 +80,7 @@ func (f *Forwarder) record(op uint8, e *conntable.Entry, s *service, r *realServ
 		f.sync.dropped.Add(1)
 		return
 	}
-	e.Flags = syncStamp(now)
+	stampSync(e, now)
 	f.sync.events = append(f.sync.events, SyncEvent{Key: e.Key, Op: op, State: e.State, SvcPort: s.key.port, Real: r.addr, Timeout: timeout})
 }
 
@@ -147,12 +155,15 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 		ex.Service, ex.Real, ex.State = s.slot, r.slot, e.State
 		r.count(e.State, +1)
 	} else if ex.State != e.State {
+		// A peer's record moves the entry on: the kernel gives its
+		// flow back, as for a frame the full path handles.
+		f.takeBack(ex)
 		r.count(ex.State, -1)
 		r.count(e.State, +1)
 		ex.State = e.State
 	}
 	f.table.SetTimeout(ex, now, e.Timeout)
-	ex.Flags = syncStamp(now)
+	stampSync(ex, now)
 	return SyncApplied
 }
 

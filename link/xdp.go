@@ -98,9 +98,6 @@ type FlowPort interface {
 	// UpdateKernelFlows removes del, then adds (or replaces) add. A flow
 	// that does not fit the kernel's map is left to drlb.
 	UpdateKernelFlows(add []KernelFlow, del []KernelFlowKey) error
-	// ClearKernelFlows removes every flow (the forwarder lost track of
-	// some removals; those still live are handed out again).
-	ClearKernelFlows() error
 	// KernelFlowCounts is what the kernel forwarded, per server ID, since
 	// the port opened.
 	KernelFlowCounts() (map[uint32]KernelCount, error)

@@ -482,38 +482,3 @@ func (p *xdpPort) KernelFlowCounts() (map[uint32]KernelCount, error) {
 	}
 	return c, nil
 }
-
-// clear removes every flow.
-func (m *flowMaps) clear() error {
-	var (
-		k    kflowKey
-		v    kflowValue
-		keys []kflowKey
-	)
-	it := m.flows.Iterate()
-	for it.Next(&k, &v) {
-		keys = append(keys, k)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("list flows: %w", err)
-	}
-	for i := range keys {
-		if err := m.flows.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete flow: %w", err)
-		}
-	}
-	return nil
-}
-
-// ClearKernelFlows implements FlowPort.
-func (p *xdpPort) ClearKernelFlows() error {
-	p.mmu.Lock()
-	defer p.mmu.Unlock()
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	if err := p.objs.flows.clear(); err != nil {
-		return newError(p.ifname, "XDP kernel flows", err)
-	}
-	return nil
-}

@@ -383,18 +383,6 @@ func TestXDPKernelFlowsFull(t *testing.T) {
 			t.Errorf("flow %d in the map: %v, want %v", i, ok, want)
 		}
 	}
-	// Cleared (ClearKernelFlows): none left, and room for 4 again.
-	if err := l.o.flows.clear(); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 6 {
-		if _, ok := has(i); ok {
-			t.Errorf("flow %d still in the map after clear", i)
-		}
-	}
-	if full := l.update([]KernelFlow{flow(6, 1), flow(7, 1), flow(8, 1), flow(9, 1)}, nil); full != 0 {
-		t.Errorf("after clear, %d of 4 did not fit", full)
-	}
 }
 
 // TestXDPPortKernelFlows goes through a live AF_XDP port on a veth: the
