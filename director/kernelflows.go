@@ -17,10 +17,11 @@ import (
 // writes the servers the kernel may send to, the changes an idle sweep
 // made, and notes what the kernel forwarded in the forwarder's counters.
 
-// flowsEvery is how often followFlows runs: a server that fails or drains
-// leaves the kernel's list within it (drlb's own next frame of such a
-// flow sees it at once), and the idle sweep's removals reach the kernel
-// within it. flowCountsEvery is how often the kernel's counts are read.
+// flowsEvery is how often followFlows runs besides the forwarder's
+// changes (a server that fails, is removed or changes MAC leaves the
+// kernel's list at once): a server whose drain deadline passes leaves it
+// within flowsEvery. flowCountsEvery is how often the kernel's counts
+// are read.
 const (
 	flowsEvery      = 50 * time.Millisecond
 	flowCountsEvery = 500 * time.Millisecond
@@ -70,7 +71,8 @@ func (d *Director) flushKernelFlows(w *worker, k *kernelFlows) {
 	}
 }
 
-// followFlows runs every flowsEvery until ctx ends: the servers the
+// followFlows runs every flowsEvery, and at once when the forwarder's
+// servers change (forwarder.Changes), until ctx ends: the servers the
 // kernel may send to, the idle sweep's removals, and every
 // flowCountsEvery the kernel's counts. On the way out the forwarding is
 // turned off (best effort).
@@ -89,30 +91,34 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.fw.Changes():
 		}
 		now := d.clock()
+		// Under the worker's lock, removals first, then the servers: a
+		// slot the sweep freed and a reload reused names a new server
+		// only once the old one's flows left the kernel.
 		w.mu.Lock()
 		d.flushKernelFlows(w, k)
+		if !k.failed {
+			next := linkKernelServers(w.fw.KernelServers(now.UnixNano()))
+			if !wrote || !slices.Equal(next, servers) {
+				if err := k.port.SetKernelFlowServers(true, w.fw.MTU(), next); err != nil {
+					k.failed = true
+					if !errors.Is(err, link.ErrClosed) {
+						d.log.Warn("kernel flows off: every frame goes through drlb", "err", err)
+					}
+				} else {
+					if !wrote {
+						d.log.Info("kernel flows on: the XDP program forwards established IPv4 flows itself", "servers", len(next))
+					}
+					servers, wrote = next, true
+				}
+			}
+		}
 		failed := k.failed
 		w.mu.Unlock()
 		if failed {
 			return
-		}
-		next := linkKernelServers(w.fw.KernelServers(now.UnixNano()))
-		if !wrote || !slices.Equal(next, servers) {
-			if err := k.port.SetKernelFlowServers(true, w.fw.MTU(), next); err != nil {
-				if !errors.Is(err, link.ErrClosed) {
-					d.log.Warn("kernel flows off: every frame goes through drlb", "err", err)
-				}
-				w.mu.Lock()
-				k.failed = true
-				w.mu.Unlock()
-				return
-			}
-			if !wrote {
-				d.log.Info("kernel flows on: the XDP program forwards established IPv4 flows itself", "servers", len(next))
-			}
-			servers, wrote = next, true
 		}
 		if now.Sub(countAt) >= flowCountsEvery {
 			countAt = now

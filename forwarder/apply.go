@@ -124,6 +124,7 @@ func (f *Forwarder) Apply(cfg *config.Config, now int64, commit func(swap func()
 		update()
 		f.cur.Store(next)
 		f.synGen.Add(1)
+		f.noteChange()
 	}
 	if commit == nil {
 		swap()

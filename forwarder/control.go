@@ -19,6 +19,7 @@ func (f *Forwarder) SetMAC(addr netip.Addr, mac net.HardwareAddr) error {
 	}
 	f.ctl.Lock()
 	defer f.ctl.Unlock()
+	defer f.noteChange()
 	addr = addr.Unmap()
 	found := false
 	for _, s := range f.cur.Load().services {
@@ -66,6 +67,7 @@ func (f *Forwarder) realAt(svc, ri int) (*service, *realServer, error) {
 func (f *Forwarder) SetAvailable(svc, ri int, up bool) error {
 	f.ctl.Lock()
 	defer f.ctl.Unlock()
+	defer f.noteChange()
 	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
@@ -86,6 +88,7 @@ func setAvailable(s *service, r *realServer, up bool) error {
 func (f *Forwarder) SetWeight(svc, ri, weight int) error {
 	f.ctl.Lock()
 	defer f.ctl.Unlock()
+	defer f.noteChange()
 	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
@@ -110,6 +113,7 @@ func (f *Forwarder) SetWeight(svc, ri, weight int) error {
 func (f *Forwarder) SetInhibited(svc, ri int, inhibited bool) error {
 	f.ctl.Lock()
 	defer f.ctl.Unlock()
+	defer f.noteChange()
 	s, r, err := f.realAt(svc, ri)
 	if err != nil {
 		return err
@@ -147,6 +151,7 @@ func (id RealID) String() string {
 func (f *Forwarder) SetHealth(id RealID, check config.Check, up bool) error {
 	f.ctl.Lock()
 	defer f.ctl.Unlock()
+	defer f.noteChange()
 	st := f.cur.Load()
 	s := st.byKey[svcKey{proto: uint8(id.Protocol), vip: id.VIP.Unmap(), port: id.Port}]
 	if s != nil {

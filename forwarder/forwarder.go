@@ -131,6 +131,9 @@ type core struct {
 	// synGen counts configuration swaps and MAC changes
 	// (StatelessSYNGeneration).
 	synGen atomic.Uint64
+	// changed gets a token after every change a control method or a
+	// swap made (Changes).
+	changed chan struct{}
 
 	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
 	preMin int
@@ -148,9 +151,10 @@ type core struct {
 // usable at once; the others wait for SetMAC.
 func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	c := &core{
-		sweep:  opts.SweepBudget,
-		mtu:    opts.MTU,
-		preMin: PrefetchMinConns,
+		changed: make(chan struct{}, 1),
+		sweep:   opts.SweepBudget,
+		mtu:     opts.MTU,
+		preMin:  PrefetchMinConns,
 	}
 	if c.sweep == 0 {
 		c.sweep = 8

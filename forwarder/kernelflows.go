@@ -178,9 +178,8 @@ func mapped4(a *[16]byte) bool {
 // KernelServers returns the servers the kernel may forward flows to now:
 // those of configured services that fastExisting would forward to (usable,
 // not drained, not a sorry server gone), with their MACs. Any goroutine.
-// A caller that keeps them in the kernel rewrites them when
-// StatelessSYNGeneration changes, and often enough anyway to follow drain
-// deadlines.
+// A caller that keeps them in the kernel rewrites them on Changes, and
+// often enough anyway to follow drain deadlines.
 func (f *Forwarder) KernelServers(now int64) []KernelServer {
 	var out []KernelServer
 	for _, s := range f.cur.Load().services {
@@ -229,3 +228,19 @@ func (f *Forwarder) KernelForwarded() uint64 { return f.kernelFrames.Load() }
 // MTU is Options.MTU: the largest IP packet forwarded (0: any), for a
 // kernel side that must send larger ones to drlb.
 func (f *Forwarder) MTU() int { return f.mtu }
+
+// Changes receives after every change of the configuration (Apply's swap)
+// or of a real server's availability, weight, inhibition or MAC (the
+// control methods), coalesced: one token may stand for several changes.
+// A caller that keeps a copy of KernelServers (or StatelessSYNTables) in
+// the kernel rewrites it at once, instead of at its next poll. The
+// workers share one channel: one goroutine receives it (the director's
+// AF_XDP worker's). Any goroutine.
+func (f *Forwarder) Changes() <-chan struct{} { return f.changed }
+
+func (c *core) noteChange() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}

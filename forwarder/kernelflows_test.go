@@ -389,3 +389,38 @@ func TestKernelFlowsTakenBack(t *testing.T) {
 		t.Fatalf("flows never handed out: add %v del %v", add, del)
 	}
 }
+
+// TestChanges: a control method or a swap leaves a token, coalesced.
+func TestChanges(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 3), Options{})
+	select {
+	case <-f.Changes():
+		t.Fatal("a change token before any change")
+	default:
+	}
+	for _, change := range []func() error{
+		func() error { return f.SetAvailable(0, 1, false) },
+		func() error { return f.SetWeight(0, 1, 3) },
+		func() error { return f.SetInhibited(0, 2, true) },
+		func() error { return f.SetMAC(netip.MustParseAddr("198.18.0.11"), rsMACs[2]) },
+		func() error {
+			_, err := f.Apply(cfgOf(svc(config.TCP, 80, "wrr", rsAt(1, 1), rsAt(2, 1))), t0, nil)
+			return err
+		},
+	} {
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		_ = f.SetAvailable(0, 0, true) // a second change: one token for both
+		select {
+		case <-f.Changes():
+		default:
+			t.Fatal("no change token after a change")
+		}
+		select {
+		case <-f.Changes():
+			t.Fatal("two tokens for two changes in a row")
+		default:
+		}
+	}
+}
