@@ -164,6 +164,7 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 			log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
 		}
 		lc.XDPGeneric = opts.XDPGeneric
+		lc.XDPFlows = opts.XDPFlows
 		p, err := openXDP(cfg.Interface, lc, vips, log)
 		if err == nil || opts.IO != IOAuto {
 			return p, err

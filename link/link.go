@@ -191,6 +191,12 @@ type Config struct {
 	// through the ordinary transmit path, which a veth whose peer has no
 	// XDP program needs (native XDP_TX on such a veth is dropped).
 	XDPGeneric bool
+	// XDPFlows gives OpenXDP's program its kernel flows (FlowPort): the
+	// maps (about 24 MiB of preallocated kernel memory for
+	// maxKernelFlows flows) and the block that forwards them. Without
+	// it the port's FlowPort methods fail with ErrNoKernelFlows, and
+	// VIP frames pay nothing for them.
+	XDPFlows bool
 	// outsidePoller opens the socket outside the Go runtime's poller
 	// (rawPacketConn): for ports that poll(2) themselves.
 	outsidePoller bool

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -49,6 +50,10 @@ type StatelessSYNPort interface {
 	// the port opened.
 	StatelessSYNsSent() (uint64, error)
 }
+
+// ErrNoKernelFlows is returned by the FlowPort methods of an AF_XDP port
+// opened without Config.XDPFlows.
+var ErrNoKernelFlows = errors.New("link: the XDP program has no kernel flows (Config.XDPFlows)")
 
 // KernelFlow is an established IPv4 TCP connection, or a UDP flow, that
 // the XDP program forwards itself (FlowPort): a frame from Client to VIP

@@ -81,14 +81,19 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 		return nil, err
 	}
 	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric}
-	if err := p.setup(vips); err != nil {
+	flows := 0
+	if cfg.XDPFlows {
+		flows = maxKernelFlows
+	}
+	if err := p.setup(vips, flows); err != nil {
 		p.teardown()
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *xdpPort) setup(vips []netip.Addr) error {
+// setup attaches the program, with room for flows kernel flows (0: none).
+func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 	ifi, err := interfaceByName(p.ifname)
 	if err != nil {
 		return err
@@ -96,7 +101,7 @@ func (p *xdpPort) setup(vips []netip.Addr) error {
 	if cerr := p.ap.rc.Control(func(fd uintptr) { p.apfd = int(fd) }); cerr != nil {
 		return newError(p.ifname, "syscall conn", cerr)
 	}
-	p.objs, err = loadXDP(1, DefaultTrustedClients)
+	p.objs, err = loadXDPFlows(1, DefaultTrustedClients, flows)
 	if err != nil {
 		return newError(p.ifname, "load XDP", err)
 	}

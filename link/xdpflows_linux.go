@@ -50,6 +50,13 @@ type kflowKey struct {
 }
 
 type kflowValue struct {
+	// Key is the flow's key again: the program reads the server, then
+	// checks that the element still holds its flow. A preallocated hash
+	// map reuses a deleted element at once, so a frame looked up just
+	// before its flow was removed could otherwise read the next flow's
+	// server (the program fills Key before Server, the kernel copies a
+	// value front to back).
+	Key    kflowKey
 	Server uint32
 	_      uint32
 	// Refresh is how long the program forwards the flow between two
@@ -58,6 +65,9 @@ type kflowValue struct {
 	Refresh, PuntAt uint64
 }
 
+// kflowValueSize is kflowValue's size in the map.
+const kflowValueSize = 40
+
 type kflowCount struct{ Packets, Bytes uint64 }
 
 // make creates the maps, the flows map with room for maxFlows
@@ -65,7 +75,7 @@ type kflowCount struct{ Packets, Bytes uint64 }
 func (m *flowMaps) make(maxFlows int) error {
 	var mk mapMaker
 	m.cfg = mk.make(&ebpf.MapSpec{Name: "drlb_kfcfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
-	m.flows = mk.make(&ebpf.MapSpec{Name: "drlb_kflows", Type: ebpf.Hash, KeySize: 16, ValueSize: 24, MaxEntries: uint32(maxFlows)})
+	m.flows = mk.make(&ebpf.MapSpec{Name: "drlb_kflows", Type: ebpf.Hash, KeySize: 16, ValueSize: kflowValueSize, MaxEntries: uint32(maxFlows)})
 	m.servers = mk.make(&ebpf.MapSpec{Name: "drlb_kfservers", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: maxKernelServers})
 	m.counts = mk.make(&ebpf.MapSpec{Name: "drlb_kfcounts", Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 16, MaxEntries: maxKernelServers})
 	if mk.err != nil {
@@ -221,7 +231,7 @@ func (m *flowMaps) update(add []KernelFlow, del []KernelFlowKey, now time.Durati
 		}
 		r := uint64(max(a.Refresh, time.Millisecond))
 		m.keys = append(m.keys, k)
-		m.vals = append(m.vals, kflowValue{Server: a.Server, Refresh: r, PuntAt: uint64(now) + r})
+		m.vals = append(m.vals, kflowValue{Key: k, Server: a.Server, Refresh: r, PuntAt: uint64(now) + r})
 	}
 	batch = true
 	for i := 0; i < len(m.keys); i++ {
@@ -387,21 +397,29 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.StoreMem(asm.RFP, flowKey+4, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, asm.R2, eth+20, asm.Word), // both ports
 		asm.StoreMem(asm.RFP, flowKey+8, asm.R1, asm.Word),
-		asm.StoreMem(asm.RFP, flowKey+12, asm.R4, asm.Word), // the protocol, then 3 zero bytes (little-endian)
+		asm.StoreImm(asm.RFP, flowKey+12, 0, asm.Word), // the protocol, then 3 zero bytes
+		asm.StoreMem(asm.RFP, flowKey+12, asm.R4, asm.Byte),
 	)
 	insns = append(insns, lookup(m.flows, flowKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
 		asm.Mov.Reg(valPtr, asm.R0),
-		asm.FnKtimeGetNs.Call(),
-		asm.LoadMem(asm.R1, valPtr, 16, asm.DWord), // punt time
-		asm.JLT.Reg(asm.R0, asm.R1, "kflowserver"),
-		asm.LoadMem(asm.R1, valPtr, 8, asm.DWord), // this one to drlb, the next a refresh on
-		asm.Add.Reg(asm.R0, asm.R1),
-		asm.StoreMem(valPtr, 16, asm.R0, asm.DWord),
-		asm.Ja.Label("kflowdone"),
-		asm.LoadMem(asm.R1, valPtr, 0, asm.Word).WithSymbol("kflowserver"),
+		asm.LoadMem(asm.R1, valPtr, 16, asm.Word), // the server first, then: still this flow's element?
 		asm.StoreMem(asm.RFP, srvKey, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, valPtr, 0, asm.DWord),
+		asm.LoadMem(asm.R2, asm.RFP, flowKey, asm.DWord),
+		asm.JNE.Reg(asm.R1, asm.R2, "kflowdone"),
+		asm.LoadMem(asm.R1, valPtr, 8, asm.DWord),
+		asm.LoadMem(asm.R2, asm.RFP, flowKey+8, asm.DWord),
+		asm.JNE.Reg(asm.R1, asm.R2, "kflowdone"),
+		asm.FnKtimeGetNs.Call(),
+		asm.LoadMem(asm.R1, valPtr, 32, asm.DWord), // punt time
+		asm.JLT.Reg(asm.R0, asm.R1, "kflowserver"),
+		asm.LoadMem(asm.R1, valPtr, 24, asm.DWord), // this one to drlb, the next a refresh on
+		asm.Add.Reg(asm.R0, asm.R1),
+		asm.StoreMem(valPtr, 32, asm.R0, asm.DWord),
+		asm.Ja.Label("kflowdone"),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("kflowserver"), // (a label needs an instruction)
 	)
 	insns = append(insns, lookup(m.servers, srvKey)...)
 	insns = append(insns,
@@ -443,6 +461,9 @@ func (p *xdpPort) SetKernelFlowServers(on bool, mtu int, servers []KernelServer)
 	if p.closed.Load() {
 		return ErrClosed
 	}
+	if p.objs.flows.cfg == nil {
+		return newError(p.ifname, "XDP kernel flows", ErrNoKernelFlows)
+	}
 	if err := p.objs.flows.setServers(on, p.ap.HardwareAddr(), mtu, servers); err != nil {
 		return newError(p.ifname, "XDP kernel flows", err)
 	}
@@ -456,6 +477,9 @@ func (p *xdpPort) UpdateKernelFlows(add []KernelFlow, del []KernelFlowKey) error
 	defer p.mmu.Unlock()
 	if p.closed.Load() {
 		return ErrClosed
+	}
+	if p.objs.flows.cfg == nil {
+		return newError(p.ifname, "XDP kernel flows", ErrNoKernelFlows)
 	}
 	now, err := monotonicNow()
 	if err != nil {
@@ -475,6 +499,9 @@ func (p *xdpPort) KernelFlowCounts() (map[uint32]KernelCount, error) {
 	defer p.mmu.Unlock()
 	if p.closed.Load() {
 		return nil, ErrClosed
+	}
+	if p.objs.flows.cfg == nil {
+		return nil, newError(p.ifname, "XDP kernel flows", ErrNoKernelFlows)
 	}
 	c, err := p.objs.flows.counted()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/drlb/drlb/internal/framegen"
@@ -159,7 +160,7 @@ func TestXDPKernelFlows(t *testing.T) {
 	// A key of another protocol, put directly (UpdateKernelFlows skips
 	// them), for a frame that is TCP but for the protocol field.
 	gre := kflowKey{Saddr: c.Addr().As4(), Daddr: vip.As4(), Sport: [2]byte{byte(c.Port() >> 8), byte(c.Port())}, Dport: [2]byte{0, 80}, Proto: 47}
-	if err := l.o.flows.flows.Put(&gre, &kflowValue{Server: 1, Refresh: uint64(time.Hour), PuntAt: 1 << 62}); err != nil {
+	if err := l.o.flows.flows.Put(&gre, &kflowValue{Key: gre, Server: 1, Refresh: uint64(time.Hour), PuntAt: 1 << 62}); err != nil {
 		t.Fatal(err)
 	}
 	ack := func(payload string) []byte { return framegen.TCP(l2, c, web, "A", 1, 1, []byte(payload)) }
@@ -402,7 +403,7 @@ func TestXDPPortKernelFlows(t *testing.T) {
 	}
 	var p Port
 	if err := testutil.Do(l.nsD, func() (err error) {
-		p, err = OpenXDP("d0", Config{Filter: filter, XDPGeneric: true}, splitVIPs)
+		p, err = OpenXDP("d0", Config{Filter: filter, XDPGeneric: true, XDPFlows: true}, splitVIPs)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -448,7 +449,7 @@ func TestXDPPortKernelFlows(t *testing.T) {
 	// A map of one flow stands in for a full one: the port counts what
 	// does not fit (the program still reads the real map).
 	real := pd.objs.flows.flows
-	small, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 16, ValueSize: 24, MaxEntries: 1})
+	small, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 16, ValueSize: kflowValueSize, MaxEntries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,5 +511,40 @@ func TestXDPKernelFlowServersRefused(t *testing.T) {
 				t.Errorf("action %d after the refusal; still on: %v", ret, tc.stillOn)
 			}
 		})
+	}
+}
+
+// TestXDPKernelFlowReusedElement: an element whose value names another
+// flow (as a preallocated hash map's element a removal freed and an
+// add reused while the program held it) leaves the frame to drlb; the
+// value's layout is the one the program reads.
+func TestXDPKernelFlowReusedElement(t *testing.T) {
+	if n := unsafe.Sizeof(kflowValue{}); n != kflowValueSize {
+		t.Fatalf("kflowValue is %d bytes, the map's values %d", n, kflowValueSize)
+	}
+	l := newKflowLab(t, 16)
+	l.servers(true, 0, []KernelServer{{ID: 1, MAC: [6]byte{0x02, 0x99, 0, 0, 0, 1}}})
+	c := netip.MustParseAddrPort("198.18.1.10:40000")
+	web := netip.AddrPortFrom(splitVIPs[0], 80)
+	l.update([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: 1, Refresh: time.Hour}}, nil)
+	ack := framegen.TCP(framegen.L2{Src: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}, Dst: l.ours}, c, web, "A", 1, 1, []byte("x"))
+	if ret, _ := l.run(ack); ret != kfTX {
+		t.Fatalf("an installed flow's ACK: action %d, want XDP_TX", ret)
+	}
+	k, _ := kflowKeyOf(c, web, protoTCP)
+	v, _ := l.value(c, web, protoTCP)
+	for _, change := range []func(*kflowKey){
+		func(k *kflowKey) { k.Sport[1]++ },
+		func(k *kflowKey) { k.Saddr[3]++ },
+		func(k *kflowKey) { k.Proto = protoUDP },
+	} {
+		w := v
+		change(&w.Key)
+		if err := l.o.flows.flows.Put(&k, &w); err != nil {
+			t.Fatal(err)
+		}
+		if ret, out := l.run(ack); ret != kfDrlb || !bytes.Equal(out, ack) {
+			t.Errorf("an element holding %+v for key %+v: action %d (frame changed: %v), want drlb's", w.Key, k, ret, !bytes.Equal(out, ack))
+		}
 	}
 }

@@ -69,7 +69,7 @@ func loadXDP(queues, trusted int) (*xdpObjects, error) {
 }
 
 // loadXDPFlows is loadXDP with room for flows kernel flows (tests fill a
-// small map).
+// small map); with 0 the program has no kernel flows at all.
 func loadXDPFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
 	o = &xdpObjects{}
 	o.vip4, o.vip6, err = newVIPMaps()
@@ -84,7 +84,7 @@ func loadXDPFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
 	if err == nil {
 		err = o.syn.make()
 	}
-	if err == nil {
+	if err == nil && flows > 0 {
 		err = o.flows.make(flows)
 	}
 	if err != nil {
@@ -147,7 +147,9 @@ func (o *xdpObjects) instructions() asm.Instructions {
 	}
 	// A frame of a kernel flow leaves here (XDP_TX); any other goes on
 	// at kflowdone, data and the destination reloaded, as before.
-	insns = append(insns, o.flows.instructions(ctx)...)
+	if o.flows.cfg != nil {
+		insns = append(insns, o.flows.instructions(ctx)...)
+	}
 	kflowdone := reload(eth+20, "redirect")
 	kflowdone[0] = kflowdone[0].WithSymbol("kflowdone")
 	insns = append(insns, kflowdone...)
