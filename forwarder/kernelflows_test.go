@@ -202,13 +202,24 @@ func TestKernelFlowsHandOut(t *testing.T) {
 		t.Fatalf("changes twice: %v %v", add, del)
 	}
 
-	// An ACK handed out and a FIN in one batch: the FIN takes it back,
-	// and the removal is not undone by the earlier add.
+	// A flow handed out (in an earlier batch) and a FIN: taken back.
 	process(t, f, ack(c), t0+second)
 	process(t, f, fin(c), t0+second)
 	add, del, _ = f.KernelFlowChanges()
 	if len(add) != 0 || len(del) != 1 || del[0].Client != c {
 		t.Fatalf("ACK then FIN: add %v del %v", add, del)
+	}
+	// Handed out and taken back in one batch: the removal cancels the
+	// add, which the caller would otherwise write after it.
+	c2 := client(1, 40001)
+	process(t, f, syn(c2), t0)
+	process(t, f, ack(c2), t0)
+	f.KernelFlowChanges()
+	process(t, f, ack(c2), t0+second) // handed out
+	process(t, f, fin(c2), t0+second) // taken back
+	add, del, _ = f.KernelFlowChanges()
+	if len(add) != 0 || len(del) != 1 || del[0].Client != c2 {
+		t.Fatalf("handed out and taken back in one batch: add %v del %v, want only the removal", add, del)
 	}
 
 	// IPv6 stays with drlb; UDP is handed out from its second frame.
