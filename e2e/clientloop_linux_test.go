@@ -127,6 +127,8 @@ type clientLoop struct {
 	targets  []netip.Addr
 	started  map[netip.Addr]int // new connections started, per target
 	newConns map[string]int     // "phase target server" -> new connections answered
+	// resetByDelete counts new connections reset in phaseDeleting.
+	resetByDelete int
 	failures []string
 }
 
@@ -219,9 +221,14 @@ func (c *clientLoop) run(maxNew, maxKeep int) {
 			c.mu.Unlock()
 			server, err := askNew(c.ctx, c.l, to)
 			c.mu.Lock()
-			if err != nil {
+			switch {
+			case err != nil && ph == phaseDeleting && errors.Is(err, syscall.ECONNRESET):
+				// Scheduled to the server being deleted just before
+				// the delete: reset, as IPVS's expire_nodest_conn does.
+				c.resetByDelete++
+			case err != nil:
 				c.failures = append(c.failures, fmt.Sprintf("phase %s: new connection to %s: %v", ph, to, err))
-			} else {
+			default:
 				c.newConns[ph+" "+to.String()+" "+server]++
 			}
 			c.mu.Unlock()
@@ -247,6 +254,16 @@ func (c *clientLoop) setPhase(next string) {
 	c.phase = next
 	c.mu.Unlock()
 }
+
+// phaseDeleting is the transition phase of a change that deletes a real
+// server (deleting): a new connection that started just before it may
+// have been scheduled to that server, and is reset when it goes, as with
+// IPVS; such resets are counted (resetByDelete), not failures. Any other
+// failure in it still is.
+const phaseDeleting = "t-delete"
+
+// deleting enters phaseDeleting, before a change that deletes a server.
+func (c *clientLoop) deleting() { c.setPhase(phaseDeleting) }
 
 // settle runs phase next for 1.5 s, then enters the transition phase.
 func (c *clientLoop) settle(next string) {
@@ -374,8 +391,8 @@ func (c *clientLoop) report(gone *testbed.Host) (requests, failed int) {
 	for i, ka := range c.kas {
 		c.t.Logf("keep-alive %d on %s: %d requests, ended by %v (%v after its request)", i, ka.server, ka.requests, ka.err, ka.failedIn)
 	}
-	c.t.Logf("%d requests, %d failed: %d new connections answered, %d failed; %d requests on %d keep-alive connections, %d broken, %d reset as their server %s was deleted",
-		requests, failed, answered, len(c.failures), keep+broken+expected, len(c.kas), broken, expected, gone.Name)
+	c.t.Logf("%d requests, %d failed: %d new connections answered, %d failed, %d reset while a server was deleted; %d requests on %d keep-alive connections, %d broken, %d reset as their server %s was deleted",
+		requests, failed, answered, len(c.failures), c.resetByDelete, keep+broken+expected, len(c.kas), broken, expected, gone.Name)
 	return requests, failed
 }
 

@@ -288,6 +288,7 @@ func TestCtlLive(t *testing.T) {
 
 	// (3) -d: rs2 deleted; its keep-alive connections end at their next
 	// request, with a reset.
+	loop.deleting()
 	deleted := edit("-d", "-t", svc(vip), "-r", rip(rs2))
 	edits++
 	wantShape("-d rs2", fmt.Sprintf("%s rr\n  -> %s Route 0\n  -> %s Route 1\n", tcp(vip), rip(rs1), rip(rs3)))
