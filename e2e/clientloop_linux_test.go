@@ -129,7 +129,7 @@ type clientLoop struct {
 	newConns map[string]int     // "phase target server" -> new connections answered
 	// resetByDelete counts new connections reset in phaseDeleting.
 	resetByDelete int
-	failures []string
+	failures      []string
 }
 
 // newClientLoop dials n keep-alive connections from the lab's client to
