@@ -16,7 +16,12 @@
 // stays in its state: fastExisting (fastpath.go) forwards those from a key
 // read straight from the bytes, and hands anything else to the full path
 // above untouched. Prefetch, called before a batch, has each Process start
-// loading the connection slot of a frame a few places ahead.
+// loading the connection slot of a frame a few places ahead. With kernel
+// flows on (EnableKernelFlows, kernelflows.go), a flow the fast path
+// forwarded is handed to a program in the kernel (the AF_XDP port's XDP
+// program), which forwards its frames itself and sends one per refresh,
+// and anything that changes the connection, on to Process; the full path
+// takes the flow back.
 //
 // The package does no I/O and keeps no clock of its own: the caller passes
 // each frame's time, so the live director, `drlb replay` and the tests run

@@ -19,7 +19,10 @@
 //     sockets on queue 0 that share one UMEM, split as OpenSplit's
 //     (untrusted bare SYNs into the SYN socket's small ring, trusted ones
 //     into another, the rest into the main ring), and an AF_PACKET socket
-//     reads what XDP passes (ARP, NDP, tagged frames);
+//     reads what XDP passes (ARP, NDP, tagged frames); the program may
+//     also forward frames itself with XDP_TX: bare SYNs under table
+//     pressure (StatelessSYNPort) and the frames of established flows
+//     drlb handed it (FlowPort, with Config.XDPFlows);
 //   - Pipe: two connected in-memory Ports, for tests without root.
 //
 // # The packet path through the AF_PACKET socket
