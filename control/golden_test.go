@@ -133,4 +133,8 @@ func TestLegacyListings(t *testing.T) {
 	b.Reset()
 	WriteConnEntries(&b, s)
 	golden(t, "list-conns.golden", b.String())
+	b.Reset()
+	s.KernelForwarded = 5_913
+	WriteList(&b, s)
+	golden(t, "list-kernel-flows.golden", b.String())
 }

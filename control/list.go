@@ -96,6 +96,17 @@ func WriteList(w io.Writer, s Snapshot) {
 		}
 	}
 	writeOverload(w, s.Overload)
+	writeKernelFlows(w, s.KernelForwarded)
+}
+
+// writeKernelFlows says, once the XDP program forwarded frames of
+// established flows itself (drlb run -xdp-flows), how many: they are in
+// the packet counters above too (nothing is printed before).
+func writeKernelFlows(w io.Writer, n uint64) {
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nKernel flows: %d frames of established flows forwarded by the XDP program itself (counted above too)\n", n)
 }
 
 // writeOverload says, once the connection table has been under pressure,
