@@ -7,4 +7,8 @@
 //
 // The tests need root; they skip without it, but fail when CI=true, so a
 // CI run can never hide a broken director behind a skip.
+//
+// With DRLB_E2E_RACE=1 the director is built with the race detector: a
+// data race makes it exit 66 when a test stops it, which fails that test
+// (e.g. DRLB_E2E_RACE=1 go test ./e2e -run 'TestAFXDPKernelFlows|TestCtlLive').
 package e2e

@@ -35,7 +35,14 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			drlbBinary = filepath.Join(dir, "drlb")
-			build := exec.Command("go", "build", "-o", drlbBinary, "github.com/drlb/drlb/cmd/drlb")
+			args := []string{"build", "-o", drlbBinary}
+			if os.Getenv("DRLB_E2E_RACE") != "" {
+				// A director built with the race detector: a data
+				// race makes it exit 66, which fails the test that
+				// stops it, with its output.
+				args = append(args, "-race")
+			}
+			build := exec.Command("go", append(args, "github.com/drlb/drlb/cmd/drlb")...)
 			build.Stdout, build.Stderr = os.Stderr, os.Stderr
 			if err := build.Run(); err != nil {
 				fmt.Fprintln(os.Stderr, "building drlb:", err)
