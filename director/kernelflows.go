@@ -89,6 +89,7 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 	for {
 		select {
 		case <-ctx.Done():
+			d.noteKernelCounts(w, k, counts) // the last ones, for the final counters
 			return
 		case <-t.C:
 		case <-w.fw.Changes():
