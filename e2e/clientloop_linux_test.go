@@ -262,6 +262,11 @@ func (c *clientLoop) setPhase(next string) {
 // failure in it still is.
 const phaseDeleting = "t-delete"
 
+// maxResetByDelete bounds the resets phaseDeleting tolerates: a new
+// connection starts every newConnEvery, and the delete itself takes a few
+// milliseconds to apply.
+const maxResetByDelete = 3
+
 // deleting enters phaseDeleting, before a change that deletes a server.
 func (c *clientLoop) deleting() { c.setPhase(phaseDeleting) }
 
@@ -302,6 +307,12 @@ func (c *clientLoop) checkNew(min int, checks []servedCheck) {
 	c.t.Helper()
 	for _, f := range c.failures {
 		c.t.Error(f)
+	}
+	// Only the few connections started as the delete lands can have
+	// been scheduled to the server it removes; more resets would be a
+	// delete that took connections to the servers that stay.
+	if c.resetByDelete > maxResetByDelete {
+		c.t.Errorf("%d new connections reset while a server was deleted, want at most %d", c.resetByDelete, maxResetByDelete)
 	}
 	if total := c.answeredNew(); total < min {
 		c.t.Errorf("only %d new connections answered: %v", total, c.newConns)

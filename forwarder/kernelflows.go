@@ -116,7 +116,10 @@ const flagKernel = 0x80
 // after the last one drlb saw; with the Refresh added the entry outlives
 // the flow's last frame by timeout or by up to a Refresh more, never
 // less: a flow is never rescheduled while frames still come within the
-// timeout.
+// timeout. Once the flow is out, the kernel keeps the Refresh of the
+// timeouts then, which a reload may have shortened since: the answer is
+// then kernelFlowRefreshMax, the longest any flow gets (with timeouts
+// under 20 s, such an entry may outlive its timeout by up to 5 s).
 func (f *Forwarder) handOut(e *conntable.Entry, s *service, state uint8, timeout time.Duration) time.Duration {
 	kf := &f.kf
 	k := &e.Key
@@ -124,7 +127,13 @@ func (f *Forwarder) handOut(e *conntable.Entry, s *service, state uint8, timeout
 		return 0
 	}
 	refresh := min(kernelFlowRefreshMax, max(timeout/4, time.Millisecond))
-	if e.Flags&flagKernel == 0 && len(kf.add) < cap(kf.add) {
+	if e.Flags&flagKernel != 0 {
+		// Handed out earlier, with the Refresh of the timeouts then: a
+		// reload may have shortened them since, and the kernel keeps
+		// the old one. The longest any flow gets covers it.
+		return kernelFlowRefreshMax
+	}
+	if len(kf.add) < cap(kf.add) {
 		kf.add = append(kf.add, KernelFlow{
 			Client:  netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),
 			VIP:     netip.AddrPortFrom(netip.AddrFrom16(k.VIP).Unmap(), k.VPort),

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/connsync"
+	"github.com/drlb/drlb/conntable"
 	"github.com/drlb/drlb/internal/framegen"
 )
 
@@ -370,6 +372,22 @@ func TestKernelFlowsTakenBack(t *testing.T) {
 	}
 	take(a)
 	take(b)
+	// A peer's record in the same state (a refresh: its timeout, not
+	// the kernel's Refresh): taken back all the same, handed out again
+	// with the next frame.
+	same := toEntry(&SyncEvent{Key: a.tableKey(c), Op: connsync.OpUpsert, State: stateEstablished, SvcPort: 80,
+		Real: netip.AddrFrom4([4]byte{198, 18, 0, 11}), Timeout: time.Minute})
+	if r := a.ApplySync(&same, t0); r != SyncApplied {
+		t.Fatalf("apply the same state: %v", SyncResultNames[r])
+	}
+	if _, del, _ := a.KernelFlowChanges(); len(del) != 1 || del[0].Client != c {
+		t.Fatalf("after a peer's record in the same state: del %v, want the flow", del)
+	}
+	process(t, a, ack(c), t0)
+	if add, _, _ := a.KernelFlowChanges(); len(add) != 1 {
+		t.Fatalf("not handed out again: %v", add)
+	}
+	take(a)
 	process(t, b, fin(c), t0+second) // b sees the FIN
 	evs := take(b)
 	if len(evs) != 1 {
@@ -434,4 +452,38 @@ func TestChanges(t *testing.T) {
 		default:
 		}
 	}
+}
+
+// TestKernelFlowsShortenedTimeout: a reload that shortens the timeouts
+// after a flow was handed out (the kernel keeps the Refresh it got then,
+// up to 5 s): the entry still outlives the flow's frames by that Refresh,
+// so frames that pass through the kernel do not let it expire.
+func TestKernelFlowsShortenedTimeout(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 3), Options{})
+	f.EnableKernelFlows()
+	c := client(0, 40000)
+	process(t, f, syn(c), t0)
+	process(t, f, ack(c), t0)
+	process(t, f, ack(c), t0) // handed out, Refresh 5 s (established: 900 s)
+	if add, _, _ := f.KernelFlowChanges(); len(add) != 1 || add[0].Refresh != kernelFlowRefreshMax {
+		t.Fatalf("handed out %v", add)
+	}
+	short := testConfig("rr", 3)
+	short.Timeouts.TCPEstablished = 2 * time.Second
+	for i := range short.Services {
+		short.Services[i].PersistenceBits = short.Services[i].VIP.BitLen() // what config fills in
+	}
+	if _, err := f.Apply(short, t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	// drlb's next frame of the flow (the kernel's refresh), then the
+	// kernel forwards the rest for up to 5 s: at 4.9 s the entry lives.
+	process(t, f, ack(c), t0+second)
+	res, _ := process(t, f, ack(c), t0+second+int64(4900*time.Millisecond))
+	expect(t, res, Forward, ReasonExisting)
+}
+
+// tableKey is the connection key of client c to VIP:80 over TCP.
+func (f *Forwarder) tableKey(c netip.AddrPort) conntable.Key {
+	return conntable.Key{CIP: c.Addr().As16(), VIP: vip.As16(), CPort: c.Port(), VPort: 80, Proto: protoTCP, Kind: conntable.KindConn}
 }

@@ -65,11 +65,20 @@ func stampSync(e *conntable.Entry, now int64) { e.Flags = e.Flags&^stampBits | s
 // syncDue reports whether an entry whose state did not change should be
 // sent again, so that the peers' copy (which expires on its own timeout)
 // does not run out while it lives here: once half its timeout passed
-// since it was last sent (at most every 2032 s, the stamp's range).
+// since it was last sent, and at most syncDueMax units: the stamp wraps
+// every 128 units, so a wait of 127 would be due only in the one unit
+// where the difference is exactly 127 (a long timeout's entry whose
+// frames came once a minute missed it most of the time); capped at 64,
+// an entry with a frame at least every 1024 s is sent again every
+// 1024-2048 s.
 func syncDue(flags uint8, now int64, timeout time.Duration) bool {
-	half := min(max(int64(timeout/2/syncUnit), 1), stampBits)
+	half := min(max(int64(timeout/2/syncUnit), 1), syncDueMax)
 	return int64((syncStamp(now)-flags)&stampBits) >= half
 }
+
+// syncDueMax is the longest wait syncDue asks for, in syncUnits: half the
+// stamp's range.
+const syncDueMax = (stampBits + 1) / 2
 
 // record adds an event for e (owned by r of s) with timeout from now.
 func (f *Forwarder) record(op uint8, e *conntable.Entry, s *service, r *realServer, timeout time.Duration, now int64) {
@@ -137,6 +146,12 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 		}
 		return SyncEnded
 	}
+	if ex != nil {
+		// A peer's record moves the entry on (its state, its timeout):
+		// the kernel gives the flow back, as for a frame the full path
+		// handles, and gets it again with the next frame drlb forwards.
+		f.takeBack(ex)
+	}
 	if ex != nil && (ex.Service != s.slot || ex.Real != r.slot) {
 		f.table.Delete(ex) // the peer scheduled it elsewhere: the peer's is the flow's
 		ex = nil
@@ -155,9 +170,6 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 		ex.Service, ex.Real, ex.State = s.slot, r.slot, e.State
 		r.count(e.State, +1)
 	} else if ex.State != e.State {
-		// A peer's record moves the entry on: the kernel gives its
-		// flow back, as for a frame the full path handles.
-		f.takeBack(ex)
 		r.count(ex.State, -1)
 		r.count(e.State, +1)
 		ex.State = e.State

@@ -182,3 +182,26 @@ func TestSyncNoAllocations(t *testing.T) {
 		t.Error("RangeSync saw nothing")
 	}
 }
+
+// TestSyncDueLongTimeout: with a timeout longer than the stamp's range
+// (128 units of 16 s), an entry whose frames come once a minute is sent
+// again within 1024 s of the last time and stays due until it is: the
+// stamp's wrap does not hide it.
+func TestSyncDueLongTimeout(t *testing.T) {
+	for _, timeout := range []time.Duration{2 * time.Hour, 24 * time.Hour, 4064 * time.Second} {
+		stamp := syncStamp(t0)
+		first := time.Duration(-1)
+		for d := time.Duration(0); d < 2032*time.Second; d += time.Minute {
+			due := syncDue(stamp, t0+int64(d), timeout)
+			if due && first < 0 {
+				first = d
+			}
+			if first >= 0 && !due {
+				t.Fatalf("timeout %v: due %v after the last send, then not at %v", timeout, first, d)
+			}
+		}
+		if first < 0 || first > 1024*time.Second+syncUnit+time.Minute { // a unit's rounding, a minute's step
+			t.Fatalf("timeout %v: first due %v after the last send, want within 1024 s", timeout, first)
+		}
+	}
+}

@@ -54,8 +54,11 @@ type kflowValue struct {
 	// checks that the element still holds its flow. A preallocated hash
 	// map reuses a deleted element at once, so a frame looked up just
 	// before its flow was removed could otherwise read the next flow's
-	// server (the program fills Key before Server, the kernel copies a
-	// value front to back).
+	// server (Key comes before Server, and the kernel copies a value
+	// front to back). The check relies on the stores and loads keeping
+	// their order, as x86 does; on a weakly ordered CPU (arm64) it
+	// narrows the window but does not close it: one frame of a flow being
+	// removed may still reach the next flow's server.
 	Key    kflowKey
 	Server uint32
 	_      uint32
