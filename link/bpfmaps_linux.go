@@ -1,6 +1,7 @@
 package link
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cilium/ebpf"
@@ -29,4 +30,30 @@ func closeMaps(ms ...*ebpf.Map) {
 			_ = m.Close()
 		}
 	}
+}
+
+// pruneMap deletes from m (keys K, values V) every key keep refuses; keys
+// are collected first, since deleting while iterating restarts the walk.
+// Errors name what (the map's role).
+func pruneMap[K, V any](m *ebpf.Map, what string, keep func(K) bool) error {
+	var (
+		k    K
+		v    V
+		dels []K
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if !keep(k) {
+			dels = append(dels, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	for i := range dels {
+		if err := m.Delete(&dels[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
 }

@@ -60,22 +60,5 @@ func setVIPMaps(vip4, vip6 *ebpf.Map, vips []netip.Addr) error {
 
 // pruneVIPMap deletes from m the keys want does not hold.
 func pruneVIPMap[K comparable](m *ebpf.Map, want map[K]bool) error {
-	var k K
-	var v uint8
-	var dels []K
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		if !want[k] {
-			dels = append(dels, k)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("VIP map: %w", err)
-	}
-	for _, d := range dels {
-		if err := m.Delete(d); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("VIP map: %w", err)
-		}
-	}
-	return nil
+	return pruneMap[K, uint8](m, "VIP map", func(k K) bool { return want[k] })
 }

@@ -141,23 +141,10 @@ func (m *flowMaps) writeServers(servers []KernelServer) error {
 	for _, s := range servers {
 		listed[s.ID] = true
 	}
-	var id uint32
+	if err := pruneMap[uint32, [8]byte](m.servers, "servers", func(id uint32) bool { return listed[id] }); err != nil {
+		return err
+	}
 	var mac [8]byte
-	var gone []uint32
-	it := m.servers.Iterate()
-	for it.Next(&id, &mac) {
-		if !listed[id] {
-			gone = append(gone, id)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("servers: %w", err)
-	}
-	for _, id := range gone {
-		if err := m.servers.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("servers: %w", err)
-		}
-	}
 	for _, s := range servers {
 		copy(mac[:6], s.MAC[:])
 		if err := m.servers.Put(s.ID, mac); err != nil {
@@ -323,14 +310,6 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 		tcpDoff  = 12
 		tcpBad   = 0x07 // FIN, SYN, RST
 	)
-	lookup := func(mp *ebpf.Map, key int16) asm.Instructions {
-		return asm.Instructions{
-			asm.LoadMapPtr(asm.R1, mp.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, int32(key)),
-			asm.FnMapLookupElem.Call(),
-		}
-	}
 	bounds := func(n int32) asm.Instructions {
 		return asm.Instructions{
 			asm.Mov.Reg(asm.R1, asm.R2),
@@ -339,7 +318,7 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 		}
 	}
 	insns := asm.Instructions{asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word)}
-	insns = append(insns, lookup(m.cfg, zeroKey)...)
+	insns = append(insns, stackLookup(m.cfg, zeroKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
 		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
@@ -381,19 +360,10 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.JLT.Imm(asm.R5, 20+8, "kflowdone").WithSymbol("kflowudp"), // the UDP header inside the packet
 	)
 	insns = append(insns, bounds(eth+20+8)...)
+	mac := toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R5, "kflowdone", "kflowkey")
+	mac[0] = mac[0].WithSymbol("kflowmac")
+	insns = append(insns, mac...)
 	insns = append(insns,
-		asm.LoadMem(asm.R1, asm.R2, 0, asm.Word).WithSymbol("kflowmac"), // to our MAC?
-		asm.LoadMem(asm.R5, cfgPtr, 4, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R5, "kflowdone"),
-		asm.LoadMem(asm.R1, asm.R2, 4, asm.Half),
-		asm.LoadMem(asm.R5, cfgPtr, 8, asm.Half),
-		asm.JNE.Reg(asm.R1, asm.R5, "kflowdone"),
-		asm.LoadMem(asm.R1, asm.R2, 6, asm.Word), // not from it (drlb drops those)
-		asm.LoadMem(asm.R5, cfgPtr, 4, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R5, "kflowkey"),
-		asm.LoadMem(asm.R1, asm.R2, 10, asm.Half),
-		asm.LoadMem(asm.R5, cfgPtr, 8, asm.Half),
-		asm.JEq.Reg(asm.R1, asm.R5, "kflowdone"),
 		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word).WithSymbol("kflowkey"), // as on the wire
 		asm.StoreMem(asm.RFP, flowKey, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src+4, asm.Word),
@@ -403,7 +373,7 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.StoreImm(asm.RFP, flowKey+12, 0, asm.Word), // the protocol, then 3 zero bytes
 		asm.StoreMem(asm.RFP, flowKey+12, asm.R4, asm.Byte),
 	)
-	insns = append(insns, lookup(m.flows, flowKey)...)
+	insns = append(insns, stackLookup(m.flows, flowKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
 		asm.Mov.Reg(valPtr, asm.R0),
@@ -424,24 +394,15 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.Ja.Label("kflowdone"),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("kflowserver"), // (a label needs an instruction)
 	)
-	insns = append(insns, lookup(m.servers, srvKey)...)
+	insns = append(insns, stackLookup(m.servers, srvKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
 		asm.LoadMem(asm.R2, ctx, 0, asm.Word), // data again
 		asm.LoadMem(asm.R3, ctx, 4, asm.Word),
 	)
 	insns = append(insns, bounds(eth)...)
-	insns = append(insns,
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word), // destination: the server
-		asm.StoreMem(asm.R2, 0, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R0, 4, asm.Half),
-		asm.StoreMem(asm.R2, 4, asm.R1, asm.Half),
-		asm.LoadMem(asm.R1, cfgPtr, 4, asm.Word), // source: us
-		asm.StoreMem(asm.R2, 6, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, cfgPtr, 8, asm.Half),
-		asm.StoreMem(asm.R2, 10, asm.R1, asm.Half),
-	)
-	insns = append(insns, lookup(m.counts, srvKey)...)
+	insns = append(insns, rewriteMACs(asm.R2, asm.R0, cfgPtr, asm.R1)...)
+	insns = append(insns, stackLookup(m.counts, srvKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "kflowtx"), // no count: forwarded all the same
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
@@ -457,16 +418,27 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 	return insns
 }
 
-// SetKernelFlowServers implements FlowPort.
-func (p *xdpPort) SetKernelFlowServers(on bool, mtu int, servers []KernelServer) error {
+// lockFlows takes the port's map lock for a FlowPort method, or fails
+// (lock released) when the port is closed or has no kernel flows.
+func (p *xdpPort) lockFlows() error {
 	p.mmu.Lock()
-	defer p.mmu.Unlock()
-	if p.closed.Load() {
+	switch {
+	case p.closed.Load():
+		p.mmu.Unlock()
 		return ErrClosed
-	}
-	if p.objs.flows.cfg == nil {
+	case p.objs.flows.cfg == nil:
+		p.mmu.Unlock()
 		return newError(p.ifname, "XDP kernel flows", ErrNoKernelFlows)
 	}
+	return nil
+}
+
+// SetKernelFlowServers implements FlowPort.
+func (p *xdpPort) SetKernelFlowServers(on bool, mtu int, servers []KernelServer) error {
+	if err := p.lockFlows(); err != nil {
+		return err
+	}
+	defer p.mmu.Unlock()
 	if err := p.objs.flows.setServers(on, p.ap.HardwareAddr(), mtu, servers); err != nil {
 		return newError(p.ifname, "XDP kernel flows", err)
 	}
@@ -476,14 +448,10 @@ func (p *xdpPort) SetKernelFlowServers(on bool, mtu int, servers []KernelServer)
 // UpdateKernelFlows implements FlowPort. The flows that do not fit the
 // map are left to drlb and counted in Stats.KernelFlowsFull.
 func (p *xdpPort) UpdateKernelFlows(add []KernelFlow, del []KernelFlowKey) error {
-	p.mmu.Lock()
+	if err := p.lockFlows(); err != nil {
+		return err
+	}
 	defer p.mmu.Unlock()
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	if p.objs.flows.cfg == nil {
-		return newError(p.ifname, "XDP kernel flows", ErrNoKernelFlows)
-	}
 	now, err := monotonicNow()
 	if err != nil {
 		return newError(p.ifname, "XDP kernel flows", err)
@@ -498,14 +466,10 @@ func (p *xdpPort) UpdateKernelFlows(add []KernelFlow, del []KernelFlowKey) error
 
 // KernelFlowCounts implements FlowPort.
 func (p *xdpPort) KernelFlowCounts() (map[uint32]KernelCount, error) {
-	p.mmu.Lock()
+	if err := p.lockFlows(); err != nil {
+		return nil, err
+	}
 	defer p.mmu.Unlock()
-	if p.closed.Load() {
-		return nil, ErrClosed
-	}
-	if p.objs.flows.cfg == nil {
-		return nil, newError(p.ifname, "XDP kernel flows", ErrNoKernelFlows)
-	}
 	c, err := p.objs.flows.counted()
 	if err != nil {
 		return nil, newError(p.ifname, "XDP kernel flows", err)

@@ -2,7 +2,6 @@ package link
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -83,20 +82,8 @@ func (m *synMaps) set(on bool, mac net.HardwareAddr, tables []SYNTable) error {
 func (m *synMaps) writeTables(tables []SYNTable) error {
 	// Services first removed, then buckets rewritten, then services put
 	// back: while this runs the program sends those SYNs to drlb.
-	var k synSvcKey
-	var dels []synSvcKey
-	var v synSvcValue
-	it := m.svc.Iterate()
-	for it.Next(&k, &v) {
-		dels = append(dels, k)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("stateless SYN map: %w", err)
-	}
-	for _, d := range dels {
-		if err := m.svc.Delete(d); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("stateless SYN map: %w", err)
-		}
+	if err := pruneMap[synSvcKey, synSvcValue](m.svc, "stateless SYN map", func(synSvcKey) bool { return false }); err != nil {
+		return err
 	}
 	m.last = nil
 	off, services := 0, 0
@@ -185,14 +172,6 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		tabKey  = -72 // u32
 		cfgPtr  = asm.R9
 	)
-	lookup := func(mp *ebpf.Map, key int16) asm.Instructions {
-		return asm.Instructions{
-			asm.LoadMapPtr(asm.R1, mp.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, int32(key)),
-			asm.FnMapLookupElem.Call(),
-		}
-	}
 	insns := asm.Instructions{
 		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte), // version 4, a header of 20 bytes or more, as the forwarder wants
 		asm.JLT.Imm(asm.R4, 0x45, "synlane"),
@@ -211,14 +190,14 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.StoreImm(asm.RFP, svcKey+6, 0, asm.Half),
 		asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word),
 	}
-	insns = append(insns, lookup(m.cfg, zeroKey)...)
+	insns = append(insns, stackLookup(m.cfg, zeroKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "synlane"),
 		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
 		asm.JEq.Imm(asm.R4, 0, "synlane"),
 		asm.Mov.Reg(cfgPtr, asm.R0),
 	)
-	insns = append(insns, lookup(m.svc, svcKey)...)
+	insns = append(insns, stackLookup(m.svc, svcKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "synlane"),
 		asm.LoadMem(asm.R4, asm.RFP, xAddr, asm.DWord),
@@ -250,7 +229,7 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.Add.Reg(asm.R4, asm.R1),
 		asm.StoreMem(asm.RFP, tabKey, asm.R4, asm.Word),
 	)
-	insns = append(insns, lookup(m.tab, tabKey)...)
+	insns = append(insns, stackLookup(m.tab, tabKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "synlane"),
 		asm.LoadMem(asm.R4, asm.R0, 0, asm.DWord),
@@ -260,28 +239,12 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.Mov.Reg(asm.R1, asm.R2),
 		asm.Add.Imm(asm.R1, eth),
 		asm.JGT.Reg(asm.R1, asm.R3, "synlane"),
-		asm.LoadMem(asm.R1, asm.R2, 0, asm.Word), // to our MAC?
-		asm.LoadMem(asm.R4, cfgPtr, 4, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R4, "synlane"),
-		asm.LoadMem(asm.R1, asm.R2, 4, asm.Half),
-		asm.LoadMem(asm.R4, cfgPtr, 8, asm.Half),
-		asm.JNE.Reg(asm.R1, asm.R4, "synlane"),
-		asm.LoadMem(asm.R1, asm.R2, 6, asm.Word), // not from our MAC (drlb drops those)
-		asm.LoadMem(asm.R4, cfgPtr, 4, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R4, "synnotours"),
-		asm.LoadMem(asm.R1, asm.R2, 10, asm.Half),
-		asm.LoadMem(asm.R4, cfgPtr, 8, asm.Half),
-		asm.JEq.Reg(asm.R1, asm.R4, "synlane"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word).WithSymbol("synnotours"), // destination: the real server
-		asm.StoreMem(asm.R2, 0, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R0, 4, asm.Half),
-		asm.StoreMem(asm.R2, 4, asm.R1, asm.Half),
-		asm.LoadMem(asm.R1, cfgPtr, 4, asm.Word), // source: us
-		asm.StoreMem(asm.R2, 6, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, cfgPtr, 8, asm.Half),
-		asm.StoreMem(asm.R2, 10, asm.R1, asm.Half),
 	)
-	insns = append(insns, lookup(m.count, zeroKey)...)
+	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "synlane", "synnotours")...)
+	rewrite := rewriteMACs(asm.R2, asm.R0, cfgPtr, asm.R1)
+	rewrite[0] = rewrite[0].WithSymbol("synnotours")
+	insns = append(insns, rewrite...)
+	insns = append(insns, stackLookup(m.count, zeroKey)...)
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "syntx"),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),

@@ -1,0 +1,59 @@
+package link
+
+import (
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// Program blocks that the XDP program's XDP_TX paths share
+// (xdpstateless_linux.go, xdpflows_linux.go): a map lookup and the
+// frame's MACs. cfg points at a map
+// value whose bytes 4 to 9 are the director's MAC; data at the frame,
+// whose first 12 bytes the caller has checked are in bounds.
+
+// toUsNotFromUs goes on at label next (the caller's next instruction)
+// when the frame's destination MAC is the director's and its source is
+// not (drlb drops its own frames), and jumps to fail otherwise. It
+// clobbers a and b.
+func toUsNotFromUs(data, cfg, a, b asm.Register, fail, next string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(a, data, 0, asm.Word), // to our MAC?
+		asm.LoadMem(b, cfg, 4, asm.Word),
+		asm.JNE.Reg(a, b, fail),
+		asm.LoadMem(a, data, 4, asm.Half),
+		asm.LoadMem(b, cfg, 8, asm.Half),
+		asm.JNE.Reg(a, b, fail),
+		asm.LoadMem(a, data, 6, asm.Word), // not from it
+		asm.LoadMem(b, cfg, 4, asm.Word),
+		asm.JNE.Reg(a, b, next),
+		asm.LoadMem(a, data, 10, asm.Half),
+		asm.LoadMem(b, cfg, 8, asm.Half),
+		asm.JEq.Reg(a, b, fail),
+	}
+}
+
+// rewriteMACs makes the frame's destination MAC the 6 bytes at server
+// and its source the director's. It clobbers a.
+func rewriteMACs(data, server, cfg, a asm.Register) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(a, server, 0, asm.Word), // destination: the real server
+		asm.StoreMem(data, 0, a, asm.Word),
+		asm.LoadMem(a, server, 4, asm.Half),
+		asm.StoreMem(data, 4, a, asm.Half),
+		asm.LoadMem(a, cfg, 4, asm.Word), // source: us
+		asm.StoreMem(data, 6, a, asm.Word),
+		asm.LoadMem(a, cfg, 8, asm.Half),
+		asm.StoreMem(data, 10, a, asm.Half),
+	}
+}
+
+// stackLookup looks up the key at the frame pointer's offset key in mp:
+// R0 is the value or 0, R1-R5 are clobbered.
+func stackLookup(mp *ebpf.Map, key int16) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMapPtr(asm.R1, mp.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, int32(key)),
+		asm.FnMapLookupElem.Call(),
+	}
+}
