@@ -273,7 +273,8 @@ func vipsFollower(holes *blackholes, drop *link.VIPDrop, vips []netip.Addr, log 
 // warnXDPTX says when -xdp-syn or -xdp-flows cannot work as asked: the
 // port is not AF_XDP (it has no XDP program), or it is a veth in native
 // mode, where XDP_TX is dropped unless the peer takes it (an XDP program
-// or GRO on the peer, which gives it the NAPI context XDP_TX needs).
+// on the peer; GRO on the peer got the first frames through in the lab,
+// then none).
 func warnXDPTX(ifname string, port link.Port, opts Options, log *slog.Logger) {
 	for _, f := range []struct {
 		on   bool
@@ -288,7 +289,7 @@ func warnXDPTX(ifname string, port link.Port, opts Options, log *slog.Logger) {
 			continue
 		}
 		if lk, err := netlink.LinkByName(ifname); err == nil && lk.Type() == "veth" && m.XDPMode() == "driver" {
-			log.Warn(f.flag+" on a veth in native XDP mode: its XDP_TX is dropped unless the peer has an XDP program or GRO on; -xdp-generic avoids that", "interface", ifname)
+			log.Warn(f.flag+" on a veth in native XDP mode: its XDP_TX is dropped unless the peer has an XDP program; -xdp-generic avoids that", "interface", ifname)
 		}
 	}
 }
