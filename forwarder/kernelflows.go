@@ -134,13 +134,9 @@ func (f *Forwarder) handOut(e *conntable.Entry, s *service, state uint8, timeout
 		return kernelFlowRefreshMax
 	}
 	if len(kf.add) < cap(kf.add) {
-		kf.add = append(kf.add, KernelFlow{
-			Client:  netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),
-			VIP:     netip.AddrPortFrom(netip.AddrFrom16(k.VIP).Unmap(), k.VPort),
-			Proto:   k.Proto,
-			Server:  kernelServerID(s.slot, e.Real),
-			Refresh: refresh,
-		})
+		key := kernelFlowKeyOf(k)
+		kf.add = append(kf.add, KernelFlow{Client: key.Client, VIP: key.VIP, Proto: key.Proto,
+			Server: kernelServerID(s.slot, e.Real), Refresh: refresh})
 		e.Flags |= flagKernel
 	}
 	// Also when the batch is full: the flow may be in the kernel from
@@ -156,16 +152,11 @@ func (f *Forwarder) takeBack(e *conntable.Entry) {
 		return
 	}
 	e.Flags &^= flagKernel
-	k := &e.Key
-	key := KernelFlowKey{
-		Client: netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),
-		VIP:    netip.AddrPortFrom(netip.AddrFrom16(k.VIP).Unmap(), k.VPort),
-		Proto:  k.Proto,
-	}
+	key := kernelFlowKeyOf(&e.Key)
 	// The caller removes before it adds: a flow handed out earlier in
 	// this batch must not come back after this removal.
 	for i := 0; i < len(kf.add); {
-		if a := &kf.add[i]; a.Client == key.Client && a.VIP == key.VIP && a.Proto == key.Proto {
+		if kf.add[i].key() == key {
 			kf.add[i] = kf.add[len(kf.add)-1]
 			kf.add = kf.add[:len(kf.add)-1]
 			continue
@@ -178,6 +169,18 @@ func (f *Forwarder) takeBack(e *conntable.Entry) {
 	}
 	kf.del = append(kf.del, key)
 }
+
+// kernelFlowKeyOf is the flow of a connection key (IPv4, as mapped4).
+func kernelFlowKeyOf(k *conntable.Key) KernelFlowKey {
+	return KernelFlowKey{
+		Client: netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),
+		VIP:    netip.AddrPortFrom(netip.AddrFrom16(k.VIP).Unmap(), k.VPort),
+		Proto:  k.Proto,
+	}
+}
+
+// key is the flow a handed-out KernelFlow names.
+func (a *KernelFlow) key() KernelFlowKey { return KernelFlowKey{a.Client, a.VIP, a.Proto} }
 
 // mapped4 reports whether a is an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
 func mapped4(a *[16]byte) bool {
