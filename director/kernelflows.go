@@ -31,8 +31,8 @@ const (
 // writes than it keeps (forwarder.KernelFlowChanges' lost).
 var errLostRemovals = errors.New("more flows ended at once than drlb keeps for the kernel")
 
-// kernelFlows is a worker's writer of kernel flows. Its methods run with
-// the worker's mu held (the forwarder's slices are valid until the next
+// kernelFlows is a worker's writer of kernel flows, used with the
+// worker's mu held (the forwarder's slices are valid until the next
 // Process call).
 type kernelFlows struct {
 	port   link.FlowPort
@@ -41,9 +41,9 @@ type kernelFlows struct {
 	del    []link.KernelFlowKey
 }
 
-// flush writes the flows w's forwarder handed out and took back since
-// the last call. A failed write turns the kernel's forwarding off (the
-// kernel may hold flows drlb took back) and logs why, once.
+// flushKernelFlows writes the flows w's forwarder handed out and took
+// back since the last call. A failed write turns the kernel's forwarding
+// off (the kernel may hold flows drlb took back).
 func (d *Director) flushKernelFlows(w *worker, k *kernelFlows) {
 	add, del, lost := w.fw.KernelFlowChanges()
 	if k.failed || len(add)+len(del) == 0 && !lost {
@@ -63,11 +63,17 @@ func (d *Director) flushKernelFlows(w *worker, k *kernelFlows) {
 		err = k.port.UpdateKernelFlows(k.add, k.del)
 	}
 	if err != nil {
-		k.failed = true
-		_ = k.port.SetKernelFlowServers(false, 0, nil)
-		if !errors.Is(err, link.ErrClosed) {
-			d.log.Warn("kernel flows off: every frame goes through drlb", "err", err)
-		}
+		d.kernelFlowsOff(k, err)
+	}
+}
+
+// kernelFlowsOff turns the kernel's forwarding off for good after err
+// (k.failed stops every later write) and logs why, once.
+func (d *Director) kernelFlowsOff(k *kernelFlows, err error) {
+	k.failed = true
+	_ = k.port.SetKernelFlowServers(false, 0, nil)
+	if !errors.Is(err, link.ErrClosed) {
+		d.log.Warn("kernel flows off: every frame goes through drlb", "err", err)
 	}
 }
 
@@ -104,10 +110,7 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 			next := linkKernelServers(w.fw.KernelServers(now.UnixNano()))
 			if !wrote || !slices.Equal(next, servers) {
 				if err := k.port.SetKernelFlowServers(true, w.fw.MTU(), next); err != nil {
-					k.failed = true
-					if !errors.Is(err, link.ErrClosed) {
-						d.log.Warn("kernel flows off: every frame goes through drlb", "err", err)
-					}
+					d.kernelFlowsOff(k, err)
 				} else {
 					if !wrote {
 						d.log.Info("kernel flows on: the XDP program forwards established IPv4 flows itself", "servers", len(next))
