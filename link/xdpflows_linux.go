@@ -276,146 +276,41 @@ func monotonicNow() (time.Duration, error) {
 	return time.Duration(ts.Nano()), nil
 }
 
-// instructions is the program's kernel-flow block, entered with any IPv4
-// frame to a VIP, ctx in the given register. It ends in XDP_TX, or jumps
-// to "kflowdone" with R2, R3, R7 (and R0-R5, R9) clobbered; the caller
-// reloads what it needs there. Everything it does not forward goes on as
-// if it were not there.
-//
-//	off                                     -> kflowdone
-//	IPv4 options (first byte not 0x45), a fragment (MF or an offset),
-//	  the packet (total length) beyond the frame, or over mtu (if set) -> kflowdone
-//	not TCP with a 20-byte header (data offset >= 5) and no SYN, FIN or RST,
-//	  nor UDP with an 8-byte header, inside the packet -> kflowdone
-//	not to our MAC, or from it              -> kflowdone
-//	(source, VIP, ports, protocol) not in flows -> kflowdone
-//	the flow's punt time reached: the next one set a refresh ahead -> kflowdone
-//	the flow's server not in servers        -> kflowdone
-//	else: destination MAC = the server's, source = ours, count, XDP_TX
-//
-// The punt is how drlb keeps seeing one frame of the flow per refresh:
-// it keeps the connection's timeout and sync records fresh from it. A
-// server with no count entry (more IDs than maxKernelServers since the
-// port opened) is forwarded to all the same, uncounted.
+// instructions is the XDP program's kernel-flow block (kflowBlock),
+// entered with any IPv4 frame to a VIP, ctx in the given register (not
+// R1-R5, R7, R9). A frame of a kernel flow leaves with XDP_TX, its
+// destination MAC the server's, its source ours, counted; any other
+// jumps to "kflowdone" with R0-R5, R7 and R9 clobbered, and goes on as
+// if the block were not there.
 func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
-	const (
-		eth      = 14
-		xdpTX    = 3
-		flowKey  = -96  // 16 bytes
-		zeroKey  = -100 // u32 0: cfg
-		srvKey   = -104 // u32: the flow's server
-		totalLen = -112 // u64: the IPv4 total length
-		cfgPtr   = asm.R9
-		valPtr   = asm.R7
-		tcpDoff  = 12
-		tcpBad   = 0x07 // FIN, SYN, RST
-	)
-	bounds := func(n int32) asm.Instructions {
+	const xdpTX = 3
+	// data and data_end again (a helper call leaves R2 and R3 unknown),
+	// bounds checked for n bytes.
+	reload := func(n int32) asm.Instructions {
 		return asm.Instructions{
+			asm.LoadMem(asm.R2, ctx, 0, asm.Word),
+			asm.LoadMem(asm.R3, ctx, 4, asm.Word),
 			asm.Mov.Reg(asm.R1, asm.R2),
 			asm.Add.Imm(asm.R1, n),
 			asm.JGT.Reg(asm.R1, asm.R3, "kflowdone"),
 		}
 	}
-	insns := asm.Instructions{asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word)}
-	insns = append(insns, stackLookup(m.cfg, zeroKey)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
-		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
-		asm.JEq.Imm(asm.R4, 0, "kflowdone"), // off
-		asm.Mov.Reg(cfgPtr, asm.R0),
-		asm.LoadMem(asm.R2, ctx, 0, asm.Word), // data again
-		asm.LoadMem(asm.R3, ctx, 4, asm.Word),
-	)
-	insns = append(insns, bounds(eth+20)...)
-	insns = append(insns,
-		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte), // version 4, no options
-		asm.JNE.Imm(asm.R4, 0x45, "kflowdone"),
-		asm.LoadMem(asm.R4, asm.R2, eth+ipv4FragField, asm.Half),
-		asm.HostTo(asm.BE, asm.R4, asm.Half),
-		asm.JSet.Imm(asm.R4, ipv4FragBits, "kflowdone"), // a fragment
-		asm.LoadMem(asm.R5, asm.R2, eth+2, asm.Half),    // total length
-		asm.HostTo(asm.BE, asm.R5, asm.Half),
-		asm.And.Imm(asm.R5, 0xffff), // bounds it for the verifier
-		asm.StoreMem(asm.RFP, totalLen, asm.R5, asm.DWord),
-		asm.Mov.Reg(asm.R1, asm.R2), // the packet within the frame (padding after it is fine)
-		asm.Add.Imm(asm.R1, eth),
-		asm.Add.Reg(asm.R1, asm.R5),
-		asm.JGT.Reg(asm.R1, asm.R3, "kflowdone"),
-		asm.LoadMem(asm.R4, cfgPtr, 12, asm.Word), // mtu, 0: any
-		asm.JEq.Imm(asm.R4, 0, "kflowmtu"),
-		asm.JGT.Reg(asm.R5, asm.R4, "kflowdone"),
-		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Proto, asm.Byte).WithSymbol("kflowmtu"),
-		asm.JEq.Imm(asm.R4, protoUDP, "kflowudp"),
-		asm.JNE.Imm(asm.R4, protoTCP, "kflowdone"),
-		asm.JLT.Imm(asm.R5, 20+20, "kflowdone"), // the TCP header inside the packet
-	)
-	insns = append(insns, bounds(eth+20+20)...)
-	insns = append(insns,
-		asm.LoadMem(asm.R1, asm.R2, eth+20+tcpDoff, asm.Byte),
-		asm.JLT.Imm(asm.R1, 5<<4, "kflowdone"), // data offset < 5
-		asm.LoadMem(asm.R1, asm.R2, eth+20+tcpFlags, asm.Byte),
-		asm.JSet.Imm(asm.R1, tcpBad, "kflowdone"),
-		asm.Ja.Label("kflowmac"),
-		asm.JLT.Imm(asm.R5, 20+8, "kflowdone").WithSymbol("kflowudp"), // the UDP header inside the packet
-	)
-	insns = append(insns, bounds(eth+20+8)...)
-	mac := toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R5, "kflowdone", "kflowkey")
-	mac[0] = mac[0].WithSymbol("kflowmac")
-	insns = append(insns, mac...)
-	insns = append(insns,
-		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word).WithSymbol("kflowkey"), // as on the wire
-		asm.StoreMem(asm.RFP, flowKey, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src+4, asm.Word),
-		asm.StoreMem(asm.RFP, flowKey+4, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R2, eth+20, asm.Word), // both ports
-		asm.StoreMem(asm.RFP, flowKey+8, asm.R1, asm.Word),
-		asm.StoreImm(asm.RFP, flowKey+12, 0, asm.Word), // the protocol, then 3 zero bytes
-		asm.StoreMem(asm.RFP, flowKey+12, asm.R4, asm.Byte),
-	)
-	insns = append(insns, stackLookup(m.flows, flowKey)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
-		asm.Mov.Reg(valPtr, asm.R0),
-		asm.LoadMem(asm.R1, valPtr, 16, asm.Word), // the server first, then: still this flow's element?
-		asm.StoreMem(asm.RFP, srvKey, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, valPtr, 0, asm.DWord),
-		asm.LoadMem(asm.R2, asm.RFP, flowKey, asm.DWord),
-		asm.JNE.Reg(asm.R1, asm.R2, "kflowdone"),
-		asm.LoadMem(asm.R1, valPtr, 8, asm.DWord),
-		asm.LoadMem(asm.R2, asm.RFP, flowKey+8, asm.DWord),
-		asm.JNE.Reg(asm.R1, asm.R2, "kflowdone"),
-		asm.FnKtimeGetNs.Call(),
-		asm.LoadMem(asm.R1, valPtr, 32, asm.DWord), // punt time
-		asm.JLT.Reg(asm.R0, asm.R1, "kflowserver"),
-		asm.LoadMem(asm.R1, valPtr, 24, asm.DWord), // this one to drlb, the next a refresh on
-		asm.Add.Reg(asm.R0, asm.R1),
-		asm.StoreMem(valPtr, 32, asm.R0, asm.DWord),
-		asm.Ja.Label("kflowdone"),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("kflowserver"), // (a label needs an instruction)
-	)
-	insns = append(insns, stackLookup(m.servers, srvKey)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
-		asm.LoadMem(asm.R2, ctx, 0, asm.Word), // data again
-		asm.LoadMem(asm.R3, ctx, 4, asm.Word),
-	)
-	insns = append(insns, bounds(eth)...)
-	insns = append(insns, rewriteMACs(asm.R2, asm.R0, cfgPtr, asm.R1)...)
-	insns = append(insns, stackLookup(m.counts, srvKey)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "kflowtx"), // no count: forwarded all the same
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
-		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
-		asm.LoadMem(asm.R2, asm.RFP, totalLen, asm.DWord),
-		asm.Add.Reg(asm.R1, asm.R2),
-		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+	insns := m.kflowBlock(kflowAccess{
+		read: func(_, n int32) asm.Instructions { return reload(n) },
+		within: asm.Instructions{
+			asm.Mov.Reg(asm.R1, asm.R2),
+			asm.Add.Imm(asm.R1, 14),
+			asm.Add.Reg(asm.R1, asm.R5),
+			asm.JGT.Reg(asm.R1, asm.R3, "kflowdone"),
+		},
+	})
+	insns = append(insns, reload(14)...)
+	insns = append(insns, rewriteMACs(asm.R2, asm.R0, asm.R9, asm.R1)...)
+	insns = append(insns, kflowCounted(m.counts, "kflowtx")...)
+	return append(insns,
 		asm.Mov.Imm(asm.R0, xdpTX).WithSymbol("kflowtx"),
 		asm.Return(),
 	)
-	return insns
 }
 
 // lockFlows takes the port's map lock for a FlowPort method, or fails
