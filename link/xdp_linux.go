@@ -48,9 +48,8 @@ type xdpPort struct {
 	// AF_PACKET side; rxSYN: through the two SYN sockets, counted in
 	// rxXDP too), for tests and the start-up log.
 	rxXDP, rxSYN, txXDP atomic.Uint64
-	// kflowsFull: kernel flows left to drlb because the map was full
-	// (Stats.KernelFlowsFull).
-	kflowsFull atomic.Uint64
+	// kflowPort is the FlowPort over objs.flows (Config.XDPFlows).
+	kflowPort
 
 	rmu  sync.Mutex
 	bufs []byte         // receive slots for frames copied out of the UMEM
@@ -89,6 +88,7 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 		p.teardown()
 		return nil, err
 	}
+	p.bind(ifname, "XDP kernel flows", p.ap.HardwareAddr(), &p.mmu, &p.closed, &p.objs.flows)
 	return p, nil
 }
 
@@ -320,7 +320,7 @@ func (p *xdpPort) Stats() (Stats, error) {
 	s.XDPRxDropped = xskDrops(p.x.fd)
 	s.SYNRxDropped = xskDrops(p.syn.fd)
 	s.TrustedSYNRxDropped = xskDrops(p.tsyn.fd)
-	s.KernelFlowsFull = p.kflowsFull.Load()
+	s.KernelFlowsFull = p.full.Load()
 	return s, err
 }
 
