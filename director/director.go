@@ -128,14 +128,16 @@ type Options struct {
 	// a veth in native mode drops XDP_TX unless its peer has an XDP
 	// program: XDPGeneric).
 	XDPSYNs bool
-	// XDPFlows lets an AF_XDP port's XDP program forward the frames of
-	// established IPv4 flows itself (XDP_TX; link.FlowPort), the flows
-	// the forwarder hands out once its fast path forwarded one of their
-	// frames; one frame per flow every 5 s, and anything that changes a
-	// connection's state, still go to drlb, which decides (forwarder,
-	// kernel flows). Off by default: XDP_TX must work on the interface,
-	// as for XDPSYNs.
-	XDPFlows bool
+	// KernelFlows lets the kernel forward the frames of established
+	// IPv4 flows itself (link.FlowPort), the flows the forwarder hands
+	// out once its fast path forwarded one of their frames: with AF_XDP
+	// the XDP program (XDP_TX), with AF_PACKET the tc program that also
+	// drops the kernel's copy of VIP frames (link.TCFlowPort; not with
+	// KeepKernelCopy or on a VLAN trunk). One frame per flow every 5 s,
+	// and anything that changes a connection's state, still go to drlb,
+	// which decides (forwarder, kernel flows). Off by default: with
+	// AF_XDP, XDP_TX must work on the interface, as for XDPSYNs.
+	KernelFlows bool
 	// XDPGeneric attaches the AF_XDP port's program in generic mode even
 	// where the driver has native XDP (link.Config.XDPGeneric).
 	XDPGeneric bool
@@ -172,8 +174,8 @@ type Director struct {
 	trustOff sync.Once
 	// coalesce is Options.RxCoalesce.
 	coalesce time.Duration
-	// xdpSYNs is Options.XDPSYNs, xdpFlows Options.XDPFlows.
-	xdpSYNs, xdpFlows bool
+	// xdpSYNs is Options.XDPSYNs; kflowsOn is Options.KernelFlows where the port can forward kernel flows (Run turns it off when the tc program does not attach).
+	xdpSYNs, kflowsOn bool
 	mac               arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
 	// configuration, so it names services by the right indexes.
@@ -215,7 +217,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	}
 	d.coalesce = opts.RxCoalesce
 	d.xdpSYNs = opts.XDPSYNs
-	d.xdpFlows = opts.XDPFlows
+	d.kflowsOn = opts.KernelFlows
 	cfg = cfg.Clone()
 	d.cur.Store(cfg)
 	if d.log == nil {

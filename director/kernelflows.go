@@ -10,7 +10,7 @@ import (
 	"github.com/drlb/drlb/link"
 )
 
-// Kernel flows (Options.XDPFlows): the AF_XDP port's XDP program forwards
+// Kernel flows (Options.KernelFlows): the AF_XDP port's XDP program forwards
 // the frames of established flows itself (link.FlowPort), the flows the
 // worker's forwarder hands out (forwarder.KernelFlowChanges). The worker
 // writes the changes after each batch; a goroutine of its own (followFlows)

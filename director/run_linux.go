@@ -164,7 +164,7 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 			log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
 		}
 		lc.XDPGeneric = opts.XDPGeneric
-		lc.XDPFlows = opts.XDPFlows
+		lc.KernelFlows = opts.KernelFlows
 		p, err := openXDP(cfg.Interface, lc, vips, log)
 		if err == nil || opts.IO != IOAuto {
 			return p, err
@@ -232,7 +232,7 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 		log.Info("kernel copy of VIP frames not dropped: the drop takes untagged frames, and on a VLAN trunk they all are tagged", "vlan", cfg.VLAN)
 		return nil
 	}
-	drop, err := link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips)
+	drop, err := link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, nil)
 	if err != nil {
 		log.Warn("the kernel's copy of VIP frames is not dropped: its IP stack takes each one up to a route lookup (more CPU per frame)", "err", err)
 		return nil
@@ -279,7 +279,7 @@ func warnXDPTX(ifname string, port link.Port, opts Options, log *slog.Logger) {
 	for _, f := range []struct {
 		on   bool
 		flag string
-	}{{opts.XDPSYNs, "-xdp-syn"}, {opts.XDPFlows, "-xdp-flows"}} {
+	}{{opts.XDPSYNs, "-xdp-syn"}, {opts.KernelFlows, "-xdp-flows"}} {
 		if !f.on {
 			continue
 		}

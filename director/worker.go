@@ -30,7 +30,7 @@ type worker struct {
 	// schedulers before taking it.
 	mu sync.Mutex
 	// kflows writes the flows fw hands to the port's kernel side
-	// (Options.XDPFlows; kernelflows.go); nil without.
+	// (Options.KernelFlows; kernelflows.go); nil without.
 	kflows *kernelFlows
 }
 
@@ -70,11 +70,11 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 	var wg sync.WaitGroup
 	for i, w := range d.workers {
 		// A port that forwards established flows in the kernel
-		// (OpenXDP's, with Options.XDPFlows): the forwarder hands them
+		// (OpenXDP's, with Options.KernelFlows): the forwarder hands them
 		// out from its first frame on, and the servers, the idle
 		// sweep's removals and the kernel's counts are followed on a
 		// goroutine of their own (kernelflows.go).
-		if p, ok := w.port.(link.FlowPort); ok && d.xdpFlows {
+		if p, ok := w.port.(link.FlowPort); ok && d.kflowsOn {
 			w.mu.Lock() // the idle sweeper and sync may already run
 			w.kflows = &kernelFlows{port: p}
 			w.fw.EnableKernelFlows()

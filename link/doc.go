@@ -22,7 +22,7 @@
 //     reads what XDP passes (ARP, NDP, tagged frames); the program may
 //     also forward frames itself with XDP_TX: bare SYNs under table
 //     pressure (StatelessSYNPort) and the frames of established flows
-//     drlb handed it (FlowPort, with Config.XDPFlows);
+//     drlb handed it (FlowPort, with Config.KernelFlows);
 //   - Pipe: two connected in-memory Ports, for tests without root.
 //
 // # The packet path through the AF_PACKET socket

@@ -33,7 +33,10 @@ const (
 	kflowZeroSlot  = -84  // u32 0: the cfg and slot arrays' key
 	kflowSrvSlot   = -88  // u32: the flow's server
 	kflowTotalSlot = -96  // u64: the IPv4 total length
-	kflowFrameSlot = -144 // 48 bytes: the socket filter's copy of the frame
+	// 48 bytes: the socket filter's copy of the frame, 2 bytes off a
+	// 4-byte boundary, so that the IP header's words load aligned (the
+	// verifier wants stack loads aligned).
+	kflowFrameSlot = -146
 )
 
 // kflowTCPEnd is how much of a TCP frame the block reads (through the

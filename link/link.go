@@ -191,12 +191,15 @@ type Config struct {
 	// through the ordinary transmit path, which a veth whose peer has no
 	// XDP program needs (native XDP_TX on such a veth is dropped).
 	XDPGeneric bool
-	// XDPFlows gives OpenXDP's program its kernel flows (FlowPort): the
-	// maps (about 24 MiB of preallocated kernel memory for
-	// maxKernelFlows flows) and the block that forwards them. Without
-	// it the port's FlowPort methods fail with ErrNoKernelFlows, and
-	// VIP frames pay nothing for them.
-	XDPFlows bool
+	// KernelFlows gives the port kernel flows (FlowPort): OpenXDP's
+	// program the maps (about 24 MiB of preallocated kernel memory for
+	// maxKernelFlows flows) and the block that forwards them (XDP_TX);
+	// each worker of OpenSplit maps of its own (maxKernelFlows shared
+	// among them) and a socket filter in eBPF that leaves their frames to
+	// the tc program AttachVIPDrop attaches (TCFlowPort). Without it the
+	// port's FlowPort methods fail with ErrNoKernelFlows, and VIP frames
+	// pay nothing for them.
+	KernelFlows bool
 	// outsidePoller opens the socket outside the Go runtime's poller
 	// (rawPacketConn): for ports that poll(2) themselves.
 	outsidePoller bool

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +32,14 @@ type splitPort struct {
 
 	lane    *trustLane // shared by the group's ports; nil: laneErr says why
 	laneErr error
+
+	// With Config.KernelFlows: the worker's kernel flows (pktflows_linux.go)
+	// and the FlowPort over them; kmu keeps Close from freeing the maps
+	// under a FlowPort call or SetFilter.
+	kflows bool
+	kf     *pktFlows
+	kmu    sync.Mutex
+	kflowPort
 
 	rmu     sync.Mutex
 	pfds    []unix.PollFd // main, SYN, trusted SYN
@@ -134,6 +143,13 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 			fo.New, fo.Group = false, id
 		}
 	}
+	var slots *ebpf.Map
+	if cfg.KernelFlows {
+		if slots, err = newKflowSlots(); err != nil {
+			return nil, newError(ifname, "kernel flows", err)
+		}
+		defer slots.Close() // each port holds its own descriptor
+	}
 	for i := range n {
 		var tsyn *afpacket
 		if lane != nil {
@@ -145,6 +161,14 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		}
 		p.lane, p.laneErr = lane, laneErr
 		ports = append(ports, p)
+		if slots != nil {
+			if err := p.openKernelFlows(slots, max(maxKernelFlows/n, minWorkerKernelFlows), cfg.Filter); err != nil {
+				for _, q := range ports {
+					q.(*splitPort).closeKernelFlows()
+				}
+				return nil, err
+			}
+		}
 	}
 	if lane != nil {
 		lane.refs.Store(int32(n))
@@ -283,8 +307,12 @@ func (p *splitPort) HardwareAddr() net.HardwareAddr { return p.main.HardwareAddr
 // FanoutGroup is the id of the split group.
 func (p *splitPort) FanoutGroup() (uint16, error) { return p.main.FanoutGroup() }
 
-// SetFilter replaces every socket's filter (a VIP change on reload).
+// SetFilter replaces every socket's filter (a VIP change on reload); with
+// kernel flows, the eBPF filter is rebuilt around it.
 func (p *splitPort) SetFilter(filter []bpf.RawInstruction) error {
+	if p.kflows {
+		return p.setKernelFlowFilter(filter)
+	}
 	for _, ap := range p.sockets() {
 		if err := ap.SetFilter(filter); err != nil {
 			return err
@@ -300,6 +328,7 @@ func (p *splitPort) SetFilter(filter []bpf.RawInstruction) error {
 // trusted clients.
 func (p *splitPort) Stats() (Stats, error) {
 	s, err := p.main.Stats()
+	s.KernelFlowsFull = p.full.Load()
 	for i, ap := range p.sockets()[1:] {
 		ss, serr := ap.Stats()
 		s.Truncated += ss.Truncated
@@ -345,6 +374,7 @@ func (p *splitPort) Close() error {
 	if p.lane != nil {
 		defer p.lane.release()
 	}
+	p.closeKernelFlows()
 	// The reader polls the fds: they close only once it is out.
 	p.rmu.Lock()
 	defer p.rmu.Unlock()

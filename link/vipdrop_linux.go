@@ -47,7 +47,13 @@ var ErrVIPDropClosed = errors.New("link: VIP drop closed")
 // AttachVIPDrop attaches the drop to the tc ingress of ifname (tcx: Linux
 // 6.6 or later) for frames to mac and vips. The caller logs a failure and
 // runs without it: only CPU is lost.
-func AttachVIPDrop(ifname string, mac net.HardwareAddr, vips []netip.Addr) (*VIPDrop, error) {
+//
+// With flows (an AF_PACKET split group's, TCFlowPort; nil: none) the
+// program also forwards the kernel flows' frames the group's socket
+// filters left to it: a frame whose flow is in this CPU's slot leaves
+// through ifname's egress, its destination MAC the server's and its
+// source mac, before the drop would take it.
+func AttachVIPDrop(ifname string, mac net.HardwareAddr, vips []netip.Addr, flows *KernelFlowSlots) (*VIPDrop, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, newError(ifname, "interface", err)
@@ -55,7 +61,7 @@ func AttachVIPDrop(ifname string, mac net.HardwareAddr, vips []netip.Addr) (*VIP
 	if len(mac) != 6 {
 		return nil, newError(ifname, "VIP drop", fmt.Errorf("MAC %v is not a 6-byte Ethernet address", mac))
 	}
-	d, err := loadVIPDrop(mac, vips)
+	d, err := loadVIPDrop(mac, vips, flows, ifi.Index)
 	if err != nil {
 		return nil, newError(ifname, "VIP drop", err)
 	}
@@ -67,8 +73,9 @@ func AttachVIPDrop(ifname string, mac net.HardwareAddr, vips []netip.Addr) (*VIP
 	return d, nil
 }
 
-// loadVIPDrop builds the maps and the program, not attached.
-func loadVIPDrop(mac net.HardwareAddr, vips []netip.Addr) (*VIPDrop, error) {
+// loadVIPDrop builds the maps and the program, not attached; kernel
+// flows (flows, nil: none) leave through ifindex.
+func loadVIPDrop(mac net.HardwareAddr, vips []netip.Addr, flows *KernelFlowSlots, ifindex int) (*VIPDrop, error) {
 	d := &VIPDrop{}
 	var err error
 	if d.vip4, d.vip6, err = newVIPMaps(); err != nil {
@@ -78,8 +85,12 @@ func loadVIPDrop(mac net.HardwareAddr, vips []netip.Addr) (*VIPDrop, error) {
 		d.close()
 		return nil, err
 	}
-	d.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vipdrop", Type: ebpf.SchedCLS, License: "MIT",
-		Instructions: vipDropInstructions(mac, d.vip4, d.vip6)})
+	var insns asm.Instructions
+	if flows != nil {
+		insns = tcFlowInstructions(flows.m, [6]byte(mac), ifindex)
+	}
+	insns = append(insns, vipDropInstructions(mac, d.vip4, d.vip6)...)
+	d.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vipdrop", Type: ebpf.SchedCLS, License: "MIT", Instructions: insns})
 	if err != nil {
 		d.close()
 		return nil, fmt.Errorf("tc program: %w", err)

@@ -44,7 +44,7 @@ func TestVIPDropProgram(t *testing.T) {
 	_, frames := mutatedSplitCases(rand.New(rand.NewPCG(5, 6)), 60, func([]byte) int { return 14 })
 	const drop, next = tcxDrop, 1<<32 + tcxNext // the run returns the verdict as a uint32
 	for _, mac := range []net.HardwareAddr{{2, 0, 0, 0, 0, 2}, {0x82, 0x81, 0x80, 0xff, 0xfe, 0x9a}} {
-		d, err := loadVIPDrop(mac, splitVIPs)
+		d, err := loadVIPDrop(mac, splitVIPs, nil, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func TestVIPDropAttached(t *testing.T) {
 	var d *VIPDrop
 	if err := testutil.Do(l.nsD, func() error {
 		var err error
-		d, err = AttachVIPDrop("d0", macD0, splitVIPs)
+		d, err = AttachVIPDrop("d0", macD0, splitVIPs, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -52,8 +52,8 @@ type StatelessSYNPort interface {
 }
 
 // ErrNoKernelFlows is returned by the FlowPort methods of an AF_XDP port
-// opened without Config.XDPFlows.
-var ErrNoKernelFlows = errors.New("link: the XDP program has no kernel flows (Config.XDPFlows)")
+// opened without Config.KernelFlows.
+var ErrNoKernelFlows = errors.New("link: the XDP program has no kernel flows (Config.KernelFlows)")
 
 // KernelFlow is an established IPv4 TCP connection, or a UDP flow, that
 // the XDP program forwards itself (FlowPort): a frame from Client to VIP

@@ -48,7 +48,7 @@ type xdpPort struct {
 	// AF_PACKET side; rxSYN: through the two SYN sockets, counted in
 	// rxXDP too), for tests and the start-up log.
 	rxXDP, rxSYN, txXDP atomic.Uint64
-	// kflowPort is the FlowPort over objs.flows (Config.XDPFlows).
+	// kflowPort is the FlowPort over objs.flows (Config.KernelFlows).
 	kflowPort
 
 	rmu  sync.Mutex
@@ -81,7 +81,7 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 	}
 	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric}
 	flows := 0
-	if cfg.XDPFlows {
+	if cfg.KernelFlows {
 		flows = maxKernelFlows
 	}
 	if err := p.setup(vips, flows); err != nil {
@@ -101,7 +101,7 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 	if cerr := p.ap.rc.Control(func(fd uintptr) { p.apfd = int(fd) }); cerr != nil {
 		return newError(p.ifname, "syscall conn", cerr)
 	}
-	p.objs, err = loadXDPFlows(1, DefaultTrustedClients, flows)
+	p.objs, err = loadKernelFlows(1, DefaultTrustedClients, flows)
 	if err != nil {
 		return newError(p.ifname, "load XDP", err)
 	}

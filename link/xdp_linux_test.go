@@ -65,12 +65,12 @@ func TestXDPPort(t *testing.T) {
 		t.Fatal("no XDP program on d0 after OpenXDP")
 	}
 	t.Logf("XDP attached in %s mode", pd.XDPMode())
-	// Opened without Config.XDPFlows: no kernel flows, said so.
+	// Opened without Config.KernelFlows: no kernel flows, said so.
 	if err := pd.SetKernelFlowServers(true, 0, nil); !errors.Is(err, ErrNoKernelFlows) {
 		t.Errorf("SetKernelFlowServers on a port without kernel flows: %v, want ErrNoKernelFlows", err)
 	}
 	if pd.objs.flows.flows != nil {
-		t.Error("the kernel flows' maps were made without Config.XDPFlows")
+		t.Error("the kernel flows' maps were made without Config.KernelFlows")
 	}
 	arp := ether(-1, etherTypeARP, arpRequest(ipA0, vip4))
 	write(t, pa,

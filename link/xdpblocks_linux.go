@@ -14,22 +14,30 @@ import (
 // toUsNotFromUs goes on at label next (the caller's next instruction)
 // when the frame's destination MAC is the director's and its source is
 // not (drlb drops its own frames), and jumps to fail otherwise. It
-// clobbers a and b.
+// clobbers a and b. It loads 2 bytes at a time, so that a copy of the
+// frame on the stack (the socket filter's), which must be read aligned,
+// can sit with its IP header on a 4-byte boundary.
 func toUsNotFromUs(data, cfg, a, b asm.Register, fail, next string) asm.Instructions {
-	return asm.Instructions{
-		asm.LoadMem(a, data, 0, asm.Word), // to our MAC?
-		asm.LoadMem(b, cfg, 4, asm.Word),
-		asm.JNE.Reg(a, b, fail),
-		asm.LoadMem(a, data, 4, asm.Half),
-		asm.LoadMem(b, cfg, 8, asm.Half),
-		asm.JNE.Reg(a, b, fail),
-		asm.LoadMem(a, data, 6, asm.Word), // not from it
-		asm.LoadMem(b, cfg, 4, asm.Word),
-		asm.JNE.Reg(a, b, next),
+	var insns asm.Instructions
+	for _, off := range []int16{0, 2, 4} { // to our MAC?
+		insns = append(insns,
+			asm.LoadMem(a, data, off, asm.Half),
+			asm.LoadMem(b, cfg, 4+off, asm.Half),
+			asm.JNE.Reg(a, b, fail),
+		)
+	}
+	for _, off := range []int16{0, 2} { // not from it
+		insns = append(insns,
+			asm.LoadMem(a, data, 6+off, asm.Half),
+			asm.LoadMem(b, cfg, 4+off, asm.Half),
+			asm.JNE.Reg(a, b, next),
+		)
+	}
+	return append(insns,
 		asm.LoadMem(a, data, 10, asm.Half),
 		asm.LoadMem(b, cfg, 8, asm.Half),
 		asm.JEq.Reg(a, b, fail),
-	}
+	)
 }
 
 // rewriteMACs makes the frame's destination MAC the 6 bytes at server

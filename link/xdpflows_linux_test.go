@@ -23,20 +23,30 @@ const (
 	kfPass, kfTX, kfDrlb = 2, 3, 4
 )
 
-// kflowLab is the XDP program over fresh maps, with an AF_XDP socket
-// (never bound: the test run redirects nothing) in every lane's slot, so
-// that a frame left to drlb returns XDP_REDIRECT, and kernel flows on for
-// our MAC.
+// kflowLab is a kernel side over fresh flow maps: the XDP program
+// (newKflowLab) or the AF_PACKET socket filter and tc program
+// (newSockKflowLab). run gives every side's verdict as the XDP
+// program's action: kfTX forwarded by the kernel, kfDrlb left to drlb,
+// kfPass neither (not a VIP).
 type kflowLab struct {
-	t    *testing.T
-	o    *xdpObjects
-	ours net.HardwareAddr
+	t     *testing.T
+	flows *flowMaps
+	ours  net.HardwareAddr
+	runFn func(t *testing.T, f []byte) (uint32, []byte)
+	// notVIP is the verdict on a frame to another address whose flow is
+	// in the map all the same: the XDP program checks the VIP first,
+	// the socket filter trusts the map (drlb hands out VIP flows only).
+	notVIP uint32
 }
+
+// newKflowLab is the XDP program over fresh maps, with an AF_XDP socket
+// (never bound: the test run redirects nothing) in every lane's slot, so
+// that a frame left to drlb returns XDP_REDIRECT.
 
 func newKflowLab(t *testing.T, flows int) *kflowLab {
 	t.Helper()
 	testutil.NeedRoot(t)
-	o, err := loadXDPFlows(1, 64, flows)
+	o, err := loadKernelFlows(1, 64, flows)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +64,19 @@ func newKflowLab(t *testing.T, flows int) *kflowLab {
 			t.Fatal(err)
 		}
 	}
-	return &kflowLab{t: t, o: o, ours: net.HardwareAddr{0x82, 0, 0, 0, 0, 0x02}}
+	return &kflowLab{t: t, flows: &o.flows, ours: net.HardwareAddr{0x82, 0, 0, 0, 0, 0x02}, notVIP: kfPass,
+		runFn: func(t *testing.T, f []byte) (uint32, []byte) {
+			ret, out, err := o.prog.Test(f)
+			if err != nil {
+				t.Fatalf("test run (%d bytes): %v", len(f), err)
+			}
+			return ret, out
+		}}
 }
 
 func (l *kflowLab) servers(on bool, mtu int, servers []KernelServer) {
 	l.t.Helper()
-	if err := l.o.flows.setServers(on, l.ours, mtu, servers); err != nil {
+	if err := l.flows.setServers(on, l.ours, mtu, servers); err != nil {
 		l.t.Fatal(err)
 	}
 }
@@ -71,7 +88,7 @@ func (l *kflowLab) update(add []KernelFlow, del []KernelFlowKey) int {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	full, err := l.o.flows.update(add, del, now)
+	full, err := l.flows.update(add, del, now)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -80,11 +97,7 @@ func (l *kflowLab) update(add []KernelFlow, del []KernelFlowKey) int {
 
 func (l *kflowLab) run(f []byte) (uint32, []byte) {
 	l.t.Helper()
-	ret, out, err := l.o.prog.Test(f)
-	if err != nil {
-		l.t.Fatalf("test run (%d bytes): %v", len(f), err)
-	}
-	return ret, out
+	return l.runFn(l.t, f)
 }
 
 // value is the flows map's entry of a flow.
@@ -95,7 +108,7 @@ func (l *kflowLab) value(c, v netip.AddrPort, proto uint8) (kflowValue, bool) {
 		l.t.Fatalf("%v -> %v/%d: no key", c, v, proto)
 	}
 	var val kflowValue
-	err := l.o.flows.flows.Lookup(&k, &val)
+	err := l.flows.flows.Lookup(&k, &val)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return val, false
 	}
@@ -107,7 +120,7 @@ func (l *kflowLab) value(c, v netip.AddrPort, proto uint8) (kflowValue, bool) {
 
 func (l *kflowLab) counts() map[uint32]KernelCount {
 	l.t.Helper()
-	c, err := l.o.flows.counted()
+	c, err := l.flows.counted()
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -131,7 +144,11 @@ func setTotal(f []byte, n int) []byte {
 // every frame one of the program's conditions refuses goes on to drlb
 // (XDP_REDIRECT into the AF_XDP socket) untouched.
 func TestXDPKernelFlows(t *testing.T) {
-	l := newKflowLab(t, maxKernelFlows)
+	testKernelFlows(t, newKflowLab(t, maxKernelFlows))
+}
+
+// testKernelFlows is TestXDPKernelFlows over any kernel side.
+func testKernelFlows(t *testing.T, l *kflowLab) {
 	vip := splitVIPs[0]
 	clientMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}
 	l2 := framegen.L2{Src: clientMAC, Dst: l.ours}
@@ -154,13 +171,13 @@ func TestXDPKernelFlows(t *testing.T) {
 	if full := l.update(flows, nil); full != 0 {
 		t.Fatalf("%d flows did not fit", full)
 	}
-	if n := mapLen(t, l.o.flows.flows); n != 4 {
+	if n := mapLen(t, l.flows.flows); n != 4 {
 		t.Fatalf("%d flows in the map, want 4 (IPv6 and ICMP skipped)", n)
 	}
 	// A key of another protocol, put directly (UpdateKernelFlows skips
 	// them), for a frame that is TCP but for the protocol field.
 	gre := kflowKey{Saddr: c.Addr().As4(), Daddr: vip.As4(), Sport: [2]byte{byte(c.Port() >> 8), byte(c.Port())}, Dport: [2]byte{0, 80}, Proto: 47}
-	if err := l.o.flows.flows.Put(&gre, &kflowValue{Key: gre, Server: 1, Refresh: uint64(time.Hour), PuntAt: 1 << 62}); err != nil {
+	if err := l.flows.flows.Put(&gre, &kflowValue{Key: gre, Server: 1, Refresh: uint64(time.Hour), PuntAt: 1 << 62}); err != nil {
 		t.Fatal(err)
 	}
 	ack := func(payload string) []byte { return framegen.TCP(l2, c, web, "A", 1, 1, []byte(payload)) }
@@ -219,7 +236,7 @@ func TestXDPKernelFlows(t *testing.T) {
 		{name: "ICMP", frame: framegen.ICMPEcho(l2, c.Addr(), vip, 1), want: kfDrlb},
 		{name: "server not listed", frame: framegen.TCP(l2, unlisted, web, "A", 1, 1, nil), want: kfDrlb},
 		{name: "IPv6", frame: framegen.TCP(l2, netip.MustParseAddrPort("[2001:2::10]:40000"), netip.AddrPortFrom(splitVIPs[1], 80), "A", 1, 1, nil), want: kfDrlb},
-		{name: "not a VIP", frame: framegen.TCP(l2, c, notVIP, "A", 1, 1, nil), want: kfPass},
+		{name: "not a VIP", frame: framegen.TCP(l2, c, notVIP, "A", 1, 1, nil), want: l.notVIP, server: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l.t = t
@@ -313,7 +330,7 @@ func TestXDPKernelFlowPunt(t *testing.T) {
 	// Due now.
 	v.PuntAt = 0
 	k, _ := kflowKeyOf(c, web, protoTCP)
-	if err := l.o.flows.flows.Put(&k, &v); err != nil {
+	if err := l.flows.flows.Put(&k, &v); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := monotonicNow()
@@ -403,7 +420,7 @@ func TestXDPPortKernelFlows(t *testing.T) {
 	}
 	var p Port
 	if err := testutil.Do(l.nsD, func() (err error) {
-		p, err = OpenXDP("d0", Config{Filter: filter, XDPGeneric: true, XDPFlows: true}, splitVIPs)
+		p, err = OpenXDP("d0", Config{Filter: filter, XDPGeneric: true, KernelFlows: true}, splitVIPs)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -504,7 +521,7 @@ func TestXDPKernelFlowServersRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l.t = t
-			if err := l.o.flows.setServers(true, tc.mac, tc.mtu, tc.servers); err == nil {
+			if err := l.flows.setServers(true, tc.mac, tc.mtu, tc.servers); err == nil {
 				t.Fatal("accepted")
 			}
 			if ret, _ := l.run(f); (ret == kfTX) != tc.stillOn {
@@ -540,7 +557,7 @@ func TestXDPKernelFlowReusedElement(t *testing.T) {
 	} {
 		w := v
 		change(&w.Key)
-		if err := l.o.flows.flows.Put(&k, &w); err != nil {
+		if err := l.flows.flows.Put(&k, &w); err != nil {
 			t.Fatal(err)
 		}
 		if ret, out := l.run(ack); ret != kfDrlb || !bytes.Equal(out, ack) {

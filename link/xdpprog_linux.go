@@ -65,12 +65,12 @@ func xskSlot(q, lane int) uint32 { return uint32(xsksPerQueue*q + lane) }
 // needs them for its own addresses, and drlb reads them on its AF_PACKET
 // socket, which sees every frame XDP passes.
 func loadXDP(queues, trusted int) (*xdpObjects, error) {
-	return loadXDPFlows(queues, trusted, maxKernelFlows)
+	return loadKernelFlows(queues, trusted, maxKernelFlows)
 }
 
-// loadXDPFlows is loadXDP with room for flows kernel flows (tests fill a
+// loadKernelFlows is loadXDP with room for flows kernel flows (tests fill a
 // small map); with 0 the program has no kernel flows at all.
-func loadXDPFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
+func loadKernelFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
 	o = &xdpObjects{}
 	o.vip4, o.vip6, err = newVIPMaps()
 	if err == nil {

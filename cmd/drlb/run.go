@@ -95,7 +95,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *coalesce < 0 || *coalesce > director.MaxRxCoalesce {
 		return usageError("-rx-coalesce %v: want 0 to %v", *coalesce, director.MaxRxCoalesce)
 	}
-	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, XDPSYNs: *xdpSYNs, XDPFlows: *xdpFlows, XDPGeneric: *xdpGeneric,
+	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, XDPSYNs: *xdpSYNs, KernelFlows: *xdpFlows, XDPGeneric: *xdpGeneric,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
 		rate := *traceRate

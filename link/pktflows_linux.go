@@ -1,0 +1,324 @@
+package link
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Kernel flows on AF_PACKET (Config.KernelFlows with OpenSplit): the
+// kernel forwards the frames of the flows drlb hands out itself, at the
+// interface's tc ingress hook, and drlb's sockets never see them.
+//
+// Why two programs: the packet taps (drlb's sockets, ETH_P_ALL) run
+// before tc ingress (__netif_receive_skb_core delivers to ptype_all, then
+// runs tcx), so the socket must refuse the frame for drlb not to read it,
+// and only tc can send it (bpf_redirect to the interface's egress, as an
+// nftables fwd does). The socket filter decides; it runs exactly once per
+// frame, on the socket the fanout program picked, with that worker's
+// maps. It leaves its decision in a per-CPU slot (kflowSlot), which the
+// tc program (AttachVIPDrop with the group's KernelFlowSlots) reads and
+// clears for the same frame: the tap and tc ingress run back to back on
+// one CPU in one softirq, with no other frame between them there.
+//
+//	frame -> fanout program -> worker i's socket filter:
+//	           a kernel flow's frame: slot = (flow, server MAC), count, refuse
+//	           else: slot cleared, the VIP filter as before (drlb reads it)
+//	      -> tc ingress: slot holds this frame's flow: MACs rewritten,
+//	           bpf_redirect to egress (the frame leaves, drlb never saw it)
+//	         else: the kernel's copy of a VIP frame dropped (VIPDrop)
+
+// KernelFlowSlots is an AF_PACKET split group's hand-over from its socket
+// filters to the tc program that forwards kernel flows (AttachVIPDrop).
+type KernelFlowSlots struct{ m *ebpf.Map }
+
+// TCFlowPort is an AF_PACKET worker's port with kernel flows
+// (Config.KernelFlows): its socket filter refuses the frames of the flows
+// it is given, and only the tc program AttachVIPDrop attaches with its
+// KernelFlowSlots forwards them. Without that program attached, turning
+// the forwarding on (SetKernelFlowServers) loses those frames.
+type TCFlowPort interface {
+	FlowPort
+	KernelFlowSlots() *KernelFlowSlots
+}
+
+// kflowSlot is the slots map's value: the flow the socket filter left to
+// tc (its key, to check the frame against) and where it goes.
+type kflowSlot struct {
+	Key   kflowKey
+	MAC   [8]byte // the server's, 6 bytes used
+	Valid uint32
+	_     uint32
+}
+
+// kflowSlotSize is kflowSlot's size in the map.
+const kflowSlotSize = 32
+
+func newKflowSlots() (*ebpf.Map, error) {
+	return ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_kfslot", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: kflowSlotSize, MaxEntries: 1})
+}
+
+// pktFlows is one worker's kernel flows: its maps and the group's slots
+// (its own descriptor).
+type pktFlows struct {
+	maps  flowMaps
+	slots *ebpf.Map
+}
+
+func (k *pktFlows) close() {
+	k.maps.close()
+	if k.slots != nil {
+		_ = k.slots.Close()
+		k.slots = nil
+	}
+}
+
+// filter is the worker's socket filter: the kernel-flow block in front
+// of classic (a VIPFilter; nil accepts every frame), translated.
+func (k *pktFlows) filter(classic []bpf.RawInstruction) (*ebpf.Program, error) {
+	insns, err := k.filterInstructions(classic)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_kfsock", Type: ebpf.SocketFilter, License: "MIT", Instructions: insns})
+	if err != nil {
+		return nil, fmt.Errorf("socket filter: %w", err)
+	}
+	return prog, nil
+}
+
+// filterInstructions is the socket filter:
+//
+//	a frame this host sends (PACKET_OUTGOING)  -> refused (outgoingPrefix's rule)
+//	kernel flows on: the slot cleared
+//	a VLAN tag in skb metadata                  -> classic
+//	a frame kflowBlock leaves alone             -> classic
+//	a kernel flow's frame: the slot holds its key and its server's MAC,
+//	  counted                                   -> refused (0)
+//	classic: the VIP filter's verdict
+//
+// The frame is read with bpf_skb_load_bytes into the stack (a socket
+// filter has no direct packet access), at most kflowTCPEnd bytes.
+func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instructions, error) {
+	const (
+		ctx            = asm.R6
+		slot           = asm.R8
+		skbLen         = 0
+		skbPktType     = 4
+		skbVLANPresent = 20
+	)
+	if len(classic) == 0 {
+		accept, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: FilterAccept}})
+		if err != nil {
+			return nil, err
+		}
+		classic = accept
+	}
+	rest, err := cbpfToEBPF(classic, "")
+	if err != nil {
+		return nil, err
+	}
+	insns := asm.Instructions{
+		asm.Mov.Reg(ctx, asm.R1),
+		asm.LoadMem(asm.R2, ctx, skbPktType, asm.Word),
+		asm.JNE.Imm(asm.R2, packetOutgoing, "kflowstart"),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("kflowstart"),
+	}
+	prologue := asm.Instructions{asm.StoreImm(asm.RFP, kflowZeroSlot, 0, asm.Word)}
+	prologue = append(prologue, stackLookup(k.slots, kflowZeroSlot)...)
+	prologue = append(prologue,
+		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
+		asm.Mov.Reg(slot, asm.R0),
+		asm.StoreImm(slot, 24, 0, asm.Word), // no frame's until this one's is known
+		asm.LoadMem(asm.R1, ctx, skbVLANPresent, asm.Word),
+		asm.JNE.Imm(asm.R1, 0, "kflowdone"),
+	)
+	insns = append(insns, k.maps.kflowBlock(kflowAccess{
+		prologue: prologue,
+		read: func(from, n int32) asm.Instructions {
+			return asm.Instructions{
+				asm.Mov.Reg(asm.R1, ctx),
+				asm.Mov.Imm(asm.R2, from),
+				asm.Mov.Reg(asm.R3, asm.RFP),
+				asm.Add.Imm(asm.R3, kflowFrameSlot+from),
+				asm.Mov.Imm(asm.R4, n-from),
+				asm.FnSkbLoadBytes.Call(),
+				asm.JNE.Imm(asm.R0, 0, "kflowdone"), // shorter
+				asm.Mov.Reg(asm.R2, asm.RFP),
+				asm.Add.Imm(asm.R2, kflowFrameSlot),
+			}
+		},
+		within: asm.Instructions{
+			asm.LoadMem(asm.R1, ctx, skbLen, asm.Word),
+			asm.Mov.Reg(asm.R4, asm.R5),
+			asm.Add.Imm(asm.R4, 14),
+			asm.JGT.Reg(asm.R4, asm.R1, "kflowdone"),
+		},
+	})...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord), // the server's MAC
+		asm.StoreMem(slot, 16, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, kflowKeySlot, asm.DWord),
+		asm.StoreMem(slot, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, kflowKeySlot+8, asm.DWord),
+		asm.StoreMem(slot, 8, asm.R1, asm.DWord),
+		asm.StoreImm(slot, 24, 1, asm.Word),
+	)
+	insns = append(insns, kflowCounted(k.maps.counts, "kflowrefuse")...)
+	insns = append(insns,
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("kflowrefuse"),
+		asm.Return(),
+		asm.Mov.Reg(asm.R1, ctx).WithSymbol("kflowdone"),
+	)
+	return append(insns, rest...), nil
+}
+
+// tcFlowInstructions is the tc program's kernel-flow part, in front of
+// the VIP drop (which starts at "vipdrop", with R1 the context): a
+// frame whose flow the socket filter left in this CPU's slot gets the
+// slot's server MAC as destination and mac as source, and leaves
+// through ifindex's egress (bpf_redirect); the slot is cleared either
+// way.
+func tcFlowInstructions(slots *ebpf.Map, mac [6]byte, ifindex int) asm.Instructions {
+	const (
+		ctx        = asm.R6
+		slot       = asm.R8
+		eth        = 14
+		skbData    = 76
+		skbDataEnd = 80
+		zeroKey    = -24
+	)
+	mac4, mac2 := macWords(mac)
+	insns := asm.Instructions{
+		asm.Mov.Reg(ctx, asm.R1),
+		asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word),
+	}
+	insns = append(insns, stackLookup(slots, zeroKey)...)
+	return append(insns,
+		asm.JEq.Imm(asm.R0, 0, "vipdrop"),
+		asm.Mov.Reg(slot, asm.R0),
+		asm.LoadMem(asm.R1, slot, 24, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, "vipdrop"),
+		asm.StoreImm(slot, 24, 0, asm.Word), // taken
+		asm.LoadMem(asm.R2, ctx, skbData, asm.Word),
+		asm.LoadMem(asm.R3, ctx, skbDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R1, asm.R2),
+		asm.Add.Imm(asm.R1, eth+20+4), // through the ports
+		asm.JGT.Reg(asm.R1, asm.R3, "vipdrop"),
+		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word), // this frame's flow?
+		asm.LoadMem(asm.R4, slot, 0, asm.Word),
+		asm.JNE.Reg(asm.R1, asm.R4, "vipdrop"),
+		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src+4, asm.Word),
+		asm.LoadMem(asm.R4, slot, 4, asm.Word),
+		asm.JNE.Reg(asm.R1, asm.R4, "vipdrop"),
+		asm.LoadMem(asm.R1, asm.R2, eth+20, asm.Word),
+		asm.LoadMem(asm.R4, slot, 8, asm.Word),
+		asm.JNE.Reg(asm.R1, asm.R4, "vipdrop"),
+		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Proto, asm.Byte),
+		asm.LoadMem(asm.R4, slot, 12, asm.Byte),
+		asm.JNE.Reg(asm.R1, asm.R4, "vipdrop"),
+		asm.LoadMem(asm.R1, slot, 16, asm.Word), // destination: the server
+		asm.StoreMem(asm.R2, 0, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, slot, 20, asm.Half),
+		asm.StoreMem(asm.R2, 4, asm.R1, asm.Half),
+		asm.Mov.Imm32(asm.R1, mac4), // source: us
+		asm.StoreMem(asm.R2, 6, asm.R1, asm.Word),
+		asm.Mov.Imm32(asm.R1, mac2),
+		asm.StoreMem(asm.R2, 10, asm.R1, asm.Half),
+		asm.Mov.Imm(asm.R1, int32(ifindex)),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.FnRedirect.Call(), // TC_ACT_REDIRECT
+		asm.Return(),
+		asm.Mov.Reg(asm.R1, ctx).WithSymbol("vipdrop"),
+	)
+}
+
+// macWords is mac's first 4 and last 2 bytes as little-endian loads of
+// the wire bytes give them.
+func macWords(mac [6]byte) (int32, int32) {
+	return int32(uint32(mac[0]) | uint32(mac[1])<<8 | uint32(mac[2])<<16 | uint32(mac[3])<<24),
+		int32(uint32(mac[4]) | uint32(mac[5])<<8)
+}
+
+// attachBPF replaces the socket's filter with prog (SO_ATTACH_BPF); the
+// socket keeps its own reference.
+func (p *afpacket) attachBPF(prog *ebpf.Program) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := setsockoptInt(p.rc, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, prog.FD()); err != nil {
+		return newError(p.ifname, "setsockopt SO_ATTACH_BPF", err)
+	}
+	return nil
+}
+
+// minWorkerKernelFlows is the least room a worker's flows map gets when
+// many workers share maxKernelFlows.
+const minWorkerKernelFlows = 1 << 16
+
+// openKernelFlows gives the worker its maps (room for flows) and a
+// descriptor of the group's slots, and puts the eBPF filter around
+// classic on its sockets.
+func (p *splitPort) openKernelFlows(slots *ebpf.Map, flows int, classic []bpf.RawInstruction) error {
+	kf := &pktFlows{}
+	var err error
+	if kf.slots, err = slots.Clone(); err != nil {
+		return newError(p.ifname, "kernel flows", err)
+	}
+	if err := kf.maps.make(flows); err != nil {
+		kf.close()
+		return newError(p.ifname, "kernel flows", err)
+	}
+	p.kmu.Lock()
+	p.kflows, p.kf = true, kf
+	p.kmu.Unlock()
+	p.bind(p.ifname, "tc kernel flows", p.main.HardwareAddr(), &p.kmu, &p.closed, &kf.maps)
+	return p.setKernelFlowFilter(classic)
+}
+
+// closeKernelFlows frees the worker's maps (the sockets' filters keep
+// what they reference until the sockets close).
+func (p *splitPort) closeKernelFlows() {
+	p.kmu.Lock()
+	defer p.kmu.Unlock()
+	if p.kf != nil {
+		p.kf.close()
+		p.kf = nil
+	}
+}
+
+// setKernelFlowFilter builds the worker's filter around classic and
+// attaches it to each of its sockets.
+func (p *splitPort) setKernelFlowFilter(classic []bpf.RawInstruction) error {
+	p.kmu.Lock()
+	defer p.kmu.Unlock()
+	if p.kf == nil || p.closed.Load() {
+		return ErrClosed
+	}
+	prog, err := p.kf.filter(classic)
+	if err != nil {
+		return &Error{Interface: p.ifname, Op: "kernel-flow socket filter", Err: err, sentinel: ErrBadConfig}
+	}
+	defer prog.Close() // the sockets hold theirs
+	for _, ap := range p.sockets() {
+		if err := ap.attachBPF(prog); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KernelFlowSlots implements TCFlowPort: nil without kernel flows.
+func (p *splitPort) KernelFlowSlots() *KernelFlowSlots {
+	p.kmu.Lock()
+	defer p.kmu.Unlock()
+	if p.kf == nil {
+		return nil
+	}
+	return &KernelFlowSlots{m: p.kf.slots}
+}
