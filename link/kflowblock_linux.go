@@ -29,10 +29,10 @@ type kflowAccess struct {
 // Stack slots of the block (below the 64 bytes of a translated classic
 // program's scratch words).
 const (
-	kflowKeySlot   = -80  // 16 bytes: kflowKey
-	kflowZeroSlot  = -84  // u32 0: the cfg and slot arrays' key
-	kflowSrvSlot   = -88  // u32: the flow's server
-	kflowTotalSlot = -96  // u64: the IPv4 total length
+	kflowKeySlot   = -80 // 16 bytes: kflowKey
+	kflowZeroSlot  = -84 // u32 0: the cfg and slot arrays' key
+	kflowSrvSlot   = -88 // u32: the flow's server
+	kflowTotalSlot = -96 // u64: the IPv4 total length
 	// 48 bytes: the socket filter's copy of the frame, 2 bytes off a
 	// 4-byte boundary, so that the IP header's words load aligned (the
 	// verifier wants stack loads aligned).
