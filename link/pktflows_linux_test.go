@@ -1,10 +1,15 @@
 package link
 
 import (
+	"bytes"
+	"errors"
 	"net"
+	"net/netip"
 	"runtime"
 	"testing"
+	"time"
 
+	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -123,4 +128,96 @@ func pinCPU(t *testing.T) int {
 // lets drlb read every frame the XDP program would give it.
 func TestSocketKernelFlows(t *testing.T) {
 	testKernelFlows(t, newSockKflowLab(t, maxKernelFlows))
+}
+
+// TestSplitPortKernelFlows: through a live veth, a kernel flow's frames
+// sent to a split port with kernel flows and the tc program attached
+// come straight back out with the server's MAC, counted, and the port
+// never reads them; a SYN of the same flow, and every frame once the
+// forwarding is off, reach the port instead. A filter replaced (a
+// reload) keeps the kernel flows.
+func TestSplitPortKernelFlows(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter, KernelFlows: true}, 1, ClientHash{})[0]
+	fp, ok := pd.(TCFlowPort)
+	if !ok || fp.KernelFlowSlots() == nil {
+		t.Fatalf("%T: no kernel-flow slots", pd)
+	}
+	var drop *VIPDrop
+	if err := testutil.Do(l.nsD, func() (err error) {
+		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, fp.KernelFlowSlots())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { drop.Close() })
+	if err := pd.(FilterSetter).SetFilter(filter); err != nil {
+		t.Fatal(err)
+	}
+	server := KernelServer{ID: 5, MAC: [6]byte{0x02, 0x99, 0, 0, 0, 5}}
+	if err := fp.SetKernelFlowServers(true, 1500, []KernelServer{server}); err != nil {
+		t.Fatal(err)
+	}
+	c, web := netip.MustParseAddrPort("198.18.1.10:40000"), netip.AddrPortFrom(splitVIPs[0], 80)
+	if err := fp.UpdateKernelFlows([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: server.ID, Refresh: time.Hour}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	const n = 5
+	var out []Frame
+	for i := range n {
+		out = append(out, Frame{Data: framegen.TCP(l2, c, web, "A", uint32(i), 1, []byte("kflow"))})
+	}
+	write(t, pa, out...)
+	back := readN(t, pa, func(f Frame) bool {
+		return len(f.Data) > 14 && bytes.Equal(f.Data[0:6], server.MAC[:]) && bytes.Equal(f.Data[6:12], macD0) && bytes.Contains(f.Data, []byte("kflow"))
+	}, n)
+	for i, f := range back {
+		if want := out[i].Data[12:]; !bytes.Equal(f.Data[12:12+len(want)], want) {
+			t.Errorf("frame %d came back changed beyond its MACs", i)
+		}
+	}
+	// The port read none of them: the next frame it reads is the SYN.
+	write(t, pa, Frame{Data: framegen.TCP(l2, c, web, "S", 9, 0, []byte("kflow-syn"))})
+	readUntil(t, pd, hasMarker("kflow-syn"), func(f Frame) {
+		if bytes.Contains(f.Data, []byte("kflow")) {
+			t.Errorf("the port read a kernel flow's frame: % x", f.Data)
+		}
+	})
+	counts, err := fp.KernelFlowCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := counts[server.ID], (KernelCount{Packets: n, Bytes: n * ipTotal(out[0].Data)}); got != want {
+		t.Errorf("counts %v, want %+v for server %d", counts, want, server.ID)
+	}
+	// Off: the flow's frames reach the port.
+	if err := fp.SetKernelFlowServers(false, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	write(t, pa, Frame{Data: framegen.TCP(l2, c, web, "A", 10, 1, []byte("kflow-off"))})
+	readUntil(t, pd, hasMarker("kflow-off"), nil)
+	pd.Close()
+	if err := fp.UpdateKernelFlows(nil, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("UpdateKernelFlows after Close: %v", err)
+	}
+}
+
+// TestSplitPortNoKernelFlows: without Config.KernelFlows a split port
+// has no slots, and its FlowPort methods say so.
+func TestSplitPortNoKernelFlows(t *testing.T) {
+	l := newPairLab(t)
+	pd := openSplitIn(t, l.nsD, "d0", Config{}, 1, ClientHash{})[0]
+	fp := pd.(TCFlowPort)
+	if fp.KernelFlowSlots() != nil {
+		t.Error("slots without Config.KernelFlows")
+	}
+	if err := fp.SetKernelFlowServers(true, 0, nil); !errors.Is(err, ErrNoKernelFlows) {
+		t.Errorf("SetKernelFlowServers: %v, want ErrNoKernelFlows", err)
+	}
 }
