@@ -10,9 +10,11 @@ import (
 	"github.com/drlb/drlb/link"
 )
 
-// Kernel flows (Options.KernelFlows): the AF_XDP port's XDP program forwards
-// the frames of established flows itself (link.FlowPort), the flows the
-// worker's forwarder hands out (forwarder.KernelFlowChanges). The worker
+// Kernel flows (Options.KernelFlows): the kernel forwards the frames of
+// established flows itself (link.FlowPort: the AF_XDP port's XDP
+// program, or on AF_PACKET each worker's socket filter and the tc
+// program Run attaches), the flows the worker's forwarder hands out
+// (forwarder.KernelFlowChanges). The worker
 // writes the changes after each batch; a goroutine of its own (followFlows)
 // writes the servers the kernel may send to, the changes an idle sweep
 // made, and notes what the kernel forwarded in the forwarder's counters.
@@ -113,7 +115,7 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 					d.kernelFlowsOff(k, err)
 				} else {
 					if !wrote {
-						d.log.Info("kernel flows on: the XDP program forwards established IPv4 flows itself", "servers", len(next))
+						d.log.Info("kernel flows on: the kernel forwards established IPv4 flows itself", "servers", len(next))
 					}
 					servers, wrote = next, true
 				}

@@ -116,6 +116,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if drop != nil {
 		defer drop.Close()
 	}
+	if _, xdp := port.(link.XDPMode); opts.KernelFlows && !xdp && (drop == nil || !drop.ForwardsKernelFlows()) {
+		// The sockets' filters would refuse the flows' frames and
+		// nothing would send them.
+		d.kflowsOn = false
+		log.Warn("-kernel-flows off: with AF_PACKET the kernel forwards flows in the tc program that drops its copy of VIP frames, which is not attached")
+	}
 	// VIPs a reload adds need their blackhole route and kernel drop too,
 	// before they are announced; removed ones lose theirs.
 	d.vipsChanged = vipsFollower(holes, drop, vips, log)
@@ -151,6 +157,7 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	if n <= 0 {
 		n = min(runtime.NumCPU(), forwarder.MaxWorkers)
 	}
+	lc.KernelFlows = opts.KernelFlows
 	io := opts.IO
 	if io == IOAuto {
 		var why string
@@ -164,7 +171,6 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 			log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
 		}
 		lc.XDPGeneric = opts.XDPGeneric
-		lc.KernelFlows = opts.KernelFlows
 		p, err := openXDP(cfg.Interface, lc, vips, log)
 		if err == nil || opts.IO != IOAuto {
 			return p, err
@@ -232,12 +238,16 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 		log.Info("kernel copy of VIP frames not dropped: the drop takes untagged frames, and on a VLAN trunk they all are tagged", "vlan", cfg.VLAN)
 		return nil
 	}
-	drop, err := link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, nil)
+	var slots *link.KernelFlowSlots
+	if p, ok := port.(link.TCFlowPort); ok && opts.KernelFlows {
+		slots = p.KernelFlowSlots()
+	}
+	drop, err := link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, slots)
 	if err != nil {
 		log.Warn("the kernel's copy of VIP frames is not dropped: its IP stack takes each one up to a route lookup (more CPU per frame)", "err", err)
 		return nil
 	}
-	log.Info("kernel copy of VIP frames dropped at tc ingress, after drlb's sockets read them", "vips", vips)
+	log.Info("kernel copy of VIP frames dropped at tc ingress, after drlb's sockets read them", "vips", vips, "kernel flows", slots != nil)
 	return drop
 }
 
@@ -270,8 +280,9 @@ func vipsFollower(holes *blackholes, drop *link.VIPDrop, vips []netip.Addr, log 
 	}
 }
 
-// warnXDPTX says when -xdp-syn or -xdp-flows cannot work as asked: the
-// port is not AF_XDP (it has no XDP program), or it is a veth in native
+// warnXDPTX says when -xdp-syn or -kernel-flows cannot work as asked:
+// -xdp-syn on a port that is not AF_XDP (it has no XDP program), or
+// either on an AF_XDP port on a veth in native
 // mode, where XDP_TX is dropped unless the peer takes it (an XDP program
 // on the peer; GRO on the peer got the first frames through in the lab,
 // then none).
@@ -279,13 +290,15 @@ func warnXDPTX(ifname string, port link.Port, opts Options, log *slog.Logger) {
 	for _, f := range []struct {
 		on   bool
 		flag string
-	}{{opts.XDPSYNs, "-xdp-syn"}, {opts.KernelFlows, "-xdp-flows"}} {
+	}{{opts.XDPSYNs, "-xdp-syn"}, {opts.KernelFlows, "-kernel-flows"}} {
 		if !f.on {
 			continue
 		}
 		m, ok := port.(link.XDPMode)
 		if !ok {
-			log.Warn(f.flag + " has no effect: the port is not AF_XDP (-io afxdp)")
+			if f.flag == "-xdp-syn" {
+				log.Warn(f.flag + " has no effect: the port is not AF_XDP (-io afxdp)")
+			}
 			continue
 		}
 		if lk, err := netlink.LinkByName(ifname); err == nil && lk.Type() == "veth" && m.XDPMode() == "driver" {

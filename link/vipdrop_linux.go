@@ -39,6 +39,7 @@ type VIPDrop struct {
 	prog       *ebpf.Program
 	vip4, vip6 *ebpf.Map
 	attach     ebpflink.Link
+	flows      bool // forwards kernel flows (AttachVIPDrop's slots)
 }
 
 // ErrVIPDropClosed is returned by SetVIPs after Close.
@@ -88,6 +89,7 @@ func loadVIPDrop(mac net.HardwareAddr, vips []netip.Addr, flows *KernelFlowSlots
 	var insns asm.Instructions
 	if flows != nil {
 		insns = tcFlowInstructions(flows.m, [6]byte(mac), ifindex)
+		d.flows = true
 	}
 	insns = append(insns, vipDropInstructions(mac, d.vip4, d.vip6)...)
 	d.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vipdrop", Type: ebpf.SchedCLS, License: "MIT", Instructions: insns})
@@ -198,4 +200,12 @@ func vipDropInstructions(mac net.HardwareAddr, vip4, vip6 *ebpf.Map) asm.Instruc
 		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"),
 		asm.Return(),
 	}
+}
+
+// ForwardsKernelFlows reports whether the program forwards kernel flows
+// (AttachVIPDrop with slots) and is still attached.
+func (d *VIPDrop) ForwardsKernelFlows() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.prog != nil && d.flows
 }

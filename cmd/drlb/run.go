@@ -44,7 +44,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	workers := fs.Int("workers", 0, "data-path workers, each on its own core with its own connection table (0: one per CPU; afxdp: 1)")
 	coalesce := fs.Duration("rx-coalesce", 0, "after a small batch, wait this long before reading again (like ethtool -C rx-usecs): less CPU per frame at moderate rates, up to this much added delay (plus the kernel's timer slack, ~70us); 0 reads at once, at most 10ms")
 	xdpSYNs := fs.Bool("xdp-syn", false, "with -io afxdp: under a SYN flood (table pressure) the XDP program forwards bare IPv4 SYNs itself (XDP_TX) by the stateless hash; needs XDP_TX on the interface (on a veth in native mode only if its peer has an XDP program: else -xdp-generic)")
-	xdpFlows := fs.Bool("xdp-flows", false, "with -io afxdp: the XDP program forwards the frames of established IPv4 flows itself (XDP_TX), one per flow every 5 s still going to drlb, which decides; needs XDP_TX on the interface, as -xdp-syn")
+	kernelFlows := fs.Bool("kernel-flows", false, "the kernel forwards the frames of established IPv4 flows itself, one per flow every 5 s still going to drlb, which decides: with -io afpacket a tc program at ingress (not with -keep-kernel-copy or on a VLAN trunk), with -io afxdp the XDP program (XDP_TX: needs XDP_TX on the interface, as -xdp-syn)")
+	fs.BoolVar(kernelFlows, "xdp-flows", false, "the same as -kernel-flows")
 	xdpGeneric := fs.Bool("xdp-generic", false, "with -io afxdp: attach the XDP program in generic (SKB) mode even where the driver has native XDP (slower; XDP_TX then works on a veth whose peer has no XDP program)")
 	keepCopy := fs.Bool("keep-kernel-copy", false, "leave the kernel its own copy of VIP frames (AF_PACKET): by default drlb drops it at tc ingress once its sockets have read the frame, since the host's IP stack only throws it away")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
@@ -95,7 +96,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *coalesce < 0 || *coalesce > director.MaxRxCoalesce {
 		return usageError("-rx-coalesce %v: want 0 to %v", *coalesce, director.MaxRxCoalesce)
 	}
-	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, XDPSYNs: *xdpSYNs, KernelFlows: *xdpFlows, XDPGeneric: *xdpGeneric,
+	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, XDPSYNs: *xdpSYNs, KernelFlows: *kernelFlows, XDPGeneric: *xdpGeneric,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
 		rate := *traceRate
