@@ -96,4 +96,3 @@ func TestIOAuto(t *testing.T) {
 		}
 	}
 }
-
