@@ -514,7 +514,7 @@ func (d *Director) Serve(ctx context.Context) error {
 	// the last word in the log when something went missing.
 	defer func() {
 		s := d.Snapshot(false)
-		d.log.Info("stopped", "frames", s.Frames, "link_drops", s.Link)
+		d.log.Info("stopped", "frames", s.Frames, "kernel_forwarded", s.KernelForwarded, "link_drops", s.Link)
 	}()
 
 	for _, run := range []func(context.Context) error{d.resolver.Run, d.announcer.Run} {

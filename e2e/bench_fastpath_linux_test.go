@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -57,13 +58,29 @@ func udpForwarders(b *testing.B, l *testbed.Lab) []benchForwarder {
 		{"drlb", func() func() { return startDrlbForBench(b, l) }},
 		{"drlb-1w", func() func() { return startDrlbForBench(b, l, "-workers", "1") }},
 		{"drlb-afxdp", func() func() { return startDrlbForBench(b, l, "-io", "afxdp") }},
-		// -xdp-flows: the XDP program forwards established flows
-		// itself; generic mode, since native XDP_TX on a veth is
+		// -kernel-flows: the kernel forwards established flows
+		// itself. With AF_PACKET the tc program; with AF_XDP the XDP
+		// program, in generic mode, since native XDP_TX on a veth is
 		// dropped unless its peer takes it.
+		{"afpacket-flows", func() func() { return startDrlbForBench(b, l, "-kernel-flows") }},
 		{"afxdp-flows", func() func() {
-			return startDrlbForBench(b, l, "-io", "afxdp", "-xdp-flows", "-xdp-generic")
+			return startDrlbForBench(b, l, "-io", "afxdp", "-kernel-flows", "-xdp-generic")
 		}},
 	}
+}
+
+// onlyForwarders keeps the forwarders DRLB_BENCH_ONLY names (a
+// comma-separated list; unset: all), and the anchor, first and last: to
+// profile one row (perf record -a) without the others.
+func onlyForwarders(fwds []benchForwarder) []benchForwarder {
+	only := os.Getenv("DRLB_BENCH_ONLY")
+	if only == "" {
+		return fwds
+	}
+	names := strings.Split(only, ",")
+	return slices.DeleteFunc(fwds, func(f benchForwarder) bool {
+		return !strings.HasPrefix(f.name, "in-kernel") && !slices.Contains(names, f.name)
+	})
 }
 
 // benchForwarder is a forwarder of the bench: its name and the function
@@ -77,7 +94,7 @@ type benchForwarder struct {
 // udpForwarders' names) in unit, and each drlb's ratio to the in-kernel
 // anchor's.
 func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
-	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}, {"afxdp-flows", "afxdpflows"}, {"afxdp-generic", "afxdpgeneric"}}
+	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}, {"afpacket-flows", "afpacketflows"}, {"afxdp-flows", "afxdpflows"}, {"afxdp-generic", "afxdpgeneric"}}
 	k := byName["in-kernel"]
 	for _, f := range short {
 		v, ok := byName[f.name]
@@ -398,6 +415,7 @@ func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
 	// The anchor again at the end: the machine drifts over the minute the
 	// rows take, and the ratios are to the mean of the two.
 	fwds = append(fwds, benchForwarder{"in-kernel-again", fwds[0].start})
+	fwds = onlyForwarders(fwds)
 	for _, f := range fwds {
 		stop := f.start()
 		r := trafgenBlast(b, l, tg, conf, 4*benchFlows, flag, value)

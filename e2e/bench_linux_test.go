@@ -94,7 +94,7 @@ func logDrlbCounters(b *testing.B, sock string, args []string) {
 		b.Logf("drlb %v: ctl: %v", args, err)
 		return
 	}
-	b.Logf("drlb %v: frames %v, link drops %v", args, s.Frames, s.Link)
+	b.Logf("drlb %v: frames %v (kernel-forwarded %d of them), link drops %v", args, s.Frames, s.KernelForwarded, s.Link)
 }
 
 // benchService is drlb's YAML for one service on the VIP with every real
