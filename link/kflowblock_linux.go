@@ -24,6 +24,10 @@ type kflowAccess struct {
 	// within jumps to kflowdone unless the IPv4 packet, total length in
 	// R5, is all in the frame (R2 from read). It clobbers R1, R4.
 	within asm.Instructions
+	// superOK jumps to kflowmtu, past the MTU check, for a super-frame
+	// (GSO: the kernel segments it on its way out, as it does drlb's,
+	// whose MTU check skips them too). It clobbers R1, R4.
+	superOK asm.Instructions
 }
 
 // Stack slots of the block (below the 64 bytes of a translated classic
@@ -62,7 +66,8 @@ const (
 //	what acc's prologue refuses            -> kflowdone
 //	shorter than an IPv4 UDP frame, IPv4 options (first byte not 0x45),
 //	  a fragment (MF or an offset), the packet (total length) beyond the
-//	  frame, or over mtu (if set)           -> kflowdone
+//	  frame, or over mtu (if set) unless a super-frame acc lets through
+//	                                        -> kflowdone
 //	not TCP with a 20-byte header (data offset >= 5) and no SYN, FIN or RST,
 //	  nor UDP with an 8-byte header, inside the packet -> kflowdone
 //	not to our MAC, or from it              -> kflowdone
@@ -107,6 +112,7 @@ func (m *flowMaps) kflowBlock(acc kflowAccess) asm.Instructions {
 		asm.StoreMem(asm.RFP, kflowTotalSlot, asm.R5, asm.DWord),
 	)
 	insns = append(insns, acc.within...) // padding after the packet is fine
+	insns = append(insns, acc.superOK...)
 	insns = append(insns,
 		asm.LoadMem(asm.R4, cfgPtr, 12, asm.Word), // mtu, 0: any
 		asm.JEq.Imm(asm.R4, 0, "kflowmtu"),

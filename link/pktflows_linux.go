@@ -96,6 +96,8 @@ func (k *pktFlows) filter(classic []bpf.RawInstruction) (*ebpf.Program, error) {
 //	kernel flows on: the slot cleared
 //	a VLAN tag in skb metadata                  -> classic
 //	a frame kflowBlock leaves alone             -> classic
+//	  (a super-frame, GSO, past the MTU check: GRO on the interface, or
+//	  a local sender's TSO; the kernel segments it on the way out)
 //	a kernel flow's frame: the slot holds its key and its server's MAC,
 //	  counted                                   -> refused (0)
 //	classic: the VIP filter's verdict
@@ -109,6 +111,7 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 		skbLen         = 0
 		skbPktType     = 4
 		skbVLANPresent = 20
+		skbGSOSize     = 176
 	)
 	if len(classic) == 0 {
 		accept, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: FilterAccept}})
@@ -158,6 +161,10 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 			asm.Mov.Reg(asm.R4, asm.R5),
 			asm.Add.Imm(asm.R4, 14),
 			asm.JGT.Reg(asm.R4, asm.R1, "kflowdone"),
+		},
+		superOK: asm.Instructions{
+			asm.LoadMem(asm.R4, ctx, skbGSOSize, asm.Word),
+			asm.JNE.Imm(asm.R4, 0, "kflowmtu"),
 		},
 	})...)
 	insns = append(insns,

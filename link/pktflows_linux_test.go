@@ -196,6 +196,32 @@ func TestSplitPortKernelFlows(t *testing.T) {
 	if got, want := counts[server.ID], (KernelCount{Packets: n, Bytes: n * ipTotal(out[0].Data)}); got != want {
 		t.Errorf("counts %v, want %+v for server %d", counts, want, server.ID)
 	}
+	// A super-frame (the router's TSO, or GRO on the interface) over the
+	// MTU: forwarded whole, the kernel segments it if the way out needs
+	// it.
+	sf := tcpSuperFrame(-1, 8, 1400)
+	superFlow := KernelFlow{Client: netip.AddrPortFrom(ipA0, 40000), VIP: netip.AddrPortFrom(vip4, 7777), Proto: protoTCP, Server: server.ID, Refresh: time.Hour}
+	if err := fp.UpdateKernelFlows([]KernelFlow{superFlow}, nil); err != nil {
+		t.Fatal(err)
+	}
+	copy(sf.Data[6:12], macA0)
+	copy(sf.Data[0:6], macD0)
+	write(t, pa, sf)
+	payload := 0
+	readUntil(t, pa, func(f Frame) bool {
+		if bytes.Equal(f.Data[0:6], server.MAC[:]) {
+			if n, ok := tcpPayload(f.Data, 7777); ok {
+				payload += n
+			}
+		}
+		return payload >= 8*1400
+	}, nil)
+	write(t, pa, Frame{Data: framegen.TCP(l2, c, web, "S", 9, 0, []byte("kflow-syn2"))})
+	readUntil(t, pd, hasMarker("kflow-syn2"), func(f Frame) {
+		if bytes.Contains(f.Data, []byte("ssssssss")) {
+			t.Errorf("the port read the super-frame (%d bytes)", len(f.Data))
+		}
+	})
 	// Off: the flow's frames reach the port.
 	if err := fp.SetKernelFlowServers(false, 0, nil); err != nil {
 		t.Fatal(err)
