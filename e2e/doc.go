@@ -10,5 +10,5 @@
 //
 // With DRLB_E2E_RACE=1 the director is built with the race detector: a
 // data race makes it exit 66 when a test stops it, which fails that test
-// (e.g. DRLB_E2E_RACE=1 go test ./e2e -run 'TestAFXDPKernelFlows|TestCtlLive').
+// (e.g. DRLB_E2E_RACE=1 go test ./e2e -run 'TestKernelFlows|TestCtlLive').
 package e2e

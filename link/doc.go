@@ -14,7 +14,12 @@
 //     from clients in the trusted map (TrustClients: clients that
 //     completed a handshake; ARCHITECTURE.md, "The trusted lane"). These
 //     sockets live outside the Go runtime's poller (the port polls them
-//     itself), and frames leave through a send-only socket;
+//     itself), and frames leave through a send-only socket. With
+//     Config.KernelFlows each worker's filter is eBPF and refuses the
+//     frames of the established flows drlb handed it (FlowPort), leaving
+//     them in a per-CPU slot to the tc program AttachVIPDrop attaches,
+//     which sends them to the server itself (TCFlowPort;
+//     ARCHITECTURE.md, "Established flows forwarded at tc ingress");
 //   - OpenXDP: an XDP program redirects VIP frames into three AF_XDP
 //     sockets on queue 0 that share one UMEM, split as OpenSplit's
 //     (untrusted bare SYNs into the SYN socket's small ring, trusted ones
