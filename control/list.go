@@ -99,14 +99,14 @@ func WriteList(w io.Writer, s Snapshot) {
 	writeKernelFlows(w, s.KernelForwarded)
 }
 
-// writeKernelFlows says, once the XDP program forwarded frames of
-// established flows itself (drlb run -xdp-flows), how many: they are in
+// writeKernelFlows says, once the kernel forwarded frames of
+// established flows itself (drlb run -kernel-flows), how many: they are in
 // the packet counters above too (nothing is printed before).
 func writeKernelFlows(w io.Writer, n uint64) {
 	if n == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nKernel flows: %d frames of established flows forwarded by the XDP program itself (counted above too)\n", n)
+	fmt.Fprintf(w, "\nKernel flows: %d frames of established flows forwarded by the kernel itself (counted above too)\n", n)
 }
 
 // writeOverload says, once the connection table has been under pressure,

@@ -19,8 +19,9 @@ type Snapshot struct {
 	MaxConns int               `json:"max_conns"`
 	Services []Service         `json:"services"`
 	Frames   map[string]uint64 `json:"frames"` // by verdict reason, non-zero only
-	// KernelForwarded counts the frames of established flows the XDP
-	// program forwarded itself (drlb run -xdp-flows); they are in Frames
+	// KernelForwarded counts the frames of established flows the kernel
+	// (the XDP or tc program) forwarded itself (drlb run -kernel-flows);
+	// they are in Frames
 	// ("existing") and the services' and servers' packets too.
 	KernelForwarded uint64 `json:"kernel_forwarded,omitempty"`
 	// Overload is the connection table's pressure defence (short SYN_RECV
@@ -39,7 +40,7 @@ type Snapshot struct {
 	// queues (or AF_XDP ring) full, bare SYNs only; rx_syn_trusted: the
 	// same for trusted clients' bare SYNs, queued apart; rx_xdp, with -io
 	// afxdp: the main AF_XDP socket's; tx, truncated, unrepresentable;
-	// kernel_flows_full, with -xdp-flows: flows the XDP program's map had
+	// kernel_flows_full, with -kernel-flows: flows the kernel's map had
 	// no room for, which stay with drlb); ARP the VIP responder's events (requests,
 	// probes, replies, conflicts, malformed); Neighbors the real-server
 	// resolver's (requests, send_errors, accepted, rejected).
