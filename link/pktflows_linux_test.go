@@ -160,28 +160,10 @@ func TestSplitPortKernelFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	server := KernelServer{ID: 5, MAC: [6]byte{0x02, 0x99, 0, 0, 0, 5}}
-	if err := fp.SetKernelFlowServers(true, 1500, []KernelServer{server}); err != nil {
-		t.Fatal(err)
-	}
-	c, web := netip.MustParseAddrPort("198.18.1.10:40000"), netip.AddrPortFrom(splitVIPs[0], 80)
-	if err := fp.UpdateKernelFlows([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: server.ID, Refresh: time.Hour}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	const n = 5
-	var out []Frame
-	for i := range n {
-		out = append(out, Frame{Data: framegen.TCP(l2, c, web, "A", uint32(i), 1, []byte("kflow"))})
-	}
-	write(t, pa, out...)
-	back := readN(t, pa, func(f Frame) bool {
-		return len(f.Data) > 14 && bytes.Equal(f.Data[0:6], server.MAC[:]) && bytes.Equal(f.Data[6:12], macD0) && bytes.Contains(f.Data, []byte("kflow"))
-	}, n)
-	for i, f := range back {
-		if want := out[i].Data[12:]; !bytes.Equal(f.Data[12:12+len(want)], want) {
-			t.Errorf("frame %d came back changed beyond its MACs", i)
-		}
-	}
+	out := liveKernelFlow(t, pa, fp, server, n)
+	c, web := liveFlowClient, liveFlowVIP
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	// The port read none of them: the next frame it reads is the SYN.
 	write(t, pa, Frame{Data: framegen.TCP(l2, c, web, "S", 9, 0, []byte("kflow-syn"))})
 	readUntil(t, pd, hasMarker("kflow-syn"), func(f Frame) {

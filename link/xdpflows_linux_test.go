@@ -434,28 +434,9 @@ func TestXDPPortKernelFlows(t *testing.T) {
 			t.Errorf("mtu %d accepted", mtu)
 		}
 	}
-	if err := fp.SetKernelFlowServers(true, 1500, []KernelServer{server}); err != nil {
-		t.Fatal(err)
-	}
-	c, web := netip.MustParseAddrPort("198.18.1.10:40000"), netip.AddrPortFrom(splitVIPs[0], 80)
-	if err := fp.UpdateKernelFlows([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: server.ID, Refresh: time.Hour}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	const n = 3
-	var out []Frame
-	for i := range n {
-		out = append(out, Frame{Data: framegen.TCP(l2, c, web, "A", uint32(i), 1, []byte("kflow"))})
-	}
-	write(t, pa, out...)
-	back := readN(t, pa, func(f Frame) bool {
-		return len(f.Data) > 14 && bytes.Equal(f.Data[0:6], server.MAC[:]) && bytes.Equal(f.Data[6:12], macD0) && bytes.Contains(f.Data, []byte("kflow"))
-	}, n)
-	for i, f := range back {
-		if want := out[i].Data[12:]; !bytes.Equal(f.Data[12:12+len(want)], want) {
-			t.Errorf("frame %d came back changed beyond its MACs", i)
-		}
-	}
+	out := liveKernelFlow(t, pa, fp, server, n)
+	c, web := liveFlowClient, liveFlowVIP
 	counts, err := fp.KernelFlowCounts()
 	if err != nil {
 		t.Fatal(err)
@@ -564,4 +545,38 @@ func TestXDPKernelFlowReusedElement(t *testing.T) {
 			t.Errorf("an element holding %+v for key %+v: action %d (frame changed: %v), want drlb's", w.Key, k, ret, !bytes.Equal(out, ack))
 		}
 	}
+}
+
+// liveFlowClient and liveFlowVIP are liveKernelFlow's TCP flow.
+var liveFlowClient, liveFlowVIP = netip.MustParseAddrPort("198.18.1.10:40000"), netip.AddrPortFrom(splitVIPs[0], 80)
+
+// liveKernelFlow turns fp's forwarding on for server and the TCP flow
+// from liveFlowClient to liveFlowVIP, sends n of its ACKs from pa (the other end of the
+// port's veth), and checks that they come back out to pa with the
+// server's MAC and the port's as source, and nothing else changed. It
+// returns the frames sent.
+func liveKernelFlow(t *testing.T, pa Port, fp FlowPort, server KernelServer, n int) []Frame {
+	t.Helper()
+	if err := fp.SetKernelFlowServers(true, 1500, []KernelServer{server}); err != nil {
+		t.Fatal(err)
+	}
+	c, web := liveFlowClient, liveFlowVIP
+	if err := fp.UpdateKernelFlows([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: server.ID, Refresh: time.Hour}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	var out []Frame
+	for i := range n {
+		out = append(out, Frame{Data: framegen.TCP(l2, c, web, "A", uint32(i), 1, []byte("kflow"))})
+	}
+	write(t, pa, out...)
+	back := readN(t, pa, func(f Frame) bool {
+		return len(f.Data) > 14 && bytes.Equal(f.Data[0:6], server.MAC[:]) && bytes.Equal(f.Data[6:12], macD0) && bytes.Contains(f.Data, []byte("kflow"))
+	}, n)
+	for i, f := range back {
+		if want := out[i].Data[12:]; !bytes.Equal(f.Data[12:12+len(want)], want) {
+			t.Errorf("frame %d came back changed beyond its MACs", i)
+		}
+	}
+	return out
 }
