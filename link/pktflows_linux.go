@@ -93,7 +93,7 @@ func (k *pktFlows) filter(classic []bpf.RawInstruction) (*ebpf.Program, error) {
 // filterInstructions is the socket filter:
 //
 //	a frame this host sends (PACKET_OUTGOING)  -> refused (outgoingPrefix's rule)
-//	kernel flows on: the slot cleared
+//	the slot cleared
 //	a VLAN tag in skb metadata                  -> classic
 //	a frame kflowBlock leaves alone             -> classic
 //	  (a super-frame, GSO, past the MTU check: GRO on the interface, or
@@ -127,22 +127,25 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 	insns := asm.Instructions{
 		asm.Mov.Reg(ctx, asm.R1),
 		asm.LoadMem(asm.R2, ctx, skbPktType, asm.Word),
-		asm.JNE.Imm(asm.R2, packetOutgoing, "kflowstart"),
+		asm.JNE.Imm(asm.R2, packetOutgoing, "kflowslot"),
 		asm.Mov.Imm(asm.R0, 0),
 		asm.Return(),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("kflowstart"),
+		// The slot is cleared for every frame, kernel flows on or
+		// off: a slot a frame left behind (its tc program did not run)
+		// is never taken for the next.
+		asm.StoreImm(asm.RFP, kflowZeroSlot, 0, asm.Word).WithSymbol("kflowslot"),
 	}
-	prologue := asm.Instructions{asm.StoreImm(asm.RFP, kflowZeroSlot, 0, asm.Word)}
-	prologue = append(prologue, stackLookup(k.slots, kflowZeroSlot)...)
-	prologue = append(prologue,
+	insns = append(insns, stackLookup(k.slots, kflowZeroSlot)...)
+	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
 		asm.Mov.Reg(slot, asm.R0),
-		asm.StoreImm(slot, 24, 0, asm.Word), // no frame's until this one's is known
-		asm.LoadMem(asm.R1, ctx, skbVLANPresent, asm.Word),
-		asm.JNE.Imm(asm.R1, 0, "kflowdone"),
+		asm.StoreImm(slot, 24, 0, asm.Word),
 	)
 	insns = append(insns, k.maps.kflowBlock(kflowAccess{
-		prologue: prologue,
+		prologue: asm.Instructions{
+			asm.LoadMem(asm.R1, ctx, skbVLANPresent, asm.Word),
+			asm.JNE.Imm(asm.R1, 0, "kflowdone"),
+		},
 		read: func(from, n int32) asm.Instructions {
 			return asm.Instructions{
 				asm.Mov.Reg(asm.R1, ctx),
@@ -185,71 +188,85 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 	return append(insns, rest...), nil
 }
 
-// tcFlowInstructions is the tc program's kernel-flow part, in front of
-// the VIP drop (which starts at "vipdrop", with R1 the context): a
+// tcFlowInstructions is the tc program that forwards kernel flows,
+// attached at the head of tcx ingress (before any other program, which
+// could otherwise end the frame's way before it; AttachVIPDrop): a
 // frame whose flow the socket filter left in this CPU's slot gets the
 // slot's server MAC as destination and mac as source, and leaves
 // through ifindex's egress (bpf_redirect); the slot is cleared either
-// way.
+// way, and every other frame goes on to the next program (TCX_NEXT).
+//
+// The frame is read with bpf_skb_load_bytes and written with
+// bpf_skb_store_bytes, not through direct packet access: the headers of
+// a frame need not be in the skb's linear part (a large frame written
+// through a packet socket, jumbo frames), which the filter reads all the
+// same, and a program that writes the packet directly gets a prologue
+// that unclones every cloned skb it sees (every frame drlb's socket
+// read, every frame while tcpdump runs) before it runs.
 func tcFlowInstructions(slots *ebpf.Map, mac [6]byte, ifindex int) asm.Instructions {
 	const (
-		ctx        = asm.R6
-		slot       = asm.R8
-		eth        = 14
-		skbData    = 76
-		skbDataEnd = 80
-		zeroKey    = -24
+		ctx   = asm.R6
+		slot  = asm.R8
+		eth   = 14
+		n     = eth + 20 + 4 // through the ports
+		key   = -4
+		frame = -50 // n bytes, 2 off a 4-byte boundary: the addresses load aligned
+		macs  = -64 // 12 bytes: the new destination and source
 	)
-	mac4, mac2 := macWords(mac)
 	insns := asm.Instructions{
 		asm.Mov.Reg(ctx, asm.R1),
-		asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word),
+		asm.StoreImm(asm.RFP, key, 0, asm.Word),
 	}
-	insns = append(insns, stackLookup(slots, zeroKey)...)
-	return append(insns,
-		asm.JEq.Imm(asm.R0, 0, "vipdrop"),
+	insns = append(insns, stackLookup(slots, key)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "noflow"),
 		asm.Mov.Reg(slot, asm.R0),
 		asm.LoadMem(asm.R1, slot, 24, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, "vipdrop"),
+		asm.JEq.Imm(asm.R1, 0, "noflow"),
 		asm.StoreImm(slot, 24, 0, asm.Word), // taken
-		asm.LoadMem(asm.R2, ctx, skbData, asm.Word),
-		asm.LoadMem(asm.R3, ctx, skbDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R1, asm.R2),
-		asm.Add.Imm(asm.R1, eth+20+4), // through the ports
-		asm.JGT.Reg(asm.R1, asm.R3, "vipdrop"),
-		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word), // this frame's flow?
-		asm.LoadMem(asm.R4, slot, 0, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R4, "vipdrop"),
-		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src+4, asm.Word),
-		asm.LoadMem(asm.R4, slot, 4, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R4, "vipdrop"),
-		asm.LoadMem(asm.R1, asm.R2, eth+20, asm.Word),
-		asm.LoadMem(asm.R4, slot, 8, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R4, "vipdrop"),
-		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Proto, asm.Byte),
-		asm.LoadMem(asm.R4, slot, 12, asm.Byte),
-		asm.JNE.Reg(asm.R1, asm.R4, "vipdrop"),
+		asm.Mov.Reg(asm.R1, ctx),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, frame),
+		asm.Mov.Imm(asm.R4, n),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "noflow"),
+	)
+	for _, f := range []struct { // this frame's flow? (the slot holds a kflowKey)
+		at, inKey int16
+		size      asm.Size
+	}{{eth + ipv4Src, 0, asm.Word}, {eth + ipv4Src + 4, 4, asm.Word}, {eth + 20, 8, asm.Word}, {eth + ipv4Proto, 12, asm.Byte}} {
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.RFP, frame+f.at, f.size),
+			asm.LoadMem(asm.R2, slot, f.inKey, f.size),
+			asm.JNE.Reg(asm.R1, asm.R2, "noflow"),
+		)
+	}
+	insns = append(insns,
 		asm.LoadMem(asm.R1, slot, 16, asm.Word), // destination: the server
-		asm.StoreMem(asm.R2, 0, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, macs, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, slot, 20, asm.Half),
-		asm.StoreMem(asm.R2, 4, asm.R1, asm.Half),
-		asm.Mov.Imm32(asm.R1, mac4), // source: us
-		asm.StoreMem(asm.R2, 6, asm.R1, asm.Word),
-		asm.Mov.Imm32(asm.R1, mac2),
-		asm.StoreMem(asm.R2, 10, asm.R1, asm.Half),
+		asm.StoreMem(asm.RFP, macs+4, asm.R1, asm.Half),
+	)
+	for i := 0; i < 6; i += 2 { // source: us
+		insns = append(insns, asm.StoreImm(asm.RFP, macs+6+int16(i), int64(mac[i])|int64(mac[i+1])<<8, asm.Half))
+	}
+	return append(insns,
+		asm.Mov.Reg(asm.R1, ctx),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, macs),
+		asm.Mov.Imm(asm.R4, 12),
+		asm.Mov.Imm(asm.R5, 0),
+		asm.FnSkbStoreBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "noflow"), // (no memory for a private copy)
 		asm.Mov.Imm(asm.R1, int32(ifindex)),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(), // TC_ACT_REDIRECT
 		asm.Return(),
-		asm.Mov.Reg(asm.R1, ctx).WithSymbol("vipdrop"),
+		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("noflow"),
+		asm.Return(),
 	)
-}
-
-// macWords is mac's first 4 and last 2 bytes as little-endian loads of
-// the wire bytes give them.
-func macWords(mac [6]byte) (int32, int32) {
-	return int32(uint32(mac[0]) | uint32(mac[1])<<8 | uint32(mac[2])<<16 | uint32(mac[3])<<24),
-		int32(uint32(mac[4]) | uint32(mac[5])<<8)
 }
 
 // attachBPF replaces the socket's filter with prog (SO_ATTACH_BPF); the

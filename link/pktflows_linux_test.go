@@ -9,8 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	ebpflink "github.com/cilium/ebpf/link"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,8 +29,63 @@ const tcxRedirect = 7
 // kernel does.
 func newSockKflowLab(t *testing.T, flows int) *kflowLab {
 	t.Helper()
+	kf, filter, tc, ours := newSockKflow(t, flows)
+	ncpu := len(kf.maps.zero)
+	return &kflowLab{t: t, flows: &kf.maps, ours: ours, notVIP: kfTX,
+		runFn: func(t *testing.T, f []byte) (uint32, []byte) {
+			t.Helper()
+			cpu := pinCPU(t)
+			if err := kf.slots.Put(uint32(0), make([]kflowSlot, ncpu)); err != nil {
+				t.Fatal(err)
+			}
+			ret := runSocketFilter(t, filter, f)
+			slots := make([]kflowSlot, ncpu)
+			if err := kf.slots.Lookup(uint32(0), &slots); err != nil {
+				t.Fatal(err)
+			}
+			if ret != 0 && ret != FilterAccept || ret == FilterAccept && slots[cpu].Valid != 0 {
+				t.Fatalf("socket filter: %d, slot %+v", ret, slots[cpu])
+			}
+			tret, out, err := tc.flowProg.Test(f)
+			if err != nil {
+				t.Fatalf("tc test run (%d bytes): %v", len(f), err)
+			}
+			if err := kf.slots.Lookup(uint32(0), &slots); err != nil {
+				t.Fatal(err)
+			}
+			if slots[cpu].Valid != 0 {
+				t.Fatalf("tc left the slot set: %+v", slots[cpu])
+			}
+			if ret == 0 && tret == tcxRedirect {
+				return kfTX, out
+			}
+			if tret != tcxNextRet {
+				t.Fatalf("tc kernel-flow program: %d, want %d (next) for a frame the socket filter did not leave to it", int32(tret), tcxNext)
+			}
+			// The drop after it takes the kernel's copy of what drlb
+			// reads, as without kernel flows.
+			dret, _, err := tc.prog.Test(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := wantVIPDrop(f, ours, splitVIPs); (dret == tcxDrop) != want {
+				t.Fatalf("tc drop: %d, want drop %v", dret, want)
+			}
+			if ret == 0 {
+				return kfPass, f
+			}
+			return kfDrlb, f
+		}}
+}
+
+// newSockKflow loads the AF_PACKET kernel side over fresh maps with
+// room for flows: a worker's flows and the group's slots, the worker's
+// socket filter around the VIP filter, and the tc programs (not
+// attached) for director MAC ours.
+func newSockKflow(t *testing.T, flows int) (kf *pktFlows, filter *ebpf.Program, tc *VIPDrop, ours net.HardwareAddr) {
+	t.Helper()
 	testutil.NeedRoot(t)
-	kf := &pktFlows{}
+	kf = &pktFlows{}
 	t.Cleanup(kf.close)
 	var err error
 	if kf.slots, err = newKflowSlots(); err != nil {
@@ -38,60 +98,35 @@ func newSockKflowLab(t *testing.T, flows int) *kflowLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	filter, err := kf.filter(classic)
+	filter, err = kf.filter(classic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { filter.Close() })
-	ours := net.HardwareAddr{0x82, 0, 0, 0, 0, 0x02}
-	tc, err := loadVIPDrop(ours, splitVIPs, &KernelFlowSlots{m: kf.slots}, 1)
+	ours = net.HardwareAddr{0x82, 0, 0, 0, 0, 0x02}
+	tc, err = loadVIPDrop(ours, splitVIPs, &KernelFlowSlots{m: kf.slots}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(tc.close)
-	ncpu := len(kf.maps.zero)
-	return &kflowLab{t: t, flows: &kf.maps, ours: ours, notVIP: kfTX,
-		runFn: func(t *testing.T, f []byte) (uint32, []byte) {
-			t.Helper()
-			cpu := pinCPU(t)
-			if err := kf.slots.Put(uint32(0), make([]kflowSlot, ncpu)); err != nil {
-				t.Fatal(err)
-			}
-			// The test run takes the first 14 bytes for the link
-			// header and starts the skb after them, where a packet
-			// socket's filter sees the frame's own.
-			in := append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0}, f...)
-			ret, _, err := filter.Test(in)
-			if err != nil {
-				t.Fatalf("socket filter test run (%d bytes): %v", len(f), err)
-			}
-			slots := make([]kflowSlot, ncpu)
-			if err := kf.slots.Lookup(uint32(0), &slots); err != nil {
-				t.Fatal(err)
-			}
-			switch {
-			case ret == FilterAccept && slots[cpu].Valid == 0:
-				return kfDrlb, f
-			case ret == 0 && slots[cpu].Valid == 0:
-				return kfPass, f
-			case ret != 0:
-				t.Fatalf("socket filter: %d, slot %+v", ret, slots[cpu])
-			}
-			tret, out, err := tc.prog.Test(f)
-			if err != nil {
-				t.Fatalf("tc test run (%d bytes): %v", len(f), err)
-			}
-			if tret != tcxRedirect {
-				t.Fatalf("tc: %d for a frame the socket filter left to it, want %d (redirect)", tret, tcxRedirect)
-			}
-			if err := kf.slots.Lookup(uint32(0), &slots); err != nil {
-				t.Fatal(err)
-			}
-			if slots[cpu].Valid != 0 {
-				t.Fatalf("tc left the slot set: %+v", slots[cpu])
-			}
-			return kfTX, out
-		}}
+	return kf, filter, tc, ours
+}
+
+// tcxNextRet is TCX_NEXT as a test run returns it.
+const tcxNextRet = uint32(0xffffffff)
+
+// runSocketFilter runs a socket filter on frame f in the kernel. The test
+// run takes the first 14 bytes of its input for the link header and
+// starts the skb after them, where a packet socket's filter sees the
+// frame's own: so f goes in behind 14 bytes of its own.
+func runSocketFilter(t *testing.T, filter *ebpf.Program, f []byte) uint32 {
+	t.Helper()
+	in := append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0}, f...)
+	ret, _, err := filter.Test(in)
+	if err != nil {
+		t.Fatalf("socket filter test run (%d bytes): %v", len(f), err)
+	}
+	return ret
 }
 
 // pinCPU keeps the calling goroutine on one thread on one CPU until the
@@ -148,8 +183,25 @@ func TestSplitPortKernelFlows(t *testing.T) {
 	if !ok || fp.KernelFlowSlots() == nil {
 		t.Fatalf("%T: no kernel-flow slots", pd)
 	}
+	// Another tc program that lets every frame through (TC_ACT_OK ends
+	// tcx's run), attached first: the kernel-flow program goes before
+	// it, or the frames the socket filter kept from drlb would be lost.
+	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT", Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pass.Close()
 	var drop *VIPDrop
 	if err := testutil.Do(l.nsD, func() (err error) {
+		ifi, err := net.InterfaceByName("d0")
+		if err != nil {
+			return err
+		}
+		other, err := ebpflink.AttachTCX(ebpflink.TCXOptions{Interface: ifi.Index, Program: pass, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { other.Close() })
 		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, fp.KernelFlowSlots())
 		return err
 	}); err != nil {
@@ -204,6 +256,33 @@ func TestSplitPortKernelFlows(t *testing.T) {
 			t.Errorf("the port read the super-frame (%d bytes)", len(f.Data))
 		}
 	})
+	// A jumbo frame whose headers are not in the skb's linear part (a
+	// packet socket's write puts only the Ethernet header there): the
+	// tc program reads it as the filter did, and sends it.
+	for _, ns := range []netns.NsHandle{l.nsA, l.nsD} {
+		if err := testutil.Do(ns, func() error {
+			lk, err := netlink.LinkByName(map[bool]string{true: "a0", false: "d0"}[ns == l.nsA])
+			if err != nil {
+				return err
+			}
+			return netlink.LinkSetMTU(lk, 9000)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fp.SetKernelFlowServers(true, 9000, []KernelServer{server}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, pa, Frame{Data: framegen.TCP(l2, c, web, "A", 11, 1, append([]byte("kflow-jumbo"), make([]byte, 6000)...))})
+	readUntil(t, pa, func(f Frame) bool {
+		return bytes.Equal(f.Data[0:6], server.MAC[:]) && bytes.Contains(f.Data, []byte("kflow-jumbo"))
+	}, nil)
+	write(t, pa, Frame{Data: framegen.TCP(l2, c, web, "S", 9, 0, []byte("kflow-syn3"))})
+	readUntil(t, pd, hasMarker("kflow-syn3"), func(f Frame) {
+		if bytes.Contains(f.Data, []byte("kflow-jumbo")) {
+			t.Error("the port read the jumbo frame")
+		}
+	})
 	// Off: the flow's frames reach the port.
 	if err := fp.SetKernelFlowServers(false, 0, nil); err != nil {
 		t.Fatal(err)
@@ -227,5 +306,66 @@ func TestSplitPortNoKernelFlows(t *testing.T) {
 	}
 	if err := fp.SetKernelFlowServers(true, 0, nil); !errors.Is(err, ErrNoKernelFlows) {
 		t.Errorf("SetKernelFlowServers: %v, want ErrNoKernelFlows", err)
+	}
+}
+
+// TestKernelFlowSlots: a slot a frame left behind (its tc program never
+// ran) is never taken for another frame. The socket filter clears it for
+// every frame it sees, kernel flows on or off, and the tc program sends a
+// frame only if the slot names its own flow, and takes the slot either
+// way.
+func TestKernelFlowSlots(t *testing.T) {
+	kf, filter, tc, ours := newSockKflow(t, 16)
+	cpu := pinCPU(t)
+	ncpu := len(kf.maps.zero)
+	web := netip.AddrPortFrom(splitVIPs[0], 80)
+	x, y := netip.MustParseAddrPort("198.18.1.10:40000"), netip.MustParseAddrPort("198.18.1.11:40000")
+	key, _ := kflowKeyOf(x, web, protoTCP)
+	server := [8]byte{0x02, 0x99, 0, 0, 0, 5}
+	left := func() {
+		t.Helper()
+		all := make([]kflowSlot, ncpu)
+		for i := range all {
+			all[i] = kflowSlot{Key: key, MAC: server, Valid: 1}
+		}
+		if err := kf.slots.Put(uint32(0), all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	taken := func(what string) {
+		t.Helper()
+		slots := make([]kflowSlot, ncpu)
+		if err := kf.slots.Lookup(uint32(0), &slots); err != nil {
+			t.Fatal(err)
+		}
+		if slots[cpu].Valid != 0 {
+			t.Errorf("%s: the slot is still set", what)
+		}
+	}
+	l2 := framegen.L2{Src: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}, Dst: ours}
+	frameX := framegen.TCP(l2, x, web, "A", 1, 1, nil)
+	frameY := framegen.TCP(l2, y, web, "A", 1, 1, nil)
+
+	// Kernel flows were never turned on.
+	for name, f := range map[string][]byte{"the same flow": frameX, "another flow": frameY, "ARP": framegen.ARPRequest(l2, netip.MustParseAddr("198.18.1.10"), splitVIPs[0])} {
+		left()
+		if ret := runSocketFilter(t, filter, f); ret != FilterAccept {
+			t.Errorf("socket filter, %s: %d, want %d (to drlb)", name, ret, FilterAccept)
+		}
+		taken("socket filter, " + name)
+	}
+	left()
+	if ret, _, err := tc.flowProg.Test(frameY); err != nil || ret != tcxNextRet {
+		t.Errorf("tc, another flow's slot: %d (%v), want next", int32(ret), err)
+	}
+	taken("tc, another flow's slot")
+	left()
+	ret, out, err := tc.flowProg.Test(frameX)
+	if err != nil || ret != tcxRedirect {
+		t.Fatalf("tc, the frame's own slot: %d (%v), want redirect", int32(ret), err)
+	}
+	taken("tc, the frame's own slot")
+	if !bytes.Equal(out[0:6], server[:6]) || !bytes.Equal(out[6:12], ours) || !bytes.Equal(out[12:], frameX[12:]) {
+		t.Errorf("sent as\n% x", out)
 	}
 }

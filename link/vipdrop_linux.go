@@ -39,7 +39,10 @@ type VIPDrop struct {
 	prog       *ebpf.Program
 	vip4, vip6 *ebpf.Map
 	attach     ebpflink.Link
-	flows      bool // forwards kernel flows (AttachVIPDrop's slots)
+	// With AttachVIPDrop's slots: the program that forwards kernel
+	// flows, at the head of tcx ingress.
+	flowProg   *ebpf.Program
+	flowAttach ebpflink.Link
 }
 
 // ErrVIPDropClosed is returned by SetVIPs after Close.
@@ -49,11 +52,15 @@ var ErrVIPDropClosed = errors.New("link: VIP drop closed")
 // 6.6 or later) for frames to mac and vips. The caller logs a failure and
 // runs without it: only CPU is lost.
 //
-// With flows (an AF_PACKET split group's, TCFlowPort; nil: none) the
-// program also forwards the kernel flows' frames the group's socket
+// With flows (an AF_PACKET split group's, TCFlowPort; nil: none) a
+// second program forwards the kernel flows' frames the group's socket
 // filters left to it: a frame whose flow is in this CPU's slot leaves
 // through ifname's egress, its destination MAC the server's and its
-// source mac, before the drop would take it.
+// source mac. It goes at the head of tcx ingress, the drop at the tail:
+// a program before it that ended a frame's way (TC_ACT_OK, what most tc
+// programs return, is a verdict) would lose the frames it must send,
+// which the socket filter already kept from drlb. A program attached at
+// the head later still can.
 func AttachVIPDrop(ifname string, mac net.HardwareAddr, vips []netip.Addr, flows *KernelFlowSlots) (*VIPDrop, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
@@ -71,6 +78,14 @@ func AttachVIPDrop(ifname string, mac net.HardwareAddr, vips []netip.Addr, flows
 		d.close()
 		return nil, newError(ifname, "attach tc ingress", err)
 	}
+	if d.flowProg != nil {
+		d.flowAttach, err = ebpflink.AttachTCX(ebpflink.TCXOptions{Interface: ifi.Index, Program: d.flowProg, Attach: ebpf.AttachTCXIngress, Anchor: ebpflink.Head()})
+		if err != nil {
+			_ = d.attach.Close()
+			d.close()
+			return nil, newError(ifname, "attach the kernel-flow program at tc ingress", err)
+		}
+	}
 	return d, nil
 }
 
@@ -86,16 +101,19 @@ func loadVIPDrop(mac net.HardwareAddr, vips []netip.Addr, flows *KernelFlowSlots
 		d.close()
 		return nil, err
 	}
-	var insns asm.Instructions
-	if flows != nil {
-		insns = tcFlowInstructions(flows.m, [6]byte(mac), ifindex)
-		d.flows = true
-	}
-	insns = append(insns, vipDropInstructions(mac, d.vip4, d.vip6)...)
-	d.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vipdrop", Type: ebpf.SchedCLS, License: "MIT", Instructions: insns})
+	d.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vipdrop", Type: ebpf.SchedCLS, License: "MIT",
+		Instructions: vipDropInstructions(mac, d.vip4, d.vip6)})
 	if err != nil {
 		d.close()
 		return nil, fmt.Errorf("tc program: %w", err)
+	}
+	if flows != nil {
+		d.flowProg, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_kftc", Type: ebpf.SchedCLS, License: "MIT",
+			Instructions: tcFlowInstructions(flows.m, [6]byte(mac), ifindex)})
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("tc kernel-flow program: %w", err)
+		}
 	}
 	return d, nil
 }
@@ -115,20 +133,26 @@ func (d *VIPDrop) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var err error
+	if d.flowAttach != nil {
+		err = d.flowAttach.Close()
+	}
 	if d.attach != nil {
-		err = d.attach.Close()
+		if e := d.attach.Close(); err == nil {
+			err = e
+		}
 	}
 	d.close()
 	return err
 }
 
 func (d *VIPDrop) close() {
-	if d.prog != nil {
-		_ = d.prog.Close()
-		d.prog = nil
+	for _, p := range []*ebpf.Program{d.prog, d.flowProg} {
+		if p != nil {
+			_ = p.Close()
+		}
 	}
 	closeMaps(d.vip4, d.vip6)
-	d.vip4, d.vip6, d.attach = nil, nil, nil
+	d.prog, d.flowProg, d.vip4, d.vip6, d.attach, d.flowAttach = nil, nil, nil, nil, nil, nil
 }
 
 // tcx verdicts (include/uapi/linux/bpf.h; the same numbers as
@@ -207,5 +231,5 @@ func vipDropInstructions(mac net.HardwareAddr, vip4, vip6 *ebpf.Map) asm.Instruc
 func (d *VIPDrop) ForwardsKernelFlows() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.prog != nil && d.flows
+	return d.flowProg != nil
 }
