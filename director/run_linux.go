@@ -157,7 +157,6 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	if n <= 0 {
 		n = min(runtime.NumCPU(), forwarder.MaxWorkers)
 	}
-	lc.KernelFlows = opts.KernelFlows
 	io := opts.IO
 	if io == IOAuto {
 		var why string
@@ -171,6 +170,7 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 			log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
 		}
 		lc.XDPGeneric = opts.XDPGeneric
+		lc.KernelFlows = opts.KernelFlows
 		p, err := openXDP(cfg.Interface, lc, vips, log)
 		if err == nil || opts.IO != IOAuto {
 			return p, err
@@ -180,7 +180,17 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 		return nil, fmt.Errorf("director: io %q: want afpacket, afxdp or auto", opts.IO)
 	}
 	h := FanoutHash(cfg)
+	// Kernel flows need the tc program that drops the kernel's copy of
+	// VIP frames (attachVIPDrop), which does not run with
+	// KeepKernelCopy or on a VLAN trunk: without it the maps and the
+	// eBPF filters would only cost.
+	lc.KernelFlows = opts.KernelFlows && !opts.KeepKernelCopy && cfg.VLAN == 0
 	ports, err := link.OpenSplit(cfg.Interface, lc, n, h)
+	if err != nil && lc.KernelFlows {
+		log.Warn("-kernel-flows off: the sockets did not open with kernel flows", "err", err)
+		lc.KernelFlows = false
+		ports, err = link.OpenSplit(cfg.Interface, lc, n, h)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -240,9 +250,16 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 	}
 	var slots *link.KernelFlowSlots
 	if p, ok := port.(link.TCFlowPort); ok && opts.KernelFlows {
-		slots = p.KernelFlowSlots()
+		if slots = p.KernelFlowSlots(); slots != nil {
+			defer slots.Close() // the program keeps the map
+		}
 	}
 	drop, err := link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, slots)
+	if err != nil && slots != nil {
+		log.Warn("-kernel-flows off: the tc program that forwards kernel flows did not attach", "err", err)
+		slots = nil
+		drop, err = link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, nil)
+	}
 	if err != nil {
 		log.Warn("the kernel's copy of VIP frames is not dropped: its IP stack takes each one up to a route lookup (more CPU per frame)", "err", err)
 		return nil

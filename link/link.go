@@ -194,8 +194,9 @@ type Config struct {
 	// KernelFlows gives the port kernel flows (FlowPort): OpenXDP's
 	// program the maps (about 24 MiB of preallocated kernel memory for
 	// maxKernelFlows flows) and the block that forwards them (XDP_TX);
-	// each worker of OpenSplit maps of its own (maxKernelFlows shared
-	// among them) and a socket filter in eBPF that leaves their frames to
+	// each worker of OpenSplit maps of its own (maxKernelFlows divided
+	// among them, at least 4096 each) and a socket filter in eBPF that
+	// leaves their frames to
 	// the tc program AttachVIPDrop attaches (TCFlowPort). Without it the
 	// port's FlowPort methods fail with ErrNoKernelFlows, and VIP frames
 	// pay nothing for them.

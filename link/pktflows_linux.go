@@ -282,8 +282,8 @@ func (p *afpacket) attachBPF(prog *ebpf.Program) error {
 }
 
 // minWorkerKernelFlows is the least room a worker's flows map gets when
-// many workers share maxKernelFlows.
-const minWorkerKernelFlows = 1 << 16
+// many workers share maxKernelFlows (more than 64 workers only).
+const minWorkerKernelFlows = 1 << 12
 
 // openKernelFlows gives the worker its maps (room for flows) and a
 // descriptor of the group's slots, and puts the eBPF filter around
@@ -337,12 +337,22 @@ func (p *splitPort) setKernelFlowFilter(classic []bpf.RawInstruction) error {
 	return nil
 }
 
-// KernelFlowSlots implements TCFlowPort: nil without kernel flows.
+// KernelFlowSlots implements TCFlowPort: the group's slots on a
+// descriptor of their own, which the caller closes once AttachVIPDrop
+// has them (the program keeps the map); nil without kernel flows or
+// after Close.
 func (p *splitPort) KernelFlowSlots() *KernelFlowSlots {
 	p.kmu.Lock()
 	defer p.kmu.Unlock()
 	if p.kf == nil {
 		return nil
 	}
-	return &KernelFlowSlots{m: p.kf.slots}
+	m, err := p.kf.slots.Clone()
+	if err != nil {
+		return nil
+	}
+	return &KernelFlowSlots{m: m}
 }
+
+// Close releases the slots' descriptor.
+func (s *KernelFlowSlots) Close() error { return s.m.Close() }

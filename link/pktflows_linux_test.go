@@ -180,9 +180,14 @@ func TestSplitPortKernelFlows(t *testing.T) {
 	}
 	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter, KernelFlows: true}, 1, ClientHash{})[0]
 	fp, ok := pd.(TCFlowPort)
-	if !ok || fp.KernelFlowSlots() == nil {
+	var slots *KernelFlowSlots
+	if ok {
+		slots = fp.KernelFlowSlots()
+	}
+	if slots == nil {
 		t.Fatalf("%T: no kernel-flow slots", pd)
 	}
+	defer slots.Close()
 	// Another tc program that lets every frame through (TC_ACT_OK ends
 	// tcx's run), attached first: the kernel-flow program goes before
 	// it, or the frames the socket filter kept from drlb would be lost.
@@ -202,7 +207,7 @@ func TestSplitPortKernelFlows(t *testing.T) {
 			return err
 		}
 		t.Cleanup(func() { other.Close() })
-		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, fp.KernelFlowSlots())
+		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, slots)
 		return err
 	}); err != nil {
 		t.Fatal(err)

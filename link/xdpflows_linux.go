@@ -79,8 +79,11 @@ func (m *flowMaps) make(maxFlows int) error {
 	var mk mapMaker
 	m.cfg = mk.make(&ebpf.MapSpec{Name: "drlb_kfcfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
 	m.flows = mk.make(&ebpf.MapSpec{Name: "drlb_kflows", Type: ebpf.Hash, KeySize: 16, ValueSize: kflowValueSize, MaxEntries: uint32(maxFlows)})
-	m.servers = mk.make(&ebpf.MapSpec{Name: "drlb_kfservers", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: maxKernelServers})
-	m.counts = mk.make(&ebpf.MapSpec{Name: "drlb_kfcounts", Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 16, MaxEntries: maxKernelServers})
+	// Servers and counts take memory as servers are listed (a handful),
+	// not for maxKernelServers up front: the counts are per CPU, and a
+	// split group has a set per worker.
+	m.servers = mk.make(&ebpf.MapSpec{Name: "drlb_kfservers", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: maxKernelServers, Flags: unix.BPF_F_NO_PREALLOC})
+	m.counts = mk.make(&ebpf.MapSpec{Name: "drlb_kfcounts", Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 16, MaxEntries: maxKernelServers, Flags: unix.BPF_F_NO_PREALLOC})
 	if mk.err != nil {
 		return mk.err
 	}
