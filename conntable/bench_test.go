@@ -238,3 +238,27 @@ func BenchmarkLookupBatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSweepSparse is Sweep(now, 4096) over a table sized for 1M
+// entries that holds 256 (the rest in the kernel's flows, or a quiet
+// hour): the idle sweeper's cost per call, beside BenchmarkSweepBatch's
+// full table. Runs without an entry are skipped unread.
+func BenchmarkSweepSparse(b *testing.B) {
+	tb, err := New(Options{Max: benchN})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 256 {
+		k := benchKey(i)
+		e, err := tb.Insert(&k, t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tb.SetTimeout(e, t0, time.Hour)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tb.Sweep(t0, 4096)
+	}
+	b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/4096, "ns/slot")
+}

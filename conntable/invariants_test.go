@@ -34,6 +34,17 @@ func (t *Table) check() error {
 	if occupied != t.n {
 		return fmt.Errorf("Len %d, occupied slots %d", t.n, occupied)
 	}
+	for c, n := range t.live {
+		got := 0
+		for _, e := range t.slots[c<<liveShift : min((c+1)<<liveShift, len(t.slots))] {
+			if e.expires != expEmpty {
+				got++
+			}
+		}
+		if int(n) != got {
+			return fmt.Errorf("run %d: live count %d, occupied slots %d", c, n, got)
+		}
+	}
 	if occupied >= len(t.slots) {
 		return fmt.Errorf("no empty slot: %d of %d", occupied, len(t.slots))
 	}

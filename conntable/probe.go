@@ -87,6 +87,7 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 			e := &t.slots[i]
 			*e = Entry{Key: *k, expires: expPending}
 			t.n++
+			t.live[i>>liveShift]++
 			return e, nil
 		}
 		// Full. A sweep or an eviction may shift k's run, so probe it
@@ -185,5 +186,8 @@ func (t *Table) remove(i int) {
 		t.slots[hole] = *s
 		hole = j
 	}
+	// The entries moved along the run; the slot left empty is the last
+	// hole's.
 	t.slots[hole] = Entry{}
+	t.live[hole>>liveShift]--
 }

@@ -367,3 +367,60 @@ func TestRange(t *testing.T) {
 		t.Fatalf("live at +3s = %d, want 2", live)
 	}
 }
+
+// TestSweepSkipsEmptyRuns: over a table of many runs of slots, a few
+// entries, some expired: one pass of the budget the table's size expires
+// exactly the expired ones wherever they sit, skipping the empty runs,
+// and the per-run counts stay right through inserts, removals and the
+// backward shift across run boundaries.
+func TestSweepSkipsEmptyRuns(t *testing.T) {
+	tb, err := New(Options{Max: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.live) < 8 {
+		t.Fatalf("%d runs: the test wants many", len(tb.live))
+	}
+	now := int64(1_000) * int64(time.Second)
+	for i := range 600 {
+		k := testKey(i)
+		e, err := tb.Insert(&k, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := time.Hour
+		if i%2 == 0 {
+			d = time.Second
+		}
+		tb.SetTimeout(e, now, d)
+	}
+	if err := tb.check(); err != nil {
+		t.Fatal(err)
+	}
+	later := now + 2*int64(time.Second)
+	if got := tb.Sweep(later, tb.Slots()); got != 300 {
+		t.Errorf("one pass expired %d, want 300", got)
+	}
+	if err := tb.check(); err != nil {
+		t.Fatal(err)
+	}
+	if tb.Len() != 300 || tb.Sweep(later, tb.Slots()) != 0 {
+		t.Errorf("after the pass: %d entries, want 300, and nothing more to expire", tb.Len())
+	}
+	// A run that empties is skipped from then on: every entry gone, a
+	// pass reads no slot and expires nothing.
+	for i := 1; i < 600; i += 2 {
+		k := testKey(i)
+		if e := tb.Lookup(&k, later); e != nil {
+			tb.Delete(e)
+		}
+	}
+	for c, n := range tb.live {
+		if n != 0 {
+			t.Errorf("run %d counts %d entries in an empty table", c, n)
+		}
+	}
+	if err := tb.check(); err != nil {
+		t.Fatal(err)
+	}
+}
