@@ -36,7 +36,7 @@ func (t *Table) check() error {
 	}
 	for c, n := range t.live {
 		got := 0
-		for _, e := range t.slots[c<<liveShift : min((c+1)<<liveShift, len(t.slots))] {
+		for _, e := range t.slots[c<<t.liveShift : min((c+1)<<t.liveShift, len(t.slots))] {
 			if e.expires != expEmpty {
 				got++
 			}
@@ -64,4 +64,14 @@ func testKey(i int) Key {
 		VPort: 80,
 		Proto: 6,
 	}
+}
+
+// setLiveShift makes the empty table's runs of slots 1<<shift long, so
+// that a small table has many and the model crosses their boundaries.
+func (t *Table) setLiveShift(shift uint8) {
+	if t.n != 0 {
+		panic("setLiveShift on a table with entries")
+	}
+	t.liveShift = shift
+	t.live = make([]uint16, (len(t.slots)+1<<shift-1)>>shift)
 }

@@ -87,7 +87,7 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 			e := &t.slots[i]
 			*e = Entry{Key: *k, expires: expPending}
 			t.n++
-			t.live[i>>liveShift]++
+			t.live[i>>t.liveShift]++
 			return e, nil
 		}
 		// Full. A sweep or an eviction may shift k's run, so probe it
@@ -189,5 +189,5 @@ func (t *Table) remove(i int) {
 	// The entries moved along the run; the slot left empty is the last
 	// hole's.
 	t.slots[hole] = Entry{}
-	t.live[hole>>liveShift]--
+	t.live[hole>>t.liveShift]--
 }

@@ -22,8 +22,8 @@ func (t *Table) Sweep(now int64, budget int) (expired int) {
 		// A run of slots with no entry is skipped unread; it counts
 		// against the budget all the same, so a pass takes as many
 		// calls as before.
-		if c := t.hand >> liveShift; t.live[c] == 0 {
-			end := min((c+1)<<liveShift, len(t.slots))
+		if c := t.hand >> t.liveShift; t.live[c] == 0 {
+			end := min((c+1)<<t.liveShift, len(t.slots))
 			budget -= end - t.hand
 			t.hand = end
 			if t.hand == len(t.slots) {
@@ -38,7 +38,7 @@ func (t *Table) Sweep(now int64, budget int) (expired int) {
 		// first mispredicted on every other slot of a table at 3/8 load.
 		// The scan stops at the end of the run of slots: the next may
 		// be skipped.
-		runEnd := min((t.hand>>liveShift+1)<<liveShift, len(t.slots))
+		runEnd := min((t.hand>>t.liveShift+1)<<t.liveShift, len(t.slots))
 		run := t.slots[t.hand:min(t.hand+budget, runEnd)]
 		i := firstExpired(run, nowSec)
 		t.hand += i

@@ -86,14 +86,15 @@ type Table struct {
 	// sized for a million connections that holds a few hundred (the
 	// rest in the kernel's flows, or a quiet hour) is otherwise read
 	// whole, 64 MB, every idle pass.
-	live []uint16
+	live      []uint16
+	liveShift uint8 // runs of 1<<liveShift slots: liveRunShift (tests make them smaller)
 }
 
-// liveShift sizes Table.live's runs: 256 slots (12 KiB). Small enough
+// liveRunShift sizes Table.live's runs: 256 slots (12 KiB). Small enough
 // that a few hundred entries scattered over a table for a million leave
 // most runs empty (with 4096-slot runs, 256 entries left half of them
 // occupied: the sweep read half the table still).
-const liveShift = 8
+const liveRunShift = 8
 
 // New returns an empty table for opts.Max entries. It allocates the whole
 // slot array up front (Slots()*48 bytes); nothing allocates afterwards.
@@ -104,7 +105,8 @@ func New(opts Options) (*Table, error) {
 	slots := allocSlots(slotCount(opts.Max))
 	return &Table{
 		slots:    slots,
-		live:     make([]uint16, (len(slots)+1<<liveShift-1)>>liveShift),
+		live:      make([]uint16, (len(slots)+1<<liveRunShift-1)>>liveRunShift),
+		liveShift: liveRunShift,
 		nslots:   uint64(len(slots)),
 		seed:     seedMix(opts.Seed),
 		max:      opts.Max,
