@@ -104,14 +104,14 @@ func New(opts Options) (*Table, error) {
 	}
 	slots := allocSlots(slotCount(opts.Max))
 	return &Table{
-		slots:    slots,
+		slots:     slots,
 		live:      make([]uint16, (len(slots)+1<<liveRunShift-1)>>liveRunShift),
 		liveShift: liveRunShift,
-		nslots:   uint64(len(slots)),
-		seed:     seedMix(opts.Seed),
-		max:      opts.Max,
-		onExpire: opts.OnExpire,
-		evictOK:  opts.Evictable,
+		nslots:    uint64(len(slots)),
+		seed:      seedMix(opts.Seed),
+		max:       opts.Max,
+		onExpire:  opts.OnExpire,
+		evictOK:   opts.Evictable,
 	}, nil
 }
 
