@@ -19,9 +19,10 @@ func (t *Table) Sweep(now int64, budget int) (expired int) {
 	}
 	nowSec := nowSeconds(now)
 	for budget > 0 {
-		// A run of slots with no entry is skipped unread; it counts
-		// against the budget all the same, so a pass takes as many
-		// calls as before.
+		// A run of slots with no entry is skipped unread, all of it:
+		// the hand may pass the budget by up to a run (no slot is read
+		// there, and what callers bound, the entries removed per call,
+		// stays within the budget).
 		if c := t.hand >> t.liveShift; t.live[c] == 0 {
 			end := min((c+1)<<t.liveShift, len(t.slots))
 			budget -= end - t.hand

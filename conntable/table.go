@@ -141,7 +141,8 @@ func (t *Table) Evicted() uint64 { return t.evicted }
 // Slots returns the size of the slot array (about Cap*4/3).
 func (t *Table) Slots() int { return len(t.slots) }
 
-// Bytes returns the memory the table occupies: slot array plus header.
+// Bytes returns the memory the table occupies: slot array plus header
+// (the run counts, 2 bytes per 256 slots, left out).
 func (t *Table) Bytes() int {
 	return len(t.slots)*int(unsafe.Sizeof(Entry{})) + int(unsafe.Sizeof(*t))
 }

@@ -118,9 +118,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	if _, xdp := port.(link.XDPMode); opts.KernelFlows && !xdp && (drop == nil || !drop.ForwardsKernelFlows()) {
 		// The sockets' filters would refuse the flows' frames and
-		// nothing would send them.
+		// nothing would send them: off, and the ports back to the
+		// classic filter (the maps and lookups would only cost).
 		d.kflowsOn = false
 		log.Warn("-kernel-flows off: with AF_PACKET the kernel forwards flows in the tc program that drops its copy of VIP frames, which is not attached")
+		for _, p := range append([]link.Port{port}, opts.ExtraPorts...) {
+			if tp, ok := p.(link.TCFlowPort); ok {
+				if err := tp.DropKernelFlows(filter); err != nil {
+					closePorts()
+					b.stop()
+					return err
+				}
+			}
+		}
 	}
 	// VIPs a reload adds need their blackhole route and kernel drop too,
 	// before they are announced; removed ones lose theirs.
@@ -187,7 +197,7 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	lc.KernelFlows = opts.KernelFlows && !opts.KeepKernelCopy && cfg.VLAN == 0
 	ports, err := link.OpenSplit(cfg.Interface, lc, n, h)
 	if err != nil && lc.KernelFlows {
-		log.Warn("-kernel-flows off: the sockets did not open with kernel flows", "err", err)
+		log.Warn("the sockets did not open with kernel flows: trying without", "err", err)
 		lc.KernelFlows = false
 		ports, err = link.OpenSplit(cfg.Interface, lc, n, h)
 	}

@@ -61,30 +61,34 @@ func TestKernelFlows(t *testing.T) {
 			c := l.HTTPClient(l.Client)
 			c.Timeout = 30 * time.Second // frames the kernel loses fail the test, not the package's timeout
 			const size = 8 << 20
-			before := tcpCounters(t, l, l.Client)
+			servers := func() (in int64) {
+				for _, rs := range l.RealServers {
+					in += tcpCounters(t, l, rs)["InSegs"]
+				}
+				return in
+			}
+			before, serversBefore := tcpCounters(t, l, l.Client), servers()
 			upload(t, c, fmt.Sprintf("http://%s/upload", l.VIP), size)
-			after := tcpCounters(t, l, l.Client)
+			after, serversAfter := tcpCounters(t, l, l.Client), servers()
 			c.CloseIdleConnections()
 			// Frames lost or sent twice would not fail the upload (TCP
-			// recovers), but the client would retransmit, or hear of
-			// duplicates (D-SACK). Some of both come from the hand-out
-			// itself: the flow's frames drlb's socket still holds then
-			// are overtaken by the ones the kernel forwards at once,
-			// and a reordered segment looks lost to the client for a
-			// moment (0-35 spurious retransmissions per upload, each
-			// with its D-SACK, with AF_XDP and AF_PACKET alike; none
-			// without kernel flows). Losing or doubling a share of the
-			// kernel's frames costs far more than 1% of the segments.
-			retrans, dsack := after["RetransSegs"]-before["RetransSegs"], after["TCPDSACKRecv"]-before["TCPDSACKRecv"]
-			t.Logf("the client retransmitted %d segments, heard of %d duplicates (D-SACK)", retrans, dsack)
-			if most := int64(size / 1448 / 100); retrans > most || dsack > most {
-				t.Errorf("the upload cost %d retransmitted segments and %d duplicates, more than %d: frames lost or sent twice", retrans, dsack, most)
-			}
-			got := distribution(t, l, l.Client, 30)
-			for _, rs := range l.RealServers {
-				if got[rs.Name] != 10 {
-					t.Errorf("rr with kernel flows: %s answered %d of 30, want 10 (%v)", rs.Name, got[rs.Name], got)
-				}
+			// recovers), but the servers would receive fewer or more
+			// segments than the client sent: the client's OutSegs leave
+			// its retransmissions out, which cross too. Retransmissions
+			// themselves are no sign of loss here: the hand-out reorders
+			// (the flow's frames drlb's socket still holds are overtaken
+			// by the ones the kernel forwards at once), and a reordered
+			// segment looks lost to the client for a moment; a review
+			// saw up to 225 spurious ones in an upload on this busy VM,
+			// with every segment through exactly once.
+			sent := after["OutSegs"] - before["OutSegs"] + after["RetransSegs"] - before["RetransSegs"]
+			received := serversAfter - serversBefore
+			t.Logf("the client sent %d segments (%d retransmitted, %d D-SACKs heard), the servers received %d",
+				sent, after["RetransSegs"]-before["RetransSegs"], after["TCPDSACKRecv"]-before["TCPDSACKRecv"], received)
+			// (A super-frame counts once at the server: that case is
+			// logged only.)
+			if d := received - sent; !tc.super && (d < -2 || d > 2) {
+				t.Errorf("the servers received %d segments, the client sent %d: frames lost or sent twice", received, sent)
 			}
 			// The kernel's counts reach drlb every 500 ms: read until
 			// they cover the upload, or 5 s.

@@ -43,6 +43,10 @@ type KernelFlowSlots struct{ m *ebpf.Map }
 type TCFlowPort interface {
 	FlowPort
 	KernelFlowSlots() *KernelFlowSlots
+	// DropKernelFlows frees the port's kernel flows and puts the classic
+	// filter back on its sockets, for a director that cannot attach the
+	// tc program: frames then cost what they cost without.
+	DropKernelFlows(filter []bpf.RawInstruction) error
 }
 
 // kflowSlot is the slots map's value: the flow the socket filter left to
@@ -335,6 +339,22 @@ func (p *splitPort) setKernelFlowFilter(classic []bpf.RawInstruction) error {
 		}
 	}
 	return nil
+}
+
+// DropKernelFlows implements TCFlowPort.
+func (p *splitPort) DropKernelFlows(filter []bpf.RawInstruction) error {
+	p.kmu.Lock()
+	if !p.kflows {
+		p.kmu.Unlock()
+		return nil
+	}
+	p.kflows = false
+	if p.kf != nil {
+		p.kf.close()
+		p.kf = nil
+	}
+	p.kmu.Unlock()
+	return p.SetFilter(filter)
 }
 
 // KernelFlowSlots implements TCFlowPort: the group's slots on a

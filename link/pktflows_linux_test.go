@@ -374,3 +374,32 @@ func TestKernelFlowSlots(t *testing.T) {
 		t.Errorf("sent as\n% x", out)
 	}
 }
+
+// TestSplitPortDropKernelFlows: a port whose kernel flows are dropped
+// (the director could not attach the tc program) has no slots, refuses
+// the FlowPort calls, and reads VIP frames through the classic filter.
+func TestSplitPortDropKernelFlows(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter, KernelFlows: true}, 1, ClientHash{})[0]
+	fp := pd.(TCFlowPort)
+	if err := fp.DropKernelFlows(filter); err != nil {
+		t.Fatal(err)
+	}
+	if s := fp.KernelFlowSlots(); s != nil {
+		s.Close()
+		t.Error("slots after DropKernelFlows")
+	}
+	if err := fp.SetKernelFlowServers(true, 0, nil); !errors.Is(err, ErrNoKernelFlows) {
+		t.Errorf("SetKernelFlowServers after DropKernelFlows: %v, want ErrNoKernelFlows", err)
+	}
+	write(t, pa, Frame{Data: udpFrame(-1, splitVIPs[0], "after-drop")}, Frame{Data: udpFrame(-1, netip.MustParseAddr("198.18.0.77"), "not-a-vip")})
+	readUntil(t, pd, hasMarker("after-drop"), nil)
+	if err := pd.(FilterSetter).SetFilter(filter); err != nil {
+		t.Errorf("SetFilter after DropKernelFlows: %v", err)
+	}
+}
