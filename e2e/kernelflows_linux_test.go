@@ -37,6 +37,8 @@ func TestKernelFlows(t *testing.T) {
 		{name: "afxdp", args: []string{"-io", "afxdp", "-xdp-flows", "-xdp-generic"}},
 		{name: "afpacket", args: []string{"-io", "afpacket", "-kernel-flows", "-workers", "2"}},
 		{name: "afpacket-super-frames", args: []string{"-io", "afpacket", "-kernel-flows"}, super: true},
+		// -io auto picks AF_PACKET on a veth, and kernel flows follow.
+		{name: "auto", args: []string{"-io", "auto", "-kernel-flows"}},
 		// Without the tc program that drops the kernel's copy of VIP
 		// frames nothing could send the flows: kernel flows stay off.
 		{name: "afpacket-keep-kernel-copy", args: []string{"-io", "afpacket", "-kernel-flows", "-keep-kernel-copy"}, off: true},
@@ -89,6 +91,12 @@ func TestKernelFlows(t *testing.T) {
 			// logged only.)
 			if d := received - sent; !tc.super && (d < -2 || d > 2) {
 				t.Errorf("the servers received %d segments, the client sent %d: frames lost or sent twice", received, sent)
+			}
+			got := distribution(t, l, l.Client, 30)
+			for _, rs := range l.RealServers {
+				if got[rs.Name] != 10 {
+					t.Errorf("rr with kernel flows: %s answered %d of 30, want 10 (%v)", rs.Name, got[rs.Name], got)
+				}
 			}
 			// The kernel's counts reach drlb every 500 ms: read until
 			// they cover the upload, or 5 s.
