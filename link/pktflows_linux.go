@@ -24,12 +24,14 @@ import (
 // clears for the same frame: the tap and tc ingress run back to back on
 // one CPU in one softirq, with no other frame between them there.
 //
-//	frame -> fanout program -> worker i's socket filter:
+//	frame -> fanout program -> worker i's socket filter: slot cleared, then
 //	           a kernel flow's frame: slot = (flow, server MAC), count, refuse
-//	           else: slot cleared, the VIP filter as before (drlb reads it)
-//	      -> tc ingress: slot holds this frame's flow: MACs rewritten,
-//	           bpf_redirect to egress (the frame leaves, drlb never saw it)
-//	         else: the kernel's copy of a VIP frame dropped (VIPDrop)
+//	           else: the VIP filter as before (drlb reads it)
+//	      -> tc ingress, at the head: slot holds this frame's flow: slot
+//	           cleared, MACs rewritten, bpf_redirect to egress (the frame
+//	           leaves, drlb never saw it); else slot cleared, next
+//	      -> tc ingress, at the tail: the kernel's copy of a VIP frame
+//	           dropped (VIPDrop)
 
 // KernelFlowSlots is an AF_PACKET split group's hand-over from its socket
 // filters to the tc program that forwards kernel flows (AttachVIPDrop).
