@@ -16,6 +16,7 @@ import (
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -172,13 +173,7 @@ func TestSocketKernelFlows(t *testing.T) {
 // forwarding is off, reach the port instead. A filter replaced (a
 // reload) keeps the kernel flows.
 func TestSplitPortKernelFlows(t *testing.T) {
-	l := newPairLab(t)
-	pa := openIn(t, l.nsA, "a0", Config{})
-	filter, err := VIPFilter(splitVIPs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter, KernelFlows: true}, 1, ClientHash{})[0]
+	l, pa, pd, filter := kernelFlowPair(t)
 	fp, ok := pd.(TCFlowPort)
 	var slots *KernelFlowSlots
 	if ok {
@@ -379,13 +374,7 @@ func TestKernelFlowSlots(t *testing.T) {
 // (the director could not attach the tc program) has no slots, refuses
 // the FlowPort calls, and reads VIP frames through the classic filter.
 func TestSplitPortDropKernelFlows(t *testing.T) {
-	l := newPairLab(t)
-	pa := openIn(t, l.nsA, "a0", Config{})
-	filter, err := VIPFilter(splitVIPs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pd := openSplitIn(t, l.nsD, "d0", Config{Filter: filter, KernelFlows: true}, 1, ClientHash{})[0]
+	_, pa, pd, filter := kernelFlowPair(t)
 	fp := pd.(TCFlowPort)
 	if err := fp.DropKernelFlows(filter); err != nil {
 		t.Fatal(err)
@@ -402,4 +391,19 @@ func TestSplitPortDropKernelFlows(t *testing.T) {
 	if err := pd.(FilterSetter).SetFilter(filter); err != nil {
 		t.Errorf("SetFilter after DropKernelFlows: %v", err)
 	}
+}
+
+// kernelFlowPair is a veth pair with a plain port on a0 and a split
+// port of one worker with kernel flows on d0, and the VIP filter it
+// opened with.
+func kernelFlowPair(t *testing.T) (l pairLab, pa, pd Port, filter []bpf.RawInstruction) {
+	t.Helper()
+	l = newPairLab(t)
+	pa = openIn(t, l.nsA, "a0", Config{})
+	filter, err := VIPFilter(splitVIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd = openSplitIn(t, l.nsD, "d0", Config{Filter: filter, KernelFlows: true}, 1, ClientHash{})[0]
+	return l, pa, pd, filter
 }
