@@ -77,12 +77,13 @@ func TestKernelFlows(t *testing.T) {
 			// recovers), but the servers would receive fewer or more
 			// segments than the client sent: the client's OutSegs leave
 			// its retransmissions out, which cross too. Retransmissions
-			// themselves are no sign of loss here: the hand-out reorders
-			// (the flow's frames drlb's socket still holds are overtaken
-			// by the ones the kernel forwards at once), and a reordered
-			// segment looks lost to the client for a moment; a review
-			// saw up to 225 spurious ones in an upload on this busy VM,
-			// with every segment through exactly once.
+			// themselves are no sign of loss here: forwarded in the
+			// kernel, on whichever CPU a frame arrived, segments can be
+			// reordered (the nftables anchor does it too), and a
+			// reordered segment looks lost to the client for a moment;
+			// a review saw up to 225 spurious ones in an upload on this
+			// busy VM, with every segment through exactly once
+			// (ARCHITECTURE.md, "Spurious retransmissions").
 			sent := after["OutSegs"] - before["OutSegs"] + after["RetransSegs"] - before["RetransSegs"]
 			received := serversAfter - serversBefore
 			t.Logf("the client sent %d segments (%d retransmitted, %d D-SACKs heard), the servers received %d",
