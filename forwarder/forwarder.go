@@ -109,6 +109,9 @@ type Forwarder struct {
 	// (kernelflows.go); kernelFrames counts what the kernel forwarded.
 	kf           kernelFlows
 	kernelFrames atomic.Uint64
+	// changed gets a token after every change a control method or a
+	// swap made (Changes), on every worker.
+	changed chan struct{}
 }
 
 // core is what the workers of one Forwarder share.
@@ -131,10 +134,6 @@ type core struct {
 	// synGen counts configuration swaps and MAC changes
 	// (StatelessSYNGeneration).
 	synGen atomic.Uint64
-	// changed gets a token after every change a control method or a
-	// swap made (Changes).
-	changed chan struct{}
-
 	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
 	preMin int
 	// noFast turns fastExisting off, for the tests that hold it to the
@@ -151,10 +150,9 @@ type core struct {
 // usable at once; the others wait for SetMAC.
 func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	c := &core{
-		changed: make(chan struct{}, 1),
-		sweep:   opts.SweepBudget,
-		mtu:     opts.MTU,
-		preMin:  PrefetchMinConns,
+		sweep:  opts.SweepBudget,
+		mtu:    opts.MTU,
+		preMin: PrefetchMinConns,
 	}
 	if c.sweep == 0 {
 		c.sweep = 8
@@ -181,7 +179,7 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	}
 	perWorker := (c.maxConns + n - 1) / n
 	for i := range n {
-		f := &Forwarder{core: c, id: i}
+		f := &Forwarder{core: c, id: i, changed: make(chan struct{}, 1)}
 		t, err := conntable.New(conntable.Options{Max: perWorker, Seed: opts.Seed + uint64(i), OnExpire: f.onExpire, Evictable: evictable})
 		if err != nil {
 			return nil, fmt.Errorf("forwarder: %w", err)

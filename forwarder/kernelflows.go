@@ -8,7 +8,8 @@ import (
 )
 
 // Kernel flows: the frames of an established connection that a program
-// in the kernel forwards itself (the AF_XDP port's XDP program), as the
+// in the kernel forwards itself (the AF_XDP port's XDP program, or an
+// AF_PACKET worker's socket filter and tc program), as the
 // fast path would, so that they cost no wake-up and no copy through drlb.
 // drlb stays the only one that decides: the forwarder hands out a flow
 // only once fastExisting has forwarded one of its frames, the kernel sends
@@ -245,14 +246,18 @@ func (f *Forwarder) MTU() int { return f.mtu }
 // or of a real server's availability, weight, inhibition or MAC (the
 // control methods), coalesced: one token may stand for several changes.
 // A caller that keeps a copy of KernelServers (or StatelessSYNTables) in
-// the kernel rewrites it at once, instead of at its next poll. The
-// workers share one channel: one goroutine receives it (the director's
-// AF_XDP worker's). Any goroutine.
+// the kernel rewrites it at once, instead of at its next poll. Each
+// worker has its own channel, every change leaves a token on each: one
+// goroutine per worker receives it (the director's kernel-flow
+// follower). Any goroutine.
 func (f *Forwarder) Changes() <-chan struct{} { return f.changed }
 
+// noteChange leaves a token on every worker's Changes.
 func (c *core) noteChange() {
-	select {
-	case c.changed <- struct{}{}:
-	default:
+	for _, w := range c.workers {
+		select {
+		case w.changed <- struct{}{}:
+		default:
+		}
 	}
 }

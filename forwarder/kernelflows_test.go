@@ -487,3 +487,20 @@ func TestKernelFlowsShortenedTimeout(t *testing.T) {
 func (f *Forwarder) tableKey(c netip.AddrPort) conntable.Key {
 	return conntable.Key{CIP: c.Addr().As16(), VIP: vip.As16(), CPort: c.Port(), VPort: 80, Proto: protoTCP, Kind: conntable.KindConn}
 }
+
+// TestChangesEveryWorker: each worker's follower keeps its own copy of
+// the servers in the kernel, so a change leaves a token on every
+// worker's Changes, not on one of them.
+func TestChangesEveryWorker(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 3), Options{Workers: 3})
+	if err := f.SetAvailable(0, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range f.Workers() {
+		select {
+		case <-w.Changes():
+		default:
+			t.Errorf("worker %d: no change token after a change", i)
+		}
+	}
+}
