@@ -19,7 +19,7 @@
 // loading the connection slot of a frame a few places ahead. With kernel
 // flows on (EnableKernelFlows, kernelflows.go), a flow the fast path
 // forwarded is handed to a program in the kernel (the AF_XDP port's XDP
-// program), which forwards its frames itself and sends one per refresh,
+// program, or an AF_PACKET worker's socket filter and tc program), which forwards its frames itself and sends one per refresh,
 // and anything that changes the connection, on to Process; the full path
 // takes the flow back.
 //
