@@ -196,10 +196,9 @@ type Config struct {
 	// maxKernelFlows flows) and the block that forwards them (XDP_TX);
 	// each worker of OpenSplit maps of its own (maxKernelFlows divided
 	// among them, at least 4096 each) and a socket filter in eBPF that
-	// leaves their frames to
-	// the tc program AttachVIPDrop attaches (TCFlowPort). Without it the
-	// port's FlowPort methods fail with ErrNoKernelFlows, and VIP frames
-	// pay nothing for them.
+	// leaves their frames to the tc program AttachVIPDrop attaches
+	// (TCFlowPort). Without it the port's FlowPort methods fail with
+	// ErrNoKernelFlows, and VIP frames pay nothing for them.
 	KernelFlows bool
 	// outsidePoller opens the socket outside the Go runtime's poller
 	// (rawPacketConn): for ports that poll(2) themselves.

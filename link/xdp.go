@@ -51,9 +51,10 @@ type StatelessSYNPort interface {
 	StatelessSYNsSent() (uint64, error)
 }
 
-// ErrNoKernelFlows is returned by the FlowPort methods of an AF_XDP port
-// opened without Config.KernelFlows.
-var ErrNoKernelFlows = errors.New("link: the XDP program has no kernel flows (Config.KernelFlows)")
+// ErrNoKernelFlows is returned by the FlowPort methods of a port (AF_XDP,
+// or an AF_PACKET split worker) opened without Config.KernelFlows, or
+// whose kernel flows were dropped (TCFlowPort.DropKernelFlows).
+var ErrNoKernelFlows = errors.New("link: the port has no kernel flows (Config.KernelFlows)")
 
 // KernelFlow is an established IPv4 TCP connection, or a UDP flow, that
 // the XDP program forwards itself (FlowPort): a frame from Client to VIP
