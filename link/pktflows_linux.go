@@ -153,17 +153,11 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 			asm.JNE.Imm(asm.R1, 0, "kflowdone"),
 		},
 		read: func(from, n int32) asm.Instructions {
-			return asm.Instructions{
-				asm.Mov.Reg(asm.R1, ctx),
-				asm.Mov.Imm(asm.R2, from),
-				asm.Mov.Reg(asm.R3, asm.RFP),
-				asm.Add.Imm(asm.R3, kflowFrameSlot+from),
-				asm.Mov.Imm(asm.R4, n-from),
-				asm.FnSkbLoadBytes.Call(),
-				asm.JNE.Imm(asm.R0, 0, "kflowdone"), // shorter
+			insns := skbBytes(asm.FnSkbLoadBytes, ctx, from, kflowFrameSlot+int16(from), n-from, "kflowdone") // a shorter frame
+			return append(insns,
 				asm.Mov.Reg(asm.R2, asm.RFP),
 				asm.Add.Imm(asm.R2, kflowFrameSlot),
-			}
+			)
 		},
 		within: asm.Instructions{
 			asm.LoadMem(asm.R1, ctx, skbLen, asm.Word),
@@ -230,14 +224,8 @@ func tcFlowInstructions(slots *ebpf.Map, mac [6]byte, ifindex int) asm.Instructi
 		asm.LoadMem(asm.R1, slot, 24, asm.Word),
 		asm.JEq.Imm(asm.R1, 0, "noflow"),
 		asm.StoreImm(slot, 24, 0, asm.Word), // taken
-		asm.Mov.Reg(asm.R1, ctx),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, frame),
-		asm.Mov.Imm(asm.R4, n),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "noflow"),
 	)
+	insns = append(insns, skbBytes(asm.FnSkbLoadBytes, ctx, 0, frame, n, "noflow")...)
 	for _, f := range []struct { // this frame's flow? (the slot holds a kflowKey)
 		at, inKey int16
 		size      asm.Size
@@ -257,15 +245,9 @@ func tcFlowInstructions(slots *ebpf.Map, mac [6]byte, ifindex int) asm.Instructi
 	for i := 0; i < 6; i += 2 { // source: us
 		insns = append(insns, asm.StoreImm(asm.RFP, macs+6+int16(i), int64(mac[i])|int64(mac[i+1])<<8, asm.Half))
 	}
+	// (store fails without memory for a private copy: noflow)
+	insns = append(insns, skbBytes(asm.FnSkbStoreBytes, ctx, 0, macs, 12, "noflow")...)
 	return append(insns,
-		asm.Mov.Reg(asm.R1, ctx),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, macs),
-		asm.Mov.Imm(asm.R4, 12),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnSkbStoreBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "noflow"), // (no memory for a private copy)
 		asm.Mov.Imm(asm.R1, int32(ifindex)),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(), // TC_ACT_REDIRECT
@@ -273,6 +255,23 @@ func tcFlowInstructions(slots *ebpf.Map, mac [6]byte, ifindex int) asm.Instructi
 		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("noflow"),
 		asm.Return(),
 	)
+}
+
+// skbBytes calls bpf_skb_load_bytes or bpf_skb_store_bytes (fn) for the
+// n bytes at offset off of the skb in ctx and the stack at the frame
+// pointer's offset stack (store: flags 0), and jumps to fail when the
+// helper does. It clobbers R0-R5.
+func skbBytes(fn asm.BuiltinFunc, ctx asm.Register, off int32, stack int16, n int32, fail string) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R1, ctx),
+		asm.Mov.Imm(asm.R2, off),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, int32(stack)),
+		asm.Mov.Imm(asm.R4, n),
+		asm.Mov.Imm(asm.R5, 0), // store's flags; load ignores R5
+		fn.Call(),
+		asm.JNE.Imm(asm.R0, 0, fail),
+	}
 }
 
 // attachBPF replaces the socket's filter with prog (SO_ATTACH_BPF); the
