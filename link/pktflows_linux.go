@@ -76,10 +76,8 @@ type pktFlows struct {
 
 func (k *pktFlows) close() {
 	k.maps.close()
-	if k.slots != nil {
-		_ = k.slots.Close()
-		k.slots = nil
-	}
+	closeMaps(k.slots)
+	k.slots = nil
 }
 
 // filter is the worker's socket filter: the kernel-flow block in front

@@ -55,6 +55,20 @@ func rewriteMACs(data, server, cfg, a asm.Register) asm.Instructions {
 	}
 }
 
+// packetData loads data and data_end from the XDP context in ctx into R2
+// and R3 again (a helper call leaves them unknown) and jumps to fail
+// unless n bytes of the frame are there, the bounds check the verifier
+// wants for loads below n. It clobbers scratch.
+func packetData(ctx, scratch asm.Register, n int32, fail string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R2, ctx, 0, asm.Word),
+		asm.LoadMem(asm.R3, ctx, 4, asm.Word),
+		asm.Mov.Reg(scratch, asm.R2),
+		asm.Add.Imm(scratch, n),
+		asm.JGT.Reg(scratch, asm.R3, fail),
+	}
+}
+
 // stackLookup looks up the key at the frame pointer's offset key in mp:
 // R0 is the value or 0, R1-R5 are clobbered.
 func stackLookup(mp *ebpf.Map, key int16) asm.Instructions {

@@ -289,15 +289,7 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 	const xdpTX = 3
 	// data and data_end again (a helper call leaves R2 and R3 unknown),
 	// bounds checked for n bytes.
-	reload := func(n int32) asm.Instructions {
-		return asm.Instructions{
-			asm.LoadMem(asm.R2, ctx, 0, asm.Word),
-			asm.LoadMem(asm.R3, ctx, 4, asm.Word),
-			asm.Mov.Reg(asm.R1, asm.R2),
-			asm.Add.Imm(asm.R1, n),
-			asm.JGT.Reg(asm.R1, asm.R3, "kflowdone"),
-		}
-	}
+	reload := func(n int32) asm.Instructions { return packetData(ctx, asm.R1, n, "kflowdone") }
 	insns := m.kflowBlock(kflowAccess{
 		read: func(_, n int32) asm.Instructions { return reload(n) },
 		within: asm.Instructions{

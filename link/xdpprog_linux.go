@@ -113,17 +113,7 @@ func (o *xdpObjects) instructions() asm.Instructions {
 		// Stack: the VIP keys at -4 and -16, the trusted key at keySlot.
 		keySlot = -32
 	)
-	// data and data_end again (a helper call leaves r2 and r3 unknown),
-	// with the bounds check the verifier wants for loads below n.
-	reload := func(n int32, fail string) asm.Instructions {
-		return asm.Instructions{
-			asm.LoadMem(asm.R2, ctx, 0, asm.Word),
-			asm.LoadMem(asm.R3, ctx, 4, asm.Word),
-			asm.Mov.Reg(asm.R4, asm.R2),
-			asm.Add.Imm(asm.R4, n),
-			asm.JGT.Reg(asm.R4, asm.R3, fail),
-		}
-	}
+	reload := func(n int32, fail string) asm.Instructions { return packetData(ctx, asm.R4, n, fail) }
 	insns := asm.Instructions{
 		asm.Mov.Reg(ctx, asm.R1),                  //
 		asm.LoadMem(asm.R2, ctx, 0, asm.Word),     // r2 = data

@@ -234,12 +234,8 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "synlane"),
 		asm.LoadMem(asm.R4, asm.R0, 0, asm.DWord),
 		asm.JEq.Imm(asm.R4, 0, "synlane"),
-		asm.LoadMem(asm.R2, ctx, 0, asm.Word), // data again
-		asm.LoadMem(asm.R3, ctx, 4, asm.Word),
-		asm.Mov.Reg(asm.R1, asm.R2),
-		asm.Add.Imm(asm.R1, eth),
-		asm.JGT.Reg(asm.R1, asm.R3, "synlane"),
 	)
+	insns = append(insns, packetData(ctx, asm.R1, eth, "synlane")...) // data again
 	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "synlane", "synnotours")...)
 	rewrite := rewriteMACs(asm.R2, asm.R0, cfgPtr, asm.R1)
 	rewrite[0] = rewrite[0].WithSymbol("synnotours")
