@@ -131,9 +131,10 @@ type Options struct {
 	// KernelFlows lets the kernel forward the frames of established
 	// IPv4 flows itself (link.FlowPort), the flows the forwarder hands
 	// out once its fast path forwarded one of their frames: with AF_XDP
-	// the XDP program (XDP_TX), with AF_PACKET the tc program that also
-	// drops the kernel's copy of VIP frames (link.TCFlowPort; not with
-	// KeepKernelCopy or on a VLAN trunk). One frame per flow every 5 s,
+	// the XDP program (XDP_TX), with AF_PACKET each worker's socket
+	// filter and a tc program attached with the drop of the kernel's
+	// copy of VIP frames (link.TCFlowPort; not with KeepKernelCopy or
+	// on a VLAN trunk). One frame per flow every 5 s,
 	// and anything that changes a connection's state, still go to drlb,
 	// which decides (forwarder, kernel flows). Off by default: with
 	// AF_XDP, XDP_TX must work on the interface, as for XDPSYNs.

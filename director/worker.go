@@ -70,8 +70,9 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 	var wg sync.WaitGroup
 	for i, w := range d.workers {
 		// A port that forwards established flows in the kernel
-		// (OpenXDP's, with Options.KernelFlows): the forwarder hands them
-		// out from its first frame on, and the servers, the idle
+		// (OpenXDP's or an AF_PACKET worker's, with Options.KernelFlows
+		// and, for AF_PACKET, the tc program attached): the forwarder
+		// hands them out from their first frame on, and the servers, the idle
 		// sweep's removals and the kernel's counts are followed on a
 		// goroutine of their own (kernelflows.go).
 		if p, ok := w.port.(link.FlowPort); ok && d.kflowsOn {
