@@ -6,11 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	ebpflink "github.com/cilium/ebpf/link"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
@@ -186,22 +186,9 @@ func TestSplitPortKernelFlows(t *testing.T) {
 	// Another tc program that lets every frame through (TC_ACT_OK ends
 	// tcx's run), attached first: the kernel-flow program goes before
 	// it, or the frames the socket filter kept from drlb would be lost.
-	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT", Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pass.Close()
+	testutil.TCXPassAll(t, l.nsD, "d0", false)
 	var drop *VIPDrop
 	if err := testutil.Do(l.nsD, func() (err error) {
-		ifi, err := net.InterfaceByName("d0")
-		if err != nil {
-			return err
-		}
-		other, err := ebpflink.AttachTCX(ebpflink.TCXOptions{Interface: ifi.Index, Program: pass, Attach: ebpf.AttachTCXIngress})
-		if err != nil {
-			return err
-		}
-		t.Cleanup(func() { other.Close() })
 		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, slots)
 		return err
 	}); err != nil {
@@ -406,4 +393,64 @@ func kernelFlowPair(t *testing.T) (l pairLab, pa, pd Port, filter []bpf.RawInstr
 	}
 	pd = openSplitIn(t, l.nsD, "d0", Config{Filter: filter, KernelFlows: true}, 1, ClientHash{})[0]
 	return l, pa, pd, filter
+}
+
+// TestVIPDropKernelFlowOrder: KernelFlowOrder sees the kernel-flow
+// program first at tcx ingress after AttachVIPDrop, also with another
+// program attached at the tail; behind a program attached at the head
+// later, and first again once that one is gone; and not attached at
+// all once its link is detached from outside, as bpftool would.
+func TestVIPDropKernelFlowOrder(t *testing.T) {
+	l, _, pd, _ := kernelFlowPair(t)
+	slots := pd.(TCFlowPort).KernelFlowSlots()
+	defer slots.Close()
+	var drop *VIPDrop
+	if err := testutil.Do(l.nsD, func() (err error) {
+		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, slots)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer drop.Close()
+	order := func() (o TCXOrder) {
+		t.Helper()
+		if err := testutil.Do(l.nsD, func() (err error) { // the ifindex is d0's there
+			o, err = drop.KernelFlowOrder()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	testutil.TCXPassAll(t, l.nsD, "d0", false)
+	if o := order(); !o.First() {
+		t.Errorf("after attaching: %+v, want first", o)
+	}
+	id, detach := testutil.TCXPassAll(t, l.nsD, "d0", true)
+	if o := order(); o.First() || !o.Attached || !slices.Equal(o.Ahead, []ebpf.ProgramID{id}) {
+		t.Errorf("behind program %d: %+v", id, o)
+	}
+	detach()
+	if o := order(); !o.First() {
+		t.Errorf("after the program ahead left: %+v, want first", o)
+	}
+	info, err := drop.flowAttach.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := ebpflink.NewFromID(info.ID)
+	if err != nil {
+		t.Fatalf("the kernel-flow program's link %d: %v", info.ID, err)
+	}
+	defer ours.Close()
+	if err := ours.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if o := order(); o.Attached || len(o.Ahead) != 2 {
+		t.Errorf("after its link was detached: %+v, want not attached, 2 programs in the list", o)
+	}
+	drop.Close()
+	if _, err := drop.KernelFlowOrder(); !errors.Is(err, ErrNoKernelFlows) {
+		t.Errorf("after Close: %v, want ErrNoKernelFlows", err)
+	}
 }

@@ -43,6 +43,8 @@ type VIPDrop struct {
 	// flows, at the head of tcx ingress.
 	flowProg   *ebpf.Program
 	flowAttach ebpflink.Link
+	flowID     ebpf.ProgramID // flowProg's, to find it in the tcx list
+	ifindex    int
 }
 
 // ErrVIPDropClosed is returned by SetVIPs after Close.
@@ -80,12 +82,19 @@ func AttachVIPDrop(ifname string, mac net.HardwareAddr, vips []netip.Addr, flows
 	}
 	if d.flowProg != nil {
 		d.flowAttach, err = ebpflink.AttachTCX(ebpflink.TCXOptions{Interface: ifi.Index, Program: d.flowProg, Attach: ebpf.AttachTCXIngress, Anchor: ebpflink.Head()})
+		if err == nil {
+			d.flowID, err = programID(d.flowProg)
+		}
 		if err != nil {
+			if d.flowAttach != nil {
+				_ = d.flowAttach.Close()
+			}
 			_ = d.attach.Close()
 			d.close()
 			return nil, newError(ifname, "attach the kernel-flow program at tc ingress", err)
 		}
 	}
+	d.ifindex = ifi.Index
 	return d, nil
 }
 
@@ -153,6 +162,7 @@ func (d *VIPDrop) close() {
 	}
 	closeMaps(d.vip4, d.vip6)
 	d.prog, d.flowProg, d.vip4, d.vip6, d.attach, d.flowAttach = nil, nil, nil, nil, nil, nil
+	d.flowID = 0
 }
 
 // tcx verdicts (include/uapi/linux/bpf.h; the same numbers as
@@ -226,10 +236,68 @@ func vipDropInstructions(mac net.HardwareAddr, vip4, vip6 *ebpf.Map) asm.Instruc
 	}
 }
 
-// ForwardsKernelFlows reports whether the program forwards kernel flows
-// (AttachVIPDrop with slots) and is still attached.
+// ForwardsKernelFlows reports whether AttachVIPDrop attached the program
+// that forwards kernel flows (it was given slots) and Close has not run.
+// Whether the program still runs first is KernelFlowOrder's question.
 func (d *VIPDrop) ForwardsKernelFlows() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.flowProg != nil
+}
+
+// TCXOrder is where the kernel-flow program stands in its interface's tcx
+// ingress list, which the kernel runs in order.
+type TCXOrder struct {
+	Attached bool             // the program is in the list
+	Ahead    []ebpf.ProgramID // the programs that run before it (all of them if not Attached)
+}
+
+// First reports whether the program is attached and runs first: no other
+// program can end a frame's way (TC_ACT_OK, a drop, a redirect) before it
+// sends the frames the socket filters kept from drlb.
+func (o TCXOrder) First() bool { return o.Attached && len(o.Ahead) == 0 }
+
+// KernelFlowOrder reads the interface's tcx ingress list (BPF_PROG_QUERY)
+// and reports where the kernel-flow program stands. AttachVIPDrop puts
+// it at the head, but a program attached at the head later (another
+// tool's, "bpftool ... head") runs before it, and a link detached from
+// outside (bpftool link detach) takes it out: in both cases a frame of a
+// kernel flow, refused by drlb's socket filter, may be lost. The caller
+// polls this and holds kernel flows while !First. It allocates: control
+// work, not the data path. ErrNoKernelFlows without the program.
+//
+// Call it from the interface's network namespace, where AttachVIPDrop
+// ran (the director's own): the query names the interface by index.
+func (d *VIPDrop) KernelFlowOrder() (TCXOrder, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.flowProg == nil {
+		return TCXOrder{}, ErrNoKernelFlows
+	}
+	q, err := ebpflink.QueryPrograms(ebpflink.QueryOptions{Target: d.ifindex, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return TCXOrder{}, fmt.Errorf("link: tcx ingress of interface %d: %w", d.ifindex, err)
+	}
+	var o TCXOrder
+	for _, p := range q.Programs {
+		if p.ID == d.flowID {
+			o.Attached = true
+			break
+		}
+		o.Ahead = append(o.Ahead, p.ID)
+	}
+	return o, nil
+}
+
+// programID is p's kernel ID.
+func programID(p *ebpf.Program) (ebpf.ProgramID, error) {
+	info, err := p.Info()
+	if err != nil {
+		return 0, err
+	}
+	id, ok := info.ID()
+	if !ok {
+		return 0, errors.New("the kernel gives no program ID")
+	}
+	return id, nil
 }

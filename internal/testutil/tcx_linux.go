@@ -1,0 +1,60 @@
+package testutil
+
+import (
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	ebpflink "github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netns"
+)
+
+// TCXPassAll attaches, at the tcx ingress of ifname in ns, a program
+// that lets every frame through with TC_ACT_OK: what most tc programs
+// return, and a verdict that ends tcx's run, so the programs after it
+// never see the frame. head puts it before every program attached so
+// far, else after them. It stands in for another tool's program (a CNI's,
+// a monitor's). It returns the program's ID and a detach function, which
+// t.Cleanup also runs (once).
+func TCXPassAll(t testing.TB, ns netns.NsHandle, ifname string, head bool) (ebpf.ProgramID, func()) {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "test_passall", Type: ebpf.SchedCLS, License: "MIT",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		t.Fatalf("testutil: pass-all tc program: %v", err)
+	}
+	info, err := prog.Info()
+	if err != nil {
+		prog.Close()
+		t.Fatalf("testutil: pass-all tc program: %v", err)
+	}
+	id, _ := info.ID()
+	var l ebpflink.Link
+	err = Do(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		opts := ebpflink.TCXOptions{Interface: ifi.Index, Program: prog, Attach: ebpf.AttachTCXIngress}
+		if head {
+			opts.Anchor = ebpflink.Head()
+		}
+		l, err = ebpflink.AttachTCX(opts)
+		return err
+	})
+	if err != nil {
+		prog.Close()
+		t.Fatalf("testutil: attaching a pass-all tc program to %s: %v", ifname, err)
+	}
+	var once sync.Once
+	detach := func() {
+		once.Do(func() {
+			_ = l.Close()
+			_ = prog.Close()
+		})
+	}
+	t.Cleanup(detach)
+	return id, detach
+}
