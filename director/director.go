@@ -177,7 +177,11 @@ type Director struct {
 	coalesce time.Duration
 	// xdpSYNs is Options.XDPSYNs; kflowsOn is Options.KernelFlows where the port can forward kernel flows (Run turns it off when the tc program does not attach).
 	xdpSYNs, kflowsOn bool
-	mac               arp.MAC
+	// kflowsHeld: the kernel's forwarding of kernel flows is held off
+	// for now (watchKernelFlowOrder: the AF_PACKET tc program does not run
+	// first); the workers forward every frame themselves meanwhile.
+	kflowsHeld atomic.Bool
+	mac        arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
 	// configuration, so it names services by the right indexes.
 	trace step.Observer
@@ -289,7 +293,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.workers = append(d.workers, &worker{port: ports[i], fw: w, step: st})
+		d.workers = append(d.workers, &worker{port: ports[i], fw: w, step: st, holdChanged: make(chan struct{}, 1)})
 	}
 	for _, s := range cfg.Services {
 		for _, r := range s.RealServers {

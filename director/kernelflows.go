@@ -80,18 +80,21 @@ func (d *Director) kernelFlowsOff(k *kernelFlows, err error) {
 }
 
 // followFlows runs every flowsEvery, and at once when the forwarder's
-// servers change (forwarder.Changes), until ctx ends: the servers the
-// kernel may send to, the idle sweep's removals, and every
-// flowCountsEvery the kernel's counts. On the way out the forwarding is
-// turned off (best effort).
+// servers change (forwarder.Changes) or kernel flows are held or resumed
+// (Director.kflowsHeld), until ctx ends: the servers the kernel may send
+// to, the idle sweep's removals, and every flowCountsEvery the kernel's
+// counts. While held, the port's forwarding is off and drlb forwards
+// every frame (the flows' records stay written, so resuming costs one
+// write). On the way out the forwarding is turned off (best effort).
 func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 	t := time.NewTicker(flowsEvery)
 	defer t.Stop()
 	var (
-		servers []link.KernelServer
-		wrote   bool
-		counts  = map[uint32]link.KernelCount{}
-		countAt time.Time
+		servers   []link.KernelServer
+		wrote     bool // the port's forwarding is on, with servers
+		announced bool
+		counts    = map[uint32]link.KernelCount{}
+		countAt   time.Time
 	)
 	defer func() { _ = k.port.SetKernelFlowServers(false, 0, nil) }()
 	for {
@@ -101,6 +104,7 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 			return
 		case <-t.C:
 		case <-w.fw.Changes():
+		case <-w.holdChanged:
 		}
 		now := d.clock()
 		// Under the worker's lock, removals first, then the servers: a
@@ -108,14 +112,24 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 		// only once the old one's flows left the kernel.
 		w.mu.Lock()
 		d.flushKernelFlows(w, k)
-		if !k.failed {
+		switch {
+		case k.failed:
+		case d.kflowsHeld.Load():
+			if wrote {
+				if err := k.port.SetKernelFlowServers(false, 0, nil); err != nil {
+					d.kernelFlowsOff(k, err)
+				}
+				servers, wrote = nil, false
+			}
+		default:
 			next := linkKernelServers(w.fw.KernelServers(now.UnixNano()))
 			if !wrote || !slices.Equal(next, servers) {
 				if err := k.port.SetKernelFlowServers(true, w.fw.MTU(), next); err != nil {
 					d.kernelFlowsOff(k, err)
 				} else {
-					if !wrote {
+					if !announced {
 						d.log.Info("kernel flows on: the kernel forwards established IPv4 flows itself", "servers", len(next))
+						announced = true
 					}
 					servers, wrote = next, true
 				}
@@ -129,6 +143,20 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 		if now.Sub(countAt) >= flowCountsEvery {
 			countAt = now
 			d.noteKernelCounts(w, k, counts)
+		}
+	}
+}
+
+// holdKernelFlows holds the kernel's forwarding of kernel flows off
+// (held) or lets it resume, on every worker at once.
+func (d *Director) holdKernelFlows(held bool) {
+	if d.kflowsHeld.Swap(held) == held {
+		return
+	}
+	for _, w := range d.workers {
+		select {
+		case w.holdChanged <- struct{}{}:
+		default: // a wake-up is already waiting
 		}
 	}
 }

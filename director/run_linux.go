@@ -132,6 +132,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			}
 		}
 	}
+	if _, xdp := port.(link.XDPMode); d.kflowsOn && !xdp {
+		// The tc program must stay first at tc ingress (kflowhold_linux.go).
+		stop := d.startKernelFlowWatch(ctx, drop, cfg.Interface, log)
+		defer stop() // before drop.Close
+	}
 	// VIPs a reload adds need their blackhole route and kernel drop too,
 	// before they are announced; removed ones lose theirs.
 	d.vipsChanged = vipsFollower(holes, drop, vips, log)

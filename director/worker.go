@@ -32,6 +32,9 @@ type worker struct {
 	// kflows writes the flows fw hands to the port's kernel side
 	// (Options.KernelFlows; kernelflows.go); nil without.
 	kflows *kernelFlows
+	// holdChanged wakes the worker's followFlows when Director.kflowsHeld
+	// changes (a token, buffered: the sender never waits).
+	holdChanged chan struct{}
 }
 
 // FanoutHash is how the director's workers share clients for cfg: by the

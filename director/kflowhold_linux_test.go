@@ -1,0 +1,106 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/drlb/drlb/link"
+)
+
+// flowPortSpy is a port whose kernel side only records what the
+// director turns on and off.
+type flowPortSpy struct {
+	link.Port
+	on chan bool // each SetKernelFlowServers call's on
+}
+
+func (p *flowPortSpy) SetKernelFlowServers(on bool, _ int, _ []link.KernelServer) error {
+	select {
+	case p.on <- on:
+	default:
+	}
+	return nil
+}
+func (p *flowPortSpy) UpdateKernelFlows([]link.KernelFlow, []link.KernelFlowKey) error { return nil }
+func (p *flowPortSpy) KernelFlowCounts() (map[uint32]link.KernelCount, error)          { return nil, nil }
+
+// scriptedOrder answers KernelFlowOrder with what the test sends, one
+// call per answer.
+type scriptedOrder chan func() (link.TCXOrder, error)
+
+func (s scriptedOrder) KernelFlowOrder() (link.TCXOrder, error) {
+	answer, ok := <-s
+	if !ok {
+		return link.TCXOrder{}, errors.New("the test ended")
+	}
+	return answer()
+}
+
+// TestKernelFlowHold: while the tc program is not first at tc ingress
+// (another program ahead, or detached), the workers turn their port's
+// kernel forwarding off, and on again once it is first; a failed read
+// changes nothing. Each change is logged.
+func TestKernelFlowHold(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	spy := &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}
+	var logs syncLog
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), spy, Options{IPv4: netip.MustParseAddr("198.18.0.2"), KernelFlows: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, d, wire)
+	want := func(on bool, why string) {
+		t.Helper()
+		select {
+		case got := <-spy.on:
+			if got != on {
+				t.Fatalf("%s: the worker turned the kernel's forwarding on=%v, want on=%v", why, got, on)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the worker did not turn the kernel's forwarding on=%v", why, on)
+		}
+	}
+	want(true, "at start")
+	order := make(scriptedOrder)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.watchKernelFlowOrder(ctx, order, "eth-test", log, time.Millisecond)
+	}()
+	defer func() { cancel(); close(order); <-done }()
+	answer := func(o link.TCXOrder, err error) {
+		order <- func() (link.TCXOrder, error) { return o, err }
+	}
+	answer(link.TCXOrder{Attached: true}, nil) // first: nothing to do
+	answer(link.TCXOrder{Attached: true, Ahead: []ebpf.ProgramID{7}}, nil)
+	want(false, "a program ahead")
+	answer(link.TCXOrder{}, errors.New("query failed"))
+	answer(link.TCXOrder{}, errors.New("query failed"))
+	answer(link.TCXOrder{Attached: true}, nil)
+	want(true, "first again")
+	answer(link.TCXOrder{Ahead: []ebpf.ProgramID{7}}, nil)
+	want(false, "detached")
+	answer(link.TCXOrder{Ahead: []ebpf.ProgramID{7}}, nil) // processed the one before
+	select {
+	case on := <-spy.on:
+		t.Errorf("the workers changed the kernel's forwarding (on=%v) without a change in the order", on)
+	default:
+	}
+	out := logs.String()
+	for _, line := range []string{"kernel flows held: another tc program", `"programs ahead"=[7]`, "cannot read the order", "kernel flows resumed", "kernel flows held: drlb's tc program was detached"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("the log has no %q:\n%s", line, out)
+		}
+	}
+	if n := strings.Count(out, "cannot read the order"); n != 1 {
+		t.Errorf("the same failed read logged %d times, want once", n)
+	}
+}
