@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,36 +64,7 @@ func TestKernelFlows(t *testing.T) {
 			c := l.HTTPClient(l.Client)
 			c.Timeout = 30 * time.Second // frames the kernel loses fail the test, not the package's timeout
 			const size = 8 << 20
-			servers := func() (in int64) {
-				for _, rs := range l.RealServers {
-					in += tcpCounters(t, l, rs)["InSegs"]
-				}
-				return in
-			}
-			before, serversBefore := tcpCounters(t, l, l.Client), servers()
-			upload(t, c, fmt.Sprintf("http://%s/upload", l.VIP), size)
-			after, serversAfter := tcpCounters(t, l, l.Client), servers()
-			c.CloseIdleConnections()
-			// Frames lost or sent twice would not fail the upload (TCP
-			// recovers), but the servers would receive fewer or more
-			// segments than the client sent: the client's OutSegs leave
-			// its retransmissions out, which cross too. Retransmissions
-			// themselves are no sign of loss here: forwarded in the
-			// kernel, on whichever CPU a frame arrived, segments can be
-			// reordered (the nftables anchor does it too), and a
-			// reordered segment looks lost to the client for a moment;
-			// a review saw up to 225 spurious ones in an upload on this
-			// busy VM, with every segment through exactly once
-			// (ARCHITECTURE.md, "Spurious retransmissions").
-			sent := after["OutSegs"] - before["OutSegs"] + after["RetransSegs"] - before["RetransSegs"]
-			received := serversAfter - serversBefore
-			t.Logf("the client sent %d segments (%d retransmitted, %d D-SACKs heard), the servers received %d",
-				sent, after["RetransSegs"]-before["RetransSegs"], after["TCPDSACKRecv"]-before["TCPDSACKRecv"], received)
-			// (A super-frame counts once at the server: that case is
-			// logged only.)
-			if d := received - sent; !tc.super && (d < -2 || d > 2) {
-				t.Errorf("the servers received %d segments, the client sent %d: frames lost or sent twice", received, sent)
-			}
+			uploadCounted(t, l, c, size, tc.super)
 			got := distribution(t, l, l.Client, 30)
 			for _, rs := range l.RealServers {
 				if got[rs.Name] != 10 {
@@ -141,6 +113,100 @@ func TestKernelFlows(t *testing.T) {
 				t.Error("XDP program still attached after drlb stopped")
 			}
 		})
+	}
+}
+
+// TestKernelFlowsHeld: with AF_PACKET kernel flows, another tool's tc
+// program attached at the head of tc ingress after drlb's, one that lets
+// every frame through (TC_ACT_OK ends tcx's run), would lose the frames
+// drlb's socket filters leave to drlb's tc program. drlb notices, holds
+// kernel flows (it forwards every frame itself: an upload arrives whole,
+// the kernel forwards none of it), and resumes once the program is gone.
+func TestKernelFlowsHeld(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{RealServers: 3})
+	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
+	writeConfig(t, l, cfg, "rr", nil)
+	if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	p := startDirector(t, l, "run", "-c", cfg, "-ctl", sock, "-io", "afpacket", "-kernel-flows")
+	p.waitLog("kernel flows on", 1, 10*time.Second)
+	_, detach := testutil.TCXPassAll(t, l.Director.NS, l.Director.Iface, true)
+	p.waitLog("kernel flows held: another tc program runs before drlb's", 1, 5*time.Second)
+	c := l.HTTPClient(l.Client)
+	c.Timeout = 30 * time.Second // without the hold the upload stalls: frames lost
+	const size = 8 << 20
+	segments := uint64(size / 1448)
+	before := kernelForwarded(t, sock, 0, 0)
+	uploadCounted(t, l, c, size, false)
+	time.Sleep(1200 * time.Millisecond) // the kernel's counts reach drlb every 500 ms
+	held := kernelForwarded(t, sock, 0, 0) - before
+	t.Logf("held: the kernel forwarded %d frames of the upload", held)
+	if held > 2 {
+		t.Errorf("held, yet the kernel forwarded %d frames of the upload", held)
+	}
+	detach()
+	p.waitLog("kernel flows resumed", 1, 5*time.Second)
+	before = kernelForwarded(t, sock, 0, 0)
+	uploadCounted(t, l, c, size, false)
+	resumed := kernelForwarded(t, sock, before+segments/2, 5*time.Second) - before
+	t.Logf("resumed: the kernel forwarded %d frames of the upload", resumed)
+	if resumed < segments/2 {
+		t.Errorf("resumed, yet the kernel forwarded %d frames of the upload, want most of its %d segments", resumed, segments)
+	}
+}
+
+// kernelForwarded reads the frames the kernel forwarded (ctl's
+// snapshot), again until at least want or wait passes.
+func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := control.Get(ctx, sock, false)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.KernelForwarded >= want || time.Now().After(deadline) {
+			return s.KernelForwarded
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// uploadCounted uploads size bytes through the VIP (the server checks
+// them) and checks that the servers received exactly the segments the
+// client sent: frames lost or sent twice would not fail the upload (TCP
+// recovers), but the counts would differ. The client's OutSegs leave its
+// retransmissions out, which cross too. Retransmissions themselves are no
+// sign of loss here: forwarded in the kernel, on whichever CPU a frame
+// arrived, segments can be reordered (the nftables anchor does it too),
+// and a reordered segment looks lost to the client for a moment; a review
+// saw up to 225 spurious ones in an upload on this busy VM, with every
+// segment through exactly once (ARCHITECTURE.md, "Spurious
+// retransmissions"). A super-frame counts once at the server: with super
+// the counts are logged only.
+func uploadCounted(t *testing.T, l *testbed.Lab, c *http.Client, size int, super bool) {
+	t.Helper()
+	servers := func() (in int64) {
+		for _, rs := range l.RealServers {
+			in += tcpCounters(t, l, rs)["InSegs"]
+		}
+		return in
+	}
+	before, serversBefore := tcpCounters(t, l, l.Client), servers()
+	upload(t, c, fmt.Sprintf("http://%s/upload", l.VIP), size)
+	after, serversAfter := tcpCounters(t, l, l.Client), servers()
+	c.CloseIdleConnections()
+	sent := after["OutSegs"] - before["OutSegs"] + after["RetransSegs"] - before["RetransSegs"]
+	received := serversAfter - serversBefore
+	t.Logf("the client sent %d segments (%d retransmitted, %d D-SACKs heard), the servers received %d",
+		sent, after["RetransSegs"]-before["RetransSegs"], after["TCPDSACKRecv"]-before["TCPDSACKRecv"], received)
+	if d := received - sent; !super && (d < -2 || d > 2) {
+		t.Errorf("the servers received %d segments, the client sent %d: frames lost or sent twice", received, sent)
 	}
 }
 
