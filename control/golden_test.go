@@ -134,7 +134,11 @@ func TestLegacyListings(t *testing.T) {
 	WriteConnEntries(&b, s)
 	golden(t, "list-conns.golden", b.String())
 	b.Reset()
-	s.KernelForwarded = 5_913
+	s.KernelForwarded, s.KernelFlows = 5_913, KernelFlowsOn
 	WriteList(&b, s)
 	golden(t, "list-kernel-flows.golden", b.String())
+	b.Reset()
+	s.KernelFlows = KernelFlowsHeld
+	WriteList(&b, s)
+	golden(t, "list-kernel-flows-held.golden", b.String())
 }

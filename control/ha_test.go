@@ -2,9 +2,6 @@ package control
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -75,14 +72,7 @@ func (f fixedConfig) Apply(*config.Config) error { return nil }
 func (f fixedConfig) ZeroCounters()              {}
 
 func TestHAMetrics(t *testing.T) {
-	srv := httptest.NewServer(MetricsHandler(func(bool) Snapshot { return haSnapshot6() }))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := scrapeMetrics(t, haSnapshot6())
 	for _, want := range []string{
 		`drlb_ha_state{family="ipv4",state="BACKUP"} 1`,
 		`drlb_ha_state{family="ipv4",state="MASTER"} 0`,
@@ -94,7 +84,7 @@ func TestHAMetrics(t *testing.T) {
 		`drlb_ha_state{family="ipv6",state="MASTER"} 1`,
 		`drlb_ha_adverts_sent_total{family="ipv6"} 12`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}

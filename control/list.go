@@ -96,17 +96,23 @@ func WriteList(w io.Writer, s Snapshot) {
 		}
 	}
 	writeOverload(w, s.Overload)
-	writeKernelFlows(w, s.KernelForwarded)
+	writeKernelFlows(w, s.KernelForwarded, s.KernelFlows)
 }
 
 // writeKernelFlows says, once the kernel forwarded frames of
 // established flows itself (drlb run -kernel-flows), how many: they are in
-// the packet counters above too (nothing is printed before).
-func writeKernelFlows(w io.Writer, n uint64) {
-	if n == 0 {
-		return
+// the packet counters above too; and while kernel flows are held, why
+// (nothing is printed before either).
+func writeKernelFlows(w io.Writer, n uint64, state string) {
+	if n > 0 {
+		fmt.Fprintf(w, "\nKernel flows: %d frames of established flows forwarded by the kernel itself (counted above too)\n", n)
 	}
-	fmt.Fprintf(w, "\nKernel flows: %d frames of established flows forwarded by the kernel itself (counted above too)\n", n)
+	if state == KernelFlowsHeld {
+		if n == 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, "Kernel flows held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb forwards every frame itself")
+	}
 }
 
 // writeOverload says, once the connection table has been under pressure,

@@ -24,6 +24,11 @@ type Snapshot struct {
 	// they are in Frames
 	// ("existing") and the services' and servers' packets too.
 	KernelForwarded uint64 `json:"kernel_forwarded,omitempty"`
+	// KernelFlows is the state of kernel flows: "" when off, "on", or
+	// "held" while drlb forwards every frame itself because its tc
+	// program does not run first at tc ingress (AF_PACKET; another
+	// program ahead of it, or detached).
+	KernelFlows string `json:"kernel_flows,omitempty"`
 	// Overload is the connection table's pressure defence (short SYN_RECV
 	// timeouts, SYN_RECV eviction when full); nil when not read.
 	Overload *Overload `json:"overload,omitempty"`
@@ -56,6 +61,12 @@ type Snapshot struct {
 	HA  *HAStatus `json:"ha,omitempty"`
 	HA6 *HAStatus `json:"ha_ipv6,omitempty"`
 }
+
+// Snapshot.KernelFlows' states besides "" (off).
+const (
+	KernelFlowsOn   = "on"
+	KernelFlowsHeld = "held"
+)
 
 // Overload is forwarder.Overload: whether the table is under pressure
 // (SYN_RECV entries get the short timeout), how often pressure began, and

@@ -424,6 +424,12 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	for _, w := range d.workers {
 		snap.KernelForwarded += w.fw.KernelForwarded()
 	}
+	if d.kflowsOn {
+		snap.KernelFlows = control.KernelFlowsOn
+		if d.kflowsHeld.Load() {
+			snap.KernelFlows = control.KernelFlowsHeld
+		}
+	}
 	if len(d.workers) > 1 {
 		for _, w := range d.workers {
 			w.mu.Lock()

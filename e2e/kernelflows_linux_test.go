@@ -140,9 +140,12 @@ func TestKernelFlowsHeld(t *testing.T) {
 	const size = 8 << 20
 	segments := uint64(size / 1448)
 	before := kernelForwarded(t, sock, 0, 0)
+	if before.KernelFlows != control.KernelFlowsHeld {
+		t.Errorf("held, yet ctl says kernel flows %q", before.KernelFlows)
+	}
 	uploadCounted(t, l, c, size, false)
 	time.Sleep(1200 * time.Millisecond) // the kernel's counts reach drlb every 500 ms
-	held := kernelForwarded(t, sock, 0, 0) - before
+	held := kernelForwarded(t, sock, 0, 0).KernelForwarded - before.KernelForwarded
 	t.Logf("held: the kernel forwarded %d frames of the upload", held)
 	if held > 2 {
 		t.Errorf("held, yet the kernel forwarded %d frames of the upload", held)
@@ -150,17 +153,20 @@ func TestKernelFlowsHeld(t *testing.T) {
 	detach()
 	p.waitLog("kernel flows resumed", 1, 5*time.Second)
 	before = kernelForwarded(t, sock, 0, 0)
+	if before.KernelFlows != control.KernelFlowsOn {
+		t.Errorf("resumed, yet ctl says kernel flows %q", before.KernelFlows)
+	}
 	uploadCounted(t, l, c, size, false)
-	resumed := kernelForwarded(t, sock, before+segments/2, 5*time.Second) - before
+	resumed := kernelForwarded(t, sock, before.KernelForwarded+segments/2, 5*time.Second).KernelForwarded - before.KernelForwarded
 	t.Logf("resumed: the kernel forwarded %d frames of the upload", resumed)
 	if resumed < segments/2 {
 		t.Errorf("resumed, yet the kernel forwarded %d frames of the upload, want most of its %d segments", resumed, segments)
 	}
 }
 
-// kernelForwarded reads the frames the kernel forwarded (ctl's
-// snapshot), again until at least want or wait passes.
-func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration) uint64 {
+// kernelForwarded reads ctl's snapshot, again until the kernel forwarded
+// at least want frames or wait passes.
+func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration) control.Snapshot {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
@@ -171,7 +177,7 @@ func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration)
 			t.Fatal(err)
 		}
 		if s.KernelForwarded >= want || time.Now().After(deadline) {
-			return s.KernelForwarded
+			return s
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
