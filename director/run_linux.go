@@ -196,10 +196,9 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	}
 	h := FanoutHash(cfg)
 	// Kernel flows need the tc program that drops the kernel's copy of
-	// VIP frames (attachVIPDrop), which does not run with
-	// KeepKernelCopy or on a VLAN trunk: without it the maps and the
-	// eBPF filters would only cost.
-	lc.KernelFlows = opts.KernelFlows && !opts.KeepKernelCopy && cfg.VLAN == 0
+	// VIP frames (attachVIPDrop): without it the maps and the eBPF
+	// filters would only cost.
+	lc.KernelFlows = opts.KernelFlows && vipDropRuns(cfg, *opts)
 	ports, err := link.OpenSplit(cfg.Interface, lc, n, h)
 	if err != nil && lc.KernelFlows {
 		log.Warn("the sockets did not open with kernel flows: trying without", "err", err)
@@ -248,19 +247,26 @@ func autoIO(ifname string) (io, why string) {
 	return chooseIO(l.Type() != "device", l.Attrs().NumRxQueues)
 }
 
+// vipDropRuns reports whether attachVIPDrop tries the drop on an
+// AF_PACKET port: not with KeepKernelCopy, and not on a VLAN trunk, where
+// every VIP frame is tagged and the drop takes untagged frames only.
+func vipDropRuns(cfg *config.Config, opts Options) bool {
+	return !opts.KeepKernelCopy && cfg.VLAN == 0
+}
+
 // attachVIPDrop drops the kernel's copy of VIP frames at tc ingress
 // (link.VIPDrop) for an AF_PACKET port, unless opts.KeepKernelCopy. It
 // returns nil when it does not: for AF_XDP, on a VLAN trunk, or when the
 // kernel refuses (tcx needs Linux 6.6, and CAP_BPF), which costs only CPU
 // and is logged.
 func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts Options, log *slog.Logger) *link.VIPDrop {
-	if _, xdp := port.(link.XDPMode); xdp || opts.KeepKernelCopy {
+	if _, xdp := port.(link.XDPMode); xdp {
 		return nil
 	}
-	if cfg.VLAN != 0 {
-		// On a trunk every VIP frame is tagged, and the drop takes
-		// untagged frames only.
-		log.Info("kernel copy of VIP frames not dropped: the drop takes untagged frames, and on a VLAN trunk they all are tagged", "vlan", cfg.VLAN)
+	if !vipDropRuns(cfg, opts) {
+		if cfg.VLAN != 0 && !opts.KeepKernelCopy {
+			log.Info("kernel copy of VIP frames not dropped: the drop takes untagged frames, and on a VLAN trunk they all are tagged", "vlan", cfg.VLAN)
+		}
 		return nil
 	}
 	var slots *link.KernelFlowSlots
