@@ -187,14 +187,7 @@ func TestSplitPortKernelFlows(t *testing.T) {
 	// tcx's run), attached first: the kernel-flow program goes before
 	// it, or the frames the socket filter kept from drlb would be lost.
 	testutil.TCXPassAll(t, l.nsD, "d0", false)
-	var drop *VIPDrop
-	if err := testutil.Do(l.nsD, func() (err error) {
-		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, slots)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { drop.Close() })
+	attachFlowDrop(t, l, slots)
 	if err := pd.(FilterSetter).SetFilter(filter); err != nil {
 		t.Fatal(err)
 	}
@@ -380,6 +373,21 @@ func TestSplitPortDropKernelFlows(t *testing.T) {
 	}
 }
 
+// attachFlowDrop attaches the VIP drop with the kernel-flow program for
+// slots to d0 (closed at the test's end).
+func attachFlowDrop(t *testing.T, l pairLab, slots *KernelFlowSlots) *VIPDrop {
+	t.Helper()
+	var drop *VIPDrop
+	if err := testutil.Do(l.nsD, func() (err error) {
+		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, slots)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { drop.Close() })
+	return drop
+}
+
 // kernelFlowPair is a veth pair with a plain port on a0 and a split
 // port of one worker with kernel flows on d0, and the VIP filter it
 // opened with.
@@ -404,14 +412,7 @@ func TestVIPDropKernelFlowOrder(t *testing.T) {
 	l, _, pd, _ := kernelFlowPair(t)
 	slots := pd.(TCFlowPort).KernelFlowSlots()
 	defer slots.Close()
-	var drop *VIPDrop
-	if err := testutil.Do(l.nsD, func() (err error) {
-		drop, err = AttachVIPDrop("d0", macD0, splitVIPs, slots)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer drop.Close()
+	drop := attachFlowDrop(t, l, slots)
 	order := func() (o TCXOrder) {
 		t.Helper()
 		if err := testutil.Do(l.nsD, func() (err error) { // the ifindex is d0's there
