@@ -54,14 +54,32 @@ type TCFlowPort interface {
 // kflowSlot is the slots map's value: the flow the socket filter left to
 // tc (its key, to check the frame against) and where it goes.
 type kflowSlot struct {
-	Key   kflowKey
-	MAC   [8]byte // the server's, 6 bytes used
-	Valid uint32
+	Key   [kflowKey6Size]byte // a kflowKey6, or a kflowKey in the first 16 bytes
+	MAC   [8]byte             // the server's, 6 bytes used
+	Valid uint32              // 0: empty; 4 or 6: the key's IP version
 	_     uint32
 }
 
-// kflowSlotSize is kflowSlot's size in the map.
-const kflowSlotSize = 32
+// kflowSlotSize is kflowSlot's size in the map, kflowSlotMAC and
+// kflowSlotValid the offsets of its fields.
+const (
+	kflowSlotSize  = 56
+	kflowSlotMAC   = 40
+	kflowSlotValid = 48
+)
+
+// slotKey copies the first n bytes of kflowKeySlot to the slot in reg.
+// It clobbers R1.
+func slotKey(slot asm.Register, n int16) asm.Instructions {
+	var insns asm.Instructions
+	for off := int16(0); off < n; off += 8 {
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.RFP, kflowKeySlot+off, asm.DWord),
+			asm.StoreMem(slot, off, asm.R1, asm.DWord),
+		)
+	}
+	return insns
+}
 
 func newKflowSlots() (*ebpf.Map, error) {
 	return ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_kfslot", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: kflowSlotSize, MaxEntries: 1})
@@ -143,7 +161,7 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
 		asm.Mov.Reg(slot, asm.R0),
-		asm.StoreImm(slot, 24, 0, asm.Word),
+		asm.StoreImm(slot, kflowSlotValid, 0, asm.Word),
 	)
 	insns = append(insns, k.maps.kflowBlock(kflowAccess{
 		prologue: asm.Instructions{
@@ -163,21 +181,31 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 			asm.Add.Imm(asm.R4, 14),
 			asm.JGT.Reg(asm.R4, asm.R1, "kflowdone"),
 		},
-		superOK: asm.Instructions{
-			asm.LoadMem(asm.R4, ctx, skbGSOSize, asm.Word),
-			asm.JNE.Imm(asm.R4, 0, "kflowmtu"),
+		superOK: func(past string) asm.Instructions {
+			return asm.Instructions{
+				asm.LoadMem(asm.R4, ctx, skbGSOSize, asm.Word),
+				asm.JNE.Imm(asm.R4, 0, past),
+			}
 		},
 	})...)
 	insns = append(insns,
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord), // the server's MAC
-		asm.StoreMem(slot, 16, asm.R1, asm.DWord),
-		asm.LoadMem(asm.R1, asm.RFP, kflowKeySlot, asm.DWord),
-		asm.StoreMem(slot, 0, asm.R1, asm.DWord),
-		asm.LoadMem(asm.R1, asm.RFP, kflowKeySlot+8, asm.DWord),
-		asm.StoreMem(slot, 8, asm.R1, asm.DWord),
-		asm.StoreImm(slot, 24, 1, asm.Word),
+		asm.StoreMem(slot, kflowSlotMAC, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, kflowFrameSlot+12, asm.Half),
+		asm.JEq.Imm(asm.R1, ethIPv6, "kflowslot6"),
 	)
-	insns = append(insns, kflowCounted(k.maps.counts, "kflowrefuse")...)
+	insns = append(insns, slotKey(slot, kflowLayout4.keySize)...)
+	insns = append(insns,
+		asm.StoreImm(slot, kflowSlotValid, 4, asm.Word),
+		asm.Ja.Label("kflowcount"),
+	)
+	key6 := slotKey(slot, kflowLayout6.keySize)
+	key6[0] = key6[0].WithSymbol("kflowslot6")
+	insns = append(insns, key6...)
+	insns = append(insns, asm.StoreImm(slot, kflowSlotValid, 6, asm.Word))
+	counted := kflowCounted(k.maps.counts, "kflowrefuse")
+	counted[0] = counted[0].WithSymbol("kflowcount")
+	insns = append(insns, counted...)
 	insns = append(insns,
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("kflowrefuse"),
 		asm.Return(),
@@ -203,13 +231,16 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 // read, every frame while tcpdump runs) before it runs.
 func tcFlowInstructions(slots *ebpf.Map, mac [6]byte, ifindex int) asm.Instructions {
 	const (
-		ctx   = asm.R6
-		slot  = asm.R8
-		eth   = 14
-		n     = eth + 20 + 4 // through the ports
-		key   = -4
-		frame = -50 // n bytes, 2 off a 4-byte boundary: the addresses load aligned
-		macs  = -64 // 12 bytes: the new destination and source
+		ctx  = asm.R6
+		slot = asm.R8
+		eth  = 14
+		n    = eth + 20 + 4 // IPv4 through the ports
+		n6   = eth + ipv6Len + 4
+		key  = -4
+		// n6 bytes (n for IPv4), 2 off a 4-byte boundary: the
+		// addresses load aligned.
+		frame = -74
+		macs  = -88 // 12 bytes: the new destination and source
 	)
 	insns := asm.Instructions{
 		asm.Mov.Reg(ctx, asm.R1),
@@ -219,25 +250,42 @@ func tcFlowInstructions(slots *ebpf.Map, mac [6]byte, ifindex int) asm.Instructi
 	insns = append(insns,
 		asm.JEq.Imm(asm.R0, 0, "noflow"),
 		asm.Mov.Reg(slot, asm.R0),
-		asm.LoadMem(asm.R1, slot, 24, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, "noflow"),
-		asm.StoreImm(slot, 24, 0, asm.Word), // taken
+		asm.LoadMem(asm.R7, slot, kflowSlotValid, asm.Word),
+		asm.JEq.Imm(asm.R7, 0, "noflow"),
+		asm.StoreImm(slot, kflowSlotValid, 0, asm.Word), // taken
+		asm.JEq.Imm(asm.R7, 6, "tcflow6"),
 	)
-	insns = append(insns, skbBytes(asm.FnSkbLoadBytes, ctx, 0, frame, n, "noflow")...)
-	for _, f := range []struct { // this frame's flow? (the slot holds a kflowKey)
+	// This frame's flow? (The slot holds its kflowKey or kflowKey6.)
+	type field struct {
 		at, inKey int16
 		size      asm.Size
-	}{{eth + ipv4Src, 0, asm.Word}, {eth + ipv4Src + 4, 4, asm.Word}, {eth + 20, 8, asm.Word}, {eth + ipv4Proto, 12, asm.Byte}} {
-		insns = append(insns,
-			asm.LoadMem(asm.R1, asm.RFP, frame+f.at, f.size),
-			asm.LoadMem(asm.R2, slot, f.inKey, f.size),
-			asm.JNE.Reg(asm.R1, asm.R2, "noflow"),
-		)
 	}
+	compare := func(fields []field) asm.Instructions {
+		var insns asm.Instructions
+		for _, f := range fields {
+			insns = append(insns,
+				asm.LoadMem(asm.R1, asm.RFP, frame+f.at, f.size),
+				asm.LoadMem(asm.R2, slot, f.inKey, f.size),
+				asm.JNE.Reg(asm.R1, asm.R2, "noflow"),
+			)
+		}
+		return insns
+	}
+	insns = append(insns, skbBytes(asm.FnSkbLoadBytes, ctx, 0, frame, n, "noflow")...)
+	insns = append(insns, compare([]field{{eth + ipv4Src, 0, asm.Word}, {eth + ipv4Src + 4, 4, asm.Word}, {eth + 20, 8, asm.Word}, {eth + ipv4Proto, 12, asm.Byte}})...)
+	insns = append(insns, asm.Ja.Label("tcrewrite"))
+	load6 := skbBytes(asm.FnSkbLoadBytes, ctx, 0, frame, n6, "noflow")
+	load6[0] = load6[0].WithSymbol("tcflow6")
+	insns = append(insns, load6...)
+	var fields6 []field
+	for i := int16(0); i < 32; i += 4 { // source and destination
+		fields6 = append(fields6, field{eth + ipv6Src + i, i, asm.Word})
+	}
+	insns = append(insns, compare(append(fields6, field{eth + ipv6Len, 32, asm.Word}, field{eth + ipv6Next, 36, asm.Byte}))...)
 	insns = append(insns,
-		asm.LoadMem(asm.R1, slot, 16, asm.Word), // destination: the server
+		asm.LoadMem(asm.R1, slot, kflowSlotMAC, asm.Word).WithSymbol("tcrewrite"), // destination: the server
 		asm.StoreMem(asm.RFP, macs, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, slot, 20, asm.Half),
+		asm.LoadMem(asm.R1, slot, kflowSlotMAC+4, asm.Half),
 		asm.StoreMem(asm.RFP, macs+4, asm.R1, asm.Half),
 	)
 	for i := 0; i < 6; i += 2 { // source: us

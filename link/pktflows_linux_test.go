@@ -302,16 +302,22 @@ func TestKernelFlowSlots(t *testing.T) {
 	x, y := netip.MustParseAddrPort("198.18.1.10:40000"), netip.MustParseAddrPort("198.18.1.11:40000")
 	key, _ := kflowKeyOf(x, web, protoTCP)
 	server := [8]byte{0x02, 0x99, 0, 0, 0, 5}
-	left := func() {
+	web6 := netip.AddrPortFrom(splitVIPs[1], 80)
+	x6, y6 := netip.MustParseAddrPort("[2001:2::10]:40000"), netip.MustParseAddrPort("[2001:2::11]:40000")
+	key6, _ := kflowKey6Of(x6, web6, protoTCP)
+	slot4 := kflowSlot{Key: slotKeyOf(key), MAC: server, Valid: 4}
+	slot6 := kflowSlot{Key: slotKey6Of(key6), MAC: server, Valid: 6}
+	leave := func(s kflowSlot) {
 		t.Helper()
 		all := make([]kflowSlot, ncpu)
 		for i := range all {
-			all[i] = kflowSlot{Key: key, MAC: server, Valid: 1}
+			all[i] = s
 		}
 		if err := kf.slots.Put(uint32(0), all); err != nil {
 			t.Fatal(err)
 		}
 	}
+	left := func() { t.Helper(); leave(slot4) }
 	taken := func(what string) {
 		t.Helper()
 		slots := make([]kflowSlot, ncpu)
@@ -348,6 +354,35 @@ func TestKernelFlowSlots(t *testing.T) {
 	if !bytes.Equal(out[0:6], server[:6]) || !bytes.Equal(out[6:12], ours) || !bytes.Equal(out[12:], frameX[12:]) {
 		t.Errorf("sent as\n% x", out)
 	}
+	// An IPv6 flow's slot: taken for that flow's frame only, not for
+	// another IPv6 flow's nor for an IPv4 frame.
+	frame6X := framegen.TCP(l2, x6, web6, "A", 1, 1, nil)
+	for name, f := range map[string][]byte{"another IPv6 flow": framegen.TCP(l2, y6, web6, "A", 1, 1, nil), "an IPv4 frame": frameX} {
+		leave(slot6)
+		if ret, _, err := tc.flowProg.Test(f); err != nil || ret != tcxNextRet {
+			t.Errorf("tc, an IPv6 flow's slot, %s: %d (%v), want next", name, int32(ret), err)
+		}
+		taken("tc, an IPv6 flow's slot, " + name)
+	}
+	leave(slot6)
+	ret, out, err = tc.flowProg.Test(frame6X)
+	if err != nil || ret != tcxRedirect {
+		t.Fatalf("tc, the IPv6 frame's own slot: %d (%v), want redirect", int32(ret), err)
+	}
+	taken("tc, the IPv6 frame's own slot")
+	if !bytes.Equal(out[0:6], server[:6]) || !bytes.Equal(out[6:12], ours) || !bytes.Equal(out[12:], frame6X[12:]) {
+		t.Errorf("sent as\n% x", out)
+	}
+}
+
+// slotKey6Of is k as a slot holds it.
+func slotKey6Of(k kflowKey6) (b [kflowKey6Size]byte) {
+	copy(b[0:16], k.Saddr[:])
+	copy(b[16:32], k.Daddr[:])
+	copy(b[32:34], k.Sport[:])
+	copy(b[34:36], k.Dport[:])
+	b[36] = k.Proto
+	return b
 }
 
 // TestSplitPortDropKernelFlows: a port whose kernel flows are dropped
@@ -371,6 +406,16 @@ func TestSplitPortDropKernelFlows(t *testing.T) {
 	if err := pd.(FilterSetter).SetFilter(filter); err != nil {
 		t.Errorf("SetFilter after DropKernelFlows: %v", err)
 	}
+}
+
+// slotKeyOf is k as a slot holds it.
+func slotKeyOf(k kflowKey) (b [kflowKey6Size]byte) {
+	copy(b[0:4], k.Saddr[:])
+	copy(b[4:8], k.Daddr[:])
+	copy(b[8:10], k.Sport[:])
+	copy(b[10:12], k.Dport[:])
+	b[12] = k.Proto
+	return b
 }
 
 // attachFlowDrop attaches the VIP drop with the kernel-flow program for

@@ -181,9 +181,7 @@ const (
 //	anything else (ARP, NDP, tagged frames, short ones)   -> next
 func vipDropInstructions(mac net.HardwareAddr, vip4, vip6 *ebpf.Map) asm.Instructions {
 	const (
-		ethIPv4 = 0x0008 // 0x0800 as a little-endian load of the wire bytes
-		ethIPv6 = 0xdd86 // 0x86dd
-		eth     = 14
+		eth = 14
 		// struct __sk_buff offsets.
 		skbVLANPresent = 20
 		skbData        = 76

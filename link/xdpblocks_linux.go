@@ -11,6 +11,14 @@ import (
 // value whose bytes 4 to 9 are the director's MAC; data at the frame,
 // whose first 12 bytes the caller has checked are in bounds.
 
+// The IPv4 and IPv6 ethertypes (0x0800, 0x86dd) as a half-word load of
+// the wire bytes gives them on a little-endian CPU, as the programs
+// compare them.
+const (
+	ethIPv4 = 0x0008
+	ethIPv6 = 0xdd86
+)
+
 // toUsNotFromUs goes on at label next (the caller's next instruction)
 // when the frame's destination MAC is the director's and its source is
 // not (drlb drops its own frames), and jumps to fail otherwise. It

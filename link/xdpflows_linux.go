@@ -28,15 +28,18 @@ var _ FlowPort = (*xdpPort)(nil)
 // flowMaps are the XDP program's maps for kernel flows (FlowPort).
 type flowMaps struct {
 	cfg     *ebpf.Map // [0]: on (u32), director MAC (6 bytes at 4), mtu (u32 at 12, 0: any)
-	flows   *ebpf.Map // kflowKey -> kflowValue
+	flows   *ebpf.Map // kflowKey -> kflowValue (IPv4)
+	flows6  *ebpf.Map // kflowKey6 -> kflowValue6 (IPv6)
 	servers *ebpf.Map // server ID (u32) -> MAC (6 of 8 bytes)
 	counts  *ebpf.Map // per CPU: server ID (u32) -> kflowCount
 
 	// Scratch for update, reused from call to call (the port's mmu, or
 	// the test, keeps calls apart).
-	keys []kflowKey
-	vals []kflowValue
-	zero []kflowCount // one per possible CPU
+	keys  []kflowKey
+	vals  []kflowValue
+	keys6 []kflowKey6
+	vals6 []kflowValue6
+	zero  []kflowCount // one per possible CPU
 }
 
 // kflowKey, kflowValue and kflowCount are the maps' layouts. The key's
@@ -71,6 +74,41 @@ type kflowValue struct {
 // kflowValueSize is kflowValue's size in the map.
 const kflowValueSize = 40
 
+// kflowKey6 and kflowValue6 are the IPv6 flows' layouts: kflowKey and
+// kflowValue with 16-byte addresses (the key's ports and protocol in the
+// same order, the value's Key still before Server).
+type kflowKey6 struct {
+	Saddr, Daddr [16]byte
+	Sport, Dport [2]byte
+	Proto        uint8
+	_            [3]byte
+}
+
+type kflowValue6 struct {
+	Key             kflowKey6
+	Server          uint32
+	_               uint32
+	Refresh, PuntAt uint64
+}
+
+// kflowKey6Size and kflowValue6Size are their sizes in the map.
+const (
+	kflowKey6Size   = 40
+	kflowValue6Size = 64
+)
+
+// kflowLayout is where a family's flows map keeps the value's fields,
+// for the programs.
+type kflowLayout struct {
+	keySize                 int16 // bytes of key, at the value's start too
+	server, refresh, puntAt int16 // offsets in the value
+}
+
+var (
+	kflowLayout4 = kflowLayout{keySize: 16, server: 16, refresh: 24, puntAt: 32}
+	kflowLayout6 = kflowLayout{keySize: kflowKey6Size, server: 40, refresh: 48, puntAt: 56}
+)
+
 type kflowCount struct{ Packets, Bytes uint64 }
 
 // make creates the maps, the flows map with room for maxFlows
@@ -79,6 +117,9 @@ func (m *flowMaps) make(maxFlows int) error {
 	var mk mapMaker
 	m.cfg = mk.make(&ebpf.MapSpec{Name: "drlb_kfcfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
 	m.flows = mk.make(&ebpf.MapSpec{Name: "drlb_kflows", Type: ebpf.Hash, KeySize: 16, ValueSize: kflowValueSize, MaxEntries: uint32(maxFlows)})
+	// IPv6 flows take memory as they come: a director with IPv4
+	// services only pays nothing for them.
+	m.flows6 = mk.make(&ebpf.MapSpec{Name: "drlb_kflows6", Type: ebpf.Hash, KeySize: kflowKey6Size, ValueSize: kflowValue6Size, MaxEntries: uint32(maxFlows), Flags: unix.BPF_F_NO_PREALLOC})
 	// Servers and counts take memory as servers are listed (a handful),
 	// not for maxKernelServers up front: the counts are per CPU, and a
 	// split group has a set per worker.
@@ -95,7 +136,7 @@ func (m *flowMaps) make(maxFlows int) error {
 }
 
 func (m *flowMaps) close() {
-	closeMaps(m.cfg, m.flows, m.servers, m.counts)
+	closeMaps(m.cfg, m.flows, m.flows6, m.servers, m.counts)
 	*m = flowMaps{}
 }
 
@@ -164,47 +205,84 @@ func (m *flowMaps) writeServers(servers []KernelServer) error {
 // mapFull reports whether a map update failed for want of room.
 func mapFull(err error) bool { return errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) }
 
-// kflowKeyOf is the map key of a flow, false for one the program cannot
-// see (not IPv4 on both ends, neither TCP nor UDP).
+// kflowKeyOf is the IPv4 map key of a flow, false for one that is not
+// IPv4 on both ends, or neither TCP nor UDP.
 func kflowKeyOf(client, vip netip.AddrPort, proto uint8) (kflowKey, bool) {
 	c, v := client.Addr().Unmap(), vip.Addr().Unmap()
 	if !c.Is4() || !v.Is4() || proto != protoTCP && proto != protoUDP {
 		return kflowKey{}, false
 	}
-	k := kflowKey{Saddr: c.As4(), Daddr: v.As4(), Proto: proto}
-	k.Sport = [2]byte{byte(client.Port() >> 8), byte(client.Port())}
-	k.Dport = [2]byte{byte(vip.Port() >> 8), byte(vip.Port())}
-	return k, true
+	return kflowKey{Saddr: c.As4(), Daddr: v.As4(), Sport: port16(client), Dport: port16(vip), Proto: proto}, true
 }
 
-// update removes del, then puts add (now: CLOCK_MONOTONIC), and returns
-// how many of add did not fit. Each group goes in batches. A batch stops
-// at the first element that fails, and its error is that element's: a
-// key to remove that is not there is fine, and the batch goes on after
-// it; an element with no room is counted, and the rest go one by one (a
-// batch would stop at each); after any other error the rest go one by
-// one too, so one bad element costs only itself. Flows the program
-// cannot see are skipped: they stay with drlb. The first other error is
-// returned, after every element was tried.
+// kflowKey6Of is the IPv6 map key of a flow, false for one that is not
+// IPv6 on both ends (an IPv4-mapped address is IPv4), or neither TCP
+// nor UDP.
+func kflowKey6Of(client, vip netip.AddrPort, proto uint8) (kflowKey6, bool) {
+	c, v := client.Addr(), vip.Addr()
+	if !c.Is6() || !v.Is6() || c.Is4In6() || v.Is4In6() || proto != protoTCP && proto != protoUDP {
+		return kflowKey6{}, false
+	}
+	return kflowKey6{Saddr: c.As16(), Daddr: v.As16(), Sport: port16(client), Dport: port16(vip), Proto: proto}, true
+}
+
+// port16 is ap's port in wire order.
+func port16(ap netip.AddrPort) [2]byte { return [2]byte{byte(ap.Port() >> 8), byte(ap.Port())} }
+
+// update removes del, then puts add (now: CLOCK_MONOTONIC), each in the
+// map of its family, and returns how many of add did not fit. Flows the
+// programs cannot see are skipped: they stay with drlb. The first error
+// is returned, after every element was tried (deleteFlows, putFlows).
 func (m *flowMaps) update(add []KernelFlow, del []KernelFlowKey, now time.Duration) (full int, err error) {
 	keep := func(e error) {
 		if err == nil {
 			err = e
 		}
 	}
-	// stopped moves i past the elements a batch did before it stopped.
-	stopped := func(i, n, total int) int { return i + min(max(n, 0), total-i) }
-	m.keys = m.keys[:0]
+	m.keys, m.keys6 = m.keys[:0], m.keys6[:0]
 	for _, d := range del {
 		if k, ok := kflowKeyOf(d.Client, d.VIP, d.Proto); ok {
 			m.keys = append(m.keys, k)
+		} else if k, ok := kflowKey6Of(d.Client, d.VIP, d.Proto); ok {
+			m.keys6 = append(m.keys6, k)
 		}
 	}
+	keep(deleteFlows(m.flows, m.keys))
+	keep(deleteFlows(m.flows6, m.keys6))
+	m.keys, m.vals, m.keys6, m.vals6 = m.keys[:0], m.vals[:0], m.keys6[:0], m.vals6[:0]
+	for _, a := range add {
+		r := uint64(max(a.Refresh, time.Millisecond))
+		if k, ok := kflowKeyOf(a.Client, a.VIP, a.Proto); ok {
+			m.keys = append(m.keys, k)
+			m.vals = append(m.vals, kflowValue{Key: k, Server: a.Server, Refresh: r, PuntAt: uint64(now) + r})
+		} else if k, ok := kflowKey6Of(a.Client, a.VIP, a.Proto); ok {
+			m.keys6 = append(m.keys6, k)
+			m.vals6 = append(m.vals6, kflowValue6{Key: k, Server: a.Server, Refresh: r, PuntAt: uint64(now) + r})
+		}
+	}
+	n, e := putFlows(m.flows, m.keys, m.vals)
+	full += n
+	keep(e)
+	n, e = putFlows(m.flows6, m.keys6, m.vals6)
+	keep(e)
+	return full + n, err
+}
+
+// stopped moves i past the elements a batch of total did before it
+// stopped (n, which may be negative or too large after an error).
+func stopped(i, n, total int) int { return i + min(max(n, 0), total-i) }
+
+// deleteFlows removes keys from flows in batches. A batch stops at the
+// first element that fails, and its error is that element's: a key that
+// is not there is fine, and the batch goes on after it; after any other
+// error the rest go one by one, so one bad element costs only itself.
+// The first such error is returned, after every key was tried.
+func deleteFlows[K any](flows *ebpf.Map, keys []K) (err error) {
 	batch := true
-	for i := 0; i < len(m.keys); i++ {
-		if batch && len(m.keys)-i > 1 {
-			n, e := m.flows.BatchDelete(m.keys[i:], nil)
-			if i = stopped(i, n, len(m.keys)); e == nil || i == len(m.keys) {
+	for i := 0; i < len(keys); i++ {
+		if batch && len(keys)-i > 1 {
+			n, e := flows.BatchDelete(keys[i:], nil)
+			if i = stopped(i, n, len(keys)); e == nil || i == len(keys) {
 				break
 			}
 			if errors.Is(e, ebpf.ErrKeyNotExist) {
@@ -212,25 +290,24 @@ func (m *flowMaps) update(add []KernelFlow, del []KernelFlowKey, now time.Durati
 			}
 			batch = false
 		}
-		if e := m.flows.Delete(&m.keys[i]); e != nil && !errors.Is(e, ebpf.ErrKeyNotExist) {
-			keep(fmt.Errorf("delete flow: %w", e))
+		if e := flows.Delete(&keys[i]); e != nil && !errors.Is(e, ebpf.ErrKeyNotExist) && err == nil {
+			err = fmt.Errorf("delete flow: %w", e)
 		}
 	}
-	m.keys, m.vals = m.keys[:0], m.vals[:0]
-	for _, a := range add {
-		k, ok := kflowKeyOf(a.Client, a.VIP, a.Proto)
-		if !ok {
-			continue
-		}
-		r := uint64(max(a.Refresh, time.Millisecond))
-		m.keys = append(m.keys, k)
-		m.vals = append(m.vals, kflowValue{Key: k, Server: a.Server, Refresh: r, PuntAt: uint64(now) + r})
-	}
-	batch = true
-	for i := 0; i < len(m.keys); i++ {
-		if batch && len(m.keys)-i > 1 {
-			n, e := m.flows.BatchUpdate(m.keys[i:], m.vals[i:], nil)
-			if i = stopped(i, n, len(m.keys)); e == nil || i == len(m.keys) {
+	return err
+}
+
+// putFlows puts keys and vals in flows in batches and returns how many
+// found no room: such an element is counted, and the rest go one by one
+// (a batch would stop at each); after any other error too, so one bad
+// element costs only itself. The first other error is returned, after
+// every element was tried.
+func putFlows[K, V any](flows *ebpf.Map, keys []K, vals []V) (full int, err error) {
+	batch := true
+	for i := 0; i < len(keys); i++ {
+		if batch && len(keys)-i > 1 {
+			n, e := flows.BatchUpdate(keys[i:], vals[i:], nil)
+			if i = stopped(i, n, len(keys)); e == nil || i == len(keys) {
 				break
 			}
 			batch = false
@@ -239,12 +316,12 @@ func (m *flowMaps) update(add []KernelFlow, del []KernelFlowKey, now time.Durati
 				continue
 			}
 		}
-		switch e := m.flows.Put(&m.keys[i], &m.vals[i]); {
+		switch e := flows.Put(&keys[i], &vals[i]); {
 		case e == nil:
 		case mapFull(e):
 			full++
-		default:
-			keep(fmt.Errorf("put flow: %w", e))
+		case err == nil:
+			err = fmt.Errorf("put flow: %w", e)
 		}
 	}
 	return full, err
@@ -280,11 +357,11 @@ func monotonicNow() (time.Duration, error) {
 }
 
 // instructions is the XDP program's kernel-flow block (kflowBlock),
-// entered with any IPv4 frame to a VIP, ctx in the given register (not
-// R1-R5, R7, R9). A frame of a kernel flow leaves with XDP_TX, its
-// destination MAC the server's, its source ours, counted; any other
-// jumps to "kflowdone" with R0-R5, R7 and R9 clobbered, and goes on as
-// if the block were not there.
+// entered (at "kflow") with any IPv4 or IPv6 frame to a VIP, ctx in the
+// given register (not R1-R5, R7, R9). A frame of a kernel flow leaves
+// with XDP_TX, its destination MAC the server's, its source ours,
+// counted; any other jumps to "kflowdone" with R0-R5, R7 and R9
+// clobbered, and goes on as if the block were not there.
 func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 	const xdpTX = 3
 	// data and data_end again (a helper call leaves R2 and R3 unknown),
@@ -299,6 +376,7 @@ func (m *flowMaps) instructions(ctx asm.Register) asm.Instructions {
 			asm.JGT.Reg(asm.R1, asm.R3, "kflowdone"),
 		},
 	})
+	insns[0] = insns[0].WithSymbol("kflow")
 	insns = append(insns, reload(14)...)
 	insns = append(insns, rewriteMACs(asm.R2, asm.R0, asm.R9, asm.R1)...)
 	insns = append(insns, kflowCounted(m.counts, "kflowtx")...)

@@ -128,7 +128,18 @@ func (l *kflowLab) counts() map[uint32]KernelCount {
 }
 
 // ipTotal is an IPv4 frame's total length field.
-func ipTotal(f []byte) uint64 { return uint64(binary.BigEndian.Uint16(f[14+2:])) }
+func ipTotal(f []byte) uint64 {
+	if binary.BigEndian.Uint16(f[12:]) == 0x86dd {
+		return 40 + uint64(binary.BigEndian.Uint16(f[14+4:]))
+	}
+	return uint64(binary.BigEndian.Uint16(f[14+2:]))
+}
+
+// setPayload6 rewrites an IPv6 frame's payload length.
+func setPayload6(f []byte, n int) []byte {
+	binary.BigEndian.PutUint16(f[14+4:], uint16(n))
+	return f
+}
 
 // setTotal rewrites an IPv4 frame's total length (the checksum is no
 // matter to the program).
@@ -158,21 +169,25 @@ func testKernelFlows(t *testing.T, l *kflowLab) {
 	other := netip.MustParseAddrPort("198.18.1.11:40000")
 	web, dns := netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(vip, 53)
 	unlisted := netip.AddrPortFrom(c.Addr(), 40002)
+	c6 := netip.MustParseAddrPort("[2001:2::10]:40000")
+	web6, dns6 := netip.AddrPortFrom(splitVIPs[1], 80), netip.AddrPortFrom(splitVIPs[1], 53)
 	notVIP := netip.MustParseAddrPort("198.18.0.77:80")
 	flows := []KernelFlow{
 		{Client: c, VIP: web, Proto: protoTCP, Server: 1, Refresh: time.Hour},
 		{Client: c, VIP: dns, Proto: protoUDP, Server: 2, Refresh: time.Hour},
 		{Client: unlisted, VIP: web, Proto: protoTCP, Server: 99, Refresh: time.Hour},
 		{Client: c, VIP: notVIP, Proto: protoTCP, Server: 1, Refresh: time.Hour},
+		{Client: c6, VIP: web6, Proto: protoTCP, Server: 1, Refresh: time.Hour},
+		{Client: c6, VIP: dns6, Proto: protoUDP, Server: 2, Refresh: time.Hour},
 		// Skipped: they stay with drlb.
-		{Client: netip.MustParseAddrPort("[2001:2::10]:40000"), VIP: netip.AddrPortFrom(splitVIPs[1], 80), Proto: protoTCP, Server: 1, Refresh: time.Hour},
 		{Client: c, VIP: web, Proto: protoICMP, Server: 1, Refresh: time.Hour},
+		{Client: c, VIP: web6, Proto: protoTCP, Server: 1, Refresh: time.Hour}, // families mixed
 	}
 	if full := l.update(flows, nil); full != 0 {
 		t.Fatalf("%d flows did not fit", full)
 	}
-	if n := mapLen(t, l.flows.flows); n != 4 {
-		t.Fatalf("%d flows in the map, want 4 (IPv6 and ICMP skipped)", n)
+	if n, n6 := mapLen(t, l.flows.flows), mapLen(t, l.flows.flows6); n != 4 || n6 != 2 {
+		t.Fatalf("%d IPv4 and %d IPv6 flows in the maps, want 4 and 2 (ICMP and mixed families skipped)", n, n6)
 	}
 	// A key of another protocol, put directly (UpdateKernelFlows skips
 	// them), for a frame that is TCP but for the protocol field.
@@ -189,7 +204,9 @@ func testKernelFlows(t *testing.T, l *kflowLab) {
 		m[i] = b
 		return m
 	}
-	const tcpAt = 14 + 20
+	ack6 := func(payload string) []byte { return framegen.TCP(l2, c6, web6, "A", 1, 1, []byte(payload)) }
+	udp6 := func() []byte { return framegen.UDP(l2, c6, dns6, []byte("query")) }
+	const tcpAt, tcp6At = 14 + 20, 14 + 40
 	for _, tc := range []struct {
 		name   string
 		frame  []byte
@@ -235,7 +252,32 @@ func testKernelFlows(t *testing.T, l *kflowLab) {
 		{name: "protocol 47", frame: with(ack(""), func(f []byte) { f[14+ipv4Proto] = 47 }), want: kfDrlb},
 		{name: "ICMP", frame: framegen.ICMPEcho(l2, c.Addr(), vip, 1), want: kfDrlb},
 		{name: "server not listed", frame: framegen.TCP(l2, unlisted, web, "A", 1, 1, nil), want: kfDrlb},
-		{name: "IPv6", frame: framegen.TCP(l2, netip.MustParseAddrPort("[2001:2::10]:40000"), netip.AddrPortFrom(splitVIPs[1], 80), "A", 1, 1, nil), want: kfDrlb},
+
+		{name: "IPv6 TCP ACK", frame: ack6(""), want: kfTX, server: 1},
+		{name: "IPv6 TCP ACK with data", frame: ack6("GET / HTTP/1.1\r\n\r\n"), want: kfTX, server: 1},
+		{name: "IPv6 UDP", frame: udp6(), want: kfTX, server: 2},
+		{name: "IPv6 Ethernet padding after the packet", frame: append(ack6(""), make([]byte, 6)...), want: kfTX, server: 1},
+		{name: "IPv6 flow label and traffic class set", frame: with(ack6(""), func(f []byte) { f[14] |= 0x0f; f[15], f[16], f[17] = 0xff, 0xff, 0xff }), want: kfTX, server: 1},
+		{name: "IPv6 packet at the mtu", frame: ack6("12345"), mtu: 40 + 20 + 5, want: kfTX, server: 1},
+		{name: "IPv6 off", frame: ack6(""), off: true, want: kfDrlb},
+		{name: "IPv6 packet over the mtu", frame: ack6("123456"), mtu: 40 + 20 + 5, want: kfDrlb},
+		{name: "IPv6 SYN", frame: framegen.TCP(l2, c6, web6, "S", 1, 0, nil), want: kfDrlb},
+		{name: "IPv6 FIN", frame: framegen.TCP(l2, c6, web6, "FA", 1, 1, nil), want: kfDrlb},
+		{name: "IPv6 RST", frame: framegen.TCP(l2, c6, web6, "R", 1, 0, nil), want: kfDrlb},
+		{name: "IPv6 version 4 in the header", frame: with(ack6(""), func(f []byte) { f[14] = 0x40 }), want: kfDrlb},
+		{name: "IPv6 extension header", frame: with(ack6(""), func(f []byte) { f[14+ipv6Next] = 60 }), want: kfDrlb},
+		{name: "IPv6 packet beyond the frame", frame: with(ack6("abcd"), func(f []byte) { setPayload6(f, len(f)-14-40+1) }), want: kfDrlb},
+		{name: "IPv6 TCP header beyond the packet", frame: with(ack6(""), func(f []byte) { setPayload6(f, 19) }), want: kfDrlb},
+		{name: "IPv6 TCP header beyond the frame", frame: setPayload6(ack6("")[:tcp6At+12], 12), want: kfDrlb},
+		{name: "IPv6 UDP header beyond the packet", frame: with(udp6(), func(f []byte) { setPayload6(f, 7) }), want: kfDrlb},
+		{name: "IPv6 UDP header beyond the frame", frame: setPayload6(udp6()[:tcp6At+6], 6), want: kfDrlb},
+		{name: "IPv6 TCP data offset 4", frame: with(ack6(""), func(f []byte) { f[tcp6At+12] = 4 << 4 }), want: kfDrlb},
+		{name: "IPv6 another destination MAC", frame: framegen.TCP(byMAC(mac(l.ours, 5, 0x77), clientMAC), c6, web6, "A", 1, 1, nil), want: kfDrlb},
+		{name: "IPv6 from our MAC", frame: framegen.TCP(byMAC(l.ours, l.ours), c6, web6, "A", 1, 1, nil), want: kfDrlb},
+		{name: "IPv6 another client port", frame: framegen.TCP(l2, netip.AddrPortFrom(c6.Addr(), 40001), web6, "A", 1, 1, nil), want: kfDrlb},
+		{name: "IPv6 another client, the same low bits", frame: framegen.TCP(l2, netip.MustParseAddrPort("[2001:3::10]:40000"), web6, "A", 1, 1, nil), want: kfDrlb},
+		{name: "IPv6 UDP to the TCP flow", frame: framegen.UDP(l2, c6, web6, nil), want: kfDrlb},
+		{name: "IPv6 the client as the IPv4 flow's, mapped", frame: framegen.TCP(l2, netip.AddrPortFrom(netip.AddrFrom16(c.Addr().As16()), c.Port()), web6, "A", 1, 1, nil), want: kfDrlb},
 		{name: "not a VIP", frame: framegen.TCP(l2, c, notVIP, "A", 1, 1, nil), want: l.notVIP, server: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -287,6 +329,13 @@ func testKernelFlows(t *testing.T, l *kflowLab) {
 	if ret, _ := l.run(udp()); ret != kfTX {
 		t.Errorf("another flow after a delete: action %d, want %d", ret, kfTX)
 	}
+	l.update(nil, []KernelFlowKey{{Client: c6, VIP: web6, Proto: protoTCP}})
+	if ret, _ := l.run(ack6("")); ret != kfDrlb {
+		t.Errorf("a deleted IPv6 flow: action %d, want %d", ret, kfDrlb)
+	}
+	if ret, _ := l.run(udp6()); ret != kfTX {
+		t.Errorf("another IPv6 flow after a delete: action %d, want %d", ret, kfTX)
+	}
 	// A server removed takes its flows to drlb; its count stays.
 	l.servers(true, 0, srv[:1])
 	if ret, _ := l.run(udp()); ret != kfDrlb {
@@ -300,11 +349,14 @@ func testKernelFlows(t *testing.T, l *kflowLab) {
 // mapLen counts a flows map's entries.
 func mapLen(t *testing.T, m *ebpf.Map) int {
 	t.Helper()
-	var k kflowKey
-	var v kflowValue
+	k, v := make([]byte, m.KeySize()), make([]byte, m.ValueSize())
 	n := 0
-	for it := m.Iterate(); it.Next(&k, &v); {
+	it := m.Iterate()
+	for it.Next(&k, &v) {
 		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return n
 }

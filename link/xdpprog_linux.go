@@ -103,8 +103,6 @@ func loadKernelFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
 func (o *xdpObjects) instructions() asm.Instructions {
 	const (
 		xdpPass = 2
-		ethIPv4 = 0x0008 // 0x0800 as a little-endian load of the wire bytes
-		ethIPv6 = 0xdd86 // 0x86dd
 		eth     = 14
 		mapped  = 0xffff // bytes 10 and 11 of an IPv4-mapped address
 		// Registers kept across the map lookups (r1-r5 are not).
@@ -136,15 +134,19 @@ func (o *xdpObjects) instructions() asm.Instructions {
 		asm.Mov.Imm(lane, xskLaneMain),                                   // a VIP frame: main, unless a bare SYN
 	}
 	// A frame of a kernel flow leaves here (XDP_TX); any other goes on
-	// at kflowdone, data and the destination reloaded, as before.
+	// at kflowdone, data and the destination reloaded, as before. An
+	// IPv6 frame to a VIP enters the same block and goes on at
+	// kflowdone6.
 	if o.flows.cfg != nil {
 		insns = append(insns, o.flows.instructions(ctx)...)
 	}
 	kflowdone := reload(eth+20, "redirect")
 	kflowdone[0] = kflowdone[0].WithSymbol("kflowdone")
 	insns = append(insns, kflowdone...)
-	insns = append(insns, asm.LoadMem(asm.R7, asm.R2, eth+16, asm.Word))
 	insns = append(insns,
+		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R4, ethIPv6, "kflowdone6"),
+		asm.LoadMem(asm.R7, asm.R2, eth+16, asm.Word),
 		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Proto, asm.Byte),     //
 		asm.JNE.Imm(asm.R4, protoTCP, "redirect"),                //
 		asm.LoadMem(asm.R4, asm.R2, eth+ipv4FragField, asm.Half), //
@@ -191,7 +193,12 @@ func (o *xdpObjects) instructions() asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "pass"),                 //
 		asm.Mov.Imm(lane, xskLaneMain),                 //
 	)
-	insns = append(insns, reload(eth+ipv6Len+tcpFlags+1, "redirect")...)
+	if o.flows.cfg != nil {
+		insns = append(insns, asm.Ja.Label("kflow"))
+	}
+	kflowdone6 := reload(eth+ipv6Len+tcpFlags+1, "redirect")
+	kflowdone6[0] = kflowdone6[0].WithSymbol("kflowdone6")
+	insns = append(insns, kflowdone6...)
 	insns = append(insns,
 		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Next, asm.Byte),                  // TCP right after the fixed header only
 		asm.JNE.Imm(asm.R4, protoTCP, "redirect"),                            //
