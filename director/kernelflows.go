@@ -128,7 +128,7 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 					d.kernelFlowsOff(k, err)
 				} else {
 					if !announced {
-						d.log.Info("kernel flows on: the kernel forwards established IPv4 flows itself", "servers", len(next))
+						d.log.Info("kernel flows on: the kernel forwards established flows itself", "servers", len(next))
 						announced = true
 					}
 					servers, wrote = next, true

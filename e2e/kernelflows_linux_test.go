@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,7 +65,7 @@ func TestKernelFlows(t *testing.T) {
 			c := l.HTTPClient(l.Client)
 			c.Timeout = 30 * time.Second // frames the kernel loses fail the test, not the package's timeout
 			const size = 8 << 20
-			uploadCounted(t, l, c, size, tc.super)
+			uploadCounted(t, l, c, l.VIP, size, tc.super)
 			got := distribution(t, l, l.Client, 30)
 			for _, rs := range l.RealServers {
 				if got[rs.Name] != 10 {
@@ -108,6 +109,19 @@ func TestKernelFlows(t *testing.T) {
 			if packets < segments {
 				t.Errorf("the servers' packet counters say %d, fewer than the upload's %d segments", packets, segments)
 			}
+			// The same upload over IPv6: its flow goes through the
+			// kernel too.
+			before := s.KernelForwarded
+			uploadCounted(t, l, c, l.VIP6, size, tc.super)
+			want := before + segments/2
+			if tc.off {
+				want = 0
+			}
+			forwarded6 := kernelForwarded(t, sock, want, 5*time.Second).KernelForwarded - before
+			t.Logf("IPv6: the kernel forwarded %d frames", forwarded6)
+			if tc.off && forwarded6 != 0 || !tc.off && forwarded6 < segments/2 {
+				t.Errorf("the kernel forwarded %d frames of an 8 MB upload over IPv6, want %v", forwarded6, map[bool]string{true: "none", false: "most of its segments"}[tc.off])
+			}
 			p.stop()
 			if tc.name == "afxdp" && xdpOn(t, l, l.Director) {
 				t.Error("XDP program still attached after drlb stopped")
@@ -143,7 +157,7 @@ func TestKernelFlowsHeld(t *testing.T) {
 	if before.KernelFlows != control.KernelFlowsHeld {
 		t.Errorf("held, yet ctl says kernel flows %q", before.KernelFlows)
 	}
-	uploadCounted(t, l, c, size, false)
+	uploadCounted(t, l, c, l.VIP, size, false)
 	time.Sleep(1200 * time.Millisecond) // the kernel's counts reach drlb every 500 ms
 	held := kernelForwarded(t, sock, 0, 0).KernelForwarded - before.KernelForwarded
 	t.Logf("held: the kernel forwarded %d frames of the upload", held)
@@ -156,7 +170,7 @@ func TestKernelFlowsHeld(t *testing.T) {
 	if before.KernelFlows != control.KernelFlowsOn {
 		t.Errorf("resumed, yet ctl says kernel flows %q", before.KernelFlows)
 	}
-	uploadCounted(t, l, c, size, false)
+	uploadCounted(t, l, c, l.VIP, size, false)
 	resumed := kernelForwarded(t, sock, before.KernelForwarded+segments/2, 5*time.Second).KernelForwarded - before.KernelForwarded
 	t.Logf("resumed: the kernel forwarded %d frames of the upload", resumed)
 	if resumed < segments/2 {
@@ -183,7 +197,7 @@ func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration)
 	}
 }
 
-// uploadCounted uploads size bytes through the VIP (the server checks
+// uploadCounted uploads size bytes through vip (the server checks
 // them) and checks that the servers received exactly the segments the
 // client sent: frames lost or sent twice would not fail the upload (TCP
 // recovers), but the counts would differ. The client's OutSegs leave its
@@ -195,7 +209,7 @@ func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration)
 // segment through exactly once (ARCHITECTURE.md, "Spurious
 // retransmissions"). A super-frame counts once at the server: with super
 // the counts are logged only.
-func uploadCounted(t *testing.T, l *testbed.Lab, c *http.Client, size int, super bool) {
+func uploadCounted(t *testing.T, l *testbed.Lab, c *http.Client, vip netip.Addr, size int, super bool) {
 	t.Helper()
 	servers := func() (in int64) {
 		for _, rs := range l.RealServers {
@@ -204,7 +218,7 @@ func uploadCounted(t *testing.T, l *testbed.Lab, c *http.Client, size int, super
 		return in
 	}
 	before, serversBefore := tcpCounters(t, l, l.Client), servers()
-	upload(t, c, fmt.Sprintf("http://%s/upload", l.VIP), size)
+	upload(t, c, "http://"+netip.AddrPortFrom(vip, testbed.HTTPPort).String()+"/upload", size)
 	after, serversAfter := tcpCounters(t, l, l.Client), servers()
 	c.CloseIdleConnections()
 	sent := after["OutSegs"] - before["OutSegs"] + after["RetransSegs"] - before["RetransSegs"]

@@ -25,7 +25,7 @@ import (
 
 // KernelFlow is a flow for the kernel to forward: its frames from Client
 // to VIP (Proto) go to the server KernelServers lists as Server, except
-// one every Refresh. Only IPv4 flows are handed out.
+// one every Refresh. IPv4 and IPv6 flows are handed out.
 type KernelFlow struct {
 	Client, VIP netip.AddrPort
 	Proto       uint8
@@ -110,7 +110,7 @@ const flagKernel = 0x80
 
 // handOut hands the kernel the flow of e (forwarded by fastExisting to
 // the server in slot e.Real of s, in state), if the kernel can take it
-// (an IPv4 UDP flow or an established TCP connection) and does not hold
+// (a UDP flow or an established TCP connection) and does not hold
 // it already. It returns how much longer the entry must live than
 // timeout: the flow's Refresh. drlb sees one frame per Refresh, so the
 // flow's last frame may have gone through the kernel up to a Refresh
@@ -124,7 +124,7 @@ const flagKernel = 0x80
 func (f *Forwarder) handOut(e *conntable.Entry, s *service, state uint8, timeout time.Duration) time.Duration {
 	kf := &f.kf
 	k := &e.Key
-	if !kf.on || state != stateEstablished && state != stateUDP || !mapped4(&k.CIP) {
+	if !kf.on || state != stateEstablished && state != stateUDP {
 		return 0
 	}
 	refresh := min(kernelFlowRefreshMax, max(timeout/4, time.Millisecond))
@@ -171,7 +171,8 @@ func (f *Forwarder) takeBack(e *conntable.Entry) {
 	kf.del = append(kf.del, key)
 }
 
-// kernelFlowKeyOf is the flow of a connection key (IPv4, as mapped4).
+// kernelFlowKeyOf is the flow of a connection key (an IPv4 address as
+// itself, not IPv4-mapped).
 func kernelFlowKeyOf(k *conntable.Key) KernelFlowKey {
 	return KernelFlowKey{
 		Client: netip.AddrPortFrom(netip.AddrFrom16(k.CIP).Unmap(), k.CPort),
@@ -182,11 +183,6 @@ func kernelFlowKeyOf(k *conntable.Key) KernelFlowKey {
 
 // key is the flow a handed-out KernelFlow names.
 func (a *KernelFlow) key() KernelFlowKey { return KernelFlowKey{a.Client, a.VIP, a.Proto} }
-
-// mapped4 reports whether a is an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
-func mapped4(a *[16]byte) bool {
-	return *(*[12]byte)(a[:12]) == [12]byte{10: 0xff, 11: 0xff}
-}
 
 // KernelServers returns the servers the kernel may forward flows to now:
 // those of configured services that fastExisting would forward to (usable,

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -224,25 +225,32 @@ func TestKernelFlowsHandOut(t *testing.T) {
 		t.Fatalf("handed out and taken back in one batch: add %v del %v, want only the removal", add, del)
 	}
 
-	// IPv6 stays with drlb; UDP is handed out from its second frame.
+	// IPv6 too, once established, as itself (no IPv4 mapping).
 	c6 := netip.AddrPortFrom(netip.MustParseAddr("2001:2::1:1"), 999)
-	process(t, f, framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil), t0)
-	for range 3 {
-		process(t, f, framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "A", 2, 1, nil), t0)
+	web6 := netip.AddrPortFrom(vip6, 80)
+	process(t, f, framegen.TCP(toDir, c6, web6, "S", 1, 0, nil), t0)
+	process(t, f, framegen.TCP(toDir, c6, web6, "A", 2, 1, nil), t0)
+	f.KernelFlowChanges()
+	process(t, f, framegen.TCP(toDir, c6, web6, "A", 2, 1, nil), t0)
+	if add, _, _ := f.KernelFlowChanges(); len(add) != 1 || add[0].Client != c6 || add[0].VIP != web6 || add[0].Proto != protoTCP {
+		t.Fatalf("an established IPv6 connection: add %v, want %v -> %v", add, c6, web6)
 	}
+	// UDP is handed out from its second frame.
 	u := framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("q"))
 	process(t, f, u, t0)
 	if add, _, _ := f.KernelFlowChanges(); len(add) != 0 {
-		t.Fatalf("IPv6, and a UDP flow's first frame, handed out: %v", add)
+		t.Fatalf("a UDP flow's first frame handed out: %v", add)
 	}
 	process(t, f, u, t0)
 	if add, _, _ := f.KernelFlowChanges(); len(add) != 1 || add[0].Proto != protoUDP {
 		t.Fatalf("UDP's second frame: %v", add)
 	}
-	// The UDP entry expires: taken back.
+	// The UDP and IPv6 entries expire: taken back.
 	f.Tick(t0+int64(time.Hour), 1<<20)
-	if _, del, _ := f.KernelFlowChanges(); len(del) != 1 || del[0].Proto != protoUDP {
-		t.Fatalf("expiry: del %v", del)
+	_, del, _ = f.KernelFlowChanges()
+	slices.SortFunc(del, func(a, b KernelFlowKey) int { return int(a.Proto) - int(b.Proto) })
+	if len(del) != 2 || del[0].Client != c6 || del[1].Proto != protoUDP {
+		t.Fatalf("expiry: del %v, want the IPv6 connection and the UDP flow", del)
 	}
 }
 
