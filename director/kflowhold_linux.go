@@ -39,14 +39,29 @@ func (d *Director) startKernelFlowWatch(ctx context.Context, drop kflowOrder, if
 	return func() { cancel(); wg.Wait() }
 }
 
+// kflowOrderState is what watchKernelFlowOrder last saw.
+type kflowOrderState int
+
+const (
+	kflowFirst    kflowOrderState = iota // drlb's program runs first: kernel flows run
+	kflowBehind                          // another program runs before it
+	kflowDetached                        // it is not attached any more
+	kflowUnread                          // the order could not be read failuresToHold times in a row
+)
+
+// failuresToHold is how many failed reads in a row hold kernel flows: a
+// watcher that cannot see cannot tell that frames are safe. One failure
+// alone is kept as it was (the list can change between the two calls a
+// read takes).
+const failuresToHold = 3
+
 // watchKernelFlowOrder reads drop's place in ifname's tcx ingress every
-// `every` and holds kernel flows while the program is not first, logging
-// each change. A failed read keeps the last state (logged once per
-// distinct error).
+// `every` and holds kernel flows while the program is not first (or the
+// order cannot be read), logging each change.
 func (d *Director) watchKernelFlowOrder(ctx context.Context, drop kflowOrder, ifname string, log *slog.Logger, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	held, lastErr := false, ""
+	last, failures, lastErr := kflowFirst, 0, ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -54,28 +69,43 @@ func (d *Director) watchKernelFlowOrder(ctx context.Context, drop kflowOrder, if
 		case <-t.C:
 		}
 		o, err := drop.KernelFlowOrder()
-		if err != nil {
+		state := kflowFirst
+		switch {
+		case err != nil:
+			failures++
 			if err.Error() != lastErr {
 				lastErr = err.Error()
-				log.Warn("kernel flows: cannot read the order of the tc ingress programs; kept as it was", "interface", ifname, "held", held, "err", err)
+				log.Warn("kernel flows: cannot read the order of the tc ingress programs", "interface", ifname, "failures in a row", failures, "err", err)
 			}
+			if failures < failuresToHold {
+				continue // as it was
+			}
+			state = kflowUnread
+		case !o.Attached:
+			state = kflowDetached
+		case !o.First():
+			state = kflowBehind
+		}
+		if err == nil {
+			failures, lastErr = 0, ""
+		}
+		if state == last {
 			continue
 		}
-		lastErr = ""
-		if o.First() != held {
-			continue // unchanged
-		}
-		held = !o.First()
-		d.holdKernelFlows(held)
-		switch {
-		case !held:
+		last = state
+		d.holdKernelFlows(state != kflowFirst)
+		switch state {
+		case kflowFirst:
 			log.Info("kernel flows resumed: drlb's tc program runs first at tc ingress again", "interface", ifname)
-		case !o.Attached:
-			log.Warn("kernel flows held: drlb's tc program was detached from tc ingress (from outside drlb); drlb forwards every frame itself until it restarts",
-				"interface", ifname)
-		default:
+		case kflowBehind:
 			log.Warn("kernel flows held: another tc program runs before drlb's at tc ingress and could lose the frames drlb leaves to the kernel; drlb forwards every frame itself while it is there",
 				"interface", ifname, "programs ahead", o.Ahead)
+		case kflowDetached:
+			log.Warn("kernel flows held: drlb's tc program was detached from tc ingress (from outside drlb); drlb forwards every frame itself until it restarts",
+				"interface", ifname)
+		case kflowUnread:
+			log.Warn("kernel flows held: drlb cannot read the order of the tc ingress programs; drlb forwards every frame itself until it can",
+				"interface", ifname, "err", err)
 		}
 	}
 }

@@ -82,25 +82,32 @@ func TestKernelFlowHold(t *testing.T) {
 	answer(link.TCXOrder{Attached: true}, nil) // first: nothing to do
 	answer(link.TCXOrder{Attached: true, Ahead: []ebpf.ProgramID{7}}, nil)
 	want(false, "a program ahead")
-	answer(link.TCXOrder{}, errors.New("query failed"))
-	answer(link.TCXOrder{}, errors.New("query failed"))
+	answer(link.TCXOrder{Ahead: []ebpf.ProgramID{7}}, nil) // and then detached: still held, logged
+	failed := errors.New("query failed")
+	answer(link.TCXOrder{}, failed)
+	answer(link.TCXOrder{}, failed) // kept as it was
 	answer(link.TCXOrder{Attached: true}, nil)
 	want(true, "first again")
-	answer(link.TCXOrder{Ahead: []ebpf.ProgramID{7}}, nil)
-	want(false, "detached")
-	answer(link.TCXOrder{Ahead: []ebpf.ProgramID{7}}, nil) // processed the one before
+	for range failuresToHold {
+		answer(link.TCXOrder{}, failed)
+	}
+	want(false, "the order unreadable")
+	answer(link.TCXOrder{Attached: true}, nil)
+	want(true, "readable and first")
+	answer(link.TCXOrder{Attached: true}, nil) // processed the one before
 	select {
 	case on := <-spy.on:
 		t.Errorf("the workers changed the kernel's forwarding (on=%v) without a change in the order", on)
-	default:
+	case <-time.After(3 * flowsEvery): // the workers' own poll has run since
 	}
 	out := logs.String()
-	for _, line := range []string{"kernel flows held: another tc program", `"programs ahead"=[7]`, "cannot read the order", "kernel flows resumed", "kernel flows held: drlb's tc program was detached"} {
+	for _, line := range []string{"kernel flows held: another tc program", `"programs ahead"=[7]`, "kernel flows held: drlb's tc program was detached",
+		"cannot read the order", "kernel flows held: drlb cannot read", "kernel flows resumed"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("the log has no %q:\n%s", line, out)
 		}
 	}
-	if n := strings.Count(out, "cannot read the order"); n != 1 {
-		t.Errorf("the same failed read logged %d times, want once", n)
+	if n := strings.Count(out, "kernel flows: cannot read the order"); n != 2 {
+		t.Errorf("two runs of the same failed read logged %d times, want once each", n)
 	}
 }

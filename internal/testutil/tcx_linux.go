@@ -30,7 +30,11 @@ func TCXPassAll(t testing.TB, ns netns.NsHandle, ifname string, head bool) (ebpf
 		prog.Close()
 		t.Fatalf("testutil: pass-all tc program: %v", err)
 	}
-	id, _ := info.ID()
+	id, ok := info.ID()
+	if !ok {
+		prog.Close()
+		t.Fatal("testutil: the kernel gives the pass-all tc program no ID")
+	}
 	var l ebpflink.Link
 	err = Do(ns, func() error {
 		ifi, err := net.InterfaceByName(ifname)
