@@ -129,7 +129,7 @@ type Options struct {
 	// program: XDPGeneric).
 	XDPSYNs bool
 	// KernelFlows lets the kernel forward the frames of established
-	// IPv4 flows itself (link.FlowPort), the flows the forwarder hands
+	// flows (IPv4 and IPv6) itself (link.FlowPort), the flows the forwarder hands
 	// out once its fast path forwarded one of their frames: with AF_XDP
 	// the XDP program (XDP_TX), with AF_PACKET each worker's socket
 	// filter and a tc program attached with the drop of the kernel's

@@ -56,8 +56,8 @@ type StatelessSYNPort interface {
 // whose kernel flows were dropped (TCFlowPort.DropKernelFlows).
 var ErrNoKernelFlows = errors.New("link: the port has no kernel flows (Config.KernelFlows)")
 
-// KernelFlow is an established IPv4 TCP connection, or a UDP flow, that
-// the XDP program forwards itself (FlowPort): a frame from Client to VIP
+// KernelFlow is an established TCP connection, or a UDP flow, IPv4 or
+// IPv6, that the kernel forwards itself (FlowPort): a frame from Client to VIP
 // (Proto 6 or 17) that drlb's fast path would forward unchanged goes to
 // the server Server names, with its MACs rewritten, straight back out
 // (XDP_TX), except one frame every Refresh, which goes on to drlb as
@@ -65,7 +65,7 @@ var ErrNoKernelFlows = errors.New("link: the port has no kernel flows (Config.Ke
 // persistence template fresh from it, and stays the only one that
 // decides.
 type KernelFlow struct {
-	Client, VIP netip.AddrPort // IPv4
+	Client, VIP netip.AddrPort // both IPv4 (IPv4-mapped or not) or both IPv6
 	Proto       uint8
 	Server      uint32 // a KernelServer's ID
 	Refresh     time.Duration
@@ -86,7 +86,7 @@ type KernelServer struct {
 }
 
 // KernelCount is what the XDP program forwarded to one server since the
-// port opened: frames, and their IP bytes (IPv4 total length).
+// port opened: frames, and their IP bytes (the IP packet's total length).
 type KernelCount struct{ Packets, Bytes uint64 }
 
 // FlowPort is a Port whose kernel side can forward the frames of
@@ -98,7 +98,7 @@ type KernelCount struct{ Packets, Bytes uint64 }
 // in the softirq of whoever sent it, as the in-kernel forwarders do.
 type FlowPort interface {
 	// SetKernelFlowServers turns the forwarding on or off and says which
-	// servers flows may go to, and the largest IPv4 packet (total length)
+	// servers flows may go to, and the largest IP packet (total length)
 	// forwarded (0: any; larger ones go to drlb, which answers them).
 	SetKernelFlowServers(on bool, mtu int, servers []KernelServer) error
 	// UpdateKernelFlows removes del, then adds (or replaces) add. A flow
