@@ -197,6 +197,42 @@ func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration)
 	}
 }
 
+// TestKernelFlowsNoTC: when the tc program that forwards kernel flows
+// cannot attach (here: tcx ingress holds 62 other programs, one short of
+// the kernel's 63, so the drop fits and the kernel-flow program does
+// not), drlb says so, runs without kernel flows (its sockets' filters
+// back to the classic VIP filter) and forwards every frame itself: an
+// upload arrives whole, the kernel forwards none of it.
+func TestKernelFlowsNoTC(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{RealServers: 3})
+	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
+	writeConfig(t, l, cfg, "rr", nil)
+	if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
+		t.Fatal(err)
+	}
+	const tcxMax = 63 // bpf_mprog_max(): BPF_MPROG_MAX (64) less the array's terminator
+	for range tcxMax - 1 {
+		testutil.TCXAttach(t, l.Director.NS, l.Director.Iface, false, testutil.TCXNext)
+	}
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	p := startDirector(t, l, "run", "-c", cfg, "-ctl", sock, "-io", "afpacket", "-kernel-flows")
+	p.waitLog("-kernel-flows off: the tc program that forwards kernel flows did not attach", 1, 10*time.Second)
+	p.waitLog("kernel copy of VIP frames dropped at tc ingress", 1, 5*time.Second)
+	p.waitLog("-kernel-flows off: with AF_PACKET", 1, 5*time.Second)
+	c := l.HTTPClient(l.Client)
+	c.Timeout = 30 * time.Second
+	uploadCounted(t, l, c, l.VIP, 8<<20, false)
+	time.Sleep(1200 * time.Millisecond) // kernel counts would reach drlb every 500 ms
+	s := kernelForwarded(t, sock, 0, 0)
+	if s.KernelForwarded != 0 || s.KernelFlows != "" {
+		t.Errorf("kernel flows off, yet ctl says %q, %d frames forwarded by the kernel", s.KernelFlows, s.KernelForwarded)
+	}
+	if strings.Contains(p.logs.String(), "kernel flows on") {
+		t.Error("a worker turned kernel flows on without the tc program")
+	}
+}
+
 // uploadCounted uploads size bytes through vip (the server checks
 // them) and checks that the servers received exactly the segments the
 // client sent: frames lost or sent twice would not fail the upload (TCP
