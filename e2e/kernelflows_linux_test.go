@@ -46,15 +46,7 @@ func TestKernelFlows(t *testing.T) {
 		{name: "afpacket-keep-kernel-copy", args: []string{"-io", "afpacket", "-kernel-flows", "-keep-kernel-copy"}, off: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			testutil.NeedRoot(t)
-			l := newLab(t, testbed.Options{RealServers: 3})
-			cfg := filepath.Join(t.TempDir(), "drlb.yaml")
-			writeConfig(t, l, cfg, "rr", nil)
-			if !tc.super {
-				if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
-					t.Fatal(err)
-				}
-			}
+			l, cfg := kernelFlowLab(t, tc.super)
 			sock := filepath.Join(t.TempDir(), "ctl.sock")
 			p := startDirector(t, l, append([]string{"run", "-c", cfg, "-ctl", sock}, tc.args...)...)
 			if tc.off {
@@ -137,13 +129,7 @@ func TestKernelFlows(t *testing.T) {
 // kernel flows (it forwards every frame itself: an upload arrives whole,
 // the kernel forwards none of it), and resumes once the program is gone.
 func TestKernelFlowsHeld(t *testing.T) {
-	testutil.NeedRoot(t)
-	l := newLab(t, testbed.Options{RealServers: 3})
-	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
-	writeConfig(t, l, cfg, "rr", nil)
-	if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
-		t.Fatal(err)
-	}
+	l, cfg := kernelFlowLab(t, false)
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	p := startDirector(t, l, "run", "-c", cfg, "-ctl", sock, "-io", "afpacket", "-kernel-flows")
 	p.waitLog("kernel flows on", 1, 10*time.Second)
@@ -204,13 +190,7 @@ func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration)
 // back to the classic VIP filter) and forwards every frame itself: an
 // upload arrives whole, the kernel forwards none of it.
 func TestKernelFlowsNoTC(t *testing.T) {
-	testutil.NeedRoot(t)
-	l := newLab(t, testbed.Options{RealServers: 3})
-	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
-	writeConfig(t, l, cfg, "rr", nil)
-	if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
-		t.Fatal(err)
-	}
+	l, cfg := kernelFlowLab(t, false)
 	const tcxMax = 63 // bpf_mprog_max(): BPF_MPROG_MAX (64) less the array's terminator
 	for range tcxMax - 1 {
 		testutil.TCXAttach(t, l.Director.NS, l.Director.Iface, false, testutil.TCXNext)
@@ -231,6 +211,24 @@ func TestKernelFlowsNoTC(t *testing.T) {
 	if strings.Contains(p.logs.String(), "kernel flows on") {
 		t.Error("a worker turned kernel flows on without the tc program")
 	}
+}
+
+// kernelFlowLab is a lab with three real servers and drlb's rr config
+// for it (the returned path). Unless super, the router's TX checksum
+// offload is off, and TSO with it: an upload reaches the director in
+// segments of the MTU, not as super-frames (GSO).
+func kernelFlowLab(t *testing.T, super bool) (*testbed.Lab, string) {
+	t.Helper()
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{RealServers: 3})
+	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
+	writeConfig(t, l, cfg, "rr", nil)
+	if !super {
+		if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l, cfg
 }
 
 // uploadCounted uploads size bytes through vip (the server checks
