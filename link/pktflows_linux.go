@@ -271,12 +271,23 @@ func tcFlowInstructions(slots *ebpf.Map, mac [6]byte, ifindex int) asm.Instructi
 		}
 		return insns
 	}
+	// The frame's own version first: a slot a frame of the other family
+	// left (its tc program never ran) must not match bytes at the same
+	// offsets.
+	sameVersion := func(ethertype int32) asm.Instructions {
+		return asm.Instructions{
+			asm.LoadMem(asm.R1, asm.RFP, frame+12, asm.Half),
+			asm.JNE.Imm(asm.R1, ethertype, "noflow"),
+		}
+	}
 	insns = append(insns, skbBytes(asm.FnSkbLoadBytes, ctx, 0, frame, n, "noflow")...)
+	insns = append(insns, sameVersion(ethIPv4)...)
 	insns = append(insns, compare([]field{{eth + ipv4Src, 0, asm.Word}, {eth + ipv4Src + 4, 4, asm.Word}, {eth + 20, 8, asm.Word}, {eth + ipv4Proto, 12, asm.Byte}})...)
 	insns = append(insns, asm.Ja.Label("tcrewrite"))
 	load6 := skbBytes(asm.FnSkbLoadBytes, ctx, 0, frame, n6, "noflow")
 	load6[0] = load6[0].WithSymbol("tcflow6")
 	insns = append(insns, load6...)
+	insns = append(insns, sameVersion(ethIPv6)...)
 	var fields6 []field
 	for i := int16(0); i < 32; i += 4 { // source and destination
 		fields6 = append(fields6, field{eth + ipv6Src + i, i, asm.Word})

@@ -166,6 +166,12 @@ func TestSocketKernelFlows(t *testing.T) {
 	testKernelFlows(t, newSockKflowLab(t, maxKernelFlows))
 }
 
+// TestSocketKernelFlowReusedElement is TestXDPKernelFlowReusedElement
+// through the socket filter and the tc program.
+func TestSocketKernelFlowReusedElement(t *testing.T) {
+	testReusedElement(t, newSockKflowLab(t, 16))
+}
+
 // TestSplitPortKernelFlows: through a live veth, a kernel flow's frames
 // sent to a split port with kernel flows and the tc program attached
 // come straight back out with the server's MAC, counted, and the port
@@ -340,11 +346,27 @@ func TestKernelFlowSlots(t *testing.T) {
 		}
 		taken("socket filter, " + name)
 	}
-	left()
-	if ret, _, err := tc.flowProg.Test(frameY); err != nil || ret != tcxNextRet {
-		t.Errorf("tc, another flow's slot: %d (%v), want next", int32(ret), err)
+	// Frames that differ from the slot's flow in one field each, and
+	// an IPv6 frame whose bytes at the IPv4 fields' offsets are the
+	// slot's flow's.
+	var lookalike [16]byte
+	lookalike[0], lookalike[1] = 0x20, protoTCP // byte 1: where IPv4 has its protocol
+	copy(lookalike[4:8], x.Addr().AsSlice())
+	copy(lookalike[8:12], web.Addr().AsSlice())
+	lookalike[12], lookalike[13], lookalike[14], lookalike[15] = byte(x.Port()>>8), byte(x.Port()), 0, 80
+	for name, f := range map[string][]byte{
+		"another client":      frameY,
+		"another client port": framegen.TCP(l2, netip.AddrPortFrom(x.Addr(), x.Port()+1), web, "A", 1, 1, nil),
+		"another VIP port":    framegen.TCP(l2, x, netip.AddrPortFrom(web.Addr(), 81), "A", 1, 1, nil),
+		"UDP":                 framegen.UDP(l2, x, web, nil),
+		"an IPv6 lookalike":   framegen.TCP(l2, netip.AddrPortFrom(netip.AddrFrom16(lookalike), 1), web6, "A", 1, 1, nil),
+	} {
+		left()
+		if ret, _, err := tc.flowProg.Test(f); err != nil || ret != tcxNextRet {
+			t.Errorf("tc, another flow's slot, %s: %d (%v), want next", name, int32(ret), err)
+		}
+		taken("tc, another flow's slot, " + name)
 	}
-	taken("tc, another flow's slot")
 	left()
 	ret, out, err := tc.flowProg.Test(frameX)
 	if err != nil || ret != tcxRedirect {
@@ -357,7 +379,14 @@ func TestKernelFlowSlots(t *testing.T) {
 	// An IPv6 flow's slot: taken for that flow's frame only, not for
 	// another IPv6 flow's nor for an IPv4 frame.
 	frame6X := framegen.TCP(l2, x6, web6, "A", 1, 1, nil)
-	for name, f := range map[string][]byte{"another IPv6 flow": framegen.TCP(l2, y6, web6, "A", 1, 1, nil), "an IPv4 frame": frameX} {
+	for name, f := range map[string][]byte{
+		"another client":      framegen.TCP(l2, y6, web6, "A", 1, 1, nil),
+		"another client port": framegen.TCP(l2, netip.AddrPortFrom(x6.Addr(), x6.Port()+1), web6, "A", 1, 1, nil),
+		"another VIP":         framegen.TCP(l2, x6, netip.AddrPortFrom(netip.MustParseAddr("2001:2::101"), 80), "A", 1, 1, nil),
+		"another VIP port":    framegen.TCP(l2, x6, netip.AddrPortFrom(web6.Addr(), 81), "A", 1, 1, nil),
+		"UDP":                 framegen.UDP(l2, x6, web6, nil),
+		"an IPv4 frame":       frameX,
+	} {
 		leave(slot6)
 		if ret, _, err := tc.flowProg.Test(f); err != nil || ret != tcxNextRet {
 			t.Errorf("tc, an IPv6 flow's slot, %s: %d (%v), want next", name, int32(ret), err)

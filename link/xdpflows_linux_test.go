@@ -566,20 +566,37 @@ func TestXDPKernelFlowServersRefused(t *testing.T) {
 
 // TestXDPKernelFlowReusedElement: an element whose value names another
 // flow (as a preallocated hash map's element a removal freed and an
-// add reused while the program held it) leaves the frame to drlb; the
-// value's layout is the one the program reads.
+// add reused while the program held it) leaves the frame to drlb, for
+// IPv4 and IPv6 flows; the values' layouts are the ones the program
+// reads. TestSocketKernelFlowReusedElement is the same for the
+// AF_PACKET side.
 func TestXDPKernelFlowReusedElement(t *testing.T) {
+	testReusedElement(t, newKflowLab(t, 16))
+}
+
+func testReusedElement(t *testing.T, l *kflowLab) {
 	if n := unsafe.Sizeof(kflowValue{}); n != kflowValueSize {
 		t.Fatalf("kflowValue is %d bytes, the map's values %d", n, kflowValueSize)
 	}
-	l := newKflowLab(t, 16)
+	if n, n6 := unsafe.Sizeof(kflowKey6{}), unsafe.Sizeof(kflowValue6{}); n != kflowKey6Size || n6 != kflowValue6Size {
+		t.Fatalf("kflowKey6 and kflowValue6 are %d and %d bytes, the map's %d and %d", n, n6, kflowKey6Size, kflowValue6Size)
+	}
 	l.servers(true, 0, []KernelServer{{ID: 1, MAC: [6]byte{0x02, 0x99, 0, 0, 0, 1}}})
-	c := netip.MustParseAddrPort("198.18.1.10:40000")
-	web := netip.AddrPortFrom(splitVIPs[0], 80)
-	l.update([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: 1, Refresh: time.Hour}}, nil)
-	ack := framegen.TCP(framegen.L2{Src: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}, Dst: l.ours}, c, web, "A", 1, 1, []byte("x"))
-	if ret, _ := l.run(ack); ret != kfTX {
-		t.Fatalf("an installed flow's ACK: action %d, want XDP_TX", ret)
+	l2 := framegen.L2{Src: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}, Dst: l.ours}
+	c, c6 := netip.MustParseAddrPort("198.18.1.10:40000"), netip.MustParseAddrPort("[2001:2::10]:40000")
+	web, web6 := netip.AddrPortFrom(splitVIPs[0], 80), netip.AddrPortFrom(splitVIPs[1], 80)
+	l.update([]KernelFlow{{Client: c, VIP: web, Proto: protoTCP, Server: 1, Refresh: time.Hour}, {Client: c6, VIP: web6, Proto: protoTCP, Server: 1, Refresh: time.Hour}}, nil)
+	ack, ack6 := framegen.TCP(l2, c, web, "A", 1, 1, []byte("x")), framegen.TCP(l2, c6, web6, "A", 1, 1, []byte("x"))
+	for _, f := range [][]byte{ack, ack6} {
+		if ret, _ := l.run(f); ret != kfTX {
+			t.Fatalf("an installed flow's ACK: action %d, want XDP_TX", ret)
+		}
+	}
+	leftToDrlb := func(what any, f []byte) {
+		t.Helper()
+		if ret, out := l.run(f); ret != kfDrlb || !bytes.Equal(out, f) {
+			t.Errorf("an element holding %+v: action %d (frame changed: %v), want drlb's", what, ret, !bytes.Equal(out, f))
+		}
 	}
 	k, _ := kflowKeyOf(c, web, protoTCP)
 	v, _ := l.value(c, web, protoTCP)
@@ -593,9 +610,28 @@ func TestXDPKernelFlowReusedElement(t *testing.T) {
 		if err := l.flows.flows.Put(&k, &w); err != nil {
 			t.Fatal(err)
 		}
-		if ret, out := l.run(ack); ret != kfDrlb || !bytes.Equal(out, ack) {
-			t.Errorf("an element holding %+v for key %+v: action %d (frame changed: %v), want drlb's", w.Key, k, ret, !bytes.Equal(out, ack))
+		leftToDrlb(w.Key, ack)
+	}
+	k6, _ := kflowKey6Of(c6, web6, protoTCP)
+	var v6 kflowValue6
+	if err := l.flows.flows6.Lookup(&k6, &v6); err != nil {
+		t.Fatal(err)
+	}
+	for _, change := range []func(*kflowKey6){
+		func(k *kflowKey6) { k.Sport[1]++ },
+		func(k *kflowKey6) { k.Dport[0]++ },
+		func(k *kflowKey6) { k.Saddr[0]++ },
+		func(k *kflowKey6) { k.Saddr[15]++ },
+		func(k *kflowKey6) { k.Daddr[8]++ },
+		func(k *kflowKey6) { k.Daddr[15]++ },
+		func(k *kflowKey6) { k.Proto = protoUDP },
+	} {
+		w := v6
+		change(&w.Key)
+		if err := l.flows.flows6.Put(&k6, &w); err != nil {
+			t.Fatal(err)
 		}
+		leftToDrlb(w.Key, ack6)
 	}
 }
 

@@ -46,7 +46,7 @@ func xskSlot(q, lane int) uint32 { return uint32(xsksPerQueue*q + lane) }
 // the program. The program, in BPF assembly (no C compiler):
 //
 //	untagged IPv4 or IPv6 whose destination is in vip4 or vip6:
-//	    IPv4 of a kernel flow (flowMaps.instructions)  -> XDP_TX to its server
+//	    a kernel flow's (flowMaps.instructions)       -> XDP_TX to its server
 //	    a bare TCP SYN from a client not in trusted  -> XSKMAP[3*rx queue+1] (SYN socket)
 //	    a bare TCP SYN from a client in trusted      -> XSKMAP[3*rx queue+2] (trusted-SYN socket)
 //	    any other frame                              -> XSKMAP[3*rx queue]   (main socket)
@@ -194,6 +194,8 @@ func (o *xdpObjects) instructions() asm.Instructions {
 		asm.Mov.Imm(lane, xskLaneMain),                 //
 	)
 	if o.flows.cfg != nil {
+		// (A jump back: the verifier takes it since Linux 5.3,
+		// long before tcx and this program's other needs.)
 		insns = append(insns, asm.Ja.Label("kflow"))
 	}
 	kflowdone6 := reload(eth+ipv6Len+tcpFlags+1, "redirect")
