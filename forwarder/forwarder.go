@@ -106,9 +106,11 @@ type Forwarder struct {
 	fastHits uint64
 
 	// kf collects the flows handed to and taken back from the kernel
-	// (kernelflows.go); kernelFrames counts what the kernel forwarded.
+	// (kernelflows.go); kernelFrames counts what the kernel forwarded,
+	// kernelOut the flows handed out and not taken back.
 	kf           kernelFlows
 	kernelFrames atomic.Uint64
+	kernelOut    atomic.Int64
 	// changed gets a token after every change a control method or a
 	// swap made (Changes), on every worker.
 	changed chan struct{}

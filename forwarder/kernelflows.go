@@ -139,6 +139,7 @@ func (f *Forwarder) handOut(e *conntable.Entry, s *service, state uint8, timeout
 		kf.add = append(kf.add, KernelFlow{Client: key.Client, VIP: key.VIP, Proto: key.Proto,
 			Server: kernelServerID(s.slot, e.Real), Refresh: refresh})
 		e.Flags |= flagKernel
+		f.kernelOut.Add(1)
 	}
 	// Also when the batch is full: the flow may be in the kernel from
 	// an earlier frame.
@@ -153,6 +154,7 @@ func (f *Forwarder) takeBack(e *conntable.Entry) {
 		return
 	}
 	e.Flags &^= flagKernel
+	f.kernelOut.Add(-1)
 	key := kernelFlowKeyOf(&e.Key)
 	// The caller removes before it adds: a flow handed out earlier in
 	// this batch must not come back after this removal.
@@ -233,6 +235,13 @@ func (f *Forwarder) NoteKernelForwarded(id uint32, packets, bytes uint64) {
 // KernelForwarded is how many frames the kernel forwarded for this worker's
 // flows, as noted by NoteKernelForwarded. Any goroutine.
 func (f *Forwarder) KernelForwarded() uint64 { return f.kernelFrames.Load() }
+
+// KernelFlowsOut is how many of this worker's flows are handed to the
+// kernel now: handed out (the entry marked) and not taken back (its
+// mark cleared, also when the entry leaves the table, however it
+// leaves). A flow the kernel's map had no room for counts too: the
+// forwarder does not know. Any goroutine.
+func (f *Forwarder) KernelFlowsOut() int64 { return f.kernelOut.Load() }
 
 // MTU is Options.MTU: the largest IP packet forwarded (0: any), for a
 // kernel side that must send larger ones to drlb.

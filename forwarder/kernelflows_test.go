@@ -192,6 +192,13 @@ func TestKernelFlowsHandOut(t *testing.T) {
 	if a.Client != c || a.VIP != netip.AddrPortFrom(vip, 80) || a.Proto != protoTCP || a.Refresh != kernelFlowRefreshMax {
 		t.Fatalf("handed out %+v", a)
 	}
+	handed := func(want int64, when string) {
+		t.Helper()
+		if got := f.KernelFlowsOut(); got != want {
+			t.Errorf("%s: %d flows out, want %d", when, got, want)
+		}
+	}
+	handed(1, "handed out")
 	var mac [6]byte
 	for _, s := range f.KernelServers(t0) {
 		if s.ID == a.Server {
@@ -212,6 +219,7 @@ func TestKernelFlowsHandOut(t *testing.T) {
 	if len(add) != 0 || len(del) != 1 || del[0].Client != c {
 		t.Fatalf("ACK then FIN: add %v del %v", add, del)
 	}
+	handed(0, "taken back")
 	// Handed out and taken back in one batch: the removal cancels the
 	// add, which the caller would otherwise write after it.
 	c2 := client(1, 40001)
@@ -224,6 +232,7 @@ func TestKernelFlowsHandOut(t *testing.T) {
 	if len(add) != 0 || len(del) != 1 || del[0].Client != c2 {
 		t.Fatalf("handed out and taken back in one batch: add %v del %v, want only the removal", add, del)
 	}
+	handed(0, "handed out and taken back in one batch")
 
 	// IPv6 too, once established, as itself (no IPv4 mapping).
 	c6 := netip.AddrPortFrom(netip.MustParseAddr("2001:2::1:1"), 999)
@@ -235,6 +244,7 @@ func TestKernelFlowsHandOut(t *testing.T) {
 	if add, _, _ := f.KernelFlowChanges(); len(add) != 1 || add[0].Client != c6 || add[0].VIP != web6 || add[0].Proto != protoTCP {
 		t.Fatalf("an established IPv6 connection: add %v, want %v -> %v", add, c6, web6)
 	}
+	handed(1, "an IPv6 flow")
 	// UDP is handed out from its second frame.
 	u := framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("q"))
 	process(t, f, u, t0)
@@ -252,6 +262,7 @@ func TestKernelFlowsHandOut(t *testing.T) {
 	if len(del) != 2 || del[0].Client != c6 || del[1].Proto != protoUDP {
 		t.Fatalf("expiry: del %v, want the IPv6 connection and the UDP flow", del)
 	}
+	handed(0, "expired")
 }
 
 // TestKernelFlowsLost: more removals than fit between two calls are
@@ -510,5 +521,71 @@ func TestChangesEveryWorker(t *testing.T) {
 		default:
 			t.Errorf("worker %d: no change token after a change", i)
 		}
+	}
+}
+
+// TestKernelFlowsOutCount: KernelFlowsOut always equals the entries
+// marked as handed out, through a random mix of handshakes, data, FINs,
+// RSTs, UDP, expiries and a peer's sync records, on both families.
+func TestKernelFlowsOutCount(t *testing.T) {
+	cfg := testConfig("rr", 3)
+	cfg.MaxConns = 4096
+	f := newForwarder(t, cfg, Options{})
+	f.EnableKernelFlows()
+	r := rand.New(rand.NewPCG(7, 14))
+	now := t0
+	marked := func() (n int64) {
+		f.table.Range(func(e *conntable.Entry) bool {
+			if e.Flags&flagKernel != 0 {
+				n++
+			}
+			return true
+		})
+		return n
+	}
+	web6 := netip.AddrPortFrom(vip6, 80)
+	for i := range 5000 {
+		c := client(r.IntN(150), uint16(1000+r.IntN(4)))
+		c6 := netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 15: byte(r.IntN(100))}), uint16(1000+r.IntN(4)))
+		var frame []byte
+		switch r.IntN(11) {
+		case 9, 10: // a peer's record: the connection established on a server, or ended
+			e := connsync.Entry{Op: connsync.OpUpsert, Proto: protoTCP, Kind: conntable.KindConn, State: stateEstablished,
+				CIP: c.Addr(), VIP: vip, CPort: c.Port(), VPort: 80, SvcPort: 80,
+				Real: cfg.Services[0].RealServers[r.IntN(3)].Address, Timeout: time.Minute}
+			if r.IntN(2) == 0 {
+				e.Op = connsync.OpEnd
+			}
+			f.ApplySync(&e, now)
+		case 0:
+			frame = syn(c)
+		case 1, 2, 3:
+			frame = ack(c)
+		case 4:
+			frame = fin(c)
+		case 5:
+			frame = framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "R", 2, 0, nil)
+		case 6:
+			frame = framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("q"))
+		case 7:
+			frame = framegen.TCP(toDir, c6, web6, "S", 1, 0, nil)
+		case 8:
+			frame = framegen.TCP(toDir, c6, web6, "A", 2, 1, nil)
+		}
+		if frame != nil {
+			f.Process(frame, &Meta{Time: now})
+		}
+		f.KernelFlowChanges()
+		now += int64(r.IntN(3000)) * int64(time.Millisecond)
+		if i%50 == 0 {
+			f.Tick(now, 1<<12)
+			f.KernelFlowChanges()
+		}
+		if got, want := f.KernelFlowsOut(), marked(); got != want {
+			t.Fatalf("after step %d: KernelFlowsOut %d, marked entries %d", i, got, want)
+		}
+	}
+	if f.KernelFlowsOut() == 0 {
+		t.Error("no flow out at the end: the mix never handed any out")
 	}
 }
