@@ -134,7 +134,7 @@ func TestLegacyListings(t *testing.T) {
 	WriteConnEntries(&b, s)
 	golden(t, "list-conns.golden", b.String())
 	b.Reset()
-	s.KernelForwarded, s.KernelFlows = 5_913, KernelFlowsOn
+	s.KernelForwarded, s.KernelFlows, s.KernelFlowsOut = 5_913, KernelFlowsOn, 12
 	WriteList(&b, s)
 	golden(t, "list-kernel-flows.golden", b.String())
 	b.Reset()

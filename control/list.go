@@ -96,19 +96,20 @@ func WriteList(w io.Writer, s Snapshot) {
 		}
 	}
 	writeOverload(w, s.Overload)
-	writeKernelFlows(w, s.KernelForwarded, s.KernelFlows)
+	writeKernelFlows(w, s)
 }
 
 // writeKernelFlows says, once the kernel forwarded frames of
-// established flows itself (drlb run -kernel-flows), how many: they are in
-// the packet counters above too; and while kernel flows are held, why
-// (nothing is printed before either).
-func writeKernelFlows(w io.Writer, n uint64, state string) {
-	if n > 0 {
-		fmt.Fprintf(w, "\nKernel flows: %d frames of established flows forwarded by the kernel itself (counted above too)\n", n)
+// established flows itself (drlb run -kernel-flows) or holds flows, how
+// many: the frames are in the packet counters above too; and while
+// kernel flows are held, why (nothing is printed before either).
+func writeKernelFlows(w io.Writer, s Snapshot) {
+	if s.KernelForwarded > 0 || s.KernelFlowsOut > 0 {
+		fmt.Fprintf(w, "\nKernel flows: %d flows handed to the kernel; %d frames of established flows forwarded by the kernel itself (counted above too)\n",
+			s.KernelFlowsOut, s.KernelForwarded)
 	}
-	if state == KernelFlowsHeld {
-		if n == 0 {
+	if s.KernelFlows == KernelFlowsHeld {
+		if s.KernelForwarded == 0 && s.KernelFlowsOut == 0 {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintln(w, "Kernel flows held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb forwards every frame itself")

@@ -29,24 +29,27 @@ func scrapeMetrics(t *testing.T, s Snapshot) string {
 }
 
 // TestKernelFlowsMetrics: drlb_kernel_flows_held is 1 while kernel flows
-// are held, 0 while they run, and absent without them.
+// are held, 0 while they run, and absent without them; drlb_kernel_flows
+// is the flows handed out.
 func TestKernelFlowsMetrics(t *testing.T) {
 	for _, tc := range []struct {
-		state, want string
+		state string
+		want  []string
 	}{
-		{"", ""},
-		{KernelFlowsOn, "drlb_kernel_flows_held 0"},
-		{KernelFlowsHeld, "drlb_kernel_flows_held 1"},
+		{"", nil},
+		{KernelFlowsOn, []string{"drlb_kernel_flows_held 0", "drlb_kernel_flows 7"}},
+		{KernelFlowsHeld, []string{"drlb_kernel_flows_held 1", "drlb_kernel_flows 7"}},
 	} {
 		s := fixtureSnapshot()
-		s.KernelFlows = tc.state
+		s.KernelFlows, s.KernelFlowsOut = tc.state, 7
 		body := scrapeMetrics(t, s)
-		if tc.want == "" {
-			if strings.Contains(body, "drlb_kernel_flows_held") {
-				t.Errorf("kernel flows off: the metrics have drlb_kernel_flows_held")
+		if tc.want == nil && strings.Contains(body, "drlb_kernel_flows") {
+			t.Errorf("kernel flows off: the metrics have drlb_kernel_flows*")
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(body, want+"\n") {
+				t.Errorf("kernel flows %q: the metrics lack %s", tc.state, want)
 			}
-		} else if !strings.Contains(body, tc.want+"\n") {
-			t.Errorf("kernel flows %q: the metrics lack %s", tc.state, tc.want)
 		}
 	}
 }

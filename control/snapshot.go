@@ -29,6 +29,10 @@ type Snapshot struct {
 	// program does not run first at tc ingress (AF_PACKET; another
 	// program ahead of it, or detached).
 	KernelFlows string `json:"kernel_flows,omitempty"`
+	// KernelFlowsOut is how many flows are handed to the kernel now
+	// (handed out and not taken back; those its map had no room for
+	// count too, see Link's kernel_flows_full).
+	KernelFlowsOut int64 `json:"kernel_flows_out,omitempty"`
 	// Overload is the connection table's pressure defence (short SYN_RECV
 	// timeouts, SYN_RECV eviction when full); nil when not read.
 	Overload *Overload `json:"overload,omitempty"`

@@ -423,6 +423,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	}
 	for _, w := range d.workers {
 		snap.KernelForwarded += w.fw.KernelForwarded()
+		snap.KernelFlowsOut += w.fw.KernelFlowsOut()
 	}
 	if d.kflowsOn {
 		snap.KernelFlows = control.KernelFlowsOn

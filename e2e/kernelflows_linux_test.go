@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -115,6 +116,29 @@ func TestKernelFlows(t *testing.T) {
 			t.Logf("IPv6: the kernel forwarded %d frames", forwarded6)
 			if tc.off && forwarded6 != 0 || !tc.off && forwarded6 < segments/2 {
 				t.Errorf("the kernel forwarded %d frames of an 8 MB upload over IPv6, want %v", forwarded6, map[bool]string{true: "none", false: "most of its segments"}[tc.off])
+			}
+			// The flows handed out: an open keep-alive connection's
+			// (after its request, once established), none once every
+			// connection has closed (a FIN takes the flow back).
+			url := "http://" + netip.AddrPortFrom(l.VIP, testbed.HTTPPort).String() + "/"
+			for range 2 {
+				resp, err := c.Get(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if out := kernelForwarded(t, sock, 0, 0).KernelFlowsOut; !tc.off && out != 1 || tc.off && out != 0 {
+				t.Errorf("with one keep-alive connection open, %d flows handed to the kernel", out)
+			}
+			c.CloseIdleConnections()
+			deadline = time.Now().Add(2 * time.Second)
+			for kernelForwarded(t, sock, 0, 0).KernelFlowsOut != 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if out := kernelForwarded(t, sock, 0, 0).KernelFlowsOut; out != 0 {
+				t.Errorf("every connection closed, yet %d flows handed to the kernel", out)
 			}
 			p.stop()
 			if tc.name == "afxdp" && xdpOn(t, l, l.Director) {
