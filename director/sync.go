@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -21,18 +22,19 @@ import (
 
 // Connection sync between directors (issue 12; README "Two directors:
 // VRRP failover"). The data path records table changes into the
-// forwarder's buffer (forwarder/sync.go); after each batch the loop
-// copies them into syncRun.pending under a mutex held only for that copy
-// (full: dropped and counted, never waited for), and the sender goroutine
-// takes the whole buffer (double buffer), packs datagrams and sends them
-// to every peer. The receiver goroutine verifies each datagram (peer
+// forwarder's buffer (forwarder/sync.go); after each batch the worker
+// packs them (its own packer, under its lock) and sends them to every
+// peer itself, before it writes the batch's frames: a new connection's
+// record is on the wire before its SYN, so a master killed after
+// forwarding the SYN has already told the backup (with a sender
+// goroutine in between, the record could still be queued at the kill,
+// and the backup dropped the connection's next segments: seen once in
+// CI). The receiver goroutine verifies each datagram (peer
 // address, HMAC, replay window) and applies each entry under the lock of
 // the worker whose table holds its client (Director.workerOf). At start a director
 // asks its peers for a bulk copy and holds VRRP preemption until one
 // arrives (or syncBulkTimeout passes).
 const (
-	// syncQueue is how many events wait for the sender at most.
-	syncQueue = 1 << 14
 	// syncEventsPerBatch bounds the forwarder's buffer: a batch of 64
 	// frames records at most 2 events per frame (a connection and its
 	// persistence template).
@@ -60,11 +62,6 @@ type syncRun struct {
 	seq   atomic.Uint64
 	log   *slog.Logger
 
-	// pending is the loop's hand-off (push) to the sender (run).
-	mu      sync.Mutex
-	pending []forwarder.SyncEvent
-	wake    chan struct{}
-
 	// bulk state: done is closed once a bulk copy arrived or timed out.
 	bulkMu      sync.Mutex
 	bulkState   string // waiting, done, timeout
@@ -76,10 +73,10 @@ type syncRun struct {
 	serving     map[netip.Addr]bool // peers a bulk answer is being sent to
 	onBulk      func()              // releases the VRRP preempt hold
 
-	sent, sendErrors, received, dropped atomic.Uint64
-	rejected                            [4]atomic.Uint64 // by control.SyncRejectReasons
-	entries                             [len(forwarder.SyncResultNames)]atomic.Uint64
-	fromPeer                            map[netip.Addr]uint64 // bulk entries per peer (receiver only)
+	sent, sendErrors, received atomic.Uint64
+	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
+	entries                    [len(forwarder.SyncResultNames)]atomic.Uint64
+	fromPeer                   map[netip.Addr]uint64 // bulk entries per peer (receiver only)
 }
 
 const (
@@ -114,7 +111,6 @@ func newSync(d *Director, s *config.HASync, conn connsync.Conn, key []byte, self
 		return nil, fmt.Errorf("director: ha.sync: %w: at least %d bytes", err, connsync.MinKeyLen)
 	}
 	r := &syncRun{d: d, conn: conn, key: slices.Clone(key), self: self, epoch: uint64(time.Now().UnixNano()), log: d.log,
-		pending: make([]forwarder.SyncEvent, 0, syncQueue), wake: make(chan struct{}, 1),
 		bulkState: "waiting", bulkDone: make(chan struct{}), serving: map[netip.Addr]bool{}, fromPeer: map[netip.Addr]uint64{}}
 	for _, p := range s.Peers {
 		if p.Unmap() != self {
@@ -125,25 +121,6 @@ func newSync(d *Director, s *config.HASync, conn connsync.Conn, key []byte, self
 		return nil, errors.New("director: ha.sync.peers: no peer but this director itself")
 	}
 	return r, nil
-}
-
-// push hands the events of one batch to the sender; on the loop, never
-// blocking: what does not fit is dropped and counted.
-func (r *syncRun) push(evs []forwarder.SyncEvent) {
-	if len(evs) == 0 {
-		return
-	}
-	r.mu.Lock()
-	n := min(len(evs), cap(r.pending)-len(r.pending))
-	r.pending = append(r.pending, evs[:n]...)
-	r.mu.Unlock()
-	if n < len(evs) {
-		r.dropped.Add(uint64(len(evs) - n))
-	}
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }
 
 // entryOf is an event as the wire carries it.
@@ -197,7 +174,9 @@ func (p *packer) flush() {
 	p.buf = p.codec.Seal(p.buf)
 	for _, to := range p.to {
 		p.r.sent.Add(1)
-		if err := p.r.conn.WriteTo(p.buf, to); err != nil {
+		if err := p.r.conn.WriteTo(p.buf, to); errors.Is(err, net.ErrClosed) {
+			break // the director is stopping: a worker's last batch
+		} else if err != nil {
 			if n := p.r.sendErrors.Add(1); n == 1 || n%1000 == 0 {
 				p.r.log.Warn("ha.sync: send", "peer", to.Addr(), "err", err, "errors", n)
 			}
@@ -214,25 +193,14 @@ func (r *syncRun) send(typ uint8, to []netip.AddrPort) {
 	p.flush()
 }
 
-// run sends queued events until ctx ends.
-func (r *syncRun) run(ctx context.Context) {
-	spare := make([]forwarder.SyncEvent, 0, syncQueue)
-	p := r.packer(connsync.TypeUpdate, r.peers)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.wake:
-		}
-		r.mu.Lock()
-		batch := r.pending
-		r.pending = spare[:0]
-		r.mu.Unlock()
-		for i := range batch {
-			p.add(&batch[i])
-		}
-		p.flush()
-		spare = batch
+// updates is a worker's packer for its batches' events (loop).
+func (r *syncRun) updates() *packer { return r.packer(connsync.TypeUpdate, r.peers) }
+
+// addAll packs evs (a batch's events), sending full datagrams as it goes;
+// the caller flushes the rest.
+func (p *packer) addAll(evs []forwarder.SyncEvent) {
+	for i := range evs {
+		p.add(&evs[i])
 	}
 }
 
@@ -412,11 +380,10 @@ func (r *syncRun) reject(reason int, from netip.AddrPort, err error) {
 	}
 }
 
-// serve runs the sender, the receiver and the bulk request until ctx
-// ends, then closes the socket.
+// serve runs the receiver and the bulk request until ctx ends, then
+// closes the socket (the workers send updates themselves).
 func (r *syncRun) serve(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(3)
-	go func() { defer wg.Done(); r.run(ctx) }()
+	wg.Add(2)
 	go func() { defer wg.Done(); r.receive(ctx) }()
 	go func() { defer wg.Done(); r.requestBulk(ctx) }()
 	go func() { <-ctx.Done(); r.conn.Close() }()
@@ -428,7 +395,7 @@ func (r *syncRun) status() *control.SyncStatus {
 		return nil
 	}
 	s := &control.SyncStatus{Sent: r.sent.Load(), SendErrors: r.sendErrors.Load(), Received: r.received.Load(),
-		Dropped: r.dropped.Load(), Rejected: map[string]uint64{}, Entries: map[string]uint64{}}
+		Rejected: map[string]uint64{}, Entries: map[string]uint64{}}
 	for _, w := range r.d.workers {
 		s.Dropped += w.fw.SyncDropped() // each worker's event buffer
 	}

@@ -126,6 +126,10 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 	// flooded queue.
 	truster, _ := w.port.(link.ClientTruster)
 	trusted := make([]netip.Addr, 0, forwarder.HandshakeBatch)
+	var updates *packer // with ha.sync: the batches' table changes, sent before their frames
+	if d.sync != nil {
+		updates = d.sync.updates()
+	}
 	for {
 		n, err := w.port.ReadBatch(ctx, in)
 		if errors.Is(err, link.ErrLinkDown) {
@@ -139,8 +143,8 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		now := d.clock().UnixNano()
 		w.mu.Lock()
 		out = w.step.Handle(now, in[:n], out[:0])
-		if d.sync != nil {
-			d.sync.push(w.fw.SyncEvents())
+		if updates != nil {
+			updates.addAll(w.fw.SyncEvents())
 			w.fw.ResetSyncEvents()
 		}
 		if truster != nil {
@@ -150,6 +154,9 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			d.flushKernelFlows(w, w.kflows)
 		}
 		w.mu.Unlock()
+		if updates != nil {
+			updates.flush() // the records before the frames (sync.go)
+		}
 		if len(trusted) > 0 {
 			truster = d.trust(w, truster, trusted)
 			trusted = trusted[:0]
