@@ -113,6 +113,19 @@ func AppendHeader(b []byte, h *Header) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(h.Time))
 }
 
+// Restamp sets the sequence number and time of the message started in b
+// (AppendHeader), not yet sealed: a sender whose goroutines fill
+// messages side by side numbers each one as it sends it, in the order
+// the messages leave, so that the receiver's replay window (Window)
+// never sees one fall far behind the others.
+func Restamp(b []byte, seq uint64, now int64) {
+	if len(b) < HeaderLen {
+		return
+	}
+	binary.BigEndian.PutUint64(b[32:40], seq)
+	binary.BigEndian.PutUint64(b[40:48], uint64(now))
+}
+
 // AppendEntry adds e to the message in b and bumps its count. It reports
 // false (b unchanged) when the datagram is full.
 func AppendEntry(b []byte, e *Entry) ([]byte, bool) {

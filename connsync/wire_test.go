@@ -76,6 +76,31 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRestamp: a message's sequence number and time set after its
+// entries are what the receiver reads, and nothing else changes.
+func TestRestamp(t *testing.T) {
+	c, _ := NewCodec(testKey)
+	h := sampleHeader()
+	b := AppendHeader(nil, &h)
+	b, _ = AppendEntry(b, ptr(sampleEntry()))
+	Restamp(b, 4242, 1_700_000_000_123)
+	got, p, err := c.Open(c.Seal(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := h
+	want.Seq, want.Time, want.Count = 4242, 1_700_000_000_123, 1
+	if got != want {
+		t.Errorf("header %+v, want %+v", got, want)
+	}
+	if e, ok := EntryAt(p, 0); !ok || e != sampleEntry() {
+		t.Errorf("entry %+v %v", e, ok)
+	}
+	Restamp(b[:HeaderLen-1], 1, 1) // too short: left alone, no panic
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func TestFull(t *testing.T) {
 	h := sampleHeader()
 	b := AppendHeader(nil, &h)

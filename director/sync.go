@@ -23,8 +23,8 @@ import (
 // Connection sync between directors (issue 12; README "Two directors:
 // VRRP failover"). The data path records table changes into the
 // forwarder's buffer (forwarder/sync.go); after each batch the worker
-// packs them (its own packer, under its lock) and sends them to every
-// peer itself, before it writes the batch's frames: a new connection's
+// copies them out under its lock, then packs them (its own packer) and
+// sends them to every peer itself, before it writes the batch's frames: a new connection's
 // record is on the wire before its SYN, so a master killed after
 // forwarding the SYN has already told the backup (with a sender
 // goroutine in between, the record could still be queued at the kill,
@@ -59,8 +59,10 @@ type syncRun struct {
 	self  netip.Addr
 	peers []netip.AddrPort // the configured peers, this director excluded
 	epoch uint64
-	seq   atomic.Uint64
+	seq   atomic.Uint64 // taken under sendMu (packer.flush)
 	log   *slog.Logger
+	// sendMu orders the datagrams of every packer: number, seal, send.
+	sendMu sync.Mutex
 
 	// bulk state: done is closed once a bulk copy arrived or timed out.
 	bulkMu      sync.Mutex
@@ -146,8 +148,9 @@ func (r *syncRun) packer(typ uint8, to []netip.AddrPort) *packer {
 	return &packer{r: r, codec: c, buf: make([]byte, 0, connsync.MaxDatagram+connsync.MACLen), typ: typ, to: to}
 }
 
+// start begins a datagram; flush numbers it.
 func (p *packer) start() {
-	h := connsync.Header{Type: p.typ, Sender: p.r.self, Epoch: p.r.epoch, Seq: p.r.seq.Add(1), Time: time.Now().UnixNano()}
+	h := connsync.Header{Type: p.typ, Sender: p.r.self, Epoch: p.r.epoch}
 	p.buf = connsync.AppendHeader(p.buf, &h)
 }
 
@@ -165,23 +168,35 @@ func (p *packer) add(ev *forwarder.SyncEvent) {
 	}
 }
 
-// flush seals and sends what is packed (a message without entries too,
-// for a request or the end of a bulk copy).
+// flush numbers, seals and sends what is packed (a message without
+// entries too, for a request or the end of a bulk copy). The number is
+// taken under sendMu, held until the datagram has gone to every peer:
+// datagrams leave in the order of their numbers, whichever packer
+// (worker, bulk answer, request) filled them, so none falls behind the
+// receiver's replay window (connsync.Window: 64) however many others
+// were filled side by side.
 func (p *packer) flush() {
 	if len(p.buf) == 0 {
 		return
 	}
+	r := p.r
+	r.sendMu.Lock()
+	connsync.Restamp(p.buf, r.seq.Add(1), time.Now().UnixNano())
 	p.buf = p.codec.Seal(p.buf)
 	for _, to := range p.to {
-		p.r.sent.Add(1)
-		if err := p.r.conn.WriteTo(p.buf, to); errors.Is(err, net.ErrClosed) {
+		err := r.conn.WriteTo(p.buf, to)
+		if errors.Is(err, net.ErrClosed) {
 			break // the director is stopping: a worker's last batch
-		} else if err != nil {
-			if n := p.r.sendErrors.Add(1); n == 1 || n%1000 == 0 {
-				p.r.log.Warn("ha.sync: send", "peer", to.Addr(), "err", err, "errors", n)
-			}
 		}
+		if err != nil {
+			if n := r.sendErrors.Add(1); n == 1 || n%1000 == 0 {
+				r.log.Warn("ha.sync: send", "peer", to.Addr(), "err", err, "errors", n)
+			}
+			continue
+		}
+		r.sent.Add(1)
 	}
+	r.sendMu.Unlock()
 	p.buf = p.buf[:0]
 	p.sent++
 }
@@ -196,8 +211,9 @@ func (r *syncRun) send(typ uint8, to []netip.AddrPort) {
 // updates is a worker's packer for its batches' events (loop).
 func (r *syncRun) updates() *packer { return r.packer(connsync.TypeUpdate, r.peers) }
 
-// addAll packs evs (a batch's events), sending full datagrams as it goes;
-// the caller flushes the rest.
+// addAll packs evs (a batch's events, copied out of the forwarder's
+// buffer: the worker calls it without its lock), sending full datagrams
+// as it goes; the caller flushes the rest.
 func (p *packer) addAll(evs []forwarder.SyncEvent) {
 	for i := range evs {
 		p.add(&evs[i])

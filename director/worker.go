@@ -126,9 +126,13 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 	// flooded queue.
 	truster, _ := w.port.(link.ClientTruster)
 	trusted := make([]netip.Addr, 0, forwarder.HandshakeBatch)
-	var updates *packer // with ha.sync: the batches' table changes, sent before their frames
+	// With ha.sync: the batch's table changes, copied out under the
+	// lock and sent before the batch's frames (sync.go).
+	var updates *packer
+	var changes []forwarder.SyncEvent
 	if d.sync != nil {
 		updates = d.sync.updates()
+		changes = make([]forwarder.SyncEvent, 0, syncEventsPerBatch)
 	}
 	for {
 		n, err := w.port.ReadBatch(ctx, in)
@@ -144,7 +148,7 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		w.mu.Lock()
 		out = w.step.Handle(now, in[:n], out[:0])
 		if updates != nil {
-			updates.addAll(w.fw.SyncEvents())
+			changes = append(changes[:0], w.fw.SyncEvents()...)
 			w.fw.ResetSyncEvents()
 		}
 		if truster != nil {
@@ -154,8 +158,9 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			d.flushKernelFlows(w, w.kflows)
 		}
 		w.mu.Unlock()
-		if updates != nil {
-			updates.flush() // the records before the frames (sync.go)
+		if len(changes) > 0 {
+			updates.addAll(changes) // the records before the frames (sync.go)
+			updates.flush()
 		}
 		if len(trusted) > 0 {
 			truster = d.trust(w, truster, trusted)
