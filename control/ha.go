@@ -57,7 +57,7 @@ type SyncStatus struct {
 	BulkFrom    netip.Addr `json:"bulk_from,omitzero"`
 	BulkEntries uint64     `json:"bulk_entries"`
 	BulkTook    float64    `json:"bulk_seconds"`
-	// Messages sent (and refused by the socket), received and accepted.
+	// Messages sent (one per peer), refused by the socket, and received.
 	Sent       uint64 `json:"messages_sent"`
 	SendErrors uint64 `json:"send_errors"`
 	Received   uint64 `json:"messages_received"`

@@ -357,8 +357,9 @@ func (o *orderSync) WriteTo(b []byte, _ netip.AddrPort) error {
 	return nil
 }
 
-// TestSyncPackersInOrder: workers filling datagrams side by side (and a
-// bulk answer) send them in the order of their numbers, so the peer's
+// TestSyncPackersInOrder: workers filling datagrams side by side send
+// them in the order of their numbers (a bulk answer's packer goes
+// through the same flush), so the peer's
 // replay window accepts every one. Numbered when started, as before, a
 // datagram could leave after 64 newer ones and be rejected: a review saw
 // 4-24 of 40,000 lost with two workers.
