@@ -2,7 +2,6 @@ package director
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -28,13 +27,13 @@ type kflowOrder interface {
 
 // startKernelFlowWatch runs watchKernelFlowOrder until ctx ends or the
 // returned stop is called; stop returns once it has ended.
-func (d *Director) startKernelFlowWatch(ctx context.Context, drop kflowOrder, ifname string, log *slog.Logger) (stop func()) {
+func (d *Director) startKernelFlowWatch(ctx context.Context, drop kflowOrder, ifname string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		d.watchKernelFlowOrder(ctx, drop, ifname, log, flowsEvery)
+		d.watchKernelFlowOrder(ctx, drop, ifname, flowsEvery)
 	}()
 	return func() { cancel(); wg.Wait() }
 }
@@ -58,7 +57,8 @@ const failuresToHold = 3
 // watchKernelFlowOrder reads drop's place in ifname's tcx ingress every
 // `every` and holds kernel flows while the program is not first (or the
 // order cannot be read), logging each change.
-func (d *Director) watchKernelFlowOrder(ctx context.Context, drop kflowOrder, ifname string, log *slog.Logger, every time.Duration) {
+func (d *Director) watchKernelFlowOrder(ctx context.Context, drop kflowOrder, ifname string, every time.Duration) {
+	log := d.log
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last, failures, lastErr := kflowFirst, 0, ""

@@ -73,7 +73,7 @@ func TestKernelFlowHold(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		d.watchKernelFlowOrder(ctx, order, "eth-test", log, time.Millisecond)
+		d.watchKernelFlowOrder(ctx, order, "eth-test", time.Millisecond)
 	}()
 	defer func() { cancel(); close(order); <-done }()
 	answer := func(o link.TCXOrder, err error) {

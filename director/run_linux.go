@@ -116,26 +116,27 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if drop != nil {
 		defer drop.Close()
 	}
-	if _, xdp := port.(link.XDPMode); opts.KernelFlows && !xdp && (drop == nil || !drop.ForwardsKernelFlows()) {
-		// The sockets' filters would refuse the flows' frames and
-		// nothing would send them: off, and the ports back to the
-		// classic filter (the maps and lookups would only cost).
-		d.kflowsOn = false
-		log.Warn("-kernel-flows off: with AF_PACKET the kernel forwards flows in the tc program that drops its copy of VIP frames, which is not attached")
-		for _, p := range append([]link.Port{port}, opts.ExtraPorts...) {
-			if tp, ok := p.(link.TCFlowPort); ok {
-				if err := tp.DropKernelFlows(filter); err != nil {
-					closePorts()
-					b.stop()
-					return err
+	if _, xdp := port.(link.XDPMode); d.kflowsOn && !xdp {
+		if drop != nil && drop.ForwardsKernelFlows() {
+			// The tc program must stay first at tc ingress (kflowhold_linux.go).
+			stop := d.startKernelFlowWatch(ctx, drop, cfg.Interface)
+			defer stop() // before drop.Close
+		} else {
+			// The sockets' filters would refuse the flows' frames and
+			// nothing would send them: off, and the ports back to the
+			// classic filter (the maps and lookups would only cost).
+			d.kflowsOn = false
+			log.Warn("-kernel-flows off: with AF_PACKET the kernel forwards flows in the tc program that drops its copy of VIP frames, which is not attached")
+			for _, p := range append([]link.Port{port}, opts.ExtraPorts...) {
+				if tp, ok := p.(link.TCFlowPort); ok {
+					if err := tp.DropKernelFlows(filter); err != nil {
+						closePorts()
+						b.stop()
+						return err
+					}
 				}
 			}
 		}
-	}
-	if _, xdp := port.(link.XDPMode); d.kflowsOn && !xdp {
-		// The tc program must stay first at tc ingress (kflowhold_linux.go).
-		stop := d.startKernelFlowWatch(ctx, drop, cfg.Interface, log)
-		defer stop() // before drop.Close
 	}
 	// VIPs a reload adds need their blackhole route and kernel drop too,
 	// before they are announced; removed ones lose theirs.
