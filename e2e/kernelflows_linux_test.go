@@ -71,26 +71,10 @@ func TestKernelFlows(t *testing.T) {
 			if tc.super {
 				segments = size / 65536 // super-frames of at most 64 KiB: 128 or more
 			}
-			var s control.Snapshot
-			var packets uint64
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				var err error
-				s, err = control.Get(ctx, sock, false)
-				cancel()
-				if err != nil {
-					t.Fatal(err)
-				}
-				packets = 0
-				for _, rs := range s.Services[0].RealServers {
-					packets += rs.InPackets
-				}
-				if packets >= segments && (tc.off || s.KernelForwarded >= segments/2) || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			s := ctlSnapshotWhen(t, sock, 5*time.Second, func(s control.Snapshot) bool {
+				return serverPackets(s) >= segments && (tc.off || s.KernelForwarded >= segments/2)
+			})
+			packets := serverPackets(s)
 			t.Logf("kernel forwarded %d frames; frames by reason %v; the servers counted %d packets", s.KernelForwarded, s.Frames, packets)
 			if tc.off {
 				if s.KernelForwarded != 0 {
@@ -106,13 +90,13 @@ func TestKernelFlows(t *testing.T) {
 			// kernel too. (The IPv4 counts settle first: the kernel's
 			// reach drlb every 500 ms.)
 			time.Sleep(600 * time.Millisecond)
-			before := kernelForwarded(t, sock, 0, 0).KernelForwarded
+			before := ctlSnapshot(t, sock).KernelForwarded
 			uploadCounted(t, l, c, l.VIP6, size, tc.super)
 			want := before + segments/2
 			if tc.off {
 				want = 0
 			}
-			forwarded6 := kernelForwarded(t, sock, want, 5*time.Second).KernelForwarded - before
+			forwarded6 := ctlSnapshotWhen(t, sock, 5*time.Second, forwardedAtLeast(want)).KernelForwarded - before
 			t.Logf("IPv6: the kernel forwarded %d frames", forwarded6)
 			if tc.off && forwarded6 != 0 || !tc.off && forwarded6 < segments/2 {
 				t.Errorf("the kernel forwarded %d frames of an 8 MB upload over IPv6, want %v", forwarded6, map[bool]string{true: "none", false: "most of its segments"}[tc.off])
@@ -129,15 +113,12 @@ func TestKernelFlows(t *testing.T) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			if out := kernelForwarded(t, sock, 0, 0).KernelFlowsOut; !tc.off && out != 1 || tc.off && out != 0 {
+			if out := ctlSnapshot(t, sock).KernelFlowsOut; !tc.off && out != 1 || tc.off && out != 0 {
 				t.Errorf("with one keep-alive connection open, %d flows handed to the kernel", out)
 			}
 			c.CloseIdleConnections()
-			deadline = time.Now().Add(2 * time.Second)
-			for kernelForwarded(t, sock, 0, 0).KernelFlowsOut != 0 && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if out := kernelForwarded(t, sock, 0, 0).KernelFlowsOut; out != 0 {
+			noneOut := func(s control.Snapshot) bool { return s.KernelFlowsOut == 0 }
+			if out := ctlSnapshotWhen(t, sock, 2*time.Second, noneOut).KernelFlowsOut; out != 0 {
 				t.Errorf("every connection closed, yet %d flows handed to the kernel", out)
 			}
 			p.stop()
@@ -165,48 +146,68 @@ func TestKernelFlowsHeld(t *testing.T) {
 	c.Timeout = 30 * time.Second // without the hold the upload stalls: frames lost
 	const size = 8 << 20
 	segments := uint64(size / 1448)
-	before := kernelForwarded(t, sock, 0, 0)
+	before := ctlSnapshot(t, sock)
 	if before.KernelFlows != control.KernelFlowsHeld {
 		t.Errorf("held, yet ctl says kernel flows %q", before.KernelFlows)
 	}
 	uploadCounted(t, l, c, l.VIP, size, false)
 	time.Sleep(1200 * time.Millisecond) // the kernel's counts reach drlb every 500 ms
-	held := kernelForwarded(t, sock, 0, 0).KernelForwarded - before.KernelForwarded
+	held := ctlSnapshot(t, sock).KernelForwarded - before.KernelForwarded
 	t.Logf("held: the kernel forwarded %d frames of the upload", held)
 	if held > 2 {
 		t.Errorf("held, yet the kernel forwarded %d frames of the upload", held)
 	}
 	detach()
 	p.waitLog("kernel flows resumed", 1, 5*time.Second)
-	before = kernelForwarded(t, sock, 0, 0)
+	before = ctlSnapshot(t, sock)
 	if before.KernelFlows != control.KernelFlowsOn {
 		t.Errorf("resumed, yet ctl says kernel flows %q", before.KernelFlows)
 	}
 	uploadCounted(t, l, c, l.VIP, size, false)
-	resumed := kernelForwarded(t, sock, before.KernelForwarded+segments/2, 5*time.Second).KernelForwarded - before.KernelForwarded
+	resumed := ctlSnapshotWhen(t, sock, 5*time.Second, forwardedAtLeast(before.KernelForwarded+segments/2)).KernelForwarded - before.KernelForwarded
 	t.Logf("resumed: the kernel forwarded %d frames of the upload", resumed)
 	if resumed < segments/2 {
 		t.Errorf("resumed, yet the kernel forwarded %d frames of the upload, want most of its %d segments", resumed, segments)
 	}
 }
 
-// kernelForwarded reads ctl's snapshot, again until the kernel forwarded
-// at least want frames or wait passes.
-func kernelForwarded(t *testing.T, sock string, want uint64, wait time.Duration) control.Snapshot {
+// ctlSnapshot reads ctl's snapshot on sock.
+func ctlSnapshot(t *testing.T, sock string) control.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := control.Get(ctx, sock, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// ctlSnapshotWhen reads ctl's snapshot on sock again until done accepts
+// it or wait passes, and returns the last one.
+func ctlSnapshotWhen(t *testing.T, sock string, wait time.Duration, done func(control.Snapshot) bool) control.Snapshot {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s, err := control.Get(ctx, sock, false)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.KernelForwarded >= want || time.Now().After(deadline) {
+		s := ctlSnapshot(t, sock)
+		if done(s) || time.Now().After(deadline) {
 			return s
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// forwardedAtLeast accepts a snapshot once the kernel forwarded n frames.
+func forwardedAtLeast(n uint64) func(control.Snapshot) bool {
+	return func(s control.Snapshot) bool { return s.KernelForwarded >= n }
+}
+
+// serverPackets is the packets the first service's real servers got.
+func serverPackets(s control.Snapshot) (n uint64) {
+	for _, rs := range s.Services[0].RealServers {
+		n += rs.InPackets
+	}
+	return n
 }
 
 // TestKernelFlowsNoTC: when the tc program that forwards kernel flows
@@ -230,7 +231,7 @@ func TestKernelFlowsNoTC(t *testing.T) {
 	c.Timeout = 30 * time.Second
 	uploadCounted(t, l, c, l.VIP, 8<<20, false)
 	time.Sleep(1200 * time.Millisecond) // kernel counts would reach drlb every 500 ms
-	s := kernelForwarded(t, sock, 0, 0)
+	s := ctlSnapshot(t, sock)
 	if s.KernelForwarded != 0 || s.KernelFlows != "" {
 		t.Errorf("kernel flows off, yet ctl says %q, %d frames forwarded by the kernel", s.KernelFlows, s.KernelForwarded)
 	}
