@@ -125,7 +125,7 @@ func (k *pktFlows) filter(classic []bpf.RawInstruction) (*ebpf.Program, error) {
 //	classic: the VIP filter's verdict
 //
 // The frame is read with bpf_skb_load_bytes into the stack (a socket
-// filter has no direct packet access), at most kflowTCPEnd bytes.
+// filter has no direct packet access), at most kflow6TCPEnd bytes.
 func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instructions, error) {
 	const (
 		ctx            = asm.R6

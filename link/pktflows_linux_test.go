@@ -2,6 +2,7 @@ package link
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -312,7 +313,7 @@ func TestKernelFlowSlots(t *testing.T) {
 	x6, y6 := netip.MustParseAddrPort("[2001:2::10]:40000"), netip.MustParseAddrPort("[2001:2::11]:40000")
 	key6, _ := kflowKey6Of(x6, web6, protoTCP)
 	slot4 := kflowSlot{Key: slotKeyOf(key), MAC: server, Valid: 4}
-	slot6 := kflowSlot{Key: slotKey6Of(key6), MAC: server, Valid: 6}
+	slot6 := kflowSlot{Key: slotKeyOf(key6), MAC: server, Valid: 6}
 	leave := func(s kflowSlot) {
 		t.Helper()
 		all := make([]kflowSlot, ncpu)
@@ -404,16 +405,6 @@ func TestKernelFlowSlots(t *testing.T) {
 	}
 }
 
-// slotKey6Of is k as a slot holds it.
-func slotKey6Of(k kflowKey6) (b [kflowKey6Size]byte) {
-	copy(b[0:16], k.Saddr[:])
-	copy(b[16:32], k.Daddr[:])
-	copy(b[32:34], k.Sport[:])
-	copy(b[34:36], k.Dport[:])
-	b[36] = k.Proto
-	return b
-}
-
 // TestSplitPortDropKernelFlows: a port whose kernel flows are dropped
 // (the director could not attach the tc program) has no slots, refuses
 // the FlowPort calls, and reads VIP frames through the classic filter.
@@ -437,13 +428,12 @@ func TestSplitPortDropKernelFlows(t *testing.T) {
 	}
 }
 
-// slotKeyOf is k as a slot holds it.
-func slotKeyOf(k kflowKey) (b [kflowKey6Size]byte) {
-	copy(b[0:4], k.Saddr[:])
-	copy(b[4:8], k.Daddr[:])
-	copy(b[8:10], k.Sport[:])
-	copy(b[10:12], k.Dport[:])
-	b[12] = k.Proto
+// slotKeyOf is k (a kflowKey or a kflowKey6) as a slot holds it: its
+// bytes as the maps hold them, zero-padded to a kflowKey6's size.
+func slotKeyOf(k any) (b [kflowKey6Size]byte) {
+	if _, err := binary.Encode(b[:], binary.NativeEndian, k); err != nil {
+		panic(err)
+	}
 	return b
 }
 
