@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
 )
@@ -287,14 +286,8 @@ func (c *clientLoad) finish() {
 // forwarded returns how many packets the director behind sock forwarded.
 func forwarded(t *testing.T, sock string) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := control.Get(ctx, sock, false)
-	if err != nil {
-		t.Fatalf("drlb ctl on %s: %v", sock, err)
-	}
 	var n uint64
-	for _, svc := range s.Services {
+	for _, svc := range ctlSnapshot(t, sock, false).Services {
 		n += svc.InPackets
 	}
 	return n

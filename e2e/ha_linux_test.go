@@ -127,13 +127,7 @@ func resolveVIP(t *testing.T, l *testbed.Lab) {
 // arpReplies is how many ARP/NDP answers the director behind sock sent.
 func arpReplies(t *testing.T, sock string) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := control.Get(ctx, sock, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.ARP["replies"]
+	return ctlSnapshot(t, sock, false).ARP["replies"]
 }
 
 // TestHAFailover is issue 12's failover: two drlb directors elect a master

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
 	"github.com/mdlayher/packet"
@@ -170,6 +171,19 @@ func startDirectorEnv(t *testing.T, l *testbed.Lab, n int, env []string, args ..
 	})
 	p.waitLog("real server resolved", n, 10*time.Second)
 	return p
+}
+
+// ctlSnapshot reads the snapshot of the director behind sock (with its
+// connection table if conns), as drlb ctl does.
+func ctlSnapshot(t *testing.T, sock string, conns bool) control.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := control.Get(ctx, sock, conns)
+	if err != nil {
+		t.Fatalf("drlb ctl on %s: %v", sock, err)
+	}
+	return s
 }
 
 // waitLog waits until the output holds n lines containing s.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -238,12 +237,7 @@ func execCtl(sock string) (string, error) {
 // signed with a key that is not theirs; it returns the connections named.
 func forgeEnds(t *testing.T, l *testbed.Lab, from, to *testbed.Host, sock string) []control.ConnEntry {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := control.Get(ctx, sock, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := ctlSnapshot(t, sock, true)
 	var named []control.ConnEntry
 	other, _ := connsync.NewCodec([]byte("a key the directors do not share"))
 	h := connsync.Header{Type: connsync.TypeUpdate, Sender: from.IPv4, Epoch: uint64(time.Now().UnixNano()), Seq: 1, Time: time.Now().UnixNano()}
@@ -260,7 +254,7 @@ func forgeEnds(t *testing.T, l *testbed.Lab, from, to *testbed.Host, sock string
 		t.Fatal("director2 holds no established connection to forge an end for")
 	}
 	b = other.Seal(b)
-	err = l.Do(from, func() error {
+	err := l.Do(from, func() error {
 		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(from.IPv4, connsync.Port)))
 		if err != nil {
 			return err
@@ -278,12 +272,7 @@ func forgeEnds(t *testing.T, l *testbed.Lab, from, to *testbed.Host, sock string
 // countConns is how many of conns the director behind sock still holds.
 func countConns(t *testing.T, sock string, conns []control.ConnEntry) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := control.Get(ctx, sock, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := ctlSnapshot(t, sock, true)
 	have := map[netip.AddrPort]bool{}
 	for _, c := range s.ConnEntries {
 		have[c.Client] = true

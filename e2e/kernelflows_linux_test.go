@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,7 +89,7 @@ func TestKernelFlows(t *testing.T) {
 			// kernel too. (The IPv4 counts settle first: the kernel's
 			// reach drlb every 500 ms.)
 			time.Sleep(600 * time.Millisecond)
-			before := ctlSnapshot(t, sock).KernelForwarded
+			before := ctlSnapshot(t, sock, false).KernelForwarded
 			uploadCounted(t, l, c, l.VIP6, size, tc.super)
 			want := before + segments/2
 			if tc.off {
@@ -113,7 +112,7 @@ func TestKernelFlows(t *testing.T) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			if out := ctlSnapshot(t, sock).KernelFlowsOut; !tc.off && out != 1 || tc.off && out != 0 {
+			if out := ctlSnapshot(t, sock, false).KernelFlowsOut; !tc.off && out != 1 || tc.off && out != 0 {
 				t.Errorf("with one keep-alive connection open, %d flows handed to the kernel", out)
 			}
 			c.CloseIdleConnections()
@@ -146,20 +145,20 @@ func TestKernelFlowsHeld(t *testing.T) {
 	c.Timeout = 30 * time.Second // without the hold the upload stalls: frames lost
 	const size = 8 << 20
 	segments := uint64(size / 1448)
-	before := ctlSnapshot(t, sock)
+	before := ctlSnapshot(t, sock, false)
 	if before.KernelFlows != control.KernelFlowsHeld {
 		t.Errorf("held, yet ctl says kernel flows %q", before.KernelFlows)
 	}
 	uploadCounted(t, l, c, l.VIP, size, false)
 	time.Sleep(1200 * time.Millisecond) // the kernel's counts reach drlb every 500 ms
-	held := ctlSnapshot(t, sock).KernelForwarded - before.KernelForwarded
+	held := ctlSnapshot(t, sock, false).KernelForwarded - before.KernelForwarded
 	t.Logf("held: the kernel forwarded %d frames of the upload", held)
 	if held > 2 {
 		t.Errorf("held, yet the kernel forwarded %d frames of the upload", held)
 	}
 	detach()
 	p.waitLog("kernel flows resumed", 1, 5*time.Second)
-	before = ctlSnapshot(t, sock)
+	before = ctlSnapshot(t, sock, false)
 	if before.KernelFlows != control.KernelFlowsOn {
 		t.Errorf("resumed, yet ctl says kernel flows %q", before.KernelFlows)
 	}
@@ -171,25 +170,13 @@ func TestKernelFlowsHeld(t *testing.T) {
 	}
 }
 
-// ctlSnapshot reads ctl's snapshot on sock.
-func ctlSnapshot(t *testing.T, sock string) control.Snapshot {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := control.Get(ctx, sock, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // ctlSnapshotWhen reads ctl's snapshot on sock again until done accepts
 // it or wait passes, and returns the last one.
 func ctlSnapshotWhen(t *testing.T, sock string, wait time.Duration, done func(control.Snapshot) bool) control.Snapshot {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
-		s := ctlSnapshot(t, sock)
+		s := ctlSnapshot(t, sock, false)
 		if done(s) || time.Now().After(deadline) {
 			return s
 		}
@@ -231,7 +218,7 @@ func TestKernelFlowsNoTC(t *testing.T) {
 	c.Timeout = 30 * time.Second
 	uploadCounted(t, l, c, l.VIP, 8<<20, false)
 	time.Sleep(1200 * time.Millisecond) // kernel counts would reach drlb every 500 ms
-	s := ctlSnapshot(t, sock)
+	s := ctlSnapshot(t, sock, false)
 	if s.KernelForwarded != 0 || s.KernelFlows != "" {
 		t.Errorf("kernel flows off, yet ctl says %q, %d frames forwarded by the kernel", s.KernelFlows, s.KernelForwarded)
 	}
