@@ -32,8 +32,8 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	if f.noFast || m.CsumPartial {
 		return Result{}, false
 	}
-	q, ok := quickParse(frame, &f.key)
-	if !ok || f.key.Proto == protoTCP && bareSYN(q.tcpFlags) {
+	var q plain
+	if !quickParse(frame, &f.key, &q) || f.key.Proto == protoTCP && bareSYN(q.tcpFlags) {
 		// A bare SYN nearly always opens a connection: the full path
 		// is where it ends up, so it goes there at once (a SYN flood
 		// pays for the key only).
