@@ -11,6 +11,17 @@ import (
 // drivers without native XDP).
 type XDPMode interface{ XDPMode() string }
 
+// XDPAttachment is implemented by the AF_XDP port: whether its XDP
+// program is still attached to the interface. A BPF link holds it, which
+// only Close releases, and no other program can replace it; but an
+// operator can detach the link from outside ("bpftool link detach"), and
+// then the port's AF_PACKET side sees every frame (drlb goes on
+// forwarding them there) and so does the kernel's IP stack. A detached
+// link never comes back: drlb attaches again only when it restarts.
+type XDPAttachment interface {
+	XDPAttached() (bool, error)
+}
+
 // VIPSetter is a Port whose kernel-side VIP set can change while it runs
 // (the AF_XDP port's BPF map): a reload that adds or removes VIPs calls it.
 type VIPSetter interface {

@@ -154,6 +154,23 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 // XDPMode reports "driver" or "generic".
 func (p *xdpPort) XDPMode() string { return p.mode }
 
+// XDPAttached reports whether the port's XDP link still holds its program
+// on the interface: the kernel says the link's interface is gone (index
+// 0) once it was detached, from outside drlb, or with the interface.
+func (p *xdpPort) XDPAttached() (bool, error) {
+	p.mmu.Lock()
+	defer p.mmu.Unlock()
+	if p.closed.Load() {
+		return false, ErrClosed
+	}
+	info, err := p.attach.Info()
+	if err != nil {
+		return false, newError(p.ifname, "XDP link info", err)
+	}
+	x := info.XDP()
+	return x != nil && x.Ifindex != 0, nil
+}
+
 func (p *xdpPort) HardwareAddr() net.HardwareAddr { return p.ap.HardwareAddr() }
 
 // SetFilter replaces the AF_PACKET side's filter.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	ebpflink "github.com/cilium/ebpf/link"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -51,6 +52,49 @@ func xdpAttached(t testing.TB, ns netns.NsHandle, ifname string) bool {
 		t.Fatal(err)
 	}
 	return attached
+}
+
+// TestXDPDetachedFromOutside: XDPAttached says yes while the port's link
+// holds the program and no once the link was detached from outside drlb
+// (as "bpftool link detach" does); VIP frames then reach the port
+// through its AF_PACKET side, and Close still succeeds.
+func TestXDPDetachedFromOutside(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openXDPIn(t, l.nsD, "d0", []netip.Addr{vip4})
+	if ok, err := pd.XDPAttached(); !ok || err != nil {
+		t.Fatalf("XDPAttached after OpenXDP = %v, %v; want true", ok, err)
+	}
+	info, err := pd.attach.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := ebpflink.NewFromID(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	if err := foreign.Detach(); err != nil {
+		t.Fatalf("detach the port's XDP link from outside: %v", err)
+	}
+	if ok, err := pd.XDPAttached(); ok || err != nil {
+		t.Fatalf("XDPAttached after the link was detached = %v, %v; want false", ok, err)
+	}
+	if xdpAttached(t, l.nsD, "d0") {
+		t.Fatal("d0 still has an XDP program after the link was detached")
+	}
+	before := pd.rxXDP.Load()
+	write(t, pa, Frame{Data: udpFrame(-1, vip4, "after-detach")})
+	readUntil(t, pd, hasMarker("after-detach"), nil)
+	if pd.rxXDP.Load() != before {
+		t.Fatal("a VIP frame came through the AF_XDP socket with no XDP program attached")
+	}
+	if err := pd.Close(); err != nil {
+		t.Fatalf("Close after the link was detached: %v", err)
+	}
+	if _, err := pd.XDPAttached(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("XDPAttached after Close: %v, want ErrClosed", err)
+	}
 }
 
 // TestXDPPort: VIP frames arrive through the AF_XDP socket, ARP through
