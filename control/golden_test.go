@@ -141,4 +141,8 @@ func TestLegacyListings(t *testing.T) {
 	s.KernelFlows = KernelFlowsHeld
 	WriteList(&b, s)
 	golden(t, "list-kernel-flows-held.golden", b.String())
+	b.Reset()
+	s.XDP = XDPDetached
+	WriteList(&b, s)
+	golden(t, "list-xdp-detached.golden", b.String())
 }

@@ -101,15 +101,23 @@ func WriteList(w io.Writer, s Snapshot) {
 
 // writeKernelFlows says, once the kernel forwarded frames of
 // established flows itself (drlb run -kernel-flows) or holds flows, how
-// many: the frames are in the packet counters above too; and while
-// kernel flows are held, why (nothing is printed before either).
+// many: the frames are in the packet counters above too; while kernel
+// flows are held, why; and once the XDP program was detached from
+// outside, that (nothing is printed before any of these).
 func writeKernelFlows(w io.Writer, s Snapshot) {
 	if s.KernelForwarded > 0 || s.KernelFlowsOut > 0 {
 		fmt.Fprintf(w, "\nKernel flows: %d flows handed to the kernel; %d frames of established flows forwarded by the kernel itself (counted above too)\n",
 			s.KernelFlowsOut, s.KernelForwarded)
 	}
-	if s.KernelFlows == KernelFlowsHeld {
-		if s.KernelForwarded == 0 && s.KernelFlowsOut == 0 {
+	blank := s.KernelForwarded == 0 && s.KernelFlowsOut == 0
+	switch {
+	case s.XDP == XDPDetached:
+		if blank {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, "XDP program detached from outside drlb: VIP frames reach drlb through AF_PACKET and the kernel's IP stack sees them too; drlb forwards every frame itself until it restarts")
+	case s.KernelFlows == KernelFlowsHeld:
+		if blank {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintln(w, "Kernel flows held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb forwards every frame itself")

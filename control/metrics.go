@@ -27,7 +27,8 @@ var (
 	descPressure      = prometheus.NewDesc("drlb_conntable_pressure", "1 while the connection table is past half full and SYN_RECV entries get the short timeout.", nil, nil)
 	descPressureOn    = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
 	descKernelOut     = prometheus.NewDesc("drlb_kernel_flows", "Flows handed to the kernel now (drlb run -kernel-flows): handed out and not taken back, including those the kernel's map had no room for (drlb_link_dropped_frames_total{kind=\"kernel_flows_full\"} counts those).", nil, nil)
-	descKernelHeld    = prometheus.NewDesc("drlb_kernel_flows_held", "1 while kernel flows are held: drlb forwards every frame itself because its tc program does not run first at tc ingress (another program ahead of it, or detached); 0 while the kernel forwards them (drlb run -kernel-flows only).", nil, nil)
+	descKernelHeld    = prometheus.NewDesc("drlb_kernel_flows_held", "1 while kernel flows are held: drlb forwards every frame itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached (drlb_xdp_attached); 0 while the kernel forwards them (drlb run -kernel-flows only).", nil, nil)
+	descXDPAttached   = prometheus.NewDesc("drlb_xdp_attached", "1 while drlb's XDP program is attached (drlb run -io afxdp), 0 once it was detached from outside drlb: VIP frames then reach drlb through AF_PACKET and the kernel's IP stack sees them too.", nil, nil)
 	descKernelFwd     = prometheus.NewDesc("drlb_kernel_forwarded_frames_total", "Frames of established flows the kernel (the XDP or tc program) forwarded itself (drlb run -kernel-flows); also counted in drlb_frames_total{reason=\"existing\"} and the real servers' packets.", nil, nil)
 	descWorkerFrames  = prometheus.NewDesc("drlb_worker_frames_total", "Frames each data-path worker processed (frames are sorted among workers by client address).", []string{"worker"}, nil)
 	descWorkerEntries = prometheus.NewDesc("drlb_worker_conntable_entries", "Entries in each data-path worker's connection table.", []string{"worker"}, nil)
@@ -55,7 +56,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descKernelFwd, descKernelHeld, descKernelOut, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descLinkDrops, descARP, descNeighbors,
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descKernelFwd, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk} {
 		ch <- d
@@ -103,6 +104,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descKernelHeld, held)
 		gauge(descKernelOut, float64(s.KernelFlowsOut))
+	}
+	if s.XDP != "" {
+		attached := 1.0
+		if s.XDP == XDPDetached {
+			attached = 0
+		}
+		gauge(descXDPAttached, attached)
 	}
 	if o := s.Overload; o != nil {
 		p := 0.0

@@ -53,3 +53,27 @@ func TestKernelFlowsMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestXDPMetrics: drlb_xdp_attached is 1 while the XDP program is attached
+// (in either mode), 0 once detached, and absent with AF_PACKET.
+func TestXDPMetrics(t *testing.T) {
+	for _, tc := range []struct{ xdp, want string }{
+		{"", ""},
+		{"driver", "drlb_xdp_attached 1"},
+		{"generic", "drlb_xdp_attached 1"},
+		{XDPDetached, "drlb_xdp_attached 0"},
+	} {
+		s := fixtureSnapshot()
+		s.XDP = tc.xdp
+		body := scrapeMetrics(t, s)
+		if tc.want == "" {
+			if strings.Contains(body, "drlb_xdp_attached") {
+				t.Errorf("AF_PACKET: the metrics have drlb_xdp_attached")
+			}
+			continue
+		}
+		if !strings.Contains(body, tc.want+"\n") {
+			t.Errorf("xdp %q: the metrics lack %s", tc.xdp, tc.want)
+		}
+	}
+}

@@ -27,12 +27,17 @@ type Snapshot struct {
 	// KernelFlows is the state of kernel flows: "" when off, "on", or
 	// "held" while drlb forwards every frame itself because its tc
 	// program does not run first at tc ingress (AF_PACKET; another
-	// program ahead of it, or detached).
+	// program ahead of it, or detached), or because its XDP program was
+	// detached (AF_XDP; XDP says so).
 	KernelFlows string `json:"kernel_flows,omitempty"`
 	// KernelFlowsOut is how many flows are handed to the kernel now
 	// (handed out and not taken back; those its map had no room for
 	// count too, see Link's kernel_flows_full).
 	KernelFlowsOut int64 `json:"kernel_flows_out,omitempty"`
+	// XDP is the AF_XDP port's XDP program (drlb run -io afxdp): "driver"
+	// or "generic", the mode it was attached in, or "detached" once it was
+	// detached from outside drlb; "" with AF_PACKET.
+	XDP string `json:"xdp,omitempty"`
 	// Overload is the connection table's pressure defence (short SYN_RECV
 	// timeouts, SYN_RECV eviction when full); nil when not read.
 	Overload *Overload `json:"overload,omitempty"`
@@ -71,6 +76,10 @@ const (
 	KernelFlowsOn   = "on"
 	KernelFlowsHeld = "held"
 )
+
+// XDPDetached is Snapshot.XDP once the XDP program was detached from
+// outside drlb.
+const XDPDetached = "detached"
 
 // Overload is forwarder.Overload: whether the table is under pressure
 // (SYN_RECV entries get the short timeout), how often pressure began, and

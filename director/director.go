@@ -181,7 +181,12 @@ type Director struct {
 	// for now (watchKernelFlowOrder: the AF_PACKET tc program does not run
 	// first); the workers forward every frame themselves meanwhile.
 	kflowsHeld atomic.Bool
-	mac        arp.MAC
+	// xdpMode is the AF_XDP port's XDP mode ("driver", "generic"; "" for
+	// AF_PACKET), and xdpDetached is set once its program was detached
+	// from outside drlb (watchXDP).
+	xdpMode     string
+	xdpDetached atomic.Bool
+	mac         arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
 	// configuration, so it names services by the right indexes.
 	trace step.Observer
@@ -223,6 +228,9 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d.coalesce = opts.RxCoalesce
 	d.xdpSYNs = opts.XDPSYNs
 	d.kflowsOn = opts.KernelFlows
+	if m, ok := port.(link.XDPMode); ok {
+		d.xdpMode = m.XDPMode()
+	}
 	cfg = cfg.Clone()
 	d.cur.Store(cfg)
 	if d.log == nil {
@@ -429,6 +437,12 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		snap.KernelFlows = control.KernelFlowsOn
 		if d.kflowsHeld.Load() {
 			snap.KernelFlows = control.KernelFlowsHeld
+		}
+	}
+	if d.xdpMode != "" {
+		snap.XDP = d.xdpMode
+		if d.xdpDetached.Load() {
+			snap.XDP = control.XDPDetached
 		}
 	}
 	if len(d.workers) > 1 {

@@ -112,6 +112,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	warnXDPTX(cfg.Interface, port, opts, log)
+	if xa, ok := port.(link.XDPAttachment); ok {
+		// Detached from outside, it is logged and shown (xdpwatch_linux.go).
+		stop := d.startXDPWatch(ctx, xa, cfg.Interface)
+		defer stop()
+	}
 	drop := attachVIPDrop(cfg, port, vips, opts, log)
 	if drop != nil {
 		defer drop.Close()

@@ -1,0 +1,112 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/link"
+)
+
+// scriptedAttachment answers XDPAttached with what the test sends, one
+// call per answer.
+type scriptedAttachment chan func() (bool, error)
+
+func (s scriptedAttachment) XDPAttached() (bool, error) {
+	answer, ok := <-s
+	if !ok {
+		return false, link.ErrClosed
+	}
+	return answer()
+}
+
+// TestWatchXDP: while the XDP program is attached nothing changes, and a
+// failed read changes nothing either (logged once per distinct error);
+// once it is detached the director says so (ctl's xdp "detached", kernel
+// flows held, the workers' kernel forwarding off), logs why, and the
+// watch ends without asking again.
+func TestWatchXDP(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	spy := &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}
+	var logs syncLog
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), spy, Options{IPv4: netip.MustParseAddr("198.18.0.2"), KernelFlows: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.xdpMode = "generic" // as New sets it for an AF_XDP port
+	serve(t, d, wire)
+	select {
+	case on := <-spy.on:
+		if !on {
+			t.Fatal("the worker turned the kernel's forwarding off at start")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker did not turn the kernel's forwarding on at start")
+	}
+	attached := make(scriptedAttachment)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.watchXDP(context.Background(), attached, "eth-test", time.Millisecond)
+	}()
+	answer := func(ok bool, err error) { attached <- func() (bool, error) { return ok, err } }
+	failed := errors.New("link info failed")
+	answer(true, nil)
+	answer(false, failed)
+	answer(false, failed) // logged once
+	answer(true, nil)
+	if s := d.Snapshot(false); s.XDP != "generic" || s.KernelFlows != control.KernelFlowsOn {
+		t.Fatalf("attached: ctl says xdp %q, kernel flows %q; want generic, on", s.XDP, s.KernelFlows)
+	}
+	answer(false, nil)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch goes on after the program was detached")
+	}
+	close(attached)
+	select {
+	case on := <-spy.on:
+		if on {
+			t.Fatal("the worker turned the kernel's forwarding on after the XDP program was detached")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker did not turn the kernel's forwarding off after the XDP program was detached")
+	}
+	if s := d.Snapshot(false); s.XDP != control.XDPDetached || s.KernelFlows != control.KernelFlowsHeld {
+		t.Errorf("detached: ctl says xdp %q, kernel flows %q; want detached, held", s.XDP, s.KernelFlows)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "cannot tell whether drlb's XDP program is still attached"); n != 1 {
+		t.Errorf("a failed read twice in a row logged %d times, want once:\n%s", n, out)
+	}
+	if !strings.Contains(out, "XDP program detached from the interface, from outside drlb") || !strings.Contains(out, "interface=eth-test") {
+		t.Errorf("the log does not say the XDP program was detached:\n%s", out)
+	}
+}
+
+// TestWatchXDPClosed: a closed port ends the watch and changes nothing.
+func TestWatchXDPClosed(t *testing.T) {
+	d := &Director{log: slog.New(slog.DiscardHandler)}
+	attached := make(scriptedAttachment)
+	close(attached)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.watchXDP(context.Background(), attached, "eth-test", time.Millisecond)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch goes on after the port closed")
+	}
+	if d.xdpDetached.Load() || d.kflowsHeld.Load() {
+		t.Error("a closed port marked the XDP program detached")
+	}
+}
