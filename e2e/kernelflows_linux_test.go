@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	ebpflink "github.com/cilium/ebpf/link"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/drlb/drlb/internal/testutil"
@@ -168,6 +169,65 @@ func TestKernelFlowsHeld(t *testing.T) {
 	if resumed < segments/2 {
 		t.Errorf("resumed, yet the kernel forwarded %d frames of the upload, want most of its %d segments", resumed, segments)
 	}
+}
+
+// TestXDPDetached: with -io afxdp an operator may detach drlb's XDP link
+// from outside ("bpftool link detach"). drlb notices and says so (the
+// log, ctl's xdp "detached" and kernel flows "held"), and goes on
+// forwarding through its AF_PACKET side: an upload arrives whole, none
+// of it forwarded by the kernel, and new connections still spread rr.
+func TestXDPDetached(t *testing.T) {
+	l, cfg := kernelFlowLab(t, false)
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	p := startDirector(t, l, "run", "-c", cfg, "-ctl", sock, "-io", "afxdp", "-kernel-flows", "-xdp-generic")
+	p.waitLog("kernel flows on", 1, 10*time.Second)
+	if s := ctlSnapshot(t, sock, false); s.XDP != "generic" || s.KernelFlows != control.KernelFlowsOn {
+		t.Fatalf("attached: ctl says xdp %q, kernel flows %q; want generic, on", s.XDP, s.KernelFlows)
+	}
+	detachXDPFromOutside(t, l.Director)
+	p.waitLog("XDP program detached from the interface, from outside drlb", 1, 5*time.Second)
+	before := ctlSnapshot(t, sock, false)
+	if before.XDP != control.XDPDetached || before.KernelFlows != control.KernelFlowsHeld {
+		t.Errorf("detached: ctl says xdp %q, kernel flows %q; want detached, held", before.XDP, before.KernelFlows)
+	}
+	c := l.HTTPClient(l.Client)
+	c.Timeout = 30 * time.Second
+	uploadCounted(t, l, c, l.VIP, 8<<20, false)
+	time.Sleep(1200 * time.Millisecond) // the kernel's counts reach drlb every 500 ms
+	if n := ctlSnapshot(t, sock, false).KernelForwarded - before.KernelForwarded; n != 0 {
+		t.Errorf("no XDP program, yet the kernel forwarded %d frames of the upload", n)
+	}
+	got := distribution(t, l, l.Client, 30)
+	for _, rs := range l.RealServers {
+		if got[rs.Name] != 10 {
+			t.Errorf("rr with the XDP program detached: %s answered %d of 30, want 10 (%v)", rs.Name, got[rs.Name], got)
+		}
+	}
+}
+
+// detachXDPFromOutside detaches the BPF link that holds the XDP program
+// on h's LAN interface, as "bpftool link detach" does: the link is found
+// by the program the interface reports, so another lab's is never taken.
+func detachXDPFromOutside(t *testing.T, h *testbed.Host) {
+	t.Helper()
+	_, lk := lanLink(t, h)
+	x := lk.Attrs().Xdp
+	if x == nil || !x.Attached {
+		t.Fatalf("no XDP program on %s", h.Iface)
+	}
+	it := new(ebpflink.Iterator)
+	defer it.Close()
+	for it.Next() {
+		info, err := it.Link.Info()
+		if err != nil || info.Type != ebpflink.XDPType || uint32(info.Program) != x.ProgId {
+			continue
+		}
+		if err := it.Link.Detach(); err != nil {
+			t.Fatalf("detach the XDP link on %s: %v", h.Iface, err)
+		}
+		return
+	}
+	t.Fatalf("no BPF link holds XDP program %d on %s (%v)", x.ProgId, h.Iface, it.Err())
 }
 
 // ctlSnapshotWhen reads ctl's snapshot on sock again until done accepts
