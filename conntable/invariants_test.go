@@ -2,6 +2,7 @@ package conntable
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 )
 
@@ -45,6 +46,30 @@ func (t *Table) check() error {
 			return fmt.Errorf("run %d: live count %d, occupied slots %d", c, n, got)
 		}
 	}
+	// Outside the run the hand is reading, a run's due bound is no
+	// later than any of its entries' expiry (Sweep skips the run on
+	// it); inside, the entries behind the hand are covered by it or by
+	// what the hand found (sweepLeast), and the ones ahead of it will be
+	// read before the run gets a bound again.
+	for j := range t.slots {
+		e := &t.slots[j]
+		if e.expires == expEmpty {
+			continue
+		}
+		c := j >> t.liveShift
+		bound := t.due[c]
+		if t.inRun && c == t.hand>>t.liveShift {
+			if j >= t.hand {
+				continue
+			}
+			if t.sweepLeast != math.MaxUint32 {
+				bound = min(bound, t.sweepLeast+1)
+			}
+		}
+		if e.expires < bound {
+			return fmt.Errorf("slot %d expires at %d, before its run's due bound %d (hand %d, in run %v)", j, e.expires, bound, t.hand, t.inRun)
+		}
+	}
 	if occupied >= len(t.slots) {
 		return fmt.Errorf("no empty slot: %d of %d", occupied, len(t.slots))
 	}
@@ -74,4 +99,6 @@ func (t *Table) setLiveShift(shift uint8) {
 	}
 	t.liveShift = shift
 	t.live = make([]uint16, (len(t.slots)+1<<shift-1)>>shift)
+	t.due = make([]uint32, len(t.live))
+	t.hand, t.inRun = 0, false
 }

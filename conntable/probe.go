@@ -88,6 +88,7 @@ func (t *Table) Insert(k *Key, now int64) (*Entry, error) {
 			*e = Entry{Key: *k, expires: expPending}
 			t.n++
 			t.live[i>>t.liveShift]++
+			t.due[i>>t.liveShift] = expPending
 			return e, nil
 		}
 		// Full. A sweep or an eviction may shift k's run, so probe it
@@ -184,6 +185,7 @@ func (t *Table) remove(i int) {
 			continue
 		}
 		t.slots[hole] = *s
+		t.due[hole>>t.liveShift] = min(t.due[hole>>t.liveShift], s.expires)
 		hole = j
 	}
 	// The entries moved along the run; the slot left empty is the last

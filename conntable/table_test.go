@@ -424,3 +424,54 @@ func TestSweepSkipsEmptyRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSweepSkipsRunsNotDue: once a turn of the hand has read a table of
+// long-lived entries, a run where nothing can have expired is passed over
+// whole (one call with a budget of 8 moves the hand a run, 256 slots);
+// an entry whose timeout was brought forward, and one inserted and left
+// pending, are still found and expired by the next turn, nothing else.
+func TestSweepSkipsRunsNotDue(t *testing.T) {
+	tb, err := New(Options{Max: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := int64(1_000) * int64(time.Second)
+	for i := range 5000 {
+		k := testKey(i)
+		e, err := tb.Insert(&k, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb.SetTimeout(e, now, time.Hour)
+	}
+	if got := tb.Sweep(now, tb.Slots()); got != 0 || tb.hand != 0 {
+		t.Fatalf("a first turn expired %d and left the hand at %d, want 0 and 0", got, tb.hand)
+	}
+	run := 1 << tb.liveShift
+	for range 10 {
+		from := tb.hand
+		tb.Sweep(now, 8)
+		if tb.hand != from+run {
+			t.Fatalf("a run of live entries due in an hour: the hand moved from %d to %d, want a whole run (%d slots)", from, tb.hand, run)
+		}
+	}
+	sooner := testKey(4321)
+	tb.SetTimeout(tb.Lookup(&sooner, now), now, time.Second)
+	pending := testKey(99_999)
+	if _, err := tb.Insert(&pending, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.check(); err != nil {
+		t.Fatal(err)
+	}
+	later := now + 2*int64(time.Second)
+	if got := tb.Sweep(later, tb.Slots()); got != 2 {
+		t.Errorf("a turn after one timeout was brought forward and one entry left pending expired %d, want 2", got)
+	}
+	if err := tb.check(); err != nil {
+		t.Fatal(err)
+	}
+	if tb.Lookup(&sooner, later) != nil || tb.Len() != 4999 {
+		t.Errorf("after the turn: %d entries, want 4999, the shortened one gone", tb.Len())
+	}
+}
