@@ -65,7 +65,9 @@ func (d *Director) statelessSYNs(w *worker, l *synLane, now int64) bool {
 		w.fw.NoteStatelessSYNs(delta, now)
 		w.mu.Unlock()
 	}
-	on := w.fw.StatelessSYNsOn()
+	// With the XDP program detached from outside (xdpwatch_linux.go)
+	// nothing forwards SYNs in the kernel any more: off, and said so.
+	on := w.fw.StatelessSYNsOn() && !d.xdpDetached.Load()
 	gen := w.fw.StatelessSYNGeneration()
 	if on == l.on && (!on || gen == l.gen && now-l.tablesAt < int64(synTablesEvery)) {
 		return true

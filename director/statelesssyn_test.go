@@ -100,6 +100,19 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	// empties and the pressure, and the forwarding, end.
 	clock.Add(int64(2 * time.Minute))
 	waitFor("the kernel forwarding off", func() bool { on, _ := port.state(); return !on })
+	// Under pressure again, the XDP program detached from outside
+	// (xdpwatch_linux.go): nothing forwards SYNs in the kernel, so the
+	// forwarding goes off though the pressure lasts.
+	for i := range 40 {
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 4, byte(i)}), 40000)
+		send(t, wire, framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil))
+	}
+	waitFor("the kernel forwarding on again", func() bool { on, _ := port.state(); return on })
+	d.xdpDetached.Store(true)
+	waitFor("the kernel forwarding off once detached", func() bool { on, _ := port.state(); return !on })
+	if !fw.StatelessSYNsOn() {
+		t.Error("the pressure ended with the forwarding: the test did not show the detach turned it off")
+	}
 }
 
 // TestStatelessSYNsOffByDefault: without Options.XDPSYNs the port's

@@ -13,8 +13,9 @@ import (
 // sockets and, with -kernel-flows or -xdp-syn, forwards some itself. Its
 // BPF link cannot be replaced behind drlb's back, but an operator can
 // detach it ("bpftool link detach"). Frames then reach drlb through the
-// port's AF_PACKET side, which goes on forwarding them, and the kernel's
-// IP stack sees them too; the XDP program's own forwarding is gone.
+// port's AF_PACKET side (drlb goes on forwarding them, sending through
+// the AF_XDP socket, which needs no program), and the kernel's IP stack
+// sees them too; the XDP program's own forwarding is gone.
 // Nothing breaks, but the director runs differently from what its
 // start-up log said: watchXDP notices, logs it, and says so in drlb ctl
 // and the metrics. It does not attach again: the operator detached it,
@@ -67,10 +68,12 @@ func (d *Director) watchXDP(ctx context.Context, port link.XDPAttachment, ifname
 			continue
 		}
 		d.xdpDetached.Store(true)
+		// kflowsOn is settled: Run changes it only for AF_PACKET ports,
+		// and this watch runs for AF_XDP ones.
 		if d.kflowsOn {
 			d.holdKernelFlows(true)
 		}
-		d.log.Warn("XDP program detached from the interface, from outside drlb: VIP frames now reach drlb through its AF_PACKET socket, which goes on forwarding them, and the kernel's IP stack sees them too; the XDP program's own forwarding (-kernel-flows, -xdp-syn) is gone until drlb restarts",
+		d.log.Warn("XDP program detached from the interface, from outside drlb (or the interface was deleted): VIP frames now reach drlb through its AF_PACKET socket and drlb goes on forwarding them, but the kernel's IP stack sees them too, and the XDP program's own forwarding (-kernel-flows, -xdp-syn) is gone until drlb restarts",
 			"interface", ifname)
 		return
 	}

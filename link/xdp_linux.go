@@ -36,6 +36,11 @@ type xdpPort struct {
 	ap     *afpacket
 	apfd   int
 	objs   *xdpObjects
+	// attach holds the program on the interface; amu guards it between
+	// XDPAttached and Close. Not mmu: reading a link's info takes the
+	// kernel's rtnl lock, which route churn can hold a while, and the
+	// data path takes mmu every batch.
+	amu    sync.Mutex
 	attach ebpflink.Link
 	mode   string
 	// generic: attach in generic mode only (Config.XDPGeneric).
@@ -156,11 +161,12 @@ func (p *xdpPort) XDPMode() string { return p.mode }
 
 // XDPAttached reports whether the port's XDP link still holds its program
 // on the interface: the kernel says the link's interface is gone (index
-// 0) once it was detached, from outside drlb, or with the interface.
+// 0) once it was detached from outside drlb, or the interface was
+// deleted.
 func (p *xdpPort) XDPAttached() (bool, error) {
-	p.mmu.Lock()
-	defer p.mmu.Unlock()
-	if p.closed.Load() {
+	p.amu.Lock()
+	defer p.amu.Unlock()
+	if p.closed.Load() || p.attach == nil {
 		return false, ErrClosed
 	}
 	info, err := p.attach.Info()
@@ -382,12 +388,14 @@ func (p *xdpPort) Close() error {
 
 func (p *xdpPort) teardown() error {
 	var err error
+	p.amu.Lock()
 	if p.attach != nil {
 		if e := p.attach.Close(); e != nil {
 			err = fmt.Errorf("detach XDP from %s: %w", p.ifname, e)
 		}
 		p.attach = nil
 	}
+	p.amu.Unlock()
 	for _, s := range []**xskRX{&p.syn, &p.tsyn} {
 		if *s != nil { // before the socket whose UMEM they share
 			(*s).close()
