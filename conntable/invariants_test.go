@@ -46,6 +46,11 @@ func (t *Table) check() error {
 			return fmt.Errorf("run %d: live count %d, occupied slots %d", c, n, got)
 		}
 	}
+	// Sweep skips from run boundaries only: outside a run it reads, the
+	// hand is at one (the skip charges the budget the slots it passes).
+	if !t.inRun && t.hand&(1<<t.liveShift-1) != 0 {
+		return fmt.Errorf("hand %d inside a run of %d slots while no run is being read", t.hand, 1<<t.liveShift)
+	}
 	// Outside the run the hand is reading, a run's due bound is no
 	// later than any of its entries' expiry (Sweep skips the run on
 	// it); inside, the entries behind the hand are covered by it or by

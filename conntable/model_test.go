@@ -138,7 +138,8 @@ func (m *model) step(r *opReader) error {
 				return fmt.Errorf("Lookup %v: got %+v, model %+v", k, *e, me)
 			}
 			if op%8 == 1 {
-				d := time.Duration(arg%16) * time.Second
+				// Down to -4 s: a timeout brought forward, to the past too.
+				d := time.Duration(int(arg%16)-4) * time.Second
 				m.tb.SetTimeout(e, m.now, d)
 				m.entries[k] = modelEntry{expirySeconds(m.now, d), me.service}
 			}
@@ -193,8 +194,12 @@ func (m *model) step(r *opReader) error {
 		}
 	case 5: // sweep a few slots
 		m.tb.Sweep(m.now, int(arg%8))
-	case 6: // time passes
-		m.now += int64(arg) * int64(time.Second) / 8
+	case 6: // time passes; now and then the clock steps back
+		if arg&0xc0 == 0xc0 {
+			m.now -= int64(arg&0x3f) * int64(time.Second) / 8
+		} else {
+			m.now += int64(arg) * int64(time.Second) / 8
+		}
 	case 7: // full turn of the hand: exactly the live entries remain
 		m.tb.Sweep(m.now, 2*m.tb.Slots()+int(arg))
 		if want := m.liveCount(); m.tb.Len() != want || len(m.entries) != want {

@@ -26,6 +26,9 @@ func (t *Table) Sweep(now int64, budget int) (expired int) {
 		return 0
 	}
 	nowSec := nowSeconds(now)
+	// Two turns' worth finds all there is: more would only go round
+	// again (runs passed over count whole, so a huge budget would spin).
+	budget = min(budget, 2*len(t.slots))
 	for budget > 0 {
 		c := t.hand >> t.liveShift
 		runEnd := min((c+1)<<t.liveShift, len(t.slots))
@@ -54,7 +57,7 @@ func (t *Table) Sweep(now int64, budget int) (expired int) {
 		// calls find nothing to expire), and one compare per slot that
 		// is almost never true predicts well, where testing "occupied"
 		// first mispredicted on every other slot of a table at 3/8 load.
-		run := t.slots[t.hand:min(t.hand+budget, runEnd)]
+		run := t.slots[t.hand : t.hand+min(budget, runEnd-t.hand)] // hand+budget may overflow
 		i, least := firstExpired(run, nowSec)
 		t.sweepLeast = min(t.sweepLeast, least)
 		t.hand += i

@@ -465,7 +465,7 @@ func TestSweepSkipsRunsNotDue(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := now + 2*int64(time.Second)
-	if got := tb.Sweep(later, tb.Slots()); got != 2 {
+	if got := tb.Sweep(later, 2*tb.Slots()); got != 2 { // a full turn, removals included
 		t.Errorf("a turn after one timeout was brought forward and one entry left pending expired %d, want 2", got)
 	}
 	if err := tb.check(); err != nil {
@@ -473,5 +473,27 @@ func TestSweepSkipsRunsNotDue(t *testing.T) {
 	}
 	if tb.Lookup(&sooner, later) != nil || tb.Len() != 4999 {
 		t.Errorf("after the turn: %d entries, want 4999, the shortened one gone", tb.Len())
+	}
+}
+
+// TestSweepHugeBudget: any budget is taken, math.MaxInt included (hand
+// plus budget overflowed a slice bound).
+func TestSweepHugeBudget(t *testing.T) {
+	tb, err := New(Options{Max: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := int64(1_000) * int64(time.Second)
+	for i := range 500 {
+		k := testKey(i)
+		e, err := tb.Insert(&k, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb.SetTimeout(e, now, time.Second)
+	}
+	tb.Sweep(now, 10)
+	if got := tb.Sweep(now+2*int64(time.Second), math.MaxInt); got != 500 || tb.Len() != 0 {
+		t.Fatalf("Sweep(later, MaxInt) expired %d, left %d; want 500, 0", got, tb.Len())
 	}
 }
