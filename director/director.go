@@ -142,6 +142,9 @@ type Options struct {
 	// XDPGeneric attaches the AF_XDP port's program in generic mode even
 	// where the driver has native XDP (link.Config.XDPGeneric).
 	XDPGeneric bool
+	// XDPCopy binds the AF_XDP port's sockets in copy mode even where the
+	// driver has zero-copy (link.Config.XDPCopy).
+	XDPCopy bool
 	// ExtraPorts are further workers' ports of port's fanout group
 	// (link.OpenSplit with FanoutHash(cfg)): each gets a worker of its
 	// own (a goroutine with its own connection table and step), so that

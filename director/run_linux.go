@@ -191,6 +191,7 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 			log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
 		}
 		lc.XDPGeneric = opts.XDPGeneric
+		lc.XDPCopy = opts.XDPCopy
 		lc.KernelFlows = opts.KernelFlows
 		p, err := openXDP(cfg.Interface, lc, vips, log)
 		if err == nil || opts.IO != IOAuto {
@@ -233,12 +234,15 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	mode := ""
+	mode, sockets := "", ""
 	if m, ok := p.(link.XDPMode); ok {
 		mode = m.XDPMode()
 	}
-	log.Info("io afxdp: VIP frames through AF_XDP (copy mode, queue 0; bare SYNs through a second socket, trusted clients' through a third); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
-		"xdp", mode, "interface", ifname)
+	if m, ok := p.(link.XSKMode); ok {
+		sockets = m.XSKMode()
+	}
+	log.Info("io afxdp: VIP frames through AF_XDP (queue 0; bare SYNs through a second socket, trusted clients' through a third); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
+		"xdp", mode, "af_xdp", sockets, "interface", ifname)
 	return p, nil
 }
 

@@ -191,6 +191,11 @@ type Config struct {
 	// through the ordinary transmit path, which a veth whose peer has no
 	// XDP program needs (native XDP_TX on such a veth is dropped).
 	XDPGeneric bool
+	// XDPCopy has OpenXDP bind its AF_XDP sockets in copy mode even where
+	// the driver has zero-copy. By default, with the program in driver
+	// mode, the kernel binds them zero-copy where the driver has it and
+	// in copy mode otherwise (veth); in generic mode always in copy mode.
+	XDPCopy bool
 	// KernelFlows gives the port kernel flows (FlowPort): OpenXDP's
 	// program the maps (about 24 MiB of preallocated kernel memory for
 	// maxKernelFlows flows) and the block that forwards them (XDP_TX);

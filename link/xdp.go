@@ -11,6 +11,12 @@ import (
 // drivers without native XDP).
 type XDPMode interface{ XDPMode() string }
 
+// XSKMode is implemented by the AF_XDP port: how the kernel bound its
+// AF_XDP sockets, "zero-copy" (the driver receives into drlb's UMEM) or
+// "copy" (the kernel copies each frame into it: veth, drivers without
+// zero-copy, generic mode, Config.XDPCopy).
+type XSKMode interface{ XSKMode() string }
+
 // XDPAttachment is implemented by the AF_XDP port: whether its XDP
 // program is still attached to the interface. A BPF link holds it, which
 // only Close releases, and no other program can replace it; but an

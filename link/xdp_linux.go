@@ -16,7 +16,8 @@ import (
 )
 
 // xdpPort is the AF_XDP Port: an XDP program on the interface redirects
-// frames to the VIPs into three AF_XDP sockets (copy mode) on queue 0, and
+// frames to the VIPs into three AF_XDP sockets (zero-copy where the
+// driver has it, copy mode otherwise) on queue 0, and
 // an AF_PACKET socket, as Open makes it, reads everything else drlb needs
 // (ARP, NDP, and VIP frames the XDP path does not take: 802.1Q-tagged
 // ones, and those arriving on other queues, which the program passes).
@@ -43,12 +44,14 @@ type xdpPort struct {
 	amu    sync.Mutex
 	attach ebpflink.Link
 	mode   string
-	// generic: attach in generic mode only (Config.XDPGeneric).
-	generic bool
-	x       *xsk
-	syn     *xskRX // untrusted bare SYNs
-	tsyn    *xskRX // trusted clients' bare SYNs
-	closed  atomic.Bool
+	// generic: attach in generic mode only (Config.XDPGeneric); copyOnly:
+	// AF_XDP sockets in copy mode even where zero-copy is there
+	// (Config.XDPCopy).
+	generic, copyOnly bool
+	x                 *xsk
+	syn               *xskRX // untrusted bare SYNs
+	tsyn              *xskRX // trusted clients' bare SYNs
+	closed            atomic.Bool
 	// Frames moved through the AF_XDP sockets (the rest went through the
 	// AF_PACKET side; rxSYN: through the two SYN sockets, counted in
 	// rxXDP too), for tests and the start-up log.
@@ -84,7 +87,7 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric}
+	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy}
 	flows := 0
 	if cfg.KernelFlows {
 		flows = maxKernelFlows
@@ -113,7 +116,10 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 	if err := p.objs.setVIPs(vips); err != nil {
 		return newError(p.ifname, "XDP VIPs", err)
 	}
-	p.x, err = newXSK(ifi.Index, 0)
+	// Zero-copy needs the program in driver mode: a driver that has it
+	// has native XDP, so the attach below takes driver mode too (or
+	// fails, checked there).
+	p.x, err = newXSK(ifi.Index, 0, !p.generic && !p.copyOnly)
 	if err != nil {
 		return newError(p.ifname, "AF_XDP", err)
 	}
@@ -146,6 +152,9 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 			return newError(p.ifname, "attach XDP", errors.Join(err, gerr))
 		}
 		p.mode = "generic"
+		if p.x.zeroCopy {
+			return newError(p.ifname, "attach XDP", fmt.Errorf("the driver took the AF_XDP socket in zero-copy mode but refused a driver-mode XDP program (%w); try -xdp-copy", err))
+		}
 	}
 	batch := len(p.ap.rx.msgs)
 	p.bufs = make([]byte, slotLen*batch)
@@ -158,6 +167,14 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 
 // XDPMode reports "driver" or "generic".
 func (p *xdpPort) XDPMode() string { return p.mode }
+
+// XSKMode reports "zero-copy" or "copy".
+func (p *xdpPort) XSKMode() string {
+	if p.x != nil && p.x.zeroCopy {
+		return "zero-copy"
+	}
+	return "copy"
+}
 
 // XDPAttached reports whether the port's XDP link still holds its program
 // on the interface: the kernel says the link's interface is gone (index

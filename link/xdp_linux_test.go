@@ -97,6 +97,47 @@ func TestXDPDetachedFromOutside(t *testing.T) {
 	}
 }
 
+// TestXSKMode: the AF_XDP sockets are bound in copy mode with
+// Config.XDPCopy and with a generic-mode program whatever the driver
+// has, and without either on a veth too (it has no zero-copy: the bind
+// without a mode flag falls back); a port of each forwards a VIP frame.
+func TestXSKMode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"default", Config{}},
+		{"copy", Config{XDPCopy: true}},
+		{"generic", Config{XDPGeneric: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newPairLab(t)
+			pa := openIn(t, l.nsA, "a0", Config{})
+			filter, err := VIPFilter([]netip.Addr{vip4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := tc.cfg
+			cfg.Filter = filter
+			var p Port
+			if err := testutil.Do(l.nsD, func() (err error) { p, err = OpenXDP("d0", cfg, []netip.Addr{vip4}); return err }); err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			pd := p.(*xdpPort)
+			t.Logf("XDP %s, AF_XDP sockets %s", pd.XDPMode(), pd.XSKMode())
+			if pd.XSKMode() != "copy" {
+				t.Errorf("AF_XDP sockets in %s mode on a veth, want copy", pd.XSKMode())
+			}
+			write(t, pa, Frame{Data: udpFrame(-1, vip4, "to-the-vip")})
+			readUntil(t, pd, hasMarker("to-the-vip"), nil)
+			if pd.rxXDP.Load() == 0 {
+				t.Error("the VIP frame did not come through the AF_XDP socket")
+			}
+		})
+	}
+}
+
 // TestXDPPort: VIP frames arrive through the AF_XDP socket, ARP through
 // the AF_PACKET side, other frames not at all; frames written go out
 // through the AF_XDP socket; a VIP added by SetVIPs is redirected; Close
@@ -108,7 +149,7 @@ func TestXDPPort(t *testing.T) {
 	if !xdpAttached(t, l.nsD, "d0") {
 		t.Fatal("no XDP program on d0 after OpenXDP")
 	}
-	t.Logf("XDP attached in %s mode", pd.XDPMode())
+	t.Logf("XDP attached in %s mode, AF_XDP sockets in %s mode", pd.XDPMode(), pd.XSKMode())
 	// Opened without Config.KernelFlows: no kernel flows, said so.
 	if err := pd.SetKernelFlowServers(true, 0, nil); !errors.Is(err, ErrNoKernelFlows) {
 		t.Errorf("SetKernelFlowServers on a port without kernel flows: %v, want ErrNoKernelFlows", err)

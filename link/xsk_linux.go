@@ -52,19 +52,26 @@ func (r *ring) desc(i uint32) *unix.XDPDesc {
 	return (*unix.XDPDesc)(unsafe.Add(r.descs, uintptr(i&r.mask)*unsafe.Sizeof(unix.XDPDesc{})))
 }
 
-// xsk is one AF_XDP socket bound to one queue of an interface, in copy
-// mode, with its own UMEM.
+// xsk is one AF_XDP socket bound to one queue of an interface, with its
+// own UMEM: in zero-copy mode where the driver has it and newXSK was let
+// take it, copy mode otherwise.
 type xsk struct {
-	fd   int
-	umem []byte
-	fill ring // we produce free chunks for the kernel to receive into
-	comp ring // the kernel returns chunks it has sent
-	rx   ring // the kernel produces received frames
-	tx   ring // we produce frames to send
-	free []uint64
+	fd       int
+	zeroCopy bool // the kernel bound it in zero-copy mode (XDP_OPTIONS)
+	umem     []byte
+	fill     ring // we produce free chunks for the kernel to receive into
+	comp     ring // the kernel returns chunks it has sent
+	rx       ring // the kernel produces received frames
+	tx       ring // we produce frames to send
+	free     []uint64
 }
 
-func newXSK(ifindex, queue int) (_ *xsk, err error) {
+// newXSK opens an AF_XDP socket on ifindex's queue. With zeroCopy the
+// kernel binds it in zero-copy mode where the driver has it (the frames
+// stay in the UMEM the driver receives into), in copy mode otherwise
+// (veth, drivers without it: a bind without mode flags falls back); without,
+// in copy mode always.
+func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket AF_XDP: %w", err)
@@ -121,11 +128,22 @@ func newXSK(ifindex, queue int) (_ *xsk, err error) {
 	for i := xskRxChunks; i < xskFrames; i++ {
 		x.free = append(x.free, uint64(i*xskChunk))
 	}
-	// Copy mode: veth and most virtual drivers have no zero-copy.
-	sa := &unix.SockaddrXDP{Flags: unix.XDP_COPY, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+	// No mode flag lets the kernel try zero-copy and fall back to copy
+	// mode (veth and most virtual drivers have no zero-copy).
+	var flags uint16 = unix.XDP_COPY
+	if zeroCopy {
+		flags = 0
+	}
+	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, fmt.Errorf("bind AF_XDP to queue %d: %w", queue, err)
 	}
+	var opts struct{ flags uint32 } // struct xdp_options
+	sz := uint32(unsafe.Sizeof(opts))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_OPTIONS, uintptr(unsafe.Pointer(&opts)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
+		return nil, fmt.Errorf("getsockopt XDP_OPTIONS: %w", e)
+	}
+	x.zeroCopy = opts.flags&unix.XDP_OPTIONS_ZEROCOPY != 0
 	return x, nil
 }
 
@@ -204,7 +222,7 @@ func newSharedXSK(owner *xsk, ifindex, queue, entries int) (_ *xskRX, err error)
 	if err := s.rx.mmap(fd, off.Rx, unix.XDP_PGOFF_RX_RING, entries, unsafe.Sizeof(unix.XDPDesc{})); err != nil {
 		return nil, err
 	}
-	// No mode flags: a socket sharing a UMEM takes the owner's (copy).
+	// No mode flags: a socket sharing a UMEM takes the owner's mode.
 	sa := &unix.SockaddrXDP{Flags: unix.XDP_SHARED_UMEM, Ifindex: uint32(ifindex), QueueID: uint32(queue), SharedUmemFD: uint32(owner.fd)}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, fmt.Errorf("bind AF_XDP to queue %d sharing a UMEM: %w", queue, err)

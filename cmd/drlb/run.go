@@ -47,6 +47,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	kernelFlows := fs.Bool("kernel-flows", false, "the kernel forwards the frames of established flows itself (IPv4 and IPv6), one per flow every 5 s still going to drlb, which decides: with -io afpacket a tc program at ingress (not with -keep-kernel-copy or on a VLAN trunk), with -io afxdp the XDP program (XDP_TX: needs XDP_TX on the interface, as -xdp-syn)")
 	fs.BoolVar(kernelFlows, "xdp-flows", false, "the same as -kernel-flows")
 	xdpGeneric := fs.Bool("xdp-generic", false, "with -io afxdp: attach the XDP program in generic (SKB) mode even where the driver has native XDP (slower; XDP_TX then works on a veth whose peer has no XDP program)")
+	xdpCopy := fs.Bool("xdp-copy", false, "with -io afxdp: AF_XDP sockets in copy mode even where the driver has zero-copy (which the kernel takes by default with the program in driver mode; veth has none)")
 	keepCopy := fs.Bool("keep-kernel-copy", false, "leave the kernel its own copy of VIP frames (AF_PACKET): by default drlb drops it at tc ingress once its sockets have read the frame, since the host's IP stack only throws it away")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
@@ -96,7 +97,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *coalesce < 0 || *coalesce > director.MaxRxCoalesce {
 		return usageError("-rx-coalesce %v: want 0 to %v", *coalesce, director.MaxRxCoalesce)
 	}
-	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, XDPSYNs: *xdpSYNs, KernelFlows: *kernelFlows, XDPGeneric: *xdpGeneric,
+	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, XDPSYNs: *xdpSYNs, KernelFlows: *kernelFlows, XDPGeneric: *xdpGeneric, XDPCopy: *xdpCopy,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
 		rate := *traceRate
