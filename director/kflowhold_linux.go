@@ -2,7 +2,6 @@ package director
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/drlb/drlb/link"
@@ -25,17 +24,17 @@ type kflowOrder interface {
 	KernelFlowOrder() (link.TCXOrder, error)
 }
 
-// startKernelFlowWatch runs watchKernelFlowOrder until ctx ends or the
-// returned stop is called; stop returns once it has ended.
-func (d *Director) startKernelFlowWatch(ctx context.Context, drop kflowOrder, ifname string) (stop func()) {
+// background runs fn on a goroutine of its own until ctx ends or the
+// returned stop is called; stop returns once fn has: for the watchers Run
+// starts beside the workers (watchKernelFlowOrder, watchXDP).
+func background(ctx context.Context, fn func(ctx context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		d.watchKernelFlowOrder(ctx, drop, ifname, flowsEvery)
+		defer close(done)
+		fn(ctx)
 	}()
-	return func() { cancel(); wg.Wait() }
+	return func() { cancel(); <-done }
 }
 
 // kflowOrderState is what watchKernelFlowOrder last saw.

@@ -30,16 +30,27 @@ func (p *flowPortSpy) SetKernelFlowServers(on bool, _ int, _ []link.KernelServer
 func (p *flowPortSpy) UpdateKernelFlows([]link.KernelFlow, []link.KernelFlowKey) error { return nil }
 func (p *flowPortSpy) KernelFlowCounts() (map[uint32]link.KernelCount, error)          { return nil, nil }
 
-// scriptedOrder answers KernelFlowOrder with what the test sends, one
-// call per answer.
-type scriptedOrder chan func() (link.TCXOrder, error)
+// scripted answers a watcher's reads with what the test sends, one read
+// per answer (answer blocks until the watcher reads); once the test
+// closes it, reads fail with the error next is given.
+type scripted[T any] chan func() (T, error)
 
-func (s scriptedOrder) KernelFlowOrder() (link.TCXOrder, error) {
+func (s scripted[T]) answer(v T, err error) { s <- func() (T, error) { return v, err } }
+
+func (s scripted[T]) next(ended error) (T, error) {
 	answer, ok := <-s
 	if !ok {
-		return link.TCXOrder{}, errors.New("the test ended")
+		var zero T
+		return zero, ended
 	}
 	return answer()
+}
+
+// scriptedOrder answers KernelFlowOrder.
+type scriptedOrder struct{ scripted[link.TCXOrder] }
+
+func (s scriptedOrder) KernelFlowOrder() (link.TCXOrder, error) {
+	return s.next(errors.New("the test ended"))
 }
 
 // TestKernelFlowHold: while the tc program is not first at tc ingress
@@ -68,17 +79,15 @@ func TestKernelFlowHold(t *testing.T) {
 		}
 	}
 	want(true, "at start")
-	order := make(scriptedOrder)
+	order := scriptedOrder{make(scripted[link.TCXOrder])}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		d.watchKernelFlowOrder(ctx, order, "eth-test", time.Millisecond)
 	}()
-	defer func() { cancel(); close(order); <-done }()
-	answer := func(o link.TCXOrder, err error) {
-		order <- func() (link.TCXOrder, error) { return o, err }
-	}
+	defer func() { cancel(); close(order.scripted); <-done }()
+	answer := order.answer
 	answer(link.TCXOrder{Attached: true}, nil) // first: nothing to do
 	answer(link.TCXOrder{Attached: true, Ahead: []ebpf.ProgramID{7}}, nil)
 	want(false, "a program ahead")

@@ -114,8 +114,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	warnXDPTX(cfg.Interface, port, opts, log)
 	if xa, ok := port.(link.XDPAttachment); ok {
 		// Detached from outside, it is logged and shown (xdpwatch_linux.go).
-		stop := d.startXDPWatch(ctx, xa, cfg.Interface)
-		defer stop()
+		defer background(ctx, func(ctx context.Context) { d.watchXDP(ctx, xa, cfg.Interface, xdpWatchEvery) })()
 	}
 	drop := attachVIPDrop(cfg, port, vips, opts, log)
 	if drop != nil {
@@ -124,8 +123,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if _, xdp := port.(link.XDPMode); d.kflowsOn && !xdp {
 		if drop != nil && drop.ForwardsKernelFlows() {
 			// The tc program must stay first at tc ingress (kflowhold_linux.go).
-			stop := d.startKernelFlowWatch(ctx, drop, cfg.Interface)
-			defer stop() // before drop.Close
+			defer background(ctx, func(ctx context.Context) { d.watchKernelFlowOrder(ctx, drop, cfg.Interface, flowsEvery) })() // before drop.Close
 		} else {
 			// The sockets' filters would refuse the flows' frames and
 			// nothing would send them: off, and the ports back to the

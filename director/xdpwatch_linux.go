@@ -3,7 +3,6 @@ package director
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/drlb/drlb/link"
@@ -24,19 +23,6 @@ import (
 // xdpWatchEvery is how often watchXDP asks: it only reports, so a second
 // is soon enough.
 const xdpWatchEvery = time.Second
-
-// startXDPWatch runs watchXDP until ctx ends or the returned stop is
-// called; stop returns once it has ended.
-func (d *Director) startXDPWatch(ctx context.Context, port link.XDPAttachment, ifname string) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		d.watchXDP(ctx, port, ifname, xdpWatchEvery)
-	}()
-	return func() { cancel(); wg.Wait() }
-}
 
 // watchXDP asks port every `every` whether its XDP program is still
 // attached. Once it is not, it marks the director (Director.xdpDetached),

@@ -13,17 +13,11 @@ import (
 	"github.com/drlb/drlb/link"
 )
 
-// scriptedAttachment answers XDPAttached with what the test sends, one
-// call per answer.
-type scriptedAttachment chan func() (bool, error)
+// scriptedAttachment answers XDPAttached (scripted); closed, it says the
+// port closed.
+type scriptedAttachment struct{ scripted[bool] }
 
-func (s scriptedAttachment) XDPAttached() (bool, error) {
-	answer, ok := <-s
-	if !ok {
-		return false, link.ErrClosed
-	}
-	return answer()
-}
+func (s scriptedAttachment) XDPAttached() (bool, error) { return s.next(link.ErrClosed) }
 
 // TestWatchXDP: while the XDP program is attached nothing changes, and a
 // failed read changes nothing either (logged once per distinct error);
@@ -49,13 +43,13 @@ func TestWatchXDP(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the worker did not turn the kernel's forwarding on at start")
 	}
-	attached := make(scriptedAttachment)
+	attached := scriptedAttachment{make(scripted[bool])}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		d.watchXDP(context.Background(), attached, "eth-test", time.Millisecond)
 	}()
-	answer := func(ok bool, err error) { attached <- func() (bool, error) { return ok, err } }
+	answer := attached.answer
 	failed := errors.New("link info failed")
 	answer(true, nil)
 	answer(false, failed)
@@ -70,7 +64,7 @@ func TestWatchXDP(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the watch goes on after the program was detached")
 	}
-	close(attached)
+	close(attached.scripted)
 	select {
 	case on := <-spy.on:
 		if on {
@@ -94,8 +88,8 @@ func TestWatchXDP(t *testing.T) {
 // TestWatchXDPClosed: a closed port ends the watch and changes nothing.
 func TestWatchXDPClosed(t *testing.T) {
 	d := &Director{log: slog.New(slog.DiscardHandler)}
-	attached := make(scriptedAttachment)
-	close(attached)
+	attached := scriptedAttachment{make(scripted[bool])}
+	close(attached.scripted)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
