@@ -13,8 +13,9 @@ import (
 // BPF link cannot be replaced behind drlb's back, but an operator can
 // detach it ("bpftool link detach"). Frames then reach drlb through the
 // port's AF_PACKET side (drlb goes on forwarding them, sending through
-// the AF_XDP socket, which needs no program), and the kernel's IP stack
-// sees them too; the XDP program's own forwarding is gone.
+// the AF_XDP socket in copy mode, which needs no program, and through
+// AF_PACKET in zero-copy mode, whose driver does), and the kernel's IP
+// stack sees them too; the XDP program's own forwarding is gone.
 // Nothing breaks, but the director runs differently from what its
 // start-up log said: watchXDP notices, logs it, and says so in drlb ctl
 // and the metrics. It does not attach again: the operator detached it,

@@ -48,10 +48,16 @@ type xdpPort struct {
 	// AF_XDP sockets in copy mode even where zero-copy is there
 	// (Config.XDPCopy).
 	generic, copyOnly bool
-	x                 *xsk
-	syn               *xskRX // untrusted bare SYNs
-	tsyn              *xskRX // trusted clients' bare SYNs
-	closed            atomic.Bool
+	// zeroCopy: the kernel bound the sockets in zero-copy mode (set by
+	// setup, then read only). txDead: AF_XDP transmit no longer works (a
+	// zero-copy socket whose program was detached, or a send the kernel
+	// refused for good): every frame goes out through AF_PACKET.
+	zeroCopy bool
+	txDead   atomic.Bool
+	x        *xsk
+	syn      *xskRX // untrusted bare SYNs
+	tsyn     *xskRX // trusted clients' bare SYNs
+	closed   atomic.Bool
 	// Frames moved through the AF_XDP sockets (the rest went through the
 	// AF_PACKET side; rxSYN: through the two SYN sockets, counted in
 	// rxXDP too), for tests and the start-up log.
@@ -116,30 +122,14 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 	if err := p.objs.setVIPs(vips); err != nil {
 		return newError(p.ifname, "XDP VIPs", err)
 	}
-	// Zero-copy needs the program in driver mode: a driver that has it
-	// has native XDP, so the attach below takes driver mode too (or
-	// fails, checked there).
-	p.x, err = newXSK(ifi.Index, 0, !p.generic && !p.copyOnly)
-	if err != nil {
-		return newError(p.ifname, "AF_XDP", err)
-	}
-	p.syn, err = newSharedXSK(p.x, ifi.Index, 0, xskSYNRing)
-	if err != nil {
-		return newError(p.ifname, "AF_XDP SYN socket", err)
-	}
-	if err := p.objs.xsks.Put(xskSlot(0, xskLaneMain), uint32(p.x.fd)); err != nil {
-		return newError(p.ifname, "XSKMAP", err)
-	}
-	if err := p.objs.xsks.Put(xskSlot(0, xskLaneSYN), uint32(p.syn.fd)); err != nil {
-		return newError(p.ifname, "XSKMAP", err)
-	}
-	p.tsyn, err = newSharedXSK(p.x, ifi.Index, 0, xskSYNRing)
-	if err != nil {
-		return newError(p.ifname, "AF_XDP trusted-SYN socket", err)
-	}
-	if err := p.objs.xsks.Put(xskSlot(0, xskLaneTrusted), uint32(p.tsyn.fd)); err != nil {
-		return newError(p.ifname, "XSKMAP", err)
-	}
+	// The program first: until the sockets are in the XSKMAP it passes
+	// the VIP frames (an empty slot), for the moment setup takes. Then
+	// the sockets, zero-copy only with the program in driver mode:
+	// a driver's zero-copy transmit needs its native program (without
+	// it the wakeup fails and sent frames stay in the ring), and a
+	// driver may take a zero-copy socket and then refuse the native
+	// program (a jumbo MTU, guest offloads), where copy mode and a
+	// generic program work.
 	err = errors.New("generic mode asked for")
 	if !p.generic {
 		p.attach, err = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: p.objs.prog, Interface: ifi.Index, Flags: ebpflink.XDPDriverMode})
@@ -152,8 +142,26 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 			return newError(p.ifname, "attach XDP", errors.Join(err, gerr))
 		}
 		p.mode = "generic"
-		if p.x.zeroCopy {
-			return newError(p.ifname, "attach XDP", fmt.Errorf("the driver took the AF_XDP socket in zero-copy mode but refused a driver-mode XDP program (%w); try -xdp-copy", err))
+	}
+	p.x, err = newXSK(ifi.Index, 0, p.mode == "driver" && !p.copyOnly)
+	if err != nil {
+		return newError(p.ifname, "AF_XDP", err)
+	}
+	p.zeroCopy = p.x.zeroCopy
+	p.syn, err = newSharedXSK(p.x, ifi.Index, 0, xskSYNRing)
+	if err != nil {
+		return newError(p.ifname, "AF_XDP SYN socket", err)
+	}
+	p.tsyn, err = newSharedXSK(p.x, ifi.Index, 0, xskSYNRing)
+	if err != nil {
+		return newError(p.ifname, "AF_XDP trusted-SYN socket", err)
+	}
+	for _, s := range []struct {
+		lane int
+		fd   int
+	}{{xskLaneMain, p.x.fd}, {xskLaneSYN, p.syn.fd}, {xskLaneTrusted, p.tsyn.fd}} {
+		if err := p.objs.xsks.Put(xskSlot(0, s.lane), uint32(s.fd)); err != nil {
+			return newError(p.ifname, "XSKMAP", err)
 		}
 	}
 	batch := len(p.ap.rx.msgs)
@@ -191,7 +199,13 @@ func (p *xdpPort) XDPAttached() (bool, error) {
 		return false, newError(p.ifname, "XDP link info", err)
 	}
 	x := info.XDP()
-	return x != nil && x.Ifindex != 0, nil
+	attached := x != nil && x.Ifindex != 0
+	if !attached && p.zeroCopy {
+		// The driver's zero-copy transmit needs its program: frames
+		// put in the ring now would stay there.
+		p.txDead.Store(true)
+	}
+	return attached, nil
 }
 
 func (p *xdpPort) HardwareAddr() net.HardwareAddr { return p.ap.HardwareAddr() }
@@ -319,12 +333,22 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
+	if p.txDead.Load() {
+		return p.ap.WriteBatch(frames)
+	}
 	total := 0
 	var first error
 	for len(frames) > 0 {
 		chunk := frames[:min(len(frames), len(p.sent))]
 		frames = frames[len(chunk):]
-		k := p.x.send(chunk, p.sent)
+		k, err := p.x.send(chunk, p.sent)
+		if err != nil {
+			// These k may never leave; the next frames will.
+			p.txDead.Store(true)
+			if first == nil {
+				first = newError(p.ifname, "AF_XDP transmit, from now on through AF_PACKET", err)
+			}
+		}
 		p.txXDP.Add(uint64(k))
 		total += k
 		p.rest = p.rest[:0]

@@ -89,6 +89,25 @@ func TestXDPDetachedFromOutside(t *testing.T) {
 	if pd.rxXDP.Load() != before {
 		t.Fatal("a VIP frame came through the AF_XDP socket with no XDP program attached")
 	}
+	// In copy mode the AF_XDP socket still sends: the kernel's transmit
+	// path needs no program (a zero-copy driver's does, and the port
+	// then sends through AF_PACKET: txDead).
+	if pd.txDead.Load() {
+		t.Fatal("a copy-mode port stopped sending through AF_XDP when its program was detached")
+	}
+	sentXDP := pd.txXDP.Load()
+	write(t, pd, Frame{Data: udpFrame(-1, ipA0, "sent-after-detach")})
+	readUntil(t, pa, hasMarker("sent-after-detach"), nil)
+	if pd.txXDP.Load() == sentXDP {
+		t.Error("the frame did not leave through the AF_XDP socket")
+	}
+	pd.txDead.Store(true)
+	sentXDP = pd.txXDP.Load()
+	write(t, pd, Frame{Data: udpFrame(-1, ipA0, "sent-through-af-packet")})
+	readUntil(t, pa, hasMarker("sent-through-af-packet"), nil)
+	if pd.txXDP.Load() != sentXDP {
+		t.Error("with AF_XDP transmit dead, a frame still went through the AF_XDP socket")
+	}
 	if err := pd.Close(); err != nil {
 		t.Fatalf("Close after the link was detached: %v", err)
 	}

@@ -144,8 +144,30 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 		return nil, fmt.Errorf("getsockopt XDP_OPTIONS: %w", e)
 	}
 	x.zeroCopy = opts.flags&unix.XDP_OPTIONS_ZEROCOPY != 0
+	if x.zeroCopy {
+		// The driver's own receive ring holds chunks too (512 to 2048
+		// by default), which copy mode's kernel never takes: lend it
+		// xskZeroCopyExtra of the transmit chunks, so that the three
+		// rings can still fill at once (a driver out of fill chunks
+		// spins in its poll without XDP_USE_NEED_WAKEUP).
+		prod := atomic.LoadUint32(x.fill.producer)
+		for range xskZeroCopyExtra {
+			*x.fill.addr(prod) = x.free[len(x.free)-1]
+			x.free = x.free[:len(x.free)-1]
+			prod++
+		}
+		atomic.StoreUint32(x.fill.producer, prod)
+	}
 	return x, nil
 }
+
+// xskZeroCopyExtra is how many more chunks a zero-copy socket lends the
+// kernel for receiving: at least a driver's default receive ring, and
+// still within the fill ring (xskRxChunks+4096 <= xskFillRing); the
+// 4096 transmit chunks left are 64 batches.
+const xskZeroCopyExtra = 4096
+
+var _ [xskFillRing - xskRxChunks - xskZeroCopyExtra]struct{} // all lent chunks fit the fill ring
 
 func mmapOffsets(fd int) (unix.XDPMmapOffsets, error) {
 	var off unix.XDPMmapOffsets
@@ -297,7 +319,10 @@ func fits(f *Frame) bool {
 // send queues the frames that fit (marking each in sent) and kicks the
 // kernel once. It returns how many it queued; frames it did not take are
 // the caller's to send another way.
-func (x *xsk) send(frames []Frame, sent []bool) int {
+// It reports the kernel's error when a kick failed for good (not EAGAIN,
+// EBUSY or ENOBUFS: a zero-copy socket whose driver lost its program,
+// a device gone): the frames put in the ring may never leave.
+func (x *xsk) send(frames []Frame, sent []bool) (int, error) {
 	x.reclaim()
 	prod := atomic.LoadUint32(x.tx.producer)
 	room := xskRing - (prod - atomic.LoadUint32(x.tx.consumer))
@@ -318,12 +343,12 @@ func (x *xsk) send(frames []Frame, sent []bool) int {
 		sent[i] = true
 	}
 	if n == 0 {
-		return 0
+		return 0, nil
 	}
 	atomic.StoreUint32(x.tx.producer, prod)
-	x.kick(prod)
+	err := x.kick(prod)
 	x.reclaim()
-	return n
+	return n, err
 }
 
 // kick has the kernel send the TX ring up to prod. Copy mode sends from
@@ -332,16 +357,27 @@ func (x *xsk) send(frames []Frame, sent []bool) int {
 // rest of a batch of 64 in the ring until the next batch: late at a
 // steady rate, and the ring fills under a burst. It calls again while the
 // kernel makes progress, a bounded number of times; EBUSY/ENOBUFS mean
-// the device is busy and the next kick sends the rest.
-func (x *xsk) kick(prod uint32) {
+// the device is busy and the next kick sends the rest. Any other error is
+// returned. In zero-copy mode the call only wakes the driver, which
+// sends from its own context: the consumer has not moved yet, and one
+// call is all.
+func (x *xsk) kick(prod uint32) error {
 	for range xskRing/xskKickBudget + 1 {
 		before := atomic.LoadUint32(x.tx.consumer)
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		after := atomic.LoadUint32(x.tx.consumer)
-		if after == prod || (e != 0 && e != unix.EAGAIN) || after == before {
-			return
+		switch e {
+		case 0, unix.EAGAIN:
+		case unix.EBUSY, unix.ENOBUFS:
+			return nil
+		default:
+			return fmt.Errorf("sendto AF_XDP: %w", e)
+		}
+		if after == prod || after == before {
+			return nil
 		}
 	}
+	return nil
 }
 
 // xskKickBudget is how many frames one sendto sends in copy mode
