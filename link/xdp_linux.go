@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	ebpflink "github.com/cilium/ebpf/link"
@@ -49,15 +51,17 @@ type xdpPort struct {
 	// (Config.XDPCopy).
 	generic, copyOnly bool
 	// zeroCopy: the kernel bound the sockets in zero-copy mode (set by
-	// setup, then read only). txDead: AF_XDP transmit no longer works (a
-	// zero-copy socket whose program was detached, or a send the kernel
-	// refused for good): every frame goes out through AF_PACKET.
-	zeroCopy bool
-	txDead   atomic.Bool
-	x        *xsk
-	syn      *xskRX // untrusted bare SYNs
-	tsyn     *xskRX // trusted clients' bare SYNs
-	closed   atomic.Bool
+	// setup, then read only). txOffUntil: AF_XDP transmit does not work
+	// (unix nanoseconds; 0: it does): every frame goes out through
+	// AF_PACKET until then. Forever (txOffForever) for a zero-copy
+	// socket whose program was detached; for txRetry after a send the
+	// kernel refused (a device down or gone), then AF_XDP is tried again.
+	zeroCopy   bool
+	txOffUntil atomic.Int64
+	x          *xsk
+	syn        *xskRX // untrusted bare SYNs
+	tsyn       *xskRX // trusted clients' bare SYNs
+	closed     atomic.Bool
 	// Frames moved through the AF_XDP sockets (the rest went through the
 	// AF_PACKET side; rxSYN: through the two SYN sockets, counted in
 	// rxXDP too), for tests and the start-up log.
@@ -173,6 +177,15 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 	return nil
 }
 
+// txRetry is how long the port sends through AF_PACKET after the kernel
+// refused an AF_XDP send, before it tries AF_XDP again: a device that
+// went down may come back, and each try while it is down costs at most
+// a batch. txOffForever: not again (a zero-copy socket without program).
+const (
+	txRetry      = time.Second
+	txOffForever = math.MaxInt64
+)
+
 // XDPMode reports "driver" or "generic".
 func (p *xdpPort) XDPMode() string { return p.mode }
 
@@ -203,7 +216,7 @@ func (p *xdpPort) XDPAttached() (bool, error) {
 	if !attached && p.zeroCopy {
 		// The driver's zero-copy transmit needs its program: frames
 		// put in the ring now would stay there.
-		p.txDead.Store(true)
+		p.txOffUntil.Store(txOffForever)
 	}
 	return attached, nil
 }
@@ -333,8 +346,11 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
-	if p.txDead.Load() {
-		return p.ap.WriteBatch(frames)
+	if until := p.txOffUntil.Load(); until != 0 {
+		if until == txOffForever || time.Now().UnixNano() < until {
+			return p.ap.WriteBatch(frames)
+		}
+		p.txOffUntil.CompareAndSwap(until, 0) // try AF_XDP again
 	}
 	total := 0
 	var first error
@@ -343,10 +359,11 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 		frames = frames[len(chunk):]
 		k, err := p.x.send(chunk, p.sent)
 		if err != nil {
-			// These k may never leave; the next frames will.
-			p.txDead.Store(true)
+			// These k may never leave; the next frames go through
+			// AF_PACKET for a while.
+			p.txOffUntil.CompareAndSwap(0, time.Now().Add(txRetry).UnixNano())
 			if first == nil {
-				first = newError(p.ifname, "AF_XDP transmit, from now on through AF_PACKET", err)
+				first = newError(p.ifname, "AF_XDP transmit (through AF_PACKET for "+txRetry.String()+")", err)
 			}
 		}
 		p.txXDP.Add(uint64(k))

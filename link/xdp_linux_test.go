@@ -91,8 +91,8 @@ func TestXDPDetachedFromOutside(t *testing.T) {
 	}
 	// In copy mode the AF_XDP socket still sends: the kernel's transmit
 	// path needs no program (a zero-copy driver's does, and the port
-	// then sends through AF_PACKET: txDead).
-	if pd.txDead.Load() {
+	// then sends through AF_PACKET: txOffUntil).
+	if pd.txOffUntil.Load() != 0 {
 		t.Fatal("a copy-mode port stopped sending through AF_XDP when its program was detached")
 	}
 	sentXDP := pd.txXDP.Load()
@@ -101,12 +101,20 @@ func TestXDPDetachedFromOutside(t *testing.T) {
 	if pd.txXDP.Load() == sentXDP {
 		t.Error("the frame did not leave through the AF_XDP socket")
 	}
-	pd.txDead.Store(true)
+	// After a send the kernel refused: AF_PACKET until the retry time,
+	// AF_XDP again after it.
+	pd.txOffUntil.Store(time.Now().Add(time.Hour).UnixNano())
 	sentXDP = pd.txXDP.Load()
 	write(t, pd, Frame{Data: udpFrame(-1, ipA0, "sent-through-af-packet")})
 	readUntil(t, pa, hasMarker("sent-through-af-packet"), nil)
 	if pd.txXDP.Load() != sentXDP {
-		t.Error("with AF_XDP transmit dead, a frame still went through the AF_XDP socket")
+		t.Error("with AF_XDP transmit off, a frame still went through the AF_XDP socket")
+	}
+	pd.txOffUntil.Store(time.Now().Add(-time.Millisecond).UnixNano())
+	write(t, pd, Frame{Data: udpFrame(-1, ipA0, "sent-after-retry")})
+	readUntil(t, pa, hasMarker("sent-after-retry"), nil)
+	if pd.txXDP.Load() == sentXDP || pd.txOffUntil.Load() != 0 {
+		t.Error("past the retry time, the frame did not go through the AF_XDP socket again")
 	}
 	if err := pd.Close(); err != nil {
 		t.Fatalf("Close after the link was detached: %v", err)
