@@ -28,7 +28,8 @@ var ErrBadOptions = errors.New("conntable: bad options")
 const MaxEntries = 1 << 28
 
 // fullSweepBudget is how many extra slots Insert sweeps when the table is
-// full before giving up with ErrFull: enough to find stale entries a
+// full before giving up with ErrFull (a run of slots where nothing can
+// have expired counts whole, unread: see Sweep): enough to find stale entries a
 // lagging periodic Sweep left behind, small enough that a SYN flood against
 // a table full of live flows stays cheap per dropped packet.
 const fullSweepBudget = 32

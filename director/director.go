@@ -181,8 +181,9 @@ type Director struct {
 	// xdpSYNs is Options.XDPSYNs; kflowsOn is Options.KernelFlows where the port can forward kernel flows (Run turns it off when the tc program does not attach).
 	xdpSYNs, kflowsOn bool
 	// kflowsHeld: the kernel's forwarding of kernel flows is held off
-	// for now (watchKernelFlowOrder: the AF_PACKET tc program does not run
-	// first); the workers forward every frame themselves meanwhile.
+	// (watchKernelFlowOrder: the AF_PACKET tc program does not run first,
+	// for now; watchXDP: the XDP program was detached, for good); the
+	// workers forward every frame themselves meanwhile.
 	kflowsHeld atomic.Bool
 	// xdpMode is the AF_XDP port's XDP mode ("driver", "generic"; "" for
 	// AF_PACKET), and xdpDetached is set once its program was detached

@@ -18,8 +18,9 @@ import (
 )
 
 // xdpPort is the AF_XDP Port: an XDP program on the interface redirects
-// frames to the VIPs into three AF_XDP sockets (zero-copy where the
-// driver has it, copy mode otherwise) on queue 0, and
+// frames to the VIPs into three AF_XDP sockets on queue 0 (zero-copy
+// where the driver has it and the program runs in driver mode, unless
+// Config.XDPCopy; copy mode otherwise), and
 // an AF_PACKET socket, as Open makes it, reads everything else drlb needs
 // (ARP, NDP, and VIP frames the XDP path does not take: 802.1Q-tagged
 // ones, and those arriving on other queues, which the program passes).
@@ -147,7 +148,7 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 		}
 		p.mode = "generic"
 	}
-	p.x, err = newXSK(ifi.Index, 0, p.mode == "driver" && !p.copyOnly)
+	p.x, err = newXSK(ifi.Index, 0, p.zeroCopyAllowed())
 	if err != nil {
 		return newError(p.ifname, "AF_XDP", err)
 	}
@@ -176,6 +177,10 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 		{Fd: int32(p.tsyn.fd), Events: unix.POLLIN}, {Fd: int32(p.apfd), Events: unix.POLLIN}}
 	return nil
 }
+
+// zeroCopyAllowed: the sockets may bind zero-copy, with the program in
+// driver mode and Config.XDPCopy not set (setup says why).
+func (p *xdpPort) zeroCopyAllowed() bool { return p.mode == "driver" && !p.copyOnly }
 
 // txRetry is how long the port sends through AF_PACKET after the kernel
 // refused an AF_XDP send, before it tries AF_XDP again: a device that
@@ -339,7 +344,8 @@ const apEvery = 8
 
 // WriteBatch sends what fits through the AF_XDP socket and the rest
 // (frames with offload state) through the AF_PACKET socket, each group in
-// order.
+// order; while AF_XDP transmit is off (txOffUntil) everything through
+// AF_PACKET.
 func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
@@ -355,6 +361,14 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 	total := 0
 	var first error
 	for len(frames) > 0 {
+		if p.txOffUntil.Load() != 0 { // a send below just failed
+			n, err := p.ap.WriteBatch(frames)
+			total += n
+			if err != nil && first == nil {
+				first = err
+			}
+			break
+		}
 		chunk := frames[:min(len(frames), len(p.sent))]
 		frames = frames[len(chunk):]
 		k, err := p.x.send(chunk, p.sent)

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // openXDPIn opens an AF_XDP port on ifname inside ns for vips.
@@ -121,6 +122,34 @@ func TestXDPDetachedFromOutside(t *testing.T) {
 	}
 	if _, err := pd.XDPAttached(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("XDPAttached after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestXSKBindFlags: a socket let take zero-copy binds with no mode flag
+// (the kernel tries zero-copy, then copy mode); one that may not, with
+// XDP_COPY (the kernel never tries). Nothing here has a zero-copy driver:
+// TestXSKMode cannot tell the two apart on a veth.
+func TestXSKBindFlags(t *testing.T) {
+	if got := xskBindFlags(true); got&(unix.XDP_COPY|unix.XDP_ZEROCOPY) != 0 {
+		t.Errorf("zero-copy allowed: bind flags %#x, want no mode flag", got)
+	}
+	if got := xskBindFlags(false); got != unix.XDP_COPY {
+		t.Errorf("copy mode forced: bind flags %#x, want XDP_COPY", got)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		mode string // the program's
+		want bool
+	}{
+		{"default, driver mode", Config{}, "driver", true},
+		{"-xdp-copy", Config{XDPCopy: true}, "driver", false},
+		{"generic mode", Config{}, "generic", false},
+	} {
+		p := &xdpPort{mode: tc.mode, copyOnly: tc.cfg.XDPCopy}
+		if got := p.zeroCopyAllowed(); got != tc.want {
+			t.Errorf("%s: zero-copy allowed %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

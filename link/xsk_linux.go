@@ -10,7 +10,8 @@ import (
 
 // AF_XDP socket geometry: one UMEM of xskFrames chunks of xskChunk bytes,
 // xskRxChunks of them lent to the kernel for receiving (fill ring), the
-// rest (xskRing) kept for transmitting. The main socket's rings hold
+// rest (xskRing) kept for transmitting (less xskZeroCopyExtra, lent too,
+// in zero-copy mode). The main socket's rings hold
 // xskRing entries (a power of two). The receive ring is all the buffering
 // AF_XDP has (an AF_PACKET socket has its whole receive buffer): with 2048
 // entries, the director's pauses on a busy 2-core machine overflowed it at
@@ -128,13 +129,7 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 	for i := xskRxChunks; i < xskFrames; i++ {
 		x.free = append(x.free, uint64(i*xskChunk))
 	}
-	// No mode flag lets the kernel try zero-copy and fall back to copy
-	// mode (veth and most virtual drivers have no zero-copy).
-	var flags uint16 = unix.XDP_COPY
-	if zeroCopy {
-		flags = 0
-	}
-	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+	sa := &unix.SockaddrXDP{Flags: xskBindFlags(zeroCopy), Ifindex: uint32(ifindex), QueueID: uint32(queue)}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, fmt.Errorf("bind AF_XDP to queue %d: %w", queue, err)
 	}
@@ -168,6 +163,16 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 const xskZeroCopyExtra = 4096
 
 var _ [xskFillRing - xskRxChunks - xskZeroCopyExtra]struct{} // all lent chunks fit the fill ring
+
+// xskBindFlags is the main socket's bind mode: no mode flag lets the
+// kernel try zero-copy and fall back to copy mode (veth and most virtual
+// drivers have no zero-copy); XDP_COPY never tries.
+func xskBindFlags(zeroCopy bool) uint16 {
+	if zeroCopy {
+		return 0
+	}
+	return unix.XDP_COPY
+}
 
 func mmapOffsets(fd int) (unix.XDPMmapOffsets, error) {
 	var off unix.XDPMmapOffsets
@@ -210,7 +215,8 @@ func (r *ring) avail() uint32 {
 // xskRX is a second AF_XDP socket on an xsk's interface and queue that
 // shares its UMEM (XDP_SHARED_UMEM): a receive ring of its own (entries
 // long), no transmit ring, and the xsk's fill ring, into whose chunks the
-// kernel copies its frames and to which xsk.receive returns them. On the
+// kernel (copy mode) or the driver (zero-copy) receives its frames and to
+// which xsk.receive returns them. On the
 // same queue the kernel allows no fill or completion ring of its own: the
 // sockets share the UMEM's buffer pool (Documentation/networking/af_xdp.rst,
 // "XDP_SHARED_UMEM bind flag"). The XDP program picks the socket per frame
