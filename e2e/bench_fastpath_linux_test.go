@@ -271,27 +271,52 @@ func BenchmarkFastPath(b *testing.B) {
 		}
 	})
 
-	// Loss for drlb (AF_PACKET) at 50, 80 and 100% of the in-kernel
-	// anchor's top rate, measured first in the same run.
+	// Loss for drlb at 50, 80 and 100% of the in-kernel anchor's top
+	// rate, measured first in the same run: with its defaults (AF_PACKET),
+	// AF_XDP, and both with kernel flows (DRLB_BENCH_ONLY picks among
+	// them). Metrics loss50-% ... for the defaults, as before, and
+	// afxdp-loss50-% ... for the others.
 	b.Run("Loss", func(b *testing.B) {
 		conf := udpFlood(l, benchPorts())
 		stop := startNftForwarder(b, l)
 		top := trafgenBlast(b, l, tg, conf, 4*benchFlows)
 		stop()
-		b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s)", "in-kernel", top.rate(), top.offeredRate())
+		b.Logf("%-14s %8.0f frames/s reached the real servers (offered %.0f/s)", "in-kernel", top.rate(), top.offeredRate())
 		b.ReportMetric(top.rate(), "kernel-fps")
-		stop = startDrlbForBench(b, l)
-		defer stop()
-		for _, pct := range []int{50, 80, 100} {
-			r := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", fmt.Sprintf("%.0fpps", top.rate()*float64(pct)/100))
-			loss := 0.0
-			if r.offered > 0 {
-				loss = 100 * (1 - float64(r.delivered)/float64(r.offered))
+		for _, f := range lossForwarders(b, l) {
+			stop := f.start()
+			for _, pct := range []int{50, 80, 100} {
+				r := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", fmt.Sprintf("%.0fpps", top.rate()*float64(pct)/100))
+				loss := 0.0
+				if r.offered > 0 {
+					loss = 100 * (1 - float64(r.delivered)/float64(r.offered))
+				}
+				b.Logf("%-14s at %3d%%: offered %8.0f/s, delivered %8.0f/s, loss %.1f%%", f.name, pct, r.offeredRate(), r.rate(), loss)
+				b.ReportMetric(loss, fmt.Sprintf("%sloss%d-%%", f.metric, pct))
 			}
-			b.Logf("drlb at %3d%%: offered %8.0f/s, delivered %8.0f/s, loss %.1f%%", pct, r.offeredRate(), r.rate(), loss)
-			b.ReportMetric(loss, fmt.Sprintf("loss%d-%%", pct))
+			stop()
 		}
 	})
+}
+
+// lossForwarder is a drlb row of the Loss measurement and its metrics'
+// prefix.
+type lossForwarder struct {
+	benchForwarder
+	metric string
+}
+
+// lossForwarders are the drlb rows of the Loss measurement, as
+// DRLB_BENCH_ONLY keeps them.
+func lossForwarders(b *testing.B, l *testbed.Lab) []lossForwarder {
+	prefix := map[string]string{"drlb": "", "drlb-afxdp": "afxdp-", "afpacket-flows": "afpacketflows-", "afxdp-flows": "afxdpflows-"}
+	var out []lossForwarder
+	for _, f := range onlyForwarders(udpForwarders(b, l)) {
+		if m, ok := prefix[f.name]; ok {
+			out = append(out, lossForwarder{f, m})
+		}
+	}
+	return out
 }
 
 // synFloodRun floods with the trafgen configuration at path from the LAN
