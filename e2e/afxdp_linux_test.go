@@ -46,6 +46,11 @@ func TestAFXDP(t *testing.T) {
 	if !strings.Contains(p.logs.String(), "io afxdp") {
 		t.Fatalf("drlb did not report the AF_XDP backend:\n%s", p.logs.String())
 	}
+	// A veth has no zero-copy: the bind without a mode flag fell back,
+	// and the log says so.
+	if !strings.Contains(p.logs.String(), "af_xdp=copy") {
+		t.Errorf("drlb did not report its AF_XDP sockets in copy mode:\n%s", p.logs.String())
+	}
 	if !xdpOn(t, l, l.Director) {
 		t.Fatal("no XDP program on the director's interface while drlb runs")
 	}

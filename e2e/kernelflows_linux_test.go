@@ -179,8 +179,11 @@ func TestKernelFlowsHeld(t *testing.T) {
 func TestXDPDetached(t *testing.T) {
 	l, cfg := kernelFlowLab(t, false)
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
-	p := startDirector(t, l, "run", "-c", cfg, "-ctl", sock, "-io", "afxdp", "-kernel-flows", "-xdp-generic")
+	// -xdp-copy too, as an operator who distrusts a driver's zero-copy
+	// would run it (generic mode binds in copy mode anyway).
+	p := startDirector(t, l, "run", "-c", cfg, "-ctl", sock, "-io", "afxdp", "-kernel-flows", "-xdp-generic", "-xdp-copy")
 	p.waitLog("kernel flows on", 1, 10*time.Second)
+	p.waitLog("af_xdp=copy", 1, time.Second)
 	if s := ctlSnapshot(t, sock, false); s.XDP != "generic" || s.KernelFlows != control.KernelFlowsOn {
 		t.Fatalf("attached: ctl says xdp %q, kernel flows %q; want generic, on", s.XDP, s.KernelFlows)
 	}
