@@ -30,6 +30,35 @@ func (p *flowPortSpy) SetKernelFlowServers(on bool, _ int, _ []link.KernelServer
 func (p *flowPortSpy) UpdateKernelFlows([]link.KernelFlow, []link.KernelFlowKey) error { return nil }
 func (p *flowPortSpy) KernelFlowCounts() (map[uint32]link.KernelCount, error)          { return nil, nil }
 
+// spiedDirector is a serving director with kernel flows over a
+// flowPortSpy, logging as text into logs.
+func spiedDirector(t *testing.T) (*Director, *flowPortSpy, *syncLog) {
+	t.Helper()
+	dirPort, wire := link.Pipe()
+	spy := &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}
+	logs := new(syncLog)
+	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), spy, Options{IPv4: netip.MustParseAddr("198.18.0.2"), KernelFlows: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, d, wire)
+	return d, spy, logs
+}
+
+// want waits for the worker's next change of the port's kernel
+// forwarding and checks it is on (or off); why names the step.
+func (p *flowPortSpy) want(t *testing.T, on bool, why string) {
+	t.Helper()
+	select {
+	case got := <-p.on:
+		if got != on {
+			t.Fatalf("%s: the worker turned the kernel's forwarding on=%v, want on=%v", why, got, on)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: the worker did not turn the kernel's forwarding on=%v", why, on)
+	}
+}
+
 // scripted answers a watcher's reads with what the test sends, one read
 // per answer (answer blocks until the watcher reads); once the test
 // closes it, reads fail with the error next is given.
@@ -58,26 +87,8 @@ func (s scriptedOrder) KernelFlowOrder() (link.TCXOrder, error) {
 // kernel forwarding off, and on again once it is first; a failed read
 // changes nothing. Each change is logged.
 func TestKernelFlowHold(t *testing.T) {
-	dirPort, wire := link.Pipe()
-	spy := &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}
-	var logs syncLog
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), spy, Options{IPv4: netip.MustParseAddr("198.18.0.2"), KernelFlows: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve(t, d, wire)
-	want := func(on bool, why string) {
-		t.Helper()
-		select {
-		case got := <-spy.on:
-			if got != on {
-				t.Fatalf("%s: the worker turned the kernel's forwarding on=%v, want on=%v", why, got, on)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: the worker did not turn the kernel's forwarding on=%v", why, on)
-		}
-	}
+	d, spy, logs := spiedDirector(t)
+	want := func(on bool, why string) { t.Helper(); spy.want(t, on, why) }
 	want(true, "at start")
 	order := scriptedOrder{make(scripted[link.TCXOrder])}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -25,24 +24,9 @@ func (s scriptedAttachment) XDPAttached() (bool, error) { return s.next(link.Err
 // flows held, the workers' kernel forwarding off), logs why, and the
 // watch ends without asking again.
 func TestWatchXDP(t *testing.T) {
-	dirPort, wire := link.Pipe()
-	spy := &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}
-	var logs syncLog
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), spy, Options{IPv4: netip.MustParseAddr("198.18.0.2"), KernelFlows: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, spy, logs := spiedDirector(t)
 	d.xdpMode = "generic" // as New sets it for an AF_XDP port
-	serve(t, d, wire)
-	select {
-	case on := <-spy.on:
-		if !on {
-			t.Fatal("the worker turned the kernel's forwarding off at start")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the worker did not turn the kernel's forwarding on at start")
-	}
+	spy.want(t, true, "at start")
 	attached := scriptedAttachment{make(scripted[bool])}
 	done := make(chan struct{})
 	go func() {
@@ -65,14 +49,7 @@ func TestWatchXDP(t *testing.T) {
 		t.Fatal("the watch goes on after the program was detached")
 	}
 	close(attached.scripted)
-	select {
-	case on := <-spy.on:
-		if on {
-			t.Fatal("the worker turned the kernel's forwarding on after the XDP program was detached")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the worker did not turn the kernel's forwarding off after the XDP program was detached")
-	}
+	spy.want(t, false, "the XDP program detached")
 	if s := d.Snapshot(false); s.XDP != control.XDPDetached || s.KernelFlows != control.KernelFlowsHeld {
 		t.Errorf("detached: ctl says xdp %q, kernel flows %q; want detached, held", s.XDP, s.KernelFlows)
 	}
