@@ -27,3 +27,15 @@ func chooseIO(virtual bool, rxQueues int) (io, why string) {
 		return IOAFXDP, "one receive queue on a physical NIC: AF_XDP measured 1.4-1.5x the in-kernel forwarder and 1.8x AF_PACKET (64-byte UDP, 65536 flows)"
 	}
 }
+
+// xdpQueuesWarning is what drlb says when it runs AF_XDP, asked for, on
+// ifname with rxQueues receive queues: its socket serves queue 0, and the
+// frames a NIC's RSS puts on the others reach drlb through AF_PACKET
+// (slower) and the kernel's IP stack too. "" for one queue.
+func xdpQueuesWarning(ifname string, rxQueues int) string {
+	if rxQueues <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("io afxdp on %s with %d receive queues: drlb's AF_XDP socket serves queue 0, and the frames the NIC puts on the other queues reach drlb through AF_PACKET, slower, and the kernel's IP stack sees them too; `ethtool -L %s combined 1` puts every frame on queue 0, or use -io afpacket",
+		ifname, rxQueues, ifname)
+}

@@ -241,6 +241,11 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, log *slog.Logger)
 	}
 	log.Info("io afxdp: VIP frames through AF_XDP (queue 0; bare SYNs through a second socket, trusted clients' through a third); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
 		"xdp", mode, "af_xdp", sockets, "interface", ifname)
+	if l, err := netlink.LinkByName(ifname); err == nil {
+		if w := xdpQueuesWarning(ifname, l.Attrs().NumRxQueues); w != "" {
+			log.Warn(w)
+		}
+	}
 	return p, nil
 }
 
