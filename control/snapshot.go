@@ -38,6 +38,9 @@ type Snapshot struct {
 	// or "generic", the mode it was attached in, or "detached" once it was
 	// detached from outside drlb; "" with AF_PACKET.
 	XDP string `json:"xdp,omitempty"`
+	// AFXDP is how the kernel bound the AF_XDP sockets (drlb run -io
+	// afxdp): "zero-copy" or "copy"; "" with AF_PACKET.
+	AFXDP string `json:"af_xdp,omitempty"`
 	// Overload is the connection table's pressure defence (short SYN_RECV
 	// timeouts, SYN_RECV eviction when full); nil when not read.
 	Overload *Overload `json:"overload,omitempty"`

@@ -189,6 +189,7 @@ type Director struct {
 	// AF_PACKET), and xdpDetached is set once its program was detached
 	// from outside drlb (watchXDP).
 	xdpMode     string
+	xskMode     string // the AF_XDP sockets' ("zero-copy", "copy"; link.XSKMode)
 	xdpDetached atomic.Bool
 	mac         arp.MAC
 	// trace is Options.Trace; a narrator among them is given each new
@@ -234,6 +235,9 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	d.kflowsOn = opts.KernelFlows
 	if m, ok := port.(link.XDPMode); ok {
 		d.xdpMode = m.XDPMode()
+	}
+	if m, ok := port.(link.XSKMode); ok {
+		d.xskMode = m.XSKMode()
 	}
 	cfg = cfg.Clone()
 	d.cur.Store(cfg)
@@ -449,6 +453,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			snap.XDP = control.XDPDetached
 		}
 	}
+	snap.AFXDP = d.xskMode
 	if len(d.workers) > 1 {
 		for _, w := range d.workers {
 			w.mu.Lock()

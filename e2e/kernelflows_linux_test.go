@@ -184,8 +184,8 @@ func TestXDPDetached(t *testing.T) {
 	p := startDirector(t, l, "run", "-c", cfg, "-ctl", sock, "-io", "afxdp", "-kernel-flows", "-xdp-generic", "-xdp-copy")
 	p.waitLog("kernel flows on", 1, 10*time.Second)
 	p.waitLog("af_xdp=copy", 1, time.Second)
-	if s := ctlSnapshot(t, sock, false); s.XDP != "generic" || s.KernelFlows != control.KernelFlowsOn {
-		t.Fatalf("attached: ctl says xdp %q, kernel flows %q; want generic, on", s.XDP, s.KernelFlows)
+	if s := ctlSnapshot(t, sock, false); s.XDP != "generic" || s.AFXDP != "copy" || s.KernelFlows != control.KernelFlowsOn {
+		t.Fatalf("attached: ctl says xdp %q, af_xdp %q, kernel flows %q; want generic, copy, on", s.XDP, s.AFXDP, s.KernelFlows)
 	}
 	detachXDPFromOutside(t, l.Director)
 	p.waitLog("XDP program detached from the interface, from outside drlb", 1, 5*time.Second)
