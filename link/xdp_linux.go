@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	ebpflink "github.com/cilium/ebpf/link"
 	"golang.org/x/net/bpf"
@@ -196,7 +195,7 @@ func (p *xdpPort) XDPMode() string { return p.mode }
 
 // XSKMode reports "zero-copy" or "copy".
 func (p *xdpPort) XSKMode() string {
-	if p.x != nil && p.x.zeroCopy {
+	if p.zeroCopy {
 		return "zero-copy"
 	}
 	return "copy"
@@ -423,8 +422,7 @@ func (p *xdpPort) Stats() (Stats, error) {
 // it: rx_dropped (no fill chunk, or too long) and rx_ring_full.
 func xskDrops(fd int) uint64 {
 	var xs unix.XDPStatistics
-	sz := uint32(unsafe.Sizeof(xs))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_STATISTICS, uintptr(unsafe.Pointer(&xs)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
+	if getsockoptXDP(fd, unix.XDP_STATISTICS, &xs) != nil {
 		return 0
 	}
 	return xs.Rx_dropped + xs.Rx_ring_full

@@ -134,9 +134,8 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 		return nil, fmt.Errorf("bind AF_XDP to queue %d: %w", queue, err)
 	}
 	var opts struct{ flags uint32 } // struct xdp_options
-	sz := uint32(unsafe.Sizeof(opts))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_OPTIONS, uintptr(unsafe.Pointer(&opts)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
-		return nil, fmt.Errorf("getsockopt XDP_OPTIONS: %w", e)
+	if err := getsockoptXDP(fd, unix.XDP_OPTIONS, &opts); err != nil {
+		return nil, fmt.Errorf("getsockopt XDP_OPTIONS: %w", err)
 	}
 	x.zeroCopy = opts.flags&unix.XDP_OPTIONS_ZEROCOPY != 0
 	if x.zeroCopy {
@@ -176,11 +175,20 @@ func xskBindFlags(zeroCopy bool) uint16 {
 
 func mmapOffsets(fd int) (unix.XDPMmapOffsets, error) {
 	var off unix.XDPMmapOffsets
-	sz := uint32(unsafe.Sizeof(off))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS, uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
-		return off, fmt.Errorf("getsockopt XDP_MMAP_OFFSETS: %w", e)
+	if err := getsockoptXDP(fd, unix.XDP_MMAP_OFFSETS, &off); err != nil {
+		return off, fmt.Errorf("getsockopt XDP_MMAP_OFFSETS: %w", err)
 	}
 	return off, nil
+}
+
+// getsockoptXDP reads AF_XDP socket option opt of fd into v, the struct
+// the kernel fills for it (x/sys/unix has no getter for these).
+func getsockoptXDP[T any](fd, opt int, v *T) error {
+	sz := uint32(unsafe.Sizeof(*v))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, uintptr(opt), uintptr(unsafe.Pointer(v)), uintptr(unsafe.Pointer(&sz)), 0); e != 0 {
+		return e
+	}
+	return nil
 }
 
 // mmap maps the ring of socket fd at pgoff: entries descriptors of
