@@ -109,19 +109,19 @@ func writeKernelFlows(w io.Writer, s Snapshot) {
 		fmt.Fprintf(w, "\nKernel flows: %d flows handed to the kernel; %d frames of established flows forwarded by the kernel itself (counted above too)\n",
 			s.KernelFlowsOut, s.KernelForwarded)
 	}
-	blank := s.KernelForwarded == 0 && s.KernelFlowsOut == 0
+	var why string
 	switch {
 	case s.XDP == XDPDetached:
-		if blank {
-			fmt.Fprintln(w)
-		}
-		fmt.Fprintln(w, "XDP program detached from outside drlb: VIP frames reach drlb through AF_PACKET and the kernel's IP stack sees them too; drlb forwards every frame itself until it restarts")
+		why = "XDP program detached from outside drlb: VIP frames reach drlb through AF_PACKET and the kernel's IP stack sees them too; drlb forwards every frame itself until it restarts"
 	case s.KernelFlows == KernelFlowsHeld:
-		if blank {
-			fmt.Fprintln(w)
-		}
-		fmt.Fprintln(w, "Kernel flows held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb forwards every frame itself")
+		why = "Kernel flows held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb forwards every frame itself"
+	default:
+		return
 	}
+	if s.KernelForwarded == 0 && s.KernelFlowsOut == 0 {
+		fmt.Fprintln(w) // no counts line above: this one opens the section
+	}
+	fmt.Fprintln(w, why)
 }
 
 // writeOverload says, once the connection table has been under pressure,
