@@ -374,25 +374,15 @@ func TestRange(t *testing.T) {
 // and the per-run counts stay right through inserts, removals and the
 // backward shift across run boundaries.
 func TestSweepSkipsEmptyRuns(t *testing.T) {
-	tb, err := New(Options{Max: 100_000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	now := int64(1_000) * int64(time.Second)
+	tb := tableOf(t, 100_000, 600, now, func(i int) time.Duration {
+		if i%2 == 0 {
+			return time.Second
+		}
+		return time.Hour
+	})
 	if len(tb.live) < 8 {
 		t.Fatalf("%d runs: the test wants many", len(tb.live))
-	}
-	now := int64(1_000) * int64(time.Second)
-	for i := range 600 {
-		k := testKey(i)
-		e, err := tb.Insert(&k, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := time.Hour
-		if i%2 == 0 {
-			d = time.Second
-		}
-		tb.SetTimeout(e, now, d)
 	}
 	if err := tb.check(); err != nil {
 		t.Fatal(err)
@@ -431,19 +421,8 @@ func TestSweepSkipsEmptyRuns(t *testing.T) {
 // an entry whose timeout was brought forward, and one inserted and left
 // pending, are still found and expired by the next turn, nothing else.
 func TestSweepSkipsRunsNotDue(t *testing.T) {
-	tb, err := New(Options{Max: 100_000})
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := int64(1_000) * int64(time.Second)
-	for i := range 5000 {
-		k := testKey(i)
-		e, err := tb.Insert(&k, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tb.SetTimeout(e, now, time.Hour)
-	}
+	tb := tableOf(t, 100_000, 5000, now, func(int) time.Duration { return time.Hour })
 	if got := tb.Sweep(now, tb.Slots()); got != 0 || tb.hand != 0 {
 		t.Fatalf("a first turn expired %d and left the hand at %d, want 0 and 0", got, tb.hand)
 	}
@@ -479,21 +458,29 @@ func TestSweepSkipsRunsNotDue(t *testing.T) {
 // TestSweepHugeBudget: any budget is taken, math.MaxInt included (hand
 // plus budget overflowed a slice bound).
 func TestSweepHugeBudget(t *testing.T) {
-	tb, err := New(Options{Max: 1000})
+	now := int64(1_000) * int64(time.Second)
+	tb := tableOf(t, 1000, 500, now, func(int) time.Duration { return time.Second })
+	tb.Sweep(now, 10)
+	if got := tb.Sweep(now+2*int64(time.Second), math.MaxInt); got != 500 || tb.Len() != 0 {
+		t.Fatalf("Sweep(later, MaxInt) expired %d, left %d; want 500, 0", got, tb.Len())
+	}
+}
+
+// tableOf is a table for max entries holding testKey(0) to testKey(n-1),
+// inserted at now, entry i with timeout(i).
+func tableOf(t *testing.T, max, n int, now int64, timeout func(i int) time.Duration) *Table {
+	t.Helper()
+	tb, err := New(Options{Max: max})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := int64(1_000) * int64(time.Second)
-	for i := range 500 {
+	for i := range n {
 		k := testKey(i)
 		e, err := tb.Insert(&k, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb.SetTimeout(e, now, time.Second)
+		tb.SetTimeout(e, now, timeout(i))
 	}
-	tb.Sweep(now, 10)
-	if got := tb.Sweep(now+2*int64(time.Second), math.MaxInt); got != 500 || tb.Len() != 0 {
-		t.Fatalf("Sweep(later, MaxInt) expired %d, left %d; want 500, 0", got, tb.Len())
-	}
+	return tb
 }
