@@ -36,7 +36,11 @@
 // priority and so takes over after the master-down interval; a master
 // yields to a higher priority (or to an equal one from a higher address);
 // a master that stops sends priority 0 and the backups take over after
-// the skew. Adverts with a TTL other than 255, another version, another
+// the skew. As in keepalived, a router whose link goes down (the caller
+// watches the carrier: Runner.SetLink) is FAULT: silent and deaf, it
+// answers for no VIP; when the link is back it is BACKUP as at start and
+// preempts, if it may, only after the master-down interval, having heard
+// the master the others elected meanwhile. Adverts with a TTL other than 255, another version, another
 // virtual router id, a bad checksum or a bad length are ignored and
 // counted by reason.
 package vrrp

@@ -15,6 +15,10 @@ const (
 	Init State = iota
 	Backup
 	Master
+	// Fault: the interface is down (keepalived's FAULT): the router
+	// can neither hear nor be heard, so it takes no part in the
+	// election until the link is back (LinkDown, LinkUp).
+	Fault
 )
 
 func (s State) String() string {
@@ -25,6 +29,8 @@ func (s State) String() string {
 		return "BACKUP"
 	case Master:
 		return "MASTER"
+	case Fault:
+		return "FAULT"
 	}
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
@@ -102,6 +108,10 @@ type Machine struct {
 	// (SetPreemptHold): the director holds it until its connection table
 	// is synced from the peers.
 	holdPreempt bool
+	// linkDown is set between LinkDown and LinkUp, faultWhy is
+	// LinkDown's reason (Start goes to Fault while the link is down).
+	linkDown bool
+	faultWhy string
 
 	transitions, received, sent uint64
 	ignored                     map[string]uint64
@@ -209,7 +219,7 @@ func (m *Machine) become(now time.Time, to State, reason string, out *Output) {
 	case Backup:
 		m.advertAt = time.Time{}
 		m.downAt = now.Add(m.MasterDownInterval())
-	case Init:
+	case Init, Fault:
 		m.advertAt, m.downAt = time.Time{}, time.Time{}
 	}
 }
@@ -220,16 +230,55 @@ func (m *Machine) send(out *Output) {
 }
 
 // Start leaves Init for Backup (RFC 5798 6.4.1: only the address owner,
-// refused here, starts as master), with the master-down timer running.
+// refused here, starts as master), with the master-down timer running;
+// for Fault while the link is down.
 func (m *Machine) Start(now time.Time) Output {
 	var out Output
 	if m.state != Init {
 		return out
 	}
-	m.start = now
 	m.stopping = false
+	if m.linkDown {
+		m.become(now, Fault, "start: "+m.faultWhy, &out)
+		return out
+	}
+	m.wait(now, "start", &out)
+	return out
+}
+
+// wait enters Backup as at start: the master-down timer runs with our own
+// interval, and preempt_delay counts from now.
+func (m *Machine) wait(now time.Time, why string, out *Output) {
+	m.start = now
 	m.masterInterval = m.cfg.Interval
-	m.become(now, Backup, "start: waiting for a master's advert for the master-down interval ("+m.MasterDownInterval().String()+")", &out)
+	m.master, m.masterPrio = netip.Addr{}, 0
+	m.become(now, Backup, why+": waiting for a master's advert for the master-down interval ("+m.MasterDownInterval().String()+")", out)
+}
+
+// LinkDown is the interface losing its carrier or being set down
+// (reason says which): a running router leaves for Fault, as keepalived
+// does, whatever its state. A master stops answering for the VIPs and
+// sends nothing (nothing would arrive); the backups, hearing no advert,
+// take over. Before Start, Start goes to Fault.
+func (m *Machine) LinkDown(now time.Time, reason string) Output {
+	var out Output
+	m.linkDown, m.faultWhy = true, reason
+	if m.state == Backup || m.state == Master {
+		m.become(now, Fault, reason, &out)
+	}
+	return out
+}
+
+// LinkUp is the link back: Fault leaves for Backup as at Start (the
+// master-down timer from now, preempt_delay counting again), so a router
+// of the highest priority waits to hear the master the others elected
+// meanwhile before it preempts, instead of claiming the VIPs at once.
+func (m *Machine) LinkUp(now time.Time, reason string) Output {
+	var out Output
+	m.linkDown, m.faultWhy = false, ""
+	if m.state == Fault {
+		m.wait(now, reason, &out)
+	}
 	return out
 }
 
@@ -283,7 +332,7 @@ func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 		m.ignored[Reason(err)]++
 		return out
 	}
-	if m.state == Init {
+	if m.state == Init || m.state == Fault {
 		return out
 	}
 	m.received++

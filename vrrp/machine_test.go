@@ -23,7 +23,7 @@ func advertFrom(t *testing.T, src netip.Addr, vrid, prio uint8, interval time.Du
 // step is one event of a scenario at a time after t0.
 type step struct {
 	at   time.Duration
-	do   string // "start", "stop", "tick", "recv"
+	do   string // "start", "stop", "tick", "recv", "down", "up"
 	from netip.Addr
 	prio uint8
 	ivl  time.Duration // the sender's interval (default 100ms)
@@ -137,6 +137,38 @@ func TestMachine(t *testing.T) {
 			{at: 303 * ms, do: "recv", from: peer, prio: 200, pkt: func(b []byte) []byte { b[27]++; return b }, state: Backup},
 			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
 		}},
+		{"link down: a master leaves for FAULT, silent; link up: backup, then preempts", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+			{at: down + 50*ms, do: "down", state: Fault, why: "eth0: link down"},
+			{at: down + 100*ms, do: "tick", state: Fault}, // no advert
+			{at: down + 150*ms, do: "recv", from: peer, prio: 100, state: Fault},
+			{at: 2 * time.Second, do: "up", state: Backup, why: "eth0: link up: waiting for a master's advert for the master-down interval (341.40625ms)"},
+			// the master elected meanwhile (lower, preempted after the
+			// master-down interval)
+			{at: 2*time.Second + 100*ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 2*time.Second + down - 1, do: "tick", state: Backup},
+			{at: 2*time.Second + down, do: "tick", state: Master, send: true, why: "master-down"},
+		}},
+		{"link up: preempt_delay counts again", func(c *Config) { c.PreemptDelay = time.Second }, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+			{at: 2 * time.Second, do: "down", state: Fault, why: "link down"},
+			{at: 3 * time.Second, do: "up", state: Backup, why: "link up"},
+			{at: 3*time.Second + 300*ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 3*time.Second + 300*ms + down - 1, do: "tick", state: Backup},
+		}},
+		{"link down before start: FAULT at start; a higher master heard after the link is back", nil, []step{
+			{do: "down", state: Init},
+			{do: "start", state: Fault, why: "start: eth0: link down"},
+			{at: down, do: "tick", state: Fault},
+			{at: time.Second, do: "down", state: Fault},
+			{at: 2 * time.Second, do: "up", state: Backup, why: "link up"},
+			{at: 2*time.Second + 10*ms, do: "recv", from: peer, prio: 200, state: Backup},
+			{at: 2*time.Second + 10*ms + down - 1, do: "tick", state: Backup},
+			{at: 2*time.Second + 20*ms, do: "stop", state: Init, why: "stop"},
+			{at: 3 * time.Second, do: "up", state: Init},
+		}},
 		{"our own advert looped back is no event", nil, []step{
 			{do: "start", state: Backup, why: "start"},
 			{at: 300 * ms, do: "recv", from: self, prio: 150, state: Backup},
@@ -163,6 +195,10 @@ func TestMachine(t *testing.T) {
 					out = m.Stop(now)
 				case "tick":
 					out = m.Tick(now)
+				case "down":
+					out = m.LinkDown(now, "eth0: link down")
+				case "up":
+					out = m.LinkUp(now, "eth0: link up")
 				case "hold", "release":
 					m.SetPreemptHold(s.do == "hold")
 				case "recv":

@@ -44,9 +44,10 @@ type RunnerConfig struct {
 	Conn    Conn
 	// Self is the source address of the adverts (Config.Self).
 	Self netip.Addr
-	// OnChange is called, on the runner's goroutine, after every
-	// transition, before the advert that may go with it is sent: the
-	// director starts or stops answering ARP here.
+	// OnChange is called after every transition, before the advert that
+	// may go with it is sent, on the runner's goroutine (on SetLink's
+	// caller's for a change of the link), with the runner's lock held:
+	// the director starts or stops answering ARP here.
 	OnChange func(Transition)
 	// OnReassert is called, on the runner's goroutine, when a master must
 	// announce the VIPs again (Output.Reassert), with the reason.
@@ -64,6 +65,8 @@ type Runner struct {
 	sendErr uint64
 	id      uint16
 	buf     []byte
+	// wake tells Run that SetLink changed the machine's timers.
+	wake chan struct{}
 }
 
 // NewRunner checks cfg.
@@ -77,7 +80,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Runner{cfg: cfg, buf: make([]byte, 0, ipv6Len+headerLen+16*MaxAddrs)}, nil
+	return &Runner{cfg: cfg, buf: make([]byte, 0, ipv6Len+headerLen+16*MaxAddrs), wake: make(chan struct{}, 1)}, nil
 }
 
 // RunnerStats are the machine's Stats and the Conn's send errors.
@@ -107,6 +110,24 @@ func (r *Runner) SetPreemptHold(hold bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cfg.Machine.SetPreemptHold(hold)
+}
+
+// SetLink reports the interface's link going down or coming back up
+// (Machine.LinkDown, LinkUp), with the reason to log. It may be called
+// before Run, and from any goroutine.
+func (r *Runner) SetLink(up bool, reason string) {
+	r.mu.Lock()
+	now := r.cfg.Clock()
+	if up {
+		r.apply(r.cfg.Machine.LinkUp(now, reason), now)
+	} else {
+		r.apply(r.cfg.Machine.LinkDown(now, reason), now)
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default: // a wake-up is already waiting
+	}
 }
 
 // apply acts on one Output: with r.mu held.
@@ -214,6 +235,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			now := r.cfg.Clock()
 			r.apply(m.Receive(now, p.b), now)
 			r.mu.Unlock()
+		case <-r.wake: // the timers changed: wait again
 		case <-timer.C:
 			r.mu.Lock()
 			now := r.cfg.Clock()

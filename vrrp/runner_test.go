@@ -119,4 +119,49 @@ func testRunnersElect(t *testing.T, self, peer, vip netip.Addr) {
 	a2 := start(peer, 200)
 	wait(a2, Master, time.Second)
 	wait(b, Backup, time.Second)
+	// a2's link goes down: it falls silent and b takes over. When the
+	// link is back, a2 waits as at start, then preempts.
+	a2.r.SetLink(false, "link down")
+	wait(a2, Fault, time.Second)
+	wait(b, Master, time.Second)
+	a2.r.SetLink(true, "link up")
+	wait(a2, Backup, time.Second)
+	wait(a2, Master, time.Second)
+	wait(b, Backup, time.Second)
+}
+
+// TestRunnerLinkUpAlone: a runner alone whose link comes back becomes
+// master after the master-down interval, with no advert to wake its loop
+// (SetLink does).
+func TestRunnerLinkUpAlone(t *testing.T) {
+	m, err := NewMachine(Config{VRID: 51, Priority: 100, Interval: 20 * time.Millisecond, Self: self, Addrs: []netip.Addr{vip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := make(chan State, 16)
+	r, err := NewRunner(RunnerConfig{Machine: m, Conn: (&hub{}).conn(), Self: self, OnChange: func(tr Transition) { states <- tr.To }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetLink(false, "link down") // before Run: it starts in FAULT
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	want := func(s State) {
+		t.Helper()
+		select {
+		case got := <-states:
+			if got != s {
+				t.Fatalf("state %v, want %v", got, s)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("not %v within 1s: %+v", s, r.Stats())
+		}
+	}
+	want(Fault)
+	time.Sleep(100 * time.Millisecond) // the loop waits with no timer
+	r.SetLink(true, "link up")
+	want(Backup)
+	want(Master)
 }
