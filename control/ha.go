@@ -14,7 +14,7 @@ type HAStatus struct {
 	// Family is the virtual router's address family: "ipv4" or "ipv6"
 	// (IPv6 adverts go from the link-local address to ff02::12).
 	Family   string `json:"family"`
-	State    string `json:"state"` // INIT, BACKUP or MASTER
+	State    string `json:"state"` // INIT, BACKUP, MASTER or FAULT
 	VRID     int    `json:"vrid"`
 	Priority int    `json:"priority"`
 	// Master is the current master's address (this director's own while
@@ -76,7 +76,7 @@ type SyncStatus struct {
 var SyncRejectReasons = []string{"bad_mac", "replay", "unknown_peer", "malformed"}
 
 // HAStates are the states drlb_ha_state reports, one series each.
-var HAStates = []string{"INIT", "BACKUP", "MASTER"}
+var HAStates = []string{"INIT", "BACKUP", "MASTER", "FAULT"}
 
 // WriteHA prints the HA lines of `drlb ctl -L -n` and `drlb ctl list`
 // (nothing without an ha: block): one per virtual router, named by its

@@ -33,6 +33,15 @@ func haSnapshotOnly6() Snapshot {
 	return s
 }
 
+// haSnapshotFault is haSnapshot with the link down.
+func haSnapshotFault() Snapshot {
+	s := haSnapshot()
+	h := *s.HA
+	h.State, h.Master, h.MasterPriority = "FAULT", netip.Addr{}, 0
+	s.HA = &h
+	return s
+}
+
 // TestIpvsadmListHA: -L -n gains one HA line with ha:, the other layouts
 // none; without ha: the listing is the golden one, byte for byte.
 func TestIpvsadmListHA(t *testing.T) {
@@ -46,6 +55,7 @@ func TestIpvsadmListHA(t *testing.T) {
 		{haSnapshot6(), "-L -n", "\nHA ipv4 BACKUP for 3s vrid 51 priority 150 master 198.18.0.3 (priority 200)\n" +
 			"HA ipv6 MASTER for 2s vrid 51 priority 150 master fe80::2 (priority 150)\n"},
 		{haSnapshotOnly6(), "-L -n", "\nHA ipv6 MASTER for 2s vrid 51 priority 150 master fe80::2 (priority 150)\n"},
+		{haSnapshotFault(), "-L -n", "\nHA FAULT for 3s vrid 51 priority 150 master none heard\n"},
 		{haSnapshot(), "-L -n --stats", ""},
 		{haSnapshot(), "-L -n -t 198.18.0.100:443", ""},
 		{fixtureSnapshot(), "-L -n", ""},
@@ -76,6 +86,7 @@ func TestHAMetrics(t *testing.T) {
 	for _, want := range []string{
 		`drlb_ha_state{family="ipv4",state="BACKUP"} 1`,
 		`drlb_ha_state{family="ipv4",state="MASTER"} 0`,
+		`drlb_ha_state{family="ipv4",state="FAULT"} 0`,
 		`drlb_ha_transitions_total{family="ipv4"} 1`,
 		`drlb_ha_adverts_received_total{family="ipv4"} 30`,
 		`drlb_ha_adverts_sent_total{family="ipv4"} 0`,

@@ -38,7 +38,7 @@ var (
 	descARP           = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
 	descNeighbors     = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
 
-	descHAState       = prometheus.NewDesc("drlb_ha_state", "1 for the VRRP state the director is in (INIT, BACKUP, MASTER), 0 for the others.", []string{"family", "state"}, nil)
+	descHAState       = prometheus.NewDesc("drlb_ha_state", "1 for the VRRP state the director is in (INIT, BACKUP, MASTER, FAULT: the link is down), 0 for the others.", []string{"family", "state"}, nil)
 	descHATransitions = prometheus.NewDesc("drlb_ha_transitions_total", "VRRP state transitions.", []string{"family"}, nil)
 	descHAReceived    = prometheus.NewDesc("drlb_ha_adverts_received_total", "VRRP adverts for our virtual router taken into the election.", []string{"family"}, nil)
 	descHASent        = prometheus.NewDesc("drlb_ha_adverts_sent_total", "VRRP adverts sent (send errors included).", []string{"family"}, nil)

@@ -170,6 +170,23 @@ func (h *haRun) setPreemptHold(hold bool) {
 	}
 }
 
+// linkChanged is the interface's link going down or coming back up
+// (watchLink): each virtual router leaves for FAULT, or comes back as
+// BACKUP and preempts, if it may, after the master-down interval. With
+// sync, a director whose link is back copies the table from its peers
+// again first, since it missed the updates for the connections the
+// others carried meanwhile, and holds preemption until it has (or the
+// bulk request times out), as at start.
+func (h *haRun) linkChanged(up bool, reason string) {
+	if up && h.d.sync != nil {
+		h.setPreemptHold(true)
+		h.d.sync.bulkAgain()
+	}
+	for _, i := range h.inst {
+		i.runner.SetLink(up, reason)
+	}
+}
+
 // ownedVIPs are the VIPs the director answers ARP/NDP for and announces
 // now: with ha:, those of the families whose virtual router is MASTER;
 // none with bgp:.

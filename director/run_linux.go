@@ -112,6 +112,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	warnXDPTX(cfg.Interface, port, opts, log)
+	if d.ha != nil {
+		if ifi, err := net.InterfaceByName(cfg.Interface); err == nil {
+			// A link that goes down puts the election in FAULT (linkwatch_linux.go).
+			defer background(ctx, func(ctx context.Context) { d.watchLink(ctx, cfg.Interface, ifi.Index) })()
+		}
+	}
 	if xa, ok := port.(link.XDPAttachment); ok {
 		// Detached from outside, it is logged and shown (xdpwatch_linux.go).
 		defer background(ctx, func(ctx context.Context) { d.watchXDP(ctx, xa, cfg.Interface, xdpWatchEvery) })()

@@ -74,6 +74,8 @@ type syncRun struct {
 	bulkStart   time.Time
 	serving     map[netip.Addr]bool // peers a bulk answer is being sent to
 	onBulk      func()              // releases the VRRP preempt hold
+	// again asks serve's requester for another bulk copy (bulkAgain).
+	again chan struct{}
 
 	sent, sendErrors, received atomic.Uint64
 	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
@@ -113,7 +115,8 @@ func newSync(d *Director, s *config.HASync, conn connsync.Conn, key []byte, self
 		return nil, fmt.Errorf("director: ha.sync: %w: at least %d bytes", err, connsync.MinKeyLen)
 	}
 	r := &syncRun{d: d, conn: conn, key: slices.Clone(key), self: self, epoch: uint64(time.Now().UnixNano()), log: d.log,
-		bulkState: "waiting", bulkDone: make(chan struct{}), serving: map[netip.Addr]bool{}, fromPeer: map[netip.Addr]uint64{}}
+		bulkState: "waiting", bulkDone: make(chan struct{}), serving: map[netip.Addr]bool{}, fromPeer: map[netip.Addr]uint64{},
+		again: make(chan struct{}, 1)}
 	for _, p := range s.Peers {
 		if p.Unmap() != self {
 			r.peers = append(r.peers, netip.AddrPortFrom(p.Unmap(), connsync.Port))
@@ -225,6 +228,7 @@ func (p *packer) addAll(evs []forwarder.SyncEvent) {
 func (r *syncRun) requestBulk(ctx context.Context) {
 	r.bulkMu.Lock()
 	r.bulkStart = time.Now()
+	done := r.bulkDone
 	r.bulkMu.Unlock()
 	deadline := time.NewTimer(syncBulkTimeout)
 	defer deadline.Stop()
@@ -235,11 +239,11 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.bulkDone:
+		case <-done:
 			return
 		case <-deadline.C:
 			r.bulkMu.Lock()
-			if r.bulkState == "waiting" {
+			if r.bulkState == "waiting" && r.bulkDone == done {
 				r.bulkState = "timeout"
 				close(r.bulkDone)
 				r.log.Warn("ha.sync: no peer sent its connection table: preemption allowed with the table as it is (first director up?)",
@@ -251,6 +255,35 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 			r.bulkMu.Unlock()
 			return
 		case <-retry.C:
+		}
+	}
+}
+
+// bulkAgain asks for another bulk copy (the link came back: updates
+// were lost meanwhile), unless one is awaited already; the caller holds
+// preemption, which the copy, or its timeout, releases.
+func (r *syncRun) bulkAgain() {
+	r.bulkMu.Lock()
+	if r.bulkState != "waiting" {
+		r.bulkState, r.bulkDone = "waiting", make(chan struct{})
+	}
+	r.bulkMu.Unlock()
+	select {
+	case r.again <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
+// requestBulks asks for the bulk copy at start, then again whenever
+// bulkAgain says so, until ctx ends.
+func (r *syncRun) requestBulks(ctx context.Context) {
+	r.requestBulk(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.again:
+			r.requestBulk(ctx)
 		}
 	}
 }
@@ -401,7 +434,7 @@ func (r *syncRun) reject(reason int, from netip.AddrPort, err error) {
 func (r *syncRun) serve(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(2)
 	go func() { defer wg.Done(); r.receive(ctx) }()
-	go func() { defer wg.Done(); r.requestBulk(ctx) }()
+	go func() { defer wg.Done(); r.requestBulks(ctx) }()
 	go func() { <-ctx.Done(); r.conn.Close() }()
 }
 

@@ -142,6 +142,9 @@ type clientLoad struct {
 	stop               chan struct{}
 	wg                 sync.WaitGroup
 
+	addr string // the VIP and port
+	kept int    // keep-alive connections opened (keepAlive)
+
 	// lastDone is when the last request succeeded (unix ns); maxGap the
 	// longest time between two successes since resetGap (ns): how long
 	// the client saw no answer at all.
@@ -189,8 +192,8 @@ func startLoad(t *testing.T, l *testbed.Lab, keepAlive int) *clientLoad {
 // startLoadTo is startLoad through vip (l.VIP6 for IPv6).
 func startLoadTo(t *testing.T, l *testbed.Lab, vip netip.Addr, keepAlive int) *clientLoad {
 	t.Helper()
-	c := &clientLoad{stop: make(chan struct{})}
 	addr := netip.AddrPortFrom(vip, testbed.HTTPPort).String()
+	c := &clientLoad{stop: make(chan struct{}), addr: addr}
 	hc := l.HTTPClient(l.Client)
 	hc.Timeout = requestTimeout
 	// New connections: one every 20 ms, each in its own goroutine so a
@@ -232,50 +235,59 @@ func startLoadTo(t *testing.T, l *testbed.Lab, vip netip.Addr, keepAlive int) *c
 			}()
 		}
 	}()
-	for k := 0; k < keepAlive; k++ {
-		conn, err := l.Dial(context.Background(), l.Client, "tcp", addr)
-		if err != nil {
-			t.Fatalf("keep-alive connection %d: %v", k, err)
-		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			defer conn.Close()
-			r := bufio.NewReader(conn)
-			server := ""
-			for i := 0; i < 5000; i++ {
-				select {
-				case <-c.stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-				start := time.Now()
-				_ = conn.SetDeadline(start.Add(requestTimeout))
-				if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", addr); err != nil {
-					c.keptBroken.Add(1)
-					c.fail("keep-alive %d: write: %v", k, err)
-					return
-				}
-				resp, err := http.ReadResponse(r, nil)
-				if err != nil {
-					c.keptBroken.Add(1)
-					c.fail("keep-alive %d (%s, %s): read: %v", k, conn.LocalAddr(), server, err)
-					return
-				}
-				resp.Body.Close()
-				c.latency(time.Since(start))
-				name := resp.Header.Get(testbed.ServerHeader)
-				if server != "" && name != server {
-					c.keptBroken.Add(1)
-					c.fail("keep-alive %d: answered by %s, then by %s", k, server, name)
-					return
-				}
-				server = name
-				c.keptOK.Add(1)
-			}
-		}()
+	for range keepAlive {
+		c.keepAlive(t, l)
 	}
 	return c
+}
+
+// keepAlive opens one more keep-alive connection that asks every 50 ms
+// until finish (numbered in the order they were opened).
+func (c *clientLoad) keepAlive(t *testing.T, l *testbed.Lab) {
+	t.Helper()
+	addr, k := c.addr, c.kept
+	c.kept++
+	conn, err := l.Dial(context.Background(), l.Client, "tcp", addr)
+	if err != nil {
+		t.Fatalf("keep-alive connection %d: %v", k, err)
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		server := ""
+		for i := 0; i < 5000; i++ {
+			select {
+			case <-c.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			start := time.Now()
+			_ = conn.SetDeadline(start.Add(requestTimeout))
+			if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", addr); err != nil {
+				c.keptBroken.Add(1)
+				c.fail("keep-alive %d: write: %v", k, err)
+				return
+			}
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				c.keptBroken.Add(1)
+				c.fail("keep-alive %d (%s, %s): read: %v", k, conn.LocalAddr(), server, err)
+				return
+			}
+			resp.Body.Close()
+			c.latency(time.Since(start))
+			name := resp.Header.Get(testbed.ServerHeader)
+			if server != "" && name != server {
+				c.keptBroken.Add(1)
+				c.fail("keep-alive %d: answered by %s, then by %s", k, server, name)
+				return
+			}
+			server = name
+			c.keptOK.Add(1)
+		}
+	}()
 }
 
 func (c *clientLoad) finish() {

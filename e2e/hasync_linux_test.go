@@ -194,24 +194,42 @@ func TestHASyncLinkDown(t *testing.T) {
 	if takeover > time.Second {
 		t.Errorf("takeover took %v, want under 1s at %v adverts", takeover, haInterval)
 	}
+	// director1 saw its carrier go: FAULT, as keepalived would be.
+	waitHAState(t, sock1, "FAULT", time.Second)
+	// A connection director2 schedules while director1 is cut off, so
+	// that director1 never heard of it: it must go on after the link
+	// is back and director1 has taken over again.
+	load.keepAlive(t, l)
 	time.Sleep(2 * time.Second)
 	gapDown := load.gap()
-	if s := haStatus(sock1); s == nil || s.State != "MASTER" {
-		t.Logf("director1 while cut off: %+v", s)
-	}
 
-	// Link up: director1 (150) and director2 (100) are both MASTER until
-	// director2 hears the higher priority and yields.
+	// Link up: director1 is BACKUP, copies the table from director2
+	// again (the connections it missed), then preempts after the
+	// master-down interval; director2 yields.
 	load.resetGap()
 	up := time.Now()
 	if err := swh.LinkSetUp(bp); err != nil {
 		t.Fatal(err)
 	}
-	yielded := waitHAState(t, sock2, "BACKUP", 3*time.Second)
-	waitHAState(t, sock1, "MASTER", time.Second)
+	waitHAState(t, sock1, "BACKUP", time.Second)
+	back := waitHAState(t, sock1, "MASTER", 5*time.Second)
+	yielded := waitHAState(t, sock2, "BACKUP", time.Second)
 	waitRouterARP(t, l, d1.MAC, 3*time.Second)
-	t.Logf("link up: director2 BACKUP %v after it, router's ARP entry back on director1 %v after it",
-		yielded.Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
+	t.Logf("link up: director1 MASTER %v after it, director2 BACKUP %v after it, router's ARP entry back on director1 %v after it",
+		back.Round(time.Millisecond), yielded.Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
+	logs := h.p1.logs.String()
+	if copies := strings.Count(logs, "connection table copied"); copies != 2 {
+		t.Errorf("director1 copied the table %d times, want 2 (at start, after the link came back):\n%s", copies, logs)
+	}
+	if fault := strings.Index(logs, "-> FAULT"); fault < 0 || strings.LastIndex(logs, "connection table copied") < fault ||
+		strings.LastIndex(logs, "BACKUP -> MASTER") < strings.LastIndex(logs, "connection table copied") {
+		t.Errorf("director1: want FAULT, then the table copied, then MASTER:\n%s", logs)
+	}
+	if st1 := syncStatus(t, sock1); st1.Bulk != "done" || st1.BulkFrom != d2.IPv4 || st1.BulkEntries == 0 {
+		t.Errorf("director1 after the link came back: %+v", st1)
+	} else {
+		t.Logf("director1's second bulk copy: %d entries from %s in %.1f ms", st1.BulkEntries, st1.BulkFrom, st1.BulkTook*1000)
+	}
 	time.Sleep(2 * time.Second)
 	gapUp := load.gap()
 

@@ -1,0 +1,95 @@
+package director
+
+import (
+	"context"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// With ha:, a director whose link goes down (a cable, the switch port,
+// "ip link set eth0 down") can neither hear the other directors' adverts
+// nor be heard: it would stay MASTER on its own, and when the link came
+// back nothing would make it announce the VIPs again if the other
+// director heard its adverts first and yielded without a word (the
+// router's ARP entry would stay on the backup). keepalived puts such a
+// virtual router in FAULT; so does drlb: watchLink follows the interface
+// through netlink link messages and tells the election
+// (haRun.linkChanged).
+
+// linkRetry is how long watchLink waits before subscribing again after
+// the netlink subscription failed or ended.
+const linkRetry = time.Second
+
+// linkState is what watchLink last told the election: the election
+// starts with the link taken as up, so only a change is reported.
+type linkState struct {
+	ifindex int32
+	ifname  string
+	down    bool
+}
+
+// update reads one link message: for the interface, whether its state
+// changed (up: IFF_UP and IFF_RUNNING, keepalived's test) and why.
+func (s *linkState) update(msgType uint16, index int32, flags uint32) (changed, up bool, reason string) {
+	if index != s.ifindex {
+		return false, !s.down, ""
+	}
+	switch {
+	case msgType == unix.RTM_DELLINK:
+		reason = s.ifname + " deleted"
+	case flags&unix.IFF_UP == 0:
+		reason = s.ifname + " set down"
+	case flags&unix.IFF_RUNNING == 0:
+		reason = s.ifname + ": no carrier"
+	default:
+		up, reason = true, s.ifname+": link up"
+	}
+	if up == !s.down {
+		return false, up, ""
+	}
+	s.down = !up
+	return true, up, reason
+}
+
+// watchLink follows ifname's link until ctx ends and tells the HA side
+// when it goes down or comes back up. The first message (the state on
+// subscribing) counts as a change when the link is down at start.
+func (d *Director) watchLink(ctx context.Context, ifname string, ifindex int) {
+	st := linkState{ifindex: int32(ifindex), ifname: ifname}
+	for ctx.Err() == nil {
+		updates := make(chan netlink.LinkUpdate, 64)
+		done := make(chan struct{})
+		err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{ListExisting: true,
+			ErrorCallback: func(err error) { d.log.Warn("ha: link watch", "interface", ifname, "err", err) }})
+		if err != nil {
+			d.log.Warn("ha: cannot watch the link: a link that goes down is not noticed until the watch works", "interface", ifname, "err", err, "retry_in", linkRetry)
+		} else {
+			d.followLink(ctx, &st, updates)
+		}
+		close(done)
+		select {
+		case <-ctx.Done():
+		case <-time.After(linkRetry):
+		}
+	}
+}
+
+// followLink hands link messages to the HA side until ctx ends or the
+// subscription does (updates closed).
+func (d *Director) followLink(ctx context.Context, st *linkState, updates <-chan netlink.LinkUpdate) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-updates:
+			if !ok {
+				return
+			}
+			if changed, up, reason := st.update(u.Header.Type, u.Index, u.Flags); changed {
+				d.ha.linkChanged(up, reason)
+			}
+		}
+	}
+}
