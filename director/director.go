@@ -284,7 +284,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 			// Not before the table is copied from a peer: failing back
 			// must not break the flows the other director carries.
 			d.ha.setPreemptHold(true)
-			d.sync.onBulk = func() { d.ha.setPreemptHold(false) }
+			d.sync.hold = d.ha.setPreemptHold
 		}
 	}
 	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: d.ownedVIPs(cfg), OnConflict: d.conflict})

@@ -179,8 +179,7 @@ func (h *haRun) setPreemptHold(hold bool) {
 // bulk request times out), as at start.
 func (h *haRun) linkChanged(up bool, reason string) {
 	if up && h.d.sync != nil {
-		h.setPreemptHold(true)
-		h.d.sync.bulkAgain()
+		h.d.sync.bulkAgain() // holds preemption until the copy is in
 	}
 	for _, i := range h.inst {
 		i.runner.SetLink(up, reason)

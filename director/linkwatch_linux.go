@@ -32,8 +32,10 @@ type linkState struct {
 
 // update reads one link message: for the interface, whether its state
 // changed (up: IFF_UP and IFF_RUNNING, keepalived's test) and why.
-func (s *linkState) update(msgType uint16, index int32, flags uint32) (changed, up bool, reason string) {
-	if index != s.ifindex {
+// Messages of another family (AF_BRIDGE: the port of a bridge, whose
+// RTM_DELLINK says it left the bridge) are not about the link.
+func (s *linkState) update(msgType uint16, family uint8, index int32, flags uint32) (changed, up bool, reason string) {
+	if index != s.ifindex || family != unix.AF_UNSPEC {
 		return false, !s.down, ""
 	}
 	switch {
@@ -62,13 +64,24 @@ func (d *Director) watchLink(ctx context.Context, ifname string, ifindex int) {
 		updates := make(chan netlink.LinkUpdate, 64)
 		done := make(chan struct{})
 		err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{ListExisting: true,
-			ErrorCallback: func(err error) { d.log.Warn("ha: link watch", "interface", ifname, "err", err) }})
+			ErrorCallback: func(err error) {
+				select {
+				case <-done: // closing the socket ends the read: no news
+				default:
+					d.log.Warn("ha: link watch", "interface", ifname, "err", err)
+				}
+			}})
 		if err != nil {
+			close(done)
 			d.log.Warn("ha: cannot watch the link: a link that goes down is not noticed until the watch works", "interface", ifname, "err", err, "retry_in", linkRetry)
 		} else {
 			d.followLink(ctx, &st, updates)
+			close(done)
+			for range updates {
+				// The library's reader blocks on a full channel: let it
+				// see the closed socket and close the channel.
+			}
 		}
-		close(done)
 		select {
 		case <-ctx.Done():
 		case <-time.After(linkRetry):
@@ -87,7 +100,7 @@ func (d *Director) followLink(ctx context.Context, st *linkState, updates <-chan
 			if !ok {
 				return
 			}
-			if changed, up, reason := st.update(u.Header.Type, u.Index, u.Flags); changed {
+			if changed, up, reason := st.update(u.Header.Type, u.Family, u.Index, u.Flags); changed {
 				d.ha.linkChanged(up, reason)
 			}
 		}

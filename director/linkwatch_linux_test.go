@@ -10,9 +10,10 @@ import (
 func TestLinkStateUpdate(t *testing.T) {
 	const up, running = unix.IFF_UP, unix.IFF_RUNNING
 	type msg struct {
-		typ   uint16
-		index int32
-		flags uint32
+		typ    uint16
+		family uint8
+		index  int32
+		flags  uint32
 		// what must follow
 		changed, up bool
 		reason      string
@@ -21,27 +22,28 @@ func TestLinkStateUpdate(t *testing.T) {
 		name string
 		msgs []msg
 	}{
-		{"up at start: no change", []msg{{unix.RTM_NEWLINK, 4, up | running, false, true, ""}}},
-		{"down at start: a change", []msg{{unix.RTM_NEWLINK, 4, up, true, false, "eth0: no carrier"}}},
+		{"up at start: no change", []msg{{unix.RTM_NEWLINK, 0, 4, up | running, false, true, ""}}},
+		{"down at start: a change", []msg{{unix.RTM_NEWLINK, 0, 4, up, true, false, "eth0: no carrier"}}},
 		{"carrier lost, then back", []msg{
-			{unix.RTM_NEWLINK, 4, up | running, false, true, ""},
-			{unix.RTM_NEWLINK, 4, up, true, false, "eth0: no carrier"},
-			{unix.RTM_NEWLINK, 4, 0, false, false, ""}, // then set down: still down
-			{unix.RTM_NEWLINK, 4, up | running, true, true, "eth0: link up"},
-			{unix.RTM_NEWLINK, 4, up | running, false, true, ""},
+			{unix.RTM_NEWLINK, 0, 4, up | running, false, true, ""},
+			{unix.RTM_NEWLINK, 0, 4, up, true, false, "eth0: no carrier"},
+			{unix.RTM_NEWLINK, 0, 4, 0, false, false, ""}, // then set down: still down
+			{unix.RTM_NEWLINK, 0, 4, up | running, true, true, "eth0: link up"},
+			{unix.RTM_NEWLINK, 0, 4, up | running, false, true, ""},
 		}},
-		{"set down", []msg{{unix.RTM_NEWLINK, 4, running, true, false, "eth0 set down"}}},
-		{"deleted", []msg{{unix.RTM_DELLINK, 4, up | running, true, false, "eth0 deleted"}}},
+		{"set down", []msg{{unix.RTM_NEWLINK, 0, 4, running, true, false, "eth0 set down"}}},
+		{"deleted", []msg{{unix.RTM_DELLINK, 0, 4, up | running, true, false, "eth0 deleted"}}},
+		{"a bridge's message about its port: ignored", []msg{{unix.RTM_DELLINK, unix.AF_BRIDGE, 4, up | running, false, true, ""}}},
 		{"another interface: ignored", []msg{
-			{unix.RTM_NEWLINK, 5, 0, false, true, ""},
-			{unix.RTM_DELLINK, 5, 0, false, true, ""},
+			{unix.RTM_NEWLINK, 0, 5, 0, false, true, ""},
+			{unix.RTM_DELLINK, 0, 5, 0, false, true, ""},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := linkState{ifindex: 4, ifname: "eth0"}
 			for i, m := range tc.msgs {
-				changed, isUp, reason := st.update(m.typ, m.index, m.flags)
+				changed, isUp, reason := st.update(m.typ, m.family, m.index, m.flags)
 				if changed != m.changed || isUp != m.up || reason != m.reason {
 					t.Fatalf("message %d: changed=%t up=%t %q, want %t %t %q", i, changed, isUp, reason, m.changed, m.up, m.reason)
 				}

@@ -113,7 +113,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	warnXDPTX(cfg.Interface, port, opts, log)
 	if d.ha != nil {
-		if ifi, err := net.InterfaceByName(cfg.Interface); err == nil {
+		if ifi, err := net.InterfaceByName(cfg.Interface); err != nil {
+			log.Warn("ha: cannot watch the link: a link that goes down will not put VRRP in FAULT", "interface", cfg.Interface, "err", err)
+		} else {
 			// A link that goes down puts the election in FAULT (linkwatch_linux.go).
 			defer background(ctx, func(ctx context.Context) { d.watchLink(ctx, cfg.Interface, ifi.Index) })()
 		}

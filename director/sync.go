@@ -73,14 +73,23 @@ type syncRun struct {
 	bulkDone    chan struct{}
 	bulkStart   time.Time
 	serving     map[netip.Addr]bool // peers a bulk answer is being sent to
-	onBulk      func()              // releases the VRRP preempt hold
-	// again asks serve's requester for another bulk copy (bulkAgain).
+	// hold holds VRRP preemption (true) while a bulk copy is awaited,
+	// and lets it go (false) once it arrived or timed out; called with
+	// bulkMu held.
+	hold func(bool)
+	// bulkGen counts the waits (bulkAgain starts another): an answer
+	// that began in an earlier one may lack what was lost meanwhile.
+	bulkGen uint64
+	// again asks the requester for another bulk copy (bulkAgain).
 	again chan struct{}
 
 	sent, sendErrors, received atomic.Uint64
 	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
 	entries                    [len(forwarder.SyncResultNames)]atomic.Uint64
 	fromPeer                   map[netip.Addr]uint64 // bulk entries per peer (receiver only)
+	// answerGen is, per peer whose bulk answer is arriving, the wait it
+	// began in, plus one (receiver only; 0: none is arriving).
+	answerGen map[netip.Addr]uint64
 }
 
 const (
@@ -116,7 +125,7 @@ func newSync(d *Director, s *config.HASync, conn connsync.Conn, key []byte, self
 	}
 	r := &syncRun{d: d, conn: conn, key: slices.Clone(key), self: self, epoch: uint64(time.Now().UnixNano()), log: d.log,
 		bulkState: "waiting", bulkDone: make(chan struct{}), serving: map[netip.Addr]bool{}, fromPeer: map[netip.Addr]uint64{},
-		again: make(chan struct{}, 1)}
+		answerGen: map[netip.Addr]uint64{}, again: make(chan struct{}, 1)}
 	for _, p := range s.Peers {
 		if p.Unmap() != self {
 			r.peers = append(r.peers, netip.AddrPortFrom(p.Unmap(), connsync.Port))
@@ -224,7 +233,8 @@ func (p *packer) addAll(evs []forwarder.SyncEvent) {
 }
 
 // requestBulk asks the peers for their tables until one answers or
-// syncBulkTimeout passes; then preemption is allowed.
+// syncBulkTimeout passes; then preemption is allowed. Asked again
+// meanwhile (bulkAgain), it waits afresh, for a whole syncBulkTimeout.
 func (r *syncRun) requestBulk(ctx context.Context) {
 	r.bulkMu.Lock()
 	r.bulkStart = time.Now()
@@ -241,15 +251,21 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 			return
 		case <-done:
 			return
+		case <-r.again:
+			r.bulkMu.Lock()
+			r.bulkStart = time.Now()
+			done = r.bulkDone
+			r.bulkMu.Unlock()
+			deadline.Reset(syncBulkTimeout)
 		case <-deadline.C:
 			r.bulkMu.Lock()
 			if r.bulkState == "waiting" && r.bulkDone == done {
 				r.bulkState = "timeout"
 				close(r.bulkDone)
-				r.log.Warn("ha.sync: no peer sent its connection table: preemption allowed with the table as it is (first director up?)",
+				r.log.Warn("ha.sync: no peer sent its connection table: preemption allowed with the table as it is (the first director up, or no peer reachable)",
 					"waited", syncBulkTimeout, "peers", r.peers)
-				if r.onBulk != nil {
-					r.onBulk()
+				if r.hold != nil {
+					r.hold(false)
 				}
 			}
 			r.bulkMu.Unlock()
@@ -260,12 +276,18 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 }
 
 // bulkAgain asks for another bulk copy (the link came back: updates
-// were lost meanwhile), unless one is awaited already; the caller holds
-// preemption, which the copy, or its timeout, releases.
+// were lost meanwhile) and holds preemption until it arrives, or until
+// syncBulkTimeout passes. It starts a new wait even while one is under
+// way: an answer that began before does not count (receive), and a wait
+// that began before the link went down would time out early.
 func (r *syncRun) bulkAgain() {
 	r.bulkMu.Lock()
-	if r.bulkState != "waiting" {
-		r.bulkState, r.bulkDone = "waiting", make(chan struct{})
+	// A wait under way has its channel dropped unclosed: only
+	// requestBulk waits on it, and it takes the new one (r.again).
+	r.bulkState, r.bulkDone = "waiting", make(chan struct{})
+	r.bulkGen++
+	if r.hold != nil {
+		r.hold(true)
 	}
 	r.bulkMu.Unlock()
 	select {
@@ -288,19 +310,25 @@ func (r *syncRun) requestBulks(ctx context.Context) {
 	}
 }
 
-// bulkFinished records a peer's completed bulk copy (the first one counts).
-func (r *syncRun) bulkFinished(from netip.Addr, entries uint64) {
+// bulkFinished records a peer's completed bulk copy (the first one
+// counts), whose answer began in wait gen (receive).
+func (r *syncRun) bulkFinished(from netip.Addr, entries, gen uint64) {
 	r.bulkMu.Lock()
 	defer r.bulkMu.Unlock()
 	if r.bulkState != "waiting" {
+		return
+	}
+	if gen != r.bulkGen {
+		// It began before bulkAgain: what the link lost is missing.
+		r.log.Info("ha.sync: a bulk copy begun before the link went down ignored; waiting for a new one", "peer", from, "entries", entries)
 		return
 	}
 	r.bulkState, r.bulkFrom, r.bulkEntries, r.bulkTook = "done", from, entries, time.Since(r.bulkStart)
 	close(r.bulkDone)
 	r.log.Info("ha.sync: connection table copied from a peer: preemption allowed", "peer", from, "entries", entries,
 		"took", r.bulkTook.Round(time.Microsecond))
-	if r.onBulk != nil {
-		r.onBulk()
+	if r.hold != nil {
+		r.hold(false)
 	}
 }
 
@@ -405,6 +433,7 @@ func (r *syncRun) receive(ctx context.Context) {
 				r.entries[res].Add(1)
 			}
 			if h.Type == connsync.TypeBulk {
+				r.answerBegins(from.Addr())
 				r.fromPeer[from.Addr()] += uint64(k)
 			}
 		case connsync.TypeBulkRequest:
@@ -416,10 +445,25 @@ func (r *syncRun) receive(ctx context.Context) {
 				go r.serveBulk(ctx, from)
 			}
 		case connsync.TypeBulkDone:
-			r.bulkFinished(from.Addr(), r.fromPeer[from.Addr()])
+			gen := r.answerBegins(from.Addr())
+			r.bulkFinished(from.Addr(), r.fromPeer[from.Addr()], gen)
 			r.fromPeer[from.Addr()] = 0
+			delete(r.answerGen, from.Addr())
 		}
 	}
+}
+
+// answerBegins returns the wait in which peer's bulk answer began, the
+// current one if this message begins it (receiver only).
+func (r *syncRun) answerBegins(peer netip.Addr) uint64 {
+	if g := r.answerGen[peer]; g != 0 {
+		return g - 1
+	}
+	r.bulkMu.Lock()
+	g := r.bulkGen
+	r.bulkMu.Unlock()
+	r.answerGen[peer] = g + 1
+	return g
 }
 
 // reject counts a dropped message (logging the first of each reason).

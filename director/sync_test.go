@@ -410,3 +410,37 @@ func TestSyncPackersInOrder(t *testing.T) {
 		t.Errorf("%d datagrams, want %d", len(conn.seqs), want)
 	}
 }
+
+// TestBulkAgain: asked for another bulk copy (the link came back), the
+// director holds preemption, and a copy whose answer began before does
+// not release it: what the link lost meanwhile is missing from it. A
+// copy begun after does, once.
+func TestBulkAgain(t *testing.T) {
+	var held []bool
+	peer := netip.MustParseAddr("198.18.0.2")
+	r := &syncRun{log: slog.New(slog.DiscardHandler), bulkState: "waiting", bulkDone: make(chan struct{}),
+		answerGen: map[netip.Addr]uint64{}, again: make(chan struct{}, 1), hold: func(h bool) { held = append(held, h) }}
+	r.answerBegins(peer) // an answer to the first request is arriving
+	first := r.bulkDone
+	r.bulkAgain()
+	if r.bulkState != "waiting" || r.bulkDone == first || len(held) != 1 || !held[0] || len(r.again) != 1 {
+		t.Fatalf("after bulkAgain: state %s, new channel %t, hold %v, asked again %d", r.bulkState, r.bulkDone != first, held, len(r.again))
+	}
+	// That answer ends: ignored.
+	r.bulkFinished(peer, 10, r.answerBegins(peer))
+	delete(r.answerGen, peer)
+	if r.bulkState != "waiting" || len(held) != 1 {
+		t.Fatalf("an answer begun before bulkAgain counted: state %s, hold %v", r.bulkState, held)
+	}
+	// A new answer, begun now: done, preemption let go.
+	gen := r.answerBegins(peer)
+	r.bulkFinished(peer, 12, r.answerBegins(peer))
+	if gen != 1 || r.bulkState != "done" || r.bulkEntries != 12 || len(held) != 2 || held[1] {
+		t.Fatalf("the new answer: gen %d, state %s, %d entries, hold %v", gen, r.bulkState, r.bulkEntries, held)
+	}
+	select {
+	case <-r.bulkDone:
+	default:
+		t.Fatal("the wait's channel is not closed")
+	}
+}

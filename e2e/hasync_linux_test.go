@@ -160,11 +160,12 @@ func TestHASyncFailover(t *testing.T) {
 }
 
 // TestHASyncLinkDown is issue 12's other way for a master to die: its LAN
-// link goes down (on the switch side) while drlb keeps running. The
-// backup hears no advert and takes over; when the link comes back the old
-// master, still MASTER on its side, hears the new master's adverts of a
-// lower priority and, preempting, makes it yield and takes the router's
-// ARP entry back. The client (rr, sync, a new connection every 20 ms, 4
+// link goes down (on the switch side) while drlb keeps running. The old
+// master sees its carrier go and is FAULT; the backup hears no advert and
+// takes over. When the link comes back the old master is BACKUP, copies
+// the table from the other director again (a keep-alive connection was
+// opened through it during the cut), then preempts and takes the router's
+// ARP entry back. The client (rr, sync, a new connection every 20 ms, 5
 // keep-alive connections) sees no failed request and no broken connection
 // through both.
 func TestHASyncLinkDown(t *testing.T) {
@@ -217,13 +218,17 @@ func TestHASyncLinkDown(t *testing.T) {
 	waitRouterARP(t, l, d1.MAC, 3*time.Second)
 	t.Logf("link up: director1 MASTER %v after it, director2 BACKUP %v after it, router's ARP entry back on director1 %v after it",
 		back.Round(time.Millisecond), yielded.Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
+	// After FAULT: the table copied once, then MASTER (at start
+	// director1 was alone: its first request may have timed out).
 	logs := h.p1.logs.String()
-	if copies := strings.Count(logs, "connection table copied"); copies != 2 {
-		t.Errorf("director1 copied the table %d times, want 2 (at start, after the link came back):\n%s", copies, logs)
+	fault := strings.Index(logs, "-> FAULT")
+	if fault < 0 {
+		t.Fatalf("director1 never logged FAULT:\n%s", logs)
 	}
-	if fault := strings.Index(logs, "-> FAULT"); fault < 0 || strings.LastIndex(logs, "connection table copied") < fault ||
-		strings.LastIndex(logs, "BACKUP -> MASTER") < strings.LastIndex(logs, "connection table copied") {
-		t.Errorf("director1: want FAULT, then the table copied, then MASTER:\n%s", logs)
+	after := logs[fault:]
+	copied, master := strings.Index(after, "connection table copied"), strings.Index(after, "BACKUP -> MASTER")
+	if n := strings.Count(after, "connection table copied"); n != 1 || master < copied {
+		t.Errorf("director1 after FAULT: want the table copied once (%d), then MASTER:\n%s", n, after)
 	}
 	if st1 := syncStatus(t, sock1); st1.Bulk != "done" || st1.BulkFrom != d2.IPv4 || st1.BulkEntries == 0 {
 		t.Errorf("director1 after the link came back: %+v", st1)
