@@ -192,6 +192,8 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 			r.ignore(k, "drlb sends adverts from the interface's own IPv4 address")
 		case "track_script", "track_interface", "track_file", "track_process", "track_bfd", "track_src_ip":
 			r.ignore(k, "drlb's priority does not follow scripts, interfaces, files or processes: it stays as configured")
+		case "dont_track_primary":
+			r.ignore(k, "drlb always follows the interface's link, as keepalived does without it: FAULT while the link is down")
 		case "authentication":
 			r.ignore(k, "VRRPv3 has no authentication (RFC 5798)")
 		case "garp_master_delay", "garp_master_repeat", "garp_master_refresh", "garp_master_refresh_repeat",
@@ -208,7 +210,7 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 		case "smtp_alert", "notify_priority_changes":
 			r.ignore(k, "notifications are not sent: drlb logs every transition with its reason")
 		case "accept", "no_accept", "strict_mode", "skip_check_adv_addr", "lower_prio_no_advert", "higher_prio_send_advert",
-			"promote_secondaries", "dont_track_primary", "native_ipv6", "debug", "kernel_rx_buf_size", "linkbeat_use_polling", "vrf":
+			"promote_secondaries", "native_ipv6", "debug", "kernel_rx_buf_size", "linkbeat_use_polling", "vrf":
 			r.ignore(k, "a keepalived VRRP setting drlb has no use for")
 		default:
 			if strings.HasPrefix(name, "notify") {
