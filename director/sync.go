@@ -237,6 +237,12 @@ func (p *packer) addAll(evs []forwarder.SyncEvent) {
 // meanwhile (bulkAgain), it waits afresh, for a whole syncBulkTimeout.
 func (r *syncRun) requestBulk(ctx context.Context) {
 	r.bulkMu.Lock()
+	if r.bulkState != "waiting" {
+		// A second bulkAgain's wake-up, for a wait the first one's
+		// request already ended: asking again would cost a whole table.
+		r.bulkMu.Unlock()
+		return
+	}
 	r.bulkStart = time.Now()
 	done := r.bulkDone
 	r.bulkMu.Unlock()

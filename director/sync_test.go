@@ -443,4 +443,7 @@ func TestBulkAgain(t *testing.T) {
 	default:
 		t.Fatal("the wait's channel is not closed")
 	}
+	// A wake-up left by a second bulkAgain finds the copy in and asks
+	// for nothing (r has no socket: a request would panic).
+	r.requestBulk(context.Background())
 }
