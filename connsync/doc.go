@@ -10,6 +10,11 @@
 //	           VIP, service port, real server, timeout)
 //	  trailer: HMAC-SHA256(key, header+entries)
 //
+// A bulk request (a director that starts, or whose link came back) is
+// answered by Bulk datagrams and a BulkDone; the request and its BulkDone
+// carry the request's number in one OpRequest record, so that the answer
+// to an earlier request is told apart.
+//
 // It does no I/O beyond the Conn a caller hands it, and encoding and
 // parsing allocate nothing.
 package connsync

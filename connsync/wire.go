@@ -29,6 +29,14 @@ const (
 const (
 	OpUpsert uint8 = 1 // insert or update the entry
 	OpEnd    uint8 = 2 // the connection ended: delete it
+	// OpRequest is no connection: the one record of a BulkRequest and of
+	// the BulkDone that ends its answer, holding the request's number
+	// (AppendRequest, RequestOf), so that a director that asked again
+	// (its link came back) can tell the answer to its latest request
+	// from one to an earlier request, whose middle the link may have
+	// lost. A drlb without it reads no payload of those two types and
+	// sends none; EntryAt refuses it.
+	OpRequest uint8 = 3
 )
 
 // Sizes on the wire.
@@ -152,6 +160,30 @@ func AppendEntry(b []byte, e *Entry) ([]byte, bool) {
 	n := binary.BigEndian.Uint16(b[6:8])
 	binary.BigEndian.PutUint16(b[6:8], n+1)
 	return b, true
+}
+
+// AppendRequest adds the request number record (OpRequest) to the
+// BulkRequest or BulkDone message started in b and bumps its count.
+func AppendRequest(b []byte, id uint64) ([]byte, bool) {
+	if len(b) < HeaderLen || len(b)+EntryLen+MACLen > MaxDatagram {
+		return b, false
+	}
+	var zeros [EntryLen - 12]byte
+	b = append(b, OpRequest, 0, 0, 0)
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = append(b, zeros[:]...)
+	n := binary.BigEndian.Uint16(b[6:8])
+	binary.BigEndian.PutUint16(b[6:8], n+1)
+	return b, true
+}
+
+// RequestOf is the request number a BulkRequest's or BulkDone's payload
+// (Open) holds; false when it holds none (a peer without OpRequest).
+func RequestOf(payload []byte) (uint64, bool) {
+	if len(payload) != EntryLen || payload[0] != OpRequest {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(payload[4:12]), true
 }
 
 // Seal appends the MAC over the whole message.

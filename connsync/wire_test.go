@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,6 +74,56 @@ func TestRoundTrip(t *testing.T) {
 		if !ok || got != w {
 			t.Fatalf("entry %d: %+v %v, want %+v", i, got, ok, w)
 		}
+	}
+}
+
+// TestRequest: a BulkRequest or BulkDone carries its request's number in
+// one record that no connection parser takes for a connection. The
+// format is Version 1's: a drlb without it ignores the payload of these
+// two types, so it needs no new version.
+func TestRequest(t *testing.T) {
+	c, _ := NewCodec(testKey)
+	for _, typ := range []uint8{TypeBulkRequest, TypeBulkDone} {
+		h := sampleHeader()
+		h.Type = typ
+		b := AppendHeader(make([]byte, 0, MaxDatagram), &h)
+		b, ok := AppendRequest(b, 0x0102030405060708)
+		if !ok {
+			t.Fatal("AppendRequest refused an empty message")
+		}
+		got, p, err := c.Open(c.Seal(b))
+		if err != nil || got.Count != 1 {
+			t.Fatalf("type %d: %+v, %v", typ, got, err)
+		}
+		if want := "03000000" + "0102030405060708" + strings.Repeat("00", EntryLen-12); hex.EncodeToString(p) != want {
+			t.Fatalf("record %x, want %s", p, want)
+		}
+		if id, ok := RequestOf(p); !ok || id != 0x0102030405060708 {
+			t.Fatalf("RequestOf: %x %t", id, ok)
+		}
+		if _, ok := EntryAt(p, 0); ok {
+			t.Fatal("EntryAt took the request record for a connection")
+		}
+	}
+	// No record (a peer without it), or a connection: no number.
+	if _, ok := RequestOf(nil); ok {
+		t.Error("RequestOf(nil) found a number")
+	}
+	_, conn, _ := c.Open(seal(t, c, sampleHeader(), sampleEntry()))
+	if _, ok := RequestOf(conn); ok {
+		t.Error("RequestOf took a connection for a request number")
+	}
+	// A message already full takes no record.
+	h := sampleHeader()
+	full := AppendHeader(make([]byte, 0, MaxDatagram), &h)
+	for e := sampleEntry(); ; {
+		var ok bool
+		if full, ok = AppendEntry(full, &e); !ok {
+			break
+		}
+	}
+	if _, ok := AppendRequest(full, 1); ok {
+		t.Error("AppendRequest went past MaxDatagram")
 	}
 }
 
@@ -201,6 +252,7 @@ func FuzzOpen(f *testing.F) {
 		for i := 0; i < h.Count+1; i++ {
 			_, _ = EntryAt(p, i)
 		}
+		_, _ = RequestOf(p)
 	})
 }
 
@@ -210,5 +262,6 @@ func FuzzEntries(f *testing.F) {
 	f.Add(make([]byte, EntryLen), 0)
 	f.Fuzz(func(t *testing.T, p []byte, i int) {
 		_, _ = EntryAt(p, i)
+		_, _ = RequestOf(p)
 	})
 }

@@ -77,19 +77,20 @@ type syncRun struct {
 	// and lets it go (false) once it arrived or timed out; called with
 	// bulkMu held.
 	hold func(bool)
-	// bulkGen counts the waits (bulkAgain starts another): an answer
-	// that began in an earlier one may lack what was lost meanwhile.
+	// bulkGen numbers the waits (bulkAgain starts another): each
+	// request carries it and the answer's end echoes it, and an answer
+	// to an earlier wait's request does not count, since it may lack
+	// what the link lost meanwhile.
 	bulkGen uint64
 	// again asks the requester for another bulk copy (bulkAgain).
 	again chan struct{}
+	// bulkTimeout is syncBulkTimeout (shorter in tests).
+	bulkTimeout time.Duration
 
 	sent, sendErrors, received atomic.Uint64
 	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
 	entries                    [len(forwarder.SyncResultNames)]atomic.Uint64
 	fromPeer                   map[netip.Addr]uint64 // bulk entries per peer (receiver only)
-	// answerGen is, per peer whose bulk answer is arriving, the wait it
-	// began in, plus one (receiver only; 0: none is arriving).
-	answerGen map[netip.Addr]uint64
 }
 
 const (
@@ -125,7 +126,7 @@ func newSync(d *Director, s *config.HASync, conn connsync.Conn, key []byte, self
 	}
 	r := &syncRun{d: d, conn: conn, key: slices.Clone(key), self: self, epoch: uint64(time.Now().UnixNano()), log: d.log,
 		bulkState: "waiting", bulkDone: make(chan struct{}), serving: map[netip.Addr]bool{}, fromPeer: map[netip.Addr]uint64{},
-		answerGen: map[netip.Addr]uint64{}, again: make(chan struct{}, 1)}
+		again: make(chan struct{}, 1), bulkTimeout: syncBulkTimeout}
 	for _, p := range s.Peers {
 		if p.Unmap() != self {
 			r.peers = append(r.peers, netip.AddrPortFrom(p.Unmap(), connsync.Port))
@@ -213,10 +214,11 @@ func (p *packer) flush() {
 	p.sent++
 }
 
-// send sends one message of typ without entries to peers.
-func (r *syncRun) send(typ uint8, to []netip.AddrPort) {
+// sendRequest sends a BulkRequest or BulkDone of request id to peers.
+func (r *syncRun) sendRequest(typ uint8, to []netip.AddrPort, id uint64) {
 	p := r.packer(typ, to)
 	p.start()
+	p.buf, _ = connsync.AppendRequest(p.buf, id) // an empty message has room
 	p.flush()
 }
 
@@ -244,14 +246,14 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 		return
 	}
 	r.bulkStart = time.Now()
-	done := r.bulkDone
+	done, gen := r.bulkDone, r.bulkGen
 	r.bulkMu.Unlock()
-	deadline := time.NewTimer(syncBulkTimeout)
+	deadline := time.NewTimer(r.bulkTimeout)
 	defer deadline.Stop()
 	retry := time.NewTicker(syncBulkRetry)
 	defer retry.Stop()
 	for {
-		r.send(connsync.TypeBulkRequest, r.peers)
+		r.sendRequest(connsync.TypeBulkRequest, r.peers, gen)
 		select {
 		case <-ctx.Done():
 			return
@@ -260,16 +262,16 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 		case <-r.again:
 			r.bulkMu.Lock()
 			r.bulkStart = time.Now()
-			done = r.bulkDone
+			done, gen = r.bulkDone, r.bulkGen
 			r.bulkMu.Unlock()
-			deadline.Reset(syncBulkTimeout)
+			deadline.Reset(r.bulkTimeout)
 		case <-deadline.C:
 			r.bulkMu.Lock()
 			if r.bulkState == "waiting" && r.bulkDone == done {
 				r.bulkState = "timeout"
 				close(r.bulkDone)
 				r.log.Warn("ha.sync: no peer sent its connection table: preemption allowed with the table as it is (the first director up, or no peer reachable)",
-					"waited", syncBulkTimeout, "peers", r.peers)
+					"waited", r.bulkTimeout, "peers", r.peers)
 				if r.hold != nil {
 					r.hold(false)
 				}
@@ -317,16 +319,17 @@ func (r *syncRun) requestBulks(ctx context.Context) {
 }
 
 // bulkFinished records a peer's completed bulk copy (the first one
-// counts), whose answer began in wait gen (receive).
-func (r *syncRun) bulkFinished(from netip.Addr, entries, gen uint64) {
+// counts), the answer to the request of wait id (known: a peer without
+// request numbers says none, and its copy counts).
+func (r *syncRun) bulkFinished(from netip.Addr, entries, id uint64, known bool) {
 	r.bulkMu.Lock()
 	defer r.bulkMu.Unlock()
 	if r.bulkState != "waiting" {
 		return
 	}
-	if gen != r.bulkGen {
-		// It began before bulkAgain: what the link lost is missing.
-		r.log.Info("ha.sync: a bulk copy begun before the link went down ignored; waiting for a new one", "peer", from, "entries", entries)
+	if known && id != r.bulkGen {
+		// Asked for before bulkAgain: what the link lost may be missing.
+		r.log.Info("ha.sync: a bulk copy asked for before the link went down ignored; waiting for a new one", "peer", from, "entries", entries)
 		return
 	}
 	r.bulkState, r.bulkFrom, r.bulkEntries, r.bulkTook = "done", from, entries, time.Since(r.bulkStart)
@@ -338,8 +341,10 @@ func (r *syncRun) bulkFinished(from netip.Addr, entries, gen uint64) {
 	}
 }
 
-// serveBulk sends the whole table to peer, in chunks, paced.
-func (r *syncRun) serveBulk(ctx context.Context, peer netip.AddrPort) {
+// serveBulk sends the whole table to peer, in chunks, paced, and ends
+// with the number of the request it answers (0 for a request without
+// one: a drlb that sends none reads none).
+func (r *syncRun) serveBulk(ctx context.Context, peer netip.AddrPort, id uint64) {
 	defer func() {
 		r.bulkMu.Lock()
 		delete(r.serving, peer.Addr())
@@ -372,7 +377,7 @@ func (r *syncRun) serveBulk(ctx context.Context, peer netip.AddrPort) {
 		n += len(evs)
 	}
 	p.flush()
-	r.send(connsync.TypeBulkDone, []netip.AddrPort{peer})
+	r.sendRequest(connsync.TypeBulkDone, []netip.AddrPort{peer}, id)
 	r.log.Info("ha.sync: connection table sent to a peer", "peer", peer.Addr(), "entries", n)
 }
 
@@ -439,7 +444,6 @@ func (r *syncRun) receive(ctx context.Context) {
 				r.entries[res].Add(1)
 			}
 			if h.Type == connsync.TypeBulk {
-				r.answerBegins(from.Addr())
 				r.fromPeer[from.Addr()] += uint64(k)
 			}
 		case connsync.TypeBulkRequest:
@@ -448,28 +452,18 @@ func (r *syncRun) receive(ctx context.Context) {
 			r.serving[from.Addr()] = true
 			r.bulkMu.Unlock()
 			if !busy {
-				go r.serveBulk(ctx, from)
+				// Busy: the requester asks again every
+				// syncBulkRetry, and the next answer carries the
+				// number it asks with then.
+				id, _ := connsync.RequestOf(payload)
+				go r.serveBulk(ctx, from, id)
 			}
 		case connsync.TypeBulkDone:
-			gen := r.answerBegins(from.Addr())
-			r.bulkFinished(from.Addr(), r.fromPeer[from.Addr()], gen)
+			id, known := connsync.RequestOf(payload)
+			r.bulkFinished(from.Addr(), r.fromPeer[from.Addr()], id, known)
 			r.fromPeer[from.Addr()] = 0
-			delete(r.answerGen, from.Addr())
 		}
 	}
-}
-
-// answerBegins returns the wait in which peer's bulk answer began, the
-// current one if this message begins it (receiver only).
-func (r *syncRun) answerBegins(peer netip.Addr) uint64 {
-	if g := r.answerGen[peer]; g != 0 {
-		return g - 1
-	}
-	r.bulkMu.Lock()
-	g := r.bulkGen
-	r.bulkMu.Unlock()
-	r.answerGen[peer] = g + 1
-	return g
 }
 
 // reject counts a dropped message (logging the first of each reason).

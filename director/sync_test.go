@@ -412,31 +412,32 @@ func TestSyncPackersInOrder(t *testing.T) {
 }
 
 // TestBulkAgain: asked for another bulk copy (the link came back), the
-// director holds preemption, and a copy whose answer began before does
-// not release it: what the link lost meanwhile is missing from it. A
-// copy begun after does, once.
+// director holds preemption, and the answer to a request of an earlier
+// wait does not release it, since what the link lost may be missing from
+// it: only the answer to the latest request does, once.
 func TestBulkAgain(t *testing.T) {
 	var held []bool
 	peer := netip.MustParseAddr("198.18.0.2")
-	r := &syncRun{log: slog.New(slog.DiscardHandler), bulkState: "waiting", bulkDone: make(chan struct{}),
-		answerGen: map[netip.Addr]uint64{}, again: make(chan struct{}, 1), hold: func(h bool) { held = append(held, h) }}
-	r.answerBegins(peer) // an answer to the first request is arriving
+	newRun := func() *syncRun {
+		return &syncRun{log: slog.New(slog.DiscardHandler), bulkState: "waiting", bulkDone: make(chan struct{}),
+			again: make(chan struct{}, 1), hold: func(h bool) { held = append(held, h) }}
+	}
+	r := newRun()
 	first := r.bulkDone
 	r.bulkAgain()
-	if r.bulkState != "waiting" || r.bulkDone == first || len(held) != 1 || !held[0] || len(r.again) != 1 {
-		t.Fatalf("after bulkAgain: state %s, new channel %t, hold %v, asked again %d", r.bulkState, r.bulkDone != first, held, len(r.again))
+	if r.bulkState != "waiting" || r.bulkDone == first || r.bulkGen != 1 || len(held) != 1 || !held[0] || len(r.again) != 1 {
+		t.Fatalf("after bulkAgain: state %s, new channel %t, wait %d, hold %v, asked again %d",
+			r.bulkState, r.bulkDone != first, r.bulkGen, held, len(r.again))
 	}
-	// That answer ends: ignored.
-	r.bulkFinished(peer, 10, r.answerBegins(peer))
-	delete(r.answerGen, peer)
+	// The answer to the first request (wait 0) ends: ignored.
+	r.bulkFinished(peer, 10, 0, true)
 	if r.bulkState != "waiting" || len(held) != 1 {
-		t.Fatalf("an answer begun before bulkAgain counted: state %s, hold %v", r.bulkState, held)
+		t.Fatalf("the answer to an earlier request counted: state %s, hold %v", r.bulkState, held)
 	}
-	// A new answer, begun now: done, preemption let go.
-	gen := r.answerBegins(peer)
-	r.bulkFinished(peer, 12, r.answerBegins(peer))
-	if gen != 1 || r.bulkState != "done" || r.bulkEntries != 12 || len(held) != 2 || held[1] {
-		t.Fatalf("the new answer: gen %d, state %s, %d entries, hold %v", gen, r.bulkState, r.bulkEntries, held)
+	// The answer to the latest request: done, preemption let go.
+	r.bulkFinished(peer, 12, 1, true)
+	if r.bulkState != "done" || r.bulkEntries != 12 || len(held) != 2 || held[1] {
+		t.Fatalf("the latest answer: state %s, %d entries, hold %v", r.bulkState, r.bulkEntries, held)
 	}
 	select {
 	case <-r.bulkDone:
@@ -446,4 +447,46 @@ func TestBulkAgain(t *testing.T) {
 	// A wake-up left by a second bulkAgain finds the copy in and asks
 	// for nothing (r has no socket: a request would panic).
 	r.requestBulk(context.Background())
+
+	// A peer that sends no request numbers: its copy counts.
+	held = nil
+	old := newRun()
+	old.bulkAgain()
+	old.bulkFinished(peer, 3, 0, false)
+	if old.bulkState != "done" || len(held) != 2 || held[1] {
+		t.Fatalf("a copy without a request number: state %s, hold %v", old.bulkState, held)
+	}
+}
+
+// TestBulkAgainWaitsAfresh: asked again while a wait is under way (a
+// link that came back before the first copy arrived), the director waits
+// a whole timeout from then, not what was left of the first one: the
+// first wait's deadline would let preemption go before any copy asked for
+// after the link came back could arrive.
+func TestBulkAgainWaitsAfresh(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	var mu sync.Mutex
+	var held []bool
+	r := &syncRun{conn: discardSync{}, key: syncKey, self: netip.MustParseAddr("198.18.0.3"), log: slog.New(slog.DiscardHandler),
+		peers: []netip.AddrPort{netip.MustParseAddrPort("198.18.0.2:8848")}, bulkState: "waiting", bulkDone: make(chan struct{}),
+		again: make(chan struct{}, 1), bulkTimeout: timeout,
+		hold: func(h bool) { mu.Lock(); held = append(held, h); mu.Unlock() }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.requestBulks(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(timeout / 2)
+	r.bulkAgain()
+	state := func() string { r.bulkMu.Lock(); defer r.bulkMu.Unlock(); return r.bulkState }
+	time.Sleep(timeout * 3 / 4) // past the first deadline, before the second
+	if s := state(); s != "waiting" {
+		t.Fatalf("%v after the second request: %s, want waiting", timeout*3/4, s)
+	}
+	waitFor(t, "the second wait's timeout", func() bool { return state() == "timeout" })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(held) != 2 || !held[0] || held[1] {
+		t.Errorf("preemption held, then let go: %v", held)
+	}
 }
