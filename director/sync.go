@@ -39,13 +39,17 @@ const (
 	// frames records at most 2 events per frame (a connection and its
 	// persistence template).
 	syncEventsPerBatch = 256
-	// A bulk request is repeated every syncBulkRetry until a peer
-	// answers, for syncBulkTimeout at most.
+	// A bulk request is repeated every syncBulkRetry until a peer's
+	// answer is complete; the director gives up after syncBulkTimeout
+	// without any answer arriving (an answer under way keeps it waiting,
+	// for syncBulkMaxWait at most: answers arrive at about 120k entries
+	// a second, TestBulkCopyLongerThanTimeout, so a million take 9 s).
 	syncBulkRetry   = 300 * time.Millisecond
 	syncBulkTimeout = 3 * time.Second
+	syncBulkMaxWait = 60 * time.Second
 	// A bulk answer walks syncBulkChunk slots per lock hold and pauses
-	// syncBulkPause after every syncBulkBurst datagrams (about 8000
-	// datagrams, 160k entries, a second at most).
+	// syncBulkPause after every syncBulkBurst datagrams (at most 8000
+	// datagrams, 160k entries, a second; 120k measured).
 	syncBulkChunk = 4096
 	syncBulkBurst = 16
 	syncBulkPause = 2 * time.Millisecond
@@ -86,6 +90,9 @@ type syncRun struct {
 	again chan struct{}
 	// bulkTimeout is syncBulkTimeout (shorter in tests).
 	bulkTimeout time.Duration
+	// answerAt is when a Bulk datagram last arrived (unix ns): an
+	// answer under way keeps the wait going past bulkTimeout.
+	answerAt atomic.Int64
 
 	sent, sendErrors, received atomic.Uint64
 	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
@@ -234,9 +241,10 @@ func (p *packer) addAll(evs []forwarder.SyncEvent) {
 	}
 }
 
-// requestBulk asks the peers for their tables until one answers or
-// syncBulkTimeout passes; then preemption is allowed. Asked again
-// meanwhile (bulkAgain), it waits afresh, for a whole syncBulkTimeout.
+// requestBulk asks the peers for their tables until one answer is
+// complete, or until syncBulkTimeout passes with no answer arriving (or
+// syncBulkMaxWait in all); then preemption is allowed. Asked again
+// meanwhile (bulkAgain), it waits afresh.
 func (r *syncRun) requestBulk(ctx context.Context) {
 	r.bulkMu.Lock()
 	if r.bulkState != "waiting" {
@@ -246,7 +254,7 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 		return
 	}
 	r.bulkStart = time.Now()
-	done, gen := r.bulkDone, r.bulkGen
+	done, gen, start := r.bulkDone, r.bulkGen, r.bulkStart
 	r.bulkMu.Unlock()
 	deadline := time.NewTimer(r.bulkTimeout)
 	defer deadline.Stop()
@@ -262,16 +270,26 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 		case <-r.again:
 			r.bulkMu.Lock()
 			r.bulkStart = time.Now()
-			done, gen = r.bulkDone, r.bulkGen
+			done, gen, start = r.bulkDone, r.bulkGen, r.bulkStart
 			r.bulkMu.Unlock()
 			deadline.Reset(r.bulkTimeout)
 		case <-deadline.C:
+			last := time.Unix(0, r.answerAt.Load())
+			if quiet := time.Since(last); quiet < r.bulkTimeout && time.Since(start) < syncBulkMaxWait {
+				// An answer is arriving: wait until it has been
+				// quiet for a whole timeout.
+				deadline.Reset(r.bulkTimeout - quiet)
+				continue
+			}
 			r.bulkMu.Lock()
 			if r.bulkState == "waiting" && r.bulkDone == done {
 				r.bulkState = "timeout"
 				close(r.bulkDone)
-				r.log.Warn("ha.sync: no peer sent its connection table: preemption allowed with the table as it is (the first director up, or no peer reachable)",
-					"waited", r.bulkTimeout, "peers", r.peers)
+				why := "no peer sent its connection table: preemption allowed with the table as it is (the first director up, or no peer reachable)"
+				if last.After(start) {
+					why = "no complete connection table from a peer: preemption allowed with what arrived"
+				}
+				r.log.Warn("ha.sync: "+why, "waited", time.Since(start).Round(time.Millisecond), "peers", r.peers)
 				if r.hold != nil {
 					r.hold(false)
 				}
@@ -445,6 +463,7 @@ func (r *syncRun) receive(ctx context.Context) {
 			}
 			if h.Type == connsync.TypeBulk {
 				r.fromPeer[from.Addr()] += uint64(k)
+				r.answerAt.Store(time.Now().UnixNano())
 			}
 		case connsync.TypeBulkRequest:
 			r.bulkMu.Lock()

@@ -100,11 +100,30 @@ func syncConfig(peers ...netip.Addr) *config.Config {
 // syncDirector runs a director with sync on n as self.
 func syncDirector(t *testing.T, n *fakeNet, self netip.Addr, peers ...netip.Addr) (*Director, link.Port) {
 	t.Helper()
+	return syncDirectorWith(t, n, self, syncOpts{}, peers...)
+}
+
+// syncOpts change what syncDirector starts (zero: as it is).
+type syncOpts struct {
+	maxConns    int
+	bulkTimeout time.Duration
+}
+
+// syncDirectorWith is syncDirector with o.
+func syncDirectorWith(t *testing.T, n *fakeNet, self netip.Addr, o syncOpts, peers ...netip.Addr) (*Director, link.Port) {
+	t.Helper()
 	dirPort, wire := link.Pipe()
-	d, err := New(syncConfig(peers...), dirPort, Options{IPv4: self, VRRP: newFakeVRRP(), Sync: n.conn(self), SyncKey: syncKey,
+	cfg := syncConfig(peers...)
+	if o.maxConns > 0 {
+		cfg.MaxConns = o.maxConns
+	}
+	d, err := New(cfg, dirPort, Options{IPv4: self, VRRP: newFakeVRRP(), Sync: n.conn(self), SyncKey: syncKey,
 		AnnounceCount: 1, AnnounceInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.bulkTimeout > 0 {
+		d.sync.bulkTimeout = o.bulkTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -488,5 +507,35 @@ func TestBulkAgainWaitsAfresh(t *testing.T) {
 	defer mu.Unlock()
 	if len(held) != 2 || !held[0] || held[1] {
 		t.Errorf("preemption held, then let go: %v", held)
+	}
+}
+
+// TestBulkCopyLongerThanTimeout: a table that takes longer to send than
+// the bulk timeout (a million entries take about 6 s, the timeout is 3 s)
+// is copied whole: the director waits while the answer arrives, instead
+// of preempting with part of it.
+func TestBulkCopyLongerThanTimeout(t *testing.T) {
+	var n fakeNet
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	const entries = 40000 // 2000 datagrams, paced: over 250 ms
+	d1, _ := syncDirectorWith(t, &n, a1, syncOpts{maxConns: 2 * entries}, a1, a2)
+	now := d1.clock().UnixNano()
+	for i := range entries {
+		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
+			CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: 40000, Timeout: time.Minute}
+		w := d1.workerOf(e.CIP)
+		w.mu.Lock()
+		res := w.fw.ApplySync(&e, now)
+		w.mu.Unlock()
+		if res != forwarder.SyncApplied {
+			t.Fatalf("entry %d: %s", i, forwarder.SyncResultNames[res])
+		}
+	}
+	d2, _ := syncDirectorWith(t, &n, a2, syncOpts{maxConns: 2 * entries, bulkTimeout: 100 * time.Millisecond}, a1, a2)
+	waitFor(t, "the bulk copy to end", func() bool { return d2.Snapshot(false).HA.Sync.Bulk != "waiting" })
+	if st := d2.Snapshot(false).HA.Sync; st.Bulk != "done" || st.BulkEntries != entries {
+		t.Fatalf("bulk copy of %d entries with a 100 ms timeout: %s, %d entries in %.0f ms", entries, st.Bulk, st.BulkEntries, st.BulkTook*1000)
+	} else {
+		t.Logf("%d entries in %.0f ms (timeout 100 ms)", st.BulkEntries, st.BulkTook*1000)
 	}
 }
