@@ -308,3 +308,98 @@ func countConns(t *testing.T, sock string, conns []control.ConnEntry) int {
 	}
 	return n
 }
+
+// TestHASyncLargeTable: a director that starts copies a table that takes
+// longer to send than the bulk timeout (3 s without anything arriving):
+// half a million entries, about 4 s at the sender's pace. The copy arrives
+// whole; before, the timeout ran from the request and the director would
+// have preempted with a fraction of the table. director1's table is
+// filled by a third sync peer (the router's namespace, speaking
+// connsync over real UDP) and nothing else, so no client traffic is
+// needed for a table that size.
+func TestHASyncLargeTable(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 3})
+	dir := t.TempDir()
+	d1, d2 := l.Directors[0], l.Directors[1]
+	key := []byte("e2e sync key, 32 bytes or so...")
+	keyFile := filepath.Join(dir, "sync.key")
+	if err := os.WriteFile(keyFile, append(key, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	filler := l.Router.IPv4
+	syncBlock := fmt.Sprintf("  sync:\n    peers: [%s, %s, %s]\n    key_file: %s\n", d1.IPv4, d2.IPv4, filler, keyFile)
+	cfg1, cfg2 := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d2.yaml")
+	writeHAConfigWith(t, l, d1, cfg1, 150, "rr", syncBlock)
+	writeHAConfigWith(t, l, d2, cfg2, 100, "rr", syncBlock)
+	sock1, sock2 := filepath.Join(dir, "d1.sock"), filepath.Join(dir, "d2.sock")
+	n := len(l.RealServers)
+	runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
+	waitHAState(t, sock1, "MASTER", 5*time.Second)
+
+	// Fill director1's table: entries paced so that its socket keeps up.
+	const entries = 500_000
+	var conn connsync.Conn
+	if err := l.Do(l.Router, func() (err error) { conn, err = connsync.ListenUDP(filler); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	codec, err := connsync.NewCodec(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := netip.AddrPortFrom(d1.IPv4, connsync.Port)
+	h := connsync.Header{Type: connsync.TypeUpdate, Sender: filler, Epoch: uint64(time.Now().UnixNano())}
+	buf := make([]byte, 0, connsync.MaxDatagram+connsync.MACLen)
+	flush := func() {
+		h.Seq++
+		connsync.Restamp(buf, h.Seq, time.Now().UnixNano())
+		if err := conn.WriteTo(codec.Seal(buf), to); err != nil {
+			t.Fatal(err)
+		}
+		if h.Seq%16 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	buf = connsync.AppendHeader(buf, &h)
+	for i := range entries {
+		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 2, VIP: l.VIP, VPort: testbed.HTTPPort, SvcPort: testbed.HTTPPort,
+			Real: l.RealServers[i%n].IPv4, CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: uint16(10000 + i>>16),
+			Timeout: 10 * time.Minute}
+		var ok bool
+		if buf, ok = connsync.AppendEntry(buf, &e); !ok {
+			flush()
+			buf = connsync.AppendHeader(buf[:0], &h)
+			buf, _ = connsync.AppendEntry(buf, &e)
+		}
+	}
+	flush()
+	var applied uint64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		now := syncStatus(t, sock1).Entries["applied"]
+		if now == applied && now > 0 || time.Now().After(deadline) {
+			break
+		}
+		applied = now
+	}
+	if applied < entries*95/100 { // UDP: a datagram may be lost
+		t.Fatalf("director1 applied %d of the %d entries sent", applied, entries)
+	}
+
+	// director2 starts: its copy takes longer than the timeout.
+	runDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
+	var st *control.SyncStatus
+	for deadline := time.Now().Add(70 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if st = syncStatus(t, sock2); st.Bulk != "waiting" || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("director2's bulk copy: %s, %d entries from %s in %.2f s (director1 holds %d)", st.Bulk, st.BulkEntries, st.BulkFrom, st.BulkTook, applied)
+	if st.Bulk != "done" || st.BulkFrom != d1.IPv4 || st.BulkEntries < applied*99/100 {
+		t.Errorf("director2's bulk copy: %+v, want done from %s with about %d entries", st, d1.IPv4, applied)
+	}
+	if st.BulkTook < 3 {
+		t.Errorf("the copy took %.2f s: under the 3 s timeout, this test shows nothing", st.BulkTook)
+	}
+	waitHAState(t, sock2, "BACKUP", time.Second)
+}
