@@ -90,9 +90,14 @@ type syncRun struct {
 	again chan struct{}
 	// bulkTimeout is syncBulkTimeout (shorter in tests).
 	bulkTimeout time.Duration
-	// answerAt is when a Bulk datagram last arrived (unix ns): an
-	// answer under way keeps the wait going past bulkTimeout.
+	// answerAt is when a Bulk datagram last arrived (monotonic, 0:
+	// none yet): an answer under way keeps the wait going past
+	// bulkTimeout.
 	answerAt atomic.Int64
+	// base is when the syncRun was built: monotonic() counts from it,
+	// so that a step of the wall clock (NTP at boot, when directors
+	// start) neither cuts a wait short nor holds preemption for hours.
+	base time.Time
 
 	sent, sendErrors, received atomic.Uint64
 	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
@@ -133,7 +138,7 @@ func newSync(d *Director, s *config.HASync, conn connsync.Conn, key []byte, self
 	}
 	r := &syncRun{d: d, conn: conn, key: slices.Clone(key), self: self, epoch: uint64(time.Now().UnixNano()), log: d.log,
 		bulkState: "waiting", bulkDone: make(chan struct{}), serving: map[netip.Addr]bool{}, fromPeer: map[netip.Addr]uint64{},
-		again: make(chan struct{}, 1), bulkTimeout: syncBulkTimeout}
+		again: make(chan struct{}, 1), bulkTimeout: syncBulkTimeout, base: time.Now()}
 	for _, p := range s.Peers {
 		if p.Unmap() != self {
 			r.peers = append(r.peers, netip.AddrPortFrom(p.Unmap(), connsync.Port))
@@ -274,11 +279,11 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 			r.bulkMu.Unlock()
 			deadline.Reset(r.bulkTimeout)
 		case <-deadline.C:
-			last := time.Unix(0, r.answerAt.Load())
-			if quiet := time.Since(last); quiet < r.bulkTimeout && time.Since(start) < syncBulkMaxWait {
+			last, waited := time.Duration(r.answerAt.Load()), time.Since(start)
+			if quiet := max(r.monotonic()-last, 0); last != 0 && quiet < r.bulkTimeout && waited < syncBulkMaxWait {
 				// An answer is arriving: wait until it has been
-				// quiet for a whole timeout.
-				deadline.Reset(r.bulkTimeout - quiet)
+				// quiet for a whole timeout (syncBulkMaxWait in all).
+				deadline.Reset(min(r.bulkTimeout-quiet, syncBulkMaxWait-waited))
 				continue
 			}
 			r.bulkMu.Lock()
@@ -286,10 +291,13 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 				r.bulkState = "timeout"
 				close(r.bulkDone)
 				why := "no peer sent its connection table: preemption allowed with the table as it is (the first director up, or no peer reachable)"
-				if last.After(start) {
-					why = "no complete connection table from a peer: preemption allowed with what arrived"
+				switch {
+				case waited >= syncBulkMaxWait:
+					why = "no complete connection table from a peer within " + syncBulkMaxWait.String() + ": preemption allowed with what arrived"
+				case last > start.Sub(r.base):
+					why = "no complete connection table from a peer, and nothing more arriving: preemption allowed with what arrived"
 				}
-				r.log.Warn("ha.sync: "+why, "waited", time.Since(start).Round(time.Millisecond), "peers", r.peers)
+				r.log.Warn("ha.sync: "+why, "waited", waited.Round(time.Millisecond), "peers", r.peers)
 				if r.hold != nil {
 					r.hold(false)
 				}
@@ -300,6 +308,9 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 		}
 	}
 }
+
+// monotonic is the time since r was built, from the monotonic clock.
+func (r *syncRun) monotonic() time.Duration { return time.Since(r.base) }
 
 // bulkAgain asks for another bulk copy (the link came back: updates
 // were lost meanwhile) and holds preemption until it arrives, or until
@@ -463,7 +474,7 @@ func (r *syncRun) receive(ctx context.Context) {
 			}
 			if h.Type == connsync.TypeBulk {
 				r.fromPeer[from.Addr()] += uint64(k)
-				r.answerAt.Store(time.Now().UnixNano())
+				r.answerAt.Store(int64(max(r.monotonic(), 1)))
 			}
 		case connsync.TypeBulkRequest:
 			r.bulkMu.Lock()

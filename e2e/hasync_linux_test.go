@@ -357,7 +357,7 @@ func TestHASyncLargeTable(t *testing.T) {
 		if err := conn.WriteTo(codec.Seal(buf), to); err != nil {
 			t.Fatal(err)
 		}
-		if h.Seq%16 == 0 {
+		if h.Seq%8 == 0 { // director1's socket buffer holds ~150 datagrams
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -382,7 +382,7 @@ func TestHASyncLargeTable(t *testing.T) {
 		}
 		applied = now
 	}
-	if applied < entries*95/100 { // UDP: a datagram may be lost
+	if applied < entries*96/100 { // UDP: a datagram may be lost; 480k take over 3 s to send at most speed
 		t.Fatalf("director1 applied %d of the %d entries sent", applied, entries)
 	}
 
@@ -395,7 +395,7 @@ func TestHASyncLargeTable(t *testing.T) {
 		}
 	}
 	t.Logf("director2's bulk copy: %s, %d entries from %s in %.2f s (director1 holds %d)", st.Bulk, st.BulkEntries, st.BulkFrom, st.BulkTook, applied)
-	if st.Bulk != "done" || st.BulkFrom != d1.IPv4 || st.BulkEntries < applied*99/100 {
+	if st.Bulk != "done" || st.BulkFrom != d1.IPv4 || st.BulkEntries < applied*90/100 { // UDP again
 		t.Errorf("director2's bulk copy: %+v, want done from %s with about %d entries", st, d1.IPv4, applied)
 	}
 	if st.BulkTook < 3 {
