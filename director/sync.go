@@ -288,8 +288,6 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 			}
 			r.bulkMu.Lock()
 			if r.bulkState == "waiting" && r.bulkDone == done {
-				r.bulkState = "timeout"
-				close(r.bulkDone)
 				why := "no peer sent its connection table: preemption allowed with the table as it is (the first director up, or no peer reachable)"
 				switch {
 				case waited >= syncBulkMaxWait:
@@ -298,9 +296,7 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 					why = "no complete connection table from a peer, and nothing more arriving: preemption allowed with what arrived"
 				}
 				r.log.Warn("ha.sync: "+why, "waited", waited.Round(time.Millisecond), "peers", r.peers)
-				if r.hold != nil {
-					r.hold(false)
-				}
+				r.endWait("timeout")
 			}
 			r.bulkMu.Unlock()
 			return
@@ -314,9 +310,9 @@ func (r *syncRun) monotonic() time.Duration { return time.Since(r.base) }
 
 // bulkAgain asks for another bulk copy (the link came back: updates
 // were lost meanwhile) and holds preemption until it arrives, or until
-// syncBulkTimeout passes. It starts a new wait even while one is under
-// way: an answer that began before does not count (receive), and a wait
-// that began before the link went down would time out early.
+// requestBulk gives up. It starts a new wait even while one is under
+// way: the answer to an earlier request does not count (bulkFinished),
+// and a wait that began before the link went down would time out early.
 func (r *syncRun) bulkAgain() {
 	r.bulkMu.Lock()
 	// A wait under way has its channel dropped unclosed: only
@@ -361,10 +357,17 @@ func (r *syncRun) bulkFinished(from netip.Addr, entries, id uint64, known bool) 
 		r.log.Info("ha.sync: a bulk copy asked for before the link went down ignored; waiting for a new one", "peer", from, "entries", entries)
 		return
 	}
-	r.bulkState, r.bulkFrom, r.bulkEntries, r.bulkTook = "done", from, entries, time.Since(r.bulkStart)
-	close(r.bulkDone)
+	r.bulkFrom, r.bulkEntries, r.bulkTook = from, entries, time.Since(r.bulkStart)
 	r.log.Info("ha.sync: connection table copied from a peer: preemption allowed", "peer", from, "entries", entries,
 		"took", r.bulkTook.Round(time.Microsecond))
+	r.endWait("done")
+}
+
+// endWait ends the wait under way, with bulkMu held: its state (done,
+// timeout), its channel closed, preemption let go.
+func (r *syncRun) endWait(state string) {
+	r.bulkState = state
+	close(r.bulkDone)
 	if r.hold != nil {
 		r.hold(false)
 	}
