@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,34 +28,51 @@ func syncStatus(t *testing.T, sock string) *control.SyncStatus {
 	return h.Sync
 }
 
-// haSyncPair is the sync lab: two drlb directors, rr, ha: with sync:
-// director1 (priority 150) MASTER, director2 (100) BACKUP with its bulk
-// copy done.
-type haSyncPair struct {
-	l            *testbed.Lab
-	d1, d2       *testbed.Host
-	cfg1         string
-	sock1, sock2 string
-	p1           *directorProc
-	n            int
+// haSyncLab is the sync lab before a director runs: two directors'
+// configs (rr, ha: with sync:, priorities 150 and 100), whose sync peers
+// are both directors (and the router, with routerPeer), the key they
+// share, their control sockets.
+type haSyncLab struct {
+	l                        *testbed.Lab
+	d1, d2                   *testbed.Host
+	key                      []byte
+	cfg1, cfg2, sock1, sock2 string
+	n                        int // real servers
 }
 
-func startHASyncPair(t *testing.T) *haSyncPair {
+func newHASyncLab(t *testing.T, routerPeer bool) *haSyncLab {
 	t.Helper()
 	testutil.NeedRoot(t)
 	l := newLab(t, testbed.Options{Directors: 2, RealServers: 3})
 	dir := t.TempDir()
-	d1, d2 := l.Directors[0], l.Directors[1]
-	key := filepath.Join(dir, "sync.key")
-	if err := os.WriteFile(key, []byte("e2e sync key, 32 bytes or so...\n"), 0o600); err != nil {
+	h := &haSyncLab{l: l, d1: l.Directors[0], d2: l.Directors[1], key: []byte("e2e sync key, 32 bytes or so..."),
+		cfg1: filepath.Join(dir, "d1.yaml"), cfg2: filepath.Join(dir, "d2.yaml"),
+		sock1: filepath.Join(dir, "d1.sock"), sock2: filepath.Join(dir, "d2.sock"), n: len(l.RealServers)}
+	keyFile := filepath.Join(dir, "sync.key")
+	if err := os.WriteFile(keyFile, append(slices.Clone(h.key), '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	syncBlock := fmt.Sprintf("  sync:\n    peers: [%s, %s]\n    key_file: %s\n", d1.IPv4, d2.IPv4, key)
-	cfg1, cfg2 := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d2.yaml")
-	writeHAConfigWith(t, l, d1, cfg1, 150, "rr", syncBlock)
-	writeHAConfigWith(t, l, d2, cfg2, 100, "rr", syncBlock)
-	sock1, sock2 := filepath.Join(dir, "d1.sock"), filepath.Join(dir, "d2.sock")
-	n := len(l.RealServers)
+	peers := h.d1.IPv4.String() + ", " + h.d2.IPv4.String()
+	if routerPeer {
+		peers += ", " + l.Router.IPv4.String()
+	}
+	syncBlock := fmt.Sprintf("  sync:\n    peers: [%s]\n    key_file: %s\n", peers, keyFile)
+	writeHAConfigWith(t, l, h.d1, h.cfg1, 150, "rr", syncBlock)
+	writeHAConfigWith(t, l, h.d2, h.cfg2, 100, "rr", syncBlock)
+	return h
+}
+
+// haSyncPair is the sync lab running: director1 MASTER, director2 BACKUP
+// with its bulk copy done.
+type haSyncPair struct {
+	*haSyncLab
+	p1 *directorProc
+}
+
+func startHASyncPair(t *testing.T) *haSyncPair {
+	t.Helper()
+	h := newHASyncLab(t, false)
+	l, d1, d2, cfg1, cfg2, sock1, sock2, n := h.l, h.d1, h.d2, h.cfg1, h.cfg2, h.sock1, h.sock2, h.n
 	p1 := runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
 	waitHAState(t, sock1, "MASTER", 5*time.Second)
 	runDirectorOn(t, l, d2, n, "run", "-c", cfg2, "-ctl", sock2)
@@ -66,7 +84,7 @@ func startHASyncPair(t *testing.T) *haSyncPair {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &haSyncPair{l: l, d1: d1, d2: d2, cfg1: cfg1, sock1: sock1, sock2: sock2, p1: p1, n: n}
+	return &haSyncPair{haSyncLab: h, p1: p1}
 }
 
 // TestHASyncFailover is issue 12's failover with connection sync: two
@@ -318,22 +336,9 @@ func countConns(t *testing.T, sock string, conns []control.ConnEntry) int {
 // connsync over real UDP) and nothing else, so no client traffic is
 // needed for a table that size.
 func TestHASyncLargeTable(t *testing.T) {
-	testutil.NeedRoot(t)
-	l := newLab(t, testbed.Options{Directors: 2, RealServers: 3})
-	dir := t.TempDir()
-	d1, d2 := l.Directors[0], l.Directors[1]
-	key := []byte("e2e sync key, 32 bytes or so...")
-	keyFile := filepath.Join(dir, "sync.key")
-	if err := os.WriteFile(keyFile, append(key, '\n'), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h := newHASyncLab(t, true) // the router fills director1's table
+	l, d1, d2, key, cfg1, cfg2, sock1, sock2, n := h.l, h.d1, h.d2, h.key, h.cfg1, h.cfg2, h.sock1, h.sock2, h.n
 	filler := l.Router.IPv4
-	syncBlock := fmt.Sprintf("  sync:\n    peers: [%s, %s, %s]\n    key_file: %s\n", d1.IPv4, d2.IPv4, filler, keyFile)
-	cfg1, cfg2 := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d2.yaml")
-	writeHAConfigWith(t, l, d1, cfg1, 150, "rr", syncBlock)
-	writeHAConfigWith(t, l, d2, cfg2, 100, "rr", syncBlock)
-	sock1, sock2 := filepath.Join(dir, "d1.sock"), filepath.Join(dir, "d2.sock")
-	n := len(l.RealServers)
 	runDirectorOn(t, l, d1, n, "run", "-c", cfg1, "-ctl", sock1)
 	waitHAState(t, sock1, "MASTER", 5*time.Second)
 
@@ -349,19 +354,19 @@ func TestHASyncLargeTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	to := netip.AddrPortFrom(d1.IPv4, connsync.Port)
-	h := connsync.Header{Type: connsync.TypeUpdate, Sender: filler, Epoch: uint64(time.Now().UnixNano())}
+	hdr := connsync.Header{Type: connsync.TypeUpdate, Sender: filler, Epoch: uint64(time.Now().UnixNano())}
 	buf := make([]byte, 0, connsync.MaxDatagram+connsync.MACLen)
 	flush := func() {
-		h.Seq++
-		connsync.Restamp(buf, h.Seq, time.Now().UnixNano())
+		hdr.Seq++
+		connsync.Restamp(buf, hdr.Seq, time.Now().UnixNano())
 		if err := conn.WriteTo(codec.Seal(buf), to); err != nil {
 			t.Fatal(err)
 		}
-		if h.Seq%8 == 0 { // director1's socket buffer holds ~150 datagrams
+		if hdr.Seq%8 == 0 { // director1's socket buffer holds ~150 datagrams
 			time.Sleep(time.Millisecond)
 		}
 	}
-	buf = connsync.AppendHeader(buf, &h)
+	buf = connsync.AppendHeader(buf, &hdr)
 	for i := range entries {
 		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 2, VIP: l.VIP, VPort: testbed.HTTPPort, SvcPort: testbed.HTTPPort,
 			Real: l.RealServers[i%n].IPv4, CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: uint16(10000 + i>>16),
@@ -369,7 +374,7 @@ func TestHASyncLargeTable(t *testing.T) {
 		var ok bool
 		if buf, ok = connsync.AppendEntry(buf, &e); !ok {
 			flush()
-			buf = connsync.AppendHeader(buf[:0], &h)
+			buf = connsync.AppendHeader(buf[:0], &hdr)
 			buf, _ = connsync.AppendEntry(buf, &e)
 		}
 	}
