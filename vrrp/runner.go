@@ -116,18 +116,24 @@ func (r *Runner) SetPreemptHold(hold bool) {
 // (Machine.LinkDown, LinkUp), with the reason to log. It may be called
 // before Run, and from any goroutine.
 func (r *Runner) SetLink(up bool, reason string) {
-	r.mu.Lock()
-	now := r.cfg.Clock()
+	event := r.cfg.Machine.LinkDown
 	if up {
-		r.apply(r.cfg.Machine.LinkUp(now, reason), now)
-	} else {
-		r.apply(r.cfg.Machine.LinkDown(now, reason), now)
+		event = r.cfg.Machine.LinkUp
 	}
-	r.mu.Unlock()
+	r.step(func(now time.Time) Output { return event(now, reason) })
 	select {
 	case r.wake <- struct{}{}:
 	default: // a wake-up is already waiting
 	}
+}
+
+// step hands the machine one event at the clock's time and acts on its
+// Output, under r.mu.
+func (r *Runner) step(event func(now time.Time) Output) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Clock()
+	r.apply(event(now), now)
 }
 
 // apply acts on one Output: with r.mu held.
@@ -199,10 +205,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}()
 	m := r.cfg.Machine
-	r.mu.Lock()
-	now := r.cfg.Clock()
-	r.apply(m.Start(now), now)
-	r.mu.Unlock()
+	r.step(m.Start)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -216,31 +219,19 @@ func (r *Runner) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			r.mu.Lock()
-			now := r.cfg.Clock()
-			r.apply(m.Stop(now), now)
-			r.mu.Unlock()
+			r.step(m.Stop)
 			r.cfg.Conn.Close()
 			return nil
 		case p := <-in:
 			if p.err != nil {
-				r.mu.Lock()
-				now := r.cfg.Clock()
-				r.apply(m.Stop(now), now)
-				r.mu.Unlock()
+				r.step(m.Stop)
 				r.cfg.Conn.Close()
 				return p.err
 			}
-			r.mu.Lock()
-			now := r.cfg.Clock()
-			r.apply(m.Receive(now, p.b), now)
-			r.mu.Unlock()
+			r.step(func(now time.Time) Output { return m.Receive(now, p.b) })
 		case <-r.wake: // the timers changed: wait again
 		case <-timer.C:
-			r.mu.Lock()
-			now := r.cfg.Clock()
-			r.apply(m.Tick(now), now)
-			r.mu.Unlock()
+			r.step(m.Tick)
 		}
 	}
 }
