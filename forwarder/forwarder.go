@@ -81,6 +81,7 @@ type Forwarder struct {
 	frags fragTable
 
 	counts [numReasons]atomic.Uint64 // this worker's; Count sums the workers'
+	held   heldCounts                // counts not published yet (heldcounts.go)
 
 	// Table pressure (pressure.go): written by Process, read by anyone.
 	pressure   atomic.Bool
@@ -261,7 +262,7 @@ func (f *Forwarder) Tick(now int64, budget int) int { return f.table.Sweep(now, 
 // MAC addresses in place. It never panics and allocates nothing.
 func (f *Forwarder) Process(frame []byte, m *Meta) Result {
 	res := f.process(frame, m)
-	f.counts[res.Reason].Add(1)
+	f.countReason(res.Reason)
 	return res
 }
 
@@ -335,17 +336,6 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	}
 	f.countForwarded(s, r, p.l3End-p.l3)
 	return res
-}
-
-// countForwarded adds a forwarded IP packet of size bytes to this worker's
-// totals of r and of its service s.
-func (f *Forwarder) countForwarded(s *service, r *realServer, size int) {
-	n := uint64(size)
-	rt, sv := &r.totals[f.id], &s.ctr.totals[f.id]
-	rt.packets.Add(1)
-	rt.bytes.Add(n)
-	sv.packets.Add(1)
-	sv.bytes.Add(n)
 }
 
 func macAt(b []byte) uint64 {
@@ -491,8 +481,7 @@ func (f *Forwarder) openEntry(st *state, s *service, r *realServer, e *conntable
 	r.count(state, +1)
 	f.table.SetTimeout(e, now, f.timeout(st, state))
 	f.record(connsync.OpUpsert, e, s, r, f.timeout(st, state), now)
-	s.ctr.totals[f.id].connections.Add(1)
-	r.totals[f.id].connections.Add(1)
+	f.countConnection(s, r)
 }
 
 // pick chooses a real server for a new connection: a live persistence

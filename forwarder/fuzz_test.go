@@ -244,8 +244,9 @@ func BenchmarkNewFlow(b *testing.B) {
 // BenchmarkExistingFlowBatch is BenchmarkExistingFlow in batches of 64
 // frames, as the director's step runs them, side by side: the full path
 // alone (noFast, no Prefetch: the pipeline before the fast path), the fast
-// path (fastpath.go) without Prefetch, and the fast path with Prefetch
-// before each batch, which is what the director runs. ns/packet compares
+// path (fastpath.go) without Prefetch, the fast path with Prefetch before
+// each batch, and that with the batch's counts held and published at its
+// end (heldcounts.go), which is what the director runs. ns/packet compares
 // with BenchmarkExistingFlow; it includes writing the frames (~10 ns).
 func BenchmarkExistingFlowBatch(b *testing.B) {
 	for _, n := range []int{10_000, 1_000_000} {
@@ -258,9 +259,12 @@ func BenchmarkExistingFlowBatch(b *testing.B) {
 		}
 		m := &Meta{Time: t0 + second}
 		for _, v := range []struct {
-			name      string
-			fast, pre bool
-		}{{"full", false, false}, {"fast", true, false}, {"fast+prefetch", true, true}} {
+			name            string
+			fast, pre, held bool
+		}{
+			{"full", false, false, false}, {"fast", true, false, false},
+			{"fast+prefetch", true, true, false}, {"fast+prefetch+held", true, true, true},
+		} {
 			b.Run(fmt.Sprintf("conns=%d/%s", n, v.name), func(b *testing.B) {
 				f.noFast = !v.fast
 				defer func() { f.noFast = false }()
@@ -276,10 +280,16 @@ func BenchmarkExistingFlowBatch(b *testing.B) {
 					if v.pre {
 						f.Prefetch(bufs)
 					}
+					if v.held {
+						f.HoldCounts()
+					}
 					for _, buf := range bufs {
 						if r := f.Process(buf, m); r.Reason != ReasonExisting {
 							b.Fatalf("%v/%v", r.Verdict, r.Reason)
 						}
+					}
+					if v.held {
+						f.PublishCounts()
 					}
 					packets += batch
 				}

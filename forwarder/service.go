@@ -85,10 +85,13 @@ type svcCounters struct {
 
 // totals are connections, packets and bytes counted by one worker, alone
 // on their cache line: workers on different cores counting into one line
-// would pass it back and forth on every packet.
+// would pass it back and forth on every packet. The held fields are what
+// the worker counted and has not published yet (heldcounts.go): only the
+// worker's goroutine touches them.
 type totals struct {
-	connections, packets, bytes atomic.Uint64
-	_                           [64 - 24]byte
+	connections, packets, bytes       atomic.Uint64
+	heldConns, heldPackets, heldBytes uint64
+	_                                 [64 - 48]byte
 }
 
 // workerTotals are a server's or a service's totals, one per worker;

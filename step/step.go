@@ -84,6 +84,10 @@ func (s *Step) Forwarder() *forwarder.Forwarder { return s.cfg.Forwarder }
 func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame {
 	s.meta.Time = now
 	nr := 0
+	// The batch's counts are published once, at the end (one atomic add
+	// per counter instead of several per frame: forwarder/heldcounts.go).
+	s.cfg.Forwarder.HoldCounts()
+	defer s.cfg.Forwarder.PublishCounts()
 	if s.cfg.Prefetch {
 		n := min(len(in), len(s.data))
 		for i := range n {
