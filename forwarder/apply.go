@@ -455,7 +455,9 @@ func timeoutsDiff(o, n timeouts) string {
 // service and real server, as ipvsadm -Z does. The active, inactive and
 // persistent counts say what the table holds, not totals: they stay, as
 // do the per-reason frame counters (Count), which Prometheus reads as
-// monotonic. It may be called from any goroutine.
+// monotonic. It may be called from any goroutine. A worker in the middle
+// of a batch with its counts held (HoldCounts) publishes them after the
+// zero: the frames of that one batch count after it.
 func (f *Forwarder) ZeroCounters() {
 	f.ctl.Lock()
 	defer f.ctl.Unlock()

@@ -26,7 +26,8 @@ type heldCounts struct {
 }
 
 // heldTotalsMax bounds heldCounts.totals: a batch of 64 forwarded frames
-// touches at most 128 (a server and a service for each).
+// touches at most 128 (a server and a service for each). A longer batch,
+// or one over more servers, publishes each time the list fills.
 const heldTotalsMax = 2 * PrefetchBatch
 
 // HoldCounts makes the Process calls that follow count into this worker's
