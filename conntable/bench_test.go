@@ -227,8 +227,8 @@ func BenchmarkSweepExpired(b *testing.B) {
 
 // BenchmarkLookupBatch looks up 64 scattered keys per op, as the forwarder
 // does with a batch of frames: without prefetching, with the whole batch
-// prefetched first, and with each key prefetched `ahead` lookups before
-// its own (the forwarder's way); ns/key compares with BenchmarkLookupHit.
+// prefetched first (the forwarder's way), and with each key prefetched
+// `ahead` lookups before its own; ns/key compares with BenchmarkLookupHit.
 // A lookup does almost no work here, so the pipelined row shows how many
 // misses overlap, not how well they hide behind work.
 func BenchmarkLookupBatch(b *testing.B) {

@@ -11,15 +11,14 @@ import (
 // waiting for memory. It changes nothing in the table and its result does
 // not depend on what it finds: calling it or not gives the same lookups.
 //
-// At a million connections a Lookup is one random memory access, about
-// 220 ns on the 2-core VM (a page walk and a cache miss; the CPU keeps only
-// a few such walks in flight). A caller that handles a batch of packets
-// calls PrefetchKey for the packet a few places ahead of the one it
-// processes, so that each miss is on its way while the CPU works on the
-// packets before it (see package prefetch for why a plain load does not
-// do this). Prefetching a whole batch at once, as an earlier version did
-// with plain loads, overlaps the misses with each other but not with the
-// work: measured in BenchmarkLookupBatch.
+// At a million connections a Lookup is one random memory access, 220-390
+// ns on the 2-core VM (a nested page walk and a cache miss). A caller
+// that handles a batch of packets calls PrefetchKey for every packet of
+// the batch first, in a loop of its own, then looks them up: the misses
+// and walks overlap each other and the work (forwarder.Prefetch says
+// why all at once rather than a few places ahead; see package prefetch
+// for why a plain load does not do this: it holds the CPU until memory
+// answers).
 func (t *Table) PrefetchKey(k *Key) {
 	if len(t.slots) == 0 {
 		return

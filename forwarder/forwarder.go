@@ -98,7 +98,9 @@ type Forwarder struct {
 	key  conntable.Key
 	tkey conntable.Key
 	flow scheduler.Flow
-	pre  prefetchKeys
+	// preKeys are Prefetch's keys: a field, as the lookup keys are, so
+	// that passing their addresses to the table moves nothing to the heap.
+	preKeys [PrefetchBatch]conntable.Key
 
 	// fastDid is what fastExisting did for the current frame before
 	// handing it to the full path, which must not do it again (fastpath.go).
@@ -268,7 +270,6 @@ func (f *Forwarder) Process(frame []byte, m *Meta) Result {
 
 func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	now := m.Time
-	f.prefetchNext()
 	f.table.Sweep(now, f.sweep)
 	st := f.cur.Load()
 	if res, ok := f.fastExisting(st, frame, m, now); ok {

@@ -31,9 +31,10 @@ type Config struct {
 	// leaves it off: the kernel completes them from the virtio-net header.
 	CompleteChecksums bool
 	// Prefetch has Handle prepare the batch's connection-table lookups
-	// before processing it (forwarder.Prefetch: each slot is loaded a few
-	// frames ahead of its own), so that with a large table the memory
-	// misses overlap the work. Results are the same with or without it.
+	// before processing it (forwarder.Prefetch: every frame's slot starts
+	// loading at once), so that with a large table the memory misses
+	// overlap each other and the work. Results are the same with or
+	// without it.
 	Prefetch bool
 	// Batch is the most frames one Handle call takes (default
 	// link.DefaultBatchSize); it sizes the reply buffers.

@@ -2,9 +2,9 @@
 // waiting for it: a hint with no effect on any result.
 //
 // Why it exists: a connection-table lookup at a million flows waits for
-// memory (one random cache line per packet). Processing a batch of frames
-// while the line of a frame a few places ahead is already on its way
-// overlaps that wait with useful work. Go has no portable prefetch; a plain
+// memory (one random cache line per packet). Starting the lines of a
+// whole batch of frames first, then processing the frames, overlaps those
+// waits with each other and with useful work. Go has no portable prefetch; a plain
 // load whose value is kept does start the miss, but it also holds the
 // instruction in the CPU's reorder window until the data arrives, and a
 // few hundred instructions later the window is full and the core stalls
