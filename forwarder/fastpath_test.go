@@ -16,7 +16,9 @@ import (
 )
 
 // twin is two forwarders built alike, one with the fast path, one without:
-// whatever frames and events they are given, they must stay alike.
+// whatever frames and events they are given, they must stay alike. The
+// fast one also holds its counts around each frame, as the step does
+// around each batch (heldcounts.go), the other counts them at once.
 type twin struct {
 	fast, full *Forwarder
 	now        int64
@@ -48,7 +50,9 @@ func (tw *twin) step(t testing.TB, frame []byte, m Meta) Result {
 	a, b := append([]byte(nil), frame...), append([]byte(nil), frame...)
 	ma, mb := m, m
 	ma.Time, mb.Time = tw.now, tw.now
+	tw.fast.HoldCounts()
 	ra := tw.fast.Process(a, &ma)
+	tw.fast.PublishCounts()
 	rb := tw.full.Process(b, &mb)
 	if ra != rb || !bytes.Equal(a, b) {
 		t.Fatalf("frame % x: fast path %+v, full path %+v (frames equal: %v)", frame, ra, rb, bytes.Equal(a, b))
