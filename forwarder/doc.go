@@ -15,8 +15,10 @@
 // Nearly every frame is a plain TCP or UDP packet of a connection that
 // stays in its state: fastExisting (fastpath.go) forwards those from a key
 // read straight from the bytes, and hands anything else to the full path
-// above untouched. Prefetch, called before a batch, has each Process start
-// loading the connection slot of a frame a few places ahead. With kernel
+// above untouched. Prefetch, called before a batch, starts loading the
+// connection slots of all its frames, and Process finds them on their
+// way. Counts are held for the batch and published at its end
+// (heldcounts.go). With kernel
 // flows on (EnableKernelFlows, kernelflows.go), a flow the fast path
 // forwarded is handed to a program in the kernel (the AF_XDP port's XDP
 // program, or an AF_PACKET worker's socket filter and tc program), which forwards its frames itself and sends one per refresh,
