@@ -137,7 +137,7 @@ func BenchmarkFastPath(b *testing.B) {
 	} {
 		b.Run(flood.name, func(b *testing.B) {
 			rates := map[string]float64{}
-			for _, f := range udpForwarders(b, l) {
+			for _, f := range onlyForwarders(udpForwarders(b, l)) {
 				stop := f.start()
 				r := trafgenBlast(b, l, tg, flood.conf, 2*manyFlows)
 				stop()
