@@ -12,7 +12,7 @@ import (
 // not depend on what it finds: calling it or not gives the same lookups.
 //
 // At a million connections a Lookup is one random memory access, 220-390
-// ns on the 2-core VM (a nested page walk and a cache miss). A caller
+// ns on the 2-core VM (a page walk and a cache miss). A caller
 // that handles a batch of packets calls PrefetchKey for every packet of
 // the batch first, in a loop of its own, then looks them up: the misses
 // and walks overlap each other and the work (forwarder.Prefetch says

@@ -27,7 +27,7 @@ import (
 // PrefetchMinConns entries.
 //
 // Why the whole batch at once: on the VM a prefetch whose page is not in
-// the TLB appears not to retire until the (nested) page walk is done, and
+// the TLB appears not to retire until the page walk is done, and
 // the CPU stops when its reorder window fills behind it. Issued back to
 // back, the batch's walks and misses overlap each other and the CPU waits
 // about once per batch; issued one per frame, 8 frames ahead (an earlier
