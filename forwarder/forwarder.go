@@ -139,8 +139,9 @@ type core struct {
 	// synGen counts configuration swaps and MAC changes
 	// (StatelessSYNGeneration).
 	synGen atomic.Uint64
-	// preMin is PrefetchMinConns; tests lower it to exercise Prefetch.
-	preMin int
+	// preMin and preMinBytes are PrefetchMinConns and
+	// PrefetchMinTableBytes; tests lower them to exercise Prefetch.
+	preMin, preMinBytes int
 	// noFast turns fastExisting off, for the tests that hold it to the
 	// full path's results.
 	noFast bool
@@ -155,9 +156,10 @@ type core struct {
 // usable at once; the others wait for SetMAC.
 func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 	c := &core{
-		sweep:  opts.SweepBudget,
-		mtu:    opts.MTU,
-		preMin: PrefetchMinConns,
+		sweep:       opts.SweepBudget,
+		mtu:         opts.MTU,
+		preMin:      PrefetchMinConns,
+		preMinBytes: PrefetchMinTableBytes,
 	}
 	if c.sweep == 0 {
 		c.sweep = 8

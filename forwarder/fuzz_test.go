@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -156,7 +158,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // populate opens n established connections from distinct clients.
-func populate(b *testing.B, f *Forwarder, n int) {
+func populate(b testing.TB, f *Forwarder, n int) {
 	frame := syn(client(0, 1))
 	m := &Meta{Time: t0}
 	for i := 0; i < n; i++ {
@@ -238,6 +240,60 @@ func BenchmarkNewFlow(b *testing.B) {
 				m.Time += int64(20e3)
 			}
 		})
+	}
+}
+
+// BenchmarkExistingFlowSparse is the director's batch (Prefetch, held
+// counts, Process) for tables whose entries are few or many, packed into
+// a slot array sized for twice their number or scattered over the array
+// of the default max_conns (1M: 64 MiB), each with Prefetch's rule
+// (PrefetchMinConns, PrefetchMinTableBytes), forced off and forced on:
+// the rule should match the faster of the two.
+func BenchmarkExistingFlowSparse(b *testing.B) {
+	for _, c := range []struct{ conns, max int }{
+		{1000, config.DefaultMaxConns}, {10_000, config.DefaultMaxConns}, {10_000, 20_000}, {30_000, 60_000},
+	} {
+		f := benchForwarderMax(b, "wrr", c.conns, c.max)
+		frame := ack(client(0, 1))
+		const batch = 64
+		bufs := make([][]byte, batch)
+		for j := range bufs {
+			bufs[j] = make([]byte, len(frame))
+		}
+		m := &Meta{Time: t0 + second}
+		for _, v := range []struct {
+			name          string
+			min, minBytes int
+		}{
+			{"rule", PrefetchMinConns, PrefetchMinTableBytes},
+			{"off", math.MaxInt, math.MaxInt},
+			{"on", 0, 0},
+		} {
+			b.Run(fmt.Sprintf("conns=%d,max=%d/%s", c.conns, c.max, v.name), func(b *testing.B) {
+				f.preMin, f.preMinBytes = v.min, v.minBytes
+				defer func() { f.preMin, f.preMinBytes = PrefetchMinConns, PrefetchMinTableBytes }()
+				b.ReportAllocs()
+				i, packets := 0, 0
+				for b.Loop() {
+					for _, buf := range bufs {
+						copy(buf, frame)
+						binary.BigEndian.PutUint16(buf[14+12+2:], uint16((i%c.conns)>>16))
+						binary.BigEndian.PutUint16(buf[14+20:], uint16(i%c.conns))
+						i++
+					}
+					f.Prefetch(bufs)
+					f.HoldCounts()
+					for _, buf := range bufs {
+						if r := f.Process(buf, m); r.Reason != ReasonExisting {
+							b.Fatalf("%v/%v", r.Verdict, r.Reason)
+						}
+					}
+					f.PublishCounts()
+					packets += batch
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(packets), "ns/packet")
+			})
+		}
 	}
 }
 

@@ -22,9 +22,10 @@ import (
 // With a million connections a lookup is a random memory access (about
 // 220-390 ns on the 2-core VM); see BenchmarkExistingFlowBatch for what
 // this saves. Plain TCP/UDP frames get their key from quickKey, the rest
-// from a full decode. With a small table it would only add a key and a
-// hash per frame, so it does nothing while the table holds fewer than
-// PrefetchMinConns entries.
+// from a full decode. Where the lookups stay in the CPU's caches it would
+// only add a key and a hash per frame, so it does nothing while the table
+// holds fewer than PrefetchMinConns entries or its slot array is smaller
+// than PrefetchMinTableBytes.
 //
 // Why the whole batch at once: on the VM a prefetch whose page is not in
 // the TLB appears not to retire until the page walk is done, and
@@ -35,7 +36,7 @@ import (
 // 1M connections: 8 ahead 145-294 ns per packet, 16 ahead 155-255, 32
 // ahead 135-191, the whole batch 117-162 (4 alternated runs).
 func (f *Forwarder) Prefetch(frames [][]byte) {
-	if f.table.Len() < f.preMin {
+	if !f.prefetches() {
 		return
 	}
 	keys := &f.preKeys
@@ -71,11 +72,28 @@ func (f *Forwarder) Prefetch(frames [][]byte) {
 	}
 }
 
-// PrefetchMinConns is the table size below which Prefetch does nothing:
-// 64k entries occupy at least 4 MiB of cache lines, more than the CPU
-// caches keep for one core. The crossover between 10k (a loss) and 1M (a
-// gain) was not measured more finely.
-const PrefetchMinConns = 1 << 16
+// PrefetchMinConns and PrefetchMinTableBytes say when Prefetch pays. A
+// table's entries are scattered over its whole slot array, which is
+// sized for max_conns, not for what it holds: 10k connections in the
+// array of the default max_conns (1M: 64 MiB) sit on 10k pages and 10k
+// cache lines, beyond the TLB's and the L2's reach, while the same 10k in
+// an array for 20k (1.3 MiB) stay in the L2. Measured in batches of 64
+// (ns per packet without -> with Prefetch, 3 runs): 1k in 64 MiB 62 -> 75,
+// 3k in 64 MiB 80 -> 82, 10k in 64 MiB 132-152 -> 86-89, 10k in 1.3 MiB
+// 66-71 -> 71-75, 30k in 3.8 MiB 97-126 -> 73-77, 30k in 16 MiB 156-213
+// -> 78-80. (An earlier rule, 64k entries whatever the array, left a
+// director with the default max_conns and up to 64k connections at the
+// slow figures.)
+const (
+	PrefetchMinConns      = 1 << 12 // entries in the table
+	PrefetchMinTableBytes = 2 << 20 // the slot array's size (Table.Bytes)
+)
+
+// prefetches reports whether Prefetch pays for this worker's table as it
+// is now (PrefetchMinConns, PrefetchMinTableBytes).
+func (f *Forwarder) prefetches() bool {
+	return f.table.Len() >= f.preMin && f.table.Bytes() >= f.preMinBytes
+}
 
 // PrefetchBatch is the most frames of one Prefetch call whose slots are
 // prefetched.

@@ -17,7 +17,10 @@ func TestPrefetchChangesNothing(t *testing.T) {
 	}
 	plain := newForwarder(t, testConfig("wrr", 3), Options{MTU: 1500})
 	pre := newForwarder(t, testConfig("wrr", 3), Options{MTU: 1500})
-	pre.preMin = 0 // prefetch whatever the table's size
+	pre.preMin, pre.preMinBytes = 0, 0 // prefetch whatever the table's size
+	if !pre.prefetches() {
+		t.Fatal("the prefetching forwarder does not prefetch")
+	}
 	const batch = 8
 	now := t0
 	for start := 0; start < len(frames); start += batch {
@@ -48,9 +51,38 @@ func TestPrefetchChangesNothing(t *testing.T) {
 	}
 }
 
+// TestPrefetchRule: Prefetch works for a table whose entries are too many
+// and too scattered to stay in the CPU's caches: from PrefetchMinConns
+// entries in a slot array of PrefetchMinTableBytes or more, whatever
+// max_conns made it, and not for the same entries packed in a small array.
+func TestPrefetchRule(t *testing.T) {
+	for _, tc := range []struct {
+		maxConns, conns int
+		want            bool
+	}{
+		{maxConns: 1 << 20, conns: 0, want: false},
+		{maxConns: 1 << 20, conns: PrefetchMinConns - 1, want: false},
+		{maxConns: 1 << 20, conns: PrefetchMinConns, want: true},
+		{maxConns: 4 * PrefetchMinConns, conns: PrefetchMinConns, want: false}, // 1 MiB of slots
+		{maxConns: 1 << 16, conns: PrefetchMinConns, want: true},               // 4 MiB of slots
+	} {
+		cfg := testConfig("wrr", 3)
+		cfg.MaxConns = tc.maxConns
+		f := newForwarder(t, cfg, Options{})
+		populate(t, f, tc.conns)
+		if f.TableLen() != tc.conns {
+			t.Fatalf("max_conns %d: %d entries after %d connections", tc.maxConns, f.TableLen(), tc.conns)
+		}
+		if got := f.prefetches(); got != tc.want {
+			t.Errorf("max_conns %d, %d connections (%d bytes of slots): prefetches %v, want %v",
+				tc.maxConns, tc.conns, f.table.Bytes(), got, tc.want)
+		}
+	}
+}
+
 func TestPrefetchZeroAllocs(t *testing.T) {
 	f := newForwarder(t, testConfig("mh", 3), Options{})
-	f.preMin = 0
+	f.preMin, f.preMinBytes = 0, 0
 	frames := seedFrames()
 	if a := testing.AllocsPerRun(100, func() { f.Prefetch(frames) }); a != 0 {
 		t.Fatalf("Prefetch: %v allocs/op, want 0", a)
