@@ -243,6 +243,35 @@ func BenchmarkNewFlow(b *testing.B) {
 	}
 }
 
+// existingBatch is a batch of frames of existing connections for the
+// batch benchmarks: each fill writes ACKs of the next PrefetchBatch of the
+// n connections populate opened, visited in turn (no locality).
+type existingBatch struct {
+	frame []byte
+	bufs  [][]byte
+	n, i  int
+}
+
+func newExistingBatch(n int) *existingBatch {
+	frame := ack(client(0, 1))
+	bufs := make([][]byte, PrefetchBatch)
+	for j := range bufs {
+		bufs[j] = make([]byte, len(frame))
+	}
+	return &existingBatch{frame: frame, bufs: bufs, n: n}
+}
+
+// fill writes the batch's frames and returns them.
+func (e *existingBatch) fill() [][]byte {
+	for _, buf := range e.bufs {
+		copy(buf, e.frame)
+		binary.BigEndian.PutUint16(buf[14+12+2:], uint16((e.i%e.n)>>16)) // client IP low half
+		binary.BigEndian.PutUint16(buf[14+20:], uint16(e.i%e.n))         // client port
+		e.i++
+	}
+	return e.bufs
+}
+
 // BenchmarkExistingFlowSparse is the director's batch (Prefetch, held
 // counts, Process) for tables whose entries are few or many, packed into
 // a slot array sized for twice their number or scattered over the array
@@ -254,12 +283,7 @@ func BenchmarkExistingFlowSparse(b *testing.B) {
 		{1000, config.DefaultMaxConns}, {10_000, config.DefaultMaxConns}, {10_000, 20_000}, {30_000, 60_000},
 	} {
 		f := benchForwarderMax(b, "wrr", c.conns, c.max)
-		frame := ack(client(0, 1))
-		const batch = 64
-		bufs := make([][]byte, batch)
-		for j := range bufs {
-			bufs[j] = make([]byte, len(frame))
-		}
+		batch := newExistingBatch(c.conns)
 		m := &Meta{Time: t0 + second}
 		for _, v := range []struct {
 			name          string
@@ -273,14 +297,9 @@ func BenchmarkExistingFlowSparse(b *testing.B) {
 				f.preMin, f.preMinBytes = v.min, v.minBytes
 				defer func() { f.preMin, f.preMinBytes = PrefetchMinConns, PrefetchMinTableBytes }()
 				b.ReportAllocs()
-				i, packets := 0, 0
+				packets := 0
 				for b.Loop() {
-					for _, buf := range bufs {
-						copy(buf, frame)
-						binary.BigEndian.PutUint16(buf[14+12+2:], uint16((i%c.conns)>>16))
-						binary.BigEndian.PutUint16(buf[14+20:], uint16(i%c.conns))
-						i++
-					}
+					bufs := batch.fill()
 					f.Prefetch(bufs)
 					f.HoldCounts()
 					for _, buf := range bufs {
@@ -289,7 +308,7 @@ func BenchmarkExistingFlowSparse(b *testing.B) {
 						}
 					}
 					f.PublishCounts()
-					packets += batch
+					packets += len(bufs)
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(packets), "ns/packet")
 			})
@@ -307,12 +326,7 @@ func BenchmarkExistingFlowSparse(b *testing.B) {
 func BenchmarkExistingFlowBatch(b *testing.B) {
 	for _, n := range []int{10_000, 1_000_000} {
 		f := benchForwarderN(b, "wrr", n)
-		frame := ack(client(0, 1))
-		const batch = 64
-		bufs := make([][]byte, batch)
-		for j := range bufs {
-			bufs[j] = make([]byte, len(frame))
-		}
+		batch := newExistingBatch(n)
 		m := &Meta{Time: t0 + second}
 		for _, v := range []struct {
 			name            string
@@ -325,14 +339,9 @@ func BenchmarkExistingFlowBatch(b *testing.B) {
 				f.noFast = !v.fast
 				defer func() { f.noFast = false }()
 				b.ReportAllocs()
-				i, packets := 0, 0
+				packets := 0
 				for b.Loop() {
-					for _, buf := range bufs {
-						copy(buf, frame)
-						binary.BigEndian.PutUint16(buf[14+12+2:], uint16((i%n)>>16))
-						binary.BigEndian.PutUint16(buf[14+20:], uint16(i%n))
-						i++
-					}
+					bufs := batch.fill()
 					if v.pre {
 						f.Prefetch(bufs)
 					}
@@ -347,7 +356,7 @@ func BenchmarkExistingFlowBatch(b *testing.B) {
 					if v.held {
 						f.PublishCounts()
 					}
-					packets += batch
+					packets += len(bufs)
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(packets), "ns/packet")
 			})
