@@ -62,8 +62,7 @@ func (f *Forwarder) publishHeld() {
 	}
 	for i, t := range h.totals {
 		if t.heldPackets != 0 {
-			t.packets.Add(t.heldPackets)
-			t.bytes.Add(t.heldBytes)
+			t.addTraffic(t.heldPackets, t.heldBytes)
 		}
 		if t.heldConns != 0 {
 			t.connections.Add(t.heldConns)
@@ -89,10 +88,8 @@ func (f *Forwarder) countForwarded(s *service, r *realServer, size int) {
 	rt, sv := &r.totals[f.id], &s.ctr.totals[f.id]
 	n := uint64(size)
 	if !f.held.on {
-		rt.packets.Add(1)
-		rt.bytes.Add(n)
-		sv.packets.Add(1)
-		sv.bytes.Add(n)
+		rt.addTraffic(1, n)
+		sv.addTraffic(1, n)
 		return
 	}
 	f.holdTotals(rt)

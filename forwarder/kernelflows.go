@@ -223,11 +223,8 @@ func (f *Forwarder) NoteKernelForwarded(id uint32, packets, bytes uint64) {
 	if s == nil || r == nil {
 		return
 	}
-	rt, sv := &r.totals[f.id], &s.ctr.totals[f.id]
-	rt.packets.Add(packets)
-	rt.bytes.Add(bytes)
-	sv.packets.Add(packets)
-	sv.bytes.Add(bytes)
+	r.totals[f.id].addTraffic(packets, bytes)
+	s.ctr.totals[f.id].addTraffic(packets, bytes)
 	f.counts[ReasonExisting].Add(packets)
 	f.kernelFrames.Add(packets)
 }

@@ -100,6 +100,12 @@ type workerTotals []totals
 
 func newWorkerTotals(workers int) workerTotals { return make(workerTotals, max(workers, 1)) }
 
+// addTraffic adds forwarded packets and their bytes.
+func (t *totals) addTraffic(packets, bytes uint64) {
+	t.packets.Add(packets)
+	t.bytes.Add(bytes)
+}
+
 // sum is the totals of every worker.
 func (w workerTotals) sum() Counters {
 	var c Counters
