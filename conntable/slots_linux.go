@@ -1,6 +1,7 @@
 package conntable
 
 import (
+	"fmt"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -39,4 +40,24 @@ func allocSlots(n int) []Entry {
 	off := int(-uintptr(unsafe.Pointer(&buf[0])) & (hugePage - 1))
 	_ = unix.Madvise(buf[off:off+span], unix.MADV_HUGEPAGE)
 	return unsafe.Slice((*Entry)(unsafe.Pointer(&buf[off])), n)
+}
+
+// populate asks the kernel to fault in the whole pages of slots writable
+// (MADV_POPULATE_WRITE, which preserves their contents). The partial
+// pages at either end, which it leaves out, are Prefault's to touch.
+func populate(slots []Entry) error {
+	size := len(slots) * int(unsafe.Sizeof(Entry{}))
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&slots[0])), size)
+	lo := int(-uintptr(unsafe.Pointer(&b[0])) & (pageSize - 1))
+	if lo >= size {
+		return nil // less than a page, within pages the heap already uses
+	}
+	hi := lo + (size-lo)&^(pageSize-1)
+	if hi == lo {
+		return nil
+	}
+	if err := unix.Madvise(b[lo:hi], unix.MADV_POPULATE_WRITE); err != nil {
+		return fmt.Errorf("conntable: madvise MADV_POPULATE_WRITE: %w", err)
+	}
+	return nil
 }
