@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"time"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
@@ -111,6 +112,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		b.stop()
 		return err
 	}
+	// The tables' pages now, not under the first connections: faulting
+	// 64 MiB of slots in (default max_conns) held the first batch of new
+	// clients for 100-230 ms in the lab, and an AF_XDP ring overflowed.
+	start := time.Now()
+	if err := d.fw.Prefault(); err != nil {
+		log.Warn("connection tables: the kernel refused to fault them in at once; touched page by page", "err", err)
+	}
+	log.Info("connection tables in memory", "max_conns", cfg.MaxConns, "took", time.Since(start).Round(time.Millisecond))
 	warnXDPTX(cfg.Interface, port, opts, log)
 	if d.ha != nil {
 		if ifi, err := net.InterfaceByName(cfg.Interface); err != nil {

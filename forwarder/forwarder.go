@@ -214,6 +214,22 @@ const MaxWorkers = 64
 // persistence) to the same worker, since a worker sees only its own table.
 func (f *Forwarder) Workers() []*Forwarder { return f.workers }
 
+// Prefault has the kernel back every worker's connection table now
+// (conntable.Table.Prefault), so that the first connections after start
+// do not wait for page faults: a live director calls it before it
+// serves. It must not run while a worker processes frames. An error says
+// the kernel refused the bulk request and the pages were touched one by
+// one instead; the tables are whole either way.
+func (f *Forwarder) Prefault() error {
+	var first error
+	for _, w := range f.workers {
+		if err := w.table.Prefault(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 func (s *service) name() string {
 	return fmt.Sprintf("%s %s", config.Protocol(s.key.proto), netip.AddrPortFrom(s.key.vip, s.key.port))
 }
