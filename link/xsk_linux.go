@@ -10,12 +10,17 @@ import (
 
 // AF_XDP socket geometry: one UMEM of xskFrames chunks of xskChunk bytes,
 // xskRxChunks of them lent to the kernel for receiving (fill ring), the
-// rest (xskRing) kept for transmitting (less xskZeroCopyExtra, lent too,
-// in zero-copy mode). The main socket's rings hold
-// xskRing entries (a power of two). The receive ring is all the buffering
-// AF_XDP has (an AF_PACKET socket has its whole receive buffer): with 2048
-// entries, the director's pauses on a busy 2-core machine overflowed it at
-// 30k frames/s (3-6% dropped, XDPRxDropped); with 8192 none were.
+// rest (xskTxRing) kept for transmitting (less xskZeroCopyExtra, lent too,
+// in zero-copy mode). The main socket's receive ring holds xskRxRing
+// entries, its transmit and completion rings xskTxRing (powers of two).
+// The receive ring is all the buffering AF_XDP has (an AF_PACKET socket
+// has its whole receive buffer, 16 MiB), and it must take the bursts the
+// frames come in: on the busy 2-core lab VM, at 30k frames/s, polls that
+// waited 7-52 ms woke to 177-1024 frames at once, and 2000-4400 were seen
+// waiting in a ring being drained. With 2048 entries 3-6% were dropped
+// (XDPRxDropped); with 8192, in most runs some (3717-36575 over four runs
+// of the fast-path benchmarks); with 16384, 0-13676 (ARCHITECTURE.md,
+// "AF_XDP: what XDP cannot carry"), for 16 MiB more of UMEM.
 //
 // The SYN and trusted-SYN sockets (xskRX) share the UMEM and its fill
 // ring, each with a small receive ring of its own (xskSYNRing): under a
@@ -23,15 +28,16 @@ import (
 // DefaultSYNReadBuffer's is on the AF_PACKET path (1024 SYNs: about 20 ms
 // at 50k SYN/s read). Enough chunks are lent for all three receive rings
 // full at once, so a SYN flood that fills its ring leaves the main ring
-// all its 8192; the fill ring is the next power of two that holds them
+// all its entries; the fill ring is the next power of two that holds them
 // all.
 const (
 	xskChunk    = 2048
-	xskRing     = 8192
+	xskRxRing   = 16384
+	xskTxRing   = 8192
 	xskSYNRing  = 1024
-	xskRxChunks = xskRing + 2*xskSYNRing // main, SYN and trusted-SYN rings full at once
-	xskFillRing = 16384
-	xskFrames   = xskRxChunks + xskRing // 36 MiB
+	xskRxChunks = xskRxRing + 2*xskSYNRing // main, SYN and trusted-SYN rings full at once
+	xskFillRing = 32768
+	xskFrames   = xskRxChunks + xskTxRing // 52 MiB
 )
 
 // ring is one of the four AF_XDP rings, mapped from the socket. The
@@ -99,9 +105,9 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 		desc    uintptr
 	}{
 		{&x.fill, unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_PGOFF_FILL_RING, xskFillRing, 8},
-		{&x.comp, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_UMEM_PGOFF_COMPLETION_RING, xskRing, 8},
-		{&x.rx, unix.XDP_RX_RING, unix.XDP_PGOFF_RX_RING, xskRing, unsafe.Sizeof(unix.XDPDesc{})},
-		{&x.tx, unix.XDP_TX_RING, unix.XDP_PGOFF_TX_RING, xskRing, unsafe.Sizeof(unix.XDPDesc{})},
+		{&x.comp, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_UMEM_PGOFF_COMPLETION_RING, xskTxRing, 8},
+		{&x.rx, unix.XDP_RX_RING, unix.XDP_PGOFF_RX_RING, xskRxRing, unsafe.Sizeof(unix.XDPDesc{})},
+		{&x.tx, unix.XDP_TX_RING, unix.XDP_PGOFF_TX_RING, xskTxRing, unsafe.Sizeof(unix.XDPDesc{})},
 	}
 	for _, r := range rings {
 		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, r.opt, r.entries); err != nil {
@@ -339,7 +345,7 @@ func fits(f *Frame) bool {
 func (x *xsk) send(frames []Frame, sent []bool) (int, error) {
 	x.reclaim()
 	prod := atomic.LoadUint32(x.tx.producer)
-	room := xskRing - (prod - atomic.LoadUint32(x.tx.consumer))
+	room := xskTxRing - (prod - atomic.LoadUint32(x.tx.consumer))
 	n := 0
 	for i := range frames {
 		sent[i] = false
@@ -376,7 +382,7 @@ func (x *xsk) send(frames []Frame, sent []bool) (int, error) {
 // sends from its own context: the consumer has not moved yet, and one
 // call is all.
 func (x *xsk) kick(prod uint32) error {
-	for range xskRing/xskKickBudget + 1 {
+	for range xskTxRing/xskKickBudget + 1 {
 		before := atomic.LoadUint32(x.tx.consumer)
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		after := atomic.LoadUint32(x.tx.consumer)
