@@ -44,8 +44,7 @@ const pageSize = 4096
 // private page; a read would map the shared zero page, to be replaced
 // by a write fault later), and to the last word.
 func touchPages(slots []Entry) {
-	size := len(slots) * int(unsafe.Sizeof(Entry{}))
-	words := unsafe.Slice((*uint32)(unsafe.Pointer(&slots[0])), size/4)
+	words := slotWords(slots)
 	for i := 0; i < len(words); i += pageSize / 4 {
 		atomic.AddUint32(&words[i], 0)
 	}
@@ -54,8 +53,27 @@ func touchPages(slots []Entry) {
 
 // touchEnds is touchPages for the first and last words only.
 func touchEnds(slots []Entry) {
-	size := len(slots) * int(unsafe.Sizeof(Entry{}))
-	words := unsafe.Slice((*uint32)(unsafe.Pointer(&slots[0])), size/4)
+	words := slotWords(slots)
 	atomic.AddUint32(&words[0], 0)
 	atomic.AddUint32(&words[len(words)-1], 0)
+}
+
+// slotBytes is the memory of slots, as bytes.
+func slotBytes(slots []Entry) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&slots[0])), len(slots)*int(unsafe.Sizeof(Entry{})))
+}
+
+// slotWords is the memory of slots as 32-bit words (an Entry is 48 bytes,
+// 4-aligned).
+func slotWords(slots []Entry) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&slots[0])), len(slots)*int(unsafe.Sizeof(Entry{}))/4)
+}
+
+// wholePages is the part of b that is whole pages (empty if none is).
+func wholePages(b []byte) []byte {
+	lo := int(-uintptr(unsafe.Pointer(&b[0])) & (pageSize - 1))
+	if lo >= len(b) {
+		return nil
+	}
+	return b[lo : lo+(len(b)-lo)&^(pageSize-1)]
 }

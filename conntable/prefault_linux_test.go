@@ -25,7 +25,7 @@ func TestPrefaultMakesResident(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pages := alignedPages(tb.slots)
+			pages := wholePages(slotBytes(tb.slots))
 			if err := unix.Madvise(pages, unix.MADV_DONTNEED); err != nil {
 				t.Fatal(err)
 			}
@@ -62,14 +62,6 @@ func TestPrefaultMakesResident(t *testing.T) {
 			}
 		})
 	}
-}
-
-// alignedPages is the whole pages of slots.
-func alignedPages(slots []Entry) []byte {
-	size := len(slots) * int(unsafe.Sizeof(Entry{}))
-	b := unsafe.Slice((*byte)(unsafe.Pointer(&slots[0])), size)
-	lo := int(-uintptr(unsafe.Pointer(&b[0])) & (pageSize - 1))
-	return b[lo : lo+(size-lo)&^(pageSize-1)]
 }
 
 // resident counts the pages of b (page-aligned) in memory (mincore).

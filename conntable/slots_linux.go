@@ -46,17 +46,11 @@ func allocSlots(n int) []Entry {
 // (MADV_POPULATE_WRITE, which preserves their contents). The partial
 // pages at either end, which it leaves out, are Prefault's to touch.
 func populate(slots []Entry) error {
-	size := len(slots) * int(unsafe.Sizeof(Entry{}))
-	b := unsafe.Slice((*byte)(unsafe.Pointer(&slots[0])), size)
-	lo := int(-uintptr(unsafe.Pointer(&b[0])) & (pageSize - 1))
-	if lo >= size {
+	pages := wholePages(slotBytes(slots))
+	if len(pages) == 0 {
 		return nil // less than a page, within pages the heap already uses
 	}
-	hi := lo + (size-lo)&^(pageSize-1)
-	if hi == lo {
-		return nil
-	}
-	if err := unix.Madvise(b[lo:hi], unix.MADV_POPULATE_WRITE); err != nil {
+	if err := unix.Madvise(pages, unix.MADV_POPULATE_WRITE); err != nil {
 		return fmt.Errorf("conntable: madvise MADV_POPULATE_WRITE: %w", err)
 	}
 	return nil
