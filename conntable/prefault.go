@@ -1,6 +1,7 @@
 package conntable
 
 import (
+	"os"
 	"sync/atomic"
 	"unsafe"
 )
@@ -34,18 +35,13 @@ func (t *Table) Prefault() error {
 	return nil
 }
 
-// pageSize is the smallest page the kernel maps (4 KiB on x86-64 and
-// on most arm64 kernels; a larger one only makes touchPages touch some
-// pages more than once).
-const pageSize = 4096
-
 // touchPages writes to every page of slots without changing it: an
 // atomic add of 0 to one 32-bit word per page (a write fault maps a
 // private page; a read would map the shared zero page, to be replaced
 // by a write fault later), and to the last word.
 func touchPages(slots []Entry) {
 	words := slotWords(slots)
-	for i := 0; i < len(words); i += pageSize / 4 {
+	for i := 0; i < len(words); i += os.Getpagesize() / 4 {
 		atomic.AddUint32(&words[i], 0)
 	}
 	atomic.AddUint32(&words[len(words)-1], 0)
@@ -69,11 +65,14 @@ func slotWords(slots []Entry) []uint32 {
 	return unsafe.Slice((*uint32)(unsafe.Pointer(&slots[0])), len(slots)*int(unsafe.Sizeof(Entry{}))/4)
 }
 
-// wholePages is the part of b that is whole pages (empty if none is).
+// wholePages is the part of b that is whole pages of the kernel's page
+// size (4 KiB on x86-64, up to 64 KiB on arm64 and ppc64le kernels);
+// empty if none is.
 func wholePages(b []byte) []byte {
-	lo := int(-uintptr(unsafe.Pointer(&b[0])) & (pageSize - 1))
+	page := os.Getpagesize()
+	lo := int(-uintptr(unsafe.Pointer(&b[0])) & uintptr(page-1))
 	if lo >= len(b) {
 		return nil
 	}
-	return b[lo : lo+(len(b)-lo)&^(pageSize-1)]
+	return b[lo : lo+(len(b)-lo)&^(page-1)]
 }

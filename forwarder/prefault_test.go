@@ -23,29 +23,32 @@ func firstBatch(tb testing.TB, f *Forwarder, n int) {
 }
 
 // TestPrefaultKeepsConnections: Prefault on a forwarder of two workers
-// that already holds connections keeps them, and the table goes on
-// working.
+// that both hold connections keeps them.
+// (conntable's tests check the pages and the bytes.)
 func TestPrefaultKeepsConnections(t *testing.T) {
 	cfg := testConfig("wrr", 3)
-	cfg.MaxConns = 1 << 19 // 16 MiB of slots per worker: the huge-page path
+	cfg.MaxConns = 1 << 20 // 32 MiB of slots per worker: the huge-page path
 	f0, err := New(cfg, Options{Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	firstBatch(t, f0, 100)
+	for _, w := range f0.Workers() {
+		firstBatch(t, w, 100)
+	}
 	if err := f0.Prefault(); err != nil {
 		t.Logf("Prefault: %v (pages touched one by one)", err)
 	}
 	frame := ack(client(0, 1))
 	m := &Meta{Time: t0 + int64(time.Second)}
-	for i := range 100 {
-		binary.BigEndian.PutUint16(frame[14+12+2:], uint16(i>>16))
-		binary.BigEndian.PutUint16(frame[14+20:], uint16(i))
-		if r := f0.Process(frame, m); r.Reason != ReasonExisting {
-			t.Fatalf("ACK %d after Prefault: %v/%v, want its connection", i, r.Verdict, r.Reason)
+	for wi, w := range f0.Workers() {
+		for i := range 100 {
+			binary.BigEndian.PutUint16(frame[14+12+2:], uint16(i>>16))
+			binary.BigEndian.PutUint16(frame[14+20:], uint16(i))
+			if r := w.Process(frame, m); r.Reason != ReasonExisting {
+				t.Fatalf("worker %d, ACK %d after Prefault: %v/%v, want its connection", wi, i, r.Verdict, r.Reason)
+			}
 		}
 	}
-	firstBatch(t, f0.Workers()[1], 10)
 }
 
 // BenchmarkFirstConnections is a new director's first batch, 256 SYNs

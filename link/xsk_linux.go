@@ -14,7 +14,7 @@ import (
 // in zero-copy mode). The main socket's receive ring holds xskRxRing
 // entries, its transmit and completion rings xskTxRing (powers of two).
 // The receive ring is all the buffering AF_XDP has (an AF_PACKET socket
-// has its whole receive buffer, 16 MiB), and it must take the bursts the
+// has its whole receive buffer, 32 MiB), and it must take the bursts the
 // frames come in: on the busy 2-core lab VM, at 30k frames/s, polls that
 // waited 7-52 ms woke to 177-1024 frames at once, and 2000-4400 were seen
 // waiting in a ring being drained. With 2048 entries 3-6% were dropped
