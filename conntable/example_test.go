@@ -52,3 +52,18 @@ func Example() {
 	// real server: 2 expires in: 1m0s
 	// after timeout: true len: 0 active: 0
 }
+
+// A live director faults its table in before it serves, so that its
+// first connections do not wait for the kernel to zero the table's
+// pages; the table is the same afterwards.
+func ExampleTable_Prefault() {
+	tb, err := conntable.New(conntable.Options{Max: 1 << 20}) // 64 MiB of slots
+	if err != nil {
+		panic(err)
+	}
+	// An error says only that the kernel (before Linux 5.14) had the
+	// pages touched one by one: the table is whole either way.
+	_ = tb.Prefault()
+	fmt.Println(tb.Len(), tb.Cap())
+	// Output: 0 1048576
+}
