@@ -245,31 +245,37 @@ func BenchmarkNewFlow(b *testing.B) {
 
 // existingBatch is a batch of frames of existing connections for the
 // batch benchmarks: each fill writes ACKs of the next PrefetchBatch of the
-// n connections populate opened, visited in turn (no locality).
+// n connections populate opened, visited in turn (no locality), into one
+// of two sets of buffers in turn, so that a batch stays intact while the
+// next one is filled (a pipeline across batches holds both).
 type existingBatch struct {
 	frame []byte
-	bufs  [][]byte
+	sets  [2][][]byte
 	n, i  int
 }
 
 func newExistingBatch(n int) *existingBatch {
 	frame := ack(client(0, 1))
-	bufs := make([][]byte, PrefetchBatch)
-	for j := range bufs {
-		bufs[j] = make([]byte, len(frame))
+	e := &existingBatch{frame: frame, n: n}
+	for s := range e.sets {
+		e.sets[s] = make([][]byte, PrefetchBatch)
+		for j := range e.sets[s] {
+			e.sets[s][j] = make([]byte, len(frame))
+		}
 	}
-	return &existingBatch{frame: frame, bufs: bufs, n: n}
+	return e
 }
 
 // fill writes the batch's frames and returns them.
 func (e *existingBatch) fill() [][]byte {
-	for _, buf := range e.bufs {
+	bufs := e.sets[e.i/PrefetchBatch%2]
+	for _, buf := range bufs {
 		copy(buf, e.frame)
 		binary.BigEndian.PutUint16(buf[14+12+2:], uint16((e.i%e.n)>>16)) // client IP low half
 		binary.BigEndian.PutUint16(buf[14+20:], uint16(e.i%e.n))         // client port
 		e.i++
 	}
-	return e.bufs
+	return bufs
 }
 
 // BenchmarkExistingFlowSparse is the director's batch (Prefetch, held
@@ -320,40 +326,57 @@ func BenchmarkExistingFlowSparse(b *testing.B) {
 // frames, as the director's step runs them, side by side: the full path
 // alone (noFast, no Prefetch: the pipeline before the fast path), the fast
 // path (fastpath.go) without Prefetch, the fast path with Prefetch before
-// each batch, and that with the batch's counts held and published at its
-// end (heldcounts.go), which is what the director runs. ns/packet compares
-// with BenchmarkExistingFlow; it includes writing the frames (~10 ns).
-// 1000 connections keep every slot in the caches: the work alone, beside
-// which the 1M row shows what memory adds on the day's host.
+// each batch, that with the batch's counts held and published at its end
+// (heldcounts.go), and that with Ahead's prefetches across batches
+// instead of Prefetch's (the next batch already filled, as when the
+// director reads ahead under load: what it runs then). ns/packet
+// compares with BenchmarkExistingFlow; it includes writing the frames
+// (~10 ns). 1000 connections keep every slot in the caches: the work
+// alone, beside which the 1M row shows what memory adds on the day's host.
 func BenchmarkExistingFlowBatch(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 1_000_000} {
 		f := benchForwarderN(b, "wrr", n)
 		batch := newExistingBatch(n)
 		m := &Meta{Time: t0 + second}
 		for _, v := range []struct {
-			name            string
-			fast, pre, held bool
+			name                   string
+			fast, pre, held, ahead bool
 		}{
-			{"full", false, false, false}, {"fast", true, false, false},
-			{"fast+prefetch", true, true, false}, {"fast+prefetch+held", true, true, true},
+			{"full", false, false, false, false}, {"fast", true, false, false, false},
+			{"fast+prefetch", true, true, false, false}, {"fast+prefetch+held", true, true, true, false},
+			{"fast+ahead+held", true, false, true, true},
 		} {
 			b.Run(fmt.Sprintf("conns=%d/%s", n, v.name), func(b *testing.B) {
 				f.noFast = !v.fast
 				defer func() { f.noFast = false }()
+				ahead := f.NewAhead()
+				data := make([][]byte, 0, 2*PrefetchBatch)
+				next := batch.fill()
 				b.ReportAllocs()
 				packets := 0
 				for b.Loop() {
-					bufs := batch.fill()
+					bufs := next
+					next = batch.fill()
 					if v.pre {
 						f.Prefetch(bufs)
+					}
+					if v.ahead {
+						data = append(append(data[:0], bufs...), next...)
+						ahead.Begin(data, len(bufs))
 					}
 					if v.held {
 						f.HoldCounts()
 					}
-					for _, buf := range bufs {
+					for i, buf := range bufs {
+						if v.ahead {
+							ahead.Before(i)
+						}
 						if r := f.Process(buf, m); r.Reason != ReasonExisting {
 							b.Fatalf("%v/%v", r.Verdict, r.Reason)
 						}
+					}
+					if v.ahead {
+						ahead.End()
 					}
 					if v.held {
 						f.PublishCounts()

@@ -41,27 +41,10 @@ func (f *Forwarder) Prefetch(frames [][]byte) {
 	}
 	keys := &f.preKeys
 	n := 0
-	var p packet
 	for _, frame := range frames[:min(len(frames), PrefetchBatch)] {
-		k := &keys[n]
-		if quickKey(frame, k) {
+		if f.prefetchKey(frame, &keys[n]) {
 			n++
-			continue
 		}
-		if decode(frame, &p) != nil || !p.dst.IsValid() {
-			continue
-		}
-		switch {
-		case p.frag && !p.fragFirst:
-			continue
-		case p.icmpErr:
-			f.setKey(k, &p.inner)
-		case p.proto == protoTCP || p.proto == protoUDP:
-			f.setKey(k, &p.flow)
-		default:
-			continue
-		}
-		n++
 	}
 	// Keys first, then the prefetches in a loop of their own: one
 	// prefetch after each key, in the same loop, was slower (199-272 ns
@@ -70,6 +53,40 @@ func (f *Forwarder) Prefetch(frames [][]byte) {
 	for i := range n {
 		f.table.PrefetchKey(&keys[i])
 	}
+}
+
+// prefetchFrame starts loading the table slot of one frame's connection,
+// as Prefetch does for a batch, whether or not the table is large enough
+// for it to pay: Ahead's prefetches, one frame at a time.
+func (f *Forwarder) prefetchFrame(frame []byte) {
+	var k conntable.Key
+	if f.prefetchKey(frame, &k) {
+		f.table.PrefetchKey(&k)
+	}
+}
+
+// prefetchKey builds in k the key whose slot prefetching frame loads:
+// the connection key of a TCP or UDP packet, the quoted one of an ICMP
+// error. It reports false for anything else.
+func (f *Forwarder) prefetchKey(frame []byte, k *conntable.Key) bool {
+	if quickKey(frame, k) {
+		return true
+	}
+	var p packet
+	if decode(frame, &p) != nil || !p.dst.IsValid() {
+		return false
+	}
+	switch {
+	case p.frag && !p.fragFirst:
+		return false
+	case p.icmpErr:
+		f.setKey(k, &p.inner)
+	case p.proto == protoTCP || p.proto == protoUDP:
+		f.setKey(k, &p.flow)
+	default:
+		return false
+	}
+	return true
 }
 
 // PrefetchMinConns and PrefetchMinTableBytes say when Prefetch pays. A

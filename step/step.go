@@ -33,8 +33,9 @@ type Config struct {
 	// Prefetch has Handle prepare the batch's connection-table lookups
 	// before processing it (forwarder.Prefetch: every frame's slot starts
 	// loading at once), so that with a large table the memory misses
-	// overlap each other and the work. Results are the same with or
-	// without it.
+	// overlap each other and the work; and HandleAhead prepare the next
+	// batch's during this one's (forwarder.Ahead). Results are the same
+	// with or without it.
 	Prefetch bool
 	// Batch is the most frames one Handle call takes (default
 	// link.DefaultBatchSize); it sizes the reply buffers.
@@ -46,7 +47,8 @@ type Config struct {
 type Step struct {
 	cfg     Config
 	replies []link.Frame // the director's own frames, reused every call
-	data    [][]byte     // the batch's frames for Prefetch, reused every call
+	data    [][]byte     // the batch's frames, then the next's, for ahead; reused every call
+	ahead   *forwarder.Ahead
 	meta    forwarder.Meta
 	ev      Event
 }
@@ -64,7 +66,8 @@ func New(cfg Config) (*Step, error) {
 	}
 	s := &Step{cfg: cfg, replies: make([]link.Frame, cfg.Batch)}
 	if cfg.Prefetch {
-		s.data = make([][]byte, cfg.Batch)
+		s.data = make([][]byte, 0, 2*cfg.Batch)
+		s.ahead = cfg.Forwarder.NewAhead()
 	}
 	for i := range s.replies {
 		s.replies[i].Data = make([]byte, 0, replyLen)
@@ -75,29 +78,40 @@ func New(cfg Config) (*Step, error) {
 // Forwarder is the step's forwarder.
 func (s *Step) Forwarder() *forwarder.Forwarder { return s.cfg.Forwarder }
 
-// Handle processes the frames of in, received at now (unix nanoseconds),
+// Handle is HandleAhead without a next batch.
+func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame {
+	return s.HandleAhead(now, in, nil, out)
+}
+
+// HandleAhead processes the frames of in, received at now (unix nanoseconds),
 // in order, and appends to out every frame the director sends for them,
 // in order: forwarded frames (in's own buffers, rewritten in place, with
 // their offload header) and the director's answers (buffers of the Step,
 // valid until the next Handle). It returns out. Frames beyond Batch are
 // still processed, but only Batch answers are made per call. Handle does
 // not allocate unless the Observer asks for descriptions.
-func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame {
+//
+// next, if the caller already holds them, are the frames it will pass as
+// in to the following call: with Config.Prefetch their connection-table
+// slots start loading while in's frames are processed (forwarder.Ahead),
+// which at a million connections saves a sixth of a packet's time. They
+// are only read, and only for that; any next, or none, gives the same
+// results.
+func (s *Step) HandleAhead(now int64, in, next []link.Frame, out []link.Frame) []link.Frame {
 	s.meta.Time = now
 	nr := 0
 	// The batch's counts are published once, at the end (one atomic add
 	// per counter instead of several per frame: forwarder/heldcounts.go).
 	s.cfg.Forwarder.HoldCounts()
 	defer s.cfg.Forwarder.PublishCounts()
-	if s.cfg.Prefetch {
-		n := min(len(in), len(s.data))
-		for i := range n {
-			s.data[i] = in[i].Data
-		}
-		s.cfg.Forwarder.Prefetch(s.data[:n])
-		clear(s.data[:n]) // keep no reference to the caller's buffers
+	if s.ahead != nil {
+		s.beginAhead(in, next)
+		defer s.endAhead()
 	}
 	for i := range in {
+		if s.ahead != nil {
+			s.ahead.Before(i)
+		}
 		f := &in[i]
 		ev := &s.ev
 		*ev = Event{Time: now, Result: passNotIP}
@@ -153,6 +167,33 @@ func (s *Step) Handle(now int64, in []link.Frame, out []link.Frame) []link.Frame
 		}
 	}
 	return out
+}
+
+// beginAhead starts the batch's prefetches: in's frames, then next's
+// (none when in is longer than a batch: the stream's positions would no
+// longer match the frames processed).
+func (s *Step) beginAhead(in, next []link.Frame) {
+	half := cap(s.data) / 2
+	if len(in) > half {
+		next = nil
+	}
+	data := s.data[:0]
+	for i := range in[:min(len(in), half)] {
+		data = append(data, in[i].Data)
+	}
+	for i := range next[:min(len(next), half)] {
+		data = append(data, next[i].Data)
+	}
+	s.data = data
+	s.ahead.Begin(data, min(len(in), half))
+}
+
+// endAhead ends the batch's prefetches and keeps no reference to the
+// caller's buffers.
+func (s *Step) endAhead() {
+	s.ahead.End()
+	clear(s.data)
+	s.data = s.data[:0]
 }
 
 var passNotIP = forwarder.Result{Verdict: forwarder.Pass, Reason: forwarder.ReasonNotIP, Service: -1, Real: -1}
