@@ -28,13 +28,18 @@ const (
 )
 
 // rxRing holds the preallocated recvmmsg arrays: per slot one mmsghdr, two
-// iovecs (virtio-net header, frame), a control buffer and a frame buffer.
+// iovecs (virtio-net header, frame), a control buffer and two frame
+// buffers. Reads that return frames fill the two halves of bufs in turn
+// (half), so that a batch's frames stay valid through the next read (a
+// caller reading ahead holds two batches: ReadAheader). Only the pages a
+// frame touches become resident: 64-byte frames use one page per slot.
 type rxRing struct {
 	msgs []mmsghdr
 	iovs []unix.Iovec
 	hdrs []byte
 	ctrl []byte
 	bufs []byte
+	half int // the half of bufs the next read fills
 
 	fn    func(fd uintptr) bool // r.recv, bound once
 	vlen  int                   // in: slots to fill
@@ -47,17 +52,34 @@ func (r *rxRing) init(batch int) {
 	r.iovs = make([]unix.Iovec, 2*batch)
 	r.hdrs = make([]byte, vnetHdrLen*batch)
 	r.ctrl = make([]byte, ctrlLen*batch)
-	r.bufs = make([]byte, slotLen*batch)
+	r.bufs = make([]byte, 2*slotLen*batch)
 	for i := range batch {
 		r.iovs[2*i].Base = &r.hdrs[i*vnetHdrLen]
 		r.iovs[2*i].SetLen(vnetHdrLen)
-		r.iovs[2*i+1].Base = &r.bufs[i*slotLen+vlanHeadroom]
 		r.iovs[2*i+1].SetLen(MaxFrame)
 		h := &r.msgs[i].hdr
 		h.Iov = &r.iovs[2*i]
 		h.SetIovlen(2)
 		h.Control = &r.ctrl[i*ctrlLen]
 	}
+}
+
+// prepare readies the first vlen slots for a read into the current half.
+func (r *rxRing) prepare(vlen int) {
+	for i := range vlen {
+		m := &r.msgs[i]
+		m.hdr.SetControllen(ctrlLen)
+		m.hdr.Flags = 0
+		m.n = 0
+		r.iovs[2*i+1].Base = &r.slot(i)[vlanHeadroom]
+	}
+	r.vlen, r.n, r.errno = vlen, 0, 0
+}
+
+// slot is frame buffer i of the current half.
+func (r *rxRing) slot(i int) []byte {
+	off := (r.half*len(r.msgs) + i) * slotLen
+	return r.bufs[off : off+slotLen : off+slotLen]
 }
 
 // recv is the syscall.RawConn.Read callback: false asks the poller to wait.
@@ -96,13 +118,7 @@ func (p *afpacket) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	vlen := min(len(frames), len(r.msgs))
 	invalid := 0
 	for {
-		for i := range vlen {
-			m := &r.msgs[i]
-			m.hdr.SetControllen(ctrlLen)
-			m.hdr.Flags = 0
-			m.n = 0
-		}
-		r.vlen = vlen
+		r.prepare(vlen)
 		if err := p.rc.Read(r.fn); err != nil {
 			if p.closed.Load() {
 				return 0, ErrClosed
@@ -137,7 +153,8 @@ func (p *afpacket) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	}
 }
 
-// fill turns the n filled slots into frames and returns how many it kept.
+// fill turns the n filled slots into frames and returns how many it kept;
+// the next read that keeps any fills the other half.
 func (p *afpacket) fill(frames []Frame, n int) int {
 	r := &p.rx
 	k := 0
@@ -149,7 +166,7 @@ func (p *afpacket) fill(frames []Frame, n int) int {
 		}
 		off, _ := decodeVnetHdr(r.hdrs[i*vnetHdrLen:])
 		fl := int(m.n) - vnetHdrLen
-		buf := r.bufs[i*slotLen : (i+1)*slotLen : (i+1)*slotLen]
+		buf := r.slot(i)
 		data := buf[vlanHeadroom : vlanHeadroom+fl]
 		cl := min(int(m.hdr.Controllen), ctrlLen)
 		if aux, ok := parseAuxdata(r.ctrl[i*ctrlLen : i*ctrlLen+cl]); ok && aux.vlanValid() {
@@ -158,6 +175,9 @@ func (p *afpacket) fill(frames []Frame, n int) int {
 		}
 		frames[k] = Frame{Data: data, Offload: off}
 		k++
+	}
+	if k > 0 {
+		r.half ^= 1
 	}
 	return k
 }
@@ -287,18 +307,25 @@ func (p *afpacket) Stats() (Stats, error) {
 	return p.stats.snapshot(), nil
 }
 
+// TryReadBatch is ReadBatch without waiting: it returns 0 when no frame is
+// queued (ReadAheader).
+func (p *afpacket) TryReadBatch(frames []Frame) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	return p.tryRead(frames)
+}
+
 // tryRead is one recvmmsg that never waits: the AF_XDP port polls the
 // socket itself. It returns 0 when nothing is queued.
 func (p *afpacket) tryRead(frames []Frame) (int, error) {
 	r := &p.rx
-	vlen := min(len(frames), len(r.msgs))
-	for i := range vlen {
-		m := &r.msgs[i]
-		m.hdr.SetControllen(ctrlLen)
-		m.hdr.Flags = 0
-		m.n = 0
-	}
-	r.vlen, r.n, r.errno = vlen, 0, 0
+	r.prepare(min(len(frames), len(r.msgs)))
 	p.tryGot = false
 	if err := p.rc.Control(p.tryFn); err != nil {
 		return 0, newError(p.ifname, "recvmmsg", err)

@@ -116,6 +116,18 @@ type Port interface {
 	Close() error
 }
 
+// ReadAheader is a Port that can be read ahead of the batch being
+// handled: TryReadBatch fills frames with what already waits and returns
+// at once (0 when nothing does), and a batch's frames, whichever call
+// read them, stay valid through one more read: until the second
+// ReadBatch or TryReadBatch after the one that returned them. The
+// director reads the next batch this way when a batch came full, and
+// starts the next batch's table lookups while it handles this one
+// (forwarder.Ahead). Its errors are ReadBatch's.
+type ReadAheader interface {
+	TryReadBatch(frames []Frame) (int, error)
+}
+
 // FilterSetter is a Port whose socket filter can be replaced while it
 // runs (AF_PACKET): a director whose VIPs change on a reload admits the new
 // ones without reopening the socket, so no frame is lost. The kernel swaps

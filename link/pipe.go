@@ -33,12 +33,15 @@ type pipeShared struct {
 }
 
 // pipeQueue is one direction: a ring of frame slots. Slots between held and
-// head were handed to the reader by its last ReadBatch and stay untouched
-// until its next one; slots between head and tail are queued.
+// head were handed to the reader by its last two reads (last marks where
+// the last one starts) and stay untouched until the read after them
+// (ReadAheader: a reader may hold two batches); slots between head and
+// tail are queued.
 type pipeQueue struct {
 	mu    sync.Mutex
 	slots []pipeSlot
 	held  uint64   // oldest slot still owned by the reader
+	last  uint64   // first slot of the reader's last batch
 	head  uint64   // next slot to read
 	tail  uint64   // next slot to write
 	free  [][]byte // buffers of released slots, reused before allocating
@@ -59,10 +62,11 @@ func newPipeQueue() *pipeQueue {
 	}
 }
 
-// release returns the buffers of the slots the reader held to the free
-// list, so memory follows the queue's peak depth, not its capacity.
+// release returns the buffers of the slots the reader held before its
+// last batch to the free list, so memory follows the queue's peak depth,
+// not its capacity.
 func (q *pipeQueue) release() {
-	for ; q.held < q.head; q.held++ {
+	for ; q.held < q.last; q.held++ {
 		s := &q.slots[q.held%PipeCapacity]
 		q.free = append(q.free, s.buf[:0])
 		s.buf = nil
@@ -109,16 +113,7 @@ func (e *pipeEnd) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		q.mu.Lock()
-		q.release() // the frames of the previous batch are the reader's no more
-		n := int(min(uint64(len(frames)), q.tail-q.head))
-		for i := range n {
-			s := &q.slots[(q.head+uint64(i))%PipeCapacity]
-			frames[i] = Frame{Data: s.buf, Offload: s.off}
-		}
-		q.head += uint64(n)
-		q.mu.Unlock()
-		if n > 0 {
+		if n := q.take(frames); n > 0 {
 			return n, nil
 		}
 		if e.isClosed() {
@@ -130,6 +125,41 @@ func (e *pipeEnd) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// TryReadBatch is ReadBatch without waiting: 0 when nothing is queued
+// (ReadAheader).
+func (e *pipeEnd) TryReadBatch(frames []Frame) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	if n := e.rx.take(frames); n > 0 {
+		return n, nil
+	}
+	if e.isClosed() {
+		return 0, ErrClosed
+	}
+	return 0, nil
+}
+
+// take hands the reader up to len(frames) queued frames, releasing the
+// batch before its last one.
+func (q *pipeQueue) take(frames []Frame) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.release()
+	n := int(min(uint64(len(frames)), q.tail-q.head))
+	for i := range n {
+		s := &q.slots[(q.head+uint64(i))%PipeCapacity]
+		frames[i] = Frame{Data: s.buf, Offload: s.off}
+	}
+	if n > 0 {
+		q.last = q.head
+		q.head += uint64(n)
+	}
+	return n
 }
 
 // WriteBatch copies frames into the peer's queue. Frames that do not fit

@@ -206,6 +206,19 @@ func (p *splitPort) sockets() []*afpacket {
 // waits at most pollWaitMillis at a time, so that Close and a cancelled
 // context are seen.
 func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
+	return p.read(ctx, frames, pollWaitMillis)
+}
+
+// TryReadBatch is ReadBatch without waiting: 0 when no socket has frames
+// (ReadAheader). It still asks poll(2), with no timeout: the sockets'
+// shares depend on which ones wait.
+func (p *splitPort) TryReadBatch(frames []Frame) (int, error) {
+	return p.read(context.Background(), frames, 0)
+}
+
+// read is ReadBatch with poll(2) waiting at most waitMillis at a time;
+// with 0 it returns 0 when nothing waits.
+func (p *splitPort) read(ctx context.Context, frames []Frame, waitMillis int) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
@@ -224,7 +237,7 @@ func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) 
 			p.pending = nil
 			return 0, err
 		}
-		if err := waitReadable(p.ifname, p.pfds); err != nil {
+		if err := pollReadable(p.ifname, p.pfds, waitMillis); err != nil {
 			return 0, err
 		}
 		mainReady, synReady := p.pfds[0].Revents != 0, p.pfds[1].Revents != 0
@@ -281,7 +294,7 @@ func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) 
 			slices.Reverse(frames[n : n+k])
 			slices.Reverse(frames[:n+k])
 		}
-		if n += k; n > 0 {
+		if n += k; n > 0 || waitMillis == 0 {
 			return n, nil
 		}
 	}

@@ -69,8 +69,12 @@ type xdpPort struct {
 	// kflowPort is the FlowPort over objs.flows (Config.KernelFlows).
 	kflowPort
 
-	rmu  sync.Mutex
-	bufs []byte         // receive slots for frames copied out of the UMEM
+	rmu sync.Mutex
+	// bufs are the receive slots for frames copied out of the UMEM, in
+	// two halves that reads returning frames fill in turn (half), so
+	// that a batch stays valid through the next read (ReadAheader).
+	bufs []byte
+	half int
 	pfds [4]unix.PollFd // main, SYN, trusted SYN, AF_PACKET
 	// apReady: the last poll (or a full read) says the AF_PACKET socket
 	// has frames; sinceAP counts the batches since it was last read.
@@ -169,7 +173,7 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 		}
 	}
 	batch := len(p.ap.rx.msgs)
-	p.bufs = make([]byte, slotLen*batch)
+	p.bufs = make([]byte, 2*slotLen*batch)
 	p.sent = make([]bool, batch)
 	p.rest = make([]Frame, 0, batch)
 	p.pfds = [4]unix.PollFd{{Fd: int32(p.x.fd), Events: unix.POLLIN}, {Fd: int32(p.syn.fd), Events: unix.POLLIN},
@@ -247,10 +251,15 @@ func (p *xdpPort) SetVIPs(vips []netip.Addr) error {
 // pollWaitMillis pass (EINTR counts as a pass): a Port that reads two
 // sockets without the Go netpoller.
 func waitReadable(ifname string, pfds []unix.PollFd) error {
+	return pollReadable(ifname, pfds, pollWaitMillis)
+}
+
+// pollReadable is waitReadable waiting at most waitMillis (0: not at all).
+func pollReadable(ifname string, pfds []unix.PollFd, waitMillis int) error {
 	for i := range pfds {
 		pfds[i].Revents = 0
 	}
-	if _, err := unix.Poll(pfds, pollWaitMillis); err != nil && err != unix.EINTR {
+	if _, err := unix.Poll(pfds, waitMillis); err != nil && err != unix.EINTR {
 		return newError(ifname, "poll", err)
 	}
 	return nil
@@ -280,12 +289,25 @@ const pollWaitMillis = 50
 // still answer ARP for its VIPs. Reading it only then spares an empty
 // read (a system call) at each wake-up.
 func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
+	return p.read(ctx, frames, true)
+}
+
+// TryReadBatch is ReadBatch without waiting: 0 when nothing waits
+// (ReadAheader).
+func (p *xdpPort) TryReadBatch(frames []Frame) (int, error) {
+	return p.read(context.Background(), frames, false)
+}
+
+// read is ReadBatch, waiting in poll(2) for frames if wait is set.
+func (p *xdpPort) read(ctx context.Context, frames []Frame, wait bool) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
 	p.rmu.Lock()
 	defer p.rmu.Unlock()
 	frames = frames[:min(len(frames), len(p.sent))]
+	batch := len(p.sent)
+	bufs := p.bufs[p.half*batch*slotLen : (p.half+1)*batch*slotLen]
 	for {
 		if p.closed.Load() {
 			return 0, ErrClosed
@@ -310,10 +332,11 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 			p.odd = !p.odd
 		}
 		kt := min(tsynWait, room-min(synWait, half))
-		kt = p.x.receive(&p.tsyn.rx, rings[:kt], p.bufs)
-		k := kt + p.x.receive(&p.syn.rx, rings[kt:kt+min(synWait, room-kt)], p.bufs[kt*slotLen:])
-		n := k + p.x.receive(&p.x.rx, rings[k:], p.bufs[k*slotLen:])
+		kt = p.x.receive(&p.tsyn.rx, rings[:kt], bufs)
+		k := kt + p.x.receive(&p.syn.rx, rings[kt:kt+min(synWait, room-kt)], bufs[kt*slotLen:])
+		n := k + p.x.receive(&p.x.rx, rings[k:], bufs[k*slotLen:])
 		if n > 0 {
+			p.half ^= 1
 			p.rxXDP.Add(uint64(n))
 			p.rxSYN.Add(uint64(k))
 		}
@@ -327,7 +350,7 @@ func (p *xdpPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 			p.apReady, p.sinceAP = m == len(frames)-n && len(frames) > 1, 0
 			n += m
 		}
-		if n > 0 {
+		if n > 0 || !wait {
 			return n, nil
 		}
 		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {

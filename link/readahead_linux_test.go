@@ -1,0 +1,37 @@
+package link
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// TestReadAhead checks ReadAheader on every port that has it: a batch
+// read with ReadBatch stays intact while the next one is read with
+// TryReadBatch (the director handles one while it holds the other), each
+// frame comes once and in order, and TryReadBatch returns at once, with
+// 0, when nothing waits.
+func TestReadAhead(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T, l pairLab) Port
+	}{
+		{"afpacket", func(t *testing.T, l pairLab) Port {
+			return openIn(t, l.nsD, "d0", Config{Filter: mustFilter(t, vip4)})
+		}},
+		{"split", func(t *testing.T, l pairLab) Port {
+			return openSplitIn(t, l.nsD, "d0", Config{Filter: mustFilter(t, vip4)}, 1, ClientHash{})[0]
+		}},
+		{"afxdp", func(t *testing.T, l pairLab) Port { return openXDPIn(t, l.nsD, "d0", []netip.Addr{vip4}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newPairLab(t)
+			pa := openIn(t, l.nsA, "a0", Config{})
+			pd := tc.open(t, l)
+			ra, ok := pd.(ReadAheader)
+			if !ok {
+				t.Fatalf("%T is no ReadAheader", pd)
+			}
+			testReadAheadPorts(t, pa, pd, ra)
+		})
+	}
+}
