@@ -128,8 +128,9 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 // without a read; a batch that was not full is not read ahead of, so a
 // lightly loaded director reads, and waits, as before.
 func (d *Director) loop(ctx context.Context, w *worker) error {
-	in := link.NewFrames(link.DefaultBatchSize)
-	next := link.NewFrames(link.DefaultBatchSize)
+	// The ports point Data at their own buffers.
+	in := make([]link.Frame, link.DefaultBatchSize)
+	next := make([]link.Frame, link.DefaultBatchSize)
 	out := make([]link.Frame, 0, 2*link.DefaultBatchSize)
 	reader, _ := w.port.(link.ReadAheader)
 	// Clients that completed a handshake go to the port's trusted lane
@@ -150,7 +151,7 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		var err error
 		if m > 0 {
 			if err := ctx.Err(); err != nil {
-				return err
+				return err // the batch read ahead is dropped, as queued frames are
 			}
 			in, next, n, m = next, in, m, 0
 		} else if n, err = w.port.ReadBatch(ctx, in); err != nil {
@@ -201,7 +202,7 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			}
 			return aheadErr
 		}
-		if d.coalesce > 0 && m == 0 && n < len(in)/4 {
+		if d.coalesce > 0 && n < len(in)/4 {
 			coalesceWait(d.coalesce)
 		}
 	}

@@ -328,6 +328,9 @@ func (p *afpacket) tryRead(frames []Frame) (int, error) {
 	r.prepare(min(len(frames), len(r.msgs)))
 	p.tryGot = false
 	if err := p.rc.Control(p.tryFn); err != nil {
+		if p.closed.Load() { // Close does not take rmu: it may come between
+			return 0, ErrClosed
+		}
 		return 0, newError(p.ifname, "recvmmsg", err)
 	}
 	if !p.tryGot {

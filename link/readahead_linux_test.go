@@ -1,6 +1,7 @@
 package link
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 )
@@ -33,5 +34,21 @@ func TestReadAhead(t *testing.T) {
 			}
 			testReadAheadPorts(t, pa, pd, ra)
 		})
+	}
+}
+
+// TestTryReadBatchAfterClose: a closed port's TryReadBatch says
+// ErrClosed, whichever side of its closed check Close came (the director
+// returns quietly on ErrClosed at shutdown, and reads ahead until then).
+func TestTryReadBatchAfterClose(t *testing.T) {
+	l := newPairLab(t)
+	p := openIn(t, l.nsD, "d0", Config{}).(*afpacket)
+	p.Close()
+	if _, err := p.TryReadBatch(make([]Frame, 4)); !errors.Is(err, ErrClosed) {
+		t.Errorf("TryReadBatch after Close: %v, want ErrClosed", err)
+	}
+	// Close between the check and the read: tryRead is what is left.
+	if _, err := p.tryRead(make([]Frame, 4)); !errors.Is(err, ErrClosed) {
+		t.Errorf("the read after Close: %v, want ErrClosed", err)
 	}
 }

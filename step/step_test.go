@@ -204,7 +204,10 @@ func TestHandleNoAllocations(t *testing.T) {
 			in[i].Data = append(in[i].Data[:0], orig[i].Data...)
 		}
 		now += int64(time.Millisecond)
-		out = s.HandleAhead(now, in, orig, out[:0]) // orig as the next batch: read, not processed
+		// A batch of Batch (4) frames with the next behind it (orig,
+		// read, not processed), then the rest alone.
+		out = s.HandleAhead(now, in[:4], orig, out[:0])
+		out = s.HandleAhead(now, in[4:], nil, out)
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch, want 0", allocs)
