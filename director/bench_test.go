@@ -18,10 +18,7 @@ import (
 func serveBench(tb testing.TB) (link.Port, []link.Frame) {
 	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 4096, Services: []config.Service{{
 		VIP: vip, Port: 9, Protocol: config.UDP, Scheduler: "sh",
-		RealServers: []config.RealServer{
-			{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1, MAC: rs1MAC},
-			{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs2MAC},
-		},
+		RealServers: resolvedReals(),
 	}}}
 	dirPort, wire := link.Pipe()
 	d, err := New(cfg, dirPort, Options{AnnounceCount: 1, AnnounceInterval: time.Hour})

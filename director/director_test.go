@@ -22,6 +22,15 @@ var (
 	vip       = netip.MustParseAddr("198.18.0.100")
 )
 
+// resolvedReals are two real servers whose MACs the config gives: a
+// director forwards to them without asking ARP first.
+func resolvedReals() []config.RealServer {
+	return []config.RealServer{
+		{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1, MAC: rs1MAC},
+		{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs2MAC},
+	}
+}
+
 // lan starts a director on one end of an in-memory pipe and returns the
 // other end, where the test plays router and real servers.
 func lan(t *testing.T, cfg *config.Config) (link.Port, *Director) {

@@ -33,10 +33,7 @@ func (p *aheadCounter) TryReadBatch(frames []link.Frame) (int, error) {
 func TestServeReadsAhead(t *testing.T) {
 	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 4096, Services: []config.Service{{
 		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr",
-		RealServers: []config.RealServer{
-			{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1, MAC: rs1MAC},
-			{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs2MAC},
-		},
+		RealServers: resolvedReals(),
 	}}}
 	dirPort, wire := link.Pipe()
 	port := &aheadCounter{Port: dirPort}

@@ -23,10 +23,7 @@ import (
 func TestWorkers(t *testing.T) {
 	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{{
 		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr",
-		RealServers: []config.RealServer{
-			{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1, MAC: rs1MAC},
-			{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs2MAC},
-		},
+		RealServers: resolvedReals(),
 	}}}
 	p0, w0 := link.Pipe()
 	p1, w1 := link.Pipe()
