@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -346,9 +347,17 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Add
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	floodErr := make(chan error, 1)
+	var restarts atomic.Int32 // read once floodErr has its value
 	go func() {
-		_, err := runTrafgen(ctx, l, tg, path, 1<<30, synBudget+5*time.Second, args...)
-		floodErr <- err
+		deadline := time.Now().Add(synBudget + 5*time.Second)
+		for {
+			_, err := runTrafgen(ctx, l, tg, path, 1<<30, time.Until(deadline), args...)
+			if !errors.Is(err, errTrafgenStalled) || restarts.Load() == 10 || ctx.Err() != nil {
+				floodErr <- err
+				return
+			}
+			restarts.Add(1)
+		}
 	}()
 	// trafgen starts and the flood fills the table. A paced trafgen can
 	// take a while to send (and the client's 200 connections may last
@@ -391,6 +400,9 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Add
 	cancel()
 	if err := <-floodErr; err != nil {
 		b.Fatal(err)
+	}
+	if n := restarts.Load(); n > 0 {
+		b.Logf("the flood was restarted %d times (%v)", n, errTrafgenStalled)
 	}
 	slices.Sort(lat)
 	return served, lat, tried, floodRate
