@@ -24,7 +24,8 @@ func (t *Table) PrefetchKey(k *Key) {
 		return
 	}
 	p := uintptr(unsafe.Pointer(&t.slots[t.home(hashKey(k, t.seed))]))
-	prefetch.Line(p)
-	prefetch.Line(p + unsafe.Sizeof(Entry{}) - 1)
-	prefetch.Line(p + 2*unsafe.Sizeof(Entry{}) - 1)
+	// The home slot and the next (a probe's usual run), in one call:
+	// three calls to Line measured 108-160 ns per packet at 1M against
+	// 102-139 (12 alternated runs, medians 119 and 113).
+	prefetch.Span(p, 2*unsafe.Sizeof(Entry{}))
 }

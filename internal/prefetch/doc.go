@@ -14,6 +14,7 @@
 // 55 ns; the memory wait disappears behind the work.
 //
 // Line issues PREFETCHT0 on amd64 and PRFM PLDL1KEEP on arm64, one
-// assembly instruction behind a call the compiler cannot inline (~1 ns).
-// Elsewhere it does nothing.
+// assembly instruction behind a call the compiler cannot inline (~1 ns);
+// Span does the same for every line of a range in one call. Elsewhere
+// they do nothing.
 package prefetch

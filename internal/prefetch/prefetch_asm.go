@@ -9,3 +9,11 @@ package prefetch
 //
 //go:noescape
 func Line(addr uintptr)
+
+// Span starts loading every cache line that holds a byte of the n bytes
+// from addr (none when n is 0), as Line does for each, in one call: the
+// connection table's slots straddle lines. Like Line it never faults;
+// the range must not wrap past the top of the address space.
+//
+//go:noescape
+func Span(addr, n uintptr)
