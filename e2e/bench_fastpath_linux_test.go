@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	ebpflink "github.com/cilium/ebpf/link"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,7 +72,49 @@ func udpForwarders(b *testing.B, l *testbed.Lab) []benchForwarder {
 		{"afxdp-flows", func() func() {
 			return startDrlbForBench(b, l, "-io", "afxdp", "-kernel-flows", "-xdp-generic")
 		}},
+		// The same in native mode, as on a NIC whose driver runs XDP:
+		// a veth's XDP_TX frames are dropped unless its peer runs XDP
+		// too, so the switch's end of the director's link gets a
+		// program that passes everything.
+		{"afxdp-flows-native", func() func() {
+			detach := peerXDPPass(b, l)
+			stop := startDrlbForBench(b, l, "-io", "afxdp", "-kernel-flows")
+			return func() {
+				stop()
+				detach()
+			}
+		}},
 	}
+}
+
+// peerXDPPass attaches an XDP program that passes every frame, in native
+// mode, to the switch's end of the director's link, and returns what
+// detaches it.
+func peerXDPPass(b *testing.B, l *testbed.Lab) func() {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bench_pass", Type: ebpf.XDP, License: "MIT",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lk ebpflink.Link
+	err = l.Do(l.Switch, func() error {
+		ifi, err := net.InterfaceByName(l.Director.BridgePort)
+		if err != nil {
+			return err
+		}
+		lk, err = ebpflink.AttachXDP(ebpflink.XDPOptions{Program: prog, Interface: ifi.Index, Flags: ebpflink.XDPDriverMode})
+		return err
+	})
+	if err != nil {
+		prog.Close()
+		b.Fatal(err)
+	}
+	detach := sync.OnceFunc(func() {
+		lk.Close()
+		prog.Close()
+	})
+	b.Cleanup(detach)
+	return detach
 }
 
 // onlyForwarders keeps the forwarders DRLB_BENCH_ONLY names (a
@@ -95,7 +142,7 @@ type benchForwarder struct {
 // udpForwarders' names) in unit, and each drlb's ratio to the in-kernel
 // anchor's.
 func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
-	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}, {"afpacket-flows", "afpacketflows"}, {"afxdp-flows", "afxdpflows"}, {"afxdp-generic", "afxdpgeneric"}}
+	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}, {"afpacket-flows", "afpacketflows"}, {"afxdp-flows", "afxdpflows"}, {"afxdp-flows-native", "afxdpflowsnative"}, {"afxdp-generic", "afxdpgeneric"}}
 	k := byName["in-kernel"]
 	for _, f := range short {
 		v, ok := byName[f.name]
@@ -319,7 +366,7 @@ type lossForwarder struct {
 // lossForwarders are the drlb rows of the Loss measurement, as
 // DRLB_BENCH_ONLY keeps them.
 func lossForwarders(b *testing.B, l *testbed.Lab) []lossForwarder {
-	prefix := map[string]string{"drlb": "", "drlb-afxdp": "afxdp-", "afpacket-flows": "afpacketflows-", "afxdp-flows": "afxdpflows-"}
+	prefix := map[string]string{"drlb": "", "drlb-afxdp": "afxdp-", "afpacket-flows": "afpacketflows-", "afxdp-flows": "afxdpflows-", "afxdp-flows-native": "afxdpflowsnative-"}
 	var out []lossForwarder
 	for _, f := range onlyForwarders(udpForwarders(b, l)) {
 		if m, ok := prefix[f.name]; ok {
