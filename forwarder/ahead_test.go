@@ -74,14 +74,7 @@ func TestAheadChangesNothing(t *testing.T) {
 			k++
 		}
 	}
-	if plain.table.Len() != pre.table.Len() {
-		t.Fatalf("tables differ: %d entries without Ahead, %d with", plain.table.Len(), pre.table.Len())
-	}
-	for r := range numReasons {
-		if a, b := plain.counts[r].Load(), pre.counts[r].Load(); a != b {
-			t.Errorf("reason %v: %d without Ahead, %d with", Reason(r), a, b)
-		}
-	}
+	sameTableAndCounts(t, plain, pre, "Ahead")
 }
 
 // TestAheadPrefetchesEachFrameOnce: across batches of any sizes, every

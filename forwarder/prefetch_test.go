@@ -41,12 +41,20 @@ func TestPrefetchChangesNothing(t *testing.T) {
 		}
 		now += second / 10
 	}
+	sameTableAndCounts(t, plain, pre, "prefetch")
+}
+
+// sameTableAndCounts fails t unless plain and pre (the same frames, pre
+// with prefetching of kind what) hold as many entries and counted the same
+// frames for every reason: prefetching changes nothing.
+func sameTableAndCounts(t *testing.T, plain, pre *Forwarder, what string) {
+	t.Helper()
 	if plain.table.Len() != pre.table.Len() {
-		t.Fatalf("tables differ: %d entries without prefetch, %d with", plain.table.Len(), pre.table.Len())
+		t.Fatalf("tables differ: %d entries without %s, %d with", plain.table.Len(), what, pre.table.Len())
 	}
 	for r := range numReasons {
 		if a, b := plain.counts[r].Load(), pre.counts[r].Load(); a != b {
-			t.Errorf("reason %v: %d without prefetch, %d with", Reason(r), a, b)
+			t.Errorf("reason %v: %d without %s, %d with", Reason(r), a, what, b)
 		}
 	}
 }
