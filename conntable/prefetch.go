@@ -6,9 +6,9 @@ import (
 	"github.com/drlb/drlb/internal/prefetch"
 )
 
-// PrefetchKey starts loading the home slot of k (both cache lines a
-// 48-byte slot may span) into the CPU cache and returns at once, without
-// waiting for memory. It changes nothing in the table and its result does
+// PrefetchKey starts loading the home slot of k and the slot after it
+// (the lines of 96 bytes: two or three, as 48-byte slots straddle lines)
+// into the CPU cache and returns at once, without waiting for memory. It changes nothing in the table and its result does
 // not depend on what it finds: calling it or not gives the same lookups.
 //
 // At a million connections a Lookup is one random memory access, 220-390

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	ebpflink "github.com/cilium/ebpf/link"
 	"net"
 	"net/netip"
 	"os"
@@ -18,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	ebpflink "github.com/cilium/ebpf/link"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/drlb/drlb/internal/testutil"
@@ -171,7 +171,7 @@ func BenchmarkFastPath(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
+	b.Cleanup(func() { l.Close() }) // after the rows' cleanups (bench_linux_test.go)
 	if err := l.StartServices(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -398,7 +398,12 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Add
 	go func() {
 		deadline := time.Now().Add(synBudget + 5*time.Second)
 		for {
-			_, err := runTrafgen(ctx, l, tg, path, 1<<30, time.Until(deadline), args...)
+			left := time.Until(deadline)
+			if left <= 0 {
+				floodErr <- nil // stalled at the end: the flood has run its time
+				return
+			}
+			_, err := runTrafgen(ctx, l, tg, path, 1<<30, left, args...)
 			if !errors.Is(err, errTrafgenStalled) || restarts.Load() == 10 || ctx.Err() != nil {
 				floodErr <- err
 				return

@@ -58,16 +58,6 @@ func (f *Forwarder) Prefetch(frames [][]byte) {
 	}
 }
 
-// prefetchFrame starts loading the table slot of one frame's connection,
-// as Prefetch does for a batch, whether or not the table is large enough
-// for it to pay: Ahead's prefetches, one frame at a time.
-func (f *Forwarder) prefetchFrame(frame []byte) {
-	var k conntable.Key
-	if f.prefetchKey(frame, &k) {
-		f.table.PrefetchKey(&k)
-	}
-}
-
 // prefetchKey builds in k the key whose slot prefetching frame loads:
 // the connection key of a TCP or UDP packet, the quoted one of an ICMP
 // error. It reports false for anything else.
