@@ -147,14 +147,22 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		changes = make([]forwarder.SyncEvent, 0, syncEventsPerBatch)
 	}
 	n, m := 0, 0 // frames in in; frames read ahead in next
+	// aheadErr is the read ahead's error, reported once the batch it
+	// came with is handled (its frames are good), in the next turn.
+	var aheadErr error
 	for {
 		var err error
-		if m > 0 {
-			if err := ctx.Err(); err != nil {
-				return err // the batch read ahead is dropped, as queued frames are
+		switch {
+		case aheadErr != nil:
+			err, aheadErr = aheadErr, nil
+		case m > 0:
+			if err = ctx.Err(); err == nil { // else the batch read ahead is dropped, as queued frames are
+				in, next, n, m = next, in, m, 0
 			}
-			in, next, n, m = next, in, m, 0
-		} else if n, err = w.port.ReadBatch(ctx, in); err != nil {
+		default:
+			n, err = w.port.ReadBatch(ctx, in)
+		}
+		if err != nil {
 			if errors.Is(err, link.ErrLinkDown) {
 				// The socket resumes by itself when the link comes back.
 				d.log.Warn("interface went down; waiting for it to come back")
@@ -162,10 +170,10 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			}
 			return err
 		}
-		// Reported once this batch is handled: its frames are good.
-		var aheadErr error
 		if reader != nil && n == len(in) {
-			m, aheadErr = reader.TryReadBatch(next)
+			if m, aheadErr = reader.TryReadBatch(next); aheadErr != nil {
+				m = 0
+			}
 		}
 		now := d.clock().UnixNano()
 		w.mu.Lock()
@@ -193,14 +201,6 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			if _, err := w.port.WriteBatch(out); err != nil {
 				d.log.Warn("write", "err", err)
 			}
-		}
-		if aheadErr != nil {
-			m = 0
-			if errors.Is(aheadErr, link.ErrLinkDown) {
-				d.log.Warn("interface went down; waiting for it to come back")
-				continue
-			}
-			return aheadErr
 		}
 		if d.coalesce > 0 && n < len(in)/4 {
 			coalesceWait(d.coalesce)
