@@ -38,6 +38,67 @@ func scratchSlot(n int) int16 { return int16(-4 * (n + 1)) }
 // accept them), the IP header length load, scratch memory and the protocol
 // extension.
 func cbpfToEBPF(raw []bpf.RawInstruction, ret string) (asm.Instructions, error) {
+	return translateCBPF(raw, ret, skbLoads{})
+}
+
+// cbpfLoads translates a classic program's packet loads, which differ
+// between program types: a socket program has the legacy packet loads,
+// an XDP program reads packet memory directly.
+type cbpfLoads interface {
+	// prologue starts the program (A and X are zeroed after it).
+	prologue() asm.Instructions
+	// load is A = P[X+off] (indirect) or P[off], size bytes, big endian.
+	load(off uint32, size asm.Size, indirect bool) asm.Instructions
+	// loadMemShift is X = 4*(P[off]&0xf), A kept.
+	loadMemShift(off uint32) asm.Instructions
+	// protocol is A = the frame's EtherType.
+	protocol() (asm.Instructions, error)
+	// epilogue ends the program: the labels the loads jump to.
+	epilogue(leave asm.Instruction) asm.Instructions
+	// scratch is where classic scratch word n lives on the stack, and
+	// how wide its slot is.
+	scratch(n int) (int16, asm.Size)
+}
+
+// skbLoads are a socket program's loads (SKF_NET_OFF offsets too: the
+// eBPF packet loads accept them), which end the program with 0 when out
+// of bounds, as the classic ones do.
+type skbLoads struct{}
+
+func (skbLoads) prologue() asm.Instructions { return asm.Instructions{asm.Mov.Reg(regCtx, asm.R1)} }
+
+func (skbLoads) load(off uint32, size asm.Size, indirect bool) asm.Instructions {
+	if indirect {
+		return asm.Instructions{asm.LoadInd(asm.R0, regX, int32(off), size)}
+	}
+	return asm.Instructions{asm.LoadAbs(int32(off), size)}
+}
+
+func (skbLoads) loadMemShift(off uint32) asm.Instructions {
+	// The packet load returns in r0, which is A.
+	return asm.Instructions{
+		asm.Mov.Reg(regTmp, regA),
+		asm.LoadAbs(int32(off), asm.Byte),
+		asm.And.Imm32(asm.R0, 0xf),
+		asm.LSh.Imm32(asm.R0, 2),
+		asm.Mov.Reg(regX, asm.R0),
+		asm.Mov.Reg(regA, regTmp),
+	}
+}
+
+func (skbLoads) protocol() (asm.Instructions, error) {
+	return asm.Instructions{
+		asm.LoadMem(regA, regCtx, skbProtocol, asm.Word),
+		asm.HostTo(asm.BE, regA, asm.Half),
+	}, nil
+}
+
+func (skbLoads) epilogue(asm.Instruction) asm.Instructions { return nil }
+
+func (skbLoads) scratch(n int) (int16, asm.Size) { return scratchSlot(n), asm.Word }
+
+// translateCBPF is cbpfToEBPF with the packet loads of loads.
+func translateCBPF(raw []bpf.RawInstruction, ret string, loads cbpfLoads) (asm.Instructions, error) {
 	ins, ok := bpf.Disassemble(raw)
 	if !ok {
 		return nil, fmt.Errorf("%w: a classic instruction that does not disassemble", ErrFanout)
@@ -46,11 +107,10 @@ func cbpfToEBPF(raw []bpf.RawInstruction, ret string) (asm.Instructions, error) 
 	// A classic program starts with A, X and the scratch words zero; the
 	// verifier wants the registers written before they are read (the
 	// classic checker already refused reads of unwritten scratch words).
-	out := asm.Instructions{
-		asm.Mov.Reg(regCtx, asm.R1),
+	out := append(loads.prologue(),
 		asm.Mov.Imm(regA, 0),
 		asm.Mov.Imm(regX, 0),
-	}
+	)
 	leave := func() asm.Instruction {
 		if ret == "" {
 			return asm.Return()
@@ -70,38 +130,32 @@ func cbpfToEBPF(raw []bpf.RawInstruction, ret string) (asm.Instructions, error) 
 		case bpf.LoadConstant:
 			seq = asm.Instructions{asm.Mov.Imm32(reg(v.Dst), int32(v.Val))}
 		case bpf.LoadScratch:
-			seq = asm.Instructions{asm.LoadMem(reg(v.Dst), asm.RFP, scratchSlot(v.N), asm.Word)}
+			off, size := loads.scratch(v.N)
+			seq = asm.Instructions{asm.LoadMem(reg(v.Dst), asm.RFP, off, size)}
 		case bpf.StoreScratch:
-			seq = asm.Instructions{asm.StoreMem(asm.RFP, scratchSlot(v.N), reg(v.Src), asm.Word)}
+			off, size := loads.scratch(v.N)
+			seq = asm.Instructions{asm.StoreMem(asm.RFP, off, reg(v.Src), size)}
 		case bpf.LoadAbsolute:
 			sz, err := loadSize(v.Size)
 			if err != nil {
 				return nil, err
 			}
-			seq = asm.Instructions{asm.LoadAbs(int32(v.Off), sz)}
+			seq = loads.load(v.Off, sz, false)
 		case bpf.LoadIndirect:
 			sz, err := loadSize(v.Size)
 			if err != nil {
 				return nil, err
 			}
-			seq = asm.Instructions{asm.LoadInd(asm.R0, regX, int32(v.Off), sz)}
+			seq = loads.load(v.Off, sz, true)
 		case bpf.LoadMemShift:
-			// X = 4*(P[k]&0xf); the packet load returns in r0, which is A.
-			seq = asm.Instructions{
-				asm.Mov.Reg(regTmp, regA),
-				asm.LoadAbs(int32(v.Off), asm.Byte),
-				asm.And.Imm32(asm.R0, 0xf),
-				asm.LSh.Imm32(asm.R0, 2),
-				asm.Mov.Reg(regX, asm.R0),
-				asm.Mov.Reg(regA, regTmp),
-			}
+			seq = loads.loadMemShift(v.Off)
 		case bpf.LoadExtension:
 			if v.Num != bpf.ExtProto {
 				return nil, fmt.Errorf("%w: classic extension %d has no translation", ErrFanout, v.Num)
 			}
-			seq = asm.Instructions{
-				asm.LoadMem(regA, regCtx, skbProtocol, asm.Word),
-				asm.HostTo(asm.BE, regA, asm.Half),
+			var err error
+			if seq, err = loads.protocol(); err != nil {
+				return nil, err
 			}
 		case bpf.ALUOpConstant:
 			op, err := aluOp(v.Op)
@@ -153,7 +207,7 @@ func cbpfToEBPF(raw []bpf.RawInstruction, ret string) (asm.Instructions, error) 
 		seq[0] = seq[0].WithSymbol(label(i))
 		out = append(out, seq...)
 	}
-	return out, nil
+	return append(out, loads.epilogue(leave())...), nil
 }
 
 // condJump jumps to yes when the classic condition holds, else to no
