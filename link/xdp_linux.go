@@ -17,7 +17,8 @@ import (
 )
 
 // xdpPort is the AF_XDP Port: an XDP program on the interface redirects
-// frames to the VIPs into three AF_XDP sockets on queue 0 (zero-copy
+// frames to the VIPs into three AF_XDP sockets on queue 0 (OpenXDP; with
+// OpenXDPQueues, one port per queue, each with its three; zero-copy
 // where the driver has it and the program runs in driver mode, unless
 // Config.XDPCopy; copy mode otherwise), and
 // an AF_PACKET socket, as Open makes it, reads everything else drlb needs
@@ -68,6 +69,9 @@ type xdpPort struct {
 	rxXDP, rxSYN, txXDP atomic.Uint64
 	// kflowPort is the FlowPort over objs.flows (Config.KernelFlows).
 	kflowPort
+	// refs counts OpenXDPQueues' open ports, which share objs and
+	// attach (nil for OpenXDP's one port).
+	refs *atomic.Int32
 
 	rmu sync.Mutex
 	// bufs are the receive slots for frames copied out of the UMEM, in
@@ -114,16 +118,97 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 	return p, nil
 }
 
-// setup attaches the program, with room for flows kernel flows (0: none).
+// OpenXDPQueues opens n AF_XDP ports on ifname, port q on receive queue q,
+// one per worker, sharing one XDP program: each port's sockets take the
+// VIP frames of queue q whose client is worker q's (h.Index(client, n) is
+// q), and the program passes the others. The ports' AF_PACKET sockets
+// form a fanout group sorted by h, so a passed frame reaches its client's
+// worker there: every frame of a client meets in one worker's connection
+// table, whichever queue the NIC put it on (a NIC's RSS hashes ports,
+// which a client's connections, its fragments and the ICMP errors about
+// it do not share). With RSS hashing by source address alone
+// (`ethtool -N IFACE rx-flow-hash tcp4 s`, ...) and n queues, no frame
+// takes the AF_PACKET way.
+//
+// cfg is as for OpenXDP, but its Fanout is the group's (any given is
+// ignored) and kernel flows are refused (ErrNoKernelFlows): the
+// program's flow map is one for all queues. n = 1 is OpenXDP. Closing
+// a port closes its sockets; the program stays on the interface until
+// the last port closes.
+func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h ClientHash) (ports []Port, err error) {
+	if n <= 1 {
+		p, err := OpenXDP(ifname, cfg, vips)
+		if err != nil {
+			return nil, err
+		}
+		return []Port{p}, nil
+	}
+	if cfg.KernelFlows {
+		return nil, newError(ifname, "AF_XDP on several queues", ErrNoKernelFlows)
+	}
+	if _, err := h.Program(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			for _, p := range ports {
+				p.Close()
+			}
+			ports = nil
+		}
+	}()
+	cfg.outsidePoller = true
+	refs := new(atomic.Int32)
+	var first *xdpPort
+	for q := range n {
+		c := cfg
+		c.Fanout = &Fanout{New: true, Hash: &h}
+		if first != nil {
+			id, err := first.ap.FanoutGroup()
+			if err != nil {
+				return ports, err
+			}
+			c.Fanout = &Fanout{Group: id, Hash: &h}
+		}
+		pp, err := Open(ifname, c)
+		if err != nil {
+			return ports, err
+		}
+		p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy, refs: refs}
+		refs.Add(1)
+		ports = append(ports, p)
+		if first == nil {
+			first = p
+			if err := p.attachProgram(vips, 0, n, &h); err != nil {
+				return ports, err
+			}
+		} else {
+			p.objs, p.attach, p.mode = first.objs, first.attach, first.mode
+		}
+		if err := p.openSockets(q); err != nil {
+			return ports, err
+		}
+	}
+	return ports, nil
+}
+
+// setup attaches the program, with room for flows kernel flows (0: none),
+// and opens the sockets on queue 0.
 func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
+	if err := p.attachProgram(vips, flows, 1, nil); err != nil {
+		return err
+	}
+	return p.openSockets(0)
+}
+
+// attachProgram loads the program for queues receive queues (owners: see
+// loadQueues) and attaches it.
+func (p *xdpPort) attachProgram(vips []netip.Addr, flows, queues int, owners *ClientHash) error {
 	ifi, err := interfaceByName(p.ifname)
 	if err != nil {
 		return err
 	}
-	if cerr := p.ap.rc.Control(func(fd uintptr) { p.apfd = int(fd) }); cerr != nil {
-		return newError(p.ifname, "syscall conn", cerr)
-	}
-	p.objs, err = loadKernelFlows(1, DefaultTrustedClients, flows)
+	p.objs, err = loadQueues(queues, DefaultTrustedClients, flows, owners)
 	if err != nil {
 		return newError(p.ifname, "load XDP", err)
 	}
@@ -151,16 +236,29 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 		}
 		p.mode = "generic"
 	}
-	p.x, err = newXSK(ifi.Index, 0, p.zeroCopyAllowed())
+	return nil
+}
+
+// openSockets opens the port's AF_XDP sockets on receive queue q and puts
+// them in the program's XSKMAP.
+func (p *xdpPort) openSockets(q int) error {
+	ifi, err := interfaceByName(p.ifname)
+	if err != nil {
+		return err
+	}
+	if cerr := p.ap.rc.Control(func(fd uintptr) { p.apfd = int(fd) }); cerr != nil {
+		return newError(p.ifname, "syscall conn", cerr)
+	}
+	p.x, err = newXSK(ifi.Index, q, p.zeroCopyAllowed())
 	if err != nil {
 		return newError(p.ifname, "AF_XDP", err)
 	}
 	p.zeroCopy = p.x.zeroCopy
-	p.syn, err = newSharedXSK(p.x, ifi.Index, 0, xskSYNRing)
+	p.syn, err = newSharedXSK(p.x, ifi.Index, q, xskSYNRing)
 	if err != nil {
 		return newError(p.ifname, "AF_XDP SYN socket", err)
 	}
-	p.tsyn, err = newSharedXSK(p.x, ifi.Index, 0, xskSYNRing)
+	p.tsyn, err = newSharedXSK(p.x, ifi.Index, q, xskSYNRing)
 	if err != nil {
 		return newError(p.ifname, "AF_XDP trusted-SYN socket", err)
 	}
@@ -168,7 +266,7 @@ func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
 		lane int
 		fd   int
 	}{{xskLaneMain, p.x.fd}, {xskLaneSYN, p.syn.fd}, {xskLaneTrusted, p.tsyn.fd}} {
-		if err := p.objs.xsks.Put(xskSlot(0, s.lane), uint32(s.fd)); err != nil {
+		if err := p.objs.xsks.Put(xskSlot(q, s.lane), uint32(s.fd)); err != nil {
 			return newError(p.ifname, "XSKMAP", err)
 		}
 	}
@@ -481,7 +579,13 @@ func (p *xdpPort) Close() error {
 
 func (p *xdpPort) teardown() error {
 	var err error
+	// One of OpenXDPQueues' ports: the program and its maps stay for the
+	// others until the last closes.
+	last := p.refs == nil || p.refs.Add(-1) == 0
 	p.amu.Lock()
+	if !last {
+		p.attach = nil
+	}
 	if p.attach != nil {
 		if e := p.attach.Close(); e != nil {
 			err = fmt.Errorf("detach XDP from %s: %w", p.ifname, e)
@@ -500,7 +604,9 @@ func (p *xdpPort) teardown() error {
 		p.x = nil
 	}
 	if p.objs != nil {
-		p.objs.close()
+		if last {
+			p.objs.close()
+		}
 		p.objs = nil
 	}
 	if e := p.ap.Close(); e != nil && err == nil {

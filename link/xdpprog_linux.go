@@ -17,6 +17,11 @@ type xdpObjects struct {
 	trusted    *trustedClients
 	syn        synMaps  // stateless SYNs forwarded by the program (xdpstateless_linux.go)
 	flows      flowMaps // established flows forwarded by the program (xdpflows_linux.go)
+	// queues is how many receive queues have XSKMAP slots; owners, if
+	// set, is the hash that gives each client's frames to one queue's
+	// sockets (loadQueues).
+	queues int
+	owners *ClientHash
 }
 
 func (o *xdpObjects) close() {
@@ -71,7 +76,20 @@ func loadXDP(queues, trusted int) (*xdpObjects, error) {
 // loadKernelFlows is loadXDP with room for flows kernel flows (tests fill a
 // small map); with 0 the program has no kernel flows at all.
 func loadKernelFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
-	o = &xdpObjects{}
+	return loadQueues(queues, trusted, flows, nil)
+}
+
+// loadQueues is loadKernelFlows for queues receive queues each served by
+// its own worker's sockets: with owners set and more than one queue, a VIP
+// frame goes to its queue's sockets only when its client is that worker's
+// (owners.Sum of the client modulo queues is the queue, as in the
+// AF_PACKET fanout group of the workers' ports), and is passed otherwise,
+// for the owner's AF_PACKET socket to read (xdpPort's doc says why).
+func loadQueues(queues, trusted, flows int, owners *ClientHash) (o *xdpObjects, err error) {
+	o = &xdpObjects{queues: max(queues, 1)}
+	if owners != nil && queues > 1 {
+		o.owners = owners
+	}
 	o.vip4, o.vip6, err = newVIPMaps()
 	if err == nil {
 		var mk mapMaker
@@ -91,7 +109,12 @@ func loadKernelFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
 		o.close()
 		return nil, err
 	}
-	o.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vips", Type: ebpf.XDP, License: "MIT", Instructions: o.instructions()})
+	insns, err := o.instructions()
+	if err != nil {
+		o.close()
+		return nil, err
+	}
+	o.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "drlb_vips", Type: ebpf.XDP, License: "MIT", Instructions: insns})
 	if err != nil {
 		o.close()
 		return nil, fmt.Errorf("XDP program: %w", err)
@@ -100,7 +123,7 @@ func loadKernelFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
 }
 
 // instructions is the program over o's maps.
-func (o *xdpObjects) instructions() asm.Instructions {
+func (o *xdpObjects) instructions() (asm.Instructions, error) {
 	const (
 		xdpPass = 2
 		eth     = 14
@@ -219,18 +242,36 @@ func (o *xdpObjects) instructions() asm.Instructions {
 		asm.Mov.Imm(lane, xskLaneTrusted),                                    // trusted: a queue of their own
 		asm.Ja.Label("redirect"),                                             //
 		asm.Mov.Imm(lane, xskLaneSYN).WithSymbol("untrusted"),                //
-
-		asm.LoadMapPtr(asm.R1, o.xsks.FD()).WithSymbol("redirect"), //
-		asm.LoadMem(asm.R2, ctx, 16, asm.Word),                     // ctx->rx_queue_index
-		asm.Mul.Imm(asm.R2, xsksPerQueue),                          // xskSlot
-		asm.Add.Reg(asm.R2, lane),                                  //
-		asm.Mov.Imm(asm.R3, xdpPass),                               // no socket in the slot: pass
-		asm.FnRedirectMap.Call(),                                   //
-		asm.Return(),                                               //
-		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),            //
-		asm.Return(), //
 	)
-	return insns
+	xsk := "redirect"
+	if o.owners != nil {
+		// Is the client this queue's worker's? Not: passed, for the
+		// AF_PACKET fanout group to hand to its owner.
+		hash, err := clientHashXDP(*o.owners, "owned")
+		if err != nil {
+			return nil, err
+		}
+		hash[0] = hash[0].WithSymbol("redirect")
+		xsk = "xsk"
+		insns = append(insns, hash...)
+		insns = append(insns,
+			asm.Mod.Imm32(asm.R0, int32(o.queues)).WithSymbol("owned"),
+			asm.LoadMem(asm.R2, ctx, 16, asm.Word), // ctx->rx_queue_index
+			asm.JNE.Reg32(asm.R0, asm.R2, "pass"),
+		)
+	}
+	insns = append(insns,
+		asm.LoadMapPtr(asm.R1, o.xsks.FD()).WithSymbol(xsk), //
+		asm.LoadMem(asm.R2, ctx, 16, asm.Word),              // ctx->rx_queue_index
+		asm.Mul.Imm(asm.R2, xsksPerQueue),                   // xskSlot
+		asm.Add.Reg(asm.R2, lane),                           //
+		asm.Mov.Imm(asm.R3, xdpPass),                        // no socket in the slot: pass
+		asm.FnRedirectMap.Call(),                            //
+		asm.Return(),                                        //
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),     //
+		asm.Return(),                                        //
+	)
+	return insns, nil
 }
 
 // setVIPs makes the VIP maps hold exactly vips.

@@ -20,6 +20,9 @@ type End struct {
 	Name string           // interface name
 	MAC  net.HardwareAddr // nil: the kernel picks one
 	Addr netip.Prefix     // zero: no address; else inside 198.18.0.0/15
+	// Queues is how many receive and transmit queues the end has (0:
+	// the kernel's default, one).
+	Queues int
 }
 
 // Veth creates a veth pair a <-> b, the ends in their namespaces (they may
@@ -38,7 +41,9 @@ func Veth(t testing.TB, a, b End) {
 	la := netlink.NewLinkAttrs()
 	la.Name = a.Name
 	la.HardwareAddr = a.MAC
-	v := &netlink.Veth{LinkAttrs: la, PeerName: b.Name, PeerHardwareAddr: b.MAC, PeerNamespace: netlink.NsFd(int(b.NS))}
+	la.NumTxQueues, la.NumRxQueues = a.Queues, a.Queues
+	v := &netlink.Veth{LinkAttrs: la, PeerName: b.Name, PeerHardwareAddr: b.MAC, PeerNamespace: netlink.NsFd(int(b.NS)),
+		PeerNumTxQueues: uint32(b.Queues), PeerNumRxQueues: uint32(b.Queues)}
 	if err := ha.LinkAdd(v); err != nil {
 		t.Fatalf("testutil: add veth %s/%s: %v", a.Name, b.Name, err)
 	}

@@ -1,0 +1,125 @@
+package link
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/testutil"
+)
+
+// TestXDPQueues opens one AF_XDP port per receive queue of a veth with
+// several queues (OpenXDPQueues) and sends VIP frames from many clients
+// through the peer's queues: every frame must reach exactly the port of
+// its client's worker (ClientHash.Index), whether the program redirected
+// it on that port's queue or passed it from another queue to the ports'
+// AF_PACKET fanout group; and the program must have taken frames through
+// AF_XDP on every queue. Closing one port leaves the program attached for
+// the others; closing the last detaches it.
+func TestXDPQueues(t *testing.T) {
+	testutil.NeedRoot(t)
+	const queues = 2
+	nsA, nsD := testutil.NewNS(t), testutil.NewNS(t)
+	testutil.Veth(t,
+		testutil.End{NS: nsA, Name: "a0", MAC: macA0, Addr: netip.PrefixFrom(ipA0, 24), Queues: 4},
+		testutil.End{NS: nsD, Name: "d0", MAC: macD0, Addr: netip.PrefixFrom(ipD0, 24), Queues: queues})
+	pa := openIn(t, nsA, "a0", Config{})
+	h := ClientHash{Bits4: 24}
+	filter, err := VIPFilter([]netip.Addr{vip4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []Port
+	err = testutil.Do(nsD, func() error {
+		var err error
+		ports, err = OpenXDPQueues("d0", Config{Filter: filter}, []netip.Addr{vip4}, queues, h)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("OpenXDPQueues: %v", err)
+	}
+	for _, p := range ports {
+		t.Cleanup(func() { p.Close() })
+	}
+	if len(ports) != queues {
+		t.Fatalf("%d ports, want %d", len(ports), queues)
+	}
+	xp := []*xdpPort{ports[0].(*xdpPort), ports[1].(*xdpPort)}
+	t.Logf("XDP in %s mode", xp[0].XDPMode())
+
+	// Clients in many /24s (the hash's prefix), several ports each: the
+	// peer's transmit queue follows the flow, so each client's frames
+	// meet several of d0's receive queues.
+	l2 := framegen.L2{Src: macA0, Dst: macD0}
+	type sent struct {
+		client netip.Addr
+		seen   int
+		port   int
+	}
+	want := map[string]*sent{}
+	var frames []Frame
+	for i := range 64 {
+		c := netip.AddrFrom4([4]byte{198, 18, byte(10 + i), byte(1 + i%7)})
+		for j := range 4 {
+			marker := fmt.Sprintf("client-%d-flow-%d;", i, j)
+			want[marker] = &sent{client: c, port: -1}
+			frames = append(frames, Frame{Data: framegen.UDP(l2, netip.AddrPortFrom(c, uint16(20000+j*977+i)), netip.AddrPortFrom(vip4, 53), []byte(marker))})
+		}
+	}
+	write(t, pa, frames...)
+
+	deadline := time.Now().Add(10 * time.Second)
+	got := 0
+	fs := make([]Frame, 64)
+	for got < len(frames) && time.Now().Before(deadline) {
+		idle := true
+		for q, p := range xp {
+			n, err := p.TryReadBatch(fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fs[:n] {
+				for m, s := range want {
+					if hasMarker(m)(f) {
+						s.seen++
+						s.port = q
+						got++
+						idle = false
+					}
+				}
+			}
+		}
+		if idle {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for m, s := range want {
+		switch wantPort := h.Index(s.client, queues); {
+		case s.seen != 1:
+			t.Errorf("%s from %v read %d times", m, s.client, s.seen)
+		case s.port != wantPort:
+			t.Errorf("%s from %v read by port %d, want %d (its client's worker)", m, s.client, s.port, wantPort)
+		}
+	}
+	for q, p := range xp {
+		t.Logf("port %d: %d frames through AF_XDP", q, p.rxXDP.Load())
+		if p.rxXDP.Load() == 0 {
+			t.Errorf("port %d read no frame through AF_XDP on queue %d", q, q)
+		}
+	}
+
+	if err := ports[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !xdpAttached(t, nsD, "d0") {
+		t.Fatal("closing one port detached the program the other still uses")
+	}
+	if err := ports[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if xdpAttached(t, nsD, "d0") {
+		t.Fatal("the program stayed attached after the last port closed")
+	}
+}
