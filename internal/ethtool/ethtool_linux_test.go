@@ -3,6 +3,7 @@ package ethtool
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/drlb/drlb/internal/testutil"
@@ -71,6 +72,30 @@ func TestSetVeth(t *testing.T) {
 		}
 		if on, err := Get("ve0", TSO); err != nil || !on {
 			return fmt.Errorf("TSO = %v, %v once tx-checksumming is back on; want on again", on, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRxQueues reads a veth's receive queues in use, as `ethtool -l`
+// shows them, and names a missing interface.
+func TestRxQueues(t *testing.T) {
+	ns := testutil.NewNS(t)
+	testutil.Veth(t, testutil.End{NS: ns, Name: "ve0", Queues: 3}, testutil.End{NS: ns, Name: "ve1", Queues: 1})
+	err := testutil.Do(ns, func() error {
+		for _, c := range []struct {
+			iface string
+			want  int
+		}{{"ve0", 3}, {"ve1", 1}} {
+			if n, err := RxQueues(c.iface); err != nil || n != c.want {
+				return fmt.Errorf("RxQueues(%s) = %d, %v; want %d", c.iface, n, err, c.want)
+			}
+		}
+		if _, err := RxQueues("nosuch0"); !errors.Is(err, ErrNoInterface) || !strings.Contains(err.Error(), "nosuch0") {
+			return fmt.Errorf("RxQueues on a missing interface: %v; want ErrNoInterface, naming it", err)
 		}
 		return nil
 	})

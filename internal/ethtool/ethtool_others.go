@@ -18,3 +18,8 @@ func Set(iface string, f Feature, on bool) error {
 	}
 	return &Error{Interface: iface, Op: setOp(on), Feature: f, Err: ErrUnsupported}
 }
+
+// RxQueues needs Linux; elsewhere it reports ErrUnsupported.
+func RxQueues(iface string) (int, error) {
+	return 0, &Error{Interface: iface, Op: "get channels", Err: ErrUnsupported}
+}

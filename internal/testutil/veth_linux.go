@@ -21,7 +21,7 @@ type End struct {
 	MAC  net.HardwareAddr // nil: the kernel picks one
 	Addr netip.Prefix     // zero: no address; else inside 198.18.0.0/15
 	// Queues is how many receive and transmit queues the end has (0:
-	// the kernel's default, one).
+	// the kernel's default: one, or for b as many as a has).
 	Queues int
 }
 
