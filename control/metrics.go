@@ -32,6 +32,7 @@ var (
 	descKernelFwd     = prometheus.NewDesc("drlb_kernel_forwarded_frames_total", "Frames of established flows the kernel (the XDP or tc program) forwarded itself (drlb run -kernel-flows); also counted in drlb_frames_total{reason=\"existing\"} and the real servers' packets.", nil, nil)
 	descWorkerFrames  = prometheus.NewDesc("drlb_worker_frames_total", "Frames each data-path worker processed (frames are sorted among workers by client address).", []string{"worker"}, nil)
 	descWorkerEntries = prometheus.NewDesc("drlb_worker_conntable_entries", "Entries in each data-path worker's connection table.", []string{"worker"}, nil)
+	descWorkerXDP     = prometheus.NewDesc("drlb_worker_xdp_frames_total", "Frames each data-path worker read through AF_XDP (-io afxdp with a worker per receive queue; the rest of drlb_worker_frames_total came through AF_PACKET: ARP, NDP, and the worker's clients' frames the NIC put on another queue).", []string{"worker"}, nil)
 	descEvicted       = prometheus.NewDesc("drlb_conntable_evicted_total", "Entries evicted from a full connection table for a new connection, by state (only SYN_RECV is ever evicted).", []string{"state"}, nil)
 	descTrusted       = prometheus.NewDesc("drlb_trusted_clients_total", "Clients put in the trusted lane after a completed TCP handshake: their bare SYNs reach a queue of their own, not the SYN socket a flood fills.", nil, nil)
 	descLinkDrops     = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the sockets dropped: rx (receive queue full; every kind of frame but bare TCP SYNs), rx_syn (the SYN socket's receive queue, or with -io afxdp its receive ring, full: bare TCP SYNs only, a SYN flood's cost), rx_syn_trusted (the same for bare SYNs from trusted clients, which have a queue of their own), rx_xdp (with -io afxdp: the main AF_XDP socket's receive ring full or out of fill chunks; every kind of VIP frame but bare TCP SYNs), tx (send queue full), truncated, unrepresentable; kernel_flows_full (with -kernel-flows: flows the kernel's map had no room for, left to drlb: flows, not frames).", []string{"kind"}, nil)
@@ -56,7 +57,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descKernelFwd, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descLinkDrops, descARP, descNeighbors,
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descKernelFwd, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk} {
 		ch <- d
@@ -125,6 +126,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for i, wk := range s.Workers {
 		counter(descWorkerFrames, wk.Frames, strconv.Itoa(i))
 		gauge(descWorkerEntries, float64(wk.Entries), strconv.Itoa(i))
+		if s.AFXDP != "" {
+			counter(descWorkerXDP, wk.XDPFrames, strconv.Itoa(i))
+		}
 	}
 	for kind, n := range s.Link {
 		counter(descLinkDrops, n, kind)

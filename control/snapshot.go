@@ -104,6 +104,9 @@ type Overload struct {
 type Worker struct {
 	Frames  uint64 `json:"frames"`
 	Entries int    `json:"entries"`
+	// XDPFrames is how many of the frames its port read through AF_XDP
+	// (-io afxdp; the rest through AF_PACKET).
+	XDPFrames uint64 `json:"xdp_frames,omitempty"`
 }
 
 // ConnEntry is one connection table entry (a connection or a persistence

@@ -459,7 +459,13 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			w.mu.Lock()
 			n := w.fw.TableLen()
 			w.mu.Unlock()
-			snap.Workers = append(snap.Workers, control.Worker{Frames: w.fw.Frames(), Entries: n})
+			wk := control.Worker{Frames: w.fw.Frames(), Entries: n}
+			if sr, ok := w.port.(link.StatsReporter); ok && d.xskMode != "" {
+				if ls, err := sr.Stats(); err == nil {
+					wk.XDPFrames = ls.XDPReceived
+				}
+			}
+			snap.Workers = append(snap.Workers, wk)
 		}
 	}
 	o := d.fw.Overload()

@@ -22,20 +22,47 @@ func chooseIO(virtual bool, rxQueues int) (io, why string) {
 	case virtual:
 		return IOAFPacket, "a virtual interface (veth, bridge, ...): local senders' partial checksums and GSO super-frames reach it, and XDP frames carry neither, so AF_XDP would forward them with unfinished checksums"
 	case rxQueues > 1:
-		return IOAFPacket, fmt.Sprintf("%d receive queues: drlb's AF_XDP socket serves queue 0 only, AF_PACKET workers share all queues", rxQueues)
+		return IOAFPacket, fmt.Sprintf("%d receive queues: an AF_XDP worker takes its clients' frames from its own queue only, and a NIC's RSS hashes ports, so most frames would reach their worker through AF_PACKET anyway (-io afxdp does that; with RSS by source address, `ethtool -N IFACE rx-flow-hash tcp4 s` and udp4, tcp6, udp6, none do)", rxQueues)
 	default:
 		return IOAFXDP, "one receive queue on a physical NIC: AF_XDP measured 1.4-1.5x the in-kernel forwarder and 1.8x AF_PACKET (64-byte UDP, 65536 flows)"
 	}
 }
 
-// xdpQueuesWarning is what drlb says when it runs AF_XDP, asked for, on
-// ifname with rxQueues receive queues: its socket serves queue 0, and the
-// frames a NIC's RSS puts on the others reach drlb through AF_PACKET
-// (slower) and the kernel's IP stack too. "" for one queue.
-func xdpQueuesWarning(ifname string, rxQueues int) string {
-	if rxQueues <= 1 {
+// xdpQueuePlan is how -io afxdp covers an interface's receive queues:
+// ports AF_XDP ports (one worker each) on queues 0..ports-1, of queues.
+type xdpQueuePlan struct {
+	ports, queues int
+	// note says why there are not as many ports as workers asked for
+	// ("" when there are).
+	note string
+}
+
+// planXDPQueues plans -io afxdp on an interface with queues receive
+// queues for workers workers (Options.Workers, or one per CPU): one
+// port per queue up to workers. -kernel-flows and -xdp-syn keep one
+// port on queue 0: the XDP program's flow and SYN maps serve one
+// worker's table.
+func planXDPQueues(queues, workers int, kernelFlows, xdpSYNs bool) xdpQueuePlan {
+	queues, workers = max(queues, 1), max(workers, 1)
+	p := xdpQueuePlan{ports: min(queues, workers), queues: queues}
+	switch {
+	case queues > 1 && (kernelFlows || xdpSYNs):
+		p.ports = 1
+		p.note = "one worker, on queue 0: with -kernel-flows or -xdp-syn the XDP program forwards for one worker's table"
+	case workers > queues:
+		p.note = fmt.Sprintf("%d worker(s), one per receive queue (%d asked for): a worker reads its queue's AF_XDP sockets", queues, workers)
+	}
+	return p
+}
+
+// warning is what drlb says about frames that take AF_PACKET because a
+// plan has fewer ports than queues: those the NIC puts on queues no port
+// serves reach drlb through AF_PACKET, slower. "" when every queue has
+// its port.
+func (p xdpQueuePlan) warning(ifname string) string {
+	if p.ports >= p.queues {
 		return ""
 	}
-	return fmt.Sprintf("io afxdp on %s with %d receive queues: drlb's AF_XDP socket serves queue 0, and the frames the NIC puts on the other queues reach drlb through AF_PACKET, slower, and the kernel's IP stack sees them too; `ethtool -L %s combined 1` puts every frame on queue 0, or use -io afpacket",
-		ifname, rxQueues, ifname)
+	return fmt.Sprintf("io afxdp on %s with %d receive queues and %d AF_XDP worker(s): the frames the NIC puts on queues %d-%d reach drlb through AF_PACKET, slower; `ethtool -L %s combined %d` puts every frame on a queue a worker serves, or use -io afpacket",
+		ifname, p.queues, p.ports, p.ports, p.queues-1, ifname, p.ports)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/doctor"
 	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/drlb/drlb/link"
 	"github.com/vishvananda/netlink"
 )
@@ -202,15 +203,17 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	switch io {
 	case "", IOAFPacket:
 	case IOAFXDP:
-		if n > 1 {
-			log.Info("io afxdp: one worker (the AF_XDP socket serves queue 0)", "workers asked", opts.Workers)
-		}
 		lc.XDPGeneric = opts.XDPGeneric
 		lc.XDPCopy = opts.XDPCopy
 		lc.KernelFlows = opts.KernelFlows
-		p, err := openXDP(cfg.Interface, lc, vips, log)
-		if err == nil || opts.IO != IOAuto {
-			return p, err
+		plan := planXDPQueues(rxQueues(cfg.Interface), n, opts.KernelFlows, opts.XDPSYNs)
+		ports, err := openXDP(cfg.Interface, lc, vips, plan, FanoutHash(cfg), log)
+		if err == nil {
+			opts.ExtraPorts = append(opts.ExtraPorts, ports[1:]...)
+			return ports[0], nil
+		}
+		if opts.IO != IOAuto {
+			return nil, err
 		}
 		log.Warn("io auto: AF_XDP did not open; AF_PACKET instead", "err", err)
 	default:
@@ -243,27 +246,49 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	return ports[0], nil
 }
 
-// openXDP opens the AF_XDP LAN port (one worker).
-func openXDP(ifname string, lc link.Config, vips []netip.Addr, log *slog.Logger) (link.Port, error) {
-	p, err := link.OpenXDP(ifname, lc, vips)
+// openXDP opens the AF_XDP LAN ports of plan: one on queue 0, or one
+// per queue of the first plan.ports (link.OpenXDPQueues), each a
+// worker's, sharing clients by h as AF_PACKET workers do.
+func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan, h link.ClientHash, log *slog.Logger) ([]link.Port, error) {
+	ports, err := link.OpenXDPQueues(ifname, lc, vips, plan.ports, h)
 	if err != nil {
 		return nil, err
 	}
 	mode, sockets := "", ""
-	if m, ok := p.(link.XDPMode); ok {
+	if m, ok := ports[0].(link.XDPMode); ok {
 		mode = m.XDPMode()
 	}
-	if m, ok := p.(link.XSKMode); ok {
+	if m, ok := ports[0].(link.XSKMode); ok {
 		sockets = m.XSKMode()
 	}
-	log.Info("io afxdp: VIP frames through AF_XDP (queue 0; bare SYNs through a second socket, trusted clients' through a third); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
-		"xdp", mode, "af_xdp", sockets, "interface", ifname)
-	if l, err := netlink.LinkByName(ifname); err == nil {
-		if w := xdpQueuesWarning(ifname, l.Attrs().NumRxQueues); w != "" {
-			log.Warn(w)
-		}
+	if plan.ports == 1 {
+		log.Info("io afxdp: VIP frames through AF_XDP (queue 0; bare SYNs through a second socket, trusted clients' through a third); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
+			"xdp", mode, "af_xdp", sockets, "interface", ifname)
+	} else {
+		log.Info("io afxdp: one worker per receive queue, each with its AF_XDP sockets on its queue (bare SYNs through a second, trusted clients' through a third) taking the VIP frames of its own clients; a client's frames on another queue, ARP, NDP, tagged frames and frames with offload state through the workers' AF_PACKET fanout group, sorted by client address",
+			"workers", plan.ports, "xdp", mode, "af_xdp", sockets, "interface", ifname,
+			"ipv4 prefix", bitsOr(h.Bits4, 32), "ipv6 prefix", bitsOr(h.Bits6, 128))
 	}
-	return p, nil
+	if plan.note != "" {
+		log.Info("io afxdp: " + plan.note)
+	}
+	if w := plan.warning(ifname); w != "" {
+		log.Warn(w)
+	}
+	return ports, nil
+}
+
+// rxQueues is how many receive queues ifname uses (ethtool's channels;
+// netlink's allocated count where the driver reports none; 1 if neither
+// answers).
+func rxQueues(ifname string) int {
+	if n, err := ethtool.RxQueues(ifname); err == nil && n > 0 {
+		return n
+	}
+	if l, err := netlink.LinkByName(ifname); err == nil && l.Attrs().NumRxQueues > 0 {
+		return l.Attrs().NumRxQueues
+	}
+	return 1
 }
 
 // autoIO picks the backend for -io auto on ifname, and says why. It asks
@@ -274,7 +299,7 @@ func autoIO(ifname string) (io, why string) {
 	if err != nil {
 		return IOAFPacket, fmt.Sprintf("cannot read %s's link type (%v)", ifname, err)
 	}
-	return chooseIO(l.Type() != "device", l.Attrs().NumRxQueues)
+	return chooseIO(l.Type() != "device", rxQueues(ifname))
 }
 
 // vipDropRuns reports whether attachVIPDrop tries the drop on an
@@ -285,12 +310,15 @@ func vipDropRuns(cfg *config.Config, opts Options) bool {
 }
 
 // attachVIPDrop drops the kernel's copy of VIP frames at tc ingress
-// (link.VIPDrop) for an AF_PACKET port, unless opts.KeepKernelCopy. It
-// returns nil when it does not: for AF_XDP, on a VLAN trunk, or when the
+// (link.VIPDrop) for an AF_PACKET port, and for AF_XDP ports on several
+// queues (each queue's program passes its other clients' frames to their
+// worker's AF_PACKET socket), unless opts.KeepKernelCopy. It returns nil
+// when it does not: for one AF_XDP port (the frames XDP takes never reach
+// the kernel), on a VLAN trunk, or when the
 // kernel refuses (tcx needs Linux 6.6, and CAP_BPF), which costs only CPU
 // and is logged.
 func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts Options, log *slog.Logger) *link.VIPDrop {
-	if _, xdp := port.(link.XDPMode); xdp {
+	if _, xdp := port.(link.XDPMode); xdp && len(opts.ExtraPorts) == 0 {
 		return nil
 	}
 	if !vipDropRuns(cfg, opts) {

@@ -13,31 +13,63 @@ import (
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/director"
+	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
 	"github.com/vishvananda/netlink"
 )
 
-// TestWorkersShareClients runs drlb with two workers (two AF_PACKET
-// sockets in a fanout group sorted by client address) and real curl
-// clients from 16 addresses: every request is answered, persistence keeps
-// each client on one real server (its template is in the same worker's
-// table as its connections), and both workers carry clients, each as many
-// as the hash gives it (drlb ctl list -o json).
+// TestWorkersShareClients runs drlb with two workers and real curl
+// clients from 16 addresses, with each backend: AF_PACKET (two socket
+// sets in a fanout group sorted by client address) and AF_XDP on an
+// interface with two receive queues (a worker per queue, each taking its
+// own clients' frames from its queue through AF_XDP and the rest from
+// the AF_PACKET fanout group). Every request is answered, persistence
+// keeps each client on one real server (its template is in the same
+// worker's table as its connections), and both workers carry clients,
+// each as many as the hash gives it (drlb ctl list -o json); with AF_XDP
+// both read frames through their queue's sockets.
 func TestWorkersShareClients(t *testing.T) {
 	testutil.NeedRoot(t)
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl not installed (apt-get install curl)")
 	}
-	l := newLab(t, testbed.Options{RealServers: 3})
+	for _, tc := range []struct {
+		name   string
+		queues int
+		args   []string
+		log    string
+	}{
+		{name: "afpacket", args: []string{"-io", "afpacket"}, log: "workers=2"},
+		{name: "afxdp", queues: 2, args: []string{"-io", "afxdp"}, log: "one worker per receive queue"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testWorkersShareClients(t, tc.queues, tc.args, tc.log) })
+	}
+}
+
+func testWorkersShareClients(t *testing.T, queues int, args []string, started string) {
+	l := newLab(t, testbed.Options{RealServers: 3, DirectorQueues: queues})
+	afxdp := queues > 0
+	if afxdp {
+		// XDP frames carry no partial checksums (TestAFXDP): the router
+		// completes its own, as frames off a wire are.
+		if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drlb.yaml")
 	if err := os.WriteFile(path, []byte(serviceConfig(l, "tcp", testbed.HTTPPort, "rr", "persistence: 300s, ")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "drlb.sock")
-	p := startDirectorN(t, l, len(l.RealServers), "run", "-c", path, "-ctl", sock, "-workers", "2")
-	p.waitLog("workers=2", 1, time.Second)
+	p := startDirectorN(t, l, len(l.RealServers), append([]string{"run", "-c", path, "-ctl", sock, "-workers", "2"}, args...)...)
+	p.waitLog(started, 1, time.Second)
+	if afxdp {
+		// The frames a queue passes to their client's worker reach the
+		// kernel too, after drlb's sockets: it drops its copy.
+		p.waitLog("kernel copy of VIP frames dropped at tc ingress", 1, time.Second)
+	}
 
 	// 16 more addresses on the client's link (198.18.1.0/24): the router
 	// reaches them there, as it does the client's own.
@@ -102,8 +134,9 @@ func TestWorkersShareClients(t *testing.T) {
 	}
 	var snap struct {
 		Workers []struct {
-			Frames  uint64 `json:"frames"`
-			Entries int    `json:"entries"`
+			Frames    uint64 `json:"frames"`
+			Entries   int    `json:"entries"`
+			XDPFrames uint64 `json:"xdp_frames"`
 		} `json:"workers"`
 		Overload struct {
 			TrustedClients int `json:"trusted_clients"`
@@ -120,6 +153,14 @@ func TestWorkersShareClients(t *testing.T) {
 		}
 		if want[i] == 0 && w.Frames != 0 {
 			t.Errorf("worker %d has no clients by the hash but processed %d frames", i, w.Frames)
+		}
+		// Its clients' flows are spread over both queues by the
+		// switch's flow hash: some of each worker's reach its own.
+		if afxdp && want[i] > 0 && (w.XDPFrames == 0 || w.XDPFrames > w.Frames) {
+			t.Errorf("worker %d: %d of its %d frames through AF_XDP, want some and no more than all", i, w.XDPFrames, w.Frames)
+		}
+		if !afxdp && w.XDPFrames != 0 {
+			t.Errorf("worker %d: %d frames through AF_XDP with AF_PACKET", i, w.XDPFrames)
 		}
 	}
 	// Every client completed handshakes, so each is in the trusted lane

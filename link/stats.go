@@ -34,6 +34,11 @@ type Stats struct {
 	// SYNRxDropped. Not included in RxDropped, which counts the AF_PACKET
 	// side.
 	XDPRxDropped uint64
+	// XDPReceived: on an AF_XDP Port, the frames read from its AF_XDP
+	// sockets; the port's other frames came through its AF_PACKET
+	// socket (ARP, NDP, tagged frames, and with a port per queue the
+	// frames of its clients that the NIC put on another queue).
+	XDPReceived uint64
 	// KernelFlowsFull: on an AF_XDP Port, the kernel flows
 	// (FlowPort.UpdateKernelFlows) its XDP program's map had no room for:
 	// their frames go on through drlb. Not frames: flows.

@@ -533,6 +533,7 @@ func (p *xdpPort) Stats() (Stats, error) {
 		return s, ErrClosed
 	}
 	s.XDPRxDropped = xskDrops(p.x.fd)
+	s.XDPReceived = p.rxXDP.Load()
 	s.SYNRxDropped = xskDrops(p.syn.fd)
 	s.TrustedSYNRxDropped = xskDrops(p.tsyn.fd)
 	s.KernelFlowsFull = p.full.Load()

@@ -218,6 +218,14 @@ func (l *Lab) plugIntoBridge(sw, nh *netlink.Handle, h *Host) error {
 		PeerNamespace:    netlink.NsFd(h.NS),
 		PeerMTU:          uint32(l.MTU),
 	}
+	if q := h.Queues; q > 1 {
+		// A generic-mode XDP program on a veth sees a frame the peer
+		// sent on transmit queue k as received on queue k-1 (0 for
+		// 0): the bridge port's q+1 transmit queues reach each of the
+		// host's q receive queues, and no queue it lacks.
+		veth.NumTxQueues, veth.NumRxQueues = q+1, q+1
+		veth.PeerNumTxQueues, veth.PeerNumRxQueues = uint32(q), uint32(q)
+	}
 	if err := sw.LinkAdd(veth); err != nil {
 		return fmt.Errorf("adding veth %s (peer %s in %s): %w", h.BridgePort, h.Iface, h.NSName, err)
 	}

@@ -19,6 +19,9 @@ type Port struct {
 	// BridgePort is the veth peer's name in the switch namespace, empty for
 	// the point-to-point client link. Benchmarks may shape or capture there.
 	BridgePort string
+	// Queues is how many receive and transmit queues Iface has (0: one;
+	// Options.DirectorQueues).
+	Queues int
 }
 
 // Host is one network namespace of the lab.

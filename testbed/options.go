@@ -17,6 +17,8 @@ const (
 	DefaultMTU = 1500
 	// MaxDirectors keeps directors at 198.18.0.2-.4.
 	MaxDirectors = 3
+	// MaxDirectorQueues bounds Options.DirectorQueues.
+	MaxDirectorQueues = 16
 	// maxNameLen keeps "<name>-lanclient" a comfortable file name.
 	maxNameLen = 32
 )
@@ -45,6 +47,11 @@ type Options struct {
 	// as a VIP announced by BGP is: the router reaches them only through
 	// routes to the directors, never by ARP/NDP.
 	RoutedVIP bool
+	// DirectorQueues gives each director's interface that many receive
+	// queues (0 means one, at most MaxDirectorQueues), for one AF_XDP
+	// worker per queue; the switch sends the LAN's flows spread over
+	// them by flow hash, as a NIC's RSS does.
+	DirectorQueues int
 }
 
 // nameCounter makes default names unique within a process; together with the
@@ -76,6 +83,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Directors < 1 || o.Directors > MaxDirectors {
 		return o, fmt.Errorf("%w: Directors = %d, want 1..%d", ErrOptions, o.Directors, MaxDirectors)
+	}
+	if o.DirectorQueues < 0 || o.DirectorQueues > MaxDirectorQueues {
+		return o, fmt.Errorf("%w: DirectorQueues = %d, want 0..%d", ErrOptions, o.DirectorQueues, MaxDirectorQueues)
 	}
 	if o.MTU < 576 || o.MTU > 65535 {
 		return o, fmt.Errorf("%w: MTU = %d, want 576..65535", ErrOptions, o.MTU)

@@ -24,6 +24,9 @@ func plan(o Options) *Lab {
 	for i := 2; i <= o.Directors; i++ {
 		l.Directors = append(l.Directors, lanHostAt(fmt.Sprintf("director%d", i), byte(1+i)))
 	}
+	for _, d := range l.Directors {
+		d.Queues = o.DirectorQueues
+	}
 	for i := 1; i <= o.RealServers; i++ {
 		l.RealServers = append(l.RealServers, lanHostAt(fmt.Sprintf("rs%d", i), byte(10+i)))
 	}
