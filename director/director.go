@@ -50,9 +50,9 @@ type Options struct {
 	// see what drlb sends, since the kernel's taps are skipped too.
 	QdiscBypass bool
 	// IO is the frame I/O backend Run opens: "afpacket" (the default, also
-	// for ""), "afxdp" (link.OpenXDP: an XDP program redirects VIP frames
-	// to an AF_XDP socket; ARP, NDP and what XDP cannot carry go through
-	// AF_PACKET), or "auto": afxdp on a physical NIC with one receive
+	// for ""), "afxdp" (link.OpenXDPQueues: an XDP program redirects VIP
+	// frames to an AF_XDP socket, one worker's per receive queue; ARP, NDP
+	// and what XDP cannot carry go through AF_PACKET), or "auto": afxdp on a physical NIC with one receive
 	// queue (where it carries every frame), afpacket otherwise; it logs
 	// why (chooseIO).
 	IO string
@@ -66,10 +66,12 @@ type Options struct {
 	// reads on AF_PACKET to the host's IP stack, which throws each one
 	// away after a route lookup. By default Run drops that copy at the
 	// interface's tc ingress once drlb's sockets have theirs
-	// (link.VIPDrop): about 1-2 µs less CPU per frame in the lab. The
+	// (link.VIPDrop): about 1-2 µs less CPU per frame in the lab. One
 	// AF_XDP port needs no drop: the frames its XDP program redirects
 	// never reach the stack (tagged frames and other receive queues' do,
-	// ARCHITECTURE.md, "Kernel copy of VIP frames").
+	// ARCHITECTURE.md, "Kernel copy of VIP frames"); AF_XDP ports on
+	// several queues get it, for the frames a queue passes to another
+	// worker.
 	KeepKernelCopy bool
 	// ControlSocket is the Unix socket `drlb ctl` and Prometheus read
 	// (control.DefaultSocket from the CLI; "" = none). MetricsAddr, if
@@ -106,10 +108,11 @@ type Options struct {
 	SyncKey []byte
 
 	// Workers is how many data-path workers Run starts (0: one per CPU;
-	// AF_XDP: always 1, its socket serves queue 0). Each reads its own
-	// pair of AF_PACKET sockets (link.OpenSplit: bare SYNs apart) of one
-	// fanout group that sorts frames by client (FanoutHash), with its own
-	// connection table of max_conns/Workers.
+	// AF_XDP: one per receive queue, at most Workers, planXDPQueues). Each
+	// reads its own pair of AF_PACKET sockets (link.OpenSplit: bare SYNs
+	// apart; AF_XDP: its queue's AF_XDP sockets and one AF_PACKET socket)
+	// of one fanout group that sorts frames by client (FanoutHash), with
+	// its own connection table of max_conns/Workers.
 	Workers int
 	// RxCoalesce, when > 0, makes each worker wait this long after a
 	// batch of fewer than a quarter of the batch size before it reads

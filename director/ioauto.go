@@ -22,7 +22,7 @@ func chooseIO(virtual bool, rxQueues int) (io, why string) {
 	case virtual:
 		return IOAFPacket, "a virtual interface (veth, bridge, ...): local senders' partial checksums and GSO super-frames reach it, and XDP frames carry neither, so AF_XDP would forward them with unfinished checksums"
 	case rxQueues > 1:
-		return IOAFPacket, fmt.Sprintf("%d receive queues: an AF_XDP worker takes its clients' frames from its own queue only, and a NIC's RSS hashes ports, so most frames would reach their worker through AF_PACKET anyway (-io afxdp does that; with RSS by source address, `ethtool -N IFACE rx-flow-hash tcp4 s` and udp4, tcp6, udp6, none do)", rxQueues)
+		return IOAFPacket, fmt.Sprintf("%d receive queues: an AF_XDP worker takes only its own clients' frames off its own queue, and the NIC's RSS does not know which worker a client has, so about %d in %d frames would reach their worker through AF_PACKET anyway (-io afxdp does that)", rxQueues, rxQueues-1, rxQueues)
 	default:
 		return IOAFXDP, "one receive queue on a physical NIC: AF_XDP measured 1.4-1.5x the in-kernel forwarder and 1.8x AF_PACKET (64-byte UDP, 65536 flows)"
 	}

@@ -252,8 +252,9 @@ func checkForwarding(r *Report, h Host, fam, iface string) {
 		}
 		fix += "; or, on a host that must forward, drlb run -blackhole-vip"
 		// With -io afxdp the kernel never sees the untagged VIP frames XDP
-		// redirects on queue 0; tagged ones and other queues still reach it.
-		fix += " (drlb run -io afxdp keeps the VIP frames it redirects from the kernel, but not 802.1Q-tagged ones nor those on other receive queues)"
+		// redirects; tagged ones, and with several queues those a queue
+		// passes to their client's worker, still reach it.
+		fix += " (drlb run -io afxdp keeps the VIP frames it redirects from the kernel, but not 802.1Q-tagged ones nor, with several receive queues, those it passes to another queue's worker)"
 		r.add(name, Fail, "on: the kernel would route its own copy of every VIP frame to the real servers, so they would get each packet twice", fix)
 		(*r)[len(*r)-1].ID = IDForwarding
 	default:

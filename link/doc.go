@@ -28,6 +28,10 @@
 //     also forward frames itself with XDP_TX: bare SYNs under table
 //     pressure (StatelessSYNPort) and the frames of established flows
 //     drlb handed it (FlowPort, with Config.KernelFlows);
+//   - OpenXDPQueues: OpenXDP's port once per receive queue, one program:
+//     a queue's sockets take its own worker's clients (ClientHash, in
+//     XDP), the program passes the others to the ports' AF_PACKET
+//     fanout group, sorted by the same hash;
 //   - Pipe: two connected in-memory Ports, for tests without root.
 //
 // # The packet path through the AF_PACKET socket

@@ -126,9 +126,9 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 // worker there: every frame of a client meets in one worker's connection
 // table, whichever queue the NIC put it on (a NIC's RSS hashes ports,
 // which a client's connections, its fragments and the ICMP errors about
-// it do not share). With RSS hashing by source address alone
-// (`ethtool -N IFACE rx-flow-hash tcp4 s`, ...) and n queues, no frame
-// takes the AF_PACKET way.
+// it do not share). RSS does not know h either: with n queues about 1/n
+// of the frames arrive on their worker's queue and take AF_XDP, the
+// others take AF_PACKET (ARCHITECTURE.md, "AF_XDP on several queues").
 //
 // cfg is as for OpenXDP, but its Fanout is the group's (any given is
 // ignored) and kernel flows are refused (ErrNoKernelFlows): the
