@@ -417,12 +417,14 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		persist[i] = s.Persistence
 	}
 	snap := control.Take(statsOnce{d.fw, stats}, d.cur.Load().MaxConns, persist)
-	for _, w := range d.workers {
+	xdpFrames := make([]uint64, len(d.workers))
+	for i, w := range d.workers {
 		sr, ok := w.port.(link.StatsReporter)
 		if !ok {
 			continue
 		}
 		if ls, err := sr.Stats(); err == nil {
+			xdpFrames[i] = ls.XDPReceived
 			if snap.Link == nil {
 				snap.Link = map[string]uint64{}
 			}
@@ -458,17 +460,11 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	}
 	snap.AFXDP = d.xskMode
 	if len(d.workers) > 1 {
-		for _, w := range d.workers {
+		for i, w := range d.workers {
 			w.mu.Lock()
 			n := w.fw.TableLen()
 			w.mu.Unlock()
-			wk := control.Worker{Frames: w.fw.Frames(), Entries: n}
-			if sr, ok := w.port.(link.StatsReporter); ok && d.xskMode != "" {
-				if ls, err := sr.Stats(); err == nil {
-					wk.XDPFrames = ls.XDPReceived
-				}
-			}
-			snap.Workers = append(snap.Workers, wk)
+			snap.Workers = append(snap.Workers, control.Worker{Frames: w.fw.Frames(), Entries: n, XDPFrames: xdpFrames[i]})
 		}
 	}
 	o := d.fw.Overload()

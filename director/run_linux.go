@@ -278,15 +278,13 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan
 	return ports, nil
 }
 
-// rxQueues is how many receive queues ifname uses (ethtool's channels;
-// netlink's allocated count where the driver reports none; 1 if neither
-// answers).
+// rxQueues is how many receive queues ifname uses (ethtool's channels),
+// 1 where the driver reports none: netlink's count is what the device
+// allocated, which may be more than it uses, and an AF_XDP socket on a
+// queue not in use does not bind.
 func rxQueues(ifname string) int {
 	if n, err := ethtool.RxQueues(ifname); err == nil && n > 0 {
 		return n
-	}
-	if l, err := netlink.LinkByName(ifname); err == nil && l.Attrs().NumRxQueues > 0 {
-		return l.Attrs().NumRxQueues
 	}
 	return 1
 }

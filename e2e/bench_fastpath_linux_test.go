@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,6 +132,21 @@ func onlyForwarders(fwds []benchForwarder) []benchForwarder {
 	})
 }
 
+// benchQueues is the director's receive queues in the bench's lab:
+// DRLB_BENCH_QUEUES (unset: one), for the AF_XDP rows with a worker per
+// queue (testbed.Options.DirectorQueues).
+func benchQueues(b *testing.B) int {
+	v := os.Getenv("DRLB_BENCH_QUEUES")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > testbed.MaxDirectorQueues {
+		b.Fatalf("DRLB_BENCH_QUEUES=%q: want 1..%d", v, testbed.MaxDirectorQueues)
+	}
+	return n
+}
+
 // benchForwarder is a forwarder of the bench: its name and the function
 // that starts it and returns the one that stops it.
 type benchForwarder struct {
@@ -167,7 +183,7 @@ func BenchmarkFastPath(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l, err := testbed.New(ctx, testbed.Options{RealServers: 3, LANClient: true})
+	l, err := testbed.New(ctx, testbed.Options{RealServers: 3, LANClient: true, DirectorQueues: benchQueues(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

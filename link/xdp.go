@@ -73,6 +73,11 @@ type StatelessSYNPort interface {
 // whose kernel flows were dropped (TCFlowPort.DropKernelFlows).
 var ErrNoKernelFlows = errors.New("link: the port has no kernel flows (Config.KernelFlows)")
 
+// ErrQueuePorts is returned for what one of OpenXDPQueues' ports cannot
+// do alone: kernel flows and stateless SYNs, whose XDP maps are one for
+// every queue and would be filled from one worker's table.
+var ErrQueuePorts = errors.New("link: not with an AF_XDP port per receive queue")
+
 // KernelFlow is an established TCP connection, or a UDP flow, IPv4 or
 // IPv6, that the kernel forwards itself (FlowPort): a frame from Client to VIP
 // (Proto 6 or 17) that drlb's fast path would forward unchanged goes to

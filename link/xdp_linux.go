@@ -44,7 +44,8 @@ type xdpPort struct {
 	// XDPAttached and Close. Not mmu: reading a link's info takes the
 	// kernel's rtnl lock, which route churn can hold a while, and the
 	// data path takes mmu every batch.
-	amu    sync.Mutex
+	// OpenXDPQueues' ports share attach, and amu with it.
+	amu    *sync.Mutex
 	attach ebpflink.Link
 	mode   string
 	// generic: attach in generic mode only (Config.XDPGeneric); copyOnly:
@@ -57,8 +58,10 @@ type xdpPort struct {
 	// AF_PACKET until then. Forever (txOffForever) for a zero-copy
 	// socket whose program was detached; for txRetry after a send the
 	// kernel refused (a device down or gone), then AF_XDP is tried again.
-	zeroCopy   bool
-	txOffUntil atomic.Int64
+	zeroCopy bool
+	// txOffUntil is shared by OpenXDPQueues' ports: the program they need
+	// for zero-copy transmit is one, and so is the device.
+	txOffUntil *atomic.Int64
 	x          *xsk
 	syn        *xskRX // untrusted bare SYNs
 	tsyn       *xskRX // trusted clients' bare SYNs
@@ -105,7 +108,7 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy}
+	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy, txOffUntil: new(atomic.Int64), amu: new(sync.Mutex)}
 	flows := 0
 	if cfg.KernelFlows {
 		flows = maxKernelFlows
@@ -131,8 +134,8 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 // others take AF_PACKET (ARCHITECTURE.md, "AF_XDP on several queues").
 //
 // cfg is as for OpenXDP, but its Fanout is the group's (any given is
-// ignored) and kernel flows are refused (ErrNoKernelFlows): the
-// program's flow map is one for all queues. n = 1 is OpenXDP. Closing
+// ignored), and kernel flows and stateless SYNs are refused
+// (ErrQueuePorts): the program's maps for them are one for all queues. n = 1 is OpenXDP. Closing
 // a port closes its sockets; the program stays on the interface until
 // the last port closes.
 func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h ClientHash) (ports []Port, err error) {
@@ -144,7 +147,7 @@ func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h Client
 		return []Port{p}, nil
 	}
 	if cfg.KernelFlows {
-		return nil, newError(ifname, "AF_XDP on several queues", ErrNoKernelFlows)
+		return nil, newError(ifname, "kernel flows", ErrQueuePorts)
 	}
 	if _, err := h.Program(); err != nil {
 		return nil, err
@@ -158,13 +161,17 @@ func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h Client
 		}
 	}()
 	cfg.outsidePoller = true
-	refs := new(atomic.Int32)
-	var first *xdpPort
+	refs, txOff, amu := new(atomic.Int32), new(atomic.Int64), new(sync.Mutex)
+	// Every AF_PACKET member first, joined in queue order, then the
+	// program: a frame it passes meanwhile (no socket in its queue's
+	// slot yet, or another worker's client) must find its owner's
+	// member in the group already, or it would wait in another
+	// worker's socket and open its connection in the wrong table.
 	for q := range n {
 		c := cfg
 		c.Fanout = &Fanout{New: true, Hash: &h}
-		if first != nil {
-			id, err := first.ap.FanoutGroup()
+		if q > 0 {
+			id, err := ports[0].(*xdpPort).ap.FanoutGroup()
 			if err != nil {
 				return ports, err
 			}
@@ -174,18 +181,23 @@ func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h Client
 		if err != nil {
 			return ports, err
 		}
-		p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy, refs: refs}
 		refs.Add(1)
-		ports = append(ports, p)
-		if first == nil {
-			first = p
-			if err := p.attachProgram(vips, 0, n, &h); err != nil {
-				return ports, err
-			}
-		} else {
-			p.objs, p.attach, p.mode = first.objs, first.attach, first.mode
-		}
-		if err := p.openSockets(q); err != nil {
+		ports = append(ports, &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy,
+			refs: refs, txOffUntil: txOff, amu: amu})
+	}
+	first := ports[0].(*xdpPort)
+	err = first.attachProgram(vips, 0, n, &h)
+	// Every port holds the program and maps, even half made: whichever
+	// closes last frees them.
+	for _, port := range ports[1:] {
+		p := port.(*xdpPort)
+		p.objs, p.attach, p.mode = first.objs, first.attach, first.mode
+	}
+	if err != nil {
+		return ports, err
+	}
+	for q, port := range ports {
+		if err := port.(*xdpPort).openSockets(q); err != nil {
 			return ports, err
 		}
 	}

@@ -15,6 +15,13 @@ import (
 // program with 0, as the kernel's classic loads do, so the translation
 // gives what bpf.VM gives for the same frame.
 //
+// The XDP program reads the whole frame where a classic fanout program
+// reads the socket buffer's linear part only: on a driver that builds
+// skbs with the headers in fragments, an ICMP error whose quoted header
+// lies there could hash apart on the two paths (veth and drivers running
+// XDP build linear skbs; the frame then reaches a worker that does not
+// own the client, which handles it as an unknown flow).
+//
 // Offsets are from the frame's first byte: the classic program is built
 // with plain offsets (ClientHash.program with net 14 and the EtherType
 // read at 12), as bpf.VM runs it in the tests.

@@ -1,8 +1,10 @@
 package link
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +54,17 @@ func TestXDPQueues(t *testing.T) {
 	}
 	xp := []*xdpPort{ports[0].(*xdpPort), ports[1].(*xdpPort)}
 	t.Logf("XDP in %s mode", xp[0].XDPMode())
+	// What one map for every queue cannot do is refused, by name.
+	if err := xp[1].SetStatelessSYNs(true, nil); !errors.Is(err, ErrQueuePorts) {
+		t.Errorf("stateless SYNs on a queue's port: %v, want ErrQueuePorts", err)
+	}
+	err = testutil.Do(nsD, func() error {
+		_, err := OpenXDPQueues("d0", Config{Filter: filter, KernelFlows: true}, []netip.Addr{vip4}, queues, h)
+		return err
+	})
+	if !errors.Is(err, ErrQueuePorts) || !strings.Contains(err.Error(), "d0") {
+		t.Errorf("OpenXDPQueues with kernel flows: %v, want ErrQueuePorts naming d0", err)
+	}
 
 	// Clients in many /24s (the hash's prefix), several ports each: the
 	// peer's transmit queue follows the flow, so each client's frames

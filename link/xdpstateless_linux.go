@@ -259,6 +259,10 @@ func (p *xdpPort) SetStatelessSYNs(on bool, tables []SYNTable) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
+	if p.refs != nil && on {
+		// One SYN map for every queue's port, filled from one table.
+		return newError(p.ifname, "XDP stateless SYNs", ErrQueuePorts)
+	}
 	if err := p.objs.syn.set(on, p.ap.HardwareAddr(), tables); err != nil {
 		return newError(p.ifname, "XDP stateless SYNs", err)
 	}

@@ -24,7 +24,11 @@ const ethtoolGChannels = 0x3c
 // for a driver that does not report channels.
 func RxQueues(iface string) (int, error) {
 	if err := checkArgs(iface, RxChecksum, "get channels"); err != nil {
-		return 0, err
+		var e *Error
+		if errors.As(err, &e) {
+			err = e.Err
+		}
+		return 0, fmt.Errorf("ethtool: %s: get channels: %w", iface, err)
 	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -35,8 +39,10 @@ func RxQueues(iface string) (int, error) {
 	req := &ifreqData{data: unsafe.Pointer(c)}
 	copy(req.name[:], iface)
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(req))); errno != 0 {
-		e := newError(iface, "get channels", RxChecksum, errno)
-		return 0, fmt.Errorf("ethtool: %s: get channels: %w", iface, errors.Join(e.Unwrap()...))
+		if s := newError(iface, "get channels", RxChecksum, errno).sentinel; s != nil {
+			return 0, fmt.Errorf("ethtool: %s: get channels: %w (%w)", iface, errno, s)
+		}
+		return 0, fmt.Errorf("ethtool: %s: get channels: %w", iface, errno)
 	}
 	return int(c.rxCount + c.combined), nil
 }

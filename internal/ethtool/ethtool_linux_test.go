@@ -94,8 +94,11 @@ func TestRxQueues(t *testing.T) {
 				return fmt.Errorf("RxQueues(%s) = %d, %v; want %d", c.iface, n, err, c.want)
 			}
 		}
-		if _, err := RxQueues("nosuch0"); !errors.Is(err, ErrNoInterface) || !strings.Contains(err.Error(), "nosuch0") {
-			return fmt.Errorf("RxQueues on a missing interface: %v; want ErrNoInterface, naming it", err)
+		if _, err := RxQueues("nosuch0"); !errors.Is(err, ErrNoInterface) || err.Error() != "ethtool: nosuch0: get channels: no such device (no such interface)" {
+			return fmt.Errorf("RxQueues on a missing interface: %v; want ErrNoInterface, naming it once", err)
+		}
+		if _, err := RxQueues("a/b"); !errors.Is(err, ErrInterfaceName) || strings.Contains(err.Error(), "rx-checksum") {
+			return fmt.Errorf("RxQueues on a bad name: %v; want ErrInterfaceName, naming no feature", err)
 		}
 		return nil
 	})
