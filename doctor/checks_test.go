@@ -117,6 +117,28 @@ func TestDirector(t *testing.T) {
 	}
 }
 
+// TestDirectorReceiveQueues: several receive queues are said (what -io
+// afxdp does there), one is not.
+func TestDirectorReceiveQueues(t *testing.T) {
+	for _, q := range []int{0, 1, 4} {
+		h := goodDirector()
+		h.links["eth0"] = LinkInfo{Name: "eth0", Up: true, MTU: 1500, MAC: mac, RxQueues: q}
+		var said *Check
+		r := Director(h, "eth0", []netip.Addr{vip})
+		for i := range r {
+			if r[i].Name == "receive queues" {
+				said = &r[i]
+			}
+		}
+		switch {
+		case q <= 1 && said != nil:
+			t.Errorf("%d queues: said %+v", q, *said)
+		case q > 1 && (said == nil || said.Status != Pass || !strings.Contains(said.Detail, "4 in use") || !strings.Contains(said.Detail, "1 in 4")):
+			t.Errorf("%d queues: %+v, want a pass saying 4 in use, about 1 in 4 through AF_XDP", q, said)
+		}
+	}
+}
+
 func TestDirectorRealServerOnLink(t *testing.T) {
 	h := goodDirector()
 	r := Director(h, "eth0", []netip.Addr{vip}, netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.19.5.5"))

@@ -35,6 +35,9 @@ type LinkInfo struct {
 	Up   bool
 	MTU  int
 	MAC  net.HardwareAddr
+	// RxQueues is how many receive queues it uses (ethtool's channels;
+	// 0: not known).
+	RxQueues int
 }
 
 // IfAddr is an address configured on an interface.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/vishvananda/netlink"
 )
 
@@ -27,7 +28,8 @@ func (System) Link(name string) (LinkInfo, error) {
 		return LinkInfo{}, err
 	}
 	a := l.Attrs()
-	return LinkInfo{Name: a.Name, Up: a.Flags&net.FlagUp != 0, MTU: a.MTU, MAC: a.HardwareAddr}, nil
+	q, _ := ethtool.RxQueues(name) // 0 where the driver reports no channels
+	return LinkInfo{Name: a.Name, Up: a.Flags&net.FlagUp != 0, MTU: a.MTU, MAC: a.HardwareAddr, RxQueues: q}, nil
 }
 
 func (System) Addrs() ([]IfAddr, error) {
