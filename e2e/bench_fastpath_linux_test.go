@@ -122,14 +122,14 @@ func peerXDPPass(b *testing.B, l *testbed.Lab) func() {
 // comma-separated list; unset: all), and the anchor, first and last: to
 // profile one row (perf record -a) without the others.
 func onlyForwarders(fwds []benchForwarder) []benchForwarder {
+	return slices.DeleteFunc(fwds, func(f benchForwarder) bool { return !benchRowWanted(f.name) })
+}
+
+// benchRowWanted reports whether DRLB_BENCH_ONLY keeps the row of that
+// name (the anchor's always).
+func benchRowWanted(name string) bool {
 	only := os.Getenv("DRLB_BENCH_ONLY")
-	if only == "" {
-		return fwds
-	}
-	names := strings.Split(only, ",")
-	return slices.DeleteFunc(fwds, func(f benchForwarder) bool {
-		return !strings.HasPrefix(f.name, "in-kernel") && !slices.Contains(names, f.name)
-	})
+	return only == "" || strings.HasPrefix(name, "in-kernel") || slices.Contains(strings.Split(only, ","), name)
 }
 
 // benchQueues is the director's receive queues in the bench's lab:
@@ -252,6 +252,9 @@ func BenchmarkFastPath(b *testing.B) {
 		// drlb-afxdp-xdpsyn-strangers: -xdp-syn, the XDP program forwards
 		// bare SYNs itself under pressure (in generic mode here).
 		for _, mode := range []string{"in-kernel", "drlb", "drlb-strangers", "drlb-paced", "drlb-strangers-paced", "drlb-afxdp", "drlb-afxdp-strangers", "drlb-afxdp-xdpsyn-strangers"} {
+			if !benchRowWanted(mode) {
+				continue
+			}
 			var sock string
 			var stop func()
 			var args []string

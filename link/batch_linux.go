@@ -321,6 +321,16 @@ func (p *afpacket) TryReadBatch(frames []Frame) (int, error) {
 	return p.tryRead(frames)
 }
 
+func (p *afpacket) pollFDs() ([]int32, error) {
+	var fd int32
+	if err := p.rc.Control(func(f uintptr) { fd = int32(f) }); err != nil {
+		return nil, err
+	}
+	return []int32{fd}, nil
+}
+
+func (p *afpacket) batchSize() int { return len(p.rx.msgs) }
+
 // tryRead is one recvmmsg that never waits: the AF_XDP port polls the
 // socket itself. It returns 0 when nothing is queued.
 func (p *afpacket) tryRead(frames []Frame) (int, error) {

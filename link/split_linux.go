@@ -186,6 +186,16 @@ func newSplitPort(ifname string, main, syn, tsyn *afpacket) (*splitPort, error) 
 	return p, nil
 }
 
+func (p *splitPort) pollFDs() ([]int32, error) {
+	fds := make([]int32, len(p.pfds))
+	for i, pfd := range p.pfds {
+		fds[i] = pfd.Fd
+	}
+	return fds, nil
+}
+
+func (p *splitPort) batchSize() int { return len(p.main.rx.msgs) }
+
 // sockets are the port's sockets: main, SYN, and the trusted-SYN one if
 // there is one.
 func (p *splitPort) sockets() []*afpacket {

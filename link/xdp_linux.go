@@ -37,9 +37,10 @@ import (
 // reach.
 type xdpPort struct {
 	ifname string
-	ap     *afpacket
-	apfd   int
-	objs   *xdpObjects
+	// ap is the AF_PACKET side: OpenXDP's one socket, or for
+	// OpenXDPQueues the worker's split port of the workers' group.
+	ap   packetSide
+	objs *xdpObjects
 	// attach holds the program on the interface; amu guards it between
 	// XDPAttached and Close. Not mmu: reading a link's info takes the
 	// kernel's rtnl lock, which route churn can hold a while, and the
@@ -82,7 +83,7 @@ type xdpPort struct {
 	// that a batch stays valid through the next read (ReadAheader).
 	bufs []byte
 	half int
-	pfds [4]unix.PollFd // main, SYN, trusted SYN, AF_PACKET
+	pfds []unix.PollFd // main, SYN, trusted SYN, then the AF_PACKET side's
 	// apReady: the last poll (or a full read) says the AF_PACKET socket
 	// has frames; sinceAP counts the batches since it was last read.
 	apReady bool
@@ -98,6 +99,21 @@ type xdpPort struct {
 	mmu sync.Mutex
 }
 
+// packetSide is an xdpPort's AF_PACKET side: an afpacket, or a
+// splitPort (OpenXDPQueues).
+type packetSide interface {
+	TryReadBatch(frames []Frame) (int, error)
+	WriteBatch(frames []Frame) (int, error)
+	Stats() (Stats, error)
+	SetFilter(filter []bpf.RawInstruction) error
+	HardwareAddr() net.HardwareAddr
+	Close() error
+	// pollFDs are its sockets, for the port's poll(2).
+	pollFDs() ([]int32, error)
+	// batchSize is the most frames one read returns.
+	batchSize() int
+}
+
 // OpenXDP opens an AF_XDP port on ifname for the given VIPs, with cfg for
 // its AF_PACKET side (cfg.Filter: the VIPFilter for the same VIPs). It
 // attaches the XDP program (driver mode, else generic) through a BPF link,
@@ -108,7 +124,7 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy, txOffUntil: new(atomic.Int64), amu: new(sync.Mutex)}
+	p := &xdpPort{ifname: ifname, ap: pp.(*afpacket), generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy, txOffUntil: new(atomic.Int64), amu: new(sync.Mutex)}
 	flows := 0
 	if cfg.KernelFlows {
 		flows = maxKernelFlows
@@ -124,9 +140,10 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 // OpenXDPQueues opens n AF_XDP ports on ifname, port q on receive queue q,
 // one per worker, sharing one XDP program: each port's sockets take the
 // VIP frames of queue q whose client is worker q's (h.Index(client, n) is
-// q), and the program passes the others. The ports' AF_PACKET sockets
-// form a fanout group sorted by h, so a passed frame reaches its client's
-// worker there: every frame of a client meets in one worker's connection
+// q), and the program passes the others. The ports' AF_PACKET sides are
+// OpenSplit's ports of n workers (a fanout group sorted by h; bare SYNs,
+// and trusted clients' bare SYNs, on sockets of their own), so a passed
+// frame reaches its client's worker there: every frame of a client meets in one worker's connection
 // table, whichever queue the NIC put it on (a NIC's RSS hashes ports,
 // which a client's connections, its fragments and the ICMP errors about
 // it do not share). RSS does not know h either: with n queues about 1/n
@@ -160,29 +177,23 @@ func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h Client
 			ports = nil
 		}
 	}()
-	cfg.outsidePoller = true
+	cfg.Fanout = nil
 	refs, txOff, amu := new(atomic.Int32), new(atomic.Int64), new(sync.Mutex)
-	// Every AF_PACKET member first, joined in queue order, then the
-	// program: a frame it passes meanwhile (no socket in its queue's
-	// slot yet, or another worker's client) must find its owner's
-	// member in the group already, or it would wait in another
-	// worker's socket and open its connection in the wrong table.
-	for q := range n {
-		c := cfg
-		c.Fanout = &Fanout{New: true, Hash: &h}
-		if q > 0 {
-			id, err := ports[0].(*xdpPort).ap.FanoutGroup()
-			if err != nil {
-				return ports, err
-			}
-			c.Fanout = &Fanout{Group: id, Hash: &h}
-		}
-		pp, err := Open(ifname, c)
-		if err != nil {
-			return ports, err
-		}
+	// Every AF_PACKET member first (OpenSplit joins them in worker
+	// order), then the program: a frame it passes meanwhile (no socket
+	// in its queue's slot yet, or another worker's client) must find
+	// its owner's member in the group already, or it would wait in
+	// another worker's socket and open its connection in the wrong
+	// table. A split port, not one socket: the bare SYNs a flood puts
+	// on other queues queue apart from the worker's ACKs, trusted
+	// clients' apart from both, as with AF_PACKET.
+	split, err := OpenSplit(ifname, cfg, n, h)
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range split {
 		refs.Add(1)
-		ports = append(ports, &xdpPort{ifname: ifname, ap: pp.(*afpacket), apfd: -1, generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy,
+		ports = append(ports, &xdpPort{ifname: ifname, ap: sp.(*splitPort), generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy,
 			refs: refs, txOffUntil: txOff, amu: amu})
 	}
 	first := ports[0].(*xdpPort)
@@ -258,8 +269,9 @@ func (p *xdpPort) openSockets(q int) error {
 	if err != nil {
 		return err
 	}
-	if cerr := p.ap.rc.Control(func(fd uintptr) { p.apfd = int(fd) }); cerr != nil {
-		return newError(p.ifname, "syscall conn", cerr)
+	apfds, err := p.ap.pollFDs()
+	if err != nil {
+		return newError(p.ifname, "syscall conn", err)
 	}
 	p.x, err = newXSK(ifi.Index, q, p.zeroCopyAllowed())
 	if err != nil {
@@ -282,12 +294,15 @@ func (p *xdpPort) openSockets(q int) error {
 			return newError(p.ifname, "XSKMAP", err)
 		}
 	}
-	batch := len(p.ap.rx.msgs)
+	batch := p.ap.batchSize()
 	p.bufs = make([]byte, 2*slotLen*batch)
 	p.sent = make([]bool, batch)
 	p.rest = make([]Frame, 0, batch)
-	p.pfds = [4]unix.PollFd{{Fd: int32(p.x.fd), Events: unix.POLLIN}, {Fd: int32(p.syn.fd), Events: unix.POLLIN},
-		{Fd: int32(p.tsyn.fd), Events: unix.POLLIN}, {Fd: int32(p.apfd), Events: unix.POLLIN}}
+	p.pfds = []unix.PollFd{{Fd: int32(p.x.fd), Events: unix.POLLIN}, {Fd: int32(p.syn.fd), Events: unix.POLLIN},
+		{Fd: int32(p.tsyn.fd), Events: unix.POLLIN}}
+	for _, fd := range apfds {
+		p.pfds = append(p.pfds, unix.PollFd{Fd: fd, Events: unix.POLLIN})
+	}
 	return nil
 }
 
@@ -451,7 +466,7 @@ func (p *xdpPort) read(ctx context.Context, frames []Frame, wait bool) (int, err
 			p.rxSYN.Add(uint64(k))
 		}
 		if apDue && n < len(frames) {
-			m, err := p.ap.tryRead(frames[n:])
+			m, err := p.ap.TryReadBatch(frames[n:])
 			if err != nil && n == 0 {
 				return 0, err
 			}
@@ -463,10 +478,13 @@ func (p *xdpPort) read(ctx context.Context, frames []Frame, wait bool) (int, err
 		if n > 0 || !wait {
 			return n, nil
 		}
-		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {
+		if err := waitReadable(p.ifname, p.pfds); err != nil {
 			return 0, err
 		}
-		p.apReady = p.pfds[3].Revents != 0
+		p.apReady = false
+		for _, pfd := range p.pfds[3:] {
+			p.apReady = p.apReady || pfd.Revents != 0
+		}
 	}
 }
 
@@ -546,8 +564,9 @@ func (p *xdpPort) Stats() (Stats, error) {
 	}
 	s.XDPRxDropped = xskDrops(p.x.fd)
 	s.XDPReceived = p.rxXDP.Load()
-	s.SYNRxDropped = xskDrops(p.syn.fd)
-	s.TrustedSYNRxDropped = xskDrops(p.tsyn.fd)
+	// The AF_PACKET side's SYN drops (a split port's) with the rings'.
+	s.SYNRxDropped += xskDrops(p.syn.fd)
+	s.TrustedSYNRxDropped += xskDrops(p.tsyn.fd)
 	s.KernelFlowsFull = p.full.Load()
 	return s, err
 }
@@ -572,6 +591,13 @@ func (p *xdpPort) TrustClients(addrs []netip.Addr) error {
 	}
 	if err := p.objs.trusted.trust(addrs); err != nil {
 		return &Error{Interface: p.ifname, Op: "trusted clients", Err: err}
+	}
+	// A split side's lane too: its clients' SYNs that other queues
+	// pass reach it.
+	if t, ok := p.ap.(ClientTruster); ok {
+		if err := t.TrustClients(addrs); err != nil && !errors.Is(err, ErrNoTrustLane) {
+			return err
+		}
 	}
 	return nil
 }

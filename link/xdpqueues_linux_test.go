@@ -66,7 +66,7 @@ func TestXDPQueues(t *testing.T) {
 		t.Errorf("OpenXDPQueues with kernel flows: %v, want ErrQueuePorts naming d0", err)
 	}
 
-	// Clients in many /24s (the hash's prefix), several ports each: the
+	// Clients in many /24s (the hash's prefix), several flows each: the
 	// peer's transmit queue follows the flow, so each client's frames
 	// meet several of d0's receive queues.
 	l2 := framegen.L2{Src: macA0, Dst: macD0}
@@ -84,6 +84,11 @@ func TestXDPQueues(t *testing.T) {
 			want[marker] = &sent{client: c, port: -1}
 			frames = append(frames, Frame{Data: framegen.UDP(l2, netip.AddrPortFrom(c, uint16(20000+j*977+i)), netip.AddrPortFrom(vip4, 53), []byte(marker))})
 		}
+		// A bare SYN too: on its worker's queue it takes the SYN ring,
+		// on another the SYN socket of the worker's split side.
+		marker := fmt.Sprintf("client-%d-syn;", i)
+		want[marker] = &sent{client: c, port: -1}
+		frames = append(frames, Frame{Data: framegen.TCP(l2, netip.AddrPortFrom(c, uint16(30000+i)), netip.AddrPortFrom(vip4, 80), "S", 1, 0, []byte(marker))})
 	}
 	write(t, pa, frames...)
 

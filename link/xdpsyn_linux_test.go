@@ -174,12 +174,12 @@ func xdpWhoRead(t *testing.T, pa Port, p *xdpPort, out []Frame) []string {
 		mark(laneSYN, fs[:n])
 		n = p.x.receive(&p.tsyn.rx, fs, p.bufs)
 		mark(laneTrust, fs[:n])
-		n, err := p.ap.tryRead(fs)
+		n, err := p.ap.TryReadBatch(fs)
 		if err != nil {
 			t.Fatal(err)
 		}
 		mark(lanePacket, fs[:n])
-		if err := waitReadable(p.ifname, p.pfds[:]); err != nil {
+		if err := waitReadable(p.ifname, p.pfds); err != nil {
 			t.Fatal(err)
 		}
 	}
