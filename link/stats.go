@@ -19,8 +19,9 @@ type Stats struct {
 	// SYNRxDropped: on an OpenSplit Port, the bare TCP SYNs its SYN socket
 	// dropped because its receive queue was full (a SYN flood's cost;
 	// legitimate clients retransmit); on an AF_XDP Port, those its AF_XDP
-	// SYN socket dropped (XDP_STATISTICS). Not included in RxDropped or
-	// XDPRxDropped.
+	// SYN socket dropped (XDP_STATISTICS), with, for a port of
+	// OpenXDPQueues, those of its AF_PACKET side's SYN socket. Not
+	// included in RxDropped or XDPRxDropped.
 	SYNRxDropped uint64
 	// TrustedSYNRxDropped: the bare SYNs from trusted clients (the
 	// trusted lane: they completed a handshake before) that their queue
