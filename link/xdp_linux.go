@@ -143,18 +143,19 @@ func OpenXDP(ifname string, cfg Config, vips []netip.Addr) (Port, error) {
 // q), and the program passes the others. The ports' AF_PACKET sides are
 // OpenSplit's ports of n workers (a fanout group sorted by h; bare SYNs,
 // and trusted clients' bare SYNs, on sockets of their own), so a passed
-// frame reaches its client's worker there: every frame of a client meets in one worker's connection
-// table, whichever queue the NIC put it on (a NIC's RSS hashes ports,
-// which a client's connections, its fragments and the ICMP errors about
-// it do not share). RSS does not know h either: with n queues about 1/n
-// of the frames arrive on their worker's queue and take AF_XDP, the
-// others take AF_PACKET (ARCHITECTURE.md, "AF_XDP on several queues").
+// frame reaches its client's worker there: every frame of a client meets
+// in one worker's connection table, whichever queue the NIC put it on (a
+// NIC's RSS hashes ports, which a client's connections, its fragments and
+// the ICMP errors about it do not share). RSS does not know h either:
+// with n queues about 1/n of the frames arrive on their worker's queue
+// and take AF_XDP, the others take AF_PACKET (ARCHITECTURE.md, "AF_XDP on
+// several queues").
 //
 // cfg is as for OpenXDP, but its Fanout is the group's (any given is
 // ignored), and kernel flows and stateless SYNs are refused
-// (ErrQueuePorts): the program's maps for them are one for all queues. n = 1 is OpenXDP. Closing
-// a port closes its sockets; the program stays on the interface until
-// the last port closes.
+// (ErrQueuePorts): the program's maps for them are one for all queues.
+// n = 1 is OpenXDP. Closing a port closes its sockets; the program stays
+// on the interface until the last port closes.
 func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h ClientHash) (ports []Port, err error) {
 	if n <= 1 {
 		p, err := OpenXDP(ifname, cfg, vips)
