@@ -197,8 +197,14 @@ func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h Client
 		ports = append(ports, &xdpPort{ifname: ifname, ap: sp.(*splitPort), generic: cfg.XDPGeneric, copyOnly: cfg.XDPCopy,
 			refs: refs, txOffUntil: txOff, amu: amu})
 	}
+	// One map of trusted clients for the program and the group's
+	// fanout program, where the group has one (its eBPF lane loaded).
+	var trusted *trustedClients
+	if lane := split[0].(*splitPort).lane; lane != nil {
+		trusted = lane.trustedClients
+	}
 	first := ports[0].(*xdpPort)
-	err = first.attachProgram(vips, 0, n, &h)
+	err = first.attachProgram(vips, 0, n, &h, trusted)
 	// Every port holds the program and maps, even half made: whichever
 	// closes last frees them.
 	for _, port := range ports[1:] {
@@ -219,20 +225,20 @@ func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h Client
 // setup attaches the program, with room for flows kernel flows (0: none),
 // and opens the sockets on queue 0.
 func (p *xdpPort) setup(vips []netip.Addr, flows int) error {
-	if err := p.attachProgram(vips, flows, 1, nil); err != nil {
+	if err := p.attachProgram(vips, flows, 1, nil, nil); err != nil {
 		return err
 	}
 	return p.openSockets(0)
 }
 
-// attachProgram loads the program for queues receive queues (owners: see
-// loadQueues) and attaches it.
-func (p *xdpPort) attachProgram(vips []netip.Addr, flows, queues int, owners *ClientHash) error {
+// attachProgram loads the program for queues receive queues (owners and
+// trusted: see loadQueues) and attaches it.
+func (p *xdpPort) attachProgram(vips []netip.Addr, flows, queues int, owners *ClientHash, trusted *trustedClients) error {
 	ifi, err := interfaceByName(p.ifname)
 	if err != nil {
 		return err
 	}
-	p.objs, err = loadQueues(queues, DefaultTrustedClients, flows, owners)
+	p.objs, err = loadQueues(queues, DefaultTrustedClients, flows, owners, trusted)
 	if err != nil {
 		return newError(p.ifname, "load XDP", err)
 	}
@@ -613,9 +619,9 @@ func (p *xdpPort) TrustClients(addrs []netip.Addr) error {
 	if err := p.objs.trusted.trust(addrs); err != nil {
 		return &Error{Interface: p.ifname, Op: "trusted clients", Err: err}
 	}
-	// A split side's lane too: its clients' SYNs that other queues
-	// pass reach it.
-	if t, ok := p.ap.(ClientTruster); ok {
+	// A split side's lane too, unless the program shares its map: its
+	// clients' SYNs that other queues pass reach it.
+	if t, ok := p.ap.(ClientTruster); ok && !p.objs.sharedTrusted {
 		if err := t.TrustClients(addrs); err != nil && !errors.Is(err, ErrNoTrustLane) {
 			return err
 		}

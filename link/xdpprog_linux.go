@@ -22,6 +22,9 @@ type xdpObjects struct {
 	// sockets (loadQueues).
 	queues int
 	owners *ClientHash
+	// sharedTrusted: trusted is another's (an AF_PACKET split group's
+	// lane, loadQueues), which closes it.
+	sharedTrusted bool
 }
 
 func (o *xdpObjects) close() {
@@ -31,7 +34,7 @@ func (o *xdpObjects) close() {
 	closeMaps(o.vip4, o.vip6, o.xsks)
 	o.syn.close()
 	o.flows.close()
-	if o.trusted != nil {
+	if o.trusted != nil && !o.sharedTrusted {
 		o.trusted.close()
 	}
 }
@@ -76,7 +79,7 @@ func loadXDP(queues, trusted int) (*xdpObjects, error) {
 // loadKernelFlows is loadXDP with room for flows kernel flows (tests fill a
 // small map); with 0 the program has no kernel flows at all.
 func loadKernelFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
-	return loadQueues(queues, trusted, flows, nil)
+	return loadQueues(queues, trusted, flows, nil, nil)
 }
 
 // loadQueues is loadKernelFlows for queues receive queues each served by
@@ -85,7 +88,10 @@ func loadKernelFlows(queues, trusted, flows int) (o *xdpObjects, err error) {
 // (owners.Sum of the client modulo queues is the queue, as in the
 // AF_PACKET fanout group of the workers' ports), and is passed otherwise,
 // for the owner's AF_PACKET socket to read (xdpPort's doc says why).
-func loadQueues(queues, trusted, flows int, owners *ClientHash) (o *xdpObjects, err error) {
+// With shared set, the program looks trusted clients up in that map
+// (an AF_PACKET split group's, whose fanout program does the same for
+// the SYNs passed to the group) instead of a map of its own.
+func loadQueues(queues, trusted, flows int, owners *ClientHash, shared *trustedClients) (o *xdpObjects, err error) {
 	o = &xdpObjects{queues: max(queues, 1)}
 	if owners != nil && queues > 1 {
 		o.owners = owners
@@ -97,7 +103,11 @@ func loadQueues(queues, trusted, flows int, owners *ClientHash) (o *xdpObjects, 
 		err = mk.err
 	}
 	if err == nil {
-		o.trusted, err = newTrustedClients(trusted)
+		if shared != nil {
+			o.trusted, o.sharedTrusted = shared, true
+		} else {
+			o.trusted, err = newTrustedClients(trusted)
+		}
 	}
 	if err == nil {
 		err = o.syn.make()

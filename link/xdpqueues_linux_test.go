@@ -132,6 +132,21 @@ func TestXDPQueues(t *testing.T) {
 		}
 	}
 
+	// One map of trusted clients for the program and the AF_PACKET
+	// group's lane: a client trusted through any port is trusted on
+	// every queue and in the group.
+	lane := xp[1].ap.(*splitPort).lane
+	if lane == nil || xp[0].objs.trusted != lane.trustedClients || !xp[0].objs.sharedTrusted {
+		t.Fatalf("the program's trusted map is not the group lane's (lane %v)", lane)
+	}
+	c := netip.MustParseAddr("198.18.77.7")
+	if err := ports[1].(ClientTruster).TrustClients([]netip.Addr{c}); err != nil {
+		t.Fatal(err)
+	}
+	if !lane.trusted(c) {
+		t.Error("a client trusted through a queue port is not in the group's map")
+	}
+
 	if err := ports[0].Close(); err != nil {
 		t.Fatal(err)
 	}
