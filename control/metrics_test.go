@@ -77,3 +77,23 @@ func TestXDPMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerXDPMetrics: with AF_XDP sockets each worker's frames through
+// AF_XDP are a counter beside its frames; with AF_PACKET there is none.
+func TestWorkerXDPMetrics(t *testing.T) {
+	for _, afxdp := range []string{"", "copy"} {
+		s := fixtureSnapshot()
+		s.AFXDP = afxdp
+		s.Workers = []Worker{{Frames: 10, Entries: 2, XDPFrames: 4}, {Frames: 20, Entries: 3, XDPFrames: 0}}
+		body := scrapeMetrics(t, s)
+		for _, want := range []string{`drlb_worker_frames_total{worker="0"} 10`, `drlb_worker_frames_total{worker="1"} 20`} {
+			if !strings.Contains(body, want+"\n") {
+				t.Errorf("af_xdp %q: the metrics lack %s", afxdp, want)
+			}
+		}
+		has := strings.Contains(body, `drlb_worker_xdp_frames_total{worker="0"} 4`+"\n") && strings.Contains(body, `drlb_worker_xdp_frames_total{worker="1"} 0`+"\n")
+		if afxdp == "" && strings.Contains(body, "drlb_worker_xdp_frames_total") || afxdp != "" && !has {
+			t.Errorf("af_xdp %q: drlb_worker_xdp_frames_total wrong:\n%s", afxdp, body)
+		}
+	}
+}
