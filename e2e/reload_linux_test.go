@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
 )
@@ -21,10 +22,31 @@ import (
 // No request fails and no keep-alive connection breaks, except those to
 // the deleted server, which fail fast with a reset as with IPVS. Every
 // step is checked in drlb ctl list. The client side is clientLoop, shared
-// with TestCtlLive.
+// with TestCtlLive. It runs with AF_PACKET and with AF_XDP on a link
+// with two receive queues (a worker per queue: the new VIP reaches every
+// queue's XDP program and every worker's sockets).
 func TestReloadLive(t *testing.T) {
 	testutil.NeedRoot(t)
-	l := newLab(t, testbed.Options{RealServers: 3})
+	for _, tc := range []struct {
+		name   string
+		queues int
+		args   []string
+	}{
+		{"afpacket", 0, nil},
+		{"afxdp-2queues", 2, []string{"-io", "afxdp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testReloadLive(t, tc.queues, tc.args) })
+	}
+}
+
+func testReloadLive(t *testing.T, queues int, args []string) {
+	l := newLab(t, testbed.Options{RealServers: 3, DirectorQueues: queues})
+	if queues > 0 {
+		// XDP frames carry no partial checksums (TestAFXDP).
+		if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rs1, rs2, rs3 := l.RealServers[0], l.RealServers[1], l.RealServers[2]
 	vip2 := netip.MustParseAddr("198.18.0.101")
 	serveSecondVIP(t, l, rs3, vip2)
@@ -64,7 +86,7 @@ func TestReloadLive(t *testing.T) {
 	}
 
 	write(svc(l.VIP, weighted{rs1, 1}, weighted{rs2, 1}))
-	p := startDirectorN(t, l, 2, "run", "-c", cfgPath, "-ctl", sock)
+	p := startDirectorN(t, l, 2, append([]string{"run", "-c", cfgPath, "-ctl", sock}, args...)...)
 	applied := 0
 	// hup signals drlb and waits until it applied the file; it returns
 	// when the signal went.
