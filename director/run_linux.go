@@ -267,7 +267,8 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan
 	} else {
 		log.Info("io afxdp: one worker per receive queue, each with its AF_XDP sockets on its queue (bare SYNs through a second, trusted clients' through a third) taking the VIP frames of its own clients; a client's frames on another queue, ARP, NDP, tagged frames and frames with offload state through the workers' AF_PACKET fanout group, sorted by client address",
 			"workers", plan.ports, "xdp", mode, "af_xdp", sockets, "interface", ifname,
-			"ipv4 prefix", bitsOr(h.Bits4, 32), "ipv6 prefix", bitsOr(h.Bits6, 128))
+			"ipv4 prefix", bitsOr(h.Bits4, 32), "ipv6 prefix", bitsOr(h.Bits6, 128),
+			"umem MiB", plan.ports*link.XDPPortMemory>>20)
 	}
 	if plan.note != "" {
 		log.Info("io afxdp: " + plan.note)

@@ -41,7 +41,8 @@ func TestWorkersShareClients(t *testing.T) {
 		log    string
 	}{
 		{name: "afpacket", args: []string{"-io", "afpacket"}, log: "workers=2"},
-		{name: "afxdp", queues: 2, args: []string{"-io", "afxdp"}, log: "one worker per receive queue"},
+		// Two workers' UMEM: 2 x 52 MiB.
+		{name: "afxdp", queues: 2, args: []string{"-io", "afxdp"}, log: `"umem MiB"=104`},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testWorkersShareClients(t, tc.queues, tc.args, tc.log) })
 	}

@@ -40,6 +40,11 @@ const (
 	xskFrames   = xskRxChunks + xskTxRing // 52 MiB
 )
 
+// XDPPortMemory is the UMEM each AF_XDP port maps and the kernel pins
+// (OpenXDP's one port, each of OpenXDPQueues' ports): the frames its
+// sockets receive and send.
+const XDPPortMemory = xskChunk * xskFrames
+
 // ring is one of the four AF_XDP rings, mapped from the socket. The
 // producer and consumer words are shared with the kernel: read and
 // written atomically, with our own side cached.
