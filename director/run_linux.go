@@ -309,15 +309,16 @@ func vipDropRuns(cfg *config.Config, opts Options) bool {
 }
 
 // attachVIPDrop drops the kernel's copy of VIP frames at tc ingress
-// (link.VIPDrop) for an AF_PACKET port, and for AF_XDP ports on several
-// queues (each queue's program passes its other clients' frames to their
-// worker's AF_PACKET socket), unless opts.KeepKernelCopy. It returns nil
-// when it does not: for one AF_XDP port (the frames XDP takes never reach
-// the kernel), on a VLAN trunk, or when the
+// (link.VIPDrop) for an AF_PACKET port, and for AF_XDP on an interface
+// with several queues (a queue's program passes the frames of clients
+// another worker owns, and of queues no worker serves, to the AF_PACKET
+// sockets), unless opts.KeepKernelCopy. It returns nil when it does not:
+// for AF_XDP on one queue (the frames XDP takes never reach the kernel),
+// on a VLAN trunk, or when the
 // kernel refuses (tcx needs Linux 6.6, and CAP_BPF), which costs only CPU
 // and is logged.
 func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts Options, log *slog.Logger) *link.VIPDrop {
-	if _, xdp := port.(link.XDPMode); xdp && len(opts.ExtraPorts) == 0 {
+	if _, xdp := port.(link.XDPMode); xdp && len(opts.ExtraPorts) == 0 && rxQueues(cfg.Interface) <= 1 {
 		return nil
 	}
 	if !vipDropRuns(cfg, opts) {
