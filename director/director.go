@@ -69,9 +69,9 @@ type Options struct {
 	// (link.VIPDrop): about 1-2 µs less CPU per frame in the lab. One
 	// AF_XDP port needs no drop: the frames its XDP program redirects
 	// never reach the stack (tagged frames and other receive queues' do,
-	// ARCHITECTURE.md, "Kernel copy of VIP frames"); AF_XDP ports on
-	// several queues get it, for the frames a queue passes to another
-	// worker.
+	// ARCHITECTURE.md, "Kernel copy of VIP frames"); AF_XDP on an
+	// interface with several queues gets it, for the frames a queue
+	// passes to another worker or that no worker's queue took.
 	KeepKernelCopy bool
 	// ControlSocket is the Unix socket `drlb ctl` and Prometheus read
 	// (control.DefaultSocket from the CLI; "" = none). MetricsAddr, if
