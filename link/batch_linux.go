@@ -250,6 +250,9 @@ func (p *afpacket) WriteBatch(frames []Frame) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
+	if p.out == nil {
+		return 0, &Error{Interface: p.ifname, Op: "write", Err: errors.New("a receive-only socket (a split port's SYN socket)"), sentinel: ErrBadConfig}
+	}
 	t := &p.tx
 	sent := 0
 	var first error

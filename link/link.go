@@ -220,6 +220,9 @@ type Config struct {
 	// outsidePoller opens the socket outside the Go runtime's poller
 	// (rawPacketConn): for ports that poll(2) themselves.
 	outsidePoller bool
+	// receiveOnly opens no send socket (openTxSocket): OpenSplit's SYN
+	// and trusted-SYN sockets, which only receive.
+	receiveOnly bool
 }
 
 // Defaults and limits of Config.

@@ -195,8 +195,10 @@ func (p *afpacket) setup(ifindex int, cfg Config, batch int) error {
 		}
 	}
 
-	if p.out, err = openTxSocket(ifindex, cfg); err != nil {
-		return newError(p.ifname, "send socket", err)
+	if !cfg.receiveOnly {
+		if p.out, err = openTxSocket(ifindex, cfg); err != nil {
+			return newError(p.ifname, "send socket", err)
+		}
 	}
 
 	p.rx.init(batch)
@@ -340,7 +342,10 @@ func (p *afpacket) Close() error {
 	p.watch.disarm()
 	// The send socket's Close waits for a writer, which sees closed
 	// within one poll wait.
-	terr := p.out.Close()
+	var terr error
+	if p.out != nil {
+		terr = p.out.Close()
+	}
 	if err := p.conn.Close(); err != nil {
 		return newError(p.ifname, "close", err)
 	}

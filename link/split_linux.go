@@ -125,6 +125,7 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		c := cfg
 		if i >= n {
 			c.ReadBuffer = cmp.Or(cfg.SYNReadBuffer, DefaultSYNReadBuffer)
+			c.receiveOnly = true // the port writes through main
 		}
 		f := fo
 		c.Fanout = &f

@@ -192,6 +192,14 @@ func TestSplitPortZeroAlloc(t *testing.T) {
 	from, to := netip.AddrPortFrom(netip.MustParseAddr("198.18.1.10"), 40000), netip.AddrPortFrom(splitVIPs[0], 80)
 	out := []Frame{{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)}, {Data: framegen.TCP(l2, from, to, "A", 2, 2, nil)}}
 	expectZeroAllocRoundTrip(t, pa, pd, out)
+	// Only main sends: the SYN sockets have no send socket of their own.
+	sp := pd.(*splitPort)
+	if sp.main.out == nil || sp.syn.out != nil || sp.tsyn != nil && sp.tsyn.out != nil {
+		t.Error("send sockets: want main's only")
+	}
+	if _, err := sp.syn.WriteBatch(out); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("WriteBatch on a SYN socket: %v, want ErrBadConfig", err)
+	}
 	st, err := pd.(StatsReporter).Stats()
 	if err != nil {
 		t.Fatal(err)
