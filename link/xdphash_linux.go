@@ -33,21 +33,24 @@ const xdpOutOfBounds = "cbpf_oob"
 func (xdpLoads) prologue() asm.Instructions { return nil }
 
 func (xdpLoads) load(off uint32, size asm.Size, indirect bool) asm.Instructions {
-	seq := asm.Instructions{
-		asm.LoadMem(asm.R2, regCtx, 0, asm.Word), // data
-		asm.LoadMem(asm.R3, regCtx, 4, asm.Word), // data_end
+	end := int32(off) + int32(size.Sizeof())
+	var seq asm.Instructions
+	if !indirect {
+		seq = packetData(regCtx, asm.R4, end, xdpOutOfBounds)
+	} else {
+		// packetData with X added to data before the check. X is
+		// bounded wherever the hash program loads through it (4 * a
+		// nibble, or (a byte + 1) * 8 + 40): the verifier knows it.
+		seq = asm.Instructions{
+			asm.LoadMem(asm.R2, regCtx, 0, asm.Word), // data
+			asm.LoadMem(asm.R3, regCtx, 4, asm.Word), // data_end
+			asm.Add.Reg(asm.R2, regX),
+			asm.Mov.Reg(asm.R4, asm.R2),
+			asm.Add.Imm(asm.R4, end),
+			asm.JGT.Reg(asm.R4, asm.R3, xdpOutOfBounds),
+		}
 	}
-	if indirect {
-		// X is bounded wherever the hash program loads through it (4 *
-		// a nibble, or (a byte + 1) * 8 + 40): the verifier knows it.
-		seq = append(seq, asm.Add.Reg(asm.R2, regX))
-	}
-	seq = append(seq,
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, int32(off)+int32(size.Sizeof())),
-		asm.JGT.Reg(asm.R4, asm.R3, xdpOutOfBounds),
-		asm.LoadMem(regA, asm.R2, int16(off), size),
-	)
+	seq = append(seq, asm.LoadMem(regA, asm.R2, int16(off), size))
 	if size != asm.Byte {
 		seq = append(seq, asm.HostTo(asm.BE, regA, size))
 	}
@@ -55,16 +58,11 @@ func (xdpLoads) load(off uint32, size asm.Size, indirect bool) asm.Instructions 
 }
 
 func (xdpLoads) loadMemShift(off uint32) asm.Instructions {
-	return asm.Instructions{
-		asm.LoadMem(asm.R2, regCtx, 0, asm.Word),
-		asm.LoadMem(asm.R3, regCtx, 4, asm.Word),
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, int32(off)+1),
-		asm.JGT.Reg(asm.R4, asm.R3, xdpOutOfBounds),
+	return append(packetData(regCtx, asm.R4, int32(off)+1, xdpOutOfBounds),
 		asm.LoadMem(regX, asm.R2, int16(off), asm.Byte),
 		asm.And.Imm32(regX, 0xf),
 		asm.LSh.Imm32(regX, 2),
-	}
+	)
 }
 
 func (xdpLoads) protocol() (asm.Instructions, error) {
