@@ -167,9 +167,6 @@ func OpenXDPQueues(ifname string, cfg Config, vips []netip.Addr, n int, h Client
 	if cfg.KernelFlows {
 		return nil, newError(ifname, "kernel flows", ErrQueuePorts)
 	}
-	if _, err := h.Program(); err != nil {
-		return nil, err
-	}
 	defer func() {
 		if err != nil {
 			for _, p := range ports {
@@ -619,13 +616,8 @@ func (p *xdpPort) TrustClients(addrs []netip.Addr) error {
 	if err := p.objs.trusted.trust(addrs); err != nil {
 		return &Error{Interface: p.ifname, Op: "trusted clients", Err: err}
 	}
-	// A split side's lane too, unless the program shares its map: its
-	// clients' SYNs that other queues pass reach it.
-	if t, ok := p.ap.(ClientTruster); ok && !p.objs.sharedTrusted {
-		if err := t.TrustClients(addrs); err != nil && !errors.Is(err, ErrNoTrustLane) {
-			return err
-		}
-	}
+	// A queue port's split side needs nothing more: where its group has
+	// an eBPF lane, the program shares the lane's map (OpenXDPQueues).
 	return nil
 }
 
