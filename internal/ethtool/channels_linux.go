@@ -36,13 +36,11 @@ func RxQueues(iface string) (int, error) {
 	}
 	defer unix.Close(fd)
 	c := &channels{cmd: ethtoolGChannels}
-	req := &ifreqData{data: unsafe.Pointer(c)}
-	copy(req.name[:], iface)
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(req))); errno != 0 {
-		if s := newError(iface, "get channels", RxChecksum, errno).sentinel; s != nil {
-			return 0, fmt.Errorf("ethtool: %s: get channels: %w (%w)", iface, errno, s)
+	if err := ethtoolIoctl(fd, iface, unsafe.Pointer(c)); err != nil {
+		if s := sentinelOf(err); s != nil {
+			return 0, fmt.Errorf("ethtool: %s: get channels: %w (%w)", iface, err, s)
 		}
-		return 0, fmt.Errorf("ethtool: %s: get channels: %w", iface, errno)
+		return 0, fmt.Errorf("ethtool: %s: get channels: %w", iface, err)
 	}
 	return int(c.rxCount + c.combined), nil
 }

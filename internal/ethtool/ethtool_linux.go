@@ -72,25 +72,37 @@ func Set(iface string, f Feature, on bool) error {
 // ioctl runs one SIOCETHTOOL command carrying an ethtool_value.
 func ioctl(fd int, iface string, cmd, data uint32) (bool, error) {
 	v := &value{cmd: cmd, data: data}
-	req := &ifreqData{data: unsafe.Pointer(v)}
-	copy(req.name[:], iface)
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(req)))
-	if errno != 0 {
-		return false, errno
+	if err := ethtoolIoctl(fd, iface, unsafe.Pointer(v)); err != nil {
+		return false, err
 	}
 	return v.data != 0, nil
 }
 
+// ethtoolIoctl runs the SIOCETHTOOL command whose struct data points to
+// (its first field is the command).
+func ethtoolIoctl(fd int, iface string, data unsafe.Pointer) error {
+	req := &ifreqData{data: data}
+	copy(req.name[:], iface)
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(req))); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
 // newError attaches the package sentinel that matches errno.
 func newError(iface, op string, f Feature, err error) *Error {
-	e := &Error{Interface: iface, Op: op, Feature: f, Err: err}
+	return &Error{Interface: iface, Op: op, Feature: f, Err: err, sentinel: sentinelOf(err)}
+}
+
+// sentinelOf is the package sentinel that matches errno, or nil.
+func sentinelOf(err error) error {
 	switch {
 	case errors.Is(err, unix.ENODEV):
-		e.sentinel = ErrNoInterface
+		return ErrNoInterface
 	case errors.Is(err, unix.EOPNOTSUPP):
-		e.sentinel = ErrNotSupported
+		return ErrNotSupported
 	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
-		e.sentinel = ErrNotPermitted
+		return ErrNotPermitted
 	}
-	return e
+	return nil
 }
