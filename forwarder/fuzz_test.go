@@ -159,13 +159,15 @@ func FuzzDecode(f *testing.F) {
 
 // populate opens n established connections from distinct clients.
 func populate(b testing.TB, f *Forwarder, n int) {
-	frame := syn(client(0, 1))
-	m := &Meta{Time: t0}
-	for i := 0; i < n; i++ {
-		binary.BigEndian.PutUint16(frame[14+12+2:], uint16(i>>16)) // client IP low half
-		binary.BigEndian.PutUint16(frame[14+20:], uint16(i))       // client port
-		if r := f.Process(frame, m); r.Verdict != Forward {
-			b.Fatalf("populate %d: %v/%v", i, r.Verdict, r.Reason)
+	frames := [][]byte{syn(client(0, 1)), ack(client(0, 1))}
+	for j, frame := range frames {
+		m := &Meta{Time: t0 + int64(j)*second/2}
+		for i := 0; i < n; i++ {
+			binary.BigEndian.PutUint16(frame[14+12+2:], uint16(i>>16)) // client IP low half
+			binary.BigEndian.PutUint16(frame[14+20:], uint16(i))       // client port
+			if r := f.Process(frame, m); r.Verdict != Forward {
+				b.Fatalf("populate %d: %v/%v", i, r.Verdict, r.Reason)
+			}
 		}
 	}
 }
@@ -176,8 +178,8 @@ func benchForwarder(b *testing.B, sched string) *Forwarder {
 	return benchForwarderMax(b, sched, 1_000_000, 4_000_000)
 }
 
-// benchForwarderN is a forwarder holding n connections (SYN_RECV until
-// the benchmark's packets establish them) in a table for 2n.
+// benchForwarderN is a forwarder holding n established connections in a
+// table for 2n.
 func benchForwarderN(b *testing.B, sched string, n int) *Forwarder {
 	return benchForwarderMax(b, sched, n, max(2*n, 1024))
 }
