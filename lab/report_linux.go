@@ -187,6 +187,8 @@ func (r *runner) keepInstructions() {
 	fmt.Fprintf(w, "  ip netns exec %s curl -s http://%s/\n", l.Client.NSName, l.VIP)
 	fmt.Fprintf(w, "  ip netns exec %s tcpdump -nn -e -i %s\n", l.Director.NSName, l.Director.Iface)
 	fmt.Fprintf(w, "  tail -f %s\n", r.logPath)
+	fmt.Fprintf(w, "  # the director's table, like ipvsadm -Ln (its control socket is the lab's own):\n")
+	fmt.Fprintf(w, "  drlb ctl -s %s list --stats\n", r.ctlPath())
 	fmt.Fprintf(w, "\nRemove it (stops the director and the web servers, deletes the namespaces):\n\n")
 	fmt.Fprintf(w, "  drlb lab down --name %s\n", l.Name)
 }

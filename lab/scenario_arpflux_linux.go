@@ -39,7 +39,7 @@ func (r *runner) arpFlux(ctx context.Context) error {
 	if _, err := r.writeConfig("drlb.yaml", r.svc); err != nil {
 		return err
 	}
-	if err := r.startDirector("director.log", false, "-ctl", r.ctlPath()); err != nil {
+	if err := r.startDirector("director.log", false); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "  drlb is up (%s over %d real servers); it answers ARP for %s.\n", r.svc.scheduler, len(l.RealServers), l.VIP)

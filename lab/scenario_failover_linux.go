@@ -204,7 +204,7 @@ func (r *runner) failover(ctx context.Context) error {
 	}
 	defer cs.stop()
 	started := time.Now()
-	if err := r.startDirector(d1.Name+".log", false, "-ctl", r.ctlPath()); err != nil {
+	if err := r.startDirector(d1.Name+".log", false); err != nil {
 		return err
 	}
 	p1 := r.dproc

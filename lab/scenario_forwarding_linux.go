@@ -44,7 +44,7 @@ func (r *runner) forwardingOn(ctx context.Context) error {
 	}
 	// -keep-kernel-copy: by default drlb drops the kernel's copy of VIP
 	// frames at tc ingress, which would hide the trap this shows.
-	if err := r.startDirector("director.log", false, "-ctl", r.ctlPath(), "-keep-kernel-copy"); err != nil {
+	if err := r.startDirector("director.log", false, "-keep-kernel-copy"); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "  drlb checked the host as it started: IP forwarding was off, as DR needs.")
@@ -99,7 +99,7 @@ func (r *runner) forwardingOn(ctx context.Context) error {
 	fmt.Fprintln(w)
 	// -keep-kernel-copy again, so that the route, not the tc drop, is
 	// what keeps the kernel's copy from rs1.
-	if err := r.startDirector("director-blackhole.log", false, "-ctl", r.ctlPath(), "-blackhole-vip", "-keep-kernel-copy"); err != nil {
+	if err := r.startDirector("director-blackhole.log", false, "-blackhole-vip", "-keep-kernel-copy"); err != nil {
 		return err
 	}
 	route, err := blackholeRoute(l.Director, l.VIP)

@@ -29,8 +29,9 @@ var scenarioRuns = map[string]func(*runner, context.Context) error{
 	"failover":      (*runner).failover,
 }
 
-// ctlPath is a scenario director's control socket, private to the run
-// (not /run/drlb/drlb.sock, which a real director may hold).
+// ctlPath is the lab director's control socket, private to the run (not
+// /run/drlb/drlb.sock, which a real director may hold): startDirector
+// always passes it.
 func (r *runner) ctlPath() string { return filepath.Join(r.dir, "drlb.sock") }
 
 // counters reads the running director's frame counters by verdict reason

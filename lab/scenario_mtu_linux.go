@@ -52,7 +52,7 @@ func (r *runner) mtu(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(w, "Two services over both real servers: TCP %s:%d (HTTP) and UDP %s:%d (echo).\n\n", l.VIP, svc.port, l.VIP, svc.udpPort)
-	if err := r.startDirector("director.log", false, "-ctl", r.ctlPath()); err != nil {
+	if err := r.startDirector("director.log", false); err != nil {
 		return err
 	}
 

@@ -98,7 +98,7 @@ func (r *runner) restartPhase(ctx context.Context, sched string, flags []string)
 	if err := r.stopDirector(); err != nil {
 		return nil, err
 	}
-	if err := r.startDirector("director-"+sched+".log", false, "-ctl", r.ctlPath()); err != nil {
+	if err := r.startDirector("director-"+sched+".log", false); err != nil {
 		return nil, err
 	}
 	cs, err := startCaptures(l)
@@ -141,7 +141,7 @@ func (r *runner) restartPhase(ctx context.Context, sched string, flags []string)
 	if err := r.stopDirector(); err != nil {
 		return nil, err
 	}
-	if err := r.startDirector("director-"+sched+"-restarted.log", false, "-ctl", r.ctlPath()); err != nil {
+	if err := r.startDirector("director-"+sched+"-restarted.log", false); err != nil {
 		return nil, err
 	}
 	res.took = time.Since(res.restarted)

@@ -86,7 +86,7 @@ func (r *runner) scaleOut(ctx context.Context) error {
 	indent(w, "    ", svc.yaml())
 	fmt.Fprintf(w, "\n%s lists the real servers in the opposite order (%s): mh sorts them by address.\n\n", d2.Name, filepath.Base(cfg2Path))
 	started := time.Now()
-	if err := r.startDirector(d1.Name+".log", false, "-ctl", r.ctlPath()); err != nil {
+	if err := r.startDirector(d1.Name+".log", false); err != nil {
 		return err
 	}
 	p2, _, err := r.startPeer(d2, cfg2Path)

@@ -74,6 +74,10 @@ func (r *runner) startDirector(logName string, detach bool, extra ...string) err
 	}
 	r.logPath = filepath.Join(r.dir, logName)
 	r.logs = append(r.logs, r.logPath)
+	// Always a control socket of the run's own: the default one
+	// (/run/drlb/drlb.sock) belongs to a real director on this machine,
+	// which a lab must neither take nor answer for.
+	extra = append([]string{"-ctl", r.ctlPath()}, extra...)
 	args := "run -c " + r.cfgPath
 	for _, a := range extra {
 		args += " " + a
