@@ -150,7 +150,13 @@ func startDrlbWith(b *testing.B, l *testbed.Lab, cfg string, extra ...string) (s
 	// leave its director on the interface for the rows after it.
 	stop = sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(os.Interrupt) // a clean stop writes the profile
+		// Bounded: a drlb that does not stop is killed, and said so.
+		killer := time.AfterFunc(10*time.Second, func() {
+			b.Errorf("drlb did not stop within 10s of SIGINT; killed")
+			_ = cmd.Process.Kill()
+		})
 		_ = cmd.Wait()
+		killer.Stop()
 		if strings.Contains(logs.String(), "level=ERROR") {
 			b.Logf("drlb: %s", logs.String())
 		}

@@ -88,24 +88,7 @@ func startDirectorOn(t *testing.T, l *testbed.Lab, h *testbed.Host, n int, args 
 // resolved n real servers.
 func runDirectorOn(t *testing.T, l *testbed.Lab, h *testbed.Host, n int, args ...string) *directorProc {
 	t.Helper()
-	p := &directorProc{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(drlbBinary, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := l.Do(h, p.cmd.Start); err != nil {
-		t.Fatalf("starting drlb on %s: %v", h.Name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("drlb on %s output:\n%s", h.Name, p.logs.String())
-		}
-	})
-	p.waitLog("real server resolved", n, 10*time.Second)
-	return p
+	return startDrlbOn(t, l, h, n, nil, args...)
 }
 
 // nextHops returns the router's next hops for vip, from its kernel
@@ -140,6 +123,7 @@ type clientLoad struct {
 	mu                 sync.Mutex
 	errs               []string
 	stop               chan struct{}
+	stopOnce           sync.Once
 	wg                 sync.WaitGroup
 
 	addr string // the VIP and port
@@ -194,6 +178,7 @@ func startLoadTo(t *testing.T, l *testbed.Lab, vip netip.Addr, keepAlive int) *c
 	t.Helper()
 	addr := netip.AddrPortFrom(vip, testbed.HTTPPort).String()
 	c := &clientLoad{stop: make(chan struct{}), addr: addr}
+	t.Cleanup(c.finish) // a test that fails before finish stops its loops too
 	hc := l.HTTPClient(l.Client)
 	hc.Timeout = requestTimeout
 	// New connections: one every 20 ms, each in its own goroutine so a
@@ -291,7 +276,7 @@ func (c *clientLoad) keepAlive(t *testing.T, l *testbed.Lab) {
 }
 
 func (c *clientLoad) finish() {
-	close(c.stop)
+	c.stopOnce.Do(func() { close(c.stop) })
 	c.wg.Wait()
 }
 

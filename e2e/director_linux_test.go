@@ -227,7 +227,7 @@ func TestDirector(t *testing.T) {
 			var out []byte
 			err := l.Do(l.Client, func() error {
 				var err error
-				out, err = exec.Command(curl, "-sS", "--max-time", "5", fmt.Sprintf("http://%s/", l.VIP)).CombinedOutput()
+				out, err = exec.Command(curl, "-sS", "--noproxy", "*", "--max-time", "5", fmt.Sprintf("http://%s/", l.VIP)).CombinedOutput()
 				return err
 			})
 			if err != nil || !strings.HasPrefix(string(out), "rs") {
@@ -371,8 +371,16 @@ func TestDirectorRefusesBadSetup(t *testing.T) {
 		t.Helper()
 		var out []byte
 		err := l.Do(l.Director, func() error {
+			// Bounded: a regression that lets drlb start would
+			// otherwise hold the test until go test's timeout,
+			// which runs no cleanup.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, drlbBinary, privateCtl(t, quick)...)
+			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+			cmd.WaitDelay = 5 * time.Second
 			var err error
-			out, err = exec.Command(drlbBinary, quick...).CombinedOutput()
+			out, err = cmd.CombinedOutput()
 			return err
 		})
 		if err == nil {

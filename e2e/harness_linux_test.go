@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,11 @@ var drlbBinary string
 func TestMain(m *testing.M) {
 	code := func() int {
 		if os.Geteuid() == 0 {
+			// What a killed earlier run left (its cleanups never ran):
+			// namespaces and the processes in them.
+			if err := testbed.CleanupStale(); err != nil {
+				fmt.Fprintln(os.Stderr, "removing stale labs:", err)
+			}
 			dir, err := os.MkdirTemp("", "drlb-e2e-")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -96,7 +102,7 @@ func (b *syncBuffer) String() string {
 
 // directorProc is a running `drlb run` in the lab's director namespace.
 type directorProc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan struct{}
@@ -150,27 +156,47 @@ func startDirectorN(t *testing.T, l *testbed.Lab, n int, args ...string) *direct
 // startDirectorEnv is startDirectorN with extra environment variables.
 func startDirectorEnv(t *testing.T, l *testbed.Lab, n int, env []string, args ...string) *directorProc {
 	t.Helper()
-	p := &directorProc{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(drlbBinary, args...)
+	return startDrlbOn(t, l, l.Director, n, env, args...)
+}
+
+// startDrlbOn runs drlb with args in h's namespace (with extra
+// environment variables env, if any), stops it when tb ends, and waits
+// until it has logged n resolved real servers. A `drlb run` without -ctl
+// gets a control socket of the test's own (privateCtl).
+func startDrlbOn(tb testing.TB, l *testbed.Lab, h *testbed.Host, n int, env []string, args ...string) *directorProc {
+	tb.Helper()
+	p := &directorProc{t: tb, logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(drlbBinary, privateCtl(tb, args)...)
 	if env != nil {
 		p.cmd.Env = append(os.Environ(), env...)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := l.Do(l.Director, p.cmd.Start); err != nil {
-		t.Fatalf("starting drlb: %v", err)
+	if err := l.Do(h, p.cmd.Start); err != nil {
+		tb.Fatalf("starting drlb on %s: %v", h.Name, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		p.stop()
-		if t.Failed() {
-			t.Logf("drlb output:\n%s", p.logs.String())
+		if tb.Failed() {
+			tb.Logf("drlb on %s output:\n%s", h.Name, p.logs.String())
 		}
 	})
 	p.waitLog("real server resolved", n, 10*time.Second)
 	return p
+}
+
+// privateCtl gives a `drlb run` command line a control socket in tb's
+// temporary directory unless it names one: the default,
+// /run/drlb/drlb.sock, belongs to a real director on this machine, and
+// the test binaries go test runs at once would share it.
+func privateCtl(tb testing.TB, args []string) []string {
+	if len(args) == 0 || args[0] != "run" || slices.Contains(args, "-ctl") {
+		return args
+	}
+	return append(slices.Clip(args), "-ctl", filepath.Join(tb.TempDir(), "drlb.sock"))
 }
 
 // ctlSnapshot reads the snapshot of the director behind sock (with its

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,31 +109,12 @@ func writeBenchConfig(b *testing.B, l *testbed.Lab, path string) {
 	}
 }
 
-// runDirector starts drlb in the director's namespace, waits (bounded)
-// until it has resolved every real server, and returns a stop function.
+// runDirector starts drlb in the director's namespace (no control
+// socket), waits (bounded) until it has resolved every real server, and
+// returns a stop function, which b's cleanup also calls: a failed upload
+// must not leave drlb running.
 func runDirector(b *testing.B, l *testbed.Lab, cfg string) (stop func()) {
-	cmd := exec.Command(drlbBinary, "run", "-c", cfg)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := l.Do(l.Director, cmd.Start); err != nil {
-		b.Fatal(err)
-	}
-	stop = func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		if err := cmd.Wait(); err != nil {
-			b.Errorf("drlb: %v\n%s", err, logs.String())
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(logs.String(), "real server resolved") < len(l.RealServers) {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			b.Fatalf("drlb did not resolve the real servers within 10s:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return stop
+	return startDrlbOn(b, l, l.Director, len(l.RealServers), nil, "run", "-c", cfg, "-ctl", "").stop
 }
 
 // timedUpload POSTs body from the client to url on a new connection and

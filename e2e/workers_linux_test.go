@@ -31,9 +31,7 @@ import (
 // both read frames through their queue's sockets.
 func TestWorkersShareClients(t *testing.T) {
 	testutil.NeedRoot(t)
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("curl not installed (apt-get install curl)")
-	}
+	curl := testutil.NeedTool(t, "curl")
 	for _, tc := range []struct {
 		name   string
 		queues int
@@ -44,11 +42,11 @@ func TestWorkersShareClients(t *testing.T) {
 		// Two workers' UMEM: 2 x 52 MiB.
 		{name: "afxdp", queues: 2, args: []string{"-io", "afxdp"}, log: `"umem MiB"=104`},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testWorkersShareClients(t, tc.queues, tc.args, tc.log) })
+		t.Run(tc.name, func(t *testing.T) { testWorkersShareClients(t, curl, tc.queues, tc.args, tc.log) })
 	}
 }
 
-func testWorkersShareClients(t *testing.T, queues int, args []string, started string) {
+func testWorkersShareClients(t *testing.T, curl string, queues int, args []string, started string) {
 	l := newLab(t, testbed.Options{RealServers: 3, DirectorQueues: queues})
 	afxdp := queues > 0
 	if afxdp {
@@ -106,7 +104,7 @@ func testWorkersShareClients(t *testing.T, queues int, args []string, started st
 			var out []byte
 			err := l.Do(l.Client, func() error {
 				var err error
-				out, err = exec.Command("curl", "-sS", "--max-time", "5", "--interface", c.String(),
+				out, err = exec.Command(curl, "-sS", "--noproxy", "*", "--max-time", "5", "--interface", c.String(),
 					"-D", "-", "-o", "/dev/null", fmt.Sprintf("http://%s/", l.VIP)).CombinedOutput()
 				return err
 			})
