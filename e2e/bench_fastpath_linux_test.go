@@ -422,7 +422,10 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Add
 				floodErr <- nil // stalled at the end: the flood has run its time
 				return
 			}
-			_, err := runTrafgen(ctx, l, tg, path, 1<<30, left, args...)
+			// Bounded in count as well as time (1M frames/s is above
+			// trafgen's top rate here): trafgen sends in a process
+			// group of its own, which a killed test binary leaves behind.
+			_, err := runTrafgen(ctx, l, tg, path, 1_000_000*int(left.Seconds()+1), left, args...)
 			if !errors.Is(err, errTrafgenStalled) || restarts.Load() == 10 || ctx.Err() != nil {
 				floodErr <- err
 				return

@@ -47,8 +47,29 @@ func labNamespaces(name string) ([]string, error) {
 
 // startServers runs `drlb lab serve` detached in each real server's
 // namespace, for a kept lab, and waits until each answers on its own
-// address.
-func startServers(ctx context.Context, l *testbed.Lab, exe, dir string) error {
+// address. stop ends them (SIGTERM, then SIGKILL after 5 s): the run calls
+// it when it tears the lab down after all (a failed step, Ctrl-C), since
+// detached processes would outlive it. On an error it has stopped those
+// it started.
+func startServers(ctx context.Context, l *testbed.Lab, exe, dir string) (stop func() error, err error) {
+	var pids []int
+	stop = func() error {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+		waitGone(pids, 5*time.Second)
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			_ = stop()
+		}
+	}()
 	for _, rs := range l.RealServers {
 		args := []string{"lab", "serve", "-name", rs.Name, "-lab", l.Name}
 		for _, a := range []netip.Addr{l.VIP, l.VIP6, rs.IPv4, rs.IPv6} {
@@ -56,7 +77,7 @@ func startServers(ctx context.Context, l *testbed.Lab, exe, dir string) error {
 		}
 		logf, err := os.OpenFile(filepath.Join(dir, rs.Name+"-serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cmd := exec.Command(exe, args...)
 		cmd.Stdout, cmd.Stderr = logf, logf
@@ -64,8 +85,9 @@ func startServers(ctx context.Context, l *testbed.Lab, exe, dir string) error {
 		err = l.Do(rs, cmd.Start)
 		logf.Close()
 		if err != nil {
-			return fmt.Errorf("starting the services of %s: %w", rs.Name, err)
+			return nil, fmt.Errorf("starting the services of %s: %w", rs.Name, err)
 		}
+		pids = append(pids, cmd.Process.Pid)
 		go func() { _ = cmd.Wait() }() // reap it if it dies while we run
 	}
 	for _, rs := range l.RealServers {
@@ -78,12 +100,12 @@ func startServers(ctx context.Context, l *testbed.Lab, exe, dir string) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("the services of %s do not answer on %s: %w", rs.Name, addr, err)
+				return nil, fmt.Errorf("the services of %s do not answer on %s: %w", rs.Name, addr, err)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return nil
+	return stop, nil
 }
 
 // Down removes a kept lab: it stops every process still running in its
@@ -106,7 +128,7 @@ func Down(name string, w io.Writer) error {
 	// removed under them).
 	pids := taggedPIDs(name)
 	for _, ns := range nss {
-		p, err := pidsIn(ns)
+		p, err := testbed.PIDsIn(ns)
 		if err != nil {
 			return err
 		}
@@ -168,34 +190,6 @@ func taggedPIDs(name string) []int {
 		}
 	}
 	return pids
-}
-
-// pidsIn lists the processes whose network namespace is the named one, as
-// `ip netns pids` does: same device and inode as the bind mount.
-func pidsIn(ns string) ([]int, error) {
-	var want syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(netnsDir, ns), &want); err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		var st syscall.Stat_t
-		if syscall.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
-			continue // gone, or a kernel thread
-		}
-		if st.Dev == want.Dev && st.Ino == want.Ino {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
 }
 
 // waitGone waits until none of pids exists, at most timeout.

@@ -37,6 +37,12 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
+	if os.Geteuid() == 0 {
+		// What a killed earlier run left (its cleanups never ran).
+		if err := testbed.CleanupStale(); err != nil {
+			fmt.Fprintln(os.Stderr, "removing stale labs:", err)
+		}
+	}
 	os.Exit(m.Run())
 }
 
