@@ -139,7 +139,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 	defer stop()
 
 	if r.o.Keep {
-		err = startServers(ctx, l, r.o.Executable, r.dir)
+		var stopServers func() error
+		stopServers, err = startServers(ctx, l, r.o.Executable, r.dir)
+		if err == nil {
+			// Run only if the lab is torn down after all.
+			r.atEnd = append(r.atEnd, stopServers)
+		}
 	} else {
 		err = l.StartServices(ctx)
 	}

@@ -58,6 +58,11 @@ type BIRD struct {
 	done                         chan struct{}
 	once                         sync.Once
 	stopErr                      error
+	// mu orders Start against Stop: the lab's Close may stop BIRD
+	// between Do entering the router's namespace and the start, and
+	// a BIRD started after that would run on unstopped.
+	mu      sync.Mutex
+	stopped bool // Stop was called: no start any more
 }
 
 // BIRDConfig is the router's bird.conf: the kernel protocol merges the
@@ -127,7 +132,14 @@ func (l *Lab) StartBIRD(ctx context.Context, o BIRDOptions) (*BIRD, error) {
 	}
 	l.birds = append(l.birds, b)
 	l.mu.Unlock()
-	if err := l.Do(l.Router, b.cmd.Start); err != nil {
+	if err := l.Do(l.Router, func() error {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.stopped {
+			return ErrClosed
+		}
+		return b.cmd.Start()
+	}); err != nil {
 		close(b.done)
 		return nil, fmt.Errorf("starting bird: %w", err)
 	}
@@ -146,10 +158,14 @@ func (b *BIRD) Output() string {
 
 // Stop ends BIRD by its pid: SIGTERM, SIGKILL after 3 s. It is idempotent.
 func (b *BIRD) Stop() error {
+	b.mu.Lock()
+	b.stopped = true
+	started := b.cmd.Process != nil
+	b.mu.Unlock()
+	if !started { // and never will be
+		return nil
+	}
 	b.once.Do(func() {
-		if b.cmd.Process == nil { // never started
-			return
-		}
 		_ = b.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-b.done:
