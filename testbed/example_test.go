@@ -22,13 +22,15 @@ func Example() {
 	defer stop()
 
 	if err := l.StartServices(ctx); err != nil {
-		log.Fatal(err)
+		log.Print(err) // not log.Fatal: it would skip the deferred Close
+		return
 	}
 	c := l.HTTPClient(l.Client)
 	defer c.CloseIdleConnections()
 	resp, err := c.Get("http://" + l.RealServers[0].IPv4.String() + "/")
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	defer resp.Body.Close()
 	name, _ := io.ReadAll(resp.Body)

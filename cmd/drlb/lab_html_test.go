@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"flag"
@@ -114,19 +115,29 @@ var (
 	drawnGreen = color.RGBA{0x2e, 0x7d, 0x32, 0xff} // replies
 )
 
-// renderPage opens the page in headless Chromium (no network: the page
-// needs none), takes a screenshot and checks it is not blank and shows the
-// drawings' colours. It returns the screenshot's path.
+// renderPage opens the page in headless Chromium, takes a screenshot and
+// checks it is not blank and shows the drawings' colours. It returns the
+// screenshot's path. Chromium runs in an empty network namespace of its
+// own (the page needs no network, and its background services would
+// otherwise reach out from the host's), with those services off.
 func renderPage(t *testing.T, page string) string {
 	t.Helper()
 	chromium := testutil.NeedTool(t, "chromium", "chromium-browser")
+	ns := testutil.NewNS(t)
 	shot := strings.TrimSuffix(page, ".html") + ".png"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+		"--disable-background-networking", "--disable-component-update", "--no-first-run",
 		"--user-data-dir="+t.TempDir(), "--window-size=1280,2600", "--screenshot="+shot, "file://"+page)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := testutil.Do(ns, cmd.Start)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, out.String())
 	}
 	f, err := os.Open(shot)
 	if err != nil {
