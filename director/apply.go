@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"reflect"
 	"slices"
 	"time"
 
@@ -59,19 +58,24 @@ func (d *Director) Apply(cfg *config.Config) error {
 		cfg.Interface = old.Interface
 	}
 	hash := FanoutHash(cfg)
+	// Settings, not where their blocks sit in the file: a comment added
+	// above a block must not make a reload need a restart.
+	bgpChange, haChange := config.BGPChanged(old.BGP, cfg.BGP), config.HAChanged(old.HA, cfg.HA)
 	switch {
 	case old.Interface != "" && cfg.Interface != old.Interface: // "": an in-memory port, any name will do
 		return fmt.Errorf("%w: interface %s -> %s", ErrRestartNeeded, old.Interface, cfg.Interface)
 	case cfg.MaxConns != old.MaxConns:
 		return fmt.Errorf("%w: max_conns %d -> %d (the connection table is sized at start)", ErrRestartNeeded, old.MaxConns, cfg.MaxConns)
-	case !reflect.DeepEqual(old.BGP, cfg.BGP):
+	case bgpChange == "bgp":
+		return fmt.Errorf("%w: the bgp: block was added or removed", ErrRestartNeeded)
+	case bgpChange != "":
 		// The speaker's sessions are set up at start; VIPs added or
 		// removed in the services are announced or withdrawn live.
-		return fmt.Errorf("%w: the bgp: block changed (asn, router_id, hold_time or peers)", ErrRestartNeeded)
-	case !reflect.DeepEqual(old.HA, cfg.HA) && (old.HA == nil || cfg.HA == nil || d.ha == nil):
+		return fmt.Errorf("%w: bgp.%s changed (the BGP sessions are set up at start)", ErrRestartNeeded, bgpChange)
+	case haChange == "ha" || haChange != "" && d.ha == nil:
 		return fmt.Errorf("%w: the ha: block was added or removed", ErrRestartNeeded)
-	case !reflect.DeepEqual(old.HA, cfg.HA):
-		return fmt.Errorf("%w: the ha: block changed (vrid, priority, advert_interval, preempt or sync)", ErrRestartNeeded)
+	case haChange != "":
+		return fmt.Errorf("%w: ha.%s changed (VRRP and sync are set up at start)", ErrRestartNeeded, haChange)
 	case d.ha != nil && haNewFamily(d.ha, cfg):
 		v, _ := d.ha.newFamily(cfg)
 		return fmt.Errorf("%w: VIP %v is the first of its address family: its VRRP virtual router starts with the director", ErrRestartNeeded, v)

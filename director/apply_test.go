@@ -448,3 +448,44 @@ func TestApplyConcurrent(t *testing.T) {
 	}
 	t.Logf("%d Applies beside 2000 frames", applied.Load())
 }
+
+// TestApplyIgnoresWhereBlocksSit: a reload of the same bgp: block, one
+// line lower in the file (a comment added above it), is applied; a real
+// change in it is refused, naming the setting.
+func TestApplyIgnoresWhereBlocksSit(t *testing.T) {
+	const body = `interface: eth0
+bgp:
+  asn: 65001
+  router_id: 198.18.0.2
+  peers:
+    - {address: 198.18.0.1, asn: 65000}
+services:
+  - vip: 198.18.2.100
+    port: 80
+    scheduler: mh
+    realservers:
+      - {address: 198.18.0.11, mac: "02:00:00:00:00:11"}
+`
+	parse := func(text string) *config.Config {
+		t.Helper()
+		cfg, err := config.Parse("drlb.yaml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	defer dirPort.Close()
+	d, err := New(parse(body), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(parse("# one more comment line\n" + body)); err != nil {
+		t.Errorf("the same configuration, one line lower in the file, refused: %v", err)
+	}
+	err = d.Apply(parse(strings.Replace(body, "asn: 65000", "asn: 65002", 1)))
+	if !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), "bgp.peers changed") {
+		t.Errorf("a peer's AS changed: %v, want ErrRestartNeeded naming bgp.peers", err)
+	}
+}
