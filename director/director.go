@@ -167,6 +167,9 @@ type Director struct {
 	// swapHeld is how long the last Apply held the workers' locks (ns), for tests and
 	// the benchmark.
 	swapHeld atomic.Int64
+	// afterListChunk, if set (tests), is called after each chunk of a
+	// connection listing with worker i's lock released.
+	afterListChunk func(i int)
 	// vipsChanged, if set (Run: blackhole routes, the tc drop), follows VIPs that
 	// an Apply added or removed.
 	vipsChanged func(added, removed []netip.Addr)
@@ -476,21 +479,33 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	snap.Neighbors = map[string]uint64{"requests": ns.Requests, "send_errors": ns.SendErrors, "accepted": ns.Accepted, "rejected": ns.Rejected}
 	if conns {
 		now := d.clock().UnixNano()
-		for _, w := range d.workers {
-			w.mu.Lock()
-			w.fw.RangeConnEntries(now, func(c forwarder.ConnEntry) bool {
-				if len(snap.ConnEntries) == maxListedConns {
-					snap.ConnEntriesOmitted++
-					return true
+		for i, w := range d.workers {
+			// In chunks, the worker's lock taken for each and released
+			// in between, as the idle sweep and sync's bulk walk do: a
+			// table of millions walked in one hold would stall the
+			// worker's batches for as long (tens of ms per 100k).
+			for from := 0; from >= 0; {
+				w.mu.Lock()
+				from = w.fw.RangeConnEntriesFrom(from, listChunk, now, func(c forwarder.ConnEntry) {
+					if len(snap.ConnEntries) == maxListedConns {
+						snap.ConnEntriesOmitted++
+						return
+					}
+					snap.ConnEntries = append(snap.ConnEntries, control.ConnEntryOf(c))
+				})
+				w.mu.Unlock()
+				if d.afterListChunk != nil {
+					d.afterListChunk(i)
 				}
-				snap.ConnEntries = append(snap.ConnEntries, control.ConnEntryOf(c))
-				return true
-			})
-			w.mu.Unlock()
+			}
 		}
 	}
 	return snap
 }
+
+// listChunk is how many table slots a connection listing reads per hold
+// of a worker's lock.
+const listChunk = 4096
 
 // statsOnce is the forwarder with its services read once.
 type statsOnce struct {

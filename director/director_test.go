@@ -3,12 +3,14 @@ package director
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/link"
 	"github.com/gopacket/gopacket"
@@ -175,4 +177,53 @@ func arpReply(srcMAC net.HardwareAddr, src netip.Addr, dstMAC net.HardwareAddr, 
 			Operation: layers.ARPReply, SourceHwAddress: srcMAC, SourceProtAddress: src.AsSlice(),
 			DstHwAddress: dstMAC, DstProtAddress: dst.AsSlice()})
 	return buf.Bytes()
+}
+
+// TestConnListingInChunks: a connection listing takes each worker's lock
+// for one chunk of the table at a time (listChunk slots) and releases it
+// in between, so that the worker's batches never wait for a whole table;
+// it still lists every entry once, up to maxListedConns.
+func TestConnListingInChunks(t *testing.T) {
+	const conns = 3 * listChunk
+	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
+	cfg.MaxConns = 4 * conns // slots: several chunks
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	defer dirPort.Close()
+	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2 := framegen.L2{Src: routerMAC, Dst: dirPort.HardwareAddr()}
+	now := time.Now().UnixNano()
+	for i := range conns {
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 1024)
+		f := framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil)
+		if res := d.fw.Process(f, &forwarder.Meta{Time: now}); res.Verdict != forwarder.Forward {
+			t.Fatalf("connection %d: %v", i, res)
+		}
+	}
+	chunks, held := 0, 0
+	d.afterListChunk = func(i int) {
+		chunks++
+		if !d.workers[i].mu.TryLock() {
+			held++
+			return
+		}
+		d.workers[i].mu.Unlock()
+	}
+	snap := d.Snapshot(true)
+	if len(snap.ConnEntries) != conns || snap.ConnEntriesOmitted != 0 {
+		t.Errorf("listed %d (omitted %d), want %d", len(snap.ConnEntries), snap.ConnEntriesOmitted, conns)
+	}
+	seen := map[netip.AddrPort]bool{}
+	for _, e := range snap.ConnEntries {
+		if seen[e.Client] {
+			t.Fatalf("%v listed twice", e.Client)
+		}
+		seen[e.Client] = true
+	}
+	if want := (d.fw.TableSlots() + listChunk - 1) / listChunk; chunks != want || held != 0 {
+		t.Errorf("%d chunks, want %d (%d slots); %d with the worker's lock still held after it", chunks, want, d.fw.TableSlots(), held)
+	}
 }

@@ -26,22 +26,43 @@ type ConnEntry struct {
 func (f *Forwarder) RangeConnEntries(now int64, fn func(ConnEntry) bool) {
 	st := f.cur.Load()
 	f.table.Range(func(e *conntable.Entry) bool {
-		if f.table.Expired(e, now) {
-			return true
-		}
-		// A removed server's entries are listed too, until they end.
-		_, r := st.owner(e.Service, e.Real)
-		if r == nil {
-			return true
-		}
-		c := ConnEntry{
-			Protocol: config.Protocol(e.Key.Proto),
-			Client:   netip.AddrPortFrom(netip.AddrFrom16(e.Key.CIP).Unmap(), e.Key.CPort),
-			Virtual:  netip.AddrPortFrom(netip.AddrFrom16(e.Key.VIP).Unmap(), e.Key.VPort),
-			Real:     r.addr,
-			State:    StateName(e.State),
-			Expires:  time.Duration(f.table.Expires(e) - now),
-		}
-		return fn(c)
+		c, ok := f.connEntry(st, e, now)
+		return !ok || fn(c)
 	})
+}
+
+// RangeConnEntriesFrom is RangeConnEntries over the n table slots from
+// slot from, for a caller that walks a large table in bounded chunks and
+// releases the worker's lock between them (a listing must not hold the
+// worker for a whole table). It returns the slot to go on from, -1 at the
+// end. An entry that moves across the cursor between two chunks may be
+// missed or listed twice (conntable.Table.RangeSlots).
+func (f *Forwarder) RangeConnEntriesFrom(from, n int, now int64, fn func(ConnEntry)) int {
+	st := f.cur.Load()
+	return f.table.RangeSlots(from, n, func(e *conntable.Entry) {
+		if c, ok := f.connEntry(st, e, now); ok {
+			fn(c)
+		}
+	})
+}
+
+// connEntry is e as listed, or false for an expired entry or one whose
+// server is gone.
+func (f *Forwarder) connEntry(st *state, e *conntable.Entry, now int64) (ConnEntry, bool) {
+	if f.table.Expired(e, now) {
+		return ConnEntry{}, false
+	}
+	// A removed server's entries are listed too, until they end.
+	_, r := st.owner(e.Service, e.Real)
+	if r == nil {
+		return ConnEntry{}, false
+	}
+	return ConnEntry{
+		Protocol: config.Protocol(e.Key.Proto),
+		Client:   netip.AddrPortFrom(netip.AddrFrom16(e.Key.CIP).Unmap(), e.Key.CPort),
+		Virtual:  netip.AddrPortFrom(netip.AddrFrom16(e.Key.VIP).Unmap(), e.Key.VPort),
+		Real:     r.addr,
+		State:    StateName(e.State),
+		Expires:  time.Duration(f.table.Expires(e) - now),
+	}, true
 }
