@@ -88,7 +88,8 @@ type xdpPort struct {
 	// has frames; sinceAP counts the batches since it was last read.
 	apReady bool
 	sinceAP int
-	odd     bool // who gets an odd SYN slot, in turn
+	odd     bool  // who gets an odd SYN slot, in turn
+	apErr   error // the AF_PACKET side's error met after the rings gave frames, reported next
 
 	wmu  sync.Mutex
 	sent []bool
@@ -448,6 +449,10 @@ func (p *xdpPort) read(ctx context.Context, frames []Frame, wait bool) (int, err
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		if err := p.apErr; err != nil {
+			p.apErr = nil
+			return 0, err
+		}
 		mainWait, synWait, tsynWait := int(p.x.rx.avail()), int(p.syn.rx.avail()), int(p.tsyn.rx.avail())
 		p.sinceAP++
 		apDue := p.apReady || p.sinceAP >= apEvery
@@ -491,8 +496,11 @@ func (p *xdpPort) read(ctx context.Context, frames []Frame, wait bool) (int, err
 		n += m
 		if apDue && n < len(frames) {
 			m, err := p.ap.TryReadBatch(frames[n:])
-			if err != nil && n == 0 {
-				return 0, err
+			if err != nil {
+				if n == 0 {
+					return 0, err
+				}
+				p.apErr = err // the frames first: a link going down is still said
 			}
 			// A full read may have left more behind; a one-frame batch
 			// looks again only after apEvery, or the rings would wait.

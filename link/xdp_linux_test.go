@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -329,3 +330,53 @@ func TestXDPPortWholeBatch(t *testing.T) {
 		}
 	}
 }
+// TestXDPPortLargeFrame: a VIP frame longer than a UMEM chunk receives
+// (xskMaxFrame: 2048 bytes less XDP_PACKET_HEADROOM) is passed by the
+// program and read through the AF_PACKET side; redirected, the kernel
+// would drop it at the socket (on an MTU over 1778 every full-size VIP
+// frame, and TCP connections whose MSS follows the MTU would stall).
+func TestXDPPortLargeFrame(t *testing.T) {
+	l := newPairLab(t)
+	for _, e := range []struct {
+		ns   netns.NsHandle
+		name string
+	}{{l.nsA, "a0"}, {l.nsD, "d0"}} {
+		if err := testutil.Do(e.ns, func() error {
+			lk, err := netlink.LinkByName(e.name)
+			if err != nil {
+				return err
+			}
+			return netlink.LinkSetMTU(lk, 3000)
+		}); err != nil {
+			t.Fatalf("MTU 3000 on %s: %v", e.name, err)
+		}
+	}
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openXDPIn(t, l.nsD, "d0", []netip.Addr{vip4})
+	t.Logf("XDP in %s mode, AF_XDP sockets in %s mode", pd.XDPMode(), pd.XSKMode())
+	small := udpFrame(-1, vip4, "small-one")
+	big := udpFrame(-1, vip4, "large-one-"+strings.Repeat("x", 2400))
+	write(t, pa, Frame{Data: small}, Frame{Data: big})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	fs := make([]Frame, 16)
+	sawSmall, sawBig := false, false
+	for !sawBig {
+		n, err := pd.ReadBatch(ctx, fs)
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs[:n] {
+			sawSmall = sawSmall || hasMarker("small-one")(f)
+			sawBig = sawBig || hasMarker("large-one-")(f)
+		}
+	}
+	if !sawBig {
+		s, _ := pd.Stats()
+		t.Fatalf("a %d-byte VIP frame never reached the port (small one seen: %v; XDPRxDropped %d)", len(big), sawSmall, s.XDPRxDropped)
+	}
+}
+

@@ -253,7 +253,17 @@ func (o *xdpObjects) instructions() (asm.Instructions, error) {
 		asm.Ja.Label("redirect"),                                             //
 		asm.Mov.Imm(lane, xskLaneSYN).WithSymbol("untrusted"),                //
 	)
-	xsk := "redirect"
+	// A frame longer than a UMEM chunk holds after the kernel's headroom
+	// (jumbo frames; a driver that runs XDP on frames up to a page)
+	// would be dropped at the socket: it is passed instead, and reaches
+	// the AF_PACKET side as any frame the program does not take.
+	insns = append(insns,
+		asm.LoadMem(asm.R2, ctx, 0, asm.Word).WithSymbol("redirect"), // ctx->data
+		asm.LoadMem(asm.R3, ctx, 4, asm.Word),                        // ctx->data_end
+		asm.Add.Imm(asm.R2, xskMaxFrame+1),                           //
+		asm.JLE.Reg(asm.R2, asm.R3, "pass"),                          // data+max+1 <= data_end: longer than max
+	)
+	xsk := "fits"
 	if o.owners != nil {
 		// Is the client this queue's worker's? Not: passed, for the
 		// AF_PACKET fanout group to hand to its owner.
@@ -261,7 +271,7 @@ func (o *xdpObjects) instructions() (asm.Instructions, error) {
 		if err != nil {
 			return nil, err
 		}
-		hash[0] = hash[0].WithSymbol("redirect")
+		hash[0] = hash[0].WithSymbol("fits")
 		xsk = "xsk"
 		insns = append(insns, hash...)
 		insns = append(insns,

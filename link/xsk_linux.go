@@ -38,6 +38,9 @@ const (
 	xskRxChunks = xskRxRing + 2*xskSYNRing // main, SYN and trusted-SYN rings full at once
 	xskFillRing = 32768
 	xskFrames   = xskRxChunks + xskTxRing // 52 MiB
+	// xskMaxFrame is the longest frame a chunk receives: the kernel
+	// keeps XDP_PACKET_HEADROOM (256) of it in front of the frame.
+	xskMaxFrame = xskChunk - 256
 )
 
 // XDPPortMemory is the UMEM each AF_XDP port maps and the kernel pins
@@ -301,8 +304,13 @@ func (x *xsk) close() {
 
 // receive copies up to len(frames) received frames from rx (x's own
 // receive ring, or the ring of an xskRX sharing x's UMEM) into the frames'
-// buffers (slots of bufs, slotLen apart) and hands their chunks straight
-// back to x's fill ring. It never blocks.
+// buffers (slots of bufs, slotLen apart), hands their chunks straight
+// back to x's fill ring and returns how many frames it filled. It never
+// blocks. A descriptor is not trusted to stay in its chunk: one whose
+// chunk is outside the UMEM is consumed and dropped (it is no chunk of
+// ours to give back), and a length past its chunk's end is cut there.
+// The kernel gives neither in aligned mode; a panic here would stop the
+// director.
 func (x *xsk) receive(rx *ring, frames []Frame, bufs []byte) int {
 	cons := atomic.LoadUint32(rx.consumer)
 	n := min(int(atomic.LoadUint32(rx.producer)-cons), len(frames))
@@ -310,18 +318,24 @@ func (x *xsk) receive(rx *ring, frames []Frame, bufs []byte) int {
 		return 0
 	}
 	fprod := atomic.LoadUint32(x.fill.producer)
+	kept := 0
 	for i := range n {
 		d := rx.desc(cons + uint32(i))
-		buf := bufs[i*slotLen : (i+1)*slotLen : (i+1)*slotLen]
-		l := min(int(d.Len), MaxFrame)
-		frames[i].Data = buf[vlanHeadroom : vlanHeadroom+copy(buf[vlanHeadroom:vlanHeadroom+l], x.umem[d.Addr:d.Addr+uint64(l)])]
-		frames[i].Offload = Offload{} // XDP carries no checksum or GSO state
-		*x.fill.addr(fprod) = d.Addr &^ (xskChunk - 1)
+		chunk := d.Addr &^ (xskChunk - 1)
+		if chunk >= uint64(len(x.umem)) {
+			continue
+		}
+		l := int(min(uint64(d.Len), chunk+xskChunk-d.Addr, MaxFrame))
+		buf := bufs[kept*slotLen : (kept+1)*slotLen : (kept+1)*slotLen]
+		frames[kept].Data = buf[vlanHeadroom : vlanHeadroom+copy(buf[vlanHeadroom:vlanHeadroom+l], x.umem[d.Addr:d.Addr+uint64(l)])]
+		frames[kept].Offload = Offload{} // XDP carries no checksum or GSO state
+		kept++
+		*x.fill.addr(fprod) = chunk
 		fprod++
 	}
 	atomic.StoreUint32(rx.consumer, cons+uint32(n))
 	atomic.StoreUint32(x.fill.producer, fprod)
-	return n
+	return kept
 }
 
 // reclaim takes back the chunks the kernel has finished sending.
