@@ -50,6 +50,9 @@ func (d *Director) Apply(cfg *config.Config) error {
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
 	old := d.cur.Load()
+	if cfg == nil {
+		return fmt.Errorf("%w: Apply of no configuration (nil)", ErrBadOptions)
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -489,3 +489,26 @@ services:
 		t.Errorf("a peer's AS changed: %v, want ErrRestartNeeded naming bgp.peers", err)
 	}
 }
+
+// TestReloadChannelClosed: a closed Options.Reload channel ends reloads
+// (Serve goes on serving); it used to hand Apply a nil configuration,
+// which panicked inside Serve. Apply(nil) is an error.
+func TestReloadChannelClosed(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	reload := make(chan *config.Config)
+	close(reload)
+	d, err := New(configOf(service(vip, 80, "rr", resolvedReals()...)), dirPort,
+		Options{Logger: slog.New(slog.DiscardHandler), Reload: reload, AnnounceCount: 1, AnnounceInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(nil); !errors.Is(err, ErrBadOptions) {
+		t.Errorf("Apply(nil) = %v, want ErrBadOptions", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := d.Serve(ctx); err != nil { // a context's end is a clean stop, a deadline's too
+		t.Errorf("Serve: %v", err)
+	}
+}

@@ -256,7 +256,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	hw := port.HardwareAddr()
 	mac, ok := arp.MACFrom(hw)
 	if !ok {
-		return nil, fmt.Errorf("director: interface MAC %v is not an Ethernet address", hw)
+		return nil, fmt.Errorf("director: interface %s: MAC %v is not an Ethernet address", cfg.Interface, hw)
 	}
 	d.mac = mac
 	var seed [8]byte
@@ -564,6 +564,7 @@ func (d *Director) Serve(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer cancel() // first: the goroutines wg waits for stop on it
 	defer d.closePorts()
 	// What the run did, while the ports can still say what they dropped:
 	// the last word in the log when something went missing.
@@ -601,11 +602,16 @@ func (d *Director) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			reload := d.reload
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case cfg := <-d.reload:
+				case cfg, ok := <-reload:
+					if !ok { // closed: no more reloads (nil blocks for good)
+						reload = nil
+						continue
+					}
 					err := d.Apply(cfg)
 					if err != nil {
 						d.log.Error("reload refused: the running configuration stays, nothing changed", "err", err)

@@ -121,9 +121,9 @@ func newHA(d *Director, cfg *config.Config, opts *Options) (*haRun, error) {
 		case fam.conn == nil:
 			return nil, errors.New("director: ha: IPv6 VIPs need an IPv6 VRRP connection (Options.VRRP6)")
 		case !fam.v6 && !fam.self.Is4():
-			return nil, fmt.Errorf("director: ha: the interface needs an IPv4 address to send VRRP adverts for the IPv4 VIPs from (have %v)", fam.self)
+			return nil, fmt.Errorf("director: ha: interface %s needs an IPv4 address to send VRRP adverts for the IPv4 VIPs from (have %v)", cfg.Interface, fam.self)
 		case fam.v6 && !(fam.self.Is6() && fam.self.IsLinkLocalUnicast()):
-			return nil, fmt.Errorf("director: ha: the interface needs an IPv6 link-local address to send VRRP adverts for the IPv6 VIPs from (have %v)", fam.self)
+			return nil, fmt.Errorf("director: ha: interface %s needs an IPv6 link-local address to send VRRP adverts for the IPv6 VIPs from (have %v)", cfg.Interface, fam.self)
 		}
 		m, err := vrrp.NewMachine(vrrp.Config{VRID: uint8(h.VRID), Priority: uint8(h.Priority), Interval: h.AdvertInterval,
 			Preempt: h.Preempt, PreemptDelay: h.PreemptDelay, Self: fam.self, Addrs: familyVIPs(cfg.VIPs(), fam.v6)})
@@ -397,7 +397,7 @@ func openHA(cfg *config.Config, opts *Options) error {
 		return nil
 	}
 	if s := cfg.HA.Sync; s != nil && opts.Sync == nil {
-		if err := openSync(s, opts); err != nil {
+		if err := openSync(cfg.Interface, s, opts); err != nil {
 			return err
 		}
 	}
@@ -432,14 +432,14 @@ func openHA(cfg *config.Config, opts *Options) error {
 
 // openSync reads the sync key and opens the sync socket on the
 // director's IPv4 address (Run).
-func openSync(s *config.HASync, opts *Options) error {
+func openSync(ifname string, s *config.HASync, opts *Options) error {
 	for _, p := range s.Peers {
 		if !p.Unmap().Is4() {
 			return fmt.Errorf("director: ha.sync.peers: %v: IPv6 peers are not supported yet (sync runs over the director's IPv4 address)", p)
 		}
 	}
 	if !opts.IPv4.IsValid() {
-		return errors.New("director: ha.sync: the interface needs an IPv4 address to sync from")
+		return fmt.Errorf("director: ha.sync: interface %s needs an IPv4 address to sync from", ifname)
 	}
 	key, err := ReadSyncKey(s.KeyFile)
 	if err != nil {

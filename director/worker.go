@@ -109,7 +109,7 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 	}
 	wg.Wait()
 	for _, err := range errs {
-		if ctx.Err() != nil && (err == nil || errors.Is(err, link.ErrClosed) || errors.Is(err, context.Canceled)) {
+		if ctx.Err() != nil && (err == nil || errors.Is(err, link.ErrClosed) || errors.Is(err, ctx.Err())) {
 			continue
 		}
 		return err
