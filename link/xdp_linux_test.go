@@ -330,6 +330,7 @@ func TestXDPPortWholeBatch(t *testing.T) {
 		}
 	}
 }
+
 // TestXDPPortLargeFrame: a VIP frame longer than a UMEM chunk receives
 // (xskMaxFrame: 2048 bytes less XDP_PACKET_HEADROOM) is passed by the
 // program and read through the AF_PACKET side; redirected, the kernel
@@ -379,4 +380,3 @@ func TestXDPPortLargeFrame(t *testing.T) {
 		t.Fatalf("a %d-byte VIP frame never reached the port (small one seen: %v; XDPRxDropped %d)", len(big), sawSmall, s.XDPRxDropped)
 	}
 }
-
