@@ -193,3 +193,49 @@ func fieldsOf(text, prefix string) string {
 	}
 	return ""
 }
+
+// TestServeWaitsForRequestsInFlight: once its context ends, Serve returns
+// only after the requests in flight have ended, so that what its caller
+// tears down next (blackhole routes, the tc drop) is not changed under it
+// by a ctl change still being applied.
+func TestServeWaitsForRequestsInFlight(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drlb.sock")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inHandler, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(inHandler)
+		<-release
+		io.WriteString(w, "applied")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, ln, h) }()
+	got := make(chan string, 1)
+	go func() {
+		resp, err := Client(path).Get("http://drlb/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got <- string(b)
+	}()
+	<-inHandler
+	cancel()
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if s := <-got; s != "applied" {
+		t.Errorf("the request in flight got %q, want its answer", s)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}

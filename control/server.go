@@ -124,22 +124,44 @@ func Listen(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve answers h on ln until ctx ends, then removes the socket. On a
+// Serve answers h on ln until ctx ends, lets the requests in flight end
+// (at most shutdownGrace), then removes the socket and returns. On a
 // Unix socket it answers only root and its own user, asking the kernel who
 // connected (SO_PEERCRED), so a socket whose mode was loosened still shows
 // and changes nothing to anyone else.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: onlyRoot(h), ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer}
+	failed, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+		case <-failed:
+			return
+		}
+		// Requests in flight end first (a ctl change being applied),
+		// so that what the caller tears down after Serve returns is
+		// not changed under it; bounded, then closed.
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
 	}()
 	err := srv.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	if !errors.Is(err, http.ErrServerClosed) {
+		close(failed)
+		_ = srv.Close()
+		<-stopped
+		return err
 	}
-	return err
+	<-stopped
+	return nil
 }
+
+// shutdownGrace bounds how long Serve waits, once its context ends, for
+// requests in flight.
+const shutdownGrace = 5 * time.Second
 
 // Client returns an HTTP client whose connections go to the Unix socket.
 func Client(path string) *http.Client {

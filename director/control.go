@@ -6,19 +6,39 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"sync"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/control"
 )
 
 // serveControl opens the control socket (and the metrics port) and serves
-// them until ctx ends. Another live drlb on the same socket is not fatal:
-// this one runs without a socket and says so.
-func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logger) error {
+// them until ctx ends or stop is called; stop returns once both are shut
+// down, the requests in flight ended (Run calls it before it tears down
+// what a ctl change could touch: blackhole routes, the tc drop). Another
+// live drlb on the same socket is not fatal: this one runs without a
+// socket and says so. On an error nothing is left serving.
+func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logger) (stop func(), err error) {
 	take := opts.bgp.snapshot(d.Snapshot)
 	h := control.Handler(take, d, reloadFunc(d, opts.ReloadConfig))
 	if opts.bgp != nil {
 		h = control.WithBGP(h, opts.bgp.an.Drain)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stop = func() {
+		cancel()
+		wg.Wait()
+	}
+	serve := func(what string, ln net.Listener, h http.Handler) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := control.Serve(ctx, ln, h); err != nil {
+				log.Error(what, "err", err)
+			}
+		}()
 	}
 	if opts.ControlSocket != "" {
 		ln, err := control.Listen(opts.ControlSocket)
@@ -26,29 +46,22 @@ func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logg
 		case errors.Is(err, control.ErrInUse):
 			log.Warn("control socket taken: drlb ctl will not see this director", "err", err)
 		case err != nil:
-			return err
+			return nil, err
 		default:
 			log.Info("control socket", "path", opts.ControlSocket)
-			go func() {
-				if err := control.Serve(ctx, ln, h); err != nil {
-					log.Error("control socket", "err", err)
-				}
-			}()
+			serve("control socket", ln, h)
 		}
 	}
 	if opts.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", opts.MetricsAddr)
 		if err != nil {
-			return fmt.Errorf("director: metrics: %w", err)
+			stop() // the control socket must not answer for a director that did not start
+			return nil, fmt.Errorf("director: metrics: %w", err)
 		}
 		log.Info("Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
-		go func() {
-			if err := control.Serve(ctx, ln, control.MetricsHandler(take)); err != nil {
-				log.Error("metrics", "err", err)
-			}
-		}()
+		serve("metrics", ln, control.MetricsHandler(take))
 	}
-	return nil
+	return stop, nil
 }
 
 // reloadFunc is what `drlb ctl --reload` runs: re-read the config file, as

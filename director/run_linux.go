@@ -71,11 +71,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			opts.MTU = ifi.MTU
 		}
 	}
-	b, err := startBGP(ctx, cfg, &opts, log)
+	filter, err := link.VIPFilter(vips)
 	if err != nil {
 		return err
 	}
-	filter, err := link.VIPFilter(vips)
+	b, err := startBGP(ctx, cfg, &opts, log)
 	if err != nil {
 		return err
 	}
@@ -98,19 +98,21 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		b.stop()
 		return err
 	}
-	d, err := New(cfg, port, opts)
-	if err != nil {
-		if opts.VRRP != nil {
-			opts.VRRP.Close()
-		}
-		if opts.VRRP6 != nil {
-			opts.VRRP6.Close()
-		}
-		if opts.Sync != nil {
-			opts.Sync.Close()
+	// undo closes what was opened, where starting fails before the
+	// director serves (the VRRP and sync runners close their sockets
+	// only once they run).
+	undo := func() {
+		for _, c := range []interface{ Close() error }{opts.VRRP, opts.VRRP6, opts.Sync} {
+			if c != nil {
+				c.Close()
+			}
 		}
 		closePorts()
 		b.stop()
+	}
+	d, err := New(cfg, port, opts)
+	if err != nil {
+		undo()
 		return err
 	}
 	// The tables' pages now, not under the first connections: faulting
@@ -151,8 +153,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			for _, p := range append([]link.Port{port}, opts.ExtraPorts...) {
 				if tp, ok := p.(link.TCFlowPort); ok {
 					if err := tp.DropKernelFlows(filter); err != nil {
-						closePorts()
-						b.stop()
+						undo()
 						return err
 					}
 				}
@@ -162,11 +163,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// VIPs a reload adds need their blackhole route and kernel drop too,
 	// before they are announced; removed ones lose theirs.
 	d.vipsChanged = vipsFollower(holes, drop, vips, log)
-	if err := serveControl(ctx, d, opts, log); err != nil {
-		closePorts()
-		b.stop()
+	stopControl, err := serveControl(ctx, d, opts, log)
+	if err != nil {
+		undo()
 		return err
 	}
+	// Before the deferred teardown above (drop, blackhole routes): a ctl
+	// change in flight ends first, and none comes after.
+	defer stopControl()
 	if log != nil {
 		log.Info("director up", "interface", cfg.Interface, "mac", port.HardwareAddr().String(), "vips", vips,
 			"services", len(cfg.Services), "ipv4", opts.IPv4, "ipv6", opts.IPv6)

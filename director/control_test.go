@@ -1,0 +1,44 @@
+package director
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/link"
+)
+
+// TestServeControlFailsWhole: when the metrics port cannot be opened,
+// serveControl fails and leaves no control socket answering for a
+// director that did not start; stop shuts the socket down.
+func TestServeControlFailsWhole(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	defer dirPort.Close()
+	d, err := New(configOf(service(vip, 80, "rr", resolvedReals()...)), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	sock := filepath.Join(t.TempDir(), "drlb.sock")
+	// Not an address of this host: the listen fails (nothing is sent).
+	if _, err := serveControl(context.Background(), d, Options{ControlSocket: sock, MetricsAddr: "198.18.0.1:0"}, log); err == nil {
+		t.Fatal("serveControl with a metrics address it cannot listen on: no error")
+	}
+	if _, err := control.Get(context.Background(), sock, false); err == nil {
+		t.Error("the control socket answers for a director that did not start")
+	}
+	stop, err := serveControl(context.Background(), d, Options{ControlSocket: sock}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := control.Get(context.Background(), sock, false); err != nil {
+		t.Fatalf("control socket: %v", err)
+	}
+	stop()
+	if _, err := control.Get(context.Background(), sock, false); err == nil {
+		t.Error("the control socket answers after stop")
+	}
+}
