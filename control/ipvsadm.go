@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/drlb/drlb/config"
@@ -30,6 +29,10 @@ type Editor interface {
 	// Apply validates cfg whole and applies all of it or nothing,
 	// keeping connections.
 	Apply(cfg *config.Config) error
+	// Edit applies what edit makes of a copy of the running
+	// configuration, as Apply does, with no other Apply in between;
+	// edit's error is returned as is.
+	Edit(edit func(*config.Config) (*config.Config, error)) error
 	// ZeroCounters zeroes the counters of every service (ipvsadm -Z).
 	ZeroCounters()
 }
@@ -205,12 +208,12 @@ func (l *listOptions) parseList(opts []config.IpvsadmOption) error {
 	return nil
 }
 
-// ipvsadmRunner runs commands for one director. mu makes each change a
-// whole read-edit-apply, so two drlb ctl at once cannot lose one's change.
+// ipvsadmRunner runs commands for one director. Each change is a whole
+// read-edit-apply (Editor.Edit), so neither a second drlb ctl nor a
+// reload at the same time can lose a change.
 type ipvsadmRunner struct {
 	take func(conns bool) Snapshot
 	ed   Editor
-	mu   sync.Mutex
 	// rateInterval is the time between the two samples of --rate.
 	rateInterval time.Duration
 }
@@ -245,13 +248,18 @@ func (x *ipvsadmRunner) run(ctx context.Context, args []string) Result {
 		x.ed.ZeroCounters()
 		return Result{}
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	cfg, err := config.EditIpvsadm(x.ed.Config(), c.args)
-	if err != nil {
-		return refused(err)
-	}
-	if err := x.ed.Apply(cfg); err != nil {
+	// Read, edit and apply in one step: a reload between the read and
+	// the apply would be undone by a change made on what it replaced.
+	var editErr error
+	err = x.ed.Edit(func(cur *config.Config) (*config.Config, error) {
+		cfg, err := config.EditIpvsadm(cur, c.args)
+		editErr = err
+		return cfg, err
+	})
+	switch {
+	case editErr != nil:
+		return refused(editErr)
+	case err != nil:
 		return refused(fmt.Errorf("%s: refused by the director, nothing changed: %w", strings.Join(c.args, " "), err))
 	}
 	return Result{}

@@ -153,6 +153,15 @@ func (f *fakeEditor) Apply(cfg *config.Config) error {
 	return nil
 }
 
+// Edit is Config, edit, then Apply (not atomic: a test fake).
+func (f *fakeEditor) Edit(edit func(*config.Config) (*config.Config, error)) error {
+	cfg, err := edit(f.Config())
+	if err != nil {
+		return err
+	}
+	return f.Apply(cfg)
+}
+
 func (f *fakeEditor) ZeroCounters() {
 	f.mu.Lock()
 	defer f.mu.Unlock()

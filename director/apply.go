@@ -49,6 +49,26 @@ func (d *Director) Config() *config.Config { return d.cur.Load().Clone() }
 func (d *Director) Apply(cfg *config.Config) error {
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
+	return d.apply(cfg)
+}
+
+// Edit applies what edit makes of a copy of the running configuration, as
+// Apply does, with no other Apply between the read and the apply: a
+// `drlb ctl` change made on the configuration a concurrent reload is
+// replacing would undo the reload. edit's error is returned as is, and
+// nothing is applied then.
+func (d *Director) Edit(edit func(*config.Config) (*config.Config, error)) error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	cfg, err := edit(d.cur.Load().Clone())
+	if err != nil {
+		return err
+	}
+	return d.apply(cfg)
+}
+
+// apply is Apply with d.applyMu held.
+func (d *Director) apply(cfg *config.Config) error {
 	old := d.cur.Load()
 	if cfg == nil {
 		return fmt.Errorf("%w: Apply of no configuration (nil)", ErrBadOptions)

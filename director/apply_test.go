@@ -512,3 +512,31 @@ func TestReloadChannelClosed(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+// TestEditHoldsApply: Edit reads, edits and applies with no Apply in
+// between (a reload landing there would be undone by the edit), and an
+// edit's error applies nothing.
+func TestEditHoldsApply(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	defer dirPort.Close()
+	d, err := New(configOf(service(vip, 80, "rr", resolvedReals()...)), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Edit(func(cur *config.Config) (*config.Config, error) {
+		if d.applyMu.TryLock() {
+			d.applyMu.Unlock()
+			t.Error("Edit's edit runs while an Apply could run")
+		}
+		cur.Services[0].Scheduler = "wlc"
+		return cur, nil
+	})
+	if err != nil || d.Config().Services[0].Scheduler != "wlc" {
+		t.Fatalf("Edit: %v, scheduler %q", err, d.Config().Services[0].Scheduler)
+	}
+	refused := errors.New("no")
+	if err := d.Edit(func(*config.Config) (*config.Config, error) { return nil, refused }); err != refused {
+		t.Errorf("Edit whose edit fails: %v, want its error as is", err)
+	}
+}
