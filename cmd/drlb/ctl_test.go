@@ -42,6 +42,7 @@ type ctlEditor struct {
 }
 
 func (e *ctlEditor) Config() *config.Config { e.mu.Lock(); defer e.mu.Unlock(); return e.cfg }
+
 // Edit is Config, edit, then Apply (not atomic: a test fake).
 func (e *ctlEditor) Edit(edit func(*config.Config) (*config.Config, error)) error {
 	cfg, err := edit(e.Config())
@@ -51,7 +52,7 @@ func (e *ctlEditor) Edit(edit func(*config.Config) (*config.Config, error)) erro
 	return e.Apply(cfg)
 }
 
-func (e *ctlEditor) ZeroCounters()          { e.mu.Lock(); defer e.mu.Unlock(); e.zeroed++ }
+func (e *ctlEditor) ZeroCounters() { e.mu.Lock(); defer e.mu.Unlock(); e.zeroed++ }
 func (e *ctlEditor) Apply(cfg *config.Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
