@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -378,5 +379,40 @@ func TestXDPPortLargeFrame(t *testing.T) {
 	if !sawBig {
 		s, _ := pd.Stats()
 		t.Fatalf("a %d-byte VIP frame never reached the port (small one seen: %v; XDPRxDropped %d)", len(big), sawSmall, s.XDPRxDropped)
+	}
+}
+
+// TestXDPPortKicksPendingTX: frames a send left in the TX ring (its kick
+// gave up: the device was busy) leave when the reader next waits in
+// poll, not with the next frame the director forwards: the kernel's
+// xsk_poll drives a copy-mode socket's transmit (its pool starts with
+// XDP_WAKEUP_TX cached, with or without XDP_USE_NEED_WAKEUP), and the
+// reader polls the main socket at least every pollWaitMillis.
+func TestXDPPortKicksPendingTX(t *testing.T) {
+	l := newPairLab(t)
+	pa := openIn(t, l.nsA, "a0", Config{})
+	pd := openXDPIn(t, l.nsD, "d0", []netip.Addr{vip4})
+	frame := udpFrame(-1, vip4, "left-in-the-ring")
+	// What a send whose kick returned at once (EBUSY) leaves behind.
+	pd.wmu.Lock()
+	x := pd.x
+	x.reclaim()
+	a := x.free[len(x.free)-1]
+	x.free = x.free[:len(x.free)-1]
+	copy(x.umem[a:a+xskChunk], frame)
+	prod := atomic.LoadUint32(x.tx.producer)
+	d := x.tx.desc(prod)
+	d.Addr, d.Len, d.Options = a, uint32(len(frame)), 0
+	atomic.StoreUint32(x.tx.producer, prod+1)
+	pd.wmu.Unlock()
+	// The director's reader, with nothing to read, waits in poll.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := pd.ReadBatch(ctx, make([]Frame, 8)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ReadBatch with nothing to read: %v", err)
+	}
+	readUntil(t, pa, hasMarker("left-in-the-ring"), func(Frame) {})
+	if atomic.LoadUint32(x.tx.consumer) != atomic.LoadUint32(x.tx.producer) {
+		t.Error("the TX ring still holds the frame")
 	}
 }
