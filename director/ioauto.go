@@ -1,6 +1,10 @@
 package director
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/drlb/drlb/config"
+)
 
 // IO backends of Options.IO.
 const (
@@ -65,4 +69,18 @@ func (p xdpQueuePlan) warning(ifname string) string {
 	}
 	return fmt.Sprintf("io afxdp on %s with %d receive queues and %d AF_XDP worker(s): the frames the NIC puts on queues %d-%d reach drlb through AF_PACKET, slower; `ethtool -L %s combined %d` puts every frame on a queue a worker serves, or use -io afpacket",
 		ifname, p.queues, p.ports, p.ports, p.queues-1, ifname, p.ports)
+}
+
+// afxdpRefusal says why AF_XDP cannot carry cfg's VIP frames, or nil. On
+// a VLAN trunk (vlan:) every VIP frame is tagged, and AF_XDP carries no
+// tag: the XDP program passes frames tagged in the frame to the AF_PACKET
+// side (so AF_XDP would carry nothing), and a NIC that strips tags on
+// receive (rx-vlan-offload, on by default on most) shows XDP the frame
+// untagged, its tag out of band, where the program would redirect it and
+// drlb read it untagged: not its VLAN's.
+func afxdpRefusal(cfg *config.Config) error {
+	if cfg.VLAN != 0 {
+		return fmt.Errorf("vlan %d: AF_XDP carries no VLAN tags, and every VIP frame on a trunk has one (a NIC that strips tags on receive would hand AF_XDP frames without theirs)", cfg.VLAN)
+	}
+	return nil
 }

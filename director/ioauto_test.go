@@ -63,3 +63,16 @@ func TestPlanXDPQueues(t *testing.T) {
 		})
 	}
 }
+
+// TestAFXDPRefusesVLANTrunks: AF_XDP carries no VLAN tags, so a director
+// on a trunk (vlan:) refuses -io afxdp (and -io auto keeps AF_PACKET).
+func TestAFXDPRefusesVLANTrunks(t *testing.T) {
+	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
+	if err := afxdpRefusal(cfg); err != nil {
+		t.Errorf("untagged LAN: %v", err)
+	}
+	cfg.VLAN = 100
+	if err := afxdpRefusal(cfg); err == nil || !strings.Contains(err.Error(), "vlan 100") {
+		t.Errorf("vlan 100: %v, want a refusal naming it", err)
+	}
+}

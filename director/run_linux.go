@@ -202,11 +202,17 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	if io == IOAuto {
 		var why string
 		io, why = autoIO(cfg.Interface)
+		if err := afxdpRefusal(cfg); err != nil && io == IOAFXDP {
+			io, why = IOAFPacket, err.Error()
+		}
 		log.Info("io auto: "+io, "why", why)
 	}
 	switch io {
 	case "", IOAFPacket:
 	case IOAFXDP:
+		if err := afxdpRefusal(cfg); err != nil {
+			return nil, fmt.Errorf("director: -io afxdp on %s: %w; use -io afpacket", cfg.Interface, err)
+		}
 		lc.XDPGeneric = opts.XDPGeneric
 		lc.XDPCopy = opts.XDPCopy
 		lc.KernelFlows = opts.KernelFlows
