@@ -8,16 +8,18 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
-// freePort finds a TCP port on 127.0.0.1 that is free right now.
+// freePort finds a TCP port on testutil.LoopbackAddr that is free right
+// now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testutil.LoopbackAny(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,25 +28,26 @@ func freePort(t *testing.T) int {
 }
 
 // TestGoBGPSession runs the speaker against a second GoBGP playing the
-// router, over loopback (no root, no namespaces): the session comes up,
+// router, over the loopback of the tests' own network namespace
+// (MainInOwnNetNS; no root needed where user namespaces are allowed): the session comes up,
 // an announced VIP reaches the router with our next hop and AS, a
 // withdrawal removes it, and routes the router sends are not accepted.
 func TestGoBGPSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	port := freePort(t)
-	lo := netip.MustParseAddr("127.0.0.1")
+	lo := testutil.LoopbackAddr
 
 	router := server.NewBgpServer()
 	go router.Serve()
 	defer router.Stop()
 	if err := router.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: 65000, RouterId: "198.18.0.1", ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"},
+		Asn: 65000, RouterId: "198.18.0.1", ListenPort: int32(port), ListenAddresses: []string{lo.String()},
 	}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := router.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
+		Conf:      &api.PeerConf{NeighborAddress: lo.String(), PeerAsn: 65001},
 		Transport: &api.Transport{PassiveMode: true},
 		AfiSafis: []*api.AfiSafi{
 			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
@@ -81,7 +84,7 @@ func TestGoBGPSession(t *testing.T) {
 		if pfx.Addr().Is6() {
 			family = gbgp.RF_IPv6_UC
 		}
-		_ = router.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: "127.0.0.1", Family: family},
+		_ = router.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: lo.String(), Family: family},
 			func(n gbgp.NLRI, paths []*apiutil.Path) {
 				if n.String() != pfx.String() {
 					return

@@ -2,7 +2,6 @@ package control
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -47,14 +46,13 @@ func TestBGPMetricsAndDrain(t *testing.T) {
 		drained = append(drained, on)
 		return nil
 	})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// The handler called directly: no socket, no traffic.
+	serve := func(method, path, body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return rec
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := serve(http.MethodGet, "/metrics", "").Body.String()
 	for _, want := range []string{
 		`drlb_bgp_peer_up{asn="65000",peer="198.18.0.1"} 1`,
 		`drlb_bgp_peer_state{peer="198.18.0.1",state="established"} 1`,
@@ -63,18 +61,13 @@ func TestBGPMetricsAndDrain(t *testing.T) {
 		`drlb_bgp_vip_usable_realservers{vip="198.18.2.100"} 3`,
 		"drlb_bgp_drained 0",
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
 	for _, body := range []string{`{"drain": true}`, `{"drain": false}`} {
-		resp, err := http.Post(srv.URL+"/v1/bgp", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("POST /v1/bgp %s: %s", body, resp.Status)
+		if rec := serve(http.MethodPost, "/v1/bgp", body); rec.Code != http.StatusOK {
+			t.Errorf("POST /v1/bgp %s: %d %s", body, rec.Code, rec.Body.String())
 		}
 	}
 	if len(drained) != 2 || !drained[0] || drained[1] {

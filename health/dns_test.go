@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/internal/testutil"
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// dnsServer answers each datagram on 127.0.0.1 with the datagrams
+// dnsServer answers each datagram on testutil.LoopbackAddr with the datagrams
 // answer(query) returns (none: silence). It records the queries.
 type dnsServer struct {
 	addr    netip.AddrPort
@@ -24,7 +25,7 @@ type dnsServer struct {
 
 func newDNSServer(t testing.TB, answer func(query []byte) [][]byte) *dnsServer {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	c, err := net.ListenPacket("udp", testutil.LoopbackAny(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestProbeDNS(t *testing.T) {
 		}
 	})
 	silent := newDNSServer(t, func([]byte) [][]byte { return nil })
-	closedConn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	closedConn, err := net.ListenPacket("udp", testutil.LoopbackAny(t))
 	if err != nil {
 		t.Fatal(err)
 	}

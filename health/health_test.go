@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/internal/testutil"
 )
 
 // marker records verdicts.
@@ -96,9 +96,10 @@ func TestWatch(t *testing.T) {
 	}
 }
 
-// TestProbe checks real probes against servers on loopback.
+// TestProbe checks real probes against servers on the loopback of the
+// tests' own network namespace.
 func TestProbe(t *testing.T) {
-	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ok := testutil.HTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/healthz":
 			w.Write([]byte("ok"))
@@ -111,11 +112,9 @@ func TestProbe(t *testing.T) {
 		default:
 			http.NotFound(w, r)
 		}
-	}))
-	defer ok.Close()
-	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
-	defer tlsSrv.Close()
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	}), false)
+	tlsSrv := testutil.HTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }), true)
+	closed, _ := net.Listen("tcp", testutil.LoopbackAny(t))
 	closedAddr := netip.MustParseAddrPort(closed.Addr().String())
 	closed.Close()
 	addr := func(url string) netip.AddrPort { return netip.MustParseAddrPort(url[len("http://"):]) }
@@ -167,11 +166,11 @@ func md5hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// udpServer answers each datagram on 127.0.0.1 with answer(datagram), or
+// udpServer answers each datagram on testutil.LoopbackAddr with answer(datagram), or
 // not at all when answer returns nil.
 func udpServer(t *testing.T, answer func([]byte) []byte) netip.AddrPort {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	c, err := net.ListenPacket("udp", testutil.LoopbackAny(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +196,7 @@ func TestProbeUDP(t *testing.T) {
 	echo := udpServer(t, func(b []byte) []byte { return append([]byte(nil), b...) })
 	silent := udpServer(t, func([]byte) []byte { return nil })
 	long := udpServer(t, func([]byte) []byte { return make([]byte, 300) })
-	closedConn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	closedConn, err := net.ListenPacket("udp", testutil.LoopbackAny(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drlb/drlb/internal/testutil"
 )
 
 func TestHandler(t *testing.T) {
@@ -87,10 +89,11 @@ func FuzzParseByteCount(f *testing.F) {
 }
 
 func TestServeEcho(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, err := net.ListenPacket("udp", testutil.LoopbackAny(t))
 	if err != nil {
-		t.Skipf("no loopback UDP: %v", err)
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { pc.Close() })
 	done := make(chan error, 1)
 	go func() { done <- ServeEcho(pc, "rs3") }()
 	c, err := net.Dial("udp", pc.LocalAddr().String())
