@@ -23,8 +23,8 @@ func TestServeControlFailsWhole(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	sock := filepath.Join(t.TempDir(), "drlb.sock")
-	// Not an address of this host: the listen fails (nothing is sent).
-	if _, err := serveControl(context.Background(), d, Options{ControlSocket: sock, MetricsAddr: "198.18.0.1:0"}, log); err == nil {
+	// Port 99999 does not exist: the listen fails before binding anything.
+	if _, err := serveControl(context.Background(), d, Options{ControlSocket: sock, MetricsAddr: "198.18.0.1:99999"}, log); err == nil {
 		t.Fatal("serveControl with a metrics address it cannot listen on: no error")
 	}
 	if _, err := control.Get(context.Background(), sock, false); err == nil {

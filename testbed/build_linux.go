@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/drlb/drlb/internal/userns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -21,8 +22,8 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("%w: building a network-namespace lab needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN); run as root, e.g. with sudo", ErrNotRoot)
+	if os.Geteuid() != 0 || !userns.Initial() {
+		return nil, fmt.Errorf("%w: building a network-namespace lab needs root in the host's user namespace (CAP_SYS_ADMIN, CAP_NET_ADMIN); run as root, e.g. with sudo", ErrNotRoot)
 	}
 	l := plan(o)
 	if err := l.build(ctx); err != nil {

@@ -23,5 +23,6 @@
 //
 // For a whole client-router-director-real-server topology, use package testbed;
 // this package builds the small ad-hoc topologies of unit tests. It imports
-// nothing from drlb, so any package's tests, lab's included, can use it.
+// nothing from drlb but internal/userns, so any package's tests, lab's
+// included, can use it.
 package testutil

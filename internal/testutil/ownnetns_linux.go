@@ -6,15 +6,19 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
+	"runtime"
 	"syscall"
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // inOwnNetNS is set in the environment of the test binary MainInOwnNetNS
 // runs again in a network namespace of its own (and of the fuzz workers
-// that binary starts, which must not start a third).
+// that binary starts, which must not start a third), to the parent's
+// namespace (netnsID), which the child checks it is not in.
 const inOwnNetNS = "DRLB_TEST_OWN_NETNS"
 
 // ownNetNSMissing is why this process is not in a network namespace of
@@ -35,7 +39,14 @@ var ownNetNSMissing = "the package's TestMain does not call testutil.MainInOwnNe
 // the tests run here, and those that call NeedOwnNetNS skip saying why
 // (or fail under CI=true).
 func MainInOwnNetNS(m *testing.M) int {
-	if os.Getenv(inOwnNetNS) == "1" {
+	if parent := os.Getenv(inOwnNetNS); parent != "" {
+		// The test binary run again (or one of its fuzz workers): only
+		// where the namespace really is another than the parent's and
+		// the host's, never configure the host's lo.
+		if err := checkOwnNetNS(parent); err != nil {
+			fmt.Fprintf(os.Stderr, "testutil: %s=%s: %v\n", inOwnNetNS, parent, err)
+			return 1
+		}
 		if err := loopbackUp(); err != nil {
 			fmt.Fprintf(os.Stderr, "testutil: the tests' own network namespace: %v\n", err)
 			return 1
@@ -43,9 +54,17 @@ func MainInOwnNetNS(m *testing.M) int {
 		ownNetNSMissing = ""
 		return m.Run()
 	}
+	self, err := netnsID("/proc/self/ns/net")
+	if err != nil {
+		ownNetNSMissing = fmt.Sprintf("this process's network namespace: %v", err)
+		return m.Run()
+	}
+	// Pdeathsig fires when the thread that forked the child ends: this
+	// one, kept for good.
+	runtime.LockOSThread()
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), inOwnNetNS+"=1")
+	cmd.Env = append(os.Environ(), inOwnNetNS+"="+self)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() != 0 {
@@ -53,20 +72,68 @@ func MainInOwnNetNS(m *testing.M) int {
 		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
 		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
 	}
-	err := cmd.Run()
+	// The child handles the signals, with its cleanups (a lab's
+	// CloseOnSignal, the fuzz coordinator's stop): Ctrl-C reaches it
+	// from the terminal, and the rest is passed on. The parent waits.
+	signal.Ignore(os.Interrupt)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	if err := cmd.Start(); err != nil {
+		signal.Reset()
+		// The namespace could not be made (no user namespaces here).
+		ownNetNSMissing = fmt.Sprintf("a network namespace of the tests' own could not be made: %v", err)
+		return m.Run()
+	}
+	go func() {
+		for sig := range sigs {
+			_ = cmd.Process.Signal(sig)
+		}
+	}()
+	err = cmd.Wait()
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &exit) && exit.Exited():
 		return exit.ExitCode()
-	case errors.As(err, &exit):
-		fmt.Fprintf(os.Stderr, "testutil: the tests in their own network namespace: %v\n", err)
-		return 1
 	}
-	// The namespace could not be made (no user namespaces here).
-	ownNetNSMissing = fmt.Sprintf("a network namespace of the tests' own could not be made: %v", err)
-	return m.Run()
+	fmt.Fprintf(os.Stderr, "testutil: the tests in their own network namespace: %v\n", err)
+	return 1
+}
+
+// netnsID identifies the network namespace at path (a /proc/.../ns/net
+// link) by device and inode.
+func netnsID(path string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), nil
+}
+
+// checkOwnNetNS fails unless this process's network namespace is one
+// MainInOwnNetNS made: another than the parent's (parent: its netnsID),
+// with no link but lo, as a new namespace has. An environment that merely
+// claims it (the variable set by hand) must not get the host's lo
+// configured; /proc/1/ns/net, the host's, may not be readable to compare.
+func checkOwnNetNS(parent string) error {
+	here, err := netnsID("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	if here == parent {
+		return errors.New("this process runs in the namespace of the one that set it, not one of its own")
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if name := l.Attrs().Name; name != "lo" {
+			return fmt.Errorf("this network namespace has link %s: not one the tests made", name)
+		}
+	}
+	return nil
 }
 
 // loopbackUp brings this namespace's lo up with LoopbackAddr on it.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/drlb/drlb/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +24,10 @@ var neededCaps = []struct {
 func missing() string {
 	if euid := os.Geteuid(); euid != 0 {
 		return fmt.Sprintf("not root (euid %d)", euid)
+	}
+	if !userns.Initial() {
+		// MainInOwnNetNS's namespace when not root, a rootless container.
+		return "root only inside a user namespace, not the host's"
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
