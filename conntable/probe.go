@@ -24,11 +24,23 @@ func (t *Table) next(i int) int {
 // removed on the way (OnExpire is called for each), so the returned pointer
 // is valid only until the next Lookup, Insert, Delete or Sweep.
 func (t *Table) Lookup(k *Key, now int64) *Entry {
+	if k == nil {
+		return nil
+	}
+	return t.LookupHash(k, hashKey(k, t.seed), now)
+}
+
+// Hash is k's hash in t, for LookupHash and PrefetchHash: a caller that
+// prefetches a key's slot ahead of its lookup hashes it once.
+func (t *Table) Hash(k *Key) uint64 { return hashKey(k, t.seed) }
+
+// LookupHash is Lookup with k's hash already known (h must be t.Hash(k)).
+func (t *Table) LookupHash(k *Key, h uint64, now int64) *Entry {
 	if k == nil || len(t.slots) == 0 {
 		return nil
 	}
 	nowSec := nowSeconds(now)
-	i := t.home(hashKey(k, t.seed))
+	i := t.home(h)
 	for {
 		e := &t.slots[i]
 		if e.expires == expEmpty {

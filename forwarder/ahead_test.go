@@ -133,3 +133,30 @@ func TestAheadZeroAllocs(t *testing.T) {
 		t.Fatalf("Ahead: %v allocs/op, want 0", allocs)
 	}
 }
+
+// TestAheadParsesOnce: with Ahead prefetching, the fast path takes the
+// parse and hash made for the prefetch instead of parsing the frame again
+// (and TestAheadChangesNothing shows it changes no result).
+func TestAheadParsesOnce(t *testing.T) {
+	f := newForwarder(t, testConfig("wrr", 3), Options{})
+	f.preMin, f.preMinBytes = 0, 0
+	populate(t, f, 256)
+	batch := newExistingBatch(256)
+	a := f.NewAhead()
+	next := batch.fill()
+	for range 8 {
+		bufs := next
+		next = batch.fill()
+		a.Begin(append(append([][]byte(nil), bufs...), next...), len(bufs))
+		for i, frame := range bufs {
+			a.Before(i)
+			if r := f.Process(frame, &Meta{Time: t0 + second}); r.Reason != ReasonExisting {
+				t.Fatalf("%v/%v", r.Verdict, r.Reason)
+			}
+		}
+		a.End()
+	}
+	if f.fastPrepared != f.fastHits || f.fastHits != 8*PrefetchBatch {
+		t.Errorf("%d of %d fast-path frames took Ahead's parse, want all %d", f.fastPrepared, f.fastHits, 8*PrefetchBatch)
+	}
+}

@@ -29,11 +29,23 @@ import (
 // counters, pressure and table.
 func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (Result, bool) {
 	f.fastDid = fastNothing
+	pre := f.pre
+	f.pre = nil
 	if f.noFast || m.CsumPartial {
 		return Result{}, false
 	}
 	var q plain
-	if !quickParse(frame, &f.key, &q) || f.key.Proto == protoTCP && bareSYN(q.tcpFlags) {
+	var hash uint64
+	if pre != nil && pre.of(frame) {
+		// Parsed and hashed when its slot was prefetched (Ahead).
+		f.key, q, hash = pre.key, pre.q, pre.hash
+		f.fastPrepared++
+	} else if quickParse(frame, &f.key, &q) {
+		hash = f.table.Hash(&f.key)
+	} else {
+		return Result{}, false
+	}
+	if f.key.Proto == protoTCP && bareSYN(q.tcpFlags) {
 		// A bare SYN nearly always opens a connection: the full path
 		// is where it ends up, so it goes there at once (a SYN flood
 		// pays for the key only).
@@ -56,7 +68,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	}
 	f.updatePressure(now)
 	f.fastDid = fastPressured
-	e := f.table.Lookup(&f.key, now)
+	e := f.table.LookupHash(&f.key, hash, now)
 	if e == nil {
 		f.fastDid = fastFoundNothing
 		return Result{}, false

@@ -101,12 +101,17 @@ type Forwarder struct {
 	// preKeys are Prefetch's keys: a field, as the lookup keys are, so
 	// that passing their addresses to the table moves nothing to the heap.
 	preKeys [PrefetchBatch]conntable.Key
+	// pre is what Ahead prepared for the frame Process gets next (its
+	// parse and hash), or nil; fastExisting takes it if it is that
+	// frame's, and clears it.
+	pre *prepared
 
 	// fastDid is what fastExisting did for the current frame before
 	// handing it to the full path, which must not do it again (fastpath.go).
 	fastDid fastSteps
-	// fastHits counts the frames fastExisting forwarded (tests read it).
-	fastHits uint64
+	// fastHits counts the frames fastExisting forwarded, fastPrepared
+	// those it took Ahead's parse and hash for (tests read them).
+	fastHits, fastPrepared uint64
 
 	// kf collects the flows handed to and taken back from the kernel
 	// (kernelflows.go); kernelFrames counts what the kernel forwarded,
