@@ -272,13 +272,13 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan
 		sockets = m.XSKMode()
 	}
 	if plan.ports == 1 {
-		log.Info("io afxdp: VIP frames through AF_XDP (queue 0; bare SYNs through a second socket, trusted clients' through a third); ARP, NDP, tagged frames and frames with offload state through AF_PACKET",
-			"xdp", mode, "af_xdp", sockets, "interface", ifname)
+		log.Info("io afxdp: VIP frames through AF_XDP (queue 0; bare SYNs through a second socket, trusted clients' through a third); ARP, NDP, tagged frames, frames over 1792 bytes and frames with offload state through AF_PACKET",
+			"xdp", mode, "af_xdp", sockets, "interface", ifname, "umem MiB", link.XDPPortMemory(1)>>20)
 	} else {
 		log.Info("io afxdp: one worker per receive queue, each with its AF_XDP sockets on its queue (bare SYNs through a second, trusted clients' through a third) taking the VIP frames of its own clients; a client's frames on another queue, ARP, NDP, tagged frames and frames with offload state through the workers' AF_PACKET fanout group, sorted by client address",
 			"workers", plan.ports, "xdp", mode, "af_xdp", sockets, "interface", ifname,
 			"ipv4 prefix", bitsOr(h.Bits4, 32), "ipv6 prefix", bitsOr(h.Bits6, 128),
-			"umem MiB", plan.ports*link.XDPPortMemory>>20)
+			"umem MiB", plan.ports*link.XDPPortMemory(plan.ports)>>20)
 	}
 	if plan.note != "" {
 		log.Info("io afxdp: " + plan.note)

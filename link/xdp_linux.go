@@ -278,7 +278,11 @@ func (p *xdpPort) openSockets(q int) error {
 	if err != nil {
 		return newError(p.ifname, "syscall conn", err)
 	}
-	p.x, err = newXSK(ifi.Index, q, p.zeroCopyAllowed())
+	g := xskOnePort
+	if p.refs != nil { // one of OpenXDPQueues' ports: a queue's share of the frames
+		g = xskQueuePort
+	}
+	p.x, err = newXSK(ifi.Index, q, p.zeroCopyAllowed(), g)
 	if err != nil {
 		return newError(p.ifname, "AF_XDP", err)
 	}

@@ -414,7 +414,7 @@ func TestXSKConstructorsFail(t *testing.T) {
 		t.Fatalf("newSharedXSK with a 3-entry ring: %v, %v", s, err)
 	}
 	// No such interface: the bind fails after the UMEM and rings are set.
-	if x, err := newXSK(1<<30, 0, true); err == nil || x != nil {
+	if x, err := newXSK(1<<30, 0, true, xskOnePort); err == nil || x != nil {
 		t.Fatalf("newXSK on a missing interface: %v, %v", x, err)
 	}
 }

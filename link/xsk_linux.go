@@ -8,19 +8,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// AF_XDP socket geometry: one UMEM of xskFrames chunks of xskChunk bytes,
-// xskRxChunks of them lent to the kernel for receiving (fill ring), the
-// rest (xskTxRing) kept for transmitting (less xskZeroCopyExtra, lent too,
-// in zero-copy mode). The main socket's receive ring holds xskRxRing
-// entries, its transmit and completion rings xskTxRing (powers of two).
-// The receive ring is all the buffering AF_XDP has (an AF_PACKET socket
-// has its whole receive buffer, 32 MiB), and it must take the bursts the
-// frames come in: on the busy 2-core lab VM, at 30k frames/s, polls that
-// waited 7-52 ms woke to 177-1024 frames at once, and 2000-4400 were seen
-// waiting in a ring being drained. With 2048 entries 3-6% were dropped
-// (XDPRxDropped); with 8192, in most runs some (3717-36575 over four runs
-// of the fast-path benchmarks); with 16384, 0-13676 (ARCHITECTURE.md,
-// "AF_XDP: what XDP cannot carry"), for 16 MiB more of UMEM.
+// AF_XDP socket geometry (xskGeometry): one UMEM of frames() chunks of
+// xskChunk bytes, rxChunks() of them lent to the kernel for receiving
+// (fill ring), the rest (xskTxRing) kept for transmitting (less
+// xskZeroCopyExtra, lent too, in zero-copy mode). The main socket's
+// receive ring holds rxRing entries, its transmit and completion rings
+// xskTxRing (powers of two). The receive ring is all the buffering AF_XDP
+// has (an AF_PACKET socket has its whole receive buffer, 32 MiB), and it
+// must take the bursts the frames come in: on the busy 2-core lab VM, at
+// 30k frames/s, polls that waited 7-52 ms woke to 177-1024 frames at
+// once, and 2000-4400 were seen waiting in a ring being drained. With 2048
+// entries 3-6% were dropped (XDPRxDropped); with 8192, in most runs some
+// (3717-36575 over four runs of the fast-path benchmarks); with 16384,
+// 0-13676 (ARCHITECTURE.md, "AF_XDP: what XDP cannot carry"), and at the
+// anchor's full rate 0-3.5% of the frames (10396-16430 per run); with
+// 32768, 0% in four runs. One port (OpenXDP) takes every frame and has
+// the 32768 (xskOnePort, 84 MiB); each of OpenXDPQueues' ports takes a
+// queue's share and keeps 16384 (xskQueuePort, 52 MiB), so that a NIC of
+// many queues does not pin 84 MiB for each.
 //
 // The SYN and trusted-SYN sockets (xskRX) share the UMEM and its fill
 // ring, each with a small receive ring of its own (xskSYNRing): under a
@@ -29,24 +34,40 @@ import (
 // at 50k SYN/s read). Enough chunks are lent for all three receive rings
 // full at once, so a SYN flood that fills its ring leaves the main ring
 // all its entries; the fill ring is the next power of two that holds them
-// all.
+// all and xskZeroCopyExtra.
 const (
-	xskChunk    = 2048
-	xskRxRing   = 16384
-	xskTxRing   = 8192
-	xskSYNRing  = 1024
-	xskRxChunks = xskRxRing + 2*xskSYNRing // main, SYN and trusted-SYN rings full at once
-	xskFillRing = 32768
-	xskFrames   = xskRxChunks + xskTxRing // 52 MiB
+	xskChunk   = 2048
+	xskTxRing  = 8192
+	xskSYNRing = 1024
 	// xskMaxFrame is the longest frame a chunk receives: the kernel
 	// keeps XDP_PACKET_HEADROOM (256) of it in front of the frame.
 	xskMaxFrame = xskChunk - 256
 )
 
-// XDPPortMemory is the UMEM each AF_XDP port maps and the kernel pins
-// (OpenXDP's one port, each of OpenXDPQueues' ports): the frames its
-// sockets receive and send.
-const XDPPortMemory = xskChunk * xskFrames
+// xskGeometry is a UMEM's main receive ring and fill ring sizes.
+type xskGeometry struct{ rxRing, fillRing int }
+
+var (
+	xskOnePort   = xskGeometry{rxRing: 32768, fillRing: 65536}
+	xskQueuePort = xskGeometry{rxRing: 16384, fillRing: 32768}
+)
+
+// rxChunks is how many chunks are lent for receiving: main, SYN and
+// trusted-SYN rings full at once.
+func (g xskGeometry) rxChunks() int { return g.rxRing + 2*xskSYNRing }
+
+// frames is the UMEM's chunks.
+func (g xskGeometry) frames() int { return g.rxChunks() + xskTxRing }
+
+// XDPPortMemory is the UMEM an AF_XDP port maps and the kernel pins (the
+// frames its sockets receive and send): OpenXDP's one port when ports is
+// 1, each of OpenXDPQueues' otherwise.
+func XDPPortMemory(ports int) int {
+	if ports <= 1 {
+		return xskChunk * xskOnePort.frames() // 84 MiB
+	}
+	return xskChunk * xskQueuePort.frames() // 52 MiB
+}
 
 // ring is one of the four AF_XDP rings, mapped from the socket. The
 // producer and consumer words are shared with the kernel: read and
@@ -86,7 +107,7 @@ type xsk struct {
 // stay in the UMEM the driver receives into), in copy mode otherwise
 // (veth, drivers without it: a bind without mode flags falls back); without,
 // in copy mode always.
-func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
+func newXSK(ifindex, queue int, zeroCopy bool, g xskGeometry) (_ *xsk, err error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket AF_XDP: %w", err)
@@ -97,7 +118,7 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 			x.close() // x, not the result, which a failing return sets to nil
 		}
 	}()
-	x.umem, err = unix.Mmap(-1, 0, xskChunk*xskFrames, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	x.umem, err = unix.Mmap(-1, 0, xskChunk*g.frames(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap UMEM: %w", err)
 	}
@@ -112,9 +133,9 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 		entries int
 		desc    uintptr
 	}{
-		{&x.fill, unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_PGOFF_FILL_RING, xskFillRing, 8},
+		{&x.fill, unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_PGOFF_FILL_RING, g.fillRing, 8},
 		{&x.comp, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_UMEM_PGOFF_COMPLETION_RING, xskTxRing, 8},
-		{&x.rx, unix.XDP_RX_RING, unix.XDP_PGOFF_RX_RING, xskRxRing, unsafe.Sizeof(unix.XDPDesc{})},
+		{&x.rx, unix.XDP_RX_RING, unix.XDP_PGOFF_RX_RING, g.rxRing, unsafe.Sizeof(unix.XDPDesc{})},
 		{&x.tx, unix.XDP_TX_RING, unix.XDP_PGOFF_TX_RING, xskTxRing, unsafe.Sizeof(unix.XDPDesc{})},
 	}
 	for _, r := range rings {
@@ -134,13 +155,13 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 	}
 	// Lend the receive chunks to the kernel.
 	prod := atomic.LoadUint32(x.fill.producer)
-	for i := range xskRxChunks {
+	for i := range g.rxChunks() {
 		*x.fill.addr(prod) = uint64(i * xskChunk)
 		prod++
 	}
 	atomic.StoreUint32(x.fill.producer, prod)
-	x.free = make([]uint64, 0, xskFrames-xskRxChunks)
-	for i := xskRxChunks; i < xskFrames; i++ {
+	x.free = make([]uint64, 0, g.frames()-g.rxChunks())
+	for i := g.rxChunks(); i < g.frames(); i++ {
 		x.free = append(x.free, uint64(i*xskChunk))
 	}
 	sa := &unix.SockaddrXDP{Flags: xskBindFlags(zeroCopy), Ifindex: uint32(ifindex), QueueID: uint32(queue)}
@@ -171,11 +192,9 @@ func newXSK(ifindex, queue int, zeroCopy bool) (_ *xsk, err error) {
 
 // xskZeroCopyExtra is how many more chunks a zero-copy socket lends the
 // kernel for receiving: at least a driver's default receive ring, and
-// still within the fill ring (xskRxChunks+4096 <= xskFillRing); the
-// 4096 transmit chunks left are 64 batches.
+// still within the fill ring (rxChunks()+4096 <= fillRing, which
+// TestXSKGeometry checks); the 4096 transmit chunks left are 64 batches.
 const xskZeroCopyExtra = 4096
-
-var _ [xskFillRing - xskRxChunks - xskZeroCopyExtra]struct{} // all lent chunks fit the fill ring
 
 // xskBindFlags is the main socket's bind mode: no mode flag lets the
 // kernel try zero-copy and fall back to copy mode (veth and most virtual

@@ -59,3 +59,22 @@ func TestXSKReceiveMalformedDescriptor(t *testing.T) {
 		t.Errorf("fill ring: %d chunks given back (first %d), want 1: %d", p, *x.fill.addr(0), (chunks-1)*xskChunk)
 	}
 }
+
+// TestXSKGeometry: every chunk a socket lends the kernel for receiving,
+// zero-copy's extra included, fits its fill ring, and the rings are
+// powers of two, in both geometries.
+func TestXSKGeometry(t *testing.T) {
+	for _, g := range []xskGeometry{xskOnePort, xskQueuePort} {
+		if g.rxChunks()+xskZeroCopyExtra > g.fillRing {
+			t.Errorf("%+v: %d chunks lent, fill ring %d", g, g.rxChunks()+xskZeroCopyExtra, g.fillRing)
+		}
+		for _, n := range []int{g.rxRing, g.fillRing, xskTxRing, xskSYNRing} {
+			if n&(n-1) != 0 {
+				t.Errorf("%+v: ring of %d entries, not a power of two", g, n)
+			}
+		}
+	}
+	if XDPPortMemory(1) != 84<<20 || XDPPortMemory(2) != 52<<20 {
+		t.Errorf("UMEM per port: %d MiB alone, %d MiB of several; want 84 and 52", XDPPortMemory(1)>>20, XDPPortMemory(2)>>20)
+	}
+}
