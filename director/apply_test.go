@@ -474,17 +474,11 @@ services:
 		}
 		return cfg
 	}
-	dirPort, wire := link.Pipe()
-	defer wire.Close()
-	defer dirPort.Close()
-	d, err := New(parse(body), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := pipeDirector(t, parse(body))
 	if err := d.Apply(parse("# one more comment line\n" + body)); err != nil {
 		t.Errorf("the same configuration, one line lower in the file, refused: %v", err)
 	}
-	err = d.Apply(parse(strings.Replace(body, "asn: 65000", "asn: 65002", 1)))
+	err := d.Apply(parse(strings.Replace(body, "asn: 65000", "asn: 65002", 1)))
 	if !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), "bgp.peers changed") {
 		t.Errorf("a peer's AS changed: %v, want ErrRestartNeeded naming bgp.peers", err)
 	}
@@ -517,14 +511,8 @@ func TestReloadChannelClosed(t *testing.T) {
 // between (a reload landing there would be undone by the edit), and an
 // edit's error applies nothing.
 func TestEditHoldsApply(t *testing.T) {
-	dirPort, wire := link.Pipe()
-	defer wire.Close()
-	defer dirPort.Close()
-	d, err := New(configOf(service(vip, 80, "rr", resolvedReals()...)), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = d.Edit(func(cur *config.Config) (*config.Config, error) {
+	d := pipeDirector(t, configOf(service(vip, 80, "rr", resolvedReals()...)))
+	err := d.Edit(func(cur *config.Config) (*config.Config, error) {
 		if d.applyMu.TryLock() {
 			d.applyMu.Unlock()
 			t.Error("Edit's edit runs while an Apply could run")

@@ -7,20 +7,13 @@ import (
 	"testing"
 
 	"github.com/drlb/drlb/control"
-	"github.com/drlb/drlb/link"
 )
 
 // TestServeControlFailsWhole: when the metrics port cannot be opened,
 // serveControl fails and leaves no control socket answering for a
 // director that did not start; stop shuts the socket down.
 func TestServeControlFailsWhole(t *testing.T) {
-	dirPort, wire := link.Pipe()
-	defer wire.Close()
-	defer dirPort.Close()
-	d, err := New(configOf(service(vip, 80, "rr", resolvedReals()...)), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := pipeDirector(t, configOf(service(vip, 80, "rr", resolvedReals()...)))
 	log := slog.New(slog.DiscardHandler)
 	sock := filepath.Join(t.TempDir(), "drlb.sock")
 	// Port 99999 does not exist: the listen fails before binding anything.

@@ -187,14 +187,8 @@ func TestConnListingInChunks(t *testing.T) {
 	const conns = 3 * listChunk
 	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
 	cfg.MaxConns = 4 * conns // slots: several chunks
-	dirPort, wire := link.Pipe()
-	defer wire.Close()
-	defer dirPort.Close()
-	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2 := framegen.L2{Src: routerMAC, Dst: dirPort.HardwareAddr()}
+	d := pipeDirector(t, cfg)
+	l2 := framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}
 	now := time.Now().UnixNano()
 	for i := range conns {
 		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 1024)
@@ -226,4 +220,17 @@ func TestConnListingInChunks(t *testing.T) {
 	if want := (d.fw.TableSlots() + listChunk - 1) / listChunk; chunks != want || held != 0 {
 		t.Errorf("%d chunks, want %d (%d slots); %d with the worker's lock still held after it", chunks, want, d.fw.TableSlots(), held)
 	}
+}
+
+// pipeDirector is a Director for cfg on an in-memory port (link.Pipe),
+// logging nowhere, both ends closed when t ends. It does not serve.
+func pipeDirector(t *testing.T, cfg *config.Config) *Director {
+	t.Helper()
+	dirPort, wire := link.Pipe()
+	t.Cleanup(func() { wire.Close(); dirPort.Close() })
+	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

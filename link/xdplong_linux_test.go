@@ -48,26 +48,6 @@ func TestXDPProgramPassesLongFrames(t *testing.T) {
 			if err := o.trusted.trust(trustedC); err != nil {
 				t.Fatal(err)
 			}
-			lane := func(f []byte) string {
-				got := lanePacket
-				for _, l := range []struct {
-					slot int
-					name string
-				}{{xskLaneMain, laneMain}, {xskLaneSYN, laneSYN}, {xskLaneTrusted, laneTrust}} {
-					if err := o.xsks.Put(xskSlot(0, l.slot), uint32(fd)); err != nil {
-						t.Fatal(err)
-					}
-					ret, _, err := o.prog.Test(f)
-					_ = o.xsks.Delete(xskSlot(0, l.slot))
-					if err != nil {
-						t.Fatalf("test run (%d bytes): %v", len(f), err)
-					}
-					if ret == 4 { // XDP_REDIRECT
-						got = l.name
-					}
-				}
-				return got
-			}
 			tested := 0
 			defer func() {
 				if tested == 0 {
@@ -103,7 +83,7 @@ func TestXDPProgramPassesLongFrames(t *testing.T) {
 					if size > xskMaxFrame {
 						want = lanePacket
 					}
-					if got := lane(f); got != want {
+					if got := redirectLane(t, o, fd, f); got != want {
 						t.Errorf("%s, %d bytes: lane %s, want %s", c.name, size, got, want)
 					}
 				}

@@ -83,36 +83,7 @@ func TestXDPProgramSplitsSYNs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	const xdpPass, xdpRedirect = 2, 4
-	lane := func(f []byte) string {
-		got := lanePacket
-		for _, l := range []struct {
-			slot int
-			name string
-		}{{xskLaneMain, laneMain}, {xskLaneSYN, laneSYN}, {xskLaneTrusted, laneTrust}} {
-			if err := o.xsks.Put(xskSlot(0, l.slot), uint32(fd)); err != nil {
-				t.Fatal(err)
-			}
-			ret, _, err := o.prog.Test(f)
-			if err != nil {
-				t.Fatalf("test run (%d bytes): %v", len(f), err)
-			}
-			if err := o.xsks.Delete(xskSlot(0, l.slot)); err != nil {
-				t.Fatal(err)
-			}
-			switch ret {
-			case xdpRedirect:
-				if got != lanePacket {
-					t.Fatalf("% x: both slots picked", f)
-				}
-				got = l.name
-			case xdpPass:
-			default:
-				t.Fatalf("% x: XDP action %d", f, ret)
-			}
-		}
-		return got
-	}
+	lane := func(f []byte) string { return redirectLane(t, o, fd, f) }
 	vm := vmSplitProgram(t, ClientHash{}, 1)
 	run := func(f []byte) (int, error) { return vm.Run(f) }
 	counts := map[string]int{}
@@ -434,4 +405,40 @@ func floodSYNs(t *testing.T, pa Port, l2 framegen.L2, n int) {
 		write(t, pa, out[:k]...)
 		out = out[k:]
 	}
+}
+
+// redirectLane runs o's program on f once with fd in each of queue 0's XSKMAP
+// slots (main, SYN, trusted SYN) and names the lane that redirected it,
+// or lanePacket when none did (passed); any other action fails t. fd
+// need not be bound: a test run redirects nothing.
+func redirectLane(t *testing.T, o *xdpObjects, fd int, f []byte) string {
+	t.Helper()
+	const xdpPass, xdpRedirect = 2, 4
+	got := lanePacket
+	for _, l := range []struct {
+		slot int
+		name string
+	}{{xskLaneMain, laneMain}, {xskLaneSYN, laneSYN}, {xskLaneTrusted, laneTrust}} {
+		if err := o.xsks.Put(xskSlot(0, l.slot), uint32(fd)); err != nil {
+			t.Fatal(err)
+		}
+		ret, _, err := o.prog.Test(f)
+		if err != nil {
+			t.Fatalf("test run (%d bytes): %v", len(f), err)
+		}
+		if err := o.xsks.Delete(xskSlot(0, l.slot)); err != nil {
+			t.Fatal(err)
+		}
+		switch ret {
+		case xdpRedirect:
+			if got != lanePacket {
+				t.Fatalf("% x: both slots picked", f)
+			}
+			got = l.name
+		case xdpPass:
+		default:
+			t.Fatalf("% x: XDP action %d", f, ret)
+		}
+	}
+	return got
 }
