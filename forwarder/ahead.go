@@ -23,8 +23,8 @@ import "github.com/drlb/drlb/conntable"
 // Side by side at 1M connections (BenchmarkExistingFlowBatch, ns per
 // packet, medians of 6 alternated runs in a slow hour): the whole batch
 // at once 162, Ahead 126-130; 1k connections (no prefetching) 63-67 in a
-// faster one. Keeping the parse and hash, min / median of 8 runs, three
-// alternated pairs: 92-108 / 105-118 against 107-110 / 123-129.
+// faster one. Keeping the parse and hash, min / median of 8 runs, five
+// alternated pairs: 92-108 / 105-121 against 107-110 / 122-129.
 //
 // Per batch: Begin, then Before(i) before processing frame i, then End.
 // An Ahead is for the goroutine that owns the Forwarder.
