@@ -414,8 +414,8 @@ func (r *syncRun) serveBulk(ctx context.Context, peer netip.AddrPort, id uint64)
 }
 
 // receive reads, verifies and applies the peers' messages until the
-// socket closes.
-func (r *syncRun) receive(ctx context.Context) {
+// socket closes; the bulk answers it starts are counted in wg.
+func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 	codec, _ := connsync.NewCodec(r.key)
 	windows := make(map[netip.Addr]*connsync.Window, len(r.peers))
 	for _, p := range r.peers {
@@ -489,7 +489,10 @@ func (r *syncRun) receive(ctx context.Context) {
 				// syncBulkRetry, and the next answer carries the
 				// number it asks with then.
 				id, _ := connsync.RequestOf(payload)
-				go r.serveBulk(ctx, from, id)
+				// Counted in Serve's wait, as the receiver is (which
+				// holds a count, so the Add is safe during a Wait).
+				wg.Add(1)
+				go func() { defer wg.Done(); r.serveBulk(ctx, from, id) }()
 			}
 		case connsync.TypeBulkDone:
 			id, known := connsync.RequestOf(payload)
@@ -510,7 +513,7 @@ func (r *syncRun) reject(reason int, from netip.AddrPort, err error) {
 // closes the socket (the workers send updates themselves).
 func (r *syncRun) serve(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(2)
-	go func() { defer wg.Done(); r.receive(ctx) }()
+	go func() { defer wg.Done(); r.receive(ctx, wg) }()
 	go func() { defer wg.Done(); r.requestBulks(ctx) }()
 	go func() { <-ctx.Done(); r.conn.Close() }()
 }
