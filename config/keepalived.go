@@ -193,6 +193,12 @@ type kaReader struct {
 	// virtual servers are read; vrrpVersion is global_defs' vrrp_version.
 	instances   []*kaInstance
 	vrrpVersion kaOpt[int]
+	// budget bounds the services and real servers the virtual servers
+	// expand to, as yamlReader's bounds aliases: a virtual_server_group
+	// of a /20 times 500 real servers made 2 million real servers (4.5
+	// GiB) from 22 KB.
+	budget int
+	warned map[Warning]bool // warns, for deduplication in constant time
 }
 
 func parseKeepalived(fsys kaFS, file string, data []byte) (*Config, sites, []Warning, error) {
@@ -207,6 +213,7 @@ func parseKeepalived(fsys kaFS, file string, data []byte) (*Config, sites, []War
 	if err != nil {
 		return nil, nil, r.warns, err
 	}
+	r.budget = 1000 + 8*len(toks)
 	nodes, err := parseKATree(toks)
 	if err != nil {
 		return nil, nil, r.warns, err
@@ -223,7 +230,11 @@ func parseKeepalived(fsys kaFS, file string, data []byte) (*Config, sites, []War
 // warn records a warning once: a virtual_server over a group would
 // repeat its real servers' warnings for every address.
 func (r *kaReader) warn(w Warning) {
-	if !slices.Contains(r.warns, w) {
+	if r.warned == nil {
+		r.warned = map[Warning]bool{}
+	}
+	if !r.warned[w] {
+		r.warned[w] = true
 		r.warns = append(r.warns, w)
 	}
 }
@@ -1155,6 +1166,9 @@ func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options
 	s := Service{
 		VIP: v.addr, Port: v.port, Protocol: vs.proto.v, Scheduler: sched, SchedOptions: so,
 		PersistenceBits: fullBits(v.addr.Is6()), Line: vs.key.line,
+	}
+	if r.budget -= 1 + len(reals); r.budget < 0 {
+		return kaErr(vs.key, "virtual_server", vs.key.text, "expands to more services and real servers than this file spells out (%d services so far): a virtual_server_group of many addresses times many real_server blocks; split it", i)
 	}
 	k := serviceKey{s.Protocol, s.VIP, s.Port}
 	if prev, dup := r.seen[k]; dup {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // The keepalived.conf lexer: words, braces and line ends, from the main
@@ -61,7 +63,26 @@ type kaFS interface {
 type osFS struct{}
 
 func (osFS) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
-func (osFS) ReadFile(name string) ([]byte, error)  { return os.ReadFile(name) }
+
+// ReadFile reads a regular file only, and at most kaMaxBytes of it and
+// one more: a FIFO an include pattern matches would block the reader (a
+// reload, drlb check) for good, and a device such as /dev/zero would
+// never end. Opened without blocking, checked, then read.
+func (osFS) ReadFile(name string) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	return io.ReadAll(io.LimitReader(f, kaMaxBytes+1))
+}
 func (osFS) IsDir(name string) bool {
 	fi, err := os.Stat(name)
 	return err == nil && fi.IsDir()
@@ -74,6 +95,7 @@ const (
 	kaMaxFiles        = 1000
 	kaMaxBytes        = 64 << 20
 	kaMaxBraceAlts    = 1000
+	kaMaxPattern      = 4096
 )
 
 type kaLexer struct {
@@ -214,6 +236,10 @@ func (l *kaLexer) include(kw kaToken, args []kaToken) error {
 		return fail(kw, "", "takes one file name or pattern")
 	}
 	pat := args[0]
+	if len(pat.text) > kaMaxPattern {
+		// Before expanding it: each brace level rescans the pattern.
+		return fail(pat, pat.text[:64]+"...", "a pattern longer than %d bytes (PATH_MAX)", kaMaxPattern)
+	}
 	if len(l.stack) >= kaMaxIncludeDepth {
 		return fail(pat, pat.text, "includes nest more than %d deep", kaMaxIncludeDepth)
 	}
