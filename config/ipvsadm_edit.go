@@ -451,7 +451,10 @@ func (e *edit) apply(cfg *Config) (*Config, error) {
 		}
 		old := c.Services[i]
 		s := e.svc
+		// What no ipvsadm option says stays: the real servers, the
+		// sorry server, the drain timeout.
 		s.RealServers, s.Line = old.RealServers, old.Line
+		s.SorryServer, s.DrainTimeout = old.SorryServer, old.DrainTimeout
 		if s.Scheduler == old.Scheduler {
 			s.SchedOptions.TableSize = old.SchedOptions.TableSize // mh_table_size: no ipvsadm option says it
 		}

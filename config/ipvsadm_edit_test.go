@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // editBase is the table the edit tests start from: a YAML file, so that
@@ -142,6 +144,18 @@ func TestEditIpvsadmKeeps(t *testing.T) {
 	}
 	if ts := got.Services[1].SchedOptions.TableSize; ts != 0 {
 		t.Errorf("mh_table_size %d after -E -s rr", ts)
+	}
+	// -E keeps what no ipvsadm option says: the sorry server, the drain
+	// timeout.
+	withSorry := base.Clone()
+	withSorry.Services[0].SorryServer = &SorryServer{Address: netip.MustParseAddr("198.18.0.50")}
+	withSorry.Services[0].DrainTimeout = 30 * time.Second
+	got, err = EditIpvsadm(withSorry, []string{"-E", "-t", "198.18.0.100:80", "-s", "rr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Services[0]; s.SorryServer == nil || s.SorryServer.Address != netip.MustParseAddr("198.18.0.50") || s.DrainTimeout != 30*time.Second {
+		t.Errorf("-E -s rr kept sorry server %v and drain_timeout %v, want 198.18.0.50 and 30s", s.SorryServer, s.DrainTimeout)
 	}
 	got, err = EditIpvsadm(nil, []string{"-A", "-t", "198.18.0.100:80"})
 	if err != nil || len(got.Services) != 1 || got.MaxConns != DefaultMaxConns || got.Timeouts != DefaultTimeouts {

@@ -208,16 +208,29 @@ func (v *validator) sorryServer(s *Service, ss *SorryServer, path string) error 
 
 // mac checks a static neighbor entry (nil = none).
 func (v *validator) mac(m net.HardwareAddr, line int, path string) error {
-	switch {
-	case m == nil:
-	case len(m) != 6:
-		return v.fail(path, line, m.String(), "must be a 6-byte MAC address")
-	case m[0]&1 != 0:
-		return v.fail(path, line, m.String(), "must be a unicast MAC (this one is multicast or broadcast)")
-	case string(m) == string(make(net.HardwareAddr, 6)):
-		return v.fail(path, line, m.String(), "must not be all zeros")
+	if m == nil {
+		return nil
+	}
+	if msg := MACProblem(m); msg != "" {
+		return v.fail(path, line, m.String(), "%s", msg)
 	}
 	return nil
+}
+
+// MACProblem says what makes m unfit as a real server's (or sorry
+// server's) static MAC, "" when nothing does: frames go to it as they
+// are, so a multicast, broadcast or zero MAC would reach every station or
+// none. drlb run's -r mac= checks it too.
+func MACProblem(m net.HardwareAddr) string {
+	switch {
+	case len(m) != 6:
+		return "must be a 6-byte MAC address"
+	case m[0]&1 != 0:
+		return "must be a unicast MAC (this one is multicast or broadcast)"
+	case string(m) == string(make(net.HardwareAddr, 6)):
+		return "must not be all zeros"
+	}
+	return ""
 }
 
 func (v *validator) realServer(s *Service, r *RealServer, path string) error {

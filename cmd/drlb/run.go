@@ -226,6 +226,11 @@ func runConfig(path, tcpSvc, udpSvc, sched, persist string, reals realFlags, std
 	for i, r := range reals {
 		cfg.Services[0].RealServers[i].MAC = r.mac
 	}
+	// The MACs are checked as a file's are (a broadcast or multicast
+	// MAC would send a server's frames to every station).
+	if err := cfg.Validate(); err != nil {
+		return nil, asUsage(err)
+	}
 	return cfg, nil
 }
 
@@ -267,6 +272,9 @@ func (r *realFlags) Set(v string) error {
 			m, err := net.ParseMAC(val)
 			if err != nil || len(m) != 6 {
 				return fmt.Errorf("real server %q: %q is not an Ethernet MAC address", v, val)
+			}
+			if msg := config.MACProblem(m); msg != "" {
+				return fmt.Errorf("real server %q: mac %s %s", v, m, msg)
 			}
 			rf.mac = m
 		default:

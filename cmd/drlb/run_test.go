@@ -50,6 +50,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "nonsense"}, `"nonsense" is not an IP address`},
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11,weight=70000"}, "must be 0..65535"},
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11,colour=red"}, "unknown option"},
+		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11,mac=ff:ff:ff:ff:ff:ff"}, "mac ff:ff:ff:ff:ff:ff must be a unicast MAC"},
+		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11,mac=00:00:00:00:00:00"}, "must not be all zeros"},
 		{[]string{"run", "-t", "198.18.0.100:80", "-s", "fastest", "-r", "198.18.0.11"}, "fastest"},
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11"}, "no interface"},
 		{[]string{"run", "-i", "eth0", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-log-level", "loud"}, "-log-level"},
