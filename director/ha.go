@@ -26,12 +26,17 @@ const (
 	haGARPRepeat = 2 * time.Second
 )
 
-// haShutdownGrace is how long a director that stops keeps forwarding
-// after resigning (priority-0 advert): the backup takes over after its
-// skew time (under one advert interval) and moves the router with
-// gratuitous ARP; frames the router still sends here meanwhile are
-// forwarded, not lost.
+// haShutdownGrace is how long, beyond one advert interval, a director
+// that stops keeps forwarding after resigning (priority-0 advert): the
+// backup takes over after its skew time ((256-priority)/256 of the
+// interval it learnt from us: 609 ms for priority 100 at keepalived's
+// default 1 s) and then moves the router with gratuitous ARP; frames the
+// router still sends here meanwhile are forwarded, not lost.
 const haShutdownGrace = 500 * time.Millisecond
+
+// shutdownGrace is how long a resigning master with advert interval
+// interval forwards on: the backup's skew time is under one interval.
+func shutdownGrace(interval time.Duration) time.Duration { return interval + haShutdownGrace }
 
 // haRun is the VRRP side of a director with an ha: block: the runners
 // electing the master, one virtual router per address family of the VIPs
@@ -350,8 +355,9 @@ func (h *haRun) run(ctx context.Context) {
 }
 
 // serve runs d until ctx ends; then, if master, it resigns first (the
-// backup takes over after its skew time) and keeps forwarding for
-// haShutdownGrace before stopping d (SIGTERM breaks no flow).
+// backup takes over after its skew time) and keeps forwarding for one
+// advert interval and haShutdownGrace before stopping d (SIGTERM breaks
+// no flow).
 func (h *haRun) serve(ctx context.Context, d *Director) error {
 	return serveHandingOver(ctx, d, func(running context.Context) time.Duration {
 		wasMaster := h.isMaster()
@@ -364,8 +370,9 @@ func (h *haRun) serve(ctx context.Context, d *Director) error {
 		if !wasMaster {
 			return 0
 		}
-		h.log.Info("ha: resigned (priority 0 sent); forwarding on while the backup takes over", "grace", haShutdownGrace)
-		return haShutdownGrace
+		grace := shutdownGrace(h.cfg.AdvertInterval)
+		h.log.Info("ha: resigned (priority 0 sent); forwarding on while the backup takes over", "grace", grace)
+		return grace
 	})
 }
 

@@ -331,3 +331,30 @@ func TestHAIPv6Only(t *testing.T) {
 		t.Fatalf("Apply: %v, want ErrRestartNeeded", err)
 	}
 }
+
+// TestShutdownGraceCoversSkew: a master that stops forwards on until the
+// backup has taken over, which it does after its skew time after the
+// priority-0 advert: (256-priority)/256 of the interval, 609 ms for a
+// priority-100 backup at keepalived's default 1 s. A fixed 500 ms left
+// the router sending to a stopped director for up to 496 ms.
+func TestShutdownGraceCoversSkew(t *testing.T) {
+	master, backup := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	for _, interval := range []time.Duration{config.DefaultAdvertInterval, 100 * time.Millisecond, 5 * time.Second} {
+		for _, prio := range []uint8{1, 100, 254} {
+			m, err := vrrp.NewMachine(vrrp.Config{VRID: 51, Priority: prio, Interval: interval, Preempt: true, Self: backup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Unix(1000, 0)
+			m.Start(t0)
+			resign, err := (&vrrp.Advert{VRID: 51, Priority: 0, Interval: interval}).AppendIPv4(nil, master, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Receive(t0, resign)
+			if took := m.Next().Sub(t0); took > shutdownGrace(interval) {
+				t.Errorf("interval %v: a backup of priority %d takes over %v after the priority-0 advert; the stopping master forwards for %v", interval, prio, took, shutdownGrace(interval))
+			}
+		}
+	}
+}

@@ -28,6 +28,9 @@ const (
 	headerLen = 8
 	ipv4Len   = 20
 	ipv6Len   = 40
+	// maxAdvertLen is the longest advert with its IP header: IPv6,
+	// MaxAddrs addresses (4128 bytes).
+	maxAdvertLen = ipv6Len + headerLen + 16*MaxAddrs
 )
 
 // Group is where IPv4 adverts go (RFC 5798 5.1.1.2), Group6 where IPv6

@@ -181,7 +181,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer close(done)
 	go func() {
 		for {
-			b := make([]byte, 1500)
+			// Room for the largest advert, not an MTU: an IPv6 one of
+			// 91 addresses or more is over 1500 bytes (fragmented and
+			// reassembled), and cut short it would be refused as
+			// malformed, every one of the master's: two masters.
+			b := make([]byte, maxAdvertLen)
 			n, err := r.cfg.Conn.Recv(b)
 			n = max(0, min(n, len(b)))
 			var errno syscall.Errno

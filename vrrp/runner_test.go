@@ -165,3 +165,48 @@ func TestRunnerLinkUpAlone(t *testing.T) {
 	want(Backup)
 	want(Master)
 }
+
+// TestRunnerHearsLargeIPv6Adverts: an IPv6 advert of many addresses is
+// over 1500 bytes (91 or more: 40+8+16n), as config allows 255 VIPs with
+// ha:. The runner reads adverts into a buffer for the largest one: cut at
+// 1500 bytes, every one of the master's was refused as malformed and the
+// backup took over too (two masters).
+func TestRunnerHearsLargeIPv6Adverts(t *testing.T) {
+	var addrs []netip.Addr
+	for i := range MaxAddrs {
+		a := vip6.As16()
+		a[14], a[15] = byte(i>>8), byte(i+1)
+		addrs = append(addrs, netip.AddrFrom16(a))
+	}
+	h := &hub{}
+	master := h.conn()
+	m, err := NewMachine(Config{VRID: 51, Priority: 100, Interval: time.Second, Self: self6, Addrs: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(RunnerConfig{Machine: m, Conn: h.conn(), Self: self6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	advert, err := (&Advert{VRID: 51, Priority: 200, Interval: time.Second, Addrs: addrs}).AppendIPv6(nil, peer6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(advert) <= 1500 {
+		t.Fatalf("an advert of %d addresses is %d bytes: not over 1500", len(addrs), len(advert))
+	}
+	deadline := time.Now().Add(10 * time.Second) // a hang guard
+	for r.Stats().Received == 0 && time.Now().Before(deadline) {
+		if err := master.Send(advert); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := r.Stats(); s.Received == 0 || s.Master != peer6 {
+		t.Fatalf("the backup heard no advert of %d bytes (ignored %v)", len(advert), s.Ignored)
+	}
+}
