@@ -15,10 +15,20 @@ const windowBits = 64
 // than the newest seen, and its sequence number was not seen (within the
 // last windowBits). A sender that restarts has a newer epoch and starts
 // its sequence afresh.
+//
+// The epoch is the sender's clock at its start, so a sender restarted
+// with its clock behind its previous start (a VM restored from a
+// snapshot, a clock stepped back) has an older one. Once the newest epoch
+// has been silent for longer than MaxSkew, an older epoch is taken as
+// such a restart: none of the newest epoch's messages can still pass the
+// time check, and a replay of an older one's cannot either (its
+// timestamp is from before the newest epoch began). Without this, every
+// message of the restarted peer was a replay until this side restarted.
 type Window struct {
 	epoch uint64
 	top   uint64 // highest sequence number accepted in epoch
 	seen  uint64 // bit i: top-i was accepted
+	last  int64  // receiver's time of the last message accepted
 	any   bool
 }
 
@@ -29,11 +39,14 @@ func (w *Window) Check(h *Header, now int64) bool {
 		return false
 	}
 	switch {
-	case !w.any || h.Epoch > w.epoch:
-		w.epoch, w.top, w.seen, w.any = h.Epoch, h.Seq, 1, true
+	case !w.any || h.Epoch > w.epoch || h.Epoch < w.epoch && now-w.last > int64(MaxSkew):
+		w.epoch, w.top, w.seen, w.any, w.last = h.Epoch, h.Seq, 1, true, now
 		return true
 	case h.Epoch < w.epoch:
 		return false
+	}
+	w.last = now
+	switch {
 	case h.Seq > w.top:
 		shift := h.Seq - w.top
 		if shift >= windowBits {

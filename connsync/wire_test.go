@@ -265,3 +265,32 @@ func FuzzEntries(f *testing.F) {
 		_, _ = RequestOf(p)
 	})
 }
+
+// TestWindowAfterClockStep: a peer restarted with its clock behind its
+// previous start (an older epoch) is taken as restarted once the newest
+// epoch has been silent for longer than MaxSkew; before that, an older
+// epoch is still a replay.
+func TestWindowAfterClockStep(t *testing.T) {
+	var w Window
+	t0 := time.Now().UnixNano()
+	if !w.Check(&Header{Epoch: uint64(t0), Seq: 7, Time: t0}, t0) {
+		t.Fatal("first message refused")
+	}
+	soon := t0 + int64(time.Second)
+	earlier := uint64(t0 - int64(time.Hour))
+	if w.Check(&Header{Epoch: earlier, Seq: 1, Time: soon}, soon) {
+		t.Error("an older epoch accepted while the newest is alive")
+	}
+	// Ten minutes later: the peer restarted with its clock an hour
+	// behind, then its clock was set right.
+	now := t0 + int64(10*time.Minute)
+	for seq := uint64(1); seq <= 3; seq++ {
+		if !w.Check(&Header{Epoch: earlier, Seq: seq, Time: now}, now) {
+			t.Fatalf("message %d of the restarted peer refused as a replay", seq)
+		}
+		now += int64(time.Second)
+	}
+	if w.Check(&Header{Epoch: earlier, Seq: 2, Time: now}, now) {
+		t.Error("a replay of the restarted peer's message accepted")
+	}
+}
