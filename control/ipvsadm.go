@@ -253,6 +253,11 @@ func (x *ipvsadmRunner) run(ctx context.Context, args []string) Result {
 	var editErr error
 	err = x.ed.Edit(func(cur *config.Config) (*config.Config, error) {
 		cfg, err := config.EditIpvsadm(cur, c.args)
+		if err == nil && len(cfg.Services) == 0 {
+			// A director serves at least one service (a file without
+			// one is refused too); say so in the operator's terms.
+			err = fmt.Errorf("%s: the table would be empty, and a running drlb serves at least one service: add the new services first, then delete the old ones (or stop the director)", strings.Join(c.args, " "))
+		}
 		editErr = err
 		return cfg, err
 	})
