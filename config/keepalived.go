@@ -884,7 +884,10 @@ func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
 			var ck *kaChecker
 			if ck, err = r.checker(c); err == nil && ck != nil {
 				if rs.check != nil {
-					r.ignore(c, fmt.Sprintf("drlb runs one check per real server: the %s at line %d is used", rs.check.key.text, rs.check.key.line))
+					// keepalived takes the server down when any of its
+					// checkers fails: keeping one would keep a server
+					// keepalived removes.
+					err = kaErr(c.key, name, "", "a second checker (the %s at %s:%d is the first): drlb runs one check per real server, and keepalived takes the server down when any fails; keep the one that matters", rs.check.key.text, rs.check.key.file, rs.check.key.line)
 				} else {
 					rs.check = ck
 				}

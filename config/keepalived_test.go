@@ -326,6 +326,7 @@ func TestParseKeepalivedBad(t *testing.T) {
 		{"no address", "virtual_server {\n}\n", 1, 1, "virtual_server", "", "needs an address"},
 		{"no block", "virtual_server 198.18.0.100 80\n", 1, 1, "virtual_server", "", "needs a block"},
 		{"loopback VIP", "virtual_server 127.0.0.1 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n", 1, 16, "virtual_server", "127.0.0.1", "a loopback address never reaches the network"},
+		{"second checker", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  TCP_CHECK {\n  }\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n", 7, 3, "HTTP_GET", "", "a second checker (the TCP_CHECK at keepalived.conf:5 is the first)"},
 		{"weight", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  weight 70000\n }\n}\n", 5, 10, "weight", "70000", "must be an integer 0..65535"},
 		{"weight word", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  weight heavy\n }\n}\n", 5, 10, "weight", "heavy", "must be an integer"},
 		{"weight twice on a line", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  weight 1 2\n }\n}\n", 5, 12, "weight", "2", "takes one value"},
