@@ -111,7 +111,7 @@ func parseIPVSADM(file string, data []byte) (*Config, sites, error) {
 		if len(toks) == 0 {
 			continue
 		}
-		if err := r.rule(toks); err != nil {
+		if err := r.rule(expandTokens(toks)); err != nil {
 			return nil, nil, err
 		}
 	}

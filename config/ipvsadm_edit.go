@@ -115,11 +115,23 @@ func arity(name string) int {
 // -At is -A -t, -w3 is -w 3. A word that is an option's value stays as
 // it is (-w -1 is a weight of -1, not an option).
 func expandArgs(args []string) []token {
+	toks := make([]token, len(args))
+	for i, a := range args {
+		toks[i] = token{a, 0}
+	}
+	return expandTokens(toks)
+}
+
+// expandTokens is expandArgs for the words of a rule file's line, each
+// part keeping the column it stands at: a rule means the same in a file
+// as on the command line.
+func expandTokens(words []token) []token {
 	var toks []token
 	want := argNone // what the previous option still takes
-	for _, a := range args {
+	for _, w := range words {
+		a := w.text
 		if want == argRequired || want == argOptional && !strings.HasPrefix(a, "-") {
-			toks = append(toks, token{a, 0})
+			toks = append(toks, w)
 			want = argNone
 			continue
 		}
@@ -127,16 +139,16 @@ func expandArgs(args []string) []token {
 		switch {
 		case strings.HasPrefix(a, "--"):
 			name, _, inline := strings.Cut(a, "=")
-			toks = append(toks, token{a, 0})
+			toks = append(toks, w)
 			if !inline {
 				want = arity(name)
 			}
 		case len(a) > 2 && a[0] == '-' && isBundle(a):
 			for k := 1; k < len(a); k++ {
-				toks = append(toks, token{"-" + a[k:k+1], 0})
+				toks = append(toks, token{"-" + a[k:k+1], w.col + k - 1})
 				if ar := shortArity[a[k]]; ar != argNone {
 					if k+1 < len(a) {
-						toks = append(toks, token{a[k+1:], 0})
+						toks = append(toks, token{a[k+1:], w.col + k + 1})
 					} else {
 						want = ar
 					}
@@ -144,7 +156,7 @@ func expandArgs(args []string) []token {
 				}
 			}
 		default:
-			toks = append(toks, token{a, 0})
+			toks = append(toks, w)
 			want = arity(a)
 		}
 	}

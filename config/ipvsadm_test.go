@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -156,5 +157,27 @@ func TestDetectFormat(t *testing.T) {
 		if got := isIPVSADM([]byte(tc.in)); got != tc.ipvs {
 			t.Errorf("isIPVSADM(%q) = %t, want %t", tc.in, got, tc.ipvs)
 		}
+	}
+}
+
+// TestIpvsadmFileBundles: a rule file takes short options run together
+// as the command line does (-p300, -w3, -At), and means the same as the
+// rules spelled out; an error in a bundle names its column.
+func TestIpvsadmFileBundles(t *testing.T) {
+	bundled, err := Parse("rules.sh", []byte("ipvsadm -At 198.18.0.100:80 -s rr -p300\nipvsadm -a -t 198.18.0.100:80 -r 198.18.0.11 -g -w3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Parse("rules", []byte("-A -t 198.18.0.100:80 -s rr -p 300\n-a -t 198.18.0.100:80 -r 198.18.0.11 -g -w 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := SaveIpvsadm(bundled, true), SaveIpvsadm(plain, true); got != want {
+		t.Errorf("bundled rules saved as\\n%s\\nwant\\n%s", got, want)
+	}
+	_, err = Parse("rules", []byte("-A -t 198.18.0.100:80\n-a -t 198.18.0.100:80 -r 198.18.0.11 -w70000\n"))
+	var e *Error
+	if !errors.As(err, &e) || e.Line != 2 || e.Column != 40 || e.Value != "70000" {
+		t.Errorf("a bad weight in a bundle: %v (%+v), want line 2 column 40 value 70000", err, e)
 	}
 }
