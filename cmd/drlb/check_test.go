@@ -41,7 +41,7 @@ func TestCheckCommand(t *testing.T) {
 			"services.yaml: ok: 3 services on 2 VIPs, 6 real servers, 0 health checks\n", nil},
 		{"ipvsadm rules", []string{"check", "-c", rules}, exitOK, "rules: ok: 1 service on 1 VIP, 1 real server, 0 health checks\n", nil},
 		{"keepalived.conf with warnings", []string{"check", "-c", ka}, exitOK,
-			"full.conf: ok: 6 services on 6 VIPs, 7 real servers, 13 health checks (3 http, 1 https, 7 tcp, 2 udp), 1 sorry server; 12 warnings\n",
+			"full.conf: ok: 6 services on 6 VIPs, 7 real servers, 13 health checks (3 http, 1 https, 7 tcp, 2 udp), 1 sorry server; 11 warnings\n",
 			[]string{
 				ka + `:6: warning: keyword "router_id" ignored (a keepalived global setting drlb has no use for)` + "\n",
 				ka + `:55: warning: keyword "MISC_CHECK" ignored (drlb runs TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK and DNS_CHECK only: this check does not judge the real server)` + "\n",
