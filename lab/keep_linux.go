@@ -54,15 +54,7 @@ func labNamespaces(name string) ([]string, error) {
 func startServers(ctx context.Context, l *testbed.Lab, exe, dir string) (stop func() error, err error) {
 	var pids []int
 	stop = func() error {
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-		}
-		waitGone(pids, 5*time.Second)
-		for _, pid := range pids {
-			if syscall.Kill(pid, 0) == nil && !zombie(pid) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
+		terminate(pids, nil)
 		return nil
 	}
 	defer func() {
@@ -140,17 +132,13 @@ func Down(name string, w io.Writer) error {
 		fmt.Fprintf(w, "no lab named %q is up (no namespace %s-* under %s): nothing to remove\n", name, name, netnsDir)
 		return nil
 	}
-	for _, pid := range pids {
-		fmt.Fprintf(w, "kill -TERM %d    # %s\n", pid, cmdline(pid))
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-	}
-	waitGone(pids, 5*time.Second)
-	for _, pid := range pids {
-		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+	terminate(pids, func(sig syscall.Signal, pid int) {
+		if sig == syscall.SIGTERM {
+			fmt.Fprintf(w, "kill -TERM %d    # %s\n", pid, cmdline(pid))
+		} else {
 			fmt.Fprintf(w, "kill -KILL %d    # did not stop within 5s\n", pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-	}
+	})
 	for _, ns := range nss {
 		fmt.Fprintf(w, "ip netns delete %s\n", ns)
 	}
@@ -190,6 +178,26 @@ func taggedPIDs(name string) []int {
 		}
 	}
 	return pids
+}
+
+// terminate stops pids: SIGTERM, then SIGKILL for those still running
+// 5 s later. say, if set, is told each signal before it is sent.
+func terminate(pids []int, say func(sig syscall.Signal, pid int)) {
+	send := func(sig syscall.Signal, pid int) {
+		if say != nil {
+			say(sig, pid)
+		}
+		_ = syscall.Kill(pid, sig)
+	}
+	for _, pid := range pids {
+		send(syscall.SIGTERM, pid)
+	}
+	waitGone(pids, 5*time.Second)
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+			send(syscall.SIGKILL, pid)
+		}
+	}
 }
 
 // waitGone waits until none of pids exists, at most timeout.
