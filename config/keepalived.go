@@ -208,6 +208,7 @@ func parseKeepalived(fsys kaFS, file string, data []byte) (*Config, sites, []War
 		at:     sites{},
 		groups: map[string]*kaGroup{},
 		seen:   map[serviceKey]kaToken{},
+		warned: map[Warning]bool{},
 	}
 	toks, err := lexKeepalived(fsys, file, data, r.warn)
 	if err != nil {
@@ -230,9 +231,6 @@ func parseKeepalived(fsys kaFS, file string, data []byte) (*Config, sites, []War
 // warn records a warning once: a virtual_server over a group would
 // repeat its real servers' warnings for every address.
 func (r *kaReader) warn(w Warning) {
-	if r.warned == nil {
-		r.warned = map[Warning]bool{}
-	}
 	if !r.warned[w] {
 		r.warned[w] = true
 		r.warns = append(r.warns, w)

@@ -224,12 +224,7 @@ func runConfig(path, tcpSvc, udpSvc, sched, persist string, reals realFlags, std
 		return nil, asUsage(err)
 	}
 	for i, r := range reals {
-		cfg.Services[0].RealServers[i].MAC = r.mac
-	}
-	// The MACs are checked as a file's are (a broadcast or multicast
-	// MAC would send a server's frames to every station).
-	if err := cfg.Validate(); err != nil {
-		return nil, asUsage(err)
+		cfg.Services[0].RealServers[i].MAC = r.mac // checked as a file's are, by realFlags.Set (config.MACProblem)
 	}
 	return cfg, nil
 }
