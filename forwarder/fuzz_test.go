@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/drlb/drlb/config"
@@ -262,17 +263,21 @@ func newExistingBatch(n int) *existingBatch {
 	for s := range e.sets {
 		e.sets[s] = make([][]byte, PrefetchBatch)
 		for j := range e.sets[s] {
-			e.sets[s][j] = make([]byte, len(frame))
+			e.sets[s][j] = slices.Clone(frame)
 		}
 	}
 	return e
 }
 
-// fill writes the batch's frames and returns them.
+// fill writes the batch's frames and returns them. Forwarding a frame of
+// an existing connection rewrites its MACs and nothing else (DR), so
+// fill writes back the MACs and the connection's bytes only: copying the
+// whole frame cost about 5 ns per frame, the harness's and not the
+// pipeline's.
 func (e *existingBatch) fill() [][]byte {
 	bufs := e.sets[e.i/PrefetchBatch%2]
 	for _, buf := range bufs {
-		copy(buf, e.frame)
+		copy(buf[:12], e.frame[:12])
 		binary.BigEndian.PutUint16(buf[14+12+2:], uint16((e.i%e.n)>>16)) // client IP low half
 		binary.BigEndian.PutUint16(buf[14+20:], uint16(e.i%e.n))         // client port
 		e.i++
