@@ -2,6 +2,8 @@ package forwarder
 
 import (
 	"net/netip"
+
+	"github.com/drlb/drlb/conntable"
 )
 
 // fastExisting forwards the packet nearly every frame is: a plain TCP or
@@ -34,18 +36,26 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	if f.noFast || m.CsumPartial {
 		return Result{}, false
 	}
-	var q plain
-	var hash uint64
+	// k and q point at the frame's key and offsets where they are, the
+	// prefetch's or f.key and parsed: copying the prefetch's into f.key
+	// cost a few percent of a packet, and the full path sets f.key anew.
+	var (
+		k      *conntable.Key
+		q      *plain
+		parsed plain
+		hash   uint64
+	)
 	if pre != nil && pre.of(frame) {
 		// Parsed and hashed when its slot was prefetched (Ahead).
-		f.key, q, hash = pre.key, pre.q, pre.hash
+		k, q, hash = &pre.key, &pre.q, pre.hash
 		f.fastPrepared++
-	} else if quickParse(frame, &f.key, &q) {
-		hash = f.table.Hash(&f.key)
+	} else if quickParse(frame, &f.key, &parsed) {
+		k, q = &f.key, &parsed
+		hash = f.table.Hash(k)
 	} else {
 		return Result{}, false
 	}
-	if f.key.Proto == protoTCP && bareSYN(q.tcpFlags) {
+	if k.Proto == protoTCP && bareSYN(q.tcpFlags) {
 		// A bare SYN nearly always opens a connection: the full path
 		// is where it ends up, so it goes there at once (a SYN flood
 		// pays for the key only).
@@ -55,11 +65,11 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	if f.own != 0 && macAt(frame[6:12]) == f.own || f.mac != 0 && dirMAC != f.mac {
 		return Result{}, false
 	}
-	vip := netip.AddrFrom16(f.key.VIP)
+	vip := netip.AddrFrom16(k.VIP)
 	if q.v4 {
 		vip = vip.Unmap() // decode's netip.AddrFrom4
 	}
-	s := st.lookupService(f.key.Proto, vip, f.key.VPort)
+	s := st.lookupService(k.Proto, vip, k.VPort)
 	if s == nil {
 		return Result{}, false
 	}
@@ -68,7 +78,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	}
 	f.updatePressure(now)
 	f.fastDid = fastPressured
-	e := f.table.LookupHash(&f.key, hash, now)
+	e := f.table.LookupHash(k, hash, now)
 	if e == nil {
 		f.fastDid = fastFoundNothing
 		return Result{}, false
@@ -81,7 +91,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 		return Result{}, false
 	}
 	state := uint8(stateUDP)
-	if f.key.Proto == protoTCP {
+	if k.Proto == protoTCP {
 		state = tcpNext(e.State, q.tcpFlags)
 	}
 	if state != e.State || f.sync.events != nil && syncDue(e.Flags, now, f.timeout(st, state)) {
@@ -96,7 +106,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	f.table.SetTimeout(e, now, timeout+f.handOut(e, s, state, timeout))
 	if s.cfg.Persistence > 0 {
 		// As the full path does, last: the template lookup may move e.
-		fl := flow{proto: f.key.Proto, src: netip.AddrFrom16(f.key.CIP), dst: vip, srcPort: f.key.CPort, dstPort: f.key.VPort}
+		fl := flow{proto: k.Proto, src: netip.AddrFrom16(k.CIP), dst: vip, srcPort: k.CPort, dstPort: k.VPort}
 		if q.v4 {
 			fl.src = fl.src.Unmap()
 		}
