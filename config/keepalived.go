@@ -247,6 +247,15 @@ func (r *kaReader) note(t kaToken, format string, a ...any) {
 	r.warn(Warning{File: t.file, Line: t.line, Msg: fmt.Sprintf(format, a...)})
 }
 
+// place says where t was written, for a message placed at from: its
+// line, with its file when that is another (an include).
+func place(t, from kaToken) string {
+	if t.file != from.file {
+		return fmt.Sprintf("%s:%d", t.file, t.line)
+	}
+	return fmt.Sprintf("line %d", t.line)
+}
+
 func kaErr(t kaToken, field, value, format string, a ...any) error {
 	return &Error{File: t.file, Line: t.line, Column: t.col, Field: field, Value: value, Msg: fmt.Sprintf(format, a...)}
 }
@@ -838,7 +847,7 @@ func (r *kaReader) sorryServer(vs *kaVS, k *kaNode) error {
 		vs.sorry = &kaSorry{}
 	}
 	if vs.sorry.addr.text != "" {
-		return kaErr(k.key, k.key.text, k.args[0].text, "a virtual_server has one sorry server (the first is at line %d)", vs.sorry.key.line)
+		return kaErr(k.key, k.key.text, k.args[0].text, "a virtual_server has one sorry server (the first is at %s)", place(vs.sorry.key, k.key))
 	}
 	vs.sorry.key, vs.sorry.addr, vs.sorry.ip = k.key, k.args[0], a
 	if hasPort {
@@ -1000,7 +1009,7 @@ func (r *kaReader) checker(k *kaNode) (*kaChecker, error) {
 			if t, err = one(c); err == nil {
 				switch {
 				case ck.dnsName.set:
-					r.ignore(c, fmt.Sprintf("the name is given twice: keepalived keeps the first, on line %d", ck.dnsName.tok.line))
+					r.ignore(c, fmt.Sprintf("the name is given twice: keepalived keeps the first, at %s", place(ck.dnsName.tok, c.key)))
 				case t.text != "." && (strings.HasPrefix(t.text, ".") || strings.Contains(t.text, "..")):
 					r.ignore(c, fmt.Sprintf("the name %q has an empty label: keepalived ignores it and asks for %q", t.text, DefaultDNSName))
 				default:
@@ -1122,7 +1131,7 @@ func (r *kaReader) services(vs *kaVS) error {
 		dup := false
 		for _, o := range reals {
 			if o.ip == rs.ip {
-				r.note(rs.key, "real_server %s is given twice (first at line %d): the second is dropped, as keepalived does", rs.ip, o.key.line)
+				r.note(rs.key, "real_server %s is given twice (first at %s): the second is dropped, as keepalived does", rs.ip, place(o.key, rs.key))
 				dup = true
 			}
 		}

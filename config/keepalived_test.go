@@ -215,7 +215,7 @@ func TestParseKeepalivedGood(t *testing.T) {
 				`keepalived.conf:7: warning: keyword "type" ignored (keepalived knows no DNS_CHECK type "SRV", only A, NS, CNAME, SOA, MX, TXT, AAAA, RRSIG, DNSKEY: it asks for SOA, as drlb does)`,
 				`keepalived.conf:8: warning: keyword "name" ignored (the name ".example.org" has an empty label: keepalived ignores it and asks for ".")`,
 				`keepalived.conf:9: warning: keyword "name" ignored (the name "a..b" has an empty label`,
-				`keepalived.conf:11: warning: keyword "name" ignored (the name is given twice: keepalived keeps the first, on line 10)`,
+				`keepalived.conf:11: warning: keyword "name" ignored (the name is given twice: keepalived keeps the first, at line 10)`,
 				`keepalived.conf:12: warning: keyword "payload" ignored (not a keepalived keyword in DNS_CHECK`,
 			}},
 		{"sorry server inhibit and method", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n sorry_server 198.18.0.99\n sorry_server_inhibit\n sorry_server_lvs_method DR\n quorum 1\n real_server 198.18.0.11 80 {\n }\n}\n",
@@ -404,6 +404,9 @@ func TestKeepalivedIncludes(t *testing.T) {
 		"deep3.conf":              "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  weight x\n }\n}\n",
 		"abs.conf":                "include /nonexistent-drlb-dir/*.conf\n" + service("198.18.0.100", "198.18.0.11"),
 		"etc/conf.d/readme.notes": "not a config",
+		"dup.conf":                "include etc/conf.d/10-a.conf\n" + service("198.18.0.101", "198.18.0.12"),
+		"vrrp.conf":               "include etc/conf.d/10-a.conf\nvrrp_instance VI_1 {\n version 3\n virtual_router_id 51\n virtual_ipaddress {\n  198.18.0.200\n }\n}\n" + service("198.18.0.200", "198.18.0.12"),
+		"dupreal.conf":            "virtual_server 198.18.0.103 80 {\n lb_kind DR\n protocol TCP\n include etc/conf.d/reals.inc\n real_server 198.18.0.13 80 {\n }\n}\n",
 	}
 	parseFS := func(name string) (*Config, []Warning, error) {
 		data, err := fsys.ReadFile(name)
@@ -441,6 +444,9 @@ func TestKeepalivedIncludes(t *testing.T) {
 		{"directory", "dir.conf", "", `dir.conf:1: warning: keyword "include" ignored (etc/conf.d is a directory: not included)`},
 		{"error in an included file names it", "bad.conf", "etc/bad/99-bad.conf:2:10: lb_kind: \"NAT\": drlb does direct routing (DR) only", ""},
 		{"validation error in an included file names it", "deep.conf", "deep3.conf:5:10: weight: \"x\": must be an integer", ""},
+		{"a duplicate names the include it duplicates", "dup.conf", "dup.conf:2:16: virtual_server: \"198.18.0.101\": the same service (tcp 198.18.0.101:80) as the virtual_server at etc/conf.d/10-a.conf:1", ""},
+		{"a duplicate real server names the include", "dupreal.conf", "", "dupreal.conf:5: warning: real_server 198.18.0.13 is given twice (first at etc/conf.d/reals.inc:1): the second is dropped, as keepalived does"},
+		{"a VIP missing from the instance names the include", "vrrp.conf", "vrrp.conf:2:1: vrrp_instance: \"VI_1\": does not hold the VIP 198.18.0.101 of the virtual_server at etc/conf.d/10-a.conf:1", ""},
 		{"two patterns", "twice.conf", "twice.conf:1:1: include: takes one file name or pattern", ""},
 		{"unbalanced brace", "brace.conf", "brace.conf:1:9: include: \"{a,b\": unbalanced {", ""},
 	} {

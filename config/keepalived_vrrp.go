@@ -270,9 +270,10 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 	}
 	// Every VIP moves with the master: one the instance does not hold
 	// would be answered by keepalived's host always, by drlb's master only.
-	for _, s := range r.c.Services {
+	for i, s := range r.c.Services {
 		if !slices.ContainsFunc(slices.Concat(in.addrs, in.excluded), func(v kaVIP) bool { return v.addr == s.VIP }) {
-			return kaErr(n.key, "vrrp_instance", in.name, "does not hold the VIP %s of the virtual_server at line %d: drlb's VRRP master answers ARP for every VIP and a backup for none: add it to virtual_ipaddress (or virtual_ipaddress_excluded)", s.VIP, s.Line)
+			at := r.at["services["+strconv.Itoa(i)+"]"]
+			return kaErr(n.key, "vrrp_instance", in.name, "does not hold the VIP %s of the virtual_server at %s: drlb's VRRP master answers ARP for every VIP and a backup for none: add it to virtual_ipaddress (or virtual_ipaddress_excluded)", s.VIP, place(kaToken{file: at.file, line: at.line}, n.key))
 		}
 	}
 	for _, a := range slices.Concat(in.addrs, in.excluded) {
