@@ -30,15 +30,20 @@ const bgpReportInterval = 200 * time.Millisecond
 const bgpShutdownGrace = 1500 * time.Millisecond
 
 // usableByVIP counts, per VIP, the real servers that can take a new
-// connection (available, MAC resolved, weight above 0, not inhibited),
+// connection (available, MAC resolved, weight above 0, not inhibited) and
+// whose health check, if they have one, has passed since it began,
 // keeping the fewest among the VIP's services: a director announces a VIP
 // only if it can serve every port of it. A sorry server does not count.
+// A server is in use before its first check (as keepalived's are), but
+// announcing on that trust would draw the router's share of new flows to
+// a director just started whose service may be dead, until the check
+// fails retry times.
 func usableByVIP(stats []forwarder.ServiceStats) map[netip.Addr]int {
 	out := make(map[netip.Addr]int, len(stats))
 	for _, s := range stats {
 		n := 0
 		for _, r := range s.RealServers {
-			if r.Available && r.MAC != nil && r.Weight > 0 && !r.Inhibited {
+			if r.Available && r.MAC != nil && r.Weight > 0 && !r.Inhibited && !r.Unchecked {
 				n++
 			}
 		}

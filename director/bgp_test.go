@@ -14,14 +14,15 @@ func TestUsableByVIP(t *testing.T) {
 	vip := netip.MustParseAddr("198.18.2.100")
 	vip2 := netip.MustParseAddr("198.18.2.101")
 	ok := forwarder.RealServerStats{Available: true, MAC: mac, Weight: 1}
-	down, unresolved, zero, inhibited := ok, ok, ok, ok
+	down, unresolved, zero, inhibited, unchecked := ok, ok, ok, ok, ok
+	unchecked.Unchecked = true // its check has not answered yet
 	down.Available = false
 	unresolved.MAC = nil
 	zero.Weight = 0
 	inhibited.Inhibited = true
 	got := usableByVIP([]forwarder.ServiceStats{
-		{VIP: vip, Port: 80, RealServers: []forwarder.RealServerStats{ok, ok, down, unresolved, zero, inhibited}},
-		{VIP: vip, Port: 443, RealServers: []forwarder.RealServerStats{ok, down}}, // the fewest counts
+		{VIP: vip, Port: 80, RealServers: []forwarder.RealServerStats{ok, ok, down, unresolved, zero, inhibited, unchecked}},
+		{VIP: vip, Port: 443, RealServers: []forwarder.RealServerStats{ok, down, unchecked}}, // the fewest counts
 		{VIP: vip2, Port: 53, RealServers: []forwarder.RealServerStats{down}},
 	})
 	if len(got) != 2 || got[vip] != 1 || got[vip2] != 0 {

@@ -140,6 +140,7 @@ type realUpdate struct {
 	weight        int32
 	mac           uint64 // a static MAC from the config; 0 = keep
 	resetHealth   bool   // its check changed or went away: up again
+	checked       bool   // it has a check (which, after resetHealth, has no verdict yet)
 	since, drains int64  // drainSince, drainDeadline
 }
 
@@ -228,7 +229,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			if k >= 0 {
 				r = o.reals[k]
 				u := realUpdate{r: r, weight: int32(rc.Weight), mac: packMAC(rc.MAC),
-					resetHealth: !sameCheck(o.cfg.RealServers[k].Check, rc.Check)}
+					resetHealth: !sameCheck(o.cfg.RealServers[k].Check, rc.Check), checked: rc.Check != nil}
 				if rc.Weight == 0 {
 					u.since = r.drainSince
 					if u.since == 0 || r.weight.Load() != 0 {
@@ -255,6 +256,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 				r = &realServer{addr: addr, slot: uint16(slot), totals: newWorkerTotals(len(f.workers))}
 				r.weight.Store(int32(rc.Weight))
 				r.available.Store(true)
+				r.unchecked.Store(rc.Check != nil)
 				mac := packMAC(rc.MAC)
 				if mac == 0 {
 					// Neighbors are per address: another service's
@@ -326,6 +328,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			if u.resetHealth {
 				u.r.available.Store(true)
 				u.r.inhibited.Store(false)
+				u.r.unchecked.Store(u.checked)
 			}
 			u.r.drainSince = u.since
 			u.r.drainDeadline.Store(u.drains)

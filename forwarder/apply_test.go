@@ -447,6 +447,40 @@ func TestApplyHealth(t *testing.T) {
 	}
 }
 
+// TestUnchecked: a server with a check is unchecked until its check's
+// first verdict, again when its check changes, never without a check; an
+// Apply that keeps its check keeps its verdict.
+func TestUnchecked(t *testing.T) {
+	check := &config.Check{Type: "tcp", Interval: time.Second, Timeout: time.Second, RetryDelay: time.Second, Retries: 3}
+	r1, r2, plain := rsAt(1, 1), rsAt(2, 1), rsAt(3, 1)
+	r1.Check, r2.Check = check, check
+	a := cfgOf(svc(config.TCP, 80, "rr", r1, r2, plain))
+	f := newForwarder(t, a, Options{})
+	unchecked := func() (out [3]bool) {
+		for i, r := range []config.RealServer{r1, r2, plain} {
+			out[i] = statsOf(f, 0, r.Address).Unchecked
+		}
+		return out
+	}
+	if got := unchecked(); got != [3]bool{true, true, false} {
+		t.Fatalf("at start: unchecked %v, want the two with a check", got)
+	}
+	for _, r := range []config.RealServer{r1, r2} {
+		if err := f.SetHealth(RealID{Protocol: config.TCP, VIP: vip, Port: 80, Addr: r.Address}, *check, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := unchecked(); got != [3]bool{} {
+		t.Fatalf("after a pass each: unchecked %v", got)
+	}
+	b := a.Clone()
+	b.Services[0].RealServers[0].Check.Retries = 5 // r1's check changes, r2's stays
+	applyNow(t, f, b, t0)
+	if got := unchecked(); got != [3]bool{true, false, false} {
+		t.Fatalf("after a reload changing r1's check: unchecked %v, want r1 only", got)
+	}
+}
+
 // TestZeroCounters: totals go to zero, what the table holds stays.
 func TestZeroCounters(t *testing.T) {
 	a := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)))

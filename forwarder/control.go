@@ -163,6 +163,7 @@ func (f *Forwarder) SetHealth(id RealID, check config.Check, up bool) error {
 			if c := s.cfg.RealServers[i].Check; c == nil || !reflect.DeepEqual(*c, check) {
 				break
 			}
+			r.unchecked.Store(false)
 			if check.Inhibit {
 				return setInhibited(s, r, !up)
 			}

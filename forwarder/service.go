@@ -40,6 +40,11 @@ type realServer struct {
 	// server takes no new connections whatever its configured weight
 	// (which a reload may change meanwhile), open ones continue.
 	inhibited atomic.Bool
+	// unchecked is a health check that has given no verdict yet: the
+	// server's own, since it was added or its check changed. The server
+	// is in use meanwhile (keepalived's servers start up), but a BGP
+	// director does not count it toward announcing its VIP.
+	unchecked atomic.Bool
 	// drainDeadline, unix nanoseconds, is when a quiesced server's
 	// remaining connections end (Service.DrainTimeout after its weight
 	// went to 0); 0 = never. drainSince is when the weight went to 0 (0 =

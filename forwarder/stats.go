@@ -23,6 +23,9 @@ type RealServerStats struct {
 	Weight    int
 	Available bool
 	Inhibited bool // weight 0 by a failed health check (on_fail: inhibit)
+	// Unchecked: its health check has given no verdict yet (since the
+	// server was added or its check changed).
+	Unchecked bool
 	// Active counts ESTABLISHED connections, Inactive the others,
 	// Persistent the persistence templates pointing at the server.
 	Active, Inactive, Persistent int
@@ -78,6 +81,7 @@ func realStats(r *realServer) RealServerStats {
 		Weight:     int(r.weight.Load()),
 		Available:  r.available.Load(),
 		Inhibited:  r.inhibited.Load(),
+		Unchecked:  r.unchecked.Load(),
 		Active:     int(r.active.Load()),
 		Inactive:   int(r.inactive.Load()),
 		Persistent: int(r.persistent.Load()),

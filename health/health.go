@@ -253,8 +253,12 @@ type check struct {
 // (a Target holds slices, so it cannot be a map key itself).
 func (t Target) key() string { return fmt.Sprintf("%+v", t) }
 
-// NewMonitor returns a Monitor that marks servers through m.
+// NewMonitor returns a Monitor that marks servers through m and logs
+// changes of state to log (slog.Default() when nil).
 func NewMonitor(m Marker, log *slog.Logger) *Monitor {
+	if log == nil {
+		log = slog.Default()
+	}
 	return &Monitor{m: m, log: log, probe: Probe, running: map[string]*check{}}
 }
 
@@ -323,7 +327,9 @@ func Run(ctx context.Context, targets []Target, m Marker, log *slog.Logger) {
 
 // watch is one target's loop; probe is injectable for tests.
 func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func(context.Context, Target) error) {
-	up, failures := true, 0
+	// A server starts up, as keepalived's do; its first pass is still
+	// marked (up again) so that the director knows the check answered.
+	up, failures, first := true, 0, true
 	timer := time.NewTimer(t.Check.Interval)
 	defer timer.Stop()
 	for {
@@ -340,6 +346,11 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 			log.Info("real server up again: check passed", "server", t.Name, "check", t.Check.Type, "addr", t.Addr)
 		case err == nil:
 			failures = 0
+			if first {
+				if e := m.Mark(t, true); e != nil {
+					log.Error("health: marking up", "server", t.Name, "err", e)
+				}
+			}
 		case up:
 			failures++
 			if failures >= t.Check.Retries {
@@ -354,6 +365,9 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 				log.Warn("real server down: "+how, "server", t.Name, "check", t.Check.Type, "addr", t.Addr,
 					"failures", failures, "err", err)
 			}
+		}
+		if err == nil || !up {
+			first = false // a verdict: passed, or down
 		}
 		// Like keepalived: while a failing server is still up, the next
 		// try comes after the retry delay; otherwise after the interval.

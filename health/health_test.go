@@ -23,11 +23,13 @@ import (
 type marker struct {
 	mu     sync.Mutex
 	events []string
+	names  []string // the target of each event
 }
 
 func (m *marker) Mark(t Target, up bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.names = append(m.names, t.Name)
 	switch {
 	case t.Check.Inhibit && up:
 		m.events = append(m.events, "restored")
@@ -47,10 +49,25 @@ func (m *marker) got() []string {
 	return append([]string(nil), m.events...)
 }
 
+// of returns the events of the target called name.
+func (m *marker) of(name string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for i, n := range m.names {
+		if n == name {
+			out = append(out, m.events[i])
+		}
+	}
+	return out
+}
+
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // TestWatch drives the state machine with a scripted probe: retries
-// failures before down, one success to come back, remove or inhibit.
+// failures before down, one success to come back, remove or inhibit, and
+// the first pass marked (up, as the server already is) so that the
+// director knows the check has answered.
 func TestWatch(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -58,10 +75,12 @@ func TestWatch(t *testing.T) {
 		script  string // one letter per probe: o ok, x fail
 		want    []string
 	}{
-		{"healthy", false, "oooo", nil},
-		{"short blip", false, "oxxooo", nil},
-		{"down and back", false, "oxxxxo", []string{"down", "up"}},
+		{"healthy", false, "oooo", []string{"up"}},
+		{"short blip", false, "oxxooo", []string{"up"}},
+		{"down and back", false, "oxxxxo", []string{"up", "down", "up"}},
+		{"a first failure, then a pass", false, "xxoo", []string{"up"}},
 		{"inhibit", true, "xxxoo", []string{"inhibited", "restored"}},
+		{"inhibit, healthy", true, "oo", []string{"restored"}},
 		{"flaps", false, "xxxoxxx", []string{"down", "up", "down"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,6 +113,20 @@ func TestWatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNilLogger: a Monitor made without a logger logs to slog.Default()
+// instead of panicking at the first change of state.
+func TestNilLogger(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mo := NewMonitor(&marker{}, nil)
+	mo.probe = func(context.Context, Target) error {
+		cancel()
+		return nil
+	}
+	mo.Update([]Target{{Check: config.Check{Type: "tcp", Interval: time.Microsecond, Timeout: time.Second, Retries: 1}}})
+	mo.Run(ctx)
 }
 
 // TestProbe checks real probes against servers on the loopback of the
@@ -355,9 +388,14 @@ func TestMonitorUpdate(t *testing.T) {
 	}
 	close(gate)
 	waitFor("c's probes", func() bool { return count(c.Real) >= 3 })
-	waitFor("b down then up", func() bool { return len(m.got()) == 2 })
-	if got := m.got(); got[0] != "down" || got[1] != "up" {
+	waitFor("b down then up", func() bool { return len(m.of(b.Name)) == 2 })
+	if got := m.of(b.Name); got[0] != "down" || got[1] != "up" {
 		t.Fatalf("events %v, want b down (its third failure, counted across the Update) then up", got)
+	}
+	for _, x := range []Target{a, c} {
+		if got := m.of(x.Name); len(got) != 1 || got[0] != "up" {
+			t.Fatalf("%s: events %v, want its first pass marked up", x.Name, got)
+		}
 	}
 	stopped := count(a.Real)
 	time.Sleep(20 * time.Millisecond)
