@@ -67,9 +67,13 @@ func StartGoBGP(ctx context.Context, cfg GoBGPConfig) (*GoBGP, error) {
 	if retry <= 0 {
 		retry = 2 * time.Second
 	}
+	// GoBGP logs through this logger at every level (the LevelVar only
+	// serves its gRPC SetLogLevel): its session chatter stays out of
+	// drlb's log unless it is a warning.
 	lvl := &slog.LevelVar{}
 	lvl.Set(slog.LevelWarn)
-	s := server.NewBgpServer(server.LoggerOption(log.With("component", "gobgp"), lvl))
+	quiet := slog.New(atLeast{log.Handler(), lvl}).With("component", "gobgp")
+	s := server.NewBgpServer(server.LoggerOption(quiet, lvl))
 	go s.Serve()
 	g := &GoBGP{s: s, log: log}
 	fail := func(err error) (*GoBGP, error) {
@@ -234,13 +238,41 @@ func (g *GoBGP) Peers() []PeerStatus {
 }
 
 // Stop closes every session (a Cease notification tells the peers to drop
-// the routes at once) and stops the server.
+// the routes at once) and stops the server, waiting at most stopTimeout.
+// GoBGP's Stop does both: stopping the sessions first as well made its
+// own stop fail, and log an error, on every clean shutdown.
 func (g *GoBGP) Stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := g.s.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
-		g.log.Warn("bgp: stop", "err", err)
+	done := make(chan struct{})
+	go func() {
+		g.s.Stop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopTimeout):
+		g.log.Warn("bgp: the speaker did not stop in time; exiting anyway", "after", stopTimeout)
 	}
 	g.cancel()
-	g.s.Stop()
+}
+
+// stopTimeout bounds Stop: a peer that does not take its Cease must not
+// hold up the director's exit.
+const stopTimeout = 3 * time.Second
+
+// atLeast passes on the records at its level or above.
+type atLeast struct {
+	slog.Handler
+	min slog.Leveler
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min.Level() && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(as []slog.Attr) slog.Handler {
+	return atLeast{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h.Handler.WithGroup(name), h.min}
 }

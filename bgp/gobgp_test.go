@@ -1,9 +1,13 @@
 package bgp
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,5 +140,42 @@ func waitFor(t *testing.T, ctx context.Context, what string, ok func() bool) {
 			t.Fatalf("timed out waiting: %s", what)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger that GoBGP's goroutines use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestGoBGPQuietStop: a speaker started and stopped cleanly logs nothing
+// from GoBGP below a warning (its "Add a peer" chatter), and no error
+// (stopping the sessions twice made GoBGP log one on every shutdown).
+func TestGoBGPQuietStop(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sp, err := StartGoBGP(context.Background(), GoBGPConfig{
+		BGP: &config.BGP{ASN: 65001, HoldTime: 3 * time.Second, MinRealServers: 1,
+			Peers: []config.BGPPeer{{Address: testutil.LoopbackAddr, ASN: 65000, Port: uint16(freePort(t))}}},
+		RouterID: netip.MustParseAddr("198.18.0.2"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.Stop()
+	if s := buf.String(); strings.Contains(s, "component=gobgp") {
+		t.Errorf("GoBGP logged below a warning, or an error on a clean stop:\n%s", s)
 	}
 }
