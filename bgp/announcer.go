@@ -136,7 +136,7 @@ func (a *Announcer) wanted(v netip.Addr) (bool, string) {
 	case !configured:
 		return false, "not in the configuration"
 	case !a.nextHop(v).IsValid():
-		return false, "no interface address of this family for the next hop"
+		return false, "no global address of this family on the interface for the next hop"
 	case n < a.cfg.MinRealServers:
 		return false, "too few usable real servers"
 	}

@@ -135,7 +135,7 @@ func TestAnnouncerStatus(t *testing.T) {
 	want := []string{
 		`198.18.2.100 usable=2 announced=true why=""`,
 		`198.18.2.101 usable=0 announced=false why="too few usable real servers"`,
-		`2001:2:0:2::100 usable=4 announced=false why="no interface address of this family for the next hop"`,
+		`2001:2:0:2::100 usable=4 announced=false why="no global address of this family on the interface for the next hop"`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("status:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

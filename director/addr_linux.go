@@ -33,3 +33,30 @@ func ownAddress(iface string, v4 bool) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// ifacePrefixes returns the interface's addresses of one family with
+// their prefixes, in the kernel's order.
+func ifacePrefixes(iface string, v4 bool) []netip.Prefix {
+	l, err := netlink.LinkByName(iface)
+	if err != nil {
+		return nil
+	}
+	fam := netlink.FAMILY_V4
+	if !v4 {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := netlink.AddrList(l, fam)
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || a.IPNet == nil {
+			continue
+		}
+		bits, _ := a.IPNet.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), bits))
+	}
+	return out
+}

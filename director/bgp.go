@@ -1,6 +1,7 @@
 package director
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -79,6 +80,29 @@ func arpVIPs(cfg *config.Config) []netip.Addr {
 	return cfg.VIPs()
 }
 
+// nextHopFor picks, among an interface's addresses (one family), the next
+// hop to announce VIPs with to peers: one whose subnet holds a peer (a
+// single-hop peer needs a next hop it reaches directly), else the first.
+// Never a link-local address: the global next hop of an IPv6 route must
+// be global (RFC 2545), and a router past another hop could not use it.
+func nextHopFor(addrs []netip.Prefix, peers []netip.Addr) netip.Addr {
+	var first netip.Addr
+	for _, a := range addrs {
+		if a.Addr().IsLinkLocalUnicast() || a.Addr().IsLoopback() {
+			continue
+		}
+		for _, p := range peers {
+			if a.Masked().Contains(p) {
+				return a.Addr()
+			}
+		}
+		if !first.IsValid() {
+			first = a.Addr()
+		}
+	}
+	return first
+}
+
 // bgpRun is the BGP side of a live director: the speaker and the
 // announcer. nil when the config has no bgp: block.
 type bgpRun struct {
@@ -104,7 +128,7 @@ func startBGP(ctx context.Context, cfg *config.Config, opts *Options, log *slog.
 		rid = opts.IPv4
 	}
 	b := &bgpRun{asn: cfg.BGP.ASN, routerID: rid, sp: sp, log: log, an: bgp.NewAnnouncer(sp, bgp.AnnouncerConfig{
-		NextHop4: opts.IPv4, NextHop6: opts.IPv6, MinRealServers: cfg.BGP.MinRealServers, Logger: log,
+		NextHop4: cmp.Or(opts.NextHop4, opts.IPv4), NextHop6: opts.NextHop6, MinRealServers: cfg.BGP.MinRealServers, Logger: log,
 	})}
 	opts.Announcer = b.an
 	opts.bgp = b

@@ -40,3 +40,30 @@ func TestNoARPForRoutedVIPs(t *testing.T) {
 		t.Errorf("with bgp: arpVIPs = %v, want none: the router must route the VIP, not ARP for it", got)
 	}
 }
+
+func TestNextHopFor(t *testing.T) {
+	pfx := func(ss ...string) (out []netip.Prefix) {
+		for _, s := range ss {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+		return out
+	}
+	peers := []netip.Addr{netip.MustParseAddr("198.18.1.1"), netip.MustParseAddr("2001:2:0:1::1")}
+	for _, tc := range []struct {
+		name  string
+		addrs []netip.Prefix
+		want  string // "" = none
+	}{
+		{"the one on a peer's subnet", pfx("198.18.0.3/24", "198.18.1.3/24"), "198.18.1.3"},
+		{"else the first", pfx("198.18.0.3/24", "198.18.5.3/24"), "198.18.0.3"},
+		{"never link-local", pfx("fe80::3/64", "2001:2:0:1::3/64"), "2001:2:0:1::3"},
+		{"link-local only: none", pfx("fe80::3/64"), ""},
+		{"global, off the peers' subnets", pfx("fe80::3/64", "2001:2:0:9::3/64"), "2001:2:0:9::3"},
+		{"nothing", nil, ""},
+	} {
+		got := nextHopFor(tc.addrs, peers)
+		if want := tc.want; (want == "" && got.IsValid()) || (want != "" && got.String() != want) {
+			t.Errorf("%s: nextHopFor = %v, want %q", tc.name, got, want)
+		}
+	}
+}

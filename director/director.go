@@ -30,6 +30,12 @@ type Options struct {
 	// the sources of its ARP requests and neighbor solicitations (zero:
 	// ARP probes from 0.0.0.0, solicitations from ::).
 	IPv4, IPv6 netip.Addr
+	// NextHop4 and NextHop6 are the next hops BGP announces the VIPs with
+	// (with bgp:): addresses of the LAN interface, on a peer's subnet
+	// where one is (nextHopFor). Zero: IPv4 for IPv4 VIPs, and IPv6 VIPs
+	// go unannounced (IPv6 is link-local, which RFC 2545 does not allow
+	// as the next hop alone).
+	NextHop4, NextHop6 netip.Addr
 	// AnnounceCount and AnnounceInterval shape the gratuitous ARP sent for
 	// the VIPs at start (default 5, 1s apart, like keepalived).
 	AnnounceCount    int

@@ -66,6 +66,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if a, ok := ownAddress(cfg.Interface, false); ok && !opts.IPv6.IsValid() {
 		opts.IPv6 = a
 	}
+	if cfg.BGP != nil {
+		var peers []netip.Addr
+		for _, p := range cfg.BGP.Peers {
+			peers = append(peers, p.Address)
+		}
+		if !opts.NextHop4.IsValid() {
+			opts.NextHop4 = nextHopFor(ifacePrefixes(cfg.Interface, true), peers)
+		}
+		if !opts.NextHop6.IsValid() {
+			opts.NextHop6 = nextHopFor(ifacePrefixes(cfg.Interface, false), peers)
+		}
+	}
 	if opts.MTU == 0 {
 		if ifi, err := net.InterfaceByName(cfg.Interface); err == nil {
 			opts.MTU = ifi.MTU
