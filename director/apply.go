@@ -140,6 +140,12 @@ func (d *Director) apply(cfg *config.Config) error {
 	d.swapHeld.Store(int64(held))
 
 	added, removed := diffAddrs(oldVIPs, vips)
+	if len(removed) > 0 && d.vipReport != nil {
+		// Withdraw a removed VIP now, not at the next report: its
+		// blackhole route goes next, and a forwarding kernel would route
+		// what the router still sends back to the router meanwhile.
+		d.vipReport.Report(usableByVIP(d.fw.Stats()))
+	}
 	// Blackhole routes first: a new VIP's frames must not be routed by a
 	// forwarding kernel once the router learns the VIP is here.
 	if d.vipsChanged != nil && (len(added) > 0 || len(removed) > 0) {

@@ -528,3 +528,40 @@ func TestEditHoldsApply(t *testing.T) {
 		t.Errorf("Edit whose edit fails: %v, want its error as is", err)
 	}
 }
+
+// reportRecorder is a VIPAnnouncer that keeps the last Report.
+type reportRecorder struct{ last map[netip.Addr]int }
+
+func (r *reportRecorder) Report(usable map[netip.Addr]int) { r.last = usable }
+
+// TestApplyWithdrawsBeforeBlackhole: a reload that removes a VIP reports
+// it gone to BGP before its blackhole route goes, not at the next
+// periodic report: a forwarding kernel would route the frames the router
+// still sends back to the router meanwhile.
+func TestApplyWithdrawsBeforeBlackhole(t *testing.T) {
+	vip2 := netip.MustParseAddr("198.18.2.101")
+	both := configOf(service(vip, 80, "rr", resolvedReals()...), service(vip2, 80, "rr", resolvedReals()...))
+	rec := &reportRecorder{}
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	defer dirPort.Close()
+	d, err := New(both, dirPort, Options{Logger: slog.New(slog.DiscardHandler), Announcer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removedSeen []netip.Addr
+	d.vipsChanged = func(_, removed []netip.Addr) {
+		removedSeen = removed
+		for _, v := range removed {
+			if _, still := rec.last[v]; still || rec.last == nil {
+				t.Errorf("blackhole of %s removed while BGP last heard it configured (report %v)", v, rec.last)
+			}
+		}
+	}
+	if err := d.Apply(configOf(service(vip, 80, "rr", resolvedReals()...))); err != nil {
+		t.Fatal(err)
+	}
+	if len(removedSeen) != 1 || removedSeen[0] != vip2 {
+		t.Fatalf("vipsChanged removed %v, want %s", removedSeen, vip2)
+	}
+}
