@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -162,15 +164,10 @@ func Up(sys System, c Config) ([]Step, error) {
 		return nil, err
 	}
 
+	// The sysctls first, the VIP last: a VIP on lo with ARP not yet
+	// suppressed is answered for by this host (ARP flux), for good if a
+	// sysctl write fails.
 	var steps []Step
-	if has {
-		steps = append(steps, Step{Command: addrCmd("add", p), Skipped: "already set"})
-	} else {
-		if err := sys.AddAddr("lo", p); err != nil {
-			return steps, fmt.Errorf("%s: %w", addrCmd("add", p), err)
-		}
-		steps = append(steps, Step{Command: addrCmd("add", p)})
-	}
 	for i, w := range want {
 		cmd := sysctlCmd(w.Path, w.Value)
 		if current[i] == w.Value {
@@ -182,16 +179,27 @@ func Up(sys System, c Config) ([]Step, error) {
 		}
 		steps = append(steps, Step{Command: cmd})
 	}
+	if has {
+		steps = append(steps, Step{Command: addrCmd("add", p), Skipped: "already set"})
+	} else {
+		if err := sys.AddAddr("lo", p); err != nil {
+			return steps, fmt.Errorf("%s: %w", addrCmd("add", p), err)
+		}
+		steps = append(steps, Step{Command: addrCmd("add", p)})
+	}
 	if !c.VIP.Is4() {
 		steps = append(steps, Step{Comment: "IPv6: no sysctl needed, the kernel answers neighbour solicitations only for addresses on the receiving interface"})
 	}
 	return steps, nil
 }
 
-// Down undoes Up using its state file: sysctls go back to their previous
-// values and the VIP leaves lo only if Up put it there. Without a state
-// file it removes the VIP from lo and leaves the sysctls alone. The state
-// file is removed at the end.
+// Down undoes Up using its state file: the VIP leaves lo only if Up put
+// it there, then the sysctls go back to their previous values, unless
+// another VIP's state file beside this one (realserver up for several
+// VIPs) still needs them: that one takes over this file's record of how
+// they were, so the last Down puts them back. Without a state file it
+// removes the VIP from lo and leaves the sysctls alone. The state file is
+// removed at the end.
 func Down(sys System, c Config) ([]Step, error) {
 	// Down acts on the interfaces the state file names, whatever --iface says.
 	c.Iface = ""
@@ -210,6 +218,33 @@ func Down(sys System, c Config) ([]Step, error) {
 		st = &State{VIP: c.VIP, AddedAddr: true}
 	} else if st.VIP != c.VIP {
 		return nil, fmt.Errorf("%w: %s belongs to VIP %s, not %s", ErrState, c.StateFile, st.VIP, c.VIP)
+	}
+	// The VIP first, the sysctls last, the reverse of Up: ARP stays
+	// suppressed while the VIP is on lo.
+	has, err := sys.HasAddr("lo", p)
+	if err != nil {
+		return steps, err
+	}
+	switch {
+	case !st.AddedAddr:
+		steps = append(steps, Step{Comment: fmt.Sprintf("%s was on lo before up: left in place", p)})
+	case !has:
+		steps = append(steps, Step{Command: addrCmd("del", p), Skipped: "already absent"})
+	default:
+		if err := sys.DelAddr("lo", p); err != nil {
+			return steps, fmt.Errorf("%s: %w", addrCmd("del", p), err)
+		}
+		steps = append(steps, Step{Command: addrCmd("del", p)})
+	}
+	if len(st.Sysctls) > 0 {
+		heir, err := handOver(c.StateFile, st)
+		if err != nil {
+			return steps, err
+		}
+		if heir.IsValid() {
+			steps = append(steps, Step{Comment: fmt.Sprintf("ARP sysctls left as they are: VIP %s still needs them (its down puts them back)", heir)})
+			st.Sysctls = nil
+		}
 	}
 	// Interfaces first, then "all", the reverse of Up.
 	for i := len(st.Sysctls) - 1; i >= 0; i-- {
@@ -232,23 +267,51 @@ func Down(sys System, c Config) ([]Step, error) {
 		}
 		steps = append(steps, Step{Command: cmd})
 	}
-	has, err := sys.HasAddr("lo", p)
-	if err != nil {
-		return steps, err
-	}
-	switch {
-	case !st.AddedAddr:
-		steps = append(steps, Step{Comment: fmt.Sprintf("%s was on lo before up: left in place", p)})
-	case !has:
-		steps = append(steps, Step{Command: addrCmd("del", p), Skipped: "already absent"})
-	default:
-		if err := sys.DelAddr("lo", p); err != nil {
-			return steps, fmt.Errorf("%s: %w", addrCmd("del", p), err)
-		}
-		steps = append(steps, Step{Command: addrCmd("del", p)})
-	}
 	if err := os.Remove(c.StateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return steps, fmt.Errorf("removing state file: %w", err)
 	}
 	return steps, nil
+}
+
+// handOver gives st's record of the sysctls to another IPv4 VIP's state
+// file beside path, if there is one, and returns that VIP (zero if none):
+// its own record may hold what the first up set (arp_ignore 1), not how
+// things were before, so the entries st knows better replace those, and
+// the ones it lacks (an interface only st's up set) are added.
+func handOver(path string, st *State) (netip.Addr, error) {
+	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), "*.json"))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, name := range names {
+		if name == path {
+			continue
+		}
+		o, err := loadState(name)
+		if err != nil || o == nil || !o.VIP.Is4() || o.VIP == st.VIP {
+			continue // not a state file of this package, or no sysctls
+		}
+		for _, mine := range st.Sysctls {
+			i := slices.IndexFunc(o.Sysctls, func(s SavedSysctl) bool { return s.Path == mine.Path })
+			switch {
+			case i < 0:
+				o.Sysctls = append(o.Sysctls, mine)
+			case o.Sysctls[i].Previous == wantedValue(mine.Path):
+				o.Sysctls[i].Previous = mine.Previous
+			}
+		}
+		if err := saveState(name, o); err != nil {
+			return netip.Addr{}, err
+		}
+		return o.VIP, nil
+	}
+	return netip.Addr{}, nil
+}
+
+// wantedValue is the value Up sets the sysctl at path to.
+func wantedValue(path string) string {
+	if filepath.Base(path) == "arp_ignore" {
+		return arpIgnore
+	}
+	return arpAnnounce
 }

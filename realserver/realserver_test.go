@@ -29,11 +29,11 @@ func TestUpDownRestoresEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"ip addr add 198.18.0.100/32 dev lo",
 		"sysctl -w net.ipv4.conf.all.arp_ignore=1",
 		"sysctl -w net.ipv4.conf.all.arp_announce=2",
 		"sysctl -w net.ipv4.conf.eth0.arp_ignore=1",
 		"sysctl -w net.ipv4.conf.eth0.arp_announce=2",
+		"ip addr add 198.18.0.100/32 dev lo",
 	}
 	if got := stepStrings(steps); !slices.Equal(got, want) {
 		t.Errorf("first Up:\n got %q\nwant %q", got, want)
@@ -62,11 +62,11 @@ func TestUpDownRestoresEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = []string{
+		"ip addr del 198.18.0.100/32 dev lo",
 		"sysctl -w net.ipv4.conf.eth0.arp_announce=0",
 		"sysctl -w net.ipv4.conf.eth0.arp_ignore=0",
 		"sysctl -w net.ipv4.conf.all.arp_announce=1",
 		"sysctl -w net.ipv4.conf.all.arp_ignore=0",
-		"ip addr del 198.18.0.100/32 dev lo",
 	}
 	if got := stepStrings(steps); !slices.Equal(got, want) {
 		t.Errorf("Down:\n got %q\nwant %q", got, want)
@@ -90,9 +90,9 @@ func TestUpKeepsPreexistingAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"ip addr add 198.18.0.100/32 dev lo (already set)",
 		"sysctl -w net.ipv4.conf.all.arp_ignore=1 (already set)",
 		"sysctl -w net.ipv4.conf.all.arp_announce=2",
+		"ip addr add 198.18.0.100/32 dev lo (already set)",
 	}
 	if got := stepStrings(steps); !slices.Equal(got, want) {
 		t.Errorf("Up:\n got %q\nwant %q", got, want)
@@ -102,9 +102,9 @@ func TestUpKeepsPreexistingAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = []string{
+		"# 198.18.0.100/32 was on lo before up: left in place",
 		"sysctl -w net.ipv4.conf.all.arp_announce=0",
 		"sysctl -w net.ipv4.conf.all.arp_ignore=1 (already set)",
-		"# 198.18.0.100/32 was on lo before up: left in place",
 	}
 	if got := stepStrings(steps); !slices.Equal(got, want) {
 		t.Errorf("Down:\n got %q\nwant %q", got, want)
@@ -152,6 +152,70 @@ func TestDownWithoutState(t *testing.T) {
 	}
 }
 
+// TestSeveralVIPs: with two VIPs up, taking one down leaves ARP
+// suppressed for the other, and the last down puts back the values from
+// before the first up (the second up found the first's values).
+func TestSeveralVIPs(t *testing.T) {
+	f := newFake(t, "eth0")
+	f.set(t, "net/ipv4/conf/all/arp_announce", "1")
+	dir := t.TempDir()
+	cfg := func(vip, iface string) Config {
+		return Config{VIP: netip.MustParseAddr(vip), Iface: iface, StateFile: filepath.Join(dir, "realserver-"+vip+".json")}
+	}
+	a, b := cfg("198.18.0.100", "eth0"), cfg("198.18.0.101", "")
+	for _, c := range []Config{a, b} {
+		if _, err := Up(f, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	suppressed := func() bool {
+		return f.get(t, "net/ipv4/conf/all/arp_ignore") == "1" && f.get(t, "net/ipv4/conf/all/arp_announce") == "2"
+	}
+	steps, err := Down(f, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !suppressed() || f.links["lo"][netip.MustParsePrefix("198.18.0.100/32")] {
+		t.Fatalf("after down of one of two VIPs: steps %q, ARP suppressed %v", stepStrings(steps), suppressed())
+	}
+	if got := stepStrings(steps); len(got) != 2 || !strings.Contains(got[1], "VIP 198.18.0.101 still needs them") {
+		t.Errorf("Down steps %q", got)
+	}
+	if _, err := Down(f, b); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"net/ipv4/conf/all/arp_ignore": "0", "net/ipv4/conf/all/arp_announce": "1",
+		"net/ipv4/conf/eth0/arp_ignore": "0", "net/ipv4/conf/eth0/arp_announce": "0",
+	} {
+		if got := f.get(t, path); got != want {
+			t.Errorf("after the last down: %s = %s, want %s (as before the first up)", path, got, want)
+		}
+	}
+	if len(f.links["lo"]) != 0 {
+		t.Errorf("addresses left on lo: %v", f.links["lo"])
+	}
+}
+
+// failingSysctl is a system whose sysctls cannot be written (a read-only
+// /proc/sys).
+type failingSysctl struct{ *fakeSystem }
+
+func (f failingSysctl) WriteSysctl(string, string) error { return errors.New("read-only file system") }
+
+// TestUpSysctlFailsFirst: when ARP cannot be suppressed, Up fails before
+// the VIP goes on lo, where this host would answer ARP for it.
+func TestUpSysctlFailsFirst(t *testing.T) {
+	f := newFake(t, "eth0")
+	c := Config{VIP: netip.MustParseAddr("198.18.0.100"), Iface: "eth0", StateFile: filepath.Join(t.TempDir(), "s.json")}
+	if _, err := Up(failingSysctl{f}, c); err == nil {
+		t.Fatal("Up succeeded with sysctls that cannot be written")
+	}
+	if len(f.links["lo"]) != 0 {
+		t.Fatalf("the VIP went on lo with ARP not suppressed: calls %q", f.calls)
+	}
+}
+
 func TestVLANInterfaceSysctlName(t *testing.T) {
 	f := newFake(t, "eth0.100")
 	c := Config{VIP: netip.MustParseAddr("198.18.0.100"), Iface: "eth0.100", StateFile: filepath.Join(t.TempDir(), "s.json")}
@@ -159,7 +223,7 @@ func TestVLANInterfaceSysctlName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := steps[3].String(); got != "sysctl -w net.ipv4.conf.eth0/100.arp_ignore=1" {
+	if got := steps[2].String(); got != "sysctl -w net.ipv4.conf.eth0/100.arp_ignore=1" {
 		t.Errorf("VLAN step = %q", got)
 	}
 	if f.get(t, "net/ipv4/conf/eth0.100/arp_ignore") != "1" {
