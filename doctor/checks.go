@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -100,21 +101,39 @@ func RealServer(h Host, iface string, vips []netip.Addr, directors ...netip.Addr
 		if vip.Is6() {
 			bits = 128
 		}
-		a, found := findAddr(addrs, vip)
+		// Every place the VIP is: on lo, and on lo only, as a host route.
+		var onLo, elsewhere *IfAddr
+		for i := range addrs {
+			a := &addrs[i]
+			switch {
+			case a.Addr.Addr() != vip.Unmap():
+			case a.Iface == "lo" && onLo == nil:
+				onLo = a
+			case a.Iface != "lo" && elsewhere == nil:
+				elsewhere = a
+			}
+		}
+		name := "VIP " + vip.String() + " on lo"
 		switch {
-		case !found:
-			r.add("VIP "+vip.String()+" on lo", Fail, "not configured: the real server would drop the director's frames",
+		case elsewhere != nil:
+			fix := fmt.Sprintf("ip addr del %s dev %s", elsewhere.Addr, elsewhere.Iface)
+			if onLo == nil {
+				fix += fmt.Sprintf("; ip addr add %s/%d dev lo", vip, bits)
+			}
+			r.add(name, Fail, "configured on "+elsewhere.Iface+": it would answer ARP for the VIP and steal traffic from the director", fix)
+		case onLo == nil:
+			r.add(name, Fail, "not configured: the real server would drop the director's frames",
 				fmt.Sprintf("ip addr add %s/%d dev lo   (or: drlb realserver up --vip %s)", vip, bits, vip))
-		case a.Iface != "lo":
-			r.add("VIP "+vip.String()+" on lo", Fail, "configured on "+a.Iface+": it would answer ARP for the VIP and steal traffic from the director",
-				fmt.Sprintf("ip addr del %s dev %s; ip addr add %s/%d dev lo", a.Addr, a.Iface, vip, bits))
+		case onLo.Addr.Bits() != bits:
+			r.add(name, Fail, fmt.Sprintf("configured as %s: on lo the whole prefix becomes local, so this host would answer for, and stop reaching, every address in it (the router, the director, the clients on the LAN)", onLo.Addr),
+				fmt.Sprintf("ip addr del %s dev lo; ip addr add %s/%d dev lo", onLo.Addr, vip, bits))
 		default:
-			r.add("VIP "+vip.String()+" on lo", Pass, a.Addr.String(), "")
+			r.add(name, Pass, onLo.Addr.String(), "")
 		}
 	}
 	if has4, _ := families(vips); has4 {
-		checkMaxSysctl(&r, h, "arp_ignore", iface, 1, "replying to ARP for the VIP (on lo) would steal the VIP from the director (ARP flux)")
-		checkMaxSysctl(&r, h, "arp_announce", iface, 2, "ARP requests sourced from the VIP would poison neighbours' caches")
+		checkARPSysctl(&r, h, "arp_ignore", iface, []int{1, 2}, "replying to ARP for the VIP (on lo) would steal the VIP from the director (ARP flux)")
+		checkARPSysctl(&r, h, "arp_announce", iface, []int{2}, "ARP requests sourced from the VIP would poison neighbours' caches")
 	}
 	checkGateway(&r, h, directors)
 	return r
@@ -243,49 +262,87 @@ func checkLink(r *Report, h Host, iface string) (LinkInfo, bool) {
 	return li, true
 }
 
+// forwardingKeys are the sysctls that make the kernel forward what
+// arrives on iface: for IPv4 the interface's own forwarding (ip_forward
+// sets every interface's); for IPv6 the "all" value, which is what
+// ip6_forward reads (an interface's forwarding only makes it act as a
+// router, not forward), and the interface's force_forwarding (Linux 6.17
+// and later; absent before).
+func forwardingKeys(fam, iface string) []string {
+	if fam == "ipv6" {
+		return []string{"net/ipv6/conf/all/forwarding", "net/ipv6/conf/" + iface + "/force_forwarding"}
+	}
+	return []string{"net/ipv4/conf/" + iface + "/forwarding"}
+}
+
 func checkForwarding(r *Report, h Host, fam, iface string) {
-	key := "net/" + fam + "/conf/" + iface + "/forwarding"
-	v, err := h.Sysctl(key)
 	name := fam + " forwarding off on " + iface
+	var on []string
+	var readErr error
+	for i, key := range forwardingKeys(fam, iface) {
+		v, err := h.Sysctl(key)
+		switch {
+		case err != nil && i == 0:
+			readErr = err
+		case err == nil && v != "0":
+			on = append(on, key)
+		}
+	}
 	switch {
-	case err != nil:
-		r.add(name, Warn, err.Error(), "")
-	case v != "0":
-		fix := "sysctl -w " + dotted(key) + "=0"
+	case readErr != nil:
+		r.add(name, Warn, readErr.Error(), "")
+	case len(on) > 0:
+		var sets []string
+		for _, key := range on {
+			sets = append(sets, dotted(key)+"=0")
+		}
+		fix := "sysctl -w " + strings.Join(sets, " ")
 		if fam == "ipv4" {
-			fix = "sysctl -w net.ipv4.ip_forward=0   (or at least " + dotted(key) + "=0)"
+			fix = "sysctl -w net.ipv4.ip_forward=0   (or at least " + strings.Join(sets, " ") + ")"
 		}
 		fix += "; or, on a host that must forward, drlb run -blackhole-vip"
 		// With -io afxdp the kernel never sees the untagged VIP frames XDP
 		// redirects; tagged ones, and with several queues those a queue
 		// passes to their client's worker, still reach it.
 		fix += " (drlb run -io afxdp keeps the VIP frames it redirects from the kernel, but not 802.1Q-tagged ones nor, with several receive queues, those it passes to another queue's worker)"
-		r.add(name, Fail, "on: the kernel would route its own copy of every VIP frame to the real servers, so they would get each packet twice", fix)
+		r.add(name, Fail, "on ("+dotted(on[0])+"): the kernel would route its own copy of every VIP frame to the real servers, so they would get each packet twice", fix)
 		(*r)[len(*r)-1].ID = IDForwarding
 	default:
 		r.add(name, Pass, "0", "")
 	}
 }
 
-// checkMaxSysctl checks net.ipv4.conf.{all,iface}.key: the kernel uses
-// the larger of the two, which must be at least want.
-func checkMaxSysctl(r *Report, h Host, key, iface string, want int, why string) {
-	best := -1
+// checkARPSysctl checks net.ipv4.conf.{all,iface}.key, of which the
+// kernel uses the larger: it must be one of ok. arp_ignore 3 still
+// answers for the VIP on lo (a global address), 4 to 7 answer everything
+// as 0 does, 8 answers nothing (not even for the server's own address);
+// an arp_announce above 2 acts as 0.
+func checkARPSysctl(r *Report, h Host, key, iface string, ok []int, why string) {
+	best, read := -1, false
 	for _, scope := range []string{"all", iface} {
 		if v, err := h.Sysctl("net/ipv4/conf/" + scope + "/" + key); err == nil {
 			var n int
-			if _, err := fmt.Sscan(v, &n); err == nil && n > best {
-				best = n
+			if _, err := fmt.Sscan(v, &n); err == nil {
+				read = true
+				best = max(best, n)
 			}
 		}
 	}
-	name := fmt.Sprintf("%s >= %d", key, want)
-	if best >= want {
-		r.add(name, Pass, fmt.Sprint(best), "")
-		return
+	want := ok[0]
+	var names []string
+	for _, n := range ok {
+		names = append(names, fmt.Sprint(n))
 	}
-	r.add(name, Fail, fmt.Sprintf("%d: %s", best, why),
-		fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d net.ipv4.conf.%s.%s=%d   (or: drlb realserver up)", key, want, iface, key, want))
+	name := fmt.Sprintf("%s %s", key, strings.Join(names, " or "))
+	fix := fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d net.ipv4.conf.%s.%s=%d   (or: drlb realserver up)", key, want, iface, key, want)
+	switch {
+	case !read:
+		r.add(name, Fail, "unreadable: "+why, fix)
+	case slices.Contains(ok, best):
+		r.add(name, Pass, fmt.Sprint(best), "")
+	default:
+		r.add(name, Fail, fmt.Sprintf("%d (the larger of all and %s): %s", best, iface, why), fix)
+	}
 }
 
 func checkOffloads(r *Report, h Host, iface string) {

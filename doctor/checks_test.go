@@ -97,12 +97,30 @@ func TestDirector(t *testing.T) {
 			h.addrs = append(h.addrs, IfAddr{Iface: "lo", Addr: netip.MustParsePrefix("198.18.0.100/32")})
 		}, "eth0", "configured on lo", "ip addr del 198.18.0.100/32 dev lo"},
 		{"forwarding", func(h *fakeHost) { h.sysctl["net/ipv4/conf/eth0/forwarding"] = "1" }, "eth0", "twice", "net.ipv4.ip_forward=0"},
+		// IPv6 forwards by all.forwarding (an interface's own only makes
+		// it act as a router) or the interface's force_forwarding.
+		{"ipv6 forwarding on all", func(h *fakeHost) {
+			h.sysctl["net/ipv6/conf/all/forwarding"] = "1"
+			h.sysctl["net/ipv6/conf/eth0/forwarding"] = "0"
+		}, "eth0", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.all.forwarding=0"},
+		{"ipv6 force_forwarding", func(h *fakeHost) {
+			h.sysctl["net/ipv6/conf/all/forwarding"] = "0"
+			h.sysctl["net/ipv6/conf/eth0/force_forwarding"] = "1"
+		}, "eth0", "twice", "net.ipv6.conf.eth0.force_forwarding=0"},
+		{"ipv6 forwarding off", func(h *fakeHost) {
+			h.sysctl["net/ipv6/conf/all/forwarding"] = "0"
+			h.sysctl["net/ipv6/conf/eth0/forwarding"] = "1"
+		}, "eth0", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := goodDirector()
 			tc.edit(h)
-			r := Director(h, tc.iface, []netip.Addr{vip})
+			vips := []netip.Addr{vip}
+			if strings.HasPrefix(tc.name, "ipv6 ") { // the cases about an IPv6 VIP
+				vips = []netip.Addr{netip.MustParseAddr("2001:2::100")}
+			}
+			r := Director(h, tc.iface, vips)
 			err := r.Err()
 			if tc.fails == "" {
 				if err != nil {
@@ -178,8 +196,20 @@ func TestRealServer(t *testing.T) {
 		{"good", func(*fakeHost) {}, ""},
 		{"no vip", func(h *fakeHost) { h.addrs = h.addrs[:1] }, "not configured"},
 		{"vip on eth0", func(h *fakeHost) { h.addrs[1].Iface = "eth0" }, "configured on eth0"},
-		{"arp_ignore", func(h *fakeHost) { h.sysctl["net/ipv4/conf/all/arp_ignore"] = "0" }, "arp_ignore >= 1"},
-		{"arp_announce", func(h *fakeHost) { h.sysctl["net/ipv4/conf/eth0/arp_announce"] = "1" }, "arp_announce >= 2"},
+		{"arp_ignore", func(h *fakeHost) { h.sysctl["net/ipv4/conf/all/arp_ignore"] = "0" }, "arp_ignore 1 or 2"},
+		{"arp_announce", func(h *fakeHost) { h.sysctl["net/ipv4/conf/eth0/arp_announce"] = "1" }, "arp_announce 2"},
+		// The kernel takes the larger of all and the interface: 3 still
+		// answers for a global address on lo, 4-7 answer as 0 does, an
+		// arp_announce above 2 acts as 0.
+		{"arp_ignore 4 on all", func(h *fakeHost) { h.sysctl["net/ipv4/conf/all/arp_ignore"] = "4" }, "4 (the larger of all and eth0)"},
+		{"arp_ignore 3", func(h *fakeHost) { h.sysctl["net/ipv4/conf/eth0/arp_ignore"] = "3" }, "arp_ignore 1 or 2"},
+		{"arp_announce 3", func(h *fakeHost) { h.sysctl["net/ipv4/conf/all/arp_announce"] = "3" }, "arp_announce 2"},
+		{"VIP on lo and on the LAN", func(h *fakeHost) {
+			h.addrs = append(h.addrs, IfAddr{Iface: "eth0", Addr: netip.MustParsePrefix("198.18.0.100/32")})
+		}, "configured on eth0"},
+		{"VIP on lo with a /24", func(h *fakeHost) {
+			h.addrs[1] = IfAddr{Iface: "lo", Addr: netip.MustParsePrefix("198.18.0.100/24")}
+		}, "the whole prefix becomes local"},
 		{"gateway is director", func(h *fakeHost) { h.gateways = []netip.Addr{dir} }, "default route points at director [198.18.0.2]"},
 	}
 	for _, tc := range tests {
