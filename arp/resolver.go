@@ -440,7 +440,9 @@ func (r *Resolver) ask(addr netip.Addr, e *entry, unicast bool, now time.Time) e
 			SourceLL:    r.cfg.MAC,
 			HasSourceLL: !r.sip6.IsUnspecified(), // RFC 4861: never from ::
 		}
-		if unicast {
+		// A solicitation from :: goes to the solicited-node group
+		// always (RFC 4861 7.1.1: a unicast one is invalid, and dropped).
+		if unicast && !r.sip6.IsUnspecified() {
 			p.Ethernet.Dst, p.Dst = e.mac, addr
 		}
 		n = p.Encode(r.buf[:])
@@ -536,10 +538,20 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 	if !isAnswer || !e.outstanding {
 		if mac != e.mac || !e.usable() {
 			r.rejected.Add(1)
-			// Someone claims addr is at another MAC: ask now rather
-			// than believe it, at most once per RetryInterval.
-			if e.usable() && !now.Before(e.asked.Add(r.cfg.RetryInterval)) {
-				e.next, e.verify = time.Time{}, true
+			// Someone claims addr is at another MAC: ask rather than
+			// believe it, at most once per RetryInterval: now, or when
+			// the last request is that old (a claim soon after a
+			// refresh, as a server's new NIC announces itself, must not
+			// wait for the next refresh).
+			if e.usable() {
+				at := e.asked.Add(r.cfg.RetryInterval)
+				if !now.Before(at) {
+					at = time.Time{}
+				}
+				if !e.verify || at.Before(e.next) {
+					e.next = at
+				}
+				e.verify = true
 				r.mu.Unlock()
 				r.kick()
 				return false

@@ -480,6 +480,61 @@ func TestResolverPoisoning(t *testing.T) {
 	}
 }
 
+// TestResolverRefreshFromUnspecified: a director without an IPv6 address
+// refreshes by solicitations to the solicited-node group, never unicast
+// from :: (RFC 4861 7.1.1 forbids it; Linux drops it as a bad DAD probe).
+func TestResolverRefreshFromUnspecified(t *testing.T) {
+	f := newFixture(t, func(c *ResolverConfig) { c.IPv6 = netip.Addr{} })
+	if err := f.r.Want(rs1IP6); err != nil {
+		t.Fatal(err)
+	}
+	if fr := f.tick(t0); len(fr) != 1 {
+		t.Fatalf("%d frames, want a solicitation", len(fr))
+	}
+	if !f.r.HandleAt(ndpAnswer(t, rs1MAC, rs1IP6, zero6, nil), t0) {
+		t.Fatal("answer refused")
+	}
+	fr := f.tick(t0.Add(40 * time.Second))
+	if len(fr) != 1 {
+		t.Fatalf("%d frames at the refresh, want 1", len(fr))
+	}
+	p, err := ParseNDP(fr[0])
+	if err != nil {
+		t.Fatalf("the refresh is not a valid solicitation: %v", err)
+	}
+	if p.Dst != solicitedNode(rs1IP6) {
+		t.Fatalf("refresh from :: to %v, want the solicited-node group", p.Dst)
+	}
+}
+
+// TestResolverClaimSoonAfterRequest: a claim of another MAC that comes
+// within RetryInterval of a request is checked once that interval is
+// over, not left until the next refresh.
+func TestResolverClaimSoonAfterRequest(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := f.r.Want(rs1IP); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t0)
+	if !f.r.HandleAt(arpAnswer(t, rs1MAC, rs1IP, dirIP, nil), t0) {
+		t.Fatal("answer refused")
+	}
+	refresh := t0.Add(40 * time.Second)
+	if fr := f.tick(refresh); len(fr) != 1 {
+		t.Fatalf("%d frames at the refresh, want 1", len(fr))
+	}
+	f.r.HandleAt(arpAnswer(t, rs1MAC, rs1IP, dirIP, nil), refresh)
+	claim := gpARP(t, nil, broadcast, OpRequest, rs2MAC, rs1IP, MAC{}, rs1IP) // gratuitous: rs1IP at rs2MAC
+	f.r.HandleAt(claim, refresh.Add(500*time.Millisecond))
+	fr := f.tick(refresh.Add(2 * time.Second))
+	if len(fr) != 1 {
+		t.Fatalf("%d frames 2 s after the claim, want a broadcast request checking it", len(fr))
+	}
+	if p, err := ParseARP(fr[0]); err != nil || p.Ethernet.Dst != broadcast || p.TargetIP != rs1IP {
+		t.Fatalf("check %+v, %v: want a broadcast request for %v", p, err, rs1IP)
+	}
+}
+
 func TestResolverStaticAndForget(t *testing.T) {
 	f := newFixture(t, nil)
 	if err := f.r.Static(rs1IP, rs1MAC); err != nil {
