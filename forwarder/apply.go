@@ -205,6 +205,14 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			if d := serviceDiff(&o.cfg, sc); d != "" {
 				changes = append(changes, Change{Kind: ServiceChanged, Service: sc.String(), Detail: d})
 			}
+		} else if g := next.removed(key); g != nil {
+			// Removed by an earlier Apply and back while entries still
+			// name it: it takes its slot again, and with it its servers
+			// (below), so their connections go on, as IPVS takes a
+			// service back from its trash.
+			s.slot, s.ctr = g.slot, g.ctr
+			s.bySlot = keptSlots(g.bySlot)
+			changes = append(changes, Change{Kind: ServiceAdded, Service: sc.String(), Detail: "scheduler " + sc.Scheduler})
 		} else {
 			slot, ok := freeSlot(next.slots)
 			if !ok {
@@ -242,6 +250,23 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 				if from := int(r.weight.Load()); from != rc.Weight {
 					changes = append(changes, Change{Kind: WeightChanged, Service: sc.String(), Real: addr, From: from, To: rc.Weight})
 				}
+				updates = append(updates, u)
+				snap = append(snap, u.planned())
+			} else if kept := removedReal(s.bySlot, addr, o); kept != nil {
+				// Removed by an earlier Apply and back while entries
+				// still name it: the same server, so its connections
+				// go on (IPVS takes a destination back from its trash).
+				// The running data path still reads it: it changes at
+				// the swap, as a kept server does, starting afresh.
+				r = kept
+				u := realUpdate{r: r, weight: int32(rc.Weight), mac: packMAC(rc.MAC), resetHealth: true, checked: rc.Check != nil}
+				if rc.Weight == 0 {
+					u.since = now
+					if sc.DrainTimeout > 0 && now != 0 {
+						u.drains = now + int64(sc.DrainTimeout)
+					}
+				}
+				changes = append(changes, Change{Kind: RealAdded, Service: sc.String(), Real: addr, To: rc.Weight})
 				updates = append(updates, u)
 				snap = append(snap, u.planned())
 			} else {
@@ -386,6 +411,31 @@ func keptSlots(old []realRef) []realRef {
 		}
 	}
 	return out
+}
+
+// removed returns the service st keeps for key after an Apply removed
+// it (its entries still name its slot), or nil.
+func (st *state) removed(key svcKey) *service {
+	for _, s := range st.slots {
+		if s != nil && s.idx < 0 && s.key == key {
+			return s
+		}
+	}
+	return nil
+}
+
+// removedReal returns the real server at addr that slots keep for the
+// entries naming it after an Apply removed it, or nil. Called for an
+// address the service o (nil if none) did not configure as a real server,
+// it cannot find one still configured, but for o's sorry server, which
+// may have the address and stays apart.
+func removedReal(slots []realRef, addr netip.Addr, o *service) *realServer {
+	for _, ref := range slots {
+		if ref.r != nil && ref.r.addr == addr && (o == nil || ref.r != o.sorry) {
+			return ref.r
+		}
+	}
+	return nil
 }
 
 // freeSlot returns the first free service slot, or len(slots) for a new

@@ -218,13 +218,16 @@ func TestApplyRemovedService(t *testing.T) {
 
 	b := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)))
 	applyNow(t, f, b, t0)
-	altAck := framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 8080), "A", 2, 1, nil)
-	expect(t, send(t, f, b, altAck, t0), Drop, ReasonNoService)
 	if f.TableLen() != 1 {
-		t.Fatalf("%d entries, want the removed service's one until it expires", f.TableLen())
+		t.Fatalf("%d entries, want the removed service's one until its next packet or expiry", f.TableLen())
 	}
-	// It expires; the next Apply reuses the slot for a new service.
-	f.Tick(t0+100*second, 2*f.TableSlots())
+	// Its next packet ends it (expire_nodest_conn), as a removed server's.
+	altAck := framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 8080), "A", 2, 1, nil)
+	expect(t, send(t, f, b, altAck, t0), Drop, ReasonServerGone)
+	if f.TableLen() != 0 {
+		t.Fatalf("%d entries after the removed service's connection ended, want 0", f.TableLen())
+	}
+	// The next Apply reuses the slot for a new service.
 	c2 := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)), svc(config.TCP, 9090, "rr", rsAt(3, 1)))
 	applyNow(t, f, c2, t0+100*second)
 	if got := f.cur.Load().services[1].slot; got != slot || len(f.cur.Load().slots) != 2 {

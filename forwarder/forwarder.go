@@ -392,11 +392,32 @@ func (f *Forwarder) setKey(k *conntable.Key, fl *flow) {
 	k.Proto, k.Kind = fl.proto, conntable.KindConn
 }
 
+// noService answers a TCP or UDP packet no service takes. One of a
+// connection whose service a reload removed ends as a removed server's
+// does, ReasonServerGone (expire_nodest_conn: the client learns at once,
+// and the entry goes); any other is ReasonNoService.
+func (f *Forwarder) noService(st *state, p *packet, now int64) Result {
+	f.setKey(&f.key, &p.flow)
+	e := f.table.Lookup(&f.key, now)
+	if e == nil || int(e.Service) >= len(st.slots) || st.slots[e.Service] == nil || st.slots[e.Service].idx >= 0 {
+		return f.result(Drop, ReasonNoService, -1, -1)
+	}
+	gone := st.slots[e.Service]
+	if r := gone.ref(e.Real).r; r != nil {
+		f.record(connsync.OpEnd, e, gone, r, 0, now)
+	}
+	f.table.Delete(e)
+	if p.proto == protoTCP && bareSYN(p.tcpFlags) {
+		return f.result(Drop, ReasonNoService, -1, -1)
+	}
+	return f.result(Drop, ReasonServerGone, -1, -1)
+}
+
 // connection handles a TCP or UDP packet with ports.
 func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	s := st.lookupService(p.proto, p.dst, p.dstPort)
 	if s == nil {
-		return f.result(Drop, ReasonNoService, -1, -1)
+		return f.noService(st, p, now)
 	}
 	did := f.fastDid
 	f.fastDid = fastNothing
@@ -420,7 +441,12 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 		switch {
 		case ref.r == nil:
 			f.table.Delete(e) // another service's: one since removed
-		case syn && closing(e.State):
+		case syn && (closing(e.State) || ref.r.effectiveWeight() == 0):
+			// A new connection on an old one's ports: scheduled afresh
+			// once the old one closes, or at once if its server is
+			// quiesced (IPVS with expire_nodest_conn: a server that
+			// ended the old one by a reset DR never saw would keep the
+			// port's clients for the whole timeout).
 			f.table.Delete(e)
 			reason = ReasonReused
 		case ref.idx < 0 || !ref.r.usable() || ref.r.drainOver(now) ||

@@ -37,7 +37,7 @@ const (
 	ReasonNew        // a new connection was scheduled
 	ReasonExisting   // an existing connection
 	ReasonPersistent // a new connection pinned by a persistence template
-	ReasonReused     // a SYN reusing a closing connection's ports, scheduled afresh
+	ReasonReused     // a SYN reusing the ports of a connection closing or on a quiesced server, scheduled afresh
 	ReasonAdopted    // a mid-flow packet without entry, placed by a consistent hash
 	ReasonFragment   // a non-first fragment following its first fragment
 	ReasonICMP       // an ICMP error sent to the owner of the quoted connection

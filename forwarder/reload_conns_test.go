@@ -1,0 +1,89 @@
+package forwarder
+
+import (
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+)
+
+// TestRemovedServiceConnsEnd: a connection of a service a reload removed
+// ends on its next packet as a removed server's does (server-gone: the
+// client gets a reset), and its entry goes; it used to be dropped as
+// no-service and left counted for the whole timeout.
+func TestRemovedServiceConnsEnd(t *testing.T) {
+	cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)), svc(config.TCP, 443, "rr", rsAt(1, 1)))
+	f := newForwarder(t, cfg, Options{})
+	c := client(0, 40000)
+	send(t, f, cfg, syn(c), t0)
+	send(t, f, cfg, ack(c), t0+second)
+	applyNow(t, f, cfgOf(svc(config.TCP, 443, "rr", rsAt(1, 1))), t0+2*second)
+	if res := f.Process(ack(c), &Meta{Time: t0 + 3*second}); res.Reason != ReasonServerGone {
+		t.Fatalf("%v/%v, want server-gone", res.Verdict, res.Reason)
+	}
+	if res := f.Process(ack(c), &Meta{Time: t0 + 4*second}); res.Reason != ReasonNoService {
+		t.Fatalf("the next packet: %v/%v, want no-service (the entry is gone)", res.Verdict, res.Reason)
+	}
+}
+
+// TestReaddedServerKeepsConnections: a real server (or a whole service)
+// removed by one reload and back in the next, before its connections
+// expired, keeps them, as IPVS takes a destination back from its trash;
+// they used to end as server-gone.
+func TestReaddedServerKeepsConnections(t *testing.T) {
+	for _, whole := range []bool{false, true} {
+		name := map[bool]string{false: "server", true: "service"}[whole]
+		t.Run(name, func(t *testing.T) {
+			cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1), rsAt(2, 1)), svc(config.TCP, 443, "rr", rsAt(3, 1)))
+			f := newForwarder(t, cfg, Options{})
+			c := client(0, 40000)
+			res := send(t, f, cfg, syn(c), t0)
+			send(t, f, cfg, ack(c), t0+second)
+			addr := to(cfg, res)
+			var without *config.Config
+			if whole {
+				without = cfgOf(svc(config.TCP, 443, "rr", rsAt(3, 1)))
+			} else {
+				var keep []config.RealServer
+				for _, r := range cfg.Services[0].RealServers {
+					if r.Address != addr {
+						keep = append(keep, r)
+					}
+				}
+				without = cfgOf(svc(config.TCP, 80, "rr", keep...), svc(config.TCP, 443, "rr", rsAt(3, 1)))
+			}
+			applyNow(t, f, without, t0+2*second)
+			applyNow(t, f, cfg, t0+3*second)
+			got := send(t, f, cfg, ack(c), t0+4*second)
+			if got.Verdict != Forward || got.Reason != ReasonExisting || to(cfg, got) != addr {
+				t.Fatalf("%v/%v to %v, want the open connection forwarded to %v", got.Verdict, got.Reason, to(cfg, got), addr)
+			}
+			st := statsOf(f, 0, addr)
+			if st.Active != 1 {
+				t.Fatalf("the server back counts %d active connections, want 1", st.Active)
+			}
+		})
+	}
+}
+
+// TestSYNOnQuiescedServer: a new SYN on the ports of a connection still
+// ESTABLISHED on a server quiesced since (weight 0) is scheduled afresh
+// (IPVS with expire_nodest_conn): the old connection may have ended by a
+// reset DR never sees.
+func TestSYNOnQuiescedServer(t *testing.T) {
+	cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1), rsAt(2, 1)))
+	f := newForwarder(t, cfg, Options{})
+	c := client(0, 40000)
+	res := send(t, f, cfg, syn(c), t0)
+	send(t, f, cfg, ack(c), t0+second)
+	d := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1), rsAt(2, 1)))
+	d.Services[0].RealServers[res.Real].Weight = 0
+	d.Services[0].DrainTimeout = time.Hour
+	applyNow(t, f, d, t0+2*second)
+	if got := send(t, f, d, ack(c), t0+3*second); got.Reason != ReasonExisting || got.Real != res.Real {
+		t.Fatalf("the open connection: %v/%v to %d, want it to go on on the drained server %d", got.Verdict, got.Reason, got.Real, res.Real)
+	}
+	if got := send(t, f, d, syn(c), t0+4*second); got.Real == res.Real || got.Reason != ReasonReused {
+		t.Fatalf("a new SYN on its ports: %v/%v to %d, want it scheduled afresh (reused), away from %d", got.Verdict, got.Reason, got.Real, res.Real)
+	}
+}
