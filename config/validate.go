@@ -170,7 +170,12 @@ func (v *validator) service(s *Service, path string) error {
 		full = 128
 	}
 	if s.PersistenceBits < 0 || s.PersistenceBits > full {
-		return v.fail(path+".persistence_netmask", s.Line, strconv.Itoa(s.PersistenceBits), "prefix length must be 0..%d for this VIP", full)
+		return v.fail(path+".persistence_netmask", s.Line, strconv.Itoa(s.PersistenceBits), "prefix length must be 1..%d for this VIP", full)
+	}
+	if s.PersistenceBits == 0 {
+		// IPVS would send every client to one server; drlb's template
+		// keys and its workers' split of clients read 0 as "none".
+		return v.fail(path+".persistence_netmask", s.Line, "0", "a /0 persistence netmask (every client to one server, as IPVS does) is not supported: prefix length must be 1..%d; for one server for all, configure that server alone", full)
 	}
 	if s.PersistenceBits != full && s.Persistence == 0 {
 		return v.fail(path+".persistence_netmask", s.Line, strconv.Itoa(s.PersistenceBits), "a persistence netmask needs persistence")
