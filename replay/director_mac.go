@@ -12,10 +12,13 @@ import (
 )
 
 // rewindable returns in as something that can be read twice: a file as
-// it is, any other reader read into memory.
+// it is, any other reader (a pipe too: an *os.File that cannot seek)
+// read into memory.
 func rewindable(in io.Reader) (io.ReadSeeker, error) {
 	if rs, ok := in.(io.ReadSeeker); ok {
-		return rs, nil
+		if _, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			return rs, nil
+		}
 	}
 	b, err := io.ReadAll(in)
 	if err != nil {

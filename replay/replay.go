@@ -30,13 +30,17 @@ var ErrNoMAC = errors.New("replay: real server without mac")
 
 // Options tune a replay.
 type Options struct {
-	// MAC is the director's MAC; nil means each frame's destination MAC
-	// (what was sent to the director), while the director's own frames
-	// and its answers use the MAC learnt from the capture (DirectorMAC).
+	// MAC is the director's MAC; nil means the MAC learnt from the
+	// capture (DirectorMAC). As live, frames sent to another MAC are
+	// passed (not-ours), its own frames are dropped (own-frame), and its
+	// answers come from it.
 	MAC net.HardwareAddr
 	// MTU of the LAN: larger frames that may not be fragmented are
 	// answered with ICMP fragmentation-needed / packet-too-big, as live.
-	// 0 checks nothing.
+	// 0 checks nothing. A capture taken on the director with GRO on holds
+	// merged super-frames larger than the MTU, which live forwards (their
+	// offload header says what they are) and a capture cannot tell: leave
+	// it 0 to replay such a capture.
 	MTU int
 	// ForwardedOnly writes only the forwarded frames, not the director's
 	// own answers.
@@ -217,7 +221,7 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 // and, with a listing, narrates.
 func newStep(cfg *config.Config, opts Options, c *counter) (*step.Step, error) {
 	sum := c.sum
-	fw, err := forwarder.New(cfg, forwarder.Options{MAC: opts.MAC, OwnMAC: sum.DirectorMAC, MTU: opts.MTU})
+	fw, err := forwarder.New(cfg, forwarder.Options{MAC: sum.DirectorMAC, OwnMAC: sum.DirectorMAC, MTU: opts.MTU})
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
@@ -279,5 +282,64 @@ func TestSummaryCounts(t *testing.T) {
 		if sum.ChecksumsCompleted != 3 {
 			t.Errorf("%s: %d checksums completed, want 3", sched, sum.ChecksumsCompleted)
 		}
+	}
+}
+
+// TestRunFromPipe: a capture read from a pipe (drlb replay -in /dev/stdin,
+// or a process substitution) replays without -mac: learning the
+// director's MAC reads it twice, and a pipe is an *os.File that cannot
+// seek.
+func TestRunFromPipe(t *testing.T) {
+	input, err := os.ReadFile(scenarioPath("mixed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		w.Write(input)
+		w.Close()
+	}()
+	sum, err := Run(loadConfig(t, "rr"), r, &bytes.Buffer{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.DirectorMAC == nil || sum.Forwarded == 0 {
+		t.Fatalf("from a pipe: %v", sum)
+	}
+}
+
+// TestRunOtherDirectorsFrames: without -mac, frames sent to another MAC
+// than the director's (a second director's, flooded unicast) are passed
+// as not-ours, as live and as with -mac; they used to be forwarded, and
+// took scheduler turns that moved later decisions.
+func TestRunOtherDirectorsFrames(t *testing.T) {
+	other := toDirector
+	other.Dst = net.HardwareAddr{2, 0, 0, 0, 0, 3}
+	web := netip.AddrPortFrom(vip, 80)
+	var s scenario
+	s.add(0, framegen.TCP(toDirector, clientAt(0, 1), web, framegen.SYN, 1, 0, nil))
+	s.add(time.Millisecond, framegen.TCP(toDirector, clientAt(1, 1), web, framegen.SYN, 1, 0, nil))
+	s.add(2*time.Millisecond, framegen.TCP(other, clientAt(2, 1), web, framegen.SYN, 1, 0, nil))
+	path := filepath.Join(t.TempDir(), "two.pcap")
+	s.write(t, path)
+	run := func(opts Options) Summary {
+		in, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		sum, err := Run(loadConfig(t, "rr"), in, &bytes.Buffer{}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	learnt, given := run(Options{}), run(Options{MAC: directorMAC})
+	if learnt.Forwarded != 2 || learnt.String() != given.String() {
+		t.Fatalf("learnt MAC %v: %v\nwith -mac: %v", learnt.DirectorMAC, learnt, given)
 	}
 }
