@@ -22,9 +22,6 @@ const (
 	slotLen = vlanHeadroom + MaxFrame
 	// ctrlLen holds the PACKET_AUXDATA cmsg (CMSG_SPACE(20) = 40 on 64-bit).
 	ctrlLen = 64
-	// maxRxEINVAL bounds how many frames in a row may be dropped as
-	// unrepresentable before ReadBatch gives up and reports EINVAL.
-	maxRxEINVAL = 1 << 16
 )
 
 // rxRing holds the preallocated recvmmsg arrays: per slot one mmsghdr, two
@@ -116,7 +113,6 @@ func (p *afpacket) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 	p.watch.arm(ctx, p.conn)
 	r := &p.rx
 	vlen := min(len(frames), len(r.msgs))
-	invalid := 0
 	for {
 		r.prepare(vlen)
 		if err := p.rc.Read(r.fn); err != nil {
@@ -139,9 +135,17 @@ func (p *afpacket) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
 			// packet_rcv_vnet could not describe a frame's offload state
 			// in a virtio-net header; the kernel dropped that frame and
 			// the socket is fine.
+			// Counted and read past, however many in a row: a run of
+			// them (a peer's traffic the kernel merges into a kind of
+			// super-frame it cannot describe) must not stop the
+			// director, which exits on a read error. Close and ctx
+			// still end the read.
 			p.stats.unrepresentable.Add(1)
-			if invalid++; invalid > maxRxEINVAL {
-				return 0, newError(p.ifname, "recvmmsg", r.errno)
+			if p.closed.Load() {
+				return 0, ErrClosed
+			}
+			if err := ctx.Err(); err != nil {
+				return 0, err
 			}
 			continue
 		default:
