@@ -151,6 +151,14 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		}
 		defer slots.Close() // each port holds its own descriptor
 	}
+	// A failure closes the kernel flows of the ports made so far (the
+	// sockets are closed above).
+	fail := func(err error) ([]Port, error) {
+		for _, q := range ports {
+			q.(*splitPort).closeKernelFlows()
+		}
+		return nil, err
+	}
 	for i := range n {
 		var tsyn *afpacket
 		if lane != nil {
@@ -158,16 +166,13 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		}
 		p, err := newSplitPort(ifname, opened[i], opened[n+i], tsyn)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		p.lane, p.laneErr = lane, laneErr
 		ports = append(ports, p)
 		if slots != nil {
 			if err := p.openKernelFlows(slots, max(maxKernelFlows/n, minWorkerKernelFlows), cfg.Filter); err != nil {
-				for _, q := range ports {
-					q.(*splitPort).closeKernelFlows()
-				}
-				return nil, err
+				return fail(err)
 			}
 		}
 	}
