@@ -449,11 +449,14 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			// port's clients for the whole timeout).
 			f.table.Delete(e)
 			reason = ReasonReused
-		case ref.idx < 0 || !ref.r.usable() || ref.r.drainOver(now) ||
+		case ref.idx < 0 || !ref.r.available.Load() || ref.r.drainOver(now) ||
 			s.sorryGone(ref.r) && !s.cfg.SorryServer.Inhibit:
 			// expire_nodest_conn: the server is gone (removed, failed,
 			// or quiesced past its drain timeout), so the client should
-			// learn fast; a new SYN is scheduled elsewhere.
+			// learn fast; a new SYN is scheduled elsewhere. A server
+			// whose MAC is unknown (its ARP/NDP unanswered) is not gone:
+			// its connections' frames are dropped (no-mac, below) and
+			// go on once it answers, as the kernel's would.
 			f.record(connsync.OpEnd, e, s, ref.r, 0, now)
 			f.table.Delete(e)
 			if !syn {

@@ -87,3 +87,34 @@ func TestSYNOnQuiescedServer(t *testing.T) {
 		t.Fatalf("a new SYN on its ports: %v/%v to %d, want it scheduled afresh (reused), away from %d", got.Verdict, got.Reason, got.Real, res.Real)
 	}
 }
+
+// TestUnresolvedServerKeepsConnections: a real server whose MAC is lost
+// (ARP unanswered) takes no new connections, and its open ones are
+// dropped (no-mac) but kept, and go on once it answers again; they used
+// to end with a reset at the first hiccup.
+func TestUnresolvedServerKeepsConnections(t *testing.T) {
+	cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1), rsAt(2, 1)))
+	f := newForwarder(t, cfg, Options{})
+	c := client(0, 40000)
+	res := send(t, f, cfg, syn(c), t0)
+	send(t, f, cfg, ack(c), t0+second)
+	addr := to(cfg, res)
+	mac := cfg.Services[0].RealServers[res.Real].MAC
+	if err := f.SetMAC(addr, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Process(ack(c), &Meta{Time: t0 + 2*second}); got.Verdict != Drop || got.Reason != ReasonNoMAC {
+		t.Fatalf("while unresolved: %v/%v, want drop/no-mac", got.Verdict, got.Reason)
+	}
+	for i := 1; i < 5; i++ {
+		if got := send(t, f, cfg, syn(client(i, 40000)), t0+2*second); to(cfg, got) == addr {
+			t.Fatalf("a new connection went to the unresolved %v", addr)
+		}
+	}
+	if err := f.SetMAC(addr, mac); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(t, f, cfg, ack(c), t0+3*second); got.Reason != ReasonExisting || to(cfg, got) != addr {
+		t.Fatalf("once resolved again: %v/%v to %v, want the connection going on to %v", got.Verdict, got.Reason, to(cfg, got), addr)
+	}
+}
