@@ -53,6 +53,13 @@ func startBIRD(t *testing.T, l *testbed.Lab) *testbed.BIRD {
 // different order on each director (sh and mh do not depend on it).
 func writeBGPConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, reverse bool, vips ...netip.Addr) {
 	t.Helper()
+	writeBGPConfigCheck(t, l, h, path, reverse, "", vips...)
+}
+
+// writeBGPConfigCheck is writeBGPConfig with check (a YAML flow mapping,
+// "" for none) as every real server's health check.
+func writeBGPConfigCheck(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, reverse bool, check string, vips ...netip.Addr) {
+	t.Helper()
 	if len(vips) == 0 {
 		vips = []netip.Addr{l.VIP}
 	}
@@ -67,7 +74,11 @@ func writeBGPConfig(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, 
 			if reverse {
 				rs = l.RealServers[len(l.RealServers)-1-i]
 			}
-			fmt.Fprintf(&b, "      - {address: %s}\n", rs.IPv4)
+			if check != "" {
+				fmt.Fprintf(&b, "      - {address: %s, check: %s}\n", rs.IPv4, check)
+			} else {
+				fmt.Fprintf(&b, "      - {address: %s}\n", rs.IPv4)
+			}
 		}
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
@@ -548,4 +559,34 @@ func TestBGPDrainAndConfigDrop(t *testing.T) {
 	if got := nextHops(t, l, l.VIP); len(got) != 2 {
 		t.Errorf("router: next hops for %s = %v, want both directors", l.VIP, got)
 	}
+}
+
+// TestBGPWaitsForHealthChecks: a director with health checks announces
+// its VIP only once they have passed, not from the start: servers are
+// up from the start (as keepalived's), but a director whose service is
+// dead would otherwise draw the router's share of new flows until its
+// checks failed retries times. With every check failing the router never
+// hears of the VIP; with checks that pass it does.
+func TestBGPWaitsForHealthChecks(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 1, RoutedVIP: true, RealServers: 3})
+	startBIRD(t, l)
+	d := l.Directors[0]
+	path := filepath.Join(t.TempDir(), "d.yaml")
+	// Port 1: nothing listens; 10 failures 1 s apart take the servers
+	// down, so for 10 s they are up, their checks not passed.
+	writeBGPConfigCheck(t, l, d, path, false, "{type: tcp, port: 1, interval: 1s, timeout: 500ms, retries: 10}")
+	p := runDirectorOn(t, l, d, len(l.RealServers), "run", "-c", path, "-ctl", filepath.Join(t.TempDir(), "d.sock"))
+	p.waitLog("state=established", 1, 15*time.Second)
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if got := nextHops(t, l, l.VIP); len(got) != 0 {
+			t.Fatalf("router: next hops %v for %s while every check fails, want none", got, l.VIP)
+		}
+	}
+	t.Logf("checks failing: the router heard nothing of %s in 5 s of session", l.VIP)
+	writeBGPConfigCheck(t, l, d, path, false, fmt.Sprintf("{type: tcp, port: %d, interval: 1s, timeout: 500ms, retries: 3}", testbed.HTTPPort))
+	start := time.Now()
+	p.signal(syscall.SIGHUP)
+	waitNextHops(t, l, l.VIP, 1, 15*time.Second)
+	t.Logf("checks passing after SIGHUP: announced after %v", time.Since(start).Round(time.Millisecond))
 }
