@@ -1,13 +1,11 @@
 package bgp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -143,29 +141,11 @@ func waitFor(t *testing.T, ctx context.Context, what string, ok func() bool) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for a logger that GoBGP's goroutines use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestGoBGPQuietStop: a speaker started and stopped cleanly logs nothing
 // from GoBGP below a warning (its "Add a peer" chatter), and no error
 // (stopping the sessions twice made GoBGP log one on every shutdown).
 func TestGoBGPQuietStop(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sp, err := StartGoBGP(context.Background(), GoBGPConfig{
 		BGP: &config.BGP{ASN: 65001, HoldTime: 3 * time.Second, MinRealServers: 1,

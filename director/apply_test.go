@@ -18,6 +18,7 @@ import (
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/link"
 )
 
@@ -47,34 +48,17 @@ type rig struct {
 	mac    net.HardwareAddr
 	clock  atomic.Int64
 	seen   chan struct{}
-	logs   *syncLog
+	logs   *testutil.SyncBuffer
 	frames []link.Frame
 
 	mu        sync.Mutex
 	announced map[netip.Addr]int // gratuitous ARP seen per VIP
 }
 
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func newRig(t *testing.T, cfg *config.Config) *rig {
 	t.Helper()
 	dirPort, wire := link.Pipe()
-	r := &rig{t: t, wire: wire, mac: dirPort.HardwareAddr(), seen: make(chan struct{}, 1), logs: &syncLog{},
+	r := &rig{t: t, wire: wire, mac: dirPort.HardwareAddr(), seen: make(chan struct{}, 1), logs: &testutil.SyncBuffer{},
 		frames: link.NewFrames(16), announced: map[netip.Addr]int{}}
 	r.clock.Store(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).UnixNano())
 	d, err := New(cfg, dirPort, Options{

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/link"
 )
 
@@ -32,11 +33,11 @@ func (p *flowPortSpy) KernelFlowCounts() (map[uint32]link.KernelCount, error)   
 
 // spiedDirector is a serving director with kernel flows over a
 // flowPortSpy, logging as text into logs.
-func spiedDirector(t *testing.T) (*Director, *flowPortSpy, *syncLog) {
+func spiedDirector(t *testing.T) (*Director, *flowPortSpy, *testutil.SyncBuffer) {
 	t.Helper()
 	dirPort, wire := link.Pipe()
 	spy := &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}
-	logs := new(syncLog)
+	logs := new(testutil.SyncBuffer)
 	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), spy, Options{IPv4: netip.MustParseAddr("198.18.0.2"), KernelFlows: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

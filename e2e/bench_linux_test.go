@@ -138,7 +138,7 @@ func startDrlbWith(b *testing.B, l *testbed.Lab, cfg string, extra ...string) (s
 		args = append(args, "-cpuprofile", prof)
 	}
 	cmd := exec.Command(drlbBinary, args...)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := l.Do(l.Director, cmd.Start); err != nil {
 		b.Fatal(err)
@@ -345,7 +345,7 @@ func runTrafgen(ctx context.Context, l *testbed.Lab, trafgen, path string, n int
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
 	err := l.Do(l.LANClient, cmd.Start)

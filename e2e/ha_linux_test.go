@@ -232,7 +232,7 @@ func TestHAFailover(t *testing.T) {
 type keepalivedProc struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	vrrpPID string // the file holding the VRRP child's pid
 }
 
@@ -283,7 +283,7 @@ vrrp_instance VI_1 {
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := &keepalivedProc{done: make(chan struct{}), logs: &syncBuffer{}, vrrpPID: filepath.Join(dir, "vrrp.pid")}
+	k := &keepalivedProc{done: make(chan struct{}), logs: &testutil.SyncBuffer{}, vrrpPID: filepath.Join(dir, "vrrp.pid")}
 	k.cmd = exec.Command(ka, "-n", "-l", "-D", "--dont-respawn", "--vrrp", "-f", conf,
 		"-p", filepath.Join(dir, "keepalived.pid"), "-r", k.vrrpPID)
 	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -82,29 +81,11 @@ func newLab(t *testing.T, opts testbed.Options) *testbed.Lab {
 	return l
 }
 
-// syncBuffer collects a process's output for waiting and for failure reports.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // directorProc is a running `drlb run` in the lab's director namespace.
 type directorProc struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -165,7 +146,7 @@ func startDirectorEnv(t *testing.T, l *testbed.Lab, n int, env []string, args ..
 // gets a control socket of the test's own (privateCtl).
 func startDrlbOn(tb testing.TB, l *testbed.Lab, h *testbed.Host, n int, env []string, args ...string) *directorProc {
 	tb.Helper()
-	p := &directorProc{t: tb, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &directorProc{t: tb, logs: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(drlbBinary, privateCtl(tb, args)...)
 	if env != nil {
 		p.cmd.Env = append(os.Environ(), env...)
