@@ -140,7 +140,12 @@ type realUpdate struct {
 	weight        int32
 	mac           uint64 // a static MAC from the config; 0 = keep
 	resetHealth   bool   // its check changed or went away: up again
-	checked       bool   // it has a check (which, after resetHealth, has no verdict yet)
+	checked       bool   // it has a check
+	// fresh: back after a removal, so its check starts afresh (unchecked
+	// until it passes). A kept server whose check changed keeps its
+	// verdict: a reload that tunes a check must not withdraw the BGP
+	// routes of servers already seen working.
+	fresh bool
 	since, drains int64  // drainSince, drainDeadline
 }
 
@@ -259,7 +264,12 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 				// The running data path still reads it: it changes at
 				// the swap, as a kept server does, starting afresh.
 				r = kept
-				u := realUpdate{r: r, weight: int32(rc.Weight), mac: packMAC(rc.MAC), resetHealth: true, checked: rc.Check != nil}
+				u := realUpdate{r: r, weight: int32(rc.Weight), mac: packMAC(rc.MAC), resetHealth: true, checked: rc.Check != nil, fresh: true}
+				if u.mac == 0 {
+					// Its MAC may have changed while it was removed,
+					// which SetMAC told configured servers only.
+					u.mac = old.macOf(addr)
+				}
 				if rc.Weight == 0 {
 					u.since = now
 					if sc.DrainTimeout > 0 && now != 0 {
@@ -353,7 +363,9 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			if u.resetHealth {
 				u.r.available.Store(true)
 				u.r.inhibited.Store(false)
-				u.r.unchecked.Store(u.checked)
+				if u.fresh || !u.checked {
+					u.r.unchecked.Store(u.checked)
+				}
 			}
 			u.r.drainSince = u.since
 			u.r.drainDeadline.Store(u.drains)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -451,8 +452,10 @@ func TestApplyHealth(t *testing.T) {
 }
 
 // TestUnchecked: a server with a check is unchecked until its check's
-// first verdict, again when its check changes, never without a check; an
-// Apply that keeps its check keeps its verdict.
+// first verdict, never without a check; an Apply that keeps or changes
+// its check keeps its verdict (tuning a check must not withdraw the BGP
+// routes of servers seen working), and a server removed and added back
+// starts unchecked again.
 func TestUnchecked(t *testing.T) {
 	check := &config.Check{Type: "tcp", Interval: time.Second, Timeout: time.Second, RetryDelay: time.Second, Retries: 3}
 	r1, r2, plain := rsAt(1, 1), rsAt(2, 1), rsAt(3, 1)
@@ -479,8 +482,23 @@ func TestUnchecked(t *testing.T) {
 	b := a.Clone()
 	b.Services[0].RealServers[0].Check.Retries = 5 // r1's check changes, r2's stays
 	applyNow(t, f, b, t0)
-	if got := unchecked(); got != [3]bool{true, false, false} {
-		t.Fatalf("after a reload changing r1's check: unchecked %v, want r1 only", got)
+	if got := unchecked(); got != [3]bool{} {
+		t.Fatalf("after a reload changing r1's check: unchecked %v, want none", got)
+	}
+	// r2 removed while a connection names it, then back.
+	c := client(0, 40000)
+	for i := 0; ; i++ {
+		c = client(i, 40000)
+		if res := send(t, f, b, syn(c), t0); to(b, res) == r2.Address {
+			break
+		}
+	}
+	without := b.Clone()
+	without.Services[0].RealServers = slices.Delete(without.Services[0].RealServers, 1, 2)
+	applyNow(t, f, without, t0)
+	applyNow(t, f, b, t0)
+	if got := unchecked(); got != [3]bool{false, true, false} {
+		t.Fatalf("r2 back after a removal: unchecked %v, want r2 only", got)
 	}
 }
 

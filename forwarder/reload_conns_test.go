@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -116,5 +117,82 @@ func TestUnresolvedServerKeepsConnections(t *testing.T) {
 	}
 	if got := send(t, f, cfg, ack(c), t0+3*second); got.Reason != ReasonExisting || to(cfg, got) != addr {
 		t.Fatalf("once resolved again: %v/%v to %v, want the connection going on to %v", got.Verdict, got.Reason, to(cfg, got), addr)
+	}
+}
+
+// TestReaddedServerTakesNewMAC: a server back after a removal takes the
+// MAC its address has now (resolved for another service meanwhile), not
+// the one it had when removed: SetMAC tells configured servers only.
+func TestReaddedServerTakesNewMAC(t *testing.T) {
+	x, y := rsAt(1, 1), rsAt(2, 1)
+	x.MAC = nil // resolved
+	full := cfgOf(svc(config.TCP, 80, "rr", x, y), svc(config.TCP, 443, "rr", x))
+	f := newForwarder(t, full, Options{})
+	macA, macB := net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}
+	if err := f.SetMAC(x.Address, macA); err != nil {
+		t.Fatal(err)
+	}
+	c := client(0, 40000)
+	for i := 0; ; i++ {
+		c = client(i, 40000)
+		if res := f.Process(syn(c), &Meta{Time: t0}); res.Verdict == Forward && res.Real == 0 { // x
+			break
+		}
+	}
+	f.Process(ack(c), &Meta{Time: t0 + second})
+	applyNow(t, f, cfgOf(svc(config.TCP, 80, "rr", y), svc(config.TCP, 443, "rr", x)), t0+2*second)
+	if err := f.SetMAC(x.Address, macB); err != nil {
+		t.Fatal(err)
+	}
+	applyNow(t, f, full, t0+3*second)
+	if got := statsOf(f, 0, x.Address).MAC; got.String() != macB.String() {
+		t.Fatalf("the server back has MAC %v, want its address's current %v", got, macB)
+	}
+}
+
+// TestRemovedServiceSYN: a bare SYN on the ports of a removed service's
+// connection finds no service (the entry goes with it): no reset for
+// what opens a connection.
+func TestRemovedServiceSYN(t *testing.T) {
+	cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)), svc(config.TCP, 443, "rr", rsAt(1, 1)))
+	f := newForwarder(t, cfg, Options{})
+	c := client(0, 40000)
+	send(t, f, cfg, syn(c), t0)
+	send(t, f, cfg, ack(c), t0+second)
+	applyNow(t, f, cfgOf(svc(config.TCP, 443, "rr", rsAt(1, 1))), t0+2*second)
+	if res := f.Process(syn(c), &Meta{Time: t0 + 3*second}); res.Reason != ReasonNoService {
+		t.Fatalf("%v/%v, want no-service", res.Verdict, res.Reason)
+	}
+	if n := f.TableLen(); n != 0 {
+		t.Fatalf("%d entries left, want the removed service's gone", n)
+	}
+}
+
+// TestReaddedServerDrains: a server back after a removal with weight 0
+// drains from then: its open connection goes on until the drain timeout,
+// then ends as a removed server's.
+func TestReaddedServerDrains(t *testing.T) {
+	cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1), rsAt(2, 1)))
+	f := newForwarder(t, cfg, Options{})
+	c := client(0, 40000)
+	res := send(t, f, cfg, syn(c), t0)
+	send(t, f, cfg, ack(c), t0+second)
+	addr := to(cfg, res)
+	var keep []config.RealServer
+	for _, r := range cfg.Services[0].RealServers {
+		if r.Address != addr {
+			keep = append(keep, r)
+		}
+	}
+	applyNow(t, f, cfgOf(svc(config.TCP, 80, "rr", keep...)), t0+2*second)
+	back := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1), rsAt(2, 1)))
+	back.Services[0].RealServers[res.Real].Weight = 0
+	back.Services[0].DrainTimeout = 10 * time.Second
+	applyNow(t, f, back, t0+3*second)
+	if got := send(t, f, back, ack(c), t0+4*second); got.Reason != ReasonExisting || to(back, got) != addr {
+		t.Fatalf("draining: %v/%v, want the connection going on", got.Verdict, got.Reason)
+	}
+	if got := f.Process(ack(c), &Meta{Time: t0 + 14*second}); got.Reason != ReasonServerGone {
+		t.Fatalf("after the drain timeout: %v/%v, want server-gone", got.Verdict, got.Reason)
 	}
 }
