@@ -237,7 +237,7 @@ func Down(sys System, c Config) ([]Step, error) {
 		steps = append(steps, Step{Command: addrCmd("del", p)})
 	}
 	if len(st.Sysctls) > 0 {
-		heir, err := handOver(c.StateFile, st)
+		heir, err := handOver(sys, c.StateFile, st)
 		if err != nil {
 			return steps, err
 		}
@@ -277,9 +277,12 @@ func Down(sys System, c Config) ([]Step, error) {
 // file beside path, if there is one, and returns that VIP (zero if none):
 // its own record may hold what the first up set (arp_ignore 1), not how
 // things were before, so the entries st knows better replace those, and
-// the ones it lacks (an interface only st's up set) are added.
-func handOver(path string, st *State) (netip.Addr, error) {
-	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), "*.json"))
+// the ones it lacks (an interface only st's up set) are added. Only a
+// state file named as up names them (DefaultStatePath) counts, and only
+// while its VIP is on lo here: a stale file, or one of another network
+// namespace sharing the directory, must not keep this host's sysctls.
+func handOver(sys System, path string, st *State) (netip.Addr, error) {
+	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), "realserver-*.json"))
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -288,8 +291,11 @@ func handOver(path string, st *State) (netip.Addr, error) {
 			continue
 		}
 		o, err := loadState(name)
-		if err != nil || o == nil || !o.VIP.Is4() || o.VIP == st.VIP {
+		if err != nil || o == nil || !o.VIP.Is4() || o.VIP == st.VIP || filepath.Base(name) != filepath.Base(DefaultStatePath(o.VIP)) {
 			continue // not a state file of this package, or no sysctls
+		}
+		if on, err := sys.HasAddr("lo", vipPrefix(o.VIP)); err != nil || !on {
+			continue // stale, or another namespace's
 		}
 		for _, mine := range st.Sysctls {
 			i := slices.IndexFunc(o.Sysctls, func(s SavedSysctl) bool { return s.Path == mine.Path })

@@ -197,6 +197,37 @@ func TestSeveralVIPs(t *testing.T) {
 	}
 }
 
+// TestDownIgnoresForeignStateFiles: down hands its record only to a
+// realserver state file of a VIP still on lo here: not to another JSON
+// file in the directory (left untouched), nor to a stale state file or
+// one of another network namespace sharing /run/drlb (whose VIP is not
+// on this lo); then it restores the sysctls itself.
+func TestDownIgnoresForeignStateFiles(t *testing.T) {
+	f := newFake(t, "eth0")
+	dir := t.TempDir()
+	other := filepath.Join(dir, "inventory.json")
+	const inventory = `{"vip":"198.18.0.200","owner":"team-a"}`
+	stale := filepath.Join(dir, "realserver-198.18.0.201.json")
+	for name, data := range map[string]string{other: inventory, stale: `{"vip":"198.18.0.201","added_addr":true,"sysctls":[{"path":"net/ipv4/conf/all/arp_ignore","previous":"0"}]}`} {
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := Config{VIP: netip.MustParseAddr("198.18.0.100"), Iface: "eth0", StateFile: filepath.Join(dir, "realserver-198.18.0.100.json")}
+	if _, err := Up(f, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Down(f, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, "net/ipv4/conf/all/arp_ignore"); got != "0" {
+		t.Errorf("arp_ignore %s after the only VIP here went down, want 0 restored", got)
+	}
+	if data, _ := os.ReadFile(other); string(data) != inventory {
+		t.Errorf("another JSON file was rewritten: %s", data)
+	}
+}
+
 // failingSysctl is a system whose sysctls cannot be written (a read-only
 // /proc/sys).
 type failingSysctl struct{ *fakeSystem }

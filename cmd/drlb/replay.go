@@ -23,7 +23,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	inPath := fs.String("in", "", "input capture (pcap or pcapng, Ethernet) taken on the director's LAN")
 	outPath := fs.String("out", "", "output pcap: every frame the director would send (forwarded frames, its ARP/NDP answers, too-big replies), in order, with the timestamps of the frames that caused them")
 	verbose := fs.Bool("v", false, "print a line per frame: number, what the director did (forward, answer, pass, drop) and why, flow, real server, what it sent")
-	macFlag := fs.String("mac", "", "the director's MAC (default: each frame's destination MAC; answers and own frames use the MAC learnt from the capture)")
+	macFlag := fs.String("mac", "", "the director's MAC (default: the MAC most frames to a VIP were sent to in the capture)")
 	mtu := fs.Int("mtu", 0, "the LAN's MTU: larger packets that may not be fragmented get ICMP fragmentation-needed / packet-too-big, as live (default 0: no check; leave it for a capture taken with GRO on, whose merged super-frames live forwards)")
 	forwardedOnly := fs.Bool("forwarded-only", false, "write only the forwarded frames, not the director's own answers")
 	var rsMACs rsMACFlag
