@@ -4,7 +4,11 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
+
+// unfit are the address flags that keep an address from being a next hop.
+const unfit = unix.IFA_F_TENTATIVE | unix.IFA_F_DADFAILED | unix.IFA_F_DEPRECATED | unix.IFA_F_TEMPORARY
 
 // ownAddress returns the interface's first IPv4 address (v4) or its IPv6
 // link-local address (!v4): the sources of ARP requests and solicitations.
@@ -35,7 +39,9 @@ func ownAddress(iface string, v4 bool) (netip.Addr, bool) {
 }
 
 // ifacePrefixes returns the interface's addresses of one family with
-// their prefixes, in the kernel's order.
+// their prefixes, in the kernel's order, leaving out those not fit to be
+// a next hop: tentative (duplicate address detection not done), failed
+// it, deprecated, and temporary (privacy) IPv6 addresses.
 func ifacePrefixes(iface string, v4 bool) []netip.Prefix {
 	l, err := netlink.LinkByName(iface)
 	if err != nil {
@@ -52,7 +58,7 @@ func ifacePrefixes(iface string, v4 bool) []netip.Prefix {
 	var out []netip.Prefix
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || a.IPNet == nil {
+		if !ok || a.IPNet == nil || a.Flags&unfit != 0 {
 			continue
 		}
 		bits, _ := a.IPNet.Mask.Size()

@@ -144,7 +144,7 @@ func (d *Director) apply(cfg *config.Config) error {
 		// Withdraw a removed VIP now, not at the next report: its
 		// blackhole route goes next, and a forwarding kernel would route
 		// what the router still sends back to the router meanwhile.
-		d.vipReport.Report(usableByVIP(d.fw.Stats()))
+		d.reportNow(d.vipReport)
 	}
 	// Blackhole routes first: a new VIP's frames must not be routed by a
 	// forwarding kernel once the router learns the VIP is here.

@@ -61,13 +61,23 @@ func (d *Director) reportUsable(ctx context.Context, a VIPAnnouncer) {
 	t := time.NewTicker(bgpReportInterval)
 	defer t.Stop()
 	for {
-		a.Report(usableByVIP(d.Forwarder().Stats()))
+		d.reportNow(a)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// reportNow tells a what the forwarder can serve now. Reports are made
+// one at a time: a periodic one whose figures were read before a reload
+// and handed over after the reload's own (which withdraws a removed VIP
+// before its blackhole route goes) would announce that VIP again.
+func (d *Director) reportNow(a VIPAnnouncer) {
+	d.reportMu.Lock()
+	defer d.reportMu.Unlock()
+	a.Report(usableByVIP(d.Forwarder().Stats()))
 }
 
 // arpVIPs are the VIPs the director answers ARP/NDP for and announces by

@@ -219,8 +219,9 @@ type Director struct {
 	ready     func()
 	reloaded  func(error)
 	vipReport VIPAnnouncer
-	ha        *haRun   // nil without ha: (director/ha.go)
-	sync      *syncRun // nil without ha.sync (director/sync.go)
+	reportMu  sync.Mutex // one report at a time (reportNow)
+	ha        *haRun     // nil without ha: (director/ha.go)
+	sync      *syncRun   // nil without ha.sync (director/sync.go)
 
 	lastConflict atomic.Int64 // unix ns of the last conflict handled
 
