@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -101,32 +102,44 @@ func RealServer(h Host, iface string, vips []netip.Addr, directors ...netip.Addr
 		if vip.Is6() {
 			bits = 128
 		}
-		// Every place the VIP is: on lo, and on lo only, as a host route.
-		var onLo, elsewhere *IfAddr
+		// Every place the VIP is: on lo as a host route, never on the
+		// LAN interface (which answers ARP for it whatever arp_ignore);
+		// on another interface (a dummy) it works but is not what
+		// drlb realserver does, and anything but a host route there
+		// claims a whole prefix.
+		var onLo, onLAN, other *IfAddr
 		for i := range addrs {
 			a := &addrs[i]
 			switch {
 			case a.Addr.Addr() != vip.Unmap():
-			case a.Iface == "lo" && onLo == nil:
-				onLo = a
-			case a.Iface != "lo" && elsewhere == nil:
-				elsewhere = a
+			case a.Iface == "lo":
+				onLo = cmp.Or(onLo, a)
+			case a.Iface == iface:
+				onLAN = cmp.Or(onLAN, a)
+			default:
+				other = cmp.Or(other, a)
 			}
 		}
 		name := "VIP " + vip.String() + " on lo"
-		switch {
-		case elsewhere != nil:
-			fix := fmt.Sprintf("ip addr del %s dev %s", elsewhere.Addr, elsewhere.Iface)
+		moveToLo := func(a *IfAddr) string {
+			fix := fmt.Sprintf("ip addr del %s dev %s", a.Addr, a.Iface)
 			if onLo == nil {
 				fix += fmt.Sprintf("; ip addr add %s/%d dev lo", vip, bits)
 			}
-			r.add(name, Fail, "configured on "+elsewhere.Iface+": it would answer ARP for the VIP and steal traffic from the director", fix)
-		case onLo == nil:
+			return fix
+		}
+		switch {
+		case onLAN != nil:
+			r.add(name, Fail, "configured on "+iface+": it would answer ARP for the VIP and steal traffic from the director", moveToLo(onLAN))
+		case onLo == nil && other == nil:
 			r.add(name, Fail, "not configured: the real server would drop the director's frames",
 				fmt.Sprintf("ip addr add %s/%d dev lo   (or: drlb realserver up --vip %s)", vip, bits, vip))
-		case onLo.Addr.Bits() != bits:
-			r.add(name, Fail, fmt.Sprintf("configured as %s: on lo the whole prefix becomes local, so this host would answer for, and stop reaching, every address in it (the router, the director, the clients on the LAN)", onLo.Addr),
-				fmt.Sprintf("ip addr del %s dev lo; ip addr add %s/%d dev lo", onLo.Addr, vip, bits))
+		case onLo != nil && onLo.Addr.Bits() != bits, onLo == nil && other.Addr.Bits() != bits:
+			a := cmp.Or(onLo, other)
+			r.add(name, Fail, fmt.Sprintf("configured as %s on %s: the whole prefix becomes this host's, so it would answer for, and stop reaching, every address in it (the router, the director, the clients on the LAN)", a.Addr, a.Iface),
+				fmt.Sprintf("ip addr del %s dev %s; ip addr add %s/%d dev lo", a.Addr, a.Iface, vip, bits))
+		case other != nil:
+			r.add(name, Warn, fmt.Sprintf("configured on %s: it works (a local address, and that interface answers ARP only on its own link with arp_ignore 1 or 2), but drlb realserver and doctor expect it on lo", other.Iface), moveToLo(other))
 		default:
 			r.add(name, Pass, onLo.Addr.String(), "")
 		}

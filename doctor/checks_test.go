@@ -209,7 +209,7 @@ func TestRealServer(t *testing.T) {
 		}, "configured on eth0"},
 		{"VIP on lo with a /24", func(h *fakeHost) {
 			h.addrs[1] = IfAddr{Iface: "lo", Addr: netip.MustParsePrefix("198.18.0.100/24")}
-		}, "the whole prefix becomes local"},
+		}, "the whole prefix becomes this host's"},
 		{"gateway is director", func(h *fakeHost) { h.gateways = []netip.Addr{dir} }, "default route points at director [198.18.0.2]"},
 	}
 	for _, tc := range tests {
@@ -327,5 +327,27 @@ func TestBGP(t *testing.T) {
 				t.Errorf("no fix printed:\n%s", buf.String())
 			}
 		})
+	}
+}
+
+// TestRealServerVIPOnDummy: a VIP on another interface than lo and the
+// LAN one (a dummy) works, and is a warning; with a prefix it fails.
+func TestRealServerVIPOnDummy(t *testing.T) {
+	h := goodRealServer()
+	h.addrs[1] = IfAddr{Iface: "dummy0", Addr: netip.MustParsePrefix("198.18.0.100/32")}
+	r := RealServer(h, "eth0", []netip.Addr{vip})
+	if r.Failed() {
+		t.Fatalf("VIP on dummy0 failed: %v", r.Err())
+	}
+	warned := false
+	for _, c := range r {
+		warned = warned || c.Status == Warn && strings.Contains(c.Detail, "configured on dummy0")
+	}
+	if !warned {
+		t.Fatalf("no warning for the VIP on dummy0: %+v", r)
+	}
+	h.addrs[1] = IfAddr{Iface: "dummy0", Addr: netip.MustParsePrefix("198.18.0.100/24")}
+	if r := RealServer(h, "eth0", []netip.Addr{vip}); !r.Failed() {
+		t.Fatal("VIP/24 on dummy0 passed")
 	}
 }
