@@ -167,7 +167,7 @@ func (r *runner) fluxPhase(ctx context.Context, prefix string) (*fluxResult, err
 	}
 	res := &fluxResult{cs: cs, flushed: time.Now(), answeredBy: map[string]int{}, by: map[string]int{}}
 	res.answers = r.getN(ctx, fluxRequests, 2*time.Second)
-	if res.cached, res.cacheLine, err = neighbor(l.Router, l.VIP); err != nil {
+	if res.cached, res.cacheLine, err = neighbor(l, l.Router, l.VIP); err != nil {
 		return nil, err
 	}
 	cs.settle()

@@ -150,7 +150,7 @@ func (r *runner) waitRouterNeighbor(mac net.HardwareAddr, timeout time.Duration)
 	l := r.l
 	deadline := time.Now().Add(timeout)
 	for {
-		got, line, err := neighbor(l.Router, l.VIP)
+		got, line, err := neighbor(l, l.Router, l.VIP)
 		if err != nil {
 			return "", time.Time{}, err
 		}
@@ -269,7 +269,7 @@ func (r *runner) failover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mac1, entry1, err := neighbor(l.Router, l.VIP)
+	mac1, entry1, err := neighbor(l, l.Router, l.VIP)
 	if err != nil {
 		return err
 	}

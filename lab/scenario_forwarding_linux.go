@@ -62,7 +62,7 @@ func (r *runner) forwardingOn(ctx context.Context) error {
 		return err
 	}
 	cmdLine(w, fmt.Sprintf("ip -n %s neigh replace %s lladdr %s dev %s nud permanent", l.Director.NSName, l.VIP, rs1.MAC, l.Director.Iface), "the next hop")
-	if err := setNeighbor(l.Director, l.VIP, rs1.MAC); err != nil {
+	if err := setNeighbor(l, l.Director, l.VIP, rs1.MAC); err != nil {
 		return err
 	}
 
@@ -102,7 +102,7 @@ func (r *runner) forwardingOn(ctx context.Context) error {
 	if err := r.startDirector("director-blackhole.log", false, "-blackhole-vip", "-keep-kernel-copy"); err != nil {
 		return err
 	}
-	route, err := blackholeRoute(l.Director, l.VIP)
+	route, err := blackholeRoute(l, l.Director, l.VIP)
 	if err != nil {
 		return err
 	}
@@ -273,8 +273,8 @@ func ipID(f *frame) uint16 {
 
 // setNeighbor adds a permanent neighbour entry addr -> mac on h's LAN
 // interface.
-func setNeighbor(h *testbed.Host, addr netip.Addr, mac net.HardwareAddr) error {
-	nh, link, err := lanLink(h)
+func setNeighbor(l *testbed.Lab, h *testbed.Host, addr netip.Addr, mac net.HardwareAddr) error {
+	nh, link, err := lanLink(l, h)
 	if err != nil {
 		return err
 	}
@@ -285,8 +285,8 @@ func setNeighbor(h *testbed.Host, addr netip.Addr, mac net.HardwareAddr) error {
 
 // blackholeRoute returns h's blackhole route for addr as ip route prints
 // it, or "" when there is none.
-func blackholeRoute(h *testbed.Host, addr netip.Addr) (string, error) {
-	nh, err := netlink.NewHandleAt(h.NS)
+func blackholeRoute(l *testbed.Lab, h *testbed.Host, addr netip.Addr) (string, error) {
+	nh, err := l.Netlink(h)
 	if err != nil {
 		return "", err
 	}

@@ -68,7 +68,7 @@ func (r *runner) sysctl(h *testbed.Host, comment string, kv ...string) error {
 // setMTU sets the MTU of h's LAN interface and prints the command.
 func (r *runner) setMTU(h *testbed.Host, mtu int, comment string) error {
 	cmdLine(r.w, fmt.Sprintf("ip -n %s link set dev %s mtu %d", h.NSName, h.Iface, mtu), comment)
-	nh, link, err := lanLink(h)
+	nh, link, err := lanLink(r.l, h)
 	if err != nil {
 		return err
 	}
@@ -78,8 +78,8 @@ func (r *runner) setMTU(h *testbed.Host, mtu int, comment string) error {
 
 // neighbor returns h's neighbour entry for addr on its LAN interface, as
 // `ip neigh show ADDR` prints it, and its MAC (nil if there is none).
-func neighbor(h *testbed.Host, addr netip.Addr) (net.HardwareAddr, string, error) {
-	nh, link, err := lanLink(h)
+func neighbor(l *testbed.Lab, h *testbed.Host, addr netip.Addr) (net.HardwareAddr, string, error) {
+	nh, link, err := lanLink(l, h)
 	if err != nil {
 		return nil, "", err
 	}

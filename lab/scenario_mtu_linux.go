@@ -181,7 +181,7 @@ func (r *runner) mtuTCP(ctx context.Context) (*mtuTCPResult, error) {
 	fmt.Fprintln(w, "\nWhy TCP works: each real server announces the largest segment it takes (MSS) in its SYN-ACK,")
 	fmt.Fprintln(w, "from its own MTU, and the client never sends a bigger one:")
 	for _, rs := range l.RealServers {
-		fmt.Fprintf(w, "  %-4s MTU %4d  SYN-ACK MSS %d\n", rs.Name, linkMTU(rs), res.mss[rs.Name])
+		fmt.Fprintf(w, "  %-4s MTU %4d  SYN-ACK MSS %d\n", rs.Name, linkMTU(l, rs), res.mss[rs.Name])
 	}
 	rs1 := l.RealServers[0].Name
 	r.checks.add("TCP uploads complete", ok == len(l.RealServers), "%d of %d, SHA-256 checked", ok, len(l.RealServers))
@@ -220,7 +220,7 @@ func (r *runner) mtuUDP(ctx context.Context, prefix string, small bool) (*mtuUDP
 	}
 	defer cs.stop()
 	res := &mtuUDPResult{cs: cs}
-	dropped0 := rxDropped(rs1)
+	dropped0 := rxDropped(l, rs1)
 	send := func(payload int) []datagram {
 		var ds []datagram
 		for i := 0; i < mtuDatagrams; i++ {
@@ -232,7 +232,7 @@ func (r *runner) mtuUDP(ctx context.Context, prefix string, small bool) (*mtuUDP
 		res.small = send(mtuSmallPayload)
 	}
 	res.full = send(mtuFullPayload)
-	res.rxDropped = rxDropped(rs1) - dropped0
+	res.rxDropped = rxDropped(l, rs1) - dropped0
 	if res.counters, err = r.counters(ctx); err != nil {
 		return nil, err
 	}
@@ -316,8 +316,8 @@ func (r *runner) echo(ctx context.Context, payload int) datagram {
 }
 
 // rxDropped is h's LAN interface's receive-drop counter.
-func rxDropped(h *testbed.Host) uint64 {
-	nh, link, err := lanLink(h)
+func rxDropped(l *testbed.Lab, h *testbed.Host) uint64 {
+	nh, link, err := lanLink(l, h)
 	if err != nil {
 		return 0
 	}
@@ -329,8 +329,8 @@ func rxDropped(h *testbed.Host) uint64 {
 }
 
 // linkMTU is h's LAN interface's MTU, 0 if unreadable.
-func linkMTU(h *testbed.Host) int {
-	nh, link, err := lanLink(h)
+func linkMTU(l *testbed.Lab, h *testbed.Host) int {
+	nh, link, err := lanLink(l, h)
 	if err != nil {
 		return 0
 	}

@@ -123,17 +123,18 @@ func (r *runner) stopDirector() error {
 // flushRouter empties the router's neighbour cache, so the next request
 // must ask who has the VIP, and says so.
 func (r *runner) flushRouter() error {
-	if err := flushNeighbors(r.l.Router); err != nil {
+	if err := flushNeighbors(r.l, r.l.Router); err != nil {
 		return err
 	}
 	cmdLine(r.w, fmt.Sprintf("ip -n %s neigh flush dev %s", r.l.Router.NSName, r.l.Router.Iface), "the router forgets who has the VIP")
 	return nil
 }
 
-// lanLink opens a netlink handle in h's namespace and finds h's LAN
-// interface with it; the caller closes the handle.
-func lanLink(h *testbed.Host) (*netlink.Handle, netlink.Link, error) {
-	nh, err := netlink.NewHandleAt(h.NS)
+// lanLink opens a netlink handle in h's namespace (testbed.Lab.Netlink:
+// never the host's, even once the lab is closed by a signal) and finds
+// h's LAN interface with it; the caller closes the handle.
+func lanLink(l *testbed.Lab, h *testbed.Host) (*netlink.Handle, netlink.Link, error) {
+	nh, err := l.Netlink(h)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,8 +147,8 @@ func lanLink(h *testbed.Host) (*netlink.Handle, netlink.Link, error) {
 }
 
 // flushNeighbors empties h's neighbour table on its LAN interface.
-func flushNeighbors(h *testbed.Host) error {
-	nh, link, err := lanLink(h)
+func flushNeighbors(l *testbed.Lab, h *testbed.Host) error {
+	nh, link, err := lanLink(l, h)
 	if err != nil {
 		return err
 	}

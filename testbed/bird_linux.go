@@ -244,7 +244,7 @@ func routeTo(nh *netlink.Handle, dst netip.Addr) (Route, error) {
 // RouteTo returns h's kernel route to dst (an IPv4 address), e.g. the
 // router's to a routed VIP: what BIRD installed.
 func (l *Lab) RouteTo(h *Host, dst netip.Addr) (Route, error) {
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, err := l.Netlink(h)
 	if err != nil {
 		return Route{Dst: dst}, err
 	}
@@ -258,7 +258,7 @@ func (l *Lab) RouteTo(h *Host, dst netip.Addr) (Route, error) {
 // when it never did).
 func (l *Lab) WaitNextHops(ctx context.Context, h *Host, dst netip.Addr, n int, timeout, poll time.Duration) (Route, time.Duration, error) {
 	start := time.Now()
-	nh, err := netlink.NewHandleAt(h.NS)
+	nh, err := l.Netlink(h)
 	if err != nil {
 		return Route{Dst: dst}, 0, err
 	}

@@ -59,7 +59,7 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}()
 	for _, h := range l.allHosts() {
-		nh, err := netlink.NewHandleAt(h.NS)
+		nh, err := l.Netlink(h)
 		if err != nil {
 			return fmt.Errorf("netlink handle in %s: %w", h.NSName, err)
 		}

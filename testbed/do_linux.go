@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/internal/osthread"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -113,4 +114,22 @@ func (l *Lab) HTTPClient(h *Host) *http.Client {
 		IdleConnTimeout:     30 * time.Second,
 	}
 	return &http.Client{Transport: tr}
+}
+
+// Netlink opens a netlink handle whose sockets are in h's namespace; the
+// caller closes it. After Close it returns ErrClosed: netlink.NewHandleAt
+// given the closed namespace (netns.None) would open its sockets in the
+// caller's own namespace, the host's, and whatever the caller did next
+// (flush neighbours, set an MTU) would change the host. A handle opened
+// before Close keeps acting on h's namespace only.
+func (l *Lab) Netlink(h *Host) (*netlink.Handle, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if !h.NS.IsOpen() {
+		return nil, fmt.Errorf("%s: %w", h.NSName, ErrClosed)
+	}
+	return netlink.NewHandleAt(h.NS)
 }

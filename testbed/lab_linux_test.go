@@ -307,6 +307,14 @@ func TestCloseLeavesNothing(t *testing.T) {
 	if err := l.Do(l.Client, func() error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Errorf("Do after Close = %v, want ErrClosed", err)
 	}
+	// netlink.NewHandleAt with the closed namespace would open a handle
+	// in this process's own: a lab closed by a signal must refuse.
+	if nh, err := l.Netlink(l.Router); !errors.Is(err, ErrClosed) {
+		if nh != nil {
+			nh.Close()
+		}
+		t.Errorf("Netlink after Close = %v, want ErrClosed", err)
+	}
 	assertGone(t, l.Name)
 }
 
