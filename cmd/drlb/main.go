@@ -68,8 +68,11 @@ func main() {
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	if len(os.Args) > 1 && os.Args[1] == "lab" {
 		// A closed terminal or ssh session tears the lab down too (for
-		// run, SIGHUP is a reload, handled there).
-		sigs = append(sigs, syscall.SIGHUP)
+		// run, SIGHUP is a reload, handled there), and so does a closed
+		// pipe (drlb lab | head): unhandled, SIGPIPE would kill drlb at
+		// its next write with the namespaces, the director and BIRD
+		// left running.
+		sigs = append(sigs, syscall.SIGHUP, syscall.SIGPIPE)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
