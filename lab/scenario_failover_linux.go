@@ -313,9 +313,11 @@ func (r *runner) failover(ctx context.Context) error {
 		return err
 	}
 	tookOver := time.Since(killed)
-	entry2, movedAt, err := r.waitRouterNeighbor(d2.MAC, 3*time.Second)
-	if err != nil {
-		return err
+	// A router that keeps the old MAC is a failed check, with the run
+	// going on to show what happened to the connections.
+	entry2, movedAt, moveErr := r.waitRouterNeighbor(d2.MAC, 3*time.Second)
+	if moveErr != nil {
+		movedAt = time.Now()
 	}
 	fmt.Fprintf(w, "  %s: MASTER %v after the kill (its control socket). Its log:\n", d2.Name, tookOver.Round(time.Millisecond))
 	fmt.Fprintf(w, "    %s\n", lastLine(p2.logs(), "-> MASTER"))
@@ -407,7 +409,7 @@ func (r *runner) failover(ctx context.Context) error {
 	fmt.Fprintf(w, "Why nothing broke: %s never saw these connections; their next packet is not a SYN,\n", d2.Name)
 	fmt.Fprintln(w, "but mh computes the same real server the dead master did, so it adopts each one and")
 	fmt.Fprintln(w, "forwards it there. With rr, wrr, lc and the like they would break (see --scenario")
-	fmt.Fprintln(w, "restart): drlb has no connection sync between directors yet.")
+	fmt.Fprintln(w, "restart) unless the directors sync their connections (ha: sync:, which this lab leaves off).")
 
 	// At least three adverts missed (the capture's clock may lag a little),
 	// under a second.
@@ -416,7 +418,11 @@ func (r *runner) failover(ctx context.Context) error {
 		d2.Name, silence.Round(time.Millisecond), d1.Name, mdi, tookOver.Round(time.Millisecond))
 	r.checks.add("gratuitous ARP from the new master", burst > 0 && burst == logged,
 		"%d captured at once, is-at %s (its log: count=%d)", burst, d2.MAC, logged)
-	r.checks.add("the router's ARP entry moved to the new master", true, "%s, %v after the kill", entry2, movedAt.Sub(killed).Round(time.Millisecond))
+	moved := fmt.Sprintf("%s, %v after the kill", entry2, movedAt.Sub(killed).Round(time.Millisecond))
+	if moveErr != nil {
+		moved = moveErr.Error()
+	}
+	r.checks.add("the router's ARP entry moved to the new master", moveErr == nil, "%s", moved)
 	r.checks.add("connections continue via "+d2.Name+" on their server", good == failConns && counters["adopted"] >= failConns,
 		"%d of %d; adopted %d, no-conn %d", good, failConns, counters["adopted"], counters["no-conn"])
 
