@@ -112,6 +112,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *cfgPath != "" {
 		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log, sd)
 		opts.ReloadConfig = func() (*config.Config, error) { return loadForReload(*cfgPath, *iface) }
+	} else {
+		ignoreHUP(ctx, log)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -125,6 +127,26 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer pprof.StopCPUProfile()
 	}
 	return director.Run(ctx, cfg, opts)
+}
+
+// ignoreHUP catches SIGHUP for a director started without a file (-t, -u,
+// -r): there is nothing to re-read, and the signal's default action
+// would kill it at once, with its connection table and without undoing
+// what it set up (blackhole routes, XDP programs).
+func ignoreHUP(ctx context.Context, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Warn("SIGHUP: nothing to reload (started without -c); drlb ctl changes the running configuration")
+			}
+		}
+	}()
 }
 
 // reloadOnHUP re-reads the config file on SIGHUP, as keepalived does, and
