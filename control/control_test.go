@@ -239,3 +239,33 @@ func TestServeWaitsForRequestsInFlight(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+// TestListenKeepsFiles: -ctl naming a file that is not a socket (the
+// config, by mistake) is refused and the file left alone; a stale socket
+// is replaced.
+func TestListenKeepsFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "drlb.yaml")
+	if err := os.WriteFile(file, []byte("interface: eth0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := Listen(file); err == nil {
+		ln.Close()
+		t.Fatal("Listen on a regular file succeeded")
+	}
+	if data, err := os.ReadFile(file); err != nil || string(data) != "interface: eth0\n" {
+		t.Fatalf("the file was changed: %q, %v", data, err)
+	}
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // the socket file stays, nobody answers: a killed drlb's
+	ln, err = Listen(stale)
+	if err != nil {
+		t.Fatalf("a stale socket was not replaced: %v", err)
+	}
+	ln.Close()
+}

@@ -108,7 +108,14 @@ func Listen(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("%w: %s (give this one another path with -ctl)", ErrInUse, path)
 	}
-	_ = os.Remove(path)
+	// Only a socket is replaced: -ctl naming a file by mistake (the
+	// config, say) must not delete it.
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("control: %s exists and is not a socket: give the control socket another path with -ctl", path)
+		}
+		_ = os.Remove(path)
+	}
 	old := umask(0o177)
 	ln, err := net.Listen("unix", path)
 	umask(old)
