@@ -15,7 +15,7 @@ import (
 )
 
 const ctlUsage = "usage: drlb ctl list [-stats | -rate | -conns] [-o json] [-s SOCKET]\n" +
-	"       drlb ctl [-s SOCKET] IPVSADM-ARGS...   (ipvsadm's own syntax: drlb ctl -L -n; drlb ctl -h lists it)\n" +
+	"       drlb ctl [-s SOCKET] IPVSADM-ARGS...   (ipvsadm's own syntax: drlb ctl -L -n; none: -L, as ipvsadm; drlb ctl -h lists it)\n" +
 	"       drlb ctl [-s SOCKET] --reload\n" +
 	"       drlb ctl [-s SOCKET] bgp [drain | undrain]"
 
@@ -29,8 +29,11 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return usageError("-s %s: a leading -s names the control socket; give the scheduler after the command: drlb ctl -A -t VIP:PORT -s %s", socket, socket)
 		}
 	}
+	if len(args) == 0 {
+		args = []string{"-L"} // plain ipvsadm lists the table
+	}
 	switch {
-	case len(args) > 0 && args[0] == "list":
+	case args[0] == "list":
 		return runCtlList(ctx, socket, args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "bgp":
 		return runCtlBGP(ctx, socket, args[1:], stdout, stderr)

@@ -19,7 +19,7 @@ func TestCtlUsage(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"ctl"}, exitUsage, "usage: drlb ctl list"},
+		{[]string{"ctl", "-s", none}, exitFailure, "is drlb run running"}, // plain ipvsadm lists the table
 		{[]string{"ctl", "show"}, exitUsage, "usage: drlb ctl list"},
 		{[]string{"ctl", "list", "-o", "yaml"}, exitUsage, `-o "yaml"`},
 		{[]string{"ctl", "list", "-stats", "-rate"}, exitUsage, "do not mix"},
@@ -129,6 +129,7 @@ func TestCtlIpvsadm(t *testing.T) {
 			"TCP  198.18.0.100:80 wrr\n  -> 198.18.0.11:80               Route   5      0          0         \n" +
 			"TCP  198.18.0.100:443 sh (sh-port)\n", ""},
 		{"-Z", exitOK, "", ""},
+		{"", exitOK, "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n", ""}, // as plain ipvsadm: -L
 		// Refused, by the director or before it is asked: exit 2.
 		{"-a -t 198.18.0.100:80 -r 198.18.0.12 -m", exitUsage, "", "drlb ctl: -m: drlb does direct routing only (-g): masquerading (-m) and tunneling (-i) are not supported\n"},
 		{"-A -t 198.18.0.100:80", exitUsage, "", "drlb ctl: -t: \"198.18.0.100:80\": Service already exists\n"},
@@ -164,7 +165,7 @@ func TestCtlIpvsadm(t *testing.T) {
 		{[]string{"ctl", "-s", none, "-L", "-n"}, exitFailure, "is drlb run running"},
 		{[]string{"ctl", "-s", none, "--reload"}, exitFailure, "is drlb run running"},
 		{[]string{"ctl", "-s", "wrr", "-A", "-t", "198.18.0.100:80"}, exitUsage, "a leading -s names the control socket"},
-		{[]string{"ctl", "-s", sock}, exitUsage, "usage: drlb ctl list"},
+		{[]string{"ctl", "-s", sock, "show"}, exitUsage, "usage: drlb ctl list"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), tc.args, &stdout, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.msg) {
