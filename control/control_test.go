@@ -98,6 +98,19 @@ func TestWriteStatsAndRate(t *testing.T) {
 	if got := fieldsOf(b.String(), "TCP"); got != "TCP 198.18.0.100:80 5 0 0 0 0" {
 		t.Fatalf("rate line %q (10 connections in 2 s = 5 CPS):\n%s", got, b.String())
 	}
+	// A service deleted between the samples: the rest are matched by
+	// service, not by position.
+	a := netip.MustParseAddr
+	before := Snapshot{Time: s.Time, Services: []Service{
+		{Protocol: "tcp", VIP: a("198.18.0.100"), Port: 80, Connections: 1e6},
+		{Protocol: "tcp", VIP: a("198.18.0.100"), Port: 443, Connections: 10}}}
+	after := Snapshot{Time: s.Time.Add(time.Second), Services: []Service{
+		{Protocol: "tcp", VIP: a("198.18.0.100"), Port: 443, Connections: 15}}}
+	b.Reset()
+	WriteRate(&b, before, after)
+	if got := fieldsOf(b.String(), "TCP"); got != "TCP 198.18.0.100:443 5 0 0 0 0" {
+		t.Fatalf("rate line %q after a deletion, want 5 CPS:\n%s", got, b.String())
+	}
 	if human(123456) != "123K" || human(99) != "99" {
 		t.Fatal("human")
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -177,18 +178,25 @@ func WriteRate(w io.Writer, before, after Snapshot) {
 	dt := interval(before, after)
 	rate := func(a, b uint64) string { return short(perSecond(a, b, dt)) }
 	io.WriteString(w, "IP Virtual Server version drlb\n"+rateTitle)
-	for i, svc := range after.Services {
-		if i >= len(before.Services) {
-			break
+	// Samples are matched by service and by real server address, not
+	// by position: an edit or reload between them moves positions. One
+	// that was not in the first sample reads as 0.
+	for _, svc := range after.Services {
+		var b Service
+		if i := slices.IndexFunc(before.Services, func(o Service) bool {
+			return o.Protocol == svc.Protocol && o.VIP == svc.VIP && o.Port == svc.Port
+		}); i >= 0 {
+			b = before.Services[i]
+		} else {
+			b = svc
 		}
-		b := before.Services[i]
 		io.WriteString(w, counterLine(serviceName(svc.Protocol, hostPort(svc.VIP, svc.Port)),
 			rate(b.Connections, svc.Connections), rate(b.InPackets, svc.InPackets), short(0), rate(b.InBytes, svc.InBytes), short(0)))
-		for j, r := range svc.RealServers {
-			if j >= len(b.RealServers) {
-				break
+		for _, r := range svc.RealServers {
+			br := r
+			if j := slices.IndexFunc(b.RealServers, func(o Real) bool { return o.Address == r.Address }); j >= 0 {
+				br = b.RealServers[j]
 			}
-			br := b.RealServers[j]
 			io.WriteString(w, realCounterLine(hostPort(r.Address, svc.Port),
 				rate(br.Connections, r.Connections), rate(br.InPackets, r.InPackets), short(0), rate(br.InBytes, r.InBytes), short(0)))
 		}
