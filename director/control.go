@@ -22,9 +22,13 @@ import (
 func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logger) (stop func(), err error) {
 	take := opts.bgp.snapshot(d.Snapshot)
 	h := control.Handler(take, d, reloadFunc(d, opts.ReloadConfig))
-	if opts.bgp != nil {
-		h = control.WithBGP(h, opts.bgp.an.Drain)
+	drain := func(bool) error {
+		return errors.New("this director runs without bgp: in its configuration: it announces nothing by BGP, so there is nothing to drain")
 	}
+	if opts.bgp != nil {
+		drain = opts.bgp.an.Drain
+	}
+	h = control.WithBGP(h, drain) // drlb ctl bgp is refused clearly without bgp:, not a 404
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	stop = func() {
