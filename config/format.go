@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -40,14 +41,37 @@ func sortedServices(services []Service) []Service {
 		return cmp.Or(
 			cmp.Compare(boolInt(a.VIP.Is6()), boolInt(b.VIP.Is6())),
 			cmp.Compare(a.Protocol, b.Protocol),
-			a.VIP.Compare(b.VIP),
+			IpvsadmCompare(a.VIP, b.VIP),
 			cmp.Compare(a.Port, b.Port))
 	})
 	for i := range out {
 		out[i].RealServers = slices.Clone(out[i].RealServers)
-		slices.SortStableFunc(out[i].RealServers, func(a, b RealServer) int { return a.Address.Compare(b.Address) })
+		slices.SortStableFunc(out[i].RealServers, func(a, b RealServer) int { return IpvsadmCompare(a.Address, b.Address) })
 	}
 	return out
+}
+
+// IpvsadmCompare orders two addresses of one family as ipvsadm lists
+// them. libipvs compares each 32-bit word as int(ntohl(a) - ntohl(b)),
+// an unsigned difference read as signed, so words 2^31 or more apart sort
+// the other way round: 192.168.0.1 before 10.0.0.1, 10.0.0.1 before
+// 198.18.0.1. Kept so that `drlb ctl -L` and `-S` print ipvsadm's order
+// byte for byte.
+func IpvsadmCompare(a, b netip.Addr) int {
+	if a.Is4() != b.Is4() {
+		return cmp.Compare(boolInt(a.Is6()), boolInt(b.Is6()))
+	}
+	x, y := a.As16(), b.As16()
+	start := 0
+	if a.Is4() {
+		start = 12
+	}
+	for i := start; i < 16; i += 4 {
+		if d := int32(binary.BigEndian.Uint32(x[i:]) - binary.BigEndian.Uint32(y[i:])); d != 0 {
+			return cmp.Compare(d, 0)
+		}
+	}
+	return 0
 }
 
 func boolInt(b bool) int {

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -102,5 +104,35 @@ func TestNetmaskRoundTrip(t *testing.T) {
 		if got, err := parseNetmask(s, true); err != nil || got != bits {
 			t.Errorf("parseNetmask(formatNetmask(%d, ipv6) = %q) = %d, %v", bits, s, got, err)
 		}
+	}
+}
+
+// TestIpvsadmCompare: addresses sort as libipvs sorts them, each 32-bit
+// word compared by a signed difference, so words 2^31 or more apart come
+// the other way round; ipvsadm -Sn lists 192.168.0.1 before 10.0.0.1.
+func TestIpvsadmCompare(t *testing.T) {
+	a := netip.MustParseAddr
+	for _, tc := range []struct {
+		x, y string
+		want int
+	}{
+		{"198.18.0.1", "198.18.0.2", -1},
+		{"10.0.0.1", "192.168.0.1", 1},
+		{"10.0.0.1", "198.18.0.1", 1},
+		{"198.18.0.1", "198.19.0.1", -1},
+		{"2001:2::1", "2001:2::2", -1},
+		{"2001:2::1", "2001:2::1", 0},
+	} {
+		if got := IpvsadmCompare(a(tc.x), a(tc.y)); got != tc.want {
+			t.Errorf("IpvsadmCompare(%s, %s) = %d, want %d", tc.x, tc.y, got, tc.want)
+		}
+	}
+	c, err := Parse("rules", []byte("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1 -g\n-A -t 192.168.0.1:80 -s rr\n-a -t 192.168.0.1:80 -r 192.168.1.1 -g\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := SaveIpvsadm(c, true)
+	if strings.Index(saved, "192.168.0.1") > strings.Index(saved, "10.0.0.1") {
+		t.Errorf("-S order differs from ipvsadm's (192.168.0.1 first):\n%s", saved)
 	}
 }

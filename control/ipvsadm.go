@@ -351,7 +351,7 @@ func ipvsadmServices(s Snapshot, cfg *config.Config, nosort bool) []ipvsadmServi
 		}
 		if !nosort {
 			is.RealServers = slices.Clone(is.RealServers)
-			slices.SortStableFunc(is.RealServers, func(a, b Real) int { return a.Address.Compare(b.Address) })
+			slices.SortStableFunc(is.RealServers, func(a, b Real) int { return config.IpvsadmCompare(a.Address, b.Address) })
 		}
 		out = append(out, is)
 	}
@@ -360,7 +360,7 @@ func ipvsadmServices(s Snapshot, cfg *config.Config, nosort bool) []ipvsadmServi
 			return cmp.Or(
 				cmp.Compare(boolInt(a.VIP.Is6()), boolInt(b.VIP.Is6())),
 				cmp.Compare(protoNumber(a.Protocol), protoNumber(b.Protocol)),
-				a.VIP.Compare(b.VIP),
+				config.IpvsadmCompare(a.VIP, b.VIP),
 				cmp.Compare(a.Port, b.Port))
 		})
 	}
