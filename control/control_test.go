@@ -282,3 +282,42 @@ func TestListenKeepsFiles(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestSorryServerShown: the sorry server shows in drlb ctl list always,
+// with its role, and in the ipvsadm listing while it stands in, as
+// keepalived's sorry server does in ipvsadm's (a real server then).
+func TestSorryServerShown(t *testing.T) {
+	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 4096, Services: []config.Service{{
+		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr", PersistenceBits: 32,
+		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1}}, // unresolved: not live
+		SorryServer: &config.SorryServer{Address: netip.MustParseAddr("198.18.0.99")}}}}
+	f, err := forwarder.New(cfg, forwarder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Take(f, 4096, nil)
+	var b bytes.Buffer
+	WriteList(&b, s)
+	if !strings.Contains(b.String(), "198.18.0.99:80") || !strings.Contains(b.String(), "(sorry server, standing in)") {
+		t.Errorf("drlb ctl list:\n%s", b.String())
+	}
+	b.Reset()
+	c, err := parseCommand([]string{"-Ln"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeIpvsadmList(&b, s, nil, cfg, c.list); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "  -> 198.18.0.99:80               Route   1") {
+		t.Errorf("ipvsadm -Ln while the sorry server stands in:\n%s", b.String())
+	}
+	s.Services[0].Sorry.State = SorryStandby
+	b.Reset()
+	if err := writeIpvsadmList(&b, s, nil, cfg, c.list); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "198.18.0.99") {
+		t.Errorf("ipvsadm -Ln lists the sorry server on standby:\n%s", b.String())
+	}
+}

@@ -338,6 +338,11 @@ func ipvsadmServices(s Snapshot, cfg *config.Config, nosort bool) []ipvsadmServi
 	out := make([]ipvsadmService, 0, len(s.Services))
 	for _, svc := range s.Services {
 		is := ipvsadmService{Service: svc, persistence: persistenceSeconds(svc.Persistence)}
+		if svc.Sorry != nil && svc.Sorry.State == SorryStandingIn {
+			// keepalived adds the sorry server to IPVS as a real server
+			// while it stands in, and ipvsadm lists it so.
+			is.RealServers = append(slices.Clip(is.RealServers), *svc.Sorry)
+		}
 		if cfg != nil {
 			for i := range cfg.Services {
 				c := &cfg.Services[i]

@@ -95,6 +95,10 @@ func WriteList(w io.Writer, s Snapshot) {
 			line := fmt.Sprintf("  -> %-28s %-7s %-6d %-10d %-9d%s", hostPort(r.Address, svc.Port), "Route", r.Weight, r.Active, r.Inactive, note)
 			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
+		if r := svc.Sorry; r != nil {
+			line := fmt.Sprintf("  -> %-28s %-7s %-6d %-10d %-9d  (sorry server, %s)", hostPort(r.Address, svc.Port), "Route", r.Weight, r.Active, r.Inactive, r.State)
+			fmt.Fprintln(w, line)
+		}
 	}
 	writeOverload(w, s.Overload)
 	writeKernelFlows(w, s)

@@ -137,7 +137,17 @@ type Service struct {
 	InPackets   uint64     `json:"in_packets"`
 	InBytes     uint64     `json:"in_bytes"`
 	RealServers []Real     `json:"realservers"`
+	// Sorry is the sorry server, nil when the service has none. Its
+	// State is SorryStandingIn while it takes the new connections (no
+	// real server can), else SorryStandby.
+	Sorry *Real `json:"sorry,omitempty"`
 }
+
+// States of a sorry server (Service.Sorry).
+const (
+	SorryStandingIn = "standing in"
+	SorryStandby    = "standby"
+)
 
 // Real is one real server of a service.
 type Real struct {
@@ -165,15 +175,15 @@ func Take(src Source, maxConns int, persistence map[int]time.Duration) Snapshot 
 			svc.Persistence = p.String()
 		}
 		for _, r := range st.RealServers {
-			rs := Real{
-				Address: r.Addr, Weight: r.Weight, State: state(r),
-				Active: r.Active, Inactive: r.Inactive, Persistent: r.Persistent,
-				Connections: r.Connections, InPackets: r.Packets, InBytes: r.Bytes,
+			svc.RealServers = append(svc.RealServers, realOf(r, state(r)))
+		}
+		if st.Sorry != nil {
+			role := SorryStandby
+			if st.Sorry.Available { // forwarder: standing in for the real servers now
+				role = SorryStandingIn
 			}
-			if r.MAC != nil {
-				rs.MAC = r.MAC.String()
-			}
-			svc.RealServers = append(svc.RealServers, rs)
+			rs := realOf(*st.Sorry, role)
+			svc.Sorry = &rs
 		}
 		s.Services = append(s.Services, svc)
 	}
@@ -183,6 +193,19 @@ func Take(src Source, maxConns int, persistence map[int]time.Duration) Snapshot 
 		}
 	}
 	return s
+}
+
+// realOf is r as a snapshot shows it, in state st.
+func realOf(r forwarder.RealServerStats, st string) Real {
+	rs := Real{
+		Address: r.Addr, Weight: r.Weight, State: st,
+		Active: r.Active, Inactive: r.Inactive, Persistent: r.Persistent,
+		Connections: r.Connections, InPackets: r.Packets, InBytes: r.Bytes,
+	}
+	if r.MAC != nil {
+		rs.MAC = r.MAC.String()
+	}
+	return rs
 }
 
 func state(r forwarder.RealServerStats) string {
