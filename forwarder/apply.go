@@ -136,17 +136,17 @@ func (f *Forwarder) Apply(cfg *config.Config, now int64, commit func(swap func()
 
 // realUpdate is what a swap stores into a real server that stays.
 type realUpdate struct {
-	r             *realServer
-	weight        int32
-	mac           uint64 // a static MAC from the config; 0 = keep
-	resetHealth   bool   // its check changed or went away: up again
-	checked       bool   // it has a check
+	r           *realServer
+	weight      int32
+	mac         uint64 // a static MAC from the config; 0 = keep
+	resetHealth bool   // its check changed or went away: up again
+	checked     bool   // it has a check
 	// fresh: back after a removal, so its check starts afresh (unchecked
 	// until it passes). A kept server whose check changed keeps its
 	// verdict: a reload that tunes a check must not withdraw the BGP
 	// routes of servers already seen working.
-	fresh bool
-	since, drains int64  // drainSince, drainDeadline
+	fresh         bool
+	since, drains int64 // drainSince, drainDeadline
 }
 
 // planned is the server as it will be after the swap.
