@@ -290,7 +290,11 @@ func (r *runner) distribution(t *traffic) error {
 		fmt.Fprintln(w, "before the next one opens, so the least loaded server rotates.")
 	}
 	r.checks.add("distribution follows the scheduler", ok, "%s %s: %v", r.o.Scheduler, weightList(r.svc.weights), distString(l, got))
-	r.checks.add("every request answered", total == r.o.Requests, "%d of %d (the failures are listed above)", total, r.o.Requests)
+	answered := fmt.Sprintf("%d of %d", total, r.o.Requests)
+	if total != r.o.Requests {
+		answered += " (the failures are listed above)"
+	}
+	r.checks.add("every request answered", total == r.o.Requests, "%s", answered)
 	return nil
 }
 
