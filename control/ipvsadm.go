@@ -299,7 +299,8 @@ func (x *ipvsadmRunner) list(ctx context.Context, o listOptions) Result {
 	}
 	var b strings.Builder
 	if err := writeIpvsadmList(&b, s, before, cfg, o); err != nil {
-		return refused(err)
+		// A service -L -t names that is not there: ipvsadm exits 1.
+		return Result{Error: err.Error(), Exit: exitFailure}
 	}
 	if o.service == nil && !o.stats && !o.rate && !o.thresholds && !o.persistConn {
 		WriteHA(&b, s) // nothing without ha:, so ipvsadm's output stays byte for byte
