@@ -129,7 +129,7 @@ func TestCtlIpvsadm(t *testing.T) {
 			"TCP  198.18.0.100:80 wrr\n  -> 198.18.0.11:80               Route   5      0          0         \n" +
 			"TCP  198.18.0.100:443 sh (sh-port)\n", ""},
 		{"-Z", exitOK, "", ""},
-		{"-L -n -t 198.18.0.100:81", exitFailure, "", "drlb ctl: -t: \"198.18.0.100:81\": No such service\n"}, // exit 1, as ipvsadm
+		{"-L -n -t 198.18.0.100:81", exitFailure, "", "drlb ctl: -t: \"198.18.0.100:81\": No such service\n"},     // exit 1, as ipvsadm
 		{"", exitOK, "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n", ""}, // as plain ipvsadm: -L
 		// Refused, by the director or before it is asked: exit 2.
 		{"-a -t 198.18.0.100:80 -r 198.18.0.12 -m", exitUsage, "", "drlb ctl: -m: drlb does direct routing only (-g): masquerading (-m) and tunneling (-i) are not supported\n"},
