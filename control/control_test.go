@@ -170,6 +170,7 @@ func TestSocket(t *testing.T) {
 		`drlb_realserver_active_connections{port="80",protocol="tcp",realserver="198.18.0.11",vip="198.18.0.100"} 3`,
 		`drlb_realserver_up{port="80",protocol="tcp",realserver="198.18.0.12",vip="198.18.0.100"} 0`,
 		`drlb_frames_total{reason="persistent"} 2`,
+		`drlb_frames_total{reason="table-full"} 0`, // every reason, from the start
 		`drlb_link_dropped_frames_total{kind="rx"} 7`,
 		`drlb_arp_events_total{event="replies"} 2`,
 		`drlb_neighbor_events_total{event="accepted"} 1`,

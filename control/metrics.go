@@ -3,6 +3,7 @@ package control
 import (
 	"strconv"
 
+	"github.com/drlb/drlb/forwarder"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -92,8 +93,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descUp, up, rl...)
 		}
 	}
-	for reason, n := range s.Frames {
-		counter(descFrames, n, reason)
+	// Every reason, 0 included: a series that appears only at its first
+	// frame loses that increase to rate() and increase().
+	for _, r := range forwarder.Reasons() {
+		counter(descFrames, s.Frames[r.String()], r.String())
 	}
 	if s.KernelForwarded > 0 {
 		counter(descKernelFwd, s.KernelForwarded)
