@@ -322,3 +322,33 @@ func TestSorryServerShown(t *testing.T) {
 		t.Errorf("ipvsadm -Ln lists the sorry server on standby:\n%s", b.String())
 	}
 }
+
+// TestClientErrors: no socket is "no director answers"; a director that
+// takes the connection and then does not answer is said so, with the
+// warning that a change may have been applied.
+func TestClientErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Get(context.Background(), filepath.Join(dir, "none.sock"), false); err == nil || !strings.Contains(err.Error(), "no director answers") {
+		t.Errorf("no socket: %v", err)
+	}
+	path := filepath.Join(dir, "mute.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := Get(ctx, path, false); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("a mute director: %v", err)
+	}
+}

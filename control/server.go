@@ -209,7 +209,13 @@ func dialError(path string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("control: permission denied on %s: the control socket is root's only (mode 0600): run drlb ctl as root", path)
 	}
-	return fmt.Errorf("control: no director answers on %s (is drlb run running? as root?): %w", path, err)
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return fmt.Errorf("control: no director answers on %s (is drlb run running? as root?): %w", path, err)
+	}
+	// Connected, then no answer (a timeout, the director stopping): a
+	// change sent may have been applied all the same.
+	return fmt.Errorf("control: the director on %s did not answer: %w (a change may have been applied anyway: look with drlb ctl -L -n)", path, err)
 }
 
 // statusError is the error for an answer other than 200 OK.
