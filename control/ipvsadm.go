@@ -155,6 +155,7 @@ func (l *listOptions) parseOnly(cmd string, opts []config.IpvsadmOption, allowed
 // parseList reads -L's options, refusing what ipvsadm refuses.
 func (l *listOptions) parseList(opts []config.IpvsadmOption) error {
 	var exclusive, layout *config.IpvsadmOption // -c, -t, --timeout, --daemon; --stats, --rate, ...
+	var counters *config.IpvsadmOption          // --stats, --rate or --thresholds: never with -c
 	for i := range opts {
 		o := &opts[i]
 		switch o.Canon {
@@ -188,6 +189,9 @@ func (l *listOptions) parseList(opts []config.IpvsadmOption) error {
 			if layout == nil {
 				layout = o
 			}
+			if counters == nil && o.Canon != "persistent-conn" {
+				counters = o
+			}
 			switch o.Canon {
 			case "stats":
 				l.stats = true
@@ -202,7 +206,12 @@ func (l *listOptions) parseList(opts []config.IpvsadmOption) error {
 			return optionError(*o, "not an option of -L")
 		}
 	}
-	if layout != nil && exclusive != nil && (l.conns || l.timeout || l.daemon) {
+	// ipvsadm refuses -c with --stats, --rate or --thresholds, and takes
+	// --persistent-conn with it (a header with pe columns).
+	switch {
+	case l.conns && counters != nil:
+		return optionError(*counters, "does not mix with %s", exclusive.Name)
+	case layout != nil && exclusive != nil && (l.timeout || l.daemon):
 		return optionError(*layout, "does not mix with %s", exclusive.Name)
 	}
 	return nil
@@ -571,7 +580,14 @@ func ipvsadmState(s string) string {
 // writeIpvsadmConns prints -L -c: the connection table as ipvsadm -Lc.
 func writeIpvsadmConns(w io.Writer, s Snapshot, o listOptions) {
 	fmt.Fprintln(w, "IPVS connection entries")
-	fmt.Fprintf(w, "pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+	if o.persistConn {
+		// Lines with pe data would have two more columns; drlb has no
+		// persistence engine, so its lines are the plain ones, as
+		// ipvsadm prints a connection without pe data.
+		fmt.Fprintf(w, "pro expire %-11s %-18s %-18s %-18s %-16s %s\n", "state", "source", "virtual", "destination", "pe name", "pe_data")
+	} else {
+		fmt.Fprintf(w, "pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+	}
 	for _, c := range s.ConnEntries {
 		fmt.Fprintf(w, "%-3s %-6s %-11s %-18s %-18s %s\n", strings.ToUpper(c.Protocol), expires(c.Expires), ipvsadmState(c.State),
 			o.addrText(c.Client.Addr(), c.Client.Port()), o.addrText(c.Virtual.Addr(), c.Virtual.Port()),

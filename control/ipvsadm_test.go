@@ -37,6 +37,7 @@ func TestIpvsadmListings(t *testing.T) {
 		{"ipvsadm-Ln-service6.golden", "-Ln -t [2001:2::100]:http --stats"},
 		{"ipvsadm-Lnc.golden", "-Lnc"},
 		{"ipvsadm-Lc.golden", "-L -c"},
+		{"ipvsadm-Lnc-persistent-conn.golden", "-Lnc --persistent-conn"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {
 			c, err := parseCommand(strings.Fields(tc.args))
@@ -92,7 +93,7 @@ func TestLargeNumber(t *testing.T) {
 func TestCheckIpvsadmCommands(t *testing.T) {
 	for _, args := range []string{
 		"-L", "-Ln", "-l -n --stats --exact", "-L --rate --nosort", "-L -n -c", "-L --sort",
-		"-L -t 198.18.0.100:80", "-L --timeout", "-L --daemon", "-Sn", "-S", "-Z", "-h", "-v",
+		"-L -t 198.18.0.100:80", "-L --timeout", "-L --daemon", "-Sn", "-S", "-Z", "-h", "-v", "-Lnc --persistent-conn",
 		"-A -t 198.18.0.100:80 -s rr", "-C", "-d -t 198.18.0.100:80 -r 198.18.0.11",
 	} {
 		if err := CheckIpvsadm(strings.Fields(args)); err != nil {
@@ -103,6 +104,7 @@ func TestCheckIpvsadmCommands(t *testing.T) {
 		{"-L -c -t 198.18.0.100:80", "-t: \"198.18.0.100:80\": does not mix with -c"},
 		{"-L -c --stats", "--stats: does not mix with -c"},
 		{"-L --stats -c", "--stats: does not mix with -c"},
+		{"-Lnc --persistent-conn --rate", "--rate: does not mix with -c"},
 		{"-L -w 3", `-w: "3": not an option of -L`},
 		{"-L -f 3", `-f: "3": firewall-mark services are not supported`},
 		{"-S --stats", "--stats: not an option of -S"},
