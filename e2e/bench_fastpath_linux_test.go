@@ -158,6 +158,12 @@ type benchForwarder struct {
 // udpForwarders' names) in unit, and each drlb's ratio to the in-kernel
 // anchor's.
 func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
+	reportBesideKernelAs(b, byName, unit, "/kernel")
+}
+
+// reportBesideKernelAs is reportBesideKernel with the ratios' unit
+// suffix: a second figure of one run must not overwrite the first's.
+func reportBesideKernelAs(b *testing.B, byName map[string]float64, unit, ratio string) {
 	short := []struct{ name, metric string }{{"in-kernel", "kernel"}, {"drlb", "drlb"}, {"drlb-1w", "drlb1w"}, {"drlb-afxdp", "afxdp"}, {"drlb-coalesce", "coalesce"}, {"afxdp-coalesce", "afxdpcoalesce"}, {"drlb-keep-copy", "keepcopy"}, {"afpacket-flows", "afpacketflows"}, {"afxdp-flows", "afxdpflows"}, {"afxdp-flows-native", "afxdpflowsnative"}, {"afxdp-generic", "afxdpgeneric"}}
 	k := byName["in-kernel"]
 	for _, f := range short {
@@ -167,7 +173,7 @@ func reportBesideKernel(b *testing.B, byName map[string]float64, unit string) {
 		}
 		b.ReportMetric(v, f.metric+"-"+unit)
 		if k > 0 && f.name != "in-kernel" {
-			b.ReportMetric(v/k, f.metric+"/kernel")
+			b.ReportMetric(v/k, f.metric+ratio)
 		}
 	}
 }
@@ -183,6 +189,12 @@ func BenchmarkFastPath(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// What changes the measurement, in the output with the figures.
+	for _, v := range []string{"DRLB_BENCH_ONLY", "DRLB_BENCH_QUEUES", "DRLB_BENCH_CPUPROFILE"} {
+		if s := os.Getenv(v); s != "" {
+			b.Logf("%s=%s: rows, queues or profiling differ from a plain run", v, s)
+		}
+	}
 	l, err := testbed.New(ctx, testbed.Options{RealServers: 3, LANClient: true, DirectorQueues: benchQueues(b)})
 	if err != nil {
 		b.Fatal(err)
@@ -194,10 +206,12 @@ func BenchmarkFastPath(b *testing.B) {
 
 	// Forwarding rate at trafgen's top rate, 65536 flows: from one client
 	// (random source ports: every frame of it reaches one worker, since
-	// workers share clients by address), then from 32768 clients.
+	// workers share clients by address), then from 32768 clients with two
+	// source ports each (random ports made it about 2^31 flows, nearly
+	// every frame a new connection).
 	for _, flood := range []struct{ name, conf string }{
 		{"Flows65536", udpFlood(l, "drnd()")},
-		{"Flows65536Clients", udpFloodFrom(l, "198.18.128.0, saddr[2:2]=drnd(32768, 65535)", "drnd()")},
+		{"Flows65536Clients", udpFloodFrom(l, "198.18.128.0, saddr[2:2]=drnd(32768, 65535)", "drnd(40000, 40001)")},
 	} {
 		b.Run(flood.name, func(b *testing.B) {
 			rates := map[string]float64{}
@@ -205,6 +219,7 @@ func BenchmarkFastPath(b *testing.B) {
 				stop := f.start()
 				r := trafgenBlast(b, l, tg, flood.conf, 2*manyFlows)
 				stop()
+				mustForward(b, f.name, r)
 				rates[f.name] = r.rate()
 				b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s)", f.name, r.rate(), r.offeredRate())
 			}
@@ -300,7 +315,7 @@ func BenchmarkFastPath(b *testing.B) {
 				}
 				return lat[min(len(lat)-1, int(q*float64(len(lat))))]
 			}
-			b.Logf("%-10s served %d of %d new connections (%d tried) under %.0f SYN/s; served in p50 %v, p99 %v, max %v",
+			b.Logf("%-10s served %d of %d new connections (%d tried) under %.0f SYN/s; every try (a failure at its timeout): p50 %v, p99 %v, max %v",
 				mode, served, synConns, tried, floodRate, p(0.5).Round(time.Microsecond), p(0.99).Round(time.Microsecond), p(1).Round(time.Microsecond))
 			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb", "drlb-strangers": "strangers", "drlb-paced": "paced",
 				"drlb-strangers-paced": "strangers-paced", "drlb-afxdp": "afxdp", "drlb-afxdp-strangers": "afxdp-strangers",
@@ -355,8 +370,8 @@ func BenchmarkFastPath(b *testing.B) {
 			for _, pct := range []int{50, 80, 100} {
 				r := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", fmt.Sprintf("%.0fpps", top.rate()*float64(pct)/100))
 				loss := 0.0
-				if r.offered > 0 {
-					loss = 100 * (1 - float64(r.delivered)/float64(r.offered))
+				if r.sent > 0 { // the whole flood, queues drained
+					loss = 100 * (1 - float64(r.received)/float64(r.sent))
 				}
 				// trafgen's paced mode has a top rate of its own, below
 				// the anchor's on a fast day (~230k/s where the anchor
@@ -399,7 +414,8 @@ func lossForwarders(b *testing.B, l *testbed.Lab) []lossForwarder {
 // client while the routed client makes synConns new connections to VIP:80
 // (synTimeout each, synBudget in all), with more trafgen args (--rate),
 // and returns how many were served,
-// their latencies (sorted), how many were tried and the flood's rate.
+// every try's latency, a failure's its timeout (sorted), how many were
+// tried and the flood's rate.
 // Before the flood the client connects once from its own address, which
 // puts it in drlb's trusted lane; with from, connection i comes from
 // from[i] instead, an address drlb has never seen.
@@ -458,9 +474,12 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Add
 		}
 		d := time.Since(t0)
 		stop()
+		// Every try counts, a failure with the time it took (its
+		// timeout): percentiles over the served alone hid the worst
+		// outcomes of the rows that lost some.
+		lat = append(lat, d)
 		if err == nil {
 			served++
-			lat = append(lat, d)
 		} else if tried-served == 1 {
 			b.Logf("first failed connection: %v", err)
 		}
@@ -540,6 +559,7 @@ func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
 		stop := f.start()
 		r := trafgenBlast(b, l, tg, conf, 4*benchFlows, flag, value)
 		stop()
+		mustForward(b, f.name, r)
 		cost[f.name] = r.busyPer(r.delivered)
 		b.Logf("%-13s busy %5.1f µs per forwarded frame, %5.1f above idle (offered %.0f/s, delivered %.0f/s)",
 			f.name, cost[f.name], cost[f.name]-idle.busyPer(idle.offered), r.offeredRate(), r.rate())
@@ -548,4 +568,27 @@ func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
 	b.ReportMetric(cost["in-kernel-again"], "kernel-last-µs/frame")
 	cost["in-kernel"] = (cost["in-kernel"] + cost["in-kernel-again"]) / 2
 	reportBesideKernel(b, cost, "µs/frame")
+	// The same above idle (the generator alone): the whole machine's
+	// figure above holds the generator's share too, which pulls every
+	// ratio towards 1; this one is the forwarders' own.
+	own := map[string]float64{}
+	for name, v := range cost {
+		own[name] = max(v-idle.busyPer(idle.offered), 0)
+	}
+	for name, v := range own {
+		if k := own["in-kernel"]; k > 0 && name != "in-kernel" && name != "in-kernel-again" {
+			b.Logf("%-13s %5.1f µs per frame above idle, %.2fx the anchor's %.1f", name, v, v/k, k)
+		}
+	}
+	reportBesideKernelAs(b, own, "own-µs/frame", "-own/kernel")
+}
+
+// mustForward fails a row whose forwarder delivered nothing (it did not
+// start, or died): its rate would read 0 and its CPU cost per frame 0,
+// the best figure of all.
+func mustForward(b *testing.B, name string, r blastResult) {
+	b.Helper()
+	if r.delivered == 0 {
+		b.Fatalf("%s delivered no frame in the measured window (offered %d): did it start?", name, r.offered)
+	}
 }
