@@ -83,10 +83,11 @@ type syncRun struct {
 	// and lets it go (false) once it arrived or timed out; called with
 	// bulkMu held.
 	hold func(bool)
-	// bulkGen numbers the waits (bulkAgain starts another): each
-	// request carries it and the answer's end echoes it, and an answer
-	// to an earlier wait's request does not count, since it may lack
-	// what the link lost meanwhile.
+	// bulkGen numbers the waits (bulkAgain starts another), from the
+	// process's epoch: each request carries it and the answer's end
+	// echoes it, and an answer to an earlier wait's request, or to an
+	// earlier process's, does not count, since it may lack what the link
+	// lost meanwhile.
 	bulkGen uint64
 	// again asks the requester for another bulk copy (bulkAgain).
 	again chan struct{}
@@ -141,6 +142,11 @@ func newSync(d *Director, s *config.HASync, conn connsync.Conn, key []byte, self
 	r := &syncRun{d: d, conn: conn, key: slices.Clone(key), self: self, epoch: uint64(time.Now().UnixNano()), log: d.log,
 		bulkState: "waiting", bulkDone: make(chan struct{}), serving: map[netip.Addr]bool{}, fromPeer: map[netip.Addr]uint64{},
 		again: make(chan struct{}, 1), bulkTimeout: syncBulkTimeout, base: time.Now()}
+	// Waits are numbered from this process's epoch, not from 0: a peer
+	// still answering the previous process (restarted mid-copy) ends
+	// its answer with that process's number, which must not count as
+	// this one's, or a partial copy would release preemption.
+	r.bulkGen = r.epoch
 	for _, p := range s.Peers {
 		if p.Unmap() != self {
 			r.peers = append(r.peers, netip.AddrPortFrom(p.Unmap(), connsync.Port))

@@ -539,3 +539,37 @@ func TestBulkCopyLongerThanTimeout(t *testing.T) {
 		t.Logf("%d entries in %.0f ms (timeout 150 ms)", st.BulkEntries, st.BulkTook*1000)
 	}
 }
+
+// TestBulkRestartedRequester: a director restarted while a peer still
+// answers its previous process's bulk request does not take the end of
+// that answer (a partial copy) as its own complete one: its waits are
+// numbered from its epoch, not from 0 as the previous process's were.
+func TestBulkRestartedRequester(t *testing.T) {
+	var n fakeNet
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	const entries = 60000
+	d1, _ := syncDirectorWith(t, &n, a1, syncOpts{maxConns: 2 * entries}, a1, a2)
+	now := d1.clock().UnixNano()
+	for i := range entries {
+		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
+			CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: 40000, Timeout: time.Minute}
+		w := d1.workerOf(e.CIP)
+		w.mu.Lock()
+		w.fw.ApplySync(&e, now)
+		w.mu.Unlock()
+	}
+	// a2's first process asks (its wait numbered 0, as before) and dies.
+	codec, err := connsync.NewCodec(syncKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := connsync.Header{Type: connsync.TypeBulkRequest, Sender: a2, Epoch: uint64(time.Now().UnixNano()), Seq: 1, Time: time.Now().UnixNano()}
+	b, _ := connsync.AppendRequest(connsync.AppendHeader(nil, &h), 0)
+	n.inject(codec.Seal(b), netip.AddrPortFrom(a2, connsync.Port), a1)
+	time.Sleep(100 * time.Millisecond)
+	d2, _ := syncDirectorWith(t, &n, a2, syncOpts{maxConns: 2 * entries}, a1, a2) // restarted
+	waitFor(t, "the bulk wait to end", func() bool { return d2.Snapshot(false).HA.Sync.Bulk != "waiting" })
+	if st := d2.Snapshot(false).HA.Sync; st.Bulk == "done" && conns(d2) != entries {
+		t.Errorf("bulk done with %d of %d entries: preemption released on a partial copy", conns(d2), entries)
+	}
+}
