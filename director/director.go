@@ -548,12 +548,12 @@ func (d *Director) conflict(c arp.Conflict) {
 	if now-last < int64(conflictHoldoff) || !d.lastConflict.CompareAndSwap(last, now) {
 		return
 	}
-	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
-		"conflict", fmt.Sprintf("%+v", c))
 	if d.ha != nil {
-		d.ha.defend() // gratuitous ARP while master, never a schedule that outlives it
+		d.ha.defend(c) // gratuitous ARP while still master an advert interval later
 		return
 	}
+	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
+		"conflict", fmt.Sprintf("%+v", c))
 	go func() {
 		if err := d.announcer.Announce(d.ownedVIPs(d.cur.Load())...); err != nil {
 			d.log.Error("re-announce", "err", err)

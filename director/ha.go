@@ -307,13 +307,30 @@ func (h *haRun) vipsAdded(cfg *config.Config, added []netip.Addr) {
 	}
 }
 
-// defend answers another station's claim on a VIP while master.
-func (h *haRun) defend() {
+// defend answers another station's claim on a VIP while master, once
+// one advert interval later: a peer taking the VIPs over (preempting us)
+// may send its gratuitous ARP just before its first advert, and
+// answering at once moved the router back to this director as it
+// became BACKUP. If the claim was such a takeover, this router is no
+// longer master then, and nothing is sent but a line in the log; if it
+// still is (a real server answering ARP, a stray host), the VIPs are
+// announced again and the claim is warned about.
+func (h *haRun) defend(c arp.Conflict) {
 	owned := h.d.ownedVIPs(h.d.cur.Load())
 	for _, i := range h.inst {
-		if i.master.Load() {
-			go h.burst(i, i.gen.Load(), familyVIPs(owned, i.v6))
+		if !i.master.Load() {
+			continue
 		}
+		gen := i.gen.Load()
+		time.AfterFunc(h.cfg.AdvertInterval, func() {
+			if !i.master.Load() || i.gen.Load() != gen {
+				h.log.Info("ha: a peer took the VIPs over (its gratuitous ARP came before its advert)", "family", i.family(), "conflict", fmt.Sprintf("%+v", c))
+				return
+			}
+			h.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
+				"family", i.family(), "conflict", fmt.Sprintf("%+v", c))
+			h.burst(i, gen, familyVIPs(owned, i.v6))
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -356,5 +357,76 @@ func TestShutdownGraceCoversSkew(t *testing.T) {
 				t.Errorf("interval %v: a backup of priority %d takes over %v after the priority-0 advert; the stopping master forwards for %v", interval, prio, took, shutdownGrace(interval))
 			}
 		}
+	}
+}
+
+// TestPreemptedMasterDoesNotDefend: a master preempted by a peer that
+// sends its gratuitous ARP just before its first advert (drlb's order)
+// does not answer with a burst of its own, which moved the router back
+// to the director becoming BACKUP: it defends only if it is still
+// master one advert interval after the claim.
+func TestPreemptedMasterDoesNotDefend(t *testing.T) {
+	cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)))
+	cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: 50 * time.Millisecond, Preempt: true}
+	conn := newFakeVRRP()
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler), IPv4: netip.MustParseAddr("198.18.0.2"), VRRP: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "MASTER", func() bool { return d.Snapshot(false).HA.State == "MASTER" })
+	time.Sleep(2500 * time.Millisecond) // past the repeat burst
+	frames := link.NewFrames(64)
+	count := func(d time.Duration) (n int) {
+		c, cc := context.WithTimeout(context.Background(), d)
+		defer cc()
+		for {
+			k, err := wire.ReadBatch(c, frames)
+			if err != nil {
+				return n
+			}
+			for _, f := range frames[:k] {
+				if isGratuitous(dirPort.HardwareAddr(), vip)(gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default)) {
+					n++
+				}
+			}
+		}
+	}
+	count(50 * time.Millisecond)
+	// A priority-200 director takes over: its gratuitous ARP first, then
+	// its advert.
+	peerMAC := net.HardwareAddr{2, 0, 0, 0, 0, 0x33}
+	send(t, wire, framegen.ARPRequest(framegen.L2{Src: peerMAC, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, vip, vip))
+	time.Sleep(time.Millisecond)
+	adv, err := (&vrrp.Advert{VRID: 51, Priority: 200, Interval: 50 * time.Millisecond, Addrs: []netip.Addr{vip}}).AppendIPv4(nil, netip.MustParseAddr("198.18.0.3"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new master goes on advertising (or this one would take over
+	// again after the master-down interval).
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		for {
+			conn.in <- adv
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	n := count(300 * time.Millisecond)
+	state := d.Snapshot(false).HA.State
+	close(stop)
+	<-fed
+	if n > 0 || state != "BACKUP" {
+		t.Errorf("state %s; %d gratuitous ARPs sent after the new master's", state, n)
 	}
 }
