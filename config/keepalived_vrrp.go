@@ -23,9 +23,11 @@ import (
 //	    virtual_ipaddress { 198.18.0.100 }
 //	}
 //
-// drlb speaks VRRPv3 over IPv4 multicast only: an instance keepalived
-// would run as VRRPv2 (its default), over unicast, to another multicast
-// group or over IPv6 is refused, naming the file and line. What drlb does
+// drlb maps one IPv4 VRRPv3 instance: an instance keepalived would run
+// as VRRPv2 (its default), over unicast, to another multicast group or
+// over IPv6 is refused, naming the file and line (IPv6 VIPs go in the
+// IPv4 instance's virtual_ipaddress_excluded, and drlb elects them on an
+// IPv6 router of its own, which a keepalived peer does not join: warned). What drlb does
 // not do (track scripts, notify scripts, virtual MACs, its own gratuitous
 // ARP timing...) is warned about, keyword by keyword. Instances that hold
 // none of the VIPs are ignored with one warning each.
@@ -227,7 +229,7 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 	// keepalived runs an IPv6 instance as VRRPv3 whatever the version.
 	fam := in.addrs
 	if len(fam) > 0 && fam[0].addr.Is6() {
-		return kaErr(fam[0].tok, "virtual_ipaddress", fam[0].tok.text, "an IPv6 vrrp_instance sends adverts to ff02::12: drlb's VRRP runs over IPv4 only (its election moves the IPv6 VIPs too): put them in virtual_ipaddress_excluded of an IPv4 instance")
+		return kaErr(fam[0].tok, "virtual_ipaddress", fam[0].tok.text, "drlb maps one vrrp_instance, an IPv4 one, into ha:, and runs the IPv6 VIPs' election on a virtual router of their own (ff02::12, same VRID and settings): put them in virtual_ipaddress_excluded of the IPv4 instance, between drlb directors (a keepalived peer moves excluded addresses with its IPv4 instance, and would not take part in drlb's IPv6 election)")
 	}
 	// The version: keepalived's default is 2.
 	if version.get(2) != kaVRRPv3 {
@@ -279,6 +281,12 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 	for _, a := range slices.Concat(in.addrs, in.excluded) {
 		if !vips[a.addr] {
 			r.note(a.tok, "%s in vrrp_instance %s is not the VIP of a virtual_server: ignored, drlb does not add addresses to interfaces", a.addr, in.name)
+		}
+	}
+	for _, a := range in.excluded {
+		if a.addr.Is6() && vips[a.addr] {
+			r.note(a.tok, "%s: drlb elects its IPv6 VIPs on a virtual router of their own (ff02::12, same VRID), where keepalived moves excluded addresses with this IPv4 instance: fine between drlb directors, but beside a keepalived peer both would answer NDP for them; keep keepalived out of the pair, or IPv6 VIPs out of the file", a.addr)
+			break
 		}
 	}
 	r.c.HA = h

@@ -61,7 +61,8 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 			}},
 		{"IPv6 VIP excluded from an IPv4 instance", "vrrp_instance VI_1 {\n version 3\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n  2001:2::100/64\n }\n}\n" +
 			kaService + "virtual_server [2001:2::100]:80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n",
-			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1\n", "", nil},
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1\n", "",
+			[]string{"keepalived.conf:8: warning: 2001:2::100: drlb elects its IPv6 VIPs on a virtual router of their own"}}, // beside a keepalived peer, both would hold them
 		{"no instance holds a VIP: no ha", "vrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.7\n }\n}\n" + kaService,
 			"ha none\n", "", []string{`keepalived.conf:1: warning: keyword "vrrp_instance" ignored (it holds none of the virtual_server VIPs`}},
 	}
@@ -119,7 +120,7 @@ func TestKeepalivedVRRPBad(t *testing.T) {
 			4, 1, "vrrp_instance", "VI_1", "does not hold the VIP 198.18.0.101 of the virtual_server at line 18"},
 		{"IPv6 instance", "vrrp_instance VI_6 {\n virtual_router_id 7\n virtual_ipaddress {\n  2001:2::100\n }\n}\n" +
 			"virtual_server [2001:2::100]:80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n",
-			4, 3, "virtual_ipaddress", "2001:2::100", "drlb's VRRP runs over IPv4 only"},
+			4, 3, "virtual_ipaddress", "2001:2::100", "runs the IPv6 VIPs' election on a virtual router of their own"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { checkBad(t, "keepalived.conf", tc) })
