@@ -1,6 +1,7 @@
 package director
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -107,6 +108,18 @@ func (d *Director) apply(cfg *config.Config) error {
 	case len(d.workers) > 1 && hash != d.hash:
 		return fmt.Errorf("%w: the widest persistence netmask changes from /%d (IPv4) /%d (IPv6) to /%d /%d: the %d workers share clients by it (run with -workers 1 to change it live)",
 			ErrRestartNeeded, bitsOr(d.hash.Bits4, 32), bitsOr(d.hash.Bits6, 128), bitsOr(hash.Bits4, 32), bitsOr(hash.Bits6, 128), len(d.workers))
+	}
+	if d.sync != nil && cfg.HA != nil && cfg.HA.Sync != nil && cfg.HA.Sync.KeyFile != "" {
+		// The key is read at start: a file rotated since would be
+		// reloaded as "applied" and keep the old key, until a restart
+		// of one director made the other reject all it sends.
+		key, err := ReadSyncKey(cfg.HA.Sync.KeyFile)
+		if err != nil {
+			return fmt.Errorf("director: %w", err)
+		}
+		if !bytes.Equal(key, d.sync.key) {
+			return fmt.Errorf("%w: ha.sync.key_file %s holds another key than the one in use (a new key is taken at start: restart both directors)", ErrRestartNeeded, cfg.HA.Sync.KeyFile)
+		}
 	}
 	// Everything that can fail is done before the swap.
 	targets, err := health.Targets(cfg)

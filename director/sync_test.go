@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -571,5 +572,36 @@ func TestBulkRestartedRequester(t *testing.T) {
 	waitFor(t, "the bulk wait to end", func() bool { return d2.Snapshot(false).HA.Sync.Bulk != "waiting" })
 	if st := d2.Snapshot(false).HA.Sync; st.Bulk == "done" && conns(d2) != entries {
 		t.Errorf("bulk done with %d of %d entries: preemption released on a partial copy", conns(d2), entries)
+	}
+}
+
+// TestApplySyncKeyRotated: a reload reads the sync key file again and
+// refuses (restart needed) when it holds another key than the running
+// one: the key is taken at start, and a rotated file reloaded as
+// "applied" kept the old key until a restart of one director made the
+// other reject everything it sent. The same key reloads.
+func TestApplySyncKeyRotated(t *testing.T) {
+	var n fakeNet
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	file := filepath.Join(t.TempDir(), "sync.key")
+	if err := os.WriteFile(file, append(slices.Clone(syncKey), '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := syncConfig(a1, a2)
+	cfg.HA.Sync.KeyFile = file
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler), IPv4: a1, VRRP: newFakeVRRP(), Sync: n.conn(a1), SyncKey: syncKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(cfg.Clone()); err != nil {
+		t.Fatalf("the same key: %v", err)
+	}
+	if err := os.WriteFile(file, []byte("another shared secret of 32 bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(cfg); !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), "another key") {
+		t.Fatalf("a rotated key: %v, want ErrRestartNeeded", err)
 	}
 }
