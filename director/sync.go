@@ -83,6 +83,9 @@ type syncRun struct {
 	// and lets it go (false) once it arrived or timed out; called with
 	// bulkMu held.
 	hold func(bool)
+	// mismatches are the services and real servers noteMismatch has
+	// logged (bulkMu held).
+	mismatches map[string]bool
 	// bulkGen numbers the waits (bulkAgain starts another), from the
 	// process's epoch: each request carries it and the answer's end
 	// echoes it, and an answer to an earlier wait's request, or to an
@@ -356,6 +359,36 @@ func (r *syncRun) requestBulks(ctx context.Context) {
 	}
 }
 
+// noteMismatch logs, once per service and real server, an entry a peer
+// sent for a service or real server this director does not have: the
+// directors' configurations differ, and those connections would break
+// on a failover. Counted always (unknown_service, unknown_server); the
+// log is bounded (maxMismatchLogs).
+func (r *syncRun) noteMismatch(peer netip.Addr, e *connsync.Entry, res forwarder.SyncResult) {
+	key := fmt.Sprintf("%d %s:%d %s", e.Proto, e.VIP, e.VPort, e.Real)
+	r.bulkMu.Lock()
+	if r.mismatches == nil {
+		r.mismatches = map[string]bool{}
+	}
+	seen := r.mismatches[key] || len(r.mismatches) >= maxMismatchLogs
+	if !seen {
+		r.mismatches[key] = true
+	}
+	r.bulkMu.Unlock()
+	if seen {
+		return
+	}
+	what := "service"
+	if res == forwarder.SyncUnknownServer {
+		what = "real server"
+	}
+	r.log.Warn("ha.sync: a peer syncs connections of a "+what+" this director does not have: their configurations differ, and those connections break on a failover",
+		"peer", peer, "protocol", e.Proto, "vip", netip.AddrPortFrom(e.VIP, e.VPort), "real", e.Real)
+}
+
+// maxMismatchLogs bounds the distinct mismatches noteMismatch logs.
+const maxMismatchLogs = 64
+
 // bulkFinished records a peer's completed bulk copy (the first one
 // counts), the answer to the request of wait id (known: a peer without
 // request numbers says none, and its copy counts).
@@ -497,6 +530,9 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 				res := w.fw.ApplySync(&entries[i], now)
 				w.mu.Unlock()
 				r.entries[res].Add(1)
+				if res == forwarder.SyncUnknownService || res == forwarder.SyncUnknownServer {
+					r.noteMismatch(from.Addr(), &entries[i], res)
+				}
 			}
 			if h.Type == connsync.TypeBulk {
 				r.fromPeer[from.Addr()] += uint64(k)

@@ -19,6 +19,7 @@ import (
 	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/link"
 	"github.com/gopacket/gopacket"
@@ -603,5 +604,23 @@ func TestApplySyncKeyRotated(t *testing.T) {
 	}
 	if err := d.Apply(cfg); !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), "another key") {
 		t.Fatalf("a rotated key: %v, want ErrRestartNeeded", err)
+	}
+}
+
+// TestSyncMismatchLogged: an entry a peer syncs for a service this
+// director does not have is counted and logged once (the directors'
+// configurations differ: those connections break on a failover), not
+// only counted.
+func TestSyncMismatchLogged(t *testing.T) {
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	var logs testutil.SyncBuffer
+	r := &syncRun{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, VPort: 8080, SvcPort: 8080, Real: realAt(1, 1, nil).Address,
+		CIP: a2, CPort: 40000, Timeout: time.Minute}
+	for range 3 {
+		r.noteMismatch(a1, &e, forwarder.SyncUnknownService)
+	}
+	if got := strings.Count(logs.String(), "does not have"); got != 1 {
+		t.Fatalf("logged %d times, want once:\n%s", got, logs.String())
 	}
 }
