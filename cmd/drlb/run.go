@@ -134,19 +134,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // would kill it at once, with its connection table and without undoing
 // what it set up (blackhole routes, XDP programs).
 func ignoreHUP(ctx context.Context, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Warn("SIGHUP: nothing to reload (started without -c); drlb ctl changes the running configuration")
-			}
-		}
-	}()
+	onHUP(ctx, func(context.Context) {
+		log.Warn("SIGHUP: nothing to reload (started without -c); drlb ctl changes the running configuration")
+	})
 }
 
 // reloadOnHUP re-reads the config file on SIGHUP, as keepalived does, and
@@ -154,9 +144,27 @@ func ignoreHUP(ctx context.Context, log *slog.Logger) {
 // file that does not parse is refused here with its file:line:column and
 // the running config stays.
 func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger, sd sdNotifier) <-chan *config.Config {
+	out := make(chan *config.Config)
+	onHUP(ctx, func(ctx context.Context) {
+		sd.reloading()
+		cfg, err := loadForReload(path, iface)
+		if err != nil {
+			log.Error("reload refused: the running configuration stays, nothing changed", "err", err)
+			sd.reloaded(err)
+			return
+		}
+		select {
+		case out <- cfg:
+		case <-ctx.Done():
+		}
+	})
+	return out
+}
+
+// onHUP calls fn, one call at a time, for every SIGHUP until ctx ends.
+func onHUP(ctx context.Context, fn func(context.Context)) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	out := make(chan *config.Config)
 	go func() {
 		defer signal.Stop(hup)
 		for {
@@ -164,22 +172,10 @@ func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger, sd s
 			case <-ctx.Done():
 				return
 			case <-hup:
-				sd.reloading()
-				cfg, err := loadForReload(path, iface)
-				if err != nil {
-					log.Error("reload refused: the running configuration stays, nothing changed", "err", err)
-					sd.reloaded(err)
-					continue
-				}
-				select {
-				case out <- cfg:
-				case <-ctx.Done():
-					return
-				}
+				fn(ctx)
 			}
 		}
 	}()
-	return out
 }
 
 // loadForReload re-reads the config file as SIGHUP and drlb ctl --reload
