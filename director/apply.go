@@ -50,7 +50,30 @@ func (d *Director) Config() *config.Config { return d.cur.Load().Clone() }
 func (d *Director) Apply(cfg *config.Config) error {
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
+	if err := d.sameSyncKey(cfg); err != nil {
+		return err
+	}
 	return d.apply(cfg)
+}
+
+// sameSyncKey refuses a reload whose sync key file holds another key than
+// the one in use: the key is read at start, and a rotated file reloaded
+// as "applied" kept the old key until a restart of one director made the
+// other reject all it sent. Reloads only (Apply): a drlb ctl change
+// (Edit) does not read the file again, which may be gone or hold the
+// next key already.
+func (d *Director) sameSyncKey(cfg *config.Config) error {
+	if d.sync == nil || cfg == nil || cfg.HA == nil || cfg.HA.Sync == nil || cfg.HA.Sync.KeyFile == "" {
+		return nil
+	}
+	key, err := ReadSyncKey(cfg.HA.Sync.KeyFile)
+	if err != nil {
+		return fmt.Errorf("director: %w", err)
+	}
+	if !bytes.Equal(key, d.sync.key) {
+		return fmt.Errorf("%w: ha.sync.key_file %s holds another key than the one in use (a new key is taken at start: restart both directors)", ErrRestartNeeded, cfg.HA.Sync.KeyFile)
+	}
+	return nil
 }
 
 // Edit applies what edit makes of a copy of the running configuration, as
@@ -108,18 +131,6 @@ func (d *Director) apply(cfg *config.Config) error {
 	case len(d.workers) > 1 && hash != d.hash:
 		return fmt.Errorf("%w: the widest persistence netmask changes from /%d (IPv4) /%d (IPv6) to /%d /%d: the %d workers share clients by it (run with -workers 1 to change it live)",
 			ErrRestartNeeded, bitsOr(d.hash.Bits4, 32), bitsOr(d.hash.Bits6, 128), bitsOr(hash.Bits4, 32), bitsOr(hash.Bits6, 128), len(d.workers))
-	}
-	if d.sync != nil && cfg.HA != nil && cfg.HA.Sync != nil && cfg.HA.Sync.KeyFile != "" {
-		// The key is read at start: a file rotated since would be
-		// reloaded as "applied" and keep the old key, until a restart
-		// of one director made the other reject all it sends.
-		key, err := ReadSyncKey(cfg.HA.Sync.KeyFile)
-		if err != nil {
-			return fmt.Errorf("director: %w", err)
-		}
-		if !bytes.Equal(key, d.sync.key) {
-			return fmt.Errorf("%w: ha.sync.key_file %s holds another key than the one in use (a new key is taken at start: restart both directors)", ErrRestartNeeded, cfg.HA.Sync.KeyFile)
-		}
 	}
 	// Everything that can fail is done before the swap.
 	targets, err := health.Targets(cfg)

@@ -605,6 +605,21 @@ func TestApplySyncKeyRotated(t *testing.T) {
 	if err := d.Apply(cfg); !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), "another key") {
 		t.Fatalf("a rotated key: %v, want ErrRestartNeeded", err)
 	}
+	// A drlb ctl change (Edit) does not read the file: the next key
+	// written ahead of a restart, or the file gone, must not refuse it.
+	edit := func(c *config.Config) (*config.Config, error) {
+		c.Services[0].RealServers[0].Weight = 2
+		return c, nil
+	}
+	if err := d.Edit(edit); err != nil {
+		t.Fatalf("a ctl change with the next key in the file: %v", err)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Edit(edit); err != nil {
+		t.Fatalf("a ctl change with the key file gone: %v", err)
+	}
 }
 
 // TestSyncMismatchLogged: an entry a peer syncs for a service this
