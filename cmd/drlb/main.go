@@ -66,18 +66,44 @@ func commands() map[string]command {
 
 func main() {
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
-	if len(os.Args) > 1 && os.Args[1] == "lab" {
+	lab := len(os.Args) > 1 && os.Args[1] == "lab"
+	if lab {
 		// A closed terminal or ssh session tears the lab down too (for
-		// run, SIGHUP is a reload, handled there), and so does a closed
-		// pipe (drlb lab | head): unhandled, SIGPIPE would kill drlb at
-		// its next write with the namespaces, the director and BIRD
-		// left running.
-		sigs = append(sigs, syscall.SIGHUP, syscall.SIGPIPE)
+		// run, SIGHUP is a reload, handled there).
+		sigs = append(sigs, syscall.SIGHUP)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var stdout io.Writer = os.Stdout
+	cancel := func() {}
+	if lab {
+		// So does a closed pipe on stdout (drlb lab | head): the default
+		// SIGPIPE would kill drlb at its next write, with the namespaces,
+		// the director and BIRD left running. Ignored, a write returns
+		// EPIPE instead, and one to stdout ends the lab; a broken pipe
+		// on any other descriptor (a reset connection) is only an error.
+		signal.Ignore(syscall.SIGPIPE)
+		ctx, cancel = context.WithCancel(ctx)
+		stdout = stopOnEPIPE{w: os.Stdout, stop: cancel}
+	}
+	code := run(ctx, os.Args[1:], stdout, os.Stderr)
+	cancel()
 	stop()
 	os.Exit(code)
+}
+
+// stopOnEPIPE is a writer that calls stop when a write finds its reader
+// gone (EPIPE).
+type stopOnEPIPE struct {
+	w    io.Writer
+	stop func()
+}
+
+func (s stopOnEPIPE) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if errors.Is(err, syscall.EPIPE) {
+		s.stop()
+	}
+	return n, err
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
