@@ -348,7 +348,12 @@ func TestClientErrors(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if _, err := Get(ctx, path, false); err == nil || !strings.Contains(err.Error(), "did not answer") {
-		t.Errorf("a mute director: %v", err)
+	if _, err := Get(ctx, path, false); err == nil || !strings.Contains(err.Error(), "did not answer") || strings.Contains(err.Error(), "change") {
+		t.Errorf("a mute director, asked for its table: %v", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if _, err := Reload(ctx2, path); err == nil || !strings.Contains(err.Error(), "a change may have been applied") {
+		t.Errorf("a mute director, sent a change: %v", err)
 	}
 }

@@ -349,7 +349,7 @@ func TestSocketOwnerOnly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is drlb run running") {
 		t.Errorf("no director: %v", err)
 	}
-	if err := dialError("/run/drlb/drlb.sock", &os.SyscallError{Syscall: "connect", Err: syscall.EACCES}); !strings.Contains(err.Error(), "permission denied on /run/drlb/drlb.sock") {
+	if err := dialError("/run/drlb/drlb.sock", &os.SyscallError{Syscall: "connect", Err: syscall.EACCES}, false); !strings.Contains(err.Error(), "permission denied on /run/drlb/drlb.sock") {
 		t.Errorf("EACCES: %v", err)
 	}
 }

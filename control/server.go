@@ -205,7 +205,7 @@ func onlyRoot(h http.Handler) http.Handler {
 }
 
 // dialError explains why no director answered on path.
-func dialError(path string, err error) error {
+func dialError(path string, err error, change bool) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("control: permission denied on %s: the control socket is root's only (mode 0600): run drlb ctl as root", path)
 	}
@@ -215,7 +215,10 @@ func dialError(path string, err error) error {
 	}
 	// Connected, then no answer (a timeout, the director stopping): a
 	// change sent may have been applied all the same.
-	return fmt.Errorf("control: the director on %s did not answer: %w (a change may have been applied anyway: look with drlb ctl -L -n)", path, err)
+	if change {
+		return fmt.Errorf("control: the director on %s did not answer: %w (a change may have been applied anyway: look with drlb ctl -L -n)", path, err)
+	}
+	return fmt.Errorf("control: the director on %s did not answer: %w", path, err)
 }
 
 // statusError is the error for an answer other than 200 OK.
@@ -256,7 +259,7 @@ func post(ctx context.Context, path, endpoint string, body any) (Result, error) 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := Client(path).Do(req)
 	if err != nil {
-		return res, dialError(path, err)
+		return res, dialError(path, err, true)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -282,7 +285,7 @@ func Get(ctx context.Context, path string, conns bool) (Snapshot, error) {
 	}
 	resp, err := Client(path).Do(req)
 	if err != nil {
-		return s, dialError(path, err)
+		return s, dialError(path, err, false)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
