@@ -51,6 +51,27 @@ func (f *fakeVRRP) Recv(b []byte) (int, error) {
 
 func (f *fakeVRRP) Close() error { f.once.Do(func() { close(f.closed) }); return nil }
 
+// feedAdverts sends advert on conn every 50 ms, as a master does, until
+// the returned stop is called (which waits for the feeder to end).
+func feedAdverts(conn *fakeVRRP, advert []byte) (stop func()) {
+	done, fed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(fed)
+		for {
+			conn.in <- advert
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-fed
+	}
+}
+
 // noFrame fails if a frame match accepts arrives within d.
 func noFrame(t *testing.T, wire link.Port, d time.Duration, what string, match func(gopacket.Packet) bool) {
 	t.Helper()
@@ -236,19 +257,7 @@ func TestHAOneVirtualRouterPerFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	fed := make(chan struct{})
-	go func() {
-		defer close(fed)
-		for {
-			conn6.in <- advert6
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
+	stopFeed := feedAdverts(conn6, advert6)
 	expectFrame(t, wire, "gratuitous ARP for the IPv4 VIP", isGratuitous(dirMAC, vip))
 	ns := framegen.NeighborSolicitation(framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0x33, 0x33, 0xff, 0, 1, 0}},
 		netip.MustParseAddr("2001:2::1"), vip6)
@@ -271,8 +280,7 @@ func TestHAOneVirtualRouterPerFamily(t *testing.T) {
 		<-conn6.out
 	}
 
-	close(stop)
-	<-fed
+	stopFeed()
 	expectFrame(t, wire, "unsolicited NA for the IPv6 VIP", isNA(dirMAC, vip6))
 	send(t, wire, ns)
 	expectFrame(t, wire, "NDP answer for the IPv6 VIP as IPv6 MASTER", isNA(dirMAC, vip6))
@@ -409,23 +417,10 @@ func TestPreemptedMasterDoesNotDefend(t *testing.T) {
 	}
 	// The new master goes on advertising (or this one would take over
 	// again after the master-down interval).
-	stop := make(chan struct{})
-	fed := make(chan struct{})
-	go func() {
-		defer close(fed)
-		for {
-			conn.in <- adv
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
+	stopFeed := feedAdverts(conn, adv)
 	n := count(300 * time.Millisecond)
 	state := d.Snapshot(false).HA.State
-	close(stop)
-	<-fed
+	stopFeed()
 	if n > 0 || state != "BACKUP" {
 		t.Errorf("state %s; %d gratuitous ARPs sent after the new master's", state, n)
 	}

@@ -512,6 +512,24 @@ func TestBulkAgainWaitsAfresh(t *testing.T) {
 	}
 }
 
+// fillConns puts n established connections to the first real server
+// into d's tables, as sync from a peer would.
+func fillConns(t *testing.T, d *Director, n int) {
+	t.Helper()
+	now := d.clock().UnixNano()
+	for i := range n {
+		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
+			CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: 40000, Timeout: time.Minute}
+		w := d.workerOf(e.CIP)
+		w.mu.Lock()
+		res := w.fw.ApplySync(&e, now)
+		w.mu.Unlock()
+		if res != forwarder.SyncApplied {
+			t.Fatalf("entry %d: %s", i, forwarder.SyncResultNames[res])
+		}
+	}
+}
+
 // TestBulkCopyLongerThanTimeout: a table that takes longer to send than
 // the bulk timeout (a million entries take about 9 s, the timeout is 3 s)
 // is copied whole: the director waits while the answer arrives, instead
@@ -521,18 +539,7 @@ func TestBulkCopyLongerThanTimeout(t *testing.T) {
 	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
 	const entries = 60000 // 3000 datagrams (fakeNet holds 4096), paced: over 370 ms
 	d1, _ := syncDirectorWith(t, &n, a1, syncOpts{maxConns: 2 * entries}, a1, a2)
-	now := d1.clock().UnixNano()
-	for i := range entries {
-		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
-			CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: 40000, Timeout: time.Minute}
-		w := d1.workerOf(e.CIP)
-		w.mu.Lock()
-		res := w.fw.ApplySync(&e, now)
-		w.mu.Unlock()
-		if res != forwarder.SyncApplied {
-			t.Fatalf("entry %d: %s", i, forwarder.SyncResultNames[res])
-		}
-	}
+	fillConns(t, d1, entries)
 	d2, _ := syncDirectorWith(t, &n, a2, syncOpts{maxConns: 2 * entries, bulkTimeout: 150 * time.Millisecond}, a1, a2)
 	waitFor(t, "the bulk copy to end", func() bool { return d2.Snapshot(false).HA.Sync.Bulk != "waiting" })
 	if st := d2.Snapshot(false).HA.Sync; st.Bulk != "done" || st.BulkEntries != entries {
@@ -551,15 +558,7 @@ func TestBulkRestartedRequester(t *testing.T) {
 	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
 	const entries = 60000
 	d1, _ := syncDirectorWith(t, &n, a1, syncOpts{maxConns: 2 * entries}, a1, a2)
-	now := d1.clock().UnixNano()
-	for i := range entries {
-		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
-			CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: 40000, Timeout: time.Minute}
-		w := d1.workerOf(e.CIP)
-		w.mu.Lock()
-		w.fw.ApplySync(&e, now)
-		w.mu.Unlock()
-	}
+	fillConns(t, d1, entries)
 	// a2's first process asks (its wait numbered 0, as before) and dies.
 	codec, err := connsync.NewCodec(syncKey)
 	if err != nil {

@@ -2,23 +2,33 @@ package forwarder
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/drlb/drlb/config"
 )
 
-// TestRemovedServiceConnsEnd: a connection of a service a reload removed
-// ends on its next packet as a removed server's does (server-gone: the
-// client gets a reset), and its entry goes; it used to be dropped as
-// no-service and left counted for the whole timeout.
-func TestRemovedServiceConnsEnd(t *testing.T) {
+// removedServiceConn returns a forwarder holding one established
+// connection to :80, whose service the last reload (at t0+2s) removed
+// while :443 stayed, and that connection's client.
+func removedServiceConn(t *testing.T) (*Forwarder, netip.AddrPort) {
+	t.Helper()
 	cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)), svc(config.TCP, 443, "rr", rsAt(1, 1)))
 	f := newForwarder(t, cfg, Options{})
 	c := client(0, 40000)
 	send(t, f, cfg, syn(c), t0)
 	send(t, f, cfg, ack(c), t0+second)
 	applyNow(t, f, cfgOf(svc(config.TCP, 443, "rr", rsAt(1, 1))), t0+2*second)
+	return f, c
+}
+
+// TestRemovedServiceConnsEnd: a connection of a service a reload removed
+// ends on its next packet as a removed server's does (server-gone: the
+// client gets a reset), and its entry goes; it used to be dropped as
+// no-service and left counted for the whole timeout.
+func TestRemovedServiceConnsEnd(t *testing.T) {
+	f, c := removedServiceConn(t)
 	if res := f.Process(ack(c), &Meta{Time: t0 + 3*second}); res.Reason != ReasonServerGone {
 		t.Fatalf("%v/%v, want server-gone", res.Verdict, res.Reason)
 	}
@@ -154,12 +164,7 @@ func TestReaddedServerTakesNewMAC(t *testing.T) {
 // connection finds no service (the entry goes with it): no reset for
 // what opens a connection.
 func TestRemovedServiceSYN(t *testing.T) {
-	cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)), svc(config.TCP, 443, "rr", rsAt(1, 1)))
-	f := newForwarder(t, cfg, Options{})
-	c := client(0, 40000)
-	send(t, f, cfg, syn(c), t0)
-	send(t, f, cfg, ack(c), t0+second)
-	applyNow(t, f, cfgOf(svc(config.TCP, 443, "rr", rsAt(1, 1))), t0+2*second)
+	f, c := removedServiceConn(t)
 	if res := f.Process(syn(c), &Meta{Time: t0 + 3*second}); res.Reason != ReasonNoService {
 		t.Fatalf("%v/%v, want no-service", res.Verdict, res.Reason)
 	}
