@@ -3,6 +3,7 @@ package forwarder
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -248,9 +249,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 					if u.since == 0 || r.weight.Load() != 0 {
 						u.since = now // draining starts now
 					}
-					if sc.DrainTimeout > 0 && u.since != 0 {
-						u.drains = u.since + int64(sc.DrainTimeout)
-					}
+					u.drains = drainDeadline(u.since, sc)
 				}
 				if from := int(r.weight.Load()); from != rc.Weight {
 					changes = append(changes, Change{Kind: WeightChanged, Service: sc.String(), Real: addr, From: from, To: rc.Weight})
@@ -264,17 +263,11 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 				// The running data path still reads it: it changes at
 				// the swap, as a kept server does, starting afresh.
 				r = kept
-				u := realUpdate{r: r, weight: int32(rc.Weight), mac: packMAC(rc.MAC), resetHealth: true, checked: rc.Check != nil, fresh: true}
-				if u.mac == 0 {
-					// Its MAC may have changed while it was removed,
-					// which SetMAC told configured servers only.
-					u.mac = old.macOf(addr)
-				}
+				// Its MAC may have changed while it was removed, which
+				// SetMAC told configured servers only.
+				u := realUpdate{r: r, weight: int32(rc.Weight), mac: old.macFor(rc.MAC, addr), resetHealth: true, checked: rc.Check != nil, fresh: true}
 				if rc.Weight == 0 {
-					u.since = now
-					if sc.DrainTimeout > 0 && now != 0 {
-						u.drains = now + int64(sc.DrainTimeout)
-					}
+					u.since, u.drains = now, drainDeadline(now, sc)
 				}
 				changes = append(changes, Change{Kind: RealAdded, Service: sc.String(), Real: addr, To: rc.Weight})
 				updates = append(updates, u)
@@ -292,19 +285,10 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 				r.weight.Store(int32(rc.Weight))
 				r.available.Store(true)
 				r.unchecked.Store(rc.Check != nil)
-				mac := packMAC(rc.MAC)
-				if mac == 0 {
-					// Neighbors are per address: another service's
-					// server at this address knows it already, and the
-					// resolver would not announce it again.
-					mac = old.macOf(addr)
-				}
-				r.mac.Store(mac)
+				r.mac.Store(old.macFor(rc.MAC, addr))
 				if rc.Weight == 0 {
 					r.drainSince = now
-					if sc.DrainTimeout > 0 && now != 0 {
-						r.drainDeadline.Store(now + int64(sc.DrainTimeout))
-					}
+					r.drainDeadline.Store(drainDeadline(now, sc))
 				}
 				changes = append(changes, Change{Kind: RealAdded, Service: sc.String(), Real: addr, To: rc.Weight})
 				snap = append(snap, scheduler.Server{Addr: addr, Weight: rc.Weight, Available: r.usable()})
@@ -399,11 +383,7 @@ func (s *service) prepareSorry(o *service, sc *config.Service, old *state, chang
 		r = &realServer{addr: addr, slot: uint16(slot), totals: newWorkerTotals(len(s.ctr.totals))}
 		r.weight.Store(1)
 		r.available.Store(true)
-		mac := packMAC(ss.MAC)
-		if mac == 0 {
-			mac = old.macOf(addr)
-		}
-		r.mac.Store(mac)
+		r.mac.Store(old.macFor(ss.MAC, addr))
 		*changes = append(*changes, Change{Kind: ServiceChanged, Service: sc.String(), Detail: "sorry server " + addr.String()})
 	}
 	s.sorry = r
@@ -464,6 +444,27 @@ func freeRealSlot(slots []realRef) (int, bool) {
 		return i, true
 	}
 	return len(slots), len(slots) < maxSlots
+}
+
+// macFor is the MAC a server at addr starts with: static, the config's,
+// if set, else the one a configured server at addr has in st. Neighbors
+// are per address: another service's server at this address knows it
+// already, and the resolver would not announce it again.
+func (st *state) macFor(static net.HardwareAddr, addr netip.Addr) uint64 {
+	if mac := packMAC(static); mac != 0 {
+		return mac
+	}
+	return st.macOf(addr)
+}
+
+// drainDeadline is when a server of sc quiesced at since (unix
+// nanoseconds; 0 = unknown) has its remaining connections end: 0 for
+// never (no DrainTimeout, or since unknown).
+func drainDeadline(since int64, sc *config.Service) int64 {
+	if sc.DrainTimeout > 0 && since != 0 {
+		return since + int64(sc.DrainTimeout)
+	}
+	return 0
 }
 
 // macOf returns the MAC a configured real or sorry server at addr has, if
