@@ -338,18 +338,16 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 			return
 		}
 		switch {
-		case err == nil && !up:
-			up, failures = true, 0
-			if e := m.Mark(t, true); e != nil {
-				log.Error("health: marking up", "server", t.Name, "err", e)
-			}
-			log.Info("real server up again: check passed", "server", t.Name, "check", t.Check.Type, "addr", t.Addr)
 		case err == nil:
-			failures = 0
-			if first {
+			wasDown := !up
+			up, failures = true, 0
+			if wasDown || first {
 				if e := m.Mark(t, true); e != nil {
 					log.Error("health: marking up", "server", t.Name, "err", e)
 				}
+			}
+			if wasDown {
+				log.Info("real server up again: check passed", "server", t.Name, "check", t.Check.Type, "addr", t.Addr)
 			}
 		case up:
 			failures++
