@@ -539,6 +539,11 @@ func (d *Director) send(frame []byte) error {
 	return err
 }
 
+// conflictWarning is what a director defending a VIP against another
+// station's claim logs (with ha:, only if still master an advert
+// interval later).
+const conflictWarning = "another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing"
+
 // conflict runs on the receive path when another station claims a VIP:
 // log it and defend the VIP with a fresh round of gratuitous ARP, at most
 // once per conflictHoldoff so two claimants cannot make us flood the LAN.
@@ -552,8 +557,7 @@ func (d *Director) conflict(c arp.Conflict) {
 		d.ha.defend(c) // gratuitous ARP while still master an advert interval later
 		return
 	}
-	d.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
-		"conflict", fmt.Sprintf("%+v", c))
+	d.log.Warn(conflictWarning, "conflict", fmt.Sprintf("%+v", c))
 	go func() {
 		if err := d.announcer.Announce(d.ownedVIPs(d.cur.Load())...); err != nil {
 			d.log.Error("re-announce", "err", err)

@@ -327,8 +327,7 @@ func (h *haRun) defend(c arp.Conflict) {
 				h.log.Info("ha: a peer took the VIPs over (its gratuitous ARP came before its advert)", "family", i.family(), "conflict", fmt.Sprintf("%+v", c))
 				return
 			}
-			h.log.Warn("another station claims a VIP: check that no real server answers ARP for it (arp_ignore=1, arp_announce=2) and that no other director holds it; re-announcing",
-				"family", i.family(), "conflict", fmt.Sprintf("%+v", c))
+			h.log.Warn(conflictWarning, "family", i.family(), "conflict", fmt.Sprintf("%+v", c))
 			h.burst(i, gen, familyVIPs(owned, i.v6))
 		})
 	}
