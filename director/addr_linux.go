@@ -10,12 +10,12 @@ import (
 // unfit are the address flags that keep an address from being a next hop.
 const unfit = unix.IFA_F_TENTATIVE | unix.IFA_F_DADFAILED | unix.IFA_F_DEPRECATED | unix.IFA_F_TEMPORARY
 
-// ownAddress returns the interface's first IPv4 address (v4) or its IPv6
-// link-local address (!v4): the sources of ARP requests and solicitations.
-func ownAddress(iface string, v4 bool) (netip.Addr, bool) {
+// ifaceAddrs lists the interface's addresses of one family (v4 or IPv6),
+// in the kernel's order; none if the interface or its list cannot be read.
+func ifaceAddrs(iface string, v4 bool) []netlink.Addr {
 	l, err := netlink.LinkByName(iface)
 	if err != nil {
-		return netip.Addr{}, false
+		return nil
 	}
 	fam := netlink.FAMILY_V4
 	if !v4 {
@@ -23,9 +23,15 @@ func ownAddress(iface string, v4 bool) (netip.Addr, bool) {
 	}
 	addrs, err := netlink.AddrList(l, fam)
 	if err != nil {
-		return netip.Addr{}, false
+		return nil
 	}
-	for _, a := range addrs {
+	return addrs
+}
+
+// ownAddress returns the interface's first IPv4 address (v4) or its IPv6
+// link-local address (!v4): the sources of ARP requests and solicitations.
+func ownAddress(iface string, v4 bool) (netip.Addr, bool) {
+	for _, a := range ifaceAddrs(iface, v4) {
 		ip, ok := netip.AddrFromSlice(a.IP)
 		if !ok {
 			continue
@@ -43,20 +49,8 @@ func ownAddress(iface string, v4 bool) (netip.Addr, bool) {
 // a next hop: tentative (duplicate address detection not done), failed
 // it, deprecated, and temporary (privacy) IPv6 addresses.
 func ifacePrefixes(iface string, v4 bool) []netip.Prefix {
-	l, err := netlink.LinkByName(iface)
-	if err != nil {
-		return nil
-	}
-	fam := netlink.FAMILY_V4
-	if !v4 {
-		fam = netlink.FAMILY_V6
-	}
-	addrs, err := netlink.AddrList(l, fam)
-	if err != nil {
-		return nil
-	}
 	var out []netip.Prefix
-	for _, a := range addrs {
+	for _, a := range ifaceAddrs(iface, v4) {
 		ip, ok := netip.AddrFromSlice(a.IP)
 		if !ok || a.IPNet == nil || a.Flags&unfit != 0 {
 			continue
