@@ -464,10 +464,7 @@ func writeIpvsadmList(w io.Writer, s Snapshot, before *Snapshot, cfg *config.Con
 	var earlier map[string]Service
 	dt := 1.0
 	if before != nil {
-		earlier = map[string]Service{}
-		for _, b := range before.Services {
-			earlier[b.Protocol+" "+hostPort(b.VIP, b.Port)] = b
-		}
+		earlier = servicesByKey(*before)
 		dt = interval(*before, s)
 	}
 	for _, svc := range services {
@@ -477,7 +474,7 @@ func writeIpvsadmList(w io.Writer, s Snapshot, before *Snapshot, cfg *config.Con
 		case o.stats:
 			io.WriteString(w, counterLine(name, num(svc.Connections), num(svc.InPackets), num(0), num(svc.InBytes), num(0)))
 		case o.rate:
-			b := earlier[svc.Protocol+" "+hostPort(svc.VIP, svc.Port)]
+			b := earlier[sampleKey(svc.Service)]
 			io.WriteString(w, counterLine(name, num(perSecond(b.Connections, svc.Connections, dt)),
 				num(perSecond(b.InPackets, svc.InPackets, dt)), num(0), num(perSecond(b.InBytes, svc.InBytes, dt)), num(0)))
 		default:
@@ -495,10 +492,7 @@ func writeIpvsadmList(w io.Writer, s Snapshot, before *Snapshot, cfg *config.Con
 		}
 		var reals map[netip.Addr]Real
 		if o.rate {
-			reals = map[netip.Addr]Real{}
-			for _, r := range earlier[svc.Protocol+" "+hostPort(svc.VIP, svc.Port)].RealServers {
-				reals[r.Address] = r
-			}
+			reals = realsByAddr(earlier[sampleKey(svc.Service)])
 		}
 		for _, r := range svc.RealServers {
 			addr := truncate(o.addrText(r.Address, svc.Port), 28, v6)

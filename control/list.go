@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 )
@@ -176,30 +175,49 @@ func interval(before, after Snapshot) float64 {
 	return 1
 }
 
+// sampleKey names a service across two samples: rates match them by
+// service (and real servers by address), not by position, which an edit
+// or reload between the samples moves.
+func sampleKey(s Service) string { return s.Protocol + " " + hostPort(s.VIP, s.Port) }
+
+// servicesByKey indexes a sample's services by sampleKey.
+func servicesByKey(s Snapshot) map[string]Service {
+	m := make(map[string]Service, len(s.Services))
+	for _, svc := range s.Services {
+		m[sampleKey(svc)] = svc
+	}
+	return m
+}
+
+// realsByAddr indexes a service's real servers by address.
+func realsByAddr(s Service) map[netip.Addr]Real {
+	m := make(map[netip.Addr]Real, len(s.RealServers))
+	for _, r := range s.RealServers {
+		m[r.Address] = r
+	}
+	return m
+}
+
 // WriteRate prints the per-second rates between two snapshots, like
 // `ipvsadm -Ln --rate`.
 func WriteRate(w io.Writer, before, after Snapshot) {
 	dt := interval(before, after)
 	rate := func(a, b uint64) string { return short(perSecond(a, b, dt)) }
 	io.WriteString(w, "IP Virtual Server version drlb\n"+rateTitle)
-	// Samples are matched by service and by real server address, not
-	// by position: an edit or reload between them moves positions. One
-	// that was not in the first sample reads as 0.
+	// One that was not in the first sample reads as 0.
+	earlier := servicesByKey(before)
 	for _, svc := range after.Services {
-		var b Service
-		if i := slices.IndexFunc(before.Services, func(o Service) bool {
-			return o.Protocol == svc.Protocol && o.VIP == svc.VIP && o.Port == svc.Port
-		}); i >= 0 {
-			b = before.Services[i]
-		} else {
+		b, ok := earlier[sampleKey(svc)]
+		if !ok {
 			b = svc
 		}
 		io.WriteString(w, counterLine(serviceName(svc.Protocol, hostPort(svc.VIP, svc.Port)),
 			rate(b.Connections, svc.Connections), rate(b.InPackets, svc.InPackets), short(0), rate(b.InBytes, svc.InBytes), short(0)))
+		reals := realsByAddr(b)
 		for _, r := range svc.RealServers {
-			br := r
-			if j := slices.IndexFunc(b.RealServers, func(o Real) bool { return o.Address == r.Address }); j >= 0 {
-				br = b.RealServers[j]
+			br, ok := reals[r.Address]
+			if !ok {
+				br = r
 			}
 			io.WriteString(w, realCounterLine(hostPort(r.Address, svc.Port),
 				rate(br.Connections, r.Connections), rate(br.InPackets, r.InPackets), short(0), rate(br.InBytes, r.InBytes), short(0)))
