@@ -86,17 +86,19 @@ func WriteList(w io.Writer, s Snapshot) {
 			flags = fmt.Sprintf(" persistent %d", p)
 		}
 		fmt.Fprintf(w, "%s %s%s\n", serviceName(svc.Protocol, hostPort(svc.VIP, svc.Port)), svc.Scheduler, flags)
+		line := func(r Real, note string) {
+			l := fmt.Sprintf("  -> %-28s %-7s %-6d %-10d %-9d%s", hostPort(r.Address, svc.Port), "Route", r.Weight, r.Active, r.Inactive, note)
+			fmt.Fprintln(w, strings.TrimRight(l, " "))
+		}
 		for _, r := range svc.RealServers {
 			note := ""
 			if r.State != "up" {
 				note = "  (" + r.State + ")"
 			}
-			line := fmt.Sprintf("  -> %-28s %-7s %-6d %-10d %-9d%s", hostPort(r.Address, svc.Port), "Route", r.Weight, r.Active, r.Inactive, note)
-			fmt.Fprintln(w, strings.TrimRight(line, " "))
+			line(r, note)
 		}
 		if r := svc.Sorry; r != nil {
-			line := fmt.Sprintf("  -> %-28s %-7s %-6d %-10d %-9d  (sorry server, %s)", hostPort(r.Address, svc.Port), "Route", r.Weight, r.Active, r.Inactive, r.State)
-			fmt.Fprintln(w, line)
+			line(*r, "  (sorry server, "+r.State+")")
 		}
 	}
 	writeOverload(w, s.Overload)
