@@ -398,29 +398,32 @@ func vipsFollower(holes *blackholes, drop *link.VIPDrop, vips []netip.Addr, log 
 	}
 }
 
-// warnXDPTX says when -xdp-syn or -kernel-flows cannot work as asked:
-// -xdp-syn on a port that is not AF_XDP (it has no XDP program), or
-// either on an AF_XDP port on a veth in native
-// mode, where XDP_TX is dropped unless the peer takes it (an XDP program
-// on the peer; GRO on the peer got the first frames through in the lab,
-// then none).
+// warnXDPTX says when an XDP flag cannot work as asked: -xdp-syn,
+// -xdp-generic or -xdp-copy on a port that is not AF_XDP (it has no XDP
+// program and no AF_XDP socket), or -xdp-syn or -kernel-flows on an
+// AF_XDP port on a veth in native mode, where XDP_TX is dropped unless
+// the peer takes it (an XDP program on the peer; GRO on the peer got the
+// first frames through in the lab, then none). -kernel-flows works
+// without AF_XDP too (a tc program).
 func warnXDPTX(ifname string, port link.Port, opts Options, log *slog.Logger) {
+	m, xdp := port.(link.XDPMode)
 	for _, f := range []struct {
-		on   bool
-		flag string
-	}{{opts.XDPSYNs, "-xdp-syn"}, {opts.KernelFlows, "-kernel-flows"}} {
-		if !f.on {
-			continue
-		}
-		m, ok := port.(link.XDPMode)
-		if !ok {
-			if f.flag == "-xdp-syn" {
+		on, needsXDP, needsTX bool
+		flag                  string
+	}{
+		{opts.XDPSYNs, true, true, "-xdp-syn"}, {opts.KernelFlows, false, true, "-kernel-flows"},
+		{opts.XDPGeneric, true, false, "-xdp-generic"}, {opts.XDPCopy, true, false, "-xdp-copy"},
+	} {
+		switch {
+		case !f.on:
+		case !xdp:
+			if f.needsXDP {
 				log.Warn(f.flag + " has no effect: the port is not AF_XDP (-io afxdp)")
 			}
-			continue
-		}
-		if lk, err := netlink.LinkByName(ifname); err == nil && lk.Type() == "veth" && m.XDPMode() == "driver" {
-			log.Warn(f.flag+" on a veth in native XDP mode: its XDP_TX is dropped unless the peer has an XDP program; -xdp-generic avoids that", "interface", ifname)
+		case f.needsTX:
+			if lk, err := netlink.LinkByName(ifname); err == nil && lk.Type() == "veth" && m.XDPMode() == "driver" {
+				log.Warn(f.flag+" on a veth in native XDP mode: its XDP_TX is dropped unless the peer has an XDP program; -xdp-generic avoids that", "interface", ifname)
+			}
 		}
 	}
 }

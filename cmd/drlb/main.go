@@ -48,19 +48,24 @@ type command struct {
 	// linux names what the command needs that only Linux has; "" for a
 	// command that runs anywhere (replay, schedule, ctl build for macOS too).
 	linux string
+	// killable: Ctrl-C and SIGTERM end it at once (their default
+	// action), for a command that watches no context and holds nothing
+	// to undo. Caught, they would be swallowed until it finished: a
+	// doctor pinging 30 dead servers runs 30 s.
+	killable bool
 }
 
 // commands lists the subcommands that work today; `drlb help` prints them.
 func commands() map[string]command {
 	return map[string]command{
-		"schedule":   {"show how a scheduler places connections (for learning the algorithms)", runSchedule, ""},
-		"replay":     {"run a pcap through the forwarding pipeline and write what it forwards", runReplay, ""},
-		"check":      {"check a config file (YAML, ipvsadm rules, keepalived.conf) and print what it would run", runCheck, ""},
-		"run":        {"run the director on a LAN interface", runRun, "AF_PACKET"},
-		"ctl":        {"ipvsadm's own commands against a running director (-L -n, -A, -a, -e, -S -n, ...); ctl list", runCtl, ""},
-		"doctor":     {"check a director or real server setup and print how to fix it", runDoctor, "netlink, /proc/sys"},
-		"realserver": {"put the VIP on lo with ARP suppressed on a real server (up), or undo it (down)", runRealserver, "netlink, /proc/sys"},
-		"lab":        {"build a DR lab in network namespaces, run drlb on it and walk a request hop by hop", runLab, "network namespaces, AF_PACKET"},
+		"schedule":   {summary: "show how a scheduler places connections (for learning the algorithms)", run: runSchedule, linux: ""},
+		"replay":     {summary: "run a pcap through the forwarding pipeline and write what it forwards", run: runReplay, linux: ""},
+		"check":      {summary: "check a config file (YAML, ipvsadm rules, keepalived.conf) and print what it would run", run: runCheck, linux: ""},
+		"run":        {summary: "run the director on a LAN interface", run: runRun, linux: "AF_PACKET"},
+		"ctl":        {summary: "ipvsadm's own commands against a running director (-L -n, -A, -a, -e, -S -n, ...); ctl list", run: runCtl, linux: ""},
+		"doctor":     {summary: "check a director or real server setup and print how to fix it", run: runDoctor, linux: "netlink, /proc/sys", killable: true},
+		"realserver": {summary: "put the VIP on lo with ARP suppressed on a real server (up), or undo it (down)", run: runRealserver, linux: "netlink, /proc/sys"},
+		"lab":        {summary: "build a DR lab in network namespaces, run drlb on it and walk a request hop by hop", run: runLab, linux: "network namespaces, AF_PACKET"},
 	}
 }
 
@@ -72,7 +77,13 @@ func main() {
 		// run, SIGHUP is a reload, handled there).
 		sigs = append(sigs, syscall.SIGHUP)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
+	if len(os.Args) > 1 && commands()[os.Args[1]].killable {
+		sigs = nil
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	if sigs != nil {
+		ctx, stop = signal.NotifyContext(ctx, sigs...)
+	}
 	var stdout io.Writer = os.Stdout
 	cancel := func() {}
 	if lab {

@@ -64,6 +64,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer in.Close()
+	// Ctrl-C or SIGTERM closes the input, which ends a replay waiting on
+	// a FIFO or one going through a large file, at its next read.
+	defer context.AfterFunc(ctx, func() { in.Close() })()
 	// Write next to the target and rename at the end, so a failed replay
 	// never leaves a half-written output behind.
 	tmp, err := os.CreateTemp(dirOf(*outPath), ".drlb-replay-*.pcap")
@@ -78,6 +81,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sum, err := replay.Run(cfg, in, tmp, opts)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %s not written", *outPath)
 	}
 	if err != nil {
 		if errors.Is(err, replay.ErrInput) {

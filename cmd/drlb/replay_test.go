@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
 )
@@ -109,5 +111,42 @@ func countPcap(t *testing.T, path string) int {
 			return n
 		}
 		n++
+	}
+}
+
+// TestReplayInterrupted: Ctrl-C (the context) ends a replay that waits on
+// a FIFO, which writes nothing; main catches the signal, so a replay
+// that did not watch the context would wait for its writer for ever.
+func TestReplayInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "in.pcap")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	w, err := os.OpenFile(fifo, os.O_RDWR, 0) // a writer that stays silent
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cfg := filepath.Join("..", "..", "testdata", "replay", "services.yaml")
+	out := filepath.Join(dir, "out.pcap")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"replay", "-c", cfg, "-in", fifo, "-out", out, "-mac", "02:00:00:00:00:02"}, &stdout, &stderr)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitFailure || !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("exit %d, stderr %q; want exit 1 saying interrupted", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("replay still waits on its FIFO 10 s after the context ended")
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("an interrupted replay left %s (%v)", out, err)
 	}
 }

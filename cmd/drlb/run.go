@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 
 // runRun is `drlb run`: the live director.
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	holdHUP()
 	fs := newFlagSet("run", stderr)
 	cfgPath := fs.String("c", "", "config file: drlb YAML, ipvsadm-save rules (ipvsadm -Sn) or keepalived.conf")
 	iface := fs.String("i", "", "the director's LAN interface (overrides the config's interface)")
@@ -61,6 +63,18 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError("-log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	if *cfgPath != "" {
+		// -s and -p have defaults, so runConfig cannot tell them given.
+		var quick []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "s" || f.Name == "p" {
+				quick = append(quick, "-"+f.Name)
+			}
+		})
+		if len(quick) > 0 {
+			return usageError("%s: a quick-start flag, which -c does not take: the file sets each service's scheduler and persistence", strings.Join(quick, " "))
+		}
 	}
 	cfg, err := runConfig(*cfgPath, *tcpSvc, *udpSvc, *sched, *persist, reals, stderr)
 	if err != nil {
@@ -128,6 +142,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	return director.Run(ctx, cfg, opts)
 }
+
+// holdHUP keeps SIGHUP from killing drlb run for the whole of its life:
+// before onHUP is set up (while the config loads) and after its context
+// ends (the grace periods of BGP and VRRP, the teardown). The signal's
+// default action would end the process there and then, cutting the flows
+// a grace period carries and leaving the blackhole routes and XDP
+// programs in place; kill -HUP is README's reload recipe, and a closed
+// terminal sends it too. The channel is never read: a signal held here is
+// dropped, and onHUP's own channel still gets every one while it listens.
+func holdHUP() { signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP) }
 
 // ignoreHUP catches SIGHUP for a director started without a file (-t, -u,
 // -r): there is nothing to re-read, and the signal's default action

@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestRunConfigQuickStart(t *testing.T) {
@@ -47,6 +51,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "-t", "198.18.0.100:80"}, "at least one -r"},
 		{[]string{"run", "-t", "198.18.0.100:80", "-u", "198.18.0.100:53", "-r", "198.18.0.11"}, "exactly one of -t or -u"},
 		{[]string{"run", "-c", "x.yaml", "-t", "198.18.0.100:80"}, "do not mix"},
+		{[]string{"run", "-c", vrrpConf, "-s", "wlc"}, "-s: a quick-start flag, which -c does not take"},
+		{[]string{"run", "-c", vrrpConf, "-p", "300s", "-s", "wlc"}, "-p -s: a quick-start flag"},
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "nonsense"}, `"nonsense" is not an IP address`},
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11,weight=70000"}, "must be 0..65535"},
 		{[]string{"run", "-t", "198.18.0.100:80", "-r", "198.18.0.11,colour=red"}, "unknown option"},
@@ -71,5 +77,32 @@ func TestUsageErrIs(t *testing.T) {
 	err := asUsage(errors.New("x"))
 	if !errors.Is(err, errUsage) || err.Error() != "x" {
 		t.Fatalf("asUsage: %v", err)
+	}
+}
+
+// TestHoldHUP: SIGHUP must not kill drlb run outside onHUP's listening
+// (while the config loads, and in the grace periods and teardown after
+// the context ends). It runs in a child process of its own: signal
+// handling is process-wide, and a SIGHUP that kills must kill only it.
+func TestHoldHUP(t *testing.T) {
+	if os.Getenv("DRLB_TEST_HOLDHUP_CHILD") == "1" {
+		holdHUP()
+		ctx, cancel := context.WithCancel(context.Background())
+		onHUP(ctx, func(context.Context) {})
+		cancel() // onHUP stops listening: as after SIGTERM
+		time.Sleep(50 * time.Millisecond)
+		for range 3 {
+			if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+				os.Exit(3)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestHoldHUP$")
+	cmd.Env = append(os.Environ(), "DRLB_TEST_HOLDHUP_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("a SIGHUP after onHUP stopped listening ended the process: %v\n%s", err, out)
 	}
 }
