@@ -643,6 +643,12 @@ func (d *Director) Serve(ctx context.Context) error {
 			d.reportUsable(ctx, d.vipReport)
 		}()
 	}
+	if ctx.Err() != nil {
+		// Stopped while starting (SIGTERM during set-up): gratuitous
+		// ARP now would draw the VIPs' traffic to a director on its
+		// way out, and READY=1 would follow systemd's STOPPING=1.
+		return nil
+	}
 	if err := d.announcer.Announce(d.ownedVIPs(d.cur.Load())...); err != nil {
 		return err
 	}

@@ -234,3 +234,43 @@ func pipeDirector(t *testing.T, cfg *config.Config) *Director {
 	}
 	return d
 }
+
+// TestServeStoppedBeforeStart: a director whose context ended during
+// start-up (SIGTERM while the tables were faulted in) returns without
+// announcing its VIPs or calling Ready: that would draw the VIPs to a
+// director on its way out, and tell systemd READY after STOPPING.
+func TestServeStoppedBeforeStart(t *testing.T) {
+	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, Services: []config.Service{{
+		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr", RealServers: resolvedReals(),
+	}}}
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	ready := false
+	d, err := New(cfg, dirPort, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond,
+		Ready: func() { ready = true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Serve(ctx); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if ready {
+		t.Error("Ready was called after the context ended")
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer rcancel()
+	frames := link.NewFrames(16)
+	for {
+		n, err := wire.ReadBatch(rctx, frames)
+		if err != nil {
+			break // nothing more: the pipe is closed or quiet
+		}
+		for _, f := range frames[:n] {
+			if p := gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default); isARP(layers.ARPRequest, vip)(p) || isARP(layers.ARPReply, vip)(p) {
+				t.Fatal("a director stopped before it started announced its VIP")
+			}
+		}
+	}
+}
