@@ -119,17 +119,8 @@ var (
 	descBGPDrained   = prometheus.NewDesc("drlb_bgp_drained", "1 while the director is drained (drlb ctl bgp drain).", nil, nil)
 )
 
-// bgpCollector adds the BGP metrics, when the director speaks BGP.
-type bgpCollector struct{ take func() Snapshot }
-
-func (c bgpCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBGPPeerUp, descBGPPeerState, descBGPAnnounced, descBGPUsable, descBGPDrained} {
-		ch <- d
-	}
-}
-
-func (c bgpCollector) Collect(ch chan<- prometheus.Metric) {
-	b := c.take().BGP
+// collectBGP adds the BGP metrics, when the director speaks BGP.
+func collectBGP(ch chan<- prometheus.Metric, b *BGPStatus) {
 	if b == nil {
 		return
 	}

@@ -7,8 +7,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// collector turns a Snapshot taken at scrape time into Prometheus metrics.
+// collector turns one Snapshot taken at scrape time into Prometheus
+// metrics, BGP's included (collectBGP): one snapshot, so every series of
+// a scrape is of the same moment, and the workers' locks and the
+// sockets' statistics are taken once.
 type collector struct{ take func() Snapshot }
+
+// Kinds of Snapshot.Link the collector treats apart.
+const (
+	linkKernelFlowsFull = "kernel_flows_full"
+	linkXDPRx           = "rx_xdp"
+)
 
 var (
 	svcLabels  = []string{"protocol", "vip", "port"}
@@ -27,7 +36,7 @@ var (
 	descFrames        = prometheus.NewDesc("drlb_frames_total", "Frames by verdict reason (forwarded, passed to the kernel, dropped).", []string{"reason"}, nil)
 	descPressure      = prometheus.NewDesc("drlb_conntable_pressure", "1 while the connection table is past half full and SYN_RECV entries get the short timeout.", nil, nil)
 	descPressureOn    = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
-	descKernelOut     = prometheus.NewDesc("drlb_kernel_flows", "Flows handed to the kernel now (drlb run -kernel-flows): handed out and not taken back, including those the kernel's map had no room for (drlb_link_dropped_frames_total{kind=\"kernel_flows_full\"} counts those).", nil, nil)
+	descKernelOut     = prometheus.NewDesc("drlb_kernel_flows", "Flows handed to the kernel now (drlb run -kernel-flows): handed out and not taken back, including those the kernel's map had no room for (drlb_kernel_flows_full_total counts those).", nil, nil)
 	descKernelHeld    = prometheus.NewDesc("drlb_kernel_flows_held", "1 while kernel flows are held: drlb forwards every frame itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached (drlb_xdp_attached); 0 while the kernel forwards them (drlb run -kernel-flows only).", nil, nil)
 	descXDPAttached   = prometheus.NewDesc("drlb_xdp_attached", "1 while drlb's XDP program is attached (drlb run -io afxdp), 0 once it was detached from outside drlb: VIP frames then reach drlb through AF_PACKET and the kernel's IP stack sees them too.", nil, nil)
 	descKernelFwd     = prometheus.NewDesc("drlb_kernel_forwarded_frames_total", "Frames of established flows the kernel (the XDP or tc program) forwarded itself (drlb run -kernel-flows); also counted in drlb_frames_total{reason=\"existing\"} and the real servers' packets.", nil, nil)
@@ -36,7 +45,8 @@ var (
 	descWorkerXDP     = prometheus.NewDesc("drlb_worker_xdp_frames_total", "Frames each data-path worker read through AF_XDP (-io afxdp with a worker per receive queue; the rest of drlb_worker_frames_total came through AF_PACKET: ARP, NDP, and the worker's clients' frames the NIC put on another queue).", []string{"worker"}, nil)
 	descEvicted       = prometheus.NewDesc("drlb_conntable_evicted_total", "Entries evicted from a full connection table for a new connection, by state (only SYN_RECV is ever evicted).", []string{"state"}, nil)
 	descTrusted       = prometheus.NewDesc("drlb_trusted_clients_total", "Clients put in the trusted lane after a completed TCP handshake: their bare SYNs reach a queue of their own, not the SYN socket a flood fills.", nil, nil)
-	descLinkDrops     = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the sockets dropped: rx (receive queue full; every kind of frame but bare TCP SYNs), rx_syn (the SYN socket's receive queue, or with -io afxdp its receive ring, full: bare TCP SYNs only, a SYN flood's cost), rx_syn_trusted (the same for bare SYNs from trusted clients, which have a queue of their own), rx_xdp (with -io afxdp: the main AF_XDP socket's receive ring full or out of fill chunks; every kind of VIP frame but bare TCP SYNs), tx (send queue full), truncated, unrepresentable; kernel_flows_full (with -kernel-flows: flows the kernel's map had no room for, left to drlb: flows, not frames).", []string{"kind"}, nil)
+	descLinkDrops     = prometheus.NewDesc("drlb_link_dropped_frames_total", "Frames the sockets dropped: rx (receive queue full; every kind of frame but bare TCP SYNs), rx_syn (the SYN socket's receive queue, or with -io afxdp its receive ring, full: bare TCP SYNs only, a SYN flood's cost), rx_syn_trusted (the same for bare SYNs from trusted clients, which have a queue of their own), rx_xdp (with -io afxdp: the main AF_XDP socket's receive ring full or out of fill chunks; every kind of VIP frame but bare TCP SYNs), tx (send queue full), truncated, unrepresentable.", []string{"kind"}, nil)
+	descKernelFull    = prometheus.NewDesc("drlb_kernel_flows_full_total", "Flows the kernel's map had no room for (drlb run -kernel-flows), left to drlb, which forwards their frames itself: flows, not frames.", nil, nil)
 	descARP           = prometheus.NewDesc("drlb_arp_events_total", "VIP responder events: requests, probes, replies, conflicts, malformed.", []string{"event"}, nil)
 	descNeighbors     = prometheus.NewDesc("drlb_neighbor_events_total", "Real-server resolution events: requests, send_errors, accepted, rejected.", []string{"event"}, nil)
 
@@ -58,9 +68,10 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descKernelFwd, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
+		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descKernelFwd, descKernelFull, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
-		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk} {
+		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk,
+		descBGPPeerUp, descBGPPeerState, descBGPAnnounced, descBGPUsable, descBGPDrained} {
 		ch <- d
 	}
 }
@@ -98,10 +109,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range forwarder.Reasons() {
 		counter(descFrames, s.Frames[r.String()], r.String())
 	}
-	if s.KernelForwarded > 0 {
-		counter(descKernelFwd, s.KernelForwarded)
-	}
 	if s.KernelFlows != "" {
+		// From the start, 0 included, as drlb_frames_total.
+		counter(descKernelFwd, s.KernelForwarded)
+		counter(descKernelFull, s.Link[linkKernelFlowsFull])
 		held := 0.0
 		if s.KernelFlows == KernelFlowsHeld {
 			held = 1
@@ -134,7 +145,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for kind, n := range s.Link {
-		counter(descLinkDrops, n, kind)
+		if kind != linkKernelFlowsFull { // flows, not frames: a counter of its own
+			counter(descLinkDrops, n, kind)
+		}
+	}
+	if _, ok := s.Link[linkXDPRx]; !ok && s.AFXDP != "" && s.Link != nil {
+		counter(descLinkDrops, 0, linkXDPRx) // from the start, as the other kinds
 	}
 	for ev, n := range s.ARP {
 		counter(descARP, n, ev)
@@ -178,4 +194,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descSyncBulk, done)
 		}
 	}
+	collectBGP(ch, s.BGP)
 }

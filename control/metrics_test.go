@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -86,5 +87,45 @@ func TestWorkerXDPMetrics(t *testing.T) {
 		if afxdp == "" && strings.Contains(body, "drlb_worker_xdp_frames_total") || afxdp != "" && !has {
 			t.Errorf("af_xdp %q: drlb_worker_xdp_frames_total wrong:\n%s", afxdp, body)
 		}
+	}
+}
+
+// TestMetricsFromTheStart: series that depend on a mode appear with it,
+// at 0, not at their first increase (which rate() and increase() would
+// lose): the kernel's forwarded frames and full-map flows with kernel
+// flows, rx_xdp drops with AF_XDP. Full-map flows are flows, not frames:
+// a counter of their own, not a kind of drlb_link_dropped_frames_total.
+func TestMetricsFromTheStart(t *testing.T) {
+	s := fixtureSnapshot()
+	s.KernelFlows, s.AFXDP = KernelFlowsOn, "copy"
+	s.Link = map[string]uint64{"rx": 1}
+	body := scrapeMetrics(t, s)
+	for _, want := range []string{"drlb_kernel_forwarded_frames_total 0", "drlb_kernel_flows_full_total 0", `drlb_link_dropped_frames_total{kind="rx_xdp"} 0`} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("the metrics lack %s", want)
+		}
+	}
+	s.Link["kernel_flows_full"] = 5
+	body = scrapeMetrics(t, s)
+	if !strings.Contains(body, "drlb_kernel_flows_full_total 5\n") || strings.Contains(body, `kind="kernel_flows_full"`) {
+		t.Errorf("full-map flows not in a counter of their own:\n%s", body)
+	}
+}
+
+// TestMetricsOneSnapshot: a scrape takes one snapshot, BGP's metrics
+// included: every series of a scrape is of one moment, and the workers'
+// locks and the sockets' statistics are taken once.
+func TestMetricsOneSnapshot(t *testing.T) {
+	var takes atomic.Int32
+	h := MetricsHandler(func(bool) Snapshot {
+		takes.Add(1)
+		s := fixtureSnapshot()
+		s.BGP = &BGPStatus{Drained: true}
+		return s
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if n := takes.Load(); n != 1 || !strings.Contains(rec.Body.String(), "drlb_bgp_drained 1\n") {
+		t.Errorf("a scrape took %d snapshots (want 1), BGP drained in it: %v", n, strings.Contains(rec.Body.String(), "drlb_bgp_drained 1"))
 	}
 }

@@ -74,7 +74,6 @@ func MetricsHandler(take func(conns bool) Snapshot) http.Handler {
 func metrics(take func(conns bool) Snapshot) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{take: func() Snapshot { return take(false) }})
-	reg.MustRegister(bgpCollector{take: func() Snapshot { return take(false) }})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
