@@ -59,8 +59,10 @@ type Options struct {
 	// for ""), "afxdp" (link.OpenXDPQueues: an XDP program redirects VIP
 	// frames to an AF_XDP socket, one worker's per receive queue; ARP, NDP
 	// and what XDP cannot carry go through AF_PACKET), or "auto": afxdp on a physical NIC with one receive
-	// queue (where it carries every frame), afpacket otherwise; it logs
-	// why (chooseIO).
+	// queue (where it carries every frame), afpacket otherwise, also
+	// where the queues in use are not known (chooseIO); auto keeps afxdp
+	// only with its XDP program in driver mode (autoKeepsXDP). It logs
+	// why.
 	IO string
 	// BlackholeVIPs lets the director run on a host that forwards (a
 	// container host): instead of refusing to start, Run installs a
@@ -70,14 +72,15 @@ type Options struct {
 	BlackholeVIPs bool
 	// KeepKernelCopy leaves the kernel's own copy of the VIP frames drlb
 	// reads on AF_PACKET to the host's IP stack, which throws each one
-	// away after a route lookup. By default Run drops that copy at the
-	// interface's tc ingress once drlb's sockets have theirs
-	// (link.VIPDrop): about 1-2 µs less CPU per frame in the lab. One
-	// AF_XDP port needs no drop: the frames its XDP program redirects
-	// never reach the stack (tagged frames and other receive queues' do,
-	// ARCHITECTURE.md, "Kernel copy of VIP frames"); AF_XDP on an
-	// interface with several queues gets it, for the frames a queue
-	// passes to another worker or that no worker's queue took.
+	// away after a route lookup (or, with IP forwarding on, routes it).
+	// By default Run drops that copy at the interface's tc ingress once
+	// drlb's sockets have theirs (link.VIPDrop): about 1-2 µs less CPU
+	// per frame in the lab. With AF_XDP too: the frames its XDP program
+	// redirects never reach the stack, but it passes VIP frames to the
+	// AF_PACKET socket beside its AF_XDP ones, and so to the kernel
+	// (over 1792 bytes, other receive queues', all once detached from
+	// outside: ARCHITECTURE.md, "Kernel copy of VIP frames"), and tc
+	// ingress sees only those.
 	KeepKernelCopy bool
 	// ControlSocket is the Unix socket `drlb ctl` and Prometheus read
 	// (control.DefaultSocket from the CLI; "" = none). MetricsAddr, if

@@ -13,23 +13,152 @@ const (
 	IOAuto     = "auto"
 )
 
+// rxQueueCount is how many receive queues an interface has, as far as
+// drlb can tell (countRxQueues).
+type rxQueueCount struct {
+	// n is the number of queues: those in use when exact (ethtool's
+	// channels, or a device that allocated one); otherwise those the
+	// device allocated (netlink), an upper bound; 0 when neither said.
+	n     int
+	exact bool
+}
+
+// countRxQueues makes an rxQueueCount from ethtool's channels (channels
+// in use, or err: a driver without get_channels, which also may report
+// 0) and netlink's count of the receive queues the device allocated
+// (allocated; 0: not known). Where ethtool cannot tell, netlink's count
+// is only an upper bound: a NIC allocates more queues than it may use,
+// and a driver without get_channels may still spread frames over several.
+func countRxQueues(channels int, err error, allocated int) rxQueueCount {
+	switch {
+	case err == nil && channels > 0:
+		return rxQueueCount{n: channels, exact: true}
+	case allocated == 1: // one allocated: one in use
+		return rxQueueCount{n: 1, exact: true}
+	default:
+		return rxQueueCount{n: max(allocated, 0)}
+	}
+}
+
+// String is for the log: "4", "up to 8 (netlink; no ethtool channels)",
+// "unknown".
+func (q rxQueueCount) String() string {
+	switch {
+	case q.exact:
+		return fmt.Sprint(q.n)
+	case q.n > 0:
+		return fmt.Sprintf("up to %d (netlink; no ethtool channels)", q.n)
+	default:
+		return "unknown"
+	}
+}
+
+// forSockets is how many queues -io afxdp may plan AF_XDP sockets on
+// (planXDPQueues): the queues in use, or queue 0 alone where drlb cannot
+// tell which are (an AF_XDP socket does not bind to a queue not in use).
+func (q rxQueueCount) forSockets() int {
+	if q.exact {
+		return q.n
+	}
+	return 1
+}
+
+// xdpWarning is what -io afxdp says about a count it could not read
+// exactly: its sockets are on queue 0 only, and the frames the NIC puts
+// on other queues, if it uses any, take AF_PACKET. "" for an exact count
+// (planXDPQueues' warning covers queues no worker serves) or a device
+// with one queue.
+func (q rxQueueCount) xdpWarning(ifname string) string {
+	if q.exact || q.n == 1 {
+		return ""
+	}
+	has := "an unknown number of receive queues"
+	if q.n > 1 {
+		has = fmt.Sprintf("up to %d receive queues (netlink)", q.n)
+	}
+	return fmt.Sprintf("io afxdp on %s: the driver does not report the receive queues in use (ethtool -l) and the device has %s: AF_XDP serves queue 0 only, and the frames the NIC puts on other queues reach drlb through AF_PACKET, slower; -io afpacket if it spreads frames over several", ifname, has)
+}
+
 // chooseIO is -io auto's choice for an interface: virtual (veth, bridge,
-// ...: netlink's link type is not "device") or not, with rxQueues receive queues. AF_XDP won
+// ...: netlink's link type is not "device") or not, with queues receive
+// queues. AF_XDP won
 // the side-by-side benchmark (BenchmarkFastPath/Flows65536, 64-byte UDP,
 // 65536 flows, quiet 2-core machine: 137-168k frames/s against 98-115k
 // for the in-kernel forwarder and 77-98k for AF_PACKET), but it is picked
 // only where it carries everything: frames off a wire have complete
 // checksums, and one receive queue means its one socket (queue 0) sees
-// them all.
-func chooseIO(virtual bool, rxQueues int) (io, why string) {
+// them all. A count drlb could not read exactly counts as several queues
+// unless the device allocated only one. Opened, AF_XDP is kept only with
+// its program in driver mode (autoKeepsXDP).
+func chooseIO(virtual bool, queues rxQueueCount) (io, why string) {
 	switch {
 	case virtual:
 		return IOAFPacket, "a virtual interface (veth, bridge, ...): local senders' partial checksums and GSO super-frames reach it, and XDP frames carry neither, so AF_XDP would forward them with unfinished checksums"
-	case rxQueues > 1:
-		return IOAFPacket, fmt.Sprintf("%d receive queues: an AF_XDP worker takes only its own clients' frames off its own queue, and the NIC's RSS does not know which worker a client has, so about %d in %d frames would reach their worker through AF_PACKET anyway (-io afxdp does that)", rxQueues, rxQueues-1, rxQueues)
+	case !queues.exact && queues.n > 1:
+		return IOAFPacket, fmt.Sprintf("the driver does not report its receive queues in use (ethtool -l) and the device has %d (netlink): with more than one in use, the frames the NIC puts on queues other than 0 would miss AF_XDP (-io afxdp serves queue 0 then, the others through AF_PACKET)", queues.n)
+	case !queues.exact:
+		return IOAFPacket, "neither ethtool (-l) nor netlink says how many receive queues the interface has: with more than one, the frames the NIC puts on queues other than 0 would miss AF_XDP (-io afxdp serves queue 0 then, the others through AF_PACKET)"
+	case queues.n > 1:
+		return IOAFPacket, fmt.Sprintf("%d receive queues: an AF_XDP worker takes only its own clients' frames off its own queue, and the NIC's RSS does not know which worker a client has, so about %d in %d frames would reach their worker through AF_PACKET anyway (-io afxdp does that)", queues.n, queues.n-1, queues.n)
 	default:
 		return IOAFXDP, "one receive queue on a physical NIC: AF_XDP measured 1.4-1.5x the in-kernel forwarder and 1.8x AF_PACKET (64-byte UDP, 65536 flows)"
 	}
+}
+
+// autoKeepsXDP says whether -io auto keeps the AF_XDP ports it opened,
+// whose XDP program came out in mode ("driver" or "generic"), and why
+// not. Only in driver mode: link.OpenXDP falls back to generic mode where
+// the driver refuses the native program, as virtio-net does with the
+// host's guest offloads on (a NIC in a VM is a "device" link too). In
+// generic mode those offloads stay on, frames may arrive with partial
+// checksums (CHECKSUM_PARTIAL), and AF_XDP, whose frames carry no
+// checksum state, would forward them unfinished; AF_PACKET reads that
+// state and completes them.
+func autoKeepsXDP(mode string) (keep bool, why string) {
+	if mode == "driver" {
+		return true, ""
+	}
+	return false, fmt.Sprintf("the XDP program runs in %s mode, not driver mode (the driver refused native XDP, as virtio-net does with the host's guest offloads on): frames may then arrive with partial checksums, which AF_XDP would forward unfinished; -io afxdp keeps it anyway", mode)
+}
+
+// xdpChecksumWarning is what -io afxdp says on ifname (netlink's link
+// type linkType and parent device bus bus; "" where the kernel does not
+// name it) with its XDP program in mode, where frames may reach it with
+// partial checksums, which AF_XDP forwards unfinished: on a virtual
+// interface (local senders' checksums: ARCHITECTURE.md, "AF_XDP: what
+// XDP cannot carry"), and in generic mode on a VM's NIC (virtio, xen:
+// the host's guest offloads, which native XDP turns off, stay on) or on
+// a device drlb cannot place. "" where no risk is known: driver mode on
+// a device, generic mode on a NIC on another bus (pci, ...), whose
+// frames come off a wire with their checksums complete.
+func xdpChecksumWarning(ifname, linkType, bus, mode string) string {
+	const fix = "AF_XDP frames carry no checksum state and would be forwarded unfinished (their connections time out); -io afpacket completes them"
+	switch {
+	case linkType != "device":
+		return fmt.Sprintf("io afxdp on %s, a virtual interface (%s): local senders' partial checksums reach it unless they turn tx-checksumming off; %s", ifname, linkType, fix)
+	case mode == "driver":
+		return ""
+	case bus == "virtio" || bus == "xen":
+		return fmt.Sprintf("io afxdp on %s, a VM's NIC (bus %s), with XDP in %s mode: the host's guest offloads stay on (native XDP turns them off), so frames may arrive with partial checksums; %s", ifname, bus, mode, fix)
+	case bus == "":
+		return fmt.Sprintf("io afxdp on %s with XDP in %s mode: drlb cannot tell whether it is a VM's NIC (netlink names no parent bus); on one (virtio-net with the host's guest offloads on) frames may arrive with partial checksums; %s", ifname, mode, fix)
+	default:
+		return ""
+	}
+}
+
+// autoVeto says why -io auto takes AF_PACKET for cfg and opts where the
+// interface alone would have it pick AF_XDP, or "": on a VLAN trunk
+// (afxdpRefusal), and with -xdp-generic, since auto keeps AF_XDP only
+// with its program in driver mode (autoKeepsXDP).
+func autoVeto(cfg *config.Config, opts Options) string {
+	if err := afxdpRefusal(cfg); err != nil {
+		return err.Error()
+	}
+	if opts.XDPGeneric {
+		return "-xdp-generic: -io auto keeps AF_XDP only with its XDP program in driver mode, where frames cannot arrive with partial checksums (-io afxdp -xdp-generic for AF_XDP in generic mode)"
+	}
+	return ""
 }
 
 // xdpQueuePlan is how -io afxdp covers an interface's receive queues:

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -8,17 +9,117 @@ import (
 func TestChooseIO(t *testing.T) {
 	for _, tc := range []struct {
 		virtual bool
-		queues  int
+		queues  rxQueueCount
 		want    string
 	}{
-		{true, 1, IOAFPacket},
-		{true, 4, IOAFPacket},
-		{false, 4, IOAFPacket},
-		{false, 1, IOAFXDP},
-		{false, 0, IOAFXDP}, // no queues directory: one queue
+		{true, rxQueueCount{1, true}, IOAFPacket},
+		{true, rxQueueCount{4, true}, IOAFPacket},
+		{false, rxQueueCount{4, true}, IOAFPacket},
+		{false, rxQueueCount{1, true}, IOAFXDP},
+		{false, rxQueueCount{4, false}, IOAFPacket}, // no channels, 4 allocated: maybe 4 in use
+		{false, rxQueueCount{0, false}, IOAFPacket}, // nothing known: maybe several
 	} {
 		if got, why := chooseIO(tc.virtual, tc.queues); got != tc.want || why == "" {
-			t.Errorf("chooseIO(virtual %v, %d queues) = %q (%q), want %q with a reason", tc.virtual, tc.queues, got, why, tc.want)
+			t.Errorf("chooseIO(virtual %v, %+v queues) = %q (%q), want %q with a reason", tc.virtual, tc.queues, got, why, tc.want)
+		}
+	}
+}
+
+// TestRxQueuesUnknown: where ethtool cannot tell the receive queues in
+// use (a driver without get_channels: an error, or 0), netlink's count
+// of allocated queues stands as an upper bound, and -io auto does not
+// take a NIC that may have several for one (AF_XDP would miss the frames
+// on queues other than 0); -io afxdp then plans its sockets on queue 0
+// alone, and says why. A device that allocated one queue has one.
+func TestRxQueuesUnknown(t *testing.T) {
+	noChannels := errors.New("ethtool: eth0: get channels: operation not supported")
+	for _, tc := range []struct {
+		name               string
+		channels           int
+		err                error
+		allocated          int
+		want               rxQueueCount
+		io                 string
+		sockets            int
+		warn               bool
+		logged, warnedWith string
+	}{
+		{name: "channels", channels: 4, allocated: 8, want: rxQueueCount{4, true}, io: IOAFPacket, sockets: 4, logged: "4"},
+		{name: "one channel", channels: 1, allocated: 8, want: rxQueueCount{1, true}, io: IOAFXDP, sockets: 1, logged: "1"},
+		{name: "no get_channels, 8 allocated", err: noChannels, allocated: 8, want: rxQueueCount{8, false}, io: IOAFPacket, sockets: 1, warn: true, logged: "up to 8", warnedWith: "up to 8 receive queues"},
+		{name: "0 channels, 4 allocated", allocated: 4, want: rxQueueCount{4, false}, io: IOAFPacket, sockets: 1, warn: true, logged: "up to 4", warnedWith: "up to 4 receive queues"},
+		{name: "no get_channels, 1 allocated", err: noChannels, allocated: 1, want: rxQueueCount{1, true}, io: IOAFXDP, sockets: 1, logged: "1"},
+		{name: "nothing known", err: noChannels, want: rxQueueCount{0, false}, io: IOAFPacket, sockets: 1, warn: true, logged: "unknown", warnedWith: "an unknown number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := countRxQueues(tc.channels, tc.err, tc.allocated)
+			if q != tc.want {
+				t.Fatalf("countRxQueues(%d, %v, %d) = %+v, want %+v", tc.channels, tc.err, tc.allocated, q, tc.want)
+			}
+			if io, why := chooseIO(false, q); io != tc.io {
+				t.Errorf("-io auto on a physical NIC with %v queues picks %s (%s), want %s", q, io, why, tc.io)
+			}
+			if got := q.forSockets(); got != tc.sockets {
+				t.Errorf("-io afxdp plans sockets on %d queue(s), want %d", got, tc.sockets)
+			}
+			if !strings.Contains(q.String(), tc.logged) {
+				t.Errorf("logged as %q, want %q in it", q.String(), tc.logged)
+			}
+			w := q.xdpWarning("eth0")
+			if (w != "") != tc.warn || !strings.Contains(w, tc.warnedWith) {
+				t.Errorf("-io afxdp warns %q, want a warning %v saying %q", w, tc.warn, tc.warnedWith)
+			}
+		})
+	}
+}
+
+// TestAutoKeepsOnlyDriverXDP: -io auto keeps AF_XDP only with its program
+// in driver mode: where the driver refused native XDP (virtio-net with
+// the host's guest offloads on), generic mode leaves frames with partial
+// checksums that AF_XDP would forward unfinished. -xdp-generic, asked
+// for, keeps auto on AF_PACKET before it opens anything, as a VLAN trunk
+// does.
+func TestAutoKeepsOnlyDriverXDP(t *testing.T) {
+	if keep, why := autoKeepsXDP("driver"); !keep || why != "" {
+		t.Errorf("driver mode: keep %v (%q), want kept", keep, why)
+	}
+	if keep, why := autoKeepsXDP("generic"); keep || !strings.Contains(why, "generic mode") || !strings.Contains(why, "partial checksums") {
+		t.Errorf("generic mode: keep %v (%q), want refused, saying why", keep, why)
+	}
+	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
+	if veto := autoVeto(cfg, Options{}); veto != "" {
+		t.Errorf("plain: vetoed (%q)", veto)
+	}
+	if veto := autoVeto(cfg, Options{XDPGeneric: true}); !strings.Contains(veto, "-xdp-generic") {
+		t.Errorf("-xdp-generic: veto %q, want one naming it", veto)
+	}
+	cfg.VLAN = 100
+	if veto := autoVeto(cfg, Options{}); !strings.Contains(veto, "vlan 100") {
+		t.Errorf("vlan 100: veto %q, want one naming it", veto)
+	}
+}
+
+// TestXDPChecksumWarning: -io afxdp warns where frames may reach AF_XDP
+// with partial checksums: a virtual interface in any mode, a VM's NIC in
+// generic mode, a device drlb cannot place in generic mode; not a NIC in
+// driver mode, nor one on a bus of physical NICs in generic mode.
+func TestXDPChecksumWarning(t *testing.T) {
+	for _, tc := range []struct {
+		linkType, bus, mode string
+		want                string // "": no warning
+	}{
+		{"veth", "", "driver", "virtual interface (veth)"},
+		{"veth", "", "generic", "virtual interface (veth)"},
+		{"device", "virtio", "generic", "VM's NIC (bus virtio)"},
+		{"device", "xen", "generic", "VM's NIC (bus xen)"},
+		{"device", "", "generic", "cannot tell"},
+		{"device", "virtio", "driver", ""},
+		{"device", "pci", "driver", ""},
+		{"device", "pci", "generic", ""},
+	} {
+		w := xdpChecksumWarning("eth0", tc.linkType, tc.bus, tc.mode)
+		if (w == "") != (tc.want == "") || !strings.Contains(w, tc.want) || (w != "" && !strings.Contains(w, "-io afpacket")) {
+			t.Errorf("%s on bus %q in %s mode: %q, want %q", tc.linkType, tc.bus, tc.mode, w, tc.want)
 		}
 	}
 }

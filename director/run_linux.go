@@ -210,14 +210,18 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	if n <= 0 {
 		n = min(runtime.NumCPU(), forwarder.MaxWorkers)
 	}
-	io := opts.IO
-	if io == IOAuto {
+	io, auto := opts.IO, opts.IO == IOAuto
+	var queues rxQueueCount
+	if io == IOAuto || io == IOAFXDP {
+		queues = rxQueues(cfg.Interface)
+	}
+	if auto {
 		var why string
-		io, why = autoIO(cfg.Interface)
-		if err := afxdpRefusal(cfg); err != nil && io == IOAFXDP {
-			io, why = IOAFPacket, err.Error()
+		io, why = autoIO(cfg.Interface, queues)
+		if veto := autoVeto(cfg, *opts); io == IOAFXDP && veto != "" {
+			io, why = IOAFPacket, veto
 		}
-		log.Info("io auto: "+io, "why", why)
+		log.Info("io auto: "+io, "why", why, "receive queues", queues.String())
 	}
 	switch io {
 	case "", IOAFPacket:
@@ -228,16 +232,23 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 		lc.XDPGeneric = opts.XDPGeneric
 		lc.XDPCopy = opts.XDPCopy
 		lc.KernelFlows = opts.KernelFlows
-		plan := planXDPQueues(rxQueues(cfg.Interface), n, opts.KernelFlows, opts.XDPSYNs)
-		ports, err := openXDP(cfg.Interface, lc, vips, plan, FanoutHash(cfg), log)
+		plan := planXDPQueues(queues.forSockets(), n, opts.KernelFlows, opts.XDPSYNs)
+		ports, err := openXDP(cfg.Interface, lc, vips, plan, FanoutHash(cfg), auto, log)
 		if err == nil {
+			if w := queues.xdpWarning(cfg.Interface); w != "" {
+				log.Warn(w)
+			}
 			opts.ExtraPorts = append(opts.ExtraPorts, ports[1:]...)
 			return ports[0], nil
 		}
-		if opts.IO != IOAuto {
+		if !auto {
 			return nil, err
 		}
-		log.Warn("io auto: AF_XDP did not open; AF_PACKET instead", "err", err)
+		if ne := (notNative{}); errors.As(err, &ne) {
+			log.Warn("io auto: afpacket after all", "why", ne.why)
+		} else {
+			log.Warn("io auto: AF_XDP did not open; AF_PACKET instead", "err", err)
+		}
 	default:
 		return nil, fmt.Errorf("director: io %q: want afpacket, afxdp or auto", opts.IO)
 	}
@@ -268,10 +279,20 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	return ports[0], nil
 }
 
+// notNative is openXDP's refusal under -io auto of ports whose XDP
+// program did not come out in driver mode (autoKeepsXDP says why).
+type notNative struct{ why string }
+
+func (e notNative) Error() string { return e.why }
+
 // openXDP opens the AF_XDP LAN ports of plan: one on queue 0, or one
 // per queue of the first plan.ports (link.OpenXDPQueues), each a
-// worker's, sharing clients by h as AF_PACKET workers do.
-func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan, h link.ClientHash, log *slog.Logger) ([]link.Port, error) {
+// worker's, sharing clients by h as AF_PACKET workers do. For -io auto
+// it keeps them only with the program in driver mode, and otherwise
+// closes them and returns a notNative (autoKeepsXDP); for -io afxdp it
+// warns where frames may reach them with partial checksums
+// (xdpChecksumWarning).
+func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan, h link.ClientHash, auto bool, log *slog.Logger) ([]link.Port, error) {
 	ports, err := link.OpenXDPQueues(ifname, lc, vips, plan.ports, h)
 	if err != nil {
 		return nil, err
@@ -279,6 +300,18 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan
 	mode, sockets := "", ""
 	if m, ok := ports[0].(link.XDPMode); ok {
 		mode = m.XDPMode()
+	}
+	if auto {
+		if keep, why := autoKeepsXDP(mode); !keep {
+			for _, p := range ports {
+				p.Close()
+			}
+			return nil, notNative{why}
+		}
+	} else if l, err := netlink.LinkByName(ifname); err == nil {
+		if w := xdpChecksumWarning(ifname, l.Type(), l.Attrs().ParentDevBus, mode); w != "" {
+			log.Warn(w)
+		}
 	}
 	if m, ok := ports[0].(link.XSKMode); ok {
 		sockets = m.XSKMode()
@@ -301,48 +334,55 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan
 	return ports, nil
 }
 
-// rxQueues is how many receive queues ifname uses (ethtool's channels),
-// 1 where the driver reports none: netlink's count is what the device
-// allocated, which may be more than it uses, and an AF_XDP socket on a
-// queue not in use does not bind.
-func rxQueues(ifname string) int {
-	if n, err := ethtool.RxQueues(ifname); err == nil && n > 0 {
-		return n
+// rxQueues is how many receive queues ifname has, as far as drlb can
+// tell (countRxQueues): ethtool's channels, the queues in use; where the
+// driver reports none, netlink's count of the queues the device
+// allocated, which it may use all of or not.
+func rxQueues(ifname string) rxQueueCount {
+	n, err := ethtool.RxQueues(ifname)
+	allocated := 0
+	if err != nil || n <= 0 {
+		if l, lerr := netlink.LinkByName(ifname); lerr == nil {
+			allocated = l.Attrs().NumRxQueues
+		}
 	}
-	return 1
+	return countRxQueues(n, err, allocated)
 }
 
-// autoIO picks the backend for -io auto on ifname, and says why. It asks
-// netlink in the caller's namespace: /sys/class/net shows the namespace
-// sysfs was mounted in, which in a container or lab is another's.
-func autoIO(ifname string) (io, why string) {
+// autoIO picks the backend for -io auto on ifname with queues receive
+// queues, and says why. It asks netlink in the caller's namespace:
+// /sys/class/net shows the namespace sysfs was mounted in, which in a
+// container or lab is another's.
+func autoIO(ifname string, queues rxQueueCount) (io, why string) {
 	l, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return IOAFPacket, fmt.Sprintf("cannot read %s's link type (%v)", ifname, err)
 	}
-	return chooseIO(l.Type() != "device", rxQueues(ifname))
+	return chooseIO(l.Type() != "device", queues)
 }
 
-// vipDropRuns reports whether attachVIPDrop tries the drop on an
-// AF_PACKET port: not with KeepKernelCopy, and not on a VLAN trunk, where
-// every VIP frame is tagged and the drop takes untagged frames only.
+// vipDropRuns reports whether attachVIPDrop tries the drop, on an
+// AF_PACKET port or an AF_XDP one alike: not with KeepKernelCopy, and
+// not on a VLAN trunk, where every VIP frame is tagged and the drop takes
+// untagged frames only.
 func vipDropRuns(cfg *config.Config, opts Options) bool {
 	return !opts.KeepKernelCopy && cfg.VLAN == 0
 }
 
 // attachVIPDrop drops the kernel's copy of VIP frames at tc ingress
-// (link.VIPDrop) for an AF_PACKET port, and for AF_XDP on an interface
-// with several queues (a queue's program passes the frames of clients
-// another worker owns, and of queues no worker serves, to the AF_PACKET
-// sockets), unless opts.KeepKernelCopy. It returns nil when it does not:
-// for AF_XDP on one queue (the frames XDP takes never reach the kernel),
-// on a VLAN trunk, or when the
-// kernel refuses (tcx needs Linux 6.6, and CAP_BPF), which costs only CPU
-// and is logged.
+// (link.VIPDrop), unless opts.KeepKernelCopy, for an AF_PACKET port and
+// an AF_XDP one alike. With AF_XDP, tc ingress sees only the frames the
+// XDP program passed, and it passes VIP frames too: those over 1792
+// bytes, all of them once it is detached from outside, and with several
+// queues those of other workers' clients or of queues no worker serves
+// (and those passed until the sockets were in its map, before Run
+// attaches the drop). The AF_PACKET sockets beside the AF_XDP ones are
+// ETH_P_ALL taps, as with AF_PACKET, so drlb has read each such frame
+// before tc ingress runs. It returns nil when it does not
+// drop: with KeepKernelCopy, on a VLAN trunk, or when the kernel refuses
+// (tcx needs Linux 6.6, and CAP_BPF), which costs only CPU (and, with IP
+// forwarding on, the host's own copy) and is logged.
 func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts Options, log *slog.Logger) *link.VIPDrop {
-	if _, xdp := port.(link.XDPMode); xdp && len(opts.ExtraPorts) == 0 && rxQueues(cfg.Interface) <= 1 {
-		return nil
-	}
 	if !vipDropRuns(cfg, opts) {
 		if cfg.VLAN != 0 && !opts.KeepKernelCopy {
 			log.Info("kernel copy of VIP frames not dropped: the drop takes untagged frames, and on a VLAN trunk they all are tagged", "vlan", cfg.VLAN)

@@ -14,8 +14,9 @@ import (
 // detach it ("bpftool link detach"). Frames then reach drlb through the
 // port's AF_PACKET side (drlb goes on forwarding them, sending through
 // the AF_XDP socket in copy mode, which needs no program, and through
-// AF_PACKET in zero-copy mode, whose driver does), and the kernel's IP
-// stack sees them too; the XDP program's own forwarding is gone.
+// AF_PACKET in zero-copy mode, whose driver does), and the kernel gets
+// them too, its copy dropped at tc ingress where Run attached the drop
+// (attachVIPDrop); the XDP program's own forwarding is gone.
 // Nothing breaks, but the director runs differently from what its
 // start-up log said: watchXDP notices, logs it, and says so in drlb ctl
 // and the metrics. It does not attach again: the operator detached it,
@@ -60,7 +61,7 @@ func (d *Director) watchXDP(ctx context.Context, port link.XDPAttachment, ifname
 		if d.kflowsOn {
 			d.holdKernelFlows(true)
 		}
-		d.log.Warn("XDP program detached from the interface, from outside drlb (or the interface was deleted): VIP frames now reach drlb through its AF_PACKET socket and drlb goes on forwarding them, but the kernel's IP stack sees them too, and the XDP program's own forwarding (-kernel-flows, -xdp-syn) is gone until drlb restarts",
+		d.log.Warn("XDP program detached from the interface, from outside drlb (or the interface was deleted): VIP frames now reach drlb through its AF_PACKET socket and drlb goes on forwarding them (the kernel's copy is dropped at tc ingress where that drop is attached), but the XDP program's own forwarding (-kernel-flows, -xdp-syn) is gone until drlb restarts",
 			"interface", ifname)
 		return
 	}

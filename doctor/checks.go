@@ -315,9 +315,10 @@ func checkForwarding(r *Report, h Host, fam, iface string) {
 		}
 		fix += "; or, on a host that must forward, drlb run -blackhole-vip"
 		// With -io afxdp the kernel never sees the untagged VIP frames XDP
-		// redirects; tagged ones, and with several queues those a queue
-		// passes to their client's worker, still reach it.
-		fix += " (drlb run -io afxdp keeps the VIP frames it redirects from the kernel, but not 802.1Q-tagged ones nor, with several receive queues, those it passes to another queue's worker)"
+		// redirects; the program passes others (tagged ones, those over
+		// 1792 bytes, those of another queue's worker, all once detached),
+		// whose copy drlb's tc drop takes where it is attached.
+		fix += " (drlb run -io afxdp keeps the VIP frames it redirects from the kernel, but not those its XDP program passes: 802.1Q-tagged ones, frames over 1792 bytes, with several receive queues those of another queue's worker, all of them if the program is detached; drlb drops the kernel's copy of untagged ones at tc ingress where the kernel has tcx)"
 		r.add(name, Fail, "on ("+dotted(on[0])+"): the kernel would route its own copy of every VIP frame to the real servers, so they would get each packet twice", fix)
 		(*r)[len(*r)-1].ID = IDForwarding
 	default:

@@ -42,7 +42,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	metrics := fs.String("metrics", "", "also serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9469")
 	label := fs.String("label", "", "a label for this director, logged with every line (drlb lab tags its directors)")
 	blackhole := fs.Bool("blackhole-vip", false, "on a host that must forward: add a blackhole route per VIP (removed on exit) instead of refusing to start")
-	ioBackend := fs.String("io", "afpacket", "frame I/O: afpacket, afxdp (XDP redirects VIP frames to AF_XDP sockets, a worker per receive queue) or auto (afxdp on a physical NIC with one receive queue, else afpacket; logs why)")
+	ioBackend := fs.String("io", "afpacket", "frame I/O: afpacket, afxdp (XDP redirects VIP frames to AF_XDP sockets, a worker per receive queue; in generic XDP mode, on a VM's NIC whose driver refused native XDP, frames may arrive with partial checksums that AF_XDP forwards unfinished: drlb warns where it can tell) or auto (afxdp on a physical NIC with one receive queue, kept only with the XDP program in driver mode, else afpacket; logs why)")
 	workers := fs.Int("workers", 0, "data-path workers, each on its own core with its own connection table (0: one per CPU; afxdp: one per receive queue, at most this many)")
 	coalesce := fs.Duration("rx-coalesce", 0, "after a small batch, wait this long before reading again (like ethtool -C rx-usecs): less CPU per frame at moderate rates, up to this much added delay (plus the kernel's timer slack, ~70us); 0 reads at once, at most 10ms")
 	xdpSYNs := fs.Bool("xdp-syn", false, "with -io afxdp: under a SYN flood (table pressure) the XDP program forwards bare IPv4 SYNs itself (XDP_TX) by the stateless hash; needs XDP_TX on the interface (on a veth in native mode only if its peer has an XDP program: else -xdp-generic)")
@@ -50,7 +50,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.BoolVar(kernelFlows, "xdp-flows", false, "the same as -kernel-flows")
 	xdpGeneric := fs.Bool("xdp-generic", false, "with -io afxdp: attach the XDP program in generic (SKB) mode even where the driver has native XDP (slower; XDP_TX then works on a veth whose peer has no XDP program)")
 	xdpCopy := fs.Bool("xdp-copy", false, "with -io afxdp: AF_XDP sockets in copy mode even where the driver has zero-copy (which the kernel takes by default with the program in driver mode; veth has none)")
-	keepCopy := fs.Bool("keep-kernel-copy", false, "leave the kernel its own copy of VIP frames (AF_PACKET): by default drlb drops it at tc ingress once its sockets have read the frame, since the host's IP stack only throws it away")
+	keepCopy := fs.Bool("keep-kernel-copy", false, "leave the kernel its own copy of VIP frames (AF_PACKET, and the VIP frames the XDP program passes with -io afxdp): by default drlb drops it at tc ingress once its sockets have read the frame, since the host's IP stack only throws it away")
 	bypass := fs.Bool("qdisc-bypass", false, "send forwarded frames straight to the driver: faster, but tcpdump on the director no longer sees them and tc shaping is skipped")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: drlb run -c CONFIG [-i IFACE] [-trace]")
