@@ -7,8 +7,13 @@ import "time"
 // (keepalived's delay_loop is 6s; failing over in a few seconds matters more
 // here than a quieter real server).
 const (
-	DefaultWeight        = 1
-	DefaultPersistence   = 300 * time.Second // ipvsadm -p without a value
+	DefaultWeight = 1
+	// DefaultPersistence is IPVS_SVC_PERSISTENT_TIMEOUT (6*60 in
+	// libipvs/ip_vs.h): what ipvsadm's parse_timeout gives -p without a
+	// value (and ipvsadm -L then shows; its man page's 300 is out of
+	// date), and what keepalived sets for persistence_timeout without a
+	// value, persistence_granularity alone and a service without a port.
+	DefaultPersistence   = 360 * time.Second
 	DefaultCheckInterval = 2 * time.Second
 	DefaultCheckTimeout  = 1 * time.Second
 	DefaultCheckRetries  = 3

@@ -60,7 +60,12 @@ func FuzzParse(f *testing.F) {
 // FuzzEditIpvsadm: no command line panics; an edit never changes its
 // input; what it returns validates (an empty table allowed), and survives
 // SaveIpvsadm and Parse unchanged; a refused edit is an *Error.
+//
+// The input is the argument vector joined with NUL, the one byte argv
+// cannot hold, so that empty arguments and arguments with blanks in them
+// (drlb ctl -A -t "198.18.0.102:80 " -s "") are tried too.
 func FuzzEditIpvsadm(f *testing.F) {
+	const sep = "\x00"
 	for _, s := range []string{
 		"-A -t 198.18.0.102:80 -s rr",
 		"-A -t 198.18.0.102:0 -s sh -b sh-port,sh-fallback -p 120 -M 255.255.255.0",
@@ -77,7 +82,18 @@ func FuzzEditIpvsadm(f *testing.F) {
 		"-Lnc",
 		"-A -f 1",
 	} {
-		f.Add(s)
+		f.Add(strings.Join(strings.Fields(s), sep))
+	}
+	for _, args := range [][]string{
+		{"-A", "-t", "198.18.0.102:80", "-s", ""},
+		{"-A", "-t", "198.18.0.102:80 ", "-p", " 60"},
+		{"-A", "-t", "", "-M", "255.255.255.0"},
+		{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.13", "-w", "1 2"},
+		{"--add-service", "--tcp-service= 198.18.0.102:80", "--persistent="},
+		{"-E", "-t", "198.18.0.100:80", "-s rr"},
+		{""},
+	} {
+		f.Add(strings.Join(args, sep))
 	}
 	base, err := Parse("base.yaml", []byte(editBase))
 	if err != nil {
@@ -85,7 +101,7 @@ func FuzzEditIpvsadm(f *testing.F) {
 	}
 	before := dump(base)
 	f.Fuzz(func(t *testing.T, line string) {
-		got, err := EditIpvsadm(base, strings.Fields(line))
+		got, err := EditIpvsadm(base, strings.Split(line, sep))
 		if dump(base) != before {
 			t.Fatalf("EditIpvsadm(%q) changed its input", line)
 		}

@@ -308,7 +308,7 @@ func (r *ipvsReader) service(path string, key serviceKey, addr opt, opts map[str
 		}
 	}
 	if o, ok := opts["M"]; ok {
-		bits, err := parseNetmask(o.value.text, key.vip.Is6())
+		bits, err := parseIPVSNetmask(o.value.text, key.vip.Is6())
 		if err != nil {
 			return s, r.errorf(o.value, o.name.text, o.value.text, "%v", err)
 		}

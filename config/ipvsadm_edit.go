@@ -334,7 +334,7 @@ const (
 // changed, and a nil cfg is an empty table.
 //
 // The semantics are ipvsadm's: -A adds a service (scheduler wlc unless -s,
-// -p without a value is 300 s, -M is the persistence netmask); -E sets a
+// -p without a value is 360 s, as in ipvsadm, -M is the persistence netmask); -E sets a
 // service's parameters as -A would (what it leaves out takes the default
 // again, as in ipvsadm) and keeps its real servers; -D removes a service
 // and its real servers; -a adds a real server (weight 1 unless -w, -g the

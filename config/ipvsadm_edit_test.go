@@ -59,7 +59,7 @@ func TestEditIpvsadm(t *testing.T) {
 		{"-A defaults: wlc", "-A -t 198.18.0.102:80", svc80 + "-A -t 198.18.0.102:80 -s wlc\n" + svc53},
 		{"-A with everything", "-A -t 198.18.0.102:0 -s sh -b sh-port,sh-fallback -p 120 -M 255.255.255.0",
 			svc80 + "-A -t 198.18.0.102:0 -s sh -b sh-fallback,sh-port -p 120 -M 255.255.255.0\n" + svc53},
-		{"-A -p without a value is 300 s", "-A -t 198.18.0.102:443 -p -s rr", svc80 + "-A -t 198.18.0.102:443 -s rr -p 300\n" + svc53},
+		{"-A -p without a value is 360 s, as ipvsadm", "-A -t 198.18.0.102:443 -p -s rr", svc80 + "-A -t 198.18.0.102:443 -s rr -p 360\n" + svc53},
 		{"-A udp, ipv6", "-A -u [2001:2::100]:53 -s rr", svc80 + svc53 + "-A -u [2001:2::100]:53 -s rr\n"},
 		{"-A same address, other protocol", "-A -u 198.18.0.100:80", svc80 + "-A -u 198.18.0.100:80 -s wlc\n" + svc53},
 		{"-A port name", "-A -t 198.18.0.102:https", svc80 + "-A -t 198.18.0.102:443 -s wlc\n" + svc53},

@@ -24,9 +24,12 @@ func TestParseIPVSADMGood(t *testing.T) {
 			"-A -t 198.18.0.100:80",
 			"-a -t 198.18.0.100:80 -r 198.18.0.11",
 		), []string{"scheduler=wlc", "realserver 198.18.0.11 line=2 weight=1"}},
-		{"-p without a value is 300s", "-A -t 198.18.0.100:80 -p\n", []string{"persistence=5m0s bits=32"}},
-		{"-p then another option", "-A -t 198.18.0.100:80 -p -s rr\n", []string{"scheduler=rr", "persistence=5m0s"}},
+		// ipvsadm.c parse_timeout(NULL): IPVS_SVC_PERSISTENT_TIMEOUT, 6*60
+		// in libipvs/ip_vs.h, not the man page's 300.
+		{"-p without a value is 360 s, as ipvsadm", "-A -t 198.18.0.100:80 -p\n", []string{"persistence=6m0s bits=32"}},
+		{"-p then another option", "-A -t 198.18.0.100:80 -p -s rr\n", []string{"scheduler=rr", "persistence=6m0s"}},
 		{"-p value and -M", "-A -t 198.18.0.100:0 -s rr -p 60 -M 255.255.0.0\n", []string{"service tcp 198.18.0.100:0", "persistence=1m0s bits=16"}},
+		{"-M /16 is a prefix length", "-A -t 198.18.0.100:0 -p 60 -M /16\n", []string{"persistence=1m0s bits=16"}},
 		{"ipv6", lines(
 			"-A -u [2001:db8::1]:53 -s sh -b sh-port -p 10 -M 64",
 			"-a -u [2001:db8::1]:53 -r [2001:db8::11]:53 -g -w 2",
@@ -129,6 +132,10 @@ func TestParseIPVSADMBad(t *testing.T) {
 		{"netmask without -p", "-A -t 198.18.0.100:80 -M 255.255.255.0\n", 1, 26, "-M", "255.255.255.0", "needs persistence"},
 		{"netmask bad", "-A -t 198.18.0.100:80 -p -M 255.0.0.255\n", 1, 29, "-M", "255.0.0.255", "not contiguous"},
 		{"netmask ipv6 dotted", "-A -t [2001:db8::1]:80 -p -M 255.255.255.0\n", 1, 30, "-M", "255.255.255.0", "prefix length 0..128"},
+		// ipvsadm reads an IPv4 -M with inet_aton: 24 is the mask 0.0.0.24.
+		{"netmask ipv4 bare number", "-A -t 198.18.0.100:80 -p -M 24\n", 1, 29, "-M", "24",
+			"a bare number is the mask 0.0.0.24 to ipvsadm and keepalived (inet_aton), not a prefix length: write the mask, 255.255.255.0"},
+		{"netmask ipv4 bare number out of range", "-A -t 198.18.0.100:80 -p -M 4294967040\n", 1, 29, "-M", "4294967040", "write the mask, such as 255.255.255.0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { checkBad(t, "rules", tc) })

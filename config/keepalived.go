@@ -51,14 +51,13 @@ import (
 
 // Keepalived's defaults, where they differ from drlb's YAML ones.
 const (
-	kaDelayLoop          = 60 * time.Second
-	kaConnectTimeout     = 5 * time.Second
-	kaRetry              = 1 // retries after the first failure
-	kaWebRetryDelay      = 3 * time.Second
-	kaRetryDelay         = 1 * time.Second
-	kaDNSRetry           = 3                 // DNS_CHECK's own; its delay_before_retry defaults to delay_loop
-	kaPersistenceTimeout = 360 * time.Second // IPVS_SVC_PERSISTENT_TIMEOUT
-	kaMaxGroupAddrs      = 4096
+	kaDelayLoop      = 60 * time.Second
+	kaConnectTimeout = 5 * time.Second
+	kaRetry          = 1 // retries after the first failure
+	kaWebRetryDelay  = 3 * time.Second
+	kaRetryDelay     = 1 * time.Second
+	kaDNSRetry       = 3 // DNS_CHECK's own; its delay_before_retry defaults to delay_loop
+	kaMaxGroupAddrs  = 4096
 )
 
 // kaSchedulers maps lb_algo names to drlb's schedulers (the same names).
@@ -119,6 +118,7 @@ type kaGroup struct {
 
 type kaVS struct {
 	key     kaToken
+	group   kaToken // the group's name, for virtual_server group NAME
 	vips    []kaVIP
 	sched   kaOpt[string]
 	flags   []kaToken
@@ -660,7 +660,7 @@ func (r *kaReader) virtualServer(n *kaNode) error {
 		if !ok {
 			return kaErr(n.args[1], "virtual_server group", n.args[1].text, "no virtual_server_group of that name (defined: %s)", strings.Join(r.sortedGroupNames(), ", "))
 		}
-		vs.vips = g.vips
+		vs.group, vs.vips = n.args[1], g.vips
 	default:
 		a, port, hasPort, err := kaHostPort(n.key, n.args)
 		if err != nil {
@@ -709,7 +709,7 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 		}
 		switch len(k.args) {
 		case 0:
-			vs.persist = kaOpt[time.Duration]{v: kaPersistenceTimeout, set: true, tok: k.key}
+			vs.persist = kaOpt[time.Duration]{v: DefaultPersistence, set: true, tok: k.key}
 		case 1:
 			t := k.args[0]
 			secs, perr := strconv.ParseUint(t.text, 10, 32)
@@ -740,7 +740,19 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 	case "hashed":
 		r.ignore(k, "an IPVS internal flag with no effect on scheduling")
 	case "weight":
-		vs.weight, err = kaInt(k, 0, 65535)
+		// keepalived's vs_weight_handler takes 1..65535 and, for 0,
+		// logs an error and keeps the weight it had (1 unless set):
+		// a 0 taken here would quiesce every real server without a
+		// weight of its own.
+		var w kaOpt[int]
+		if w, err = kaInt(k, 0, 65535); err == nil {
+			if w.v == 0 {
+				r.warn(Warning{File: w.tok.file, Line: w.tok.line, Keyword: "weight",
+					Msg: "0 is outside a virtual_server's 1..65535: keepalived refuses it and keeps the weight it had (1 unless set)"})
+			} else {
+				vs.weight = w
+			}
+		}
 	case "quorum":
 		vs.quorum, err = kaInt(k, 0, math.MaxInt32)
 	case "inhibit_on_failure":
@@ -1144,12 +1156,41 @@ func (r *kaReader) services(vs *kaVS) error {
 			return err
 		}
 	}
+	persist := r.persistence(vs)
 	for _, v := range vs.vips {
-		if err := r.service(vs, v, sched, opts, reals); err != nil {
+		if err := r.service(vs, v, sched, opts, persist, reals); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// persistence is the persistence timeout of every service of vs, decided
+// for the virtual_server as a whole, as keepalived does: a
+// persistence_timeout above 0; else 360 s when persistence_granularity is
+// set (pgr_handler sets it), or when an address has no port
+// (validate_check_config: for a group, one entry without a port makes the
+// whole virtual_server persistent, not that entry alone); else none.
+func (r *kaReader) persistence(vs *kaVS) kaOpt[time.Duration] {
+	if vs.persist.set && vs.persist.v > 0 {
+		return vs.persist
+	}
+	if vs.gran.set {
+		r.note(vs.gran.tok, "persistence_granularity without persistence_timeout: persistence_timeout %d, as keepalived sets it", int(DefaultPersistence/time.Second))
+		return kaOpt[time.Duration]{v: DefaultPersistence, set: true}
+	}
+	for _, v := range vs.vips {
+		if v.port != 0 {
+			continue
+		}
+		if vs.group.text != "" {
+			r.note(v.tok, "virtual_server_group %s has an address without a port (%s): the virtual_server at %s gets persistence_timeout %d for all its services, as keepalived sets it", vs.group.text, v.tok.text, place(vs.key, v.tok), int(DefaultPersistence/time.Second))
+		} else {
+			r.note(v.tok, "service %s has no port: persistence_timeout %d, as keepalived sets it", (&Service{Protocol: vs.proto.v, VIP: v.addr, Port: v.port}).String(), int(DefaultPersistence/time.Second))
+		}
+		return kaOpt[time.Duration]{v: DefaultPersistence, set: true}
+	}
+	return kaOpt[time.Duration]{}
 }
 
 // kaFlag applies one scheduler flag keyword as IPVS does: sh-x and mh-x
@@ -1170,7 +1211,7 @@ func (r *kaReader) kaFlag(o *scheduler.Options, sched string, f kaToken) {
 }
 
 // service adds the service for one address of a virtual server.
-func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options, reals []*kaRS) error {
+func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options, persist kaOpt[time.Duration], reals []*kaRS) error {
 	i := len(r.c.Services)
 	path := index("services", i)
 	s := Service{
@@ -1195,25 +1236,17 @@ func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options
 	if len(vs.flags) > 0 {
 		r.mark(path+".flags", vs.flags[0], vs.flags[0].text)
 	}
-	if vs.persist.set && vs.persist.v > 0 {
-		s.Persistence = vs.persist.v
-		r.mark(path+".persistence", vs.persist.tok, "persistence_timeout")
-	}
-	if s.Port == 0 && s.Persistence == 0 {
-		s.Persistence = kaPersistenceTimeout
-		r.note(v.tok, "service %s has no port: persistence_timeout %d, as keepalived sets it", s.String(), int(kaPersistenceTimeout/time.Second))
+	s.Persistence = persist.v
+	if persist.tok.text != "" {
+		r.mark(path+".persistence", persist.tok, "persistence_timeout")
 	}
 	if vs.gran.set {
-		if s.Persistence == 0 {
-			r.warn(Warning{File: vs.gran.tok.file, Line: vs.gran.tok.line, Keyword: "persistence_granularity", Msg: "without persistence_timeout, IPVS does not use it"})
-		} else {
-			bits, err := parseNetmask(vs.gran.v, v.addr.Is6())
-			if err != nil {
-				return kaErr(vs.gran.tok, "persistence_granularity", vs.gran.v, "%v", err)
-			}
-			s.PersistenceBits = bits
-			r.mark(path+".persistence_netmask", vs.gran.tok, "persistence_granularity")
+		bits, err := parseIPVSNetmask(vs.gran.v, v.addr.Is6())
+		if err != nil {
+			return kaErr(vs.gran.tok, "persistence_granularity", vs.gran.v, "%v", err)
 		}
+		s.PersistenceBits = bits
+		r.mark(path+".persistence_netmask", vs.gran.tok, "persistence_granularity")
 	}
 	for j, rs := range reals {
 		rpath := path + ".realservers[" + strconv.Itoa(j) + "]"

@@ -19,16 +19,22 @@ import (
 // column. Like keepalived's own reader:
 //
 //   - a comment starts with # or ! anywhere outside quotes and runs to the
-//     end of the line;
+//     end of the line; outside quotes \# and \! are a literal # and !
+//     (keepalived's decomment() drops the backslash), while \\ stays two
+//     backslashes, so \\# starts a comment;
 //   - { and } are tokens of their own, even written against a word;
-//   - quotes (" or ') group blanks into a word and are removed, so
-//     'abcd" efg "h' is the one word "abcd efg h"; inside quotes a
-//     backslash escapes as in the shell (\n, \t, \x41, \101, \\, \");
+//   - double quotes group blanks into a word and are removed, so
+//     abcd" efg "h is the one word "abcd efg h"; inside them a backslash
+//     escapes as in the shell (\n, \t, \x41, \101, \\, \"). A single
+//     quote is an ordinary character: keepalived's word splitter
+//     (alloc_strvec_r) knows only ", so path /a'b is /a'b;
 //   - `include PATTERN` (and the includer/includem/includew/includeb/
 //     includea variants) as a line's first word splices in the files the
 //     glob matches, sorted, relative to the including file's directory,
-//     with csh-style braces ({a,b}) expanded. A file that includes itself,
-//     directly or not, is refused.
+//     with csh-style braces ({a,b}) expanded. A directory or an
+//     executable file it matches is skipped with a warning, as keepalived
+//     (check_glob_file) skips it. A file that includes itself, directly or
+//     not, is refused.
 //
 // What keepalived would take from the machine it runs on is refused with
 // its position rather than guessed: conditional lines (@id ...) and
@@ -56,6 +62,8 @@ type kaToken struct {
 // Load and Parse, a map in tests and fuzzing.
 type kaFS interface {
 	Glob(pattern string) ([]string, error)
+	// ReadFile returns errKAExecutable for a file keepalived would not
+	// read for its execute bits.
 	ReadFile(name string) ([]byte, error)
 	IsDir(name string) bool
 }
@@ -64,10 +72,16 @@ type osFS struct{}
 
 func (osFS) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
 
+// errKAExecutable is kaFS.ReadFile's answer for a file with an execute
+// bit: keepalived's check_glob_file skips it ("not a regular
+// non-executable file - skipping"), so include does too.
+var errKAExecutable = errors.New("an executable file")
+
 // ReadFile reads a regular file only, and at most kaMaxBytes of it and
 // one more: a FIFO an include pattern matches would block the reader (a
 // reload, drlb check) for good, and a device such as /dev/zero would
-// never end. Opened without blocking, checked, then read.
+// never end. Opened without blocking, checked, then read. A file with an
+// execute bit is errKAExecutable, unread.
 func (osFS) ReadFile(name string) ([]byte, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -80,6 +94,9 @@ func (osFS) ReadFile(name string) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o111 != 0 {
+		return nil, errKAExecutable
 	}
 	return io.ReadAll(io.LimitReader(f, kaMaxBytes+1))
 }
@@ -156,7 +173,7 @@ func (l *kaLexer) line(file string, n int, text string) error {
 		return err
 	}
 	first := toks[0]
-	if first.kind == kaWord && !strings.ContainsAny(text[first.col-1:first.col], `"'`) {
+	if first.kind == kaWord && text[first.col-1] != '"' {
 		switch {
 		case strings.HasPrefix(first.text, "@"):
 			return &Error{File: file, Line: n, Column: first.col, Field: first.text, Value: "",
@@ -208,7 +225,7 @@ func includeLine(file string, n int, text string) (kw kaToken, args []kaToken, o
 		col := i + 1
 		var w strings.Builder
 		for i < len(text) && text[i] != ' ' && text[i] != '\t' && text[i] != '\r' && text[i] != '#' && text[i] != '!' {
-			if text[i] == '"' || text[i] == '\'' {
+			if text[i] == '"' {
 				end, s, err := unquoteKA(text, i)
 				if err != nil {
 					w.WriteString(text[i:])
@@ -217,6 +234,10 @@ func includeLine(file string, n int, text string) (kw kaToken, args []kaToken, o
 				}
 				w.WriteString(s)
 				i = end
+				continue
+			}
+			if n := unescapeKA(&w, text, i); n > 0 {
+				i += n
 				continue
 			}
 			w.WriteByte(text[i])
@@ -276,6 +297,10 @@ func (l *kaLexer) include(kw kaToken, args []kaToken) error {
 			return fail(pat, pat.text, "more than %d files included", kaMaxFiles)
 		}
 		data, err := l.fs.ReadFile(name)
+		if errors.Is(err, errKAExecutable) {
+			l.warn(Warning{File: kw.file, Line: kw.line, Keyword: kw.text, Msg: fmt.Sprintf("%s is executable: not included, as keepalived skips it", name)})
+			continue
+		}
 		if err != nil {
 			var pe *fs.PathError
 			if errors.As(err, &pe) {
@@ -366,7 +391,7 @@ func splitKALine(file string, n int, text string) ([]kaToken, error) {
 			switch c {
 			case ' ', '\t', '\r', '\v', '\f', '{', '}', '#', '!':
 				break word
-			case '"', '\'':
+			case '"':
 				end, s, err := unquoteKA(text, i)
 				if err != nil {
 					return nil, &Error{File: file, Line: n, Column: i + 1, Value: text[i:], Msg: err.Error()}
@@ -374,6 +399,10 @@ func splitKALine(file string, n int, text string) ([]kaToken, error) {
 				w.WriteString(s)
 				i = end
 			default:
+				if k := unescapeKA(&w, text, i); k > 0 {
+					i += k
+					continue
+				}
 				w.WriteByte(c)
 				i++
 			}
@@ -381,6 +410,27 @@ func splitKALine(file string, n int, text string) ([]kaToken, error) {
 		toks = append(toks, kaToken{kind: kaWord, text: w.String(), file: file, line: n, col: start + 1})
 	}
 	return toks, nil
+}
+
+// unescapeKA writes what a backslash at text[i], outside quotes, stands
+// for and returns how many bytes it took, or 0 when text[i] is not one
+// to read specially. As keepalived's decomment(): \# and \! are the
+// literal characters (an escaped comment start), and \\ stays two
+// backslashes without escaping what follows (\\# is a backslash pair,
+// then a comment). Any other backslash is an ordinary character.
+func unescapeKA(w *strings.Builder, text string, i int) int {
+	if text[i] != '\\' || i+1 >= len(text) {
+		return 0
+	}
+	switch text[i+1] {
+	case '#', '!':
+		w.WriteByte(text[i+1])
+	case '\\':
+		w.WriteString(`\\`)
+	default:
+		return 0
+	}
+	return 2
 }
 
 // unquoteKA reads the quoted string starting at text[i] (a quote): it

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -176,8 +177,26 @@ func TestParseKeepalivedGood(t *testing.T) {
 			[]string{"service tcp 198.18.0.100:8080"}, nil},
 		{"persistence default and granularity", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n persistence_timeout\n persistence_granularity 255.255.255.0\n real_server 198.18.0.11 80 {\n }\n}\n",
 			[]string{"persistence=6m0s bits=24"}, nil},
-		{"granularity without persistence", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n persistence_granularity 24\n real_server 198.18.0.11 80 {\n }\n}\n",
-			[]string{"persistence=0s bits=32"}, []string{`keepalived.conf:4: warning: keyword "persistence_granularity" ignored (without persistence_timeout, IPVS does not use it)`}},
+		// check_parser.c pgr_handler sets persistence_timeout to
+		// IPVS_SVC_PERSISTENT_TIMEOUT when none is set.
+		{"granularity without a timeout: persistent for 360 s", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n persistence_granularity 255.255.255.0\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{"persistence=6m0s bits=24"}, []string{`keepalived.conf:4: warning: persistence_granularity without persistence_timeout: persistence_timeout 360, as keepalived sets it`}},
+		{"granularity before a timeout: the timeout", "virtual_server 2001:2::100 80 {\n lb_kind DR\n protocol TCP\n persistence_granularity 64\n persistence_timeout 30\n real_server 2001:2::11 80 {\n }\n}\n",
+			[]string{"persistence=30s bits=64"}, nil},
+		// check_data.c validate_check_config: a group entry without a port
+		// makes the virtual_server persistent, every address of it.
+		{"group entry without a port: the whole virtual_server persistent", "virtual_server_group G {\n 198.18.0.100\n 198.18.0.101 80\n}\nvirtual_server group G {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{"service tcp 198.18.0.100:0 line=5 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=6m0s", "service tcp 198.18.0.101:80 line=5 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=6m0s"},
+			[]string{`keepalived.conf:2: warning: virtual_server_group G has an address without a port (198.18.0.100): the virtual_server at line 5 gets persistence_timeout 360 for all its services, as keepalived sets it`}},
+		{"group entry without a port, timeout set", "virtual_server_group G {\n 198.18.0.100\n 198.18.0.101 80\n}\nvirtual_server group G {\n lb_kind DR\n protocol TCP\n persistence_timeout 50\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{"service tcp 198.18.0.100:0 line=5 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=50s", "service tcp 198.18.0.101:80 line=5 scheduler=wlc hash_port=false fallback=false table_size=0 persistence=50s"}, nil},
+		// check_parser.c vs_weight_handler: 1..65535, else an error and
+		// the weight kept.
+		{"virtual_server weight 0: refused, 1 kept", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n weight 0\n real_server 198.18.0.11 80 {\n }\n real_server 198.18.0.12 80 {\n  weight 0\n }\n}\n",
+			[]string{`realserver 198.18.0.11 line=5 weight=1 mac=""`, `realserver 198.18.0.12 line=7 weight=0 mac=""`},
+			[]string{`keepalived.conf:4: warning: keyword "weight" ignored (0 is outside a virtual_server's 1..65535: keepalived refuses it and keeps the weight it had (1 unless set))`}},
+		{"virtual_server weight 0 after 5: 5 kept", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n weight 5\n weight 0\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{`realserver 198.18.0.11 line=6 weight=5 mac=""`}, []string{`keepalived.conf:5: warning: keyword "weight" ignored (0 is outside`}},
 		{"port omitted: persistent", "virtual_server 198.18.0.100 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 {\n  TCP_CHECK {\n   connect_port 22\n  }\n }\n}\n",
 			[]string{"service tcp 198.18.0.100:0 line=1", "persistence=6m0s", "check=tcp port=22"}, []string{"has no port: persistence_timeout 360"}},
 		{"sh flags as IPVS bits", "virtual_server 198.18.0.100 80 {\n lb_algo mh\n sh-port\n flag-1\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
@@ -228,8 +247,12 @@ func TestParseKeepalivedGood(t *testing.T) {
 			[]string{"service tcp 198.18.0.255:80", "service tcp 198.18.1.0:80"}, nil},
 		{"one group, tcp and udp", "virtual_server_group dns {\n 198.18.0.53 53\n}\nvirtual_server group dns {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 53 {\n }\n}\nvirtual_server group dns {\n lb_kind DR\n protocol UDP\n real_server 198.18.0.11 53 {\n }\n}\n",
 			[]string{"service tcp 198.18.0.53:53", "service udp 198.18.0.53:53"}, nil},
-		{"quotes, comments, braces against words", "virtual_server 198.18.0.100 80{ # comment {\n lb_kind \"DR\" ! another\n protocol 'T'CP\n real_server 198.18.0.11 80{\n  HTTP_GET{\n   url{ path \"/a#b!c\"\n   }\n  }\n }}\n",
-			nil, nil},
+		{"quotes, comments, braces against words", "virtual_server 198.18.0.100 80{ # comment {\n lb_kind \"DR\" ! another\n protocol \"TCP\"\n real_server 198.18.0.11 80{\n  HTTP_GET{\n   url{ path \"/a#b!c\"\n   }\n  }\n }}\n",
+			[]string{`path="/a#b!c"`}, nil},
+		// keepalived's decomment(): \# and \! outside quotes are the
+		// characters; its word splitter has no single quotes.
+		{"escaped comment characters, single quotes ordinary", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  HTTP_GET {\n   url {\n    path /a\\#b\\!c'd' # a comment\n   }\n  }\n }\n}\n",
+			[]string{`path="/a#b!c'd'"`}, nil},
 		{"brace on the next line", "virtual_server 198.18.0.100 80\n{\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80\n {\n }\n}\n",
 			[]string{"service tcp 198.18.0.100:80 line=1", "realserver 198.18.0.11 line=5"}, nil},
 		{"byte order mark and CRLF", "\ufeffvirtual_server 198.18.0.100 80 {\r\n lb_kind DR\r\n protocol TCP\r\n real_server 198.18.0.11 80 {\r\n }\r\n}\r\n",
@@ -353,6 +376,10 @@ func TestParseKeepalivedBad(t *testing.T) {
 		{"two sorry servers", vs("    sorry_server 198.18.0.98", "    sorry_server 198.18.0.99"), 3, 5, "sorry_server", "198.18.0.99", "one sorry server"},
 		{"persistence too long", vs("    lb_kind DR", "    protocol TCP", "    persistence_timeout 99999999"), 4, 25, "persistence_timeout", "99999999", "must be 0s..744h0m0s"},
 		{"granularity", vs("    lb_kind DR", "    protocol TCP", "    persistence_timeout 60", "    persistence_granularity 255.0.255.0"), 5, 29, "persistence_granularity", "255.0.255.0", "not contiguous"},
+		// keepalived reads an IPv4 granularity with inet_aton: 24 is 0.0.0.24.
+		{"granularity a bare number", vs("    lb_kind DR", "    protocol TCP", "    persistence_granularity 24"), 4, 29, "persistence_granularity", "24",
+			"a bare number is the mask 0.0.0.24 to ipvsadm and keepalived (inet_aton), not a prefix length: write the mask, 255.255.255.0"},
+		{"single quotes are characters", vs("    lb_kind DR", "    protocol 'TCP'"), 3, 14, "protocol", "'TCP'", "must be TCP or UDP"},
 		{"same service twice", kaService + kaService, 9, 16, "virtual_server", "198.18.0.100", "the same service (tcp 198.18.0.100:80) as the virtual_server at keepalived.conf:1"},
 		{"group missing", "virtual_server group nope {\n}\n", 1, 22, "virtual_server group", "nope", "no virtual_server_group of that name"},
 		{"group twice", "virtual_server_group g {\n}\nvirtual_server_group g {\n}\n", 3, 22, "virtual_server_group", "g", "group defined twice (first at keepalived.conf:1)"},
@@ -383,7 +410,7 @@ func TestKeepalivedIncludes(t *testing.T) {
 		return "virtual_server " + vip + " 80 {\n lb_kind DR\n protocol TCP\n real_server " + rs + " 80 {\n }\n}\n"
 	}
 	fsys := mapFS{
-		"etc/keepalived.conf":     "include conf.d/*.conf\ninclude 'other dir/{b,a}.conf' # quoted, braces\n",
+		"etc/keepalived.conf":     "include conf.d/*.conf\ninclude \"other dir/{b,a}.conf\" # quoted, braces\n",
 		"etc/conf.d/20-b.conf":    service("198.18.0.102", "198.18.0.12"),
 		"etc/conf.d/10-a.conf":    service("198.18.0.101", "198.18.0.11"),
 		"etc/conf.d/reals.inc":    " real_server 198.18.0.13 80 {\n }\n",
@@ -467,6 +494,55 @@ func TestKeepalivedIncludes(t *testing.T) {
 	}
 }
 
+// TestKeepalivedIncludeSkipsExecutable: an included file with an execute
+// bit is skipped with a warning naming it, as keepalived's check_glob_file
+// skips it ("not a regular non-executable file - skipping"), whether a
+// pattern or its own name includes it.
+func TestKeepalivedIncludeSkipsExecutable(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no execute bits")
+	}
+	service := func(vip string) string {
+		return "virtual_server " + vip + " 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n"
+	}
+	dir := t.TempDir()
+	for name, f := range map[string]struct {
+		data string
+		mode os.FileMode
+	}{
+		"conf.d/a.conf": {service("198.18.0.100"), 0o644},
+		"conf.d/b.conf": {service("198.18.0.101"), 0o755},
+		"c.conf":        {service("198.18.0.102"), 0o744},
+	} {
+		name = filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(f.data), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(name, f.mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+	}
+	main := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(main, []byte("include conf.d/*.conf\ninclude c.conf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, warns, err := LoadWithWarnings(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services) != 1 || c.Services[0].VIP.String() != "198.18.0.100" {
+		t.Errorf("services:\n%swant only 198.18.0.100's", dump(c))
+	}
+	want := main + ":1: warning: keyword \"include\" ignored (" + filepath.Join(dir, "conf.d", "b.conf") + " is executable: not included, as keepalived skips it)\n" +
+		main + ":2: warning: keyword \"include\" ignored (" + filepath.Join(dir, "c.conf") + " is executable: not included, as keepalived skips it)\n"
+	if got := dumpWarnings(warns); got != want {
+		t.Errorf("warnings:\n%swant:\n%s", got, want)
+	}
+}
+
 // TestKeepalivedValidationSites: an error found by validation points at
 // the keyword and value in the file, not at a YAML path.
 func TestKeepalivedValidationSites(t *testing.T) {
@@ -502,21 +578,40 @@ func TestIsKeepalived(t *testing.T) {
 }
 
 func TestKeepalivedLexer(t *testing.T) {
-	toks, err := splitKALine("f", 1, `a "b c"d 'e\'f' "\x41\101\n"{x}#c`)
+	for _, tc := range []struct {
+		name, line string
+		want       []string
+	}{
+		{"quotes, escapes in them, braces, comment", `a "b c"d "\x41\101\n"{x}#c`, []string{"a", "b cd", "AA\n", "{", "x", "}"}},
+		// keepalived's alloc_strvec_r knows only double quotes.
+		{"single quotes are characters", `path /a'b 'c d'`, []string{"path", "/a'b", "'c", "d'"}},
+		// keepalived's decomment(): \# and \! outside quotes are the
+		// characters, \\ is two backslashes (and \\# a comment), other
+		// backslashes are characters; in quotes, escapes as before.
+		{"escaped comment characters", `a\#b \!c d\\#e`, []string{"a#b", "!c", `d\\`}},
+		{"other backslashes", `a\b c\ \`, []string{`a\b`, `c\`, `\`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			toks, err := splitKALine("f", 1, tc.line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{}
+			for _, tk := range toks {
+				got = append(got, tk.text)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("tokens %q, want %q", got, tc.want)
+			}
+		})
+	}
+	line := `a "b c"d "\x41\101\n"{x}#c`
+	toks, err := splitKALine("f", 1, line)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, tk := range toks {
-		got = append(got, tk.text)
-	}
-	want := []string{"a", "b cd", "e'f", "AA\n", "{", "x", "}"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("tokens %q, want %q", got, want)
-	}
-	line := `a "b c"d 'e\'f' "\x41\101\n"{x}#c`
-	if toks[1].col != 3 || toks[4].col != strings.Index(line, "{")+1 {
-		t.Fatalf("columns %d %d, want 3 %d", toks[1].col, toks[4].col, strings.Index(line, "{")+1)
+	if toks[1].col != 3 || toks[3].col != strings.Index(line, "{")+1 {
+		t.Fatalf("columns %d %d, want 3 %d", toks[1].col, toks[3].col, strings.Index(line, "{")+1)
 	}
 	for _, tc := range []struct{ in, want string }{
 		{"a{b,c}d", "abd acd"},

@@ -58,9 +58,27 @@ func parseUint(s string, max uint64, what string) (uint64, error) {
 	return n, nil
 }
 
-// parseNetmask reads a persistence netmask as ipvsadm -M takes it: a dotted
-// IPv4 mask (255.255.255.0) or a prefix length (24, /24; the only form for
-// IPv6). It returns the prefix length.
+// parseIPVSNetmask reads a persistence netmask as ipvsadm -M and
+// keepalived's persistence_granularity take it: for IPv6 a prefix length
+// (ipvsadm's atoi), for IPv4 a dotted mask (255.255.255.0) or /24. A bare
+// number is refused for IPv4: both read it with inet_aton, so 24 is the
+// mask 0.0.0.24 there, and taking it as /24 would group clients
+// differently from the IPVS the file was written for.
+func parseIPVSNetmask(s string, is6 bool) (int, error) {
+	if !is6 {
+		if n, err := strconv.Atoi(s); err == nil {
+			if n >= 0 && n <= 32 {
+				return 0, fmt.Errorf("a bare number is the mask 0.0.0.%d to ipvsadm and keepalived (inet_aton), not a prefix length: write the mask, %s", n, formatNetmask(n, false))
+			}
+			return 0, errors.New("a bare number is not an IPv4 netmask: write the mask, such as 255.255.255.0")
+		}
+	}
+	return parseNetmask(s, is6)
+}
+
+// parseNetmask reads a persistence netmask as drlb's YAML takes it: a
+// dotted IPv4 mask (255.255.255.0) or a prefix length (24, /24; the only
+// form for IPv6). It returns the prefix length.
 func parseNetmask(s string, is6 bool) (int, error) {
 	max := 32
 	if is6 {

@@ -595,7 +595,7 @@ const IpvsadmUsage = `usage: drlb ctl [-s SOCKET] IPVSADM-ARGS...    ipvsadm's o
        drlb ctl list [-stats | -rate | -conns] [-o json] [-s SOCKET]
 
 ipvsadm commands (long options too: --add-service, --tcp-service, ...):
-  -A -t|-u VIP:PORT [-s SCHED] [-b FLAGS] [-p [TIMEOUT]] [-M NETMASK]   add a service (wlc; -p alone: 300 s)
+  -A -t|-u VIP:PORT [-s SCHED] [-b FLAGS] [-p [TIMEOUT]] [-M NETMASK]   add a service (wlc; -p alone: 360 s)
   -E -t|-u VIP:PORT [-s SCHED] [-b FLAGS] [-p [TIMEOUT]] [-M NETMASK]   set a service as -A would, keep its servers
   -D -t|-u VIP:PORT                                                      delete a service
   -a -t|-u VIP:PORT -r RIP[:PORT] [-g] [-w WEIGHT]                        add a real server (weight 1)

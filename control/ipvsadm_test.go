@@ -241,7 +241,7 @@ func TestIpvsadmEndpoint(t *testing.T) {
 	if ed.applied != 4 {
 		t.Fatalf("a refused change was applied (%d applies)", ed.applied)
 	}
-	want := "-A -t 198.18.0.100:0 -s lc -p 300\n" +
+	want := "-A -t 198.18.0.100:0 -s lc -p 360\n" +
 		"-a -t 198.18.0.100:0 -r 198.18.0.12:0 -g -w 1\n" +
 		"-A -t 198.18.0.100:80 -s wrr\n" +
 		"-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3\n" +
