@@ -31,7 +31,10 @@ func BGPChanged(a, b *BGP) string {
 }
 
 // HAChanged is BGPChanged for the ha: block ("vrid", "priority", ...,
-// "sync"; "ha" when one side has none).
+// "sync"; "ha" when one side has none). Addrs, the adverts' address list,
+// is not among them: it follows a reload live, as the VIPs do and as a
+// keepalived reload changes its own (the director warns that peers drop
+// adverts whose list differs from theirs).
 func HAChanged(a, b *HA) string {
 	switch {
 	case a == nil && b == nil:

@@ -54,6 +54,8 @@ func TestHAChanged(t *testing.T) {
 		change string
 	}{
 		{"moved in the file", func(h *HA) { h.Line, h.Sync.Line = 5, 10 }, ""},
+		// Applied live (the director warns), as the VIPs are.
+		{"advert addresses", func(h *HA) { h.Addrs = []netip.Addr{netip.MustParseAddr("198.18.0.100")} }, ""},
 		{"vrid", func(h *HA) { h.VRID = 52 }, "vrid"},
 		{"priority", func(h *HA) { h.Priority = 150 }, "priority"},
 		{"advert_interval", func(h *HA) { h.AdvertInterval = 2 * time.Second }, "advert_interval"},
@@ -78,8 +80,8 @@ func TestHAChanged(t *testing.T) {
 }
 
 // TestChangedCoversEveryField fails when a field is added to BGP, BGPPeer,
-// HA or HASync: BGPChanged and HAChanged must compare it (or, like Line,
-// deliberately not), and this list must name it.
+// HA or HASync: BGPChanged and HAChanged must compare it (or, like Line
+// and Addrs, deliberately not), and this list must name it.
 func TestChangedCoversEveryField(t *testing.T) {
 	for _, tc := range []struct {
 		v    any
@@ -87,7 +89,7 @@ func TestChangedCoversEveryField(t *testing.T) {
 	}{
 		{BGP{}, []string{"ASN", "RouterID", "HoldTime", "MinRealServers", "Peers", "Line"}},
 		{BGPPeer{}, []string{"Address", "ASN", "Port", "Password", "Line"}},
-		{HA{}, []string{"VRID", "Priority", "AdvertInterval", "Preempt", "PreemptDelay", "Sync", "Interface", "Line"}},
+		{HA{}, []string{"VRID", "Priority", "AdvertInterval", "Preempt", "PreemptDelay", "Sync", "Interface", "Addrs", "Line"}},
 		{HASync{}, []string{"Peers", "KeyFile", "Line"}},
 	} {
 		typ := reflect.TypeOf(tc.v)

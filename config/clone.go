@@ -28,6 +28,7 @@ func (c *Config) Clone() *Config {
 	}
 	if c.HA != nil {
 		h := *c.HA
+		h.Addrs = slices.Clone(c.HA.Addrs)
 		if h.Sync != nil {
 			s := *h.Sync
 			s.Peers = slices.Clone(h.Sync.Peers)

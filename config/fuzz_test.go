@@ -154,6 +154,9 @@ func FuzzKeepalived(f *testing.F) {
 		"a \"b\\x41\" 'c' { d { e } } }\n",
 		"@x y\n",
 		kaVRRP("global_defs {\n vrrp_version 3\n}\n", " state MASTER\n priority 150\n virtual_router_id 51\n advert_int 0.1\n nopreempt\n"),
+		// The adverts' list: no VIP in it, another family, a VIP excluded.
+		"global_defs {\n vrrp_version 3\n}\nvrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.50\n  198.18.0.100/24 dev eth0\n  2001:2::1\n }\n" +
+			" virtual_ipaddress_excluded {\n  198.18.0.101\n }\n}\n" + kaService,
 	} {
 		f.Add([]byte(s))
 	}

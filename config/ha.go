@@ -37,7 +37,17 @@ type HA struct {
 	// interface:. Both must match: drlb sends adverts where it answers
 	// ARP, so -i cannot move a keepalived.conf's VRRP elsewhere.
 	Interface string
-	Line      int
+	// Addrs, when set, is exactly the address list the IPv4 adverts carry:
+	// a keepalived.conf's virtual_ipaddress (its IPv4 entries, in order;
+	// not virtual_ipaddress_excluded), since a keepalived peer advertises
+	// that list and drops every advert whose count or addresses differ
+	// from it (vrrp_in_chk): with the VIPs instead it never hears drlb,
+	// and both are MASTER. It may hold addresses that are no VIP (they are
+	// advertised, never answered for). YAML has no key for it: nil, the
+	// adverts carry the IPv4 VIPs. The IPv6 adverts always carry the IPv6
+	// VIPs (no keepalived peer takes part in that election).
+	Addrs []netip.Addr
+	Line  int
 }
 
 // HASync is the connection sync between directors (director/sync.go):
@@ -144,6 +154,14 @@ func (v *validator) ha(c *Config) error {
 	}
 	if len(c.Services) > 0 && len(c.VIPs()) > 255 {
 		return v.fail("services", 0, strconv.Itoa(len(c.VIPs())), "at most 255 VIPs with ha: (a VRRP advert carries at most 255 addresses)")
+	}
+	if len(h.Addrs) > 255 {
+		return v.fail(p+".addrs", h.Line, strconv.Itoa(len(h.Addrs)), "at most 255 addresses in virtual_ipaddress (a VRRP advert carries at most 255)")
+	}
+	for i, a := range h.Addrs {
+		if !a.Is4() {
+			return v.fail(p+".addrs["+strconv.Itoa(i)+"]", h.Line, addrText(a), "must be IPv4: these are the IPv4 adverts' addresses")
+		}
 	}
 	s := h.Sync
 	if s == nil {

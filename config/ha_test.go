@@ -19,6 +19,9 @@ func dumpHA(c *Config) string {
 	if h.Interface != "" { // a keepalived.conf's vrrp_instance
 		fmt.Fprintf(&s, " interface=%q", h.Interface)
 	}
+	if h.Addrs != nil { // a keepalived.conf's virtual_ipaddress
+		fmt.Fprintf(&s, " addrs=%v", h.Addrs)
+	}
 	s.WriteByte('\n')
 	if h.Sync != nil {
 		fmt.Fprintf(&s, "  sync peers=%v key_file=%q line=%d\n", h.Sync.Peers, h.Sync.KeyFile, h.Sync.Line)

@@ -113,7 +113,10 @@ func clearLines(c *Config) {
 	if c.HA != nil {
 		// Where the interface came from: a vrrp_instance or, in YAML,
 		// interface: (Config.Interface, compared, holds it either way).
-		c.HA.Line, c.HA.Interface = 0, ""
+		// The adverts' address list is the one thing a twin cannot say:
+		// YAML has no key for it (its adverts carry the VIPs), and
+		// TestKeepalivedVRRPAdvertAddrs checks it.
+		c.HA.Line, c.HA.Interface, c.HA.Addrs = 0, "", nil
 	}
 	for i := range c.Services {
 		s := &c.Services[i]

@@ -20,7 +20,7 @@ import (
 //	    advert_int 0.1           -> ha.advert_interval: 100ms
 //	    nopreempt                -> ha.preempt: false
 //	    preempt_delay 5          -> ha.preempt_delay: 5s
-//	    virtual_ipaddress { 198.18.0.100 }
+//	    virtual_ipaddress { 198.18.0.100 }  -> ha.Addrs: what the adverts carry
 //	}
 //
 // drlb maps one IPv4 VRRPv3 instance: an instance keepalived would run
@@ -39,6 +39,7 @@ const kaVRRPv3 = 3
 type kaInstance struct {
 	n        *kaNode
 	name     string
+	addrsKey kaToken // the first virtual_ipaddress keyword (zero: none)
 	addrs    []kaVIP // virtual_ipaddress
 	excluded []kaVIP // virtual_ipaddress_excluded
 }
@@ -69,6 +70,9 @@ func (r *kaReader) vrrpInstance(n *kaNode) error {
 		switch k.key.text {
 		case "virtual_ipaddress":
 			dst = &in.addrs
+			if in.addrsKey.text == "" {
+				in.addrsKey = k.key
+			}
 		case "virtual_ipaddress_excluded":
 			dst = &in.excluded
 		default:
@@ -278,7 +282,15 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 			return kaErr(n.key, "vrrp_instance", in.name, "does not hold the VIP %s of the virtual_server at %s: drlb's VRRP master answers ARP for every VIP and a backup for none: add it to virtual_ipaddress (or virtual_ipaddress_excluded)", s.VIP, place(kaToken{file: at.file, line: at.line}, n.key))
 		}
 	}
-	for _, a := range slices.Concat(in.addrs, in.excluded) {
+	if err := r.vrrpAddrs(in, h); err != nil {
+		return err
+	}
+	for _, a := range in.addrs {
+		if !vips[a.addr] && a.addr.Is4() {
+			r.note(a.tok, "%s in vrrp_instance %s is not the VIP of a virtual_server: drlb's adverts carry it, as keepalived's do (a keepalived peer drops adverts without it), but drlb adds it to no interface and answers no ARP for it", a.addr, in.name)
+		}
+	}
+	for _, a := range in.excluded {
 		if !vips[a.addr] {
 			r.note(a.tok, "%s in vrrp_instance %s is not the VIP of a virtual_server: ignored, drlb does not add addresses to interfaces", a.addr, in.name)
 		}
@@ -292,6 +304,44 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 	r.c.HA = h
 	return nil
 }
+
+// vrrpAddrs sets h.Addrs to what keepalived's adverts for in carry: the
+// IPv4 entries of virtual_ipaddress, in order (keepalived drops an entry
+// of another family than the instance's, and leaves
+// virtual_ipaddress_excluded out of its adverts). A keepalived peer drops
+// every advert whose list differs from its own, so drlb must send the
+// same list, not the VIPs.
+func (r *kaReader) vrrpAddrs(in *kaInstance, h *HA) error {
+	var addrs []netip.Addr
+	for _, a := range in.addrs {
+		if !a.addr.Is4() {
+			continue
+		}
+		if len(addrs) == vrrpMaxAddrs {
+			return kaErr(a.tok, "virtual_ipaddress", a.tok.text, "vrrp_instance %s has more than %d IPv4 addresses: a VRRP advert carries at most %d", in.name, vrrpMaxAddrs, vrrpMaxAddrs)
+		}
+		addrs = append(addrs, a.addr)
+	}
+	if len(addrs) > 0 {
+		h.Addrs = addrs
+		r.mark("ha.addrs", in.addrsKey, "virtual_ipaddress")
+		return nil
+	}
+	for i, s := range r.c.Services {
+		if s.VIP.Is4() {
+			// The IPv4 virtual router runs, and its adverts would be
+			// empty: keepalived refuses such an instance ("No VIP
+			// specified; at least one is required" for VRRPv3).
+			at := r.at["services["+strconv.Itoa(i)+"]"]
+			return kaErr(in.n.key, "vrrp_instance", in.name, "has no IPv4 address in virtual_ipaddress (the IPv4 VIP %s of the virtual_server at %s is in virtual_ipaddress_excluded): keepalived refuses a VRRPv3 instance without one, and its adverts carry exactly that list: move the VIPs into virtual_ipaddress", s.VIP, place(kaToken{file: at.file, line: at.line}, in.n.key))
+		}
+	}
+	return nil // IPv6 VIPs alone: no IPv4 adverts
+}
+
+// vrrpMaxAddrs is the most addresses a VRRP advert carries (vrrp.MaxAddrs;
+// config does not import vrrp).
+const vrrpMaxAddrs = 255
 
 // kaSyncWhy is why lvs_sync_daemon is ignored.
 const kaSyncWhy = "IPVS's sync daemon is not run: drlb's connection sync is ha: sync: in YAML, which needs a key file (keepalived's sync has none); without it, after a failover sh and mh keep flows on their real server, other schedulers place them afresh"

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -25,7 +27,7 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 			"vrrp_instance VI_1 {\n state MASTER\n interface eth0\n version 3\n virtual_router_id 51\n priority 150\n advert_int 0.1\n preempt_delay 2.5\n" +
 				" track_script {\n  chk\n }\n notify_master /bin/true\n authentication {\n  auth_type PASS\n }\n garp_master_delay 10\n garp_master_refresh 60\n" +
 				" use_vmac\n lvs_sync_daemon eth0\n unicast_peer {\n }\n frobnicate\n virtual_ipaddress {\n  198.18.0.100/24 dev eth0\n  198.18.0.50\n }\n}\n" + kaService,
-			"ha vrid=51 priority=150 advert_interval=100ms preempt=true preempt_delay=2.5s line=1 interface=\"eth0\"\n", "eth0",
+			"ha vrid=51 priority=150 advert_interval=100ms preempt=true preempt_delay=2.5s line=1 interface=\"eth0\" addrs=[198.18.0.100 198.18.0.50]\n", "eth0",
 			[]string{
 				`keepalived.conf:2: warning: keyword "state" ignored (drlb elects by priority from the start, as keepalived does with preemption`,
 				`keepalived.conf:9: warning: keyword "track_script" ignored (drlb's priority does not follow scripts`,
@@ -37,31 +39,31 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 				`keepalived.conf:19: warning: keyword "lvs_sync_daemon" ignored (IPVS's sync daemon is not run: drlb's connection sync is ha: sync: in YAML, which needs a key file`,
 				`keepalived.conf:20: warning: keyword "unicast_peer" ignored (no peers: adverts go by multicast`,
 				`keepalived.conf:22: warning: keyword "frobnicate" ignored (not a keepalived keyword in vrrp_instance`,
-				`keepalived.conf:25: warning: 198.18.0.50 in vrrp_instance VI_1 is not the VIP of a virtual_server: ignored, drlb does not add addresses to interfaces`,
+				`keepalived.conf:25: warning: 198.18.0.50 in vrrp_instance VI_1 is not the VIP of a virtual_server: drlb's adverts carry it, as keepalived's do`,
 			}},
 		{"vrrp_version 3 in global_defs, keepalived's defaults", kaVRRP("global_defs {\n vrrp_version 3\n}\n", " virtual_router_id 7\n"),
-			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=4\n", "", nil},
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=4 addrs=[198.18.0.100]\n", "", nil},
 		{"global_defs after the instance, state BACKUP", kaVRRP("", " state BACKUP\n virtual_router_id 7\n") + "global_defs {\n vrrp_version 3\n}\n",
-			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1\n", "", []string{`keyword "state" ignored`}},
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "", []string{`keyword "state" ignored`}},
 		{"version 3 here overrides vrrp_version 2", kaVRRP("global_defs {\n vrrp_version 2\n}\n", " version 3\n virtual_router_id 7\n priority 254\n advert_int 40.95\n"),
-			"ha vrid=7 priority=254 advert_interval=40.95s preempt=true preempt_delay=0s line=4\n", "", nil},
+			"ha vrid=7 priority=254 advert_interval=40.95s preempt=true preempt_delay=0s line=4 addrs=[198.18.0.100]\n", "", nil},
 		{"dont_track_primary: drlb follows the link anyway", kaVRRP("", " version 3\n virtual_router_id 7\n dont_track_primary\n"),
-			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1\n", "",
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
 			[]string{`keepalived.conf:4: warning: keyword "dont_track_primary" ignored (drlb always follows the interface's link, as keepalived does without it: FAULT while the link is down)`}},
 		{"nopreempt drops preempt_delay, as keepalived", kaVRRP("", " version 3\n virtual_router_id 7\n nopreempt\n preempt_delay 5\n"),
-			"ha vrid=7 priority=100 advert_interval=1s preempt=false preempt_delay=0s line=1\n", "",
+			"ha vrid=7 priority=100 advert_interval=1s preempt=false preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
 			[]string{`keepalived.conf:5: warning: keyword "preempt_delay" ignored (with nopreempt there is no preemption to delay, as keepalived ignores it)`}},
 		{"several instances: the one holding the VIPs", "vrrp_sync_group G {\n group {\n  VI_0\n  VI_1\n }\n}\n" +
 			"vrrp_instance VI_0 {\n virtual_router_id 9\n unicast_peer {\n  198.18.0.9\n }\n virtual_ipaddress {\n  198.18.0.9\n }\n}\n" +
 			kaVRRP("", " version 3\n virtual_router_id 7\n"),
-			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=16\n", "",
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=16 addrs=[198.18.0.100]\n", "",
 			[]string{
 				`keepalived.conf:1: warning: keyword "vrrp_sync_group" ignored (drlb runs one VRRP instance, the one holding the VIPs`,
 				`keepalived.conf:7: warning: keyword "vrrp_instance" ignored (it holds none of the virtual_server VIPs: drlb does not add addresses to interfaces`,
 			}},
 		{"IPv6 VIP excluded from an IPv4 instance", "vrrp_instance VI_1 {\n version 3\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n  2001:2::100/64\n }\n}\n" +
 			kaService + "virtual_server [2001:2::100]:80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n",
-			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1\n", "",
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
 			[]string{"keepalived.conf:8: warning: 2001:2::100: drlb elects its IPv6 VIPs on a virtual router of their own"}}, // beside a keepalived peer, both would hold them
 		{"no instance holds a VIP: no ha", "vrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.7\n }\n}\n" + kaService,
 			"ha none\n", "", []string{`keepalived.conf:1: warning: keyword "vrrp_instance" ignored (it holds none of the virtual_server VIPs`}},
@@ -94,6 +96,67 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 	}
 }
 
+// TestKeepalivedVRRPAdvertAddrs: the adverts carry what keepalived's do
+// for the instance, its virtual_ipaddress (the IPv4 entries, in order),
+// since a keepalived peer drops adverts whose list differs from it; they
+// carried the VIPs, which a keepalived peer dropped, and both were MASTER.
+// YAML has no such list: nil, the adverts carry the VIPs.
+func TestKeepalivedVRRPAdvertAddrs(t *testing.T) {
+	const (
+		v3   = "global_defs {\n vrrp_version 3\n}\n"
+		vs   = kaService + "virtual_server 198.18.0.101 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n"
+		vs6  = "virtual_server [2001:2::100]:80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n"
+		inst = "vrrp_instance VI_1 {\n virtual_router_id 7\n"
+	)
+	tests := []struct {
+		name, file, in string
+		want           string // fmt of HA.Addrs
+	}{
+		{"an address that is no VIP is carried", "keepalived.conf",
+			v3 + inst + " virtual_ipaddress {\n  198.18.0.100\n  198.18.0.101/24 dev eth0\n  198.18.0.50\n }\n}\n" + vs, "[198.18.0.100 198.18.0.101 198.18.0.50]"},
+		{"in the order written", "keepalived.conf",
+			v3 + inst + " virtual_ipaddress {\n  198.18.0.101\n  198.18.0.100\n }\n}\n" + vs, "[198.18.0.101 198.18.0.100]"},
+		{"a VIP in virtual_ipaddress_excluded is not carried", "keepalived.conf",
+			v3 + inst + " virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n  198.18.0.101\n }\n}\n" + vs, "[198.18.0.100]"},
+		{"an IPv6 entry after an IPv4 one is not carried (keepalived drops it)", "keepalived.conf",
+			v3 + inst + " virtual_ipaddress {\n  198.18.0.100\n  2001:2::100\n }\n}\n" + kaService + vs6, "[198.18.0.100]"},
+		{"IPv6 VIPs alone: no IPv4 adverts", "keepalived.conf",
+			v3 + inst + " virtual_ipaddress_excluded {\n  2001:2::100\n }\n}\n" + vs6, "[]"},
+		{"YAML: the VIPs, as before", "drlb.yaml",
+			"ha:\n  vrid: 7\n  priority: 100\nservices:\n  - vip: 198.18.0.100\n    port: 80\n    realservers:\n      - address: 198.18.0.11\n", "[]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := ParseWithWarnings(tc.file, []byte(tc.in))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if c.HA == nil {
+				t.Fatal("no ha")
+			}
+			if got := fmt.Sprint(c.HA.Addrs); got != tc.want {
+				t.Errorf("adverts carry %s, want %s", got, tc.want)
+			}
+			if tc.want == "[]" && c.HA.Addrs != nil {
+				t.Errorf("Addrs %#v, want nil (the adverts carry the VIPs)", c.HA.Addrs)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate of a parsed config: %v", err)
+			}
+			d := c.Clone()
+			if got := fmt.Sprint(d.HA.Addrs); got != tc.want {
+				t.Errorf("Clone: adverts carry %s, want %s", got, tc.want)
+			}
+			if len(d.HA.Addrs) > 0 {
+				d.HA.Addrs[0] = netip.IPv4Unspecified()
+				if got := fmt.Sprint(c.HA.Addrs); got != tc.want {
+					t.Errorf("changing the clone's list changed the original's to %s", got)
+				}
+			}
+		})
+	}
+}
+
 // TestKeepalivedVRRPBad: what drlb's VRRP cannot do as keepalived would is
 // refused at its file, line and column.
 func TestKeepalivedVRRPBad(t *testing.T) {
@@ -118,6 +181,9 @@ func TestKeepalivedVRRPBad(t *testing.T) {
 			18, 1, "vrrp_instance", "VI_2", "as vrrp_instance VI_1 at keepalived.conf:4 does: drlb runs one VRRP instance"},
 		{"a VIP not held", kaVRRP(v3, " virtual_router_id 7\n") + "virtual_server 198.18.0.101 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
 			4, 1, "vrrp_instance", "VI_1", "does not hold the VIP 198.18.0.101 of the virtual_server at line 18"},
+		{"IPv4 VIPs in virtual_ipaddress_excluded alone", "global_defs {\n vrrp_version 3\n}\nvrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress_excluded {\n  198.18.0.100\n }\n}\n" + kaService,
+			4, 1, "vrrp_instance", "VI_1", "has no IPv4 address in virtual_ipaddress (the IPv4 VIP 198.18.0.100 of the virtual_server at line 10 is in virtual_ipaddress_excluded): keepalived refuses"},
+		{"more addresses than an advert carries", kaVRRPMany(256), 262, 3, "virtual_ipaddress", "10.0.0.255", "more than 255 IPv4 addresses"},
 		{"IPv6 instance", "vrrp_instance VI_6 {\n virtual_router_id 7\n virtual_ipaddress {\n  2001:2::100\n }\n}\n" +
 			"virtual_server [2001:2::100]:80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n",
 			4, 3, "virtual_ipaddress", "2001:2::100", "runs the IPv6 VIPs' election on a virtual router of their own"},
@@ -125,4 +191,16 @@ func TestKeepalivedVRRPBad(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { checkBad(t, "keepalived.conf", tc) })
 	}
+}
+
+// kaVRRPMany is a VRRPv3 instance whose virtual_ipaddress holds
+// 198.18.0.100 (line 7) and then n-1 addresses 10.0.0.1..., one a line.
+func kaVRRPMany(n int) string {
+	var b strings.Builder
+	b.WriteString("global_defs {\n vrrp_version 3\n}\nvrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.100\n")
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&b, "  10.0.%d.%d\n", i/256, i%256)
+	}
+	b.WriteString(" }\n}\n" + kaService)
+	return b.String()
 }

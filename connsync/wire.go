@@ -227,7 +227,9 @@ func (c *Codec) Open(b []byte) (Header, []byte, error) {
 // false for an entry that makes no sense (unknown op, zero addresses).
 func EntryAt(payload []byte, i int) (Entry, bool) {
 	var e Entry
-	if i < 0 || (i+1)*EntryLen > len(payload) {
+	// Divide, not multiply: (i+1)*EntryLen wraps for an i near MaxInt/64
+	// and would pass the check into a slice that panics.
+	if i < 0 || i >= len(payload)/EntryLen {
 		return e, false
 	}
 	p := payload[i*EntryLen : (i+1)*EntryLen]

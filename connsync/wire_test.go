@@ -3,6 +3,7 @@ package connsync
 import (
 	"encoding/hex"
 	"errors"
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -256,10 +257,52 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
+// TestEntryAtOutOfRange: an index past the payload's last entry is
+// refused, however large; (i+1)*EntryLen wrapped for i near MaxInt/64
+// and passed the bounds check into a panic.
+func TestEntryAtOutOfRange(t *testing.T) {
+	// Two valid entries: an index that wrapped must not read them.
+	c, _ := NewCodec(testKey)
+	_, two, err := c.Open(seal(t, c, sampleHeader(), sampleEntry(), sampleEntry()))
+	if err != nil || len(two) != 2*EntryLen {
+		t.Fatalf("Open: %d bytes, %v", len(two), err)
+	}
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		i       int
+	}{
+		{"negative", two, -1},
+		{"one past the end", two, 2},
+		{"partial entry", two[:EntryLen+EntryLen/2], 1},
+		{"empty payload", nil, 0},
+		{"(i+1)*EntryLen wraps to negative", two, 1 << 57},
+		{"(i+1)*EntryLen wraps to zero", two, 1<<58 - 1},
+		{"(i+1)*EntryLen wraps to the first entry's end", two, 1 << 58},
+		{"MaxInt", two, math.MaxInt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("EntryAt(%d bytes, %d) panics: %v", len(tc.payload), tc.i, r)
+				}
+			}()
+			if e, ok := EntryAt(tc.payload, tc.i); ok || e != (Entry{}) {
+				t.Errorf("EntryAt(%d bytes, %d) = %+v, %v; want nothing, false", len(tc.payload), tc.i, e, ok)
+			}
+		})
+	}
+}
+
 // FuzzEntries parses payloads that passed the MAC (the parser behind it
 // must hold for anything a key holder sends).
 func FuzzEntries(f *testing.F) {
 	f.Add(make([]byte, EntryLen), 0)
+	// Indexes whose (i+1)*EntryLen wraps: the seeds reach them in every
+	// go test run, not only when the fuzzer happens on them.
+	f.Add(make([]byte, EntryLen), 1<<57)
+	f.Add(make([]byte, EntryLen), math.MaxInt)
+	f.Add(make([]byte, EntryLen), -1)
 	f.Fuzz(func(t *testing.T, p []byte, i int) {
 		_, _ = EntryAt(p, i)
 		_, _ = RequestOf(p)

@@ -193,7 +193,7 @@ func (d *Director) apply(cfg *config.Config) error {
 	d.followNeighbors(old, cfg)
 	started, stopped := d.monitor.Update(targets)
 	if d.ha != nil {
-		d.ha.vipsAdded(cfg, added) // announced only by the master
+		d.ha.reload(old, cfg, added) // announced only by the master
 	} else if len(added) > 0 && cfg.BGP == nil { // routed VIPs are announced by BGP, not ARP
 		if err := d.announcer.Announce(added...); err != nil {
 			d.log.Error("apply: announcing new VIPs", "err", err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,18 @@ func familyVIPs(vips []netip.Addr, v6 bool) []netip.Addr {
 	return out
 }
 
+// advertAddrs are the addresses the adverts of cfg's virtual router of
+// one family carry: a keepalived.conf's virtual_ipaddress for IPv4
+// (config.HA.Addrs: a keepalived peer drops adverts whose list differs
+// from its own, whatever VIPs drlb serves), else that family's VIPs. What
+// the director answers ARP/NDP for is the VIPs either way (ownedVIPs).
+func advertAddrs(cfg *config.Config, v6 bool) []netip.Addr {
+	if h := cfg.HA; h != nil && !v6 && len(h.Addrs) > 0 {
+		return slices.Clone(h.Addrs)
+	}
+	return familyVIPs(cfg.VIPs(), v6)
+}
+
 // haFamilies are the address families of cfg's VIPs, IPv4 first: one
 // virtual router each (IPv4 alone when there is no VIP at all).
 func haFamilies(cfg *config.Config) (v4, v6 bool) {
@@ -131,7 +144,7 @@ func newHA(d *Director, cfg *config.Config, opts *Options) (*haRun, error) {
 			return nil, fmt.Errorf("director: ha: interface %s needs an IPv6 link-local address to send VRRP adverts for the IPv6 VIPs from (have %v)", cfg.Interface, fam.self)
 		}
 		m, err := vrrp.NewMachine(vrrp.Config{VRID: uint8(h.VRID), Priority: uint8(h.Priority), Interval: h.AdvertInterval,
-			Preempt: h.Preempt, PreemptDelay: h.PreemptDelay, Self: fam.self, Addrs: familyVIPs(cfg.VIPs(), fam.v6)})
+			Preempt: h.Preempt, PreemptDelay: h.PreemptDelay, Self: fam.self, Addrs: advertAddrs(cfg, fam.v6)})
 		if err != nil {
 			return nil, err
 		}
@@ -154,6 +167,16 @@ func (h *haRun) instance(v netip.Addr) *haInstance {
 		}
 	}
 	return nil
+}
+
+// masterGen reads whether i is master and its generation together, under
+// h.mu where changed sets both: read one at a time, a transition between
+// the two reads paired BACKUP's generation with MASTER's flag, and a burst
+// scheduled with it went out from a backup.
+func (h *haRun) masterGen(i *haInstance) (master bool, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return i.master.Load(), i.gen.Load()
 }
 
 // newFamily says which VIP of cfg has no virtual router of its family
@@ -219,6 +242,10 @@ func (d *Director) setResponderVIPs(cfg *config.Config) error {
 }
 
 // changed is inst's runner's OnChange: take or give up its family's VIPs.
+// The runner has sent the new master's advert already (RFC 5798 6.4.2:
+// the advert, then gratuitous ARP), and the burst runs on a goroutine of
+// its own after it: its 5 frames per VIP, up to 1275, sent here held the
+// runner's lock, and so its next advert and the adverts it hears.
 func (h *haRun) changed(inst *haInstance, t vrrp.Transition) {
 	h.mu.Lock()
 	gen := inst.gen.Add(1)
@@ -241,7 +268,7 @@ func (h *haRun) changed(inst *haInstance, t vrrp.Transition) {
 			"family", inst.family(), "state", t.To.String(), "reason", t.Reason)
 		return
 	}
-	h.burst(inst, gen, vips)
+	go h.burst(inst, gen, vips)
 	burst := "gratuitous ARP"
 	if inst.v6 {
 		burst = "unsolicited NA"
@@ -265,19 +292,21 @@ func (h *haRun) reassert(inst *haInstance, reason string) {
 	gen := inst.gen.Load()
 	vips := familyVIPs(h.d.ownedVIPs(h.d.cur.Load()), inst.v6)
 	h.mu.Unlock()
-	h.burst(inst, gen, vips)
+	go h.burst(inst, gen, vips) // after the advert the runner sent, off its lock (changed)
 	h.log.Info("ha: master: VIPs announced again", "family", inst.family(), "vips", vips, "count", haGARPCount, "again_in", haGARPRepeat, "reason", reason)
 	time.AfterFunc(haGARPRepeat, func() { h.burst(inst, gen, vips) })
 }
 
-// burst sends haGARPCount gratuitous ARP / unsolicited NA per VIP, unless
-// inst had a transition since gen.
+// burst sends haGARPCount gratuitous ARP / unsolicited NA per VIP while
+// inst is master in generation gen: a transition since stops it, and so
+// does a gen read while inst was not master (a caller that read the flag
+// and the generation apart), so that a backup never claims the VIPs.
 func (h *haRun) burst(inst *haInstance, gen uint64, vips []netip.Addr) {
 	vlan := vlanOf(h.d.cur.Load())
 	for range haGARPCount {
 		for _, v := range vips {
 			h.mu.Lock()
-			if inst.gen.Load() != gen {
+			if inst.gen.Load() != gen || !inst.master.Load() {
 				h.mu.Unlock()
 				return
 			}
@@ -294,22 +323,37 @@ func (h *haRun) burst(inst *haInstance, gen uint64, vips []netip.Addr) {
 	}
 }
 
-// vipsAdded announces VIPs a reload added, for the families whose virtual
-// router is master.
-func (h *haRun) vipsAdded(cfg *config.Config, added []netip.Addr) {
+// reload follows a reload from old to cfg: the adverts carry the new
+// address list from the next one on, and the VIPs it added are announced,
+// for the families whose virtual router is master. A new list is applied,
+// as keepalived applies its own on a reload, not refused as a restart:
+// the VIPs it follows change live, and a restart would not spare the
+// peers the mismatch. But a keepalived peer drops every advert whose list
+// differs from its virtual_ipaddress, and becomes master too after its
+// master-down interval until it reloads the same list: warned.
+func (h *haRun) reload(old, cfg *config.Config, added []netip.Addr) {
 	for _, i := range h.inst {
-		if err := i.runner.SetAddrs(familyVIPs(cfg.VIPs(), i.v6)); err != nil {
-			h.log.Error("ha: adverts keep the old VIPs", "family", i.family(), "err", err)
+		from, to := advertAddrs(old, i.v6), advertAddrs(cfg, i.v6)
+		if !slices.Equal(from, to) {
+			if err := i.runner.SetAddrs(to); err != nil {
+				h.log.Error("ha: adverts keep the old address list", "family", i.family(), "addrs", from, "err", err)
+			} else {
+				h.log.Warn("ha: the adverts carry another address list from now on: a keepalived peer ignores them until its virtual_ipaddress lists the same addresses (reload it too), and meanwhile takes the VIPs as well",
+					"family", i.family(), "from", from, "to", to)
+			}
 		}
-		if add := familyVIPs(added, i.v6); len(add) > 0 && i.master.Load() {
-			h.burst(i, i.gen.Load(), add)
+		if add := familyVIPs(added, i.v6); len(add) > 0 {
+			if master, gen := h.masterGen(i); master {
+				h.burst(i, gen, add)
+			}
 		}
 	}
 }
 
 // defend answers another station's claim on a VIP while master, once
 // one advert interval later: a peer taking the VIPs over (preempting us)
-// may send its gratuitous ARP just before its first advert, and
+// may send its gratuitous ARP just before its first advert (drlb did
+// before its runner sent the advert first, and the two travel apart), and
 // answering at once moved the router back to this director as it
 // became BACKUP. If the claim was such a takeover, this router is no
 // longer master then, and nothing is sent but a line in the log; if it
@@ -318,10 +362,10 @@ func (h *haRun) vipsAdded(cfg *config.Config, added []netip.Addr) {
 func (h *haRun) defend(c arp.Conflict) {
 	owned := h.d.ownedVIPs(h.d.cur.Load())
 	for _, i := range h.inst {
-		if !i.master.Load() {
+		master, gen := h.masterGen(i)
+		if !master {
 			continue
 		}
-		gen := i.gen.Load()
 		time.AfterFunc(h.cfg.AdvertInterval, func() {
 			if !i.master.Load() || i.gen.Load() != gen {
 				h.log.Info("ha: a peer took the VIPs over (its gratuitous ARP came before its advert)", "family", i.family(), "conflict", fmt.Sprintf("%+v", c))

@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/link"
 	"github.com/drlb/drlb/vrrp"
 	"github.com/gopacket/gopacket"
@@ -424,4 +426,234 @@ func TestPreemptedMasterDoesNotDefend(t *testing.T) {
 	if n > 0 || state != "BACKUP" {
 		t.Errorf("state %s; %d gratuitous ARPs sent after the new master's", state, n)
 	}
+}
+
+// serveHA serves cfg on dirPort with conn as its IPv4 VRRP connection,
+// from 198.18.0.2, logging as text into the buffer it returns; the
+// director resigns and stops when the test ends.
+func serveHA(t *testing.T, cfg *config.Config, dirPort link.Port, conn vrrp.Conn) (*Director, *testutil.SyncBuffer) {
+	t.Helper()
+	logs := new(testutil.SyncBuffer)
+	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), IPv4: netip.MustParseAddr("198.18.0.2"), VRRP: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("director log:\n%s", logs)
+		}
+	})
+	return d, logs
+}
+
+// haConf parses a keepalived.conf whose VRRPv3 instance (50 ms adverts)
+// holds vips (its virtual_ipaddress and virtual_ipaddress_excluded
+// blocks), with a virtual_server on 198.18.0.100 and one on 198.18.0.101;
+// or, for drlb.yaml, the same two services with an ha: block.
+func haConf(t *testing.T, file, vips string) *config.Config {
+	t.Helper()
+	conf := "vrrp_instance VI_1 {\n version 3\n virtual_router_id 51\n priority 150\n advert_int 0.05\n " + vips + "}\n" +
+		"virtual_server 198.18.0.100 80 {\n lb_algo mh\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  weight 1\n }\n}\n" +
+		"virtual_server 198.18.0.101 80 {\n lb_algo mh\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  weight 1\n }\n}\n"
+	if file == "drlb.yaml" {
+		conf = "ha:\n  vrid: 51\n  priority: 150\n  advert_interval: 50ms\nservices:\n" +
+			"  - {vip: 198.18.0.100, port: 80, scheduler: mh, realservers: [{address: 198.18.0.11}]}\n" +
+			"  - {vip: 198.18.0.101, port: 80, scheduler: mh, realservers: [{address: 198.18.0.11}]}\n"
+	}
+	cfg, _, err := config.ParseWithWarnings(file, []byte(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Services {
+		cfg.Services[i].RealServers[0].MAC = rs1MAC
+	}
+	return cfg
+}
+
+// advertAddrsOf waits for an advert on conn and returns its addresses.
+func advertAddrsOf(t *testing.T, conn *fakeVRRP) string {
+	t.Helper()
+	select {
+	case pkt := <-conn.out:
+		p, err := vrrp.ParseIPv4(pkt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(p.Addrs)
+	case <-time.After(3 * time.Second):
+		t.Fatal("no advert")
+		return ""
+	}
+}
+
+// TestHAAdvertsCarryKeepalivedAddresses: from a keepalived.conf the
+// adverts carry exactly the instance's virtual_ipaddress, as a keepalived
+// peer reading the same file sends and expects: it drops an advert whose
+// count or addresses differ (vrrp_in_chk), so with the VIPs it never
+// heard drlb and both were MASTER. From YAML they carry the VIPs.
+func TestHAAdvertsCarryKeepalivedAddresses(t *testing.T) {
+	for _, tc := range []struct{ name, file, vips, want string }{
+		{"an address that is no VIP", "keepalived.conf", "virtual_ipaddress {\n  198.18.0.100\n  198.18.0.101\n  198.18.0.50\n }\n", "[198.18.0.100 198.18.0.101 198.18.0.50]"},
+		{"a VIP in virtual_ipaddress_excluded", "keepalived.conf", "virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n  198.18.0.101\n }\n", "[198.18.0.100]"},
+		{"YAML: the VIPs", "drlb.yaml", "", "[198.18.0.100 198.18.0.101]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := newFakeVRRP()
+			dirPort, wire := link.Pipe()
+			defer wire.Close()
+			d, _ := serveHA(t, haConf(t, tc.file, tc.vips), dirPort, conn)
+			if got := advertAddrsOf(t, conn); got != tc.want {
+				t.Errorf("adverts carry %s, want %s", got, tc.want)
+			}
+			// What the director answers ARP for is still the VIPs (once
+			// the runner, having sent its advert, reports the change).
+			waitFor(t, "ARP answered for the VIPs", func() bool {
+				return fmt.Sprint(d.ownedVIPs(d.cur.Load())) == "[198.18.0.100 198.18.0.101]"
+			})
+		})
+	}
+}
+
+// TestHAReloadChangesAdvertAddresses: a reload that changes
+// virtual_ipaddress is applied live, as keepalived applies its own (the
+// VIPs it lists change live too), and warned about: a keepalived peer
+// drops the adverts until it carries the same list. A reload that leaves
+// the list alone warns nothing.
+func TestHAReloadChangesAdvertAddresses(t *testing.T) {
+	const warning = "the adverts carry another address list"
+	for _, tc := range []struct {
+		name, from, to, want string
+		warn                 bool
+	}{
+		{"virtual_ipaddress gains an address", "virtual_ipaddress {\n  198.18.0.100\n  198.18.0.101\n }\n",
+			"virtual_ipaddress {\n  198.18.0.100\n  198.18.0.101\n  198.18.0.50\n }\n", "[198.18.0.100 198.18.0.101 198.18.0.50]", true},
+		{"a VIP moves to virtual_ipaddress_excluded", "virtual_ipaddress {\n  198.18.0.100\n  198.18.0.101\n }\n",
+			"virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n  198.18.0.101\n }\n", "[198.18.0.100]", true},
+		{"virtual_ipaddress_excluded alone changes", "virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n  198.18.0.101\n }\n",
+			"virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n  198.18.0.101\n  198.18.0.60\n }\n", "[198.18.0.100]", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := newFakeVRRP()
+			dirPort, wire := link.Pipe()
+			defer wire.Close()
+			d, logs := serveHA(t, haConf(t, "keepalived.conf", tc.from), dirPort, conn)
+			advertAddrsOf(t, conn) // master
+			if err := d.Apply(haConf(t, "keepalived.conf", tc.to)); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			for len(conn.out) > 0 { // adverts sent before the reload
+				<-conn.out
+			}
+			advertAddrsOf(t, conn) // may have been built before the reload
+			if got := advertAddrsOf(t, conn); got != tc.want {
+				t.Errorf("adverts after the reload carry %s, want %s", got, tc.want)
+			}
+			if got := strings.Contains(logs.String(), warning); got != tc.warn {
+				t.Errorf("warned %t, want %t (%q)", got, tc.warn, warning)
+			}
+		})
+	}
+}
+
+// TestHABurstOnlyWhileMaster: a burst of gratuitous ARP goes out only
+// while its virtual router is master in the generation it was scheduled
+// for. A reload read master and then the generation apart: becoming
+// BACKUP in between gave the burst BACKUP's generation, which it took
+// for its own, and a backup claimed the VIPs.
+func TestHABurstOnlyWhileMaster(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		master bool
+		gen    uint64 // the burst's; the router is in generation 7
+		want   int
+	}{
+		{"master, its generation", true, 7, haGARPCount},
+		{"backup, its generation (read after it left MASTER)", false, 7, 0},
+		{"master since another transition", true, 6, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)))
+			cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: time.Second, Preempt: true}
+			dirPort, wire := link.Pipe()
+			defer wire.Close()
+			d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler), IPv4: netip.MustParseAddr("198.18.0.2"), VRRP: newFakeVRRP()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Not served: no runner changes the state behind the test.
+			h, i := d.ha, d.ha.inst[0]
+			h.mu.Lock()
+			i.master.Store(tc.master)
+			i.gen.Store(7)
+			h.mu.Unlock()
+			h.burst(i, tc.gen, []netip.Addr{vip})
+			if got := gratuitousQueued(wire, dirPort.HardwareAddr(), vip); got != tc.want {
+				t.Errorf("%d gratuitous ARPs sent, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// gratuitousQueued takes what waits on wire and counts the gratuitous
+// ARPs for ip from mac among it.
+func gratuitousQueued(wire link.Port, mac net.HardwareAddr, ip netip.Addr) int {
+	frames := link.NewFrames(64)
+	n := 0
+	for {
+		k, _ := wire.(link.ReadAheader).TryReadBatch(frames)
+		if k == 0 {
+			return n
+		}
+		for _, f := range frames[:k] {
+			if isGratuitous(mac, ip)(gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default)) {
+				n++
+			}
+		}
+	}
+}
+
+// garpsBeforeAdvert is a fakeVRRP that, as it sends its first advert,
+// counts the gratuitous ARPs already on the wire.
+type garpsBeforeAdvert struct {
+	*fakeVRRP
+	wire   link.Port
+	mac    net.HardwareAddr
+	before chan int
+}
+
+func (c *garpsBeforeAdvert) Send(p []byte) error {
+	select {
+	case c.before <- gratuitousQueued(c.wire, c.mac, vip):
+	default: // not the first
+	}
+	return c.fakeVRRP.Send(p)
+}
+
+// TestHAAdvertBeforeGratuitousARP: a new master sends its advert first,
+// then its gratuitous ARP (RFC 5798 6.4.2), so the backups hear it at
+// once however many VIPs it announces; the burst, 5 per VIP, went out
+// before the advert, from under the runner's lock.
+func TestHAAdvertBeforeGratuitousARP(t *testing.T) {
+	cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)), service(vip2, 80, "mh", realAt(1, 1, rs1MAC)))
+	cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: 50 * time.Millisecond, Preempt: true}
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	conn := &garpsBeforeAdvert{fakeVRRP: newFakeVRRP(), wire: wire, mac: dirPort.HardwareAddr(), before: make(chan int, 1)}
+	serveHA(t, cfg, dirPort, conn)
+	select {
+	case n := <-conn.before:
+		if n != 0 {
+			t.Errorf("%d gratuitous ARPs were sent before the first advert", n)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no advert")
+	}
+	expectFrame(t, wire, "gratuitous ARP after the advert", isGratuitous(dirPort.HardwareAddr(), vip))
 }

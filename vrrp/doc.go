@@ -7,8 +7,8 @@
 //	 224.0.0.18 (ff02::12), TTL (hop limit) 255, proto 112
 //	                                 ──▶ Conn.Recv ──▶ Machine.Receive(now, packet)
 //	                                                   Machine.Tick(now) (timers)
-//	 224.0.0.18 ◀── Conn.Send ◀── Machine.Packet()  ◀─ Output.Send
-//	                                                   Output.Changed ─▶ the director:
+//	 224.0.0.18 ◀── Conn.Send ◀── Machine.Packet()  ◀─ Output.Send (first)
+//	                                                   Output.Changed ─▶ the director (then):
 //	                                                     MASTER: answer ARP/NDP for the VIPs, gratuitous ARP
 //	                                                     BACKUP: answer nothing for them
 //

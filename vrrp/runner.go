@@ -44,13 +44,17 @@ type RunnerConfig struct {
 	Conn    Conn
 	// Self is the source address of the adverts (Config.Self).
 	Self netip.Addr
-	// OnChange is called after every transition, before the advert that
-	// may go with it is sent, on the runner's goroutine (on SetLink's
-	// caller's for a change of the link), with the runner's lock held:
-	// the director starts or stops answering ARP here.
+	// OnChange is called after every transition, once the advert that
+	// may go with it is sent (RFC 5798 6.4.2: a new master sends its
+	// advert, then its gratuitous ARP; 6.4.3: a stopping one its
+	// priority-0 advert, then goes to Initialize), on the runner's
+	// goroutine (on SetLink's caller's for a change of the link), with the
+	// runner's lock held: the director starts or stops answering ARP
+	// here. It must not send for long: the runner waits for it.
 	OnChange func(Transition)
-	// OnReassert is called, on the runner's goroutine, when a master must
-	// announce the VIPs again (Output.Reassert), with the reason.
+	// OnReassert is called, on the runner's goroutine with its lock held,
+	// when a master must announce the VIPs again (Output.Reassert), with
+	// the reason, after the advert that makes the other master yield.
 	OnReassert func(reason string)
 	Clock      func() time.Time // default time.Now
 	Logger     *slog.Logger     // default slog.Default()
@@ -136,8 +140,13 @@ func (r *Runner) step(event func(now time.Time) Output) {
 	r.apply(event(now), now)
 }
 
-// apply acts on one Output: with r.mu held.
+// apply acts on one Output: with r.mu held. The advert goes first: a new
+// master's gratuitous ARP (OnChange), 5 per VIP, sent before it delayed
+// the advert that tells the backups, and RFC 5798 6.4.2 orders it after.
 func (r *Runner) apply(out Output, now time.Time) {
+	if out.Send {
+		r.send()
+	}
 	if out.Changed {
 		r.cfg.Logger.Info("vrrp: "+out.From.String()+" -> "+out.To.String(), "reason", out.Reason,
 			"family", Family(r.cfg.Self), "vrid", r.cfg.Machine.cfg.VRID, "priority", r.cfg.Machine.cfg.Priority)
@@ -148,24 +157,26 @@ func (r *Runner) apply(out Output, now time.Time) {
 	if out.Reassert != "" && r.cfg.OnReassert != nil {
 		r.cfg.OnReassert(out.Reassert)
 	}
-	if out.Send {
-		a := r.cfg.Machine.Advert()
-		var pkt []byte
-		var err error
-		if r.cfg.Self.Is4() {
-			r.id++
-			pkt, err = a.AppendIPv4(r.buf[:0], r.cfg.Self, r.id)
-		} else {
-			pkt, err = a.AppendIPv6(r.buf[:0], r.cfg.Self.WithZone(""))
-		}
-		if err == nil {
-			err = r.cfg.Conn.Send(pkt)
-		}
-		if err != nil {
-			r.sendErr++
-			if r.sendErr == 1 || r.sendErr%100 == 0 {
-				r.cfg.Logger.Warn("vrrp: sending an advert failed", "err", err, "errors", r.sendErr)
-			}
+}
+
+// send sends the machine's advert: with r.mu held.
+func (r *Runner) send() {
+	a := r.cfg.Machine.Advert()
+	var pkt []byte
+	var err error
+	if r.cfg.Self.Is4() {
+		r.id++
+		pkt, err = a.AppendIPv4(r.buf[:0], r.cfg.Self, r.id)
+	} else {
+		pkt, err = a.AppendIPv6(r.buf[:0], r.cfg.Self.WithZone(""))
+	}
+	if err == nil {
+		err = r.cfg.Conn.Send(pkt)
+	}
+	if err != nil {
+		r.sendErr++
+		if r.sendErr == 1 || r.sendErr%100 == 0 {
+			r.cfg.Logger.Warn("vrrp: sending an advert failed", "err", err, "errors", r.sendErr)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package vrrp
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"testing"
@@ -208,5 +210,74 @@ func TestRunnerHearsLargeIPv6Adverts(t *testing.T) {
 	}
 	if s := r.Stats(); s.Received == 0 || s.Master != peer6 {
 		t.Fatalf("the backup heard no advert of %d bytes (ignored %v)", len(advert), s.Ignored)
+	}
+}
+
+// countConn keeps the priorities of the adverts sent through it; it
+// reads nothing (the test steps the runner itself).
+type countConn struct{ sent []uint8 }
+
+func (c *countConn) Recv([]byte) (int, error) { return 0, errors.New("countConn reads nothing") }
+func (c *countConn) Close() error             { return nil }
+
+func (c *countConn) Send(pkt []byte) error {
+	p, err := ParseIPv4(pkt, nil)
+	if err != nil {
+		return err
+	}
+	c.sent = append(c.sent, p.Priority)
+	return nil
+}
+
+// TestRunnerAdvertBeforeCallbacks: the advert that goes with an event is
+// sent before OnChange and OnReassert run (RFC 5798 6.4.2: a new master
+// sends its advert, then its gratuitous ARP; 6.4.3: a stopping master its
+// priority-0 advert, then Initialize). The callbacks ran first, and the
+// director's burst of 5 gratuitous ARP per VIP in them held the advert
+// back.
+func TestRunnerAdvertBeforeCallbacks(t *testing.T) {
+	lower, err := (&Advert{VRID: 51, Priority: 50, Interval: time.Second, Addrs: []netip.Addr{vip}}).AppendIPv4(nil, peer, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		master bool // master before the event (else BACKUP, its master-down interval over)
+		event  func(m *Machine) func(time.Time) Output
+		want   string // the callback and the adverts sent when it ran
+	}{
+		{"becoming master", false, func(m *Machine) func(time.Time) Output { return m.Tick }, "change BACKUP->MASTER after [100]"},
+		{"another master of lower priority", true, func(m *Machine) func(time.Time) Output {
+			return func(now time.Time) Output { return m.Receive(now, lower) }
+		}, "reassert after [100 100]"},
+		{"stopping as master", true, func(m *Machine) func(time.Time) Output { return m.Stop }, "change MASTER->INIT after [100 0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := NewMachine(Config{VRID: 51, Priority: 100, Interval: time.Second, Self: self, Addrs: []netip.Addr{vip}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := t0
+			conn := &countConn{}
+			var got []string
+			r, err := NewRunner(RunnerConfig{Machine: m, Conn: conn, Self: self, Clock: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler),
+				OnChange: func(tr Transition) {
+					got = append(got, fmt.Sprintf("change %v->%v after %v", tr.From, tr.To, conn.sent))
+				},
+				OnReassert: func(string) { got = append(got, fmt.Sprintf("reassert after %v", conn.sent)) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.step(m.Start)
+			now = now.Add(m.MasterDownInterval())
+			if tc.master {
+				r.step(m.Tick)
+			}
+			got = nil
+			r.step(tc.event(m))
+			if len(got) != 1 || got[0] != tc.want {
+				t.Errorf("callbacks %q, want [%q]", got, tc.want)
+			}
+		})
 	}
 }
