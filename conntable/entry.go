@@ -28,11 +28,20 @@ const (
 // seconds that expiry compares against. An entry with expires E is expired
 // at now iff now >= E*1s, which for now >= 0 is floor(now/1s) >= E.
 // A clock before the epoch expires nothing.
+//
+// The result is capped at math.MaxUint32, the latest expires an entry can
+// hold: there every entry has expired already, so a later clock could
+// expire nothing more, but it would break the table's one-compare tests
+// (firstExpired takes an empty slot's expires-1, which wraps to
+// MaxUint32, for "not expired" only while nowSec <= MaxUint32) and Sweep
+// would "remove" empty slots. A clock past 2106 is a bad timestamp (a
+// replayed capture's, a clock set wrong): it may expire everything, it
+// must never corrupt the table.
 func nowSeconds(now int64) uint64 {
 	if now <= 0 {
 		return 0
 	}
-	return uint64(now) / uint64(time.Second)
+	return min(uint64(now)/uint64(time.Second), math.MaxUint32)
 }
 
 // expiredAt reports whether an occupied entry's time has passed.

@@ -3,6 +3,7 @@ package conntable
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -55,7 +56,11 @@ type model struct {
 // evictable is the model's Options.Evictable.
 func evictable(e *Entry) bool { return e.Service%2 == 1 }
 
-func newModel(max int, seed uint64, nkeys int) (*model, error) {
+// newModel makes a model over a table for max entries whose ops pick
+// among nkeys keys: 37 addresses in both kinds and protocols (at most 148
+// distinct keys), or with wide that many distinct addresses, so that
+// tables of a few hundred entries fill too.
+func newModel(max int, seed uint64, nkeys int, wide bool) (*model, error) {
 	m := &model{entries: map[Key]modelEntry{}, now: t0, evict: seed%2 == 1}
 	opts := Options{Max: max, Seed: seed, OnExpire: m.onExpire}
 	if m.evict {
@@ -73,6 +78,10 @@ func newModel(max int, seed uint64, nkeys int) (*model, error) {
 		k := testKey(i % 37)
 		k.Kind = uint8(i/37) & 1
 		k.Proto = 6 + 11*uint8(i/74&1)
+		if wide {
+			k = testKey(i * 7919)
+			k.Kind = uint8(i & 1)
+		}
 		m.keys = append(m.keys, k)
 	}
 	return m, nil
@@ -219,10 +228,13 @@ func (m *model) step(r *opReader) error {
 // tell that eviction was exercised.
 var modelEvictions int
 
-// finish expires everything and checks each inserted entry left exactly once.
+// finish expires everything and checks each inserted entry left exactly
+// once. It does so at the latest clock there is, far past what an
+// entry's uint32 of seconds holds: such a clock expires everything and
+// must break nothing (nowSeconds).
 func (m *model) finish() error {
 	modelEvictions += m.evicted
-	m.now += int64(time.Hour)
+	m.now = math.MaxInt64
 	m.tb.Sweep(m.now, 2*m.tb.Slots())
 	if m.err != nil {
 		return m.err
@@ -236,13 +248,18 @@ func (m *model) finish() error {
 	return nil
 }
 
-// runModel drives a model from b: the first two bytes pick Max (1..64) and
-// the hash seed, the rest are ops.
-func runModel(b []byte) error {
+// runModel drives a model from b: the first two bytes pick Max (1..64,
+// or with large 1..400 over 256 keys) and the hash seed, the rest are
+// ops.
+func runModel(b []byte, large bool) error {
 	r := &opReader{b: b}
 	max := 1 + int(r.next())%64
+	nkeys := 2 * 37 * 2
+	if large {
+		max, nkeys = 1+int(b[0])*400/256, 256
+	}
 	seed := uint64(r.next())
-	m, err := newModel(max, seed, 2*37*2)
+	m, err := newModel(max, seed, nkeys, large)
 	if err != nil {
 		return err
 	}
@@ -254,29 +271,46 @@ func runModel(b []byte) error {
 	return m.finish()
 }
 
+// TestModel runs random op sequences against the model: many short runs
+// over small tables (runs of slots, wrap-around and ErrFull on every
+// few ops), then a few longer ones over tables of up to 400 entries and
+// 256 keys (many runs of slots, long probe sequences; each op checks the
+// whole table, so these cost the most per op).
 func TestModel(t *testing.T) {
-	seeds, ops := 300, 3000
-	if testing.Short() {
-		seeds = 30
-	}
-	for s := range seeds {
-		rng := rand.New(rand.NewPCG(uint64(s), 0x636f6e6e))
-		b := make([]byte, 3*ops)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		// Vary the op mix per seed: some runs insert far more than they
-		// expire, to sit at ErrFull; some advance time often.
-		if s%3 == 0 {
-			for i := 2; i < len(b); i += 3 {
-				if b[i]%8 == 6 || b[i]%8 == 7 {
-					b[i] = 2
+	for _, tc := range []struct {
+		name       string
+		seeds, ops int
+		large      bool
+	}{
+		{"small", 300, 3000, false},
+		{"large", 24, 10000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seeds := tc.seeds
+			if testing.Short() {
+				seeds = max(1, seeds/10)
+			}
+			for s := range seeds {
+				rng := rand.New(rand.NewPCG(uint64(s), 0x636f6e6e))
+				b := make([]byte, 3*tc.ops)
+				for i := range b {
+					b[i] = byte(rng.Uint32())
+				}
+				// Vary the op mix per seed: some runs insert far more
+				// than they expire, to sit at ErrFull; some advance
+				// time often.
+				if s%3 == 0 {
+					for i := 2; i < len(b); i += 3 {
+						if b[i]%8 == 6 || b[i]%8 == 7 {
+							b[i] = 2
+						}
+					}
+				}
+				if err := runModel(b, tc.large); err != nil {
+					t.Fatalf("seed %d: %v", s, err)
 				}
 			}
-		}
-		if err := runModel(b); err != nil {
-			t.Fatalf("seed %d: %v", s, err)
-		}
+		})
 	}
 	if modelEvictions == 0 {
 		t.Fatal("no model run evicted an entry: Evictable untested")
@@ -294,7 +328,7 @@ func FuzzModel(f *testing.F) {
 		if len(b) > 3*4096 {
 			b = b[:3*4096]
 		}
-		if err := runModel(b); err != nil {
+		if err := runModel(b, false); err != nil {
 			t.Fatal(err)
 		}
 	})

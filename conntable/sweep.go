@@ -87,7 +87,8 @@ func (t *Table) Sweep(now int64, budget int) (expired int) {
 // run, or len(run), and the least expires-1 of the occupied entries
 // before it (math.MaxUint32 if none). expires-1 wraps an empty slot (0)
 // to the largest value, so one unsigned compare tests "occupied and
-// expired", and the minimum leaves empty slots out by itself.
+// expired", and the minimum leaves empty slots out by itself; that needs
+// nowSec <= math.MaxUint32, which nowSeconds guarantees.
 func firstExpired(run []Entry, nowSec uint64) (int, uint32) {
 	least := uint32(math.MaxUint32)
 	for i := range run {

@@ -466,6 +466,73 @@ func TestSweepHugeBudget(t *testing.T) {
 	}
 }
 
+// TestClockPast2106: a clock past what an entry's uint32 of seconds holds
+// (a replayed capture's bad timestamps, a clock set wrong) may expire
+// every entry but must never corrupt the table. From 2^32 s on,
+// firstExpired took empty slots (expires-1 wraps to MaxUint32) for
+// expired ones: Sweep called OnExpire on zero entries and drove Len
+// negative.
+func TestClockPast2106(t *testing.T) {
+	s := int64(time.Second)
+	for _, tc := range []struct {
+		name string
+		now  int64
+	}{
+		{"last uint32 second", math.MaxUint32 * s},
+		{"2^32 s", (1<<32 + 10) * s},
+		{"int64 max", math.MaxInt64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			expired := expireLog{}
+			tb, err := New(Options{Max: 16, OnExpire: expired.fn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Entries from before, the longest-lived saturated, and one
+			// inserted at the far clock itself.
+			for i, d := range []time.Duration{time.Second, time.Hour, math.MaxInt64} {
+				k := testKey(i)
+				e, err := tb.Insert(&k, t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tb.SetTimeout(e, t0, d)
+			}
+			k := testKey(3)
+			e, err := tb.Insert(&k, tc.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb.SetTimeout(e, tc.now, time.Hour)
+			if got := tb.Sweep(tc.now, 2*tb.Slots()); got != 4 {
+				t.Errorf("Sweep expired %d, want the 4 entries", got)
+			}
+			if got := tb.Sweep(tc.now, 2*tb.Slots()); got != 0 {
+				t.Errorf("a second Sweep expired %d, want 0", got)
+			}
+			if err := tb.check(); err != nil || tb.Len() != 0 || len(expired) != 4 {
+				t.Fatalf("Len %d, OnExpire for %d keys (want 0 and 4), check: %v", tb.Len(), len(expired), err)
+			}
+			for k, n := range expired {
+				if n != 1 {
+					t.Errorf("OnExpire %d times for %v", n, k)
+				}
+			}
+			// The table still works at that clock: an insert finds room,
+			// and its entry, expired at once, goes with the next lookup.
+			if _, err := tb.Insert(&k, tc.now); err != nil || tb.Len() != 1 {
+				t.Fatalf("Insert at the far clock: %v, Len %d", err, tb.Len())
+			}
+			if tb.Lookup(&k, tc.now) != nil || tb.Len() != 0 {
+				t.Errorf("Lookup at the far clock found a live entry, Len %d", tb.Len())
+			}
+			if err := tb.check(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // tableOf is a table for max entries holding testKey(0) to testKey(n-1),
 // inserted at now, entry i with timeout(i).
 func tableOf(t *testing.T, max, n int, now int64, timeout func(i int) time.Duration) *Table {

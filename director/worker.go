@@ -214,7 +214,11 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 func (d *Director) trust(w *worker, truster link.ClientTruster, clients []netip.Addr) link.ClientTruster {
 	err := truster.TrustClients(clients)
 	switch {
-	case err == nil, errors.Is(err, link.ErrClosed):
+	case err == nil:
+		// Counted once in the lane, never before: the count is a
+		// Prometheus counter, which must not go down on a failure.
+		w.fw.HandshakesTrusted(len(clients))
+	case errors.Is(err, link.ErrClosed):
 	case errors.Is(err, link.ErrNoTrustLane):
 		d.trustOff.Do(func() {
 			d.log.Warn("no trusted-client lane: under a SYN flood, known clients' SYNs queue with the flood's", "err", err)

@@ -500,6 +500,10 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			if !s.consistent {
 				return f.result(Drop, ReasonNoConn, s.idx, -1)
 			}
+			if p.tcpFlags&tcpRST != 0 {
+				// No entry for a reset, as in IPVS: see resetWithoutEntry.
+				return f.resetWithoutEntry(s, p, now, ReasonAdopted)
+			}
 			reason = ReasonAdopted
 		}
 		state = tcpNext(stateNone, p.tcpFlags)
@@ -514,8 +518,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	if (how == ReasonPersistent || how == ReasonSorry) && reason == ReasonNew {
 		reason = how
 	}
-	e, err := f.table.Insert(&f.key, now)
-	f.noteEvictions()
+	e, err := f.insert(&f.key, now)
 	if err != nil {
 		return f.result(Drop, ReasonTableFull, s.idx, ri)
 	}
@@ -574,7 +577,7 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 		ri, how = len(s.reals), ReasonSorry
 	}
 	if persist {
-		if t, err := f.table.Insert(&f.tkey, now); err == nil {
+		if t, err := f.insert(&f.tkey, now); err == nil {
 			r := s.server(ri)
 			t.Service, t.Real, t.State = s.slot, r.slot, stateTemplate
 			r.count(stateTemplate, +1)

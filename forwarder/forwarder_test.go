@@ -193,6 +193,82 @@ func TestMidFlowWithoutEntry(t *testing.T) {
 	}
 }
 
+// TestMidFlowResetWithoutEntry: with a consistent scheduler, a reset
+// without entry (a client ending a connection a restarted director never
+// saw) goes where its connection is, by the hash, or by its client's
+// live template with persistence, as the connection's other packets
+// would be adopted; and it makes no entry, as IPVS makes no connection of
+// a reset (not even with sloppy_tcp): a reset flood neither fills the
+// table with CLOSE entries, which are never evicted, nor counts in the
+// servers' inactive connections. Other mid-flow packets are adopted as
+// before: a FIN as FIN_WAIT (the server may still be sending).
+func TestMidFlowResetWithoutEntry(t *testing.T) {
+	rst := func(c netip.AddrPort, flags string) []byte {
+		return framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), flags, 2, 1, nil)
+	}
+	for _, tc := range []struct {
+		name, sched, flags string
+		persist            bool
+	}{
+		{"mh reset", "mh", "R", false},
+		{"sh reset-ACK", "sh", "RA", false},
+		{"mh persistent", "mh", "R", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(tc.sched, 3)
+			fresh := newForwarder(t, cfg, Options{}) // where the hash puts a client
+			if tc.persist {
+				cfg.Services[0].Persistence = 300 * time.Second
+				cfg.Services[0].PersistenceBits = 24
+			}
+			f := newForwarder(t, cfg, Options{})
+			pinned := -1
+			if tc.persist {
+				// Client 0's connection makes its /24's template.
+				res, _ := process(t, f, syn(client(0, 1000)), t0)
+				pinned = res.Real
+			}
+			inactive := func() (n int) {
+				for _, r := range f.Stats()[0].RealServers {
+					n += r.Inactive
+				}
+				return n
+			}
+			entries, inact := f.TableLen(), inactive()
+			moved := 0
+			for i := 1; i < 40; i++ {
+				c := client(i, uint16(30000+i))
+				want, _ := process(t, fresh, rst(c, tc.flags), t0)
+				res, _ := process(t, f, rst(c, tc.flags), t0)
+				expect(t, res, Forward, ReasonAdopted)
+				if pinned >= 0 {
+					if want.Real != pinned {
+						moved++
+					}
+					want.Real = pinned
+				}
+				if res.Real != want.Real {
+					t.Fatalf("client %d: reset to real %d, want %d", i, res.Real, want.Real)
+				}
+			}
+			if tc.persist && moved == 0 {
+				t.Fatal("every client hashes to the template's server: the test shows nothing")
+			}
+			if n, in := f.TableLen(), inactive(); n != entries || in != inact {
+				t.Fatalf("resets without entry took the table from %d entries to %d, inactive connections from %d to %d", entries, n, inact, in)
+			}
+			res, _ := process(t, f, fin(client(50, 1000)), t0)
+			expect(t, res, Forward, ReasonAdopted)
+			f.RangeConnEntries(t0, func(c ConnEntry) bool {
+				if c.Client == client(50, 1000) && c.State != "FIN_WAIT" {
+					t.Errorf("an adopted FIN makes %s, want FIN_WAIT", c.State)
+				}
+				return true
+			})
+		})
+	}
+}
+
 func TestPortReuseReschedules(t *testing.T) {
 	f := newForwarder(t, testConfig("rr", 2), Options{})
 	c := client(0, 40000)

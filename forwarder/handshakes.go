@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"net/netip"
+	"slices"
 	"sync/atomic"
 )
 
@@ -29,15 +30,28 @@ type handshakes struct {
 	seen    [handshakeSeen]netip.Addr
 	pending [HandshakeBatch]netip.Addr
 	n       int
-	total   atomic.Uint64 // clients reported, for Overload
+	// pendingSlots has a bit for each seen slot that a pending client
+	// took since the last TakeHandshakes. Two clients of one slot
+	// alternating (a, b, a) take it in turn, and a, finding b there,
+	// would be pending twice (and counted twice by the trusted lane). A
+	// client can be pending only if its slot's bit is set, so only then
+	// is the pending list searched: rarely, and never when none collide.
+	pendingSlots [handshakeSeen / 64]uint64
+	total        atomic.Uint64 // clients trusted, for Overload
 }
 
 // note records that client c completed a handshake.
 func (h *handshakes) note(c netip.Addr) {
-	slot := &h.seen[addrHash(c)%handshakeSeen]
+	i := addrHash(c) % handshakeSeen
+	slot := &h.seen[i]
 	if *slot == c || h.n == len(h.pending) {
 		return
 	}
+	bit := uint64(1) << (i % 64)
+	if h.pendingSlots[i/64]&bit != 0 && slices.Contains(h.pending[:h.n], c) {
+		return
+	}
+	h.pendingSlots[i/64] |= bit
 	*slot = c
 	h.pending[h.n] = c
 	h.n++
@@ -53,14 +67,12 @@ func addrHash(a netip.Addr) uint64 {
 
 // ForgetHandshakes undoes TakeHandshakes for addrs, which the caller
 // could not use (its trusted map refused them): they are reported again
-// at their next handshake and no longer counted. Same rules as
-// TakeHandshakes.
+// at their next handshake. Same rules as TakeHandshakes.
 func (f *Forwarder) ForgetHandshakes(addrs []netip.Addr) {
 	h := &f.hs
 	for _, a := range addrs {
 		if slot := &h.seen[addrHash(a)%handshakeSeen]; *slot == a {
 			*slot = netip.Addr{}
-			h.total.Add(^uint64(0))
 		}
 	}
 }
@@ -72,9 +84,25 @@ func (f *Forwarder) ForgetHandshakes(addrs []netip.Addr) {
 // cap(dst) >= HandshakeBatch it allocates nothing.
 func (f *Forwarder) TakeHandshakes(dst []netip.Addr) []netip.Addr {
 	h := &f.hs
+	if h.n == 0 {
+		return dst
+	}
 	dst = append(dst, h.pending[:h.n]...)
-	h.total.Add(uint64(h.n))
 	clear(h.pending[:h.n])
+	clear(h.pendingSlots[:])
 	h.n = 0
 	return dst
+}
+
+// HandshakesTrusted counts n clients of a TakeHandshakes that the caller
+// put in its trusted lane (Overload.Handshakes). Only those count, not
+// the clients reported: the count is exported as a Prometheus counter
+// (drlb_trusted_clients_total, "clients put in the trusted lane"), which
+// must never go down, so clients the lane refused (ForgetHandshakes) are
+// never counted rather than counted and taken back. Any goroutine may
+// call it.
+func (f *Forwarder) HandshakesTrusted(n int) {
+	if n > 0 {
+		f.hs.total.Add(uint64(n))
+	}
 }

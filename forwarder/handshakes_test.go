@@ -56,10 +56,13 @@ func TestTakeHandshakes(t *testing.T) {
 	if got := take(); !slices.Equal(got, []netip.Addr{c.Addr()}) {
 		t.Fatalf("after the adopted handshake: %v, want client 3", got)
 	}
-	if o := f.Overload(); o.Handshakes != 2 {
-		t.Errorf("Overload.Handshakes %d, want 2", o.Handshakes)
+	// Overload counts the clients the caller trusted, not those reported.
+	if o := f.Overload(); o.Handshakes != 0 {
+		t.Errorf("Overload.Handshakes %d before any was trusted, want 0", o.Handshakes)
 	}
-	// A client the caller could not trust is reported again.
+	f.HandshakesTrusted(1)
+	// A client the caller could not trust is reported again, and the
+	// count stays.
 	f.ForgetHandshakes([]netip.Addr{c.Addr()})
 	if o := f.Overload(); o.Handshakes != 1 {
 		t.Errorf("after ForgetHandshakes, Overload.Handshakes %d, want 1", o.Handshakes)
@@ -84,6 +87,57 @@ func TestHandshakesBounded(t *testing.T) {
 	}
 	if h.n != HandshakeBatch {
 		t.Fatalf("%d pending, want %d", h.n, HandshakeBatch)
+	}
+}
+
+// TestHandshakesCollide: clients whose seen slots collide, completing
+// handshakes in turn between two takes, are each reported once: they
+// take the slot from each other (a, b, a), and a was reported twice, so
+// a trusted lane's count (and drlb_trusted_clients_total) grew by 3 for
+// 2 clients. A client whose slot was taken after it was reported is
+// reported again at its next handshake, as before.
+func TestHandshakesCollide(t *testing.T) {
+	a := netip.AddrFrom4([4]byte{10, 0, 0, 1})
+	b, c := collide(a, 1), collide(a, 2)
+	d := netip.AddrFrom4([4]byte{10, 0, 0, 2}) // another slot
+	for _, tc := range []struct {
+		name  string
+		notes []netip.Addr
+		want  []netip.Addr
+	}{
+		{"a b a", []netip.Addr{a, b, a}, []netip.Addr{a, b}},
+		{"a b a b", []netip.Addr{a, b, a, b}, []netip.Addr{a, b}},
+		{"a b c a b c", []netip.Addr{a, b, c, a, b, c}, []netip.Addr{a, b, c}},
+		{"a d b a d", []netip.Addr{a, d, b, a, d}, []netip.Addr{a, d, b}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForwarder(t, testConfig("rr", 2), Options{})
+			for _, x := range tc.notes {
+				f.hs.note(x)
+			}
+			if got := f.TakeHandshakes(nil); !slices.Equal(got, tc.want) {
+				t.Fatalf("reported %v, want %v", got, tc.want)
+			}
+			// The slot is b's or c's now: a is reported again, once.
+			f.hs.note(a)
+			f.hs.note(a)
+			if got := f.TakeHandshakes(nil); !slices.Equal(got, []netip.Addr{a}) {
+				t.Fatalf("after the take, a's handshakes reported %v, want a once", got)
+			}
+		})
+	}
+}
+
+// collide returns the nth address after a (10.0.0.0/16) whose handshake
+// seen slot is a's.
+func collide(a netip.Addr, n int) netip.Addr {
+	for i := 2; ; i++ {
+		x := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		if addrHash(x)%handshakeSeen == addrHash(a)%handshakeSeen {
+			if n--; n == 0 {
+				return x
+			}
+		}
 	}
 }
 

@@ -36,8 +36,8 @@ type Overload struct {
 	// (ReasonSynStateless, stateless.go).
 	SynStateless uint64
 	// Handshakes counts the clients TakeHandshakes reported (each once
-	// while it stays among a worker's last few thousand): those a
-	// director puts in its trusted lane.
+	// while it stays among a worker's last few thousand) that the caller
+	// put in its trusted lane (HandshakesTrusted). It never goes down.
 	Handshakes uint64
 }
 
@@ -84,9 +84,15 @@ func (f *Forwarder) timeout(st *state, state uint8) time.Duration {
 	return d
 }
 
-// noteEvictions publishes the table's eviction count.
-func (f *Forwarder) noteEvictions() {
+// insert inserts k into the table and publishes the table's eviction
+// count, for Overload's readers on other goroutines. Every insert of the
+// forwarder goes through it (Process's and ApplySync's alike), since any
+// of them may evict a SYN_RECV entry: a backup fed by connection sync
+// evicts as a master does and must count it too.
+func (f *Forwarder) insert(k *conntable.Key, now int64) (*conntable.Entry, error) {
+	e, err := f.table.Insert(k, now)
 	if n := f.table.Evicted(); n != f.synEvicted.Load() {
 		f.synEvicted.Store(n)
 	}
+	return e, err
 }

@@ -21,12 +21,13 @@ import (
 // spoofed SYN then costs no table space and no eviction. Within
 // StatelessWindow of the last such SYN, a non-SYN packet without entry is
 // placed by the same hash, which gives the server its SYN went to, and
-// inserted (as SYN_RECV for an ACK, ESTABLISHED with the client's next
-// packet, so spoofed ACKs only make evictable, short-lived entries;
-// ReasonPressureAdopted), recorded
-// for connection sync like any new entry; if the table is full of entries
-// that may not be evicted it is forwarded all the same, without entry
-// (ReasonStatelessFull), so new connections go on while pressure lasts.
+// inserted (as SYN_RECV whatever its flags, ESTABLISHED with the client's
+// next ACK, so spoofed ACKs or FINs only make evictable, short-lived
+// entries; a reset is forwarded without entry; ReasonPressureAdopted),
+// recorded for connection sync like any new entry; if the table is full
+// of entries that may not be evicted it is forwarded all the same,
+// without entry (ReasonStatelessFull), so new connections go on while
+// pressure lasts.
 //
 // The price: while under pressure, new connections of a service with a
 // load-based or round-robin scheduler (rr, wlc, ...) are spread by the
@@ -152,26 +153,65 @@ func (f *Forwarder) adoptable(s *service, now int64) bool {
 
 // adoptStateless places a non-SYN TCP packet without entry by the hash
 // that placed its SYN and inserts its entry (key in f.key), in SYN_RECV
-// until the client's next packet; a full table still forwards it.
+// until the client's next packet; a full table still forwards it, and a
+// reset is forwarded without entry.
 func (f *Forwarder) adoptStateless(st *state, s *service, p *packet, now int64) Result {
+	if p.tcpFlags&tcpRST != 0 {
+		return f.resetWithoutEntry(s, p, now, ReasonPressureAdopted)
+	}
 	ri, ok := f.hashSchedule(s, &p.flow)
 	if !ok {
 		return f.result(Drop, ReasonNoServer, s.idx, -1)
 	}
-	// The handshake's ACK makes a SYN_RECV entry, which the client's
-	// next packet turns ESTABLISHED (tcpNext). Inserting it ESTABLISHED
-	// would let spoofed ACKs sent within the window fill the table with
-	// entries that are never evicted and live the full timeout; as
-	// SYN_RECV they get the short pressure timeout and are evicted first.
-	state := tcpNext(stateNone, p.tcpFlags)
-	if p.tcpFlags&(tcpSYN|tcpRST|tcpFIN) == 0 {
-		state = stateSynRecv
-	}
-	e, err := f.table.Insert(&f.key, now)
-	f.noteEvictions()
+	// Whatever its flags (the handshake's ACK, data, a FIN), the packet
+	// makes a SYN_RECV entry, which the client's next packet moves on
+	// (tcpNext: ESTABLISHED for an ACK). Any other state would let
+	// spoofed packets sent within the window fill the table with entries
+	// that are never evicted and outlive the window: ESTABLISHED for the
+	// full tcp timeout, FIN_WAIT (a spoofed FIN) for tcp_fin_wait, and a
+	// full table of those leaves a real client's ACK stateless-full, then
+	// no-conn once the window closes. As SYN_RECV they get the short
+	// pressure timeout and are evicted first, until the client proves
+	// itself with a second packet.
+	e, err := f.insert(&f.key, now)
 	if err != nil {
 		return f.result(Forward, ReasonStatelessFull, s.idx, ri)
 	}
-	f.openEntry(st, s, s.reals[ri], e, state, now)
+	f.openEntry(st, s, s.reals[ri], e, stateSynRecv, now)
 	return f.result(Forward, ReasonPressureAdopted, s.idx, ri)
+}
+
+// resetWithoutEntry forwards a TCP reset that has no entry where the
+// packets of its connection would be adopted, inserting nothing: to the
+// server of its client's live persistence template if any (as pick
+// does, but without making one), else by the hash that places the
+// service's connections without entry (its consistent scheduler, or the
+// stateless hash in the adoption window). It counts as reason, the
+// adoption it stands in for.
+//
+// What an IPVS operator expects: IPVS never makes a connection of a
+// reset (tcp_conn_schedule skips th->rst, even with sloppy_tcp), so
+// `ipvsadm -Lnc` never shows one and a reset flood neither fills the
+// table (CLOSE entries, which eviction refuses) nor adds to the servers'
+// InActConn. Unlike IPVS, which leaves such a packet to the director's
+// own stack, drlb forwards it: by the hash it reaches the server holding
+// the connection, if any (one that survived a director restart or
+// failover, one whose SYN went statelessly), which can then drop it
+// instead of retransmitting to a client that resets each try. A spoofed
+// reset costs the server what it costs with an entry: nothing drlb can
+// check, the server's TCP does.
+func (f *Forwarder) resetWithoutEntry(s *service, p *packet, now int64, reason Reason) Result {
+	if s.cfg.Persistence > 0 {
+		f.templateKey(s, &p.flow)
+		if t := f.table.Lookup(&f.tkey, now); t != nil && t.Service == s.slot {
+			if ref := s.ref(t.Real); ref.r != nil && ref.idx >= 0 && ref.r.usable() {
+				return f.result(Forward, reason, s.idx, int(ref.idx))
+			}
+		}
+	}
+	ri, ok := f.hashSchedule(s, &p.flow)
+	if !ok {
+		return f.result(Drop, ReasonNoServer, s.idx, -1)
+	}
+	return f.result(Forward, reason, s.idx, ri)
 }

@@ -14,7 +14,7 @@ import (
 // pressure SYNs go through without entry (syn-stateless), so the flood
 // costs no table space and evicts nothing; a legitimate client's
 // handshake is served (its ACK finds the server its SYN went to by the
-// same hash and is inserted as ESTABLISHED: pressure-adopted, then
+// same hash and is inserted as SYN_RECV: pressure-adopted, then
 // existing); established connections keep flowing; every frame is
 // counted by reason and the per-server counters stay exact.
 func TestStatelessSYN(t *testing.T) {
@@ -284,6 +284,63 @@ func TestStatelessSpoofedACKs(t *testing.T) {
 	f.Tick(t0+61*second, f.TableSlots())
 	if n := f.TableLen(); n != 1 {
 		t.Fatalf("table holds %d entries after tcp_synrecv, want the real client's 1", n)
+	}
+}
+
+// TestStatelessSpoofedFlood: whatever spoofed packets without entry come
+// within the adoption window, they leave no entry that eviction refuses:
+// ACKs, FINs and data make SYN_RECV entries (short-lived, evicted first),
+// a reset makes none, as IPVS makes no connection of a reset. So a real
+// client's handshake, once the flood has filled the table, still gets an
+// entry (pressure-adopted, evicting a flood's) that outlives the window.
+// Spoofed FINs used to make FIN_WAIT entries (tcp_fin_wait, 120 s) and
+// resets CLOSE ones, neither evictable: the real client's ACK got
+// stateless-full, and no-conn once the window closed.
+func TestStatelessSpoofedFlood(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		flags   string
+		entries bool // the flood makes entries (SYN_RECV, evictable)
+	}{
+		{"ACK", "A", true},
+		{"FIN", "FA", true},
+		{"data", "PA", true},
+		{"SYN-ACK", "SA", true},
+		{"reset", "R", false},
+		{"reset-ACK", "RA", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig("rr", 2)
+			cfg.MaxConns = 64
+			f := newForwarder(t, cfg, Options{})
+			rng := rand.New(rand.NewPCG(9, 10))
+			for range 140 { // pressure, the window open
+				process(t, f, syn(spoofed(rng)), t0)
+			}
+			before := f.TableLen()
+			for range 200 {
+				res, _ := process(t, f, framegen.TCP(toDir, spoofed(rng), netip.AddrPortFrom(vip, 80), tc.flags, 2, 1, nil), t0)
+				expect(t, res, Forward, ReasonPressureAdopted)
+			}
+			f.RangeConnEntries(t0, func(c ConnEntry) bool {
+				if c.State != "SYN_RECV" {
+					t.Fatalf("a %s entry after the flood: %+v", c.State, c)
+				}
+				return true
+			})
+			switch n := f.TableLen(); {
+			case tc.entries && (n != cfg.MaxConns || f.Overload().SynEvicted == 0):
+				t.Fatalf("the flood left %d entries, evicted %d; want a full table, evicting", n, f.Overload().SynEvicted)
+			case !tc.entries && n != before:
+				t.Fatalf("resets without entry took the table from %d entries to %d", before, n)
+			}
+			c := client(1, 3000)
+			expect(t, f.Process(syn(c), &Meta{Time: t0 + second}), Forward, ReasonSynStateless)
+			expect(t, f.Process(ack(c), &Meta{Time: t0 + second}), Forward, ReasonPressureAdopted)
+			expect(t, f.Process(ack(c), &Meta{Time: t0 + 2*second}), Forward, ReasonExisting)
+			late := t0 + second + int64(StatelessWindow) // the window closed
+			expect(t, f.Process(ack(c), &Meta{Time: late}), Forward, ReasonExisting)
+		})
 	}
 }
 

@@ -164,7 +164,7 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 	}
 	if ex == nil {
 		var err error
-		if ex, err = f.table.Insert(&f.key, now); err != nil {
+		if ex, err = f.insert(&f.key, now); err != nil {
 			return SyncTableFull
 		}
 		ex.Service, ex.Real, ex.State = s.slot, r.slot, e.State

@@ -129,6 +129,31 @@ func TestSyncRefresh(t *testing.T) {
 	}
 }
 
+// TestSyncEvictionsCounted: a backup's table fills from its peer's
+// records as a master's does from frames, and what ApplySync evicts to
+// make room counts in Overload as Process's evictions do (it stayed 0 on
+// a backup).
+func TestSyncEvictionsCounted(t *testing.T) {
+	cfg := testConfig("rr", 2)
+	cfg.MaxConns = 8
+	f := newForwarder(t, cfg, Options{})
+	f.statefulSYN = true // SYNs make entries under pressure too
+	for i := range 8 {
+		process(t, f, syn(client(i, 1000)), t0) // 8 SYN_RECV entries: full
+	}
+	rs := cfg.Services[0].RealServers[0].Address
+	for i := range 4 {
+		e := connsync.Entry{Op: connsync.OpUpsert, Proto: protoTCP, CIP: netip.MustParseAddr("198.18.2.1"), VIP: vip,
+			CPort: uint16(5000 + i), VPort: 80, SvcPort: 80, Real: rs, State: stateEstablished, Timeout: 900 * time.Second}
+		if r := f.ApplySync(&e, t0); r != SyncApplied {
+			t.Fatalf("ApplySync: %v", SyncResultNames[r])
+		}
+	}
+	if got, tab := f.Overload().SynEvicted, f.table.Evicted(); got != 4 || tab != 4 {
+		t.Fatalf("Overload().SynEvicted %d, table evicted %d; want 4 and 4", got, tab)
+	}
+}
+
 // A full event buffer drops and counts; the data path goes on.
 func TestSyncBufferFull(t *testing.T) {
 	f := newForwarder(t, testConfig("rr", 3), Options{})

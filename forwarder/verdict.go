@@ -38,7 +38,7 @@ const (
 	ReasonExisting   // an existing connection
 	ReasonPersistent // a new connection pinned by a persistence template
 	ReasonReused     // a SYN reusing the ports of a connection closing or on a quiesced server, scheduled afresh
-	ReasonAdopted    // a mid-flow packet without entry, placed by a consistent hash
+	ReasonAdopted    // a mid-flow packet without entry, placed by a consistent hash (a reset makes no entry)
 	ReasonFragment   // a non-first fragment following its first fragment
 	ReasonICMP       // an ICMP error sent to the owner of the quoted connection
 	// Drop reasons.
@@ -59,7 +59,7 @@ const (
 	ReasonSorry // a new connection sent to the sorry server: no real server can take it
 	// Table pressure (stateless.go), numbered after the others too.
 	ReasonSynStateless    // forward: a SYN under table pressure, placed by a flow hash, no entry inserted
-	ReasonPressureAdopted // forward: a non-SYN without entry after stateless SYNs, placed by the same hash, entry inserted
+	ReasonPressureAdopted // forward: a non-SYN without entry after stateless SYNs, placed by the same hash, entry inserted (none for a reset)
 	ReasonStatelessFull   // forward: as pressure-adopted, but the table was full: forwarded by the hash without entry
 	numReasons            // keep last
 )
