@@ -61,8 +61,9 @@ type Options struct {
 	// and what XDP cannot carry go through AF_PACKET), or "auto": afxdp on a physical NIC with one receive
 	// queue (where it carries every frame), afpacket otherwise, also
 	// where the queues in use are not known (chooseIO); auto keeps afxdp
-	// only with its XDP program in driver mode (autoKeepsXDP). It logs
-	// why.
+	// only where no frame can reach it with a partial checksum: its XDP
+	// program in driver mode, or a NIC that is not a VM's (autoKeepsXDP).
+	// It logs why.
 	IO string
 	// BlackholeVIPs lets the director run on a host that forwards (a
 	// container host): instead of refusing to start, Run installs a

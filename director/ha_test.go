@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -656,4 +657,30 @@ func TestHAAdvertBeforeGratuitousARP(t *testing.T) {
 		t.Fatal("no advert")
 	}
 	expectFrame(t, wire, "gratuitous ARP after the advert", isGratuitous(dirPort.HardwareAddr(), vip))
+}
+
+// TestHAStoppedBeforeStart: a director with ha: (or bgp:) runs through
+// serveHandingOver, which hands Serve a context of its own: a SIGTERM
+// during start-up must still keep it from starting VRRP and calling
+// Ready (systemd READY=1 after STOPPING=1).
+func TestHAStoppedBeforeStart(t *testing.T) {
+	cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)))
+	cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: 50 * time.Millisecond, Preempt: true}
+	conn := newFakeVRRP()
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	var ready atomic.Int32
+	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler), IPv4: netip.MustParseAddr("198.18.0.2"), VRRP: conn,
+		Ready: func() { ready.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // SIGTERM while the tables were faulted in
+	if err := d.ha.serve(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if n := ready.Load(); n != 0 {
+		t.Errorf("Ready called %d time(s) for a director with ha: stopped before it started", n)
+	}
 }

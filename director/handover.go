@@ -11,6 +11,12 @@ import (
 // breaks no flow. handOver gets the context d runs on, done if d stopped
 // by itself meanwhile.
 func serveHandingOver(ctx context.Context, d *Director, handOver func(running context.Context) time.Duration) error {
+	if ctx.Err() != nil {
+		// Stopped while starting: Serve would not see it (it runs on
+		// inner), and would announce, start VRRP and tell systemd
+		// READY after STOPPING; there is nothing to hand over.
+		return nil
+	}
 	inner, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

@@ -88,8 +88,8 @@ func (q rxQueueCount) xdpWarning(ifname string) string {
 // only where it carries everything: frames off a wire have complete
 // checksums, and one receive queue means its one socket (queue 0) sees
 // them all. A count drlb could not read exactly counts as several queues
-// unless the device allocated only one. Opened, AF_XDP is kept only with
-// its program in driver mode (autoKeepsXDP).
+// unless the device allocated only one. Opened, AF_XDP is kept only where
+// no frame can reach it with a partial checksum (autoKeepsXDP).
 func chooseIO(virtual bool, queues rxQueueCount) (io, why string) {
 	switch {
 	case virtual:
@@ -106,19 +106,21 @@ func chooseIO(virtual bool, queues rxQueueCount) (io, why string) {
 }
 
 // autoKeepsXDP says whether -io auto keeps the AF_XDP ports it opened,
-// whose XDP program came out in mode ("driver" or "generic"), and why
-// not. Only in driver mode: link.OpenXDP falls back to generic mode where
-// the driver refuses the native program, as virtio-net does with the
-// host's guest offloads on (a NIC in a VM is a "device" link too). In
-// generic mode those offloads stay on, frames may arrive with partial
-// checksums (CHECKSUM_PARTIAL), and AF_XDP, whose frames carry no
-// checksum state, would forward them unfinished; AF_PACKET reads that
-// state and completes them.
-func autoKeepsXDP(mode string) (keep bool, why string) {
-	if mode == "driver" {
+// given risk, what xdpChecksumWarning says of the interface with the mode
+// its XDP program came out in, and why not. link.OpenXDP falls back to
+// generic mode where the driver refuses the native program: on a NIC off
+// a wire (r8169, e1000e: one queue, the case auto picks AF_XDP for)
+// frames still come with their checksums complete, but virtio-net
+// refuses it with the host's guest offloads on (a NIC in a VM is a
+// "device" link too), which generic mode leaves on: frames may then
+// arrive with partial checksums (CHECKSUM_PARTIAL), which AF_XDP, whose
+// frames carry no checksum state, would forward unfinished, and
+// AF_PACKET reads and completes.
+func autoKeepsXDP(risk string) (keep bool, why string) {
+	if risk == "" {
 		return true, ""
 	}
-	return false, fmt.Sprintf("the XDP program runs in %s mode, not driver mode (the driver refused native XDP, as virtio-net does with the host's guest offloads on): frames may then arrive with partial checksums, which AF_XDP would forward unfinished; -io afxdp keeps it anyway", mode)
+	return false, risk + " (-io afxdp keeps AF_XDP anyway)"
 }
 
 // xdpChecksumWarning is what -io afxdp says on ifname (netlink's link
@@ -149,14 +151,10 @@ func xdpChecksumWarning(ifname, linkType, bus, mode string) string {
 
 // autoVeto says why -io auto takes AF_PACKET for cfg and opts where the
 // interface alone would have it pick AF_XDP, or "": on a VLAN trunk
-// (afxdpRefusal), and with -xdp-generic, since auto keeps AF_XDP only
-// with its program in driver mode (autoKeepsXDP).
-func autoVeto(cfg *config.Config, opts Options) string {
+// (afxdpRefusal).
+func autoVeto(cfg *config.Config) string {
 	if err := afxdpRefusal(cfg); err != nil {
 		return err.Error()
-	}
-	if opts.XDPGeneric {
-		return "-xdp-generic: -io auto keeps AF_XDP only with its XDP program in driver mode, where frames cannot arrive with partial checksums (-io afxdp -xdp-generic for AF_XDP in generic mode)"
 	}
 	return ""
 }

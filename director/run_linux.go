@@ -218,7 +218,7 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	if auto {
 		var why string
 		io, why = autoIO(cfg.Interface, queues)
-		if veto := autoVeto(cfg, *opts); io == IOAFXDP && veto != "" {
+		if veto := autoVeto(cfg); io == IOAFXDP && veto != "" {
 			io, why = IOAFPacket, veto
 		}
 		log.Info("io auto: "+io, "why", why, "receive queues", queues.String())
@@ -279,19 +279,18 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 	return ports[0], nil
 }
 
-// notNative is openXDP's refusal under -io auto of ports whose XDP
-// program did not come out in driver mode (autoKeepsXDP says why).
+// notNative is openXDP's refusal under -io auto of ports that frames may
+// reach with partial checksums (autoKeepsXDP says why).
 type notNative struct{ why string }
 
 func (e notNative) Error() string { return e.why }
 
 // openXDP opens the AF_XDP LAN ports of plan: one on queue 0, or one
 // per queue of the first plan.ports (link.OpenXDPQueues), each a
-// worker's, sharing clients by h as AF_PACKET workers do. For -io auto
-// it keeps them only with the program in driver mode, and otherwise
-// closes them and returns a notNative (autoKeepsXDP); for -io afxdp it
-// warns where frames may reach them with partial checksums
-// (xdpChecksumWarning).
+// worker's, sharing clients by h as AF_PACKET workers do. Where frames
+// may reach them with partial checksums (xdpChecksumWarning), -io auto
+// closes them and returns a notNative (autoKeepsXDP), and -io afxdp
+// warns.
 func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan, h link.ClientHash, auto bool, log *slog.Logger) ([]link.Port, error) {
 	ports, err := link.OpenXDPQueues(ifname, lc, vips, plan.ports, h)
 	if err != nil {
@@ -301,17 +300,19 @@ func openXDP(ifname string, lc link.Config, vips []netip.Addr, plan xdpQueuePlan
 	if m, ok := ports[0].(link.XDPMode); ok {
 		mode = m.XDPMode()
 	}
+	risk := fmt.Sprintf("io afxdp on %s: cannot read its link type, so cannot tell whether frames may reach it with partial checksums", ifname)
+	if l, err := netlink.LinkByName(ifname); err == nil {
+		risk = xdpChecksumWarning(ifname, l.Type(), l.Attrs().ParentDevBus, mode)
+	}
 	if auto {
-		if keep, why := autoKeepsXDP(mode); !keep {
+		if keep, why := autoKeepsXDP(risk); !keep {
 			for _, p := range ports {
 				p.Close()
 			}
 			return nil, notNative{why}
 		}
-	} else if l, err := netlink.LinkByName(ifname); err == nil {
-		if w := xdpChecksumWarning(ifname, l.Type(), l.Attrs().ParentDevBus, mode); w != "" {
-			log.Warn(w)
-		}
+	} else if risk != "" {
+		log.Warn(risk)
 	}
 	if m, ok := ports[0].(link.XSKMode); ok {
 		sockets = m.XSKMode()
@@ -402,7 +403,11 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 		drop, err = link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, nil)
 	}
 	if err != nil {
-		log.Warn("the kernel's copy of VIP frames is not dropped: its IP stack takes each one up to a route lookup (more CPU per frame)", "err", err)
+		which := "VIP frames"
+		if _, xdp := port.(link.XDPMode); xdp {
+			which = "the VIP frames the XDP program passes (over 1792 bytes, other queues', all once detached)"
+		}
+		log.Warn("the kernel's copy of "+which+" is not dropped: its IP stack takes each one up to a route lookup (more CPU per frame)", "err", err)
 		return nil
 	}
 	log.Info("kernel copy of VIP frames dropped at tc ingress, after drlb's sockets read them", "vips", vips, "kernel flows", slots != nil)

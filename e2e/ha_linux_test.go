@@ -246,10 +246,10 @@ func startKeepalived(t *testing.T, l *testbed.Lab, h *testbed.Host, prio int) *k
 	return startKeepalivedFor(t, l, h, prio, l.VIP)
 }
 
-// startKeepalivedFor is startKeepalived with vip as the virtual address:
-// an IPv6 one makes it an IPv6 vrrp_instance (adverts from the link-local
-// address to ff02::12).
-func startKeepalivedFor(t *testing.T, l *testbed.Lab, h *testbed.Host, prio int, vip netip.Addr) *keepalivedProc {
+// startKeepalivedFor is startKeepalived with vips as the virtual_ipaddress
+// list: an IPv6 one makes it an IPv6 vrrp_instance (adverts from the
+// link-local address to ff02::12).
+func startKeepalivedFor(t *testing.T, l *testbed.Lab, h *testbed.Host, prio int, vips ...netip.Addr) *keepalivedProc {
 	t.Helper()
 	ka, err := exec.LookPath("keepalived")
 	if err != nil {
@@ -279,7 +279,7 @@ vrrp_instance VI_1 {
     %s
   }
 }
-`, h.Iface, haVRID, prio, haInterval.Seconds(), netip.PrefixFrom(vip, vip.BitLen()))
+`, h.Iface, haVRID, prio, haInterval.Seconds(), vipLines(vips))
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -298,6 +298,16 @@ vrrp_instance VI_1 {
 		}
 	})
 	return k
+}
+
+// vipLines is a virtual_ipaddress block's lines for vips, one host
+// prefix each.
+func vipLines(vips []netip.Addr) string {
+	lines := make([]string, len(vips))
+	for i, v := range vips {
+		lines[i] = netip.PrefixFrom(v, v.BitLen()).String()
+	}
+	return strings.Join(lines, "\n    ")
 }
 
 // kill sends sig to the VRRP child, then stops the parent, by their pids.
@@ -395,6 +405,54 @@ func TestHAKeepalivedInterop(t *testing.T) {
 	}
 	if got := neighborMAC(t, l, l.Router, l.VIP); got.String() != d1.MAC.String() {
 		t.Errorf("router: VIP at %v, want drlb's %v", got, d1.MAC)
+	}
+}
+
+// TestHAKeepalivedSameConfig: drlb run on a keepalived.conf beside a
+// keepalived whose vrrp_instance is the same, with an address besides
+// the VIP in virtual_ipaddress (as keepalived configs often have: a
+// gateway address). keepalived drops every advert whose address list
+// differs from its own (vrrp_in_chk), so drlb must advertise that list,
+// not its virtual_server VIPs: then the keepalived at the lower priority
+// hears drlb and stays BACKUP, where it would otherwise become MASTER
+// beside it.
+func TestHAKeepalivedSameConfig(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 1})
+	d1, d2 := l.Directors[0], l.Directors[1]
+	extra := netip.MustParseAddr("198.18.0.101") // on the LAN, used by no host
+	dir := t.TempDir()
+	conf, sock := filepath.Join(dir, "keepalived.conf"), filepath.Join(dir, "d1.sock")
+	text := fmt.Sprintf(`global_defs {
+  vrrp_version 3
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface %s
+  virtual_router_id %d
+  priority 100
+  advert_int %.1f
+  virtual_ipaddress {
+    %s
+  }
+}
+virtual_server %s %d {
+  lb_algo mh
+  lb_kind DR
+  protocol TCP
+  real_server %s %d {
+    weight 1
+  }
+}
+`, d1.Iface, haVRID, haInterval.Seconds(), vipLines([]netip.Addr{l.VIP, extra}), l.VIP, testbed.HTTPPort, l.RealServers[0].IPv4, testbed.HTTPPort)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runDirectorOn(t, l, d1, 1, "run", "-c", conf, "-ctl", sock)
+	waitHAState(t, sock, "MASTER", 5*time.Second)
+	staysBackup(t, startKeepalivedFor(t, l, d2, 50, l.VIP, extra))
+	if h := haStatus(sock); h == nil || h.State != "MASTER" {
+		t.Errorf("drlb %+v, want MASTER", h)
 	}
 }
 

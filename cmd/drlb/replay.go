@@ -59,7 +59,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := replay.CheckMACs(cfg); err != nil {
 		return asUsage(fmt.Errorf("%s: %w", *cfgPath, err))
 	}
-	in, err := os.Open(*inPath)
+	in, err := openInput(ctx, *inPath)
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %s not written", *outPath)
+	}
 	if err != nil {
 		return err
 	}
@@ -96,6 +99,33 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "%s: %s -> %s\n", *inPath, sum, *outPath)
 	return nil
+}
+
+// openInput opens path for reading, or gives up when ctx ends first:
+// opening a FIFO waits for its writer, in a system call that Ctrl-C,
+// which main catches, does not interrupt. A file opened after that is
+// closed at once.
+func openInput(ctx context.Context, path string) (*os.File, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- opened{f, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.f, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // rsMACFlag collects -rs-mac ADDR=MAC.

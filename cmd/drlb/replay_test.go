@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,21 +116,33 @@ func countPcap(t *testing.T, path string) int {
 }
 
 // TestReplayInterrupted: Ctrl-C (the context) ends a replay that waits on
-// a FIFO, which writes nothing; main catches the signal, so a replay
-// that did not watch the context would wait for its writer for ever.
+// a FIFO, whose writer writes nothing or has not opened it yet; main
+// catches the signal, so a replay that did not watch the context would
+// wait for ever.
 func TestReplayInterrupted(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "in.pcap")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("no FIFO here: %v", err)
 	}
-	w, err := os.OpenFile(fifo, os.O_RDWR, 0) // a writer that stays silent
-	if err != nil {
-		t.Fatal(err)
+	for _, writer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("writer=%v", writer), func(t *testing.T) {
+			if writer {
+				w, err := os.OpenFile(fifo, os.O_RDWR, 0) // a writer that stays silent
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+			}
+			replayInterrupted(t, fifo, filepath.Join(dir, fmt.Sprintf("out-%v.pcap", writer)))
+		})
 	}
-	defer w.Close()
+}
+
+// replayInterrupted runs drlb replay on fifo, ends its context 100 ms
+// later and checks it stops, saying so, and writes nothing.
+func replayInterrupted(t *testing.T, fifo, out string) {
 	cfg := filepath.Join("..", "..", "testdata", "replay", "services.yaml")
-	out := filepath.Join(dir, "out.pcap")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var stdout, stderr bytes.Buffer
