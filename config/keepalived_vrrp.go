@@ -286,8 +286,12 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 		return err
 	}
 	for _, a := range in.addrs {
-		if !vips[a.addr] && a.addr.Is4() {
+		switch {
+		case vips[a.addr]:
+		case a.addr.Is4():
 			r.note(a.tok, "%s in vrrp_instance %s is not the VIP of a virtual_server: drlb's adverts carry it, as keepalived's do (a keepalived peer drops adverts without it), but drlb adds it to no interface and answers no ARP for it", a.addr, in.name)
+		default:
+			r.note(a.tok, "%s in vrrp_instance %s is not the VIP of a virtual_server, nor of the instance's family (IPv4): the adverts do not carry it; ignored", a.addr, in.name)
 		}
 	}
 	for _, a := range in.excluded {

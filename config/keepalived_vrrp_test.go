@@ -65,6 +65,9 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 			kaService + "virtual_server [2001:2::100]:80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n",
 			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
 			[]string{"keepalived.conf:8: warning: 2001:2::100: drlb elects its IPv6 VIPs on a virtual router of their own"}}, // beside a keepalived peer, both would hold them
+		{"IPv6 address in an IPv4 instance's list, no VIP: warned, not advertised", "vrrp_instance VI_1 {\n version 3\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.100\n  2001:2::7\n }\n}\n" + kaService,
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
+			[]string{"keepalived.conf:6: warning: 2001:2::7 in vrrp_instance VI_1 is not the VIP of a virtual_server, nor of the instance's family (IPv4): the adverts do not carry it; ignored"}},
 		{"no instance holds a VIP: no ha", "vrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.7\n }\n}\n" + kaService,
 			"ha none\n", "", []string{`keepalived.conf:1: warning: keyword "vrrp_instance" ignored (it holds none of the virtual_server VIPs`}},
 	}

@@ -67,10 +67,10 @@ type haRun struct {
 type haInstance struct {
 	v6     bool // IPv6: adverts from the link-local address to ff02::12
 	runner *vrrp.Runner
-	// master and gen change under haRun.mu. gen counts transitions, so a
-	// repeat burst scheduled as master is dropped once that is over.
-	master atomic.Bool
-	gen    atomic.Uint64
+	// role changes under haRun.mu: whether master, and the generation,
+	// which counts transitions, so that a repeat burst scheduled as master
+	// is dropped once that is over.
+	role role
 	// reasserted is when the VIPs were last announced again for another
 	// master (UnixNano), so that one that keeps talking costs one burst
 	// per haGARPRepeat.
@@ -169,14 +169,34 @@ func (h *haRun) instance(v netip.Addr) *haInstance {
 	return nil
 }
 
-// masterGen reads whether i is master and its generation together, under
-// h.mu where changed sets both: read one at a time, a transition between
+// role is a virtual router's role for the director, whether it is master
+// and its generation, in one word (gen<<1 | master) so that the two are
+// read together without a lock. Read one at a time, a transition between
 // the two reads paired BACKUP's generation with MASTER's flag, and a burst
-// scheduled with it went out from a backup.
-func (h *haRun) masterGen(i *haInstance) (master bool, gen uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return i.master.Load(), i.gen.Load()
+// scheduled with it went out from a backup; read under haRun.mu, the ARP
+// conflict callback (defend), which runs on a worker's receive path,
+// waited behind the bursts' sends.
+type role struct{ v atomic.Uint64 }
+
+// load returns whether the router is master, and its generation.
+func (r *role) load() (master bool, gen uint64) {
+	v := r.v.Load()
+	return v&1 != 0, v >> 1
+}
+
+// master says whether the router is master.
+func (r *role) master() bool { return r.v.Load()&1 != 0 }
+
+// set records a transition to master or not (a new generation) and
+// returns that generation. Transitions are set under haRun.mu.
+func (r *role) set(master bool) uint64 {
+	gen := r.v.Load()>>1 + 1
+	v := gen << 1
+	if master {
+		v |= 1
+	}
+	r.v.Store(v)
+	return gen
 }
 
 // newFamily says which VIP of cfg has no virtual router of its family
@@ -224,7 +244,7 @@ func (d *Director) ownedVIPs(cfg *config.Config) []netip.Addr {
 	}
 	var out []netip.Addr
 	for _, v := range vips {
-		if i := d.ha.instance(v); i != nil && i.master.Load() {
+		if i := d.ha.instance(v); i != nil && i.role.master() {
 			out = append(out, v)
 		}
 	}
@@ -248,9 +268,8 @@ func (d *Director) setResponderVIPs(cfg *config.Config) error {
 // runner's lock, and so its next advert and the adverts it hears.
 func (h *haRun) changed(inst *haInstance, t vrrp.Transition) {
 	h.mu.Lock()
-	gen := inst.gen.Add(1)
 	master := t.To == vrrp.Master
-	inst.master.Store(master)
+	gen := inst.role.set(master)
 	cfg := h.d.cur.Load()
 	owned := h.d.ownedVIPs(cfg)
 	err := h.d.responder.SetVIPs(owned)
@@ -289,7 +308,7 @@ func (h *haRun) reassert(inst *haInstance, reason string) {
 	}
 	inst.reasserted.Store(now)
 	h.mu.Lock()
-	gen := inst.gen.Load()
+	_, gen := inst.role.load()
 	vips := familyVIPs(h.d.ownedVIPs(h.d.cur.Load()), inst.v6)
 	h.mu.Unlock()
 	go h.burst(inst, gen, vips) // after the advert the runner sent, off its lock (changed)
@@ -306,7 +325,7 @@ func (h *haRun) burst(inst *haInstance, gen uint64, vips []netip.Addr) {
 	for range haGARPCount {
 		for _, v := range vips {
 			h.mu.Lock()
-			if inst.gen.Load() != gen || !inst.master.Load() {
+			if master, now := inst.role.load(); now != gen || !master {
 				h.mu.Unlock()
 				return
 			}
@@ -343,7 +362,7 @@ func (h *haRun) reload(old, cfg *config.Config, added []netip.Addr) {
 			}
 		}
 		if add := familyVIPs(added, i.v6); len(add) > 0 {
-			if master, gen := h.masterGen(i); master {
+			if master, gen := i.role.load(); master {
 				h.burst(i, gen, add)
 			}
 		}
@@ -362,12 +381,12 @@ func (h *haRun) reload(old, cfg *config.Config, added []netip.Addr) {
 func (h *haRun) defend(c arp.Conflict) {
 	owned := h.d.ownedVIPs(h.d.cur.Load())
 	for _, i := range h.inst {
-		master, gen := h.masterGen(i)
+		master, gen := i.role.load()
 		if !master {
 			continue
 		}
 		time.AfterFunc(h.cfg.AdvertInterval, func() {
-			if !i.master.Load() || i.gen.Load() != gen {
+			if master, now := i.role.load(); !master || now != gen {
 				h.log.Info("ha: a peer took the VIPs over (its gratuitous ARP came before its advert)", "family", i.family(), "conflict", fmt.Sprintf("%+v", c))
 				return
 			}
@@ -380,7 +399,7 @@ func (h *haRun) defend(c arp.Conflict) {
 // isMaster says whether any virtual router is master.
 func (h *haRun) isMaster() bool {
 	for _, i := range h.inst {
-		if i.master.Load() {
+		if i.role.master() {
 			return true
 		}
 	}

@@ -591,8 +591,10 @@ func TestHABurstOnlyWhileMaster(t *testing.T) {
 			// Not served: no runner changes the state behind the test.
 			h, i := d.ha, d.ha.inst[0]
 			h.mu.Lock()
-			i.master.Store(tc.master)
-			i.gen.Store(7)
+			i.role.v.Store(7 << 1)
+			if tc.master {
+				i.role.v.Store(7<<1 | 1)
+			}
 			h.mu.Unlock()
 			h.burst(i, tc.gen, []netip.Addr{vip})
 			if got := gratuitousQueued(wire, dirPort.HardwareAddr(), vip); got != tc.want {

@@ -21,9 +21,9 @@ import (
 // spoofed SYN then costs no table space and no eviction. Within
 // StatelessWindow of the last such SYN, a non-SYN packet without entry is
 // placed by the same hash, which gives the server its SYN went to, and
-// inserted (as SYN_RECV whatever its flags, ESTABLISHED with the client's
-// next ACK, so spoofed ACKs or FINs only make evictable, short-lived
-// entries; a reset is forwarded without entry; ReasonPressureAdopted),
+// inserted (as SYN_RECV, ESTABLISHED with the client's next ACK, so
+// spoofed ACKs only make evictable, short-lived entries; a FIN or a reset
+// is forwarded without entry; ReasonPressureAdopted),
 // recorded for connection sync like any new entry; if the table is full
 // of entries that may not be evicted it is forwarded all the same,
 // without entry (ReasonStatelessFull), so new connections go on while
@@ -153,26 +153,29 @@ func (f *Forwarder) adoptable(s *service, now int64) bool {
 
 // adoptStateless places a non-SYN TCP packet without entry by the hash
 // that placed its SYN and inserts its entry (key in f.key), in SYN_RECV
-// until the client's next packet; a full table still forwards it, and a
-// reset is forwarded without entry.
+// until the client's next packet; a full table still forwards it. A FIN
+// or a reset is forwarded without entry: as FIN_WAIT or CLOSE, entries
+// eviction refuses, spoofed ones would fill a full table; as SYN_RECV,
+// the closing client's last ACK would make a FIN's entry ESTABLISHED, for
+// the full tcp timeout, and count its client as one that completed a
+// handshake (the trusted lane). That last ACK makes a SYN_RECV entry of
+// its own, which the short pressure timeout soon ends.
 func (f *Forwarder) adoptStateless(st *state, s *service, p *packet, now int64) Result {
-	if p.tcpFlags&tcpRST != 0 {
+	if p.tcpFlags&(tcpRST|tcpFIN) != 0 {
 		return f.resetWithoutEntry(s, p, now, ReasonPressureAdopted)
 	}
 	ri, ok := f.hashSchedule(s, &p.flow)
 	if !ok {
 		return f.result(Drop, ReasonNoServer, s.idx, -1)
 	}
-	// Whatever its flags (the handshake's ACK, data, a FIN), the packet
-	// makes a SYN_RECV entry, which the client's next packet moves on
-	// (tcpNext: ESTABLISHED for an ACK). Any other state would let
-	// spoofed packets sent within the window fill the table with entries
-	// that are never evicted and outlive the window: ESTABLISHED for the
-	// full tcp timeout, FIN_WAIT (a spoofed FIN) for tcp_fin_wait, and a
-	// full table of those leaves a real client's ACK stateless-full, then
-	// no-conn once the window closes. As SYN_RECV they get the short
-	// pressure timeout and are evicted first, until the client proves
-	// itself with a second packet.
+	// The packet (the handshake's ACK, data) makes a SYN_RECV entry,
+	// which the client's next packet moves on (tcpNext: ESTABLISHED for
+	// an ACK). ESTABLISHED at once would let spoofed packets sent within
+	// the window fill the table with entries that are never evicted and
+	// live the full tcp timeout, and a full table of those leaves a real
+	// client's ACK stateless-full, then no-conn once the window closes.
+	// As SYN_RECV they get the short pressure timeout and are evicted
+	// first, until the client proves itself with a second packet.
 	e, err := f.insert(&f.key, now)
 	if err != nil {
 		return f.result(Forward, ReasonStatelessFull, s.idx, ri)
@@ -182,7 +185,8 @@ func (f *Forwarder) adoptStateless(st *state, s *service, p *packet, now int64) 
 }
 
 // resetWithoutEntry forwards a TCP reset that has no entry where the
-// packets of its connection would be adopted, inserting nothing: to the
+// packets of its connection would be adopted, inserting nothing (and so a
+// FIN in the stateless window: adoptStateless): to the
 // server of its client's live persistence template if any (as pick
 // does, but without making one), else by the hash that places the
 // service's connections without entry (its consistent scheduler, or the

@@ -289,8 +289,8 @@ func TestStatelessSpoofedACKs(t *testing.T) {
 
 // TestStatelessSpoofedFlood: whatever spoofed packets without entry come
 // within the adoption window, they leave no entry that eviction refuses:
-// ACKs, FINs and data make SYN_RECV entries (short-lived, evicted first),
-// a reset makes none, as IPVS makes no connection of a reset. So a real
+// ACKs and data make SYN_RECV entries (short-lived, evicted first), a FIN
+// or a reset makes none, as IPVS makes no connection of a reset. So a real
 // client's handshake, once the flood has filled the table, still gets an
 // entry (pressure-adopted, evicting a flood's) that outlives the window.
 // Spoofed FINs used to make FIN_WAIT entries (tcp_fin_wait, 120 s) and
@@ -303,7 +303,7 @@ func TestStatelessSpoofedFlood(t *testing.T) {
 		entries bool // the flood makes entries (SYN_RECV, evictable)
 	}{
 		{"ACK", "A", true},
-		{"FIN", "FA", true},
+		{"FIN", "FA", false},
 		{"data", "PA", true},
 		{"SYN-ACK", "SA", true},
 		{"reset", "R", false},
@@ -332,7 +332,7 @@ func TestStatelessSpoofedFlood(t *testing.T) {
 			case tc.entries && (n != cfg.MaxConns || f.Overload().SynEvicted == 0):
 				t.Fatalf("the flood left %d entries, evicted %d; want a full table, evicting", n, f.Overload().SynEvicted)
 			case !tc.entries && n != before:
-				t.Fatalf("resets without entry took the table from %d entries to %d", before, n)
+				t.Fatalf("%ss without entry took the table from %d entries to %d", tc.name, before, n)
 			}
 			c := client(1, 3000)
 			expect(t, f.Process(syn(c), &Meta{Time: t0 + second}), Forward, ReasonSynStateless)
@@ -445,5 +445,42 @@ func TestStatelessServers(t *testing.T) {
 			}
 			process(t, f, framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "R", 3, 0, nil), t0)
 		}
+	}
+}
+
+// TestStatelessClosingClient: a real client closing a connection that has
+// no entry (after a restart or a failover without sync), within the
+// adoption window: its FIN is forwarded without entry, and its last ACK
+// makes a SYN_RECV entry, short-lived under pressure. Adopted as SYN_RECV,
+// the FIN's entry became ESTABLISHED at that ACK, for the full tcp
+// timeout, and the closing client counted as one that completed a
+// handshake (the trusted lane).
+func TestStatelessClosingClient(t *testing.T) {
+	for _, sched := range []string{"rr", "mh"} {
+		t.Run(sched, func(t *testing.T) {
+			cfg := testConfig(sched, 2)
+			cfg.MaxConns = 64
+			f := newForwarder(t, cfg, Options{})
+			rng := rand.New(rand.NewPCG(9, 10))
+			for range 140 { // pressure, the window open
+				process(t, f, syn(spoofed(rng)), t0)
+			}
+			f.TakeHandshakes(nil)
+			c := client(1, 3000)
+			res, _ := process(t, f, fin(c), t0)
+			expect(t, res, Forward, ReasonPressureAdopted)
+			last := framegen.TCP(toDir, c, netip.AddrPortFrom(vip, 80), "A", 4, 2, nil)
+			res, _ = process(t, f, last, t0+second)
+			expect(t, res, Forward, ReasonPressureAdopted)
+			f.RangeConnEntries(t0+second, func(e ConnEntry) bool {
+				if e.Client == c && (e.State != "SYN_RECV" || e.Expires > SynRecvPressureTimeout) {
+					t.Errorf("the closing client's entry: %s for %v; want SYN_RECV for at most %v", e.State, e.Expires, SynRecvPressureTimeout)
+				}
+				return true
+			})
+			if hs := f.TakeHandshakes(nil); len(hs) > 0 {
+				t.Errorf("a closing client reported as a completed handshake: %v", hs)
+			}
+		})
 	}
 }
