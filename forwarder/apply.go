@@ -303,7 +303,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 				}
 			}
 		}
-		if err := s.prepareSorry(o, sc, old, &changes); err != nil {
+		if err := s.prepareSorry(o, sc, old, &changes, &updates); err != nil {
 			return nil, nil, nil, err
 		}
 		s.live.Store(anyLive(snap))
@@ -363,7 +363,7 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 // free slot, which takes Result.Real index len(sc.RealServers). A sorry
 // server o had and sc drops keeps its slot while entries name it, like a
 // removed real server.
-func (s *service) prepareSorry(o *service, sc *config.Service, old *state, changes *[]Change) error {
+func (s *service) prepareSorry(o *service, sc *config.Service, old *state, changes *[]Change, updates *[]realUpdate) error {
 	ss := sc.SorryServer
 	if ss == nil {
 		return nil
@@ -372,6 +372,12 @@ func (s *service) prepareSorry(o *service, sc *config.Service, old *state, chang
 	var r *realServer
 	if o != nil && o.sorry != nil && o.sorry.addr == addr && s.bySlot[o.sorry.slot].r == o.sorry {
 		r = o.sorry
+		// A static MAC the config now gives takes effect at the swap,
+		// as a kept real server's does: the resolver's Static sends no
+		// event, so nothing else would tell the forwarder.
+		if mac := packMAC(ss.MAC); mac != 0 && mac != r.mac.Load() {
+			*updates = append(*updates, realUpdate{r: r, weight: r.weight.Load(), mac: mac, since: r.drainSince, drains: r.drainDeadline.Load()})
+		}
 	} else {
 		slot, ok := freeRealSlot(s.bySlot)
 		if !ok {

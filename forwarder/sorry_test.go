@@ -151,3 +151,18 @@ func TestSorryServerNotForOneBucket(t *testing.T) {
 		t.Fatal("no client hashed to the down server in 40 tries")
 	}
 }
+
+// TestSorryServerStaticMACReload: a reload that gives the sorry server
+// another static MAC sends its frames there from the swap, as a kept real
+// server's new MAC does. The resolver's Static sends no event, so the
+// forwarder went on sending to the old NIC.
+func TestSorryServerStaticMACReload(t *testing.T) {
+	cfg := sorryConfig("rr", false)
+	f := newForwarder(t, cfg, Options{})
+	next := sorryConfig("rr", false)
+	next.Services[0].SorryServer.MAC = rsMACs[0]
+	apply(t, f, next, t0)
+	if got := f.Stats()[0].Sorry.MAC; got.String() != rsMACs[0].String() {
+		t.Errorf("sorry server's MAC after the reload: %v, want the config's new %v", got, rsMACs[0])
+	}
+}

@@ -28,8 +28,13 @@ func newVIPMaps() (vip4, vip6 *ebpf.Map, err error) {
 	return vip4, vip6, nil
 }
 
-// setVIPMaps makes vip4 and vip6 hold exactly vips: new VIPs first, then
-// the removal of those no longer configured.
+// setVIPMaps makes vip4 and vip6 hold exactly vips: the removal of those
+// no longer configured first, then the new ones. New first filled a map
+// whose old and new sets were together larger than it (600 VIPs replaced
+// by 600 others, in a map of 1024) before anything was removed: the add
+// failed, the map kept old and part of the new set, and every later
+// change failed the same way. A VIP in both sets is never touched, so it
+// has no gap.
 func setVIPMaps(vip4, vip6 *ebpf.Map, vips []netip.Addr) error {
 	want4, want6 := map[[4]byte]bool{}, map[[16]byte]bool{}
 	for _, v := range vips {
@@ -42,6 +47,10 @@ func setVIPMaps(vip4, vip6 *ebpf.Map, vips []netip.Addr) error {
 	if len(want4) > maxXDPVIPs || len(want6) > maxXDPVIPs {
 		return fmt.Errorf("more than %d VIPs of one family", maxXDPVIPs)
 	}
+	// Collected first: deleting while iterating restarts the walk.
+	if err := errors.Join(pruneVIPMap(vip4, want4), pruneVIPMap(vip6, want6)); err != nil {
+		return err
+	}
 	one := uint8(1)
 	for k := range want4 {
 		if err := vip4.Put(k, one); err != nil {
@@ -53,9 +62,7 @@ func setVIPMaps(vip4, vip6 *ebpf.Map, vips []netip.Addr) error {
 			return fmt.Errorf("VIP map: %w", err)
 		}
 	}
-	// Then remove what is no longer a VIP (collect first: deleting while
-	// iterating restarts the walk).
-	return errors.Join(pruneVIPMap(vip4, want4), pruneVIPMap(vip6, want6))
+	return nil
 }
 
 // pruneVIPMap deletes from m the keys want does not hold.
