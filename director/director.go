@@ -452,6 +452,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 				snap.Link["kernel_flows_full"] += ls.KernelFlowsFull
 			}
 			snap.Link["tx"] += ls.TxDropped
+			snap.Link["tx_failed"] += ls.TxFailed
 			snap.Link["truncated"] += ls.Truncated
 			snap.Link["unrepresentable"] += ls.Unrepresentable
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/forwarder"
@@ -117,6 +118,10 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 	return nil
 }
 
+// writeWarnEvery is the least time between two write warnings of a
+// worker.
+const writeWarnEvery = 10 * time.Second
+
 // loop is one worker's data path: read a batch, step, write a batch.
 //
 // When a batch comes full and the port can be read ahead
@@ -146,6 +151,10 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		updates = d.sync.updates()
 		changes = make([]forwarder.SyncEvent, 0, syncEventsPerBatch)
 	}
+	// The last write warning: at most one per writeWarnEvery, since a
+	// cause that lasts (a link down) fails every batch; the frames are
+	// counted all the same (link.Stats.TxFailed).
+	var warned time.Time
 	n, m := 0, 0 // frames in in; frames read ahead in next
 	// aheadErr is the read ahead's error, reported once the batch it
 	// came with is handled (its frames are good), in the next turn.
@@ -198,8 +207,9 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 			trusted = trusted[:0]
 		}
 		if len(out) > 0 {
-			if _, err := w.port.WriteBatch(out); err != nil {
-				d.log.Warn("write", "err", err)
+			if _, err := w.port.WriteBatch(out); err != nil && time.Since(warned) >= writeWarnEvery {
+				warned = time.Now()
+				d.log.Warn("write: frames refused, counted in drlb_link_dropped_frames_total{kind=\"tx_failed\"} (this warning at most once per "+writeWarnEvery.String()+" per worker)", "err", err)
 			}
 		}
 		if d.coalesce > 0 && n < len(in)/4 {

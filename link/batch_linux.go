@@ -247,7 +247,8 @@ func (t *txRing) send(fd uintptr) bool {
 // header built from its Offload. A frame the kernel refuses is skipped, not
 // retried: WriteBatch returns how many frames the kernel accepted and the
 // first error met. Frames dropped because a queue was full count in
-// Stats.TxDropped and are not errors.
+// Stats.TxDropped and are not errors; the refused ones count in
+// Stats.TxFailed.
 func (p *afpacket) WriteBatch(frames []Frame) (int, error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
@@ -265,6 +266,7 @@ func (p *afpacket) WriteBatch(frames []Frame) (int, error) {
 		for ; i < len(frames) && k < len(t.msgs); i++ {
 			d := frames[i].Data
 			if len(d) < 14 || len(d) > MaxFrame {
+				p.stats.txFailed.Add(1)
 				if first == nil {
 					first = &Error{Interface: p.ifname, Op: fmt.Sprintf("write frame %d", i),
 						Err: fmt.Errorf("length %d outside 14..%d", len(d), MaxFrame), sentinel: ErrBadFrame}
@@ -286,6 +288,7 @@ func (p *afpacket) WriteBatch(frames []Frame) (int, error) {
 			t.iovs[2*j+1].Base = nil // do not keep the caller's buffers alive
 		}
 		p.stats.txDropped.Add(uint64(t.dropped))
+		p.stats.txFailed.Add(uint64(t.failed))
 		if err != nil {
 			if p.closed.Load() {
 				return sent, ErrClosed

@@ -363,6 +363,7 @@ func (p *splitPort) Stats() (Stats, error) {
 		s.Truncated += ss.Truncated
 		s.Unrepresentable += ss.Unrepresentable
 		s.TxDropped += ss.TxDropped
+		s.TxFailed += ss.TxFailed
 		if i == 0 {
 			s.SYNRxDropped = ss.RxDropped
 		} else {

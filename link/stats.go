@@ -47,6 +47,13 @@ type Stats struct {
 	// TxDropped: frames dropped on the way out (AF_PACKET: the queueing
 	// discipline or driver queue was full, ENOBUFS).
 	TxDropped uint64
+	// TxFailed: frames the kernel refused on the way out for any other
+	// reason (EMSGSIZE, ENETDOWN, a virtio-net header it would not take)
+	// or that WriteBatch refused itself (a length outside 14..MaxFrame),
+	// skipped and not retried. The forwarder counted them forwarded, and
+	// WriteBatch reports only the first error of a batch: this is where
+	// the rest show.
+	TxFailed uint64
 }
 
 // StatsReporter is implemented by the Ports of this package.
@@ -56,7 +63,7 @@ type StatsReporter interface {
 
 // counters are the live, concurrently updated Stats.
 type counters struct {
-	truncated, unrepresentable, rxDropped, txDropped atomic.Uint64
+	truncated, unrepresentable, rxDropped, txDropped, txFailed atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -65,5 +72,6 @@ func (c *counters) snapshot() Stats {
 		Unrepresentable: c.unrepresentable.Load(),
 		RxDropped:       c.rxDropped.Load(),
 		TxDropped:       c.txDropped.Load(),
+		TxFailed:        c.txFailed.Load(),
 	}
 }
