@@ -42,14 +42,43 @@ func (d *Director) Config() *config.Config { return d.cur.Load().Clone() }
 // while the new configuration is prepared: the loop's lock is held only
 // for the swap, which does no work per connection.
 //
-// Then the neighbor layer follows: the ARP/NDP responder answers for the
-// new VIPs, the socket filter admits them, new VIPs are announced with
-// gratuitous ARP, real servers added are resolved and removed ones
-// forgotten; health checks start for new servers, stop for removed ones
-// and keep their state for the others. Every change is logged.
+// Before the swap the kernel side admits the new VIPs as well as the
+// old ones (every worker's socket filter and XDP VIP map, Run's blackhole
+// routes and tc drop); a step the kernel refuses refuses the change,
+// with what was widened put back. After it the neighbor layer follows:
+// the ARP/NDP responder answers for the new VIPs, the kernel side lets
+// the removed ones go, new VIPs are announced with gratuitous ARP, real
+// servers added are resolved and removed ones forgotten; health checks
+// start for new servers, stop for removed ones and keep their state for
+// the others. Every change is logged.
 func (d *Director) Apply(cfg *config.Config) error {
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
+	return d.reloadLocked(cfg)
+}
+
+// Reload applies what load returns, as Apply does, with load called
+// inside Apply's critical section: of two reloads (SIGHUP, drlb ctl
+// --reload) the one that read the file last is applied last, so a file
+// read before another reload was applied never replaces it. load's error
+// is returned as is (a file's file:line:column), and nothing is applied
+// then.
+func (d *Director) Reload(load func() (*config.Config, error)) error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	if load == nil {
+		return fmt.Errorf("%w: Reload with nothing to load (nil)", ErrBadOptions)
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	return d.reloadLocked(cfg)
+}
+
+// reloadLocked is Apply with d.applyMu held: a whole configuration, whose
+// sync key file must hold the key in use.
+func (d *Director) reloadLocked(cfg *config.Config) error {
 	if err := d.sameSyncKey(cfg); err != nil {
 		return err
 	}
@@ -137,12 +166,17 @@ func (d *Director) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// The kernel side admits old and new VIPs from here until after the
+	// swap (widenVIPs); a refusal refuses the change.
 	oldVIPs, vips := old.VIPs(), cfg.VIPs()
-	var filter []bpf.RawInstruction
-	if !slices.Equal(oldVIPs, vips) {
-		if filter, err = link.VIPFilter(vips); err != nil {
-			return err
-		}
+	added, removed := diffAddrs(oldVIPs, vips)
+	filters, err := d.vipFilters(oldVIPs, vips, added, removed)
+	if err != nil {
+		return err
+	}
+	unwiden, err := d.widenVIPs(oldVIPs, added, filters)
+	if err != nil {
+		return err
 	}
 
 	start := time.Now()
@@ -158,38 +192,25 @@ func (d *Director) apply(cfg *config.Config) error {
 		held = time.Since(t)
 		unlock()
 	})
-	if err != nil {
+	if err != nil { // refused before the swap: the old VIPs alone again
+		if uerr := unwiden(); uerr != nil {
+			return fmt.Errorf("%w; and putting the kernel's old VIP set back: %v", err, uerr)
+		}
 		return err
 	}
 	d.swapHeld.Store(int64(held))
 
-	added, removed := diffAddrs(oldVIPs, vips)
 	if len(removed) > 0 && d.vipReport != nil {
 		// Withdraw a removed VIP now, not at the next report: its
-		// blackhole route goes next, and a forwarding kernel would route
-		// what the router still sends back to the router meanwhile.
+		// blackhole route goes next (narrowVIPs), and a forwarding kernel
+		// would route what the router still sends back to the router
+		// meanwhile.
 		d.reportNow(d.vipReport)
-	}
-	// Blackhole routes first: a new VIP's frames must not be routed by a
-	// forwarding kernel once the router learns the VIP is here.
-	if d.vipsChanged != nil && (len(added) > 0 || len(removed) > 0) {
-		d.vipsChanged(added, removed)
 	}
 	if err := d.setResponderVIPs(cfg); err != nil {
 		d.log.Error("apply: ARP responder keeps the old VIPs", "err", err)
 	}
-	for _, w := range d.workers {
-		if vs, ok := w.port.(link.VIPSetter); ok && !slices.Equal(oldVIPs, vips) {
-			if err := vs.SetVIPs(vips); err != nil {
-				d.log.Error("apply: XDP VIP map keeps the old VIPs: new VIPs go through AF_PACKET, removed ones still reach drlb", "err", err)
-			}
-		}
-		if fs, ok := w.port.(link.FilterSetter); ok && filter != nil {
-			if err := fs.SetFilter(filter); err != nil {
-				d.log.Error("apply: socket filter keeps the old VIPs: traffic to new VIPs does not reach drlb; restart it", "err", err)
-			}
-		}
-	}
+	d.narrowVIPs(vips, removed, filters)
 	d.followNeighbors(old, cfg)
 	started, stopped := d.monitor.Update(targets)
 	if d.ha != nil {
@@ -222,6 +243,147 @@ func (d *Director) apply(cfg *config.Config) error {
 		"checks_started", started, "checks_stopped", stopped, "took", time.Since(start).Round(time.Microsecond),
 		"data_path_paused", held.Round(time.Microsecond))
 	return nil
+}
+
+// vipFollower is what Run put in the kernel per VIP (blackhole routes, the
+// tc drop of the kernel's copy: kernelVIPs, run_linux.go), following the
+// VIPs an Apply adds and removes in two steps around the swap. Apply
+// calls it with applyMu held, never the data path.
+type vipFollower interface {
+	// widen, before the swap, gives the added VIPs what the running ones
+	// have (the removed ones keep theirs). On an error it has put back
+	// what it changed, and the change is refused; undo puts everything
+	// back when a later step refuses it.
+	widen(added []netip.Addr) (undo func() error, err error)
+	// narrow, after the swap and the BGP withdraw, takes away what the
+	// removed VIPs had. It logs its errors (see narrowVIPs).
+	narrow(removed []netip.Addr)
+}
+
+// vipFilters are the socket filters an Apply that changes the VIP set
+// goes through: the running set's (an undo puts it back), the union of
+// the old and new sets (while both are admitted) and the new set's. nil:
+// the set does not change, or no port takes a filter.
+type vipFilters struct{ old, wide, next []bpf.RawInstruction }
+
+// vipFilters builds them, before anything changes: a set the filter
+// cannot hold refuses the change.
+func (d *Director) vipFilters(oldVIPs, vips, added, removed []netip.Addr) (*vipFilters, error) {
+	if len(added) == 0 && len(removed) == 0 || !slices.ContainsFunc(d.workers, func(w *worker) bool {
+		_, ok := w.port.(link.FilterSetter)
+		return ok
+	}) {
+		return nil, nil
+	}
+	var f vipFilters
+	var err error
+	if f.next, err = link.VIPFilter(vips); err != nil {
+		return nil, err
+	}
+	if f.old, err = link.VIPFilter(oldVIPs); err != nil {
+		return nil, err
+	}
+	if f.wide, err = link.VIPFilter(append(slices.Clone(oldVIPs), added...)); err != nil {
+		return nil, fmt.Errorf("%w (the old and the new VIPs, %d in all, are admitted together while the change is made: remove the old ones in a change of their own first)", err, len(oldVIPs)+len(added))
+	}
+	return &f, nil
+}
+
+// widenVIPs, before the swap, makes the kernel side admit the added VIPs
+// as well as the running ones: every worker's XDP VIP map and socket
+// filter, then d.vipFollow (Run's blackhole routes and tc drop). From the
+// swap on, every worker reads the new VIPs' frames and a forwarding
+// kernel drops its copy: a worker left with the old filter, or a new VIP
+// answered by ARP whose frames never reach drlb, or one without its
+// blackhole route (start-up refuses that: blackholeVIPs), would be a
+// change half made. So any refusal refuses the whole change: what was
+// widened is put back and the error names the step. undo puts everything
+// back (the forwarder refused the swap).
+func (d *Director) widenVIPs(oldVIPs, added []netip.Addr, f *vipFilters) (undo func() error, err error) {
+	var undos []func() error
+	undo = func() error {
+		var errs []error
+		for i := len(undos) - 1; i >= 0; i-- {
+			errs = append(errs, undos[i]())
+		}
+		return errors.Join(errs...)
+	}
+	if len(added) == 0 {
+		return undo, nil // the running set admits every VIP of the new one
+	}
+	refuse := func(err error) error {
+		if uerr := undo(); uerr != nil {
+			d.log.Error("apply refused, and the kernel's old VIP set is not wholly back", "err", err, "undo", uerr)
+			return fmt.Errorf("%w; and putting the old VIP set back: %v", err, uerr)
+		}
+		return err
+	}
+	wide := append(slices.Clone(oldVIPs), added...)
+	for i, w := range d.workers {
+		// Each undo is registered before its step: a step refused half
+		// way (a split port's sockets, a map's entries) is put back too.
+		if vs, ok := w.port.(link.VIPSetter); ok {
+			undos = append(undos, func() error {
+				if err := vs.SetVIPs(oldVIPs); err != nil {
+					return fmt.Errorf("worker %d's XDP VIP map: %w", i, err)
+				}
+				return nil
+			})
+			if err := vs.SetVIPs(wide); err != nil {
+				return nil, refuse(fmt.Errorf("director: worker %d's XDP VIP map refused the new VIPs %v: %w", i, added, err))
+			}
+		}
+		if fs, ok := w.port.(link.FilterSetter); ok && f != nil {
+			undos = append(undos, func() error {
+				if err := fs.SetFilter(f.old); err != nil {
+					return fmt.Errorf("worker %d's socket filter: %w", i, err)
+				}
+				return nil
+			})
+			if err := fs.SetFilter(f.wide); err != nil {
+				return nil, refuse(fmt.Errorf("director: worker %d's socket filter refused the new VIPs %v: %w", i, added, err))
+			}
+		}
+	}
+	if d.vipFollow != nil {
+		u, err := d.vipFollow.widen(added)
+		if err != nil {
+			return nil, refuse(err)
+		}
+		undos = append(undos, u)
+	}
+	return undo, nil
+}
+
+// narrowVIPs, after the swap and the BGP withdraw (a removed VIP's
+// blackhole route must outlast what the router still sends), takes the
+// removed VIPs out of the kernel side: d.vipFollow's blackhole routes and
+// tc drop, then every worker's socket filter and XDP VIP map. Its errors
+// are logged, not returned: the swap is made, and a kernel side wider
+// than the configuration is harmless. Frames of a removed VIP that still
+// reach drlb are passed as not-VIP (forwarder.ReasonNotVIP) like any frame
+// for no service, and the kernel goes on dropping its copy; what a failed
+// step costs is a blackhole route to remove by hand (logged with the
+// command) or a filter that admits a few frames more.
+func (d *Director) narrowVIPs(vips, removed []netip.Addr, f *vipFilters) {
+	if len(removed) == 0 {
+		return // widenVIPs set the new set already
+	}
+	if d.vipFollow != nil {
+		d.vipFollow.narrow(removed)
+	}
+	for i, w := range d.workers {
+		if vs, ok := w.port.(link.VIPSetter); ok {
+			if err := vs.SetVIPs(vips); err != nil {
+				d.log.Warn("apply: the XDP VIP map keeps the removed VIPs: their frames still reach drlb, which passes them as not-VIP", "worker", i, "removed", removed, "err", err)
+			}
+		}
+		if fs, ok := w.port.(link.FilterSetter); ok && f != nil {
+			if err := fs.SetFilter(f.next); err != nil {
+				d.log.Warn("apply: the socket filter still admits the removed VIPs: their frames still reach drlb, which passes them as not-VIP", "worker", i, "removed", removed, "err", err)
+			}
+		}
+	}
 }
 
 // ZeroCounters zeroes the connection, packet and byte totals of every

@@ -470,11 +470,11 @@ services:
 
 // TestReloadChannelClosed: a closed Options.Reload channel ends reloads
 // (Serve goes on serving); it used to hand Apply a nil configuration,
-// which panicked inside Serve. Apply(nil) is an error.
+// which panicked inside Serve. Apply(nil) and Reload(nil) are errors.
 func TestReloadChannelClosed(t *testing.T) {
 	dirPort, wire := link.Pipe()
 	defer wire.Close()
-	reload := make(chan *config.Config)
+	reload := make(chan func() (*config.Config, error))
 	close(reload)
 	d, err := New(configOf(service(vip, 80, "rr", resolvedReals()...)), dirPort,
 		Options{Logger: slog.New(slog.DiscardHandler), Reload: reload, AnnounceCount: 1, AnnounceInterval: time.Millisecond})
@@ -483,6 +483,9 @@ func TestReloadChannelClosed(t *testing.T) {
 	}
 	if err := d.Apply(nil); !errors.Is(err, ErrBadOptions) {
 		t.Errorf("Apply(nil) = %v, want ErrBadOptions", err)
+	}
+	if err := d.Reload(nil); !errors.Is(err, ErrBadOptions) {
+		t.Errorf("Reload(nil) = %v, want ErrBadOptions", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -534,18 +537,18 @@ func TestApplyWithdrawsBeforeBlackhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	var removedSeen []netip.Addr
-	d.vipsChanged = func(_, removed []netip.Addr) {
+	d.vipFollow = &fakeFollower{narrowed: func(removed []netip.Addr) {
 		removedSeen = removed
 		for _, v := range removed {
 			if _, still := rec.last[v]; still || rec.last == nil {
 				t.Errorf("blackhole of %s removed while BGP last heard it configured (report %v)", v, rec.last)
 			}
 		}
-	}
+	}}
 	if err := d.Apply(configOf(service(vip, 80, "rr", resolvedReals()...))); err != nil {
 		t.Fatal(err)
 	}
 	if len(removedSeen) != 1 || removedSeen[0] != vip2 {
-		t.Fatalf("vipsChanged removed %v, want %s", removedSeen, vip2)
+		t.Fatalf("narrow removed %v, want %s", removedSeen, vip2)
 	}
 }

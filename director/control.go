@@ -69,17 +69,15 @@ func serveControl(ctx context.Context, d *Director, opts Options, log *slog.Logg
 }
 
 // reloadFunc is what `drlb ctl --reload` runs: re-read the config file, as
-// SIGHUP does, and apply it whole or not at all (nil without a file).
+// SIGHUP does, and apply it whole or not at all (nil without a file). The
+// file is read under the Apply lock (Director.Reload): a SIGHUP's read
+// cannot be applied after this newer one, nor the reverse.
 func reloadFunc(d *Director, load func() (*config.Config, error)) func() error {
 	if load == nil {
 		return nil
 	}
 	return func() error {
-		cfg, err := load()
-		if err != nil {
-			return err
-		}
-		if err := d.Apply(cfg); err != nil {
+		if err := d.Reload(load); err != nil {
 			return err
 		}
 		d.log.Info("configuration reloaded (drlb ctl --reload)")

@@ -88,8 +88,11 @@ type Options struct {
 	// set, also serves /metrics on TCP for a Prometheus scraper.
 	ControlSocket string
 	MetricsAddr   string
-	// Reload, if set, delivers new configurations to apply live (SIGHUP).
-	Reload <-chan *config.Config
+	// Reload, if set, delivers loaders of new configurations to apply
+	// live (SIGHUP): each is called inside Apply's critical section
+	// (Director.Reload), so a file read earlier is never applied over
+	// one read later.
+	Reload <-chan func() (*config.Config, error)
 	// Ready, if set, is called once the director answers ARP for the
 	// VIPs and forwards (systemd's READY=1). Reloaded, if set, is called
 	// after each configuration from Reload was applied or refused.
@@ -180,9 +183,10 @@ type Director struct {
 	// afterListChunk, if set (tests), is called after each chunk of a
 	// connection listing with worker i's lock released.
 	afterListChunk func(i int)
-	// vipsChanged, if set (Run: blackhole routes, the tc drop), follows VIPs that
-	// an Apply added or removed.
-	vipsChanged func(added, removed []netip.Addr)
+	// vipFollow, if set (Run: blackhole routes, the tc drop), follows
+	// the VIPs an Apply adds and removes, in two steps around the swap
+	// (apply.go).
+	vipFollow vipFollower
 
 	port    link.Port // the first worker's: the director's own frames leave here
 	workers []*worker
@@ -217,7 +221,7 @@ type Director struct {
 	resolver  *arp.Resolver
 	announcer *arp.Announcer
 	neighbors *neighborQueue
-	reload    <-chan *config.Config
+	reload    <-chan func() (*config.Config, error)
 	monitor   *health.Monitor
 	clock     func() time.Time
 	ready     func()
@@ -623,12 +627,12 @@ func (d *Director) Serve(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
 					return
-				case cfg, ok := <-reload:
+				case load, ok := <-reload:
 					if !ok { // closed: no more reloads (nil blocks for good)
 						reload = nil
 						continue
 					}
-					err := d.Apply(cfg)
+					err := d.Reload(load) // the file is read under the Apply lock
 					if err != nil {
 						d.log.Error("reload refused: the running configuration stays, nothing changed", "err", err)
 					} else {

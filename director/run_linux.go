@@ -173,8 +173,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	}
 	// VIPs a reload adds need their blackhole route and kernel drop too,
-	// before they are announced; removed ones lose theirs.
-	d.vipsChanged = vipsFollower(holes, drop, vips, log)
+	// before they are announced (or the reload is refused); removed ones
+	// lose theirs once withdrawn.
+	d.vipFollow = newKernelVIPs(holes, drop, vips, log)
 	stopControl, err := serveControl(ctx, d, opts, log)
 	if err != nil {
 		undo()
@@ -414,32 +415,76 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 	return drop
 }
 
-// vipsFollower is Director.vipsChanged for what Run put in the kernel per
+// kernelVIPs is Director.vipFollow for what Run put in the kernel per
 // VIP: blackhole routes (nil: none) and the tc drop (nil: none). It keeps
-// the running VIP set for the drop, which takes the whole set.
-func vipsFollower(holes *blackholes, drop *link.VIPDrop, vips []netip.Addr, log *slog.Logger) func(added, removed []netip.Addr) {
+// the VIP set the drop holds, which takes the whole set. Apply calls it
+// with its lock held, one step at a time.
+type kernelVIPs struct {
+	holes   *blackholes
+	drop    *link.VIPDrop
+	current []netip.Addr
+	log     *slog.Logger
+}
+
+// newKernelVIPs is nil (no follower) when Run put nothing in the kernel.
+func newKernelVIPs(holes *blackholes, drop *link.VIPDrop, vips []netip.Addr, log *slog.Logger) vipFollower {
 	if holes == nil && drop == nil {
 		return nil
 	}
-	current := slices.Clone(vips)
-	return func(added, removed []netip.Addr) {
-		if holes != nil {
-			if err := holes.add(added); err != nil {
-				log.Error("reload: a new VIP has no blackhole route: the kernel may forward duplicates of its frames", "err", err)
-			}
-			holes.remove(removed)
+	return &kernelVIPs{holes: holes, drop: drop, current: slices.Clone(vips), log: log}
+}
+
+// widen installs the added VIPs' blackhole routes (a forwarding kernel
+// must drop its copy of their frames before the router learns them: Run
+// refuses to start without them) and adds them to the drop's set. On an
+// error it removes the routes it added and puts the drop's set back.
+func (k *kernelVIPs) widen(added []netip.Addr) (undo func() error, err error) {
+	var took []netip.Addr
+	if k.holes != nil {
+		if took, err = k.holes.add(added); err != nil {
+			return nil, errors.Join(fmt.Errorf("%w (IP forwarding is on: a new VIP is served only with its blackhole route, as at start)", err), k.holes.giveBack(took))
 		}
-		current = slices.DeleteFunc(current, func(a netip.Addr) bool { return slices.Contains(removed, a) })
-		for _, a := range added {
-			if !slices.Contains(current, a) {
-				current = append(current, a)
+	}
+	prev := k.current
+	wide := slices.Clone(prev)
+	for _, a := range added {
+		if !slices.Contains(wide, a) {
+			wide = append(wide, a)
+		}
+	}
+	back := func() error {
+		var errs []error
+		if k.drop != nil {
+			if err := k.drop.SetVIPs(prev); err != nil {
+				errs = append(errs, fmt.Errorf("director: tc drop of the kernel's copy of VIP frames: %w", err))
 			}
 		}
-		if drop != nil {
-			if err := drop.SetVIPs(current); err != nil {
-				log.Error("reload: the kernel's copy of VIP frames keeps the old VIP set: new VIPs' frames also reach its IP stack", "err", err)
-			}
+		if k.holes != nil {
+			errs = append(errs, k.holes.giveBack(took))
 		}
+		k.current = prev
+		return errors.Join(errs...)
+	}
+	if k.drop != nil {
+		if err := k.drop.SetVIPs(wide); err != nil {
+			return nil, errors.Join(fmt.Errorf("director: the tc drop of the kernel's copy of VIP frames refused the new VIPs %v: %w", added, err), back())
+		}
+	}
+	k.current = wide
+	return back, nil
+}
+
+// narrow takes the removed VIPs out of the drop's set and removes their
+// blackhole routes; errors are logged (Director.narrowVIPs).
+func (k *kernelVIPs) narrow(removed []netip.Addr) {
+	k.current = slices.DeleteFunc(slices.Clone(k.current), func(a netip.Addr) bool { return slices.Contains(removed, a) })
+	if k.drop != nil {
+		if err := k.drop.SetVIPs(k.current); err != nil {
+			k.log.Warn("reload: the kernel's copy of the removed VIPs' frames is still dropped at tc ingress", "removed", removed, "err", err)
+		}
+	}
+	if k.holes != nil {
+		_ = k.holes.remove(removed) // logged, with the command that removes a route left
 	}
 }
 

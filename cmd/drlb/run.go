@@ -124,7 +124,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	opts.Ready, opts.Reloaded = sd.ready, sd.reloaded
 	go func() { <-ctx.Done(); sd.stopping() }()
 	if *cfgPath != "" {
-		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, log, sd)
+		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, sd)
 		opts.ReloadConfig = func() (*config.Config, error) { return loadForReload(*cfgPath, *iface) }
 	} else {
 		ignoreHUP(ctx, log)
@@ -163,22 +163,19 @@ func ignoreHUP(ctx context.Context, log *slog.Logger) {
 	})
 }
 
-// reloadOnHUP re-reads the config file on SIGHUP, as keepalived does, and
-// hands it to the director, which applies any change (director.Apply). A
-// file that does not parse is refused here with its file:line:column and
-// the running config stays.
-func reloadOnHUP(ctx context.Context, path, iface string, log *slog.Logger, sd sdNotifier) <-chan *config.Config {
-	out := make(chan *config.Config)
+// reloadOnHUP re-reads the config file on SIGHUP, as keepalived does: it
+// tells systemd a reload began and hands the director the file's loader,
+// which the director calls under its Apply lock (Director.Reload), so a
+// read older than a drlb ctl --reload's is never applied after it. The
+// director logs a refusal (a file's file:line:column) and reports the
+// end to systemd (Options.Reloaded).
+func reloadOnHUP(ctx context.Context, path, iface string, sd sdNotifier) <-chan func() (*config.Config, error) {
+	out := make(chan func() (*config.Config, error))
+	load := func() (*config.Config, error) { return loadForReload(path, iface) }
 	onHUP(ctx, func(ctx context.Context) {
 		sd.reloading()
-		cfg, err := loadForReload(path, iface)
-		if err != nil {
-			log.Error("reload refused: the running configuration stays, nothing changed", "err", err)
-			sd.reloaded(err)
-			return
-		}
 		select {
-		case out <- cfg:
+		case out <- load:
 		case <-ctx.Done():
 		}
 	})

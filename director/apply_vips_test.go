@@ -1,0 +1,406 @@
+package director
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/arp"
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/drlb/drlb/link"
+	"golang.org/x/net/bpf"
+)
+
+// errOptmem is what setsockopt SO_ATTACH_FILTER says when a longer filter
+// does not fit in optmem_max.
+var errOptmem = errors.New("setsockopt SO_ATTACH_FILTER: cannot allocate memory")
+
+// kernelSidePort is a pipe end with what an AF_XDP port has in the kernel:
+// a socket filter (link.FilterSetter) and an XDP VIP map (link.VIPSetter),
+// recorded. refuseFilter and refuseVIPs, if set, may refuse a step.
+type kernelSidePort struct {
+	link.Port
+	mu           sync.Mutex
+	filter       []bpf.RawInstruction
+	vips         []netip.Addr
+	refuseFilter func([]bpf.RawInstruction) error
+	refuseVIPs   func([]netip.Addr) error
+}
+
+func (p *kernelSidePort) SetFilter(f []bpf.RawInstruction) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refuseFilter != nil {
+		if err := p.refuseFilter(f); err != nil {
+			return err
+		}
+	}
+	p.filter = slices.Clone(f)
+	return nil
+}
+
+func (p *kernelSidePort) SetVIPs(vips []netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refuseVIPs != nil {
+		if err := p.refuseVIPs(vips); err != nil {
+			return err
+		}
+	}
+	p.vips = slices.Clone(vips)
+	return nil
+}
+
+// holds reports whether p's filter and VIP map admit exactly vips.
+func (p *kernelSidePort) holds(t *testing.T, vips ...netip.Addr) bool {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Equal(p.filter, filterOf(t, vips...)) && sameAddrs(p.vips, vips)
+}
+
+func (p *kernelSidePort) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return "XDP VIPs " + addrsString(p.vips) + ", a filter of " + strconv.Itoa(len(p.filter)) + " instructions"
+}
+
+func filterOf(t *testing.T, vips ...netip.Addr) []bpf.RawInstruction {
+	t.Helper()
+	f, err := link.VIPFilter(vips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, netip.Addr.Compare)
+	slices.SortFunc(b, netip.Addr.Compare)
+	return slices.Equal(a, b)
+}
+
+func addrsString(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
+
+// fakeFollower stands for Run's blackhole routes and tc drop (kernelVIPs,
+// which need netlink in a network namespace): held are the VIPs it has
+// routes for. widenErr refuses a widen, as a kernel refusing a new VIP's
+// blackhole route does; widened and narrowed, if set, see each step.
+type fakeFollower struct {
+	held     []netip.Addr
+	widenErr error
+	widened  func(added []netip.Addr)
+	narrowed func(removed []netip.Addr)
+}
+
+func (f *fakeFollower) widen(added []netip.Addr) (func() error, error) {
+	if f.widened != nil {
+		f.widened(added)
+	}
+	if f.widenErr != nil {
+		return nil, f.widenErr
+	}
+	f.held = append(f.held, added...)
+	return func() error {
+		f.held = slices.DeleteFunc(f.held, func(a netip.Addr) bool { return slices.Contains(added, a) })
+		return nil
+	}, nil
+}
+
+func (f *fakeFollower) narrow(removed []netip.Addr) {
+	if f.narrowed != nil {
+		f.narrowed(removed)
+	}
+	f.held = slices.DeleteFunc(f.held, func(a netip.Addr) bool { return slices.Contains(removed, a) })
+}
+
+// kernelSideDirector is a Director for cfg whose workers read ports (each
+// on a pipe), which hold cfg's VIPs as Run opens them, with follower for
+// Run's kernel state; its log goes to the returned buffer.
+func kernelSideDirector(t *testing.T, cfg *config.Config, follower *fakeFollower, ports ...*kernelSidePort) (*Director, *testutil.SyncBuffer) {
+	t.Helper()
+	var lp []link.Port
+	for _, p := range ports {
+		end, wire := link.Pipe()
+		t.Cleanup(func() { wire.Close(); end.Close() })
+		p.Port = end
+		p.filter, p.vips = filterOf(t, cfg.VIPs()...), cfg.VIPs()
+		lp = append(lp, p)
+	}
+	logs := &testutil.SyncBuffer{}
+	d, err := New(cfg, lp[0], Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), ExtraPorts: lp[1:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if follower != nil {
+		follower.held = cfg.VIPs()
+		d.vipFollow = follower
+	}
+	return d, logs
+}
+
+// answersARP reports whether d's responder answers a who-has for addr.
+func answersARP(d *Director, addr netip.Addr) bool {
+	who := framegen.ARPRequest(framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, netip.MustParseAddr("198.18.0.1"), addr)
+	_, answers := d.responder.Handle(who, make([]byte, arp.MaxFrameLen))
+	return answers
+}
+
+// unchanged fails t unless d still runs want: its config, the forwarder's
+// services, ARP answered for want's VIPs only.
+func unchanged(t *testing.T, d *Director, want *config.Config, added ...netip.Addr) {
+	t.Helper()
+	if got := d.Config().VIPs(); !slices.Equal(got, want.VIPs()) {
+		t.Errorf("running VIPs %v after a refused change, want %v", got, want.VIPs())
+	}
+	if n := len(d.fw.Stats()); n != len(want.Services) {
+		t.Errorf("the forwarder serves %d services after a refused change, want %d", n, len(want.Services))
+	}
+	for _, a := range added {
+		if answersARP(d, a) {
+			t.Errorf("ARP answered for %v after the change adding it was refused: its frames never reach drlb", a)
+		}
+	}
+}
+
+// TestApplyRefusedBySocketFilter: a reload adding a VIP that one worker's
+// socket filter refuses (optmem_max) is refused whole, naming the worker
+// and the step, and every worker keeps the old filter and XDP map. It
+// used to be swapped in first and the refusal only logged: Apply said
+// applied, ARP was answered for the VIP, and its frames never reached
+// drlb (or reached one worker and not the other).
+func TestApplyRefusedBySocketFilter(t *testing.T) {
+	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
+	old := filterOf(t, vip)
+	ok := &kernelSidePort{}
+	refusing := &kernelSidePort{refuseFilter: func(f []bpf.RawInstruction) error {
+		if !slices.Equal(f, old) {
+			return errOptmem
+		}
+		return nil
+	}}
+	follower := &fakeFollower{widened: func([]netip.Addr) { t.Error("blackhole routes widened after a socket filter refused the change") }}
+	d, _ := kernelSideDirector(t, cfg, follower, ok, refusing)
+	err := d.Apply(configOf(service(vip, 80, "rr", resolvedReals()...), service(vip2, 80, "rr", resolvedReals()...)))
+	if err == nil {
+		t.Fatal("Apply succeeded with worker 1's socket filter refusing the new VIP")
+	}
+	if msg := err.Error(); !errors.Is(err, errOptmem) || !strings.Contains(msg, "worker 1's socket filter") || !strings.Contains(msg, vip2.String()) {
+		t.Errorf("Apply: %v; want the step (worker 1's socket filter), the VIP and the kernel's error", err)
+	}
+	unchanged(t, d, cfg, vip2)
+	for i, p := range []*kernelSidePort{ok, refusing} {
+		if !p.holds(t, vip) {
+			t.Errorf("worker %d holds %v after the refusal, want the old VIP set %v alone", i, p, vip)
+		}
+	}
+	if !slices.Equal(follower.held, []netip.Addr{vip}) {
+		t.Errorf("blackhole routes for %v, want %v", follower.held, vip)
+	}
+}
+
+// TestApplyRefusedByBlackholeRoute: a reload adding a VIP whose blackhole
+// route the kernel refuses (IP forwarding on: start-up refuses the same)
+// is refused whole, and the sockets' filters and XDP maps, widened for the
+// new VIP before the routes, are put back. It used to be applied with the
+// route missing, and a forwarding kernel routed duplicates of the new
+// VIP's frames.
+func TestApplyRefusedByBlackholeRoute(t *testing.T) {
+	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
+	refused := errors.New("director: blackhole route for 198.18.0.101/32: file exists (is there a route for the VIP already? ip route show 198.18.0.101/32)")
+	p := &kernelSidePort{}
+	follower := &fakeFollower{widenErr: refused}
+	d, _ := kernelSideDirector(t, cfg, follower, p)
+	follower.widened = func(added []netip.Addr) {
+		if !slices.Equal(added, []netip.Addr{vip2}) {
+			t.Errorf("widen of %v, want %v", added, vip2)
+		}
+		if !p.holds(t, vip, vip2) {
+			t.Errorf("the blackhole routes come after the ports admit old and new VIPs; the port holds %v", p)
+		}
+		if got := d.Config().VIPs(); !slices.Equal(got, []netip.Addr{vip}) {
+			t.Errorf("blackhole routes widened after the swap (running VIPs %v): the router may learn the VIP first", got)
+		}
+	}
+	err := d.Apply(configOf(service(vip, 80, "rr", resolvedReals()...), service(vip2, 80, "rr", resolvedReals()...)))
+	if !errors.Is(err, refused) {
+		t.Fatalf("Apply: %v, want the blackhole route's error", err)
+	}
+	unchanged(t, d, cfg, vip2)
+	if !p.holds(t, vip) {
+		t.Errorf("the port holds %v after the refusal, want the old VIP set %v alone", p, vip)
+	}
+}
+
+// TestApplyRefusedByXDPMapUndoesWorkers: the second worker's XDP VIP map
+// refusing the new VIP puts the first worker's map and filter back too.
+func TestApplyRefusedByXDPMapUndoesWorkers(t *testing.T) {
+	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
+	first := &kernelSidePort{}
+	second := &kernelSidePort{refuseVIPs: func(vips []netip.Addr) error {
+		if slices.Contains(vips, vip2) {
+			return errors.New("VIP map: update: cannot allocate memory")
+		}
+		return nil
+	}}
+	d, _ := kernelSideDirector(t, cfg, nil, first, second)
+	err := d.Apply(configOf(service(vip, 80, "rr", resolvedReals()...), service(vip2, 80, "rr", resolvedReals()...)))
+	if err == nil || !strings.Contains(err.Error(), "worker 1's XDP VIP map") {
+		t.Fatalf("Apply: %v, want a refusal naming worker 1's XDP VIP map", err)
+	}
+	unchanged(t, d, cfg, vip2)
+	for i, p := range []*kernelSidePort{first, second} {
+		if !p.holds(t, vip) {
+			t.Errorf("worker %d holds %v after the refusal, want %v alone", i, p, vip)
+		}
+	}
+}
+
+// TestApplyVIPsWidenThenNarrow: a reload that replaces a VIP widens the
+// kernel side to both VIPs before the swap (sockets, then blackhole
+// routes), and narrows it to the new one after the swap, once ARP answers
+// for the new VIP only.
+func TestApplyVIPsWidenThenNarrow(t *testing.T) {
+	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
+	next := configOf(service(vip2, 80, "rr", resolvedReals()...))
+	p := &kernelSidePort{}
+	follower := &fakeFollower{}
+	d, _ := kernelSideDirector(t, cfg, follower, p)
+	var steps []string
+	follower.widened = func(added []netip.Addr) {
+		steps = append(steps, "widen")
+		if !p.holds(t, vip, vip2) || answersARP(d, vip2) || !slices.Equal(d.Config().VIPs(), []netip.Addr{vip}) {
+			t.Errorf("at widen: port %v, ARP for %v answered %v, running VIPs %v; want both VIPs admitted before the swap", p, vip2, answersARP(d, vip2), d.Config().VIPs())
+		}
+	}
+	follower.narrowed = func(removed []netip.Addr) {
+		steps = append(steps, "narrow")
+		if !slices.Equal(removed, []netip.Addr{vip}) {
+			t.Errorf("narrow of %v, want %v", removed, vip)
+		}
+		if !answersARP(d, vip2) || answersARP(d, vip) || !slices.Equal(d.Config().VIPs(), []netip.Addr{vip2}) {
+			t.Errorf("at narrow: running VIPs %v; want it after the swap, with ARP answered for %v alone", d.Config().VIPs(), vip2)
+		}
+	}
+	if err := d.Apply(next); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(steps, []string{"widen", "narrow"}) {
+		t.Errorf("steps %v, want widen then narrow", steps)
+	}
+	if !p.holds(t, vip2) {
+		t.Errorf("the port holds %v after the change, want %v alone", p, vip2)
+	}
+	if !slices.Equal(follower.held, []netip.Addr{vip2}) {
+		t.Errorf("blackhole routes for %v, want %v", follower.held, vip2)
+	}
+}
+
+// TestApplyVIPsNarrowRefusedIsLogged: once the swap is made, a socket
+// filter that refuses to narrow is logged, not an error: frames of the
+// removed VIP that still reach drlb are passed as not-VIP.
+func TestApplyVIPsNarrowRefusedIsLogged(t *testing.T) {
+	both := configOf(service(vip, 80, "rr", resolvedReals()...), service(vip2, 80, "rr", resolvedReals()...))
+	narrow := filterOf(t, vip)
+	p := &kernelSidePort{refuseFilter: func(f []bpf.RawInstruction) error {
+		if slices.Equal(f, narrow) {
+			return errOptmem
+		}
+		return nil
+	}}
+	d, logs := kernelSideDirector(t, both, nil, p)
+	if err := d.Apply(configOf(service(vip, 80, "rr", resolvedReals()...))); err != nil {
+		t.Fatalf("Apply: %v, want the removal applied (a wider filter is harmless)", err)
+	}
+	if got := d.Config().VIPs(); !slices.Equal(got, []netip.Addr{vip}) {
+		t.Errorf("running VIPs %v, want %v", got, vip)
+	}
+	if out := logs.String(); !strings.Contains(out, "socket filter still admits the removed VIPs") {
+		t.Errorf("the filter's refusal is not logged:\n%s", out)
+	}
+}
+
+// TestReloadReadsUnderApplyLock: SIGHUP (Options.Reload), drlb ctl
+// --reload (reloadFunc) and Director.Reload read the file inside Apply's
+// critical section, so a read older than another reload's is never
+// applied after it; a read's error is returned (and reported to systemd)
+// as is, and nothing changes.
+func TestReloadReadsUnderApplyLock(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	t.Cleanup(func() { dirPort.Close() })
+	reload := make(chan func() (*config.Config, error))
+	reloaded := make(chan error, 1)
+	d, err := New(configOf(service(vip, 80, "rr", resolvedReals()...)), dirPort,
+		Options{Logger: slog.New(slog.DiscardHandler), Reload: reload, Reloaded: func(err error) { reloaded <- err },
+			AnnounceCount: 1, AnnounceInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, d, wire)
+	loader := func(t *testing.T, sched string, fail error) func() (*config.Config, error) {
+		return func() (*config.Config, error) {
+			if d.applyMu.TryLock() {
+				d.applyMu.Unlock()
+				t.Errorf("the file is read (scheduler %s) while another Apply could run", sched)
+			}
+			if fail != nil {
+				return nil, fail
+			}
+			return configOf(service(vip, 80, sched, resolvedReals()...)), nil
+		}
+	}
+	viaHUP := func(t *testing.T, load func() (*config.Config, error)) error {
+		select {
+		case reload <- load:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the director takes no reload")
+		}
+		select {
+		case err := <-reloaded:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatal("the reload's end is not reported (systemd's READY=1)")
+		}
+		return nil
+	}
+	bad := errors.New("drlb.yaml:10:17: services[0].realservers[1].weight: \"-1\": must be 0..65535")
+	for _, tc := range []struct {
+		name, sched string
+		reload      func(*testing.T, func() (*config.Config, error)) error
+	}{
+		{"Director.Reload", "wlc", func(_ *testing.T, load func() (*config.Config, error)) error { return d.Reload(load) }},
+		{"drlb ctl --reload", "lc", func(_ *testing.T, load func() (*config.Config, error)) error { return reloadFunc(d, load)() }},
+		{"SIGHUP", "wrr", viaHUP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.reload(t, loader(t, tc.sched, nil)); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Config().Services[0].Scheduler; got != tc.sched {
+				t.Errorf("scheduler %q after the reload, want %q", got, tc.sched)
+			}
+			if err := tc.reload(t, loader(t, "rr", bad)); err != bad {
+				t.Errorf("a file that does not load: %v, want its error as is", err)
+			}
+			if got := d.Config().Services[0].Scheduler; got != tc.sched {
+				t.Errorf("scheduler %q after a refused reload, want %q", got, tc.sched)
+			}
+		})
+	}
+}
