@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // TestReloadLive: while clients open a new connection every ~20 ms and
@@ -178,4 +182,79 @@ func testReloadLive(t *testing.T, queues int, args []string) {
 	loop.checkKeepAlives(rs1, rs2, deleted)
 	requests, failed := loop.report(rs2)
 	t.Logf("across 4 applied reloads and 1 refused: %d requests, %d failed", requests, failed)
+}
+
+// TestReloadRefusedByKernel: a director that must forward (-blackhole-vip)
+// reloads a file with a new VIP that already has a route of the
+// operator's: the blackhole route cannot go in, and the whole reload is
+// refused, as start-up refuses such a VIP. The running services stay, the
+// operator's route is untouched, drlb does not answer ARP for the new
+// VIP (its frames would not reach it), and the old VIP keeps its
+// blackhole route. Before, the reload was applied with the route's
+// failure only logged: the new VIP answered by ARP, and a forwarding
+// kernel forwarded duplicates of its frames.
+func TestReloadRefusedByKernel(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{RealServers: 1})
+	rs := l.RealServers[0]
+	vip2 := netip.MustParseAddr("198.18.0.102") // on the LAN, used by no host
+	if err := l.Do(l.Director, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/conf/"+l.Director.Iface+"/forwarding", []byte("1"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nh, lk := lanLink(t, l.Director)
+	// The operator's own route for the new VIP: through rs1.
+	theirs := &netlink.Route{LinkIndex: lk.Attrs().Index, Dst: &net.IPNet{IP: vip2.AsSlice(), Mask: net.CIDRMask(32, 32)}, Gw: rs.IPv4.AsSlice()}
+	if err := nh.RouteAdd(theirs); err != nil {
+		t.Fatal(err)
+	}
+	routeTo := func(v netip.Addr) (netlink.Route, bool) {
+		t.Helper()
+		routes, err := nh.RouteList(nil, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			if r.Dst != nil && r.Dst.IP.Equal(v.AsSlice()) {
+				return r, true
+			}
+		}
+		return netlink.Route{}, false
+	}
+
+	dir := t.TempDir()
+	cfgPath, sock := filepath.Join(dir, "drlb.yaml"), filepath.Join(dir, "drlb.sock")
+	one := yamlService(l.VIP, "rr", weighted{rs, 1})
+	writeYAML(t, l, cfgPath, one)
+	p := startDirectorN(t, l, 1, "run", "-c", cfgPath, "-ctl", sock, "-blackhole-vip")
+	p.waitLog("installed a blackhole route", 1, 5*time.Second)
+
+	writeYAML(t, l, cfgPath, one, yamlService(vip2, "rr", weighted{rs, 1}))
+	p.signal(syscall.SIGHUP)
+	p.waitLog("reload refused", 1, 10*time.Second)
+	if !strings.Contains(p.logs.String(), "blackhole route for "+vip2.String()) {
+		t.Errorf("the refusal does not name the new VIP's blackhole route:\n%s", p.logs.String())
+	}
+	out, err := exec.Command(drlbBinary, "ctl", "list", "-s", sock).CombinedOutput()
+	if err != nil {
+		t.Fatalf("drlb ctl list: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), vip2.String()) || !strings.Contains(string(out), l.VIP.String()) {
+		t.Errorf("a refused reload changed the services:\n%s", out)
+	}
+	if r, ok := routeTo(vip2); !ok || r.Type == unix.RTN_BLACKHOLE || !r.Gw.Equal(rs.IPv4.AsSlice()) {
+		t.Errorf("the operator's route for %v: %+v (present %v), want it as it was", vip2, r, ok)
+	}
+	if r, ok := routeTo(l.VIP); !ok || r.Type != unix.RTN_BLACKHOLE {
+		t.Errorf("the running VIP's blackhole route: %+v (present %v)", r, ok)
+	}
+	// The router asks for the new VIP (a ping, one try, bounded): nobody
+	// may answer its ARP request.
+	_ = l.Do(l.Router, func() error {
+		return exec.Command("ping", "-c", "1", "-W", "1", vip2.String()).Run()
+	})
+	if mac := neighborMAC(t, l, l.Router, vip2); len(mac) != 0 {
+		t.Errorf("the router learnt %v at %v after a refused reload", vip2, mac)
+	}
 }
