@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -144,6 +145,30 @@ type Check struct {
 	RetryDelay time.Duration
 	// Inhibit sets weight 0 when down instead of removing the server.
 	Inhibit bool
+}
+
+// Identity is c without its timers (Interval, Retries, RetryDelay) and
+// without Inhibit, which says what a failure does to the real server: what
+// the check probes and how (type, port, URLs, host, timeout, the UDP and
+// DNS fields). A reload that changes only the rest keeps the check's
+// verdict, as keepalived matches a reloaded checker to the running one
+// (ipwrapper.c migrate_checkers, compare_conn_opts: the destination and
+// connect_timeout, and for HTTP_GET the URLs and virtualhost, never
+// delay_loop, retry or delay_before_retry). A field added to Check is part
+// of the identity unless it is cleared here.
+func (c Check) Identity() Check {
+	c.Interval, c.Retries, c.RetryDelay, c.Inhibit = 0, 0, 0, false
+	return c
+}
+
+// SameIdentity reports whether a and b are the same check but for their
+// timers and Inhibit (Identity); two nil checks are, a nil and a non-nil
+// one are not.
+func SameIdentity(a, b *Check) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return reflect.DeepEqual(a.Identity(), b.Identity())
 }
 
 // Clone returns a deep copy of c (nil for nil): a Check holds slices, so

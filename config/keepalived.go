@@ -1298,6 +1298,14 @@ func (r *kaReader) check(vs *kaVS, rs *kaRS, v kaVIP, path string) (*Check, erro
 		RetryDelay: t.retryDelay.get(retryDelay),
 		Inhibit:    rs.inhibit.or(vs.inhibit).get(false),
 	}
+	if t.retryDelay.set && c.RetryDelay < minCheckPeriod {
+		// keepalived reads it down to 0 (read_timer's minimum): retry at
+		// once. drlb's checks wait at least minCheckPeriod; the file
+		// stays valid, as it is for keepalived.
+		r.note(t.retryDelay.tok, "delay_before_retry %s is under drlb's shortest retry delay: the next try comes %s after a failure",
+			t.retryDelay.tok.text, minCheckPeriod)
+		c.RetryDelay = minCheckPeriod
+	}
 	r.mark(path, ck.key, ck.key.text)
 	r.mark(path+".type", ck.key, ck.key.text)
 	for _, m := range []struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -344,6 +345,10 @@ func (v *validator) url(u *URL, line int, path string) error {
 		return v.fail(path+".path", line, u.Path, "must start with /")
 	case strings.ContainsAny(u.Path, " \t\r\n"):
 		return v.fail(path+".path", line, u.Path, "must not contain spaces or line breaks")
+	case strings.ContainsFunc(u.Path, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return v.fail(path+".path", line, u.Path, "must not contain control characters: the request line carries the path as written")
+	case strings.HasPrefix(u.Path, "//") && !sendsAsWritten(u.Path):
+		return v.fail(path+".path", line, u.Path, "a path starting with // goes out as a URL path: it must not contain # or a %% not followed by two hex digits")
 	case len(u.Status) == 0:
 		return v.fail(path+".status", line, "", "no accepted status")
 	case u.Digest != "" && !isMD5Hex(u.Digest):
@@ -355,6 +360,14 @@ func (v *validator) url(u *URL, line int, path string) error {
 		}
 	}
 	return nil
+}
+
+// sendsAsWritten reports whether a path starting with "//", which a check
+// sends as a URL path (health's requestURL: any other goes out as it is
+// written), keeps its meaning that way: no fragment, no bad escape.
+func sendsAsWritten(p string) bool {
+	u, err := url.Parse("http://host" + p)
+	return err == nil && !strings.Contains(p, "#") && u.Host == "host"
 }
 
 // hostAddrProblem says why a can be neither a VIP nor a real server, or "".

@@ -76,6 +76,8 @@ func TestParseYAMLGood(t *testing.T) {
 		), []string{"realserver 198.18.0.12 line=7 weight=1 mac=\"\" check=tcp port=22"}},
 		{"http digest, host, status ranges, retry delay", oneRS + "        check: {type: http, path: /x, status: 200-299 404, digest: 640205B7B0FC66C1EA91C463FAC6334D, host: www.example, retry_delay: 500ms}\n",
 			[]string{`check=http port=0 path="/x" status=200-299 404 digest=640205b7b0fc66c1ea91c463fac6334d host="www.example" interval=2s timeout=1s retries=3 inhibit=false retry_delay=500ms`}},
+		{"url paths go out as written", oneRS + "        check: {type: http, urls: [{path: '/100%-ok#top'}, {path: '//twice/%41'}]}\n",
+			[]string{`path="/100%-ok#top"`, `path="//twice/%41"`}},
 		{"several urls", oneRS + "        check: {type: https, urls: [{path: /, digest: ff20ad2481f97b1754ef3e12ecd3a9cc}, {path: /mrtg/, status: 200-299}]}\n",
 			[]string{`check=https port=0 path="/" status=200 digest=ff20ad2481f97b1754ef3e12ecd3a9cc path="/mrtg/" status=200-299 interval=2s`}},
 		{"udp check defaults", oneRS + "        check: {type: udp}\n",
@@ -201,6 +203,8 @@ func TestParseYAMLBad(t *testing.T) {
 		// Checks.
 		{"check type", oneRS + "        check: {type: icmp}\n", 6, 23, rs + ".check.type", "icmp", "must be tcp, http, https, udp or dns"},
 		{"check path relative", oneRS + "        check: {type: http, path: healthz}\n", 6, 35, rs + ".check.path", "healthz", "must start with /"},
+		{"check path with a control character", oneRS + "        check: {type: http, path: \"/a\\x7fb\"}\n", 6, 35, rs + ".check.path", "/a\x7fb", "must not contain control characters"},
+		{"check path // with a fragment", oneRS + "        check: {type: http, path: '//a#b'}\n", 6, 35, rs + ".check.path", "//a#b", "must not contain # or a % not followed by two hex digits"},
 		{"check path on tcp", oneRS + "        check: {type: tcp, path: /}\n", 6, 34, rs + ".check.path", "/", "only http and https"},
 		{"check status on tcp", oneRS + "        check: {type: tcp, status: 200}\n", 6, 36, rs + ".check.status", "200", "only http and https"},
 		{"check status range", oneRS + "        check: {type: http, status: 99}\n", 6, 37, rs + ".check.status", "99", "100..599"},

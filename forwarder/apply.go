@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -140,8 +139,14 @@ type realUpdate struct {
 	r           *realServer
 	weight      int32
 	mac         uint64 // a static MAC from the config; 0 = keep
-	resetHealth bool   // its check changed or went away: up again
+	resetHealth bool   // its check's identity changed, or it went away: up again
 	checked     bool   // it has a check
+	// remode: its check was only retuned (config.SameIdentity) and its
+	// Inhibit changed: the verdict stays, and a server that is down
+	// stays down, removed or at weight 0 as inhibit now says (keepalived's
+	// inhibit_on_failure belongs to the real server: changing it switches
+	// a failed server between removed and weight 0).
+	remode, inhibit bool
 	// fresh: back after a removal, so its check starts afresh (unchecked
 	// until it passes). A kept server whose check changed keeps its
 	// verdict: a reload that tunes a check must not withdraw the BGP
@@ -152,18 +157,30 @@ type realUpdate struct {
 
 // planned is the server as it will be after the swap.
 func (u *realUpdate) planned() scheduler.Server {
-	mac, avail, inhib := u.r.mac.Load(), u.r.available.Load(), u.r.inhibited.Load()
+	mac := u.r.mac.Load()
 	if u.mac != 0 {
 		mac = u.mac
 	}
-	if u.resetHealth {
-		avail, inhib = true, false
-	}
+	avail, inhib := u.health(u.r.available.Load(), u.r.inhibited.Load())
 	w := int(u.weight)
 	if inhib {
 		w = 0
 	}
 	return scheduler.Server{Addr: u.r.addr, Weight: w, Available: avail && mac&macKnown != 0}
+}
+
+// health is the server's (available, inhibited) after the swap, from what
+// it is now. A check whose identity changed brings the server up; one
+// only retuned keeps its verdict, a server that is down staying down
+// (removed, or at weight 0 with inhibit).
+func (u *realUpdate) health(avail, inhib bool) (bool, bool) {
+	switch {
+	case u.resetHealth:
+		return true, false
+	case u.remode && (!avail || inhib):
+		return u.inhibit, u.inhibit
+	}
+	return avail, inhib
 }
 
 // prepare builds the state for cfg from old without changing anything
@@ -242,8 +259,19 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			}
 			if k >= 0 {
 				r = o.reals[k]
+				// A check that only changed its timers or inhibit is the
+				// same checker: its verdict stays (a dead server must
+				// not come back, nor count for BGP, because its interval
+				// changed). One that probes differently brings the
+				// server up; its Unchecked stays: a reload that changes
+				// a check must not withdraw the BGP routes of servers
+				// seen working.
+				oc := o.cfg.RealServers[k].Check
 				u := realUpdate{r: r, weight: int32(rc.Weight), mac: packMAC(rc.MAC),
-					resetHealth: !sameCheck(o.cfg.RealServers[k].Check, rc.Check), checked: rc.Check != nil}
+					resetHealth: !config.SameIdentity(oc, rc.Check), checked: rc.Check != nil}
+				if !u.resetHealth && oc != nil && oc.Inhibit != rc.Check.Inhibit {
+					u.remode, u.inhibit = true, rc.Check.Inhibit
+				}
 				if rc.Weight == 0 {
 					u.since = r.drainSince
 					if u.since == 0 || r.weight.Load() != 0 {
@@ -344,12 +372,13 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			if u.mac != 0 {
 				u.r.mac.Store(u.mac)
 			}
-			if u.resetHealth {
-				u.r.available.Store(true)
-				u.r.inhibited.Store(false)
-				if u.fresh || !u.checked {
-					u.r.unchecked.Store(u.checked)
-				}
+			if u.resetHealth || u.remode {
+				avail, inhib := u.health(u.r.available.Load(), u.r.inhibited.Load())
+				u.r.available.Store(avail)
+				u.r.inhibited.Store(inhib)
+			}
+			if u.resetHealth && (u.fresh || !u.checked) {
+				u.r.unchecked.Store(u.checked)
 			}
 			u.r.drainSince = u.since
 			u.r.drainDeadline.Store(u.drains)
@@ -487,13 +516,6 @@ func (st *state) macOf(addr netip.Addr) uint64 {
 		}
 	}
 	return 0
-}
-
-func sameCheck(a, b *config.Check) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return reflect.DeepEqual(a, b)
 }
 
 // serviceDiff says what changed between two configurations of a service,

@@ -412,8 +412,9 @@ func TestApplyMACs(t *testing.T) {
 }
 
 // TestApplyHealth: a server's health state stays across an Apply that
-// keeps its check; a changed or removed check brings it up, and verdicts
-// of the old check no longer count.
+// keeps its check; a check that probes differently (here its timeout) or
+// a removed one brings it up, and verdicts of the old check no longer
+// count.
 func TestApplyHealth(t *testing.T) {
 	check := &config.Check{Type: "tcp", Interval: time.Second, Timeout: time.Second, RetryDelay: time.Second, Retries: 3}
 	r1, r2 := rsAt(1, 1), rsAt(2, 1)
@@ -432,7 +433,7 @@ func TestApplyHealth(t *testing.T) {
 	// r2 keeps its check, r1's changes; r3 is added in front of both.
 	b := a.Clone()
 	b.Services[0].RealServers = []config.RealServer{rsAt(3, 1), b.Services[0].RealServers[0], b.Services[0].RealServers[1]}
-	b.Services[0].RealServers[1].Check.Retries = 5
+	b.Services[0].RealServers[1].Check.Timeout = 2 * time.Second
 	applyNow(t, f, b, t0)
 	if st := statsOf(f, 0, r1.Address); !st.Available {
 		t.Fatal("a server whose check changed is still down")
@@ -448,6 +449,70 @@ func TestApplyHealth(t *testing.T) {
 	}
 	if st := statsOf(f, 0, r2.Address); !st.Available {
 		t.Fatal("r2 not up after its check passed")
+	}
+}
+
+// TestApplyRetunedCheckKeepsVerdict: a reload that changes only a check's
+// timers (interval, retries, retry delay) or inhibit keeps the verdict, as
+// keepalived's migrate_checkers does (compare_conn_opts ignores
+// delay_loop, retry and delay_before_retry): a server its check took down
+// stays down, takes no new connection and does not count for BGP; with
+// inhibit changed it stays down the other way (removed or weight 0); one
+// seen working stays up and checked. Verdicts of the new check count,
+// those of the old one no longer do.
+func TestApplyRetunedCheckKeepsVerdict(t *testing.T) {
+	base := config.Check{Type: "tcp", Interval: time.Second, Timeout: time.Second, RetryDelay: time.Second, Retries: 3}
+	for _, tc := range []struct {
+		name      string
+		inhibit   bool // before
+		up        bool // the verdict before the reload
+		change    func(*config.Check)
+		available bool // after
+		inhibited bool
+	}{
+		{"removed, interval changed", false, false, func(c *config.Check) { c.Interval = 2 * time.Second }, false, false},
+		{"removed, retries and retry delay changed", false, false, func(c *config.Check) { c.Retries, c.RetryDelay = 5, 3*time.Second }, false, false},
+		{"inhibited, interval changed", true, false, func(c *config.Check) { c.Interval = 2 * time.Second }, true, true},
+		{"removed, inhibit set: weight 0 now", false, false, func(c *config.Check) { c.Inhibit = true }, true, true},
+		{"inhibited, inhibit unset: removed now", true, false, func(c *config.Check) { c.Inhibit = false }, false, false},
+		{"up, interval and inhibit changed", false, true, func(c *config.Check) { c.Interval, c.Inhibit = 2*time.Second, true }, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			check := base
+			check.Inhibit = tc.inhibit
+			r1, r2 := rsAt(1, 1), rsAt(2, 1)
+			r1.Check = &check
+			a := cfgOf(svc(config.TCP, 80, "rr", r1, r2))
+			f := newForwarder(t, a, Options{})
+			id := RealID{Protocol: config.TCP, VIP: vip, Port: 80, Addr: r1.Address}
+			if err := f.SetHealth(id, check, tc.up); err != nil {
+				t.Fatal(err)
+			}
+			b := a.Clone()
+			retuned := b.Services[0].RealServers[0].Check
+			tc.change(retuned)
+			applyNow(t, f, b, t0)
+			st := statsOf(f, 0, r1.Address)
+			if st.Available != tc.available || st.Inhibited != tc.inhibited || st.Unchecked {
+				t.Fatalf("after the reload: Available=%v Inhibited=%v Unchecked=%v, want %v %v false",
+					st.Available, st.Inhibited, st.Unchecked, tc.available, tc.inhibited)
+			}
+			for i := range 8 {
+				res := send(t, f, b, syn(client(i, 40000)), t0)
+				if got := to(b, res); !tc.up && got != r2.Address {
+					t.Fatalf("new connection %d went to %v, want %s: the dead server is still down", i, got, r2.Address)
+				}
+			}
+			if err := f.SetHealth(id, check, true); !errors.Is(err, ErrUnknownServer) {
+				t.Fatalf("verdict of the replaced check: %v, want ErrUnknownServer", err)
+			}
+			if err := f.SetHealth(id, *retuned, true); err != nil {
+				t.Fatal(err)
+			}
+			if st := statsOf(f, 0, r1.Address); !st.Available || st.Inhibited {
+				t.Fatalf("not up after the new check passed: %+v", st)
+			}
+		})
 	}
 }
 
@@ -480,7 +545,7 @@ func TestUnchecked(t *testing.T) {
 		t.Fatalf("after a pass each: unchecked %v", got)
 	}
 	b := a.Clone()
-	b.Services[0].RealServers[0].Check.Retries = 5 // r1's check changes, r2's stays
+	b.Services[0].RealServers[0].Check.Timeout = 2 * time.Second // r1's check changes, r2's stays
 	applyNow(t, f, b, t0)
 	if got := unchecked(); got != [3]bool{} {
 		t.Fatalf("after a reload changing r1's check: unchecked %v, want none", got)

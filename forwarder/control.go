@@ -147,7 +147,8 @@ func (id RealID) String() string {
 // running configuration checks that server with exactly check: a verdict
 // from a check that a reload replaced or removed, arriving late, is
 // ignored with ErrUnknownServer (Apply brought the server up when its
-// check changed).
+// check's identity changed, and kept its verdict when only its timers or
+// inhibit did: the checker that replaces it carries on from that verdict).
 func (f *Forwarder) SetHealth(id RealID, check config.Check, up bool) error {
 	f.ctl.Lock()
 	defer f.ctl.Unlock()

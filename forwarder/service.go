@@ -41,7 +41,8 @@ type realServer struct {
 	// (which a reload may change meanwhile), open ones continue.
 	inhibited atomic.Bool
 	// unchecked is a health check that has given no verdict yet: the
-	// server's own, since it was added or its check changed. The server
+	// server's own, since it was added (or added back after a removal;
+	// a reload that changes its check keeps the verdict). The server
 	// is in use meanwhile (keepalived's servers start up), but a BGP
 	// director does not count it toward announcing its VIP.
 	unchecked atomic.Bool

@@ -23,8 +23,8 @@ type RealServerStats struct {
 	Weight    int
 	Available bool
 	Inhibited bool // weight 0 by a failed health check (on_fail: inhibit)
-	// Unchecked: its health check has given no verdict yet (since the
-	// server was added or its check changed).
+	// Unchecked: its health check has given no verdict yet since the
+	// server was added (or added back after a removal).
 	Unchecked bool
 	// Active counts ESTABLISHED connections, Inactive the others,
 	// Persistent the persistence templates pointing at the server.

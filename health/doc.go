@@ -22,6 +22,9 @@
 //
 // A Monitor follows configuration changes: Update starts the checks of new
 // servers, stops those of removed ones and leaves the others running with
-// their state. Targets name servers by protocol, VIP, port and address,
+// their state; a check whose timers or inhibit only changed goes on from
+// the state of the one it replaces (keepalived's migrate_checkers), and one
+// that probes differently starts one failure from down. An HTTP path goes
+// into the request line as written, as keepalived sends it. Targets name servers by protocol, VIP, port and address,
 // never by index, since a reload moves indexes.
 package health

@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,10 +122,13 @@ func probeWeb(ctx context.Context, t Target) error {
 func getURL(ctx context.Context, client *http.Client, t Target, u *config.URL) error {
 	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
 	defer cancel()
-	url := fmt.Sprintf("%s://%s%s", t.Check.Type, t.Addr, u.Path)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	where := fmt.Sprintf("%s://%s%s", t.Check.Type, t.Addr, u.Path) // for messages
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.Check.Type+"://"+t.Addr.String()+"/", nil)
 	if err != nil {
 		return err
+	}
+	if req.URL, err = requestURL(t.Check.Type, t.Addr.String(), u.Path); err != nil {
+		return fmt.Errorf("GET %s: %w", where, err)
 	}
 	if t.Check.Host != "" {
 		req.Host = t.Check.Host
@@ -131,23 +136,40 @@ func getURL(ctx context.Context, client *http.Client, t Target, u *config.URL) e
 	req.Header.Set("User-Agent", "drlb-health")
 	resp, err := client.Do(req)
 	if err != nil {
+		if ue, ok := err.(*url.Error); ok {
+			ue.URL = where // an opaque URL prints without its host
+		}
 		return err
 	}
 	defer resp.Body.Close()
 	if !u.Accepts(resp.StatusCode) {
-		return fmt.Errorf("GET %s: status %d, want %s", url, resp.StatusCode, config.FormatStatus(u.Status))
+		return fmt.Errorf("GET %s: status %d, want %s", where, resp.StatusCode, config.FormatStatus(u.Status))
 	}
 	if u.Digest == "" {
 		return nil
 	}
 	h := md5.New()
 	if _, err := io.Copy(h, resp.Body); err != nil {
-		return fmt.Errorf("GET %s: reading the body: %w", url, err)
+		return fmt.Errorf("GET %s: reading the body: %w", where, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != u.Digest {
-		return fmt.Errorf("GET %s: body digest %s, want %s", url, got, u.Digest)
+		return fmt.Errorf("GET %s: body digest %s, want %s", where, got, u.Digest)
 	}
 	return nil
+}
+
+// requestURL is the URL that puts path in the request line as written,
+// as keepalived sends it: not parsed as a URL, so "%" not followed by two
+// hex digits, "#" and bytes a URL would escape go out as they are (the
+// path, in url.URL's Opaque, is what RequestURI gives). Opaque cannot
+// start with "//" (it would read as a host), so such a path is parsed as
+// a URL, as before; config validation refuses those of them parsing would
+// change ("#", a bad escape).
+func requestURL(scheme, host, path string) (*url.URL, error) {
+	if strings.HasPrefix(path, "//") {
+		return url.Parse(scheme + "://" + host + path)
+	}
+	return &url.URL{Scheme: scheme, Host: host, Opaque: path}, nil
 }
 
 // dialUDP connects a UDP socket to t for one probe: its reads end at the
@@ -231,7 +253,9 @@ func matchReply(c config.Check, got []byte) error {
 // Monitor runs a set of checks and follows changes to it: Update starts
 // the checks that are new, stops those that are gone and leaves the others
 // running, with their state (up or down, consecutive failures), as
-// keepalived does on reload.
+// keepalived does on reload. A check that changed only its timers or
+// inhibit (the same config.Check.Identity, for the same server) is the same
+// checker: it goes on from its state under its new settings.
 type Monitor struct {
 	m     Marker
 	log   *slog.Logger
@@ -247,11 +271,34 @@ type Monitor struct {
 type check struct {
 	t      Target
 	cancel context.CancelFunc
+	// mu guards st, which its loop updates after each probe until its
+	// context ends: once cancelled, st is final (Update hands it on).
+	mu sync.Mutex
+	st state
+}
+
+// state is where a check stands.
+type state struct {
+	up       bool
+	failures int // consecutive, while up
 }
 
 // key identifies a target by every field, the check's slices included
 // (a Target holds slices, so it cannot be a map key itself).
 func (t Target) key() string { return fmt.Sprintf("%+v", t) }
+
+// probeKey identifies a target by its server and what its check probes
+// (config.Check.Identity), not by how often, how many failures take the
+// server down, or what a failure does to it.
+func (t Target) probeKey() string {
+	t.Check = t.Check.Identity()
+	return t.key()
+}
+
+// server identifies the real server of the service a target checks.
+func (t Target) server() string {
+	return fmt.Sprintf("%v %v %d %v", t.Protocol, t.VIP, t.Port, t.Real)
+}
 
 // NewMonitor returns a Monitor that marks servers through m and logs
 // changes of state to log (slog.Default() when nil).
@@ -262,10 +309,18 @@ func NewMonitor(m Marker, log *slog.Logger) *Monitor {
 	return &Monitor{m: m, log: log, probe: Probe, running: map[string]*check{}}
 }
 
-// Update makes targets the checks to run. A target that is the same in
-// every field (the server and the check) keeps running; any other change
-// is a new check, which starts with the server up. It returns how many
-// checks it started and stopped; before Run it only records them.
+// Update makes targets the checks to run, as keepalived's reload does
+// (ipwrapper.c migrate_checkers). A target that is the same in every field
+// keeps running. One whose check changed only its timers (interval,
+// retries, retry delay) or inhibit goes on from the state of the one it
+// replaces: a server that is down stays down until a probe passes, and
+// failures counted go on counting; the forwarder keeps the verdict too.
+// One that probes differently (another config.Check.Identity) for a server
+// checked before starts with the server up but one failure from down
+// (keepalived: "one failure is enough"); a check for a server not checked
+// before starts up with all its retries. A replaced check counts as one
+// stopped and one started. It returns how many checks it started and
+// stopped; before Run it only records them.
 func (mo *Monitor) Update(targets []Target) (started, stopped int) {
 	mo.mu.Lock()
 	defer mo.mu.Unlock()
@@ -273,26 +328,41 @@ func (mo *Monitor) Update(targets []Target) (started, stopped int) {
 	for _, t := range targets {
 		want[t.key()] = t
 	}
+	gone := map[string]*check{} // by Target.server
 	for k, c := range mo.running {
 		if _, ok := want[k]; !ok {
 			if c.cancel != nil {
 				c.cancel()
 			}
 			delete(mo.running, k)
+			gone[c.t.server()] = c
 			stopped++
 		}
 	}
 	for k, t := range want {
-		if _, ok := mo.running[k]; !ok {
-			mo.running[k] = &check{t: t, cancel: mo.start(t)}
-			started++
+		if _, ok := mo.running[k]; ok {
+			continue
 		}
+		c := &check{t: t, st: state{up: true}}
+		if prev := gone[t.server()]; prev != nil {
+			if prev.t.probeKey() == t.probeKey() {
+				// Cancelled above: its loop stores no more.
+				prev.mu.Lock()
+				c.st = prev.st
+				prev.mu.Unlock()
+			} else {
+				c.st.failures = max(t.Check.Retries-1, 0)
+			}
+		}
+		c.cancel = mo.start(c)
+		mo.running[k] = c
+		started++
 	}
 	return started, stopped
 }
 
-// start starts t's loop if Run is running (mo.mu held).
-func (mo *Monitor) start(t Target) context.CancelFunc {
+// start starts c's loop if Run is running (mo.mu held).
+func (mo *Monitor) start(c *check) context.CancelFunc {
 	if mo.ctx == nil || mo.ctx.Err() != nil {
 		return nil
 	}
@@ -300,7 +370,7 @@ func (mo *Monitor) start(t Target) context.CancelFunc {
 	mo.wg.Add(1)
 	go func() {
 		defer mo.wg.Done()
-		watch(ctx, t, mo.m, mo.log, mo.probe)
+		c.watch(ctx, mo.m, mo.log, mo.probe)
 	}()
 	return cancel
 }
@@ -310,7 +380,7 @@ func (mo *Monitor) Run(ctx context.Context) {
 	mo.mu.Lock()
 	mo.ctx = ctx
 	for _, c := range mo.running {
-		c.cancel = mo.start(c.t)
+		c.cancel = mo.start(c)
 	}
 	mo.mu.Unlock()
 	<-ctx.Done()
@@ -325,11 +395,26 @@ func Run(ctx context.Context, targets []Target, m Marker, log *slog.Logger) {
 	mo.Run(ctx)
 }
 
-// watch is one target's loop; probe is injectable for tests.
+// watch runs t's loop from a server that is up; probe is injectable for
+// tests.
 func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func(context.Context, Target) error) {
-	// A server starts up, as keepalived's do; its first pass is still
-	// marked (up again) so that the director knows the check answered.
-	up, failures, first := true, 0, true
+	c := &check{t: t, st: state{up: true}}
+	c.watch(ctx, m, log, probe)
+}
+
+// watch is c's loop, from c.st: up (a new check: servers start up, as
+// keepalived's do) or the state of the check it replaces.
+func (c *check) watch(ctx context.Context, m Marker, log *slog.Logger, probe func(context.Context, Target) error) {
+	t := c.t
+	c.mu.Lock()
+	up, failures := c.st.up, c.st.failures
+	c.mu.Unlock()
+	// The first verdict is marked even when it changes nothing: a first
+	// pass (up again) tells the director that the check answered; a first
+	// failure of a server already down (a replaced check's state) marks it
+	// down again, in case the check it replaces was marking it as the
+	// reload swapped them (the forwarder ignores the old check's verdicts).
+	first := true
 	timer := time.NewTimer(t.Check.Interval)
 	defer timer.Stop()
 	for {
@@ -337,25 +422,34 @@ func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func
 		if ctx.Err() != nil {
 			return
 		}
+		wasUp := up
 		switch {
 		case err == nil:
-			wasDown := !up
 			up, failures = true, 0
-			if wasDown || first {
-				if e := m.Mark(t, true); e != nil {
-					log.Error("health: marking up", "server", t.Name, "err", e)
-				}
-			}
-			if wasDown {
-				log.Info("real server up again: check passed", "server", t.Name, "check", t.Check.Type, "addr", t.Addr)
-			}
 		case up:
 			failures++
-			if failures >= t.Check.Retries {
-				up = false
-				if e := m.Mark(t, false); e != nil {
-					log.Error("health: marking down", "server", t.Name, "err", e)
-				}
+			up = failures < t.Check.Retries
+		}
+		c.mu.Lock()
+		if ctx.Err() != nil {
+			c.mu.Unlock() // replaced: the state it hands on stays as it was
+			return
+		}
+		c.st = state{up: up, failures: failures}
+		c.mu.Unlock()
+		switch {
+		case err == nil && (!wasUp || first):
+			if e := m.Mark(t, true); e != nil {
+				log.Error("health: marking up", "server", t.Name, "err", e)
+			}
+			if !wasUp {
+				log.Info("real server up again: check passed", "server", t.Name, "check", t.Check.Type, "addr", t.Addr)
+			}
+		case !up && (wasUp || first):
+			if e := m.Mark(t, false); e != nil {
+				log.Error("health: marking down", "server", t.Name, "err", e)
+			}
+			if wasUp {
 				how := "removed: its connections end on their next packet"
 				if t.Check.Inhibit {
 					how = "weight 0: no new connections, open ones continue"

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -10,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,6 +195,157 @@ func TestProbe(t *testing.T) {
 				t.Fatalf("Probe = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// rawHTTP is an HTTP server that records each request line as it came
+// and answers 200 "ok": a path Go's own server would refuse (a bad
+// escape) reaches it.
+func rawHTTP(t *testing.T) (netip.AddrPort, func() []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", testutil.LoopbackAny(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var (
+		mu    sync.Mutex
+		lines []string
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				r := bufio.NewReader(c)
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				lines = append(lines, strings.TrimRight(line, "\r\n"))
+				mu.Unlock()
+				for { // the headers, up to the blank line
+					h, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if h == "\r\n" || h == "\n" {
+						break
+					}
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+			}()
+		}
+	}()
+	got := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), lines...)
+	}
+	return netip.MustParseAddrPort(ln.Addr().String()), got
+}
+
+// TestProbePathAsWritten: the path goes into the request line as written,
+// as keepalived sends it: a "%" without two hex digits, a "#", bytes a
+// URL would escape; a path starting with "//" (which validation lets
+// through only when parsing keeps it whole) too.
+func TestProbePathAsWritten(t *testing.T) {
+	srv, lines := rawHTTP(t)
+	paths := []string{"/100%-ok", "/a#b", "/caf\u00e9", "/status?full&x=%zz", "//twice/%41", "/"}
+	for _, p := range paths {
+		tg := Target{Addr: srv, Check: config.Check{Type: "http", Timeout: 2 * time.Second,
+			URLs: []config.URL{{Path: p, Status: []config.StatusRange{{Min: 200, Max: 200}}, Digest: md5hex("ok")}}}}
+		if err := Probe(context.Background(), tg); err != nil {
+			t.Errorf("path %q: Probe = %v", p, err)
+		}
+	}
+	got := lines()
+	if len(got) != len(paths) {
+		t.Fatalf("request lines %q, want one per path %q", got, paths)
+	}
+	for i, p := range paths {
+		if want := "GET " + p + " HTTP/1.1"; got[i] != want {
+			t.Errorf("request line %q, want %q", got[i], want)
+		}
+	}
+	// Over TLS too; Go's server takes "#" as part of the path.
+	var uri atomic.Value
+	tlsSrv := testutil.HTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		uri.Store(r.RequestURI)
+		w.Write([]byte("ok"))
+	}), true)
+	tg := Target{Addr: netip.MustParseAddrPort(tlsSrv.URL[len("https://"):]), Check: config.Check{Type: "https", Timeout: 2 * time.Second,
+		URLs: []config.URL{{Path: "/a#b", Status: []config.StatusRange{{Min: 200, Max: 200}}}}}}
+	if err := Probe(context.Background(), tg); err != nil || uri.Load() != "/a#b" {
+		t.Fatalf("https: Probe = %v, the server saw %v, want /a#b", err, uri.Load())
+	}
+}
+
+// TestProbeAdversarial: a server streaming an endless body, one that
+// stalls the TLS handshake, one that never answers: each probe ends within
+// its timeout and leaves no goroutine behind.
+func TestProbeAdversarial(t *testing.T) {
+	endless := testutil.HTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 1<<16)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}), false)
+	stall, err := net.Listen("tcp", testutil.LoopbackAny(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stall.Close()
+	var (
+		mu   sync.Mutex
+		held []net.Conn
+	)
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := stall.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never read, never written
+			mu.Unlock()
+		}
+	}()
+	ap := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+	st := []config.StatusRange{{Min: 200, Max: 299}}
+	digest := config.URL{Path: "/", Status: st, Digest: md5hex("ok")}
+	before := runtime.NumGoroutine()
+	for _, tc := range []struct {
+		name string
+		t    Target
+	}{
+		{"endless body with digest", Target{Addr: ap(endless.URL[len("http://"):]), Check: config.Check{Type: "http", URLs: []config.URL{digest}, Timeout: 300 * time.Millisecond}}},
+		{"stalled TLS", Target{Addr: ap(stall.Addr().String()), Check: config.Check{Type: "https", URLs: []config.URL{digest}, Timeout: 300 * time.Millisecond}}},
+		{"stalled HTTP", Target{Addr: ap(stall.Addr().String()), Check: config.Check{Type: "http", URLs: []config.URL{digest}, Timeout: 300 * time.Millisecond}}},
+	} {
+		start := time.Now()
+		err := Probe(context.Background(), tc.t)
+		if took := time.Since(start); err == nil || took > 2*time.Second {
+			t.Errorf("%s: err %v after %v", tc.name, err, took)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before+1 {
+		t.Errorf("goroutines %d -> %d", before, after)
 	}
 }
 
@@ -407,5 +562,151 @@ func TestMonitorUpdate(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+// answered is a probe the test answers one call at a time, per check
+// (Target.key): the loop a reload replaces never takes an answer meant for
+// the one replacing it.
+type answered struct {
+	mu      sync.Mutex
+	ch      map[string]chan error
+	calls   map[string]int // probes begun
+	answers map[string]int // answers taken
+}
+
+func (a *answered) of(t Target) chan error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ch == nil {
+		a.ch = map[string]chan error{}
+	}
+	c := a.ch[t.key()]
+	if c == nil {
+		c = make(chan error)
+		a.ch[t.key()] = c
+	}
+	return c
+}
+
+func (a *answered) probe(ctx context.Context, t Target) error {
+	a.mu.Lock()
+	if a.calls == nil {
+		a.calls, a.answers = map[string]int{}, map[string]int{}
+	}
+	a.calls[t.key()]++
+	a.mu.Unlock()
+	select {
+	case err := <-a.of(t):
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// idle waits until t's loop waits for its next answer: it has stored and
+// marked what the last one said.
+func (a *answered) idle(tb testing.TB, t Target) {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		a.mu.Lock()
+		waiting := a.calls[t.key()] > a.answers[t.key()]
+		a.mu.Unlock()
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: no probe within 5s", t.Name)
+		}
+	}
+}
+
+// answer makes t's next probe pass (nil) or fail; it returns once the
+// loop took the answer, so every mark of the probe before is made.
+func (a *answered) answer(tb testing.TB, t Target, err error) {
+	tb.Helper()
+	select {
+	case a.of(t) <- err:
+		a.mu.Lock()
+		a.answers[t.key()]++
+		a.mu.Unlock()
+	case <-time.After(5 * time.Second):
+		tb.Fatalf("%s: no probe within 5s", t.Name)
+	}
+}
+
+// TestMonitorReloadKeepsState: a reload that changes only a check's
+// timers or inhibit hands its state (down, or the failures counted) to
+// the check replacing it, which goes on from there and marks a server
+// already down down again at its first failure; one that changes what the
+// check probes starts the server up but one failure from down, as
+// keepalived's migrate_checkers does.
+func TestMonitorReloadKeepsState(t *testing.T) {
+	refused := errors.New("refused")
+	for _, tc := range []struct {
+		name   string
+		before string // o pass, x fail, before the reload
+		change func(*config.Check)
+		after  string // after it; one more pass follows
+		want   []string
+	}{
+		{"down, interval and retries changed: still down", "xxx",
+			func(c *config.Check) { c.Interval, c.Retries = 2*time.Millisecond, 5 }, "xxo",
+			[]string{"down", "down", "up"}},
+		{"down, inhibit set: still down, now inhibited", "xxx",
+			func(c *config.Check) { c.Inhibit = true }, "xo",
+			[]string{"down", "inhibited", "restored"}},
+		{"two failures counted, retry delay changed: the third takes it down", "oxx",
+			func(c *config.Check) { c.RetryDelay = 2 * time.Millisecond }, "xo",
+			[]string{"up", "down", "up"}},
+		{"up, timeout changed: one failure takes it down", "o",
+			func(c *config.Check) { c.Timeout = 2 * time.Second }, "xo",
+			[]string{"up", "down", "up"}},
+		{"up, port changed: one failure takes it down", "o",
+			func(c *config.Check) { c.Port = 8080 }, "xo",
+			[]string{"up", "down", "up"}},
+		{"up, only the interval changed: one failure is not enough", "o",
+			func(c *config.Check) { c.Interval = 2 * time.Millisecond }, "xxo",
+			[]string{"up", "up"}}, // the new loop's first pass is marked, as any check's
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := netip.MustParseAddr("198.18.0.11")
+			tg := Target{Protocol: config.TCP, VIP: netip.MustParseAddr("198.18.0.100"), Port: 80, Real: a, Name: "rs",
+				Addr:  netip.AddrPortFrom(a, 80),
+				Check: config.Check{Type: "tcp", Interval: time.Millisecond, RetryDelay: time.Millisecond, Timeout: time.Second, Retries: 3}}
+			m := &marker{}
+			var p answered
+			mo := NewMonitor(m, quiet)
+			mo.probe = p.probe
+			mo.Update([]Target{tg})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { mo.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			script := func(tg Target, s string) {
+				for _, c := range s {
+					var err error
+					if c == 'x' {
+						err = refused
+					}
+					p.answer(t, tg, err)
+				}
+			}
+			script(tg, tc.before)
+			p.idle(t, tg) // the state the reload hands on is the last answer's
+			next := tg
+			next.Check = *tg.Check.Clone()
+			tc.change(&next.Check)
+			if next.Check.Port != 0 {
+				next.Addr = netip.AddrPortFrom(a, next.Check.Port) // as Targets makes it
+			}
+			if started, stopped := mo.Update([]Target{next}); started != 1 || stopped != 1 {
+				t.Fatalf("Update started %d stopped %d, want the check replaced", started, stopped)
+			}
+			script(next, tc.after+"o") // the last pass marks what the one before did
+			if got := m.got(); !slices.Equal(got, tc.want) {
+				t.Fatalf("events %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
