@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -43,21 +44,7 @@ func TestNoTrustLane(t *testing.T) {
 	l2 := framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	frames := link.NewFrames(16)
-	forwarded := func(want []byte) {
-		t.Helper()
-		for {
-			n, err := wire.ReadBatch(ctx, frames)
-			if err != nil {
-				t.Fatalf("waiting for a forwarded frame: %v", err)
-			}
-			for _, f := range frames[:n] {
-				if bytes.Equal(f.Data[0:6], rs2MAC) && bytes.Equal(f.Data[12:], want[12:]) {
-					return
-				}
-			}
-		}
-	}
+	forwarded := func(want []byte) { t.Helper(); awaitForwarded(ctx, t, wire, rs2MAC, want) }
 	// Each frame in a batch of its own: handshakes over several batches.
 	for i := range 3 {
 		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)}), 40000)
@@ -115,21 +102,7 @@ func TestTrustedClientsCounted(t *testing.T) {
 	l2 := framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	frames := link.NewFrames(16)
-	forwarded := func(want []byte) {
-		t.Helper()
-		for {
-			n, err := wire.ReadBatch(ctx, frames)
-			if err != nil {
-				t.Fatalf("waiting for a forwarded frame: %v", err)
-			}
-			for _, f := range frames[:n] {
-				if bytes.Equal(f.Data[0:6], rs2MAC) && bytes.Equal(f.Data[12:], want[12:]) {
-					return
-				}
-			}
-		}
-	}
+	forwarded := func(want []byte) { t.Helper(); awaitForwarded(ctx, t, wire, rs2MAC, want) }
 	c0 := netip.AddrFrom4([4]byte{198, 18, 1, 10})
 	c1 := netip.AddrFrom4([4]byte{198, 18, 1, 11})
 	// Each frame in a batch of its own: a handshake, then its client's
@@ -166,4 +139,22 @@ func rs2Config() *config.Config {
 		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr",
 		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.12"), Weight: 1, MAC: rs2MAC}},
 	}}}
+}
+
+// awaitForwarded reads wire until want comes out to mac, unchanged after
+// the MACs.
+func awaitForwarded(ctx context.Context, t *testing.T, wire link.Port, mac net.HardwareAddr, want []byte) {
+	t.Helper()
+	frames := link.NewFrames(16)
+	for {
+		n, err := wire.ReadBatch(ctx, frames)
+		if err != nil {
+			t.Fatalf("waiting for a forwarded frame: %v", err)
+		}
+		for _, f := range frames[:n] {
+			if bytes.Equal(f.Data[0:6], mac) && bytes.Equal(f.Data[12:], want[12:]) {
+				return
+			}
+		}
+	}
 }
