@@ -581,15 +581,19 @@ func TestHealthChecks(t *testing.T) {
 		t.Cleanup(func() { ln.Close() })
 		return ln
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "interface: %s\nservices:\n  - vip: %s\n    port: 80\n    scheduler: rr\n    realservers:\n", l.Director.Iface, l.VIP)
-	for _, rs := range l.RealServers {
-		fmt.Fprintf(&b, "      - {address: %s, check: {type: tcp, port: 8080, interval: 100ms, timeout: 200ms, retries: 2}}\n", rs.IPv4)
-	}
 	cfg := filepath.Join(t.TempDir(), "drlb.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
+	write := func(interval string) {
+		t.Helper()
+		var b strings.Builder
+		fmt.Fprintf(&b, "interface: %s\nservices:\n  - vip: %s\n    port: 80\n    scheduler: rr\n    realservers:\n", l.Director.Iface, l.VIP)
+		for _, rs := range l.RealServers {
+			fmt.Fprintf(&b, "      - {address: %s, check: {type: tcp, port: 8080, interval: %s, timeout: 200ms, retries: 2}}\n", rs.IPv4, interval)
+		}
+		if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	write("100ms")
 	listen(l.RealServers[0])
 	p := startDirectorN(t, l, len(l.RealServers), "run", "-c", cfg)
 	p.waitLog("real server down", 2, 5*time.Second) // rs2 and rs3 fail their checks
@@ -601,6 +605,17 @@ func TestHealthChecks(t *testing.T) {
 	got := distribution(t, l, l.Client, 10)
 	if got[l.RealServers[0].Name] == 0 || got[l.RealServers[1].Name] == 0 || got[l.RealServers[2].Name] != 0 {
 		t.Fatalf("after rs2 came back: %v; want rs1 and rs2 only", got)
+	}
+	// A reload that only tunes the checks (the interval) keeps their
+	// verdicts, as keepalived's does: rs3, still failing, stays out. Its
+	// HTTP port answers, so a reload that brought it back until its
+	// check failed again (retries × interval) would send it clients.
+	write("150ms")
+	p.signal(syscall.SIGHUP)
+	p.waitLog("configuration applied", 1, 5*time.Second)
+	got = distribution(t, l, l.Client, 10)
+	if got[l.RealServers[0].Name] == 0 || got[l.RealServers[1].Name] == 0 || got[l.RealServers[2].Name] != 0 {
+		t.Fatalf("after a reload that only changed the checks' interval: %v; want rs1 and rs2 only (rs3's check still fails)", got)
 	}
 }
 
