@@ -691,6 +691,7 @@ func TestCtl(t *testing.T) {
 		`drlb_service_connections_total{port="80",protocol="tcp",vip="198.18.0.100"} 2`,
 		`drlb_link_dropped_frames_total{kind="rx"} 0`,
 		`drlb_link_dropped_frames_total{kind="rx_syn"} 0`,
+		`drlb_link_dropped_frames_total{kind="tx_failed"} 0`,
 		`drlb_neighbor_events_total{event="accepted"}`,
 		`drlb_arp_events_total{event="replies"}`,
 	} {
