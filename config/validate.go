@@ -348,7 +348,7 @@ func (v *validator) url(u *URL, line int, path string) error {
 	case strings.ContainsFunc(u.Path, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return v.fail(path+".path", line, u.Path, "must not contain control characters: the request line carries the path as written")
 	case strings.HasPrefix(u.Path, "//") && !sendsAsWritten(u.Path):
-		return v.fail(path+".path", line, u.Path, "a path starting with // goes out as a URL path: it must not contain # or a %% not followed by two hex digits")
+		return v.fail(path+".path", line, u.Path, "a path starting with // goes out as a URL path: it must not contain # or a %% not followed by two hex digits, nor characters a URL escapes (write them %%-escaped, such as %%7B for {)")
 	case len(u.Status) == 0:
 		return v.fail(path+".status", line, "", "no accepted status")
 	case u.Digest != "" && !isMD5Hex(u.Digest):
@@ -364,10 +364,12 @@ func (v *validator) url(u *URL, line int, path string) error {
 
 // sendsAsWritten reports whether a path starting with "//", which a check
 // sends as a URL path (health's requestURL: any other goes out as it is
-// written), keeps its meaning that way: no fragment, no bad escape.
+// written), goes out as written that way: the request line Go builds from
+// the parsed URL is the path itself (no fragment cut, no bad escape, no
+// character such as {, | or é escaped).
 func sendsAsWritten(p string) bool {
 	u, err := url.Parse("http://host" + p)
-	return err == nil && !strings.Contains(p, "#") && u.Host == "host"
+	return err == nil && !strings.Contains(p, "#") && u.Host == "host" && u.RequestURI() == p
 }
 
 // hostAddrProblem says why a can be neither a VIP nor a real server, or "".

@@ -205,6 +205,8 @@ func TestParseYAMLBad(t *testing.T) {
 		{"check path relative", oneRS + "        check: {type: http, path: healthz}\n", 6, 35, rs + ".check.path", "healthz", "must start with /"},
 		{"check path with a control character", oneRS + "        check: {type: http, path: \"/a\\x7fb\"}\n", 6, 35, rs + ".check.path", "/a\x7fb", "must not contain control characters"},
 		{"check path // with a fragment", oneRS + "        check: {type: http, path: '//a#b'}\n", 6, 35, rs + ".check.path", "//a#b", "must not contain # or a % not followed by two hex digits"},
+		{"check path // with characters a URL escapes", oneRS + "        check: {type: http, path: '//a{b}'}\n", 6, 35, rs + ".check.path", "//a{b}", "nor characters a URL escapes"},
+		{"check path // not in ASCII", oneRS + "        check: {type: http, path: '//caf\u00e9'}\n", 6, 35, rs + ".check.path", "//caf\u00e9", "nor characters a URL escapes"},
 		{"check path on tcp", oneRS + "        check: {type: tcp, path: /}\n", 6, 34, rs + ".check.path", "/", "only http and https"},
 		{"check status on tcp", oneRS + "        check: {type: tcp, status: 200}\n", 6, 36, rs + ".check.status", "200", "only http and https"},
 		{"check status range", oneRS + "        check: {type: http, status: 99}\n", 6, 37, rs + ".check.status", "99", "100..599"},

@@ -372,12 +372,17 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 			if u.mac != 0 {
 				u.r.mac.Store(u.mac)
 			}
+			// A server down under its old check that a new check brings
+			// up is unchecked until that check passes: BGP must not count
+			// a pool it saw dead before a probe says otherwise. One seen
+			// working keeps its count (no route withdrawn by a reload).
+			wasDown := !u.r.available.Load() || u.r.inhibited.Load()
 			if u.resetHealth || u.remode {
 				avail, inhib := u.health(u.r.available.Load(), u.r.inhibited.Load())
 				u.r.available.Store(avail)
 				u.r.inhibited.Store(inhib)
 			}
-			if u.resetHealth && (u.fresh || !u.checked) {
+			if u.resetHealth && (u.fresh || !u.checked || wasDown) {
 				u.r.unchecked.Store(u.checked)
 			}
 			u.r.drainSince = u.since

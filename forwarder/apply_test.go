@@ -709,3 +709,27 @@ func ExampleChange() {
 	fmt.Println(c)
 	// Output: weight changed tcp 198.18.0.100:80 -> 198.18.0.12 1 -> 0
 }
+
+// TestApplyChangedCheckOfDeadServer: a dead server whose check probes
+// differently after a reload (its timeout) is brought up, as keepalived
+// does, but unchecked until the new check passes: BGP's usableByVIP must
+// not count a pool it saw dead, and announce its VIP again, before a
+// probe says otherwise.
+func TestApplyChangedCheckOfDeadServer(t *testing.T) {
+	check := config.Check{Type: "tcp", Interval: time.Second, Timeout: time.Second, RetryDelay: time.Second, Retries: 3}
+	r1 := rsAt(1, 1)
+	r1.Check = &check
+	a := cfgOf(svc(config.TCP, 80, "rr", r1))
+	f := newForwarder(t, a, Options{})
+	id := RealID{Protocol: config.TCP, VIP: vip, Port: 80, Addr: r1.Address}
+	if err := f.SetHealth(id, check, false); err != nil {
+		t.Fatal(err)
+	}
+	b := a.Clone()
+	b.Services[0].RealServers[0].Check.Timeout = 2 * time.Second
+	applyNow(t, f, b, t0)
+	st := statsOf(f, 0, r1.Address)
+	if st.Available && !st.Inhibited && !st.Unchecked {
+		t.Fatalf("dead server, check identity changed: Available=%v Unchecked=%v: counted for BGP before any probe of the new check", st.Available, st.Unchecked)
+	}
+}
