@@ -319,10 +319,21 @@ func (d *Director) widenVIPs(oldVIPs, added []netip.Addr, f *vipFilters) (undo f
 		return err
 	}
 	wide := append(slices.Clone(oldVIPs), added...)
+	// An XDP VIP map that cannot hold the old and the new VIPs together
+	// (link.MaxXDPVIPs of a family: 600 VIPs replaced by 600 others)
+	// changes after the swap instead (narrowVIPs: the removed ones out
+	// first, then the new ones in). Meanwhile the XDP program passes the
+	// new VIPs' frames, and drlb reads them on the AF_PACKET socket
+	// beside it, whose filter is widened: slower, not lost. A new set
+	// that does not fit on its own is refused there.
+	mapsWiden := fitsXDPMap(wide)
+	if !mapsWiden && slices.ContainsFunc(d.workers, func(w *worker) bool { _, ok := w.port.(link.VIPSetter); return ok }) {
+		d.log.Info("apply: the XDP VIP maps cannot hold the old and the new VIPs together; they change after the swap, and meanwhile the new VIPs' frames reach drlb through AF_PACKET", "max", link.MaxXDPVIPs)
+	}
 	for i, w := range d.workers {
 		// Each undo is registered before its step: a step refused half
 		// way (a split port's sockets, a map's entries) is put back too.
-		if vs, ok := w.port.(link.VIPSetter); ok {
+		if vs, ok := w.port.(link.VIPSetter); ok && mapsWiden {
 			undos = append(undos, func() error {
 				if err := vs.SetVIPs(oldVIPs); err != nil {
 					return fmt.Errorf("worker %d's XDP VIP map: %w", i, err)
@@ -353,6 +364,18 @@ func (d *Director) widenVIPs(oldVIPs, added []netip.Addr, f *vipFilters) (undo f
 		undos = append(undos, u)
 	}
 	return undo, nil
+}
+
+// fitsXDPMap reports whether vips fit a kernel-side VIP map: at most
+// link.MaxXDPVIPs of each family.
+func fitsXDPMap(vips []netip.Addr) bool {
+	n4 := 0
+	for _, v := range vips {
+		if v.Unmap().Is4() {
+			n4++
+		}
+	}
+	return n4 <= link.MaxXDPVIPs && len(vips)-n4 <= link.MaxXDPVIPs
 }
 
 // narrowVIPs, after the swap and the BGP withdraw (a removed VIP's

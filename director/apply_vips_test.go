@@ -2,6 +2,7 @@ package director
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -402,5 +403,37 @@ func TestReloadReadsUnderApplyLock(t *testing.T) {
 				t.Errorf("scheduler %q after a refused reload, want %q", got, tc.sched)
 			}
 		})
+	}
+}
+
+// TestApplyVIPsOverMapCapacity: 600 VIPs replaced by 600 others, whose
+// union (1200) an XDP VIP map (link.MaxXDPVIPs) cannot hold, is applied:
+// the maps change after the swap (the removed VIPs out first), and end
+// with exactly the new set. Widening them to the union refused a change
+// that fits, and that a restart with the same file would take.
+func TestApplyVIPsOverMapCapacity(t *testing.T) {
+	many := func(base byte) *config.Config {
+		var ss []config.Service
+		for i := range 600 {
+			ss = append(ss, service(netip.AddrFrom4([4]byte{10, base, byte(i >> 8), byte(i)}), 80, "rr", resolvedReals()...))
+		}
+		return configOf(ss...)
+	}
+	capped := func(vips []netip.Addr) error {
+		if !fitsXDPMap(vips) {
+			return fmt.Errorf("XDP VIPs: more than %d VIPs of one family", link.MaxXDPVIPs)
+		}
+		return nil
+	}
+	p := &kernelSidePort{refuseVIPs: capped}
+	d, _ := kernelSideDirector(t, many(1), nil, p)
+	next := many(2)
+	if err := d.Apply(next); err != nil {
+		t.Fatalf("Apply(600 VIPs -> 600 others): %v", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !slices.Equal(p.vips, next.VIPs()) {
+		t.Errorf("the XDP map holds %d VIPs, want the new 600", len(p.vips))
 	}
 }

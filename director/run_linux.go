@@ -466,8 +466,13 @@ func (k *kernelVIPs) widen(added []netip.Addr) (undo func() error, err error) {
 		return errors.Join(errs...)
 	}
 	if k.drop != nil {
+		// The drop saves CPU only (the blackhole routes keep a forwarding
+		// kernel from sending duplicates): a set it will not take is
+		// logged and does not refuse the change, as at start-up. Its set
+		// is the new one after the swap (narrow: removed VIPs out first,
+		// so 600 VIPs replaced by 600 others fit the map there).
 		if err := k.drop.SetVIPs(wide); err != nil {
-			return nil, errors.Join(fmt.Errorf("director: the tc drop of the kernel's copy of VIP frames refused the new VIPs %v: %w", added, err), back())
+			k.log.Warn("reload: the tc drop of the kernel's copy of VIP frames does not take the new VIPs before the swap (only CPU is lost: the kernel throws its copy away); it is set to the new VIPs after it", "added", added, "err", err)
 		}
 	}
 	k.current = wide

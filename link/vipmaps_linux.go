@@ -8,19 +8,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// maxXDPVIPs bounds each VIP map (IPv4 and IPv6): far more than a
-// director's configuration names.
-const maxXDPVIPs = 1024
-
 // newVIPMaps makes the two VIP sets the kernel-side programs match (the
 // XDP program's and the tc drop's): hash maps keyed by the IPv4 address's
 // 4 wire bytes and the IPv6 address's 16, value unused.
 func newVIPMaps() (vip4, vip6 *ebpf.Map, err error) {
-	vip4, err = ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_vip4", Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: maxXDPVIPs})
+	vip4, err = ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_vip4", Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: MaxXDPVIPs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("map drlb_vip4: %w", err)
 	}
-	vip6, err = ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_vip6", Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: maxXDPVIPs})
+	vip6, err = ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_vip6", Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: MaxXDPVIPs})
 	if err != nil {
 		_ = vip4.Close()
 		return nil, nil, fmt.Errorf("map drlb_vip6: %w", err)
@@ -44,8 +40,8 @@ func setVIPMaps(vip4, vip6 *ebpf.Map, vips []netip.Addr) error {
 			want6[v.As16()] = true
 		}
 	}
-	if len(want4) > maxXDPVIPs || len(want6) > maxXDPVIPs {
-		return fmt.Errorf("more than %d VIPs of one family", maxXDPVIPs)
+	if len(want4) > MaxXDPVIPs || len(want6) > MaxXDPVIPs {
+		return fmt.Errorf("more than %d VIPs of one family", MaxXDPVIPs)
 	}
 	// Collected first: deleting while iterating restarts the walk.
 	if err := errors.Join(pruneVIPMap(vip4, want4), pruneVIPMap(vip6, want6)); err != nil {

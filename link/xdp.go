@@ -130,3 +130,8 @@ type FlowPort interface {
 	// the port opened.
 	KernelFlowCounts() (map[uint32]KernelCount, error)
 }
+
+// MaxXDPVIPs bounds each kernel-side VIP map (IPv4 and IPv6: the XDP
+// program's and the tc drop's): far more than a director's configuration
+// names. A set with more VIPs of one family is refused.
+const MaxXDPVIPs = 1024
