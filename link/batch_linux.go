@@ -293,7 +293,9 @@ func (p *afpacket) WriteBatch(frames []Frame) (int, error) {
 			if p.closed.Load() {
 				return sent, ErrClosed
 			}
-			return sent, newError(p.ifname, "sendmmsg", err)
+			// The rest of this chunk and of the batch will not leave.
+			p.stats.txFailed.Add(uint64(k - t.off + len(frames) - i))
+			return sent + t.off - t.dropped - t.failed, newError(p.ifname, "sendmmsg", err)
 		}
 		sent += k - t.dropped - t.failed
 		if t.failed > 0 && first == nil {
