@@ -94,7 +94,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 	if k.Proto == protoTCP {
 		state = tcpNext(e.State, q.tcpFlags)
 	}
-	if state != e.State || f.sync.events != nil && syncDue(e.Flags, now, f.timeout(st, state)) {
+	if state != e.State || f.sync.events != nil && f.resendDue(e, now, f.timeout(st, state)) {
 		return Result{}, false
 	}
 	r := s.server(int(ref.idx))
@@ -110,7 +110,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 		if q.v4 {
 			fl.src = fl.src.Unmap()
 		}
-		f.holdTemplate(s, &fl, e.Service, e.Real, f.table.Expires(e), now)
+		f.holdTemplate(s, &fl, e.Service, e.Real, f.table.Expires(e), nil, false, now)
 	}
 	putMAC(frame[6:12], dirMAC)
 	putMAC(frame[0:6], mac)

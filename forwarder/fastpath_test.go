@@ -116,11 +116,13 @@ func TestFastPathMatchesSlow(t *testing.T) {
 	for _, tc := range []struct {
 		name                          string
 		sync, persist, drain, removed bool
+		long                          bool // tcp 7200 s, frames up to 2200 s apart
 		sorry, inhibit                bool
 		ourMAC, ownMAC, pressure      bool
 	}{
 		{name: "plain"},
 		{name: "sync", sync: true},
+		{name: "sync-persistence-long", sync: true, persist: true, long: true},
 		{name: "persistence", persist: true},
 		{name: "drain", drain: true},
 		{name: "sorry", sorry: true},
@@ -143,6 +145,9 @@ func TestFastPathMatchesSlow(t *testing.T) {
 				}
 				if tc.pressure {
 					cfg.MaxConns = 150
+				}
+				if tc.long {
+					cfg.Timeouts.TCPEstablished = 7200 * time.Second
 				}
 				if tc.drain {
 					cfg.Services[0].DrainTimeout = 30 * time.Second
@@ -186,6 +191,30 @@ func TestFastPathMatchesSlow(t *testing.T) {
 					tw.step(t, udp(c), Meta{})
 				}
 				tw.now += int64(round+1) * second
+			}
+			if tc.long {
+				// Sync records due: by the stamp (430 s, 470 s), by
+				// the last frame's age where the stamp wrapped (2200
+				// s), templates with them; the UDP entries expire.
+				evs := len(tw.fast.SyncEvents())
+				for _, gap := range []int64{430, 470, 2200, 300, 2200} {
+					tw.now += gap * second
+					for _, c := range clients {
+						tw.step(t, data(c), Meta{})
+						tw.step(t, udp(c), Meta{})
+					}
+				}
+				if len(tw.fast.SyncEvents()) < evs+3*n {
+					t.Fatalf("%d sync records over 5600 s, want at least %d", len(tw.fast.SyncEvents())-evs, 3*n)
+				}
+				before = tw.fast.fastHits
+				for round := range 3 {
+					for _, c := range clients {
+						tw.step(t, data(c), Meta{})
+						tw.step(t, udp(c), Meta{})
+					}
+					tw.now += int64(round+1) * second
+				}
 			}
 			want := uint64(6 * n)
 			// Under pressure some SYNs go statelessly and their

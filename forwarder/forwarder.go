@@ -468,6 +468,9 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 				state = tcpNext(e.State, p.tcpFlags)
 			}
 			old := e.State
+			// Before setState renews the timeout resendDue reads (as
+			// fastExisting asks it).
+			send := f.sync.events != nil && (old != state || f.resendDue(e, now, f.timeout(st, state)))
 			// Whatever brought the frame here (a FIN or RST, a sync
 			// record due, a frame over the MTU), the kernel gives the
 			// flow back; fastExisting hands it out again.
@@ -476,12 +479,12 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			if old == stateSynRecv && state == stateEstablished {
 				f.hs.note(p.flow.src)
 			}
-			if f.sync.events != nil && (old != state || syncDue(e.Flags, now, f.timeout(st, state))) {
+			if send {
 				f.record(connsync.OpUpsert, e, s, ref.r, f.timeout(st, state), now)
 			}
 			if s.cfg.Persistence > 0 {
 				// e may move once the table is probed again: copy first.
-				f.holdTemplate(s, &p.flow, e.Service, e.Real, f.table.Expires(e), now)
+				f.holdTemplate(s, &p.flow, e.Service, e.Real, f.table.Expires(e), ref.r, send, now)
 			}
 			return f.result(Forward, ReasonExisting, s.idx, int(ref.idx))
 		}
@@ -525,7 +528,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	r := s.server(ri)
 	f.openEntry(st, s, r, e, state, now)
 	if s.cfg.Persistence > 0 {
-		f.holdTemplate(s, &p.flow, s.slot, r.slot, f.table.Expires(e), now)
+		f.holdTemplate(s, &p.flow, s.slot, r.slot, f.table.Expires(e), r, f.sync.events != nil, now)
 	}
 	return f.result(Forward, reason, s.idx, ri)
 }
@@ -556,8 +559,9 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 			// Like IPVS with expire_quiescent_template=1: a template
 			// never pins a client to a quiesced, failed or removed server.
 			if ref.r != nil && ref.idx >= 0 && ref.r.usable() && ref.r.effectiveWeight() > 0 && !s.sorryGone(ref.r) {
+				send := f.sync.events != nil && f.resendDue(t, now, s.cfg.Persistence)
 				f.table.SetTimeout(t, now, s.cfg.Persistence)
-				if f.sync.events != nil && syncDue(t.Flags, now, s.cfg.Persistence) {
+				if send {
 					f.record(connsync.OpUpsert, t, s, ref.r, s.cfg.Persistence, now)
 				}
 				return int(ref.idx), ReasonPersistent
@@ -597,13 +601,30 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 // server, the client's next connection is scheduled afresh. Only the
 // maximum is kept, so a template may outlive its last connection by up
 // to that connection's last timeout (IPVS: the persistence timeout).
-func (f *Forwarder) holdTemplate(s *service, fl *flow, svc, real uint16, expires, now int64) {
+//
+// With synced, the connection's sync record was just made (r is its real
+// server): the template goes with it when due, as IPVS syncs cp->control
+// with each connection, sent with its time left. Held here, it was never
+// sent again, and the peer's copy ran out after the persistence timeout
+// (the peer holds its copy by the connection's too: ApplySync). One
+// already held long enough goes out when due all the same. The fast path
+// makes no sync record (it hands a frame whose record is due to the full
+// path), so it sends no template either: the two paths record the same.
+func (f *Forwarder) holdTemplate(s *service, fl *flow, svc, real uint16, expires int64, r *realServer, synced bool, now int64) {
 	f.templateKey(s, fl)
 	t := f.table.Lookup(&f.tkey, now)
-	if t == nil || t.Service != svc || t.Real != real || f.table.Expires(t) >= expires {
+	if t == nil || t.Service != svc || t.Real != real {
 		return
 	}
-	f.table.SetTimeout(t, now, time.Duration(expires-now))
+	// Due by the persistence timeout, read before the hold below
+	// renews the expiry resendDue reads.
+	send := synced && f.resendDue(t, now, s.cfg.Persistence)
+	if f.table.Expires(t) < expires {
+		f.table.SetTimeout(t, now, time.Duration(expires-now))
+	}
+	if send {
+		f.record(connsync.OpUpsert, t, s, r, time.Duration(f.table.Expires(t)-now), now)
+	}
 }
 
 // schedule asks the service's scheduler; it never returns a server that is

@@ -62,23 +62,67 @@ func syncStamp(now int64) uint8 { return uint8(now/int64(syncUnit)) & stampBits 
 // stampSync records in e's flags that it was sent or received at now.
 func stampSync(e *conntable.Entry, now int64) { e.Flags = e.Flags&^stampBits | syncStamp(now) }
 
-// syncDue reports whether an entry whose state did not change should be
-// sent again, so that the peers' copy (which expires on its own timeout)
-// does not run out while it lives here: once half its timeout passed
-// since it was last sent, and at most syncDueMax units: the stamp wraps
+// syncDue reports, from the stamp alone, whether an entry whose state did
+// not change should be sent again: once half its timeout passed since it
+// was last sent (syncWait), and at most syncDueMax units: the stamp wraps
 // every 128 units, so a wait of 127 would be due only in the one unit
 // where the difference is exactly 127 (a long timeout's entry whose
 // frames came once a minute missed it most of the time); capped at 64,
 // an entry with a frame at least every 1024 s is sent again every
-// 1024-2048 s.
+// 1024-2048 s. The stamp cannot tell a wait of d units from one of
+// d+128: resendDue adds what the entry's expiry says.
 func syncDue(flags uint8, now int64, timeout time.Duration) bool {
-	half := min(max(int64(timeout/2/syncUnit), 1), syncDueMax)
-	return int64((syncStamp(now)-flags)&stampBits) >= half
+	return int64((syncStamp(now)-flags)&stampBits) >= syncHalf(timeout)
+}
+
+// syncHalf is the wait syncDue asks for, in syncUnits.
+func syncHalf(timeout time.Duration) int64 {
+	return min(max(int64(timeout/2/syncUnit), 1), syncDueMax)
 }
 
 // syncDueMax is the longest wait syncDue asks for, in syncUnits: half the
 // stamp's range.
 const syncDueMax = (stampBits + 1) / 2
+
+// syncIdleDue: an entry whose last frame (the last time its timeout was
+// set, expiry - timeout) is at least this long ago is due whatever its
+// stamp says. The stamp alone wraps: with tcp 7200 s and a frame every
+// 2200 s, the difference was 9 units at every frame and the entry was
+// never sent again (the peer's copy expired after 7200 s). A frame not
+// due was less than syncDueMax units after the last send (the stamp is
+// right until then), and the next one, if less than this after it (plus
+// the up to 5 s a kernel flow's expiry adds and a second's rounding),
+// is at most 125 units after the send: the stamp has not wrapped. A
+// longer gap means at least this long since the send too (a send sets
+// the timeout), which is at least the wait syncDue asks of any timeout
+// under 1952 s and within 48 s of it above: due. No bit of the entry is
+// needed for it (Flags holds the stamp and the kernel bit, and the entry
+// stays 48 bytes).
+const syncIdleDue = (syncDueMax - 3) * syncUnit
+
+// resendDue reports whether e (whose state did not change, its timeout
+// timeout) should be sent to the peers again at now: syncDue, or its last
+// frame syncIdleDue ago. Call it before the frame sets e's timeout.
+func (f *Forwarder) resendDue(e *conntable.Entry, now int64, timeout time.Duration) bool {
+	return syncDue(e.Flags, now, timeout) || now-(f.table.Expires(e)-int64(timeout)) >= int64(syncIdleDue)
+}
+
+// syncHold is how long a peer keeps an entry sent with timeout: the
+// timeout plus the longest the sender may wait before sending it again.
+// The sender sends an unchanged entry only with a frame, once syncDue; a
+// frame just before that (syncHalf units, less a unit's rounding after
+// the send) renews its own copy for the timeout, and the next one may
+// come just before that runs out. Kept for the timeout alone, the peer's
+// copy ran out in between: frames at 0, 430 s and 1320 s (timeout 900
+// s) left the backup without the flow from 900 s to 1320 s, and a
+// failover then dropped it (no-conn). Holding the copy longer costs
+// nothing on the wire, where sending earlier (every frame after a
+// quarter of the timeout, say) would still need some slack and sends
+// more: the peer's copy outlives the flow's end by at most this slack,
+// as a handed-out kernel flow's entry does by a refresh.
+func syncHold(timeout time.Duration) time.Duration {
+	return timeout + time.Duration(syncHalf(timeout)+1)*syncUnit
+}
 
 // record adds an event for e (owned by r of s) with timeout from now.
 func (f *Forwarder) record(op uint8, e *conntable.Entry, s *service, r *realServer, timeout time.Duration, now int64) {
@@ -174,8 +218,21 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 		r.count(e.State, +1)
 		ex.State = e.State
 	}
-	f.table.SetTimeout(ex, now, e.Timeout)
+	hold := syncHold(e.Timeout)
+	if !template || f.table.Expires(ex) < now+int64(hold) {
+		// A template is not shortened: it may be held here by a
+		// connection (below) longer than the peer's record says.
+		f.table.SetTimeout(ex, now, hold)
+	}
 	stampSync(ex, now)
+	if !template && s.cfg.Persistence > 0 {
+		// As the peer's connection holds its template (holdTemplate),
+		// this copy holds the copy of it: the peer sends the template
+		// only when picked or due, and the connection keeps it alive
+		// there longer than the record of it says.
+		fl := flow{proto: e.Proto, src: e.CIP, dst: e.VIP, srcPort: e.CPort, dstPort: e.VPort}
+		f.holdTemplate(s, &fl, s.slot, r.slot, f.table.Expires(ex), nil, false, now)
+	}
 	return SyncApplied
 }
 

@@ -1,11 +1,13 @@
 package forwarder
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/drlb/drlb/connsync"
+	"github.com/drlb/drlb/conntable"
 )
 
 // toEntry is what the director sends for an event.
@@ -227,6 +229,246 @@ func TestSyncDueLongTimeout(t *testing.T) {
 		}
 		if first < 0 || first > 1024*time.Second+syncUnit+time.Minute { // a unit's rounding, a minute's step
 			t.Fatalf("timeout %v: first due %v after the last send, want within 1024 s", timeout, first)
+		}
+	}
+}
+
+// relay applies a's recorded events to b at now and returns how many.
+func relay(t *testing.T, a, b *Forwarder, now int64) int {
+	t.Helper()
+	evs := take(a)
+	for i := range evs {
+		e := toEntry(&evs[i])
+		if r := b.ApplySync(&e, now); r != SyncApplied {
+			t.Fatalf("apply: %v", SyncResultNames[r])
+		}
+	}
+	return len(evs)
+}
+
+// connKey is the table key of client(i, 40000)'s connection to vip:80.
+func connKey(i int) conntable.Key {
+	c := client(i, 40000)
+	return conntable.Key{CIP: c.Addr().As16(), VIP: vip.As16(), CPort: c.Port(), VPort: 80, Proto: protoTCP, Kind: conntable.KindConn}
+}
+
+// templateKeyOf is the table key of client(i, _)'s persistence template.
+func templateKeyOf(i int) conntable.Key {
+	return conntable.Key{CIP: client(i, 0).Addr().As16(), VIP: vip.As16(), VPort: 80, Proto: protoTCP, Kind: conntable.KindTemplate}
+}
+
+// TestSyncPeerKeepsEntryUntilRefresh: the master sends an unchanged flow
+// again only with a frame at least half a timeout after the last send, so
+// the peer keeps its copy that much longer than the timeout. Frames at 0
+// and 430 s (not due: 430 < 450) and a failover at 1000 s: the master's
+// entry lives (last frame 570 s ago, timeout 900 s), and so must the
+// backup's; kept for the timeout alone, it died at 900 s and rr dropped
+// the flow (no-conn).
+func TestSyncPeerKeepsEntryUntilRefresh(t *testing.T) {
+	a := newForwarder(t, testConfig("rr", 3), Options{})
+	b := newForwarder(t, testConfig("rr", 3), Options{})
+	a.EnableSync(64)
+	c := client(1, 40000)
+	process(t, a, syn(client(0, 1)), t0) // rr: c's flow goes to server 1, not 0
+	process(t, a, syn(c), t0)
+	process(t, a, ack(c), t0)
+	relay(t, a, b, t0)
+	k := connKey(1)
+	if got, want := b.table.Expires(b.table.Lookup(&k, t0)), t0+int64(syncHold(900*time.Second)); got < want {
+		t.Errorf("the peer keeps the copy until %v s, want %v s", (got-t0)/second, (want-t0)/second)
+	}
+	process(t, a, ack(c), t0+430*second)
+	if n := relay(t, a, b, t0+430*second); n != 0 {
+		t.Fatalf("%d records at 430 s, want none (not due before 450 s)", n)
+	}
+	now := t0 + 1000*second
+	if a.table.Lookup(&k, now) == nil {
+		t.Fatal("the master lost the flow")
+	}
+	res, _ := process(t, b, ack(c), now) // failover: the flow reaches b
+	if res.Verdict != Forward || res.Reason != ReasonExisting || res.Real != 1 {
+		t.Errorf("the backup after failover: %v/%v to %d, want forward/existing to 1", res.Verdict, res.Reason, res.Real)
+	}
+}
+
+// TestSyncLongTimeoutRefreshDespiteWrap: with tcp 7200 s and a frame
+// every 2200 s, the 7-bit stamp (16 s units, wrapping every 2048 s) says
+// 9 units since the last send at every frame: the flow was never sent
+// again and the peer's copy expired while the master's lived. The last
+// frame's age (expiry - timeout) makes it due.
+func TestSyncLongTimeoutRefreshDespiteWrap(t *testing.T) {
+	mk := func() *Forwarder {
+		cfg := testConfig("rr", 3)
+		cfg.Timeouts.TCPEstablished = 7200 * time.Second
+		return newForwarder(t, cfg, Options{})
+	}
+	a, b := mk(), mk()
+	a.EnableSync(64)
+	c := client(0, 40000)
+	process(t, a, syn(c), t0)
+	process(t, a, ack(c), t0)
+	relay(t, a, b, t0)
+	k := connKey(0)
+	for i := int64(1); i <= 4; i++ {
+		now := t0 + i*2200*second
+		e := a.table.Lookup(&k, now)
+		if e == nil {
+			t.Fatalf("the master lost the flow at %d s", i*2200)
+		}
+		if syncDue(e.Flags, now, 7200*time.Second) {
+			t.Fatalf("at %d s the stamp says due: the case is not the stamp's wrap", i*2200)
+		}
+		process(t, a, ack(c), now)
+		if n := relay(t, a, b, now); n != 1 {
+			t.Errorf("at %d s (2200 s after the last send) %d records, want 1", i*2200, n)
+		}
+	}
+	now := t0 + 4*2200*second + 7200*second - second
+	if a.table.Lookup(&k, now) == nil {
+		t.Fatal("the master lost the flow")
+	}
+	if b.table.Lookup(&k, now) == nil {
+		t.Error("the flow lives on the master, the backup's copy expired")
+	}
+}
+
+// TestSyncTemplateHeldByConnection: the master keeps a persistence
+// template alive as long as its connection (holdTemplate) but sent it
+// only when a new connection picked it: the backup's copy expired after
+// the persistence timeout, and after a failover the client's next
+// connection was scheduled afresh. The backup holds its copy by its copy
+// of the connection (from 300 s on it was gone), and the master sends it
+// with the connection's records when due.
+func TestSyncTemplateHeldByConnection(t *testing.T) {
+	mk := func() *Forwarder {
+		cfg := testConfig("rr", 3)
+		cfg.Services[0].Persistence = 300 * time.Second
+		return newForwarder(t, cfg, Options{})
+	}
+	a, b := mk(), mk()
+	a.EnableSync(64)
+	c := client(0, 40000)
+	process(t, a, syn(c), t0)
+	process(t, a, ack(c), t0)
+	relay(t, a, b, t0)
+	tk := templateKeyOf(0)
+	for _, s := range []int64{200, 400, 600, 800} {
+		now := t0 + s*second
+		if b.table.Lookup(&tk, now) == nil {
+			t.Fatalf("at %d s the backup has no template, the master's lives", s)
+		}
+		process(t, a, ack(c), now)
+		evs := take(a)
+		templates := 0
+		for i := range evs {
+			e := toEntry(&evs[i])
+			if e.Kind == conntable.KindTemplate {
+				templates++
+				if e.Timeout < 900*time.Second {
+					t.Errorf("at %d s the template is sent with %v, want its time left (at least the connection's 900 s)", s, e.Timeout)
+				}
+			}
+			if r := b.ApplySync(&e, now); r != SyncApplied {
+				t.Fatalf("apply: %v", SyncResultNames[r])
+			}
+		}
+		if want := map[bool]int{true: 1}[s == 600]; templates != want {
+			t.Errorf("at %d s %d template records, want %d (with the connection's, due at 600 s)", s, templates, want)
+		}
+	}
+	now := t0 + 850*second
+	if a.table.Lookup(&tk, now) == nil {
+		t.Fatal("the master has no template")
+	}
+	if b.table.Lookup(&tk, now) == nil {
+		t.Fatal("the master's template lives (held by the connection), the backup's expired")
+	}
+	// Failover: the client's next connection goes where the template says.
+	res, _ := process(t, b, syn(client(0, 40001)), now)
+	if res.Reason != ReasonPersistent || res.Real != 0 {
+		t.Errorf("the client's next connection on the backup: %v to %d, want persistent to 0", res.Reason, res.Real)
+	}
+}
+
+// TestSyncPeerCopyCoversMaster: frames at random gaps within the timeout
+// keep a flow and its template alive on the master; just before every
+// frame, the backup fed with the master's records has both too (timeouts
+// around and beyond the stamp's 2048 s range, persistence shorter and
+// longer than the connection's timeout).
+func TestSyncPeerCopyCoversMaster(t *testing.T) {
+	for _, tc := range []struct{ timeout, persist time.Duration }{
+		{60 * time.Second, 0},
+		{900 * time.Second, 300 * time.Second},
+		{2000 * time.Second, 3600 * time.Second},
+		{3000 * time.Second, 0},
+		{7200 * time.Second, 600 * time.Second},
+		{86400 * time.Second, 7200 * time.Second},
+	} {
+		mk := func() *Forwarder {
+			cfg := testConfig("rr", 3)
+			cfg.Timeouts.TCPEstablished = tc.timeout
+			cfg.Services[0].Persistence = tc.persist
+			return newForwarder(t, cfg, Options{})
+		}
+		a, b := mk(), mk()
+		a.EnableSync(64)
+		rng := rand.New(rand.NewPCG(uint64(tc.timeout), 1))
+		c := client(0, 40000)
+		now := t0
+		process(t, a, syn(c), now)
+		process(t, a, ack(c), now)
+		relay(t, a, b, now)
+		k, tk := connKey(0), templateKeyOf(0)
+		sent := 0
+		for i := range 400 {
+			gap := 1 + rng.Int64N(int64(tc.timeout/time.Second)-1)
+			if i%3 == 0 {
+				gap = int64(tc.timeout/time.Second) - 1 - rng.Int64N(20) // near the end
+			}
+			now += gap * second
+			check := now - second/2
+			if a.table.Lookup(&k, check) == nil {
+				t.Fatalf("timeout %v: the master lost the flow", tc.timeout)
+			}
+			if b.table.Lookup(&k, check) == nil {
+				t.Fatalf("timeout %v, frame %d: the master's flow lives (last frame %d s ago), the backup's copy expired (%d records so far)",
+					tc.timeout, i, gap, sent)
+			}
+			if tc.persist > 0 && a.table.Lookup(&tk, check) != nil && b.table.Lookup(&tk, check) == nil {
+				t.Fatalf("timeout %v, frame %d: the master's template lives, the backup's expired", tc.timeout, i)
+			}
+			process(t, a, ack(c), now)
+			sent += relay(t, a, b, now)
+		}
+	}
+}
+
+// TestResendDueByLastFrame: an entry whose last frame is syncIdleDue ago
+// is due whatever its stamp says (the stamp wrapped), and an entry whose
+// stamp is not due with recent frames is not.
+func TestResendDueByLastFrame(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 3), Options{})
+	f.EnableSync(64)
+	const timeout = 7200 * time.Second
+	k := connKey(0)
+	e, err := f.table.Insert(&k, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.table.SetTimeout(e, t0, timeout)
+	stampSync(e, t0)
+	for _, tc := range []struct {
+		after time.Duration
+		due   bool
+	}{
+		{10 * time.Minute, false},
+		{syncIdleDue - time.Second, false},
+		{syncIdleDue, true},
+		{2048 * time.Second, true},                  // the stamp reads 0 units
+		{2048*time.Second + 9*16*time.Second, true}, // 9 units
+	} {
+		if got := f.resendDue(e, t0+int64(tc.after), timeout); got != tc.due {
+			t.Errorf("%v after the last frame and send: due %v, want %v", tc.after, got, tc.due)
 		}
 	}
 }
