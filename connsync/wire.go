@@ -36,8 +36,19 @@ const (
 	// from one to an earlier request, whose middle the link may have
 	// lost. A drlb without it reads no payload of those two types and
 	// sends none; EntryAt refuses it.
+	//
+	// In a BulkDone it also says how many entries the answer carried
+	// (AppendBulkDone: flag reqHasEntries in the record's second byte,
+	// the count after the number), so that the requester can tell an
+	// answer that lost datagrams from a complete one and ask again. A
+	// drlb without it reads the number alone (RequestOf), and a BulkDone
+	// from one has no count (BulkEndOf: HasEntries false).
 	OpRequest uint8 = 3
 )
+
+// reqHasEntries, in the second byte of an OpRequest record, says that
+// its bytes 12-20 hold the answer's entry count.
+const reqHasEntries = 1
 
 // Sizes on the wire.
 const (
@@ -175,6 +186,38 @@ func AppendRequest(b []byte, id uint64) ([]byte, bool) {
 	n := binary.BigEndian.Uint16(b[6:8])
 	binary.BigEndian.PutUint16(b[6:8], n+1)
 	return b, true
+}
+
+// AppendBulkDone adds the record of a BulkDone (OpRequest) to the message
+// started in b: the number of the request it answers and how many
+// entries the answer carried (its Bulk messages' counts summed).
+func AppendBulkDone(b []byte, id, entries uint64) ([]byte, bool) {
+	b, ok := AppendRequest(b, id)
+	if !ok {
+		return b, false
+	}
+	r := b[len(b)-EntryLen:]
+	r[1] = reqHasEntries
+	binary.BigEndian.PutUint64(r[12:20], entries)
+	return b, true
+}
+
+// BulkEnd is what a BulkDone says about the answer it ends.
+type BulkEnd struct {
+	Request    uint64 // the request's number, if HasRequest
+	HasRequest bool   // false: a peer without OpRequest
+	Entries    uint64 // the entries the answer carried, if HasEntries
+	HasEntries bool   // false: a peer without the count
+}
+
+// BulkEndOf reads a BulkDone's payload (Open).
+func BulkEndOf(payload []byte) BulkEnd {
+	var e BulkEnd
+	e.Request, e.HasRequest = RequestOf(payload)
+	if e.HasRequest && payload[1]&reqHasEntries != 0 {
+		e.Entries, e.HasEntries = binary.BigEndian.Uint64(payload[12:20]), true
+	}
+	return e
 }
 
 // RequestOf is the request number a BulkRequest's or BulkDone's payload

@@ -3,6 +3,7 @@ package conntable
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 	"unsafe"
@@ -550,4 +551,122 @@ func tableOf(t *testing.T, max, n int, now int64, timeout func(i int) time.Durat
 		tb.SetTimeout(e, now, timeout(i))
 	}
 	return tb
+}
+
+// TestRangeSlotsChunkBoundaryShift: a walk in chunks (sync's bulk answer,
+// the connection listing: the lock released between chunks) yields a
+// live entry that a deletion between two chunks shifts back across the
+// cursor. With chunks of a fixed size, the entry at a chunk's first slot
+// whose home is before it moved into the previous chunk's last slot when
+// that slot's entry ended, and was never yielded: a bulk copy lacked it.
+func TestRangeSlotsChunkBoundaryShift(t *testing.T) {
+	tb, err := New(Options{Max: 4096, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	for i := 0; i < 3500; i++ {
+		k := Key{CPort: uint16(i), VPort: 80, Proto: 6}
+		k.CIP[15] = byte(i >> 8)
+		e, err := tb.Insert(&k, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb.SetTimeout(e, now, time.Hour)
+	}
+	// A boundary c (a multiple of 256) with c-1 occupied and slot c
+	// holding an entry whose home is before c.
+	for c := 256; c < len(tb.slots); c += 256 {
+		if tb.slots[c-1].expires == expEmpty || tb.slots[c].expires == expEmpty {
+			continue
+		}
+		if h := tb.home(hashKey(&tb.slots[c].Key, tb.seed)); h > c-1 {
+			continue
+		}
+		victim := tb.slots[c].Key
+		seen := false
+		yield := func(e *Entry) {
+			if e.Key == victim {
+				seen = true
+			}
+		}
+		cur := tb.RangeSlots(0, c, yield)
+		// Between chunks: the entry at c-1 ends (expiry, FIN timeout,
+		// Delete).
+		k := tb.slots[c-1].Key
+		tb.Delete(tb.Lookup(&k, now))
+		for cur >= 0 {
+			cur = tb.RangeSlots(cur, 256, yield)
+		}
+		if tb.Lookup(&victim, now) == nil {
+			t.Fatal("victim gone")
+		}
+		if !seen {
+			t.Fatalf("live entry (slot %d at the walk's chunk boundary) never yielded: a bulk copy misses it", c)
+		}
+		return
+	}
+	t.Fatal("no chunk boundary inside a probe run: the test proves nothing")
+}
+
+// TestRangeSlotsChunksUnderChurn: whatever is inserted and deleted
+// between chunks, a chunked walk yields every entry present from its
+// start to its end (at a high load: long runs, many crossing chunk
+// boundaries), and each chunk ends after an empty slot.
+func TestRangeSlotsChunksUnderChurn(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for round := range 50 {
+		tb, err := New(Options{Max: 3000, Seed: uint64(round)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyOf := func(i int) Key {
+			k := Key{CPort: uint16(i), VPort: 80, Proto: 6}
+			k.CIP[14], k.CIP[15] = byte(round), byte(i>>16)
+			k.VIP[15] = byte(i >> 8)
+			return k
+		}
+		var keys []Key
+		next := 0
+		insert := func() {
+			k := keyOf(next)
+			next++
+			if e, err := tb.Insert(&k, t0); err == nil {
+				tb.SetTimeout(e, t0, time.Hour)
+				keys = append(keys, k)
+			}
+		}
+		for range 2900 {
+			insert()
+		}
+		// stay: entries no deletion touches during the walk.
+		stay := map[Key]bool{}
+		for _, k := range keys {
+			if rng.IntN(2) == 0 {
+				stay[k] = true
+			}
+		}
+		seen := map[Key]bool{}
+		chunk := 1 + rng.IntN(64)
+		for cur := 0; cur >= 0; {
+			cur = tb.RangeSlots(cur, chunk, func(e *Entry) { seen[e.Key] = true })
+			if cur > 0 && tb.slots[cur-1].expires != expEmpty {
+				t.Fatalf("round %d: a chunk ended at slot %d after an occupied slot", round, cur)
+			}
+			for range rng.IntN(8) {
+				i := rng.IntN(len(keys))
+				if k := keys[i]; !stay[k] {
+					tb.Delete(tb.Lookup(&k, t0))
+					keys[i] = keys[len(keys)-1]
+					keys = keys[:len(keys)-1]
+				}
+				insert()
+			}
+		}
+		for k := range stay {
+			if !seen[k] {
+				t.Fatalf("round %d (chunks of %d): an entry present throughout the walk was never yielded", round, chunk)
+			}
+		}
+	}
 }

@@ -51,8 +51,10 @@ func (s Snapshot) HAInstances() []*HAStatus {
 type SyncStatus struct {
 	Peers []netip.Addr `json:"peers"`
 	// Bulk says where the bulk copy of the table at start stands:
-	// "waiting", "done" (from BulkFrom, BulkEntries entries, BulkTook)
-	// or "timeout" (no peer answered; preemption allowed all the same).
+	// "waiting", "done" (from BulkFrom, BulkEntries entries, BulkTook),
+	// "incomplete" (answers kept arriving with fewer entries than they
+	// sent; preemption allowed with what arrived) or "timeout" (no peer
+	// answered; preemption allowed all the same).
 	Bulk        string     `json:"bulk"`
 	BulkFrom    netip.Addr `json:"bulk_from,omitzero"`
 	BulkEntries uint64     `json:"bulk_entries"`

@@ -63,7 +63,7 @@ var (
 	descSyncRejected   = prometheus.NewDesc("drlb_ha_sync_messages_rejected_total", "Connection sync messages dropped, by reason: bad_mac, replay, unknown_peer, malformed.", []string{"reason"}, nil)
 	descSyncEntries    = prometheus.NewDesc("drlb_ha_sync_entries_total", "Received sync entries by outcome: applied, ended, unknown_service, unknown_server, invalid, table_full.", []string{"outcome"}, nil)
 	descSyncDropped    = prometheus.NewDesc("drlb_ha_sync_events_dropped_total", "Table changes not sent because a worker's event buffer was full (more than a batch records).", nil, nil)
-	descSyncBulk       = prometheus.NewDesc("drlb_ha_sync_bulk_done", "1 once the bulk copy of a peer's table arrived (or its wait timed out).", nil, nil)
+	descSyncBulk       = prometheus.NewDesc("drlb_ha_sync_bulk_done", "1 once the bulk copy of a peer's table arrived, or its wait ended without it (timed out, or incomplete after its retries: drlb ctl says which).", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {

@@ -33,7 +33,10 @@ import (
 // address, HMAC, replay window) and applies each entry under the lock of
 // the worker whose table holds its client (Director.workerOf). At start a director
 // asks its peers for a bulk copy and holds VRRP preemption until one
-// arrives (or syncBulkTimeout passes).
+// arrives (or syncBulkTimeout passes). The answer's BulkDone says how
+// many entries it carried: an answer that arrived short (a datagram lost
+// on the LAN or in a full socket buffer) is asked for again, up to
+// syncBulkAttempts answers.
 const (
 	// syncEventsPerBatch bounds the forwarder's buffer: a batch of 64
 	// frames records at most 2 events per frame (a connection and its
@@ -47,8 +50,19 @@ const (
 	syncBulkRetry   = 300 * time.Millisecond
 	syncBulkTimeout = 3 * time.Second
 	syncBulkMaxWait = 60 * time.Second
-	// A bulk answer walks syncBulkChunk slots per lock hold, sends what
-	// it found (at most 128 entries, 7 datagrams) before any update the
+	// syncBulkAttempts bounds the answers a wait takes that arrive with
+	// fewer entries than their BulkDone counts (lost datagrams): the
+	// last one lets preemption go with what arrived ("incomplete"),
+	// since each answer's entries were applied, and a loss that keeps
+	// recurring (a receive buffer too small, a lossy link) would
+	// otherwise hold it for syncBulkMaxWait. Within syncBulkMaxWait
+	// still.
+	syncBulkAttempts = 4
+	// A bulk answer walks syncBulkChunk slots per lock hold, and on to
+	// the end of the probe run it stops in (a few slots at the table's
+	// load), so that no entry a deletion shifts between chunks is
+	// skipped (conntable.Table.RangeSlots); it sends what it found
+	// (about 128 entries, 7 datagrams, at most) before any update the
 	// worker makes after it, and pauses syncBulkPause after every
 	// syncBulkBurst datagrams (at most 8000 datagrams, 160k entries, a
 	// second; 120k measured with chunks of 4096).
@@ -100,6 +114,18 @@ type syncRun struct {
 	// none yet): an answer under way keeps the wait going past
 	// bulkTimeout.
 	answerAt atomic.Int64
+	// badMACAt is when a message from a configured peer's address last
+	// failed the MAC (monotonic, 0: never): a peer whose key differs
+	// (a rotation half done) is alive, and its table is missing, not
+	// empty, so the wait goes on (to syncBulkMaxWait at most).
+	badMACAt atomic.Int64
+	// badMACFrom is that peer, and macWarned says this wait logged it
+	// (bulkMu).
+	badMACFrom netip.Addr
+	macWarned  bool
+	// short counts this wait's answers that arrived with fewer entries
+	// than their BulkDone said (bulkMu).
+	short int
 	// base is when the syncRun was built: monotonic() counts from it,
 	// so that a step of the wall clock (NTP at boot, when directors
 	// start) neither cuts a wait short nor holds preemption for hours.
@@ -242,11 +268,20 @@ func (p *packer) flush() {
 	p.sent++
 }
 
-// sendRequest sends a BulkRequest or BulkDone of request id to peers.
-func (r *syncRun) sendRequest(typ uint8, to []netip.AddrPort, id uint64) {
-	p := r.packer(typ, to)
+// sendRequest sends a BulkRequest of request id to peers.
+func (r *syncRun) sendRequest(to []netip.AddrPort, id uint64) {
+	p := r.packer(connsync.TypeBulkRequest, to)
 	p.start()
 	p.buf, _ = connsync.AppendRequest(p.buf, id) // an empty message has room
+	p.flush()
+}
+
+// sendBulkDone ends the answer to request id, which carried entries
+// entries, to peer.
+func (r *syncRun) sendBulkDone(peer netip.AddrPort, id, entries uint64) {
+	p := r.packer(connsync.TypeBulkDone, []netip.AddrPort{peer})
+	p.start()
+	p.buf, _ = connsync.AppendBulkDone(p.buf, id, entries) // an empty message has room
 	p.flush()
 }
 
@@ -282,7 +317,7 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 	retry := time.NewTicker(syncBulkRetry)
 	defer retry.Stop()
 	for {
-		r.sendRequest(connsync.TypeBulkRequest, r.peers, gen)
+		r.sendRequest(r.peers, gen)
 		select {
 		case <-ctx.Done():
 			return
@@ -296,9 +331,24 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 			deadline.Reset(r.bulkTimeout)
 		case <-deadline.C:
 			last, waited := time.Duration(r.answerAt.Load()), time.Since(start)
-			if quiet := max(r.monotonic()-last, 0); last != 0 && quiet < r.bulkTimeout && waited < syncBulkMaxWait {
+			bad, now := time.Duration(r.badMACAt.Load()), r.monotonic()
+			if quiet := max(now-last, 0); last != 0 && quiet < r.bulkTimeout && waited < syncBulkMaxWait {
 				// An answer is arriving: wait until it has been
 				// quiet for a whole timeout (syncBulkMaxWait in all).
+				deadline.Reset(min(r.bulkTimeout-quiet, syncBulkMaxWait-waited))
+				continue
+			}
+			if quiet := max(now-bad, 0); bad > start.Sub(r.base) && quiet < r.bulkTimeout && waited < syncBulkMaxWait {
+				// A peer is there but its key differs: its table
+				// exists, and preempting with none would drop its
+				// connections. Wait while it keeps sending.
+				r.bulkMu.Lock()
+				if !r.macWarned && r.bulkDone == done {
+					r.macWarned = true
+					r.log.Warn("ha.sync: a peer's messages fail the MAC: the directors' ha.sync keys differ (a key rotation half done?); preemption held while it sends, until "+syncBulkMaxWait.String()+" at most",
+						"peer", r.badMACFrom, "waited", waited.Round(time.Millisecond))
+				}
+				r.bulkMu.Unlock()
 				deadline.Reset(min(r.bulkTimeout-quiet, syncBulkMaxWait-waited))
 				continue
 			}
@@ -306,6 +356,8 @@ func (r *syncRun) requestBulk(ctx context.Context) {
 			if r.bulkState == "waiting" && r.bulkDone == done {
 				why := "no peer sent its connection table: preemption allowed with the table as it is (the first director up, or no peer reachable)"
 				switch {
+				case waited >= syncBulkMaxWait && bad > start.Sub(r.base) && last <= start.Sub(r.base):
+					why = "a peer's messages fail the MAC (the directors' ha.sync keys differ) and no connection table arrived within " + syncBulkMaxWait.String() + ": preemption allowed with the table as it is"
 				case waited >= syncBulkMaxWait:
 					why = "no complete connection table from a peer within " + syncBulkMaxWait.String() + ": preemption allowed with what arrived"
 				case last > start.Sub(r.base):
@@ -335,6 +387,7 @@ func (r *syncRun) bulkAgain() {
 	// requestBulk waits on it, and it takes the new one (r.again).
 	r.bulkState, r.bulkDone = "waiting", make(chan struct{})
 	r.bulkGen++
+	r.short, r.macWarned = 0, false
 	if r.hold != nil {
 		r.hold(true)
 	}
@@ -389,18 +442,41 @@ func (r *syncRun) noteMismatch(peer netip.Addr, e *connsync.Entry, res forwarder
 // maxMismatchLogs bounds the distinct mismatches noteMismatch logs.
 const maxMismatchLogs = 64
 
-// bulkFinished records a peer's completed bulk copy (the first one
-// counts), the answer to the request of wait id (known: a peer without
-// request numbers says none, and its copy counts).
-func (r *syncRun) bulkFinished(from netip.Addr, entries, id uint64, known bool) {
+// bulkFinished records the end of a peer's bulk answer, of which
+// entries arrived: the first complete one counts, if it answers the
+// request of this wait (a peer without request numbers says none, and
+// its copy counts) and carried as many entries as arrived (a peer
+// without the count says nothing, and its copy counts as before).
+func (r *syncRun) bulkFinished(from netip.Addr, entries uint64, end connsync.BulkEnd) {
 	r.bulkMu.Lock()
 	defer r.bulkMu.Unlock()
 	if r.bulkState != "waiting" {
 		return
 	}
-	if known && id != r.bulkGen {
+	if end.HasRequest && end.Request != r.bulkGen {
 		// Asked for before bulkAgain: what the link lost may be missing.
 		r.log.Info("ha.sync: a bulk copy asked for before the link went down ignored; waiting for a new one", "peer", from, "entries", entries)
+		return
+	}
+	if end.HasEntries && entries != end.Entries {
+		// Datagrams lost (fewer), or the end of an earlier answer lost
+		// and two answers counted as one (more): this one may lack
+		// entries. Its entries are applied; requestBulk asks again
+		// (every syncBulkRetry), and the next answer is counted afresh.
+		r.short++
+		what := "datagrams of it were lost (a lossy link, or the receive buffer full: see net.core.rmem_max)"
+		if entries > end.Entries {
+			what = "more than it sent: the end of an earlier answer was lost, and this one cannot be checked"
+		}
+		if r.short < syncBulkAttempts {
+			r.log.Warn("ha.sync: a peer's connection table arrived incomplete, "+what+": asking again",
+				"peer", from, "received", entries, "sent", end.Entries, "attempt", r.short)
+			return
+		}
+		r.bulkFrom, r.bulkEntries, r.bulkTook = from, entries, time.Since(r.bulkStart)
+		r.log.Warn("ha.sync: a peer's connection table arrived incomplete "+fmt.Sprint(r.short)+" times, "+what+": preemption allowed with what arrived",
+			"peer", from, "received", entries, "sent", end.Entries, "took", r.bulkTook.Round(time.Millisecond))
+		r.endWait("incomplete")
 		return
 	}
 	r.bulkFrom, r.bulkEntries, r.bulkTook = from, entries, time.Since(r.bulkStart)
@@ -410,9 +486,10 @@ func (r *syncRun) bulkFinished(from netip.Addr, entries, id uint64, known bool) 
 }
 
 // endWait ends the wait under way, with bulkMu held: its state (done,
-// timeout), its channel closed, preemption let go.
+// incomplete, timeout), its channel closed, preemption let go.
 func (r *syncRun) endWait(state string) {
 	r.bulkState = state
+	r.short, r.macWarned = 0, false
 	close(r.bulkDone)
 	if r.hold != nil {
 		r.hold(false)
@@ -421,7 +498,8 @@ func (r *syncRun) endWait(state string) {
 
 // serveBulk sends the whole table to peer, in chunks, paced, and ends
 // with the number of the request it answers (0 for a request without
-// one: a drlb that sends none reads none).
+// one: a drlb that sends none reads none) and how many entries it sent,
+// which the requester checks against what arrived.
 func (r *syncRun) serveBulk(ctx context.Context, peer netip.AddrPort, id uint64) {
 	defer func() {
 		r.bulkMu.Lock()
@@ -465,7 +543,7 @@ func (r *syncRun) serveBulk(ctx context.Context, peer netip.AddrPort, id uint64)
 		}
 	}
 	p.flush()
-	r.sendRequest(connsync.TypeBulkDone, []netip.AddrPort{peer}, id)
+	r.sendBulkDone(peer, id, uint64(n))
 	r.log.Info("ha.sync: connection table sent to a peer", "peer", peer.Addr(), "entries", n)
 }
 
@@ -495,6 +573,12 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 		h, payload, err := codec.Open(buf[:n])
 		switch {
 		case errors.Is(err, connsync.ErrMAC):
+			// From a configured peer's address and port: its key
+			// differs (requestBulk holds preemption meanwhile).
+			r.badMACAt.Store(int64(max(r.monotonic(), 1)))
+			r.bulkMu.Lock()
+			r.badMACFrom = from.Addr()
+			r.bulkMu.Unlock()
 			r.reject(rejBadMAC, from, err)
 			continue
 		case err != nil:
@@ -535,7 +619,9 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 				}
 			}
 			if h.Type == connsync.TypeBulk {
-				r.fromPeer[from.Addr()] += uint64(k)
+				// What arrived, as the sender counts it (BulkDone),
+				// entries refused here included.
+				r.fromPeer[from.Addr()] += uint64(h.Count)
 				r.answerAt.Store(int64(max(r.monotonic(), 1)))
 			}
 		case connsync.TypeBulkRequest:
@@ -554,8 +640,7 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 				go func() { defer wg.Done(); r.serveBulk(ctx, from, id) }()
 			}
 		case connsync.TypeBulkDone:
-			id, known := connsync.RequestOf(payload)
-			r.bulkFinished(from.Addr(), r.fromPeer[from.Addr()], id, known)
+			r.bulkFinished(from.Addr(), r.fromPeer[from.Addr()], connsync.BulkEndOf(payload))
 			r.fromPeer[from.Addr()] = 0
 		}
 	}
@@ -571,10 +656,29 @@ func (r *syncRun) reject(reason int, from netip.AddrPort, err error) {
 // serve runs the receiver and the bulk request until ctx ends, then
 // closes the socket (the workers send updates themselves).
 func (r *syncRun) serve(ctx context.Context, wg *sync.WaitGroup) {
+	r.checkReadBuffer()
 	wg.Add(2)
 	go func() { defer wg.Done(); r.receive(ctx, wg) }()
 	go func() { defer wg.Done(); r.requestBulks(ctx) }()
 	go func() { <-ctx.Done(); r.conn.Close() }()
+}
+
+// checkReadBuffer logs a sync socket whose receive buffer is smaller than
+// asked (net.core.rmem_max caps it silently), or could not be set: a
+// bulk answer's bursts overflow a small one, and the copy is asked for
+// again, or released incomplete.
+func (r *syncRun) checkReadBuffer() {
+	b, ok := r.conn.(connsync.BufferReporter)
+	if !ok {
+		return
+	}
+	switch got, err := b.ReadBuffer(); {
+	case err != nil:
+		r.log.Warn("ha.sync: the sync socket's receive buffer could not be set: bulk copies may lose datagrams", "want", connsync.ReadBuffer, "err", err)
+	case got > 0 && got < connsync.ReadBuffer:
+		r.log.Warn("ha.sync: the sync socket's receive buffer is smaller than asked, capped by net.core.rmem_max: bulk copies may lose datagrams and be asked for again (sysctl net.core.rmem_max="+fmt.Sprint(connsync.ReadBuffer)+")",
+			"bytes", got, "want", connsync.ReadBuffer)
+	}
 }
 
 // status is the sync side of the HA status (nil-safe).

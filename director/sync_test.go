@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -451,12 +452,12 @@ func TestBulkAgain(t *testing.T) {
 			r.bulkState, r.bulkDone != first, r.bulkGen, held, len(r.again))
 	}
 	// The answer to the first request (wait 0) ends: ignored.
-	r.bulkFinished(peer, 10, 0, true)
+	r.bulkFinished(peer, 10, connsync.BulkEnd{Request: 0, HasRequest: true})
 	if r.bulkState != "waiting" || len(held) != 1 {
 		t.Fatalf("the answer to an earlier request counted: state %s, hold %v", r.bulkState, held)
 	}
 	// The answer to the latest request: done, preemption let go.
-	r.bulkFinished(peer, 12, 1, true)
+	r.bulkFinished(peer, 12, connsync.BulkEnd{Request: 1, HasRequest: true})
 	if r.bulkState != "done" || r.bulkEntries != 12 || len(held) != 2 || held[1] {
 		t.Fatalf("the latest answer: state %s, %d entries, hold %v", r.bulkState, r.bulkEntries, held)
 	}
@@ -473,7 +474,7 @@ func TestBulkAgain(t *testing.T) {
 	held = nil
 	old := newRun()
 	old.bulkAgain()
-	old.bulkFinished(peer, 3, 0, false)
+	old.bulkFinished(peer, 3, connsync.BulkEnd{})
 	if old.bulkState != "done" || len(held) != 2 || held[1] {
 		t.Fatalf("a copy without a request number: state %s, hold %v", old.bulkState, held)
 	}
@@ -636,5 +637,234 @@ func TestSyncMismatchLogged(t *testing.T) {
 	}
 	if got := strings.Count(logs.String(), "does not have"); got != 1 {
 		t.Fatalf("logged %d times, want once:\n%s", got, logs.String())
+	}
+}
+
+// lossySync loses the first Bulk datagram it sends (a frame lost on the
+// LAN, or the peer's socket buffer full).
+type lossySync struct {
+	*fakeSync
+	lost atomic.Int32
+}
+
+func (c *lossySync) WriteTo(b []byte, to netip.AddrPort) error {
+	if len(b) > 5 && b[5] == connsync.TypeBulk && c.lost.Add(1) == 1 {
+		return nil
+	}
+	return c.fakeSync.WriteTo(b, to)
+}
+
+// syncDirectorConn is syncDirector on conn.
+func syncDirectorConn(t *testing.T, conn connsync.Conn, self netip.Addr, peers ...netip.Addr) (*Director, link.Port) {
+	t.Helper()
+	dirPort, wire := link.Pipe()
+	d, err := New(syncConfig(peers...), dirPort, Options{IPv4: self, VRRP: newFakeVRRP(), Sync: conn, SyncKey: syncKey,
+		AnnounceCount: 1, AnnounceInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		wire.Close()
+	})
+	return d, wire
+}
+
+// TestBulkLostDatagramAskedAgain: a bulk answer one of whose Bulk
+// datagrams is lost does not end the wait as done: its BulkDone counts
+// the entries sent, fewer arrived, and the director asks again; the
+// second answer is whole, and only then is preemption let go. Before,
+// BulkDone carried only the request's number, and the first answer
+// released preemption with the table lacking those connections.
+func TestBulkLostDatagramAskedAgain(t *testing.T) {
+	var n fakeNet
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	d1, w1 := syncDirectorConn(t, &lossySync{fakeSync: n.conn(a1)}, a1, a1, a2)
+	for i := 0; i < 3; i++ {
+		forwardTo(t, d1, w1, clientAt(i), "S")
+	}
+	d2, _ := syncDirector(t, &n, a2, a1, a2)
+	waitFor(t, "the bulk wait to end", func() bool { return d2.Snapshot(false).HA.Sync.Bulk != "waiting" })
+	st := d2.Snapshot(false).HA.Sync
+	if st.Bulk != "done" || st.BulkEntries != 3 || conns(d2) != 3 {
+		t.Errorf("bulk %q from %v with %d entries; director 2 holds %d of director 1's 3 connections", st.Bulk, st.BulkFrom, st.BulkEntries, conns(d2))
+	}
+}
+
+// TestBulkShortAnswers: an answer that arrived with fewer entries (or
+// more: an earlier answer's end lost) than its BulkDone counts keeps the
+// wait going, logged, and the next complete one ends it; answers that
+// keep arriving short let preemption go after syncBulkAttempts, as
+// "incomplete". A BulkDone without the count (a peer of the previous
+// release) ends it as before.
+func TestBulkShortAnswers(t *testing.T) {
+	peer := netip.MustParseAddr("198.18.0.2")
+	var logs testutil.SyncBuffer
+	var held []bool
+	newRun := func() *syncRun {
+		r := &syncRun{log: slog.New(slog.NewTextHandler(&logs, nil)), bulkState: "waiting", bulkDone: make(chan struct{}),
+			again: make(chan struct{}, 1), hold: func(h bool) { held = append(held, h) }, bulkGen: 7}
+		r.hold(true)
+		return r
+	}
+	r := newRun()
+	r.bulkFinished(peer, 2, connsync.BulkEnd{Request: 7, HasRequest: true, Entries: 3, HasEntries: true})
+	r.bulkFinished(peer, 4, connsync.BulkEnd{Request: 7, HasRequest: true, Entries: 3, HasEntries: true})
+	if r.bulkState != "waiting" || len(held) != 1 {
+		t.Fatalf("after answers of 2 and 4 entries of 3: %s, hold %v", r.bulkState, held)
+	}
+	if !strings.Contains(logs.String(), "incomplete") || !strings.Contains(logs.String(), "received=2 sent=3") {
+		t.Errorf("the short answer not logged:\n%s", logs.String())
+	}
+	r.bulkFinished(peer, 3, connsync.BulkEnd{Request: 7, HasRequest: true, Entries: 3, HasEntries: true})
+	if r.bulkState != "done" || r.bulkEntries != 3 || len(held) != 2 || held[1] {
+		t.Fatalf("a whole answer: %s, %d entries, hold %v", r.bulkState, r.bulkEntries, held)
+	}
+
+	held = nil
+	r = newRun()
+	for i := range syncBulkAttempts {
+		if r.bulkState != "waiting" {
+			t.Fatalf("released after %d short answers, want %d", i, syncBulkAttempts)
+		}
+		r.bulkFinished(peer, 1, connsync.BulkEnd{Request: 7, HasRequest: true, Entries: 3, HasEntries: true})
+	}
+	if r.bulkState != "incomplete" || r.bulkEntries != 1 || len(held) != 2 || held[1] {
+		t.Fatalf("after %d short answers: %s, %d entries, hold %v", syncBulkAttempts, r.bulkState, r.bulkEntries, held)
+	}
+
+	held = nil
+	r = newRun()
+	r.bulkFinished(peer, 2, connsync.BulkEnd{Request: 7, HasRequest: true})
+	if r.bulkState != "done" || len(held) != 2 || held[1] {
+		t.Fatalf("a BulkDone without the count: %s, hold %v", r.bulkState, held)
+	}
+}
+
+// TestBulkOldPeer: a peer of the previous release (its BulkDone carries
+// the request's number and no count; it ignores the count in ours)
+// copies its table, and copies this director's, as before.
+func TestBulkOldPeer(t *testing.T) {
+	var n fakeNet
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	d2, _ := syncDirector(t, &n, a2, a1, a2)
+	old := n.conn(a1)
+	codec, _ := connsync.NewCodec(syncKey)
+	epoch := uint64(time.Now().UnixNano())
+	seq := uint64(0)
+	send := func(typ uint8, fill func([]byte) []byte) {
+		seq++
+		h := connsync.Header{Type: typ, Sender: a1, Epoch: epoch, Seq: seq, Time: time.Now().UnixNano()}
+		b := fill(connsync.AppendHeader(make([]byte, 0, connsync.MaxDatagram), &h))
+		if err := old.WriteTo(codec.Seal(b), netip.AddrPortFrom(a2, connsync.Port)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old peer answers d2's request: one entry, then a BulkDone of
+	// the request's number alone.
+	var id uint64
+	waitFor(t, "d2's bulk request", func() bool {
+		select {
+		case d := <-old.in:
+			h, p, err := codec.Open(d.b)
+			if err == nil && h.Type == connsync.TypeBulkRequest {
+				id, _ = connsync.RequestOf(p)
+				return true
+			}
+		default:
+		}
+		return false
+	})
+	e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
+		CIP: netip.MustParseAddr("198.19.0.1"), CPort: 40000, Timeout: time.Minute}
+	send(connsync.TypeBulk, func(b []byte) []byte { b, _ = connsync.AppendEntry(b, &e); return b })
+	send(connsync.TypeBulkDone, func(b []byte) []byte { b, _ = connsync.AppendRequest(b, id); return b })
+	waitFor(t, "the bulk wait to end", func() bool { return d2.Snapshot(false).HA.Sync.Bulk != "waiting" })
+	if st := d2.Snapshot(false).HA.Sync; st.Bulk != "done" || st.BulkEntries != 1 {
+		t.Fatalf("an old peer's copy: %s, %d entries", st.Bulk, st.BulkEntries)
+	}
+	// d2 answers the old peer's request; the old peer reads its
+	// BulkDone's number as before (RequestOf).
+	send(connsync.TypeBulkRequest, func(b []byte) []byte { b, _ = connsync.AppendRequest(b, 42); return b })
+	waitFor(t, "d2's BulkDone", func() bool {
+		select {
+		case d := <-old.in:
+			h, p, err := codec.Open(d.b)
+			if err == nil && h.Type == connsync.TypeBulkDone {
+				if got, ok := connsync.RequestOf(p); !ok || got != 42 {
+					t.Fatalf("the old peer reads request %d, %t from the BulkDone, want 42", got, ok)
+				}
+				return true
+			}
+		default:
+		}
+		return false
+	})
+}
+
+// TestBulkKeyMismatchHolds: while messages from a configured peer fail
+// the MAC (its key differs: a rotation half done), the director keeps
+// holding preemption past the bulk timeout, since that peer's table is
+// missing, not empty; once they stop it times out as before. Before,
+// such messages counted as silence, and preemption was let go after 3 s
+// with an empty table.
+func TestBulkKeyMismatchHolds(t *testing.T) {
+	var n fakeNet
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	const timeout = 150 * time.Millisecond
+	d2, _ := syncDirectorWith(t, &n, a2, syncOpts{bulkTimeout: timeout}, a1, a2)
+	other, _ := connsync.NewCodec([]byte("another shared secret of 32 bytes"))
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for seq := uint64(1); ; seq++ {
+			h := connsync.Header{Type: connsync.TypeUpdate, Sender: a1, Epoch: 1, Seq: seq, Time: time.Now().UnixNano()}
+			n.inject(other.Seal(connsync.AppendHeader(nil, &h)), netip.AddrPortFrom(a1, connsync.Port), a2)
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	time.Sleep(4 * timeout)
+	st := d2.Snapshot(false).HA.Sync
+	close(stop)
+	<-sent
+	if st.Bulk != "waiting" {
+		t.Fatalf("after %v of a peer's messages failing the MAC (timeout %v): bulk %s, want waiting", 4*timeout, timeout, st.Bulk)
+	}
+	if st.Rejected["bad_mac"] == 0 {
+		t.Fatal("no message rejected for its MAC")
+	}
+	waitFor(t, "the wait to time out once they stop", func() bool { return d2.Snapshot(false).HA.Sync.Bulk == "timeout" })
+}
+
+// cappedSync reports a receive buffer net.core.rmem_max capped.
+type cappedSync struct{ discardSync }
+
+func (cappedSync) ReadBuffer() (int, error) { return 208 << 10, nil }
+
+// TestSyncReadBufferCapped: a sync socket whose receive buffer the
+// kernel capped below what was asked is logged (its SetReadBuffer result
+// was ignored): bulk copies overflow a small one.
+func TestSyncReadBufferCapped(t *testing.T) {
+	var logs testutil.SyncBuffer
+	r := &syncRun{conn: cappedSync{}, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	r.checkReadBuffer()
+	if !strings.Contains(logs.String(), "rmem_max") || !strings.Contains(logs.String(), "bytes=212992") {
+		t.Fatalf("a capped receive buffer not logged:\n%s", logs.String())
+	}
+	var none testutil.SyncBuffer
+	(&syncRun{conn: discardSync{}, log: slog.New(slog.NewTextHandler(&none, nil))}).checkReadBuffer()
+	if none.String() != "" {
+		t.Fatalf("logged for a socket that reports nothing:\n%s", none.String())
 	}
 }

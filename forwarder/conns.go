@@ -35,8 +35,10 @@ func (f *Forwarder) RangeConnEntries(now int64, fn func(ConnEntry) bool) {
 // slot from, for a caller that walks a large table in bounded chunks and
 // releases the worker's lock between them (a listing must not hold the
 // worker for a whole table). It returns the slot to go on from, -1 at the
-// end. An entry that moves across the cursor between two chunks may be
-// missed or listed twice (conntable.Table.RangeSlots).
+// end. A chunk ends after an empty slot (it may run past n to the end
+// of a probe run), so an entry live throughout the listing is listed
+// even if a deletion between chunks shifts it; one may be listed twice
+// (conntable.Table.RangeSlots).
 func (f *Forwarder) RangeConnEntriesFrom(from, n int, now int64, fn func(ConnEntry)) int {
 	st := f.cur.Load()
 	return f.table.RangeSlots(from, n, func(e *conntable.Entry) {
