@@ -608,14 +608,31 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 				}
 			}
 			now := r.d.clock().UnixNano()
+			var touched uint64 // workers with kernel flows an entry may have taken back
 			for i := 0; i < k; i++ {
-				w := r.d.workerOf(entries[i].CIP)
+				wi := r.d.hash.Index(entries[i].CIP, len(r.d.workers)) // workerOf's
+				w := r.d.workers[wi]
 				w.mu.Lock()
 				res := w.fw.ApplySync(&entries[i], now)
 				w.mu.Unlock()
+				if w.kflows != nil {
+					touched |= 1 << (wi % 64) // at most forwarder.MaxWorkers (64) workers
+				}
 				r.entries[res].Add(1)
 				if res == forwarder.SyncUnknownService || res == forwarder.SyncUnknownServer {
 					r.noteMismatch(from.Addr(), &entries[i], res)
+				}
+			}
+			// Write the flows ApplySync took back from the kernel now, once
+			// per datagram and worker: a backup reads no frames, so they
+			// waited for followFlows (50 ms), and a bulk answer or two
+			// (160k entries/s each) took back more in that time than the
+			// forwarder keeps, which turned kernel flows off for good.
+			for i, w := range r.d.workers {
+				if touched&(1<<(i%64)) != 0 && w.kflows != nil {
+					w.mu.Lock()
+					r.d.flushKernelFlows(w, w.kflows)
+					w.mu.Unlock()
 				}
 			}
 			if h.Type == connsync.TypeBulk {
