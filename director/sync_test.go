@@ -128,16 +128,7 @@ func syncDirectorWith(t *testing.T, n *fakeNet, self netip.Addr, o syncOpts, pee
 	if o.bulkTimeout > 0 {
 		d.sync.bulkTimeout = o.bulkTimeout
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		wire.Close()
-	})
+	serve(t, d, wire)
 	return d, wire
 }
 
@@ -663,16 +654,7 @@ func syncDirectorConn(t *testing.T, conn connsync.Conn, self netip.Addr, peers .
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		wire.Close()
-	})
+	serve(t, d, wire)
 	return d, wire
 }
 
