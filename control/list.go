@@ -121,6 +121,8 @@ func writeKernelFlows(w io.Writer, s Snapshot) {
 		why = "XDP program detached from outside drlb: VIP frames reach drlb through AF_PACKET and the kernel's IP stack sees them too; drlb forwards every frame itself until it restarts"
 	case s.KernelFlows == KernelFlowsHeld:
 		why = "Kernel flows held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb forwards every frame itself"
+	case s.KernelFlows == KernelFlowsFailed:
+		why = "Kernel flows failed: a write to the kernel failed (see the log); drlb forwards every frame itself until it restarts"
 	default:
 		return
 	}

@@ -37,7 +37,7 @@ var (
 	descPressure      = prometheus.NewDesc("drlb_conntable_pressure", "1 while the connection table is past half full and SYN_RECV entries get the short timeout.", nil, nil)
 	descPressureOn    = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
 	descKernelOut     = prometheus.NewDesc("drlb_kernel_flows", "Flows handed to the kernel now (drlb run -kernel-flows): handed out and not taken back, including those the kernel's map had no room for (drlb_kernel_flows_full_total counts those).", nil, nil)
-	descKernelHeld    = prometheus.NewDesc("drlb_kernel_flows_held", "1 while kernel flows are held: drlb forwards every frame itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached (drlb_xdp_attached); 0 while the kernel forwards them (drlb run -kernel-flows only).", nil, nil)
+	descKernelHeld    = prometheus.NewDesc("drlb_kernel_flows_held", "1 while kernel flows are held: drlb forwards every frame itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached (drlb_xdp_attached), or for good after a failed write (drlb ctl: failed); 0 while the kernel forwards them (drlb run -kernel-flows only).", nil, nil)
 	descXDPAttached   = prometheus.NewDesc("drlb_xdp_attached", "1 while drlb's XDP program is attached (drlb run -io afxdp), 0 once it was detached from outside drlb: VIP frames then reach drlb through AF_PACKET and the kernel's IP stack sees them too.", nil, nil)
 	descKernelFwd     = prometheus.NewDesc("drlb_kernel_forwarded_frames_total", "Frames of established flows the kernel (the XDP or tc program) forwarded itself (drlb run -kernel-flows); also counted in drlb_frames_total{reason=\"existing\"} and the real servers' packets.", nil, nil)
 	descWorkerFrames  = prometheus.NewDesc("drlb_worker_frames_total", "Frames each data-path worker processed (frames are sorted among workers by client address).", []string{"worker"}, nil)
@@ -114,7 +114,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descKernelFwd, s.KernelForwarded)
 		counter(descKernelFull, s.Link[linkKernelFlowsFull])
 		held := 0.0
-		if s.KernelFlows == KernelFlowsHeld {
+		if s.KernelFlows == KernelFlowsHeld || s.KernelFlows == KernelFlowsFailed {
 			held = 1
 		}
 		gauge(descKernelHeld, held)

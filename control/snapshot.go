@@ -28,7 +28,8 @@ type Snapshot struct {
 	// "held" while drlb forwards every frame itself because its tc
 	// program does not run first at tc ingress (AF_PACKET; another
 	// program ahead of it, or detached), or because its XDP program was
-	// detached (AF_XDP; XDP says so).
+	// detached (AF_XDP; XDP says so), or "failed" once a write to the
+	// kernel failed and drlb turned them off until it restarts.
 	KernelFlows string `json:"kernel_flows,omitempty"`
 	// KernelFlowsOut is how many flows are handed to the kernel now
 	// (handed out and not taken back; those its map had no room for
@@ -78,6 +79,9 @@ type Snapshot struct {
 const (
 	KernelFlowsOn   = "on"
 	KernelFlowsHeld = "held"
+	// KernelFlowsFailed: turned off for good after a write to the
+	// kernel failed; drlb forwards every frame itself until it restarts.
+	KernelFlowsFailed = "failed"
 )
 
 // XDPDetached is Snapshot.XDP once the XDP program was detached from

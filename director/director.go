@@ -205,6 +205,9 @@ type Director struct {
 	// for now; watchXDP: the XDP program was detached, for good); the
 	// workers forward every frame themselves meanwhile.
 	kflowsHeld atomic.Bool
+	// kflowsFailed: a worker's write to the kernel failed and its kernel
+	// flows are off for good (kernelFlowsOff).
+	kflowsFailed atomic.Bool
 	// xdpMode is the AF_XDP port's XDP mode ("driver", "generic"; "" for
 	// AF_PACKET), and xdpDetached is set once its program was detached
 	// from outside drlb (watchXDP).
@@ -469,6 +472,9 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		snap.KernelFlows = control.KernelFlowsOn
 		if d.kflowsHeld.Load() {
 			snap.KernelFlows = control.KernelFlowsHeld
+		}
+		if d.kflowsFailed.Load() {
+			snap.KernelFlows = control.KernelFlowsFailed
 		}
 	}
 	if d.xdpMode != "" {

@@ -65,14 +65,18 @@ func (d *Director) flushKernelFlows(w *worker, k *kernelFlows) {
 		err = k.port.UpdateKernelFlows(k.add, k.del)
 	}
 	if err != nil {
-		d.kernelFlowsOff(k, err)
+		d.kernelFlowsOff(w, k, err)
 	}
 }
 
 // kernelFlowsOff turns the kernel's forwarding off for good after err
-// (k.failed stops every later write) and logs why, once.
-func (d *Director) kernelFlowsOff(k *kernelFlows, err error) {
+// (k.failed stops every later write), stops w's forwarder handing out
+// flows (no extra refresh, no count of flows the kernel no longer
+// forwards), and logs why, once. With w.mu held.
+func (d *Director) kernelFlowsOff(w *worker, k *kernelFlows, err error) {
 	k.failed = true
+	w.fw.DisableKernelFlows()
+	d.kflowsFailed.Store(true)
 	_ = k.port.SetKernelFlowServers(false, 0, nil)
 	if !errors.Is(err, link.ErrClosed) {
 		d.log.Warn("kernel flows off: every frame goes through drlb", "err", err)
@@ -117,7 +121,7 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 		case d.kflowsHeld.Load():
 			if wrote {
 				if err := k.port.SetKernelFlowServers(false, 0, nil); err != nil {
-					d.kernelFlowsOff(k, err)
+					d.kernelFlowsOff(w, k, err)
 				}
 				servers, wrote = nil, false
 			}
@@ -125,7 +129,7 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 			next := linkKernelServers(w.fw.KernelServers(now.UnixNano()))
 			if !wrote || !slices.Equal(next, servers) {
 				if err := k.port.SetKernelFlowServers(true, w.fw.MTU(), next); err != nil {
-					d.kernelFlowsOff(k, err)
+					d.kernelFlowsOff(w, k, err)
 				} else {
 					if !announced {
 						d.log.Info("kernel flows on: the kernel forwards established flows itself", "servers", len(next))
@@ -138,6 +142,7 @@ func (d *Director) followFlows(ctx context.Context, w *worker, k *kernelFlows) {
 		failed := k.failed
 		w.mu.Unlock()
 		if failed {
+			d.noteKernelCounts(w, k, counts) // what it forwarded before, for the counters
 			return
 		}
 		if now.Sub(countAt) >= flowCountsEvery {

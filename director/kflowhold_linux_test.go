@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/link"
 )
@@ -130,5 +131,24 @@ func TestKernelFlowHold(t *testing.T) {
 	}
 	if n := strings.Count(out, "kernel flows: cannot read the order"); n != 2 {
 		t.Errorf("two runs of the same failed read logged %d times, want once each", n)
+	}
+}
+
+// TestKernelFlowsFailedReported: once a write to the kernel failed and
+// kernel flows are off for good, drlb ctl says so ("failed", where it
+// said "on"), and no flow counts as the kernel's.
+func TestKernelFlowsFailedReported(t *testing.T) {
+	d, spy, logs := spiedDirector(t)
+	spy.want(t, true, "at start")
+	w := d.workers[0]
+	w.mu.Lock()
+	d.kernelFlowsOff(w, w.kflows, errors.New("map update: no space left"))
+	w.mu.Unlock()
+	s := d.Snapshot(false)
+	if s.KernelFlows != control.KernelFlowsFailed || s.KernelFlowsOut != 0 {
+		t.Errorf("kernel flows %q with %d out, want %q and 0", s.KernelFlows, s.KernelFlowsOut, control.KernelFlowsFailed)
+	}
+	if !strings.Contains(logs.String(), "kernel flows off") {
+		t.Errorf("not logged:\n%s", logs)
 	}
 }

@@ -84,6 +84,16 @@ func (f *Forwarder) EnableKernelFlows() {
 	f.kf = kernelFlows{on: true, add: make([]KernelFlow, 0, kernelFlowBatch), del: make([]KernelFlowKey, 0, kernelFlowRemovals)}
 }
 
+// DisableKernelFlows stops handing out flows for good: the director
+// turned the kernel's forwarding off after a failed write. Entries handed
+// out before keep no extra refresh and are no longer counted as the
+// kernel's (KernelFlowsOut is 0), and nothing is collected for the
+// kernel any more. For the goroutine that runs Process.
+func (f *Forwarder) DisableKernelFlows() {
+	f.kf = kernelFlows{}
+	f.kernelOut.Store(0)
+}
+
 // KernelFlowChanges returns the flows the kernel should stop forwarding
 // and those it may forward from now on, collected since the last call;
 // lost reports that removals were dropped, and then the caller must turn
@@ -154,6 +164,9 @@ func (f *Forwarder) takeBack(e *conntable.Entry) {
 		return
 	}
 	e.Flags &^= flagKernel
+	if !kf.on { // DisableKernelFlows: nothing is the kernel's any more
+		return
+	}
 	f.kernelOut.Add(-1)
 	key := kernelFlowKeyOf(&e.Key)
 	// The caller removes before it adds: a flow handed out earlier in

@@ -589,3 +589,36 @@ func TestKernelFlowsOutCount(t *testing.T) {
 		t.Error("no flow out at the end: the mix never handed any out")
 	}
 }
+
+// TestKernelFlowsDisabled: once the director turned kernel flows off
+// after a failed write (DisableKernelFlows), nothing more is handed out,
+// no flow counts as the kernel's (KernelFlowsOut 0, where it went on
+// growing), entries get no extra refresh, and flows handed out before
+// leave without being counted down below 0 or collected.
+func TestKernelFlowsDisabled(t *testing.T) {
+	f := newForwarder(t, testConfig("rr", 3), Options{})
+	f.EnableKernelFlows()
+	udp := func(i int) []byte {
+		return framegen.UDP(toDir, client(i, 1000), netip.AddrPortFrom(vip, 53), []byte("q"))
+	}
+	for i := range 10 {
+		f.Process(udp(i), &Meta{Time: t0})
+		f.Process(udp(i), &Meta{Time: t0})
+	}
+	if add, _, _ := f.KernelFlowChanges(); len(add) == 0 || f.KernelFlowsOut() == 0 {
+		t.Fatalf("%d flows handed out, %d out: the flows were not handed out to start with", len(add), f.KernelFlowsOut())
+	}
+	f.DisableKernelFlows()
+	if n := f.KernelFlowsOut(); n != 0 {
+		t.Errorf("%d flows out once disabled, want 0", n)
+	}
+	for i := range 20 {
+		f.Process(udp(i), &Meta{Time: t0 + second})
+		f.Process(udp(i), &Meta{Time: t0 + second})
+	}
+	f.Tick(t0+int64(time.Hour), 1<<20) // every flow leaves
+	add, del, lost := f.KernelFlowChanges()
+	if n := f.KernelFlowsOut(); len(add)+len(del) != 0 || lost || n != 0 {
+		t.Errorf("after DisableKernelFlows: %d handed out, %d taken back, lost %v, %d out; want nothing", len(add), len(del), lost, n)
+	}
+}
