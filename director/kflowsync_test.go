@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
@@ -26,11 +25,11 @@ func TestSyncTakeBackWritten(t *testing.T) {
 	a1, a2, a3, a4 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3"), netip.MustParseAddr("198.18.0.4"), netip.MustParseAddr("198.18.0.5")
 	const entries = 20000
 	d1, _ := syncDirectorWith(t, &n, a1, syncOpts{maxConns: 4 * entries}, a1, a2, a3, a4)
-	fillEstablished(t, d1, entries)
+	fillSynced(t, d1, entries, 2, 15*time.Minute) // ESTABLISHED
 	d3, _ := syncDirectorWith(t, &n, a3, syncOpts{maxConns: 4 * entries}, a1, a2, a3, a4)
-	fillEstablished(t, d3, entries)
+	fillSynced(t, d3, entries, 2, 15*time.Minute)
 	d4, _ := syncDirectorWith(t, &n, a4, syncOpts{maxConns: 4 * entries}, a1, a2, a3, a4)
-	fillEstablished(t, d4, entries)
+	fillSynced(t, d4, entries, 2, 15*time.Minute)
 
 	// d2: kernel flows over a spy port.
 	dirPort, wire := link.Pipe()
@@ -49,23 +48,22 @@ func TestSyncTakeBackWritten(t *testing.T) {
 	// d2 forwards a frame of each connection: each is handed out.
 	w := d2.workers[0]
 	l2 := framegen.L2{Src: routerMAC, Dst: d2.port.HardwareAddr()}
-	for i := range entries {
-		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
-		f := framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 2, 2, nil)
-		w.mu.Lock()
-		w.fw.Process(f, &forwarder.Meta{Time: d2.clock().UnixNano()})
-		d2.flushKernelFlows(w, w.kflows) // as the loop does after each batch
-		w.mu.Unlock()
+	// forward sends an ACK of the first n clients' connections through
+	// d2's worker, flushing its kernel flows as the loop does after each
+	// batch.
+	forward := func(n int) {
+		for i := range n {
+			c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
+			f := framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 2, 2, nil)
+			w.mu.Lock()
+			w.fw.Process(f, &forwarder.Meta{Time: d2.clock().UnixNano()})
+			d2.flushKernelFlows(w, w.kflows)
+			w.mu.Unlock()
+		}
 	}
+	forward(entries)
 	time.Sleep(300 * time.Millisecond) // the other peers' first answers end
-	for i := range entries {
-		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
-		f := framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 2, 2, nil)
-		w.mu.Lock()
-		w.fw.Process(f, &forwarder.Meta{Time: d2.clock().UnixNano()})
-		d2.flushKernelFlows(w, w.kflows)
-		w.mu.Unlock()
-	}
+	forward(entries)
 	if out := w.fw.KernelFlowsOut(); out != entries {
 		t.Fatalf("%d flows handed out, want %d", out, entries)
 	}
@@ -83,33 +81,10 @@ func TestSyncTakeBackWritten(t *testing.T) {
 	failed = w.kflows.failed
 	w.mu.Unlock()
 	t.Logf("kernel flows out now %d; failed %v; ctl says kernel_flows=%q", w.fw.KernelFlowsOut(), failed, d2.Snapshot(false).KernelFlows)
-	for i := range 100 { // frames after the failure: still "handed out"
-		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
-		f := framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 2, 2, nil)
-		w.mu.Lock()
-		w.fw.Process(f, &forwarder.Meta{Time: d2.clock().UnixNano()})
-		d2.flushKernelFlows(w, w.kflows)
-		w.mu.Unlock()
-	}
+	forward(100) // frames after the copy
 	t.Logf("after 100 more frames: kernel_flows_out %d, ctl kernel_flows=%q", d2.Snapshot(false).KernelFlowsOut, d2.Snapshot(false).KernelFlows)
 	if failed || strings.Contains(logs.String(), "kernel flows off") {
 		t.Fatalf("kernel flows turned off for good by a bulk copy on a backup: %s", grepLine(logs.String(), "kernel flows off"))
-	}
-}
-
-func fillEstablished(t *testing.T, d *Director, n int) {
-	t.Helper()
-	now := d.clock().UnixNano()
-	for i := range n {
-		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 2, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
-			CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: 40000, Timeout: 15 * time.Minute}
-		w := d.workerOf(e.CIP)
-		w.mu.Lock()
-		res := w.fw.ApplySync(&e, now)
-		w.mu.Unlock()
-		if res != forwarder.SyncApplied {
-			t.Fatalf("entry %d: %s", i, forwarder.SyncResultNames[res])
-		}
 	}
 }
 

@@ -610,7 +610,7 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 			now := r.d.clock().UnixNano()
 			var touched uint64 // workers with kernel flows an entry may have taken back
 			for i := 0; i < k; i++ {
-				wi := r.d.hash.Index(entries[i].CIP, len(r.d.workers)) // workerOf's
+				wi := r.d.workerIndex(entries[i].CIP)
 				w := r.d.workers[wi]
 				w.mu.Lock()
 				res := w.fw.ApplySync(&entries[i], now)

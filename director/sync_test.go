@@ -504,14 +504,22 @@ func TestBulkAgainWaitsAfresh(t *testing.T) {
 	}
 }
 
-// fillConns puts n established connections to the first real server
-// into d's tables, as sync from a peer would.
+// fillConns puts n connections to the first real server into d's
+// tables, as sync from a peer would (state 3, for a minute).
 func fillConns(t *testing.T, d *Director, n int) {
+	t.Helper()
+	fillSynced(t, d, n, 3, time.Minute)
+}
+
+// fillSynced puts n TCP connections in state, clients 198.19.x.y:40000,
+// to the first real server into d's tables, as sync from a peer would,
+// for timeout.
+func fillSynced(t *testing.T, d *Director, n int, state uint8, timeout time.Duration) {
 	t.Helper()
 	now := d.clock().UnixNano()
 	for i := range n {
-		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
-			CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: 40000, Timeout: time.Minute}
+		e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: state, VIP: vip, VPort: 80, SvcPort: 80, Real: realAt(1, 1, nil).Address,
+			CIP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), CPort: 40000, Timeout: timeout}
 		w := d.workerOf(e.CIP)
 		w.mu.Lock()
 		res := w.fw.ApplySync(&e, now)

@@ -265,6 +265,7 @@ func (d *Director) lockWorkers() func() {
 }
 
 // workerOf is the worker whose table holds client c's connections.
-func (d *Director) workerOf(c netip.Addr) *worker {
-	return d.workers[d.hash.Index(c, len(d.workers))]
-}
+func (d *Director) workerOf(c netip.Addr) *worker { return d.workers[d.workerIndex(c)] }
+
+// workerIndex is workerOf's index in d.workers.
+func (d *Director) workerIndex(c netip.Addr) int { return d.hash.Index(c, len(d.workers)) }
