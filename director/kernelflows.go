@@ -41,15 +41,40 @@ type kernelFlows struct {
 	failed bool // a write failed: the forwarding is off for good
 	add    []link.KernelFlow
 	del    []link.KernelFlowKey
+	// held are the flows a batch handed out, written once the batch's
+	// frames are sent (flushAfterFrames), or by the next flush, which
+	// writes them before anything else.
+	held []link.KernelFlow
 }
 
 // flushKernelFlows writes the flows w's forwarder handed out and took
 // back since the last call. A failed write turns the kernel's forwarding
 // off (the kernel may hold flows drlb took back).
 func (d *Director) flushKernelFlows(w *worker, k *kernelFlows) {
+	d.flushKernelFlowsBefore(w, k, false)
+}
+
+// flushKernelFlowsBefore is flushKernelFlows for the worker's loop
+// (beforeFrames), between a batch and the write of its frames: it writes
+// the removals, and holds the additions in k.held for
+// flushAfterFrames. A flow is handed out at a frame drlb forwards, and
+// the kernel would otherwise forward the flow's next frames, arriving
+// meanwhile, ahead of that one; a flow taken back is out of the kernel
+// before the frame that took it back goes. It says whether it holds
+// additions.
+func (d *Director) flushKernelFlowsBefore(w *worker, k *kernelFlows, beforeFrames bool) (held bool) {
 	add, del, lost := w.fw.KernelFlowChanges()
-	if k.failed || len(add)+len(del) == 0 && !lost {
-		return
+	if k.failed {
+		return false
+	}
+	// Additions held from a batch go first: a removal here may be
+	// theirs.
+	if err := d.writeHeldFlows(k); err != nil {
+		d.kernelFlowsOff(w, k, err)
+		return false
+	}
+	if len(add)+len(del) == 0 && !lost {
+		return false
 	}
 	var err error
 	if lost {
@@ -62,11 +87,42 @@ func (d *Director) flushKernelFlows(w *worker, k *kernelFlows) {
 		for _, r := range del {
 			k.del = append(k.del, link.KernelFlowKey(r))
 		}
-		err = k.port.UpdateKernelFlows(k.add, k.del)
+		if beforeFrames {
+			k.add, k.held = k.held, k.add // held was written, so empty
+			if len(k.del) > 0 {
+				err = k.port.UpdateKernelFlows(nil, k.del)
+			}
+		} else {
+			err = k.port.UpdateKernelFlows(k.add, k.del)
+		}
 	}
 	if err != nil {
 		d.kernelFlowsOff(w, k, err)
+		return false
 	}
+	return len(k.held) > 0
+}
+
+// flushAfterFrames writes the additions flushKernelFlowsBefore held,
+// once the batch's frames are sent; nothing if a flush wrote them
+// meanwhile. With w.mu held.
+func (d *Director) flushAfterFrames(w *worker, k *kernelFlows) {
+	if k.failed {
+		return
+	}
+	if err := d.writeHeldFlows(k); err != nil {
+		d.kernelFlowsOff(w, k, err)
+	}
+}
+
+// writeHeldFlows writes k.held, and empties it.
+func (d *Director) writeHeldFlows(k *kernelFlows) error {
+	if len(k.held) == 0 {
+		return nil
+	}
+	err := k.port.UpdateKernelFlows(k.held, nil)
+	k.held = k.held[:0]
+	return err
 }
 
 // kernelFlowsOff turns the kernel's forwarding off for good after err

@@ -194,8 +194,9 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 		if truster != nil {
 			trusted = w.fw.TakeHandshakes(trusted[:0])
 		}
+		heldFlows := false
 		if w.kflows != nil {
-			d.flushKernelFlows(w, w.kflows)
+			heldFlows = d.flushKernelFlowsBefore(w, w.kflows, true)
 		}
 		w.mu.Unlock()
 		if len(changes) > 0 {
@@ -211,6 +212,11 @@ func (d *Director) loop(ctx context.Context, w *worker) error {
 				warned = time.Now()
 				d.log.Warn("write: frames refused, counted in drlb_link_dropped_frames_total{kind=\"tx_failed\"} (this warning at most once per "+writeWarnEvery.String()+" per worker)", "err", err)
 			}
+		}
+		if heldFlows { // the flows this batch handed out, behind its frames
+			w.mu.Lock()
+			d.flushAfterFrames(w, w.kflows)
+			w.mu.Unlock()
 		}
 		if d.coalesce > 0 && n < len(in)/4 {
 			coalesceWait(d.coalesce)
