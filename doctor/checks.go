@@ -107,7 +107,7 @@ func RealServer(h Host, iface string, vips []netip.Addr, directors ...netip.Addr
 		// on another interface (a dummy) it works but is not what
 		// drlb realserver does, and anything but a host route there
 		// claims a whole prefix.
-		var onLo, onLAN, other *IfAddr
+		var onLo, onLAN, other, wide *IfAddr
 		for i := range addrs {
 			a := &addrs[i]
 			switch {
@@ -118,6 +118,13 @@ func RealServer(h Host, iface string, vips []netip.Addr, directors ...netip.Addr
 				onLAN = cmp.Or(onLAN, a)
 			default:
 				other = cmp.Or(other, a)
+			}
+			// Any entry with a prefix claims the whole prefix, even beside
+			// a host route to the same address (drlb realserver up adds
+			// the /32 next to an old VIP/24): only looking at the first
+			// one listed would pass such a host.
+			if a.Addr.Addr() == vip.Unmap() && a.Iface != iface && a.Addr.Bits() != bits {
+				wide = cmp.Or(wide, a)
 			}
 		}
 		name := "VIP " + vip.String() + " on lo"
@@ -134,10 +141,14 @@ func RealServer(h Host, iface string, vips []netip.Addr, directors ...netip.Addr
 		case onLo == nil && other == nil:
 			r.add(name, Fail, "not configured: the real server would drop the director's frames",
 				fmt.Sprintf("ip addr add %s/%d dev lo   (or: drlb realserver up --vip %s)", vip, bits, vip))
-		case onLo != nil && onLo.Addr.Bits() != bits, onLo == nil && other.Addr.Bits() != bits:
-			a := cmp.Or(onLo, other)
-			r.add(name, Fail, fmt.Sprintf("configured as %s on %s: the whole prefix becomes this host's, so it would answer for, and stop reaching, every address in it (the router, the director, the clients on the LAN)", a.Addr, a.Iface),
-				fmt.Sprintf("ip addr del %s dev %s; ip addr add %s/%d dev lo", a.Addr, a.Iface, vip, bits))
+		case wide != nil:
+			a := wide
+			fix := fmt.Sprintf("ip addr del %s dev %s", a.Addr, a.Iface)
+			// Adding the host route when it is there already would fail (File exists).
+			if !slices.Contains(addrs, IfAddr{Iface: "lo", Addr: netip.PrefixFrom(vip.Unmap(), bits)}) {
+				fix += fmt.Sprintf("; ip addr add %s/%d dev lo", vip, bits)
+			}
+			r.add(name, Fail, fmt.Sprintf("configured as %s on %s: the whole prefix becomes this host's, so it would answer for, and stop reaching, every address in it (the router, the director, the clients on the LAN)", a.Addr, a.Iface), fix)
 		case other != nil:
 			r.add(name, Warn, fmt.Sprintf("configured on %s: it works (a local address, and that interface answers ARP only on its own link with arp_ignore 1 or 2), but drlb realserver and doctor expect it on lo", other.Iface), moveToLo(other))
 		default:
@@ -348,7 +359,8 @@ func checkARPSysctl(r *Report, h Host, key, iface string, ok []int, why string) 
 		names = append(names, fmt.Sprint(n))
 	}
 	name := fmt.Sprintf("%s %s", key, strings.Join(names, " or "))
-	fix := fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d net.ipv4.conf.%s.%s=%d   (or: drlb realserver up)", key, want, iface, key, want)
+	// dotted: a VLAN interface's dot must reach sysctl(8) as '/'.
+	fix := fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d %s=%d   (or: drlb realserver up)", key, want, dotted("net/ipv4/conf/"+iface+"/"+key), want)
 	switch {
 	case !read:
 		r.add(name, Fail, "unreadable: "+why, fix)
@@ -410,7 +422,18 @@ func families(vips []netip.Addr) (has4, has6 bool) {
 	return
 }
 
-func dotted(key string) string { return strings.ReplaceAll(key, "/", ".") }
+// dotted turns a /proc/sys path into sysctl(8)'s dotted name. A dot inside
+// a component (a VLAN interface, eth0.100) becomes '/', as sysctl(8)
+// expects: written as a dot it would be read as a separator and name a
+// setting that does not exist (net/ipv4/conf/eth0/100/...), so the fix
+// printed would fail.
+func dotted(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = strings.ReplaceAll(p, ".", "/")
+	}
+	return strings.Join(parts, ".")
+}
 
 // checkOnLink checks that each real server is inside a prefix configured on
 // iface: DR reaches real servers by MAC, so they must share the segment.

@@ -351,3 +351,59 @@ func TestRealServerVIPOnDummy(t *testing.T) {
 		t.Fatal("VIP/24 on dummy0 passed")
 	}
 }
+
+// TestVLANInterfaceFixCommands: sysctl(8) reads a dot in a dotted name as
+// a separator, so a VLAN interface's dot must be written as '/'
+// (net.ipv4.conf.eth0/100.forwarding); "net.ipv4.conf.eth0.100.forwarding"
+// names /proc/sys/net/ipv4/conf/eth0/100/forwarding, which does not exist.
+func TestVLANInterfaceFixCommands(t *testing.T) {
+	d := goodDirector()
+	d.links["eth0.100"] = LinkInfo{Name: "eth0.100", Up: true, MTU: 1500, MAC: mac}
+	d.addrs = append(d.addrs, IfAddr{Iface: "eth0.100", Addr: netip.MustParsePrefix("198.18.1.2/24")})
+	d.sysctl["net/ipv4/conf/eth0.100/forwarding"] = "1"
+	d.sysctl["net/ipv4/conf/eth0.100/send_redirects"] = "1"
+	r := Director(d, "eth0.100", []netip.Addr{vip})
+	var fixes []string
+	for _, c := range r {
+		fixes = append(fixes, c.Fix)
+	}
+	all := strings.Join(fixes, "\n")
+	for _, want := range []string{"net.ipv4.conf.eth0/100.forwarding=0", "net.ipv4.conf.eth0/100.send_redirects=0"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("director fixes lack %q:\n%s", want, all)
+		}
+	}
+
+	rs := goodRealServer()
+	rs.links["eth0.100"] = LinkInfo{Name: "eth0.100", Up: true, MTU: 1500, MAC: mac}
+	rs.sysctl["net/ipv4/conf/all/arp_ignore"] = "0"
+	rs.sysctl["net/ipv4/conf/eth0.100/arp_ignore"] = "0"
+	rs.sysctl["net/ipv4/conf/eth0.100/arp_announce"] = "2"
+	err := RealServer(rs, "eth0.100", []netip.Addr{vip}).Err()
+	if err == nil || !strings.Contains(err.Error(), "net.ipv4.conf.eth0/100.arp_ignore=1") {
+		t.Errorf("real server fix: %v, want net.ipv4.conf.eth0/100.arp_ignore=1", err)
+	}
+}
+
+// TestRealServerVIPTwice: the VIP as a host route and, beside it, with a
+// prefix (on lo, or on a dummy) claims the whole prefix all the same: every
+// place the VIP is counts, not only the first one listed.
+func TestRealServerVIPTwice(t *testing.T) {
+	for _, extra := range []IfAddr{
+		{Iface: "lo", Addr: netip.MustParsePrefix("198.18.0.100/24")},
+		{Iface: "dummy0", Addr: netip.MustParsePrefix("198.18.0.100/24")},
+	} {
+		h := goodRealServer() // 198.18.0.100/32 on lo
+		h.addrs = append(h.addrs, extra)
+		r := RealServer(h, "eth0", []netip.Addr{vip})
+		if err := r.Err(); err == nil || !strings.Contains(err.Error(), "configured as "+extra.Addr.String()+" on "+extra.Iface) {
+			t.Errorf("VIP/32 on lo and %s on %s: %v, want a failure naming the prefix", extra.Addr, extra.Iface, err)
+		}
+		// The host route is on lo already: adding it again would fail.
+		for _, c := range r {
+			if c.Status == Fail && c.Fix != "ip addr del "+extra.Addr.String()+" dev "+extra.Iface {
+				t.Errorf("fix %q, want only the prefix removed", c.Fix)
+			}
+		}
+	}
+}

@@ -60,13 +60,35 @@ func (System) DefaultGateways() ([]netip.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	return defaultGateways(routes), nil
+}
+
+// defaultGateways picks the default routes' gateways. A default route is a
+// /0: 0.0.0.0/1 also has an unspecified address (a VPN's half of the
+// address space) and is not one. An ECMP default route has no Gw of its
+// own but one per next hop in MultiPath: skipping it would report "no
+// default route", and miss a director among the next hops.
+func defaultGateways(routes []netlink.Route) []netip.Addr {
 	var out []netip.Addr
+	add := func(ip net.IP) {
+		if gw, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, gw.Unmap())
+		}
+	}
 	for _, r := range routes {
-		if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw != nil {
-			if gw, ok := netip.AddrFromSlice(r.Gw); ok {
-				out = append(out, gw.Unmap())
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 || !r.Dst.IP.IsUnspecified() {
+				continue
+			}
+		}
+		if r.Gw != nil {
+			add(r.Gw)
+		}
+		for _, nh := range r.MultiPath {
+			if nh != nil && nh.Gw != nil {
+				add(nh.Gw)
 			}
 		}
 	}
-	return out, nil
+	return out
 }

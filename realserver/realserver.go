@@ -129,7 +129,8 @@ func (c Config) wanted() []setting {
 
 // Up makes the host a real server for c.VIP. It is idempotent: run twice,
 // it changes nothing the second time and keeps the first run's record of
-// how things were. It returns the steps taken so far even on error.
+// how things were. On error it puts back the sysctls it changed (and its
+// state file as it was) and returns the steps taken, undoing included.
 func Up(sys System, c Config) ([]Step, error) {
 	c, err := c.check(sys)
 	if err != nil {
@@ -144,6 +145,7 @@ func Up(sys System, c Config) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	created := st == nil
 	if st == nil {
 		st = &State{VIP: c.VIP, AddedAddr: !has}
 	} else if st.VIP != c.VIP {
@@ -151,6 +153,7 @@ func Up(sys System, c Config) ([]Step, error) {
 	}
 	// Record how things were before touching anything.
 	want := c.wanted()
+	recorded := len(st.Sysctls)
 	current := make([]string, len(want))
 	for i, w := range want {
 		if current[i], err = sys.ReadSysctl(w.Path); err != nil {
@@ -168,6 +171,41 @@ func Up(sys System, c Config) ([]Step, error) {
 	// suppressed is answered for by this host (ARP flux), for good if a
 	// sysctl write fails.
 	var steps []Step
+	var written []int // indexes into want this call changed
+	// A failure part way must not leave the host half set up (ARP
+	// suppressed host-wide for a VIP that never came up, while the
+	// operator is told up failed): undo puts back what this call wrote
+	// and its state file as it found it.
+	undo := func(err error) ([]Step, error) {
+		if len(written) > 0 {
+			steps = append(steps, Step{Comment: "up failed: putting back what it changed"})
+		}
+		var errs []error
+		for j := len(written) - 1; j >= 0; j-- {
+			i := written[j]
+			cmd := sysctlCmd(want[i].Path, current[i])
+			if werr := sys.WriteSysctl(want[i].Path, current[i]); werr != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", cmd, werr))
+				continue
+			}
+			steps = append(steps, Step{Command: cmd})
+		}
+		if len(errs) > 0 {
+			// The state file stays: down restores from it.
+			return steps, errors.Join(append([]error{err}, errs...)...)
+		}
+		var serr error
+		switch {
+		case created:
+			if rerr := os.Remove(c.StateFile); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				serr = fmt.Errorf("removing state file: %w", rerr)
+			}
+		case len(st.Sysctls) != recorded:
+			st.Sysctls = st.Sysctls[:recorded]
+			serr = saveState(c.StateFile, st)
+		}
+		return steps, errors.Join(err, serr)
+	}
 	for i, w := range want {
 		cmd := sysctlCmd(w.Path, w.Value)
 		if current[i] == w.Value {
@@ -175,15 +213,16 @@ func Up(sys System, c Config) ([]Step, error) {
 			continue
 		}
 		if err := sys.WriteSysctl(w.Path, w.Value); err != nil {
-			return steps, fmt.Errorf("%s: %w", cmd, err)
+			return undo(fmt.Errorf("%s: %w", cmd, err))
 		}
+		written = append(written, i)
 		steps = append(steps, Step{Command: cmd})
 	}
 	if has {
 		steps = append(steps, Step{Command: addrCmd("add", p), Skipped: "already set"})
 	} else {
 		if err := sys.AddAddr("lo", p); err != nil {
-			return steps, fmt.Errorf("%s: %w", addrCmd("add", p), err)
+			return undo(fmt.Errorf("%s: %w", addrCmd("add", p), err))
 		}
 		steps = append(steps, Step{Command: addrCmd("add", p)})
 	}

@@ -377,3 +377,89 @@ func FuzzParseState(f *testing.F) {
 		}
 	})
 }
+
+// failingOn is a system where writing one sysctl fails (a container where
+// only some settings are writable, an interface going away) or, with
+// addFails, where the VIP cannot go on lo.
+type failingOn struct {
+	*fakeSystem
+	path     string
+	addFails bool
+}
+
+func (f failingOn) WriteSysctl(path, v string) error {
+	if path == f.path {
+		return errors.New("permission denied")
+	}
+	return f.fakeSystem.WriteSysctl(path, v)
+}
+
+func (f failingOn) AddAddr(dev string, p netip.Prefix) error {
+	if f.addFails {
+		return errors.New("permission denied")
+	}
+	return f.fakeSystem.AddAddr(dev, p)
+}
+
+// TestUpFailureLeavesNothingHalfApplied: when Up fails part way, the
+// sysctls it already wrote go back to how they were and the state file it
+// created goes away: the host is as before, not ARP-suppressed host-wide
+// for a VIP that never came up.
+func TestUpFailureLeavesNothingHalfApplied(t *testing.T) {
+	for _, tc := range []failingOn{
+		{path: "net/ipv4/conf/eth0/arp_announce"},
+		{addFails: true},
+	} {
+		f := newFake(t, "eth0")
+		f.set(t, "net/ipv4/conf/all/arp_announce", "1")
+		tc.fakeSystem = f
+		state := filepath.Join(t.TempDir(), "s.json")
+		c := Config{VIP: netip.MustParseAddr("198.18.0.100"), Iface: "eth0", StateFile: state}
+		steps, err := Up(tc, c)
+		if err == nil {
+			t.Fatalf("%+v: Up succeeded", tc)
+		}
+		if !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("err = %v, want the cause", err)
+		}
+		for path, want := range map[string]string{
+			"net/ipv4/conf/all/arp_ignore": "0", "net/ipv4/conf/all/arp_announce": "1",
+			"net/ipv4/conf/eth0/arp_ignore": "0", "net/ipv4/conf/eth0/arp_announce": "0",
+		} {
+			if got := f.get(t, path); got != want {
+				t.Errorf("failed Up (%+v) left %s = %s, want %s as before: steps %q", tc, path, got, want, stepStrings(steps))
+			}
+		}
+		if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("failed Up left its state file: %v", err)
+		}
+	}
+}
+
+// TestUpFailureOnRerunKeepsRecord: a failing Up after an earlier one (its
+// state file there) puts back only what it changed itself and keeps the
+// earlier record, so down still restores the values from before the first.
+func TestUpFailureOnRerunKeepsRecord(t *testing.T) {
+	f := newFake(t, "eth0")
+	state := filepath.Join(t.TempDir(), "s.json")
+	c := Config{VIP: netip.MustParseAddr("198.18.0.100"), StateFile: state}
+	if _, err := Up(f, c); err != nil {
+		t.Fatal(err)
+	}
+	c.Iface = "eth0"
+	if _, err := Up(failingOn{fakeSystem: f, path: "net/ipv4/conf/eth0/arp_announce"}, c); err == nil {
+		t.Fatal("Up succeeded")
+	}
+	if got := f.get(t, "net/ipv4/conf/all/arp_ignore"); got != "1" {
+		t.Errorf("all/arp_ignore = %s after a failed rerun, want 1 (the first up's)", got)
+	}
+	if got := f.get(t, "net/ipv4/conf/eth0/arp_ignore"); got != "0" {
+		t.Errorf("eth0/arp_ignore = %s after a failed rerun, want 0 put back", got)
+	}
+	if _, err := Down(f, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, "net/ipv4/conf/all/arp_ignore"); got != "0" {
+		t.Errorf("all/arp_ignore = %s after down, want 0", got)
+	}
+}
