@@ -121,10 +121,11 @@ type ResolverConfig struct {
 	RetryInterval time.Duration
 	MaxProbes     int
 	FailedRetry   time.Duration
-	// OnEvent, if set, reports resolved/changed/failed entries. It is
-	// called without the Resolver's lock held (it may call Lookup, Want
-	// or Forget) on the goroutine that called Tick or Handle, so it
-	// should be quick.
+	// OnEvent, if set, reports resolved/changed/failed entries, one call
+	// at a time and in the order they happened. It is called without the
+	// Resolver's lock held (it may call Lookup, Want or Forget, but not
+	// Tick or Handle) on a goroutine that called Tick or Handle, not
+	// always the one whose call raised the event, so it should be quick.
 	OnEvent func(Event)
 }
 
@@ -170,6 +171,15 @@ type Resolver struct {
 	mu      sync.Mutex
 	entries map[netip.Addr]*entry
 	buf     [MaxFrameLen]byte
+	// evq holds, under mu, the events not yet handed to OnEvent, in the
+	// order the entries changed; emitMu (taken before mu, never under it)
+	// lets one goroutine at a time hand them over. Events made under mu
+	// but emitted after it by each caller could cross: Tick's "failed"
+	// after a worker's "resolved" for a late answer, leaving the director
+	// with the server unscheduled while the entry stays reachable and
+	// raises no further event.
+	evq    []Event
+	emitMu sync.Mutex
 
 	requests, sendErrs, accepted, rejected atomic.Uint64
 }
@@ -352,7 +362,6 @@ func (r *Resolver) publish() {
 // re-asks of failed entries), moves entries between states, reports
 // events and returns when it next needs to run and the Sender's errors.
 func (r *Resolver) Tick(now time.Time) (next time.Time, err error) {
-	var events []Event
 	var errs []error
 	r.mu.Lock()
 	changed := false
@@ -387,7 +396,7 @@ func (r *Resolver) Tick(now time.Time) (next time.Time, err error) {
 			fallthrough
 		case StateStale, StateIncomplete:
 			if e.unanswered >= r.cfg.MaxProbes {
-				events = append(events, Event{Kind: EventFailed, Addr: addr, OldMAC: e.mac})
+				r.queue(Event{Kind: EventFailed, Addr: addr, OldMAC: e.mac})
 				changed = changed || e.usable()
 				e.state, e.mac = StateFailed, MAC{}
 				e.next = now.Add(r.cfg.FailedRetry)
@@ -408,7 +417,7 @@ func (r *Resolver) Tick(now time.Time) (next time.Time, err error) {
 		r.publish()
 	}
 	r.mu.Unlock()
-	r.emit(events...)
+	r.emit()
 	return next, errors.Join(errs...)
 }
 
@@ -459,11 +468,30 @@ func (r *Resolver) ask(addr netip.Addr, e *entry, unicast bool, now time.Time) e
 	return nil
 }
 
-func (r *Resolver) emit(events ...Event) {
+// queue records an event for emit. Caller holds mu.
+func (r *Resolver) queue(ev Event) {
+	if r.cfg.OnEvent != nil {
+		r.evq = append(r.evq, ev)
+	}
+}
+
+// emit hands the queued events to OnEvent, oldest first. Caller holds
+// neither lock; OnEvent runs with neither held (it may take mu).
+func (r *Resolver) emit() {
 	if r.cfg.OnEvent == nil {
 		return
 	}
-	for _, ev := range events {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	for {
+		r.mu.Lock()
+		if len(r.evq) == 0 {
+			r.mu.Unlock()
+			return
+		}
+		ev := r.evq[0]
+		r.evq = r.evq[:copy(r.evq, r.evq[1:])]
+		r.mu.Unlock()
 		r.cfg.OnEvent(ev)
 	}
 }
@@ -486,9 +514,10 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 		return false
 	}
 	var (
-		addr     netip.Addr
-		mac      MAC
-		isAnswer bool
+		addr        netip.Addr
+		mac         MAC
+		isAnswer    bool
+		confirmOnly bool // an answer that may confirm e.mac, nothing else
 	)
 	switch etype {
 	case wire.EtherTypeARP:
@@ -507,7 +536,18 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 		switch p.Type {
 		case TypeNeighborAdvertisement:
 			if !p.HasTargetLL {
-				return false // RFC 4861 7.2.5: nothing to learn
+				// Linux answers a unicast solicitation (our refresh)
+				// with a solicited advertisement without target
+				// link-layer option (ndisc_recv_ns: inc_opt only for a
+				// multicast one). RFC 4861 7.2.5: it confirms the MAC
+				// we have. Dropping it left every refresh unanswered,
+				// so each IPv6 entry went stale once per Lifetime.
+				// It only confirms, from that very MAC, never changes.
+				if p.Flags&FlagSolicited == 0 || r.sip6.IsUnspecified() || p.Dst != r.sip6 || eth.Dst != r.cfg.MAC {
+					return false
+				}
+				addr, mac, isAnswer, confirmOnly = p.Target, eth.Src, true, true
+				break
 			}
 			addr, mac = p.Target, p.TargetLL
 			if r.sip6.IsUnspecified() {
@@ -531,7 +571,7 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 	var ev Event
 	r.mu.Lock()
 	e, ok := r.entries[addr]
-	if !ok || e.state == StatePermanent {
+	if !ok || e.state == StatePermanent || confirmOnly && (!e.usable() || mac != e.mac) {
 		r.mu.Unlock()
 		return false
 	}
@@ -548,12 +588,38 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 				if !now.Before(at) {
 					at = time.Time{}
 				}
+				// Wake Run only when the check moved: waking it on every
+				// claim of a flood made it walk the whole table and take
+				// mu, which the workers' Handle needs, once per frame.
+				moved := false
 				if !e.verify || at.Before(e.next) {
+					moved = !at.Equal(e.next)
 					e.next = at
 				}
 				e.verify = true
 				r.mu.Unlock()
-				r.kick()
+				if moved {
+					r.kick()
+				}
+				return false
+			}
+			if e.state == StateFailed {
+				// A failed server that comes back announces itself
+				// (gratuitous ARP at boot): ask now, at most once per
+				// RetryInterval, rather than after up to FailedRetry
+				// more seconds out of scheduling.
+				moved := false
+				if at := e.asked.Add(r.cfg.RetryInterval); !now.Before(at) {
+					moved = !e.next.IsZero()
+					e.next = time.Time{}
+				} else if !e.next.IsZero() && at.Before(e.next) {
+					moved = true
+					e.next = at
+				}
+				r.mu.Unlock()
+				if moved {
+					r.kick()
+				}
 				return false
 			}
 		}
@@ -572,10 +638,11 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 	e.outstanding, e.unanswered = false, 0
 	if ev.Kind != 0 {
 		r.publish()
+		r.queue(ev)
 	}
 	r.mu.Unlock()
-	if ev.Kind != 0 && r.cfg.OnEvent != nil {
-		r.cfg.OnEvent(ev)
+	if ev.Kind != 0 {
+		r.emit()
 	}
 	return true
 }
