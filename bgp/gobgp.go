@@ -109,6 +109,14 @@ func StartGoBGP(ctx context.Context, cfg GoBGPConfig) (*GoBGP, error) {
 	}}); err != nil {
 		return fail(fmt.Errorf("bgp: import policy: %w", err))
 	}
+	// Every peer's status entry exists before the watch starts: GoBGP's
+	// watch goroutine (peerEvent) changes entries while the loop below
+	// still adds peers, and an append then would race with it and, when
+	// it moved the slice, lose the states recorded meanwhile (a session
+	// shown idle for good).
+	for _, p := range b.Peers {
+		g.peers = append(g.peers, PeerStatus{Address: p.Address, ASN: p.ASN, State: "idle"})
+	}
 	wctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	if err := s.WatchEvent(wctx, server.WatchEventMessageCallbacks{OnPeerUpdate: g.peerEvent}, server.WatchPeer()); err != nil {
@@ -117,7 +125,6 @@ func StartGoBGP(ctx context.Context, cfg GoBGPConfig) (*GoBGP, error) {
 	}
 	hold := uint64(b.HoldTime / time.Second)
 	for _, p := range b.Peers {
-		g.peers = append(g.peers, PeerStatus{Address: p.Address, ASN: p.ASN, State: "idle"})
 		peer := &api.Peer{
 			Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN, AuthPassword: p.Password},
 			Timers: &api.Timers{Config: &api.TimersConfig{

@@ -159,3 +159,36 @@ func TestGoBGPQuietStop(t *testing.T) {
 		t.Errorf("GoBGP logged below a warning, or an error on a clean stop:\n%s", s)
 	}
 }
+
+// TestGoBGPPeerStatesWhileStarting: with several peers, sessions already
+// added change state (GoBGP's watch goroutine calls peerEvent) while
+// StartGoBGP is still adding the next ones. The status list must be
+// complete before the first event, or the two goroutines share it
+// unlocked (go test -race) and an append that moves it loses the
+// states recorded meanwhile: drlb ctl bgp and drlb_bgp_peer_up would
+// show a session idle for good.
+func TestGoBGPPeerStatesWhileStarting(t *testing.T) {
+	var peers []config.BGPPeer
+	for i := range 32 {
+		// Nothing listens there: each session goes to active at once.
+		peers = append(peers, config.BGPPeer{Address: netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), ASN: 65000, Port: uint16(freePort(t))})
+	}
+	sp, err := StartGoBGP(context.Background(), GoBGPConfig{
+		BGP:      &config.BGP{ASN: 65001, HoldTime: 3 * time.Second, MinRealServers: 1, Peers: peers},
+		RouterID: netip.MustParseAddr("198.18.0.2"), ConnectRetry: time.Second, Logger: quiet(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitFor(t, ctx, "every session out of idle, as GoBGP says", func() bool {
+		for _, p := range sp.Peers() {
+			if p.State == "idle" {
+				return false
+			}
+		}
+		return true
+	})
+}

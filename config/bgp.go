@@ -36,6 +36,8 @@ type BGP struct {
 // director announces its VIPs to. Sessions are only with these peers, and
 // the director connects to them (it does not listen).
 type BGPPeer struct {
+	// Address is the peer's address; an IPv6 one global or ULA, never
+	// link-local (the speaker dials without an interface zone).
 	Address netip.Addr
 	ASN     uint32
 	Port    uint16 // default 179
@@ -155,6 +157,11 @@ func (v *validator) bgp(c *Config) error {
 			return v.fail(pp+".address", peer.Line, addrText(peer.Address), "%s", msg)
 		}
 		switch {
+		case peer.Address.Is6() && peer.Address.IsLinkLocalUnicast():
+			// Zones are refused above, and a link-local address without
+			// one cannot be connected to (the kernel refuses with EINVAL):
+			// the session would stay down for good, with nothing said.
+			return v.fail(pp+".address", peer.Line, peer.Address.String(), "a link-local peer cannot be reached without an interface zone, which the BGP speaker does not take: give the router's global (or ULA) address on the interface")
 		case peer.ASN == 0:
 			return v.fail(pp+".asn", peer.Line, "0", "must be an AS number 1..4294967295")
 		case peer.Port == 0:

@@ -83,6 +83,7 @@ func TestParseBGPBad(t *testing.T) {
 		{name: "peer without asn", in: bgpHead + "  peers: [{address: 198.18.0.1}]\n", line: 8, col: 11, field: "bgp.peers[0].asn", msg: "required field missing"},
 		{name: "peer bad address", in: bgpHead + "  peers: [{address: 198.18.0.300, asn: 65000}]\n", line: 8, col: 21, field: "bgp.peers[0].address", value: "198.18.0.300", msg: "not a numeric"},
 		{name: "peer loopback", in: bgpHead + "  peers: [{address: 127.0.0.1, asn: 65000}]\n", line: 8, col: 21, field: "bgp.peers[0].address", value: "127.0.0.1", msg: "loopback"},
+		{name: "peer link-local", in: bgpHead + "  peers: [{address: 'fe80::1', asn: 65000}]\n", line: 8, col: 21, field: "bgp.peers[0].address", value: "fe80::1", msg: "link-local peer cannot be reached"},
 		{name: "peer port 0", in: bgpHead + "  peers: [{address: 198.18.0.1, asn: 65000, port: 0}]\n", line: 8, col: 51, field: "bgp.peers[0].port", value: "0", msg: "1..65535"},
 		{name: "peer is the VIP", in: bgpHead + "  peers: [{address: 198.18.0.100, asn: 65000}]\n", line: 8, col: 21, field: "bgp.peers[0].address", value: "198.18.0.100", msg: "cannot be a VIP"},
 		{name: "duplicate peer", in: bgpHead + "  peers:\n    - {address: 198.18.0.1, asn: 65000}\n    - {address: 198.18.0.1, asn: 65002}\n",
