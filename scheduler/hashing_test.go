@@ -269,3 +269,37 @@ func TestMHSmallTable(t *testing.T) {
 		}
 	}
 }
+
+// TestHashFallbackSlotless: a weight far below the others' rounds to no
+// bucket (sh: 1 of 1001 in 256 buckets) or slot (mh: a small table). When
+// every server holding one is down, Fallback must still find the usable
+// server without one instead of refusing every new connection.
+func TestHashFallbackSlotless(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"sh", Options{Fallback: true}},
+		{"sh", Options{Fallback: true, HashPort: true}},
+		{"mh", Options{Fallback: true, TableSize: 13}},
+		{"mh", Options{Fallback: true, TableSize: 65521}},
+	} {
+		snap := lab(65535, 1, 65535)
+		snap[0].Available, snap[2].Available = false, false
+		s := mustNew(t, tc.name, snap, tc.opts)
+		for k := range 100 {
+			f := Flow{Proto: 6, Src: client(k), SrcPort: uint16(k)}
+			if i, err := s.Pick(&f, nil); err != nil || i != 1 {
+				t.Fatalf("%s %+v: Pick = %d, %v; want 1, the only usable server", tc.name, tc.opts, i, err)
+			}
+		}
+		f := Flow{Src: client(3)}
+		if a := testing.AllocsPerRun(100, func() { s.Pick(&f, nil) }); a != 0 {
+			t.Errorf("%s %+v: the fallback allocates %.1f times", tc.name, tc.opts, a)
+		}
+		strict := mustNew(t, tc.name, snap, Options{TableSize: tc.opts.TableSize})
+		if i, err := strict.Pick(&Flow{Src: client(1)}, nil); !errors.Is(err, ErrNoServer) {
+			t.Errorf("%s without fallback: Pick = %d, %v; want ErrNoServer", tc.name, i, err)
+		}
+	}
+}

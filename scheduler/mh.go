@@ -26,6 +26,7 @@ type mh struct {
 	table     []int32 // slot -> snapshot index; empty if no server has a weight
 	usable    []bool  // by snapshot index
 	anyUsable bool    // some usable server holds a slot
+	spare     []int32 // usable servers holding no slot, when no usable one holds any
 	port      bool
 	fallback  bool
 }
@@ -47,8 +48,17 @@ func newMH(servers []Server, opts Options) (Scheduler, error) {
 		return s, nil
 	}
 	s.table = populate(servers, order, m)
-	for _, i := range order {
-		s.anyUsable = s.anyUsable || s.usable[i]
+	// Over the slots, not the servers: a server of small weight may hold
+	// none, and counting it made every fallback walk the whole table
+	// and still fail (see spareOf).
+	for _, i := range s.table {
+		if s.usable[i] {
+			s.anyUsable = true
+			break
+		}
+	}
+	if !s.anyUsable {
+		s.spare = spareOf(servers, order)
 	}
 	return s, nil
 }
@@ -129,7 +139,13 @@ func (s *mh) Pick(f *Flow, _ Load) (int, error) {
 	if i := s.table[slot]; s.usable[i] {
 		return int(i), nil
 	}
-	if !s.fallback || !s.anyUsable {
+	if !s.fallback {
+		return -1, ErrNoServer
+	}
+	if !s.anyUsable {
+		if len(s.spare) > 0 {
+			return int(s.spare[reduce(rehash(h, 0), len(s.spare))]), nil
+		}
 		return -1, ErrNoServer
 	}
 	for k := 1; k <= mhRehash; k++ {

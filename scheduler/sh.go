@@ -29,6 +29,7 @@ type sh struct {
 	table    []int32 // bucket -> snapshot index; empty if no server has a weight
 	next     []int32 // bucket -> first usable server at or after it, -1 if none
 	usable   []bool  // by snapshot index
+	spare    []int32 // usable servers holding no bucket, when no usable one holds any
 	port     bool
 	fallback bool
 }
@@ -45,6 +46,9 @@ func newSH(servers []Server, opts Options) (Scheduler, error) {
 	}
 	s.table = fillBuckets(servers, order, size)
 	s.next = nextUsable(s.table, s.usable)
+	if s.next[0] < 0 {
+		s.spare = spareOf(servers, order)
+	}
 	return s, nil
 }
 
@@ -138,12 +142,20 @@ func (s *sh) Pick(f *Flow, _ Load) (int, error) {
 	if len(s.table) == 0 {
 		return -1, ErrNoServer
 	}
-	b := reduce(hashFlow(f, s.port), len(s.table))
+	h := hashFlow(f, s.port)
+	b := reduce(h, len(s.table))
 	if i := s.table[b]; s.usable[i] {
 		return int(i), nil
 	}
-	if !s.fallback || s.next[b] < 0 {
+	switch {
+	case !s.fallback:
 		return -1, ErrNoServer
+	case s.next[b] >= 0:
+		return int(s.next[b]), nil
+	case len(s.spare) > 0:
+		// No bucket holds a usable server, but one without a bucket is
+		// usable (see spareOf).
+		return int(s.spare[reduce(rehash(h, 0), len(s.spare))]), nil
 	}
-	return int(s.next[b]), nil
+	return -1, ErrNoServer
 }

@@ -61,6 +61,21 @@ func usableFlags(servers []Server) []bool {
 	return u
 }
 
+// spareOf returns the usable servers of order (sorted by address): sh's and
+// mh's Fallback when no bucket or slot holds a usable server. A weight far
+// below the others' can round to no bucket (sh: weights 1000 and 1 in 256
+// buckets) or slot (mh: a small table), and without this that server,
+// usable, was never found: every new connection was refused.
+func spareOf(servers []Server, order []int32) []int32 {
+	var spare []int32
+	for _, i := range order {
+		if servers[i].usable() {
+			spare = append(spare, i)
+		}
+	}
+	return spare
+}
+
 func gcd(a, b int64) int64 {
 	for b != 0 {
 		a, b = b, a%b
