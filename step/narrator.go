@@ -79,7 +79,11 @@ func (n *Narrator) Wants(now int64) bool {
 	if n.opts.PerSecond <= 0 {
 		return true
 	}
-	if now-n.window >= int64(time.Second) {
+	// A clock set back (the live trace runs on the wall clock) opens a
+	// new window too: else the trace stayed silent until the clock caught
+	// up with the old one. Loops sharing the narrator stamp their batches
+	// a little out of order, so less than a second back is the same window.
+	if d := now - n.window; d >= int64(time.Second) || d <= -int64(time.Second) {
 		if n.skipped > 0 {
 			n.write(fmt.Sprintf("%d frames not shown (rate limit %d/s)", n.skipped, n.opts.PerSecond))
 		}

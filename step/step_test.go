@@ -295,3 +295,22 @@ func TestNarratorSetConfig(t *testing.T) {
 		t.Fatalf("line %q names another service", rec.lines[0])
 	}
 }
+
+// TestNarratorRateLimitClockStepsBack: the live trace runs on the wall
+// clock, which an NTP step can set back. A rate-limited narrator must go
+// on showing frames, not stay silent until the clock catches up with the
+// window it opened before the step; the few microseconds loops sharing
+// it disagree by open no new window.
+func TestNarratorRateLimitClockStepsBack(t *testing.T) {
+	var b bytes.Buffer
+	n := step.NewNarrator(&b, testConfig(), step.NarratorOptions{PerSecond: 2})
+	for i := range 3 {
+		n.Wants(t0 + int64(i)*int64(time.Millisecond))
+	}
+	if n.Wants(t0 - int64(time.Microsecond)) {
+		t.Fatal("a frame a microsecond older than the window was shown past the limit")
+	}
+	if !n.Wants(t0 - int64(time.Hour)) {
+		t.Fatal("after the clock stepped back an hour, no frame is shown for an hour")
+	}
+}
