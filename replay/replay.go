@@ -59,7 +59,10 @@ type Summary struct {
 	Answers map[step.Kind]int
 	// ChecksumsCompleted counts frames whose partial checksum was completed.
 	ChecksumsCompleted int
-	ByReason           map[forwarder.Reason]int
+	// Cut counts frames the capture cut at its snap length (tcpdump -s
+	// 96): replayed with zeros for their missing bytes.
+	Cut      int
+	ByReason map[forwarder.Reason]int
 	// DirectorMAC is the MAC the replay answered ARP/NDP with: Options.MAC,
 	// else learnt from the capture (nil when it holds no frame to a VIP).
 	DirectorMAC net.HardwareAddr
@@ -95,6 +98,9 @@ func (s Summary) String() string {
 	if s.ChecksumsCompleted > 0 {
 		fmt.Fprintf(&b, "; %d partial checksums completed", s.ChecksumsCompleted)
 	}
+	if s.Cut > 0 {
+		fmt.Fprintf(&b, "; %d cut by the capture's snap length, replayed with zeros for their missing bytes", s.Cut)
+	}
 	return b.String()
 }
 
@@ -117,6 +123,9 @@ func CheckMACs(cfg *config.Config) error {
 	}
 	return nil
 }
+
+// outSnapLen is the output file's snap length: libpcap's MAXIMUM_SNAPLEN.
+const outSnapLen = 262144
 
 // packetSource is what both pcap and pcapng readers offer.
 type packetSource interface {
@@ -155,30 +164,36 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 	if opts.MTU < 0 {
 		return sum, fmt.Errorf("replay: MTU %d is negative", opts.MTU)
 	}
-	rs, err := rewindable(in)
-	if err != nil {
-		return sum, err
-	}
 	sum.DirectorMAC = opts.MAC
 	if sum.DirectorMAC == nil {
+		// Only learning the MAC reads the capture twice: with it given, a
+		// pipe is replayed as it is read, not first read whole into memory.
+		rs, err := rewindable(in)
+		if err != nil {
+			return sum, err
+		}
 		if sum.DirectorMAC, err = learnDirectorMAC(cfg, rs); err != nil {
 			return sum, err
 		}
 		if _, err := rs.Seek(0, io.SeekStart); err != nil {
 			return sum, err
 		}
+		in = rs
 	}
 	c := &counter{sum: &sum}
 	st, err := newStep(cfg, opts, c)
 	if err != nil {
 		return sum, err
 	}
-	src, err := open(rs)
+	src, err := open(in)
 	if err != nil {
 		return sum, err
 	}
 	w := pcapgo.NewWriter(out)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+	// libpcap's largest snap length, as tcpdump writes: with 65535 tcpdump
+	// and Wireshark cut the tail off a forwarded GRO super-frame (an IP
+	// packet of 65535 bytes is a 65549-byte frame).
+	if err := w.WriteFileHeader(outSnapLen, layers.LinkTypeEthernet); err != nil {
 		return sum, err
 	}
 	frames := make([]link.Frame, 1)
@@ -191,9 +206,22 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 		if err != nil {
 			return sum, fmt.Errorf("%w: frame %d: %v", ErrInput, sum.Frames+1, err)
 		}
+		cut := ci.CaptureLength < ci.Length
+		if cut && ci.Length > outSnapLen {
+			return sum, fmt.Errorf("%w: frame %d: a length of %d bytes, over the largest frame (%d)", ErrInput, sum.Frames+1, ci.Length, outSnapLen)
+		}
 		sum.Frames++
 		f := &frames[0]
 		f.Data = append(f.Data[:0], data...)
+		if cut {
+			// Cut at the capture's snap length (tcpdump -s 96): as it is,
+			// the frame would be dropped as malformed where live
+			// forwarded it. The decision needs the headers only, so the
+			// missing bytes are zeros, and the output is cut where the
+			// input was.
+			f.Data = append(f.Data, make([]byte, ci.Length-len(f.Data))...)
+			sum.Cut++
+		}
 		// A capture keeps a partial checksum as the sender left it; the
 		// output has no offload header to carry it, so complete it.
 		f.Offload = link.Offload{CsumPartial: forwarder.HasPartialChecksum(f.Data)}
@@ -204,7 +232,10 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 			}
 			oci := ci
 			oci.CaptureLength, oci.Length = len(o.Data), len(o.Data)
-			if err := w.WritePacket(oci, o.Data); err != nil {
+			if cut {
+				oci.CaptureLength = min(oci.CaptureLength, ci.CaptureLength)
+			}
+			if err := w.WritePacket(oci, o.Data[:oci.CaptureLength]); err != nil {
 				return sum, err
 			}
 		}
