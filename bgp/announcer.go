@@ -83,6 +83,35 @@ func (a *Announcer) Drain(on bool) error {
 	return nil
 }
 
+// SetNextHops gives the next hop of a family that had none (an invalid
+// address leaves that family as it is): an address the interface gained
+// after start, such as an IPv6 one whose duplicate address detection had
+// not finished. VIPs of that family are announced from then on. A family
+// that has a next hop keeps it: changing an announced route's next hop is
+// a restart's business.
+func (a *Announcer) SetNextHops(v4, v6 netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	changed := false
+	if v4.IsValid() && !a.cfg.NextHop4.IsValid() {
+		a.cfg.NextHop4, changed = v4, true
+	}
+	if v6.IsValid() && !a.cfg.NextHop6.IsValid() {
+		a.cfg.NextHop6, changed = v6, true
+	}
+	if changed {
+		a.log.Info("bgp: next hop found on the interface", "next_hop4", a.cfg.NextHop4, "next_hop6", a.cfg.NextHop6)
+		a.reconcile()
+	}
+}
+
+// NextHops returns the next hops in use (invalid: none for that family).
+func (a *Announcer) NextHops() (v4, v6 netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg.NextHop4, a.cfg.NextHop6
+}
+
 // Shutdown withdraws every VIP for good: the director is stopping.
 func (a *Announcer) Shutdown() {
 	a.mu.Lock()

@@ -148,3 +148,26 @@ func TestAnnouncerStatus(t *testing.T) {
 		t.Errorf("drained status: %+v", st)
 	}
 }
+
+// TestAnnouncerNextHopFoundLater: a family without a next hop at start
+// (an IPv6 address still tentative at boot) gets its VIPs announced once
+// SetNextHops gives one; a family that has one keeps it.
+func TestAnnouncerNextHopFoundLater(t *testing.T) {
+	sp := newFake()
+	a := NewAnnouncer(sp, AnnouncerConfig{NextHop4: nh4, Logger: quiet()})
+	a.Report(map[netip.Addr]int{vip: 1, vip6: 1})
+	if got, want := sp.take(), "announce 198.18.2.100/32 via 198.18.0.2"; got != want {
+		t.Fatalf("at start: %q, want %q", got, want)
+	}
+	a.SetNextHops(netip.MustParseAddr("198.18.0.9"), nh6)
+	if got, want := sp.take(), "announce 2001:2:0:2::100/128 via 2001:2::2"; got != want {
+		t.Errorf("once the IPv6 next hop is found: %q, want %q", got, want)
+	}
+	if v4, v6 := a.NextHops(); v4 != nh4 || v6 != nh6 {
+		t.Errorf("next hops %v %v, want %v (kept) %v", v4, v6, nh4, nh6)
+	}
+	a.SetNextHops(netip.Addr{}, netip.Addr{})
+	if got := sp.take(); got != "" {
+		t.Errorf("nothing new changed routes: %q", got)
+	}
+}

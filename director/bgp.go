@@ -113,6 +113,15 @@ func nextHopFor(addrs []netip.Prefix, peers []netip.Addr) netip.Addr {
 	return first
 }
 
+// bgpPeerAddrs lists cfg's BGP peers' addresses (nextHopFor's peers).
+func bgpPeerAddrs(cfg *config.Config) []netip.Addr {
+	var peers []netip.Addr
+	for _, p := range cfg.BGP.Peers {
+		peers = append(peers, p.Address)
+	}
+	return peers
+}
+
 // bgpRun is the BGP side of a live director: the speaker and the
 // announcer. nil when the config has no bgp: block.
 type bgpRun struct {

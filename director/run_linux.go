@@ -67,10 +67,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		opts.IPv6 = a
 	}
 	if cfg.BGP != nil {
-		var peers []netip.Addr
-		for _, p := range cfg.BGP.Peers {
-			peers = append(peers, p.Address)
-		}
+		peers := bgpPeerAddrs(cfg)
 		if !opts.NextHop4.IsValid() {
 			opts.NextHop4 = nextHopFor(ifacePrefixes(cfg.Interface, true), peers)
 		}
@@ -136,6 +133,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	log.Info("connection tables in memory", "max_conns", cfg.MaxConns, "took", time.Since(start).Round(time.Millisecond))
 	warnXDPTX(cfg.Interface, port, opts, log)
+	if b != nil {
+		// A family without a next hop at start gets one once the
+		// interface has an address fit for it (nexthop_linux.go).
+		peers := bgpPeerAddrs(cfg)
+		prefixes := func(v4 bool) []netip.Prefix { return ifacePrefixes(cfg.Interface, v4) }
+		defer background(ctx, func(ctx context.Context) { watchNextHops(ctx, b.an, prefixes, peers, nextHopEvery) })()
+	}
 	if d.ha != nil {
 		if ifi, err := net.InterfaceByName(cfg.Interface); err != nil {
 			log.Warn("ha: cannot watch the link: a link that goes down will not put VRRP in FAULT", "interface", cfg.Interface, "err", err)
