@@ -381,8 +381,7 @@ func writeTrafgenConf(b *testing.B, conf string) string {
 func runTrafgen(ctx context.Context, l *testbed.Lab, trafgen, path string, n int, d time.Duration, args ...string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, trafgen, append([]string{"--dev", l.LANClient.Iface, "--conf", path, "--cpus", "1", "--num", fmt.Sprint(n),
-		"--no-sock-mem"}, args...)...) // never touch the (global) socket memory sysctls
+	cmd := exec.CommandContext(ctx, trafgen, trafgenArgs(l.LANClient.Iface, path, n, args...)...)
 	// trafgen finishes its burst before it heeds SIGINT, and sends
 	// from a forked worker: the whole process group is killed at the
 	// deadline (the receivers' counters are the measure).
@@ -404,6 +403,20 @@ func runTrafgen(ctx context.Context, l *testbed.Lab, trafgen, path string, n int
 		return 0, fmt.Errorf("trafgen: %w: %s", err, out.String())
 	}
 	return time.Since(start), nil
+}
+
+// trafgenArgs is trafgen's command line: n frames of the configuration
+// at path out of dev on one CPU, with extra options. trafgen changes
+// host-wide settings unless told not to, and neither is the lab's:
+// --no-sock-mem keeps it off the global net.core socket memory sysctls,
+// and --notouch-irq keeps it from pinning "the NIC's" IRQ: it looks dev
+// up by name in /proc/interrupts and /sys/class/net, which are the
+// host's (sysfs is mounted in the root namespace), so for the lab's
+// "eth0" it would rewrite /proc/irq/N/smp_affinity_list of the host's own
+// eth0, and never put it back when killed at the deadline (SIGKILL).
+func trafgenArgs(dev, path string, n int, extra ...string) []string {
+	return append([]string{"--dev", dev, "--conf", path, "--cpus", "1", "--num", fmt.Sprint(n),
+		"--no-sock-mem", "--notouch-irq"}, extra...)
 }
 
 // errTrafgenStalled: trafgen gave up because the interface's queue stayed

@@ -55,6 +55,12 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
+		// Ctrl-C (of go test, of scripts/bench) or SIGTERM kills this
+		// binary without its tests' cleanups: without this the labs'
+		// namespaces stayed in /var/run/netns, with the directors,
+		// keepalived, BIRD and trafgen started in them, until the next
+		// run's CleanupStale.
+		defer testbed.CloseAllOnSignal()()
 		return m.Run()
 	}()
 	os.Exit(code)

@@ -29,6 +29,9 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	if err := l.build(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("building lab %s: %w", l.Name, err), l.Close())
 	}
+	// For CloseAllOnSignal: a signal that kills a test binary runs none
+	// of its cleanups, and the lab would outlive it.
+	track(l)
 	return l, nil
 }
 

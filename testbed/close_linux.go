@@ -2,8 +2,10 @@ package testbed
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Close stops the services and BIRD, closes the namespace handles and removes every
@@ -17,6 +19,7 @@ func (l *Lab) Close() error {
 		return l.closeErr
 	}
 	l.closed = true
+	untrack(l)
 	var errs []error
 	if l.svc != nil {
 		errs = append(errs, l.svc.stop())
@@ -35,4 +38,23 @@ func (l *Lab) Close() error {
 	}
 	l.closeErr = errors.Join(errs...)
 	return l.closeErr
+}
+
+// killProcesses sends SIGKILL, by pid, to every process still running in
+// l's namespaces (PIDsIn: never this one), for CloseAllOnSignal: what a
+// test started there (a director, keepalived, BIRD, trafgen), which its
+// cleanups would have stopped.
+func (l *Lab) killProcesses() {
+	l.mu.RLock()
+	names, closed := slices.Clone(l.created), l.closed
+	l.mu.RUnlock()
+	if closed {
+		return
+	}
+	for _, name := range names {
+		pids, _ := PIDsIn(name)
+		for _, pid := range pids {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
 }

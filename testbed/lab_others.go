@@ -15,6 +15,9 @@ func New(ctx context.Context, opts Options) (*Lab, error) { return nil, ErrUnsup
 // Close does nothing off Linux.
 func (l *Lab) Close() error { return nil }
 
+// killProcesses does nothing off Linux.
+func (l *Lab) killProcesses() {}
+
 // Do fails off Linux.
 func (l *Lab) Do(h *Host, fn func() error) error { return ErrUnsupported }
 
