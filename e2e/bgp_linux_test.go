@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/testbed"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // The BGP lab (testbed.StartBIRD): BIRD 2 in the router's namespace peers
@@ -589,4 +592,94 @@ func TestBGPWaitsForHealthChecks(t *testing.T) {
 	p.signal(syscall.SIGHUP)
 	waitNextHops(t, l, l.VIP, 1, 15*time.Second)
 	t.Logf("checks passing after SIGHUP: announced after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestBGPIPv6NextHopLate: an IPv6 VIP announced over the IPv4 session
+// (MP-BGP) with the director's global IPv6 address as next hop, where
+// that address came only after drlb started (at boot, duplicate address
+// detection can keep it tentative for a second or more). Until then
+// `drlb ctl bgp` says why the VIP is not announced; once the address is
+// there the router learns the route within a few seconds, and a client
+// reaches the service through it.
+func TestBGPIPv6NextHopLate(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 1, RoutedVIP: true, RealServers: 2})
+	bird := startBIRD(t, l)
+	d := l.Directors[0]
+	nh := testutil.NetlinkHandle(t, d.NS)
+	lk, err := nh.LinkByName(d.Iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := &netlink.Addr{IPNet: netlink.NewIPNet(d.IPv6.AsSlice()), Flags: unix.IFA_F_NODAD}
+	addr.IPNet.Mask = net.CIDRMask(64, 128)
+	if err := nh.AddrDel(lk, addr); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	cfg, sock := filepath.Join(dir, "d.yaml"), filepath.Join(dir, "d.sock")
+	var b strings.Builder
+	fmt.Fprintf(&b, "interface: %s\nbgp:\n  asn: %d\n  hold_time: %s\n  peers:\n    - {address: %s, asn: %d}\n",
+		d.Iface, testbed.DirectorASN, bgpHold, l.Router.IPv4, testbed.RouterASN)
+	fmt.Fprintf(&b, "services:\n  - vip: %s\n    port: %d\n    scheduler: mh\n    realservers:\n", l.VIP6, testbed.HTTPPort)
+	for _, rs := range l.RealServers {
+		fmt.Fprintf(&b, "      - {address: %s}\n", rs.IPv6)
+	}
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := runDirectorOn(t, l, d, len(l.RealServers), "run", "-c", cfg, "-ctl", sock)
+	const why = "no global address of this family"
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, _ := exec.Command(drlbBinary, "ctl", "-s", sock, "bgp").CombinedOutput()
+		if strings.Contains(string(out), "established") && strings.Contains(string(out), why) {
+			t.Logf("drlb ctl bgp before the address:\n%s", out)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drlb ctl bgp never said %q with the session established:\n%s", why, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := nextHops(t, l, l.VIP6); len(r) != 0 {
+		t.Fatalf("the router has next hops %v for %s before the director has an IPv6 address", r, l.VIP6)
+	}
+
+	if err := nh.AddrAdd(lk, addr); err != nil {
+		t.Fatal(err)
+	}
+	_, took, err := l.WaitNextHops(t.Context(), l.Router, l.VIP6, 1, 15*time.Second, 10*time.Millisecond)
+	if err != nil {
+		out, _ := exec.Command("birdc", "-s", bird.Socket, "show", "route", "all").CombinedOutput()
+		proto, _ := exec.Command("birdc", "-s", bird.Socket, "show", "protocols", "all", "director1").CombinedOutput()
+		t.Fatalf("router: %v\nbirdc show route all:\n%s\nbirdc show protocols all director1:\n%s", err, out, proto)
+	}
+	if r := nextHops(t, l, l.VIP6); len(r) != 1 || r[0] != d.IPv6 {
+		t.Fatalf("router's next hops for %s: %v, want %s", l.VIP6, r, d.IPv6)
+	}
+	t.Logf("address added: the router routes %s via %s %v later (the watch looks every %s)", l.VIP6, d.IPv6, took.Round(time.Millisecond), time.Second)
+	p.waitLog("bgp: next hop found on the interface", 1, time.Second)
+
+	hc := l.HTTPClient(l.Client)
+	hc.Timeout = requestTimeout
+	defer hc.CloseIdleConnections()
+	url := "http://" + netip.AddrPortFrom(l.VIP6, testbed.HTTPPort).String() + "/"
+	ok := 0
+	for range 10 {
+		resp, err := hc.Get(url)
+		if err != nil {
+			t.Errorf("GET %s: %v", url, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			ok++
+		}
+	}
+	t.Logf("client through the IPv6 route: %d of 10 requests answered", ok)
+	if ok != 10 {
+		t.Errorf("%d of 10 requests through %s answered", ok, l.VIP6)
+	}
 }

@@ -65,9 +65,10 @@ type BIRD struct {
 	stopped bool // Stop was called: no start any more
 }
 
-// BIRDConfig is the router's bird.conf: the kernel protocol merges the
-// directors' routes into one multipath route (merge paths on), and one
-// passive BGP session per director accepts what it announces.
+// BIRDConfig is the router's bird.conf: the kernel protocols merge the
+// directors' routes into one multipath route per VIP (merge paths on), and
+// one passive BGP session per director accepts what it announces, IPv4
+// and IPv6 VIPs.
 func (l *Lab) BIRDConfig(hold time.Duration) string {
 	if hold == 0 {
 		hold = DefaultBGPHold
@@ -77,6 +78,9 @@ func (l *Lab) BIRDConfig(hold time.Duration) string {
 	b.WriteString("protocol device { scan time 1; }\n")
 	// merge paths: one kernel route with a next hop per director.
 	b.WriteString("protocol kernel { ipv4 { import none; export all; }; merge paths on; learn off; }\n")
+	// IPv6 VIPs come over the same IPv4 sessions (MP-BGP, an IPv6 next
+	// hop on the LAN).
+	b.WriteString("protocol kernel { ipv6 { import none; export all; }; merge paths on; learn off; }\n")
 	for i, d := range l.Directors {
 		fmt.Fprintf(&b, `protocol bgp director%d {
 	local %s as %d;
@@ -85,6 +89,7 @@ func (l *Lab) BIRDConfig(hold time.Duration) string {
 	hold time %d; keepalive time 1;
 	error wait time 1, 2;
 	ipv4 { import all; export none; };
+	ipv6 { import all; export none; };
 }
 `, i+1, l.Router.IPv4, RouterASN, d.IPv4, DirectorASN, int(hold/time.Second))
 	}
@@ -208,10 +213,14 @@ func (r Route) String() string {
 // routeProtos names the route protocols (rtnetlink RTPROT_*) the lab meets.
 var routeProtos = map[netlink.RouteProtocol]string{2: "kernel", 3: "boot", 4: "static", 12: "bird", 186: "bgp"}
 
-// routeTo reads h's route to dst/32 through nh.
+// routeTo reads h's route to dst (a host route: /32, /128) through nh.
 func routeTo(nh *netlink.Handle, dst netip.Addr) (Route, error) {
 	r := Route{Dst: dst}
-	routes, err := nh.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: &net.IPNet{IP: dst.AsSlice(), Mask: net.CIDRMask(32, 32)}}, netlink.RT_FILTER_DST)
+	family, bits := netlink.FAMILY_V4, 32
+	if dst.Is6() {
+		family, bits = netlink.FAMILY_V6, 128
+	}
+	routes, err := nh.RouteListFiltered(family, &netlink.Route{Dst: &net.IPNet{IP: dst.AsSlice(), Mask: net.CIDRMask(bits, bits)}}, netlink.RT_FILTER_DST)
 	if err != nil {
 		return r, err
 	}
