@@ -337,11 +337,18 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 		s.live.Store(anyLive(snap))
 		// A service whose scheduler would be built from the same snapshot
 		// keeps the one it has (no Maglev rebuild, rr keeps its place).
+		// Otherwise the new one continues from it (same algorithm: rr
+		// after its last pick, wrr at its current weight); picks made
+		// on it between now and the swap are not seen.
 		if o != nil && o.cfg.Scheduler == sc.Scheduler && o.cfg.SchedOptions == sc.SchedOptions &&
 			slices.Equal(o.snapshot(), snap) && o.sched.Load() != nil {
 			s.sched.Store(o.sched.Load())
 		} else {
-			sched, err := scheduler.New(sc.Scheduler, snap, sc.SchedOptions)
+			var prev scheduler.Scheduler
+			if o != nil {
+				prev = o.sched.Load()
+			}
+			sched, err := scheduler.NewAfter(sc.Scheduler, snap, sc.SchedOptions, prev)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("forwarder: service %s: %w", s.name(), err)
 			}

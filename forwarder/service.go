@@ -267,12 +267,14 @@ func (s *service) sorryGone(r *realServer) bool {
 }
 
 // rebuildScheduler swaps in a scheduler built from the current weights and
-// availability. Pickers keep using the old one until the swap.
+// availability, continuing from the one it replaces (rr after its last
+// pick, wrr at its current weight: scheduler.NewAfter). Pickers keep using
+// the old one until the swap.
 func (s *service) rebuildScheduler() error {
 	s.rebuild.Lock()
 	defer s.rebuild.Unlock()
 	snap := s.snapshot()
-	sc, err := scheduler.New(s.cfg.Scheduler, snap, s.cfg.SchedOptions)
+	sc, err := scheduler.NewAfter(s.cfg.Scheduler, snap, s.cfg.SchedOptions, s.sched.Load())
 	if err != nil {
 		return err
 	}

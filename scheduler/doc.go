@@ -14,7 +14,9 @@
 // health builds a new one, which is swapped in with Handle.Store. That keeps
 // Pick lock-free and allocation-free: rr and wrr advance an atomic position,
 // lc, wlc, sed and nq read live counts through Load, and sh and mh look the
-// flow's hash up in a table built once.
+// flow's hash up in a table built once. NewAfter builds the replacement
+// from where the old one is, as IPVS keeps its place across edits: rr
+// continues after its last pick, wrr keeps its current weight.
 //
 // sh and mh are consistent (see Traits): their pick is a pure function
 // of the snapshot (addresses, weights, availability) and the flow. Hashes use

@@ -152,6 +152,44 @@ func New(name string, servers []Server, opts Options) (Scheduler, error) {
 	return a.build(snap, opts)
 }
 
+// NewAfter builds the scheduler called name as New does, continuing from
+// prev, the one it replaces (nil: none), as IPVS's schedulers carry their
+// state across edits of a service's destinations:
+//
+//   - rr continues after the server prev picked last (or, before its first
+//     pick, the one prev itself continued after): the next pick is the
+//     first usable server after it in snapshot order. If that server is
+//     not in servers any more, it continues after the nearest server before
+//     it that is (ip_vs_rr_del_dest), from the first server when none is.
+//   - wrr starts its scan at the first server again but keeps its current
+//     weight, fitted to the new weights (ip_vs_wrr_dest_changed).
+//
+// Servers are matched between prev's snapshot and servers by address when
+// the addresses within each are distinct (as the forwarder's are), else by
+// position when both have the same length, else not at all (rr starts at
+// the first server). A prev of another algorithm is ignored, and so is
+// prev by the other algorithms.
+//
+// NewAfter only reads prev, which pickers may go on using meanwhile: a
+// pick on prev after NewAfter read its position is not seen, so the
+// server it picked may be picked again once.
+func NewAfter(name string, servers []Server, opts Options, prev Scheduler) (Scheduler, error) {
+	s, err := New(name, servers, opts)
+	if err != nil || prev == nil || prev.Name() != name {
+		return s, err
+	}
+	if r, ok := s.(resumer); ok {
+		r.resume(prev)
+	}
+	return s, nil
+}
+
+// resumer is a scheduler that continues from the one it replaces. resume
+// runs once, before the scheduler is shared; prev has the same Name.
+type resumer interface {
+	resume(prev Scheduler)
+}
+
 // Handle holds the current scheduler of a virtual service. Pickers Load it
 // without locks while a rebuild Stores a new one.
 type Handle struct{ p atomic.Pointer[Scheduler] }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"math"
+	"net/netip"
 	"slices"
 )
 
@@ -81,4 +82,39 @@ func gcd(a, b int64) int64 {
 		a, b = b, a%b
 	}
 	return a
+}
+
+// matcher returns how a scheduler built from snapshot to finds the
+// servers of snapshot from, the one it replaces: the index in to of from's
+// server i, -1 when to has none. Servers are matched by address when the
+// addresses within each snapshot are distinct, else by position when both
+// have the same length; nil when neither.
+func matcher(from, to []Server) func(i int) int {
+	if at, ok := addrIndex(to); ok {
+		if _, ok := addrIndex(from); ok {
+			return func(i int) int {
+				if j, ok := at[from[i].Addr]; ok {
+					return j
+				}
+				return -1
+			}
+		}
+	}
+	if len(from) == len(to) {
+		return func(i int) int { return i }
+	}
+	return nil
+}
+
+// addrIndex maps the addresses of servers to their indices; false when
+// two servers have the same address.
+func addrIndex(servers []Server) (map[netip.Addr]int, bool) {
+	at := make(map[netip.Addr]int, len(servers))
+	for i, s := range servers {
+		if _, dup := at[s.Addr]; dup {
+			return nil, false
+		}
+		at[s.Addr] = i
+	}
+	return at, true
 }
