@@ -162,6 +162,9 @@ type Resolver struct {
 	sip4    netip.Addr // sender IP of ARP requests: cfg.IPv4 or 0.0.0.0
 	sip6    netip.Addr // source of solicitations: cfg.IPv6 or ::
 	refresh time.Duration
+	// horizon is the furthest ahead of now an entry's next action is
+	// ever scheduled (clockSetBack).
+	horizon time.Duration
 	wake    chan struct{}
 
 	// table is what Lookup reads: rebuilt (copy on write) under mu on
@@ -253,6 +256,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	// Refresh requests are spread over the last third of the lifetime
 	// (MaxProbes of them), but never closer than RetryInterval.
 	r.refresh = max(cfg.RetryInterval, (cfg.Lifetime-cfg.RefreshAfter)/time.Duration(cfg.MaxProbes))
+	r.horizon = max(cfg.Lifetime, cfg.RefreshAfter, cfg.FailedRetry, cfg.RetryInterval) + time.Second
 	empty := map[netip.Addr]MAC{}
 	r.table.Store(&empty)
 	return r, nil
@@ -369,6 +373,7 @@ func (r *Resolver) Tick(now time.Time) (next time.Time, err error) {
 		if e.state == StatePermanent {
 			continue
 		}
+		r.clockSetBack(e, now)
 		if !e.next.IsZero() && now.Before(e.next) {
 			next = earliest(next, e.next)
 			continue
@@ -419,6 +424,23 @@ func (r *Resolver) Tick(now time.Time) (next time.Time, err error) {
 	r.mu.Unlock()
 	r.emit()
 	return next, errors.Join(errs...)
+}
+
+// clockSetBack brings e's times back to now where they are ahead of it
+// by more than any schedule puts them: HandleAt's come from the batches'
+// wall clock, and a clock set back (an NTP step at boot) left the entry
+// neither refreshed nor found failed until the clock caught up, an hour
+// for a step of an hour. A refresh is then due at once.
+func (r *Resolver) clockSetBack(e *entry, now time.Time) {
+	if e.confirmed.After(now) {
+		e.confirmed = now
+	}
+	if e.asked.After(now) {
+		e.asked = now
+	}
+	if e.next.Sub(now) > r.horizon {
+		e.next = now
+	}
 }
 
 // ask sends one request for addr: broadcast (ARP) or to the solicited-node

@@ -165,3 +165,22 @@ func TestResolverClaimFloodWakesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestResolverClockSetBack: the wall clock steps back an hour (NTP at
+// boot) after an entry was confirmed. The entry is refreshed at once and,
+// with its server gone, fails within a Lifetime of the step, not an hour
+// later when the clock caught up with the times HandleAt stamped.
+func TestResolverClockSetBack(t *testing.T) {
+	f := newFixture(t, nil)
+	f.resolve(rs1IP, rs1MAC, t0)
+	back := t0.Add(-time.Hour)
+	if fr := f.tick(back); len(fr) != 1 {
+		t.Fatalf("after the clock stepped back an hour: %d requests, want the refresh at once", len(fr))
+	}
+	for at := back; at.Before(back.Add(DefaultLifetime + (DefaultMaxProbes+2)*DefaultRetryInterval)); at = at.Add(100 * time.Millisecond) {
+		f.tick(at)
+	}
+	if s := f.state(rs1IP); s != StateFailed {
+		t.Errorf("state %v a Lifetime after the step, with no answer: want failed", s)
+	}
+}
