@@ -82,8 +82,26 @@ func (r *runner) narration(client netip.AddrPort) {
 			}
 			continue
 		}
-		// "forward existing tcp ... [.] | real server ..."
-		fmt.Fprintf(w, "  %s | %s\n", parts[0], strings.Join(parts[2:min(3, len(parts))], ""))
+		// "forward existing tcp ... [.] | real server ...". Not every
+		// line has three parts (step.Narrator: a pass has two, a drop
+		// before any service was found one): parts[2:min(3, len)] panicked
+		// on one part and dropped the second of two. Show the real server
+		// where there is one, else the line's last part, else the line.
+		tail := ""
+		if len(parts) > 1 {
+			tail = parts[len(parts)-1]
+		}
+		for _, p := range parts[1:] {
+			if strings.HasPrefix(p, "real server ") {
+				tail = p
+				break
+			}
+		}
+		if tail == "" {
+			fmt.Fprintf(w, "  %s\n", parts[0])
+			continue
+		}
+		fmt.Fprintf(w, "  %s | %s\n", parts[0], tail)
 	}
 	if n == 0 {
 		fmt.Fprintf(w, "  (no trace lines for it: see %s)\n", r.logPath)

@@ -218,7 +218,7 @@ func (r *runner) copiesDiagram(twice, once *copiesResult) *seqDiagram {
 	rs1 := l.RealServers[0]
 	d := &seqDiagram{lanes: lanes(l, l.Router, l.Director, rs1)}
 	const router, director, rs = 0, 1, 2
-	phase := func(res *copiesResult) {
+	phase := func(res *copiesResult, blackhole bool) {
 		if len(res.answers) == 0 {
 			return
 		}
@@ -235,13 +235,16 @@ func (r *runner) copiesDiagram(twice, once *copiesResult) *seqDiagram {
 			}
 			d.msg(director, rs, kindBad, synLabel(f, ": the kernel's copy, routed"), ethLine(f))
 		}
-		if len(res.syn) == 1 {
+		// Only after the fix is a single copy the blackhole route's doing:
+		// before it, one copy means the trap did not show, and the drawing
+		// claimed a blackhole route that did not exist.
+		if len(res.syn) == 1 && blackhole {
 			d.msg(director, rs, kindBad, "the kernel's copy: blackhole route, dropped", "").stub = true
 		}
 	}
-	phase(twice)
+	phase(twice, false)
 	d.note("The fix: drlb run -blackhole-vip (forwarding stays on): the kernel's route for the VIP is a blackhole.")
-	phase(once)
+	phase(once, true)
 	return d
 }
 

@@ -41,7 +41,13 @@ func (r *runner) restart(ctx context.Context) error {
 	fmt.Fprintln(w, "open connection is not a SYN, and rr keeps no memory of where it sent it: picking the")
 	fmt.Fprintln(w, "next server in turn would reach one that never heard of the connection (and resets it),")
 	fmt.Fprintln(w, "so drlb drops the packet and counts it (no-conn). The client retransmits into the void;")
-	fmt.Fprintln(w, "the real servers still hold the connections. IPVS without connection sync does the same.")
+	// IPVS does not drop such a packet: it schedules only SYNs (without
+	// sloppy_tcp) and hands the rest to the director's own stack, which
+	// holds the VIP and resets the connection (ARCHITECTURE.md, IPVS
+	// semantics). The old line said IPVS "does the same".
+	fmt.Fprintln(w, "the real servers still hold the connections. IPVS without connection sync breaks them")
+	fmt.Fprintln(w, "too, but loudly: it hands such a packet to the director's own stack, which holds the VIP")
+	fmt.Fprintln(w, "and answers with a reset.")
 	r.checks.add("rr: the restart breaks every open connection", rr.survived == 0 && rr.counters["no-conn"] >= uint64(restartConns),
 		"%d of %d answered within %v; no-conn drops %d", rr.survived, restartConns, restartWait, rr.counters["no-conn"])
 
@@ -289,7 +295,16 @@ func (r *runner) restartDiagram(runs ...*restartResult) *seqDiagram {
 				}
 				d.msg(director, lane[rs.Name], kindReq, "forwarded: "+how, ethLine(out))
 			} else if !before {
-				d.msg(director, lane[rs.Name], kindBad, "no entry, "+run.sched+" cannot place it: dropped (no-conn)", "").stub = true
+				// rs is nil when connection #1 got no answer before the
+				// restart: the stub starts at the director either way, so
+				// draw it towards the director's own lane rather than
+				// dereference a missing real server (that panicked just
+				// before the check table was printed).
+				to := director
+				if rs != nil {
+					to = lane[rs.Name]
+				}
+				d.msg(director, to, kindBad, "no entry, "+run.sched+" cannot place it: dropped (no-conn)", "").stub = true
 				d.note(fmt.Sprintf("The client retransmits; after %v it gives up: the connection is broken.", restartWait))
 				return
 			}

@@ -98,22 +98,25 @@ func (in *walkInput) walkARP(w io.Writer, cs *checks) {
 		}
 	}
 	// The broadcast reached every real server too: they must stay silent.
+	// The question is the router's (drlb's gratuitous ARP is a request for
+	// the VIP too, broadcast again a second after start); an answer is
+	// one this server sent (src), not one it saw. A server's answer is not
+	// added to foreign: the router's capture already counted it once.
 	silent := 0
 	for _, name := range in.order {
 		heard, said := 0, 0
 		for i := range in.reals[name] {
 			f := &in.reals[name][i]
 			switch {
-			case f.arpOp == arpRequest && f.arpTargetIP == vip && !f.at.Before(in.flushed):
+			case f.arpOp == arpRequest && f.arpTargetIP == vip && bytes.Equal(f.src, in.routerLANMAC) && !f.at.Before(in.flushed):
 				heard++
-			case f.arpOp == arpReply && f.arpSenderIP == vip:
+			case f.arpOp == arpReply && f.arpSenderIP == vip && in.names[f.src.String()] == name:
 				said++
 			}
 		}
 		if said == 0 {
 			silent++
 		}
-		foreign += said
 		fmt.Fprintf(w, "  %-9s heard the question %d time(s), answered %d\n", name, heard, said)
 	}
 	fmt.Fprintln(w)
@@ -121,7 +124,7 @@ func (in *walkInput) walkARP(w io.Writer, cs *checks) {
 	fmt.Fprintln(w, "Why it matters: if a real server answered too (\"ARP flux\"), the router would send")
 	fmt.Fprintln(w, "clients straight to that server, bypassing the balancer, and flip between answers.")
 	fmt.Fprintln(w)
-	cs.add("ARP for the VIP answered by the director only", director > 0 && foreign == 0,
+	cs.add("ARP for the VIP answered by the director only", director > 0 && foreign == 0 && silent == len(in.order),
 		"director %d, others %d; %d/%d real servers silent", director, foreign, silent, len(in.order))
 }
 

@@ -122,3 +122,39 @@ func TestWalkMissingHops(t *testing.T) {
 		t.Fatalf("missing hops not reported:\n%s", out.String())
 	}
 }
+
+// TestWalkARPCountsOnlyTheRouter: what a real server "heard" is the
+// router's question, not drlb's gratuitous ARP (a request for the VIP
+// too, broadcast, sent again a second later while the requests run); what
+// it "answered" is what it sent, not an answer by someone else it saw;
+// and one foreign answer is counted once, not once where it was sent and
+// again where it was received.
+func TestWalkARPCountsOnlyTheRouter(t *testing.T) {
+	in := scenario{}.input(t)
+	at := in.flushed.Add(2 * time.Millisecond)
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	garp := parseFrame(at, framegen.ARPRequest(framegen.L2{Src: macDirector, Dst: bcast}, testVIP.Addr(), testVIP.Addr()))
+	flooded := parseFrame(at, makeARPReply(macDirector, macRouter, testVIP.Addr(), testRouter))
+	in.reals["rs1"] = append(in.reals["rs1"], garp, flooded)
+	in.reals["rs2"] = append(in.reals["rs2"], garp)
+	var out bytes.Buffer
+	cs := walk(&out, in)
+	for _, want := range []string{"rs1       heard the question 1 time(s), answered 0", "rs2       heard the question 1 time(s), answered 0"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("walk output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, c := range cs {
+		if c.name == "ARP for the VIP answered by the director only" && !c.ok {
+			t.Errorf("drlb's own ARP seen at a real server counted against it: %s", c.detail)
+		}
+	}
+
+	in = scenario{foreignARP: true}.input(t)
+	out.Reset()
+	for _, c := range walk(&out, in) {
+		if c.name == "ARP for the VIP answered by the director only" && (c.ok || !strings.Contains(c.detail, "others 1;") || !strings.Contains(c.detail, "1/2 real servers silent")) {
+			t.Errorf("one answer by rs2: ok=%v %q, want a failure naming 1 other answer and 1/2 silent", c.ok, c.detail)
+		}
+	}
+}
