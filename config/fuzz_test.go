@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// FuzzParse: no input panics; what parses validates, and survives the trip
-// through FormatIPVSADM with its services unchanged.
+// FuzzParse: no input panics; what parses validates, parses the same
+// again, has a Clone equal to it (and no restart-only change against it),
+// and survives the trip through FormatIPVSADM with its services unchanged.
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
 	for _, name := range files {
@@ -46,6 +47,7 @@ func FuzzParse(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("Parse accepted a config that does not validate: %v\n%s", err, data)
 		}
+		checkCloneAndReparse(t, "fuzz", data)
 		text := FormatIPVSADM(c)
 		back, err := Parse("formatted", []byte(text))
 		if err != nil {

@@ -3,6 +3,8 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -17,12 +19,37 @@ func Load(path string) (*Config, error) {
 // LoadWithWarnings is Load that also returns the warnings (see
 // ParseWithWarnings).
 func LoadWithWarnings(path string) (*Config, []Warning, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfig(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	return ParseWithWarnings(path, data)
 }
+
+// readConfig reads at most maxConfigBytes of the file at path and one
+// more, as the keepalived.conf reader reads its includes: os.ReadFile of
+// /dev/zero, or of a capture named by mistake, read until the process
+// was out of memory, and a SIGHUP reload took the running director with
+// it. A pipe (drlb check -c <(...)) is still read, to its end.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigBytes {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d MiB: not a configuration file", maxConfigBytes>>20)}
+	}
+	return data, nil
+}
+
+// maxConfigBytes bounds the file Load reads (the keepalived.conf reader
+// bounds its includes alike).
+const maxConfigBytes = kaMaxBytes
 
 // Parse reads a configuration named name (used in messages) in any of the
 // three formats: keepalived.conf when the name ends in .conf or the first

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drlb/drlb/scheduler"
 )
 
 // Limits that keep a config from asking for absurd resources.
@@ -132,6 +135,9 @@ func validateConfig(c *Config, file string, at sites, emptyOK bool) error {
 		}
 		seen[k] = i
 	}
+	if err := v.servers(c); err != nil {
+		return err
+	}
 	if err := v.bgp(c); err != nil {
 		return err
 	}
@@ -156,6 +162,24 @@ func (v *validator) service(s *Service, path string) error {
 	}
 	if field, err := schedulerProblem(s); err != nil {
 		return v.fail(path+"."+field, s.Line, s.Scheduler, "%v", err)
+	}
+	if s.Scheduler == "mh" {
+		// Maglev gives every server with a weight a slot at least: the
+		// forwarder refuses to build a smaller table (scheduler.New), so
+		// without this drlb check said ok and drlb run (or the reload)
+		// failed, naming no line.
+		m, n := s.SchedOptions.TableSize, 0
+		if m == 0 {
+			m = scheduler.DefaultTableSize
+		}
+		for _, r := range s.RealServers {
+			if r.Weight > 0 {
+				n++
+			}
+		}
+		if n > m {
+			return v.fail(path+".mh_table_size", s.Line, strconv.Itoa(m), "a maglev table of %d slots is smaller than the %d real servers with a weight: each needs a slot (give a prime of at least %d)", m, n, n)
+		}
 	}
 	switch {
 	case s.Persistence < 0 || s.Persistence > maxPersistence:
@@ -195,6 +219,66 @@ func (v *validator) service(s *Service, path string) error {
 	}
 	if ss := s.SorryServer; ss != nil {
 		return v.sorryServer(s, ss, path+".sorry_server")
+	}
+	return nil
+}
+
+// servers checks what the services say about one address against each
+// other (v.service checks each service alone; one real server may serve
+// several services):
+//   - a real or sorry server is no VIP of any service: the director
+//     answers ARP/NDP for every VIP and sends gratuitous ARP for it (or,
+//     with bgp:, routes it to itself), so it would take that server's own
+//     address from it on the LAN, and the frames it forwards "to" it;
+//   - one address has one static MAC: the neighbor table holds one entry
+//     per address (the last static MAC won there) while each service
+//     forwarded to its own, so two services sent one server's frames to
+//     two stations.
+func (v *validator) servers(c *Config) error {
+	vips := make(map[netip.Addr]int, len(c.Services))
+	for i := range c.Services {
+		if _, ok := vips[c.Services[i].VIP]; !ok {
+			vips[c.Services[i].VIP] = i
+		}
+	}
+	type staticMAC struct {
+		mac  net.HardwareAddr
+		path string
+		line int
+	}
+	macs := map[netip.Addr]staticMAC{}
+	check := func(svc int, addr netip.Addr, mac net.HardwareAddr, line int, path string) error {
+		// Blame the later of the two, as for duplicates (with drlb ctl,
+		// a -A just given is the later).
+		if k, ok := vips[addr]; ok && k > svc {
+			return v.fail("services["+strconv.Itoa(k)+"].vip", c.Services[k].Line, addr.String(), "is the address of %s%s: the director answers for a VIP, so it would take that server's address from it", path, lineNote(line))
+		} else if ok {
+			return v.fail(path+".address", line, addr.String(), "is the VIP of services[%d]%s: the director answers for a VIP, so it would take this server's address from it", k, lineNote(c.Services[k].Line))
+		}
+		if mac == nil {
+			return nil
+		}
+		if m, ok := macs[addr]; !ok {
+			macs[addr] = staticMAC{mac, path, line}
+		} else if !bytes.Equal(m.mac, mac) {
+			return v.fail(path+".mac", line, mac.String(), "%s%s gives %s the MAC %s: one address has one MAC", m.path, lineNote(m.line), addr, m.mac)
+		}
+		return nil
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		path := "services[" + strconv.Itoa(i) + "]"
+		for j := range s.RealServers {
+			r := &s.RealServers[j]
+			if err := check(i, r.Address, r.MAC, r.Line, path+".realservers["+strconv.Itoa(j)+"]"); err != nil {
+				return err
+			}
+		}
+		if ss := s.SorryServer; ss != nil {
+			if err := check(i, ss.Address, ss.MAC, ss.Line, path+".sorry_server"); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -290,7 +374,15 @@ func (v *validator) check(s *Service, c *Check, line int, path string) error {
 	case udp && c.Reply != nil && !c.RequireReply:
 		return v.fail(path+".reply", line, hexText(c.Reply), "an expected reply needs require_reply")
 	case udp && (c.ReplyMin < 0 || c.ReplyMax < c.ReplyMin || c.ReplyMax > 65535):
-		return v.fail(path+".reply_max_length", line, strconv.Itoa(c.ReplyMax), "reply lengths must be 0 <= min (%d) <= max <= 65535", c.ReplyMin)
+		// Blame the length that is wrong: a min the file wrote above the
+		// max it left at its default (255) is the min's fault; naming
+		// reply_max_length "255", which the file never wrote, sent the
+		// reader to the check's first line looking for it.
+		f, n := ".reply_max_length", c.ReplyMax
+		if c.ReplyMin < 0 || c.ReplyMax <= 65535 && v.has(path+".reply_min_length") && !v.has(path+".reply_max_length") {
+			f, n = ".reply_min_length", c.ReplyMin
+		}
+		return v.fail(path+f, line, strconv.Itoa(n), "reply lengths must be 0 <= min (%d) <= max (%d) <= 65535", c.ReplyMin, c.ReplyMax)
 	case !dns && (c.DNSName != "" || c.DNSType != "" || v.has(path+".name") || v.has(path+".record")):
 		f, value := ".name", c.DNSName
 		if c.DNSName == "" && !v.has(path+".name") {

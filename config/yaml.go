@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/drlb/drlb/scheduler"
 	"go.yaml.in/yaml/v3"
@@ -44,6 +45,9 @@ type field struct {
 
 func parseYAML(file string, data []byte) (*Config, sites, error) {
 	r := &yamlReader{file: file, at: sites{}, budget: 1000 + 4*len(data)}
+	if err := r.text(data); err != nil {
+		return nil, nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := decodeNode(dec, &doc); err != nil {
@@ -113,6 +117,48 @@ func parseYAML(file string, data []byte) (*Config, sites, error) {
 		}
 	}
 	return c, r.at, nil
+}
+
+// text refuses what the YAML library refuses as it reads the bytes (not
+// UTF-8; a character YAML does not print, such as NUL or another control
+// character), placed: the library's message for these names no line, so a
+// stray Latin-1 byte in a long file could not be found from it. Lines are
+// counted at YAML's line breaks, columns in characters, as the library
+// counts them. A file starting with a UTF-16 byte order mark is left to
+// the library, which decodes it.
+func (r *yamlReader) text(data []byte) error {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return nil
+	}
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		c, size := utf8.DecodeRune(data[i:])
+		switch {
+		case c == utf8.RuneError && size <= 1:
+			return &Error{File: r.file, Line: line, Column: col, Msg: fmt.Sprintf("not UTF-8 text (byte 0x%02x): a YAML file is UTF-8", data[i])}
+		case !yamlPrintable(c):
+			return &Error{File: r.file, Line: line, Column: col, Msg: fmt.Sprintf("control character %U: not allowed in YAML", c)}
+		}
+		i += size
+		switch {
+		case c == '\r' && i < len(data) && data[i] == '\n':
+			col++ // the \n ends the line
+		case c == '\n' || c == '\r' || c == '\u0085' || c == '\u2028' || c == '\u2029':
+			line, col = line+1, 1
+		default:
+			col++
+		}
+	}
+	return nil
+}
+
+// yamlPrintable is YAML 1.1's set of characters a stream may hold (the
+// library's reader check): tab, line feed, carriage return, printable
+// ASCII, NEL and the non-control, non-surrogate rest of Unicode but
+// U+FFFE and U+FFFF.
+func yamlPrintable(c rune) bool {
+	return c == '\t' || c == '\n' || c == '\r' || c >= 0x20 && c <= 0x7e || c == 0x85 ||
+		c >= 0xa0 && c <= 0xd7ff || c >= 0xe000 && c <= 0xfffd || c >= 0x10000 && c <= 0x10ffff
 }
 
 // decodeNode reads one document. A panic inside the YAML library must not
