@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -144,12 +145,26 @@ const (
 	rejMalformed
 )
 
+// maxSyncKeyFile bounds ha.sync.key_file: a key is tens of bytes.
+const maxSyncKeyFile = 64 << 10
+
 // ReadSyncKey reads ha.sync.key_file: the shared secret, trailing
 // whitespace removed; at least connsync.MinKeyLen bytes.
 func ReadSyncKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("ha.sync.key_file: %w (sync is refused without a key)", err)
+	}
+	defer f.Close()
+	// Bounded: a key_file naming /dev/urandom itself, or a large file by
+	// mistake, was read until the process ran out of memory, at start
+	// or at a reload.
+	b, err := io.ReadAll(io.LimitReader(f, maxSyncKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("ha.sync.key_file: %w (sync is refused without a key)", err)
+	}
+	if len(b) > maxSyncKeyFile {
+		return nil, fmt.Errorf("ha.sync.key_file %s: larger than %d bytes: not a key (head -c 32 /dev/urandom | base64 > %s)", path, maxSyncKeyFile, path)
 	}
 	b = bytes.TrimRight(b, " \t\r\n")
 	if len(b) < connsync.MinKeyLen {

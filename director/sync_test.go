@@ -271,6 +271,11 @@ func TestSyncRefused(t *testing.T) {
 	if _, err := ReadSyncKey(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing key file accepted")
 	}
+	// An endless file (key_file: /dev/zero by mistake) is refused, not
+	// read until memory runs out.
+	if _, err := ReadSyncKey("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a key") {
+		t.Errorf("key file /dev/zero: %v, want refused as not a key", err)
+	}
 	path := filepath.Join(dir, "good")
 	_ = os.WriteFile(path, append(syncKey, '\n'), 0o600)
 	if k, err := ReadSyncKey(path); err != nil || !bytes.Equal(k, syncKey) {
