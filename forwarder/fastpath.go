@@ -62,7 +62,7 @@ func (f *Forwarder) fastExisting(st *state, frame []byte, m *Meta, now int64) (R
 		return Result{}, false
 	}
 	dirMAC := macAt(frame[0:6])
-	if f.own != 0 && macAt(frame[6:12]) == f.own || f.mac != 0 && dirMAC != f.mac {
+	if f.own != 0 && macAt(frame[6:12]) == f.own || f.mac != 0 && dirMAC != f.mac || frame[0]&1 != 0 {
 		return Result{}, false
 	}
 	vip := netip.AddrFrom16(k.VIP)

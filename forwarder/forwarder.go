@@ -318,7 +318,11 @@ func (f *Forwarder) process(frame []byte, m *Meta) Result {
 	if f.own != 0 && macAt(frame[6:12]) == f.own {
 		return f.result(Drop, ReasonOwnFrame, -1, -1)
 	}
-	if f.mac != 0 && dirMAC != f.mac {
+	// A group address (broadcast, multicast: the I/G bit) is never the
+	// director's, even when its MAC is each frame's destination (f.mac
+	// 0): forwarded, the frame left with it as its source MAC. IPVS
+	// takes PACKET_HOST frames only.
+	if f.mac != 0 && dirMAC != f.mac || frame[0]&1 != 0 {
 		return f.result(Pass, ReasonNotOurs, -1, -1)
 	}
 
@@ -707,7 +711,11 @@ func (f *Forwarder) icmpError(st *state, p *packet, now int64) Result {
 	f.setKey(&f.key, in)
 	if e := f.table.Lookup(&f.key, now); e != nil && e.Service == s.slot {
 		if ref := s.ref(e.Real); ref.r != nil {
-			if ref.idx >= 0 && ref.r.usable() && !ref.r.drainOver(now) {
+			// Gone as connection() has it: removed, failed or drained
+			// out. A server whose MAC is unknown is not gone (usable() here
+			// made it server-gone): Process drops the error as
+			// no-mac, as it does the connection's own packets.
+			if ref.idx >= 0 && ref.r.available.Load() && !ref.r.drainOver(now) {
 				return f.result(Forward, ReasonICMP, s.idx, int(ref.idx))
 			}
 			return f.result(Drop, ReasonServerGone, s.idx, int(ref.idx))

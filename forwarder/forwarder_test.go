@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -159,6 +160,30 @@ func TestNotForUs(t *testing.T) {
 	}
 	if f.TableLen() != 0 {
 		t.Errorf("%d connection entries, want none", f.TableLen())
+	}
+}
+
+// TestGroupDestinationNotOurs: a frame to a broadcast or multicast MAC is
+// not the director's (IPVS takes PACKET_HOST only), also when the
+// director's MAC is each frame's destination (Options.MAC nil): forwarded,
+// it left with that group address as its source MAC, which no station
+// may send from.
+func TestGroupDestinationNotOurs(t *testing.T) {
+	for _, opts := range []Options{{}, {MAC: directorMAC}} {
+		f := newForwarder(t, testConfig("rr", 2), opts)
+		c := client(0, 1000)
+		process(t, f, syn(c), t0) // an open connection: the fast path's case too
+		for _, dst := range []net.HardwareAddr{
+			{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+			{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01},
+			{0x33, 0x33, 0x00, 0x00, 0x00, 0x01},
+		} {
+			for _, frame := range [][]byte{syn(client(1, 1000)), ack(c)} {
+				copy(frame[0:6], dst)
+				res, _ := process(t, f, frame, t0)
+				expect(t, res, Pass, ReasonNotOurs)
+			}
+		}
 	}
 }
 
@@ -553,6 +578,56 @@ func TestICMPFragNeededGoesToOwner(t *testing.T) {
 	}
 }
 
+// TestICMPErrorServerState: an ICMP error about a connection goes where
+// the connection's own packets go. Its server's MAC unresolved (ARP/NDP
+// unanswered, not gone) is no-mac, as for the connection's packets, not
+// server-gone; IPv6's packet too big finds its owner the same way.
+func TestICMPErrorServerState(t *testing.T) {
+	router, router6 := netip.MustParseAddr("198.18.1.1"), netip.MustParseAddr("2001:2:0:1::1")
+	c6 := netip.MustParseAddrPort("[2001:2:0:1::10]:4000")
+	tests := []struct {
+		name   string
+		v6     bool
+		unmac  bool // the owner's MAC becomes unknown
+		reason Reason
+	}{
+		{"ipv4 frag needed", false, false, ReasonICMP},
+		{"ipv6 packet too big", true, false, ReasonICMP},
+		{"ipv4 owner unresolved", false, true, ReasonNoMAC},
+		{"ipv6 owner unresolved", true, true, ReasonNoMAC},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForwarder(t, testConfig("rr", 3), Options{MAC: directorMAC})
+			var open, reply, icmp []byte
+			if tc.v6 {
+				open = framegen.TCP(toDir, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil)
+				reply = framegen.TCP(framegen.L2{Src: rsMACs[0], Dst: clientMAC}, netip.AddrPortFrom(vip6, 80), c6, "PA", 9, 2, make([]byte, 1400))
+				icmp = framegen.ICMPFragNeeded(toDir, router6, vip6, framegen.IPPacket(reply)[:1200], 1400)
+			} else {
+				c := client(0, 4000)
+				open = syn(c)
+				reply = framegen.TCP(framegen.L2{Src: rsMACs[0], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, make([]byte, 1400))
+				icmp = framegen.ICMPFragNeeded(toDir, router, vip, framegen.IPPacket(reply)[:28], 1400)
+			}
+			process(t, f, open, t0) // server 0 (rr)
+			if tc.unmac {
+				owner := netip.MustParseAddr("198.18.0.11")
+				if tc.v6 {
+					owner = netip.MustParseAddr("2001:2::11")
+				}
+				if err := f.SetMAC(owner, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, _ := process(t, f, icmp, t0+second)
+			if res.Reason != tc.reason || res.Real != 0 {
+				t.Fatalf("ICMP error: %v to %d, want %v to 0", res.Reason, res.Real, tc.reason)
+			}
+		})
+	}
+}
+
 func TestFragments(t *testing.T) {
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 200)
 	for _, sched := range []string{"rr", "sh"} {
@@ -719,6 +794,49 @@ func TestIPv6Fragments(t *testing.T) {
 	frags := framegen.IPv6Fragments(toDir, c, netip.AddrPortFrom(vip6, 53), payload, 1232, 9)
 	res, _ := process(t, f, frags[len(frags)-1], t0)
 	expect(t, res, Drop, ReasonFragNoFirst)
+}
+
+// TestIPv6FragmentsOptionsAfterFragmentHeader: a destination options
+// header in the fragmentable part (RFC 8200 4.5) is behind the fragment
+// header of the first fragment only, so the fragment header's next
+// header (60) differs from the first fragment's upper-layer protocol
+// (UDP). The fragments of a datagram are its source, destination and
+// identification (RFC 8200): the rest must follow the first, not be
+// dropped as frag-no-first.
+func TestIPv6FragmentsOptionsAfterFragmentHeader(t *testing.T) {
+	cfg := testConfig("rr", 3)
+	cfg.Services = append(cfg.Services, config.Service{VIP: vip6, Port: 53, Protocol: config.UDP, Scheduler: "rr", RealServers: cfg.Services[2].RealServers})
+	f := newForwarder(t, cfg, Options{})
+	src := netip.MustParseAddr("2001:2:0:1::10")
+	// Fragmentable part: destination options (8 bytes, PadN), UDP, payload.
+	udp := make([]byte, 8+1000)
+	binary.BigEndian.PutUint16(udp[0:], 5353)
+	binary.BigEndian.PutUint16(udp[2:], 53)
+	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
+	part := append([]byte{protoUDP, 0, 1, 4, 0, 0, 0, 0}, udp...)
+	frag := func(off int, data []byte, more bool) []byte {
+		b := append([]byte(nil), directorMAC...)
+		b = append(b, clientMAC...)
+		b = append(b, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, 44, 64)
+		binary.BigEndian.PutUint16(b[14+4:], uint16(8+len(data)))
+		b = append(b, src.AsSlice()...)
+		b = append(b, vip6.AsSlice()...)
+		fo := uint16(off/8) << 3
+		if more {
+			fo |= 1
+		}
+		b = append(b, 60, 0, byte(fo>>8), byte(fo), 0, 0, 0x12, 0x34)
+		return append(b, data...)
+	}
+	first, _ := process(t, f, frag(0, part[:512], true), t0)
+	expect(t, first, Forward, ReasonNew)
+	for _, fr := range [][]byte{frag(512, part[512:1000], true), frag(1000, part[1000:], false)} {
+		res, _ := process(t, f, fr, t0)
+		expect(t, res, Forward, ReasonFragment)
+		if res.Real != first.Real {
+			t.Fatalf("fragment went to %d, first to %d", res.Real, first.Real)
+		}
+	}
 }
 
 func TestRangeConnEntries(t *testing.T) {

@@ -32,6 +32,13 @@ type fragTable struct {
 }
 
 func fragKeyOf(p *packet) fragKey {
+	if p.family == 6 {
+		// RFC 8200 4.5: source, destination and identification. p.proto
+		// is the upper-layer protocol in the first fragment but the
+		// fragment header's next header in the others, which differ
+		// when extension headers follow the fragment header.
+		return fragKey{src: p.src.As16(), dst: p.dst.As16(), id: p.fragID}
+	}
 	return fragKey{src: p.src.As16(), dst: p.dst.As16(), id: p.fragID, proto: p.proto}
 }
 

@@ -29,12 +29,26 @@ func StateName(s uint8) string {
 	return "?"
 }
 
-// tcpNext returns the state after a client packet with flags.
+// tcpNext returns the state after a client packet with flags. Where drlb
+// has the state, it follows IPVS's input-only table (ip_vs_proto_tcp.c,
+// TCP_DIR_INPUT_ONLY); TestTCPNextFollowsIPVS holds it there.
 func tcpNext(state, flags uint8) uint8 {
 	switch {
 	case flags&tcpRST != 0:
+		if state == stateSynRecv {
+			// IPVS keeps SYN_RECV on a reset: a stale or blind reset
+			// in the handshake made a CLOSE entry that the
+			// connection's ACKs never left (CLOSE + ACK = CLOSE), so
+			// the live connection ended after tcp_close (10 s) idle.
+			return stateSynRecv
+		}
 		return stateClose
 	case flags&tcpFIN != 0:
+		if state == stateClose {
+			// IPVS: sCL. A FIN after a reset does not reopen the
+			// entry for FIN_WAIT's 120 s.
+			return stateClose
+		}
 		return stateFinWait
 	case flags&tcpSYN != 0:
 		if state == stateEstablished {

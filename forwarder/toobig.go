@@ -15,10 +15,13 @@ const TooBigMaxLen = wire.MaxEthernetLen + 1280
 // "fragmentation needed" with the next-hop MTU for IPv4, "packet too big"
 // for IPv6, sent from the VIP the packet was addressed to, back to the MAC
 // it came from, with the frame's VLAN tags. It returns the frame's length,
-// or 0 if frame is not such a packet or out is too short.
+// or 0 if frame is not such a packet or out is too short. An ICMP error
+// and a non-initial fragment are never answered (RFC 1122 3.2.2, RFC 4443
+// 2.4(e); IPVS's ensure_mtu_is_adequate skips both): they are dropped,
+// counted as too-big, with no reply.
 func (f *Forwarder) TooBig(frame, out []byte) int {
 	var p packet
-	if decode(frame, &p) != nil || f.mtu <= 0 || len(out) < TooBigMaxLen {
+	if decode(frame, &p) != nil || p.icmpErr || p.frag && !p.fragFirst || f.mtu <= 0 || len(out) < TooBigMaxLen {
 		return 0
 	}
 	// Ethernet: back where it came from, from the MAC it was sent to.

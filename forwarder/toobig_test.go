@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/wire"
 	"github.com/gopacket/gopacket"
@@ -108,5 +109,48 @@ func checkTooBig(t *testing.T, orig, reply []byte) {
 	}
 	if len(ip) > 1280 {
 		t.Fatalf("ICMPv6 error of %d bytes exceeds the minimum MTU", len(ip))
+	}
+}
+
+// TestTooBigNotAnswered: a frame over the MTU that must draw no ICMP error
+// is dropped without one: an ICMP error (RFC 1122 3.2.2, RFC 4443 2.4(e);
+// two hosts doing so could answer each other's errors) and a non-initial
+// fragment (RFC 1122 3.2.2; IPVS: "only send ICMP too big on first
+// fragment"), which quotes no ports and follows a first fragment that
+// drew the error already.
+func TestTooBigNotAnswered(t *testing.T) {
+	cfg := testConfig("rr", 2)
+	cfg.Services = append(cfg.Services, config.Service{VIP: vip6, Port: 53, Protocol: config.UDP, Scheduler: "rr", RealServers: cfg.Services[2].RealServers})
+	f := newForwarder(t, cfg, Options{MTU: 500})
+	c := client(0, 2000)
+	c6 := netip.MustParseAddrPort("[2001:2:0:1::10]:5353")
+	reply := framegen.TCP(framegen.L2{Src: rsMACs[0], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, make([]byte, 1400))
+	icmp := framegen.ICMPFragNeeded(toDir, netip.MustParseAddr("198.18.1.1"), vip, framegen.IPPacket(reply)[:548], 1400)
+	icmp[14+6] |= 0x40 // DF, as routers send them
+	payload := make([]byte, 3000)
+	frags := framegen.IPv4Fragments(toDir, client(1, 7000), netip.AddrPortFrom(vip, 53), payload, 1480, 5)
+	frags[1][14+6] |= 0x40 // DF on fragments: Linux refragmenting a DF packet
+	frags6 := framegen.IPv6Fragments(toDir, c6, netip.AddrPortFrom(vip6, 53), payload, 1232, 5)
+	process(t, f, syn(c), t0)
+	// The first fragments open the trains (over the MTU too: answered).
+	process(t, f, frags[0], t0)
+	process(t, f, frags6[0], t0)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"icmp error", icmp},
+		{"ipv4 non-initial fragment", frags[1]},
+		{"ipv6 non-initial fragment", frags6[1]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := f.Process(append([]byte(nil), tc.frame...), &Meta{Time: t0})
+			if res.Verdict != Drop {
+				t.Fatalf("%d bytes over a 500-byte MTU: %v/%v, want a drop", len(framegen.IPPacket(tc.frame)), res.Verdict, res.Reason)
+			}
+			if n := f.TooBig(tc.frame, make([]byte, TooBigMaxLen)); n != 0 {
+				t.Fatalf("TooBig answered with %d bytes", n)
+			}
+		})
 	}
 }
