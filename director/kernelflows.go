@@ -42,8 +42,9 @@ type kernelFlows struct {
 	add    []link.KernelFlow
 	del    []link.KernelFlowKey
 	// held are the flows a batch handed out, written once the batch's
-	// frames are sent (flushAfterFrames), or by the next flush, which
-	// writes them before anything else.
+	// frames are sent (flushAfterFrames). Another flush meanwhile
+	// (followFlows, the idle sweep, sync) leaves them held, but drops
+	// the ones it takes back, so that none is written after its removal.
 	held []link.KernelFlow
 }
 
@@ -67,14 +68,16 @@ func (d *Director) flushKernelFlowsBefore(w *worker, k *kernelFlows, beforeFrame
 	if k.failed {
 		return false
 	}
-	// Additions held from a batch go first: a removal here may be
-	// theirs.
-	if err := d.writeHeldFlows(k); err != nil {
-		d.kernelFlowsOff(w, k, err)
-		return false
+	if beforeFrames {
+		// Nothing is held between batches (flushAfterFrames ran);
+		// anything that were goes first, as a removal here may be its.
+		if err := d.writeHeldFlows(k); err != nil {
+			d.kernelFlowsOff(w, k, err)
+			return false
+		}
 	}
 	if len(add)+len(del) == 0 && !lost {
-		return false
+		return len(k.held) > 0
 	}
 	var err error
 	if lost {
@@ -93,6 +96,16 @@ func (d *Director) flushKernelFlowsBefore(w *worker, k *kernelFlows, beforeFrame
 				err = k.port.UpdateKernelFlows(nil, k.del)
 			}
 		} else {
+			// Not the held flows: this flush may run while the worker
+			// still sends the batch that handed them out (between its
+			// unlock and flushAfterFrames), and writing them here let
+			// the kernel forward a flow's next frames ahead of that
+			// batch's. The held ones this flush takes back are dropped
+			// instead (their removal is written all the same, a no-op),
+			// so that none is written after its removal.
+			k.held = slices.DeleteFunc(k.held, func(a link.KernelFlow) bool {
+				return slices.Contains(k.del, link.KernelFlowKey{Client: a.Client, VIP: a.VIP, Proto: a.Proto})
+			})
 			err = k.port.UpdateKernelFlows(k.add, k.del)
 		}
 	}

@@ -19,6 +19,10 @@ type orderSpy struct {
 	read, sent int
 	adds       [][2]int // (read, sent) at each write that hands out flows
 	dels       [][2]int // the same for writes that take flows back
+	// slow delays each write of frames (a send that takes a while, as a
+	// full TX ring's): the other writers of kernel flows (followFlows,
+	// every flowsEvery) run meanwhile.
+	slow time.Duration
 }
 
 func (p *orderSpy) ReadBatch(ctx context.Context, f []link.Frame) (int, error) {
@@ -30,6 +34,9 @@ func (p *orderSpy) ReadBatch(ctx context.Context, f []link.Frame) (int, error) {
 }
 
 func (p *orderSpy) WriteBatch(f []link.Frame) (int, error) {
+	if p.slow > 0 {
+		time.Sleep(p.slow)
+	}
 	n, err := p.flowPortSpy.WriteBatch(f)
 	p.mu.Lock()
 	for _, fr := range f[:max(n, 0)] {
@@ -61,9 +68,18 @@ func (p *orderSpy) UpdateKernelFlows(add []link.KernelFlow, del []link.KernelFlo
 // kernel forwards the flow's next frames ahead of it), and takes a flow
 // back before the frame that took it back goes (else the kernel forwards
 // frames behind drlb's back after a FIN).
-func TestKernelFlowsWrittenAroundFrames(t *testing.T) {
+func TestKernelFlowsWrittenAroundFrames(t *testing.T) { testKernelFlowsAroundFrames(t, 0) }
+
+// TestKernelFlowsWrittenAroundSlowFrames: also when followFlows flushes
+// while the worker still sends the batch that handed a flow out, the
+// flow waits for the batch's frames.
+func TestKernelFlowsWrittenAroundSlowFrames(t *testing.T) {
+	testKernelFlowsAroundFrames(t, 3*flowsEvery)
+}
+
+func testKernelFlowsAroundFrames(t *testing.T, slow time.Duration) {
 	dirPort, wire := link.Pipe()
-	spy := &orderSpy{flowPortSpy: &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}}
+	spy := &orderSpy{flowPortSpy: &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}, slow: slow}
 	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), spy, Options{IPv4: netip.MustParseAddr("198.18.0.2"), KernelFlows: true})
 	if err != nil {
 		t.Fatal(err)
@@ -108,5 +124,69 @@ func TestKernelFlowsWrittenAroundFrames(t *testing.T) {
 		if r[1] >= r[0] {
 			t.Errorf("a flow was taken back from the kernel with all %d frames read sent: after the frame that took it back", r[0])
 		}
+	}
+}
+
+// kernelMap is a FlowPort whose kernel side keeps the flows written, as
+// the kernel's map would (removals before additions, as link's update).
+type kernelMap struct {
+	*flowPortSpy
+	flows map[link.KernelFlowKey]bool
+}
+
+func (p *kernelMap) UpdateKernelFlows(add []link.KernelFlow, del []link.KernelFlowKey) error {
+	for _, k := range del {
+		delete(p.flows, k)
+	}
+	for _, a := range add {
+		p.flows[link.KernelFlowKey{Client: a.Client, VIP: a.VIP, Proto: a.Proto}] = true
+	}
+	return nil
+}
+
+// TestKernelFlowsHeldTakenBack: a flow a batch handed out and another
+// flush (the idle sweep's, followFlows', sync's) takes back while the
+// worker still sends the batch never reaches the kernel: the flush in
+// between does not write the held flows, and must not leave that one
+// for flushAfterFrames to write after its removal.
+func TestKernelFlowsHeldTakenBack(t *testing.T) {
+	dirPort, _ := link.Pipe()
+	kmap := &kernelMap{flowPortSpy: &flowPortSpy{Port: dirPort, on: make(chan bool, 16)}, flows: map[link.KernelFlowKey]bool{}}
+	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), kmap, Options{IPv4: netip.MustParseAddr("198.18.0.2"), KernelFlows: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := d.workers[0]
+	w.kflows = &kernelFlows{port: kmap}
+	w.fw.EnableKernelFlows()
+	l2 := framegen.L2{Src: routerMAC, Dst: dirPort.HardwareAddr()}
+	client := netip.MustParseAddrPort("198.19.0.1:40000")
+	out := make([]link.Frame, 0, 16)
+	batch := func(flags string, seq uint32) bool { // a worker's batch up to its unlock
+		fr := []link.Frame{{Data: framegen.TCP(l2, client, netip.AddrPortFrom(vip, 80), flags, seq, 1, nil)}}
+		out = w.step.HandleAhead(time.Now().UnixNano(), fr, nil, out[:0])
+		return d.flushKernelFlowsBefore(w, w.kflows, true)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	held := false
+	for i, flags := range []string{"S", "A", "A", "A"} {
+		if held = batch(flags, uint32(1+i)); held {
+			break
+		}
+		d.flushAfterFrames(w, w.kflows)
+	}
+	if !held {
+		t.Fatal("no flow handed out")
+	}
+	// Before flushAfterFrames: the entry leaves the table (a FIN here,
+	// processed without a batch's flush; the idle sweep or sync in life),
+	// and another flush takes it back.
+	fr := []link.Frame{{Data: framegen.TCP(l2, client, netip.AddrPortFrom(vip, 80), "R", 9, 0, nil)}}
+	out = w.step.HandleAhead(time.Now().UnixNano(), fr, nil, out[:0])
+	d.flushKernelFlows(w, w.kflows)
+	d.flushAfterFrames(w, w.kflows)
+	if len(kmap.flows) != 0 || w.kflows.failed {
+		t.Fatalf("the kernel forwards %v (failed %v) after the flow was taken back", kmap.flows, w.kflows.failed)
 	}
 }
