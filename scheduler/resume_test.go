@@ -319,3 +319,39 @@ func TestResumedPick(t *testing.T) {
 		}
 	}
 }
+
+// TestWRRResumeAfterFullWalkPeriod: a resumed wrr on the walk path (no
+// table) whose picks come back round to the position it resumed at must
+// still know that it picked. Its position was kept modulo the period, so
+// after exactly one period of picks it equalled start again and cw()
+// reported the resumed level, one above the level of the last pick: the
+// next rebuild continued one level off IPVS's.
+func TestWRRResumeAfterFullWalkPeriod(t *testing.T) {
+	w := []int{1, 65535} // period 65536: the walk
+	model := newIPVSWRR(w)
+	s := mustNew(t, "wrr", lab(w...), Options{})
+	step := func(name string, k int) {
+		for n := range k {
+			got, err := s.Pick(nil, nil)
+			if want := model.schedule(); err != nil || got != want {
+				t.Fatalf("%s, pick %d: %d (%v), want %d", name, n, got, err, want)
+			}
+		}
+	}
+	step("first", 3) // cw 65533: level 2
+	var err error
+	if s, err = NewAfter("wrr", lab(w...), Options{}, s); err != nil {
+		t.Fatal(err)
+	}
+	model.changed(w)
+	if s.(*wrr).seq != nil {
+		t.Fatal("want the walk path")
+	}
+	step("resumed", 1+65535) // one whole period: back at the position it resumed at
+	w = []int{65533, 65535}
+	if s, err = NewAfter("wrr", lab(w...), Options{}, s); err != nil {
+		t.Fatal(err)
+	}
+	model.changed(w)
+	step("after the period", 10)
+}

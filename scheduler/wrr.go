@@ -66,7 +66,7 @@ func newWRR(servers []Server, _ Options) (Scheduler, error) {
 		for k := range period {
 			var i int32
 			i, p = s.walk(p)
-			if (p-1)/n == uint64(len(s.levels)) {
+			if (p-1)%s.steps/n == uint64(len(s.levels)) {
 				s.levels = append(s.levels, uint32(k))
 			}
 			s.seq = append(s.seq, i)
@@ -80,11 +80,17 @@ func (*wrr) Name() string { return "wrr" }
 // walk returns the server picked at or after state-machine position p and
 // the position after it. Every level admits the heaviest server, so walk
 // looks at no more than n positions.
+//
+// Positions only grow (taken modulo steps here, never stored so): cw
+// tells "no pick since start" by pos == start, and a position stored
+// modulo steps came back to start after exactly one period of picks on
+// a resumed wrr, which then reported the level it resumed at instead of
+// its last pick's, one level off IPVS's cw at the next rebuild.
 func (s *wrr) walk(p uint64) (int32, uint64) {
 	n := uint64(len(s.idx))
 	for {
-		p %= s.steps
-		level, i := p/n, p%n
+		q := p % s.steps
+		level, i := q/n, q%n
 		cw := s.maxW - int64(level)*s.gcd
 		p++
 		if s.weight[i] >= cw {
