@@ -250,7 +250,7 @@ func (v *validator) servers(c *Config) error {
 	check := func(svc int, addr netip.Addr, mac net.HardwareAddr, line int, path string) error {
 		// Blame the later of the two, as for duplicates (with drlb ctl,
 		// a -A just given is the later).
-		if k, ok := vips[addr]; ok && k > svc {
+		if k, ok := vips[addr]; ok && v.vipWrittenLater(k, svc, path) {
 			return v.fail("services["+strconv.Itoa(k)+"].vip", c.Services[k].Line, addr.String(), "is the address of %s%s: the director answers for a VIP, so it would take that server's address from it", path, lineNote(line))
 		} else if ok {
 			return v.fail(path+".address", line, addr.String(), "is the VIP of services[%d]%s: the director answers for a VIP, so it would take this server's address from it", k, lineNote(c.Services[k].Line))
@@ -281,6 +281,26 @@ func (v *validator) servers(c *Config) error {
 		}
 	}
 	return nil
+}
+
+// vipWrittenLater reports whether services[k]'s VIP was written after the
+// server at path (of services[svc]), the one to blame when they clash.
+// The service order is the reading order of YAML and keepalived.conf (a
+// server stands inside its service), but not of the rest: an ipvsadm -a
+// for an earlier service may follow a later -A, and a drlb ctl edit
+// places only what it was given (-a into an earlier service). Blaming by
+// index there named a -A line, or a services[1].vip the user never
+// typed, instead of the -a (its line, its -r) that made the clash.
+func (v *validator) vipWrittenLater(k, svc int, path string) bool {
+	vs, vok := v.at["services["+strconv.Itoa(k)+"].vip"]
+	ss, sok := v.at[path+".address"]
+	switch {
+	case vok != sok: // a drlb ctl edit: the one it was given
+		return vok
+	case vok && vs.file == ss.file && vs.line > 0 && ss.line > 0 && vs.line != ss.line:
+		return vs.line > ss.line
+	}
+	return k > svc
 }
 
 func (v *validator) sorryServer(s *Service, ss *SorryServer, path string) error {

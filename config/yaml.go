@@ -131,7 +131,13 @@ func (r *yamlReader) text(data []byte) error {
 		return nil
 	}
 	line, col := 1, 1
-	for i := 0; i < len(data); {
+	i := 0
+	if bytes.HasPrefix(data, []byte("\ufeff")) {
+		// The library skips a UTF-8 BOM before it counts columns:
+		// counted here, every column on line 1 was one too many.
+		i = 3
+	}
+	for i < len(data) {
 		c, size := utf8.DecodeRune(data[i:])
 		switch {
 		case c == utf8.RuneError && size <= 1:
