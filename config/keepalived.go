@@ -24,7 +24,13 @@ import (
 //	    protocol TCP
 //	    real_server 198.18.0.11 80 {
 //	        weight 3
-//	        HTTP_GET { url { path /healthz status_code 200 } connect_timeout 3 }
+//	        HTTP_GET {
+//	            url {
+//	                path /healthz
+//	                status_code 200
+//	            }
+//	            connect_timeout 3
+//	        }
 //	    }
 //	}
 //
