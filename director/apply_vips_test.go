@@ -340,8 +340,10 @@ func TestApplyVIPsNarrowRefusedIsLogged(t *testing.T) {
 // TestReloadReadsUnderApplyLock: SIGHUP (Options.Reload), drlb ctl
 // --reload (reloadFunc) and Director.Reload read the file inside Apply's
 // critical section, so a read older than another reload's is never
-// applied after it; a read's error is returned (and reported to systemd)
-// as is, and nothing changes.
+// applied after it; a read's error is returned as is, and nothing
+// changes. SIGHUP and drlb ctl --reload (the systemd unit's ExecReload)
+// report each end, applied or refused, through Options.Reloaded
+// (systemd's READY=1 and STATUS line).
 func TestReloadReadsUnderApplyLock(t *testing.T) {
 	dirPort, wire := link.Pipe()
 	t.Cleanup(func() { dirPort.Close() })
@@ -380,13 +382,28 @@ func TestReloadReadsUnderApplyLock(t *testing.T) {
 		}
 		return nil
 	}
+	reported := func(t *testing.T, err error) error {
+		t.Helper()
+		select {
+		case got := <-reloaded:
+			if got != err {
+				t.Errorf("reported to systemd: %v, want %v", got, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the reload's end is not reported (systemd's READY=1 and STATUS)")
+		}
+		return err
+	}
+	viaCtl := func(t *testing.T, load func() (*config.Config, error)) error {
+		return reported(t, reloadFunc(d, load)())
+	}
 	bad := errors.New("drlb.yaml:10:17: services[0].realservers[1].weight: \"-1\": must be 0..65535")
 	for _, tc := range []struct {
 		name, sched string
 		reload      func(*testing.T, func() (*config.Config, error)) error
 	}{
 		{"Director.Reload", "wlc", func(_ *testing.T, load func() (*config.Config, error)) error { return d.Reload(load) }},
-		{"drlb ctl --reload", "lc", func(_ *testing.T, load func() (*config.Config, error)) error { return reloadFunc(d, load)() }},
+		{"drlb ctl --reload", "lc", viaCtl},
 		{"SIGHUP", "wrr", viaHUP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

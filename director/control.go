@@ -77,10 +77,17 @@ func reloadFunc(d *Director, load func() (*config.Config, error)) func() error {
 		return nil
 	}
 	return func() error {
-		if err := d.Reload(load); err != nil {
-			return err
+		err := d.Reload(load)
+		if err == nil {
+			d.log.Info("configuration reloaded (drlb ctl --reload)")
 		}
-		d.log.Info("configuration reloaded (drlb ctl --reload)")
-		return nil
+		// The systemd unit's ExecReload is drlb ctl --reload: systemd
+		// must get READY=1 and the STATUS line (applied or refused) from
+		// this path as from SIGHUP's, or `systemctl status` kept saying
+		// what an older reload did.
+		if d.reloaded != nil {
+			d.reloaded(err)
+		}
+		return err
 	}
 }

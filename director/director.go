@@ -95,7 +95,8 @@ type Options struct {
 	Reload <-chan func() (*config.Config, error)
 	// Ready, if set, is called once the director answers ARP for the
 	// VIPs and forwards (systemd's READY=1). Reloaded, if set, is called
-	// after each configuration from Reload was applied or refused.
+	// after each configuration from Reload or ReloadConfig (drlb ctl
+	// --reload) was applied or refused.
 	Ready    func()
 	Reloaded func(error)
 	// ReloadConfig, if set, re-reads the configuration file: `drlb ctl

@@ -125,7 +125,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	go func() { <-ctx.Done(); sd.stopping() }()
 	if *cfgPath != "" {
 		opts.Reload = reloadOnHUP(ctx, *cfgPath, *iface, sd)
-		opts.ReloadConfig = func() (*config.Config, error) { return loadForReload(*cfgPath, *iface) }
+		opts.ReloadConfig = func() (*config.Config, error) {
+			// drlb ctl --reload (the unit's ExecReload): the director
+			// calls this as the reload begins, under its Apply lock, and
+			// Reloaded at its end, so systemd hears RELOADING=1 then
+			// READY=1 as on SIGHUP.
+			sd.reloading()
+			return loadForReload(*cfgPath, *iface)
+		}
 	} else {
 		ignoreHUP(ctx, log)
 	}
