@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,7 +272,7 @@ func TestIpvsadmEndpoint(t *testing.T) {
 	if res := ctl("-L -n --rate"); res.Exit != 0 || !strings.Contains(res.Output, "      CPS    InPPS") {
 		t.Errorf("-L -n --rate: %+v", res)
 	}
-	if res := ctl("-Lnc"); res.Exit != 0 || !strings.Contains(res.Output, "TCP 15:00  ESTABLISHED 198.18.1.10:40000  198.18.0.100:80    198.18.0.11:80\n") ||
+	if res := ctl("-Lnc"); res.Exit != 0 || !strings.Contains(res.Output, "TCP 14:59  ESTABLISHED 198.18.1.10:40000  198.18.0.100:80    198.18.0.11:80\n") ||
 		!strings.Contains(res.Error, "2 more connection entries not listed") {
 		t.Errorf("-Lnc: %+v", res)
 	}
@@ -351,5 +352,50 @@ func TestSocketOwnerOnly(t *testing.T) {
 	}
 	if err := dialError("/run/drlb/drlb.sock", &os.SyscallError{Syscall: "connect", Err: syscall.EACCES}, false); !strings.Contains(err.Error(), "permission denied on /run/drlb/drlb.sock") {
 		t.Errorf("EACCES: %v", err)
+	}
+}
+
+// TestExpires: -c's expire column is IPVS's, whose /proc/net/ip_vs_conn
+// gives whole seconds left, truncated (jiffies_delta_to_msecs / 1000): an
+// entry just refreshed with 900 s reads 14:59, one with 0.6 s left 00:00.
+func TestExpires(t *testing.T) {
+	for _, tc := range []struct {
+		s    float64
+		want string
+	}{
+		{899.6, "14:59"}, {900, "15:00"}, {59.99, "00:59"}, {0.6, "00:00"}, {0, "00:00"}, {7200, "120:00"},
+	} {
+		if got := expires(tc.s); got != tc.want {
+			t.Errorf("expires(%v) = %q, want %q", tc.s, got, tc.want)
+		}
+	}
+}
+
+// TestIpvsadmRateSorryServer: -L --rate lists a sorry server standing in
+// as a real server (as keepalived's is in IPVS), and its rates are its
+// counters' change between the two samples like any other line's, not
+// everything it counted since the start divided by the interval.
+func TestIpvsadmRateSorryServer(t *testing.T) {
+	a := netip.MustParseAddr
+	sample := func(at time.Time, conns uint64) Snapshot {
+		return Snapshot{Time: at, MaxConns: 4096, Services: []Service{{
+			Protocol: "tcp", VIP: a("198.18.0.100"), Port: 80, Scheduler: "rr", Connections: conns, InPackets: conns, InBytes: conns,
+			RealServers: []Real{{Address: a("198.18.0.11"), Weight: 1, State: "down"}},
+			Sorry:       &Real{Address: a("198.18.0.99"), Weight: 1, State: SorryStandingIn, Connections: conns, InPackets: conns, InBytes: conns},
+		}}}
+	}
+	before := sample(fixtureTime, 1_000_000)
+	after := sample(fixtureTime.Add(2*time.Second), 1_000_010)
+	c, err := parseCommand([]string{"-L", "-n", "--rate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := writeIpvsadmList(&b, after, &before, nil, c.list); err != nil {
+		t.Fatal(err)
+	}
+	want := "  -> 198.18.0.99:80                      5        5        0        5        0\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("-L -n --rate with the sorry server standing in:\n%swant the line\n%s", b.String(), want)
 	}
 }

@@ -3,8 +3,12 @@ package control
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/forwarder"
 )
 
 // TestSnapshotJSON pins the field names of `drlb ctl list -o json`, a
@@ -46,5 +50,27 @@ func TestSnapshotJSON(t *testing.T) {
 		`"link":{"rx_dropped":1},"arp":{"replies":1},"neighbors":{"accepted":1}}`
 	if string(got) != want {
 		t.Errorf("JSON:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestSnapshotJSONNoRealServers: a service without real servers (ipvsadm
+// -A before its -a) lists "realservers": [], as every other list of the
+// JSON (bgp's peers and vips) is an array even when empty, never null: a
+// script iterating over it (jq '.services[].realservers[]') must not fail.
+func TestSnapshotJSONNoRealServers(t *testing.T) {
+	cfg, err := config.Parse("rules", []byte("-A -t 198.18.0.100:80 -s rr\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := forwarder.New(cfg, forwarder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(Take(f, 4096, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), `"realservers":[]`) {
+		t.Errorf("a service without real servers: %s, want \"realservers\":[]", got)
 	}
 }

@@ -193,9 +193,15 @@ func servicesByKey(s Snapshot) map[string]Service {
 	return m
 }
 
-// realsByAddr indexes a service's real servers by address.
+// realsByAddr indexes a service's real servers by address, and its sorry
+// server: -L --rate lists one standing in as a real server, and without
+// its earlier sample its rate was all it had counted since the start
+// divided by the interval (a real server of the same address wins).
 func realsByAddr(s Service) map[netip.Addr]Real {
-	m := make(map[netip.Addr]Real, len(s.RealServers))
+	m := make(map[netip.Addr]Real, len(s.RealServers)+1)
+	if s.Sorry != nil {
+		m[s.Sorry.Address] = *s.Sorry
+	}
 	for _, r := range s.RealServers {
 		m[r.Address] = r
 	}
@@ -242,9 +248,12 @@ func human(n uint64) string {
 	return fmt.Sprint(n)
 }
 
-// expires prints a connection's remaining time as ipvsadm -c does: mm:ss.
+// expires prints a connection's remaining time as ipvsadm -c does: mm:ss,
+// of whole seconds truncated as IPVS's /proc/net/ip_vs_conn gives them
+// (rounded, an entry just refreshed read 15:00 where IPVS reads 14:59,
+// and one about to expire 00:01).
 func expires(seconds float64) string {
-	exp := int(seconds + 0.5)
+	exp := int(seconds)
 	return fmt.Sprintf("%02d:%02d", exp/60, exp%60)
 }
 

@@ -136,7 +136,15 @@ func Listen(path string) (net.Listener, error) {
 // connected (SO_PEERCRED), so a socket whose mode was loosened still shows
 // and changes nothing to anyone else.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: onlyRoot(h), ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer}
+	// ReadHeaderTimeout alone bounds only the headers: a client that
+	// stalled in a request's body (or kept a connection idle after an
+	// answer) was held for as long as the director ran, a goroutine and
+	// a descriptor each, and the data path and the health checks share
+	// the descriptor limit. ReadTimeout bounds the whole request (as long
+	// as drlb ctl's Client waits for an answer), IdleTimeout an idle
+	// kept-alive connection.
+	srv := &http.Server{Handler: onlyRoot(h), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: requestTimeout,
+		IdleTimeout: requestTimeout, ConnContext: withPeer}
 	failed, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -165,6 +173,11 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	return nil
 }
 
+// requestTimeout bounds how long a client may take to send a whole
+// request, and how long an idle kept-alive connection stays open: the
+// Client's own timeout, after which drlb ctl gave up anyway.
+var requestTimeout = 10 * time.Second
+
 // shutdownGrace bounds how long Serve waits, once its context ends, for
 // requests in flight.
 const shutdownGrace = 5 * time.Second
@@ -173,7 +186,10 @@ const shutdownGrace = 5 * time.Second
 func Client(path string) *http.Client {
 	return &http.Client{
 		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		// A Transport per Client, so no keep-alive: a connection kept
+		// idle for a next request that never uses it stayed open on both
+		// sides (a caller polling piled them up in the director).
+		Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		}},

@@ -174,6 +174,10 @@ func Take(src Source, maxConns int, persistence map[int]time.Duration) Snapshot 
 		svc := Service{
 			Protocol: st.Protocol.String(), VIP: st.VIP, Port: st.Port, Scheduler: st.Scheduler,
 			Connections: st.Connections, InPackets: st.Packets, InBytes: st.Bytes,
+			// Not nil: a service without real servers (ipvsadm -A
+			// before its -a) is "realservers": [] in the JSON, not
+			// null, which a script iterating over it fails on.
+			RealServers: []Real{},
 		}
 		if p := persistence[i]; p > 0 {
 			svc.Persistence = p.String()
