@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/director"
 	"github.com/drlb/drlb/health"
 )
 
@@ -38,7 +39,19 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := health.Targets(cfg); err != nil {
 		return asUsage(fmt.Errorf("%s: %w", *cfgPath, err))
 	}
-	fmt.Fprintln(stdout, checkSummary(*cfgPath, cfg, len(warnings)))
+	n := len(warnings)
+	if cfg.HA != nil && cfg.HA.Sync != nil {
+		// drlb run refuses to start (and a reload to apply) without a
+		// readable key: said here, as a warning, since the file may
+		// live only on the directors and not where the config is
+		// checked; the unit's ExecStartPre would otherwise pass a start
+		// that fails.
+		if _, err := director.ReadSyncKey(cfg.HA.Sync.KeyFile); err != nil {
+			fmt.Fprintf(stderr, "%s:%d: warning: drlb run would refuse to start: %v\n", *cfgPath, cfg.HA.Sync.Line, err)
+			n++
+		}
+	}
+	fmt.Fprintln(stdout, checkSummary(*cfgPath, cfg, n))
 	return nil
 }
 

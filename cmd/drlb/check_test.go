@@ -29,6 +29,13 @@ func TestCheckCommand(t *testing.T) {
 	vrrp := filepath.Join("..", "..", "config", "testdata", "keepalived", "sample_vrrp3.conf")
 	v2 := write("v2.conf", "vrrp_instance VI_1 {\n    virtual_router_id 51\n    virtual_ipaddress {\n        198.18.0.100\n    }\n}\n"+
 		"virtual_server 198.18.0.100 80 {\n    lb_kind DR\n    protocol TCP\n    real_server 198.18.0.11 80 {\n    }\n}\n")
+	syncYAML := func(key string) string {
+		return "interface: eth0\nha:\n  vrid: 51\n  priority: 150\n  sync:\n    peers: [198.18.0.2, 198.18.0.3]\n    key_file: " + key +
+			"\nservices:\n  - vip: 198.18.0.100\n    port: 80\n    scheduler: mh\n    realservers:\n      - address: 198.18.0.11\n"
+	}
+	goodKey := write("sync.key", "0123456789abcdef0123456789abcdef\n")
+	syncMissing := write("sync-missing.yaml", syncYAML(filepath.Join(dir, "no.key")))
+	syncGood := write("sync-good.yaml", syncYAML(goodKey))
 	rules := write("rules", "-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 2\n")
 	for _, tc := range []struct {
 		name   string
@@ -55,6 +62,12 @@ func TestCheckCommand(t *testing.T) {
 			[]string{vrrp + `:26: warning: 198.18.0.11 in vrrp_instance VI_1 is not the VIP of a virtual_server`}},
 		{"YAML with ha:", []string{"check", "-c", filepath.Join("..", "..", "config", "testdata", "ha.yaml")}, exitOK,
 			"ha.yaml: ha: VRRPv3 vrid 51, priority 150, advert_interval 100ms, preempt after 5s\n", nil},
+		// A sync key drlb run cannot read is a warning (the file may
+		// live only on the directors): ExecStartPre passed a start that
+		// failed.
+		{"ha.sync without its key file", []string{"check", "-c", syncMissing}, exitOK, "1 warning\n" + syncMissing + ": ha: VRRPv3 vrid 51, priority 150, advert_interval 1s, preempt, sync with 2 peers\n",
+			[]string{syncMissing + ":6: warning: drlb run would refuse to start: ha.sync.key_file: open " + filepath.Join(dir, "no.key") + ": no such file or directory"}},
+		{"ha.sync with its key file", []string{"check", "-c", syncGood}, exitOK, "sync-good.yaml: ha: VRRPv3 vrid 51, priority 150, advert_interval 1s, preempt, sync with 2 peers\n", nil},
 		{"VRRPv2", []string{"check", "-c", v2}, exitUsage, "",
 			[]string{"drlb check: " + v2 + ":1:1: version: keepalived runs this vrrp_instance as VRRPv2, its default: drlb speaks VRRPv3 only"}},
 		{"NAT", []string{"check", "-c", nat}, exitUsage, "",
