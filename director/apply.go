@@ -433,6 +433,12 @@ func (d *Director) followNeighbors(old, cfg *config.Config) {
 			if err := d.resolver.Static(addr, *mac); err != nil {
 				d.log.Error("apply: static neighbor", "addr", addr, "err", err)
 			}
+			// Every server at addr, not only those the config gives the
+			// MAC (the swap stored it in those): the neighbor entry is one
+			// per address, and a static one raises no event, so another
+			// service's server at addr kept the MAC it had resolved (sent
+			// to it for good, never checked again) or never got one.
+			_ = d.fw.SetMAC(addr, net.HardwareAddr(mac[:]))
 			continue
 		case had && was != nil:
 			d.resolver.Forget(addr) // static before: ask for it now

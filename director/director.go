@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -352,6 +353,17 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	}
 	if err := d.resolveSorryServers(cfg); err != nil {
 		return nil, err
+	}
+	// A static MAC is the address's, in every service: the forwarder gave
+	// it only to the servers the config gives it, and the resolver's
+	// permanent entry raises no event, so a server at the same address in
+	// another service, without mac:, was never usable.
+	for addr, mac := range neighborsOf(cfg) {
+		if mac != nil {
+			if err := d.fw.SetMAC(addr, net.HardwareAddr(mac[:])); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return d, nil
 }

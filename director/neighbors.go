@@ -2,10 +2,12 @@ package director
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 
 	"github.com/drlb/drlb/arp"
+	"github.com/drlb/drlb/forwarder"
 )
 
 // neighborQueue carries the resolver's events (a real server resolved,
@@ -68,9 +70,28 @@ func (q *neighborQueue) run(ctx context.Context, apply func(arp.Event)) {
 // applyNeighbor makes a resolver event count in the forwarder: a resolved
 // or changed MAC makes the server usable with it, a failed one takes it
 // out of scheduling until it answers again.
+//
+// An event is applied some time after the resolver raised it, and a
+// reload may come in between: it may give the address a static MAC
+// (Static raises no event, so a "failed" or a "changed" applied after it
+// overrode the configured MAC for good: the server out of scheduling, or
+// sent to whoever answered ARP for it), forget it, or ask for it afresh
+// (a "resolved" from before its removal made it usable again with a MAC
+// nobody confirmed). So the event is applied under Apply's lock, and only
+// while it still says what the resolver holds now: a stale one is
+// followed by the event of what made it stale, or was made stale by an
+// Apply, which told the forwarder itself (followNeighbors). The kernel's
+// neighbor table is the model: a permanent entry is never replaced by
+// what ARP says.
 func (d *Director) applyNeighbor(e arp.Event) {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	now, known := d.resolver.Lookup(e.Addr)
 	switch e.Kind {
 	case arp.EventResolved, arp.EventChanged:
+		if !known || now != e.MAC {
+			return // stale: failed, changed again, static, or forgotten since
+		}
 		if err := d.fw.SetMAC(e.Addr, net.HardwareAddr(e.MAC[:])); err != nil {
 			d.log.Error("neighbor", "addr", e.Addr, "err", err)
 			return
@@ -81,7 +102,12 @@ func (d *Director) applyNeighbor(e arp.Event) {
 			d.log.Info("real server resolved", "addr", e.Addr, "mac", net.HardwareAddr(e.MAC[:]).String())
 		}
 	case arp.EventFailed:
-		_ = d.fw.SetMAC(e.Addr, nil)
+		if known {
+			return // stale: answered again since, or static now
+		}
+		if err := d.fw.SetMAC(e.Addr, nil); errors.Is(err, forwarder.ErrUnknownServer) {
+			return // removed by a reload meanwhile
+		}
 		d.log.Warn("real server does not answer ARP/NDP: not scheduled until it does (is it up, on this LAN segment?)", "addr", e.Addr)
 	}
 }

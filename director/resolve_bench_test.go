@@ -100,6 +100,7 @@ func newResolvingLoop(b *testing.B, inline bool) *resolvingLoop {
 	if err != nil {
 		b.Fatal(err)
 	}
+	d.resolver = res // applyNeighbor checks events against it
 	for _, rs := range svc.RealServers[1:] {
 		if err := res.Want(rs.Address); err != nil {
 			b.Fatal(err)
