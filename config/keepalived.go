@@ -40,10 +40,10 @@ import (
 // persistence_granularity, the scheduler flags, sorry_server and
 // sorry_server_inhibit, real_server with weight and inhibit_on_failure,
 // the checkers TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK and DNS_CHECK
-// (type, name) with their timing (delay_loop, connect_timeout, retry / nb_get_retry,
-// delay_before_retry, inherited from the virtual and real server as
-// keepalived does), connect_port, virtualhost, global_defs' lvs_timeouts,
-// and include.
+// (type, name) with their timing (delay_loop, connect_timeout, retry,
+// nb_get_retry in HTTP_GET and SSL_GET, delay_before_retry, inherited
+// from the virtual and real server as keepalived does), connect_port,
+// virtualhost, global_defs' lvs_timeouts, and include.
 //
 // What would make drlb forward differently from keepalived + IPVS is an
 // error naming the file, line, keyword and value: NAT or tunnel forwarding
@@ -74,6 +74,7 @@ type kaOpt[T any] struct {
 	v   T
 	set bool
 	tok kaToken // the value (or the keyword, for a value-less one)
+	kw  string  // the keyword, where several name the setting (lb_kind, lvs_method)
 }
 
 // or is o when set, else p.
@@ -694,7 +695,7 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 			vs.sched = kaOpt[string]{v: t.text, set: true, tok: t}
 		}
 	case "lb_kind", "lvs_method":
-		vs.kind, err = kaMethod(k)
+		err = r.kaMethod(&vs.kind, k)
 	case "protocol":
 		var t kaToken
 		if t, err = one(k); err == nil {
@@ -776,7 +777,7 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 		if vs.sorry == nil {
 			vs.sorry = &kaSorry{}
 		}
-		vs.sorry.method, err = kaMethod(k)
+		err = r.kaMethod(&vs.sorry.method, k)
 	case "real_server":
 		var rs *kaRS
 		if rs, err = r.realServer(k); err == nil {
@@ -797,7 +798,7 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 	case "ip_family":
 		r.ignore(k, "only fwmark services use it")
 	default:
-		if ok, err := r.timingKeyword(&vs.timing, k, true); ok || err != nil {
+		if ok, err := r.timingKeyword(&vs.timing, k, true, false); ok || err != nil {
 			return err
 		}
 		r.unknown(k, "in virtual_server", []string{"lb_algo", "lb_kind", "protocol", "persistence_timeout",
@@ -807,31 +808,48 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 	return err
 }
 
-// kaMethod reads lb_kind / lvs_method: DR, NAT or TUN [...].
-func kaMethod(n *kaNode) (kaOpt[string], error) {
+// kaMethod reads lb_kind / lvs_method: DR, NAT or TUN [...] into *o.
+//
+// keepalived compares the method with strcmp: "dr" or "Dr" is an
+// "unknown [dr] routing method", logged and ignored, so the method stays
+// what it was: a virtual server's default NAT, or for a real or sorry
+// server the virtual server's. Read as DR, lb_kind dr made drlb route
+// directly a service keepalived runs as NAT. Such a value is ignored here
+// too, with a warning; it leaves its token in an unset *o, for services'
+// error when it leaves a virtual server without a method. An ignored
+// value does not undo one given before it, as in keepalived.
+func (r *kaReader) kaMethod(o *kaOpt[string], n *kaNode) error {
 	if err := noBlock(n); err != nil {
-		return kaOpt[string]{}, err
+		return err
 	}
 	if len(n.args) == 0 {
-		return kaOpt[string]{}, kaErr(n.key, n.key.text, "", "needs a value: DR")
+		return kaErr(n.key, n.key.text, "", "needs a value: DR")
 	}
 	t := n.args[0]
-	m := strings.ToUpper(t.text)
-	switch m {
+	switch t.text {
 	case "DR":
 		if len(n.args) > 1 {
-			return kaOpt[string]{}, kaErr(n.args[1], n.key.text, n.args[1].text, "DR takes no options")
+			return kaErr(n.args[1], n.key.text, n.args[1].text, "DR takes no options")
 		}
 	case "NAT", "TUN":
 	default:
-		return kaOpt[string]{}, kaErr(t, n.key.text, t.text, "must be DR, NAT or TUN")
+		if m := strings.ToUpper(t.text); m == "DR" || m == "NAT" || m == "TUN" {
+			r.ignore(n, fmt.Sprintf("keepalived takes %s in capitals only: it ignores %q as an unknown routing method", m, t.text))
+			if !o.set {
+				*o = kaOpt[string]{tok: t, kw: n.key.text}
+			}
+			return nil
+		}
+		return kaErr(t, n.key.text, t.text, "must be DR, NAT or TUN")
 	}
-	return kaOpt[string]{v: m, set: true, tok: t}, nil
+	*o = kaOpt[string]{v: t.text, set: true, tok: t, kw: n.key.text}
+	return nil
 }
 
 // timingKeyword reads what virtual servers, real servers and checkers
-// share; it reports whether k was one.
-func (r *kaReader) timingKeyword(t *kaTiming, k *kaNode, hostOK bool) (bool, error) {
+// share; it reports whether k was one. webChecker is for HTTP_GET and
+// SSL_GET blocks, the only place keepalived knows nb_get_retry.
+func (r *kaReader) timingKeyword(t *kaTiming, k *kaNode, hostOK, webChecker bool) (bool, error) {
 	var err error
 	switch k.key.text {
 	case "delay_loop":
@@ -840,7 +858,20 @@ func (r *kaReader) timingKeyword(t *kaTiming, k *kaNode, hostOK bool) (bool, err
 		t.connectTimeout, err = kaTimer(k)
 	case "delay_before_retry":
 		t.retryDelay, err = kaTimer(k)
-	case "retry", "nb_get_retry":
+	case "retry":
+		t.retry, err = kaInt(k, 0, maxRetries-1)
+	case "nb_get_retry":
+		// keepalived installs nb_get_retry (deprecated) in HTTP_GET and
+		// SSL_GET only; in TCP_CHECK, UDP_CHECK, DNS_CHECK, real_server
+		// and virtual_server it is an unknown keyword, ignored, so the
+		// retry count stays the default (or an inherited retry). Read as
+		// retry there, the "nb_get_retry 3" of countless TCP_CHECK
+		// examples took a dead server out after 4 failures where
+		// keepalived takes it out after 2.
+		if !webChecker {
+			r.ignore(k, "keepalived knows nb_get_retry only in HTTP_GET and SSL_GET (elsewhere the keyword is retry): it ignores it here, and so does drlb")
+			return true, nil
+		}
 		t.retry, err = kaInt(k, 0, maxRetries-1)
 	case "virtualhost":
 		if !hostOK {
@@ -897,7 +928,7 @@ func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
 		case "weight":
 			rs.weight, err = kaInt(c, 0, 65535)
 		case "lvs_method":
-			rs.method, err = kaMethod(c)
+			err = r.kaMethod(&rs.method, c)
 		case "inhibit_on_failure":
 			rs.inhibit, err = kaBool(c)
 		case "uthreshold", "lthreshold":
@@ -929,7 +960,7 @@ func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
 			r.ignore(c, "notifications and SNMP are not supported")
 		default:
 			var ok bool
-			if ok, err = r.timingKeyword(&rs.timing, c, true); !ok && err == nil {
+			if ok, err = r.timingKeyword(&rs.timing, c, true, false); !ok && err == nil {
 				r.unknown(c, "in real_server", []string{"weight", "inhibit_on_failure", "lvs_method", "TCP_CHECK", "HTTP_GET",
 					"SSL_GET", "UDP_CHECK", "DNS_CHECK", "connect_timeout", "retry", "delay_before_retry", "delay_loop", "virtualhost"})
 			}
@@ -1036,7 +1067,7 @@ func (r *kaReader) checker(k *kaNode) (*kaChecker, error) {
 			}
 		default:
 			var ok bool
-			if ok, err = r.timingKeyword(&ck.timing, c, web); !ok && err == nil {
+			if ok, err = r.timingKeyword(&ck.timing, c, web, web); !ok && err == nil {
 				r.unknown(c, "in "+k.key.text, []string{"connect_port", "connect_timeout", "retry", "delay_before_retry",
 					"delay_loop", "url", "virtualhost", "payload", "require_reply", "type", "name"})
 			}
@@ -1134,10 +1165,15 @@ func (r *kaReader) services(vs *kaVS) error {
 	method := func(own kaOpt[string]) error {
 		m := own.or(vs.kind)
 		switch {
+		case !m.set && vs.kind.tok.text != "":
+			t := vs.kind.tok
+			return kaErr(t, vs.kind.kw, t.text, "keepalived takes DR, NAT and TUN in capitals only: it ignores %q and runs the service as NAT, its default, and drlb does direct routing only: write DR", t.text)
 		case !m.set:
 			return kaErr(vs.key, "lb_kind", "", "missing: keepalived's default is NAT, and drlb does direct routing only: add lb_kind DR")
 		case m.v != "DR":
-			return kaErr(m.tok, "lb_kind", m.tok.text, "drlb does direct routing (DR) only: NAT and tunneling (TUN) are not supported")
+			// m.kw: the error names lvs_method or
+			// sorry_server_lvs_method when that is what was written.
+			return kaErr(m.tok, m.kw, m.tok.text, "drlb does direct routing (DR) only: NAT and tunneling (TUN) are not supported")
 		}
 		return nil
 	}

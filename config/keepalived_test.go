@@ -172,6 +172,11 @@ func TestParseKeepalivedGood(t *testing.T) {
 			[]string{"service udp 198.18.0.100:53 line=1 scheduler=wlc"}, nil},
 		{"real server lvs_method", "virtual_server 198.18.0.100 80 {\n protocol TCP\n real_server 198.18.0.11 80 {\n  lvs_method DR\n }\n}\n",
 			[]string{"realserver 198.18.0.11"}, nil},
+		// keepalived ignores a method not in capitals (strcmp), keeping
+		// the one it had: the virtual server's DR here.
+		{"lb_kind dr after DR, lvs_method dr: ignored, DR kept", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n lb_kind dr\n protocol TCP\n real_server 198.18.0.11 80 {\n  lvs_method dr\n }\n}\n",
+			[]string{"realserver 198.18.0.11"},
+			[]string{`keepalived.conf:3: warning: keyword "lb_kind" ignored (keepalived takes DR in capitals only: it ignores "dr" as an unknown routing method)`, `keepalived.conf:6: warning: keyword "lvs_method" ignored`}},
 		{"bracketed IPv6 and port", "virtual_server [2001:2::100]:443 {\n lb_kind DR\n protocol TCP\n real_server [2001:2::11]:443 {\n }\n}\n",
 			[]string{"service tcp [2001:2::100]:443", "realserver 2001:2::11"}, nil},
 		{"bracketed IPv6, port apart", "virtual_server [2001:2::100] 443 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 443 {\n }\n}\n",
@@ -213,6 +218,18 @@ func TestParseKeepalivedGood(t *testing.T) {
 		{"http defaults", kaCheck("        HTTP_GET {\n            url {\n                path /\n            }\n        }"),
 			[]string{`check=http port=0 path="/" status=200-299 interval=1m0s timeout=5s retries=2 inhibit=false retry_delay=3s`}, nil},
 		{"retry 0 is one failure", kaCheck("        TCP_CHECK {\n            retry 0\n        }"), []string{"retries=1"}, nil},
+		// keepalived installs nb_get_retry in HTTP_GET and SSL_GET only
+		// (check_http.c); in TCP_CHECK, UDP_CHECK, DNS_CHECK, real_server
+		// and virtual_server it is an unknown keyword: the retry count
+		// stays the default or the inherited retry.
+		{"nb_get_retry in TCP_CHECK: ignored, as keepalived", kaCheck("        TCP_CHECK {\n            nb_get_retry 3\n        }"),
+			[]string{"check=tcp port=0 interval=1m0s timeout=5s retries=2 inhibit=false retry_delay=1s"},
+			[]string{`keepalived.conf:7: warning: keyword "nb_get_retry" ignored (keepalived knows nb_get_retry only in HTTP_GET and SSL_GET (elsewhere the keyword is retry): it ignores it here, and so does drlb)`}},
+		{"nb_get_retry in real and virtual server: ignored, retry inherited", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n nb_get_retry 7\n retry 2\n real_server 198.18.0.11 80 {\n  nb_get_retry 5\n  UDP_CHECK {\n   nb_get_retry 4\n  }\n }\n}\n",
+			[]string{"check=udp port=0 interval=1m0s timeout=5s retries=3 "},
+			[]string{`keepalived.conf:4: warning: keyword "nb_get_retry" ignored`, `keepalived.conf:7: warning: keyword "nb_get_retry" ignored`, `keepalived.conf:9: warning: keyword "nb_get_retry" ignored`}},
+		{"nb_get_retry in SSL_GET: retry", kaCheck("        SSL_GET {\n            url {\n                path /\n            }\n            nb_get_retry 3\n        }"),
+			[]string{"check=https port=0", "retries=4"}, nil},
 		// check_parser.c: delay_before_retry reads down to 0 (retry at
 		// once); drlb waits its shortest period instead, and says so.
 		{"delay_before_retry 0: drlb's shortest retry delay, with a warning", kaCheck("        TCP_CHECK {\n            retry 2\n            delay_before_retry 0\n        }"),
@@ -337,10 +354,17 @@ func TestParseKeepalivedBad(t *testing.T) {
 	tests := []badCase{
 		// What would forward differently from keepalived + IPVS.
 		{"NAT", vs("    lb_kind NAT", "    protocol TCP"), 2, 13, "lb_kind", "NAT", "direct routing (DR) only"},
-		{"TUN", vs("    lvs_method TUN type gue port 6080", "    protocol TCP"), 2, 16, "lb_kind", "TUN", "direct routing (DR) only"},
+		{"TUN", vs("    lvs_method TUN type gue port 6080", "    protocol TCP"), 2, 16, "lvs_method", "TUN", "direct routing (DR) only"},
 		{"NAT by default", vs("    protocol TCP"), 1, 1, "lb_kind", "", "keepalived's default is NAT"},
-		{"real server NAT", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  lvs_method NAT\n }\n}\n", 5, 14, "lb_kind", "NAT", "direct routing (DR) only"},
-		{"sorry server NAT", vs("    lb_kind DR", "    protocol TCP", "    sorry_server 198.18.0.99 80", "    sorry_server_lvs_method NAT"), 5, 29, "lb_kind", "NAT", "direct routing (DR) only"},
+		// check_parser.c forwarding_handler compares with strcmp: "dr" is
+		// an unknown routing method, ignored, and the service stays NAT.
+		{"lb_kind in small letters", vs("    lb_kind dr", "    protocol TCP"), 2, 13, "lb_kind", "dr", `keepalived takes DR, NAT and TUN in capitals only: it ignores "dr" and runs the service as NAT`},
+		{"lvs_method in mixed case", vs("    lvs_method Dr", "    protocol TCP"), 2, 16, "lvs_method", "Dr", "runs the service as NAT, its default"},
+		// A real server's lvs_method dr is ignored too: it keeps the
+		// virtual server's NAT.
+		{"real server dr under NAT", "virtual_server 198.18.0.100 80 {\n lb_kind NAT\n protocol TCP\n real_server 198.18.0.11 80 {\n  lvs_method dr\n }\n}\n", 2, 10, "lb_kind", "NAT", "direct routing (DR) only"},
+		{"real server NAT", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  lvs_method NAT\n }\n}\n", 5, 14, "lvs_method", "NAT", "direct routing (DR) only"},
+		{"sorry server NAT", vs("    lb_kind DR", "    protocol TCP", "    sorry_server 198.18.0.99 80", "    sorry_server_lvs_method NAT"), 5, 29, "sorry_server_lvs_method", "NAT", "direct routing (DR) only"},
 		{"fwmark service", "virtual_server fwmark 1 {\n lb_kind DR\n}\n", 1, 16, "virtual_server", "fwmark 1", "firewall-mark services are not supported"},
 		{"fwmark in a group", "virtual_server_group g {\n 198.18.0.100 80\n fwmark 2\n}\n", 3, 2, "fwmark", "2", "firewall-mark services are not supported"},
 		{"lblc", vs("    lb_algo lblc"), 2, 13, "lb_algo", "lblc", "drlb has no such scheduler (supported: rr, wrr, lc, wlc, sh, mh, sed, nq)"},
