@@ -43,6 +43,13 @@ func tcpNext(state, flags uint8) uint8 {
 			return stateSynRecv
 		}
 		return stateClose
+	case flags&tcpSYN != 0:
+		// Before FIN, as IPVS's tcp_state_idx takes a SYN+FIN (a scan's
+		// packet, which real servers drop) by its SYN.
+		if state == stateEstablished {
+			return stateEstablished
+		}
+		return stateSynRecv
 	case flags&tcpFIN != 0:
 		if state == stateClose {
 			// IPVS: sCL. A FIN after a reset does not reopen the
@@ -50,11 +57,6 @@ func tcpNext(state, flags uint8) uint8 {
 			return stateClose
 		}
 		return stateFinWait
-	case flags&tcpSYN != 0:
-		if state == stateEstablished {
-			return stateEstablished
-		}
-		return stateSynRecv
 	case flags&tcpACK != 0:
 		if state == stateSynRecv || state == stateNone {
 			return stateEstablished

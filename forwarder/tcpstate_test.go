@@ -42,6 +42,9 @@ func TestTCPNextFollowsIPVS(t *testing.T) {
 		{stateClose, a, stateClose},
 		{stateClose, f, stateClose}, // IPVS: sCL, not back to FIN_WAIT's 120 s
 		{stateClose, r, stateClose},
+		// SYN+FIN goes by its SYN (tcp_state_idx: rst, syn, fin, ack).
+		{stateEstablished, s | tcpFIN, stateEstablished},
+		{stateFinWait, s | tcpFIN, stateSynRecv},
 		// Mid-flow packets without entry (adoption) keep drlb's own rules.
 		{stateNone, s, stateSynRecv},
 		{stateNone, a, stateEstablished},
