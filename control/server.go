@@ -183,9 +183,25 @@ var requestTimeout = 10 * time.Second
 const shutdownGrace = 5 * time.Second
 
 // Client returns an HTTP client whose connections go to the Unix socket.
-func Client(path string) *http.Client {
+func Client(path string) *http.Client { return client(path, clientTimeout) }
+
+// clientTimeout bounds a request of Client's: a listing or a change.
+var clientTimeout = 10 * time.Second
+
+// reloadTimeout bounds drlb ctl --reload's wait for the verdict. Not
+// clientTimeout: the unit's ExecReload is drlb ctl --reload, and a reload
+// that took longer (a large file, maglev tables of 1M slots rebuilt, or
+// one queued behind a SIGHUP's under the Apply lock) failed `systemctl
+// reload` with "did not answer" while the director went on and applied
+// it, then told systemd READY=1 "configuration reloaded". Longer than
+// systemd's default TimeoutStartSec (90 s), which bounds ExecReload
+// itself; the server's ReadTimeout does not cut it (the reload does not
+// follow the request's context, and no WriteTimeout is set).
+var reloadTimeout = 5 * time.Minute
+
+func client(path string, timeout time.Duration) *http.Client {
 	return &http.Client{
-		Timeout: 10 * time.Second,
+		Timeout: timeout,
 		// A Transport per Client, so no keep-alive: a connection kept
 		// idle for a next request that never uses it stayed open on both
 		// sides (a caller polling piled them up in the director).
@@ -252,16 +268,16 @@ func statusError(path string, resp *http.Response) error {
 // Ipvsadm runs one ipvsadm command line on the director listening on
 // path, as `drlb ctl -L -n` does, and returns its Result.
 func Ipvsadm(ctx context.Context, path string, args []string) (Result, error) {
-	return post(ctx, path, "/v1/ipvsadm", ipvsadmRequest{Args: args})
+	return post(ctx, Client(path), path, "/v1/ipvsadm", ipvsadmRequest{Args: args})
 }
 
 // Reload makes the director listening on path re-read its config file and
 // apply it, as SIGHUP does (drlb ctl --reload).
 func Reload(ctx context.Context, path string) (Result, error) {
-	return post(ctx, path, "/v1/reload", struct{}{})
+	return post(ctx, client(path, reloadTimeout), path, "/v1/reload", struct{}{})
 }
 
-func post(ctx context.Context, path, endpoint string, body any) (Result, error) {
+func post(ctx context.Context, c *http.Client, path, endpoint string, body any) (Result, error) {
 	var res Result
 	data, err := json.Marshal(body)
 	if err != nil {
@@ -272,7 +288,7 @@ func post(ctx context.Context, path, endpoint string, body any) (Result, error) 
 		return res, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := Client(path).Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return res, dialError(path, err, true)
 	}

@@ -46,6 +46,39 @@ type kernelFlows struct {
 	// (followFlows, the idle sweep, sync) leaves them held, but drops
 	// the ones it takes back, so that none is written after its removal.
 	held []link.KernelFlow
+	// takenBack is dropTakenBack's set of the held flows, kept between
+	// calls (at most kernelFlowBatch keys).
+	takenBack map[link.KernelFlowKey]bool
+}
+
+// dropTakenBack drops from k.held the flows k.del takes back. In
+// O(held+del), not O(held*del): the idle sweep's flush, with the
+// worker's lock held, brings up to 8192 removals (forwarder's
+// kernelFlowRemovals) while up to 256 flows are held, and a scan of the
+// removals per held flow (2M comparisons) stopped the worker's data path
+// for milliseconds, several times the write of the removals itself.
+func (k *kernelFlows) dropTakenBack() {
+	if len(k.held) == 0 || len(k.del) == 0 {
+		return
+	}
+	if k.takenBack == nil {
+		k.takenBack = make(map[link.KernelFlowKey]bool, len(k.held))
+	}
+	clear(k.takenBack)
+	for _, a := range k.held {
+		k.takenBack[link.KernelFlowKey{Client: a.Client, VIP: a.VIP, Proto: a.Proto}] = false
+	}
+	found := false
+	for _, r := range k.del {
+		if _, ok := k.takenBack[r]; ok {
+			k.takenBack[r], found = true, true
+		}
+	}
+	if found {
+		k.held = slices.DeleteFunc(k.held, func(a link.KernelFlow) bool {
+			return k.takenBack[link.KernelFlowKey{Client: a.Client, VIP: a.VIP, Proto: a.Proto}]
+		})
+	}
 }
 
 // flushKernelFlows writes the flows w's forwarder handed out and took
@@ -103,9 +136,7 @@ func (d *Director) flushKernelFlowsBefore(w *worker, k *kernelFlows, beforeFrame
 			// batch's. The held ones this flush takes back are dropped
 			// instead (their removal is written all the same, a no-op),
 			// so that none is written after its removal.
-			k.held = slices.DeleteFunc(k.held, func(a link.KernelFlow) bool {
-				return slices.Contains(k.del, link.KernelFlowKey{Client: a.Client, VIP: a.VIP, Proto: a.Proto})
-			})
+			k.dropTakenBack()
 			err = k.port.UpdateKernelFlows(k.add, k.del)
 		}
 	}
