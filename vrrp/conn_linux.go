@@ -108,6 +108,23 @@ func (c *rawConn) Recv(b []byte) (int, error) {
 
 func (c *rawConn) Close() error { return c.f.Close() }
 
+// Pending says whether a packet waits in the socket (Pender).
+func (c *rawConn) Pending() bool { return pending(c.f) }
+
+// pending says whether a packet waits in f's receive queue (SIOCINQ: the
+// length of the first one, 0 when empty, for raw sockets).
+func pending(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	if err := rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		return false
+	}
+	return n > 0
+}
+
 // rawConn6 is a raw IPv6 socket for protocol 112 on one interface. Raw
 // IPv6 sockets neither take nor deliver the IPv6 header: Send strips the
 // header AppendIPv6 built (the socket sets what it said: source, hop
@@ -244,3 +261,6 @@ func (c *rawConn6) Recv(b []byte) (int, error) {
 }
 
 func (c *rawConn6) Close() error { return c.f.Close() }
+
+// Pending says whether a packet waits in the socket (Pender).
+func (c *rawConn6) Pending() bool { return pending(c.f) }

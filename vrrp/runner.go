@@ -181,12 +181,14 @@ func (r *Runner) send() {
 	}
 }
 
+// packet is what the reader goroutine of Run read: a packet or an error.
+type packet struct {
+	b   []byte
+	err error
+}
+
 // Run starts the machine and runs it until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
-	type packet struct {
-		b   []byte
-		err error
-	}
 	in := make(chan packet, 16)
 	done := make(chan struct{})
 	defer close(done)
@@ -246,7 +248,58 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.step(func(now time.Time) Output { return m.Receive(now, p.b) })
 		case <-r.wake: // the timers changed: wait again
 		case <-timer.C:
+			if p, ok := r.arrived(in); ok {
+				// An advert came before the takeover: it goes first, and
+				// the loop looks at the timer again.
+				if p.err != nil {
+					r.step(m.Stop)
+					r.cfg.Conn.Close()
+					return p.err
+				}
+				r.step(func(now time.Time) Output { return m.Receive(now, p.b) })
+				continue
+			}
 			r.step(m.Tick)
 		}
+	}
+}
+
+// pendingWait is how long a takeover waits for the reader to deliver an
+// advert the socket holds (Pender).
+const pendingWait = 20 * time.Millisecond
+
+// Pender is a Conn that can tell whether a packet waits in its receive
+// queue (the Linux Conn: SIOCINQ).
+type Pender interface{ Pending() bool }
+
+// arrived returns a packet that arrived before a backup's master-down
+// timer ran out, if any. keepalived reads a readable socket before it
+// looks at its timers; here the reader goroutine and the timer race, and
+// a director paused past the master-down interval (SIGSTOP, a VM stalled,
+// a host starved of CPU) found the timer due with the master's adverts
+// queued in its socket, became MASTER, sent its advert and gratuitous ARP,
+// and yielded at the next advert: a flap, the master reasserting the VIPs
+// too. So before a backup takes over, the packets the reader holds go
+// first, and one the socket still holds is waited for (pendingWait).
+func (r *Runner) arrived(in <-chan packet) (packet, bool) {
+	r.mu.Lock()
+	backup := r.cfg.Machine.State() == Backup
+	r.mu.Unlock()
+	if !backup {
+		return packet{}, false
+	}
+	select {
+	case p := <-in:
+		return p, true
+	default:
+	}
+	if pc, ok := r.cfg.Conn.(Pender); !ok || !pc.Pending() {
+		return packet{}, false
+	}
+	select {
+	case p := <-in:
+		return p, true
+	case <-time.After(pendingWait):
+		return packet{}, false
 	}
 }

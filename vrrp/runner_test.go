@@ -281,3 +281,108 @@ func TestRunnerAdvertBeforeCallbacks(t *testing.T) {
 		})
 	}
 }
+
+// resumedConn is the socket of a process that was paused (SIGSTOP, a VM
+// stalled) while the master kept sending: its adverts wait in the
+// socket, and the reader goroutine has not run yet when the master-down
+// timer, long due, fires. The reader runs once something looks at the
+// socket (Pending), as it would a moment later.
+type resumedConn struct {
+	mu     sync.Mutex
+	queue  [][]byte
+	run    chan struct{} // closed: the reader runs
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *resumedConn) Pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) > 0 {
+		c.once.Do(func() { close(c.run) })
+	}
+	return len(c.queue) > 0
+}
+
+func (c *resumedConn) waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+func (c *resumedConn) Recv(b []byte) (int, error) {
+	select {
+	case <-c.run:
+	case <-c.closed:
+		return 0, errors.New("closed")
+	}
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		p := c.queue[0]
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+		return copy(b, p), nil
+	}
+	c.mu.Unlock()
+	<-c.closed
+	return 0, errors.New("closed")
+}
+
+func (c *resumedConn) Send([]byte) error { return nil }
+func (c *resumedConn) Close() error {
+	select {
+	case <-c.closed:
+	default:
+		close(c.closed)
+	}
+	return nil
+}
+
+// TestRunnerReadsBeforeTakeover: a backup whose master-down timer fires
+// while the master's advert waits in its socket reads the advert and stays
+// BACKUP, as keepalived (it handles a readable socket before its timers).
+// Taking over on the stale timer made a paused backup flap on resume:
+// MASTER, its advert and gratuitous ARP, then BACKUP at the next advert.
+func TestRunnerReadsBeforeTakeover(t *testing.T) {
+	m, err := NewMachine(Config{VRID: 51, Priority: 100, Interval: 20 * time.Millisecond, Preempt: true, Self: self, Addrs: []netip.Addr{vip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &resumedConn{queue: [][]byte{advertFrom(t, peer, 51, 200, 20*time.Millisecond)}, run: make(chan struct{}), closed: make(chan struct{})}
+	var mu sync.Mutex
+	var tookOver []string
+	r, err := NewRunner(RunnerConfig{Machine: m, Conn: c, Self: self, Logger: slog.New(slog.DiscardHandler),
+		OnChange: func(tr Transition) {
+			if tr.To == Master {
+				mu.Lock()
+				tookOver = append(tookOver, fmt.Sprintf("MASTER with %d advert(s) from the master waiting: %s", c.waiting(), tr.Reason))
+				mu.Unlock()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// The master-down interval is 60 ms + skew: the timer fires within it.
+	deadline := time.Now().Add(time.Second)
+	for r.Stats().Received == 0 && time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(tookOver)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tookOver) > 0 {
+		t.Fatalf("took over on a stale timer: %v", tookOver)
+	}
+	if st := r.Stats(); st.Received != 1 || st.State != Backup || st.Master != peer {
+		t.Fatalf("the master's advert was not read first: %+v", st)
+	}
+}
