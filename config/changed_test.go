@@ -90,7 +90,7 @@ func TestChangedCoversEveryField(t *testing.T) {
 		{BGP{}, []string{"ASN", "RouterID", "HoldTime", "MinRealServers", "Peers", "Line"}},
 		{BGPPeer{}, []string{"Address", "ASN", "Port", "Password", "Line"}},
 		{HA{}, []string{"VRID", "Priority", "AdvertInterval", "Preempt", "PreemptDelay", "Sync", "Interface", "Addrs", "Line"}},
-		{HASync{}, []string{"Peers", "KeyFile", "Line"}},
+		{HASync{}, []string{"Peers", "KeyFile", "Line", "KeyFileLine"}},
 	} {
 		typ := reflect.TypeOf(tc.v)
 		var got []string

@@ -58,6 +58,9 @@ type HASync struct {
 	Peers   []netip.Addr
 	KeyFile string
 	Line    int
+	// KeyFileLine is key_file's own line (Line is the block's first
+	// key, often peers): where drlb check places a key it cannot read.
+	KeyFileLine int
 }
 
 // HA defaults and limits.
@@ -113,6 +116,8 @@ func (r *yamlReader) ha(n *yaml.Node, path string) (*HA, error) {
 					return nil
 				}},
 				{name: "key_file", required: true, set: func(n *yaml.Node, p string) (err error) {
+					_, kpos := deref(n)
+					s.KeyFileLine = kpos.Line
 					s.KeyFile, err = r.str(n, p)
 					return err
 				}},

@@ -147,6 +147,9 @@ type kaSorry struct {
 	ip      netip.Addr
 	inhibit bool
 	method  kaOpt[string]
+	// inherit is the virtual server's method where sorry_server stands:
+	// keepalived's alloc_ssvr copies it then, not at the block's end.
+	inherit kaOpt[string]
 }
 
 type kaRS struct {
@@ -156,6 +159,9 @@ type kaRS struct {
 	port    kaOpt[uint16]
 	weight  kaOpt[int]
 	method  kaOpt[string]
+	// inherit is the virtual server's method where real_server stands:
+	// keepalived's alloc_rs copies it then, not at the block's end.
+	inherit kaOpt[string]
 	inhibit kaOpt[bool]
 	timing  kaTiming
 	check   *kaChecker
@@ -768,19 +774,27 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 		err = r.sorryServer(vs, k)
 	case "sorry_server_inhibit":
 		if err = noBlock(k); err == nil {
+			// keepalived's ssvri_handler sets it on the sorry server
+			// read so far, and ignores it before one.
 			if vs.sorry == nil {
-				vs.sorry = &kaSorry{}
+				r.ignore(k, "keepalived ignores it before (or without) the sorry_server line")
+				return nil
 			}
 			vs.sorry.inhibit = true
 		}
 	case "sorry_server_lvs_method":
+		// As ss_forwarding_handler: without a sorry server read so far,
+		// ignored (applied here, it sent a sorry server keepalived runs
+		// with the virtual server's NAT by direct routing).
 		if vs.sorry == nil {
-			vs.sorry = &kaSorry{}
+			r.ignore(k, "keepalived ignores it before (or without) the sorry_server line")
+			return nil
 		}
 		err = r.kaMethod(&vs.sorry.method, k)
 	case "real_server":
 		var rs *kaRS
 		if rs, err = r.realServer(k); err == nil {
+			rs.inherit = vs.kind
 			vs.reals = append(vs.reals, rs)
 		}
 	case "alpha":
@@ -798,7 +812,7 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 	case "ip_family":
 		r.ignore(k, "only fwmark services use it")
 	default:
-		if ok, err := r.timingKeyword(&vs.timing, k, true, false); ok || err != nil {
+		if ok, err := r.timingKeyword(&vs.timing, k, kaInServer); ok || err != nil {
 			return err
 		}
 		r.unknown(k, "in virtual_server", []string{"lb_algo", "lb_kind", "protocol", "persistence_timeout",
@@ -846,10 +860,20 @@ func (r *kaReader) kaMethod(o *kaOpt[string], n *kaNode) error {
 	return nil
 }
 
+// kaTimingIn says which block timingKeyword reads: keepalived's handlers
+// for the shared keywords differ between them.
+type kaTimingIn uint8
+
+const (
+	kaInServer     kaTimingIn = iota // virtual_server, real_server
+	kaInChecker                      // TCP_CHECK, UDP_CHECK, DNS_CHECK
+	kaInWebChecker                   // HTTP_GET, SSL_GET: the only place keepalived knows nb_get_retry
+)
+
 // timingKeyword reads what virtual servers, real servers and checkers
-// share; it reports whether k was one. webChecker is for HTTP_GET and
-// SSL_GET blocks, the only place keepalived knows nb_get_retry.
-func (r *kaReader) timingKeyword(t *kaTiming, k *kaNode, hostOK, webChecker bool) (bool, error) {
+// share; it reports whether k was one.
+func (r *kaReader) timingKeyword(t *kaTiming, k *kaNode, in kaTimingIn) (bool, error) {
+	hostOK, webChecker := in != kaInChecker, in == kaInWebChecker
 	var err error
 	switch k.key.text {
 	case "delay_loop":
@@ -859,7 +883,19 @@ func (r *kaReader) timingKeyword(t *kaTiming, k *kaNode, hostOK, webChecker bool
 	case "delay_before_retry":
 		t.retryDelay, err = kaTimer(k)
 	case "retry":
-		t.retry, err = kaInt(k, 0, maxRetries-1)
+		var v kaOpt[int]
+		if v, err = kaInt(k, 0, maxRetries-1); err == nil && v.v == 0 && in == kaInServer {
+			// check_parser.c's vs_retry_handler and rs_retry_handler
+			// read 1 and up ("retry value invalid - 0", ignored); only
+			// a checker's retry_handler takes 0. Read as 0 here, it took
+			// a server out after 1 failure where keepalived waits for 2
+			// (or the checker's own default).
+			r.ignore(k, "keepalived takes 1 or more in virtual_server and real_server: it ignores retry 0 there, and so does drlb")
+			return true, nil
+		}
+		if err == nil {
+			t.retry = v
+		}
 	case "nb_get_retry":
 		// keepalived installs nb_get_retry (deprecated) in HTTP_GET and
 		// SSL_GET only; in TCP_CHECK, UDP_CHECK, DNS_CHECK, real_server
@@ -892,13 +928,10 @@ func (r *kaReader) sorryServer(vs *kaVS, k *kaNode) error {
 	if err := noBlock(k); err != nil {
 		return err
 	}
-	if vs.sorry == nil {
-		vs.sorry = &kaSorry{}
-	}
-	if vs.sorry.addr.text != "" {
+	if vs.sorry != nil {
 		return kaErr(k.key, k.key.text, k.args[0].text, "a virtual_server has one sorry server (the first is at %s)", place(vs.sorry.key, k.key))
 	}
-	vs.sorry.key, vs.sorry.addr, vs.sorry.ip = k.key, k.args[0], a
+	vs.sorry = &kaSorry{key: k.key, addr: k.args[0], ip: a, inherit: vs.kind}
 	if hasPort {
 		for _, v := range vs.vips {
 			if v.port != port {
@@ -960,7 +993,7 @@ func (r *kaReader) realServer(k *kaNode) (*kaRS, error) {
 			r.ignore(c, "notifications and SNMP are not supported")
 		default:
 			var ok bool
-			if ok, err = r.timingKeyword(&rs.timing, c, true, false); !ok && err == nil {
+			if ok, err = r.timingKeyword(&rs.timing, c, kaInServer); !ok && err == nil {
 				r.unknown(c, "in real_server", []string{"weight", "inhibit_on_failure", "lvs_method", "TCP_CHECK", "HTTP_GET",
 					"SSL_GET", "UDP_CHECK", "DNS_CHECK", "connect_timeout", "retry", "delay_before_retry", "delay_loop", "virtualhost"})
 			}
@@ -983,6 +1016,10 @@ func (r *kaReader) checker(k *kaNode) (*kaChecker, error) {
 	}
 	ck := &kaChecker{key: k.key, typ: map[string]string{"TCP_CHECK": "tcp", "HTTP_GET": "http", "SSL_GET": "https", "UDP_CHECK": "udp", "DNS_CHECK": "dns"}[k.key.text]}
 	web := ck.typ == "http" || ck.typ == "https"
+	in := kaInChecker
+	if web {
+		in = kaInWebChecker
+	}
 	for _, c := range k.block {
 		var err error
 		switch name := c.key.text; {
@@ -1067,7 +1104,7 @@ func (r *kaReader) checker(k *kaNode) (*kaChecker, error) {
 			}
 		default:
 			var ok bool
-			if ok, err = r.timingKeyword(&ck.timing, c, web, web); !ok && err == nil {
+			if ok, err = r.timingKeyword(&ck.timing, c, in); !ok && err == nil {
 				r.unknown(c, "in "+k.key.text, []string{"connect_port", "connect_timeout", "retry", "delay_before_retry",
 					"delay_loop", "url", "virtualhost", "payload", "require_reply", "type", "name"})
 			}
@@ -1147,14 +1184,6 @@ func (r *kaReader) services(vs *kaVS) error {
 	for _, f := range vs.flags {
 		r.kaFlag(&opts, sched, f)
 	}
-	if vs.sorry != nil && vs.sorry.addr.text == "" {
-		t := vs.sorry.method.tok
-		if t.text == "" {
-			t = vs.key
-		}
-		r.note(t, "sorry_server_inhibit or sorry_server_lvs_method without a sorry_server: ignored")
-		vs.sorry = nil
-	}
 	if vs.quorum.set && vs.quorum.v > 1 && vs.sorry != nil {
 		return kaErr(vs.quorum.tok, "quorum", vs.quorum.tok.text, "a quorum above 1 with a sorry server is not supported: drlb's sorry server stands in only when no real server can take connections (quorum 1)")
 	}
@@ -1162,12 +1191,24 @@ func (r *kaReader) services(vs *kaVS) error {
 		r.warn(Warning{File: vs.quorum.tok.file, Line: vs.quorum.tok.line, Keyword: "quorum", Msg: "it matters only with a sorry server, and drlb's quorum is 1"})
 	}
 	// Forwarding methods: keepalived's default is NAT.
-	method := func(own kaOpt[string]) error {
-		m := own.or(vs.kind)
+	// A real or sorry server without a method of its own has the one the
+	// virtual server had where the server is written (inherit), as
+	// keepalived's alloc_rs and alloc_ssvr copy it: an lb_kind DR below
+	// it leaves it NAT there.
+	method := func(own, inherit kaOpt[string], key, addr kaToken) error {
+		m := own.or(inherit)
+		ignored := func(o kaOpt[string]) error {
+			t := o.tok
+			return kaErr(t, o.kw, t.text, "keepalived takes DR, NAT and TUN in capitals only: it ignores %q and runs the service as NAT, its default, and drlb does direct routing only: write DR", t.text)
+		}
 		switch {
-		case !m.set && vs.kind.tok.text != "":
+		case !m.set && inherit.tok.text != "":
+			return ignored(inherit)
+		case !m.set && vs.kind.set:
 			t := vs.kind.tok
-			return kaErr(t, vs.kind.kw, t.text, "keepalived takes DR, NAT and TUN in capitals only: it ignores %q and runs the service as NAT, its default, and drlb does direct routing only: write DR", t.text)
+			return kaErr(addr, key.text, addr.text, "comes before %s %s (%s): keepalived gives a server the method written above it, so it runs this one as NAT, its default, and drlb does direct routing only: move %s above the servers", vs.kind.kw, t.text, place(t, key), vs.kind.kw)
+		case !m.set && vs.kind.tok.text != "":
+			return ignored(vs.kind)
 		case !m.set:
 			return kaErr(vs.key, "lb_kind", "", "missing: keepalived's default is NAT, and drlb does direct routing only: add lb_kind DR")
 		case m.v != "DR":
@@ -1179,7 +1220,7 @@ func (r *kaReader) services(vs *kaVS) error {
 	}
 	var reals []*kaRS
 	for _, rs := range vs.reals {
-		if err := method(rs.method); err != nil {
+		if err := method(rs.method, rs.inherit, rs.key, rs.addrTok); err != nil {
 			return err
 		}
 		dup := false
@@ -1194,7 +1235,7 @@ func (r *kaReader) services(vs *kaVS) error {
 		}
 	}
 	if vs.sorry != nil {
-		if err := method(vs.sorry.method); err != nil {
+		if err := method(vs.sorry.method, vs.sorry.inherit, vs.sorry.key, vs.sorry.addr); err != nil {
 			return err
 		}
 	}

@@ -218,6 +218,11 @@ func TestParseKeepalivedGood(t *testing.T) {
 		{"http defaults", kaCheck("        HTTP_GET {\n            url {\n                path /\n            }\n        }"),
 			[]string{`check=http port=0 path="/" status=200-299 interval=1m0s timeout=5s retries=2 inhibit=false retry_delay=3s`}, nil},
 		{"retry 0 is one failure", kaCheck("        TCP_CHECK {\n            retry 0\n        }"), []string{"retries=1"}, nil},
+		// ... in a checker only: vs_retry_handler and rs_retry_handler
+		// read 1 and up, and ignore a 0 ("retry value invalid").
+		{"retry 0 in virtual and real server: ignored, as keepalived", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n retry 0\n real_server 198.18.0.11 80 {\n  retry 0\n  TCP_CHECK {\n  }\n }\n}\n",
+			[]string{"check=tcp port=0 interval=1m0s timeout=5s retries=2 "},
+			[]string{`keepalived.conf:4: warning: keyword "retry" ignored`, `keepalived.conf:6: warning: keyword "retry" ignored`}},
 		// keepalived installs nb_get_retry in HTTP_GET and SSL_GET only
 		// (check_http.c); in TCP_CHECK, UDP_CHECK, DNS_CHECK, real_server
 		// and virtual_server it is an unknown keyword: the retry count
@@ -267,6 +272,10 @@ func TestParseKeepalivedGood(t *testing.T) {
 				`keepalived.conf:11: warning: keyword "name" ignored (the name is given twice: keepalived keeps the first, at line 10)`,
 				`keepalived.conf:12: warning: keyword "payload" ignored (not a keepalived keyword in DNS_CHECK`,
 			}},
+		// ssvri_handler and ss_forwarding_handler apply to the sorry
+		// server read so far: before it, both are ignored.
+		{"sorry_server_inhibit above sorry_server: ignored", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n sorry_server_inhibit\n sorry_server 198.18.0.99\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{`sorry_server 198.18.0.99 line=5 mac="" inhibit=false`}, []string{`keepalived.conf:4: warning: keyword "sorry_server_inhibit" ignored (keepalived ignores it before (or without) the sorry_server line)`}},
 		{"sorry server inhibit and method", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n sorry_server 198.18.0.99\n sorry_server_inhibit\n sorry_server_lvs_method DR\n quorum 1\n real_server 198.18.0.11 80 {\n }\n}\n",
 			[]string{`sorry_server 198.18.0.99 line=4 mac="" inhibit=true`}, nil},
 		{"lvs_timeouts", "global_defs {\n lvs_timeouts tcp 7200 tcpfin 30 udp 10\n}\n" + kaService,
@@ -365,6 +374,14 @@ func TestParseKeepalivedBad(t *testing.T) {
 		{"real server dr under NAT", "virtual_server 198.18.0.100 80 {\n lb_kind NAT\n protocol TCP\n real_server 198.18.0.11 80 {\n  lvs_method dr\n }\n}\n", 2, 10, "lb_kind", "NAT", "direct routing (DR) only"},
 		{"real server NAT", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  lvs_method NAT\n }\n}\n", 5, 14, "lvs_method", "NAT", "direct routing (DR) only"},
 		{"sorry server NAT", vs("    lb_kind DR", "    protocol TCP", "    sorry_server 198.18.0.99 80", "    sorry_server_lvs_method NAT"), 5, 29, "sorry_server_lvs_method", "NAT", "direct routing (DR) only"},
+		// check_data.c alloc_rs / alloc_ssvr copy the virtual server's
+		// method when the server is read: a server above lb_kind DR runs
+		// as NAT, keepalived's default, and drlb used to run it as DR.
+		{"real server above lb_kind DR", "virtual_server 198.18.0.100 80 {\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n lb_kind DR\n}\n", 3, 14, "real_server", "198.18.0.11", "comes before lb_kind DR (line 5)"},
+		{"sorry server above lb_kind DR", "virtual_server 198.18.0.100 80 {\n protocol TCP\n sorry_server 198.18.0.99 80\n lb_kind DR\n real_server 198.18.0.11 80 {\n }\n}\n", 3, 15, "sorry_server", "198.18.0.99", "runs this one as NAT"},
+		// ss_forwarding_handler ignores sorry_server_lvs_method before
+		// the sorry server: it keeps the virtual server's NAT.
+		{"sorry_server_lvs_method above sorry_server", "virtual_server 198.18.0.100 80 {\n lb_kind NAT\n protocol TCP\n sorry_server_lvs_method DR\n sorry_server 198.18.0.99 80\n real_server 198.18.0.11 80 {\n  lvs_method DR\n }\n}\n", 2, 10, "lb_kind", "NAT", "direct routing (DR) only"},
 		{"fwmark service", "virtual_server fwmark 1 {\n lb_kind DR\n}\n", 1, 16, "virtual_server", "fwmark 1", "firewall-mark services are not supported"},
 		{"fwmark in a group", "virtual_server_group g {\n 198.18.0.100 80\n fwmark 2\n}\n", 3, 2, "fwmark", "2", "firewall-mark services are not supported"},
 		{"lblc", vs("    lb_algo lblc"), 2, 13, "lb_algo", "lblc", "drlb has no such scheduler (supported: rr, wrr, lc, wlc, sh, mh, sed, nq)"},

@@ -47,7 +47,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// checked; the unit's ExecStartPre would otherwise pass a start
 		// that fails.
 		if _, err := director.ReadSyncKey(cfg.HA.Sync.KeyFile); err != nil {
-			fmt.Fprintf(stderr, "%s:%d: warning: drlb run would refuse to start: %v\n", *cfgPath, cfg.HA.Sync.Line, err)
+			// key_file's own line: Sync.Line is the block's first key
+			// (peers: as usually written), which the warning misplaced.
+			line := cfg.HA.Sync.KeyFileLine
+			if line == 0 {
+				line = cfg.HA.Sync.Line
+			}
+			fmt.Fprintf(stderr, "%s:%d: warning: drlb run would refuse to start: %v\n", *cfgPath, line, err)
 			n++
 		}
 	}

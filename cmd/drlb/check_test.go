@@ -66,7 +66,7 @@ func TestCheckCommand(t *testing.T) {
 		// live only on the directors): ExecStartPre passed a start that
 		// failed.
 		{"ha.sync without its key file", []string{"check", "-c", syncMissing}, exitOK, "1 warning\n" + syncMissing + ": ha: VRRPv3 vrid 51, priority 150, advert_interval 1s, preempt, sync with 2 peers\n",
-			[]string{syncMissing + ":6: warning: drlb run would refuse to start: ha.sync.key_file: open " + filepath.Join(dir, "no.key") + ": no such file or directory"}},
+			[]string{syncMissing + ":7: warning: drlb run would refuse to start: ha.sync.key_file: open " + filepath.Join(dir, "no.key") + ": no such file or directory"}},
 		{"ha.sync with its key file", []string{"check", "-c", syncGood}, exitOK, "sync-good.yaml: ha: VRRPv3 vrid 51, priority 150, advert_interval 1s, preempt, sync with 2 peers\n", nil},
 		{"VRRPv2", []string{"check", "-c", v2}, exitUsage, "",
 			[]string{"drlb check: " + v2 + ":1:1: version: keepalived runs this vrrp_instance as VRRPv2, its default: drlb speaks VRRPv3 only"}},
