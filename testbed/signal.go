@@ -49,31 +49,12 @@ func openLabs() []*Lab {
 // one), closes the labs, then re-raises the signal as CloseOnSignal does.
 // stop ends the watching.
 func CloseAllOnSignal() (stop func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	quit := make(chan struct{})
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			close(quit)
-		})
-	}
-	go func() {
-		select {
-		case sig := <-ch:
-			for _, l := range openLabs() {
-				l.killProcesses()
-				l.Close()
-			}
-			stop()
-			if p, err := os.FindProcess(os.Getpid()); err == nil {
-				p.Signal(sig)
-			}
-		case <-quit:
+	return onSignal(context.Background(), func() {
+		for _, l := range openLabs() {
+			l.killProcesses()
+			l.Close()
 		}
-	}()
-	return stop
+	})
 }
 
 // CloseOnSignal closes the lab when the process gets SIGINT (Ctrl-C) or
@@ -83,6 +64,12 @@ func CloseAllOnSignal() (stop func()) {
 // usual. Watching stops when ctx ends or stop is called; stop does not
 // close the lab (defer Close for that).
 func (l *Lab) CloseOnSignal(ctx context.Context) (stop func()) {
+	return onSignal(ctx, func() { l.Close() })
+}
+
+// onSignal runs cleanup when the process gets SIGINT or SIGTERM, then
+// re-raises the signal (CloseOnSignal), until ctx ends or stop is called.
+func onSignal(ctx context.Context, cleanup func()) (stop func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	quit := make(chan struct{})
@@ -96,7 +83,7 @@ func (l *Lab) CloseOnSignal(ctx context.Context) (stop func()) {
 	go func() {
 		select {
 		case sig := <-ch:
-			l.Close()
+			cleanup()
 			stop()
 			if p, err := os.FindProcess(os.Getpid()); err == nil {
 				p.Signal(sig)
