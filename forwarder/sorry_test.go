@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/internal/framegen"
 )
 
 var sorryAddr = netip.MustParseAddr("198.18.0.99")
@@ -165,4 +166,29 @@ func TestSorryServerStaticMACReload(t *testing.T) {
 	if got := f.Stats()[0].Sorry.MAC; got.String() != rsMACs[0].String() {
 		t.Errorf("sorry server's MAC after the reload: %v, want the config's new %v", got, rsMACs[0])
 	}
+}
+
+// TestSorryServerICMPError: an ICMP error about a sorry server's
+// connection reaches it while it stands in, and is dropped as
+// server-gone once a real server is back, as the connection's own
+// packets are (connection()).
+func TestSorryServerICMPError(t *testing.T) {
+	f := newForwarder(t, sorryConfig("rr", false), Options{MAC: directorMAC})
+	for ri := 0; ri < 2; ri++ {
+		if err := f.SetAvailable(0, ri, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := client(1, 4000)
+	res, _ := process(t, f, syn(c), t0)
+	expect(t, res, Forward, ReasonSorry)
+	reply := framegen.TCP(framegen.L2{Src: rsMACs[2], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, make([]byte, 1400))
+	icmp := framegen.ICMPFragNeeded(toDir, netip.MustParseAddr("198.18.1.1"), vip, framegen.IPPacket(reply)[:28], 1400)
+	res, _ = process(t, f, icmp, t0+second)
+	expect(t, res, Forward, ReasonICMP)
+	if err := f.SetAvailable(0, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = process(t, f, icmp, t0+2*second)
+	expect(t, res, Drop, ReasonServerGone)
 }
