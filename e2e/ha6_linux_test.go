@@ -76,7 +76,8 @@ func waitRouterNDP(t *testing.T, l *testbed.Lab, mac net.HardwareAddr, timeout t
 // the router's NDP entry for VIP6 follows the IPv6 master. A client loop
 // through VIP6 (a new connection every 20 ms, 4 keep-alive connections,
 // mh) sees no failed request when the master is killed: the backup is
-// IPv6 MASTER within 1 s and the router's entry moves.
+// IPv6 MASTER within haTakeover (about 0.3 s measured, logged) and the
+// router's entry moves.
 func TestHAFailoverIPv6(t *testing.T) {
 	testutil.NeedRoot(t)
 	l := newLab(t, testbed.Options{Directors: 2, RealServers: 3})
@@ -121,12 +122,12 @@ func TestHAFailoverIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p1.done
-	takeover := waitHA6State(t, sock2, "MASTER", 2*time.Second)
+	takeover := waitHA6State(t, sock2, "MASTER", haTakeover)
 	waitRouterNDP(t, l, d2.MAC, 2*time.Second)
 	t.Logf("SIGKILL: director2 IPv6 MASTER %v after the kill, router's NDP entry for VIP6 moved %v after the kill (master-down interval %v)",
 		takeover.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), 3*haInterval+(256-100)*haInterval/256)
-	if takeover > time.Second {
-		t.Errorf("IPv6 takeover took %v, want under 1s at %v adverts", takeover, haInterval)
+	if takeover > haTakeover {
+		t.Errorf("IPv6 takeover took %v, want under %v at %v adverts", takeover, haTakeover, haInterval)
 	}
 	waitHAState(t, sock2, "MASTER", time.Second)
 	time.Sleep(2 * time.Second)
@@ -148,7 +149,7 @@ func TestHAFailoverIPv6(t *testing.T) {
 // with the IPv6 VIP alone runs the IPv6 virtual router alone. keepalived
 // at a higher priority makes drlb IPv6 BACKUP (the router's NDP entry
 // moves to keepalived); when keepalived dies (killed, link down) drlb is
-// MASTER within 1 s and the router's entry is back; a keepalived at a
+// MASTER within haTakeover and the router's entry is back; a keepalived at a
 // lower priority stays BACKUP under drlb.
 func TestHAKeepalivedInteropIPv6(t *testing.T) {
 	testutil.NeedRoot(t)
@@ -181,12 +182,12 @@ func TestHAKeepalivedInteropIPv6(t *testing.T) {
 	t.Logf("keepalived IPv6 MASTER (%v), drlb BACKUP %v after keepalived's log, router's NDP entry at keepalived's MAC", h.Master, yielded.Round(time.Millisecond))
 
 	died, linkUp := cutKeepalived(t, l, k, d2)
-	took := waitHA6State(t, sock, "MASTER", 2*time.Second)
+	took := waitHA6State(t, sock, "MASTER", haTakeover)
 	waitRouterNDP(t, l, d1.MAC, 2*time.Second)
 	moved := time.Since(died)
 	t.Logf("keepalived killed: drlb IPv6 MASTER after %v, router's NDP entry back at drlb after %v", took.Round(time.Millisecond), moved.Round(time.Millisecond))
-	if moved > time.Second {
-		t.Errorf("takeover took %v, want under 1s", moved)
+	if moved > haTakeover {
+		t.Errorf("takeover took %v, want under %v", moved, haTakeover)
 	}
 
 	linkUp()

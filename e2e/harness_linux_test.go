@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -94,6 +95,9 @@ type directorProc struct {
 	logs *testutil.SyncBuffer
 	done chan struct{}
 	err  error
+	// checked: stop has judged how drlb ended (once, not again in the
+	// cleanup after a test's own stop).
+	checked bool
 }
 
 // writeConfig writes a director config for the lab: TCP VIP:80 and
@@ -223,10 +227,17 @@ func (p *directorProc) signal(sig os.Signal) {
 	}
 }
 
-// stop ends drlb with SIGTERM and checks it stopped cleanly.
+// stop ends drlb with SIGTERM and checks it stopped cleanly. A drlb that
+// had already ended is checked too: only a SIGKILL (a test killing a
+// director on purpose) is no failure; a crash, a race report's exit 66
+// or an unclean exit on the test's own SIGTERM is.
 func (p *directorProc) stop() {
 	select {
 	case <-p.done:
+		if p.err != nil && !killedBySIGKILL(p.err) && !p.checked {
+			p.t.Errorf("drlb ended with %v before the test stopped it, and not by a SIGKILL of the test's", p.err)
+		}
+		p.checked = true
 		return
 	default:
 	}
@@ -241,6 +252,18 @@ func (p *directorProc) stop() {
 		<-p.done
 		p.t.Error("drlb did not stop within 5s of SIGTERM; killed")
 	}
+	p.checked = true
+}
+
+// killedBySIGKILL reports whether err is the end of a process killed by
+// SIGKILL.
+func killedBySIGKILL(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // capture counts frames on one interface of one host.

@@ -249,11 +249,18 @@ func TestReloadRefusedByKernel(t *testing.T) {
 	if r, ok := routeTo(l.VIP); !ok || r.Type != unix.RTN_BLACKHOLE {
 		t.Errorf("the running VIP's blackhole route: %+v (present %v)", r, ok)
 	}
-	// The router asks for the new VIP (a ping, one try, bounded): nobody
-	// may answer its ARP request.
-	_ = l.Do(l.Router, func() error {
-		return exec.Command("ping", "-c", "1", "-W", "1", vip2.String()).Run()
-	})
+	// The router asks for the new VIP (a datagram to it makes the router
+	// ARP, as in resolveVIP; no tool whose failure could keep the request
+	// from going out): nobody may answer its ARP request.
+	uc, err := l.DialUDP(l.Router, netip.AddrPortFrom(vip2, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	if _, err := uc.Write([]byte("who has the new VIP")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // an ARP reply takes milliseconds
 	if mac := neighborMAC(t, l, l.Router, vip2); len(mac) != 0 {
 		t.Errorf("the router learnt %v at %v after a refused reload", vip2, mac)
 	}

@@ -98,6 +98,12 @@ func testWorkersShareClients(t *testing.T, curl string, queues int, args []strin
 	for _, c := range clients {
 		want[director.FanoutHash(cfg).Index(c, 2)]++
 	}
+	// Both workers must carry clients: with every client on one worker
+	// (a hash that always says 0, say) the checks below would pass with
+	// one worker idle.
+	if want[0] == 0 || want[1] == 0 {
+		t.Fatalf("the fanout hash puts the 16 clients %v on the two workers: want some on each", want)
+	}
 	for _, c := range clients {
 		var first string
 		for j := range 3 {
