@@ -712,11 +712,13 @@ func (f *Forwarder) icmpError(st *state, p *packet, now int64) Result {
 	if e := f.table.Lookup(&f.key, now); e != nil && e.Service == s.slot {
 		if ref := s.ref(e.Real); ref.r != nil {
 			// Gone as connection() has it: removed, failed, drained
-			// out, or the sorry server once a real server is back. A
+			// out, or the sorry server once a real server is back
+			// unless sorry_server_inhibit keeps its connections (then
+			// their errors, a path MTU's too, must reach it). A
 			// server whose MAC is unknown is not gone (usable() here
 			// made it server-gone): Process drops the error as
 			// no-mac, as it does the connection's own packets.
-			if ref.idx >= 0 && ref.r.available.Load() && !ref.r.drainOver(now) && !s.sorryGone(ref.r) {
+			if ref.idx >= 0 && ref.r.available.Load() && !ref.r.drainOver(now) && !(s.sorryGone(ref.r) && !s.cfg.SorryServer.Inhibit) {
 				return f.result(Forward, ReasonICMP, s.idx, int(ref.idx))
 			}
 			return f.result(Drop, ReasonServerGone, s.idx, int(ref.idx))

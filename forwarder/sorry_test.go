@@ -192,3 +192,31 @@ func TestSorryServerICMPError(t *testing.T) {
 	res, _ = process(t, f, icmp, t0+2*second)
 	expect(t, res, Drop, ReasonServerGone)
 }
+
+// TestSorryServerInhibitICMPError: with sorry_server_inhibit the sorry
+// server keeps its connections when a real server is back (connection()),
+// so an ICMP error about one (fragmentation needed: its path MTU) still
+// reaches it, not dropped as server-gone.
+func TestSorryServerInhibitICMPError(t *testing.T) {
+	f := newForwarder(t, sorryConfig("rr", true), Options{MAC: directorMAC})
+	for ri := 0; ri < 2; ri++ {
+		if err := f.SetAvailable(0, ri, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := client(1, 4000)
+	res, _ := process(t, f, syn(c), t0)
+	expect(t, res, Forward, ReasonSorry)
+	reply := framegen.TCP(framegen.L2{Src: rsMACs[2], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, make([]byte, 1400))
+	icmp := framegen.ICMPFragNeeded(toDir, netip.MustParseAddr("198.18.1.1"), vip, framegen.IPPacket(reply)[:28], 1400)
+	if err := f.SetAvailable(0, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = process(t, f, icmp, t0+second)
+	expect(t, res, Forward, ReasonICMP)
+	if res.Real != 2 {
+		t.Fatalf("the ICMP error went to %d, want the sorry server (2)", res.Real)
+	}
+	res, _ = process(t, f, ack(c), t0+2*second)
+	expect(t, res, Forward, ReasonExisting)
+}

@@ -225,6 +225,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.step(m.Start)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// The takeover due at deferFor may be deferred for reading until
+	// deferUntil at most (maxDefer).
+	var deferFor, deferUntil time.Time
 	for {
 		r.mu.Lock()
 		next := m.Next()
@@ -248,6 +251,20 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.step(func(now time.Time) Output { return m.Receive(now, p.b) })
 		case <-r.wake: // the timers changed: wait again
 		case <-timer.C:
+			// Packets that are no advert for this virtual router (other
+			// VRIDs, malformed ones, a lower-priority master's with
+			// preempt) leave the master-down timer where it was: without
+			// a bound, a steady stream of them (many VRIDs on the LAN, a
+			// storm, an attacker) found one waiting at every look and
+			// deferred the takeover for as long as it lasted, the master
+			// dead. A takeover is deferred for maxDefer at most.
+			if !next.Equal(deferFor) {
+				deferFor, deferUntil = next, time.Now().Add(maxDefer)
+			}
+			if !time.Now().Before(deferUntil) {
+				r.step(m.Tick)
+				continue
+			}
 			if p, ok := r.arrived(in); ok {
 				// An advert came before the takeover: it goes first, and
 				// the loop looks at the timer again.
@@ -267,6 +284,12 @@ func (r *Runner) Run(ctx context.Context) error {
 // pendingWait is how long a takeover waits for the reader to deliver an
 // advert the socket holds (Pender).
 const pendingWait = 20 * time.Millisecond
+
+// maxDefer is how long a takeover may be deferred for reading what the
+// reader and the socket hold: far more than a full socket buffer of
+// adverts takes to read, far less than a master-down interval of
+// keepalived's default 1 s interval.
+const maxDefer = 100 * time.Millisecond
 
 // Pender is a Conn that can tell whether a packet waits in its receive
 // queue (the Linux Conn: SIOCINQ).
