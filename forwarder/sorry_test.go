@@ -169,54 +169,41 @@ func TestSorryServerStaticMACReload(t *testing.T) {
 }
 
 // TestSorryServerICMPError: an ICMP error about a sorry server's
-// connection reaches it while it stands in, and is dropped as
-// server-gone once a real server is back, as the connection's own
-// packets are (connection()).
+// connection reaches it while it stands in. Once a real server is back it
+// is dropped as server-gone, as the connection's own packets are
+// (connection()), unless sorry_server_inhibit keeps the sorry server's
+// connections: then the error (fragmentation needed: its path MTU) still
+// reaches it, as the connection's packets do.
 func TestSorryServerICMPError(t *testing.T) {
-	f := newForwarder(t, sorryConfig("rr", false), Options{MAC: directorMAC})
-	for ri := 0; ri < 2; ri++ {
-		if err := f.SetAvailable(0, ri, false); err != nil {
-			t.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name    string
+		inhibit bool
+		after   Reason // the error's fate once a real server is back
+	}{
+		{"sorry server", false, ReasonServerGone},
+		{"inhibited sorry server", true, ReasonICMP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForwarder(t, sorryConfig("rr", tc.inhibit), Options{MAC: directorMAC})
+			for ri := 0; ri < 2; ri++ {
+				if err := f.SetAvailable(0, ri, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := client(1, 4000)
+			res, _ := process(t, f, syn(c), t0)
+			expect(t, res, Forward, ReasonSorry)
+			reply := framegen.TCP(framegen.L2{Src: rsMACs[2], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, make([]byte, 1400))
+			icmp := framegen.ICMPFragNeeded(toDir, netip.MustParseAddr("198.18.1.1"), vip, framegen.IPPacket(reply)[:28], 1400)
+			res, _ = process(t, f, icmp, t0+second)
+			expect(t, res, Forward, ReasonICMP)
+			if err := f.SetAvailable(0, 1, true); err != nil {
+				t.Fatal(err)
+			}
+			res, _ = process(t, f, icmp, t0+2*second)
+			if res.Reason != tc.after || tc.after == ReasonICMP && res.Real != 2 {
+				t.Fatalf("ICMP error once a real server is back: %v to %d, want %v (to the sorry server, 2, when forwarded)", res.Reason, res.Real, tc.after)
+			}
+		})
 	}
-	c := client(1, 4000)
-	res, _ := process(t, f, syn(c), t0)
-	expect(t, res, Forward, ReasonSorry)
-	reply := framegen.TCP(framegen.L2{Src: rsMACs[2], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, make([]byte, 1400))
-	icmp := framegen.ICMPFragNeeded(toDir, netip.MustParseAddr("198.18.1.1"), vip, framegen.IPPacket(reply)[:28], 1400)
-	res, _ = process(t, f, icmp, t0+second)
-	expect(t, res, Forward, ReasonICMP)
-	if err := f.SetAvailable(0, 1, true); err != nil {
-		t.Fatal(err)
-	}
-	res, _ = process(t, f, icmp, t0+2*second)
-	expect(t, res, Drop, ReasonServerGone)
-}
-
-// TestSorryServerInhibitICMPError: with sorry_server_inhibit the sorry
-// server keeps its connections when a real server is back (connection()),
-// so an ICMP error about one (fragmentation needed: its path MTU) still
-// reaches it, not dropped as server-gone.
-func TestSorryServerInhibitICMPError(t *testing.T) {
-	f := newForwarder(t, sorryConfig("rr", true), Options{MAC: directorMAC})
-	for ri := 0; ri < 2; ri++ {
-		if err := f.SetAvailable(0, ri, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := client(1, 4000)
-	res, _ := process(t, f, syn(c), t0)
-	expect(t, res, Forward, ReasonSorry)
-	reply := framegen.TCP(framegen.L2{Src: rsMACs[2], Dst: clientMAC}, netip.AddrPortFrom(vip, 80), c, "PA", 9, 2, make([]byte, 1400))
-	icmp := framegen.ICMPFragNeeded(toDir, netip.MustParseAddr("198.18.1.1"), vip, framegen.IPPacket(reply)[:28], 1400)
-	if err := f.SetAvailable(0, 1, true); err != nil {
-		t.Fatal(err)
-	}
-	res, _ = process(t, f, icmp, t0+second)
-	expect(t, res, Forward, ReasonICMP)
-	if res.Real != 2 {
-		t.Fatalf("the ICMP error went to %d, want the sorry server (2)", res.Real)
-	}
-	res, _ = process(t, f, ack(c), t0+2*second)
-	expect(t, res, Forward, ReasonExisting)
 }
