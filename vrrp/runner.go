@@ -222,6 +222,17 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}()
 	m := r.cfg.Machine
+	// receive hands p to the machine; a read error stops it, and is
+	// Run's to return.
+	receive := func(p packet) error {
+		if p.err != nil {
+			r.step(m.Stop)
+			r.cfg.Conn.Close()
+			return p.err
+		}
+		r.step(func(now time.Time) Output { return m.Receive(now, p.b) })
+		return nil
+	}
 	r.step(m.Start)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -243,12 +254,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.cfg.Conn.Close()
 			return nil
 		case p := <-in:
-			if p.err != nil {
-				r.step(m.Stop)
-				r.cfg.Conn.Close()
-				return p.err
+			if err := receive(p); err != nil {
+				return err
 			}
-			r.step(func(now time.Time) Output { return m.Receive(now, p.b) })
 		case <-r.wake: // the timers changed: wait again
 		case <-timer.C:
 			// Packets that are no advert for this virtual router (other
@@ -258,22 +266,20 @@ func (r *Runner) Run(ctx context.Context) error {
 			// storm, an attacker) found one waiting at every look and
 			// deferred the takeover for as long as it lasted, the master
 			// dead. A takeover is deferred for maxDefer at most.
+			now := time.Now()
 			if !next.Equal(deferFor) {
-				deferFor, deferUntil = next, time.Now().Add(maxDefer)
+				deferFor, deferUntil = next, now.Add(maxDefer)
 			}
-			if !time.Now().Before(deferUntil) {
+			if !now.Before(deferUntil) {
 				r.step(m.Tick)
 				continue
 			}
 			if p, ok := r.arrived(in); ok {
 				// An advert came before the takeover: it goes first, and
 				// the loop looks at the timer again.
-				if p.err != nil {
-					r.step(m.Stop)
-					r.cfg.Conn.Close()
-					return p.err
+				if err := receive(p); err != nil {
+					return err
 				}
-				r.step(func(now time.Time) Output { return m.Receive(now, p.b) })
 				continue
 			}
 			r.step(m.Tick)
