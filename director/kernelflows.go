@@ -102,8 +102,8 @@ func (d *Director) flushKernelFlowsBefore(w *worker, k *kernelFlows, beforeFrame
 		return false
 	}
 	if beforeFrames {
-		// Nothing is held between batches (flushAfterFrames ran);
-		// anything that were goes first, as a removal here may be its.
+		// Nothing is held between batches (flushAfterFrames ran); if
+		// anything were, it goes first, as a removal here may be its.
 		if err := d.writeHeldFlows(k); err != nil {
 			d.kernelFlowsOff(w, k, err)
 			return false
@@ -148,8 +148,8 @@ func (d *Director) flushKernelFlowsBefore(w *worker, k *kernelFlows, beforeFrame
 }
 
 // flushAfterFrames writes the additions flushKernelFlowsBefore held,
-// once the batch's frames are sent; nothing if a flush wrote them
-// meanwhile. With w.mu held.
+// once the batch's frames are sent, less those another flush took back
+// meanwhile (dropTakenBack). With w.mu held.
 func (d *Director) flushAfterFrames(w *worker, k *kernelFlows) {
 	if k.failed {
 		return
