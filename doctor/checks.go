@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/drlb/drlb/realserver"
 )
 
 // IDForwarding marks the forwarding checks: drlb run -blackhole-vip
@@ -54,7 +56,7 @@ func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Repo
 			if v, err := h.Sysctl(key); err == nil && v != "0" {
 				r.add("send_redirects off ("+scope+")", Warn,
 					"on: a director that ever forwards would tell clients to bypass it",
-					"sysctl -w "+dotted(key)+"=0")
+					"sysctl -w "+realserver.SysctlName(key)+"=0")
 			} else if err == nil {
 				r.add("send_redirects off ("+scope+")", Pass, "0", "")
 			}
@@ -318,7 +320,7 @@ func checkForwarding(r *Report, h Host, fam, iface string) {
 	case len(on) > 0:
 		var sets []string
 		for _, key := range on {
-			sets = append(sets, dotted(key)+"=0")
+			sets = append(sets, realserver.SysctlName(key)+"=0")
 		}
 		fix := "sysctl -w " + strings.Join(sets, " ")
 		if fam == "ipv4" {
@@ -330,7 +332,7 @@ func checkForwarding(r *Report, h Host, fam, iface string) {
 		// 1792 bytes, those of another queue's worker, all once detached),
 		// whose copy drlb's tc drop takes where it is attached.
 		fix += " (drlb run -io afxdp keeps the VIP frames it redirects from the kernel, but not those its XDP program passes: 802.1Q-tagged ones, frames over 1792 bytes, with several receive queues those of another queue's worker, all of them if the program is detached; drlb drops the kernel's copy of untagged ones at tc ingress where the kernel has tcx)"
-		r.add(name, Fail, "on ("+dotted(on[0])+"): the kernel would route its own copy of every VIP frame to the real servers, so they would get each packet twice", fix)
+		r.add(name, Fail, "on ("+realserver.SysctlName(on[0])+"): the kernel would route its own copy of every VIP frame to the real servers, so they would get each packet twice", fix)
 		(*r)[len(*r)-1].ID = IDForwarding
 	default:
 		r.add(name, Pass, "0", "")
@@ -360,7 +362,7 @@ func checkARPSysctl(r *Report, h Host, key, iface string, ok []int, why string) 
 	}
 	name := fmt.Sprintf("%s %s", key, strings.Join(names, " or "))
 	// dotted: a VLAN interface's dot must reach sysctl(8) as '/'.
-	fix := fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d %s=%d   (or: drlb realserver up)", key, want, dotted("net/ipv4/conf/"+iface+"/"+key), want)
+	fix := fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d %s=%d   (or: drlb realserver up)", key, want, realserver.SysctlName("net/ipv4/conf/"+iface+"/"+key), want)
 	switch {
 	case !read:
 		r.add(name, Fail, "unreadable: "+why, fix)
@@ -420,19 +422,6 @@ func families(vips []netip.Addr) (has4, has6 bool) {
 		}
 	}
 	return
-}
-
-// dotted turns a /proc/sys path into sysctl(8)'s dotted name. A dot inside
-// a component (a VLAN interface, eth0.100) becomes '/', as sysctl(8)
-// expects: written as a dot it would be read as a separator and name a
-// setting that does not exist (net/ipv4/conf/eth0/100/...), so the fix
-// printed would fail.
-func dotted(key string) string {
-	parts := strings.Split(key, "/")
-	for i, p := range parts {
-		parts[i] = strings.ReplaceAll(p, ".", "/")
-	}
-	return strings.Join(parts, ".")
 }
 
 // checkOnLink checks that each real server is inside a prefix configured on
