@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/conntable"
 )
@@ -297,17 +298,7 @@ func TestSyncPeerKeepsEntryUntilRefresh(t *testing.T) {
 // again and the peer's copy expired while the master's lived. The last
 // frame's age (expiry - timeout) makes it due.
 func TestSyncLongTimeoutRefreshDespiteWrap(t *testing.T) {
-	mk := func() *Forwarder {
-		cfg := testConfig("rr", 3)
-		cfg.Timeouts.TCPEstablished = 7200 * time.Second
-		return newForwarder(t, cfg, Options{})
-	}
-	a, b := mk(), mk()
-	a.EnableSync(64)
-	c := client(0, 40000)
-	process(t, a, syn(c), t0)
-	process(t, a, ack(c), t0)
-	relay(t, a, b, t0)
+	a, b, c := syncedConnection(t, t0, func(cfg *config.Config) { cfg.Timeouts.TCPEstablished = 7200 * time.Second })
 	k := connKey(0)
 	for i := int64(1); i <= 4; i++ {
 		now := t0 + i*2200*second
@@ -340,17 +331,7 @@ func TestSyncLongTimeoutRefreshDespiteWrap(t *testing.T) {
 // of the connection (from 300 s on it was gone), and the master sends it
 // with the connection's records when due.
 func TestSyncTemplateHeldByConnection(t *testing.T) {
-	mk := func() *Forwarder {
-		cfg := testConfig("rr", 3)
-		cfg.Services[0].Persistence = 300 * time.Second
-		return newForwarder(t, cfg, Options{})
-	}
-	a, b := mk(), mk()
-	a.EnableSync(64)
-	c := client(0, 40000)
-	process(t, a, syn(c), t0)
-	process(t, a, ack(c), t0)
-	relay(t, a, b, t0)
+	a, b, c := syncedConnection(t, t0, func(cfg *config.Config) { cfg.Services[0].Persistence = 300 * time.Second })
 	tk := templateKeyOf(0)
 	for _, s := range []int64{200, 400, 600, 800} {
 		now := t0 + s*second
@@ -404,20 +385,12 @@ func TestSyncPeerCopyCoversMaster(t *testing.T) {
 		{7200 * time.Second, 600 * time.Second},
 		{86400 * time.Second, 7200 * time.Second},
 	} {
-		mk := func() *Forwarder {
-			cfg := testConfig("rr", 3)
+		now := t0
+		a, b, c := syncedConnection(t, now, func(cfg *config.Config) {
 			cfg.Timeouts.TCPEstablished = tc.timeout
 			cfg.Services[0].Persistence = tc.persist
-			return newForwarder(t, cfg, Options{})
-		}
-		a, b := mk(), mk()
-		a.EnableSync(64)
+		})
 		rng := rand.New(rand.NewPCG(uint64(tc.timeout), 1))
-		c := client(0, 40000)
-		now := t0
-		process(t, a, syn(c), now)
-		process(t, a, ack(c), now)
-		relay(t, a, b, now)
 		k, tk := connKey(0), templateKeyOf(0)
 		sent := 0
 		for i := range 400 {
@@ -471,4 +444,23 @@ func TestResendDueByLastFrame(t *testing.T) {
 			t.Errorf("%v after the last frame and send: due %v, want %v", tc.after, got, tc.due)
 		}
 	}
+}
+
+// syncedConnection builds a master a and a backup b from testConfig("rr",
+// 3) as tweak changes it, opens client(0, 40000)'s connection through a
+// at now and relays a's records to b.
+func syncedConnection(t *testing.T, now int64, tweak func(*config.Config)) (a, b *Forwarder, c netip.AddrPort) {
+	t.Helper()
+	mk := func() *Forwarder {
+		cfg := testConfig("rr", 3)
+		tweak(cfg)
+		return newForwarder(t, cfg, Options{})
+	}
+	a, b = mk(), mk()
+	a.EnableSync(64)
+	c = client(0, 40000)
+	process(t, a, syn(c), now)
+	process(t, a, ack(c), now)
+	relay(t, a, b, now)
+	return a, b, c
 }
