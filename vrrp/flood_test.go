@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -68,10 +67,7 @@ func TestRunnerTakesOverThroughForeignFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runInBackground(t, r)
 	limit := 5*mdi + maxDefer
 	select {
 	case <-master:

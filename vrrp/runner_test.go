@@ -146,10 +146,7 @@ func TestRunnerLinkUpAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.SetLink(false, "link down") // before Run: it starts in FAULT
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runInBackground(t, r)
 	want := func(s State) {
 		t.Helper()
 		select {
@@ -190,10 +187,7 @@ func TestRunnerHearsLargeIPv6Adverts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runInBackground(t, r)
 	advert, err := (&Advert{VRID: 51, Priority: 200, Interval: time.Second, Addrs: addrs}).AppendIPv6(nil, peer6)
 	if err != nil {
 		t.Fatal(err)
@@ -362,10 +356,7 @@ func TestRunnerReadsBeforeTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runInBackground(t, r)
 	// The master-down interval is 60 ms + skew: the timer fires within it.
 	deadline := time.Now().Add(time.Second)
 	for r.Stats().Received == 0 && time.Now().Before(deadline) {
@@ -385,4 +376,13 @@ func TestRunnerReadsBeforeTakeover(t *testing.T) {
 	if st := r.Stats(); st.Received != 1 || st.State != Backup || st.Master != peer {
 		t.Fatalf("the master's advert was not read first: %+v", st)
 	}
+}
+
+// runInBackground runs r until the test ends, and waits for it to stop.
+func runInBackground(t *testing.T, r *Runner) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
