@@ -62,6 +62,13 @@ type AnnouncerConfig struct {
 	Interval time.Duration // between two announcements of a VIP; default 1s
 	Sender   Sender        // required
 	Clock    Clock         // default SystemClock
+	// Owned, if set, says whether a VIP is still the director's: one it
+	// no longer owns (a reload removed it, HA gave it up) is dropped
+	// from the schedule instead of announced. Its remaining
+	// announcements would draw the router's traffic back to a director
+	// that no longer answers for the VIP, and the router's ARP entry
+	// would stay on it after another station announced the VIP.
+	Owned func(netip.Addr) bool
 }
 
 // Announcer sends Count gratuitous announcements per VIP, Interval apart,
@@ -126,6 +133,17 @@ func (a *Announcer) Announce(vips ...netip.Addr) error {
 	return errors.Join(errs...)
 }
 
+// Withdraw drops the remaining announcements of each VIP: once it
+// returns, none of them is sent (a Tick sending holds the lock Withdraw
+// waits for).
+func (a *Announcer) Withdraw(vips ...netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, v := range vips {
+		delete(a.pending, v.Unmap())
+	}
+}
+
 // Pending reports how many announcements are still to be sent.
 func (a *Announcer) Pending() int {
 	a.mu.Lock()
@@ -151,6 +169,10 @@ func (a *Announcer) Tick(now time.Time) (next time.Time, err error) {
 	for vip, s := range a.pending {
 		if !s.next.IsZero() && now.Before(s.next) {
 			next = earliest(next, s.next)
+			continue
+		}
+		if a.cfg.Owned != nil && !a.cfg.Owned(vip) {
+			delete(a.pending, vip)
 			continue
 		}
 		if n := Gratuitous(a.cfg.MAC, vip, a.cfg.VLAN, a.buf[:]); n > 0 {

@@ -192,6 +192,60 @@ func TestAnnouncerRestartAndErrors(t *testing.T) {
 	}
 }
 
+// TestAnnouncerStopsForVIPsGivenUp: a VIP withdrawn, or one Owned no
+// longer holds (a reload removed it), gets none of its remaining
+// announcements; the others go on.
+func TestAnnouncerStopsForVIPsGivenUp(t *testing.T) {
+	tests := []struct {
+		name    string
+		giveUp  func(a *Announcer, owned map[netip.Addr]bool)
+		withOwn bool
+	}{
+		{"withdrawn", func(a *Announcer, _ map[netip.Addr]bool) { a.Withdraw(vip6) }, false},
+		{"withdrawn, Owned set", func(a *Announcer, _ map[netip.Addr]bool) { a.Withdraw(vip6) }, true},
+		{"no longer owned", func(_ *Announcer, owned map[netip.Addr]bool) { owned[vip6] = false }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			owned := map[netip.Addr]bool{vip4: true, vip6: true}
+			cfg := AnnouncerConfig{MAC: dirMAC, Count: 3, Sender: rec, Clock: newFakeClock()}
+			if tt.withOwn {
+				cfg.Owned = func(v netip.Addr) bool { return owned[v] }
+			}
+			a, err := NewAnnouncer(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Announce(vip4, vip6); err != nil {
+				t.Fatal(err)
+			}
+			next, _ := a.Tick(t0)
+			if rec.count() != 2 {
+				t.Fatalf("first tick sent %d, want one per VIP", rec.count())
+			}
+			tt.giveUp(a, owned)
+			for !next.IsZero() {
+				next, _ = a.Tick(next)
+			}
+			var v4, v6 int
+			for _, f := range rec.take()[2:] {
+				if d := gpDecode(t, f); d.arp != nil {
+					v4++
+				} else {
+					v6++
+				}
+			}
+			if v4 != 2 || v6 != 0 {
+				t.Fatalf("after giving %v up: %d more announcements of %v, %d of %v; want 2 and 0", vip6, v4, vip4, v6, vip6)
+			}
+			if a.Pending() != 0 {
+				t.Fatalf("pending %d", a.Pending())
+			}
+		})
+	}
+}
+
 func TestAnnouncerRun(t *testing.T) {
 	clk := newFakeClock()
 	rec := &recorder{}

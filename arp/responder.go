@@ -93,6 +93,11 @@ func (r *Responder) SetVIPs(vips []netip.Addr) error {
 	return nil
 }
 
+// Owns says whether vip is one of the VIPs the responder answers for.
+func (r *Responder) Owns(vip netip.Addr) bool {
+	return r.vips.Load().has(vip.Unmap())
+}
+
 func checkUnicast(a netip.Addr) error {
 	switch {
 	case !a.IsValid():

@@ -210,6 +210,10 @@ func (d *Director) apply(cfg *config.Config) error {
 	if err := d.setResponderVIPs(cfg); err != nil {
 		d.log.Error("apply: ARP responder keeps the old VIPs", "err", err)
 	}
+	// A VIP removed while still being announced (added by the reload
+	// before, or defended after a conflict) is announced no more from
+	// here: another director may be taking it over.
+	d.announcer.Withdraw(removed...)
 	d.narrowVIPs(vips, removed, filters)
 	d.followNeighbors(old, cfg)
 	started, stopped := d.monitor.Update(targets)

@@ -57,16 +57,26 @@ type rig struct {
 
 func newRig(t *testing.T, cfg *config.Config) *rig {
 	t.Helper()
+	return newRigWith(t, cfg, nil)
+}
+
+// newRigWith is newRig with its Options changed by opts.
+func newRigWith(t *testing.T, cfg *config.Config, opts func(*Options)) *rig {
+	t.Helper()
 	dirPort, wire := link.Pipe()
 	r := &rig{t: t, wire: wire, mac: dirPort.HardwareAddr(), seen: make(chan struct{}, 1), logs: &testutil.SyncBuffer{},
 		frames: link.NewFrames(16), announced: map[netip.Addr]int{}}
 	r.clock.Store(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	d, err := New(cfg, dirPort, Options{
+	o := Options{
 		AnnounceCount: 1, AnnounceInterval: time.Millisecond,
 		Clock:  func() time.Time { return time.Unix(0, r.clock.Load()) },
 		Trace:  frameSeen(r.seen),
 		Logger: slog.New(slog.NewTextHandler(r.logs, nil)),
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	d, err := New(cfg, dirPort, o)
 	if err != nil {
 		t.Fatal(err)
 	}

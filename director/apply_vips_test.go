@@ -1,6 +1,7 @@
 package director
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -452,5 +453,83 @@ func TestApplyVIPsOverMapCapacity(t *testing.T) {
 	defer p.mu.Unlock()
 	if !slices.Equal(p.vips, next.VIPs()) {
 		t.Errorf("the XDP map holds %d VIPs, want the new 600", len(p.vips))
+	}
+}
+
+// TestRemovedVIPNoLongerAnnounced: a reload that removes a VIP while its
+// gratuitous ARP is still going out (it was added a moment before, or
+// defended after a conflict) stops them once Apply returns. Each one
+// after that would draw the router's traffic back to a director that no
+// longer answers for the VIP, perhaps from the director it moved to.
+func TestRemovedVIPNoLongerAnnounced(t *testing.T) {
+	r := newRigWith(t, configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), func(o *Options) {
+		o.AnnounceCount, o.AnnounceInterval = 100000, time.Millisecond
+	})
+	r.apply(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC)), service(vip2, 80, "rr", realAt(1, 1, rs1MAC))))
+	announces := func(b []byte, v netip.Addr) bool {
+		return isAnnouncement(b) && netip.AddrFrom4([4]byte(b[28:32])) == v
+	}
+	var before int
+	readFrames(r.wire, 5*time.Second, func(b []byte) bool {
+		if announces(b, vip2) {
+			before++
+		}
+		return before > 0
+	})
+	if before == 0 {
+		t.Fatalf("the VIP added, %s, was never announced", vip2)
+	}
+
+	r.apply(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))))
+	// The answer to this request is sent after Apply returned: what
+	// follows it on the wire was sent later still.
+	who := framegen.ARPRequest(framegen.L2{Src: routerMAC, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, netip.MustParseAddr("198.18.0.1"), vip)
+	f := link.NewFrames(1)
+	f[0].Data = append(f[0].Data[:0], who...)
+	if _, err := r.wire.WriteBatch(f); err != nil {
+		t.Fatal(err)
+	}
+	var answered time.Time
+	var kept, removed int
+	readFrames(r.wire, 5*time.Second, func(b []byte) bool {
+		switch {
+		case answered.IsZero():
+			if len(b) >= 42 && b[12] == 0x08 && b[13] == 0x06 && b[21] == 2 && netip.AddrFrom4([4]byte(b[28:32])) == vip {
+				answered = time.Now()
+			}
+		case announces(b, vip):
+			kept++
+		case announces(b, vip2):
+			removed++
+		}
+		return !answered.IsZero() && time.Since(answered) > 50*time.Millisecond
+	})
+	if answered.IsZero() {
+		t.Fatalf("no answer to who-has %s", vip)
+	}
+	if kept == 0 {
+		t.Fatal("the VIP kept is no longer announced either: the test shows nothing")
+	}
+	if removed != 0 {
+		t.Fatalf("%d gratuitous ARP for the removed VIP %s after the reload (%d for the VIP kept)", removed, vip2, kept)
+	}
+}
+
+// readFrames hands what the director sends to fn, frame by frame, until
+// fn returns true or limit has passed.
+func readFrames(wire link.Port, limit time.Duration, fn func([]byte) bool) {
+	frames := link.NewFrames(16)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for {
+		n, err := wire.ReadBatch(ctx, frames)
+		if err != nil {
+			return
+		}
+		for _, f := range frames[:n] {
+			if fn(f.Data) {
+				return
+			}
+		}
 	}
 }

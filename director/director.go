@@ -326,6 +326,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 	}
 	d.announcer, err = arp.NewAnnouncer(arp.AnnouncerConfig{
 		MAC: mac, Count: opts.AnnounceCount, Interval: opts.AnnounceInterval, Sender: sender, VLAN: vlanOf(cfg),
+		Owned: d.responder.Owns, // a VIP removed or given up is no longer announced
 	})
 	if err != nil {
 		return nil, err

@@ -329,6 +329,10 @@ func (h *haRun) burst(inst *haInstance, gen uint64, vips []netip.Addr) {
 				h.mu.Unlock()
 				return
 			}
+			if !h.d.responder.Owns(v) { // a reload removed it meanwhile
+				h.mu.Unlock()
+				continue
+			}
 			n := arp.Gratuitous(h.d.mac, v, vlan, h.buf[:])
 			var err error
 			if n > 0 {
