@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/drlb/drlb/internal/monotime"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -236,7 +237,7 @@ type Director struct {
 	ha        *haRun     // nil without ha: (director/ha.go)
 	sync      *syncRun   // nil without ha.sync (director/sync.go)
 
-	lastConflict atomic.Int64 // unix ns of the last conflict handled
+	lastConflict atomic.Int64 // monotime.Now of the last conflict handled, 0 for none
 
 	sendMu  sync.Mutex
 	sendBuf []link.Frame
@@ -577,9 +578,9 @@ const conflictWarning = "another station claims a VIP: check that no real server
 // log it and defend the VIP with a fresh round of gratuitous ARP, at most
 // once per conflictHoldoff so two claimants cannot make us flood the LAN.
 func (d *Director) conflict(c arp.Conflict) {
-	now := time.Now().UnixNano()
+	now := monotime.Now() // a wall clock set back would hold it off that long
 	last := d.lastConflict.Load()
-	if now-last < int64(conflictHoldoff) || !d.lastConflict.CompareAndSwap(last, now) {
+	if last != 0 && now-last < int64(conflictHoldoff) || !d.lastConflict.CompareAndSwap(last, now) {
 		return
 	}
 	if d.ha != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drlb/drlb/internal/monotime"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -72,7 +73,7 @@ type haInstance struct {
 	// is dropped once that is over.
 	role role
 	// reasserted is when the VIPs were last announced again for another
-	// master (UnixNano), so that one that keeps talking costs one burst
+	// master (monotime.Now), so that one that keeps talking costs one burst
 	// per haGARPRepeat.
 	reasserted atomic.Int64
 }
@@ -302,7 +303,7 @@ func (h *haRun) changed(inst *haInstance, t vrrp.Transition) {
 // yields on our advert, but the router may have moved its ARP entry to
 // it meanwhile: announce the VIPs again, as on becoming master.
 func (h *haRun) reassert(inst *haInstance, reason string) {
-	now := time.Now().UnixNano()
+	now := monotime.Now() // a wall clock set back would hold it off that long
 	if last := inst.reasserted.Load(); last != 0 && now-last < int64(haGARPRepeat) {
 		return
 	}

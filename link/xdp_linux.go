@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drlb/drlb/internal/monotime"
 	"math"
 	"net"
 	"net/netip"
@@ -55,7 +56,7 @@ type xdpPort struct {
 	generic, copyOnly bool
 	// zeroCopy: the kernel bound the sockets in zero-copy mode (set by
 	// setup, then read only). txOffUntil: AF_XDP transmit does not work
-	// (unix nanoseconds; 0: it does): every frame goes out through
+	// (monotime.Now; 0: it does): every frame goes out through
 	// AF_PACKET until then. Forever (txOffForever) for a zero-copy
 	// socket whose program was detached; for txRetry after a send the
 	// kernel refused (a device down or gone), then AF_XDP is tried again.
@@ -539,7 +540,7 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 		return 0, ErrClosed
 	}
 	if until := p.txOffUntil.Load(); until != 0 {
-		if until == txOffForever || time.Now().UnixNano() < until {
+		if until == txOffForever || monotime.Now() < until {
 			return p.ap.WriteBatch(frames)
 		}
 		p.txOffUntil.CompareAndSwap(until, 0) // try AF_XDP again
@@ -561,7 +562,7 @@ func (p *xdpPort) WriteBatch(frames []Frame) (int, error) {
 		if err != nil {
 			// These k may never leave; the next frames go through
 			// AF_PACKET for a while.
-			p.txOffUntil.CompareAndSwap(0, time.Now().Add(txRetry).UnixNano())
+			p.txOffUntil.CompareAndSwap(0, monotime.Now()+int64(txRetry))
 			if first == nil {
 				first = newError(p.ifname, "AF_XDP transmit (through AF_PACKET for "+txRetry.String()+")", err)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drlb/drlb/internal/monotime"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -106,14 +107,14 @@ func TestXDPDetachedFromOutside(t *testing.T) {
 	}
 	// After a send the kernel refused: AF_PACKET until the retry time,
 	// AF_XDP again after it.
-	pd.txOffUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	pd.txOffUntil.Store(monotime.Now() + int64(time.Hour))
 	sentXDP = pd.txXDP.Load()
 	write(t, pd, Frame{Data: udpFrame(-1, ipA0, "sent-through-af-packet")})
 	readUntil(t, pa, hasMarker("sent-through-af-packet"), nil)
 	if pd.txXDP.Load() != sentXDP {
 		t.Error("with AF_XDP transmit off, a frame still went through the AF_XDP socket")
 	}
-	pd.txOffUntil.Store(time.Now().Add(-time.Millisecond).UnixNano())
+	pd.txOffUntil.Store(monotime.Now() - int64(time.Millisecond))
 	write(t, pd, Frame{Data: udpFrame(-1, ipA0, "sent-after-retry")})
 	readUntil(t, pa, hasMarker("sent-after-retry"), nil)
 	if pd.txXDP.Load() == sentXDP || pd.txOffUntil.Load() != 0 {
