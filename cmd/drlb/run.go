@@ -120,7 +120,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		opts.Trace = step.NewNarrator(stdout, cfg, step.NarratorOptions{PerSecond: rate, Prefix: "trace: "})
 	}
-	sd := sdNotifier{log: log}
+	sd := newSDNotifier(log)
 	opts.Ready, opts.Reloaded = sd.ready, sd.reloaded
 	go func() { <-ctx.Done(); sd.stopping() }()
 	if *cfgPath != "" {
