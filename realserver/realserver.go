@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -109,10 +110,11 @@ func sysctlCmd(path, value string) string {
 // setting is a sysctl and the value Up wants.
 type setting struct{ Path, Value string }
 
-// wanted lists the sysctls Up sets for c, in order.
-func (c Config) wanted() []setting {
+// wanted lists the sysctls Up sets for c, in order: "all", --iface, then
+// every other interface whose own value would win over "all" (overriding).
+func (c Config) wanted(sys System) ([]setting, error) {
 	if !c.VIP.Is4() {
-		return nil
+		return nil, nil
 	}
 	devs := []string{"all"}
 	if c.Iface != "" {
@@ -124,7 +126,53 @@ func (c Config) wanted() []setting {
 			setting{"net/ipv4/conf/" + d + "/arp_ignore", arpIgnore},
 			setting{"net/ipv4/conf/" + d + "/arp_announce", arpAnnounce})
 	}
-	return s
+	more, err := overriding(sys, devs)
+	return append(s, more...), err
+}
+
+// overriding lists the interfaces' settings that would undo "all"'s:
+// the kernel uses the larger of net.ipv4.conf.all.X and the receiving
+// interface's own. arp_ignore 3 still answers for the VIP on lo (a
+// global address) and 4 to 7 answer everything, as 0 does; 8 answers
+// nothing and is left alone. An arp_announce above 2 acts as 0. Without
+// this, up on a host whose eth0 had arp_ignore 3 left the host answering
+// ARP for the VIP (ARP flux) while saying it was set up. Interfaces in
+// skip, lo and "default" (only new interfaces' start) are not listed.
+func overriding(sys System, skip []string) ([]setting, error) {
+	l, ok := sys.(interface{ Devices() ([]string, error) })
+	if !ok {
+		return nil, nil
+	}
+	devs, err := l.Devices()
+	if err != nil {
+		return nil, err
+	}
+	var s []setting
+	for _, d := range devs {
+		if d == "lo" || d == "default" || slices.Contains(skip, d) {
+			continue
+		}
+		for _, w := range []struct {
+			key, value string
+			bad        func(int) bool
+		}{
+			{"arp_ignore", arpIgnore, func(n int) bool { return n >= 3 && n <= 7 }},
+			{"arp_announce", arpAnnounce, func(n int) bool { return n > 2 }},
+		} {
+			path := "net/ipv4/conf/" + d + "/" + w.key
+			v, err := sys.ReadSysctl(path)
+			if errors.Is(err, ErrNoSysctl) {
+				continue // the interface went away meanwhile
+			}
+			if err != nil {
+				return nil, err
+			}
+			if n, err := strconv.Atoi(v); err == nil && w.bad(n) {
+				s = append(s, setting{path, w.value})
+			}
+		}
+	}
+	return s, nil
 }
 
 // Up makes the host a real server for c.VIP. It is idempotent: run twice,
@@ -152,7 +200,10 @@ func Up(sys System, c Config) ([]Step, error) {
 		return nil, fmt.Errorf("%w: %s belongs to VIP %s, not %s", ErrState, c.StateFile, st.VIP, c.VIP)
 	}
 	// Record how things were before touching anything.
-	want := c.wanted()
+	want, err := c.wanted(sys)
+	if err != nil {
+		return nil, err
+	}
 	recorded := len(st.Sysctls)
 	current := make([]string, len(want))
 	for i, w := range want {

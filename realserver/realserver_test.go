@@ -79,6 +79,57 @@ func TestUpDownRestoresEverything(t *testing.T) {
 	}
 }
 
+// TestUpOverridingInterfaces: the kernel uses the larger of "all" and
+// the interface's own arp_ignore / arp_announce, so an interface with
+// arp_ignore 3 (answers for the VIP on lo) or arp_announce above 2 (acts
+// as 0) would undo "all"'s. Up sets those too, whether --iface names one
+// or not, and Down puts them back; 8 (answers nothing) is left alone.
+func TestUpOverridingInterfaces(t *testing.T) {
+	for _, iface := range []string{"", "eth9"} {
+		t.Run("iface="+iface, func(t *testing.T) {
+			f := newFake(t, "eth0", "eth1", "eth2", "eth9")
+			f.set(t, "net/ipv4/conf/eth0/arp_ignore", "3")
+			f.set(t, "net/ipv4/conf/eth1/arp_announce", "5")
+			f.set(t, "net/ipv4/conf/eth2/arp_ignore", "8")
+			f.set(t, "net/ipv4/conf/eth2/arp_announce", "2")
+			f.set(t, "net/ipv4/conf/lo/arp_ignore", "3")
+			f.set(t, "net/ipv4/conf/default/arp_ignore", "3")
+			c := Config{VIP: netip.MustParseAddr("198.18.0.100"), Iface: iface, StateFile: filepath.Join(t.TempDir(), "rs.json")}
+			steps, err := Up(f, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{
+				"sysctl -w net.ipv4.conf.all.arp_ignore=1",
+				"sysctl -w net.ipv4.conf.all.arp_announce=2",
+			}
+			if iface != "" {
+				want = append(want, "sysctl -w net.ipv4.conf.eth9.arp_ignore=1", "sysctl -w net.ipv4.conf.eth9.arp_announce=2")
+			}
+			want = append(want,
+				"sysctl -w net.ipv4.conf.eth0.arp_ignore=1",
+				"sysctl -w net.ipv4.conf.eth1.arp_announce=2",
+				"ip addr add 198.18.0.100/32 dev lo")
+			if got := stepStrings(steps); !slices.Equal(got, want) {
+				t.Errorf("Up:\n got %q\nwant %q", got, want)
+			}
+			for path, v := range map[string]string{"eth0/arp_ignore": "1", "eth1/arp_announce": "2", "eth2/arp_ignore": "8", "lo/arp_ignore": "3", "default/arp_ignore": "3"} {
+				if got := f.get(t, "net/ipv4/conf/"+path); got != v {
+					t.Errorf("after Up %s = %s, want %s", path, got, v)
+				}
+			}
+			if _, err := Down(f, c); err != nil {
+				t.Fatal(err)
+			}
+			for path, v := range map[string]string{"eth0/arp_ignore": "3", "eth1/arp_announce": "5", "all/arp_ignore": "0"} {
+				if got := f.get(t, "net/ipv4/conf/"+path); got != v {
+					t.Errorf("after Down %s = %s, want %s", path, got, v)
+				}
+			}
+		})
+	}
+}
+
 func TestUpKeepsPreexistingAddress(t *testing.T) {
 	f := newFake(t)
 	vip := netip.MustParseAddr("198.18.0.100")

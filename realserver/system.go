@@ -43,6 +43,22 @@ func (r ProcSys) ReadSysctl(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// Devices lists the interfaces with IPv4 settings (the directories of
+// net/ipv4/conf, "all" and "default" left out).
+func (r ProcSys) Devices() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(string(r), "net/ipv4/conf"))
+	if err != nil {
+		return nil, fmt.Errorf("listing interfaces: %w", err)
+	}
+	var devs []string
+	for _, e := range entries {
+		if n := e.Name(); e.IsDir() && n != "all" && n != "default" {
+			devs = append(devs, n)
+		}
+	}
+	return devs, nil
+}
+
 // WriteSysctl sets the value. It never creates a file: a missing setting is
 // an error wrapping ErrNoSysctl.
 func (r ProcSys) WriteSysctl(path, value string) error {
