@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -263,5 +265,64 @@ func TestReloadRefusedByKernel(t *testing.T) {
 	time.Sleep(time.Second) // an ARP reply takes milliseconds
 	if mac := neighborMAC(t, l, l.Router, vip2); len(mac) != 0 {
 		t.Errorf("the router learnt %v at %v after a refused reload", vip2, mac)
+	}
+}
+
+// TestReloadRemovedVIPNotAnnounced: a VIP that a reload removes while
+// drlb still sends its start-up gratuitous ARP (5, 1 s apart) gets none
+// after the reload. Each one would draw the router's traffic for it back
+// to a director that no longer answers for it, from the director it was
+// moved to. The kept VIP's announcements go on, so the capture sees them.
+func TestReloadRemovedVIPNotAnnounced(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{RealServers: 1})
+	rs := l.RealServers[0]
+	vip2 := netip.MustParseAddr("198.18.0.101")
+	cfgPath := filepath.Join(t.TempDir(), "drlb.yaml")
+	svc := func(v netip.Addr) string { return yamlService(v, "rr", weighted{rs, 1}) }
+	writeYAML(t, l, cfgPath, svc(l.VIP), svc(vip2))
+
+	var mu sync.Mutex
+	seen := map[netip.Addr][]time.Time{} // gratuitous ARP heard by the router, per VIP
+	startCapture(t, l, l.Router, l.Router.Iface, func(f []byte) {
+		if len(f) < 42 || f[12] != 0x08 || f[13] != 0x06 || f[21] != 1 || !bytes.Equal(f[28:32], f[38:42]) {
+			return
+		}
+		mu.Lock()
+		v := netip.AddrFrom4([4]byte(f[28:32]))
+		seen[v] = append(seen[v], time.Now())
+		mu.Unlock()
+	})
+	heard := func(v netip.Addr, since time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, at := range seen[v] {
+			if at.After(since) {
+				n++
+			}
+		}
+		return n
+	}
+
+	p := startDirectorN(t, l, 1, "run", "-c", cfgPath)
+	for deadline := time.Now().Add(5 * time.Second); heard(vip2, time.Time{}) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no gratuitous ARP for %s within 5 s of the start", vip2)
+		}
+	}
+	writeYAML(t, l, cfgPath, svc(l.VIP))
+	p.signal(syscall.SIGHUP)
+	p.waitLog("configuration applied", 1, 10*time.Second)
+	// A frame sent before the reload ended is heard within microseconds;
+	// drlb's next one for vip2 was due a second after the last.
+	applied := time.Now().Add(100 * time.Millisecond)
+	time.Sleep(5 * time.Second) // past the last start-up announcement
+	if n := heard(l.VIP, applied); n == 0 {
+		t.Fatalf("no gratuitous ARP for the kept VIP %s after the reload either: the capture shows nothing", l.VIP)
+	}
+	if n := heard(vip2, applied); n != 0 {
+		t.Errorf("%d gratuitous ARP for %s after the reload that removed it (%d before, %d for the kept VIP %s after)",
+			n, vip2, heard(vip2, time.Time{})-n, heard(l.VIP, applied), l.VIP)
 	}
 }
