@@ -22,6 +22,11 @@ import (
 // at start). Nothing is applied then.
 var ErrRestartNeeded = errors.New("director: change needs a restart")
 
+// ErrInterfaceGone is Serve's error when the director's interface was
+// deleted: its sockets and XDP program were bound to that interface (by
+// index), and one created again under the same name is another.
+var ErrInterfaceGone = errors.New("director: interface deleted")
+
 // Config returns a deep copy of the configuration the director runs now.
 func (d *Director) Config() *config.Config { return d.cur.Load().Clone() }
 

@@ -238,6 +238,9 @@ type Director struct {
 	sync      *syncRun   // nil without ha.sync (director/sync.go)
 
 	lastConflict atomic.Int64 // monotime.Now of the last conflict handled, 0 for none
+	// gone is set once the interface was deleted (interfaceDeleted):
+	// Serve returns it.
+	gone atomic.Pointer[error]
 
 	sendMu  sync.Mutex
 	sendBuf []link.Frame

@@ -16,7 +16,8 @@ import (
 // router's ARP entry would stay on the backup). keepalived puts such a
 // virtual router in FAULT; so does drlb: watchLink follows the interface
 // through netlink link messages and tells the election
-// (haRun.linkChanged).
+// (haRun.linkChanged). With or without ha:, the interface deleted ends the
+// director (interfaceDeleted): its sockets are bound to the old index.
 
 // linkRetry is how long watchLink waits before subscribing again after
 // the netlink subscription failed or ended.
@@ -28,6 +29,7 @@ type linkState struct {
 	ifindex int32
 	ifname  string
 	down    bool
+	deleted bool // RTM_DELLINK: the interface is gone for good
 }
 
 // update reads one link message: for the interface, whether its state
@@ -40,7 +42,7 @@ func (s *linkState) update(msgType uint16, family uint8, index int32, flags uint
 	}
 	switch {
 	case msgType == unix.RTM_DELLINK:
-		reason = s.ifname + " deleted"
+		reason, s.deleted = s.ifname+" deleted", true
 	case flags&unix.IFF_UP == 0:
 		reason = s.ifname + " set down"
 	case flags&unix.IFF_RUNNING == 0:
@@ -100,8 +102,12 @@ func (d *Director) followLink(ctx context.Context, st *linkState, updates <-chan
 			if !ok {
 				return
 			}
-			if changed, up, reason := st.update(u.Header.Type, u.Family, u.Index, u.Flags); changed {
+			if changed, up, reason := st.update(u.Header.Type, u.Family, u.Index, u.Flags); changed && d.ha != nil {
 				d.ha.linkChanged(up, reason)
+			}
+			if st.deleted {
+				d.interfaceDeleted(st.ifname)
+				return
 			}
 		}
 	}

@@ -1,8 +1,16 @@
 package director
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/drlb/drlb/link"
+	"github.com/vishvananda/netlink"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,25 +27,30 @@ func TestLinkStateUpdate(t *testing.T) {
 		reason      string
 	}
 	tests := []struct {
-		name string
-		msgs []msg
+		name    string
+		msgs    []msg
+		deleted bool // the interface is gone: the director stops
 	}{
-		{"up at start: no change", []msg{{unix.RTM_NEWLINK, 0, 4, up | running, false, true, ""}}},
-		{"down at start: a change", []msg{{unix.RTM_NEWLINK, 0, 4, up, true, false, "eth0: no carrier"}}},
+		{"up at start: no change", []msg{{unix.RTM_NEWLINK, 0, 4, up | running, false, true, ""}}, false},
+		{"down at start: a change", []msg{{unix.RTM_NEWLINK, 0, 4, up, true, false, "eth0: no carrier"}}, false},
 		{"carrier lost, then back", []msg{
 			{unix.RTM_NEWLINK, 0, 4, up | running, false, true, ""},
 			{unix.RTM_NEWLINK, 0, 4, up, true, false, "eth0: no carrier"},
 			{unix.RTM_NEWLINK, 0, 4, 0, false, false, ""}, // then set down: still down
 			{unix.RTM_NEWLINK, 0, 4, up | running, true, true, "eth0: link up"},
 			{unix.RTM_NEWLINK, 0, 4, up | running, false, true, ""},
-		}},
-		{"set down", []msg{{unix.RTM_NEWLINK, 0, 4, running, true, false, "eth0 set down"}}},
-		{"deleted", []msg{{unix.RTM_DELLINK, 0, 4, up | running, true, false, "eth0 deleted"}}},
-		{"a bridge's message about its port: ignored", []msg{{unix.RTM_DELLINK, unix.AF_BRIDGE, 4, up | running, false, true, ""}}},
+		}, false},
+		{"set down", []msg{{unix.RTM_NEWLINK, 0, 4, running, true, false, "eth0 set down"}}, false},
+		{"deleted", []msg{{unix.RTM_DELLINK, 0, 4, up | running, true, false, "eth0 deleted"}}, true},
+		{"down, then deleted", []msg{
+			{unix.RTM_NEWLINK, 0, 4, 0, true, false, "eth0 set down"},
+			{unix.RTM_DELLINK, 0, 4, 0, false, false, ""},
+		}, true},
+		{"a bridge's message about its port: ignored", []msg{{unix.RTM_DELLINK, unix.AF_BRIDGE, 4, up | running, false, true, ""}}, false},
 		{"another interface: ignored", []msg{
 			{unix.RTM_NEWLINK, 0, 5, 0, false, true, ""},
 			{unix.RTM_DELLINK, 0, 5, 0, false, true, ""},
-		}},
+		}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,7 +61,46 @@ func TestLinkStateUpdate(t *testing.T) {
 					t.Fatalf("message %d: changed=%t up=%t %q, want %t %t %q", i, changed, isUp, reason, m.changed, m.up, m.reason)
 				}
 			}
+			if st.deleted != tc.deleted {
+				t.Fatalf("deleted %t, want %t", st.deleted, tc.deleted)
+			}
 		})
+	}
+}
+
+// TestServeEndsWhenInterfaceDeleted: the interface deleted, Serve
+// returns ErrInterfaceGone. The sockets were bound to its index and
+// would have waited for good, deaf to one created again under its name.
+// A message about another interface changes nothing.
+func TestServeEndsWhenInterfaceDeleted(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+
+	updates := make(chan netlink.LinkUpdate, 2)
+	msg := func(typ uint16, index int32) netlink.LinkUpdate {
+		var u netlink.LinkUpdate
+		u.Header.Type, u.Index, u.Flags = typ, index, unix.IFF_UP|unix.IFF_RUNNING
+		return u
+	}
+	updates <- msg(unix.RTM_DELLINK, 5)
+	updates <- msg(unix.RTM_DELLINK, 4)
+	close(updates)
+	d.followLink(ctx, &linkState{ifindex: 4, ifname: "eth0"}, updates)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrInterfaceGone) || !strings.Contains(err.Error(), "eth0") {
+			t.Fatalf("Serve: %v, want ErrInterfaceGone naming eth0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still runs 10 s after its interface was deleted")
 	}
 }
 

@@ -140,13 +140,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		prefixes := func(v4 bool) []netip.Prefix { return ifacePrefixes(cfg.Interface, v4) }
 		defer background(ctx, func(ctx context.Context) { watchNextHops(ctx, b.an, prefixes, peers, nextHopEvery) })()
 	}
-	if d.ha != nil {
-		if ifi, err := net.InterfaceByName(cfg.Interface); err != nil {
-			log.Warn("ha: cannot watch the link: a link that goes down will not put VRRP in FAULT", "interface", cfg.Interface, "err", err)
-		} else {
-			// A link that goes down puts the election in FAULT (linkwatch_linux.go).
-			defer background(ctx, func(ctx context.Context) { d.watchLink(ctx, cfg.Interface, ifi.Index) })()
-		}
+	if ifi, err := net.InterfaceByName(cfg.Interface); err != nil {
+		log.Warn("cannot watch the link: a link that goes down will not put VRRP in FAULT, and an interface deleted leaves the director waiting", "interface", cfg.Interface, "err", err)
+	} else {
+		// A link that goes down puts the election in FAULT; an
+		// interface deleted ends the director (linkwatch_linux.go).
+		defer background(ctx, func(ctx context.Context) { d.watchLink(ctx, cfg.Interface, ifi.Index) })()
 	}
 	if xa, ok := port.(link.XDPAttachment); ok {
 		// Detached from outside, it is logged and shown (xdpwatch_linux.go).

@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -109,6 +110,9 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 		}
 	}
 	wg.Wait()
+	if gone := d.gone.Load(); gone != nil {
+		return *gone
+	}
 	for _, err := range errs {
 		if ctx.Err() != nil && (err == nil || errors.Is(err, link.ErrClosed) || errors.Is(err, ctx.Err())) {
 			continue
@@ -248,6 +252,19 @@ func (d *Director) trust(w *worker, truster link.ClientTruster, clients []netip.
 		w.mu.Unlock()
 	}
 	return truster
+}
+
+// interfaceDeleted ends Serve with ErrInterfaceGone: the sockets (and the
+// XDP program) are bound to the deleted interface's index and would wait
+// for it for good, deaf to the one created again under its name (a VLAN,
+// a bond or a veth set up anew). A new start binds to that one; systemd's
+// Restart=on-failure gives it.
+func (d *Director) interfaceDeleted(name string) {
+	err := fmt.Errorf("%w: %s was deleted while drlb was bound to it: start drlb again (systemd's Restart= does) to run on the interface that replaces it", ErrInterfaceGone, name)
+	if d.gone.CompareAndSwap(nil, &err) {
+		d.log.Error("interface deleted: the director stops", "interface", name)
+		d.closePorts()
+	}
 }
 
 // closePorts closes every worker's port (ReadBatch returns ErrClosed).
