@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -324,5 +325,49 @@ func TestReloadRemovedVIPNotAnnounced(t *testing.T) {
 	if n := heard(vip2, applied); n != 0 {
 		t.Errorf("%d gratuitous ARP for %s after the reload that removed it (%d before, %d for the kept VIP %s after)",
 			n, vip2, heard(vip2, time.Time{})-n, heard(l.VIP, applied), l.VIP)
+	}
+}
+
+// TestInterfaceDeletedEndsDirector: the director's interface deleted
+// (a VLAN, bond or veth set up anew), drlb run ends with status 1 and
+// says why, so that systemd's Restart=on-failure starts it on the new
+// one. It used to wait for the old one for good, forwarding nothing.
+func TestInterfaceDeletedEndsDirector(t *testing.T) {
+	testutil.NeedRoot(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"afpacket", nil},
+		{"afxdp", []string{"-io", "afxdp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t, testbed.Options{RealServers: 1})
+			cfgPath := filepath.Join(t.TempDir(), "drlb.yaml")
+			writeYAML(t, l, cfgPath, yamlService(l.VIP, "rr", weighted{l.RealServers[0], 1}))
+			p := startDirectorN(t, l, 1, append([]string{"run", "-c", cfgPath}, tc.args...)...)
+			if err := l.Do(l.Director, func() error {
+				lk, err := netlink.LinkByName(l.Director.Iface)
+				if err != nil {
+					return err
+				}
+				return netlink.LinkDel(lk)
+			}); err != nil {
+				t.Fatalf("deleting %s: %v", l.Director.Iface, err)
+			}
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("drlb still runs 10 s after its interface was deleted:\n%s", p.logs.String())
+			}
+			p.checked = true // ended on purpose: not a failure of stop's
+			var ee *exec.ExitError
+			if !errors.As(p.err, &ee) || ee.ExitCode() != 1 {
+				t.Errorf("drlb ended with %v, want exit status 1", p.err)
+			}
+			if want := "interface deleted: " + l.Director.Iface + " was deleted"; !strings.Contains(p.logs.String(), want) {
+				t.Errorf("drlb's output does not say %q:\n%s", want, p.logs.String())
+			}
+		})
 	}
 }
