@@ -36,9 +36,12 @@ const (
 //   - every ARP frame (who-has for a VIP, replies for real servers);
 //   - IPv4 frames whose destination is one of the IPv4 VIPs;
 //   - IPv6 frames whose destination is one of the IPv6 VIPs and, when there
-//     is at least one IPv6 VIP, ICMPv6 neighbor solicitations sent to a
-//     solicited-node multicast address ff02::1:ffXX:XXXX (without extension
-//     headers), so drlb can answer for the VIP;
+//     is at least one IPv6 VIP, every ICMPv6 neighbor solicitation and
+//     advertisement with the ICMPv6 header right after the fixed header,
+//     whatever its destination (a VIP's solicited-node group, all-nodes,
+//     a unicast re-check of the VIP, the real servers' advertisements to
+//     the director), so drlb can answer for the VIP and resolve its IPv6
+//     real servers;
 //
 // each untagged or behind one 802.1Q tag. The kernel usually strips the tag
 // into auxdata before the filter runs, so the untagged path is the common

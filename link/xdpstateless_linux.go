@@ -156,6 +156,9 @@ var mix64Mul1, mix64Mul2 uint64 = 0xbf58476d1ce4e5b9, 0x94d049bb133111eb
 // "synlane" (R2 and R3 clobbered).
 //
 //	not version 4 with IHL >= 5 -> synlane
+//	what the forwarder drops as malformed (the packet beyond the frame,
+//	the TCP header beyond the packet, a data offset under 5), or a SYN
+//	with FIN or RST (no bare SYN to the forwarder) -> synlane
 //	off                       -> synlane
 //	(VIP, port) not in svc    -> synlane
 //	bucket's MAC all zero     -> synlane
@@ -176,6 +179,21 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte), // version 4, a header of 20 bytes or more, as the forwarder wants
 		asm.JLT.Imm(asm.R4, 0x45, "synlane"),
 		asm.JGT.Imm(asm.R4, 0x4f, "synlane"),
+		asm.LoadMem(asm.R0, asm.R2, eth+2, asm.Half), // total length
+		asm.HostTo(asm.BE, asm.R0, asm.Half),
+		asm.And.Imm(asm.R0, 0xffff),
+		asm.Mov.Reg(asm.R1, asm.R2),
+		asm.Add.Imm(asm.R1, eth),
+		asm.Add.Reg(asm.R1, asm.R0),
+		asm.JGT.Reg(asm.R1, asm.R3, "synlane"), // the packet beyond the frame
+		asm.And.Imm(asm.R4, 0xf),
+		asm.LSh.Imm(asm.R4, 2),
+		asm.Add.Imm(asm.R4, 20),
+		asm.JGT.Reg(asm.R4, asm.R0, "synlane"), // the TCP header beyond the packet
+		asm.LoadMem(asm.R4, asm.R5, eth+12, asm.Byte),
+		asm.JLT.Imm(asm.R4, 5<<4, "synlane"), // data offset < 5
+		asm.LoadMem(asm.R4, asm.R5, eth+tcpFlags, asm.Byte),
+		asm.JSet.Imm(asm.R4, 0x05, "synlane"),        // FIN or RST
 		asm.LoadMem(asm.R4, asm.R5, eth+0, asm.Half), // source port
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word), // source address

@@ -111,10 +111,27 @@ func TestXDPStatelessSYNs(t *testing.T) {
 	badIHL[14] = 0x44
 	badIHL[14+16+tcpFlags] = 0x02 // a bare SYN, read 16 bytes in
 	others["IHL 4"] = badIHL
+	// What the forwarder drops as malformed, or takes for no bare SYN,
+	// is not forwarded either.
+	syn := func() []byte { return framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil) }
+	with := func(f []byte, edit func([]byte)) []byte { edit(f); return f }
+	others["packet beyond the frame"] = with(syn(), func(f []byte) { setTotal(f, len(f)-14+1) })
+	others["TCP header beyond the packet"] = with(syn(), func(f []byte) { setTotal(f, 20+19) })
+	others["TCP data offset 4"] = with(syn(), func(f []byte) { f[14+20+12] = 4 << 4 })
+	others["SYN-FIN"] = framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "SF", 1, 0, nil)
+	others["SYN-RST"] = framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "SR", 1, 0, nil)
 	for name, f := range others {
 		if ret, _ := run(f); ret == xdpTX {
 			t.Errorf("%s: forwarded", name)
 		}
+	}
+	// IP options (IHL 6): the TCP header behind them, forwarded.
+	f := syn()
+	opts := append(append(append([]byte(nil), f[:14+20]...), 1, 1, 1, 0), f[14+20:]...)
+	opts[14] = 0x46
+	setTotal(opts, len(opts)-14)
+	if ret, out := run(opts); ret != xdpTX || !bytes.Equal(out[0:6], tables[0].MACs[synBucket(tables[0], c.Addr(), c.Port())][:]) {
+		t.Errorf("a SYN with IP options: action %d, destination % x", ret, out[0:6])
 	}
 	// Tables change: a removed service's SYNs go to drlb again.
 	if err := o.syn.set(true, ours, tables[1:]); err != nil {
