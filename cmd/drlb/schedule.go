@@ -247,7 +247,11 @@ func (o *scheduleOpts) sequence(ctx context.Context, stdout io.Writer, s schedul
 	cl := newClients()
 	tally := make([]int, len(snap))
 	var failed int
-	picks := make([]string, 0, o.n)
+	// The sequence line is printed for at most maxSequence picks: only
+	// those are kept (a large -n preallocated a slice of that size, and
+	// -n 1e11 crashed with out of memory before the first pick).
+	const maxSequence, flushEvery = 100, 1024
+	var picks []string
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	for k := 1; k <= o.n; k++ {
 		if err := ctx.Err(); err != nil {
@@ -266,7 +270,9 @@ func (o *scheduleOpts) sequence(ctx context.Context, stdout io.Writer, s schedul
 			tally[i]++
 			load[i]++
 		}
-		picks = append(picks, name)
+		if o.n <= maxSequence {
+			picks = append(picks, name)
+		}
 		fmt.Fprintf(tw, "%d\t%s", k, name)
 		if o.traits.Consistent {
 			fmt.Fprintf(tw, "\tclient %s:%d", f.Src, f.SrcPort)
@@ -278,11 +284,18 @@ func (o *scheduleOpts) sequence(ctx context.Context, stdout io.Writer, s schedul
 			}
 		}
 		fmt.Fprintln(tw)
+		// A tabwriter holds every line until Flush: flushed in blocks,
+		// a large -n prints as it goes, in bounded memory.
+		if k%flushEvery == 0 {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if o.n <= 100 {
+	if o.n <= maxSequence {
 		fmt.Fprintf(stdout, "sequence: %s\n", strings.Join(picks, " "))
 	}
 	return o.printTally(stdout, snap, tally, failed, o.n)

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/drlb/drlb/scheduler"
 )
 
 func schedule(t *testing.T, args ...string) (string, error) {
@@ -217,4 +220,61 @@ func FuzzParseServerSpec(f *testing.F) {
 			t.Errorf("%q: %+v does not round-trip: %+v, %v", in, s, again, err)
 		}
 	})
+}
+
+// TestScheduleHugeN: a large -n is placed pick by pick (Ctrl-C ends it);
+// it allocated room for -n picks up front, and -n 1e11 crashed drlb with
+// out of memory (here: a makeslice panic) before the first one.
+func TestScheduleHugeN(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // interrupted before the first pick
+	var out, errOut bytes.Buffer
+	err := runSchedule(ctx, []string{"-s", "rr", "-r", "A", "-n", strconv.Itoa(1 << 60)}, &out, &errOut)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+}
+
+// cancelOnWrite cancels a context at the first write it gets.
+type cancelOnWrite struct{ cancel context.CancelFunc }
+
+func (c cancelOnWrite) Write(p []byte) (int, error) { c.cancel(); return len(p), nil }
+
+// TestScheduleStreams: the picks of a large -n are printed as they are
+// made, not all held until the last (a tabwriter flushed only at the
+// end kept every line of -n 1e8 in memory, and printed nothing meanwhile).
+func TestScheduleStreams(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o, err := parseScheduleFlags([]string{"-s", "rr", "-r", "A", "-r", "B", "-n", "100000"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := o.snapshot("")
+	s, err := scheduler.New(o.alg, snap, o.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// describe's line comes first, through its own write: cancel at the
+	// first write after it, which must come before the last pick.
+	var head bytes.Buffer
+	o.describe(&head)
+	w := &afterHead{skip: head.Len(), w: cancelOnWrite{cancel}}
+	if err := o.sequence(ctx, w, s, snap); !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v: nothing was printed before the 100000th pick", err)
+	}
+}
+
+// afterHead passes writes on to w once skip bytes went by.
+type afterHead struct {
+	skip int
+	w    io.Writer
+}
+
+func (a *afterHead) Write(p []byte) (int, error) {
+	if a.skip > 0 {
+		a.skip -= len(p)
+		return len(p), nil
+	}
+	return a.w.Write(p)
 }
