@@ -489,11 +489,13 @@ func (e *edit) apply(cfg *Config) (*Config, error) {
 		case e.canon == "-a":
 			s.RealServers = append(s.RealServers, e.rs)
 			e.place(at, i, len(s.RealServers)-1)
+			e.placeService(at, i)
 		case j < 0:
 			return nil, refuse(e.rsOpt, "No such destination")
 		case e.canon == "-e":
 			s.RealServers[j].Weight = e.rs.Weight
 			e.place(at, i, j)
+			e.placeService(at, i)
 		default: // -d
 			s.RealServers = slices.Delete(s.RealServers, j, j+1)
 		}
@@ -516,6 +518,18 @@ func (e *edit) place(at sites, i, j int) {
 		case strings.HasPrefix(k, editSvc):
 			at[svc+k[len(editSvc):]] = v
 		}
+	}
+}
+
+// placeService blames what a -a or -e makes wrong with the service it
+// lands in (a maglev table too small for one more server with a weight) on
+// its -t or -u: the service's own site is the line of the file the
+// director started from, which the message named without the file
+// ("3: services[0].mh_table_size: ..."), nothing of what was typed.
+func (e *edit) placeService(at sites, i int) {
+	svc := index("services", i)
+	if _, ok := at[svc]; !ok {
+		at[svc] = site{field: e.addr.name.text, value: e.addr.value.text}
 	}
 }
 

@@ -261,6 +261,50 @@ func TestEditIpvsadmRefused(t *testing.T) {
 	}
 }
 
+// TestEditIpvsadmBlamesService: what a -a or -e makes wrong with the
+// service it lands in is named by the command's -t or -u, with no
+// position. It was placed at the service's line in the file the director
+// started from, without the file: "3: services[0].mh_table_size: ...".
+func TestEditIpvsadmBlamesService(t *testing.T) {
+	const small = `interface: eth0
+services:
+  - vip: 198.18.0.101
+    port: 53
+    protocol: udp
+    scheduler: mh
+    mh_table_size: 3
+    realservers:
+      - {address: 198.18.0.11}
+      - {address: 198.18.0.12}
+      - {address: 198.18.0.13}
+      - {address: 198.18.0.14, weight: 0}
+`
+	for _, tc := range []struct{ args, want string }{
+		{"-a -u 198.18.0.101:53 -r 198.18.0.15 -w 1", `-u: "198.18.0.101:53": a maglev table of 3 slots is smaller than the 4 real servers with a weight`},
+		{"-a -u 198.18.0.101:53 -r 198.18.0.16", `-u: "198.18.0.101:53": a maglev table of 3 slots is smaller than the 4 real servers with a weight`},
+		{"-e -u 198.18.0.101:53 -r 198.18.0.14 -w 2", `-u: "198.18.0.101:53": a maglev table of 3 slots is smaller than the 4 real servers with a weight`},
+		{"--edit-server --udp-service=198.18.0.101:53 -r 198.18.0.14", `--udp-service: "198.18.0.101:53": a maglev table of 3 slots`},
+	} {
+		t.Run(tc.args, func(t *testing.T) {
+			base, err := Parse("drlb.yaml", []byte(small))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = EditIpvsadm(base, strings.Fields(tc.args))
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %v, want an *Error", err)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) || !strings.Contains(e.Msg, "mh_table_size") {
+				t.Errorf("error %q, want it to start with %q and say mh_table_size", err, tc.want)
+			}
+			if e.File != "" || e.Line != 0 || e.Column != 0 {
+				t.Errorf("a command-line error has no position: %v", err)
+			}
+		})
+	}
+}
+
 func TestCheckIpvsadm(t *testing.T) {
 	for _, args := range []string{
 		"-A -t 198.18.0.100:80 -s rr", // exists in a table, not a syntax matter

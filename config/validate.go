@@ -178,7 +178,7 @@ func (v *validator) service(s *Service, path string) error {
 			}
 		}
 		if n > m {
-			return v.fail(path+".mh_table_size", s.Line, strconv.Itoa(m), "a maglev table of %d slots is smaller than the %d real servers with a weight: each needs a slot (give a prime of at least %d)", m, n, n)
+			return v.fail(path+".mh_table_size", s.Line, strconv.Itoa(m), "a maglev table of %d slots is smaller than the %d real servers with a weight: each needs a slot (give mh_table_size a prime of at least %d)", m, n, n)
 		}
 	}
 	switch {
