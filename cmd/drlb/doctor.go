@@ -28,6 +28,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *role != "director" && *role != "realserver" { // before what depends on it
+		return usageError("-role %q: want director or realserver", *role)
+	}
 	var reals []netip.Addr
 	var peers []netip.AddrPort // with bgp:, the routers the VIPs are announced to
 	if *cfgPath != "" {
