@@ -173,10 +173,11 @@ func requestURL(scheme, host, path string) (*url.URL, error) {
 }
 
 // dialUDP connects a UDP socket to t for one probe: its reads end at the
-// check's timeout, or when parent is cancelled. done releases it all.
+// check's timeout, or when parent is cancelled, or with any ICMP error for
+// it (recvICMPErrors: host unreachable too). done releases it all.
 func dialUDP(parent context.Context, t Target) (c net.Conn, done func(), err error) {
 	ctx, cancel := context.WithTimeout(parent, t.Check.Timeout)
-	var d net.Dialer
+	d := net.Dialer{Control: recvICMPErrors}
 	c, err = d.DialContext(ctx, "udp", t.Addr.String())
 	if err != nil {
 		cancel()
@@ -195,9 +196,10 @@ func dialUDP(parent context.Context, t Target) (c net.Conn, done func(), err err
 const udpRandomPayload = 32
 
 // probeUDP sends the payload from a connected UDP socket and waits up to
-// the timeout, as keepalived's UDP_CHECK: an ICMP error (port or host
-// unreachable) fails the check; an answer passes it, if it matches the
-// expected reply; silence passes it unless a reply is required.
+// the timeout, as keepalived's UDP_CHECK: an ICMP error (port, host or
+// network unreachable: IP_RECVERR, see recvICMPErrors) fails the check;
+// an answer passes it, if it matches the expected reply; silence passes
+// it unless a reply is required.
 func probeUDP(parent context.Context, t Target) error {
 	c, done, err := dialUDP(parent, t)
 	if err != nil {
