@@ -170,6 +170,17 @@ func (m *model) step(r *opReader) error {
 			if m.tb.Len() != m.tb.Cap() || len(m.entries) != m.tb.Cap() {
 				return fmt.Errorf("ErrFull with Len %d, model %d, Max %d", m.tb.Len(), len(m.entries), m.tb.Cap())
 			}
+			// A table no larger than the eviction scan is examined
+			// whole: ErrFull then means nothing in it had expired and
+			// nothing was evictable (drop_entry refused a new entry
+			// while it could have made room).
+			if m.evict && m.tb.Slots() <= evictScanMax {
+				for mk, me := range m.entries {
+					if _, live := m.live(mk); !live || me.service%2 == 1 {
+						return fmt.Errorf("ErrFull for %v while %v (expires %d, service %d, now %d) could go", k, mk, me.expires, me.service, m.now)
+					}
+				}
+			}
 		case err != nil:
 			return fmt.Errorf("Insert %v: %v", k, err)
 		default:

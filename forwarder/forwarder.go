@@ -194,7 +194,9 @@ func New(cfg *config.Config, opts Options) (*Forwarder, error) {
 		f := &Forwarder{core: c, id: i, changed: make(chan struct{}, 1)}
 		t, err := conntable.New(conntable.Options{Max: perWorker, Seed: opts.Seed + uint64(i), OnExpire: f.onExpire, Evictable: evictable})
 		if err != nil {
-			return nil, fmt.Errorf("forwarder: %w", err)
+			// Name what the operator set: the per-worker Max alone
+			// (max_conns/workers) matched nothing in the config.
+			return nil, fmt.Errorf("forwarder: max_conns %d over %d workers (%d entries per worker's table): %w", c.maxConns, n, perWorker, err)
 		}
 		f.table = t
 		c.workers = append(c.workers, f)
@@ -281,7 +283,15 @@ func (f *Forwarder) result(v Verdict, r Reason, svc, ri int) Result {
 }
 
 // Tick expires idle connections; call it now and then when no frames flow.
-func (f *Forwarder) Tick(now int64, budget int) int { return f.table.Sweep(now, budget) }
+// It also brings the table pressure up to date with what the sweep left
+// (Process does so only for frames that reach it): a flood that stopped
+// ends pressure while the director is idle, in Overload and for
+// StatelessSYNsOn, not only once the next connection comes.
+func (f *Forwarder) Tick(now int64, budget int) int {
+	n := f.table.Sweep(now, budget)
+	f.updatePressure(now)
+	return n
+}
 
 // Process decides what happens to one frame and, for Forward, rewrites its
 // MAC addresses in place. It never panics and allocates nothing.

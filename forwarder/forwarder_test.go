@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/conntable"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/scheduler"
 	"github.com/gopacket/gopacket"
@@ -898,4 +901,33 @@ func TestPersistenceHeldByOpenConnection(t *testing.T) {
 	// second (SYN_RECV) long before: nothing holds the template then.
 	res, _ = process(t, f, syn(client(0, 1002)), t0+1000*second)
 	expect(t, res, Forward, ReasonNew)
+}
+
+// TestNewTableTooLargeNamesMaxConns: a max_conns the connection tables
+// cannot hold (config accepts up to 1<<30; one worker's table holds at
+// most conntable.MaxEntries) is refused with an error that names
+// max_conns, its value and the workers, not the per-worker table size
+// alone.
+func TestNewTableTooLargeNamesMaxConns(t *testing.T) {
+	for _, tc := range []struct {
+		maxConns, workers int
+	}{
+		{conntable.MaxEntries + 1, 1},
+		{1 << 30, 2},
+	} {
+		cfg := testConfig("rr", 2)
+		cfg.MaxConns = tc.maxConns
+		_, err := New(cfg, Options{Workers: tc.workers})
+		if err == nil {
+			t.Fatalf("max_conns %d over %d workers: no error", tc.maxConns, tc.workers)
+		}
+		for _, want := range []string{"max_conns", strconv.Itoa(tc.maxConns), strconv.Itoa(tc.workers) + " worker"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("max_conns %d over %d workers: %q does not say %q", tc.maxConns, tc.workers, err, want)
+			}
+		}
+		if !errors.Is(err, conntable.ErrBadOptions) {
+			t.Errorf("%v: not conntable.ErrBadOptions", err)
+		}
+	}
 }

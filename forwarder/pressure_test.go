@@ -265,3 +265,39 @@ func benchSynFlood(b *testing.B, stateful bool) {
 		b.Fatalf("%d SYNs refused", f.Count(ReasonTableFull))
 	}
 }
+
+// TestPressureEndsWhileIdle: once a flood stops and no frame reaches
+// Process, the idle sweep (Tick) that empties the table also ends the
+// pressure: Overload (drlb ctl, drlb_conntable_pressure) must not report
+// it, nor StatelessSYNsOn keep the kernel's SYN lane on, for an empty
+// table until the next connection happens to come.
+func TestPressureEndsWhileIdle(t *testing.T) {
+	for _, stateful := range []bool{true, false} {
+		t.Run(map[bool]string{true: "stateful", false: "stateless"}[stateful], func(t *testing.T) {
+			cfg := testConfig("rr", 2)
+			cfg.MaxConns = 64
+			f := newForwarder(t, cfg, Options{})
+			f.statefulSYN = stateful
+			rng := rand.New(rand.NewPCG(7, 8))
+			for range 200 {
+				process(t, f, syn(spoofed(rng)), t0)
+			}
+			if !f.Overload().Pressure {
+				t.Fatal("no pressure during the flood")
+			}
+			// Idle: only the sweeper runs, past every timeout and the
+			// stateless window.
+			now := t0 + 61*second
+			f.Tick(now, 2*f.TableSlots())
+			if n := f.TableLen(); n != 0 {
+				t.Fatalf("table holds %d after the idle sweep", n)
+			}
+			if f.Overload().Pressure || f.StatelessSYNsOn() {
+				t.Fatalf("pressure still on (%+v) with an empty table and no flood", f.Overload())
+			}
+			if e := f.Overload().PressureEpisodes; e != 1 {
+				t.Fatalf("%d pressure episodes, want 1", e)
+			}
+		})
+	}
+}
