@@ -113,7 +113,7 @@ func TestCheckIpvsadmCommands(t *testing.T) {
 		{"-L stray", `"stray": not an option of -L`},
 		{"-R", "-R: drlb ctl runs one command at a time"},
 		{"--set 900 120 300", "--set: drlb's connection timeouts are in its config file"},
-		{"--start-daemon master", "no connection synchronization daemon"},
+		{"--start-daemon master", "no connection synchronization daemon to start or stop: connections are synchronized between directors by ha.sync"},
 		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -m", "-m: drlb does direct routing only"},
 		{"-L --bogus", `--bogus": unknown ipvsadm option`},
 		{"-L -S", "multiple commands"},
