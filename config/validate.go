@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"net"
 	"net/netip"
 	"net/url"
@@ -384,6 +385,10 @@ func (v *validator) check(s *Service, c *Check, line int, path string) error {
 		return v.fail(path+".host", line, c.Host, "only http and https checks have a host")
 	case web && strings.ContainsAny(c.Host, " \t\r\n"):
 		return v.fail(path+".host", line, c.Host, "must not contain spaces or line breaks")
+	case web && c.Host != "" && !httpguts.ValidHostHeader(c.Host):
+		// What net/http refuses to send: every probe would fail with
+		// "invalid Host header", the server taken for down.
+		return v.fail(path+".host", line, c.Host, "not a valid HTTP Host header: a name or an address, with :port if any")
 	case !udp && (c.Payload != nil || c.RequireReply || c.Reply != nil || c.ReplyMask != nil || c.ReplyMin != 0 || c.ReplyMax != 0):
 		f := v.written(path, ".payload", ".require_reply", ".reply", ".reply_min_length", ".reply_max_length")
 		return v.fail(path+f, line, "", "only udp checks send a payload or expect a reply")

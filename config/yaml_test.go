@@ -221,6 +221,8 @@ func TestParseYAMLBad(t *testing.T) {
 		{"check url unknown field", oneRS + "        check: {type: http, urls: [{paht: /}]}\n", 6, 37, rs + ".check.urls[0].paht", "", `did you mean "path"?`},
 		{"check digest on tcp", oneRS + "        check: {type: tcp, digest: 640205b7b0fc66c1ea91c463fac6334d}\n", 6, 36, rs + ".check.digest", "640205b7b0fc66c1ea91c463fac6334d", "only http and https checks have a digest"},
 		{"check host on tcp", oneRS + "        check: {type: tcp, host: www}\n", 6, 34, rs + ".check.host", "www", "only http and https"},
+		{"check host with a bar", oneRS + "        check: {type: http, path: /, host: 'www|x'}\n", 6, 44, rs + ".check.host", "www|x", "not a valid HTTP Host header"},
+		{"check host with a control character", oneRS + "        check: {type: http, path: /, host: \"www\\x01\"}\n", 6, 44, rs + ".check.host", "www\x01", "not a valid HTTP Host header"},
 		{"check payload on tcp", oneRS + "        check: {type: tcp, payload: 00}\n", 6, 37, rs + ".check.payload", "00", "only udp checks"},
 		{"check payload not hex", oneRS + "        check: {type: udp, payload: 0g}\n", 6, 37, rs + ".check.payload", "0g", "not a hex digit"},
 		{"check reply but no reply", oneRS + "        check: {type: udp, reply: 00, require_reply: false}\n", 6, 54, rs + ".check.require_reply", "false", "needs an answer"},
