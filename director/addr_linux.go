@@ -60,3 +60,15 @@ func ifacePrefixes(iface string, v4 bool) []netip.Prefix {
 	}
 	return out
 }
+
+// interfaceIPv4 lists the interface's IPv4 addresses, in the kernel's
+// order (none if it cannot be read).
+func interfaceIPv4(iface string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range ifaceAddrs(iface, true) {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}

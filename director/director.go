@@ -1,6 +1,7 @@
 package director
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -122,6 +123,10 @@ type Options struct {
 	// director closes Sync.
 	Sync    connsync.Conn
 	SyncKey []byte
+	// SyncAddr is the address Sync is bound to and sends from (Run: the
+	// interface's IPv4 address listed in ha.sync.peers, else IPv4); the
+	// zero Addr means IPv4.
+	SyncAddr netip.Addr
 
 	// Workers is how many data-path workers Run starts (0: one per CPU;
 	// AF_XDP: one per receive queue, at most Workers, planXDPQueues). Each
@@ -305,7 +310,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 			return nil, err
 		}
 		if s := cfg.HA.Sync; s != nil {
-			if d.sync, err = newSync(d, s, opts.Sync, opts.SyncKey, opts.IPv4); err != nil {
+			if d.sync, err = newSync(d, s, opts.Sync, opts.SyncKey, cmp.Or(opts.SyncAddr, opts.IPv4)); err != nil {
 				return nil, err
 			}
 			for _, w := range fw.Workers() {

@@ -536,10 +536,21 @@ func openSync(ifname string, s *config.HASync, opts *Options) error {
 	if err != nil {
 		return fmt.Errorf("director: %w", err)
 	}
-	conn, err := connsync.ListenUDP(opts.IPv4)
+	// The peers know this director by the address ha.sync.peers lists
+	// for it (they drop what comes from any other: unknown_peer), which
+	// need not be the interface's first (a management address added
+	// first): that one, if the interface holds it.
+	self := opts.IPv4
+	for _, a := range interfaceIPv4(ifname) {
+		if slices.ContainsFunc(s.Peers, func(p netip.Addr) bool { return p.Unmap() == a }) {
+			self = a
+			break
+		}
+	}
+	conn, err := connsync.ListenUDP(self)
 	if err != nil {
 		return fmt.Errorf("director: ha.sync: %w", err)
 	}
-	opts.Sync, opts.SyncKey = conn, key
+	opts.Sync, opts.SyncKey, opts.SyncAddr = conn, key, self
 	return nil
 }

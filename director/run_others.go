@@ -5,6 +5,7 @@ package director
 import (
 	"context"
 	"errors"
+	"net/netip"
 
 	"github.com/drlb/drlb/config"
 )
@@ -18,3 +19,6 @@ var ErrUnsupported = errors.New("director: needs Linux (AF_PACKET)")
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	return ErrUnsupported
 }
+
+// interfaceIPv4 needs Linux's netlink: none elsewhere.
+func interfaceIPv4(string) []netip.Addr { return nil }

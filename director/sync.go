@@ -134,6 +134,7 @@ type syncRun struct {
 
 	sent, sendErrors, received atomic.Uint64
 	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
+	skewWarned                 atomic.Bool      // rejectStale logged a peer's clock
 	entries                    [len(forwarder.SyncResultNames)]atomic.Uint64
 	fromPeer                   map[netip.Addr]uint64 // bulk entries per peer (receiver only)
 }
@@ -606,8 +607,8 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 			r.reject(rejMalformed, from, nil)
 			continue
 		}
-		if !w.Check(&h, time.Now().UnixNano()) {
-			r.reject(rejReplay, from, nil)
+		if now := time.Now().UnixNano(); !w.Check(&h, now) {
+			r.rejectStale(from, h.Time, now)
 			continue
 		}
 		r.received.Add(1)
@@ -682,6 +683,25 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 func (r *syncRun) reject(reason int, from netip.AddrPort, err error) {
 	if r.rejected[reason].Add(1) == 1 {
 		r.log.Warn("ha.sync: message dropped", "reason", control.SyncRejectReasons[reason], "from", from, "err", err)
+	}
+}
+
+// rejectStale counts a message the replay window dropped. One sealed
+// more than connsync.MaxSkew from this director's clock is no replay but
+// a clock that differs: every message of that peer is dropped until the
+// clocks agree, which the log must say (a "replay" without a cause sent
+// operators looking for an attacker), with the offset, once.
+func (r *syncRun) rejectStale(from netip.AddrPort, sealed, now int64) {
+	off := time.Duration(sealed - now)
+	if off >= -connsync.MaxSkew && off <= connsync.MaxSkew {
+		r.reject(rejReplay, from, nil)
+		return
+	}
+	r.rejected[rejReplay].Add(1)
+	if !r.skewWarned.Swap(true) {
+		r.log.Warn("ha.sync: message dropped: its timestamp is more than "+connsync.MaxSkew.String()+
+			" off this director's clock: the directors' clocks differ (synchronise them, e.g. NTP); until then that peer's messages are dropped, counted as replay",
+			"from", from, "offset", off.Round(time.Millisecond))
 	}
 }
 

@@ -110,6 +110,7 @@ func syncDirector(t *testing.T, n *fakeNet, self netip.Addr, peers ...netip.Addr
 type syncOpts struct {
 	maxConns    int
 	bulkTimeout time.Duration
+	logger      *slog.Logger
 }
 
 // syncDirectorWith is syncDirector with o.
@@ -121,7 +122,7 @@ func syncDirectorWith(t *testing.T, n *fakeNet, self netip.Addr, o syncOpts, pee
 		cfg.MaxConns = o.maxConns
 	}
 	d, err := New(cfg, dirPort, Options{IPv4: self, VRRP: newFakeVRRP(), Sync: n.conn(self), SyncKey: syncKey,
-		AnnounceCount: 1, AnnounceInterval: time.Millisecond})
+		AnnounceCount: 1, AnnounceInterval: time.Millisecond, Logger: o.logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -861,5 +862,33 @@ func TestSyncReadBufferCapped(t *testing.T) {
 	(&syncRun{conn: discardSync{}, log: slog.New(slog.NewTextHandler(&none, nil))}).checkReadBuffer()
 	if none.String() != "" {
 		t.Fatalf("logged for a socket that reports nothing:\n%s", none.String())
+	}
+}
+
+// TestSyncClockSkewLogged: a peer whose clock is more than MaxSkew off
+// has every message dropped; the log says it is the clock, and by how
+// much, not a bare "replay" (err=<nil>) that named no cause.
+func TestSyncClockSkewLogged(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		off  time.Duration
+		want string
+	}{
+		{"peer behind", -30 * time.Second, "offset=-30"},
+		{"peer ahead", 45 * time.Second, "offset=45"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n fakeNet
+			var logs testutil.SyncBuffer
+			a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+			d2, _ := syncDirectorWith(t, &n, a2, syncOpts{logger: slog.New(slog.NewTextHandler(&logs, nil))}, a1, a2)
+			c, _ := connsync.NewCodec(syncKey)
+			h := connsync.Header{Type: connsync.TypeUpdate, Sender: a1, Epoch: 1, Seq: 1, Time: time.Now().Add(tc.off).UnixNano()}
+			n.inject(c.Seal(connsync.AppendHeader(nil, &h)), netip.AddrPortFrom(a1, connsync.Port), a2)
+			waitFor(t, "the message rejected", func() bool { return d2.Snapshot(false).HA.Sync.Rejected["replay"] == 1 })
+			waitFor(t, "the clock named in the log", func() bool {
+				return strings.Contains(logs.String(), "clocks differ") && strings.Contains(logs.String(), tc.want)
+			})
+		})
 	}
 }
