@@ -187,6 +187,9 @@ func (v *validator) ha(c *Config) error {
 		if msg := hostAddrProblem(a); msg != "" {
 			return v.fail(pp, s.Line, addrText(a), "%s", msg)
 		}
+		if !a.Unmap().Is4() { // refused at start anyway (openSync): say so at check
+			return v.fail(pp, s.Line, a.String(), "IPv6 sync peers are not supported yet: sync runs over the directors' IPv4 addresses")
+		}
 		for _, svc := range c.Services {
 			if svc.VIP == a {
 				return v.fail(pp, s.Line, a.String(), "a sync peer cannot be a VIP")

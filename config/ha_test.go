@@ -54,8 +54,8 @@ func TestParseHAGood(t *testing.T) {
 			"ha vrid=51 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=7\n"},
 		{"flow style, no preempt", oneRS + "ha: {vrid: 255, priority: 1, advert_interval: 40.95s, preempt: false}\n",
 			"ha vrid=255 priority=1 advert_interval=40.95s preempt=false preempt_delay=0s line=6\n"},
-		{"sync", haHead + "  priority: 254\n  advert_interval: 10ms\n  sync:\n    peers: [198.18.0.3, '2001:2::3']\n    key_file: /etc/drlb/sync.key\n",
-			"ha vrid=51 priority=254 advert_interval=10ms preempt=true preempt_delay=0s line=7\n  sync peers=[198.18.0.3 2001:2::3] key_file=\"/etc/drlb/sync.key\" line=11\n"},
+		{"sync", haHead + "  priority: 254\n  advert_interval: 10ms\n  sync:\n    peers: [198.18.0.3, 198.18.0.4]\n    key_file: /etc/drlb/sync.key\n",
+			"ha vrid=51 priority=254 advert_interval=10ms preempt=true preempt_delay=0s line=7\n  sync peers=[198.18.0.3 198.18.0.4] key_file=\"/etc/drlb/sync.key\" line=11\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +98,7 @@ func TestParseHABad(t *testing.T) {
 		{name: "sync peer junk", in: haHead + prio + "  sync: {peers: [198.18.0.300], key_file: k}\n", line: 9, col: 18, field: "ha.sync.peers[0]", value: "198.18.0.300", msg: "not a numeric"},
 		{name: "sync peer multicast", in: haHead + prio + "  sync: {peers: [224.0.0.18], key_file: k}\n", line: 9, col: 18, field: "ha.sync.peers[0]", value: "224.0.0.18", msg: "multicast"},
 		{name: "sync peer is the VIP", in: haHead + prio + "  sync: {peers: [198.18.0.100], key_file: k}\n", line: 9, col: 18, field: "ha.sync.peers[0]", value: "198.18.0.100", msg: "cannot be a VIP"},
+		{name: "sync IPv6 peer", in: haHead + prio + "  sync: {peers: [198.18.0.3, '2001:2::3'], key_file: k}\n", line: 9, col: 30, field: "ha.sync.peers[1]", value: "2001:2::3", msg: "IPv6 sync peers are not supported yet"},
 		{name: "sync duplicate peer", in: haHead + prio + "  sync: {peers: [198.18.0.3, 198.18.0.3], key_file: k}\n", line: 9, col: 30, field: "ha.sync.peers[1]", value: "198.18.0.3", msg: "duplicate peer"},
 		{name: "unknown field", in: haHead + prio + "  advert_intervall: 1s\n", line: 9, col: 3, field: "ha.advert_intervall", msg: `did you mean "advert_interval"?`},
 		{name: "given twice", in: haHead + prio + "  vrid: 52\n", line: 9, col: 3, field: "ha.vrid", msg: "field given twice (first at line 7)"},
