@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drlb/drlb/internal/monotime"
 	"io"
 	"log/slog"
 	"net"
@@ -134,9 +135,11 @@ type syncRun struct {
 
 	sent, sendErrors, received atomic.Uint64
 	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
-	skewWarned                 atomic.Bool      // rejectStale logged a peer's clock
-	entries                    [len(forwarder.SyncResultNames)]atomic.Uint64
-	fromPeer                   map[netip.Addr]uint64 // bulk entries per peer (receiver only)
+	// rejectLogged: monotime.Now of each reason's last warning, the
+	// last one [skewLog] the clocks' (rejectStale), 0 for none yet.
+	rejectLogged [5]atomic.Int64
+	entries      [len(forwarder.SyncResultNames)]atomic.Uint64
+	fromPeer     map[netip.Addr]uint64 // bulk entries per peer (receiver only)
 }
 
 const (
@@ -681,27 +684,42 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 
 // reject counts a dropped message (logging the first of each reason).
 func (r *syncRun) reject(reason int, from netip.AddrPort, err error) {
-	if r.rejected[reason].Add(1) == 1 {
-		r.log.Warn("ha.sync: message dropped", "reason", control.SyncRejectReasons[reason], "from", from, "err", err)
+	if n := r.rejected[reason].Add(1); r.mayLogReject(reason) {
+		r.log.Warn("ha.sync: message dropped", "reason", control.SyncRejectReasons[reason], "from", from, "err", err, "dropped", n)
 	}
+}
+
+// skewLog is rejectLogged's slot for clocks that differ.
+const skewLog = 4
+
+// rejectLogEvery spaces the warnings of one reason: the first at once,
+// then at most one a minute, with the count so far. Logged only once per
+// run, a key changed on one director a day after the start (or a clock
+// that drifted) showed in the counter alone.
+const rejectLogEvery = time.Minute
+
+// mayLogReject says whether a warning of reason (or skewLog) is due, and
+// if so takes the slot.
+func (r *syncRun) mayLogReject(reason int) bool {
+	now, last := monotime.Now(), r.rejectLogged[reason].Load()
+	return (last == 0 || now-last >= int64(rejectLogEvery)) && r.rejectLogged[reason].CompareAndSwap(last, now)
 }
 
 // rejectStale counts a message the replay window dropped. One sealed
 // more than connsync.MaxSkew from this director's clock is no replay but
 // a clock that differs: every message of that peer is dropped until the
 // clocks agree, which the log must say (a "replay" without a cause sent
-// operators looking for an attacker), with the offset, once.
+// operators looking for an attacker), with the offset.
 func (r *syncRun) rejectStale(from netip.AddrPort, sealed, now int64) {
 	off := time.Duration(sealed - now)
 	if off >= -connsync.MaxSkew && off <= connsync.MaxSkew {
 		r.reject(rejReplay, from, nil)
 		return
 	}
-	r.rejected[rejReplay].Add(1)
-	if !r.skewWarned.Swap(true) {
+	if n := r.rejected[rejReplay].Add(1); r.mayLogReject(skewLog) {
 		r.log.Warn("ha.sync: message dropped: its timestamp is more than "+connsync.MaxSkew.String()+
 			" off this director's clock: the directors' clocks differ (synchronise them, e.g. NTP); until then that peer's messages are dropped, counted as replay",
-			"from", from, "offset", off.Round(time.Millisecond))
+			"from", from, "offset", off.Round(time.Millisecond), "dropped", n)
 	}
 }
 

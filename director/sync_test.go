@@ -892,3 +892,26 @@ func TestSyncClockSkewLogged(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncRejectLoggedAgain: a rejection is warned about at once, then at
+// most once a minute per reason with the count so far. Warned once per
+// run, a key changed on one director a day after the start showed in the
+// counter alone.
+func TestSyncRejectLoggedAgain(t *testing.T) {
+	var logs testutil.SyncBuffer
+	r := &syncRun{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	from := netip.MustParseAddrPort("198.18.0.3:8848")
+	lines := func() int { return strings.Count(logs.String(), "ha.sync: message dropped") }
+	r.reject(rejBadMAC, from, nil)
+	r.reject(rejBadMAC, from, nil)
+	r.reject(rejMalformed, from, nil)
+	if n := lines(); n != 2 {
+		t.Fatalf("%d warnings, want 2 (one per reason):\n%s", n, logs.String())
+	}
+	// A minute later (the slot's time moved back instead of waiting).
+	r.rejectLogged[rejBadMAC].Add(-int64(rejectLogEvery))
+	r.reject(rejBadMAC, from, nil)
+	if n := lines(); n != 3 || !strings.Contains(logs.String(), "reason=bad_mac from=198.18.0.3:8848 err=<nil> dropped=3") {
+		t.Fatalf("%d warnings, want a third with the count:\n%s", n, logs.String())
+	}
+}
