@@ -158,7 +158,18 @@ func WriteStats(w io.Writer, s Snapshot) {
 			io.WriteString(w, realCounterLine(hostPort(r.Address, svc.Port),
 				short(r.Connections), short(r.InPackets), short(0), short(r.InBytes), short(0)))
 		}
+		// Its counters are in the service's: without its row the
+		// service's totals exceed the sum of the rows.
+		if r := svc.Sorry; r != nil {
+			io.WriteString(w, sorryNote(realCounterLine(hostPort(r.Address, svc.Port),
+				short(r.Connections), short(r.InPackets), short(0), short(r.InBytes), short(0)), r.State))
+		}
 	}
+}
+
+// sorryNote adds a sorry server's role to its counter line.
+func sorryNote(line, state string) string {
+	return strings.TrimSuffix(line, "\n") + "  (sorry server, " + state + ")\n"
 }
 
 // perSecond is the rate of a counter between two snapshots dt seconds
@@ -231,6 +242,14 @@ func WriteRate(w io.Writer, before, after Snapshot) {
 			}
 			io.WriteString(w, realCounterLine(hostPort(r.Address, svc.Port),
 				rate(br.Connections, r.Connections), rate(br.InPackets, r.InPackets), short(0), rate(br.InBytes, r.InBytes), short(0)))
+		}
+		if r := svc.Sorry; r != nil {
+			br := *r
+			if b.Sorry != nil && b.Sorry.Address == r.Address {
+				br = *b.Sorry
+			}
+			io.WriteString(w, sorryNote(realCounterLine(hostPort(r.Address, svc.Port),
+				rate(br.Connections, r.Connections), rate(br.InPackets, r.InPackets), short(0), rate(br.InBytes, r.InBytes), short(0)), r.State))
 		}
 	}
 }

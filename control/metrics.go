@@ -22,6 +22,9 @@ const (
 var (
 	svcLabels  = []string{"protocol", "vip", "port"}
 	realLabels = []string{"protocol", "vip", "port", "realserver"}
+	// A sorry server's series are of their own: its address may be a real
+	// server's of the same service.
+	sorryLabels = []string{"protocol", "vip", "port", "sorryserver"}
 
 	descSvcConns      = prometheus.NewDesc("drlb_service_connections_total", "Connections scheduled for the virtual service.", svcLabels, nil)
 	descSvcPackets    = prometheus.NewDesc("drlb_service_packets_total", "Packets forwarded for the virtual service.", svcLabels, nil)
@@ -33,6 +36,12 @@ var (
 	descInactive      = prometheus.NewDesc("drlb_realserver_inactive_connections", "Other connections (ipvsadm InActConn).", realLabels, nil)
 	descWeight        = prometheus.NewDesc("drlb_realserver_weight", "Configured weight.", realLabels, nil)
 	descUp            = prometheus.NewDesc("drlb_realserver_up", "1 if the real server takes new connections (available, resolved, not inhibited).", realLabels, nil)
+	descSorryConns    = prometheus.NewDesc("drlb_sorryserver_connections_total", "Connections scheduled to the service's sorry server (in drlb_service_connections_total too).", sorryLabels, nil)
+	descSorryPackets  = prometheus.NewDesc("drlb_sorryserver_packets_total", "Packets forwarded to the service's sorry server (in drlb_service_packets_total too).", sorryLabels, nil)
+	descSorryBytes    = prometheus.NewDesc("drlb_sorryserver_bytes_total", "IP bytes forwarded to the service's sorry server (in drlb_service_bytes_total too).", sorryLabels, nil)
+	descSorryActive   = prometheus.NewDesc("drlb_sorryserver_active_connections", "ESTABLISHED connections of the sorry server.", sorryLabels, nil)
+	descSorryInactive = prometheus.NewDesc("drlb_sorryserver_inactive_connections", "Other connections of the sorry server.", sorryLabels, nil)
+	descSorryStanding = prometheus.NewDesc("drlb_sorryserver_standing_in", "1 while the sorry server takes the service's new connections (no real server can).", sorryLabels, nil)
 	descFrames        = prometheus.NewDesc("drlb_frames_total", "Frames by verdict reason (forwarded, passed to the kernel, dropped).", []string{"reason"}, nil)
 	descPressure      = prometheus.NewDesc("drlb_conntable_pressure", "1 while the connection table is past half full and SYN_RECV entries get the short timeout.", nil, nil)
 	descPressureOn    = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
@@ -68,7 +77,8 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
-		descRealBytes, descActive, descInactive, descWeight, descUp, descFrames, descKernelFwd, descKernelFull, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
+		descRealBytes, descActive, descInactive, descWeight, descUp,
+		descSorryConns, descSorryPackets, descSorryBytes, descSorryActive, descSorryInactive, descSorryStanding, descFrames, descKernelFwd, descKernelFull, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk,
 		descBGPPeerUp, descBGPPeerState, descBGPAnnounced, descBGPUsable, descBGPDrained} {
@@ -102,6 +112,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				up = 1
 			}
 			gauge(descUp, up, rl...)
+		}
+		if r := svc.Sorry; r != nil {
+			sl := append(append([]string(nil), l...), r.Address.String())
+			counter(descSorryConns, r.Connections, sl...)
+			counter(descSorryPackets, r.InPackets, sl...)
+			counter(descSorryBytes, r.InBytes, sl...)
+			gauge(descSorryActive, float64(r.Active), sl...)
+			gauge(descSorryInactive, float64(r.Inactive), sl...)
+			standing := 0.0
+			if r.State == SorryStandingIn {
+				standing = 1
+			}
+			gauge(descSorryStanding, standing, sl...)
 		}
 	}
 	// Every reason, 0 included: a series that appears only at its first

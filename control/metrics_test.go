@@ -1,11 +1,19 @@
 package control
 
 import (
+	"bytes"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/drlb/drlb/config"
+	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/framegen"
 )
 
 // scrapeMetrics is what /metrics serves for s (the handler called
@@ -127,5 +135,56 @@ func TestMetricsOneSnapshot(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if n := takes.Load(); n != 1 || !strings.Contains(rec.Body.String(), "drlb_bgp_drained 1\n") {
 		t.Errorf("a scrape took %d snapshots (want 1), BGP drained in it: %v", n, strings.Contains(rec.Body.String(), "drlb_bgp_drained 1"))
+	}
+}
+
+// TestSorryServerCounted: what a sorry server carries is in the service's
+// counters, so it is in the metrics and in drlb ctl list -stats too, or the
+// service's totals exceed the sum of its rows with nothing to say where
+// the rest went (keepalived's sorry server is a real server of IPVS, in
+// ipvsadm --stats and in any IPVS exporter).
+func TestSorryServerCounted(t *testing.T) {
+	cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 4096, Services: []config.Service{{
+		VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr",
+		RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1}}, // unresolved: not live
+		SorryServer: &config.SorryServer{Address: netip.MustParseAddr("198.18.0.99"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x99}}}}}
+	f, err := forwarder.New(cfg, forwarder.Options{MAC: dirMAC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: dirMAC}
+	c := netip.MustParseAddrPort("198.18.1.10:40000")
+	now := time.Now().UnixNano()
+	for _, flags := range []string{"S", "A"} {
+		if res := f.Process(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), flags, 1, 1, nil), &forwarder.Meta{Time: now}); res.Verdict != forwarder.Forward {
+			t.Fatalf("%s to the sorry server: %v", flags, res)
+		}
+	}
+	s := Take(f, 4096, nil)
+	svc := s.Services[0]
+	if svc.InPackets != 2 || svc.Connections != 1 {
+		t.Fatalf("service counters %+v: want 2 packets, 1 connection", svc)
+	}
+	body := scrapeMetrics(t, s)
+	labels := `{port="80",protocol="tcp",sorryserver="198.18.0.99",vip="198.18.0.100"}`
+	for _, want := range []string{
+		"drlb_sorryserver_connections_total" + labels + " 1",
+		"drlb_sorryserver_packets_total" + labels + " 2",
+		"drlb_sorryserver_active_connections" + labels + " 1",
+		"drlb_sorryserver_standing_in" + labels + " 1",
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("the metrics lack %s", want)
+		}
+	}
+	var b bytes.Buffer
+	WriteStats(&b, s)
+	if !strings.Contains(b.String(), "  -> 198.18.0.99:80") {
+		t.Errorf("drlb ctl list -stats has no row for the sorry server that carried the service's packets:\n%s", b.String())
+	}
+	b.Reset()
+	WriteRate(&b, s, s)
+	if !strings.Contains(b.String(), "  -> 198.18.0.99:80") {
+		t.Errorf("drlb ctl list -rate has no row for the sorry server:\n%s", b.String())
 	}
 }
