@@ -2,8 +2,10 @@ package director
 
 import (
 	"context"
+	"github.com/drlb/drlb/link"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/drlb/drlb/control"
@@ -33,5 +35,42 @@ func TestServeControlFailsWhole(t *testing.T) {
 	stop()
 	if _, err := control.Get(context.Background(), sock, false); err == nil {
 		t.Error("the control socket answers after stop")
+	}
+}
+
+// closedStatsPort is a pipe end whose Stats, once closed, returns what it
+// counted with ErrClosed, as AF_PACKET and AF_XDP ports do.
+type closedStatsPort struct {
+	link.Port
+	closed atomic.Bool
+}
+
+func (p *closedStatsPort) Close() error { p.closed.Store(true); return p.Port.Close() }
+
+func (p *closedStatsPort) Stats() (link.Stats, error) {
+	s := link.Stats{RxDropped: 7, TxFailed: 3}
+	if p.closed.Load() {
+		return s, link.ErrClosed
+	}
+	return s, nil
+}
+
+// TestSnapshotLinkDropsAfterClose: the link drop counters stay in the
+// snapshot once the ports are closed (shutdown, while the control socket
+// still answers): left out, they fell to 0 for a scrape, a counter going
+// down.
+func TestSnapshotLinkDropsAfterClose(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	port := &closedStatsPort{Port: dirPort}
+	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), port, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := d.Snapshot(false).Link
+	d.closePorts()
+	after := d.Snapshot(false).Link
+	if before["rx"] != 7 || after["rx"] != 7 || after["tx_failed"] != 3 {
+		t.Fatalf("link drops before close %v, after %v: want rx 7 and tx_failed 3 in both", before, after)
 	}
 }

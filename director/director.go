@@ -467,7 +467,10 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		if !ok {
 			continue
 		}
-		if ls, err := sr.Stats(); err == nil {
+		// A closed port (shutdown, before the control socket stops)
+		// still gives what it counted: left out, the summed counters
+		// would dip for a scrape.
+		if ls, err := sr.Stats(); err == nil || errors.Is(err, link.ErrClosed) {
 			xdpFrames[i] = ls.XDPReceived
 			if snap.Link == nil {
 				snap.Link = map[string]uint64{}

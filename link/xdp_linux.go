@@ -99,6 +99,10 @@ type xdpPort struct {
 	// mmu keeps Close from freeing the maps and sockets under SetVIPs,
 	// TrustClients (the director's loop, after a batch) and Stats.
 	mmu sync.Mutex
+	// lastXDP is what Stats last read from the AF_XDP sockets (under
+	// mmu): returned once they are closed, so that the drop counters a
+	// scrape sees during shutdown do not fall back to 0.
+	lastXDP Stats
 }
 
 // packetSide is an xdpPort's AF_PACKET side: an afpacket, or a
@@ -597,13 +601,18 @@ func (p *xdpPort) Stats() (Stats, error) {
 	defer p.mmu.Unlock()
 	s, err := p.ap.Stats()
 	if p.closed.Load() {
+		s.XDPRxDropped, s.XDPReceived = p.lastXDP.XDPRxDropped, p.rxXDP.Load()
+		s.SYNRxDropped += p.lastXDP.SYNRxDropped
+		s.TrustedSYNRxDropped += p.lastXDP.TrustedSYNRxDropped
+		s.KernelFlowsFull = p.full.Load()
 		return s, ErrClosed
 	}
-	s.XDPRxDropped = xskDrops(p.x.fd)
+	p.lastXDP = Stats{XDPRxDropped: xskDrops(p.x.fd), SYNRxDropped: xskDrops(p.syn.fd), TrustedSYNRxDropped: xskDrops(p.tsyn.fd)}
+	s.XDPRxDropped = p.lastXDP.XDPRxDropped
 	s.XDPReceived = p.rxXDP.Load()
 	// The AF_PACKET side's SYN drops (a split port's) with the rings'.
-	s.SYNRxDropped += xskDrops(p.syn.fd)
-	s.TrustedSYNRxDropped += xskDrops(p.tsyn.fd)
+	s.SYNRxDropped += p.lastXDP.SYNRxDropped
+	s.TrustedSYNRxDropped += p.lastXDP.TrustedSYNRxDropped
 	s.KernelFlowsFull = p.full.Load()
 	return s, err
 }
