@@ -24,9 +24,12 @@ type capture struct {
 	conn  *packet.Conn
 	done  chan struct{}
 
-	mu      sync.Mutex
-	frames  []frame
-	dropped int
+	mu     sync.Mutex
+	frames []frame
+	// dropped counts frames over maxFrames, kernelDrops those the kernel
+	// could not queue to the socket (PACKET_STATISTICS, read at stop):
+	// frames that happened but are not in frames.
+	dropped, kernelDrops int
 }
 
 // startCapture opens a raw socket on h's interface. The socket is made
@@ -78,11 +81,23 @@ func (c *capture) sofar() []frame {
 
 // stop closes the socket and returns what was captured.
 func (c *capture) stop() []frame {
+	if st, err := c.conn.Stats(); err == nil {
+		c.mu.Lock()
+		c.kernelDrops += int(st.Drops)
+		c.mu.Unlock()
+	}
 	c.conn.Close()
 	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.frames
+}
+
+// lost is how many frames on the wire the capture does not hold.
+func (c *capture) lost() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped + c.kernelDrops
 }
 
 // name is the capture's file name: "<host>-<iface>.pcap".
@@ -130,6 +145,16 @@ func (cs *captures) stop() {
 			cs.frames[c] = c.stop()
 		}
 	}
+}
+
+// lost is how many frames the captures missed (after stop): a check that
+// counts frames, or finds none, means nothing over a capture with gaps.
+func (cs *captures) lost() int {
+	n := 0
+	for _, c := range cs.caps {
+		n += c.lost()
+	}
+	return n
 }
 
 // settle waits for frames in flight to reach the captures, then stops them.

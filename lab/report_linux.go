@@ -123,6 +123,7 @@ type savedPcap struct {
 // savePcaps writes one pcap per captured interface into the run's
 // directory, each name prefixed with prefix (a scenario's phase).
 func (r *runner) savePcaps(cs *captures, prefix string) {
+	r.captureLost += cs.lost()
 	for _, c := range cs.caps {
 		r.pcapsWanted++
 		name := prefix + c.name()
@@ -158,7 +159,14 @@ func (r *runner) finish() {
 			fmt.Fprintf(w, "  %-22s %d files, %d frames\n", p+"*.pcap", files[p], frames[p])
 		}
 	}
-	r.checks.add("pcaps saved", len(r.pcaps) == r.pcapsWanted, "%d of %d in %s", len(r.pcaps), r.pcapsWanted, r.dir)
+	// The captures are the evidence of every other check: one that missed
+	// frames (a full socket buffer) could show "0 frames from the VIP on
+	// the director" where there were some, so a loss fails the run.
+	saved := fmt.Sprintf("%d of %d in %s", len(r.pcaps), r.pcapsWanted, r.dir)
+	if r.captureLost > 0 {
+		saved += fmt.Sprintf("; the captures MISSED %d frames: the checks above counted incomplete captures", r.captureLost)
+	}
+	r.checks.add("pcaps saved", len(r.pcaps) == r.pcapsWanted && r.captureLost == 0, "%s", saved)
 	for _, log := range r.logs {
 		fmt.Fprintf(w, "  %-22s the director's log", filepath.Base(log))
 		if r.o.Trace {

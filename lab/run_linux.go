@@ -74,6 +74,8 @@ type runner struct {
 	// pcaps lists the files saved so far, pcapsWanted how many should be.
 	pcaps       []savedPcap
 	pcapsWanted int
+	// captureLost counts the frames the saved captures missed.
+	captureLost int
 	// page collects the HTML page's drawings as the run goes.
 	page page
 	// atEnd stops what a scenario started besides the director (another

@@ -91,3 +91,57 @@ func TestCopiesDiagramBlackholeOnlyAfterFix(t *testing.T) {
 		t.Errorf("%d blackhole stubs, want 1 (after the fix only): %q", n, texts)
 	}
 }
+
+// TestFinishFailsOnCaptureLoss: every check reads the captures, and one
+// that finds nothing ("0 frames from the VIP on the director") proves
+// nothing over a capture that missed frames. A capture's losses (the
+// kernel's drops, frames over maxFrames) fail the run; none, and it
+// passes as before.
+func TestFinishFailsOnCaptureLoss(t *testing.T) {
+	l := testLab()
+	for _, tc := range []struct {
+		name    string
+		dropped int
+		want    bool
+	}{{"complete", 0, true}, {"frames missed", 3, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			r := &runner{w: &out, l: l, dir: t.TempDir()}
+			c := &capture{host: l.Director, iface: l.Director.Iface, dropped: tc.dropped}
+			cs := &captures{caps: []*capture{c}, frames: map[*capture][]frame{c: nil}}
+			r.savePcaps(cs, "")
+			r.finish()
+			for _, c := range r.checks {
+				if c.name == "pcaps saved" && c.ok != tc.want {
+					t.Errorf("%d frames missed: %q ok=%v (%s), want %v", tc.dropped, c.name, c.ok, c.detail, tc.want)
+				}
+			}
+			if r.checks.failed() == tc.want {
+				t.Errorf("%d frames missed: run failed=%v\n%s", tc.dropped, r.checks.failed(), out.String())
+			}
+		})
+	}
+}
+
+// TestTakeoverGARPs: the failover check counts the new master's
+// gratuitous ARP, sent after the kill; the same frames from that director
+// before the kill (as a backup, which must announce nothing) are not its
+// takeover's, and counting them let the check pass on the wrong frames.
+func TestTakeoverGARPs(t *testing.T) {
+	l := testLab()
+	d2 := l.RealServers[1] // any host with a MAC: the backup here
+	killed := time.Unix(1000, 0)
+	bcast := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	garp := framegen.ARPRequest(framegen.L2{Src: d2.MAC, Dst: bcast}, l.VIP, l.VIP)
+	var lan []frame
+	for i := range 5 {
+		lan = append(lan, parseFrame(killed.Add(-time.Second+time.Duration(i)*time.Millisecond), garp))
+	}
+	if got := takeoverGARPs(lan, d2.MAC, l.VIP, killed); len(got) != 0 {
+		t.Errorf("%d gratuitous ARP sent before the kill counted as the takeover's", len(got))
+	}
+	lan = append(lan, parseFrame(killed.Add(time.Second), garp))
+	if got := takeoverGARPs(lan, d2.MAC, l.VIP, killed); len(got) != 1 || !got[0].at.After(killed) {
+		t.Errorf("takeover gratuitous ARP: %d frames, want the 1 after the kill", len(got))
+	}
+}

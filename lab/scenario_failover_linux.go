@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -358,13 +359,7 @@ func (r *runner) failover(ctx context.Context) error {
 			first2 = &all[i]
 		}
 	}
-	var garps []*frame
-	for i := range lan {
-		f := &lan[i]
-		if f.arpOp != 0 && bytes.Equal(f.src, d2.MAC) && f.arpSenderIP == l.VIP && f.arpTargetIP == l.VIP {
-			garps = append(garps, f)
-		}
-	}
+	garps := takeoverGARPs(lan, d2.MAC, l.VIP, killed)
 	logged := 0
 	if m := garpCount.FindStringSubmatch(p2.logs()); m != nil {
 		fmt.Sscan(m[1], &logged)
@@ -435,6 +430,21 @@ func (r *runner) failover(ctx context.Context) error {
 			"on the same connection goes through %s to the same real server: mh places it there again, no state shared.", d1.Name, d1.Name, d1.Name, d2.Name, d2.Name))
 	r.finish()
 	return nil
+}
+
+// takeoverGARPs returns the gratuitous ARP for vip sent from mac after
+// the kill, in lan: the new master's. One sent before (by the backup, which
+// must announce nothing) is not the takeover's, and counting it let the
+// check pass on the wrong frames.
+func takeoverGARPs(lan []frame, mac net.HardwareAddr, vip netip.Addr, killed time.Time) []*frame {
+	var garps []*frame
+	for i := range lan {
+		f := &lan[i]
+		if f.arpOp != 0 && bytes.Equal(f.src, mac) && f.arpSenderIP == vip && f.arpTargetIP == vip && f.at.After(killed) {
+			garps = append(garps, f)
+		}
+	}
+	return garps
 }
 
 // failEvidence is what the failover diagram draws, from the run.

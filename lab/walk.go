@@ -33,7 +33,10 @@ type walkInput struct {
 	// director's answer, answers by anyone else, and the hops.
 	arpAsk, arpAnswer *frame
 	arpForeign        []*frame
-	hops              []hop
+	// rsSilent: every real server's capture holds the question and no
+	// answer from it.
+	rsSilent bool
+	hops     []hop
 }
 
 // label names a MAC: "02:00:c6:12:00:02 (director)".
@@ -114,11 +117,15 @@ func (in *walkInput) walkARP(w io.Writer, cs *checks) {
 				said++
 			}
 		}
-		if said == 0 {
+		// Silent means it heard the question and did not answer: a
+		// capture that holds no question shows nothing either way (it
+		// counted as silent, so "3/3 silent" could pass on 0 of 0).
+		if heard > 0 && said == 0 {
 			silent++
 		}
 		fmt.Fprintf(w, "  %-9s heard the question %d time(s), answered %d\n", name, heard, said)
 	}
+	in.rsSilent = silent == len(in.order)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "The real servers hold the VIP on lo; arp_ignore=1 keeps them from answering for it on eth0.")
 	fmt.Fprintln(w, "Why it matters: if a real server answered too (\"ARP flux\"), the router would send")
@@ -279,7 +286,9 @@ func (in *walkInput) diagram(lanes []seqLane) *seqDiagram {
 	for _, a := range in.arpForeign {
 		d.msg(rs, router, kindBad, fmt.Sprintf("ARP %s is-at %s: %s answers too", a.arpSenderIP, a.arpSenderMAC, in.names[a.arpSenderMAC.String()]), ethLine(a))
 	}
-	if in.arpAsk != nil && len(in.arpForeign) == 0 {
+	// Only what the captures show: without drlb's answer captured, the
+	// note claimed "only drlb answered" above an exchange that had none.
+	if in.arpAsk != nil && in.arpAnswer != nil && len(in.arpForeign) == 0 && in.rsSilent {
 		d.note("The real servers heard the broadcast and stayed silent (arp_ignore=1): only drlb answered.")
 	}
 	hop(1, router, director, kindReq, "")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,48 @@ func TestWalkARPCountsOnlyTheRouter(t *testing.T) {
 		if c.name == "ARP for the VIP answered by the director only" && (c.ok || !strings.Contains(c.detail, "others 1;") || !strings.Contains(c.detail, "1/2 real servers silent")) {
 			t.Errorf("one answer by rs2: ok=%v %q, want a failure naming 1 other answer and 1/2 silent", c.ok, c.detail)
 		}
+	}
+}
+
+// TestWalkARPSilenceNeedsTheQuestion: a real server is silent when its
+// capture holds the router's question and no answer from it. A capture
+// that holds nothing (it missed the broadcast, or the frames) proves
+// nothing: the check passed on "0 of 0", "2/2 real servers silent".
+func TestWalkARPSilenceNeedsTheQuestion(t *testing.T) {
+	in := scenario{}.input(t)
+	in.reals["rs2"] = nil
+	var out bytes.Buffer
+	for _, c := range walk(&out, in) {
+		if c.name == "ARP for the VIP answered by the director only" && (c.ok || !strings.Contains(c.detail, "1/2 real servers silent")) {
+			t.Errorf("rs2 never heard the question: ok=%v %q, want a failure with 1/2 silent\n%s", c.ok, c.detail, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "rs2       heard the question 0 time(s), answered 0") {
+		t.Errorf("walk output does not show rs2 heard nothing:\n%s", out.String())
+	}
+}
+
+// TestWalkDiagramARPNote: the drawing's note "only drlb answered" stands
+// only over a captured answer from drlb and real servers heard silent.
+func TestWalkDiagramARPNote(t *testing.T) {
+	const note = "only drlb answered"
+	lanes := []seqLane{{name: "client"}, {name: "router"}, {name: "director"}, {name: "rs1"}}
+	draw := func(in *walkInput) string {
+		var out bytes.Buffer
+		walk(&out, in)
+		return in.diagram(lanes).svg()
+	}
+	if s := draw(scenario{}.input(t)); !strings.Contains(s, note) {
+		t.Errorf("a correct exchange's drawing lacks %q", note)
+	}
+	in := scenario{}.input(t)
+	in.routerLAN = slices.DeleteFunc(in.routerLAN, func(f frame) bool { return f.arpOp == arpReply })
+	if s := draw(in); strings.Contains(s, note) {
+		t.Errorf("no answer from drlb was captured, yet the drawing says %q", note)
+	}
+	in = scenario{}.input(t)
+	in.reals["rs2"] = nil
+	if s := draw(in); strings.Contains(s, note) {
+		t.Errorf("rs2's capture holds no question, yet the drawing says the real servers heard it: %q", note)
 	}
 }
