@@ -229,7 +229,7 @@ func (r *runner) failover(ctx context.Context) error {
 		h    *testbed.Host
 		sock string
 	}{{d1, r.ctlPath()}, {d2, sock2}} {
-		cmdLine(w, fmt.Sprintf("ip netns exec %s drlb ctl -s %s -L -n | tail -1", x.h.NSName, filepath.Base(x.sock)), x.h.Name)
+		cmdLine(w, fmt.Sprintf("ip netns exec %s drlb ctl -s %s -L -n | tail -1", x.h.NSName, x.sock), x.h.Name)
 		indent(w, "    ", haLine(ctx, x.sock))
 	}
 
