@@ -157,8 +157,28 @@ func (v *validator) ha(c *Config) error {
 	case h.Interface != "" && c.Interface != "" && h.Interface != c.Interface:
 		return v.fail(p+".interface", h.Line, h.Interface, "the vrrp_instance runs on %s, the director on %s: drlb sends adverts where it answers ARP", h.Interface, c.Interface)
 	}
-	if len(c.Services) > 0 && len(c.VIPs()) > 255 {
-		return v.fail("services", 0, strconv.Itoa(len(c.VIPs())), "at most 255 VIPs with ha: (a VRRP advert carries at most 255 addresses)")
+	// Each family's adverts carry that family's VIPs, but for the IPv4
+	// ones of a keepalived.conf, which carry its virtual_ipaddress
+	// (Addrs, checked below): its virtual_ipaddress_excluded, meant for
+	// address lists too long for an advert, may hold any number.
+	var n4, n6 int
+	for _, a := range c.VIPs() {
+		if a.Unmap().Is4() {
+			n4++
+		} else {
+			n6++
+		}
+	}
+	if len(h.Addrs) > 0 {
+		n4 = 0
+	}
+	for _, f := range []struct {
+		n    int
+		name string
+	}{{n4, "IPv4"}, {n6, "IPv6"}} {
+		if f.n > 255 {
+			return v.fail("services", h.Line, strconv.Itoa(f.n), "at most 255 %s VIPs with ha: (the %s VRRP advert carries them, at most 255 addresses)", f.name, f.name)
+		}
 	}
 	if len(h.Addrs) > 255 {
 		return v.fail(p+".addrs", h.Line, strconv.Itoa(len(h.Addrs)), "at most 255 addresses in virtual_ipaddress (a VRRP advert carries at most 255)")

@@ -106,3 +106,59 @@ func TestParseHABad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { checkBad(t, "drlb.yaml", tc) })
 	}
 }
+
+// TestHAVIPCountPerFamily: the 255-address limit of a VRRP advert holds
+// per virtual router, for the VIPs its adverts carry: the IPv4 VIPs (none
+// from a keepalived.conf, whose IPv4 adverts carry virtual_ipaddress: its
+// virtual_ipaddress_excluded exists for address lists too long for an
+// advert) and the IPv6 VIPs, each on its own. The VIPs of both families
+// were counted together, and a keepalived.conf with 300 VIPs in
+// virtual_ipaddress_excluded was refused, with no line.
+func TestHAVIPCountPerFamily(t *testing.T) {
+	vip4 := func(i int) string { return fmt.Sprintf("198.18.%d.%d", 1+i/250, 1+i%250) }
+	yaml := func(n4, n6 int) string {
+		var b strings.Builder
+		b.WriteString("ha:\n  vrid: 51\n  priority: 100\nservices:\n")
+		for i := range n4 {
+			fmt.Fprintf(&b, "  - {vip: %s, port: 80, realservers: [{address: 198.18.0.11}]}\n", vip4(i))
+		}
+		for i := range n6 {
+			fmt.Fprintf(&b, "  - {vip: '2001:2::1:%x', port: 80, realservers: [{address: '2001:2::11'}]}\n", i+1)
+		}
+		return b.String()
+	}
+	keepalived := func(excluded int) string {
+		var b strings.Builder
+		b.WriteString("global_defs {\n vrrp_version 3\n}\nvrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.100\n }\n virtual_ipaddress_excluded {\n")
+		for i := range excluded {
+			fmt.Fprintf(&b, "  %s\n", vip4(i))
+		}
+		b.WriteString(" }\n}\nvirtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n")
+		for i := range excluded {
+			fmt.Fprintf(&b, "virtual_server %s 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n", vip4(i))
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, file, in string
+		want           string // "" accepted, else a piece of the error
+	}{
+		{"255 IPv4 VIPs", "drlb.yaml", yaml(255, 0), ""},
+		{"256 IPv4 VIPs", "drlb.yaml", yaml(256, 0), `services: "256": at most 255 IPv4 VIPs with ha:`},
+		{"200 IPv4 and 100 IPv6 VIPs: two virtual routers", "drlb.yaml", yaml(200, 100), ""},
+		{"256 IPv6 VIPs", "drlb.yaml", yaml(1, 256), `services: "256": at most 255 IPv6 VIPs with ha:`},
+		{"keepalived.conf, 300 VIPs in virtual_ipaddress_excluded", "keepalived.conf", keepalived(300), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ParseWithWarnings(tc.file, []byte(tc.in))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one holding %q", err, tc.want)
+			case tc.want != "" && strings.HasPrefix(err.Error(), tc.file+": "):
+				t.Errorf("error %v names no line", err)
+			}
+		})
+	}
+}
