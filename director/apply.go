@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/drlb/drlb/arp"
@@ -156,7 +157,8 @@ func (d *Director) apply(cfg *config.Config) error {
 	case haChange == "ha" || haChange != "" && d.ha == nil:
 		return fmt.Errorf("%w: the ha: block was added or removed", ErrRestartNeeded)
 	case haChange != "":
-		return fmt.Errorf("%w: ha.%s changed (VRRP and sync are set up at start)", ErrRestartNeeded, haChange)
+		return fmt.Errorf("%w: ha.%s %s -> %s (VRRP and sync are set up at start)", ErrRestartNeeded, haChange,
+			haSetting(old.HA, haChange), haSetting(cfg.HA, haChange))
 	case d.ha != nil && haNewFamily(d.ha, cfg):
 		v, _ := d.ha.newFamily(cfg)
 		return fmt.Errorf("%w: VIP %v is the first of its address family: its VRRP virtual router starts with the director", ErrRestartNeeded, v)
@@ -513,6 +515,31 @@ func (m healthMarker) Mark(t health.Target, up bool) error {
 		return nil // a check the running configuration no longer has, about to stop
 	}
 	return err
+}
+
+// haSetting is the value of h's setting field (config.HAChanged's
+// names), for a message that says what a reload would change.
+func haSetting(h *config.HA, field string) string {
+	switch field {
+	case "vrid":
+		return strconv.Itoa(h.VRID)
+	case "priority":
+		return strconv.Itoa(h.Priority)
+	case "advert_interval":
+		return h.AdvertInterval.String()
+	case "preempt":
+		return strconv.FormatBool(h.Preempt)
+	case "preempt_delay":
+		return h.PreemptDelay.String()
+	case "interface":
+		return strconv.Quote(h.Interface)
+	case "sync":
+		if h.Sync == nil {
+			return "none"
+		}
+		return fmt.Sprintf("{peers: %v, key_file: %s}", h.Sync.Peers, h.Sync.KeyFile)
+	}
+	return "?"
 }
 
 func haNewFamily(h *haRun, cfg *config.Config) bool {

@@ -382,23 +382,28 @@ func (h *haRun) reload(old, cfg *config.Config, added []netip.Addr) {
 // became BACKUP. If the claim was such a takeover, this router is no
 // longer master then, and nothing is sent but a line in the log; if it
 // still is (a real server answering ARP, a stray host), the VIPs are
-// announced again and the claim is warned about.
+// announced again and the claim is warned about. Only the virtual router
+// of the claimed VIP's family is concerned: the two families move
+// independently, and a peer taking the IPv4 VIPs over is no claim on the
+// IPv6 ones this director still holds.
 func (h *haRun) defend(c arp.Conflict) {
-	owned := h.d.ownedVIPs(h.d.cur.Load())
-	for _, i := range h.inst {
-		master, gen := i.role.load()
-		if !master {
-			continue
-		}
-		time.AfterFunc(h.cfg.AdvertInterval, func() {
-			if master, now := i.role.load(); !master || now != gen {
-				h.log.Info("ha: a peer took the VIPs over (its gratuitous ARP came before its advert)", "family", i.family(), "conflict", fmt.Sprintf("%+v", c))
-				return
-			}
-			h.log.Warn(conflictWarning, "family", i.family(), "conflict", fmt.Sprintf("%+v", c))
-			h.burst(i, gen, familyVIPs(owned, i.v6))
-		})
+	i := h.instance(c.VIP)
+	if i == nil {
+		return
 	}
+	master, gen := i.role.load()
+	if !master {
+		return
+	}
+	owned := h.d.ownedVIPs(h.d.cur.Load())
+	time.AfterFunc(h.cfg.AdvertInterval, func() {
+		if master, now := i.role.load(); !master || now != gen {
+			h.log.Info("ha: a peer took the VIPs over (its gratuitous ARP came before its advert)", "family", i.family(), "conflict", fmt.Sprintf("%+v", c))
+			return
+		}
+		h.log.Warn(conflictWarning, "family", i.family(), "conflict", fmt.Sprintf("%+v", c))
+		h.burst(i, gen, familyVIPs(owned, i.v6))
+	})
 }
 
 // isMaster says whether any virtual router is master.

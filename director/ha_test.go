@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/arp"
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/internal/framegen"
@@ -694,5 +695,127 @@ func TestHAStoppedBeforeStart(t *testing.T) {
 	}
 	if n := ready.Load(); n != 0 {
 		t.Errorf("Ready called %d time(s) for a director with ha: stopped before it started", n)
+	}
+}
+
+// TestHADefendsOnlyTheClaimedFamily: the IPv4 and IPv6 virtual routers
+// move independently, so a claim on a VIP of one family (a peer taking
+// the IPv4 VIPs over, its gratuitous ARP first) concerns that family's
+// router alone. Every master router answered it: the IPv6 one, still
+// master, warned of a station claiming a VIP and sent its unsolicited NAs.
+func TestHADefendsOnlyTheClaimedFamily(t *testing.T) {
+	vip6 := netip.MustParseAddr("2001:2::100")
+	for _, tc := range []struct {
+		name         string
+		claimed      netip.Addr
+		garps, nas   int
+		warnedFamily string
+		quietFamily  string
+	}{
+		{"an IPv4 VIP claimed", vip, haGARPCount, 0, "family=ipv4", "family=ipv6"},
+		{"an IPv6 VIP claimed", vip6, 0, haGARPCount, "family=ipv6", "family=ipv4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)))
+			cfg.Services = append(cfg.Services, config.Service{VIP: vip6, Port: 80, Protocol: config.TCP, Scheduler: "mh",
+				RealServers: []config.RealServer{{Address: netip.MustParseAddr("2001:2::11"), Weight: 1, MAC: rs1MAC}}})
+			cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: 20 * time.Millisecond, Preempt: true}
+			dirPort, wire := link.Pipe()
+			defer wire.Close()
+			logs := new(testutil.SyncBuffer)
+			d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),
+				IPv4: netip.MustParseAddr("198.18.0.2"), IPv6: netip.MustParseAddr("fe80::2"), VRRP: newFakeVRRP(), VRRP6: newFakeVRRP()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Not served: both routers master, nothing changes behind the test.
+			h := d.ha
+			h.mu.Lock()
+			for _, i := range h.inst {
+				i.role.v.Store(7<<1 | 1)
+			}
+			if err := d.responder.SetVIPs(d.ownedVIPs(cfg)); err != nil {
+				t.Fatal(err)
+			}
+			h.mu.Unlock()
+			h.defend(arp.Conflict{VIP: tc.claimed, MAC: arp.MAC{2, 0, 0, 0, 0, 0x33}})
+			mac := dirPort.HardwareAddr()
+			garps, nas := 0, 0
+			frames := link.NewFrames(64)
+			// The claimed family's burst, then a while for the other's.
+			deadline := time.Now().Add(3 * time.Second)
+			var quietUntil time.Time
+			for {
+				k, _ := wire.(link.ReadAheader).TryReadBatch(frames)
+				for _, f := range frames[:k] {
+					p := gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default)
+					if isGratuitous(mac, vip)(p) {
+						garps++
+					}
+					if isNA(mac, vip6)(p) {
+						nas++
+					}
+				}
+				now := time.Now()
+				if quietUntil.IsZero() && garps+nas >= haGARPCount {
+					quietUntil = now.Add(200 * time.Millisecond)
+				}
+				if !quietUntil.IsZero() && now.After(quietUntil) || now.After(deadline) {
+					break
+				}
+				if k == 0 {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			if garps != tc.garps || nas != tc.nas {
+				t.Errorf("%d gratuitous ARPs for %v and %d unsolicited NAs for %v, want %d and %d", garps, vip, nas, vip6, tc.garps, tc.nas)
+			}
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, "another station claims a VIP") && strings.Contains(line, tc.quietFamily) {
+					t.Errorf("the other family's router warned: %s", line)
+				}
+			}
+			if !strings.Contains(logs.String(), tc.warnedFamily) {
+				t.Errorf("no warning for the claimed family (%s):\n%s", tc.warnedFamily, logs)
+			}
+		})
+	}
+}
+
+// TestApplyHAChangeNamesValues: a reload that changes a setting of the
+// ha: block is refused, the running configuration kept, with the setting
+// and both its values (a keepalived.conf's priority 150 made 100 said
+// "ha.priority changed", not which priority runs).
+func TestApplyHAChangeNamesValues(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*config.HA)
+		want string
+	}{
+		{"priority", func(h *config.HA) { h.Priority = 100 }, "ha.priority 150 -> 100"},
+		{"vrid", func(h *config.HA) { h.VRID = 52 }, "ha.vrid 51 -> 52"},
+		{"advert_interval", func(h *config.HA) { h.AdvertInterval = time.Second }, "ha.advert_interval 50ms -> 1s"},
+		{"preempt", func(h *config.HA) { h.Preempt = false }, "ha.preempt true -> false"},
+		{"preempt_delay", func(h *config.HA) { h.PreemptDelay = 5 * time.Second }, "ha.preempt_delay 0s -> 5s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)))
+			cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: 50 * time.Millisecond, Preempt: true}
+			dirPort, wire := link.Pipe()
+			defer wire.Close()
+			d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler), IPv4: netip.MustParseAddr("198.18.0.2"), VRRP: newFakeVRRP()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := cfg.Clone()
+			tc.edit(next.HA)
+			err = d.Apply(next)
+			if !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Apply: %v, want ErrRestartNeeded saying %q", err, tc.want)
+			}
+			if got := d.Config().HA; config.HAChanged(got, cfg.HA) != "" {
+				t.Errorf("running ha: %+v, want %+v kept", got, cfg.HA)
+			}
+		})
 	}
 }
