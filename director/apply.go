@@ -142,7 +142,9 @@ func (d *Director) apply(cfg *config.Config) error {
 	hash := FanoutHash(cfg)
 	// Settings, not where their blocks sit in the file: a comment added
 	// above a block must not make a reload need a restart.
-	bgpChange, haChange := config.BGPChanged(old.BGP, cfg.BGP), config.HAChanged(old.HA, cfg.HA)
+	// A new ha.priority is applied live, as keepalived applies one on
+	// reload (haRun.reload): it is left out of what needs a restart.
+	bgpChange, haChange := config.BGPChanged(old.BGP, cfg.BGP), config.HAChanged(old.HA, withPriorityOf(cfg.HA, old.HA))
 	switch {
 	case old.Interface != "" && cfg.Interface != old.Interface: // "": an in-memory port, any name will do
 		return fmt.Errorf("%w: interface %s -> %s", ErrRestartNeeded, old.Interface, cfg.Interface)
@@ -515,6 +517,17 @@ func (m healthMarker) Mark(t health.Target, up bool) error {
 		return nil // a check the running configuration no longer has, about to stop
 	}
 	return err
+}
+
+// withPriorityOf is h with the priority of from, when both are set: the
+// rest of h to compare with from.
+func withPriorityOf(h, from *config.HA) *config.HA {
+	if h == nil || from == nil || h.Priority == from.Priority {
+		return h
+	}
+	c := *h
+	c.Priority = from.Priority
+	return &c
 }
 
 // haSetting is the value of h's setting field (config.HAChanged's

@@ -354,8 +354,21 @@ func (h *haRun) burst(inst *haInstance, gen uint64, vips []netip.Addr) {
 // the VIPs it follows change live, and a restart would not spare the
 // peers the mismatch. But a keepalived peer drops every advert whose list
 // differs from its virtual_ipaddress, and becomes master too after its
-// master-down interval until it reloads the same list: warned.
+// master-down interval until it reloads the same list: warned. A new
+// priority is applied too (Runner.SetPriority), as keepalived does.
 func (h *haRun) reload(old, cfg *config.Config, added []netip.Addr) {
+	if from, to := old.HA.Priority, cfg.HA.Priority; from != to {
+		// As keepalived on reload: a master's next advert (at once)
+		// carries it, and a backup of a higher priority with preempt
+		// then takes over; the way to hand the VIPs over for maintenance.
+		for _, i := range h.inst {
+			if err := i.runner.SetPriority(uint8(to)); err != nil {
+				h.log.Error("ha: the virtual router keeps its priority", "family", i.family(), "priority", from, "err", err)
+				continue
+			}
+			h.log.Info("ha: priority changed", "family", i.family(), "from", from, "to", to, "state", i.runner.Stats().State.String())
+		}
+	}
 	for _, i := range h.inst {
 		from, to := advertAddrs(old, i.v6), advertAddrs(cfg, i.v6)
 		if !slices.Equal(from, to) {

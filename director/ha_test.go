@@ -792,7 +792,7 @@ func TestApplyHAChangeNamesValues(t *testing.T) {
 		edit func(*config.HA)
 		want string
 	}{
-		{"priority", func(h *config.HA) { h.Priority = 100 }, "ha.priority 150 -> 100"},
+		{"vrid with priority (applied live alone)", func(h *config.HA) { h.Priority, h.VRID = 100, 52 }, "ha.vrid 51 -> 52"},
 		{"vrid", func(h *config.HA) { h.VRID = 52 }, "ha.vrid 51 -> 52"},
 		{"advert_interval", func(h *config.HA) { h.AdvertInterval = time.Second }, "ha.advert_interval 50ms -> 1s"},
 		{"preempt", func(h *config.HA) { h.Preempt = false }, "ha.preempt true -> false"},
@@ -818,4 +818,54 @@ func TestApplyHAChangeNamesValues(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestApplyHAPriorityLive: a reload with another ha.priority is applied
+// live, as keepalived applies one: a master's advert with the new
+// priority goes out at once, and a peer of a higher priority then takes
+// over (lowering the master's priority hands the VIPs over for
+// maintenance). It needed a restart.
+func TestApplyHAPriorityLive(t *testing.T) {
+	cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)))
+	cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: 50 * time.Millisecond, Preempt: true}
+	conn := newFakeVRRP()
+	dirPort, wire := link.Pipe()
+	self, peer := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.DiscardHandler), IPv4: self, VRRP: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, d, wire)
+	state := func() *control.HAStatus { return d.Snapshot(false).HA }
+	waitFor(t, "MASTER alone", func() bool { return state().State == "MASTER" })
+
+	next := cfg.Clone()
+	next.HA.Priority = 50
+	if err := d.Apply(next); err != nil {
+		t.Fatalf("Apply of another priority: %v", err)
+	}
+	if p := state().Priority; p != 50 {
+		t.Fatalf("priority %d after the reload, want 50", p)
+	}
+	// The advert with it went out at once (the 50 ms timer aside).
+	waitFor(t, "an advert with priority 50", func() bool {
+		for {
+			select {
+			case b := <-conn.out:
+				if p, err := vrrp.ParseIPv4(b, nil); err == nil && p.Priority == 50 {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+	// A peer at 100 (a backup with preempt, taking over) is now above it.
+	advert, err := (&vrrp.Advert{VRID: 51, Priority: 100, Interval: 50 * time.Millisecond, Addrs: []netip.Addr{vip}}).AppendIPv4(nil, peer, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := feedAdverts(conn, advert)
+	defer stop()
+	waitFor(t, "BACKUP under the peer at 100", func() bool { return state().State == "BACKUP" })
 }

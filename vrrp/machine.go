@@ -163,6 +163,30 @@ func (m *Machine) SetAddrs(addrs []netip.Addr) error {
 	return nil
 }
 
+// SetPriority changes this router's priority, as keepalived applies a
+// new priority on reload. A master sends an advert with it at once: a
+// backup of a higher priority with preempt then stops following it and
+// takes over after its master-down interval (lowering a master's
+// priority is how an operator hands the VIPs over for maintenance). A
+// backup's new priority counts from the next advert it hears: one of a
+// lower priority no longer resets its timer, with preempt.
+func (m *Machine) SetPriority(now time.Time, p uint8) (Output, error) {
+	var out Output
+	if p == 0 || p == 255 {
+		return out, fmt.Errorf("%w: priority %d, want 1..254", ErrBadConfig, p)
+	}
+	if p == m.cfg.Priority {
+		return out, nil
+	}
+	m.cfg.Priority = p
+	if m.state == Master {
+		m.masterPrio = p
+		m.advertAt = now.Add(m.cfg.Interval)
+		m.send(&out)
+	}
+	return out, nil
+}
+
 // checkAddrs refuses addresses an advert from self cannot carry.
 func checkAddrs(self netip.Addr, addrs []netip.Addr) error {
 	if len(addrs) > MaxAddrs {

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -68,6 +69,23 @@ func TestMachine(t *testing.T) {
 			{at: 10 * ms, do: "recv", from: peer, prio: 200, ivl: time.Second, state: Backup},
 			{at: 10*ms + down + 1, do: "tick", state: Backup},
 			{at: 10*ms + 3*time.Second + 106*time.Second/256, do: "tick", state: Master, send: true, why: "3.4140625s"},
+		}},
+		{"a master's priority lowered (a reload): its advert says so at once, and a higher one takes over", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+			{at: down + 10*ms, do: "recv", from: peer, prio: 120, state: Master, send: true, reassert: "below ours (150)"},
+			{at: down + 20*ms, do: "priority", prio: 100, state: Master, send: true},
+			{at: down + 30*ms, do: "priority", prio: 100, state: Master},
+			{at: down + 120*ms, do: "tick", state: Master, send: true},
+			{at: down + 130*ms, do: "recv", from: peer, prio: 120, state: Backup, why: "with priority 120, above ours (100)"},
+		}},
+		{"a backup's priority raised past its master's: with preempt it takes over", nil, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 100 * ms, do: "recv", from: peer, prio: 200, state: Backup},
+			{at: 150 * ms, do: "priority", prio: 254, state: Backup},
+			{at: 200 * ms, do: "recv", from: peer, prio: 200, state: Backup}, // discarded: the timer runs on
+			{at: 100*ms + down - 1, do: "tick", state: Backup},
+			{at: 100*ms + down, do: "tick", state: Master, send: true, why: "no advert from master 198.18.0.3 (priority 200)"},
 		}},
 		{"preempt: a lower master is ignored, we take over", nil, []step{
 			{do: "start", state: Backup, why: "start"},
@@ -201,6 +219,11 @@ func TestMachine(t *testing.T) {
 					out = m.LinkUp(now, "eth0: link up")
 				case "hold", "release":
 					m.SetPreemptHold(s.do == "hold")
+				case "priority":
+					var err error
+					if out, err = m.SetPriority(now, s.prio); err != nil {
+						t.Fatal(err)
+					}
 				case "recv":
 					ivl, vrid := s.ivl, s.vrid
 					if ivl == 0 {
@@ -326,5 +349,20 @@ func TestMachineIPv6(t *testing.T) {
 	}
 	if err := m.SetAddrs([]netip.Addr{vip}); err == nil {
 		t.Error("SetAddrs took an IPv4 VIP")
+	}
+}
+
+func TestMachineSetPriorityRefuses(t *testing.T) {
+	m, err := NewMachine(Config{VRID: 1, Priority: 100, Interval: time.Second, Self: self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []uint8{0, 255} {
+		if _, err := m.SetPriority(t0, p); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("priority %d: %v, want ErrBadConfig", p, err)
+		}
+	}
+	if m.Stats().Priority != 100 {
+		t.Fatalf("a refused priority changed it: %d", m.Stats().Priority)
 	}
 }

@@ -107,6 +107,22 @@ func (r *Runner) SetAddrs(addrs []netip.Addr) error {
 	return r.cfg.Machine.SetAddrs(addrs)
 }
 
+// SetPriority changes the router's priority (Machine.SetPriority): a
+// master's advert with it goes out at once.
+func (r *Runner) SetPriority(p uint8) error {
+	var err error
+	r.step(func(now time.Time) Output {
+		out, e := r.cfg.Machine.SetPriority(now, p)
+		err = e
+		return out
+	})
+	select {
+	case r.wake <- struct{}{}: // the timer moved
+	default:
+	}
+	return err
+}
+
 // SetPreemptHold holds preemption back or lets it go
 // (Machine.SetPreemptHold); a released hold takes effect with the next
 // advert of a lower-priority master.
