@@ -417,6 +417,47 @@ func TestHAKeepalivedInterop(t *testing.T) {
 	}
 }
 
+// TestHAPriorityReload: the keepalived operator's maintenance handover.
+// drlb is MASTER at 150 with keepalived BACKUP at 100 beside it; drlb's
+// file is reloaded with priority 50 and keepalived takes the VIPs over
+// (the router's ARP entry follows), then reloaded with 200 and drlb takes
+// them back. A new priority needed a restart before.
+func TestHAPriorityReload(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 1})
+	dir := t.TempDir()
+	d1, d2 := l.Directors[0], l.Directors[1]
+	cfg, sock := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d1.sock")
+	writeHAConfig(t, l, d1, cfg, 150)
+	p := runDirectorOn(t, l, d1, 1, "run", "-c", cfg, "-ctl", sock)
+	waitHAState(t, sock, "MASTER", 5*time.Second)
+	staysBackup(t, startKeepalived(t, l, d2, 100))
+	resolveVIP(t, l)
+	waitRouterARP(t, l, d1.MAC, 2*time.Second)
+
+	reload := func(prio int, applied int) {
+		t.Helper()
+		writeHAConfig(t, l, d1, cfg, prio)
+		p.signal(syscall.SIGHUP)
+		p.waitLog("configuration applied", applied, 10*time.Second)
+		if h := haStatus(sock); h == nil || h.Priority != prio {
+			t.Fatalf("drlb's priority after the reload: %+v, want %d", h, prio)
+		}
+	}
+	reload(50, 1)
+	yielded := waitHAState(t, sock, "BACKUP", haTakeover)
+	moved := waitRouterARP(t, l, d2.MAC, 3*time.Second) // keepalived's second burst comes after 1 s
+	t.Logf("priority 150 -> 50: drlb BACKUP %v after the reload, router's ARP entry at keepalived's MAC %v later", yielded.Round(time.Millisecond), moved.Round(time.Millisecond))
+	if h := haStatus(sock); h.Master != d2.IPv4 || h.MasterPriority != 100 {
+		t.Errorf("drlb sees master %v (priority %d), want keepalived at %v (100)", h.Master, h.MasterPriority, d2.IPv4)
+	}
+
+	reload(200, 2)
+	took := waitHAState(t, sock, "MASTER", haTakeover)
+	waitRouterARP(t, l, d1.MAC, 3*time.Second)
+	t.Logf("priority 50 -> 200: drlb MASTER again %v after the reload, router's ARP entry back at drlb", took.Round(time.Millisecond))
+}
+
 // TestHAKeepalivedSameConfig: drlb run on a keepalived.conf beside a
 // keepalived whose vrrp_instance is the same, with an address besides
 // the VIP in virtual_ipaddress (as keepalived configs often have: a
