@@ -242,7 +242,9 @@ type Director struct {
 	ha        *haRun     // nil without ha: (director/ha.go)
 	sync      *syncRun   // nil without ha.sync (director/sync.go)
 
-	lastConflict atomic.Int64 // monotime.Now of the last conflict handled, 0 for none
+	// lastConflict: monotime.Now of the last conflict handled, 0 for
+	// none, per family (IPv4, IPv6): the two move independently.
+	lastConflict [2]atomic.Int64
 	// gone is set once the interface was deleted (interfaceDeleted):
 	// Serve returns it.
 	gone atomic.Pointer[error]
@@ -587,11 +589,16 @@ const conflictWarning = "another station claims a VIP: check that no real server
 
 // conflict runs on the receive path when another station claims a VIP:
 // log it and defend the VIP with a fresh round of gratuitous ARP, at most
-// once per conflictHoldoff so two claimants cannot make us flood the LAN.
+// once per conflictHoldoff and address family so two claimants cannot make
+// us flood the LAN.
 func (d *Director) conflict(c arp.Conflict) {
+	held := &d.lastConflict[0]
+	if !c.VIP.Unmap().Is4() {
+		held = &d.lastConflict[1]
+	}
 	now := monotime.Now() // a wall clock set back would hold it off that long
-	last := d.lastConflict.Load()
-	if last != 0 && now-last < int64(conflictHoldoff) || !d.lastConflict.CompareAndSwap(last, now) {
+	last := held.Load()
+	if last != 0 && now-last < int64(conflictHoldoff) || !held.CompareAndSwap(last, now) {
 		return
 	}
 	if d.ha != nil {

@@ -698,6 +698,56 @@ func TestHAStoppedBeforeStart(t *testing.T) {
 	}
 }
 
+// dualStackMaster is a director (not served) whose IPv4 and IPv6 virtual
+// routers are both master, with vip and vip6, 20 ms adverts: nothing
+// changes behind the test.
+func dualStackMaster(t *testing.T, vip6 netip.Addr) (*Director, link.Port, link.Port, *testutil.SyncBuffer) {
+	t.Helper()
+	cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)))
+	cfg.Services = append(cfg.Services, config.Service{VIP: vip6, Port: 80, Protocol: config.TCP, Scheduler: "mh",
+		RealServers: []config.RealServer{{Address: netip.MustParseAddr("2001:2::11"), Weight: 1, MAC: rs1MAC}}})
+	cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: 20 * time.Millisecond, Preempt: true}
+	dirPort, wire := link.Pipe()
+	t.Cleanup(func() { wire.Close() })
+	logs := new(testutil.SyncBuffer)
+	d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		IPv4: netip.MustParseAddr("198.18.0.2"), IPv6: netip.MustParseAddr("fe80::2"), VRRP: newFakeVRRP(), VRRP6: newFakeVRRP()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := d.ha
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, i := range h.inst {
+		i.role.v.Store(7<<1 | 1)
+	}
+	if err := d.responder.SetVIPs(d.ownedVIPs(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	return d, dirPort, wire, logs
+}
+
+// TestConflictHoldoffPerFamily: a claim on an IPv4 VIP does not hold off
+// the defence of an IPv6 one for the next 10 s, nor the reverse: the two
+// families move independently (a peer taking the IPv4 VIPs over is no
+// reason to ignore a real server answering NDP for an IPv6 one).
+func TestConflictHoldoffPerFamily(t *testing.T) {
+	vip6 := netip.MustParseAddr("2001:2::100")
+	d, _, _, logs := dualStackMaster(t, vip6)
+	other := arp.MAC{2, 0, 0, 0, 0, 0x33}
+	d.conflict(arp.Conflict{VIP: vip, MAC: other})
+	d.conflict(arp.Conflict{VIP: vip, MAC: other}) // held off
+	d.conflict(arp.Conflict{VIP: vip6, MAC: other})
+	waitFor(t, "both families warned", func() bool {
+		return strings.Count(logs.String(), "another station claims a VIP") >= 2
+	})
+	time.Sleep(100 * time.Millisecond) // 5 advert intervals: a third would have come
+	out := logs.String()
+	if strings.Count(out, "another station claims a VIP") != 2 || !strings.Contains(out, "family=ipv4") || !strings.Contains(out, "family=ipv6") {
+		t.Fatalf("want one warning per family:\n%s", out)
+	}
+}
+
 // TestHADefendsOnlyTheClaimedFamily: the IPv4 and IPv6 virtual routers
 // move independently, so a claim on a VIP of one family (a peer taking
 // the IPv4 VIPs over, its gratuitous ARP first) concerns that family's
@@ -716,29 +766,8 @@ func TestHADefendsOnlyTheClaimedFamily(t *testing.T) {
 		{"an IPv6 VIP claimed", vip6, 0, haGARPCount, "family=ipv6", "family=ipv4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := configOf(service(vip, 80, "mh", realAt(1, 1, rs1MAC)))
-			cfg.Services = append(cfg.Services, config.Service{VIP: vip6, Port: 80, Protocol: config.TCP, Scheduler: "mh",
-				RealServers: []config.RealServer{{Address: netip.MustParseAddr("2001:2::11"), Weight: 1, MAC: rs1MAC}}})
-			cfg.HA = &config.HA{VRID: 51, Priority: 150, AdvertInterval: 20 * time.Millisecond, Preempt: true}
-			dirPort, wire := link.Pipe()
-			defer wire.Close()
-			logs := new(testutil.SyncBuffer)
-			d, err := New(cfg, dirPort, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),
-				IPv4: netip.MustParseAddr("198.18.0.2"), IPv6: netip.MustParseAddr("fe80::2"), VRRP: newFakeVRRP(), VRRP6: newFakeVRRP()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Not served: both routers master, nothing changes behind the test.
-			h := d.ha
-			h.mu.Lock()
-			for _, i := range h.inst {
-				i.role.v.Store(7<<1 | 1)
-			}
-			if err := d.responder.SetVIPs(d.ownedVIPs(cfg)); err != nil {
-				t.Fatal(err)
-			}
-			h.mu.Unlock()
-			h.defend(arp.Conflict{VIP: tc.claimed, MAC: arp.MAC{2, 0, 0, 0, 0, 0x33}})
+			d, dirPort, wire, logs := dualStackMaster(t, vip6)
+			d.ha.defend(arp.Conflict{VIP: tc.claimed, MAC: arp.MAC{2, 0, 0, 0, 0, 0x33}})
 			mac := dirPort.HardwareAddr()
 			garps, nas := 0, 0
 			frames := link.NewFrames(64)
