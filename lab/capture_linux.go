@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net"
 	"strings"
 	"sync"
@@ -42,14 +43,43 @@ func startCapture(l *testbed.Lab, h *testbed.Host, iface string) (*capture, erro
 		if err != nil {
 			return err
 		}
-		c.conn, err = packet.Listen(ifi, packet.Raw, ethPAll, nil)
-		return err
+		if c.conn, err = packet.Listen(ifi, packet.Raw, ethPAll, nil); err != nil {
+			return err
+		}
+		return c.bigReceiveBuffer()
 	})
 	if err != nil {
 		return nil, err
 	}
 	go c.read()
 	return c, nil
+}
+
+// captureBuffer is each capture socket's receive buffer. The default
+// (about 200 KiB) overflowed under the mtu scenario's uploads (GRO
+// super-frames through veth) on a loaded machine, and a capture that
+// misses frames fails the run (captures.lost).
+const captureBuffer = 16 << 20
+
+// bigReceiveBuffer gives the socket captureBuffer bytes, past rmem_max
+// (SO_RCVBUFFORCE: the lab runs as root).
+func (c *capture) bigReceiveBuffer() error {
+	rc, err := c.conn.SyscallConn()
+	if err != nil {
+		c.conn.Close()
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, captureBuffer)
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		c.conn.Close()
+		return fmt.Errorf("capture on %s: SO_RCVBUFFORCE: %w", c.iface, serr)
+	}
+	return nil
 }
 
 func (c *capture) read() {
