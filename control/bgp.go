@@ -108,7 +108,7 @@ func WithBGP(h http.Handler, drain func(on bool) error) http.Handler {
 // BGPDrain asks the director on the socket at path to withdraw every VIP
 // (on) or announce them again (off).
 func BGPDrain(ctx context.Context, path string, on bool) (Result, error) {
-	return post(ctx, Client(path), path, "/v1/bgp", bgpRequest{Drain: on})
+	return post(ctx, Client(path), path, "/v1/bgp", bgpRequest{Drain: on}, true)
 }
 
 var (

@@ -268,16 +268,33 @@ func statusError(path string, resp *http.Response) error {
 // Ipvsadm runs one ipvsadm command line on the director listening on
 // path, as `drlb ctl -L -n` does, and returns its Result.
 func Ipvsadm(ctx context.Context, path string, args []string) (Result, error) {
-	return post(ctx, Client(path), path, "/v1/ipvsadm", ipvsadmRequest{Args: args})
+	return post(ctx, Client(path), path, "/v1/ipvsadm", ipvsadmRequest{Args: args}, !readOnly(args))
+}
+
+// readOnly says whether an ipvsadm command line only reads (a listing,
+// the rules saved, help, the version): if the director does not answer
+// it, no change can have been applied.
+func readOnly(args []string) bool {
+	for _, a := range args {
+		switch {
+		case a == "--list" || a == "--save" || a == "--help" || a == "--version":
+			return true
+		case len(a) >= 2 && a[0] == '-' && a[1] != '-' && strings.ContainsRune("LlShv", rune(a[1])): // -L, -Ln, -lnc
+			return true
+		}
+	}
+	return false
 }
 
 // Reload makes the director listening on path re-read its config file and
 // apply it, as SIGHUP does (drlb ctl --reload).
 func Reload(ctx context.Context, path string) (Result, error) {
-	return post(ctx, client(path, reloadTimeout), path, "/v1/reload", struct{}{})
+	return post(ctx, client(path, reloadTimeout), path, "/v1/reload", struct{}{}, true)
 }
 
-func post(ctx context.Context, c *http.Client, path, endpoint string, body any) (Result, error) {
+// post sends body to endpoint; change says whether it may change the
+// director (its error then says a change may have been applied).
+func post(ctx context.Context, c *http.Client, path, endpoint string, body any, change bool) (Result, error) {
 	var res Result
 	data, err := json.Marshal(body)
 	if err != nil {
@@ -290,7 +307,7 @@ func post(ctx context.Context, c *http.Client, path, endpoint string, body any) 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return res, dialError(path, err, true)
+		return res, dialError(path, err, change)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

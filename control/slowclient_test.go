@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,48 @@ func TestClientLeavesNoConnections(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // the server sees the closes
 	if n := fds() - start; n > 10 {
 		t.Errorf("100 requests left %d more descriptors open (both ends of kept-alive connections)", n)
+	}
+}
+
+// TestNoAnswerSaysChangeOnlyForChanges: a director that does not answer
+// a listing cannot have applied anything, and the error no longer says a
+// change may have been; for a change it still does.
+func TestNoAnswerSaysChangeOnlyForChanges(t *testing.T) {
+	old := clientTimeout
+	clientTimeout = 100 * time.Millisecond
+	t.Cleanup(func() { clientTimeout = old })
+	sock := filepath.Join(t.TempDir(), "drlb.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts, reads, never answers
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	for _, tc := range []struct {
+		args   []string
+		change bool
+	}{
+		{[]string{"-L", "-n"}, false},
+		{[]string{"-Ln"}, false},
+		{[]string{"-n", "--list"}, false},
+		{[]string{"-S"}, false},
+		{[]string{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-w", "-1"}, true},
+		{[]string{"-D", "-t", "198.18.0.100:80"}, true},
+	} {
+		_, err := Ipvsadm(context.Background(), sock, tc.args)
+		if err == nil {
+			t.Fatalf("%v: no error from a director that does not answer", tc.args)
+		}
+		if got := strings.Contains(err.Error(), "a change may have been applied"); got != tc.change {
+			t.Errorf("%v: %v; says a change may have been applied: %t, want %t", tc.args, err, got, tc.change)
+		}
 	}
 }
