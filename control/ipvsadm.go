@@ -122,7 +122,7 @@ func parseCommand(args []string) (command, error) {
 	case a.Command == "--set":
 		return c, errors.New("--set: drlb's connection timeouts are in its config file (timeouts:): change them there and run drlb ctl --reload")
 	default: // --start-daemon, --stop-daemon
-		return c, fmt.Errorf("%s: drlb has no connection synchronization daemon to start or stop: connections are synchronized between directors by ha.sync in the config file (peers, key), with the director's own life", a.Command)
+		return c, fmt.Errorf("%s: drlb has no connection synchronization daemon to start or stop: connections are synchronized between directors by ha.sync in the config file (peers, key_file), with the director's own life", a.Command)
 	}
 }
 

@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -57,8 +58,9 @@ func (s *linkState) update(msgType uint16, family uint8, index int32, flags uint
 	return true, up, reason
 }
 
-// watchLink follows ifname's link until ctx ends and tells the HA side
-// when it goes down or comes back up. The first message (the state on
+// watchLink follows ifname's link until ctx ends or the interface is
+// deleted (interfaceDeleted), and tells the HA side when it goes down or
+// comes back up. The first message (the state on
 // subscribing) counts as a change when the link is down at start.
 func (d *Director) watchLink(ctx context.Context, ifname string, ifindex int) {
 	st := linkState{ifindex: int32(ifindex), ifname: ifname}
@@ -70,18 +72,30 @@ func (d *Director) watchLink(ctx context.Context, ifname string, ifindex int) {
 				select {
 				case <-done: // closing the socket ends the read: no news
 				default:
-					d.log.Warn("ha: link watch", "interface", ifname, "err", err)
+					d.log.Warn("link watch", "interface", ifname, "err", err)
 				}
 			}})
 		if err != nil {
 			close(done)
-			d.log.Warn("ha: cannot watch the link: a link that goes down is not noticed until the watch works", "interface", ifname, "err", err, "retry_in", linkRetry)
+			d.log.Warn("cannot watch the link: a link that goes down (ha: FAULT) or an interface deleted is not noticed until the watch works", "interface", ifname, "err", err, "retry_in", linkRetry)
 		} else {
-			d.followLink(ctx, &st, updates)
+			// A deletion while no subscription listened (before the
+			// first, or between two: an overflow ends one) sent this
+			// one nothing, and ListExisting lists only the links that
+			// are: an index no longer found is the interface deleted.
+			if _, lerr := netlink.LinkByIndex(ifindex); errors.As(lerr, new(netlink.LinkNotFoundError)) {
+				st.deleted = true
+				d.interfaceDeleted(ifname)
+			} else {
+				d.followLink(ctx, &st, updates)
+			}
 			close(done)
 			for range updates {
 				// The library's reader blocks on a full channel: let it
 				// see the closed socket and close the channel.
+			}
+			if st.deleted {
+				return // the director stops: nothing more to follow
 			}
 		}
 		select {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/internal/testutil"
 	"github.com/drlb/drlb/link"
 	"github.com/vishvananda/netlink"
 
@@ -134,4 +135,50 @@ func TestHALinkDownAndBack(t *testing.T) {
 		st := d2.Snapshot(false).HA.Sync
 		return st.Bulk == "done" && st.BulkEntries == 3 && st.BulkFrom == a1
 	})
+}
+
+// TestWatchLinkFindsInterfaceAlreadyGone: an interface deleted while no
+// subscription listened (between Run's look-up and the first one, or
+// between two: a netlink overflow ends one, and a burst of link changes
+// is when that comes) sends no message to the next: the watch must see
+// that its index is gone, or the director stays deaf for good.
+func TestWatchLinkFindsInterfaceAlreadyGone(t *testing.T) {
+	ns := testutil.NewNS(t)
+	testutil.Veth(t, testutil.End{NS: ns, Name: "gone0"}, testutil.End{NS: ns, Name: "gone1"})
+	h := testutil.NetlinkHandle(t, ns)
+	l, err := h.LinkByName("gone0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := l.Attrs().Index
+	if err := h.LinkDel(l); err != nil { // deletes gone1 with it
+		t.Fatal(err)
+	}
+
+	dirPort, wire := link.Pipe()
+	defer wire.Close()
+	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	watched := make(chan error, 1)
+	go func() {
+		watched <- testutil.Do(ns, func() error { d.watchLink(ctx, "gone0", index); return nil })
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrInterfaceGone) || !strings.Contains(err.Error(), "gone0") {
+			t.Fatalf("Serve: %v, want ErrInterfaceGone naming gone0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still runs 10 s after its interface was found gone")
+	}
+	cancel()
+	if err := <-watched; err != nil {
+		t.Fatal(err)
+	}
 }
