@@ -718,7 +718,7 @@ func (r *syncRun) rejectStale(from netip.AddrPort, sealed, now int64) {
 	}
 	if n := r.rejected[rejReplay].Add(1); r.mayLogReject(skewLog) {
 		r.log.Warn("ha.sync: message dropped: its timestamp is more than "+connsync.MaxSkew.String()+
-			" off this director's clock: the directors' clocks differ (synchronise them, e.g. NTP); until then that peer's messages are dropped, counted as replay",
+			" off this director's clock: the directors' clocks differ (synchronise them, e.g. NTP; until then that peer's messages are dropped), or an old message is replayed; counted as replay",
 			"from", from, "offset", off.Round(time.Millisecond), "dropped", n)
 	}
 }
