@@ -643,18 +643,27 @@ func (p *xdpPort) TrustClients(addrs []netip.Addr) error {
 	return nil
 }
 
-// Close detaches the XDP program, then closes the sockets.
+// Close closes the AF_PACKET side (which ends a WriteBatch waiting there
+// for room), detaches the XDP program, then closes the AF_XDP sockets.
 func (p *xdpPort) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
 	p.rmu.Lock() // a reader sees closed within one poll wait
+	// The AF_PACKET side before wmu: a writer waiting there for room in
+	// a send buffer that does not drain holds wmu until that side is
+	// closed (teardown's Close of it again is a no-op).
+	apErr := p.ap.Close()
 	p.wmu.Lock()
 	p.mmu.Lock()
 	defer p.mmu.Unlock()
 	defer p.wmu.Unlock()
 	defer p.rmu.Unlock()
-	return p.teardown()
+	err := p.teardown()
+	if err == nil {
+		err = apErr
+	}
+	return err
 }
 
 func (p *xdpPort) teardown() error {

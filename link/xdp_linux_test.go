@@ -417,3 +417,63 @@ func TestXDPPortKicksPendingTX(t *testing.T) {
 		t.Error("the TX ring still holds the frame")
 	}
 }
+
+// TestXDPPortCloseUnblocksWriter: Close returns while a WriteBatch waits
+// in the AF_PACKET side for room in a send buffer that does not drain (a
+// transmit queue that holds its frames: a stalled NIC, PAUSE frames), and
+// the writer gets ErrClosed, as Port's Close promises. Close once took the
+// write lock first, which the writer held until the AF_PACKET side closed,
+// which Close did only under that lock: both waited forever.
+func TestXDPPortCloseUnblocksWriter(t *testing.T) {
+	l := newPairLab(t)
+	var p Port
+	if err := testutil.Do(l.nsD, func() (err error) {
+		p, err = OpenXDP("d0", Config{Filter: mustFilter(t, vip4), WriteBuffer: 4096}, []netip.Addr{vip4})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	pd := p.(*xdpPort)
+	h := testutil.NetlinkHandle(t, l.nsD)
+	lk, err := h.LinkByName("d0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 bytes/s (2 of these frames a second) after a first burst of
+	// 429 (a bucket of 2^26 ticks of 64 ns): the frames wait in the
+	// qdisc, charged to the send buffer.
+	tbf := &netlink.Tbf{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: lk.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
+		Rate: 100, Limit: 1 << 20, Buffer: 1 << 26}
+	if err := h.QdiscAdd(tbf); err != nil {
+		t.Fatalf("tbf on d0: %v", err)
+	}
+	pd.txOffUntil.Store(txOffForever) // every frame through AF_PACKET
+	// Far more than the send buffer holds: the writer waits inside.
+	out := make([]Frame, 1000)
+	for i := range out {
+		out[i].Data = udpFrame(-1, ipA0, "stall")
+	}
+	wrote := make(chan error, 1)
+	go func() { _, err := pd.WriteBatch(out); wrote <- err }()
+	for pd.wmu.TryLock() { // until the writer is in
+		pd.wmu.Unlock()
+		select {
+		case err := <-wrote:
+			t.Fatalf("WriteBatch returned (%v) with the transmit queue stalled", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- pd.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		_ = h.QdiscDel(tbf) // the frames leave, the writer and Close with them
+		<-closed
+		t.Fatal("Close did not return while a WriteBatch waited for room in the AF_PACKET side's send buffer")
+	}
+	if err := <-wrote; !errors.Is(err, ErrClosed) {
+		t.Errorf("the waiting WriteBatch returned %v, want ErrClosed", err)
+	}
+}
