@@ -51,6 +51,26 @@ func TestTopologySVG(t *testing.T) {
 	}
 }
 
+// TestTopologyCaptionNamesTheChangedServer: the caption says every real
+// server stays silent on ARP for the VIP, except one a scenario marked
+// (arp-flux's rs1 answers); it said all did, under rs1 drawn in red.
+func TestTopologyCaptionNamesTheChangedServer(t *testing.T) {
+	l := testLab()
+	for _, tc := range []struct {
+		marks map[string]string
+		want  string
+	}{
+		{nil, "every real server holds it on lo and stays silent."},
+		{map[string]string{"rs1": "arp_ignore=0 arp_announce=0"}, "stays silent, but rs1 (marked in red)."},
+		{map[string]string{"director": "ip_forward=1"}, "every real server holds it on lo and stays silent."},
+	} {
+		texts := svgTexts(t, topologySVG(l, tc.marks))
+		if !slices.ContainsFunc(texts, func(s string) bool { return strings.HasSuffix(s, tc.want) }) {
+			t.Errorf("marks %v: no caption ending %q: %q", tc.marks, tc.want, texts)
+		}
+	}
+}
+
 func TestSeqDiagramSVG(t *testing.T) {
 	l := testLab()
 	d := &seqDiagram{lanes: lanes(l, l.Client, l.Router, l.Director, l.RealServers[0])}

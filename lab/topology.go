@@ -112,9 +112,18 @@ func topologySVG(l *testbed.Lab, marks map[string]string) string {
 		}
 		lan = append(lan, box{h: rs, role: "VIP/32 on lo"})
 	}
-	vip := fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the director; every real server holds it on lo and stays silent.", l.VIP, testbed.HTTPPort)
+	// A real server a scenario changed (arp-flux's rs1 answers ARP for
+	// the VIP) is named: the caption must not say it stays silent.
+	silent := "every real server holds it on lo and stays silent."
+	for _, rs := range l.RealServers {
+		if marks[rs.Name] != "" {
+			silent = "every real server holds it on lo and stays silent, but " + rs.Name + " (marked in red)."
+			break
+		}
+	}
+	vip := fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the director; %s", l.VIP, testbed.HTTPPort, silent)
 	if len(directors(l)) > 1 {
-		vip = fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the VRRP master only; every real server holds it on lo and stays silent.", l.VIP, testbed.HTTPPort)
+		vip = fmt.Sprintf("VIP %s:%d: drlb answers ARP for it on the VRRP master only; %s", l.VIP, testbed.HTTPPort, silent)
 	}
 	if routedVIP(l) {
 		vip = fmt.Sprintf("VIP %s:%d, off the LAN: each director announces it to the router by BGP; every real server holds it on lo.", l.VIP, testbed.HTTPPort)
