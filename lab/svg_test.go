@@ -63,6 +63,7 @@ func TestTopologyCaptionNamesTheChangedServer(t *testing.T) {
 		{nil, "every real server holds it on lo and stays silent."},
 		{map[string]string{"rs1": "arp_ignore=0 arp_announce=0"}, "stays silent, but rs1 (marked in red)."},
 		{map[string]string{"director": "ip_forward=1"}, "every real server holds it on lo and stays silent."},
+		{map[string]string{"rs1": "MTU 1400 on a 1500 LAN"}, "every real server holds it on lo and stays silent."},
 	} {
 		texts := svgTexts(t, topologySVG(l, tc.marks))
 		if !slices.ContainsFunc(texts, func(s string) bool { return strings.HasSuffix(s, tc.want) }) {

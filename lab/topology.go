@@ -112,11 +112,12 @@ func topologySVG(l *testbed.Lab, marks map[string]string) string {
 		}
 		lan = append(lan, box{h: rs, role: "VIP/32 on lo"})
 	}
-	// A real server a scenario changed (arp-flux's rs1 answers ARP for
-	// the VIP) is named: the caption must not say it stays silent.
+	// A real server whose ARP settings a scenario changed (arp-flux's
+	// rs1 answers ARP for the VIP) is named: the caption must not say it
+	// stays silent. Other marks (mtu's rs1) change nothing of ARP.
 	silent := "every real server holds it on lo and stays silent."
 	for _, rs := range l.RealServers {
-		if marks[rs.Name] != "" {
+		if strings.Contains(marks[rs.Name], "arp_") {
 			silent = "every real server holds it on lo and stays silent, but " + rs.Name + " (marked in red)."
 			break
 		}
