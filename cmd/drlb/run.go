@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/control"
@@ -31,7 +32,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tcpSvc := fs.String("t", "", "quick start without a file: a TCP service VIP:PORT")
 	udpSvc := fs.String("u", "", "quick start without a file: a UDP service VIP:PORT")
 	sched := fs.String("s", config.DefaultScheduler, "quick start: scheduler (rr wrr lc wlc sed nq sh mh)")
-	persist := fs.String("p", "", "quick start: persistence timeout, e.g. 300s (like ipvsadm -p)")
+	persist := fs.String("p", "", "quick start: persistence timeout, in seconds as ipvsadm -p (300) or as a duration (300s, 5m)")
 	var reals realFlags
 	fs.Var(&reals, "r", "quick start: a real server ADDR[,weight=N][,mac=MAC] (repeatable)")
 	trace := fs.Bool("trace", false, "narrate each frame's path through the director (rate-limited)")
@@ -259,7 +260,13 @@ func runConfig(path, tcpSvc, udpSvc, sched, persist string, reals realFlags, std
 	var b strings.Builder
 	fmt.Fprintf(&b, "-A %s %s -s %s", proto, svc, sched)
 	if persist != "" {
-		fmt.Fprintf(&b, " -p %s", strings.TrimSuffix(persist, "s"))
+		// Seconds as ipvsadm takes them (300), or a duration in whole
+		// seconds (300s, 5m), as the flag's help offers.
+		secs := persist
+		if d, err := time.ParseDuration(persist); err == nil && d > 0 && d%time.Second == 0 {
+			secs = strconv.FormatInt(int64(d/time.Second), 10)
+		}
+		fmt.Fprintf(&b, " -p %s", secs)
 	}
 	b.WriteString("\n")
 	for _, r := range reals {

@@ -38,6 +38,39 @@ func TestRunConfigQuickStart(t *testing.T) {
 	}
 }
 
+// TestRunQuickStartPersistence: -p takes seconds as ipvsadm does, or a
+// duration in whole seconds; "5m" was refused, though the help said
+// "e.g. 300s".
+func TestRunQuickStartPersistence(t *testing.T) {
+	var reals realFlags
+	if err := reals.Set("198.18.0.11"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		p    string
+		want time.Duration
+		bad  bool
+	}{
+		{"300", 300 * time.Second, false},
+		{"300s", 300 * time.Second, false},
+		{"5m", 5 * time.Minute, false},
+		{"1h30m", 90 * time.Minute, false},
+		{"1.5s", 0, true},
+		{"0", 0, true},
+		{"five", 0, true},
+	} {
+		cfg, err := runConfig("", "198.18.0.100:80", "", "rr", tc.p, reals, io.Discard)
+		switch {
+		case tc.bad && err == nil:
+			t.Errorf("-p %s accepted: %v", tc.p, cfg.Services[0].Persistence)
+		case !tc.bad && err != nil:
+			t.Errorf("-p %s: %v", tc.p, err)
+		case !tc.bad && cfg.Services[0].Persistence != tc.want:
+			t.Errorf("-p %s: persistence %v, want %v", tc.p, cfg.Services[0].Persistence, tc.want)
+		}
+	}
+}
+
 func TestRunUsageErrors(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("drlb run needs Linux: elsewhere it refuses before parsing flags (TestNeedsLinux)")
