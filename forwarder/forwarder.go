@@ -574,7 +574,11 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 			// never pins a client to a quiesced, failed or removed server.
 			if ref.r != nil && ref.idx >= 0 && ref.r.usable() && ref.r.effectiveWeight() > 0 && !s.sorryGone(ref.r) {
 				send := f.sync.events != nil && f.resendDue(t, now, s.cfg.Persistence)
-				f.table.SetTimeout(t, now, s.cfg.Persistence)
+				// Renewed, never shortened: an open connection may hold
+				// the template longer (holdTemplate, IPVS's n_control).
+				if f.table.Expires(t) < now+int64(s.cfg.Persistence) {
+					f.table.SetTimeout(t, now, s.cfg.Persistence)
+				}
 				if send {
 					f.record(connsync.OpUpsert, t, s, ref.r, s.cfg.Persistence, now)
 				}

@@ -903,6 +903,44 @@ func TestPersistenceHeldByOpenConnection(t *testing.T) {
 	expect(t, res, Forward, ReasonNew)
 }
 
+// TestPersistenceReuseKeepsHold: a new connection that finds its client's
+// template renews it to the persistence timeout but must not shorten it
+// below what an open connection holds it to (holdTemplate, IPVS's
+// n_control). The template was set back to 60 s by the second connection,
+// so once that one had gone the first, still open but idle, no longer
+// held it: the client's third connection was scheduled afresh, to
+// another server by rr.
+func TestPersistenceReuseKeepsHold(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		reuse  int64 // second connection, seconds after the first
+		third  int64 // third connection
+		reason Reason
+	}{
+		{"reuse early, idle past the timeout", 10, 300, ReasonPersistent},
+		{"reuse late, idle past the timeout", 200, 600, ReasonPersistent},
+		{"first connection timed out too", 10, 1000, ReasonNew},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig("rr", 3)
+			cfg.Services[0].Persistence = 60 * time.Second
+			f := newForwarder(t, cfg, Options{})
+			res, _ := process(t, f, syn(client(0, 1000)), t0)
+			pinned := res.Real
+			process(t, f, ack(client(0, 1000)), t0+second) // ESTABLISHED, then idle
+			res, _ = process(t, f, syn(client(0, 1001)), t0+tc.reuse*second)
+			expect(t, res, Forward, ReasonPersistent)
+			// The second connection (SYN_RECV, 60 s) ends long before
+			// the third; the first, ESTABLISHED for 900 s, does not.
+			res, _ = process(t, f, syn(client(0, 1002)), t0+tc.third*second)
+			expect(t, res, Forward, tc.reason)
+			if tc.reason == ReasonPersistent && res.Real != pinned {
+				t.Fatalf("third connection went to %d, want %d", res.Real, pinned)
+			}
+		})
+	}
+}
+
 // TestNewTableTooLargeNamesMaxConns: a max_conns the connection tables
 // cannot hold (config accepts up to 1<<30; one worker's table holds at
 // most conntable.MaxEntries) is refused with an error that names
