@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/drlb/drlb/internal/testutil"
 )
 
 // TestReadBufferReported: the receive buffer a sync socket got is read
@@ -11,9 +13,9 @@ import (
 // when net.core.rmem_max capped it, which makes a bulk copy's bursts
 // likelier to overflow it.
 func TestReadBufferReported(t *testing.T) {
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(testutil.LoopbackAny(t))))
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	defer c.Close()
 	const small = 64 << 10 // under any rmem_max

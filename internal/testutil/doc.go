@@ -1,8 +1,10 @@
 // Package testutil holds the helpers that drlb's tests used to copy from
 // package to package: the decision whether a root-only test runs, skips or
 // fails (NeedRoot), the same decision for a tool a test runs, such as
-// headless Chromium (NeedTool), network namespace builders for tests that need a
-// private network (NewNS, Veth, Do, NetlinkHandle, WaitOperUp), a TestMain
+// headless Chromium (NeedTool), and for anything else a test finds
+// missing, user namespaces say (Need), network namespace builders for
+// tests that need a private network (NewNS, Veth, Do, NetlinkHandle,
+// WaitOperUp), a TestMain
 // that runs a package's tests in a network namespace of their own, for
 // tests that serve and dial on one host (MainInOwnNetNS, NeedOwnNetNS,
 // LoopbackAddr, LoopbackAny, HTTPServer), and a reader for the pcap files

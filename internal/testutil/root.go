@@ -57,6 +57,17 @@ func needRoot(t testing.TB, missing string, ci bool) {
 	need(t, "root and network namespaces", missing, ci)
 }
 
+// Need lets the test go on only when missing is "": otherwise it skips
+// saying that it needs what and why it lacks it, or fails it under
+// CI=true, where everything the tests use is there. It is for what
+// NeedRoot, NeedOwnNetNS and NeedTool do not cover: user namespaces, say.
+// A test never skips with t.Skip for what is missing: that skip would
+// pass in CI too.
+func Need(t testing.TB, what, missing string) {
+	t.Helper()
+	need(t, what, missing, inCI())
+}
+
 // need acts on decide's verdict for a test that needs what: it skips or
 // fails the test saying what is missing, or lets it go on.
 func need(t testing.TB, what, missing string, ci bool) {

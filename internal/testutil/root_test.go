@@ -77,6 +77,29 @@ func TestNeedActs(t *testing.T) {
 	}
 }
 
+// TestNeedReadsCI: Need takes CI=true from the environment, as NeedRoot
+// does: there it fails where it would skip elsewhere.
+func TestNeedReadsCI(t *testing.T) {
+	for _, tc := range []struct {
+		env, missing string
+		skip, fail   bool
+	}{
+		{"", "", false, false},
+		{"true", "", false, false},
+		{"", "no user namespaces", true, false},
+		{"true", "no user namespaces", false, true},
+	} {
+		t.Setenv("CI", tc.env)
+		f := runFake(t, func(tb testing.TB) { Need(tb, "user namespaces", tc.missing) })
+		if (f.skipped != "") != tc.skip || (f.failed != "") != tc.fail {
+			t.Errorf("CI=%q, missing %q: skipped %q, failed %q", tc.env, tc.missing, f.skipped, f.failed)
+		}
+		if msg := f.skipped + f.failed; tc.missing != "" && !strings.Contains(msg, tc.missing) {
+			t.Errorf("CI=%q: %q does not say what is missing", tc.env, msg)
+		}
+	}
+}
+
 // TestNeedRootHere: the real probe agrees with how this test runs.
 func TestNeedRootHere(t *testing.T) {
 	m := missing()

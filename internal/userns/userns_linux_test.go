@@ -1,4 +1,7 @@
-package userns
+package userns_test
+
+// An external test package: testutil imports userns, and its Need is
+// what turns a skip into a failure under CI=true.
 
 import (
 	"os"
@@ -6,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/drlb/drlb/internal/userns"
 )
 
 // TestInitial: this test binary (not in a user namespace of its own) is
@@ -13,13 +19,13 @@ import (
 // mapped to root there, is not.
 func TestInitial(t *testing.T) {
 	if os.Getenv("USERNS_TEST_CHILD") == "1" {
-		if Initial() {
+		if userns.Initial() {
 			t.Fatal("Initial() in a new user namespace")
 		}
 		return
 	}
-	if !Initial() {
-		t.Skip("this test binary already runs in a user namespace of its own")
+	if !userns.Initial() {
+		testutil.Need(t, "the host's user namespace", "this test binary already runs in a user namespace of its own")
 	}
 	cmd := exec.Command("/proc/self/exe", "-test.run", "^TestInitial$")
 	cmd.Env = append(os.Environ(), "USERNS_TEST_CHILD=1")
@@ -28,7 +34,7 @@ func TestInitial(t *testing.T) {
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}}
 	out, err := cmd.CombinedOutput()
 	if err != nil && strings.Contains(err.Error(), "operation not permitted") {
-		t.Skipf("no user namespaces here: %v", err)
+		testutil.Need(t, "user namespaces", err.Error())
 	}
 	if err != nil {
 		t.Fatalf("in a new user namespace: %v\n%s", err, out)
