@@ -32,8 +32,11 @@ type Announcer struct {
 	mu        sync.Mutex
 	usable    map[netip.Addr]int // the last Report
 	announced map[netip.Addr]bool
-	drained   bool
-	stopped   bool
+	// refused is the speaker's last error announcing a VIP that should
+	// be announced, for Status to say why it is not.
+	refused map[netip.Addr]error
+	drained bool
+	stopped bool
 }
 
 // ErrStopped is returned by Drain after Shutdown: nothing is announced
@@ -50,7 +53,8 @@ func NewAnnouncer(sp Speaker, cfg AnnouncerConfig) *Announcer {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Announcer{sp: sp, cfg: cfg, log: log, usable: map[netip.Addr]int{}, announced: map[netip.Addr]bool{}}
+	return &Announcer{sp: sp, cfg: cfg, log: log, usable: map[netip.Addr]int{}, announced: map[netip.Addr]bool{},
+		refused: map[netip.Addr]error{}}
 }
 
 // Report gives, for every VIP of the running configuration, the smallest
@@ -133,14 +137,20 @@ func (a *Announcer) reconcile() {
 		}
 	}
 	slices.SortFunc(vips, netip.Addr.Compare)
+	maps.DeleteFunc(a.refused, func(v netip.Addr, _ error) bool { _, ok := a.usable[v]; return !ok })
 	for _, v := range vips {
 		want, why := a.wanted(v)
+		if !want {
+			delete(a.refused, v)
+		}
 		switch have := a.announced[v]; {
 		case want && !have:
 			if err := a.sp.Announce(hostPrefix(v), a.nextHop(v)); err != nil {
 				a.log.Error("bgp: announce", "vip", v, "err", err)
+				a.refused[v] = err
 				continue
 			}
+			delete(a.refused, v)
 			a.announced[v] = true
 			a.log.Info("bgp: announced", "vip", v, "next_hop", a.nextHop(v), "usable_realservers", a.usable[v])
 		case !want && have:
@@ -203,9 +213,12 @@ func (a *Announcer) Status() Status {
 	a.mu.Lock()
 	s := Status{Drained: a.drained, Stopping: a.stopped, MinRealServers: a.cfg.MinRealServers}
 	for v, n := range a.usable {
-		_, why := a.wanted(v)
-		if a.announced[v] {
+		want, why := a.wanted(v)
+		switch {
+		case a.announced[v]:
 			why = ""
+		case want && a.refused[v] != nil:
+			why = "the BGP speaker refused it: " + a.refused[v].Error()
 		}
 		s.VIPs = append(s.VIPs, VIPStatus{VIP: v, NextHop: a.nextHop(v), Usable: n, Announced: a.announced[v], Why: why})
 	}

@@ -171,3 +171,30 @@ func TestAnnouncerNextHopFoundLater(t *testing.T) {
 		t.Errorf("nothing new changed routes: %q", got)
 	}
 }
+
+// TestAnnouncerStatusSaysSpeakerRefused: a VIP that should be announced
+// but that the speaker refused is shown not announced with the speaker's
+// error as the reason, not with none (drlb ctl -L printed "not announced
+// ... (; 3 usable real servers, at least 1 needed)", as if too few).
+func TestAnnouncerStatusSaysSpeakerRefused(t *testing.T) {
+	f := newFake()
+	a := NewAnnouncer(f, AnnouncerConfig{NextHop4: nh4, Logger: quiet()})
+	f.fail = errors.New("speaker down")
+	a.Report(map[netip.Addr]int{vip: 3})
+	st := a.Status()
+	if len(st.VIPs) != 1 || st.VIPs[0].Announced || !strings.Contains(st.VIPs[0].Why, "speaker down") {
+		t.Fatalf("status after a refused announce: %+v, want not announced, why naming the speaker's error", st.VIPs)
+	}
+	f.fail = nil
+	a.Report(map[netip.Addr]int{vip: 3})
+	if st := a.Status(); !st.VIPs[0].Announced || st.VIPs[0].Why != "" {
+		t.Errorf("once announced: %+v", st.VIPs)
+	}
+	f.fail = errors.New("speaker down")
+	_ = a.Drain(true) // the withdraw fails: still announced, no refusal shown
+	f.fail = nil
+	_ = a.Drain(true)
+	if st := a.Status(); st.VIPs[0].Announced || st.VIPs[0].Why != "drained" {
+		t.Errorf("drained: %+v", st.VIPs)
+	}
+}
