@@ -114,7 +114,7 @@ func BGPDrain(ctx context.Context, path string, on bool) (Result, error) {
 var (
 	descBGPPeerUp    = prometheus.NewDesc("drlb_bgp_peer_up", "1 if the BGP session with the peer is established.", []string{"peer", "asn"}, nil)
 	descBGPPeerState = prometheus.NewDesc("drlb_bgp_peer_state", "1 for the BGP session's current FSM state.", []string{"peer", "state"}, nil)
-	descBGPAnnounced = prometheus.NewDesc("drlb_bgp_vip_announced", "1 if the VIP is announced to the BGP peers.", []string{"vip"}, nil)
+	descBGPAnnounced = prometheus.NewDesc("drlb_bgp_vip_announced", "1 if the VIP is in the BGP speaker's table: sent to every established peer that carries its address family (see drlb_bgp_peer_up).", []string{"vip"}, nil)
 	descBGPUsable    = prometheus.NewDesc("drlb_bgp_vip_usable_realservers", "Usable real servers of the VIP (the fewest among its services).", []string{"vip"}, nil)
 	descBGPDrained   = prometheus.NewDesc("drlb_bgp_drained", "1 while the director is drained (drlb ctl bgp drain).", nil, nil)
 )
