@@ -382,6 +382,11 @@ func (h *haRun) reload(old, cfg *config.Config, added []netip.Addr) {
 		if add := familyVIPs(added, i.v6); len(add) > 0 {
 			if master, gen := i.role.load(); master {
 				h.burst(i, gen, add)
+				// Again later, as for a new master (changed): for caches
+				// that ignored or missed the first burst. The burst stops
+				// if this router is no longer master, or skips a VIP
+				// removed since.
+				time.AfterFunc(haGARPRepeat, func() { h.burst(i, gen, add) })
 			}
 		}
 	}

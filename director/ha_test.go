@@ -898,3 +898,30 @@ func TestApplyHAPriorityLive(t *testing.T) {
 	defer stop()
 	waitFor(t, "BACKUP under the peer at 100", func() bool { return state().State == "BACKUP" })
 }
+
+// TestHAReloadAddedVIPAnnouncedTwice: a VIP a reload adds while master is
+// announced at once and again haGARPRepeat later, as a new master's VIPs
+// are, for caches that ignored or missed the first burst. It got the
+// first burst only.
+func TestHAReloadAddedVIPAnnouncedTwice(t *testing.T) {
+	d, dirPort, wire, _ := dualStackMaster(t, netip.MustParseAddr("2001:2::100"))
+	cfg := d.cur.Load()
+	d.ha.reload(cfg, cfg, []netip.Addr{vip})
+	garps := 0
+	frames := link.NewFrames(64)
+	deadline := time.Now().Add(haGARPRepeat + time.Second)
+	for time.Now().Before(deadline) && garps < 2*haGARPCount {
+		k, _ := wire.(link.ReadAheader).TryReadBatch(frames)
+		for _, f := range frames[:k] {
+			if isGratuitous(dirPort.HardwareAddr(), vip)(gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default)) {
+				garps++
+			}
+		}
+		if k == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if garps != 2*haGARPCount {
+		t.Fatalf("%d gratuitous ARPs for the VIP added, want %d (a burst, and another %v later)", garps, 2*haGARPCount, haGARPRepeat)
+	}
+}
