@@ -128,7 +128,7 @@ type kaVS struct {
 	group   kaToken // the group's name, for virtual_server group NAME
 	vips    []kaVIP
 	sched   kaOpt[string]
-	flags   []kaToken
+	flags   []kaFlagTok
 	kind    kaOpt[string]
 	proto   kaOpt[Protocol]
 	persist kaOpt[time.Duration]
@@ -139,6 +139,15 @@ type kaVS struct {
 	timing  kaTiming
 	sorry   *kaSorry
 	reals   []*kaRS
+}
+
+// kaFlagTok is a scheduler flag keyword and the scheduler the virtual
+// server had where it was written: keepalived's lbflags_handler sets
+// sh-port and sh-fallback only below lb_algo sh, mh-port and mh-fallback
+// only below lb_algo mh.
+type kaFlagTok struct {
+	tok   kaToken
+	sched string
 }
 
 type kaSorry struct {
@@ -729,6 +738,12 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 			if perr != nil {
 				return kaErr(t, name, t.text, "must be a whole number of seconds")
 			}
+			if secs == 0 {
+				// pto_handler reads 1 and up: 0 is "persistence_timeout
+				// invalid", ignored, keeping the timeout set so far.
+				r.ignore(k, "keepalived takes 1 or more: it ignores 0 and keeps the timeout set so far (none unless set), and so does drlb")
+				return nil
+			}
 			vs.persist = kaOpt[time.Duration]{v: time.Duration(secs) * time.Second, set: true, tok: t}
 		default:
 			return kaErr(k.args[1], name, k.args[1].text, "takes one value")
@@ -748,7 +763,7 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 		err = kaErr(k.key, name, "", "one-packet scheduling is not supported")
 	case "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback":
 		if err = noBlock(k); err == nil {
-			vs.flags = append(vs.flags, k.key)
+			vs.flags = append(vs.flags, kaFlagTok{tok: k.key, sched: vs.sched.v})
 		}
 	case "hashed":
 		r.ignore(k, "an IPVS internal flag with no effect on scheduling")
@@ -769,7 +784,16 @@ func (r *kaReader) vsKeyword(vs *kaVS, k *kaNode) error {
 	case "quorum":
 		vs.quorum, err = kaInt(k, 0, math.MaxInt32)
 	case "inhibit_on_failure":
-		vs.inhibit, err = kaBool(k)
+		// keepalived's vs_inhibit_handler takes no value and turns it
+		// on whatever follows (only a real_server's reads a <BOOL>):
+		// read as a <BOOL> here, "inhibit_on_failure off" removed
+		// failing servers that keepalived sets to weight 0.
+		if err = noBlock(k); err == nil {
+			vs.inhibit = kaOpt[bool]{v: true, set: true, tok: k.key}
+			if len(k.args) > 0 && !slices.Contains([]string{"on", "true", "yes"}, k.args[0].text) {
+				r.ignore(k, fmt.Sprintf("keepalived takes no value here (a virtual_server's inhibit_on_failure is on once written): it ignores %q and inhibits, and so does drlb", k.args[0].text))
+			}
+		}
 	case "sorry_server":
 		err = r.sorryServer(vs, k)
 	case "sorry_server_inhibit":
@@ -1279,8 +1303,24 @@ func (r *kaReader) persistence(vs *kaVS) kaOpt[time.Duration] {
 // kaFlag applies one scheduler flag keyword as IPVS does: sh-x and mh-x
 // are the same bits (flag-1 fallback, flag-2 port), so they mean what the
 // scheduler in use makes of them; a flag no scheduler reads does nothing.
-func (r *kaReader) kaFlag(o *scheduler.Options, sched string, f kaToken) {
+//
+// sh-port and sh-fallback count only below lb_algo sh, mh-port and
+// mh-fallback only below lb_algo mh: keepalived's lbflags_handler tests
+// the scheduler set so far, and ignores them elsewhere (above the lb_algo
+// line, "sh-port only applies to sh scheduler - ignoring"). Read against
+// the final scheduler, an sh-port above lb_algo sh hashed the port where
+// keepalived's IPVS service does not.
+func (r *kaReader) kaFlag(o *scheduler.Options, sched string, ft kaFlagTok) {
+	f := ft.tok
 	bit := map[string]int{"flag-1": 1, "sh-fallback": 1, "mh-fallback": 1, "flag-2": 2, "sh-port": 2, "mh-port": 2, "flag-3": 3}[f.text]
+	if want, _, _ := strings.Cut(f.text, "-"); (want == "sh" || want == "mh") && ft.sched != want {
+		at := "before any lb_algo"
+		if ft.sched != "" {
+			at = "under lb_algo " + ft.sched
+		}
+		r.ignore(&kaNode{key: f}, fmt.Sprintf("keepalived sets %s only below lb_algo %s, and it stands %s: it ignores it, and so does drlb", f.text, want, at))
+		return
+	}
 	switch {
 	case !hashing(sched):
 		r.ignore(&kaNode{key: f}, fmt.Sprintf("only sh and mh read scheduler flags, this service uses %s", sched))
@@ -1317,7 +1357,7 @@ func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options
 		r.mark(path+".scheduler", vs.sched.tok, "lb_algo")
 	}
 	if len(vs.flags) > 0 {
-		r.mark(path+".flags", vs.flags[0], vs.flags[0].text)
+		r.mark(path+".flags", vs.flags[0].tok, vs.flags[0].tok.text)
 	}
 	s.Persistence = persist.v
 	if persist.tok.text != "" {

@@ -207,12 +207,29 @@ func TestParseKeepalivedGood(t *testing.T) {
 			[]string{`realserver 198.18.0.11 line=6 weight=5 mac=""`}, []string{`keepalived.conf:5: warning: keyword "weight" ignored (0 is outside`}},
 		{"port omitted: persistent", "virtual_server 198.18.0.100 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 {\n  TCP_CHECK {\n   connect_port 22\n  }\n }\n}\n",
 			[]string{"service tcp 198.18.0.100:0 line=1", "persistence=6m0s", "check=tcp port=22"}, []string{"has no port: persistence_timeout 360"}},
-		{"sh flags as IPVS bits", "virtual_server 198.18.0.100 80 {\n lb_algo mh\n sh-port\n flag-1\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
+		// sh-port sets IPVS's flag-2 below lb_algo sh; mh reads the bit.
+		{"sh flags as IPVS bits", "virtual_server 198.18.0.100 80 {\n lb_algo sh\n sh-port\n flag-1\n lb_algo mh\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
 			[]string{"scheduler=mh hash_port=true fallback=true"}, nil},
 		{"flags on rr do nothing", "virtual_server 198.18.0.100 80 {\n lb_algo rr\n sh-port\n flag-3\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
-			[]string{"scheduler=rr hash_port=false fallback=false"}, []string{`keepalived.conf:3: warning: keyword "sh-port" ignored (only sh and mh read scheduler flags, this service uses rr)`, `"flag-3" ignored`}},
+			[]string{"scheduler=rr hash_port=false fallback=false"}, []string{`keepalived.conf:3: warning: keyword "sh-port" ignored (keepalived sets sh-port only below lb_algo sh, and it stands under lb_algo rr`, `"flag-3" ignored`}},
 		{"flag-3 on sh", "virtual_server 198.18.0.100 80 {\n lb_algo sh\n flag-3\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
 			[]string{"scheduler=sh hash_port=false fallback=false"}, []string{`"flag-3" ignored (neither sh nor mh reads flag-3)`}},
+		// check_parser.c lbflags_handler sets sh-port and sh-fallback
+		// only while the scheduler so far is sh, mh-port and mh-fallback
+		// only while it is mh; elsewhere they do nothing.
+		{"sh-port above lb_algo sh: ignored", "virtual_server 198.18.0.100 80 {\n sh-port\n sh-fallback\n lb_algo sh\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{"scheduler=sh hash_port=false fallback=false"}, []string{`keepalived.conf:2: warning: keyword "sh-port" ignored (keepalived sets sh-port only below lb_algo sh, and it stands before any lb_algo`, `keepalived.conf:3: warning: keyword "sh-fallback" ignored`}},
+		{"mh-port under lb_algo sh: ignored", "virtual_server 198.18.0.100 80 {\n lb_algo sh\n mh-port\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{"scheduler=sh hash_port=false fallback=false"}, []string{`keepalived.conf:3: warning: keyword "mh-port" ignored (keepalived sets mh-port only below lb_algo mh, and it stands under lb_algo sh`}},
+		{"mh flags below lb_algo mh", "virtual_server 198.18.0.100 80 {\n lb_algo mh\n mh-port\n mh-fallback\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{"scheduler=mh hash_port=true fallback=true"}, nil},
+		// vs_inhibit_handler takes no value: on, whatever follows.
+		{"virtual_server inhibit_on_failure off: on", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n inhibit_on_failure off\n real_server 198.18.0.11 80 {\n  TCP_CHECK {\n  }\n }\n}\n",
+			[]string{"198.18.0.11 line=5 weight=1 mac=\"\" check=tcp port=0 interval=1m0s timeout=5s retries=2 inhibit=true"},
+			[]string{`keepalived.conf:4: warning: keyword "inhibit_on_failure" ignored (keepalived takes no value here (a virtual_server's inhibit_on_failure is on once written): it ignores "off" and inhibits`}},
+		// pto_handler reads 1 and up: 0 is ignored, the timeout stays.
+		{"persistence_timeout 0 ignored", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n persistence_timeout 50\n persistence_timeout 0\n real_server 198.18.0.11 80 {\n }\n}\n",
+			[]string{"persistence=50s"}, []string{`keepalived.conf:5: warning: keyword "persistence_timeout" ignored (keepalived takes 1 or more`}},
 		{"check defaults are keepalived's", kaCheck("        TCP_CHECK {\n        }"),
 			[]string{"check=tcp port=0 interval=1m0s timeout=5s retries=2 inhibit=false retry_delay=1s"}, nil},
 		{"http defaults", kaCheck("        HTTP_GET {\n            url {\n                path /\n            }\n        }"),
@@ -426,7 +443,7 @@ func TestParseKeepalivedBad(t *testing.T) {
 		{"dns check block", kaCheck("        DNS_CHECK"), 6, 9, "DNS_CHECK", "", "needs a block"},
 		{"connect_port 0", kaCheck("        TCP_CHECK {\n            connect_port 0\n        }"), 7, 26, "connect_port", "0", "must be a port 1..65535"},
 		{"check on a port-0 service", "virtual_server 198.18.0.100 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 {\n  TCP_CHECK {\n  }\n }\n}\n", 5, 3, "TCP_CHECK", "0", "a check needs a port"},
-		{"inhibit value", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n inhibit_on_failure maybe\n real_server 198.18.0.11 80 {\n }\n}\n", 4, 21, "inhibit_on_failure", "maybe", "must be on, off"},
+		{"real server inhibit value", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  inhibit_on_failure maybe\n }\n}\n", 5, 22, "inhibit_on_failure", "maybe", "must be on, off"},
 		{"real server family", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {\n }\n}\n", 4, 14, "real_server", "2001:2::11", "address family differs"},
 		{"sorry server is the VIP", vs("    lb_kind DR", "    protocol TCP", "    sorry_server 198.18.0.100 80"), 4, 18, "sorry_server", "198.18.0.100", "cannot be the VIP"},
 		{"two sorry servers", vs("    sorry_server 198.18.0.98", "    sorry_server 198.18.0.99"), 3, 5, "sorry_server", "198.18.0.99", "one sorry server"},

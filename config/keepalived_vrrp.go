@@ -143,15 +143,21 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 		case "state":
 			var t kaToken
 			if t, err = one(k); err == nil {
-				switch strings.ToUpper(t.text) {
-				case "MASTER":
+				// keepalived compares with strcmp: "master" is an
+				// "unknown state", taken as BACKUP.
+				switch up := strings.ToUpper(t.text); {
+				case t.text == "MASTER":
 					state = kaOpt[int]{v: 1, set: true, tok: t}
-				case "BACKUP":
+					r.ignore(k, "drlb elects by priority from the start, as keepalived does with preemption (an initial MASTER clears nopreempt and preempt_delay, in keepalived and drlb)")
+				case t.text == "BACKUP":
 					state = kaOpt[int]{v: 0, set: true, tok: t}
+					r.ignore(k, "drlb elects by priority from the start, as keepalived does with preemption: the initial state does not matter")
+				case up == "MASTER" || up == "BACKUP":
+					state = kaOpt[int]{v: 0, set: true, tok: t}
+					r.ignore(k, fmt.Sprintf("keepalived takes MASTER and BACKUP in capitals only: it runs %q as BACKUP, and so does drlb", t.text))
 				default:
 					return kaErr(t, name, t.text, "must be MASTER or BACKUP")
 				}
-				r.ignore(k, "drlb elects by priority from the start, as keepalived does with preemption: the initial state does not matter")
 			}
 		case "interface":
 			var t kaToken
@@ -255,6 +261,20 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 		return kaErr(state.tok, "state", state.tok.text, "without a priority keepalived gives a MASTER priority 255, VRRP's address owner: in DR no director owns the VIPs: write priority 1..254")
 	default:
 		h.Priority = 100 // keepalived's default
+	}
+	// vrrp_parser.c clears both under an initial MASTER ("nopreempt will
+	// not work with initial state MASTER - clearing", and the same for
+	// preempt delay): keepalived's director preempts at once. Kept, they
+	// left drlb's director never preempting, or waiting.
+	if state.set && state.v == 1 {
+		if nopreempt.text != "" {
+			r.warn(Warning{File: nopreempt.file, Line: nopreempt.line, Keyword: nopreempt.text, Msg: "keepalived clears it under state MASTER: the director preempts, as keepalived's does"})
+			nopreempt = kaToken{}
+		}
+		if delay.set {
+			r.warn(Warning{File: delay.tok.file, Line: delay.tok.line, Keyword: "preempt_delay", Msg: "keepalived clears it under state MASTER: the director preempts at once, as keepalived's does"})
+			delay = kaOpt[time.Duration]{}
+		}
 	}
 	if nopreempt.text != "" {
 		h.Preempt = false

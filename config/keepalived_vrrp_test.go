@@ -24,12 +24,12 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 		warns []string // pieces of the warnings, in order
 	}{
 		{"version 3 in the instance, fractional advert_int, state, what is warned",
-			"vrrp_instance VI_1 {\n state MASTER\n interface eth0\n version 3\n virtual_router_id 51\n priority 150\n advert_int 0.1\n preempt_delay 2.5\n" +
+			"vrrp_instance VI_1 {\n state BACKUP\n interface eth0\n version 3\n virtual_router_id 51\n priority 150\n advert_int 0.1\n preempt_delay 2.5\n" +
 				" track_script {\n  chk\n }\n notify_master /bin/true\n authentication {\n  auth_type PASS\n }\n garp_master_delay 10\n garp_master_refresh 60\n" +
 				" use_vmac\n lvs_sync_daemon eth0\n unicast_peer {\n }\n frobnicate\n virtual_ipaddress {\n  198.18.0.100/24 dev eth0\n  198.18.0.50\n }\n}\n" + kaService,
 			"ha vrid=51 priority=150 advert_interval=100ms preempt=true preempt_delay=2.5s line=1 interface=\"eth0\" addrs=[198.18.0.100 198.18.0.50]\n", "eth0",
 			[]string{
-				`keepalived.conf:2: warning: keyword "state" ignored (drlb elects by priority from the start, as keepalived does with preemption`,
+				`keepalived.conf:2: warning: keyword "state" ignored (drlb elects by priority from the start, as keepalived does with preemption: the initial state does not matter)`,
 				`keepalived.conf:9: warning: keyword "track_script" ignored (drlb's priority does not follow scripts`,
 				`keepalived.conf:12: warning: keyword "notify_master" ignored (notify scripts are not run`,
 				`keepalived.conf:13: warning: keyword "authentication" ignored (VRRPv3 has no authentication (RFC 5798))`,
@@ -53,6 +53,19 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 		{"nopreempt drops preempt_delay, as keepalived", kaVRRP("", " version 3\n virtual_router_id 7\n nopreempt\n preempt_delay 5\n"),
 			"ha vrid=7 priority=100 advert_interval=1s preempt=false preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
 			[]string{`keepalived.conf:5: warning: keyword "preempt_delay" ignored (with nopreempt there is no preemption to delay, as keepalived ignores it)`}},
+		// vrrp_parser.c clears nopreempt and preempt_delay under an
+		// initial MASTER: keepalived's director preempts at once.
+		{"state MASTER clears nopreempt and preempt_delay", kaVRRP("", " state MASTER\n version 3\n virtual_router_id 7\n priority 150\n nopreempt\n preempt_delay 5\n"),
+			"ha vrid=7 priority=150 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
+			[]string{`keepalived.conf:2: warning: keyword "state" ignored`, `keepalived.conf:6: warning: keyword "nopreempt" ignored (keepalived clears it under state MASTER`, `keepalived.conf:7: warning: keyword "preempt_delay" ignored (keepalived clears it under state MASTER`}},
+		{"state MASTER clears preempt_delay", kaVRRP("", " state MASTER\n version 3\n virtual_router_id 7\n priority 150\n preempt_delay 5\n"),
+			"ha vrid=7 priority=150 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
+			[]string{`keepalived.conf:2: warning: keyword "state" ignored`, `keepalived.conf:6: warning: keyword "preempt_delay" ignored (keepalived clears it under state MASTER`}},
+		// "master" is keepalived's "unknown state", run as BACKUP: its
+		// nopreempt holds, and without a priority it is 100, not 255.
+		{"state master in small letters is BACKUP", kaVRRP("", " state master\n version 3\n virtual_router_id 7\n nopreempt\n"),
+			"ha vrid=7 priority=100 advert_interval=1s preempt=false preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
+			[]string{`keepalived.conf:2: warning: keyword "state" ignored (keepalived takes MASTER and BACKUP in capitals only: it runs "master" as BACKUP`}},
 		{"several instances: the one holding the VIPs", "vrrp_sync_group G {\n group {\n  VI_0\n  VI_1\n }\n}\n" +
 			"vrrp_instance VI_0 {\n virtual_router_id 9\n unicast_peer {\n  198.18.0.9\n }\n virtual_ipaddress {\n  198.18.0.9\n }\n}\n" +
 			kaVRRP("", " version 3\n virtual_router_id 7\n"),
