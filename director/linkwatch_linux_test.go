@@ -69,21 +69,43 @@ func TestLinkStateUpdate(t *testing.T) {
 	}
 }
 
+// serveUntilGone serves a director on an in-memory port; done gets
+// Serve's error.
+func serveUntilGone(t *testing.T) (d *Director, ctx context.Context, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	dirPort, wire := link.Pipe()
+	t.Cleanup(func() { wire.Close() })
+	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- d.Serve(ctx) }()
+	return d, ctx, cancel, errc
+}
+
+// wantGone waits for Serve to end with ErrInterfaceGone naming ifname
+// (10 s: a hang guard).
+func wantGone(t *testing.T, done <-chan error, ifname string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrInterfaceGone) || !strings.Contains(err.Error(), ifname) {
+			t.Fatalf("Serve: %v, want ErrInterfaceGone naming %s", err, ifname)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Serve still runs 10 s after %s was deleted", ifname)
+	}
+}
+
 // TestServeEndsWhenInterfaceDeleted: the interface deleted, Serve
 // returns ErrInterfaceGone. The sockets were bound to its index and
 // would have waited for good, deaf to one created again under its name.
 // A message about another interface changes nothing.
 func TestServeEndsWhenInterfaceDeleted(t *testing.T) {
-	dirPort, wire := link.Pipe()
-	defer wire.Close()
-	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	d, ctx, cancel, done := serveUntilGone(t)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
 
 	updates := make(chan netlink.LinkUpdate, 2)
 	msg := func(typ uint16, index int32) netlink.LinkUpdate {
@@ -95,14 +117,7 @@ func TestServeEndsWhenInterfaceDeleted(t *testing.T) {
 	updates <- msg(unix.RTM_DELLINK, 4)
 	close(updates)
 	d.followLink(ctx, &linkState{ifindex: 4, ifname: "eth0"}, updates)
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrInterfaceGone) || !strings.Contains(err.Error(), "eth0") {
-			t.Fatalf("Serve: %v, want ErrInterfaceGone naming eth0", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve still runs 10 s after its interface was deleted")
-	}
+	wantGone(t, done, "eth0")
 }
 
 // TestHALinkDownAndBack: a director whose link goes down is FAULT; when
@@ -155,28 +170,13 @@ func TestWatchLinkFindsInterfaceAlreadyGone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dirPort, wire := link.Pipe()
-	defer wire.Close()
-	d, err := New(configOf(service(vip, 80, "rr", realAt(1, 1, rs1MAC))), dirPort, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	d, ctx, cancel, done := serveUntilGone(t)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
 	watched := make(chan error, 1)
 	go func() {
 		watched <- testutil.Do(ns, func() error { d.watchLink(ctx, "gone0", index); return nil })
 	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrInterfaceGone) || !strings.Contains(err.Error(), "gone0") {
-			t.Fatalf("Serve: %v, want ErrInterfaceGone naming gone0", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve still runs 10 s after its interface was found gone")
-	}
+	wantGone(t, done, "gone0")
 	cancel()
 	if err := <-watched; err != nil {
 		t.Fatal(err)
