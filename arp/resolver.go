@@ -156,7 +156,11 @@ type ResolverStats struct {
 // station on the LAN from redirecting a real server's traffic to itself
 // just by announcing. (An attacker that answers our requests faster than
 // the server can still win: ARP has no authentication; static MACs in the
-// config are the answer to that.)
+// config are the answer to that.) Duplicate address detection for a wanted
+// address from another MAC is such a claim too. Two answers to one request
+// (a proxy ARP router answering after the server) are not: the first wins,
+// as in Linux. An advertisement with Override clear (a proxy's) never
+// replaces a usable entry's MAC (RFC 4861 7.2.5).
 type Resolver struct {
 	cfg     ResolverConfig
 	sip4    netip.Addr // sender IP of ARP requests: cfg.IPv4 or 0.0.0.0
@@ -540,6 +544,11 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 		mac         MAC
 		isAnswer    bool
 		confirmOnly bool // an answer that may confirm e.mac, nothing else
+		// weak: an advertisement with Override clear (a proxy's, RFC
+		// 4861 7.2.8), which must not replace a valid entry's MAC
+		// (7.2.5), nor make us check it: the proxy would answer every
+		// check again.
+		weak bool
 	)
 	switch etype {
 	case wire.EtherTypeARP:
@@ -571,7 +580,7 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 				addr, mac, isAnswer, confirmOnly = p.Target, eth.Src, true, true
 				break
 			}
-			addr, mac = p.Target, p.TargetLL
+			addr, mac, weak = p.Target, p.TargetLL, p.Flags&FlagOverride == 0
 			if r.sip6.IsUnspecified() {
 				// We asked from ::, so the answer goes to all-nodes.
 				isAnswer = p.Dst == allNodes
@@ -579,10 +588,23 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 				isAnswer = p.Dst == r.sip6 && eth.Dst == r.cfg.MAC
 			}
 		case TypeNeighborSolicitation:
-			if !p.HasSourceLL {
+			switch {
+			case p.HasSourceLL:
+				addr, mac = p.Src, p.SourceLL // a claim, never an answer
+			case p.Src.IsUnspecified() && !r.sip6.IsUnspecified():
+				// Duplicate address detection: a station is bringing
+				// the target up, from eth.Src. A Linux server whose
+				// address comes up on a new NIC sends this and no
+				// advertisement (ndisc_notify is off by default): a
+				// claim, checked like a gratuitous ARP, or the old MAC
+				// stayed in use until the entry went stale. Not when we
+				// solicit from :: ourselves: another director doing so
+				// looks the same, and two would check each other's
+				// checks forever.
+				addr, mac = p.Target, eth.Src
+			default:
 				return false
 			}
-			addr, mac = p.Src, p.SourceLL // a claim, never an answer
 		}
 	default:
 		return false
@@ -594,6 +616,21 @@ func (r *Resolver) HandleAt(frame []byte, now time.Time) bool {
 	r.mu.Lock()
 	e, ok := r.entries[addr]
 	if !ok || e.state == StatePermanent || confirmOnly && (!e.usable() || mac != e.mac) {
+		r.mu.Unlock()
+		return false
+	}
+	if weak && e.usable() && mac != e.mac {
+		r.rejected.Add(1)
+		r.mu.Unlock()
+		return false
+	}
+	if isAnswer && !e.outstanding && e.usable() && mac != e.mac && now.Before(e.asked.Add(r.cfg.RetryInterval)) {
+		// A second answer to a request already answered, with another
+		// MAC: a proxy ARP router answering for the server, after it.
+		// The first answer wins, as in Linux (arp_process, locktime:
+		// "prevents arp thrashing"); taking this one as a claim made a
+		// check every RetryInterval, forever, each answered by both.
+		r.rejected.Add(1)
 		r.mu.Unlock()
 		return false
 	}
