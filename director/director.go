@@ -414,14 +414,14 @@ func (d *Director) resolveSorryServers(cfg *config.Config) error {
 // few slots per frame otherwise), so that the active/inactive counts
 // `drlb ctl` shows fall back when traffic stops, as IPVS's timers do.
 //
-// It walks the whole table about every idlePass, in chunks of idleChunk
-// slots with the lock released in between, so the data path never waits
-// for more than one chunk (tens of microseconds).
+// It walks the whole table about every forwarder.IdlePass, in chunks of
+// forwarder.IdleChunk slots with the lock released in between, so the
+// data path never waits for more than one chunk (tens of microseconds).
+// A replay runs the same sweep on capture time (forwarder.IdleSweep).
 func (d *Director) sweepIdle(ctx context.Context) {
-	const ticks = 8
-	t := time.NewTicker(idlePass / ticks)
+	t := time.NewTicker(forwarder.IdlePass / forwarder.IdleTicks)
 	defer t.Stop()
-	perTick := d.fw.TableSlots()/ticks + 1
+	perTick := d.fw.TableSlots()/forwarder.IdleTicks + 1
 	for {
 		select {
 		case <-ctx.Done():
@@ -429,9 +429,9 @@ func (d *Director) sweepIdle(ctx context.Context) {
 		case <-t.C:
 			now := d.clock()
 			for _, w := range d.workers {
-				for done := 0; done < perTick; done += idleChunk {
+				for done := 0; done < perTick; done += forwarder.IdleChunk {
 					w.mu.Lock()
-					w.fw.Tick(now.UnixNano(), idleChunk)
+					w.fw.Tick(now.UnixNano(), forwarder.IdleChunk)
 					if w.kflows != nil {
 						// A chunk ends at most idleChunk entries:
 						// their flows leave the kernel before the next.
@@ -443,14 +443,6 @@ func (d *Director) sweepIdle(ctx context.Context) {
 		}
 	}
 }
-
-// An expired entry leaves the table within idlePass even when no frames
-// flow (IPVS's per-connection timers are exact; this is close enough for
-// the counters people read).
-const (
-	idlePass  = 4 * time.Second
-	idleChunk = 1 << 12
-)
 
 // Snapshot is the director's state for `drlb ctl` and /metrics; with
 // conns it lists the connection table too (at most maxListedConns).

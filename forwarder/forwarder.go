@@ -282,6 +282,27 @@ func (f *Forwarder) result(v Verdict, r Reason, svc, ri int) Result {
 	return Result{Verdict: v, Reason: r, Service: svc, Real: ri}
 }
 
+// The live director's idle sweep (director.sweepIdle): every
+// IdlePass/IdleTicks it runs Tick over the next TableSlots/IdleTicks+1
+// slots, IdleChunk at a time, so that an expired entry leaves the table
+// within IdlePass even when no frames flow (IPVS's per-connection timers
+// are exact; this is close enough for the counters people read, and for
+// the table pressure, which counts the entries not yet swept).
+const (
+	IdlePass  = 4 * time.Second
+	IdleTicks = 8
+	IdleChunk = 1 << 12
+)
+
+// IdleSweep is one tick of the idle sweep at now, as the live director
+// runs it (a replay calls it on capture time).
+func (f *Forwarder) IdleSweep(now int64) {
+	perTick := f.TableSlots()/IdleTicks + 1
+	for done := 0; done < perTick; done += IdleChunk {
+		f.Tick(now, IdleChunk)
+	}
+}
+
 // Tick expires idle connections; call it now and then when no frames flow.
 // It also brings the table pressure up to date with what the sweep left
 // (Process does so only for frames that reach it): a flood that stopped

@@ -130,3 +130,73 @@ func TestRunWithMACStreams(t *testing.T) {
 		t.Fatalf("got %d frames, %v; want the %d frames replayed before the read failed", sum.Frames, err, want)
 	}
 }
+
+// TestRunPcapngMixedLinkTypes: a pcapng file of two interfaces (dumpcap
+// -i eth0 -i any) holds frames that are not Ethernet. They were skipped
+// without a word (libpcap's way), so the listing's frame numbers no
+// longer matched Wireshark's and the summary did not count them; each is
+// now an input error naming its frame and interface.
+func TestRunPcapngMixedLinkTypes(t *testing.T) {
+	web := netip.AddrPortFrom(vip, 80)
+	capture := func(second layers.LinkType) []byte {
+		var buf bytes.Buffer
+		w, err := pcapgo.NewNgWriterInterface(&buf, pcapgo.NgInterface{Name: "eth0", LinkType: layers.LinkTypeEthernet, TimestampResolution: 9}, pcapgo.DefaultNgWriterOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.AddInterface(pcapgo.NgInterface{Name: "lo", LinkType: second, TimestampResolution: 6}); err != nil {
+			t.Fatal(err)
+		}
+		for i, iface := range []int{0, 1, 0} {
+			d := framegen.TCP(toDirector, clientAt(i, 1000), web, framegen.SYN, 1, 0, nil)
+			ci := gopacket.CaptureInfo{Timestamp: start.Add(time.Duration(i)*time.Millisecond + 7), CaptureLength: len(d), Length: len(d), InterfaceIndex: iface}
+			if err := w.WritePacket(ci, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	var out bytes.Buffer
+	sum, err := Run(loadConfig(t, "rr"), bytes.NewReader(capture(layers.LinkTypeEthernet)), &out, Options{MAC: directorMAC})
+	if err != nil || sum.Frames != 3 || sum.Forwarded != 3 {
+		t.Fatalf("two Ethernet interfaces: %v, %v; want 3 frames forwarded", sum, err)
+	}
+	sum, err = Run(loadConfig(t, "rr"), bytes.NewReader(capture(layers.LinkTypeLinuxSLL)), &bytes.Buffer{}, Options{MAC: directorMAC})
+	if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "frame 2: interface 1: link type") || sum.Frames != 1 {
+		t.Fatalf("a Linux SLL interface: got %v (%v), want ErrInput naming frame 2 and interface 1", err, sum)
+	}
+}
+
+// TestRunOverlongFrame: a whole frame longer than the largest frame
+// (a pcap whose header declares a snap length past libpcap's, a pcapng
+// file, which has none) was forwarded and written into an output whose
+// snap length it exceeds: tcpdump and Wireshark refuse such a file. It
+// is an input error naming the frame, as a cut one of that length is.
+func TestRunOverlongFrame(t *testing.T) {
+	d := framegen.TCP(toDirector, clientAt(0, 1000), netip.AddrPortFrom(vip, 80), framegen.SYN, 1, 0, nil)
+	long := append(d, make([]byte, outSnapLen+100-len(d))...) // Ethernet padding past the IP packet
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(1<<20, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range [][]byte{d, long} {
+		ci := gopacket.CaptureInfo{Timestamp: start.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(f), Length: len(f)}
+		if err := w.WritePacket(ci, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	sum, err := Run(loadConfig(t, "rr"), bytes.NewReader(buf.Bytes()), &out, Options{MAC: directorMAC})
+	if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "frame 2:") || sum.Frames != 1 {
+		t.Fatalf("got %v (%v), want ErrInput naming frame 2", err, sum)
+	}
+	for _, f := range testutil.PcapFrames(t, out.Bytes()) {
+		if len(f) > outSnapLen {
+			t.Fatalf("wrote a %d-byte frame under a snap length of %d", len(f), outSnapLen)
+		}
+	}
+}

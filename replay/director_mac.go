@@ -53,6 +53,7 @@ func learnDirectorMAC(cfg *config.Config, in io.Reader) (net.HardwareAddr, error
 		}
 	}
 	count := map[string]int{}
+	first := map[string]int{} // when each MAC was first seen, for ties
 	var best string
 	for {
 		data, _, err := src.ReadPacketData()
@@ -64,8 +65,11 @@ func learnDirectorMAC(cfg *config.Config, in io.Reader) (net.HardwareAddr, error
 		if !ok || !vipSet[dst] || data[0]&1 != 0 || rsMACs[mac] {
 			continue
 		}
+		if _, seen := first[mac]; !seen {
+			first[mac] = len(first)
+		}
 		count[mac]++
-		if count[mac] > count[best] {
+		if best == "" || count[mac] > count[best] || count[mac] == count[best] && first[mac] < first[best] {
 			best = mac
 		}
 	}

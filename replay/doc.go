@@ -11,6 +11,7 @@
 // for connections whose real server is gone), in order;
 // with ForwardedOnly just the forwarded frames. The per-frame listing (the
 // step.Narrator, the same lines as `drlb run -trace`) says which is which.
-// Connection timeouts run on the capture's timestamps, so a replay is
+// Connection timeouts, and the idle sweep the live director runs on a
+// timer (forwarder.IdleSweep), run on the capture's timestamps, so a replay is
 // repeatable.
 package replay

@@ -139,19 +139,53 @@ func open(in io.Reader) (packetSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: too short for a capture file header: %v", ErrInput, err)
 	}
-	var src packetSource
 	if bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
-		src, err = pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-	} else {
-		src, err = pcapgo.NewReader(br)
+		// Each interface of a pcapng file has its own link type: the
+		// frames are checked one by one (ngSource), not skipped
+		// unsaid, as libpcap does with those unlike the first
+		// interface's (the listing's frame numbers then no longer
+		// matched Wireshark's).
+		opts := pcapgo.DefaultNgReaderOptions
+		opts.WantMixedLinkType = true
+		ng, err := pcapgo.NewNgReader(br, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInput, err)
+		}
+		return ngSource{ng}, nil
 	}
+	src, err := pcapgo.NewReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInput, err)
 	}
 	if src.LinkType() != layers.LinkTypeEthernet {
-		return nil, fmt.Errorf("%w: link type %v, want Ethernet (capture on the director's LAN interface, not 'any')", ErrInput, src.LinkType())
+		return nil, fmt.Errorf("%w: %v", ErrInput, notEthernet(src.LinkType()))
 	}
 	return src, nil
+}
+
+func notEthernet(lt layers.LinkType) error {
+	return fmt.Errorf("link type %v, want Ethernet (capture on the director's LAN interface, not 'any')", lt)
+}
+
+// ngSource reads a pcapng file whose interfaces may differ in link type,
+// and refuses a frame that is not Ethernet.
+type ngSource struct{ r *pcapgo.NgReader }
+
+func (s ngSource) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
+
+func (s ngSource) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	data, ci, err := s.r.ReadPacketData()
+	if err != nil {
+		return data, ci, err
+	}
+	var lt layers.LinkType // WantMixedLinkType puts it first; none is no Ethernet
+	if len(ci.AncillaryData) > 0 {
+		lt, _ = ci.AncillaryData[0].(layers.LinkType)
+	}
+	if lt != layers.LinkTypeEthernet {
+		return nil, ci, fmt.Errorf("interface %d: %v", ci.InterfaceIndex, notEthernet(lt))
+	}
+	return data, ci, nil
 }
 
 // Run replays every frame of in through a director step built from cfg
@@ -198,6 +232,7 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 	}
 	frames := make([]link.Frame, 1)
 	var sent []link.Frame
+	var sweep idleSweep
 	for {
 		data, ci, err := src.ReadPacketData()
 		if err == io.EOF {
@@ -207,8 +242,11 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 			return sum, fmt.Errorf("%w: frame %d: %v", ErrInput, sum.Frames+1, err)
 		}
 		cut := ci.CaptureLength < ci.Length
-		if cut && ci.Length > outSnapLen {
-			return sum, fmt.Errorf("%w: frame %d: a length of %d bytes, over the largest frame (%d)", ErrInput, sum.Frames+1, ci.Length, outSnapLen)
+		// Cut or whole (a pcap header may declare a larger snap length,
+		// pcapng has none), no frame is longer: the output could not
+		// hold it.
+		if n := max(ci.Length, len(data)); n > outSnapLen {
+			return sum, fmt.Errorf("%w: frame %d: a length of %d bytes, over the largest frame (%d)", ErrInput, sum.Frames+1, n, outSnapLen)
 		}
 		sum.Frames++
 		f := &frames[0]
@@ -225,7 +263,9 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 		// A capture keeps a partial checksum as the sender left it; the
 		// output has no offload header to carry it, so complete it.
 		f.Offload = link.Offload{CsumPartial: forwarder.HasPartialChecksum(f.Data)}
-		sent = st.Handle(ci.Timestamp.UnixNano(), frames, sent[:0])
+		now := ci.Timestamp.UnixNano()
+		sweep.upTo(st.Forwarder(), now)
+		sent = st.Handle(now, frames, sent[:0])
 		for _, o := range sent {
 			if opts.ForwardedOnly && c.last != step.Forward {
 				continue // with a batch of one frame, only it can be forwarded
@@ -244,6 +284,34 @@ func Run(cfg *config.Config, in io.Reader, out io.Writer, opts Options) (Summary
 		}
 	}
 	return sum, nil
+}
+
+// idleSweep runs the live director's idle sweep (forwarder.IdleSweep,
+// every IdlePass/IdleTicks on its own timer) on the capture's clock:
+// live, it walks the whole table every IdlePass however few frames come,
+// and the table pressure (stateless SYNs, the short SYN_RECV timeout)
+// counts the expired entries it has not swept yet.
+type idleSweep struct{ next int64 }
+
+const idleTick = int64(forwarder.IdlePass / forwarder.IdleTicks)
+
+// upTo runs the ticks due by now, before the frame of now is handled.
+// After a gap longer than two passes only the last two passes' ticks
+// run: they sweep the whole table twice, all that the others would have
+// done. A clock set back (a capture's timestamps going backwards) starts
+// the ticks again from now.
+func (s *idleSweep) upTo(fw *forwarder.Forwarder, now int64) {
+	if s.next == 0 || now < s.next-idleTick {
+		s.next = now + idleTick
+		return
+	}
+	const keep = 2 * forwarder.IdleTicks
+	if late := (now - s.next) / idleTick; late > keep {
+		s.next += (late - keep) * idleTick
+	}
+	for ; s.next <= now; s.next += idleTick {
+		fw.IdleSweep(s.next)
+	}
 }
 
 // newStep builds the director's step for a replay: the forwarder, a

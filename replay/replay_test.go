@@ -29,7 +29,7 @@ var goldenSchedulers = []string{"rr", "wrr", "wlc", "sh", "mh"}
 // goldenMTU makes the scenarios' oversized frames draw too-big replies.
 const goldenMTU = 1500
 
-func loadConfig(t *testing.T, sched string) *config.Config {
+func loadConfig(t testing.TB, sched string) *config.Config {
 	t.Helper()
 	cfg, err := config.Load(filepath.Join("..", "testdata", "replay", "services.yaml"))
 	if err != nil {
@@ -341,5 +341,31 @@ func TestRunOtherDirectorsFrames(t *testing.T) {
 	learnt, given := run(Options{}), run(Options{MAC: directorMAC})
 	if learnt.Forwarded != 2 || learnt.String() != given.String() {
 		t.Fatalf("learnt MAC %v: %v\nwith -mac: %v", learnt.DirectorMAC, learnt, given)
+	}
+}
+
+// TestLearnDirectorMACTie: with as many frames to each of two MACs, the
+// MAC seen first is the director's, as DirectorMAC's documentation says;
+// it was the one that reached the count first (here the second).
+func TestLearnDirectorMACTie(t *testing.T) {
+	other := toDirector
+	other.Dst = net.HardwareAddr{2, 0, 0, 0, 0, 3}
+	web := netip.AddrPortFrom(vip, 80)
+	var s scenario
+	for i, l2 := range []framegen.L2{toDirector, other, other, toDirector} {
+		s.add(time.Duration(i)*time.Millisecond, framegen.TCP(l2, clientAt(i, 1), web, framegen.SYN, 1, 0, nil))
+	}
+	path := filepath.Join(t.TempDir(), "tie.pcap")
+	s.write(t, path)
+	input, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run(loadConfig(t, "rr"), bytes.NewReader(input), &bytes.Buffer{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sum.DirectorMAC, directorMAC) {
+		t.Fatalf("learnt %v, want %v (seen first, as many frames)", sum.DirectorMAC, directorMAC)
 	}
 }
