@@ -45,7 +45,13 @@ func (f *Forwarder) Reset(frame, out []byte) int {
 	if p.tcpFlags&tcpACK != 0 {
 		seq = binary.BigEndian.Uint32(tcp[8:])
 	} else {
-		seglen := uint32(len(tcp) - int(tcp[12]>>4)*4)
+		doff := int(tcp[12]>>4) * 4
+		if doff > len(tcp) {
+			// The header claims more than the segment holds: its
+			// length, and so the ACK, is unknown (the sum wrapped).
+			return 0
+		}
+		seglen := uint32(len(tcp) - doff)
 		if p.tcpFlags&tcpSYN != 0 {
 			seglen++
 		}

@@ -85,3 +85,40 @@ func TestReset(t *testing.T) {
 		t.Errorf("wrote %d bytes into a 20-byte buffer", n)
 	}
 }
+
+// TestResetDataOffset: a reset answering a segment without ACK
+// acknowledges its length, which its data offset (TCP options) gives; a
+// data offset past the segment's end gives none, and draws no reset
+// (its ACK once wrapped below the segment's sequence number).
+func TestResetDataOffset(t *testing.T) {
+	dst := netip.AddrPortFrom(vip, 80)
+	withOpts := framegen.TCP(toDir, client(0, 1), dst, "F", 1000, 0, []byte("\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00hello"))
+	withOpts[14+20+12] = 8 << 4 // 12 bytes of options, then "hello"
+	past := framegen.TCP(toDir, client(1, 1), dst, "F", 1000, 0, nil)
+	past[14+20+12] = 15 << 4 // 60-byte header in a 20-byte segment
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  bool
+		ack   uint32
+	}{
+		{"options", withOpts, true, 1000 + 5 + 1},
+		{"offset past the segment", past, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForwarder(t, testConfig("rr", 1), Options{})
+			out := make([]byte, ResetMaxLen)
+			n := f.Reset(tc.frame, out)
+			if (n != 0) != tc.want {
+				t.Fatalf("Reset wrote %d bytes, want a reset: %v", n, tc.want)
+			}
+			if n == 0 {
+				return
+			}
+			r := gopacket.NewPacket(out[:n], layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if r.Ack != tc.ack || !r.RST || !r.ACK {
+				t.Fatalf("reset ack %d (RST %v ACK %v), want %d", r.Ack, r.RST, r.ACK, tc.ack)
+			}
+		})
+	}
+}
