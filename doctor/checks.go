@@ -35,10 +35,19 @@ func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Repo
 		return r
 	}
 	for _, vip := range vips {
-		if a, found := findAddr(addrs, vip); found {
+		// Every place the VIP is: deleting only the first one listed
+		// leaves the host owning it.
+		var where, dels []string
+		for _, a := range addrs {
+			if a.Addr.Addr() == vip.Unmap() {
+				where = append(where, a.Iface)
+				dels = append(dels, fmt.Sprintf("ip addr del %s dev %s", a.Addr, a.Iface))
+			}
+		}
+		if len(where) > 0 {
 			r.add("VIP "+vip.String()+" not on the director", Fail,
-				fmt.Sprintf("configured on %s: the kernel would answer VIP traffic itself (TCP resets, ICMP) and fight drlb over ARP", a.Iface),
-				fmt.Sprintf("ip addr del %s dev %s", a.Addr, a.Iface))
+				fmt.Sprintf("configured on %s: the kernel would answer VIP traffic itself (TCP resets, ICMP) and fight drlb over ARP", strings.Join(where, ", ")),
+				strings.Join(dels, "; "))
 		} else {
 			r.add("VIP "+vip.String()+" not on the director", Pass, "not configured; drlb takes its traffic (answering ARP/NDP for it, or routed to it with bgp:)", "")
 		}
@@ -157,11 +166,12 @@ func RealServer(h Host, iface string, vips []netip.Addr, directors ...netip.Addr
 			r.add(name, Pass, onLo.Addr.String(), "")
 		}
 	}
-	if has4, _ := families(vips); has4 {
-		checkARPSysctl(&r, h, "arp_ignore", iface, []int{1, 2}, "replying to ARP for the VIP (on lo) would steal the VIP from the director (ARP flux)")
-		checkARPSysctl(&r, h, "arp_announce", iface, []int{2}, "ARP requests sourced from the VIP would poison neighbours' caches")
+	if i := slices.IndexFunc(vips, func(v netip.Addr) bool { return v.Unmap().Is4() }); i >= 0 {
+		v4 := vips[i].Unmap()
+		checkARPSysctl(&r, h, "arp_ignore", iface, v4, []int{1, 2}, "replying to ARP for the VIP (on lo) would steal the VIP from the director (ARP flux)")
+		checkARPSysctl(&r, h, "arp_announce", iface, v4, []int{2}, "ARP requests sourced from the VIP would poison neighbours' caches")
 	}
-	checkGateway(&r, h, directors)
+	checkGateway(&r, h, vips, directors)
 	return r
 }
 
@@ -169,7 +179,9 @@ func RealServer(h Host, iface string, vips []netip.Addr, directors ...netip.Addr
 // (replies to clients off the LAN leave through it; with BGP every client
 // is off the LAN), and it must lead to the router, none of the directors
 // (DR replies never pass a director).
-func checkGateway(r *Report, h Host, directors []netip.Addr) {
+// A default route of the other family does not count: an IPv4 VIP's
+// replies find no route through an IPv6 one.
+func checkGateway(r *Report, h Host, vips, directors []netip.Addr) {
 	var ds []netip.Addr
 	for _, d := range directors {
 		if d.IsValid() {
@@ -187,6 +199,14 @@ func checkGateway(r *Report, h Host, directors []netip.Addr) {
 			bad = append(bad, d.Unmap())
 		}
 	}
+	has4, has6 := families(vips)
+	var missing, fixes []string
+	if has4 && !slices.ContainsFunc(gws, netip.Addr.Is4) {
+		missing, fixes = append(missing, "IPv4"), append(fixes, "ip route replace default via ROUTER")
+	}
+	if has6 && !slices.ContainsFunc(gws, netip.Addr.Is6) {
+		missing, fixes = append(missing, "IPv6"), append(fixes, "ip -6 route replace default via ROUTER")
+	}
 	switch {
 	case err != nil && len(ds) > 0:
 		r.add(name, Fail, err.Error(), "")
@@ -196,10 +216,10 @@ func checkGateway(r *Report, h Host, directors []netip.Addr) {
 		r.add(name, Fail,
 			fmt.Sprintf("the default route points at director %v, but DR replies must go straight to the client via the router", bad),
 			"ip route replace default via ROUTER")
-	case len(gws) == 0:
+	case len(missing) > 0:
 		r.add(name, Warn,
-			"no default route: replies reach clients on this LAN only (with bgp: every client is off the LAN)",
-			"ip route replace default via ROUTER")
+			"no default route for "+strings.Join(missing, " nor ")+": replies reach clients on this LAN only (with bgp: every client is off the LAN)",
+			strings.Join(fixes, "; "))
 	case len(ds) == 0:
 		r.add(name, Pass, fmt.Sprint(gws)+" (give -director ADDR to check it is not a director)", "")
 	default:
@@ -344,16 +364,23 @@ func checkForwarding(r *Report, h Host, fam, iface string) {
 // answers for the VIP on lo (a global address), 4 to 7 answer everything
 // as 0 does, 8 answers nothing (not even for the server's own address);
 // an arp_announce above 2 acts as 0.
-func checkARPSysctl(r *Report, h Host, key, iface string, ok []int, why string) {
-	best, read := -1, false
+//
+// Both values are needed: the one not read could be the larger.
+func checkARPSysctl(r *Report, h Host, key, iface string, vip netip.Addr, ok []int, why string) {
+	best := -1
+	var unread []string
 	for _, scope := range []string{"all", iface} {
-		if v, err := h.Sysctl("net/ipv4/conf/" + scope + "/" + key); err == nil {
-			var n int
-			if _, err := fmt.Sscan(v, &n); err == nil {
-				read = true
-				best = max(best, n)
-			}
+		path := "net/ipv4/conf/" + scope + "/" + key
+		var n int
+		v, err := h.Sysctl(path)
+		if err == nil {
+			_, err = fmt.Sscan(v, &n)
 		}
+		if err != nil {
+			unread = append(unread, realserver.SysctlName(path))
+			continue
+		}
+		best = max(best, n)
 	}
 	want := ok[0]
 	var names []string
@@ -362,10 +389,11 @@ func checkARPSysctl(r *Report, h Host, key, iface string, ok []int, why string) 
 	}
 	name := fmt.Sprintf("%s %s", key, strings.Join(names, " or "))
 	// dotted: a VLAN interface's dot must reach sysctl(8) as '/'.
-	fix := fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d %s=%d   (or: drlb realserver up)", key, want, realserver.SysctlName("net/ipv4/conf/"+iface+"/"+key), want)
+	// drlb realserver up needs --vip.
+	fix := fmt.Sprintf("sysctl -w net.ipv4.conf.all.%s=%d %s=%d   (or: drlb realserver up --vip %s --iface %s)", key, want, realserver.SysctlName("net/ipv4/conf/"+iface+"/"+key), want, vip, iface)
 	switch {
-	case !read:
-		r.add(name, Fail, "unreadable: "+why, fix)
+	case len(unread) > 0:
+		r.add(name, Fail, "unreadable ("+strings.Join(unread, ", ")+"): "+why, fix)
 	case slices.Contains(ok, best):
 		r.add(name, Pass, fmt.Sprint(best), "")
 	default:
@@ -393,15 +421,6 @@ func checkOffloads(r *Report, h Host, iface string) {
 	}
 	r.add("offloads", Pass, strings.Join(parts, ", ")+
 		" (drlb reads frames with their virtio-net header: merged super-frames and partial checksums are segmented and completed by the kernel on the way out; nothing to change)", "")
-}
-
-func findAddr(addrs []IfAddr, a netip.Addr) (IfAddr, bool) {
-	for _, x := range addrs {
-		if x.Addr.Addr() == a.Unmap() {
-			return x, true
-		}
-	}
-	return IfAddr{}, false
 }
 
 func containsAddr(list []netip.Addr, a netip.Addr) bool {

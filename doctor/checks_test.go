@@ -407,3 +407,63 @@ func TestRealServerVIPTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewFindings: cases a second review found, each failing before.
+func TestReviewFindings(t *testing.T) {
+	vip6 := netip.MustParseAddr("2001:2::100")
+	find := func(r Report, prefix string) Check {
+		t.Helper()
+		for _, c := range r {
+			if strings.HasPrefix(c.Name, prefix) {
+				return c
+			}
+		}
+		t.Fatalf("no check %q in %+v", prefix, r)
+		return Check{}
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(h *fakeHost)
+		vips   []netip.Addr
+		check  string
+		want   Status
+		detail string
+		fix    string // "" = any
+	}{
+		// A default route of the other family routes none of the VIP's
+		// replies.
+		{"IPv4 VIP, IPv6 default route only", func(h *fakeHost) { h.gateways = []netip.Addr{netip.MustParseAddr("fe80::1")} },
+			[]netip.Addr{vip}, "default gateway", Warn, "no default route for IPv4", "ip route replace default via ROUTER"},
+		{"IPv6 VIP, IPv4 default route only", func(h *fakeHost) {
+			h.addrs = append(h.addrs, IfAddr{Iface: "lo", Addr: netip.MustParsePrefix("2001:2::100/128")})
+		}, []netip.Addr{vip6}, "default gateway", Warn, "no default route for IPv6", "ip -6 route replace default via ROUTER"},
+		{"both VIPs, both default routes", func(h *fakeHost) {
+			h.addrs = append(h.addrs, IfAddr{Iface: "lo", Addr: netip.MustParsePrefix("2001:2::100/128")})
+			h.gateways = append(h.gateways, netip.MustParseAddr("fe80::1"))
+		}, []netip.Addr{vip, vip6}, "default gateway", Pass, "fe80::1", ""},
+		// drlb realserver up without --vip is a usage error.
+		{"arp fix runnable", func(h *fakeHost) { h.sysctl["net/ipv4/conf/all/arp_ignore"] = "0" },
+			[]netip.Addr{vip}, "arp_ignore", Fail, "0 (the larger", "(or: drlb realserver up --vip 198.18.0.100 --iface eth0)"},
+		// all's 1 says nothing when eth0's (which could be 4) is unread.
+		{"arp_ignore of the interface unreadable", func(h *fakeHost) { delete(h.sysctl, "net/ipv4/conf/eth0/arp_ignore") },
+			[]netip.Addr{vip}, "arp_ignore", Fail, "unreadable (net.ipv4.conf.eth0.arp_ignore)", "net.ipv4.conf.eth0.arp_ignore=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodRealServer()
+			tc.edit(h)
+			c := find(RealServer(h, "eth0", tc.vips), tc.check)
+			if c.Status != tc.want || !strings.Contains(c.Detail, tc.detail) || !strings.Contains(c.Fix, tc.fix) {
+				t.Fatalf("got %+v, want %v with %q, fix %q", c, tc.want, tc.detail, tc.fix)
+			}
+		})
+	}
+
+	// The VIP on two interfaces of the director: the fix removes both.
+	h := goodDirector()
+	h.addrs = append(h.addrs, IfAddr{Iface: "lo", Addr: netip.MustParsePrefix("198.18.0.100/32")},
+		IfAddr{Iface: "eth0", Addr: netip.MustParsePrefix("198.18.0.100/24")})
+	c := find(Director(h, "eth0", []netip.Addr{vip}), "VIP 198.18.0.100 not on the director")
+	if want := "ip addr del 198.18.0.100/32 dev lo; ip addr del 198.18.0.100/24 dev eth0"; c.Status != Fail || c.Fix != want || !strings.Contains(c.Detail, "lo, eth0") {
+		t.Fatalf("got %+v, want a failure with fix %q", c, want)
+	}
+}
