@@ -61,7 +61,7 @@ func (r *yamlReader) bgp(n *yaml.Node, path string) (*BGP, error) {
 	b := &BGP{HoldTime: DefaultBGPHoldTime, MinRealServers: 1, Line: pos.Line}
 	asn := func(p *uint32) func(n *yaml.Node, path string) error {
 		return func(n *yaml.Node, path string) (err error) {
-			*p, err = value(r, n, path, parseASN)
+			*p, err = number(r, n, path, parseASN)
 			return err
 		}
 	}
@@ -94,7 +94,7 @@ func (r *yamlReader) bgp(n *yaml.Node, path string) (*BGP, error) {
 					}},
 					{name: "asn", required: true, set: asn(&peer.ASN)},
 					{name: "port", set: func(n *yaml.Node, p string) (err error) {
-						peer.Port, err = value(r, n, p, func(v string) (uint16, error) { return parsePort(v, false) })
+						peer.Port, err = number(r, n, p, func(v string) (uint16, error) { return parsePort(v, false) })
 						return err
 					}},
 					{name: "password", set: func(n *yaml.Node, p string) (err error) {

@@ -119,6 +119,12 @@ func validateConfig(c *Config, file string, at sites, emptyOK bool) error {
 		if t.d <= 0 {
 			return v.fail("timeouts."+t.name, 0, t.d.String(), "must be more than 0")
 		}
+		if t.d%time.Second != 0 {
+			// The connection table keeps whole seconds (a 500ms
+			// timeout lasted up to 1.5s) and ipvsadm -L --timeout
+			// printed it as 0, as IPVS keeps its timeouts.
+			return v.fail("timeouts."+t.name, 0, t.d.String(), "must be whole seconds, as ipvsadm --set")
+		}
 	}
 	if len(c.Services) == 0 && !emptyOK {
 		return v.fail("services", 0, "", "no services defined")

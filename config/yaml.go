@@ -303,6 +303,10 @@ func (r *yamlReader) scalar(n *yaml.Node, path string) (string, error) {
 	if t.ShortTag() == "!!null" {
 		return "", r.errorf(pos, path, t.Value, "a value is required")
 	}
+	if t.ShortTag() == "!!binary" {
+		// The value is the base64 text, not the bytes it stands for.
+		return "", r.errorf(pos, path, t.Value, "a !!binary value (base64) is not supported: write the value as text")
+	}
 	r.at[path] = site{line: pos.Line, col: pos.Column, field: path, value: t.Value}
 	return t.Value, nil
 }
@@ -310,13 +314,47 @@ func (r *yamlReader) scalar(n *yaml.Node, path string) (string, error) {
 func (r *yamlReader) str(n *yaml.Node, path string) (string, error) { return r.scalar(n, path) }
 
 func (r *yamlReader) integer(n *yaml.Node, path string) (int, error) {
-	s, err := r.scalar(n, path)
+	s, err := r.decimal(n, path)
 	if err != nil {
 		return 0, err
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil {
 		return 0, r.errorf(n, path, s, "must be a whole number")
+	}
+	return v, nil
+}
+
+// decimal is scalar for a number, refusing a plain one with a leading 0
+// (017): YAML 1.1, and yaml.v3 for compatibility, read it as octal (15),
+// and so does anything else that reads the file as YAML, while drlb's
+// decimal parsers would take it as 17. Quoted ("017") it is text, and
+// read as decimal.
+func (r *yamlReader) decimal(n *yaml.Node, path string) (string, error) {
+	s, err := r.scalar(n, path)
+	if err != nil {
+		return "", err
+	}
+	if t, _ := deref(n); t.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		d := strings.TrimLeft(s, "+-")
+		if len(d) > 1 && d[0] == '0' && d[1] >= '0' && d[1] <= '9' {
+			return "", r.errorf(n, path, s, "a leading 0 makes it octal in YAML 1.1 (017 is 15), not decimal: write the number without it")
+		}
+	}
+	return s, nil
+}
+
+// number is value for a numeric parser: see decimal.
+func number[T any](r *yamlReader, n *yaml.Node, path string, parse func(string) (T, error)) (T, error) {
+	s, err := r.decimal(n, path)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := parse(s)
+	if err != nil {
+		var zero T
+		return zero, r.errorf(n, path, s, "%v", err)
 	}
 	return v, nil
 }
@@ -403,7 +441,7 @@ func (r *yamlReader) service(n *yaml.Node, path string) (Service, error) {
 			return err
 		}},
 		{name: "port", required: true, set: func(n *yaml.Node, p string) (err error) {
-			s.Port, err = value(r, n, p, func(v string) (uint16, error) { return parsePort(v, false) })
+			s.Port, err = number(r, n, p, func(v string) (uint16, error) { return parsePort(v, false) })
 			return err
 		}},
 		{name: "protocol", set: func(n *yaml.Node, p string) (err error) {
@@ -439,7 +477,7 @@ func (r *yamlReader) service(n *yaml.Node, path string) (Service, error) {
 	}
 	s.PersistenceBits = fullBits(s.VIP.Is6())
 	if mask != nil {
-		s.PersistenceBits, err = value(r, mask, path+".persistence_netmask", func(v string) (int, error) {
+		s.PersistenceBits, err = number(r, mask, path+".persistence_netmask", func(v string) (int, error) {
 			return parseNetmask(v, s.VIP.Is6())
 		})
 		if err != nil {
@@ -547,7 +585,7 @@ func (r *yamlReader) check(n *yaml.Node, path string) (*Check, error) {
 			return err
 		}},
 		{name: "port", set: func(n *yaml.Node, p string) (err error) {
-			c.Port, err = value(r, n, p, func(v string) (uint16, error) { return parsePort(v, false) })
+			c.Port, err = number(r, n, p, func(v string) (uint16, error) { return parsePort(v, false) })
 			return err
 		}},
 		{name: "path", set: func(n *yaml.Node, p string) (err error) {

@@ -316,3 +316,44 @@ func TestEverySchedulerName(t *testing.T) {
 		}
 	}
 }
+
+// TestYAMLMeaningChanges: values YAML reads otherwise than drlb's parsers
+// did are refused, placed, instead of taken as drlb read them: a plain
+// number with a leading 0 (octal to YAML 1.1 and yaml.v3: weight 017 was 17
+// here, 15 there), a !!binary value (its base64 text was used), and a
+// timeout under a second or not whole (the table keeps whole seconds; a
+// 500ms timeout lasted up to 1.5s and -L --timeout printed 0).
+func TestYAMLMeaningChanges(t *testing.T) {
+	const octal = "a leading 0 makes it octal"
+	rs := "services[0].realservers[0]"
+	bgp := lines("bgp:", "  asn: 065001", "  peers: [{address: 198.18.0.1, asn: 65000}]")
+	tests := []badCase{
+		{"weight 017", oneRS + "        weight: 017\n", 6, 17, rs + ".weight", "017", octal},
+		{"signed weight +017", oneRS + "        weight: +017\n", 6, 17, rs + ".weight", "+017", octal},
+		{"port 080", "services:\n  - vip: 198.18.0.100\n    port: 080\n", 3, 11, "services[0].port", "080", octal},
+		{"vlan 010", "vlan: 010\n" + head, 1, 7, "vlan", "010", octal},
+		{"max_conns 0010", "max_conns: 0010\n" + head, 1, 12, "max_conns", "0010", octal},
+		{"netmask 024", head + "    persistence: 60s\n    persistence_netmask: 024\n", 5, 26, "services[0].persistence_netmask", "024", octal},
+		{"check port 08080", oneRS + "        check: {type: tcp, port: 08080}\n", 6, 34, rs + ".check.port", "08080", octal},
+		{"retries 010", oneRS + "        check: {type: tcp, retries: 010}\n", 6, 37, rs + ".check.retries", "010", octal},
+		{"bgp asn 065001", bgp + head, 2, 8, "bgp.asn", "065001", octal},
+		{"binary interface", "interface: !!binary ZXRoMA==\n" + head, 1, 12, "interface", "ZXRoMA==", "!!binary"},
+		{"timeout 500ms", "timeouts: {tcp: 500ms}\n" + head, 1, 17, "timeouts.tcp", "500ms", "whole seconds"},
+		{"timeout 1.5s", "timeouts: {udp: 1.5s}\n" + head, 1, 17, "timeouts.udp", "1.5s", "whole seconds"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { checkBad(t, "drlb.yaml", tc) })
+	}
+	// Still read: quoted (text, decimal), 0 itself, hex payloads.
+	for _, in := range []string{
+		oneRS + "        weight: \"017\"\n",
+		oneRS + "        weight: 0\n",
+		"services:\n  - vip: 198.18.0.100\n    port: '080'\n",
+		oneRS + "        check: {type: udp, payload: 0102}\n",
+		"timeouts: {tcp: 2s, udp: 1m}\n" + head,
+	} {
+		if _, err := Parse("drlb.yaml", []byte(in)); err != nil {
+			t.Errorf("Parse(%q): %v", in, err)
+		}
+	}
+}
