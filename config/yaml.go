@@ -346,29 +346,24 @@ func (r *yamlReader) decimal(n *yaml.Node, path string) (string, error) {
 
 // number is value for a numeric parser: see decimal.
 func number[T any](r *yamlReader, n *yaml.Node, path string, parse func(string) (T, error)) (T, error) {
-	s, err := r.decimal(n, path)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	v, err := parse(s)
-	if err != nil {
-		var zero T
-		return zero, r.errorf(n, path, s, "%v", err)
-	}
-	return v, nil
+	return parsed(r, n, path, r.decimal, parse)
 }
 
 // value reads a scalar through one of the shared value parsers.
 func value[T any](r *yamlReader, n *yaml.Node, path string, parse func(string) (T, error)) (T, error) {
-	s, err := r.scalar(n, path)
+	return parsed(r, n, path, r.scalar, parse)
+}
+
+// parsed reads n's text with read, then parses it, placing a parse error
+// at n.
+func parsed[T any](r *yamlReader, n *yaml.Node, path string, read func(*yaml.Node, string) (string, error), parse func(string) (T, error)) (T, error) {
+	var zero T
+	s, err := read(n, path)
 	if err != nil {
-		var zero T
 		return zero, err
 	}
 	v, err := parse(s)
 	if err != nil {
-		var zero T
 		return zero, r.errorf(n, path, s, "%v", err)
 	}
 	return v, nil
