@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"golang.org/x/net/http/httpguts"
 	"net"
 	"net/netip"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drlb/drlb/scheduler"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Limits that keep a config from asking for absurd resources.

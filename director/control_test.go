@@ -2,13 +2,13 @@ package director
 
 import (
 	"context"
-	"github.com/drlb/drlb/link"
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/link"
 )
 
 // TestServeControlFailsWhole: when the metrics port cannot be opened,

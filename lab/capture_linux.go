@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"golang.org/x/sys/unix"
 	"net"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/drlb/drlb/testbed"
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 )
 
 // maxFrames bounds one capture's memory (a lab run sees a few hundred).

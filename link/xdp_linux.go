@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/drlb/drlb/internal/monotime"
 	"math"
 	"net"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	ebpflink "github.com/cilium/ebpf/link"
+	"github.com/drlb/drlb/internal/monotime"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )

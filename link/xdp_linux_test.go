@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/drlb/drlb/internal/monotime"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	ebpflink "github.com/cilium/ebpf/link"
+	"github.com/drlb/drlb/internal/monotime"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
