@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/drlb/drlb/internal/monotime"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/health"
+	"github.com/drlb/drlb/internal/monotime"
 	"github.com/drlb/drlb/link"
 	"github.com/drlb/drlb/step"
 	"github.com/drlb/drlb/vrrp"
@@ -242,9 +242,9 @@ type Director struct {
 	ha        *haRun     // nil without ha: (director/ha.go)
 	sync      *syncRun   // nil without ha.sync (director/sync.go)
 
-	// lastConflict: monotime.Now of the last conflict handled, 0 for
-	// none, per family (IPv4, IPv6): the two move independently.
-	lastConflict [2]atomic.Int64
+	// conflicts spaces the conflicts handled, per family (IPv4, IPv6):
+	// the two move independently.
+	conflicts [2]monotime.Limit
 	// gone is set once the interface was deleted (interfaceDeleted):
 	// Serve returns it.
 	gone atomic.Pointer[error]
@@ -584,13 +584,11 @@ const conflictWarning = "another station claims a VIP: check that no real server
 // once per conflictHoldoff and address family so two claimants cannot make
 // us flood the LAN.
 func (d *Director) conflict(c arp.Conflict) {
-	held := &d.lastConflict[0]
+	held := &d.conflicts[0]
 	if !c.VIP.Unmap().Is4() {
-		held = &d.lastConflict[1]
+		held = &d.conflicts[1]
 	}
-	now := monotime.Now() // a wall clock set back would hold it off that long
-	last := held.Load()
-	if last != 0 && now-last < int64(conflictHoldoff) || !held.CompareAndSwap(last, now) {
+	if !held.Allow(conflictHoldoff) { // monotonic: a wall clock set back would hold it off that long
 		return
 	}
 	if d.ha != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/drlb/drlb/internal/monotime"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -17,6 +16,7 @@ import (
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/monotime"
 	"github.com/drlb/drlb/vrrp"
 )
 
@@ -72,10 +72,9 @@ type haInstance struct {
 	// which counts transitions, so that a repeat burst scheduled as master
 	// is dropped once that is over.
 	role role
-	// reasserted is when the VIPs were last announced again for another
-	// master (monotime.Now), so that one that keeps talking costs one burst
-	// per haGARPRepeat.
-	reasserted atomic.Int64
+	// reasserted spaces the VIPs announced again for another master, so
+	// that one that keeps talking costs one burst per haGARPRepeat.
+	reasserted monotime.Limit
 }
 
 func (i *haInstance) family() string {
@@ -303,11 +302,9 @@ func (h *haRun) changed(inst *haInstance, t vrrp.Transition) {
 // yields on our advert, but the router may have moved its ARP entry to
 // it meanwhile: announce the VIPs again, as on becoming master.
 func (h *haRun) reassert(inst *haInstance, reason string) {
-	now := monotime.Now() // a wall clock set back would hold it off that long
-	if last := inst.reasserted.Load(); last != 0 && now-last < int64(haGARPRepeat) {
+	if !inst.reasserted.Allow(haGARPRepeat) { // monotonic: a wall clock set back would hold it off that long
 		return
 	}
-	inst.reasserted.Store(now)
 	h.mu.Lock()
 	_, gen := inst.role.load()
 	vips := familyVIPs(h.d.ownedVIPs(h.d.cur.Load()), inst.v6)

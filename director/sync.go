@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/drlb/drlb/internal/monotime"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/drlb/drlb/connsync"
 	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/forwarder"
+	"github.com/drlb/drlb/internal/monotime"
 )
 
 // Connection sync between directors (issue 12; README "Two directors:
@@ -135,9 +135,9 @@ type syncRun struct {
 
 	sent, sendErrors, received atomic.Uint64
 	rejected                   [4]atomic.Uint64 // by control.SyncRejectReasons
-	// rejectLogged: monotime.Now of each reason's last warning, the
-	// last one [skewLog] the clocks' (rejectStale), 0 for none yet.
-	rejectLogged [5]atomic.Int64
+	// rejectLogged spaces each reason's warnings, the last one
+	// [skewLog] the clocks' (rejectStale).
+	rejectLogged [5]monotime.Limit
 	entries      [len(forwarder.SyncResultNames)]atomic.Uint64
 	fromPeer     map[netip.Addr]uint64 // bulk entries per peer (receiver only)
 }
@@ -684,7 +684,7 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 
 // reject counts a dropped message (logging the first of each reason).
 func (r *syncRun) reject(reason int, from netip.AddrPort, err error) {
-	if n := r.rejected[reason].Add(1); r.mayLogReject(reason) {
+	if n := r.rejected[reason].Add(1); r.rejectLogged[reason].Allow(rejectLogEvery) {
 		r.log.Warn("ha.sync: message dropped", "reason", control.SyncRejectReasons[reason], "from", from, "err", err, "dropped", n)
 	}
 }
@@ -698,13 +698,6 @@ const skewLog = 4
 // that drifted) showed in the counter alone.
 const rejectLogEvery = time.Minute
 
-// mayLogReject says whether a warning of reason (or skewLog) is due, and
-// if so takes the slot.
-func (r *syncRun) mayLogReject(reason int) bool {
-	now, last := monotime.Now(), r.rejectLogged[reason].Load()
-	return (last == 0 || now-last >= int64(rejectLogEvery)) && r.rejectLogged[reason].CompareAndSwap(last, now)
-}
-
 // rejectStale counts a message the replay window dropped. One sealed
 // more than connsync.MaxSkew from this director's clock is no replay but
 // a clock that differs: every message of that peer is dropped until the
@@ -716,7 +709,7 @@ func (r *syncRun) rejectStale(from netip.AddrPort, sealed, now int64) {
 		r.reject(rejReplay, from, nil)
 		return
 	}
-	if n := r.rejected[rejReplay].Add(1); r.mayLogReject(skewLog) {
+	if n := r.rejected[rejReplay].Add(1); r.rejectLogged[skewLog].Allow(rejectLogEvery) {
 		r.log.Warn("ha.sync: message dropped: its timestamp is more than "+connsync.MaxSkew.String()+
 			" off this director's clock: the directors' clocks differ (synchronise them, e.g. NTP; until then that peer's messages are dropped), or an old message is replayed; counted as replay",
 			"from", from, "offset", off.Round(time.Millisecond), "dropped", n)

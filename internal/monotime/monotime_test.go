@@ -24,3 +24,27 @@ func ExampleNow() {
 	}
 	_ = last
 }
+
+func TestLimit(t *testing.T) {
+	var l Limit
+	const every = 10 * time.Second
+	for i, tc := range []struct {
+		at   time.Duration
+		want bool
+	}{
+		{time.Second, true}, // the first at once
+		{2 * time.Second, false},
+		{11*time.Second - 1, false},
+		{11 * time.Second, true}, // every after the last allowed
+		{12 * time.Second, false},
+		{30 * time.Second, true},
+	} {
+		if got := l.AllowAt(int64(tc.at), every); got != tc.want {
+			t.Fatalf("call %d at %v: %t, want %t", i, tc.at, got, tc.want)
+		}
+	}
+	l.Forget()
+	if !l.AllowAt(int64(31*time.Second), every) {
+		t.Fatal("Forget: the next call was not allowed")
+	}
+}
