@@ -116,10 +116,7 @@ func (r *Runner) SetPriority(p uint8) error {
 		err = e
 		return out
 	})
-	select {
-	case r.wake <- struct{}{}: // the timer moved
-	default:
-	}
+	r.wakeUp() // the timer moved
 	return err
 }
 
@@ -141,6 +138,12 @@ func (r *Runner) SetLink(up bool, reason string) {
 		event = r.cfg.Machine.LinkUp
 	}
 	r.step(func(now time.Time) Output { return event(now, reason) })
+	r.wakeUp()
+}
+
+// wakeUp makes Run wait for the machine's timer again after an event
+// moved it.
+func (r *Runner) wakeUp() {
 	select {
 	case r.wake <- struct{}{}:
 	default: // a wake-up is already waiting
