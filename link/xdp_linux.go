@@ -600,20 +600,19 @@ func (p *xdpPort) Stats() (Stats, error) {
 	p.mmu.Lock()
 	defer p.mmu.Unlock()
 	s, err := p.ap.Stats()
-	if p.closed.Load() {
-		s.XDPRxDropped, s.XDPReceived = p.lastXDP.XDPRxDropped, p.rxXDP.Load()
-		s.SYNRxDropped += p.lastXDP.SYNRxDropped
-		s.TrustedSYNRxDropped += p.lastXDP.TrustedSYNRxDropped
-		s.KernelFlowsFull = p.full.Load()
-		return s, ErrClosed
+	closed := p.closed.Load()
+	if !closed { // closed, the sockets are gone: what they said last
+		p.lastXDP = Stats{XDPRxDropped: xskDrops(p.x.fd), SYNRxDropped: xskDrops(p.syn.fd), TrustedSYNRxDropped: xskDrops(p.tsyn.fd)}
 	}
-	p.lastXDP = Stats{XDPRxDropped: xskDrops(p.x.fd), SYNRxDropped: xskDrops(p.syn.fd), TrustedSYNRxDropped: xskDrops(p.tsyn.fd)}
 	s.XDPRxDropped = p.lastXDP.XDPRxDropped
 	s.XDPReceived = p.rxXDP.Load()
 	// The AF_PACKET side's SYN drops (a split port's) with the rings'.
 	s.SYNRxDropped += p.lastXDP.SYNRxDropped
 	s.TrustedSYNRxDropped += p.lastXDP.TrustedSYNRxDropped
 	s.KernelFlowsFull = p.full.Load()
+	if closed {
+		return s, ErrClosed
+	}
 	return s, err
 }
 
