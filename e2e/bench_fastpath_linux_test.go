@@ -43,6 +43,10 @@ const (
 	synMaxConn = 4096             // SynFlood: drlb's max_conns
 	// CPUCost: drlb-coalesce's -rx-coalesce
 	benchCoalesce = 200 * time.Microsecond
+	// CPUCost: each row's flood. /proc/stat counts in 10 ms ticks: over
+	// benchDuration's 2 s window at cpuRate a tick was 0.17 µs per frame,
+	// 10-15% of what a forwarder costs on a fast host; over 7 s, 0.05.
+	cpuDuration = 8 * time.Second
 )
 
 // synFloodConf is a trafgen packet: a TCP SYN to VIP:80 from a random
@@ -375,14 +379,18 @@ func BenchmarkFastPath(b *testing.B) {
 		for _, f := range lossForwarders(b, l) {
 			stop := f.start()
 			for _, pct := range []int{50, 80, 100} {
-				r := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--rate", fmt.Sprintf("%.0fpps", top.rate()*float64(pct)/100))
+				// Paced by a tbf qdisc, not trafgen's --rate: its paced
+				// mode has a top rate of its own, about half the
+				// anchor's on a fast day (~230k/s where the anchor
+				// forwarded 458k), so every row offered about the same.
+				unshape := shapeLAN(b, l, top.rate()*float64(pct)/100)
+				r := trafgenBlast(b, l, tg, conf, 4*benchFlows, "--qdisc-path")
+				unshape()
 				loss := 0.0
 				if r.sent > 0 { // the whole flood, queues drained
 					loss = 100 * (1 - float64(r.received)/float64(r.sent))
 				}
-				// trafgen's paced mode has a top rate of its own, below
-				// the anchor's on a fast day (~230k/s where the anchor
-				// forwarded 458k): say what was offered, not just asked.
+				// Say what was offered, not just asked.
 				got := 100 * r.offeredRate() / max(top.rate(), 1)
 				b.Logf("%-14s at %3d%%: offered %8.0f/s (%3.0f%% of the anchor's), delivered %8.0f/s, loss %.1f%%",
 					f.name, pct, r.offeredRate(), got, r.rate(), loss)
@@ -395,6 +403,37 @@ func BenchmarkFastPath(b *testing.B) {
 			stop()
 		}
 	})
+}
+
+// udpFloodLen is the length of udpFlood's frames as the LAN client's
+// qdisc counts them: 60 bytes, no FCS.
+const udpFloodLen = 60
+
+// shapeLAN paces the LAN client's frames at pps (udpFlood's) with a tbf
+// qdisc on its interface, which trafgen --qdisc-path sends through; the
+// func it returns removes it. Frames beyond the rate are dropped in the
+// qdisc (trafgen carries on past the ENOBUFS that says so) and never
+// reach the wire, so the interface's transmit counter, the offered
+// count, is the paced rate. The queue holds 128 frames at most: fewer
+// than trafgen's socket send buffer holds, which would make it wait
+// (EAGAIN, on which it gives up) instead.
+func shapeLAN(b *testing.B, l *testbed.Lab, pps float64) func() {
+	b.Helper()
+	nh, lk := lanLink(b, l.LANClient)
+	rate := uint64(pps * udpFloodLen)
+	burst := uint32(max(rate/200, 16*udpFloodLen)) // 5 ms of frames
+	q := &netlink.Tbf{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: lk.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
+		Rate:       rate, Limit: 128 * udpFloodLen, Buffer: netlink.Xmittime(rate, burst),
+	}
+	if err := nh.QdiscAdd(q); err != nil {
+		b.Fatalf("tbf on the LAN client: %v", err)
+	}
+	return func() {
+		if err := nh.QdiscDel(q); err != nil {
+			b.Errorf("tbf on the LAN client: %v", err)
+		}
+	}
 }
 
 // lossForwarder is a drlb row of the Loss measurement and its metrics'
@@ -541,7 +580,7 @@ func addClientAddrs(b *testing.B, l *testbed.Lab, n int) []netip.Addr {
 // alone ("idle"); drlb-coalesce is drlb with -rx-coalesce benchCoalesce.
 func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
 	conf := udpFlood(l, benchPorts())
-	idle := trafgenBlast(b, l, tg, conf, 4*benchFlows, flag, value)
+	idle := trafgenBlastFor(b, l, tg, conf, 4*benchFlows, cpuDuration, flag, value)
 	b.Logf("%-10s busy %5.1f µs per offered frame (offered %.0f/s, delivered %.0f/s)", "idle", idle.busyPer(idle.offered), idle.offeredRate(), idle.rate())
 	b.ReportMetric(idle.busyPer(idle.offered), "idle-µs/frame")
 	cost := map[string]float64{}
@@ -564,7 +603,7 @@ func cpuCost(b *testing.B, l *testbed.Lab, tg, flag, value string) {
 	fwds = onlyForwarders(fwds)
 	for _, f := range fwds {
 		stop := f.start()
-		r := trafgenBlast(b, l, tg, conf, 4*benchFlows, flag, value)
+		r := trafgenBlastFor(b, l, tg, conf, 4*benchFlows, cpuDuration, flag, value)
 		stop()
 		mustForward(b, f.name, r)
 		cost[f.name] = r.busyPer(r.delivered)

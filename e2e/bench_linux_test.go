@@ -304,9 +304,14 @@ func (r blastResult) busyPer(n uint64) float64 {
 // A trafgen that gives up on a full transmit queue (errTrafgenStalled)
 // measured nothing: the blast is made again, once.
 func trafgenBlast(b *testing.B, l *testbed.Lab, trafgen, conf string, warm int, args ...string) blastResult {
+	return trafgenBlastFor(b, l, trafgen, conf, warm, benchDuration, args...)
+}
+
+// trafgenBlastFor is trafgenBlast flooding for d.
+func trafgenBlastFor(b *testing.B, l *testbed.Lab, trafgen, conf string, warm int, d time.Duration, args ...string) blastResult {
 	path := writeTrafgenConf(b, conf)
 	for try := 0; ; try++ {
-		r, err := trafgenBlastOnce(b, l, trafgen, path, warm, args...)
+		r, err := trafgenBlastOnce(b, l, trafgen, path, warm, d, args...)
 		if errors.Is(err, errTrafgenStalled) && try == 0 {
 			b.Logf("blast made again: %v", err)
 			time.Sleep(time.Second)
@@ -319,9 +324,9 @@ func trafgenBlast(b *testing.B, l *testbed.Lab, trafgen, conf string, warm int, 
 	}
 }
 
-// trafgenBlastOnce is one try of trafgenBlast, with the configuration at
-// path.
-func trafgenBlastOnce(b *testing.B, l *testbed.Lab, trafgen, path string, warm int, args ...string) (blastResult, error) {
+// trafgenBlastOnce is one try of trafgenBlastFor, with the configuration
+// at path.
+func trafgenBlastOnce(b *testing.B, l *testbed.Lab, trafgen, path string, warm int, d time.Duration, args ...string) (blastResult, error) {
 	if _, err := runTrafgen(context.Background(), l, trafgen, path, warm, 3*time.Second); err != nil {
 		return blastResult{}, err
 	}
@@ -333,7 +338,7 @@ func trafgenBlastOnce(b *testing.B, l *testbed.Lab, trafgen, path string, warm i
 	}
 	done := make(chan ran, 1)
 	go func() {
-		elapsed, err := runTrafgen(context.Background(), l, trafgen, path, benchMaxSent, benchDuration, args...)
+		elapsed, err := runTrafgen(context.Background(), l, trafgen, path, benchMaxSent, d, args...)
 		done <- ran{elapsed, err}
 	}()
 	// The steady window: from steadyFrom in to steadyFrom before the
@@ -351,7 +356,7 @@ func trafgenBlastOnce(b *testing.B, l *testbed.Lab, trafgen, path string, warm i
 		select {
 		case t = <-done:
 			finished = true
-		case <-time.After(benchDuration - 2*steadyFrom):
+		case <-time.After(d - 2*steadyFrom):
 		}
 	}
 	r.elapsed, r.offered, r.delivered, r.busy = time.Since(start), txPackets(b, l.LANClient)-sent0, rxPackets(b, l)-got0, cpuBusy(b)-busy0
