@@ -42,9 +42,10 @@ type splitPort struct {
 	kflowPort
 
 	rmu     sync.Mutex
-	pfds    []unix.PollFd // main, SYN, trusted SYN
-	pending error         // a socket error met after frames were read, reported next
-	odd     bool          // who gets an odd SYN slot, in turn (ReadBatch)
+	pfds    []unix.PollFd // main, SYN, trusted SYN, then wake's
+	wake    closeWake
+	pending error // a socket error met after frames were read, reported next
+	odd     bool  // who gets an odd SYN slot, in turn (ReadBatch)
 }
 
 // OpenSplit opens the Ports of n workers on ifname (n >= 1), each over
@@ -189,12 +190,19 @@ func newSplitPort(ifname string, main, syn, tsyn *afpacket) (*splitPort, error) 
 			return nil, newError(ifname, "syscall conn", err)
 		}
 	}
+	var err error
+	if p.wake, err = newCloseWake(); err != nil {
+		return nil, newError(ifname, "eventfd", err)
+	}
+	p.pfds = append(p.pfds, p.wake.pollFd())
 	return p, nil
 }
 
+// pollFDs are the sockets' fds (not wake's: a port that polls them has
+// its own).
 func (p *splitPort) pollFDs() ([]int32, error) {
-	fds := make([]int32, len(p.pfds))
-	for i, pfd := range p.pfds {
+	fds := make([]int32, len(p.pfds)-1)
+	for i, pfd := range p.pfds[:len(fds)] {
 		fds[i] = pfd.Fd
 	}
 	return fds, nil
@@ -219,10 +227,10 @@ func (p *splitPort) sockets() []*afpacket {
 // costs one system call per batch under load and saves two at every
 // wake-up: a read of an empty socket is a system call too, and at a
 // moderate rate every batch follows a wake-up. With nothing on any, poll
-// waits at most pollWaitMillis at a time, so that Close and a cancelled
-// context are seen.
+// waits until Close (closeWake) or the context's deadline, at most
+// idleWaitMillis at a time, so that a cancelled context is seen.
 func (p *splitPort) ReadBatch(ctx context.Context, frames []Frame) (int, error) {
-	return p.read(ctx, frames, pollWaitMillis)
+	return p.read(ctx, frames, idleWaitMillis)
 }
 
 // TryReadBatch is ReadBatch without waiting: 0 when no socket has frames
@@ -253,11 +261,11 @@ func (p *splitPort) read(ctx context.Context, frames []Frame, waitMillis int) (i
 			p.pending = nil
 			return 0, err
 		}
-		if err := pollReadable(p.ifname, p.pfds, waitMillis); err != nil {
+		if err := pollReadable(p.ifname, p.pfds, ctxWaitMillis(ctx, waitMillis)); err != nil {
 			return 0, err
 		}
 		mainReady, synReady := p.pfds[0].Revents != 0, p.pfds[1].Revents != 0
-		tsynReady := len(p.pfds) > 2 && p.pfds[2].Revents != 0
+		tsynReady := p.tsyn != nil && p.pfds[2].Revents != 0
 		n := 0
 		if mainReady {
 			limit := len(frames)
@@ -405,7 +413,9 @@ func (p *splitPort) Close() error {
 		defer p.lane.release()
 	}
 	p.closeKernelFlows()
-	// The reader polls the fds: they close only once it is out.
+	// The reader polls the fds: they close only once it is out, which
+	// wake makes at once.
+	p.wake.wake()
 	p.rmu.Lock()
 	defer p.rmu.Unlock()
 	var err error
@@ -414,5 +424,6 @@ func (p *splitPort) Close() error {
 			err = e
 		}
 	}
+	p.wake.close()
 	return err
 }

@@ -84,7 +84,8 @@ type xdpPort struct {
 	// that a batch stays valid through the next read (ReadAheader).
 	bufs []byte
 	half int
-	pfds []unix.PollFd // main, SYN, trusted SYN, then the AF_PACKET side's
+	pfds []unix.PollFd // main, SYN, trusted SYN, the AF_PACKET side's, then wake's
+	wake closeWake
 	// apReady: the last poll (or a full read) says the AF_PACKET socket
 	// has frames; sinceAP counts the batches since it was last read.
 	apReady bool
@@ -317,6 +318,10 @@ func (p *xdpPort) openSockets(q int) error {
 	for _, fd := range apfds {
 		p.pfds = append(p.pfds, unix.PollFd{Fd: fd, Events: unix.POLLIN})
 	}
+	if p.wake, err = newCloseWake(); err != nil {
+		return newError(p.ifname, "eventfd", err)
+	}
+	p.pfds = append(p.pfds, p.wake.pollFd())
 	return nil
 }
 
@@ -386,14 +391,9 @@ func (p *xdpPort) SetVIPs(vips []netip.Addr) error {
 	return nil
 }
 
-// waitReadable waits in poll(2) until one of pfds is readable or
-// pollWaitMillis pass (EINTR counts as a pass): a Port that reads two
-// sockets without the Go netpoller.
-func waitReadable(ifname string, pfds []unix.PollFd) error {
-	return pollReadable(ifname, pfds, pollWaitMillis)
-}
-
-// pollReadable is waitReadable waiting at most waitMillis (0: not at all).
+// pollReadable waits in poll(2) until one of pfds is readable or
+// waitMillis pass (0: not at all; EINTR counts as a pass): a Port that
+// reads several sockets without the Go netpoller.
 func pollReadable(ifname string, pfds []unix.PollFd, waitMillis int) error {
 	for i := range pfds {
 		pfds[i].Revents = 0
@@ -404,8 +404,9 @@ func pollReadable(ifname string, pfds []unix.PollFd, waitMillis int) error {
 	return nil
 }
 
-// pollWait bounds each wait, so Close and a cancelled context are seen
-// within it even with no traffic.
+// pollWaitMillis bounds a wait that must end soon even with no traffic:
+// an AF_XDP reader's while its TX ring holds frames a kick left (each
+// poll sends them), and rawPacketConn's, which has no closeWake.
 const pollWaitMillis = 50
 
 // ReadBatch returns frames from the AF_XDP sockets first, then from the
@@ -519,11 +520,15 @@ func (p *xdpPort) read(ctx context.Context, frames []Frame, wait bool) (int, err
 		if n > 0 || !wait {
 			return n, nil
 		}
-		if err := waitReadable(p.ifname, p.pfds); err != nil {
+		wait := idleWaitMillis
+		if p.x.txPending() {
+			wait = pollWaitMillis // each poll sends what a kick left (TestXDPPortKicksPendingTX)
+		}
+		if err := pollReadable(p.ifname, p.pfds, ctxWaitMillis(ctx, wait)); err != nil {
 			return 0, err
 		}
 		p.apReady = false
-		for _, pfd := range p.pfds[3:] {
+		for _, pfd := range p.pfds[3 : len(p.pfds)-1] {
 			p.apReady = p.apReady || pfd.Revents != 0
 		}
 	}
@@ -648,7 +653,8 @@ func (p *xdpPort) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	p.rmu.Lock() // a reader sees closed within one poll wait
+	p.wake.wake() // a reader waiting in poll returns at once and sees closed
+	p.rmu.Lock()
 	// The AF_PACKET side before wmu: a writer waiting there for room in
 	// a send buffer that does not drain holds wmu until that side is
 	// closed (teardown's Close of it again is a no-op).
@@ -691,6 +697,7 @@ func (p *xdpPort) teardown() error {
 		p.x.close()
 		p.x = nil
 	}
+	p.wake.close()
 	if p.objs != nil {
 		if last {
 			p.objs.close()

@@ -150,7 +150,7 @@ func xdpWhoRead(t *testing.T, pa Port, p *xdpPort, out []Frame) []string {
 			t.Fatal(err)
 		}
 		mark(lanePacket, fs[:n])
-		if err := waitReadable(p.ifname, p.pfds); err != nil {
+		if err := pollReadable(p.ifname, p.pfds, pollWaitMillis); err != nil {
 			t.Fatal(err)
 		}
 	}

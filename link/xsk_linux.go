@@ -438,6 +438,12 @@ func (x *xsk) kick(prod uint32) error {
 	return nil
 }
 
+// txPending says the TX ring holds frames the kernel has not taken yet
+// (a kick gave up on a busy device): the next poll or kick sends them.
+func (x *xsk) txPending() bool {
+	return atomic.LoadUint32(x.tx.consumer) != atomic.LoadUint32(x.tx.producer)
+}
+
 // xskKickBudget is how many frames one sendto sends in copy mode
 // (TX_BATCH_SIZE in net/xdp/xsk.c).
 const xskKickBudget = 32
