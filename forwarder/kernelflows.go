@@ -203,7 +203,7 @@ func (a *KernelFlow) key() KernelFlowKey { return KernelFlowKey{a.Client, a.VIP,
 // those of configured services that fastExisting would forward to (usable,
 // not drained, not a sorry server gone), with their MACs. Any goroutine.
 // A caller that keeps them in the kernel rewrites them on Changes, and
-// often enough anyway to follow drain deadlines.
+// often enough anyway to follow drain deadlines (DrainPending).
 func (f *Forwarder) KernelServers(now int64) []KernelServer {
 	var out []KernelServer
 	for _, s := range f.cur.Load().services {
@@ -221,6 +221,20 @@ func (f *Forwarder) KernelServers(now int64) []KernelServer {
 		}
 	}
 	return out
+}
+
+// DrainPending reports whether a server of a configured service has a
+// drain deadline after now: KernelServers will drop it then, with no
+// Changes token to say so. Any goroutine.
+func (f *Forwarder) DrainPending(now int64) bool {
+	for _, s := range f.cur.Load().services {
+		for _, ref := range s.bySlot {
+			if ref.r != nil && ref.idx >= 0 && ref.r.drainDeadline.Load() > now {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // NoteKernelForwarded adds what the kernel forwarded to the server ID names

@@ -622,3 +622,30 @@ func TestKernelFlowsDisabled(t *testing.T) {
 		t.Errorf("after DisableKernelFlows: %d handed out, %d taken back, lost %v, %d out; want nothing", len(add), len(del), lost, n)
 	}
 }
+
+// TestDrainPending: a quiesced server's drain deadline is pending until
+// it passes (KernelServers drops the server then, with no Changes token),
+// and none is pending without a drain timeout or once the weight is back.
+func TestDrainPending(t *testing.T) {
+	a := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1), rsAt(2, 1)))
+	a.Services[0].DrainTimeout = 10 * time.Second
+	f := newForwarder(t, a, Options{})
+	if f.DrainPending(t0) {
+		t.Fatal("a drain is pending with every weight up")
+	}
+	b := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 0), rsAt(2, 1)))
+	b.Services[0].DrainTimeout = 10 * time.Second
+	applyNow(t, f, b, t0)
+	for _, tc := range []struct {
+		at   int64
+		want bool
+	}{{t0, true}, {t0 + 9*second, true}, {t0 + 10*second, false}, {t0 + 11*second, false}} {
+		if got := f.DrainPending(tc.at); got != tc.want {
+			t.Errorf("%ds after quiescing: DrainPending %v, want %v", (tc.at-t0)/second, got, tc.want)
+		}
+	}
+	applyNow(t, f, a, t0+second)
+	if f.DrainPending(t0 + second) {
+		t.Fatal("a drain is pending after the weight came back")
+	}
+}
