@@ -574,7 +574,11 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 	for _, p := range r.peers {
 		windows[p.Addr()] = &connsync.Window{}
 	}
-	buf := make([]byte, 2048)
+	// Room for more than any sync datagram, so that a longer one is
+	// seen whole-or-truncated as too long, not read cut short and failed
+	// on its MAC (which says "the peer's key differs" and holds
+	// preemption for its bulk copy).
+	buf := make([]byte, 2*connsync.MaxDatagram)
 	var entries [connsync.MaxEntries]connsync.Entry
 	for {
 		n, from, err := r.conn.ReadFrom(buf)
@@ -587,6 +591,10 @@ func (r *syncRun) receive(ctx context.Context, wg *sync.WaitGroup) {
 		w := windows[from.Addr()]
 		if w == nil || from.Port() != connsync.Port {
 			r.reject(rejUnknownPeer, from, nil)
+			continue
+		}
+		if n > connsync.MaxDatagram {
+			r.reject(rejMalformed, from, fmt.Errorf("a datagram of %d bytes or more, longer than any sync message (%d)", n, connsync.MaxDatagram))
 			continue
 		}
 		h, payload, err := codec.Open(buf[:n])

@@ -916,3 +916,31 @@ func TestSyncRejectLoggedAgain(t *testing.T) {
 		t.Fatalf("%d warnings, want a third with the count:\n%s", n, logs.String())
 	}
 }
+
+// TestSyncOversizedDatagram: a datagram longer than any sync message,
+// from a configured peer, is malformed, not a MAC failure: that reading
+// said the peer's key differed and held preemption for its bulk copy.
+func TestSyncOversizedDatagram(t *testing.T) {
+	var n fakeNet
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	d2, _ := syncDirectorWith(t, &n, a2, syncOpts{}, a1, a2)
+	codec, err := connsync.NewCodec(syncKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sealed with the shared key: what a peer of a future version, or
+	// a sender gone wrong, could send.
+	for i, size := range []int{connsync.MaxDatagram + 1, 2048, 4000} {
+		h := connsync.Header{Type: connsync.TypeUpdate, Sender: a1, Epoch: 1, Seq: uint64(i + 1), Time: time.Now().UnixNano()}
+		b := connsync.AppendHeader(nil, &h)
+		b = append(b, make([]byte, size-len(b)-connsync.MACLen)...)
+		n.inject(codec.Seal(b), netip.AddrPortFrom(a1, connsync.Port), a2)
+	}
+	waitFor(t, "three datagrams rejected", func() bool {
+		r := d2.Snapshot(false).HA.Sync.Rejected
+		return r["malformed"]+r["bad_mac"] >= 3
+	})
+	if r := d2.Snapshot(false).HA.Sync.Rejected; r["malformed"] != 3 || r["bad_mac"] != 0 {
+		t.Fatalf("rejected %v, want 3 malformed and no bad_mac", r)
+	}
+}
