@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"time"
@@ -15,7 +16,8 @@ import (
 // answers ARP/NDP for the VIPs nor announces them (see README, "Scale-out
 // with BGP").
 type BGP struct {
-	// ASN is the director's own AS number (1..4294967295).
+	// ASN is the director's own AS number (1..4294967295, not 23456:
+	// AS_TRANS).
 	ASN uint32
 	// RouterID is the BGP identifier, an IPv4 address; the zero value
 	// means the director's IPv4 address on its interface.
@@ -53,6 +55,14 @@ const (
 	// maxBGPPassword is the kernel's TCP MD5 key length limit.
 	maxBGPPassword = 80
 	maxBGPPeers    = 64
+	// asTrans is AS_TRANS (RFC 6793): reserved, the stand-in a speaker
+	// whose AS needs 4 bytes puts in its OPEN's 2-byte field, and no
+	// one's AS. As a peer's ASN it never matches the AS the router's OPEN
+	// carries in its 4-byte capability, so the session is refused (Bad
+	// Peer AS) for good, with nothing in the config to say why; as the
+	// director's own it is an AS no one may use (RFC 6793 section 9).
+	asTrans    = 23456
+	asTransMsg = "23456 is AS_TRANS (RFC 6793), not an AS number: give the real (4-byte) AS number"
 )
 
 // bgp reads the bgp: mapping.
@@ -124,8 +134,13 @@ func (r *yamlReader) bgp(n *yaml.Node, path string) (*BGP, error) {
 
 // parseASN reads an AS number in asplain notation.
 func parseASN(s string) (uint32, error) {
-	n, err := parseUint(s, 1<<32-1, "an AS number")
-	return uint32(n), err
+	// Its own message, not parseUint's "0..": 0 is no AS number (the
+	// validator refuses it), and asdot (1.10) is a common way to write one.
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, errors.New("an AS number must be an integer 1..4294967295, in asplain (65536, not 1.0)")
+	}
+	return uint32(n), nil
 }
 
 // bgp checks the bgp: block (nil = none).
@@ -138,6 +153,8 @@ func (v *validator) bgp(c *Config) error {
 	switch {
 	case b.ASN == 0:
 		return v.fail(p+".asn", b.Line, "0", "must be an AS number 1..4294967295")
+	case b.ASN == asTrans:
+		return v.fail(p+".asn", b.Line, "23456", "%s", asTransMsg)
 	case b.RouterID.IsValid() && (!b.RouterID.Is4() || b.RouterID.IsUnspecified()):
 		return v.fail(p+".router_id", b.Line, b.RouterID.String(), "must be an IPv4 address other than 0.0.0.0 (BGP identifiers are 32 bits)")
 	case b.HoldTime < 3*time.Second || b.HoldTime > 65535*time.Second || b.HoldTime%time.Second != 0:
@@ -148,6 +165,15 @@ func (v *validator) bgp(c *Config) error {
 		return v.fail(p+".peers", b.Line, "", "at least one peer is needed")
 	case len(b.Peers) > maxBGPPeers:
 		return v.fail(p+".peers", b.Line, strconv.Itoa(len(b.Peers)), "at most %d peers", maxBGPPeers)
+	}
+	for i := range c.Services {
+		// With bgp: a VIP reaches the director only by the router's
+		// route to it, and routers never forward to a link-local address
+		// (RFC 4291 2.5.6, RFC 3927 7): it would be announced and never
+		// reached.
+		if s := &c.Services[i]; s.VIP.IsLinkLocalUnicast() {
+			return v.fail("services["+strconv.Itoa(i)+"].vip", s.Line, s.VIP.String(), "a link-local VIP cannot be routed, and with bgp: the VIPs are reached only by the router's routes: give a global address")
+		}
 	}
 	seen := make(map[netip.Addr]int, len(b.Peers))
 	for i := range b.Peers {
@@ -164,6 +190,8 @@ func (v *validator) bgp(c *Config) error {
 			return v.fail(pp+".address", peer.Line, peer.Address.String(), "a link-local peer cannot be reached without an interface zone, which the BGP speaker does not take: give the router's global (or ULA) address on the interface")
 		case peer.ASN == 0:
 			return v.fail(pp+".asn", peer.Line, "0", "must be an AS number 1..4294967295")
+		case peer.ASN == asTrans:
+			return v.fail(pp+".asn", peer.Line, "23456", "%s", asTransMsg)
 		case peer.Port == 0:
 			return v.fail(pp+".port", peer.Line, "0", "must be a TCP port 1..65535")
 		case len(peer.Password) > maxBGPPassword:
