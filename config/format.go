@@ -54,8 +54,8 @@ func sortedServices(services []Service) []Service {
 // IpvsadmCompare orders two addresses of one family as ipvsadm lists
 // them. libipvs compares each 32-bit word as int(ntohl(a) - ntohl(b)),
 // an unsigned difference read as signed, so words 2^31 or more apart sort
-// the other way round: 192.168.0.1 before 10.0.0.1, 10.0.0.1 before
-// 198.18.0.1. Kept so that `drlb ctl -L` and `-S` print ipvsadm's order
+// the other way round: 192.168.0.1 before 10.0.0.1, 198.18.0.1 before
+// 10.0.0.1. Kept so that `drlb ctl -L` and `-S` print ipvsadm's order
 // byte for byte.
 func IpvsadmCompare(a, b netip.Addr) int {
 	if a.Is4() != b.Is4() {

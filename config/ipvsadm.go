@@ -174,6 +174,15 @@ func (r *ipvsReader) options(cmd token, toks []token, kind byte) (map[string]opt
 			name, inline, hasInline = t.text, "", false
 		}
 		spec, ok := optSpecs[name]
+		if !ok && (name == "-6" || name == "--ipv6") {
+			// ipvsadm takes -6 only after -f, for an IPv6 firewall-mark
+			// service (ipvsadm -S writes "-A -f 1 -6"): refuse what the
+			// line is, a fwmark service, not the -6 that came with it.
+			if f, ok := opts["f"]; ok {
+				return nil, r.errorf(f.name, f.name.text, f.value.text, "firewall-mark services are not supported: drlb matches protocol, VIP and port")
+			}
+			return nil, r.errorf(t, name, "", "-6 used before -f: it marks an IPv6 firewall-mark service (not supported); a -t or -u service is IPv6 by its address")
+		}
 		if !ok {
 			if strings.HasPrefix(t.text, "-") {
 				return nil, r.errorf(t, "", t.text, "unknown or unsupported ipvsadm option")

@@ -386,7 +386,9 @@ func parseEdit(args []string) (*edit, error) {
 	}
 	for _, t := range rest {
 		name, _, _ := strings.Cut(t.text, "=")
-		if _, ok := otherOptSpecs[name]; ok {
+		// -6 is left to r.options: it comes with -f, whose refusal says
+		// what is wrong with the line.
+		if s, ok := otherOptSpecs[name]; ok && s.canon != "6" {
 			return nil, cmdError(name, "", "not an option of %s", cmd.text)
 		}
 	}

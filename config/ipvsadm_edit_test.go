@@ -175,6 +175,12 @@ func TestEditIpvsadmRefused(t *testing.T) {
 		{"masquerading on -e", "-e -t 198.18.0.100:80 -r 198.18.0.11 --masquerading", "--masquerading", "", "direct routing only", ""},
 		{"fwmark -A", "-A -f 1 -s rr", "-f", "1", "firewall-mark services are not supported", `-f: "1": firewall-mark`},
 		{"fwmark -a", "-a -f 1 -r 198.18.0.11", "-f", "1", "firewall-mark", ""},
+		// ipvsadm -S writes an IPv6 fwmark service "-A -f 1 -6": the
+		// fwmark is refused, not the -6 that comes with it.
+		{"IPv6 fwmark -A", "-A -f 1 -6 -s rr", "-f", "1", "firewall-mark services are not supported", `-f: "1": firewall-mark`},
+		{"IPv6 fwmark -a", "-a -f 1 --ipv6 -r [2001:2::11]", "-f", "1", "firewall-mark", ""},
+		{"IPv6 fwmark -D", "-D -f 1 -6", "-f", "1", "firewall-mark", ""},
+		{"-6 without -f", "-A -t 198.18.0.100:81 -6", "-6", "", "-6 used before -f", ""},
 		{"sctp", "-A --sctp-service 198.18.0.100:80", "--sctp-service", "198.18.0.100:80", "SCTP", ""},
 		{"threshold", "-a -t 198.18.0.100:80 -r 198.18.0.13 -x 10", "-x", "10", "thresholds", ""},
 		{"one-packet", "-A -u 198.18.0.102:53 -o", "-o", "", "one-packet", ""},

@@ -78,6 +78,7 @@ func TestParseIPVSADMBad(t *testing.T) {
 		{"tunneling", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i\n", 2, 41, "-i", "", "direct routing only (-g)"},
 		{"tunnel type", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 --tun-type gue\n", 2, 41, "--tun-type", "", "direct routing only (-g)"},
 		{"fwmark", "-A -f 1 -s rr\n", 1, 4, "-f", "1", "firewall-mark services are not supported"},
+		{"IPv6 fwmark", "-A -f 1 -6 -s rr\n", 1, 4, "-f", "1", "firewall-mark services are not supported"}, // as ipvsadm -S writes it
 		{"sctp", "-A --sctp-service 198.18.0.100:80\n", 1, 4, "--sctp-service", "198.18.0.100:80", "SCTP services are not supported"},
 		{"upper threshold", A + "-a -t 198.18.0.100:80 -r 198.18.0.11 -x 100\n", 2, 38, "-x", "100", "thresholds (-x, -y) are not supported"},
 		{"lower threshold", A + "-a -t 198.18.0.100:80 -r 198.18.0.11 -y 5\n", 2, 38, "-y", "5", "not supported"},

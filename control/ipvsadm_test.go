@@ -108,6 +108,7 @@ func TestCheckIpvsadmCommands(t *testing.T) {
 		{"-Lnc --persistent-conn --rate", "--rate: does not mix with -c"},
 		{"-L -w 3", `-w: "3": not an option of -L`},
 		{"-L -f 3", `-f: "3": firewall-mark services are not supported`},
+		{"-A -f 1 -6 -s rr", `-f: "1": firewall-mark services are not supported`}, // as ipvsadm -S writes an IPv6 fwmark service
 		{"-S --stats", "--stats: not an option of -S"},
 		{"-Z -t 198.18.0.100:80", `-t: "198.18.0.100:80": drlb zeroes the counters of every service at once`},
 		{"-L stray", `"stray": not an option of -L`},
