@@ -80,6 +80,9 @@ type fixedConfig struct{ cfg *config.Config }
 func (f fixedConfig) Config() *config.Config     { return f.cfg }
 func (f fixedConfig) Apply(*config.Config) error { return nil }
 func (f fixedConfig) ZeroCounters()              {}
+func (f fixedConfig) ZeroService(config.Protocol, netip.AddrPort) bool {
+	return false
+}
 func (f fixedConfig) Edit(func(*config.Config) (*config.Config, error)) error {
 	return nil
 }

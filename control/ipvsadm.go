@@ -35,6 +35,9 @@ type Editor interface {
 	Edit(edit func(*config.Config) (*config.Config, error)) error
 	// ZeroCounters zeroes the counters of every service (ipvsadm -Z).
 	ZeroCounters()
+	// ZeroService zeroes those of one service and its real servers
+	// (ipvsadm -Z -t|-u VIP:PORT); false if there is no such service.
+	ZeroService(proto config.Protocol, vip netip.AddrPort) bool
 }
 
 // Result is the answer to an ipvsadm command line (POST /v1/ipvsadm) or a
@@ -71,6 +74,7 @@ type listOptions struct {
 type serviceKey struct {
 	protocol string // tcp, udp
 	addr     netip.AddrPort
+	proto    config.Protocol // protocol's
 }
 
 // command is a parsed ipvsadm command line.
@@ -142,7 +146,15 @@ func (l *listOptions) parseOnly(cmd string, opts []config.IpvsadmOption, allowed
 	for _, o := range opts {
 		switch {
 		case cmd == "-Z" && (o.Canon == "t" || o.Canon == "u" || o.Canon == "f"):
-			return optionError(o, "drlb zeroes the counters of every service at once: give -Z alone")
+			// One service's counters, as ipvsadm -Z -t VIP:PORT.
+			if l.service != nil {
+				return optionError(o, "does not mix with another -t or -u: -Z zeroes one service, or all of them")
+			}
+			proto, ap, err := o.Service()
+			if err != nil {
+				return err
+			}
+			l.service = &serviceKey{proto.String(), ap, proto}
 		case !slices.Contains(allowed, o.Canon):
 			return optionError(o, "not an option of %s", cmd)
 		case o.Canon == "n":
@@ -183,7 +195,7 @@ func (l *listOptions) parseList(opts []config.IpvsadmOption) error {
 				if err != nil {
 					return err
 				}
-				l.service = &serviceKey{proto.String(), ap}
+				l.service = &serviceKey{proto.String(), ap, proto}
 			}
 		case "stats", "rate", "thresholds", "persistent-conn":
 			if layout == nil {
@@ -254,6 +266,12 @@ func (x *ipvsadmRunner) run(ctx context.Context, args []string) Result {
 	case "-S":
 		return Result{Output: config.SaveIpvsadm(x.ed.Config(), c.list.numeric)}
 	case "-Z":
+		if s := c.list.service; s != nil {
+			if !x.ed.ZeroService(s.proto, s.addr) {
+				return Result{Error: fmt.Sprintf("-%c: %q: No such service", s.protocol[0], s.addr.String()), Exit: exitFailure}
+			}
+			return Result{}
+		}
 		x.ed.ZeroCounters()
 		return Result{}
 	}
@@ -602,7 +620,7 @@ ipvsadm commands (long options too: --add-service, --tcp-service, ...):
   -e -t|-u VIP:PORT -r RIP[:PORT] [-g] [-w WEIGHT]                        set its weight (1 without -w)
   -d -t|-u VIP:PORT -r RIP[:PORT]                                         delete a real server
   -C                                                                     clear the table
-  -Z                                                                     zero the counters of every service
+  -Z [-t|-u VIP:PORT]                                                    zero the counters of every service, or of one
   -L|-l [-n] [--stats | --rate | --thresholds | --persistent-conn] [--exact] [--nosort] [-t|-u VIP:PORT]
   -L|-l [-n] -c                                                          the connection table
   -S [-n]                                                                the table as ipvsadm-save text (drlb run -c reads it)

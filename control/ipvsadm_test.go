@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,7 +111,8 @@ func TestCheckIpvsadmCommands(t *testing.T) {
 		{"-L -f 3", `-f: "3": firewall-mark services are not supported`},
 		{"-A -f 1 -6 -s rr", `-f: "1": firewall-mark services are not supported`}, // as ipvsadm -S writes an IPv6 fwmark service
 		{"-S --stats", "--stats: not an option of -S"},
-		{"-Z -t 198.18.0.100:80", `-t: "198.18.0.100:80": drlb zeroes the counters of every service at once`},
+		{"-Z -f 1", `-f: "1": firewall-mark services are not supported`},
+		{"-Z -t 198.18.0.100:80 -u 198.18.0.100:53", `-u: "198.18.0.100:53": does not mix with another -t or -u`},
 		{"-L stray", `"stray": not an option of -L`},
 		{"-R", "-R: drlb ctl runs one command at a time"},
 		{"--set 900 120 300", "--set: drlb's connection timeouts are in its config file"},
@@ -128,11 +130,12 @@ func TestCheckIpvsadmCommands(t *testing.T) {
 
 // fakeEditor is a director's configuration for the endpoint tests.
 type fakeEditor struct {
-	mu       sync.Mutex
-	cfg      *config.Config
-	applied  int
-	zeroed   int
-	applyErr error
+	mu        sync.Mutex
+	cfg       *config.Config
+	applied   int
+	zeroed    int
+	zeroedOne []string // ZeroService's services, "tcp 198.18.0.100:80"
+	applyErr  error
 }
 
 func (f *fakeEditor) Config() *config.Config {
@@ -170,6 +173,18 @@ func (f *fakeEditor) ZeroCounters() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.zeroed++
+}
+
+func (f *fakeEditor) ZeroService(proto config.Protocol, vip netip.AddrPort) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.cfg.Services {
+		if s.Protocol == proto && netip.AddrPortFrom(s.VIP, s.Port) == vip {
+			f.zeroedOne = append(f.zeroedOne, proto.String()+" "+vip.String())
+			return true
+		}
+	}
+	return false
 }
 
 // serveFake serves Handler with ed and reload on a fresh socket.
@@ -282,6 +297,19 @@ func TestIpvsadmEndpoint(t *testing.T) {
 	}
 	if res := ctl("-Z"); res.Exit != 0 || ed.zeroed != 1 {
 		t.Errorf("-Z: %+v, zeroed %d", res, ed.zeroed)
+	}
+	// One service, as ipvsadm -Z -t VIP:PORT; a missing one fails as
+	// ipvsadm's does (exit 1, No such service), zeroing nothing.
+	if res := ctl("-Z -t 198.18.0.100:80"); res.Exit != 0 || ed.zeroed != 1 || !slices.Equal(ed.zeroedOne, []string{"tcp 198.18.0.100:80"}) {
+		t.Errorf("-Z -t: %+v, zeroed %d, services %v", res, ed.zeroed, ed.zeroedOne)
+	}
+	if res := ctl("-Z -u 198.18.0.100:80"); res.Exit != 1 || res.Error != `-u: "198.18.0.100:80": No such service` || len(ed.zeroedOne) != 1 || ed.zeroed != 1 {
+		t.Errorf("-Z -u of no service: %+v, zeroed %d, services %v", res, ed.zeroed, ed.zeroedOne)
+	}
+	for _, args := range []string{"-Z -t 198.18.0.100:80 -t 198.18.0.100:443", "-Z -f 1"} {
+		if res := ctl(args); res.Exit != 2 || len(ed.zeroedOne) != 1 {
+			t.Errorf("%s: %+v, want refused", args, res)
+		}
 	}
 	// A running director serves at least one service: -C (and the -D
 	// of the last service) is refused, saying why, and changes nothing.

@@ -427,6 +427,12 @@ func (d *Director) narrowVIPs(vips, removed []netip.Addr, f *vipFilters) {
 // counts (what the connection table holds) stay.
 func (d *Director) ZeroCounters() { d.fw.ZeroCounters() }
 
+// ZeroService zeroes one service's counters and its real servers'
+// (ipvsadm -Z -t|-u VIP:PORT); false if there is no such service.
+func (d *Director) ZeroService(proto config.Protocol, vip netip.AddrPort) bool {
+	return d.fw.ZeroService(proto, vip)
+}
+
 // followNeighbors makes the resolver want exactly cfg's real servers:
 // new ones resolved (or installed, with a static MAC), removed ones
 // forgotten, a MAC that became static or dynamic switched over.

@@ -568,14 +568,33 @@ func (f *Forwarder) ZeroCounters() {
 	f.ctl.Lock()
 	defer f.ctl.Unlock()
 	for _, s := range f.cur.Load().slots {
-		if s == nil {
-			continue
+		if s != nil {
+			s.zeroTotals()
 		}
-		s.ctr.totals.zero()
-		for _, ref := range s.bySlot {
-			if ref.r != nil {
-				ref.r.totals.zero()
-			}
+	}
+}
+
+// ZeroService is ZeroCounters for the configured service proto vip (its
+// VIP and port) and its real servers alone, as ipvsadm -Z -t|-u VIP:PORT
+// does; false if there is no such service.
+func (f *Forwarder) ZeroService(proto config.Protocol, vip netip.AddrPort) bool {
+	f.ctl.Lock()
+	defer f.ctl.Unlock()
+	for _, s := range f.cur.Load().services {
+		if s.cfg.Protocol == proto && s.cfg.VIP == vip.Addr() && s.cfg.Port == vip.Port() {
+			s.zeroTotals()
+			return true
+		}
+	}
+	return false
+}
+
+// zeroTotals zeroes s's totals and its real servers'.
+func (s *service) zeroTotals() {
+	s.ctr.totals.zero()
+	for _, ref := range s.bySlot {
+		if ref.r != nil {
+			ref.r.totals.zero()
 		}
 	}
 }

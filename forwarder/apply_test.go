@@ -587,6 +587,33 @@ func TestZeroCounters(t *testing.T) {
 	}
 }
 
+// TestZeroService: ipvsadm -Z -t VIP:PORT zeroes that service's totals
+// and its servers', not another's; a service not configured is false.
+func TestZeroService(t *testing.T) {
+	a := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)), svc(config.TCP, 443, "rr", rsAt(2, 1)))
+	f := newForwarder(t, a, Options{})
+	for _, port := range []uint16{80, 443} {
+		c, v := client(int(port), 1), netip.AddrPortFrom(vip, port)
+		send(t, f, a, framegen.TCP(toDir, c, v, "S", 1, 0, nil), t0)
+		send(t, f, a, framegen.TCP(toDir, c, v, "A", 2, 1, []byte("x")), t0)
+	}
+	if f.ZeroService(config.UDP, netip.AddrPortFrom(vip, 80)) || f.ZeroService(config.TCP, netip.AddrPortFrom(vip, 8080)) {
+		t.Fatal("ZeroService found a service that is not configured")
+	}
+	if !f.ZeroService(config.TCP, netip.AddrPortFrom(vip, 443)) {
+		t.Fatal("ZeroService did not find TCP VIP:443")
+	}
+	for _, st := range f.Stats() {
+		zeroed := st.Port == 443
+		if got := st.Packets == 0 && st.RealServers[0].Packets == 0; got != zeroed {
+			t.Errorf("port %d: service %+v, server %+v: zeroed %v, want %v", st.Port, st.Counters, st.RealServers[0].Counters, got, zeroed)
+		}
+		if st.RealServers[0].Active != 1 {
+			t.Errorf("port %d: active %d, want 1 (what the table holds stays)", st.Port, st.RealServers[0].Active)
+		}
+	}
+}
+
 // TestApplyNoAllocations: Process still allocates nothing after Applies.
 func TestApplyNoAllocations(t *testing.T) {
 	a := cfgOf(svc(config.TCP, 80, "mh", rsAt(1, 1), rsAt(2, 1)))

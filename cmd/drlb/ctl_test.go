@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -53,6 +54,12 @@ func (e *ctlEditor) Edit(edit func(*config.Config) (*config.Config, error)) erro
 }
 
 func (e *ctlEditor) ZeroCounters() { e.mu.Lock(); defer e.mu.Unlock(); e.zeroed++ }
+func (e *ctlEditor) ZeroService(config.Protocol, netip.AddrPort) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.zeroed++
+	return true
+}
 func (e *ctlEditor) Apply(cfg *config.Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
