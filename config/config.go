@@ -207,6 +207,9 @@ type URL struct {
 	// Digest is the MD5 of the body as lower-case hex, as keepalived's
 	// genhash prints it; "" = the body is not checked.
 	Digest string
+	// Host is this URL's Host header (keepalived's virtualhost in a url
+	// block, which comes before the checker's); "" = the check's Host.
+	Host string
 }
 
 // StatusRange is a range of HTTP status codes, both ends included.

@@ -39,6 +39,9 @@ func dump(c *Config) string {
 					if u.Digest != "" {
 						fmt.Fprintf(&b, " digest=%s", u.Digest)
 					}
+					if u.Host != "" {
+						fmt.Fprintf(&b, " url_host=%q", u.Host)
+					}
 				}
 				if k.Host != "" {
 					fmt.Fprintf(&b, " host=%q", k.Host)

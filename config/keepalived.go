@@ -200,6 +200,7 @@ type kaURL struct {
 	path   kaOpt[string]
 	status kaOpt[[]StatusRange]
 	digest kaOpt[string]
+	host   kaOpt[string]
 }
 
 // kaReader turns the statement tree into a Config.
@@ -1169,9 +1170,21 @@ func (r *kaReader) url(k *kaNode) (kaURL, error) {
 		case "status_code":
 			var s kaOpt[string]
 			if s, err = kaString(c); err == nil {
-				st, serr := parseStatus(s.v)
-				if serr != nil {
-					return u, kaErr(s.tok, name, s.v, "%v", serr)
+				// Each code or range on its own, so that the error names
+				// the wrong one, at its column: validation sees the line
+				// as a whole and named its first value (a good one).
+				var st []StatusRange
+				for _, a := range c.args {
+					one, serr := parseStatus(a.text)
+					if serr != nil {
+						return u, kaErr(a, name, a.text, "%v", serr)
+					}
+					for _, r := range one { // one, unless quoted with blanks
+						if r.Min < 100 || r.Max > 599 || r.Min > r.Max {
+							return u, kaErr(a, name, a.text, "must be HTTP statuses 100..599 (ranges low-high)")
+						}
+					}
+					st = append(st, one...)
 				}
 				if u.status.set { // several status_code lines add up
 					st = append(u.status.v, st...)
@@ -1179,7 +1192,11 @@ func (r *kaReader) url(k *kaNode) (kaURL, error) {
 				u.status = kaOpt[[]StatusRange]{v: st, set: true, tok: s.tok}
 			}
 		case "virtualhost":
-			r.ignore(c, "a virtualhost per url is not supported: set it on the checker, real or virtual server")
+			// keepalived's url_virtualhost_handler: this URL's Host
+			// header, before the checker's, real and virtual server's.
+			// Ignored (as it was), drlb probed with another Host than
+			// keepalived: a working server could be taken for dead.
+			u.host, err = kaString(c)
 		case "regex", "regex_no_match", "regex_options", "regex_stack", "regex_min_offset", "regex_max_offset":
 			r.ignore(c, "drlb does not match the body against a regex: the status (and a digest) decide")
 		case "tls_compliant":
@@ -1461,7 +1478,7 @@ func (r *kaReader) check(vs *kaVS, rs *kaRS, v kaVIP, path string) (*Check, erro
 			r.mark(path+".host", t.host.tok, "virtualhost")
 		}
 		for k, u := range ck.urls {
-			url := URL{Path: u.path.v, Status: u.status.get([]StatusRange{{200, 299}}), Digest: u.digest.v}
+			url := URL{Path: u.path.v, Status: u.status.get([]StatusRange{{200, 299}}), Digest: u.digest.v, Host: u.host.v}
 			upath := path
 			if len(ck.urls) > 1 {
 				upath = path + ".urls[" + strconv.Itoa(k) + "]"
@@ -1472,6 +1489,9 @@ func (r *kaReader) check(vs *kaVS, rs *kaRS, v kaVIP, path string) (*Check, erro
 			}
 			if u.digest.set {
 				r.mark(upath+".digest", u.digest.tok, "digest")
+			}
+			if u.host.set { // by index: path+".host" is the checker's (validate's url)
+				r.mark(path+".urls["+strconv.Itoa(k)+"].host", u.host.tok, "virtualhost")
 			}
 			c.URLs = append(c.URLs, url)
 		}

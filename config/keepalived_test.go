@@ -270,6 +270,10 @@ func TestParseKeepalivedGood(t *testing.T) {
 			[]string{"check=tcp port=8080"}, []string{"keepalived.conf:4: warning: real_server port 8080 differs from the service port 80: direct routing keeps the service port (8080 is used for health checks only), as keepalived resets it"}},
 		{"virtualhost inherited, checker first", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n virtualhost vs.example\n real_server 198.18.0.11 80 {\n  virtualhost rs.example\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n real_server 198.18.0.12 80 {\n  SSL_GET {\n   virtualhost ck.example\n   url {\n    path /\n   }\n  }\n }\n real_server 198.18.0.13 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n",
 			[]string{`198.18.0.11 line=5 weight=1 mac="" check=http port=0 path="/" status=200-299 host="rs.example"`, `host="ck.example"`, `198.18.0.13 line=21 weight=1 mac="" check=http port=0 path="/" status=200-299 host="vs.example"`}, nil},
+		// url_virtualhost_handler: a url's own Host header, before the
+		// checker's (ignored, drlb probed with another Host than keepalived).
+		{"url virtualhost, before the checker's", kaCheck("        HTTP_GET {\n            virtualhost ck.example\n            url {\n                path /a\n                virtualhost a.example\n            }\n            url {\n                path /b\n            }\n        }"),
+			[]string{`path="/a" status=200-299 url_host="a.example" path="/b" status=200-299 host="ck.example"`}, nil},
 		{"inhibit_on_failure values", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n inhibit_on_failure yes\n real_server 198.18.0.11 80 {\n  TCP_CHECK {\n  }\n }\n real_server 198.18.0.12 80 {\n  inhibit_on_failure false\n  TCP_CHECK {\n  }\n }\n}\n",
 			[]string{"198.18.0.11 line=5 weight=1 mac=\"\" check=tcp port=0 interval=1m0s timeout=5s retries=2 inhibit=true", "198.18.0.12 line=9 weight=1 mac=\"\" check=tcp port=0 interval=1m0s timeout=5s retries=2 inhibit=false"}, nil},
 		{"udp check", "virtual_server 198.18.0.100 53 {\n lb_kind DR\n protocol UDP\n real_server 198.18.0.11 53 {\n  UDP_CHECK {\n   payload ab CD 1\n   require_reply x1\n   min_reply_length 2\n  }\n }\n}\n",
@@ -460,6 +464,11 @@ func TestParseKeepalivedBad(t *testing.T) {
 		{"group too big", "virtual_server_group g {\n 198.18.0.0/16 80\n}\n", 2, 2, "virtual_server_group", "198.18.0.0/16", "more than 4096 addresses"},
 		{"lvs_timeouts", "global_defs {\n lvs_timeouts tcp 0\n}\n" + kaService, 2, 19, "lvs_timeouts", "0", "above 0"},
 		{"lvs_timeouts name", "global_defs {\n lvs_timeouts tcpsyn 5\n}\n" + kaService, 2, 15, "lvs_timeouts", "tcpsyn", "valid: tcp, tcpfin, udp"},
+		{"url virtualhost not a Host header", kaCheck("        HTTP_GET {\n            url {\n                path /\n                virtualhost a.example/b\n            }\n        }"), 9, 29, "virtualhost", "a.example/b", "not a valid HTTP Host header"},
+		// A status_code line's wrong range is the one named, at its column.
+		{"status_code out of range after a good one", kaCheck("        HTTP_GET {\n            url {\n                path /\n                status_code 200 700\n            }\n        }"), 9, 33, "status_code", "700", "100..599"},
+		{"status_code not a number after a good one", kaCheck("        HTTP_GET {\n            url {\n                path /\n                status_code 200 abc\n            }\n        }"), 9, 33, "status_code", "abc", "not a status code"},
+		{"status_code range upside down", kaCheck("        HTTP_GET {\n            url {\n                path /\n                status_code 200-299 404-400\n            }\n        }"), 9, 37, "status_code", "404-400", "100..599"},
 		// The file's shape.
 		{"unclosed block", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n", 1, 32, "", "{", "never closed"},
 		{"stray close", kaService + "}\n", 9, 1, "", "}", "without a block"},

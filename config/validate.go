@@ -438,7 +438,9 @@ func (v *validator) check(s *Service, c *Check, line int, path string) error {
 		if len(c.URLs) > 1 {
 			p = path + ".urls[" + strconv.Itoa(i) + "]"
 		}
-		if err := v.url(&u, line, p); err != nil {
+		// A URL's host is named by its index even when it is the only
+		// URL: check.host is the check's own.
+		if err := v.url(&u, line, p, path+".urls["+strconv.Itoa(i)+"].host"); err != nil {
 			return err
 		}
 	}
@@ -462,7 +464,7 @@ func (v *validator) written(path string, fields ...string) string {
 	return fields[0]
 }
 
-func (v *validator) url(u *URL, line int, path string) error {
+func (v *validator) url(u *URL, line int, path, hostPath string) error {
 	switch {
 	case !strings.HasPrefix(u.Path, "/"):
 		return v.fail(path+".path", line, u.Path, "must start with /")
@@ -476,6 +478,10 @@ func (v *validator) url(u *URL, line int, path string) error {
 		return v.fail(path+".status", line, "", "no accepted status")
 	case u.Digest != "" && !isMD5Hex(u.Digest):
 		return v.fail(path+".digest", line, u.Digest, "must be an MD5 digest: 32 lower-case hex digits")
+	case strings.ContainsAny(u.Host, " \t\r\n"):
+		return v.fail(hostPath, line, u.Host, "must not contain spaces or line breaks")
+	case u.Host != "" && !httpguts.ValidHostHeader(u.Host):
+		return v.fail(hostPath, line, u.Host, "not a valid HTTP Host header: a name or an address, with :port if any")
 	}
 	for _, r := range u.Status {
 		if r.Min < 100 || r.Max > 599 || r.Min > r.Max {

@@ -744,6 +744,10 @@ func (r *yamlReader) urls(n *yaml.Node, path string) ([]URL, error) {
 				u.Digest, err = value(r, n, p, parseDigest)
 				return err
 			}},
+			{name: "host", set: func(n *yaml.Node, p string) (err error) {
+				u.Host, err = r.str(n, p)
+				return err
+			}},
 		})
 		if err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -100,7 +101,7 @@ func probeWeb(ctx context.Context, t Target) error {
 	tr := &http.Transport{
 		// Like keepalived's SSL_GET: the real server's certificate
 		// is for the VIP's name, not its own address.
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, CipherSuites: checkCipherSuites},
 		DisableKeepAlives: true,
 		// keepalived asks for no encoding, so its digest is of the
 		// plain body.
@@ -119,6 +120,25 @@ func probeWeb(ctx context.Context, t Target) error {
 	return nil
 }
 
+// checkCipherSuites are the TLS 1.2 suites an https check offers: Go's
+// secure ones, and those with RSA key exchange or CBC-SHA256 that Go
+// leaves out by default (since Go 1.22) and OpenSSL's defaults, which
+// keepalived's SSL_GET uses, still offer. A real server that speaks only
+// those, as older appliances do, failed every handshake and was taken for
+// dead. The check verifies no certificate and sends nothing secret, so
+// forward secrecy protects nothing here. RC4 and 3DES stay out, as in
+// OpenSSL.
+var checkCipherSuites = func() []uint16 {
+	var ids []uint16
+	for _, s := range tls.CipherSuites() {
+		ids = append(ids, s.ID)
+	}
+	return append(ids,
+		tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_RSA_WITH_AES_128_CBC_SHA256, tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256)
+}()
+
 func getURL(ctx context.Context, client *http.Client, t Target, u *config.URL) error {
 	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
 	defer cancel()
@@ -130,8 +150,9 @@ func getURL(ctx context.Context, client *http.Client, t Target, u *config.URL) e
 	if req.URL, err = requestURL(t.Check.Type, t.Addr.String(), u.Path); err != nil {
 		return fmt.Errorf("GET %s: %w", where, err)
 	}
-	if t.Check.Host != "" {
-		req.Host = t.Check.Host
+	// A URL's own Host comes first, as keepalived's url virtualhost.
+	if host := cmp.Or(u.Host, t.Check.Host); host != "" {
+		req.Host = host
 	}
 	req.Header.Set("User-Agent", "drlb-health")
 	resp, err := client.Do(req)
@@ -145,12 +166,19 @@ func getURL(ctx context.Context, client *http.Client, t Target, u *config.URL) e
 	if !u.Accepts(resp.StatusCode) {
 		return fmt.Errorf("GET %s: status %d, want %s", where, resp.StatusCode, config.FormatStatus(u.Status))
 	}
+	// The body is read to its end, digest or not, as keepalived's
+	// http_read_thread reads until the server closes: a server that sends
+	// its headers and then stalls, or resets the connection, fails the
+	// check within the timeout instead of passing on its status line.
+	// A body cut short by the server's close (io.ErrUnexpectedEOF: fewer
+	// bytes than its Content-Length) is judged on what came, as keepalived
+	// judges at EOF and only logs the length mismatch.
+	h := md5.New()
+	if _, err := io.Copy(h, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("GET %s: reading the body: %w", where, err)
+	}
 	if u.Digest == "" {
 		return nil
-	}
-	h := md5.New()
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		return fmt.Errorf("GET %s: reading the body: %w", where, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != u.Digest {
 		return fmt.Errorf("GET %s: body digest %s, want %s", where, got, u.Digest)

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/md5"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -179,6 +181,9 @@ func TestProbe(t *testing.T) {
 	hostCheck := check("http", config.URL{Path: "/host", Status: status(200, 200), Digest: md5hex("www.example")})
 	hostCheck.Host = "www.example"
 	noHost := check("http", config.URL{Path: "/host", Status: status(200, 200), Digest: md5hex("www.example")})
+	// A URL's own host comes before the check's (keepalived's url virtualhost).
+	urlHost := check("http", config.URL{Path: "/host", Status: status(200, 200), Digest: md5hex("www.example"), Host: "www.example"})
+	urlHost.Host = "other.example"
 	for _, tc := range []struct {
 		name string
 		t    Target
@@ -198,6 +203,7 @@ func TestProbe(t *testing.T) {
 		{"http all urls pass", Target{Addr: addr(ok.URL), Check: check("http", url("/healthz", 200), url("/missing", 404))}, true},
 		{"http host header", Target{Addr: addr(ok.URL), Check: hostCheck}, true},
 		{"http without host header", Target{Addr: addr(ok.URL), Check: noHost}, false},
+		{"http url host header first", Target{Addr: addr(ok.URL), Check: urlHost}, true},
 		{"https self-signed", Target{Addr: addrTLS(tlsSrv.URL), Check: check("https", url("/", 200))}, true},
 		{"https digest", Target{Addr: addrTLS(tlsSrv.URL), Check: check("https", config.URL{Path: "/", Status: status(200, 200), Digest: md5ok})}, true},
 		{"unknown type", Target{Addr: addr(ok.URL), Check: check("icmp")}, false},
@@ -721,6 +727,94 @@ func TestMonitorReloadKeepsState(t *testing.T) {
 			script(next, tc.after+"o") // the last pass marks what the one before did
 			if got := m.got(); !slices.Equal(got, tc.want) {
 				t.Fatalf("events %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestProbeReadsWholeBody: the body is read to its end with or without a
+// digest, as keepalived reads until the server closes: headers then a
+// stall, or a reset, fail; a body the server's close cuts short is judged
+// on what came (keepalived logs the length mismatch, and passes).
+func TestProbeReadsWholeBody(t *testing.T) {
+	const head = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nok"
+	for _, tc := range []struct {
+		name   string
+		digest string
+		then   func(c *net.TCPConn) // after head; the connection is closed after it
+		ok     bool
+	}{
+		{"headers then a stall", "", func(c *net.TCPConn) { time.Sleep(2 * time.Second) }, false},
+		{"headers then a reset", "", func(c *net.TCPConn) { c.SetLinger(0) }, false},
+		{"short body, closed", "", func(*net.TCPConn) {}, true},
+		{"short body, closed, digest of what came", md5hex("ok"), func(*net.TCPConn) {}, true},
+		{"headers then a stall, digest", md5hex("ok"), func(c *net.TCPConn) { time.Sleep(2 * time.Second) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", testutil.LoopbackAny(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for { // the request, up to the blank line
+					h, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if h == "\r\n" || h == "\n" {
+						break
+					}
+				}
+				io.WriteString(c, head)
+				time.Sleep(50 * time.Millisecond) // the head goes out before a reset
+				tc.then(c.(*net.TCPConn))
+			}()
+			tg := Target{Addr: netip.MustParseAddrPort(ln.Addr().String()), Check: config.Check{Type: "http", Timeout: 500 * time.Millisecond,
+				URLs: []config.URL{{Path: "/", Status: []config.StatusRange{{Min: 200, Max: 299}}, Digest: tc.digest}}}}
+			if err := Probe(context.Background(), tg); (err == nil) != tc.ok {
+				t.Fatalf("Probe = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestProbeHTTPSCipherSuites: an SSL_GET reaches a real server that
+// offers only RSA key exchange (older appliances, TLS 1.2 at most), as
+// keepalived's OpenSSL client does: Go's defaults leave those suites out,
+// and the check took a working server for dead.
+func TestProbeHTTPSCipherSuites(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		suite uint16
+	}{
+		{"RSA AES-128-GCM", tls.TLS_RSA_WITH_AES_128_GCM_SHA256},
+		{"RSA AES-256-GCM", tls.TLS_RSA_WITH_AES_256_GCM_SHA384},
+		{"RSA AES-128-CBC", tls.TLS_RSA_WITH_AES_128_CBC_SHA},
+		{"RSA AES-256-CBC", tls.TLS_RSA_WITH_AES_256_CBC_SHA},
+		{"ECDHE-RSA AES-128-GCM", tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", testutil.LoopbackAny(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+			srv.Listener.Close()
+			srv.Listener = ln
+			srv.TLS = &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tc.suite}}
+			srv.StartTLS()
+			defer srv.Close()
+			tg := Target{Addr: netip.MustParseAddrPort(ln.Addr().String()), Check: config.Check{Type: "https", Timeout: 2 * time.Second,
+				URLs: []config.URL{{Path: "/", Status: []config.StatusRange{{Min: 200, Max: 200}}, Digest: md5hex("ok")}}}}
+			if err := Probe(context.Background(), tg); err != nil {
+				t.Fatalf("Probe = %v", err)
 			}
 		})
 	}
