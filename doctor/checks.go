@@ -303,6 +303,14 @@ func checkLink(r *Report, h Host, iface string) (LinkInfo, bool) {
 	case !li.Up:
 		r.add("interface "+iface, Fail, "down", "ip link set "+iface+" up")
 		return li, false
+	case li.NoCarrier:
+		// Admin up is not enough: without carrier no frame arrives or
+		// leaves, yet this said "up" (PASS). A warning, not a failure: a
+		// link that comes up late at boot must not keep drlb run from
+		// starting, and it follows the link once it is up.
+		r.add("interface "+iface, Warn, fmt.Sprintf("up, MAC %s, but NO CARRIER: no frame arrives or leaves (cable, switch port, or a veth's peer down)", li.MAC),
+			"ip link show "+iface+"   (and check the cable and the switch port)")
+		return li, true
 	}
 	r.add("interface "+iface, Pass, fmt.Sprintf("up, MAC %s", li.MAC), "")
 	return li, true

@@ -467,3 +467,41 @@ func TestReviewFindings(t *testing.T) {
 		t.Fatalf("got %+v, want a failure with fix %q", c, want)
 	}
 }
+
+// TestInterfaceCarrier: an interface that is up without carrier passes no
+// frame; it was reported "up" (PASS). A warning, not a failure, so that
+// drlb run still starts on a link that comes up late.
+func TestInterfaceCarrier(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		link   LinkInfo
+		want   Status
+		detail string
+	}{
+		{"up with carrier", LinkInfo{Name: "eth0", Up: true, MTU: 1500, MAC: mac}, Pass, "up, MAC"},
+		{"up without carrier", LinkInfo{Name: "eth0", Up: true, NoCarrier: true, MTU: 1500, MAC: mac}, Warn, "NO CARRIER"},
+		{"down", LinkInfo{Name: "eth0", MTU: 1500, MAC: mac}, Fail, "down"},
+	} {
+		for role, check := range map[string]func(h *fakeHost) Report{
+			"director":   func(h *fakeHost) Report { return Director(h, "eth0", []netip.Addr{vip}) },
+			"realserver": func(h *fakeHost) Report { return RealServer(h, "eth0", []netip.Addr{vip}) },
+		} {
+			t.Run(tc.name+"/"+role, func(t *testing.T) {
+				h := goodDirector()
+				if role == "realserver" {
+					h = goodRealServer()
+				}
+				h.links["eth0"] = tc.link
+				r := check(h)
+				c := r[0]
+				if c.Name != "interface eth0" || c.Status != tc.want || !strings.Contains(c.Detail, tc.detail) {
+					t.Fatalf("got %+v, want %v with %q", c, tc.want, tc.detail)
+				}
+				// Only a down link fails the whole report (drlb run refuses).
+				if r.Failed() != (tc.want == Fail) {
+					t.Errorf("report failed: %v\n%+v", r.Failed(), r)
+				}
+			})
+		}
+	}
+}

@@ -33,8 +33,11 @@ type Host interface {
 type LinkInfo struct {
 	Name string
 	Up   bool
-	MTU  int
-	MAC  net.HardwareAddr
+	// NoCarrier: up, but the link layer is down (IFF_LOWER_UP clear: a
+	// cable out, a switch port down, a veth whose peer is down).
+	NoCarrier bool
+	MTU       int
+	MAC       net.HardwareAddr
 	// RxQueues is how many receive queues it uses (ethtool's channels;
 	// 0: not known).
 	RxQueues int

@@ -11,6 +11,7 @@ import (
 
 	"github.com/drlb/drlb/internal/ethtool"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func (System) Sysctl(path string) (string, error) {
@@ -29,7 +30,8 @@ func (System) Link(name string) (LinkInfo, error) {
 	}
 	a := l.Attrs()
 	q, _ := ethtool.RxQueues(name) // 0 where the driver reports no channels
-	return LinkInfo{Name: a.Name, Up: a.Flags&net.FlagUp != 0, MTU: a.MTU, MAC: a.HardwareAddr, RxQueues: q}, nil
+	return LinkInfo{Name: a.Name, Up: a.Flags&net.FlagUp != 0, NoCarrier: a.RawFlags&unix.IFF_LOWER_UP == 0,
+		MTU: a.MTU, MAC: a.HardwareAddr, RxQueues: q}, nil
 }
 
 func (System) Addrs() ([]IfAddr, error) {

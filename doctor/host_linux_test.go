@@ -32,3 +32,15 @@ func TestDefaultGateways(t *testing.T) {
 		t.Errorf("defaultGateways = %v, want %v", got, want)
 	}
 }
+
+// TestLinkCarrierOfLo reads lo (only reads): it is up and always has
+// carrier, so NoCarrier comes from IFF_LOWER_UP the right way round.
+func TestLinkCarrierOfLo(t *testing.T) {
+	li, err := System{}.Link("lo")
+	if err != nil {
+		t.Skip(err)
+	}
+	if !li.Up || li.NoCarrier {
+		t.Errorf("lo: %+v, want up with carrier", li)
+	}
+}
