@@ -52,11 +52,10 @@ func (r *runner) walk(t *traffic) {
 		in.reals[x.Name] = t.of(x, x.Iface)
 		in.order = append(in.order, x.Name)
 	}
-	r.checks = append(r.checks, walk(w, in)...)
+	walked := walk(w, in)
+	r.checks = append(r.checks, walked...)
 	r.page.add("One request, hop by hop", in.diagram(lanes(l, l.Client, l.Router, l.Director, rs)).svg(),
-		fmt.Sprintf("Request #1, %s → %s:%d, from the packets captured on every interface: the router asks who has the VIP, "+
-			"drlb answers, rewrites only the MAC addresses and hands the frame to %s, which answers the client straight through the router.",
-			client, l.VIP, r.svc.port, rs.Name))
+		walkCaption(walked, client, in.vip, rs.Name))
 	if r.o.Trace {
 		r.narration(client)
 	}

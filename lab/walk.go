@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -292,10 +293,46 @@ func (in *walkInput) diagram(lanes []seqLane) *seqDiagram {
 		d.note("The real servers heard the broadcast and stayed silent (arp_ignore=1): only drlb answered.")
 	}
 	hop(1, router, director, kindReq, "")
-	hop(2, director, rs, kindReq, ": only the MACs changed")
-	hop(4, rs, router, kindReply, ": not via the director")
+	// The labels of hops 3 and 5 claim what a correct exchange shows; they
+	// stand only where the captures show it. Drawn unconditionally, the
+	// page said "only the MACs changed" over a SYN the director altered and
+	// "not via the director" over a reply sent to the director's MAC, while
+	// its own check table below said FAIL.
+	fwdKind, fwdWhat := kindReq, ": only the MACs changed"
+	if len(in.hops) > 2 && in.hops[1].f != nil && in.hops[2].f != nil && !bytes.Equal(in.hops[1].f.ip, in.hops[2].f.ip) {
+		fwdKind, fwdWhat = kindBad, ": the IP packet CHANGED"
+	}
+	hop(2, director, rs, fwdKind, fwdWhat)
+	replyTo, replyKind, replyWhat := router, kindReply, ": not via the director"
+	if len(in.hops) > 4 && in.hops[4].f != nil && !bytes.Equal(in.hops[4].f.dst, in.routerLANMAC) {
+		replyKind, replyWhat = kindBad, ": to "+in.label(in.hops[4].f.dst)+", not the router"
+		if bytes.Equal(in.hops[4].f.dst, in.directorMAC) {
+			replyTo = director
+		}
+	}
+	hop(4, rs, replyTo, replyKind, replyWhat)
 	hop(6, router, client, kindReply, "")
 	return d
+}
+
+// walkCaption is the page's text over the walk's drawing. It tells DR as
+// it should be only when every check of the walk passed; otherwise it
+// names the failed ones: the fixed prose ("rewrites only the MAC
+// addresses", "straight through the router") stood over a drawing and a
+// check table that showed the opposite.
+func walkCaption(cs checks, client, vip netip.AddrPort, rsName string) string {
+	head := fmt.Sprintf("Request #1, %s → %s, from the packets captured on every interface: ", client, vip)
+	var failed []string
+	for _, c := range cs {
+		if !c.ok {
+			failed = append(failed, c.name)
+		}
+	}
+	if len(failed) > 0 {
+		return head + "NOT what DR should do. Failed: " + strings.Join(failed, "; ") + " (see the checks below)."
+	}
+	return head + "the router asks who has the VIP, drlb answers, rewrites only the MAC addresses and hands the frame to " +
+		rsName + ", which answers the client straight through the router."
 }
 
 // synLabel names a TCP segment for drawings: "SYN 198.18.1.10:40000 →

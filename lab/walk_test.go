@@ -202,3 +202,71 @@ func TestWalkDiagramARPNote(t *testing.T) {
 		t.Errorf("rs2's capture holds no question, yet the drawing says the real servers heard it: %q", note)
 	}
 }
+
+// TestWalkDiagramClaims: the drawing's "only the MACs changed" (hop 3)
+// and "not via the director" (hop 5) stand only where the captures show
+// them; a SYN the director altered, or a reply sent to the director's MAC,
+// was drawn with both claims while the check table said FAIL.
+func TestWalkDiagramClaims(t *testing.T) {
+	const macsOnly, notViaDir = "only the MACs changed", "not via the director"
+	lanes := []seqLane{{name: "client"}, {name: "router"}, {name: "director"}, {name: "rs1"}}
+	for _, tc := range []struct {
+		name       string
+		edit       func(in *walkInput)
+		has, lacks []string
+	}{
+		{"correct DR", func(*walkInput) {}, []string{macsOnly, notViaDir}, nil},
+		{"the director changes the IP packet", func(in *walkInput) {
+			*in = *scenario{changeIP: true}.input(t)
+		}, []string{notViaDir, "the IP packet CHANGED"}, []string{macsOnly}},
+		{"the reply goes to the director", func(in *walkInput) {
+			for i := range in.rs {
+				if f := &in.rs[i]; f.isSYNACK() {
+					copy(f.data[0:6], macDirector) // f.dst aliases the frame
+				}
+			}
+		}, []string{macsOnly, "to " + macDirector.String() + " (director), not the router"}, []string{notViaDir}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := scenario{}.input(t)
+			tc.edit(in)
+			var out bytes.Buffer
+			walk(&out, in)
+			s := in.diagram(lanes).svg()
+			for _, want := range tc.has {
+				if !strings.Contains(s, want) {
+					t.Errorf("drawing lacks %q", want)
+				}
+			}
+			for _, bad := range tc.lacks {
+				if strings.Contains(s, bad) {
+					t.Errorf("drawing says %q, which the captures contradict", bad)
+				}
+			}
+		})
+	}
+}
+
+// TestWalkCaption: the page's text over the walk tells DR as it should be
+// only when the walk's checks passed; over a failed walk it said "rewrites
+// only the MAC addresses" and "straight through the router" all the same.
+func TestWalkCaption(t *testing.T) {
+	const ideal = "rewrites only the MAC addresses"
+	for _, tc := range []struct {
+		name       string
+		s          scenario
+		has, lacks string
+	}{
+		{"correct DR", scenario{}, ideal, "NOT"},
+		{"the director changes the IP packet", scenario{changeIP: true}, "Failed: IP packet unchanged by the director", ideal},
+		{"a reply crosses the director", scenario{replyViaDir: true}, "Failed: replies never crossed the director", ideal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			c := walkCaption(walk(&out, tc.s.input(t)), testClient, testVIP, "rs1")
+			if !strings.Contains(c, tc.has) || strings.Contains(c, tc.lacks) {
+				t.Errorf("caption %q: want %q in it and not %q", c, tc.has, tc.lacks)
+			}
+		})
+	}
+}
