@@ -152,11 +152,12 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		}
 		defer slots.Close() // each port holds its own descriptor
 	}
-	// A failure closes the kernel flows of the ports made so far (the
-	// sockets are closed above).
+	// A failure closes the kernel flows and eventfds of the ports made
+	// so far (the sockets are closed above).
 	fail := func(err error) ([]Port, error) {
 		for _, q := range ports {
 			q.(*splitPort).closeKernelFlows()
+			q.(*splitPort).wake.close()
 		}
 		return nil, err
 	}
