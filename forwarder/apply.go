@@ -88,7 +88,7 @@ func (c Change) String() string {
 // servers around it move and whatever its scheduler or weight becomes.
 // A removed real server's connections (a removed service's too) end on
 // their next packet, ReasonServerGone, as a failed server's do
-// (expire_nodest_conn). Weight 0 drains: open connections continue, and
+// (expire_nodest_conn; a UDP datagram is scheduled afresh instead). Weight 0 drains: open connections continue, and
 // with the service's DrainTimeout, those left that long after the weight
 // went to 0 end as a removed server's. New connections see cfg at once.
 //

@@ -494,7 +494,12 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			// go on once it answers, as the kernel's would.
 			f.record(connsync.OpEnd, e, s, ref.r, 0, now)
 			f.table.Delete(e)
-			if !syn {
+			// A UDP datagram is scheduled afresh at once, as IPVS's
+			// expire_nodest_conn does (ip_vs_in: cp = NULL, then
+			// ip_vs_try_to_schedule): a datagram has no reset to
+			// tell its client, so dropping it only lost it and made
+			// the client wait for its retry (a DNS query's seconds).
+			if tcp && !syn {
 				return f.result(Drop, ReasonServerGone, s.idx, int(ref.idx))
 			}
 		default:

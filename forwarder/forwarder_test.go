@@ -969,3 +969,62 @@ func TestNewTableTooLargeNamesMaxConns(t *testing.T) {
 		}
 	}
 }
+
+// TestGoneServerUDPRescheduled: a datagram of a UDP flow whose real server
+// failed or was removed goes to another server at once, as IPVS's
+// expire_nodest_conn reschedules it; TCP's non-SYN packets still end as
+// server-gone (drlb answers them with a reset). Dropping the datagram
+// lost it: UDP has no reset, so the client only waited for its retry.
+func TestGoneServerUDPRescheduled(t *testing.T) {
+	udp := func(c netip.AddrPort) []byte {
+		return framegen.UDP(toDir, c, netip.AddrPortFrom(vip, 53), []byte("query"))
+	}
+	tests := []struct {
+		name    string
+		svc     int
+		frame   func(netip.AddrPort) []byte
+		gone    func(t *testing.T, f *Forwarder, svc, real int)
+		verdict Verdict
+		reason  Reason
+	}{
+		{"udp failed", 1, udp, func(t *testing.T, f *Forwarder, svc, real int) {
+			if err := f.SetAvailable(svc, real, false); err != nil {
+				t.Fatal(err)
+			}
+		}, Forward, ReasonNew},
+		{"udp removed", 1, udp, func(t *testing.T, f *Forwarder, svc, real int) {
+			cfg := testConfig("rr", 2)
+			for i := range cfg.Services {
+				cfg.Services[i].PersistenceBits = cfg.Services[i].VIP.BitLen() // as validated
+			}
+			rs := cfg.Services[svc].RealServers
+			cfg.Services[svc].RealServers = append(rs[:real:real], rs[real+1:]...)
+			applyNow(t, f, cfg, t0)
+		}, Forward, ReasonNew},
+		{"tcp ack failed", 0, ack, func(t *testing.T, f *Forwarder, svc, real int) {
+			if err := f.SetAvailable(svc, real, false); err != nil {
+				t.Fatal(err)
+			}
+		}, Drop, ReasonServerGone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newForwarder(t, testConfig("rr", 2), Options{})
+			c := client(0, 5353)
+			first := syn(c)
+			if tt.svc == 1 {
+				first = udp(c)
+			}
+			r1, _ := process(t, f, first, t0)
+			expect(t, r1, Forward, ReasonNew)
+			gone := f.Stats()[tt.svc].RealServers[r1.Real].Addr
+			tt.gone(t, f, tt.svc, r1.Real)
+			// Process, not process: a removal renumbers the servers.
+			res := f.Process(tt.frame(c), &Meta{Time: t0 + second})
+			expect(t, res, tt.verdict, tt.reason)
+			if res.Verdict == Forward && f.Stats()[tt.svc].RealServers[res.Real].Addr == gone {
+				t.Fatalf("datagram went back to gone server %v", gone)
+			}
+		})
+	}
+}
