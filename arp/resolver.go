@@ -255,7 +255,11 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		r.sip4 = cfg.IPv4.Unmap()
 	}
 	if cfg.IPv6.IsValid() {
-		r.sip6 = cfg.IPv6
+		// Without its zone: a link-local address is naturally written
+		// with one (fe80::2%eth0), but the destination of an answer,
+		// read from the wire, has none, and with it none compared equal:
+		// no IPv6 real server ever resolved.
+		r.sip6 = cfg.IPv6.WithZone("")
 	}
 	// Refresh requests are spread over the last third of the lifetime
 	// (MaxProbes of them), but never closer than RetryInterval.

@@ -190,6 +190,33 @@ type sent struct {
 	bcast bool
 }
 
+// TestResolverZonedSource: the IPv6 source may be given with its zone
+// (fe80::2%eth0, as link-local addresses are written); the answers, to
+// fe80::2 on the wire, must still be taken as answers.
+func TestResolverZonedSource(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ipv6 netip.Addr
+	}{
+		{"no zone", dirIP6},
+		{"zone", dirIP6.WithZone("eth0")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(c *ResolverConfig) { c.IPv6 = tt.ipv6 })
+			if err := f.r.Want(rs1IP6); err != nil {
+				t.Fatal(err)
+			}
+			if sent := f.tick(t0); len(sent) != 1 {
+				t.Fatalf("%d frames sent, want 1 solicitation", len(sent))
+			}
+			if !f.r.HandleAt(ndpAnswer(t, rs1MAC, rs1IP6, dirIP6, nil), t0) {
+				t.Fatal("the real server's advertisement to our address was not taken")
+			}
+			f.wantLookup(rs1IP6, rs1MAC, true)
+		})
+	}
+}
+
 func (f *fixture) drive(from, end time.Time) (out []sent) {
 	f.t.Helper()
 	now := from

@@ -15,6 +15,15 @@ type ResponderConfig struct {
 	MAC MAC
 	// VIPs are the addresses to answer for, IPv4 (ARP) and IPv6 (NDP).
 	VIPs []netip.Addr
+	// VLAN, if tagged, is the one VLAN the VIPs are on (config vlan: on
+	// a trunk). A frame on another VLAN, or untagged (the trunk's native
+	// VLAN), comes from another network, where the VIP's address may be
+	// someone else's: it is neither answered (that would draw that
+	// network's traffic for the address to the director) nor a conflict
+	// (re-announcing would not help: the announcements carry this tag).
+	// Untagged (the default): answer on any VLAN, with the request's tag.
+	// Only the VLAN ID counts: the inner tag of a QinQ frame.
+	VLAN VLAN
 	// OnConflict, if set, is called when another station claims one of
 	// our VIPs. It runs synchronously on the receive path: it must be
 	// quick and must not block (count, log with a rate limit, or hand
@@ -46,6 +55,7 @@ type ResponderStats struct {
 // receive goroutines while SetVIPs replaces the set.
 type Responder struct {
 	mac        MAC
+	vlan       VLAN
 	vips       atomic.Pointer[vipSet]
 	onConflict func(Conflict)
 
@@ -72,7 +82,7 @@ func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	if !cfg.MAC.IsUnicast() {
 		return nil, fmt.Errorf("%w: responder MAC %v is not a unicast address", ErrBadConfig, cfg.MAC)
 	}
-	r := &Responder{mac: cfg.MAC, onConflict: cfg.OnConflict}
+	r := &Responder{mac: cfg.MAC, vlan: cfg.VLAN, onConflict: cfg.OnConflict}
 	if err := r.SetVIPs(cfg.VIPs); err != nil {
 		return nil, err
 	}
@@ -133,7 +143,7 @@ func (r *Responder) Stats() ResponderStats {
 func (r *Responder) Handle(frame []byte, out []byte) (n int, ok bool) {
 	var e Ethernet
 	etype, _, f := parseEthernet(frame, &e)
-	if !f.ok() || e.Src == r.mac {
+	if !f.ok() || e.Src == r.mac || !r.onVLAN(&e) {
 		return 0, false
 	}
 	switch etype {
@@ -143,6 +153,12 @@ func (r *Responder) Handle(frame []byte, out []byte) (n int, ok bool) {
 		return r.handleNDP(frame, out)
 	}
 	return 0, false
+}
+
+// onVLAN says whether a frame is on the VIPs' VLAN (any, when none is
+// configured).
+func (r *Responder) onVLAN(e *Ethernet) bool {
+	return !r.vlan.Tagged || e.VLAN.Tagged && e.VLAN.ID() == r.vlan.ID()
 }
 
 func (r *Responder) handleARP(frame, out []byte) (int, bool) {

@@ -247,6 +247,60 @@ func TestResponderNDP(t *testing.T) {
 	}
 }
 
+// TestResponderVLAN: a director on a trunk (VLAN set) answers and sees
+// conflicts only on its VLAN. A request on another VLAN, or untagged (the
+// native VLAN), is another network's: answering it would draw that
+// network's traffic for the address to the director.
+func TestResponderVLAN(t *testing.T) {
+	sn := solicitedNode(vip6)
+	ns := func(v gpVLAN) []byte {
+		return gpNDP(t, ndpSpec{v: v, dst: multicastMAC(sn), src: routerMAC, sip: routerIP6, dip: sn,
+			typ: TypeNeighborSolicitation, target: vip6, ll: macp(routerMAC)})
+	}
+	who := func(v gpVLAN) []byte { return gpARP(t, v, broadcast, OpRequest, routerMAC, routerIP, MAC{}, vip4) }
+	garp := func(v gpVLAN) []byte { return gpARP(t, v, broadcast, OpRequest, evilMAC, vip4, MAC{}, vip4) }
+	tests := []struct {
+		name     string
+		vlan     VLAN
+		frame    []byte
+		reply    bool
+		conflict bool
+	}{
+		{"who-has on our VLAN", VLANID(10), who(tag(10, 5)), true, false},
+		{"who-has on our VLAN, QinQ inner tag", VLANID(10), withOuter(who(tag(10, 0)), wire.EtherTypeQinQ, 7), true, false},
+		{"who-has on another VLAN", VLANID(10), who(tag(20, 0)), false, false},
+		{"who-has untagged (native VLAN)", VLANID(10), who(nil), false, false},
+		{"who-has with our VLAN as the outer tag only", VLANID(10), withOuter(who(tag(20, 0)), wire.EtherTypeQinQ, 10), false, false},
+		{"solicitation on our VLAN", VLANID(10), ns(tag(10, 0)), true, false},
+		{"solicitation on another VLAN", VLANID(10), ns(tag(20, 0)), false, false},
+		{"gratuitous ARP on our VLAN", VLANID(10), garp(tag(10, 0)), false, true},
+		{"gratuitous ARP on another VLAN", VLANID(10), garp(tag(20, 0)), false, false},
+		{"no VLAN configured: any tag answered", NoVLAN, who(tag(20, 0)), true, false},
+		{"no VLAN configured: untagged answered", NoVLAN, who(nil), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var conflicts int
+			r, err := NewResponder(ResponderConfig{MAC: dirMAC, VIPs: []netip.Addr{vip4, vip6}, VLAN: tt.vlan,
+				OnConflict: func(Conflict) { conflicts++ }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out [MaxFrameLen]byte
+			n, ok := r.Handle(tt.frame, out[:])
+			if ok != tt.reply {
+				t.Fatalf("reply = %v, want %v", ok, tt.reply)
+			}
+			if (conflicts == 1) != tt.conflict {
+				t.Fatalf("%d conflicts, want %v", conflicts, tt.conflict)
+			}
+			if ok {
+				sameTags(t, tt.frame, out[:n])
+			}
+		})
+	}
+}
+
 func TestResponderShortOut(t *testing.T) {
 	r := newTestResponder(t, nil)
 	var out [MinFrameLen - 1]byte

@@ -20,7 +20,8 @@ type Config struct {
 	// VLAN, on a trunk port, is the 802.1Q VLAN ID (1..4094) the
 	// director's own frames carry: announcements and its ARP/NDP requests
 	// for real servers (answers and forwarded frames keep the tag of the
-	// frame they answer or forward). 0 = untagged.
+	// frame they answer or forward; ARP and solicitations for a VIP are
+	// answered on this VLAN only). 0 = untagged, answered on any VLAN.
 	VLAN     int
 	Services []Service
 	Timeouts Timeouts

@@ -324,7 +324,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 			d.sync.hold = d.ha.setPreemptHold
 		}
 	}
-	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: d.ownedVIPs(cfg), OnConflict: d.conflict})
+	d.responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: d.ownedVIPs(cfg), VLAN: vlanOf(cfg), OnConflict: d.conflict})
 	if err != nil {
 		return nil, err
 	}

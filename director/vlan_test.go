@@ -2,12 +2,15 @@ package director
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/arp"
 	"github.com/drlb/drlb/config"
 	"github.com/drlb/drlb/internal/framegen"
+	"github.com/drlb/drlb/link"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -64,4 +67,42 @@ func addTag(frame []byte, vid uint16) []byte {
 	out := append([]byte(nil), frame[:12]...)
 	out = append(out, 0x81, 0x00, byte(vid>>8), byte(vid))
 	return append(out, frame[12:]...)
+}
+
+// TestTrunkAnswersOnlyItsVLAN: with vlan: 10 the responder answers
+// who-has VIP on VLAN 10 only. On another VLAN, or untagged (the trunk's
+// native VLAN), the address is another network's: answering would draw
+// that network's traffic for it to the director.
+func TestTrunkAnswersOnlyItsVLAN(t *testing.T) {
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	router := netip.MustParseAddr("198.18.0.1")
+	for _, tt := range []struct {
+		name   string
+		vlan   int // the director's vlan:
+		tag    int // the request's
+		answer bool
+	}{
+		{"our VLAN", 10, 10, true},
+		{"another VLAN", 10, 20, false},
+		{"untagged on a trunk", 10, 0, false},
+		{"no vlan: configured, tagged", 0, 20, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &config.Config{Timeouts: config.DefaultTimeouts, MaxConns: 64, VLAN: tt.vlan, Services: []config.Service{{
+				VIP: vip, Port: 80, Protocol: config.TCP, Scheduler: "rr",
+				RealServers: []config.RealServer{{Address: netip.MustParseAddr("198.18.0.11"), Weight: 1}},
+			}}}
+			port, wire := link.Pipe()
+			t.Cleanup(func() { port.Close(); wire.Close() })
+			d, err := New(cfg, port, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := framegen.ARPRequest(framegen.L2{Src: routerMAC, Dst: bcast, VLAN: uint16(tt.tag)}, router, vip)
+			var out [arp.MaxFrameLen]byte
+			if _, ok := d.responder.Handle(req, out[:]); ok != tt.answer {
+				t.Fatalf("answered %v, want %v", ok, tt.answer)
+			}
+		})
+	}
 }

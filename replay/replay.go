@@ -329,7 +329,11 @@ func newStep(cfg *config.Config, opts Options, c *counter) (*step.Step, error) {
 	// (the router routes them), and neither does its replay.
 	if sum.DirectorMAC != nil && cfg.BGP == nil {
 		mac, _ := arp.MACFrom(sum.DirectorMAC)
-		if sc.Responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: cfg.VIPs()}); err != nil {
+		vlan := arp.NoVLAN // as the director: on a trunk, only its VLAN is answered
+		if cfg.VLAN != 0 {
+			vlan = arp.VLANID(uint16(cfg.VLAN))
+		}
+		if sc.Responder, err = arp.NewResponder(arp.ResponderConfig{MAC: mac, VIPs: cfg.VIPs(), VLAN: vlan}); err != nil {
 			return nil, err
 		}
 	}
