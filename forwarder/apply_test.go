@@ -102,7 +102,7 @@ func checkCounts(t *testing.T, f *Forwarder) {
 				want[r] = &tally{}
 			}
 			switch e.State {
-			case stateEstablished:
+			case stateEstablished, stateSynRecv:
 				want[r].active++
 			case stateTemplate:
 				want[r].persistent++
@@ -364,7 +364,7 @@ func TestApplyPersistence(t *testing.T) {
 			t.Fatalf("connection %d went to %s, want the pinned %s", i, to(b, res), pinned)
 		}
 	}
-	if st := statsOf(f, 0, pinned); st.Persistent != 1 || st.Inactive != 8 {
+	if st := statsOf(f, 0, pinned); st.Persistent != 1 || st.Active != 8 {
 		t.Fatalf("pinned server %+v, want its template and 8 connections", st)
 	}
 }

@@ -257,9 +257,13 @@ func (f *Forwarder) account(svc, ri uint16, state uint8, delta int32) {
 	}
 }
 
+// count moves r's counter of state by delta. SYN_RECV counts as active, as
+// in Linux since 2016 (tcp_state_active): counted inactive, sed and nq did
+// not see a handshake under way (lc and wlc weighed it 1/256), so every
+// SYN of a burst within one round-trip went to the same server.
 func (r *realServer) count(state uint8, delta int32) {
 	switch state {
-	case stateEstablished:
+	case stateEstablished, stateSynRecv:
 		r.active.Add(delta)
 	case stateTemplate:
 		r.persistent.Add(delta)

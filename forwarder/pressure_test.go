@@ -72,8 +72,8 @@ func TestSynFlood(t *testing.T) {
 		active += r.Active
 		inactive += r.Inactive
 	}
-	if active != established+20 || active+inactive != f.TableLen() {
-		t.Fatalf("%d active %d inactive, table %d; want %d active", active, inactive, f.TableLen(), established+20)
+	if est := countEstablished(f); est != established+20 || active+inactive != f.TableLen() {
+		t.Fatalf("%d established %d active %d inactive, table %d; want %d established", est, active, inactive, f.TableLen(), established+20)
 	}
 }
 

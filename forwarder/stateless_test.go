@@ -96,8 +96,8 @@ func TestStatelessSYN(t *testing.T) {
 				active += r.Active
 				inactive += r.Inactive
 			}
-			if active != established+served || active+inactive != f.TableLen() {
-				t.Fatalf("%d active %d inactive, table %d; want %d active", active, inactive, f.TableLen(), established+served)
+			if est := countEstablished(f); est != established+served || active+inactive != f.TableLen() {
+				t.Fatalf("%d established %d active %d inactive, table %d; want %d established", est, active, inactive, f.TableLen(), established+served)
 			}
 			// The hash follows the weights (5000 flows: within 15%).
 			total := 0
@@ -257,11 +257,7 @@ func TestStatelessSpoofedACKs(t *testing.T) {
 	for range 200 {
 		process(t, f, ack(spoofed(rng)), t0)
 	}
-	active := 0
-	for _, r := range f.Stats()[0].RealServers {
-		active += r.Active
-	}
-	if active != 0 {
+	if active := countEstablished(f); active != 0 {
 		t.Fatalf("%d ESTABLISHED entries from spoofed ACKs, want 0", active)
 	}
 	// A real client within the window: its SYN is stateless, its ACK

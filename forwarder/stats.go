@@ -26,8 +26,9 @@ type RealServerStats struct {
 	// Unchecked: its health check has given no verdict yet since the
 	// server was added (or added back after a removal).
 	Unchecked bool
-	// Active counts ESTABLISHED connections, Inactive the others,
-	// Persistent the persistence templates pointing at the server.
+	// Active counts SYN_RECV and ESTABLISHED connections (as Linux IPVS
+	// since 2016), Inactive the others, Persistent the persistence
+	// templates pointing at the server.
 	Active, Inactive, Persistent int
 	Counters
 }
