@@ -174,6 +174,12 @@ func (p *afpacket) fill(frames []Frame, n int) int {
 		data := buf[vlanHeadroom : vlanHeadroom+fl]
 		cl := min(int(m.hdr.Controllen), ctrlLen)
 		if aux, ok := parseAuxdata(r.ctrl[i*ctrlLen : i*ctrlLen+cl]); ok && aux.vlanValid() {
+			if fl+vlanHeadroom > MaxFrame {
+				// Whole in the buffer, but over MaxFrame with its tag
+				// back in: WriteBatch could not send it.
+				p.stats.truncated.Add(1)
+				continue
+			}
 			data = insertTag(buf, fl, aux.tpid, aux.tci)
 			off = off.shiftForTag()
 		}
@@ -290,12 +296,16 @@ func (p *afpacket) WriteBatch(frames []Frame) (int, error) {
 		p.stats.txDropped.Add(uint64(t.dropped))
 		p.stats.txFailed.Add(uint64(t.failed))
 		if err != nil {
+			// The frames of this chunk before t.off left before the
+			// error (a Close while waiting for room): count them, or a
+			// caller resending the rest sends them twice.
+			sent += t.off - t.dropped - t.failed
 			if p.closed.Load() {
 				return sent, ErrClosed
 			}
 			// The rest of this chunk and of the batch will not leave.
 			p.stats.txFailed.Add(uint64(k - t.off + len(frames) - i))
-			return sent + t.off - t.dropped - t.failed, newError(p.ifname, "sendmmsg", err)
+			return sent, newError(p.ifname, "sendmmsg", err)
 		}
 		sent += k - t.dropped - t.failed
 		if t.failed > 0 && first == nil {

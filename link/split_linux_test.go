@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/internal/testutil"
 	"github.com/vishvananda/netns"
+	"golang.org/x/net/bpf"
 )
 
 // openSplitIn runs OpenSplit inside ns; the ports close at cleanup.
@@ -336,4 +338,46 @@ func classifyBatch(t *testing.T, batch []Frame, syn func(src netip.Addr)) (syns,
 		}
 	}
 	return syns, acks
+}
+
+// TestOpenSplitFailureClosesWake: an OpenSplit that fails after making
+// its ports (here the kernel-flow filter cannot translate the caller's
+// classic filter) closes every descriptor it opened, the ports' close
+// eventfds too. Before, those leaked, one per worker made.
+func TestOpenSplitFailureClosesWake(t *testing.T) {
+	l := newPairLab(t)
+	// Valid classic BPF the kernel takes, with an extension the eBPF
+	// translation does not have.
+	filter, err := bpf.Assemble([]bpf.Instruction{bpf.LoadExtension{Num: bpf.ExtLen}, bpf.RetA{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventfds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range ents {
+			if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == "anon_inode:[eventfd]" {
+				n++
+			}
+		}
+		return n
+	}
+	before := eventfds()
+	err = testutil.Do(l.nsD, func() error {
+		ports, err := OpenSplit("d0", Config{Filter: filter, KernelFlows: true}, 2, ClientHash{})
+		for _, p := range ports {
+			p.Close()
+		}
+		return err
+	})
+	if err == nil {
+		t.Skip("the kernel-flow filter took the classic filter: nothing failed")
+	}
+	t.Logf("OpenSplit: %v", err)
+	if after := eventfds(); after != before {
+		t.Fatalf("%d eventfds open after a failed OpenSplit, %d before", after, before)
+	}
 }
