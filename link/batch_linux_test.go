@@ -7,6 +7,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// smallSendPair is an AF_UNIX datagram socketpair whose first end, with
+// a 4 KiB send buffer, stands in for a packet socket; the second end is
+// closed at cleanup.
+func smallSendPair(t *testing.T) [2]int {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[1]) })
+	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	return fds
+}
+
 // TestWriteBatchCountsRefused: frames the kernel refuses on the way out
 // (here EMSGSIZE from an AF_UNIX datagram socketpair standing in for the
 // packet socket), and one WriteBatch cannot send (too short), count in
@@ -14,14 +30,7 @@ import (
 // error of a batch, and the forwarder counted them all as forwarded.
 // Before, only a full queue (ENOBUFS) was counted (TxDropped).
 func TestWriteBatchCountsRefused(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[1])
-	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
-		t.Fatal(err)
-	}
+	fds := smallSendPair(t)
 	p := &afpacket{ifname: "test", out: &rawPacketConn{fd: fds[0]}}
 	defer p.out.Close()
 	p.tx.init(8)
@@ -45,14 +54,7 @@ func TestWriteBatchCountsRefused(t *testing.T) {
 // returned only the earlier chunks' count with ErrClosed, so a caller
 // resending what was not counted sent those frames twice.
 func TestWriteBatchCloseCountsSent(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[1])
-	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
-		t.Fatal(err)
-	}
+	fds := smallSendPair(t)
 	// The port's receiving socket: a duplicate, so that Close leaves
 	// fds[1] open to count what arrived.
 	rfd, err := unix.Dup(fds[1])
