@@ -119,11 +119,14 @@ func (s stopOnEPIPE) Write(p []byte) (int, error) {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		// A usage error, as an unknown command is: the help goes to
+		// stderr (on stdout, drlb | less or $(drlb) took it for output).
+		printHelp(stderr, cmds)
+		return exitUsage
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		printHelp(stdout, cmds)
-		if len(args) == 0 {
-			return exitUsage
-		}
 		return exitOK
 	}
 	c, ok := cmds[args[0]]

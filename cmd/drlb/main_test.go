@@ -1,9 +1,39 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
+
+// TestMainUsage: asked for, the help goes to stdout with exit 0; a usage
+// error (no command, an unknown one) prints it to stderr with exit 2, and
+// nothing to stdout.
+func TestMainUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		code      int
+		helpOnOut bool
+		stderrHas string
+	}{
+		{nil, exitUsage, false, "usage: drlb <command>"},
+		{[]string{""}, exitUsage, false, `unknown command ""`},
+		{[]string{"frobnicate"}, exitUsage, false, `unknown command "frobnicate"`},
+		{[]string{"\u00e9\x00"}, exitUsage, false, "unknown command"},
+		{[]string{"help"}, exitOK, true, ""},
+		{[]string{"-h"}, exitOK, true, ""},
+		{[]string{"--help"}, exitOK, true, ""},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		gotHelp := strings.Contains(stdout.String(), "usage: drlb <command>")
+		if code != tc.code || gotHelp != tc.helpOnOut || (!tc.helpOnOut && stdout.Len() > 0) || !strings.Contains(stderr.String(), tc.stderrHas) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, help on stdout %v, stderr mentioning %q",
+				tc.args, code, stdout.String(), stderr.String(), tc.code, tc.helpOnOut, tc.stderrHas)
+		}
+	}
+}
 
 // TestNeedsLinux: off Linux, the commands that need AF_PACKET, netlink or
 // namespaces refuse with one clear line; replay, schedule and ctl run.

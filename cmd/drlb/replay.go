@@ -47,6 +47,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil || len(m) != 6 {
 			return usageError("-mac %q is not an Ethernet MAC address", *macFlag)
 		}
+		// The director's own address: a broadcast, multicast or zero one
+		// is no interface's, and every frame "from" it would be dropped
+		// as the director's own.
+		if msg := config.MACProblem(m); msg != "" {
+			return usageError("-mac %s %s", m, msg)
+		}
 		mac = m
 	}
 	cfg, _, err := loadConfig(*cfgPath, stderr)
@@ -142,6 +148,12 @@ func (f *rsMACFlag) Set(v string) error {
 	mac, err := net.ParseMAC(m)
 	if err != nil || len(mac) != 6 {
 		return fmt.Errorf("%q: %q is not an Ethernet MAC address", v, m)
+	}
+	// Checked as a config's mac field and drlb run -r ADDR,mac=MAC are: a
+	// broadcast or zero MAC was accepted here, and the replay "forwarded"
+	// every frame to it.
+	if msg := config.MACProblem(mac); msg != "" {
+		return fmt.Errorf("%q: mac %s %s", v, mac, msg)
 	}
 	if *f == nil {
 		*f = rsMACFlag{}

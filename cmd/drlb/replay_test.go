@@ -73,6 +73,11 @@ func TestReplayCommand(t *testing.T) {
 		{"rs-mac bad", []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.11"}, exitUsage, "not ADDR=MAC"},
 		{"bad mtu", []string{"replay", "-c", cfg, "-in", in, "-out", out, "-mtu", "-1"}, exitUsage, "-mtu -1"},
 		{"bad mac", []string{"replay", "-c", cfg, "-in", in, "-out", out, "-mac", "zz"}, exitUsage, `-mac "zz"`},
+		{"rs-mac broadcast", []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.11=ff:ff:ff:ff:ff:ff"}, exitUsage, "mac ff:ff:ff:ff:ff:ff must be a unicast MAC"},
+		{"rs-mac multicast", []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.11=01:00:5e:00:00:01"}, exitUsage, "mac 01:00:5e:00:00:01 must be a unicast MAC"},
+		{"rs-mac zero", []string{"replay", "-c", nomac, "-in", in, "-out", out, "-rs-mac", "198.18.0.11=00:00:00:00:00:00"}, exitUsage, "must not be all zeros"},
+		{"mac broadcast", []string{"replay", "-c", cfg, "-in", in, "-out", out, "-mac", "ff:ff:ff:ff:ff:ff"}, exitUsage, "-mac ff:ff:ff:ff:ff:ff must be a unicast MAC"},
+		{"mac zero", []string{"replay", "-c", cfg, "-in", in, "-out", out, "-mac", "00:00:00:00:00:00"}, exitUsage, "-mac 00:00:00:00:00:00 must not be all zeros"},
 		{"missing input", []string{"replay", "-c", cfg, "-in", filepath.Join(dir, "none.pcap"), "-out", out}, exitFailure, "none.pcap"},
 		{"not a pcap", []string{"replay", "-c", cfg, "-in", cfg, "-out", filepath.Join(dir, "never.pcap")}, exitFailure, "bad input capture"},
 	} {

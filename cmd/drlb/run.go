@@ -112,14 +112,38 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *coalesce < 0 || *coalesce > director.MaxRxCoalesce {
 		return usageError("-rx-coalesce %v: want 0 to %v", *coalesce, director.MaxRxCoalesce)
 	}
+	if *ioBackend == "afpacket" {
+		// Said explicitly, -io afpacket opens no XDP program and no
+		// AF_XDP socket: an XDP flag beside it is a contradiction, not
+		// something to warn about once the director is up (-io auto may
+		// still fall back to AF_PACKET, and warns there).
+		var xdp []string
+		fs.Visit(func(f *flag.Flag) {
+			if (f.Name == "xdp-syn" || f.Name == "xdp-generic" || f.Name == "xdp-copy") && f.Value.String() == "true" {
+				xdp = append(xdp, "-"+f.Name)
+			}
+		})
+		if len(xdp) > 0 {
+			return usageError("%s: needs -io afxdp (or auto), not -io afpacket", strings.Join(xdp, " "))
+		}
+	}
+	if *traceRate < 1 {
+		// It was silently replaced by 20: -trace-rate 0 (meaning "none"?)
+		// or -5 traced 20 frames a second.
+		return usageError("-trace-rate %d: want at least 1 frame per second", *traceRate)
+	}
+	if *metrics != "" {
+		// Checked here, not when the director listens: there a missing
+		// port failed with exit 1, after the sockets and BGP had started,
+		// and without naming the flag.
+		if err := checkListenAddr(*metrics); err != nil {
+			return usageError("-metrics %q: %v (want HOST:PORT, e.g. 127.0.0.1:9469, or :9469)", *metrics, err)
+		}
+	}
 	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, XDPSYNs: *xdpSYNs, KernelFlows: *kernelFlows, XDPGeneric: *xdpGeneric, XDPCopy: *xdpCopy,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
-		rate := *traceRate
-		if rate <= 0 {
-			rate = 20
-		}
-		opts.Trace = step.NewNarrator(stdout, cfg, step.NarratorOptions{PerSecond: rate, Prefix: "trace: "})
+		opts.Trace = step.NewNarrator(stdout, cfg, step.NarratorOptions{PerSecond: *traceRate, Prefix: "trace: "})
 	}
 	sd := newSDNotifier(log)
 	opts.Ready, opts.Reloaded = sd.ready, sd.reloaded
@@ -149,6 +173,23 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer pprof.StopCPUProfile()
 	}
 	return director.Run(ctx, cfg, opts)
+}
+
+// checkListenAddr accepts what net.Listen("tcp", addr) takes as a
+// listening address: HOST:PORT, the host empty or an IP address or name,
+// the port a number 0..65535 or a service name.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if port == "" {
+		return fmt.Errorf("missing port")
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
 }
 
 // holdHUP keeps SIGHUP from killing drlb run for the whole of its life:

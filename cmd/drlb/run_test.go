@@ -139,3 +139,41 @@ func TestHoldHUP(t *testing.T) {
 		t.Fatalf("a SIGHUP after onHUP stopped listening ended the process: %v\n%s", err, out)
 	}
 }
+
+// TestRunFlagValues: flag values that make no sense, or contradict each
+// other, are usage errors (exit 2) naming the flag and value, found before
+// the director starts. -trace-rate 0 or below used to trace 20 frames a
+// second, -metrics without a port failed with exit 1 once the sockets
+// were open (and without naming the flag), and -xdp-* beside an explicit
+// -io afpacket only logged a warning once the director ran. The interface
+// does not exist, so that without these checks the director refuses to
+// start (exit 1) before it opens anything.
+func TestRunFlagValues(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("drlb run needs Linux: elsewhere it refuses before parsing flags (TestNeedsLinux)")
+	}
+	quick := []string{"run", "-i", "drlbnosuch0", "-t", "198.18.0.100:80", "-r", "198.18.0.11"}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-trace", "-trace-rate", "0"}, "-trace-rate 0: want at least 1"},
+		{[]string{"-trace", "-trace-rate", "-5"}, "-trace-rate -5: want at least 1"},
+		{[]string{"-trace-rate", "-1"}, "-trace-rate -1"},
+		{[]string{"-metrics", "127.0.0.1"}, `-metrics "127.0.0.1": address 127.0.0.1: missing port in address`},
+		{[]string{"-metrics", "127.0.0.1:"}, `-metrics "127.0.0.1:": missing port`},
+		{[]string{"-metrics", "127.0.0.1:99999"}, `-metrics "127.0.0.1:99999": bad port "99999"`},
+		{[]string{"-metrics", "[::1]:-1"}, `-metrics "[::1]:-1": bad port "-1"`},
+		{[]string{"-metrics", "🙂"}, `-metrics "🙂"`},
+		{[]string{"-io", "afpacket", "-xdp-generic"}, "-xdp-generic: needs -io afxdp"},
+		{[]string{"-io", "afpacket", "-xdp-syn", "-xdp-copy"}, "-xdp-copy -xdp-syn: needs -io afxdp"},
+		{[]string{"-xdp-copy"}, "-xdp-copy: needs -io afxdp"}, // afpacket is the default
+	} {
+		args := append(append([]string{}, quick...), tc.args...)
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), tc.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 mentioning %q", tc.args, code, stderr.String(), tc.msg)
+		}
+	}
+}

@@ -154,6 +154,22 @@ func parseScheduleFlags(args []string, stderr io.Writer) (*scheduleOpts, error) 
 	if o.clients < 0 {
 		return nil, usageError("--clients %d: the number of clients cannot be negative", o.clients)
 	}
+	// The hashing options shape sh and mh only, the table size mh only:
+	// with another scheduler they were ignored without a word, and the
+	// output looked as if they had been tried.
+	var ignored error
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case ignored != nil:
+		case (f.Name == "port" || f.Name == "p" || f.Name == "fallback") && f.Value.String() == "true" && !o.traits.Consistent:
+			ignored = usageError("-%s %s: works with sh and mh, not %q", f.Name, f.Value, o.alg)
+		case f.Name == "table-size" && o.opts.TableSize != 0 && o.alg != "mh":
+			ignored = usageError("-table-size %s: works with mh, not %q", f.Value, o.alg)
+		}
+	})
+	if ignored != nil {
+		return nil, ignored
+	}
 	if o.clients > 0 && !o.traits.Consistent {
 		return nil, usageError("--clients works with sh and mh, not %q (the others ignore the client)", o.alg)
 	}

@@ -144,6 +144,12 @@ func TestScheduleUsageErrors(t *testing.T) {
 		{[]string{"-s", "mh", "-r", "A", "--clients", "5", "--remove", "Z"}, `"Z"`},
 		{[]string{"-s", "mh", "-r", "A", "--down", "Z"}, `"Z"`},
 		{[]string{"-s", "mh", "-r", "A", "--table-size", "100"}, "100"},
+		// Options for other schedulers, once ignored without a word.
+		{[]string{"-s", "rr", "-r", "A", "-p"}, `-p true: works with sh and mh, not "rr"`},
+		{[]string{"-s", "wrr", "-r", "A", "--port"}, `-port true: works with sh and mh, not "wrr"`},
+		{[]string{"-s", "wlc", "-r", "A", "--fallback"}, `-fallback true: works with sh and mh, not "wlc"`},
+		{[]string{"-s", "rr", "-r", "A", "--table-size", "7"}, `-table-size 7: works with mh, not "rr"`},
+		{[]string{"-s", "sh", "-r", "A", "--table-size", "7"}, `-table-size 7: works with mh, not "sh"`},
 		{[]string{"-s", "rr", "-r", "A", "extra"}, `"extra"`},
 		{[]string{"-s", "rr", "-r", "A", "--bogus"}, "bogus"},
 	} {
