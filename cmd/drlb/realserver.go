@@ -15,7 +15,8 @@ const realserverUsage = `usage: drlb realserver up|down --vip VIP [--iface IF] [
 
 up   puts VIP/32 (/128) on lo and, for IPv4, sets arp_ignore=1 and arp_announce=2
      on "all" and on IF, saving the previous values in the state file
-down restores what up found (removes the VIP only if up added it)
+down restores what up found (removes the VIP only if up added it; with no
+     state file it removes the VIP from lo and leaves the sysctls alone)
 
 Each step is printed as the command an operator would type.`
 
@@ -52,7 +53,7 @@ func realserverCmd(args []string, stdout, stderr io.Writer, newSys func() (reals
 	}
 	fs := newFlagSet("realserver "+action, stderr)
 	vip := fs.String("vip", "", "virtual IP address (IPv4 or IPv6), required")
-	iface := fs.String("iface", "", "LAN interface facing the director (optional; up only)")
+	iface := fs.String("iface", "", "LAN interface facing the director (optional; up only: down acts on what the state file names)")
 	state := fs.String("state", "", "state file (default /run/drlb/realserver-<vip>.json)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
