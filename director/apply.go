@@ -179,6 +179,9 @@ func (d *Director) apply(cfg *config.Config) error {
 	// swap (widenVIPs); a refusal refuses the change.
 	oldVIPs, vips := old.VIPs(), cfg.VIPs()
 	added, removed := diffAddrs(oldVIPs, vips)
+	if err := d.fitsVIPMaps(vips); err != nil {
+		return err
+	}
 	filters, err := d.vipFilters(oldVIPs, vips, added, removed)
 	if err != nil {
 		return err
@@ -338,7 +341,7 @@ func (d *Director) widenVIPs(oldVIPs, added []netip.Addr, f *vipFilters) (undo f
 	// first, then the new ones in). Meanwhile the XDP program passes the
 	// new VIPs' frames, and drlb reads them on the AF_PACKET socket
 	// beside it, whose filter is widened: slower, not lost. A new set
-	// that does not fit on its own is refused there.
+	// that does not fit on its own was refused before (fitsVIPMaps).
 	mapsWiden := fitsXDPMap(wide)
 	if !mapsWiden && slices.ContainsFunc(d.workers, func(w *worker) bool { _, ok := w.port.(link.VIPSetter); return ok }) {
 		d.log.Info("apply: the XDP VIP maps cannot hold the old and the new VIPs together; they change after the swap, and meanwhile the new VIPs' frames reach drlb through AF_PACKET", "max", link.MaxXDPVIPs)
@@ -377,6 +380,26 @@ func (d *Director) widenVIPs(oldVIPs, added []netip.Addr, f *vipFilters) (undo f
 		undos = append(undos, u)
 	}
 	return undo, nil
+}
+
+// fitsVIPMaps refuses a VIP set that a worker's XDP VIP map cannot hold
+// on its own (link.MaxXDPVIPs of a family), as OpenXDP refuses it at
+// start. Accepted, it was swapped in with the maps left as they were (none
+// of the VIPs removed, so narrowVIPs never ran) or half changed (the
+// narrowing refused and only logged): the maps kept removed VIPs and
+// lacked new ones, and the reload said applied.
+func (d *Director) fitsVIPMaps(vips []netip.Addr) error {
+	if fitsXDPMap(vips) || !slices.ContainsFunc(d.workers, func(w *worker) bool { _, ok := w.port.(link.VIPSetter); return ok }) {
+		return nil
+	}
+	n4 := 0
+	for _, v := range vips {
+		if v.Unmap().Is4() {
+			n4++
+		}
+	}
+	return fmt.Errorf("director: services: %d IPv4 and %d IPv6 VIPs: an XDP VIP map holds at most %d of a family (split them over directors, or run with -io afpacket)",
+		n4, len(vips)-n4, link.MaxXDPVIPs)
 }
 
 // fitsXDPMap reports whether vips fit a kernel-side VIP map: at most

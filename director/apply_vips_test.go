@@ -533,3 +533,60 @@ func readFrames(wire link.Port, limit time.Duration, fn func([]byte) bool) {
 		}
 	}
 }
+
+// TestApplyVIPsOverMapRefused: a VIP set that an XDP VIP map cannot hold
+// on its own is refused, naming the count, and nothing changes, as
+// OpenXDP refuses it at start. It used to be applied with the maps left
+// holding the old set (nothing removed: the maps were not even tried) or
+// the old set still (the narrowing refused and only logged): removed VIPs
+// kept, new ones missing, and the reload said applied. A set that fits,
+// however the change goes, is still applied.
+func TestApplyVIPsOverMapRefused(t *testing.T) {
+	many := func(base byte, n int) *config.Config {
+		var ss []config.Service
+		for i := range n {
+			ss = append(ss, service(netip.AddrFrom4([4]byte{10, base, byte(i >> 8), byte(i)}), 80, "rr", resolvedReals()...))
+		}
+		return configOf(ss...)
+	}
+	capped := func(vips []netip.Addr) error {
+		if !fitsXDPMap(vips) {
+			return fmt.Errorf("XDP VIPs: more than %d VIPs of one family", link.MaxXDPVIPs)
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name      string
+		from, to  *config.Config
+		wantError string // "" = applied
+	}{
+		{"added, none removed", many(1, 1000), many(1, 1100), "1100 IPv4"},
+		{"all replaced", many(1, 1000), many(2, 1025), "1025 IPv4"},
+		{"fits", many(1, 1000), many(1, 1024), ""},
+		{"fits, all replaced", many(1, 1000), many(2, 1024), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &kernelSidePort{refuseVIPs: capped}
+			d, _ := kernelSideDirector(t, tc.from, nil, p)
+			err := d.Apply(tc.to)
+			if tc.wantError == "" {
+				if err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if !sameAddrs(p.vips, tc.to.VIPs()) {
+					t.Errorf("the XDP map holds %d VIPs, want the new %d", len(p.vips), len(tc.to.VIPs()))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantError) || !strings.Contains(err.Error(), strconv.Itoa(link.MaxXDPVIPs)) {
+				t.Fatalf("Apply: %v, want a refusal naming %q and the map's %d", err, tc.wantError, link.MaxXDPVIPs)
+			}
+			unchanged(t, d, tc.from)
+			if !p.holds(t, tc.from.VIPs()...) {
+				t.Errorf("after a refused change: %v, want the old %d VIPs", p, len(tc.from.VIPs()))
+			}
+		})
+	}
+}

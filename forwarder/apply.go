@@ -407,6 +407,12 @@ func (f *Forwarder) prepare(old *state, cfg *config.Config, now int64) (*state, 
 func (s *service) prepareSorry(o *service, sc *config.Service, old *state, changes *[]Change, updates *[]realUpdate) error {
 	ss := sc.SorryServer
 	if ss == nil {
+		// Logged as every change is: its connections end as a removed
+		// server's do, and a reload that said nothing of it left the
+		// operator to find out from the clients.
+		if o != nil && o.sorry != nil {
+			*changes = append(*changes, Change{Kind: ServiceChanged, Service: sc.String(), Detail: "sorry server " + o.sorry.addr.String() + " removed"})
+		}
 		return nil
 	}
 	addr := ss.Address.Unmap()
@@ -544,6 +550,10 @@ func serviceDiff(o, n *config.Service) string {
 	add("persistence", o.Persistence, n.Persistence)
 	add("persistence_netmask", o.PersistenceBits, n.PersistenceBits)
 	add("drain_timeout", o.DrainTimeout, n.DrainTimeout)
+	if o.SorryServer != nil && n.SorryServer != nil {
+		// Whether a real server back ends the sorry server's connections.
+		add("sorry_server_inhibit", o.SorryServer.Inhibit, n.SorryServer.Inhibit)
+	}
 	return strings.Join(d, ", ")
 }
 

@@ -3,6 +3,7 @@ package forwarder
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,6 +204,43 @@ func TestSorryServerICMPError(t *testing.T) {
 			res, _ = process(t, f, icmp, t0+2*second)
 			if res.Reason != tc.after || tc.after == ReasonICMP && res.Real != 2 {
 				t.Fatalf("ICMP error once a real server is back: %v to %d, want %v (to the sorry server, 2, when forwarded)", res.Reason, res.Real, tc.after)
+			}
+		})
+	}
+}
+
+// TestApplyLogsSorryServerChanges: a reload that removes the sorry server
+// (its connections end) or changes sorry_server_inhibit (whether a real
+// server back ends them) says so in its changes, as it does of every
+// other change. Both used to be applied with no change reported at all.
+func TestApplyLogsSorryServerChanges(t *testing.T) {
+	// As a file's defaults make it (testConfig leaves the netmask unset).
+	masked := func(c *config.Config) *config.Config {
+		for i := range c.Services {
+			c.Services[i].PersistenceBits = c.Services[i].VIP.BitLen()
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		to   *config.Config
+		want string
+	}{
+		{"removed", masked(testConfig("rr", 2)), "sorry server " + sorryAddr.String() + " removed"},
+		{"inhibit", masked(sorryConfig("rr", true)), "sorry_server_inhibit false -> true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForwarder(t, masked(sorryConfig("rr", false)), Options{})
+			changes, err := f.Apply(tc.to, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, c := range changes {
+				found = found || c.Kind == ServiceChanged && strings.Contains(c.Detail, tc.want)
+			}
+			if !found {
+				t.Errorf("changes %v, want a service change saying %q", changes, tc.want)
 			}
 		})
 	}
