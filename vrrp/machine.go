@@ -402,6 +402,11 @@ func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 			m.send(&out)
 			m.advertAt = now.Add(m.cfg.Interval)
 			out.Reassert = fmt.Sprintf("advert from %v with priority %d, below ours (%d): another master", p.Src, a.Priority, m.cfg.Priority)
+			if a.Priority == m.cfg.Priority {
+				// The tie went to our higher address: "below ours"
+				// would misstate it in the log.
+				out.Reassert = fmt.Sprintf("advert from %v with our priority (%d) and a lower address: another master", p.Src, a.Priority)
+			}
 		}
 	}
 	return out

@@ -135,7 +135,7 @@ func TestMachine(t *testing.T) {
 		{"equal priority: the higher address wins", nil, []step{
 			{do: "start", state: Backup, why: "start"},
 			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
-			{at: down + 10*ms, do: "recv", from: netip.MustParseAddr("198.18.0.1"), prio: 150, state: Master, send: true, reassert: "another master"},
+			{at: down + 10*ms, do: "recv", from: netip.MustParseAddr("198.18.0.1"), prio: 150, state: Master, send: true, reassert: "our priority (150) and a lower address: another master"},
 			{at: down + 20*ms, do: "recv", from: peer, prio: 150, state: Backup, why: "higher address"},
 		}},
 		{"priority 0: take over after the skew time", nil, []step{
