@@ -424,26 +424,32 @@ func TestReloadReadsUnderApplyLock(t *testing.T) {
 	}
 }
 
+// manyVIPs is a config of n services on VIPs 10.base.x.y:80.
+func manyVIPs(base byte, n int) *config.Config {
+	var ss []config.Service
+	for i := range n {
+		ss = append(ss, service(netip.AddrFrom4([4]byte{10, base, byte(i >> 8), byte(i)}), 80, "rr", resolvedReals()...))
+	}
+	return configOf(ss...)
+}
+
+// refuseOverXDPMap refuses VIPs as an XDP VIP map does (kernelSidePort's
+// refuseVIPs).
+func refuseOverXDPMap(vips []netip.Addr) error {
+	if !fitsXDPMap(vips) {
+		return fmt.Errorf("XDP VIPs: more than %d VIPs of one family", link.MaxXDPVIPs)
+	}
+	return nil
+}
+
 // TestApplyVIPsOverMapCapacity: 600 VIPs replaced by 600 others, whose
 // union (1200) an XDP VIP map (link.MaxXDPVIPs) cannot hold, is applied:
 // the maps change after the swap (the removed VIPs out first), and end
 // with exactly the new set. Widening them to the union refused a change
 // that fits, and that a restart with the same file would take.
 func TestApplyVIPsOverMapCapacity(t *testing.T) {
-	many := func(base byte) *config.Config {
-		var ss []config.Service
-		for i := range 600 {
-			ss = append(ss, service(netip.AddrFrom4([4]byte{10, base, byte(i >> 8), byte(i)}), 80, "rr", resolvedReals()...))
-		}
-		return configOf(ss...)
-	}
-	capped := func(vips []netip.Addr) error {
-		if !fitsXDPMap(vips) {
-			return fmt.Errorf("XDP VIPs: more than %d VIPs of one family", link.MaxXDPVIPs)
-		}
-		return nil
-	}
-	p := &kernelSidePort{refuseVIPs: capped}
+	many := func(base byte) *config.Config { return manyVIPs(base, 600) }
+	p := &kernelSidePort{refuseVIPs: refuseOverXDPMap}
 	d, _ := kernelSideDirector(t, many(1), nil, p)
 	next := many(2)
 	if err := d.Apply(next); err != nil {
@@ -542,19 +548,7 @@ func readFrames(wire link.Port, limit time.Duration, fn func([]byte) bool) {
 // kept, new ones missing, and the reload said applied. A set that fits,
 // however the change goes, is still applied.
 func TestApplyVIPsOverMapRefused(t *testing.T) {
-	many := func(base byte, n int) *config.Config {
-		var ss []config.Service
-		for i := range n {
-			ss = append(ss, service(netip.AddrFrom4([4]byte{10, base, byte(i >> 8), byte(i)}), 80, "rr", resolvedReals()...))
-		}
-		return configOf(ss...)
-	}
-	capped := func(vips []netip.Addr) error {
-		if !fitsXDPMap(vips) {
-			return fmt.Errorf("XDP VIPs: more than %d VIPs of one family", link.MaxXDPVIPs)
-		}
-		return nil
-	}
+	many, capped := manyVIPs, refuseOverXDPMap
 	for _, tc := range []struct {
 		name      string
 		from, to  *config.Config
