@@ -619,7 +619,7 @@ ipvsadm commands (long options too: --add-service, --tcp-service, ...):
   -a -t|-u VIP:PORT -r RIP[:PORT] [-g] [-w WEIGHT]                        add a real server (weight 1)
   -e -t|-u VIP:PORT -r RIP[:PORT] [-g] [-w WEIGHT]                        set its weight (1 without -w)
   -d -t|-u VIP:PORT -r RIP[:PORT]                                         delete a real server
-  -C                                                                     clear the table
+  -C                                                                     clear the table (refused: a director serves one service at least)
   -Z [-t|-u VIP:PORT]                                                    zero the counters of every service, or of one
   -L|-l [-n] [--stats | --rate | --thresholds | --persistent-conn] [--exact] [--nosort] [-t|-u VIP:PORT]
   -L|-l [-n] -c                                                          the connection table

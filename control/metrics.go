@@ -66,7 +66,7 @@ var (
 	descHASendErrors  = prometheus.NewDesc("drlb_ha_advert_send_errors_total", "VRRP adverts the socket refused.", []string{"family"}, nil)
 	descHAIgnored     = prometheus.NewDesc("drlb_ha_adverts_ignored_total", "VRRP packets ignored, by reason: ttl, version, vrid, checksum, malformed.", []string{"family", "reason"}, nil)
 
-	descSyncSent       = prometheus.NewDesc("drlb_ha_sync_messages_sent_total", "Connection sync messages sent to peers, one per peer (those the socket refused are not counted here: send_errors in drlb ctl JSON's sync status).", nil, nil)
+	descSyncSent       = prometheus.NewDesc("drlb_ha_sync_messages_sent_total", "Connection sync messages sent to peers, one per peer (those the socket refused are not counted here: drlb_ha_sync_send_errors_total).", nil, nil)
 	descSyncSendErrors = prometheus.NewDesc("drlb_ha_sync_send_errors_total", "Connection sync messages the socket refused.", nil, nil)
 	descSyncReceived   = prometheus.NewDesc("drlb_ha_sync_messages_received_total", "Connection sync messages accepted (MAC and replay checks passed).", nil, nil)
 	descSyncRejected   = prometheus.NewDesc("drlb_ha_sync_messages_rejected_total", "Connection sync messages dropped, by reason: bad_mac, replay, unknown_peer, malformed.", []string{"reason"}, nil)
