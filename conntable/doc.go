@@ -32,7 +32,15 @@
 // Prefetch, ~300 -> ~275 with it (batch-loaded slots); with each slot
 // prefetched (PREFETCHT0) 8 packets ahead of its own, 275-300 -> 247-270
 // when old and new binaries alternate in one window. Today the forwarder
-// prefetches the whole batch's slots first, back to back (forwarder.Prefetch).
+// prefetches slots back to back (PrefetchKey, PrefetchHash): under load a
+// stream 12 frames ahead, 4 at a time, across the batch boundary
+// (forwarder.Ahead, which keeps each key's hash for LookupHash), otherwise
+// the whole batch's slots first (forwarder.Prefetch).
+//
+// A full table refuses Insert with ErrFull, unless Options.Evictable lets
+// it make room: Insert then removes an expired entry it meets, else the
+// approved live entry (SYN_RECV, for the forwarder) that expires first
+// among a bounded scan from a rotating hand (IPVS's drop_entry, bounded).
 //
 // Pointer lifetime: an *Entry returned by Lookup or Insert points into the
 // slot array. It stays valid only until the next call that may mutate the

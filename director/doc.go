@@ -5,13 +5,21 @@
 // Packet flow in Serve, one batch at a time, in each worker's loop:
 //
 //	kernel fanout ─▶ port.ReadBatch ─▶ step.Handle(now, batch) ─▶ port.WriteBatch
-//	(by client:       (two sockets     (ARP/NDP answers, resolver input,
-//	 link.ClientHash;  per worker:      forwarder.Process, too-big replies,
-//	 bare SYNs apart)  main first)      trace; see package step)
+//	(by client:       (main, SYN and   (ARP/NDP answers, resolver input,
+//	 link.ClientHash;  trusted-SYN      forwarder.Process, too-big replies,
+//	 bare SYNs apart)  sockets per      resets, trace; see package step)
+//	                   worker, main first)
 //
-// Each worker (one per CPU by default) has its own pair of sockets
-// (link.OpenSplit: everything but bare TCP SYNs, read first, and bare
-// SYNs, so a SYN flood overflows only the SYN queue), step and
+// A batch that came full makes the loop read the next one at once
+// (link.ReadAheader) and hand both to step.HandleAhead, which starts the
+// next batch's table lookups while it handles this one.
+//
+// Each worker (one per CPU by default; with -io afxdp one per receive
+// queue in use) has its own sockets (link.OpenSplit: everything but bare
+// TCP SYNs, read first, bare SYNs of clients that completed a handshake
+// (where the eBPF fanout program loads),
+// and the other bare SYNs, so a SYN flood overflows only the SYN queue;
+// or an AF_XDP port per queue, link.OpenXDPQueues), step and
 // connection table, so the workers share no lock on the data path; the
 // kernel sorts frames among them by client address, so a client's
 // connections, template, fragments and ICMP errors meet in one table. A
@@ -24,7 +32,10 @@
 // loop also run: the Announcer (gratuitous ARP / unsolicited NA for the
 // VIPs at start and on conflicts), the Resolver (asks for real servers'
 // MACs and refreshes them), health checks, SIGHUP reloads and the control
-// socket. See ARCHITECTURE.md, "Data path".
+// socket; with bgp: the announcer's report (bgp.go), with ha: the VRRP
+// runners (ha.go) and connection sync (sync.go), with -kernel-flows each
+// worker's follower of the flows handed to the kernel (kernelflows.go).
+// See ARCHITECTURE.md, "Data path" and "Goroutines, state and clocks".
 //
 // Apply changes the configuration live (SIGHUP uses it): the next
 // configuration is built beside the running loop, and the workers' locks

@@ -16,7 +16,8 @@
 //
 // Scenarios (Options.Scenario, `drlb lab --scenario NAME`) break one point
 // of that flow at a time, each in its own lab and its own file
-// (scenario_<name>_linux.go), with the same runner, captures and checks:
+// (scenario_*_linux.go: arpflux, forwarding, restart, mtu, scaleout,
+// failover), with the same runner, captures and checks:
 // arp-flux (a real server answers ARP for the VIP), forwarding-on (the
 // director's kernel routes its copy of each frame), restart (connections
 // through a director restart, rr against mh), mtu (a real server with a

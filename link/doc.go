@@ -24,7 +24,8 @@
 //     sockets on queue 0 that share one UMEM, split as OpenSplit's
 //     (untrusted bare SYNs into the SYN socket's small ring, trusted ones
 //     into another, the rest into the main ring), and an AF_PACKET socket
-//     reads what XDP passes (ARP, NDP, tagged frames); the program may
+//     reads what XDP passes (ARP, NDP, tagged frames, frames too long
+//     for a 2 KiB UMEM chunk); the program may
 //     also forward frames itself with XDP_TX: bare SYNs under table
 //     pressure (StatelessSYNPort) and the frames of established flows
 //     drlb handed it (FlowPort, with Config.KernelFlows);
@@ -81,8 +82,11 @@
 // ARCHITECTURE.md#performance: batching is worth about 40% over one system call per
 // frame. ReadBatch and WriteBatch use one recvmmsg/sendmmsg per batch on
 // preallocated arrays and allocate nothing in steady state (tested with
-// testing.AllocsPerRun on a veth pair). A Port holds BatchSize receive
-// buffers of MaxFrame bytes (4 MiB at the default 64). Frames returned by
-// ReadBatch point into those buffers and stay valid until the next
-// ReadBatch.
+// testing.AllocsPerRun on a veth pair). An AF_PACKET socket's receive
+// slots are two halves of BatchSize buffers of MaxFrame bytes each (8 MiB
+// of address space at the default 64; only the pages frames touch become
+// resident), filled in turn. Frames returned by ReadBatch point into those
+// buffers and stay valid through one more read (ReadAheader: the director
+// reads the next batch while it handles this one), until the second
+// ReadBatch or TryReadBatch after the one that returned them.
 package link

@@ -23,7 +23,9 @@
 // fixed seeds and tables are built from servers sorted by address, so
 // several directors behind ECMP, or a restarted director, pick the same
 // server for the same flow without sharing state, whatever order the
-// servers were listed in.
+// servers were listed in. Placement gives a consistent scheduler's choice
+// as a bucket table, so that drlb's XDP program forwarding SYNs under table
+// pressure (-xdp-syn) picks exactly the server Pick would.
 //
 // Weights above math.MaxInt32 (the IPVS limit) count as math.MaxInt32.
 // Options fields a scheduler does not use are ignored, as IPVS ignores

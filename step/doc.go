@@ -19,7 +19,10 @@
 // The caller owns I/O and time: the live director reads a batch from its
 // port, stamps it with the wall clock, calls Handle and writes out back; a
 // replay reads frames from a pcap, stamps them with their capture time and
-// writes out to a pcap. Control work (resolving real servers, rebuilding
+// writes out to a pcap. Under load the director reads the next batch
+// before it handles this one and calls HandleAhead(now, in, next, out),
+// which gives the same output as Handle but starts the next batch's
+// connection-table lookups during this one (forwarder.Ahead). Control work (resolving real servers, rebuilding
 // schedulers, health checks) happens beside the loop, never inside Handle:
 // see ARCHITECTURE.md, "Data path".
 package step

@@ -11,9 +11,15 @@
 //	   +-- director   198.18.0.2   2001:2::2     drlb runs here; the VIP is NOT configured
 //	   +-- rs1        198.18.0.11  2001:2::11    VIP/32 and VIP6/128 on lo, arp_ignore=1
 //	   +-- rs2 ...    198.18.0.12  2001:2::12
+//	   +-- director2  198.18.0.3, director3 .4   optional (Options.Directors: BGP, ECMP, VRRP)
 //	   +-- lanclient  198.18.0.50  2001:2::50    optional (Options.LANClient)
 //
 //	VIP 198.18.0.100, VIP6 2001:2::100
+//	routed VIPs (Options.RoutedVIP, off the LAN) 198.18.2.100, 2001:2:0:2::100
+//
+// Options.DirectorQueues gives the directors' interfaces several receive
+// queues, for one AF_XDP worker per queue; BIRD 2 can run on the router
+// (Lab.StartBIRD) for the BGP tests and the scale-out scenario.
 //
 // Packet flow in the lab: the client sends to the VIP through the router; the
 // router ARPs (or solicits) for the VIP on the LAN; the real servers keep quiet

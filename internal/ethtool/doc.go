@@ -11,6 +11,10 @@
 // copes with all of these (PACKET_VNET_HDR), and the end-to-end tests use this
 // package to prove it on every combination.
 //
-// Get and Set act in the network namespace of the calling thread: to reach an
-// interface in a lab namespace, call them inside lab's Lab.Do.
+// RxQueues reads how many receive queues an interface uses (ETHTOOL_GCHANNELS,
+// as `ethtool -l`): `drlb run -io auto` and -io afxdp plan their AF_XDP
+// ports by it.
+//
+// Get, Set and RxQueues act in the network namespace of the calling thread: to
+// reach an interface in a lab namespace, call them inside testbed's Lab.Do.
 package ethtool
