@@ -23,6 +23,10 @@ import (
 // at start). Nothing is applied then.
 var ErrRestartNeeded = errors.New("director: change needs a restart")
 
+// ErrVIPOnHost is returned by Apply for a VIP it would add that an
+// interface of the director's host holds: start-up refuses the same.
+var ErrVIPOnHost = errors.New("director: an interface of this host holds the VIP")
+
 // ErrInterfaceGone is Serve's error when the director's interface was
 // deleted: its sockets and XDP program were bound to that interface (by
 // index), and one created again under the same name is another.
@@ -179,6 +183,9 @@ func (d *Director) apply(cfg *config.Config) error {
 	// swap (widenVIPs); a refusal refuses the change.
 	oldVIPs, vips := old.VIPs(), cfg.VIPs()
 	added, removed := diffAddrs(oldVIPs, vips)
+	if err := d.refuseHeldVIPs(cfg, added); err != nil {
+		return err
+	}
 	if err := d.fitsVIPMaps(vips); err != nil {
 		return err
 	}
@@ -380,6 +387,32 @@ func (d *Director) widenVIPs(oldVIPs, added []netip.Addr, f *vipFilters) (undo f
 		undos = append(undos, u)
 	}
 	return undo, nil
+}
+
+// refuseHeldVIPs refuses added VIPs that an interface of the director's
+// host holds (d.vipsHeld), naming the first service of each: start-up
+// refuses them (doctor's "VIP not on the director"), and one added by a
+// reload would have the kernel answer its ARP and its traffic beside
+// drlb, resetting connections drlb forwards.
+func (d *Director) refuseHeldVIPs(cfg *config.Config, added []netip.Addr) error {
+	if d.vipsHeld == nil || len(added) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, v := range added {
+		if err := d.vipsHeld([]netip.Addr{v}); err != nil {
+			i := slices.IndexFunc(cfg.Services, func(s config.Service) bool { return s.VIP == v })
+			where := "VIP " + v.String()
+			if i >= 0 {
+				where = fmt.Sprintf("services[%d].vip %s", i, v)
+				if l := cfg.Services[i].Line; l > 0 {
+					where += fmt.Sprintf(" (line %d)", l)
+				}
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // fitsVIPMaps refuses a VIP set that a worker's XDP VIP map cannot hold

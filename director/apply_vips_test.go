@@ -584,3 +584,37 @@ func TestApplyVIPsOverMapRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyRefusesVIPHeldByHost: a reload adding a VIP that an interface
+// of the director's host holds is refused whole, naming the service and
+// the fix, as start-up refuses it (doctor). It used to be applied: the
+// kernel answered the VIP's ARP and its traffic beside drlb.
+func TestApplyRefusesVIPHeldByHost(t *testing.T) {
+	cfg := configOf(service(vip, 80, "rr", resolvedReals()...))
+	p := &kernelSidePort{}
+	follower := &fakeFollower{widened: func([]netip.Addr) { t.Error("blackhole routes widened for a VIP the host holds") }}
+	d, _ := kernelSideDirector(t, cfg, follower, p)
+	var asked [][]netip.Addr
+	d.vipsHeld = func(v []netip.Addr) error {
+		asked = append(asked, v)
+		return fmt.Errorf("%w: configured on eth0", ErrVIPOnHost)
+	}
+	next := configOf(service(vip, 80, "rr", resolvedReals()...), service(vip2, 80, "rr", resolvedReals()...))
+	next.Services[1].Line = 7
+	err := d.Apply(next)
+	if !errors.Is(err, ErrVIPOnHost) {
+		t.Fatalf("Apply: %v, want ErrVIPOnHost", err)
+	}
+	for _, want := range []string{"services[1].vip " + vip2.String() + " (line 7)", "configured on eth0"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Apply: %v; want it to say %q", err, want)
+		}
+	}
+	if len(asked) != 1 || !slices.Equal(asked[0], []netip.Addr{vip2}) {
+		t.Errorf("asked about %v, want only the added VIP %v", asked, vip2)
+	}
+	unchanged(t, d, cfg, vip2)
+	if !p.holds(t, vip) {
+		t.Errorf("the port holds %v after the refusal, want the old VIP set %v alone", p, vip)
+	}
+}

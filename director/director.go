@@ -195,6 +195,10 @@ type Director struct {
 	// the VIPs an Apply adds and removes, in two steps around the swap
 	// (apply.go).
 	vipFollow vipFollower
+	// vipsHeld, if set (Run: the host's addresses, doctor.VIPsOffHost),
+	// refuses VIPs an Apply adds that the director's own kernel holds,
+	// as start-up refuses them.
+	vipsHeld func([]netip.Addr) error
 
 	port    link.Port // the first worker's: the director's own frames leave here
 	workers []*worker

@@ -179,6 +179,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// before they are announced (or the reload is refused); removed ones
 	// lose theirs once withdrawn.
 	d.vipFollow = newKernelVIPs(holes, drop, vips, log)
+	d.vipsHeld = vipsOffHost
 	stopControl, err := serveControl(ctx, d, opts, log)
 	if err != nil {
 		undo()
@@ -416,6 +417,22 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 	}
 	log.Info("kernel copy of VIP frames dropped at tc ingress, after drlb's sockets read them", "vips", vips, "kernel flows", slots != nil)
 	return drop
+}
+
+// vipsOffHost refuses VIPs an interface of this host holds, as Run's
+// start-up check does (doctor.VIPsOffHost): Director.vipsHeld.
+func vipsOffHost(vips []netip.Addr) error {
+	addrs, err := doctor.System{}.Addrs()
+	if err != nil {
+		return fmt.Errorf("director: reading the host's addresses: %w", err)
+	}
+	var errs []error
+	for _, c := range doctor.VIPsOffHost(addrs, vips) {
+		if c.Status == doctor.Fail {
+			errs = append(errs, fmt.Errorf("%w: %s; fix: %s", ErrVIPOnHost, c.Detail, c.Fix))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // kernelVIPs is Director.vipFollow for what Run put in the kernel per

@@ -18,22 +18,13 @@ import (
 // handles a failure of theirs by other means.
 const IDForwarding = "forwarding"
 
-// Director checks a host that will run drlb as the director on iface for
-// vips.
-//
-// reals, if given, are the real servers: each must be on a subnet of iface
-// (the same L2 segment), because DR only rewrites MAC addresses.
-func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Report {
+// VIPsOffHost checks that no interface of the host, whose addresses are
+// addrs (Host.Addrs), holds any of vips: a director's kernel that owns a
+// VIP answers its traffic itself (TCP resets, ICMP) and its ARP. drlb run
+// refuses to start on such a host, and a reload or a ctl change to add
+// such a VIP.
+func VIPsOffHost(addrs []IfAddr, vips []netip.Addr) Report {
 	var r Report
-	li, ok := checkLink(&r, h, iface)
-	if !ok {
-		return r
-	}
-	addrs, err := h.Addrs()
-	if err != nil {
-		r.add("addresses readable", Fail, err.Error(), "")
-		return r
-	}
 	for _, vip := range vips {
 		// Every place the VIP is: deleting only the first one listed
 		// leaves the host owning it.
@@ -52,6 +43,26 @@ func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Repo
 			r.add("VIP "+vip.String()+" not on the director", Pass, "not configured; drlb takes its traffic (answering ARP/NDP for it, or routed to it with bgp:)", "")
 		}
 	}
+	return r
+}
+
+// Director checks a host that will run drlb as the director on iface for
+// vips.
+//
+// reals, if given, are the real servers: each must be on a subnet of iface
+// (the same L2 segment), because DR only rewrites MAC addresses.
+func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Report {
+	var r Report
+	li, ok := checkLink(&r, h, iface)
+	if !ok {
+		return r
+	}
+	addrs, err := h.Addrs()
+	if err != nil {
+		r.add("addresses readable", Fail, err.Error(), "")
+		return r
+	}
+	r = append(r, VIPsOffHost(addrs, vips)...)
 	has4, has6 := families(vips)
 	if has4 {
 		checkForwarding(&r, h, "ipv4", iface)

@@ -269,6 +269,46 @@ func TestReloadRefusedByKernel(t *testing.T) {
 	}
 }
 
+// TestReloadRefusesVIPOnDirector: a reload or a ctl -A that adds a VIP
+// the director's own interface holds is refused, naming where it is and
+// the fix, as start-up refuses it; the running services stay. It used to
+// be applied: the director's kernel answered the new VIP's ARP and its
+// connections beside drlb.
+func TestReloadRefusesVIPOnDirector(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{RealServers: 1})
+	rs := l.RealServers[0]
+	vip2 := netip.MustParseAddr("198.18.0.103") // on the LAN, used by no host
+	nh, lk := lanLink(t, l.Director)
+	if err := nh.AddrAdd(lk, &netlink.Addr{IPNet: &net.IPNet{IP: vip2.AsSlice(), Mask: net.CIDRMask(32, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfgPath, sock := filepath.Join(dir, "drlb.yaml"), filepath.Join(dir, "drlb.sock")
+	one := yamlService(l.VIP, "rr", weighted{rs, 1})
+	writeYAML(t, l, cfgPath, one)
+	p := startDirectorN(t, l, 1, "run", "-c", cfgPath, "-ctl", sock)
+
+	writeYAML(t, l, cfgPath, one, yamlService(vip2, "rr", weighted{rs, 1}))
+	p.signal(syscall.SIGHUP)
+	p.waitLog("reload refused", 1, 10*time.Second)
+	want := "configured on " + l.Director.Iface
+	if logs := p.logs.String(); !strings.Contains(logs, "services[1].vip "+vip2.String()) || !strings.Contains(logs, want) {
+		t.Errorf("the refusal does not name the service and where the VIP is (%q):\n%s", want, logs)
+	}
+	out, err := exec.Command(drlbBinary, "ctl", "-s", sock, "-A", "-t", netip.AddrPortFrom(vip2, 80).String(), "-s", "rr").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("drlb ctl -A -t %s:80: %v\n%s\nwant it refused, saying %q", vip2, err, out, want)
+	}
+	out, err = exec.Command(drlbBinary, "ctl", "list", "-s", sock).CombinedOutput()
+	if err != nil {
+		t.Fatalf("drlb ctl list: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), vip2.String()) || !strings.Contains(string(out), l.VIP.String()) {
+		t.Errorf("a refused change changed the services:\n%s", out)
+	}
+}
+
 // TestReloadRemovedVIPNotAnnounced: a VIP that a reload removes while
 // drlb still sends its start-up gratuitous ARP (5, 1 s apart) gets none
 // after the reload. Each one would draw the router's traffic for it back
