@@ -96,13 +96,13 @@ func ExampleSaveIpvsadm() {
 	fmt.Println("--")
 	fmt.Print(config.SaveIpvsadm(c, false)) // ipvsadm -S: well-known ports by name
 	// Output:
-	// -A -t 198.18.0.100:443 -s sh -b sh-port -p 600 -M 255.255.255.0
+	// -A -t 198.18.0.100:443 -s sh -p 600 -M 255.255.255.0 -b sh-port
 	// -a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 2
 	// -A -u 198.18.0.101:53 -s rr
 	// -a -u 198.18.0.101:53 -r 198.18.0.11:53 -g -w 1
 	// -a -u 198.18.0.101:53 -r 198.18.0.12:53 -g -w 1
 	// --
-	// -A -t 198.18.0.100:https -s sh -b sh-port -p 600 -M 255.255.255.0
+	// -A -t 198.18.0.100:https -s sh -p 600 -M 255.255.255.0 -b sh-port
 	// -a -t 198.18.0.100:https -r 198.18.0.11:https -g -w 2
 	// -A -u 198.18.0.101:domain -s rr
 	// -a -u 198.18.0.101:domain -r 198.18.0.11:domain -g -w 1

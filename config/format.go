@@ -91,15 +91,16 @@ func formatRules(services []Service, numeric bool) string {
 			svc = "-u "
 		}
 		svc += FormatAddrPort(s.VIP, s.Port, numeric)
+		// ipvsadm's order (print_service_entry): -s, -p and -M, then -b.
 		b.WriteString("-A " + svc + " -s " + s.Scheduler)
-		if f := formatFlags(s.Scheduler, s.SchedOptions); f != "" {
-			b.WriteString(" -b " + f)
-		}
 		if s.Persistence > 0 {
 			b.WriteString(" -p " + strconv.FormatInt(int64(s.Persistence/time.Second), 10))
 			if s.PersistenceBits != fullBits(s.VIP.Is6()) {
 				b.WriteString(" -M " + formatNetmask(s.PersistenceBits, s.VIP.Is6()))
 			}
+		}
+		if f := formatFlags(s.Scheduler, s.SchedOptions); f != "" {
+			b.WriteString(" -b " + f)
 		}
 		b.WriteByte('\n')
 		for _, r := range s.RealServers {

@@ -81,7 +81,7 @@ func TestFormatIPVSADM(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := lines(
-		"-A -u [2001:db8::1]:53 -s sh -b sh-fallback,sh-port -p 90 -M 64",
+		"-A -u [2001:db8::1]:53 -s sh -p 90 -M 64 -b sh-fallback,sh-port",
 		"-a -u [2001:db8::1]:53 -r [2001:db8::11]:53 -g -w 3",
 		"-A -t 198.18.0.100:0 -s wlc -p 3600 -M 255.255.252.0",
 		"-a -t 198.18.0.100:0 -r 198.18.0.11:0 -g -w 0",

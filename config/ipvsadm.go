@@ -64,9 +64,11 @@ var optSpecs = map[string]optSpec{
 	"-w": {"w", argRequired, cmdServer}, "--weight": {"w", argRequired, cmdServer},
 	"-x": {"x", argRequired, cmdServer}, "--u-threshold": {"x", argRequired, cmdServer},
 	"-y": {"y", argRequired, cmdServer}, "--l-threshold": {"y", argRequired, cmdServer},
-	"--tun-type": {"tun", argRequired, cmdServer}, "--tun-port": {"tun", argRequired, cmdServer},
-	"--tun-nocsum": {"tun", argNone, cmdServer}, "--tun-csum": {"tun", argNone, cmdServer},
-	"--tun-remcsum": {"tun", argNone, cmdServer},
+	// Each tunnel option is one of its own (ipvsadm -S writes several on
+	// one line: --tun-type gue --tun-port 6080 --tun-nocsum).
+	"--tun-type": {"tun-type", argRequired, cmdServer}, "--tun-port": {"tun-port", argRequired, cmdServer},
+	"--tun-nocsum": {"tun-nocsum", argNone, cmdServer}, "--tun-csum": {"tun-csum", argNone, cmdServer},
+	"--tun-remcsum": {"tun-remcsum", argNone, cmdServer},
 }
 
 // opt is one option as it appeared on a line.
@@ -363,13 +365,17 @@ func (r *ipvsReader) addServer(cmd token, toks []token) error {
 // unsupportedServer refuses the -a options of forwarding methods and
 // features drlb does not have.
 func (r *ipvsReader) unsupportedServer(opts map[string]opt) error {
-	for _, m := range []string{"m", "i", "tun"} {
+	for _, m := range []string{"m", "i", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"} {
 		if o, ok := opts[m]; ok {
 			return r.errorf(o.name, o.name.text, "", "drlb does direct routing only (-g): masquerading (-m) and tunneling (-i) are not supported")
 		}
 	}
 	for _, m := range []string{"x", "y"} {
-		if o, ok := opts[m]; ok && o.value.text != "0" {
+		// 0 is no threshold; ipvsadm reads it with strtol (00, +0).
+		if o, ok := opts[m]; ok {
+			if n, err := strconv.Atoi(o.value.text); err == nil && n == 0 {
+				continue
+			}
 			return r.errorf(o.name, o.name.text, o.value.text, "connection thresholds (-x, -y) are not supported")
 		}
 	}

@@ -54,6 +54,7 @@ var otherOptSpecs = map[string]optSpec{
 	"--rate":            {"rate", argNone, cmdList},
 	"--thresholds":      {"thresholds", argNone, cmdList},
 	"--persistent-conn": {"persistent-conn", argNone, cmdList},
+	"--tun-info":        {"tun-info", argNone, cmdList}, // ipvsadm 1.31
 	"--nosort":          {"nosort", argNone, cmdList},
 	"--sort":            {"sort", argNone, cmdList},
 	"-X":                {"exact", argNone, cmdList}, "--exact": {"exact", argNone, cmdList},

@@ -58,7 +58,7 @@ func TestEditIpvsadm(t *testing.T) {
 	}{
 		{"-A defaults: wlc", "-A -t 198.18.0.102:80", svc80 + "-A -t 198.18.0.102:80 -s wlc\n" + svc53},
 		{"-A with everything", "-A -t 198.18.0.102:0 -s sh -b sh-port,sh-fallback -p 120 -M 255.255.255.0",
-			svc80 + "-A -t 198.18.0.102:0 -s sh -b sh-fallback,sh-port -p 120 -M 255.255.255.0\n" + svc53},
+			svc80 + "-A -t 198.18.0.102:0 -s sh -p 120 -M 255.255.255.0 -b sh-fallback,sh-port\n" + svc53},
 		{"-A -p without a value is 360 s, as ipvsadm", "-A -t 198.18.0.102:443 -p -s rr", svc80 + "-A -t 198.18.0.102:443 -s rr -p 360\n" + svc53},
 		{"-A udp, ipv6", "-A -u [2001:2::100]:53 -s rr", svc80 + svc53 + "-A -u [2001:2::100]:53 -s rr\n"},
 		{"-A same address, other protocol", "-A -u 198.18.0.100:80", svc80 + "-A -u 198.18.0.100:80 -s wlc\n" + svc53},
@@ -77,6 +77,8 @@ func TestEditIpvsadm(t *testing.T) {
 		{"-a -g -w, service port", "-a -t 198.18.0.100:80 -r 198.18.0.13:80 -g -w 0", svc80 + "-a -t 198.18.0.100:80 -r 198.18.0.13:80 -g -w 0\n" + svc53},
 		{"-a bundled value", "-a -t 198.18.0.100:80 -r 198.18.0.13 -w5", svc80 + "-a -t 198.18.0.100:80 -r 198.18.0.13:80 -g -w 5\n" + svc53},
 		{"-a zero thresholds", "-a -t 198.18.0.100:80 -r 198.18.0.13 -x 0 -y 0", svc80 + "-a -t 198.18.0.100:80 -r 198.18.0.13:80 -g -w 1\n" + svc53},
+		// ipvsadm reads a threshold with strtol: 00 and +0 are 0 (none).
+		{"-a zero thresholds spelt otherwise", "-a -t 198.18.0.100:80 -r 198.18.0.13 -x 00 --l-threshold=+0", svc80 + "-a -t 198.18.0.100:80 -r 198.18.0.13:80 -g -w 1\n" + svc53},
 		{"-e sets the weight", "-e -t 198.18.0.100:80 -r 198.18.0.12 -w 7",
 			"-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3\n-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 7\n" + svc53},
 		{"-e without -w: weight 1, as ipvsadm", "-e -t 198.18.0.100:80 -r 198.18.0.11:80 -g",
@@ -173,6 +175,8 @@ func TestEditIpvsadmRefused(t *testing.T) {
 		{"masquerading", "-a -t 198.18.0.100:80 -r 198.18.0.13 -m", "-m", "", "drlb does direct routing only", "-m: drlb does direct routing only"},
 		{"tunneling", "-a -t 198.18.0.100:80 -r 198.18.0.13 -i -w 1", "-i", "", "drlb does direct routing only", "-i: drlb does direct routing only"},
 		{"masquerading on -e", "-e -t 198.18.0.100:80 -r 198.18.0.11 --masquerading", "--masquerading", "", "direct routing only", ""},
+		{"gue tunnel", "-a -t 198.18.0.100:80 -r 198.18.0.13 -i --tun-type gue --tun-port 6080", "-i", "", "direct routing only", "-i: drlb does direct routing only"},
+		{"tunnel options alone", "-e -t 198.18.0.100:80 -r 198.18.0.11 --tun-port 6080 --tun-remcsum", "--tun-port", "", "direct routing only", ""},
 		{"fwmark -A", "-A -f 1 -s rr", "-f", "1", "firewall-mark services are not supported", `-f: "1": firewall-mark`},
 		{"fwmark -a", "-a -f 1 -r 198.18.0.11", "-f", "1", "firewall-mark", ""},
 		// ipvsadm -S writes an IPv6 fwmark service "-A -f 1 -6": the
@@ -442,5 +446,28 @@ func TestPortNames(t *testing.T) {
 	}
 	if PortName(0) != "0" || PortName(40000) != "40000" {
 		t.Error("an unnamed port prints as its number")
+	}
+}
+
+// TestSaveIpvsadmOptionOrder: a service line carries its options in the
+// order ipvsadm 1.31 prints them (print_service_entry: -s, then -p and
+// -M, then -b), so that drlb ctl -S and an ipvsadm-save file compare
+// equal line for line.
+func TestSaveIpvsadmOptionOrder(t *testing.T) {
+	for _, want := range []string{
+		"-A -t 198.18.0.100:80 -s sh -p 300 -b sh-fallback,sh-port\n",
+		"-A -t 198.18.0.100:0 -s sh -p 600 -M 255.255.255.0 -b sh-fallback\n",
+		"-A -u 198.18.0.100:53 -s mh -p 60 -b mh-port\n",
+		"-A -t [2001:2::100]:80 -s mh -p 360 -M 64 -b mh-fallback,mh-port\n",
+		"-A -t 198.18.0.100:443 -s sh -b sh-port\n",
+		"-A -t 198.18.0.100:8080 -s wlc -p 360 -M 255.255.0.0\n",
+	} {
+		c, err := Parse("rules", []byte(want))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", want, err)
+		}
+		if got := SaveIpvsadm(c, true); got != want {
+			t.Errorf("saved as\n%s want (ipvsadm -Sn)\n%s", got, want)
+		}
 	}
 }

@@ -77,6 +77,12 @@ func TestParseIPVSADMBad(t *testing.T) {
 		{"masquerading", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -m -w 1\n", 2, 41, "-m", "", "direct routing only (-g)"},
 		{"tunneling", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i\n", 2, 41, "-i", "", "direct routing only (-g)"},
 		{"tunnel type", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 --tun-type gue\n", 2, 41, "--tun-type", "", "direct routing only (-g)"},
+		// ipvsadm -S writes a tunnel's options after -w; each is its own
+		// option, not a second one of the others: the line is refused for
+		// tunneling, not for an option "given twice".
+		{"gue tunnel as ipvsadm -S writes it", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n", 2, 41, "-i", "", "direct routing only (-g)"},
+		{"tunnel options without -i", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1 --tun-type gue --tun-port 6080\n", 2, 49, "--tun-type", "", "direct routing only (-g)"},
+		{"gre tunnel csum", A + "-a -t 198.18.0.100:80 -r 198.18.0.11:80 --tun-type gre --tun-csum\n", 2, 41, "--tun-type", "", "direct routing only (-g)"},
 		{"fwmark", "-A -f 1 -s rr\n", 1, 4, "-f", "1", "firewall-mark services are not supported"},
 		{"IPv6 fwmark", "-A -f 1 -6 -s rr\n", 1, 4, "-f", "1", "firewall-mark services are not supported"}, // as ipvsadm -S writes it
 		{"sctp", "-A --sctp-service 198.18.0.100:80\n", 1, 4, "--sctp-service", "198.18.0.100:80", "SCTP services are not supported"},

@@ -67,6 +67,7 @@ const IpvsadmVersion = "1.2.1"
 type listOptions struct {
 	numeric, conns, exact, nosort        bool
 	stats, rate, thresholds, persistConn bool
+	tunInfo                              bool // --tun-info (ipvsadm 1.31): the Forward and TunnelInfo columns
 	timeout, daemon                      bool
 	service                              *serviceKey // -L -t VIP:PORT: that service alone
 }
@@ -178,6 +179,10 @@ func (l *listOptions) parseList(opts []config.IpvsadmOption) error {
 		case "nosort":
 			l.nosort = true
 		case "sort": // the default; accepted for old scripts, as ipvsadm does
+		case "tun-info":
+			// A layout of its own, after the others (ipvsadm's
+			// print_title); -c, --timeout and --daemon ignore it.
+			l.tunInfo = true
 		case "c", "t", "u", "f", "timeout", "daemon":
 			if exclusive != nil {
 				return optionError(*o, "does not mix with %s", exclusive.Name)
@@ -475,6 +480,9 @@ func writeIpvsadmList(w io.Writer, s Snapshot, before *Snapshot, cfg *config.Con
 		fmt.Fprintf(w, "%-33s %-10s %-10s %-10s %-10s\n%s", "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn", titleRemote)
 	case o.persistConn:
 		fmt.Fprintf(w, "%-33s %-9s %-11s %-10s %-10s\n%s", "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn", titleRemote)
+	case o.tunInfo:
+		io.WriteString(w, "Prot LocalAddress:Port Scheduler Flags\n"+
+			"  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n")
 	default:
 		io.WriteString(w, titleList)
 	}
@@ -526,12 +534,14 @@ func writeIpvsadmList(w io.Writer, s Snapshot, before *Snapshot, cfg *config.Con
 				fmt.Fprintf(w, "  -> %-28s %-10d %-10d %-10d %-10d\n", addr, 0, 0, r.Active, r.Inactive)
 			case o.persistConn:
 				fmt.Fprintf(w, "  -> %-28s %-9d %-11d %-10d %-10d\n", addr, r.Weight, r.Persistent, r.Active, r.Inactive)
+			case o.tunInfo: // direct routing: no tunnel, n/a
+				fmt.Fprintf(w, "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", addr, "Route", "n/a", r.Weight, r.Active, r.Inactive)
 			default:
 				io.WriteString(w, realLine(addr, r.Weight, r.Active, r.Inactive)+"\n")
 			}
 		}
 	}
-	if s.BGP != nil && o.service == nil && !o.stats && !o.rate && !o.thresholds && !o.persistConn {
+	if s.BGP != nil && o.service == nil && !o.stats && !o.rate && !o.thresholds && !o.persistConn && !o.tunInfo {
 		writeIpvsadmBGP(w, s)
 	}
 	return nil
@@ -621,7 +631,7 @@ ipvsadm commands (long options too: --add-service, --tcp-service, ...):
   -d -t|-u VIP:PORT -r RIP[:PORT]                                         delete a real server
   -C                                                                     clear the table (refused: a director serves one service at least)
   -Z [-t|-u VIP:PORT]                                                    zero the counters of every service, or of one
-  -L|-l [-n] [--stats | --rate | --thresholds | --persistent-conn] [--exact] [--nosort] [-t|-u VIP:PORT]
+  -L|-l [-n] [--stats | --rate | --thresholds | --persistent-conn | --tun-info] [--exact] [--nosort] [-t|-u VIP:PORT]
   -L|-l [-n] -c                                                          the connection table
   -S [-n]                                                                the table as ipvsadm-save text (drlb run -c reads it)
 

@@ -35,6 +35,8 @@ func TestIpvsadmListings(t *testing.T) {
 		{"ipvsadm-Ln-rate-exact.golden", "-l -n --rate -X"},
 		{"ipvsadm-Ln-thresholds.golden", "-L -n --thresholds"},
 		{"ipvsadm-Ln-persistent-conn.golden", "-L -n --persistent-conn"},
+		{"ipvsadm-Ln-tun-info.golden", "-L -n --tun-info"}, // ipvsadm 1.31
+		{"ipvsadm-Ln-stats.golden", "-L -n --tun-info --stats"},
 		{"ipvsadm-Ln-service.golden", "-L -n -t 198.18.0.100:443"},
 		{"ipvsadm-Ln-service6.golden", "-Ln -t [2001:2::100]:http --stats"},
 		{"ipvsadm-Lnc.golden", "-Lnc"},
@@ -96,6 +98,7 @@ func TestCheckIpvsadmCommands(t *testing.T) {
 	for _, args := range []string{
 		"-L", "-Ln", "-l -n --stats --exact", "-L --rate --nosort", "-L -n -c", "-L --sort",
 		"-L -t 198.18.0.100:80", "-L --timeout", "-L --daemon", "-Sn", "-S", "-Z", "-h", "-v", "-Lnc --persistent-conn",
+		"-Ln --tun-info", "-L --tun-info -c",
 		"-A -t 198.18.0.100:80 -s rr", "-C", "-d -t 198.18.0.100:80 -r 198.18.0.11",
 	} {
 		if err := CheckIpvsadm(strings.Fields(args)); err != nil {
@@ -111,6 +114,7 @@ func TestCheckIpvsadmCommands(t *testing.T) {
 		{"-L -f 3", `-f: "3": firewall-mark services are not supported`},
 		{"-A -f 1 -6 -s rr", `-f: "1": firewall-mark services are not supported`}, // as ipvsadm -S writes an IPv6 fwmark service
 		{"-S --stats", "--stats: not an option of -S"},
+		{"-S --tun-info", "--tun-info: not an option of -S"},
 		{"-Z -f 1", `-f: "1": firewall-mark services are not supported`},
 		{"-Z -t 198.18.0.100:80 -u 198.18.0.100:53", `-u: "198.18.0.100:53": does not mix with another -t or -u`},
 		{"-L stray", `"stray": not an option of -L`},
@@ -263,7 +267,7 @@ func TestIpvsadmEndpoint(t *testing.T) {
 		"-A -t 198.18.0.100:80 -s wrr\n" +
 		"-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3\n" +
 		"-a -t 198.18.0.100:80 -r 198.18.0.13:80 -g -w 4\n" +
-		"-A -t 198.18.0.100:443 -s sh -b sh-fallback,sh-port -p 600 -M 255.255.255.0\n" +
+		"-A -t 198.18.0.100:443 -s sh -p 600 -M 255.255.255.0 -b sh-fallback,sh-port\n" +
 		"-a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 2\n" +
 		"-A -t 198.18.0.102:80 -s rr\n" +
 		"-a -t 198.18.0.102:80 -r 198.18.0.11:80 -g -w 2\n" +
