@@ -591,7 +591,8 @@ func writeIpvsadmBGP(w io.Writer, s Snapshot) {
 }
 
 // ipvsadmState is a connection state as IPVS names it: a persistence
-// template is NONE.
+// template is NONE (newer kernels show ASSURED once a connection it placed
+// reached ESTABLISHED; drlb does not track that).
 func ipvsadmState(s string) string {
 	if s == "TEMPLATE" {
 		return "NONE"

@@ -31,7 +31,19 @@ func StateName(s uint8) string {
 
 // tcpNext returns the state after a client packet with flags. Where drlb
 // has the state, it follows IPVS's input-only table (ip_vs_proto_tcp.c,
-// TCP_DIR_INPUT_ONLY); TestTCPNextFollowsIPVS holds it there.
+// TCP_DIR_INPUT_ONLY); TestTCPNextMatchesIPVSTable holds it to every cell of
+// that table. It differs on purpose in three places:
+//   - drlb has no TIME_WAIT: IPVS's (a FIN in SYN_RECV) is FIN_WAIT here,
+//     with the same transitions and, by default, the same 120 s; but
+//     tcp_fin (ipvsadm --set's tcpfin, keepalived's lvs_timeouts tcpfin)
+//     sets IPVS's FIN_WAIT timeout only, TIME_WAIT keeping 120 s, where
+//     here it applies to both.
+//   - a FIN without entry (adopted, stateNone) makes FIN_WAIT, not IPVS's
+//     CLOSE (sloppy_tcp): the server may still be sending
+//     (TestMidFlowResetWithoutEntry).
+//   - a packet with none of SYN, FIN, ACK and RST leaves the state as it
+//     is; IPVS moves the entry to CLOSE (set_tcp_state's default), where one
+//     such segment, spoofed or not, cuts an established entry to 10 s.
 func tcpNext(state, flags uint8) uint8 {
 	switch {
 	case flags&tcpRST != 0:

@@ -10,7 +10,7 @@ import (
 // TestTCPNextFollowsIPVS holds tcpNext to the input-only table IPVS uses
 // for DR connections (ip_vs_proto_tcp.c tcp_states, TCP_DIR_INPUT_ONLY),
 // where drlb has the state: its TIME_WAIT is drlb's FIN_WAIT (same
-// timeout). A SYN on a closing entry is port reuse, which connection()
+// transitions and default timeout; tcp_fin sets both here). A SYN on a closing entry is port reuse, which connection()
 // handles before tcpNext; tcpNext itself gives SYN_RECV there, as IPVS.
 func TestTCPNextFollowsIPVS(t *testing.T) {
 	const (
@@ -83,5 +83,63 @@ func TestResetInHandshakeKeepsConnection(t *testing.T) {
 	expect(t, res, Forward, ReasonExisting)
 	if res.Real != first.Real {
 		t.Fatalf("connection moved from %d to %d", first.Real, res.Real)
+	}
+}
+
+// TestTCPNextMatchesIPVSTable checks tcpNext against every cell of IPVS's
+// input-only table (ip_vs_proto_tcp.c tcp_states, INPUT-ONLY rows, as in
+// Linux since sloppy_tcp's NONE+ACK = ESTABLISHED) for the states a DR
+// connection can reach from NONE (SYN_SENT, CLOSE_WAIT, LAST_ACK,
+// LISTEN and SYNACK never are), with flags picked as tcp_state_idx does
+// (RST, then SYN, then FIN, then ACK). IPVS's TIME_WAIT is drlb's
+// FIN_WAIT. The cells where drlb differs on purpose are listed, with why
+// (tcpNext's comment).
+func TestTCPNextMatchesIPVSTable(t *testing.T) {
+	const tw = 100 // IPVS's TIME_WAIT, drlb's FIN_WAIT
+	states := []uint8{stateNone, stateEstablished, stateSynRecv, stateFinWait, tw, stateClose}
+	// Columns in the order of states: sNO, sES, sSR, sFW, sTW, sCL.
+	table := []struct {
+		flags uint8
+		next  []uint8
+	}{
+		{tcpSYN, []uint8{stateSynRecv, stateEstablished, stateSynRecv, stateSynRecv, stateSynRecv, stateSynRecv}},
+		{tcpFIN, []uint8{stateClose, stateFinWait, tw, stateFinWait, tw, stateClose}},
+		{tcpACK, []uint8{stateEstablished, stateEstablished, stateEstablished, stateFinWait, tw, stateClose}},
+		{tcpRST, []uint8{stateClose, stateClose, stateSynRecv, stateClose, stateClose, stateClose}},
+		// No SYN, FIN, ACK or RST: set_tcp_state keeps its CLOSE default.
+		{0, []uint8{stateClose, stateClose, stateClose, stateClose, stateClose, stateClose}},
+	}
+	drlb := func(s uint8) uint8 {
+		if s == tw {
+			return stateFinWait
+		}
+		return s
+	}
+	deliberate := func(state, flags uint8) bool {
+		return state == stateNone && flags == tcpFIN || flags == 0 && state != stateClose
+	}
+	// Flags as sent, each reduced by tcp_state_idx to one row.
+	sent := map[uint8][]uint8{
+		tcpSYN: {tcpSYN, tcpSYN | tcpACK, tcpSYN | tcpFIN, tcpSYN | tcpFIN | tcpACK},
+		tcpFIN: {tcpFIN, tcpFIN | tcpACK},
+		tcpACK: {tcpACK},
+		tcpRST: {tcpRST, tcpRST | tcpACK, tcpRST | tcpSYN, tcpRST | tcpFIN},
+		0:      {0},
+	}
+	for _, row := range table {
+		for i, from := range states {
+			for _, flags := range sent[row.flags] {
+				got, want := tcpNext(drlb(from), flags), drlb(row.next[i])
+				if deliberate(from, row.flags) {
+					if got == want {
+						t.Errorf("tcpNext(%s, %#02x) = %s as IPVS: update the deliberate differences", StateName(drlb(from)), flags, StateName(got))
+					}
+					continue
+				}
+				if got != want {
+					t.Errorf("tcpNext(%s, %#02x) = %s, IPVS %s", StateName(drlb(from)), flags, StateName(got), StateName(want))
+				}
+			}
+		}
 	}
 }
