@@ -27,7 +27,9 @@ type HA struct {
 	// Preempt lets a higher-priority backup take over from a running
 	// master (default true). PreemptDelay, if set, holds preemption back
 	// for that long after start (keepalived's preempt_delay), so a
-	// director that just came up settles before it takes the VIPs.
+	// director that just came up settles before it takes the VIPs; and,
+	// as keepalived, for that long after the first advert of a lower
+	// priority once it followed a master not below it (or was master).
 	Preempt      bool
 	PreemptDelay time.Duration
 	// Sync is connection sync between directors (nil = none).

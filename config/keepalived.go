@@ -116,6 +116,7 @@ type kaVIP struct {
 	port    uint16
 	hasPort bool
 	tok     kaToken
+	dev     kaToken // a vrrp_instance address's "dev" (zero: none)
 }
 
 type kaGroup struct {

@@ -90,7 +90,16 @@ func (r *kaReader) vrrpInstance(n *kaNode) error {
 			if err != nil {
 				return kaErr(e.key, k.key.text, e.key.text, "%v", err)
 			}
-			*dst = append(*dst, kaVIP{addr: a, tok: e.key})
+			v := kaVIP{addr: a, tok: e.key}
+			// keepalived's <IPADDR>[/<MASK>] [dev <STRING>] [label ...]
+			// [scope ...]...: drlb adds no address, so only dev says
+			// something to it (vrrpHA).
+			for i, t := range e.args {
+				if t.text == "dev" && i+1 < len(e.args) {
+					v.dev = e.args[i+1]
+				}
+			}
+			*dst = append(*dst, v)
 		}
 	}
 	r.instances = append(r.instances, in)
@@ -305,7 +314,16 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 	if err := r.vrrpAddrs(in, h); err != nil {
 		return err
 	}
+	// keepalived adds an address on its dev; drlb answers ARP/NDP for
+	// the VIPs on its one interface.
+	otherDev := func(a kaVIP) {
+		if iface.set && a.dev.text != "" && a.dev.text != iface.v {
+			r.note(a.dev, "%s dev %s: keepalived adds it on %s, but drlb answers ARP/NDP for its VIPs on the vrrp_instance's interface %s only (and sees only the frames that arrive there)",
+				a.addr, a.dev.text, a.dev.text, iface.v)
+		}
+	}
 	for _, a := range in.addrs {
+		otherDev(a)
 		switch {
 		case vips[a.addr]:
 		case a.addr.Is4():
@@ -315,6 +333,7 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 		}
 	}
 	for _, a := range in.excluded {
+		otherDev(a)
 		if !vips[a.addr] {
 			r.note(a.tok, "%s in vrrp_instance %s is not the VIP of a virtual_server: ignored, drlb does not add addresses to interfaces", a.addr, in.name)
 		}

@@ -81,6 +81,19 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 		{"IPv6 address in an IPv4 instance's list, no VIP: warned, not advertised", "vrrp_instance VI_1 {\n version 3\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.100\n  2001:2::7\n }\n}\n" + kaService,
 			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
 			[]string{"keepalived.conf:6: warning: 2001:2::7 in vrrp_instance VI_1 is not the VIP of a virtual_server, nor of the instance's family (IPv4): the adverts do not carry it; ignored"}},
+		// keepalived adds such an address on the dev named; drlb answers
+		// ARP on its interface only: said, not passed over in silence.
+		// dev naming the instance's interface, label and scope change
+		// nothing for drlb, which adds no address.
+		{"virtual_ipaddress on another dev", "vrrp_instance VI_1 {\n version 3\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n" +
+			"  198.18.0.100/24 dev eth1 label eth1:vip\n  198.18.0.50/24 dev eth0 scope global label eth0:1\n }\n virtual_ipaddress_excluded {\n  198.18.0.51 dev eth2\n }\n}\n" + kaService,
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 interface=\"eth0\" addrs=[198.18.0.100 198.18.0.50]\n", "eth0",
+			[]string{
+				`keepalived.conf:6: warning: 198.18.0.100 dev eth1: keepalived adds it on eth1, but drlb answers ARP/NDP for its VIPs on the vrrp_instance's interface eth0 only`,
+				`keepalived.conf:7: warning: 198.18.0.50 in vrrp_instance VI_1 is not the VIP of a virtual_server`,
+				`keepalived.conf:10: warning: 198.18.0.51 dev eth2: keepalived adds it on eth2, but drlb answers ARP/NDP for its VIPs on the vrrp_instance's interface eth0 only`,
+				`keepalived.conf:10: warning: 198.18.0.51 in vrrp_instance VI_1 is not the VIP of a virtual_server: ignored`,
+			}},
 		{"no instance holds a VIP: no ha", "vrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.7\n }\n}\n" + kaService,
 			"ha none\n", "", []string{`keepalived.conf:1: warning: keyword "vrrp_instance" ignored (it holds none of the virtual_server VIPs`}},
 	}

@@ -22,7 +22,8 @@ import (
 
 // Gratuitous ARP on becoming master, as keepalived's garp_master_repeat
 // (haGARPCount at once) and garp_master_delay (the same again
-// haGARPRepeat later, for caches that ignored or missed the first burst).
+// haGARPRepeat later, for caches that ignored or missed the first burst;
+// keepalived's default delay is 5 s, drlb's own is shorter).
 const (
 	haGARPCount  = 5
 	haGARPRepeat = 2 * time.Second

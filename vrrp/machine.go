@@ -42,7 +42,10 @@ type Config struct {
 	// Interval is this router's advert interval (whole centiseconds).
 	Interval time.Duration
 	// Preempt lets this router take over from a master of lower priority;
-	// not before PreemptDelay after Start.
+	// not before PreemptDelay after Start (or the link back up), and, as
+	// keepalived, once it followed a master of a priority not below its
+	// own (or was master itself), not before PreemptDelay after the first
+	// advert of a lower priority.
 	Preempt      bool
 	PreemptDelay time.Duration
 	// Self is the router's own address: the source of its adverts, and
@@ -95,7 +98,10 @@ type Machine struct {
 	cfg   Config
 	state State
 	since time.Time
-	start time.Time
+	// preemptAt is when preempt_delay lets this router preempt a master
+	// of a lower priority; zero: not counting (it starts at the next
+	// advert of a lower priority).
+	preemptAt time.Time
 
 	masterInterval time.Duration
 	master         netip.Addr
@@ -243,6 +249,7 @@ func (m *Machine) become(now time.Time, to State, reason string, out *Output) {
 	case Backup:
 		m.advertAt = time.Time{}
 		m.downAt = now.Add(m.MasterDownInterval())
+		m.preemptAt = time.Time{} // keepalived: the delay counts from the next lower advert
 	case Init, Fault:
 		m.advertAt, m.downAt = time.Time{}, time.Time{}
 	}
@@ -273,10 +280,10 @@ func (m *Machine) Start(now time.Time) Output {
 // wait enters Backup as at start: the master-down timer runs with our own
 // interval, and preempt_delay counts from now.
 func (m *Machine) wait(now time.Time, why string, out *Output) {
-	m.start = now
 	m.masterInterval = m.cfg.Interval
 	m.master, m.masterPrio = netip.Addr{}, 0
 	m.become(now, Backup, why+": waiting for a master's advert for the master-down interval ("+m.MasterDownInterval().String()+")", out)
+	m.preemptAt = now.Add(m.cfg.PreemptDelay)
 }
 
 // LinkDown is the interface losing its carrier or being set down
@@ -368,7 +375,21 @@ func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 			m.downAt = now.Add(m.skew())
 			return out
 		}
-		preempt := m.cfg.Preempt && !m.holdPreempt && !now.Before(m.start.Add(m.cfg.PreemptDelay))
+		// preempt_delay as keepalived's: an advert of a priority not
+		// below ours stops it; the first of a lower one starts it.
+		delayed := false
+		if m.cfg.PreemptDelay > 0 {
+			switch {
+			case a.Priority >= m.cfg.Priority:
+				m.preemptAt = time.Time{}
+			case m.preemptAt.IsZero():
+				m.preemptAt = now.Add(m.cfg.PreemptDelay)
+				delayed = true
+			default:
+				delayed = now.Before(m.preemptAt)
+			}
+		}
+		preempt := m.cfg.Preempt && !m.holdPreempt && !delayed
 		if !preempt || a.Priority >= m.cfg.Priority {
 			if a.Interval > 0 {
 				m.masterInterval = a.Interval

@@ -111,6 +111,35 @@ func TestMachine(t *testing.T) {
 			{at: 1000 * ms, do: "recv", from: peer, prio: 100, state: Backup}, // discarded now
 			{at: 900*ms + down, do: "tick", state: Master, send: true, why: "master-down"},
 		}},
+		// keepalived (vrrp_state_backup): an advert of a priority not
+		// below ours stops the delay, the next lower one starts it
+		// again: a master whose priority dips (a track_script's weight,
+		// a reload) is not preempted before preempt_delay.
+		{"preempt_delay: counts again from the first lower advert after a higher master", func(c *Config) { c.PreemptDelay = time.Second }, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: 1500 * ms, do: "recv", from: peer, prio: 200, state: Backup},
+			{at: 1800 * ms, do: "recv", from: peer, prio: 200, state: Backup},
+			{at: 2000 * ms, do: "recv", from: peer, prio: 100, state: Backup}, // followed: the delay starts
+			{at: 1800*ms + down, do: "tick", state: Backup},
+			{at: 2300 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 2600 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 2900 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 3000 * ms, do: "recv", from: peer, prio: 100, state: Backup}, // discarded now
+			{at: 2900*ms + down, do: "tick", state: Master, send: true, why: "master-down"},
+		}},
+		{"preempt_delay: a master made backup counts it from the first lower advert", func(c *Config) { c.PreemptDelay = time.Second }, []step{
+			{do: "start", state: Backup, why: "start"},
+			{at: down, do: "tick", state: Master, send: true, why: "master-down"},
+			{at: 1100 * ms, do: "recv", from: peer, prio: 200, state: Backup, why: "above ours"},
+			{at: 1400 * ms, do: "recv", from: peer, prio: 200, state: Backup},
+			{at: 1600 * ms, do: "recv", from: peer, prio: 100, state: Backup}, // followed: the delay starts
+			{at: 1400*ms + down, do: "tick", state: Backup},
+			{at: 1900 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 2200 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 2500 * ms, do: "recv", from: peer, prio: 100, state: Backup},
+			{at: 2600 * ms, do: "recv", from: peer, prio: 100, state: Backup}, // discarded now
+			{at: 2500*ms + down, do: "tick", state: Master, send: true, why: "master-down"},
+		}},
 		{"preempt held (sync not done): a lower master stays master until released", nil, []step{
 			{do: "hold", state: Init},
 			{do: "start", state: Backup, why: "start"},
