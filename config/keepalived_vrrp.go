@@ -207,9 +207,11 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 			if t, err = one(k); err == nil && t.text != "224.0.0.18" {
 				return kaErr(t, name, t.text, "drlb sends VRRP adverts to 224.0.0.18 only")
 			}
-		case "unicast_src_ip", "unicast_ttl", "unicast_fault_no_peer", "check_unicast_src", "old_unicast_checksum":
+		case "unicast_ttl", "unicast_fault_no_peer", "check_unicast_src", "old_unicast_checksum":
 			r.ignore(k, "drlb sends adverts by multicast only")
-		case "mcast_src_ip":
+		case "mcast_src_ip", "unicast_src_ip":
+			// Without unicast_peer keepalived takes unicast_src_ip as the
+			// multicast adverts' source, as mcast_src_ip.
 			r.ignore(k, "drlb sends adverts from the interface's own IPv4 address")
 		case "track_script", "track_interface", "track_file", "track_process", "track_bfd", "track_src_ip":
 			r.ignore(k, "drlb's priority does not follow scripts, interfaces, files or processes: it stays as configured")
