@@ -18,13 +18,15 @@
 // its connections end on their next packet, so clients fail fast) or,
 // with inhibit, weight 0 (no new connections, open ones continue). One
 // success brings it back, as keepalived does. Servers start up, so a
-// director serves at once.
+// director serves at once, but until a check's first pass one failure
+// takes its server down (keepalived: "one failure is enough initially").
 //
 // A Monitor follows configuration changes: Update starts the checks of new
 // servers, stops those of removed ones and leaves the others running with
 // their state; a check whose timers or inhibit only changed goes on from
 // the state of the one it replaces (keepalived's migrate_checkers), and one
-// that probes differently starts one failure from down. An HTTP path goes
+// that probes differently starts afresh, one failure from down, as a new
+// check does. An HTTP path goes
 // into the request line as written, as keepalived sends it. Targets name servers by protocol, VIP, port and address,
 // never by index, since a reload moves indexes.
 package health

@@ -313,6 +313,13 @@ type state struct {
 	failures int // consecutive, while up
 }
 
+// initial is where a check that has not run yet stands: up, but one
+// failure from down until its first pass (keepalived sets retry_it to
+// retry for every checker that has not run, unless alpha).
+func initial(t Target) state {
+	return state{up: true, failures: max(t.Check.Retries-1, 0)}
+}
+
 // key identifies a target by every field, the check's slices included
 // (a Target holds slices, so it cannot be a map key itself).
 func (t Target) key() string { return fmt.Sprintf("%+v", t) }
@@ -345,12 +352,15 @@ func NewMonitor(m Marker, log *slog.Logger) *Monitor {
 // retries, retry delay) or inhibit goes on from the state of the one it
 // replaces: a server that is down stays down until a probe passes, and
 // failures counted go on counting; the forwarder keeps the verdict too.
-// One that probes differently (another config.Check.Identity) for a server
-// checked before starts with the server up but one failure from down
-// (keepalived: "one failure is enough"); a check for a server not checked
-// before starts up with all its retries. A replaced check counts as one
-// stopped and one started. It returns how many checks it started and
-// stopped; before Run it only records them.
+// Any other check (a new server's, the first ones at start, or one that
+// probes differently: another config.Check.Identity) starts with the
+// server up but one failure from down until its first pass, as
+// keepalived's checkers that have not run yet do (check_data.c: "For non
+// alpha mode, one failure is enough initially"): a server that is dead
+// when drlb starts leaves at its first failed probe, not after retries of
+// them. A replaced check counts as one stopped and one started. It
+// returns how many checks it started and stopped; before Run it only
+// records them.
 func (mo *Monitor) Update(targets []Target) (started, stopped int) {
 	mo.mu.Lock()
 	defer mo.mu.Unlock()
@@ -373,16 +383,12 @@ func (mo *Monitor) Update(targets []Target) (started, stopped int) {
 		if _, ok := mo.running[k]; ok {
 			continue
 		}
-		c := &check{t: t, st: state{up: true}}
-		if prev := gone[t.server()]; prev != nil {
-			if prev.t.probeKey() == t.probeKey() {
-				// Cancelled above: its loop stores no more.
-				prev.mu.Lock()
-				c.st = prev.st
-				prev.mu.Unlock()
-			} else {
-				c.st.failures = max(t.Check.Retries-1, 0)
-			}
+		c := &check{t: t, st: initial(t)}
+		if prev := gone[t.server()]; prev != nil && prev.t.probeKey() == t.probeKey() {
+			// Cancelled above: its loop stores no more.
+			prev.mu.Lock()
+			c.st = prev.st
+			prev.mu.Unlock()
 		}
 		c.cancel = mo.start(c)
 		mo.running[k] = c
@@ -425,15 +431,16 @@ func Run(ctx context.Context, targets []Target, m Marker, log *slog.Logger) {
 	mo.Run(ctx)
 }
 
-// watch runs t's loop from a server that is up; probe is injectable for
+// watch runs t's loop as a new check (initial); probe is injectable for
 // tests.
 func watch(ctx context.Context, t Target, m Marker, log *slog.Logger, probe func(context.Context, Target) error) {
-	c := &check{t: t, st: state{up: true}}
+	c := &check{t: t, st: initial(t)}
 	c.watch(ctx, m, log, probe)
 }
 
-// watch is c's loop, from c.st: up (a new check: servers start up, as
-// keepalived's do) or the state of the check it replaces.
+// watch is c's loop, from c.st: initial (a new check: servers start up,
+// as keepalived's do, one failure from down until the first pass) or the
+// state of the check it replaces.
 func (c *check) watch(ctx context.Context, m Marker, log *slog.Logger, probe func(context.Context, Target) error) {
 	t := c.t
 	c.mu.Lock()

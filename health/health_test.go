@@ -84,7 +84,11 @@ func TestWatch(t *testing.T) {
 		{"healthy", false, "oooo", []string{"up"}},
 		{"short blip", false, "oxxooo", []string{"up"}},
 		{"down and back", false, "oxxxxo", []string{"up", "down", "up"}},
-		{"a first failure, then a pass", false, "xxoo", []string{"up"}},
+		// keepalived: "one failure is enough initially", until the
+		// first pass; retries count from there.
+		{"a first failure takes it down", false, "xxoo", []string{"down", "up"}},
+		{"a first failure, inhibit", true, "xo", []string{"inhibited", "restored"}},
+		{"a pass, then retries count", false, "oxxo", []string{"up"}},
 		{"inhibit", true, "xxxoo", []string{"inhibited", "restored"}},
 		{"inhibit, healthy", true, "oo", []string{"restored"}},
 		{"flaps", false, "xxxoxxx", []string{"down", "up", "down"}},
@@ -453,7 +457,8 @@ func TestProbeUDP(t *testing.T) {
 
 // TestWatchRetryDelay: after a failure, while the server is still up, the
 // next probe comes after RetryDelay, not Interval (keepalived's
-// delay_before_retry); once down, after Interval again.
+// delay_before_retry); once down, after Interval again. The check has
+// passed before (until its first pass, one failure is enough).
 func TestWatchRetryDelay(t *testing.T) {
 	target := Target{Check: config.Check{Type: "tcp", Interval: time.Hour, RetryDelay: time.Millisecond, Timeout: time.Second, Retries: 3}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -466,7 +471,8 @@ func TestWatchRetryDelay(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() {
-		watch(ctx, target, m, quiet, probe)
+		c := &check{t: target, st: state{up: true}} // up, and has passed before
+		c.watch(ctx, m, quiet, probe)
 		close(done)
 	}()
 	deadline := time.Now().Add(5 * time.Second)
@@ -653,6 +659,75 @@ func (a *answered) answer(tb testing.TB, t Target, err error) {
 		a.mu.Unlock()
 	case <-time.After(5 * time.Second):
 		tb.Fatalf("%s: no probe within 5s", t.Name)
+	}
+}
+
+// TestMonitorFirstFailure: a check that has not passed yet takes its
+// server down at its first failure, as keepalived's checkers that have
+// not run do ("one failure is enough initially"): at start, and for a
+// server a reload adds. Once it has passed, retries count.
+func TestMonitorFirstFailure(t *testing.T) {
+	refused := errors.New("refused")
+	for _, tc := range []struct {
+		name    string
+		reload  bool // the check comes with an Update after Run
+		retries int
+		inhibit bool
+		script  string // o pass, x fail
+		want    []string
+	}{
+		{"at start, dead: down at the first failure", false, 3, false, "xo", []string{"down", "up"}},
+		{"at start, dead, inhibit: weight 0 at the first failure", false, 2, true, "xo", []string{"inhibited", "restored"}},
+		{"at start, a pass first: retries count", false, 3, false, "oxxo", []string{"up"}},
+		{"at start, a pass first: down at the third failure", false, 3, false, "oxxx", []string{"up", "down"}},
+		{"added by a reload, dead: down at the first failure", true, 3, false, "xo", []string{"down", "up"}},
+		{"added by a reload, a pass first: retries count", true, 3, false, "oxx", []string{"up"}},
+		{"one retry", false, 1, false, "x", []string{"down"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := netip.MustParseAddr("198.18.0.11")
+			tg := Target{Protocol: config.TCP, VIP: netip.MustParseAddr("198.18.0.100"), Port: 80, Real: a, Name: "rs",
+				Addr:  netip.AddrPortFrom(a, 80),
+				Check: config.Check{Type: "tcp", Interval: time.Millisecond, RetryDelay: time.Millisecond, Timeout: time.Second, Retries: tc.retries, Inhibit: tc.inhibit}}
+			m := &marker{}
+			var p answered
+			mo := NewMonitor(m, quiet)
+			mo.probe = p.probe
+			if !tc.reload {
+				mo.Update([]Target{tg})
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { mo.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			if tc.reload {
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+					mo.mu.Lock()
+					running := mo.ctx != nil
+					mo.mu.Unlock()
+					if running {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("Run did not start within 5s")
+					}
+				}
+				if started, _ := mo.Update([]Target{tg}); started != 1 {
+					t.Fatalf("Update started %d, want 1", started)
+				}
+			}
+			for _, c := range tc.script {
+				var err error
+				if c == 'x' {
+					err = refused
+				}
+				p.answer(t, tg, err)
+			}
+			p.idle(t, tg) // the last answer is marked
+			if got := m.got(); !slices.Equal(got, tc.want) {
+				t.Fatalf("events %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 
