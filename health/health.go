@@ -107,6 +107,10 @@ func probeWeb(ctx context.Context, t Target) error {
 		// plain body.
 		DisableCompression: true,
 		Proxy:              nil,
+		// Go's default (10 MB, read whole before the status) let one
+		// broken or hostile real server cost about 40 MB per probe;
+		// a health page's headers are a few hundred bytes.
+		MaxResponseHeaderBytes: maxCheckHeaderBytes,
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -119,6 +123,10 @@ func probeWeb(ctx context.Context, t Target) error {
 	}
 	return nil
 }
+
+// maxCheckHeaderBytes bounds a checked page's response headers: more fails
+// the probe.
+const maxCheckHeaderBytes = 64 << 10
 
 // checkCipherSuites are the TLS 1.2 suites an https check offers: Go's
 // secure ones, and those with RSA key exchange or CBC-SHA256 that Go

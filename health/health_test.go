@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -890,6 +891,54 @@ func TestProbeHTTPSCipherSuites(t *testing.T) {
 				URLs: []config.URL{{Path: "/", Status: []config.StatusRange{{Min: 200, Max: 200}}, Digest: md5hex("ok")}}}}
 			if err := Probe(context.Background(), tg); err != nil {
 				t.Fatalf("Probe = %v", err)
+			}
+		})
+	}
+}
+
+// TestProbeHeaderBound: a page whose response headers outgrow
+// maxCheckHeaderBytes fails its check, where Go's 10 MB default had the
+// probe read and keep them all (about 40 MB per probe); ordinary headers
+// pass.
+func TestProbeHeaderBound(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header int // bytes of extra header lines
+		ok     bool
+	}{
+		{"a few kilobytes of headers", 8 << 10, true},
+		{"a megabyte of headers", 1 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", testutil.LoopbackAny(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						_, _ = c.Read(make([]byte, 4096))
+						w := bufio.NewWriter(c)
+						w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+						for n := 0; n < tc.header; n += 64 {
+							fmt.Fprintf(w, "X-Pad: %056d\r\n", n)
+						}
+						w.WriteString("\r\nok")
+						_ = w.Flush()
+					}()
+				}
+			}()
+			target := Target{Addr: netip.MustParseAddrPort(ln.Addr().String()), Check: config.Check{Type: "http", Timeout: 2 * time.Second,
+				URLs: []config.URL{{Path: "/", Status: []config.StatusRange{{Min: 200, Max: 299}}, Digest: md5hex("ok")}}}}
+			err = Probe(context.Background(), target)
+			if (err == nil) != tc.ok {
+				t.Errorf("Probe: %v, want ok %v", err, tc.ok)
 			}
 		})
 	}
