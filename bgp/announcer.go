@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -84,6 +85,18 @@ func (a *Announcer) Drain(on bool) error {
 	}
 	a.drained = on
 	a.reconcile()
+	if on {
+		// A withdrawal the speaker refused is retried on the next
+		// Report, but the operator must not be told it is done.
+		var left []netip.Addr
+		for v := range a.announced {
+			left = append(left, v)
+		}
+		if len(left) > 0 {
+			slices.SortFunc(left, netip.Addr.Compare)
+			return fmt.Errorf("bgp: drained, but the speaker has not withdrawn %v yet (retried every report; see the log)", left)
+		}
+	}
 	return nil
 }
 

@@ -198,3 +198,31 @@ func TestAnnouncerStatusSaysSpeakerRefused(t *testing.T) {
 		t.Errorf("drained: %+v", st.VIPs)
 	}
 }
+
+// TestAnnouncerDrainSaysWhatIsLeft: drlb ctl bgp drain answered "every VIP
+// withdrawn" although the speaker had refused a withdrawal and the router
+// still routed the VIP here; Drain now says which VIPs are left.
+func TestAnnouncerDrainSaysWhatIsLeft(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fail    error
+		on      bool
+		wantErr string // "" = none
+	}{
+		{"withdrawn", nil, true, ""},
+		{"the speaker refused", errors.New("speaker down"), true, "198.18.2.100"},
+		{"undrain while the speaker refuses: nothing to say", errors.New("speaker down"), false, ""},
+	} {
+		f := newFake()
+		a := NewAnnouncer(f, AnnouncerConfig{NextHop4: nh4, Logger: quiet()})
+		a.Report(map[netip.Addr]int{vip: 1, vip2: 0})
+		f.fail = tc.fail
+		err := a.Drain(tc.on)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: Drain: %v, want nil", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: Drain: %v, want an error naming %s", tc.name, err, tc.wantErr)
+		}
+	}
+}

@@ -40,18 +40,69 @@ const bgpShutdownGrace = 1500 * time.Millisecond
 // a director just started whose service may be dead, until the check
 // fails retry times.
 func usableByVIP(stats []forwarder.ServiceStats) map[netip.Addr]int {
+	var c usableCounter
+	return c.count(stats)
+}
+
+// serviceID names a service from one report to the next.
+type serviceID struct {
+	proto config.Protocol
+	vip   netip.Addr
+	port  uint16
+}
+
+// usableCounter is usableByVIP with a memory of the last report, so that
+// a reload adding a service to a VIP that is already configured does not
+// withdraw that VIP: the new service's servers are unchecked until their
+// first probes answer, and counting them as none took the VIP's other
+// ports, which were being served, off every director that took the
+// reload (a withdraw and a re-announce, or the VIP gone from the router
+// for the probes' time when all directors reload at once). Such a
+// service is left out of its VIP's minimum until one of its checks has
+// answered; from then on it counts as any other (a failed check still
+// withdraws). A VIP whose services are all waiting counts 0, and at start
+// (no report before) or for a VIP the reload adds nothing waits: those
+// are announced only once their checks have answered.
+type usableCounter struct {
+	services map[serviceID]bool  // in the last report
+	vips     map[netip.Addr]bool // in the last report
+	waiting  map[serviceID]bool  // added to a configured VIP, no verdict yet
+}
+
+func (c *usableCounter) count(stats []forwarder.ServiceStats) map[netip.Addr]int {
 	out := make(map[netip.Addr]int, len(stats))
+	services := make(map[serviceID]bool, len(stats))
+	vips := make(map[netip.Addr]bool, len(stats))
+	waiting := map[serviceID]bool{}
 	for _, s := range stats {
-		n := 0
+		id := serviceID{s.Protocol, s.VIP, s.Port}
+		services[id], vips[s.VIP] = true, true
+		n, unanswered := 0, len(s.RealServers) > 0
 		for _, r := range s.RealServers {
 			if r.Available && r.MAC != nil && r.Weight > 0 && !r.Inhibited && !r.Unchecked {
 				n++
 			}
+			if !r.Unchecked {
+				unanswered = false
+			}
 		}
-		if cur, ok := out[s.VIP]; !ok || n < cur {
+		if unanswered && (c.waiting[id] || !c.services[id] && c.vips[s.VIP]) {
+			waiting[id] = true
+			if _, ok := out[s.VIP]; !ok {
+				out[s.VIP] = -1 // configured; set by its other services
+			}
+			continue
+		}
+		if cur, ok := out[s.VIP]; !ok || cur < 0 || n < cur {
 			out[s.VIP] = n
 		}
 	}
+	for v, n := range out {
+		if n < 0 { // every service of v is waiting
+			out[v] = 0
+		}
+	}
+	c.services, c.vips, c.waiting = services, vips, waiting
 	return out
 }
 
@@ -77,7 +128,7 @@ func (d *Director) reportUsable(ctx context.Context, a VIPAnnouncer) {
 func (d *Director) reportNow(a VIPAnnouncer) {
 	d.reportMu.Lock()
 	defer d.reportMu.Unlock()
-	a.Report(usableByVIP(d.Forwarder().Stats()))
+	a.Report(d.usable.count(d.Forwarder().Stats()))
 }
 
 // arpVIPs are the VIPs the director answers ARP/NDP for and announces by
@@ -111,6 +162,14 @@ func nextHopFor(addrs []netip.Prefix, peers []netip.Addr) netip.Addr {
 		}
 	}
 	return first
+}
+
+// fitNextHop is a, unless it cannot be a next hop (link-local: an IPv4
+// link-local address, 169.254/16, that the interface had while DHCP had
+// not answered yet was announced as the VIPs' next hop, which no router
+// uses, and kept: watchNextHops looks only for a family with none).
+func fitNextHop(a netip.Addr) netip.Addr {
+	return nextHopFor([]netip.Prefix{netip.PrefixFrom(a, a.BitLen())}, nil)
 }
 
 // bgpPeerAddrs lists cfg's BGP peers' addresses (nextHopFor's peers).
@@ -147,7 +206,7 @@ func startBGP(ctx context.Context, cfg *config.Config, opts *Options, log *slog.
 		rid = opts.IPv4
 	}
 	b := &bgpRun{asn: cfg.BGP.ASN, routerID: rid, sp: sp, log: log, an: bgp.NewAnnouncer(sp, bgp.AnnouncerConfig{
-		NextHop4: cmp.Or(opts.NextHop4, opts.IPv4), NextHop6: opts.NextHop6, MinRealServers: cfg.BGP.MinRealServers, Logger: log,
+		NextHop4: cmp.Or(opts.NextHop4, fitNextHop(opts.IPv4)), NextHop6: opts.NextHop6, MinRealServers: cfg.BGP.MinRealServers, Logger: log,
 	})}
 	opts.Announcer = b.an
 	opts.bgp = b

@@ -35,7 +35,8 @@ type Options struct {
 	IPv4, IPv6 netip.Addr
 	// NextHop4 and NextHop6 are the next hops BGP announces the VIPs with
 	// (with bgp:): addresses of the LAN interface, on a peer's subnet
-	// where one is (nextHopFor). Zero: IPv4 for IPv4 VIPs, and IPv6 VIPs
+	// where one is (nextHopFor). Zero: IPv4 for IPv4 VIPs (unless it is
+	// link-local: then none until watchNextHops finds one), and IPv6 VIPs
 	// go unannounced (IPv6 is link-local, which RFC 2545 does not allow
 	// as the next hop alone).
 	NextHop4, NextHop6 netip.Addr
@@ -242,9 +243,10 @@ type Director struct {
 	ready     func()
 	reloaded  func(error)
 	vipReport VIPAnnouncer
-	reportMu  sync.Mutex // one report at a time (reportNow)
-	ha        *haRun     // nil without ha: (director/ha.go)
-	sync      *syncRun   // nil without ha.sync (director/sync.go)
+	reportMu  sync.Mutex    // one report at a time (reportNow)
+	usable    usableCounter // BGP's counts, with what the last report had (under reportMu)
+	ha        *haRun        // nil without ha: (director/ha.go)
+	sync      *syncRun      // nil without ha.sync (director/sync.go)
 
 	// conflicts spaces the conflicts handled, per family (IPv4, IPv6):
 	// the two move independently.
