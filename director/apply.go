@@ -398,9 +398,13 @@ func (d *Director) refuseHeldVIPs(cfg *config.Config, added []netip.Addr) error 
 	if d.vipsHeld == nil || len(added) == 0 {
 		return nil
 	}
+	held, err := d.vipsHeld(added)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, v := range added {
-		if err := d.vipsHeld([]netip.Addr{v}); err != nil {
+		if err := held[v]; err != nil {
 			i := slices.IndexFunc(cfg.Services, func(s config.Service) bool { return s.VIP == v })
 			where := "VIP " + v.String()
 			if i >= 0 {

@@ -595,9 +595,9 @@ func TestApplyRefusesVIPHeldByHost(t *testing.T) {
 	follower := &fakeFollower{widened: func([]netip.Addr) { t.Error("blackhole routes widened for a VIP the host holds") }}
 	d, _ := kernelSideDirector(t, cfg, follower, p)
 	var asked [][]netip.Addr
-	d.vipsHeld = func(v []netip.Addr) error {
+	d.vipsHeld = func(v []netip.Addr) (map[netip.Addr]error, error) {
 		asked = append(asked, v)
-		return fmt.Errorf("%w: configured on eth0", ErrVIPOnHost)
+		return map[netip.Addr]error{vip2: fmt.Errorf("%w: configured on eth0", ErrVIPOnHost)}, nil
 	}
 	next := configOf(service(vip, 80, "rr", resolvedReals()...), service(vip2, 80, "rr", resolvedReals()...))
 	next.Services[1].Line = 7

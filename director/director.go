@@ -197,9 +197,9 @@ type Director struct {
 	// (apply.go).
 	vipFollow vipFollower
 	// vipsHeld, if set (Run: the host's addresses, doctor.VIPsOffHost),
-	// refuses VIPs an Apply adds that the director's own kernel holds,
-	// as start-up refuses them.
-	vipsHeld func([]netip.Addr) error
+	// says why each VIP an Apply adds that the director's own kernel
+	// holds is refused, as start-up refuses it.
+	vipsHeld func([]netip.Addr) (map[netip.Addr]error, error)
 
 	port    link.Port // the first worker's: the director's own frames leave here
 	workers []*worker

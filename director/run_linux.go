@@ -419,20 +419,24 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 	return drop
 }
 
-// vipsOffHost refuses VIPs an interface of this host holds, as Run's
-// start-up check does (doctor.VIPsOffHost): Director.vipsHeld.
-func vipsOffHost(vips []netip.Addr) error {
+// vipsOffHost says, for each of vips an interface of this host holds,
+// why it is refused (ErrVIPOnHost), as Run's start-up check does
+// (doctor.VIPsOffHost): Director.vipsHeld. The host's addresses are read
+// once for all of them.
+func vipsOffHost(vips []netip.Addr) (map[netip.Addr]error, error) {
 	addrs, err := doctor.System{}.Addrs()
 	if err != nil {
-		return fmt.Errorf("director: reading the host's addresses: %w", err)
+		return nil, fmt.Errorf("director: reading the host's addresses: %w", err)
 	}
-	var errs []error
-	for _, c := range doctor.VIPsOffHost(addrs, vips) {
-		if c.Status == doctor.Fail {
-			errs = append(errs, fmt.Errorf("%w: %s; fix: %s", ErrVIPOnHost, c.Detail, c.Fix))
+	held := map[netip.Addr]error{}
+	for _, v := range vips {
+		for _, c := range doctor.VIPsOffHost(addrs, []netip.Addr{v}) {
+			if c.Status == doctor.Fail {
+				held[v] = fmt.Errorf("%w: %s; fix: %s", ErrVIPOnHost, c.Detail, c.Fix)
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return held, nil
 }
 
 // kernelVIPs is Director.vipFollow for what Run put in the kernel per
