@@ -227,15 +227,53 @@ func TestProbe(t *testing.T) {
 // escape) reaches it.
 func rawHTTP(t *testing.T) (netip.AddrPort, func() []string) {
 	t.Helper()
+	var (
+		mu    sync.Mutex
+		lines []string
+	)
+	addr := rawTCP(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		lines = append(lines, strings.TrimRight(line, "\r\n"))
+		mu.Unlock()
+		if skipHeaders(r) != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
+	got := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), lines...)
+	}
+	return addr, got
+}
+
+// skipHeaders reads header lines up to the blank one.
+func skipHeaders(r *bufio.Reader) error {
+	for {
+		h, err := r.ReadString('\n')
+		if err != nil || h == "\r\n" || h == "\n" {
+			return err
+		}
+	}
+}
+
+// rawTCP listens on loopback until the test ends and serves each
+// connection with serve, in a goroutine of its own, closing it after:
+// for servers Go's own would not be (raw request lines, broken answers).
+func rawTCP(t *testing.T, serve func(net.Conn)) netip.AddrPort {
+	t.Helper()
 	ln, err := net.Listen("tcp", testutil.LoopbackAny(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	var (
-		mu    sync.Mutex
-		lines []string
-	)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -244,34 +282,11 @@ func rawHTTP(t *testing.T) (netip.AddrPort, func() []string) {
 			}
 			go func() {
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				r := bufio.NewReader(c)
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				lines = append(lines, strings.TrimRight(line, "\r\n"))
-				mu.Unlock()
-				for { // the headers, up to the blank line
-					h, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if h == "\r\n" || h == "\n" {
-						break
-					}
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+				serve(c)
 			}()
 		}
 	}()
-	got := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), lines...)
-	}
-	return netip.MustParseAddrPort(ln.Addr().String()), got
+	return netip.MustParseAddrPort(ln.Addr().String())
 }
 
 // TestProbePathAsWritten: the path goes into the request line as written,
@@ -827,32 +842,16 @@ func TestProbeReadsWholeBody(t *testing.T) {
 		{"headers then a stall, digest", md5hex("ok"), func(c *net.TCPConn) { time.Sleep(2 * time.Second) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", testutil.LoopbackAny(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
+			addr := rawTCP(t, func(c net.Conn) {
 				r := bufio.NewReader(c)
-				for { // the request, up to the blank line
-					h, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if h == "\r\n" || h == "\n" {
-						break
-					}
+				if skipHeaders(r) != nil { // the request
+					return
 				}
 				io.WriteString(c, head)
 				time.Sleep(50 * time.Millisecond) // the head goes out before a reset
 				tc.then(c.(*net.TCPConn))
-			}()
-			tg := Target{Addr: netip.MustParseAddrPort(ln.Addr().String()), Check: config.Check{Type: "http", Timeout: 500 * time.Millisecond,
+			})
+			tg := Target{Addr: addr, Check: config.Check{Type: "http", Timeout: 500 * time.Millisecond,
 				URLs: []config.URL{{Path: "/", Status: []config.StatusRange{{Min: 200, Max: 299}}, Digest: tc.digest}}}}
 			if err := Probe(context.Background(), tg); (err == nil) != tc.ok {
 				t.Fatalf("Probe = %v, want ok=%v", err, tc.ok)
@@ -910,34 +909,19 @@ func TestProbeHeaderBound(t *testing.T) {
 		{"a megabyte of headers", 1 << 20, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", testutil.LoopbackAny(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer c.Close()
-						_, _ = c.Read(make([]byte, 4096))
-						w := bufio.NewWriter(c)
-						w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
-						for n := 0; n < tc.header; n += 64 {
-							fmt.Fprintf(w, "X-Pad: %056d\r\n", n)
-						}
-						w.WriteString("\r\nok")
-						_ = w.Flush()
-					}()
+			addr := rawTCP(t, func(c net.Conn) {
+				_, _ = c.Read(make([]byte, 4096))
+				w := bufio.NewWriter(c)
+				w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+				for n := 0; n < tc.header; n += 64 {
+					fmt.Fprintf(w, "X-Pad: %056d\r\n", n)
 				}
-			}()
-			target := Target{Addr: netip.MustParseAddrPort(ln.Addr().String()), Check: config.Check{Type: "http", Timeout: 2 * time.Second,
+				w.WriteString("\r\nok")
+				_ = w.Flush()
+			})
+			target := Target{Addr: addr, Check: config.Check{Type: "http", Timeout: 2 * time.Second,
 				URLs: []config.URL{{Path: "/", Status: []config.StatusRange{{Min: 200, Max: 299}}, Digest: md5hex("ok")}}}}
-			err = Probe(context.Background(), target)
-			if (err == nil) != tc.ok {
+			if err := Probe(context.Background(), target); (err == nil) != tc.ok {
 				t.Errorf("Probe: %v, want ok %v", err, tc.ok)
 			}
 		})
