@@ -312,9 +312,18 @@ func TestXDPPortWholeBatch(t *testing.T) {
 	for i := range out {
 		out[i].Data = udpFrame(-1, ipA0, fmt.Sprintf("batch-%02d", i))
 	}
+	before := pd.x.sendtos
 	write(t, pd, out...)
 	if got := pd.txXDP.Load(); got != n {
 		t.Fatalf("%d of %d frames left through the AF_XDP socket", got, n)
+	}
+	// One system call for the batch where the kernel takes a budget
+	// (6.17 on), two (TX_BATCH_SIZE 32) before.
+	if want := uint64((n + pd.x.txBudget - 1) / pd.x.txBudget); pd.x.sendtos-before != want {
+		t.Errorf("the batch took %d sendto calls, want %d (budget %d)", pd.x.sendtos-before, want, pd.x.txBudget)
+	}
+	if pd.x.txBudget != xskTxBudget {
+		t.Logf("the kernel refused XDP_MAX_TX_SKB_BUDGET (before 6.17): %d frames per sendto", pd.x.txBudget)
 	}
 	seen := map[string]bool{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -94,12 +94,18 @@ func (r *ring) desc(i uint32) *unix.XDPDesc {
 type xsk struct {
 	fd       int
 	zeroCopy bool // the kernel bound it in zero-copy mode (XDP_OPTIONS)
-	umem     []byte
-	fill     ring // we produce free chunks for the kernel to receive into
-	comp     ring // the kernel returns chunks it has sent
-	rx       ring // the kernel produces received frames
-	tx       ring // we produce frames to send
-	free     []uint64
+	// txBudget is how many frames one sendto sends in copy mode:
+	// xskTxBudget where the kernel takes XDP_MAX_TX_SKB_BUDGET (6.17
+	// and later), its TX_BATCH_SIZE (xskKickBudget) before.
+	txBudget int
+	// sendtos counts kick's system calls (tests read it).
+	sendtos uint64
+	umem    []byte
+	fill    ring // we produce free chunks for the kernel to receive into
+	comp    ring // the kernel returns chunks it has sent
+	rx      ring // the kernel produces received frames
+	tx      ring // we produce frames to send
+	free    []uint64
 }
 
 // newXSK opens an AF_XDP socket on ifindex's queue. With zeroCopy the
@@ -143,6 +149,7 @@ func newXSK(ifindex, queue int, zeroCopy bool, g xskGeometry) (_ *xsk, err error
 			return nil, fmt.Errorf("setsockopt XDP ring %d: %w", r.opt, err)
 		}
 	}
+	x.txBudget = setTxBudget(fd)
 	off, err := mmapOffsets(fd)
 	if err != nil {
 		return nil, err
@@ -420,8 +427,9 @@ func (x *xsk) send(frames []Frame, sent []bool) (int, error) {
 // sends from its own context: the consumer has not moved yet, and one
 // call is all.
 func (x *xsk) kick(prod uint32) error {
-	for range xskTxRing/xskKickBudget + 1 {
+	for range xskTxRing/x.txBudget + 1 {
 		before := atomic.LoadUint32(x.tx.consumer)
+		x.sendtos++
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		after := atomic.LoadUint32(x.tx.consumer)
 		switch e {
@@ -445,5 +453,22 @@ func (x *xsk) txPending() bool {
 }
 
 // xskKickBudget is how many frames one sendto sends in copy mode
-// (TX_BATCH_SIZE in net/xdp/xsk.c).
+// (TX_BATCH_SIZE in net/xdp/xsk.c) unless told otherwise.
 const xskKickBudget = 32
+
+// xskTxBudget is the copy-mode budget newXSK asks for: a whole batch
+// (at most MaxBatchSize frames) in one sendto, where 32 took two calls
+// for the default batch of 64, each a trip through the kernel's entry
+// and exit, dearer in a virtual machine.
+const xskTxBudget = MaxBatchSize
+
+// setTxBudget asks the kernel to send up to xskTxBudget frames per
+// sendto on fd (XDP_MAX_TX_SKB_BUDGET, after the TX ring is sized: the
+// kernel refuses more than the ring holds) and returns the budget in
+// force. A kernel before 6.17 does not know the option: its own 32.
+func setTxBudget(fd int) int {
+	if err := unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, xskTxBudget); err != nil {
+		return xskKickBudget
+	}
+	return xskTxBudget
+}
