@@ -33,7 +33,8 @@ type Editor interface {
 	// configuration, as Apply does, with no other Apply in between;
 	// edit's error is returned as is.
 	Edit(edit func(*config.Config) (*config.Config, error)) error
-	// ZeroCounters zeroes the counters of every service (ipvsadm -Z).
+	// ZeroCounters zeroes the counters of every service as the listings
+	// show them (ipvsadm -Z); /metrics keeps them monotonic.
 	ZeroCounters()
 	// ZeroService zeroes those of one service and its real servers
 	// (ipvsadm -Z -t|-u VIP:PORT); false if there is no such service.

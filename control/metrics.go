@@ -96,14 +96,18 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, svc := range s.Services {
 		l := []string{svc.Protocol, svc.VIP.String(), strconv.Itoa(int(svc.Port))}
-		counter(descSvcConns, svc.Connections, l...)
-		counter(descSvcPackets, svc.InPackets, l...)
-		counter(descSvcBytes, svc.InBytes, l...)
+		// The totals, not the listings' counts: -Z zeroes those, and a
+		// Prometheus counter must never go back.
+		t := svc.Totals()
+		counter(descSvcConns, t.Connections, l...)
+		counter(descSvcPackets, t.Packets, l...)
+		counter(descSvcBytes, t.Bytes, l...)
 		for _, r := range svc.RealServers {
 			rl := append(append([]string(nil), l...), r.Address.String())
-			counter(descRealConns, r.Connections, rl...)
-			counter(descRealPackets, r.InPackets, rl...)
-			counter(descRealBytes, r.InBytes, rl...)
+			t := r.Totals()
+			counter(descRealConns, t.Connections, rl...)
+			counter(descRealPackets, t.Packets, rl...)
+			counter(descRealBytes, t.Bytes, rl...)
 			gauge(descActive, float64(r.Active), rl...)
 			gauge(descInactive, float64(r.Inactive), rl...)
 			gauge(descWeight, float64(r.Weight), rl...)
@@ -115,9 +119,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if r := svc.Sorry; r != nil {
 			sl := append(append([]string(nil), l...), r.Address.String())
-			counter(descSorryConns, r.Connections, sl...)
-			counter(descSorryPackets, r.InPackets, sl...)
-			counter(descSorryBytes, r.InBytes, sl...)
+			t := r.Totals()
+			counter(descSorryConns, t.Connections, sl...)
+			counter(descSorryPackets, t.Packets, sl...)
+			counter(descSorryBytes, t.Bytes, sl...)
 			gauge(descSorryActive, float64(r.Active), sl...)
 			gauge(descSorryInactive, float64(r.Inactive), sl...)
 			standing := 0.0

@@ -2,6 +2,8 @@ package control
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -187,4 +189,81 @@ func TestSorryServerCounted(t *testing.T) {
 	if !strings.Contains(b.String(), "  -> 198.18.0.99:80") {
 		t.Errorf("drlb ctl list -rate has no row for the sorry server:\n%s", b.String())
 	}
+}
+
+// TestZeroKeepsMetricsMonotonic: ipvsadm -Z zeroes the counters the
+// listings show (drlb ctl list --stats, -Ln --stats, the JSON), while
+// /metrics keeps the totals, counters that must never go back (rate() and
+// increase() would read a reset); traffic after the zero adds to both.
+func TestZeroKeepsMetricsMonotonic(t *testing.T) {
+	f := busyForwarder(t) // 3 connections to 198.18.0.11: 6 packets, 240 bytes
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: dirMAC}
+	connect := func(port uint16) {
+		c := netip.AddrPortFrom(netip.MustParseAddr("198.18.1.20"), port)
+		now := time.Now().UnixNano()
+		f.Process(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil), &forwarder.Meta{Time: now})
+		f.Process(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 2, 1, nil), &forwarder.Meta{Time: now})
+	}
+	const (
+		svc  = `{port="80",protocol="tcp",vip="198.18.0.100"}`
+		real = `{port="80",protocol="tcp",realserver="198.18.0.11",vip="198.18.0.100"}`
+	)
+	check := func(when string, listed, total [3]uint64) {
+		t.Helper()
+		s := Take(f, 4096, nil)
+		// What drlb ctl list reads: the JSON, through the socket.
+		js, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Snapshot
+		if err := json.Unmarshal(js, &got); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		WriteStats(&b, got)
+		want := fmt.Sprintf("%d %d 0 %d 0", listed[0], listed[1], listed[2])
+		if line := fieldsOf(b.String(), "TCP"); line != "TCP 198.18.0.100:80 "+want {
+			t.Errorf("%s: drlb ctl list --stats service line %q, want counters %s", when, line, want)
+		}
+		if line := fieldsOf(b.String(), "  -> 198.18.0.11:80"); line != "-> 198.18.0.11:80 "+want {
+			t.Errorf("%s: drlb ctl list --stats real server line %q, want counters %s", when, line, want)
+		}
+		c, err := parseCommand([]string{"-Ln", "--stats"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Reset()
+		if err := writeIpvsadmList(&b, s, nil, nil, c.list); err != nil {
+			t.Fatal(err)
+		}
+		if line := fieldsOf(b.String(), "TCP"); line != "TCP 198.18.0.100:80 "+want {
+			t.Errorf("%s: -Ln --stats service line %q, want counters %s", when, line, want)
+		}
+		body := scrapeMetrics(t, s)
+		for _, m := range []string{
+			fmt.Sprintf("drlb_service_connections_total%s %d", svc, total[0]),
+			fmt.Sprintf("drlb_service_packets_total%s %d", svc, total[1]),
+			fmt.Sprintf("drlb_service_bytes_total%s %d", svc, total[2]),
+			fmt.Sprintf("drlb_realserver_connections_total%s %d", real, total[0]),
+			fmt.Sprintf("drlb_realserver_packets_total%s %d", real, total[1]),
+			fmt.Sprintf("drlb_realserver_bytes_total%s %d", real, total[2]),
+		} {
+			if !strings.Contains(body, m+"\n") {
+				t.Errorf("%s: /metrics lacks %s", when, m)
+			}
+		}
+	}
+	check("before -Z", [3]uint64{3, 6, 240}, [3]uint64{3, 6, 240})
+	f.ZeroCounters()
+	check("after -Z", [3]uint64{}, [3]uint64{3, 6, 240})
+	connect(41000)
+	check("traffic after -Z", [3]uint64{1, 2, 80}, [3]uint64{4, 8, 320})
+	if !f.ZeroService(config.TCP, netip.AddrPortFrom(vip, 80)) {
+		t.Fatal("ZeroService did not find the service")
+	}
+	check("after -Z -t", [3]uint64{}, [3]uint64{4, 8, 320})
+	connect(41001)
+	connect(41002)
+	check("traffic after -Z -t", [3]uint64{2, 4, 160}, [3]uint64{6, 12, 480})
 }

@@ -137,10 +137,14 @@ type Service struct {
 	Port        uint16     `json:"port"`
 	Scheduler   string     `json:"scheduler"`
 	Persistence string     `json:"persistence,omitempty"`
-	Connections uint64     `json:"conns"` // scheduled, like ipvsadm's Conns
-	InPackets   uint64     `json:"in_packets"`
-	InBytes     uint64     `json:"in_bytes"`
-	RealServers []Real     `json:"realservers"`
+	// The counters are since the last ipvsadm -Z, as the listings show
+	// them; Zeroed is what -Z took off (the Prometheus counters add it
+	// back: they never go back). Zeroed is not in the JSON.
+	Connections uint64             `json:"conns"` // scheduled, like ipvsadm's Conns
+	InPackets   uint64             `json:"in_packets"`
+	InBytes     uint64             `json:"in_bytes"`
+	Zeroed      forwarder.Counters `json:"-"`
+	RealServers []Real             `json:"realservers"`
 	// Sorry is the sorry server, nil when the service has none. Its
 	// State is SorryStandingIn while it takes the new connections (no
 	// real server can), else SorryStandby.
@@ -155,25 +159,44 @@ const (
 
 // Real is one real server of a service.
 type Real struct {
-	Address     netip.Addr `json:"address"`
-	MAC         string     `json:"mac,omitempty"` // empty while unresolved
-	Weight      int        `json:"weight"`
-	State       string     `json:"state"` // up, down, inhibited, unresolved
-	Active      int        `json:"active_conns"`
-	Inactive    int        `json:"inactive_conns"`
-	Persistent  int        `json:"persistent"`
-	Connections uint64     `json:"conns"` // scheduled, like ipvsadm's Conns
-	InPackets   uint64     `json:"in_packets"`
-	InBytes     uint64     `json:"in_bytes"`
+	Address    netip.Addr `json:"address"`
+	MAC        string     `json:"mac,omitempty"` // empty while unresolved
+	Weight     int        `json:"weight"`
+	State      string     `json:"state"` // up, down, inhibited, unresolved
+	Active     int        `json:"active_conns"`
+	Inactive   int        `json:"inactive_conns"`
+	Persistent int        `json:"persistent"`
+	// As Service's: since the last ipvsadm -Z, Zeroed what it took off.
+	Connections uint64             `json:"conns"` // scheduled, like ipvsadm's Conns
+	InPackets   uint64             `json:"in_packets"`
+	InBytes     uint64             `json:"in_bytes"`
+	Zeroed      forwarder.Counters `json:"-"`
+}
+
+// totals are the counters since the director started, -Z or not: what
+// Prometheus reads.
+func totals(conns, packets, bytes uint64, zeroed forwarder.Counters) forwarder.Counters {
+	return forwarder.Counters{Connections: conns + zeroed.Connections, Packets: packets + zeroed.Packets, Bytes: bytes + zeroed.Bytes}
+}
+
+// Totals are s's counters since the director started, -Z or not.
+func (s Service) Totals() forwarder.Counters {
+	return totals(s.Connections, s.InPackets, s.InBytes, s.Zeroed)
+}
+
+// Totals are r's counters since the director started, -Z or not.
+func (r Real) Totals() forwarder.Counters {
+	return totals(r.Connections, r.InPackets, r.InBytes, r.Zeroed)
 }
 
 // Take reads src now.
 func Take(src Source, maxConns int, persistence map[int]time.Duration) Snapshot {
 	s := Snapshot{Time: time.Now(), MaxConns: maxConns, Frames: map[string]uint64{}}
 	for i, st := range src.Stats() {
+		c := st.Counters.Since(st.Zeroed)
 		svc := Service{
 			Protocol: st.Protocol.String(), VIP: st.VIP, Port: st.Port, Scheduler: st.Scheduler,
-			Connections: st.Connections, InPackets: st.Packets, InBytes: st.Bytes,
+			Connections: c.Connections, InPackets: c.Packets, InBytes: c.Bytes, Zeroed: st.Zeroed,
 			// Not nil: a service without real servers (ipvsadm -A
 			// before its -a) is "realservers": [] in the JSON, not
 			// null, which a script iterating over it fails on.
@@ -205,10 +228,11 @@ func Take(src Source, maxConns int, persistence map[int]time.Duration) Snapshot 
 
 // realOf is r as a snapshot shows it, in state st.
 func realOf(r forwarder.RealServerStats, st string) Real {
+	c := r.Counters.Since(r.Zeroed)
 	rs := Real{
 		Address: r.Addr, Weight: r.Weight, State: st,
 		Active: r.Active, Inactive: r.Inactive, Persistent: r.Persistent,
-		Connections: r.Connections, InPackets: r.Packets, InBytes: r.Bytes,
+		Connections: c.Connections, InPackets: c.Packets, InBytes: c.Bytes, Zeroed: r.Zeroed,
 	}
 	if r.MAC != nil {
 		rs.MAC = r.MAC.String()

@@ -483,8 +483,9 @@ func (d *Director) narrowVIPs(vips, removed []netip.Addr, f *vipFilters) {
 }
 
 // ZeroCounters zeroes the connection, packet and byte totals of every
-// service and real server, as ipvsadm -Z does; the active and inactive
-// counts (what the connection table holds) stay.
+// service and real server as the listings show them, as ipvsadm -Z does;
+// the /metrics counters stay monotonic, as Prometheus requires, and the
+// active and inactive counts (what the connection table holds) stay.
 func (d *Director) ZeroCounters() { d.fw.ZeroCounters() }
 
 // ZeroService zeroes one service's counters and its real servers'

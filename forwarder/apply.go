@@ -568,12 +568,17 @@ func timeoutsDiff(o, n timeouts) string {
 }
 
 // ZeroCounters zeroes the connection, packet and byte totals of every
-// service and real server, as ipvsadm -Z does. The active, inactive and
-// persistent counts say what the table holds, not totals: they stay, as
-// do the per-reason frame counters (Count), which Prometheus reads as
-// monotonic. It may be called from any goroutine. A worker in the middle
-// of a batch with its counts held (HoldCounts) publishes them after the
-// zero: the frames of that one batch count after it.
+// service and real server as the listings show them, as ipvsadm -Z does:
+// it marks the totals now (Zeroed in Stats), and the listings show what
+// was counted since. The totals themselves (Counters in Stats) stay, and
+// go on growing: Prometheus reads them as counters, which must never go
+// back. The active, inactive and persistent counts say what the table
+// holds, not totals: they stay, as do the per-reason frame counters
+// (Count). It may be called from any goroutine; the data path takes no
+// lock for it. A worker in the middle of a batch with its counts held
+// (HoldCounts) publishes them after the mark: the frames of that one
+// batch count after it. A reload keeps the mark of every service and
+// server it keeps.
 func (f *Forwarder) ZeroCounters() {
 	f.ctl.Lock()
 	defer f.ctl.Unlock()
@@ -599,12 +604,12 @@ func (f *Forwarder) ZeroService(proto config.Protocol, vip netip.AddrPort) bool 
 	return false
 }
 
-// zeroTotals zeroes s's totals and its real servers'.
+// zeroTotals marks s's totals and its real servers' (ipvsadm -Z).
 func (s *service) zeroTotals() {
-	s.ctr.totals.zero()
+	s.ctr.zeroed.set(s.ctr.totals)
 	for _, ref := range s.bySlot {
 		if ref.r != nil {
-			ref.r.totals.zero()
+			ref.r.zeroed.set(ref.r.totals)
 		}
 	}
 }

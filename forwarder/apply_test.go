@@ -567,28 +567,39 @@ func TestUnchecked(t *testing.T) {
 	}
 }
 
-// TestZeroCounters: totals go to zero, what the table holds stays.
+// TestZeroCounters: the totals the listings show (Counters.Since(Zeroed))
+// go to zero; the totals themselves stay, as Prometheus counters must, and
+// so does what the table holds.
 func TestZeroCounters(t *testing.T) {
 	a := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)))
 	f := newForwarder(t, a, Options{})
 	c := client(0, 1)
 	send(t, f, a, syn(c), t0)
 	send(t, f, a, ack(c), t0)
+	before := f.Stats()[0]
 	f.ZeroCounters()
 	st := f.Stats()[0]
-	if st.Connections != 0 || st.Packets != 0 || st.Bytes != 0 {
-		t.Fatalf("service totals %+v after ZeroCounters", st.Counters)
+	if l := st.Counters.Since(st.Zeroed); l != (Counters{}) {
+		t.Fatalf("service listed %+v after ZeroCounters, want zero", l)
 	}
-	if r := st.RealServers[0]; r.Connections != 0 || r.Packets != 0 || r.Bytes != 0 || r.Active != 1 {
-		t.Fatalf("real server %+v after ZeroCounters, want zero totals and 1 active", r)
+	if st.Counters != before.Counters || st.Counters.Packets != 2 {
+		t.Fatalf("service totals %+v after ZeroCounters, want %+v kept", st.Counters, before.Counters)
+	}
+	r := st.RealServers[0]
+	if l := r.Counters.Since(r.Zeroed); l != (Counters{}) || r.Active != 1 {
+		t.Fatalf("real server %+v after ZeroCounters, want zero listed totals and 1 active", r)
+	}
+	if r.Counters != before.RealServers[0].Counters {
+		t.Fatalf("real server totals %+v after ZeroCounters, want %+v kept", r.Counters, before.RealServers[0].Counters)
 	}
 	if f.Count(ReasonNew) != 1 {
 		t.Fatal("ZeroCounters zeroed the frame counters")
 	}
 }
 
-// TestZeroService: ipvsadm -Z -t VIP:PORT zeroes that service's totals
-// and its servers', not another's; a service not configured is false.
+// TestZeroService: ipvsadm -Z -t VIP:PORT zeroes that service's listed
+// totals and its servers', not another's; a service not configured is
+// false.
 func TestZeroService(t *testing.T) {
 	a := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)), svc(config.TCP, 443, "rr", rsAt(2, 1)))
 	f := newForwarder(t, a, Options{})
@@ -605,12 +616,65 @@ func TestZeroService(t *testing.T) {
 	}
 	for _, st := range f.Stats() {
 		zeroed := st.Port == 443
-		if got := st.Packets == 0 && st.RealServers[0].Packets == 0; got != zeroed {
-			t.Errorf("port %d: service %+v, server %+v: zeroed %v, want %v", st.Port, st.Counters, st.RealServers[0].Counters, got, zeroed)
+		r := st.RealServers[0]
+		if got := st.Counters.Since(st.Zeroed).Packets == 0 && r.Counters.Since(r.Zeroed).Packets == 0; got != zeroed {
+			t.Errorf("port %d: service %+v, server %+v: zeroed %v, want %v", st.Port, st, r, got, zeroed)
 		}
-		if st.RealServers[0].Active != 1 {
-			t.Errorf("port %d: active %d, want 1 (what the table holds stays)", st.Port, st.RealServers[0].Active)
+		if st.Packets != 2 || r.Packets != 2 {
+			t.Errorf("port %d: totals %d and %d packets, want 2 each, -Z or not", st.Port, st.Packets, r.Packets)
 		}
+		if r.Active != 1 {
+			t.Errorf("port %d: active %d, want 1 (what the table holds stays)", st.Port, r.Active)
+		}
+	}
+}
+
+// TestZeroKeptOnReload: a reload that keeps a service and a real server
+// keeps their -Z mark, as it keeps their totals; traffic after it adds to
+// the listed totals and the totals alike.
+func TestZeroKeptOnReload(t *testing.T) {
+	a := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1)))
+	f := newForwarder(t, a, Options{})
+	connect := func(cfg *config.Config, i int) {
+		c := client(i, 1)
+		send(t, f, cfg, syn(c), t0)
+		send(t, f, cfg, ack(c), t0)
+	}
+	connect(a, 0)
+	connect(a, 1)
+	at := f.Stats()[0].Counters // 2 connections, 4 packets
+	f.ZeroCounters()
+	b := cfgOf(svc(config.TCP, 80, "wlc", rsAt(1, 2), rsAt(2, 1)), svc(config.UDP, 53, "rr", rsAt(3, 1)))
+	applyNow(t, f, b, t0)
+	st := f.Stats()
+	if len(st) != 2 || st[0].Port != 80 {
+		t.Fatalf("services %+v", st)
+	}
+	if at.Connections != 2 || at.Packets != 4 || st[0].Zeroed != at || st[0].Counters != at {
+		t.Fatalf("service after the reload: totals %+v, zeroed at %+v, want both %+v", st[0].Counters, st[0].Zeroed, at)
+	}
+	if r := st[0].RealServers[0]; r.Addr != rsAt(1, 1).Address || r.Zeroed != r.Counters || r.Connections != 2 {
+		t.Fatalf("kept real server after the reload: %+v, want its mark kept at its 2 connections", r)
+	}
+	if r := st[0].RealServers[1]; r.Zeroed != (Counters{}) {
+		t.Fatalf("added real server zeroed at %+v, want nothing", r.Zeroed)
+	}
+	for i := 2; i < 6; i++ {
+		connect(b, i)
+	}
+	st = f.Stats()
+	listed, total := st[0].Counters.Since(st[0].Zeroed), st[0].Counters
+	if want := (Counters{Connections: 4, Packets: 8, Bytes: 2 * at.Bytes}); listed != want || total != (Counters{Connections: 6, Packets: 12, Bytes: 3 * at.Bytes}) {
+		t.Fatalf("after 4 more connections: listed %+v, want %+v; totals %+v, want half as much again", listed, want, total)
+	}
+	var sum Counters
+	for _, r := range st[0].RealServers {
+		l := r.Counters.Since(r.Zeroed)
+		sum.Connections += l.Connections
+		sum.Packets += l.Packets
+	}
+	if sum.Connections != 4 || sum.Packets != 8 {
+		t.Fatalf("real servers listed %+v in all, want the service's 4 connections and 8 packets", sum)
 	}
 }
 

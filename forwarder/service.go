@@ -56,6 +56,8 @@ type realServer struct {
 
 	active, inactive, persistent atomic.Int32
 	totals                       workerTotals
+	// zeroed is what the listings subtract from totals (ipvsadm -Z).
+	zeroed zeroMark
 }
 
 const macKnown = 1 << 48
@@ -87,6 +89,8 @@ type realRef struct {
 // service is part of.
 type svcCounters struct {
 	totals workerTotals
+	// zeroed is what the listings subtract from totals (ipvsadm -Z).
+	zeroed zeroMark
 }
 
 // totals are connections, packets and bytes counted by one worker, alone
@@ -123,13 +127,26 @@ func (w workerTotals) sum() Counters {
 	return c
 }
 
-// zero sets every worker's totals to 0 (ipvsadm -Z).
-func (w workerTotals) zero() {
-	for i := range w {
-		w[i].connections.Store(0)
-		w[i].packets.Store(0)
-		w[i].bytes.Store(0)
+// zeroMark is a server's or a service's totals at its last ipvsadm -Z
+// (none before the first): the listings show the totals less these,
+// Prometheus the totals themselves, counters that must never go back. The
+// totals are never zeroed, so they never drop below the mark. Only
+// control code (ZeroCounters, Stats) touches it, never the data path.
+type zeroMark struct{ at atomic.Pointer[Counters] }
+
+// set marks w's totals now.
+func (z *zeroMark) set(w workerTotals) {
+	c := w.sum()
+	z.at.Store(&c)
+}
+
+// load is the mark, zero if there is none. Read it before the totals it
+// is subtracted from: read after, a -Z in between could put it above them.
+func (z *zeroMark) load() Counters {
+	if c := z.at.Load(); c != nil {
+		return *c
 	}
+	return Counters{}
 }
 
 // service is one virtual service and its real servers, as one

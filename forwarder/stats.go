@@ -8,12 +8,26 @@ import (
 	"github.com/drlb/drlb/config"
 )
 
-// Counters are totals since the forwarder started.
+// Counters are totals since the forwarder started (since the server or
+// service was added). They never go back, ipvsadm -Z included: Prometheus
+// reads them as counters.
 type Counters struct {
 	// Connections counts the connections scheduled (persistence templates
 	// aside), like ipvsadm's Conns column.
 	Connections    uint64
 	Packets, Bytes uint64
+}
+
+// Since is c less an earlier reading z, each field at least 0: the counts
+// since z. The listings show Counters.Since(Zeroed).
+func (c Counters) Since(z Counters) Counters {
+	sub := func(a, b uint64) uint64 {
+		if a < b {
+			return 0
+		}
+		return a - b
+	}
+	return Counters{Connections: sub(c.Connections, z.Connections), Packets: sub(c.Packets, z.Packets), Bytes: sub(c.Bytes, z.Bytes)}
 }
 
 // RealServerStats is a real server as `drlb ctl list` shows it.
@@ -31,6 +45,9 @@ type RealServerStats struct {
 	// templates pointing at the server.
 	Active, Inactive, Persistent int
 	Counters
+	// Zeroed is Counters at the last ZeroCounters or ZeroService (ipvsadm
+	// -Z) of its service, zero before any: what the listings subtract.
+	Zeroed Counters
 }
 
 // ServiceStats is a virtual service with its real servers.
@@ -42,6 +59,9 @@ type ServiceStats struct {
 	// Persistence is ipvsadm -p (0 = none).
 	Persistence time.Duration
 	Counters
+	// Zeroed is Counters at the last ZeroCounters or ZeroService (ipvsadm
+	// -Z), zero before any: what the listings subtract.
+	Zeroed      Counters
 	RealServers []RealServerStats
 	// Sorry is the sorry server, nil when the service has none. Its
 	// Available is whether it is standing in for the real servers now.
@@ -55,6 +75,7 @@ func (f *Forwarder) Stats() []ServiceStats {
 	st := f.cur.Load()
 	out := make([]ServiceStats, 0, len(st.services))
 	for _, s := range st.services {
+		zeroed := s.ctr.zeroed.load() // before the totals: never above them
 		ss := ServiceStats{
 			Protocol:    config.Protocol(s.key.proto),
 			VIP:         s.key.vip,
@@ -62,6 +83,7 @@ func (f *Forwarder) Stats() []ServiceStats {
 			Scheduler:   s.cfg.Scheduler,
 			Persistence: s.cfg.Persistence,
 			Counters:    s.ctr.totals.sum(),
+			Zeroed:      zeroed,
 		}
 		for _, r := range s.reals {
 			ss.RealServers = append(ss.RealServers, realStats(r))
@@ -77,6 +99,7 @@ func (f *Forwarder) Stats() []ServiceStats {
 }
 
 func realStats(r *realServer) RealServerStats {
+	zeroed := r.zeroed.load() // before the totals: never above them
 	rs := RealServerStats{
 		Addr:       r.addr,
 		Weight:     int(r.weight.Load()),
@@ -87,6 +110,7 @@ func realStats(r *realServer) RealServerStats {
 		Inactive:   int(r.inactive.Load()),
 		Persistent: int(r.persistent.Load()),
 		Counters:   r.totals.sum(),
+		Zeroed:     zeroed,
 	}
 	if m := r.mac.Load(); m&macKnown != 0 {
 		rs.MAC = make(net.HardwareAddr, 6)
