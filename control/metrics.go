@@ -35,7 +35,7 @@ var (
 	descActive        = prometheus.NewDesc("drlb_realserver_active_connections", "SYN_RECV and ESTABLISHED connections (ipvsadm ActiveConn).", realLabels, nil)
 	descInactive      = prometheus.NewDesc("drlb_realserver_inactive_connections", "Other connections (ipvsadm InActConn).", realLabels, nil)
 	descWeight        = prometheus.NewDesc("drlb_realserver_weight", "Configured weight.", realLabels, nil)
-	descUp            = prometheus.NewDesc("drlb_realserver_up", "1 if the real server takes new connections (available, resolved, not inhibited).", realLabels, nil)
+	descUp            = prometheus.NewDesc("drlb_realserver_up", "1 if the real server takes new connections: its health check passes (it is neither down nor inhibited), its MAC address is resolved, and its weight is above 0.", realLabels, nil)
 	descSorryConns    = prometheus.NewDesc("drlb_sorryserver_connections_total", "Connections scheduled to the service's sorry server (in drlb_service_connections_total too).", sorryLabels, nil)
 	descSorryPackets  = prometheus.NewDesc("drlb_sorryserver_packets_total", "Packets forwarded to the service's sorry server (in drlb_service_packets_total too).", sorryLabels, nil)
 	descSorryBytes    = prometheus.NewDesc("drlb_sorryserver_bytes_total", "IP bytes forwarded to the service's sorry server (in drlb_service_bytes_total too).", sorryLabels, nil)

@@ -71,11 +71,38 @@ func MetricsHandler(take func(conns bool) Snapshot) http.Handler {
 	return mux
 }
 
+// metrics serves the Prometheus page of take's snapshots. Each page is
+// built whole before a client reads it, and Serve sets no WriteTimeout
+// (a reload on the socket may take minutes), so clients that ask for
+// /metrics and never read the answer each held a goroutine and a page
+// for as long as the director ran: at most maxScrapes scrapes are served
+// at once (more are answered 503), and each has requestTimeout to be
+// written, after which its connection is cut and its place freed.
 func metrics(take func(conns bool) Snapshot) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{take: func() Snapshot { return take(false) }})
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	// Not HandlerOpts.Timeout: it wraps the handler in http.TimeoutHandler,
+	// which buffers the whole page and writes it out after the in-flight
+	// place is given back, unbounded, and hides the connection from
+	// SetWriteDeadline. ErrorHandling's default, HTTPErrorOnError, stops
+	// encoding at the first failed write, so a scrape cut by its deadline
+	// ends at once; ErrorLog stays nil: a scraper gone or too slow is its
+	// own problem, not the director's to log.
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.HTTPErrorOnError,
+		MaxRequestsInFlight: maxScrapes,
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Where the writer cannot take a deadline (ErrNotSupported: a
+		// test's recorder, say) there is no connection to hold either.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(requestTimeout))
+		h.ServeHTTP(w, r)
+	})
 }
+
+// maxScrapes bounds the /metrics requests a handler serves at once: a
+// scraper or two, with room for a person's curl.
+const maxScrapes = 8
 
 // rateInterval is the time between the two samples of -L --rate.
 var rateInterval = time.Second
@@ -142,7 +169,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	// a descriptor each, and the data path and the health checks share
 	// the descriptor limit. ReadTimeout bounds the whole request (as long
 	// as drlb ctl's Client waits for an answer), IdleTimeout an idle
-	// kept-alive connection.
+	// kept-alive connection. No WriteTimeout: a reload may take minutes
+	// to answer; /metrics sets a deadline of its own (metrics), which
+	// net/http clears once that answer is written.
 	srv := &http.Server{Handler: onlyRoot(h), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: requestTimeout,
 		IdleTimeout: requestTimeout, ConnContext: withPeer}
 	failed, stopped := make(chan struct{}), make(chan struct{})
@@ -175,7 +204,8 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 
 // requestTimeout bounds how long a client may take to send a whole
 // request, and how long an idle kept-alive connection stays open: the
-// Client's own timeout, after which drlb ctl gave up anyway.
+// Client's own timeout, after which drlb ctl gave up anyway. It also
+// bounds how long a /metrics answer may take to be written (metrics).
 var requestTimeout = 10 * time.Second
 
 // shutdownGrace bounds how long Serve waits, once its context ends, for
