@@ -436,8 +436,13 @@ func (r *syncRun) requestBulks(ctx context.Context) {
 // directors' configurations differ, and those connections would break
 // on a failover. Counted always (unknown_service, unknown_server); the
 // log is bounded (maxMismatchLogs).
+//
+// A service is named by its port as configured (SvcPort), 0 for one of
+// every port: keyed by the connection's port, each client port of such a
+// service logged a line, and 64 of them filled the log with one problem.
 func (r *syncRun) noteMismatch(peer netip.Addr, e *connsync.Entry, res forwarder.SyncResult) {
-	key := fmt.Sprintf("%d %s:%d %s", e.Proto, e.VIP, e.VPort, e.Real)
+	svc := netip.AddrPortFrom(e.VIP, e.SvcPort)
+	key := fmt.Sprintf("%d %s %s", e.Proto, svc, e.Real)
 	r.bulkMu.Lock()
 	if r.mismatches == nil {
 		r.mismatches = map[string]bool{}
@@ -455,7 +460,7 @@ func (r *syncRun) noteMismatch(peer netip.Addr, e *connsync.Entry, res forwarder
 		what = "real server"
 	}
 	r.log.Warn("ha.sync: a peer syncs connections of a "+what+" this director does not have: their configurations differ, and those connections break on a failover",
-		"peer", peer, "protocol", e.Proto, "vip", netip.AddrPortFrom(e.VIP, e.VPort), "real", e.Real)
+		"peer", peer, "protocol", e.Proto, "vip", svc, "real", e.Real)
 }
 
 // maxMismatchLogs bounds the distinct mismatches noteMismatch logs.

@@ -645,6 +645,31 @@ func TestSyncMismatchLogged(t *testing.T) {
 	}
 }
 
+// TestSyncMismatchLoggedPerService: the connections of a peer's service
+// of every port (port 0) this director lacks log one mismatch, not one
+// per destination port: keyed by the connection's port, 64 client ports
+// filled the bounded log with the one problem, and a second service
+// missing was never logged.
+func TestSyncMismatchLoggedPerService(t *testing.T) {
+	a1, a2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	var logs testutil.SyncBuffer
+	r := &syncRun{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	e := connsync.Entry{Op: connsync.OpUpsert, Proto: 6, State: 3, VIP: vip, SvcPort: 0, Real: realAt(1, 1, nil).Address,
+		CIP: a2, CPort: 40000, Timeout: time.Minute}
+	for port := range uint16(2 * maxMismatchLogs) {
+		e.VPort = 1000 + port
+		r.noteMismatch(a1, &e, forwarder.SyncUnknownService)
+	}
+	e.VPort, e.SvcPort = 8080, 8080
+	r.noteMismatch(a1, &e, forwarder.SyncUnknownService)
+	if got := strings.Count(logs.String(), "does not have"); got != 2 {
+		t.Fatalf("logged %d times, want once for each of the 2 services:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "vip="+vip.String()+":0 ") {
+		t.Errorf("the every-port service not named by its port 0:\n%s", logs.String())
+	}
+}
+
 // lossySync loses the first Bulk datagram it sends (a frame lost on the
 // LAN, or the peer's socket buffer full).
 type lossySync struct {
