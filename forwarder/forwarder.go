@@ -514,7 +514,7 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			old := e.State
 			// Before setState renews the timeout resendDue reads (as
 			// fastExisting asks it).
-			send := f.sync.events != nil && (old != state || f.resendDue(e, now, f.timeout(st, state)))
+			send := f.sync.events != nil && (old != state || f.resendDue(e, now, f.timeout(st, state))) && !f.syncWithheld(state)
 			// Whatever brought the frame here (a FIN or RST, a sync
 			// record due, a frame over the MTU), the kernel gives the
 			// flow back; fastExisting hands it out again.
@@ -558,7 +558,8 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 			state = stateEstablished // mid-flow data after a director restart
 		}
 	}
-	ri, how := f.pick(st, s, &p.flow, now)
+	withheld := f.syncWithheld(state)
+	ri, how := f.pick(st, s, &p.flow, withheld, now)
 	if ri < 0 {
 		return f.result(Drop, how, s.idx, -1)
 	}
@@ -572,26 +573,35 @@ func (f *Forwarder) connection(st *state, p *packet, now int64) Result {
 	r := s.server(ri)
 	f.openEntry(st, s, r, e, state, now)
 	if s.cfg.Persistence > 0 {
-		f.holdTemplate(s, &p.flow, s.slot, r.slot, f.table.Expires(e), r, f.sync.events != nil, now)
+		f.holdTemplate(s, &p.flow, s.slot, r.slot, f.table.Expires(e), r, f.sync.events != nil && !withheld, now)
 	}
 	return f.result(Forward, reason, s.idx, ri)
 }
 
 // openEntry fills a connection entry just inserted for r of s in state:
-// its slots, counts, timeout, sync record and the connection totals.
+// its slots, counts, timeout, sync record (none if withheld: stamped as
+// sent, so that the fast path keeps its frames until its state changes)
+// and the connection totals.
 func (f *Forwarder) openEntry(st *state, s *service, r *realServer, e *conntable.Entry, state uint8, now int64) {
 	e.Service, e.Real, e.State = s.slot, r.slot, state
 	r.count(state, +1)
 	f.table.SetTimeout(e, now, f.timeout(st, state))
-	f.record(connsync.OpUpsert, e, s, r, f.timeout(st, state), now)
+	if f.syncWithheld(state) {
+		stampSync(e, now)
+	} else {
+		f.record(connsync.OpUpsert, e, s, r, f.timeout(st, state), now)
+	}
 	f.countConnection(s, r)
 }
 
 // pick chooses a real server for a new connection: a live persistence
 // template first, then the scheduler, then, while no real server can take
 // connections, the sorry server (Result.Real == len(reals)). It returns -1
-// and a drop reason when nothing can take it.
-func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reason) {
+// and a drop reason when nothing can take it. With withheld (the
+// connection's record is: syncWithheld), the template's is too: a new
+// one is stamped unsent, and goes with the connection's record once the
+// handshake completes (holdTemplate), as a live one that is due does.
+func (f *Forwarder) pick(st *state, s *service, fl *flow, withheld bool, now int64) (int, Reason) {
 	persist := s.cfg.Persistence > 0
 	if persist {
 		f.templateKey(s, fl)
@@ -603,7 +613,7 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 			// Like IPVS with expire_quiescent_template=1: a template
 			// never pins a client to a quiesced, failed or removed server.
 			if ref.r != nil && ref.idx >= 0 && ref.r.usable() && ref.r.effectiveWeight() > 0 && !s.sorryGone(ref.r) {
-				send := f.sync.events != nil && f.resendDue(t, now, s.cfg.Persistence)
+				send := f.sync.events != nil && !withheld && f.resendDue(t, now, s.cfg.Persistence)
 				// Renewed, never shortened: an open connection may hold
 				// the template longer (holdTemplate, IPVS's n_control).
 				if f.table.Expires(t) < now+int64(s.cfg.Persistence) {
@@ -634,7 +644,11 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, now int64) (int, Reaso
 			t.Service, t.Real, t.State = s.slot, r.slot, stateTemplate
 			r.count(stateTemplate, +1)
 			f.table.SetTimeout(t, now, s.cfg.Persistence)
-			f.record(connsync.OpUpsert, t, s, r, s.cfg.Persistence, now)
+			if withheld {
+				stampUnsent(t, now)
+			} else {
+				f.record(connsync.OpUpsert, t, s, r, s.cfg.Persistence, now)
+			}
 		}
 	}
 	return ri, how

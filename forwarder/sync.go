@@ -62,6 +62,24 @@ func syncStamp(now int64) uint8 { return uint8(now/int64(syncUnit)) & stampBits 
 // stampSync records in e's flags that it was sent or received at now.
 func stampSync(e *conntable.Entry, now int64) { e.Flags = e.Flags&^stampBits | syncStamp(now) }
 
+// stampUnsent stamps e as sent syncDueMax units before now: due (syncDue,
+// whatever its timeout) with the first frame that may send it, for the
+// next syncDueMax units, as an entry never sent should be.
+func stampUnsent(e *conntable.Entry, now int64) {
+	e.Flags = e.Flags&^stampBits | (syncStamp(now)-syncDueMax)&stampBits
+}
+
+// syncWithheld reports whether a new or refreshed entry in state is kept
+// from the peers: a SYN_RECV connection under table pressure. Most of them
+// are a SYN flood's, and sending each to every peer added as many
+// datagrams again as the flood (IPVS, in its default sync mode, never
+// syncs a connection that has not left SYN_RECV either). One whose
+// handshake completes is sent then: its state changes, and a state change
+// is always sent (Process), with its template (holdTemplate).
+func (f *Forwarder) syncWithheld(state uint8) bool {
+	return state == stateSynRecv && f.pressure.Load()
+}
+
 // syncDue reports, from the stamp alone, whether an entry whose state did
 // not change should be sent again: once half its timeout passed since it
 // was last sent (syncWait), and at most syncDueMax units: the stamp wraps
@@ -142,7 +160,7 @@ type SyncResult uint8
 
 const (
 	SyncApplied        SyncResult = iota // inserted or updated
-	SyncEnded                            // deleted (or already gone)
+	SyncEnded                            // deleted (or already gone, or another connection's here)
 	SyncUnknownService                   // no such service here
 	SyncUnknownServer                    // the service has no such real server here
 	SyncInvalid                          // a state that makes no sense for the kind
@@ -154,13 +172,16 @@ var SyncResultNames = [...]string{"applied", "ended", "unknown_service", "unknow
 
 // ApplySync makes a peer's entry count here: inserted or updated (same
 // key: the peer's real server, found by address in the service of the
-// same protocol, VIP and port; the peer's state and time left), or
-// deleted for an end. It counts in the real server's active/inactive
-// counters like a local entry, and is not recorded as a sync event (no
-// echo). Like Process it changes the table: call it where Process cannot
-// run at the same time.
+// same protocol, VIP and port; the peer's state and time left), or, for
+// an end, deleted if it is the connection the end names (applyEnd). It
+// counts in the real server's active/inactive counters like a local
+// entry, and is not recorded as a sync event (no echo). Like Process it
+// changes the table: call it where Process cannot run at the same time.
 func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 	st := f.cur.Load()
+	if e.Op == connsync.OpEnd {
+		return f.applyEnd(st, e, now)
+	}
 	s := st.byKey[svcKey{proto: e.Proto, vip: e.VIP, port: e.SvcPort}]
 	if s == nil || s.idx < 0 {
 		return SyncUnknownService
@@ -184,12 +205,6 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 	}
 	f.key = conntable.Key{CIP: e.CIP.As16(), VIP: e.VIP.As16(), CPort: e.CPort, VPort: e.VPort, Proto: e.Proto, Kind: e.Kind}
 	ex := f.table.Lookup(&f.key, now)
-	if e.Op == connsync.OpEnd {
-		if ex != nil {
-			f.table.Delete(ex)
-		}
-		return SyncEnded
-	}
 	if ex != nil {
 		// A peer's record moves the entry on (its state, its timeout):
 		// the kernel gives the flow back, as for a frame the full path
@@ -236,6 +251,31 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 	return SyncApplied
 }
 
+// applyEnd deletes the entry a peer's end names, if this table's entry of
+// that key is the same connection: of the same service (protocol, VIP,
+// port) and real server. The end is not checked against the
+// configuration: a reload that removed the server (or the service) on
+// both directors keeps the entries that name it until they end, and
+// their ends are no mismatch. An entry of another server is a newer
+// connection on the same ports, scheduled here or by another peer, which
+// the end of the old one must not take away; no entry, or another one,
+// leaves nothing to do (SyncEnded: gone here too).
+func (f *Forwarder) applyEnd(st *state, e *connsync.Entry, now int64) SyncResult {
+	if e.Kind > conntable.KindTemplate {
+		return SyncInvalid
+	}
+	f.key = conntable.Key{CIP: e.CIP.As16(), VIP: e.VIP.As16(), CPort: e.CPort, VPort: e.VPort, Proto: e.Proto, Kind: e.Kind}
+	ex := f.table.Lookup(&f.key, now)
+	if ex == nil {
+		return SyncEnded
+	}
+	if s, r := st.owner(ex.Service, ex.Real); s != nil && r != nil &&
+		s.key == (svcKey{proto: e.Proto, vip: e.VIP, port: e.SvcPort}) && r.addr == e.Real {
+		f.table.Delete(ex)
+	}
+	return SyncEnded
+}
+
 // RangeSync walks n slots of the table from slot from, calling fn with
 // an event for each live entry (a bulk copy for a peer that starts), and
 // returns the slot to continue from, -1 at the end. Like Process, call it
@@ -247,8 +287,11 @@ func (f *Forwarder) RangeSync(from, n int, now int64, fn func(*SyncEvent)) int {
 		if f.table.Expired(e, now) {
 			return
 		}
+		// An entry of a removed service or server is left out: its
+		// connection ends at its next frame (server-gone), and a peer
+		// without that server would count and log it as a mismatch.
 		s, r := st.owner(e.Service, e.Real)
-		if s == nil || r == nil || s.idx < 0 {
+		if s == nil || r == nil || s.idx < 0 || s.ref(e.Real).idx < 0 {
 			return
 		}
 		ev = SyncEvent{Key: e.Key, Op: connsync.OpUpsert, State: e.State, SvcPort: s.key.port, Real: r.addr,

@@ -464,3 +464,154 @@ func syncedConnection(t *testing.T, now int64, tweak func(*config.Config)) (a, b
 	relay(t, a, b, now)
 	return a, b, c
 }
+
+// TestSyncEndOfRemoved: the end of a connection whose real server (or
+// whole service) a reload removed on both directors deletes the peer's
+// copy; it used to be refused as unknown_server (unknown_service),
+// counted and logged as the configurations differing, and the copy lived
+// on for its whole timeout. And an end is matched against the entry the
+// peer holds: one it has since given to another server is not the
+// connection that ended, and stays.
+func TestSyncEndOfRemoved(t *testing.T) {
+	for _, whole := range []bool{false, true} {
+		t.Run(map[bool]string{false: "server", true: "service"}[whole], func(t *testing.T) {
+			cfg := cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1), rsAt(2, 1)), svc(config.TCP, 443, "rr", rsAt(3, 1)))
+			a, b := newForwarder(t, cfg, Options{}), newForwarder(t, cfg, Options{})
+			a.EnableSync(64)
+			c := client(0, 40000)
+			addr := to(cfg, send(t, a, cfg, syn(c), t0))
+			send(t, a, cfg, ack(c), t0+second)
+			relay(t, a, b, t0+second)
+			without := cfgOf(svc(config.TCP, 443, "rr", rsAt(3, 1)))
+			if !whole {
+				var keep []config.RealServer
+				for _, r := range cfg.Services[0].RealServers {
+					if r.Address != addr {
+						keep = append(keep, r)
+					}
+				}
+				without = cfgOf(svc(config.TCP, 80, "rr", keep...), svc(config.TCP, 443, "rr", rsAt(3, 1)))
+			}
+			applyNow(t, a, without, t0+2*second)
+			applyNow(t, b, without, t0+2*second)
+			// A bulk copy meanwhile (a peer starting) leaves the removed
+			// server's connection out: a peer that has the server no
+			// more would count and log it as a mismatch.
+			a.RangeSync(0, 1<<20, t0+2*second, func(ev *SyncEvent) {
+				t.Errorf("a bulk copy sends %+v, of a server removed", *ev)
+			})
+			if res := a.Process(ack(c), &Meta{Time: t0 + 3*second}); res.Reason != ReasonServerGone {
+				t.Fatalf("the master: %v/%v, want server-gone", res.Verdict, res.Reason)
+			}
+			evs := take(a)
+			if len(evs) != 1 || evs[0].Op != connsync.OpEnd {
+				t.Fatalf("the master's events: %+v, want one end", evs)
+			}
+			e := toEntry(&evs[0])
+			if r := b.ApplySync(&e, t0+3*second); r != SyncEnded {
+				t.Fatalf("the end at the backup: %v, want ended (no mismatch)", SyncResultNames[r])
+			}
+			if n := b.TableLen(); n != 0 {
+				t.Fatalf("the backup holds %d entries after the end, want 0", n)
+			}
+			checkCounts(t, b)
+		})
+	}
+	t.Run("elsewhere", func(t *testing.T) {
+		a, b, c := syncedConnection(t, t0, func(*config.Config) {})
+		var e connsync.Entry
+		a.RangeSync(0, 1<<20, t0, func(ev *SyncEvent) {
+			if ev.Key.Kind == conntable.KindConn {
+				e = toEntry(ev)
+			}
+		})
+		// The backup gives the key to another server meanwhile (a newer
+		// connection on the same ports, sent by a peer that took over).
+		moved := e
+		if moved.Real = netip.MustParseAddr("198.18.0.11"); e.Real == moved.Real {
+			moved.Real = netip.MustParseAddr("198.18.0.12")
+		}
+		if r := b.ApplySync(&moved, t0+second); r != SyncApplied {
+			t.Fatal(SyncResultNames[r])
+		}
+		e.Op = connsync.OpEnd
+		if r := b.ApplySync(&e, t0+2*second); r != SyncEnded {
+			t.Fatalf("an end for the old server: %v, want ended", SyncResultNames[r])
+		}
+		if n := b.TableLen(); n != 1 {
+			t.Fatalf("the backup holds %d entries after an end for the server it no longer names, want 1", n)
+		}
+		b.RangeConnEntries(t0+2*second, func(ce ConnEntry) bool {
+			if ce.Client == c && ce.Real != moved.Real {
+				t.Errorf("the backup's entry is on %v, want %v", ce.Real, moved.Real)
+			}
+			return true
+		})
+		checkCounts(t, b)
+	})
+}
+
+// TestSyncFloodNotSent: under table pressure a SYN that makes a SYN_RECV
+// entry (a stateful SYN, a persistent service's with its template, or a
+// handshake's ACK adopted after a stateless SYN) sends no record, nor
+// does its retransmission: each spoofed SYN of a flood was sent to every
+// peer, as much again as the flood itself (IPVS syncs no SYN_RECV
+// connection either). The handshake's completing ACK sends the
+// connection, ESTABLISHED, and its template with it.
+func TestSyncFloodNotSent(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		persist bool
+		adopted bool // the SYN stateless, the entry made by its ACK
+	}{{"stateful", false, false}, {"persistent", true, false}, {"adopted", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig("rr", 3)
+			cfg.MaxConns = 100
+			if tc.persist {
+				cfg.Services[0].Persistence = 300 * time.Second
+			}
+			f := newForwarder(t, cfg, Options{})
+			f.statefulSYN = !tc.adopted
+			f.EnableSync(256)
+			for i := 0; !f.Overload().Pressure; i++ {
+				process(t, f, syn(client(i, 1000)), t0)
+			}
+			take(f)
+			c := client(60, 1000)
+			process(t, f, syn(c), t0+second)
+			if evs := take(f); len(evs) != 0 {
+				t.Fatalf("a SYN under pressure sent %+v", evs)
+			}
+			if tc.adopted {
+				res, _ := process(t, f, ack(c), t0+second)
+				expect(t, res, Forward, ReasonPressureAdopted)
+			} else {
+				process(t, f, syn(c), t0+2*second) // retransmitted
+			}
+			if evs := take(f); len(evs) != 0 {
+				t.Fatalf("a SYN_RECV entry under pressure sent %+v", evs)
+			}
+			res, _ := process(t, f, ack(c), t0+2*second)
+			expect(t, res, Forward, ReasonExisting)
+			evs := take(f)
+			want := 1
+			if tc.persist {
+				want = 2
+			}
+			if len(evs) != want || evs[0].Op != connsync.OpUpsert || evs[0].State != stateEstablished ||
+				tc.persist && (evs[1].Key.Kind != conntable.KindTemplate || evs[1].State != stateTemplate) {
+				t.Fatalf("the completing ACK sent %+v, want the connection ESTABLISHED (and its template)", evs)
+			}
+			// The peer learns the connection from those alone.
+			g := newForwarder(t, cfg, Options{})
+			for i := range evs {
+				if e := toEntry(&evs[i]); g.ApplySync(&e, t0+2*second) != SyncApplied {
+					t.Fatalf("apply %+v", evs[i])
+				}
+			}
+			if res, _ := process(t, g, ack(c), t0+3*second); res.Reason != ReasonExisting {
+				t.Fatalf("the peer: %v/%v", res.Verdict, res.Reason)
+			}
+		})
+	}
+}
