@@ -203,7 +203,7 @@ func (v *validator) bgp(c *Config) error {
 			}
 		}
 		if j, dup := seen[peer.Address]; dup {
-			return v.fail(pp+".address", peer.Line, peer.Address.String(), "duplicate peer: bgp.peers[%d]%s is the same", j, lineNote(b.Peers[j].Line))
+			return v.fail(pp+".address", peer.Line, peer.Address.String(), "duplicate peer: bgp.peers[%d]%s is the same", j, LineNote(b.Peers[j].Line))
 		}
 		seen[peer.Address] = i
 	}

@@ -1,6 +1,9 @@
 package config
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Clone returns a deep copy of c: nothing in it shares memory with c, so
 // either may change without the other seeing it (a running director keeps
@@ -10,6 +13,7 @@ func (c *Config) Clone() *Config {
 		return nil
 	}
 	out := *c
+	out.Lines = maps.Clone(c.Lines)
 	out.Services = slices.Clone(c.Services)
 	for i := range out.Services {
 		s := &out.Services[i]

@@ -34,6 +34,23 @@ type Config struct {
 	// master answers ARP/NDP for them (see HA); nil = this director
 	// always answers.
 	HA *HA
+	// Lines maps the YAML field path of a setting outside the services
+	// ("interface", "max_conns", "ha.vrid", "bgp.peers", ...) to its line
+	// in the file Parse read, for messages (LineOf); a setting the file
+	// does not set (a default) has none, and a Config built in code has
+	// no map. Services, real servers and sorry servers carry their own
+	// Line instead: a drlb ctl change adds and removes them, and a path
+	// (services[2]) would then name another.
+	Lines map[string]int
+}
+
+// LineOf is the line of the file where the setting at path (a YAML
+// field path, see Lines) was written; 0 for none.
+func (c *Config) LineOf(path string) int {
+	if c == nil {
+		return 0
+	}
+	return c.Lines[path]
 }
 
 // DefaultMaxConns is the connection table bound when the config names none.

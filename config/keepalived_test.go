@@ -110,6 +110,7 @@ func TestKeepalivedGolden(t *testing.T) {
 // clearLines zeroes the Line fields, which differ between a
 // keepalived.conf and its YAML twin by nature.
 func clearLines(c *Config) {
+	c.Lines = nil
 	if c.HA != nil {
 		// Where the interface came from: a vrrp_instance or, in YAML,
 		// interface: (Config.Interface, compared, holds it either way).

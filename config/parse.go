@@ -99,7 +99,25 @@ func parse(fsys kaFS, name string, data []byte) (*Config, []Warning, error) {
 	if err := validate(c, name, at); err != nil {
 		return nil, warns, err
 	}
+	c.Lines = at.lines(name)
 	return c, warns, nil
+}
+
+// lines is Config.Lines of a file named name read into at: the lines of
+// the settings outside the services, written in name itself (a line of
+// a keepalived.conf's include is not one of name).
+func (at sites) lines(name string) map[string]int {
+	var out map[string]int
+	for p, s := range at {
+		if s.line <= 0 || s.file != "" && s.file != name || p == "services" || strings.HasPrefix(p, "services[") {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]int)
+		}
+		out[p] = s.line
+	}
+	return out
 }
 
 // isIPVSADM reports whether data's first significant line is an ipvsadm

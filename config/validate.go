@@ -138,7 +138,7 @@ func validateConfig(c *Config, file string, at sites, emptyOK bool) error {
 		}
 		k := serviceKey{s.Protocol, s.VIP, s.Port}
 		if j, dup := seen[k]; dup {
-			return v.fail(path, s.Line, s.String(), "duplicate service: services[%d]%s is the same", j, lineNote(c.Services[j].Line))
+			return v.fail(path, s.Line, s.String(), "duplicate service: services[%d]%s is the same", j, LineNote(c.Services[j].Line))
 		}
 		seen[k] = i
 	}
@@ -220,7 +220,7 @@ func (v *validator) service(s *Service, path string) error {
 			return err
 		}
 		if k, dup := seen[r.Address]; dup {
-			return v.fail(rpath+".address", r.Line, r.Address.String(), "duplicate real server: realservers[%d]%s is the same", k, lineNote(s.RealServers[k].Line))
+			return v.fail(rpath+".address", r.Line, r.Address.String(), "duplicate real server: realservers[%d]%s is the same", k, LineNote(s.RealServers[k].Line))
 		}
 		seen[r.Address] = j
 	}
@@ -258,9 +258,9 @@ func (v *validator) servers(c *Config) error {
 		// Blame the later of the two, as for duplicates (with drlb ctl,
 		// a -A just given is the later).
 		if k, ok := vips[addr]; ok && v.vipWrittenLater(k, svc, path) {
-			return v.fail("services["+strconv.Itoa(k)+"].vip", c.Services[k].Line, addr.String(), "is the address of %s%s: the director answers for a VIP, so it would take that server's address from it", path, lineNote(line))
+			return v.fail("services["+strconv.Itoa(k)+"].vip", c.Services[k].Line, addr.String(), "is the address of %s%s: the director answers for a VIP, so it would take that server's address from it", path, LineNote(line))
 		} else if ok {
-			return v.fail(path+".address", line, addr.String(), "is the VIP of services[%d]%s: the director answers for a VIP, so it would take this server's address from it", k, lineNote(c.Services[k].Line))
+			return v.fail(path+".address", line, addr.String(), "is the VIP of services[%d]%s: the director answers for a VIP, so it would take this server's address from it", k, LineNote(c.Services[k].Line))
 		}
 		if mac == nil {
 			return nil
@@ -268,7 +268,7 @@ func (v *validator) servers(c *Config) error {
 		if m, ok := macs[addr]; !ok {
 			macs[addr] = staticMAC{mac, path, line}
 		} else if !bytes.Equal(m.mac, mac) {
-			return v.fail(path+".mac", line, mac.String(), "%s%s gives %s the MAC %s: one address has one MAC", m.path, lineNote(m.line), addr, m.mac)
+			return v.fail(path+".mac", line, mac.String(), "%s%s gives %s the MAC %s: one address has one MAC", m.path, LineNote(m.line), addr, m.mac)
 		}
 		return nil
 	}
@@ -529,7 +529,10 @@ func addrText(a netip.Addr) string {
 	return a.String()
 }
 
-func lineNote(line int) string {
+// LineNote is how a message places a value in its file: " (line N)"
+// after it, or "" for no line (a value not set in the file, a default,
+// or one set in code).
+func LineNote(line int) string {
 	if line <= 0 {
 		return ""
 	}

@@ -20,7 +20,9 @@ import (
 
 // ErrRestartNeeded is returned by Apply for a change it cannot make live:
 // another interface, or another max_conns (the connection table is sized
-// at start). Nothing is applied then.
+// at start). Nothing is applied then. The message names the setting, its
+// values and its line in the file being loaded (" (line N)", none for a
+// setting the file does not set).
 var ErrRestartNeeded = errors.New("director: change needs a restart")
 
 // ErrVIPOnHost is returned by Apply for a VIP it would add that an
@@ -110,7 +112,8 @@ func (d *Director) sameSyncKey(cfg *config.Config) error {
 		return fmt.Errorf("director: %w", err)
 	}
 	if !bytes.Equal(key, d.sync.key) {
-		return fmt.Errorf("%w: ha.sync.key_file %s holds another key than the one in use (a new key is taken at start: restart both directors)", ErrRestartNeeded, cfg.HA.Sync.KeyFile)
+		return fmt.Errorf("%w: ha.sync.key_file %s%s holds another key than the one in use (a new key is taken at start: restart both directors)", ErrRestartNeeded, cfg.HA.Sync.KeyFile,
+			config.LineNote(cfg.LineOf("ha.sync.key_file")))
 	}
 	return nil
 }
@@ -149,30 +152,37 @@ func (d *Director) apply(cfg *config.Config) error {
 	// A new ha.priority is applied live, as keepalived applies one on
 	// reload (haRun.reload): it is left out of what needs a restart.
 	bgpChange, haChange := config.BGPChanged(old.BGP, cfg.BGP), config.HAChanged(old.HA, withPriorityOf(cfg.HA, old.HA))
+	// Each refusal places the setting in the file being loaded, as the
+	// other reload errors do (refuseHeldVIPs): " (line N)", or nothing
+	// for a setting the file does not set (a default, a removed block).
+	at := func(path string) string { return config.LineNote(cfg.LineOf(path)) }
 	switch {
 	case old.Interface != "" && cfg.Interface != old.Interface: // "": an in-memory port, any name will do
-		return fmt.Errorf("%w: interface %s -> %s", ErrRestartNeeded, old.Interface, cfg.Interface)
+		return fmt.Errorf("%w: interface %s -> %s%s", ErrRestartNeeded, old.Interface, cfg.Interface, at("interface"))
 	case cfg.MaxConns != old.MaxConns:
-		return fmt.Errorf("%w: max_conns %d -> %d (the connection table is sized at start)", ErrRestartNeeded, old.MaxConns, cfg.MaxConns)
+		return fmt.Errorf("%w: max_conns %d -> %d%s (the connection table is sized at start)", ErrRestartNeeded, old.MaxConns, cfg.MaxConns, at("max_conns"))
 	case bgpChange == "bgp":
-		return fmt.Errorf("%w: the bgp: block was added or removed", ErrRestartNeeded)
+		return fmt.Errorf("%w: the bgp: block was added or removed%s", ErrRestartNeeded, at("bgp"))
 	case bgpChange != "":
 		// The speaker's sessions are set up at start; VIPs added or
 		// removed in the services are announced or withdrawn live.
-		return fmt.Errorf("%w: bgp.%s changed (the BGP sessions are set up at start)", ErrRestartNeeded, bgpChange)
+		return fmt.Errorf("%w: bgp.%s changed%s (the BGP sessions are set up at start)", ErrRestartNeeded, bgpChange,
+			config.LineNote(bgpLine(old.BGP, cfg, bgpChange)))
 	case haChange == "ha" || haChange != "" && d.ha == nil:
-		return fmt.Errorf("%w: the ha: block was added or removed", ErrRestartNeeded)
+		return fmt.Errorf("%w: the ha: block was added or removed%s", ErrRestartNeeded, at("ha"))
 	case haChange != "":
-		return fmt.Errorf("%w: ha.%s %s -> %s (VRRP and sync are set up at start)", ErrRestartNeeded, haChange,
-			haSetting(old.HA, haChange), haSetting(cfg.HA, haChange))
+		return fmt.Errorf("%w: ha.%s %s -> %s%s (VRRP and sync are set up at start)", ErrRestartNeeded, haChange,
+			haSetting(old.HA, haChange), haSetting(cfg.HA, haChange), config.LineNote(haLine(old.HA, cfg, haChange)))
 	case d.ha != nil && haNewFamily(d.ha, cfg):
 		v, _ := d.ha.newFamily(cfg)
-		return fmt.Errorf("%w: VIP %v is the first of its address family: its VRRP virtual router starts with the director", ErrRestartNeeded, v)
+		return fmt.Errorf("%w: VIP %v%s is the first of its address family: its VRRP virtual router starts with the director", ErrRestartNeeded, v,
+			config.LineNote(serviceLine(cfg, func(s config.Service) bool { return s.VIP == v })))
 	case old.VLAN != cfg.VLAN:
-		return fmt.Errorf("%w: vlan %d -> %d (the neighbor layer tags its frames from the start)", ErrRestartNeeded, old.VLAN, cfg.VLAN)
+		return fmt.Errorf("%w: vlan %d -> %d%s (the neighbor layer tags its frames from the start)", ErrRestartNeeded, old.VLAN, cfg.VLAN, at("vlan"))
 	case len(d.workers) > 1 && hash != d.hash:
-		return fmt.Errorf("%w: the widest persistence netmask changes from /%d (IPv4) /%d (IPv6) to /%d /%d: the %d workers share clients by it (run with -workers 1 to change it live)",
-			ErrRestartNeeded, bitsOr(d.hash.Bits4, 32), bitsOr(d.hash.Bits6, 128), bitsOr(hash.Bits4, 32), bitsOr(hash.Bits6, 128), len(d.workers))
+		return fmt.Errorf("%w: the widest persistence netmask changes from /%d (IPv4) /%d (IPv6) to /%d /%d%s: the %d workers share clients by it (run with -workers 1 to change it live)",
+			ErrRestartNeeded, bitsOr(d.hash.Bits4, 32), bitsOr(d.hash.Bits6, 128), bitsOr(hash.Bits4, 32), bitsOr(hash.Bits6, 128),
+			config.LineNote(widestLine(cfg, d.hash, hash)), len(d.workers))
 	}
 	// Everything that can fail is done before the swap.
 	targets, err := health.Targets(cfg)
@@ -408,10 +418,7 @@ func (d *Director) refuseHeldVIPs(cfg *config.Config, added []netip.Addr) error 
 			i := slices.IndexFunc(cfg.Services, func(s config.Service) bool { return s.VIP == v })
 			where := "VIP " + v.String()
 			if i >= 0 {
-				where = fmt.Sprintf("services[%d].vip %s", i, v)
-				if l := cfg.Services[i].Line; l > 0 {
-					where += fmt.Sprintf(" (line %d)", l)
-				}
+				where = fmt.Sprintf("services[%d].vip %s%s", i, v, config.LineNote(cfg.Services[i].Line))
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 		}
@@ -620,6 +627,65 @@ func haSetting(h *config.HA, field string) string {
 		return fmt.Sprintf("{peers: %v, key_file: %s}", h.Sync.Peers, h.Sync.KeyFile)
 	}
 	return "?"
+}
+
+// bgpLine is the line of cfg's bgp.field (config.BGPChanged's name) that
+// differs from was: for peers, the first peer of cfg that is not was's.
+func bgpLine(was *config.BGP, cfg *config.Config, field string) int {
+	if field == "peers" {
+		for i, p := range cfg.BGP.Peers {
+			if i >= len(was.Peers) || !samePeer(p, was.Peers[i]) {
+				return p.Line
+			}
+		}
+	}
+	return cfg.LineOf("bgp." + field)
+}
+
+// samePeer is config.BGPChanged's comparison of two peers: where they
+// sit in the file is not a setting.
+func samePeer(p, q config.BGPPeer) bool {
+	p.Line, q.Line = 0, 0
+	return p == q
+}
+
+// haLine is the line of cfg's ha.field (config.HAChanged's name) that
+// differs from was: for sync, its key_file or its peers when only one
+// of them does.
+func haLine(was *config.HA, cfg *config.Config, field string) int {
+	if field == "sync" && was.Sync != nil && cfg.HA.Sync != nil {
+		switch {
+		case !slices.Equal(was.Sync.Peers, cfg.HA.Sync.Peers):
+			return cfg.LineOf("ha.sync.peers")
+		case was.Sync.KeyFile != cfg.HA.Sync.KeyFile:
+			return cfg.LineOf("ha.sync.key_file")
+		}
+	}
+	return cfg.LineOf("ha." + field)
+}
+
+// serviceLine is the line of cfg's first service that match takes, 0
+// for none.
+func serviceLine(cfg *config.Config, match func(config.Service) bool) int {
+	if i := slices.IndexFunc(cfg.Services, match); i >= 0 {
+		return cfg.Services[i].Line
+	}
+	return 0
+}
+
+// widestLine is the line of the service of cfg whose persistence
+// netmask makes the widest of a family that changes from was to now
+// (FanoutHash); 0 when none does (no persistence: the whole address).
+func widestLine(cfg *config.Config, was, now link.ClientHash) int {
+	return serviceLine(cfg, func(s config.Service) bool {
+		if s.Persistence <= 0 || s.PersistenceBits <= 0 {
+			return false
+		}
+		if s.VIP.Unmap().Is4() {
+			return was.Bits4 != now.Bits4 && bitsOr(now.Bits4, 32) == min(s.PersistenceBits, 32)
+		}
+		return was.Bits6 != now.Bits6 && bitsOr(now.Bits6, 128) == min(s.PersistenceBits, 128)
+	})
 }
 
 func haNewFamily(h *haRun, cfg *config.Config) bool {

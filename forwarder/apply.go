@@ -111,7 +111,8 @@ func (f *Forwarder) Apply(cfg *config.Config, now int64, commit func(swap func()
 		return nil, err
 	}
 	if cfg.MaxConns != f.maxConns {
-		return nil, fmt.Errorf("%w: max_conns %d -> %d (the connection table is sized at start)", ErrRestartNeeded, f.maxConns, cfg.MaxConns)
+		return nil, fmt.Errorf("%w: max_conns %d -> %d%s (the connection table is sized at start)", ErrRestartNeeded, f.maxConns, cfg.MaxConns,
+			config.LineNote(cfg.LineOf("max_conns")))
 	}
 	cfg = cfg.Clone()
 	f.ctl.Lock()

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -343,6 +344,31 @@ func TestApplyRefused(t *testing.T) {
 		})
 	}
 	expect(t, send(t, f, a, ack(c), t0), Forward, ReasonExisting)
+}
+
+// TestApplyMaxConnsNamesLine: another max_conns is refused naming its line
+// in the file being loaded, as the other reload errors place a value,
+// and no line for a max_conns the file leaves to its default.
+func TestApplyMaxConnsNamesLine(t *testing.T) {
+	const body = "# reloaded\nmax_conns: 2048\nservices:\n  - {vip: 198.18.0.100, port: 80, realservers: [{address: 198.18.0.11}]}\n"
+	f := newForwarder(t, cfgOf(svc(config.TCP, 80, "rr", rsAt(1, 1))), Options{})
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"set", body, "max_conns 1024 -> 2048 (line 2) (the connection table is sized at start)"},
+		{"defaulted", strings.Replace(body, "max_conns: 2048\n", "", 1), "max_conns 1024 -> 1048576 (the connection table is sized at start)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse("drlb.yaml", []byte(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.Apply(cfg, t0, func(func()) { t.Fatal("commit called for a refused config") })
+			if !errors.Is(err, ErrRestartNeeded) || !strings.HasSuffix(err.Error(), ": "+tc.want) {
+				t.Fatalf("Apply: %v, want ErrRestartNeeded saying %q", err, tc.want)
+			}
+		})
+	}
 }
 
 // TestApplyPersistence: templates of servers that stay keep pinning their

@@ -272,6 +272,7 @@ func setInterface(cfg *config.Config, iface, path string) error {
 		return usageError("-i %s: %s:%d: the vrrp_instance runs on interface %s: give -i %s or leave -i out", iface, path, h.Line, h.Interface, h.Interface)
 	}
 	cfg.Interface = iface
+	delete(cfg.Lines, "interface") // -i's, not the file's
 	return nil
 }
 
