@@ -613,7 +613,15 @@ func (f *Forwarder) pick(st *state, s *service, fl *flow, withheld bool, now int
 			// Like IPVS with expire_quiescent_template=1: a template
 			// never pins a client to a quiesced, failed or removed server.
 			if ref.r != nil && ref.idx >= 0 && ref.r.usable() && ref.r.effectiveWeight() > 0 && !s.sorryGone(ref.r) {
-				send := f.sync.events != nil && !withheld && f.resendDue(t, now, s.cfg.Persistence)
+				due := f.sync.events != nil && f.resendDue(t, now, s.cfg.Persistence)
+				send := due && !withheld
+				if due && withheld {
+					// Due now, it would not be once renewed below
+					// (resendDue also reads its idle time): marked
+					// unsent, it goes with the completing ACK
+					// (holdTemplate), as a new one does.
+					stampUnsent(t, now)
+				}
 				// Renewed, never shortened: an open connection may hold
 				// the template longer (holdTemplate, IPVS's n_control).
 				if f.table.Expires(t) < now+int64(s.cfg.Persistence) {

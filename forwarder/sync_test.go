@@ -615,3 +615,49 @@ func TestSyncFloodNotSent(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncFloodDueTemplateSent: a live template due for a resend (here
+// by its idle time: its stamp wrapped) that a SYN under pressure finds is
+// withheld with the SYN, and sent with the completing ACK, as without
+// pressure the SYN sends it. pick renewed its timeout, after which it no
+// longer read as due, and it was never sent: the peer's copy ran out
+// ~1000 s before the master's.
+func TestSyncFloodDueTemplateSent(t *testing.T) {
+	for _, pressure := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no-pressure", true: "pressure"}[pressure], func(t *testing.T) {
+			cfg := testConfig("rr", 3)
+			cfg.MaxConns = 100
+			cfg.Services[0].Persistence = 3600 * time.Second
+			f := newForwarder(t, cfg, Options{})
+			f.statefulSYN = true
+			f.EnableSync(256)
+			c := client(200, 1000)
+			process(t, f, syn(c), t0)
+			process(t, f, ack(c), t0)
+			take(f)
+			tA := t0 + 2100*second // 131 units: the stamp wrapped; idle 2100 s
+			if pressure {
+				for i := 0; !f.Overload().Pressure; i++ {
+					process(t, f, syn(client(i, 1000)), tA)
+				}
+			}
+			take(f)
+			c2 := client(200, 2000)
+			res, _ := process(t, f, syn(c2), tA)
+			expect(t, res, Forward, ReasonPersistent)
+			evs := take(f)
+			res, _ = process(t, f, ack(c2), tA+second)
+			expect(t, res, Forward, ReasonExisting)
+			evs = append(evs, take(f)...)
+			tmpl := 0
+			for _, ev := range evs {
+				if ev.Key.Kind == conntable.KindTemplate {
+					tmpl++
+				}
+			}
+			if tmpl != 1 {
+				t.Fatalf("template records sent for the new connection: %d (events %+v), want 1", tmpl, evs)
+			}
+		})
+	}
+}

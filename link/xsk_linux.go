@@ -427,7 +427,9 @@ func (x *xsk) send(frames []Frame, sent []bool) (int, error) {
 // sends from its own context: the consumer has not moved yet, and one
 // call is all.
 func (x *xsk) kick(prod uint32) error {
-	for range xskTxRing/x.txBudget + 1 {
+	// Bounded by the smallest budget, not txBudget: a call may also stop
+	// early, short of send buffer; each one must make progress.
+	for range xskTxRing/xskKickBudget + 1 {
 		before := atomic.LoadUint32(x.tx.consumer)
 		x.sendtos++
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
