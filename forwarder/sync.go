@@ -294,6 +294,12 @@ func (f *Forwarder) RangeSync(from, n int, now int64, fn func(*SyncEvent)) int {
 		if s == nil || r == nil || s.idx < 0 || s.ref(e.Real).idx < 0 {
 			return
 		}
+		// Under pressure, as for the events: most SYN_RECV entries are
+		// a flood's, up to half the table, and one that completes its
+		// handshake is sent then.
+		if f.syncWithheld(e.State) {
+			return
+		}
 		ev = SyncEvent{Key: e.Key, Op: connsync.OpUpsert, State: e.State, SvcPort: s.key.port, Real: r.addr,
 			Timeout: time.Duration(f.table.Expires(e) - now)}
 		fn(&ev)
