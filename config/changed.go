@@ -53,6 +53,8 @@ func HAChanged(a, b *HA) string {
 		return "preempt_delay"
 	case a.Interface != b.Interface:
 		return "interface"
+	case a.SkipCheckAdvAddr != b.SkipCheckAdvAddr:
+		return "skip_check_adv_addr"
 	case (a.Sync == nil) != (b.Sync == nil):
 		return "sync"
 	case a.Sync != nil && (a.Sync.KeyFile != b.Sync.KeyFile || !slices.Equal(a.Sync.Peers, b.Sync.Peers)):

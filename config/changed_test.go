@@ -62,6 +62,7 @@ func TestHAChanged(t *testing.T) {
 		{"preempt", func(h *HA) { h.Preempt = false }, "preempt"},
 		{"preempt_delay", func(h *HA) { h.PreemptDelay = time.Minute }, "preempt_delay"},
 		{"interface", func(h *HA) { h.Interface = "eth1" }, "interface"},
+		{"skip_check_adv_addr", func(h *HA) { h.SkipCheckAdvAddr = true }, "skip_check_adv_addr"},
 		{"sync removed", func(h *HA) { h.Sync = nil }, "sync"},
 		{"sync key", func(h *HA) { h.Sync.KeyFile = "/etc/drlb/key2" }, "sync"},
 		{"sync peer", func(h *HA) { h.Sync.Peers[0] = netip.MustParseAddr("198.18.0.4") }, "sync"},
@@ -89,7 +90,7 @@ func TestChangedCoversEveryField(t *testing.T) {
 	}{
 		{BGP{}, []string{"ASN", "RouterID", "HoldTime", "MinRealServers", "Peers", "Line"}},
 		{BGPPeer{}, []string{"Address", "ASN", "Port", "Password", "Line"}},
-		{HA{}, []string{"VRID", "Priority", "AdvertInterval", "Preempt", "PreemptDelay", "Sync", "Interface", "Addrs", "Line"}},
+		{HA{}, []string{"VRID", "Priority", "AdvertInterval", "Preempt", "PreemptDelay", "Sync", "Interface", "Addrs", "SkipCheckAdvAddr", "Line"}},
 		{HASync{}, []string{"Peers", "KeyFile", "Line", "KeyFileLine"}},
 	} {
 		typ := reflect.TypeOf(tc.v)

@@ -49,7 +49,14 @@ type HA struct {
 	// adverts carry the IPv4 VIPs. The IPv6 adverts always carry the IPv6
 	// VIPs (no keepalived peer takes part in that election).
 	Addrs []netip.Addr
-	Line  int
+	// SkipCheckAdvAddr is a keepalived.conf's skip_check_adv_addr (or
+	// global_defs' vrrp_skip_check_adv_addr): a backup takes its
+	// master's adverts without comparing their address list with Addrs
+	// (vrrp.Config.SkipCheckAdvAddr). YAML has no key for it: false,
+	// keepalived's default (every advert is compared, and one whose list
+	// differs is ignored).
+	SkipCheckAdvAddr bool
+	Line             int
 }
 
 // HASync is the connection sync between directors (director/sync.go):

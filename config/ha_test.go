@@ -22,6 +22,9 @@ func dumpHA(c *Config) string {
 	if h.Addrs != nil { // a keepalived.conf's virtual_ipaddress
 		fmt.Fprintf(&s, " addrs=%v", h.Addrs)
 	}
+	if h.SkipCheckAdvAddr { // a keepalived.conf's skip_check_adv_addr
+		s.WriteString(" skip_check_adv_addr")
+	}
 	s.WriteByte('\n')
 	if h.Sync != nil {
 		fmt.Fprintf(&s, "  sync peers=%v key_file=%q line=%d\n", h.Sync.Peers, h.Sync.KeyFile, h.Sync.Line)

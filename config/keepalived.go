@@ -217,6 +217,9 @@ type kaReader struct {
 	// virtual servers are read; vrrpVersion is global_defs' vrrp_version.
 	instances   []*kaInstance
 	vrrpVersion kaOpt[int]
+	// vrrpSkipCheck is global_defs' vrrp_skip_check_adv_addr, the
+	// instances' default for skip_check_adv_addr.
+	vrrpSkipCheck kaOpt[bool]
 	// budget bounds the services and real servers the virtual servers
 	// expand to, as yamlReader's bounds aliases: a virtual_server_group
 	// of a /20 times 500 real servers made 2 million real servers (4.5
@@ -461,6 +464,12 @@ func (r *kaReader) globalDefs(n *kaNode) error {
 			if err := r.kaVRRPVersion(k); err != nil {
 				return err
 			}
+		case name == "vrrp_skip_check_adv_addr":
+			v, err := kaBool(k)
+			if err != nil {
+				return err
+			}
+			r.vrrpSkipCheck = v
 		case strings.HasPrefix(name, "vrrp_garp_") || strings.HasPrefix(name, "garp_"):
 			r.ignore(k, "drlb's own timing: a new master sends 5 gratuitous ARP / unsolicited NA per VIP at once and 5 more 2 s later")
 		case strings.HasPrefix(name, "vrrp_") || strings.HasPrefix(name, "garp_") || strings.HasPrefix(name, "gna_") ||

@@ -20,6 +20,7 @@ import (
 //	    advert_int 0.1           -> ha.advert_interval: 100ms
 //	    nopreempt                -> ha.preempt: false
 //	    preempt_delay 5          -> ha.preempt_delay: 5s
+//	    skip_check_adv_addr      -> ha.SkipCheckAdvAddr (no YAML key)
 //	    virtual_ipaddress { 198.18.0.100 }  -> ha.Addrs: what the adverts carry
 //	}
 //
@@ -142,9 +143,11 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 		iface                      kaOpt[string]
 		delay                      kaOpt[time.Duration]
 		nopreempt                  kaToken
+		skipCheck                  kaOpt[bool]
 		err                        error
 	)
 	version = r.vrrpVersion
+	skipCheck = r.vrrpSkipCheck
 	for _, k := range n.block {
 		switch name := k.key.text; name {
 		case "virtual_ipaddress", "virtual_ipaddress_excluded":
@@ -232,7 +235,9 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 			r.ignore(k, "drlb's master-down interval is RFC 5798's: 3 intervals and the skew")
 		case "smtp_alert", "notify_priority_changes":
 			r.ignore(k, "notifications are not sent: drlb logs every transition with its reason")
-		case "accept", "no_accept", "strict_mode", "skip_check_adv_addr", "lower_prio_no_advert", "higher_prio_send_advert",
+		case "skip_check_adv_addr":
+			skipCheck, err = kaBool(k)
+		case "accept", "no_accept", "strict_mode", "lower_prio_no_advert", "higher_prio_send_advert",
 			"promote_secondaries", "native_ipv6", "debug", "kernel_rx_buf_size", "linkbeat_use_polling", "vrf":
 			r.ignore(k, "a keepalived VRRP setting drlb has no use for")
 		default:
@@ -298,6 +303,10 @@ func (r *kaReader) vrrpHA(in *kaInstance, vips map[netip.Addr]bool) error {
 	if delay.set {
 		h.PreemptDelay = delay.v
 		r.mark("ha.preempt_delay", delay.tok, "preempt_delay")
+	}
+	if skipCheck.set {
+		h.SkipCheckAdvAddr = skipCheck.v
+		r.mark("ha.skip_check_adv_addr", skipCheck.tok, "skip_check_adv_addr")
 	}
 	if iface.set {
 		r.c.Interface = iface.v
@@ -414,6 +423,9 @@ func (h *HA) String() string {
 		}
 	} else {
 		s += ", no preempt"
+	}
+	if h.SkipCheckAdvAddr {
+		s += ", skip_check_adv_addr"
 	}
 	if h.Sync != nil {
 		s += fmt.Sprintf(", sync with %d peer", len(h.Sync.Peers))

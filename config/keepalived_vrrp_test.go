@@ -47,6 +47,14 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "", []string{`keyword "state" ignored`}},
 		{"version 3 here overrides vrrp_version 2", kaVRRP("global_defs {\n vrrp_version 2\n}\n", " version 3\n virtual_router_id 7\n priority 254\n advert_int 40.95\n"),
 			"ha vrid=7 priority=254 advert_interval=40.95s preempt=true preempt_delay=0s line=4 addrs=[198.18.0.100]\n", "", nil},
+		// keepalived's skip_check_adv_addr: the instance's, else
+		// global_defs' vrrp_skip_check_adv_addr; a bare keyword is true.
+		{"skip_check_adv_addr", kaVRRP("", " version 3\n virtual_router_id 7\n skip_check_adv_addr\n"),
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100] skip_check_adv_addr\n", "", nil},
+		{"vrrp_skip_check_adv_addr in global_defs", kaVRRP("global_defs {\n vrrp_version 3\n vrrp_skip_check_adv_addr\n}\n", " virtual_router_id 7\n"),
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=5 addrs=[198.18.0.100] skip_check_adv_addr\n", "", nil},
+		{"skip_check_adv_addr off overrides global_defs", kaVRRP("global_defs {\n vrrp_version 3\n vrrp_skip_check_adv_addr true\n}\n", " virtual_router_id 7\n skip_check_adv_addr off\n"),
+			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=5 addrs=[198.18.0.100]\n", "", nil},
 		{"dont_track_primary: drlb follows the link anyway", kaVRRP("", " version 3\n virtual_router_id 7\n dont_track_primary\n"),
 			"ha vrid=7 priority=100 advert_interval=1s preempt=true preempt_delay=0s line=1 addrs=[198.18.0.100]\n", "",
 			[]string{`keepalived.conf:4: warning: keyword "dont_track_primary" ignored (drlb always follows the interface's link, as keepalived does without it: FAULT while the link is down)`}},

@@ -28,8 +28,11 @@ type HAStatus struct {
 	Sent           uint64     `json:"adverts_sent"`
 	SendErrors     uint64     `json:"advert_send_errors"`
 	// Ignored counts adverts ignored by reason: ttl, version, vrid,
-	// checksum, malformed.
+	// checksum, addr_list (our VRID, another address list), malformed.
 	Ignored map[string]uint64 `json:"adverts_ignored"`
+	// AddrListTaken counts adverts whose address list differs from
+	// ours, taken all the same: the list follows the VIPs (YAML, IPv6).
+	AddrListTaken uint64 `json:"adverts_addr_list_taken"`
 	// Sync is connection sync with the peers (nil without ha.sync; in
 	// Snapshot.HA only).
 	Sync *SyncStatus `json:"sync,omitempty"`

@@ -64,7 +64,8 @@ var (
 	descHAReceived    = prometheus.NewDesc("drlb_ha_adverts_received_total", "VRRP adverts for our virtual router taken into the election.", []string{"family"}, nil)
 	descHASent        = prometheus.NewDesc("drlb_ha_adverts_sent_total", "VRRP adverts sent (send errors included).", []string{"family"}, nil)
 	descHASendErrors  = prometheus.NewDesc("drlb_ha_advert_send_errors_total", "VRRP adverts the socket refused.", []string{"family"}, nil)
-	descHAIgnored     = prometheus.NewDesc("drlb_ha_adverts_ignored_total", "VRRP packets ignored, by reason: ttl, version, vrid, checksum, malformed.", []string{"family", "reason"}, nil)
+	descHAAddrTaken   = prometheus.NewDesc("drlb_ha_adverts_addr_list_taken_total", "VRRP adverts for our virtual router whose address list differs from ours, taken all the same: the list follows the VIPs (YAML, IPv6), and a reload changes it on one director before the other.", []string{"family"}, nil)
+	descHAIgnored     = prometheus.NewDesc("drlb_ha_adverts_ignored_total", "VRRP packets ignored, by reason: ttl, version, vrid, checksum, addr_list (an advert for our virtual router whose address list is not our keepalived.conf's virtual_ipaddress: keepalived's addr_list_err), malformed.", []string{"family", "reason"}, nil)
 
 	descSyncSent       = prometheus.NewDesc("drlb_ha_sync_messages_sent_total", "Connection sync messages sent to peers, one per peer (those the socket refused are not counted here: drlb_ha_sync_send_errors_total).", nil, nil)
 	descSyncSendErrors = prometheus.NewDesc("drlb_ha_sync_send_errors_total", "Connection sync messages the socket refused.", nil, nil)
@@ -79,7 +80,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
 		descRealBytes, descActive, descInactive, descWeight, descUp,
 		descSorryConns, descSorryPackets, descSorryBytes, descSorryActive, descSorryInactive, descSorryStanding, descFrames, descKernelFwd, descKernelFull, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
-		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored,
+		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored, descHAAddrTaken,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk,
 		descBGPPeerUp, descBGPPeerState, descBGPAnnounced, descBGPUsable, descBGPDrained} {
 		ch <- d
@@ -199,6 +200,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descHAReceived, h.Received, f)
 		counter(descHASent, h.Sent, f)
 		counter(descHASendErrors, h.SendErrors, f)
+		counter(descHAAddrTaken, h.AddrListTaken, f)
 		for reason, n := range h.Ignored {
 			counter(descHAIgnored, n, f, reason)
 		}

@@ -620,6 +620,8 @@ func haSetting(h *config.HA, field string) string {
 		return h.PreemptDelay.String()
 	case "interface":
 		return strconv.Quote(h.Interface)
+	case "skip_check_adv_addr":
+		return strconv.FormatBool(h.SkipCheckAdvAddr)
 	case "sync":
 		if h.Sync == nil {
 			return "none"

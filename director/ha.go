@@ -108,6 +108,16 @@ func advertAddrs(cfg *config.Config, v6 bool) []netip.Addr {
 	return familyVIPs(cfg.VIPs(), v6)
 }
 
+// addrsFollowVIPs: the adverts of family v6 carry the VIPs (advertAddrs),
+// not a keepalived.conf's virtual_ipaddress, so a reload adding a VIP
+// changes the list on one director before the other: an advert with
+// another list is taken (vrrp.Config.TakeOtherAddrs), where keepalived's
+// check would make both directors MASTER until the second reload.
+func addrsFollowVIPs(cfg *config.Config, v6 bool) bool {
+	h := cfg.HA
+	return h == nil || v6 || len(h.Addrs) == 0
+}
+
 // haFamilies are the address families of cfg's VIPs, IPv4 first: one
 // virtual router each (IPv4 alone when there is no VIP at all).
 func haFamilies(cfg *config.Config) (v4, v6 bool) {
@@ -145,7 +155,8 @@ func newHA(d *Director, cfg *config.Config, opts *Options) (*haRun, error) {
 			return nil, fmt.Errorf("director: ha: interface %s needs an IPv6 link-local address to send VRRP adverts for the IPv6 VIPs from (have %v)", cfg.Interface, fam.self)
 		}
 		m, err := vrrp.NewMachine(vrrp.Config{VRID: uint8(h.VRID), Priority: uint8(h.Priority), Interval: h.AdvertInterval,
-			Preempt: h.Preempt, PreemptDelay: h.PreemptDelay, Self: fam.self, Addrs: advertAddrs(cfg, fam.v6)})
+			Preempt: h.Preempt, PreemptDelay: h.PreemptDelay, Self: fam.self, Addrs: advertAddrs(cfg, fam.v6),
+			SkipCheckAdvAddr: h.SkipCheckAdvAddr, TakeOtherAddrs: addrsFollowVIPs(cfg, fam.v6)})
 		if err != nil {
 			return nil, err
 		}
@@ -373,7 +384,7 @@ func (h *haRun) reload(old, cfg *config.Config, added []netip.Addr) {
 			if err := i.runner.SetAddrs(to); err != nil {
 				h.log.Error("ha: adverts keep the old address list", "family", i.family(), "addrs", from, "err", err)
 			} else {
-				h.log.Warn("ha: the adverts carry another address list from now on: a keepalived peer ignores them until its virtual_ipaddress lists the same addresses (reload it too), and meanwhile takes the VIPs as well",
+				h.log.Warn("ha: the adverts carry another address list from now on: a keepalived peer, or a drlb peer with a keepalived.conf's virtual_ipaddress, ignores them until its list is the same (reload it too), and meanwhile takes the VIPs as well; a drlb peer whose list follows its VIPs takes them, and logs the difference",
 					"family", i.family(), "from", from, "to", to)
 			}
 		}
@@ -492,7 +503,8 @@ func (h *haRun) status() (first, v6 *control.HAStatus) {
 		st := i.runner.Stats()
 		out[n] = &control.HAStatus{Family: i.family(), State: st.State.String(), VRID: h.cfg.VRID, Priority: int(st.Priority), Master: st.Master,
 			MasterPriority: int(st.MasterPriority), AdvertInterval: st.MasterInterval.Seconds(), Since: st.Since,
-			Transitions: st.Transitions, Received: st.Received, Sent: st.Sent, SendErrors: st.SendErrors, Ignored: st.Ignored}
+			Transitions: st.Transitions, Received: st.Received, Sent: st.Sent, SendErrors: st.SendErrors, Ignored: st.Ignored,
+			AddrListTaken: st.AddrListTaken}
 	}
 	out[0].Sync = h.d.sync.status()
 	if len(out) > 1 {

@@ -925,3 +925,26 @@ func TestHAReloadAddedVIPAnnouncedTwice(t *testing.T) {
 		t.Fatalf("%d gratuitous ARPs for the VIP added, want %d (a burst, and another %v later)", garps, 2*haGARPCount, haGARPRepeat)
 	}
 }
+
+// TestAddrsFollowVIPs: the adverts' address list follows the VIPs for a
+// YAML ha: block and for IPv6 (an advert with another list is taken),
+// not for a keepalived.conf's virtual_ipaddress (checked as keepalived).
+func TestAddrsFollowVIPs(t *testing.T) {
+	yaml := &config.Config{HA: &config.HA{VRID: 51}}
+	ka := &config.Config{HA: &config.HA{VRID: 51, Addrs: []netip.Addr{netip.MustParseAddr("198.18.0.100")}}}
+	for _, tc := range []struct {
+		name string
+		cfg  *config.Config
+		v6   bool
+		want bool
+	}{
+		{"yaml v4", yaml, false, true},
+		{"yaml v6", yaml, true, true},
+		{"keepalived v4", ka, false, false},
+		{"keepalived v6", ka, true, true},
+	} {
+		if got := addrsFollowVIPs(tc.cfg, tc.v6); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -42,5 +42,18 @@
 // preempts, if it may, only after the master-down interval, having heard
 // the master the others elected meanwhile. Adverts with a TTL other than 255, another version, another
 // virtual router id, a bad checksum or a bad length are ignored and
-// counted by reason.
+// counted by reason. So is, as keepalived 2.2 ignores it (vrrp_check_packet:
+// addr_list_err), an advert for our virtual router whose address list is
+// not ours (another count, or one of ours missing; the order does not
+// matter), in every state and whatever its priority: a backup hearing
+// only such adverts takes over, a master hearing them stays master, both
+// routers MASTER until the lists agree; keepalived's skip_check_adv_addr
+// (Config.SkipCheckAdvAddr) spares a backup the check of its own master's
+// adverts. The Runner logs each distinct mismatch (sender and list) as a
+// warning naming the peer, both lists and what differs, at most once a
+// second, and the same one again at most once a minute (keepalived logs
+// every advert); Reason "addr_list" counts them all. With
+// Config.TakeOtherAddrs (a list that follows the director's VIPs, which a
+// reload changes on one director before the other) such an advert is
+// taken into the election instead, and counted in Stats.AddrListTaken.
 package vrrp

@@ -54,8 +54,23 @@ type Config struct {
 	// address (RFC 5798 5.1.2.1) for an IPv6 virtual router.
 	Self netip.Addr
 	// Addrs are the virtual addresses the adverts carry (the VIPs of
-	// Self's family).
+	// Self's family). An advert whose list differs (another count, or
+	// one of these missing; the order does not matter) is ignored, as
+	// keepalived ignores it (its addr_list_err): Reason "addr_list".
 	Addrs []netip.Addr
+	// SkipCheckAdvAddr is keepalived's skip_check_adv_addr: a backup
+	// takes the adverts of the master it follows without comparing
+	// their addresses; those of any other router, and every advert a
+	// master hears, are compared all the same.
+	SkipCheckAdvAddr bool
+	// TakeOtherAddrs: an advert whose address list differs is taken
+	// into the election all the same, and counted (AddrListTaken), for
+	// a list that follows the director's VIPs (YAML's, every IPv6 one):
+	// a reload adding a VIP changes it on one director before the
+	// other, and ignoring the other's adverts made both MASTER until
+	// the second reload. keepalived's own list (virtual_ipaddress) is
+	// checked as keepalived checks it.
+	TakeOtherAddrs bool
 }
 
 // ErrBadConfig wraps every problem NewMachine finds.
@@ -75,6 +90,10 @@ type Output struct {
 	// and the router may have moved its ARP entry to it. keepalived
 	// does the same (its garp_lower_prio_repeat).
 	Reassert string
+	// AddrMismatch: the packet was an advert for this virtual router
+	// whose address list differs from ours, ignored and counted
+	// ("addr_list"); Machine.LastAddrMismatch says from whom and what.
+	AddrMismatch bool
 }
 
 // Stats are the machine's counters and where the election stands.
@@ -90,6 +109,9 @@ type Stats struct {
 	Received       uint64            // adverts for our VRID, accepted for the election
 	Sent           uint64            // adverts asked for (Output.Send)
 	Ignored        map[string]uint64 // by Reason
+	// AddrListTaken counts adverts whose address list differs from ours,
+	// taken all the same (Config.TakeOtherAddrs).
+	AddrListTaken uint64
 }
 
 // Machine is one VRRP virtual router: RFC 5798's state machine, driven by
@@ -122,6 +144,12 @@ type Machine struct {
 	transitions, received, sent uint64
 	ignored                     map[string]uint64
 	addrs                       [MaxAddrs]netip.Addr // Receive's parse buffer
+	// mismatchFrom sent the last advert ignored for its address list,
+	// the first mismatchN of addrs (until the next Receive).
+	mismatchFrom netip.Addr
+	mismatchN    int
+	// addrListTaken counts adverts taken with another address list.
+	addrListTaken uint64
 }
 
 // NewMachine checks cfg; the machine starts in Init.
@@ -359,6 +387,19 @@ func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 	if err == nil && p.Src == m.cfg.Self {
 		return out // our own advert, looped back: not an event
 	}
+	if err == nil && !m.skipAddrCheck(p.Src) && !sameAddrs(m.cfg.Addrs, p.Addrs) {
+		// As keepalived (vrrp_check_packet: addr_list_err, the packet
+		// dropped), whatever the state and the priority: a backup
+		// hearing only these takes over, a master stays master. Unless
+		// the list follows the VIPs (TakeOtherAddrs): counted, taken.
+		out.AddrMismatch = true
+		m.mismatchFrom, m.mismatchN = p.Src, len(p.Addrs)
+		if m.cfg.TakeOtherAddrs {
+			m.addrListTaken++
+		} else {
+			err = ErrAddrList
+		}
+	}
 	if err != nil {
 		m.ignored[Reason(err)]++
 		return out
@@ -433,10 +474,63 @@ func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 	return out
 }
 
+// skipAddrCheck: keepalived's skip_check_adv_addr spares a backup the
+// check of its master's adverts.
+func (m *Machine) skipAddrCheck(src netip.Addr) bool {
+	return m.cfg.SkipCheckAdvAddr && m.state == Backup && m.master.IsValid() && src == m.master
+}
+
+// sameAddrs is keepalived's check of an advert's addresses: as many as
+// ours, and each of ours among them, in any order (the same order is
+// the common case, and costs one pass).
+func sameAddrs(ours, theirs []netip.Addr) bool {
+	if len(ours) != len(theirs) {
+		return false
+	}
+	i := 0
+	for i < len(ours) && ours[i] == theirs[i] {
+		i++
+	}
+	for _, a := range ours[i:] {
+		if !slices.Contains(theirs, a) {
+			return false
+		}
+	}
+	return true
+}
+
+// AddrMismatch is an advert ignored for its address list: who sent it,
+// our list and theirs, and what differs.
+type AddrMismatch struct {
+	From         netip.Addr
+	Ours, Theirs []netip.Addr
+	// Missing are ours the advert lacks, Unexpected its addresses that
+	// are not ours.
+	Missing, Unexpected []netip.Addr
+}
+
+// LastAddrMismatch describes the packet of the last Receive whose Output
+// said AddrMismatch (call it before the next Receive).
+func (m *Machine) LastAddrMismatch() AddrMismatch {
+	d := AddrMismatch{From: m.mismatchFrom, Ours: slices.Clone(m.cfg.Addrs), Theirs: slices.Clone(m.addrs[:m.mismatchN])}
+	for _, a := range d.Ours {
+		if !slices.Contains(d.Theirs, a) {
+			d.Missing = append(d.Missing, a)
+		}
+	}
+	for _, a := range d.Theirs {
+		if !slices.Contains(d.Ours, a) && !slices.Contains(d.Unexpected, a) {
+			d.Unexpected = append(d.Unexpected, a)
+		}
+	}
+	return d
+}
+
 // Stats returns the counters and where the election stands.
 func (m *Machine) Stats() Stats {
 	s := Stats{State: m.state, Since: m.since, Priority: m.cfg.Priority, MasterInterval: m.masterInterval,
-		Transitions: m.transitions, Received: m.received, Sent: m.sent, Ignored: make(map[string]uint64, len(Reasons))}
+		Transitions: m.transitions, Received: m.received, Sent: m.sent, Ignored: make(map[string]uint64, len(Reasons)),
+		AddrListTaken: m.addrListTaken}
 	for _, r := range Reasons {
 		s.Ignored[r] = m.ignored[r]
 	}

@@ -72,6 +72,9 @@ var (
 	ErrLength   = errors.New("vrrp: length does not match the address count")
 	ErrChecksum = errors.New("vrrp: bad checksum")
 	ErrVRID     = errors.New("vrrp: another virtual router id")
+	// ErrAddrList is Receive's: an advert for our virtual router whose
+	// addresses are not ours (another count, or one of ours missing).
+	ErrAddrList = errors.New("vrrp: the advert's address list differs from ours")
 )
 
 // Reason is the counter label of a Parse or Receive error ("malformed"
@@ -86,12 +89,14 @@ func Reason(err error) string {
 		return "vrid"
 	case errors.Is(err, ErrChecksum):
 		return "checksum"
+	case errors.Is(err, ErrAddrList):
+		return "addr_list" // keepalived's addr_list_err
 	}
 	return "malformed"
 }
 
 // Reasons are every value Reason returns, for counters that list them all.
-var Reasons = []string{"ttl", "version", "vrid", "checksum", "malformed"}
+var Reasons = []string{"ttl", "version", "vrid", "checksum", "addr_list", "malformed"}
 
 // addrLen is the length of one address in adverts from src's family.
 func addrLen(src netip.Addr) int {

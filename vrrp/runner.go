@@ -71,7 +71,23 @@ type Runner struct {
 	buf     []byte
 	// wake tells Run that SetLink changed the machine's timers.
 	wake chan struct{}
+	// The log of adverts ignored for their address list (logAddrMismatch):
+	// the keys of the mismatches logged (a ring), and when the last was.
+	mismatchSeen [8]uint64
+	mismatchNext int
+	mismatchLog  time.Time
 }
+
+// Bounds of the log of adverts ignored for their address list: a
+// mismatch not logged before (another peer, or another list) is logged
+// at once, but not within mismatchNewEvery of the last log; one logged
+// before, again once mismatchAgainEvery has passed since the last log.
+// keepalived logs every such advert (up to 10 a second per peer at
+// drlb's intervals).
+const (
+	mismatchNewEvery   = time.Second
+	mismatchAgainEvery = time.Minute
+)
 
 // NewRunner checks cfg.
 func NewRunner(cfg RunnerConfig) (*Runner, error) {
@@ -176,6 +192,59 @@ func (r *Runner) apply(out Output, now time.Time) {
 	if out.Reassert != "" && r.cfg.OnReassert != nil {
 		r.cfg.OnReassert(out.Reassert)
 	}
+	if out.AddrMismatch {
+		r.logAddrMismatch(now)
+	}
+}
+
+// logAddrMismatch logs the advert the machine just ignored for its
+// address list, within the bounds above: with r.mu held. Nothing is
+// allocated unless it logs.
+func (r *Runner) logAddrMismatch(now time.Time) {
+	m := r.cfg.Machine
+	key := mismatchKey(m.mismatchFrom, m.addrs[:m.mismatchN])
+	seen := false
+	for _, k := range r.mismatchSeen {
+		seen = seen || k == key
+	}
+	every := mismatchNewEvery
+	if seen {
+		every = mismatchAgainEvery
+	}
+	if !r.mismatchLog.IsZero() && now.Sub(r.mismatchLog) < every {
+		return
+	}
+	r.mismatchLog = now
+	if !seen {
+		r.mismatchSeen[r.mismatchNext] = key
+		r.mismatchNext = (r.mismatchNext + 1) % len(r.mismatchSeen)
+	}
+	d := m.LastAddrMismatch()
+	if m.cfg.TakeOtherAddrs {
+		r.cfg.Logger.Warn("vrrp: an advert for our virtual router carries another address list (a reload that changed the VIPs on one director and not yet on the other?): taken, since the list follows the VIPs; reload the other director too",
+			"peer", d.From, "family", Family(r.cfg.Self), "vrid", m.cfg.VRID, "ours", d.Ours, "theirs", d.Theirs,
+			"missing", d.Missing, "unexpected", d.Unexpected, "taken", m.addrListTaken)
+		return
+	}
+	r.cfg.Logger.Warn("vrrp: ignoring an advert for our virtual router whose address list differs from ours, as keepalived does (addr_list_err): while that lasts, that router and this one may both be MASTER; make both lists the same (virtual_ipaddress, or the VIPs)",
+		"peer", d.From, "family", Family(r.cfg.Self), "vrid", m.cfg.VRID, "ours", d.Ours, "theirs", d.Theirs,
+		"missing", d.Missing, "unexpected", d.Unexpected, "ignored", m.ignored[Reason(ErrAddrList)])
+}
+
+// mismatchKey tells one advert's sender and address list from another's
+// (FNV-1a), without allocating.
+func mismatchKey(from netip.Addr, addrs []netip.Addr) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(a netip.Addr) {
+		for _, b := range a.As16() {
+			h = (h ^ uint64(b)) * 1099511628211
+		}
+	}
+	mix(from)
+	for _, a := range addrs {
+		mix(a)
+	}
+	return h
 }
 
 // send sends the machine's advert: with r.mu held.
