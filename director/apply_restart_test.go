@@ -127,14 +127,7 @@ services:
 		{"bgp added", noBGP, pipeDirector, "services:", "bgp:\n  asn: 65001\n  peers: [{address: 198.18.0.1, asn: 65000}]\nservices:", "the bgp: block was added or removed (line %d)", "asn: 65001"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			parse := func(text string) *config.Config {
-				t.Helper()
-				cfg, err := config.Parse("drlb.yaml", []byte(text))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return cfg
-			}
+			parse := func(text string) *config.Config { return parseYAML(t, text) }
 			d := tc.director(t, parse(tc.base))
 			if !strings.Contains(tc.base, tc.from) {
 				t.Fatalf("the base file holds no %q", tc.from)
@@ -156,4 +149,14 @@ services:
 			}
 		})
 	}
+}
+
+// parseYAML is text read as the file drlb.yaml, with its lines.
+func parseYAML(t *testing.T, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("drlb.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

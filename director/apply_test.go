@@ -467,14 +467,7 @@ services:
     realservers:
       - {address: 198.18.0.11, mac: "02:00:00:00:00:11"}
 `
-	parse := func(text string) *config.Config {
-		t.Helper()
-		cfg, err := config.Parse("drlb.yaml", []byte(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	parse := func(text string) *config.Config { return parseYAML(t, text) }
 	d := pipeDirector(t, parse(body))
 	if err := d.Apply(parse("# one more comment line\n" + body)); err != nil {
 		t.Errorf("the same configuration, one line lower in the file, refused: %v", err)
