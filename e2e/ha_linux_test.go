@@ -539,3 +539,69 @@ func staysBackup(t *testing.T, k *keepalivedProc) {
 		t.Errorf("keepalived at a priority below drlb's became MASTER:\n%s", k.logs.String())
 	}
 }
+
+// TestHAReloadAddsVIPOnOneDirector: two drlb directors with a YAML ha:
+// block, whose adverts carry the VIPs. A reload that adds a VIP on the
+// backup first changes its list before the master's: the backup takes
+// the master's adverts all the same (counted and logged), and stays
+// BACKUP, where ignoring them, as keepalived ignores another
+// virtual_ipaddress, would make both directors MASTER until the master
+// is reloaded too. Once both carry the same list, nothing more is counted.
+func TestHAReloadAddsVIPOnOneDirector(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 1})
+	dir := t.TempDir()
+	d1, d2 := l.Directors[0], l.Directors[1]
+	cfg1, cfg2 := filepath.Join(dir, "d1.yaml"), filepath.Join(dir, "d2.yaml")
+	sock1, sock2 := filepath.Join(dir, "d1.sock"), filepath.Join(dir, "d2.sock")
+	writeHAConfig(t, l, d1, cfg1, 150)
+	writeHAConfig(t, l, d2, cfg2, 100)
+	p1 := runDirectorOn(t, l, d1, 1, "run", "-c", cfg1, "-ctl", sock1)
+	waitHAState(t, sock1, "MASTER", 5*time.Second)
+	p2 := runDirectorOn(t, l, d2, 1, "run", "-c", cfg2, "-ctl", sock2)
+	waitHAState(t, sock2, "BACKUP", 5*time.Second)
+
+	// A second VIP, not on any host of the lab.
+	second := fmt.Sprintf("  - vip: 198.18.0.103\n    port: %d\n    scheduler: mh\n    realservers:\n      - {address: %s}\n", testbed.HTTPPort, l.RealServers[0].IPv4)
+	addVIP := func(path string) {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(b, second...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addVIP(cfg2)
+	p2.signal(syscall.SIGHUP)
+	p2.waitLog("configuration applied", 1, 10*time.Second)
+	p2.waitLog("carries another address list", 1, 5*time.Second)
+	// Ten master-down intervals: a backup ignoring the master's adverts
+	// would have taken over long before.
+	deadline := time.Now().Add(10 * (3*haInterval + haInterval))
+	for time.Now().Before(deadline) {
+		if h := haStatus(sock2); h == nil || h.State != "BACKUP" {
+			t.Fatalf("director2 after adding a VIP the master does not have yet: %+v, want BACKUP", h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h2 := haStatus(sock2)
+	if h2.AddrListTaken == 0 || h2.Ignored["addr_list"] != 0 || h2.Master != d1.IPv4 {
+		t.Fatalf("director2: %+v, want adverts with another list taken from %v, none ignored", h2, d1.IPv4)
+	}
+	t.Logf("director2 stayed BACKUP, %d adverts with the master's shorter list taken", h2.AddrListTaken)
+
+	addVIP(cfg1)
+	p1.signal(syscall.SIGHUP)
+	p1.waitLog("configuration applied", 1, 10*time.Second)
+	time.Sleep(5 * haInterval)
+	before := haStatus(sock2).AddrListTaken
+	time.Sleep(10 * haInterval)
+	if h := haStatus(sock2); h.AddrListTaken != before || h.State != "BACKUP" {
+		t.Errorf("director2 once both lists are the same: %+v, want BACKUP and %d taken (no more)", h, before)
+	}
+	if h := haStatus(sock1); h == nil || h.State != "MASTER" {
+		t.Errorf("director1: %+v, want MASTER", h)
+	}
+}
