@@ -473,6 +473,46 @@ func TestHAKeepalivedSameConfig(t *testing.T) {
 	extra := netip.MustParseAddr("198.18.0.101") // on the LAN, used by no host
 	dir := t.TempDir()
 	conf, sock := filepath.Join(dir, "keepalived.conf"), filepath.Join(dir, "d1.sock")
+	writeDrlbKeepalivedConf(t, l, d1, conf, 100, l.VIP, extra)
+	runDirectorOn(t, l, d1, 1, "run", "-c", conf, "-ctl", sock)
+	waitHAState(t, sock, "MASTER", 5*time.Second)
+	staysBackup(t, startKeepalivedFor(t, l, d2, 50, l.VIP, extra))
+	if h := haStatus(sock); h == nil || h.State != "MASTER" {
+		t.Errorf("drlb %+v, want MASTER", h)
+	}
+}
+
+// TestHAKeepalivedOtherList: drlb on a keepalived.conf whose
+// virtual_ipaddress differs from its keepalived peer's treats that
+// peer's adverts as keepalived does (vrrp_check_packet, addr_list_err):
+// ignored, counted and logged, even at a higher priority, so both are
+// MASTER, as two keepalived with those lists are; the operator sees why.
+func TestHAKeepalivedOtherList(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 2, RealServers: 1})
+	d1, d2 := l.Directors[0], l.Directors[1]
+	extra := netip.MustParseAddr("198.18.0.101") // on the LAN, used by no host
+	dir := t.TempDir()
+	conf, sock := filepath.Join(dir, "keepalived.conf"), filepath.Join(dir, "d1.sock")
+	writeDrlbKeepalivedConf(t, l, d1, conf, 100, l.VIP, extra)
+	p := runDirectorOn(t, l, d1, 1, "run", "-c", conf, "-ctl", sock)
+	waitHAState(t, sock, "MASTER", 5*time.Second)
+	k := startKeepalivedFor(t, l, d2, 150, l.VIP)
+	k.waitLog(t, "Entering MASTER STATE", 5*time.Second)
+	p.waitLog("ignoring an advert for our virtual router whose address list differs", 1, 5*time.Second)
+	time.Sleep(10 * haInterval)
+	h := haStatus(sock)
+	if h == nil || h.State != "MASTER" || h.Ignored["addr_list"] == 0 || h.AddrListTaken != 0 {
+		t.Fatalf("drlb %+v, want MASTER with keepalived's adverts ignored for their list (addr_list), as keepalived ignores them", h)
+	}
+	t.Logf("drlb MASTER beside keepalived MASTER at priority 150: %d adverts ignored for their list", h.Ignored["addr_list"])
+}
+
+// writeDrlbKeepalivedConf writes the keepalived.conf drlb runs on director
+// h: a VRRPv3 vrrp_instance at priority prio whose virtual_ipaddress is
+// vips, and the VIP's virtual_server over the first real server.
+func writeDrlbKeepalivedConf(t *testing.T, l *testbed.Lab, h *testbed.Host, path string, prio int, vips ...netip.Addr) {
+	t.Helper()
 	text := fmt.Sprintf(`global_defs {
   vrrp_version 3
 }
@@ -480,7 +520,7 @@ vrrp_instance VI_1 {
   state BACKUP
   interface %s
   virtual_router_id %d
-  priority 100
+  priority %d
   advert_int %.1f
   virtual_ipaddress {
     %s
@@ -494,15 +534,9 @@ virtual_server %s %d {
     weight 1
   }
 }
-`, d1.Iface, haVRID, haInterval.Seconds(), vipLines([]netip.Addr{l.VIP, extra}), l.VIP, testbed.HTTPPort, l.RealServers[0].IPv4, testbed.HTTPPort)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+`, h.Iface, haVRID, prio, haInterval.Seconds(), vipLines(vips), l.VIP, testbed.HTTPPort, l.RealServers[0].IPv4, testbed.HTTPPort)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	runDirectorOn(t, l, d1, 1, "run", "-c", conf, "-ctl", sock)
-	waitHAState(t, sock, "MASTER", 5*time.Second)
-	staysBackup(t, startKeepalivedFor(t, l, d2, 50, l.VIP, extra))
-	if h := haStatus(sock); h == nil || h.State != "MASTER" {
-		t.Errorf("drlb %+v, want MASTER", h)
 	}
 }
 
