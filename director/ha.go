@@ -380,10 +380,13 @@ func (h *haRun) reload(old, cfg *config.Config, added []netip.Addr) {
 	}
 	for _, i := range h.inst {
 		from, to := advertAddrs(old, i.v6), advertAddrs(cfg, i.v6)
-		if !slices.Equal(from, to) {
-			if err := i.runner.SetAddrs(to); err != nil {
+		// The same file may turn from YAML into a keepalived.conf (or
+		// back): whether the list follows the VIPs goes with it.
+		takeFrom, takeTo := addrsFollowVIPs(old, i.v6), addrsFollowVIPs(cfg, i.v6)
+		if !slices.Equal(from, to) || takeFrom != takeTo {
+			if err := i.runner.SetAddrs(to, takeTo); err != nil {
 				h.log.Error("ha: adverts keep the old address list", "family", i.family(), "addrs", from, "err", err)
-			} else {
+			} else if !slices.Equal(from, to) {
 				h.log.Warn("ha: the adverts carry another address list from now on: a keepalived peer, or a drlb peer with a keepalived.conf's virtual_ipaddress, ignores them until its list is the same (reload it too), and meanwhile takes the VIPs as well; a drlb peer whose list follows its VIPs takes them, and logs the difference",
 					"family", i.family(), "from", from, "to", to)
 			}

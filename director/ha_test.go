@@ -948,3 +948,43 @@ func TestAddrsFollowVIPs(t *testing.T) {
 		}
 	}
 }
+
+// TestHAReloadSwitchesAddrCheck: a reload that turns the file from YAML
+// (the list follows the VIPs: an advert with another one is taken) into
+// a keepalived.conf (virtual_ipaddress: checked as keepalived checks it),
+// or back, changes how the next advert with another list is treated. It
+// kept the check the director started with.
+func TestHAReloadSwitchesAddrCheck(t *testing.T) {
+	const vips = "virtual_ipaddress {\n  198.18.0.100\n  198.18.0.101\n }\n"
+	for _, tc := range []struct{ from, to string }{
+		{"drlb.yaml", "keepalived.conf"},
+		{"keepalived.conf", "drlb.yaml"},
+	} {
+		t.Run(tc.from+"->"+tc.to, func(t *testing.T) {
+			conn := newFakeVRRP()
+			dirPort, wire := link.Pipe()
+			defer wire.Close()
+			d, _ := serveHA(t, haConf(t, tc.from, vips), dirPort, conn)
+			advertAddrsOf(t, conn)
+			if err := d.Apply(haConf(t, tc.to, vips)); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			want := addrsFollowVIPs(d.cur.Load(), false)
+			adv, err := (&vrrp.Advert{VRID: 51, Priority: 200, Interval: 50 * time.Millisecond,
+				Addrs: []netip.Addr{netip.MustParseAddr("198.18.0.100")}}).AppendIPv4(nil, netip.MustParseAddr("198.18.0.3"), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.in <- adv
+			waitFor(t, "the advert handled", func() bool {
+				st := d.ha.inst[0].runner.Stats()
+				return st.AddrListTaken+st.Ignored["addr_list"] > 0
+			})
+			st := d.ha.inst[0].runner.Stats()
+			if taken := st.AddrListTaken > 0; taken != want {
+				t.Errorf("after reload to %s: advert with another list taken=%t, want %t (addrsFollowVIPs of the new config); ignored=%v",
+					tc.to, taken, want, st.Ignored)
+			}
+		})
+	}
+}

@@ -188,12 +188,13 @@ func (m *Machine) Advert() Advert {
 }
 
 // SetAddrs changes the addresses the adverts carry (a reload changed the
-// VIPs); they go out with the next advert.
-func (m *Machine) SetAddrs(addrs []netip.Addr) error {
+// VIPs), and Config.TakeOtherAddrs (the same file turned from YAML into a
+// keepalived.conf, or back); they go out with the next advert.
+func (m *Machine) SetAddrs(addrs []netip.Addr, takeOther bool) error {
 	if err := checkAddrs(m.cfg.Self, addrs); err != nil {
 		return err
 	}
-	m.cfg.Addrs = slices.Clone(addrs)
+	m.cfg.Addrs, m.cfg.TakeOtherAddrs = slices.Clone(addrs), takeOther
 	return nil
 }
 
@@ -395,7 +396,9 @@ func (m *Machine) Receive(now time.Time, pkt []byte) Output {
 		out.AddrMismatch = true
 		m.mismatchFrom, m.mismatchN = p.Src, len(p.Addrs)
 		if m.cfg.TakeOtherAddrs {
-			m.addrListTaken++
+			if m.state != Init && m.state != Fault { // else not taken at all
+				m.addrListTaken++
+			}
 		} else {
 			err = ErrAddrList
 		}

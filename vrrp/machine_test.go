@@ -376,7 +376,7 @@ func TestMachineIPv6(t *testing.T) {
 	if st := m.Stats(); st.Master != peer6 || st.MasterPriority != 150 {
 		t.Fatalf("stats %+v", st)
 	}
-	if err := m.SetAddrs([]netip.Addr{vip}); err == nil {
+	if err := m.SetAddrs([]netip.Addr{vip}, false); err == nil {
 		t.Error("SetAddrs took an IPv4 VIP")
 	}
 }

@@ -116,11 +116,12 @@ func (r *Runner) Stats() RunnerStats {
 	return RunnerStats{Stats: r.cfg.Machine.Stats(), SendErrors: r.sendErr}
 }
 
-// SetAddrs changes the addresses the adverts carry.
-func (r *Runner) SetAddrs(addrs []netip.Addr) error {
+// SetAddrs changes the addresses the adverts carry, and whether an
+// advert with another list is taken (Machine.SetAddrs).
+func (r *Runner) SetAddrs(addrs []netip.Addr, takeOther bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.cfg.Machine.SetAddrs(addrs)
+	return r.cfg.Machine.SetAddrs(addrs, takeOther)
 }
 
 // SetPriority changes the router's priority (Machine.SetPriority): a
