@@ -1360,13 +1360,23 @@ func (r *kaReader) kaFlag(o *scheduler.Options, sched string, ft kaFlagTok) {
 	}
 }
 
+// lineOf is t's line for the Line fields (messages say "(line N)" of the
+// file being loaded, config.LineNote): 0 for a token of an include,
+// whose line would name a line of another file.
+func (r *kaReader) lineOf(t kaToken) int {
+	if t.file != r.file {
+		return 0
+	}
+	return t.line
+}
+
 // service adds the service for one address of a virtual server.
 func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options, persist kaOpt[time.Duration], reals []*kaRS) error {
 	i := len(r.c.Services)
 	path := index("services", i)
 	s := Service{
 		VIP: v.addr, Port: v.port, Protocol: vs.proto.v, Scheduler: sched, SchedOptions: so,
-		PersistenceBits: fullBits(v.addr.Is6()), Line: vs.key.line,
+		PersistenceBits: fullBits(v.addr.Is6()), Line: r.lineOf(vs.key),
 	}
 	if r.budget -= 1 + len(reals); r.budget < 0 {
 		return kaErr(vs.key, "virtual_server", vs.key.text, "expands to more services and real servers than this file spells out (%d services so far): a virtual_server_group of many addresses times many real_server blocks; split it", i)
@@ -1400,7 +1410,7 @@ func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options
 	}
 	for j, rs := range reals {
 		rpath := path + ".realservers[" + strconv.Itoa(j) + "]"
-		real := RealServer{Address: rs.ip, Weight: rs.weight.or(vs.weight).get(DefaultWeight), Line: rs.key.line}
+		real := RealServer{Address: rs.ip, Weight: rs.weight.or(vs.weight).get(DefaultWeight), Line: r.lineOf(rs.key)}
 		r.mark(rpath, rs.key, "real_server")
 		r.mark(rpath+".address", rs.addrTok, "real_server")
 		if w := rs.weight.or(vs.weight); w.set {
@@ -1419,7 +1429,7 @@ func (r *kaReader) service(vs *kaVS, v kaVIP, sched string, so scheduler.Options
 		s.RealServers = append(s.RealServers, real)
 	}
 	if ss := vs.sorry; ss != nil {
-		s.SorryServer = &SorryServer{Address: ss.ip, Inhibit: ss.inhibit, Line: ss.key.line}
+		s.SorryServer = &SorryServer{Address: ss.ip, Inhibit: ss.inhibit, Line: r.lineOf(ss.key)}
 		r.mark(path+".sorry_server", ss.key, "sorry_server")
 		r.mark(path+".sorry_server.address", ss.addr, "sorry_server")
 	}

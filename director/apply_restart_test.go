@@ -160,3 +160,45 @@ func parseYAML(t *testing.T, text string) *config.Config {
 	}
 	return cfg
 }
+
+// TestRestartNeededNoLineOfInclude: a restart-needed error about a
+// service a keepalived.conf's include defines names no line: its line is
+// one of the include, and " (line N)" means the file being loaded.
+func TestRestartNeededNoLineOfInclude(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(main, []byte("# main file\n# nothing here\n\n\ninclude vs.conf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vs := func(persist string) string {
+		return "virtual_server 198.18.0.100 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n" + persist +
+			" real_server 198.18.0.11 80 {\n  weight 1\n }\n}\n"
+	}
+	load := func(text string) *config.Config {
+		if err := os.WriteFile(filepath.Join(dir, "vs.conf"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(main)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range cfg.Services {
+			cfg.Services[i].RealServers[0].MAC = rs1MAC
+		}
+		return cfg
+	}
+	p0, w0 := link.Pipe()
+	p1, w1 := link.Pipe()
+	t.Cleanup(func() { w0.Close(); w1.Close(); p0.Close(); p1.Close() })
+	d, err := New(load(vs("")), p0, Options{Logger: slog.New(slog.DiscardHandler), ExtraPorts: []link.Port{p1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Apply(load(vs(" persistence_timeout 60\n persistence_granularity 255.255.255.0\n")))
+	if !errors.Is(err, ErrRestartNeeded) {
+		t.Fatalf("Apply: %v, want a restart-needed refusal", err)
+	}
+	if strings.Contains(err.Error(), "(line") {
+		t.Errorf("names a line of %s for a service vs.conf defines: %v", main, err)
+	}
+}

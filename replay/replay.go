@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -104,6 +105,15 @@ func (s Summary) String() string {
 	return b.String()
 }
 
+// addrLine is a server's address and, if known, its line ("198.18.0.11,
+// line 5"): a server of a keepalived.conf's include has none.
+func addrLine(a netip.Addr, line int) string {
+	if line <= 0 {
+		return a.String()
+	}
+	return fmt.Sprintf("%s, line %d", a, line)
+}
+
 // CheckMACs returns an error naming every real server (and sorry server)
 // without a mac.
 func CheckMACs(cfg *config.Config) error {
@@ -111,11 +121,11 @@ func CheckMACs(cfg *config.Config) error {
 	for i, s := range cfg.Services {
 		for j, r := range s.RealServers {
 			if r.MAC == nil {
-				missing = append(missing, fmt.Sprintf("services[%d].realservers[%d] (%s, line %d)", i, j, r.Address, r.Line))
+				missing = append(missing, fmt.Sprintf("services[%d].realservers[%d] (%s)", i, j, addrLine(r.Address, r.Line)))
 			}
 		}
 		if ss := s.SorryServer; ss != nil && ss.MAC == nil {
-			missing = append(missing, fmt.Sprintf("services[%d].sorry_server (%s, line %d)", i, ss.Address, ss.Line))
+			missing = append(missing, fmt.Sprintf("services[%d].sorry_server (%s)", i, addrLine(ss.Address, ss.Line)))
 		}
 	}
 	if len(missing) > 0 {
