@@ -348,4 +348,12 @@ func TestRunnerAddrListLogBounded(t *testing.T) {
 	if n := m.Stats().Ignored["addr_list"]; n != sent {
 		t.Errorf("counted %d of %d", n, sent)
 	}
+	// Our list changed (a reload): the same advert differs in another
+	// way, and is logged again at once (a second after the last log).
+	if err := r.SetAddrs([]netip.Addr{vip, other, third}, false); err != nil {
+		t.Fatal(err)
+	}
+	if logs := recv(124*time.Second, fewer); len(logs) != 1 || !strings.Contains(logs[0], "missing=[198.18.0.102 198.18.0.4]") {
+		t.Fatalf("the same advert after our list changed: %q, want one log with what is missing now", logs)
+	}
 }

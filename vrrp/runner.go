@@ -203,7 +203,7 @@ func (r *Runner) apply(out Output, now time.Time) {
 // allocated unless it logs.
 func (r *Runner) logAddrMismatch(now time.Time) {
 	m := r.cfg.Machine
-	key := mismatchKey(m.mismatchFrom, m.addrs[:m.mismatchN])
+	key := mismatchKey(m.mismatchFrom, m.addrs[:m.mismatchN], m.cfg.Addrs)
 	seen := false
 	for _, k := range r.mismatchSeen {
 		seen = seen || k == key
@@ -232,9 +232,10 @@ func (r *Runner) logAddrMismatch(now time.Time) {
 		"missing", d.Missing, "unexpected", d.Unexpected, "ignored", m.ignored[Reason(ErrAddrList)])
 }
 
-// mismatchKey tells one advert's sender and address list from another's
+// mismatchKey tells one advert's sender and address list, and ours (a
+// reload changes it, and what differs with it), from another's
 // (FNV-1a), without allocating.
-func mismatchKey(from netip.Addr, addrs []netip.Addr) uint64 {
+func mismatchKey(from netip.Addr, addrs, ours []netip.Addr) uint64 {
 	h := uint64(14695981039346656037)
 	mix := func(a netip.Addr) {
 		for _, b := range a.As16() {
@@ -243,6 +244,10 @@ func mismatchKey(from netip.Addr, addrs []netip.Addr) uint64 {
 	}
 	mix(from)
 	for _, a := range addrs {
+		mix(a)
+	}
+	mix(netip.Addr{}) // between the two lists
+	for _, a := range ours {
 		mix(a)
 	}
 	return h
