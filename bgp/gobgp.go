@@ -30,7 +30,10 @@ type GoBGPConfig struct {
 	// ConnectRetry spaces the attempts to reach a peer (default 2s), so
 	// a restarted router is back in seconds, not GoBGP's default 120s.
 	ConnectRetry time.Duration
-	Logger       *slog.Logger // default slog.Default(); GoBGP's own log is kept at warnings
+	// FailedPoll is how often failing sessions are looked for
+	// (watchFailed; default failedPollEvery).
+	FailedPoll time.Duration
+	Logger     *slog.Logger // default slog.Default(); GoBGP's own log is kept at warnings
 }
 
 // GoBGP is the Speaker backed by an embedded GoBGP server.
@@ -41,6 +44,10 @@ type GoBGP struct {
 
 	mu    sync.Mutex
 	peers []PeerStatus // configuration order
+
+	// pollStop ends watchFailed, which closes pollDone.
+	pollStop context.CancelFunc
+	pollDone chan struct{}
 }
 
 // StartGoBGP starts the speaker and its sessions with every configured
@@ -142,6 +149,18 @@ func StartGoBGP(ctx context.Context, cfg GoBGPConfig) (*GoBGP, error) {
 			return fail(fmt.Errorf("bgp: peer %s: %w", p.Address, err))
 		}
 	}
+	poll := cfg.FailedPoll
+	if poll <= 0 {
+		poll = failedPollEvery
+	}
+	// Its own context, ended and waited for before the server stops: a
+	// ListPeer of a stopping server need not return.
+	pctx, pcancel := context.WithCancel(context.Background())
+	g.pollStop, g.pollDone = pcancel, make(chan struct{})
+	go func() {
+		defer close(g.pollDone)
+		g.watchFailed(pctx, poll)
+	}()
 	log.Info("bgp: speaker started", "asn", b.ASN, "router_id", rid, "hold_time", b.HoldTime, "peers", len(b.Peers))
 	return g, nil
 }
@@ -249,6 +268,13 @@ func (g *GoBGP) Peers() []PeerStatus {
 // GoBGP's Stop does both: stopping the sessions first as well made its
 // own stop fail, and log an error, on every clean shutdown.
 func (g *GoBGP) Stop() {
+	if g.pollStop != nil {
+		g.pollStop()
+		select {
+		case <-g.pollDone:
+		case <-time.After(stopTimeout):
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		g.s.Stop()

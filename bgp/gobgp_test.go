@@ -192,3 +192,53 @@ func TestGoBGPPeerStatesWhileStarting(t *testing.T) {
 		return true
 	})
 }
+
+// TestGoBGPBadPeerASLogged: a session that cannot come up because the
+// director expects another ASN than the router's (a typo in bgp.peers)
+// is warned about, once over several connect retries, with what to
+// check; it said nothing above GoBGP's debug level, and the VIPs were
+// never announced without a word.
+func TestGoBGPBadPeerASLogged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	port := freePort(t)
+	lo := testutil.LoopbackAddr
+	router := server.NewBgpServer()
+	go router.Serve()
+	defer router.Stop()
+	if err := router.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: 65000, RouterId: "198.18.0.1", ListenPort: int32(port), ListenAddresses: []string{lo.String()},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := router.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: lo.String(), PeerAsn: 65001},
+		Transport: &api.Transport{PassiveMode: true},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	buf := &testutil.SyncBuffer{}
+	sp, err := StartGoBGP(ctx, GoBGPConfig{
+		// The router is AS 65000; the director expects 65099.
+		BGP:      &config.BGP{ASN: 65001, HoldTime: 3 * time.Second, MinRealServers: 1, Peers: []config.BGPPeer{{Address: lo, ASN: 65099, Port: uint16(port)}}},
+		RouterID: netip.MustParseAddr("198.18.0.2"), ConnectRetry: time.Second, FailedPoll: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+	waitFor(t, ctx, "a warning that the session was not established", func() bool {
+		return strings.Contains(buf.String(), "bgp: session not established")
+	})
+	time.Sleep(3 * time.Second) // a few connect retries, each refused again
+	logs := buf.String()
+	if n := strings.Count(logs, "bgp: session not established"); n != 1 {
+		t.Errorf("%d warnings over a few retries, want 1:\n%s", n, logs)
+	}
+	for _, want := range []string{"level=WARN", "NOTIFICATION sent", "bgp.peers[].asn", "asn=65099", "state="} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the warning lacks %q:\n%s", want, logs)
+		}
+	}
+}

@@ -683,3 +683,37 @@ func TestBGPIPv6NextHopLate(t *testing.T) {
 		t.Errorf("%d of 10 requests through %s answered", ok, l.VIP6)
 	}
 }
+
+// TestBGPWrongPeerASNLogged: a director whose bgp.peers names another ASN
+// than BIRD's own never gets its session up, and says so at warning level
+// with what to check, where it said nothing (only GoBGP's debug log knew)
+// and the VIP was simply never announced.
+func TestBGPWrongPeerASNLogged(t *testing.T) {
+	testutil.NeedRoot(t)
+	l := newLab(t, testbed.Options{Directors: 1, RoutedVIP: true, RealServers: 1})
+	startBIRD(t, l)
+	d := l.Directors[0]
+	cfg := filepath.Join(t.TempDir(), "d1.yaml")
+	writeBGPConfig(t, l, d, cfg, false)
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := strings.Replace(string(text), fmt.Sprintf("asn: %d}", testbed.RouterASN), fmt.Sprintf("asn: %d}", testbed.RouterASN+7), 1)
+	if wrong == string(text) {
+		t.Fatal("no peer ASN to change in the config")
+	}
+	if err := os.WriteFile(cfg, []byte(wrong), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := runDirectorOn(t, l, d, 1, "run", "-c", cfg)
+	p.waitLog("bgp: session not established", 1, 20*time.Second)
+	for _, want := range []string{"NOTIFICATION sent", "bgp.peers[].asn", fmt.Sprintf("asn=%d", testbed.RouterASN+7)} {
+		if !strings.Contains(p.logs.String(), want) {
+			t.Errorf("the warning lacks %q:\n%s", want, p.logs.String())
+		}
+	}
+	if got := nextHops(t, l, l.VIP); len(got) != 0 {
+		t.Errorf("router: next hops for the VIP %v, want none", got)
+	}
+}
