@@ -29,20 +29,16 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// TestGoBGPSession runs the speaker against a second GoBGP playing the
-// router, over the loopback of the tests' own network namespace
-// (MainInOwnNetNS; no root needed where user namespaces are allowed): the session comes up,
-// an announced VIP reaches the router with our next hop and AS, a
-// withdrawal removes it, and routes the router sends are not accepted.
-func TestGoBGPSession(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	port := freePort(t)
+// loopbackRouter is a second GoBGP playing the router: AS 65000,
+// listening on port of testutil.LoopbackAddr, passive towards the
+// director there (AS 65001), IPv4 and IPv6 unicast, a 3 s hold time;
+// stopped when the test ends.
+func loopbackRouter(t *testing.T, ctx context.Context, port int) *server.BgpServer {
+	t.Helper()
 	lo := testutil.LoopbackAddr
-
 	router := server.NewBgpServer()
 	go router.Serve()
-	defer router.Stop()
+	t.Cleanup(router.Stop)
 	if err := router.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn: 65000, RouterId: "198.18.0.1", ListenPort: int32(port), ListenAddresses: []string{lo.String()},
 	}}); err != nil {
@@ -59,6 +55,21 @@ func TestGoBGPSession(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
+	return router
+}
+
+// TestGoBGPSession runs the speaker against a second GoBGP playing the
+// router, over the loopback of the tests' own network namespace
+// (MainInOwnNetNS; no root needed where user namespaces are allowed): the session comes up,
+// an announced VIP reaches the router with our next hop and AS, a
+// withdrawal removes it, and routes the router sends are not accepted.
+func TestGoBGPSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	port := freePort(t)
+	lo := testutil.LoopbackAddr
+
+	router := loopbackRouter(t, ctx, port)
 	// The router offers a route of its own: the director must ignore it.
 	offered, _ := path(netip.MustParsePrefix("198.18.9.0/24"), netip.MustParseAddr("198.18.0.1"))
 	if _, err := router.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{offered}}); err != nil {
@@ -203,20 +214,7 @@ func TestGoBGPBadPeerASLogged(t *testing.T) {
 	defer cancel()
 	port := freePort(t)
 	lo := testutil.LoopbackAddr
-	router := server.NewBgpServer()
-	go router.Serve()
-	defer router.Stop()
-	if err := router.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: 65000, RouterId: "198.18.0.1", ListenPort: int32(port), ListenAddresses: []string{lo.String()},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := router.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: lo.String(), PeerAsn: 65001},
-		Transport: &api.Transport{PassiveMode: true},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	loopbackRouter(t, ctx, port)
 	buf := &testutil.SyncBuffer{}
 	sp, err := StartGoBGP(ctx, GoBGPConfig{
 		// The router is AS 65000; the director expects 65099.
