@@ -21,13 +21,17 @@ func BGPChanged(a, b *BGP) string {
 		return "hold_time"
 	case a.MinRealServers != b.MinRealServers:
 		return "min_realservers"
-	case !slices.EqualFunc(a.Peers, b.Peers, func(p, q BGPPeer) bool {
-		p.Line, q.Line = 0, 0
-		return p == q
-	}):
+	case !slices.EqualFunc(a.Peers, b.Peers, BGPPeer.Same):
 		return "peers"
 	}
 	return ""
+}
+
+// Same reports whether p and q are the same peer setting: where they
+// sit in the file (Line) is not a setting.
+func (p BGPPeer) Same(q BGPPeer) bool {
+	p.Line, q.Line = 0, 0
+	return p == q
 }
 
 // HAChanged is BGPChanged for the ha: block ("vrid", "priority", ...,

@@ -636,19 +636,12 @@ func haSetting(h *config.HA, field string) string {
 func bgpLine(was *config.BGP, cfg *config.Config, field string) int {
 	if field == "peers" {
 		for i, p := range cfg.BGP.Peers {
-			if i >= len(was.Peers) || !samePeer(p, was.Peers[i]) {
+			if i >= len(was.Peers) || !p.Same(was.Peers[i]) {
 				return p.Line
 			}
 		}
 	}
 	return cfg.LineOf("bgp." + field)
-}
-
-// samePeer is config.BGPChanged's comparison of two peers: where they
-// sit in the file is not a setting.
-func samePeer(p, q config.BGPPeer) bool {
-	p.Line, q.Line = 0, 0
-	return p == q
 }
 
 // haLine is the line of cfg's ha.field (config.HAChanged's name) that

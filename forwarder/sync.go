@@ -182,7 +182,7 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 	if e.Op == connsync.OpEnd {
 		return f.applyEnd(st, e, now)
 	}
-	s := st.byKey[svcKey{proto: e.Proto, vip: e.VIP, port: e.SvcPort}]
+	s := st.byKey[syncSvcKey(e)]
 	if s == nil || s.idx < 0 {
 		return SyncUnknownService
 	}
@@ -203,7 +203,7 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 	if e.State == stateNone || e.State > stateTemplate || template != (e.State == stateTemplate) || e.Kind > conntable.KindTemplate {
 		return SyncInvalid
 	}
-	f.key = conntable.Key{CIP: e.CIP.As16(), VIP: e.VIP.As16(), CPort: e.CPort, VPort: e.VPort, Proto: e.Proto, Kind: e.Kind}
+	f.key = syncKey(e)
 	ex := f.table.Lookup(&f.key, now)
 	if ex != nil {
 		// A peer's record moves the entry on (its state, its timeout):
@@ -251,6 +251,17 @@ func (f *Forwarder) ApplySync(e *connsync.Entry, now int64) SyncResult {
 	return SyncApplied
 }
 
+// syncKey is the table key of a peer's entry e.
+func syncKey(e *connsync.Entry) conntable.Key {
+	return conntable.Key{CIP: e.CIP.As16(), VIP: e.VIP.As16(), CPort: e.CPort, VPort: e.VPort, Proto: e.Proto, Kind: e.Kind}
+}
+
+// syncSvcKey is the service a peer's entry e names: its protocol, VIP
+// and service port as configured (0 for a service of every port).
+func syncSvcKey(e *connsync.Entry) svcKey {
+	return svcKey{proto: e.Proto, vip: e.VIP, port: e.SvcPort}
+}
+
 // applyEnd deletes the entry a peer's end names, if this table's entry of
 // that key is the same connection: of the same service (protocol, VIP,
 // port) and real server. The end is not checked against the
@@ -264,13 +275,13 @@ func (f *Forwarder) applyEnd(st *state, e *connsync.Entry, now int64) SyncResult
 	if e.Kind > conntable.KindTemplate {
 		return SyncInvalid
 	}
-	f.key = conntable.Key{CIP: e.CIP.As16(), VIP: e.VIP.As16(), CPort: e.CPort, VPort: e.VPort, Proto: e.Proto, Kind: e.Kind}
+	f.key = syncKey(e)
 	ex := f.table.Lookup(&f.key, now)
 	if ex == nil {
 		return SyncEnded
 	}
 	if s, r := st.owner(ex.Service, ex.Real); s != nil && r != nil &&
-		s.key == (svcKey{proto: e.Proto, vip: e.VIP, port: e.SvcPort}) && r.addr == e.Real {
+		s.key == syncSvcKey(e) && r.addr == e.Real {
 		f.table.Delete(ex)
 	}
 	return SyncEnded
