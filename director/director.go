@@ -144,15 +144,17 @@ type Options struct {
 	// during the wait is forwarded up to RxCoalesce later. 0 (the
 	// default): read again at once. At most MaxRxCoalesce.
 	RxCoalesce time.Duration
-	// XDPSYNs lets an AF_XDP port's XDP program forward bare IPv4 SYNs
-	// itself (XDP_TX) while the connection table is under pressure, by
-	// the same hash the forwarder's stateless SYNs use (link.
-	// StatelessSYNPort): a SYN flood then costs the kernel's receive
-	// path, not drlb's queue. Off by default: XDP_TX must work on the
-	// interface (physical NICs with native XDP, any NIC in generic mode;
-	// a veth in native mode drops XDP_TX unless its peer has an XDP
-	// program: XDPGeneric).
-	XDPSYNs bool
+	// KernelSYNs lets the kernel forward bare IPv4 SYNs itself while
+	// the connection table is under pressure, by the same hash the
+	// forwarder's stateless SYNs use (link.StatelessSYNPort): a SYN
+	// flood then costs the kernel's receive path, not drlb's queue. With
+	// AF_XDP the XDP program (XDP_TX), with AF_PACKET each worker's
+	// socket filter and the tc program that forwards kernel flows (not
+	// with KeepKernelCopy or on a VLAN trunk). Off by default: with
+	// AF_XDP, XDP_TX must work on the interface (physical NICs with
+	// native XDP, any NIC in generic mode; a veth in native mode drops
+	// XDP_TX unless its peer has an XDP program: XDPGeneric).
+	KernelSYNs bool
 	// KernelFlows lets the kernel forward the frames of established
 	// flows (IPv4 and IPv6) itself (link.FlowPort), the flows the forwarder hands
 	// out once its fast path forwarded one of their frames: with AF_XDP
@@ -162,7 +164,7 @@ type Options struct {
 	// on a VLAN trunk). One frame per flow every 5 s,
 	// and anything that changes a connection's state, still go to drlb,
 	// which decides (forwarder, kernel flows). Off by default: with
-	// AF_XDP, XDP_TX must work on the interface, as for XDPSYNs.
+	// AF_XDP, XDP_TX must work on the interface, as for KernelSYNs.
 	KernelFlows bool
 	// XDPGeneric attaches the AF_XDP port's program in generic mode even
 	// where the driver has native XDP (link.Config.XDPGeneric).
@@ -211,8 +213,8 @@ type Director struct {
 	trustOff sync.Once
 	// coalesce is Options.RxCoalesce.
 	coalesce time.Duration
-	// xdpSYNs is Options.XDPSYNs; kflowsOn is Options.KernelFlows where the port can forward kernel flows (Run turns it off when the tc program does not attach).
-	xdpSYNs, kflowsOn bool
+	// kernelSYNs is Options.KernelSYNs; kflowsOn is Options.KernelFlows where the port can forward kernel flows (Run turns it off when the tc program does not attach).
+	kernelSYNs, kflowsOn bool
 	// kflowsHeld: the kernel's forwarding of kernel flows is held off
 	// (watchKernelFlowOrder: the AF_PACKET tc program does not run first,
 	// for now; watchXDP: the XDP program was detached, for good); the
@@ -274,7 +276,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 		return nil, fmt.Errorf("%w: rx coalesce %v, want 0 to %v", ErrBadOptions, opts.RxCoalesce, MaxRxCoalesce)
 	}
 	d.coalesce = opts.RxCoalesce
-	d.xdpSYNs = opts.XDPSYNs
+	d.kernelSYNs = opts.KernelSYNs
 	d.kflowsOn = opts.KernelFlows
 	if m, ok := port.(link.XDPMode); ok {
 		d.xdpMode = m.XDPMode()

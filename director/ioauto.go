@@ -173,11 +173,11 @@ type xdpQueuePlan struct {
 // port per queue up to workers. -kernel-flows and -xdp-syn keep one
 // port on queue 0: the XDP program's flow and SYN maps serve one
 // worker's table.
-func planXDPQueues(queues, workers int, kernelFlows, xdpSYNs bool) xdpQueuePlan {
+func planXDPQueues(queues, workers int, kernelFlows, kernelSYNs bool) xdpQueuePlan {
 	queues, workers = max(queues, 1), max(workers, 1)
 	p := xdpQueuePlan{ports: min(queues, workers), queues: queues}
 	switch {
-	case queues > 1 && (kernelFlows || xdpSYNs):
+	case queues > 1 && (kernelFlows || kernelSYNs):
 		p.ports = 1
 		p.note = "one worker, on queue 0: with -kernel-flows or -xdp-syn the XDP program forwards for one worker's table"
 	case workers > queues:

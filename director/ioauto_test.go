@@ -134,12 +134,12 @@ func TestXDPChecksumWarning(t *testing.T) {
 // queues and the fix, and nothing is said when every queue has its worker.
 func TestPlanXDPQueues(t *testing.T) {
 	for _, tc := range []struct {
-		name                 string
-		queues, workers      int
-		kernelFlows, xdpSYNs bool
-		ports                int
-		note                 bool
-		warn                 []string
+		name                    string
+		queues, workers         int
+		kernelFlows, kernelSYNs bool
+		ports                   int
+		note                    bool
+		warn                    []string
 	}{
 		{name: "one queue", queues: 1, workers: 2, ports: 1, note: true},
 		{name: "one of each", queues: 1, workers: 1, ports: 1},
@@ -148,13 +148,13 @@ func TestPlanXDPQueues(t *testing.T) {
 		{name: "more workers", queues: 2, workers: 8, ports: 2, note: true},
 		{name: "more queues", queues: 8, workers: 2, ports: 2, warn: []string{"eth0", "8 receive queues", "queues 2-7", "ethtool -L eth0 combined 2", "-io afpacket"}},
 		{name: "kernel flows", queues: 4, workers: 4, kernelFlows: true, ports: 1, note: true, warn: []string{"queues 1-3", "combined 1"}},
-		{name: "xdp syn", queues: 2, workers: 2, xdpSYNs: true, ports: 1, note: true, warn: []string{"queues 1-1"}},
+		{name: "xdp syn", queues: 2, workers: 2, kernelSYNs: true, ports: 1, note: true, warn: []string{"queues 1-1"}},
 		{name: "kernel flows, one queue", queues: 1, workers: 2, kernelFlows: true, ports: 1, note: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := planXDPQueues(tc.queues, tc.workers, tc.kernelFlows, tc.xdpSYNs)
+			p := planXDPQueues(tc.queues, tc.workers, tc.kernelFlows, tc.kernelSYNs)
 			if p.ports != tc.ports || (p.note != "") != tc.note {
-				t.Errorf("planXDPQueues(%d, %d, %v, %v) = %+v, want %d ports, a note %v", tc.queues, tc.workers, tc.kernelFlows, tc.xdpSYNs, p, tc.ports, tc.note)
+				t.Errorf("planXDPQueues(%d, %d, %v, %v) = %+v, want %d ports, a note %v", tc.queues, tc.workers, tc.kernelFlows, tc.kernelSYNs, p, tc.ports, tc.note)
 			}
 			w := p.warning("eth0")
 			if (w != "") != (tc.warn != nil) {

@@ -58,6 +58,12 @@ const failuresToHold = 3
 // order cannot be read), logging each change.
 func (d *Director) watchKernelFlowOrder(ctx context.Context, drop kflowOrder, ifname string, every time.Duration) {
 	log := d.log
+	// What is held: kernel flows, or with -kernel-syns alone the SYNs
+	// the socket filters leave to the same program (statelesssyn.go).
+	what := "kernel flows"
+	if !d.kflowsOn {
+		what = "kernel SYNs"
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last, failures, lastErr := kflowFirst, 0, ""
@@ -74,7 +80,7 @@ func (d *Director) watchKernelFlowOrder(ctx context.Context, drop kflowOrder, if
 			failures++
 			if err.Error() != lastErr {
 				lastErr = err.Error()
-				log.Warn("kernel flows: cannot read the order of the tc ingress programs", "interface", ifname, "failures in a row", failures, "err", err)
+				log.Warn(what+": cannot read the order of the tc ingress programs", "interface", ifname, "failures in a row", failures, "err", err)
 			}
 			if failures < failuresToHold {
 				continue // as it was
@@ -95,15 +101,15 @@ func (d *Director) watchKernelFlowOrder(ctx context.Context, drop kflowOrder, if
 		d.holdKernelFlows(state != kflowFirst)
 		switch state {
 		case kflowFirst:
-			log.Info("kernel flows resumed: drlb's tc program runs first at tc ingress again", "interface", ifname)
+			log.Info(what+" resumed: drlb's tc program runs first at tc ingress again", "interface", ifname)
 		case kflowBehind:
-			log.Warn("kernel flows held: another tc program runs before drlb's at tc ingress and could lose the frames drlb leaves to the kernel; drlb forwards every frame itself while it is there",
+			log.Warn(what+" held: another tc program runs before drlb's at tc ingress and could lose the frames drlb leaves to the kernel; drlb forwards every frame itself while it is there",
 				"interface", ifname, "programs ahead", o.Ahead)
 		case kflowDetached:
-			log.Warn("kernel flows held: drlb's tc program was detached from tc ingress (from outside drlb); drlb forwards every frame itself until it restarts",
+			log.Warn(what+" held: drlb's tc program was detached from tc ingress (from outside drlb); drlb forwards every frame itself until it restarts",
 				"interface", ifname)
 		case kflowUnread:
-			log.Warn("kernel flows held: drlb cannot read the order of the tc ingress programs; drlb forwards every frame itself until it can",
+			log.Warn(what+" held: drlb cannot read the order of the tc ingress programs; drlb forwards every frame itself until it can",
 				"interface", ifname, "err", err)
 		}
 	}

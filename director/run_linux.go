@@ -155,16 +155,24 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if drop != nil {
 		defer drop.Close()
 	}
-	if _, xdp := port.(link.XDPMode); d.kflowsOn && !xdp {
+	if _, xdp := port.(link.XDPMode); (d.kflowsOn || d.kernelSYNs) && !xdp {
 		if drop != nil && drop.ForwardsKernelFlows() {
 			// The tc program must stay first at tc ingress (kflowhold_linux.go).
 			defer background(ctx, func(ctx context.Context) { d.watchKernelFlowOrder(ctx, drop, cfg.Interface, flowsEvery) })() // before drop.Close
 		} else {
-			// The sockets' filters would refuse the flows' frames and
-			// nothing would send them: off, and the ports back to the
-			// classic filter (the maps and lookups would only cost).
-			d.kflowsOn = false
-			log.Warn("-kernel-flows off: with AF_PACKET the kernel forwards flows in the tc program that drops its copy of VIP frames, which is not attached")
+			// The sockets' filters would refuse the flows' frames (and
+			// the SYNs) and nothing would send them: off, and the ports
+			// back to the classic filter (the maps and lookups would
+			// only cost).
+			for _, f := range []struct {
+				on   *bool
+				flag string
+			}{{&d.kflowsOn, "-kernel-flows"}, {&d.kernelSYNs, "-kernel-syns"}} {
+				if *f.on {
+					*f.on = false
+					log.Warn(f.flag + " off: with AF_PACKET the kernel forwards them in the tc program that drops its copy of VIP frames, which is not attached (not with -keep-kernel-copy or on a VLAN trunk)")
+				}
+			}
 			for _, p := range append([]link.Port{port}, opts.ExtraPorts...) {
 				if tp, ok := p.(link.TCFlowPort); ok {
 					if err := tp.DropKernelFlows(filter); err != nil {
@@ -237,7 +245,7 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 		lc.XDPGeneric = opts.XDPGeneric
 		lc.XDPCopy = opts.XDPCopy
 		lc.KernelFlows = opts.KernelFlows
-		plan := planXDPQueues(queues.forSockets(), n, opts.KernelFlows, opts.XDPSYNs)
+		plan := planXDPQueues(queues.forSockets(), n, opts.KernelFlows, opts.KernelSYNs)
 		ports, err := openXDP(cfg.Interface, lc, vips, plan, FanoutHash(cfg), auto, log)
 		if err == nil {
 			if w := queues.xdpWarning(cfg.Interface); w != "" {
@@ -258,14 +266,15 @@ func openPorts(cfg *config.Config, lc link.Config, vips []netip.Addr, opts *Opti
 		return nil, fmt.Errorf("director: io %q: want afpacket, afxdp or auto", opts.IO)
 	}
 	h := FanoutHash(cfg)
-	// Kernel flows need the tc program that drops the kernel's copy of
-	// VIP frames (attachVIPDrop): without it the maps and the eBPF
-	// filters would only cost.
+	// Kernel flows and SYNs need the tc program that drops the kernel's
+	// copy of VIP frames (attachVIPDrop): without it the maps and the
+	// eBPF filters would only cost.
 	lc.KernelFlows = opts.KernelFlows && vipDropRuns(cfg, *opts)
+	lc.KernelSYNs = opts.KernelSYNs && vipDropRuns(cfg, *opts)
 	ports, err := link.OpenSplit(cfg.Interface, lc, n, h)
-	if err != nil && lc.KernelFlows {
-		log.Warn("the sockets did not open with kernel flows: trying without", "err", err)
-		lc.KernelFlows = false
+	if err != nil && (lc.KernelFlows || lc.KernelSYNs) {
+		log.Warn("the sockets did not open with kernel flows or SYNs: trying without", "err", err)
+		lc.KernelFlows, lc.KernelSYNs = false, false
 		ports, err = link.OpenSplit(cfg.Interface, lc, n, h)
 	}
 	if err != nil {
@@ -396,14 +405,14 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 		return nil
 	}
 	var slots *link.KernelFlowSlots
-	if p, ok := port.(link.TCFlowPort); ok && opts.KernelFlows {
+	if p, ok := port.(link.TCFlowPort); ok && (opts.KernelFlows || opts.KernelSYNs) {
 		if slots = p.KernelFlowSlots(); slots != nil {
 			defer slots.Close() // the program keeps the map
 		}
 	}
 	drop, err := link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, slots)
 	if err != nil && slots != nil {
-		log.Warn("-kernel-flows off: the tc program that forwards kernel flows did not attach", "err", err)
+		log.Warn("the tc program that forwards kernel flows and SYNs did not attach", "err", err)
 		slots = nil
 		drop, err = link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, nil)
 	}
@@ -415,7 +424,7 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 		log.Warn("the kernel's copy of "+which+" is not dropped: its IP stack takes each one up to a route lookup (more CPU per frame)", "err", err)
 		return nil
 	}
-	log.Info("kernel copy of VIP frames dropped at tc ingress, after drlb's sockets read them", "vips", vips, "kernel flows", slots != nil)
+	log.Info("kernel copy of VIP frames dropped at tc ingress, after drlb's sockets read them", "vips", vips, "kernel flows and SYNs", slots != nil)
 	return drop
 }
 
@@ -517,12 +526,12 @@ func (k *kernelVIPs) narrow(removed []netip.Addr) {
 	}
 }
 
-// warnXDPTX says when an XDP flag cannot work as asked: -xdp-syn,
-// -xdp-generic or -xdp-copy on a port that is not AF_XDP (it has no XDP
-// program and no AF_XDP socket), or -xdp-syn or -kernel-flows on an
-// AF_XDP port on a veth in native mode, where XDP_TX is dropped unless
-// the peer takes it (an XDP program on the peer; GRO on the peer got the
-// first frames through in the lab, then none). -kernel-flows works
+// warnXDPTX says when an XDP flag cannot work as asked: -xdp-generic or
+// -xdp-copy on a port that is not AF_XDP (it has no XDP program and no
+// AF_XDP socket), or -kernel-syns or -kernel-flows on an AF_XDP port on
+// a veth in native mode, where XDP_TX is dropped unless the peer takes it
+// (an XDP program on the peer; GRO on the peer got the first frames
+// through in the lab, then none). -kernel-syns and -kernel-flows work
 // without AF_XDP too (a tc program).
 func warnXDPTX(ifname string, port link.Port, opts Options, log *slog.Logger) {
 	m, xdp := port.(link.XDPMode)
@@ -530,7 +539,7 @@ func warnXDPTX(ifname string, port link.Port, opts Options, log *slog.Logger) {
 		on, needsXDP, needsTX bool
 		flag                  string
 	}{
-		{opts.XDPSYNs, true, true, "-xdp-syn"}, {opts.KernelFlows, false, true, "-kernel-flows"},
+		{opts.KernelSYNs, false, true, "-kernel-syns"}, {opts.KernelFlows, false, true, "-kernel-flows"},
 		{opts.XDPGeneric, true, false, "-xdp-generic"}, {opts.XDPCopy, true, false, "-xdp-copy"},
 	} {
 		switch {

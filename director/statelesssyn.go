@@ -10,7 +10,8 @@ import (
 )
 
 // synEvery is how often a worker whose port forwards SYNs in the kernel
-// (link.StatelessSYNPort: the AF_XDP port's XDP program) reads the
+// (link.StatelessSYNPort: the AF_XDP port's XDP program, an AF_PACKET
+// worker's socket filter and tc program) reads the
 // kernel's count and turns the forwarding on or off with the table's
 // pressure; while on, the tables are rewritten as soon as the forwarder's
 // servers change (StatelessSYNGeneration), and every synTablesEvery
@@ -66,8 +67,11 @@ func (d *Director) statelessSYNs(w *worker, l *synLane, now int64) bool {
 		w.mu.Unlock()
 	}
 	// With the XDP program detached from outside (xdpwatch_linux.go)
-	// nothing forwards SYNs in the kernel any more: off, and said so.
-	on := w.fw.StatelessSYNsOn() && !d.xdpDetached.Load()
+	// nothing forwards SYNs in the kernel any more: off, and said so;
+	// with AF_PACKET, neither while the tc program is not first at tc
+	// ingress (kflowhold_linux.go: the SYNs the socket filter leaves to
+	// it could be lost).
+	on := w.fw.StatelessSYNsOn() && !d.xdpDetached.Load() && !d.kflowsHeld.Load()
 	gen := w.fw.StatelessSYNGeneration()
 	if on == l.on && (!on || gen == l.gen && now-l.tablesAt < int64(synTablesEvery)) {
 		return true

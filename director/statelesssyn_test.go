@@ -13,7 +13,8 @@ import (
 )
 
 // synPort is a Port whose kernel side forwards SYNs (a fake of the
-// AF_XDP port's XDP program): it records what the director sets and
+// AF_XDP port's XDP program, or an AF_PACKET worker's socket filter and
+// tc program): it records what the director sets and
 // reports the count the test sets.
 type synPort struct {
 	link.Port
@@ -52,7 +53,7 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	var clock atomic.Int64
 	clock.Store(now.UnixNano())
-	d, err := New(cfg, port, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond, XDPSYNs: true,
+	d, err := New(cfg, port, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond, KernelSYNs: true,
 		Clock: func() time.Time { return time.Unix(0, clock.Load()) }})
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +114,18 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	if !fw.StatelessSYNsOn() {
 		t.Error("the pressure ended with the forwarding: the test did not show the detach turned it off")
 	}
+	// With AF_PACKET the tc program that sends the SYNs the socket
+	// filters leave to it may lose its place at tc ingress
+	// (kflowhold_linux.go): off while held, on again once resumed.
+	d.xdpDetached.Store(false)
+	waitFor("the kernel forwarding on after the attach", func() bool { on, _ := port.state(); return on })
+	d.holdKernelFlows(true)
+	waitFor("the kernel forwarding off while held", func() bool { on, _ := port.state(); return !on })
+	d.holdKernelFlows(false)
+	waitFor("the kernel forwarding on once resumed", func() bool { on, _ := port.state(); return on })
 }
 
-// TestStatelessSYNsOffByDefault: without Options.XDPSYNs the port's
+// TestStatelessSYNsOffByDefault: without Options.KernelSYNs the port's
 // kernel forwarding is never touched, pressure or not.
 func TestStatelessSYNsOffByDefault(t *testing.T) {
 	dirPort, wire := link.Pipe()
@@ -141,6 +151,6 @@ func TestStatelessSYNsOffByDefault(t *testing.T) {
 	port.mu.Lock()
 	defer port.mu.Unlock()
 	if port.sets != 0 {
-		t.Fatalf("SetStatelessSYNs called %d times without XDPSYNs", port.sets)
+		t.Fatalf("SetStatelessSYNs called %d times without KernelSYNs", port.sets)
 	}
 }

@@ -98,10 +98,11 @@ func (d *Director) runWorkers(ctx context.Context, cancel context.CancelFunc) er
 			cancel()
 		}()
 		// A port that forwards SYNs in the kernel under pressure
-		// (OpenXDP's, with Options.XDPSYNs) follows the forwarder's
+		// (OpenXDP's, or an AF_PACKET worker's with the tc program
+		// attached, with Options.KernelSYNs) follows the forwarder's
 		// pressure on a goroutine of its own (statelesssyn.go): the
 		// kernel's SYNs must be noted even while no frame reaches drlb.
-		if p, ok := w.port.(link.StatelessSYNPort); ok && d.xdpSYNs {
+		if p, ok := w.port.(link.StatelessSYNPort); ok && d.kernelSYNs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -217,6 +217,15 @@ type Config struct {
 	// (TCFlowPort). Without it the port's FlowPort methods fail with
 	// ErrNoKernelFlows, and VIP frames pay nothing for them.
 	KernelFlows bool
+	// KernelSYNs gives each worker of OpenSplit stateless SYNs in the
+	// kernel (StatelessSYNPort): maps for the services' bucket tables
+	// (maxSYNBuckets divided among the workers, at least
+	// minWorkerSYNBuckets each: 1-4 MiB) and a socket filter in eBPF
+	// that, while they are on, leaves bare IPv4 SYNs to the tc program
+	// AttachVIPDrop attaches with the port's KernelFlowSlots. OpenXDP's
+	// program always has them. Without it the port's StatelessSYNPort
+	// methods fail with ErrNoKernelSYNs.
+	KernelSYNs bool
 	// outsidePoller opens the socket outside the Go runtime's poller
 	// (rawPacketConn): for ports that poll(2) themselves.
 	outsidePoller bool

@@ -85,15 +85,22 @@ func newKflowSlots() (*ebpf.Map, error) {
 	return ebpf.NewMap(&ebpf.MapSpec{Name: "drlb_kfslot", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: kflowSlotSize, MaxEntries: 1})
 }
 
-// pktFlows is one worker's kernel flows: its maps and the group's slots
-// (its own descriptor).
+// pktFlows is one worker's kernel side: the group's slots (its own
+// descriptor), its kernel flows' maps (with Config.KernelFlows; maps.cfg
+// nil without) and its stateless SYNs' (with Config.KernelSYNs; nil
+// without).
 type pktFlows struct {
 	maps  flowMaps
+	syn   *synMaps
 	slots *ebpf.Map
 }
 
 func (k *pktFlows) close() {
 	k.maps.close()
+	if k.syn != nil {
+		k.syn.close()
+		k.syn = nil
+	}
 	closeMaps(k.slots)
 	k.slots = nil
 }
@@ -116,6 +123,9 @@ func (k *pktFlows) filter(classic []bpf.RawInstruction) (*ebpf.Program, error) {
 //
 //	a frame this host sends (PACKET_OUTGOING)  -> refused (outgoingPrefix's rule)
 //	the slot cleared
+//	with stateless SYNs: a bare IPv4 SYN the SYN block leaves to tc
+//	  (pktsyns_linux.go)                        -> refused (0)
+//	without kernel flows                        -> classic
 //	a VLAN tag in skb metadata                  -> classic
 //	a frame kflowBlock leaves alone             -> classic
 //	  (a super-frame, GSO, past the MTU check: GRO on the interface, or
@@ -159,10 +169,18 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 	}
 	insns = append(insns, stackLookup(k.slots, kflowZeroSlot)...)
 	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
+		asm.JEq.Imm(asm.R0, 0, "classic"),
 		asm.Mov.Reg(slot, asm.R0),
 		asm.StoreImm(slot, kflowSlotValid, 0, asm.Word),
 	)
+	if k.syn != nil {
+		insns = append(insns, k.syn.filterInstructions(ctx, slot)...)
+		insns = append(insns, asm.Mov.Reg(asm.R1, ctx).WithSymbol("syndone"))
+	}
+	if k.maps.cfg == nil {
+		insns = append(insns, asm.Mov.Reg(asm.R1, ctx).WithSymbol("classic"))
+		return append(insns, rest...), nil
+	}
 	insns = append(insns, k.maps.kflowBlock(kflowAccess{
 		prologue: asm.Instructions{
 			asm.LoadMem(asm.R1, ctx, skbVLANPresent, asm.Word),
@@ -210,6 +228,7 @@ func (k *pktFlows) filterInstructions(classic []bpf.RawInstruction) (asm.Instruc
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("kflowrefuse"),
 		asm.Return(),
 		asm.Mov.Reg(asm.R1, ctx).WithSymbol("kflowdone"),
+		asm.Mov.Reg(asm.R1, ctx).WithSymbol("classic"), // (one label per instruction)
 	)
 	return append(insns, rest...), nil
 }
@@ -347,23 +366,36 @@ func (p *afpacket) attachBPF(prog *ebpf.Program) error {
 // many workers share maxKernelFlows (more than 64 workers only).
 const minWorkerKernelFlows = 1 << 12
 
-// openKernelFlows gives the worker its maps (room for flows) and a
-// descriptor of the group's slots, and puts the eBPF filter around
-// classic on its sockets.
-func (p *splitPort) openKernelFlows(slots *ebpf.Map, flows int, classic []bpf.RawInstruction) error {
+// openKernelFlows gives the worker its kernel side: a descriptor of the
+// group's slots, maps with room for flows kernel flows (none for 0: the
+// FlowPort methods then fail with ErrNoKernelFlows), the stateless SYNs'
+// maps with room for synBuckets buckets (none for 0: ErrNoKernelSYNs),
+// and the eBPF filter around classic on its sockets.
+func (p *splitPort) openKernelFlows(slots *ebpf.Map, flows, synBuckets int, classic []bpf.RawInstruction) error {
 	kf := &pktFlows{}
 	var err error
 	if kf.slots, err = slots.Clone(); err != nil {
 		return newError(p.ifname, "kernel flows", err)
 	}
-	if err := kf.maps.make(flows); err != nil {
-		kf.close()
-		return newError(p.ifname, "kernel flows", err)
+	if flows > 0 {
+		if err := kf.maps.make(flows); err != nil {
+			kf.close()
+			return newError(p.ifname, "kernel flows", err)
+		}
+	}
+	if synBuckets > 0 {
+		kf.syn = &synMaps{}
+		if err := kf.syn.make(synBuckets); err != nil {
+			kf.close()
+			return newError(p.ifname, "tc stateless SYNs", err)
+		}
 	}
 	p.kmu.Lock()
-	p.kflows, p.kf = true, kf
+	p.kflows, p.kf = flows > 0, kf
 	p.kmu.Unlock()
-	p.bind(p.ifname, "tc kernel flows", p.main.HardwareAddr(), &p.kmu, &p.closed, &kf.maps)
+	if flows > 0 {
+		p.bind(p.ifname, "tc kernel flows", p.main.HardwareAddr(), &p.kmu, &p.closed, &kf.maps)
+	}
 	return p.setKernelFlowFilter(classic)
 }
 
@@ -399,10 +431,11 @@ func (p *splitPort) setKernelFlowFilter(classic []bpf.RawInstruction) error {
 	return nil
 }
 
-// DropKernelFlows implements TCFlowPort.
+// DropKernelFlows implements TCFlowPort; it drops the stateless SYNs'
+// maps too (they need the same tc program).
 func (p *splitPort) DropKernelFlows(filter []bpf.RawInstruction) error {
 	p.kmu.Lock()
-	if !p.kflows {
+	if p.kf == nil {
 		p.kmu.Unlock()
 		return nil
 	}
@@ -417,8 +450,8 @@ func (p *splitPort) DropKernelFlows(filter []bpf.RawInstruction) error {
 
 // KernelFlowSlots implements TCFlowPort: the group's slots on a
 // descriptor of their own, which the caller closes once AttachVIPDrop
-// has them (the program keeps the map); nil without kernel flows or
-// after Close.
+// has them (the program keeps the map); nil without kernel flows and
+// stateless SYNs, or after Close.
 func (p *splitPort) KernelFlowSlots() *KernelFlowSlots {
 	p.kmu.Lock()
 	defer p.kmu.Unlock()

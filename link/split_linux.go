@@ -33,9 +33,10 @@ type splitPort struct {
 	lane    *trustLane // shared by the group's ports; nil: laneErr says why
 	laneErr error
 
-	// With Config.KernelFlows: the worker's kernel flows (pktflows_linux.go)
-	// and the FlowPort over them; kmu keeps Close from freeing the maps
-	// under a FlowPort call or SetFilter.
+	// With Config.KernelFlows or KernelSYNs: the worker's kernel side
+	// (pktflows_linux.go, pktsyns_linux.go), and with KernelFlows
+	// (kflows) the FlowPort over it; kmu keeps Close from freeing the
+	// maps under a FlowPort or StatelessSYNPort call or SetFilter.
 	kflows bool
 	kf     *pktFlows
 	kmu    sync.Mutex
@@ -146,7 +147,7 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		}
 	}
 	var slots *ebpf.Map
-	if cfg.KernelFlows {
+	if cfg.KernelFlows || cfg.KernelSYNs {
 		if slots, err = newKflowSlots(); err != nil {
 			return nil, newError(ifname, "kernel flows", err)
 		}
@@ -173,7 +174,14 @@ func OpenSplit(ifname string, cfg Config, n int, h ClientHash) (ports []Port, er
 		p.lane, p.laneErr = lane, laneErr
 		ports = append(ports, p)
 		if slots != nil {
-			if err := p.openKernelFlows(slots, max(maxKernelFlows/n, minWorkerKernelFlows), cfg.Filter); err != nil {
+			flows, synBuckets := 0, 0
+			if cfg.KernelFlows {
+				flows = max(maxKernelFlows/n, minWorkerKernelFlows)
+			}
+			if cfg.KernelSYNs {
+				synBuckets = max(maxSYNBuckets/n, minWorkerSYNBuckets)
+			}
+			if err := p.openKernelFlows(slots, flows, synBuckets, cfg.Filter); err != nil {
 				return fail(err)
 			}
 		}
@@ -346,9 +354,12 @@ func (p *splitPort) HardwareAddr() net.HardwareAddr { return p.main.HardwareAddr
 func (p *splitPort) FanoutGroup() (uint16, error) { return p.main.FanoutGroup() }
 
 // SetFilter replaces every socket's filter (a VIP change on reload); with
-// kernel flows, the eBPF filter is rebuilt around it.
+// kernel flows or stateless SYNs, the eBPF filter is rebuilt around it.
 func (p *splitPort) SetFilter(filter []bpf.RawInstruction) error {
-	if p.kflows {
+	p.kmu.Lock()
+	ebpfFilter := p.kf != nil
+	p.kmu.Unlock()
+	if ebpfFilter {
 		return p.setKernelFlowFilter(filter)
 	}
 	for _, ap := range p.sockets() {

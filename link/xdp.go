@@ -50,8 +50,10 @@ type SYNTable struct {
 }
 
 // StatelessSYNPort is a Port whose kernel side can forward bare IPv4 SYNs
-// itself (the AF_XDP port's XDP program, XDP_TX) while the director's
-// table is under pressure.
+// itself while the director's table is under pressure: the AF_XDP port's
+// XDP program (XDP_TX), or an AF_PACKET split worker opened with
+// Config.KernelSYNs (its socket filter leaves them to the tc program that
+// forwards kernel flows).
 //
 // Why: under a SYN flood at the generator's top rate the SYNs queue for
 // drlb's one worker, and a never-seen client's SYN is dropped at random
@@ -72,6 +74,11 @@ type StatelessSYNPort interface {
 // or an AF_PACKET split worker) opened without Config.KernelFlows, or
 // whose kernel flows were dropped (TCFlowPort.DropKernelFlows).
 var ErrNoKernelFlows = errors.New("link: the port has no kernel flows (Config.KernelFlows)")
+
+// ErrNoKernelSYNs is returned by the StatelessSYNPort methods of an
+// AF_PACKET split worker opened without Config.KernelSYNs, or whose
+// kernel side was dropped (TCFlowPort.DropKernelFlows).
+var ErrNoKernelSYNs = errors.New("link: the port has no stateless SYNs in the kernel (Config.KernelSYNs)")
 
 // ErrQueuePorts is returned for what one of OpenXDPQueues' ports cannot
 // do alone: kernel flows and stateless SYNs, whose XDP maps are one for

@@ -110,7 +110,7 @@ func loadQueues(queues, trusted, flows int, owners *ClientHash, shared *trustedC
 		}
 	}
 	if err == nil {
-		err = o.syn.make()
+		err = o.syn.make(maxSYNBuckets)
 	}
 	if err == nil && flows > 0 {
 		err = o.flows.make(flows)

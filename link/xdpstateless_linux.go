@@ -12,10 +12,13 @@ import (
 
 // maxSYNBuckets bounds the buckets of all tables together (8 bytes each:
 // 4 MiB), maxSYNServices the tables; those that do not fit, IPv6 VIPs and
-// a VIP's every-port service (port 0) are left to drlb.
+// a VIP's every-port service (port 0) are left to drlb. An AF_PACKET
+// worker's maps (one set per worker) get maxSYNBuckets divided among the
+// workers, at least minWorkerSYNBuckets (two 65537-bucket tables).
 const (
-	maxSYNBuckets  = 1 << 19
-	maxSYNServices = 256
+	maxSYNBuckets       = 1 << 19
+	minWorkerSYNBuckets = 1 << 17
+	maxSYNServices      = 256
 )
 
 // synMaps are the XDP program's maps for stateless SYNs.
@@ -25,7 +28,8 @@ type synMaps struct {
 	tab   *ebpf.Map // bucket -> MAC (6 bytes; 0: drlb decides)
 	count *ebpf.Map // per CPU: SYNs forwarded
 
-	last []SYNTable // what tab and svc hold
+	last    []SYNTable // what tab and svc hold
+	buckets int        // tab's size
 }
 
 // synSvcKey and synSvcValue are the svc map's layout.
@@ -42,11 +46,13 @@ type synSvcValue struct {
 	_        uint32
 }
 
-func (m *synMaps) make() error {
+// make makes the maps, with room for buckets buckets.
+func (m *synMaps) make(buckets int) error {
+	m.buckets = buckets
 	var mk mapMaker
 	m.cfg = mk.make(&ebpf.MapSpec{Name: "drlb_syncfg", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
 	m.svc = mk.make(&ebpf.MapSpec{Name: "drlb_synsvc", Type: ebpf.Hash, KeySize: 8, ValueSize: 24, MaxEntries: maxSYNServices})
-	m.tab = mk.make(&ebpf.MapSpec{Name: "drlb_syntab", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: maxSYNBuckets})
+	m.tab = mk.make(&ebpf.MapSpec{Name: "drlb_syntab", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: uint32(buckets)})
 	m.count = mk.make(&ebpf.MapSpec{Name: "drlb_syncount", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
 	return mk.err
 }
@@ -88,7 +94,7 @@ func (m *synMaps) writeTables(tables []SYNTable) error {
 	m.last = nil
 	off, services := 0, 0
 	for _, t := range tables {
-		if !t.VIP.Unmap().Is4() || len(t.MACs) == 0 || t.Port == 0 || off+len(t.MACs) > maxSYNBuckets || services == maxSYNServices {
+		if !t.VIP.Unmap().Is4() || len(t.MACs) == 0 || t.Port == 0 || off+len(t.MACs) > m.buckets || services == maxSYNServices {
 			continue // left to drlb
 		}
 		services++
@@ -215,9 +221,34 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.JEq.Imm(asm.R4, 0, "synlane"),
 		asm.Mov.Reg(cfgPtr, asm.R0),
 	)
-	insns = append(insns, stackLookup(m.svc, svcKey)...)
+	insns = append(insns, m.bucket(svcKey, xAddr, xPort, tabKey, "synlane")...)
+	insns = append(insns, packetData(ctx, asm.R1, eth, "synlane")...) // data again
+	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "synlane", "synnotours")...)
+	rewrite := rewriteMACs(asm.R2, asm.R0, cfgPtr, asm.R1)
+	rewrite[0] = rewrite[0].WithSymbol("synnotours")
+	insns = append(insns, rewrite...)
+	insns = append(insns, stackLookup(m.count, zeroKey)...)
 	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "synlane"),
+		asm.JEq.Imm(asm.R0, 0, "syntx"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, xdpTX).WithSymbol("syntx"),
+		asm.Return(),
+	)
+	return insns
+}
+
+// bucket looks up the client's bucket: the service (VIP, port) at svcKey
+// on the stack, the client's address (u64, host order) at xAddr and
+// address << 16 ^ port at xPort. It ends with R0 pointing at the bucket's
+// MAC (8 bytes, 6 used), or jumps to fail for a service without a table
+// or a bucket left to drlb (all zero). It clobbers R1-R5 and the u32 at
+// tabKey.
+func (m *synMaps) bucket(svcKey, xAddr, xPort, tabKey int16, fail string) asm.Instructions {
+	insns := stackLookup(m.svc, svcKey)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, fail),
 		asm.LoadMem(asm.R4, asm.RFP, xAddr, asm.DWord),
 		asm.LoadMem(asm.R1, asm.R0, 16, asm.Word), // hash port?
 		asm.JEq.Imm(asm.R1, 0, "synseed"),
@@ -248,26 +279,11 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.StoreMem(asm.RFP, tabKey, asm.R4, asm.Word),
 	)
 	insns = append(insns, stackLookup(m.tab, tabKey)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "synlane"),
+	return append(insns,
+		asm.JEq.Imm(asm.R0, 0, fail),
 		asm.LoadMem(asm.R4, asm.R0, 0, asm.DWord),
-		asm.JEq.Imm(asm.R4, 0, "synlane"),
+		asm.JEq.Imm(asm.R4, 0, fail),
 	)
-	insns = append(insns, packetData(ctx, asm.R1, eth, "synlane")...) // data again
-	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "synlane", "synnotours")...)
-	rewrite := rewriteMACs(asm.R2, asm.R0, cfgPtr, asm.R1)
-	rewrite[0] = rewrite[0].WithSymbol("synnotours")
-	insns = append(insns, rewrite...)
-	insns = append(insns, stackLookup(m.count, zeroKey)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "syntx"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
-		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
-		asm.Mov.Imm(asm.R0, xdpTX).WithSymbol("syntx"),
-		asm.Return(),
-	)
-	return insns
 }
 
 // SetStatelessSYNs implements StatelessSYNPort.

@@ -46,8 +46,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ioBackend := fs.String("io", "afpacket", "frame I/O: afpacket, afxdp (XDP redirects VIP frames to AF_XDP sockets, a worker per receive queue; in generic XDP mode, on a VM's NIC whose driver refused native XDP, frames may arrive with partial checksums that AF_XDP forwards unfinished: drlb warns where it can tell) or auto (afxdp on a physical NIC with one receive queue, not kept where frames may arrive with partial checksums, else afpacket; logs why)")
 	workers := fs.Int("workers", 0, "data-path workers, each on its own core with its own connection table (0: one per CPU; afxdp: one per receive queue, at most this many)")
 	coalesce := fs.Duration("rx-coalesce", 0, "after a small batch, wait this long before reading again (like ethtool -C rx-usecs): less CPU per frame at moderate rates, up to this much added delay (plus the kernel's timer slack, ~70us); 0 reads at once, at most 10ms")
-	xdpSYNs := fs.Bool("xdp-syn", false, "with -io afxdp: under a SYN flood (table pressure) the XDP program forwards bare IPv4 SYNs itself (XDP_TX) by the stateless hash; needs XDP_TX on the interface (on a veth in native mode only if its peer has an XDP program: else -xdp-generic)")
-	kernelFlows := fs.Bool("kernel-flows", false, "the kernel forwards the frames of established flows itself (IPv4 and IPv6), one per flow every 5 s still going to drlb, which decides: with -io afpacket a tc program at ingress (not with -keep-kernel-copy or on a VLAN trunk), with -io afxdp the XDP program (XDP_TX: needs XDP_TX on the interface, as -xdp-syn)")
+	kernelSYNs := fs.Bool("kernel-syns", false, "under a SYN flood (table pressure) the kernel forwards bare IPv4 SYNs itself by the stateless hash, so the flood never fills drlb's queues: with -io afpacket the tc program at ingress (not with -keep-kernel-copy or on a VLAN trunk), with -io afxdp the XDP program (XDP_TX: needs XDP_TX on the interface; on a veth in native mode only if its peer has an XDP program, else -xdp-generic)")
+	fs.BoolVar(kernelSYNs, "xdp-syn", false, "the same as -kernel-syns")
+	kernelFlows := fs.Bool("kernel-flows", false, "the kernel forwards the frames of established flows itself (IPv4 and IPv6), one per flow every 5 s still going to drlb, which decides: with -io afpacket a tc program at ingress (not with -keep-kernel-copy or on a VLAN trunk), with -io afxdp the XDP program (XDP_TX: needs XDP_TX on the interface, as -kernel-syns)")
 	fs.BoolVar(kernelFlows, "xdp-flows", false, "the same as -kernel-flows")
 	xdpGeneric := fs.Bool("xdp-generic", false, "with -io afxdp: attach the XDP program in generic (SKB) mode even where the driver has native XDP (slower; XDP_TX then works on a veth whose peer has no XDP program)")
 	xdpCopy := fs.Bool("xdp-copy", false, "with -io afxdp: AF_XDP sockets in copy mode even where the driver has zero-copy (which the kernel takes by default with the program in driver mode; veth has none)")
@@ -119,7 +120,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		// still fall back to AF_PACKET, and warns there).
 		var xdp []string
 		fs.Visit(func(f *flag.Flag) {
-			if (f.Name == "xdp-syn" || f.Name == "xdp-generic" || f.Name == "xdp-copy") && f.Value.String() == "true" {
+			if (f.Name == "xdp-generic" || f.Name == "xdp-copy") && f.Value.String() == "true" {
 				xdp = append(xdp, "-"+f.Name)
 			}
 		})
@@ -140,7 +141,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return usageError("-metrics %q: %v (want HOST:PORT, e.g. 127.0.0.1:9469, or :9469)", *metrics, err)
 		}
 	}
-	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, XDPSYNs: *xdpSYNs, KernelFlows: *kernelFlows, XDPGeneric: *xdpGeneric, XDPCopy: *xdpCopy,
+	opts := director.Options{Logger: log, QdiscBypass: *bypass, BlackholeVIPs: *blackhole, IO: *ioBackend, Workers: *workers, RxCoalesce: *coalesce, KeepKernelCopy: *keepCopy, KernelSYNs: *kernelSYNs, KernelFlows: *kernelFlows, XDPGeneric: *xdpGeneric, XDPCopy: *xdpCopy,
 		ControlSocket: *ctlSocket, MetricsAddr: *metrics}
 	if *trace {
 		opts.Trace = step.NewNarrator(stdout, cfg, step.NarratorOptions{PerSecond: *traceRate, Prefix: "trace: "})

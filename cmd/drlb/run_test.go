@@ -166,7 +166,7 @@ func TestRunFlagValues(t *testing.T) {
 		{[]string{"-metrics", "[::1]:-1"}, `-metrics "[::1]:-1": bad port "-1"`},
 		{[]string{"-metrics", "🙂"}, `-metrics "🙂"`},
 		{[]string{"-io", "afpacket", "-xdp-generic"}, "-xdp-generic: needs -io afxdp"},
-		{[]string{"-io", "afpacket", "-xdp-syn", "-xdp-copy"}, "-xdp-copy -xdp-syn: needs -io afxdp"},
+		{[]string{"-io", "afpacket", "-xdp-syn", "-xdp-copy"}, "-xdp-copy: needs -io afxdp"},
 		{[]string{"-xdp-copy"}, "-xdp-copy: needs -io afxdp"}, // afpacket is the default
 	} {
 		args := append(append([]string{}, quick...), tc.args...)

@@ -1,0 +1,173 @@
+package link
+
+import (
+	"github.com/cilium/ebpf/asm"
+)
+
+// Stateless SYNs on AF_PACKET (Config.KernelSYNs with OpenSplit): while
+// the director's table is under pressure, a worker's socket filter hands
+// bare IPv4 SYNs to the tc program that forwards kernel flows, through
+// the same per-CPU slot (pktflows_linux.go), instead of queueing them
+// for drlb. The filter picks the real server as the XDP program does
+// (synMaps: the service's stateless hash onto its bucket table), so a
+// never-seen client's SYN no longer waits in the SYN socket's queue with
+// the flood's, and the flood's cost stays in the softirq of whoever sends
+// it, as with the in-kernel forwarders.
+//
+//	frame -> fanout program -> worker i's socket (main, SYN or trusted SYN)
+//	      -> its socket filter: slot cleared, then
+//	           a bare IPv4 SYN, SYNs on, its bucket a server's: slot =
+//	           (flow, server MAC), counted, refused (drlb never reads it)
+//	           else: kernel flows, then the VIP filter, as before
+//	      -> tc ingress, at the head: the slot's frame leaves through
+//	           egress with the server's MAC (tcFlowInstructions)
+
+// Stack slots of the SYN block, below the kernel-flow block's.
+const (
+	pktSYNSvcKey = -208 // 8 bytes: (VIP, port, 0) as on the wire
+	pktSYNAddr   = -216 // u64: the client's address, host order
+	pktSYNPort   = -224 // u64: address << 16 ^ port
+	pktSYNTabKey = -228 // u32
+)
+
+// pktSYNEnd is how much of the frame the SYN block reads: Ethernet, an
+// IPv4 header without options, the TCP header through its flags.
+const pktSYNEnd = 14 + 20 + 14
+
+// filterInstructions is the socket filter's SYN block, ctx (R6) the
+// skb and slot (R8) this CPU's kflowSlot, cleared. It goes on at
+// "syndone" for every frame it leaves to the rest of the filter, with
+// R0-R5, R7 and R9 clobbered, and refuses (returns 0) the SYNs it leaves
+// to the tc program:
+//
+//	SYNs off                                              -> syndone
+//	a VLAN tag in skb metadata; shorter than pktSYNEnd;
+//	  not IPv4; options (first byte not 0x45); a fragment;
+//	  not TCP; the TCP header beyond the packet or the
+//	  packet beyond the frame; a data offset under 5     -> syndone
+//	not a bare SYN (SYN without ACK, FIN or RST)          -> syndone
+//	(VIP, port) without a table; the bucket left to drlb  -> syndone
+//	not to our MAC, or from it                            -> syndone
+//	else: the slot holds the flow's key and the bucket's MAC, counted,
+//	  refused
+//
+// IPv4 options are left to drlb (the XDP program takes them): SYNs that
+// carry them are rare, and fixed offsets keep the copy's loads aligned.
+func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
+	const (
+		eth            = 14
+		cfgPtr         = asm.R9
+		skbLen         = 0
+		skbVLANPresent = 20
+		tcp            = eth + 20
+		bare           = 0x02                      // SYN
+		flagsSeen      = 0x01 | 0x02 | 0x04 | 0x10 // FIN, SYN, RST, ACK
+	)
+	frame := func() asm.Instructions { // R2: the copy on the stack
+		return asm.Instructions{asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, kflowFrameSlot)}
+	}
+	insns := asm.Instructions{asm.StoreImm(asm.RFP, kflowZeroSlot, 0, asm.Word)}
+	insns = append(insns, stackLookup(m.cfg, kflowZeroSlot)...)
+	insns = append(insns,
+		asm.JEq.Imm(asm.R0, 0, "syndone"),
+		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
+		asm.JEq.Imm(asm.R4, 0, "syndone"), // off
+		asm.Mov.Reg(cfgPtr, asm.R0),
+		asm.LoadMem(asm.R1, ctx, skbVLANPresent, asm.Word),
+		asm.JNE.Imm(asm.R1, 0, "syndone"),
+	)
+	insns = append(insns, skbBytes(asm.FnSkbLoadBytes, ctx, 0, kflowFrameSlot, pktSYNEnd, "syndone")...) // a shorter frame
+	insns = append(insns, frame()...)
+	insns = append(insns,
+		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
+		asm.JNE.Imm(asm.R4, ethIPv4, "syndone"),
+		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte),
+		asm.JNE.Imm(asm.R4, 0x45, "syndone"),
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv4FragField, asm.Half),
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.JSet.Imm(asm.R4, ipv4FragBits, "syndone"),
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv4Proto, asm.Byte),
+		asm.JNE.Imm(asm.R4, protoTCP, "syndone"),
+		asm.LoadMem(asm.R5, asm.R2, eth+2, asm.Half), // total length
+		asm.HostTo(asm.BE, asm.R5, asm.Half),
+		asm.And.Imm(asm.R5, 0xffff),
+		asm.JLT.Imm(asm.R5, 20+20, "syndone"), // the TCP header beyond the packet
+		asm.Add.Imm(asm.R5, eth),
+		asm.LoadMem(asm.R1, ctx, skbLen, asm.Word),
+		asm.JGT.Reg(asm.R5, asm.R1, "syndone"), // the packet beyond the frame
+		asm.LoadMem(asm.R4, asm.R2, tcp+12, asm.Byte),
+		asm.JLT.Imm(asm.R4, 5<<4, "syndone"), // data offset < 5
+		asm.LoadMem(asm.R4, asm.R2, tcp+tcpFlags, asm.Byte),
+		asm.And.Imm(asm.R4, flagsSeen),
+		asm.JNE.Imm(asm.R4, bare, "syndone"),
+		// The hash's inputs and the service's key.
+		asm.LoadMem(asm.R4, asm.R2, tcp, asm.Half), // source port
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.And.Imm(asm.R4, 0xffff),
+		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word), // source address
+		asm.HostTo(asm.BE, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, pktSYNAddr, asm.R1, asm.DWord),
+		asm.LSh.Imm(asm.R1, 16),
+		asm.Xor.Reg(asm.R1, asm.R4),
+		asm.StoreMem(asm.RFP, pktSYNPort, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src+4, asm.Word), // (VIP, port, 0) as on the wire
+		asm.StoreMem(asm.RFP, pktSYNSvcKey, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R2, tcp+2, asm.Half),
+		asm.StoreMem(asm.RFP, pktSYNSvcKey+4, asm.R1, asm.Half),
+		asm.StoreImm(asm.RFP, pktSYNSvcKey+6, 0, asm.Half),
+	)
+	insns = append(insns, m.bucket(pktSYNSvcKey, pktSYNAddr, pktSYNPort, pktSYNTabKey, "syndone")...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord), // the server's MAC (Valid still 0)
+		asm.StoreMem(slot, kflowSlotMAC, asm.R1, asm.DWord),
+	)
+	insns = append(insns, frame()...)
+	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "syndone", "synkey")...)
+	key := kflowKeyFrom(eth+ipv4Src, 8, tcp, eth+ipv4Proto)
+	key[0] = key[0].WithSymbol("synkey")
+	insns = append(insns, key...)
+	insns = append(insns, slotKey(slot, kflowLayout4.keySize)...)
+	insns = append(insns, asm.StoreImm(slot, kflowSlotValid, 4, asm.Word))
+	insns = append(insns, stackLookup(m.count, kflowZeroSlot)...)
+	return append(insns,
+		asm.JEq.Imm(asm.R0, 0, "synrefuse"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("synrefuse"),
+		asm.Return(),
+	)
+}
+
+// SetStatelessSYNs implements StatelessSYNPort for a worker opened with
+// Config.KernelSYNs: its socket filter's tables and switch (the group's
+// tc program must be attached with KernelFlowSlots, or the SYNs the
+// filter refuses are lost). ErrNoKernelSYNs without.
+func (p *splitPort) SetStatelessSYNs(on bool, tables []SYNTable) error {
+	p.kmu.Lock()
+	defer p.kmu.Unlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if p.kf == nil || p.kf.syn == nil {
+		return newError(p.ifname, "tc stateless SYNs", ErrNoKernelSYNs)
+	}
+	if err := p.kf.syn.set(on, p.main.HardwareAddr(), tables); err != nil {
+		return newError(p.ifname, "tc stateless SYNs", err)
+	}
+	return nil
+}
+
+// StatelessSYNsSent implements StatelessSYNPort: the SYNs the worker's
+// socket filter left to the tc program.
+func (p *splitPort) StatelessSYNsSent() (uint64, error) {
+	p.kmu.Lock()
+	defer p.kmu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	if p.kf == nil || p.kf.syn == nil {
+		return 0, newError(p.ifname, "tc stateless SYNs", ErrNoKernelSYNs)
+	}
+	return p.kf.syn.sent()
+}
