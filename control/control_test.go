@@ -71,14 +71,36 @@ TCP  198.18.0.100:80 rr persistent 300
 	s.Overload = &Overload{Pressure: true, PressureEpisodes: 2, SynEvicted: 1234, SynStateless: 56789, TrustedClients: 7}
 	b.Reset()
 	WriteList(&b, s)
-	if tail := "\nConnection table pressure ON (SYNs go through without entry, new SYN_RECV entries get a short timeout); 2 episodes, 56789 SYNs forwarded without entry, 1234 SYN_RECV entries evicted; 7 clients trusted after a handshake\n"; b.String() != want+tail {
+	tail := "\nConnection table pressure ON (SYNs go through without entry, new SYN_RECV entries get a short timeout); 2 episodes, 56789 SYNs forwarded without entry, 1234 SYN_RECV entries evicted; 7 clients trusted after a handshake\n"
+	if b.String() != want+tail {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want+tail)
+	}
+	// The bare SYNs the kernel forwarded itself (-kernel-syns) below that,
+	// once there are any.
+	s.KernelSYNs = 5000
+	b.Reset()
+	WriteList(&b, s)
+	if ktail := tail + "Kernel SYNs: 5000 bare SYNs forwarded by the kernel itself under table pressure (also among the SYNs forwarded without entry)\n"; b.String() != want+ktail {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want+ktail)
+	}
+	s.KernelSYNs = 0
+	b.Reset()
+	WriteList(&b, s)
+	if b.String() != want+tail {
+		t.Fatalf("no kernel SYNs, got:\n%s\nwant:\n%s", b.String(), want+tail)
 	}
 	s.Overload = &Overload{} // never under pressure: ipvsadm's listing, nothing more
 	b.Reset()
 	WriteList(&b, s)
 	if b.String() != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	// Kernel SYNs without a pressure line (none read): a section of their own.
+	s.Overload, s.KernelSYNs = nil, 5000
+	b.Reset()
+	WriteList(&b, s)
+	if ktail := "\nKernel SYNs: 5000 bare SYNs forwarded by the kernel itself under table pressure (also among the SYNs forwarded without entry)\n"; b.String() != want+ktail {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want+ktail)
 	}
 }
 

@@ -135,6 +135,10 @@ func TestLegacyListings(t *testing.T) {
 	golden(t, "list-conns.golden", b.String())
 	b.Reset()
 	s.KernelForwarded, s.KernelFlows, s.KernelFlowsOut = 5_913, KernelFlowsOn, 12
+	// Past a SYN flood the kernel forwarded bare SYNs too (-kernel-syns):
+	// their line follows the pressure line, before the kernel flows'.
+	s.Overload = &Overload{PressureEpisodes: 3, SynEvicted: 12, SynStateless: 70_000, TrustedClients: 40}
+	s.KernelSYNs = 65_432
 	WriteList(&b, s)
 	golden(t, "list-kernel-flows.golden", b.String())
 	b.Reset()

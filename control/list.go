@@ -101,7 +101,7 @@ func WriteList(w io.Writer, s Snapshot) {
 			line(*r, "  (sorry server, "+r.State+")")
 		}
 	}
-	writeOverload(w, s.Overload)
+	writeOverload(w, s.Overload, s.KernelSYNs)
 	writeKernelFlows(w, s)
 }
 
@@ -133,10 +133,16 @@ func writeKernelFlows(w io.Writer, s Snapshot) {
 }
 
 // writeOverload says, once the connection table has been under pressure,
-// what its SYN-flood defence did (nothing is printed before: the listing
-// stays ipvsadm's).
-func writeOverload(w io.Writer, o *Overload) {
+// what its SYN-flood defence did, and below that how many of the SYNs
+// forwarded without entry the kernel forwarded itself (drlb run
+// -kernel-syns), once it did (nothing is printed before: the listing stays
+// ipvsadm's).
+func writeOverload(w io.Writer, o *Overload, kernelSYNs uint64) {
 	if o == nil || (!o.Pressure && o.PressureEpisodes == 0 && o.SynEvicted == 0) {
+		if kernelSYNs > 0 {
+			fmt.Fprintln(w) // no pressure line above: this one opens the section
+			writeKernelSYNs(w, kernelSYNs)
+		}
 		return
 	}
 	state := "off"
@@ -145,6 +151,15 @@ func writeOverload(w io.Writer, o *Overload) {
 	}
 	fmt.Fprintf(w, "\nConnection table pressure %s; %d episodes, %d SYNs forwarded without entry, %d SYN_RECV entries evicted; %d clients trusted after a handshake\n",
 		state, o.PressureEpisodes, o.SynStateless, o.SynEvicted, o.TrustedClients)
+	if kernelSYNs > 0 {
+		writeKernelSYNs(w, kernelSYNs)
+	}
+}
+
+// writeKernelSYNs is the line of the bare SYNs the kernel forwarded itself
+// under table pressure (Snapshot.KernelSYNs).
+func writeKernelSYNs(w io.Writer, n uint64) {
+	fmt.Fprintf(w, "Kernel SYNs: %d bare SYNs forwarded by the kernel itself under table pressure (also among the SYNs forwarded without entry)\n", n)
 }
 
 // WriteStats prints s like `ipvsadm -Ln --stats`. Out columns are 0: in

@@ -49,6 +49,7 @@ var (
 	descKernelHeld    = prometheus.NewDesc("drlb_kernel_flows_held", "1 while kernel flows are held: drlb forwards every frame itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached (drlb_xdp_attached), or for good after a failed write (drlb ctl: failed); 0 while the kernel forwards them (drlb run -kernel-flows only).", nil, nil)
 	descXDPAttached   = prometheus.NewDesc("drlb_xdp_attached", "1 while drlb's XDP program is attached (drlb run -io afxdp), 0 once it was detached from outside drlb: VIP frames then reach drlb through AF_PACKET and the kernel's IP stack sees them too.", nil, nil)
 	descKernelFwd     = prometheus.NewDesc("drlb_kernel_forwarded_frames_total", "Frames of established flows the kernel (the XDP or tc program) forwarded itself (drlb run -kernel-flows); also counted in drlb_frames_total{reason=\"existing\"} and the real servers' packets.", nil, nil)
+	descKernelSYNs    = prometheus.NewDesc("drlb_kernel_syns_total", "Bare SYNs the kernel (the XDP or tc program) forwarded itself while the connection table was under pressure (drlb run -kernel-syns); also counted in drlb_frames_total{reason=\"syn-stateless\"}.", nil, nil)
 	descWorkerFrames  = prometheus.NewDesc("drlb_worker_frames_total", "Frames each data-path worker processed (frames are sorted among workers by client address).", []string{"worker"}, nil)
 	descWorkerEntries = prometheus.NewDesc("drlb_worker_conntable_entries", "Entries in each data-path worker's connection table.", []string{"worker"}, nil)
 	descWorkerXDP     = prometheus.NewDesc("drlb_worker_xdp_frames_total", "Frames each data-path worker read through AF_XDP (-io afxdp with a worker per receive queue; the rest of drlb_worker_frames_total came through AF_PACKET, such as the worker's clients' frames the NIC put on another queue; ARP and NDP are in neither).", []string{"worker"}, nil)
@@ -79,7 +80,7 @@ var (
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
 		descRealBytes, descActive, descInactive, descWeight, descUp,
-		descSorryConns, descSorryPackets, descSorryBytes, descSorryActive, descSorryInactive, descSorryStanding, descFrames, descKernelFwd, descKernelFull, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
+		descSorryConns, descSorryPackets, descSorryBytes, descSorryActive, descSorryInactive, descSorryStanding, descFrames, descKernelFwd, descKernelSYNs, descKernelFull, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored, descHAAddrTaken,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk,
 		descBGPPeerUp, descBGPPeerState, descBGPAnnounced, descBGPUsable, descBGPDrained} {
@@ -149,6 +150,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descKernelHeld, held)
 		gauge(descKernelOut, float64(s.KernelFlowsOut))
 	}
+	// From the start, 0 included, as drlb_frames_total: the snapshot does
+	// not say whether -kernel-syns is on, and the series costs one line.
+	counter(descKernelSYNs, s.KernelSYNs)
 	if s.XDP != "" {
 		attached := 1.0
 		if s.XDP == XDPDetached {

@@ -122,6 +122,22 @@ func TestMetricsFromTheStart(t *testing.T) {
 	}
 }
 
+// TestKernelSYNsMetric: drlb_kernel_syns_total is the bare SYNs the
+// kernel forwarded itself under pressure, there from the start at 0.
+func TestKernelSYNsMetric(t *testing.T) {
+	for _, n := range []uint64{0, 1234} {
+		s := fixtureSnapshot()
+		s.KernelSYNs = n
+		body := scrapeMetrics(t, s)
+		if want := fmt.Sprintf("drlb_kernel_syns_total %d\n", n); !strings.Contains(body, want) {
+			t.Errorf("kernel SYNs %d: the metrics lack %s", n, strings.TrimSpace(want))
+		}
+		if !strings.Contains(body, "# TYPE drlb_kernel_syns_total counter\n") {
+			t.Errorf("kernel SYNs %d: drlb_kernel_syns_total is not a counter", n)
+		}
+	}
+}
+
 // TestMetricsOneSnapshot: a scrape takes one snapshot, BGP's metrics
 // included: every series of a scrape is of one moment, and the workers'
 // locks and the sockets' statistics are taken once.

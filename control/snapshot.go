@@ -24,6 +24,10 @@ type Snapshot struct {
 	// they are in Frames
 	// ("existing") and the services' and servers' packets too.
 	KernelForwarded uint64 `json:"kernel_forwarded,omitempty"`
+	// KernelSYNs counts the bare SYNs the kernel forwarded itself under
+	// table pressure (drlb run -kernel-syns); also counted in
+	// Frames[syn-stateless] (and Overload's SynStateless).
+	KernelSYNs uint64 `json:"kernel_syns,omitempty"`
 	// KernelFlows is the state of kernel flows: "" when off, "on", or
 	// "held" while drlb forwards every frame itself because its tc
 	// program does not run first at tc ingress (AF_PACKET; another

@@ -494,6 +494,7 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 	}
 	for _, w := range d.workers {
 		snap.KernelForwarded += w.fw.KernelForwarded()
+		snap.KernelSYNs += w.fw.KernelSYNs()
 		snap.KernelFlowsOut += w.fw.KernelFlowsOut()
 	}
 	if d.kflowsOn {
@@ -627,7 +628,7 @@ func (d *Director) Serve(ctx context.Context) error {
 	// the last word in the log when something went missing.
 	defer func() {
 		s := d.Snapshot(false)
-		d.log.Info("stopped", "frames", s.Frames, "kernel_forwarded", s.KernelForwarded, "link_drops", s.Link)
+		d.log.Info("stopped", "frames", s.Frames, "kernel_forwarded", s.KernelForwarded, "kernel_syns", s.KernelSYNs, "link_drops", s.Link)
 	}()
 
 	for _, run := range []func(context.Context) error{d.resolver.Run, d.announcer.Run} {

@@ -170,7 +170,7 @@ type xdpQueuePlan struct {
 
 // planXDPQueues plans -io afxdp on an interface with queues receive
 // queues for workers workers (Options.Workers, or one per CPU): one
-// port per queue up to workers. -kernel-flows and -xdp-syn keep one
+// port per queue up to workers. -kernel-flows and -kernel-syns keep one
 // port on queue 0: the XDP program's flow and SYN maps serve one
 // worker's table.
 func planXDPQueues(queues, workers int, kernelFlows, kernelSYNs bool) xdpQueuePlan {
@@ -179,7 +179,7 @@ func planXDPQueues(queues, workers int, kernelFlows, kernelSYNs bool) xdpQueuePl
 	switch {
 	case queues > 1 && (kernelFlows || kernelSYNs):
 		p.ports = 1
-		p.note = "one worker, on queue 0: with -kernel-flows or -xdp-syn the XDP program forwards for one worker's table"
+		p.note = "one worker, on queue 0: with -kernel-flows or -kernel-syns the XDP program forwards for one worker's table"
 	case workers > queues:
 		p.note = fmt.Sprintf("%d worker(s), one per receive queue (%d asked for): a worker reads its queue's AF_XDP sockets", queues, workers)
 	}

@@ -129,7 +129,7 @@ func TestXDPChecksumWarning(t *testing.T) {
 }
 
 // TestPlanXDPQueues: one AF_XDP worker per receive queue up to the
-// workers asked for, one on queue 0 with -kernel-flows or -xdp-syn; a
+// workers asked for, one on queue 0 with -kernel-flows or -kernel-syns; a
 // queue no worker serves is warned about, naming the interface, the
 // queues and the fix, and nothing is said when every queue has its worker.
 func TestPlanXDPQueues(t *testing.T) {

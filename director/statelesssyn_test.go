@@ -92,6 +92,10 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	before := fw.Count(forwarder.ReasonSynStateless)
 	port.sent.Store(1000)
 	waitFor("the kernel's SYNs counted", func() bool { return fw.Count(forwarder.ReasonSynStateless) >= before+1000 })
+	// The snapshot (drlb ctl, /metrics) tells them from drlb's own.
+	if s := d.Snapshot(false); s.KernelSYNs < 1000 {
+		t.Fatalf("snapshot: %d kernel SYNs, want at least the port's 1000", s.KernelSYNs)
+	}
 	// An ACK for a SYN only the kernel saw is adopted.
 	adopted := fw.Count(forwarder.ReasonPressureAdopted)
 	c := netip.MustParseAddrPort("198.18.3.1:50000")

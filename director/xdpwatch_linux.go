@@ -9,7 +9,7 @@ import (
 )
 
 // With -io afxdp the XDP program sends VIP frames to drlb's AF_XDP
-// sockets and, with -kernel-flows or -xdp-syn, forwards some itself. Its
+// sockets and, with -kernel-flows or -kernel-syns, forwards some itself. Its
 // BPF link cannot be replaced behind drlb's back, but an operator can
 // detach it ("bpftool link detach"). Frames then reach drlb through the
 // port's AF_PACKET side (drlb goes on forwarding them, sending through
@@ -61,7 +61,7 @@ func (d *Director) watchXDP(ctx context.Context, port link.XDPAttachment, ifname
 		if d.kflowsOn {
 			d.holdKernelFlows(true)
 		}
-		d.log.Warn("XDP program detached from the interface, from outside drlb (or the interface was deleted): VIP frames now reach drlb through its AF_PACKET socket and drlb goes on forwarding them (the kernel's copy is dropped at tc ingress where that drop is attached), but the XDP program's own forwarding (-kernel-flows, -xdp-syn) is gone until drlb restarts",
+		d.log.Warn("XDP program detached from the interface, from outside drlb (or the interface was deleted): VIP frames now reach drlb through its AF_PACKET socket and drlb goes on forwarding them (the kernel's copy is dropped at tc ingress where that drop is attached), but the XDP program's own forwarding (-kernel-flows, -kernel-syns) is gone until drlb restarts",
 			"interface", ifname)
 		return
 	}

@@ -98,7 +98,7 @@ func Director(h Host, iface string, vips []netip.Addr, reals ...netip.Addr) Repo
 	if q := li.RxQueues; q > 1 {
 		// Not a trap: what -io afxdp does here, so that its share of
 		// AF_PACKET frames surprises nobody.
-		r.add("receive queues", Pass, fmt.Sprintf("%d in use: drlb run -io afxdp runs a worker per queue (at most -workers; one with -kernel-flows or -xdp-syn), each taking its own clients' frames off its queue through AF_XDP, about 1 in %d frames; the others reach their worker through AF_PACKET (-io auto picks AF_PACKET here)", q, q), "")
+		r.add("receive queues", Pass, fmt.Sprintf("%d in use: drlb run -io afxdp runs a worker per queue (at most -workers; one with -kernel-flows or -kernel-syns), each taking its own clients' frames off its queue through AF_XDP, about 1 in %d frames; the others reach their worker through AF_PACKET (-io auto picks AF_PACKET here)", q, q), "")
 	}
 	checkOffloads(&r, h, iface)
 	return r

@@ -275,9 +275,11 @@ func BenchmarkFastPath(b *testing.B) {
 		strangers := addClientAddrs(b, l, synConns)
 		// drlb-strangers-paced: strangers under the anchor's flood rate,
 		// the same offered load the anchor served.
-		// drlb-afxdp-xdpsyn-strangers: -xdp-syn, the XDP program forwards
-		// bare SYNs itself under pressure (in generic mode here).
-		for _, mode := range []string{"in-kernel", "drlb", "drlb-strangers", "drlb-paced", "drlb-strangers-paced", "drlb-afxdp", "drlb-afxdp-strangers", "drlb-afxdp-xdpsyn-strangers"} {
+		// drlb-afxdp-xdpsyn-strangers: -kernel-syns with AF_XDP, the XDP
+		// program forwards bare SYNs itself under pressure (in generic
+		// mode here); drlb-kernelsyn-strangers the same with AF_PACKET
+		// (the socket filters leave them to the tc program).
+		for _, mode := range []string{"in-kernel", "drlb", "drlb-strangers", "drlb-paced", "drlb-strangers-paced", "drlb-kernelsyn-strangers", "drlb-afxdp", "drlb-afxdp-strangers", "drlb-afxdp-xdpsyn-strangers"} {
 			if !benchRowWanted(mode) {
 				continue
 			}
@@ -298,14 +300,18 @@ func BenchmarkFastPath(b *testing.B) {
 				if strings.Contains(mode, "xdpsyn") {
 					// Generic mode: native XDP_TX on a veth whose peer
 					// has no XDP program is dropped.
-					args = append(args, "-xdp-syn", "-xdp-generic")
+					args = append(args, "-kernel-syns", "-xdp-generic")
 				}
 				sock, stop = startDrlbWith(b, l, fmt.Sprintf("max_conns: %d\n", synMaxConn)+benchService(l, "tcp", testbed.HTTPPort, "rr"), args...)
 				defer func() {
 					_ = l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, true) })
 				}()
 			default:
-				sock, stop = startDrlbWith(b, l, fmt.Sprintf("max_conns: %d\n", synMaxConn)+benchService(l, "tcp", testbed.HTTPPort, "rr"))
+				var drlbArgs []string
+				if mode == "drlb-kernelsyn-strangers" {
+					drlbArgs = []string{"-kernel-syns"}
+				}
+				sock, stop = startDrlbWith(b, l, fmt.Sprintf("max_conns: %d\n", synMaxConn)+benchService(l, "tcp", testbed.HTTPPort, "rr"), drlbArgs...)
 			}
 			if mode == "drlb-paced" || mode == "drlb-strangers-paced" {
 				args = []string{"--rate", fmt.Sprintf("%.0fpps", kernelRate)}
@@ -330,7 +336,7 @@ func BenchmarkFastPath(b *testing.B) {
 				mode, served, synConns, tried, floodRate, p(0.5).Round(time.Microsecond), p(0.99).Round(time.Microsecond), p(1).Round(time.Microsecond))
 			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb", "drlb-strangers": "strangers", "drlb-paced": "paced",
 				"drlb-strangers-paced": "strangers-paced", "drlb-afxdp": "afxdp", "drlb-afxdp-strangers": "afxdp-strangers",
-				"drlb-afxdp-xdpsyn-strangers": "xdpsyn-strangers"}[mode]
+				"drlb-afxdp-xdpsyn-strangers": "xdpsyn-strangers", "drlb-kernelsyn-strangers": "kernelsyn-strangers"}[mode]
 			b.ReportMetric(float64(served), name+"-served")
 			b.ReportMetric(float64(tried), name+"-tried") // one at a time, 2 s each, within the budget
 			b.ReportMetric(float64(p(0.99).Microseconds())/1000, name+"-p99-ms")
@@ -550,7 +556,7 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Add
 // addClientAddrs puts n more addresses on the routed client's link
 // (198.18.1.30 on, in its /24, which the router reaches there) and returns
 // them.
-func addClientAddrs(b *testing.B, l *testbed.Lab, n int) []netip.Addr {
+func addClientAddrs(b testing.TB, l *testbed.Lab, n int) []netip.Addr {
 	if n > 220 {
 		b.Fatalf("%d client addresses: the client's /24 holds 220 more", n)
 	}

@@ -372,7 +372,7 @@ func trafgenBlastOnce(b *testing.B, l *testbed.Lab, trafgen, path string, warm i
 }
 
 // writeTrafgenConf writes a trafgen packet configuration to a file.
-func writeTrafgenConf(b *testing.B, conf string) string {
+func writeTrafgenConf(b testing.TB, conf string) string {
 	path := filepath.Join(b.TempDir(), "flood.trafgen")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		b.Fatal(err)
@@ -491,7 +491,7 @@ func rxPackets(b *testing.B, l *testbed.Lab) uint64 {
 }
 
 // txPackets is the frames h's LAN interface sent.
-func txPackets(b *testing.B, h *testbed.Host) uint64 {
+func txPackets(b testing.TB, h *testbed.Host) uint64 {
 	_, lk := lanLink(b, h)
 	return lk.Attrs().Statistics.TxPackets
 }

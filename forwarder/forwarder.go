@@ -115,10 +115,13 @@ type Forwarder struct {
 
 	// kf collects the flows handed to and taken back from the kernel
 	// (kernelflows.go); kernelFrames counts what the kernel forwarded,
-	// kernelOut the flows handed out and not taken back.
+	// kernelOut the flows handed out and not taken back; kernelSYNs the
+	// bare SYNs the kernel forwarded itself under pressure
+	// (NoteStatelessSYNs).
 	kf           kernelFlows
 	kernelFrames atomic.Uint64
 	kernelOut    atomic.Int64
+	kernelSYNs   atomic.Uint64
 	// changed gets a token after every change a control method or a
 	// swap made (Changes), on every worker.
 	changed chan struct{}

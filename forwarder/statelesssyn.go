@@ -77,17 +77,23 @@ func (f *Forwarder) StatelessSYNTables() []StatelessSYNTable {
 func (f *Forwarder) StatelessSYNsOn() bool { return f.pressure.Load() && !f.statefulSYN }
 
 // NoteStatelessSYNs records n SYNs that were forwarded statelessly outside
-// Process (by the XDP program) up to now: counted as ReasonSynStateless,
-// and they open the adoption window and count in the pressure shadow
-// exactly as n calls of f.stateless.note(now) would. For the goroutine
-// that runs Process. It allocates nothing.
+// Process (by the kernel: the XDP or tc program) up to now: counted as ReasonSynStateless
+// and in KernelSYNs, and they open the adoption window and count in the
+// pressure shadow exactly as n calls of f.stateless.note(now) would. For
+// the goroutine that runs Process. It allocates nothing.
 func (f *Forwarder) NoteStatelessSYNs(n uint64, now int64) {
 	if n == 0 {
 		return
 	}
 	f.counts[ReasonSynStateless].Add(n)
+	f.kernelSYNs.Add(n)
 	f.stateless.noteN(now, n)
 }
+
+// KernelSYNs is how many bare SYNs the kernel forwarded itself while the
+// table was under pressure, as noted by NoteStatelessSYNs; they are counted
+// as ReasonSynStateless too. Any goroutine.
+func (f *Forwarder) KernelSYNs() uint64 { return f.kernelSYNs.Load() }
 
 // StatelessSYNGeneration changes whenever StatelessSYNTables may: a
 // configuration swap, a scheduler rebuild (availability, weight, a MAC

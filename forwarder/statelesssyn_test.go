@@ -169,7 +169,7 @@ func TestNoteStatelessSYNs(t *testing.T) {
 	expect(t, res, Drop, ReasonNoConn)
 
 	f.NoteStatelessSYNs(0, t0)
-	if f.Count(ReasonSynStateless) != 0 || f.stateless.open(t0) {
+	if f.Count(ReasonSynStateless) != 0 || f.KernelSYNs() != 0 || f.stateless.open(t0) {
 		t.Fatal("n = 0 counted or opened the window")
 	}
 	now := t0 + second/2
@@ -177,6 +177,9 @@ func TestNoteStatelessSYNs(t *testing.T) {
 	f.NoteStatelessSYNs(5, now+second)
 	if n := f.Count(ReasonSynStateless); n != 12 {
 		t.Fatalf("syn-stateless %d, want 12", n)
+	}
+	if n := f.KernelSYNs(); n != 12 {
+		t.Fatalf("KernelSYNs %d, want 12", n)
 	}
 	var ref statelessState
 	for range 7 {
@@ -202,7 +205,15 @@ func TestNoteStatelessSYNs(t *testing.T) {
 	res, _ = process(t, f, ack(client(2, 4000)), now+second+int64(StatelessWindow))
 	expect(t, res, Drop, ReasonNoConn)
 
+	before := f.KernelSYNs()
 	if n := testing.AllocsPerRun(1000, func() { f.NoteStatelessSYNs(3, now) }); n != 0 {
 		t.Fatalf("NoteStatelessSYNs: %v allocations", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _ = f.KernelSYNs() }); n != 0 {
+		t.Fatalf("KernelSYNs: %v allocations", n)
+	}
+	// AllocsPerRun runs the function once more than asked, to warm up.
+	if got, want := f.KernelSYNs()-before, uint64(3*1001); got != want {
+		t.Fatalf("KernelSYNs grew by %d over the runs, want %d", got, want)
 	}
 }

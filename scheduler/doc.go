@@ -25,7 +25,7 @@
 // server for the same flow without sharing state, whatever order the
 // servers were listed in. Placement gives a consistent scheduler's choice
 // as a bucket table, so that drlb's XDP program forwarding SYNs under table
-// pressure (-xdp-syn) picks exactly the server Pick would.
+// pressure (-kernel-syns) picks exactly the server Pick would.
 //
 // Weights above math.MaxInt32 (the IPVS limit) count as math.MaxInt32.
 // Options fields a scheduler does not use are ignored, as IPVS ignores

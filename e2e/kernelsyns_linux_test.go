@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drlb/drlb/control"
+	"github.com/drlb/drlb/internal/ethtool"
+	"github.com/drlb/drlb/internal/testutil"
+	"github.com/drlb/drlb/testbed"
+)
+
+// TestKernelSYNs: with -kernel-syns, while a spoofed SYN flood from the
+// LAN keeps the connection table under pressure, the kernel forwards
+// bare SYNs itself (AF_PACKET: each worker's socket filter leaves them to
+// the tc program; AF_XDP: the XDP program, in generic mode here since
+// native XDP_TX on a veth is dropped unless its peer takes it), drlb
+// counts them (kernel_syns), and clients it has never seen get their new
+// connections served: their SYN goes to the server the stateless hash
+// picks, and drlb adopts the ACK that follows. Without a tc program to
+// send them (-keep-kernel-copy) the SYNs stay drlb's, and it says so.
+func TestKernelSYNs(t *testing.T) {
+	testutil.NeedRoot(t)
+	tg := testutil.NeedTool(t, "trafgen")
+	const (
+		conns     = 40
+		floodRate = "40000pps"
+	)
+	for _, tc := range []struct {
+		name string
+		args []string
+		off  bool // -kernel-syns off: no tc program to send the SYNs
+	}{
+		{name: "afpacket", args: []string{"-io", "afpacket", "-kernel-syns", "-workers", "2"}},
+		{name: "afxdp", args: []string{"-io", "afxdp", "-kernel-syns", "-xdp-generic"}},
+		{name: "afpacket-keep-kernel-copy", args: []string{"-io", "afpacket", "-kernel-syns", "-keep-kernel-copy"}, off: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t, testbed.Options{RealServers: 2, LANClient: true})
+			// AF_XDP carries no partial-checksum state: the router
+			// completes its checksums, as frames off a wire are.
+			if err := l.Do(l.Router, func() error { return ethtool.Set(l.Router.Iface, ethtool.TxChecksum, false) }); err != nil {
+				t.Fatal(err)
+			}
+			cfg := filepath.Join(t.TempDir(), "drlb.yaml")
+			var b strings.Builder
+			fmt.Fprintf(&b, "interface: %s\nmax_conns: 256\nservices:\n  - vip: %q\n    port: %d\n    protocol: tcp\n    scheduler: rr\n    realservers:\n",
+				l.Director.Iface, l.VIP, testbed.HTTPPort)
+			for _, rs := range l.RealServers {
+				fmt.Fprintf(&b, "      - {address: %q}\n", rs.IPv4)
+			}
+			if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sock := filepath.Join(t.TempDir(), "ctl.sock")
+			p := startDirectorN(t, l, len(l.RealServers), append([]string{"run", "-c", cfg, "-ctl", sock}, tc.args...)...)
+			if tc.off {
+				p.waitLog("-kernel-syns off", 1, 10*time.Second)
+				return
+			}
+			strangers := addClientAddrs(t, l, conns)
+			conf := writeTrafgenConf(t, synFloodConf(l))
+			ctx, cancel := context.WithCancel(context.Background())
+			flood := make(chan error, 1)
+			go func() {
+				// Bounded in count and time.
+				_, err := runTrafgen(ctx, l, tg, conf, 1_200_000, 30*time.Second, "--rate", floodRate)
+				flood <- err
+			}()
+			defer func() {
+				cancel()
+				if err := <-flood; err != nil {
+					t.Errorf("flood: %v", err)
+				}
+			}()
+			p.waitLog(`under pressure" on=true`, 1, 15*time.Second)
+			served := 0
+			for _, from := range strangers {
+				c, stop := context.WithTimeout(context.Background(), 5*time.Second)
+				if _, err := askNewFrom(c, l, from, l.VIP); err != nil {
+					t.Errorf("a new connection from %v under the flood: %v", from, err)
+				} else {
+					served++
+				}
+				stop()
+			}
+			s := ctlSnapshotWhen(t, sock, 5*time.Second, func(s control.Snapshot) bool { return s.KernelSYNs >= 1000 })
+			t.Logf("served %d of %d never-seen clients; the kernel forwarded %d SYNs; frames by reason %v; link drops %v", served, conns, s.KernelSYNs, s.Frames, s.Link)
+			if s.KernelSYNs < 1000 {
+				t.Errorf("the kernel forwarded %d SYNs of the flood, want 1000 or more", s.KernelSYNs)
+			}
+			if s.Frames["pressure-adopted"] == 0 {
+				t.Error("no connection adopted by the stateless hash: the clients' SYNs did not go through the kernel")
+			}
+		})
+	}
+}
