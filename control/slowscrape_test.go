@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -53,8 +54,19 @@ func TestMetricsBoundsSlowScrapers(t *testing.T) {
 
 			// maxScrapes clients ask and never read.
 			var stuck []net.Conn
+			// Their receive buffers are small and fixed (no autotuning),
+			// so that what the sockets hold stays far below the page
+			// whatever the host's tcp_rmem: a helper once saw a stuck
+			// scrape receive the whole page on a loaded machine.
+			d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8<<10) }); err != nil {
+					return err
+				}
+				return serr
+			}}
 			for range maxScrapes {
-				c, err := net.Dial("tcp", addr)
+				c, err := d.Dial("tcp", addr)
 				if err != nil {
 					t.Fatal(err)
 				}
