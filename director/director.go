@@ -355,7 +355,7 @@ func New(cfg *config.Config, port link.Port, opts Options) (*Director, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.workers = append(d.workers, &worker{port: ports[i], fw: w, step: st, holdChanged: make(chan struct{}, 1)})
+		d.workers = append(d.workers, &worker{port: ports[i], fw: w, step: st, holdChanged: make(chan struct{}, 1), synHoldChanged: make(chan struct{}, 1)})
 	}
 	for _, s := range cfg.Services {
 		for _, r := range s.RealServers {

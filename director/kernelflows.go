@@ -284,6 +284,10 @@ func (d *Director) holdKernelFlows(held bool) {
 		case w.holdChanged <- struct{}{}:
 		default: // a wake-up is already waiting
 		}
+		select { // the same for followSYNs: the SYNs are held too
+		case w.synHoldChanged <- struct{}{}:
+		default:
+		}
 	}
 }
 

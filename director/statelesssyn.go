@@ -28,22 +28,27 @@ type synLane struct {
 	sent     uint64 // the kernel's count when last read
 	gen      uint64 // the forwarder's generation the tables were built from
 	tablesAt int64  // last table write
+	left     int    // tables the port's maps had no room for, as last logged
 }
 
-// followSYNs runs statelessSYNs every synEvery until ctx ends or the port
-// fails; on the way out the forwarding is turned off (best effort).
+// followSYNs runs statelessSYNs every synEvery, and at once when kernel
+// forwarding is held or resumed (Director.holdKernelFlows: a SYN the
+// kernel side takes while held could be lost), until ctx ends or the
+// port fails; on the way out the forwarding is turned off (best effort:
+// a closed port forwards nothing).
 func (d *Director) followSYNs(ctx context.Context, w *worker, port link.StatelessSYNPort) {
 	l := &synLane{port: port}
 	t := time.NewTicker(synEvery)
 	defer t.Stop()
+	defer func() { _, _ = port.SetStatelessSYNs(false, nil) }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.synHoldChanged:
 		}
 		if !d.statelessSYNs(w, l, d.clock().UnixNano()) {
-			_ = port.SetStatelessSYNs(false, nil)
 			return
 		}
 	}
@@ -76,11 +81,18 @@ func (d *Director) statelessSYNs(w *worker, l *synLane, now int64) bool {
 	if on == l.on && (!on || gen == l.gen && now-l.tablesAt < int64(synTablesEvery)) {
 		return true
 	}
-	if err := l.port.SetStatelessSYNs(on, linkSYNTables(w.fw.StatelessSYNTables())); err != nil {
+	left, err := l.port.SetStatelessSYNs(on, linkSYNTables(w.fw.StatelessSYNTables()))
+	if err != nil {
 		return d.synLaneFailed(err)
 	}
 	if on != l.on {
 		d.log.Info("SYNs forwarded in the kernel while the connection table is under pressure", "on", on)
+	}
+	if on && left != l.left {
+		l.left = left
+		if left > 0 {
+			d.log.Warn("kernel SYNs: some services' bucket tables do not fit the kernel's maps: their SYNs stay drlb's under a flood (fewer workers, or smaller mh tables, leave room)", "services left out", left)
+		}
 	}
 	l.on, l.gen, l.tablesAt = on, gen, now
 	return true

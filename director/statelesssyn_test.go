@@ -25,11 +25,11 @@ type synPort struct {
 	sets   int
 }
 
-func (p *synPort) SetStatelessSYNs(on bool, tables []link.SYNTable) error {
+func (p *synPort) SetStatelessSYNs(on bool, tables []link.SYNTable) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.on, p.tables, p.sets = on, tables, p.sets+1
-	return nil
+	return 0, nil
 }
 
 func (p *synPort) StatelessSYNsSent() (uint64, error) { return p.sent.Load(), nil }

@@ -35,8 +35,9 @@ type worker struct {
 	// (Options.KernelFlows; kernelflows.go); nil without.
 	kflows *kernelFlows
 	// holdChanged wakes the worker's followFlows when Director.kflowsHeld
-	// changes (a token, buffered: the sender never waits).
-	holdChanged chan struct{}
+	// changes (a token, buffered: the sender never waits);
+	// synHoldChanged its followSYNs.
+	holdChanged, synHoldChanged chan struct{}
 }
 
 // FanoutHash is how the director's workers share clients for cfg: by the

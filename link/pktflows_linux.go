@@ -415,6 +415,11 @@ func (p *splitPort) closeKernelFlows() {
 func (p *splitPort) setKernelFlowFilter(classic []bpf.RawInstruction) error {
 	p.kmu.Lock()
 	defer p.kmu.Unlock()
+	return p.setKernelFlowFilterLocked(classic)
+}
+
+// setKernelFlowFilterLocked is setKernelFlowFilter with kmu held.
+func (p *splitPort) setKernelFlowFilterLocked(classic []bpf.RawInstruction) error {
 	if p.kf == nil || p.closed.Load() {
 		return ErrClosed
 	}

@@ -143,19 +143,20 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 // Config.KernelSYNs: its socket filter's tables and switch (the group's
 // tc program must be attached with KernelFlowSlots, or the SYNs the
 // filter refuses are lost). ErrNoKernelSYNs without.
-func (p *splitPort) SetStatelessSYNs(on bool, tables []SYNTable) error {
+func (p *splitPort) SetStatelessSYNs(on bool, tables []SYNTable) (int, error) {
 	p.kmu.Lock()
 	defer p.kmu.Unlock()
 	if p.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if p.kf == nil || p.kf.syn == nil {
-		return newError(p.ifname, "tc stateless SYNs", ErrNoKernelSYNs)
+		return 0, newError(p.ifname, "tc stateless SYNs", ErrNoKernelSYNs)
 	}
-	if err := p.kf.syn.set(on, p.main.HardwareAddr(), tables); err != nil {
-		return newError(p.ifname, "tc stateless SYNs", err)
+	left, err := p.kf.syn.set(on, p.main.HardwareAddr(), tables)
+	if err != nil {
+		return 0, newError(p.ifname, "tc stateless SYNs", err)
 	}
-	return nil
+	return left, nil
 }
 
 // StatelessSYNsSent implements StatelessSYNPort: the SYNs the worker's

@@ -98,7 +98,7 @@ func TestSocketStatelessSYNs(t *testing.T) {
 		kf, filter, tc, ours := newSockSYNs(t, flows)
 		testStatelessSYNs(t, synLab{
 			ours: ours,
-			set:  func(on bool, tables []SYNTable) error { return kf.syn.set(on, ours, tables) },
+			set:  func(on bool, tables []SYNTable) error { _, err := kf.syn.set(on, ours, tables); return err },
 			run:  func(f []byte) (bool, []byte) { t.Helper(); return sockSYNRun(t, kf, filter, tc, f) },
 			sent: kf.syn.sent,
 		}, uint64(11+i))
@@ -134,7 +134,7 @@ func TestSplitPortStatelessSYNs(t *testing.T) {
 		for i, p := range ports {
 			sp := p.(StatelessSYNPort)
 			tp := p.(TCFlowPort)
-			err := sp.SetStatelessSYNs(true, nil)
+			_, err := sp.SetStatelessSYNs(true, nil)
 			if c.wantSYNs != (err == nil) || !c.wantSYNs && !errors.Is(err, ErrNoKernelSYNs) {
 				t.Errorf("%s, worker %d: SetStatelessSYNs: %v", c.name, i, err)
 			}
@@ -158,7 +158,7 @@ func TestSplitPortStatelessSYNs(t *testing.T) {
 			if err := tp.DropKernelFlows(classic); err != nil {
 				t.Fatal(err)
 			}
-			if err := sp.SetStatelessSYNs(false, nil); !errors.Is(err, ErrNoKernelSYNs) {
+			if _, err := sp.SetStatelessSYNs(false, nil); !errors.Is(err, ErrNoKernelSYNs) {
 				t.Errorf("%s, worker %d: after DropKernelFlows, SetStatelessSYNs: %v", c.name, i, err)
 			}
 			if s := tp.KernelFlowSlots(); s != nil {

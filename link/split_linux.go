@@ -357,11 +357,11 @@ func (p *splitPort) FanoutGroup() (uint16, error) { return p.main.FanoutGroup() 
 // kernel flows or stateless SYNs, the eBPF filter is rebuilt around it.
 func (p *splitPort) SetFilter(filter []bpf.RawInstruction) error {
 	p.kmu.Lock()
-	ebpfFilter := p.kf != nil
-	p.kmu.Unlock()
-	if ebpfFilter {
-		return p.setKernelFlowFilter(filter)
+	if p.kf != nil { // decided and attached under one lock (DropKernelFlows)
+		defer p.kmu.Unlock()
+		return p.setKernelFlowFilterLocked(filter)
 	}
+	p.kmu.Unlock()
 	for _, ap := range p.sockets() {
 		if err := ap.SetFilter(filter); err != nil {
 			return err

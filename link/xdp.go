@@ -63,8 +63,9 @@ type SYNTable struct {
 // adopts the connection by the same hash (forwarder, stateless SYNs).
 type StatelessSYNPort interface {
 	// SetStatelessSYNs turns the forwarding on or off and sets the
-	// tables (with on false they are kept but unused).
-	SetStatelessSYNs(on bool, tables []SYNTable) error
+	// tables (with on false they are kept but unused). left is how many
+	// tables did not fit the kernel's maps: their SYNs stay drlb's.
+	SetStatelessSYNs(on bool, tables []SYNTable) (left int, err error)
 	// StatelessSYNsSent is how many SYNs the kernel side forwarded since
 	// the port opened.
 	StatelessSYNsSent() (uint64, error)

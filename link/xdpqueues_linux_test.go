@@ -55,7 +55,7 @@ func TestXDPQueues(t *testing.T) {
 	xp := []*xdpPort{ports[0].(*xdpPort), ports[1].(*xdpPort)}
 	t.Logf("XDP in %s mode", xp[0].XDPMode())
 	// What one map for every queue cannot do is refused, by name.
-	if err := xp[1].SetStatelessSYNs(true, nil); !errors.Is(err, ErrQueuePorts) {
+	if _, err := xp[1].SetStatelessSYNs(true, nil); !errors.Is(err, ErrQueuePorts) {
 		t.Errorf("stateless SYNs on a queue's port: %v, want ErrQueuePorts", err)
 	}
 	err = testutil.Do(nsD, func() error {

@@ -11,13 +11,15 @@ import (
 )
 
 // maxSYNBuckets bounds the buckets of all tables together (8 bytes each:
-// 4 MiB), maxSYNServices the tables; those that do not fit, IPv6 VIPs and
-// a VIP's every-port service (port 0) are left to drlb. An AF_PACKET
+// 4 MiB, eight tables of mh's default size), maxSYNServices the tables;
+// those that do not fit (SetStatelessSYNs says how many), IPv6 VIPs and a
+// VIP's every-port service (port 0) are left to drlb. An AF_PACKET
 // worker's maps (one set per worker) get maxSYNBuckets divided among the
-// workers, at least minWorkerSYNBuckets (two 65537-bucket tables).
+// workers, at least minWorkerSYNBuckets (two such tables, 1 MiB).
 const (
-	maxSYNBuckets       = 1 << 19
-	minWorkerSYNBuckets = 1 << 17
+	synTableBuckets     = 65537 // scheduler.DefaultTableSize (TestSYNTableBuckets)
+	maxSYNBuckets       = 8 * synTableBuckets
+	minWorkerSYNBuckets = 2 * synTableBuckets
 	maxSYNServices      = 256
 )
 
@@ -30,6 +32,7 @@ type synMaps struct {
 
 	last    []SYNTable // what tab and svc hold
 	buckets int        // tab's size
+	left    int        // tables of last left to drlb for want of room
 }
 
 // synSvcKey and synSvcValue are the svc map's layout.
@@ -64,17 +67,18 @@ func (m *synMaps) close() {
 
 // set writes tables (those of IPv4 VIPs that fit) and then the switch:
 // the program never sees a service whose buckets are not written yet.
-// Unchanged tables are not written again.
-func (m *synMaps) set(on bool, mac net.HardwareAddr, tables []SYNTable) error {
+// Unchanged tables are not written again. left is how many tables did
+// not fit (the maps' buckets or services), left to drlb.
+func (m *synMaps) set(on bool, mac net.HardwareAddr, tables []SYNTable) (left int, err error) {
 	if len(mac) != 6 {
-		return fmt.Errorf("stateless SYNs: MAC %v is not a 6-byte Ethernet address", mac)
+		return 0, fmt.Errorf("stateless SYNs: MAC %v is not a 6-byte Ethernet address", mac)
 	}
 	if !sameSYNTables(m.last, tables) {
 		if err := m.writeTables(tables); err != nil {
 			// Half-written tables must not stay on: off, best effort.
 			_ = m.cfg.Put(uint32(0), [16]byte{})
 			m.last = nil
-			return err
+			return 0, err
 		}
 	}
 	var v [16]byte
@@ -82,7 +86,7 @@ func (m *synMaps) set(on bool, mac net.HardwareAddr, tables []SYNTable) error {
 		v[0] = 1
 	}
 	copy(v[4:10], mac)
-	return m.cfg.Put(uint32(0), v)
+	return m.left, m.cfg.Put(uint32(0), v)
 }
 
 func (m *synMaps) writeTables(tables []SYNTable) error {
@@ -91,11 +95,15 @@ func (m *synMaps) writeTables(tables []SYNTable) error {
 	if err := pruneMap[synSvcKey, synSvcValue](m.svc, "stateless SYN map", func(synSvcKey) bool { return false }); err != nil {
 		return err
 	}
-	m.last = nil
+	m.last, m.left = nil, 0
 	off, services := 0, 0
 	for _, t := range tables {
-		if !t.VIP.Unmap().Is4() || len(t.MACs) == 0 || t.Port == 0 || off+len(t.MACs) > m.buckets || services == maxSYNServices {
+		if !t.VIP.Unmap().Is4() || len(t.MACs) == 0 || t.Port == 0 {
 			continue // left to drlb
+		}
+		if off+len(t.MACs) > m.buckets || services == maxSYNServices {
+			m.left++ // left to drlb, for want of room
+			continue
 		}
 		services++
 		keys := make([]uint32, len(t.MACs))
@@ -287,20 +295,21 @@ func (m *synMaps) bucket(svcKey, xAddr, xPort, tabKey int16, fail string) asm.In
 }
 
 // SetStatelessSYNs implements StatelessSYNPort.
-func (p *xdpPort) SetStatelessSYNs(on bool, tables []SYNTable) error {
+func (p *xdpPort) SetStatelessSYNs(on bool, tables []SYNTable) (int, error) {
 	p.mmu.Lock()
 	defer p.mmu.Unlock()
 	if p.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if p.refs != nil && on {
 		// One SYN map for every queue's port, filled from one table.
-		return newError(p.ifname, "XDP stateless SYNs", ErrQueuePorts)
+		return 0, newError(p.ifname, "XDP stateless SYNs", ErrQueuePorts)
 	}
-	if err := p.objs.syn.set(on, p.ap.HardwareAddr(), tables); err != nil {
-		return newError(p.ifname, "XDP stateless SYNs", err)
+	left, err := p.objs.syn.set(on, p.ap.HardwareAddr(), tables)
+	if err != nil {
+		return 0, newError(p.ifname, "XDP stateless SYNs", err)
 	}
-	return nil
+	return left, nil
 }
 
 // StatelessSYNsSent implements StatelessSYNPort.

@@ -164,7 +164,7 @@ func TestXDPStatelessSYNs(t *testing.T) {
 	const xdpTX = 3
 	testStatelessSYNs(t, synLab{
 		ours: ours,
-		set:  func(on bool, tables []SYNTable) error { return o.syn.set(on, ours, tables) },
+		set:  func(on bool, tables []SYNTable) error { _, err := o.syn.set(on, ours, tables); return err },
 		run: func(f []byte) (bool, []byte) {
 			t.Helper()
 			ret, out, err := o.prog.Test(f)
@@ -176,4 +176,56 @@ func TestXDPStatelessSYNs(t *testing.T) {
 		sent:    o.syn.sent,
 		options: true,
 	}, 9)
+}
+
+// TestSYNTableBuckets: the maps are sized in tables of mh's default size,
+// and a worker's maps hold two of them, the XDP program's eight; a table
+// that does not fit is left to drlb and counted, and the rest still go
+// in.
+func TestSYNTableBuckets(t *testing.T) {
+	if synTableBuckets != scheduler.DefaultTableSize {
+		t.Fatalf("synTableBuckets %d, scheduler.DefaultTableSize %d", synTableBuckets, scheduler.DefaultTableSize)
+	}
+	testutil.NeedRoot(t)
+	table := func(port uint16, n int) SYNTable {
+		tb := SYNTable{VIP: splitVIPs[0], Port: port, Seed: uint64(port), MACs: make([][6]byte, n)}
+		for i := range tb.MACs {
+			tb.MACs[i] = [6]byte{0x02, 0x99, 0, 0, 0, 1}
+		}
+		return tb
+	}
+	ours := net.HardwareAddr{0x82, 0, 0, 0, 0, 0x02}
+	for _, c := range []struct {
+		buckets, tables int
+		small           bool // and a 256-bucket table after them
+		wantLeft        int
+	}{
+		{max(maxSYNBuckets/4, minWorkerSYNBuckets), 2, false, 0},
+		{max(maxSYNBuckets/64, minWorkerSYNBuckets), 3, false, 1},
+		{maxSYNBuckets, 8, false, 0},
+		{maxSYNBuckets, 9, false, 1},
+		{2*synTableBuckets + 256, 3, true, 1}, // the third left out, the small one in
+	} {
+		var m synMaps
+		if err := m.make(c.buckets); err != nil {
+			t.Fatal(err)
+		}
+		var tables []SYNTable
+		for i := range c.tables {
+			tables = append(tables, table(uint16(80+i), synTableBuckets))
+		}
+		if c.small {
+			tables = append(tables, table(9000, 256))
+		}
+		left, err := m.set(true, ours, tables)
+		in := 0
+		var k synSvcKey
+		for it := m.svc.Iterate(); it.Next(&k, new(synSvcValue)); {
+			in++
+		}
+		m.close()
+		if err != nil || left != c.wantLeft || in != len(tables)-c.wantLeft {
+			t.Errorf("%d buckets, %d default tables (and a small one: %v): %d left out (%v), %d in the map; want %d left out", c.buckets, c.tables, c.small, left, err, in, c.wantLeft)
+		}
+	}
 }
