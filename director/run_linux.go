@@ -412,7 +412,14 @@ func attachVIPDrop(cfg *config.Config, port link.Port, vips []netip.Addr, opts O
 	}
 	drop, err := link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, slots)
 	if err != nil && slots != nil {
-		log.Warn("the tc program that forwards kernel flows and SYNs did not attach", "err", err)
+		for _, f := range []struct {
+			on   bool
+			flag string
+		}{{opts.KernelFlows, "-kernel-flows"}, {opts.KernelSYNs, "-kernel-syns"}} {
+			if f.on {
+				log.Warn(f.flag+" off: the tc program that forwards kernel flows did not attach", "err", err)
+			}
+		}
 		slots = nil
 		drop, err = link.AttachVIPDrop(cfg.Interface, port.HardwareAddr(), vips, nil)
 	}
