@@ -24,6 +24,10 @@ import (
 // connections served: their SYN goes to the server the stateless hash
 // picks, and drlb adopts the ACK that follows. Without a tc program to
 // send them (-keep-kernel-copy) the SYNs stay drlb's, and it says so.
+// With another tool's program ahead of drlb's at tc ingress (one that
+// lets every frame through: a SYN left to drlb's would be lost) the
+// SYNs are held: drlb serves them itself, the kernel forwards none, and
+// forwards them again once that program is gone.
 func TestKernelSYNs(t *testing.T) {
 	testutil.NeedRoot(t)
 	tg := testutil.NeedTool(t, "trafgen")
@@ -35,9 +39,11 @@ func TestKernelSYNs(t *testing.T) {
 		name string
 		args []string
 		off  bool // -kernel-syns off: no tc program to send the SYNs
+		held bool // a program ahead of drlb's at tc ingress until the clients are served
 	}{
 		{name: "afpacket", args: []string{"-io", "afpacket", "-kernel-syns", "-workers", "2"}},
 		{name: "afxdp", args: []string{"-io", "afxdp", "-kernel-syns", "-xdp-generic"}},
+		{name: "afpacket-held", args: []string{"-io", "afpacket", "-kernel-syns"}, held: true},
 		{name: "afpacket-keep-kernel-copy", args: []string{"-io", "afpacket", "-kernel-syns", "-keep-kernel-copy"}, off: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +69,11 @@ func TestKernelSYNs(t *testing.T) {
 				p.waitLog("-kernel-syns off", 1, 10*time.Second)
 				return
 			}
+			detach := func() {}
+			if tc.held {
+				_, detach = testutil.TCXPassAll(t, l.Director.NS, l.Director.Iface, true)
+				p.waitLog("kernel SYNs held: another tc program runs before drlb's", 1, 5*time.Second)
+			}
 			strangers := addClientAddrs(t, l, conns)
 			conf := writeTrafgenConf(t, synFloodConf(l))
 			ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +89,14 @@ func TestKernelSYNs(t *testing.T) {
 					t.Errorf("flood: %v", err)
 				}
 			}()
-			p.waitLog(`under pressure" on=true`, 1, 15*time.Second)
+			if tc.held {
+				pressure := func(s control.Snapshot) bool { return s.Overload != nil && s.Overload.Pressure }
+				if s := ctlSnapshotWhen(t, sock, 15*time.Second, pressure); !pressure(s) {
+					t.Fatal("no table pressure under the flood")
+				}
+			} else {
+				p.waitLog(`under pressure" on=true`, 1, 15*time.Second)
+			}
 			served := 0
 			for _, from := range strangers {
 				c, stop := context.WithTimeout(context.Background(), 5*time.Second)
@@ -89,12 +107,22 @@ func TestKernelSYNs(t *testing.T) {
 				}
 				stop()
 			}
+			if tc.held {
+				s := ctlSnapshot(t, sock, false)
+				t.Logf("held: served %d of %d never-seen clients; the kernel forwarded %d SYNs; frames by reason %v; link drops %v", served, conns, s.KernelSYNs, s.Frames, s.Link)
+				if s.KernelSYNs != 0 || strings.Contains(p.logs.String(), `under pressure" on=true`) {
+					t.Errorf("held, yet the kernel forwarded %d SYNs", s.KernelSYNs)
+				}
+				detach()
+				p.waitLog("kernel SYNs resumed", 1, 5*time.Second)
+				p.waitLog(`under pressure" on=true`, 1, 5*time.Second)
+			}
 			s := ctlSnapshotWhen(t, sock, 5*time.Second, func(s control.Snapshot) bool { return s.KernelSYNs >= 1000 })
 			t.Logf("served %d of %d never-seen clients; the kernel forwarded %d SYNs; frames by reason %v; link drops %v", served, conns, s.KernelSYNs, s.Frames, s.Link)
 			if s.KernelSYNs < 1000 {
 				t.Errorf("the kernel forwarded %d SYNs of the flood, want 1000 or more", s.KernelSYNs)
 			}
-			if s.Frames["pressure-adopted"] == 0 {
+			if s.Frames["pressure-adopted"] == 0 && !tc.held {
 				t.Error("no connection adopted by the stateless hash: the clients' SYNs did not go through the kernel")
 			}
 		})
