@@ -102,6 +102,28 @@ TCP  198.18.0.100:80 rr persistent 300
 	if ktail := "\nKernel SYNs: 5000 bare SYNs forwarded by the kernel itself under table pressure (also among the SYNs forwarded without entry)\n"; b.String() != want+ktail {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want+ktail)
 	}
+	// The kernel's SYN forwarding held (-kernel-syns alone): said below
+	// the count, or alone in a section of its own before any SYN; on,
+	// nothing more.
+	held := "Kernel SYNs held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb takes every SYN itself\n"
+	s.KernelSYNsState = KernelSYNsHeld
+	b.Reset()
+	WriteList(&b, s)
+	if ktail := "\nKernel SYNs: 5000 bare SYNs forwarded by the kernel itself under table pressure (also among the SYNs forwarded without entry)\n" + held; b.String() != want+ktail {
+		t.Fatalf("kernel SYNs held, got:\n%s\nwant:\n%s", b.String(), want+ktail)
+	}
+	s.KernelSYNs = 0
+	b.Reset()
+	WriteList(&b, s)
+	if b.String() != want+"\n"+held {
+		t.Fatalf("kernel SYNs held, none forwarded, got:\n%s\nwant:\n%s", b.String(), want+"\n"+held)
+	}
+	s.KernelSYNsState = KernelSYNsOn
+	b.Reset()
+	WriteList(&b, s)
+	if b.String() != want {
+		t.Fatalf("kernel SYNs on, none forwarded, got:\n%s\nwant:\n%s", b.String(), want)
+	}
 }
 
 func TestWriteStatsAndRate(t *testing.T) {

@@ -138,15 +138,23 @@ func TestLegacyListings(t *testing.T) {
 	// Past a SYN flood the kernel forwarded bare SYNs too (-kernel-syns):
 	// their line follows the pressure line, before the kernel flows'.
 	s.Overload = &Overload{PressureEpisodes: 3, SynEvicted: 12, SynStateless: 70_000, TrustedClients: 40}
-	s.KernelSYNs = 65_432
+	s.KernelSYNs, s.KernelSYNsState = 65_432, KernelSYNsOn
 	WriteList(&b, s)
 	golden(t, "list-kernel-flows.golden", b.String())
 	b.Reset()
-	s.KernelFlows = KernelFlowsHeld
+	// Kernel flows held hold the SYNs too: said once, by the kernel
+	// flows' line (and below, by the XDP program's).
+	s.KernelFlows, s.KernelSYNsState = KernelFlowsHeld, KernelSYNsHeld
 	WriteList(&b, s)
 	golden(t, "list-kernel-flows-held.golden", b.String())
 	b.Reset()
 	s.XDP = XDPDetached
 	WriteList(&b, s)
 	golden(t, "list-xdp-detached.golden", b.String())
+	b.Reset()
+	// -kernel-syns alone (no kernel flows), held: a line of its own below
+	// the kernel SYNs' count.
+	s.KernelFlows, s.KernelForwarded, s.KernelFlowsOut, s.XDP = "", 0, 0, ""
+	WriteList(&b, s)
+	golden(t, "list-kernel-syns-held.golden", b.String())
 }

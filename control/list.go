@@ -101,7 +101,11 @@ func WriteList(w io.Writer, s Snapshot) {
 			line(*r, "  (sorry server, "+r.State+")")
 		}
 	}
-	writeOverload(w, s.Overload, s.KernelSYNs)
+	// The kernel's SYN forwarding held: said here unless the kernel
+	// flows' line below says it for both (held, or the XDP program
+	// detached).
+	synsHeld := s.KernelSYNsState == KernelSYNsHeld && s.KernelFlows != KernelFlowsHeld && s.XDP != XDPDetached
+	writeOverload(w, s.Overload, s.KernelSYNs, synsHeld)
 	writeKernelFlows(w, s)
 }
 
@@ -135,13 +139,14 @@ func writeKernelFlows(w io.Writer, s Snapshot) {
 // writeOverload says, once the connection table has been under pressure,
 // what its SYN-flood defence did, and below that how many of the SYNs
 // forwarded without entry the kernel forwarded itself (drlb run
-// -kernel-syns), once it did (nothing is printed before: the listing stays
-// ipvsadm's).
-func writeOverload(w io.Writer, o *Overload, kernelSYNs uint64) {
+// -kernel-syns), once it did, and whether the kernel's SYN forwarding is
+// held (synsHeld; nothing is printed before any of these: the listing
+// stays ipvsadm's).
+func writeOverload(w io.Writer, o *Overload, kernelSYNs uint64, synsHeld bool) {
 	if o == nil || (!o.Pressure && o.PressureEpisodes == 0 && o.SynEvicted == 0) {
-		if kernelSYNs > 0 {
+		if kernelSYNs > 0 || synsHeld {
 			fmt.Fprintln(w) // no pressure line above: this one opens the section
-			writeKernelSYNs(w, kernelSYNs)
+			writeKernelSYNs(w, kernelSYNs, synsHeld)
 		}
 		return
 	}
@@ -151,15 +156,19 @@ func writeOverload(w io.Writer, o *Overload, kernelSYNs uint64) {
 	}
 	fmt.Fprintf(w, "\nConnection table pressure %s; %d episodes, %d SYNs forwarded without entry, %d SYN_RECV entries evicted; %d clients trusted after a handshake\n",
 		state, o.PressureEpisodes, o.SynStateless, o.SynEvicted, o.TrustedClients)
-	if kernelSYNs > 0 {
-		writeKernelSYNs(w, kernelSYNs)
-	}
+	writeKernelSYNs(w, kernelSYNs, synsHeld)
 }
 
 // writeKernelSYNs is the line of the bare SYNs the kernel forwarded itself
-// under table pressure (Snapshot.KernelSYNs).
-func writeKernelSYNs(w io.Writer, n uint64) {
-	fmt.Fprintf(w, "Kernel SYNs: %d bare SYNs forwarded by the kernel itself under table pressure (also among the SYNs forwarded without entry)\n", n)
+// under table pressure (Snapshot.KernelSYNs), once there are any, and the
+// line of the kernel's SYN forwarding held (Snapshot.KernelSYNsState).
+func writeKernelSYNs(w io.Writer, n uint64, held bool) {
+	if n > 0 {
+		fmt.Fprintf(w, "Kernel SYNs: %d bare SYNs forwarded by the kernel itself under table pressure (also among the SYNs forwarded without entry)\n", n)
+	}
+	if held {
+		fmt.Fprintln(w, "Kernel SYNs held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb takes every SYN itself")
+	}
 }
 
 // WriteStats prints s like `ipvsadm -Ln --stats`. Out columns are 0: in

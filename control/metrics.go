@@ -47,6 +47,7 @@ var (
 	descPressureOn    = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
 	descKernelOut     = prometheus.NewDesc("drlb_kernel_flows", "Flows handed to the kernel now (drlb run -kernel-flows): handed out and not taken back, including those the kernel's map had no room for (drlb_kernel_flows_full_total counts those).", nil, nil)
 	descKernelHeld    = prometheus.NewDesc("drlb_kernel_flows_held", "1 while kernel flows are held: drlb forwards every frame itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached (drlb_xdp_attached), or for good after a failed write (drlb ctl: failed); 0 while the kernel forwards them (drlb run -kernel-flows only).", nil, nil)
+	descSYNsHeld      = prometheus.NewDesc("drlb_kernel_syns_held", "1 while the kernel's SYN forwarding is held: drlb takes every SYN itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached; 0 while the kernel may forward SYNs under table pressure (drlb run -kernel-syns only).", nil, nil)
 	descXDPAttached   = prometheus.NewDesc("drlb_xdp_attached", "1 while drlb's XDP program is attached (drlb run -io afxdp), 0 once it was detached from outside drlb: VIP frames then reach drlb through AF_PACKET and the kernel's IP stack sees them too.", nil, nil)
 	descKernelFwd     = prometheus.NewDesc("drlb_kernel_forwarded_frames_total", "Frames of established flows the kernel (the XDP or tc program) forwarded itself (drlb run -kernel-flows); also counted in drlb_frames_total{reason=\"existing\"} and the real servers' packets.", nil, nil)
 	descKernelSYNs    = prometheus.NewDesc("drlb_kernel_syns_total", "Bare SYNs the kernel (the XDP or tc program) forwarded itself while the connection table was under pressure (drlb run -kernel-syns); also counted in drlb_frames_total{reason=\"syn-stateless\"}.", nil, nil)
@@ -80,7 +81,7 @@ var (
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPackets, descSvcBytes, descRealConns, descRealPackets,
 		descRealBytes, descActive, descInactive, descWeight, descUp,
-		descSorryConns, descSorryPackets, descSorryBytes, descSorryActive, descSorryInactive, descSorryStanding, descFrames, descKernelFwd, descKernelSYNs, descKernelFull, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
+		descSorryConns, descSorryPackets, descSorryBytes, descSorryActive, descSorryInactive, descSorryStanding, descFrames, descKernelFwd, descKernelSYNs, descSYNsHeld, descKernelFull, descKernelHeld, descKernelOut, descXDPAttached, descPressure, descPressureOn, descEvicted, descWorkerFrames, descWorkerEntries, descWorkerXDP, descLinkDrops, descARP, descNeighbors,
 		descHAState, descHATransitions, descHAReceived, descHASent, descHASendErrors, descHAIgnored, descHAAddrTaken,
 		descSyncSent, descSyncSendErrors, descSyncReceived, descSyncRejected, descSyncEntries, descSyncDropped, descSyncBulk,
 		descBGPPeerUp, descBGPPeerState, descBGPAnnounced, descBGPUsable, descBGPDrained} {
@@ -150,9 +151,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descKernelHeld, held)
 		gauge(descKernelOut, float64(s.KernelFlowsOut))
 	}
-	// From the start, 0 included, as drlb_frames_total: the snapshot does
-	// not say whether -kernel-syns is on, and the series costs one line.
+	// From the start, 0 included, as drlb_frames_total, and always (the
+	// series costs one line); the hold's gauge only with -kernel-syns.
 	counter(descKernelSYNs, s.KernelSYNs)
+	if s.KernelSYNsState != "" {
+		held := 0.0
+		if s.KernelSYNsState == KernelSYNsHeld {
+			held = 1
+		}
+		gauge(descSYNsHeld, held)
+	}
 	if s.XDP != "" {
 		attached := 1.0
 		if s.XDP == XDPDetached {

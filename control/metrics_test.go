@@ -122,6 +122,30 @@ func TestMetricsFromTheStart(t *testing.T) {
 	}
 }
 
+// TestKernelSYNsHeldMetric: drlb_kernel_syns_held is 1 while the kernel's
+// SYN forwarding is held, 0 while it may run, and absent without
+// -kernel-syns.
+func TestKernelSYNsHeldMetric(t *testing.T) {
+	for _, tc := range []struct{ state, want string }{
+		{"", ""},
+		{KernelSYNsOn, "drlb_kernel_syns_held 0"},
+		{KernelSYNsHeld, "drlb_kernel_syns_held 1"},
+	} {
+		s := fixtureSnapshot()
+		s.KernelSYNsState = tc.state
+		body := scrapeMetrics(t, s)
+		if tc.want == "" {
+			if strings.Contains(body, "drlb_kernel_syns_held") {
+				t.Errorf("kernel SYNs off: the metrics have drlb_kernel_syns_held")
+			}
+			continue
+		}
+		if !strings.Contains(body, tc.want+"\n") || !strings.Contains(body, "# TYPE drlb_kernel_syns_held gauge\n") {
+			t.Errorf("kernel SYNs %q: the metrics lack the gauge %s", tc.state, tc.want)
+		}
+	}
+}
+
 // TestKernelSYNsMetric: drlb_kernel_syns_total is the bare SYNs the
 // kernel forwarded itself under pressure, there from the start at 0.
 func TestKernelSYNsMetric(t *testing.T) {

@@ -28,6 +28,14 @@ type Snapshot struct {
 	// table pressure (drlb run -kernel-syns); also counted in
 	// Frames[syn-stateless] (and Overload's SynStateless).
 	KernelSYNs uint64 `json:"kernel_syns,omitempty"`
+	// KernelSYNsState is the state of the kernel's SYN forwarding (drlb
+	// run -kernel-syns): "" when off (or turned off at start-up), "on"
+	// while the kernel may forward bare SYNs under table pressure, or
+	// "held" while drlb takes every SYN itself because its tc program
+	// does not run first at tc ingress (AF_PACKET; another program ahead
+	// of it, or detached), or because its XDP program was detached
+	// (AF_XDP; XDP says so).
+	KernelSYNsState string `json:"kernel_syns_state,omitempty"`
 	// KernelFlows is the state of kernel flows: "" when off, "on", or
 	// "held" while drlb forwards every frame itself because its tc
 	// program does not run first at tc ingress (AF_PACKET; another
@@ -86,6 +94,14 @@ const (
 	// KernelFlowsFailed: turned off for good after a write to the
 	// kernel failed; drlb forwards every frame itself until it restarts.
 	KernelFlowsFailed = "failed"
+)
+
+// Snapshot.KernelSYNsState's states besides "" (off): the strings of
+// KernelFlowsOn and KernelFlowsHeld, under names of their own, as the
+// SYNs have no "failed".
+const (
+	KernelSYNsOn   = "on"
+	KernelSYNsHeld = "held"
 )
 
 // XDPDetached is Snapshot.XDP once the XDP program was detached from

@@ -506,6 +506,15 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 			snap.KernelFlows = control.KernelFlowsFailed
 		}
 	}
+	if d.kernelSYNs {
+		// Held as statelessSYNs holds them: while the tc program is not
+		// first (kflowsHeld) or the XDP program was detached (xdpDetached:
+		// kflowsHeld follows it only with kernel flows on).
+		snap.KernelSYNsState = control.KernelSYNsOn
+		if d.kflowsHeld.Load() || d.xdpDetached.Load() {
+			snap.KernelSYNsState = control.KernelSYNsHeld
+		}
+	}
 	if d.xdpMode != "" {
 		snap.XDP = d.xdpMode
 		if d.xdpDetached.Load() {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drlb/drlb/control"
 	"github.com/drlb/drlb/forwarder"
 	"github.com/drlb/drlb/internal/framegen"
 	"github.com/drlb/drlb/link"
@@ -62,6 +63,15 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	l2 := framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}
 	fw := d.workers[0].fw
 	tick := func() { clock.Add(int64(100 * time.Millisecond)) }
+	// The snapshot (drlb ctl, /metrics) says whether the forwarding is
+	// held, with -kernel-syns alone (no kernel flows) too.
+	synsState := func(want string) {
+		t.Helper()
+		if got := d.Snapshot(false).KernelSYNsState; got != want {
+			t.Fatalf("snapshot: kernel SYNs %q, want %q", got, want)
+		}
+	}
+	synsState(control.KernelSYNsOn)
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -115,6 +125,7 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	waitFor("the kernel forwarding on again", func() bool { on, _ := port.state(); return on })
 	d.xdpDetached.Store(true)
 	waitFor("the kernel forwarding off once detached", func() bool { on, _ := port.state(); return !on })
+	synsState(control.KernelSYNsHeld)
 	if !fw.StatelessSYNsOn() {
 		t.Error("the pressure ended with the forwarding: the test did not show the detach turned it off")
 	}
@@ -123,10 +134,13 @@ func TestStatelessSYNsInTheKernel(t *testing.T) {
 	// (kflowhold_linux.go): off while held, on again once resumed.
 	d.xdpDetached.Store(false)
 	waitFor("the kernel forwarding on after the attach", func() bool { on, _ := port.state(); return on })
+	synsState(control.KernelSYNsOn)
 	d.holdKernelFlows(true)
 	waitFor("the kernel forwarding off while held", func() bool { on, _ := port.state(); return !on })
+	synsState(control.KernelSYNsHeld)
 	d.holdKernelFlows(false)
 	waitFor("the kernel forwarding on once resumed", func() bool { on, _ := port.state(); return on })
+	synsState(control.KernelSYNsOn)
 }
 
 // TestStatelessSYNsOffByDefault: without Options.KernelSYNs the port's
@@ -139,6 +153,9 @@ func TestStatelessSYNsOffByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve(t, d, wire)
+	if got := d.Snapshot(false).KernelSYNsState; got != "" {
+		t.Errorf("snapshot: kernel SYNs %q without KernelSYNs, want \"\"", got)
+	}
 	l2 := framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}
 	for i := range 60 {
 		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}), 40000)

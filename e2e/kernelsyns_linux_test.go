@@ -113,11 +113,17 @@ func TestKernelSYNs(t *testing.T) {
 				if s.KernelSYNs != 0 || strings.Contains(p.logs.String(), `under pressure" on=true`) {
 					t.Errorf("held, yet the kernel forwarded %d SYNs", s.KernelSYNs)
 				}
+				if s.KernelSYNsState != control.KernelSYNsHeld {
+					t.Errorf("held, yet ctl says kernel SYNs %q", s.KernelSYNsState)
+				}
 				detach()
 				p.waitLog("kernel SYNs resumed", 1, 5*time.Second)
 				p.waitLog(`under pressure" on=true`, 1, 5*time.Second)
 			}
 			s := ctlSnapshotWhen(t, sock, 5*time.Second, func(s control.Snapshot) bool { return s.KernelSYNs >= 1000 })
+			if s.KernelSYNsState != control.KernelSYNsOn {
+				t.Errorf("ctl says kernel SYNs %q, want %q", s.KernelSYNsState, control.KernelSYNsOn)
+			}
 			t.Logf("served %d of %d never-seen clients; the kernel forwarded %d SYNs; frames by reason %v; link drops %v", served, conns, s.KernelSYNs, s.Frames, s.Link)
 			if s.KernelSYNs < 1000 {
 				t.Errorf("the kernel forwarded %d SYNs of the flood, want 1000 or more", s.KernelSYNs)
