@@ -121,7 +121,7 @@ const tcxNextRet = uint32(0xffffffff)
 // run takes the first 14 bytes of its input for the link header and
 // starts the skb after them, where a packet socket's filter sees the
 // frame's own: so f goes in behind 14 bytes of its own.
-func runSocketFilter(t *testing.T, filter *ebpf.Program, f []byte) uint32 {
+func runSocketFilter(t testing.TB, filter *ebpf.Program, f []byte) uint32 {
 	t.Helper()
 	in := append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0}, f...)
 	ret, _, err := filter.Test(in)
@@ -134,7 +134,7 @@ func runSocketFilter(t *testing.T, filter *ebpf.Program, f []byte) uint32 {
 // pinCPU keeps the calling goroutine on one thread on one CPU until the
 // test ends, and returns the CPU: per-CPU map values written by one test
 // run are then read by the next.
-func pinCPU(t *testing.T) int {
+func pinCPU(t testing.TB) int {
 	t.Helper()
 	runtime.LockOSThread()
 	var old unix.CPUSet

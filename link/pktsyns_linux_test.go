@@ -1,6 +1,7 @@
 package link
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -17,7 +18,7 @@ var _ StatelessSYNPort = (*splitPort)(nil)
 // kernel flows with room for flows, none for 0): the worker's socket
 // filter around the VIP filter and the tc programs, not attached, for
 // director MAC ours.
-func newSockSYNs(t *testing.T, flows int) (kf *pktFlows, filter *ebpf.Program, tc *VIPDrop, ours net.HardwareAddr) {
+func newSockSYNs(t testing.TB, flows int) (kf *pktFlows, filter *ebpf.Program, tc *VIPDrop, ours net.HardwareAddr) {
 	t.Helper()
 	testutil.NeedRoot(t)
 	kf = &pktFlows{syn: &synMaps{}}
@@ -56,7 +57,7 @@ func newSockSYNs(t *testing.T, flows int) (kf *pktFlows, filter *ebpf.Program, t
 // and what tc sent. A frame the filter takes must leave the slot empty,
 // one left to tc must be sent, and tc must empty the slot whatever it
 // did.
-func sockSYNRun(t *testing.T, kf *pktFlows, filter *ebpf.Program, tc *VIPDrop, f []byte) (refused bool, sent []byte) {
+func sockSYNRun(t testing.TB, kf *pktFlows, filter *ebpf.Program, tc *VIPDrop, f []byte) (refused bool, sent []byte) {
 	t.Helper()
 	cpu := pinCPU(t)
 	slots := make([]kflowSlot, ebpf.MustPossibleCPU())
@@ -170,4 +171,82 @@ func TestSplitPortStatelessSYNs(t *testing.T) {
 			p.Close()
 		}
 	}
+}
+
+// FuzzSocketStatelessSYNs runs any frame through the AF_PACKET kernel
+// side with stateless SYNs on (the socket filter, then the tc program, as
+// the kernel does): no frame is lost (left to tc and not sent), and the
+// kernel forwards exactly the frames wantStatelessSYN says, each to its
+// bucket's server, with only the MACs changed.
+func FuzzSocketStatelessSYNs(f *testing.F) {
+	kf, filter, tc, ours := newSockSYNs(f, 64)
+	vip := splitVIPs[0]
+	tb := SYNTable{VIP: vip, Port: 80, Seed: 0x1234_5678_9abc_def0, MACs: make([][6]byte, 61)}
+	for i := range tb.MACs {
+		if i%5 != 2 { // some buckets left to drlb
+			tb.MACs[i] = [6]byte{0x02, 0x99, 0, 0, 0, byte(i + 1)}
+		}
+	}
+	if _, err := kf.syn.set(true, ours, []SYNTable{tb}); err != nil {
+		f.Fatal(err)
+	}
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: ours}
+	c := netip.MustParseAddrPort("198.18.200.7:40000")
+	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil))
+	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, []byte("fast open")))
+	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 1, 1, nil))
+	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 443), "S", 1, 0, nil))
+	f.Add(framegen.UDP(l2, c, netip.AddrPortFrom(vip, 80), nil))
+	f.Add(framegen.TCP(l2, netip.MustParseAddrPort("[2001:2::10]:5"), netip.AddrPortFrom(splitVIPs[1], 80), "S", 1, 0, nil))
+	f.Add(framegen.ARPRequest(l2, c.Addr(), vip))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		// The test runs refuse what the kernel would take: under 20
+		// bytes for the socket filter (runSocketFilter's IPv4 link
+		// header wants an IPv4 header behind it), and for tc a frame
+		// shorter than its own type's network header. Over the lab's MTU.
+		need := 20
+		if len(frame) >= 14 {
+			switch uint16(frame[12])<<8 | uint16(frame[13]) {
+			case 0x0800:
+				need = 14 + 20
+			case 0x86dd:
+				need = 14 + 40
+			}
+		}
+		if len(frame) < need || len(frame) > 1500 {
+			return
+		}
+		fwd, out := sockSYNRun(t, kf, filter, tc, frame)
+		mac, want := wantStatelessSYN(frame, ours, tb)
+		if fwd != want {
+			t.Fatalf("forwarded %v, want %v: % x", fwd, want, frame)
+		}
+		if fwd && (!bytes.Equal(out[0:6], mac[:]) || !bytes.Equal(out[6:12], ours) || !bytes.Equal(out[12:], frame[12:])) {
+			t.Fatalf("forwarded as % x, want destination % x, source %v, the rest unchanged", out[:14], mac, ours)
+		}
+	})
+}
+
+// wantStatelessSYN is the socket filter's SYN block written plainly: a
+// bare IPv4 TCP SYN (no options, no fragment, whole in the frame, a data
+// offset of 5 or more) to our MAC, not from it, to tb's service, whose
+// bucket names a server, goes to that server's MAC.
+func wantStatelessSYN(f []byte, ours net.HardwareAddr, tb SYNTable) ([6]byte, bool) {
+	const eth, tcp = 14, 14 + 20
+	be16 := func(b []byte) int { return int(b[0])<<8 | int(b[1]) }
+	switch {
+	case len(f) < tcp+14,
+		!bytes.Equal(f[0:6], ours), bytes.Equal(f[6:12], ours),
+		be16(f[12:]) != 0x0800, f[eth] != 0x45, be16(f[eth+6:])&0x3fff != 0, f[eth+9] != protoTCP,
+		be16(f[eth+2:]) < 40, eth+be16(f[eth+2:]) > len(f),
+		f[tcp+12] < 5<<4, f[tcp+13]&0x17 != 0x02:
+		return [6]byte{}, false
+	}
+	dst, _ := netip.AddrFromSlice(f[eth+16 : eth+20])
+	if dst != tb.VIP || be16(f[tcp+2:]) != int(tb.Port) {
+		return [6]byte{}, false
+	}
+	src, _ := netip.AddrFromSlice(f[eth+12 : eth+16])
+	mac := tb.MACs[synBucket(tb, src, uint16(be16(f[tcp:])))]
+	return mac, mac != [6]byte{}
 }
