@@ -173,6 +173,37 @@ func TestSplitPortStatelessSYNs(t *testing.T) {
 	}
 }
 
+// fuzzSYNTable is the fuzz targets' one service at splitVIPs[0]:80, some
+// buckets left to drlb.
+func fuzzSYNTable() SYNTable {
+	tb := SYNTable{VIP: splitVIPs[0], Port: 80, Seed: 0x1234_5678_9abc_def0, MACs: make([][6]byte, 61)}
+	for i := range tb.MACs {
+		if i%5 != 2 {
+			tb.MACs[i] = [6]byte{0x02, 0x99, 0, 0, 0, byte(i + 1)}
+		}
+	}
+	return tb
+}
+
+// addSYNSeeds gives a stateless-SYN fuzz target frames to director MAC
+// ours near each of its edges.
+func addSYNSeeds(f *testing.F, ours net.HardwareAddr) {
+	vip := splitVIPs[0]
+	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: ours}
+	c := netip.MustParseAddrPort("198.18.200.7:40000")
+	syn := framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil)
+	opts := append(append(append([]byte(nil), syn[:14+20]...), 1, 1, 1, 0), syn[14+20:]...)
+	opts[14] = 0x46
+	f.Add(syn)
+	f.Add(setTotal(opts, len(opts)-14))
+	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, []byte("fast open")))
+	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 1, 1, nil))
+	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 443), "S", 1, 0, nil))
+	f.Add(framegen.UDP(l2, c, netip.AddrPortFrom(vip, 80), nil))
+	f.Add(framegen.TCP(l2, netip.MustParseAddrPort("[2001:2::10]:5"), netip.AddrPortFrom(splitVIPs[1], 80), "S", 1, 0, nil))
+	f.Add(framegen.ARPRequest(l2, c.Addr(), vip))
+}
+
 // FuzzSocketStatelessSYNs runs any frame through the AF_PACKET kernel
 // side with stateless SYNs on (the socket filter, then the tc program, as
 // the kernel does): no frame is lost (left to tc and not sent), and the
@@ -180,25 +211,11 @@ func TestSplitPortStatelessSYNs(t *testing.T) {
 // bucket's server, with only the MACs changed.
 func FuzzSocketStatelessSYNs(f *testing.F) {
 	kf, filter, tc, ours := newSockSYNs(f, 64)
-	vip := splitVIPs[0]
-	tb := SYNTable{VIP: vip, Port: 80, Seed: 0x1234_5678_9abc_def0, MACs: make([][6]byte, 61)}
-	for i := range tb.MACs {
-		if i%5 != 2 { // some buckets left to drlb
-			tb.MACs[i] = [6]byte{0x02, 0x99, 0, 0, 0, byte(i + 1)}
-		}
-	}
+	tb := fuzzSYNTable()
 	if _, err := kf.syn.set(true, ours, []SYNTable{tb}); err != nil {
 		f.Fatal(err)
 	}
-	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: ours}
-	c := netip.MustParseAddrPort("198.18.200.7:40000")
-	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil))
-	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, []byte("fast open")))
-	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 1, 1, nil))
-	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 443), "S", 1, 0, nil))
-	f.Add(framegen.UDP(l2, c, netip.AddrPortFrom(vip, 80), nil))
-	f.Add(framegen.TCP(l2, netip.MustParseAddrPort("[2001:2::10]:5"), netip.AddrPortFrom(splitVIPs[1], 80), "S", 1, 0, nil))
-	f.Add(framegen.ARPRequest(l2, c.Addr(), vip))
+	addSYNSeeds(f, ours)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		// The test runs refuse what the kernel would take: under 20
 		// bytes for the socket filter (runSocketFilter's IPv4 link
@@ -217,28 +234,41 @@ func FuzzSocketStatelessSYNs(f *testing.F) {
 			return
 		}
 		fwd, out := sockSYNRun(t, kf, filter, tc, frame)
-		mac, want := wantStatelessSYN(frame, ours, tb)
-		if fwd != want {
-			t.Fatalf("forwarded %v, want %v: % x", fwd, want, frame)
-		}
-		if fwd && (!bytes.Equal(out[0:6], mac[:]) || !bytes.Equal(out[6:12], ours) || !bytes.Equal(out[12:], frame[12:])) {
-			t.Fatalf("forwarded as % x, want destination % x, source %v, the rest unchanged", out[:14], mac, ours)
-		}
+		checkStatelessSYN(t, frame, ours, tb, false, fwd, out)
 	})
 }
 
-// wantStatelessSYN is the socket filter's SYN block written plainly: a
-// bare IPv4 TCP SYN (no options, no fragment, whole in the frame, a data
-// offset of 5 or more) to our MAC, not from it, to tb's service, whose
-// bucket names a server, goes to that server's MAC.
-func wantStatelessSYN(f []byte, ours net.HardwareAddr, tb SYNTable) ([6]byte, bool) {
-	const eth, tcp = 14, 14 + 20
+// checkStatelessSYN fails t unless the kernel side forwarded frame (fwd,
+// as out) exactly as wantStatelessSYN says.
+func checkStatelessSYN(t *testing.T, frame []byte, ours net.HardwareAddr, tb SYNTable, options, fwd bool, out []byte) {
+	t.Helper()
+	mac, want := wantStatelessSYN(frame, ours, tb, options)
+	if fwd != want {
+		t.Fatalf("forwarded %v, want %v: % x", fwd, want, frame)
+	}
+	if fwd && (!bytes.Equal(out[0:6], mac[:]) || !bytes.Equal(out[6:12], ours) || !bytes.Equal(out[12:], frame[12:])) {
+		t.Fatalf("forwarded as % x, want destination % x, source %v, the rest unchanged", out[:14], mac, ours)
+	}
+}
+
+// wantStatelessSYN is the kernel side's SYN block written plainly: a
+// bare IPv4 TCP SYN (no fragment, whole in the frame, a data offset of 5
+// or more; IPv4 options only with options, as the XDP program takes them)
+// to our MAC, not from it, to tb's service, whose bucket names a server,
+// goes to that server's MAC.
+func wantStatelessSYN(f []byte, ours net.HardwareAddr, tb SYNTable, options bool) ([6]byte, bool) {
+	const eth = 14
 	be16 := func(b []byte) int { return int(b[0])<<8 | int(b[1]) }
+	if len(f) < eth+20 || be16(f[12:]) != 0x0800 || f[eth] != 0x45 && (!options || f[eth] < 0x45 || f[eth] > 0x4f) {
+		return [6]byte{}, false
+	}
+	ihl := int(f[eth]&0xf) * 4
+	tcp := eth + ihl
 	switch {
 	case len(f) < tcp+14,
 		!bytes.Equal(f[0:6], ours), bytes.Equal(f[6:12], ours),
-		be16(f[12:]) != 0x0800, f[eth] != 0x45, be16(f[eth+6:])&0x3fff != 0, f[eth+9] != protoTCP,
-		be16(f[eth+2:]) < 40, eth+be16(f[eth+2:]) > len(f),
+		be16(f[eth+6:])&0x3fff != 0, f[eth+9] != protoTCP,
+		be16(f[eth+2:]) < ihl+20, eth+be16(f[eth+2:]) > len(f),
 		f[tcp+12] < 5<<4, f[tcp+13]&0x17 != 0x02:
 		return [6]byte{}, false
 	}

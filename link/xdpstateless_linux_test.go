@@ -229,3 +229,35 @@ func TestSYNTableBuckets(t *testing.T) {
 		}
 	}
 }
+
+// FuzzXDPStatelessSYNs is FuzzSocketStatelessSYNs through the XDP
+// program (which also takes SYNs with IPv4 options): it forwards (XDP_TX)
+// exactly the frames wantStatelessSYN says, each to its bucket's server.
+func FuzzXDPStatelessSYNs(f *testing.F) {
+	testutil.NeedRoot(f)
+	o, err := loadXDP(1, 64)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(o.close)
+	if err := o.setVIPs(splitVIPs); err != nil {
+		f.Fatal(err)
+	}
+	ours := net.HardwareAddr{0x82, 0, 0, 0, 0, 0x02}
+	tb := fuzzSYNTable()
+	if _, err := o.syn.set(true, ours, []SYNTable{tb}); err != nil {
+		f.Fatal(err)
+	}
+	addSYNSeeds(f, ours)
+	const xdpTX = 3
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) < 14 || len(frame) > 1500 {
+			return // no Ethernet frame; over the lab's MTU
+		}
+		ret, out, err := o.prog.Test(frame)
+		if err != nil {
+			t.Fatalf("XDP test run (%d bytes): %v", len(frame), err)
+		}
+		checkStatelessSYN(t, frame, ours, tb, true, ret == xdpTX, out)
+	})
+}
