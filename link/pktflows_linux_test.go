@@ -29,12 +29,12 @@ const tcxRedirect = 7
 // the group's slots, not attached. A frame the filter refuses with this
 // CPU's slot set goes on through the tc program, on the same CPU, as the
 // kernel does.
-func newSockKflowLab(t *testing.T, flows int) *kflowLab {
+func newSockKflowLab(t testing.TB, flows int) *kflowLab {
 	t.Helper()
 	kf, filter, tc, ours := newSockKflow(t, flows)
 	ncpu := len(kf.maps.zero)
 	return &kflowLab{t: t, flows: &kf.maps, ours: ours, notVIP: kfTX,
-		runFn: func(t *testing.T, f []byte) (uint32, []byte) {
+		runFn: func(t testing.TB, f []byte) (uint32, []byte) {
 			t.Helper()
 			cpu := pinCPU(t)
 			if err := kf.slots.Put(uint32(0), make([]kflowSlot, ncpu)); err != nil {
@@ -560,4 +560,37 @@ func BenchmarkKernelFlowFilter(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzSocketKernelFlows is FuzzXDPKernelFlows through the AF_PACKET side
+// (the socket filter, then the tc program, as the kernel does; the lab
+// fails on a frame left to tc and not sent): the kernel forwards exactly
+// the frames wantKernelFlow says, each to its flow's server with only
+// the MACs changed.
+func FuzzSocketKernelFlows(f *testing.F) {
+	l := newSockKflowLab(f, 64)
+	flows, srv := fuzzKflows(l)
+	addKflowSeeds(f, l.ours)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		// The test runs refuse what the kernel would take: under 20
+		// bytes for the socket filter (runSocketFilter's IPv4 link
+		// header wants an IPv4 header behind it), and for tc a frame
+		// shorter than its own type's network header.
+		need := 20
+		if len(frame) >= 14 {
+			switch uint16(frame[12])<<8 | uint16(frame[13]) {
+			case 0x0800:
+				need = 14 + 20
+			case 0x86dd:
+				need = 14 + 40
+			}
+		}
+		if len(frame) < need || len(frame) > fuzzKflowMax {
+			return
+		}
+		l.t = t
+		in := append([]byte(nil), frame...)
+		ret, out := l.run(frame)
+		checkKernelFlow(t, in, l.ours, flows, srv, ret == kfTX, out)
+	})
 }

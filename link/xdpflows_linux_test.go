@@ -29,10 +29,10 @@ const (
 // program's action: kfTX forwarded by the kernel, kfDrlb left to drlb,
 // kfPass neither (not a VIP).
 type kflowLab struct {
-	t     *testing.T
+	t     testing.TB
 	flows *flowMaps
 	ours  net.HardwareAddr
-	runFn func(t *testing.T, f []byte) (uint32, []byte)
+	runFn func(t testing.TB, f []byte) (uint32, []byte)
 	// notVIP is the verdict on a frame to another address whose flow is
 	// in the map all the same: the XDP program checks the VIP first,
 	// the socket filter trusts the map (drlb hands out VIP flows only).
@@ -43,7 +43,7 @@ type kflowLab struct {
 // (never bound: the test run redirects nothing) in every lane's slot, so
 // that a frame left to drlb returns XDP_REDIRECT.
 
-func newKflowLab(t *testing.T, flows int) *kflowLab {
+func newKflowLab(t testing.TB, flows int) *kflowLab {
 	t.Helper()
 	testutil.NeedRoot(t)
 	o, err := loadKernelFlows(1, 64, flows)
@@ -65,7 +65,7 @@ func newKflowLab(t *testing.T, flows int) *kflowLab {
 		}
 	}
 	return &kflowLab{t: t, flows: &o.flows, ours: net.HardwareAddr{0x82, 0, 0, 0, 0, 0x02}, notVIP: kfPass,
-		runFn: func(t *testing.T, f []byte) (uint32, []byte) {
+		runFn: func(t testing.TB, f []byte) (uint32, []byte) {
 			ret, out, err := o.prog.Test(f)
 			if err != nil {
 				t.Fatalf("test run (%d bytes): %v", len(f), err)
@@ -667,4 +667,212 @@ func liveKernelFlow(t *testing.T, pa Port, fp FlowPort, server KernelServer, n i
 		}
 	}
 	return out
+}
+
+// fuzzKflowMTU is the kernel-flow fuzz targets' MTU (SetKernelFlowServers's
+// mtu), fuzzKflowMax the longest frame they try: packets of up to 1600
+// bytes reach both sides of the MTU rule. A test run makes no
+// super-frame (GSO: its skb has no gso_size), so the rule's exception
+// for them is never reached.
+const (
+	fuzzKflowMTU = 1500
+	fuzzKflowMax = 14 + 1600
+)
+
+// fuzzKflowRefresh is the fuzz flows' refresh: a flow's first punt is
+// due a refresh after it goes in, so none comes during a run.
+const fuzzKflowRefresh = 100 * 365 * 24 * time.Hour
+
+// fuzzKflowClient and fuzzKflowClient6 are the fuzz flows' clients.
+var fuzzKflowClient, fuzzKflowClient6 = netip.MustParseAddrPort("198.18.1.10:40000"), netip.MustParseAddrPort("[2001:2::10]:40000")
+
+// fuzzKflows turns l's forwarding on with fuzzKflowMTU for two servers
+// and puts the fuzz targets' flows: TCP to port 80 and UDP to port 53 of
+// each family's VIP, and a TCP flow whose server is not listed. It
+// returns the flows and the servers, for wantKernelFlow.
+func fuzzKflows(l *kflowLab) ([]KernelFlow, []KernelServer) {
+	l.t.Helper()
+	srv := []KernelServer{{ID: 1, MAC: [6]byte{0x02, 0x99, 0, 0, 0, 1}}, {ID: 2, MAC: [6]byte{0x02, 0x99, 0, 0, 0, 2}}}
+	c, c6 := fuzzKflowClient, fuzzKflowClient6
+	vip, vip6 := splitVIPs[0], splitVIPs[1]
+	flows := []KernelFlow{
+		{Client: c, VIP: netip.AddrPortFrom(vip, 80), Proto: protoTCP, Server: 1},
+		{Client: c, VIP: netip.AddrPortFrom(vip, 53), Proto: protoUDP, Server: 2},
+		{Client: netip.AddrPortFrom(c.Addr(), 40002), VIP: netip.AddrPortFrom(vip, 80), Proto: protoTCP, Server: 99},
+		{Client: c6, VIP: netip.AddrPortFrom(vip6, 80), Proto: protoTCP, Server: 1},
+		{Client: c6, VIP: netip.AddrPortFrom(vip6, 53), Proto: protoUDP, Server: 2},
+	}
+	for i := range flows {
+		flows[i].Refresh = fuzzKflowRefresh
+	}
+	l.servers(true, fuzzKflowMTU, srv)
+	if full := l.update(flows, nil); full != 0 {
+		l.t.Fatalf("%d flows did not fit", full)
+	}
+	return flows, srv
+}
+
+// addKflowSeeds gives a kernel-flow fuzz target frames of fuzzKflows'
+// flows to director MAC ours, and frames near each of the block's rules'
+// edges.
+func addKflowSeeds(f *testing.F, ours net.HardwareAddr) {
+	l2 := framegen.L2{Src: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}, Dst: ours}
+	c, c6 := fuzzKflowClient, fuzzKflowClient6
+	web, dns := netip.AddrPortFrom(splitVIPs[0], 80), netip.AddrPortFrom(splitVIPs[0], 53)
+	web6, dns6 := netip.AddrPortFrom(splitVIPs[1], 80), netip.AddrPortFrom(splitVIPs[1], 53)
+	with := func(fr []byte, edit func([]byte)) []byte { edit(fr); return fr }
+	data := func(n int) []byte { return bytes.Repeat([]byte{'d'}, n) }
+	const tcpAt, tcp6At = 14 + 20, 14 + 40
+	for _, fr := range [][]byte{
+		framegen.TCP(l2, c, web, "A", 1, 1, nil),
+		framegen.TCP(l2, c, web, "PA", 1, 1, []byte("GET /")),
+		framegen.UDP(l2, c, dns, []byte("query")),
+		framegen.TCP(l2, c6, web6, "A", 1, 1, nil),
+		framegen.UDP(l2, c6, dns6, []byte("query")),
+		framegen.TCP(l2, netip.AddrPortFrom(c.Addr(), 40002), web, "A", 1, 1, nil), // server not listed
+		framegen.TCP(l2, c, web, "A", 1, 1, data(fuzzKflowMTU-40)),                 // at the MTU
+		framegen.TCP(l2, c, web, "A", 1, 1, data(fuzzKflowMTU-40+1)),               // over it
+		framegen.TCP(l2, c6, web6, "A", 1, 1, data(fuzzKflowMTU-60)),
+		framegen.UDP(l2, c6, dns6, data(fuzzKflowMTU-48+1)),
+		framegen.TCP(l2, c, web, "SA", 1, 1, nil),
+		framegen.TCP(l2, c6, web6, "FA", 1, 1, nil),
+		framegen.TCP(l2, c, web, "R", 1, 0, nil),
+		with(framegen.TCP(l2, c, web, "A", 1, 1, nil), func(b []byte) { b[tcpAt+12] = 4 << 4 }),
+		with(framegen.TCP(l2, c6, web6, "A", 1, 1, nil), func(b []byte) { b[tcp6At+12] = 4<<4 | 0xf }),
+		with(framegen.TCP(l2, c, web, "A", 1, 1, []byte("abcd")), func(b []byte) { b[14] = 0x46 }),
+		with(framegen.TCP(l2, c, web, "A", 1, 1, nil), func(b []byte) { b[14+6] = 0x20 }),        // MF
+		with(framegen.TCP(l2, c, web, "A", 1, 1, nil), func(b []byte) { b[14+7] = 1 }),           // an offset
+		with(framegen.TCP(l2, c, web, "A", 1, 1, nil), func(b []byte) { b[14+6] = 0x40 }),        // DF
+		with(framegen.TCP(l2, c6, web6, "A", 1, 1, nil), func(b []byte) { b[14+6] = 60 }),        // an extension header
+		with(framegen.TCP(l2, c6, web6, "A", 1, 1, nil), func(b []byte) { b[14] = 0x4f }),        // version 4
+		with(framegen.UDP(l2, c, dns, []byte("q")), func(b []byte) { setTotal(b, len(b)-14+1) }), // beyond the frame
+		append(framegen.UDP(l2, c, dns, []byte("q")), 0, 0, 0, 0),                                // padding
+		with(framegen.UDP(l2, c6, dns6, []byte("q")), func(b []byte) { setPayload6(b, len(b)-14-40+1) }),
+		with(framegen.TCP(l2, c, web, "A", 1, 1, nil), func(b []byte) { setTotal(b, 20+19) }),
+		with(framegen.UDP(l2, c, dns, nil), func(b []byte) { setTotal(b, 20+7) }),
+		with(framegen.TCP(l2, c6, web6, "A", 1, 1, nil), func(b []byte) { setPayload6(b, 19) }),
+		with(framegen.UDP(l2, c6, dns6, nil), func(b []byte) { setPayload6(b, 7) }),
+		framegen.UDP(l2, c, dns, nil)[:kflowUDPEnd],
+		framegen.UDP(l2, c, dns, nil)[:kflowUDPEnd-1],
+		framegen.UDP(l2, c6, dns6, nil)[:kflow6UDPEnd-1],
+		framegen.TCP(framegen.L2{Src: ours, Dst: ours}, c, web, "A", 1, 1, nil),
+		framegen.TCP(framegen.L2{Src: l2.Src, Dst: net.HardwareAddr{0x82, 0, 0, 0, 0, 0x03}}, c6, web6, "A", 1, 1, nil),
+		framegen.TCP(l2, netip.AddrPortFrom(c.Addr(), 40001), web, "A", 1, 1, nil),
+		framegen.UDP(l2, c, web, nil),
+		framegen.TCP(l2, netip.AddrPortFrom(netip.AddrFrom16(c.Addr().As16()), c.Port()), web6, "A", 1, 1, nil),
+		framegen.ICMPEcho(l2, c.Addr(), splitVIPs[0], 1),
+		framegen.ARPRequest(l2, c.Addr(), splitVIPs[0]),
+	} {
+		f.Add(fr)
+	}
+}
+
+// checkKernelFlow fails t unless a kernel side forwarded frame (fwd,
+// as out) exactly as wantKernelFlow says, and left any other frame
+// unchanged.
+func checkKernelFlow(t *testing.T, frame []byte, ours net.HardwareAddr, flows []KernelFlow, srv []KernelServer, fwd bool, out []byte) {
+	t.Helper()
+	mac, want := wantKernelFlow(frame, ours, fuzzKflowMTU, flows, srv)
+	if fwd != want {
+		t.Fatalf("forwarded %v, want %v: % x", fwd, want, frame)
+	}
+	if fwd && (!bytes.Equal(out[0:6], mac[:]) || !bytes.Equal(out[6:12], ours) || !bytes.Equal(out[12:], frame[12:])) {
+		t.Fatalf("forwarded as % x, want destination % x, source %v, the rest unchanged: % x", out, mac, ours, frame)
+	}
+	if !fwd && !bytes.Equal(out, frame) {
+		t.Fatalf("left to drlb as % x, want unchanged: % x", out, frame)
+	}
+}
+
+// wantKernelFlow is kflowBlock written plainly, for forwarding on with
+// mtu (no super-frame, and no flow's punt time reached): it gives the
+// server's MAC of a frame the kernel forwards. Such a frame is IPv4
+// (0x45: no options; no fragment) or IPv6 (version 6, next header TCP
+// or UDP), at least a UDP frame of its family long; its packet is all in
+// the frame and at most mtu long; it is TCP with a whole 20-byte header
+// (data offset 5 or more) in the packet and no SYN, FIN or RST, or UDP
+// with a whole header; it is to ours and not from it; its (source, VIP,
+// ports, protocol) is a flow's; and that flow's server is listed.
+func wantKernelFlow(f []byte, ours net.HardwareAddr, mtu int, flows []KernelFlow, servers []KernelServer) ([6]byte, bool) {
+	const eth = 14
+	be16 := func(b []byte) int { return int(b[0])<<8 | int(b[1]) }
+	if len(f) < kflowUDPEnd {
+		return [6]byte{}, false
+	}
+	var (
+		ip             int // the IP header's length
+		total          int // the packet's
+		proto          byte
+		src, dst       netip.Addr
+		tcpEnd, udpEnd int
+	)
+	switch be16(f[12:]) {
+	case 0x0800:
+		if f[eth] != 0x45 || be16(f[eth+6:])&0x3fff != 0 {
+			return [6]byte{}, false
+		}
+		ip, total, proto = 20, be16(f[eth+2:]), f[eth+9]
+		src, dst = netip.AddrFrom4([4]byte(f[eth+12:])), netip.AddrFrom4([4]byte(f[eth+16:]))
+		tcpEnd, udpEnd = kflowTCPEnd, kflowUDPEnd
+	case 0x86dd:
+		if len(f) < kflow6UDPEnd || f[eth]>>4 != 6 {
+			return [6]byte{}, false
+		}
+		ip, total, proto = 40, 40+be16(f[eth+4:]), f[eth+6]
+		src, dst = netip.AddrFrom16([16]byte(f[eth+8:])), netip.AddrFrom16([16]byte(f[eth+24:]))
+		tcpEnd, udpEnd = kflow6TCPEnd, kflow6UDPEnd
+	default:
+		return [6]byte{}, false
+	}
+	if eth+total > len(f) || mtu != 0 && total > mtu {
+		return [6]byte{}, false
+	}
+	l4 := eth + ip
+	switch proto {
+	case protoTCP:
+		if total < ip+20 || len(f) < tcpEnd || f[l4+12] < 5<<4 || f[l4+13]&0x07 != 0 {
+			return [6]byte{}, false
+		}
+	case protoUDP:
+		if total < ip+8 || len(f) < udpEnd {
+			return [6]byte{}, false
+		}
+	default:
+		return [6]byte{}, false
+	}
+	if !bytes.Equal(f[0:6], ours) || bytes.Equal(f[6:12], ours) {
+		return [6]byte{}, false
+	}
+	client, vip := netip.AddrPortFrom(src, uint16(be16(f[l4:]))), netip.AddrPortFrom(dst, uint16(be16(f[l4+2:])))
+	for _, fl := range flows {
+		if fl.Client != client || fl.VIP != vip || fl.Proto != proto {
+			continue
+		}
+		for _, s := range servers {
+			if s.ID == fl.Server {
+				return s.MAC, true
+			}
+		}
+		return [6]byte{}, false
+	}
+	return [6]byte{}, false
+}
+
+// FuzzXDPKernelFlows runs any frame through the XDP program with
+// fuzzKflows' flows on: it forwards (XDP_TX) exactly the frames
+// wantKernelFlow says, each to its flow's server with only the MACs
+// changed, and leaves every other frame unchanged.
+func FuzzXDPKernelFlows(f *testing.F) {
+	l := newKflowLab(f, 64)
+	flows, srv := fuzzKflows(l)
+	addKflowSeeds(f, l.ours)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) < 14 || len(frame) > fuzzKflowMax {
+			return // the test run builds no frame shorter than Ethernet's header
+		}
+		l.t = t
+		in := append([]byte(nil), frame...)
+		ret, out := l.run(frame)
+		checkKernelFlow(t, in, l.ours, flows, srv, ret == kfTX, out)
+	})
 }
