@@ -144,7 +144,7 @@ type Options struct {
 	// during the wait is forwarded up to RxCoalesce later. 0 (the
 	// default): read again at once. At most MaxRxCoalesce.
 	RxCoalesce time.Duration
-	// KernelSYNs lets the kernel forward bare IPv4 SYNs itself while
+	// KernelSYNs lets the kernel forward bare SYNs (IPv4 and IPv6) itself while
 	// the connection table is under pressure, by the same hash the
 	// forwarder's stateless SYNs use (link.StatelessSYNPort): a SYN
 	// flood then costs the kernel's receive path, not drlb's queue. With

@@ -61,6 +61,18 @@ func synFloodConf(l *testbed.Lab) string {
 `, l.Director.MAC, l.LANClient.MAC, l.VIP, testbed.HTTPPort)
 }
 
+// synFloodConf6 is synFloodConf for IPv6: a TCP SYN to VIP6:80 from a
+// random source in 2001:2:0:8000::/64 (the lab's addresses are in
+// 2001:2::/48) and a random port.
+func synFloodConf6(l *testbed.Lab) string {
+	return fmt.Sprintf(`{
+	eth(da=%s, sa=%s, type=0x86dd),
+	ipv6(saddr=2001:2:0:8000::, saddr[12:4]=drnd(), daddr=%s, hoplimit=64, nexthdr=6),
+	tcp(sport=drnd(1024, 65535), dport=%d, seq=drnd(), syn, window=64240)
+}
+`, l.Director.MAC, l.LANClient.MAC, l.VIP6, testbed.HTTPPort)
+}
+
 // udpForwarders are the three forwarders of VIP:benchPort, each started
 // by its function, which returns the one that stops it.
 func udpForwarders(b *testing.B, l *testbed.Lab) []benchForwarder {
@@ -557,6 +569,13 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Add
 // (198.18.1.30 on, in its /24, which the router reaches there) and returns
 // them.
 func addClientAddrs(b testing.TB, l *testbed.Lab, n int) []netip.Addr {
+	return addClientAddrsOf(b, l, n, false)
+}
+
+// addClientAddrsOf is addClientAddrs for IPv4, or with v6 for IPv6
+// (2001:2:0:1::30 on, in the client's /64; no duplicate address
+// detection, so they can be used at once).
+func addClientAddrsOf(b testing.TB, l *testbed.Lab, n int, v6 bool) []netip.Addr {
 	if n > 220 {
 		b.Fatalf("%d client addresses: the client's /24 holds 220 more", n)
 	}
@@ -568,7 +587,12 @@ func addClientAddrs(b testing.TB, l *testbed.Lab, n int) []netip.Addr {
 		}
 		for i := range n {
 			a := netip.AddrFrom4([4]byte{198, 18, 1, byte(30 + i)})
-			if err := netlink.AddrAdd(lk, &netlink.Addr{IPNet: netlink.NewIPNet(a.AsSlice())}); err != nil && !errors.Is(err, unix.EEXIST) {
+			na := &netlink.Addr{IPNet: netlink.NewIPNet(a.AsSlice())}
+			if v6 {
+				a = netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0, 0, 0, 1, 14: byte((0x30 + i) >> 8), 15: byte(0x30 + i)})
+				na = &netlink.Addr{IPNet: netlink.NewIPNet(a.AsSlice()), Flags: unix.IFA_F_NODAD}
+			}
+			if err := netlink.AddrAdd(lk, na); err != nil && !errors.Is(err, unix.EEXIST) {
 				return err
 			}
 			addrs = append(addrs, a)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,10 +41,13 @@ func TestKernelSYNs(t *testing.T) {
 		args []string
 		off  bool // -kernel-syns off: no tc program to send the SYNs
 		held bool // a program ahead of drlb's at tc ingress until the clients are served
+		v6   bool // the flood and the clients over IPv6
 	}{
 		{name: "afpacket", args: []string{"-io", "afpacket", "-kernel-syns", "-workers", "2"}},
 		{name: "afxdp", args: []string{"-io", "afxdp", "-kernel-syns", "-xdp-generic"}},
 		{name: "afpacket-held", args: []string{"-io", "afpacket", "-kernel-syns"}, held: true},
+		{name: "afpacket-ipv6", args: []string{"-io", "afpacket", "-kernel-syns", "-workers", "2"}, v6: true},
+		{name: "afxdp-ipv6", args: []string{"-io", "afxdp", "-kernel-syns", "-xdp-generic"}, v6: true},
 		{name: "afpacket-keep-kernel-copy", args: []string{"-io", "afpacket", "-kernel-syns", "-keep-kernel-copy"}, off: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,16 +59,22 @@ func TestKernelSYNs(t *testing.T) {
 			}
 			cfg := filepath.Join(t.TempDir(), "drlb.yaml")
 			var b strings.Builder
-			fmt.Fprintf(&b, "interface: %s\nmax_conns: 256\nservices:\n  - vip: %q\n    port: %d\n    protocol: tcp\n    scheduler: rr\n    realservers:\n",
-				l.Director.Iface, l.VIP, testbed.HTTPPort)
-			for _, rs := range l.RealServers {
-				fmt.Fprintf(&b, "      - {address: %q}\n", rs.IPv4)
+			fmt.Fprintf(&b, "interface: %s\nmax_conns: 256\nservices:\n", l.Director.Iface)
+			for _, vip := range []netip.Addr{l.VIP, l.VIP6} {
+				fmt.Fprintf(&b, "  - vip: %q\n    port: %d\n    protocol: tcp\n    scheduler: rr\n    realservers:\n", vip, testbed.HTTPPort)
+				for _, rs := range l.RealServers {
+					addr := rs.IPv4
+					if vip.Is6() {
+						addr = rs.IPv6
+					}
+					fmt.Fprintf(&b, "      - {address: %q}\n", addr)
+				}
 			}
 			if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			sock := filepath.Join(t.TempDir(), "ctl.sock")
-			p := startDirectorN(t, l, len(l.RealServers), append([]string{"run", "-c", cfg, "-ctl", sock}, tc.args...)...)
+			p := startDirectorN(t, l, 2*len(l.RealServers), append([]string{"run", "-c", cfg, "-ctl", sock}, tc.args...)...)
 			if tc.off {
 				p.waitLog("-kernel-syns off", 1, 10*time.Second)
 				return
@@ -74,18 +84,22 @@ func TestKernelSYNs(t *testing.T) {
 				_, detach = testutil.TCXPassAll(t, l.Director.NS, l.Director.Iface, true)
 				p.waitLog("kernel SYNs held: another tc program runs before drlb's", 1, 5*time.Second)
 			}
-			strangers := addClientAddrs(t, l, conns)
-			conf := writeTrafgenConf(t, synFloodConf(l))
+			strangers := addClientAddrsOf(t, l, conns, tc.v6)
+			vip, flood := l.VIP, synFloodConf(l)
+			if tc.v6 {
+				vip, flood = l.VIP6, synFloodConf6(l)
+			}
+			conf := writeTrafgenConf(t, flood)
 			ctx, cancel := context.WithCancel(context.Background())
-			flood := make(chan error, 1)
+			flooding := make(chan error, 1)
 			go func() {
 				// Bounded in count and time.
 				_, err := runTrafgen(ctx, l, tg, conf, 1_200_000, 30*time.Second, "--rate", floodRate)
-				flood <- err
+				flooding <- err
 			}()
 			defer func() {
 				cancel()
-				if err := <-flood; err != nil {
+				if err := <-flooding; err != nil {
 					t.Errorf("flood: %v", err)
 				}
 			}()
@@ -100,7 +114,7 @@ func TestKernelSYNs(t *testing.T) {
 			served := 0
 			for _, from := range strangers {
 				c, stop := context.WithTimeout(context.Background(), 5*time.Second)
-				if _, err := askNewFrom(c, l, from, l.VIP); err != nil {
+				if _, err := askNewFrom(c, l, from, vip); err != nil {
 					t.Errorf("a new connection from %v under the flood: %v", from, err)
 				} else {
 					served++

@@ -15,8 +15,9 @@ import (
 // uint64(A)<<16 ^ uint64(P) with HashPort, uint64(A) without (see
 // scheduler.Placement.Seed for mix64). A SYN whose bucket's MAC is not all
 // zero is forwarded by drlb to that MAC (ReasonSynStateless) while
-// StatelessSYNsOn; anything else is drlb's to decide, as are IPv6 clients
-// (their hash differs) and every SYN of a table without MACs.
+// StatelessSYNsOn; anything else is drlb's to decide, as is every SYN of
+// a table without MACs. IPv6 clients hash differently
+// (scheduler.BucketIPv6); the kernel sides take them too.
 type StatelessSYNTable struct {
 	VIP netip.Addr
 	// Port is the service's port; 0 is the service that takes every port

@@ -221,7 +221,7 @@ type Config struct {
 	// kernel (StatelessSYNPort): maps for the services' bucket tables
 	// (maxSYNBuckets divided among the workers, at least
 	// minWorkerSYNBuckets each: 1-4 MiB) and a socket filter in eBPF
-	// that, while they are on, leaves bare IPv4 SYNs to the tc program
+	// that, while they are on, leaves bare TCP SYNs to the tc program
 	// AttachVIPDrop attaches with the port's KernelFlowSlots. OpenXDP's
 	// program always has them. Without it the port's StatelessSYNPort
 	// methods fail with ErrNoKernelSYNs.

@@ -123,7 +123,7 @@ func (k *pktFlows) filter(classic []bpf.RawInstruction) (*ebpf.Program, error) {
 //
 //	a frame this host sends (PACKET_OUTGOING)  -> refused (outgoingPrefix's rule)
 //	the slot cleared
-//	with stateless SYNs: a bare IPv4 SYN the SYN block leaves to tc
+//	with stateless SYNs: a bare SYN (IPv4 or IPv6) the SYN block leaves to tc
 //	  (pktsyns_linux.go)                        -> refused (0)
 //	without kernel flows                        -> classic
 //	a VLAN tag in skb metadata                  -> classic

@@ -6,9 +6,9 @@ import (
 
 // Stateless SYNs on AF_PACKET (Config.KernelSYNs with OpenSplit): while
 // the director's table is under pressure, a worker's socket filter hands
-// bare IPv4 SYNs to the tc program that forwards kernel flows, through
-// the same per-CPU slot (pktflows_linux.go), instead of queueing them
-// for drlb. The filter picks the real server as the XDP program does
+// bare TCP SYNs (IPv4 and IPv6) to the tc program that forwards kernel
+// flows, through the same per-CPU slot (pktflows_linux.go), instead of
+// queueing them for drlb. The filter picks the real server as the XDP program does
 // (synMaps: the service's stateless hash onto its bucket table), so a
 // never-seen client's SYN no longer waits in the SYN socket's queue with
 // the flood's, and the flood's cost stays in the softirq of whoever sends
@@ -16,7 +16,7 @@ import (
 //
 //	frame -> fanout program -> worker i's socket (main, SYN or trusted SYN)
 //	      -> its socket filter: slot cleared, then
-//	           a bare IPv4 SYN, SYNs on, its bucket a server's: slot =
+//	           a bare SYN, SYNs on, its bucket a server's: slot =
 //	           (flow, server MAC), counted, refused (drlb never reads it)
 //	           else: kernel flows, then the VIP filter, as before
 //	      -> tc ingress, at the head: the slot's frame leaves through
@@ -28,11 +28,20 @@ const (
 	pktSYNAddr   = -216 // u64: the client's address, host order
 	pktSYNPort   = -224 // u64: address << 16 ^ port
 	pktSYNTabKey = -228 // u32
+	// IPv6: the svc6 key (20 bytes), the address's halves and the port.
+	pktSYN6SvcKey = -256
+	pktSYN6Hi     = -264
+	pktSYN6Lo     = -272
+	pktSYN6Port   = -280
 )
 
 // pktSYNEnd is how much of the frame the SYN block reads: Ethernet, an
-// IPv4 header without options, the TCP header through its flags.
-const pktSYNEnd = 14 + 20 + 14
+// IPv4 header without options, the TCP header through its flags;
+// pktSYN6End the same for IPv6 (TCP right after the fixed header).
+const (
+	pktSYNEnd  = 14 + 20 + 14
+	pktSYN6End = kflow6TCPEnd
+)
 
 // filterInstructions is the socket filter's SYN block, ctx (R6) the
 // skb and slot (R8) this CPU's kflowSlot, cleared. It goes on at
@@ -42,17 +51,24 @@ const pktSYNEnd = 14 + 20 + 14
 //
 //	SYNs off                                              -> syndone
 //	a VLAN tag in skb metadata; shorter than pktSYNEnd;
-//	  not IPv4; options (first byte not 0x45); a fragment;
-//	  not TCP; the TCP header beyond the packet or the
-//	  packet beyond the frame; a data offset under 5     -> syndone
+//	  neither IPv4 nor IPv6                               -> syndone
+//	IPv4: options (first byte not 0x45); a fragment;
+//	  IPv6: shorter than pktSYN6End; not version 6; the next
+//	  header not TCP (an extension header)                -> syndone
+//	not TCP; the TCP header beyond the packet or the
+//	  packet beyond the frame (IPv6: the payload length and the
+//	  fixed header); a data offset under 5                -> syndone
 //	not a bare SYN (SYN without ACK, FIN or RST)          -> syndone
-//	(VIP, port) without a table; the bucket left to drlb  -> syndone
+//	(VIP, port) without a table (svc, svc6); the bucket left to drlb
+//	  (IPv6: scheduler.BucketIPv6's)                      -> syndone
 //	not to our MAC, or from it                            -> syndone
-//	else: the slot holds the flow's key and the bucket's MAC, counted,
-//	  refused
+//	else: the slot holds the flow's key (kflowKey, kflowKey6) and the
+//	  bucket's MAC, Valid its IP version, counted, refused
 //
 // IPv4 options are left to drlb (the XDP program takes them): SYNs that
 // carry them are rare, and fixed offsets keep the copy's loads aligned.
+// The copy's IP header starts on a 4-byte boundary, not an 8-byte one:
+// an IPv6 address is read a word at a time.
 func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 	const (
 		eth            = 14
@@ -80,6 +96,7 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 	insns = append(insns, frame()...)
 	insns = append(insns,
 		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R4, ethIPv6, "syn6"),
 		asm.JNE.Imm(asm.R4, ethIPv4, "syndone"),
 		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte),
 		asm.JNE.Imm(asm.R4, 0x45, "syndone"),
@@ -127,8 +144,14 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 	key[0] = key[0].WithSymbol("synkey")
 	insns = append(insns, key...)
 	insns = append(insns, slotKey(slot, kflowLayout4.keySize)...)
-	insns = append(insns, asm.StoreImm(slot, kflowSlotValid, 4, asm.Word))
-	insns = append(insns, stackLookup(m.count, kflowZeroSlot)...)
+	insns = append(insns,
+		asm.StoreImm(slot, kflowSlotValid, 4, asm.Word),
+		asm.Ja.Label("syncount"),
+	)
+	insns = append(insns, m.filter6(ctx, slot)...)
+	count := stackLookup(m.count, kflowZeroSlot)
+	count[0] = count[0].WithSymbol("syncount")
+	insns = append(insns, count...)
 	return append(insns,
 		asm.JEq.Imm(asm.R0, 0, "synrefuse"),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
@@ -137,6 +160,88 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("synrefuse"),
 		asm.Return(),
 	)
+}
+
+// filter6 is filterInstructions' IPv6 branch, entered at "syn6" with
+// pktSYNEnd bytes of an IPv6 frame in the copy and cfg's value in R9. It
+// goes on at its end with the slot set (a kflowKey6, Valid 6), or jumps
+// to syndone.
+func (m *synMaps) filter6(ctx, slot asm.Register) asm.Instructions {
+	const (
+		eth       = 14
+		skbLen    = 0
+		tcp       = eth + ipv6Len
+		bare      = 0x02                      // SYN
+		flagsSeen = 0x01 | 0x02 | 0x04 | 0x10 // FIN, SYN, RST, ACK
+		cfgPtr    = asm.R9
+	)
+	frame := func() asm.Instructions { // R2: the copy on the stack
+		return asm.Instructions{asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, kflowFrameSlot)}
+	}
+	// The rest of the fixed header and the TCP header (a shorter frame:
+	// syndone).
+	insns := skbBytes(asm.FnSkbLoadBytes, ctx, pktSYNEnd, kflowFrameSlot+pktSYNEnd, pktSYN6End-pktSYNEnd, "syndone")
+	insns[0] = insns[0].WithSymbol("syn6")
+	insns = append(insns, frame()...)
+	insns = append(insns,
+		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte),
+		asm.And.Imm(asm.R4, 0xf0),
+		asm.JNE.Imm(asm.R4, 0x60, "syndone"), // version 6
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Next, asm.Byte),
+		asm.JNE.Imm(asm.R4, protoTCP, "syndone"),     // no extension header
+		asm.LoadMem(asm.R5, asm.R2, eth+4, asm.Half), // payload length
+		asm.HostTo(asm.BE, asm.R5, asm.Half),
+		asm.And.Imm(asm.R5, 0xffff),
+		asm.JLT.Imm(asm.R5, 20, "syndone"), // the TCP header beyond the packet
+		asm.Add.Imm(asm.R5, tcp),
+		asm.LoadMem(asm.R1, ctx, skbLen, asm.Word),
+		asm.JGT.Reg(asm.R5, asm.R1, "syndone"), // the packet beyond the frame
+		asm.LoadMem(asm.R4, asm.R2, tcp+12, asm.Byte),
+		asm.JLT.Imm(asm.R4, 5<<4, "syndone"), // data offset < 5
+		asm.LoadMem(asm.R4, asm.R2, tcp+tcpFlags, asm.Byte),
+		asm.And.Imm(asm.R4, flagsSeen),
+		asm.JNE.Imm(asm.R4, bare, "syndone"),
+		// The hash's inputs and the service's key.
+		asm.LoadMem(asm.R4, asm.R2, tcp, asm.Half), // source port
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.And.Imm(asm.R4, 0xffff),
+		asm.StoreMem(asm.RFP, pktSYN6Port, asm.R4, asm.DWord),
+	)
+	for i, at := range []int16{pktSYN6Hi, pktSYN6Lo} { // the source's halves, a word at a time
+		off := eth + ipv6Src + int16(8*i)
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R2, off, asm.Word),
+			asm.HostTo(asm.BE, asm.R1, asm.Word),
+			asm.LSh.Imm(asm.R1, 32),
+			asm.LoadMem(asm.R4, asm.R2, off+4, asm.Word),
+			asm.HostTo(asm.BE, asm.R4, asm.Word),
+			asm.Or.Reg(asm.R1, asm.R4),
+			asm.StoreMem(asm.RFP, at, asm.R1, asm.DWord),
+		)
+	}
+	for i := int16(0); i < 16; i += 4 { // (VIP, port, 0) as on the wire
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R2, eth+ipv6Src+16+i, asm.Word),
+			asm.StoreMem(asm.RFP, pktSYN6SvcKey+i, asm.R1, asm.Word),
+		)
+	}
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.R2, tcp+2, asm.Half),
+		asm.StoreMem(asm.RFP, pktSYN6SvcKey+16, asm.R1, asm.Half),
+		asm.StoreImm(asm.RFP, pktSYN6SvcKey+18, 0, asm.Half),
+	)
+	insns = append(insns, m.bucket6(pktSYN6SvcKey, pktSYN6Hi, pktSYN6Lo, pktSYN6Port, pktSYNTabKey, "syndone")...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord), // the server's MAC (Valid still 0)
+		asm.StoreMem(slot, kflowSlotMAC, asm.R1, asm.DWord),
+	)
+	insns = append(insns, frame()...)
+	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "syndone", "synkey6")...)
+	key := kflowKeyFrom(eth+ipv6Src, 32, tcp, eth+ipv6Next)
+	key[0] = key[0].WithSymbol("synkey6")
+	insns = append(insns, key...)
+	insns = append(insns, slotKey(slot, kflowLayout6.keySize)...)
+	return append(insns, asm.StoreImm(slot, kflowSlotValid, 6, asm.Word))
 }
 
 // SetStatelessSYNs implements StatelessSYNPort for a worker opened with

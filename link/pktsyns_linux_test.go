@@ -173,16 +173,22 @@ func TestSplitPortStatelessSYNs(t *testing.T) {
 	}
 }
 
-// fuzzSYNTable is the fuzz targets' one service at splitVIPs[0]:80, some
-// buckets left to drlb.
-func fuzzSYNTable() SYNTable {
-	tb := SYNTable{VIP: splitVIPs[0], Port: 80, Seed: 0x1234_5678_9abc_def0, MACs: make([][6]byte, 61)}
-	for i := range tb.MACs {
-		if i%5 != 2 {
-			tb.MACs[i] = [6]byte{0x02, 0x99, 0, 0, 0, byte(i + 1)}
+// fuzzSYNTables are the fuzz targets' services: splitVIPs[0]:80 and
+// splitVIPs[1]:80 (the IPv6 one hashing the port too), some buckets left
+// to drlb.
+func fuzzSYNTables() []SYNTable {
+	tbs := []SYNTable{
+		{VIP: splitVIPs[0], Port: 80, Seed: 0x1234_5678_9abc_def0, MACs: make([][6]byte, 61)},
+		{VIP: splitVIPs[1], Port: 80, Seed: 0x0fed_cba9_8765_4321, HashPort: true, MACs: make([][6]byte, 53)},
+	}
+	for j, tb := range tbs {
+		for i := range tb.MACs {
+			if i%5 != 2 {
+				tb.MACs[i] = [6]byte{0x02, 0x99, 0, 0, byte(j), byte(i + 1)}
+			}
 		}
 	}
-	return tb
+	return tbs
 }
 
 // addSYNSeeds gives a stateless-SYN fuzz target frames to director MAC
@@ -200,8 +206,38 @@ func addSYNSeeds(f *testing.F, ours net.HardwareAddr) {
 	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 1, 1, nil))
 	f.Add(framegen.TCP(l2, c, netip.AddrPortFrom(vip, 443), "S", 1, 0, nil))
 	f.Add(framegen.UDP(l2, c, netip.AddrPortFrom(vip, 80), nil))
-	f.Add(framegen.TCP(l2, netip.MustParseAddrPort("[2001:2::10]:5"), netip.AddrPortFrom(splitVIPs[1], 80), "S", 1, 0, nil))
 	f.Add(framegen.ARPRequest(l2, c.Addr(), vip))
+	// IPv6: SYNs whose buckets name a server and one whose does not,
+	// from an IPv4-mapped client too, a SYN to a port without a table,
+	// an ACK, UDP.
+	vip6 := splitVIPs[1]
+	tb6 := fuzzSYNTables()[1]
+	zero, forwarded := false, 0
+	for _, a := range []string{"[2001:2::10]:5", "[2001:2::10]:6", "[2001:2::10]:7", "[::ffff:198.18.200.7]:40000", "[::ffff:198.18.200.7]:40001"} {
+		c6 := netip.MustParseAddrPort(a)
+		if tb6.MACs[synBucket(tb6, c6.Addr(), c6.Port())] == ([6]byte{}) {
+			zero = true
+		}
+		syn6 := framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil)
+		if _, ok := wantStatelessSYN(syn6, ours, fuzzSYNTables(), false); ok {
+			forwarded++
+		}
+		f.Add(syn6)
+	}
+	if forwarded == 0 {
+		f.Fatal("no IPv6 seed is a SYN the kernel forwards")
+	}
+	for p := uint16(8); !zero; p++ {
+		c6 := netip.AddrPortFrom(netip.MustParseAddr("2001:2::10"), p)
+		if zero = tb6.MACs[synBucket(tb6, c6.Addr(), c6.Port())] == ([6]byte{}); zero {
+			f.Add(framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil))
+		}
+	}
+	c6 := netip.MustParseAddrPort("[2001:2::10]:5")
+	f.Add(framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 443), "S", 1, 0, nil))
+	f.Add(framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "A", 1, 1, nil))
+	f.Add(framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, []byte("fast open")))
+	f.Add(framegen.UDP(l2, c6, netip.AddrPortFrom(vip6, 80), nil))
 }
 
 // FuzzSocketStatelessSYNs runs any frame through the AF_PACKET kernel
@@ -211,16 +247,19 @@ func addSYNSeeds(f *testing.F, ours net.HardwareAddr) {
 // bucket's server, with only the MACs changed.
 func FuzzSocketStatelessSYNs(f *testing.F) {
 	kf, filter, tc, ours := newSockSYNs(f, 64)
-	tb := fuzzSYNTable()
-	if _, err := kf.syn.set(true, ours, []SYNTable{tb}); err != nil {
+	tbs := fuzzSYNTables()
+	if _, err := kf.syn.set(true, ours, tbs); err != nil {
 		f.Fatal(err)
 	}
 	addSYNSeeds(f, ours)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		// The test runs refuse what the kernel would take: under 20
 		// bytes for the socket filter (runSocketFilter's IPv4 link
-		// header wants an IPv4 header behind it), and for tc a frame
-		// shorter than its own type's network header. Over the lab's MTU.
+		// header wants an IPv4 header behind it; the filter reads the
+		// frame's own ethertype, never skb->protocol, so an IPv6 frame
+		// behind it is tested as the kernel runs it), and for tc a
+		// frame shorter than its own type's network header. Over the
+		// lab's MTU.
 		need := 20
 		if len(frame) >= 14 {
 			switch uint16(frame[12])<<8 | uint16(frame[13]) {
@@ -234,15 +273,15 @@ func FuzzSocketStatelessSYNs(f *testing.F) {
 			return
 		}
 		fwd, out := sockSYNRun(t, kf, filter, tc, frame)
-		checkStatelessSYN(t, frame, ours, tb, false, fwd, out)
+		checkStatelessSYN(t, frame, ours, tbs, false, fwd, out)
 	})
 }
 
 // checkStatelessSYN fails t unless the kernel side forwarded frame (fwd,
 // as out) exactly as wantStatelessSYN says.
-func checkStatelessSYN(t *testing.T, frame []byte, ours net.HardwareAddr, tb SYNTable, options, fwd bool, out []byte) {
+func checkStatelessSYN(t *testing.T, frame []byte, ours net.HardwareAddr, tbs []SYNTable, options, fwd bool, out []byte) {
 	t.Helper()
-	mac, want := wantStatelessSYN(frame, ours, tb, options)
+	mac, want := wantStatelessSYN(frame, ours, tbs, options)
 	if fwd != want {
 		t.Fatalf("forwarded %v, want %v: % x", fwd, want, frame)
 	}
@@ -252,31 +291,57 @@ func checkStatelessSYN(t *testing.T, frame []byte, ours net.HardwareAddr, tb SYN
 }
 
 // wantStatelessSYN is the kernel side's SYN block written plainly: a
-// bare IPv4 TCP SYN (no fragment, whole in the frame, a data offset of 5
-// or more; IPv4 options only with options, as the XDP program takes them)
-// to our MAC, not from it, to tb's service, whose bucket names a server,
-// goes to that server's MAC.
-func wantStatelessSYN(f []byte, ours net.HardwareAddr, tb SYNTable, options bool) ([6]byte, bool) {
+// bare TCP SYN to our MAC, not from it, to the service of one of tbs
+// (its VIP of the frame's family: an IPv4-mapped VIP is IPv4's), whose
+// bucket names a server, goes to that server's MAC. IPv4: no fragment,
+// whole in the frame, a data offset of 5 or more; IPv4 options only with
+// options, as the XDP program takes them. IPv6: version 6, TCP right after
+// the fixed header, the packet (payload length and fixed header) whole in
+// the frame, a data offset of 5 or more.
+func wantStatelessSYN(f []byte, ours net.HardwareAddr, tbs []SYNTable, options bool) ([6]byte, bool) {
 	const eth = 14
 	be16 := func(b []byte) int { return int(b[0])<<8 | int(b[1]) }
-	if len(f) < eth+20 || be16(f[12:]) != 0x0800 || f[eth] != 0x45 && (!options || f[eth] < 0x45 || f[eth] > 0x4f) {
+	if len(f) < eth+20 || !bytes.Equal(f[0:6], ours) || bytes.Equal(f[6:12], ours) {
 		return [6]byte{}, false
 	}
-	ihl := int(f[eth]&0xf) * 4
-	tcp := eth + ihl
-	switch {
-	case len(f) < tcp+14,
-		!bytes.Equal(f[0:6], ours), bytes.Equal(f[6:12], ours),
-		be16(f[eth+6:])&0x3fff != 0, f[eth+9] != protoTCP,
-		be16(f[eth+2:]) < ihl+20, eth+be16(f[eth+2:]) > len(f),
-		f[tcp+12] < 5<<4, f[tcp+13]&0x17 != 0x02:
+	var src, dst netip.Addr
+	var tcp int
+	switch be16(f[12:]) {
+	case 0x0800:
+		if f[eth] != 0x45 && (!options || f[eth] < 0x45 || f[eth] > 0x4f) {
+			return [6]byte{}, false
+		}
+		ihl := int(f[eth]&0xf) * 4
+		tcp = eth + ihl
+		switch {
+		case len(f) < tcp+14,
+			be16(f[eth+6:])&0x3fff != 0, f[eth+9] != protoTCP,
+			be16(f[eth+2:]) < ihl+20, eth+be16(f[eth+2:]) > len(f):
+			return [6]byte{}, false
+		}
+		src, _ = netip.AddrFromSlice(f[eth+12 : eth+16])
+		dst, _ = netip.AddrFromSlice(f[eth+16 : eth+20])
+	case 0x86dd:
+		tcp = eth + 40
+		switch {
+		case len(f) < tcp+14,
+			f[eth]>>4 != 6, f[eth+6] != protoTCP,
+			be16(f[eth+4:]) < 20, tcp+be16(f[eth+4:]) > len(f):
+			return [6]byte{}, false
+		}
+		src, _ = netip.AddrFromSlice(f[eth+8 : eth+24])
+		dst, _ = netip.AddrFromSlice(f[eth+24 : eth+40])
+	default:
 		return [6]byte{}, false
 	}
-	dst, _ := netip.AddrFromSlice(f[eth+16 : eth+20])
-	if dst != tb.VIP || be16(f[tcp+2:]) != int(tb.Port) {
+	if f[tcp+12] < 5<<4 || f[tcp+13]&0x17 != 0x02 {
 		return [6]byte{}, false
 	}
-	src, _ := netip.AddrFromSlice(f[eth+12 : eth+16])
-	mac := tb.MACs[synBucket(tb, src, uint16(be16(f[tcp:])))]
-	return mac, mac != [6]byte{}
+	for _, tb := range tbs {
+		if tb.VIP.Unmap() == dst && be16(f[tcp+2:]) == int(tb.Port) {
+			mac := tb.MACs[synBucket(tb, src, uint16(be16(f[tcp:])))]
+			return mac, mac != [6]byte{}
+		}
+	}
+	return [6]byte{}, false
 }

@@ -39,8 +39,10 @@ type VIPSetter interface {
 // (forwarder.StatelessSYNTable), for the XDP program to make it itself.
 // The bucket of an IPv4 client A (big-endian) and port P is
 // reduce(mix64(Seed ^ x)), x = A<<16 ^ P with HashPort, A without, over
-// len(MACs) buckets (scheduler.Placement); an all-zero MAC leaves the SYN
-// to drlb.
+// len(MACs) buckets (scheduler.Placement, scheduler.BucketIPv4); an IPv6
+// client's (16 bytes, IPv4-mapped ones too) is scheduler.BucketIPv6's. An
+// all-zero MAC leaves the SYN to drlb. A VIP is taken unmapped: an
+// IPv4-mapped VIP's table is its IPv4 VIP's.
 type SYNTable struct {
 	VIP      netip.Addr
 	Port     uint16
@@ -49,11 +51,11 @@ type SYNTable struct {
 	MACs     [][6]byte
 }
 
-// StatelessSYNPort is a Port whose kernel side can forward bare IPv4 SYNs
-// itself while the director's table is under pressure: the AF_XDP port's
-// XDP program (XDP_TX), or an AF_PACKET split worker opened with
-// Config.KernelSYNs (its socket filter leaves them to the tc program that
-// forwards kernel flows).
+// StatelessSYNPort is a Port whose kernel side can forward bare TCP SYNs
+// (IPv4 and IPv6) itself while the director's table is under pressure:
+// the AF_XDP port's XDP program (XDP_TX), or an AF_PACKET split worker
+// opened with Config.KernelSYNs (its socket filter leaves them to the tc
+// program that forwards kernel flows).
 //
 // Why: under a SYN flood at the generator's top rate the SYNs queue for
 // drlb's one worker, and a never-seen client's SYN is dropped at random

@@ -55,6 +55,8 @@ func xskSlot(q, lane int) uint32 { return uint32(xsksPerQueue*q + lane) }
 //
 //	untagged IPv4 or IPv6 whose destination is in vip4 or vip6:
 //	    a kernel flow's (flowMaps.instructions)       -> XDP_TX to its server
+//	    a bare TCP SYN, stateless SYNs on, its bucket a server's
+//	      (synMaps.instructions, instructions6)       -> XDP_TX to that server
 //	    a bare TCP SYN from a client not in trusted  -> XSKMAP[3*rx queue+1] (SYN socket)
 //	    a bare TCP SYN from a client in trusted      -> XSKMAP[3*rx queue+2] (trusted-SYN socket)
 //	    any other frame                              -> XSKMAP[3*rx queue]   (main socket)
@@ -235,11 +237,18 @@ func (o *xdpObjects) instructions() (asm.Instructions, error) {
 	kflowdone6[0] = kflowdone6[0].WithSymbol("kflowdone6")
 	insns = append(insns, kflowdone6...)
 	insns = append(insns,
-		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Next, asm.Byte),                  // TCP right after the fixed header only
-		asm.JNE.Imm(asm.R4, protoTCP, "redirect"),                            //
-		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Len+tcpFlags, asm.Byte),          //
-		asm.And.Imm(asm.R4, tcpSYN|tcpACK),                                   //
-		asm.JNE.Imm(asm.R4, tcpSYN, "redirect"),                              //
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Next, asm.Byte),         // TCP right after the fixed header only
+		asm.JNE.Imm(asm.R4, protoTCP, "redirect"),                   //
+		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Len+tcpFlags, asm.Byte), //
+		asm.And.Imm(asm.R4, tcpSYN|tcpACK),                          //
+		asm.JNE.Imm(asm.R4, tcpSYN, "redirect"),                     //
+	)
+	// IPv6 too: forwarded (XDP_TX), or on at synlane6, data reloaded.
+	insns = append(insns, o.syn.instructions6(ctx)...)
+	synlane6 := reload(eth+ipv6Len+tcpFlags+1, "redirect")
+	synlane6[0] = synlane6[0].WithSymbol("synlane6")
+	insns = append(insns, synlane6...)
+	insns = append(insns,
 		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Src, asm.DWord),                  // the source, as it is
 		asm.StoreMem(asm.RFP, keySlot, asm.R4, asm.DWord),                    //
 		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Src+8, asm.DWord),                //

@@ -2,6 +2,7 @@ package link
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -12,10 +13,14 @@ import (
 	"github.com/drlb/drlb/scheduler"
 )
 
-// synBucket is SYNTable's bucket of an IPv4 client, by its definition
-// (scheduler.BucketIPv4).
+// synBucket is SYNTable's bucket of a client, by its definition
+// (scheduler.BucketIPv4; scheduler.BucketIPv6 for an address of 16
+// bytes, an IPv4-mapped one included, as an IPv6 packet carries it).
 func synBucket(t SYNTable, src netip.Addr, sport uint16) int {
-	return scheduler.BucketIPv4(t.Seed, t.HashPort, len(t.MACs), src.As4(), sport)
+	if src.Is4() {
+		return scheduler.BucketIPv4(t.Seed, t.HashPort, len(t.MACs), src.As4(), sport)
+	}
+	return scheduler.BucketIPv6(t.Seed, t.HashPort, len(t.MACs), src.As16(), sport)
 }
 
 // synLab is a kernel side that forwards stateless SYNs, for
@@ -33,17 +38,19 @@ type synLab struct {
 	options bool
 }
 
-// testStatelessSYNs sends bare SYNs from random IPv4 clients to two
-// services with tables (one hashing the port too, some buckets left to
-// drlb) through l: while on, a SYN to our MAC whose bucket names a server
-// is forwarded with the bucket's MAC as destination and ours as source,
-// the rest unchanged, and counted; everything else (off, a zero bucket,
-// another MAC, another port, an ACK, IPv6, what the forwarder drops as
-// malformed, a removed table) is not.
+// testStatelessSYNs sends bare SYNs from random IPv4 and IPv6 clients
+// (some IPv6 ones IPv4-mapped) to four services with tables (two per
+// family, some hashing the port too, one of an IPv4-mapped VIP, which is
+// its IPv4 VIP's; some buckets left to drlb) through l: while on, a SYN
+// to our MAC whose bucket names a server is forwarded with the bucket's
+// MAC as destination and ours as source, the rest unchanged, and counted;
+// everything else (off, a zero bucket, another MAC, another port, an
+// ACK, what the forwarder drops as malformed, an IPv6 extension header, a
+// removed table) is not.
 func testStatelessSYNs(t *testing.T, l synLab, seed uint64) {
-	vip := splitVIPs[0]
+	vip, vip6 := splitVIPs[0], splitVIPs[1]
 	rng := rand.New(rand.NewPCG(seed, 10))
-	mkTable := func(port uint16, n int, hashPort bool) SYNTable {
+	mkTable := func(vip netip.Addr, port uint16, n int, hashPort bool) SYNTable {
 		tb := SYNTable{VIP: vip, Port: port, Seed: rng.Uint64(), HashPort: hashPort, MACs: make([][6]byte, n)}
 		for i := range tb.MACs {
 			if i%7 != 3 { // every seventh bucket left to drlb
@@ -52,27 +59,52 @@ func testStatelessSYNs(t *testing.T, l synLab, seed uint64) {
 		}
 		return tb
 	}
-	tables := []SYNTable{mkTable(80, 256, false), mkTable(443, 65537, true)}
+	tables := []SYNTable{
+		mkTable(vip, 80, 256, false),
+		mkTable(netip.AddrFrom16(vip.As16()), 443, 65537, true), // IPv4-mapped: vip's
+		mkTable(vip6, 80, 251, true),
+		mkTable(vip6, 8443, 1021, false),
+	}
 	ours := l.ours
 	l2 := framegen.L2{Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Dst: ours}
-	client := func() netip.AddrPort {
+	client4 := func() netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(128 + rng.IntN(128)), byte(rng.Uint32())}), uint16(rng.Uint32()))
 	}
+	client6 := func() netip.AddrPort {
+		var a [16]byte
+		binary.BigEndian.PutUint64(a[:], 0x2001_0002_0001_0000|rng.Uint64()&0xffff)
+		binary.BigEndian.PutUint64(a[8:], rng.Uint64())
+		if rng.IntN(8) == 0 {
+			a = netip.AddrFrom4([4]byte{198, 18, byte(rng.Uint32()), byte(rng.Uint32())}).As16()
+			a[10], a[11] = 0xff, 0xff
+		}
+		return netip.AddrPortFrom(netip.AddrFrom16(a), uint16(rng.Uint32()))
+	}
+	client := func(tb SYNTable) netip.AddrPort {
+		if tb.VIP.Unmap().Is4() {
+			return client4()
+		}
+		return client6()
+	}
+	to := func(tb SYNTable) netip.AddrPort { return netip.AddrPortFrom(tb.VIP.Unmap(), tb.Port) }
 	// Off: nothing is forwarded.
 	if err := l.set(false, tables); err != nil {
 		t.Fatal(err)
 	}
-	if fwd, _ := l.run(framegen.TCP(l2, client(), netip.AddrPortFrom(vip, 80), "S", 1, 0, nil)); fwd {
-		t.Fatal("forwarded while off")
+	for _, tb := range tables {
+		if fwd, _ := l.run(framegen.TCP(l2, client(tb), to(tb), "S", 1, 0, nil)); fwd {
+			t.Fatal("forwarded while off")
+		}
 	}
 	if err := l.set(true, tables); err != nil {
 		t.Fatal(err)
 	}
 	sent := 0
-	for i := range 4000 {
-		tb := tables[i%2]
-		c := client()
-		f := framegen.TCP(l2, c, netip.AddrPortFrom(vip, tb.Port), "S", 1, 0, nil)
+	var sent6 [2]int
+	for i := range 8000 {
+		tb := tables[i%len(tables)]
+		c := client(tb)
+		f := framegen.TCP(l2, c, to(tb), "S", 1, 0, nil)
 		fwd, out := l.run(f)
 		want := tb.MACs[synBucket(tb, c.Addr(), c.Port())]
 		if want == ([6]byte{}) {
@@ -82,28 +114,39 @@ func testStatelessSYNs(t *testing.T, l synLab, seed uint64) {
 			continue
 		}
 		if !fwd {
-			t.Fatalf("%v to port %d: not forwarded", c, tb.Port)
+			t.Fatalf("%v to %v: not forwarded", c, to(tb))
 		}
 		if !bytes.Equal(out[0:6], want[:]) || !bytes.Equal(out[6:12], ours) || !bytes.Equal(out[12:], f[12:]) {
 			t.Fatalf("%v: forwarded as % x, want destination % x, source %v, the rest unchanged", c, out[:14], want, ours)
 		}
 		sent++
+		if c.Addr().Is6() {
+			sent6[b2i(c.Addr().Is4In6())]++
+		}
 	}
 	if n, err := l.sent(); err != nil || n != uint64(sent) {
 		t.Fatalf("count %d (%v), want %d", n, err, sent)
 	}
-	c := client()
-	for tables[0].MACs[synBucket(tables[0], c.Addr(), c.Port())] == ([6]byte{}) {
-		c = client() // one the kernel would forward, but for what is wrong below
+	if sent6[0] < 1000 || sent6[1] < 100 {
+		t.Fatalf("%d IPv6 SYNs forwarded, %d of them from IPv4-mapped clients: too few", sent6[0]+sent6[1], sent6[1])
 	}
+	forwarded := func(tb SYNTable, client func() netip.AddrPort) netip.AddrPort {
+		c := client()
+		for tb.MACs[synBucket(tb, c.Addr(), c.Port())] == ([6]byte{}) {
+			c = client() // one the kernel would forward, but for what is wrong below
+		}
+		return c
+	}
+	c, c6 := forwarded(tables[0], client4), forwarded(tables[2], client6)
 	syn := func() []byte { return framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil) }
+	syn6 := func() []byte { return framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil) }
 	with := func(f []byte, edit func([]byte)) []byte { edit(f); return f }
+	const tcp6 = 14 + 40
 	others := map[string][]byte{
 		"another MAC":  framegen.TCP(framegen.L2{Src: l2.Src, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 9}}, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil),
 		"another port": framegen.TCP(l2, c, netip.AddrPortFrom(vip, 8080), "S", 1, 0, nil),
 		"an ACK":       framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "A", 1, 1, nil),
 		"a SYN-ACK":    framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "SA", 1, 1, nil),
-		"IPv6":         framegen.TCP(l2, netip.MustParseAddrPort("[2001:2:0:1::10]:5"), netip.AddrPortFrom(splitVIPs[1], 80), "S", 1, 0, nil),
 		"not a VIP":    framegen.TCP(l2, c, netip.MustParseAddrPort("198.18.0.77:80"), "S", 1, 0, nil),
 		"from our MAC": framegen.TCP(framegen.L2{Src: ours, Dst: ours}, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil),
 		"UDP":          framegen.UDP(l2, c, netip.AddrPortFrom(vip, 80), nil),
@@ -119,11 +162,32 @@ func testStatelessSYNs(t *testing.T, l synLab, seed uint64) {
 		"SYN-FIN":                      framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "SF", 1, 0, nil),
 		"SYN-RST":                      framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "SR", 1, 0, nil),
 		"shorter than its headers":     syn()[:14+20+13],
+		// The same for IPv6, and its own.
+		"IPv6 to another MAC":               framegen.TCP(framegen.L2{Src: l2.Src, Dst: net.HardwareAddr{2, 0, 0, 0, 0, 9}}, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil),
+		"IPv6 from our MAC":                 framegen.TCP(framegen.L2{Src: ours, Dst: ours}, c6, netip.AddrPortFrom(vip6, 80), "S", 1, 0, nil),
+		"IPv6 to a port without a table":    framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 443), "S", 1, 0, nil),
+		"IPv6 to another address":           framegen.TCP(l2, c6, netip.MustParseAddrPort("[2001:2::77]:80"), "S", 1, 0, nil),
+		"IPv6 to the IPv4-mapped VIP":       framegen.TCP(l2, c6, netip.AddrPortFrom(netip.AddrFrom16(vip.As16()), 443), "S", 1, 0, nil),
+		"IPv6 ACK":                          framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "A", 1, 1, nil),
+		"IPv6 SYN-FIN":                      framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "SF", 1, 0, nil),
+		"IPv6 SYN-RST":                      framegen.TCP(l2, c6, netip.AddrPortFrom(vip6, 80), "SR", 1, 0, nil),
+		"IPv6 UDP":                          framegen.UDP(l2, c6, netip.AddrPortFrom(vip6, 80), nil),
+		"IPv6 version 4":                    with(syn6(), func(f []byte) { f[14] = 0x40 | f[14]&0xf }),
+		"IPv6 packet beyond the frame":      with(syn6(), func(f []byte) { setPayload6(f, len(f)-tcp6+1) }),
+		"IPv6 TCP header beyond the packet": with(syn6(), func(f []byte) { setPayload6(f, 19) }),
+		"IPv6 TCP data offset 4":            with(syn6(), func(f []byte) { f[tcp6+12] = 4 << 4 }),
+		"IPv6 extension header":             with(syn6(), func(f []byte) { f[14+ipv6Next] = 0 }), // hop-by-hop
+		"IPv6 shorter than its headers":     syn6()[:tcp6+13],
 	}
 	for name, f := range others {
 		if fwd, _ := l.run(f); fwd {
 			t.Errorf("%s: forwarded", name)
 		}
+	}
+	// Padding after the IPv6 packet is fine.
+	pad := append(syn6(), 0, 0, 0, 0)
+	if fwd, out := l.run(pad); !fwd || !bytes.Equal(out[0:6], tables[2].MACs[synBucket(tables[2], c6.Addr(), c6.Port())][:]) {
+		t.Errorf("an IPv6 SYN with padding after it: forwarded %v", fwd)
 	}
 	// IP options (IHL 6): the TCP header behind them.
 	f := syn()
@@ -137,14 +201,20 @@ func testStatelessSYNs(t *testing.T, l synLab, seed uint64) {
 	case fwd && !bytes.Equal(out[0:6], tables[0].MACs[synBucket(tables[0], c.Addr(), c.Port())][:]):
 		t.Errorf("a SYN with IP options: destination % x", out[0:6])
 	}
-	// Tables change: a removed service's SYNs go to drlb again.
-	if err := l.set(true, tables[1:]); err != nil {
+	// Tables change: a removed service's SYNs go to drlb again, the
+	// others' are still forwarded.
+	if err := l.set(true, tables[1:3]); err != nil {
 		t.Fatal(err)
 	}
 	for range 50 {
-		if fwd, _ := l.run(framegen.TCP(l2, client(), netip.AddrPortFrom(vip, 80), "S", 1, 0, nil)); fwd {
-			t.Fatal("a removed table still forwards")
+		for _, tb := range []SYNTable{tables[0], tables[3]} {
+			if fwd, _ := l.run(framegen.TCP(l2, client(tb), to(tb), "S", 1, 0, nil)); fwd {
+				t.Fatalf("a removed table (%v) still forwards", to(tb))
+			}
 		}
+	}
+	if fwd, _ := l.run(syn6()); !fwd {
+		t.Fatal("a kept IPv6 table no longer forwards")
 	}
 }
 
@@ -244,8 +314,8 @@ func FuzzXDPStatelessSYNs(f *testing.F) {
 		f.Fatal(err)
 	}
 	ours := net.HardwareAddr{0x82, 0, 0, 0, 0, 0x02}
-	tb := fuzzSYNTable()
-	if _, err := o.syn.set(true, ours, []SYNTable{tb}); err != nil {
+	tbs := fuzzSYNTables()
+	if _, err := o.syn.set(true, ours, tbs); err != nil {
 		f.Fatal(err)
 	}
 	addSYNSeeds(f, ours)
@@ -258,6 +328,6 @@ func FuzzXDPStatelessSYNs(f *testing.F) {
 		if err != nil {
 			t.Fatalf("XDP test run (%d bytes): %v", len(frame), err)
 		}
-		checkStatelessSYN(t, frame, ours, tb, true, ret == xdpTX, out)
+		checkStatelessSYN(t, frame, ours, tbs, true, ret == xdpTX, out)
 	})
 }

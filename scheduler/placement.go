@@ -31,7 +31,13 @@ func (p Placement) Bucket(f *Flow) int {
 //	x ^= x >> 27; x *= 0x94d049bb133111eb
 //	x ^= x >> 31
 //
-// (IPv6 clients hash differently: ask Bucket.)
+// An IPv6 client address (16 bytes, IPv4-mapped ones included, as big-endian
+// halves H and L) costs two mixes more, then one for the port:
+//
+//	h = mix64(mix64(Seed() ^ H ^ 1<<63) ^ L)
+//	h = mix64(h ^ uint64(P))   when Port
+//
+// with the same reduction (BucketIPv6).
 func (p Placement) Seed() uint64 {
 	if p.Port {
 		return seedFlowPort
@@ -84,7 +90,7 @@ func PlacementOf(sc Scheduler) (Placement, bool) {
 }
 
 // BucketIPv4 is the bucket of an IPv4 client among n by the formula Seed
-// documents: the one definition the XDP program (link) and the tests of
+// documents: the one definition the kernel programs (link) and the tests of
 // every table built from a Placement are held to. TestPlacement checks it
 // against Bucket.
 func BucketIPv4(seed uint64, hashPort bool, n int, addr [4]byte, port uint16) int {
@@ -93,4 +99,17 @@ func BucketIPv4(seed uint64, hashPort bool, n int, addr [4]byte, port uint16) in
 		x = x<<16 ^ uint64(port)
 	}
 	return reduce(mix64(seed^x), n)
+}
+
+// BucketIPv6 is the bucket of an IPv6 client (IPv4-mapped addresses
+// included: the forwarder hashes an IPv6 packet's source as 16 bytes)
+// among n by the formula Seed documents, as BucketIPv4 is for IPv4.
+// TestPlacement checks it against Bucket.
+func BucketIPv6(seed uint64, hashPort bool, n int, addr [16]byte, port uint16) int {
+	h := mix64(seed ^ binary.BigEndian.Uint64(addr[:8]) ^ 1<<63)
+	h = mix64(h ^ binary.BigEndian.Uint64(addr[8:]))
+	if hashPort {
+		h = mix64(h ^ uint64(port))
+	}
+	return reduce(h, n)
 }
