@@ -111,7 +111,17 @@ func (m *synMaps) writeTables(tables []SYNTable) error {
 	}
 	m.last, m.left = nil, 0
 	off, services, services6 := 0, 0, 0
-	for _, t := range tables {
+	// IPv4 VIPs' tables first: IPv6 ones, which share the buckets since
+	// they came in, never take the room IPv4 had before.
+	ordered := make([]SYNTable, 0, len(tables))
+	for pass := range 2 {
+		for _, t := range tables {
+			if t.VIP.Unmap().Is4() == (pass == 0) {
+				ordered = append(ordered, t)
+			}
+		}
+	}
+	for _, t := range ordered {
 		vip := t.VIP.Unmap()
 		if !vip.IsValid() || len(t.MACs) == 0 || t.Port == 0 {
 			continue // left to drlb

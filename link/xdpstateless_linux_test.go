@@ -298,6 +298,34 @@ func TestSYNTableBuckets(t *testing.T) {
 			t.Errorf("%d buckets, %d default tables (and a small one: %v): %d left out (%v), %d in the map; want %d left out", c.buckets, c.tables, c.small, left, err, in, c.wantLeft)
 		}
 	}
+	// Both families share the buckets, IPv4 tables first: three IPv6
+	// tables listed before three IPv4 ones in maps with room for four
+	// leave one IPv6 table out, never an IPv4 one.
+	var m synMaps
+	if err := m.make(4 * synTableBuckets); err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	var tables []SYNTable
+	for i := range 3 {
+		tb := table(uint16(80+i), synTableBuckets)
+		tb.VIP = splitVIPs[1]
+		tables = append(tables, tb)
+	}
+	for i := range 3 {
+		tables = append(tables, table(uint16(80+i), synTableBuckets))
+	}
+	left, err := m.set(true, ours, tables)
+	in4, in6 := 0, 0
+	for it := m.svc.Iterate(); it.Next(new(synSvcKey), new(synSvcValue)); {
+		in4++
+	}
+	for it := m.svc6.Iterate(); it.Next(new(synSvc6Key), new(synSvcValue)); {
+		in6++
+	}
+	if err != nil || left != 2 || in4 != 3 || in6 != 1 {
+		t.Errorf("3 IPv6 then 3 IPv4 tables in room for 4: %d left out (%v), %d IPv4 and %d IPv6 in the maps; want 2 left out, 3 and 1", left, err, in4, in6)
+	}
 }
 
 // FuzzXDPStatelessSYNs is FuzzSocketStatelessSYNs through the XDP
