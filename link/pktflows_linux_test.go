@@ -131,6 +131,26 @@ func runSocketFilter(t testing.TB, filter *ebpf.Program, f []byte) uint32 {
 	return ret
 }
 
+// socketTestRunnable reports whether the socket filter's and the tc
+// program's test runs take frame as the kernel would, and it is at most
+// max bytes long. They refuse what the kernel would take: under 20 bytes
+// for the socket filter (runSocketFilter's IPv4 link header wants an
+// IPv4 header behind it; the filter reads the frame's own ethertype,
+// never skb->protocol, so an IPv6 frame behind it runs as the kernel runs
+// it), and for tc a frame shorter than its own type's network header.
+func socketTestRunnable(frame []byte, max int) bool {
+	need := 20
+	if len(frame) >= 14 {
+		switch uint16(frame[12])<<8 | uint16(frame[13]) {
+		case 0x0800:
+			need = 14 + 20
+		case 0x86dd:
+			need = 14 + 40
+		}
+	}
+	return len(frame) >= need && len(frame) <= max
+}
+
 // pinCPU keeps the calling goroutine on one thread on one CPU until the
 // test ends, and returns the CPU: per-CPU map values written by one test
 // run are then read by the next.
@@ -572,20 +592,7 @@ func FuzzSocketKernelFlows(f *testing.F) {
 	flows, srv := fuzzKflows(l)
 	addKflowSeeds(f, l.ours)
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		// The test runs refuse what the kernel would take: under 20
-		// bytes for the socket filter (runSocketFilter's IPv4 link
-		// header wants an IPv4 header behind it), and for tc a frame
-		// shorter than its own type's network header.
-		need := 20
-		if len(frame) >= 14 {
-			switch uint16(frame[12])<<8 | uint16(frame[13]) {
-			case 0x0800:
-				need = 14 + 20
-			case 0x86dd:
-				need = 14 + 40
-			}
-		}
-		if len(frame) < need || len(frame) > fuzzKflowMax {
+		if !socketTestRunnable(frame, fuzzKflowMax) {
 			return
 		}
 		l.t = t

@@ -73,11 +73,8 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 	const (
 		eth            = 14
 		cfgPtr         = asm.R9
-		skbLen         = 0
 		skbVLANPresent = 20
 		tcp            = eth + 20
-		bare           = 0x02                      // SYN
-		flagsSeen      = 0x01 | 0x02 | 0x04 | 0x10 // FIN, SYN, RST, ACK
 	)
 	frame := func() asm.Instructions { // R2: the copy on the stack
 		return asm.Instructions{asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, kflowFrameSlot)}
@@ -110,17 +107,10 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 		asm.And.Imm(asm.R5, 0xffff),
 		asm.JLT.Imm(asm.R5, 20+20, "syndone"), // the TCP header beyond the packet
 		asm.Add.Imm(asm.R5, eth),
-		asm.LoadMem(asm.R1, ctx, skbLen, asm.Word),
-		asm.JGT.Reg(asm.R5, asm.R1, "syndone"), // the packet beyond the frame
-		asm.LoadMem(asm.R4, asm.R2, tcp+12, asm.Byte),
-		asm.JLT.Imm(asm.R4, 5<<4, "syndone"), // data offset < 5
-		asm.LoadMem(asm.R4, asm.R2, tcp+tcpFlags, asm.Byte),
-		asm.And.Imm(asm.R4, flagsSeen),
-		asm.JNE.Imm(asm.R4, bare, "syndone"),
+	)
+	insns = append(insns, pktBareSYN(ctx, tcp)...)
+	insns = append(insns,
 		// The hash's inputs and the service's key.
-		asm.LoadMem(asm.R4, asm.R2, tcp, asm.Half), // source port
-		asm.HostTo(asm.BE, asm.R4, asm.Half),
-		asm.And.Imm(asm.R4, 0xffff),
 		asm.LoadMem(asm.R1, asm.R2, eth+ipv4Src, asm.Word), // source address
 		asm.HostTo(asm.BE, asm.R1, asm.Word),
 		asm.StoreMem(asm.RFP, pktSYNAddr, asm.R1, asm.DWord),
@@ -162,18 +152,40 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 	)
 }
 
+// pktBareSYN ends both branches' checks of the frame's copy (R2): with
+// R5 the packet's end in the frame, it jumps to syndone for a packet
+// beyond the skb, a TCP header at tcp with a data offset under 5, or
+// anything but a bare SYN (SYN without ACK, FIN or RST); else it leaves
+// the source port in R4. It clobbers R1.
+func pktBareSYN(ctx asm.Register, tcp int16) asm.Instructions {
+	const (
+		skbLen    = 0
+		bare      = 0x02                      // SYN
+		flagsSeen = 0x01 | 0x02 | 0x04 | 0x10 // FIN, SYN, RST, ACK
+	)
+	return asm.Instructions{
+		asm.LoadMem(asm.R1, ctx, skbLen, asm.Word),
+		asm.JGT.Reg(asm.R5, asm.R1, "syndone"), // the packet beyond the frame
+		asm.LoadMem(asm.R4, asm.R2, tcp+12, asm.Byte),
+		asm.JLT.Imm(asm.R4, 5<<4, "syndone"), // data offset < 5
+		asm.LoadMem(asm.R4, asm.R2, tcp+tcpFlags, asm.Byte),
+		asm.And.Imm(asm.R4, flagsSeen),
+		asm.JNE.Imm(asm.R4, bare, "syndone"),
+		asm.LoadMem(asm.R4, asm.R2, tcp, asm.Half), // source port
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.And.Imm(asm.R4, 0xffff),
+	}
+}
+
 // filter6 is filterInstructions' IPv6 branch, entered at "syn6" with
 // pktSYNEnd bytes of an IPv6 frame in the copy and cfg's value in R9. It
 // goes on at its end with the slot set (a kflowKey6, Valid 6), or jumps
 // to syndone.
 func (m *synMaps) filter6(ctx, slot asm.Register) asm.Instructions {
 	const (
-		eth       = 14
-		skbLen    = 0
-		tcp       = eth + ipv6Len
-		bare      = 0x02                      // SYN
-		flagsSeen = 0x01 | 0x02 | 0x04 | 0x10 // FIN, SYN, RST, ACK
-		cfgPtr    = asm.R9
+		eth    = 14
+		tcp    = eth + ipv6Len
+		cfgPtr = asm.R9
 	)
 	frame := func() asm.Instructions { // R2: the copy on the stack
 		return asm.Instructions{asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, kflowFrameSlot)}
@@ -194,17 +206,10 @@ func (m *synMaps) filter6(ctx, slot asm.Register) asm.Instructions {
 		asm.And.Imm(asm.R5, 0xffff),
 		asm.JLT.Imm(asm.R5, 20, "syndone"), // the TCP header beyond the packet
 		asm.Add.Imm(asm.R5, tcp),
-		asm.LoadMem(asm.R1, ctx, skbLen, asm.Word),
-		asm.JGT.Reg(asm.R5, asm.R1, "syndone"), // the packet beyond the frame
-		asm.LoadMem(asm.R4, asm.R2, tcp+12, asm.Byte),
-		asm.JLT.Imm(asm.R4, 5<<4, "syndone"), // data offset < 5
-		asm.LoadMem(asm.R4, asm.R2, tcp+tcpFlags, asm.Byte),
-		asm.And.Imm(asm.R4, flagsSeen),
-		asm.JNE.Imm(asm.R4, bare, "syndone"),
+	)
+	insns = append(insns, pktBareSYN(ctx, tcp)...)
+	insns = append(insns,
 		// The hash's inputs and the service's key.
-		asm.LoadMem(asm.R4, asm.R2, tcp, asm.Half), // source port
-		asm.HostTo(asm.BE, asm.R4, asm.Half),
-		asm.And.Imm(asm.R4, 0xffff),
 		asm.StoreMem(asm.RFP, pktSYN6Port, asm.R4, asm.DWord),
 	)
 	for i, at := range []int16{pktSYN6Hi, pktSYN6Lo} { // the source's halves, a word at a time

@@ -253,23 +253,7 @@ func FuzzSocketStatelessSYNs(f *testing.F) {
 	}
 	addSYNSeeds(f, ours)
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		// The test runs refuse what the kernel would take: under 20
-		// bytes for the socket filter (runSocketFilter's IPv4 link
-		// header wants an IPv4 header behind it; the filter reads the
-		// frame's own ethertype, never skb->protocol, so an IPv6 frame
-		// behind it is tested as the kernel runs it), and for tc a
-		// frame shorter than its own type's network header. Over the
-		// lab's MTU.
-		need := 20
-		if len(frame) >= 14 {
-			switch uint16(frame[12])<<8 | uint16(frame[13]) {
-			case 0x0800:
-				need = 14 + 20
-			case 0x86dd:
-				need = 14 + 40
-			}
-		}
-		if len(frame) < need || len(frame) > 1500 {
+		if !socketTestRunnable(frame, 1500) { // (the lab's MTU)
 			return
 		}
 		fwd, out := sockSYNRun(t, kf, filter, tc, frame)
