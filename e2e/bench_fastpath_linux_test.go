@@ -290,8 +290,12 @@ func BenchmarkFastPath(b *testing.B) {
 		// drlb-afxdp-xdpsyn-strangers: -kernel-syns with AF_XDP, the XDP
 		// program forwards bare SYNs itself under pressure (in generic
 		// mode here); drlb-kernelsyn-strangers the same with AF_PACKET
-		// (the socket filters leave them to the tc program).
-		for _, mode := range []string{"in-kernel", "drlb", "drlb-strangers", "drlb-paced", "drlb-strangers-paced", "drlb-kernelsyn-strangers", "drlb-afxdp", "drlb-afxdp-strangers", "drlb-afxdp-xdpsyn-strangers"} {
+		// (the socket filters leave them to the tc program);
+		// drlb-kernelsyn6-strangers the same over IPv6 (an IPv6 flood,
+		// never-seen IPv6 clients).
+		strangers6 := addClientAddrsOf(b, l, synConns, true)
+		conf6 := writeTrafgenConf(b, synFloodConf6(l))
+		for _, mode := range []string{"in-kernel", "drlb", "drlb-strangers", "drlb-paced", "drlb-strangers-paced", "drlb-kernelsyn-strangers", "drlb-kernelsyn6-strangers", "drlb-afxdp", "drlb-afxdp-strangers", "drlb-afxdp-xdpsyn-strangers"} {
 			if !benchRowWanted(mode) {
 				continue
 			}
@@ -320,10 +324,14 @@ func BenchmarkFastPath(b *testing.B) {
 				}()
 			default:
 				var drlbArgs []string
-				if mode == "drlb-kernelsyn-strangers" {
+				cfg := fmt.Sprintf("max_conns: %d\n", synMaxConn) + benchService(l, "tcp", testbed.HTTPPort, "rr")
+				if strings.HasPrefix(mode, "drlb-kernelsyn") {
 					drlbArgs = []string{"-kernel-syns"}
 				}
-				sock, stop = startDrlbWith(b, l, fmt.Sprintf("max_conns: %d\n", synMaxConn)+benchService(l, "tcp", testbed.HTTPPort, "rr"), drlbArgs...)
+				if mode == "drlb-kernelsyn6-strangers" {
+					cfg += benchService6(l, testbed.HTTPPort)
+				}
+				sock, stop = startDrlbWith(b, l, cfg, drlbArgs...)
 			}
 			if mode == "drlb-paced" || mode == "drlb-strangers-paced" {
 				args = []string{"--rate", fmt.Sprintf("%.0fpps", kernelRate)}
@@ -334,7 +342,11 @@ func BenchmarkFastPath(b *testing.B) {
 				// starts with an empty trusted map.
 				from = strangers
 			}
-			served, lat, tried, floodRate := synFloodRun(b, l, tg, conf, from, args...)
+			flood := conf
+			if mode == "drlb-kernelsyn6-strangers" {
+				from, flood = strangers6, conf6
+			}
+			served, lat, tried, floodRate := synFloodRun(b, l, tg, flood, from, args...)
 			if mode == "in-kernel" {
 				kernelRate = floodRate
 			}
@@ -348,7 +360,8 @@ func BenchmarkFastPath(b *testing.B) {
 				mode, served, synConns, tried, floodRate, p(0.5).Round(time.Microsecond), p(0.99).Round(time.Microsecond), p(1).Round(time.Microsecond))
 			name := map[string]string{"in-kernel": "kernel", "drlb": "drlb", "drlb-strangers": "strangers", "drlb-paced": "paced",
 				"drlb-strangers-paced": "strangers-paced", "drlb-afxdp": "afxdp", "drlb-afxdp-strangers": "afxdp-strangers",
-				"drlb-afxdp-xdpsyn-strangers": "xdpsyn-strangers", "drlb-kernelsyn-strangers": "kernelsyn-strangers"}[mode]
+				"drlb-afxdp-xdpsyn-strangers": "xdpsyn-strangers", "drlb-kernelsyn-strangers": "kernelsyn-strangers",
+				"drlb-kernelsyn6-strangers": "kernelsyn6-strangers"}[mode]
 			b.ReportMetric(float64(served), name+"-served")
 			b.ReportMetric(float64(tried), name+"-tried") // one at a time, 2 s each, within the budget
 			b.ReportMetric(float64(p(0.99).Microseconds())/1000, name+"-p99-ms")
@@ -532,7 +545,11 @@ func synFloodRun(b *testing.B, l *testbed.Lab, tg, path string, from []netip.Add
 		t0 := time.Now()
 		var err error
 		if from != nil {
-			_, err = askNewFrom(c, l, from[tried-1], l.VIP)
+			vip := l.VIP
+			if from[tried-1].Is6() {
+				vip = l.VIP6
+			}
+			_, err = askNewFrom(c, l, from[tried-1], vip)
 		} else {
 			_, err = askNew(c, l, l.VIP)
 		}

@@ -123,6 +123,21 @@ func serviceConfig(l *testbed.Lab, proto string, port int, sched, extra string) 
 	return cfg.String()
 }
 
+// benchService6 is one more TCP service, rr, on the IPv6 VIP at port,
+// with every real server's IPv6 address, to append to serviceConfig's.
+func benchService6(l *testbed.Lab, port int) string {
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "  - {vip: %q, port: %d, protocol: tcp, scheduler: rr, realservers: [", l.VIP6, port)
+	for i, rs := range l.RealServers {
+		if i > 0 {
+			cfg.WriteString(", ")
+		}
+		fmt.Fprintf(&cfg, "{address: %q}", rs.IPv6)
+	}
+	cfg.WriteString("]}\n")
+	return cfg.String()
+}
+
 // startDrlbWith runs drlb with the config text cfg in the director's
 // namespace, its control socket in a temporary directory (returned, for
 // control.Get), and returns a function that stops it.
