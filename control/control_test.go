@@ -118,6 +118,13 @@ TCP  198.18.0.100:80 rr persistent 300
 	if b.String() != want+"\n"+held {
 		t.Fatalf("kernel SYNs held, none forwarded, got:\n%s\nwant:\n%s", b.String(), want+"\n"+held)
 	}
+	// Failed (a write to the kernel failed): said, whatever else holds.
+	s.KernelSYNsState = KernelSYNsFailed
+	b.Reset()
+	WriteList(&b, s)
+	if failed := "\nKernel SYNs failed: a write to the kernel failed (see the log); drlb takes every SYN itself until it restarts\n"; b.String() != want+failed {
+		t.Fatalf("kernel SYNs failed, got:\n%s\nwant:\n%s", b.String(), want+failed)
+	}
 	s.KernelSYNsState = KernelSYNsOn
 	b.Reset()
 	WriteList(&b, s)

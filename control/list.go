@@ -105,7 +105,7 @@ func WriteList(w io.Writer, s Snapshot) {
 	// flows' line below says it for both (held, or the XDP program
 	// detached).
 	synsHeld := s.KernelSYNsState == KernelSYNsHeld && s.KernelFlows != KernelFlowsHeld && s.XDP != XDPDetached
-	writeOverload(w, s.Overload, s.KernelSYNs, synsHeld)
+	writeOverload(w, s.Overload, s.KernelSYNs, synsHeld, s.KernelSYNsState == KernelSYNsFailed)
 	writeKernelFlows(w, s)
 }
 
@@ -140,13 +140,13 @@ func writeKernelFlows(w io.Writer, s Snapshot) {
 // what its SYN-flood defence did, and below that how many of the SYNs
 // forwarded without entry the kernel forwarded itself (drlb run
 // -kernel-syns), once it did, and whether the kernel's SYN forwarding is
-// held (synsHeld; nothing is printed before any of these: the listing
-// stays ipvsadm's).
-func writeOverload(w io.Writer, o *Overload, kernelSYNs uint64, synsHeld bool) {
+// held (synsHeld) or failed (synsFailed; nothing is printed before any
+// of these: the listing stays ipvsadm's).
+func writeOverload(w io.Writer, o *Overload, kernelSYNs uint64, synsHeld, synsFailed bool) {
 	if o == nil || (!o.Pressure && o.PressureEpisodes == 0 && o.SynEvicted == 0) {
-		if kernelSYNs > 0 || synsHeld {
+		if kernelSYNs > 0 || synsHeld || synsFailed {
 			fmt.Fprintln(w) // no pressure line above: this one opens the section
-			writeKernelSYNs(w, kernelSYNs, synsHeld)
+			writeKernelSYNs(w, kernelSYNs, synsHeld, synsFailed)
 		}
 		return
 	}
@@ -156,17 +156,21 @@ func writeOverload(w io.Writer, o *Overload, kernelSYNs uint64, synsHeld bool) {
 	}
 	fmt.Fprintf(w, "\nConnection table pressure %s; %d episodes, %d SYNs forwarded without entry, %d SYN_RECV entries evicted; %d clients trusted after a handshake\n",
 		state, o.PressureEpisodes, o.SynStateless, o.SynEvicted, o.TrustedClients)
-	writeKernelSYNs(w, kernelSYNs, synsHeld)
+	writeKernelSYNs(w, kernelSYNs, synsHeld, synsFailed)
 }
 
 // writeKernelSYNs is the line of the bare SYNs the kernel forwarded itself
 // under table pressure (Snapshot.KernelSYNs), once there are any, and the
-// line of the kernel's SYN forwarding held (Snapshot.KernelSYNsState).
-func writeKernelSYNs(w io.Writer, n uint64, held bool) {
+// line of the kernel's SYN forwarding held or failed
+// (Snapshot.KernelSYNsState).
+func writeKernelSYNs(w io.Writer, n uint64, held, failed bool) {
 	if n > 0 {
 		fmt.Fprintf(w, "Kernel SYNs: %d bare SYNs forwarded by the kernel itself under table pressure (also among the SYNs forwarded without entry)\n", n)
 	}
-	if held {
+	switch {
+	case failed:
+		fmt.Fprintln(w, "Kernel SYNs failed: a write to the kernel failed (see the log); drlb takes every SYN itself until it restarts")
+	case held:
 		fmt.Fprintln(w, "Kernel SYNs held: another tc program runs before drlb's at tc ingress (or drlb's was detached); drlb takes every SYN itself")
 	}
 }

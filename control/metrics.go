@@ -47,7 +47,7 @@ var (
 	descPressureOn    = prometheus.NewDesc("drlb_conntable_pressure_episodes_total", "Times the connection table came under pressure.", nil, nil)
 	descKernelOut     = prometheus.NewDesc("drlb_kernel_flows", "Flows handed to the kernel now (drlb run -kernel-flows): handed out and not taken back, including those the kernel's map had no room for (drlb_kernel_flows_full_total counts those).", nil, nil)
 	descKernelHeld    = prometheus.NewDesc("drlb_kernel_flows_held", "1 while kernel flows are held: drlb forwards every frame itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached (drlb_xdp_attached), or for good after a failed write (drlb ctl: failed); 0 while the kernel forwards them (drlb run -kernel-flows only).", nil, nil)
-	descSYNsHeld      = prometheus.NewDesc("drlb_kernel_syns_held", "1 while the kernel's SYN forwarding is held: drlb takes every SYN itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached; 0 while the kernel may forward SYNs under table pressure (drlb run -kernel-syns only).", nil, nil)
+	descSYNsHeld      = prometheus.NewDesc("drlb_kernel_syns_held", "1 while the kernel's SYN forwarding is held: drlb takes every SYN itself because its tc program does not run first at tc ingress (another program ahead of it, or detached), or because its XDP program was detached, or for good after a failed write (drlb ctl: failed); 0 while the kernel may forward SYNs under table pressure (drlb run -kernel-syns only).", nil, nil)
 	descXDPAttached   = prometheus.NewDesc("drlb_xdp_attached", "1 while drlb's XDP program is attached (drlb run -io afxdp), 0 once it was detached from outside drlb: VIP frames then reach drlb through AF_PACKET and the kernel's IP stack sees them too.", nil, nil)
 	descKernelFwd     = prometheus.NewDesc("drlb_kernel_forwarded_frames_total", "Frames of established flows the kernel (the XDP or tc program) forwarded itself (drlb run -kernel-flows); also counted in drlb_frames_total{reason=\"existing\"} and the real servers' packets.", nil, nil)
 	descKernelSYNs    = prometheus.NewDesc("drlb_kernel_syns_total", "Bare SYNs the kernel (the XDP or tc program) forwarded itself while the connection table was under pressure (drlb run -kernel-syns); also counted in drlb_frames_total{reason=\"syn-stateless\"}.", nil, nil)
@@ -156,7 +156,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descKernelSYNs, s.KernelSYNs)
 	if s.KernelSYNsState != "" {
 		held := 0.0
-		if s.KernelSYNsState == KernelSYNsHeld {
+		if s.KernelSYNsState == KernelSYNsHeld || s.KernelSYNsState == KernelSYNsFailed {
 			held = 1
 		}
 		gauge(descSYNsHeld, held)

@@ -130,6 +130,7 @@ func TestKernelSYNsHeldMetric(t *testing.T) {
 		{"", ""},
 		{KernelSYNsOn, "drlb_kernel_syns_held 0"},
 		{KernelSYNsHeld, "drlb_kernel_syns_held 1"},
+		{KernelSYNsFailed, "drlb_kernel_syns_held 1"},
 	} {
 		s := fixtureSnapshot()
 		s.KernelSYNsState = tc.state

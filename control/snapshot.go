@@ -97,11 +97,13 @@ const (
 )
 
 // Snapshot.KernelSYNsState's states besides "" (off): the strings of
-// KernelFlowsOn and KernelFlowsHeld, under names of their own, as the
-// SYNs have no "failed".
+// KernelFlowsOn, KernelFlowsHeld and KernelFlowsFailed, under names of
+// their own. Failed: a worker's write to the kernel failed, and that
+// worker takes every SYN itself until drlb restarts.
 const (
-	KernelSYNsOn   = "on"
-	KernelSYNsHeld = "held"
+	KernelSYNsOn     = "on"
+	KernelSYNsHeld   = "held"
+	KernelSYNsFailed = "failed"
 )
 
 // XDPDetached is Snapshot.XDP once the XDP program was detached from

@@ -223,6 +223,10 @@ type Director struct {
 	// kflowsFailed: a worker's write to the kernel failed and its kernel
 	// flows are off for good (kernelFlowsOff).
 	kflowsFailed atomic.Bool
+	// kernelSYNsFailed: a worker's write of its kernel SYN forwarding
+	// failed, and that worker takes every SYN itself for good
+	// (synLaneFailed).
+	kernelSYNsFailed atomic.Bool
 	// xdpMode is the AF_XDP port's XDP mode ("driver", "generic"; "" for
 	// AF_PACKET), and xdpDetached is set once its program was detached
 	// from outside drlb (watchXDP).
@@ -513,6 +517,9 @@ func (d *Director) Snapshot(conns bool) control.Snapshot {
 		snap.KernelSYNsState = control.KernelSYNsOn
 		if d.kflowsHeld.Load() || d.xdpDetached.Load() {
 			snap.KernelSYNsState = control.KernelSYNsHeld
+		}
+		if d.kernelSYNsFailed.Load() {
+			snap.KernelSYNsState = control.KernelSYNsFailed
 		}
 	}
 	if d.xdpMode != "" {

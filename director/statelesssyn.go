@@ -100,6 +100,7 @@ func (d *Director) statelessSYNs(w *worker, l *synLane, now int64) bool {
 
 func (d *Director) synLaneFailed(err error) bool {
 	if !errors.Is(err, link.ErrClosed) {
+		d.kernelSYNsFailed.Store(true) // shown in ctl and metrics: failed
 		d.log.Warn("kernel SYN forwarding off: SYNs go through drlb", "err", err)
 	}
 	return false

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"errors"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -24,11 +25,15 @@ type synPort struct {
 	on     bool
 	tables []link.SYNTable
 	sets   int
+	fail   error // what SetStatelessSYNs returns, if set
 }
 
 func (p *synPort) SetStatelessSYNs(on bool, tables []link.SYNTable) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.fail != nil {
+		return 0, p.fail
+	}
 	p.on, p.tables, p.sets = on, tables, p.sets+1
 	return 0, nil
 }
@@ -173,5 +178,32 @@ func TestStatelessSYNsOffByDefault(t *testing.T) {
 	defer port.mu.Unlock()
 	if port.sets != 0 {
 		t.Fatalf("SetStatelessSYNs called %d times without KernelSYNs", port.sets)
+	}
+}
+
+// TestStatelessSYNsFailed: a write of the kernel's SYN forwarding that
+// fails turns it off for good, and ctl says so ("failed", not "on").
+func TestStatelessSYNsFailed(t *testing.T) {
+	dirPort, wire := link.Pipe()
+	port := &synPort{Port: dirPort, fail: errors.New("map write: no memory")}
+	d, err := New(rs2Config(), port, Options{IPv4: netip.MustParseAddr("198.18.0.2"), AnnounceCount: 1, AnnounceInterval: time.Millisecond, KernelSYNs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, d, wire)
+	if st := d.Snapshot(false).KernelSYNsState; st != control.KernelSYNsOn {
+		t.Fatalf("before any write: kernel SYNs %q, want %q", st, control.KernelSYNsOn)
+	}
+	l2 := framegen.L2{Src: routerMAC, Dst: d.port.HardwareAddr()}
+	for i := range 40 { // pressure: the first write, which fails
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}), 40000)
+		send(t, wire, framegen.TCP(l2, c, netip.AddrPortFrom(vip, 80), "S", 1, 0, nil))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Snapshot(false).KernelSYNsState != control.KernelSYNsFailed {
+		if time.Now().After(deadline) {
+			t.Fatalf("kernel SYNs %q after a failed write, want %q", d.Snapshot(false).KernelSYNsState, control.KernelSYNsFailed)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
