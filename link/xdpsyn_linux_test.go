@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -290,7 +292,7 @@ func TestXDPPortSYNFlood(t *testing.T) {
 	to := netip.AddrPortFrom(splitVIPs[0], 80)
 	const flood, acks = 2 * xskSYNRing, 256
 	var out []Frame
-	floodSYNs(t, pa, l2, flood)
+	floodSYNs(t, l, pa, l2, flood)
 	c := netip.MustParseAddr("198.18.1.10")
 	for i := range acks {
 		out = append(out, Frame{Data: framegen.TCP(l2, netip.AddrPortFrom(c, uint16(40000+i)), to, "A", 2, 2, nil)})
@@ -342,7 +344,7 @@ func TestXDPPortARPUnderFlood(t *testing.T) {
 	pd := openXDPIn(t, l.nsD, "d0", splitVIPs)
 	l2 := framegen.L2{Src: macA0, Dst: macD0}
 	var out []Frame
-	floodSYNs(t, pa, l2, 2*xskSYNRing)
+	floodSYNs(t, l, pa, l2, 2*xskSYNRing)
 	const arps = 4
 	for range arps {
 		out = append(out, Frame{Data: framegen.ARPRequest(framegen.L2{Src: macA0, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, netip.MustParseAddr("198.18.0.1"), splitVIPs[0])})
@@ -391,8 +393,13 @@ func TestXSKConstructorsFail(t *testing.T) {
 }
 
 // floodSYNs writes n bare SYNs to splitVIPs[0]:80 from pa, each from
-// another address in 198.19.0.0/16, 64 per write.
-func floodSYNs(t *testing.T, pa Port, l2 framegen.L2, n int) {
+// another address in 198.19.0.0/16, 64 per write, and waits until d0 in
+// l's nsD has taken in what it will: a flood outruns a loaded receiver,
+// whose veth then refuses frames (ENOBUFS, dropped: WriteBatch counts
+// them neither sent nor failed), and the frames a test sends next must
+// not meet a full queue. It fails t unless more than a SYN ring's worth
+// went out (the tests overflow that ring).
+func floodSYNs(t *testing.T, l pairLab, pa Port, l2 framegen.L2, n int) {
 	t.Helper()
 	to := netip.AddrPortFrom(splitVIPs[0], 80)
 	var out []Frame
@@ -400,11 +407,44 @@ func floodSYNs(t *testing.T, pa Port, l2 framegen.L2, n int) {
 		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 40000)
 		out = append(out, Frame{Data: framegen.TCP(l2, from, to, "S", 1, 0, nil)})
 	}
+	sent := 0
 	for len(out) > 0 {
 		k := min(len(out), 64)
-		write(t, pa, out[:k]...)
+		m, err := pa.WriteBatch(out[:k])
+		if err != nil {
+			t.Fatalf("WriteBatch: %v", err)
+		}
+		sent += m
 		out = out[k:]
 	}
+	if sent <= xskSYNRing {
+		t.Fatalf("%d of %d SYNs went out: not enough to overflow a ring of %d", sent, n, xskSYNRing)
+	}
+	settled(t, l.nsD, "d0")
+}
+
+// settled waits until ifname in ns stops taking in frames: its received
+// and dropped counts the same over 20 ms, for at most 5 s.
+func settled(t *testing.T, ns netns.NsHandle, ifname string) {
+	t.Helper()
+	count := func() uint64 {
+		var lk netlink.Link
+		if err := testutil.Do(ns, func() (err error) { lk, err = netlink.LinkByName(ifname); return err }); err != nil {
+			t.Fatal(err)
+		}
+		s := lk.Attrs().Statistics
+		return s.RxPackets + s.RxDropped
+	}
+	last := count()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		now := count()
+		if now == last {
+			return
+		}
+		last = now
+	}
+	t.Fatalf("%s still receiving after 5 s", ifname)
 }
 
 // redirectLane runs o's program on f once with fd in each of queue 0's XSKMAP
