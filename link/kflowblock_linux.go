@@ -91,14 +91,7 @@ func (m *flowMaps) kflowBlock(acc kflowAccess) asm.Instructions {
 		eth    = 14
 		cfgPtr = asm.R9
 	)
-	insns := asm.Instructions{asm.StoreImm(asm.RFP, kflowZeroSlot, 0, asm.Word)}
-	insns = append(insns, stackLookup(m.cfg, kflowZeroSlot)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "kflowdone"),
-		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
-		asm.JEq.Imm(asm.R4, 0, "kflowdone"), // off
-		asm.Mov.Reg(cfgPtr, asm.R0),
-	)
+	insns := switchedOn(m.cfg, kflowZeroSlot, cfgPtr, "kflowdone")
 	insns = append(insns, acc.prologue...)
 	insns = append(insns, acc.read(0, kflowUDPEnd)...)
 	insns = append(insns,

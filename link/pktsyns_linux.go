@@ -76,21 +76,13 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 		skbVLANPresent = 20
 		tcp            = eth + 20
 	)
-	frame := func() asm.Instructions { // R2: the copy on the stack
-		return asm.Instructions{asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, kflowFrameSlot)}
-	}
-	insns := asm.Instructions{asm.StoreImm(asm.RFP, kflowZeroSlot, 0, asm.Word)}
-	insns = append(insns, stackLookup(m.cfg, kflowZeroSlot)...)
+	insns := switchedOn(m.cfg, kflowZeroSlot, cfgPtr, "syndone")
 	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "syndone"),
-		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
-		asm.JEq.Imm(asm.R4, 0, "syndone"), // off
-		asm.Mov.Reg(cfgPtr, asm.R0),
 		asm.LoadMem(asm.R1, ctx, skbVLANPresent, asm.Word),
 		asm.JNE.Imm(asm.R1, 0, "syndone"),
 	)
 	insns = append(insns, skbBytes(asm.FnSkbLoadBytes, ctx, 0, kflowFrameSlot, pktSYNEnd, "syndone")...) // a shorter frame
-	insns = append(insns, frame()...)
+	insns = append(insns, pktSYNCopy()...)
 	insns = append(insns,
 		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
 		asm.JEq.Imm(asm.R4, ethIPv6, "syn6"),
@@ -124,20 +116,8 @@ func (m *synMaps) filterInstructions(ctx, slot asm.Register) asm.Instructions {
 		asm.StoreImm(asm.RFP, pktSYNSvcKey+6, 0, asm.Half),
 	)
 	insns = append(insns, m.bucket(pktSYNSvcKey, pktSYNAddr, pktSYNPort, pktSYNTabKey, "syndone")...)
-	insns = append(insns,
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord), // the server's MAC (Valid still 0)
-		asm.StoreMem(slot, kflowSlotMAC, asm.R1, asm.DWord),
-	)
-	insns = append(insns, frame()...)
-	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "syndone", "synkey")...)
-	key := kflowKeyFrom(eth+ipv4Src, 8, tcp, eth+ipv4Proto)
-	key[0] = key[0].WithSymbol("synkey")
-	insns = append(insns, key...)
-	insns = append(insns, slotKey(slot, kflowLayout4.keySize)...)
-	insns = append(insns,
-		asm.StoreImm(slot, kflowSlotValid, 4, asm.Word),
-		asm.Ja.Label("syncount"),
-	)
+	insns = append(insns, pktSYNSlot(slot, cfgPtr, eth+ipv4Src, 8, tcp, eth+ipv4Proto, kflowLayout4.keySize, 4, "synkey")...)
+	insns = append(insns, asm.Ja.Label("syncount"))
 	insns = append(insns, m.filter6(ctx, slot)...)
 	count := stackLookup(m.count, kflowZeroSlot)
 	count[0] = count[0].WithSymbol("syncount")
@@ -187,14 +167,11 @@ func (m *synMaps) filter6(ctx, slot asm.Register) asm.Instructions {
 		tcp    = eth + ipv6Len
 		cfgPtr = asm.R9
 	)
-	frame := func() asm.Instructions { // R2: the copy on the stack
-		return asm.Instructions{asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, kflowFrameSlot)}
-	}
 	// The rest of the fixed header and the TCP header (a shorter frame:
 	// syndone).
 	insns := skbBytes(asm.FnSkbLoadBytes, ctx, pktSYNEnd, kflowFrameSlot+pktSYNEnd, pktSYN6End-pktSYNEnd, "syndone")
 	insns[0] = insns[0].WithSymbol("syn6")
-	insns = append(insns, frame()...)
+	insns = append(insns, pktSYNCopy()...)
 	insns = append(insns,
 		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte),
 		asm.And.Imm(asm.R4, 0xf0),
@@ -236,17 +213,32 @@ func (m *synMaps) filter6(ctx, slot asm.Register) asm.Instructions {
 		asm.StoreImm(asm.RFP, pktSYN6SvcKey+18, 0, asm.Half),
 	)
 	insns = append(insns, m.bucket6(pktSYN6SvcKey, pktSYN6Hi, pktSYN6Lo, pktSYN6Port, pktSYNTabKey, "syndone")...)
-	insns = append(insns,
+	return append(insns, pktSYNSlot(slot, cfgPtr, eth+ipv6Src, 32, tcp, eth+ipv6Next, kflowLayout6.keySize, 6, "synkey6")...)
+}
+
+// pktSYNCopy points R2 at the socket filter's copy of the frame.
+func pktSYNCopy() asm.Instructions {
+	return asm.Instructions{asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, kflowFrameSlot)}
+}
+
+// pktSYNSlot ends both branches, R0 pointing at the bucket's MAC: the
+// MAC into the slot, then, for a frame to our MAC (cfg's) and not from
+// it, the flow's key (addrs bytes of addresses at addr, the ports at
+// ports, the protocol byte at proto; keySize bytes of it) and Valid
+// version; else syndone, the slot not valid. keyLabel names the key's
+// first instruction (a label per branch). It clobbers R1, R2 and R4.
+func pktSYNSlot(slot, cfg asm.Register, addr, addrs, ports, proto, keySize int16, version int64, keyLabel string) asm.Instructions {
+	insns := asm.Instructions{
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord), // the server's MAC (Valid still 0)
 		asm.StoreMem(slot, kflowSlotMAC, asm.R1, asm.DWord),
-	)
-	insns = append(insns, frame()...)
-	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "syndone", "synkey6")...)
-	key := kflowKeyFrom(eth+ipv6Src, 32, tcp, eth+ipv6Next)
-	key[0] = key[0].WithSymbol("synkey6")
+	}
+	insns = append(insns, pktSYNCopy()...)
+	insns = append(insns, toUsNotFromUs(asm.R2, cfg, asm.R1, asm.R4, "syndone", keyLabel)...)
+	key := kflowKeyFrom(addr, addrs, ports, proto)
+	key[0] = key[0].WithSymbol(keyLabel)
 	insns = append(insns, key...)
-	insns = append(insns, slotKey(slot, kflowLayout6.keySize)...)
-	return append(insns, asm.StoreImm(slot, kflowSlotValid, 6, asm.Word))
+	insns = append(insns, slotKey(slot, keySize)...)
+	return append(insns, asm.StoreImm(slot, kflowSlotValid, version, asm.Word))
 }
 
 // SetStatelessSYNs implements StatelessSYNPort for a worker opened with

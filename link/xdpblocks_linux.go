@@ -77,6 +77,22 @@ func packetData(ctx, scratch asm.Register, n int32, fail string) asm.Instruction
 	}
 }
 
+// switchedOn looks up element 0 of cfg, a one-element array whose value
+// starts with an "on" u32 (the kernel-flow and stateless-SYN blocks'
+// switches), with key as the u32 key's stack slot: it jumps to off when
+// the switch is off, and otherwise leaves the value's pointer in ptr. It
+// clobbers R0-R5.
+func switchedOn(cfg *ebpf.Map, key int16, ptr asm.Register, off string) asm.Instructions {
+	insns := asm.Instructions{asm.StoreImm(asm.RFP, key, 0, asm.Word)}
+	insns = append(insns, stackLookup(cfg, key)...)
+	return append(insns,
+		asm.JEq.Imm(asm.R0, 0, off),
+		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
+		asm.JEq.Imm(asm.R4, 0, off), // off
+		asm.Mov.Reg(ptr, asm.R0),
+	)
+}
+
 // stackLookup looks up the key at the frame pointer's offset key in mp:
 // R0 is the value or 0, R1-R5 are clobbered.
 func stackLookup(mp *ebpf.Map, key int16) asm.Instructions {

@@ -258,15 +258,8 @@ func (m *synMaps) instructions(ctx asm.Register) asm.Instructions {
 		asm.LoadMem(asm.R4, asm.R5, eth+2, asm.Half),
 		asm.StoreMem(asm.RFP, svcKey+4, asm.R4, asm.Half),
 		asm.StoreImm(asm.RFP, svcKey+6, 0, asm.Half),
-		asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word),
 	}
-	insns = append(insns, stackLookup(m.cfg, zeroKey)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "synlane"),
-		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
-		asm.JEq.Imm(asm.R4, 0, "synlane"),
-		asm.Mov.Reg(cfgPtr, asm.R0),
-	)
+	insns = append(insns, switchedOn(m.cfg, zeroKey, cfgPtr, "synlane")...)
 	insns = append(insns, m.bucket(svcKey, xAddr, xPort, tabKey, "synlane")...)
 	insns = append(insns, packetData(ctx, asm.R1, eth, "synlane")...) // data again
 	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "synlane", "synnotours")...)
@@ -345,15 +338,8 @@ func (m *synMaps) instructions6(ctx asm.Register) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R2, tcp+2, asm.Half),
 		asm.StoreMem(asm.RFP, svcKey+16, asm.R1, asm.Half),
 		asm.StoreImm(asm.RFP, svcKey+18, 0, asm.Half),
-		asm.StoreImm(asm.RFP, zeroKey, 0, asm.Word),
 	}
-	insns = append(insns, stackLookup(m.cfg, zeroKey)...)
-	insns = append(insns,
-		asm.JEq.Imm(asm.R0, 0, "synlane6"),
-		asm.LoadMem(asm.R4, asm.R0, 0, asm.Word),
-		asm.JEq.Imm(asm.R4, 0, "synlane6"),
-		asm.Mov.Reg(cfgPtr, asm.R0),
-	)
+	insns = append(insns, switchedOn(m.cfg, zeroKey, cfgPtr, "synlane6")...)
 	insns = append(insns, m.bucket6(svcKey, xHi, xLo, xPort, tabKey, "synlane6")...)
 	insns = append(insns, packetData(ctx, asm.R1, eth, "synlane6")...) // data again
 	insns = append(insns, toUsNotFromUs(asm.R2, cfgPtr, asm.R1, asm.R4, "synlane6", "synnotours")...)
