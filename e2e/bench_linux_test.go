@@ -112,30 +112,32 @@ func benchService(l *testbed.Lab, proto string, port int, sched string) string {
 // 300s, ").
 func serviceConfig(l *testbed.Lab, proto string, port int, sched, extra string) string {
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: %s, scheduler: %s, %srealservers: [", l.Director.Iface, l.VIP, port, proto, sched, extra)
+	fmt.Fprintf(&cfg, "interface: %s\nservices:\n  - {vip: %q, port: %d, protocol: %s, scheduler: %s, %srealservers: [%s]}\n",
+		l.Director.Iface, l.VIP, port, proto, sched, extra, realServersFlow(l, false))
+	return cfg.String()
+}
+
+// realServersFlow is every real server as YAML flow items, by its IPv4
+// address or, with v6, its IPv6 one.
+func realServersFlow(l *testbed.Lab, v6 bool) string {
+	var b strings.Builder
 	for i, rs := range l.RealServers {
 		if i > 0 {
-			cfg.WriteString(", ")
+			b.WriteString(", ")
 		}
-		fmt.Fprintf(&cfg, "{address: %q}", rs.IPv4)
+		addr := rs.IPv4
+		if v6 {
+			addr = rs.IPv6
+		}
+		fmt.Fprintf(&b, "{address: %q}", addr)
 	}
-	cfg.WriteString("]}\n")
-	return cfg.String()
+	return b.String()
 }
 
 // benchService6 is one more TCP service, rr, on the IPv6 VIP at port,
 // with every real server's IPv6 address, to append to serviceConfig's.
 func benchService6(l *testbed.Lab, port int) string {
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "  - {vip: %q, port: %d, protocol: tcp, scheduler: rr, realservers: [", l.VIP6, port)
-	for i, rs := range l.RealServers {
-		if i > 0 {
-			cfg.WriteString(", ")
-		}
-		fmt.Fprintf(&cfg, "{address: %q}", rs.IPv6)
-	}
-	cfg.WriteString("]}\n")
-	return cfg.String()
+	return fmt.Sprintf("  - {vip: %q, port: %d, protocol: tcp, scheduler: rr, realservers: [%s]}\n", l.VIP6, port, realServersFlow(l, true))
 }
 
 // startDrlbWith runs drlb with the config text cfg in the director's

@@ -467,15 +467,7 @@ func TestHAPriorityReload(t *testing.T) {
 // hears drlb and stays BACKUP, where it would otherwise become MASTER
 // beside it.
 func TestHAKeepalivedSameConfig(t *testing.T) {
-	testutil.NeedRoot(t)
-	l := newLab(t, testbed.Options{Directors: 2, RealServers: 1})
-	d1, d2 := l.Directors[0], l.Directors[1]
-	extra := netip.MustParseAddr("198.18.0.101") // on the LAN, used by no host
-	dir := t.TempDir()
-	conf, sock := filepath.Join(dir, "keepalived.conf"), filepath.Join(dir, "d1.sock")
-	writeDrlbKeepalivedConf(t, l, d1, conf, 100, l.VIP, extra)
-	runDirectorOn(t, l, d1, 1, "run", "-c", conf, "-ctl", sock)
-	waitHAState(t, sock, "MASTER", 5*time.Second)
+	l, d2, extra, sock, _ := drlbMasterOnKeepalivedConf(t)
 	staysBackup(t, startKeepalivedFor(t, l, d2, 50, l.VIP, extra))
 	if h := haStatus(sock); h == nil || h.State != "MASTER" {
 		t.Errorf("drlb %+v, want MASTER", h)
@@ -488,15 +480,7 @@ func TestHAKeepalivedSameConfig(t *testing.T) {
 // ignored, counted and logged, even at a higher priority, so both are
 // MASTER, as two keepalived with those lists are; the operator sees why.
 func TestHAKeepalivedOtherList(t *testing.T) {
-	testutil.NeedRoot(t)
-	l := newLab(t, testbed.Options{Directors: 2, RealServers: 1})
-	d1, d2 := l.Directors[0], l.Directors[1]
-	extra := netip.MustParseAddr("198.18.0.101") // on the LAN, used by no host
-	dir := t.TempDir()
-	conf, sock := filepath.Join(dir, "keepalived.conf"), filepath.Join(dir, "d1.sock")
-	writeDrlbKeepalivedConf(t, l, d1, conf, 100, l.VIP, extra)
-	p := runDirectorOn(t, l, d1, 1, "run", "-c", conf, "-ctl", sock)
-	waitHAState(t, sock, "MASTER", 5*time.Second)
+	l, d2, _, sock, p := drlbMasterOnKeepalivedConf(t)
 	k := startKeepalivedFor(t, l, d2, 150, l.VIP)
 	k.waitLog(t, "Entering MASTER STATE", 5*time.Second)
 	p.waitLog("ignoring an advert for our virtual router whose address list differs", 1, 5*time.Second)
@@ -506,6 +490,27 @@ func TestHAKeepalivedOtherList(t *testing.T) {
 		t.Fatalf("drlb %+v, want MASTER with keepalived's adverts ignored for their list (addr_list), as keepalived ignores them", h)
 	}
 	t.Logf("drlb MASTER beside keepalived MASTER at priority 150: %d adverts ignored for their list", h.Ignored["addr_list"])
+}
+
+// drlbMasterOnKeepalivedConf is the keepalived tests' start: a lab of two
+// directors and one real server, drlb on the first with a keepalived.conf
+// at priority 100 whose virtual_ipaddress is the VIP and extra (an
+// address on the LAN no host uses), MASTER. It returns the lab, the
+// second director (keepalived's), extra, drlb's control socket and drlb.
+func drlbMasterOnKeepalivedConf(t *testing.T) (l *testbed.Lab, d2 *testbed.Host, extra netip.Addr, sock string, p *directorProc) {
+	t.Helper()
+	testutil.NeedRoot(t)
+	l = newLab(t, testbed.Options{Directors: 2, RealServers: 1})
+	d1 := l.Directors[0]
+	d2 = l.Directors[1]
+	extra = netip.MustParseAddr("198.18.0.101")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "keepalived.conf")
+	sock = filepath.Join(dir, "d1.sock")
+	writeDrlbKeepalivedConf(t, l, d1, conf, 100, l.VIP, extra)
+	p = runDirectorOn(t, l, d1, 1, "run", "-c", conf, "-ctl", sock)
+	waitHAState(t, sock, "MASTER", 5*time.Second)
+	return l, d2, extra, sock, p
 }
 
 // writeDrlbKeepalivedConf writes the keepalived.conf drlb runs on director
