@@ -53,17 +53,26 @@ const (
 // read takes).
 const failuresToHold = 3
 
+// heldByTCOrder names, for the log, what a tc program ahead of drlb's
+// holds: kernel flows, the SYNs the socket filters leave to the same
+// program with -kernel-syns (statelesssyn.go), or both.
+func (d *Director) heldByTCOrder() string {
+	switch {
+	case d.kflowsOn && d.kernelSYNs:
+		return "kernel flows and SYNs"
+	case d.kflowsOn:
+		return "kernel flows"
+	default:
+		return "kernel SYNs"
+	}
+}
+
 // watchKernelFlowOrder reads drop's place in ifname's tcx ingress every
 // `every` and holds kernel flows while the program is not first (or the
 // order cannot be read), logging each change.
 func (d *Director) watchKernelFlowOrder(ctx context.Context, drop kflowOrder, ifname string, every time.Duration) {
 	log := d.log
-	// What is held: kernel flows, or with -kernel-syns alone the SYNs
-	// the socket filters leave to the same program (statelesssyn.go).
-	what := "kernel flows"
-	if !d.kflowsOn {
-		what = "kernel SYNs"
-	}
+	what := d.heldByTCOrder()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last, failures, lastErr := kflowFirst, 0, ""

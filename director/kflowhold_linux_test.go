@@ -134,6 +134,25 @@ func TestKernelFlowHold(t *testing.T) {
 	}
 }
 
+// TestHeldByTCOrder: the hold's log lines name what is held, both
+// when -kernel-flows and -kernel-syns run together (they said "kernel
+// flows" alone, though the SYNs were held as well).
+func TestHeldByTCOrder(t *testing.T) {
+	for _, c := range []struct {
+		flows, syns bool
+		want        string
+	}{
+		{flows: true, want: "kernel flows"},
+		{syns: true, want: "kernel SYNs"},
+		{flows: true, syns: true, want: "kernel flows and SYNs"},
+	} {
+		d := &Director{kflowsOn: c.flows, kernelSYNs: c.syns}
+		if got := d.heldByTCOrder(); got != c.want {
+			t.Errorf("kernel flows %v, kernel SYNs %v: %q, want %q", c.flows, c.syns, got, c.want)
+		}
+	}
+}
+
 // TestKernelFlowsFailedReported: once a write to the kernel failed and
 // kernel flows are off for good, drlb ctl says so ("failed", where it
 // said "on"), and no flow counts as the kernel's.
