@@ -13,8 +13,9 @@
 //	real servers stay silent: the VIP sits on their lo with arp_ignore=1,
 //	so only the director answers and all VIP traffic comes to it.
 //
-//	director --gratuitous ARP VIP is-at MAC(director) x5, 1s apart
-//	           (Announcer, at start and on failover)---------> everyone
+//	director --gratuitous ARP VIP is-at MAC(director) x5 (Announcer: at
+//	           start 1s apart; on becoming VRRP master 5 at once and 5
+//	           more 2s later, director/ha.go)------------------> everyone
 //
 //	director --ARP who-has RIP? (Resolver)-------------------> everyone
 //	real server --ARP RIP is-at MAC(rs)----------------------> director

@@ -4,7 +4,7 @@ import "time"
 
 // Defaults Parse fills in for what a file leaves out. Scheduler and weight
 // follow ipvsadm, checks follow keepalived's spirit with a faster interval
-// (keepalived's delay_loop is 6s; failing over in a few seconds matters more
+// (keepalived's delay_loop is 60s; failing over in a few seconds matters more
 // here than a quieter real server).
 const (
 	DefaultWeight = 1

@@ -635,6 +635,7 @@ ipvsadm commands (long options too: --add-service, --tcp-service, ...):
   -Z [-t|-u VIP:PORT]                                                    zero the counters of every service, or of one
   -L|-l [-n] [--stats | --rate | --thresholds | --persistent-conn | --tun-info] [--exact] [--nosort] [-t|-u VIP:PORT]
   -L|-l [-n] -c                                                          the connection table
+  -L|-l --timeout                                                        the tcp, tcpfin and udp timeouts
   -S [-n]                                                                the table as ipvsadm-save text (drlb run -c reads it)
 
 A change is checked whole and applied whole or not at all; a refused one exits 2 and
