@@ -192,21 +192,36 @@ func startNftForwarder(b *testing.B, l *testbed.Lab) func() {
 // startNftFor is startNftForwarder for VIP:port over proto (udp, tcp),
 // the real server picked by a hash of the client's address and port.
 func startNftFor(b *testing.B, l *testbed.Lab, proto string, port int) func() {
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		b.Skip("nft not installed (apt-get install nftables): no in-kernel baseline")
-	}
 	var m []string
 	for i, rs := range l.RealServers {
 		m = append(m, fmt.Sprintf("%d : %s", i, rs.MAC))
 	}
+	return startNftIngress(b, l, fmt.Sprintf("ip daddr %s %s dport %d ether saddr set %s ether daddr set jhash ip saddr . %s sport mod %d map { %s } fwd to %s",
+		l.VIP, proto, port, l.Director.MAC, proto, len(l.RealServers), strings.Join(m, ", "), l.Director.Iface))
+}
+
+// startNftDrop drops VIP:benchPort's UDP frames at the director's netdev
+// ingress: a forwarder that costs the generator's core nothing past the
+// director's ingress, for the lab's ceiling (generatorCeiling).
+func startNftDrop(b *testing.B, l *testbed.Lab) func() {
+	return startNftIngress(b, l, fmt.Sprintf("ip daddr %s udp dport %d drop", l.VIP, benchPort))
+}
+
+// startNftIngress installs rule in a netdev ingress chain on the
+// director's LAN interface, and returns what removes it (also run at the
+// end of b).
+func startNftIngress(b *testing.B, l *testbed.Lab, rule string) func() {
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		b.Skip("nft not installed (apt-get install nftables): no in-kernel baseline")
+	}
 	rules := fmt.Sprintf(`table netdev drlbbench {
 	chain ingress {
 		type filter hook ingress device %s priority 0;
-		ip daddr %s %s dport %d ether saddr set %s ether daddr set jhash ip saddr . %s sport mod %d map { %s } fwd to %s
+		%s
 	}
 }
-`, l.Director.Iface, l.VIP, proto, port, l.Director.MAC, proto, len(l.RealServers), strings.Join(m, ", "), l.Director.Iface)
+`, l.Director.Iface, rule)
 	run := func(args ...string) error {
 		return l.Do(l.Director, func() error {
 			cmd := exec.Command(nft, args...)
@@ -229,7 +244,7 @@ func startNftFor(b *testing.B, l *testbed.Lab, proto string, port int) func() {
 	// reported, not fatal: FailNow inside a OnceFunc would panic.
 	stop := sync.OnceFunc(func() {
 		if err := run("delete", "table", "netdev", "drlbbench"); err != nil && !errors.Is(err, testbed.ErrClosed) {
-			b.Errorf("removing the in-kernel forwarder: %v", err)
+			b.Errorf("removing the in-kernel rule: %v", err)
 		}
 	})
 	b.Cleanup(stop)
