@@ -249,6 +249,7 @@ func parseKeepalived(fsys kaFS, file string, data []byte) (*Config, sites, []War
 	if err := r.top(nodes); err != nil {
 		return nil, nil, r.warns, err
 	}
+	inLineOrder(r.warns)
 	if len(r.c.Services) == 0 {
 		return nil, nil, r.warns, &Error{File: file, Field: "virtual_server", Msg: "no virtual_server with real servers: nothing to balance"}
 	}

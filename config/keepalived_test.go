@@ -342,7 +342,7 @@ func TestParseKeepalivedGood(t *testing.T) {
 			[]string{"weight=3"}, []string{"keepalived.conf:8: warning: real_server 198.18.0.11 is given twice (first at line 5): the second is dropped, as keepalived does"}},
 		{"http check without url dropped", kaCheck("        HTTP_GET {\n            url {\n                digest 640205b7b0fc66c1ea91c463fac6334d\n            }\n        }"),
 			[]string{`realserver 198.18.0.11 line=4 weight=1 mac=""` + "\n"},
-			[]string{`keepalived.conf:7: warning: keyword "url" ignored (a url without a path is dropped, as keepalived does)`, `keepalived.conf:6: warning: keyword "HTTP_GET" ignored (it has no url with a path, and keepalived drops such a checker)`}},
+			[]string{`keepalived.conf:6: warning: keyword "HTTP_GET" ignored (it has no url with a path, and keepalived drops such a checker)`, `keepalived.conf:7: warning: keyword "url" ignored (a url without a path is dropped, as keepalived does)`}},
 		{"virtual server without real servers ignored", "virtual_server 198.18.0.99 80 {\n lb_kind DR\n protocol TCP\n}\n" + kaService,
 			[]string{"service tcp 198.18.0.100:80 line=5"}, []string{"keepalived.conf:1: warning: virtual_server without a real_server: ignored, as keepalived ignores it"}},
 		{"quorum without a sorry server", "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n quorum 3\n real_server 198.18.0.11 80 {\n }\n}\n",

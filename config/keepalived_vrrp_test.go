@@ -104,6 +104,12 @@ func TestKeepalivedVRRPGood(t *testing.T) {
 			}},
 		{"no instance holds a VIP: no ha", "vrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.7\n }\n}\n" + kaService,
 			"ha none\n", "", []string{`keepalived.conf:1: warning: keyword "vrrp_instance" ignored (it holds none of the virtual_server VIPs`}},
+		// The instance is judged once the whole file is read; its
+		// warning came after every later line's (README's example had
+		// them in line order, drlb check printed 4, 41, 15).
+		{"warnings in line order", "global_defs {\n router_id lb1\n}\nvrrp_instance VI_1 {\n virtual_router_id 7\n virtual_ipaddress {\n  198.18.0.7\n }\n}\n" +
+			strings.Replace(kaService, "    protocol TCP\n", "    protocol TCP\n    frobnicate\n", 1),
+			"ha none\n", "", []string{`keepalived.conf:2: warning: keyword "router_id" ignored`, `keepalived.conf:4: warning: keyword "vrrp_instance" ignored`, `keepalived.conf:14: warning: keyword "frobnicate" ignored`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

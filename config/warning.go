@@ -1,6 +1,8 @@
 package config
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -42,4 +44,21 @@ func (w Warning) String() string {
 	}
 	b.WriteString(w.Msg)
 	return b.String()
+}
+
+// inLineOrder sorts ws as a compiler lists its warnings: by line within
+// each file, files in the order their first warning came (an include's
+// among its includer's as they were met). Some warnings are only known
+// once the whole file is read (a vrrp_instance that holds no VIP), and
+// came after every later line's.
+func inLineOrder(ws []Warning) {
+	rank := map[string]int{}
+	for _, w := range ws {
+		if _, ok := rank[w.File]; !ok {
+			rank[w.File] = len(rank)
+		}
+	}
+	slices.SortStableFunc(ws, func(a, b Warning) int {
+		return cmp.Or(cmp.Compare(rank[a.File], rank[b.File]), cmp.Compare(a.Line, b.Line))
+	})
 }
