@@ -25,6 +25,11 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&vips, "vip", "a VIP to check (repeatable; default: the config's VIPs)")
 	var dirAddrs addrList
 	fs.Var(&dirAddrs, "director", "realserver: a director's address, to check the default gateway is not it (repeatable: several directors with BGP)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: drlb doctor -c CONFIG                                          (a director)\n"+
+			"       drlb doctor -role realserver -iface IF -vip VIP [-director ADDR]   (a real server)")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

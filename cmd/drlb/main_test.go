@@ -58,3 +58,17 @@ func TestNeedsLinux(t *testing.T) {
 		t.Errorf("message %q, want %q", err, want)
 	}
 }
+
+// TestEveryCommandUsage: each command's -h opens with its own "usage:
+// drlb NAME" line, as an operator reading several of them expects
+// (doctor printed Go's default "Usage of drlb doctor:").
+func TestEveryCommandUsage(t *testing.T) {
+	for name := range commands() {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{name, "-h"}, &stdout, &stderr)
+		out := stdout.String() + stderr.String()
+		if code != exitOK || !strings.HasPrefix(out, "usage: drlb "+name) {
+			t.Errorf("drlb %s -h: exit %d, output starts %q; want exit 0 and %q first", name, code, out[:min(len(out), 60)], "usage: drlb "+name)
+		}
+	}
+}
