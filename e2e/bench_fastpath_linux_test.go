@@ -242,7 +242,7 @@ func BenchmarkFastPath(b *testing.B) {
 				stop()
 				mustForward(b, f.name, r)
 				rates[f.name] = r.rate()
-				b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s)", f.name, r.rate(), r.offeredRate())
+				b.Logf("%-10s %8.0f frames/s reached the real servers (offered %.0f/s; %s)", f.name, r.rate(), r.offeredRate(), r.cores)
 			}
 			b.ReportMetric(rates["in-kernel"], "kernel-first-fps")
 			b.ReportMetric(rates["in-kernel-again"], "kernel-last-fps")
@@ -693,7 +693,7 @@ func generatorCeiling(b *testing.B, l *testbed.Lab, tg, conf string) float64 {
 	stop()
 	c := r.offeredRate()
 	b.ReportMetric(c, "ceiling-fps")
-	b.Logf("%-10s %8.0f frames/s offered into a drop at the director's ingress", "ceiling", c)
+	b.Logf("%-10s %8.0f frames/s offered into a drop at the director's ingress (%s)", "ceiling", c, r.cores)
 	return c
 }
 

@@ -306,6 +306,7 @@ type blastResult struct {
 	offered   uint64        // frames the LAN client sent in it
 	delivered uint64        // frames the real servers received in it
 	busy      time.Duration // CPU time in it, every state but idle, iowait and steal, all cores (/proc/stat)
+	cores     string        // how busy each core was in it (coresBusy)
 	// sent and received are the whole flood's, queues drained (loss).
 	sent, received uint64
 }
@@ -383,7 +384,7 @@ func trafgenBlastOnce(b *testing.B, l *testbed.Lab, trafgen, path string, warm i
 		finished = true
 	case <-time.After(steadyFrom):
 	}
-	start, sent0, got0, busy0 := time.Now(), txPackets(b, l.LANClient), rxPackets(b, l), cpuBusy(b)
+	start, sent0, got0, busy0 := time.Now(), txPackets(b, l.LANClient), rxPackets(b, l), cpuBusyEach(b)
 	if !finished {
 		select {
 		case t = <-done:
@@ -391,7 +392,9 @@ func trafgenBlastOnce(b *testing.B, l *testbed.Lab, trafgen, path string, warm i
 		case <-time.After(d - 2*steadyFrom):
 		}
 	}
-	r.elapsed, r.offered, r.delivered, r.busy = time.Since(start), txPackets(b, l.LANClient)-sent0, rxPackets(b, l)-got0, cpuBusy(b)-busy0
+	busy1 := cpuBusyEach(b)
+	r.elapsed, r.offered, r.delivered, r.busy = time.Since(start), txPackets(b, l.LANClient)-sent0, rxPackets(b, l)-got0, busy1[0]-busy0[0]
+	r.cores = coresBusy(busy0, busy1, r.elapsed)
 	if !finished {
 		t = <-done
 	}
@@ -532,26 +535,52 @@ func txPackets(b testing.TB, h *testbed.Host) uint64 {
 // idle, iowait and steal, summed over its cores (the first line of /proc/stat,
 // in USER_HZ: 100 per second on Linux).
 func cpuBusy(b *testing.B) time.Duration {
+	return cpuBusyEach(b)[0]
+}
+
+// cpuBusyEach is cpuBusy for the whole machine, then for each core in
+// /proc/stat's order (cpu0, cpu1, ...).
+func cpuBusyEach(b *testing.B) []time.Duration {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		b.Fatal(err)
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		b.Fatalf("/proc/stat: %q", line)
-	}
-	var ticks uint64
-	// user nice system irq softirq (guest is in user); not steal, which
-	// is other guests' time on this machine's host.
-	for _, i := range []int{1, 2, 3, 6, 7} {
-		n, err := strconv.ParseUint(f[i], 10, 64)
-		if err != nil {
-			b.Fatalf("/proc/stat: %q: %v", line, err)
+	var busy []time.Duration
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "cpu") {
+			break // the cpu lines come first
 		}
-		ticks += n
+		if len(f) < 9 {
+			b.Fatalf("/proc/stat: %q", line)
+		}
+		var ticks uint64
+		// user nice system irq softirq (guest is in user); not steal, which
+		// is other guests' time on this machine's host.
+		for _, i := range []int{1, 2, 3, 6, 7} {
+			n, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				b.Fatalf("/proc/stat: %q: %v", line, err)
+			}
+			ticks += n
+		}
+		busy = append(busy, time.Duration(ticks)*10*time.Millisecond)
 	}
-	return time.Duration(ticks) * 10 * time.Millisecond
+	if len(busy) < 2 {
+		b.Fatalf("/proc/stat: no per-core lines")
+	}
+	return busy
+}
+
+// coresBusy says how busy each core was between two cpuBusyEach readings
+// over elapsed, as "cpu0 100% cpu1 3%": the anchor forwards in the
+// generator's softirq, on one core; drlb's workers use the other.
+func coresBusy(before, after []time.Duration, elapsed time.Duration) string {
+	var parts []string
+	for i := 1; i < len(before) && i < len(after); i++ {
+		parts = append(parts, fmt.Sprintf("cpu%d %.0f%%", i-1, 100*float64(after[i]-before[i])/float64(elapsed)))
+	}
+	return strings.Join(parts, " ")
 }
 
 // rejectAll is a socket filter that accepts nothing: the generator only sends.
