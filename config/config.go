@@ -53,6 +53,10 @@ func (c *Config) LineOf(path string) int {
 	return c.Lines[path]
 }
 
+// NoteOf is LineNote for the setting at path: " (line N)" where the file
+// sets it, "" where it does not (a default, a removed block).
+func (c *Config) NoteOf(path string) string { return LineNote(c.LineOf(path)) }
+
 // DefaultMaxConns is the connection table bound when the config names none.
 const DefaultMaxConns = 1 << 20
 

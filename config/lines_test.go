@@ -42,6 +42,15 @@ services:
 	if (&Config{}).LineOf("interface") != 0 || (*Config)(nil).LineOf("interface") != 0 {
 		t.Error("a Config built in code has lines")
 	}
+	// NoteOf places a setting in a message the way LineNote does.
+	for path, want := range map[string]string{"ha.sync.key_file": " (line 9)", "max_conns": ""} {
+		if got := c.NoteOf(path); got != want {
+			t.Errorf("NoteOf(%q) = %q, want %q", path, got, want)
+		}
+	}
+	if (*Config)(nil).NoteOf("interface") != "" {
+		t.Error("a nil Config places a setting on a line")
+	}
 
 	vrrp := "vrrp_instance VI_1 {\n version 3\n interface eth1\n virtual_router_id 51\n virtual_ipaddress {\n  198.18.0.100\n }\n}\n"
 	vs := "virtual_server 198.18.0.100 80 {\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n"

@@ -113,7 +113,7 @@ func (d *Director) sameSyncKey(cfg *config.Config) error {
 	}
 	if !bytes.Equal(key, d.sync.key) {
 		return fmt.Errorf("%w: ha.sync.key_file %s%s holds another key than the one in use (a new key is taken at start: restart both directors)", ErrRestartNeeded, cfg.HA.Sync.KeyFile,
-			config.LineNote(cfg.LineOf("ha.sync.key_file")))
+			cfg.NoteOf("ha.sync.key_file"))
 	}
 	return nil
 }
@@ -155,7 +155,7 @@ func (d *Director) apply(cfg *config.Config) error {
 	// Each refusal places the setting in the file being loaded, as the
 	// other reload errors do (refuseHeldVIPs): " (line N)", or nothing
 	// for a setting the file does not set (a default, a removed block).
-	at := func(path string) string { return config.LineNote(cfg.LineOf(path)) }
+	at := cfg.NoteOf
 	switch {
 	case old.Interface != "" && cfg.Interface != old.Interface: // "": an in-memory port, any name will do
 		return fmt.Errorf("%w: interface %s -> %s%s", ErrRestartNeeded, old.Interface, cfg.Interface, at("interface"))

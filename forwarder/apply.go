@@ -112,7 +112,7 @@ func (f *Forwarder) Apply(cfg *config.Config, now int64, commit func(swap func()
 	}
 	if cfg.MaxConns != f.maxConns {
 		return nil, fmt.Errorf("%w: max_conns %d -> %d%s (the connection table is sized at start)", ErrRestartNeeded, f.maxConns, cfg.MaxConns,
-			config.LineNote(cfg.LineOf("max_conns")))
+			cfg.NoteOf("max_conns"))
 	}
 	cfg = cfg.Clone()
 	f.ctl.Lock()
