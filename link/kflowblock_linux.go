@@ -134,13 +134,8 @@ func (m *flowMaps) kflowBlock(acc kflowAccess) asm.Instructions {
 	read6 := acc.read(kflowUDPEnd, kflow6UDPEnd)
 	read6[0] = read6[0].WithSymbol("kflow6")
 	insns = append(insns, read6...)
+	insns = append(insns, ipv6PayloadLength(asm.R2, asm.R4, asm.R5, "kflowdone")...)
 	insns = append(insns,
-		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte),
-		asm.And.Imm(asm.R4, 0xf0),
-		asm.JNE.Imm(asm.R4, 0x60, "kflowdone"),       // version 6
-		asm.LoadMem(asm.R5, asm.R2, eth+4, asm.Half), // payload length
-		asm.HostTo(asm.BE, asm.R5, asm.Half),
-		asm.And.Imm(asm.R5, 0xffff),
 		asm.Add.Imm(asm.R5, ipv6Len), // the packet's total length
 		asm.StoreMem(asm.RFP, kflowTotalSlot, asm.R5, asm.DWord),
 	)

@@ -172,16 +172,11 @@ func (m *synMaps) filter6(ctx, slot asm.Register) asm.Instructions {
 	insns := skbBytes(asm.FnSkbLoadBytes, ctx, pktSYNEnd, kflowFrameSlot+pktSYNEnd, pktSYN6End-pktSYNEnd, "syndone")
 	insns[0] = insns[0].WithSymbol("syn6")
 	insns = append(insns, pktSYNCopy()...)
+	insns = append(insns, ipv6PayloadLength(asm.R2, asm.R4, asm.R5, "syndone")...)
 	insns = append(insns,
-		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte),
-		asm.And.Imm(asm.R4, 0xf0),
-		asm.JNE.Imm(asm.R4, 0x60, "syndone"), // version 6
 		asm.LoadMem(asm.R4, asm.R2, eth+ipv6Next, asm.Byte),
-		asm.JNE.Imm(asm.R4, protoTCP, "syndone"),     // no extension header
-		asm.LoadMem(asm.R5, asm.R2, eth+4, asm.Half), // payload length
-		asm.HostTo(asm.BE, asm.R5, asm.Half),
-		asm.And.Imm(asm.R5, 0xffff),
-		asm.JLT.Imm(asm.R5, 20, "syndone"), // the TCP header beyond the packet
+		asm.JNE.Imm(asm.R4, protoTCP, "syndone"), // no extension header
+		asm.JLT.Imm(asm.R5, 20, "syndone"),       // the TCP header beyond the packet
 		asm.Add.Imm(asm.R5, tcp),
 	)
 	insns = append(insns, pktBareSYN(ctx, tcp)...)

@@ -6,8 +6,9 @@ import (
 )
 
 // Program blocks that the XDP program's XDP_TX paths share
-// (xdpstateless_linux.go, xdpflows_linux.go): a map lookup and the
-// frame's MACs. cfg points at a map
+// (xdpstateless_linux.go, xdpflows_linux.go), some with the socket
+// filter's kernel paths (pktsyns_linux.go, kflowblock_linux.go): a map
+// lookup, the IPv6 fixed header and the frame's MACs. cfg points at a map
 // value whose bytes 4 to 9 are the director's MAC; data at the frame,
 // whose first 12 bytes the caller has checked are in bounds.
 
@@ -18,6 +19,24 @@ const (
 	ethIPv4 = 0x0008
 	ethIPv6 = 0xdd86
 )
+
+// ipv6PayloadLength goes on when the IP header after the frame's
+// Ethernet header (at data, its first 14+6 bytes checked in bounds by
+// the caller) is version 6, with the header's payload length (host
+// order) in length, and jumps to fail otherwise; it clobbers scratch.
+// The kernel-flow block, the XDP program's SYN block and the socket
+// filter's SYN branch read the fixed header so.
+func ipv6PayloadLength(data, scratch, length asm.Register, fail string) asm.Instructions {
+	const eth = 14
+	return asm.Instructions{
+		asm.LoadMem(scratch, data, eth, asm.Byte),
+		asm.And.Imm(scratch, 0xf0),
+		asm.JNE.Imm(scratch, 0x60, fail), // version 6
+		asm.LoadMem(length, data, eth+4, asm.Half),
+		asm.HostTo(asm.BE, length, asm.Half),
+		asm.And.Imm(length, 0xffff),
+	}
+}
 
 // toUsNotFromUs goes on at label next (the caller's next instruction)
 // when the frame's destination MAC is the director's and its source is

@@ -305,13 +305,8 @@ func (m *synMaps) instructions6(ctx asm.Register) asm.Instructions {
 		tabKey  = -72 // u32
 		cfgPtr  = asm.R9
 	)
-	insns := asm.Instructions{
-		asm.LoadMem(asm.R4, asm.R2, eth, asm.Byte),
-		asm.And.Imm(asm.R4, 0xf0),
-		asm.JNE.Imm(asm.R4, 0x60, "synlane6"),        // version 6
-		asm.LoadMem(asm.R0, asm.R2, eth+4, asm.Half), // payload length
-		asm.HostTo(asm.BE, asm.R0, asm.Half),
-		asm.And.Imm(asm.R0, 0xffff),
+	insns := ipv6PayloadLength(asm.R2, asm.R4, asm.R0, "synlane6")
+	insns = append(insns,
 		asm.JLT.Imm(asm.R0, 20, "synlane6"), // the TCP header beyond the packet
 		asm.Mov.Reg(asm.R1, asm.R2),
 		asm.Add.Imm(asm.R1, tcp),
@@ -338,7 +333,7 @@ func (m *synMaps) instructions6(ctx asm.Register) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R2, tcp+2, asm.Half),
 		asm.StoreMem(asm.RFP, svcKey+16, asm.R1, asm.Half),
 		asm.StoreImm(asm.RFP, svcKey+18, 0, asm.Half),
-	}
+	)
 	insns = append(insns, switchedOn(m.cfg, zeroKey, cfgPtr, "synlane6")...)
 	insns = append(insns, m.bucket6(svcKey, xHi, xLo, xPort, tabKey, "synlane6")...)
 	insns = append(insns, packetData(ctx, asm.R1, eth, "synlane6")...) // data again
