@@ -1,6 +1,9 @@
 package scheduler
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"net/netip"
+)
 
 // Placement is a consistent scheduler's choice (sh, mh) as a table, for a
 // program outside Go (drlb's XDP program) to make the very same choice:
@@ -106,8 +109,7 @@ func BucketIPv4(seed uint64, hashPort bool, n int, addr [4]byte, port uint16) in
 // among n by the formula Seed documents, as BucketIPv4 is for IPv4.
 // TestPlacement checks it against Bucket.
 func BucketIPv6(seed uint64, hashPort bool, n int, addr [16]byte, port uint16) int {
-	h := mix64(seed ^ binary.BigEndian.Uint64(addr[:8]) ^ 1<<63)
-	h = mix64(h ^ binary.BigEndian.Uint64(addr[8:]))
+	h := hashAddr(netip.AddrFrom16(addr), seed) // always the 16-byte branch: AddrFrom16 never unmaps
 	if hashPort {
 		h = mix64(h ^ uint64(port))
 	}
